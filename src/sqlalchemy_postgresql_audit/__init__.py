@@ -1,0 +1,49 @@
+"""Typed audit tables for SQLAlchemy tables in PostgreSQL, maintained by triggers.
+
+Declare ``info={"audit.options": {"enabled": True}}`` on a table, call :func:`enable` (or import
+``sqlalchemy_postgresql_audit.event_listeners.sqlalchemy``, or use the ``audit`` engine plugin),
+and the table gets a companion audit table plus a trigger that records every change.
+"""
+
+from .audit_table import (
+    AUDIT_TABLE_KEY,
+    CREATE_DDL_KEY,
+    DROP_DDL_KEY,
+    IS_AUDIT_TABLE_KEY,
+    SPEC_KEY,
+)
+from .ddl import install_audit_triggers, uninstall_audit_triggers
+from .errors import AuditConfigurationError, AuditError
+from .listeners import enable
+from .naming import (
+    DEFAULT_AUDIT_COLUMN_NAMING_CONVENTION,
+    DEFAULT_AUDIT_TABLE_FUNCTION_NAMING_CONVENTION,
+    DEFAULT_AUDIT_TABLE_NAMING_CONVENTION,
+    DEFAULT_AUDIT_TABLE_TRIGGER_CONVENTION,
+)
+from .options import AuditOptions, SessionSetting
+from .session import set_session_vars
+from .spec import AuditSpec, SettingSpec, TriggerSpec
+
+__all__ = [
+    "AUDIT_TABLE_KEY",
+    "CREATE_DDL_KEY",
+    "DEFAULT_AUDIT_COLUMN_NAMING_CONVENTION",
+    "DEFAULT_AUDIT_TABLE_FUNCTION_NAMING_CONVENTION",
+    "DEFAULT_AUDIT_TABLE_NAMING_CONVENTION",
+    "DEFAULT_AUDIT_TABLE_TRIGGER_CONVENTION",
+    "DROP_DDL_KEY",
+    "IS_AUDIT_TABLE_KEY",
+    "SPEC_KEY",
+    "AuditConfigurationError",
+    "AuditError",
+    "AuditOptions",
+    "AuditSpec",
+    "SessionSetting",
+    "SettingSpec",
+    "TriggerSpec",
+    "enable",
+    "install_audit_triggers",
+    "set_session_vars",
+    "uninstall_audit_triggers",
+]

@@ -1,0 +1,148 @@
+"""Declare the companion audit table of an audited source table, and its :class:`AuditSpec`.
+
+The audit table lives in the source table's MetaData and schema, so ``create_all`` and Alembic
+see it as an ordinary table.  It holds the fixed audit columns, one column per session setting,
+then a typed, nullable, constraint-free copy of every source column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, DateTime, Identity, MetaData, String, Table
+from sqlalchemy.dialects import postgresql
+
+from . import naming
+from .errors import AuditConfigurationError
+from .options import AuditOptions
+from .spec import (
+    AUDIT_CURRENT_USER,
+    AUDIT_ID,
+    AUDIT_OPERATION,
+    AUDIT_TIMESTAMP,
+    FIXED_AUDIT_COLUMNS,
+    AuditSpec,
+    SettingSpec,
+    TriggerSpec,
+)
+
+#: ``Table.info`` keys this library writes.  The user's own ``info`` dict is never modified: the
+#: table gets a copy holding these keys.
+SPEC_KEY = "audit.spec"
+AUDIT_TABLE_KEY = "audit.table"
+CREATE_DDL_KEY = "audit.create_ddl"
+DROP_DDL_KEY = "audit.drop_ddl"
+#: Marks an audit table (in its ``info``) and names its source as ``schema.table``.
+IS_AUDIT_TABLE_KEY = "audit.is_audit_table"
+
+_TYPE_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
+
+
+def build_spec(source: Table, options: AuditOptions) -> AuditSpec:
+    """Compute names and columns for ``source``; raises on collisions with audit columns."""
+    conventions: Mapping[Any, Any] = source.metadata.naming_convention
+    tokens = {"table_name": source.name, "schema": source.schema or "public"}
+    settings = tuple(
+        SettingSpec(
+            name=setting.name,
+            column=naming.apply_convention(
+                conventions,
+                naming.COLUMN_KEY,
+                naming.DEFAULT_AUDIT_COLUMN_NAMING_CONVENTION,
+                {"column_name": setting.name},
+            ),
+            sql_type=setting.type.compile(dialect=_TYPE_DIALECT),
+            required=setting.required,
+        )
+        for setting in options.session_settings
+    )
+    columns = tuple(column.name for column in source.columns)
+    _check_collisions(source.name, settings, columns)
+    trigger_base = naming.apply_convention(
+        conventions, naming.TRIGGER_KEY, naming.DEFAULT_AUDIT_TABLE_TRIGGER_CONVENTION, tokens
+    )
+    return AuditSpec(
+        schema=source.schema,
+        table=source.name,
+        audit_table=naming.apply_convention(
+            conventions, naming.TABLE_KEY, naming.DEFAULT_AUDIT_TABLE_NAMING_CONVENTION, tokens
+        ),
+        function=naming.apply_convention(
+            conventions,
+            naming.FUNCTION_KEY,
+            naming.DEFAULT_AUDIT_TABLE_FUNCTION_NAMING_CONVENTION,
+            tokens,
+        ),
+        triggers=tuple(
+            TriggerSpec(
+                name=naming.fit_identifier(f"{trigger_base}_{operation.lower()}"),
+                operation=operation,
+            )
+            for operation in options.operations
+        ),
+        columns=columns,
+        settings=settings,
+        mode=options.mode,
+    )
+
+
+def _check_collisions(
+    table_name: str, settings: tuple[SettingSpec, ...], columns: tuple[str, ...]
+) -> None:
+    taken = {name: "an audit column" for name in FIXED_AUDIT_COLUMNS}
+    for setting in settings:
+        if setting.column in taken:
+            raise AuditConfigurationError(
+                table_name,
+                "session_settings",
+                f"setting {setting.name!r} maps to audit column {setting.column!r}, "
+                f"which is already {taken[setting.column]}",
+            )
+        taken[setting.column] = f"the column of setting {setting.name!r}"
+    for column in columns:
+        if column in taken:
+            raise AuditConfigurationError(
+                table_name,
+                column,
+                f"source column collides with {taken[column]} of the audit table; "
+                "rename it or change the 'audit.column' naming convention",
+            )
+
+
+def declare_audit_table(
+    source: Table, options: AuditOptions, spec: AuditSpec, metadata: MetaData
+) -> Table:
+    """Add the audit table for ``source`` to ``metadata`` and return it."""
+    fixed: list[Column[Any]] = [
+        Column(AUDIT_ID, BigInteger, Identity(), nullable=False),
+        Column(AUDIT_OPERATION, String(1), nullable=False),
+        Column(
+            AUDIT_TIMESTAMP,
+            DateTime(timezone=not options.legacy_timestamp),
+            nullable=False,
+        ),
+        Column(AUDIT_CURRENT_USER, String(64), nullable=False),
+    ]
+    # Session-setting columns stay nullable: rows written before a setting existed have no
+    # value, and a required setting is enforced by the trigger instead (see render.py).
+    settings = [
+        Column(setting_spec.column, setting.type, nullable=True)
+        for setting_spec, setting in zip(spec.settings, options.session_settings, strict=True)
+    ]
+    mirrored = [mirror_column(column) for column in source.columns]
+    return Table(
+        spec.audit_table,
+        metadata,
+        *fixed,
+        *settings,
+        *mirrored,
+        schema=source.schema,
+        info={IS_AUDIT_TABLE_KEY: f"{source.schema}.{source.name}" if source.schema else source.name},
+        comment=f"Audit history of {source.fullname}",
+    )
+
+
+def mirror_column(column: Column[Any]) -> Column[Any]:
+    """A nullable, constraint-free copy of ``column`` with the same name and type."""
+    return Column(column.name, column.type, nullable=True, autoincrement=False)

@@ -1,0 +1,147 @@
+"""Parse and validate a table's ``info["audit.options"]`` exactly once.
+
+Everything downstream (the audit table, the SQL renderer, Alembic, the CLI) works from the frozen
+:class:`AuditOptions` built here; nothing else reads the user's dict, and the user's dict is never
+modified.  Errors name the table and the offending key, at declaration time.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from sqlalchemy import Column
+from sqlalchemy.types import TypeEngine
+
+from .errors import AuditConfigurationError
+
+OPTIONS_KEY = "audit.options"
+
+CaptureMode = Literal["statement", "row"]
+Operation = Literal["INSERT", "UPDATE", "DELETE"]
+ALL_OPERATIONS: tuple[Operation, ...] = ("INSERT", "UPDATE", "DELETE")
+
+#: A custom PostgreSQL setting name part: ``audit.<name>``.  PostgreSQL folds these names to
+#: lower case, so names that differ only in case would collide.
+SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+_KNOWN_KEYS = frozenset({"enabled", "session_settings", "mode", "legacy_timestamp", "operations"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionSetting:
+    """One ``audit.<name>`` transaction-local setting recorded into the audit table."""
+
+    name: str
+    type: TypeEngine[Any]
+    required: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditOptions:
+    """The validated form of ``info["audit.options"]``."""
+
+    enabled: bool = False
+    session_settings: tuple[SessionSetting, ...] = ()
+    mode: CaptureMode = "statement"
+    legacy_timestamp: bool = False
+    operations: tuple[Operation, ...] = ALL_OPERATIONS
+
+
+def parse_options(table_name: str, info: Mapping[str, Any]) -> AuditOptions | None:
+    """Return the table's audit options, or ``None`` when the table carries none.
+
+    ``table_name`` is only used in error messages.
+    """
+    raw = info.get(OPTIONS_KEY)
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise AuditConfigurationError(
+            table_name, OPTIONS_KEY, f"must be a dict, got {type(raw).__name__}"
+        )
+    unknown = sorted(set(raw) - _KNOWN_KEYS)
+    if unknown:
+        raise AuditConfigurationError(
+            table_name,
+            unknown[0],
+            f"is not an audit option (known: {', '.join(sorted(_KNOWN_KEYS))})",
+        )
+    return AuditOptions(
+        enabled=_bool(table_name, raw, "enabled", default=False),
+        session_settings=_session_settings(table_name, raw.get("session_settings", ())),
+        mode=_mode(table_name, raw.get("mode", "statement")),
+        legacy_timestamp=_bool(table_name, raw, "legacy_timestamp", default=False),
+        operations=_operations(table_name, raw.get("operations", ALL_OPERATIONS)),
+    )
+
+
+def _bool(table_name: str, raw: Mapping[str, Any], key: str, *, default: bool) -> bool:
+    value = raw.get(key, default)
+    if not isinstance(value, bool):
+        raise AuditConfigurationError(
+            table_name, key, f"must be True or False, got {value!r}"
+        )
+    return value
+
+
+def _mode(table_name: str, value: object) -> CaptureMode:
+    if value == "statement":
+        return "statement"
+    if value == "row":
+        return "row"
+    raise AuditConfigurationError(table_name, "mode", f"must be 'statement' or 'row', got {value!r}")
+
+
+def _operations(table_name: str, value: object) -> tuple[Operation, ...]:
+    if isinstance(value, str) or not isinstance(value, (list, tuple, set, frozenset)):
+        raise AuditConfigurationError(
+            table_name, "operations", f"must be a list of operation names, got {value!r}"
+        )
+    chosen: set[str] = set()
+    for item in value:
+        name = str(item).upper() if isinstance(item, str) else None
+        if name not in ALL_OPERATIONS:
+            raise AuditConfigurationError(
+                table_name, "operations", f"{item!r} is not one of INSERT, UPDATE, DELETE"
+            )
+        chosen.add(name)
+    if not chosen:
+        raise AuditConfigurationError(
+            table_name, "operations", "must name at least one operation (use enabled=False)"
+        )
+    return tuple(op for op in ALL_OPERATIONS if op in chosen)
+
+
+def _session_settings(table_name: str, value: object) -> tuple[SessionSetting, ...]:
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise AuditConfigurationError(
+            table_name, "session_settings", f"must be a list of Column objects, got {value!r}"
+        )
+    settings: list[SessionSetting] = []
+    seen: set[str] = set()
+    for position, item in enumerate(value):
+        key = f"session_settings[{position}]"
+        if not isinstance(item, Column):
+            raise AuditConfigurationError(
+                table_name, key, f"must be a sqlalchemy Column, got {type(item).__name__}"
+            )
+        name = item.name
+        if not isinstance(name, str) or not SETTING_NAME.match(name):
+            raise AuditConfigurationError(
+                table_name,
+                key,
+                f"column name {name!r} is not a valid setting name (letters, digits, _)",
+            )
+        folded = name.lower()
+        if folded in seen:
+            raise AuditConfigurationError(
+                table_name, key, f"setting {name!r} is declared twice (names ignore case)"
+            )
+        seen.add(folded)
+        settings.append(
+            SessionSetting(name=folded, type=item.type, required=item.nullable is False)
+        )
+    return tuple(settings)

@@ -1,0 +1,214 @@
+"""The one place that assembles SQL text.
+
+Identifiers go through SQLAlchemy's PostgreSQL identifier preparer and every literal through the
+dialect's own literal renderer; nothing here formats a user-supplied name or value into SQL by
+hand.  Text is rendered for a ``named``-paramstyle dialect, so ``%`` is never doubled here: the
+executing layer (:mod:`.ddl`) escapes it for drivers that need it.
+
+Template versions: ``render(spec)`` dispatches on ``spec.template``.  A released version's output
+never changes, so a migration that names it installs the same SQL after a library upgrade.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import String
+from sqlalchemy.dialects import postgresql
+
+from .spec import (
+    AUDIT_CURRENT_USER,
+    AUDIT_OPERATION,
+    AUDIT_TIMESTAMP,
+    OPERATION_CODES,
+    AuditSpec,
+    SettingSpec,
+    TriggerSpec,
+)
+
+#: Marks functions installed by this library; the JSON spec follows it in the comment.
+COMMENT_MARKER = "sqlalchemy-postgresql-audit:"
+
+#: Transition-table names used by statement-level triggers.
+OLD_ROWS = "audit_old_rows"
+NEW_ROWS = "audit_new_rows"
+
+_DIALECT = postgresql.dialect(paramstyle="named")  # type: ignore[no-untyped-call]
+_PREPARER = _DIALECT.identifier_preparer
+_LITERAL = String().literal_processor(_DIALECT)
+
+
+def quote(name: str) -> str:
+    """Quote one identifier (only when PostgreSQL needs it), doubling embedded quotes."""
+    return _PREPARER.quote(name)
+
+
+def qualified(schema: str | None, name: str) -> str:
+    return f"{quote(schema)}.{quote(name)}" if schema else quote(name)
+
+
+def literal(value: str) -> str:
+    """A SQL string literal, rendered by the dialect."""
+    assert _LITERAL is not None
+    return str(_LITERAL(value))
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedAudit:
+    """The SQL statements that install and remove one table's auditing."""
+
+    function_body: str
+    install: tuple[str, ...]
+    uninstall: tuple[str, ...]
+
+
+def render(spec: AuditSpec) -> RenderedAudit:
+    try:
+        template = _TEMPLATES[spec.template]
+    except KeyError:
+        raise ValueError(
+            f"audit template version {spec.template} is unknown to this library version "
+            f"(known: {sorted(_TEMPLATES)}); upgrade sqlalchemy-postgresql-audit"
+        ) from None
+    return template(spec)
+
+
+def function_signature(spec: AuditSpec) -> str:
+    return f"{qualified(spec.schema, spec.function)}()"
+
+
+def function_comment(spec: AuditSpec) -> str:
+    return COMMENT_MARKER + spec.to_json()
+
+
+def dollar_quote(body: str) -> str:
+    """Dollar-quote ``body`` with a tag that does not occur in it."""
+    tag, n = "$audit$", 0
+    while tag in body:
+        n += 1
+        tag = f"$audit{n}$"
+    return f"{tag}{body}{tag}"
+
+
+# --- template version 1 -------------------------------------------------------------------
+
+
+def _render_v1(spec: AuditSpec) -> RenderedAudit:
+    body = _function_body_v1(spec)
+    create_function = (
+        f"CREATE OR REPLACE FUNCTION {function_signature(spec)} RETURNS trigger\n"
+        f"LANGUAGE plpgsql\nAS {dollar_quote(body)}"
+    )
+    comment = f"COMMENT ON FUNCTION {function_signature(spec)} IS {literal(function_comment(spec))}"
+    triggers = tuple(_create_trigger_v1(spec, trigger) for trigger in spec.triggers)
+    return RenderedAudit(
+        function_body=body,
+        install=(create_function, comment, *triggers),
+        uninstall=(
+            *(drop_trigger(spec.schema, spec.table, t.name) for t in spec.triggers),
+            drop_function(spec.schema, spec.function),
+        ),
+    )
+
+
+def drop_trigger(schema: str | None, table: str, trigger: str) -> str:
+    return f"DROP TRIGGER IF EXISTS {quote(trigger)} ON {qualified(schema, table)}"
+
+
+def drop_function(schema: str | None, function: str) -> str:
+    return f"DROP FUNCTION IF EXISTS {qualified(schema, function)}()"
+
+
+def _create_trigger_v1(spec: AuditSpec, trigger: TriggerSpec) -> str:
+    head = (
+        f"CREATE OR REPLACE TRIGGER {quote(trigger.name)}\n"
+        f"AFTER {trigger.operation} ON {qualified(spec.schema, spec.table)}\n"
+    )
+    if spec.mode == "row":
+        level = "FOR EACH ROW"
+    else:
+        referencing = {
+            "INSERT": f"NEW TABLE AS {NEW_ROWS}",
+            "UPDATE": f"OLD TABLE AS {OLD_ROWS} NEW TABLE AS {NEW_ROWS}",
+            "DELETE": f"OLD TABLE AS {OLD_ROWS}",
+        }[trigger.operation]
+        level = f"REFERENCING {referencing}\nFOR EACH STATEMENT"
+    return f"{head}{level}\nEXECUTE FUNCTION {function_signature(spec)}"
+
+
+def _setting_variable(index: int) -> str:
+    return f"setting_{index}"
+
+
+def _function_body_v1(spec: AuditSpec) -> str:
+    settings = list(enumerate(spec.settings))
+    declare = "".join(
+        f"  {_setting_variable(i)} {s.sql_type} := "
+        f"NULLIF(pg_catalog.current_setting({literal('audit.' + s.name)}, true), '');\n"
+        for i, s in settings
+    )
+    target_columns = ", ".join(
+        [
+            quote(AUDIT_OPERATION),
+            quote(AUDIT_TIMESTAMP),
+            quote(AUDIT_CURRENT_USER),
+            *(quote(s.column) for _, s in settings),
+            *(quote(c) for c in spec.columns),
+        ]
+    )
+    insert_into = f"INSERT INTO {qualified(spec.schema, spec.audit_table)} ({target_columns})"
+    setting_values = "".join(f", {_setting_variable(i)}" for i, _ in settings)
+    required = [(i, s) for i, s in settings if s.required]
+
+    def values(op: str, row: str) -> str:
+        mirrored = "".join(f", {row}.{quote(c)}" for c in spec.columns)
+        return (
+            f"{literal(OPERATION_CODES[op])}, pg_catalog.now(), current_user"
+            f"{setting_values}{mirrored}"
+        )
+
+    branches: list[str] = []
+    for trigger in spec.triggers:
+        op = trigger.operation
+        if spec.mode == "row":
+            row = "OLD" if op == "DELETE" else "NEW"
+            statement = f"{insert_into}\n    VALUES ({values(op, row)});"
+        else:
+            rows = OLD_ROWS if op == "DELETE" else NEW_ROWS
+            statement = f"{insert_into}\n    SELECT {values(op, 'r')}\n    FROM {rows} AS r;"
+        keyword = "IF" if not branches else "ELSIF"
+        branches.append(f"  {keyword} TG_OP = {literal(op)} THEN\n    {statement}\n")
+    dispatch = "".join(branches) + "  END IF;\n"
+
+    if spec.mode == "row":
+        checks = "".join(_required_check(spec, i, s, indent="  ") for i, s in required)
+        return f"\nDECLARE\n{declare}BEGIN\n{checks}{dispatch}  RETURN NULL;\nEND;\n"
+    # Statement level: a statement that changed no rows needs no setting, so check afterwards;
+    # raising still rolls back the statement together with its audit rows.
+    counted = ""
+    if required:
+        checks = "".join(_required_check(spec, i, s, indent="    ") for i, s in required)
+        counted = (
+            "  GET DIAGNOSTICS audited_rows = ROW_COUNT;\n"
+            f"  IF audited_rows > 0 THEN\n{checks}  END IF;\n"
+        )
+        declare += "  audited_rows bigint;\n"
+    return f"\nDECLARE\n{declare}BEGIN\n{dispatch}{counted}  RETURN NULL;\nEND;\n"
+
+
+def _required_check(spec: AuditSpec, index: int, setting: SettingSpec, *, indent: str) -> str:
+    message = (
+        f"audit setting audit.{setting.name} is required to write to table "
+        f"{qualified(spec.schema, spec.table)} but is not set in this transaction"
+    )
+    hint = "Set it with sqlalchemy_postgresql_audit.set_session_vars() in the same transaction."
+    return (
+        f"{indent}IF {_setting_variable(index)} IS NULL THEN\n"
+        f"{indent}  RAISE EXCEPTION USING MESSAGE = {literal(message)},\n"
+        f"{indent}    ERRCODE = 'not_null_violation', HINT = {literal(hint)};\n"
+        f"{indent}END IF;\n"
+    )
+
+
+_TEMPLATES: dict[int, Callable[[AuditSpec], RenderedAudit]] = {1: _render_v1}

@@ -1,0 +1,86 @@
+"""The audit spec: everything the SQL templates need, as plain, frozen data.
+
+An :class:`AuditSpec` holds names and SQL type strings only, no SQLAlchemy objects, so that it can
+be written into an Alembic migration as readable arguments, stored as JSON in the comment of the
+installed function (which is how the installed definition is read back for exact downgrades), and
+compared for equality.  ``template`` names the SQL template version that renders it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .options import CaptureMode, Operation
+
+#: The newest template version.  A released version is never edited; a change is a new version.
+TEMPLATE_VERSION = 1
+
+AUDIT_ID = "audit_id"
+AUDIT_OPERATION = "audit_operation"
+AUDIT_TIMESTAMP = "audit_operation_timestamp"
+AUDIT_CURRENT_USER = "audit_current_user"
+#: Columns every audit table has, before the session-setting and mirrored columns.
+FIXED_AUDIT_COLUMNS = (AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP, AUDIT_CURRENT_USER)
+
+OPERATION_CODES: dict[str, str] = {"INSERT": "I", "UPDATE": "U", "DELETE": "D"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SettingSpec:
+    """A transaction-local ``audit.<name>`` setting and the audit column that records it."""
+
+    name: str
+    column: str
+    sql_type: str
+    required: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TriggerSpec:
+    """One trigger on the audited table, firing for one operation."""
+
+    name: str
+    operation: Operation
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditSpec:
+    """What should be installed for one audited table."""
+
+    schema: str | None
+    table: str
+    audit_table: str
+    function: str
+    triggers: tuple[TriggerSpec, ...]
+    columns: tuple[str, ...]
+    settings: tuple[SettingSpec, ...] = ()
+    mode: CaptureMode = "statement"
+    template: int = field(default=TEMPLATE_VERSION)
+
+    @property
+    def key(self) -> tuple[str | None, str]:
+        """Identifies the audited table: (schema, table)."""
+        return (self.schema, self.table)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> AuditSpec:
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AuditSpec:
+        return cls(
+            schema=data["schema"],
+            table=data["table"],
+            audit_table=data["audit_table"],
+            function=data["function"],
+            triggers=tuple(TriggerSpec(**t) for t in data["triggers"]),
+            columns=tuple(data["columns"]),
+            settings=tuple(SettingSpec(**s) for s in data["settings"]),
+            mode=data["mode"],
+            template=data["template"],
+        )
