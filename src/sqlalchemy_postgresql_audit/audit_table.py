@@ -138,7 +138,9 @@ def declare_audit_table(
         *settings,
         *mirrored,
         schema=source.schema,
-        info={IS_AUDIT_TABLE_KEY: f"{source.schema}.{source.name}" if source.schema else source.name},
+        info={
+            IS_AUDIT_TABLE_KEY: f"{source.schema}.{source.name}" if source.schema else source.name
+        },
         comment=f"Audit history of {source.fullname}",
     )
 

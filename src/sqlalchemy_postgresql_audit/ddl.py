@@ -31,7 +31,8 @@ class AuditDDL(ExecutableDDLElement):
 
 @compiles(AuditDDL)
 def _compile_audit_ddl(element: AuditDDL, compiler: DDLCompiler, **kw: Any) -> str:
-    return compiler.sql_compiler.post_process_text(element.sql)
+    escaped: str = compiler.sql_compiler.post_process_text(element.sql)  # type: ignore[no-untyped-call]
+    return escaped
 
 
 def audited_tables(metadata: MetaData) -> Iterator[tuple[Table, AuditSpec]]:

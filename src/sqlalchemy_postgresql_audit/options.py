@@ -81,9 +81,7 @@ def parse_options(table_name: str, info: Mapping[str, Any]) -> AuditOptions | No
 def _bool(table_name: str, raw: Mapping[str, Any], key: str, *, default: bool) -> bool:
     value = raw.get(key, default)
     if not isinstance(value, bool):
-        raise AuditConfigurationError(
-            table_name, key, f"must be True or False, got {value!r}"
-        )
+        raise AuditConfigurationError(table_name, key, f"must be True or False, got {value!r}")
     return value
 
 
@@ -92,7 +90,9 @@ def _mode(table_name: str, value: object) -> CaptureMode:
         return "statement"
     if value == "row":
         return "row"
-    raise AuditConfigurationError(table_name, "mode", f"must be 'statement' or 'row', got {value!r}")
+    raise AuditConfigurationError(
+        table_name, "mode", f"must be 'statement' or 'row', got {value!r}"
+    )
 
 
 def _operations(table_name: str, value: object) -> tuple[Operation, ...]:

@@ -1,4 +1,4 @@
-"""The ``audit`` SQLAlchemy plugin: ``create_engine(url, plugins=["audit"])`` or ``?plugin=audit``."""
+"""The ``audit`` engine plugin: ``create_engine(url, plugins=["audit"])`` or ``?plugin=audit``."""
 
 from __future__ import annotations
 

@@ -36,7 +36,7 @@ NEW_ROWS = "audit_new_rows"
 
 _DIALECT = postgresql.dialect(paramstyle="named")  # type: ignore[no-untyped-call]
 _PREPARER = _DIALECT.identifier_preparer
-_LITERAL = String().literal_processor(_DIALECT)
+_LITERAL = String().literal_processor(_DIALECT)  # type: ignore[no-untyped-call]
 
 
 def quote(name: str) -> str:

