@@ -38,6 +38,14 @@ IS_AUDIT_TABLE_KEY = "audit.is_audit_table"
 
 _TYPE_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
 
+#: Audit tables carry this comment suffix, so that tools can recognise them in a database
+#: (Alembic autogenerate never drops a table that has it: history is not lost silently).
+AUDIT_TABLE_COMMENT_SUFFIX = " (sqlalchemy-postgresql-audit)"
+
+
+def is_audit_table_comment(comment: str | None) -> bool:
+    return bool(comment) and str(comment).endswith(AUDIT_TABLE_COMMENT_SUFFIX)
+
 
 def build_spec(source: Table, options: AuditOptions) -> AuditSpec:
     """Compute names and columns for ``source``; raises on collisions with audit columns."""
@@ -141,10 +149,10 @@ def declare_audit_table(
         info={
             IS_AUDIT_TABLE_KEY: f"{source.schema}.{source.name}" if source.schema else source.name
         },
-        comment=f"Audit history of {source.fullname}",
+        comment=f"Audit history of {source.fullname}{AUDIT_TABLE_COMMENT_SUFFIX}",
     )
 
 
 def mirror_column(column: Column[Any]) -> Column[Any]:
     """A nullable, constraint-free copy of ``column`` with the same name and type."""
-    return Column(column.name, column.type, nullable=True, autoincrement=False)
+    return Column(column.name, column.type, nullable=True)

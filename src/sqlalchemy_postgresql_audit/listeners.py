@@ -30,7 +30,16 @@ from .spec import AuditSpec
 
 
 def enable() -> None:
-    """Start declaring audit tables for tables defined from now on.  Safe to call repeatedly."""
+    """Start declaring audit tables for tables defined from now on.  Safe to call repeatedly.
+
+    When Alembic is installed this also registers the Alembic integration.
+    """
+    try:
+        import alembic  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        from . import alembic as _alembic_integration  # noqa: F401
     if not event.contains(Table, "after_parent_attach", _on_table_attached):
         event.listen(Table, "after_parent_attach", _on_table_attached)
     if not event.contains(Column, "after_parent_attach", _on_column_attached):

@@ -1,0 +1,123 @@
+"""Alembic operations that install, replace and drop one table's audit function and triggers.
+
+Each operation carries the full :class:`AuditSpec` (names, columns, settings, mode and template
+version) as plain arguments, so a migration is readable and frozen: it renders the same SQL after a
+library upgrade, because released template versions never change.  Every operation reverses
+exactly; a replace carries the spec the database had before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from alembic.operations import MigrateOperation, Operations
+
+from ..ddl import AuditDDL
+from ..render import drop_function, drop_trigger, render
+from ..spec import AuditSpec
+
+
+def spec_arguments(spec: AuditSpec) -> dict[str, Any]:
+    """The spec as plain keyword arguments (``table`` excluded)."""
+    data = asdict(spec)
+    del data["table"]
+    return data
+
+
+def spec_from_arguments(table_name: str, arguments: dict[str, Any]) -> AuditSpec:
+    return AuditSpec.from_dict({"table": table_name, **arguments})
+
+
+class _AuditOperation(MigrateOperation):
+    name = ""
+
+    def __init__(self, spec: AuditSpec) -> None:
+        self.spec = spec
+
+    def to_diff_tuple(self) -> tuple[Any, ...]:
+        return (self.name, self.spec.schema, self.spec.table)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.spec.schema!r}, {self.spec.table!r})"
+
+
+@Operations.register_operation("create_audit_trigger")
+class CreateAuditTriggerOp(_AuditOperation):
+    """Install the audit function and triggers of one table."""
+
+    name = "create_audit_trigger"
+
+    @classmethod
+    def create_audit_trigger(cls, operations: Operations, table_name: str, **spec: Any) -> None:
+        operations.invoke(cls(spec_from_arguments(table_name, spec)))
+
+    def reverse(self) -> DropAuditTriggerOp:
+        return DropAuditTriggerOp(self.spec)
+
+
+@Operations.register_operation("drop_audit_trigger")
+class DropAuditTriggerOp(_AuditOperation):
+    """Remove the audit triggers and function of one table; the audit table is kept."""
+
+    name = "drop_audit_trigger"
+
+    @classmethod
+    def drop_audit_trigger(cls, operations: Operations, table_name: str, **spec: Any) -> None:
+        operations.invoke(cls(spec_from_arguments(table_name, spec)))
+
+    def reverse(self) -> CreateAuditTriggerOp:
+        return CreateAuditTriggerOp(self.spec)
+
+
+@Operations.register_operation("replace_audit_trigger")
+class ReplaceAuditTriggerOp(_AuditOperation):
+    """Move one table's auditing from the ``previous`` spec to a new one."""
+
+    name = "replace_audit_trigger"
+
+    def __init__(self, spec: AuditSpec, previous: AuditSpec) -> None:
+        super().__init__(spec)
+        self.previous = previous
+
+    @classmethod
+    def replace_audit_trigger(
+        cls,
+        operations: Operations,
+        table_name: str,
+        *,
+        previous: dict[str, Any],
+        **spec: Any,
+    ) -> None:
+        operations.invoke(cls(spec_from_arguments(table_name, spec), AuditSpec.from_dict(previous)))
+
+    def reverse(self) -> ReplaceAuditTriggerOp:
+        return ReplaceAuditTriggerOp(self.previous, self.spec)
+
+
+def _execute(operations: Operations, statements: tuple[str, ...] | list[str]) -> None:
+    for sql in statements:
+        operations.execute(AuditDDL(sql))
+
+
+@Operations.implementation_for(CreateAuditTriggerOp)
+def _create(operations: Operations, operation: CreateAuditTriggerOp) -> None:
+    _execute(operations, render(operation.spec).install)
+
+
+@Operations.implementation_for(DropAuditTriggerOp)
+def _drop(operations: Operations, operation: DropAuditTriggerOp) -> None:
+    _execute(operations, render(operation.spec).uninstall)
+
+
+@Operations.implementation_for(ReplaceAuditTriggerOp)
+def _replace(operations: Operations, operation: ReplaceAuditTriggerOp) -> None:
+    new, old = operation.spec, operation.previous
+    kept = {t.name for t in new.triggers} if old.key == new.key else set()
+    obsolete = [
+        drop_trigger(old.schema, old.table, t.name) for t in old.triggers if t.name not in kept
+    ]
+    statements = [*obsolete, *render(new).install]
+    if (old.schema, old.function) != (new.schema, new.function):
+        statements.append(drop_function(old.schema, old.function))
+    _execute(operations, statements)

@@ -1,0 +1,99 @@
+"""The pure comparison of declared auditing with installed auditing.
+
+``compare(declared, installed, default_schema)`` knows nothing about Alembic or the database
+driver: the Alembic comparator and the ``check`` command are two adapters over it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from .catalog import InstalledAudit, TriggerState
+from .render import NEW_ROWS, OLD_ROWS, render
+from .spec import AuditSpec
+
+
+@dataclass(frozen=True, slots=True)
+class InstallAudit:
+    """Declared but not installed (new, re-enabled, or its function was dropped by hand)."""
+
+    spec: AuditSpec
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaceAudit:
+    """Installed, but not as declared: columns, settings, options, template or a hand edit."""
+
+    spec: AuditSpec
+    previous: AuditSpec
+
+
+@dataclass(frozen=True, slots=True)
+class DropAudit:
+    """Installed but no longer declared (auditing disabled, or the table is gone)."""
+
+    spec: AuditSpec
+
+
+Change = InstallAudit | ReplaceAudit | DropAudit
+
+
+def expected_triggers(spec: AuditSpec, default_schema: str) -> frozenset[TriggerState]:
+    """The trigger states that installing ``spec`` produces."""
+    statement = spec.mode == "statement"
+    return frozenset(
+        TriggerState(
+            name=trigger.name,
+            schema=spec.schema or default_schema,
+            table=spec.table,
+            timing="AFTER",
+            level="STATEMENT" if statement else "ROW",
+            events=frozenset({trigger.operation}),
+            old_table=OLD_ROWS if statement and trigger.operation != "INSERT" else None,
+            new_table=NEW_ROWS if statement and trigger.operation != "DELETE" else None,
+            enabled=True,
+            conditional=False,
+        )
+        for trigger in spec.triggers
+    )
+
+
+def is_current(spec: AuditSpec, installed: InstalledAudit, default_schema: str) -> bool:
+    return (
+        installed.spec == spec
+        and installed.body == render(spec).function_body
+        and frozenset(installed.triggers) == expected_triggers(spec, default_schema)
+    )
+
+
+def compare(
+    declared: Iterable[AuditSpec], installed: Iterable[InstalledAudit], default_schema: str
+) -> list[Change]:
+    """What to do so that the database holds exactly the ``declared`` auditing."""
+
+    def key(schema: str | None, table: str) -> tuple[str, str]:
+        return (schema or default_schema, table)
+
+    by_table: dict[tuple[str, str], InstalledAudit] = {}
+    by_function: dict[tuple[str, str], InstalledAudit] = {}
+    for item in installed:
+        by_function[(item.schema, item.function)] = item
+        if item.spec is not None:
+            by_table[key(item.spec.schema, item.spec.table)] = item
+    changes: list[Change] = []
+    matched: set[tuple[str, str]] = set()
+    for spec in declared:
+        found = by_table.get(key(spec.schema, spec.table)) or by_function.get(
+            key(spec.schema, spec.function)
+        )
+        if found is None:
+            changes.append(InstallAudit(spec))
+            continue
+        matched.add((found.schema, found.function))
+        if not is_current(spec, found, default_schema):
+            changes.append(ReplaceAudit(spec, previous=found.spec or spec))
+    for item in by_function.values():
+        if (item.schema, item.function) not in matched and item.spec is not None:
+            changes.append(DropAudit(item.spec))
+    return changes

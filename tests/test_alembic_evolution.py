@@ -1,0 +1,285 @@
+"""A model walked through eleven evolutions in a real Alembic project against the real server.
+
+Each step autogenerates a revision, upgrades, proves auditing by real writes and reads, checks
+that autogenerate then finds nothing (``alembic check``), downgrades, proves the previous step's
+auditing still works, and upgrades again.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from alembic_env import make_project
+from sqlalchemy_postgresql_audit import AUDIT_TABLE_KEY, SPEC_KEY, set_session_vars
+
+_ids = itertools.count(1000)
+
+
+def orders(
+    *,
+    name: str = "orders",
+    schema: str | None = None,
+    columns: tuple[tuple[str, Any], ...] = (("code", sa.String(20)),),
+    settings: tuple[sa.Column[Any], ...] = (),
+    enabled: bool = True,
+    mode: str = "statement",
+) -> sa.MetaData:
+    metadata = sa.MetaData()
+    sa.Table(
+        name,
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        *(sa.Column(column_name, column_type) for column_name, column_type in columns),
+        schema=schema,
+        info={
+            "audit.options": {
+                "enabled": enabled,
+                "mode": mode,
+                "session_settings": [s._copy() for s in settings],
+            }
+        },
+    )
+    return metadata
+
+
+def _value(column: sa.Column[Any], row_id: int) -> Any:
+    if isinstance(column.type, sa.Integer):
+        return row_id
+    if isinstance(column.type, sa.Numeric):
+        return 1.5
+    return f"v{row_id}"
+
+
+def assert_audited(engine: sa.Engine, metadata: sa.MetaData) -> None:
+    """Insert, update and delete a row in every table; audited ones must record exactly that."""
+    for table in metadata.tables.values():
+        if table.info.get("audit.is_audit_table"):
+            continue
+        spec = table.info.get(SPEC_KEY)
+        row_id = next(_ids)
+        row = {c.name: _value(c, row_id) for c in table.columns}
+        other = next((c for c in table.columns if c.name != "id"), None)
+        with engine.begin() as connection:
+            if spec is not None:
+                set_session_vars(
+                    connection,
+                    **{s.name: "7" if "INT" in s.sql_type else "someone" for s in spec.settings},
+                )
+            connection.execute(table.insert().values(row))
+            if other is not None:
+                connection.execute(
+                    table.update()
+                    .where(table.c.id == row_id)
+                    .values({other.name: _value(other, row_id + 1)})
+                )
+            connection.execute(table.delete().where(table.c.id == row_id))
+        if spec is None:
+            continue
+        audit_table = table.info[AUDIT_TABLE_KEY]
+        with engine.connect() as connection:
+            recorded = connection.execute(
+                sa.select(audit_table)
+                .where(audit_table.c.id == row_id)
+                .order_by(audit_table.c.audit_id)
+            ).all()
+        expected_ops = ["I", "U", "D"] if other is not None else ["I", "D"]
+        assert [r.audit_operation for r in recorded] == expected_ops, table.fullname
+        for setting in spec.settings:
+            assert {str(r._mapping[setting.column]) for r in recorded} == {
+                "7" if "INT" in setting.sql_type else "someone"
+            }
+        assert {c: recorded[0]._mapping[c] for c in row} == row
+
+
+def assert_not_audited(engine: sa.Engine, table_name: str, audit_table_name: str) -> None:
+    audit_table = sa.table(audit_table_name)
+    with engine.begin() as connection:
+        before = connection.execute(
+            sa.select(sa.func.count()).select_from(audit_table)
+        ).scalar_one()
+        row_id = next(_ids)
+        connection.execute(sa.text(f"INSERT INTO {table_name} (id) VALUES (:id)"), {"id": row_id})
+        after = connection.execute(sa.select(sa.func.count()).select_from(audit_table)).scalar_one()
+    assert after == before
+
+
+@dataclass
+class Step:
+    name: str
+    metadata: sa.MetaData
+    expect: tuple[str, ...] = ()
+    forbid: tuple[str, ...] = ()
+    before: Callable[[sa.Engine], None] | None = None
+    after: Callable[[sa.Engine], None] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _drop_trigger_by_hand(engine: sa.Engine) -> None:
+    with engine.begin() as connection:
+        connection.execute(sa.text("DROP TRIGGER public_purchases_audit_update ON purchases"))
+
+
+USERNAME = sa.Column("username", sa.String)
+TENANT = sa.Column("tenant", sa.Integer, nullable=False)
+CODE_TOTAL = (("code", sa.String(20)), ("total", sa.Numeric(10, 2)))
+TEXT_TOTAL = (("code", sa.Text), ("total", sa.Numeric(10, 2)))
+TEXT_ONLY = (("code", sa.Text),)
+
+STEPS = [
+    Step(
+        "new audited table",
+        orders(settings=(USERNAME,)),
+        expect=(
+            "op.create_table('orders'",
+            "op.create_table('orders_audit'",
+            "op.create_audit_trigger(",
+            "import sqlalchemy_postgresql_audit.alembic",
+        ),
+        forbid=("info=", "Column('username'"),
+    ),
+    Step(
+        "add column",
+        orders(settings=(USERNAME,), columns=CODE_TOTAL),
+        expect=(
+            "op.add_column('orders', sa.Column('total'",
+            "op.add_column('orders_audit', sa.Column('total'",
+            "op.replace_audit_trigger(",
+        ),
+    ),
+    Step(
+        "retype column",
+        orders(settings=(USERNAME,), columns=TEXT_TOTAL),
+        expect=("op.alter_column('orders_audit', 'code'", "type_=sa.Text()"),
+        forbid=("replace_audit_trigger",),
+    ),
+    Step(
+        "drop column",
+        orders(settings=(USERNAME,), columns=TEXT_ONLY),
+        expect=("op.drop_column('orders_audit', 'total')", "op.replace_audit_trigger("),
+    ),
+    Step(
+        "add required setting to a table with history",
+        orders(settings=(USERNAME, TENANT), columns=TEXT_ONLY),
+        expect=("op.add_column('orders_audit', sa.Column('audit_tenant'", "'required': True"),
+    ),
+    Step(
+        "rename table",
+        orders(name="purchases", settings=(USERNAME, TENANT), columns=TEXT_ONLY),
+        expect=(
+            "op.create_table('purchases'",
+            "op.drop_audit_trigger(",
+            "op.create_audit_trigger(",
+        ),
+        forbid=("op.drop_table('orders_audit')",),
+    ),
+    Step(
+        "disable auditing",
+        orders(name="purchases", enabled=False, columns=TEXT_ONLY),
+        expect=("op.drop_audit_trigger(",),
+        forbid=("op.drop_table('purchases_audit')",),
+        after=lambda engine: assert_not_audited(engine, "purchases", "purchases_audit"),
+    ),
+    Step(
+        "re-enable auditing",
+        orders(name="purchases", settings=(USERNAME, TENANT), columns=TEXT_ONLY),
+        expect=("op.create_audit_trigger(",),
+        forbid=("op.create_table('purchases_audit'",),
+    ),
+    Step(
+        "hand-dropped trigger",
+        orders(name="purchases", settings=(USERNAME, TENANT), columns=TEXT_ONLY),
+        before=_drop_trigger_by_hand,
+        expect=("op.replace_audit_trigger(",),
+    ),
+    Step(
+        "row mode",
+        orders(name="purchases", settings=(USERNAME, TENANT), columns=TEXT_ONLY, mode="row"),
+        expect=("mode='row'", "op.replace_audit_trigger("),
+    ),
+    Step(
+        "move to another schema",
+        orders(name="purchases", schema="sales", settings=(USERNAME, TENANT), columns=TEXT_ONLY),
+        expect=("op.create_table('purchases_audit'", "schema='sales'", "op.drop_audit_trigger("),
+        before=lambda engine: _create_schema(engine, "sales"),
+    ),
+]
+
+
+def _create_schema(engine: sa.Engine, name: str) -> None:
+    with engine.begin() as connection:
+        connection.execute(sa.schema.CreateSchema(name, if_not_exists=True))
+
+
+def test_model_evolution_upgrades_downgrades_and_stays_audited(
+    tmp_path: Path, engine: sa.Engine
+) -> None:
+    project = make_project(tmp_path, engine.url)
+    previous = sa.MetaData()
+    for step in STEPS:
+        if step.before:
+            step.before(engine)
+        text = project.revision(step.metadata, step.name)
+        for fragment in step.expect:
+            assert fragment in text, f"{step.name}: {fragment!r} missing from\n{text}"
+        for fragment in step.forbid:
+            assert fragment not in text, f"{step.name}: {fragment!r} present in\n{text}"
+        compile(text, step.name, "exec")
+        project.upgrade(step.metadata)
+        assert_audited(engine, step.metadata)
+        if step.after:
+            step.after(engine)
+        project.check(step.metadata)
+        project.downgrade(previous)
+        assert_audited(engine, previous)
+        project.upgrade(step.metadata)
+        assert_audited(engine, step.metadata)
+        project.check(step.metadata)
+        previous = step.metadata
+
+
+def test_offline_mode_emits_the_same_ddl(tmp_path: Path, engine: sa.Engine) -> None:
+    metadata = orders(settings=(USERNAME,), columns=(("50% off", sa.Text), ("it's", sa.Text)))
+    project = make_project(tmp_path, engine.url)
+    project.revision(metadata, "first")
+    sql = project.offline_sql(metadata, "head")
+    for statement in next(iter(metadata.tables.values())).info["audit.create_ddl"]:
+        assert statement in sql
+
+
+def test_no_changes_means_an_empty_revision(tmp_path: Path, engine: sa.Engine) -> None:
+    metadata = orders(settings=(USERNAME,))
+    project = make_project(tmp_path, engine.url)
+    project.revision(metadata, "first")
+    project.upgrade(metadata)
+    project.check(metadata)
+    text = project.revision(orders(settings=(USERNAME,)), "nothing")
+    upgrade_body = text.split("def upgrade", 1)[1].split("def downgrade", 1)[0]
+    assert "op." not in upgrade_body
+    assert "pass" in upgrade_body
+
+
+def test_include_object_filter_is_honoured(tmp_path: Path, engine: sa.Engine) -> None:
+    metadata = orders()
+    project = make_project(tmp_path, engine.url)
+    env = tmp_path / "migrations" / "env.py"
+    env.write_text(
+        env.read_text().replace(
+            "include_schemas=True",
+            "include_schemas=True, include_object=lambda o, n, t, r, c: not (t == 'table' and n.startswith('orders'))",
+        )
+    )
+    text = project.revision(metadata, "filtered")
+    assert "audit_trigger" not in text
+    assert "create_table" not in text
+
+
+@pytest.fixture(autouse=True)
+def _quiet_alembic_logging(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("WARNING")
