@@ -48,6 +48,16 @@ def qualified(schema: str | None, name: str) -> str:
     return f"{quote(schema)}.{quote(name)}" if schema else quote(name)
 
 
+def always_quote(name: str) -> str:
+    """Quote unconditionally: inside PL/pgSQL more words are reserved (``if``, ``loop``, ...)
+    than SQLAlchemy's list of PostgreSQL keywords knows, so the function body quotes every name."""
+    return _PREPARER.quote_identifier(name)
+
+
+def always_qualified(schema: str | None, name: str) -> str:
+    return f"{always_quote(schema)}.{always_quote(name)}" if schema else always_quote(name)
+
+
 def literal(value: str) -> str:
     """A SQL string literal, rendered by the dialect."""
     assert _LITERAL is not None
@@ -150,19 +160,21 @@ def _function_body_v1(spec: AuditSpec) -> str:
     )
     target_columns = ", ".join(
         [
-            quote(AUDIT_OPERATION),
-            quote(AUDIT_TIMESTAMP),
-            quote(AUDIT_CURRENT_USER),
-            *(quote(s.column) for _, s in settings),
-            *(quote(c) for c in spec.columns),
+            always_quote(AUDIT_OPERATION),
+            always_quote(AUDIT_TIMESTAMP),
+            always_quote(AUDIT_CURRENT_USER),
+            *(always_quote(s.column) for _, s in settings),
+            *(always_quote(c) for c in spec.columns),
         ]
     )
-    insert_into = f"INSERT INTO {qualified(spec.schema, spec.audit_table)} ({target_columns})"
+    insert_into = (
+        f"INSERT INTO {always_qualified(spec.schema, spec.audit_table)} ({target_columns})"
+    )
     setting_values = "".join(f", {_setting_variable(i)}" for i, _ in settings)
     required = [(i, s) for i, s in settings if s.required]
 
     def values(op: str, row: str) -> str:
-        mirrored = "".join(f", {row}.{quote(c)}" for c in spec.columns)
+        mirrored = "".join(f", {row}.{always_quote(c)}" for c in spec.columns)
         return (
             f"{literal(OPERATION_CODES[op])}, pg_catalog.now(), current_user"
             f"{setting_values}{mirrored}"
@@ -200,7 +212,7 @@ def _function_body_v1(spec: AuditSpec) -> str:
 def _required_check(spec: AuditSpec, index: int, setting: SettingSpec, *, indent: str) -> str:
     message = (
         f"audit setting audit.{setting.name} is required to write to table "
-        f"{qualified(spec.schema, spec.table)} but is not set in this transaction"
+        f"{always_qualified(spec.schema, spec.table)} but is not set in this transaction"
     )
     hint = "Set it with sqlalchemy_postgresql_audit.set_session_vars() in the same transaction."
     return (
