@@ -230,6 +230,9 @@ def test_model_evolution_upgrades_downgrades_and_stays_audited(
             assert fragment in text, f"{step.name}: {fragment!r} missing from\n{text}"
         for fragment in step.forbid:
             assert fragment not in text, f"{step.name}: {fragment!r} present in\n{text}"
+        for operation in ("create_audit_trigger(", "replace_audit_trigger(", "drop_audit_trigger("):
+            # registered once: never two operations for one table in one step
+            assert text.split("def downgrade")[0].count(operation) <= 1, text
         compile(text, step.name, "exec")
         project.upgrade(step.metadata)
         assert_audited(engine, step.metadata)
