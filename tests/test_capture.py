@@ -261,3 +261,34 @@ def test_operations_subset_installs_only_those_triggers(engine: sa.Engine) -> No
         connection.execute(table.delete())
     with engine.connect() as connection:
         assert [(r.audit_operation, r.owner) for r in history(connection, table)] == [("D", "bob")]
+
+
+def test_async_connections_and_sessions(database_url: Any) -> None:
+    import asyncio
+
+    from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+    from sqlalchemy_postgresql_audit import aset_session_vars
+
+    table = declare(
+        "statement", session_settings=[sa.Column("username", sa.String, nullable=False)]
+    )
+    sync_engine = sa.create_engine(database_url)
+    table.metadata.create_all(sync_engine)
+
+    async def scenario() -> None:
+        engine = create_async_engine(database_url.set(drivername="postgresql+psycopg"))
+        async with engine.begin() as connection:
+            with pytest.raises(TypeError, match="aset_session_vars"):
+                set_session_vars(connection, username="wrong")  # type: ignore[arg-type]
+            await aset_session_vars(connection, username="core")
+            await connection.execute(table.insert().values(id=1, owner="a"))
+        async with AsyncSession(engine) as session, session.begin():
+            await aset_session_vars(session, username="orm")
+            await session.execute(table.insert().values(id=2, owner="b"))
+        await engine.dispose()
+
+    asyncio.run(scenario())
+    with sync_engine.connect() as connection:
+        assert [r.audit_username for r in history(connection, table)] == ["core", "orm"]
+    sync_engine.dispose()

@@ -22,7 +22,7 @@ from .naming import (
     DEFAULT_AUDIT_TABLE_TRIGGER_CONVENTION,
 )
 from .options import AuditOptions, SessionSetting
-from .session import set_session_vars
+from .session import aset_session_vars, set_session_vars
 from .spec import AuditSpec, SettingSpec, TriggerSpec
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "SessionSetting",
     "SettingSpec",
     "TriggerSpec",
+    "aset_session_vars",
     "enable",
     "install_audit_triggers",
     "set_session_vars",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import inspect
 from typing import Any, Protocol
 
 from sqlalchemy import bindparam, func, select
@@ -12,6 +13,10 @@ from .options import SETTING_NAME
 
 class _Executes(Protocol):
     def execute(self, statement: Any, /) -> Any: ...
+
+
+class _ExecutesAsync(Protocol):
+    async def execute(self, statement: Any, /) -> Any: ...
 
 
 def setting_value(value: object) -> str:
@@ -49,7 +54,22 @@ def set_session_vars(connection_or_session: _Executes, **values: object) -> None
 
     The settings end with the transaction (``set_config(..., true)``), so they never leak to the
     next user of a pooled connection.  Call it inside the transaction whose writes it describes.
+    For ``AsyncConnection`` / ``AsyncSession`` use :func:`aset_session_vars`.
     """
     if not values:
         return
-    connection_or_session.execute(session_vars_statement(values))
+    result = connection_or_session.execute(session_vars_statement(values))
+    if inspect.isawaitable(result):
+        if inspect.iscoroutine(result):
+            result.close()
+        raise TypeError(
+            "set_session_vars() got an async connection or session; "
+            "use 'await aset_session_vars(...)' so the settings are really sent"
+        )
+
+
+async def aset_session_vars(connection_or_session: _ExecutesAsync, **values: object) -> None:
+    """:func:`set_session_vars` for ``AsyncConnection`` and ``AsyncSession``."""
+    if not values:
+        return
+    await connection_or_session.execute(session_vars_statement(values))
