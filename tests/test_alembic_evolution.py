@@ -286,3 +286,20 @@ def test_include_object_filter_is_honoured(tmp_path: Path, engine: sa.Engine) ->
 @pytest.fixture(autouse=True)
 def _quiet_alembic_logging(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("WARNING")
+
+
+def test_include_name_filter_is_honoured_for_installed_auditing(tmp_path: Path, engine: sa.Engine) -> None:
+    metadata = orders()
+    project = make_project(tmp_path, engine.url)
+    project.revision(metadata, "first")
+    project.upgrade(metadata)
+    env = tmp_path / "migrations" / "env.py"
+    env.write_text(
+        env.read_text().replace(
+            "include_schemas=True",
+            "include_schemas=True, include_name=lambda n, t, p: not (t == 'table' and n.startswith('orders'))",
+        )
+    )
+    text = project.revision(sa.MetaData(), "model emptied but orders filtered out")
+    assert "audit_trigger" not in text
+    assert "drop_table" not in text
