@@ -49,7 +49,6 @@ def test_quick_benchmark_writes_results_and_every_design_captures_every_change(
         "0",
         "--pin",
         "none",
-        "--no-pypi",
         "--keep",
         "--output-dir",
         str(tmp_path),
