@@ -726,7 +726,7 @@ def console(result: dict[str, Any]) -> str:
                 f"{w['median_s'] * 1000:.0f} "
                 f"({w.get('ratio_to_unaudited', 0):.2f},{w.get('ratio_to_floor', 0):.2f})"
             )
-            cells.append(cell.rjust(width))
+            cells.append(" " + cell.rjust(width - 1))
         out.append(LABELS[workload].ljust(24) + "".join(cells))
     return "\n".join(out)
 
