@@ -114,11 +114,12 @@ def source_columns() -> list[sa.Column[Any]]:
     ]
 
 
-def library_options(mode: str) -> dict[str, Any]:
+def library_options(mode: str, **extra: Any) -> dict[str, Any]:
     return {
         "audit.options": {
             "enabled": True,
             "mode": mode,
+            **extra,
             "session_settings": [sa.Column("username", sa.String(64))],
         }
     }
@@ -164,8 +165,18 @@ def floor_wrap(audit_table: str) -> Callable[[str, str], str]:
     return wrap
 
 
-def create_designs(engine: sa.Engine, with_pypi: bool) -> tuple[list[Design], list[str]]:
+def create_designs(
+    engine: sa.Engine, with_pypi: bool, with_filters: bool = False
+) -> tuple[list[Design], list[str]]:
     metadata = sa.MetaData(schema=SCHEMA)
+    if with_filters:
+        for mode in ("statement", "row"):
+            sa.Table(
+                f"t_{mode}_skip",
+                metadata,
+                *source_columns(),
+                info=library_options(mode, skip_unchanged=True),
+            )
     sa.Table("t_unaudited", metadata, *source_columns())
     sa.Table("t_statement", metadata, *source_columns(), info=library_options("statement"))
     sa.Table("t_row", metadata, *source_columns(), info=library_options("row"))
@@ -193,6 +204,16 @@ def create_designs(engine: sa.Engine, with_pypi: bool) -> tuple[list[Design], li
         Design("row", 'this library, mode="row"', "t_row", "t_row_audit"),
         Design("legacy_05", "0.5.x design: per-row PL/pgSQL trigger", "t_legacy", "t_legacy_audit"),
     ]
+    if with_filters:
+        designs += [
+            Design(
+                f"{mode}_skip",
+                f'this library, mode="{mode}", skip_unchanged=True',
+                f"t_{mode}_skip",
+                f"t_{mode}_skip_audit",
+            )
+            for mode in ("statement", "row")
+        ]
     notes = [] if with_pypi else [PYPI_SKIPPED]
     if with_pypi:
         pypi, note = create_pypi_design(engine)
@@ -467,7 +488,7 @@ def run(url: URL, args: argparse.Namespace, server_settings: dict[str, str]) -> 
         with engine.begin() as connection:
             connection.exec_driver_sql(f"DROP SCHEMA IF EXISTS {q(SCHEMA)} CASCADE")
             connection.exec_driver_sql(f"CREATE SCHEMA {q(SCHEMA)}")
-        designs, notes = create_designs(engine, with_pypi=args.pypi)
+        designs, notes = create_designs(engine, with_pypi=args.pypi, with_filters=args.filters)
         if args.designs:
             designs = [d for d in designs if d.name in args.designs]
         bench = Bench(engine, args)
@@ -785,6 +806,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default="same",
         help="CPU pinning of client and server backend (default same: one CPU, so a "
         "single-row round trip never waits for a cross-CPU wake-up)",
+    )
+    parser.add_argument(
+        "--filters",
+        action="store_true",
+        help="also measure statement and row mode with skip_unchanged=True",
     )
     parser.add_argument("--designs", nargs="*", help="only these designs")
     parser.add_argument(

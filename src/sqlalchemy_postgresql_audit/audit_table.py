@@ -65,7 +65,8 @@ def build_spec(source: Table, options: AuditOptions) -> AuditSpec:
         )
         for setting in options.session_settings
     )
-    columns = tuple(column.name for column in source.columns)
+    excluded = _check_excluded(source, options)
+    columns = tuple(column.name for column in source.columns if column.name not in excluded)
     _check_collisions(source.name, settings, columns)
     trigger_base = naming.apply_convention(
         conventions, naming.TRIGGER_KEY, naming.DEFAULT_AUDIT_TABLE_TRIGGER_CONVENTION, tokens
@@ -92,7 +93,53 @@ def build_spec(source: Table, options: AuditOptions) -> AuditSpec:
         columns=columns,
         settings=settings,
         mode=options.mode,
+        exclude_columns=options.exclude_columns,
+        skip_unchanged=options.skip_unchanged,
+        key_columns=_key_columns(source, options),
     )
+
+
+def _check_excluded(source: Table, options: AuditOptions) -> frozenset[str]:
+    excluded = frozenset(options.exclude_columns)
+    unknown = [name for name in options.exclude_columns if name not in source.columns]
+    if unknown:
+        raise AuditConfigurationError(
+            source.name,
+            "exclude_columns",
+            f"names {', '.join(map(repr, unknown))}, not a column of the table",
+        )
+    keys = [column.name for column in source.primary_key.columns if column.name in excluded]
+    if keys:
+        raise AuditConfigurationError(
+            source.name,
+            "exclude_columns",
+            f"names primary key column {keys[0]!r}: audit rows must identify their row",
+        )
+    if excluded and all(column.name in excluded for column in source.columns):
+        raise AuditConfigurationError(
+            source.name, "exclude_columns", "excludes every column (use enabled=False)"
+        )
+    return excluded
+
+
+def _key_columns(source: Table, options: AuditOptions) -> tuple[str, ...]:
+    """The primary key that pairs old and new rows, when a statement-level trigger needs it.
+
+    Old and new transition tables are paired on the primary key, never on row order; without a
+    primary key there is nothing sound to pair on, so the declaration is refused (``mode="row"``
+    needs no pairing: PostgreSQL hands the row trigger OLD and NEW together).
+    """
+    if not options.skip_unchanged or options.mode != "statement":
+        return ()
+    key = tuple(column.name for column in source.primary_key.columns)
+    if not key:
+        raise AuditConfigurationError(
+            source.name,
+            "exclude_columns" if options.exclude_columns else "skip_unchanged",
+            "needs a primary key in mode 'statement' (old and new rows of an UPDATE are "
+            "paired on it); add a primary key or use mode='row'",
+        )
+    return key
 
 
 def _check_collisions(
@@ -138,7 +185,11 @@ def declare_audit_table(
         Column(setting_spec.column, setting.type, nullable=True)
         for setting_spec, setting in zip(spec.settings, options.session_settings, strict=True)
     ]
-    mirrored = [mirror_column(column) for column in source.columns]
+    mirrored = [
+        mirror_column(column)
+        for column in source.columns
+        if column.name not in options.exclude_columns
+    ]
     return Table(
         spec.audit_table,
         metadata,

@@ -72,8 +72,9 @@ def _on_column_attached(column: Column[Any], table: Any) -> None:
     options = parse_options(table.name, table.info)
     assert options is not None
     new_spec = build_spec(table, options)  # re-checks collisions for the new column
-    audit_table.append_column(mirror_column(column))
-    _store_spec(table, replace(spec, columns=new_spec.columns))
+    if column.name in new_spec.columns:
+        audit_table.append_column(mirror_column(column))
+    _store_spec(table, replace(spec, columns=new_spec.columns, key_columns=new_spec.key_columns))
 
 
 def _store_spec(table: Table, spec: AuditSpec) -> None:

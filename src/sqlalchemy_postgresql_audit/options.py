@@ -27,7 +27,17 @@ ALL_OPERATIONS: tuple[Operation, ...] = ("INSERT", "UPDATE", "DELETE")
 #: lower case, so names that differ only in case would collide.
 SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
-_KNOWN_KEYS = frozenset({"enabled", "session_settings", "mode", "legacy_timestamp", "operations"})
+_KNOWN_KEYS = frozenset(
+    {
+        "enabled",
+        "session_settings",
+        "mode",
+        "legacy_timestamp",
+        "operations",
+        "exclude_columns",
+        "skip_unchanged",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,6 +58,12 @@ class AuditOptions:
     mode: CaptureMode = "statement"
     legacy_timestamp: bool = False
     operations: tuple[Operation, ...] = ALL_OPERATIONS
+    #: Source columns that are neither mirrored nor captured.
+    exclude_columns: tuple[str, ...] = ()
+    #: Whether an updated row whose recorded columns did not change is left unrecorded.  Always
+    #: true when ``exclude_columns`` is set: once a column is not recorded, an update that only
+    #: changed it cannot be told apart from one that changed nothing.
+    skip_unchanged: bool = False
 
 
 def parse_options(table_name: str, info: Mapping[str, Any]) -> AuditOptions | None:
@@ -69,13 +85,45 @@ def parse_options(table_name: str, info: Mapping[str, Any]) -> AuditOptions | No
             unknown[0],
             f"is not an audit option (known: {', '.join(sorted(_KNOWN_KEYS))})",
         )
+    exclude_columns = _exclude_columns(table_name, raw.get("exclude_columns", ()))
+    skip_unchanged = _bool(table_name, raw, "skip_unchanged", default=bool(exclude_columns))
+    if exclude_columns and not skip_unchanged:
+        raise AuditConfigurationError(
+            table_name,
+            "skip_unchanged",
+            "cannot be False together with exclude_columns: an update that only changed "
+            "excluded columns is never recorded, so updates that changed no recorded column "
+            "are skipped too",
+        )
     return AuditOptions(
         enabled=_bool(table_name, raw, "enabled", default=False),
         session_settings=_session_settings(table_name, raw.get("session_settings", ())),
         mode=_mode(table_name, raw.get("mode", "statement")),
         legacy_timestamp=_bool(table_name, raw, "legacy_timestamp", default=False),
         operations=_operations(table_name, raw.get("operations", ALL_OPERATIONS)),
+        exclude_columns=exclude_columns,
+        skip_unchanged=skip_unchanged,
     )
+
+
+def _exclude_columns(table_name: str, value: object) -> tuple[str, ...]:
+    """Column names as given; whether the table has them is checked with the table."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, set, frozenset)):
+        raise AuditConfigurationError(
+            table_name, "exclude_columns", f"must be a list of column names, got {value!r}"
+        )
+    names: list[str] = []
+    for item in value:
+        if not isinstance(item, str):
+            raise AuditConfigurationError(
+                table_name, "exclude_columns", f"must hold column names (str), got {item!r}"
+            )
+        if item in names:
+            raise AuditConfigurationError(
+                table_name, "exclude_columns", f"names column {item!r} twice"
+            )
+        names.append(item)
+    return tuple(sorted(names)) if isinstance(value, (set, frozenset)) else tuple(names)
 
 
 def _bool(table_name: str, raw: Mapping[str, Any], key: str, *, default: bool) -> bool:

@@ -58,6 +58,13 @@ class AuditSpec:
     settings: tuple[SettingSpec, ...] = ()
     mode: CaptureMode = "statement"
     template: int = field(default=TEMPLATE_VERSION)
+    #: Source columns that are not mirrored (``columns`` never holds them).
+    exclude_columns: tuple[str, ...] = ()
+    #: Leave updated rows whose recorded columns did not change unrecorded.
+    skip_unchanged: bool = False
+    #: Primary key columns pairing old and new rows of a statement; set only when a statement
+    #: level trigger needs them (``skip_unchanged`` in ``mode="statement"``).
+    key_columns: tuple[str, ...] = ()
 
     @property
     def key(self) -> tuple[str | None, str]:
@@ -83,4 +90,7 @@ class AuditSpec:
             settings=tuple(SettingSpec(**s) for s in data["settings"]),
             mode=data["mode"],
             template=data["template"],
+            exclude_columns=tuple(data.get("exclude_columns", ())),
+            skip_unchanged=bool(data.get("skip_unchanged", False)),
+            key_columns=tuple(data.get("key_columns", ())),
         )
