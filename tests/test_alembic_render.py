@@ -92,6 +92,9 @@ def test_rendered_create_reads_like_a_reviewer_wants() -> None:
         "        settings=[],",
         "        mode='statement',",
         "        template=1,",
+        "        exclude_columns=[],",
+        "        skip_unchanged=False,",
+        "        key_columns=[],",
         "    )",
         "    # ### end Alembic commands ###",
     ]

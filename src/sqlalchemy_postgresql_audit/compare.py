@@ -53,7 +53,7 @@ def expected_triggers(spec: AuditSpec, default_schema: str) -> frozenset[Trigger
             old_table=OLD_ROWS if statement and trigger.operation != "INSERT" else None,
             new_table=NEW_ROWS if statement and trigger.operation != "DELETE" else None,
             enabled=True,
-            conditional=False,
+            conditional=not statement and spec.skip_unchanged and trigger.operation == "UPDATE",
         )
         for trigger in spec.triggers
     )

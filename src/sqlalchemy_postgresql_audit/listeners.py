@@ -8,7 +8,6 @@ audit table and spec follow.  Each MetaData holding an audited table also gets `
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Column, MetaData, Table, event
@@ -74,7 +73,7 @@ def _on_column_attached(column: Column[Any], table: Any) -> None:
     new_spec = build_spec(table, options)  # re-checks collisions for the new column
     if column.name in new_spec.columns:
         audit_table.append_column(mirror_column(column))
-    _store_spec(table, replace(spec, columns=new_spec.columns, key_columns=new_spec.key_columns))
+    _store_spec(table, new_spec)
 
 
 def _store_spec(table: Table, spec: AuditSpec) -> None:
