@@ -1,0 +1,212 @@
+CREATE OR REPLACE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() RETURNS trigger
+LANGUAGE plpgsql
+AS $audit$
+DECLARE
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if", "note")
+    SELECT 'I', pg_catalog.now(), current_user, r."id", r."if", r."note"
+    FROM audit_new_rows AS r;
+  ELSIF TG_OP = 'UPDATE' THEN
+    INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if", "note")
+    SELECT 'U', pg_catalog.now(), current_user, r."id", r."if", r."note"
+    FROM audit_new_rows AS r;
+  ELSIF TG_OP = 'DELETE' THEN
+    INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if", "note")
+    SELECT 'D', pg_catalog.now(), current_user, r."id", r."if", r."note"
+    FROM audit_old_rows AS r;
+  END IF;
+  RETURN NULL;
+END;
+$audit$;
+COMMENT ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() IS 'sqlalchemy-postgresql-audit:{"audit_table":"Order Items_audit","columns":["id","if","note"],"exclude_columns":[],"function":"Sales Dept_Order Items_audit","key_columns":[],"mode":"statement","schema":"Sales Dept","settings":[],"skip_unchanged":false,"table":"Order Items","template":1,"triggers":[{"name":"Sales Dept_Order Items_audit_insert","operation":"INSERT"},{"name":"Sales Dept_Order Items_audit_update","operation":"UPDATE"},{"name":"Sales Dept_Order Items_audit_delete","operation":"DELETE"}]}';
+CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_insert"
+AFTER INSERT ON "Sales Dept"."Order Items"
+REFERENCING NEW TABLE AS audit_new_rows
+FOR EACH STATEMENT
+EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_update"
+AFTER UPDATE ON "Sales Dept"."Order Items"
+REFERENCING OLD TABLE AS audit_old_rows NEW TABLE AS audit_new_rows
+FOR EACH STATEMENT
+EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_delete"
+AFTER DELETE ON "Sales Dept"."Order Items"
+REFERENCING OLD TABLE AS audit_old_rows
+FOR EACH STATEMENT
+EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_insert" ON "Sales Dept"."Order Items";
+DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_update" ON "Sales Dept"."Order Items";
+DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_delete" ON "Sales Dept"."Order Items";
+DROP FUNCTION IF EXISTS "Sales Dept"."Sales Dept_Order Items_audit"();
+
+-- next spec
+CREATE OR REPLACE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() RETURNS trigger
+LANGUAGE plpgsql
+AS $audit$
+DECLARE
+  setting_0 VARCHAR(30) := NULLIF(pg_catalog.current_setting('audit.username', true), '');
+  setting_1 INTEGER := NULLIF(pg_catalog.current_setting('audit.tenant', true), '');
+BEGIN
+  IF setting_0 IS NULL THEN
+    RAISE EXCEPTION USING MESSAGE = 'audit setting audit.username is required to write to table "Sales Dept"."Order Items" but is not set in this transaction',
+      ERRCODE = 'not_null_violation', HINT = 'Set it with sqlalchemy_postgresql_audit.set_session_vars() in the same transaction.';
+  END IF;
+  IF TG_OP = 'INSERT' THEN
+    INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_username", "audit_tenant", "id", "if", "note")
+    VALUES ('I', pg_catalog.now(), current_user, setting_0, setting_1, NEW."id", NEW."if", NEW."note");
+  ELSIF TG_OP = 'UPDATE' THEN
+    INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_username", "audit_tenant", "id", "if", "note")
+    VALUES ('U', pg_catalog.now(), current_user, setting_0, setting_1, NEW."id", NEW."if", NEW."note");
+  ELSIF TG_OP = 'DELETE' THEN
+    INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_username", "audit_tenant", "id", "if", "note")
+    VALUES ('D', pg_catalog.now(), current_user, setting_0, setting_1, OLD."id", OLD."if", OLD."note");
+  END IF;
+  RETURN NULL;
+END;
+$audit$;
+COMMENT ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() IS 'sqlalchemy-postgresql-audit:{"audit_table":"Order Items_audit","columns":["id","if","note"],"exclude_columns":[],"function":"Sales Dept_Order Items_audit","key_columns":[],"mode":"row","schema":"Sales Dept","settings":[{"column":"audit_username","name":"username","required":true,"sql_type":"VARCHAR(30)"},{"column":"audit_tenant","name":"tenant","required":false,"sql_type":"INTEGER"}],"skip_unchanged":false,"table":"Order Items","template":1,"triggers":[{"name":"Sales Dept_Order Items_audit_insert","operation":"INSERT"},{"name":"Sales Dept_Order Items_audit_update","operation":"UPDATE"},{"name":"Sales Dept_Order Items_audit_delete","operation":"DELETE"}]}';
+CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_insert"
+AFTER INSERT ON "Sales Dept"."Order Items"
+FOR EACH ROW
+EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_update"
+AFTER UPDATE ON "Sales Dept"."Order Items"
+FOR EACH ROW
+EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_delete"
+AFTER DELETE ON "Sales Dept"."Order Items"
+FOR EACH ROW
+EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_insert" ON "Sales Dept"."Order Items";
+DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_update" ON "Sales Dept"."Order Items";
+DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_delete" ON "Sales Dept"."Order Items";
+DROP FUNCTION IF EXISTS "Sales Dept"."Sales Dept_Order Items_audit"();
+
+-- next spec
+CREATE OR REPLACE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() RETURNS trigger
+LANGUAGE plpgsql
+AS $audit$
+DECLARE
+  setting_0 VARCHAR(30) := NULLIF(pg_catalog.current_setting('audit.username', true), '');
+  setting_1 INTEGER := NULLIF(pg_catalog.current_setting('audit.tenant', true), '');
+  audited_rows bigint;
+BEGIN
+  IF TG_OP = 'UPDATE' THEN
+    INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_username", "audit_tenant", "id", "if", "note")
+    SELECT 'U', pg_catalog.now(), current_user, setting_0, setting_1, r."id", r."if", r."note"
+    FROM audit_new_rows AS r;
+  ELSIF TG_OP = 'DELETE' THEN
+    INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_username", "audit_tenant", "id", "if", "note")
+    SELECT 'D', pg_catalog.now(), current_user, setting_0, setting_1, r."id", r."if", r."note"
+    FROM audit_old_rows AS r;
+  END IF;
+  GET DIAGNOSTICS audited_rows = ROW_COUNT;
+  IF audited_rows > 0 THEN
+    IF setting_0 IS NULL THEN
+      RAISE EXCEPTION USING MESSAGE = 'audit setting audit.username is required to write to table "Sales Dept"."Order Items" but is not set in this transaction',
+        ERRCODE = 'not_null_violation', HINT = 'Set it with sqlalchemy_postgresql_audit.set_session_vars() in the same transaction.';
+    END IF;
+  END IF;
+  RETURN NULL;
+END;
+$audit$;
+COMMENT ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() IS 'sqlalchemy-postgresql-audit:{"audit_table":"Order Items_audit","columns":["id","if","note"],"exclude_columns":[],"function":"Sales Dept_Order Items_audit","key_columns":[],"mode":"statement","schema":"Sales Dept","settings":[{"column":"audit_username","name":"username","required":true,"sql_type":"VARCHAR(30)"},{"column":"audit_tenant","name":"tenant","required":false,"sql_type":"INTEGER"}],"skip_unchanged":false,"table":"Order Items","template":1,"triggers":[{"name":"Sales Dept_Order Items_audit_update","operation":"UPDATE"},{"name":"Sales Dept_Order Items_audit_delete","operation":"DELETE"}]}';
+CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_update"
+AFTER UPDATE ON "Sales Dept"."Order Items"
+REFERENCING OLD TABLE AS audit_old_rows NEW TABLE AS audit_new_rows
+FOR EACH STATEMENT
+EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_delete"
+AFTER DELETE ON "Sales Dept"."Order Items"
+REFERENCING OLD TABLE AS audit_old_rows
+FOR EACH STATEMENT
+EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_update" ON "Sales Dept"."Order Items";
+DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_delete" ON "Sales Dept"."Order Items";
+DROP FUNCTION IF EXISTS "Sales Dept"."Sales Dept_Order Items_audit"();
+
+-- next spec
+CREATE OR REPLACE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() RETURNS trigger
+LANGUAGE plpgsql
+SET enable_nestloop TO off
+AS $audit$
+DECLARE
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if")
+    SELECT 'I', pg_catalog.now(), current_user, r."id", r."if"
+    FROM audit_new_rows AS r;
+  ELSIF TG_OP = 'UPDATE' THEN
+    INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if")
+    SELECT 'U', pg_catalog.now(), current_user, r."id", r."if"
+    FROM audit_new_rows AS r LEFT JOIN audit_old_rows AS o ON r."id" = o."id"
+    WHERE ROW(o."id", o."if")::record OPERATOR(pg_catalog.*<>) ROW(r."id", r."if")::record
+      OR EXISTS (SELECT FROM audit_old_rows AS old_key WHERE NOT EXISTS (
+        SELECT FROM audit_new_rows AS new_key WHERE new_key."id" = old_key."id"));
+  ELSIF TG_OP = 'DELETE' THEN
+    INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if")
+    SELECT 'D', pg_catalog.now(), current_user, r."id", r."if"
+    FROM audit_old_rows AS r;
+  END IF;
+  RETURN NULL;
+END;
+$audit$;
+COMMENT ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() IS 'sqlalchemy-postgresql-audit:{"audit_table":"Order Items_audit","columns":["id","if"],"exclude_columns":["note"],"function":"Sales Dept_Order Items_audit","key_columns":["id"],"mode":"statement","schema":"Sales Dept","settings":[],"skip_unchanged":true,"table":"Order Items","template":1,"triggers":[{"name":"Sales Dept_Order Items_audit_insert","operation":"INSERT"},{"name":"Sales Dept_Order Items_audit_update","operation":"UPDATE"},{"name":"Sales Dept_Order Items_audit_delete","operation":"DELETE"}]}';
+CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_insert"
+AFTER INSERT ON "Sales Dept"."Order Items"
+REFERENCING NEW TABLE AS audit_new_rows
+FOR EACH STATEMENT
+EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_update"
+AFTER UPDATE ON "Sales Dept"."Order Items"
+REFERENCING OLD TABLE AS audit_old_rows NEW TABLE AS audit_new_rows
+FOR EACH STATEMENT
+EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_delete"
+AFTER DELETE ON "Sales Dept"."Order Items"
+REFERENCING OLD TABLE AS audit_old_rows
+FOR EACH STATEMENT
+EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_insert" ON "Sales Dept"."Order Items";
+DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_update" ON "Sales Dept"."Order Items";
+DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_delete" ON "Sales Dept"."Order Items";
+DROP FUNCTION IF EXISTS "Sales Dept"."Sales Dept_Order Items_audit"();
+
+-- next spec
+CREATE OR REPLACE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() RETURNS trigger
+LANGUAGE plpgsql
+AS $audit$
+DECLARE
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if", "note")
+    VALUES ('I', pg_catalog.now(), current_user, NEW."id", NEW."if", NEW."note");
+  ELSIF TG_OP = 'UPDATE' THEN
+    INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if", "note")
+    VALUES ('U', pg_catalog.now(), current_user, NEW."id", NEW."if", NEW."note");
+  ELSIF TG_OP = 'DELETE' THEN
+    INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if", "note")
+    VALUES ('D', pg_catalog.now(), current_user, OLD."id", OLD."if", OLD."note");
+  END IF;
+  RETURN NULL;
+END;
+$audit$;
+COMMENT ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() IS 'sqlalchemy-postgresql-audit:{"audit_table":"Order Items_audit","columns":["id","if","note"],"exclude_columns":[],"function":"Sales Dept_Order Items_audit","key_columns":[],"mode":"row","schema":"Sales Dept","settings":[],"skip_unchanged":true,"table":"Order Items","template":1,"triggers":[{"name":"Sales Dept_Order Items_audit_insert","operation":"INSERT"},{"name":"Sales Dept_Order Items_audit_update","operation":"UPDATE"},{"name":"Sales Dept_Order Items_audit_delete","operation":"DELETE"}]}';
+CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_insert"
+AFTER INSERT ON "Sales Dept"."Order Items"
+FOR EACH ROW
+EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_update"
+AFTER UPDATE ON "Sales Dept"."Order Items"
+FOR EACH ROW
+WHEN (ROW(OLD."id", OLD."if", OLD."note")::record OPERATOR(pg_catalog.*<>) ROW(NEW."id", NEW."if", NEW."note")::record)
+EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_delete"
+AFTER DELETE ON "Sales Dept"."Order Items"
+FOR EACH ROW
+EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_insert" ON "Sales Dept"."Order Items";
+DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_update" ON "Sales Dept"."Order Items";
+DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_delete" ON "Sales Dept"."Order Items";
+DROP FUNCTION IF EXISTS "Sales Dept"."Sales Dept_Order Items_audit"();
