@@ -15,7 +15,7 @@ from sqlalchemy.dialects import postgresql
 
 from . import naming
 from .errors import AuditConfigurationError
-from .options import AuditOptions
+from .options import AuditOptions, CaptureMode
 from .spec import (
     AUDIT_CURRENT_USER,
     AUDIT_ID,
@@ -45,6 +45,20 @@ AUDIT_TABLE_COMMENT_SUFFIX = " (sqlalchemy-postgresql-audit)"
 
 def is_audit_table_comment(comment: str | None) -> bool:
     return bool(comment) and str(comment).endswith(AUDIT_TABLE_COMMENT_SUFFIX)
+
+
+def capture_mode(source: Table, options: AuditOptions) -> CaptureMode:
+    """The mode the triggers use: the declared one, else statement level except on a
+    partitioned table.
+
+    A statement-level trigger on a partitioned table sees only statements addressed to that
+    table, not writes addressed to a partition directly; row-level triggers are cloned onto
+    every partition, present and future, so nothing goes unaudited.
+    """
+    if options.mode is not None:
+        return options.mode
+    partitioned = source.dialect_options["postgresql"].get("partition_by")
+    return "row" if partitioned else "statement"
 
 
 def build_spec(source: Table, options: AuditOptions) -> AuditSpec:
@@ -92,7 +106,7 @@ def build_spec(source: Table, options: AuditOptions) -> AuditSpec:
         ),
         columns=columns,
         settings=settings,
-        mode=options.mode,
+        mode=capture_mode(source, options),
         exclude_columns=options.exclude_columns,
         skip_unchanged=options.skip_unchanged,
         key_columns=_key_columns(source, options),
@@ -129,7 +143,7 @@ def _key_columns(source: Table, options: AuditOptions) -> tuple[str, ...]:
     primary key there is nothing sound to pair on, so the declaration is refused (``mode="row"``
     needs no pairing: PostgreSQL hands the row trigger OLD and NEW together).
     """
-    if not options.skip_unchanged or options.mode != "statement":
+    if not options.skip_unchanged or capture_mode(source, options) != "statement":
         return ()
     key = tuple(column.name for column in source.primary_key.columns)
     if not key:

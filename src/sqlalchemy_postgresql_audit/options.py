@@ -55,7 +55,8 @@ class AuditOptions:
 
     enabled: bool = False
     session_settings: tuple[SessionSetting, ...] = ()
-    mode: CaptureMode = "statement"
+    #: ``None``: statement level, except row level on a partitioned table (see ``capture_mode``).
+    mode: CaptureMode | None = None
     legacy_timestamp: bool = False
     operations: tuple[Operation, ...] = ALL_OPERATIONS
     #: Source columns that are neither mirrored nor captured.
@@ -98,7 +99,7 @@ def parse_options(table_name: str, info: Mapping[str, Any]) -> AuditOptions | No
     return AuditOptions(
         enabled=_bool(table_name, raw, "enabled", default=False),
         session_settings=_session_settings(table_name, raw.get("session_settings", ())),
-        mode=_mode(table_name, raw.get("mode", "statement")),
+        mode=_mode(table_name, raw.get("mode")),
         legacy_timestamp=_bool(table_name, raw, "legacy_timestamp", default=False),
         operations=_operations(table_name, raw.get("operations", ALL_OPERATIONS)),
         exclude_columns=exclude_columns,
@@ -133,7 +134,9 @@ def _bool(table_name: str, raw: Mapping[str, Any], key: str, *, default: bool) -
     return value
 
 
-def _mode(table_name: str, value: object) -> CaptureMode:
+def _mode(table_name: str, value: object) -> CaptureMode | None:
+    if value is None:
+        return None
     if value == "statement":
         return "statement"
     if value == "row":

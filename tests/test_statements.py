@@ -1,0 +1,170 @@
+"""Every way of writing rows is audited: upserts, COPY, MERGE and partitioned tables."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from sqlalchemy_postgresql_audit import AUDIT_TABLE_KEY, SPEC_KEY
+
+MODES = ("statement", "row")
+
+
+def declare(mode: str | None, **table_kw: Any) -> sa.Table:
+    options: dict[str, Any] = {"enabled": True}
+    if mode is not None:
+        options["mode"] = mode
+    return sa.Table(
+        "item",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("label", sa.Text),
+        info={"audit.options": options},
+        **table_kw,
+    )
+
+
+def recorded(engine: sa.Engine, table: sa.Table) -> list[tuple[str, int, str | None]]:
+    audit_table = table.info[AUDIT_TABLE_KEY]
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(
+                audit_table.c.audit_operation, audit_table.c.id, audit_table.c.label
+            ).order_by(audit_table.c.audit_id)
+        ).all()
+    return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_insert_on_conflict_do_update(engine: sa.Engine, mode: str) -> None:
+    table = declare(mode)
+    table.metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(table.insert().values(id=1, label="a"))
+    statement = pg_insert(table).values([{"id": 1, "label": "b"}, {"id": 2, "label": "c"}])
+    statement = statement.on_conflict_do_update(
+        index_elements=["id"], set_={"label": statement.excluded.label}
+    )
+    with engine.begin() as connection:
+        connection.execute(statement)
+        connection.execute(pg_insert(table).values(id=2, label="ignored").on_conflict_do_nothing())
+    changes = recorded(engine, table)
+    assert changes[0] == ("I", 1, "a")
+    assert sorted(changes[1:]) == [("I", 2, "c"), ("U", 1, "b")]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_copy_through_psycopg_and_psycopg2(database_url: Any, mode: str) -> None:
+    table = declare(mode)
+    engines = {
+        d: sa.create_engine(database_url.set(drivername=f"postgresql+{d}"))
+        for d in ("psycopg", "psycopg2")
+    }
+    table.metadata.create_all(engines["psycopg"])
+    raw: Any = engines["psycopg"].raw_connection()
+    try:
+        with raw.cursor() as cursor, cursor.copy("COPY item (id, label) FROM STDIN") as copy:
+            for i in (1, 2):
+                copy.write_row((i, f"p{i}"))
+        raw.commit()
+    finally:
+        raw.close()
+    raw = engines["psycopg2"].raw_connection()
+    try:
+        with raw.cursor() as cursor:
+            cursor.copy_expert("COPY item (id, label) FROM STDIN", io.StringIO("3\tq3\n4\tq4\n"))
+        raw.commit()
+    finally:
+        raw.close()
+    assert recorded(engines["psycopg2"], table) == [
+        ("I", 1, "p1"),
+        ("I", 2, "p2"),
+        ("I", 3, "q3"),
+        ("I", 4, "q4"),
+    ]
+    for engine in engines.values():
+        engine.dispose()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_merge(engine: sa.Engine, server_version: int, mode: str) -> None:
+    if server_version < 150000:
+        pytest.skip("MERGE needs PostgreSQL 15")
+    table = declare(mode)
+    table.metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(table.insert(), [{"id": 1, "label": "keep"}, {"id": 2, "label": "drop"}])
+        connection.execute(
+            sa.text(
+                "MERGE INTO item t USING (VALUES (1, 'new'), (2, NULL), (3, 'add')) AS s(id, label) "
+                "ON t.id = s.id "
+                "WHEN MATCHED AND s.label IS NULL THEN DELETE "
+                "WHEN MATCHED THEN UPDATE SET label = s.label "
+                "WHEN NOT MATCHED THEN INSERT (id, label) VALUES (s.id, s.label)"
+            )
+        )
+    changes = recorded(engine, table)
+    assert changes[:2] == [("I", 1, "keep"), ("I", 2, "drop")]
+    assert sorted(changes[2:]) == [("D", 2, "drop"), ("I", 3, "add"), ("U", 1, "new")]
+
+
+def test_partitioned_table_defaults_to_row_mode_and_audits_direct_partition_writes(
+    engine: sa.Engine,
+) -> None:
+    table = declare(None, postgresql_partition_by="RANGE (id)")
+    assert table.info[SPEC_KEY].mode == "row"
+    table.metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text("CREATE TABLE item_low PARTITION OF item FOR VALUES FROM (0) TO (100)")
+        )
+        connection.execute(
+            sa.text("CREATE TABLE item_high PARTITION OF item FOR VALUES FROM (100) TO (200)")
+        )
+        connection.execute(
+            table.insert(), [{"id": 1, "label": "via root"}, {"id": 150, "label": "high"}]
+        )
+        connection.execute(sa.text("INSERT INTO item_low VALUES (2, 'direct')"))
+        connection.execute(sa.text("UPDATE item_low SET label = 'changed' WHERE id = 2"))
+        connection.execute(sa.text("DELETE FROM item_high"))
+    assert recorded(engine, table) == [
+        ("I", 1, "via root"),
+        ("I", 150, "high"),
+        ("I", 2, "direct"),
+        ("U", 2, "changed"),
+        ("D", 150, "high"),
+    ]
+
+
+def test_update_moving_a_row_between_partitions_is_recorded(engine: sa.Engine) -> None:
+    table = declare(None, postgresql_partition_by="RANGE (id)")
+    table.metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text("CREATE TABLE item_low PARTITION OF item FOR VALUES FROM (0) TO (100)")
+        )
+        connection.execute(
+            sa.text("CREATE TABLE item_high PARTITION OF item FOR VALUES FROM (100) TO (200)")
+        )
+        connection.execute(table.insert().values(id=1, label="low"))
+        connection.execute(table.update().values(id=101))
+    # PostgreSQL runs a cross-partition UPDATE as DELETE + INSERT and fires those row triggers.
+    assert recorded(engine, table) == [("I", 1, "low"), ("D", 1, "low"), ("I", 101, "low")]
+
+
+def test_statement_mode_on_a_partitioned_table_when_asked(engine: sa.Engine) -> None:
+    """Explicit statement mode: writes addressed to the partitioned table are audited."""
+    table = declare("statement", postgresql_partition_by="RANGE (id)")
+    assert table.info[SPEC_KEY].mode == "statement"
+    table.metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text("CREATE TABLE item_all PARTITION OF item FOR VALUES FROM (0) TO (1000)")
+        )
+        connection.execute(table.insert(), [{"id": 1, "label": "a"}, {"id": 2, "label": "b"}])
+        connection.execute(table.update().where(table.c.id == 2).values(label="c"))
+    assert recorded(engine, table) == [("I", 1, "a"), ("I", 2, "b"), ("U", 2, "c")]
