@@ -87,6 +87,7 @@ def test_default_names_match_the_original_release() -> None:
         "shop_orders_audit_insert",
         "shop_orders_audit_update",
         "shop_orders_audit_delete",
+        "shop_orders_audit_truncate",
     ]
     assert audit.DEFAULT_AUDIT_TABLE_NAMING_CONVENTION == "%(table_name)s_audit"
     assert audit.DEFAULT_AUDIT_TABLE_FUNCTION_NAMING_CONVENTION == "%(schema)s_%(table_name)s_audit"

@@ -58,7 +58,12 @@ def test_create_all_installs_and_drop_all_removes(engine: sa.Engine) -> None:
     table = declare()
     table.metadata.create_all(engine)
     assert state(engine) == (
-        ["public_ledger_audit_delete", "public_ledger_audit_insert", "public_ledger_audit_update"],
+        [
+            "public_ledger_audit_delete",
+            "public_ledger_audit_insert",
+            "public_ledger_audit_truncate",
+            "public_ledger_audit_update",
+        ],
         ["public.public_ledger_audit"],
     )
     write(engine, table, 1)
@@ -81,7 +86,7 @@ def test_install_and_uninstall_are_idempotent(engine: sa.Engine) -> None:
     install_audit_triggers(table.metadata, engine)
     write(engine, table, 2)
     assert audited_rows(engine, table) == 1
-    assert len(state(engine)[0]) == 3
+    assert len(state(engine)[0]) == 4
 
 
 def test_install_runs_inside_the_callers_transaction(engine: sa.Engine) -> None:
@@ -100,8 +105,8 @@ def test_without_a_bind_the_helpers_return_the_script(engine: sa.Engine) -> None
     script = install_audit_triggers(table.metadata)
     drop_script = uninstall_audit_triggers(table.metadata)
     assert isinstance(script, str) and isinstance(drop_script, str)
-    assert script.count("CREATE OR REPLACE TRIGGER") == 3
-    assert drop_script.count("DROP TRIGGER IF EXISTS") == 3
+    assert script.count("CREATE OR REPLACE TRIGGER") == 4
+    assert drop_script.count("DROP TRIGGER IF EXISTS") == 4
     # The script is the real thing: run it through a raw DBAPI cursor, as psql would.
     table.metadata.create_all(engine)
     uninstall_audit_triggers(table.metadata, engine)

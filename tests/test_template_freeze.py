@@ -11,6 +11,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from sqlalchemy_postgresql_audit import SPEC_KEY, AuditSpec
+from sqlalchemy_postgresql_audit.options import CAPTURES
 from sqlalchemy_postgresql_audit.render import render
 
 GOLDEN = Path(__file__).parent / "golden" / "template_v1.sql"
@@ -41,6 +42,8 @@ def representative_specs() -> list[AuditSpec]:
         spec(session_settings=required, operations=["UPDATE", "DELETE"]),
         spec(exclude_columns=["note"]),
         spec(mode="row", skip_unchanged=True),
+        spec(capture=list(CAPTURES), truncate_rows=True, session_settings=required),
+        spec(mode="row", capture=list(CAPTURES), operations=["UPDATE", "TRUNCATE"]),
     ]
 
 

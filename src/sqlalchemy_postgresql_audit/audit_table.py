@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Identity, MetaData, String, Table
+from sqlalchemy import BigInteger, Column, DateTime, Identity, MetaData, String, Table, Text
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.types import TypeEngine
 
 from . import naming
 from .errors import AuditConfigurationError
@@ -25,6 +26,7 @@ from .spec import (
     AuditSpec,
     SettingSpec,
     TriggerSpec,
+    capture_column,
 )
 
 #: ``Table.info`` keys this library writes.  The user's own ``info`` dict is never modified: the
@@ -81,11 +83,11 @@ def build_spec(source: Table, options: AuditOptions) -> AuditSpec:
     )
     excluded = _check_excluded(source, options)
     columns = tuple(column.name for column in source.columns if column.name not in excluded)
-    _check_collisions(source.name, settings, columns)
+    _check_collisions(source.name, settings, options.capture, columns)
     trigger_base = naming.apply_convention(
         conventions, naming.TRIGGER_KEY, naming.DEFAULT_AUDIT_TABLE_TRIGGER_CONVENTION, tokens
     )
-    return AuditSpec(
+    spec = AuditSpec(
         schema=source.schema,
         table=source.name,
         audit_table=naming.apply_convention(
@@ -109,8 +111,22 @@ def build_spec(source: Table, options: AuditOptions) -> AuditSpec:
         mode=capture_mode(source, options),
         exclude_columns=options.exclude_columns,
         skip_unchanged=options.skip_unchanged,
-        key_columns=_key_columns(source, options),
+        key_columns=tuple(column.name for column in source.primary_key.columns),
+        captures=options.capture,
+        truncate_rows=options.truncate_rows,
     )
+    if spec.pairs_updates and not spec.key_columns:
+        raise AuditConfigurationError(
+            source.name,
+            "exclude_columns"
+            if options.exclude_columns
+            else "skip_unchanged"
+            if options.skip_unchanged
+            else "capture",
+            "needs a primary key in mode 'statement' (old and new rows of an UPDATE are "
+            "paired on it, never on row order); add a primary key or use mode='row'",
+        )
+    return spec
 
 
 def _check_excluded(source: Table, options: AuditOptions) -> frozenset[str]:
@@ -136,30 +152,14 @@ def _check_excluded(source: Table, options: AuditOptions) -> frozenset[str]:
     return excluded
 
 
-def _key_columns(source: Table, options: AuditOptions) -> tuple[str, ...]:
-    """The primary key that pairs old and new rows, when a statement-level trigger needs it.
-
-    Old and new transition tables are paired on the primary key, never on row order; without a
-    primary key there is nothing sound to pair on, so the declaration is refused (``mode="row"``
-    needs no pairing: PostgreSQL hands the row trigger OLD and NEW together).
-    """
-    if not options.skip_unchanged or capture_mode(source, options) != "statement":
-        return ()
-    key = tuple(column.name for column in source.primary_key.columns)
-    if not key:
-        raise AuditConfigurationError(
-            source.name,
-            "exclude_columns" if options.exclude_columns else "skip_unchanged",
-            "needs a primary key in mode 'statement' (old and new rows of an UPDATE are "
-            "paired on it); add a primary key or use mode='row'",
-        )
-    return key
-
-
 def _check_collisions(
-    table_name: str, settings: tuple[SettingSpec, ...], columns: tuple[str, ...]
+    table_name: str,
+    settings: tuple[SettingSpec, ...],
+    captures: tuple[str, ...],
+    columns: tuple[str, ...],
 ) -> None:
     taken = {name: "an audit column" for name in FIXED_AUDIT_COLUMNS}
+    taken.update({capture_column(c): f"the {c} capture column" for c in captures})
     for setting in settings:
         if setting.column in taken:
             raise AuditConfigurationError(
@@ -192,6 +192,7 @@ def declare_audit_table(
             nullable=False,
         ),
         Column(AUDIT_CURRENT_USER, String(64), nullable=False),
+        *(_capture_column(capture, options) for capture in spec.captures),
     ]
     # Session-setting columns stay nullable: rows written before a setting existed have no
     # value, and a required setting is enforced by the trigger instead (see render.py).
@@ -216,6 +217,19 @@ def declare_audit_table(
         },
         comment=f"Audit history of {source.fullname}{AUDIT_TABLE_COMMENT_SUFFIX}",
     )
+
+
+def _capture_column(capture: str, options: AuditOptions) -> Column[Any]:
+    types: dict[str, TypeEngine[Any]] = {
+        "transaction_id": BigInteger(),
+        "statement_timestamp": DateTime(timezone=not options.legacy_timestamp),
+        "clock_timestamp": DateTime(timezone=not options.legacy_timestamp),
+        "session_user": String(64),
+        "application_name": Text(),
+        "client_addr": postgresql.INET(),
+        "changed_columns": postgresql.ARRAY(Text()),
+    }
+    return Column(capture_column(capture), types[capture], nullable=True)
 
 
 def mirror_column(column: Column[Any]) -> Column[Any]:

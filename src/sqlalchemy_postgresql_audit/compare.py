@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from .catalog import InstalledAudit, TriggerState
 from .render import NEW_ROWS, OLD_ROWS, render
-from .spec import AuditSpec
+from .spec import AuditSpec, TriggerSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,21 +41,23 @@ Change = InstallAudit | ReplaceAudit | DropAudit
 
 def expected_triggers(spec: AuditSpec, default_schema: str) -> frozenset[TriggerState]:
     """The trigger states that installing ``spec`` produces."""
-    statement = spec.mode == "statement"
-    return frozenset(
-        TriggerState(
-            name=trigger.name,
-            schema=spec.schema or default_schema,
-            table=spec.table,
-            timing="AFTER",
-            level="STATEMENT" if statement else "ROW",
-            events=frozenset({trigger.operation}),
-            old_table=OLD_ROWS if statement and trigger.operation != "INSERT" else None,
-            new_table=NEW_ROWS if statement and trigger.operation != "DELETE" else None,
-            enabled=True,
-            conditional=not statement and spec.skip_unchanged and trigger.operation == "UPDATE",
-        )
-        for trigger in spec.triggers
+    return frozenset(_expected_trigger(spec, t, default_schema) for t in spec.triggers)
+
+
+def _expected_trigger(spec: AuditSpec, trigger: TriggerSpec, default_schema: str) -> TriggerState:
+    truncate = trigger.operation == "TRUNCATE"
+    transition = spec.mode == "statement" and not truncate
+    return TriggerState(
+        name=trigger.name,
+        schema=spec.schema or default_schema,
+        table=spec.table,
+        timing="BEFORE" if truncate and spec.truncate_rows else "AFTER",
+        level="ROW" if spec.mode == "row" and not truncate else "STATEMENT",
+        events=frozenset({trigger.operation}),
+        old_table=OLD_ROWS if transition and trigger.operation != "INSERT" else None,
+        new_table=NEW_ROWS if transition and trigger.operation != "DELETE" else None,
+        enabled=True,
+        conditional=spec.mode == "row" and spec.skip_unchanged and trigger.operation == "UPDATE",
     )
 
 

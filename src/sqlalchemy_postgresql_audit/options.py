@@ -8,7 +8,7 @@ modified.  Errors name the table and the offending key, at declaration time.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -20,8 +20,19 @@ from .errors import AuditConfigurationError
 OPTIONS_KEY = "audit.options"
 
 CaptureMode = Literal["statement", "row"]
-Operation = Literal["INSERT", "UPDATE", "DELETE"]
-ALL_OPERATIONS: tuple[Operation, ...] = ("INSERT", "UPDATE", "DELETE")
+Operation = Literal["INSERT", "UPDATE", "DELETE", "TRUNCATE"]
+ALL_OPERATIONS: tuple[Operation, ...] = ("INSERT", "UPDATE", "DELETE", "TRUNCATE")
+
+#: Opt-in capture columns, each recorded as ``audit_<name>``.
+CAPTURES = (
+    "transaction_id",
+    "statement_timestamp",
+    "clock_timestamp",
+    "session_user",
+    "application_name",
+    "client_addr",
+    "changed_columns",
+)
 
 #: A custom PostgreSQL setting name part: ``audit.<name>``.  PostgreSQL folds these names to
 #: lower case, so names that differ only in case would collide.
@@ -36,6 +47,8 @@ _KNOWN_KEYS = frozenset(
         "operations",
         "exclude_columns",
         "skip_unchanged",
+        "capture",
+        "truncate_rows",
     }
 )
 
@@ -65,6 +78,11 @@ class AuditOptions:
     #: true when ``exclude_columns`` is set: once a column is not recorded, an update that only
     #: changed it cannot be told apart from one that changed nothing.
     skip_unchanged: bool = False
+    #: Opt-in capture columns (names from ``CAPTURES``), in ``CAPTURES`` order.
+    capture: tuple[str, ...] = ()
+    #: Record every row a TRUNCATE removes (a BEFORE TRUNCATE trigger copies the table), instead
+    #: of one marker row.
+    truncate_rows: bool = False
 
 
 def parse_options(table_name: str, info: Mapping[str, Any]) -> AuditOptions | None:
@@ -86,7 +104,7 @@ def parse_options(table_name: str, info: Mapping[str, Any]) -> AuditOptions | No
             unknown[0],
             f"is not an audit option (known: {', '.join(sorted(_KNOWN_KEYS))})",
         )
-    exclude_columns = _exclude_columns(table_name, raw.get("exclude_columns", ()))
+    exclude_columns = _names(table_name, "exclude_columns", raw.get("exclude_columns", ()))
     skip_unchanged = _bool(table_name, raw, "skip_unchanged", default=bool(exclude_columns))
     if exclude_columns and not skip_unchanged:
         raise AuditConfigurationError(
@@ -104,26 +122,37 @@ def parse_options(table_name: str, info: Mapping[str, Any]) -> AuditOptions | No
         operations=_operations(table_name, raw.get("operations", ALL_OPERATIONS)),
         exclude_columns=exclude_columns,
         skip_unchanged=skip_unchanged,
+        capture=_names(table_name, "capture", raw.get("capture", ()), choices=CAPTURES),
+        truncate_rows=_bool(table_name, raw, "truncate_rows", default=False),
     )
 
 
-def _exclude_columns(table_name: str, value: object) -> tuple[str, ...]:
-    """Column names as given; whether the table has them is checked with the table."""
+def _names(
+    table_name: str,
+    key: str,
+    value: object,
+    *,
+    choices: tuple[str, ...] | None = None,
+    fold: Callable[[str], str] = str,
+) -> tuple[str, ...]:
+    """A list of distinct names; with ``choices``, each must be one, and the result follows
+    their order."""
     if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, set, frozenset)):
-        raise AuditConfigurationError(
-            table_name, "exclude_columns", f"must be a list of column names, got {value!r}"
-        )
+        raise AuditConfigurationError(table_name, key, f"must be a list of names, got {value!r}")
     names: list[str] = []
     for item in value:
         if not isinstance(item, str):
+            raise AuditConfigurationError(table_name, key, f"must hold names (str), got {item!r}")
+        name = fold(item)
+        if choices is not None and name not in choices:
             raise AuditConfigurationError(
-                table_name, "exclude_columns", f"must hold column names (str), got {item!r}"
+                table_name, key, f"{item!r} is not one of {', '.join(choices)}"
             )
-        if item in names:
-            raise AuditConfigurationError(
-                table_name, "exclude_columns", f"names column {item!r} twice"
-            )
-        names.append(item)
+        if name in names:
+            raise AuditConfigurationError(table_name, key, f"names {item!r} twice")
+        names.append(name)
+    if choices is not None:
+        return tuple(choice for choice in choices if choice in names)
     return tuple(sorted(names)) if isinstance(value, (set, frozenset)) else tuple(names)
 
 
@@ -147,23 +176,12 @@ def _mode(table_name: str, value: object) -> CaptureMode | None:
 
 
 def _operations(table_name: str, value: object) -> tuple[Operation, ...]:
-    if isinstance(value, str) or not isinstance(value, (list, tuple, set, frozenset)):
-        raise AuditConfigurationError(
-            table_name, "operations", f"must be a list of operation names, got {value!r}"
-        )
-    chosen: set[str] = set()
-    for item in value:
-        name = str(item).upper() if isinstance(item, str) else None
-        if name not in ALL_OPERATIONS:
-            raise AuditConfigurationError(
-                table_name, "operations", f"{item!r} is not one of INSERT, UPDATE, DELETE"
-            )
-        chosen.add(name)
-    if not chosen:
+    names = _names(table_name, "operations", value, choices=ALL_OPERATIONS, fold=str.upper)
+    if not names:
         raise AuditConfigurationError(
             table_name, "operations", "must name at least one operation (use enabled=False)"
         )
-    return tuple(op for op in ALL_OPERATIONS if op in chosen)
+    return tuple(op for op in ALL_OPERATIONS if op in names)
 
 
 def _session_settings(table_name: str, value: object) -> tuple[SessionSetting, ...]:

@@ -25,6 +25,7 @@ from .spec import (
     AuditSpec,
     SettingSpec,
     TriggerSpec,
+    capture_column,
 )
 
 #: Marks functions installed by this library; the JSON spec follows it in the comment.
@@ -131,16 +132,19 @@ def drop_function(schema: str | None, function: str) -> str:
 
 
 def _create_trigger_v1(spec: AuditSpec, trigger: TriggerSpec) -> str:
+    timing = "BEFORE" if trigger.operation == "TRUNCATE" and spec.truncate_rows else "AFTER"
     head = (
         f"CREATE OR REPLACE TRIGGER {quote(trigger.name)}\n"
-        f"AFTER {trigger.operation} ON {qualified(spec.schema, spec.table)}\n"
+        f"{timing} {trigger.operation} ON {qualified(spec.schema, spec.table)}\n"
     )
-    if spec.mode == "row":
+    if trigger.operation == "TRUNCATE":  # PostgreSQL has only statement-level TRUNCATE triggers
+        level = "FOR EACH STATEMENT"
+    elif spec.mode == "row":
         level = "FOR EACH ROW"
         if trigger.operation == "UPDATE" and spec.skip_unchanged:
             # Evaluated by the executor before the function is called: no call for a row
             # whose recorded columns are byte for byte the same.
-            level += f"\nWHEN ({_recorded_differ(spec, 'OLD', 'NEW')})"
+            level += f"\nWHEN ({_recorded_differ(spec.columns, 'OLD', 'NEW')})"
     else:
         referencing = {
             "INSERT": f"NEW TABLE AS {NEW_ROWS}",
@@ -159,12 +163,10 @@ def _function_settings_v1(spec: AuditSpec) -> str:
     one row is quadratic for 100,000.  Without nested loops the pairing is a hash (or merge)
     join at any size, and costs nothing measurable for a single row.
     """
-    if spec.mode == "statement" and spec.skip_unchanged:
-        return "SET enable_nestloop TO off\n"
-    return ""
+    return "SET enable_nestloop TO off\n" if spec.pairs_updates else ""
 
 
-def _recorded_differ(spec: AuditSpec, old: str, new: str) -> str:
+def _recorded_differ(columns: tuple[str, ...], old: str, new: str) -> str:
     """True when a recorded column differs between rows ``old`` and ``new``.
 
     ``*<>`` compares binary images, so it works for every type (json, point, ... have no ``=``)
@@ -173,37 +175,76 @@ def _recorded_differ(spec: AuditSpec, old: str, new: str) -> str:
     """
 
     def row(alias: str) -> str:
-        return "ROW(" + ", ".join(f"{alias}.{always_quote(c)}" for c in spec.columns) + ")::record"
+        return "ROW(" + ", ".join(f"{alias}.{always_quote(c)}" for c in columns) + ")::record"
 
     return f"{row(old)} OPERATOR(pg_catalog.*<>) {row(new)}"
 
 
 def _paired_update_v1(spec: AuditSpec, insert_into: str, values: str) -> str:
-    """Statement-level UPDATE capture that skips rows whose recorded columns did not change.
+    """Statement-level UPDATE capture with old and new rows paired on the primary key.
 
-    Old and new rows are paired on the primary key, never on row order.  When some old key is
-    missing among the new rows, the statement changed a primary key (or a deferrable key is
-    momentarily duplicated): the rows cannot be paired, so every row is recorded, exactly as
-    without the filter.
+    Pairing is needed to skip unchanged rows and to list changed columns; it is never done on
+    row order.  When some old key is missing among the new rows, the statement changed a
+    primary key (or a deferrable key is momentarily duplicated): rows cannot be paired, so every
+    row is recorded, as without the filter, and an unpaired row's changed columns are NULL.
     """
     keys = spec.key_columns
     if not keys:
         raise ValueError(
-            f"audit spec of {spec.table!r}: skip_unchanged in mode 'statement' needs key_columns"
+            f"audit spec of {spec.table!r}: pairing old and new rows needs key_columns"
         )
 
     def on(left: str, right: str) -> str:
         return " AND ".join(f"{left}.{always_quote(k)} = {right}.{always_quote(k)}" for k in keys)
 
-    # One statement: the uncorrelated EXISTS is computed once.  An unmatched new row (its key
-    # is new) compares as different from the all-NULL old side, so it is always recorded.
-    return (
+    statement = (
         f"{insert_into}\n    SELECT {values}\n"
-        f"    FROM {NEW_ROWS} AS r LEFT JOIN {OLD_ROWS} AS o ON {on('r', 'o')}\n"
-        f"    WHERE {_recorded_differ(spec, 'o', 'r')}\n"
+        f"    FROM {NEW_ROWS} AS r LEFT JOIN {OLD_ROWS} AS o ON {on('r', 'o')}"
+    )
+    if not spec.skip_unchanged:
+        return statement + ";"
+    # The uncorrelated EXISTS is computed once.  An unmatched new row (its key is new) compares
+    # as different from the all-NULL old side, so it is always recorded.
+    return (
+        f"{statement}\n    WHERE {_recorded_differ(spec.columns, 'o', 'r')}\n"
         f"      OR EXISTS (SELECT FROM {OLD_ROWS} AS old_key WHERE NOT EXISTS (\n"
         f"        SELECT FROM {NEW_ROWS} AS new_key WHERE {on('new_key', 'old_key')}));"
     )
+
+
+def _changed_columns(spec: AuditSpec, old: str, new: str) -> str:
+    """The names of the recorded columns that differ between rows ``old`` and ``new``.
+
+    In statement mode ``old`` comes from a LEFT JOIN on the key: an unpaired row (its key
+    changed) has no old row to compare with, and records NULL, not every column.
+    """
+    cases = ", ".join(
+        f"CASE WHEN {_recorded_differ((c,), old, new)} THEN {literal(c)} END" for c in spec.columns
+    )
+    changed = f"pg_catalog.array_remove(ARRAY[{cases}]::text[], NULL)"
+    if spec.mode == "row":
+        return changed
+    return (
+        f"CASE WHEN {old}.{always_quote(spec.key_columns[0])} IS NULL THEN NULL ELSE {changed} END"
+    )
+
+
+#: Opt-in captures that are the same for every row of one trigger call, computed once per call.
+_PER_CALL_CAPTURES = {
+    "transaction_id": ("bigint", "pg_catalog.pg_current_xact_id()::text::bigint"),
+    "statement_timestamp": ("timestamptz", "pg_catalog.statement_timestamp()"),
+    "clock_timestamp": ("timestamptz", "pg_catalog.clock_timestamp()"),
+    "session_user": ("text", "session_user"),
+    "application_name": (
+        "text",
+        "NULLIF(pg_catalog.current_setting('application_name', true), '')",
+    ),
+    "client_addr": ("inet", "pg_catalog.inet_client_addr()"),
+}
+
+
+def _capture_variable(capture: str) -> str:
+    return f"capture_{capture}"
 
 
 def _setting_variable(index: int) -> str:
@@ -212,16 +253,21 @@ def _setting_variable(index: int) -> str:
 
 def _function_body_v1(spec: AuditSpec) -> str:
     settings = list(enumerate(spec.settings))
+    per_call = [c for c in spec.captures if c in _PER_CALL_CAPTURES]
     declare = "".join(
         f"  {_setting_variable(i)} {s.sql_type} := "
         f"NULLIF(pg_catalog.current_setting({literal('audit.' + s.name)}, true), '');\n"
         for i, s in settings
+    ) + "".join(
+        f"  {_capture_variable(c)} {_PER_CALL_CAPTURES[c][0]} := {_PER_CALL_CAPTURES[c][1]};\n"
+        for c in per_call
     )
     target_columns = ", ".join(
         [
             always_quote(AUDIT_OPERATION),
             always_quote(AUDIT_TIMESTAMP),
             always_quote(AUDIT_CURRENT_USER),
+            *(always_quote(capture_column(c)) for c in spec.captures),
             *(always_quote(s.column) for _, s in settings),
             *(always_quote(c) for c in spec.columns),
         ]
@@ -232,21 +278,35 @@ def _function_body_v1(spec: AuditSpec) -> str:
     setting_values = "".join(f", {_setting_variable(i)}" for i, _ in settings)
     required = [(i, s) for i, s in settings if s.required]
 
-    def values(op: str, row: str) -> str:
-        mirrored = "".join(f", {row}.{always_quote(c)}" for c in spec.columns)
+    def values(op: str, row: str | None, old: str | None = None) -> str:
+        """The VALUES/SELECT list; ``row`` is None for a TRUNCATE marker, ``old`` names the
+        old row of an update when it can be compared."""
+        captured = "".join(
+            f", {_capture_variable(c)}"
+            if c in _PER_CALL_CAPTURES
+            else f", {_changed_columns(spec, old, row) if old and row else 'NULL'}"
+            for c in spec.captures
+        )
+        mirrored = "".join(f", {row}.{always_quote(c)}" if row else ", NULL" for c in spec.columns)
         return (
             f"{literal(OPERATION_CODES[op])}, pg_catalog.now(), current_user"
-            f"{setting_values}{mirrored}"
+            f"{captured}{setting_values}{mirrored}"
         )
 
     branches: list[str] = []
     for trigger in spec.triggers:
         op = trigger.operation
-        if spec.mode == "row":
+        if op == "TRUNCATE" and spec.truncate_rows:
+            source = always_qualified(spec.schema, spec.table)
+            statement = f"{insert_into}\n    SELECT {values(op, 'r')}\n    FROM {source} AS r;"
+        elif op == "TRUNCATE":
+            statement = f"{insert_into}\n    VALUES ({values(op, None)});"
+        elif spec.mode == "row":
             row = "OLD" if op == "DELETE" else "NEW"
-            statement = f"{insert_into}\n    VALUES ({values(op, row)});"
-        elif op == "UPDATE" and spec.skip_unchanged:
-            statement = _paired_update_v1(spec, insert_into, values(op, "r"))
+            old = "OLD" if op == "UPDATE" else None
+            statement = f"{insert_into}\n    VALUES ({values(op, row, old)});"
+        elif op == "UPDATE" and spec.pairs_updates:
+            statement = _paired_update_v1(spec, insert_into, values(op, "r", "o"))
         else:
             rows = OLD_ROWS if op == "DELETE" else NEW_ROWS
             statement = f"{insert_into}\n    SELECT {values(op, 'r')}\n    FROM {rows} AS r;"

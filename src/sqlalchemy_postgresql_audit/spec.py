@@ -24,7 +24,12 @@ AUDIT_CURRENT_USER = "audit_current_user"
 #: Columns every audit table has, before the session-setting and mirrored columns.
 FIXED_AUDIT_COLUMNS = (AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP, AUDIT_CURRENT_USER)
 
-OPERATION_CODES: dict[str, str] = {"INSERT": "I", "UPDATE": "U", "DELETE": "D"}
+OPERATION_CODES: dict[str, str] = {"INSERT": "I", "UPDATE": "U", "DELETE": "D", "TRUNCATE": "T"}
+
+
+def capture_column(capture: str) -> str:
+    """The audit column of an opt-in capture, e.g. ``audit_transaction_id``."""
+    return f"audit_{capture}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,9 +67,19 @@ class AuditSpec:
     exclude_columns: tuple[str, ...] = ()
     #: Leave updated rows whose recorded columns did not change unrecorded.
     skip_unchanged: bool = False
-    #: Primary key columns pairing old and new rows of a statement; set only when a statement
-    #: level trigger needs them (``skip_unchanged`` in ``mode="statement"``).
+    #: The source table's primary key; statement-level triggers pair old and new rows on it.
     key_columns: tuple[str, ...] = ()
+    #: Opt-in capture columns (see ``options.CAPTURES``).
+    captures: tuple[str, ...] = ()
+    #: TRUNCATE records every removed row (a BEFORE trigger) instead of one marker row.
+    truncate_rows: bool = False
+
+    @property
+    def pairs_updates(self) -> bool:
+        """Whether statement-level UPDATE capture joins old and new rows on the key."""
+        return self.mode == "statement" and (
+            self.skip_unchanged or "changed_columns" in self.captures
+        )
 
     @property
     def key(self) -> tuple[str | None, str]:
@@ -93,4 +108,6 @@ class AuditSpec:
             exclude_columns=tuple(data.get("exclude_columns", ())),
             skip_unchanged=bool(data.get("skip_unchanged", False)),
             key_columns=tuple(data.get("key_columns", ())),
+            captures=tuple(data.get("captures", ())),
+            truncate_rows=bool(data.get("truncate_rows", False)),
         )

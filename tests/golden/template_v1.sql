@@ -15,11 +15,14 @@ BEGIN
     INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if", "note")
     SELECT 'D', pg_catalog.now(), current_user, r."id", r."if", r."note"
     FROM audit_old_rows AS r;
+  ELSIF TG_OP = 'TRUNCATE' THEN
+    INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if", "note")
+    VALUES ('T', pg_catalog.now(), current_user, NULL, NULL, NULL);
   END IF;
   RETURN NULL;
 END;
 $audit$;
-COMMENT ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() IS 'sqlalchemy-postgresql-audit:{"audit_table":"Order Items_audit","columns":["id","if","note"],"exclude_columns":[],"function":"Sales Dept_Order Items_audit","key_columns":[],"mode":"statement","schema":"Sales Dept","settings":[],"skip_unchanged":false,"table":"Order Items","template":1,"triggers":[{"name":"Sales Dept_Order Items_audit_insert","operation":"INSERT"},{"name":"Sales Dept_Order Items_audit_update","operation":"UPDATE"},{"name":"Sales Dept_Order Items_audit_delete","operation":"DELETE"}]}';
+COMMENT ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() IS 'sqlalchemy-postgresql-audit:{"audit_table":"Order Items_audit","captures":[],"columns":["id","if","note"],"exclude_columns":[],"function":"Sales Dept_Order Items_audit","key_columns":["id"],"mode":"statement","schema":"Sales Dept","settings":[],"skip_unchanged":false,"table":"Order Items","template":1,"triggers":[{"name":"Sales Dept_Order Items_audit_insert","operation":"INSERT"},{"name":"Sales Dept_Order Items_audit_update","operation":"UPDATE"},{"name":"Sales Dept_Order Items_audit_delete","operation":"DELETE"},{"name":"Sales Dept_Order Items_audit_truncate","operation":"TRUNCATE"}],"truncate_rows":false}';
 CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_insert"
 AFTER INSERT ON "Sales Dept"."Order Items"
 REFERENCING NEW TABLE AS audit_new_rows
@@ -35,9 +38,14 @@ AFTER DELETE ON "Sales Dept"."Order Items"
 REFERENCING OLD TABLE AS audit_old_rows
 FOR EACH STATEMENT
 EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_truncate"
+AFTER TRUNCATE ON "Sales Dept"."Order Items"
+FOR EACH STATEMENT
+EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_insert" ON "Sales Dept"."Order Items";
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_update" ON "Sales Dept"."Order Items";
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_delete" ON "Sales Dept"."Order Items";
+DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_truncate" ON "Sales Dept"."Order Items";
 DROP FUNCTION IF EXISTS "Sales Dept"."Sales Dept_Order Items_audit"();
 
 -- next spec
@@ -61,11 +69,14 @@ BEGIN
   ELSIF TG_OP = 'DELETE' THEN
     INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_username", "audit_tenant", "id", "if", "note")
     VALUES ('D', pg_catalog.now(), current_user, setting_0, setting_1, OLD."id", OLD."if", OLD."note");
+  ELSIF TG_OP = 'TRUNCATE' THEN
+    INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_username", "audit_tenant", "id", "if", "note")
+    VALUES ('T', pg_catalog.now(), current_user, setting_0, setting_1, NULL, NULL, NULL);
   END IF;
   RETURN NULL;
 END;
 $audit$;
-COMMENT ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() IS 'sqlalchemy-postgresql-audit:{"audit_table":"Order Items_audit","columns":["id","if","note"],"exclude_columns":[],"function":"Sales Dept_Order Items_audit","key_columns":[],"mode":"row","schema":"Sales Dept","settings":[{"column":"audit_username","name":"username","required":true,"sql_type":"VARCHAR(30)"},{"column":"audit_tenant","name":"tenant","required":false,"sql_type":"INTEGER"}],"skip_unchanged":false,"table":"Order Items","template":1,"triggers":[{"name":"Sales Dept_Order Items_audit_insert","operation":"INSERT"},{"name":"Sales Dept_Order Items_audit_update","operation":"UPDATE"},{"name":"Sales Dept_Order Items_audit_delete","operation":"DELETE"}]}';
+COMMENT ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() IS 'sqlalchemy-postgresql-audit:{"audit_table":"Order Items_audit","captures":[],"columns":["id","if","note"],"exclude_columns":[],"function":"Sales Dept_Order Items_audit","key_columns":["id"],"mode":"row","schema":"Sales Dept","settings":[{"column":"audit_username","name":"username","required":true,"sql_type":"VARCHAR(30)"},{"column":"audit_tenant","name":"tenant","required":false,"sql_type":"INTEGER"}],"skip_unchanged":false,"table":"Order Items","template":1,"triggers":[{"name":"Sales Dept_Order Items_audit_insert","operation":"INSERT"},{"name":"Sales Dept_Order Items_audit_update","operation":"UPDATE"},{"name":"Sales Dept_Order Items_audit_delete","operation":"DELETE"},{"name":"Sales Dept_Order Items_audit_truncate","operation":"TRUNCATE"}],"truncate_rows":false}';
 CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_insert"
 AFTER INSERT ON "Sales Dept"."Order Items"
 FOR EACH ROW
@@ -78,9 +89,14 @@ CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_delete"
 AFTER DELETE ON "Sales Dept"."Order Items"
 FOR EACH ROW
 EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_truncate"
+AFTER TRUNCATE ON "Sales Dept"."Order Items"
+FOR EACH STATEMENT
+EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_insert" ON "Sales Dept"."Order Items";
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_update" ON "Sales Dept"."Order Items";
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_delete" ON "Sales Dept"."Order Items";
+DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_truncate" ON "Sales Dept"."Order Items";
 DROP FUNCTION IF EXISTS "Sales Dept"."Sales Dept_Order Items_audit"();
 
 -- next spec
@@ -111,7 +127,7 @@ BEGIN
   RETURN NULL;
 END;
 $audit$;
-COMMENT ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() IS 'sqlalchemy-postgresql-audit:{"audit_table":"Order Items_audit","columns":["id","if","note"],"exclude_columns":[],"function":"Sales Dept_Order Items_audit","key_columns":[],"mode":"statement","schema":"Sales Dept","settings":[{"column":"audit_username","name":"username","required":true,"sql_type":"VARCHAR(30)"},{"column":"audit_tenant","name":"tenant","required":false,"sql_type":"INTEGER"}],"skip_unchanged":false,"table":"Order Items","template":1,"triggers":[{"name":"Sales Dept_Order Items_audit_update","operation":"UPDATE"},{"name":"Sales Dept_Order Items_audit_delete","operation":"DELETE"}]}';
+COMMENT ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() IS 'sqlalchemy-postgresql-audit:{"audit_table":"Order Items_audit","captures":[],"columns":["id","if","note"],"exclude_columns":[],"function":"Sales Dept_Order Items_audit","key_columns":["id"],"mode":"statement","schema":"Sales Dept","settings":[{"column":"audit_username","name":"username","required":true,"sql_type":"VARCHAR(30)"},{"column":"audit_tenant","name":"tenant","required":false,"sql_type":"INTEGER"}],"skip_unchanged":false,"table":"Order Items","template":1,"triggers":[{"name":"Sales Dept_Order Items_audit_update","operation":"UPDATE"},{"name":"Sales Dept_Order Items_audit_delete","operation":"DELETE"}],"truncate_rows":false}';
 CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_update"
 AFTER UPDATE ON "Sales Dept"."Order Items"
 REFERENCING OLD TABLE AS audit_old_rows NEW TABLE AS audit_new_rows
@@ -148,11 +164,14 @@ BEGIN
     INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if")
     SELECT 'D', pg_catalog.now(), current_user, r."id", r."if"
     FROM audit_old_rows AS r;
+  ELSIF TG_OP = 'TRUNCATE' THEN
+    INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if")
+    VALUES ('T', pg_catalog.now(), current_user, NULL, NULL);
   END IF;
   RETURN NULL;
 END;
 $audit$;
-COMMENT ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() IS 'sqlalchemy-postgresql-audit:{"audit_table":"Order Items_audit","columns":["id","if"],"exclude_columns":["note"],"function":"Sales Dept_Order Items_audit","key_columns":["id"],"mode":"statement","schema":"Sales Dept","settings":[],"skip_unchanged":true,"table":"Order Items","template":1,"triggers":[{"name":"Sales Dept_Order Items_audit_insert","operation":"INSERT"},{"name":"Sales Dept_Order Items_audit_update","operation":"UPDATE"},{"name":"Sales Dept_Order Items_audit_delete","operation":"DELETE"}]}';
+COMMENT ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() IS 'sqlalchemy-postgresql-audit:{"audit_table":"Order Items_audit","captures":[],"columns":["id","if"],"exclude_columns":["note"],"function":"Sales Dept_Order Items_audit","key_columns":["id"],"mode":"statement","schema":"Sales Dept","settings":[],"skip_unchanged":true,"table":"Order Items","template":1,"triggers":[{"name":"Sales Dept_Order Items_audit_insert","operation":"INSERT"},{"name":"Sales Dept_Order Items_audit_update","operation":"UPDATE"},{"name":"Sales Dept_Order Items_audit_delete","operation":"DELETE"},{"name":"Sales Dept_Order Items_audit_truncate","operation":"TRUNCATE"}],"truncate_rows":false}';
 CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_insert"
 AFTER INSERT ON "Sales Dept"."Order Items"
 REFERENCING NEW TABLE AS audit_new_rows
@@ -168,9 +187,14 @@ AFTER DELETE ON "Sales Dept"."Order Items"
 REFERENCING OLD TABLE AS audit_old_rows
 FOR EACH STATEMENT
 EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_truncate"
+AFTER TRUNCATE ON "Sales Dept"."Order Items"
+FOR EACH STATEMENT
+EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_insert" ON "Sales Dept"."Order Items";
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_update" ON "Sales Dept"."Order Items";
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_delete" ON "Sales Dept"."Order Items";
+DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_truncate" ON "Sales Dept"."Order Items";
 DROP FUNCTION IF EXISTS "Sales Dept"."Sales Dept_Order Items_audit"();
 
 -- next spec
@@ -188,11 +212,14 @@ BEGIN
   ELSIF TG_OP = 'DELETE' THEN
     INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if", "note")
     VALUES ('D', pg_catalog.now(), current_user, OLD."id", OLD."if", OLD."note");
+  ELSIF TG_OP = 'TRUNCATE' THEN
+    INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if", "note")
+    VALUES ('T', pg_catalog.now(), current_user, NULL, NULL, NULL);
   END IF;
   RETURN NULL;
 END;
 $audit$;
-COMMENT ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() IS 'sqlalchemy-postgresql-audit:{"audit_table":"Order Items_audit","columns":["id","if","note"],"exclude_columns":[],"function":"Sales Dept_Order Items_audit","key_columns":[],"mode":"row","schema":"Sales Dept","settings":[],"skip_unchanged":true,"table":"Order Items","template":1,"triggers":[{"name":"Sales Dept_Order Items_audit_insert","operation":"INSERT"},{"name":"Sales Dept_Order Items_audit_update","operation":"UPDATE"},{"name":"Sales Dept_Order Items_audit_delete","operation":"DELETE"}]}';
+COMMENT ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() IS 'sqlalchemy-postgresql-audit:{"audit_table":"Order Items_audit","captures":[],"columns":["id","if","note"],"exclude_columns":[],"function":"Sales Dept_Order Items_audit","key_columns":["id"],"mode":"row","schema":"Sales Dept","settings":[],"skip_unchanged":true,"table":"Order Items","template":1,"triggers":[{"name":"Sales Dept_Order Items_audit_insert","operation":"INSERT"},{"name":"Sales Dept_Order Items_audit_update","operation":"UPDATE"},{"name":"Sales Dept_Order Items_audit_delete","operation":"DELETE"},{"name":"Sales Dept_Order Items_audit_truncate","operation":"TRUNCATE"}],"truncate_rows":false}';
 CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_insert"
 AFTER INSERT ON "Sales Dept"."Order Items"
 FOR EACH ROW
@@ -206,7 +233,116 @@ CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_delete"
 AFTER DELETE ON "Sales Dept"."Order Items"
 FOR EACH ROW
 EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_truncate"
+AFTER TRUNCATE ON "Sales Dept"."Order Items"
+FOR EACH STATEMENT
+EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_insert" ON "Sales Dept"."Order Items";
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_update" ON "Sales Dept"."Order Items";
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_delete" ON "Sales Dept"."Order Items";
+DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_truncate" ON "Sales Dept"."Order Items";
+DROP FUNCTION IF EXISTS "Sales Dept"."Sales Dept_Order Items_audit"();
+
+-- next spec
+CREATE OR REPLACE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() RETURNS trigger
+LANGUAGE plpgsql
+SET enable_nestloop TO off
+AS $audit$
+DECLARE
+  setting_0 VARCHAR(30) := NULLIF(pg_catalog.current_setting('audit.username', true), '');
+  setting_1 INTEGER := NULLIF(pg_catalog.current_setting('audit.tenant', true), '');
+  capture_transaction_id bigint := pg_catalog.pg_current_xact_id()::text::bigint;
+  capture_statement_timestamp timestamptz := pg_catalog.statement_timestamp();
+  capture_clock_timestamp timestamptz := pg_catalog.clock_timestamp();
+  capture_session_user text := session_user;
+  capture_application_name text := NULLIF(pg_catalog.current_setting('application_name', true), '');
+  capture_client_addr inet := pg_catalog.inet_client_addr();
+  audited_rows bigint;
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_transaction_id", "audit_statement_timestamp", "audit_clock_timestamp", "audit_session_user", "audit_application_name", "audit_client_addr", "audit_changed_columns", "audit_username", "audit_tenant", "id", "if", "note")
+    SELECT 'I', pg_catalog.now(), current_user, capture_transaction_id, capture_statement_timestamp, capture_clock_timestamp, capture_session_user, capture_application_name, capture_client_addr, NULL, setting_0, setting_1, r."id", r."if", r."note"
+    FROM audit_new_rows AS r;
+  ELSIF TG_OP = 'UPDATE' THEN
+    INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_transaction_id", "audit_statement_timestamp", "audit_clock_timestamp", "audit_session_user", "audit_application_name", "audit_client_addr", "audit_changed_columns", "audit_username", "audit_tenant", "id", "if", "note")
+    SELECT 'U', pg_catalog.now(), current_user, capture_transaction_id, capture_statement_timestamp, capture_clock_timestamp, capture_session_user, capture_application_name, capture_client_addr, CASE WHEN o."id" IS NULL THEN NULL ELSE pg_catalog.array_remove(ARRAY[CASE WHEN ROW(o."id")::record OPERATOR(pg_catalog.*<>) ROW(r."id")::record THEN 'id' END, CASE WHEN ROW(o."if")::record OPERATOR(pg_catalog.*<>) ROW(r."if")::record THEN 'if' END, CASE WHEN ROW(o."note")::record OPERATOR(pg_catalog.*<>) ROW(r."note")::record THEN 'note' END]::text[], NULL) END, setting_0, setting_1, r."id", r."if", r."note"
+    FROM audit_new_rows AS r LEFT JOIN audit_old_rows AS o ON r."id" = o."id";
+  ELSIF TG_OP = 'DELETE' THEN
+    INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_transaction_id", "audit_statement_timestamp", "audit_clock_timestamp", "audit_session_user", "audit_application_name", "audit_client_addr", "audit_changed_columns", "audit_username", "audit_tenant", "id", "if", "note")
+    SELECT 'D', pg_catalog.now(), current_user, capture_transaction_id, capture_statement_timestamp, capture_clock_timestamp, capture_session_user, capture_application_name, capture_client_addr, NULL, setting_0, setting_1, r."id", r."if", r."note"
+    FROM audit_old_rows AS r;
+  ELSIF TG_OP = 'TRUNCATE' THEN
+    INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_transaction_id", "audit_statement_timestamp", "audit_clock_timestamp", "audit_session_user", "audit_application_name", "audit_client_addr", "audit_changed_columns", "audit_username", "audit_tenant", "id", "if", "note")
+    SELECT 'T', pg_catalog.now(), current_user, capture_transaction_id, capture_statement_timestamp, capture_clock_timestamp, capture_session_user, capture_application_name, capture_client_addr, NULL, setting_0, setting_1, r."id", r."if", r."note"
+    FROM "Sales Dept"."Order Items" AS r;
+  END IF;
+  GET DIAGNOSTICS audited_rows = ROW_COUNT;
+  IF audited_rows > 0 THEN
+    IF setting_0 IS NULL THEN
+      RAISE EXCEPTION USING MESSAGE = 'audit setting audit.username is required to write to table "Sales Dept"."Order Items" but is not set in this transaction',
+        ERRCODE = 'not_null_violation', HINT = 'Set it with sqlalchemy_postgresql_audit.set_session_vars() in the same transaction.';
+    END IF;
+  END IF;
+  RETURN NULL;
+END;
+$audit$;
+COMMENT ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() IS 'sqlalchemy-postgresql-audit:{"audit_table":"Order Items_audit","captures":["transaction_id","statement_timestamp","clock_timestamp","session_user","application_name","client_addr","changed_columns"],"columns":["id","if","note"],"exclude_columns":[],"function":"Sales Dept_Order Items_audit","key_columns":["id"],"mode":"statement","schema":"Sales Dept","settings":[{"column":"audit_username","name":"username","required":true,"sql_type":"VARCHAR(30)"},{"column":"audit_tenant","name":"tenant","required":false,"sql_type":"INTEGER"}],"skip_unchanged":false,"table":"Order Items","template":1,"triggers":[{"name":"Sales Dept_Order Items_audit_insert","operation":"INSERT"},{"name":"Sales Dept_Order Items_audit_update","operation":"UPDATE"},{"name":"Sales Dept_Order Items_audit_delete","operation":"DELETE"},{"name":"Sales Dept_Order Items_audit_truncate","operation":"TRUNCATE"}],"truncate_rows":true}';
+CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_insert"
+AFTER INSERT ON "Sales Dept"."Order Items"
+REFERENCING NEW TABLE AS audit_new_rows
+FOR EACH STATEMENT
+EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_update"
+AFTER UPDATE ON "Sales Dept"."Order Items"
+REFERENCING OLD TABLE AS audit_old_rows NEW TABLE AS audit_new_rows
+FOR EACH STATEMENT
+EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_delete"
+AFTER DELETE ON "Sales Dept"."Order Items"
+REFERENCING OLD TABLE AS audit_old_rows
+FOR EACH STATEMENT
+EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_truncate"
+BEFORE TRUNCATE ON "Sales Dept"."Order Items"
+FOR EACH STATEMENT
+EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_insert" ON "Sales Dept"."Order Items";
+DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_update" ON "Sales Dept"."Order Items";
+DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_delete" ON "Sales Dept"."Order Items";
+DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_truncate" ON "Sales Dept"."Order Items";
+DROP FUNCTION IF EXISTS "Sales Dept"."Sales Dept_Order Items_audit"();
+
+-- next spec
+CREATE OR REPLACE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() RETURNS trigger
+LANGUAGE plpgsql
+AS $audit$
+DECLARE
+  capture_transaction_id bigint := pg_catalog.pg_current_xact_id()::text::bigint;
+  capture_statement_timestamp timestamptz := pg_catalog.statement_timestamp();
+  capture_clock_timestamp timestamptz := pg_catalog.clock_timestamp();
+  capture_session_user text := session_user;
+  capture_application_name text := NULLIF(pg_catalog.current_setting('application_name', true), '');
+  capture_client_addr inet := pg_catalog.inet_client_addr();
+BEGIN
+  IF TG_OP = 'UPDATE' THEN
+    INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_transaction_id", "audit_statement_timestamp", "audit_clock_timestamp", "audit_session_user", "audit_application_name", "audit_client_addr", "audit_changed_columns", "id", "if", "note")
+    VALUES ('U', pg_catalog.now(), current_user, capture_transaction_id, capture_statement_timestamp, capture_clock_timestamp, capture_session_user, capture_application_name, capture_client_addr, pg_catalog.array_remove(ARRAY[CASE WHEN ROW(OLD."id")::record OPERATOR(pg_catalog.*<>) ROW(NEW."id")::record THEN 'id' END, CASE WHEN ROW(OLD."if")::record OPERATOR(pg_catalog.*<>) ROW(NEW."if")::record THEN 'if' END, CASE WHEN ROW(OLD."note")::record OPERATOR(pg_catalog.*<>) ROW(NEW."note")::record THEN 'note' END]::text[], NULL), NEW."id", NEW."if", NEW."note");
+  ELSIF TG_OP = 'TRUNCATE' THEN
+    INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_transaction_id", "audit_statement_timestamp", "audit_clock_timestamp", "audit_session_user", "audit_application_name", "audit_client_addr", "audit_changed_columns", "id", "if", "note")
+    VALUES ('T', pg_catalog.now(), current_user, capture_transaction_id, capture_statement_timestamp, capture_clock_timestamp, capture_session_user, capture_application_name, capture_client_addr, NULL, NULL, NULL, NULL);
+  END IF;
+  RETURN NULL;
+END;
+$audit$;
+COMMENT ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() IS 'sqlalchemy-postgresql-audit:{"audit_table":"Order Items_audit","captures":["transaction_id","statement_timestamp","clock_timestamp","session_user","application_name","client_addr","changed_columns"],"columns":["id","if","note"],"exclude_columns":[],"function":"Sales Dept_Order Items_audit","key_columns":["id"],"mode":"row","schema":"Sales Dept","settings":[],"skip_unchanged":false,"table":"Order Items","template":1,"triggers":[{"name":"Sales Dept_Order Items_audit_update","operation":"UPDATE"},{"name":"Sales Dept_Order Items_audit_truncate","operation":"TRUNCATE"}],"truncate_rows":false}';
+CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_update"
+AFTER UPDATE ON "Sales Dept"."Order Items"
+FOR EACH ROW
+EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_truncate"
+AFTER TRUNCATE ON "Sales Dept"."Order Items"
+FOR EACH STATEMENT
+EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_update" ON "Sales Dept"."Order Items";
+DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_truncate" ON "Sales Dept"."Order Items";
 DROP FUNCTION IF EXISTS "Sales Dept"."Sales Dept_Order Items_audit"();
