@@ -31,6 +31,7 @@ def orders(
     enabled: bool = True,
     mode: str = "statement",
     exclude: tuple[str, ...] = (),
+    capture: tuple[str, ...] = (),
 ) -> sa.MetaData:
     metadata = sa.MetaData()
     sa.Table(
@@ -45,6 +46,7 @@ def orders(
                 "mode": mode,
                 "session_settings": [s._copy() for s in settings],
                 "exclude_columns": list(exclude),
+                "capture": list(capture),
             }
         },
     )
