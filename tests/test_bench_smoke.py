@@ -143,3 +143,107 @@ def test_quick_benchmark_writes_results_and_every_design_captures_every_change(
     finally:
         engine.dispose()
 
+
+PGBENCH = Path(__file__).resolve().parents[1] / "bench" / "pgbench_tpcb.py"
+PGBENCH_TABLES = ("pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history")
+
+
+def test_quick_pgbench_tpcb_audits_every_committed_change(
+    database_url: URL, tmp_path: Path
+) -> None:
+    command = [
+        sys.executable,
+        str(PGBENCH),
+        "--url",
+        database_url.render_as_string(hide_password=False),
+        "--quick",
+        "--duration",
+        "2",
+        "--clients",
+        "4",
+        "--keep",
+        "--output-dir",
+        str(tmp_path),
+    ]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+
+    result = json.loads((tmp_path / "pgbench.json").read_text())
+    assert result["parameters"]["scale"] == 1
+    assert result["parameters"]["rounds"] == 1
+    [configuration] = result["configurations"]
+    designs = {d["name"]: d for d in configuration["designs"]}
+    assert list(designs) == ["unaudited", "floor", "statement", "row"]
+    for name, design in designs.items():
+        [run] = design["runs"]
+        assert run["tps"] > 0
+        assert run["transactions"] > 0
+        assert run["failed"] == 0
+        # Checked by the script after every run: one audit row per committed change.
+        n = run["transactions"]
+        expected = (
+            {t: {} for t in PGBENCH_TABLES}
+            if name == "unaudited"
+            else {
+                "pgbench_accounts": {"U": n},
+                "pgbench_branches": {"U": n},
+                "pgbench_tellers": {"U": n},
+                "pgbench_history": {"I": n},
+            }
+        )
+        assert run["audit_rows"] == expected, name
+    assert designs["unaudited"]["ratio_to_unaudited"] == 1.0
+    assert designs["floor"]["ratio_to_floor"] == 1.0
+    markdown = (tmp_path / "pgbench.md").read_text()
+    assert "## synchronous_commit = off" in markdown
+    assert "PostgreSQL " + result["environment"]["postgresql"] in markdown
+
+    # Counted in the database, not taken from the benchmark's report: the last run's tables.
+    last = result["last_run"]["design"]
+    assert last in ("statement", "row")  # one round: designs in declared order
+    engine = sa.create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+
+            def scalar(sql: str) -> object:
+                return connection.execute(sa.text(sql)).scalar_one()
+
+            history = scalar("SELECT count(*) FROM pgbench_history")
+            assert history == designs[last]["runs"][0]["transactions"]
+            assert scalar("SELECT count(*) FROM pgbench_history_audit") == history
+            assert (
+                scalar("SELECT count(*) FROM pgbench_history_audit WHERE audit_operation = 'I'")
+                == history
+            )
+            for table in ("pgbench_accounts", "pgbench_tellers", "pgbench_branches"):
+                assert (
+                    scalar(f"SELECT count(*) FROM {table}_audit WHERE audit_operation = 'U'")
+                    == history
+                ), table
+                assert scalar(f"SELECT count(*) FROM {table}_audit") == history, table
+            # The audit rows are the history rows: same keys and deltas, as a multiset.
+            assert (
+                scalar(
+                    "SELECT count(*) FROM ("
+                    "(SELECT tid, bid, aid, delta, mtime FROM pgbench_history EXCEPT ALL "
+                    "SELECT tid, bid, aid, delta, mtime FROM pgbench_history_audit) UNION ALL "
+                    "(SELECT tid, bid, aid, delta, mtime FROM pgbench_history_audit EXCEPT ALL "
+                    "SELECT tid, bid, aid, delta, mtime FROM pgbench_history)) AS difference"
+                )
+                == 0
+            )
+            # Installed through the library: the last design's INSERT/UPDATE/DELETE triggers,
+            # FOR EACH ROW or not (TRUNCATE triggers are always statement-level).
+            levels = dict(
+                connection.execute(
+                    sa.text(
+                        "SELECT c.relname, bool_and(t.tgtype::int & 1 = 1) "
+                        "FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+                        "WHERE NOT t.tgisinternal AND t.tgtype::int & (4 | 8 | 16) <> 0 "
+                        "GROUP BY c.relname"
+                    )
+                ).all()
+            )
+            assert levels == dict.fromkeys(PGBENCH_TABLES, last == "row")
+    finally:
+        engine.dispose()
