@@ -175,18 +175,48 @@ def floor_wrap(audit_table: str) -> Callable[[str, str], str]:
     return wrap
 
 
+#: Extra library designs: name -> (mode, extra audit options, description).
+FILTER_DESIGNS = {
+    f"{mode}_skip": (mode, {"skip_unchanged": True}, f'mode="{mode}", skip_unchanged=True')
+    for mode in ("statement", "row")
+}
+PER_CALL_CAPTURES = [
+    "transaction_id",
+    "statement_timestamp",
+    "clock_timestamp",
+    "session_user",
+    "application_name",
+    "client_addr",
+]
+CAPTURE_DESIGNS = {
+    "statement_per_call": (
+        "statement",
+        {"capture": PER_CALL_CAPTURES},
+        'mode="statement", capture=the six per-call columns',
+    ),
+    "statement_changed": (
+        "statement",
+        {"capture": ["changed_columns"]},
+        'mode="statement", capture=["changed_columns"]',
+    ),
+    "row_changed": (
+        "row",
+        {"capture": ["changed_columns"]},
+        'mode="row", capture=["changed_columns"]',
+    ),
+}
+
+
 def create_designs(
-    engine: sa.Engine, with_pypi: bool, with_filters: bool = False
+    engine: sa.Engine, with_pypi: bool, with_filters: bool = False, with_captures: bool = False
 ) -> tuple[list[Design], list[str]]:
     metadata = sa.MetaData(schema=SCHEMA)
-    if with_filters:
-        for mode in ("statement", "row"):
-            sa.Table(
-                f"t_{mode}_skip",
-                metadata,
-                *source_columns(),
-                info=library_options(mode, skip_unchanged=True),
-            )
+    extra_designs = {
+        **(FILTER_DESIGNS if with_filters else {}),
+        **(CAPTURE_DESIGNS if with_captures else {}),
+    }
+    for name, (mode, options, _) in extra_designs.items():
+        sa.Table(f"t_{name}", metadata, *source_columns(), info=library_options(mode, **options))
     sa.Table("t_unaudited", metadata, *source_columns())
     sa.Table("t_statement", metadata, *source_columns(), info=library_options("statement"))
     sa.Table("t_row", metadata, *source_columns(), info=library_options("row"))
@@ -214,16 +244,10 @@ def create_designs(
         Design("row", 'this library, mode="row"', "t_row", "t_row_audit"),
         Design("legacy_05", "0.5.x design: per-row PL/pgSQL trigger", "t_legacy", "t_legacy_audit"),
     ]
-    if with_filters:
-        designs += [
-            Design(
-                f"{mode}_skip",
-                f'this library, mode="{mode}", skip_unchanged=True',
-                f"t_{mode}_skip",
-                f"t_{mode}_skip_audit",
-            )
-            for mode in ("statement", "row")
-        ]
+    designs += [
+        Design(name, f"this library, {description}", f"t_{name}", f"t_{name}_audit")
+        for name, (_, _, description) in extra_designs.items()
+    ]
     notes = [] if with_pypi else [PYPI_SKIPPED]
     if with_pypi:
         pypi, note = create_pypi_design(engine)
@@ -635,7 +659,9 @@ def run(url: URL, args: argparse.Namespace, server_settings: dict[str, str]) -> 
         with engine.begin() as connection:
             connection.exec_driver_sql(f"DROP SCHEMA IF EXISTS {q(SCHEMA)} CASCADE")
             connection.exec_driver_sql(f"CREATE SCHEMA {q(SCHEMA)}")
-        designs, notes = create_designs(engine, with_pypi=args.pypi, with_filters=args.filters)
+        designs, notes = create_designs(
+            engine, with_pypi=args.pypi, with_filters=args.filters, with_captures=args.captures
+        )
         if args.designs:
             designs = [d for d in designs if d.name in args.designs]
         bench = Bench(engine, args)
@@ -1027,6 +1053,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--filters",
         action="store_true",
         help="also measure statement and row mode with skip_unchanged=True",
+    )
+    parser.add_argument(
+        "--captures",
+        action="store_true",
+        help="also measure the opt-in capture columns (per-call ones, changed_columns)",
     )
     parser.add_argument("--designs", nargs="*", help="only these designs")
     parser.add_argument(
