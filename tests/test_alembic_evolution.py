@@ -330,3 +330,24 @@ def test_include_name_filter_is_honoured_for_installed_auditing(
     text = project.revision(sa.MetaData(), "model emptied but orders filtered out")
     assert "audit_trigger" not in text
     assert "drop_table" not in text
+
+
+def test_include_object_keeps_autogenerate_away_from_installed_auditing(
+    tmp_path: Path, engine: sa.Engine
+) -> None:
+    metadata = orders()
+    project = make_project(tmp_path, engine.url)
+    project.revision(metadata, "first")
+    project.upgrade(metadata)
+    env = tmp_path / "migrations" / "env.py"
+    env.write_text(
+        env.read_text().replace(
+            "include_schemas=True",
+            "include_schemas=True, include_object=lambda o, n, t, r, c: not (t == 'table' and n.startswith('orders'))",
+        )
+    )
+    for model in (orders(), orders(enabled=False), sa.MetaData()):
+        text = project.revision(model, "filtered")
+        assert "audit_trigger" not in text, text
+        for path in (tmp_path / "migrations" / "versions").glob("*filtered*.py"):
+            path.unlink()  # each model is compared with the same database state

@@ -16,7 +16,7 @@ from sqlalchemy_postgresql_audit.compare import (
     compare,
     expected_triggers,
 )
-from sqlalchemy_postgresql_audit.render import render
+from sqlalchemy_postgresql_audit.render import function_config, render
 
 
 def spec_of(name: str = "orders", **options: Any) -> AuditSpec:
@@ -37,6 +37,8 @@ def installed(declared: AuditSpec, **changes: Any) -> InstalledAudit:
         schema=declared.schema or "public",
         function=declared.function,
         body=render(declared).function_body,
+        config=function_config(declared),
+        security_definer=False,
         spec=declared,
         triggers=tuple(sorted(expected_triggers(declared, "public"), key=lambda t: t.name)),
     )

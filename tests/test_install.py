@@ -141,3 +141,12 @@ def test_a_write_without_its_audit_table_fails_rather_than_going_unaudited(
         write(engine, table, 1)
     with engine.connect() as connection:
         assert connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one() == 0
+
+
+def test_dropping_only_the_audit_table_keeps_triggers_so_writes_fail(engine: sa.Engine) -> None:
+    table = declare()
+    table.metadata.create_all(engine)
+    table.metadata.drop_all(engine, tables=[table.info[AUDIT_TABLE_KEY]])
+    assert len(state(engine)[0]) == 4
+    with pytest.raises(sa.exc.ProgrammingError, match="ledger_audit"):
+        write(engine, table, 1)

@@ -161,3 +161,22 @@ def test_capture_column_colliding_with_a_source_column_is_an_error() -> None:
             sa.Column("audit_transaction_id", sa.Integer),
             info={"audit.options": {"enabled": True, "capture": ["transaction_id"]}},
         )
+
+
+def test_exclude_columns_names_columns_by_name_not_key() -> None:
+    table = sa.Table(
+        "k",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("First Name", sa.Text, key="first_name"),
+        info={"audit.options": {"enabled": True, "exclude_columns": ["First Name"]}},
+    )
+    assert "First Name" not in table.info[AUDIT_TABLE_KEY].c
+    with pytest.raises(AuditConfigurationError, match="not a column"):
+        sa.Table(
+            "k",
+            sa.MetaData(),
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("First Name", sa.Text, key="first_name"),
+            info={"audit.options": {"enabled": True, "exclude_columns": ["first_name"]}},
+        )

@@ -131,7 +131,8 @@ def build_spec(source: Table, options: AuditOptions) -> AuditSpec:
 
 def _check_excluded(source: Table, options: AuditOptions) -> frozenset[str]:
     excluded = frozenset(options.exclude_columns)
-    unknown = [name for name in options.exclude_columns if name not in source.columns]
+    names = {column.name for column in source.columns}
+    unknown = [name for name in options.exclude_columns if name not in names]
     if unknown:
         raise AuditConfigurationError(
             source.name,

@@ -33,8 +33,9 @@ class TriggerState:
     events: frozenset[str]
     old_table: str | None
     new_table: str | None
-    enabled: bool
-    conditional: bool
+    enabled: bool  # fires in normal operation: not disabled, not replica-only
+    conditional: bool  # has a WHEN clause
+    column_list: bool  # UPDATE OF <columns>
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -44,13 +45,15 @@ class InstalledAudit:
     schema: str
     function: str
     body: str
+    config: tuple[str, ...]  # proconfig: settings the function runs with
+    security_definer: bool
     spec: AuditSpec | None  # None when the comment was edited into something unreadable
     triggers: tuple[TriggerState, ...]
 
 
 _FUNCTIONS = text(
     """
-    SELECT p.oid, n.nspname, p.proname, p.prosrc, d.description
+    SELECT p.oid, n.nspname, p.proname, p.prosrc, p.proconfig, p.prosecdef, d.description
     FROM pg_catalog.pg_proc p
     JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
     JOIN pg_catalog.pg_description d
@@ -63,11 +66,13 @@ _FUNCTIONS = text(
 _TRIGGERS = text(
     """
     SELECT t.tgfoid, t.tgname, n.nspname, c.relname, t.tgtype, t.tgenabled,
-           t.tgoldtable, t.tgnewtable, t.tgqual IS NOT NULL AS conditional
+           t.tgoldtable, t.tgnewtable, t.tgqual IS NOT NULL AS conditional,
+           pg_catalog.cardinality(t.tgattr::pg_catalog.int2[]) > 0 AS column_list
     FROM pg_catalog.pg_trigger t
     JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-    WHERE NOT t.tgisinternal AND t.tgfoid IN :functions
+    -- tgparentid: the clones PostgreSQL makes of a row trigger on each partition are not ours
+    WHERE NOT t.tgisinternal AND t.tgparentid = 0 AND t.tgfoid IN :functions
     ORDER BY t.tgname
     """
 ).bindparams(bindparam("functions", expanding=True))
@@ -94,6 +99,8 @@ def installed_audits(connection: Connection, schemas: Iterable[str]) -> list[Ins
             schema=f.nspname,
             function=f.proname,
             body=f.prosrc,
+            config=tuple(f.proconfig or ()),
+            security_definer=bool(f.prosecdef),
             spec=_parse_comment(f.description),
             triggers=tuple(triggers[f.oid]),
         )
@@ -130,6 +137,7 @@ def _trigger_state(row: object) -> TriggerState:
         events=frozenset(events),
         old_table=row.tgoldtable,  # type: ignore[attr-defined]
         new_table=row.tgnewtable,  # type: ignore[attr-defined]
-        enabled=row.tgenabled != "D",  # type: ignore[attr-defined]
+        enabled=row.tgenabled in ("O", "A"),  # type: ignore[attr-defined]
         conditional=bool(row.conditional),  # type: ignore[attr-defined]
+        column_list=bool(row.column_list),  # type: ignore[attr-defined]
     )

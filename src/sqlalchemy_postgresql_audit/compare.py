@@ -1,16 +1,16 @@
 """The pure comparison of declared auditing with installed auditing.
 
 ``compare(declared, installed, default_schema)`` knows nothing about Alembic or the database
-driver: the Alembic comparator and the ``check`` command are two adapters over it.
+driver: the Alembic comparator adapts it, and a command-line drift check can do the same.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .catalog import InstalledAudit, TriggerState
-from .render import NEW_ROWS, OLD_ROWS, render
+from .render import NEW_ROWS, OLD_ROWS, function_config, render
 from .spec import AuditSpec, TriggerSpec
 
 
@@ -57,7 +57,8 @@ def _expected_trigger(spec: AuditSpec, trigger: TriggerSpec, default_schema: str
         old_table=OLD_ROWS if transition and trigger.operation != "INSERT" else None,
         new_table=NEW_ROWS if transition and trigger.operation != "DELETE" else None,
         enabled=True,
-        conditional=spec.mode == "row" and spec.skip_unchanged and trigger.operation == "UPDATE",
+        conditional=False,
+        column_list=False,
     )
 
 
@@ -65,6 +66,8 @@ def is_current(spec: AuditSpec, installed: InstalledAudit, default_schema: str) 
     return (
         installed.spec == spec
         and installed.body == render(spec).function_body
+        and installed.config == function_config(spec)
+        and not installed.security_definer
         and frozenset(installed.triggers) == expected_triggers(spec, default_schema)
     )
 
@@ -86,8 +89,10 @@ def compare(
     changes: list[Change] = []
     matched: set[tuple[str, str]] = set()
     for spec in declared:
-        found = by_table.get(key(spec.schema, spec.table)) or by_function.get(
-            key(spec.schema, spec.function)
+        # By function first: after a hand install under a new function name, a stale function
+        # may still carry a spec for the same table.
+        found = by_function.get(key(spec.schema, spec.function)) or by_table.get(
+            key(spec.schema, spec.table)
         )
         if found is None:
             changes.append(InstallAudit(spec))
@@ -97,5 +102,9 @@ def compare(
             changes.append(ReplaceAudit(spec, previous=found.spec or spec))
     for item in by_function.values():
         if (item.schema, item.function) not in matched and item.spec is not None:
-            changes.append(DropAudit(item.spec))
+            # Drop only the triggers that call this function: a trigger of the same name may
+            # already belong to the current installation.
+            own = {trigger.name for trigger in item.triggers}
+            triggers = tuple(t for t in item.spec.triggers if t.name in own)
+            changes.append(DropAudit(replace(item.spec, triggers=triggers)))
     return changes

@@ -93,24 +93,27 @@ def uninstall_audit_triggers(
     return None
 
 
-def _touched_specs(metadata: MetaData, tables: Iterable[Table]) -> list[AuditSpec]:
-    touched = set(tables)
-    return [
-        spec
-        for source, spec in audited_tables(metadata)
-        if source in touched or source.info.get(AUDIT_TABLE_KEY) in touched
-    ]
-
-
 def after_metadata_create(
     metadata: MetaData, connection: Connection, tables: Iterable[Table] = (), **kw: Any
 ) -> None:
     """``create_all``: install auditing for each audited pair it created a table of."""
-    execute_statements(connection, install_statements(_touched_specs(metadata, tables)))
+    created = set(tables)
+    specs = [
+        spec
+        for source, spec in audited_tables(metadata)
+        if source in created or source.info.get(AUDIT_TABLE_KEY) in created
+    ]
+    execute_statements(connection, install_statements(specs))
 
 
 def before_metadata_drop(
     metadata: MetaData, connection: Connection, tables: Iterable[Table] = (), **kw: Any
 ) -> None:
-    """``drop_all``: remove triggers and functions before their tables go."""
-    execute_statements(connection, uninstall_statements(_touched_specs(metadata, tables)))
+    """``drop_all``: remove triggers and functions of the audited tables it drops.
+
+    Dropping only an audit table leaves the triggers in place, so writes then fail instead of
+    going unaudited.
+    """
+    dropped = set(tables)
+    specs = [spec for source, spec in audited_tables(metadata) if source in dropped]
+    execute_statements(connection, uninstall_statements(specs))

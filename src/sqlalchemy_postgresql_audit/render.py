@@ -141,10 +141,6 @@ def _create_trigger_v1(spec: AuditSpec, trigger: TriggerSpec) -> str:
         level = "FOR EACH STATEMENT"
     elif spec.mode == "row":
         level = "FOR EACH ROW"
-        if trigger.operation == "UPDATE" and spec.skip_unchanged:
-            # Evaluated by the executor before the function is called: no call for a row
-            # whose recorded columns are byte for byte the same.
-            level += f"\nWHEN ({_recorded_differ(spec.columns, 'OLD', 'NEW')})"
     else:
         referencing = {
             "INSERT": f"NEW TABLE AS {NEW_ROWS}",
@@ -153,6 +149,11 @@ def _create_trigger_v1(spec: AuditSpec, trigger: TriggerSpec) -> str:
         }[trigger.operation]
         level = f"REFERENCING {referencing}\nFOR EACH STATEMENT"
     return f"{head}{level}\nEXECUTE FUNCTION {function_signature(spec)}"
+
+
+def function_config(spec: AuditSpec) -> tuple[str, ...]:
+    """The function's settings as PostgreSQL lists them in ``pg_proc.proconfig``."""
+    return ("enable_nestloop=off",) if spec.pairs_updates else ()
 
 
 def _function_settings_v1(spec: AuditSpec) -> str:
@@ -305,6 +306,12 @@ def _function_body_v1(spec: AuditSpec) -> str:
             row = "OLD" if op == "DELETE" else "NEW"
             old = "OLD" if op == "UPDATE" else None
             statement = f"{insert_into}\n    VALUES ({values(op, row, old)});"
+            if op == "UPDATE" and spec.skip_unchanged:
+                # Checked here rather than in a WHEN clause, which would make the trigger
+                # depend on these columns and block retyping or dropping them.
+                changed = _recorded_differ(spec.columns, "OLD", "NEW")
+                skip = f"IF NOT ({changed}) THEN\n      RETURN NULL;\n    END IF;\n"
+                statement = f"{skip}    {statement}"
         elif op == "UPDATE" and spec.pairs_updates:
             statement = _paired_update_v1(spec, insert_into, values(op, "r", "o"))
         else:
@@ -315,8 +322,10 @@ def _function_body_v1(spec: AuditSpec) -> str:
     dispatch = "".join(branches) + "  END IF;\n"
 
     if spec.mode == "row":
+        # Checked after the dispatch: an unchanged row skipped by skip_unchanged returns first,
+        # and the raise rolls back the audit row with the write.
         checks = "".join(_required_check(spec, i, s, indent="  ") for i, s in required)
-        return f"\nDECLARE\n{declare}BEGIN\n{checks}{dispatch}  RETURN NULL;\nEND;\n"
+        return f"\nDECLARE\n{declare}BEGIN\n{dispatch}{checks}  RETURN NULL;\nEND;\n"
     # Statement level: a statement that changed no rows needs no setting, so check afterwards;
     # raising still rolls back the statement together with its audit rows.
     counted = ""

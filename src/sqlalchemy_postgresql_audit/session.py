@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import enum
 import inspect
 from typing import Any, Protocol
 
@@ -23,6 +24,10 @@ def setting_value(value: object) -> str:
     """The text PostgreSQL receives for ``value``; ``None`` becomes ``''``, read back as NULL."""
     if value is None:
         return ""
+    if isinstance(value, enum.Enum):
+        return setting_value(value.value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raise TypeError("audit settings are text: decode bytes before setting them")
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (datetime.date, datetime.time)):

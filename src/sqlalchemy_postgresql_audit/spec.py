@@ -9,6 +9,7 @@ compared for equality.  ``template`` names the SQL template version that renders
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -23,6 +24,9 @@ AUDIT_TIMESTAMP = "audit_operation_timestamp"
 AUDIT_CURRENT_USER = "audit_current_user"
 #: Columns every audit table has, before the session-setting and mirrored columns.
 FIXED_AUDIT_COLUMNS = (AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP, AUDIT_CURRENT_USER)
+
+#: A SQL type as SQLAlchemy compiles it: names, quoted names, digits, ``( , ) [ ] .`` and spaces.
+_SQL_TYPE = re.compile(r'^(?:[A-Za-z0-9_ ,.()\[\]]|"(?:[^"]|"")*")+$')
 
 OPERATION_CODES: dict[str, str] = {"INSERT": "I", "UPDATE": "U", "DELETE": "D", "TRUNCATE": "T"}
 
@@ -95,6 +99,12 @@ class AuditSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> AuditSpec:
+        """Rebuild a spec from a migration's arguments or an installed function's comment.
+
+        Both sources are outside this process's control, and the mode, operations and SQL type
+        strings end up as SQL keywords, so they are checked here.
+        """
+        _check_plain(data)
         return cls(
             schema=data["schema"],
             table=data["table"],
@@ -111,3 +121,14 @@ class AuditSpec:
             captures=tuple(data.get("captures", ())),
             truncate_rows=bool(data.get("truncate_rows", False)),
         )
+
+
+def _check_plain(data: dict[str, Any]) -> None:
+    if data.get("mode") not in ("statement", "row"):
+        raise ValueError(f"audit spec: mode must be 'statement' or 'row', got {data.get('mode')!r}")
+    for trigger in data.get("triggers", ()):
+        if trigger.get("operation") not in OPERATION_CODES:
+            raise ValueError(f"audit spec: unknown trigger operation {trigger.get('operation')!r}")
+    for setting in data.get("settings", ()):
+        if not _SQL_TYPE.match(str(setting.get("sql_type", ""))):
+            raise ValueError(f"audit spec: {setting.get('sql_type')!r} is not a SQL type name")

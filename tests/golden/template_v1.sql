@@ -56,10 +56,6 @@ DECLARE
   setting_0 VARCHAR(30) := NULLIF(pg_catalog.current_setting('audit.username', true), '');
   setting_1 INTEGER := NULLIF(pg_catalog.current_setting('audit.tenant', true), '');
 BEGIN
-  IF setting_0 IS NULL THEN
-    RAISE EXCEPTION USING MESSAGE = 'audit setting audit.username is required to write to table "Sales Dept"."Order Items" but is not set in this transaction',
-      ERRCODE = 'not_null_violation', HINT = 'Set it with sqlalchemy_postgresql_audit.set_session_vars() in the same transaction.';
-  END IF;
   IF TG_OP = 'INSERT' THEN
     INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_username", "audit_tenant", "id", "if", "note")
     VALUES ('I', pg_catalog.now(), current_user, setting_0, setting_1, NEW."id", NEW."if", NEW."note");
@@ -72,6 +68,10 @@ BEGIN
   ELSIF TG_OP = 'TRUNCATE' THEN
     INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_username", "audit_tenant", "id", "if", "note")
     VALUES ('T', pg_catalog.now(), current_user, setting_0, setting_1, NULL, NULL, NULL);
+  END IF;
+  IF setting_0 IS NULL THEN
+    RAISE EXCEPTION USING MESSAGE = 'audit setting audit.username is required to write to table "Sales Dept"."Order Items" but is not set in this transaction',
+      ERRCODE = 'not_null_violation', HINT = 'Set it with sqlalchemy_postgresql_audit.set_session_vars() in the same transaction.';
   END IF;
   RETURN NULL;
 END;
@@ -207,6 +207,9 @@ BEGIN
     INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if", "note")
     VALUES ('I', pg_catalog.now(), current_user, NEW."id", NEW."if", NEW."note");
   ELSIF TG_OP = 'UPDATE' THEN
+    IF NOT (ROW(OLD."id", OLD."if", OLD."note")::record OPERATOR(pg_catalog.*<>) ROW(NEW."id", NEW."if", NEW."note")::record) THEN
+      RETURN NULL;
+    END IF;
     INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if", "note")
     VALUES ('U', pg_catalog.now(), current_user, NEW."id", NEW."if", NEW."note");
   ELSIF TG_OP = 'DELETE' THEN
@@ -227,7 +230,6 @@ EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
 CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_update"
 AFTER UPDATE ON "Sales Dept"."Order Items"
 FOR EACH ROW
-WHEN (ROW(OLD."id", OLD."if", OLD."note")::record OPERATOR(pg_catalog.*<>) ROW(NEW."id", NEW."if", NEW."note")::record)
 EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
 CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_delete"
 AFTER DELETE ON "Sales Dept"."Order Items"

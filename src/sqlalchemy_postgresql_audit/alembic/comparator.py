@@ -15,7 +15,7 @@ from typing import Any
 from alembic.autogenerate import comparators
 from alembic.autogenerate.api import AutogenContext
 from alembic.operations import ops
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, Table
 
 from ..audit_table import is_audit_table_comment
 from ..catalog import default_schema, installed_audits
@@ -44,13 +44,16 @@ def compare_audit(
         if (spec.schema or default) in wanted
         and autogen_context.run_object_filters(table, table.name, "table", False, None)
     ]
+    declared_tables = {
+        (table.schema or default, table.name): table
+        for metadata in _metadatas(autogen_context.metadata)
+        for table in metadata.tables.values()
+    }
     installed = [
         item
         for item in installed_audits(connection, wanted)
         if item.spec is None
-        or autogen_context.run_name_filters(
-            item.spec.table, "table", {"schema_name": item.spec.schema}
-        )
+        or _installed_included(autogen_context, item.spec, declared_tables, default)
     ]
     _clean_table_ops(upgrade_ops)
     changes = compare(declared, installed, default)
@@ -58,6 +61,22 @@ def compare_audit(
     others = [_operation(c) for c in changes if not isinstance(c, DropAudit)]
     upgrade_ops.ops[:0] = drops
     upgrade_ops.ops.extend(others)
+
+
+def _installed_included(
+    autogen_context: AutogenContext,
+    spec: AuditSpec,
+    declared_tables: dict[tuple[str, str], Table],
+    default: str,
+) -> bool:
+    """Whether the user's include_name / include_object filters let us touch this table."""
+    if not autogen_context.run_name_filters(spec.table, "table", {"schema_name": spec.schema}):
+        return False
+    declared = declared_tables.get((spec.schema or default, spec.table))
+    if declared is not None:
+        return autogen_context.run_object_filters(declared, spec.table, "table", False, None)
+    reflected = Table(spec.table, MetaData(), schema=spec.schema)
+    return autogen_context.run_object_filters(reflected, spec.table, "table", True, None)
 
 
 def _metadatas(metadata: Any) -> list[MetaData]:
@@ -104,4 +123,4 @@ def register() -> None:
         comparators.dispatch_for("schema", priority=DispatchPriority.LAST)(compare_audit)
 
 
-__all__ = ["AuditSpec", "compare_audit", "register"]
+__all__ = ["compare_audit", "register"]

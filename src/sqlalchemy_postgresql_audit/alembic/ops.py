@@ -110,6 +110,18 @@ def _drop(operations: Operations, operation: DropAuditTriggerOp) -> None:
     _execute(operations, render(operation.spec).uninstall)
 
 
+def _different_function(old: AuditSpec, new: AuditSpec) -> bool:
+    """Whether the previous function is another object than the new one.
+
+    A schema of None means the default schema, which an offline migration cannot resolve; with
+    the same function name, None and an explicit schema are taken to be the same function (a
+    stale one left behind is found and dropped by the next autogenerate).
+    """
+    if old.function != new.function:
+        return True
+    return old.schema is not None and new.schema is not None and old.schema != new.schema
+
+
 @Operations.implementation_for(ReplaceAuditTriggerOp)
 def _replace(operations: Operations, operation: ReplaceAuditTriggerOp) -> None:
     new, old = operation.spec, operation.previous
@@ -118,6 +130,6 @@ def _replace(operations: Operations, operation: ReplaceAuditTriggerOp) -> None:
         drop_trigger(old.schema, old.table, t.name) for t in old.triggers if t.name not in kept
     ]
     statements = [*obsolete, *render(new).install]
-    if (old.schema, old.function) != (new.schema, new.function):
+    if _different_function(old, new):
         statements.append(drop_function(old.schema, old.function))
     _execute(operations, statements)
