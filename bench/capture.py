@@ -61,6 +61,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL, make_url
 
 import sqlalchemy_postgresql_audit as audit
+from sqlalchemy_postgresql_audit.options import CAPTURES
 
 SCHEMA = "capture_bench"
 USERNAME = "bench-user"
@@ -180,14 +181,7 @@ FILTER_DESIGNS = {
     f"{mode}_skip": (mode, {"skip_unchanged": True}, f'mode="{mode}", skip_unchanged=True')
     for mode in ("statement", "row")
 }
-PER_CALL_CAPTURES = [
-    "transaction_id",
-    "statement_timestamp",
-    "clock_timestamp",
-    "session_user",
-    "application_name",
-    "client_addr",
-]
+PER_CALL_CAPTURES = [c for c in CAPTURES if c != "changed_columns"]
 CAPTURE_DESIGNS = {
     "statement_per_call": (
         "statement",

@@ -313,20 +313,27 @@ def _quiet_alembic_logging(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level("WARNING")
 
 
-def test_include_name_filter_is_honoured_for_installed_auditing(
-    tmp_path: Path, engine: sa.Engine
-) -> None:
+INCLUDE_NAME = "include_name=lambda n, t, p: not (t == 'table' and n.startswith('orders'))"
+INCLUDE_OBJECT = (
+    "include_object=lambda o, n, t, r, c: not (t == 'table' and n.startswith('orders'))"
+)
+
+
+def installed_then_filtered(tmp_path: Path, engine: sa.Engine, hook: str) -> Any:
+    """A project with audited ``orders`` installed, whose env.py then filters ``orders`` out."""
     metadata = orders()
     project = make_project(tmp_path, engine.url)
     project.revision(metadata, "first")
     project.upgrade(metadata)
     env = tmp_path / "migrations" / "env.py"
-    env.write_text(
-        env.read_text().replace(
-            "include_schemas=True",
-            "include_schemas=True, include_name=lambda n, t, p: not (t == 'table' and n.startswith('orders'))",
-        )
-    )
+    env.write_text(env.read_text().replace("include_schemas=True", f"include_schemas=True, {hook}"))
+    return project
+
+
+def test_include_name_filter_is_honoured_for_installed_auditing(
+    tmp_path: Path, engine: sa.Engine
+) -> None:
+    project = installed_then_filtered(tmp_path, engine, INCLUDE_NAME)
     text = project.revision(sa.MetaData(), "model emptied but orders filtered out")
     assert "audit_trigger" not in text
     assert "drop_table" not in text
@@ -335,17 +342,7 @@ def test_include_name_filter_is_honoured_for_installed_auditing(
 def test_include_object_keeps_autogenerate_away_from_installed_auditing(
     tmp_path: Path, engine: sa.Engine
 ) -> None:
-    metadata = orders()
-    project = make_project(tmp_path, engine.url)
-    project.revision(metadata, "first")
-    project.upgrade(metadata)
-    env = tmp_path / "migrations" / "env.py"
-    env.write_text(
-        env.read_text().replace(
-            "include_schemas=True",
-            "include_schemas=True, include_object=lambda o, n, t, r, c: not (t == 'table' and n.startswith('orders'))",
-        )
-    )
+    project = installed_then_filtered(tmp_path, engine, INCLUDE_OBJECT)
     for model in (orders(), orders(enabled=False), sa.MetaData()):
         text = project.revision(model, "filtered")
         assert "audit_trigger" not in text, text
