@@ -164,7 +164,8 @@ def _function_settings_v1(spec: AuditSpec) -> str:
     one row is quadratic for 100,000.  Without nested loops the pairing is a hash (or merge)
     join at any size, and costs nothing measurable for a single row.
     """
-    return "SET enable_nestloop TO off\n" if spec.pairs_updates else ""
+    settings = (setting.split("=", 1) for setting in function_config(spec))
+    return "".join(f"SET {name} TO {value}\n" for name, value in settings)
 
 
 def _recorded_differ(columns: tuple[str, ...], old: str, new: str) -> str:
