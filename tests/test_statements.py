@@ -112,11 +112,9 @@ def test_merge(engine: sa.Engine, server_version: int, mode: str) -> None:
     assert sorted(changes[2:]) == [("D", 2, "drop"), ("I", 3, "add"), ("U", 1, "new")]
 
 
-def test_partitioned_table_defaults_to_row_mode_and_audits_direct_partition_writes(
-    engine: sa.Engine,
-) -> None:
+def partitioned_item(engine: sa.Engine) -> sa.Table:
+    """``item`` partitioned by range, with partitions item_low (0-99) and item_high (100-199)."""
     table = declare(None, postgresql_partition_by="RANGE (id)")
-    assert table.info[SPEC_KEY].mode == "row"
     table.metadata.create_all(engine)
     with engine.begin() as connection:
         connection.execute(
@@ -125,6 +123,15 @@ def test_partitioned_table_defaults_to_row_mode_and_audits_direct_partition_writ
         connection.execute(
             sa.text("CREATE TABLE item_high PARTITION OF item FOR VALUES FROM (100) TO (200)")
         )
+    return table
+
+
+def test_partitioned_table_defaults_to_row_mode_and_audits_direct_partition_writes(
+    engine: sa.Engine,
+) -> None:
+    table = partitioned_item(engine)
+    assert table.info[SPEC_KEY].mode == "row"
+    with engine.begin() as connection:
         connection.execute(
             table.insert(), [{"id": 1, "label": "via root"}, {"id": 150, "label": "high"}]
         )
@@ -141,15 +148,8 @@ def test_partitioned_table_defaults_to_row_mode_and_audits_direct_partition_writ
 
 
 def test_update_moving_a_row_between_partitions_is_recorded(engine: sa.Engine) -> None:
-    table = declare(None, postgresql_partition_by="RANGE (id)")
-    table.metadata.create_all(engine)
+    table = partitioned_item(engine)
     with engine.begin() as connection:
-        connection.execute(
-            sa.text("CREATE TABLE item_low PARTITION OF item FOR VALUES FROM (0) TO (100)")
-        )
-        connection.execute(
-            sa.text("CREATE TABLE item_high PARTITION OF item FOR VALUES FROM (100) TO (200)")
-        )
         connection.execute(table.insert().values(id=1, label="low"))
         connection.execute(table.update().values(id=101))
     # PostgreSQL runs a cross-partition UPDATE as DELETE + INSERT and fires those row triggers.
