@@ -7,9 +7,12 @@ declared however and whenever it was defined.  Idempotent.
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData
+import weakref
 
-from .audit_table import AUDIT_TABLE_KEY, IS_AUDIT_TABLE_KEY
+from sqlalchemy import MetaData, Table
+
+from .audit_table import AUDIT_TABLE_KEY, IS_AUDIT_TABLE_KEY, SPEC_KEY
+from .spec import AuditSpec
 
 
 def declare_metadata(metadata: MetaData) -> None:
@@ -20,3 +23,21 @@ def declare_metadata(metadata: MetaData) -> None:
         if IS_AUDIT_TABLE_KEY in table.info or AUDIT_TABLE_KEY in table.info:
             continue
         _on_table_attached(table, metadata)
+
+
+def declared_specs() -> list[AuditSpec]:
+    """The specs of every audited table declared in this process and still alive.
+
+    Used to validate session settings by name and type (a keyword no audited table declares
+    is a typo, not a setting).
+    """
+    specs = (table.info.get(SPEC_KEY) for table in list(_DECLARED))
+    return [spec for spec in specs if isinstance(spec, AuditSpec)]
+
+
+def remember(table: Table) -> None:
+    """Record ``table`` as declared (weakly: a dropped MetaData is forgotten)."""
+    _DECLARED.add(table)
+
+
+_DECLARED: weakref.WeakSet[Table] = weakref.WeakSet()

@@ -23,6 +23,7 @@ from .audit_table import (
     mirror_column,
 )
 from .ddl import after_metadata_create, before_metadata_drop
+from .declare import remember
 from .options import parse_options
 from .render import render
 from .spec import AuditSpec
@@ -56,6 +57,7 @@ def _on_table_attached(table: Table, metadata: Any) -> None:
     # A copy: the user's info dict may be shared between tables and must stay untouched.
     table.info = {**table.info, AUDIT_TABLE_KEY: audit_table}
     _store_spec(table, spec)
+    remember(table)
     if not event.contains(metadata, "after_create", after_metadata_create):
         event.listen(metadata, "after_create", after_metadata_create)
         event.listen(metadata, "before_drop", before_metadata_drop)
