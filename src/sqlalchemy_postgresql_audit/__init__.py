@@ -11,12 +11,15 @@ from .audit_table import (
     DROP_DDL_KEY,
     IS_AUDIT_TABLE_KEY,
     SPEC_KEY,
+    is_audit_table,
 )
 from .ddl import install_audit_triggers, uninstall_audit_triggers
+from .declare import audit, declare_metadata
 from .errors import AuditConfigurationError, AuditError
 from .listeners import enable
 from .naming import (
     DEFAULT_AUDIT_COLUMN_NAMING_CONVENTION,
+    DEFAULT_AUDIT_INDEX_NAMING_CONVENTION,
     DEFAULT_AUDIT_TABLE_FUNCTION_NAMING_CONVENTION,
     DEFAULT_AUDIT_TABLE_NAMING_CONVENTION,
     DEFAULT_AUDIT_TABLE_TRIGGER_CONVENTION,
@@ -29,6 +32,7 @@ __all__ = [
     "AUDIT_TABLE_KEY",
     "CREATE_DDL_KEY",
     "DEFAULT_AUDIT_COLUMN_NAMING_CONVENTION",
+    "DEFAULT_AUDIT_INDEX_NAMING_CONVENTION",
     "DEFAULT_AUDIT_TABLE_FUNCTION_NAMING_CONVENTION",
     "DEFAULT_AUDIT_TABLE_NAMING_CONVENTION",
     "DEFAULT_AUDIT_TABLE_TRIGGER_CONVENTION",
@@ -43,8 +47,11 @@ __all__ = [
     "SettingSpec",
     "TriggerSpec",
     "aset_session_vars",
+    "audit",
+    "declare_metadata",
     "enable",
     "install_audit_triggers",
+    "is_audit_table",
     "set_session_vars",
     "uninstall_audit_triggers",
 ]

@@ -7,17 +7,21 @@ its ``%`` signs are escaped exactly as SQLAlchemy escapes its own DDL text.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection, Engine, MetaData, Table
+from sqlalchemy import ARRAY, Connection, Engine, MetaData, Table, Text, bindparam, text
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import DDLCompiler
 from sqlalchemy.sql.ddl import ExecutableDDLElement
 
 from .audit_table import AUDIT_TABLE_KEY, SPEC_KEY
+from .declare import declare_metadata
+from .errors import AuditConfigurationError
 from .render import render
-from .spec import AuditSpec
+from .spec import FIXED_AUDIT_COLUMNS, AuditSpec, capture_column
 
 
 class AuditDDL(ExecutableDDLElement):
@@ -36,7 +40,12 @@ def _compile_audit_ddl(element: AuditDDL, compiler: DDLCompiler, **kw: Any) -> s
 
 
 def audited_tables(metadata: MetaData) -> Iterator[tuple[Table, AuditSpec]]:
-    """The audited tables of ``metadata`` with their specs, in a stable order."""
+    """The audited tables of ``metadata`` with their specs, in a stable order.
+
+    Declares what is still undeclared first (:func:`.declare.declare_metadata`), so every
+    caller sees every table whose ``info`` asks for auditing.
+    """
+    declare_metadata(metadata)
     for table in metadata.sorted_tables:
         spec = table.info.get(SPEC_KEY)
         if isinstance(spec, AuditSpec):
@@ -50,7 +59,113 @@ def resolve_spec(bind: Connection | None, spec: AuditSpec) -> AuditSpec:
     rendered from a resolved spec.  Without a connection (scripts, offline migrations) the schema
     stays as declared.
     """
-    return spec
+    return resolve_specs(bind, [spec])[0]
+
+
+def resolve_specs(bind: Connection | None, specs: Sequence[AuditSpec]) -> list[AuditSpec]:
+    """:func:`resolve_spec` for many specs, with one catalog query.
+
+    The connection's ``schema_translate_map`` applies first, as it does to the table's own DDL;
+    a schema still ``None`` is the schema PostgreSQL finds the table in along ``search_path``
+    (never the session's temporary schema), or where it would create it.
+    """
+    if bind is None:
+        return list(specs)
+    translate = bind.get_execution_options().get("schema_translate_map") or {}
+    translated = [
+        replace(spec, schema=translate[spec.schema]) if spec.schema in translate else spec
+        for spec in specs
+    ]
+    unqualified = sorted({spec.table for spec in translated if spec.schema is None})
+    if not unqualified:
+        return translated
+    found: dict[str, str] = {
+        row[0]: row[1] for row in bind.execute(_SEARCH_PATH_SCHEMAS, {"tables": unqualified})
+    }
+    fallback = bind.execute(_CREATION_SCHEMA).scalar()
+    return [
+        replace(spec, schema=found.get(spec.table, fallback)) if spec.schema is None else spec
+        for spec in translated
+    ]
+
+
+# For each table name: the first schema of search_path holding a table of that name.
+_SEARCH_PATH_SCHEMAS = text(
+    """
+    SELECT DISTINCT ON (c.relname) c.relname, n.nspname
+    FROM unnest(pg_catalog.current_schemas(false)) WITH ORDINALITY AS s(name, position)
+    JOIN pg_catalog.pg_namespace n ON n.nspname = s.name
+    JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid
+    WHERE c.relname = ANY(:tables) AND c.relkind IN ('r', 'p')
+      AND n.oid <> pg_catalog.pg_my_temp_schema()
+    ORDER BY c.relname, s.position
+    """
+).bindparams(bindparam("tables", type_=ARRAY(Text())))
+
+# Where CREATE TABLE without a schema puts a table: the first existing schema of search_path.
+_CREATION_SCHEMA = text(
+    """
+    SELECT n.nspname
+    FROM unnest(pg_catalog.current_schemas(false)) WITH ORDINALITY AS s(name, position)
+    JOIN pg_catalog.pg_namespace n ON n.nspname = s.name
+    WHERE n.oid <> pg_catalog.pg_my_temp_schema()
+    ORDER BY s.position
+    LIMIT 1
+    """
+)
+
+_AUDIT_TABLE_COLUMNS = text(
+    """
+    SELECT n.nspname, c.relname, array_agg(a.attname::text)
+    FROM unnest(:schemas, :tables) AS wanted(schema, name)
+    JOIN pg_catalog.pg_namespace n ON n.nspname = wanted.schema
+    JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = wanted.name
+    JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+    GROUP BY n.nspname, c.relname
+    """
+).bindparams(
+    bindparam("schemas", type_=ARRAY(Text())), bindparam("tables", type_=ARRAY(Text()))
+)
+
+
+def check_audit_tables(connection: Connection, specs: Sequence[AuditSpec]) -> None:
+    """Raise unless each (resolved) spec's audit table exists with every column it writes.
+
+    The installed function would otherwise fail on the first write, far from the cause (a
+    column added to the source outside the models, an audit table not migrated).
+    """
+    if not specs:
+        return
+    rows = connection.execute(
+        _AUDIT_TABLE_COLUMNS,
+        {"schemas": [spec.schema for spec in specs], "tables": [s.audit_table for s in specs]},
+    )
+    present = {(row[0], row[1]): set(row[2]) for row in rows}
+    for spec in specs:
+        target = f"{spec.schema}.{spec.audit_table}"
+        columns = present.get((spec.schema, spec.audit_table))
+        if columns is None:
+            raise AuditConfigurationError(
+                spec.table,
+                "audit.table",
+                f"cannot be installed: its audit table {target} does not exist (create it "
+                "with create_all or a migration first)",
+            )
+        needed = [
+            *FIXED_AUDIT_COLUMNS,
+            *(capture_column(capture) for capture in spec.captures),
+            *(setting.column for setting in spec.settings),
+            *spec.columns,
+        ]
+        missing = [name for name in needed if name not in columns]
+        if missing:
+            raise AuditConfigurationError(
+                spec.table,
+                missing[0],
+                f"is not a column of audit table {target} in the database, so auditing "
+                "cannot be installed (add the column to the audit table, e.g. with an Alembic "
+                "migration, then install again)",
+            )
 
 
 def install_statements(specs: Iterable[AuditSpec]) -> list[str]:
@@ -63,12 +178,19 @@ def uninstall_statements(specs: Iterable[AuditSpec]) -> list[str]:
 
 def execute_statements(bind: Connection | Engine, statements: Iterable[str]) -> None:
     """Run ``statements`` in one transaction (the caller's, when ``bind`` is a Connection)."""
+    with _connection(bind) as connection:
+        for sql in statements:
+            connection.execute(AuditDDL(sql))
+
+
+@contextmanager
+def _connection(bind: Connection | Engine) -> Iterator[Connection]:
+    """``bind`` itself (the caller's transaction), or one transaction on the Engine."""
     if isinstance(bind, Engine):
         with bind.begin() as connection:
-            execute_statements(connection, statements)
-        return
-    for sql in statements:
-        bind.execute(AuditDDL(sql))
+            yield connection
+    else:
+        yield bind
 
 
 def as_script(statements: Iterable[str]) -> str:
@@ -80,13 +202,23 @@ def install_audit_triggers(
 ) -> str | None:
     """Install (or replace) the function and triggers of every audited table of ``metadata``.
 
-    Idempotent.  Without ``bind``, returns the SQL script instead of running it.
+    Idempotent.  Raises :class:`AuditConfigurationError`, before installing anything, when an
+    audit table is missing or lacks a column the function would write.  Without ``bind``,
+    returns the SQL script instead of running it.
     """
-    statements = install_statements(spec for _, spec in audited_tables(metadata))
+    specs = [spec for _, spec in audited_tables(metadata)]
     if bind is None:
-        return as_script(statements)
-    execute_statements(bind, statements)
+        return as_script(install_statements(specs))
+    with _connection(bind) as connection:
+        install(connection, specs)
     return None
+
+
+def install(connection: Connection, specs: Sequence[AuditSpec]) -> None:
+    """Resolve, check and install ``specs`` on ``connection``."""
+    resolved = resolve_specs(connection, specs)
+    check_audit_tables(connection, resolved)
+    execute_statements(connection, install_statements(resolved))
 
 
 def uninstall_audit_triggers(
@@ -96,11 +228,41 @@ def uninstall_audit_triggers(
 
     Idempotent.  Without ``bind``, returns the SQL script instead of running it.
     """
-    statements = uninstall_statements(spec for _, spec in audited_tables(metadata))
+    specs = [spec for _, spec in audited_tables(metadata)]
     if bind is None:
-        return as_script(statements)
-    execute_statements(bind, statements)
+        return as_script(uninstall_statements(specs))
+    with _connection(bind) as connection:
+        execute_statements(connection, uninstall_statements(resolve_specs(connection, specs)))
     return None
+
+
+def before_metadata_create(
+    metadata: MetaData, connection: Connection, tables: list[Table] | None = None, **kw: Any
+) -> None:
+    """``create_all``, before it creates tables: declare what is undeclared, and create the
+    audit tables ``create_all`` will not.
+
+    SQLAlchemy computed its list of tables before this hook, so an audit table declared now,
+    or left out by ``create_all(tables=[source])``, is created here (if missing) for each
+    audited table that is being created or already exists.  Such audit tables are appended to
+    ``tables`` (the list the ``after_create`` hook receives too), as tables this run created.
+    """
+    if tables is None:
+        return
+    creating = set(tables)
+    for source, _spec in list(audited_tables(metadata)):
+        audit_table = source.info[AUDIT_TABLE_KEY]
+        if audit_table in creating or _exists(connection, audit_table):
+            continue
+        if source in creating or _exists(connection, source):
+            audit_table.create(connection)
+            tables.append(audit_table)
+
+
+def _exists(connection: Connection, table: Table) -> bool:
+    return connection.dialect.has_table(
+        connection, table.name, schema=connection.schema_for_object(table)
+    )
 
 
 def after_metadata_create(
@@ -113,7 +275,7 @@ def after_metadata_create(
         for source, spec in audited_tables(metadata)
         if source in created or source.info.get(AUDIT_TABLE_KEY) in created
     ]
-    execute_statements(connection, install_statements(specs))
+    install(connection, specs)
 
 
 def before_metadata_drop(
@@ -126,4 +288,4 @@ def before_metadata_drop(
     """
     dropped = set(tables)
     specs = [spec for source, spec in audited_tables(metadata) if source in dropped]
-    execute_statements(connection, uninstall_statements(specs))
+    execute_statements(connection, uninstall_statements(resolve_specs(connection, specs)))
