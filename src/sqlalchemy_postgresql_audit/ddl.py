@@ -123,9 +123,7 @@ _AUDIT_TABLE_COLUMNS = text(
     JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
     GROUP BY n.nspname, c.relname
     """
-).bindparams(
-    bindparam("schemas", type_=ARRAY(Text())), bindparam("tables", type_=ARRAY(Text()))
-)
+).bindparams(bindparam("schemas", type_=ARRAY(Text())), bindparam("tables", type_=ARRAY(Text())))
 
 
 def check_audit_tables(connection: Connection, specs: Sequence[AuditSpec]) -> None:
