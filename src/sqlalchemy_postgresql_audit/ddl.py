@@ -12,7 +12,17 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import ARRAY, Connection, Engine, MetaData, Table, Text, bindparam, text
+from sqlalchemy import (
+    ARRAY,
+    Connection,
+    Engine,
+    MetaData,
+    Table,
+    Text,
+    bindparam,
+    inspect,
+    text,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import DDLCompiler
 from sqlalchemy.sql.ddl import ExecutableDDLElement
@@ -248,19 +258,33 @@ def before_metadata_create(
     if tables is None:
         return
     creating = set(tables)
-    for source, _spec in list(audited_tables(metadata)):
-        audit_table = source.info[AUDIT_TABLE_KEY]
-        if audit_table in creating or _exists(connection, audit_table):
-            continue
-        if source in creating or _exists(connection, source):
+    pairs = [
+        (source, source.info[AUDIT_TABLE_KEY])
+        for source, _ in audited_tables(metadata)
+        if source.info[AUDIT_TABLE_KEY] not in creating
+    ]
+    existing = _existing(connection, [table for pair in pairs for table in pair])
+    for source, audit_table in pairs:
+        if audit_table not in existing and (source in creating or source in existing):
             audit_table.create(connection)
             tables.append(audit_table)
 
 
-def _exists(connection: Connection, table: Table) -> bool:
-    return connection.dialect.has_table(
-        connection, table.name, schema=connection.schema_for_object(table)
-    )
+def _existing(connection: Connection, tables: Sequence[Table]) -> set[Table]:
+    """Which of ``tables`` exist, with one catalog query per schema (translated, as
+    ``create_all`` sees them)."""
+    if not tables:
+        return set()
+    inspector = inspect(connection)
+    names: dict[str | None, set[str]] = {}
+    found: set[Table] = set()
+    for table in tables:
+        schema = connection.schema_for_object(table)
+        if schema not in names:
+            names[schema] = set(inspector.get_table_names(schema=schema))
+        if table.name in names[schema]:
+            found.add(table)
+    return found
 
 
 def after_metadata_create(
