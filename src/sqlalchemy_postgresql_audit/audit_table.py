@@ -23,7 +23,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.elements import conv
-from sqlalchemy.types import TypeEngine, to_instance
+from sqlalchemy.sql.type_api import to_instance
+from sqlalchemy.types import TypeEngine
 
 from . import naming
 from .errors import AuditConfigurationError
