@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -119,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
                     samples[design][workload].append(seconds)
         engine.dispose()
     medians = {d: {w: statistics.median(s) for w, s in ws.items()} for d, ws in samples.items()}
+    plain = {
+        d: {w: None if math.isnan(m) else m for w, m in ms.items()} for d, ms in medians.items()
+    }
     lines = [
         f"# History index cost: medians of {args.rounds} interleaved rounds",
         "",
@@ -131,7 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     for workload in WORKLOADS:
         base = medians["no_index"][workload]
         cells = [
-            f"{medians[d][workload]:.3f} ({medians[d][workload] / base:.2f}x)" for d in DESIGNS
+            "n/a"
+            if math.isnan(medians[d][workload])
+            else f"{medians[d][workload]:.3f} ({medians[d][workload] / base:.2f}x)"
+            for d in DESIGNS
         ]
         lines.append(f"| {workload} | " + " | ".join(cells) + " |")
     report = "\n".join(lines) + "\n"
@@ -139,9 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     args.output_dir.mkdir(parents=True, exist_ok=True)
     (args.output_dir / "history_index.md").write_text(report)
     (args.output_dir / "history_index.json").write_text(
-        json.dumps(
-            {"args": {k: str(v) for k, v in vars(args).items()}, "medians": medians}, indent=2
-        )
+        json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "medians": plain}, indent=2)
     )
     return 0
 
