@@ -177,6 +177,20 @@ def test_copy_into_the_same_metadata_and_another_schema(engine: sa.Engine) -> No
     assert (count(engine, "ledger_audit"), count(engine, "tenant2.ledger_audit")) == (1, 2)
 
 
+def test_copying_every_table_into_a_tenant_schema(engine: sa.Engine) -> None:
+    with engine.begin() as connection:
+        connection.execute(sa.text("CREATE SCHEMA tenant3"))
+    original = ledger(sa.MetaData(), info=AUDITED)
+    tenant = sa.MetaData()
+    for table in original.metadata.sorted_tables:  # the audit table is copied too
+        table.to_metadata(tenant, schema="tenant3")
+    tenant.create_all(engine)
+    copy = tenant.tables["tenant3.ledger"]
+    assert copy.info[AUDIT_TABLE_KEY] is tenant.tables["tenant3.ledger_audit"]
+    write(engine, copy, 1)
+    assert count(engine, "tenant3.ledger_audit") == 1
+
+
 def test_create_all_of_only_the_source_creates_its_audit_table(engine: sa.Engine) -> None:
     table = ledger(sa.MetaData(), info=AUDITED)
     table.metadata.create_all(engine, tables=[table])

@@ -142,7 +142,10 @@ def _audit_table_for(table: Table, options: AuditOptions, spec: AuditSpec) -> Ta
     if existing is None:
         return declare_audit_table(table, options, spec, table.metadata)
     owner = existing.info.get(IS_AUDIT_TABLE_KEY)
-    if not is_audit_table(existing) or owner not in (None, source_name(table)):
+    # A copy made with to_metadata(schema=...) still names the original's schema.
+    if not is_audit_table(existing) or (
+        owner is not None and str(owner).rpartition(".")[2] != table.name
+    ):
         raise AuditConfigurationError(
             table.name,
             "audit.table",
