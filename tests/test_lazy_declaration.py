@@ -77,8 +77,9 @@ with engine.connect() as connection:
         ("import sqlalchemy_postgresql_audit as a; a.enable()", ""),
         ("import sqlalchemy_postgresql_audit.event_listeners.sqlalchemy", ""),
         ("", ", plugins=['audit']"),
+        ("import sqlalchemy_postgresql_audit", ""),
     ],
-    ids=["enable", "legacy-import", "plugin"],
+    ids=["enable", "legacy-import", "plugin", "import-only"],
 )
 def test_enabling_after_the_models_are_declared_still_audits(
     database_url: URL, enable: str, engine_kwargs: str

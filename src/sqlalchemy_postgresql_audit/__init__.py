@@ -3,6 +3,11 @@
 Declare ``info={"audit.options": {"enabled": True}}`` on a table, call :func:`enable` (or import
 ``sqlalchemy_postgresql_audit.event_listeners.sqlalchemy``, or use the ``audit`` engine plugin),
 and the table gets a companion audit table plus a trigger that records every change.
+
+Importing the package already hooks ``create_all`` / ``drop_all`` (the hooks act only on tables
+whose ``info`` enables auditing), so a table that asks to be audited is audited by
+``create_all`` whenever this library is loaded; :func:`enable` adds declaration at definition
+time, so that ``table.info["audit.table"]`` exists before any entry point runs.
 """
 
 from .audit_table import (
@@ -16,7 +21,7 @@ from .audit_table import (
 from .ddl import install_audit_triggers, uninstall_audit_triggers
 from .declare import audit, declare_metadata
 from .errors import AuditConfigurationError, AuditError
-from .listeners import enable
+from .listeners import enable, register_metadata_hooks
 from .naming import (
     DEFAULT_AUDIT_COLUMN_NAMING_CONVENTION,
     DEFAULT_AUDIT_INDEX_NAMING_CONVENTION,
@@ -55,3 +60,5 @@ __all__ = [
     "set_session_vars",
     "uninstall_audit_triggers",
 ]
+
+register_metadata_hooks()
