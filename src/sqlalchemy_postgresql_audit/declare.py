@@ -99,13 +99,10 @@ def audit(table: Table, **options: Any) -> Table:
     there.  ``table.info`` is replaced by a copy, so a dict shared with other tables is not
     modified.  ``create_all`` and ``install_audit_triggers`` then install it.
     """
-    from .listeners import register_metadata_hooks
-
     table.info = {**table.info, OPTIONS_KEY: {"enabled": True, **options}}
     audit_table = declare_table(table, strict=True)
     if audit_table is None:
         raise AuditConfigurationError(table.name, "enabled", "is False: nothing to audit")
-    register_metadata_hooks()
     return audit_table
 
 

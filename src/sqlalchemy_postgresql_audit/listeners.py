@@ -1,11 +1,11 @@
 """SQLAlchemy event hooks: thin adapters onto :mod:`.declare` and :mod:`.ddl`.
 
-:func:`enable` registers, once per process: a Table listener declaring audit tables as audited
-tables join a MetaData; a Column listener keeping declared audit tables up to date; and
-``create_all`` / ``drop_all`` hooks registered on the MetaData *class*, so that they also fire
-for MetaData objects created before :func:`enable` ran (models imported first, an engine plugin
-loaded later).  The create hook declares whatever is still undeclared, so the order of imports
-does not matter.
+``create_all`` / ``drop_all`` hooks are registered on the MetaData *class* when the package is
+imported, so they fire for every MetaData, also ones created before (models imported first, an
+engine plugin loaded later); the create hook declares whatever is still undeclared, so the
+order of imports does not matter.  :func:`enable` adds, once per process, a Table listener
+declaring audit tables as audited tables join a MetaData, and a Column listener keeping declared
+audit tables up to date.
 """
 
 from __future__ import annotations
