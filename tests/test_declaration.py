@@ -224,3 +224,27 @@ def test_without_enable_nothing_is_declared_in_a_fresh_interpreter() -> None:
         [sys.executable, "-c", program], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "['t']"
+
+
+def test_late_declaration_is_remembered_and_idempotent() -> None:
+    from sqlalchemy_postgresql_audit.declare import declare_metadata, declared_specs
+
+    table = sa.Table("late", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True))
+    assert SPEC_KEY not in table.info
+    table.info["audit.options"] = {"enabled": True}
+    declare_metadata(table.metadata)
+    spec = table.info[SPEC_KEY]
+    assert spec in declared_specs()
+    first = audit_table_of(table)
+    assert audit.audit(table) is first
+    declare_metadata(table.metadata)
+    assert table.info[SPEC_KEY] is spec
+    assert sorted(table.metadata.tables) == ["late", "late_audit"]
+
+
+def test_history_index_is_an_ordinary_index_of_the_audit_table() -> None:
+    audit_table = audit_table_of(make_orders(sa.MetaData()))
+    [index] = audit_table.indexes
+    assert index.name == "orders_audit_history"
+    assert [c.name for c in index.columns] == ["id", "audit_id"]
+    assert audit.DEFAULT_AUDIT_INDEX_NAMING_CONVENTION == "%(table_name)s_audit_history"

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy_postgresql_audit import SPEC_KEY, AuditSpec, install_audit_triggers
 from sqlalchemy_postgresql_audit.catalog import installed_audits
 from sqlalchemy_postgresql_audit.compare import DropAudit, ReplaceAudit, compare
+from sqlalchemy_postgresql_audit.ddl import resolve_spec
 from sqlalchemy_postgresql_audit.session import setting_value
 
 
@@ -30,6 +31,12 @@ def declare(name: str = "ledger", **options: Any) -> sa.Table:
 def changes(engine: sa.Engine, *specs: AuditSpec) -> list[Any]:
     with engine.connect() as connection:
         return compare(specs, installed_audits(connection, ["public"]), "public")
+
+
+def resolved(engine: sa.Engine, table: sa.Table) -> AuditSpec:
+    """The spec as installed: with the schema the table lives in (see ``ddl.resolve_spec``)."""
+    with engine.connect() as connection:
+        return resolve_spec(connection, spec_of(table))
 
 
 def spec_of(table: sa.Table) -> AuditSpec:
@@ -56,7 +63,7 @@ def spec_of(table: sa.Table) -> AuditSpec:
 def test_hand_tampering_is_detected(engine: sa.Engine, tamper: str) -> None:
     table = declare()
     table.metadata.create_all(engine)
-    spec = spec_of(table)
+    spec = resolved(engine, table)
     assert changes(engine, spec) == []
     with engine.begin() as connection:
         connection.execute(sa.text(tamper))
@@ -73,7 +80,7 @@ def test_partition_clones_of_row_triggers_are_not_drift(engine: sa.Engine) -> No
             sa.text("CREATE TABLE ledger_all PARTITION OF ledger FOR VALUES FROM (0) TO (1000)")
         )
     assert spec_of(table).mode == "row"
-    assert changes(engine, spec_of(table)) == []
+    assert changes(engine, resolved(engine, table)) == []
 
 
 def test_a_stale_function_is_dropped_without_touching_live_triggers(engine: sa.Engine) -> None:
@@ -87,7 +94,9 @@ def test_a_stale_function_is_dropped_without_touching_live_triggers(engine: sa.E
         info={"audit.options": {"enabled": True}},
     )
     install_audit_triggers(renamed.metadata, engine)  # same trigger names, new function
-    assert changes(engine, spec_of(renamed)) == [DropAudit(replace(spec_of(old), triggers=()))]
+    assert changes(engine, resolved(engine, renamed)) == [
+        DropAudit(replace(resolved(engine, old), triggers=()))
+    ]
 
 
 def test_specs_read_back_are_checked_before_they_reach_sql() -> None:

@@ -3,6 +3,11 @@
 Declare ``info={"audit.options": {"enabled": True}}`` on a table, call :func:`enable` (or import
 ``sqlalchemy_postgresql_audit.event_listeners.sqlalchemy``, or use the ``audit`` engine plugin),
 and the table gets a companion audit table plus a trigger that records every change.
+
+Importing the package already hooks ``create_all`` / ``drop_all`` (the hooks act only on tables
+whose ``info`` enables auditing), so a table that asks to be audited is audited by
+``create_all`` whenever this library is loaded; :func:`enable` adds declaration at definition
+time, so that ``table.info["audit.table"]`` exists before any entry point runs.
 """
 
 from .audit_table import (
@@ -11,12 +16,15 @@ from .audit_table import (
     DROP_DDL_KEY,
     IS_AUDIT_TABLE_KEY,
     SPEC_KEY,
+    is_audit_table,
 )
 from .ddl import install_audit_triggers, uninstall_audit_triggers
+from .declare import audit, declare_metadata
 from .errors import AuditConfigurationError, AuditError
-from .listeners import enable
+from .listeners import enable, register_metadata_hooks
 from .naming import (
     DEFAULT_AUDIT_COLUMN_NAMING_CONVENTION,
+    DEFAULT_AUDIT_INDEX_NAMING_CONVENTION,
     DEFAULT_AUDIT_TABLE_FUNCTION_NAMING_CONVENTION,
     DEFAULT_AUDIT_TABLE_NAMING_CONVENTION,
     DEFAULT_AUDIT_TABLE_TRIGGER_CONVENTION,
@@ -29,6 +37,7 @@ __all__ = [
     "AUDIT_TABLE_KEY",
     "CREATE_DDL_KEY",
     "DEFAULT_AUDIT_COLUMN_NAMING_CONVENTION",
+    "DEFAULT_AUDIT_INDEX_NAMING_CONVENTION",
     "DEFAULT_AUDIT_TABLE_FUNCTION_NAMING_CONVENTION",
     "DEFAULT_AUDIT_TABLE_NAMING_CONVENTION",
     "DEFAULT_AUDIT_TABLE_TRIGGER_CONVENTION",
@@ -43,8 +52,13 @@ __all__ = [
     "SettingSpec",
     "TriggerSpec",
     "aset_session_vars",
+    "audit",
+    "declare_metadata",
     "enable",
     "install_audit_triggers",
+    "is_audit_table",
     "set_session_vars",
     "uninstall_audit_triggers",
 ]
+
+register_metadata_hooks()

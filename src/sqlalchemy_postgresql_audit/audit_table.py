@@ -10,8 +10,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Identity, MetaData, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Identity,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.sql.elements import conv
+from sqlalchemy.sql.type_api import to_instance
 from sqlalchemy.types import TypeEngine
 
 from . import naming
@@ -180,10 +192,8 @@ def _check_collisions(
             )
 
 
-def declare_audit_table(
-    source: Table, options: AuditOptions, spec: AuditSpec, metadata: MetaData
-) -> Table:
-    """Add the audit table for ``source`` to ``metadata`` and return it."""
+def audit_columns(source: Table, options: AuditOptions, spec: AuditSpec) -> list[Column[Any]]:
+    """The columns the audit table of ``source`` needs, in order (fresh objects)."""
     fixed: list[Column[Any]] = [
         Column(AUDIT_ID, BigInteger, Identity(), nullable=False),
         Column(AUDIT_OPERATION, String(1), nullable=False),
@@ -206,18 +216,59 @@ def declare_audit_table(
         for column in source.columns
         if column.name not in options.exclude_columns
     ]
-    return Table(
+    return [*fixed, *settings, *mirrored]
+
+
+def declare_audit_table(
+    source: Table, options: AuditOptions, spec: AuditSpec, metadata: MetaData
+) -> Table:
+    """Add the audit table for ``source`` to ``metadata`` and return it."""
+    audit_table = Table(
         spec.audit_table,
         metadata,
-        *fixed,
-        *settings,
-        *mirrored,
+        *audit_columns(source, options, spec),
         schema=source.schema,
-        info={
-            IS_AUDIT_TABLE_KEY: f"{source.schema}.{source.name}" if source.schema else source.name
-        },
+        info={IS_AUDIT_TABLE_KEY: source_name(source)},
         comment=f"Audit history of {source.fullname}{AUDIT_TABLE_COMMENT_SUFFIX}",
     )
+    add_history_index(source, options, spec, audit_table)
+    return audit_table
+
+
+def source_name(source: Table) -> str:
+    """How an audit table's ``info`` names its source: ``schema.table`` or ``table``."""
+    return f"{source.schema}.{source.name}" if source.schema else source.name
+
+
+def is_audit_table(table: Table) -> bool:
+    """Whether ``table`` is an audit table: declared by this library, or reflected from a
+    database (recognised by its comment)."""
+    return IS_AUDIT_TABLE_KEY in table.info or is_audit_table_comment(table.comment)
+
+
+def add_history_index(
+    source: Table, options: AuditOptions, spec: AuditSpec, audit_table: Table
+) -> None:
+    """Index the audit table on (source key..., ``audit_id``): one row's history, in order.
+
+    An ordinary :class:`Index` of the audit table, so that ``create_all`` creates it and Alembic
+    migrates it like any index.  None without a primary key, or with ``history_index=False``.
+    """
+    if not options.history_index or not spec.key_columns:
+        return
+    tokens = {"table_name": source.name, "schema": source.schema or "public"}
+    name = naming.apply_convention(
+        source.metadata.naming_convention,
+        naming.INDEX_KEY,
+        naming.DEFAULT_AUDIT_INDEX_NAMING_CONVENTION,
+        tokens,
+    )
+    if any(index.name == name for index in audit_table.indexes):
+        return
+    columns = [*spec.key_columns, AUDIT_ID]
+    if all(column in audit_table.c for column in columns):
+        # conv(): the name is final; a MetaData "ix" convention must not rename it.
+        Index(conv(name), *(audit_table.c[column] for column in columns))
 
 
 def _capture_column(capture: str, options: AuditOptions) -> Column[Any]:
@@ -235,4 +286,25 @@ def _capture_column(capture: str, options: AuditOptions) -> Column[Any]:
 
 def mirror_column(column: Column[Any]) -> Column[Any]:
     """A nullable, constraint-free copy of ``column`` with the same name and type."""
-    return Column(column.name, column.type, nullable=True)
+    return Column(column.name, nullable_type(column.type), nullable=True)
+
+
+def nullable_type(type_: TypeEngine[Any]) -> TypeEngine[Any]:
+    """``type_`` without the constraints a domain carries (``NOT NULL``, ``CHECK``).
+
+    The audit table must accept NULL in every mirrored column (a TRUNCATE marker row, a column
+    added to an audit table that has rows), so a domain is mirrored as its base type, also
+    inside an array.  Enums and every other type are kept as they are.
+    """
+    if isinstance(type_, postgresql.DOMAIN):
+        return nullable_type(to_instance(type_.data_type))
+    if isinstance(type_, postgresql.ARRAY):
+        item = nullable_type(to_instance(type_.item_type))
+        if item is not type_.item_type:
+            return postgresql.ARRAY(
+                item,
+                as_tuple=type_.as_tuple,
+                dimensions=type_.dimensions,
+                zero_indexes=type_.zero_indexes,
+            )
+    return type_

@@ -7,16 +7,19 @@ its ``%`` signs are escaped exactly as SQLAlchemy escapes its own DDL text.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, MetaData, Table
+from sqlalchemy import Connection, Engine, MetaData, Table, inspect
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import DDLCompiler
 from sqlalchemy.sql.ddl import ExecutableDDLElement
 
 from .audit_table import AUDIT_TABLE_KEY, SPEC_KEY
+from .declare import declare_metadata
 from .render import render
+from .resolve import check_audit_tables, resolve_specs
 from .spec import AuditSpec
 
 
@@ -36,7 +39,12 @@ def _compile_audit_ddl(element: AuditDDL, compiler: DDLCompiler, **kw: Any) -> s
 
 
 def audited_tables(metadata: MetaData) -> Iterator[tuple[Table, AuditSpec]]:
-    """The audited tables of ``metadata`` with their specs, in a stable order."""
+    """The audited tables of ``metadata`` with their specs, in a stable order.
+
+    Declares what is still undeclared first (:func:`.declare.declare_metadata`), so every
+    caller sees every table whose ``info`` asks for auditing.
+    """
+    declare_metadata(metadata)
     for table in metadata.sorted_tables:
         spec = table.info.get(SPEC_KEY)
         if isinstance(spec, AuditSpec):
@@ -50,7 +58,7 @@ def resolve_spec(bind: Connection | None, spec: AuditSpec) -> AuditSpec:
     rendered from a resolved spec.  Without a connection (scripts, offline migrations) the schema
     stays as declared.
     """
-    return spec
+    return resolve_specs(bind, [spec])[0]
 
 
 def install_statements(specs: Iterable[AuditSpec]) -> list[str]:
@@ -63,12 +71,19 @@ def uninstall_statements(specs: Iterable[AuditSpec]) -> list[str]:
 
 def execute_statements(bind: Connection | Engine, statements: Iterable[str]) -> None:
     """Run ``statements`` in one transaction (the caller's, when ``bind`` is a Connection)."""
+    with _connection(bind) as connection:
+        for sql in statements:
+            connection.execute(AuditDDL(sql))
+
+
+@contextmanager
+def _connection(bind: Connection | Engine) -> Iterator[Connection]:
+    """``bind`` itself (the caller's transaction), or one transaction on the Engine."""
     if isinstance(bind, Engine):
         with bind.begin() as connection:
-            execute_statements(connection, statements)
-        return
-    for sql in statements:
-        bind.execute(AuditDDL(sql))
+            yield connection
+    else:
+        yield bind
 
 
 def as_script(statements: Iterable[str]) -> str:
@@ -80,13 +95,23 @@ def install_audit_triggers(
 ) -> str | None:
     """Install (or replace) the function and triggers of every audited table of ``metadata``.
 
-    Idempotent.  Without ``bind``, returns the SQL script instead of running it.
+    Idempotent.  Raises :class:`AuditConfigurationError`, before installing anything, when an
+    audit table is missing or lacks a column the function would write.  Without ``bind``,
+    returns the SQL script instead of running it.
     """
-    statements = install_statements(spec for _, spec in audited_tables(metadata))
+    specs = [spec for _, spec in audited_tables(metadata)]
     if bind is None:
-        return as_script(statements)
-    execute_statements(bind, statements)
+        return as_script(install_statements(specs))
+    with _connection(bind) as connection:
+        install(connection, specs)
     return None
+
+
+def install(connection: Connection, specs: Sequence[AuditSpec]) -> None:
+    """Resolve, check and install ``specs`` on ``connection``."""
+    resolved = resolve_specs(connection, specs)
+    check_audit_tables(connection, resolved)
+    execute_statements(connection, install_statements(resolved))
 
 
 def uninstall_audit_triggers(
@@ -96,11 +121,55 @@ def uninstall_audit_triggers(
 
     Idempotent.  Without ``bind``, returns the SQL script instead of running it.
     """
-    statements = uninstall_statements(spec for _, spec in audited_tables(metadata))
+    specs = [spec for _, spec in audited_tables(metadata)]
     if bind is None:
-        return as_script(statements)
-    execute_statements(bind, statements)
+        return as_script(uninstall_statements(specs))
+    with _connection(bind) as connection:
+        execute_statements(connection, uninstall_statements(resolve_specs(connection, specs)))
     return None
+
+
+def before_metadata_create(
+    metadata: MetaData, connection: Connection, tables: list[Table] | None = None, **kw: Any
+) -> None:
+    """``create_all``, before it creates tables: declare what is undeclared, and create the
+    audit tables ``create_all`` will not.
+
+    SQLAlchemy computed its list of tables before this hook, so an audit table declared now,
+    or left out by ``create_all(tables=[source])``, is created here (if missing) for each
+    audited table that is being created or already exists.  Such audit tables are appended to
+    ``tables`` (the list the ``after_create`` hook receives too), as tables this run created.
+    """
+    if tables is None:
+        return
+    creating = set(tables)
+    pairs = [
+        (source, source.info[AUDIT_TABLE_KEY])
+        for source, _ in audited_tables(metadata)
+        if source.info[AUDIT_TABLE_KEY] not in creating
+    ]
+    existing = _existing(connection, [table for pair in pairs for table in pair])
+    for source, audit_table in pairs:
+        if audit_table not in existing and (source in creating or source in existing):
+            audit_table.create(connection)
+            tables.append(audit_table)
+
+
+def _existing(connection: Connection, tables: Sequence[Table]) -> set[Table]:
+    """Which of ``tables`` exist, with one catalog query per schema (translated, as
+    ``create_all`` sees them)."""
+    if not tables:
+        return set()
+    inspector = inspect(connection)
+    names: dict[str | None, set[str]] = {}
+    found: set[Table] = set()
+    for table in tables:
+        schema = connection.schema_for_object(table)
+        if schema not in names:
+            names[schema] = set(inspector.get_table_names(schema=schema))
+        if table.name in names[schema]:
+            found.add(table)
+    return found
 
 
 def after_metadata_create(
@@ -113,7 +182,7 @@ def after_metadata_create(
         for source, spec in audited_tables(metadata)
         if source in created or source.info.get(AUDIT_TABLE_KEY) in created
     ]
-    execute_statements(connection, install_statements(specs))
+    install(connection, specs)
 
 
 def before_metadata_drop(
@@ -126,4 +195,4 @@ def before_metadata_drop(
     """
     dropped = set(tables)
     specs = [spec for source, spec in audited_tables(metadata) if source in dropped]
-    execute_statements(connection, uninstall_statements(specs))
+    execute_statements(connection, uninstall_statements(resolve_specs(connection, specs)))

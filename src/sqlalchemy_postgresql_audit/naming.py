@@ -13,11 +13,14 @@ DEFAULT_AUDIT_TABLE_TRIGGER_CONVENTION = "%(schema)s_%(table_name)s_audit"
 #: How a session setting's column is named in the audit table; token: ``column_name``.
 #: Set ``"audit.column": "%(column_name)s"`` for the unprefixed layout of the 0.2.1 README.
 DEFAULT_AUDIT_COLUMN_NAMING_CONVENTION = "audit_%(column_name)s"
+#: The audit table's history index on (source key..., audit_id); tokens as for the table.
+DEFAULT_AUDIT_INDEX_NAMING_CONVENTION = "%(table_name)s_audit_history"
 
 TABLE_KEY = "audit.table"
 FUNCTION_KEY = "audit.function"
 TRIGGER_KEY = "audit.trigger"
 COLUMN_KEY = "audit.column"
+INDEX_KEY = "audit.index"
 
 #: PostgreSQL truncates identifiers longer than NAMEDATALEN - 1 bytes.
 MAX_IDENTIFIER_BYTES = 63

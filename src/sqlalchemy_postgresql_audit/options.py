@@ -49,6 +49,7 @@ _KNOWN_KEYS = frozenset(
         "skip_unchanged",
         "capture",
         "truncate_rows",
+        "history_index",
     }
 )
 
@@ -83,6 +84,8 @@ class AuditOptions:
     #: Record every row a TRUNCATE removes (a BEFORE TRUNCATE trigger copies the table), instead
     #: of one marker row.
     truncate_rows: bool = False
+    #: Index the audit table on (source primary key..., audit_id).
+    history_index: bool = True
 
 
 def parse_options(table_name: str, info: Mapping[str, Any]) -> AuditOptions | None:
@@ -124,6 +127,7 @@ def parse_options(table_name: str, info: Mapping[str, Any]) -> AuditOptions | No
         skip_unchanged=skip_unchanged,
         capture=_names(table_name, "capture", raw.get("capture", ()), choices=CAPTURES),
         truncate_rows=_bool(table_name, raw, "truncate_rows", default=False),
+        history_index=_bool(table_name, raw, "history_index", default=True),
     )
 
 

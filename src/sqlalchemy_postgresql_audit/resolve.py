@@ -1,0 +1,120 @@
+"""Where an audited table really lives, and whether its audit table can take the writes.
+
+Both read the catalog of the connection about to install: :func:`resolve_specs` turns a declared
+spec into the installed form (real schema), :func:`check_audit_tables` refuses to install a
+function that would write columns its audit table does not have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from sqlalchemy import ARRAY, Connection, Text, bindparam, text
+
+from .errors import AuditConfigurationError
+from .spec import FIXED_AUDIT_COLUMNS, AuditSpec, capture_column
+
+
+def resolve_specs(bind: Connection | None, specs: Sequence[AuditSpec]) -> list[AuditSpec]:
+    """:func:`resolve_spec` for many specs, with one catalog query.
+
+    The connection's ``schema_translate_map`` applies first, as it does to the table's own DDL;
+    a schema still ``None`` is the schema PostgreSQL finds the table in along ``search_path``
+    (never the session's temporary schema), or where it would create it.
+    """
+    if bind is None:
+        return list(specs)
+    translate = bind.get_execution_options().get("schema_translate_map") or {}
+    translated = [
+        replace(spec, schema=translate[spec.schema]) if spec.schema in translate else spec
+        for spec in specs
+    ]
+    unqualified = sorted({spec.table for spec in translated if spec.schema is None})
+    if not unqualified:
+        return translated
+    found: dict[str, str] = {
+        row[0]: row[1] for row in bind.execute(_SEARCH_PATH_SCHEMAS, {"tables": unqualified})
+    }
+    fallback = bind.execute(_CREATION_SCHEMA).scalar()
+    return [
+        replace(spec, schema=found.get(spec.table, fallback)) if spec.schema is None else spec
+        for spec in translated
+    ]
+
+
+# For each table name: the first schema of search_path holding a table of that name.
+_SEARCH_PATH_SCHEMAS = text(
+    """
+    SELECT DISTINCT ON (c.relname) c.relname, n.nspname
+    FROM unnest(pg_catalog.current_schemas(false)) WITH ORDINALITY AS s(name, position)
+    JOIN pg_catalog.pg_namespace n ON n.nspname = s.name
+    JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid
+    WHERE c.relname = ANY(:tables) AND c.relkind IN ('r', 'p')
+      AND n.oid <> pg_catalog.pg_my_temp_schema()
+    ORDER BY c.relname, s.position
+    """
+).bindparams(bindparam("tables", type_=ARRAY(Text())))
+
+# Where CREATE TABLE without a schema puts a table: the first existing schema of search_path.
+_CREATION_SCHEMA = text(
+    """
+    SELECT n.nspname
+    FROM unnest(pg_catalog.current_schemas(false)) WITH ORDINALITY AS s(name, position)
+    JOIN pg_catalog.pg_namespace n ON n.nspname = s.name
+    WHERE n.oid <> pg_catalog.pg_my_temp_schema()
+    ORDER BY s.position
+    LIMIT 1
+    """
+)
+
+_AUDIT_TABLE_COLUMNS = text(
+    """
+    SELECT n.nspname, c.relname, array_agg(a.attname::text)
+    FROM unnest(:schemas, :tables) AS wanted(schema, name)
+    JOIN pg_catalog.pg_namespace n ON n.nspname = wanted.schema
+    JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = wanted.name
+    JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+    GROUP BY n.nspname, c.relname
+    """
+).bindparams(bindparam("schemas", type_=ARRAY(Text())), bindparam("tables", type_=ARRAY(Text())))
+
+
+def check_audit_tables(connection: Connection, specs: Sequence[AuditSpec]) -> None:
+    """Raise unless each (resolved) spec's audit table exists with every column it writes.
+
+    The installed function would otherwise fail on the first write, far from the cause (a
+    column added to the source outside the models, an audit table not migrated).
+    """
+    if not specs:
+        return
+    rows = connection.execute(
+        _AUDIT_TABLE_COLUMNS,
+        {"schemas": [spec.schema for spec in specs], "tables": [s.audit_table for s in specs]},
+    )
+    present = {(row[0], row[1]): set(row[2]) for row in rows}
+    for spec in specs:
+        target = f"{spec.schema}.{spec.audit_table}"
+        columns = present.get((spec.schema, spec.audit_table))
+        if columns is None:
+            raise AuditConfigurationError(
+                spec.table,
+                "audit.table",
+                f"cannot be installed: its audit table {target} does not exist (create it "
+                "with create_all or a migration first)",
+            )
+        needed = [
+            *FIXED_AUDIT_COLUMNS,
+            *(capture_column(capture) for capture in spec.captures),
+            *(setting.column for setting in spec.settings),
+            *spec.columns,
+        ]
+        missing = [name for name in needed if name not in columns]
+        if missing:
+            raise AuditConfigurationError(
+                spec.table,
+                missing[0],
+                f"is not a column of audit table {target} in the database, so auditing "
+                "cannot be installed (add the column to the audit table, e.g. with an Alembic "
+                "migration, then install again)",
+            )
