@@ -12,6 +12,7 @@ from .audit_table import (
     IS_AUDIT_TABLE_KEY,
     SPEC_KEY,
 )
+from .context import AuditContext, audit_context, current_audit_values
 from .ddl import install_audit_triggers, uninstall_audit_triggers
 from .errors import AuditConfigurationError, AuditError
 from .listeners import enable
@@ -22,7 +23,7 @@ from .naming import (
     DEFAULT_AUDIT_TABLE_TRIGGER_CONVENTION,
 )
 from .options import AuditOptions, SessionSetting
-from .session import aset_session_vars, set_session_vars
+from .session import AuditSettingError, aset_session_vars, set_session_vars
 from .spec import AuditSpec, SettingSpec, TriggerSpec
 
 __all__ = [
@@ -36,13 +37,17 @@ __all__ = [
     "IS_AUDIT_TABLE_KEY",
     "SPEC_KEY",
     "AuditConfigurationError",
+    "AuditContext",
     "AuditError",
     "AuditOptions",
+    "AuditSettingError",
     "AuditSpec",
     "SessionSetting",
     "SettingSpec",
     "TriggerSpec",
     "aset_session_vars",
+    "audit_context",
+    "current_audit_values",
     "enable",
     "install_audit_triggers",
     "set_session_vars",
