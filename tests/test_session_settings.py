@@ -38,7 +38,8 @@ def history(connection: sa.Connection, table: sa.Table) -> list[sa.Row[Any]]:
 @pytest.fixture
 def ticket(engine: sa.Engine) -> sa.Table:
     table = declare(
-        sa.Column("username", sa.String(8)),
+        sa.Column("username", sa.String),
+        sa.Column("short_code", sa.String(8)),
         sa.Column("request_id", sa.UUID),
         sa.Column("attempt", sa.SmallInteger),
         sa.Column("meta", JSONB),
@@ -49,7 +50,7 @@ def ticket(engine: sa.Engine) -> sa.Table:
 
 
 def test_an_engine_is_refused_with_what_to_pass(engine: sa.Engine, ticket: sa.Table) -> None:
-    with pytest.raises(TypeError, match="not an Engine.*engine.begin"):
+    with pytest.raises(TypeError, match=r"not an Engine.*engine\.begin"):
         set_session_vars(engine, username="ann")  # type: ignore[arg-type]
 
 
@@ -92,7 +93,7 @@ def test_setting_names_ignore_case(engine: sa.Engine, ticket: sa.Table) -> None:
         ({"attempt": 40000}, r"'attempt'.*out of range"),
         ({"attempt": "two"}, r"'attempt'"),
         ({"attempt": True}, r"'attempt'"),
-        ({"username": "far too long"}, r"'username'.*longer than 8"),
+        ({"short_code": "far too long"}, r"'short_code'.*longer than 8"),
         ({"meta": "{not json"}, r"'meta'"),
         ({"meta": {"at": object()}}, r"'meta'"),
         ({"tags": "a,b"}, r"'tags'.*list"),
@@ -106,6 +107,29 @@ def test_a_value_the_column_type_cannot_hold_fails_when_set(
         with pytest.raises(AuditSettingError, match=message):
             set_session_vars(connection, **values)
         connection.execute(ticket.insert().values(id=1))  # nothing was sent
+
+
+def test_a_name_declared_with_two_types_takes_a_value_fitting_either(engine: sa.Engine) -> None:
+    narrow = declare(sa.Column("ref_code", sa.Integer))
+    wide = sa.Table(
+        "ledger",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True),
+        info={
+            "audit.options": {
+                "enabled": True,
+                "session_settings": [sa.Column("ref_code", sa.String)],
+            }
+        },
+    )
+    narrow.metadata.create_all(engine)
+    wide.metadata.create_all(engine)
+    with engine.begin() as connection:
+        set_session_vars(connection, ref_code="R-7")  # fits the text column only
+        connection.execute(wide.insert().values(id=1))
+        assert history(connection, wide)[0].audit_ref_code == "R-7"
+    with engine.begin() as connection, pytest.raises(AuditSettingError, match="'ref_code'"):
+        set_session_vars(connection, ref_code=["R-7"])  # fits neither
 
 
 def test_json_and_array_values_are_encoded_as_their_column_types(
@@ -122,7 +146,10 @@ def test_json_and_array_values_are_encoded_as_their_column_types(
         connection.execute(table.insert().values(id=2))
         rows = history(connection, table)
     assert (rows[0].audit_meta, rows[0].audit_tags) == (meta, tags)
-    assert (rows[1].audit_meta, rows[1].audit_tags) == ({"already": "json"}, [["x", "y"], ["z", None]])
+    assert (rows[1].audit_meta, rows[1].audit_tags) == (
+        {"already": "json"},
+        [["x", "y"], ["z", None]],
+    )
 
 
 def test_typed_values_round_trip(any_driver_engine: sa.Engine) -> None:
@@ -154,11 +181,16 @@ def test_typed_values_round_trip(any_driver_engine: sa.Engine) -> None:
 
 
 def test_autocommit_connection_is_refused(engine: sa.Engine, ticket: sa.Table) -> None:
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        with pytest.raises(AuditSettingError, match="AUTOCOMMIT"):
-            set_session_vars(connection, username="ann")
+    with (
+        engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection,
+        pytest.raises(AuditSettingError, match="AUTOCOMMIT"),
+    ):
+        set_session_vars(connection, username="ann")
     autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-    with Session(autocommit_engine) as session, pytest.raises(AuditSettingError, match="AUTOCOMMIT"):
+    with (
+        Session(autocommit_engine) as session,
+        pytest.raises(AuditSettingError, match="AUTOCOMMIT"),
+    ):
         set_session_vars(session, username="ann")
 
 

@@ -168,7 +168,8 @@ def _compiled(connection: Connection, count: int) -> tuple[str, tuple[str, ...]]
     if cached is None:
         placeholders = {f"{i}": "" for i in range(count)}
         compiled = config_statement(placeholders, prefix=_PREFIX).compile(dialect=dialect)
-        cached = (compiled.string, tuple(compiled.positiontup or ()))
+        order = compiled.positiontup if compiled.positional else None
+        cached = (compiled.string, tuple(order or ()))
         _COMPILED[key] = cached
     return cached
 

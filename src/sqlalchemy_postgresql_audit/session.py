@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, bindparam, func, select
+from sqlalchemy import Connection, Engine, bindparam, func, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
@@ -68,7 +68,7 @@ def config_statement(prepared: dict[str, str], prefix: str = "audit") -> Any:
         func.pg_catalog.set_config(
             bindparam(f"{prefix}_name_{i}", f"audit.{name}"),
             bindparam(f"{prefix}_value_{i}", value),
-            True,
+            true(),
         )
         for i, (name, value) in enumerate(prepared.items())
     ]
@@ -129,9 +129,7 @@ def _refuse_non_transactional(target: object, function: str) -> None:
             "(or use audit_context(...) to cover every transaction)"
         )
     if not callable(getattr(target, "execute", None)):
-        raise TypeError(
-            f"{function}() needs a Connection or Session, got {type(target).__name__}"
-        )
+        raise TypeError(f"{function}() needs a Connection or Session, got {type(target).__name__}")
 
 
 def refuse_autocommit(connection: Connection | None) -> None:
