@@ -149,13 +149,33 @@ def run_driver(url: sa.URL, driver: str, n: int, rounds: int) -> dict[str, list[
         ids.next += 10_000_000
     setup.dispose()
     if driver == "asyncpg":
-        return asyncio.run(_run_async(url, n, rounds, ids))
-    engine = fast_commits(sa.create_engine(url.set(drivername=f"postgresql+{driver}")))
-    try:
-        with engine.connect() as connection:
-            return rounds_of(lambda variant: sync_batch(connection, variant, n, ids), rounds)
-    finally:
-        engine.dispose()
+        timings = asyncio.run(_run_async(url, n, rounds, ids))
+    else:
+        engine = fast_commits(sa.create_engine(url.set(drivername=f"postgresql+{driver}")))
+        try:
+            with engine.connect() as connection:
+                timings = rounds_of(lambda v: sync_batch(connection, v, n, ids), rounds)
+        finally:
+            engine.dispose()
+    check_recorded(url, expected=2 * n * rounds)
+    return timings
+
+
+def check_recorded(url: sa.URL, expected: int) -> None:
+    """Every explicit and context transaction recorded both settings; plain ones recorded none."""
+    setup = sa.create_engine(url.set(drivername="postgresql+psycopg2"))
+    audit_table = table.info[audit.AUDIT_TABLE_KEY]
+    query = sa.select(sa.func.count()).where(
+        audit_table.c.id > 10_000_000,
+        audit_table.c.audit_username == VALUES["username"],
+        audit_table.c.audit_request_id == VALUES["request_id"],
+    )
+    with setup.begin() as connection:
+        recorded = connection.execute(query).scalar_one()
+        connection.execute(sa.text("TRUNCATE bench_context_audit"))
+    setup.dispose()
+    if recorded != expected:
+        raise SystemExit(f"expected {expected} audited transactions with settings, got {recorded}")
 
 
 async def _run_async(url: sa.URL, n: int, rounds: int, ids: Ids) -> dict[str, list[float]]:

@@ -227,3 +227,40 @@ def test_async_session_settings_are_recorded(asyncpg_url: URL, engine: sa.Engine
     with engine.connect() as connection:
         row = history(connection, table)[0]
     assert (row.audit_username, row.audit_request_id) == ("ann", request_id)
+
+
+def test_settings_of_models_not_declared_yet_are_found_in_their_registry(
+    engine: sa.Engine,
+) -> None:
+    from sqlalchemy.orm import DeclarativeBase
+
+    from sqlalchemy_postgresql_audit.declare import declared_specs
+    from sqlalchemy_postgresql_audit.listeners import _on_table_attached
+
+    sa.event.remove(sa.Table, "after_parent_attach", _on_table_attached)  # as if lazy
+    try:
+
+        class Base(DeclarativeBase):
+            pass
+
+        class Parcel(Base):
+            __tablename__ = "parcel"
+            __table_args__ = {
+                "info": {
+                    "audit.options": {
+                        "enabled": True,
+                        "session_settings": [sa.Column("courier_code", sa.Integer)],
+                    }
+                }
+            }
+            id = sa.Column(sa.Integer, primary_key=True)
+
+    finally:
+        sa.event.listen(sa.Table, "after_parent_attach", _on_table_attached)
+    assert not any(spec.table == "parcel" for spec in declared_specs())
+    with engine.begin() as connection:
+        set_session_vars(connection, courier_code=7)  # found: the registry was declared
+        with pytest.raises(AuditSettingError, match="'courier_code'"):
+            set_session_vars(connection, courier_code="seven")
+    assert any(spec.table == "parcel" for spec in declared_specs())
+    assert AUDIT_TABLE_KEY in Parcel.__table__.info
