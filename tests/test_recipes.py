@@ -1,8 +1,9 @@
 """The README's recipes, run against the real server: FastAPI, Flask, a background job.
 
 Each recipe puts the authenticated user and a request id into ``audit_context``; concurrent
-requests (asyncio tasks, threads) must never see each other's values.  (No ``from __future__ import annotations``: FastAPI reads
-the dependencies' annotations at runtime, and they name functions local to ``fastapi_app``.)
+requests (asyncio tasks, threads) must never see each other's values.  No ``from __future__
+import annotations`` here: FastAPI reads the dependencies' annotations at runtime, and they name
+functions local to ``fastapi_app``.
 """
 
 import asyncio
@@ -38,7 +39,7 @@ class Order(Base):
                 "enabled": True,
                 "session_settings": [
                     sa.Column("username", sa.String, nullable=False),  # required
-                    sa.Column("request_id", sa.String),
+                    sa.Column("request_id", sa.UUID),
                 ],
             }
         }
@@ -59,6 +60,14 @@ def recorded(engine: sa.Engine) -> list[tuple[Any, ...]]:
     ).order_by(order_audit.c.audit_id)
     with engine.connect() as connection:
         return [tuple(row) for row in connection.execute(query)]
+
+
+def request_id_from(header: str | None) -> uuid.UUID:
+    """The caller's X-Request-Id when it is a UUID, else a new one."""
+    try:
+        return uuid.UUID(header or "")
+    except ValueError:
+        return uuid.uuid4()
 
 
 def user_from(authorization: str) -> str:
@@ -83,7 +92,7 @@ def fastapi_app(url: URL) -> tuple[FastAPI, Callable[[], Any]]:
     async def audited(
         request: Request, user: Annotated[str, Depends(current_user)]
     ) -> AsyncIterator[None]:
-        request_id = request.headers.get("x-request-id") or str(uuid.uuid4())
+        request_id = request_id_from(request.headers.get("x-request-id"))
         async with audit_context(username=user, request_id=request_id):
             yield
 
@@ -121,7 +130,10 @@ def test_fastapi_dependency_puts_user_and_request_id_into_concurrent_requests(
                         client.post(
                             "/orders",
                             params={"item": f"item{n}"},
-                            headers={"Authorization": f"Bearer user{n}", "X-Request-Id": f"req{n}"},
+                            headers={
+                                "Authorization": f"Bearer user{n}",
+                                "X-Request-Id": str(uuid.UUID(int=n)),
+                            },
                         )
                         for n in range(12)
                     )
@@ -135,7 +147,7 @@ def test_fastapi_dependency_puts_user_and_request_id_into_concurrent_requests(
     assert len(rows) == 24
     for operation, item, username, request_id in rows:
         n = item.removeprefix("item").rstrip("!")
-        assert (username, request_id) == (f"user{n}", f"req{n}")
+        assert (username, request_id) == (f"user{n}", uuid.UUID(int=int(n)))
         assert operation == ("U" if item.endswith("!") else "I")
     assert current_audit_values() == {}
 
@@ -150,7 +162,7 @@ def flask_app(engine: sa.Engine) -> flask.Flask:
     @app.before_request
     def enter_audit_context() -> None:
         user = user_from(flask.request.headers.get("Authorization", ""))
-        request_id = flask.request.headers.get("X-Request-Id") or str(uuid.uuid4())
+        request_id = request_id_from(flask.request.headers.get("X-Request-Id"))
         flask.g.audit_context = audit_context(username=user, request_id=request_id)
         flask.g.audit_context.__enter__()
 
@@ -186,7 +198,10 @@ def test_flask_before_request_hook_in_concurrent_threads(
         for k in range(4):
             response = client.post(
                 f"/orders?item=item{n}",
-                headers={"Authorization": f"Bearer user{n}", "X-Request-Id": f"req{n}-{k}"},
+                headers={
+                    "Authorization": f"Bearer user{n}",
+                    "X-Request-Id": str(uuid.UUID(int=n * 100 + k)),
+                },
             )
             if response.status_code != 200 or current_audit_values():
                 failures.append((n, k, response.status_code, dict(current_audit_values())))
@@ -203,7 +218,7 @@ def test_flask_before_request_hook_in_concurrent_threads(
     for _, item, username, request_id in rows:
         n = item.removeprefix("item")
         assert username == f"user{n}"
-        assert request_id.startswith(f"req{n}-")
+        assert request_id.int // 100 == int(n)
 
 
 # --- A background job (Celery-style task function) under a system user ------------------------
@@ -215,7 +230,7 @@ def runs_as(username: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
     def decorate(task: Callable[..., T]) -> Callable[..., T]:
         @functools.wraps(task)
         def run(*args: Any, **kwargs: Any) -> T:
-            with audit_context(username=username, request_id=f"job-{uuid.uuid4()}"):
+            with audit_context(username=username, request_id=uuid.uuid4()):
                 return task(*args, **kwargs)
 
         return run
@@ -232,7 +247,8 @@ def test_background_job_runs_under_a_system_user(engine: sa.Engine) -> None:
             result = session.execute(sa.update(Order).values(item=Order.item + " (closed)"))
             return int(result.rowcount)
 
-    with audit_context(username="alice", request_id="req-1"), Session(engine) as session:
+    request_id = uuid.uuid4()
+    with audit_context(username="alice", request_id=request_id), Session(engine) as session:
         session.add_all([Order(item="a"), Order(item="b")])
         session.commit()
         assert close_orders(engine) == 2  # called inline from a request: the job's user wins
@@ -246,7 +262,9 @@ def test_background_job_runs_under_a_system_user(engine: sa.Engine) -> None:
         ("I", "alice"),
         *[("U", "system:nightly-cleanup")] * 4,
     ]
-    assert all(request_id.startswith("job-") for _, _, _, request_id in rows[2:])
+    assert {row[3] for row in rows[:2]} == {request_id}
+    assert len({row[3] for row in rows[2:]}) == 2  # one request id per job run
+    assert request_id not in {row[3] for row in rows[2:]}
 
 
 def test_a_write_outside_any_context_fails_loudly_when_the_user_is_required(

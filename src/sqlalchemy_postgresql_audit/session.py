@@ -39,7 +39,13 @@ def prepare_values(values: dict[str, object]) -> dict[str, str]:
             f"invalid audit setting name(s) {bad!r}: use letters, digits and _ "
             "(the name becomes the PostgreSQL setting audit.<name>)"
         )
-    known = known_settings(values)
+    try:
+        return _prepare(values, known_settings())
+    except AuditSettingError:  # the cache may predate the table that declares it: look again
+        return _prepare(values, known_settings(refresh=True))
+
+
+def _prepare(values: dict[str, object], known: dict[str, tuple[str, ...]]) -> dict[str, str]:
     unknown = sorted(name for name in values if known and name.lower() not in known)
     if unknown:
         raise AuditSettingError(

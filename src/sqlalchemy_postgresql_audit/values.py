@@ -65,19 +65,24 @@ def text_for(value: object, sql_types: Iterable[str]) -> str:
     raise ValueError(f"{value!r} does not fit the setting's column type ({'; '.join(errors)})")
 
 
-def known_settings(values: dict[str, object]) -> dict[str, tuple[str, ...]]:
+def known_settings(*, refresh: bool = False) -> dict[str, tuple[str, ...]]:
     """``{lower-case name: SQL types}`` of every setting a declared audited table records.
 
-    When a name is unknown, the MetaData of every live ORM registry is declared first (that is
-    idempotent), so models whose declaration is lazy are found too.  Empty means nothing
+    Cached: callers pass ``refresh=True`` when a name or value did not fit, and only then (or
+    while nothing is known) are the declared tables read again, after declaring the MetaData of
+    every live ORM registry (idempotent), so models whose declaration is lazy are found too.
+    Empty means nothing
     audited is declared in this process: names cannot be checked then, and are not refused.
     """
-    known = _collect()
-    if all(name.lower() in known for name in values):
-        return known
-    for metadata in _registry_metadata():
-        declare_metadata(metadata)
-    return _collect()
+    global _KNOWN
+    if refresh or not _KNOWN:
+        for metadata in _registry_metadata():
+            declare_metadata(metadata)
+        _KNOWN = _collect()
+    return _KNOWN
+
+
+_KNOWN: dict[str, tuple[str, ...]] = {}
 
 
 def _collect() -> dict[str, tuple[str, ...]]:
