@@ -306,3 +306,41 @@ def test_psycopg2_sends_the_settings_with_the_first_statement(engine: sa.Engine)
     assert len(sent) == 2
     assert sent[0].startswith("SELECT pg_catalog.set_config(") and "INSERT INTO note" in sent[0]
     assert sent[1].startswith("INSERT INTO note")
+
+
+def test_one_context_object_can_be_entered_by_many_tasks_at_once(
+    asyncpg_url: URL, engine: sa.Engine
+) -> None:
+    Base.metadata.create_all(engine)
+    system = audit_context(username="system")  # e.g. a module-level constant
+
+    async def main() -> None:
+        async_engine = create_async_engine(asyncpg_url)
+
+        async def job(n: int) -> None:
+            async with system:
+                async with audit_context(request_id=uuid.UUID(int=n)):
+                    await asyncio.sleep(0.01 * (5 - n))  # exit in another order than entered
+                    async with AsyncSession(async_engine) as session, session.begin():
+                        session.add(Note(id=n))
+                assert current_audit_values() == {"username": "system"}
+
+        try:
+            await asyncio.gather(*(job(n) for n in range(5)))
+        finally:
+            await async_engine.dispose()
+
+    asyncio.run(main())
+    with engine.connect() as connection:
+        assert sorted(recorded(connection)) == [(n, "system", uuid.UUID(int=n)) for n in range(5)]
+
+
+def test_exiting_out_of_order_is_refused() -> None:
+    outer, inner = audit_context(username="a"), audit_context(username="b")
+    outer.__enter__()
+    inner.__enter__()
+    with pytest.raises(RuntimeError, match="out of order"):
+        outer.__exit__(None, None, None)
+    inner.__exit__(None, None, None)
+    outer.__exit__(None, None, None)
+    assert current_audit_values() == {}

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextvars
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
 from typing import Any
 
@@ -34,8 +35,24 @@ from sqlalchemy.engine.interfaces import ExecuteStyle
 from .session import config_statement, prepare_values, refuse_autocommit
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
-_CURRENT: contextvars.ContextVar[Mapping[str, str]] = contextvars.ContextVar(
-    "sqlalchemy_postgresql_audit_context", default=_EMPTY
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Frame:
+    """One entered context: the merged values, the frame it covers, and who entered it.
+
+    The stack lives in the context variable itself (not in the AuditContext), so one
+    AuditContext object may be entered by many threads and tasks at once.
+    """
+
+    values: Mapping[str, str]
+    parent: _Frame | None
+    owner: AuditContext | None
+
+
+_ROOT = _Frame(values=_EMPTY, parent=None, owner=None)
+_CURRENT: contextvars.ContextVar[_Frame] = contextvars.ContextVar(
+    "sqlalchemy_postgresql_audit_context", default=_ROOT
 )
 #: Key in ``Connection.info`` (per DBAPI connection): the values applied in its transaction.
 _APPLIED = "sqlalchemy_postgresql_audit.applied"
@@ -46,16 +63,16 @@ _INSTALL_LOCK = threading.Lock()
 class AuditContext:
     """What :func:`audit_context` returns: use it with ``with`` or ``async with``."""
 
-    __slots__ = ("_tokens", "_values")
+    __slots__ = ("_values",)
 
     def __init__(self, values: Mapping[str, str]) -> None:
         self._values = values
-        self._tokens: list[contextvars.Token[Mapping[str, str]]] = []
 
     def __enter__(self) -> Mapping[str, str]:
         _install()
-        merged = MappingProxyType({**_CURRENT.get(), **self._values})
-        self._tokens.append(_CURRENT.set(merged))
+        frame = _CURRENT.get()
+        merged = MappingProxyType({**frame.values, **self._values})
+        _CURRENT.set(_Frame(values=merged, parent=frame, owner=self))
         return merged
 
     def __exit__(
@@ -64,7 +81,13 @@ class AuditContext:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        _CURRENT.reset(self._tokens.pop())
+        frame = _CURRENT.get()
+        if frame.owner is not self or frame.parent is None:
+            raise RuntimeError(
+                "audit_context exited out of order, or in another thread or task than the one "
+                "that entered it"
+            )
+        _CURRENT.set(frame.parent)
 
     async def __aenter__(self) -> Mapping[str, str]:
         return self.__enter__()
@@ -89,7 +112,7 @@ def audit_context(**values: object) -> AuditContext:
 
 def current_audit_values() -> Mapping[str, str]:
     """The settings (as sent to PostgreSQL) that the active context applies; empty if none."""
-    return _CURRENT.get()
+    return _CURRENT.get().values
 
 
 def _install() -> None:
@@ -120,7 +143,7 @@ def _before_cursor_execute(
     context: Any,
     executemany: bool,
 ) -> tuple[str, Any]:
-    wanted = _CURRENT.get()
+    wanted = _CURRENT.get().values
     info = connection.info
     applied: Mapping[str, str] | None = info.get(_APPLIED, _EMPTY)
     if wanted is applied:
