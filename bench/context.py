@@ -1,6 +1,6 @@
 """What audit_context adds to a transaction, per driver.
 
-    .venv/bin/python bench/context.py [--transactions 2000] [--rounds 7] [--url URL]
+    .venv/bin/python bench/context.py [--transactions 100] [--rounds 31] [--url URL]
 
 For psycopg2, psycopg 3 and asyncpg it times, in interleaved rounds, transactions of one
 single-row INSERT into an audited table with two session settings:
@@ -241,8 +241,8 @@ def markdown(data: dict[str, Any]) -> str:
 
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--transactions", type=int, default=2000)
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--transactions", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=31)
     parser.add_argument("--url", help="SQLAlchemy URL of a database to use (default: embedded)")
     parser.add_argument("--drivers", nargs="+", default=list(DRIVERS), choices=DRIVERS)
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for context.{json,md}")

@@ -139,7 +139,8 @@ def _scalar(value: object, base: str, args: str | None) -> str:
     text = setting_value(value)
     if base in ("VARCHAR", "CHARACTER VARYING", "CHAR", "CHARACTER") and args:
         limit = int(args)
-        if len(text.rstrip(" ") if base.startswith("CHAR") and "VAR" not in base else text) > limit:
+        padded = base in ("CHAR", "CHARACTER")  # trailing spaces do not count there
+        if len(text.rstrip(" ") if padded else text) > limit:
             raise ValueError(f"longer than {limit} characters")
     return text
 
