@@ -194,7 +194,36 @@ async def _run_async(url: sa.URL, n: int, rounds: int, ids: Ids) -> dict[str, li
     return timings
 
 
-def report(results: dict[str, dict[str, list[float]]], args: argparse.Namespace) -> dict[str, Any]:
+def hook_cost(url: sa.URL, n: int = 20_000) -> float:
+    """The Python cost of applying a context at a transaction's first statement, in seconds.
+
+    Calls the ``before_cursor_execute`` listener directly (no statement is sent), forgetting
+    what was applied before each call as a new transaction would: the client-side share of
+    what a transaction under ``audit_context`` adds on top of the server's two ``set_config``.
+    """
+    from sqlalchemy_postgresql_audit import context as hooks
+
+    class Compiled:
+        compiled, no_parameters, execute_style = object(), False, None
+
+    engine = sa.create_engine(url.set(drivername="postgresql+psycopg2"))
+    statement, parameters = "INSERT INTO bench_context (id, body) VALUES (%(id)s, %(body)s)", {}
+    try:
+        with engine.connect() as connection, audit.audit_context(**VALUES):
+            start = time.perf_counter()
+            for _ in range(n):
+                connection.info.pop(hooks._APPLIED, None)
+                hooks._before_cursor_execute(
+                    connection, None, statement, parameters, Compiled, False
+                )
+            return (time.perf_counter() - start) / n
+    finally:
+        engine.dispose()
+
+
+def report(
+    results: dict[str, dict[str, list[float]]], hook: float, args: argparse.Namespace
+) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     for driver, timings in results.items():
         med = {variant: statistics.median(values) for variant, values in timings.items()}
@@ -212,6 +241,7 @@ def report(results: dict[str, dict[str, list[float]]], args: argparse.Namespace)
         "sqlalchemy": sa.__version__,
         "transactions": args.transactions,
         "rounds": args.rounds,
+        "hook_us": round(hook * 1e6, 2),
         "drivers": summary,
     }
 
@@ -236,6 +266,11 @@ def markdown(data: dict[str, Any]) -> str:
             f"| {s['context_added_us']} | {s['explicit_added_us']} "
             f"| {s['context_vs_plain']:.2f}x | {s['context_vs_explicit']:.2f}x |"
         )
+    lines += [
+        "",
+        f"Client-side cost of applying the context at a transaction's first statement (the "
+        f"listener alone, no I/O): {data['hook_us']} µs.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -256,7 +291,8 @@ def main(argv: list[str]) -> None:
             driver: run_driver(url, driver, args.transactions, args.rounds)
             for driver in args.drivers
         }
-    data = report(results, args)
+        hook = hook_cost(url)
+    data = report(results, hook, args)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "context.json").write_text(json.dumps(data, indent=2) + "\n")
     (args.out / "context.md").write_text(markdown(data))

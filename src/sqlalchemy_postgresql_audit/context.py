@@ -32,7 +32,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.engine.interfaces import ExecuteStyle
 
-from .session import config_statement, prepare_values, refuse_autocommit
+from .session import config_parameters, config_statement, prepare_values, refuse_autocommit
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 
@@ -159,7 +159,7 @@ def _before_cursor_execute(
     if not changes:
         return statement, parameters
     sql, order = _compiled(connection, len(changes))
-    bound = _parameters(changes)
+    bound = config_parameters(changes, _PREFIX)
     if _can_piggyback(connection, cursor, parameters, context, executemany):
         return f"{sql};\n{statement}", {**parameters, **bound}
     raw = connection.connection.dbapi_connection
@@ -172,14 +172,6 @@ def _before_cursor_execute(
     return statement, parameters
 
 
-def _parameters(changes: Mapping[str, str]) -> dict[str, str]:
-    bound: dict[str, str] = {}
-    for i, (name, text) in enumerate(changes.items()):
-        bound[f"{_PREFIX}_name_{i}"] = f"audit.{name}"
-        bound[f"{_PREFIX}_value_{i}"] = text
-    return bound
-
-
 _COMPILED: dict[tuple[type, str, int], tuple[str, tuple[str, ...]]] = {}
 
 
@@ -189,8 +181,7 @@ def _compiled(connection: Connection, count: int) -> tuple[str, tuple[str, ...]]
     key = (type(dialect), dialect.paramstyle, count)
     cached = _COMPILED.get(key)
     if cached is None:
-        placeholders = {f"{i}": "" for i in range(count)}
-        compiled = config_statement(placeholders, prefix=_PREFIX).compile(dialect=dialect)
+        compiled = config_statement(count, _PREFIX).compile(dialect=dialect)
         order = compiled.positiontup if compiled.positional else None
         cached = (compiled.string, tuple(order or ()))
         _COMPILED[key] = cached

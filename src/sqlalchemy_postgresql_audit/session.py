@@ -7,10 +7,12 @@ value fails at the call that made it instead of being lost or failing a later wr
 
 from __future__ import annotations
 
+import functools
 import inspect
+from collections.abc import Mapping
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, bindparam, func, select, true
+from sqlalchemy import Connection, Engine, String, bindparam, func, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
@@ -24,11 +26,11 @@ class AuditSettingError(AuditError, ValueError):
 
 
 class _Executes(Protocol):
-    def execute(self, statement: Any, /) -> Any: ...
+    def execute(self, statement: Any, parameters: Any = ..., /) -> Any: ...
 
 
 class _ExecutesAsync(Protocol):
-    async def execute(self, statement: Any, /) -> Any: ...
+    async def execute(self, statement: Any, parameters: Any = ..., /) -> Any: ...
 
 
 def prepare_values(values: dict[str, object]) -> dict[str, str]:
@@ -63,22 +65,30 @@ def _prepare(values: dict[str, object], known: dict[str, tuple[str, ...]]) -> di
     return prepared
 
 
-def session_vars_statement(values: dict[str, object]) -> Any:
-    """One ``SELECT set_config(...), ...`` with every name and value as a bound parameter."""
-    return config_statement(prepare_values(values))
+@functools.lru_cache(maxsize=64)
+def config_statement(count: int, prefix: str = "audit") -> Any:
+    """``SELECT pg_catalog.set_config(:name, :value, true), ...`` for ``count`` settings.
 
-
-def config_statement(prepared: dict[str, str], prefix: str = "audit") -> Any:
-    """``SELECT pg_catalog.set_config(name, value, true), ...`` for already prepared values."""
+    Cached by shape; the names and values are bound with :func:`config_parameters`.
+    """
     calls = [
         func.pg_catalog.set_config(
-            bindparam(f"{prefix}_name_{i}", f"audit.{name}"),
-            bindparam(f"{prefix}_value_{i}", value),
+            bindparam(f"{prefix}_name_{i}", type_=String()),
+            bindparam(f"{prefix}_value_{i}", type_=String()),
             true(),
         )
-        for i, (name, value) in enumerate(prepared.items())
+        for i in range(count)
     ]
     return select(*calls)
+
+
+def config_parameters(prepared: Mapping[str, str], prefix: str = "audit") -> dict[str, str]:
+    """The bound parameters of :func:`config_statement` for prepared values."""
+    bound: dict[str, str] = {}
+    for i, (name, text) in enumerate(prepared.items()):
+        bound[f"{prefix}_name_{i}"] = f"audit.{name}"
+        bound[f"{prefix}_value_{i}"] = text
+    return bound
 
 
 def set_session_vars(connection_or_session: _Executes, **values: object) -> None:
@@ -97,12 +107,14 @@ def set_session_vars(connection_or_session: _Executes, **values: object) -> None
     _refuse_non_transactional(target, "set_session_vars")
     if not values:
         return
-    statement = session_vars_statement(values)
+    prepared = prepare_values(values)
     if isinstance(target, Connection):
         refuse_autocommit(target)
     elif isinstance(target, Session):
         refuse_autocommit(target.connection())
-    result = connection_or_session.execute(statement)
+    result = connection_or_session.execute(
+        config_statement(len(prepared)), config_parameters(prepared)
+    )
     if inspect.isawaitable(result):
         if inspect.iscoroutine(result):
             result.close()
@@ -118,12 +130,14 @@ async def aset_session_vars(connection_or_session: _ExecutesAsync, **values: obj
     _refuse_non_transactional(target, "aset_session_vars")
     if not values:
         return
-    statement = session_vars_statement(values)
+    prepared = prepare_values(values)
     if isinstance(target, AsyncSession):
         refuse_autocommit((await target.connection()).sync_connection)
     elif isinstance(target, AsyncConnection):
         refuse_autocommit(target.sync_connection)
-    await connection_or_session.execute(statement)
+    await connection_or_session.execute(
+        config_statement(len(prepared)), config_parameters(prepared)
+    )
 
 
 def _refuse_non_transactional(target: object, function: str) -> None:
