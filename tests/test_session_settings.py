@@ -54,6 +54,18 @@ def test_an_engine_is_refused_with_what_to_pass(engine: sa.Engine, ticket: sa.Ta
         set_session_vars(engine, username="ann")  # type: ignore[arg-type]
 
 
+def test_sync_and_async_helpers_refuse_each_others_objects(engine: sa.Engine) -> None:
+    async def main() -> None:
+        with engine.begin() as connection:
+            with pytest.raises(TypeError, match="use set_session_vars"):
+                await aset_session_vars(connection, username="ann")  # type: ignore[arg-type]
+            assert connection.execute(
+                sa.select(sa.func.current_setting("audit.username", True))
+            ).scalar() in (None, "")
+
+    asyncio.run(main())
+
+
 def test_an_async_engine_is_refused(asyncpg_url: URL) -> None:
     async def main() -> None:
         async_engine = create_async_engine(asyncpg_url)

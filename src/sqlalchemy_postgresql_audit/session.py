@@ -127,6 +127,10 @@ def set_session_vars(connection_or_session: _Executes, **values: object) -> None
 async def aset_session_vars(connection_or_session: _ExecutesAsync, **values: object) -> None:
     """:func:`set_session_vars` for ``AsyncConnection`` and ``AsyncSession``."""
     target: object = connection_or_session
+    if isinstance(target, (Connection, Session)):
+        raise TypeError(
+            "aset_session_vars() got a sync connection or session; use set_session_vars(...)"
+        )
     _refuse_non_transactional(target, "aset_session_vars")
     if not values:
         return
