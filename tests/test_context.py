@@ -73,6 +73,8 @@ def test_core_and_text_writes_carry_the_context(db: sa.Engine) -> None:
         with db.begin() as connection:
             connection.exec_driver_sql("INSERT INTO note (id, body) VALUES (3, 'x')")
         with db.begin() as connection:
+            connection.execute(sa.text("INSERT INTO note (id, body) VALUES (8, '%%50%')"))
+        with db.begin() as connection:
             connection.execute(note.insert(), [{"id": 4}, {"id": 5}])  # executemany
             connection.execute(
                 note.update().where(note.c.id == sa.bindparam("k")),
@@ -81,7 +83,10 @@ def test_core_and_text_writes_carry_the_context(db: sa.Engine) -> None:
     with db.begin() as connection:
         connection.execute(note.insert().values(id=6))
         rows = recorded(connection)
-    assert rows == [(i, "ann", request_id) for i in (1, 2, 3, 4, 5, 4, 5)] + [(6, None, None)]
+    assert rows == [(i, "ann", request_id) for i in (1, 2, 3, 8, 4, 5, 4, 5)] + [(6, None, None)]
+    with db.connect() as connection:
+        bodies = connection.execute(sa.select(note.c.body).where(note.c.id.in_([2, 3, 8])))
+        assert sorted(bodies.scalars()) == ["%", "%%50%", "x"]
 
 
 def test_orm_session_commit_then_second_write_keeps_the_context(db: sa.Engine) -> None:
