@@ -84,3 +84,9 @@ def any_driver_engine(database_url: URL, request: pytest.FixtureRequest) -> Iter
     engine = _engine(database_url, request.param)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def asyncpg_url(database_url: URL) -> URL:
+    """The test database through asyncpg (create an AsyncEngine inside the test's event loop)."""
+    return database_url.set(drivername="postgresql+asyncpg")

@@ -18,6 +18,7 @@ from .audit_table import (
     SPEC_KEY,
     is_audit_table,
 )
+from .context import AuditContext, audit_context, current_audit_values
 from .ddl import install_audit_triggers, uninstall_audit_triggers
 from .declare import audit, declare_metadata
 from .errors import AuditConfigurationError, AuditError
@@ -30,7 +31,7 @@ from .naming import (
     DEFAULT_AUDIT_TABLE_TRIGGER_CONVENTION,
 )
 from .options import AuditOptions, SessionSetting
-from .session import aset_session_vars, set_session_vars
+from .session import AuditSettingError, aset_session_vars, set_session_vars
 from .spec import AuditSpec, SettingSpec, TriggerSpec
 
 __all__ = [
@@ -45,14 +46,18 @@ __all__ = [
     "IS_AUDIT_TABLE_KEY",
     "SPEC_KEY",
     "AuditConfigurationError",
+    "AuditContext",
     "AuditError",
     "AuditOptions",
+    "AuditSettingError",
     "AuditSpec",
     "SessionSetting",
     "SettingSpec",
     "TriggerSpec",
     "aset_session_vars",
     "audit",
+    "audit_context",
+    "current_audit_values",
     "declare_metadata",
     "enable",
     "install_audit_triggers",

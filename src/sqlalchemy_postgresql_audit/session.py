@@ -1,57 +1,94 @@
-"""Transaction-local ``audit.*`` settings that the trigger copies into session-setting columns."""
+"""Transaction-local ``audit.*`` settings that the trigger copies into session-setting columns.
+
+Values are checked here, before anything is sent: the name must be a setting some declared
+audited table records, and the value must fit that setting's column type, so a typo or a bad
+value fails at the call that made it instead of being lost or failing a later write.
+"""
 
 from __future__ import annotations
 
-import datetime
-import enum
+import functools
 import inspect
+from collections.abc import Mapping
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import Connection, Engine, String, bindparam, func, select, true
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.orm import Session
 
+from .errors import AuditError
 from .options import SETTING_NAME
+from .values import known_settings, setting_value, text_for
+
+
+class AuditSettingError(AuditError, ValueError):
+    """A session setting's name or value is invalid; raised before anything is sent."""
 
 
 class _Executes(Protocol):
-    def execute(self, statement: Any, /) -> Any: ...
+    def execute(self, statement: Any, parameters: Any = ..., /) -> Any: ...
 
 
 class _ExecutesAsync(Protocol):
-    async def execute(self, statement: Any, /) -> Any: ...
+    async def execute(self, statement: Any, parameters: Any = ..., /) -> Any: ...
 
 
-def setting_value(value: object) -> str:
-    """The text PostgreSQL receives for ``value``; ``None`` becomes ``''``, read back as NULL."""
-    if value is None:
-        return ""
-    if isinstance(value, enum.Enum):
-        return setting_value(value.value)
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        raise TypeError("audit settings are text: decode bytes before setting them")
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (datetime.date, datetime.time)):
-        return value.isoformat()
-    return str(value)
-
-
-def session_vars_statement(values: dict[str, object]) -> Any:
-    """One ``SELECT set_config(...), ...`` with every name and value as a bound parameter."""
+def prepare_values(values: dict[str, object]) -> dict[str, str]:
+    """Check every name and value; return ``{lower-case name: text PostgreSQL receives}``."""
     bad = [name for name in values if not SETTING_NAME.match(name)]
     if bad:
-        raise ValueError(
+        raise AuditSettingError(
             f"invalid audit setting name(s) {bad!r}: use letters, digits and _ "
             "(the name becomes the PostgreSQL setting audit.<name>)"
         )
-    calls = [
-        func.set_config(
-            bindparam(f"audit_name_{i}", f"audit.{name.lower()}"),
-            bindparam(f"audit_value_{i}", setting_value(value)),
-            True,
+    try:
+        return _prepare(values, known_settings())
+    except AuditSettingError:  # the cache may predate the table that declares it: look again
+        return _prepare(values, known_settings(refresh=True))
+
+
+def _prepare(values: dict[str, object], known: dict[str, tuple[str, ...]]) -> dict[str, str]:
+    unknown = sorted(name for name in values if known and name.lower() not in known)
+    if unknown:
+        raise AuditSettingError(
+            f"unknown audit setting(s) {unknown!r}: no audited table declared in this process "
+            f"records them; known settings: {sorted(known)!r} (if a table declaring them is "
+            "not declared yet, call declare_metadata(metadata) at startup)"
         )
-        for i, (name, value) in enumerate(values.items())
+    prepared: dict[str, str] = {}
+    for name, value in values.items():
+        types = known.get(name.lower())
+        try:
+            prepared[name.lower()] = text_for(value, types) if types else setting_value(value)
+        except (TypeError, ValueError) as error:
+            raise AuditSettingError(f"audit setting {name!r}: {error}") from None
+    return prepared
+
+
+@functools.lru_cache(maxsize=64)
+def config_statement(count: int, prefix: str = "audit") -> Any:
+    """``SELECT pg_catalog.set_config(:name, :value, true), ...`` for ``count`` settings.
+
+    Cached by shape; the names and values are bound with :func:`config_parameters`.
+    """
+    calls = [
+        func.pg_catalog.set_config(
+            bindparam(f"{prefix}_name_{i}", type_=String()),
+            bindparam(f"{prefix}_value_{i}", type_=String()),
+            true(),
+        )
+        for i in range(count)
     ]
     return select(*calls)
+
+
+def config_parameters(prepared: Mapping[str, str], prefix: str = "audit") -> dict[str, str]:
+    """The bound parameters of :func:`config_statement` for prepared values."""
+    bound: dict[str, str] = {}
+    for i, (name, text) in enumerate(prepared.items()):
+        bound[f"{prefix}_name_{i}"] = f"audit.{name}"
+        bound[f"{prefix}_value_{i}"] = text
+    return bound
 
 
 def set_session_vars(connection_or_session: _Executes, **values: object) -> None:
@@ -61,9 +98,23 @@ def set_session_vars(connection_or_session: _Executes, **values: object) -> None
     next user of a pooled connection.  Call it inside the transaction whose writes it describes.
     For ``AsyncConnection`` / ``AsyncSession`` use :func:`aset_session_vars`.
     """
+    target: object = connection_or_session
+    if isinstance(target, (AsyncConnection, AsyncSession)):
+        raise TypeError(
+            "set_session_vars() got an async connection or session; "
+            "use 'await aset_session_vars(...)' so the settings are really sent"
+        )
+    _refuse_non_transactional(target, "set_session_vars")
     if not values:
         return
-    result = connection_or_session.execute(session_vars_statement(values))
+    prepared = prepare_values(values)
+    if isinstance(target, Connection):
+        refuse_autocommit(target)
+    elif isinstance(target, Session):
+        refuse_autocommit(target.connection())
+    result = connection_or_session.execute(
+        config_statement(len(prepared)), config_parameters(prepared)
+    )
     if inspect.isawaitable(result):
         if inspect.iscoroutine(result):
             result.close()
@@ -75,6 +126,48 @@ def set_session_vars(connection_or_session: _Executes, **values: object) -> None
 
 async def aset_session_vars(connection_or_session: _ExecutesAsync, **values: object) -> None:
     """:func:`set_session_vars` for ``AsyncConnection`` and ``AsyncSession``."""
+    target: object = connection_or_session
+    if isinstance(target, (Connection, Session)):
+        raise TypeError(
+            "aset_session_vars() got a sync connection or session; use set_session_vars(...)"
+        )
+    _refuse_non_transactional(target, "aset_session_vars")
     if not values:
         return
-    await connection_or_session.execute(session_vars_statement(values))
+    prepared = prepare_values(values)
+    if isinstance(target, AsyncSession):
+        refuse_autocommit((await target.connection()).sync_connection)
+    elif isinstance(target, AsyncConnection):
+        refuse_autocommit(target.sync_connection)
+    await connection_or_session.execute(
+        config_statement(len(prepared)), config_parameters(prepared)
+    )
+
+
+def _refuse_non_transactional(target: object, function: str) -> None:
+    if isinstance(target, (Engine, AsyncEngine)):
+        raise TypeError(
+            f"{function}() needs the Connection or Session whose transaction the settings "
+            f"describe, not an {type(target).__name__}: the settings last one transaction, so "
+            f"pass the connection of 'with engine.begin() as connection:' or your Session "
+            "(or use audit_context(...) to cover every transaction)"
+        )
+    if not callable(getattr(target, "execute", None)):
+        raise TypeError(f"{function}() needs a Connection or Session, got {type(target).__name__}")
+
+
+def refuse_autocommit(connection: Connection | None) -> None:
+    """Raise if ``connection`` is in AUTOCOMMIT mode, where a local setting dies at once.
+
+    There every statement is its own transaction, so ``set_config(..., true)`` would be gone
+    before the write and the write would record NULL.
+    """
+    if connection is None or connection.closed:
+        return
+    if getattr(connection.connection.dbapi_connection, "autocommit", False):
+        raise AuditSettingError(
+            "audit settings cannot be applied on an AUTOCOMMIT connection: each statement is "
+            "its own transaction, so the transaction-local settings would end before the "
+            "write and the write would record NULL; use a transaction (engine.begin(), a "
+            "Session) for audited writes"
+        )

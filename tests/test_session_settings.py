@@ -1,0 +1,278 @@
+"""set_session_vars refuses misuse before anything is written, on a real server."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.orm import Session
+
+from sqlalchemy_postgresql_audit import (
+    AUDIT_TABLE_KEY,
+    AuditSettingError,
+    aset_session_vars,
+    set_session_vars,
+)
+
+
+def declare(*settings: sa.Column[Any]) -> sa.Table:
+    return sa.Table(
+        "ticket",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True),
+        info={"audit.options": {"enabled": True, "session_settings": list(settings)}},
+    )
+
+
+def history(connection: sa.Connection, table: sa.Table) -> list[sa.Row[Any]]:
+    audit_table = table.info[AUDIT_TABLE_KEY]
+    return list(connection.execute(sa.select(audit_table).order_by(audit_table.c.audit_id)))
+
+
+@pytest.fixture
+def ticket(engine: sa.Engine) -> sa.Table:
+    table = declare(
+        sa.Column("username", sa.String),
+        sa.Column("short_code", sa.String(8)),
+        sa.Column("request_id", sa.UUID),
+        sa.Column("attempt", sa.SmallInteger),
+        sa.Column("meta", JSONB),
+        sa.Column("tags", ARRAY(sa.String)),
+    )
+    table.metadata.create_all(engine)
+    return table
+
+
+def test_an_engine_is_refused_with_what_to_pass(engine: sa.Engine, ticket: sa.Table) -> None:
+    with pytest.raises(TypeError, match=r"not an Engine.*engine\.begin"):
+        set_session_vars(engine, username="ann")  # type: ignore[arg-type]
+
+
+def test_sync_and_async_helpers_refuse_each_others_objects(engine: sa.Engine) -> None:
+    async def main() -> None:
+        with engine.begin() as connection:
+            with pytest.raises(TypeError, match="use set_session_vars"):
+                await aset_session_vars(connection, username="ann")  # type: ignore[arg-type]
+            assert connection.execute(
+                sa.select(sa.func.current_setting("audit.username", True))
+            ).scalar() in (None, "")
+
+    asyncio.run(main())
+
+
+def test_an_async_engine_is_refused(asyncpg_url: URL) -> None:
+    async def main() -> None:
+        async_engine = create_async_engine(asyncpg_url)
+        try:
+            with pytest.raises(TypeError, match="not an AsyncEngine"):
+                await aset_session_vars(async_engine, username="ann")  # type: ignore[arg-type]
+        finally:
+            await async_engine.dispose()
+
+    asyncio.run(main())
+
+
+def test_an_unknown_setting_is_refused_naming_it_and_the_known_ones(
+    engine: sa.Engine, ticket: sa.Table
+) -> None:
+    with engine.begin() as connection:
+        with pytest.raises(AuditSettingError, match=r"'requestid'.*known settings.*'request_id'"):
+            set_session_vars(connection, requestid=uuid.uuid4())
+        # Nothing was sent: the transaction is still usable.
+        connection.execute(ticket.insert().values(id=1))
+    with engine.connect() as connection:
+        assert [row.id for row in history(connection, ticket)] == [1]
+
+
+def test_setting_names_ignore_case(engine: sa.Engine, ticket: sa.Table) -> None:
+    with engine.begin() as connection:
+        set_session_vars(connection, UserName="ann")
+        connection.execute(ticket.insert().values(id=1))
+        assert history(connection, ticket)[0].audit_username == "ann"
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"request_id": "req-123"}, r"'request_id'.*not a UUID"),
+        ({"request_id": 42}, r"'request_id'.*UUID"),
+        ({"attempt": 40000}, r"'attempt'.*out of range"),
+        ({"attempt": "two"}, r"'attempt'"),
+        ({"attempt": True}, r"'attempt'"),
+        ({"short_code": "far too long"}, r"'short_code'.*longer than 8"),
+        ({"meta": "{not json"}, r"'meta'"),
+        ({"meta": {"at": object()}}, r"'meta'"),
+        ({"tags": "a,b"}, r"'tags'.*list"),
+        ({"username": ["a"]}, r"'username'"),
+    ],
+)
+def test_a_value_the_column_type_cannot_hold_fails_when_set(
+    engine: sa.Engine, ticket: sa.Table, values: dict[str, object], message: str
+) -> None:
+    with engine.begin() as connection:
+        with pytest.raises(AuditSettingError, match=message):
+            set_session_vars(connection, **values)
+        connection.execute(ticket.insert().values(id=1))  # nothing was sent
+
+
+def test_a_name_declared_with_two_types_takes_a_value_fitting_either(engine: sa.Engine) -> None:
+    narrow = declare(sa.Column("ref_code", sa.Integer))
+    wide = sa.Table(
+        "ledger",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True),
+        info={
+            "audit.options": {
+                "enabled": True,
+                "session_settings": [sa.Column("ref_code", sa.String)],
+            }
+        },
+    )
+    narrow.metadata.create_all(engine)
+    wide.metadata.create_all(engine)
+    with engine.begin() as connection:
+        set_session_vars(connection, ref_code="R-7")  # fits the text column only
+        connection.execute(wide.insert().values(id=1))
+        assert history(connection, wide)[0].audit_ref_code == "R-7"
+    with engine.begin() as connection, pytest.raises(AuditSettingError, match="'ref_code'"):
+        set_session_vars(connection, ref_code=["R-7"])  # fits neither
+
+
+def test_json_and_array_values_are_encoded_as_their_column_types(
+    any_driver_engine: sa.Engine,
+) -> None:
+    table = declare(sa.Column("meta", JSONB), sa.Column("tags", ARRAY(sa.String)))
+    table.metadata.create_all(any_driver_engine)
+    meta = {"user": {"id": 7, "roles": ["a", 'q"uote']}, "ok": True, "none": None}
+    tags = ["a,b", 'q"uote', "back\\slash", None, "{}", " spaced ", "NULL", ""]
+    with any_driver_engine.begin() as connection:
+        set_session_vars(connection, meta=meta, tags=tags)
+        connection.execute(table.insert().values(id=1))
+        set_session_vars(connection, meta='{"already": "json"}', tags=[["x", "y"], ["z", None]])
+        connection.execute(table.insert().values(id=2))
+        rows = history(connection, table)
+    assert (rows[0].audit_meta, rows[0].audit_tags) == (meta, tags)
+    assert (rows[1].audit_meta, rows[1].audit_tags) == (
+        {"already": "json"},
+        [["x", "y"], ["z", None]],
+    )
+
+
+def test_typed_values_round_trip(any_driver_engine: sa.Engine) -> None:
+    table = declare(
+        sa.Column("request_id", sa.UUID),
+        sa.Column("amount", sa.Numeric(10, 2)),
+        sa.Column("flag", sa.Boolean),
+        sa.Column("ids", ARRAY(sa.Integer)),
+        sa.Column("at", sa.DateTime(timezone=True)),
+    )
+    table.metadata.create_all(any_driver_engine)
+    request_id = uuid.uuid4()
+    with any_driver_engine.begin() as connection:
+        set_session_vars(
+            connection,
+            request_id="{" + str(request_id).upper() + "}",
+            amount="12.50",
+            flag=False,
+            ids=[1, 2, 3],
+            at="2026-01-02T03:04:05Z",
+        )
+        connection.execute(table.insert().values(id=1))
+        row = history(connection, table)[0]
+    assert row.audit_request_id == request_id
+    assert str(row.audit_amount) == "12.50"
+    assert row.audit_flag is False
+    assert row.audit_ids == [1, 2, 3]
+    assert row.audit_at.isoformat().startswith("2026-01-02T03:04:05")
+
+
+def test_autocommit_connection_is_refused(engine: sa.Engine, ticket: sa.Table) -> None:
+    with (
+        engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection,
+        pytest.raises(AuditSettingError, match="AUTOCOMMIT"),
+    ):
+        set_session_vars(connection, username="ann")
+    autocommit_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+    with (
+        Session(autocommit_engine) as session,
+        pytest.raises(AuditSettingError, match="AUTOCOMMIT"),
+    ):
+        set_session_vars(session, username="ann")
+
+
+def test_autocommit_async_session_is_refused(asyncpg_url: URL) -> None:
+    declare(sa.Column("username", sa.String))
+
+    async def main() -> None:
+        async_engine = create_async_engine(asyncpg_url, isolation_level="AUTOCOMMIT")
+        try:
+            async with AsyncSession(async_engine) as session:
+                with pytest.raises(AuditSettingError, match="AUTOCOMMIT"):
+                    await aset_session_vars(session, username="ann")
+        finally:
+            await async_engine.dispose()
+
+    asyncio.run(main())
+
+
+def test_async_session_settings_are_recorded(asyncpg_url: URL, engine: sa.Engine) -> None:
+    table = declare(sa.Column("username", sa.String), sa.Column("request_id", sa.UUID))
+    table.metadata.create_all(engine)
+    request_id = uuid.uuid4()
+
+    async def main() -> None:
+        async_engine = create_async_engine(asyncpg_url)
+        try:
+            async with AsyncSession(async_engine) as session, session.begin():
+                await aset_session_vars(session, username="ann", request_id=request_id)
+                await session.execute(table.insert().values(id=1))
+        finally:
+            await async_engine.dispose()
+
+    asyncio.run(main())
+    with engine.connect() as connection:
+        row = history(connection, table)[0]
+    assert (row.audit_username, row.audit_request_id) == ("ann", request_id)
+
+
+def test_settings_of_models_not_declared_yet_are_found_in_their_registry(
+    engine: sa.Engine,
+) -> None:
+    from sqlalchemy.orm import DeclarativeBase
+
+    from sqlalchemy_postgresql_audit.declare import declared_specs
+    from sqlalchemy_postgresql_audit.listeners import _on_table_attached
+
+    sa.event.remove(sa.Table, "after_parent_attach", _on_table_attached)  # as if lazy
+    try:
+
+        class Base(DeclarativeBase):
+            pass
+
+        class Parcel(Base):
+            __tablename__ = "parcel"
+            __table_args__ = {
+                "info": {
+                    "audit.options": {
+                        "enabled": True,
+                        "session_settings": [sa.Column("courier_code", sa.Integer)],
+                    }
+                }
+            }
+            id = sa.Column(sa.Integer, primary_key=True)
+
+    finally:
+        sa.event.listen(sa.Table, "after_parent_attach", _on_table_attached)
+    assert not any(spec.table == "parcel" for spec in declared_specs())
+    with engine.begin() as connection:
+        set_session_vars(connection, courier_code=7)  # found: the registry was declared
+        with pytest.raises(AuditSettingError, match="'courier_code'"):
+            set_session_vars(connection, courier_code="seven")
+    assert any(spec.table == "parcel" for spec in declared_specs())
+    assert AUDIT_TABLE_KEY in Parcel.__table__.info
