@@ -87,6 +87,13 @@ def test_ddl_accepts_a_declarative_base_and_speaks_json() -> None:
     assert "CREATE OR REPLACE FUNCTION public_invoices_audit()" in only_triggers
 
 
+def test_ddl_of_chosen_tables() -> None:
+    document = json.loads(ok(run("ddl", TARGET, "--table", "tasks", "--json")))
+    assert document["tables"] == ["tasks"]
+    assert "tasks_audit" in document["script"]
+    assert "projects_audit" not in document["script"]
+
+
 def test_install_check_drift_and_repair(url: str, engine: sa.Engine) -> None:
     out = ok(run("install", TARGET, "--url", url))
     assert out.splitlines() == [
@@ -198,6 +205,12 @@ BROKEN_MODULES = {
         (["ddl", "cli_models:projects"], "cli_models:projects is a Table, not a MetaData"),
         (["ddl", "cli_models"], "'cli_models' is not MODULE:ATTRIBUTE"),
         (["ddl", "cli_models:plain"], "cli_models:plain has no audited table"),
+        (["ddl", TARGET, "--table", "nope"], "cli_models:metadata has no table 'nope'"),
+        (["ddl", TARGET, "--table", "labels"], "table 'labels' of cli_models:metadata: it is not"),
+        (
+            ["ddl", TARGET, "--table", "tasks_audit"],
+            "table 'tasks_audit' of cli_models:metadata: it is the audit table of tasks",
+        ),
         (
             ["ddl", "broken_import:metadata"],
             "importing broken_import failed: No module named 'module_that_is_not_there'",

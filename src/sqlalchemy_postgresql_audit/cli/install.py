@@ -15,39 +15,35 @@ import sqlalchemy as sa
 from ..audit_table import AUDIT_TABLE_KEY
 from ..catalog import default_schema
 from ..ddl import (
-    audited_tables,
+    as_script,
     execute_statements,
-    install_audit_triggers,
     install_statements,
     resolve_spec,
     uninstall_statements,
 )
 from ..spec import AuditSpec
-from .base import EXIT_OK, CliError, Command, add_target_argument, add_url_argument
+from .base import (
+    EXIT_OK,
+    CliError,
+    Command,
+    add_table_argument,
+    add_target_argument,
+    add_url_argument,
+)
 from .database import begin, create_engine
 from .script import tables_script
-from .target import load_metadata
+from .target import audited, load_metadata
 from .ui import UI
 
 
-def audited(metadata: sa.MetaData, reference: str) -> list[tuple[sa.Table, AuditSpec]]:
-    pairs = list(audited_tables(metadata))
-    if not pairs:
-        raise CliError(
-            f"{reference} has no audited table "
-            "(declare info={'audit.options': {'enabled': True}} on a table)"
-        )
-    return pairs
-
-
-def audit_table_script(metadata: sa.MetaData) -> str:
-    """``CREATE TABLE IF NOT EXISTS`` and comments of every audit table of ``metadata``."""
-    audit_tables = [source.info[AUDIT_TABLE_KEY] for source, _ in audited_tables(metadata)]
-    return tables_script(audit_tables, if_not_exists=True)
+def audit_table_script(pairs: list[tuple[sa.Table, AuditSpec]]) -> str:
+    """``CREATE TABLE IF NOT EXISTS`` and comments of the audit tables of ``pairs``."""
+    return tables_script([source.info[AUDIT_TABLE_KEY] for source, _ in pairs], if_not_exists=True)
 
 
 def _ddl_arguments(parser: argparse.ArgumentParser) -> None:
     add_target_argument(parser)
+    add_table_argument(parser)
     parser.add_argument(
         "--no-tables",
         action="store_true",
@@ -56,10 +52,9 @@ def _ddl_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _ddl(args: argparse.Namespace, ui: UI) -> int:
-    metadata = load_metadata(args.target)
-    pairs = audited(metadata, args.target)
-    script = "" if args.no_tables else audit_table_script(metadata)
-    script += install_audit_triggers(metadata) or ""
+    pairs = audited(load_metadata(args.target), args.target, args.table)
+    script = "" if args.no_tables else audit_table_script(pairs)
+    script += as_script(install_statements(spec for _, spec in pairs))
     if ui.json:
         ui.emit_json({"tables": [_name(spec) for _, spec in pairs], "script": script})
     else:
@@ -73,8 +68,7 @@ def _install_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _install(args: argparse.Namespace, ui: UI) -> int:
-    metadata = load_metadata(args.target)
-    pairs = audited(metadata, args.target)
+    pairs = audited(load_metadata(args.target), args.target, args.table)
     engine = create_engine(args.url)
     try:
         with begin(engine) as connection:
@@ -118,12 +112,12 @@ def _install(args: argparse.Namespace, ui: UI) -> int:
 
 def _uninstall_arguments(parser: argparse.ArgumentParser) -> None:
     add_target_argument(parser)
+    add_table_argument(parser)
     add_url_argument(parser)
 
 
 def _uninstall(args: argparse.Namespace, ui: UI) -> int:
-    metadata = load_metadata(args.target)
-    pairs = audited(metadata, args.target)
+    pairs = audited(load_metadata(args.target), args.target, args.table)
     engine = create_engine(args.url)
     try:
         with begin(engine) as connection:

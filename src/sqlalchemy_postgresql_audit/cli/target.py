@@ -5,12 +5,16 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from collections.abc import Sequence
 from types import ModuleType
 
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, Table
 
+from ..audit_table import IS_AUDIT_TABLE_KEY, SPEC_KEY
+from ..ddl import audited_tables
 from ..declare import declare_metadata
 from ..listeners import enable
+from ..spec import AuditSpec
 from .base import CliError
 
 EXAMPLE = "myapp.models:Base.metadata"
@@ -60,3 +64,32 @@ def _import(module_name: str) -> ModuleType:
         raise CliError(
             f"importing {module_name} failed: {type(error).__name__}: {error}"
         ) from error
+
+
+def audited(
+    metadata: MetaData, reference: str, names: Sequence[str] = ()
+) -> list[tuple[Table, AuditSpec]]:
+    """The audited tables named (all of them when none is), with their specs.
+
+    A name that is not a table of ``metadata``, or a table that is not audited, is an error.
+    """
+    if not names:
+        pairs = list(audited_tables(metadata))
+        if not pairs:
+            raise CliError(
+                f"{reference} has no audited table "
+                "(declare info={'audit.options': {'enabled': True}} on a table)"
+            )
+        return pairs
+    chosen = []
+    for name in names:
+        table = metadata.tables.get(name)
+        if table is None:
+            raise CliError(f"{reference} has no table {name!r}")
+        spec = table.info.get(SPEC_KEY)
+        if not isinstance(spec, AuditSpec):
+            source = table.info.get(IS_AUDIT_TABLE_KEY)
+            why = f"it is the audit table of {source}" if source else "it is not audited"
+            raise CliError(f"table {name!r} of {reference}: {why}")
+        chosen.append((table, spec))
+    return chosen
