@@ -15,34 +15,44 @@ AUDITED = {
     }
 }
 
+
+def declare(metadata: sa.MetaData, *task_columns: sa.Column[object]) -> tuple[sa.Table, sa.Table]:
+    projects = sa.Table(
+        "projects",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("name", sa.String, nullable=False),
+        info=AUDITED,
+    )
+    tasks = sa.Table(
+        "tasks",
+        metadata,
+        sa.Column("project_id", sa.ForeignKey(projects.c.id), primary_key=True),
+        sa.Column("number", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("title", sa.String, nullable=False),
+        *task_columns,
+        info=AUDITED,
+    )
+    return projects, tasks
+
+
 metadata = sa.MetaData()
-projects = sa.Table(
-    "projects",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("name", sa.String, nullable=False),
-    info=AUDITED,
-)
-tasks = sa.Table(
-    "tasks",
-    metadata,
-    sa.Column("project_id", sa.ForeignKey(projects.c.id), primary_key=True),
-    sa.Column("number", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("title", sa.String, nullable=False),
-    info=AUDITED,
-)
+projects, tasks = declare(metadata)
 labels = sa.Table("labels", metadata, sa.Column("id", sa.Integer, primary_key=True))
 
 #: The same tables plus one more audited table, to show ``check`` an undeclared installation.
 extended = sa.MetaData()
-for table in (projects, tasks):
-    table.to_metadata(extended)
+declare(extended)
 sa.Table(
     "milestones",
     extended,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
     info=AUDITED,
 )
+
+#: The models one migration later: tasks has a new column the database does not have yet.
+evolved = sa.MetaData()
+declare(evolved, sa.Column("due", sa.Date))
 
 #: Many audited tables, for install progress.
 wide = sa.MetaData()

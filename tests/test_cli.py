@@ -166,6 +166,15 @@ def test_check_reports_extra_missing_and_absent_audit_tables(url: str, engine: s
     assert audited_usernames(engine, "projects_audit") == []  # kept, and no longer written
 
 
+def test_check_sees_models_ahead_of_the_database(url: str) -> None:
+    ok(run("install", TARGET, "--url", url))
+    code, tables = check_json(url, "cli_models:evolved")
+    assert code == 1
+    assert tables["projects"]["status"] == "ok"
+    assert tables["tasks"]["status"] == "outdated"
+    assert tables["tasks"]["details"] == ["declaration changed: columns"]
+
+
 def test_check_of_tables_absent_from_the_database(database_url: URL) -> None:
     code, tables = check_json(url_text(database_url), "cli_models:Base")
     assert code == 1
