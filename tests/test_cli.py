@@ -132,6 +132,17 @@ def test_install_check_drift_and_repair(url: str, engine: sa.Engine) -> None:
     assert tables["projects"]["status"] == "disabled"
     assert tables["projects"]["details"] == ["trigger public_projects_audit_insert disabled"]
 
+    with engine.begin() as connection:  # a hand edit that quietly stops recording
+        connection.execute(
+            sa.text(
+                "CREATE OR REPLACE FUNCTION public_projects_audit() RETURNS trigger "
+                "LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$"
+            )
+        )
+    assert check_json(url)[1]["projects"]["details"] == [
+        "function body edited",
+        "trigger public_projects_audit_insert disabled",
+    ]
     assert json.loads(ok(run("install", TARGET, "--url", url, "--json"))) == {
         "installed": ["public.projects", "public.tasks"],
         "created_audit_tables": [],
@@ -214,6 +225,7 @@ BROKEN_MODULES = {
         (["ddl", "cli_models:projects"], "cli_models:projects is a Table, not a MetaData"),
         (["ddl", "cli_models"], "'cli_models' is not MODULE:ATTRIBUTE"),
         (["ddl", "cli_models:plain"], "cli_models:plain has no audited table"),
+        (["check", "cli_models:plain", "--url", "x"], "import the modules defining the models"),
         (["ddl", TARGET, "--table", "nope"], "cli_models:metadata has no table 'nope'"),
         (["ddl", TARGET, "--table", "labels"], "table 'labels' of cli_models:metadata: it is not"),
         (

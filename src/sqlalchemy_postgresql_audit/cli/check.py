@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
-from dataclasses import dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 
 import sqlalchemy as sa
 
 from ..catalog import InstalledAudit, default_schema, installed_audits
 from ..compare import DropAudit, InstallAudit, compare, expected_triggers
-from ..ddl import audited_tables, resolve_spec
+from ..ddl import resolve_spec
 from ..render import function_config, render
 from ..spec import AuditSpec
 from .base import EXIT_DRIFT, EXIT_OK, Command, add_target_argument, add_url_argument
 from .database import begin, create_engine
-from .target import load_metadata
+from .target import audited, load_metadata
 from .ui import UI
 
 OK = "ok"
@@ -37,10 +37,10 @@ class TableState:
     details: tuple[str, ...] = ()
 
 
-def table_states(connection: sa.Connection, metadata: sa.MetaData) -> list[TableState]:
+def table_states(connection: sa.Connection, specs: list[AuditSpec]) -> list[TableState]:
     """One state per declared audited table, then one per installed but undeclared table."""
     default = default_schema(connection)
-    declared = [resolve_spec(connection, spec) for _, spec in audited_tables(metadata)]
+    declared = [resolve_spec(connection, spec) for spec in specs]
     schemas = {spec.schema or default for spec in declared} | {default}
     installed = installed_audits(connection, schemas)
     changes = compare(declared, installed, default)
@@ -50,8 +50,7 @@ def table_states(connection: sa.Connection, metadata: sa.MetaData) -> list[Table
     states = []
     for spec in declared:
         schema = spec.schema or default
-        has_source = (schema, spec.table) in tables
-        if not has_source:
+        if (schema, spec.table) not in tables:
             status, details = "missing", ["table not in the database"]
         elif spec.key in missing:
             status, details = "missing", ["no audit function or triggers"]
@@ -127,7 +126,7 @@ def _installed_state(spec: AuditSpec, found: InstalledAudit, default: str) -> tu
             details.append(f"trigger {name} differs")
     if not details and not disabled:
         return OK, []
-    return ("disabled" if disabled and not details else "outdated"), disabled + details
+    return ("disabled" if disabled and not details else "outdated"), details + disabled
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
@@ -136,11 +135,13 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check(args: argparse.Namespace, ui: UI) -> int:
-    metadata = load_metadata(args.target)
+    # No audited table at all is an error, not a pass: it usually means the module holding the
+    # base class does not import the modules that define the models.
+    specs = [spec for _, spec in audited(load_metadata(args.target), args.target)]
     engine = create_engine(args.url)
     try:
         with begin(engine) as connection:
-            states = table_states(connection, metadata)
+            states = table_states(connection, specs)
     finally:
         engine.dispose()
     counts = Counter(state.status for state in states)
@@ -150,16 +151,7 @@ def _check(args: argparse.Namespace, ui: UI) -> int:
             {
                 "in_sync": in_sync,
                 "summary": dict(sorted(counts.items())),
-                "tables": [
-                    {
-                        "schema": s.schema,
-                        "table": s.table,
-                        "audit_table": s.audit_table,
-                        "status": s.status,
-                        "details": list(s.details),
-                    }
-                    for s in states
-                ],
+                "tables": [asdict(state) for state in states],
             }
         )
         return EXIT_OK if in_sync else EXIT_DRIFT
@@ -172,10 +164,7 @@ def _check(args: argparse.Namespace, ui: UI) -> int:
         styles=["ok" if s.status == OK else "drift" for s in states],
     )
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-    ui.line(
-        f"{len(states)} tables: {summary or 'none declared'}",
-        "ok" if in_sync else "drift",
-    )
+    ui.line(f"{len(states)} tables: {summary}", "ok" if in_sync else "drift")
     return EXIT_OK if in_sync else EXIT_DRIFT
 
 

@@ -77,8 +77,8 @@ def audited(
         pairs = list(audited_tables(metadata))
         if not pairs:
             raise CliError(
-                f"{reference} has no audited table "
-                "(declare info={'audit.options': {'enabled': True}} on a table)"
+                f"{reference} has no audited table (declare info={{'audit.options': "
+                "{'enabled': True}} on a table, and import the modules defining the models)"
             )
         return pairs
     chosen = []
