@@ -8,6 +8,7 @@ dropped with everything in it at the end, also when something fails.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import tempfile
 import uuid
 import warnings
@@ -85,9 +86,14 @@ def _embedded(ui: UI) -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="audit-demo-") as folder:
         server = get_server(Path(folder) / "data", cleanup_mode="delete")
         try:
-            yield server.get_uri().replace("postgresql://", "postgresql+psycopg2://", 1)
+            yield server.get_uri().replace("postgresql://", f"postgresql+{_driver()}://", 1)
         finally:
             server.cleanup()
+
+
+def _driver() -> str:
+    """psycopg2 if installed, else psycopg 3 (the ``embedded`` extra brings neither)."""
+    return "psycopg2" if importlib.util.find_spec("psycopg2") else "psycopg"
 
 
 @contextmanager
