@@ -73,3 +73,13 @@ class Invoice(Base):
     __table_args__ = {"info": AUDITED}
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     amount: Mapped[int]
+
+
+#: Names a SQL file must quote and must not escape: a space, a double quote, a percent sign.
+awkward = sa.MetaData()
+awkward_table = sa.Table(
+    'Done "100%"',
+    awkward,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    info={"audit.options": {"enabled": True}},
+)

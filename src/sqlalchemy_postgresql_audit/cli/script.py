@@ -9,8 +9,8 @@ from sqlalchemy.dialects.postgresql.base import PGDialect
 from sqlalchemy.schema import CreateTable, SetColumnComment, SetTableComment
 from sqlalchemy.sql.ddl import ExecutableDDLElement
 
-# The driverless dialect: no ``%`` doubling, which is for a driver's paramstyle, not a file.
-_DIALECT = PGDialect()  # type: ignore[no-untyped-call]
+# The named paramstyle: no ``%`` doubling, which is for format-style drivers, not a file.
+_DIALECT = PGDialect(paramstyle="named")  # type: ignore[no-untyped-call]
 
 
 def tables_script(tables: Iterable[sa.Table], *, if_not_exists: bool = False) -> str:
