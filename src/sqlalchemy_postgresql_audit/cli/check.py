@@ -1,0 +1,176 @@
+"""``check``: is the database audited as the models declare?  For CI pipelines.
+
+It runs the pure comparison Alembic's autogenerate runs (:func:`..compare.compare` of the
+declared specs with :func:`..catalog.installed_audits`), reports each audited table as ``ok``,
+``missing`` (not installed), ``outdated`` (installed, not as declared), ``disabled`` (a trigger
+does not fire), ``no-audit-table`` (writes to it fail) or ``extra`` (installed, not declared),
+and exits 1 on any of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from dataclasses import asdict, dataclass, fields, replace
+
+import sqlalchemy as sa
+
+from ..catalog import InstalledAudit, default_schema, installed_audits
+from ..compare import DropAudit, InstallAudit, compare, expected_triggers
+from ..ddl import resolve_spec
+from ..render import function_config, render
+from ..spec import AuditSpec
+from .base import EXIT_DRIFT, EXIT_OK, Command, add_target_argument, add_url_argument
+from .database import begin, create_engine
+from .target import audited, load_metadata
+from .ui import UI
+
+OK = "ok"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TableState:
+    schema: str
+    table: str
+    audit_table: str
+    status: str
+    details: tuple[str, ...] = ()
+
+
+def table_states(connection: sa.Connection, specs: list[AuditSpec]) -> list[TableState]:
+    """One state per declared audited table, then one per installed but undeclared table."""
+    default = default_schema(connection)
+    declared = [resolve_spec(connection, spec) for spec in specs]
+    schemas = {spec.schema or default for spec in declared} | {default}
+    installed = installed_audits(connection, schemas)
+    changes = compare(declared, installed, default)
+    missing = {(c.spec.schema, c.spec.table) for c in changes if isinstance(c, InstallAudit)}
+    inspector = sa.inspect(connection)
+    tables = {(s, name) for s in schemas for name in inspector.get_table_names(schema=s)}
+    states = []
+    for spec in declared:
+        schema = spec.schema or default
+        if (schema, spec.table) not in tables:
+            status, details = "missing", ["table not in the database"]
+        elif spec.key in missing:
+            status, details = "missing", ["no audit function or triggers"]
+        else:
+            status, details = _installed_state(spec, _find(spec, installed, default), default)
+        if (schema, spec.audit_table) not in tables:
+            details.append(f"audit table {spec.audit_table} not in the database")
+            if status != "missing":  # triggers that fire into nothing: every write fails
+                status = "no-audit-table"
+        states.append(
+            TableState(
+                schema=schema,
+                table=spec.table,
+                audit_table=spec.audit_table,
+                status=status,
+                details=tuple(details),
+            )
+        )
+    for change in changes:
+        if isinstance(change, DropAudit):
+            states.append(
+                TableState(
+                    schema=change.spec.schema or default,
+                    table=change.spec.table,
+                    audit_table=change.spec.audit_table,
+                    status="extra",
+                    details=(f"installed (function {change.spec.function}) but not declared",),
+                )
+            )
+    return states
+
+
+def _find(spec: AuditSpec, installed: list[InstalledAudit], default: str) -> InstalledAudit:
+    """The installation ``compare`` matched to ``spec``: by function name, else by table."""
+    schema = spec.schema or default
+    for item in installed:
+        if (item.schema, item.function) == (schema, spec.function):
+            return item
+    return next(
+        item
+        for item in installed
+        if item.spec is not None
+        and (item.spec.schema or default, item.spec.table) == (schema, spec.table)
+    )
+
+
+def _installed_state(spec: AuditSpec, found: InstalledAudit, default: str) -> tuple[str, list[str]]:
+    details = []
+    if found.spec is None:
+        details.append("the function's comment is not a readable spec")
+    elif found.spec != spec:
+        changed = [
+            f.name
+            for f in fields(AuditSpec)
+            if getattr(found.spec, f.name) != getattr(spec, f.name)
+        ]
+        details.append("declaration changed: " + ", ".join(changed))
+    elif found.body != render(spec).function_body:
+        details.append("function body edited")
+    if found.config != function_config(spec):
+        details.append("function settings differ")
+    if found.security_definer:
+        details.append("function is SECURITY DEFINER")
+    expected = {t.name: t for t in expected_triggers(spec, default)}
+    actual = {t.name: t for t in found.triggers}
+    details += [f"trigger {name} missing" for name in sorted(expected.keys() - actual.keys())]
+    details += [f"unexpected trigger {name}" for name in sorted(actual.keys() - expected.keys())]
+    disabled = []
+    for name in sorted(expected.keys() & actual.keys()):
+        if not actual[name].enabled:
+            disabled.append(f"trigger {name} disabled")
+        if replace(actual[name], enabled=True) != expected[name]:
+            details.append(f"trigger {name} differs")
+    if not details and not disabled:
+        return OK, []
+    return ("disabled" if disabled and not details else "outdated"), details + disabled
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    add_target_argument(parser)
+    add_url_argument(parser)
+
+
+def _check(args: argparse.Namespace, ui: UI) -> int:
+    # No audited table at all is an error, not a pass: it usually means the module holding the
+    # base class does not import the modules that define the models.
+    specs = [spec for _, spec in audited(load_metadata(args.target), args.target)]
+    engine = create_engine(args.url)
+    try:
+        with begin(engine) as connection:
+            states = table_states(connection, specs)
+    finally:
+        engine.dispose()
+    counts = Counter(state.status for state in states)
+    in_sync = set(counts) <= {OK}
+    if ui.json:
+        ui.emit_json(
+            {
+                "in_sync": in_sync,
+                "summary": dict(sorted(counts.items())),
+                "tables": [asdict(state) for state in states],
+            }
+        )
+        return EXIT_OK if in_sync else EXIT_DRIFT
+    ui.table(
+        ("table", "audit table", "status", "details"),
+        [
+            (f"{s.schema}.{s.table}", f"{s.schema}.{s.audit_table}", s.status, "; ".join(s.details))
+            for s in states
+        ],
+        styles=["ok" if s.status == OK else "drift" for s in states],
+    )
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    ui.line(f"{len(states)} tables: {summary}", "ok" if in_sync else "drift")
+    return EXIT_OK if in_sync else EXIT_DRIFT
+
+
+COMMAND = Command(
+    name="check",
+    help="compare declared auditing with the database; exit 1 on drift (for CI)",
+    add_arguments=_arguments,
+    run=_check,
+)

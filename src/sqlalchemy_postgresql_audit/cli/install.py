@@ -1,0 +1,166 @@
+"""``ddl``, ``install`` and ``uninstall``: the audit SQL of a MetaData, as a script or run.
+
+``ddl`` is for teams that migrate with plain SQL files: by default it also creates the audit
+tables (``CREATE TABLE IF NOT EXISTS``), so the script makes a database that has the source
+tables audited; ``--no-tables`` leaves only functions and triggers.  ``install`` runs the same
+in one transaction, table by table so that hundreds of tables show progress.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import sqlalchemy as sa
+
+from ..audit_table import AUDIT_TABLE_KEY
+from ..catalog import default_schema
+from ..ddl import (
+    as_script,
+    execute_statements,
+    install_statements,
+    resolve_spec,
+    uninstall_statements,
+)
+from ..spec import AuditSpec
+from .base import (
+    EXIT_OK,
+    CliError,
+    Command,
+    add_table_argument,
+    add_target_argument,
+    add_url_argument,
+)
+from .database import begin, create_engine
+from .script import tables_script
+from .target import audited, load_metadata
+from .ui import UI
+
+
+def audit_table_script(pairs: list[tuple[sa.Table, AuditSpec]]) -> str:
+    """``CREATE TABLE IF NOT EXISTS`` and comments of the audit tables of ``pairs``."""
+    return tables_script([source.info[AUDIT_TABLE_KEY] for source, _ in pairs], if_not_exists=True)
+
+
+def _ddl_arguments(parser: argparse.ArgumentParser) -> None:
+    add_target_argument(parser)
+    add_table_argument(parser)
+    parser.add_argument(
+        "--no-tables",
+        action="store_true",
+        help="only functions and triggers, not the CREATE TABLE of the audit tables",
+    )
+
+
+def _ddl(args: argparse.Namespace, ui: UI) -> int:
+    pairs = audited(load_metadata(args.target), args.target, args.table)
+    script = "" if args.no_tables else audit_table_script(pairs)
+    script += as_script(install_statements(spec for _, spec in pairs))
+    if ui.json:
+        ui.emit_json({"tables": [_name(spec) for _, spec in pairs], "script": script})
+    else:
+        ui.out.write(script)
+    return EXIT_OK
+
+
+def _install_arguments(parser: argparse.ArgumentParser) -> None:
+    _ddl_arguments(parser)
+    add_url_argument(parser)
+
+
+def _install(args: argparse.Namespace, ui: UI) -> int:
+    pairs = audited(load_metadata(args.target), args.target, args.table)
+    engine = create_engine(args.url)
+    try:
+        with begin(engine) as connection:
+            default = default_schema(connection)
+            inspector = sa.inspect(connection)
+            absent = [
+                _name(spec, default)
+                for _, spec in pairs
+                if not inspector.has_table(spec.table, spec.schema)
+            ]
+            if absent:
+                raise CliError(
+                    f"not in the database: {', '.join(absent)} "
+                    "(create the tables first; install audits existing tables)"
+                )
+            created = []
+            for source, spec in pairs:
+                audit_table: sa.Table = source.info[AUDIT_TABLE_KEY]
+                if inspector.has_table(audit_table.name, audit_table.schema):
+                    continue
+                name = _name(spec, default, audit_table.name)
+                if args.no_tables:
+                    ui.warn(f"{name} does not exist: writes to {spec.table} fail until it does")
+                else:
+                    audit_table.create(connection)
+                    created.append(name)
+            for done, (_, spec) in enumerate(pairs, 1):
+                execute_statements(connection, install_statements([resolve_spec(connection, spec)]))
+                ui.progress(done, len(pairs), "installed")
+    finally:
+        engine.dispose()
+    installed = [_name(spec, default) for _, spec in pairs]
+    if ui.json:
+        ui.emit_json({"installed": installed, "created_audit_tables": created})
+        return EXIT_OK
+    ui.line(f"installed auditing on {_count(installed, 'table')}", "ok")
+    if created:
+        ui.line(f"created {_count(created, 'audit table')}: {', '.join(created)}")
+    return EXIT_OK
+
+
+def _uninstall_arguments(parser: argparse.ArgumentParser) -> None:
+    add_target_argument(parser)
+    add_table_argument(parser)
+    add_url_argument(parser)
+
+
+def _uninstall(args: argparse.Namespace, ui: UI) -> int:
+    pairs = audited(load_metadata(args.target), args.target, args.table)
+    engine = create_engine(args.url)
+    try:
+        with begin(engine) as connection:
+            default = default_schema(connection)
+            for done, (_, spec) in enumerate(pairs, 1):
+                statements = uninstall_statements([resolve_spec(connection, spec)])
+                execute_statements(connection, statements)
+                ui.progress(done, len(pairs), "uninstalled")
+    finally:
+        engine.dispose()
+    removed = [_name(spec, default) for _, spec in pairs]
+    if ui.json:
+        ui.emit_json({"uninstalled": removed})
+    else:
+        ui.line(f"removed auditing from {_count(removed, 'table')}; audit tables are kept")
+    return EXIT_OK
+
+
+def _name(spec: AuditSpec, default: str | None = None, table: str | None = None) -> str:
+    schema = spec.schema or default
+    name = table or spec.table
+    return f"{schema}.{name}" if schema else name
+
+
+def _count(items: list[str], noun: str) -> str:
+    return f"{len(items)} {noun}{'' if len(items) == 1 else 's'}"
+
+
+DDL = Command(
+    name="ddl",
+    help="print the SQL that audits MODULE:METADATA (for plain-SQL migrations)",
+    add_arguments=_ddl_arguments,
+    run=_ddl,
+)
+INSTALL = Command(
+    name="install",
+    help="create missing audit tables and install functions and triggers",
+    add_arguments=_install_arguments,
+    run=_install,
+)
+UNINSTALL = Command(
+    name="uninstall",
+    help="remove functions and triggers; audit tables and their history are kept",
+    add_arguments=_uninstall_arguments,
+    run=_uninstall,
+)

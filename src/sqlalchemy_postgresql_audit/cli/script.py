@@ -1,0 +1,29 @@
+"""SQL scripts of table DDL, compiled by SQLAlchemy for a plain ``psql`` file."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql.base import PGDialect
+from sqlalchemy.schema import CreateTable, SetColumnComment, SetTableComment
+from sqlalchemy.sql.ddl import ExecutableDDLElement
+
+# The named paramstyle: no ``%`` doubling, which is for format-style drivers, not a file.
+_DIALECT = PGDialect(paramstyle="named")  # type: ignore[no-untyped-call]
+
+
+def tables_script(tables: Iterable[sa.Table], *, if_not_exists: bool = False) -> str:
+    """``CREATE TABLE`` and ``COMMENT ON`` for each table, as ``create_all`` emits them."""
+    statements: list[ExecutableDDLElement] = []
+    for table in tables:
+        statements.append(CreateTable(table, if_not_exists=if_not_exists))
+        if table.comment:
+            statements.append(SetTableComment(table))
+        statements.extend(SetColumnComment(c) for c in table.columns if c.comment)
+    return "".join(f"{_text(statement)};\n\n" for statement in statements)
+
+
+def _text(statement: ExecutableDDLElement) -> str:
+    compiled = str(statement.compile(dialect=_DIALECT)).strip()
+    return "\n".join(line.rstrip() for line in compiled.splitlines())
