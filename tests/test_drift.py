@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy_postgresql_audit import SPEC_KEY, AuditSpec, install_audit_triggers
 from sqlalchemy_postgresql_audit.catalog import installed_audits
 from sqlalchemy_postgresql_audit.compare import DropAudit, ReplaceAudit, compare
+from sqlalchemy_postgresql_audit.render import resolved
 from sqlalchemy_postgresql_audit.session import setting_value
 
 
@@ -44,7 +45,11 @@ def spec_of(table: sa.Table) -> AuditSpec:
         "ALTER TABLE ledger DISABLE TRIGGER public_ledger_audit_update",
         "ALTER TABLE ledger ENABLE REPLICA TRIGGER public_ledger_audit_update",
         "ALTER FUNCTION public_ledger_audit() SET search_path = pg_temp, public",
-        "ALTER FUNCTION public_ledger_audit() SECURITY DEFINER",
+        "ALTER FUNCTION public_ledger_audit() SECURITY INVOKER",
+        "ALTER FUNCTION public_ledger_audit() RESET search_path",
+        "ALTER FUNCTION public_ledger_audit() RESET ALL",
+        "CREATE OR REPLACE TRIGGER public_ledger_audit_insert AFTER INSERT ON ledger "
+        "REFERENCING NEW TABLE AS x FOR EACH STATEMENT EXECUTE FUNCTION public_ledger_audit()",
         "DROP TRIGGER public_ledger_audit_delete ON ledger",
         "CREATE OR REPLACE TRIGGER public_ledger_audit_update AFTER UPDATE OF note ON ledger "
         "FOR EACH ROW EXECUTE FUNCTION public_ledger_audit()",
@@ -60,7 +65,7 @@ def test_hand_tampering_is_detected(engine: sa.Engine, tamper: str) -> None:
     assert changes(engine, spec) == []
     with engine.begin() as connection:
         connection.execute(sa.text(tamper))
-    assert changes(engine, spec) == [ReplaceAudit(spec, previous=spec)]
+    assert changes(engine, spec) == [ReplaceAudit(spec, previous=resolved(spec))]
     install_audit_triggers(table.metadata, engine)
     assert changes(engine, spec) == []
 
@@ -87,7 +92,9 @@ def test_a_stale_function_is_dropped_without_touching_live_triggers(engine: sa.E
         info={"audit.options": {"enabled": True}},
     )
     install_audit_triggers(renamed.metadata, engine)  # same trigger names, new function
-    assert changes(engine, spec_of(renamed)) == [DropAudit(replace(spec_of(old), triggers=()))]
+    assert changes(engine, spec_of(renamed)) == [
+        DropAudit(replace(resolved(spec_of(old)), triggers=()))
+    ]
 
 
 def test_specs_read_back_are_checked_before_they_reach_sql() -> None:

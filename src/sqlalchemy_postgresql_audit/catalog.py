@@ -115,6 +115,11 @@ def _parse_comment(comment: str) -> AuditSpec | None:
         return None
 
 
+def _char(value: str | bytes) -> str:
+    """A ``"char"`` column's value: asyncpg returns it as bytes (``b'O'``), others as str."""
+    return value.decode("ascii") if isinstance(value, bytes) else value
+
+
 def _trigger_state(row: object) -> TriggerState:
     tgtype: int = row.tgtype  # type: ignore[attr-defined]
     events = {
@@ -137,7 +142,7 @@ def _trigger_state(row: object) -> TriggerState:
         events=frozenset(events),
         old_table=row.tgoldtable,  # type: ignore[attr-defined]
         new_table=row.tgnewtable,  # type: ignore[attr-defined]
-        enabled=row.tgenabled in ("O", "A"),  # type: ignore[attr-defined]
+        enabled=_char(row.tgenabled) in ("O", "A"),  # type: ignore[attr-defined]
         conditional=bool(row.conditional),  # type: ignore[attr-defined]
         column_list=bool(row.column_list),  # type: ignore[attr-defined]
     )

@@ -91,7 +91,13 @@ class AuditSpec:
         return (self.schema, self.table)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        """Canonical JSON with no ``:name`` pattern, so SQL holding it is safe for ``text()``.
+
+        Key separators are ``": "`` and a colon inside a string is escaped as ``\\u003a``
+        (``ensure_ascii`` escapes NUL inside strings, so a NUL in the output is a separator).
+        """
+        text = json.dumps(asdict(self), sort_keys=True, separators=(", ", "\0"))
+        return text.replace(":", "\\u003a").replace("\0", ": ")
 
     @classmethod
     def from_json(cls, text: str) -> AuditSpec:
