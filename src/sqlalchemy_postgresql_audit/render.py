@@ -174,7 +174,9 @@ def _render_v1(spec: AuditSpec) -> RenderedAudit:
 
 
 def drop_trigger(schema: str | None, table: str, trigger: str) -> str:
-    return f"DROP TRIGGER IF EXISTS {quote(trigger)} ON {qualified(schema or FALLBACK_SCHEMA, table)}"
+    return (
+        f"DROP TRIGGER IF EXISTS {quote(trigger)} ON {qualified(schema or FALLBACK_SCHEMA, table)}"
+    )
 
 
 def drop_function(schema: str | None, function: str) -> str:
@@ -212,9 +214,9 @@ def _function_settings_v1(spec: AuditSpec) -> str:
 
     ``search_path`` is pinned so that no writer's path (an attacker's schema first, a tenant's
     schema, a temporary table) changes what the body's names mean.  Planner settings serve the
-    statement-level pairing join: PL/pgSQL plans each query once and keeps the plan; with transition tables that plan is built
-    for the row count of the first call, typically one row, and a nested loop that is right for
-    one row is quadratic for 100,000.  Without nested loops the pairing is a hash (or merge)
+    statement-level pairing join: PL/pgSQL plans each query once and keeps the plan; with
+    transition tables that plan is built for the row count of the first call, typically one
+    row, and a nested loop that is right for one row is quadratic for 100,000.  Without nested loops the pairing is a hash (or merge)
     join at any size, and costs nothing measurable for a single row.
     """
     settings = (setting.split("=", 1) for setting in function_config(spec))
@@ -231,7 +233,9 @@ def _recorded_differ(columns: tuple[str, ...], old: str, new: str) -> str:
 
     def row(alias: str) -> str:
         return (
-            "ROW(" + ", ".join(f"{alias}.{always_quote(c)}" for c in columns) + ")::pg_catalog.record"
+            "ROW("
+            + ", ".join(f"{alias}.{always_quote(c)}" for c in columns)
+            + ")::pg_catalog.record"
         )
 
     return f"{row(old)} OPERATOR(pg_catalog.*<>) {row(new)}"
@@ -392,7 +396,7 @@ def _function_body_v1(spec: AuditSpec) -> str:
         # Checked after the dispatch: an unchanged row skipped by skip_unchanged returns first,
         # and the raise rolls back the audit row with the write.
         checks = "".join(_required_check(spec, i, s, indent="  ") for i, s in required)
-        return f"\n<<{LABEL}>>\nDECLARE\n{declare}BEGIN\n{dispatch}{checks}  RETURN NULL;\nEND {LABEL};\n"
+        return _block(declare, dispatch + checks)
     # Statement level: a statement that changed no rows needs no setting, so check afterwards;
     # raising still rolls back the statement together with its audit rows.
     counted = ""
@@ -403,7 +407,12 @@ def _function_body_v1(spec: AuditSpec) -> str:
             f"  IF {_var('audited_rows')} > 0 THEN\n{checks}  END IF;\n"
         )
         declare += "  audited_rows pg_catalog.int8;\n"
-    return f"\n<<{LABEL}>>\nDECLARE\n{declare}BEGIN\n{dispatch}{counted}  RETURN NULL;\nEND {LABEL};\n"
+    return _block(declare, dispatch + counted)
+
+
+def _block(declare: str, statements: str) -> str:
+    """The labelled function body (see ``LABEL``)."""
+    return f"\n<<{LABEL}>>\nDECLARE\n{declare}BEGIN\n{statements}  RETURN NULL;\nEND {LABEL};\n"
 
 
 def _required_check(spec: AuditSpec, index: int, setting: SettingSpec, *, indent: str) -> str:
