@@ -216,8 +216,9 @@ def _function_settings_v1(spec: AuditSpec) -> str:
     schema, a temporary table) changes what the body's names mean.  Planner settings serve the
     statement-level pairing join: PL/pgSQL plans each query once and keeps the plan; with
     transition tables that plan is built for the row count of the first call, typically one
-    row, and a nested loop that is right for one row is quadratic for 100,000.  Without nested loops the pairing is a hash (or merge)
-    join at any size, and costs nothing measurable for a single row.
+    row, and a nested loop that is right for one row is quadratic for 100,000.  Without nested
+    loops the pairing is a hash (or merge) join at any size, and costs nothing measurable for a
+    single row.
     """
     settings = (setting.split("=", 1) for setting in function_config(spec))
     return "SECURITY DEFINER\n" + "".join(f"SET {name} TO {value}\n" for name, value in settings)
