@@ -75,7 +75,18 @@ def is_current(spec: AuditSpec, installed: InstalledAudit, default_schema: str) 
         and installed.config == function_config(spec)
         and installed.security_definer
         and frozenset(installed.triggers) == expected_triggers(spec, default_schema)
+        and all(_clone_is_current(spec, clone, default_schema) for clone in installed.clones)
     )
+
+
+def _clone_is_current(spec: AuditSpec, clone: TriggerState, default_schema: str) -> bool:
+    """A partition's clone must be an enabled copy of a row-level trigger of ``spec``."""
+    if spec.mode != "row":
+        return False  # statement-level triggers have no clones: this one was left behind
+    expected = {t.name: t for t in expected_triggers(spec, default_schema)}.get(clone.name)
+    return expected is not None and replace(
+        expected, schema=clone.schema, table=clone.table
+    ) == clone
 
 
 def compare(

@@ -162,7 +162,11 @@ def _render_v1(spec: AuditSpec) -> RenderedAudit:
     # SECURITY DEFINER: writers need no right on the audit table, so they cannot forge rows.
     # Triggers fire without EXECUTE on their function, so nobody needs to call it directly.
     revoke = f"REVOKE ALL ON FUNCTION {function_signature(spec)} FROM PUBLIC"
-    triggers = tuple(_create_trigger_v1(spec, trigger) for trigger in spec.triggers)
+    triggers = tuple(
+        sql
+        for trigger in spec.triggers
+        for sql in (_drop_other_level_v1(spec, trigger), _create_trigger_v1(spec, trigger))
+    )
     return RenderedAudit(
         function_body=body,
         install=(create_function, comment, revoke, *triggers),
@@ -183,15 +187,49 @@ def drop_function(schema: str | None, function: str) -> str:
     return f"DROP FUNCTION IF EXISTS {qualified(schema or FALLBACK_SCHEMA, function)}()"
 
 
+def _row_level(spec: AuditSpec, trigger: TriggerSpec) -> bool:
+    # PostgreSQL has only statement-level TRUNCATE triggers.
+    return spec.mode == "row" and trigger.operation != "TRUNCATE"
+
+
+def _drop_other_level_v1(spec: AuditSpec, trigger: TriggerSpec) -> str:
+    """Drop the trigger first when it, or a partition's clone of it, has the other level.
+
+    ``CREATE OR REPLACE TRIGGER`` from row to statement level keeps the row-level clones on a
+    partitioned table's partitions, and every write then fails on the missing transition table.
+    Dropping the parent trigger drops its clones, but takes an ACCESS EXCLUSIVE lock on the table
+    and its partitions (``CREATE OR REPLACE`` takes SHARE ROW EXCLUSIVE), so it happens only
+    when the level really changes.  Runs in the installing transaction: no write in between
+    goes unaudited.
+    """
+    row = 1 if _row_level(spec, trigger) else 0
+    eq = "OPERATOR(pg_catalog.=)"
+    body = (
+        "\nDECLARE\n  parent pg_catalog.oid;\nBEGIN\n"
+        "  SELECT t.oid INTO parent FROM pg_catalog.pg_trigger t\n"
+        f"    JOIN pg_catalog.pg_class c ON c.oid {eq} t.tgrelid\n"
+        f"    JOIN pg_catalog.pg_namespace n ON n.oid {eq} c.relnamespace\n"
+        f"    WHERE t.tgname {eq} {literal(trigger.name)} AND c.relname {eq} {literal(spec.table)}"
+        f" AND n.nspname {eq} {literal(spec.schema or FALLBACK_SCHEMA)};\n"
+        "  IF EXISTS (SELECT FROM pg_catalog.pg_trigger t\n"
+        f"    WHERE (t.oid {eq} parent OR t.tgparentid {eq} parent)\n"
+        f"      AND (t.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 1) "
+        f"OPERATOR(pg_catalog.<>) {row}) THEN\n"
+        f"    {drop_trigger(spec.schema, spec.table, trigger.name)};\n"
+        "  END IF;\nEND;\n"
+    )
+    return f"DO {dollar_quote(body)}"
+
+
 def _create_trigger_v1(spec: AuditSpec, trigger: TriggerSpec) -> str:
     timing = "BEFORE" if trigger.operation == "TRUNCATE" and spec.truncate_rows else "AFTER"
     head = (
         f"CREATE OR REPLACE TRIGGER {quote(trigger.name)}\n"
         f"{timing} {trigger.operation} ON {qualified(spec.schema, spec.table)}\n"
     )
-    if trigger.operation == "TRUNCATE":  # PostgreSQL has only statement-level TRUNCATE triggers
+    if trigger.operation == "TRUNCATE":
         level = "FOR EACH STATEMENT"
-    elif spec.mode == "row":
+    elif _row_level(spec, trigger):
         level = "FOR EACH ROW"
     else:
         referencing = {

@@ -28,21 +28,81 @@ END audit_trigger;
 $audit$;
 COMMENT ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() IS 'sqlalchemy-postgresql-audit:{"audit_table": "Order Items_audit", "captures": [], "columns": ["id", "if", "note"], "exclude_columns": [], "function": "Sales Dept_Order Items_audit", "key_columns": ["id"], "mode": "statement", "schema": "Sales Dept", "settings": [], "skip_unchanged": false, "table": "Order Items", "template": 1, "triggers": [{"name": "Sales Dept_Order Items_audit_insert", "operation": "INSERT"}, {"name": "Sales Dept_Order Items_audit_update", "operation": "UPDATE"}, {"name": "Sales Dept_Order Items_audit_delete", "operation": "DELETE"}, {"name": "Sales Dept_Order Items_audit_truncate", "operation": "TRUNCATE"}], "truncate_rows": false}';
 REVOKE ALL ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() FROM PUBLIC;
+DO $audit$
+DECLARE
+  parent pg_catalog.oid;
+BEGIN
+  SELECT t.oid INTO parent FROM pg_catalog.pg_trigger t
+    JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    WHERE t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_insert' AND c.relname OPERATOR(pg_catalog.=) 'Order Items' AND n.nspname OPERATOR(pg_catalog.=) 'Sales Dept';
+  IF EXISTS (SELECT FROM pg_catalog.pg_trigger t
+    WHERE (t.oid OPERATOR(pg_catalog.=) parent OR t.tgparentid OPERATOR(pg_catalog.=) parent)
+      AND (t.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 1) OPERATOR(pg_catalog.<>) 0) THEN
+    DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_insert" ON "Sales Dept"."Order Items";
+  END IF;
+END;
+$audit$;
 CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_insert"
 AFTER INSERT ON "Sales Dept"."Order Items"
 REFERENCING NEW TABLE AS audit_new_rows
 FOR EACH STATEMENT
 EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+DO $audit$
+DECLARE
+  parent pg_catalog.oid;
+BEGIN
+  SELECT t.oid INTO parent FROM pg_catalog.pg_trigger t
+    JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    WHERE t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_update' AND c.relname OPERATOR(pg_catalog.=) 'Order Items' AND n.nspname OPERATOR(pg_catalog.=) 'Sales Dept';
+  IF EXISTS (SELECT FROM pg_catalog.pg_trigger t
+    WHERE (t.oid OPERATOR(pg_catalog.=) parent OR t.tgparentid OPERATOR(pg_catalog.=) parent)
+      AND (t.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 1) OPERATOR(pg_catalog.<>) 0) THEN
+    DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_update" ON "Sales Dept"."Order Items";
+  END IF;
+END;
+$audit$;
 CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_update"
 AFTER UPDATE ON "Sales Dept"."Order Items"
 REFERENCING OLD TABLE AS audit_old_rows NEW TABLE AS audit_new_rows
 FOR EACH STATEMENT
 EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+DO $audit$
+DECLARE
+  parent pg_catalog.oid;
+BEGIN
+  SELECT t.oid INTO parent FROM pg_catalog.pg_trigger t
+    JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    WHERE t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_delete' AND c.relname OPERATOR(pg_catalog.=) 'Order Items' AND n.nspname OPERATOR(pg_catalog.=) 'Sales Dept';
+  IF EXISTS (SELECT FROM pg_catalog.pg_trigger t
+    WHERE (t.oid OPERATOR(pg_catalog.=) parent OR t.tgparentid OPERATOR(pg_catalog.=) parent)
+      AND (t.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 1) OPERATOR(pg_catalog.<>) 0) THEN
+    DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_delete" ON "Sales Dept"."Order Items";
+  END IF;
+END;
+$audit$;
 CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_delete"
 AFTER DELETE ON "Sales Dept"."Order Items"
 REFERENCING OLD TABLE AS audit_old_rows
 FOR EACH STATEMENT
 EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+DO $audit$
+DECLARE
+  parent pg_catalog.oid;
+BEGIN
+  SELECT t.oid INTO parent FROM pg_catalog.pg_trigger t
+    JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    WHERE t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_truncate' AND c.relname OPERATOR(pg_catalog.=) 'Order Items' AND n.nspname OPERATOR(pg_catalog.=) 'Sales Dept';
+  IF EXISTS (SELECT FROM pg_catalog.pg_trigger t
+    WHERE (t.oid OPERATOR(pg_catalog.=) parent OR t.tgparentid OPERATOR(pg_catalog.=) parent)
+      AND (t.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 1) OPERATOR(pg_catalog.<>) 0) THEN
+    DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_truncate" ON "Sales Dept"."Order Items";
+  END IF;
+END;
+$audit$;
 CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_truncate"
 AFTER TRUNCATE ON "Sales Dept"."Order Items"
 FOR EACH STATEMENT
@@ -87,18 +147,78 @@ END audit_trigger;
 $audit$;
 COMMENT ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() IS 'sqlalchemy-postgresql-audit:{"audit_table": "Order Items_audit", "captures": [], "columns": ["id", "if", "note"], "exclude_columns": [], "function": "Sales Dept_Order Items_audit", "key_columns": ["id"], "mode": "row", "schema": "Sales Dept", "settings": [{"column": "audit_username", "name": "username", "required": true, "sql_type": "VARCHAR(30)"}, {"column": "audit_tenant", "name": "tenant", "required": false, "sql_type": "INTEGER"}], "skip_unchanged": false, "table": "Order Items", "template": 1, "triggers": [{"name": "Sales Dept_Order Items_audit_insert", "operation": "INSERT"}, {"name": "Sales Dept_Order Items_audit_update", "operation": "UPDATE"}, {"name": "Sales Dept_Order Items_audit_delete", "operation": "DELETE"}, {"name": "Sales Dept_Order Items_audit_truncate", "operation": "TRUNCATE"}], "truncate_rows": false}';
 REVOKE ALL ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() FROM PUBLIC;
+DO $audit$
+DECLARE
+  parent pg_catalog.oid;
+BEGIN
+  SELECT t.oid INTO parent FROM pg_catalog.pg_trigger t
+    JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    WHERE t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_insert' AND c.relname OPERATOR(pg_catalog.=) 'Order Items' AND n.nspname OPERATOR(pg_catalog.=) 'Sales Dept';
+  IF EXISTS (SELECT FROM pg_catalog.pg_trigger t
+    WHERE (t.oid OPERATOR(pg_catalog.=) parent OR t.tgparentid OPERATOR(pg_catalog.=) parent)
+      AND (t.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 1) OPERATOR(pg_catalog.<>) 1) THEN
+    DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_insert" ON "Sales Dept"."Order Items";
+  END IF;
+END;
+$audit$;
 CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_insert"
 AFTER INSERT ON "Sales Dept"."Order Items"
 FOR EACH ROW
 EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+DO $audit$
+DECLARE
+  parent pg_catalog.oid;
+BEGIN
+  SELECT t.oid INTO parent FROM pg_catalog.pg_trigger t
+    JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    WHERE t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_update' AND c.relname OPERATOR(pg_catalog.=) 'Order Items' AND n.nspname OPERATOR(pg_catalog.=) 'Sales Dept';
+  IF EXISTS (SELECT FROM pg_catalog.pg_trigger t
+    WHERE (t.oid OPERATOR(pg_catalog.=) parent OR t.tgparentid OPERATOR(pg_catalog.=) parent)
+      AND (t.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 1) OPERATOR(pg_catalog.<>) 1) THEN
+    DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_update" ON "Sales Dept"."Order Items";
+  END IF;
+END;
+$audit$;
 CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_update"
 AFTER UPDATE ON "Sales Dept"."Order Items"
 FOR EACH ROW
 EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+DO $audit$
+DECLARE
+  parent pg_catalog.oid;
+BEGIN
+  SELECT t.oid INTO parent FROM pg_catalog.pg_trigger t
+    JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    WHERE t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_delete' AND c.relname OPERATOR(pg_catalog.=) 'Order Items' AND n.nspname OPERATOR(pg_catalog.=) 'Sales Dept';
+  IF EXISTS (SELECT FROM pg_catalog.pg_trigger t
+    WHERE (t.oid OPERATOR(pg_catalog.=) parent OR t.tgparentid OPERATOR(pg_catalog.=) parent)
+      AND (t.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 1) OPERATOR(pg_catalog.<>) 1) THEN
+    DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_delete" ON "Sales Dept"."Order Items";
+  END IF;
+END;
+$audit$;
 CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_delete"
 AFTER DELETE ON "Sales Dept"."Order Items"
 FOR EACH ROW
 EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+DO $audit$
+DECLARE
+  parent pg_catalog.oid;
+BEGIN
+  SELECT t.oid INTO parent FROM pg_catalog.pg_trigger t
+    JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    WHERE t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_truncate' AND c.relname OPERATOR(pg_catalog.=) 'Order Items' AND n.nspname OPERATOR(pg_catalog.=) 'Sales Dept';
+  IF EXISTS (SELECT FROM pg_catalog.pg_trigger t
+    WHERE (t.oid OPERATOR(pg_catalog.=) parent OR t.tgparentid OPERATOR(pg_catalog.=) parent)
+      AND (t.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 1) OPERATOR(pg_catalog.<>) 0) THEN
+    DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_truncate" ON "Sales Dept"."Order Items";
+  END IF;
+END;
+$audit$;
 CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_truncate"
 AFTER TRUNCATE ON "Sales Dept"."Order Items"
 FOR EACH STATEMENT
@@ -143,11 +263,41 @@ END audit_trigger;
 $audit$;
 COMMENT ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() IS 'sqlalchemy-postgresql-audit:{"audit_table": "Order Items_audit", "captures": [], "columns": ["id", "if", "note"], "exclude_columns": [], "function": "Sales Dept_Order Items_audit", "key_columns": ["id"], "mode": "statement", "schema": "Sales Dept", "settings": [{"column": "audit_username", "name": "username", "required": true, "sql_type": "VARCHAR(30)"}, {"column": "audit_tenant", "name": "tenant", "required": false, "sql_type": "INTEGER"}], "skip_unchanged": false, "table": "Order Items", "template": 1, "triggers": [{"name": "Sales Dept_Order Items_audit_update", "operation": "UPDATE"}, {"name": "Sales Dept_Order Items_audit_delete", "operation": "DELETE"}], "truncate_rows": false}';
 REVOKE ALL ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() FROM PUBLIC;
+DO $audit$
+DECLARE
+  parent pg_catalog.oid;
+BEGIN
+  SELECT t.oid INTO parent FROM pg_catalog.pg_trigger t
+    JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    WHERE t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_update' AND c.relname OPERATOR(pg_catalog.=) 'Order Items' AND n.nspname OPERATOR(pg_catalog.=) 'Sales Dept';
+  IF EXISTS (SELECT FROM pg_catalog.pg_trigger t
+    WHERE (t.oid OPERATOR(pg_catalog.=) parent OR t.tgparentid OPERATOR(pg_catalog.=) parent)
+      AND (t.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 1) OPERATOR(pg_catalog.<>) 0) THEN
+    DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_update" ON "Sales Dept"."Order Items";
+  END IF;
+END;
+$audit$;
 CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_update"
 AFTER UPDATE ON "Sales Dept"."Order Items"
 REFERENCING OLD TABLE AS audit_old_rows NEW TABLE AS audit_new_rows
 FOR EACH STATEMENT
 EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+DO $audit$
+DECLARE
+  parent pg_catalog.oid;
+BEGIN
+  SELECT t.oid INTO parent FROM pg_catalog.pg_trigger t
+    JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    WHERE t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_delete' AND c.relname OPERATOR(pg_catalog.=) 'Order Items' AND n.nspname OPERATOR(pg_catalog.=) 'Sales Dept';
+  IF EXISTS (SELECT FROM pg_catalog.pg_trigger t
+    WHERE (t.oid OPERATOR(pg_catalog.=) parent OR t.tgparentid OPERATOR(pg_catalog.=) parent)
+      AND (t.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 1) OPERATOR(pg_catalog.<>) 0) THEN
+    DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_delete" ON "Sales Dept"."Order Items";
+  END IF;
+END;
+$audit$;
 CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_delete"
 AFTER DELETE ON "Sales Dept"."Order Items"
 REFERENCING OLD TABLE AS audit_old_rows
@@ -192,21 +342,81 @@ END audit_trigger;
 $audit$;
 COMMENT ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() IS 'sqlalchemy-postgresql-audit:{"audit_table": "Order Items_audit", "captures": [], "columns": ["id", "if"], "exclude_columns": ["note"], "function": "Sales Dept_Order Items_audit", "key_columns": ["id"], "mode": "statement", "schema": "Sales Dept", "settings": [], "skip_unchanged": true, "table": "Order Items", "template": 1, "triggers": [{"name": "Sales Dept_Order Items_audit_insert", "operation": "INSERT"}, {"name": "Sales Dept_Order Items_audit_update", "operation": "UPDATE"}, {"name": "Sales Dept_Order Items_audit_delete", "operation": "DELETE"}, {"name": "Sales Dept_Order Items_audit_truncate", "operation": "TRUNCATE"}], "truncate_rows": false}';
 REVOKE ALL ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() FROM PUBLIC;
+DO $audit$
+DECLARE
+  parent pg_catalog.oid;
+BEGIN
+  SELECT t.oid INTO parent FROM pg_catalog.pg_trigger t
+    JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    WHERE t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_insert' AND c.relname OPERATOR(pg_catalog.=) 'Order Items' AND n.nspname OPERATOR(pg_catalog.=) 'Sales Dept';
+  IF EXISTS (SELECT FROM pg_catalog.pg_trigger t
+    WHERE (t.oid OPERATOR(pg_catalog.=) parent OR t.tgparentid OPERATOR(pg_catalog.=) parent)
+      AND (t.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 1) OPERATOR(pg_catalog.<>) 0) THEN
+    DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_insert" ON "Sales Dept"."Order Items";
+  END IF;
+END;
+$audit$;
 CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_insert"
 AFTER INSERT ON "Sales Dept"."Order Items"
 REFERENCING NEW TABLE AS audit_new_rows
 FOR EACH STATEMENT
 EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+DO $audit$
+DECLARE
+  parent pg_catalog.oid;
+BEGIN
+  SELECT t.oid INTO parent FROM pg_catalog.pg_trigger t
+    JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    WHERE t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_update' AND c.relname OPERATOR(pg_catalog.=) 'Order Items' AND n.nspname OPERATOR(pg_catalog.=) 'Sales Dept';
+  IF EXISTS (SELECT FROM pg_catalog.pg_trigger t
+    WHERE (t.oid OPERATOR(pg_catalog.=) parent OR t.tgparentid OPERATOR(pg_catalog.=) parent)
+      AND (t.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 1) OPERATOR(pg_catalog.<>) 0) THEN
+    DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_update" ON "Sales Dept"."Order Items";
+  END IF;
+END;
+$audit$;
 CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_update"
 AFTER UPDATE ON "Sales Dept"."Order Items"
 REFERENCING OLD TABLE AS audit_old_rows NEW TABLE AS audit_new_rows
 FOR EACH STATEMENT
 EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+DO $audit$
+DECLARE
+  parent pg_catalog.oid;
+BEGIN
+  SELECT t.oid INTO parent FROM pg_catalog.pg_trigger t
+    JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    WHERE t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_delete' AND c.relname OPERATOR(pg_catalog.=) 'Order Items' AND n.nspname OPERATOR(pg_catalog.=) 'Sales Dept';
+  IF EXISTS (SELECT FROM pg_catalog.pg_trigger t
+    WHERE (t.oid OPERATOR(pg_catalog.=) parent OR t.tgparentid OPERATOR(pg_catalog.=) parent)
+      AND (t.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 1) OPERATOR(pg_catalog.<>) 0) THEN
+    DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_delete" ON "Sales Dept"."Order Items";
+  END IF;
+END;
+$audit$;
 CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_delete"
 AFTER DELETE ON "Sales Dept"."Order Items"
 REFERENCING OLD TABLE AS audit_old_rows
 FOR EACH STATEMENT
 EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+DO $audit$
+DECLARE
+  parent pg_catalog.oid;
+BEGIN
+  SELECT t.oid INTO parent FROM pg_catalog.pg_trigger t
+    JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    WHERE t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_truncate' AND c.relname OPERATOR(pg_catalog.=) 'Order Items' AND n.nspname OPERATOR(pg_catalog.=) 'Sales Dept';
+  IF EXISTS (SELECT FROM pg_catalog.pg_trigger t
+    WHERE (t.oid OPERATOR(pg_catalog.=) parent OR t.tgparentid OPERATOR(pg_catalog.=) parent)
+      AND (t.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 1) OPERATOR(pg_catalog.<>) 0) THEN
+    DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_truncate" ON "Sales Dept"."Order Items";
+  END IF;
+END;
+$audit$;
 CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_truncate"
 AFTER TRUNCATE ON "Sales Dept"."Order Items"
 FOR EACH STATEMENT
@@ -248,18 +458,78 @@ END audit_trigger;
 $audit$;
 COMMENT ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() IS 'sqlalchemy-postgresql-audit:{"audit_table": "Order Items_audit", "captures": [], "columns": ["id", "if", "note"], "exclude_columns": [], "function": "Sales Dept_Order Items_audit", "key_columns": ["id"], "mode": "row", "schema": "Sales Dept", "settings": [], "skip_unchanged": true, "table": "Order Items", "template": 1, "triggers": [{"name": "Sales Dept_Order Items_audit_insert", "operation": "INSERT"}, {"name": "Sales Dept_Order Items_audit_update", "operation": "UPDATE"}, {"name": "Sales Dept_Order Items_audit_delete", "operation": "DELETE"}, {"name": "Sales Dept_Order Items_audit_truncate", "operation": "TRUNCATE"}], "truncate_rows": false}';
 REVOKE ALL ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() FROM PUBLIC;
+DO $audit$
+DECLARE
+  parent pg_catalog.oid;
+BEGIN
+  SELECT t.oid INTO parent FROM pg_catalog.pg_trigger t
+    JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    WHERE t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_insert' AND c.relname OPERATOR(pg_catalog.=) 'Order Items' AND n.nspname OPERATOR(pg_catalog.=) 'Sales Dept';
+  IF EXISTS (SELECT FROM pg_catalog.pg_trigger t
+    WHERE (t.oid OPERATOR(pg_catalog.=) parent OR t.tgparentid OPERATOR(pg_catalog.=) parent)
+      AND (t.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 1) OPERATOR(pg_catalog.<>) 1) THEN
+    DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_insert" ON "Sales Dept"."Order Items";
+  END IF;
+END;
+$audit$;
 CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_insert"
 AFTER INSERT ON "Sales Dept"."Order Items"
 FOR EACH ROW
 EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+DO $audit$
+DECLARE
+  parent pg_catalog.oid;
+BEGIN
+  SELECT t.oid INTO parent FROM pg_catalog.pg_trigger t
+    JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    WHERE t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_update' AND c.relname OPERATOR(pg_catalog.=) 'Order Items' AND n.nspname OPERATOR(pg_catalog.=) 'Sales Dept';
+  IF EXISTS (SELECT FROM pg_catalog.pg_trigger t
+    WHERE (t.oid OPERATOR(pg_catalog.=) parent OR t.tgparentid OPERATOR(pg_catalog.=) parent)
+      AND (t.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 1) OPERATOR(pg_catalog.<>) 1) THEN
+    DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_update" ON "Sales Dept"."Order Items";
+  END IF;
+END;
+$audit$;
 CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_update"
 AFTER UPDATE ON "Sales Dept"."Order Items"
 FOR EACH ROW
 EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+DO $audit$
+DECLARE
+  parent pg_catalog.oid;
+BEGIN
+  SELECT t.oid INTO parent FROM pg_catalog.pg_trigger t
+    JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    WHERE t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_delete' AND c.relname OPERATOR(pg_catalog.=) 'Order Items' AND n.nspname OPERATOR(pg_catalog.=) 'Sales Dept';
+  IF EXISTS (SELECT FROM pg_catalog.pg_trigger t
+    WHERE (t.oid OPERATOR(pg_catalog.=) parent OR t.tgparentid OPERATOR(pg_catalog.=) parent)
+      AND (t.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 1) OPERATOR(pg_catalog.<>) 1) THEN
+    DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_delete" ON "Sales Dept"."Order Items";
+  END IF;
+END;
+$audit$;
 CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_delete"
 AFTER DELETE ON "Sales Dept"."Order Items"
 FOR EACH ROW
 EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+DO $audit$
+DECLARE
+  parent pg_catalog.oid;
+BEGIN
+  SELECT t.oid INTO parent FROM pg_catalog.pg_trigger t
+    JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    WHERE t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_truncate' AND c.relname OPERATOR(pg_catalog.=) 'Order Items' AND n.nspname OPERATOR(pg_catalog.=) 'Sales Dept';
+  IF EXISTS (SELECT FROM pg_catalog.pg_trigger t
+    WHERE (t.oid OPERATOR(pg_catalog.=) parent OR t.tgparentid OPERATOR(pg_catalog.=) parent)
+      AND (t.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 1) OPERATOR(pg_catalog.<>) 0) THEN
+    DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_truncate" ON "Sales Dept"."Order Items";
+  END IF;
+END;
+$audit$;
 CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_truncate"
 AFTER TRUNCATE ON "Sales Dept"."Order Items"
 FOR EACH STATEMENT
@@ -319,21 +589,81 @@ END audit_trigger;
 $audit$;
 COMMENT ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() IS 'sqlalchemy-postgresql-audit:{"audit_table": "Order Items_audit", "captures": ["transaction_id", "statement_timestamp", "clock_timestamp", "session_user", "application_name", "client_addr", "changed_columns"], "columns": ["id", "if", "note"], "exclude_columns": [], "function": "Sales Dept_Order Items_audit", "key_columns": ["id"], "mode": "statement", "schema": "Sales Dept", "settings": [{"column": "audit_username", "name": "username", "required": true, "sql_type": "VARCHAR(30)"}, {"column": "audit_tenant", "name": "tenant", "required": false, "sql_type": "INTEGER"}], "skip_unchanged": false, "table": "Order Items", "template": 1, "triggers": [{"name": "Sales Dept_Order Items_audit_insert", "operation": "INSERT"}, {"name": "Sales Dept_Order Items_audit_update", "operation": "UPDATE"}, {"name": "Sales Dept_Order Items_audit_delete", "operation": "DELETE"}, {"name": "Sales Dept_Order Items_audit_truncate", "operation": "TRUNCATE"}], "truncate_rows": true}';
 REVOKE ALL ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() FROM PUBLIC;
+DO $audit$
+DECLARE
+  parent pg_catalog.oid;
+BEGIN
+  SELECT t.oid INTO parent FROM pg_catalog.pg_trigger t
+    JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    WHERE t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_insert' AND c.relname OPERATOR(pg_catalog.=) 'Order Items' AND n.nspname OPERATOR(pg_catalog.=) 'Sales Dept';
+  IF EXISTS (SELECT FROM pg_catalog.pg_trigger t
+    WHERE (t.oid OPERATOR(pg_catalog.=) parent OR t.tgparentid OPERATOR(pg_catalog.=) parent)
+      AND (t.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 1) OPERATOR(pg_catalog.<>) 0) THEN
+    DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_insert" ON "Sales Dept"."Order Items";
+  END IF;
+END;
+$audit$;
 CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_insert"
 AFTER INSERT ON "Sales Dept"."Order Items"
 REFERENCING NEW TABLE AS audit_new_rows
 FOR EACH STATEMENT
 EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+DO $audit$
+DECLARE
+  parent pg_catalog.oid;
+BEGIN
+  SELECT t.oid INTO parent FROM pg_catalog.pg_trigger t
+    JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    WHERE t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_update' AND c.relname OPERATOR(pg_catalog.=) 'Order Items' AND n.nspname OPERATOR(pg_catalog.=) 'Sales Dept';
+  IF EXISTS (SELECT FROM pg_catalog.pg_trigger t
+    WHERE (t.oid OPERATOR(pg_catalog.=) parent OR t.tgparentid OPERATOR(pg_catalog.=) parent)
+      AND (t.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 1) OPERATOR(pg_catalog.<>) 0) THEN
+    DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_update" ON "Sales Dept"."Order Items";
+  END IF;
+END;
+$audit$;
 CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_update"
 AFTER UPDATE ON "Sales Dept"."Order Items"
 REFERENCING OLD TABLE AS audit_old_rows NEW TABLE AS audit_new_rows
 FOR EACH STATEMENT
 EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+DO $audit$
+DECLARE
+  parent pg_catalog.oid;
+BEGIN
+  SELECT t.oid INTO parent FROM pg_catalog.pg_trigger t
+    JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    WHERE t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_delete' AND c.relname OPERATOR(pg_catalog.=) 'Order Items' AND n.nspname OPERATOR(pg_catalog.=) 'Sales Dept';
+  IF EXISTS (SELECT FROM pg_catalog.pg_trigger t
+    WHERE (t.oid OPERATOR(pg_catalog.=) parent OR t.tgparentid OPERATOR(pg_catalog.=) parent)
+      AND (t.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 1) OPERATOR(pg_catalog.<>) 0) THEN
+    DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_delete" ON "Sales Dept"."Order Items";
+  END IF;
+END;
+$audit$;
 CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_delete"
 AFTER DELETE ON "Sales Dept"."Order Items"
 REFERENCING OLD TABLE AS audit_old_rows
 FOR EACH STATEMENT
 EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+DO $audit$
+DECLARE
+  parent pg_catalog.oid;
+BEGIN
+  SELECT t.oid INTO parent FROM pg_catalog.pg_trigger t
+    JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    WHERE t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_truncate' AND c.relname OPERATOR(pg_catalog.=) 'Order Items' AND n.nspname OPERATOR(pg_catalog.=) 'Sales Dept';
+  IF EXISTS (SELECT FROM pg_catalog.pg_trigger t
+    WHERE (t.oid OPERATOR(pg_catalog.=) parent OR t.tgparentid OPERATOR(pg_catalog.=) parent)
+      AND (t.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 1) OPERATOR(pg_catalog.<>) 0) THEN
+    DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_truncate" ON "Sales Dept"."Order Items";
+  END IF;
+END;
+$audit$;
 CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_truncate"
 BEFORE TRUNCATE ON "Sales Dept"."Order Items"
 FOR EACH STATEMENT
@@ -372,10 +702,40 @@ END audit_trigger;
 $audit$;
 COMMENT ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() IS 'sqlalchemy-postgresql-audit:{"audit_table": "Order Items_audit", "captures": ["transaction_id", "statement_timestamp", "clock_timestamp", "session_user", "application_name", "client_addr", "changed_columns"], "columns": ["id", "if", "note"], "exclude_columns": [], "function": "Sales Dept_Order Items_audit", "key_columns": ["id"], "mode": "row", "schema": "Sales Dept", "settings": [], "skip_unchanged": false, "table": "Order Items", "template": 1, "triggers": [{"name": "Sales Dept_Order Items_audit_update", "operation": "UPDATE"}, {"name": "Sales Dept_Order Items_audit_truncate", "operation": "TRUNCATE"}], "truncate_rows": false}';
 REVOKE ALL ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() FROM PUBLIC;
+DO $audit$
+DECLARE
+  parent pg_catalog.oid;
+BEGIN
+  SELECT t.oid INTO parent FROM pg_catalog.pg_trigger t
+    JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    WHERE t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_update' AND c.relname OPERATOR(pg_catalog.=) 'Order Items' AND n.nspname OPERATOR(pg_catalog.=) 'Sales Dept';
+  IF EXISTS (SELECT FROM pg_catalog.pg_trigger t
+    WHERE (t.oid OPERATOR(pg_catalog.=) parent OR t.tgparentid OPERATOR(pg_catalog.=) parent)
+      AND (t.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 1) OPERATOR(pg_catalog.<>) 1) THEN
+    DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_update" ON "Sales Dept"."Order Items";
+  END IF;
+END;
+$audit$;
 CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_update"
 AFTER UPDATE ON "Sales Dept"."Order Items"
 FOR EACH ROW
 EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+DO $audit$
+DECLARE
+  parent pg_catalog.oid;
+BEGIN
+  SELECT t.oid INTO parent FROM pg_catalog.pg_trigger t
+    JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    WHERE t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_truncate' AND c.relname OPERATOR(pg_catalog.=) 'Order Items' AND n.nspname OPERATOR(pg_catalog.=) 'Sales Dept';
+  IF EXISTS (SELECT FROM pg_catalog.pg_trigger t
+    WHERE (t.oid OPERATOR(pg_catalog.=) parent OR t.tgparentid OPERATOR(pg_catalog.=) parent)
+      AND (t.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 1) OPERATOR(pg_catalog.<>) 0) THEN
+    DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_truncate" ON "Sales Dept"."Order Items";
+  END IF;
+END;
+$audit$;
 CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_truncate"
 AFTER TRUNCATE ON "Sales Dept"."Order Items"
 FOR EACH STATEMENT
