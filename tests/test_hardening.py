@@ -75,7 +75,9 @@ def test_render_never_names_an_object_unqualified() -> None:
     out = render(spec)
     assert 'INSERT INTO "public"."ledger_audit"' in out.function_body
     assert 'FROM "public"."ledger" AS r' in out.function_body
-    assert all(" ON public.ledger\n" in sql for sql in out.install if "TRIGGER" in sql)
+    assert all(
+        " ON public.ledger\n" in sql for sql in out.install if "CREATE OR REPLACE TRIGGER" in sql
+    )
     assert '"schema": "public"' in out.install[1]  # the comment holds the resolved spec
     assert "SET search_path TO pg_catalog, pg_temp" in out.install[0]
 

@@ -262,7 +262,29 @@ def _function_settings_v1(spec: AuditSpec) -> str:
     return "SECURITY DEFINER\n" + "".join(f"SET {name} TO {value}\n" for name, value in settings)
 
 
-def _recorded_differ(columns: tuple[str, ...], old: str, new: str) -> str:
+def _value(spec: AuditSpec, row: str, column: str) -> str:
+    """Column ``column`` of row ``row`` (an alias, ``NEW`` or ``OLD``).
+
+    A virtual generated column reads as NULL there (and must not be referenced in a transition
+    table's comparisons), so its expression is evaluated over the row's stored columns.
+    """
+    expression = next((v.expression for v in spec.virtual_columns if v.name == column), None)
+    if expression is None:
+        return _field(row, column)
+    stored = spec.stored_columns
+    values = ", ".join(_field(row, c) for c in stored)
+    names = ", ".join(always_quote(c) for c in stored)
+    return f"(SELECT {expression} FROM (SELECT {values}) AS audit_source({names}))"
+
+
+def _field(row: str, column: str) -> str:
+    """``row.column``.  PL/pgSQL reads ``NEW.<name>`` itself and knows no ``U&"..."`` names,
+    so such a name is selected from ``(NEW)``, which the SQL parser handles."""
+    name = always_quote(column)
+    return f"({row}).{name}" if name.startswith("U&") and row in ("NEW", "OLD") else f"{row}.{name}"
+
+
+def _recorded_differ(spec: AuditSpec, columns: tuple[str, ...], old: str, new: str) -> str:
     """True when a recorded column differs between rows ``old`` and ``new``.
 
     ``*<>`` compares binary images, so it works for every type (json, point, ... have no ``=``)
@@ -271,11 +293,8 @@ def _recorded_differ(columns: tuple[str, ...], old: str, new: str) -> str:
     """
 
     def row(alias: str) -> str:
-        return (
-            "ROW("
-            + ", ".join(f"{alias}.{always_quote(c)}" for c in columns)
-            + ")::pg_catalog.record"
-        )
+        values = ", ".join(_value(spec, alias, c) for c in columns)
+        return f"ROW({values})::pg_catalog.record"
 
     return f"{row(old)} OPERATOR(pg_catalog.*<>) {row(new)}"
 
@@ -306,7 +325,7 @@ def _paired_update_v1(spec: AuditSpec, insert_into: str, values: str) -> str:
     # The uncorrelated EXISTS is computed once.  An unmatched new row (its key is new) compares
     # as different from the all-NULL old side, so it is always recorded.
     return (
-        f"{statement}\n    WHERE {_recorded_differ(spec.columns, 'o', 'r')}\n"
+        f"{statement}\n    WHERE {_recorded_differ(spec, spec.columns, 'o', 'r')}\n"
         f"      OR EXISTS (SELECT FROM {OLD_ROWS} AS old_key WHERE NOT EXISTS (\n"
         f"        SELECT FROM {NEW_ROWS} AS new_key WHERE {on('new_key', 'old_key')}));"
     )
@@ -319,7 +338,8 @@ def _changed_columns(spec: AuditSpec, old: str, new: str) -> str:
     changed) has no old row to compare with, and records NULL, not every column.
     """
     cases = ", ".join(
-        f"CASE WHEN {_recorded_differ((c,), old, new)} THEN {literal(c)} END" for c in spec.columns
+        f"CASE WHEN {_recorded_differ(spec, (c,), old, new)} THEN {literal(c)} END"
+        for c in spec.columns
     )
     changed = f"pg_catalog.array_remove(ARRAY[{cases}]::pg_catalog.text[], NULL)"
     if spec.mode == "row":
@@ -398,7 +418,7 @@ def _function_body_v1(spec: AuditSpec) -> str:
             else f", {_changed_columns(spec, old, row) if old and row else 'NULL'}"
             for c in spec.captures
         )
-        mirrored = "".join(f", {row}.{always_quote(c)}" if row else ", NULL" for c in spec.columns)
+        mirrored = "".join(f", {_value(spec, row, c)}" if row else ", NULL" for c in spec.columns)
         return (
             f"{literal(OPERATION_CODES[op])}, pg_catalog.now(), {_var('writer')}"
             f"{captured}{setting_values}{mirrored}"
@@ -419,7 +439,7 @@ def _function_body_v1(spec: AuditSpec) -> str:
             if op == "UPDATE" and spec.skip_unchanged:
                 # Checked here rather than in a WHEN clause, which would make the trigger
                 # depend on these columns and block retyping or dropping them.
-                changed = _recorded_differ(spec.columns, "OLD", "NEW")
+                changed = _recorded_differ(spec, spec.columns, "OLD", "NEW")
                 skip = f"IF NOT ({changed}) THEN\n      RETURN NULL;\n    END IF;\n"
                 statement = f"{skip}    {statement}"
         elif op == "UPDATE" and spec.pairs_updates:

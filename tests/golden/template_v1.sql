@@ -1,3 +1,120 @@
+CREATE OR REPLACE FUNCTION public.public_line_audit() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path TO pg_catalog, pg_temp
+SET enable_nestloop TO off
+AS $audit$
+<<audit_trigger>>
+DECLARE
+  writer pg_catalog.text := CASE WHEN pg_catalog.current_setting('role') = 'none' THEN session_user ELSE pg_catalog.current_setting('role') END;
+BEGIN
+  IF TG_OP = 'INSERT' THEN
+    INSERT INTO "public"."line_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_changed_columns", "id", "qty", "total")
+    SELECT 'I', pg_catalog.now(), audit_trigger.writer, NULL, r."id", r."qty", (SELECT qty * 2 FROM (SELECT r."id", r."qty") AS audit_source("id", "qty"))
+    FROM audit_new_rows AS r;
+  ELSIF TG_OP = 'UPDATE' THEN
+    INSERT INTO "public"."line_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_changed_columns", "id", "qty", "total")
+    SELECT 'U', pg_catalog.now(), audit_trigger.writer, CASE WHEN o."id" IS NULL THEN NULL ELSE pg_catalog.array_remove(ARRAY[CASE WHEN ROW(o."id")::pg_catalog.record OPERATOR(pg_catalog.*<>) ROW(r."id")::pg_catalog.record THEN 'id' END, CASE WHEN ROW(o."qty")::pg_catalog.record OPERATOR(pg_catalog.*<>) ROW(r."qty")::pg_catalog.record THEN 'qty' END, CASE WHEN ROW((SELECT qty * 2 FROM (SELECT o."id", o."qty") AS audit_source("id", "qty")))::pg_catalog.record OPERATOR(pg_catalog.*<>) ROW((SELECT qty * 2 FROM (SELECT r."id", r."qty") AS audit_source("id", "qty")))::pg_catalog.record THEN 'total' END]::pg_catalog.text[], NULL) END, r."id", r."qty", (SELECT qty * 2 FROM (SELECT r."id", r."qty") AS audit_source("id", "qty"))
+    FROM audit_new_rows AS r LEFT JOIN audit_old_rows AS o ON r."id" = o."id";
+  ELSIF TG_OP = 'DELETE' THEN
+    INSERT INTO "public"."line_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_changed_columns", "id", "qty", "total")
+    SELECT 'D', pg_catalog.now(), audit_trigger.writer, NULL, r."id", r."qty", (SELECT qty * 2 FROM (SELECT r."id", r."qty") AS audit_source("id", "qty"))
+    FROM audit_old_rows AS r;
+  ELSIF TG_OP = 'TRUNCATE' THEN
+    INSERT INTO "public"."line_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_changed_columns", "id", "qty", "total")
+    VALUES ('T', pg_catalog.now(), audit_trigger.writer, NULL, NULL, NULL, NULL);
+  END IF;
+  RETURN NULL;
+END audit_trigger;
+$audit$;
+COMMENT ON FUNCTION public.public_line_audit() IS 'sqlalchemy-postgresql-audit:{"audit_table": "line_audit", "captures": ["changed_columns"], "columns": ["id", "qty", "total"], "exclude_columns": [], "function": "public_line_audit", "key_columns": ["id"], "mode": "statement", "schema": "public", "settings": [], "skip_unchanged": false, "table": "line", "template": 1, "triggers": [{"name": "public_line_audit_insert", "operation": "INSERT"}, {"name": "public_line_audit_update", "operation": "UPDATE"}, {"name": "public_line_audit_delete", "operation": "DELETE"}, {"name": "public_line_audit_truncate", "operation": "TRUNCATE"}], "truncate_rows": false, "virtual_columns": [{"expression": "qty * 2", "name": "total"}]}';
+REVOKE ALL ON FUNCTION public.public_line_audit() FROM PUBLIC;
+DO $audit$
+DECLARE
+  parent pg_catalog.oid;
+BEGIN
+  SELECT t.oid INTO parent FROM pg_catalog.pg_trigger t
+    JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    WHERE t.tgname OPERATOR(pg_catalog.=) 'public_line_audit_insert' AND c.relname OPERATOR(pg_catalog.=) 'line' AND n.nspname OPERATOR(pg_catalog.=) 'public';
+  IF EXISTS (SELECT FROM pg_catalog.pg_trigger t
+    WHERE (t.oid OPERATOR(pg_catalog.=) parent OR t.tgparentid OPERATOR(pg_catalog.=) parent)
+      AND (t.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 1) OPERATOR(pg_catalog.<>) 0) THEN
+    DROP TRIGGER IF EXISTS public_line_audit_insert ON public.line;
+  END IF;
+END;
+$audit$;
+CREATE OR REPLACE TRIGGER public_line_audit_insert
+AFTER INSERT ON public.line
+REFERENCING NEW TABLE AS audit_new_rows
+FOR EACH STATEMENT
+EXECUTE FUNCTION public.public_line_audit();
+DO $audit$
+DECLARE
+  parent pg_catalog.oid;
+BEGIN
+  SELECT t.oid INTO parent FROM pg_catalog.pg_trigger t
+    JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    WHERE t.tgname OPERATOR(pg_catalog.=) 'public_line_audit_update' AND c.relname OPERATOR(pg_catalog.=) 'line' AND n.nspname OPERATOR(pg_catalog.=) 'public';
+  IF EXISTS (SELECT FROM pg_catalog.pg_trigger t
+    WHERE (t.oid OPERATOR(pg_catalog.=) parent OR t.tgparentid OPERATOR(pg_catalog.=) parent)
+      AND (t.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 1) OPERATOR(pg_catalog.<>) 0) THEN
+    DROP TRIGGER IF EXISTS public_line_audit_update ON public.line;
+  END IF;
+END;
+$audit$;
+CREATE OR REPLACE TRIGGER public_line_audit_update
+AFTER UPDATE ON public.line
+REFERENCING OLD TABLE AS audit_old_rows NEW TABLE AS audit_new_rows
+FOR EACH STATEMENT
+EXECUTE FUNCTION public.public_line_audit();
+DO $audit$
+DECLARE
+  parent pg_catalog.oid;
+BEGIN
+  SELECT t.oid INTO parent FROM pg_catalog.pg_trigger t
+    JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    WHERE t.tgname OPERATOR(pg_catalog.=) 'public_line_audit_delete' AND c.relname OPERATOR(pg_catalog.=) 'line' AND n.nspname OPERATOR(pg_catalog.=) 'public';
+  IF EXISTS (SELECT FROM pg_catalog.pg_trigger t
+    WHERE (t.oid OPERATOR(pg_catalog.=) parent OR t.tgparentid OPERATOR(pg_catalog.=) parent)
+      AND (t.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 1) OPERATOR(pg_catalog.<>) 0) THEN
+    DROP TRIGGER IF EXISTS public_line_audit_delete ON public.line;
+  END IF;
+END;
+$audit$;
+CREATE OR REPLACE TRIGGER public_line_audit_delete
+AFTER DELETE ON public.line
+REFERENCING OLD TABLE AS audit_old_rows
+FOR EACH STATEMENT
+EXECUTE FUNCTION public.public_line_audit();
+DO $audit$
+DECLARE
+  parent pg_catalog.oid;
+BEGIN
+  SELECT t.oid INTO parent FROM pg_catalog.pg_trigger t
+    JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
+    JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    WHERE t.tgname OPERATOR(pg_catalog.=) 'public_line_audit_truncate' AND c.relname OPERATOR(pg_catalog.=) 'line' AND n.nspname OPERATOR(pg_catalog.=) 'public';
+  IF EXISTS (SELECT FROM pg_catalog.pg_trigger t
+    WHERE (t.oid OPERATOR(pg_catalog.=) parent OR t.tgparentid OPERATOR(pg_catalog.=) parent)
+      AND (t.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 1) OPERATOR(pg_catalog.<>) 0) THEN
+    DROP TRIGGER IF EXISTS public_line_audit_truncate ON public.line;
+  END IF;
+END;
+$audit$;
+CREATE OR REPLACE TRIGGER public_line_audit_truncate
+AFTER TRUNCATE ON public.line
+FOR EACH STATEMENT
+EXECUTE FUNCTION public.public_line_audit();
+DROP TRIGGER IF EXISTS public_line_audit_insert ON public.line;
+DROP TRIGGER IF EXISTS public_line_audit_update ON public.line;
+DROP TRIGGER IF EXISTS public_line_audit_delete ON public.line;
+DROP TRIGGER IF EXISTS public_line_audit_truncate ON public.line;
+DROP FUNCTION IF EXISTS public.public_line_audit();
+
+-- next spec
 CREATE OR REPLACE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -26,7 +143,7 @@ BEGIN
   RETURN NULL;
 END audit_trigger;
 $audit$;
-COMMENT ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() IS 'sqlalchemy-postgresql-audit:{"audit_table": "Order Items_audit", "captures": [], "columns": ["id", "if", "note"], "exclude_columns": [], "function": "Sales Dept_Order Items_audit", "key_columns": ["id"], "mode": "statement", "schema": "Sales Dept", "settings": [], "skip_unchanged": false, "table": "Order Items", "template": 1, "triggers": [{"name": "Sales Dept_Order Items_audit_insert", "operation": "INSERT"}, {"name": "Sales Dept_Order Items_audit_update", "operation": "UPDATE"}, {"name": "Sales Dept_Order Items_audit_delete", "operation": "DELETE"}, {"name": "Sales Dept_Order Items_audit_truncate", "operation": "TRUNCATE"}], "truncate_rows": false}';
+COMMENT ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() IS 'sqlalchemy-postgresql-audit:{"audit_table": "Order Items_audit", "captures": [], "columns": ["id", "if", "note"], "exclude_columns": [], "function": "Sales Dept_Order Items_audit", "key_columns": ["id"], "mode": "statement", "schema": "Sales Dept", "settings": [], "skip_unchanged": false, "table": "Order Items", "template": 1, "triggers": [{"name": "Sales Dept_Order Items_audit_insert", "operation": "INSERT"}, {"name": "Sales Dept_Order Items_audit_update", "operation": "UPDATE"}, {"name": "Sales Dept_Order Items_audit_delete", "operation": "DELETE"}, {"name": "Sales Dept_Order Items_audit_truncate", "operation": "TRUNCATE"}], "truncate_rows": false, "virtual_columns": []}';
 REVOKE ALL ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() FROM PUBLIC;
 DO $audit$
 DECLARE
@@ -145,7 +262,7 @@ BEGIN
   RETURN NULL;
 END audit_trigger;
 $audit$;
-COMMENT ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() IS 'sqlalchemy-postgresql-audit:{"audit_table": "Order Items_audit", "captures": [], "columns": ["id", "if", "note"], "exclude_columns": [], "function": "Sales Dept_Order Items_audit", "key_columns": ["id"], "mode": "row", "schema": "Sales Dept", "settings": [{"column": "audit_username", "name": "username", "required": true, "sql_type": "VARCHAR(30)"}, {"column": "audit_tenant", "name": "tenant", "required": false, "sql_type": "INTEGER"}], "skip_unchanged": false, "table": "Order Items", "template": 1, "triggers": [{"name": "Sales Dept_Order Items_audit_insert", "operation": "INSERT"}, {"name": "Sales Dept_Order Items_audit_update", "operation": "UPDATE"}, {"name": "Sales Dept_Order Items_audit_delete", "operation": "DELETE"}, {"name": "Sales Dept_Order Items_audit_truncate", "operation": "TRUNCATE"}], "truncate_rows": false}';
+COMMENT ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() IS 'sqlalchemy-postgresql-audit:{"audit_table": "Order Items_audit", "captures": [], "columns": ["id", "if", "note"], "exclude_columns": [], "function": "Sales Dept_Order Items_audit", "key_columns": ["id"], "mode": "row", "schema": "Sales Dept", "settings": [{"column": "audit_username", "name": "username", "required": true, "sql_type": "VARCHAR(30)"}, {"column": "audit_tenant", "name": "tenant", "required": false, "sql_type": "INTEGER"}], "skip_unchanged": false, "table": "Order Items", "template": 1, "triggers": [{"name": "Sales Dept_Order Items_audit_insert", "operation": "INSERT"}, {"name": "Sales Dept_Order Items_audit_update", "operation": "UPDATE"}, {"name": "Sales Dept_Order Items_audit_delete", "operation": "DELETE"}, {"name": "Sales Dept_Order Items_audit_truncate", "operation": "TRUNCATE"}], "truncate_rows": false, "virtual_columns": []}';
 REVOKE ALL ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() FROM PUBLIC;
 DO $audit$
 DECLARE
@@ -261,7 +378,7 @@ BEGIN
   RETURN NULL;
 END audit_trigger;
 $audit$;
-COMMENT ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() IS 'sqlalchemy-postgresql-audit:{"audit_table": "Order Items_audit", "captures": [], "columns": ["id", "if", "note"], "exclude_columns": [], "function": "Sales Dept_Order Items_audit", "key_columns": ["id"], "mode": "statement", "schema": "Sales Dept", "settings": [{"column": "audit_username", "name": "username", "required": true, "sql_type": "VARCHAR(30)"}, {"column": "audit_tenant", "name": "tenant", "required": false, "sql_type": "INTEGER"}], "skip_unchanged": false, "table": "Order Items", "template": 1, "triggers": [{"name": "Sales Dept_Order Items_audit_update", "operation": "UPDATE"}, {"name": "Sales Dept_Order Items_audit_delete", "operation": "DELETE"}], "truncate_rows": false}';
+COMMENT ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() IS 'sqlalchemy-postgresql-audit:{"audit_table": "Order Items_audit", "captures": [], "columns": ["id", "if", "note"], "exclude_columns": [], "function": "Sales Dept_Order Items_audit", "key_columns": ["id"], "mode": "statement", "schema": "Sales Dept", "settings": [{"column": "audit_username", "name": "username", "required": true, "sql_type": "VARCHAR(30)"}, {"column": "audit_tenant", "name": "tenant", "required": false, "sql_type": "INTEGER"}], "skip_unchanged": false, "table": "Order Items", "template": 1, "triggers": [{"name": "Sales Dept_Order Items_audit_update", "operation": "UPDATE"}, {"name": "Sales Dept_Order Items_audit_delete", "operation": "DELETE"}], "truncate_rows": false, "virtual_columns": []}';
 REVOKE ALL ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() FROM PUBLIC;
 DO $audit$
 DECLARE
@@ -340,7 +457,7 @@ BEGIN
   RETURN NULL;
 END audit_trigger;
 $audit$;
-COMMENT ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() IS 'sqlalchemy-postgresql-audit:{"audit_table": "Order Items_audit", "captures": [], "columns": ["id", "if"], "exclude_columns": ["note"], "function": "Sales Dept_Order Items_audit", "key_columns": ["id"], "mode": "statement", "schema": "Sales Dept", "settings": [], "skip_unchanged": true, "table": "Order Items", "template": 1, "triggers": [{"name": "Sales Dept_Order Items_audit_insert", "operation": "INSERT"}, {"name": "Sales Dept_Order Items_audit_update", "operation": "UPDATE"}, {"name": "Sales Dept_Order Items_audit_delete", "operation": "DELETE"}, {"name": "Sales Dept_Order Items_audit_truncate", "operation": "TRUNCATE"}], "truncate_rows": false}';
+COMMENT ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() IS 'sqlalchemy-postgresql-audit:{"audit_table": "Order Items_audit", "captures": [], "columns": ["id", "if"], "exclude_columns": ["note"], "function": "Sales Dept_Order Items_audit", "key_columns": ["id"], "mode": "statement", "schema": "Sales Dept", "settings": [], "skip_unchanged": true, "table": "Order Items", "template": 1, "triggers": [{"name": "Sales Dept_Order Items_audit_insert", "operation": "INSERT"}, {"name": "Sales Dept_Order Items_audit_update", "operation": "UPDATE"}, {"name": "Sales Dept_Order Items_audit_delete", "operation": "DELETE"}, {"name": "Sales Dept_Order Items_audit_truncate", "operation": "TRUNCATE"}], "truncate_rows": false, "virtual_columns": []}';
 REVOKE ALL ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() FROM PUBLIC;
 DO $audit$
 DECLARE
@@ -456,7 +573,7 @@ BEGIN
   RETURN NULL;
 END audit_trigger;
 $audit$;
-COMMENT ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() IS 'sqlalchemy-postgresql-audit:{"audit_table": "Order Items_audit", "captures": [], "columns": ["id", "if", "note"], "exclude_columns": [], "function": "Sales Dept_Order Items_audit", "key_columns": ["id"], "mode": "row", "schema": "Sales Dept", "settings": [], "skip_unchanged": true, "table": "Order Items", "template": 1, "triggers": [{"name": "Sales Dept_Order Items_audit_insert", "operation": "INSERT"}, {"name": "Sales Dept_Order Items_audit_update", "operation": "UPDATE"}, {"name": "Sales Dept_Order Items_audit_delete", "operation": "DELETE"}, {"name": "Sales Dept_Order Items_audit_truncate", "operation": "TRUNCATE"}], "truncate_rows": false}';
+COMMENT ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() IS 'sqlalchemy-postgresql-audit:{"audit_table": "Order Items_audit", "captures": [], "columns": ["id", "if", "note"], "exclude_columns": [], "function": "Sales Dept_Order Items_audit", "key_columns": ["id"], "mode": "row", "schema": "Sales Dept", "settings": [], "skip_unchanged": true, "table": "Order Items", "template": 1, "triggers": [{"name": "Sales Dept_Order Items_audit_insert", "operation": "INSERT"}, {"name": "Sales Dept_Order Items_audit_update", "operation": "UPDATE"}, {"name": "Sales Dept_Order Items_audit_delete", "operation": "DELETE"}, {"name": "Sales Dept_Order Items_audit_truncate", "operation": "TRUNCATE"}], "truncate_rows": false, "virtual_columns": []}';
 REVOKE ALL ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() FROM PUBLIC;
 DO $audit$
 DECLARE
@@ -587,7 +704,7 @@ BEGIN
   RETURN NULL;
 END audit_trigger;
 $audit$;
-COMMENT ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() IS 'sqlalchemy-postgresql-audit:{"audit_table": "Order Items_audit", "captures": ["transaction_id", "statement_timestamp", "clock_timestamp", "session_user", "application_name", "client_addr", "changed_columns"], "columns": ["id", "if", "note"], "exclude_columns": [], "function": "Sales Dept_Order Items_audit", "key_columns": ["id"], "mode": "statement", "schema": "Sales Dept", "settings": [{"column": "audit_username", "name": "username", "required": true, "sql_type": "VARCHAR(30)"}, {"column": "audit_tenant", "name": "tenant", "required": false, "sql_type": "INTEGER"}], "skip_unchanged": false, "table": "Order Items", "template": 1, "triggers": [{"name": "Sales Dept_Order Items_audit_insert", "operation": "INSERT"}, {"name": "Sales Dept_Order Items_audit_update", "operation": "UPDATE"}, {"name": "Sales Dept_Order Items_audit_delete", "operation": "DELETE"}, {"name": "Sales Dept_Order Items_audit_truncate", "operation": "TRUNCATE"}], "truncate_rows": true}';
+COMMENT ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() IS 'sqlalchemy-postgresql-audit:{"audit_table": "Order Items_audit", "captures": ["transaction_id", "statement_timestamp", "clock_timestamp", "session_user", "application_name", "client_addr", "changed_columns"], "columns": ["id", "if", "note"], "exclude_columns": [], "function": "Sales Dept_Order Items_audit", "key_columns": ["id"], "mode": "statement", "schema": "Sales Dept", "settings": [{"column": "audit_username", "name": "username", "required": true, "sql_type": "VARCHAR(30)"}, {"column": "audit_tenant", "name": "tenant", "required": false, "sql_type": "INTEGER"}], "skip_unchanged": false, "table": "Order Items", "template": 1, "triggers": [{"name": "Sales Dept_Order Items_audit_insert", "operation": "INSERT"}, {"name": "Sales Dept_Order Items_audit_update", "operation": "UPDATE"}, {"name": "Sales Dept_Order Items_audit_delete", "operation": "DELETE"}, {"name": "Sales Dept_Order Items_audit_truncate", "operation": "TRUNCATE"}], "truncate_rows": true, "virtual_columns": []}';
 REVOKE ALL ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() FROM PUBLIC;
 DO $audit$
 DECLARE
@@ -700,7 +817,7 @@ BEGIN
   RETURN NULL;
 END audit_trigger;
 $audit$;
-COMMENT ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() IS 'sqlalchemy-postgresql-audit:{"audit_table": "Order Items_audit", "captures": ["transaction_id", "statement_timestamp", "clock_timestamp", "session_user", "application_name", "client_addr", "changed_columns"], "columns": ["id", "if", "note"], "exclude_columns": [], "function": "Sales Dept_Order Items_audit", "key_columns": ["id"], "mode": "row", "schema": "Sales Dept", "settings": [], "skip_unchanged": false, "table": "Order Items", "template": 1, "triggers": [{"name": "Sales Dept_Order Items_audit_update", "operation": "UPDATE"}, {"name": "Sales Dept_Order Items_audit_truncate", "operation": "TRUNCATE"}], "truncate_rows": false}';
+COMMENT ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() IS 'sqlalchemy-postgresql-audit:{"audit_table": "Order Items_audit", "captures": ["transaction_id", "statement_timestamp", "clock_timestamp", "session_user", "application_name", "client_addr", "changed_columns"], "columns": ["id", "if", "note"], "exclude_columns": [], "function": "Sales Dept_Order Items_audit", "key_columns": ["id"], "mode": "row", "schema": "Sales Dept", "settings": [], "skip_unchanged": false, "table": "Order Items", "template": 1, "triggers": [{"name": "Sales Dept_Order Items_audit_update", "operation": "UPDATE"}, {"name": "Sales Dept_Order Items_audit_truncate", "operation": "TRUNCATE"}], "truncate_rows": false, "virtual_columns": []}';
 REVOKE ALL ON FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"() FROM PUBLIC;
 DO $audit$
 DECLARE
