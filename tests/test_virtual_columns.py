@@ -115,5 +115,5 @@ def test_a_generation_expression_must_be_one_expression(expression: str) -> None
     assert AuditSpec.from_json(spec.to_json()) == spec
     tampered = json.loads(spec.to_json())
     tampered["virtual_columns"][0]["expression"] = expression
-    with pytest.raises(ValueError, match="audit spec: .*expression"):
+    with pytest.raises(ValueError, match=r"audit spec: .*expression"):
         AuditSpec.from_dict(tampered)
