@@ -106,3 +106,16 @@ def test_a_missing_required_setting_names_the_hostile_table(engine: sa.Engine) -
     table.metadata.create_all(engine)
     with pytest.raises(sa.exc.DBAPIError, match=re.escape('"s :t"."a:b"')), engine.begin() as connection:
         connection.execute(table.insert().values(id=1))
+
+
+def test_no_rendered_statement_holds_a_bind_pattern() -> None:
+    """SQLAlchemy's own pattern finds nothing in any template-1 output, hostile names included."""
+    from sqlalchemy.sql.elements import TextClause
+    from tests.test_template_freeze import representative_specs
+
+    from sqlalchemy_postgresql_audit.render import render
+
+    for spec in [*representative_specs(), declare().info["audit.spec"]]:
+        out = render(spec)
+        for sql in (*out.install, *out.uninstall):
+            assert TextClause._bind_params_regex.findall(sql) == [], sql
