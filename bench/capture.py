@@ -19,6 +19,8 @@ Designs, each on its own copy of the same table, all on the same server:
                trigger for INSERT OR UPDATE OR DELETE, in PL/pgSQL, inserting NEW/OLD into a typed
                mirror table (no ``audit_id``, zone-less timestamp), reading ``current_setting``.
 ``pgaudit_pypi`` postgresql-audit from PyPI (JSONB activity table), when it is importable.
+``*_unhardened`` (``--hardening``) the library's function altered to SECURITY INVOKER without
+               its pinned search_path: what the hardening costs, against ``statement``/``row``.
 
 Workloads (each design, each round, in this order, every statement autocommitted): ``--single``
 single-row INSERTs, UPDATEs and DELETEs, then a ``--rows`` bulk INSERT ... SELECT
@@ -201,13 +203,30 @@ CAPTURE_DESIGNS = {
 }
 
 
+#: The library's function with its hardening undone (``--hardening``): SECURITY INVOKER and
+#: the writer's search_path, to measure what SECURITY DEFINER and the pinned path cost.
+HARDENING_DESIGNS = {
+    f"{mode}_unhardened": (
+        mode,
+        {},
+        f'mode="{mode}", function altered to SECURITY INVOKER without SET search_path',
+    )
+    for mode in ("statement", "row")
+}
+
+
 def create_designs(
-    engine: sa.Engine, with_pypi: bool, with_filters: bool = False, with_captures: bool = False
+    engine: sa.Engine,
+    with_pypi: bool,
+    with_filters: bool = False,
+    with_captures: bool = False,
+    with_hardening: bool = False,
 ) -> tuple[list[Design], list[str]]:
     metadata = sa.MetaData(schema=SCHEMA)
     extra_designs = {
         **(FILTER_DESIGNS if with_filters else {}),
         **(CAPTURE_DESIGNS if with_captures else {}),
+        **(HARDENING_DESIGNS if with_hardening else {}),
     }
     for name, (mode, options, _) in extra_designs.items():
         sa.Table(f"t_{name}", metadata, *source_columns(), info=library_options(mode, **options))
@@ -224,6 +243,9 @@ def create_designs(
     with engine.begin() as connection:
         for sql in legacy_ddl():
             connection.exec_driver_sql(sql)
+        for name in HARDENING_DESIGNS if with_hardening else ():
+            function = qualified(f"{SCHEMA}_t_{name}_audit")
+            connection.exec_driver_sql(f"ALTER FUNCTION {function}() SECURITY INVOKER RESET ALL")
     designs = [
         Design("unaudited", "no auditing (baseline)", "t_unaudited", None),
         Design(
@@ -654,7 +676,11 @@ def run(url: URL, args: argparse.Namespace, server_settings: dict[str, str]) -> 
             connection.exec_driver_sql(f"DROP SCHEMA IF EXISTS {q(SCHEMA)} CASCADE")
             connection.exec_driver_sql(f"CREATE SCHEMA {q(SCHEMA)}")
         designs, notes = create_designs(
-            engine, with_pypi=args.pypi, with_filters=args.filters, with_captures=args.captures
+            engine,
+            with_pypi=args.pypi,
+            with_filters=args.filters,
+            with_captures=args.captures,
+            with_hardening=args.hardening,
         )
         if args.designs:
             designs = [d for d in designs if d.name in args.designs]
@@ -1052,6 +1078,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--captures",
         action="store_true",
         help="also measure the opt-in capture columns (per-call ones, changed_columns)",
+    )
+    parser.add_argument(
+        "--hardening",
+        action="store_true",
+        help="also measure statement and row mode without SECURITY DEFINER and the pinned "
+        "search_path (the hardening's cost)",
     )
     parser.add_argument("--designs", nargs="*", help="only these designs")
     parser.add_argument(

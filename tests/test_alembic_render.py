@@ -98,6 +98,7 @@ def test_rendered_create_reads_like_a_reviewer_wants() -> None:
         "        key_columns=['id'],",
         "        captures=[],",
         "        truncate_rows=False,",
+        "        virtual_columns=[],",
         "    )",
         "    # ### end Alembic commands ###",
     ]

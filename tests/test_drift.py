@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy_postgresql_audit import SPEC_KEY, AuditSpec, install_audit_triggers
 from sqlalchemy_postgresql_audit.catalog import installed_audits
 from sqlalchemy_postgresql_audit.compare import DropAudit, ReplaceAudit, compare
-from sqlalchemy_postgresql_audit.ddl import resolve_spec
+from sqlalchemy_postgresql_audit.ddl import AuditDDL
+from sqlalchemy_postgresql_audit.render import render, resolved
 from sqlalchemy_postgresql_audit.session import setting_value
 
 
@@ -33,12 +34,6 @@ def changes(engine: sa.Engine, *specs: AuditSpec) -> list[Any]:
         return compare(specs, installed_audits(connection, ["public"]), "public")
 
 
-def resolved(engine: sa.Engine, table: sa.Table) -> AuditSpec:
-    """The spec as installed: with the schema the table lives in (see ``ddl.resolve_spec``)."""
-    with engine.connect() as connection:
-        return resolve_spec(connection, spec_of(table))
-
-
 def spec_of(table: sa.Table) -> AuditSpec:
     spec = table.info[SPEC_KEY]
     assert isinstance(spec, AuditSpec)
@@ -51,7 +46,11 @@ def spec_of(table: sa.Table) -> AuditSpec:
         "ALTER TABLE ledger DISABLE TRIGGER public_ledger_audit_update",
         "ALTER TABLE ledger ENABLE REPLICA TRIGGER public_ledger_audit_update",
         "ALTER FUNCTION public_ledger_audit() SET search_path = pg_temp, public",
-        "ALTER FUNCTION public_ledger_audit() SECURITY DEFINER",
+        "ALTER FUNCTION public_ledger_audit() SECURITY INVOKER",
+        "ALTER FUNCTION public_ledger_audit() RESET search_path",
+        "ALTER FUNCTION public_ledger_audit() RESET ALL",
+        "CREATE OR REPLACE TRIGGER public_ledger_audit_insert AFTER INSERT ON ledger "
+        "REFERENCING NEW TABLE AS x FOR EACH STATEMENT EXECUTE FUNCTION public_ledger_audit()",
         "DROP TRIGGER public_ledger_audit_delete ON ledger",
         "CREATE OR REPLACE TRIGGER public_ledger_audit_update AFTER UPDATE OF note ON ledger "
         "FOR EACH ROW EXECUTE FUNCTION public_ledger_audit()",
@@ -63,11 +62,11 @@ def spec_of(table: sa.Table) -> AuditSpec:
 def test_hand_tampering_is_detected(engine: sa.Engine, tamper: str) -> None:
     table = declare()
     table.metadata.create_all(engine)
-    spec = resolved(engine, table)
+    spec = spec_of(table)
     assert changes(engine, spec) == []
     with engine.begin() as connection:
         connection.execute(sa.text(tamper))
-    assert changes(engine, spec) == [ReplaceAudit(spec, previous=spec)]
+    assert changes(engine, spec) == [ReplaceAudit(spec, previous=resolved(spec))]
     install_audit_triggers(table.metadata, engine)
     assert changes(engine, spec) == []
 
@@ -80,7 +79,7 @@ def test_partition_clones_of_row_triggers_are_not_drift(engine: sa.Engine) -> No
             sa.text("CREATE TABLE ledger_all PARTITION OF ledger FOR VALUES FROM (0) TO (1000)")
         )
     assert spec_of(table).mode == "row"
-    assert changes(engine, resolved(engine, table)) == []
+    assert changes(engine, spec_of(table)) == []
 
 
 def test_a_stale_function_is_dropped_without_touching_live_triggers(engine: sa.Engine) -> None:
@@ -94,8 +93,8 @@ def test_a_stale_function_is_dropped_without_touching_live_triggers(engine: sa.E
         info={"audit.options": {"enabled": True}},
     )
     install_audit_triggers(renamed.metadata, engine)  # same trigger names, new function
-    assert changes(engine, resolved(engine, renamed)) == [
-        DropAudit(replace(resolved(engine, old), triggers=()))
+    assert changes(engine, spec_of(renamed)) == [
+        DropAudit(replace(resolved(spec_of(old)), triggers=()))
     ]
 
 
@@ -124,3 +123,120 @@ def test_setting_values_are_text() -> None:
     assert setting_value(Role.ADMIN) == "admin"
     with pytest.raises(TypeError, match="decode"):
         setting_value(b"raw")
+
+
+def partitioned_with_partition(engine: sa.Engine, **options: Any) -> sa.Table:
+    table = declare(_partitioned=True, **options)
+    table.metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text("CREATE TABLE ledger_all PARTITION OF ledger FOR VALUES FROM (0) TO (1000)")
+        )
+    return table
+
+
+def audit_rows_after_writes(engine: sa.Engine, table: sa.Table) -> list[tuple[Any, ...]]:
+    with engine.begin() as connection:
+        connection.execute(table.insert().values(id=1, note="a"))
+        connection.execute(sa.text("UPDATE ledger_all SET note = 'b'"))
+        connection.execute(table.delete())
+        rows = connection.execute(
+            sa.text("SELECT audit_operation, id, note FROM ledger_audit ORDER BY audit_id")
+        ).all()
+    return [tuple(row) for row in rows]
+
+
+def test_switching_a_partitioned_table_to_statement_mode_drops_the_row_clones(
+    engine: sa.Engine,
+) -> None:
+    row_mode = partitioned_with_partition(engine)
+    assert spec_of(row_mode).mode == "row"
+    statement = declare(mode="statement", _partitioned=True)
+    install_audit_triggers(statement.metadata, engine)
+    assert changes(engine, spec_of(statement)) == []
+    # Addressed to the parent: the statement triggers record it (writes to a partition
+    # directly are not seen in statement mode, which is why partitioned tables default to row).
+    with engine.begin() as connection:
+        connection.execute(statement.insert().values(id=1, note="a"))
+        connection.execute(statement.update().values(note="b"))
+        rows = connection.execute(
+            sa.text("SELECT audit_operation, id, note FROM ledger_audit ORDER BY audit_id")
+        ).all()
+    assert [tuple(r) for r in rows] == [("I", 1, "a"), ("U", 1, "b")]
+    # And back: row-level clones come back on the partition.
+    install_audit_triggers(row_mode.metadata, engine)
+    assert changes(engine, spec_of(row_mode)) == []
+
+
+def test_row_clones_left_behind_by_a_level_change_are_drift(engine: sa.Engine) -> None:
+    partitioned_with_partition(engine)
+    statement = declare(mode="statement", _partitioned=True)
+    spec = spec_of(statement)
+    with engine.begin() as connection:  # a plain CREATE OR REPLACE TRIGGER, as before the fix
+        for sql in render(spec).install:
+            if not sql.startswith("DO "):
+                connection.execute(AuditDDL(sql))
+    assert changes(engine, spec) == [ReplaceAudit(spec, previous=resolved(spec))]
+    install_audit_triggers(statement.metadata, engine)
+    assert changes(engine, spec) == []
+
+
+def test_a_clone_disabled_on_one_partition_is_drift(engine: sa.Engine) -> None:
+    table = partitioned_with_partition(engine)
+    spec = spec_of(table)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text("ALTER TABLE ledger_all DISABLE TRIGGER public_ledger_audit_update")
+        )
+    assert changes(engine, spec) == [ReplaceAudit(spec, previous=resolved(spec))]
+    install_audit_triggers(table.metadata, engine)
+    assert changes(engine, spec) == []
+    assert audit_rows_after_writes(engine, table) == [("I", 1, "a"), ("U", 1, "b"), ("D", 1, "b")]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"skip_unchanged": True},
+        {"exclude_columns": ["note"]},
+        {"capture": ["changed_columns"]},
+    ],
+)
+def test_a_fresh_installation_is_current_and_a_lost_setting_is_drift(
+    engine: sa.Engine, options: dict[str, Any]
+) -> None:
+    table = declare(mode="statement", **options)
+    table.metadata.create_all(engine)
+    spec = spec_of(table)
+    assert changes(engine, spec) == []
+    with engine.begin() as connection:
+        connection.execute(sa.text("ALTER FUNCTION public_ledger_audit() RESET enable_nestloop"))
+    assert changes(engine, spec) == [ReplaceAudit(spec, previous=resolved(spec))]
+
+
+def test_trigger_states_read_through_asyncpg_are_enabled(database_url: sa.URL) -> None:
+    """asyncpg returns ``"char"`` columns as bytes (``b'O'``): they must read as enabled."""
+    import asyncio
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    table = declare()
+    sync_engine = sa.create_engine(database_url)
+    table.metadata.create_all(sync_engine)
+    sync_engine.dispose()
+
+    async def read() -> list[Any]:
+        engine = create_async_engine(database_url.set(drivername="postgresql+asyncpg"))
+        try:
+            async with engine.connect() as connection:
+                raw = await connection.exec_driver_sql("SELECT tgenabled FROM pg_trigger LIMIT 1")
+                assert isinstance(raw.scalar_one(), bytes)  # what the normalisation is for
+                return await connection.run_sync(
+                    lambda sync: compare(
+                        [spec_of(table)], installed_audits(sync, ["public"]), "public"
+                    )
+                )
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(read()) == []

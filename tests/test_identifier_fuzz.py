@@ -23,7 +23,7 @@ values = st.text(st.characters(exclude_characters="\x00", exclude_categories=["C
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(
-    schema=identifiers,
+    schema=identifiers.filter(lambda name: not name.startswith("pg_")),  # reserved prefix
     table=identifiers,
     columns=st.lists(identifiers, min_size=1, max_size=3, unique=True),
     value=values,

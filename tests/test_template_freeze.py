@@ -36,7 +36,16 @@ def representative_specs() -> list[AuditSpec]:
         sa.Column("username", sa.String(30), nullable=False),
         sa.Column("tenant", sa.Integer),
     ]
+    virtual = sa.Table(
+        "line",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("qty", sa.Integer),
+        sa.Column("total", sa.Integer, sa.Computed("qty * 2")),
+        info={"audit.options": {"enabled": True, "capture": ["changed_columns"]}},
+    ).info[SPEC_KEY]
     return [
+        virtual,
         spec(),
         spec(mode="row", session_settings=required),
         spec(session_settings=required, operations=["UPDATE", "DELETE"]),

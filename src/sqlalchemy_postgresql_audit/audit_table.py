@@ -38,7 +38,9 @@ from .spec import (
     AuditSpec,
     SettingSpec,
     TriggerSpec,
+    VirtualColumnSpec,
     capture_column,
+    check_expression,
 )
 
 #: ``Table.info`` keys this library writes.  The user's own ``info`` dict is never modified: the
@@ -126,6 +128,7 @@ def build_spec(source: Table, options: AuditOptions) -> AuditSpec:
         key_columns=tuple(column.name for column in source.primary_key.columns),
         captures=options.capture,
         truncate_rows=options.truncate_rows,
+        virtual_columns=_virtual_columns(source),
     )
     if spec.pairs_updates and not spec.key_columns:
         raise AuditConfigurationError(
@@ -139,6 +142,28 @@ def build_spec(source: Table, options: AuditOptions) -> AuditSpec:
             "paired on it, never on row order); add a primary key or use mode='row'",
         )
     return spec
+
+
+def _virtual_columns(source: Table) -> tuple[VirtualColumnSpec, ...]:
+    """Computed columns not declared ``persisted=True``: VIRTUAL on PostgreSQL 18 (on older
+    servers SQLAlchemy stores them, and recomputing the expression gives the stored value)."""
+    found = []
+    for column in source.columns:
+        computed = column.computed
+        if computed is None or computed.persisted is True:
+            continue
+        expression = str(
+            computed.sqltext.compile(
+                dialect=_TYPE_DIALECT,
+                compile_kwargs={"literal_binds": True, "include_table": False},
+            )
+        )
+        try:
+            check_expression(column.name, expression)
+        except ValueError as error:
+            raise AuditConfigurationError(source.name, column.name, str(error)) from None
+        found.append(VirtualColumnSpec(name=column.name, expression=expression))
+    return tuple(found)
 
 
 def _check_excluded(source: Table, options: AuditOptions) -> frozenset[str]:

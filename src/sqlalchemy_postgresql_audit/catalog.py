@@ -49,6 +49,9 @@ class InstalledAudit:
     security_definer: bool
     spec: AuditSpec | None  # None when the comment was edited into something unreadable
     triggers: tuple[TriggerState, ...]
+    #: The copies PostgreSQL keeps of a row trigger on each partition (``tgparentid``): one can
+    #: be disabled on its own, or outlive a change of the parent to statement level.
+    clones: tuple[TriggerState, ...] = ()
 
 
 _FUNCTIONS = text(
@@ -67,13 +70,13 @@ _TRIGGERS = text(
     """
     SELECT t.tgfoid, t.tgname, n.nspname, c.relname, t.tgtype, t.tgenabled,
            t.tgoldtable, t.tgnewtable, t.tgqual IS NOT NULL AS conditional,
-           pg_catalog.cardinality(t.tgattr::pg_catalog.int2[]) > 0 AS column_list
+           pg_catalog.cardinality(t.tgattr::pg_catalog.int2[]) > 0 AS column_list,
+           t.tgparentid <> 0 AS clone
     FROM pg_catalog.pg_trigger t
     JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-    -- tgparentid: the clones PostgreSQL makes of a row trigger on each partition are not ours
-    WHERE NOT t.tgisinternal AND t.tgparentid = 0 AND t.tgfoid IN :functions
-    ORDER BY t.tgname
+    WHERE NOT t.tgisinternal AND t.tgfoid IN :functions
+    ORDER BY t.tgname, n.nspname, c.relname
     """
 ).bindparams(bindparam("functions", expanding=True))
 
@@ -91,9 +94,10 @@ def installed_audits(connection: Connection, schemas: Iterable[str]) -> list[Ins
         _FUNCTIONS, {"schemas": schema_list, "marker": COMMENT_MARKER}
     ).all()
     triggers: dict[int, list[TriggerState]] = defaultdict(list)
+    clones: dict[int, list[TriggerState]] = defaultdict(list)
     if functions:
         for row in connection.execute(_TRIGGERS, {"functions": [f.oid for f in functions]}):
-            triggers[row.tgfoid].append(_trigger_state(row))
+            (clones if row.clone else triggers)[row.tgfoid].append(_trigger_state(row))
     return [
         InstalledAudit(
             schema=f.nspname,
@@ -103,6 +107,7 @@ def installed_audits(connection: Connection, schemas: Iterable[str]) -> list[Ins
             security_definer=bool(f.prosecdef),
             spec=_parse_comment(f.description),
             triggers=tuple(triggers[f.oid]),
+            clones=tuple(clones[f.oid]),
         )
         for f in functions
     ]
@@ -113,6 +118,11 @@ def _parse_comment(comment: str) -> AuditSpec | None:
         return AuditSpec.from_json(comment[len(COMMENT_MARKER) :])
     except (ValueError, KeyError, TypeError, json.JSONDecodeError):
         return None
+
+
+def _char(value: str | bytes) -> str:
+    """A ``"char"`` column's value: asyncpg returns it as bytes (``b'O'``), others as str."""
+    return value.decode("ascii") if isinstance(value, bytes) else value
 
 
 def _trigger_state(row: object) -> TriggerState:
@@ -137,7 +147,7 @@ def _trigger_state(row: object) -> TriggerState:
         events=frozenset(events),
         old_table=row.tgoldtable,  # type: ignore[attr-defined]
         new_table=row.tgnewtable,  # type: ignore[attr-defined]
-        enabled=row.tgenabled in ("O", "A"),  # type: ignore[attr-defined]
+        enabled=_char(row.tgenabled) in ("O", "A"),  # type: ignore[attr-defined]
         conditional=bool(row.conditional),  # type: ignore[attr-defined]
         column_list=bool(row.column_list),  # type: ignore[attr-defined]
     )

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from .catalog import InstalledAudit, TriggerState
-from .render import NEW_ROWS, OLD_ROWS, function_config, render
+from .render import NEW_ROWS, OLD_ROWS, function_config, render, resolved
 from .spec import AuditSpec, TriggerSpec
 
 
@@ -63,19 +63,40 @@ def _expected_trigger(spec: AuditSpec, trigger: TriggerSpec, default_schema: str
 
 
 def is_current(spec: AuditSpec, installed: InstalledAudit, default_schema: str) -> bool:
+    """Whether ``installed`` is exactly what installing ``spec`` produces.
+
+    The installed comment holds the resolved spec (explicit schema), so a declared spec without
+    a schema is compared as living in ``default_schema``.
+    """
+    spec = resolved(spec, default_schema)
     return (
         installed.spec == spec
         and installed.body == render(spec).function_body
         and installed.config == function_config(spec)
-        and not installed.security_definer
+        and installed.security_definer
         and frozenset(installed.triggers) == expected_triggers(spec, default_schema)
+        and all(_clone_is_current(spec, clone, default_schema) for clone in installed.clones)
     )
+
+
+def _clone_is_current(spec: AuditSpec, clone: TriggerState, default_schema: str) -> bool:
+    """A partition's clone must be an enabled copy of a row-level trigger of ``spec``."""
+    if spec.mode != "row":
+        return False  # statement-level triggers have no clones: this one was left behind
+    expected = {t.name: t for t in expected_triggers(spec, default_schema)}.get(clone.name)
+    return expected is not None and replace(
+        expected, schema=clone.schema, table=clone.table
+    ) == clone
 
 
 def compare(
     declared: Iterable[AuditSpec], installed: Iterable[InstalledAudit], default_schema: str
 ) -> list[Change]:
-    """What to do so that the database holds exactly the ``declared`` auditing."""
+    """What to do so that the database holds exactly the ``declared`` auditing.
+
+    Changes carry the declared specs as declared (migrations keep ``schema=None``); only the
+    comparison resolves them.
+    """
 
     def key(schema: str | None, table: str) -> tuple[str, str]:
         return (schema or default_schema, table)

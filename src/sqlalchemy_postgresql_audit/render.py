@@ -7,12 +7,18 @@ executing layer (:mod:`.ddl`) escapes it for drivers that need it.
 
 Template versions: ``render(spec)`` dispatches on ``spec.template``.  A released version's output
 never changes, so a migration that names it installs the same SQL after a library upgrade.
+
+Every statement is safe to run through ``sqlalchemy.text()`` (and so Alembic's ``op.execute``)
+as well as through psql: no ``:name`` bind pattern occurs anywhere.  JSON uses ``": "`` and
+escapes ``:`` inside strings as ``\u003a``; an identifier or literal holding ``:`` is written
+in PostgreSQL's ``U&"..."`` / ``U&'...'`` form with the colon as ``\003a``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import String
 from sqlalchemy.dialects import postgresql
@@ -39,10 +45,38 @@ _DIALECT = postgresql.dialect(paramstyle="named")  # type: ignore[no-untyped-cal
 _PREPARER = _DIALECT.identifier_preparer
 _LITERAL = String().literal_processor(_DIALECT)  # type: ignore[no-untyped-call]
 
+#: What ``sqlalchemy.text()`` takes for a bind parameter (``:name``), with margin: any colon
+#: followed by a word character is escaped, whatever precedes it.
+_BIND_LIKE = re.compile(r":\w")
+#: The schema a spec without one is installed in when no connection resolved it.
+FALLBACK_SCHEMA = "public"
+#: The function's pinned ``search_path``: nothing a writer creates can shadow a name it uses
+#: (pg_temp listed last, so temporary relations are never found first; functions and
+#: operators are never looked up in pg_temp).
+SEARCH_PATH = "pg_catalog, pg_temp"
+#: Who wrote, inside a SECURITY DEFINER function: the role set with SET ROLE, else the session
+#: user.  Differs from ``current_user`` only when the write itself runs inside another SECURITY
+#: DEFINER function: then the writer shows as that session's SET ROLE or session user, not as
+#: the other function's owner.
+WRITER = (
+    "CASE WHEN pg_catalog.current_setting('role') = 'none' THEN session_user "
+    "ELSE pg_catalog.current_setting('role') END"
+)
+#: The function body's block label: every variable is written ``audit_trigger.<name>``, so no
+#: source column name (``setting_0``, ``audited_rows``, ...) can be mistaken for a variable.
+LABEL = "audit_trigger"
+
+
+def _unicode_escaped(quoted: str) -> str:
+    """``"..."`` or ``'...'`` in PostgreSQL's U& form when it holds a bind-like colon."""
+    if not _BIND_LIKE.search(quoted):
+        return quoted
+    return "U&" + quoted.replace("\\", "\\\\").replace(":", "\\003a")
+
 
 def quote(name: str) -> str:
     """Quote one identifier (only when PostgreSQL needs it), doubling embedded quotes."""
-    return _PREPARER.quote(name)
+    return _unicode_escaped(_PREPARER.quote(name))
 
 
 def qualified(schema: str | None, name: str) -> str:
@@ -52,7 +86,7 @@ def qualified(schema: str | None, name: str) -> str:
 def always_quote(name: str) -> str:
     """Quote unconditionally: inside PL/pgSQL more words are reserved (``if``, ``loop``, ...)
     than SQLAlchemy's list of PostgreSQL keywords knows, so the function body quotes every name."""
-    return _PREPARER.quote_identifier(name)
+    return _unicode_escaped(_PREPARER.quote_identifier(name))
 
 
 def always_qualified(schema: str | None, name: str) -> str:
@@ -62,7 +96,7 @@ def always_qualified(schema: str | None, name: str) -> str:
 def literal(value: str) -> str:
     """A SQL string literal, rendered by the dialect."""
     assert _LITERAL is not None
-    return str(_LITERAL(value))
+    return _unicode_escaped(str(_LITERAL(value)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +109,14 @@ class RenderedAudit:
 
 
 def render(spec: AuditSpec) -> RenderedAudit:
+    """The statements installing and removing ``spec``'s auditing.
+
+    Every object is named schema-qualified.  ``spec.schema`` should be resolved by the caller
+    (``ddl.resolve_spec``); a spec whose schema is still ``None`` (a script rendered without a
+    connection) is rendered for schema ``public``, and the function's comment stores the spec
+    with that explicit schema.
+    """
+    spec = resolved(spec)
     try:
         template = _TEMPLATES[spec.template]
     except KeyError:
@@ -85,12 +127,17 @@ def render(spec: AuditSpec) -> RenderedAudit:
     return template(spec)
 
 
+def resolved(spec: AuditSpec, default_schema: str = FALLBACK_SCHEMA) -> AuditSpec:
+    """``spec`` with an explicit schema: its own, else ``default_schema``."""
+    return spec if spec.schema else replace(spec, schema=default_schema)
+
+
 def function_signature(spec: AuditSpec) -> str:
-    return f"{qualified(spec.schema, spec.function)}()"
+    return f"{qualified(resolved(spec).schema, spec.function)}()"
 
 
 def function_comment(spec: AuditSpec) -> str:
-    return COMMENT_MARKER + spec.to_json()
+    return COMMENT_MARKER + resolved(spec).to_json()
 
 
 def dollar_quote(body: str) -> str:
@@ -112,10 +159,17 @@ def _render_v1(spec: AuditSpec) -> RenderedAudit:
         f"LANGUAGE plpgsql\n{_function_settings_v1(spec)}AS {dollar_quote(body)}"
     )
     comment = f"COMMENT ON FUNCTION {function_signature(spec)} IS {literal(function_comment(spec))}"
-    triggers = tuple(_create_trigger_v1(spec, trigger) for trigger in spec.triggers)
+    # SECURITY DEFINER: writers need no right on the audit table, so they cannot forge rows.
+    # Triggers fire without EXECUTE on their function, so nobody needs to call it directly.
+    revoke = f"REVOKE ALL ON FUNCTION {function_signature(spec)} FROM PUBLIC"
+    triggers = tuple(
+        sql
+        for trigger in spec.triggers
+        for sql in (_drop_other_level_v1(spec, trigger), _create_trigger_v1(spec, trigger))
+    )
     return RenderedAudit(
         function_body=body,
-        install=(create_function, comment, *triggers),
+        install=(create_function, comment, revoke, *triggers),
         uninstall=(
             *(drop_trigger(spec.schema, spec.table, t.name) for t in spec.triggers),
             drop_function(spec.schema, spec.function),
@@ -124,11 +178,47 @@ def _render_v1(spec: AuditSpec) -> RenderedAudit:
 
 
 def drop_trigger(schema: str | None, table: str, trigger: str) -> str:
-    return f"DROP TRIGGER IF EXISTS {quote(trigger)} ON {qualified(schema, table)}"
+    return (
+        f"DROP TRIGGER IF EXISTS {quote(trigger)} ON {qualified(schema or FALLBACK_SCHEMA, table)}"
+    )
 
 
 def drop_function(schema: str | None, function: str) -> str:
-    return f"DROP FUNCTION IF EXISTS {qualified(schema, function)}()"
+    return f"DROP FUNCTION IF EXISTS {qualified(schema or FALLBACK_SCHEMA, function)}()"
+
+
+def _row_level(spec: AuditSpec, trigger: TriggerSpec) -> bool:
+    # PostgreSQL has only statement-level TRUNCATE triggers.
+    return spec.mode == "row" and trigger.operation != "TRUNCATE"
+
+
+def _drop_other_level_v1(spec: AuditSpec, trigger: TriggerSpec) -> str:
+    """Drop the trigger first when it, or a partition's clone of it, has the other level.
+
+    ``CREATE OR REPLACE TRIGGER`` from row to statement level keeps the row-level clones on a
+    partitioned table's partitions, and every write then fails on the missing transition table.
+    Dropping the parent trigger drops its clones, but takes an ACCESS EXCLUSIVE lock on the table
+    and its partitions (``CREATE OR REPLACE`` takes SHARE ROW EXCLUSIVE), so it happens only
+    when the level really changes.  Runs in the installing transaction: no write in between
+    goes unaudited.
+    """
+    row = 1 if _row_level(spec, trigger) else 0
+    eq = "OPERATOR(pg_catalog.=)"
+    body = (
+        "\nDECLARE\n  parent pg_catalog.oid;\nBEGIN\n"
+        "  SELECT t.oid INTO parent FROM pg_catalog.pg_trigger t\n"
+        f"    JOIN pg_catalog.pg_class c ON c.oid {eq} t.tgrelid\n"
+        f"    JOIN pg_catalog.pg_namespace n ON n.oid {eq} c.relnamespace\n"
+        f"    WHERE t.tgname {eq} {literal(trigger.name)} AND c.relname {eq} {literal(spec.table)}"
+        f" AND n.nspname {eq} {literal(spec.schema or FALLBACK_SCHEMA)};\n"
+        "  IF EXISTS (SELECT FROM pg_catalog.pg_trigger t\n"
+        f"    WHERE (t.oid {eq} parent OR t.tgparentid {eq} parent)\n"
+        f"      AND (t.tgtype::pg_catalog.int4 OPERATOR(pg_catalog.&) 1) "
+        f"OPERATOR(pg_catalog.<>) {row}) THEN\n"
+        f"    {drop_trigger(spec.schema, spec.table, trigger.name)};\n"
+        "  END IF;\nEND;\n"
+    )
+    return f"DO {dollar_quote(body)}"
 
 
 def _create_trigger_v1(spec: AuditSpec, trigger: TriggerSpec) -> str:
@@ -137,9 +227,9 @@ def _create_trigger_v1(spec: AuditSpec, trigger: TriggerSpec) -> str:
         f"CREATE OR REPLACE TRIGGER {quote(trigger.name)}\n"
         f"{timing} {trigger.operation} ON {qualified(spec.schema, spec.table)}\n"
     )
-    if trigger.operation == "TRUNCATE":  # PostgreSQL has only statement-level TRUNCATE triggers
+    if trigger.operation == "TRUNCATE":
         level = "FOR EACH STATEMENT"
-    elif spec.mode == "row":
+    elif _row_level(spec, trigger):
         level = "FOR EACH ROW"
     else:
         referencing = {
@@ -153,22 +243,48 @@ def _create_trigger_v1(spec: AuditSpec, trigger: TriggerSpec) -> str:
 
 def function_config(spec: AuditSpec) -> tuple[str, ...]:
     """The function's settings as PostgreSQL lists them in ``pg_proc.proconfig``."""
-    return ("enable_nestloop=off",) if spec.pairs_updates else ()
+    pinned = f"search_path={SEARCH_PATH}"
+    return (pinned, "enable_nestloop=off") if spec.pairs_updates else (pinned,)
 
 
 def _function_settings_v1(spec: AuditSpec) -> str:
-    """Planner settings of the function, for the statement-level pairing join.
+    """``SECURITY DEFINER`` and the function's settings.
 
-    PL/pgSQL plans each query once and keeps the plan; with transition tables that plan is built
-    for the row count of the first call, typically one row, and a nested loop that is right for
-    one row is quadratic for 100,000.  Without nested loops the pairing is a hash (or merge)
-    join at any size, and costs nothing measurable for a single row.
+    ``search_path`` is pinned so that no writer's path (an attacker's schema first, a tenant's
+    schema, a temporary table) changes what the body's names mean.  Planner settings serve the
+    statement-level pairing join: PL/pgSQL plans each query once and keeps the plan; with
+    transition tables that plan is built for the row count of the first call, typically one
+    row, and a nested loop that is right for one row is quadratic for 100,000.  Without nested
+    loops the pairing is a hash (or merge) join at any size, and costs nothing measurable for a
+    single row.
     """
     settings = (setting.split("=", 1) for setting in function_config(spec))
-    return "".join(f"SET {name} TO {value}\n" for name, value in settings)
+    return "SECURITY DEFINER\n" + "".join(f"SET {name} TO {value}\n" for name, value in settings)
 
 
-def _recorded_differ(columns: tuple[str, ...], old: str, new: str) -> str:
+def _value(spec: AuditSpec, row: str, column: str) -> str:
+    """Column ``column`` of row ``row`` (an alias, ``NEW`` or ``OLD``).
+
+    A virtual generated column reads as NULL there (and must not be referenced in a transition
+    table's comparisons), so its expression is evaluated over the row's stored columns.
+    """
+    expression = next((v.expression for v in spec.virtual_columns if v.name == column), None)
+    if expression is None:
+        return _field(row, column)
+    stored = spec.stored_columns
+    values = ", ".join(_field(row, c) for c in stored)
+    names = ", ".join(always_quote(c) for c in stored)
+    return f"(SELECT {expression} FROM (SELECT {values}) AS audit_source({names}))"
+
+
+def _field(row: str, column: str) -> str:
+    """``row.column``.  PL/pgSQL reads ``NEW.<name>`` itself and knows no ``U&"..."`` names,
+    so such a name is selected from ``(NEW)``, which the SQL parser handles."""
+    name = always_quote(column)
+    return f"({row}).{name}" if name.startswith("U&") and row in ("NEW", "OLD") else f"{row}.{name}"
+
+
+def _recorded_differ(spec: AuditSpec, columns: tuple[str, ...], old: str, new: str) -> str:
     """True when a recorded column differs between rows ``old`` and ``new``.
 
     ``*<>`` compares binary images, so it works for every type (json, point, ... have no ``=``)
@@ -177,7 +293,8 @@ def _recorded_differ(columns: tuple[str, ...], old: str, new: str) -> str:
     """
 
     def row(alias: str) -> str:
-        return "ROW(" + ", ".join(f"{alias}.{always_quote(c)}" for c in columns) + ")::record"
+        values = ", ".join(_value(spec, alias, c) for c in columns)
+        return f"ROW({values})::pg_catalog.record"
 
     return f"{row(old)} OPERATOR(pg_catalog.*<>) {row(new)}"
 
@@ -208,7 +325,7 @@ def _paired_update_v1(spec: AuditSpec, insert_into: str, values: str) -> str:
     # The uncorrelated EXISTS is computed once.  An unmatched new row (its key is new) compares
     # as different from the all-NULL old side, so it is always recorded.
     return (
-        f"{statement}\n    WHERE {_recorded_differ(spec.columns, 'o', 'r')}\n"
+        f"{statement}\n    WHERE {_recorded_differ(spec, spec.columns, 'o', 'r')}\n"
         f"      OR EXISTS (SELECT FROM {OLD_ROWS} AS old_key WHERE NOT EXISTS (\n"
         f"        SELECT FROM {NEW_ROWS} AS new_key WHERE {on('new_key', 'old_key')}));"
     )
@@ -221,9 +338,10 @@ def _changed_columns(spec: AuditSpec, old: str, new: str) -> str:
     changed) has no old row to compare with, and records NULL, not every column.
     """
     cases = ", ".join(
-        f"CASE WHEN {_recorded_differ((c,), old, new)} THEN {literal(c)} END" for c in spec.columns
+        f"CASE WHEN {_recorded_differ(spec, (c,), old, new)} THEN {literal(c)} END"
+        for c in spec.columns
     )
-    changed = f"pg_catalog.array_remove(ARRAY[{cases}]::text[], NULL)"
+    changed = f"pg_catalog.array_remove(ARRAY[{cases}]::pg_catalog.text[], NULL)"
     if spec.mode == "row":
         return changed
     return (
@@ -233,15 +351,18 @@ def _changed_columns(spec: AuditSpec, old: str, new: str) -> str:
 
 #: Opt-in captures that are the same for every row of one trigger call, computed once per call.
 _PER_CALL_CAPTURES = {
-    "transaction_id": ("bigint", "pg_catalog.pg_current_xact_id()::text::bigint"),
-    "statement_timestamp": ("timestamptz", "pg_catalog.statement_timestamp()"),
-    "clock_timestamp": ("timestamptz", "pg_catalog.clock_timestamp()"),
-    "session_user": ("text", "session_user"),
+    "transaction_id": (
+        "pg_catalog.int8",
+        "pg_catalog.pg_current_xact_id()::pg_catalog.text::pg_catalog.int8",
+    ),
+    "statement_timestamp": ("pg_catalog.timestamptz", "pg_catalog.statement_timestamp()"),
+    "clock_timestamp": ("pg_catalog.timestamptz", "pg_catalog.clock_timestamp()"),
+    "session_user": ("pg_catalog.text", "session_user"),
     "application_name": (
-        "text",
+        "pg_catalog.text",
         "NULLIF(pg_catalog.current_setting('application_name', true), '')",
     ),
-    "client_addr": ("inet", "pg_catalog.inet_client_addr()"),
+    "client_addr": ("pg_catalog.inet", "pg_catalog.inet_client_addr()"),
 }
 
 
@@ -253,10 +374,18 @@ def _setting_variable(index: int) -> str:
     return f"setting_{index}"
 
 
+def _var(name: str) -> str:
+    """A variable of the function, qualified with the block label."""
+    return f"{LABEL}.{name}"
+
+
 def _function_body_v1(spec: AuditSpec) -> str:
     settings = list(enumerate(spec.settings))
     per_call = [c for c in spec.captures if c in _PER_CALL_CAPTURES]
-    declare = "".join(
+    # Setting types are the spec's SQL type names: built-in ones resolve in pg_catalog under the
+    # pinned search_path; a user-defined type must be declared with its schema.
+    declare = "  writer pg_catalog.text := " + WRITER + ";\n"
+    declare += "".join(
         f"  {_setting_variable(i)} {s.sql_type} := "
         f"NULLIF(pg_catalog.current_setting({literal('audit.' + s.name)}, true), '');\n"
         for i, s in settings
@@ -277,21 +406,21 @@ def _function_body_v1(spec: AuditSpec) -> str:
     insert_into = (
         f"INSERT INTO {always_qualified(spec.schema, spec.audit_table)} ({target_columns})"
     )
-    setting_values = "".join(f", {_setting_variable(i)}" for i, _ in settings)
+    setting_values = "".join(f", {_var(_setting_variable(i))}" for i, _ in settings)
     required = [(i, s) for i, s in settings if s.required]
 
     def values(op: str, row: str | None, old: str | None = None) -> str:
         """The VALUES/SELECT list; ``row`` is None for a TRUNCATE marker, ``old`` names the
         old row of an update when it can be compared."""
         captured = "".join(
-            f", {_capture_variable(c)}"
+            f", {_var(_capture_variable(c))}"
             if c in _PER_CALL_CAPTURES
             else f", {_changed_columns(spec, old, row) if old and row else 'NULL'}"
             for c in spec.captures
         )
-        mirrored = "".join(f", {row}.{always_quote(c)}" if row else ", NULL" for c in spec.columns)
+        mirrored = "".join(f", {_value(spec, row, c)}" if row else ", NULL" for c in spec.columns)
         return (
-            f"{literal(OPERATION_CODES[op])}, pg_catalog.now(), current_user"
+            f"{literal(OPERATION_CODES[op])}, pg_catalog.now(), {_var('writer')}"
             f"{captured}{setting_values}{mirrored}"
         )
 
@@ -310,7 +439,7 @@ def _function_body_v1(spec: AuditSpec) -> str:
             if op == "UPDATE" and spec.skip_unchanged:
                 # Checked here rather than in a WHEN clause, which would make the trigger
                 # depend on these columns and block retyping or dropping them.
-                changed = _recorded_differ(spec.columns, "OLD", "NEW")
+                changed = _recorded_differ(spec, spec.columns, "OLD", "NEW")
                 skip = f"IF NOT ({changed}) THEN\n      RETURN NULL;\n    END IF;\n"
                 statement = f"{skip}    {statement}"
         elif op == "UPDATE" and spec.pairs_updates:
@@ -326,18 +455,23 @@ def _function_body_v1(spec: AuditSpec) -> str:
         # Checked after the dispatch: an unchanged row skipped by skip_unchanged returns first,
         # and the raise rolls back the audit row with the write.
         checks = "".join(_required_check(spec, i, s, indent="  ") for i, s in required)
-        return f"\nDECLARE\n{declare}BEGIN\n{dispatch}{checks}  RETURN NULL;\nEND;\n"
+        return _block(declare, dispatch + checks)
     # Statement level: a statement that changed no rows needs no setting, so check afterwards;
     # raising still rolls back the statement together with its audit rows.
     counted = ""
     if required:
         checks = "".join(_required_check(spec, i, s, indent="    ") for i, s in required)
         counted = (
-            "  GET DIAGNOSTICS audited_rows = ROW_COUNT;\n"
-            f"  IF audited_rows > 0 THEN\n{checks}  END IF;\n"
+            f"  GET DIAGNOSTICS {_var('audited_rows')} = ROW_COUNT;\n"
+            f"  IF {_var('audited_rows')} > 0 THEN\n{checks}  END IF;\n"
         )
-        declare += "  audited_rows bigint;\n"
-    return f"\nDECLARE\n{declare}BEGIN\n{dispatch}{counted}  RETURN NULL;\nEND;\n"
+        declare += "  audited_rows pg_catalog.int8;\n"
+    return _block(declare, dispatch + counted)
+
+
+def _block(declare: str, statements: str) -> str:
+    """The labelled function body (see ``LABEL``)."""
+    return f"\n<<{LABEL}>>\nDECLARE\n{declare}BEGIN\n{statements}  RETURN NULL;\nEND {LABEL};\n"
 
 
 def _required_check(spec: AuditSpec, index: int, setting: SettingSpec, *, indent: str) -> str:
@@ -347,7 +481,7 @@ def _required_check(spec: AuditSpec, index: int, setting: SettingSpec, *, indent
     )
     hint = "Set it with sqlalchemy_postgresql_audit.set_session_vars() in the same transaction."
     return (
-        f"{indent}IF {_setting_variable(index)} IS NULL THEN\n"
+        f"{indent}IF {_var(_setting_variable(index))} IS NULL THEN\n"
         f"{indent}  RAISE EXCEPTION USING MESSAGE = {literal(message)},\n"
         f"{indent}    ERRCODE = 'not_null_violation', HINT = {literal(hint)};\n"
         f"{indent}END IF;\n"

@@ -47,6 +47,21 @@ class SettingSpec:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class VirtualColumnSpec:
+    """A virtual generated column of the source table and its generation expression.
+
+    Transition tables and ``NEW``/``OLD`` hold NULL for virtual columns (and comparing them in a
+    transition table fails), so the trigger computes the value from the row's stored columns.
+    The expression is SQL text from the user's own model (``sa.Computed``); it reaches SQL only
+    through an installation the user runs, or back from the function's comment, which only the
+    function's owner can change.  ``from_dict`` still checks that it is one expression.
+    """
+
+    name: str
+    expression: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TriggerSpec:
     """One trigger on the audited table, firing for one operation."""
 
@@ -77,6 +92,14 @@ class AuditSpec:
     captures: tuple[str, ...] = ()
     #: TRUNCATE records every removed row (a BEFORE trigger) instead of one marker row.
     truncate_rows: bool = False
+    #: Source columns generated ``VIRTUAL`` (recorded or excluded), with their expressions.
+    virtual_columns: tuple[VirtualColumnSpec, ...] = ()
+
+    @property
+    def stored_columns(self) -> tuple[str, ...]:
+        """Every source column that has a stored value: what virtual expressions read."""
+        virtual = {v.name for v in self.virtual_columns}
+        return tuple(c for c in (*self.columns, *self.exclude_columns) if c not in virtual)
 
     @property
     def pairs_updates(self) -> bool:
@@ -91,7 +114,13 @@ class AuditSpec:
         return (self.schema, self.table)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        """Canonical JSON with no ``:name`` pattern, so SQL holding it is safe for ``text()``.
+
+        Key separators are ``": "`` and a colon inside a string is escaped as ``\\u003a``
+        (``ensure_ascii`` escapes NUL inside strings, so a NUL in the output is a separator).
+        """
+        text = json.dumps(asdict(self), sort_keys=True, separators=(", ", "\0"))
+        return text.replace(":", "\\u003a").replace("\0", ": ")
 
     @classmethod
     def from_json(cls, text: str) -> AuditSpec:
@@ -120,6 +149,7 @@ class AuditSpec:
             key_columns=tuple(data.get("key_columns", ())),
             captures=tuple(data.get("captures", ())),
             truncate_rows=bool(data.get("truncate_rows", False)),
+            virtual_columns=tuple(VirtualColumnSpec(**v) for v in data.get("virtual_columns", ())),
         )
 
 
@@ -132,3 +162,52 @@ def _check_plain(data: dict[str, Any]) -> None:
     for setting in data.get("settings", ()):
         if not _SQL_TYPE.match(str(setting.get("sql_type", ""))):
             raise ValueError(f"audit spec: {setting.get('sql_type')!r} is not a SQL type name")
+    for virtual in data.get("virtual_columns", ()):
+        check_expression(virtual.get("name"), virtual.get("expression"))
+
+
+#: What ``sqlalchemy.text()`` would take for a bind parameter (its own pattern).
+_BIND_PARAMETER = re.compile(r"(?<![:\w\\]):\w+(?![:\w])")
+
+
+def check_expression(column: object, expression: object) -> None:
+    """A generation expression must be one SQL expression: it is put into the function body.
+
+    Statement separators and comments cannot be part of one, parentheses must balance, and a
+    ``:name`` would break running the rendered SQL through ``text()``.
+    """
+    if not isinstance(expression, str) or not expression.strip():
+        raise ValueError(f"audit spec: column {column!r}: expression must be SQL text")
+    outside = _outside_quotes(expression)
+    depth, balanced = 0, True
+    for char in outside:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        balanced = balanced and depth >= 0
+    problem = (
+        "holds ';'"
+        if ";" in outside
+        else "has unbalanced parentheses"
+        if depth or not balanced
+        else "holds a comment"
+        if "--" in outside or "/*" in outside
+        else "holds a ':name' bind pattern"
+        if _BIND_PARAMETER.search(expression)
+        else None
+    )
+    if problem:
+        raise ValueError(f"audit spec: column {column!r}: expression {expression!r} {problem}")
+
+
+def _outside_quotes(text: str) -> str:
+    """``text`` with quoted strings and identifiers removed; unterminated quotes fail."""
+    outside, quote = [], ""
+    for char in text:
+        if quote:
+            quote = "" if char == quote else quote  # a doubled quote reopens at once
+        elif char in "'\"":
+            quote = char
+        else:
+            outside.append(char)
+    if quote:
+        raise ValueError(f"audit spec: expression {text!r} has an unterminated quote")
+    return "".join(outside)
