@@ -14,6 +14,18 @@ from .audit_table import (
 )
 from .ddl import install_audit_triggers, uninstall_audit_triggers
 from .errors import AuditConfigurationError, AuditError
+from .history import (
+    AuditRecord,
+    Version,
+    arecord_baseline,
+    arestore,
+    as_of,
+    audit_model,
+    changes,
+    history,
+    record_baseline,
+    restore,
+)
 from .listeners import enable
 from .naming import (
     DEFAULT_AUDIT_COLUMN_NAMING_CONVENTION,
@@ -38,13 +50,23 @@ __all__ = [
     "AuditConfigurationError",
     "AuditError",
     "AuditOptions",
+    "AuditRecord",
     "AuditSpec",
     "SessionSetting",
     "SettingSpec",
     "TriggerSpec",
+    "Version",
+    "arecord_baseline",
+    "arestore",
+    "as_of",
     "aset_session_vars",
+    "audit_model",
+    "changes",
     "enable",
+    "history",
     "install_audit_triggers",
+    "record_baseline",
+    "restore",
     "set_session_vars",
     "uninstall_audit_triggers",
 ]
