@@ -84,3 +84,12 @@ def any_driver_engine(database_url: URL, request: pytest.FixtureRequest) -> Iter
     engine = _engine(database_url, request.param)
     yield engine
     engine.dispose()
+
+
+ASYNC_DRIVERS = ("asyncpg", "psycopg")
+
+
+@pytest.fixture(params=ASYNC_DRIVERS)
+def async_database_url(database_url: URL, request: pytest.FixtureRequest) -> URL:
+    """The test's database, for ``create_async_engine`` on asyncpg and on psycopg 3."""
+    return database_url.set(drivername=f"postgresql+{request.param}")

@@ -17,7 +17,9 @@ MODES = ("statement", "row")
 UTC = datetime.timezone.utc
 
 
-def models(mode: str = "statement", name: str = "orders", **options: Any) -> tuple[type[Any], type[Any]]:
+def models(
+    mode: str = "statement", name: str = "orders", **options: Any
+) -> tuple[type[Any], type[Any]]:
     """A fresh declarative base with an audited ``Order`` model; returns (Base, Order)."""
 
     class Base(DeclarativeBase):
@@ -95,22 +97,34 @@ def test_orm_history_is_typed_versions_in_audit_id_order(
     rows = [v.row for v in versions]
     assert all(isinstance(r, Order) for r in rows)
     assert [r.status for r in rows] == [
-        "new", "packed", "paid", "paid", "shipped", "shipped", "shipped", "again",
+        "new",
+        "packed",
+        "paid",
+        "paid",
+        "shipped",
+        "shipped",
+        "shipped",
+        "again",
     ]
     assert rows[5].total == decimal.Decimal("12.00") and rows[5].note == "fragile"
     assert [v.context["username"] for v in versions] == ["ann"] * 5 + ["bob"] * 3
     assert {v.context["transaction_id"] for v in versions[:5]} == {xid}
     assert versions[0].at.tzinfo is not None and versions[0].current_user
     assert versions[0].changed == {
-        "id": (None, 42), "status": (None, "new"), "total": (None, decimal.Decimal("10.00")),
+        "id": (None, 42),
+        "status": (None, "new"),
+        "total": (None, decimal.Decimal("10.00")),
     }
     assert versions[1].changed == {"status": ("new", "packed")}
     assert versions[3].changed == {}  # paid -> paid: recorded, nothing changed
     assert versions[5].changed == {  # attribute names, not column names ("Note Text")
-        "note": (None, "fragile"), "total": (decimal.Decimal("10.00"), decimal.Decimal("12.00")),
+        "note": (None, "fragile"),
+        "total": (decimal.Decimal("10.00"), decimal.Decimal("12.00")),
     }
     assert versions[6].changed == {
-        "id": (42, None), "status": ("shipped", None), "total": (decimal.Decimal("12.00"), None),
+        "id": (42, None),
+        "status": ("shipped", None),
+        "total": (decimal.Decimal("12.00"), None),
         "note": ("fragile", None),
     }
     assert versions[7].changed["status"] == (None, "again")  # re-inserted: no "before"
@@ -318,13 +332,14 @@ def test_primary_key_change(engine: sa.Engine, mode: str) -> None:
     assert [(r.audit_operation, r.status) for r in old] == [("I", "a")]
     assert [(r.audit_operation, r.status) for r in new] == [("U", "b")]
     assert [r.id for r in state] == [1, 2]  # documented limitation: the old key lingers
-    assert [(c.column, c.before, c.after) for c in change][:2] == [("id", None, 2), ("status", None, "b")]
+    assert [(c.column, c.before, c.after) for c in change][:2] == [
+        ("id", None, 2),
+        ("status", None, "b"),
+    ]
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_restore_updates_reinserts_and_deletes_and_is_audited(
-    engine: sa.Engine, mode: str
-) -> None:
+def test_restore_updates_reinserts_and_deletes_and_is_audited(engine: sa.Engine, mode: str) -> None:
     Base, Order = models(mode)
     Base.metadata.create_all(engine)
     with engine.begin() as connection:
@@ -348,8 +363,7 @@ def test_restore_updates_reinserts_and_deletes_and_is_audited(
             (2, "b", None),
         ]
         last = {
-            pk: connection.execute(audit.history(Order.__table__, pk)).all()[-1]
-            for pk in (1, 2, 3)
+            pk: connection.execute(audit.history(Order.__table__, pk)).all()[-1] for pk in (1, 2, 3)
         }
     assert {pk: (r.audit_operation, r.audit_username) for pk, r in last.items()} == {
         1: ("U", "restorer"),
@@ -376,7 +390,9 @@ def test_exclude_columns_and_skip_unchanged(engine: sa.Engine) -> None:
     with engine.connect() as connection:
         assert "Note Text" not in connection.execute(audit.as_of(Order.__table__, t)).keys()
         assert {c.column for c in connection.execute(audit.changes(Order.__table__, 1))} == {
-            "id", "status", "total",
+            "id",
+            "status",
+            "total",
         }
     with engine.begin() as connection:
         connection.execute(sa.update(Order).values(status="c"))
@@ -390,7 +406,9 @@ def test_baseline_records_rows_that_existed_before_auditing(engine: sa.Engine, m
     Base.metadata.create_all(engine)
     audit.uninstall_audit_triggers(Base.metadata, engine)
     with engine.begin() as connection:
-        connection.execute(sa.insert(Order), [{"id": 1, "status": "old"}, {"id": 2, "status": "old"}])
+        connection.execute(
+            sa.insert(Order), [{"id": 1, "status": "old"}, {"id": 2, "status": "old"}]
+        )
     audit.install_audit_triggers(Base.metadata, engine)
     before = clock(engine)
     with engine.begin() as connection:
@@ -426,7 +444,10 @@ def test_baseline_records_rows_that_existed_before_auditing(engine: sa.Engine, m
             )
         ).all()
     assert sorted((r.id, r.status) for r in baseline) == [
-        (1, "old"), (2, "drifted"), (2, "old"), (3, "unseen"),
+        (1, "old"),
+        (2, "drifted"),
+        (2, "old"),
+        (3, "unseen"),
     ]
 
 

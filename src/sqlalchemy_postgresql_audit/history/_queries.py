@@ -195,10 +195,18 @@ def latest_versions(
     every = (
         select(*audit.c)
         .where(*(k.is_not(None) for k in keys), *visible, after_marker)
-        .distinct(*keys)
         .order_by(*keys, audit.c[AUDIT_ID].desc())
     )
-    return every.subquery("audit_as_of")
+    return _distinct_on(every, keys).subquery("audit_as_of")
+
+
+def _distinct_on(statement: Select[Any], keys: list[Any]) -> Select[Any]:
+    """``SELECT DISTINCT ON (keys)``: an extension in SQLAlchemy 2.1, a method in 2.0."""
+    try:
+        from sqlalchemy.dialects.postgresql import distinct_on
+    except ImportError:  # SQLAlchemy 2.0
+        return statement.distinct(*keys)
+    return statement.ext(distinct_on(*keys))
 
 
 def present(latest: Subquery) -> ColumnElement[bool]:
