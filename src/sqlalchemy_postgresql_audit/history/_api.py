@@ -3,15 +3,22 @@
 Each returns an ordinary select, so it composes (``.where``, ``.limit``, ``.subquery``) and runs
 on ``Connection``, ``Session`` and their async twins.  Given a ``Table`` the rows are Core rows;
 given an ORM class they are typed :class:`Version` objects (run them with ``session.scalars``).
+
+Building these selects costs milliseconds of Python (a window over every mirrored column), more
+than running them on an indexed trail, so each shape is built once per audit table with bound
+parameters for the key and the moment, and every call returns it with its values bound.
 """
 
 from __future__ import annotations
 
 import datetime
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
-from sqlalchemy import Select, Table, false, select
+from sqlalchemy import BindParameter, Select, Table, bindparam, false, select
 
+from ..spec import AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP
 from ._queries import (
     MARKER,
     STATE_OPERATIONS,
@@ -21,10 +28,51 @@ from ._queries import (
     latest_versions,
     versions,
 )
-from ._target import audited, check_moment, key_values
+from ._target import Audited, audited, check_moment, key_values
 from ._versions import Version, version_select
 
 _M = TypeVar("_M")
+
+#: Built statements by (audit table, shape, mapper, whole table?), least recently used last.
+#: Bounded, because a statement holds its table: a weak mapping would never let go of it.
+_TEMPLATES: OrderedDict[tuple[Any, ...], Select[Any]] = OrderedDict()
+_TEMPLATES_MAX = 512
+_AT = "audit_at"
+
+
+def _key_parameters(target: Audited) -> dict[str, BindParameter[Any]]:
+    return {
+        name: bindparam(f"audit_key_{i}", type_=target.audit.c[name].type)
+        for i, name in enumerate(target.key_columns)
+    }
+
+
+def _bound(
+    target: Audited,
+    kind: str,
+    build: Callable[[Audited], Select[Any]],
+    key: dict[str, Any] | None,
+    at: datetime.datetime | None = None,
+) -> Select[Any]:
+    """The statement of shape ``kind`` for ``target``, built once, with ``key`` and ``at``."""
+    shape = (target.audit, kind, target.mapper, key is None)
+    template = _TEMPLATES.get(shape)
+    if template is None:
+        template = _TEMPLATES[shape] = build(target)
+        if len(_TEMPLATES) > _TEMPLATES_MAX:
+            _TEMPLATES.popitem(last=False)
+    else:
+        _TEMPLATES.move_to_end(shape)
+    values: dict[str, Any] = {}
+    if key is not None:
+        values.update({f"audit_key_{i}": key[name] for i, name in enumerate(target.key_columns)})
+    if at is not None:
+        values[_AT] = at
+    return template.params(values)
+
+
+def _at_parameter(target: Audited) -> BindParameter[datetime.datetime]:
+    return bindparam(_AT, type_=target.audit.c[AUDIT_TIMESTAMP].type)
 
 
 @overload
@@ -42,9 +90,13 @@ def history(target: Table | type[Any], pk: object) -> Select[Any]:
     resolved = audited(target)
     key = key_values(resolved, pk)
     if resolved.mapper is None:
-        return history_select(resolved, key)
-    sub = versions(resolved, key).subquery
-    return version_select(resolved, sub, with_changes=True).order_by(sub.c.audit_id)
+        return _bound(resolved, "history", lambda t: history_select(t, _key_parameters(t)), key)
+
+    def build(t: Audited) -> Select[Any]:
+        sub = versions(t, _key_parameters(t), with_changes=True).subquery
+        return version_select(t, sub, with_changes=True).order_by(sub.c[AUDIT_ID])
+
+    return _bound(resolved, "history", build, key)
 
 
 def changes(target: Table | type[Any], pk: object) -> Select[Any]:
@@ -59,7 +111,9 @@ def changes(target: Table | type[Any], pk: object) -> Select[Any]:
     previous version: its "before" is NULL.
     """
     resolved = audited(target)
-    return changes_select(resolved, key_values(resolved, pk))
+    key = key_values(resolved, pk)
+    core = Audited(source=resolved.source, audit=resolved.audit, spec=resolved.spec, mapper=None)
+    return _bound(core, "changes", lambda t: changes_select(t, _key_parameters(t)), key)
 
 
 @overload
@@ -82,14 +136,24 @@ def as_of(target: Table | type[Any], at: datetime.datetime, pk: object = None) -
     resolved = audited(target)
     moment = check_moment(resolved, at)
     key = None if pk is None else key_values(resolved, pk)
+
+    def keys(t: Audited) -> dict[str, Any] | None:
+        return None if key is None else _key_parameters(t)
+
     if resolved.mapper is None:
-        return as_of_select(resolved, moment, key)
-    latest = latest_versions(resolved, moment, key)
-    states = (
-        select(*latest.c, false().label(MARKER))
-        .where(latest.c.audit_operation.in_(STATE_OPERATIONS))
-        .subquery("audit_as_of_versions")
-    )
-    return version_select(resolved, states, with_changes=False).order_by(
-        *(states.c[k] for k in resolved.key_columns)
-    )
+        return _bound(
+            resolved, "as_of", lambda t: as_of_select(t, _at_parameter(t), keys(t)), key, moment
+        )
+
+    def build(t: Audited) -> Select[Any]:
+        latest = latest_versions(t, _at_parameter(t), keys(t))
+        states = (
+            select(*latest.c, false().label(MARKER))
+            .where(latest.c[AUDIT_OPERATION].in_(STATE_OPERATIONS))
+            .subquery("audit_as_of_versions")
+        )
+        return version_select(t, states, with_changes=False).order_by(
+            *(states.c[k] for k in t.key_columns)
+        )
+
+    return _bound(resolved, "as_of", build, key, moment)

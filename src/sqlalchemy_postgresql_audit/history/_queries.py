@@ -97,8 +97,9 @@ class Versions:
     target: Audited
 
 
-def versions(target: Audited, key: Mapping[str, Any]) -> Versions:
-    """Every version of the row, and the TRUNCATE markers that removed it, oldest first.
+def versions(target: Audited, key: Mapping[str, Any], *, with_changes: bool) -> Versions:
+    """Every version of the row, and the TRUNCATE markers that removed it, oldest first
+    (``with_changes``: and the before/after/changed columns).
 
     A marker counts when the version before it left the row present; markers while the row
     was absent are no part of its history.  The "before" of a version is the state the previous
@@ -113,7 +114,7 @@ def versions(target: Audited, key: Mapping[str, Any]) -> Versions:
     )
     both = union_all(own, markers).subquery("audit_history_versions")
     order = both.c[AUDIT_ID]
-    columns = target.spec.columns
+    columns = target.spec.columns if with_changes else ()
     lagged = select(
         *both.c,
         func.lag(both.c[AUDIT_OPERATION]).over(order_by=order).label(PREVIOUS_OPERATION),
@@ -143,14 +144,14 @@ def versions(target: Audited, key: Mapping[str, Any]) -> Versions:
 
 def history_select(target: Audited, key: Mapping[str, Any]) -> Select[Any]:
     """Core form of ``history()``: the audit rows (markers included), oldest first."""
-    sub = versions(target, key).subquery
+    sub = versions(target, key, with_changes=False).subquery
     return select(*(sub.c[c.name] for c in target.audit.c)).order_by(sub.c[AUDIT_ID])
 
 
 def changes_select(target: Audited, key: Mapping[str, Any]) -> Select[Any]:
     """One row per changed column per version: ``audit_id``, ``audit_operation``,
     ``audit_operation_timestamp``, ``column``, ``before``, ``after`` (both ``jsonb``)."""
-    sub = versions(target, key).subquery
+    sub = versions(target, key, with_changes=True).subquery
     stamped = sub.c[AUDIT_ID], sub.c[AUDIT_OPERATION], sub.c[AUDIT_TIMESTAMP]
     parts = [
         select(
@@ -172,7 +173,9 @@ def changes_select(target: Audited, key: Mapping[str, Any]) -> Select[Any]:
 
 
 def latest_versions(
-    target: Audited, at: datetime.datetime | None, key: Mapping[str, Any] | None
+    target: Audited,
+    at: datetime.datetime | ColumnElement[datetime.datetime] | None,
+    key: Mapping[str, Any] | None,
 ) -> Subquery:
     """The latest version of each row (or of ``key``) visible at ``at``, after the latest
     visible TRUNCATE marker; the caller keeps only those whose operation leaves a row.
@@ -214,7 +217,9 @@ def present(latest: Subquery) -> ColumnElement[bool]:
 
 
 def as_of_select(
-    target: Audited, at: datetime.datetime | None, key: Mapping[str, Any] | None
+    target: Audited,
+    at: datetime.datetime | ColumnElement[datetime.datetime] | None,
+    key: Mapping[str, Any] | None,
 ) -> Select[Any]:
     """Core form of ``as_of()``: the mirrored columns of the rows present at ``at``."""
     latest = latest_versions(target, at, key)
