@@ -191,10 +191,10 @@ def one_row_latencies(
 
 
 def explain(connection: sa.Connection, statement: Any) -> str:
-    compiled = statement.compile(connection, compile_kwargs={"render_postcompile": True})
+    expanded = statement.compile(connection).construct_expanded_state()
     rows = connection.exec_driver_sql(
-        "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON) " + str(compiled),
-        compiled.params,
+        "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON) " + expanded.statement,
+        expanded.parameters,
     )
     return "\n".join(r[0] for r in rows)
 

@@ -151,7 +151,8 @@ def history_select(target: Audited, key: Mapping[str, Any]) -> Select[Any]:
 def changes_select(target: Audited, key: Mapping[str, Any]) -> Select[Any]:
     """One row per changed column per version: ``audit_id``, ``audit_operation``,
     ``audit_operation_timestamp``, ``column``, ``before``, ``after`` (both ``jsonb``)."""
-    sub = versions(target, key, with_changes=True).subquery
+    # A CTE: the union below reads the versions once per column.
+    sub = versions(target, key, with_changes=True).subquery.element.cte("audit_history")
     stamped = sub.c[AUDIT_ID], sub.c[AUDIT_OPERATION], sub.c[AUDIT_TIMESTAMP]
     parts = [
         select(
