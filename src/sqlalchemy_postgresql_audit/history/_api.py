@@ -93,7 +93,7 @@ def history(target: Table | type[Any], pk: object) -> Select[Any]:
         return _bound(resolved, "history", lambda t: history_select(t, _key_parameters(t)), key)
 
     def build(t: Audited) -> Select[Any]:
-        sub = versions(t, _key_parameters(t), with_changes=True).subquery
+        sub = versions(t, _key_parameters(t), with_changes=True)
         return version_select(t, sub, with_changes=True).order_by(sub.c[AUDIT_ID])
 
     return _bound(resolved, "history", build, key)

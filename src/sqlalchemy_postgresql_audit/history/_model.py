@@ -35,7 +35,9 @@ class AuditRecord:
     audit_operation_timestamp: Mapped[datetime.datetime]
     audit_current_user: Mapped[str]
 
-    def __getattr__(self, name: str) -> Any:  # only reached for unmapped names
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names that are not mapped.  Declared so that mypy reads the columns
+        # mapped at run time (settings, captures, mirrored columns) as ``Any``, not as errors.
         raise AttributeError(f"{type(self).__name__!r} has no attribute {name!r}")
 
     def __repr__(self) -> str:

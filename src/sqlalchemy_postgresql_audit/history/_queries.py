@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -88,18 +87,10 @@ def marker_condition(table: Any, target: Audited) -> ColumnElement[bool]:
     )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Versions:
-    """One row's versions with, per mirrored column ``i``, its value before and after and
-    whether it changed (``before_label(i)``, ``after_label(i)``, ``changed_label(i)``)."""
-
-    subquery: Subquery
-    target: Audited
-
-
-def versions(target: Audited, key: Mapping[str, Any], *, with_changes: bool) -> Versions:
+def versions(target: Audited, key: Mapping[str, Any], *, with_changes: bool) -> Subquery:
     """Every version of the row, and the TRUNCATE markers that removed it, oldest first
-    (``with_changes``: and the before/after/changed columns).
+    (``with_changes``: and, per mirrored column ``i``, its value before and after and whether
+    it changed: ``before_label(i)``, ``after_label(i)``, ``changed_label(i)``).
 
     A marker counts when the version before it left the row present; markers while the row
     was absent are no part of its history.  The "before" of a version is the state the previous
@@ -145,12 +136,12 @@ def versions(target: Audited, key: Mapping[str, Any], *, with_changes: bool) -> 
             for i in range(len(columns))
         ),
     )
-    return Versions(subquery=final.subquery("audit_history"), target=target)
+    return final.subquery("audit_history")
 
 
 def history_select(target: Audited, key: Mapping[str, Any]) -> Select[Any]:
     """Core form of ``history()``: the audit rows (markers included), oldest first."""
-    sub = versions(target, key, with_changes=False).subquery
+    sub = versions(target, key, with_changes=False)
     return select(*(sub.c[c.name] for c in target.audit.c)).order_by(sub.c[AUDIT_ID])
 
 
@@ -158,7 +149,7 @@ def changes_select(target: Audited, key: Mapping[str, Any]) -> Select[Any]:
     """One row per changed column per version: ``audit_id``, ``audit_operation``,
     ``audit_operation_timestamp``, ``column``, ``before``, ``after`` (both ``jsonb``)."""
     # A CTE: the union below reads the versions once per column.
-    sub = versions(target, key, with_changes=True).subquery.element.cte("audit_history")
+    sub = versions(target, key, with_changes=True).element.cte("audit_history")
     stamped = sub.c[AUDIT_ID], sub.c[AUDIT_OPERATION], sub.c[AUDIT_TIMESTAMP]
     parts = [
         select(
