@@ -109,6 +109,10 @@ def test_versions_type_check_under_mypy_strict(tmp_path: Path) -> None:
     )
     errors = [line for line in result.stdout.splitlines() if ": error:" in line]
     assert errors and all(line.startswith(wrong.name) for line in errors), result.stdout
+    if tuple(int(p) for p in sa.__version__.split(".")[:2]) < (2, 1):
+        # SQLAlchemy 2.0 types Select by a tuple of columns: versions type-check, as Any.
+        assert all("Returning Any" in line for line in errors), result.stdout
+        return
     assert any(
         'Incompatible return value type (got "Decimal", expected "str")' in e for e in errors
     ), result.stdout

@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
+import sqlalchemy
 from sqlalchemy import BindParameter, Select, Table, bindparam, false, select
 
 from ..spec import AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP
@@ -38,41 +39,61 @@ _M = TypeVar("_M")
 _TEMPLATES: OrderedDict[tuple[Any, ...], Select[Any]] = OrderedDict()
 _TEMPLATES_MAX = 512
 _AT = "audit_at"
+_PARAMS_REACH_BUNDLES = tuple(int(part) for part in sqlalchemy.__version__.split(".")[:2]) >= (2, 1)
 
 
-def _key_parameters(target: Audited) -> dict[str, BindParameter[Any]]:
-    return {
-        name: bindparam(f"audit_key_{i}", type_=target.audit.c[name].type)
-        for i, name in enumerate(target.key_columns)
-    }
+_Build = Callable[[Audited, "dict[str, Any] | None", "BindParameter[Any] | None"], Select[Any]]
 
 
 def _bound(
     target: Audited,
     kind: str,
-    build: Callable[[Audited], Select[Any]],
+    build: _Build,
     key: dict[str, Any] | None,
     at: datetime.datetime | None = None,
 ) -> Select[Any]:
-    """The statement of shape ``kind`` for ``target``, built once, with ``key`` and ``at``."""
+    """The statement of shape ``kind`` for ``target`` with ``key`` and ``at`` bound.
+
+    Built once with bound parameters and reused with ``.params()``, except for ORM versions on
+    SQLAlchemy 2.0, whose ``.params()`` does not reach into a Bundle's columns: those are built
+    with their values each time.
+    """
+    names = [f"audit_key_{i}" for i in range(len(target.key_columns))]
+
+    def parameters(with_values: bool) -> tuple[dict[str, Any] | None, BindParameter[Any] | None]:
+        keys = None
+        if key is not None:
+            keys = {
+                column: bindparam(
+                    name,
+                    key[column] if with_values else None,
+                    type_=target.audit.c[column].type,
+                )
+                for name, column in zip(names, target.key_columns, strict=True)
+            }
+        moment = None
+        if at is not None:
+            moment = bindparam(
+                _AT, at if with_values else None, type_=target.audit.c[AUDIT_TIMESTAMP].type
+            )
+        return keys, moment
+
+    if target.mapper is not None and not _PARAMS_REACH_BUNDLES:
+        return build(target, *parameters(True))
     shape = (target.audit, kind, target.mapper, key is None)
     template = _TEMPLATES.get(shape)
     if template is None:
-        template = _TEMPLATES[shape] = build(target)
+        template = _TEMPLATES[shape] = build(target, *parameters(False))
         if len(_TEMPLATES) > _TEMPLATES_MAX:
             _TEMPLATES.popitem(last=False)
     else:
         _TEMPLATES.move_to_end(shape)
     values: dict[str, Any] = {}
     if key is not None:
-        values.update({f"audit_key_{i}": key[name] for i, name in enumerate(target.key_columns)})
+        values.update({n: key[c] for n, c in zip(names, target.key_columns, strict=True)})
     if at is not None:
         values[_AT] = at
     return template.params(values)
-
-
-def _at_parameter(target: Audited) -> BindParameter[datetime.datetime]:
-    return bindparam(_AT, type_=target.audit.c[AUDIT_TIMESTAMP].type)
 
 
 @overload
@@ -90,10 +111,10 @@ def history(target: Table | type[Any], pk: object) -> Select[Any]:
     resolved = audited(target)
     key = key_values(resolved, pk)
     if resolved.mapper is None:
-        return _bound(resolved, "history", lambda t: history_select(t, _key_parameters(t)), key)
+        return _bound(resolved, "history", lambda t, k, _: history_select(t, k or {}), key)
 
-    def build(t: Audited) -> Select[Any]:
-        sub = versions(t, _key_parameters(t), with_changes=True)
+    def build(t: Audited, k: dict[str, Any] | None, _: Any) -> Select[Any]:
+        sub = versions(t, k or {}, with_changes=True)
         return version_select(t, sub, with_changes=True).order_by(sub.c[AUDIT_ID])
 
     return _bound(resolved, "history", build, key)
@@ -113,7 +134,7 @@ def changes(target: Table | type[Any], pk: object) -> Select[Any]:
     resolved = audited(target)
     key = key_values(resolved, pk)
     core = Audited(source=resolved.source, audit=resolved.audit, spec=resolved.spec, mapper=None)
-    return _bound(core, "changes", lambda t: changes_select(t, _key_parameters(t)), key)
+    return _bound(core, "changes", lambda t, k, _: changes_select(t, k or {}), key)
 
 
 @overload
@@ -137,16 +158,11 @@ def as_of(target: Table | type[Any], at: datetime.datetime, pk: object = None) -
     moment = check_moment(resolved, at)
     key = None if pk is None else key_values(resolved, pk)
 
-    def keys(t: Audited) -> dict[str, Any] | None:
-        return None if key is None else _key_parameters(t)
-
     if resolved.mapper is None:
-        return _bound(
-            resolved, "as_of", lambda t: as_of_select(t, _at_parameter(t), keys(t)), key, moment
-        )
+        return _bound(resolved, "as_of", lambda t, k, a: as_of_select(t, a, k), key, moment)
 
-    def build(t: Audited) -> Select[Any]:
-        latest = latest_versions(t, _at_parameter(t), keys(t))
+    def build(t: Audited, k: dict[str, Any] | None, a: Any) -> Select[Any]:
+        latest = latest_versions(t, a, k)
         states = (
             select(*latest.c, false().label(MARKER))
             .where(latest.c[AUDIT_OPERATION].in_(STATE_OPERATIONS))
