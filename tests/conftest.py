@@ -90,3 +90,10 @@ def any_driver_engine(database_url: URL, request: pytest.FixtureRequest) -> Iter
 def asyncpg_url(database_url: URL) -> URL:
     """The test database through asyncpg (create an AsyncEngine inside the test's event loop)."""
     return database_url.set(drivername="postgresql+asyncpg")
+ASYNC_DRIVERS = ("asyncpg", "psycopg")
+
+
+@pytest.fixture(params=ASYNC_DRIVERS)
+def async_database_url(database_url: URL, request: pytest.FixtureRequest) -> URL:
+    """The test's database, for ``create_async_engine`` on asyncpg and on psycopg 3."""
+    return database_url.set(drivername=f"postgresql+{request.param}")

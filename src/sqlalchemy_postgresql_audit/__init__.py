@@ -22,6 +22,18 @@ from .context import AuditContext, audit_context, current_audit_values
 from .ddl import install_audit_triggers, uninstall_audit_triggers
 from .declare import audit, declare_metadata
 from .errors import AuditConfigurationError, AuditError
+from .history import (
+    AuditRecord,
+    Version,
+    arecord_baseline,
+    arestore,
+    as_of,
+    audit_model,
+    changes,
+    history,
+    record_baseline,
+    restore,
+)
 from .listeners import enable, register_metadata_hooks
 from .naming import (
     DEFAULT_AUDIT_COLUMN_NAMING_CONVENTION,
@@ -49,19 +61,29 @@ __all__ = [
     "AuditContext",
     "AuditError",
     "AuditOptions",
+    "AuditRecord",
     "AuditSettingError",
     "AuditSpec",
     "SessionSetting",
     "SettingSpec",
     "TriggerSpec",
+    "Version",
+    "arecord_baseline",
+    "arestore",
+    "as_of",
     "aset_session_vars",
     "audit",
     "audit_context",
+    "audit_model",
+    "changes",
     "current_audit_values",
     "declare_metadata",
     "enable",
+    "history",
     "install_audit_triggers",
     "is_audit_table",
+    "record_baseline",
+    "restore",
     "set_session_vars",
     "uninstall_audit_triggers",
 ]

@@ -1,0 +1,175 @@
+"""The read side of the history API: ``history``, ``changes``, ``as_of``.
+
+Each returns an ordinary select, so it composes (``.where``, ``.limit``, ``.subquery``) and runs
+on ``Connection``, ``Session`` and their async twins.  Given a ``Table`` the rows are Core rows;
+given an ORM class they are typed :class:`Version` objects (run them with ``session.scalars``).
+
+Building these selects costs milliseconds of Python (a window over every mirrored column), more
+than running them on an indexed trail, so each shape is built once per audit table with bound
+parameters for the key and the moment, and every call returns it with its values bound.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
+
+import sqlalchemy
+from sqlalchemy import BindParameter, Select, Table, bindparam, false, select
+
+from ..spec import AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP
+from ._queries import (
+    MARKER,
+    STATE_OPERATIONS,
+    as_of_select,
+    changes_select,
+    history_select,
+    latest_versions,
+    versions,
+)
+from ._target import Audited, audited, check_moment, key_values
+from ._versions import Version, version_select
+
+_M = TypeVar("_M")
+
+#: Built statements by (audit table, shape, mapper, whole table?), least recently used last.
+#: Bounded, because a statement holds its table: a weak mapping would never let go of it.
+_TEMPLATES: OrderedDict[tuple[Any, ...], Select[Any]] = OrderedDict()
+_TEMPLATES_MAX = 512
+_AT = "audit_at"
+_PARAMS_REACH_BUNDLES = tuple(int(part) for part in sqlalchemy.__version__.split(".")[:2]) >= (2, 1)
+
+
+_Build = Callable[[Audited, "dict[str, Any] | None", "BindParameter[Any] | None"], Select[Any]]
+
+
+def _bound(
+    target: Audited,
+    kind: str,
+    build: _Build,
+    key: dict[str, Any] | None,
+    at: datetime.datetime | None = None,
+) -> Select[Any]:
+    """The statement of shape ``kind`` for ``target`` with ``key`` and ``at`` bound.
+
+    Built once with bound parameters and reused with ``.params()``, except for ORM versions on
+    SQLAlchemy 2.0, whose ``.params()`` does not reach into a Bundle's columns: those are built
+    with their values each time.
+    """
+    names = [f"audit_key_{i}" for i in range(len(target.key_columns))]
+
+    def parameters(with_values: bool) -> tuple[dict[str, Any] | None, BindParameter[Any] | None]:
+        keys = None
+        if key is not None:
+            keys = {
+                column: bindparam(
+                    name,
+                    key[column] if with_values else None,
+                    type_=target.audit.c[column].type,
+                )
+                for name, column in zip(names, target.key_columns, strict=True)
+            }
+        moment = None
+        if at is not None:
+            moment = bindparam(
+                _AT, at if with_values else None, type_=target.audit.c[AUDIT_TIMESTAMP].type
+            )
+        return keys, moment
+
+    if target.mapper is not None and not _PARAMS_REACH_BUNDLES:
+        return build(target, *parameters(True))
+    shape = (target.audit, kind, target.mapper, key is None)
+    template = _TEMPLATES.get(shape)
+    if template is None:
+        template = _TEMPLATES[shape] = build(target, *parameters(False))
+        if len(_TEMPLATES) > _TEMPLATES_MAX:
+            _TEMPLATES.popitem(last=False)
+    else:
+        _TEMPLATES.move_to_end(shape)
+    values: dict[str, Any] = {}
+    if key is not None:
+        values.update({n: key[c] for n, c in zip(names, target.key_columns, strict=True)})
+    if at is not None:
+        values[_AT] = at
+    return template.params(values)
+
+
+@overload
+def history(target: Table, pk: object) -> Select[Any]: ...
+@overload
+def history(target: type[_M], pk: object) -> Select[Version[_M]]: ...
+def history(target: Table | type[Any], pk: object) -> Select[Any]:
+    """Every version of the row with primary key ``pk``, oldest first (by ``audit_id``).
+
+    ``pk`` is the key's value, or a mapping of every key column (or ORM attribute) to its value.
+    For a ``Table``: the audit rows, every audit column.  For an ORM class:
+    ``Version[Model]`` objects with ``changed`` filled in.  A TRUNCATE that removed the row
+    appears as a version with operation ``T`` (and, as a marker row, no values).
+    """
+    resolved = audited(target)
+    key = key_values(resolved, pk)
+    if resolved.mapper is None:
+        return _bound(resolved, "history", lambda t, k, _: history_select(t, k or {}), key)
+
+    def build(t: Audited, k: dict[str, Any] | None, _: Any) -> Select[Any]:
+        sub = versions(t, k or {}, with_changes=True)
+        return version_select(t, sub, with_changes=True).order_by(sub.c[AUDIT_ID])
+
+    return _bound(resolved, "history", build, key)
+
+
+def changes(target: Table | type[Any], pk: object) -> Select[Any]:
+    """What each version of the row changed: one row per changed column, oldest first.
+
+    Columns: ``audit_id``, ``audit_operation``, ``audit_operation_timestamp``, ``column`` (the
+    source column's name), ``before`` and ``after`` as ``jsonb`` (one result column has to hold
+    every column's type; for typed values use ``history(Model, pk)`` and ``Version.changed``).
+    An INSERT lists every non-NULL column with before NULL; a DELETE every non-NULL column with
+    after NULL; an UPDATE only the columns that differ from the previous version, compared byte
+    for byte.  The first recorded version of a row whose history began with an UPDATE has no
+    previous version: its "before" is NULL.
+    """
+    resolved = audited(target)
+    key = key_values(resolved, pk)
+    core = Audited(source=resolved.source, audit=resolved.audit, spec=resolved.spec, mapper=None)
+    return _bound(core, "changes", lambda t, k, _: changes_select(t, k or {}), key)
+
+
+@overload
+def as_of(target: Table, at: datetime.datetime, pk: object = None) -> Select[Any]: ...
+@overload
+def as_of(target: type[_M], at: datetime.datetime, pk: object = None) -> Select[Version[_M]]: ...
+def as_of(target: Table | type[Any], at: datetime.datetime, pk: object = None) -> Select[Any]:
+    """The row ``pk`` (or every row, ``pk=None``) as it stood at ``at``.
+
+    "As it stood at ``at``": the changes of every transaction that *started* at or before
+    ``at`` (``audit_operation_timestamp`` is ``now()``, the transaction's start), applied in
+    ``audit_id`` order; a change made later by a transaction that started earlier counts, one
+    made by a transaction that started later does not.  Deleted rows are absent; a TRUNCATE
+    empties the table at its point; ``at`` must be time zone aware (naive datetimes are
+    refused), except on ``legacy_timestamp`` tables, which need naive ones.
+
+    For a ``Table``: rows of the mirrored columns, ordered by key.  For an ORM class:
+    ``Version[Model]`` objects, the version each row was in (``changed`` is empty).
+    """
+    resolved = audited(target)
+    moment = check_moment(resolved, at)
+    key = None if pk is None else key_values(resolved, pk)
+
+    if resolved.mapper is None:
+        return _bound(resolved, "as_of", lambda t, k, a: as_of_select(t, a, k), key, moment)
+
+    def build(t: Audited, k: dict[str, Any] | None, a: Any) -> Select[Any]:
+        latest = latest_versions(t, a, k)
+        states = (
+            select(*latest.c, false().label(MARKER))
+            .where(latest.c[AUDIT_OPERATION].in_(STATE_OPERATIONS))
+            .subquery("audit_as_of_versions")
+        )
+        return version_select(t, states, with_changes=False).order_by(
+            *(states.c[k] for k in t.key_columns)
+        )
+
+    return _bound(resolved, "as_of", build, key, moment)

@@ -1,0 +1,127 @@
+"""Resolve what the history API is asked about: the audited table, its audit table, the key.
+
+Every public function takes a ``Table`` or an ORM class and a primary key, so the checks that
+turn those into columns and bound values live here, once, with errors that name the table.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Table, and_, inspect
+from sqlalchemy.exc import NoInspectionAvailable
+from sqlalchemy.orm import Mapper, configure_mappers
+from sqlalchemy.orm.exc import UnmappedColumnError
+
+from ..audit_table import AUDIT_TABLE_KEY, SPEC_KEY
+from ..errors import AuditError
+from ..spec import AUDIT_TIMESTAMP, AuditSpec
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Audited:
+    """An audited table, its audit table and spec, and its mapper when given an ORM class."""
+
+    source: Table
+    audit: Table
+    spec: AuditSpec
+    mapper: Mapper[Any] | None
+
+    @property
+    def name(self) -> str:
+        return self.source.fullname
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        return self.spec.key_columns
+
+    def attribute_keys(self) -> dict[str, str]:
+        """Mirrored column name -> the ORM attribute holding it (mapped columns only)."""
+        if self.mapper is None:
+            return {name: name for name in self.spec.columns}
+        keys: dict[str, str] = {}
+        for name in self.spec.columns:
+            try:
+                keys[name] = self.mapper.get_property_by_column(self.source.c[name]).key
+            except UnmappedColumnError:
+                continue
+        return keys
+
+
+def audited(target: object) -> Audited:
+    """The audited table behind ``target`` (a ``Table`` or a mapped class)."""
+    mapper: Mapper[Any] | None = None
+    if isinstance(target, Table):
+        source = target
+    else:
+        try:
+            mapper = inspect(target)
+        except NoInspectionAvailable:
+            mapper = None
+        if not isinstance(mapper, Mapper) or not isinstance(mapper.local_table, Table):
+            raise TypeError(f"expected an audited Table or mapped class, got {target!r}")
+        source = mapper.local_table
+        configure_mappers()  # versions set attributes on new instances: instrument them first
+    spec = source.info.get(SPEC_KEY)
+    audit = source.info.get(AUDIT_TABLE_KEY)
+    if not isinstance(spec, AuditSpec) or not isinstance(audit, Table):
+        raise AuditError(
+            f"table {source.fullname!r} is not audited (no 'audit.options' with enabled=True)"
+        )
+    if not spec.key_columns:
+        raise AuditError(
+            f"table {source.fullname!r} has no primary key: the history API identifies rows by it"
+        )
+    return Audited(source=source, audit=audit, spec=spec, mapper=mapper)
+
+
+def key_values(target: Audited, pk: object) -> dict[str, Any]:
+    """``pk`` as {key column name: value}: one value for a one-column key, else a mapping.
+
+    For ORM classes a mapping may name attributes instead of columns.
+    """
+    keys = target.key_columns
+    if not isinstance(pk, Mapping):
+        if len(keys) != 1:
+            raise AuditError(
+                f"table {target.name!r} has a composite primary key {keys!r}: "
+                f"pass a mapping of every key column to its value, got {pk!r}"
+            )
+        if pk is None:
+            raise AuditError(f"table {target.name!r}: primary key value is None")
+        return {keys[0]: pk}
+    by_attribute = {attr: name for name, attr in target.attribute_keys().items()}
+    values = {by_attribute.get(str(k), str(k)): v for k, v in pk.items()}
+    if set(values) != set(keys) or any(v is None for v in values.values()):
+        raise AuditError(
+            f"table {target.name!r}: primary key mapping must give a value for exactly "
+            f"{list(keys)!r}, got {dict(pk)!r}"
+        )
+    return values
+
+
+def key_filter(table: Any, values: Mapping[str, Any]) -> ColumnElement[bool]:
+    """``key = value AND ...`` on ``table`` (an audit table or a subquery of it), bound."""
+    return and_(*(table.c[name] == value for name, value in values.items()))
+
+
+def check_moment(target: Audited, at: datetime.datetime) -> datetime.datetime:
+    """``at`` as the audit table compares it: aware for timestamptz, naive for legacy tables."""
+    if not isinstance(at, datetime.datetime):
+        raise TypeError(f"table {target.name!r}: 'at' must be a datetime, got {at!r}")
+    zoned = bool(getattr(target.audit.c[AUDIT_TIMESTAMP].type, "timezone", False))
+    aware = at.tzinfo is not None and at.utcoffset() is not None
+    if zoned and not aware:
+        raise AuditError(
+            f"table {target.name!r}: 'at' is a naive datetime ({at.isoformat()}); give it a "
+            "time zone (e.g. datetime.timezone.utc): the audit timestamps are timestamptz"
+        )
+    if not zoned and aware:
+        raise AuditError(
+            f"table {target.name!r} records legacy TIMESTAMP WITHOUT TIME ZONE: 'at' must be "
+            f"naive, in the writers' TimeZone, got {at.isoformat()}"
+        )
+    return at

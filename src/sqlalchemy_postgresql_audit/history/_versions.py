@@ -1,0 +1,128 @@
+"""Typed versions of an ORM model's rows: ``Version[Order]``.
+
+Python's type system cannot spell "the attributes of ``Order`` plus ``operation`` and ``at``",
+so a version is a composition that mypy checks exactly: ``v.row`` is an ``Order`` (a transient
+instance, never added to a session) holding the recorded values, with the model's own attribute
+types, next to the audit fields.  The rows come from an ORM :class:`~sqlalchemy.orm.Bundle`, so
+``session.scalars(history(Order, 42))`` yields ``Version[Order]`` objects and the statement
+still composes (``.where``, ``.limit``, ``.subquery``) like any select.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypeVar, cast
+
+from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy.orm import Bundle
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.sql.selectable import Subquery
+
+from ..spec import AUDIT_CURRENT_USER, AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP, capture_column
+from ._queries import MARKER, after_label, before_label, changed_label
+from ._target import Audited
+
+_M = TypeVar("_M")
+
+Operation = Literal["I", "U", "D", "T", "B"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Version(Generic[_M]):
+    """One recorded version of a row of model ``_M``.
+
+    ``row`` is ``None`` only for a TRUNCATE marker (operation ``T`` without the row's values);
+    columns the table does not mirror (``exclude_columns``) are not set on it, so they read as
+    ``None``.  ``context`` maps each session setting and capture name (``"username"``,
+    ``"transaction_id"``) to its recorded value.  ``changed`` maps attribute names to
+    ``(before, after)`` for the attributes this version changed (empty from ``as_of``).
+    """
+
+    audit_id: int
+    operation: Operation
+    at: datetime.datetime
+    current_user: str
+    context: Mapping[str, Any]
+    row: _M | None
+    changed: Mapping[str, tuple[Any, Any]] = field(default_factory=dict)
+
+
+class VersionBundle(Bundle[Version[_M]]):
+    """Builds a :class:`Version` from one row of a history subquery."""
+
+    def __init__(self, target: Audited, source: Subquery, *, with_changes: bool) -> None:
+        self._target = target
+        self._context = [
+            *((c, capture_column(c)) for c in target.spec.captures),
+            *((s.name, s.column) for s in target.spec.settings),
+        ]
+        self._attributes = target.attribute_keys()
+        self._with_changes = with_changes
+        columns: list[ColumnElement[Any]] = [
+            source.c[name] for name in (AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP)
+        ]
+        columns.append(source.c[AUDIT_CURRENT_USER])
+        columns += [source.c[column] for _, column in self._context]
+        columns += [source.c[name] for name in target.spec.columns]
+        columns.append(source.c[MARKER])
+        if with_changes:
+            for i in range(len(target.spec.columns)):
+                columns += [
+                    source.c[before_label(i)],
+                    source.c[after_label(i)],
+                    source.c[changed_label(i)],
+                ]
+        super().__init__(f"version_{target.audit.name}", *columns)
+
+    def create_row_processor(
+        self,
+        query: Select[Any],
+        procs: Sequence[Callable[[Any], Any]],
+        labels: Sequence[str],
+    ) -> Callable[[Any], Any]:
+        mapper = self._target.mapper
+        assert mapper is not None
+        names = self._target.spec.columns
+        context_names = [name for name, _ in self._context]
+        attributes = self._attributes
+        n_context, n_columns = len(context_names), len(names)
+
+        def version(row: Any) -> Version[Any]:
+            values = [proc(row) for proc in procs]
+            context = dict(zip(context_names, values[4 : 4 + n_context], strict=True))
+            start = 4 + n_context
+            mirrored = values[start : start + n_columns]
+            marker = values[start + n_columns]
+            instance = None
+            if not marker:
+                instance = mapper.class_manager.new_instance()
+                for name, value in zip(names, mirrored, strict=True):
+                    if name in attributes:
+                        set_committed_value(instance, attributes[name], value)
+            changed: dict[str, tuple[Any, Any]] = {}
+            if self._with_changes:
+                triples = values[start + n_columns + 1 :]
+                for i, name in enumerate(names):
+                    before, after, differs = triples[3 * i : 3 * i + 3]
+                    if differs and name in attributes:
+                        changed[attributes[name]] = (before, after)
+            return Version(
+                audit_id=values[0],
+                operation=cast(Operation, values[1]),
+                at=values[2],
+                current_user=values[3],
+                context=context,
+                row=instance,
+                changed=changed,
+            )
+
+        return version
+
+
+def version_select(
+    target: Audited, source: Subquery, *, with_changes: bool
+) -> Select[Version[Any]]:
+    bundle: VersionBundle[Any] = VersionBundle(target, source, with_changes=with_changes)
+    return select(bundle)
