@@ -114,6 +114,7 @@ def build_spec(source: Table, options: AuditOptions) -> AuditSpec:
         key_columns=tuple(column.name for column in source.primary_key.columns),
         captures=options.capture,
         truncate_rows=options.truncate_rows,
+        append_only=options.append_only,
     )
     if spec.pairs_updates and not spec.key_columns:
         raise AuditConfigurationError(

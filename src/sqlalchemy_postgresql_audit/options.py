@@ -49,6 +49,7 @@ _KNOWN_KEYS = frozenset(
         "skip_unchanged",
         "capture",
         "truncate_rows",
+        "append_only",
     }
 )
 
@@ -83,6 +84,9 @@ class AuditOptions:
     #: Record every row a TRUNCATE removes (a BEFORE TRUNCATE trigger copies the table), instead
     #: of one marker row.
     truncate_rows: bool = False
+    #: Guard the audit table: UPDATE, DELETE and TRUNCATE of its rows are refused, even to its
+    #: owner, except rows removed through ``retention.purge_audit_history``.
+    append_only: bool = False
 
 
 def parse_options(table_name: str, info: Mapping[str, Any]) -> AuditOptions | None:
@@ -124,6 +128,7 @@ def parse_options(table_name: str, info: Mapping[str, Any]) -> AuditOptions | No
         skip_unchanged=skip_unchanged,
         capture=_names(table_name, "capture", raw.get("capture", ()), choices=CAPTURES),
         truncate_rows=_bool(table_name, raw, "truncate_rows", default=False),
+        append_only=_bool(table_name, raw, "append_only", default=False),
     )
 
 

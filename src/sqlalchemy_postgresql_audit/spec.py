@@ -77,6 +77,8 @@ class AuditSpec:
     captures: tuple[str, ...] = ()
     #: TRUNCATE records every removed row (a BEFORE trigger) instead of one marker row.
     truncate_rows: bool = False
+    #: The audit table refuses UPDATE, DELETE and TRUNCATE except through the retention path.
+    append_only: bool = False
 
     @property
     def pairs_updates(self) -> bool:
@@ -91,7 +93,11 @@ class AuditSpec:
         return (self.schema, self.table)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        data = asdict(self)
+        for name in _OMITTED_WHEN_FALSE:  # keeps released templates' comments unchanged
+            if not data[name]:
+                del data[name]
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> AuditSpec:
@@ -120,7 +126,13 @@ class AuditSpec:
             key_columns=tuple(data.get("key_columns", ())),
             captures=tuple(data.get("captures", ())),
             truncate_rows=bool(data.get("truncate_rows", False)),
+            append_only=bool(data.get("append_only", False)),
         )
+
+
+#: Fields added after template 1 was released, written into the JSON only when set, so that
+#: a spec that does not use them renders byte for byte as before.
+_OMITTED_WHEN_FALSE = ("append_only",)
 
 
 def _check_plain(data: dict[str, Any]) -> None:
