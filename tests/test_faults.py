@@ -110,6 +110,6 @@ def test_terminated_backend_leaves_no_half_written_change(engine: sa.Engine, mod
     with engine.begin() as connection:
         set_session_vars(connection, username="after")
         connection.execute(table.update().where(table.c.id == 1).values(v=5))
-    data, trail = snapshot(engine, table)
+    _, trail = snapshot(engine, table)
     assert trail[-1] == ("U", 1, 5) and len(trail) == BASE_ROWS + 1
     print(f"\n{mode}: kills landed {landed}")

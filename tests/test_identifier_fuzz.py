@@ -29,17 +29,79 @@ characters = st.characters(exclude_characters="\x00", exclude_categories=["Cs"])
 #: Pieces that break naive quoting or formatting: quotes, dollar quotes, paramstyle markers,
 #: comment starts, backslashes, non-ASCII.
 TRICKY = st.sampled_from(
-    ['"', "'", " ", "%", "%%", "%(x)s", "%s", ":", ":name", "$", "$$", "$audit$", "$1", "\\",
-     ";", "--", "/*", "é", "ß", "İ", "日本", "🙂", "\t", "\n"]
+    [
+        '"',
+        "'",
+        " ",
+        "%",
+        "%%",
+        "%(x)s",
+        "%s",
+        ":",
+        ":name",
+        "$",
+        "$$",
+        "$audit$",
+        "$1",
+        "\\",
+        ";",
+        "--",
+        "/*",
+        "é",
+        "ß",
+        "İ",
+        "日本",
+        "🙂",
+        "\t",
+        "\n",
+    ]
 )
 #: SQL reserved words and words that only PL/pgSQL reserves or treats specially, plus the
 #: names the generated function uses itself.
 KEYWORDS = st.sampled_from(
-    ["select", "user", "order", "table", "from", "where", "all", "default", "null", "true",
-     "if", "elsif", "loop", "end", "begin", "declare", "return", "raise", "perform", "strict",
-     "exception", "found", "new", "old", "tg_op", "tg_when", "record", "cursor", "case",
-     "audit_new_rows", "audit_old_rows", "r", "o", "setting_0", "capture_session_user",
-     "audited_rows", "SELECT", "Order", "pg_catalog", "public", "current_user"]
+    [
+        "select",
+        "user",
+        "order",
+        "table",
+        "from",
+        "where",
+        "all",
+        "default",
+        "null",
+        "true",
+        "if",
+        "elsif",
+        "loop",
+        "end",
+        "begin",
+        "declare",
+        "return",
+        "raise",
+        "perform",
+        "strict",
+        "exception",
+        "found",
+        "new",
+        "old",
+        "tg_op",
+        "tg_when",
+        "record",
+        "cursor",
+        "case",
+        "audit_new_rows",
+        "audit_old_rows",
+        "r",
+        "o",
+        "setting_0",
+        "capture_session_user",
+        "audited_rows",
+        "SELECT",
+        "Order",
+        "pg_catalog",
+        "public",
+        "current_user",
+    ]
 )
 
 
@@ -59,13 +121,18 @@ def near_limit(draw_text: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
     )
 
 
-identifiers = st.one_of(
-    st.text(characters, min_size=1, max_size=20),
-    KEYWORDS,
-    st.lists(st.one_of(TRICKY, KEYWORDS, st.text(characters, max_size=3)), min_size=1, max_size=6)
-    .map("".join),
-    near_limit(st.text(characters, min_size=1, max_size=8)),
-).filter(fits).filter(lambda name: name.lower() not in {*FIXED_AUDIT_COLUMNS, "audit_actor"})
+identifiers = (
+    st.one_of(
+        st.text(characters, min_size=1, max_size=20),
+        KEYWORDS,
+        st.lists(
+            st.one_of(TRICKY, KEYWORDS, st.text(characters, max_size=3)), min_size=1, max_size=6
+        ).map("".join),
+        near_limit(st.text(characters, min_size=1, max_size=8)),
+    )
+    .filter(fits)
+    .filter(lambda name: name.lower() not in {*FIXED_AUDIT_COLUMNS, "audit_actor"})
+)
 
 #: A schema the test may create and drop: not a system schema, not reserved (``pg_``).
 schemas = identifiers.filter(
@@ -155,7 +222,9 @@ def test_generated_identifiers_and_values_are_audited_exactly(
 @fuzz
 @given(
     prefix=near_limit(st.text(characters, min_size=1, max_size=6)),
-    tails=st.lists(st.text(characters, min_size=1, max_size=3), min_size=2, max_size=3, unique=True),
+    tails=st.lists(
+        st.text(characters, min_size=1, max_size=3), min_size=2, max_size=3, unique=True
+    ),
 )
 def test_names_that_collide_after_truncation_stay_distinct(
     engine: sa.Engine, prefix: str, tails: list[str]
@@ -215,7 +284,8 @@ def test_generated_setting_values_are_recorded_exactly(
                 "enabled": True,
                 "mode": mode,
                 "session_settings": [
-                    sa.Column(name, sa.Text) for name in ("username", "request_id", "tenant", "note")
+                    sa.Column(name, sa.Text)
+                    for name in ("username", "request_id", "tenant", "note")
                 ],
             }
         },

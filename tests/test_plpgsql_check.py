@@ -50,7 +50,9 @@ JUSTIFIED: frozenset[tuple[str, str]] = frozenset(
 
 
 def declare(metadata: sa.MetaData, index: int, mode: str, options: dict[str, Any]) -> sa.Table:
-    settings = [sa.Column(c.name, c.type, nullable=c.nullable) for c in options.get("session_settings", [])]
+    settings = [
+        sa.Column(c.name, c.type, nullable=c.nullable) for c in options.get("session_settings", [])
+    ]
     return sa.Table(
         f"t{index} {mode}",
         metadata,
@@ -95,7 +97,9 @@ def findings(
         ),
         {"function": function + "()", "relation": relation, "old": old, "new": new},
     ).all()
-    return [(str(r.level), f"{r.message} (line {r.lineno}, {r.statement}: {r.detail})") for r in rows]
+    return [
+        (str(r.level), f"{r.message} (line {r.lineno}, {r.statement}: {r.detail})") for r in rows
+    ]
 
 
 def test_every_generated_function_passes_plpgsql_check(checker: sa.Engine) -> None:

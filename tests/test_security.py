@@ -71,9 +71,7 @@ class Deployment:
 
     def history(self) -> list[Any]:
         with self.admin.connect() as connection:
-            return list(
-                connection.execute(sa.select(self.audit).order_by(self.audit.c.audit_id))
-            )
+            return list(connection.execute(sa.select(self.audit).order_by(self.audit.c.audit_id)))
 
 
 def deploy(
@@ -209,7 +207,7 @@ def test_grant_helper_covers_serial_sequences(
 ) -> None:
     writer = make_role("Serial Writer")
     metadata = sa.MetaData()
-    table = sa.Table(
+    sa.Table(
         "note",
         metadata,
         sa.Column("id", sa.Integer, primary_key=True),  # SERIAL: a sequence of its own
@@ -362,15 +360,15 @@ def seed_history(d: Deployment, at: list[str]) -> None:
     for moment in at:
         with d.admin.begin() as connection:
             connection.execute(sa.text("SET LOCAL timezone = 'UTC'"))
-            connection.execute(
-                sa.select(sa.func.set_config("audit.username", "seed", True))
-            )
+            connection.execute(sa.select(sa.func.set_config("audit.username", "seed", True)))
             connection.execute(d.table.insert().values(item=moment))
     with d.admin.begin() as connection:  # move the rows back in time, guard disabled briefly
         n = names(d)
         connection.execute(sa.text(f"ALTER TABLE {n['audit']} DISABLE TRIGGER USER"))
         connection.execute(
-            sa.text(f"UPDATE {n['audit']} SET audit_operation_timestamp = CAST(item AS timestamptz)")
+            sa.text(
+                f"UPDATE {n['audit']} SET audit_operation_timestamp = CAST(item AS timestamptz)"
+            )
         )
         connection.execute(sa.text(f"ALTER TABLE {n['audit']} ENABLE TRIGGER USER"))
 
@@ -408,7 +406,10 @@ def test_purge_removes_only_older_rows_and_is_itself_recorded(append_only: Deplo
         with pytest.raises(sa.exc.DBAPIError, match="DELETE is refused"), connection.begin_nested():
             connection.execute(sa.text(f"DELETE FROM {n['audit']}"))
     rows = append_only.history()
-    assert [(r.audit_operation, r.item) for r in rows] == [("I", "2022-06-01 00:00+00"), ("P", None)]
+    assert [(r.audit_operation, r.item) for r in rows] == [
+        ("I", "2022-06-01 00:00+00"),
+        ("P", None),
+    ]
     marker = rows[-1]
     assert marker.audit_current_user == append_only.roles["owner"]
     assert marker.audit_operation_timestamp == purged_at
@@ -418,7 +419,9 @@ def test_purge_removes_only_older_rows_and_is_itself_recorded(append_only: Deplo
     assert [r.audit_operation for r in append_only.history()] == ["I", "P"]  # nothing deleted
     with append_only.owner.begin() as connection:
         connection.execute(
-            sa.select(sa.func.set_config("sqlalchemy_postgresql_audit.purge_before", "2021-06-01", True))
+            sa.select(
+                sa.func.set_config("sqlalchemy_postgresql_audit.purge_before", "2021-06-01", True)
+            )
         )
         with pytest.raises(sa.exc.DBAPIError, match="DELETE is refused"):
             connection.execute(sa.text(f"DELETE FROM {n['audit']}"))  # reaches the 2022 row
@@ -447,9 +450,10 @@ def test_append_only_what_the_owner_can_still_do(append_only: Deployment) -> Non
         connection.execute(sa.text(f"DELETE FROM {n['audit']}"))
     assert append_only.history() == []  # ... with every trigger off, nothing does
     # The writer can do neither.
-    assert sqlstate(
-        append_only.writer, f"ALTER TABLE {n['audit']} DISABLE TRIGGER audit_append_only"
-    ) == INSUFFICIENT_PRIVILEGE
+    assert (
+        sqlstate(append_only.writer, f"ALTER TABLE {n['audit']} DISABLE TRIGGER audit_append_only")
+        == INSUFFICIENT_PRIVILEGE
+    )
 
 
 def test_append_only_install_is_idempotent_and_uninstall_removes_the_guard(

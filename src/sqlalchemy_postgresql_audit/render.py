@@ -511,9 +511,7 @@ def render_grants(
         statements += [f"REVOKE ALL ON FUNCTION {f}() FROM {role}" for f in functions]
         statements += [prefix + role for prefix in schema]
         statements.append(f"GRANT {dml} ON {source} TO {role}")
-        statements += [
-            f"GRANT USAGE ON SEQUENCE {qualified(s, n)} TO {role}" for s, n in sequences
-        ]
+        statements += [f"GRANT USAGE ON SEQUENCE {qualified(s, n)} TO {role}" for s, n in sequences]
     for reader in readers:
         role = _role(reader)
         statements += [prefix + role for prefix in schema]
