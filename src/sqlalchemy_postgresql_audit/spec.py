@@ -92,12 +92,17 @@ class AuditSpec:
         """Identifies the audited table: (schema, table)."""
         return (self.schema, self.table)
 
-    def to_json(self) -> str:
+    def as_dict(self) -> dict[str, Any]:
+        """The fields as plain data, for the function comment and migration arguments; fields
+        added after template 1 appear only when set, so existing output stays unchanged."""
         data = asdict(self)
-        for name in _OMITTED_WHEN_FALSE:  # keeps released templates' comments unchanged
+        for name in _OMITTED_WHEN_FALSE:
             if not data[name]:
                 del data[name]
-        return json.dumps(data, sort_keys=True, separators=(",", ":"))
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> AuditSpec:
