@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -90,6 +90,8 @@ def any_driver_engine(database_url: URL, request: pytest.FixtureRequest) -> Iter
 def asyncpg_url(database_url: URL) -> URL:
     """The test database through asyncpg (create an AsyncEngine inside the test's event loop)."""
     return database_url.set(drivername="postgresql+asyncpg")
+
+
 ASYNC_DRIVERS = ("asyncpg", "psycopg")
 
 
@@ -97,3 +99,33 @@ ASYNC_DRIVERS = ("asyncpg", "psycopg")
 def async_database_url(database_url: URL, request: pytest.FixtureRequest) -> URL:
     """The test's database, for ``create_async_engine`` on asyncpg and on psycopg 3."""
     return database_url.set(drivername=f"postgresql+{request.param}")
+
+
+@pytest.fixture
+def make_role(database_url: URL) -> Iterator[Callable[[str], str]]:
+    """Creates non-superuser login roles for one test (roles are cluster-wide, so each name is
+    unique); afterwards their objects go back to the test's superuser and the roles are dropped."""
+    admin = sa.create_engine(database_url, isolation_level="AUTOCOMMIT")
+    quote = admin.dialect.identifier_preparer.quote
+    created: list[str] = []
+
+    def make(prefix: str) -> str:
+        name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+        with admin.connect() as connection:
+            connection.execute(sa.text(f"CREATE ROLE {quote(name)} LOGIN NOSUPERUSER"))
+        created.append(name)
+        return name
+
+    yield make
+    with admin.connect() as connection:
+        connection.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = ANY(:r)"
+            ),
+            {"r": created},
+        )
+        for name in reversed(created):
+            connection.execute(sa.text(f"REASSIGN OWNED BY {quote(name)} TO CURRENT_USER"))
+            connection.execute(sa.text(f"DROP OWNED BY {quote(name)}"))
+            connection.execute(sa.text(f"DROP ROLE {quote(name)}"))
+    admin.dispose()

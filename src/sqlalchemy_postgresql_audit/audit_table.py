@@ -129,6 +129,7 @@ def build_spec(source: Table, options: AuditOptions) -> AuditSpec:
         captures=options.capture,
         truncate_rows=options.truncate_rows,
         virtual_columns=_virtual_columns(source),
+        append_only=options.append_only,
     )
     if spec.pairs_updates and not spec.key_columns:
         raise AuditConfigurationError(

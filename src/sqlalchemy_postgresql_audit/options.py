@@ -50,6 +50,7 @@ _KNOWN_KEYS = frozenset(
         "capture",
         "truncate_rows",
         "history_index",
+        "append_only",
     }
 )
 
@@ -86,6 +87,9 @@ class AuditOptions:
     truncate_rows: bool = False
     #: Index the audit table on (source primary key..., audit_id).
     history_index: bool = True
+    #: Guard the audit table: UPDATE, DELETE and TRUNCATE of its rows are refused, even to its
+    #: owner, except rows removed through ``retention.purge_audit_history``.
+    append_only: bool = False
 
 
 def parse_options(table_name: str, info: Mapping[str, Any]) -> AuditOptions | None:
@@ -128,6 +132,7 @@ def parse_options(table_name: str, info: Mapping[str, Any]) -> AuditOptions | No
         capture=_names(table_name, "capture", raw.get("capture", ()), choices=CAPTURES),
         truncate_rows=_bool(table_name, raw, "truncate_rows", default=False),
         history_index=_bool(table_name, raw, "history_index", default=True),
+        append_only=_bool(table_name, raw, "append_only", default=False),
     )
 
 

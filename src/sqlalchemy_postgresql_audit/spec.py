@@ -100,6 +100,8 @@ class AuditSpec:
         """Every source column that has a stored value: what virtual expressions read."""
         virtual = {v.name for v in self.virtual_columns}
         return tuple(c for c in (*self.columns, *self.exclude_columns) if c not in virtual)
+    #: The audit table refuses UPDATE, DELETE and TRUNCATE except through the retention path.
+    append_only: bool = False
 
     @property
     def pairs_updates(self) -> bool:
@@ -113,13 +115,22 @@ class AuditSpec:
         """Identifies the audited table: (schema, table)."""
         return (self.schema, self.table)
 
+    def as_dict(self) -> dict[str, Any]:
+        """The fields as plain data, for the function comment and migration arguments; fields
+        added after template 1 appear only when set, so existing output stays unchanged."""
+        data = asdict(self)
+        for name in _OMITTED_WHEN_FALSE:
+            if not data[name]:
+                del data[name]
+        return data
+
     def to_json(self) -> str:
         """Canonical JSON with no ``:name`` pattern, so SQL holding it is safe for ``text()``.
 
         Key separators are ``": "`` and a colon inside a string is escaped as ``\\u003a``
         (``ensure_ascii`` escapes NUL inside strings, so a NUL in the output is a separator).
         """
-        text = json.dumps(asdict(self), sort_keys=True, separators=(", ", "\0"))
+        text = json.dumps(self.as_dict(), sort_keys=True, separators=(", ", "\0"))
         return text.replace(":", "\\u003a").replace("\0", ": ")
 
     @classmethod
@@ -150,7 +161,13 @@ class AuditSpec:
             captures=tuple(data.get("captures", ())),
             truncate_rows=bool(data.get("truncate_rows", False)),
             virtual_columns=tuple(VirtualColumnSpec(**v) for v in data.get("virtual_columns", ())),
+            append_only=bool(data.get("append_only", False)),
         )
+
+
+#: Fields added after template 1 was released, written into the JSON only when set, so that
+#: a spec that does not use them renders byte for byte as before.
+_OMITTED_WHEN_FALSE = ("append_only", "virtual_columns")
 
 
 def _check_plain(data: dict[str, Any]) -> None:

@@ -8,7 +8,6 @@ exactly; a replace carries the spec the database had before.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 from alembic.operations import MigrateOperation, Operations
@@ -20,7 +19,7 @@ from ..spec import AuditSpec
 
 def spec_arguments(spec: AuditSpec) -> dict[str, Any]:
     """The spec as plain keyword arguments (``table`` excluded)."""
-    data = asdict(spec)
+    data = spec.as_dict()
     del data["table"]
     return data
 

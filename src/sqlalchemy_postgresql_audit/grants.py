@@ -1,0 +1,134 @@
+"""Least privilege for audited tables: who may write data, who may read history, who owns it.
+
+The model (SECURITY.md has the whole threat model): the application's *writer* roles get DML on
+the audited tables and no right at all on the audit tables, so the only way a row reaches an
+audit table is the trigger function, which runs as its owner (SECURITY DEFINER); *reader* roles
+get SELECT on the audit tables; an optional dedicated *owner* role owns the audit tables and the
+library's functions.  The SQL comes from :func:`render.render_grants`.
+
+From Python: :func:`grant_least_privilege` (runs it) or :func:`least_privilege_script` (returns
+it).  From a shell, with the metadata importable as ``package.module:attribute``::
+
+    python -m sqlalchemy_postgresql_audit.grants myapp.models:metadata \\
+        --writer app --reader auditor --owner audit_owner [--url postgresql://...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Iterable, Sequence
+
+import sqlalchemy as sa
+
+from .ddl import as_script, audited_tables, execute_statements, resolve_spec
+from .render import always_qualified, render_grants
+from .spec import AuditSpec
+
+#: Sequences that a serial column of ``:table`` takes its default from (``deptype 'a'``);
+#: identity columns need no sequence privilege, PostgreSQL checks none for them.
+_SERIAL_SEQUENCES = sa.text(
+    "SELECT n.nspname, c.relname FROM pg_catalog.pg_depend d"
+    " JOIN pg_catalog.pg_class c ON c.oid = d.objid AND c.relkind = 'S'"
+    " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+    " WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.deptype = 'a'"
+    " AND d.refobjid = CAST(:table AS regclass) ORDER BY c.relname"
+)
+
+
+def _statements(
+    specs: Iterable[tuple[AuditSpec, tuple[tuple[str, str], ...]]],
+    writers: Sequence[str],
+    readers: Sequence[str],
+    owner: str | None,
+) -> list[str]:
+    return [
+        sql
+        for spec, sequences in specs
+        for sql in render_grants(
+            spec,
+            writers=tuple(writers),
+            readers=tuple(readers),
+            owner=owner,
+            sequences=sequences,
+        )
+    ]
+
+
+def least_privilege_script(
+    metadata: sa.MetaData,
+    *,
+    writers: Sequence[str],
+    readers: Sequence[str] = (),
+    owner: str | None = None,
+) -> str:
+    """The GRANT/REVOKE script for every audited table of ``metadata``, without a database.
+
+    Without a database the sequences of serial columns are unknown: grant writers USAGE on
+    them yourself, or use identity columns, or :func:`grant_least_privilege`.
+    """
+    specs = ((spec, ()) for _, spec in audited_tables(metadata))
+    return as_script(_statements(specs, writers, readers, owner))
+
+
+def grant_least_privilege(
+    bind: sa.Connection | sa.Engine,
+    metadata: sa.MetaData,
+    *,
+    writers: Sequence[str],
+    readers: Sequence[str] = (),
+    owner: str | None = None,
+) -> None:
+    """Apply the least-privilege model to every audited table of ``metadata``, in one
+    transaction (the caller's, for a Connection).  Idempotent; run it after installing the
+    triggers, and again after a migration that created audited tables."""
+    if isinstance(bind, sa.Engine):
+        with bind.begin() as connection:
+            grant_least_privilege(
+                connection, metadata, writers=writers, readers=readers, owner=owner
+            )
+        return
+    specs = []
+    for _, declared in audited_tables(metadata):
+        spec = resolve_spec(bind, declared)
+        # regclass input: the quoted name as a bound value, never part of the SQL text.
+        table = always_qualified(spec.schema, spec.table)
+        rows = bind.execute(_SERIAL_SEQUENCES, {"table": table}).all()
+        specs.append((spec, tuple((str(r[0]), str(r[1])) for r in rows)))
+    execute_statements(bind, _statements(specs, writers, readers, owner))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m sqlalchemy_postgresql_audit.grants", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("metadata", help="the MetaData to grant for, as package.module:attribute")
+    parser.add_argument("--writer", action="append", default=[], help="a writer role (repeat)")
+    parser.add_argument("--reader", action="append", default=[], help="a reader role (repeat)")
+    parser.add_argument("--owner", help="the role that owns audit tables and functions")
+    parser.add_argument("--url", help="run against this database instead of printing the SQL")
+    args = parser.parse_args(argv)
+    module_name, _, attribute = args.metadata.partition(":")
+    metadata = getattr(importlib.import_module(module_name), attribute or "metadata")
+    if not isinstance(metadata, sa.MetaData):
+        parser.error(f"{args.metadata} is not a sqlalchemy MetaData")
+    if args.url is None:
+        sys.stdout.write(
+            least_privilege_script(
+                metadata, writers=args.writer, readers=args.reader, owner=args.owner
+            )
+        )
+        return 0
+    engine = sa.create_engine(args.url)
+    try:
+        grant_least_privilege(
+            engine, metadata, writers=args.writer, readers=args.reader, owner=args.owner
+        )
+    finally:
+        engine.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

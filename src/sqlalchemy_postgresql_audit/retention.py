@@ -1,0 +1,44 @@
+"""The documented way to remove old history from an ``append_only`` audit table.
+
+The append-only guard refuses every UPDATE, DELETE and TRUNCATE of audit rows.  A retention
+policy still has to remove old rows, so the guard lets one kind of DELETE through: rows older
+than the transaction-local setting this module sets for the duration of one statement.  The
+guard then writes a ``P`` marker row (who purged, when), so a purge is visible in the trail.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+import sqlalchemy as sa
+
+from .audit_table import AUDIT_TABLE_KEY, SPEC_KEY
+from .errors import AuditError
+from .render import PURGE_BEFORE_SETTING
+from .spec import AUDIT_TIMESTAMP, AuditSpec
+
+
+def purge_audit_history(
+    connection: sa.Connection, table: sa.Table, *, before: datetime.datetime
+) -> int:
+    """Delete the audit rows of ``table`` recorded before ``before``; returns how many.
+
+    Runs in the caller's transaction (commit it to make the purge stick).  The caller needs
+    DELETE and INSERT on the audit table, which the least-privilege grants give only to the
+    audit owner.  Works on tables without ``append_only`` too (there nothing marks the purge).
+    """
+    spec = table.info.get(SPEC_KEY)
+    audit_table = table.info.get(AUDIT_TABLE_KEY)
+    if not isinstance(spec, AuditSpec) or not isinstance(audit_table, sa.Table):
+        raise AuditError(f"table {table.fullname!r} is not audited")
+    if not isinstance(before, datetime.datetime):
+        raise TypeError(f"before must be a datetime, got {before!r}")
+    flag = sa.func.set_config(PURGE_BEFORE_SETTING, before.isoformat(), True)
+    connection.execute(sa.select(flag))
+    deleted = connection.execute(
+        audit_table.delete().where(audit_table.c[AUDIT_TIMESTAMP] < before)
+    )
+    # Cleared at once: later deletes in the same transaction are refused again.  (A failed
+    # delete aborts the transaction, which discards the setting with it.)
+    connection.execute(sa.select(sa.func.set_config(PURGE_BEFORE_SETTING, "", True)))
+    return int(deleted.rowcount)
