@@ -29,7 +29,7 @@ from ..catalog import default_schema, installed_audits
 from ..compare import Change, DropAudit, InstallAudit, ReplaceAudit, compare
 from ..ddl import audited_tables
 from ..declare import declare_metadata
-from ..spec import AuditSpec
+from ..spec import AuditSpec, capture_column
 from .ops import CreateAuditTriggerOp, DropAuditTriggerOp, ReplaceAuditTriggerOp
 
 log = logging.getLogger(__name__)
@@ -138,16 +138,23 @@ def _operation(change: Change) -> ops.MigrateOperation:
 
 def _log_kept_columns(change: ReplaceAudit) -> None:
     """Say once, when a replace stops filling them, which audit columns keep their history."""
-    stopped = [c for c in change.previous.columns if c not in change.spec.columns]
-    for column in stopped:
-        log.info(
-            "Keeping column %r of audit table %r: no longer filled, its history is kept "
-            "(write op.drop_column(%r, %r) by hand to drop it)",
-            column,
-            change.spec.audit_table,
-            change.spec.audit_table,
-            column,
-        )
+    filled = _filled_columns(change.spec)
+    for column in _filled_columns(change.previous):
+        if column not in filled and change.previous.audit_table == change.spec.audit_table:
+            log.info(
+                "Keeping column %r of audit table %r: no longer filled, its history is kept "
+                "(write op.drop_column(%r, %r) by hand to drop it)",
+                column,
+                change.spec.audit_table,
+                change.spec.audit_table,
+                column,
+            )
+
+
+def _filled_columns(spec: AuditSpec) -> list[str]:
+    """The audit table's columns that the trigger fills from the source or the session."""
+    captures = [capture_column(capture) for capture in spec.captures]
+    return [*captures, *(setting.column for setting in spec.settings), *spec.columns]
 
 
 def _clean_table_ops(upgrade_ops: ops.UpgradeOps) -> None:
