@@ -84,7 +84,7 @@ def partition_triggers(engine: sa.Engine) -> list[tuple[str, str, bool]]:
                 "WHERE NOT t.tgisinternal AND c.relname LIKE 'events_p%' ORDER BY 1, 2"
             )
         ).all()
-    return [tuple(row) for row in rows]  # type: ignore[misc]
+    return [(row.relname, row.tgname, row.row_level) for row in rows]
 
 
 def test_partitioned_table_switched_from_row_to_statement_mode(
