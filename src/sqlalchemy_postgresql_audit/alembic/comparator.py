@@ -29,7 +29,9 @@ from ..catalog import default_schema, installed_audits
 from ..compare import Change, DropAudit, InstallAudit, ReplaceAudit, compare
 from ..ddl import audited_tables
 from ..declare import declare_metadata
+from ..legacy import legacy_audits
 from ..spec import AuditSpec, capture_column
+from .legacy import convert_timestamps, upgrade_legacy
 from .ops import CreateAuditTriggerOp, DropAuditTriggerOp, ReplaceAuditTriggerOp
 
 log = logging.getLogger(__name__)
@@ -77,13 +79,14 @@ def compare_audit(
         return
     default = default_schema(connection)
     wanted = {schema or default for schema in schemas}
-    declared = [
-        spec
+    declared_pairs = [
+        (table, spec)
         for metadata in _metadatas(autogen_context.metadata)
         for table, spec in audited_tables(metadata)
         if (spec.schema or default) in wanted
         and autogen_context.run_object_filters(table, table.name, "table", False, None)
     ]
+    declared = [spec for _, spec in declared_pairs]
     declared_tables = {
         (table.schema or default, table.name): table
         for metadata in _metadatas(autogen_context.metadata)
@@ -96,7 +99,12 @@ def compare_audit(
         or _installed_included(autogen_context, item.spec, declared_tables, default)
     ]
     _clean_table_ops(upgrade_ops)
-    changes = compare(declared, installed, default)
+    convert_timestamps(autogen_context, upgrade_ops, declared_tables, default)
+    changes = upgrade_legacy(
+        compare(declared, installed, default),
+        legacy_audits(connection, declared_pairs, default),
+        default,
+    )
     for change in changes:
         if isinstance(change, ReplaceAudit):
             _log_kept_columns(change)

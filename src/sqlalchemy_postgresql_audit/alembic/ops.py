@@ -16,6 +16,7 @@ from typing import Any
 from alembic.operations import MigrateOperation, Operations
 
 from ..ddl import AuditDDL, resolve_spec
+from ..legacy import LEGACY_TEMPLATE
 from ..render import drop_function, drop_trigger, render
 from ..spec import AuditSpec, TriggerSpec
 
@@ -159,6 +160,11 @@ def _shape(spec: AuditSpec, trigger: TriggerSpec) -> tuple[str, str]:
 def _replace(operations: Operations, operation: ReplaceAuditTriggerOp) -> None:
     new = _resolved(operations, operation.spec)
     old = _resolved(operations, operation.previous)
+    if LEGACY_TEMPLATE in (old.template, new.template):
+        # 0.5.x objects name their function unqualified: remove one installation completely
+        # before creating the other, so neither statement can find the other's function.
+        _execute(operations, [*render(old).uninstall, *render(new).install])
+        return
     kept = (
         {(t.name, _shape(new, t)) for t in new.triggers} if old.key == new.key else set()
     )

@@ -14,6 +14,7 @@ from typing import Any
 from alembic.autogenerate import renderers
 from alembic.autogenerate.api import AutogenContext
 
+from ..legacy import LEGACY_TEMPLATE
 from .ops import (
     CreateAuditTriggerOp,
     DropAuditTriggerOp,
@@ -79,6 +80,10 @@ def summary(operation: ReplaceAuditTriggerOp) -> str:
     parts = [_difference(key, old, new[key]) for key, old in changed.items() if key != "table"]
     if "table" in changed:
         parts.insert(0, f"table {changed['table']!r} -> {operation.spec.table!r}")
+    if operation.previous.template == LEGACY_TEMPLATE:
+        parts.insert(0, "replace the 0.5.x function and trigger")
+    elif operation.spec.template == LEGACY_TEMPLATE:
+        parts.insert(0, "reinstall the 0.5.x function and trigger")
     return "; ".join(parts) or "reinstall as declared (the installed objects differ)"
 
 
