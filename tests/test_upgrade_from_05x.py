@@ -19,6 +19,7 @@ from alembic_env import AlembicProject, make_project
 from legacy_05x import install_legacy
 from sqlalchemy_postgresql_audit import set_session_vars
 from sqlalchemy_postgresql_audit.errors import AuditError
+from sqlalchemy_postgresql_audit.legacy import LegacyInstallationError
 
 SCHEMA = "shop"
 ZONE = "America/New_York"
@@ -63,9 +64,11 @@ def models() -> sa.MetaData:
     return metadata
 
 
-def install_05x(engine: sa.Engine) -> None:
+def install_05x(engine: sa.Engine, search_path: str | None = None) -> None:
     """What a 0.5.x team has: its tables, audit tables, functions and triggers (plain tables:
-    0.5.x, not this library, made them)."""
+    0.5.x, not this library, made them).  The functions land in the first schema of the
+    search path: ``public`` by default, or the first of ``search_path``, which then becomes the
+    database's default for every later session."""
     plain = sa.MetaData()
     orders = sa.Table("orders", plain, *source_columns(), schema=SCHEMA)
     invoices = sa.Table(
@@ -77,8 +80,15 @@ def install_05x(engine: sa.Engine) -> None:
     )
     with engine.begin() as connection:
         connection.execute(sa.text(f"CREATE SCHEMA {SCHEMA}"))
+        if search_path is not None:
+            database = connection.dialect.identifier_preparer.quote(str(engine.url.database))
+            connection.execute(
+                sa.text(f"ALTER DATABASE {database} SET search_path = {search_path}")
+            )
+            connection.execute(sa.text(f"SET LOCAL search_path = {search_path}"))
         install_legacy(connection, orders, order_settings())
         install_legacy(connection, invoices, [])
+    engine.dispose()  # later sessions start with the database's search_path
 
 
 def write(engine: sa.Engine, statements: list[str], **settings: str) -> datetime.datetime:
@@ -154,10 +164,15 @@ def upgraded_project(tmp_path: Path, engine: sa.Engine) -> tuple[AlembicProject,
     return project, project.revision(models(), "upgrade from 0.5.x")
 
 
+@pytest.mark.parametrize(
+    ("search_path", "function_schema"), [(None, "public"), ("shop, public", "shop")]
+)
 def test_upgrade_from_05x_keeps_history_and_downgrades_to_05x(
-    tmp_path: Path, engine: sa.Engine
+    tmp_path: Path, engine: sa.Engine, search_path: str | None, function_schema: str
 ) -> None:
-    install_05x(engine)
+    """With the 0.5.x functions in ``public`` (the usual case), and in the tables' own schema,
+    where this library's function of the same name goes."""
+    install_05x(engine, search_path)
     written_at = write(engine, ORDER_HISTORY, username="alice", request_id="r-1")
     write(engine, ["INSERT INTO shop.invoices VALUES (1, 10)"])
     with engine.connect() as connection:
@@ -172,7 +187,7 @@ def test_upgrade_from_05x_keeps_history_and_downgrades_to_05x(
     assert legacy["triggers"][1][:4] == (
         "orders",
         "shop_orders_audit",
-        "public",
+        function_schema,
         "shop_orders_audit",
     )
     assert {stamp.tzinfo for stamp in legacy_stamps} == {None}
@@ -183,19 +198,21 @@ def test_upgrade_from_05x_keeps_history_and_downgrades_to_05x(
     # Nothing that loses a row or a value: columns are only added or relaxed.
     assert "drop_column" not in upgrade and "drop_table" not in upgrade
     assert "create_audit_trigger" not in migration and "drop_audit_trigger" not in migration
+    # Alembic leaves out the schema that is the session's default
+    schema = ", schema='shop'" if function_schema == "public" else ""
     for table in ("orders_audit", "invoices_audit"):
         assert (
             f"op.add_column({table!r}, sa.Column('audit_id', sa.BigInteger(), "
-            "sa.Identity(always=False), nullable=False), schema='shop')"
+            f"sa.Identity(always=False), nullable=False){schema})"
         ) in upgrade
         assert (
             f"op.add_column({table!r}, sa.Column('audit_current_user', sa.String(length=64), "
-            "nullable=True), schema='shop')"
+            f"nullable=True){schema})"
         ) in upgrade
     assert (
         "op.alter_column('orders_audit', 'audit_username',\n"
         "               existing_type=sa.VARCHAR(),\n"
-        "               nullable=True,"
+        "               nullable=True"
     ) in upgrade
     using = "postgresql_using=\"audit_operation_timestamp AT TIME ZONE 'America/New_York'\")"
     # orders' timestamps become time zone aware, read as New York times; invoices keeps its own
@@ -204,6 +221,10 @@ def test_upgrade_from_05x_keeps_history_and_downgrades_to_05x(
     assert upgrade.count("# audit orders: replace the 0.5.x function and trigger;") == 1
     assert upgrade.count("'template': 0") == 2 and downgrade.count("template=0,") == 2
     assert downgrade.count("# audit invoices: reinstall the 0.5.x function and trigger;") == 1
+
+    offline = project.offline_sql(models(), "head")
+    assert offline.count("DROP FUNCTION IF EXISTS shop_orders_audit();") == 1
+    assert offline.count("CREATE OR REPLACE FUNCTION shop.shop_orders_audit()") == 1
 
     project.upgrade(models())
 
@@ -226,6 +247,11 @@ def test_upgrade_from_05x_keeps_history_and_downgrades_to_05x(
         *(f"shop_invoices_audit_{op}" for op in ("delete", "insert", "truncate", "update")),
         *(f"shop_orders_audit_{op}" for op in ("delete", "insert", "truncate", "update")),
     ]
+    stamps = {c[0]: c[2] for c in upgraded["columns"] if c[1] == "audit_operation_timestamp"}
+    assert stamps == {
+        "invoices_audit": "timestamp without time zone",  # legacy_timestamp: True
+        "orders_audit": "timestamp with time zone",
+    }
     assert upgraded["functions"] == [("shop", "shop_invoices_audit"), ("shop", "shop_orders_audit")]
 
     # Writes are now audited by this library's triggers: one row per change, settings recorded.
@@ -297,6 +323,24 @@ def test_upgrade_from_05x_keeps_history_and_downgrades_to_05x(
             ("D", "dave", None, 3, "z", Decimal("2.00"), "n")
         ]
     project.check(models())
+
+
+def test_a_05x_function_the_search_path_does_not_find_is_not_guessed_at(
+    tmp_path: Path, engine: sa.Engine
+) -> None:
+    """0.5.x named its function unqualified; a session that cannot find it by that name could
+    neither drop it nor reinstall it where it was, so autogenerate says so and stops."""
+    install_05x(engine)  # the functions are in public
+    with engine.begin() as connection:
+        database = connection.dialect.identifier_preparer.quote(str(engine.url.database))
+        connection.execute(sa.text(f"ALTER DATABASE {database} SET search_path = {SCHEMA}"))
+    project = make_project(tmp_path, engine.url)
+    project.edit_env("include_schemas=True", TIME_ZONE_OPTION)
+    with pytest.raises(
+        LegacyInstallationError,
+        match=r"public\.shop_\w+_audit\(\) is not the one the search path finds",
+    ):
+        project.revision(models(), "not on the search path")
 
 
 def test_the_zone_of_old_timestamps_is_never_guessed(tmp_path: Path, engine: sa.Engine) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from sqlalchemy import Connection, Table, bindparam, text
 
@@ -60,17 +60,6 @@ _LEGACY_TRIGGERS = text(
 )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LegacyAudit:
-    """A 0.5.x installation of one declared table."""
-
-    #: What is installed, as a template-0 spec.
-    spec: AuditSpec
-    #: The installed function body is the one template 0 renders for ``spec`` (so a downgrade
-    #: reinstalls exactly what is there now).
-    exact: bool
-
-
 class LegacyInstallationError(AuditError):
     """A 0.5.x installation that cannot be replaced safely as found."""
 
@@ -109,8 +98,9 @@ def legacy_spec(table: Table, spec: AuditSpec, operations: Iterable[str]) -> Aud
 
 def legacy_audits(
     connection: Connection, declared: Iterable[tuple[Table, AuditSpec]], default_schema: str
-) -> dict[tuple[str, str], LegacyAudit]:
-    """The 0.5.x installations of the ``declared`` tables, keyed by (real schema, table)."""
+) -> dict[tuple[str, str], AuditSpec]:
+    """The 0.5.x installations of the ``declared`` tables, as template-0 specs of what is
+    installed, keyed by (real schema, table)."""
     wanted = {
         (spec.schema or default_schema, spec.table, legacy_trigger_name(table), spec.function): (
             table,
@@ -130,7 +120,7 @@ def legacy_audits(
             "marker": COMMENT_MARKER,
         },
     ).all()
-    found: dict[tuple[str, str], LegacyAudit] = {}
+    found: dict[tuple[str, str], AuditSpec] = {}
     for row in rows:
         match = wanted.get((row.nspname, row.relname, row.tgname, row.proname))
         if match is None:
@@ -148,7 +138,7 @@ def legacy_audits(
         if not events:
             continue
         legacy = legacy_spec(table, spec, events)
-        exact = (
+        exact = (  # then a downgrade reinstalls exactly what is there now
             row.prosrc == render(legacy).function_body
             and (state.timing, state.level) == ("AFTER", "ROW")
             and state.events == events
@@ -164,5 +154,5 @@ def legacy_audits(
                 row.nspname,
                 row.relname,
             )
-        found[(row.nspname, row.relname)] = LegacyAudit(spec=legacy, exact=exact)
+        found[(row.nspname, row.relname)] = legacy
     return found

@@ -22,9 +22,8 @@ from sqlalchemy import Connection, DateTime, Table, text
 from ..audit_table import IS_AUDIT_TABLE_KEY
 from ..compare import Change, InstallAudit, ReplaceAudit
 from ..errors import AuditError
-from ..legacy import LegacyAudit
 from ..render import legacy_timestamp_using
-from ..spec import AUDIT_TIMESTAMP
+from ..spec import AUDIT_TIMESTAMP, AuditSpec
 
 #: The ``context.configure()`` option naming the time zone 0.5.x timestamps were written in.
 TIME_ZONE_OPTION = "audit_legacy_time_zone"
@@ -49,7 +48,7 @@ def _render_timestamp_alter(autogen_context: AutogenContext, op: LegacyTimestamp
 
 
 def upgrade_legacy(
-    changes: list[Change], legacy: dict[tuple[str, str], LegacyAudit], default_schema: str
+    changes: list[Change], legacy: dict[tuple[str, str], AuditSpec], default_schema: str
 ) -> list[Change]:
     """Turn the install of a table that has a 0.5.x installation into a replace of it."""
     upgraded: list[Change] = []
@@ -59,7 +58,7 @@ def upgrade_legacy(
             if isinstance(change, InstallAudit)
             else None
         )
-        upgraded.append(change if found is None else ReplaceAudit(change.spec, found.spec))
+        upgraded.append(change if found is None else ReplaceAudit(change.spec, found))
     return upgraded
 
 
