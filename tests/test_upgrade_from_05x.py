@@ -8,6 +8,7 @@ session ``TimeZone``; the writers here use America/New_York and the migration is
 from __future__ import annotations
 
 import datetime
+import logging
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -168,7 +169,11 @@ def upgraded_project(tmp_path: Path, engine: sa.Engine) -> tuple[AlembicProject,
     ("search_path", "function_schema"), [(None, "public"), ("shop, public", "shop")]
 )
 def test_upgrade_from_05x_keeps_history_and_downgrades_to_05x(
-    tmp_path: Path, engine: sa.Engine, search_path: str | None, function_schema: str
+    tmp_path: Path,
+    engine: sa.Engine,
+    search_path: str | None,
+    function_schema: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """With the 0.5.x functions in ``public`` (the usual case), and in the tables' own schema,
     where this library's function of the same name goes."""
@@ -192,7 +197,10 @@ def test_upgrade_from_05x_keeps_history_and_downgrades_to_05x(
     )
     assert {stamp.tzinfo for stamp in legacy_stamps} == {None}
 
-    project, migration = upgraded_project(tmp_path, engine)
+    with caplog.at_level(logging.WARNING, logger="sqlalchemy_postgresql_audit.legacy"):
+        project, migration = upgraded_project(tmp_path, engine)
+    # recognised as exactly what 0.5.x installs for these models: the downgrade restores it
+    assert not [r for r in caplog.records if r.name == "sqlalchemy_postgresql_audit.legacy"]
 
     upgrade, downgrade = migration.split("def downgrade")
     # Nothing that loses a row or a value: columns are only added or relaxed.
@@ -341,6 +349,24 @@ def test_a_05x_function_the_search_path_does_not_find_is_not_guessed_at(
         match=r"public\.shop_\w+_audit\(\) is not the one the search path finds",
     ):
         project.revision(models(), "not on the search path")
+
+
+def test_a_05x_installation_unlike_its_models_is_replaced_with_a_warning(
+    tmp_path: Path, engine: sa.Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Models changed before upgrading: the downgrade can only reinstall what 0.5.x would
+    install for the models as they are now, and autogenerate says so."""
+    install_05x(engine)
+    changed = models()
+    changed.tables["shop.orders"].append_column(sa.Column("discount", sa.Integer))
+    project = make_project(tmp_path, engine.url)
+    project.edit_env("include_schemas=True", TIME_ZONE_OPTION)
+    with caplog.at_level(logging.WARNING, logger="sqlalchemy_postgresql_audit.legacy"):
+        migration = project.revision(changed, "changed models")
+    warnings = [r.getMessage() for r in caplog.records if r.name.endswith(".legacy")]
+    assert len(warnings) == 1 and "table shop.orders differs" in warnings[0]
+    assert migration.count("# audit orders: replace the 0.5.x function and trigger;") == 1
+    assert "op.add_column('orders', sa.Column('discount'" in migration
 
 
 def test_the_zone_of_old_timestamps_is_never_guessed(tmp_path: Path, engine: sa.Engine) -> None:

@@ -149,7 +149,7 @@ def legacy_audits(
         if not exact:
             log.warning(
                 "The 0.5.x audit function or trigger of table %s.%s differs from what 0.5.x "
-                "installs for its current declaration; the migration replaces it, and its "
+                "installs for the table as declared now; the migration replaces it, and its "
                 "downgrade reinstalls the 0.5.x objects of the current declaration",
                 row.nspname,
                 row.relname,

@@ -115,7 +115,8 @@ def _time_zone(autogen_context: AutogenContext, table: Table) -> str:
         raise AuditError(
             f"audit table {table.fullname!r}: {AUDIT_TIMESTAMP} changes from TIMESTAMP WITHOUT "
             "TIME ZONE to TIMESTAMP WITH TIME ZONE.  Its rows hold the wall-clock time of the "
-            "sessions that wrote them (0.5.x wrote now() into it), and which time zone that was "
+            "sessions that wrote them (0.5.x, like legacy_timestamp, wrote now() into it), and "
+            "which time zone that was "
             "is not recorded anywhere.  Say it in env.py: context.configure(..., "
             f"{TIME_ZONE_OPTION}='UTC') (this session's TimeZone is "
             f"{_session_zone(connection)!r}), or keep zone-less timestamps with the option "
