@@ -1,4 +1,4 @@
-"""A model walked through eleven evolutions in a real Alembic project against the real server.
+"""A model walked through thirteen evolutions in a real Alembic project against the real server.
 
 Each step autogenerates a revision, upgrades, proves auditing by real writes and reads, checks
 that autogenerate then finds nothing (``alembic check``), downgrades, proves the previous step's
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -124,7 +124,6 @@ class Step:
     forbid: tuple[str, ...] = ()
     before: Callable[[sa.Engine], None] | None = None
     after: Callable[[sa.Engine], None] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _drop_trigger_by_hand(engine: sa.Engine) -> None:
@@ -137,6 +136,30 @@ TENANT = sa.Column("tenant", sa.Integer, nullable=False)
 CODE_TOTAL = (("code", sa.String(20)), ("total", sa.Numeric(10, 2)))
 TEXT_TOTAL = (("code", sa.Text), ("total", sa.Numeric(10, 2)))
 TEXT_ONLY = (("code", sa.Text),)
+TEXT_NOTE = (("code", sa.Text), ("note", sa.Text))
+
+
+def _total_history_is_kept(engine: sa.Engine) -> None:
+    """The dropped source column's audit column is kept, with the values recorded before."""
+    with engine.connect() as connection:
+        kept = connection.execute(
+            sa.text("SELECT count(*) FROM orders_audit WHERE total IS NOT NULL")
+        ).scalar_one()
+    assert kept > 0
+
+
+def _transaction_ids_are_recorded(engine: sa.Engine) -> None:
+    row_id = next(_ids)
+    with engine.begin() as connection:
+        set_session_vars(connection, username="someone", tenant=7)
+        connection.execute(sa.text("INSERT INTO purchases (id) VALUES (:id)"), {"id": row_id})
+        expected = connection.execute(sa.text("SELECT pg_current_xact_id()::text::bigint")).scalar()
+        recorded = connection.execute(
+            sa.text("SELECT audit_transaction_id FROM purchases_audit WHERE id = :id"),
+            {"id": row_id},
+        ).scalar_one()
+    assert recorded == expected
+
 
 STEPS = [
     Step(
@@ -168,7 +191,14 @@ STEPS = [
     Step(
         "drop column",
         orders(settings=(USERNAME,), columns=TEXT_ONLY),
-        expect=("op.drop_column('orders_audit', 'total')", "op.replace_audit_trigger("),
+        expect=(
+            "op.drop_column('orders', 'total')",
+            "# audit orders: columns -total",
+            "op.replace_audit_trigger(",
+        ),
+        # the audit column and its history are kept; dropping it is a hand-written choice
+        forbid=("op.drop_column('orders_audit'",),
+        after=_total_history_is_kept,
     ),
     Step(
         "add required setting to a table with history",
@@ -205,13 +235,57 @@ STEPS = [
         expect=("op.replace_audit_trigger(",),
     ),
     Step(
+        "add an excluded column",
+        orders(
+            name="purchases", settings=(USERNAME, TENANT), columns=TEXT_NOTE, exclude=("note",)
+        ),
+        expect=(
+            "op.add_column('purchases', sa.Column('note'",
+            "exclude_columns=['note']",
+            "skip_unchanged=True",
+            "# audit purchases: exclude_columns +note; skip_unchanged False -> True",
+        ),
+        forbid=("op.add_column('purchases_audit'",),
+        after=lambda engine: _note_only_update_is_not_recorded(engine, "purchases"),
+    ),
+    Step(
         "row mode",
-        orders(name="purchases", settings=(USERNAME, TENANT), columns=TEXT_ONLY, mode="row"),
+        orders(
+            name="purchases",
+            settings=(USERNAME, TENANT),
+            columns=TEXT_NOTE,
+            exclude=("note",),
+            mode="row",
+        ),
         expect=("mode='row'", "op.replace_audit_trigger("),
+        after=lambda engine: _note_only_update_is_not_recorded(engine, "purchases"),
+    ),
+    Step(
+        "capture the transaction id",
+        orders(
+            name="purchases",
+            settings=(USERNAME, TENANT),
+            columns=TEXT_NOTE,
+            exclude=("note",),
+            mode="row",
+            capture=("transaction_id",),
+        ),
+        expect=(
+            "op.add_column('purchases_audit', sa.Column('audit_transaction_id'",
+            "captures=['transaction_id']",
+        ),
+        after=_transaction_ids_are_recorded,
     ),
     Step(
         "move to another schema",
-        orders(name="purchases", schema="sales", settings=(USERNAME, TENANT), columns=TEXT_ONLY),
+        orders(
+            name="purchases",
+            schema="sales",
+            settings=(USERNAME, TENANT),
+            columns=TEXT_NOTE,
+            exclude=("note",),
+            capture=("transaction_id",),
+        ),
         expect=("op.create_table('purchases_audit'", "schema='sales'", "op.drop_audit_trigger("),
         before=lambda engine: _create_schema(engine, "sales"),
     ),
@@ -296,13 +370,7 @@ def test_no_changes_means_an_empty_revision(tmp_path: Path, engine: sa.Engine) -
 def test_include_object_filter_is_honoured(tmp_path: Path, engine: sa.Engine) -> None:
     metadata = orders()
     project = make_project(tmp_path, engine.url)
-    env = tmp_path / "migrations" / "env.py"
-    env.write_text(
-        env.read_text().replace(
-            "include_schemas=True",
-            "include_schemas=True, include_object=lambda o, n, t, r, c: not (t == 'table' and n.startswith('orders'))",
-        )
-    )
+    project.edit_env("include_schemas=True", f"include_schemas=True, {INCLUDE_OBJECT}")
     text = project.revision(metadata, "filtered")
     assert "audit_trigger" not in text
     assert "create_table" not in text
@@ -325,8 +393,7 @@ def installed_then_filtered(tmp_path: Path, engine: sa.Engine, hook: str) -> Any
     project = make_project(tmp_path, engine.url)
     project.revision(metadata, "first")
     project.upgrade(metadata)
-    env = tmp_path / "migrations" / "env.py"
-    env.write_text(env.read_text().replace("include_schemas=True", f"include_schemas=True, {hook}"))
+    project.edit_env("include_schemas=True", f"include_schemas=True, {hook}")
     return project
 
 

@@ -16,7 +16,11 @@ from sqlalchemy_postgresql_audit.alembic import (
     DropAuditTriggerOp,
     ReplaceAuditTriggerOp,
 )
-from sqlalchemy_postgresql_audit.alembic.ops import spec_from_arguments
+from sqlalchemy_postgresql_audit.alembic.ops import (
+    previous_from_arguments,
+    spec_arguments,
+    spec_from_arguments,
+)
 
 
 def spec_of(name: str, schema: str | None = None, **options: Any) -> AuditSpec:
@@ -41,8 +45,9 @@ class RecordingOp:
 
     def __getattr__(self, name: str) -> Any:
         def call(table: str, *, previous: dict[str, Any] | None = None, **kw: Any) -> None:
-            old = AuditSpec.from_dict(previous) if previous is not None else None
-            self.calls.append((name, spec_from_arguments(table, kw), old))
+            new = spec_from_arguments(table, kw)
+            old = previous_from_arguments(new, previous) if previous is not None else None
+            self.calls.append((name, new, old))
 
         return call
 
@@ -102,6 +107,64 @@ def test_rendered_create_reads_like_a_reviewer_wants() -> None:
         "    )",
         "    # ### end Alembic commands ###",
     ]
+
+
+def test_a_replace_shows_its_change_and_writes_each_spec_once() -> None:
+    """A summary comment, the new spec, and only the arguments the old spec had otherwise."""
+    new = spec_of("orders", session_settings=[sa.Column("username", sa.String)])
+    table = sa.Table(
+        "orders",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column('we"ird %s', sa.Text),
+        sa.Column("total", sa.Numeric(10, 2)),
+        info={"audit.options": {"enabled": True, "mode": "row"}},
+    )
+    old = table.info[SPEC_KEY]
+    code = render_python_code(ops.UpgradeOps(ops=[ReplaceAuditTriggerOp(new, previous=old)]))
+    assert code.strip().splitlines()[1:] == [
+        "    # audit orders: columns -total; settings +username; mode 'row' -> 'statement'",
+        "    op.replace_audit_trigger(",
+        "        'orders',",
+        "        schema=None,",
+        "        audit_table='orders_audit',",
+        "        function='public_orders_audit',",
+        "        triggers=[{'name': 'public_orders_audit_insert', 'operation': 'INSERT'},",
+        "         {'name': 'public_orders_audit_update', 'operation': 'UPDATE'},",
+        "         {'name': 'public_orders_audit_delete', 'operation': 'DELETE'},",
+        "         {'name': 'public_orders_audit_truncate', 'operation': 'TRUNCATE'}],",
+        "        columns=['id', 'we\"ird %s'],",
+        "        settings=[{'name': 'username',",
+        "          'column': 'audit_username',",
+        "          'sql_type': 'VARCHAR',",
+        "          'required': False}],",
+        "        mode='statement',",
+        "        template=1,",
+        "        exclude_columns=[],",
+        "        skip_unchanged=False,",
+        "        key_columns=['id'],",
+        "        captures=[],",
+        "        truncate_rows=False,",
+        "        previous={'columns': ['id', 'we\"ird %s', 'total'], 'settings': [], 'mode': 'row'},",
+        "    )",
+        "    # ### end Alembic commands ###",
+    ]
+
+
+def test_a_reinstall_says_so_and_has_an_empty_previous() -> None:
+    spec = spec_of("orders")
+    code = render_python_code(ops.UpgradeOps(ops=[ReplaceAuditTriggerOp(spec, previous=spec)]))
+    assert "# audit orders: reinstall as declared (the installed objects differ)" in code
+    assert "previous={}," in code
+
+
+def test_a_full_previous_of_older_migrations_still_means_the_previous_spec() -> None:
+    new, old = spec_of("orders"), spec_of("orders", mode="row", operations=["DELETE"])
+    recorder = RecordingOp()
+    recorder.replace_audit_trigger(
+        "orders", previous={"table": "orders", **spec_arguments(old)}, **spec_arguments(new)
+    )
+    assert recorder.calls == [("replace_audit_trigger", new, old)]
 
 
 def test_every_operation_reverses_exactly() -> None:

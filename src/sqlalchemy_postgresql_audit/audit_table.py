@@ -228,7 +228,9 @@ def audit_columns(source: Table, options: AuditOptions, spec: AuditSpec) -> list
             DateTime(timezone=not options.legacy_timestamp),
             nullable=False,
         ),
-        Column(AUDIT_CURRENT_USER, String(64), nullable=False),
+        # Nullable, although the trigger always fills it: rows written before this column
+        # existed (by 0.5.x, which did not record it) honestly have no known writer.
+        Column(AUDIT_CURRENT_USER, String(64), nullable=True),
         *(_capture_column(capture, options) for capture in spec.captures),
     ]
     # Session-setting columns stay nullable: rows written before a setting existed have no

@@ -68,7 +68,7 @@ _FUNCTIONS = text(
 
 _TRIGGERS = text(
     """
-    SELECT t.tgfoid, t.tgname, n.nspname, c.relname, t.tgtype, t.tgenabled,
+    SELECT t.tgfoid, t.tgname, n.nspname, c.relname, t.tgtype, t.tgenabled::text AS tgenabled,
            t.tgoldtable, t.tgnewtable, t.tgqual IS NOT NULL AS conditional,
            pg_catalog.cardinality(t.tgattr::pg_catalog.int2[]) > 0 AS column_list,
            t.tgparentid <> 0 AS clone

@@ -2,14 +2,15 @@
 
 Importing this module (``enable()`` does it when Alembic is installed) registers the operations
 ``op.create_audit_trigger``, ``op.replace_audit_trigger`` and ``op.drop_audit_trigger``, their
-renderers, and the autogenerate comparator, exactly once per process.  No ``alembic.plugins``
+renderers, and the autogenerate comparators (one before Alembic's table comparison, one after),
+exactly once per process.  No ``alembic.plugins``
 entry point is shipped: Alembic 1.18 to 1.20.0 fail to import with a module-valued one.
 """
 
 from __future__ import annotations
 
 from . import render as _render  # noqa: F401  (registers the renderers)
-from .comparator import compare_audit, register
+from .comparator import compare_audit, prepare_audit, register
 from .ops import CreateAuditTriggerOp, DropAuditTriggerOp, ReplaceAuditTriggerOp
 
 register()
@@ -19,4 +20,5 @@ __all__ = [
     "DropAuditTriggerOp",
     "ReplaceAuditTriggerOp",
     "compare_audit",
+    "prepare_audit",
 ]

@@ -1,9 +1,16 @@
-"""The autogenerate comparator: an adapter from Alembic to :func:`..compare.compare`.
+"""The autogenerate comparators: adapters from Alembic to :func:`..compare.compare`.
 
-It runs after Alembic's own table comparison, so it can (1) put trigger drops before and
-trigger installs after the table operations they depend on, (2) keep ``op.create_table`` free of
-this library's ``info`` entries (Column objects that would not even import), and (3) keep audit
-tables whose source is gone or no longer audited: history is never dropped by autogenerate.
+Two functions are registered on Alembic's ``schema`` comparison:
+
+- :func:`prepare_audit` runs *before* Alembic's table comparison.  It declares the audit tables
+  of every target MetaData (models imported before :func:`enable` was called are declared only
+  now), so audit tables are compared like any table, and it installs a filter that keeps audit
+  history out of the comparison: an audit table whose source is gone or no longer audited, and
+  an audit column whose source column was dropped, are kept, and not reported (nor logged by
+  Alembic) as removed on every later autogenerate.
+- :func:`compare_audit` runs *after* it, so it can (1) put trigger drops before and trigger
+  installs after the table operations they depend on and (2) keep ``op.create_table`` free of
+  this library's ``info`` entries (Column objects that would not even import).
 """
 
 from __future__ import annotations
@@ -21,12 +28,47 @@ from ..audit_table import is_audit_table_comment
 from ..catalog import default_schema, installed_audits
 from ..compare import Change, DropAudit, InstallAudit, ReplaceAudit, compare
 from ..ddl import audited_tables
-from ..spec import AuditSpec
+from ..declare import declare_metadata
+from ..legacy import legacy_audits
+from ..spec import AuditSpec, capture_column
+from .legacy import convert_timestamps, upgrade_legacy
 from .ops import CreateAuditTriggerOp, DropAuditTriggerOp, ReplaceAuditTriggerOp
 
 log = logging.getLogger(__name__)
 
 _INFO_PREFIX = "audit."
+
+
+def prepare_audit(
+    autogen_context: AutogenContext, upgrade_ops: ops.UpgradeOps, schemas: Iterable[str | None]
+) -> None:
+    """Before Alembic compares tables: declare audit tables, and keep audit history out."""
+    for metadata in _metadatas(autogen_context.metadata):
+        declare_metadata(metadata)
+    # Alembic has no public way to add an object filter after env.py configured the context;
+    # AutogenContext keeps include_object and friends in this list on every Alembic >= 1.13.
+    filters: list[Any] = autogen_context._object_filters
+    if keep_audit_history not in filters:
+        filters.append(keep_audit_history)
+
+
+def keep_audit_history(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    """An ``include_object`` filter: never compare what exists only as kept audit history.
+
+    A reflected table or column with nothing to compare it to is one Alembic would drop.  When
+    it is an audit table (or a column of one), recognised by the table comment this library
+    writes, it is kept history, not drift: dropping it is an explicit, hand-written choice
+    (``op.drop_table`` / ``op.drop_column``).
+    """
+    if not reflected or compare_to is not None or type_ not in ("table", "column"):
+        return True
+    table = obj if type_ == "table" else obj.table
+    if not is_audit_table_comment(getattr(table, "comment", None)):
+        return True
+    log.debug("Keeping audit history %s %s", type_, name)
+    return False
 
 
 def compare_audit(
@@ -37,13 +79,14 @@ def compare_audit(
         return
     default = default_schema(connection)
     wanted = {schema or default for schema in schemas}
-    declared = [
-        spec
+    declared_pairs = [
+        (table, spec)
         for metadata in _metadatas(autogen_context.metadata)
         for table, spec in audited_tables(metadata)
         if (spec.schema or default) in wanted
         and autogen_context.run_object_filters(table, table.name, "table", False, None)
     ]
+    declared = [spec for _, spec in declared_pairs]
     declared_tables = {
         (table.schema or default, table.name): table
         for metadata in _metadatas(autogen_context.metadata)
@@ -56,7 +99,15 @@ def compare_audit(
         or _installed_included(autogen_context, item.spec, declared_tables, default)
     ]
     _clean_table_ops(upgrade_ops)
-    changes = compare(declared, installed, default)
+    convert_timestamps(autogen_context, upgrade_ops, declared_tables, default)
+    changes = upgrade_legacy(
+        compare(declared, installed, default),
+        legacy_audits(connection, declared_pairs, default),
+        default,
+    )
+    for change in changes:
+        if isinstance(change, ReplaceAudit):
+            _log_kept_columns(change)
     drops = [_operation(c) for c in changes if isinstance(c, DropAudit)]
     others = [_operation(c) for c in changes if not isinstance(c, DropAudit)]
     upgrade_ops.ops[:0] = drops
@@ -93,34 +144,50 @@ def _operation(change: Change) -> ops.MigrateOperation:
     return DropAuditTriggerOp(change.spec)
 
 
+def _log_kept_columns(change: ReplaceAudit) -> None:
+    """Say once, when a replace stops filling them, which audit columns keep their history."""
+    filled = _filled_columns(change.spec)
+    for column in _filled_columns(change.previous):
+        if column not in filled and change.previous.audit_table == change.spec.audit_table:
+            log.info(
+                "Keeping column %r of audit table %r: no longer filled, its history is kept "
+                "(write op.drop_column(%r, %r) by hand to drop it)",
+                column,
+                change.spec.audit_table,
+                change.spec.audit_table,
+                column,
+            )
+
+
+def _filled_columns(spec: AuditSpec) -> list[str]:
+    """The audit table's columns that the trigger fills from the source or the session."""
+    captures = [capture_column(capture) for capture in spec.captures]
+    return [*captures, *(setting.column for setting in spec.settings), *spec.columns]
+
+
 def _clean_table_ops(upgrade_ops: ops.UpgradeOps) -> None:
-    kept: list[ops.MigrateOperation] = []
     for operation in upgrade_ops.ops:
         if isinstance(operation, ops.CreateTableOp) and operation.info:
             operation.info = {
                 k: v for k, v in operation.info.items() if not str(k).startswith(_INFO_PREFIX)
             }
-        if isinstance(operation, ops.DropTableOp) and is_audit_table_comment(
-            getattr(operation, "comment", None)
-        ):
-            log.info(
-                "Keeping audit table %s: autogenerate never drops audit history "
-                "(write op.drop_table() by hand to drop it)",
-                operation.table_name,
-            )
-            continue
-        kept.append(operation)
-    upgrade_ops.ops[:] = kept
 
 
 def register() -> None:
-    """Register the comparator once, after Alembic's table comparison, on every Alembic."""
+    """Register both comparators once: one before, one after Alembic's table comparison.
+
+    Alembic >= 1.18 orders comparators by priority.  Older ones keep one list per target and
+    run it in order; Alembic's own table comparison is in it from the import of
+    ``alembic.autogenerate``, so appending runs last, and inserting at the front runs first.
+    """
     try:
         from alembic.util import DispatchPriority
-    except ImportError:  # Alembic < 1.18: registration order already puts us last
+    except ImportError:
         comparators.dispatch_for("schema")(compare_audit)
+        comparators._registry[("schema", "default")].insert(0, prepare_audit)
     else:
+        comparators.dispatch_for("schema", priority=DispatchPriority.FIRST)(prepare_audit)
         comparators.dispatch_for("schema", priority=DispatchPriority.LAST)(compare_audit)
 
 
-__all__ = ["compare_audit", "register"]
+__all__ = ["compare_audit", "keep_audit_history", "prepare_audit", "register"]

@@ -3,7 +3,9 @@
 Each operation carries the full :class:`AuditSpec` (names, columns, settings, mode and template
 version) as plain arguments, so a migration is readable and frozen: it renders the same SQL after a
 library upgrade, because released template versions never change.  Every operation reverses
-exactly; a replace carries the spec the database had before.
+exactly; a replace carries the spec the database had before, written as the arguments in which
+it differs from the new one (``previous={'columns': [...]}``), so a reviewer sees the change.
+A ``previous`` holding every argument (as older migrations have it) means the same.
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ from typing import Any
 
 from alembic.operations import MigrateOperation, Operations
 
-from ..ddl import AuditDDL
+from ..ddl import AuditDDL, resolve_spec
+from ..legacy import LEGACY_TEMPLATE
 from ..render import drop_function, drop_trigger, render
-from ..spec import AuditSpec
+from ..spec import AuditSpec, TriggerSpec
 
 
 def spec_arguments(spec: AuditSpec) -> dict[str, Any]:
@@ -26,6 +29,17 @@ def spec_arguments(spec: AuditSpec) -> dict[str, Any]:
 
 def spec_from_arguments(table_name: str, arguments: dict[str, Any]) -> AuditSpec:
     return AuditSpec.from_dict({"table": table_name, **arguments})
+
+
+def previous_arguments(spec: AuditSpec, previous: AuditSpec) -> dict[str, Any]:
+    """The arguments (``table`` included) in which ``previous`` differs from ``spec``."""
+    new, old = asdict(spec), asdict(previous)
+    return {key: value for key, value in old.items() if new[key] != value}
+
+
+def previous_from_arguments(spec: AuditSpec, changed: dict[str, Any]) -> AuditSpec:
+    """The previous spec: ``spec`` with the ``changed`` arguments."""
+    return AuditSpec.from_dict({**asdict(spec), **changed})
 
 
 class _AuditOperation(MigrateOperation):
@@ -88,7 +102,8 @@ class ReplaceAuditTriggerOp(_AuditOperation):
         previous: dict[str, Any],
         **spec: Any,
     ) -> None:
-        operations.invoke(cls(spec_from_arguments(table_name, spec), AuditSpec.from_dict(previous)))
+        new = spec_from_arguments(table_name, spec)
+        operations.invoke(cls(new, previous_from_arguments(new, previous)))
 
     def reverse(self) -> ReplaceAuditTriggerOp:
         return ReplaceAuditTriggerOp(self.previous, self.spec)
@@ -99,14 +114,20 @@ def _execute(operations: Operations, statements: tuple[str, ...] | list[str]) ->
         operations.execute(AuditDDL(sql))
 
 
+def _resolved(operations: Operations, spec: AuditSpec) -> AuditSpec:
+    """``spec`` with its real schema online; as written offline, where no database is asked."""
+    bind = None if operations.get_context().as_sql else operations.get_bind()
+    return resolve_spec(bind, spec)
+
+
 @Operations.implementation_for(CreateAuditTriggerOp)
 def _create(operations: Operations, operation: CreateAuditTriggerOp) -> None:
-    _execute(operations, render(operation.spec).install)
+    _execute(operations, render(_resolved(operations, operation.spec)).install)
 
 
 @Operations.implementation_for(DropAuditTriggerOp)
 def _drop(operations: Operations, operation: DropAuditTriggerOp) -> None:
-    _execute(operations, render(operation.spec).uninstall)
+    _execute(operations, render(_resolved(operations, operation.spec)).uninstall)
 
 
 def _different_function(old: AuditSpec, new: AuditSpec) -> bool:
@@ -121,12 +142,35 @@ def _different_function(old: AuditSpec, new: AuditSpec) -> bool:
     return old.schema is not None and new.schema is not None and old.schema != new.schema
 
 
+def _shape(spec: AuditSpec, trigger: TriggerSpec) -> tuple[str, str]:
+    """A trigger's timing and level, which ``CREATE OR REPLACE TRIGGER`` may not change in place.
+
+    On a partitioned table a row trigger has a clone on every partition; replacing it with a
+    statement trigger would leave the clones calling a function that now expects transition
+    tables.  Dropping the parent trigger drops its clones.
+    """
+    truncate = trigger.operation == "TRUNCATE"
+    timing = "BEFORE" if truncate and spec.truncate_rows else "AFTER"
+    level = "ROW" if spec.mode == "row" and not truncate else "STATEMENT"
+    return (timing, level)
+
+
 @Operations.implementation_for(ReplaceAuditTriggerOp)
 def _replace(operations: Operations, operation: ReplaceAuditTriggerOp) -> None:
-    new, old = operation.spec, operation.previous
-    kept = {t.name for t in new.triggers} if old.key == new.key else set()
+    new = _resolved(operations, operation.spec)
+    old = _resolved(operations, operation.previous)
+    if LEGACY_TEMPLATE in (old.template, new.template):
+        # 0.5.x objects name their function unqualified: remove one installation completely
+        # before creating the other, so neither statement can find the other's function.
+        _execute(operations, [*render(old).uninstall, *render(new).install])
+        return
+    kept = (
+        {(t.name, _shape(new, t)) for t in new.triggers} if old.key == new.key else set()
+    )
     obsolete = [
-        drop_trigger(old.schema, old.table, t.name) for t in old.triggers if t.name not in kept
+        drop_trigger(old.schema, old.table, t.name)
+        for t in old.triggers
+        if (t.name, _shape(old, t)) not in kept
     ]
     statements = [*obsolete, *render(new).install]
     if _different_function(old, new):

@@ -1,4 +1,10 @@
-"""Render the audit operations as readable Python in a migration script."""
+"""Render the audit operations as readable Python in a migration script.
+
+A replace is what reviewers read most (every column change makes one), so it says what changed:
+a comment line above it (``# audit orders: columns +total``), the new spec in full, and
+``previous=`` holding only the arguments the installed spec had differently.  Each distinct spec
+is written once in the upgrade and once in the downgrade, and the migration stays exact.
+"""
 
 from __future__ import annotations
 
@@ -8,21 +14,29 @@ from typing import Any
 from alembic.autogenerate import renderers
 from alembic.autogenerate.api import AutogenContext
 
+from ..legacy import LEGACY_TEMPLATE
 from .ops import (
     CreateAuditTriggerOp,
     DropAuditTriggerOp,
     ReplaceAuditTriggerOp,
     _AuditOperation,
+    previous_arguments,
     spec_arguments,
 )
 
 IMPORT = "import sqlalchemy_postgresql_audit.alembic  # noqa: F401  (registers op.*_audit_trigger)"
 
 
-def _call(autogen_context: AutogenContext, operation: _AuditOperation, **extra: Any) -> str:
+def _call(
+    autogen_context: AutogenContext,
+    operation: _AuditOperation,
+    comment: str | None = None,
+    **extra: Any,
+) -> str:
     autogen_context.imports.add(IMPORT)
     arguments = {**spec_arguments(operation.spec), **extra}
-    lines = [f"op.{operation.name}(", f"    {operation.spec.table!r},"]
+    lines = [] if comment is None else [comment]
+    lines += [f"op.{operation.name}(", f"    {operation.spec.table!r},"]
     lines += [f"    {key}={_literal(value)}," for key, value in arguments.items()]
     lines.append(")")
     return "\n".join(lines)
@@ -54,5 +68,37 @@ def _render_drop(autogen_context: AutogenContext, operation: DropAuditTriggerOp)
 
 @renderers.dispatch_for(ReplaceAuditTriggerOp)
 def _render_replace(autogen_context: AutogenContext, operation: ReplaceAuditTriggerOp) -> str:
-    previous = {"table": operation.previous.table, **spec_arguments(operation.previous)}
-    return _call(autogen_context, operation, previous=previous)
+    previous = previous_arguments(operation.spec, operation.previous)
+    comment = f"# audit {operation.spec.table}: {summary(operation)}"
+    return _call(autogen_context, operation, comment, previous=previous)
+
+
+def summary(operation: ReplaceAuditTriggerOp) -> str:
+    """What a replace changes, in words: ``columns +total -code; mode 'row' -> 'statement'``."""
+    new = spec_arguments(operation.spec)
+    changed = previous_arguments(operation.spec, operation.previous)
+    parts = [_difference(key, old, new[key]) for key, old in changed.items() if key != "table"]
+    if "table" in changed:
+        parts.insert(0, f"table {changed['table']!r} -> {operation.spec.table!r}")
+    if operation.previous.template == LEGACY_TEMPLATE:
+        parts.insert(0, "replace the 0.5.x function and trigger")
+    elif operation.spec.template == LEGACY_TEMPLATE:
+        parts.insert(0, "reinstall the 0.5.x function and trigger")
+    return "; ".join(parts) or "reinstall as declared (the installed objects differ)"
+
+
+def _difference(key: str, old: Any, new: Any) -> str:
+    if isinstance(old, tuple) and all(isinstance(v, str) for v in (*old, *new)):
+        added = [f"+{v}" for v in new if v not in old]
+        removed = [f"-{v}" for v in old if v not in new]
+        return " ".join([key, *added, *removed]) if added or removed else f"{key} reordered"
+    if isinstance(old, tuple):  # settings and triggers: dicts with a name
+        was, now = _by_name(old), _by_name(new)
+        words = [f"+{n}" for n in now if n not in was] + [f"-{n}" for n in was if n not in now]
+        words += [f"~{n}" for n in now if n in was and now[n] != was[n]]
+        return " ".join([key, *words]) if words else f"{key} reordered"
+    return f"{key} {old!r} -> {new!r}"
+
+
+def _by_name(items: tuple[dict[str, Any], ...]) -> dict[str, dict[str, Any]]:
+    return {item["name"]: item for item in items}
