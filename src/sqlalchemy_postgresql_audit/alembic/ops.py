@@ -10,6 +10,7 @@ A ``previous`` holding every argument (as older migrations have it) means the sa
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from alembic.operations import MigrateOperation, Operations
