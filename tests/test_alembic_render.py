@@ -103,7 +103,6 @@ def test_rendered_create_reads_like_a_reviewer_wants() -> None:
         "        key_columns=['id'],",
         "        captures=[],",
         "        truncate_rows=False,",
-        "        virtual_columns=[],",
         "    )",
         "    # ### end Alembic commands ###",
     ]
