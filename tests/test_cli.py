@@ -75,7 +75,7 @@ def test_ddl_is_a_script_that_audits_a_database_holding_only_the_tables(
 ) -> None:
     script = ok(run("ddl", TARGET))
     assert script.count("CREATE TABLE IF NOT EXISTS") == 2
-    assert "CREATE OR REPLACE FUNCTION public_tasks_audit()" in script
+    assert "CREATE OR REPLACE FUNCTION public.public_tasks_audit()" in script
     feed_psql(database_url, script)
     write_project(engine, 1, "alice")
     assert audited_usernames(engine, "projects_audit") == ["alice"]
@@ -106,7 +106,7 @@ def test_ddl_accepts_a_declarative_base_and_speaks_json() -> None:
     assert "CREATE OR REPLACE TRIGGER public_invoices_audit_insert" in document["script"]
     only_triggers = ok(run("ddl", "cli_models:Base.metadata", "--no-tables"))
     assert "CREATE TABLE" not in only_triggers
-    assert "CREATE OR REPLACE FUNCTION public_invoices_audit()" in only_triggers
+    assert "CREATE OR REPLACE FUNCTION public.public_invoices_audit()" in only_triggers
 
 
 def test_ddl_of_chosen_tables() -> None:
@@ -163,6 +163,8 @@ def test_install_check_drift_and_repair(url: str, engine: sa.Engine) -> None:
         )
     assert check_json(url)[1]["projects"]["details"] == [
         "function body edited",
+        "function settings differ",
+        "function is not SECURITY DEFINER",
         "trigger public_projects_audit_insert disabled",
     ]
     assert json.loads(ok(run("install", TARGET, "--url", url, "--json"))) == {

@@ -7,7 +7,7 @@ driver: the Alembic comparator adapts it, and a command-line drift check can do 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 from .catalog import InstalledAudit, TriggerState
 from .render import NEW_ROWS, OLD_ROWS, function_config, render, resolved
@@ -62,21 +62,63 @@ def _expected_trigger(spec: AuditSpec, trigger: TriggerSpec, default_schema: str
     )
 
 
-def is_current(spec: AuditSpec, installed: InstalledAudit, default_schema: str) -> bool:
-    """Whether ``installed`` is exactly what installing ``spec`` produces.
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """One way an installation differs from what installing the declared spec produces."""
+
+    reason: str
+    #: Installed as declared but switched off (a disabled or replica-only trigger, or clone):
+    #: writes go unaudited until it is enabled again.
+    disabled: bool = False
+
+
+def drifts(spec: AuditSpec, installed: InstalledAudit, default_schema: str) -> list[Drift]:
+    """How ``installed`` differs from what installing ``spec`` produces; empty when current.
 
     The installed comment holds the resolved spec (explicit schema), so a declared spec without
     a schema is compared as living in ``default_schema``.
     """
     spec = resolved(spec, default_schema)
-    return (
-        installed.spec == spec
-        and installed.body == render(spec).function_body
-        and installed.config == function_config(spec)
-        and installed.security_definer
-        and frozenset(installed.triggers) == expected_triggers(spec, default_schema)
-        and all(_clone_is_current(spec, clone, default_schema) for clone in installed.clones)
-    )
+    found: list[Drift] = []
+    if installed.spec is None:
+        found.append(Drift("the function's comment is not a readable spec"))
+    elif installed.spec != spec:
+        changed = [
+            f.name
+            for f in fields(AuditSpec)
+            if getattr(installed.spec, f.name) != getattr(spec, f.name)
+        ]
+        found.append(Drift("declaration changed: " + ", ".join(changed)))
+    elif installed.body != render(spec).function_body:
+        found.append(Drift("function body edited"))
+    if installed.config != function_config(spec):
+        found.append(Drift("function settings differ"))
+    if not installed.security_definer:
+        found.append(Drift("function is not SECURITY DEFINER"))
+    expected = {t.name: t for t in expected_triggers(spec, default_schema)}
+    actual = {t.name: t for t in installed.triggers}
+    found += [Drift(f"trigger {name} missing") for name in sorted(expected.keys() - actual.keys())]
+    found += [
+        Drift(f"unexpected trigger {name}") for name in sorted(actual.keys() - expected.keys())
+    ]
+    for name in sorted(expected.keys() & actual.keys()):
+        if replace(actual[name], enabled=True) != expected[name]:
+            found.append(Drift(f"trigger {name} differs"))
+        elif not actual[name].enabled:
+            found.append(Drift(f"trigger {name} disabled", disabled=True))
+    for clone in installed.clones:
+        where = f"trigger {clone.name} on partition {clone.schema}.{clone.table}"
+        if _clone_is_current(spec, replace(clone, enabled=True), default_schema):
+            if not clone.enabled:
+                found.append(Drift(f"{where} disabled", disabled=True))
+        else:
+            found.append(Drift(f"{where} differs or was left behind"))
+    return found
+
+
+def is_current(spec: AuditSpec, installed: InstalledAudit, default_schema: str) -> bool:
+    """Whether ``installed`` is exactly what installing ``spec`` produces."""
+    return not drifts(spec, installed, default_schema)
 
 
 def _clone_is_current(spec: AuditSpec, clone: TriggerState, default_schema: str) -> bool:
@@ -84,9 +126,20 @@ def _clone_is_current(spec: AuditSpec, clone: TriggerState, default_schema: str)
     if spec.mode != "row":
         return False  # statement-level triggers have no clones: this one was left behind
     expected = {t.name: t for t in expected_triggers(spec, default_schema)}.get(clone.name)
-    return expected is not None and replace(
-        expected, schema=clone.schema, table=clone.table
-    ) == clone
+    return (
+        expected is not None and replace(expected, schema=clone.schema, table=clone.table) == clone
+    )
+
+
+def _as_declared(previous: AuditSpec | None, spec: AuditSpec, default_schema: str) -> AuditSpec:
+    """The installed spec in the form ``spec`` is declared in: a declared ``schema=None`` that the
+    installation resolved to ``default_schema`` stays ``None``, so a migration's previous spec
+    differs from its new one only where the definitions do."""
+    if previous is None:
+        return spec
+    if spec.schema is None and previous.schema == default_schema:
+        return replace(previous, schema=None)
+    return previous
 
 
 def compare(
@@ -120,7 +173,9 @@ def compare(
             continue
         matched.add((found.schema, found.function))
         if not is_current(spec, found, default_schema):
-            changes.append(ReplaceAudit(spec, previous=found.spec or spec))
+            changes.append(
+                ReplaceAudit(spec, previous=_as_declared(found.spec, spec, default_schema))
+            )
     for item in by_function.values():
         if (item.schema, item.function) not in matched and item.spec is not None:
             # Drop only the triggers that call this function: a trigger of the same name may

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass
 
 import sqlalchemy as sa
 
 from ..catalog import InstalledAudit, default_schema, installed_audits
-from ..compare import DropAudit, InstallAudit, compare, expected_triggers
+from ..compare import DropAudit, InstallAudit, compare, drifts
 from ..ddl import resolve_spec
-from ..render import function_config, render
 from ..spec import AuditSpec
 from .base import EXIT_DRIFT, EXIT_OK, Command, add_target_argument, add_url_argument
 from .database import begin, create_engine
@@ -98,35 +97,11 @@ def _find(spec: AuditSpec, installed: list[InstalledAudit], default: str) -> Ins
 
 
 def _installed_state(spec: AuditSpec, found: InstalledAudit, default: str) -> tuple[str, list[str]]:
-    details = []
-    if found.spec is None:
-        details.append("the function's comment is not a readable spec")
-    elif found.spec != spec:
-        changed = [
-            f.name
-            for f in fields(AuditSpec)
-            if getattr(found.spec, f.name) != getattr(spec, f.name)
-        ]
-        details.append("declaration changed: " + ", ".join(changed))
-    elif found.body != render(spec).function_body:
-        details.append("function body edited")
-    if found.config != function_config(spec):
-        details.append("function settings differ")
-    if found.security_definer:
-        details.append("function is SECURITY DEFINER")
-    expected = {t.name: t for t in expected_triggers(spec, default)}
-    actual = {t.name: t for t in found.triggers}
-    details += [f"trigger {name} missing" for name in sorted(expected.keys() - actual.keys())]
-    details += [f"unexpected trigger {name}" for name in sorted(actual.keys() - expected.keys())]
-    disabled = []
-    for name in sorted(expected.keys() & actual.keys()):
-        if not actual[name].enabled:
-            disabled.append(f"trigger {name} disabled")
-        if replace(actual[name], enabled=True) != expected[name]:
-            details.append(f"trigger {name} differs")
-    if not details and not disabled:
+    found_drifts = drifts(spec, found, default)
+    if not found_drifts:
         return OK, []
-    return ("disabled" if disabled and not details else "outdated"), details + disabled
+    status = "disabled" if all(d.disabled for d in found_drifts) else "outdated"
+    return status, [d.reason for d in found_drifts]
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
