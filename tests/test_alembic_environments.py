@@ -86,8 +86,12 @@ def test_op_execute_of_install_script(tmp_path: Path, engine: sa.Engine) -> None
     """A hand-written migration pastes the script of ``install_audit_triggers(metadata)``."""
     metadata = orders(settings=(USERNAME,), columns=(("50% off", sa.Text), ("it's", sa.Text)))
     with engine.begin() as connection:
-        for table in metadata.sorted_tables:
+        for table in metadata.sorted_tables:  # the tables as create_all makes them, no triggers
             connection.execute(sa.schema.CreateTable(table))
+            for index in table.indexes:
+                connection.execute(sa.schema.CreateIndex(index))
+            if table.comment:
+                connection.execute(sa.schema.SetTableComment(table))
     script = install_audit_triggers(metadata)
     project = make_project(tmp_path, engine.url)
     revision = command.revision(project.config(metadata), message="install by hand")

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from alembic import command
 
 from alembic_env import AlembicProject, make_project
+from sqlalchemy_postgresql_audit import AuditConfigurationError
 from sqlalchemy_postgresql_audit.render import COMMENT_MARKER
 from test_alembic_evolution import CODE_TOTAL, TEXT_ONLY, assert_audited, orders
 
@@ -87,45 +88,21 @@ def partition_triggers(engine: sa.Engine) -> list[tuple[str, str, bool]]:
     return [(row.relname, row.tgname, row.row_level) for row in rows]
 
 
-def test_partitioned_table_switched_from_row_to_statement_mode(
+def test_asking_for_statement_mode_on_a_partitioned_table_fails_before_any_migration(
     tmp_path: Path, engine: sa.Engine
 ) -> None:
+    """Statement triggers on the parent would miss writes addressed to a partition, so the
+    model is refused when autogenerate declares it, and the row-mode auditing stays."""
     project = partitioned_project(tmp_path, engine)
-    assert recorded_writes(engine, 100) == {"parent": ["I", "U"], "partition": ["I", "U"]}
-    assert {row_level for _, _, row_level in partition_triggers(engine)} == {True}
-
-    text = project.revision(events("statement"), "statement mode")
-    assert "# audit events: mode 'row' -> 'statement'" in text
-    project.upgrade(events("statement"))
-    # the row triggers' clones went with them: no partition calls the statement-mode function
-    assert not [t for t in partition_triggers(engine) if t[2]]
-    assert recorded_writes(engine, 200)["parent"] == ["I", "U"]
-    project.check(events("statement"))
-
-    project.downgrade(events())
-    assert recorded_writes(engine, 300) == {"parent": ["I", "U"], "partition": ["I", "U"]}
-    assert {row_level for _, _, row_level in partition_triggers(engine)} == {True}
-
-
-def test_write_to_a_partition_in_statement_mode_is_audited(
-    tmp_path: Path, engine: sa.Engine
-) -> None:
-    """After row -> statement, a write addressed to a partition directly is still audited.
-
-    Needs the template branch (statement mode on partitions); never silently unaudited.
-    """
-    project = partitioned_project(tmp_path, engine)
-    project.revision(events("statement"), "statement mode")
-    project.upgrade(events("statement"))
+    with pytest.raises(AuditConfigurationError, match=r"'events'.*'mode'.*partition"):
+        project.revision(events("statement"), "statement mode")
+    assert not list((tmp_path / "migrations" / "versions").glob("*statement_mode*"))
     assert recorded_writes(engine, 200) == {"parent": ["I", "U"], "partition": ["I", "U"]}
-    project.check(events("statement"))
+    assert {row_level for _, _, row_level in partition_triggers(engine)} == {True}
 
 
 def test_disabled_partition_clone_is_drift(tmp_path: Path, engine: sa.Engine) -> None:
-    """A row trigger's clone disabled on one partition is drift, reinstalled by autogenerate.
-
-    Needs the template branch (the catalog reads partition clones).
-    """
+    """A row trigger's clone disabled on one partition is drift, reinstalled by autogenerate."""
     project = partitioned_project(tmp_path, engine)
     with engine.begin() as connection:
         connection.execute(sa.text("ALTER TABLE events_p2 DISABLE TRIGGER public_events_audit_insert"))

@@ -64,14 +64,14 @@ def test_changed_columns_replace_from_the_installed_spec() -> None:
     old = spec_of()
     new = replace(old, columns=(*old.columns, "total"))
     assert compare([new], [installed(old)], "public") == [
-        ReplaceAudit(new, previous=resolved(old))
+        ReplaceAudit(new, previous=old)
     ]
 
 
 def test_hand_edited_body_is_detected() -> None:
     spec = spec_of()
     edited = installed(spec, body=render(spec).function_body.replace("'I'", "'X'"))
-    assert compare([spec], [edited], "public") == [ReplaceAudit(spec, previous=resolved(spec))]
+    assert compare([spec], [edited], "public") == [ReplaceAudit(spec, previous=spec)]
 
 
 def test_a_function_that_is_not_security_definer_or_lost_its_settings_is_drift() -> None:
@@ -83,7 +83,7 @@ def test_a_function_that_is_not_security_definer_or_lost_its_settings_is_drift()
             installed(spec, config=function_config(spec)[1:]),
         ):
             assert compare([spec], [tampered], "public") == [
-                ReplaceAudit(spec, previous=resolved(spec))
+                ReplaceAudit(spec, previous=spec)
             ]
 
 
@@ -110,15 +110,15 @@ def test_disabled_or_missing_trigger_is_detected() -> None:
         item, triggers=(replace(item.triggers[0], enabled=False), *item.triggers[1:])
     )
     missing = replace(item, triggers=item.triggers[1:])
-    assert compare([spec], [disabled], "public") == [ReplaceAudit(spec, previous=resolved(spec))]
-    assert compare([spec], [missing], "public") == [ReplaceAudit(spec, previous=resolved(spec))]
+    assert compare([spec], [disabled], "public") == [ReplaceAudit(spec, previous=spec)]
+    assert compare([spec], [missing], "public") == [ReplaceAudit(spec, previous=spec)]
 
 
 def test_a_template_change_is_one_replace() -> None:
     spec = spec_of()
     older = installed(spec, spec=replace(resolved(spec), template=0), body="-- older template")
     assert compare([spec], [older], "public") == [
-        ReplaceAudit(spec, previous=replace(resolved(spec), template=0))
+        ReplaceAudit(spec, previous=replace(spec, template=0))
     ]
 
 

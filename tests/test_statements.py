@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from sqlalchemy_postgresql_audit import AUDIT_TABLE_KEY, SPEC_KEY
+from sqlalchemy_postgresql_audit import AUDIT_TABLE_KEY, SPEC_KEY, AuditConfigurationError
 
 MODES = ("statement", "row")
 
@@ -156,15 +156,18 @@ def test_update_moving_a_row_between_partitions_is_recorded(engine: sa.Engine) -
     assert recorded(engine, table) == [("I", 1, "low"), ("D", 1, "low"), ("I", 101, "low")]
 
 
-def test_statement_mode_on_a_partitioned_table_when_asked(engine: sa.Engine) -> None:
-    """Explicit statement mode: writes addressed to the partitioned table are audited."""
-    table = declare("statement", postgresql_partition_by="RANGE (id)")
-    assert table.info[SPEC_KEY].mode == "statement"
-    table.metadata.create_all(engine)
+def test_statement_mode_on_a_partitioned_table_is_refused(engine: sa.Engine) -> None:
+    """Statement triggers on the parent miss writes addressed to a partition: never silently
+    unaudited, so asking for them fails at declaration, naming the table and the key."""
+    with pytest.raises(AuditConfigurationError, match=r"'item'.*'mode'.*partition"):
+        declare("statement", postgresql_partition_by="RANGE (id)")
+
+
+def test_a_partitioned_table_reflected_without_its_partitioning_is_refused_at_install(
+    engine: sa.Engine,
+) -> None:
     with engine.begin() as connection:
-        connection.execute(
-            sa.text("CREATE TABLE item_all PARTITION OF item FOR VALUES FROM (0) TO (1000)")
-        )
-        connection.execute(table.insert(), [{"id": 1, "label": "a"}, {"id": 2, "label": "b"}])
-        connection.execute(table.update().where(table.c.id == 2).values(label="c"))
-    assert recorded(engine, table) == [("I", 1, "a"), ("I", 2, "b"), ("U", 2, "c")]
+        connection.execute(sa.text("CREATE TABLE item (id int PRIMARY KEY, label text) PARTITION BY RANGE (id)"))
+    table = declare("statement")  # declared as a plain table, but it is partitioned
+    with pytest.raises(AuditConfigurationError, match=r"'item'.*'mode'.*partition"):
+        table.metadata.create_all(engine)

@@ -71,10 +71,20 @@ def capture_mode(source: Table, options: AuditOptions) -> CaptureMode:
     table, not writes addressed to a partition directly; row-level triggers are cloned onto
     every partition, present and future, so nothing goes unaudited.
     """
+    partitioned = source.dialect_options["postgresql"].get("partition_by")
+    if partitioned and options.mode == "statement":
+        raise AuditConfigurationError(source.name, "mode", STATEMENT_MODE_ON_PARTITIONS)
     if options.mode is not None:
         return options.mode
-    partitioned = source.dialect_options["postgresql"].get("partition_by")
     return "row" if partitioned else "statement"
+
+
+#: Why a partitioned table cannot be audited in statement mode.
+STATEMENT_MODE_ON_PARTITIONS = (
+    "is 'statement' on a partitioned table: statement-level triggers on the parent do not see "
+    "rows written to a partition directly, so those writes would go unaudited; use mode='row' "
+    "(the default for partitioned tables)"
+)
 
 
 def build_spec(source: Table, options: AuditOptions) -> AuditSpec:

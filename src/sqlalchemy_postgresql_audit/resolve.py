@@ -12,6 +12,7 @@ from dataclasses import replace
 
 from sqlalchemy import ARRAY, Connection, Text, bindparam, text
 
+from .audit_table import STATEMENT_MODE_ON_PARTITIONS
 from .errors import AuditConfigurationError
 from .spec import FIXED_AUDIT_COLUMNS, AuditSpec, capture_column
 
@@ -80,14 +81,39 @@ _AUDIT_TABLE_COLUMNS = text(
 ).bindparams(bindparam("schemas", type_=ARRAY(Text())), bindparam("tables", type_=ARRAY(Text())))
 
 
+_PARTITIONED = text(
+    """
+    SELECT n.nspname, c.relname
+    FROM unnest(:schemas, :tables) AS wanted(schema, name)
+    JOIN pg_catalog.pg_namespace n ON n.nspname = wanted.schema
+    JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = wanted.name
+    WHERE c.relkind = 'p'
+    """
+).bindparams(bindparam("schemas", type_=ARRAY(Text())), bindparam("tables", type_=ARRAY(Text())))
+
+
 def check_audit_tables(connection: Connection, specs: Sequence[AuditSpec]) -> None:
-    """Raise unless each (resolved) spec's audit table exists with every column it writes.
+    """Raise unless each (resolved) spec's audit table exists with every column it writes, and
+    no partitioned table would be audited in statement mode.
 
     The installed function would otherwise fail on the first write, far from the cause (a
-    column added to the source outside the models, an audit table not migrated).
+    column added to the source outside the models, an audit table not migrated); statement
+    triggers on a partitioned table (one reflected without its ``postgresql_partition_by``, say)
+    would silently miss writes addressed to its partitions.
     """
     if not specs:
         return
+    statement = [spec for spec in specs if spec.mode == "statement"]
+    if statement:
+        partitioned = set(
+            connection.execute(
+                _PARTITIONED,
+                {"schemas": [s.schema for s in statement], "tables": [s.table for s in statement]},
+            ).tuples()
+        )
+        for spec in statement:
+            if (spec.schema, spec.table) in partitioned:
+                raise AuditConfigurationError(spec.table, "mode", STATEMENT_MODE_ON_PARTITIONS)
     rows = connection.execute(
         _AUDIT_TABLE_COLUMNS,
         {"schemas": [spec.schema for spec in specs], "tables": [s.audit_table for s in specs]},
