@@ -18,7 +18,6 @@ import sqlalchemy as sa
 
 from alembic_env import AlembicProject, make_project
 from legacy_05x import install_legacy
-from sqlalchemy_postgresql_audit import set_session_vars
 from sqlalchemy_postgresql_audit.errors import AuditError
 from sqlalchemy_postgresql_audit.legacy import LegacyInstallationError
 
@@ -96,8 +95,11 @@ def write(engine: sa.Engine, statements: list[str], **settings: str) -> datetime
     """Run ``statements`` in one transaction of a New York writer; returns its ``now()``."""
     with engine.begin() as connection:
         connection.execute(sa.text("SELECT set_config('TimeZone', :zone, true)"), {"zone": ZONE})
-        if settings:
-            set_session_vars(connection, **settings)
+        for name, value in settings.items():  # as 0.5.x's helper did, before our models exist
+            connection.execute(
+                sa.text("SELECT set_config(:name, :value, true)"),
+                {"name": f"audit.{name}", "value": value},
+            )
         for statement in statements:
             connection.execute(sa.text(statement))
         instant: datetime.datetime = connection.execute(sa.text("SELECT now()")).scalar_one()
