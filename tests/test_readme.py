@@ -1,0 +1,36 @@
+"""The README's usage example runs as written, in a fresh interpreter, against the real server."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy.engine import URL
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def usage_example() -> str:
+    usage = README.read_text().split("## Usage", 1)[1]
+    match = re.search(r"```python\n(.*?)```", usage, re.DOTALL)
+    assert match, "README has no usage example"
+    return match.group(1)
+
+
+def test_the_usage_example_runs_and_prints_the_history(database_url: URL) -> None:
+    prelude = (
+        "import uuid\nimport sqlalchemy as sa\n"
+        f"engine = sa.create_engine({database_url.render_as_string(hide_password=False)!r})\n"
+        "request_uuid = uuid.uuid4()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", prelude + usage_example()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["I alice alice"]
