@@ -128,11 +128,16 @@ def _install() -> None:
 
 
 def _forget(connection: Connection, *args: Any) -> None:
-    connection.info.pop(_APPLIED, None)
+    # An invalidated connection (its backend died) has no info to forget: touching it would
+    # raise PendingRollbackError from inside the rollback and hide the real error.  Its
+    # replacement DBAPI connection starts with a fresh info dict.
+    if not connection.invalidated:
+        connection.info.pop(_APPLIED, None)
 
 
 def _unknown(connection: Connection, *args: Any) -> None:
-    connection.info[_APPLIED] = None
+    if not connection.invalidated:
+        connection.info[_APPLIED] = None
 
 
 def _before_cursor_execute(
