@@ -354,12 +354,16 @@ def test_exiting_out_of_order_is_refused() -> None:
 def test_a_backend_killed_under_a_context_raises_its_own_error(db: sa.Engine) -> None:
     """The rollback of a transaction whose backend died must not hide the driver's error: the
     listeners leave an invalidated connection alone."""
-    with db.connect() as killer, audit_context(username="victim"):
-        with pytest.raises(sa.exc.OperationalError), db.begin() as connection:
+    def killed_transaction(killer: sa.Connection) -> None:
+        with db.begin() as connection:  # the error surfaces through this block's rollback
             connection.execute(note.insert().values(id=1))
             pid = connection.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
             killer.execute(sa.text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})
             connection.execute(sa.text("SELECT 1"))
+
+    with db.connect() as killer, audit_context(username="victim"):
+        with pytest.raises(sa.exc.OperationalError):
+            killed_transaction(killer)
         with db.begin() as connection:  # the pool hands out a working connection again
             connection.execute(note.insert().values(id=2))
             assert recorded(connection) == [(2, "victim", None)]

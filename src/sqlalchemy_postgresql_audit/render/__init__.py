@@ -1,0 +1,102 @@
+"""The one place that assembles SQL text: quoting in :mod:`.sql`, one module per template
+version, and the append-only guard and GRANTs in :mod:`.guard`.
+
+``render(spec)`` dispatches on ``spec.template``.  A released version's output never changes, so
+a migration that names it installs the same SQL after a library upgrade.  Version 0 renders what
+the 0.5.x releases installed (for upgrades and their downgrades); version 1 is this library's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..spec import AuditSpec
+from .guard import (
+    GUARD_TRIGGER,
+    GUARD_TRUNCATE_TRIGGER,
+    PURGE_BEFORE_SETTING,
+    PURGE_MARKER_TRIGGER,
+    PURGE_OPERATION_CODE,
+    guard_function,
+    render_append_only_guard,
+    render_grants,
+)
+from .sql import (
+    COMMENT_MARKER,
+    FALLBACK_SCHEMA,
+    NEW_ROWS,
+    OLD_ROWS,
+    RenderedAudit,
+    always_qualified,
+    always_quote,
+    drop_function,
+    drop_trigger,
+    function_comment,
+    function_signature,
+    literal,
+    qualified,
+    quote,
+    resolved,
+)
+from .template_v0 import legacy_timestamp_using, render_v0
+from .template_v1 import function_config, render_v1
+
+_TEMPLATES: dict[int, Callable[[AuditSpec], RenderedAudit]] = {0: render_v0, 1: render_v1}
+
+
+def render(spec: AuditSpec) -> RenderedAudit:
+    """The statements installing and removing ``spec``'s auditing.
+
+    Every object is named schema-qualified.  ``spec.schema`` should be resolved by the caller
+    (``ddl.resolve_spec``); a spec whose schema is still ``None`` (a script rendered without a
+    connection) is rendered for schema ``public``, and the function's comment stores the spec
+    with that explicit schema.  An ``append_only`` spec's guard is installed after the
+    template's objects and removed before them, whatever the template version.
+    """
+    spec = resolved(spec)
+    try:
+        template = _TEMPLATES[spec.template]
+    except KeyError:
+        raise ValueError(
+            f"audit template version {spec.template} is unknown to this library version "
+            f"(known: {sorted(_TEMPLATES)}); upgrade sqlalchemy-postgresql-audit"
+        ) from None
+    audit = template(spec)
+    install, uninstall = render_append_only_guard(spec)
+    if not install:
+        return audit
+    return RenderedAudit(
+        function_body=audit.function_body,
+        install=(*audit.install, *install),
+        uninstall=(*uninstall, *audit.uninstall),
+    )
+
+
+__all__ = [
+    "COMMENT_MARKER",
+    "FALLBACK_SCHEMA",
+    "GUARD_TRIGGER",
+    "GUARD_TRUNCATE_TRIGGER",
+    "NEW_ROWS",
+    "OLD_ROWS",
+    "PURGE_BEFORE_SETTING",
+    "PURGE_MARKER_TRIGGER",
+    "PURGE_OPERATION_CODE",
+    "RenderedAudit",
+    "always_qualified",
+    "always_quote",
+    "drop_function",
+    "drop_trigger",
+    "function_comment",
+    "function_config",
+    "function_signature",
+    "guard_function",
+    "legacy_timestamp_using",
+    "literal",
+    "qualified",
+    "quote",
+    "render",
+    "render_append_only_guard",
+    "render_grants",
+    "resolved",
+]
