@@ -13,12 +13,27 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, String, bindparam, func, select, true
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from sqlalchemy.orm import Session
 
 from .errors import AuditError
 from .options import SETTING_NAME
 from .values import known_settings, setting_value, text_for
+
+
+def _async_classes() -> tuple[type[Any], type[Any], type[Any]]:
+    """``(AsyncConnection, AsyncSession, AsyncEngine)``, or three never-matching types when
+    SQLAlchemy's asyncio extension cannot be imported (it needs ``greenlet``, which SQLAlchemy
+    2.1 no longer installs): then no async object can exist, and sync users need nothing more."""
+    try:
+        from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+    except ImportError:
+        return (_NoAsync, _NoAsync, _NoAsync)
+    return (AsyncConnection, AsyncSession, AsyncEngine)
+
+
+class _NoAsync:
+    """Matches nothing: stands in for the async classes when they cannot be imported."""
+
 
 
 class AuditSettingError(AuditError, ValueError):
@@ -99,7 +114,8 @@ def set_session_vars(connection_or_session: _Executes, **values: object) -> None
     For ``AsyncConnection`` / ``AsyncSession`` use :func:`aset_session_vars`.
     """
     target: object = connection_or_session
-    if isinstance(target, (AsyncConnection, AsyncSession)):
+    async_connection, async_session, _ = _async_classes()
+    if isinstance(target, (async_connection, async_session)):
         raise TypeError(
             "set_session_vars() got an async connection or session; "
             "use 'await aset_session_vars(...)' so the settings are really sent"
@@ -135,9 +151,10 @@ async def aset_session_vars(connection_or_session: _ExecutesAsync, **values: obj
     if not values:
         return
     prepared = prepare_values(values)
-    if isinstance(target, AsyncSession):
+    async_connection, async_session, _ = _async_classes()
+    if isinstance(target, async_session):
         refuse_autocommit((await target.connection()).sync_connection)
-    elif isinstance(target, AsyncConnection):
+    elif isinstance(target, async_connection):
         refuse_autocommit(target.sync_connection)
     await connection_or_session.execute(
         config_statement(len(prepared)), config_parameters(prepared)
@@ -145,7 +162,7 @@ async def aset_session_vars(connection_or_session: _ExecutesAsync, **values: obj
 
 
 def _refuse_non_transactional(target: object, function: str) -> None:
-    if isinstance(target, (Engine, AsyncEngine)):
+    if isinstance(target, (Engine, _async_classes()[2])):
         raise TypeError(
             f"{function}() needs the Connection or Session whose transaction the settings "
             f"describe, not an {type(target).__name__}: the settings last one transaction, so "
