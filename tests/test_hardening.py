@@ -197,6 +197,35 @@ def test_a_writer_without_rights_on_the_audit_table_is_audited_and_cannot_forge(
                 connection.exec_driver_sql(forgery)
 
 
+@pytest.mark.parametrize("mode", ["statement", "row"])
+def test_a_role_granted_execute_cannot_attach_the_function_to_its_own_table(
+    engine: sa.Engine, writer_role: str, mode: str
+) -> None:
+    """EXECUTE can reach a writer (default privileges, a group role): the function still
+    records only its own table, so a trigger on the writer's table forges nothing."""
+    table = declare(mode)
+    table.metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            f"GRANT EXECUTE ON FUNCTION public.public_ledger_audit() TO {writer_role}"
+        )
+        connection.exec_driver_sql(f"GRANT CREATE ON SCHEMA public TO {writer_role}")
+    level = "FOR EACH ROW" if mode == "row" else (
+        "REFERENCING NEW TABLE AS audit_new_rows FOR EACH STATEMENT"
+    )
+    with engine.begin() as connection:
+        connection.exec_driver_sql(f"SET LOCAL ROLE {writer_role}")
+        connection.exec_driver_sql("CREATE TEMP TABLE fake (id int, note text)")
+        connection.exec_driver_sql(
+            f"CREATE TRIGGER forge AFTER INSERT ON fake {level} "
+            "EXECUTE FUNCTION public.public_ledger_audit()"
+        )
+        with pytest.raises(DBAPIError, match="records only table"):
+            connection.exec_driver_sql("INSERT INTO fake VALUES (7, 'never happened')")
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM public.ledger_audit").scalar() == 0
+
+
 def test_the_writer_is_the_session_user_without_set_role(engine: sa.Engine) -> None:
     table = declare()
     table.metadata.create_all(engine)

@@ -8,6 +8,11 @@ AS $audit$
 DECLARE
   writer pg_catalog.text := CASE WHEN pg_catalog.current_setting('role') = 'none' THEN session_user ELSE pg_catalog.current_setting('role') END;
 BEGIN
+  IF TG_RELID OPERATOR(pg_catalog.<>) '"public"."line"'::pg_catalog.regclass
+     AND pg_catalog.pg_partition_root(TG_RELID) IS DISTINCT FROM '"public"."line"'::pg_catalog.regclass THEN
+    RAISE EXCEPTION USING MESSAGE = 'audit function "public"."public_line_audit" records only table "public"."line"',
+      ERRCODE = 'insufficient_privilege';
+  END IF;
   IF TG_OP = 'INSERT' THEN
     INSERT INTO "public"."line_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_changed_columns", "id", "qty", "total")
     SELECT 'I', pg_catalog.now(), audit_trigger.writer, NULL, r."id", r."qty", (SELECT qty * 2 FROM (SELECT r."id", r."qty") AS audit_source("id", "qty"))
@@ -124,6 +129,11 @@ AS $audit$
 DECLARE
   writer pg_catalog.text := CASE WHEN pg_catalog.current_setting('role') = 'none' THEN session_user ELSE pg_catalog.current_setting('role') END;
 BEGIN
+  IF TG_RELID OPERATOR(pg_catalog.<>) '"Sales Dept"."Order Items"'::pg_catalog.regclass
+     AND pg_catalog.pg_partition_root(TG_RELID) IS DISTINCT FROM '"Sales Dept"."Order Items"'::pg_catalog.regclass THEN
+    RAISE EXCEPTION USING MESSAGE = 'audit function "Sales Dept"."Sales Dept_Order Items_audit" records only table "Sales Dept"."Order Items"',
+      ERRCODE = 'insufficient_privilege';
+  END IF;
   IF TG_OP = 'INSERT' THEN
     INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if", "note")
     SELECT 'I', pg_catalog.now(), audit_trigger.writer, r."id", r."if", r."note"
@@ -242,6 +252,11 @@ DECLARE
   setting_0 VARCHAR(30) := NULLIF(pg_catalog.current_setting('audit.username', true), '');
   setting_1 INTEGER := NULLIF(pg_catalog.current_setting('audit.tenant', true), '');
 BEGIN
+  IF TG_RELID OPERATOR(pg_catalog.<>) '"Sales Dept"."Order Items"'::pg_catalog.regclass
+     AND pg_catalog.pg_partition_root(TG_RELID) IS DISTINCT FROM '"Sales Dept"."Order Items"'::pg_catalog.regclass THEN
+    RAISE EXCEPTION USING MESSAGE = 'audit function "Sales Dept"."Sales Dept_Order Items_audit" records only table "Sales Dept"."Order Items"',
+      ERRCODE = 'insufficient_privilege';
+  END IF;
   IF TG_OP = 'INSERT' THEN
     INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_username", "audit_tenant", "id", "if", "note")
     VALUES ('I', pg_catalog.now(), audit_trigger.writer, audit_trigger.setting_0, audit_trigger.setting_1, NEW."id", NEW."if", NEW."note");
@@ -359,6 +374,11 @@ DECLARE
   setting_1 INTEGER := NULLIF(pg_catalog.current_setting('audit.tenant', true), '');
   audited_rows pg_catalog.int8;
 BEGIN
+  IF TG_RELID OPERATOR(pg_catalog.<>) '"Sales Dept"."Order Items"'::pg_catalog.regclass
+     AND pg_catalog.pg_partition_root(TG_RELID) IS DISTINCT FROM '"Sales Dept"."Order Items"'::pg_catalog.regclass THEN
+    RAISE EXCEPTION USING MESSAGE = 'audit function "Sales Dept"."Sales Dept_Order Items_audit" records only table "Sales Dept"."Order Items"',
+      ERRCODE = 'insufficient_privilege';
+  END IF;
   IF TG_OP = 'UPDATE' THEN
     INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_username", "audit_tenant", "id", "if", "note")
     SELECT 'U', pg_catalog.now(), audit_trigger.writer, audit_trigger.setting_0, audit_trigger.setting_1, r."id", r."if", r."note"
@@ -435,6 +455,11 @@ AS $audit$
 DECLARE
   writer pg_catalog.text := CASE WHEN pg_catalog.current_setting('role') = 'none' THEN session_user ELSE pg_catalog.current_setting('role') END;
 BEGIN
+  IF TG_RELID OPERATOR(pg_catalog.<>) '"Sales Dept"."Order Items"'::pg_catalog.regclass
+     AND pg_catalog.pg_partition_root(TG_RELID) IS DISTINCT FROM '"Sales Dept"."Order Items"'::pg_catalog.regclass THEN
+    RAISE EXCEPTION USING MESSAGE = 'audit function "Sales Dept"."Sales Dept_Order Items_audit" records only table "Sales Dept"."Order Items"',
+      ERRCODE = 'insufficient_privilege';
+  END IF;
   IF TG_OP = 'INSERT' THEN
     INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if")
     SELECT 'I', pg_catalog.now(), audit_trigger.writer, r."id", r."if"
@@ -554,6 +579,11 @@ AS $audit$
 DECLARE
   writer pg_catalog.text := CASE WHEN pg_catalog.current_setting('role') = 'none' THEN session_user ELSE pg_catalog.current_setting('role') END;
 BEGIN
+  IF TG_RELID OPERATOR(pg_catalog.<>) '"Sales Dept"."Order Items"'::pg_catalog.regclass
+     AND pg_catalog.pg_partition_root(TG_RELID) IS DISTINCT FROM '"Sales Dept"."Order Items"'::pg_catalog.regclass THEN
+    RAISE EXCEPTION USING MESSAGE = 'audit function "Sales Dept"."Sales Dept_Order Items_audit" records only table "Sales Dept"."Order Items"',
+      ERRCODE = 'insufficient_privilege';
+  END IF;
   IF TG_OP = 'INSERT' THEN
     INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if", "note")
     VALUES ('I', pg_catalog.now(), audit_trigger.writer, NEW."id", NEW."if", NEW."note");
@@ -677,6 +707,11 @@ DECLARE
   capture_client_addr pg_catalog.inet := pg_catalog.inet_client_addr();
   audited_rows pg_catalog.int8;
 BEGIN
+  IF TG_RELID OPERATOR(pg_catalog.<>) '"Sales Dept"."Order Items"'::pg_catalog.regclass
+     AND pg_catalog.pg_partition_root(TG_RELID) IS DISTINCT FROM '"Sales Dept"."Order Items"'::pg_catalog.regclass THEN
+    RAISE EXCEPTION USING MESSAGE = 'audit function "Sales Dept"."Sales Dept_Order Items_audit" records only table "Sales Dept"."Order Items"',
+      ERRCODE = 'insufficient_privilege';
+  END IF;
   IF TG_OP = 'INSERT' THEN
     INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_transaction_id", "audit_statement_timestamp", "audit_clock_timestamp", "audit_session_user", "audit_application_name", "audit_client_addr", "audit_changed_columns", "audit_username", "audit_tenant", "id", "if", "note")
     SELECT 'I', pg_catalog.now(), audit_trigger.writer, audit_trigger.capture_transaction_id, audit_trigger.capture_statement_timestamp, audit_trigger.capture_clock_timestamp, audit_trigger.capture_session_user, audit_trigger.capture_application_name, audit_trigger.capture_client_addr, NULL, audit_trigger.setting_0, audit_trigger.setting_1, r."id", r."if", r."note"
@@ -807,6 +842,11 @@ DECLARE
   capture_application_name pg_catalog.text := NULLIF(pg_catalog.current_setting('application_name', true), '');
   capture_client_addr pg_catalog.inet := pg_catalog.inet_client_addr();
 BEGIN
+  IF TG_RELID OPERATOR(pg_catalog.<>) '"Sales Dept"."Order Items"'::pg_catalog.regclass
+     AND pg_catalog.pg_partition_root(TG_RELID) IS DISTINCT FROM '"Sales Dept"."Order Items"'::pg_catalog.regclass THEN
+    RAISE EXCEPTION USING MESSAGE = 'audit function "Sales Dept"."Sales Dept_Order Items_audit" records only table "Sales Dept"."Order Items"',
+      ERRCODE = 'insufficient_privilege';
+  END IF;
   IF TG_OP = 'UPDATE' THEN
     INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_transaction_id", "audit_statement_timestamp", "audit_clock_timestamp", "audit_session_user", "audit_application_name", "audit_client_addr", "audit_changed_columns", "id", "if", "note")
     VALUES ('U', pg_catalog.now(), audit_trigger.writer, audit_trigger.capture_transaction_id, audit_trigger.capture_statement_timestamp, audit_trigger.capture_clock_timestamp, audit_trigger.capture_session_user, audit_trigger.capture_application_name, audit_trigger.capture_client_addr, pg_catalog.array_remove(ARRAY[CASE WHEN ROW(OLD."id")::pg_catalog.record OPERATOR(pg_catalog.*<>) ROW(NEW."id")::pg_catalog.record THEN 'id' END, CASE WHEN ROW(OLD."if")::pg_catalog.record OPERATOR(pg_catalog.*<>) ROW(NEW."if")::pg_catalog.record THEN 'if' END, CASE WHEN ROW(OLD."note")::pg_catalog.record OPERATOR(pg_catalog.*<>) ROW(NEW."note")::pg_catalog.record THEN 'note' END]::pg_catalog.text[], NULL), NEW."id", NEW."if", NEW."note");

@@ -32,7 +32,12 @@ from ..declare import declare_metadata
 from ..legacy import legacy_audits
 from ..spec import AuditSpec, capture_column
 from .legacy import convert_timestamps, upgrade_legacy
-from .ops import CreateAuditTriggerOp, DropAuditTriggerOp, ReplaceAuditTriggerOp
+from .ops import (
+    CreateAuditTriggerOp,
+    DropAuditTriggerOp,
+    RecordAuditBaselineOp,
+    ReplaceAuditTriggerOp,
+)
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +115,7 @@ def compare_audit(
             _log_kept_columns(change)
     drops = [_operation(c) for c in changes if isinstance(c, DropAudit)]
     others = [_operation(c) for c in changes if not isinstance(c, DropAudit)]
+    others += _baselines(changes, upgrade_ops)
     upgrade_ops.ops[:0] = drops
     upgrade_ops.ops.extend(others)
 
@@ -142,6 +148,23 @@ def _operation(change: Change) -> ops.MigrateOperation:
     if isinstance(change, ReplaceAudit):
         return ReplaceAuditTriggerOp(change.spec, change.previous)
     return DropAuditTriggerOp(change.spec)
+
+
+def _baselines(changes: list[Change], upgrade_ops: ops.UpgradeOps) -> list[ops.MigrateOperation]:
+    """A baseline for each table whose auditing starts in this migration but that is not
+    created by it: it exists already, so it may hold rows that would have no first version."""
+    created = {
+        (operation.schema, operation.table_name)
+        for operation in upgrade_ops.ops
+        if isinstance(operation, ops.CreateTableOp)
+    }
+    return [
+        RecordAuditBaselineOp(change.spec)
+        for change in changes
+        if isinstance(change, InstallAudit)
+        and change.spec.key_columns
+        and (change.spec.schema, change.spec.table) not in created
+    ]
 
 
 def _log_kept_columns(change: ReplaceAudit) -> None:

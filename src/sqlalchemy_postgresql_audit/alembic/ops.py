@@ -17,7 +17,7 @@ from alembic.operations import MigrateOperation, Operations
 
 from ..ddl import AuditDDL, resolve_spec
 from ..legacy import LEGACY_TEMPLATE
-from ..render import drop_function, drop_trigger, render
+from ..render import drop_function, drop_trigger, render, render_baseline
 from ..spec import AuditSpec, TriggerSpec
 
 
@@ -68,6 +68,31 @@ class CreateAuditTriggerOp(_AuditOperation):
 
     def reverse(self) -> DropAuditTriggerOp:
         return DropAuditTriggerOp(self.spec)
+
+
+@Operations.register_operation("record_audit_baseline")
+class RecordAuditBaselineOp(_AuditOperation):
+    """Record the current rows of a table that already held rows when auditing began, as ``B``
+    versions (rows whose key has no version yet), so their first change has a "before"."""
+
+    name = "record_audit_baseline"
+
+    @classmethod
+    def record_audit_baseline(cls, operations: Operations, table_name: str, **spec: Any) -> None:
+        operations.invoke(cls(spec_from_arguments(table_name, spec)))
+
+    def reverse(self) -> KeepAuditBaselineOp:
+        return KeepAuditBaselineOp(self.spec)
+
+
+class KeepAuditBaselineOp(_AuditOperation):
+    """The downgrade of a baseline: nothing.  Baseline versions are history, and no migration
+    the library writes deletes history."""
+
+    name = "keep_audit_baseline"
+
+    def reverse(self) -> RecordAuditBaselineOp:
+        return RecordAuditBaselineOp(self.spec)
 
 
 @Operations.register_operation("drop_audit_trigger")
@@ -124,6 +149,11 @@ def _resolved(operations: Operations, spec: AuditSpec) -> AuditSpec:
 @Operations.implementation_for(CreateAuditTriggerOp)
 def _create(operations: Operations, operation: CreateAuditTriggerOp) -> None:
     _execute(operations, render(_resolved(operations, operation.spec)).install)
+
+
+@Operations.implementation_for(RecordAuditBaselineOp)
+def _baseline(operations: Operations, operation: RecordAuditBaselineOp) -> None:
+    _execute(operations, render_baseline(_resolved(operations, operation.spec)))
 
 
 @Operations.implementation_for(DropAuditTriggerOp)

@@ -18,6 +18,8 @@ from ..legacy import LEGACY_TEMPLATE
 from .ops import (
     CreateAuditTriggerOp,
     DropAuditTriggerOp,
+    KeepAuditBaselineOp,
+    RecordAuditBaselineOp,
     ReplaceAuditTriggerOp,
     _AuditOperation,
     previous_arguments,
@@ -54,6 +56,20 @@ def _literal(value: Any) -> str:
     """A Python literal of plain data, wrapped and indented to read well inside the call."""
     text = pprint.pformat(_plain(value), width=88, sort_dicts=False)
     return text.replace("\n", "\n    ")
+
+
+@renderers.dispatch_for(RecordAuditBaselineOp)
+def _render_baseline(autogen_context: AutogenContext, operation: RecordAuditBaselineOp) -> str:
+    comment = (
+        f"# audit {operation.spec.table}: the table may already hold rows; record them as its "
+        "baseline (B versions)"
+    )
+    return _call(autogen_context, operation, comment)
+
+
+@renderers.dispatch_for(KeepAuditBaselineOp)
+def _render_keep_baseline(autogen_context: AutogenContext, operation: KeepAuditBaselineOp) -> str:
+    return f"# audit {operation.spec.table}: its baseline versions are history and are kept"
 
 
 @renderers.dispatch_for(CreateAuditTriggerOp)

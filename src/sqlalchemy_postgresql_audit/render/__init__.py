@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..spec import AuditSpec
+from .baseline import BASELINE_CODE, render_baseline
 from .guard import (
     GUARD_TRIGGER,
     GUARD_TRUNCATE_TRIGGER,
@@ -73,6 +74,7 @@ def render(spec: AuditSpec) -> RenderedAudit:
 
 
 __all__ = [
+    "BASELINE_CODE",
     "COMMENT_MARKER",
     "FALLBACK_SCHEMA",
     "GUARD_TRIGGER",
@@ -97,6 +99,7 @@ __all__ = [
     "quote",
     "render",
     "render_append_only_guard",
+    "render_baseline",
     "render_grants",
     "resolved",
 ]

@@ -81,6 +81,15 @@ def always_qualified(schema: str | None, name: str) -> str:
     return f"{always_quote(schema)}.{always_quote(name)}" if schema else always_quote(name)
 
 
+def regclass(schema: str | None, name: str) -> str:
+    """A ``regclass`` constant naming a table: a string literal holding its quoted name (an
+    identifier's ``U&`` form is not valid inside a name string, the literal's is)."""
+    quoted = _PREPARER.quote_identifier(name)
+    if schema:
+        quoted = f"{_PREPARER.quote_identifier(schema)}.{quoted}"
+    return f"{literal(quoted)}::pg_catalog.regclass"
+
+
 def literal(value: str) -> str:
     """A SQL string literal, rendered by the dialect."""
     assert _LITERAL is not None

@@ -34,6 +34,7 @@ from .sql import (
     literal,
     qualified,
     quote,
+    regclass,
 )
 
 
@@ -330,7 +331,7 @@ def _function_body_v1(spec: AuditSpec) -> str:
         # Checked after the dispatch: an unchanged row skipped by skip_unchanged returns first,
         # and the raise rolls back the audit row with the write.
         checks = "".join(_required_check(spec, i, s, indent="  ") for i, s in required)
-        return _block(declare, dispatch + checks)
+        return _block(spec, declare, dispatch + checks)
     # Statement level: a statement that changed no rows needs no setting, so check afterwards;
     # raising still rolls back the statement together with its audit rows.
     counted = ""
@@ -341,12 +342,36 @@ def _function_body_v1(spec: AuditSpec) -> str:
             f"  IF {_var('audited_rows')} > 0 THEN\n{checks}  END IF;\n"
         )
         declare += "  audited_rows pg_catalog.int8;\n"
-    return _block(declare, dispatch + counted)
+    return _block(spec, declare, dispatch + counted)
 
 
-def _block(declare: str, statements: str) -> str:
-    """The labelled function body (see ``LABEL``)."""
-    return f"\n<<{LABEL}>>\nDECLARE\n{declare}BEGIN\n{statements}  RETURN NULL;\nEND {LABEL};\n"
+def _block(spec: AuditSpec, declare: str, statements: str) -> str:
+    """The labelled function body (see ``LABEL``), starting with the table guard."""
+    return (
+        f"\n<<{LABEL}>>\nDECLARE\n{declare}BEGIN\n{_table_guard(spec)}{statements}"
+        f"  RETURN NULL;\nEND {LABEL};\n"
+    )
+
+
+def _table_guard(spec: AuditSpec) -> str:
+    """Refuse to record anything for a table other than the audited one (or its partitions).
+
+    The function is SECURITY DEFINER: a role that holds EXECUTE on it (through default
+    privileges, say) could otherwise attach it to a table of its own and write audit rows of its
+    choosing as the function's owner.
+    """
+    table = regclass(spec.schema, spec.table)
+    message = (
+        f"audit function {always_qualified(spec.schema, spec.function)} records only table "
+        f"{always_qualified(spec.schema, spec.table)}"
+    )
+    return (
+        f"  IF TG_RELID OPERATOR(pg_catalog.<>) {table}\n"
+        f"     AND pg_catalog.pg_partition_root(TG_RELID) IS DISTINCT FROM {table} THEN\n"
+        f"    RAISE EXCEPTION USING MESSAGE = {literal(message)},\n"
+        f"      ERRCODE = 'insufficient_privilege';\n"
+        f"  END IF;\n"
+    )
 
 
 def _required_check(spec: AuditSpec, index: int, setting: SettingSpec, *, indent: str) -> str:

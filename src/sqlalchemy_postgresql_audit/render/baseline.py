@@ -1,0 +1,53 @@
+"""The baseline a migration records when auditing starts on a table that may already hold rows.
+
+Rows that existed before auditing began have no version, so their first UPDATE would have no
+"before".  The statement records, as ``B`` versions, every source row whose key has no version
+in the trail yet, reading session settings like the trigger does.  It is rendered from the spec
+alone (no reflection), so a migration stays frozen and offline mode (``--sql``) emits it too.
+Rows changed while auditing was off are left to :func:`sqlalchemy_postgresql_audit.record_baseline`,
+which compares values.
+"""
+
+from __future__ import annotations
+
+from ..spec import AUDIT_CURRENT_USER, AUDIT_OPERATION, AUDIT_TIMESTAMP, AuditSpec
+from .sql import WRITER, always_qualified, always_quote, literal, resolved
+
+#: ``audit_operation`` of a baseline version.
+BASELINE_CODE = "B"
+
+
+def render_baseline(spec: AuditSpec) -> tuple[str, ...]:
+    """``LOCK`` the source table against writes, then insert the missing first versions in key
+    order (so their ``audit_id`` order is the key order)."""
+    spec = resolved(spec)
+    if not spec.key_columns:
+        raise ValueError(f"audit spec of {spec.table!r}: a baseline needs key_columns")
+    source = always_qualified(spec.schema, spec.table)
+    audit = always_qualified(spec.schema, spec.audit_table)
+    columns = [
+        always_quote(AUDIT_OPERATION),
+        always_quote(AUDIT_TIMESTAMP),
+        always_quote(AUDIT_CURRENT_USER),
+        *(always_quote(s.column) for s in spec.settings),
+        *(always_quote(c) for c in spec.columns),
+    ]
+    settings = [
+        f"NULLIF(pg_catalog.current_setting({literal('audit.' + s.name)}, true), '')::{s.sql_type}"
+        for s in spec.settings
+    ]
+    values = [
+        literal(BASELINE_CODE),
+        "pg_catalog.now()",
+        WRITER,
+        *settings,
+        *(f"s.{always_quote(c)}" for c in spec.columns),
+    ]
+    same_key = " AND ".join(f"a.{always_quote(k)} = s.{always_quote(k)}" for k in spec.key_columns)
+    return (
+        f"LOCK TABLE {source} IN SHARE MODE",
+        f"INSERT INTO {audit} ({', '.join(columns)})\n"
+        f"SELECT {', '.join(values)}\nFROM {source} AS s\n"
+        f"WHERE NOT EXISTS (SELECT FROM {audit} AS a WHERE {same_key})\n"
+        f"ORDER BY {', '.join(f's.{always_quote(k)}' for k in spec.key_columns)}",
+    )
