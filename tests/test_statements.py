@@ -171,3 +171,33 @@ def test_a_partitioned_table_reflected_without_its_partitioning_is_refused_at_in
     table = declare("statement")  # declared as a plain table, but it is partitioned
     with pytest.raises(AuditConfigurationError, match=r"'item'.*'mode'.*partition"):
         table.metadata.create_all(engine)
+
+
+def test_an_inheritance_child_is_audited_in_row_mode_through_its_parent(engine: sa.Engine) -> None:
+    """Statement triggers on a child never fire for changes made through its parent; row
+    triggers do, so an inheriting table defaults to row mode and refuses statement mode."""
+    with engine.begin() as connection:
+        connection.execute(sa.text("CREATE TABLE vehicle (id int PRIMARY KEY, label text)"))
+    child = declare(None, postgresql_inherits="vehicle")
+    assert child.info[SPEC_KEY].mode == "row"
+    child.metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(child.insert().values(id=1, label="car"))
+        connection.execute(sa.text("UPDATE vehicle SET label = 'van' WHERE id = 1"))
+        connection.execute(sa.text("DELETE FROM vehicle WHERE id = 1"))
+    assert recorded(engine, child) == [("I", 1, "car"), ("U", 1, "van"), ("D", 1, "van")]
+    with pytest.raises(AuditConfigurationError, match=r"'item'.*'mode'.*inheritance"):
+        declare("statement", postgresql_inherits="vehicle")
+
+
+def test_a_reflected_partition_in_statement_mode_is_refused_at_install(engine: sa.Engine) -> None:
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text("CREATE TABLE events (id int, label text, PRIMARY KEY (id)) PARTITION BY RANGE (id)")
+        )
+        connection.execute(
+            sa.text("CREATE TABLE item PARTITION OF events FOR VALUES FROM (0) TO (100)")
+        )
+    table = declare("statement")  # declared as a plain table, but it is a partition
+    with pytest.raises(AuditConfigurationError, match=r"'item'.*'mode'.*partition"):
+        table.metadata.create_all(engine)

@@ -71,7 +71,8 @@ def capture_mode(source: Table, options: AuditOptions) -> CaptureMode:
     table, not writes addressed to a partition directly; row-level triggers are cloned onto
     every partition, present and future, so nothing goes unaudited.
     """
-    partitioned = source.dialect_options["postgresql"].get("partition_by")
+    options_of = source.dialect_options["postgresql"]
+    partitioned = options_of.get("partition_by") or options_of.get("inherits")
     if partitioned and options.mode == "statement":
         raise AuditConfigurationError(source.name, "mode", STATEMENT_MODE_ON_PARTITIONS)
     if options.mode is not None:
@@ -79,11 +80,13 @@ def capture_mode(source: Table, options: AuditOptions) -> CaptureMode:
     return "row" if partitioned else "statement"
 
 
-#: Why a partitioned table cannot be audited in statement mode.
+#: Why partitioned tables, partitions and inheritance children cannot be audited in statement
+#: mode: a statement trigger fires only for the table a statement names.
 STATEMENT_MODE_ON_PARTITIONS = (
-    "is 'statement' on a partitioned table: statement-level triggers on the parent do not see "
-    "rows written to a partition directly, so those writes would go unaudited; use mode='row' "
-    "(the default for partitioned tables)"
+    "is 'statement' on a partitioned table, a partition or an inheritance child: statement-level "
+    "triggers fire only for the table a statement names, so rows written to a partition "
+    "directly, or changed through a parent table, would go unaudited; use mode='row' (the "
+    "default for partitioned and inheriting tables)"
 )
 
 

@@ -81,13 +81,16 @@ _AUDIT_TABLE_COLUMNS = text(
 ).bindparams(bindparam("schemas", type_=ARRAY(Text())), bindparam("tables", type_=ARRAY(Text())))
 
 
+# Tables whose rows statement triggers cannot all see: partitioned tables (rows written to a
+# partition directly), partitions and inheritance children (rows changed through the parent).
 _PARTITIONED = text(
     """
     SELECT n.nspname, c.relname
     FROM unnest(:schemas, :tables) AS wanted(schema, name)
     JOIN pg_catalog.pg_namespace n ON n.nspname = wanted.schema
     JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = wanted.name
-    WHERE c.relkind = 'p'
+    WHERE c.relkind = 'p' OR c.relispartition
+       OR EXISTS (SELECT FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.oid)
     """
 ).bindparams(bindparam("schemas", type_=ARRAY(Text())), bindparam("tables", type_=ARRAY(Text())))
 
