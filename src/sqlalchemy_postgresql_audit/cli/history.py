@@ -14,7 +14,7 @@ from typing import Any
 
 from .base import EXIT_OK, CliError, Command, add_url_argument
 from .database import begin, create_engine
-from .lookup import find_table, parse_key, parse_time, split_target
+from .lookup import find_table, parse_key, parse_time, qualified_name, split_target
 from .trail import describe, rows_as_of, versions
 from .ui import UI
 
@@ -46,14 +46,15 @@ def _history(args: argparse.Namespace, ui: UI) -> int:
     try:
         with begin(engine) as connection:
             table = find_table(connection, args.target, name)
+            shown = qualified_name(connection, table)
             key = parse_key(table, key_text)
             found = versions(connection, table, key)
     finally:
         engine.dispose()
     if ui.json:
-        ui.emit_json({"table": table.fullname, "key": key, "versions": found})
+        ui.emit_json({"table": shown, "key": key, "versions": found})
         return EXIT_OK
-    row = f"{table.fullname} {_key_text(key)}"
+    row = f"{shown} {_key_text(key)}"
     if not found:
         ui.line(f"no version of {row} is recorded", "warn")
         return EXIT_OK
@@ -84,14 +85,15 @@ def _as_of(args: argparse.Namespace, ui: UI) -> int:
     try:
         with begin(engine) as connection:
             table = find_table(connection, args.target, name)
+            shown = qualified_name(connection, table)
             key = parse_key(table, words[2]) if len(words) == 3 else None
             rows = rows_as_of(connection, table, at, key)
     finally:
         engine.dispose()
     if ui.json:
-        ui.emit_json({"table": table.fullname, "at": at, "key": key, "rows": rows})
+        ui.emit_json({"table": shown, "at": at, "key": key, "rows": rows})
         return EXIT_OK
-    what = table.fullname if key is None else f"{table.fullname} {_key_text(key)}"
+    what = shown if key is None else f"{shown} {_key_text(key)}"
     if not rows:
         ui.line(f"{what} had no rows at {at.isoformat()}", "warn")
         return EXIT_OK

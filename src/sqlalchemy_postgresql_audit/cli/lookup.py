@@ -42,13 +42,12 @@ def find_table(connection: sa.Connection, target: str | None, name: str) -> sa.T
 
 
 def reflect(connection: sa.Connection, name: str) -> sa.Table:
-    schema, _, table_name = name.rpartition(".")
-    schema = schema or default_schema(connection)
-    metadata = sa.MetaData()
+    given, _, table_name = name.rpartition(".")
+    schema = given or default_schema(connection)
+    # Without a schema the names stay unqualified, as the models would declare them.
+    metadata = sa.MetaData(schema=given or None)
     try:
-        source = sa.Table(
-            table_name, metadata, schema=schema, autoload_with=connection, resolve_fks=False
-        )
+        source = sa.Table(table_name, metadata, autoload_with=connection, resolve_fks=False)
     except sa.exc.NoSuchTableError:
         raise CliError(f"no table {name!r} in the database (schema {schema})") from None
     if is_audit_table(source):
@@ -141,3 +140,8 @@ def parse_time(text: str) -> datetime.datetime:
             "or Z for UTC)"
         )
     return moment
+
+
+def qualified_name(connection: sa.Connection, table: sa.Table) -> str:
+    """``schema.name``, with the schema an unqualified table resolves to."""
+    return f"{table.schema or default_schema(connection)}.{table.name}"
