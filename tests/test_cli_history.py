@@ -217,6 +217,28 @@ def test_reflection_of_quoted_names_a_uuid_key_and_captures(
     assert "key column 'id' is UUID, and 'not-a-uuid' is not a UUID" in result.stderr
 
 
+def test_as_of_a_legacy_timestamp_table_reads_the_time_in_the_sessions_zone(
+    database_url: URL, engine: sa.Engine
+) -> None:
+    table = sa.Table(
+        "legacy",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("state", sa.String),
+        info={"audit.options": {"enabled": True, "legacy_timestamp": True}},
+    )
+    table.metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(table.insert().values(id=1, state="old"))
+    between = now(engine)
+    with engine.begin() as connection:
+        connection.execute(table.update().values(state="new"))
+    url = url_text(database_url)
+    shifted = between.astimezone(datetime.timezone(datetime.timedelta(hours=-7))).isoformat()
+    document = as_json("as-of", "legacy", shifted, "--url", url)
+    assert document["rows"] == [{"id": 1, "state": "old"}]
+
+
 def test_naive_time_is_refused_before_connecting() -> None:
     result = run("as-of", "projects", "2026-12-01 10:00", "--url", "postgresql://u@127.0.0.1:1/x")
     assert result.returncode == 2

@@ -14,7 +14,14 @@ from typing import Any
 
 from .base import EXIT_OK, CliError, Command, add_url_argument
 from .database import begin, create_engine
-from .lookup import find_table, parse_key, parse_time, qualified_name, split_target
+from .lookup import (
+    find_table,
+    moment_for,
+    parse_key,
+    parse_time,
+    qualified_name,
+    split_target,
+)
 from .trail import describe, rows_as_of, versions
 from .ui import UI
 
@@ -87,7 +94,7 @@ def _as_of(args: argparse.Namespace, ui: UI) -> int:
             table = find_table(connection, args.target, name)
             shown = qualified_name(connection, table)
             key = parse_key(table, words[2]) if len(words) == 3 else None
-            rows = rows_as_of(connection, table, at, key)
+            rows = rows_as_of(connection, table, moment_for(connection, table, at), key)
     finally:
         engine.dispose()
     if ui.json:

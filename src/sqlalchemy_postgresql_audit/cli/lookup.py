@@ -19,6 +19,7 @@ import sqlalchemy as sa
 
 from ..audit_table import AUDIT_TABLE_KEY, SPEC_KEY, is_audit_table
 from ..catalog import default_schema, installed_audits
+from ..spec import AUDIT_TIMESTAMP
 from .base import CliError
 from .target import audited, load_metadata
 
@@ -145,3 +146,17 @@ def parse_time(text: str) -> datetime.datetime:
 def qualified_name(connection: sa.Connection, table: sa.Table) -> str:
     """``schema.name``, with the schema an unqualified table resolves to."""
     return f"{table.schema or default_schema(connection)}.{table.name}"
+
+
+def moment_for(
+    connection: sa.Connection, table: sa.Table, at: datetime.datetime
+) -> datetime.datetime:
+    """``at`` as ``table``'s audit timestamps compare: unchanged for timestamptz; for a
+    ``legacy_timestamp`` table the wall-clock time in this session's TimeZone, which is what
+    ``now()`` stored there when the writers ran with the same setting."""
+    audit_table: sa.Table = table.info[AUDIT_TABLE_KEY]
+    if getattr(audit_table.c[AUDIT_TIMESTAMP].type, "timezone", False):
+        return at
+    local = sa.func.timezone(sa.func.current_setting("TimeZone"), sa.literal(at, sa.DateTime(True)))
+    naive: datetime.datetime = connection.execute(sa.select(local)).scalar_one()
+    return naive
