@@ -2,8 +2,10 @@
 
 ``history [MODULE:METADATA] TABLE PK`` lists every version of one row with what each changed;
 ``as-of [MODULE:METADATA] TABLE TIME [PK]`` shows the table (or the row) as it stood at TIME.
-Without MODULE:METADATA the table and its audit table are reflected from the database (see
-:mod:`.lookup`).  PK is the key's value, or ``col=value,col=value`` for a composite key.
+Without MODULE:METADATA the table, its audit table and the installed definition are read from
+the database; with it, from the models (needed once auditing was uninstalled).  PK is the key's
+value, or ``col=value,col=value`` for a composite key; TIME is ISO 8601 with a time zone
+(``2026-12-01T10:00:00+01:00``, or ``Z`` for UTC).
 """
 
 from __future__ import annotations
@@ -30,12 +32,18 @@ AS_OF_USAGE = "[MODULE:METADATA] TABLE TIME [PK]"
 
 
 def _history_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("words", nargs="+", metavar=HISTORY_USAGE)
-    add_url_argument(parser)
+    _positional(parser, HISTORY_USAGE)
 
 
 def _as_of_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("words", nargs="+", metavar=AS_OF_USAGE)
+    _positional(parser, AS_OF_USAGE)
+
+
+def _positional(parser: argparse.ArgumentParser, usage: str) -> None:
+    # One list, split by :func:`.lookup.split_target`: argparse has no optional leading
+    # positional.
+    parser.usage = f"%(prog)s [--json] [--no-color] [--debug] {usage} --url URL"
+    parser.add_argument("words", nargs="+", metavar="ARGUMENT", help=usage)
     add_url_argument(parser)
 
 
