@@ -296,6 +296,10 @@ def test_grant_prints_the_sql_without_a_database() -> None:
     assert document["script"] == ok("grant", TARGET, "--writer", "app")
     result = run("grant", TARGET)
     assert result.returncode == 2 and "--writer" in result.stderr
+    refused = run("grant", TARGET, "--writer", "app", "--reader", "public")
+    assert (refused.returncode, refused.stdout) == (2, "")
+    assert refused.stderr.startswith(ERROR_PREFIX) and len(refused.stderr.splitlines()) == 1
+    assert "'public' is not a role the audit grants may name" in refused.stderr
 
 
 def test_grant_in_a_database_lets_writers_write_and_readers_read_history(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 
 from ..grants import grant_least_privilege, least_privilege_script
-from .base import EXIT_OK, Command, add_target_argument
+from .base import EXIT_OK, CliError, Command, add_target_argument
 from .database import begin, create_engine
 from .target import audited, load_metadata
 from .ui import UI
@@ -36,6 +36,11 @@ def _grant(args: argparse.Namespace, ui: UI) -> int:
     metadata = load_metadata(args.target)
     tables = [source.fullname for source, _ in audited(metadata, args.target)]
     roles = {"writers": args.writer, "readers": args.reader, "owner": args.owner}
+    try:
+        # Every role is checked before any SQL is rendered, so a refused name runs nothing.
+        least_privilege_script(metadata, writers=args.writer, readers=args.reader, owner=args.owner)
+    except ValueError as error:  # a pseudo or reserved role: public, none, pg_*
+        raise CliError(str(error)) from None
     if args.url is None:
         script = least_privilege_script(
             metadata, writers=args.writer, readers=args.reader, owner=args.owner
