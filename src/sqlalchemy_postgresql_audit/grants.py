@@ -7,17 +7,14 @@ get SELECT on the audit tables; an optional dedicated *owner* role owns the audi
 library's functions.  The SQL comes from :func:`render.render_grants`.
 
 From Python: :func:`grant_least_privilege` (runs it) or :func:`least_privilege_script` (returns
-it).  From a shell, with the metadata importable as ``package.module:attribute``::
+it).  From a shell, the command line's ``grant`` subcommand::
 
-    python -m sqlalchemy_postgresql_audit.grants myapp.models:metadata \\
+    sqlalchemy-postgresql-audit grant myapp.models:metadata \\
         --writer app --reader auditor --owner audit_owner [--url postgresql://...]
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import sys
 from collections.abc import Iterable, Sequence
 
 import sqlalchemy as sa
@@ -97,38 +94,3 @@ def grant_least_privilege(
         rows = bind.execute(_SERIAL_SEQUENCES, {"table": table}).all()
         specs.append((spec, tuple((str(r[0]), str(r[1])) for r in rows)))
     execute_statements(bind, _statements(specs, writers, readers, owner))
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m sqlalchemy_postgresql_audit.grants", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("metadata", help="the MetaData to grant for, as package.module:attribute")
-    parser.add_argument("--writer", action="append", default=[], help="a writer role (repeat)")
-    parser.add_argument("--reader", action="append", default=[], help="a reader role (repeat)")
-    parser.add_argument("--owner", help="the role that owns audit tables and functions")
-    parser.add_argument("--url", help="run against this database instead of printing the SQL")
-    args = parser.parse_args(argv)
-    module_name, _, attribute = args.metadata.partition(":")
-    metadata = getattr(importlib.import_module(module_name), attribute or "metadata")
-    if not isinstance(metadata, sa.MetaData):
-        parser.error(f"{args.metadata} is not a sqlalchemy MetaData")
-    if args.url is None:
-        sys.stdout.write(
-            least_privilege_script(
-                metadata, writers=args.writer, readers=args.reader, owner=args.owner
-            )
-        )
-        return 0
-    engine = sa.create_engine(args.url)
-    try:
-        grant_least_privilege(
-            engine, metadata, writers=args.writer, readers=args.reader, owner=args.owner
-        )
-    finally:
-        engine.dispose()
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -16,7 +16,7 @@ import sys
 import sqlalchemy as sa
 
 from ..errors import AuditError
-from . import check, demo, install
+from . import baseline, check, demo, grant, history, install
 from .base import EXIT_ERROR, CliError, Command
 from .database import first_line
 from .ui import UI, wants_color
@@ -32,6 +32,10 @@ COMMANDS: tuple[Command, ...] = (
     install.INSTALL,
     install.UNINSTALL,
     check.COMMAND,
+    history.HISTORY,
+    history.AS_OF,
+    baseline.COMMAND,
+    grant.COMMAND,
 )
 
 EPILOG = """\

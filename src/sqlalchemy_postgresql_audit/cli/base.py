@@ -2,25 +2,24 @@
 
 A subcommand is a :class:`Command`: a name, one line of help, a function that adds its arguments
 to its argparse parser, and a function that runs it and returns the exit code.  Adding one is a
-module exposing a ``Command`` plus one line in ``cli/__init__.py``'s ``COMMANDS``; for example
-``history --url TABLE PK``, once the history API exists::
+module exposing a ``Command`` plus one line in ``cli/__init__.py``'s ``COMMANDS``; ``baseline.py``
+is a short example::
 
     def _arguments(parser):
         add_target_argument(parser)
+        add_table_argument(parser)
         add_url_argument(parser)
-        parser.add_argument("table")
-        parser.add_argument("key", nargs="+")
 
-    def _history(args, ui):
-        [(table, _)] = audited(load_metadata(args.target), args.target, [args.table])
+    def _baseline(args, ui):
+        pairs = audited(load_metadata(args.target), args.target, args.table)
         with begin(create_engine(args.url)) as connection:
-            versions = history(connection, table, args.key)   # the library's API
+            counts = {t.fullname: record_baseline(connection, t) for t, _ in pairs}
         ...  # ui.emit_json(...) or ui.table(...); return EXIT_OK
 
-    COMMAND = Command(name="history", help="...", add_arguments=_arguments, run=_history)
+    COMMAND = Command(name="baseline", help="...", add_arguments=_arguments, run=_baseline)
 
-``target.audited`` already turns a table name that is unknown or not audited into one clear
-error; ``database.begin`` does the same for a server that cannot be reached.
+``target.audited`` turns a table name that is unknown or not audited into one clear error;
+``database.begin`` does the same for a server that cannot be reached.
 """
 
 from __future__ import annotations

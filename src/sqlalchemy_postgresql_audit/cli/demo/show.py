@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
 import sqlalchemy as sa
 
+from ..trail import describe, rows_as_of, versions
 from ..ui import UI, cell
-from . import trail
 from .model import Shop
 from .story import Story
 
-ORDER = (1,)
-REMOVED_ITEM = (1, 1)
+ORDER = {"id": 1}
+REMOVED_ITEM = {"order_id": 1, "line_no": 1}
 
 
 def read_trail(connection: sa.Connection, shop: Shop, story: Story) -> dict[str, Any]:
@@ -25,7 +25,7 @@ def read_trail(connection: sa.Connection, shop: Shop, story: Story) -> dict[str,
         "as_of": {
             "table": items.name,
             "at": story.before_removal,
-            "rows": trail.as_of(connection, items, story.before_removal),
+            "rows": rows_as_of(connection, items, story.before_removal),
         },
         "now": [dict(row) for row in connection.execute(_rows(items)).mappings()],
         "restored": _history(connection, items, REMOVED_ITEM),
@@ -36,15 +36,13 @@ def _rows(table: sa.Table) -> sa.Select[Any]:
     return sa.select(table).order_by(*table.primary_key.columns)
 
 
-def _history(connection: sa.Connection, table: sa.Table, key: Sequence[object]) -> dict[str, Any]:
-    versions = trail.history(connection, table, key)
+def _history(
+    connection: sa.Connection, table: sa.Table, key: Mapping[str, object]
+) -> dict[str, Any]:
     return {
         "table": table.name,
-        "key": list(key),
-        "versions": [
-            {**asdict(version), "changes": {name: list(pair) for name, pair in diff.items()}}
-            for version, diff in zip(versions, trail.changes(versions), strict=True)
-        ],
+        "key": list(key.values()),
+        "versions": versions(connection, table, key),
     }
 
 
@@ -62,14 +60,14 @@ def render(ui: UI, schema: str, shop: Shop, document: dict[str, Any], ddl: str |
     )
     history = document["history"]
     ui.heading(f"History of {_row_name(history)} (each update with its diff):")
-    _versions(ui, history, skip=set(shop.orders.primary_key.columns.keys()))
+    _versions(ui, history, skip=frozenset(shop.orders.primary_key.columns.keys()))
     as_of = document["as_of"]
     ui.heading(f"{as_of['table']} as it stood at {cell(as_of['at'])}, before req-1003 (as of):")
     columns = list(shop.order_items.columns.keys())
     ui.table(columns, [[row[c] for c in columns] for row in as_of["rows"]])
     restored = document["restored"]
     ui.heading(f"History of {_row_name(restored)}: deleted, then restored from its history:")
-    _versions(ui, restored, skip=set(shop.order_items.primary_key.columns.keys()))
+    _versions(ui, restored, skip=frozenset(shop.order_items.primary_key.columns.keys()))
     same = document["now"] == as_of["rows"]
     verdict = "matches" if same else "DIFFERS from"
     ui.line()
@@ -82,7 +80,7 @@ def _row_name(history: dict[str, Any]) -> str:
     return f"{history['table']} {key[0] if len(key) == 1 else tuple(key)}"
 
 
-def _versions(ui: UI, history: dict[str, Any], skip: set[str]) -> None:
+def _versions(ui: UI, history: dict[str, Any], skip: frozenset[str]) -> None:
     ui.table(
         ("audit_id", "at", "user", "request", "operation", "changes"),
         [
@@ -92,17 +90,8 @@ def _versions(ui: UI, history: dict[str, Any], skip: set[str]) -> None:
                 v["context"]["username"],
                 v["context"]["request_id"],
                 v["operation"],
-                _describe(v, skip),
+                describe(v, skip),
             )
             for v in history["versions"]
         ],
     )
-
-
-def _describe(version: dict[str, Any], skip: set[str]) -> str:
-    changes = {name: pair for name, pair in version["changes"].items() if name not in skip}
-    if version["operation"] == "DELETE":
-        return "row removed"
-    if version["operation"] == "INSERT":
-        return ", ".join(f"{name}={cell(new)}" for name, (_, new) in changes.items())
-    return ", ".join(f"{name}: {cell(old)} -> {cell(new)}" for name, (old, new) in changes.items())

@@ -1,7 +1,8 @@
 """The demo's scripted changes: a small shop's day, one transaction per request.
 
-Each transaction runs on someone's behalf through :func:`acting_as`, the one place that sets the
-audit context (with ``audit_context(username=..., request_id=...)`` it becomes that ``with``).
+Each transaction runs on someone's behalf through :func:`acting_as`: inside
+``audit_context(username=..., request_id=...)`` every statement carries the audit settings, as
+in a web application whose middleware enters the context once per request.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
-from ...session import set_session_vars
+from ...context import audit_context
+from ...history import restore
 from ..base import CliError
 from ..database import first_line
-from . import trail
 from .model import Shop
 
 
@@ -38,8 +39,7 @@ class Story:
 @contextmanager
 def acting_as(engine: sa.Engine, username: str, request_id: str) -> Iterator[sa.Connection]:
     """One transaction whose audit rows name ``username`` and ``request_id``."""
-    with engine.begin() as connection:
-        set_session_vars(connection, username=username, request_id=request_id)
+    with audit_context(username=username, request_id=request_id), engine.begin() as connection:
         yield connection
 
 
@@ -87,9 +87,8 @@ def play(engine: sa.Engine, shop: Shop) -> Story:
         connection.execute(orders.update().where(orders.c.id == 1).values(total=Decimal("57.00")))
     refused = _write_without_username(engine, shop)
     with acting_as(engine, "carol", "req-1004") as connection:
-        for table, key in ((items, (1, 1)), (orders, (1,))):
-            versions = trail.history(connection, table, key)
-            trail.restore(connection, table, [v for v in versions if v.at <= before_removal][-1])
+        restore(connection, items, {"order_id": 1, "line_no": 1}, before_removal)
+        restore(connection, orders, 1, before_removal)
     steps = (
         Step(
             username="alice",

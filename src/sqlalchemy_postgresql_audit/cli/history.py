@@ -1,0 +1,148 @@
+"""``history`` and ``as-of``: read the audit trail of a row, or a table at a moment.
+
+``history [MODULE:METADATA] TABLE PK`` lists every version of one row with what each changed;
+``as-of [MODULE:METADATA] TABLE TIME [PK]`` shows the table (or the row) as it stood at TIME.
+Without MODULE:METADATA the table, its audit table and the installed definition are read from
+the database; with it, from the models (needed once auditing was uninstalled).  PK is the key's
+value, or ``col=value,col=value`` for a composite key; TIME is ISO 8601 with a time zone
+(``2026-12-01T10:00:00+01:00``, or ``Z`` for UTC).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+from typing import Any
+
+from .base import EXIT_OK, CliError, Command, add_url_argument
+from .database import begin, create_engine
+from .lookup import (
+    find_table,
+    moment_for,
+    parse_key,
+    parse_time,
+    qualified_name,
+    split_target,
+)
+from .trail import describe, rows_as_of, versions
+from .ui import UI
+
+HISTORY_USAGE = "[MODULE:METADATA] TABLE PK"
+AS_OF_USAGE = "[MODULE:METADATA] TABLE TIME [PK]"
+
+
+def _history_arguments(parser: argparse.ArgumentParser) -> None:
+    _positional(parser, HISTORY_USAGE)
+
+
+def _as_of_arguments(parser: argparse.ArgumentParser) -> None:
+    _positional(parser, AS_OF_USAGE)
+
+
+def _positional(parser: argparse.ArgumentParser, usage: str) -> None:
+    # One list, split by :func:`.lookup.split_target`: argparse has no optional leading
+    # positional.
+    parser.usage = f"%(prog)s [--json] [--no-color] [--debug] {usage} --url URL"
+    parser.add_argument("words", nargs="+", metavar="ARGUMENT", help=usage)
+    add_url_argument(parser)
+
+
+def _words(args: argparse.Namespace, command: str, usage: str, counts: range) -> list[str]:
+    target, words = split_target(args.words)
+    if len(words) not in counts:
+        raise CliError(f"{command} takes {usage}, got {' '.join(args.words)!r}")
+    args.target = target
+    return words
+
+
+def _history(args: argparse.Namespace, ui: UI) -> int:
+    name, key_text = _words(args, "history", HISTORY_USAGE, range(2, 3))
+    engine = create_engine(args.url)
+    try:
+        with begin(engine) as connection:
+            table = find_table(connection, args.target, name)
+            shown = qualified_name(connection, table)
+            key = parse_key(table, key_text)
+            found = versions(connection, table, key)
+    finally:
+        engine.dispose()
+    if ui.json:
+        ui.emit_json({"table": shown, "key": key, "versions": found})
+        return EXIT_OK
+    row = f"{shown} {_key_text(key)}"
+    if not found:
+        ui.line(f"no version of {row} is recorded", "warn")
+        return EXIT_OK
+    settings = list(found[0]["context"])
+    ui.line(f"{row}: {len(found)} version{'' if len(found) == 1 else 's'}", "head")
+    ui.table(
+        ("audit_id", "at", "operation", "user", *settings, "changes"),
+        [
+            (
+                v["audit_id"],
+                _time(v["at"]),
+                v["operation"],
+                v["current_user"],
+                *(v["context"][s] for s in settings),
+                describe(v),
+            )
+            for v in found
+        ],
+        styles=[_style(v["operation"]) for v in found],
+    )
+    return EXIT_OK
+
+
+def _as_of(args: argparse.Namespace, ui: UI) -> int:
+    words = _words(args, "as-of", AS_OF_USAGE, range(2, 4))
+    name, at = words[0], parse_time(words[1])
+    engine = create_engine(args.url)
+    try:
+        with begin(engine) as connection:
+            table = find_table(connection, args.target, name)
+            shown = qualified_name(connection, table)
+            key = parse_key(table, words[2]) if len(words) == 3 else None
+            rows = rows_as_of(connection, table, moment_for(connection, table, at), key)
+    finally:
+        engine.dispose()
+    if ui.json:
+        ui.emit_json({"table": shown, "at": at, "key": key, "rows": rows})
+        return EXIT_OK
+    what = shown if key is None else f"{shown} {_key_text(key)}"
+    if not rows:
+        ui.line(f"{what} had no rows at {at.isoformat()}", "warn")
+        return EXIT_OK
+    ui.line(
+        f"{what} as of {at.isoformat()}: {len(rows)} row{'' if len(rows) == 1 else 's'}", "head"
+    )
+    columns = list(rows[0])
+    ui.table(columns, [[row[c] for c in columns] for row in rows])
+    return EXIT_OK
+
+
+def _key_text(key: dict[str, Any]) -> str:
+    return ",".join(f"{name}={value}" for name, value in key.items())
+
+
+def _time(at: datetime.datetime) -> str:
+    return at.isoformat(sep=" ", timespec="milliseconds")
+
+
+def _style(operation: str) -> str | None:
+    return {"DELETE": "drift", "TRUNCATE": "drift", "INSERT": "ok"}.get(operation)
+
+
+HISTORY = Command(
+    name="history",
+    help="every version of one row, who made it and what it changed",
+    description=__doc__,
+    add_arguments=_history_arguments,
+    run=_history,
+)
+AS_OF = Command(
+    name="as-of",
+    help="a table (or one row) as it stood at a moment (ISO 8601 with a time zone)",
+    description=__doc__,
+    add_arguments=_as_of_arguments,
+    run=_as_of,
+)

@@ -1,0 +1,99 @@
+"""The audit trail of one row (or a table at a moment) as plain data, through the history API.
+
+``history`` and ``as-of`` print it and the ``demo`` shows it, so all three read the same
+:func:`..history.history`, :func:`..history.changes` and :func:`..history.as_of` selects.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..audit_table import SPEC_KEY
+from ..history import as_of, changes, history
+from ..spec import (
+    AUDIT_CURRENT_USER,
+    AUDIT_ID,
+    AUDIT_OPERATION,
+    AUDIT_TIMESTAMP,
+    AuditSpec,
+    capture_column,
+)
+
+OPERATIONS = {
+    "I": "INSERT",
+    "U": "UPDATE",
+    "D": "DELETE",
+    "T": "TRUNCATE",
+    "B": "BASELINE",
+}
+
+
+def versions(
+    connection: sa.Connection, table: sa.Table, key: Mapping[str, object]
+) -> list[dict[str, Any]]:
+    """Every version of row ``key``, oldest first, each with the columns it changed.
+
+    ``changes`` gives before and after as ``jsonb`` (one column holds every type); they are
+    read as text and parsed with decimals kept exact, so ``68.00`` stays ``68.00``.
+    """
+    spec: AuditSpec = table.info[SPEC_KEY]
+    diffs: dict[int, dict[str, list[object]]] = {}
+    changed = changes(table, dict(key)).subquery()
+    query = sa.select(
+        changed.c[AUDIT_ID],
+        changed.c.column,
+        sa.cast(changed.c.before, sa.Text),
+        sa.cast(changed.c.after, sa.Text),
+    )
+    for audit_id, column, before, after in connection.execute(query):
+        diffs.setdefault(audit_id, {})[column] = [_json(before), _json(after)]
+    context = [
+        *((c, capture_column(c)) for c in spec.captures),
+        *((s.name, s.column) for s in spec.settings),
+    ]
+    return [
+        {
+            "audit_id": row[AUDIT_ID],
+            "operation": OPERATIONS.get(row[AUDIT_OPERATION], row[AUDIT_OPERATION]),
+            "at": row[AUDIT_TIMESTAMP],
+            "current_user": row[AUDIT_CURRENT_USER],
+            "context": {name: row[column] for name, column in context},
+            "values": {name: row[name] for name in spec.columns},
+            "changes": diffs.get(row[AUDIT_ID], {}),
+        }
+        for row in connection.execute(history(table, dict(key))).mappings()
+    ]
+
+
+def rows_as_of(
+    connection: sa.Connection,
+    table: sa.Table,
+    at: datetime.datetime,
+    key: Mapping[str, object] | None = None,
+) -> list[dict[str, Any]]:
+    """The rows of ``table`` (or only row ``key``) as they stood at ``at``, by key."""
+    query = as_of(table, at, None if key is None else dict(key))
+    return [dict(row) for row in connection.execute(query).mappings()]
+
+
+def _json(text: str | None) -> object:
+    return None if text is None else json.loads(text, parse_float=decimal.Decimal)
+
+
+def describe(version: Mapping[str, Any], skip: frozenset[str] = frozenset()) -> str:
+    """One version's change in a line: ``a=1, b=2`` inserted, ``a: 1 -> 2`` updated."""
+    from .ui import cell
+
+    diff = {name: pair for name, pair in version["changes"].items() if name not in skip}
+    operation = version["operation"]
+    if operation in ("DELETE", "TRUNCATE"):
+        return "row removed"
+    if operation in ("INSERT", "BASELINE"):
+        return ", ".join(f"{name}={cell(new)}" for name, (_, new) in diff.items())
+    return ", ".join(f"{name}: {cell(old)} -> {cell(new)}" for name, (old, new) in diff.items())
