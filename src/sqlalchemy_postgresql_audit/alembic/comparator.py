@@ -33,6 +33,7 @@ from ..legacy import legacy_audits
 from ..spec import AuditSpec, capture_column
 from .legacy import convert_timestamps, upgrade_legacy
 from .ops import (
+    CreateAuditTableOp,
     CreateAuditTriggerOp,
     DropAuditTriggerOp,
     RecordAuditBaselineOp,
@@ -189,11 +190,17 @@ def _filled_columns(spec: AuditSpec) -> list[str]:
 
 
 def _clean_table_ops(upgrade_ops: ops.UpgradeOps) -> None:
-    for operation in upgrade_ops.ops:
+    """Drop this library's ``info`` from ``create_table``, and make creating an audit table one
+    whose downgrade keeps it (and its history)."""
+    for position, operation in enumerate(upgrade_ops.ops):
         if isinstance(operation, ops.CreateTableOp) and operation.info:
             operation.info = {
                 k: v for k, v in operation.info.items() if not str(k).startswith(_INFO_PREFIX)
             }
+        if isinstance(operation, ops.CreateTableOp) and is_audit_table_comment(
+            operation.comment
+        ):
+            upgrade_ops.ops[position] = CreateAuditTableOp.keeping_history(operation)
 
 
 def register() -> None:

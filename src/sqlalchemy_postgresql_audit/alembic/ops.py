@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from alembic.operations import MigrateOperation, Operations
+from alembic.operations import MigrateOperation, Operations, ops
 
 from ..ddl import AuditDDL, resolve_spec
 from ..legacy import LEGACY_TEMPLATE
@@ -68,6 +68,53 @@ class CreateAuditTriggerOp(_AuditOperation):
 
     def reverse(self) -> DropAuditTriggerOp:
         return DropAuditTriggerOp(self.spec)
+
+
+class CreateAuditTableOp(ops.CreateTableOp):
+    """``op.create_table`` of an audit table whose downgrade keeps the table.
+
+    The audit table holds every change recorded since the upgrade; reversing its creation would
+    delete that history, so the downgrade keeps it (rendered as a comment saying so) and the
+    creation is ``if_not_exists``, so upgrading again finds the kept table.
+    """
+
+    @classmethod
+    def keeping_history(cls, operation: ops.CreateTableOp) -> CreateAuditTableOp:
+        created = cls(
+            operation.table_name,
+            operation.columns,
+            schema=operation.schema,
+            if_not_exists=True,
+            _namespace_metadata=operation._namespace_metadata,
+            _constraints_included=operation._constraints_included,
+            info=operation.info,
+            comment=operation.comment,
+            prefixes=operation.prefixes,
+            **operation.kw,
+        )
+        return created
+
+    def reverse(self) -> KeepAuditTableOp:  # type: ignore[override]
+        return KeepAuditTableOp(self.table_name, self.schema)
+
+
+class KeepAuditTableOp(MigrateOperation):
+    """The downgrade of an audit table's creation: nothing, the history stays."""
+
+    def __init__(self, table_name: str, schema: str | None) -> None:
+        self.table_name = table_name
+        self.schema = schema
+
+    def reverse(self) -> KeepAuditTableOp:
+        return self
+
+    def to_diff_tuple(self) -> tuple[Any, ...]:
+        return ("keep_audit_table", self.schema, self.table_name)
+
+
+@Operations.implementation_for(KeepAuditTableOp)
+def _keep_table(operations: Operations, operation: KeepAuditTableOp) -> None:
+    """Nothing to do: the audit table and its rows stay."""
 
 
 @Operations.register_operation("record_audit_baseline")

@@ -19,6 +19,7 @@ from .ops import (
     CreateAuditTriggerOp,
     DropAuditTriggerOp,
     KeepAuditBaselineOp,
+    KeepAuditTableOp,
     RecordAuditBaselineOp,
     ReplaceAuditTriggerOp,
     _AuditOperation,
@@ -70,6 +71,17 @@ def _render_baseline(autogen_context: AutogenContext, operation: RecordAuditBase
 @renderers.dispatch_for(KeepAuditBaselineOp)
 def _render_keep_baseline(autogen_context: AutogenContext, operation: KeepAuditBaselineOp) -> str:
     return f"# audit {operation.spec.table}: its baseline versions are history and are kept"
+
+
+@renderers.dispatch_for(KeepAuditTableOp)
+def _render_keep_table(autogen_context: AutogenContext, operation: KeepAuditTableOp) -> str:
+    name = operation.table_name
+    if operation.schema:
+        name = f"{operation.schema}.{name}"
+    return (
+        f"# audit: {name} holds the recorded history and is kept "
+        f"(op.drop_table({operation.table_name!r}) deletes it, if that is what you want)"
+    )
 
 
 @renderers.dispatch_for(CreateAuditTriggerOp)
