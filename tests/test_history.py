@@ -356,7 +356,9 @@ def test_restore_updates_reinserts_and_deletes_and_is_audited(engine: sa.Engine,
         assert audit.restore(session, Order, 2, t1) == "inserted"
         assert audit.restore(session, Order, {"id": 3}, t1) == "deleted"
         assert audit.restore(session, Order, 4, t1) == "unchanged"
+        assert audit.restore(session, Order, 1, t1) == "unchanged"  # already restored
     with engine.connect() as connection:
+        assert len(connection.execute(audit.history(Order.__table__, 1)).all()) == 3  # I, U, U
         rows = connection.execute(sa.select(Order.__table__).order_by(Order.id)).all()
         assert [(r.id, r.status, r[3]) for r in rows] == [
             (1, "a", "n"),

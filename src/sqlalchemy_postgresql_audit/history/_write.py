@@ -78,16 +78,17 @@ def _restore_steps(target: Audited, pk: object, at: datetime.datetime) -> _Steps
     moment = check_moment(target, at)
     state = (yield as_of_select(target, moment, key)).mappings().first()
     source = target.source
+    columns = _writable(target)
     current = (
-        yield select(*(source.c[k] for k in target.key_columns))
+        yield select(*(source.c[k] for k in target.key_columns), *(source.c[c] for c in columns))
         .where(key_filter(source, key))
         .with_for_update()
-    ).first()
-    columns = _writable(target)
+    ).mappings().first()
     if state is not None and current is not None:
         values = {source.c[c]: state[c] for c in columns if c not in key}
-        if values:
-            yield update(source).where(key_filter(source, key)).values(values)
+        if all(current[c.name] == value for c, value in values.items()):
+            return "unchanged"  # already as it was: writing it again would add a version
+        yield update(source).where(key_filter(source, key)).values(values)
         return "updated"
     if state is not None:
         yield insert(source).values({source.c[c]: state[c] for c in columns})
@@ -102,7 +103,8 @@ def restore(bind: _Executes, target: object, pk: object, at: datetime.datetime) 
     """Write row ``pk`` back to its state at ``at`` (see ``as_of``), in ``bind``'s transaction.
 
     An UPDATE when the row exists then and now, a re-INSERT when it was deleted since, a DELETE
-    when it did not exist yet at ``at``; returns which (``"unchanged"``: absent both times).
+    when it did not exist yet at ``at``; returns which (``"unchanged"``: already as it was, or
+    absent both times, and nothing is written).
     The write goes to the source table, so it is audited like any other write (set the session
     settings first).  Only mirrored columns are written: an ``exclude_columns`` column keeps its
     value on UPDATE and gets its default on INSERT; computed and ``GENERATED ALWAYS`` columns are
