@@ -295,11 +295,17 @@ def test_install_refuses_tables_that_are_not_there(database_url: URL) -> None:
     )
 
 
-def test_debug_shows_the_traceback() -> None:
-    result = run("ddl", "cli_models:missing", "--debug")
-    assert result.returncode != 0
+@pytest.mark.parametrize("where", ["after the command", "before the command"])
+def test_debug_shows_the_traceback_and_still_exits_2(where: str) -> None:
+    args = ("ddl", "cli_models:missing")
+    result = run(*args, "--debug") if where == "after the command" else run("--debug", *args)
+    assert result.returncode == 2  # an error, not the "drift found" code
     assert "Traceback" in result.stderr
     assert "CliError: cli_models has no attribute 'missing'" in result.stderr
+
+
+def test_json_before_the_command_is_honoured() -> None:
+    assert json.loads(ok(run("--json", "ddl", TARGET, "--no-tables")))
 
 
 def test_usage_errors_exit_2_and_help_documents_exit_codes() -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import traceback
 
 import sqlalchemy as sa
 
@@ -44,11 +45,21 @@ Output is coloured on a terminal (rich), plain text when piped; NO_COLOR or --no
 colour off.  Commands that take --url read $DATABASE_URL when it is not given."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _common(default: object) -> argparse.ArgumentParser:
+    """The options every command takes, before or after its name.  The copy on each
+    subcommand has no default of its own, so it cannot undo one given before the name."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", help="print one JSON document")
-    common.add_argument("--no-color", action="store_true", help="plain text even on a terminal")
-    common.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    for flag, help_text in (
+        ("--json", "print one JSON document"),
+        ("--no-color", "plain text even on a terminal"),
+        ("--debug", "show tracebacks of errors"),
+    ):
+        common.add_argument(flag, action="store_true", default=default, help=help_text)
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common(False)
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Typed, trigger-maintained audit tables for SQLAlchemy and PostgreSQL.",
@@ -63,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
             help=command.help,
             description=command.description or command.help,
             formatter_class=argparse.RawDescriptionHelpFormatter,
-            parents=[common],
+            parents=[_common(argparse.SUPPRESS)],
         )
         command.add_arguments(sub)
         sub.set_defaults(run=command.run)
@@ -83,13 +94,15 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except (CliError, AuditError, sa.exc.SQLAlchemyError) as error:
         if args.debug:
-            raise
+            traceback.print_exc()
+            return EXIT_ERROR
         message = first_line(error) if isinstance(error, sa.exc.SQLAlchemyError) else str(error)
         print(f"{PROG}: error: {message}", file=sys.stderr)
         return EXIT_ERROR
     except Exception as error:  # a bug: still one line, and the way to see more
         if args.debug:
-            raise
+            traceback.print_exc()
+            return EXIT_ERROR
         print(
             f"{PROG}: internal error: {type(error).__name__}: {error} "
             "(run again with --debug for the traceback)",
