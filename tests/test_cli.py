@@ -74,9 +74,14 @@ def test_ddl_is_a_script_that_audits_a_database_holding_only_the_tables(
     url: str, database_url: URL, engine: sa.Engine
 ) -> None:
     script = ok(run("ddl", TARGET))
-    assert script.count("CREATE TABLE IF NOT EXISTS") == 2
+    assert script.count("CREATE TABLE IF NOT EXISTS public.") == 2  # where the functions write
     assert "CREATE OR REPLACE FUNCTION public.public_tasks_audit()" in script
     feed_psql(database_url, script)
+    with engine.connect() as connection:  # the history index, as create_all makes it
+        indexes = connection.execute(
+            sa.text("SELECT indexname FROM pg_indexes WHERE tablename LIKE '%\\_audit' ORDER BY 1")
+        ).scalars()
+        assert list(indexes) == ["projects_audit_history", "tasks_audit_history"]
     write_project(engine, 1, "alice")
     assert audited_usernames(engine, "projects_audit") == ["alice"]
     assert ok(run("check", TARGET, "--url", url)).splitlines()[-1] == "2 tables: 2 ok"
@@ -102,7 +107,8 @@ def test_ddl_quotes_names_and_leaves_percent_signs_alone(
 def test_ddl_accepts_a_declarative_base_and_speaks_json() -> None:
     document = json.loads(ok(run("ddl", "cli_models:Base", "--json")))
     assert document["tables"] == ["invoices"]
-    assert "CREATE TABLE IF NOT EXISTS invoices_audit" in document["script"]
+    assert "CREATE TABLE IF NOT EXISTS public.invoices_audit" in document["script"]
+    assert "CREATE INDEX IF NOT EXISTS invoices_audit_history" in document["script"]
     assert "CREATE OR REPLACE TRIGGER public_invoices_audit_insert" in document["script"]
     only_triggers = ok(run("ddl", "cli_models:Base.metadata", "--no-tables"))
     assert "CREATE TABLE" not in only_triggers

@@ -6,18 +6,27 @@ from collections.abc import Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql.base import PGDialect
-from sqlalchemy.schema import CreateTable, SetColumnComment, SetTableComment
+from sqlalchemy.schema import CreateIndex, CreateTable, SetColumnComment, SetTableComment
 from sqlalchemy.sql.ddl import ExecutableDDLElement
+
+from ..render import FALLBACK_SCHEMA
 
 # The named paramstyle: no ``%`` doubling, which is for format-style drivers, not a file.
 _DIALECT = PGDialect(paramstyle="named")  # type: ignore[no-untyped-call]
 
 
 def tables_script(tables: Iterable[sa.Table], *, if_not_exists: bool = False) -> str:
-    """``CREATE TABLE`` and ``COMMENT ON`` for each table, as ``create_all`` emits them."""
+    """``CREATE TABLE``, its indexes and ``COMMENT ON`` for each table, as ``create_all`` emits
+    them, with a table declared without a schema named in ``public``: the functions of a script
+    rendered without a connection write there (see ``render``), so the tables must be there."""
     statements: list[ExecutableDDLElement] = []
     for table in tables:
         statements.append(CreateTable(table, if_not_exists=if_not_exists))
+        statements.extend(
+            CreateIndex(index, if_not_exists=if_not_exists) for index in sorted(
+                table.indexes, key=lambda index: str(index.name)
+            )
+        )
         if table.comment:
             statements.append(SetTableComment(table))
         statements.extend(SetColumnComment(c) for c in table.columns if c.comment)
@@ -25,5 +34,11 @@ def tables_script(tables: Iterable[sa.Table], *, if_not_exists: bool = False) ->
 
 
 def _text(statement: ExecutableDDLElement) -> str:
-    compiled = str(statement.compile(dialect=_DIALECT)).strip()
+    compiled = str(
+        statement.compile(
+            dialect=_DIALECT,
+            schema_translate_map={None: FALLBACK_SCHEMA},
+            render_schema_translate=True,
+        )
+    ).strip()
     return "\n".join(line.rstrip() for line in compiled.splitlines())
