@@ -137,6 +137,11 @@ def test_grants_script_quotes_every_name_and_needs_no_database() -> None:
         table.metadata, writers=['App "Writer"'], readers=["select"], owner="Audit Owner"
     )
     statements = script.strip().rstrip(";").split(";\n\n")
+    # Rights handed out by default privileges go too, whoever holds them (read from the ACLs).
+    revoke_everyone = statements.pop(4)
+    assert revoke_everyone.startswith("DO $audit$")
+    assert "REVOKE ALL ON TABLE %s FROM %s" in revoke_everyone
+    assert "'\"Shop Data\".\"order_audit\"'::pg_catalog.regclass" in revoke_everyone
     assert statements == [
         'REVOKE ALL ON FUNCTION "Shop Data"."Shop Data_order_audit"() FROM PUBLIC',
         'ALTER TABLE "Shop Data".order_audit OWNER TO "Audit Owner"',
@@ -461,3 +466,36 @@ def test_append_only_install_is_idempotent_and_uninstall_removes_the_guard(
             sa.text("SELECT count(*) FROM pg_proc WHERE proname LIKE '%append_only'")
         ).scalar_one()
     assert guards == 0
+
+
+def test_grant_helper_revokes_rights_that_default_privileges_handed_to_a_group(
+    engine: sa.Engine, make_role: Callable[[str], str]
+) -> None:
+    """Default privileges reach roles the script does not name; a writer inheriting them
+    through a group could edit history.  The helper revokes them from everyone but the owner."""
+    group, writer, reader = make_role("App Group"), make_role("writer"), make_role("reader")
+    with engine.begin() as connection:
+        connection.execute(sa.text(f"GRANT {quote(group)} TO {quote(writer)}"))
+        connection.execute(sa.text(f"ALTER DEFAULT PRIVILEGES GRANT ALL ON TABLES TO {quote(group)}"))
+        connection.execute(
+            sa.text(f"ALTER DEFAULT PRIVILEGES GRANT EXECUTE ON FUNCTIONS TO {quote(reader)}")
+        )
+    table = declare()
+    with engine.begin() as connection:
+        connection.execute(sa.schema.CreateSchema(SCHEMA))
+    table.metadata.create_all(engine)
+    grant_least_privilege(engine, table.metadata, writers=[writer], readers=[reader])
+    audit = f"{quote(SCHEMA)}.order_audit"
+    with engine.connect() as connection:
+        for privilege in ("INSERT", "UPDATE", "DELETE", "TRUNCATE"):
+            assert not connection.execute(
+                sa.text("SELECT has_table_privilege(:r, :t, :p)"),
+                {"r": writer, "t": audit, "p": privilege},
+            ).scalar_one(), privilege
+        assert connection.execute(
+            sa.text("SELECT has_table_privilege(:r, :t, 'SELECT')"), {"r": reader, "t": audit}
+        ).scalar_one()
+        assert not connection.execute(
+            sa.text("SELECT has_function_privilege(:r, :f, 'EXECUTE')"),
+            {"r": reader, "f": f"{quote(SCHEMA)}.{quote(SCHEMA + '_order_audit')}()"},
+        ).scalar_one()

@@ -20,7 +20,8 @@ from collections.abc import Iterable, Sequence
 import sqlalchemy as sa
 
 from .ddl import as_script, audited_tables, execute_statements, resolve_spec
-from .render import always_qualified, render_grants
+from .render import render_grants
+from .render.sql import name_text
 from .spec import AuditSpec
 
 #: Sequences that a serial column of ``:table`` takes its default from (``deptype 'a'``);
@@ -90,7 +91,7 @@ def grant_least_privilege(
     for _, declared in audited_tables(metadata):
         spec = resolve_spec(bind, declared)
         # regclass input: the quoted name as a bound value, never part of the SQL text.
-        table = always_qualified(spec.schema, spec.table)
+        table = name_text(spec.schema, spec.table)
         rows = bind.execute(_SERIAL_SEQUENCES, {"table": table}).all()
         specs.append((spec, tuple((str(r[0]), str(r[1])) for r in rows)))
     execute_statements(bind, _statements(specs, writers, readers, owner))

@@ -16,6 +16,8 @@ from .sql import (
     literal,
     qualified,
     quote,
+    regclass,
+    regprocedure,
 )
 
 #: The transaction-local setting through which ``retention.purge_audit_history`` lets the guard
@@ -109,6 +111,36 @@ def _role(name: str) -> str:
     return quote(name)
 
 
+def _revoke_from_everyone_but_the_owner(spec: AuditSpec, functions: list[str]) -> str:
+    """Revoke every right on the audit table and the functions from every role but their owner.
+
+    Default privileges (``ALTER DEFAULT PRIVILEGES ... GRANT ... TO app_group``) hand rights on
+    new tables and functions to roles this script does not name; a writer inheriting them could
+    edit history.  The roles are read from the objects' ACLs when the script runs.
+    """
+    table = regclass(spec.schema, spec.audit_table)
+    loops = [
+        "  FOR grantee IN SELECT DISTINCT a.grantee::pg_catalog.regrole\n"
+        "    FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) AS a\n"
+        f"    WHERE c.oid = {table} AND a.grantee <> c.relowner AND a.grantee <> 0 LOOP\n"
+        "    EXECUTE pg_catalog.format('REVOKE ALL ON TABLE %s FROM %s', "
+        f"{table}, grantee);\n"
+        "  END LOOP;\n"
+    ]
+    for function in functions:
+        procedure = regprocedure(spec.schema, function)
+        loops.append(
+            "  FOR grantee IN SELECT DISTINCT a.grantee::pg_catalog.regrole\n"
+            "    FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) AS a\n"
+            f"    WHERE p.oid = {procedure} AND a.grantee <> p.proowner AND a.grantee <> 0 LOOP\n"
+            "    EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM %s', "
+            f"{procedure}, grantee);\n"
+            "  END LOOP;\n"
+        )
+    body = "\nDECLARE\n  grantee pg_catalog.regrole;\nBEGIN\n" + "".join(loops) + "END\n"
+    return f"DO {dollar_quote(body)}"
+
+
 def render_grants(
     spec: AuditSpec,
     *,
@@ -140,6 +172,11 @@ def render_grants(
         statements += [prefix + role for prefix in schema]
         if spec.truncate_rows:  # the BEFORE TRUNCATE copy reads the source table as the owner
             statements.append(f"GRANT SELECT ON {source} TO {role}")
+    statements.append(
+        _revoke_from_everyone_but_the_owner(
+            spec, [spec.function, *([guard_function(spec)] if spec.append_only else [])]
+        )
+    )
     dml = "SELECT, INSERT, UPDATE, DELETE"
     if any(t.operation == "TRUNCATE" for t in spec.triggers):
         dml += ", TRUNCATE"

@@ -81,13 +81,21 @@ def always_qualified(schema: str | None, name: str) -> str:
     return f"{always_quote(schema)}.{always_quote(name)}" if schema else always_quote(name)
 
 
-def regclass(schema: str | None, name: str) -> str:
-    """A ``regclass`` constant naming a table: a string literal holding its quoted name (an
-    identifier's ``U&`` form is not valid inside a name string, the literal's is)."""
+def name_text(schema: str | None, name: str) -> str:
+    """The quoted, qualified name as text for ``regclass``/``regprocedure`` input: an
+    identifier's ``U&`` form is not valid inside a name string (the literal's is)."""
     quoted = _PREPARER.quote_identifier(name)
-    if schema:
-        quoted = f"{_PREPARER.quote_identifier(schema)}.{quoted}"
-    return f"{literal(quoted)}::pg_catalog.regclass"
+    return f"{_PREPARER.quote_identifier(schema)}.{quoted}" if schema else quoted
+
+
+def regclass(schema: str | None, name: str) -> str:
+    """A ``regclass`` constant naming a table."""
+    return f"{literal(name_text(schema, name))}::pg_catalog.regclass"
+
+
+def regprocedure(schema: str | None, name: str) -> str:
+    """A ``regprocedure`` constant naming a function without arguments."""
+    return f"{literal(name_text(schema, name) + '()')}::pg_catalog.regprocedure"
 
 
 def literal(value: str) -> str:
