@@ -150,3 +150,20 @@ def test_dropping_only_the_audit_table_keeps_triggers_so_writes_fail(engine: sa.
     assert len(state(engine)[0]) == 4
     with pytest.raises(sa.exc.ProgrammingError, match="ledger_audit"):
         write(engine, table, 1)
+
+
+def test_a_source_column_name_longer_than_postgresql_keeps_is_audited(engine: sa.Engine) -> None:
+    """PostgreSQL cuts identifiers to 63 bytes; the install check compares names as stored."""
+    long_name = "c" * 70
+    table = sa.Table(
+        "ledger",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column(long_name, sa.Text),
+        info={"audit.options": {"enabled": True}},
+    )
+    table.metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(table.insert().values({"id": 1, long_name: "kept"}))
+        recorded = connection.execute(sa.text(f'SELECT "{"c" * 63}" FROM ledger_audit')).scalar()
+    assert recorded == "kept"

@@ -14,6 +14,7 @@ from sqlalchemy import ARRAY, Connection, Text, bindparam, text
 
 from .audit_table import STATEMENT_MODE_ON_PARTITIONS
 from .errors import AuditConfigurationError
+from .naming import MAX_IDENTIFIER_BYTES
 from .spec import FIXED_AUDIT_COLUMNS, AuditSpec, capture_column
 
 
@@ -95,6 +96,15 @@ _PARTITIONED = text(
 ).bindparams(bindparam("schemas", type_=ARRAY(Text())), bindparam("tables", type_=ARRAY(Text())))
 
 
+def _as_stored(name: str) -> str:
+    """``name`` as PostgreSQL stores it: cut to 63 bytes on a character boundary (it truncates
+    longer identifiers, with a notice, everywhere, the function body included)."""
+    encoded = name.encode("utf-8")
+    if len(encoded) <= MAX_IDENTIFIER_BYTES:
+        return name
+    return encoded[:MAX_IDENTIFIER_BYTES].decode("utf-8", errors="ignore")
+
+
 def check_audit_tables(connection: Connection, specs: Sequence[AuditSpec]) -> None:
     """Raise unless each (resolved) spec's audit table exists with every column it writes, and
     no partitioned table would be audited in statement mode.
@@ -138,7 +148,7 @@ def check_audit_tables(connection: Connection, specs: Sequence[AuditSpec]) -> No
             *(setting.column for setting in spec.settings),
             *spec.columns,
         ]
-        missing = [name for name in needed if name not in columns]
+        missing = [name for name in needed if _as_stored(name) not in columns]
         if missing:
             raise AuditConfigurationError(
                 spec.table,
