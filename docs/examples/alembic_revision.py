@@ -11,12 +11,12 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-
-import sqlalchemy_postgresql_audit
 from revision_text import normalized, operations
 
+import sqlalchemy_postgresql_audit
+
 sqlalchemy_postgresql_audit.enable()
-COMMITTED = Path(__file__).parent / "generated" / "add_column.py"
+COMMITTED = Path(__file__).parent / "generated" / "add_column_revision.txt"
 URL = os.environ["DATABASE_URL"]
 
 # --8<-- [start:env]

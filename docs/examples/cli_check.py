@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import sqlalchemy as sa
-
 from shop_models import metadata
 
 

@@ -9,10 +9,10 @@ from typing import Annotated
 import httpx
 import sqlalchemy as sa
 from fastapi import Depends, FastAPI, Header, HTTPException, Request
+from recipe_models import Base, Order, recorded
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
-from recipe_models import Base, Order, recorded
 from sqlalchemy_postgresql_audit import audit_context
 
 url = make_url(os.environ["DATABASE_URL"])
@@ -31,7 +31,9 @@ async def current_user(authorization: Annotated[str, Header()]) -> str:
     return user
 
 
-async def audited(request: Request, user: Annotated[str, Depends(current_user)]) -> AsyncIterator[None]:
+async def audited(
+    request: Request, user: Annotated[str, Depends(current_user)]
+) -> AsyncIterator[None]:
     request_id = request.headers.get("x-request-id") or uuid.uuid4()
     async with audit_context(username=user, request_id=request_id):
         yield  # every transaction of this request records user and request id

@@ -5,10 +5,10 @@ import uuid
 
 import flask
 import sqlalchemy as sa
+from recipe_models import Base, Order, recorded
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import sessionmaker
 
-from recipe_models import Base, Order, recorded
 from sqlalchemy_postgresql_audit import audit_context, current_audit_values
 
 url = make_url(os.environ["DATABASE_URL"])

@@ -24,8 +24,9 @@ def install_05x(connection: sa.Connection) -> None:
     connection.exec_driver_sql(
         "CREATE OR REPLACE FUNCTION shop_orders_audit() RETURNS TRIGGER AS $shop_orders_audit$\n"
         "BEGIN\n"
-        "    IF current_setting('audit.username', false)::VARCHAR::VARCHAR = '' THEN RAISE EXCEPTION"
-        " 'audit.username session setting must be set to a non null/empty value'; END IF;\n\n"
+        "    IF current_setting('audit.username', false)::VARCHAR::VARCHAR = ''"
+        " THEN RAISE EXCEPTION 'audit.username session setting must be set to a non null/empty"
+        " value'; END IF;\n\n"
         f"    IF (TG_OP = 'DELETE') THEN\n        {inserts['D']}\n"
         f"    ELSIF (TG_OP = 'UPDATE') THEN\n        {inserts['U']}\n"
         f"    ELSIF (TG_OP = 'INSERT') THEN\n        {inserts['I']}\n"

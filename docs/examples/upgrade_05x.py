@@ -8,14 +8,14 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-
-import sqlalchemy_postgresql_audit
 from legacy_install import install_05x
 from revision_text import normalized, operations
 
+import sqlalchemy_postgresql_audit
+
 sqlalchemy_postgresql_audit.enable()
 URL = os.environ["DATABASE_URL"]
-COMMITTED = Path(__file__).parent / "generated" / "upgrade_05x.py"
+COMMITTED = Path(__file__).parent / "generated" / "upgrade_05x_revision.txt"
 engine = sa.create_engine(URL)
 
 with engine.begin() as connection:  # the 0.5.x installation and some of its history
@@ -67,7 +67,10 @@ with tempfile.TemporaryDirectory() as tmp:
         "import sqlalchemy_postgresql_audit\n\nsqlalchemy_postgresql_audit.enable()\n"
         "target_metadata = config.attributes['target_metadata']\n",
     )
-    old = "context.configure(\n            connection=connection, target_metadata=target_metadata\n        )"
+    old = (
+        "context.configure(\n            connection=connection,"
+        " target_metadata=target_metadata\n        )"
+    )
     assert old in text
     env.write_text(text.replace(old, CONFIGURE))
 
