@@ -1,0 +1,91 @@
+"""Session settings outside web requests: set_session_vars, audit_context, validation, jobs."""
+
+import functools
+import os
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from expect import raises
+from recipe_models import Base, Order, recorded
+from sqlalchemy.orm import Session
+
+import sqlalchemy_postgresql_audit as audit
+
+engine = sa.create_engine(os.environ["DATABASE_URL"])
+Base.metadata.create_all(engine)
+
+# --8<-- [start:explicit]
+with Session(engine) as session, session.begin():
+    audit.set_session_vars(session, username="alice", request_id=uuid.uuid4())
+    session.add(Order(id=1, item="book"))
+# --8<-- [end:explicit]
+
+# --8<-- [start:validation]
+for bad in (
+    {"usernme": "alice"},          # a name no audited table declares
+    {"request_id": "not-a-uuid"},  # a value the column type cannot hold
+):
+    try:
+        audit.audit_context(**bad)
+    except audit.AuditSettingError as error:
+        print(error)
+    else:
+        raise AssertionError(bad)
+
+with Session(engine) as session:  # a required setting missing: the write fails
+    session.add(Order(id=2, item="pen"))
+    error = raises(sa.exc.DBAPIError, session.commit)
+    assert "audit.username is required" in str(error.orig)
+# --8<-- [end:validation]
+
+try:
+    audit.set_session_vars(engine, username="alice")
+except TypeError as error:
+    print(error)  # needs the Connection or Session whose transaction the settings describe
+else:
+    raise AssertionError("an Engine was accepted")
+
+T = TypeVar("T")
+
+
+# --8<-- [start:job]
+def runs_as(username: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Decorate a task (under @celery_app.task) so its writes are audited as ``username``."""
+
+    def decorate(task: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(task)
+        def run(*args: Any, **kwargs: Any) -> T:
+            with audit.audit_context(username=username, request_id=uuid.uuid4()):
+                return task(*args, **kwargs)
+
+        return run
+
+    return decorate
+
+
+@runs_as("system:nightly-cleanup")
+def close_orders() -> int:
+    with Session(engine) as session, session.begin():
+        return session.execute(sa.update(Order).values(item=Order.item + " (closed)")).rowcount
+
+
+worker = threading.Thread(target=close_orders)  # as a task queue's worker would run it
+worker.start()
+worker.join()
+# --8<-- [end:job]
+
+rows = recorded()
+assert [(item, user) for item, user, _ in rows] == [
+    ("book", "alice"),
+    ("book (closed)", "system:nightly-cleanup"),
+]
+# --8<-- [start:nesting]
+with audit.audit_context(username="alice", request_id=None):
+    with audit.audit_context(username="bob"):  # inner contexts add to and override outer ones
+        assert audit.current_audit_values() == {"username": "bob", "request_id": ""}
+    assert audit.current_audit_values()["username"] == "alice"
+assert audit.current_audit_values() == {}
+# --8<-- [end:nesting]
