@@ -1,12 +1,12 @@
 """Typed audit tables for SQLAlchemy tables in PostgreSQL, maintained by triggers.
 
-Declare ``info={"audit.options": {"enabled": True}}`` on a table, call :func:`enable` (or import
+Declare ``info={"audit.options": {"enabled": True}}`` on a table, call ``enable`` (or import
 ``sqlalchemy_postgresql_audit.event_listeners.sqlalchemy``, or use the ``audit`` engine plugin),
 and the table gets a companion audit table plus a trigger that records every change.
 
 Importing the package already hooks ``create_all`` / ``drop_all`` (the hooks act only on tables
 whose ``info`` enables auditing), so a table that asks to be audited is audited by
-``create_all`` whenever this library is loaded; :func:`enable` adds declaration at definition
+``create_all`` whenever this library is loaded; ``enable`` adds declaration at definition
 time, so that ``table.info["audit.table"]`` exists before any entry point runs.
 """
 

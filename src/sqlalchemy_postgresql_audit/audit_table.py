@@ -1,4 +1,4 @@
-"""Declare the companion audit table of an audited source table, and its :class:`AuditSpec`.
+"""Declare the companion audit table of an audited source table, and its ``AuditSpec``.
 
 The audit table lives in the source table's MetaData and schema, so ``create_all`` and Alembic
 see it as an ordinary table.  It holds the fixed audit columns, one column per session setting,
@@ -292,7 +292,7 @@ def add_history_index(
 ) -> None:
     """Index the audit table on (source key..., ``audit_id``): one row's history, in order.
 
-    An ordinary :class:`Index` of the audit table, so that ``create_all`` creates it and Alembic
+    An ordinary ``Index`` of the audit table, so that ``create_all`` creates it and Alembic
     migrates it like any index.  None without a primary key, or with ``history_index=False``.
     """
     if not options.history_index or not spec.key_columns:

@@ -1,6 +1,6 @@
 """Read what auditing is installed in a database: functions, their specs, and their triggers.
 
-Functions installed by this library carry their :class:`AuditSpec` as JSON in their comment; the
+Functions installed by this library carry their ``AuditSpec`` as JSON in their comment; the
 function body (``prosrc``) and the triggers that call the function are read as PostgreSQL stores
 them, so hand edits show up exactly.
 """

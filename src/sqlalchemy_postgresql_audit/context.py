@@ -1,7 +1,7 @@
 """``audit_context(**values)``: settings for every transaction run while it is active.
 
-The values live in a :class:`contextvars.ContextVar`, so each thread and each asyncio task sees
-its own.  On first use, listeners are registered once on the :class:`~sqlalchemy.engine.Engine`
+The values live in a ``contextvars.ContextVar``, so each thread and each asyncio task sees
+its own.  On first use, listeners are registered once on the ``~sqlalchemy.engine.Engine``
 class (so every engine, sync or async, ORM or Core, is covered, and nothing fires twice):
 
 - ``before_cursor_execute`` compares the values active now with those already applied in this
@@ -61,7 +61,7 @@ _INSTALL_LOCK = threading.Lock()
 
 
 class AuditContext:
-    """What :func:`audit_context` returns: use it with ``with`` or ``async with``."""
+    """What ``audit_context`` returns: use it with ``with`` or ``async with``."""
 
     __slots__ = ("_values",)
 
@@ -104,7 +104,7 @@ class AuditContext:
 def audit_context(**values: object) -> AuditContext:
     """Apply ``audit.<name>`` settings to every transaction run while the context is active.
 
-    Names and values are checked now, like :func:`set_session_vars` checks them.  Contexts nest:
+    Names and values are checked now, like ``set_session_vars`` checks them.  Contexts nest:
     the inner one adds to and overrides the outer one's values; ``None`` sets NULL.
     """
     return AuditContext(prepare_values(values))

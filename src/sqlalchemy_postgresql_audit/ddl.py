@@ -1,6 +1,6 @@
 """Run rendered audit SQL: installing and removing functions and triggers.
 
-:class:`AuditDDL` wraps one rendered statement so that it executes through SQLAlchemy (and
+``AuditDDL`` wraps one rendered statement so that it executes through SQLAlchemy (and
 Alembic, online or offline) like any DDL: for ``format``/``pyformat`` drivers such as psycopg2
 its ``%`` signs are escaped exactly as SQLAlchemy escapes its own DDL text.
 """
@@ -41,7 +41,7 @@ def _compile_audit_ddl(element: AuditDDL, compiler: DDLCompiler, **kw: Any) -> s
 def audited_tables(metadata: MetaData) -> Iterator[tuple[Table, AuditSpec]]:
     """The audited tables of ``metadata`` with their specs, in a stable order.
 
-    Declares what is still undeclared first (:func:`.declare.declare_metadata`), so every
+    Declares what is still undeclared first (``.declare.declare_metadata``), so every
     caller sees every table whose ``info`` asks for auditing.
     """
     declare_metadata(metadata)
@@ -95,7 +95,7 @@ def install_audit_triggers(
 ) -> str | None:
     """Install (or replace) the function and triggers of every audited table of ``metadata``.
 
-    Idempotent.  Raises :class:`AuditConfigurationError`, before installing anything, when an
+    Idempotent.  Raises ``AuditConfigurationError``, before installing anything, when an
     audit table is missing or lacks a column the function would write.  Without ``bind``,
     returns the SQL script instead of running it.
     """

@@ -1,10 +1,10 @@
 """Declare auditing for audited tables: the one place that turns ``info`` into an audit table.
 
 The rule: a table whose ``info`` says it is audited is audited, or declaring it raises
-:class:`AuditConfigurationError` naming the table.  Declaration is eager when the listeners are
+``AuditConfigurationError`` naming the table.  Declaration is eager when the listeners are
 enabled (a table joining a MetaData) and lazy everywhere else: every entry point
-(``create_all``, ``install_audit_triggers``, the Alembic comparator, :func:`audit`) calls
-:func:`declare_metadata` first, which declares tables whose options were set late, tables
+(``create_all``, ``install_audit_triggers``, the Alembic comparator, ``audit``) calls
+``declare_metadata`` first, which declares tables whose options were set late, tables
 reflected or extended after the fact, and ``to_metadata`` copies (audited as themselves), and
 brings declared tables up to date with columns added since.  Idempotent.
 """
@@ -97,7 +97,8 @@ def audit(table: Table, **options: Any) -> Table:
     For tables you do not own (third-party models, a reflected legacy schema): ``options`` are
     the ``info["audit.options"]`` keys (``enabled`` defaults to True) and replace any declared
     there.  ``table.info`` is replaced by a copy, so a dict shared with other tables is not
-    modified.  ``create_all`` and ``install_audit_triggers`` then install it.
+    modified.  ``create_all`` then creates its audit table and installs its triggers
+    (``install_audit_triggers`` installs triggers only, once the audit table exists).
     """
     table.info = {**table.info, OPTIONS_KEY: {"enabled": True, **options}}
     audit_table = declare_table(table, strict=True)

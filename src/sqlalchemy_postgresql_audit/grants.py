@@ -4,9 +4,9 @@ The model (SECURITY.md has the whole threat model): the application's *writer* r
 the audited tables and no right at all on the audit tables, so the only way a row reaches an
 audit table is the trigger function, which runs as its owner (SECURITY DEFINER); *reader* roles
 get SELECT on the audit tables; an optional dedicated *owner* role owns the audit tables and the
-library's functions.  The SQL comes from :func:`render.render_grants`.
+library's functions.  The SQL comes from ``render.render_grants``.
 
-From Python: :func:`grant_least_privilege` (runs it) or :func:`least_privilege_script` (returns
+From Python: ``grant_least_privilege`` (runs it) or ``least_privilege_script`` (returns
 it).  From a shell, the command line's ``grant`` subcommand::
 
     sqlalchemy-postgresql-audit grant myapp.models:metadata \\
@@ -64,7 +64,7 @@ def least_privilege_script(
     """The GRANT/REVOKE script for every audited table of ``metadata``, without a database.
 
     Without a database the sequences of serial columns are unknown: grant writers USAGE on
-    them yourself, or use identity columns, or :func:`grant_least_privilege`.
+    them yourself, or use identity columns, or ``grant_least_privilege``.
     """
     specs = ((spec, ()) for _, spec in audited_tables(metadata))
     return as_script(_statements(specs, writers, readers, owner))

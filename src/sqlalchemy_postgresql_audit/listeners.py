@@ -1,9 +1,9 @@
-"""SQLAlchemy event hooks: thin adapters onto :mod:`.declare` and :mod:`.ddl`.
+"""SQLAlchemy event hooks: thin adapters onto ``.declare`` and ``.ddl``.
 
 ``create_all`` / ``drop_all`` hooks are registered on the MetaData *class* when the package is
 imported, so they fire for every MetaData, also ones created before (models imported first, an
 engine plugin loaded later); the create hook declares whatever is still undeclared, so the
-order of imports does not matter.  :func:`enable` adds, once per process, a Table listener
+order of imports does not matter.  ``enable`` adds, once per process, a Table listener
 declaring audit tables as audited tables join a MetaData, and a Column listener keeping declared
 audit tables up to date.
 """

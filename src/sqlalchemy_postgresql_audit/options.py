@@ -1,7 +1,7 @@
 """Parse and validate a table's ``info["audit.options"]`` exactly once.
 
 Everything downstream (the audit table, the SQL renderer, Alembic) works from the frozen
-:class:`AuditOptions` built here; nothing else reads the user's dict, and the user's dict is never
+``AuditOptions`` built here; nothing else reads the user's dict, and the user's dict is never
 modified.  Errors name the table and the offending key, at declaration time.
 """
 

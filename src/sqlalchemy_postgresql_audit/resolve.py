@@ -1,7 +1,7 @@
 """Where an audited table really lives, and whether its audit table can take the writes.
 
-Both read the catalog of the connection about to install: :func:`resolve_specs` turns a declared
-spec into the installed form (real schema), :func:`check_audit_tables` refuses to install a
+Both read the catalog of the connection about to install: ``resolve_specs`` turns a declared
+spec into the installed form (real schema), ``check_audit_tables`` refuses to install a
 function that would write columns its audit table does not have.
 """
 
@@ -19,7 +19,7 @@ from .spec import FIXED_AUDIT_COLUMNS, AuditSpec, capture_column
 
 
 def resolve_specs(bind: Connection | None, specs: Sequence[AuditSpec]) -> list[AuditSpec]:
-    """:func:`resolve_spec` for many specs, with one catalog query.
+    """``resolve_spec`` for many specs, with one catalog query.
 
     The connection's ``schema_translate_map`` applies first, as it does to the table's own DDL;
     a schema still ``None`` is the schema PostgreSQL finds the table in along ``search_path``

@@ -84,7 +84,7 @@ def _prepare(values: dict[str, object], known: dict[str, tuple[str, ...]]) -> di
 def config_statement(count: int, prefix: str = "audit") -> Any:
     """``SELECT pg_catalog.set_config(:name, :value, true), ...`` for ``count`` settings.
 
-    Cached by shape; the names and values are bound with :func:`config_parameters`.
+    Cached by shape; the names and values are bound with ``config_parameters``.
     """
     calls = [
         func.pg_catalog.set_config(
@@ -98,7 +98,7 @@ def config_statement(count: int, prefix: str = "audit") -> Any:
 
 
 def config_parameters(prepared: Mapping[str, str], prefix: str = "audit") -> dict[str, str]:
-    """The bound parameters of :func:`config_statement` for prepared values."""
+    """The bound parameters of ``config_statement`` for prepared values."""
     bound: dict[str, str] = {}
     for i, (name, text) in enumerate(prepared.items()):
         bound[f"{prefix}_name_{i}"] = f"audit.{name}"
@@ -111,7 +111,7 @@ def set_session_vars(connection_or_session: _Executes, **values: object) -> None
 
     The settings end with the transaction (``set_config(..., true)``), so they never leak to the
     next user of a pooled connection.  Call it inside the transaction whose writes it describes.
-    For ``AsyncConnection`` / ``AsyncSession`` use :func:`aset_session_vars`.
+    For ``AsyncConnection`` / ``AsyncSession`` use ``aset_session_vars``.
     """
     target: object = connection_or_session
     async_connection, async_session, _ = _async_classes()
@@ -141,7 +141,7 @@ def set_session_vars(connection_or_session: _Executes, **values: object) -> None
 
 
 async def aset_session_vars(connection_or_session: _ExecutesAsync, **values: object) -> None:
-    """:func:`set_session_vars` for ``AsyncConnection`` and ``AsyncSession``."""
+    """``set_session_vars`` for ``AsyncConnection`` and ``AsyncSession``."""
     target: object = connection_or_session
     if isinstance(target, (Connection, Session)):
         raise TypeError(

@@ -1,6 +1,6 @@
 """The audit spec: everything the SQL templates need, as plain, frozen data.
 
-An :class:`AuditSpec` holds names and SQL type strings only, no SQLAlchemy objects, so that it can
+An ``AuditSpec`` holds names and SQL type strings only, no SQLAlchemy objects, so that it can
 be written into an Alembic migration as readable arguments, stored as JSON in the comment of the
 installed function (which is how the installed definition is read back for exact downgrades), and
 compared for equality.  ``template`` names the SQL template version that renders it.

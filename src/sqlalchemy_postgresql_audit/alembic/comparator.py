@@ -1,14 +1,14 @@
-"""The autogenerate comparators: adapters from Alembic to :func:`..compare.compare`.
+"""The autogenerate comparators: adapters from Alembic to ``..compare.compare``.
 
 Two functions are registered on Alembic's ``schema`` comparison:
 
-- :func:`prepare_audit` runs *before* Alembic's table comparison.  It declares the audit tables
-  of every target MetaData (models imported before :func:`enable` was called are declared only
+- ``prepare_audit`` runs *before* Alembic's table comparison.  It declares the audit tables
+  of every target MetaData (models imported before ``enable`` was called are declared only
   now), so audit tables are compared like any table, and it installs a filter that keeps audit
   history out of the comparison: an audit table whose source is gone or no longer audited, and
   an audit column whose source column was dropped, are kept, and not reported (nor logged by
   Alembic) as removed on every later autogenerate.
-- :func:`compare_audit` runs *after* it, so it can (1) put trigger drops before and trigger
+- ``compare_audit`` runs *after* it, so it can (1) put trigger drops before and trigger
   installs after the table operations they depend on and (2) keep ``op.create_table`` free of
   this library's ``info`` entries (Column objects that would not even import).
 """

@@ -1,6 +1,6 @@
 """Autogenerate's part of the upgrade from 0.5.x: replace in place, convert timestamps knowingly.
 
-- A declared table with a 0.5.x installation (see :mod:`..legacy`) gets a
+- A declared table with a 0.5.x installation (see ``..legacy``) gets a
   ``replace_audit_trigger`` whose ``previous`` is the template-0 spec, not a
   ``create_audit_trigger`` beside the old trigger.
 - Alembic's own ``alter_column`` of ``audit_operation_timestamp`` from ``TIMESTAMP WITHOUT TIME

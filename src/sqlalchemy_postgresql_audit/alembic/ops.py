@@ -1,6 +1,6 @@
 """Alembic operations that install, replace and drop one table's audit function and triggers.
 
-Each operation carries the full :class:`AuditSpec` (names, columns, settings, mode and template
+Each operation carries the full ``AuditSpec`` (names, columns, settings, mode and template
 version) as plain arguments, so a migration is readable and frozen: it renders the same SQL after a
 library upgrade, because released template versions never change.  Every operation reverses
 exactly; a replace carries the spec the database had before, written as the arguments in which

@@ -4,7 +4,7 @@ Exit codes: 0 everything as declared or done; 1 ``check`` found drift; 2 bad usa
 (module or attribute not found, invalid URL, cannot connect, database error), reported as one
 line on stderr (``--debug`` shows the traceback instead).
 
-A subcommand is a :class:`.base.Command` in a module of this package, listed in ``COMMANDS``.
+A subcommand is a ``.base.Command`` in a module of this package, listed in ``COMMANDS``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """What every subcommand shares: the error type, the exit codes, and how a command plugs in.
 
-A subcommand is a :class:`Command`: a name, one line of help, a function that adds its arguments
+A subcommand is a ``Command``: a name, one line of help, a function that adds its arguments
 to its argparse parser, and a function that runs it and returns the exit code.  Adding one is a
 module exposing a ``Command`` plus one line in ``cli/__init__.py``'s ``COMMANDS``; ``baseline.py``
 is a short example::

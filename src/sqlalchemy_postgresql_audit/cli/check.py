@@ -1,7 +1,7 @@
 """``check``: is the database audited as the models declare?  For CI pipelines.
 
-It runs the pure comparison Alembic's autogenerate runs (:func:`..compare.compare` of the
-declared specs with :func:`..catalog.installed_audits`), reports each audited table as ``ok``,
+It runs the pure comparison Alembic's autogenerate runs (``..compare.compare`` of the
+declared specs with ``..catalog.installed_audits``), reports each audited table as ``ok``,
 ``missing`` (not installed), ``outdated`` (installed, not as declared), ``disabled`` (a trigger
 does not fire), ``no-audit-table`` (writes to it fail) or ``extra`` (installed, not declared),
 and exits 1 on any of them.

@@ -1,4 +1,4 @@
-"""``grant``: the least-privilege model of :mod:`..grants` for the audited tables of the models.
+"""``grant``: the least-privilege model of ``..grants`` for the audited tables of the models.
 
 Writers get DML on the audited tables and nothing on the audit tables (only the SECURITY DEFINER
 trigger function writes there), readers get SELECT on the audit tables, an optional owner role

@@ -40,7 +40,7 @@ def _as_of_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _positional(parser: argparse.ArgumentParser, usage: str) -> None:
-    # One list, split by :func:`.lookup.split_target`: argparse has no optional leading
+    # One list, split by ``.lookup.split_target``: argparse has no optional leading
     # positional.
     parser.usage = f"%(prog)s [--json] [--no-color] [--debug] {usage} --url URL"
     parser.add_argument("words", nargs="+", metavar="ARGUMENT", help=usage)

@@ -1,7 +1,7 @@
 """The audit trail of one row (or a table at a moment) as plain data, through the history API.
 
 ``history`` and ``as-of`` print it and the ``demo`` shows it, so all three read the same
-:func:`..history.history`, :func:`..history.changes` and :func:`..history.as_of` selects.
+``..history.history``, ``..history.changes`` and ``..history.as_of`` selects.
 """
 
 from __future__ import annotations

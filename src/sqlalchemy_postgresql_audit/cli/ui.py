@@ -66,7 +66,7 @@ def _isatty(stream: TextIO) -> bool:
 
 @dataclass(slots=True)
 class UI:
-    """Where a command writes.  ``json`` commands print one document with :meth:`emit_json`."""
+    """Where a command writes.  ``json`` commands print one document with ``emit_json``."""
 
     json: bool = False
     color: bool = False

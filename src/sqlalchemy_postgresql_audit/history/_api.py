@@ -2,7 +2,7 @@
 
 Each returns an ordinary select, so it composes (``.where``, ``.limit``, ``.subquery``) and runs
 on ``Connection``, ``Session`` and their async twins.  Given a ``Table`` the rows are Core rows;
-given an ORM class they are typed :class:`Version` objects (run them with ``session.scalars``).
+given an ORM class they are typed ``Version`` objects (run them with ``session.scalars``).
 
 Building these selects costs milliseconds of Python (a window over every mirrored column), more
 than running them on an indexed trail, so each shape is built once per audit table with bound

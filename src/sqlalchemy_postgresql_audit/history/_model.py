@@ -24,7 +24,7 @@ from ._target import audited
 
 
 class AuditRecord:
-    """Base of the classes :func:`audit_model` maps: one audit row.
+    """Base of the classes ``audit_model`` maps: one audit row.
 
     The fixed audit columns are typed here; the setting, capture and mirrored columns are
     attributes of the same names (typed ``Any`` for mypy).

@@ -3,7 +3,7 @@
 Python's type system cannot spell "the attributes of ``Order`` plus ``operation`` and ``at``",
 so a version is a composition that mypy checks exactly: ``v.row`` is an ``Order`` (a transient
 instance, never added to a session) holding the recorded values, with the model's own attribute
-types, next to the audit fields.  The rows come from an ORM :class:`~sqlalchemy.orm.Bundle`, so
+types, next to the audit fields.  The rows come from an ORM ``~sqlalchemy.orm.Bundle``, so
 ``session.scalars(history(Order, 42))`` yields ``Version[Order]`` objects and the statement
 still composes (``.where``, ``.limit``, ``.subquery``) like any select.
 """
@@ -50,7 +50,7 @@ class Version(Generic[_M]):
 
 
 class VersionBundle(Bundle[Version[_M]]):
-    """Builds a :class:`Version` from one row of a history subquery."""
+    """Builds a ``Version`` from one row of a history subquery."""
 
     def __init__(self, target: Audited, source: Subquery, *, with_changes: bool) -> None:
         self._target = target

@@ -117,7 +117,7 @@ def restore(bind: _Executes, target: object, pk: object, at: datetime.datetime) 
 async def arestore(
     bind: _ExecutesAsync, target: object, pk: object, at: datetime.datetime
 ) -> Restored:
-    """:func:`restore` for ``AsyncConnection`` and ``AsyncSession``."""
+    """``restore`` for ``AsyncConnection`` and ``AsyncSession``."""
     result: Restored = await _arun(bind, _restore_steps(audited(target), pk, at))
     return result
 
@@ -182,6 +182,6 @@ def record_baseline(bind: _Executes, target: object) -> int:
 
 
 async def arecord_baseline(bind: _ExecutesAsync, target: object) -> int:
-    """:func:`record_baseline` for ``AsyncConnection`` and ``AsyncSession``."""
+    """``record_baseline`` for ``AsyncConnection`` and ``AsyncSession``."""
     count: int = await _arun(bind, _baseline_steps(audited(target)))
     return count

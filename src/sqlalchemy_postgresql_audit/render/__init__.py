@@ -1,5 +1,5 @@
-"""The one place that assembles SQL text: quoting in :mod:`.sql`, one module per template
-version, and the append-only guard and GRANTs in :mod:`.guard`.
+"""The one place that assembles SQL text: quoting in ``.sql``, one module per template
+version, and the append-only guard and GRANTs in ``.guard``.
 
 ``render(spec)`` dispatches on ``spec.template``.  A released version's output never changes, so
 a migration that names it installs the same SQL after a library upgrade.  Version 0 renders what

@@ -4,7 +4,7 @@ Rows that existed before auditing began have no version, so their first UPDATE w
 "before".  The statement records, as ``B`` versions, every source row whose key has no version
 in the trail yet, reading session settings like the trigger does.  It is rendered from the spec
 alone (no reflection), so a migration stays frozen and offline mode (``--sql``) emits it too.
-Rows changed while auditing was off are left to :func:`sqlalchemy_postgresql_audit.record_baseline`,
+Rows changed while auditing was off are left to ``sqlalchemy_postgresql_audit.record_baseline``,
 which compares values.
 """
 

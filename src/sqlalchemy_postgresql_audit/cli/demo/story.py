@@ -1,6 +1,6 @@
 """The demo's scripted changes: a small shop's day, one transaction per request.
 
-Each transaction runs on someone's behalf through :func:`acting_as`: inside
+Each transaction runs on someone's behalf through ``acting_as``: inside
 ``audit_context(username=..., request_id=...)`` every statement carries the audit settings, as
 in a web application whose middleware enters the context once per request.
 """
