@@ -233,6 +233,12 @@ def create_designs(
     sa.Table("t_unaudited", metadata, *source_columns())
     sa.Table("t_statement", metadata, *source_columns(), info=library_options("statement"))
     sa.Table("t_row", metadata, *source_columns(), info=library_options("row"))
+    sa.Table(
+        "t_statement_noindex",
+        metadata,
+        *source_columns(),
+        info=library_options("statement", history_index=False),
+    )
     floor = sa.Table("t_floor", metadata, *source_columns(), info=library_options("statement"))
     sa.Table("t_legacy", metadata, *source_columns())
     metadata.create_all(engine)
@@ -258,19 +264,41 @@ def create_designs(
         ),
         Design("statement", 'this library, mode="statement"', "t_statement", "t_statement_audit"),
         Design("row", 'this library, mode="row"', "t_row", "t_row_audit"),
+        Design(
+            "statement_noindex",
+            'this library, mode="statement", history_index=False (no (id, audit_id) index)',
+            "t_statement_noindex",
+            "t_statement_noindex_audit",
+        ),
         Design("legacy_05", "0.5.x design: per-row PL/pgSQL trigger", "t_legacy", "t_legacy_audit"),
     ]
     designs += [
         Design(name, f"this library, {description}", f"t_{name}", f"t_{name}_audit")
         for name, (_, _, description) in extra_designs.items()
     ]
-    notes = [] if with_pypi else [PYPI_SKIPPED]
+    notes = [index_note(engine, designs)]
+    notes += [] if with_pypi else [PYPI_SKIPPED]
     if with_pypi:
         pypi, note = create_pypi_design(engine)
         notes.append(note)
         if pypi is not None:
             designs.append(pypi)
     return designs, notes
+
+
+def index_note(engine: sa.Engine, designs: Sequence[Design]) -> str:
+    """Which audit tables carry which indexes, read from the catalog (not assumed)."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.text(
+                "SELECT tablename, string_agg(indexdef, '; ' ORDER BY indexname) FROM pg_indexes "
+                "WHERE schemaname = :schema GROUP BY tablename"
+            ),
+            {"schema": SCHEMA},
+        ).all()
+    found = {table: definition.replace(f"{SCHEMA}.", "") for table, definition in rows}
+    parts = [f"{d.name}: {found.get(d.audit_table, 'none')}" for d in designs if d.audit_table]
+    return "audit table indexes (from pg_indexes): " + "; ".join(parts)
 
 
 def legacy_ddl() -> list[str]:
