@@ -8,7 +8,8 @@ AS $audit$
 DECLARE
   writer pg_catalog.text := CASE WHEN pg_catalog.current_setting('role') = 'none' THEN session_user ELSE pg_catalog.current_setting('role') END;
 BEGIN
-  IF TG_RELID OPERATOR(pg_catalog.<>) '"public"."line"'::pg_catalog.regclass
+  IF (TG_TABLE_SCHEMA OPERATOR(pg_catalog.<>) 'public'
+      OR TG_TABLE_NAME OPERATOR(pg_catalog.<>) 'line')
      AND pg_catalog.pg_partition_root(TG_RELID) IS DISTINCT FROM '"public"."line"'::pg_catalog.regclass THEN
     RAISE EXCEPTION USING MESSAGE = 'audit function "public"."public_line_audit" records only table "public"."line"',
       ERRCODE = 'insufficient_privilege';
@@ -129,7 +130,8 @@ AS $audit$
 DECLARE
   writer pg_catalog.text := CASE WHEN pg_catalog.current_setting('role') = 'none' THEN session_user ELSE pg_catalog.current_setting('role') END;
 BEGIN
-  IF TG_RELID OPERATOR(pg_catalog.<>) '"Sales Dept"."Order Items"'::pg_catalog.regclass
+  IF (TG_TABLE_SCHEMA OPERATOR(pg_catalog.<>) 'Sales Dept'
+      OR TG_TABLE_NAME OPERATOR(pg_catalog.<>) 'Order Items')
      AND pg_catalog.pg_partition_root(TG_RELID) IS DISTINCT FROM '"Sales Dept"."Order Items"'::pg_catalog.regclass THEN
     RAISE EXCEPTION USING MESSAGE = 'audit function "Sales Dept"."Sales Dept_Order Items_audit" records only table "Sales Dept"."Order Items"',
       ERRCODE = 'insufficient_privilege';
@@ -252,7 +254,8 @@ DECLARE
   setting_0 VARCHAR(30) := NULLIF(pg_catalog.current_setting('audit.username', true), '');
   setting_1 INTEGER := NULLIF(pg_catalog.current_setting('audit.tenant', true), '');
 BEGIN
-  IF TG_RELID OPERATOR(pg_catalog.<>) '"Sales Dept"."Order Items"'::pg_catalog.regclass
+  IF (TG_TABLE_SCHEMA OPERATOR(pg_catalog.<>) 'Sales Dept'
+      OR TG_TABLE_NAME OPERATOR(pg_catalog.<>) 'Order Items')
      AND pg_catalog.pg_partition_root(TG_RELID) IS DISTINCT FROM '"Sales Dept"."Order Items"'::pg_catalog.regclass THEN
     RAISE EXCEPTION USING MESSAGE = 'audit function "Sales Dept"."Sales Dept_Order Items_audit" records only table "Sales Dept"."Order Items"',
       ERRCODE = 'insufficient_privilege';
@@ -374,7 +377,8 @@ DECLARE
   setting_1 INTEGER := NULLIF(pg_catalog.current_setting('audit.tenant', true), '');
   audited_rows pg_catalog.int8;
 BEGIN
-  IF TG_RELID OPERATOR(pg_catalog.<>) '"Sales Dept"."Order Items"'::pg_catalog.regclass
+  IF (TG_TABLE_SCHEMA OPERATOR(pg_catalog.<>) 'Sales Dept'
+      OR TG_TABLE_NAME OPERATOR(pg_catalog.<>) 'Order Items')
      AND pg_catalog.pg_partition_root(TG_RELID) IS DISTINCT FROM '"Sales Dept"."Order Items"'::pg_catalog.regclass THEN
     RAISE EXCEPTION USING MESSAGE = 'audit function "Sales Dept"."Sales Dept_Order Items_audit" records only table "Sales Dept"."Order Items"',
       ERRCODE = 'insufficient_privilege';
@@ -455,7 +459,8 @@ AS $audit$
 DECLARE
   writer pg_catalog.text := CASE WHEN pg_catalog.current_setting('role') = 'none' THEN session_user ELSE pg_catalog.current_setting('role') END;
 BEGIN
-  IF TG_RELID OPERATOR(pg_catalog.<>) '"Sales Dept"."Order Items"'::pg_catalog.regclass
+  IF (TG_TABLE_SCHEMA OPERATOR(pg_catalog.<>) 'Sales Dept'
+      OR TG_TABLE_NAME OPERATOR(pg_catalog.<>) 'Order Items')
      AND pg_catalog.pg_partition_root(TG_RELID) IS DISTINCT FROM '"Sales Dept"."Order Items"'::pg_catalog.regclass THEN
     RAISE EXCEPTION USING MESSAGE = 'audit function "Sales Dept"."Sales Dept_Order Items_audit" records only table "Sales Dept"."Order Items"',
       ERRCODE = 'insufficient_privilege';
@@ -579,7 +584,8 @@ AS $audit$
 DECLARE
   writer pg_catalog.text := CASE WHEN pg_catalog.current_setting('role') = 'none' THEN session_user ELSE pg_catalog.current_setting('role') END;
 BEGIN
-  IF TG_RELID OPERATOR(pg_catalog.<>) '"Sales Dept"."Order Items"'::pg_catalog.regclass
+  IF (TG_TABLE_SCHEMA OPERATOR(pg_catalog.<>) 'Sales Dept'
+      OR TG_TABLE_NAME OPERATOR(pg_catalog.<>) 'Order Items')
      AND pg_catalog.pg_partition_root(TG_RELID) IS DISTINCT FROM '"Sales Dept"."Order Items"'::pg_catalog.regclass THEN
     RAISE EXCEPTION USING MESSAGE = 'audit function "Sales Dept"."Sales Dept_Order Items_audit" records only table "Sales Dept"."Order Items"',
       ERRCODE = 'insufficient_privilege';
@@ -707,7 +713,8 @@ DECLARE
   capture_client_addr pg_catalog.inet := pg_catalog.inet_client_addr();
   audited_rows pg_catalog.int8;
 BEGIN
-  IF TG_RELID OPERATOR(pg_catalog.<>) '"Sales Dept"."Order Items"'::pg_catalog.regclass
+  IF (TG_TABLE_SCHEMA OPERATOR(pg_catalog.<>) 'Sales Dept'
+      OR TG_TABLE_NAME OPERATOR(pg_catalog.<>) 'Order Items')
      AND pg_catalog.pg_partition_root(TG_RELID) IS DISTINCT FROM '"Sales Dept"."Order Items"'::pg_catalog.regclass THEN
     RAISE EXCEPTION USING MESSAGE = 'audit function "Sales Dept"."Sales Dept_Order Items_audit" records only table "Sales Dept"."Order Items"',
       ERRCODE = 'insufficient_privilege';
@@ -842,7 +849,8 @@ DECLARE
   capture_application_name pg_catalog.text := NULLIF(pg_catalog.current_setting('application_name', true), '');
   capture_client_addr pg_catalog.inet := pg_catalog.inet_client_addr();
 BEGIN
-  IF TG_RELID OPERATOR(pg_catalog.<>) '"Sales Dept"."Order Items"'::pg_catalog.regclass
+  IF (TG_TABLE_SCHEMA OPERATOR(pg_catalog.<>) 'Sales Dept'
+      OR TG_TABLE_NAME OPERATOR(pg_catalog.<>) 'Order Items')
      AND pg_catalog.pg_partition_root(TG_RELID) IS DISTINCT FROM '"Sales Dept"."Order Items"'::pg_catalog.regclass THEN
     RAISE EXCEPTION USING MESSAGE = 'audit function "Sales Dept"."Sales Dept_Order Items_audit" records only table "Sales Dept"."Order Items"',
       ERRCODE = 'insufficient_privilege';

@@ -361,12 +361,16 @@ def _table_guard(spec: AuditSpec) -> str:
     choosing as the function's owner.
     """
     table = regclass(spec.schema, spec.table)
+    schema, name = literal(spec.schema or FALLBACK_SCHEMA), literal(spec.table)
     message = (
         f"audit function {always_qualified(spec.schema, spec.function)} records only table "
         f"{always_qualified(spec.schema, spec.table)}"
     )
+    # Names first: two comparisons of variables, no catalog lookup, for every call on the
+    # audited table itself; only a partition's call (or a forger's) looks up the root.
     return (
-        f"  IF TG_RELID OPERATOR(pg_catalog.<>) {table}\n"
+        f"  IF (TG_TABLE_SCHEMA OPERATOR(pg_catalog.<>) {schema}\n"
+        f"      OR TG_TABLE_NAME OPERATOR(pg_catalog.<>) {name})\n"
         f"     AND pg_catalog.pg_partition_root(TG_RELID) IS DISTINCT FROM {table} THEN\n"
         f"    RAISE EXCEPTION USING MESSAGE = {literal(message)},\n"
         f"      ERRCODE = 'insufficient_privilege';\n"
