@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 import sqlalchemy_postgresql_audit as audit
-from sqlalchemy_postgresql_audit import AUDIT_TABLE_KEY, SPEC_KEY
+from sqlalchemy_postgresql_audit import AUDIT_TABLE_KEY, SPEC_KEY, AuditConfigurationError
 
 
 def audit_table_of(table: sa.Table) -> sa.Table:
@@ -248,3 +248,25 @@ def test_history_index_is_an_ordinary_index_of_the_audit_table() -> None:
     assert index.name == "orders_audit_history"
     assert [c.name for c in index.columns] == ["id", "audit_id"]
     assert audit.DEFAULT_AUDIT_INDEX_NAMING_CONVENTION == "%(table_name)s_audit_history"
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "schema", "key"),
+    [("item\n", "id", None, "table"), ("item", "note\n", None, "note\n"), ("item", "id", "s\n", "schema")],
+)
+def test_a_name_sqlalchemy_would_leave_unquoted_is_refused(
+    table: str, column: str, schema: str | None, key: str
+) -> None:
+    """SQLAlchemy's quoting check lets ``note\\n`` through unquoted, so PostgreSQL would create
+    ``note``: the audit function would then name a column that does not exist (found by the
+    identifier fuzz)."""
+    with pytest.raises(AuditConfigurationError, match="ends with a newline") as raised:
+        sa.Table(
+            table,
+            sa.MetaData(),
+            sa.Column("id", sa.Integer, primary_key=True),
+            *([sa.Column(column, sa.Text)] if column != "id" else []),
+            schema=schema,
+            info={"audit.options": {"enabled": True}},
+        )
+    assert raised.value.key == key

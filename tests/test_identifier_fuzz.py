@@ -7,6 +7,7 @@ of examples comes from ``AUDIT_FUZZ_EXAMPLES`` (CI sets 500; 100 by default loca
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import pytest
@@ -104,6 +105,9 @@ KEYWORDS = st.sampled_from(
 )
 
 
+MISQUOTED = re.compile(r"[a-z_][a-z0-9_$]*\n", re.DOTALL)
+
+
 def fits(name: str) -> bool:
     return 0 < len(name.encode()) <= MAX_IDENTIFIER_BYTES
 
@@ -131,6 +135,8 @@ identifiers = (
     )
     .filter(fits)
     .filter(lambda name: name.lower() not in {*FIXED_AUDIT_COLUMNS, "audit_actor"})
+    # SQLAlchemy leaves such a name unquoted; declaring it is refused (test_declaration).
+    .filter(lambda name: not MISQUOTED.fullmatch(name))
 )
 
 #: A schema the test may create and drop: not a system schema, not reserved (``pg_``).

@@ -7,6 +7,7 @@ then a typed, nullable, constraint-free copy of every source column.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -90,8 +91,28 @@ STATEMENT_MODE_ON_PARTITIONS = (
 )
 
 
+#: A name SQLAlchemy leaves unquoted although it ends with a newline: its check for legal
+#: characters ends in ``$``, which also matches before a final newline, so PostgreSQL reads the
+#: name without it and creates another table or column than the one declared.
+_MISQUOTED = re.compile(r"[a-z_][a-z0-9_$]*\n", re.DOTALL)
+
+
+def _check_quotable(source: Table) -> None:
+    names = [("schema", source.schema), ("table", source.name)]
+    names += [(column.name, column.name) for column in source.columns]
+    for key, name in names:
+        if name is not None and _MISQUOTED.fullmatch(name):
+            raise AuditConfigurationError(
+                source.name,
+                key,
+                f"{name!r} ends with a newline, which SQLAlchemy does not quote, so PostgreSQL "
+                "would create a name without it; rename it",
+            )
+
+
 def build_spec(source: Table, options: AuditOptions) -> AuditSpec:
     """Compute names and columns for ``source``; raises on collisions with audit columns."""
+    _check_quotable(source)
     conventions: Mapping[Any, Any] = source.metadata.naming_convention
     tokens = {"table_name": source.name, "schema": source.schema or "public"}
     settings = tuple(
