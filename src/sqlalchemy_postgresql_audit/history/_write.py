@@ -26,7 +26,7 @@ from sqlalchemy import (
     update,
 )
 
-from ..render import qualified
+from ..render import lock_against_writes
 from ..spec import AUDIT_CURRENT_USER, AUDIT_OPERATION, AUDIT_TIMESTAMP
 from ._queries import as_of_select, differ, latest_versions, present
 from ._target import Audited, audited, check_moment, key_filter, key_values
@@ -126,7 +126,7 @@ def _baseline_steps(target: Audited) -> _Steps:
     source, audit, spec = target.source, target.audit, target.spec
     # Writers wait until the baseline commits, so no change falls between the snapshot read
     # here and the triggers' next audit row.
-    yield text(f"LOCK TABLE {qualified(source.schema, source.name)} IN SHARE MODE")
+    yield text(lock_against_writes(source.schema, source.name))
     latest = latest_versions(target, None, None)
     known = select(*(latest.c[c] for c in spec.columns)).where(present(latest)).subquery("known")
     joined = source.outerjoin(known, and_(*(source.c[k] == known.c[k] for k in spec.key_columns)))

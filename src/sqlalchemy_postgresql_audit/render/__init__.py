@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..spec import AuditSpec
-from .baseline import BASELINE_CODE, render_baseline
+from .baseline import BASELINE_CODE, lock_against_writes, render_baseline
 from .guard import (
     GUARD_TRIGGER,
     GUARD_TRUNCATE_TRIGGER,
@@ -95,6 +95,7 @@ __all__ = [
     "guard_function",
     "legacy_timestamp_using",
     "literal",
+    "lock_against_writes",
     "qualified",
     "quote",
     "render",

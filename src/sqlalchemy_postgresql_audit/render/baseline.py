@@ -17,6 +17,12 @@ from .sql import WRITER, always_qualified, always_quote, literal, resolved
 BASELINE_CODE = "B"
 
 
+def lock_against_writes(schema: str | None, table: str) -> str:
+    """``LOCK`` a table in SHARE mode: writers wait until the baseline commits, so no change
+    falls between the snapshot it reads and the triggers' next audit row."""
+    return f"LOCK TABLE {always_qualified(schema, table)} IN SHARE MODE"
+
+
 def render_baseline(spec: AuditSpec) -> tuple[str, ...]:
     """``LOCK`` the source table against writes, then insert the missing first versions in key
     order (so their ``audit_id`` order is the key order)."""
@@ -45,7 +51,7 @@ def render_baseline(spec: AuditSpec) -> tuple[str, ...]:
     ]
     same_key = " AND ".join(f"a.{always_quote(k)} = s.{always_quote(k)}" for k in spec.key_columns)
     return (
-        f"LOCK TABLE {source} IN SHARE MODE",
+        lock_against_writes(spec.schema, spec.table),
         f"INSERT INTO {audit} ({', '.join(columns)})\n"
         f"SELECT {', '.join(values)}\nFROM {source} AS s\n"
         f"WHERE NOT EXISTS (SELECT FROM {audit} AS a WHERE {same_key})\n"
