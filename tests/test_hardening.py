@@ -226,6 +226,36 @@ def test_a_role_granted_execute_cannot_attach_the_function_to_its_own_table(
         assert connection.exec_driver_sql("SELECT count(*) FROM public.ledger_audit").scalar() == 0
 
 
+@pytest.mark.parametrize("mode", ["statement", "row"])
+def test_the_function_refuses_a_table_in_the_audited_table_s_own_schema(
+    engine: sa.Engine, writer_role: str, mode: str
+) -> None:
+    """The schema comparison alone lets a table next to the audited one through: the name
+    comparison (and only it) refuses a trigger on ``public.fake`` calling the function."""
+    table = declare(mode)
+    table.metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            f"GRANT EXECUTE ON FUNCTION public.public_ledger_audit() TO {writer_role}"
+        )
+        connection.exec_driver_sql(f"GRANT CREATE, USAGE ON SCHEMA public TO {writer_role}")
+    level = "FOR EACH ROW" if mode == "row" else (
+        "REFERENCING NEW TABLE AS audit_new_rows FOR EACH STATEMENT"
+    )
+    with engine.begin() as connection:
+        connection.exec_driver_sql(f"SET LOCAL ROLE {writer_role}")
+        connection.exec_driver_sql("CREATE TABLE public.fake (id int, note text)")
+        connection.exec_driver_sql(
+            f"CREATE TRIGGER forge AFTER INSERT ON public.fake {level} "
+            "EXECUTE FUNCTION public.public_ledger_audit()"
+        )
+        with pytest.raises(DBAPIError, match="records only table") as refused:
+            connection.exec_driver_sql("INSERT INTO public.fake VALUES (7, 'never happened')")
+        assert getattr(refused.value.orig, "pgcode", None) == "42501"
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM public.ledger_audit").scalar() == 0
+
+
 def test_the_writer_is_the_session_user_without_set_role(engine: sa.Engine) -> None:
     table = declare()
     table.metadata.create_all(engine)

@@ -422,6 +422,32 @@ def test_purge_removes_only_older_rows_and_is_itself_recorded(append_only: Deplo
             connection.execute(sa.text(f"DELETE FROM {n['audit']}"))  # reaches the 2022 row
 
 
+def test_purge_clears_its_flag_so_its_own_marker_cannot_be_deleted(
+    append_only: Deployment,
+) -> None:
+    """A purge up to a moment after the transaction started also reaches the ``P`` marker's
+    timestamp: only clearing the flag keeps a later DELETE in the same transaction (of the
+    marker, or of anything) refused."""
+    n = names(append_only)
+    seed_history(append_only, ["2020-01-01 00:00+00"])
+    future = datetime.datetime(2100, 1, 1, tzinfo=datetime.timezone.utc)
+    with append_only.owner.begin() as connection:
+        assert purge_audit_history(connection, append_only.table, before=future) == 1
+        flag = connection.execute(
+            sa.text("SELECT current_setting('sqlalchemy_postgresql_audit.purge_before', true)")
+        ).scalar_one()
+        assert flag == ""
+        for sql in (
+            f"DELETE FROM {n['audit']} WHERE audit_operation = 'P'",
+            f"DELETE FROM {n['audit']}",
+        ):
+            with pytest.raises(sa.exc.DBAPIError, match="DELETE is refused"), (
+                connection.begin_nested()
+            ):
+                connection.execute(sa.text(sql))
+    assert [r.audit_operation for r in append_only.history()] == ["P"]
+
+
 def test_append_only_purge_needs_delete_on_the_audit_table(append_only: Deployment) -> None:
     seed_history(append_only, ["2020-01-01 00:00+00"])
     future = datetime.datetime(2100, 1, 1, tzinfo=datetime.timezone.utc)
