@@ -21,36 +21,19 @@ import sqlalchemy as sa
 
 from .ddl import as_script, audited_tables, execute_statements, resolve_spec
 from .render import render_grants
-from .render.sql import name_text
 from .spec import AuditSpec
-
-#: Sequences that a serial column of ``:table`` takes its default from (``deptype 'a'``);
-#: identity columns need no sequence privilege, PostgreSQL checks none for them.
-_SERIAL_SEQUENCES = sa.text(
-    "SELECT n.nspname, c.relname FROM pg_catalog.pg_depend d"
-    " JOIN pg_catalog.pg_class c ON c.oid = d.objid AND c.relkind = 'S'"
-    " JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
-    " WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.deptype = 'a'"
-    " AND d.refobjid = CAST(:table AS regclass) ORDER BY c.relname"
-)
 
 
 def _statements(
-    specs: Iterable[tuple[AuditSpec, tuple[tuple[str, str], ...]]],
+    specs: Iterable[AuditSpec],
     writers: Sequence[str],
     readers: Sequence[str],
     owner: str | None,
 ) -> list[str]:
     return [
         sql
-        for spec, sequences in specs
-        for sql in render_grants(
-            spec,
-            writers=tuple(writers),
-            readers=tuple(readers),
-            owner=owner,
-            sequences=sequences,
-        )
+        for spec in specs
+        for sql in render_grants(spec, writers=tuple(writers), readers=tuple(readers), owner=owner)
     ]
 
 
@@ -63,10 +46,9 @@ def least_privilege_script(
 ) -> str:
     """The GRANT/REVOKE script for every audited table of ``metadata``, without a database.
 
-    Without a database the sequences of serial columns are unknown: grant writers USAGE on
-    them yourself, or use identity columns, or ``grant_least_privilege``.
-    """
-    specs = ((spec, ()) for _, spec in audited_tables(metadata))
+    The script reads the catalog when it runs (ACLs, partitions, serial sequences), so running
+    it later is the same as ``grant_least_privilege`` now."""
+    specs = (spec for _, spec in audited_tables(metadata))
     return as_script(_statements(specs, writers, readers, owner))
 
 
@@ -87,11 +69,5 @@ def grant_least_privilege(
                 connection, metadata, writers=writers, readers=readers, owner=owner
             )
         return
-    specs = []
-    for _, declared in audited_tables(metadata):
-        spec = resolve_spec(bind, declared)
-        # regclass input: the quoted name as a bound value, never part of the SQL text.
-        table = name_text(spec.schema, spec.table)
-        rows = bind.execute(_SERIAL_SEQUENCES, {"table": table}).all()
-        specs.append((spec, tuple((str(r[0]), str(r[1])) for r in rows)))
+    specs = [resolve_spec(bind, declared) for _, declared in audited_tables(metadata)]
     execute_statements(bind, _statements(specs, writers, readers, owner))

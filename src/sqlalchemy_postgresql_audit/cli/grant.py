@@ -2,9 +2,8 @@
 
 Writers get DML on the audited tables and nothing on the audit tables (only the SECURITY DEFINER
 trigger function writes there), readers get SELECT on the audit tables, an optional owner role
-owns the audit tables and functions.  Without ``--url`` it prints the SQL; there the sequences
-of serial columns are unknown, so grant writers USAGE on them yourself (or use identity
-columns); with ``--url`` it runs in one transaction and finds them.
+owns the audit tables and functions.  Without ``--url`` it prints the SQL (which reads the
+catalog when it runs); with ``--url`` it runs it in one transaction.
 """
 
 from __future__ import annotations

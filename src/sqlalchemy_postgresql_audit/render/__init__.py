@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from ..spec import AuditSpec
 from .baseline import BASELINE_CODE, lock_against_writes, render_baseline
+from .grants import GRANTS_MARKER, render_grants
 from .guard import (
     GUARD_TRIGGER,
     GUARD_TRUNCATE_TRIGGER,
@@ -20,7 +21,6 @@ from .guard import (
     PURGE_OPERATION_CODE,
     guard_function,
     render_append_only_guard,
-    render_grants,
 )
 from .sql import (
     COMMENT_MARKER,
@@ -77,6 +77,7 @@ __all__ = [
     "BASELINE_CODE",
     "COMMENT_MARKER",
     "FALLBACK_SCHEMA",
+    "GRANTS_MARKER",
     "GUARD_TRIGGER",
     "GUARD_TRUNCATE_TRIGGER",
     "NEW_ROWS",

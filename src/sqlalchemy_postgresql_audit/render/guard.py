@@ -1,4 +1,4 @@
-"""The append-only guard and the least-privilege GRANTs (not part of a template version)."""
+"""The append-only guard of an audit table (not part of a template version)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,6 @@ from .sql import (
     literal,
     qualified,
     quote,
-    regclass,
-    regprocedure,
 )
 
 #: The transaction-local setting through which ``retention.purge_audit_history`` lets the guard
@@ -97,100 +95,4 @@ def render_append_only_guard(spec: AuditSpec) -> tuple[tuple[str, ...], tuple[st
     # CASCADE drops exactly the guard's own triggers, the only objects that use its function,
     # and works whether or not the audit table still exists.
     return install, (f"DROP FUNCTION IF EXISTS {function}() CASCADE",)
-
-
-
-
-#: PostgreSQL's pseudo-roles: a GRANT to one of these names reaches everyone or nobody.
-_RESERVED_ROLES = frozenset({"public", "none"})
-
-
-def _role(name: str) -> str:
-    if not name or name.lower() in _RESERVED_ROLES or name.lower().startswith("pg_"):
-        raise ValueError(f"{name!r} is not a role the audit grants may name")
-    return quote(name)
-
-
-def _revoke_from_everyone_but_the_owner(spec: AuditSpec, functions: list[str]) -> str:
-    """Revoke every right on the audit table and the functions from every role but their owner.
-
-    Default privileges (``ALTER DEFAULT PRIVILEGES ... GRANT ... TO app_group``) hand rights on
-    new tables and functions to roles this script does not name; a writer inheriting them could
-    edit history.  The roles are read from the objects' ACLs when the script runs.
-    """
-    table = regclass(spec.schema, spec.audit_table)
-    loops = [
-        "  FOR grantee IN SELECT DISTINCT a.grantee::pg_catalog.regrole\n"
-        "    FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) AS a\n"
-        f"    WHERE c.oid = {table} AND a.grantee <> c.relowner AND a.grantee <> 0 LOOP\n"
-        "    EXECUTE pg_catalog.format('REVOKE ALL ON TABLE %s FROM %s', "
-        f"{table}, grantee);\n"
-        "  END LOOP;\n"
-    ]
-    for function in functions:
-        procedure = regprocedure(spec.schema, function)
-        loops.append(
-            "  FOR grantee IN SELECT DISTINCT a.grantee::pg_catalog.regrole\n"
-            "    FROM pg_catalog.pg_proc p, pg_catalog.aclexplode(p.proacl) AS a\n"
-            f"    WHERE p.oid = {procedure} AND a.grantee <> p.proowner AND a.grantee <> 0 LOOP\n"
-            "    EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM %s', "
-            f"{procedure}, grantee);\n"
-            "  END LOOP;\n"
-        )
-    body = "\nDECLARE\n  grantee pg_catalog.regrole;\nBEGIN\n" + "".join(loops) + "END\n"
-    return f"DO {dollar_quote(body)}"
-
-
-def render_grants(
-    spec: AuditSpec,
-    *,
-    writers: tuple[str, ...],
-    readers: tuple[str, ...] = (),
-    owner: str | None = None,
-    sequences: tuple[tuple[str, str], ...] = (),
-) -> tuple[str, ...]:
-    """The least-privilege GRANTs of one audited table (see SECURITY.md).
-
-    ``owner`` becomes the owner of the audit table and of the library's functions, so that the
-    SECURITY DEFINER trigger function writes as that role; ``writers`` get DML on the source
-    table (TRUNCATE only when TRUNCATE is audited) and USAGE on its ``sequences``
-    ((schema, name) pairs of serial columns), and lose every right on the audit table;
-    ``readers`` get SELECT on the audit table.  Revokes come before grants, so a role that is
-    both a writer and a reader can read the history and still not write it.
-    """
-    source = qualified(spec.schema, spec.table)
-    audit = qualified(spec.schema, spec.audit_table)
-    functions = [qualified(spec.schema, spec.function)]
-    if spec.append_only:
-        functions.append(qualified(spec.schema, guard_function(spec)))
-    schema = [f"GRANT USAGE ON SCHEMA {quote(spec.schema)} TO "] if spec.schema else []
-    statements: list[str] = [f"REVOKE ALL ON FUNCTION {f}() FROM PUBLIC" for f in functions]
-    if owner is not None:
-        role = _role(owner)
-        statements += [f"ALTER TABLE {audit} OWNER TO {role}"]
-        statements += [f"ALTER FUNCTION {f}() OWNER TO {role}" for f in functions]
-        statements += [prefix + role for prefix in schema]
-        if spec.truncate_rows:  # the BEFORE TRUNCATE copy reads the source table as the owner
-            statements.append(f"GRANT SELECT ON {source} TO {role}")
-    statements.append(
-        _revoke_from_everyone_but_the_owner(
-            spec, [spec.function, *([guard_function(spec)] if spec.append_only else [])]
-        )
-    )
-    dml = "SELECT, INSERT, UPDATE, DELETE"
-    if any(t.operation == "TRUNCATE" for t in spec.triggers):
-        dml += ", TRUNCATE"
-    for writer in writers:
-        role = _role(writer)
-        statements += [f"REVOKE ALL ON {audit} FROM {role}"]
-        statements += [f"REVOKE ALL ON FUNCTION {f}() FROM {role}" for f in functions]
-        statements += [prefix + role for prefix in schema]
-        statements.append(f"GRANT {dml} ON {source} TO {role}")
-        statements += [f"GRANT USAGE ON SEQUENCE {qualified(s, n)} TO {role}" for s, n in sequences]
-    for reader in readers:
-        role = _role(reader)
-        statements += [prefix + role for prefix in schema]
-        statements.append(f"GRANT SELECT ON {audit} TO {role}")
-    return tuple(statements)
-
 
