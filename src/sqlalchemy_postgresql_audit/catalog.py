@@ -11,11 +11,13 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Connection, bindparam, text
 
-from .render import COMMENT_MARKER
-from .spec import AuditSpec
+from .render import COMMENT_MARKER, GRANTS_MARKER, guard_function
+from .render.sql import name_text
+from .spec import AUDIT_ID, AuditSpec
 
 # pg_trigger.tgtype bits
 _ROW, _BEFORE, _INSERT, _DELETE, _UPDATE, _TRUNCATE, _INSTEAD = 1, 2, 4, 8, 16, 32, 64
@@ -52,6 +54,19 @@ class InstalledAudit:
     #: The copies PostgreSQL keeps of a row trigger on each partition (``tgparentid``): one can
     #: be disabled on its own, or outlive a change of the parent to statement level.
     clones: tuple[TriggerState, ...] = ()
+    #: The append-only guard of an ``append_only`` spec's audit table; None when its function
+    #: is gone (or the installed spec is not append-only).
+    guard: InstalledGuard | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstalledGuard:
+    """The append-only guard function and the triggers that call it."""
+
+    function: str
+    body: str
+    config: tuple[str, ...]
+    triggers: tuple[TriggerState, ...]
 
 
 _FUNCTIONS = text(
@@ -65,6 +80,16 @@ _FUNCTIONS = text(
     ORDER BY n.nspname, p.proname
     """
 ).bindparams(bindparam("schemas", expanding=True))
+
+#: Functions by name, for the guards (they carry no comment: their name says what they are).
+_NAMED_FUNCTIONS = text(
+    """
+    SELECT p.oid, n.nspname, p.proname, p.prosrc, p.proconfig
+    FROM pg_catalog.pg_proc p
+    JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+    WHERE n.nspname IN :schemas AND p.proname IN :names AND p.pronargs = 0
+    """
+).bindparams(bindparam("schemas", expanding=True), bindparam("names", expanding=True))
 
 _TRIGGERS = text(
     """
@@ -93,10 +118,13 @@ def installed_audits(connection: Connection, schemas: Iterable[str]) -> list[Ins
     functions = connection.execute(
         _FUNCTIONS, {"schemas": schema_list, "marker": COMMENT_MARKER}
     ).all()
+    specs = {f.oid: _parse_comment(f.description) for f in functions}
+    guards = _guard_functions(connection, [spec for spec in specs.values() if spec is not None])
     triggers: dict[int, list[TriggerState]] = defaultdict(list)
     clones: dict[int, list[TriggerState]] = defaultdict(list)
-    if functions:
-        for row in connection.execute(_TRIGGERS, {"functions": [f.oid for f in functions]}):
+    oids = [f.oid for f in functions] + [g.oid for g in guards.values()]
+    if oids:
+        for row in connection.execute(_TRIGGERS, {"functions": oids}):
             (clones if row.clone else triggers)[row.tgfoid].append(_trigger_state(row))
     return [
         InstalledAudit(
@@ -105,12 +133,44 @@ def installed_audits(connection: Connection, schemas: Iterable[str]) -> list[Ins
             body=f.prosrc,
             config=tuple(f.proconfig or ()),
             security_definer=bool(f.prosecdef),
-            spec=_parse_comment(f.description),
+            spec=specs[f.oid],
             triggers=tuple(triggers[f.oid]),
             clones=tuple(clones[f.oid]),
+            guard=_guard(guards, triggers, f.nspname, specs[f.oid]),
         )
         for f in functions
     ]
+
+
+def _guard_functions(connection: Connection, specs: list[AuditSpec]) -> dict[tuple[str, str], Any]:
+    """The guard functions of the append-only ``specs`` that exist, by (schema, name)."""
+    wanted = {(spec.schema, guard_function(spec)) for spec in specs if spec.append_only}
+    if not wanted:
+        return {}
+    rows = connection.execute(
+        _NAMED_FUNCTIONS,
+        {"schemas": sorted({s for s, _ in wanted if s}), "names": sorted({n for _, n in wanted})},
+    ).all()
+    return {(r.nspname, r.proname): r for r in rows if (r.nspname, r.proname) in wanted}
+
+
+def _guard(
+    guards: dict[tuple[str, str], Any],
+    triggers: dict[int, list[TriggerState]],
+    schema: str,
+    spec: AuditSpec | None,
+) -> InstalledGuard | None:
+    if spec is None or not spec.append_only:
+        return None
+    row = guards.get((spec.schema or schema, guard_function(spec)))
+    if row is None:
+        return None
+    return InstalledGuard(
+        function=row.proname,
+        body=row.prosrc,
+        config=tuple(row.proconfig or ()),
+        triggers=tuple(triggers[row.oid]),
+    )
 
 
 def _parse_comment(comment: str) -> AuditSpec | None:
@@ -151,3 +211,167 @@ def _trigger_state(row: object) -> TriggerState:
         conditional=bool(row.conditional),  # type: ignore[attr-defined]
         column_list=bool(row.column_list),  # type: ignore[attr-defined]
     )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IndexState:
+    """An index of an audit table: its columns (None for an expression) and uniqueness."""
+
+    name: str
+    columns: tuple[str | None, ...]
+    unique: bool
+    valid: bool = True
+
+
+_INDEXES = text(
+    """
+    SELECT i.relname, ix.indisunique, ix.indisvalid,
+           ARRAY(SELECT a.attname
+                 FROM pg_catalog.unnest(ix.indkey::pg_catalog.int2[]) WITH ORDINALITY AS k(n, o)
+                 LEFT JOIN pg_catalog.pg_attribute a
+                   ON a.attrelid = ix.indrelid AND a.attnum = k.n
+                 ORDER BY k.o) AS columns
+    FROM pg_catalog.pg_index ix
+    JOIN pg_catalog.pg_class i ON i.oid = ix.indexrelid
+    WHERE ix.indrelid = pg_catalog.to_regclass(:table)
+    """
+)
+
+
+def table_indexes(connection: Connection, schema: str, table: str) -> dict[str, IndexState]:
+    """The indexes of ``schema.table`` by name (empty when the table does not exist)."""
+    rows = connection.execute(_INDEXES, {"table": name_text(schema, table)}).all()
+    return {
+        r.relname: IndexState(
+            name=r.relname,
+            columns=tuple(r.columns),
+            unique=bool(r.indisunique),
+            valid=bool(r.indisvalid),
+        )
+        for r in rows
+    }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GrantsRecord:
+    """Which roles ``grant_least_privilege`` last made writers and readers of a table."""
+
+    writers: tuple[str, ...]
+    readers: tuple[str, ...]
+
+
+_GRANTS_RECORD = text(
+    """
+    SELECT pg_catalog.obj_description(
+             pg_catalog.to_regclass(pg_catalog.pg_get_serial_sequence(:table, :column)),
+             'pg_class')
+    WHERE pg_catalog.to_regclass(:table) IS NOT NULL
+    """
+)
+
+
+def grants_record(connection: Connection, spec: AuditSpec) -> GrantsRecord | None:
+    """The roles the grant step noted on the audit table's ``audit_id`` sequence, if it ran."""
+    table = name_text(spec.schema, spec.audit_table)
+    comment = connection.execute(_GRANTS_RECORD, {"table": table, "column": AUDIT_ID}).scalar()
+    if not comment or not str(comment).startswith(GRANTS_MARKER):
+        return None
+    try:
+        data = json.loads(str(comment)[len(GRANTS_MARKER) :])
+        return GrantsRecord(
+            writers=tuple(str(r) for r in data["writers"]),
+            readers=tuple(str(r) for r in data["readers"]),
+        )
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Privilege:
+    """Whether a role holds one privilege on one object of an audited table."""
+
+    kind: str  # table, column, partition, partition column, serial sequence, ...
+    object: str  # the relation or function
+    column: str | None
+    privilege: str
+    held: bool
+
+
+_PRIVILEGES = text(
+    """
+    WITH RECURSIVE partitions(oid) AS (
+        SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+        WHERE i.inhparent = pg_catalog.to_regclass(:source)
+      UNION
+        SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN partitions p ON i.inhparent = p.oid
+    ),
+    relations(oid, kind) AS (
+        SELECT pg_catalog.to_regclass(:source)::pg_catalog.oid, 'table'
+      UNION ALL
+        SELECT oid, 'partition' FROM partitions
+      UNION ALL
+        SELECT pg_catalog.to_regclass(:audit)::pg_catalog.oid, 'audit table'
+    ),
+    sequences(oid, kind) AS (
+        SELECT d.objid, CASE WHEN d.refobjid = pg_catalog.to_regclass(:audit) THEN 'audit sequence'
+                             WHEN d.deptype = 'a' THEN 'serial sequence'
+                             ELSE 'identity sequence' END
+        FROM pg_catalog.pg_depend d
+        JOIN pg_catalog.pg_class s ON s.oid = d.objid AND s.relkind = 'S'
+        JOIN relations r ON r.oid = d.refobjid AND r.kind <> 'partition'
+        WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+          AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+          AND d.deptype IN ('a', 'i')
+    ),
+    table_privileges(p) AS (
+        SELECT pg_catalog.unnest(
+          ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE', 'REFERENCES', 'TRIGGER']
+          || CASE WHEN pg_catalog.current_setting('server_version_num')::int >= 170000
+                  THEN ARRAY['MAINTAIN'] ELSE ARRAY[]::text[] END)
+    )
+    SELECT r.kind, r.oid::pg_catalog.regclass::text AS object, NULL::name AS column_name,
+           t.p AS privilege, pg_catalog.has_table_privilege(:role, r.oid, t.p) AS held
+    FROM relations r, table_privileges t
+    WHERE r.oid IS NOT NULL
+  UNION ALL
+    SELECT CASE r.kind WHEN 'table' THEN 'column' WHEN 'partition' THEN 'partition column'
+                ELSE 'audit column' END,
+           r.oid::pg_catalog.regclass::text, a.attname, c.p,
+           pg_catalog.has_column_privilege(:role, r.oid, a.attnum, c.p)
+    FROM relations r
+    JOIN pg_catalog.pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped,
+         pg_catalog.unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'REFERENCES']) AS c(p)
+  UNION ALL
+    SELECT s.kind, s.oid::pg_catalog.regclass::text, NULL, q.p,
+           pg_catalog.has_sequence_privilege(:role, s.oid, q.p)
+    FROM sequences s, pg_catalog.unnest(ARRAY['USAGE', 'SELECT', 'UPDATE']) AS q(p)
+  UNION ALL
+    SELECT 'function', p.oid::pg_catalog.regprocedure::text, NULL, 'EXECUTE',
+           pg_catalog.has_function_privilege(:role, p.oid, 'EXECUTE')
+    FROM pg_catalog.pg_proc p
+    WHERE p.oid IN (SELECT pg_catalog.to_regprocedure(f)
+                    FROM pg_catalog.unnest(CAST(:functions AS text[])) AS f)
+    ORDER BY 2, 3 NULLS FIRST, 4
+    """
+)
+
+_ROLE_EXISTS = text("SELECT pg_catalog.to_regrole(:role) IS NOT NULL")
+
+
+def privileges(connection: Connection, spec: AuditSpec, role: str) -> list[Privilege] | None:
+    """What ``role`` holds on every object of ``spec``'s table and of the library: the audited
+    table, its columns, partitions and sequences, the audit table, its columns and sequence,
+    the functions.  None when the role no longer exists."""
+    if not connection.execute(_ROLE_EXISTS, {"role": name_text(None, role)}).scalar():
+        return None
+    functions = [spec.function, *([guard_function(spec)] if spec.append_only else [])]
+    rows = connection.execute(
+        _PRIVILEGES,
+        {
+            "role": role,
+            "source": name_text(spec.schema, spec.table),
+            "audit": name_text(spec.schema, spec.audit_table),
+            "functions": [name_text(spec.schema, f) + "()" for f in functions],
+        },
+    ).all()
+    return [Privilege(r.kind, r.object, r.column_name, r.privilege, bool(r.held)) for r in rows]

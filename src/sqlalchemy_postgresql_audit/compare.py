@@ -10,7 +10,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass, fields, replace
 
 from .catalog import InstalledAudit, TriggerState
-from .render import NEW_ROWS, OLD_ROWS, function_config, render, resolved
+from .render import (
+    GUARD_CONFIG,
+    GUARD_TRIGGER,
+    GUARD_TRUNCATE_TRIGGER,
+    NEW_ROWS,
+    OLD_ROWS,
+    PURGE_MARKER_TRIGGER,
+    function_config,
+    guard_body,
+    guard_function,
+    render,
+    resolved,
+)
 from .spec import AuditSpec, TriggerSpec
 
 
@@ -72,48 +84,163 @@ class Drift:
     disabled: bool = False
 
 
-def drifts(spec: AuditSpec, installed: InstalledAudit, default_schema: str) -> list[Drift]:
-    """How ``installed`` differs from what installing ``spec`` produces; empty when current.
+OK, MISSING, DISABLED, OUTDATED, UNEXPECTED = "ok", "missing", "disabled", "outdated", "unexpected"
+
+
+@dataclass(frozen=True, slots=True)
+class Watched:
+    """One installed object and its state: ``ok``, ``missing``, ``disabled`` (installed as
+    declared, switched off), ``outdated`` (not as declared) or ``unexpected`` (not declared)."""
+
+    kind: str
+    name: str
+    state: str
+    reasons: tuple[str, ...] = ()
+
+
+def _watched(kind: str, name: str, reasons: list[str], state: str = OUTDATED) -> Watched:
+    return Watched(kind, name, state if reasons else OK, tuple(reasons))
+
+
+def watched(spec: AuditSpec, installed: InstalledAudit, default_schema: str) -> list[Watched]:
+    """Every object installing ``spec`` produces, with how ``installed`` holds it.
 
     The installed comment holds the resolved spec (explicit schema), so a declared spec without
-    a schema is compared as living in ``default_schema``.
+    a schema is compared as living in ``default_schema``.  One function per kind of object:
+    adding a kind is adding one.
     """
     spec = resolved(spec, default_schema)
-    found: list[Drift] = []
+    return [
+        _function_state(spec, installed),
+        *_trigger_states(spec, installed, default_schema),
+        *_clone_states(spec, installed, default_schema),
+        *_guard_states(spec, installed),
+    ]
+
+
+def drifts(spec: AuditSpec, installed: InstalledAudit, default_schema: str) -> list[Drift]:
+    """How ``installed`` differs from what installing ``spec`` produces; empty when current."""
+    return [
+        Drift(reason, disabled=item.state == DISABLED)
+        for item in watched(spec, installed, default_schema)
+        for reason in item.reasons
+    ]
+
+
+def _function_state(spec: AuditSpec, installed: InstalledAudit) -> Watched:
+    found: list[str] = []
     if installed.spec is None:
-        found.append(Drift("the function's comment is not a readable spec"))
+        found.append("the function's comment is not a readable spec")
     elif installed.spec != spec:
         changed = [
             f.name
             for f in fields(AuditSpec)
             if getattr(installed.spec, f.name) != getattr(spec, f.name)
         ]
-        found.append(Drift("declaration changed: " + ", ".join(changed)))
+        found.append("declaration changed: " + ", ".join(changed))
     elif installed.body != render(spec).function_body:
-        found.append(Drift("function body edited"))
+        found.append("function body edited")
     if installed.config != function_config(spec):
-        found.append(Drift("function settings differ"))
+        found.append("function settings differ")
     if not installed.security_definer:
-        found.append(Drift("function is not SECURITY DEFINER"))
-    expected = {t.name: t for t in expected_triggers(spec, default_schema)}
-    actual = {t.name: t for t in installed.triggers}
-    found += [Drift(f"trigger {name} missing") for name in sorted(expected.keys() - actual.keys())]
+        found.append("function is not SECURITY DEFINER")
+    return _watched("function", f"{installed.schema}.{installed.function}", found)
+
+
+def _compare_triggers(
+    kind: str, expected: dict[str, TriggerState], actual: dict[str, TriggerState]
+) -> list[Watched]:
+    """Triggers by name: missing, unexpected, different, disabled or ok."""
+    found = [
+        Watched(kind, name, MISSING, (f"{kind} {name} missing",))
+        for name in sorted(expected.keys() - actual.keys())
+    ]
     found += [
-        Drift(f"unexpected trigger {name}") for name in sorted(actual.keys() - expected.keys())
+        Watched(kind, name, UNEXPECTED, (f"unexpected {kind} {name}",))
+        for name in sorted(actual.keys() - expected.keys())
     ]
     for name in sorted(expected.keys() & actual.keys()):
         if replace(actual[name], enabled=True) != expected[name]:
-            found.append(Drift(f"trigger {name} differs"))
+            found.append(Watched(kind, name, OUTDATED, (f"{kind} {name} differs",)))
         elif not actual[name].enabled:
-            found.append(Drift(f"trigger {name} disabled", disabled=True))
+            found.append(Watched(kind, name, DISABLED, (f"{kind} {name} disabled",)))
+        else:
+            found.append(Watched(kind, name, OK))
+    return found
+
+
+def _trigger_states(
+    spec: AuditSpec, installed: InstalledAudit, default_schema: str
+) -> list[Watched]:
+    expected = {t.name: t for t in expected_triggers(spec, default_schema)}
+    return _compare_triggers("trigger", expected, {t.name: t for t in installed.triggers})
+
+
+def _clone_states(spec: AuditSpec, installed: InstalledAudit, default_schema: str) -> list[Watched]:
+    found = []
     for clone in installed.clones:
         where = f"trigger {clone.name} on partition {clone.schema}.{clone.table}"
-        if _clone_is_current(spec, replace(clone, enabled=True), default_schema):
-            if not clone.enabled:
-                found.append(Drift(f"{where} disabled", disabled=True))
+        if not _clone_is_current(spec, replace(clone, enabled=True), default_schema):
+            found.append(
+                Watched(
+                    "partition trigger", where, OUTDATED, (f"{where} differs or was left behind",)
+                )
+            )
+        elif not clone.enabled:
+            found.append(Watched("partition trigger", where, DISABLED, (f"{where} disabled",)))
         else:
-            found.append(Drift(f"{where} differs or was left behind"))
+            found.append(Watched("partition trigger", where, OK))
     return found
+
+
+def expected_guard_triggers(spec: AuditSpec) -> frozenset[TriggerState]:
+    """The triggers of ``spec``'s append-only guard on its audit table (see render.guard)."""
+    assert spec.schema is not None
+
+    def trigger(
+        name: str, timing: str, level: str, events: set[str], old: str | None
+    ) -> TriggerState:
+        return TriggerState(
+            name=name,
+            schema=spec.schema or "",
+            table=spec.audit_table,
+            timing=timing,
+            level=level,
+            events=frozenset(events),
+            old_table=old,
+            new_table=None,
+            enabled=True,
+            conditional=False,
+            column_list=False,
+        )
+
+    return frozenset(
+        {
+            trigger(GUARD_TRIGGER, "BEFORE", "ROW", {"UPDATE", "DELETE"}, None),
+            trigger(GUARD_TRUNCATE_TRIGGER, "BEFORE", "STATEMENT", {"TRUNCATE"}, None),
+            trigger(PURGE_MARKER_TRIGGER, "AFTER", "STATEMENT", {"DELETE"}, OLD_ROWS),
+        }
+    )
+
+
+def _guard_states(spec: AuditSpec, installed: InstalledAudit) -> list[Watched]:
+    """With ``append_only``: the guard function, as rendered, and its three triggers."""
+    if not spec.append_only or installed.spec is None or not installed.spec.append_only:
+        return []  # not declared, or a declaration change that already says so
+    name = f"{spec.schema}.{guard_function(spec)}"
+    guard = installed.guard
+    if guard is None:
+        return [Watched("guard function", name, MISSING, (f"append-only guard {name}() missing",))]
+    found = []
+    if guard.body != guard_body(spec):
+        found.append("append-only guard function edited")
+    if guard.config != GUARD_CONFIG:
+        found.append("append-only guard function settings differ")
+    expected = {t.name: t for t in expected_guard_triggers(spec)}
+    return [
+        _watched("guard function", name, found),
+        *_compare_triggers("guard trigger", expected, {t.name: t for t in guard.triggers}),
+    ]
 
 
 def is_current(spec: AuditSpec, installed: InstalledAudit, default_schema: str) -> bool:

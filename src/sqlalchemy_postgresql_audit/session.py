@@ -35,7 +35,6 @@ class _NoAsync:
     """Matches nothing: stands in for the async classes when they cannot be imported."""
 
 
-
 class AuditSettingError(AuditError, ValueError):
     """A session setting's name or value is invalid; raised before anything is sent."""
 

@@ -100,6 +100,7 @@ class AuditSpec:
         """Every source column that has a stored value: what virtual expressions read."""
         virtual = {v.name for v in self.virtual_columns}
         return tuple(c for c in (*self.columns, *self.exclude_columns) if c not in virtual)
+
     #: The audit table refuses UPDATE, DELETE and TRUNCATE except through the retention path.
     append_only: bool = False
 

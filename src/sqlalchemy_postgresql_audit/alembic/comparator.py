@@ -197,9 +197,7 @@ def _clean_table_ops(upgrade_ops: ops.UpgradeOps) -> None:
             operation.info = {
                 k: v for k, v in operation.info.items() if not str(k).startswith(_INFO_PREFIX)
             }
-        if isinstance(operation, ops.CreateTableOp) and is_audit_table_comment(
-            operation.comment
-        ):
+        if isinstance(operation, ops.CreateTableOp) and is_audit_table_comment(operation.comment):
             upgrade_ops.ops[position] = CreateAuditTableOp.keeping_history(operation)
 
 

@@ -242,9 +242,7 @@ def _replace(operations: Operations, operation: ReplaceAuditTriggerOp) -> None:
         # before creating the other, so neither statement can find the other's function.
         _execute(operations, [*render(old).uninstall, *render(new).install])
         return
-    kept = (
-        {(t.name, _shape(new, t)) for t in new.triggers} if old.key == new.key else set()
-    )
+    kept = {(t.name, _shape(new, t)) for t in new.triggers} if old.key == new.key else set()
     obsolete = [
         drop_trigger(old.schema, old.table, t.name)
         for t in old.triggers

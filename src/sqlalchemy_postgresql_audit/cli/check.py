@@ -5,20 +5,35 @@ declared specs with ``..catalog.installed_audits``), reports each audited table 
 ``missing`` (not installed), ``outdated`` (installed, not as declared), ``disabled`` (a trigger
 does not fire), ``no-audit-table`` (writes to it fail) or ``extra`` (installed, not declared),
 and exits 1 on any of them.
+
+Besides the function and triggers it watches every other object the library installs or
+governs: the append-only guard, the audit table's indexes (the history index), and once
+``grant`` ran, the privileges of the roles it named.  ``--json`` lists each object with its
+state, so an operator sees what is watched.
 """
 
 from __future__ import annotations
 
 import argparse
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import sqlalchemy as sa
 
-from ..catalog import InstalledAudit, default_schema, installed_audits
-from ..compare import DropAudit, InstallAudit, compare, drifts
+from ..audit_table import AUDIT_TABLE_KEY
+from ..catalog import (
+    IndexState,
+    InstalledAudit,
+    default_schema,
+    grants_record,
+    installed_audits,
+    privileges,
+    table_indexes,
+)
+from ..compare import DISABLED, DropAudit, InstallAudit, Watched, compare, watched
 from ..ddl import resolve_spec
 from ..spec import AuditSpec
+from ..watch import index_states, privilege_states
 from .base import EXIT_DRIFT, EXIT_OK, Command, add_target_argument, add_url_argument
 from .database import begin, create_engine
 from .target import audited, load_metadata
@@ -34,12 +49,15 @@ class TableState:
     audit_table: str
     status: str
     details: tuple[str, ...] = ()
+    objects: tuple[Watched, ...] = ()
 
 
-def table_states(connection: sa.Connection, specs: list[AuditSpec]) -> list[TableState]:
+def table_states(
+    connection: sa.Connection, pairs: list[tuple[sa.Table, AuditSpec]]
+) -> list[TableState]:
     """One state per declared audited table, then one per installed but undeclared table."""
     default = default_schema(connection)
-    declared = [resolve_spec(connection, spec) for spec in specs]
+    declared = [resolve_spec(connection, spec) for _, spec in pairs]
     schemas = {spec.schema or default for spec in declared} | {default}
     installed = installed_audits(connection, schemas)
     changes = compare(declared, installed, default)
@@ -47,14 +65,19 @@ def table_states(connection: sa.Connection, specs: list[AuditSpec]) -> list[Tabl
     inspector = sa.inspect(connection)
     tables = {(s, name) for s in schemas for name in inspector.get_table_names(schema=s)}
     states = []
-    for spec in declared:
+    for (source, _), spec in zip(pairs, declared, strict=True):
         schema = spec.schema or default
+        objects: list[Watched] = []
+        if (schema, spec.table) in tables and spec.key not in missing:
+            objects = watched(spec, _find(spec, installed, default), default)
+        if (schema, spec.audit_table) in tables:
+            objects += _governed(connection, source, spec, schema)
         if (schema, spec.table) not in tables:
             status, details = "missing", ["table not in the database"]
         elif spec.key in missing:
             status, details = "missing", ["no audit function or triggers"]
         else:
-            status, details = _installed_state(spec, _find(spec, installed, default), default)
+            status, details = _status(objects)
         if (schema, spec.audit_table) not in tables:
             details.append(f"audit table {spec.audit_table} not in the database")
             if status != "missing":  # triggers that fire into nothing: every write fails
@@ -66,6 +89,7 @@ def table_states(connection: sa.Connection, specs: list[AuditSpec]) -> list[Tabl
                 audit_table=spec.audit_table,
                 status=status,
                 details=tuple(details),
+                objects=tuple(objects),
             )
         )
     for change in changes:
@@ -96,12 +120,35 @@ def _find(spec: AuditSpec, installed: list[InstalledAudit], default: str) -> Ins
     )
 
 
-def _installed_state(spec: AuditSpec, found: InstalledAudit, default: str) -> tuple[str, list[str]]:
-    found_drifts = drifts(spec, found, default)
-    if not found_drifts:
+def _governed(
+    connection: sa.Connection, source: sa.Table, spec: AuditSpec, schema: str
+) -> list[Watched]:
+    """The audit table's declared indexes, and the privileges the grant step set, if it ran."""
+    audit_table = source.info[AUDIT_TABLE_KEY]
+    expected = {
+        str(index.name): IndexState(
+            name=str(index.name),
+            columns=tuple(column.name for column in index.columns),
+            unique=bool(index.unique),
+        )
+        for index in audit_table.indexes
+    }
+    spec = spec if spec.schema else replace(spec, schema=schema)
+    record = grants_record(connection, spec)
+    roles = (*record.writers, *record.readers) if record else ()
+    observed = {role: privileges(connection, spec, role) for role in roles}
+    return [
+        *index_states(expected, table_indexes(connection, schema, spec.audit_table)),
+        *privilege_states(spec, record, observed),
+    ]
+
+
+def _status(objects: list[Watched]) -> tuple[str, list[str]]:
+    drifted = [item for item in objects if item.state != OK]
+    if not drifted:
         return OK, []
-    status = "disabled" if all(d.disabled for d in found_drifts) else "outdated"
-    return status, [d.reason for d in found_drifts]
+    status = DISABLED if all(item.state == DISABLED for item in drifted) else "outdated"
+    return status, [reason for item in drifted for reason in item.reasons]
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
@@ -112,11 +159,11 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 def _check(args: argparse.Namespace, ui: UI) -> int:
     # No audited table at all is an error, not a pass: it usually means the module holding the
     # base class does not import the modules that define the models.
-    specs = [spec for _, spec in audited(load_metadata(args.target), args.target)]
+    pairs = audited(load_metadata(args.target), args.target)
     engine = create_engine(args.url)
     try:
         with begin(engine) as connection:
-            states = table_states(connection, specs)
+            states = table_states(connection, pairs)
     finally:
         engine.dispose()
     counts = Counter(state.status for state in states)

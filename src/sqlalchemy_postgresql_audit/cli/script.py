@@ -23,9 +23,8 @@ def tables_script(tables: Iterable[sa.Table], *, if_not_exists: bool = False) ->
     for table in tables:
         statements.append(CreateTable(table, if_not_exists=if_not_exists))
         statements.extend(
-            CreateIndex(index, if_not_exists=if_not_exists) for index in sorted(
-                table.indexes, key=lambda index: str(index.name)
-            )
+            CreateIndex(index, if_not_exists=if_not_exists)
+            for index in sorted(table.indexes, key=lambda index: str(index.name))
         )
         if table.comment:
             statements.append(SetTableComment(table))

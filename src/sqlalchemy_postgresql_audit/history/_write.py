@@ -80,10 +80,16 @@ def _restore_steps(target: Audited, pk: object, at: datetime.datetime) -> _Steps
     source = target.source
     columns = _writable(target)
     current = (
-        yield select(*(source.c[k] for k in target.key_columns), *(source.c[c] for c in columns))
-        .where(key_filter(source, key))
-        .with_for_update()
-    ).mappings().first()
+        (
+            yield select(
+                *(source.c[k] for k in target.key_columns), *(source.c[c] for c in columns)
+            )
+            .where(key_filter(source, key))
+            .with_for_update()
+        )
+        .mappings()
+        .first()
+    )
     if state is not None and current is not None:
         values = {source.c[c]: state[c] for c in columns if c not in key}
         if all(current[c.name] == value for c, value in values.items()):

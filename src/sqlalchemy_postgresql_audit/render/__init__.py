@@ -14,11 +14,13 @@ from ..spec import AuditSpec
 from .baseline import BASELINE_CODE, lock_against_writes, render_baseline
 from .grants import GRANTS_MARKER, render_grants
 from .guard import (
+    GUARD_CONFIG,
     GUARD_TRIGGER,
     GUARD_TRUNCATE_TRIGGER,
     PURGE_BEFORE_SETTING,
     PURGE_MARKER_TRIGGER,
     PURGE_OPERATION_CODE,
+    guard_body,
     guard_function,
     render_append_only_guard,
 )
@@ -78,6 +80,7 @@ __all__ = [
     "COMMENT_MARKER",
     "FALLBACK_SCHEMA",
     "GRANTS_MARKER",
+    "GUARD_CONFIG",
     "GUARD_TRIGGER",
     "GUARD_TRUNCATE_TRIGGER",
     "NEW_ROWS",
@@ -93,6 +96,7 @@ __all__ = [
     "function_comment",
     "function_config",
     "function_signature",
+    "guard_body",
     "guard_function",
     "legacy_timestamp_using",
     "literal",

@@ -50,8 +50,33 @@ def render_append_only_guard(spec: AuditSpec) -> tuple[tuple[str, ...], tuple[st
     """
     if not spec.append_only:
         return (), ()
-    audit = always_qualified(spec.schema, spec.audit_table)
     function = qualified(spec.schema, guard_function(spec))
+    on = qualified(spec.schema, spec.audit_table)
+    body = dollar_quote(guard_body(spec))
+    install = (
+        f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger\n"
+        f"LANGUAGE plpgsql\nSET search_path TO pg_catalog, pg_temp\nAS {body}",
+        f"REVOKE ALL ON FUNCTION {function}() FROM PUBLIC",
+        f"CREATE OR REPLACE TRIGGER {quote(GUARD_TRIGGER)}\n"
+        f"BEFORE UPDATE OR DELETE ON {on}\nFOR EACH ROW\nEXECUTE FUNCTION {function}()",
+        f"CREATE OR REPLACE TRIGGER {quote(GUARD_TRUNCATE_TRIGGER)}\n"
+        f"BEFORE TRUNCATE ON {on}\nFOR EACH STATEMENT\nEXECUTE FUNCTION {function}()",
+        f"CREATE OR REPLACE TRIGGER {quote(PURGE_MARKER_TRIGGER)}\n"
+        f"AFTER DELETE ON {on}\nREFERENCING OLD TABLE AS {OLD_ROWS}\nFOR EACH STATEMENT\n"
+        f"EXECUTE FUNCTION {function}()",
+    )
+    # CASCADE drops exactly the guard's own triggers, the only objects that use its function,
+    # and works whether or not the audit table still exists.
+    return install, (f"DROP FUNCTION IF EXISTS {function}() CASCADE",)
+
+
+#: What the guard function runs with (its ``proconfig``).
+GUARD_CONFIG = ("search_path=pg_catalog, pg_temp",)
+
+
+def guard_body(spec: AuditSpec) -> str:
+    """The guard function's body, as PostgreSQL stores it (``prosrc``)."""
+    audit = always_qualified(spec.schema, spec.audit_table)
     stamp = always_quote(AUDIT_TIMESTAMP)
     marker_columns = ", ".join(
         always_quote(c) for c in (AUDIT_OPERATION, AUDIT_TIMESTAMP, AUDIT_CURRENT_USER)
@@ -61,7 +86,7 @@ def render_append_only_guard(spec: AuditSpec) -> tuple[tuple[str, ...], tuple[st
         "Recorded history is never updated; remove old history with "
         "sqlalchemy_postgresql_audit.retention.purge_audit_history()."
     )
-    body = (
+    return (
         "\nBEGIN\n"
         "  IF TG_WHEN = 'AFTER' THEN\n"
         f"    INSERT INTO {audit} ({marker_columns})\n"
@@ -79,20 +104,3 @@ def render_append_only_guard(spec: AuditSpec) -> tuple[tuple[str, ...], tuple[st
         f"    ERRCODE = 'insufficient_privilege', HINT = {literal(hint)};\n"
         "END;\n"
     )
-    on = qualified(spec.schema, spec.audit_table)
-    install = (
-        f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger\n"
-        f"LANGUAGE plpgsql\nSET search_path TO pg_catalog, pg_temp\nAS {dollar_quote(body)}",
-        f"REVOKE ALL ON FUNCTION {function}() FROM PUBLIC",
-        f"CREATE OR REPLACE TRIGGER {quote(GUARD_TRIGGER)}\n"
-        f"BEFORE UPDATE OR DELETE ON {on}\nFOR EACH ROW\nEXECUTE FUNCTION {function}()",
-        f"CREATE OR REPLACE TRIGGER {quote(GUARD_TRUNCATE_TRIGGER)}\n"
-        f"BEFORE TRUNCATE ON {on}\nFOR EACH STATEMENT\nEXECUTE FUNCTION {function}()",
-        f"CREATE OR REPLACE TRIGGER {quote(PURGE_MARKER_TRIGGER)}\n"
-        f"AFTER DELETE ON {on}\nREFERENCING OLD TABLE AS {OLD_ROWS}\nFOR EACH STATEMENT\n"
-        f"EXECUTE FUNCTION {function}()",
-    )
-    # CASCADE drops exactly the guard's own triggers, the only objects that use its function,
-    # and works whether or not the audit table still exists.
-    return install, (f"DROP FUNCTION IF EXISTS {function}() CASCADE",)
-

@@ -143,5 +143,3 @@ def drop_trigger(schema: str | None, table: str, trigger: str) -> str:
 
 def drop_function(schema: str | None, function: str) -> str:
     return f"DROP FUNCTION IF EXISTS {qualified(schema or FALLBACK_SCHEMA, function)}()"
-
-

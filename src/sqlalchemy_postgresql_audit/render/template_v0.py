@@ -109,5 +109,3 @@ def legacy_timestamp_using(column: str, zone: str) -> str:
     """The ``USING`` expression that moves a 0.5.x zone-less timestamp to (or back from) a time
     zone aware one, reading the stored wall-clock times as times in ``zone``."""
     return f"{quote(column)} AT TIME ZONE {literal(zone)}"
-
-

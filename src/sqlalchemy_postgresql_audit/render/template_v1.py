@@ -390,5 +390,3 @@ def _required_check(spec: AuditSpec, index: int, setting: SettingSpec, *, indent
         f"{indent}    ERRCODE = 'not_null_violation', HINT = {literal(hint)};\n"
         f"{indent}END IF;\n"
     )
-
-

@@ -1,0 +1,112 @@
+"""What ``check`` watches besides what installing auditing puts in place: the audit table's
+indexes (a migration creates them) and, once ``grant_least_privilege`` ran, the privileges of
+the roles it named (running it again restores them).
+
+Pure, like ``.compare``: the catalog is read by ``.catalog``; these functions only compare.
+Neither kind of drift makes autogenerate replace the triggers, which would fix neither.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .catalog import GrantsRecord, IndexState, Privilege
+from .compare import MISSING, OUTDATED, Watched
+from .render.grants import WRITER_DML, writer_rights
+from .spec import AuditSpec
+
+
+def index_states(
+    expected: Mapping[str, IndexState], installed: Mapping[str, IndexState]
+) -> list[Watched]:
+    """The declared indexes of an audit table (the history index): missing, different, ok."""
+    found = []
+    for name in sorted(expected):
+        actual = installed.get(name)
+        if actual is None:
+            found.append(Watched("index", name, MISSING, (f"index {name} missing",)))
+        elif not actual.valid:
+            found.append(Watched("index", name, OUTDATED, (f"index {name} is invalid",)))
+        elif (actual.columns, actual.unique) != (expected[name].columns, expected[name].unique):
+            columns = ", ".join(str(c) for c in actual.columns)
+            reason = f"index {name} differs: ({columns})"
+            found.append(Watched("index", name, OUTDATED, (reason,)))
+        else:
+            found.append(Watched("index", name, "ok"))
+    return found
+
+
+def _writer_expects(spec: AuditSpec) -> dict[str, frozenset[str]]:
+    """What a writer holds on each kind of object (SECURITY.md's table of it)."""
+    return {
+        "table": frozenset(writer_rights(spec)),
+        "column": frozenset(WRITER_DML) - {"DELETE"},
+        "serial sequence": frozenset({"USAGE"}),
+        **{
+            kind: frozenset()
+            for kind in (
+                "partition",
+                "partition column",
+                "identity sequence",
+                "audit table",
+                "audit column",
+                "audit sequence",
+                "function",
+            )
+        },
+    }
+
+
+#: What a reader holds on the library's objects; the application's are not the library's to
+#: govern for readers.
+_READER_EXPECTS = {
+    "audit table": frozenset({"SELECT"}),
+    "audit column": frozenset({"SELECT"}),
+    "audit sequence": frozenset[str](),
+    "function": frozenset[str](),
+}
+
+
+def expected_rights(spec: AuditSpec, record: GrantsRecord, role: str) -> dict[str, frozenset[str]]:
+    """What ``role`` holds on each kind of object after the grants of ``record``."""
+    expects: dict[str, frozenset[str]] = {}
+    for applies, rights in (
+        (role in record.writers, _writer_expects(spec)),
+        (role in record.readers, _READER_EXPECTS),
+    ):
+        if applies:
+            for kind, held in rights.items():
+                expects[kind] = expects.get(kind, frozenset()) | held
+    return expects
+
+
+def privilege_states(
+    spec: AuditSpec,
+    record: GrantsRecord | None,
+    observed: Mapping[str, list[Privilege] | None],
+) -> list[Watched]:
+    """One state per role the grant step named: ``ok``, or each right held or lacking against
+    SECURITY.md's model.  Nothing is watched before the grant step ran (``record`` None)."""
+    if record is None:
+        return []
+    found = []
+    for role in dict.fromkeys((*record.writers, *record.readers)):
+        name = f"privileges of {role}"
+        held = observed.get(role)
+        if held is None:
+            found.append(Watched("privileges", name, MISSING, (f"role {role} no longer exists",)))
+            continue
+        expects = expected_rights(spec, record, role)
+        wrong = [
+            p for p in held if p.kind in expects and p.held != (p.privilege in expects[p.kind])
+        ]
+        # A right held or lacking on a whole table shows on each of its columns too: say it once.
+        tables = {(p.object, p.privilege, p.held) for p in wrong if p.column is None}
+        reasons = [
+            f"{role} {'holds' if p.held else 'lacks'} {p.privilege} on {p.kind} "
+            + (f"{p.column} of {p.object}" if p.column else p.object)
+            for p in wrong
+            if p.column is None or (p.object, p.privilege, p.held) not in tables
+        ]
+        found.append(Watched("privileges", name, OUTDATED if reasons else "ok", tuple(reasons)))
+    return found
