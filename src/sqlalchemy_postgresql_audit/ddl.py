@@ -17,7 +17,9 @@ from sqlalchemy.sql.compiler import DDLCompiler
 from sqlalchemy.sql.ddl import ExecutableDDLElement
 
 from .audit_table import AUDIT_TABLE_KEY, SPEC_KEY
+from .catalog import default_schema
 from .declare import declare_metadata
+from .leftovers import leftover_statements
 from .render import render
 from .resolve import check_audit_tables, resolve_specs
 from .spec import AuditSpec
@@ -99,19 +101,27 @@ def install_audit_triggers(
     audit table is missing or lacks a column the function would write.  Without ``bind``,
     returns the SQL script instead of running it.
     """
-    specs = [spec for _, spec in audited_tables(metadata)]
+    pairs = list(audited_tables(metadata))
     if bind is None:
-        return as_script(install_statements(specs))
+        return as_script(install_statements(spec for _, spec in pairs))
     with _connection(bind) as connection:
-        install(connection, specs)
+        install(connection, pairs)
     return None
 
 
-def install(connection: Connection, specs: Sequence[AuditSpec]) -> None:
-    """Resolve, check and install ``specs`` on ``connection``."""
-    resolved = resolve_specs(connection, specs)
+def install(connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]]) -> None:
+    """Resolve, check and install the specs of ``pairs`` on ``connection``, replacing the
+    audit triggers that would be left beside them (``.leftovers``: 0.5.x, older declarations)."""
+    if not pairs:
+        return
+    resolved = resolve_specs(connection, [spec for _, spec in pairs])
     check_audit_tables(connection, resolved)
-    execute_statements(connection, install_statements(resolved))
+    leftovers = leftover_statements(
+        connection,
+        [(table, spec) for (table, _), spec in zip(pairs, resolved, strict=True)],
+        default_schema(connection),
+    )
+    execute_statements(connection, [*leftovers, *install_statements(resolved)])
 
 
 def uninstall_audit_triggers(
@@ -177,12 +187,12 @@ def after_metadata_create(
 ) -> None:
     """``create_all``: install auditing for each audited pair it created a table of."""
     created = set(tables)
-    specs = [
-        spec
+    pairs = [
+        (source, spec)
         for source, spec in audited_tables(metadata)
         if source in created or source.info.get(AUDIT_TABLE_KEY) in created
     ]
-    install(connection, specs)
+    install(connection, pairs)
 
 
 def before_metadata_drop(

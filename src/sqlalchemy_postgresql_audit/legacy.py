@@ -21,7 +21,7 @@ from .catalog import _trigger_state
 from .errors import AuditError
 from .options import Operation
 from .render import COMMENT_MARKER, render
-from .spec import AuditSpec, TriggerSpec
+from .spec import AUDIT_OPERATION, AUDIT_TIMESTAMP, AuditSpec, TriggerSpec
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,16 @@ _LEGACY_TRIGGERS = text(
     bindparam("triggers", expanding=True),
     bindparam("functions", expanding=True),
 )
+
+
+#: The columns every 0.5.x audit table starts with, in this order.  0.5.x wrote no comment on
+#: its audit tables, so this shape is what recognises one whose source table is gone.
+LEGACY_AUDIT_COLUMNS = (AUDIT_OPERATION, AUDIT_TIMESTAMP)
+
+
+def is_legacy_audit_table(table: Table) -> bool:
+    """Whether ``table`` (reflected) has the shape of an audit table 0.5.x created."""
+    return tuple(column.name for column in table.columns)[:2] == LEGACY_AUDIT_COLUMNS
 
 
 class LegacyInstallationError(AuditError):

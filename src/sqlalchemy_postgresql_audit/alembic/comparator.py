@@ -29,7 +29,7 @@ from ..catalog import default_schema, installed_audits
 from ..compare import Change, DropAudit, InstallAudit, ReplaceAudit, compare
 from ..ddl import audited_tables
 from ..declare import declare_metadata
-from ..legacy import legacy_audits
+from ..legacy import is_legacy_audit_table, legacy_audits
 from ..spec import AuditSpec, capture_column
 from .legacy import convert_timestamps, upgrade_legacy
 from .ops import (
@@ -65,13 +65,16 @@ def keep_audit_history(
 
     A reflected table or column with nothing to compare it to is one Alembic would drop.  When
     it is an audit table (or a column of one), recognised by the table comment this library
-    writes, it is kept history, not drift: dropping it is an explicit, hand-written choice
-    (``op.drop_table`` / ``op.drop_column``).
+    writes or by the shape of a 0.5.x audit table (which has none), it is kept history, not
+    drift: dropping it is an explicit, hand-written choice (``op.drop_table`` /
+    ``op.drop_column``).
     """
     if not reflected or compare_to is not None or type_ not in ("table", "column"):
         return True
     table = obj if type_ == "table" else obj.table
-    if not is_audit_table_comment(getattr(table, "comment", None)):
+    if not is_audit_table_comment(getattr(table, "comment", None)) and not is_legacy_audit_table(
+        table
+    ):
         return True
     log.debug("Keeping audit history %s %s", type_, name)
     return False
