@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from alembic_env import AlembicProject, make_project
+from cli_run import run
 from legacy_05x import install_legacy
 from sqlalchemy_postgresql_audit import install_audit_triggers
 from sqlalchemy_postgresql_audit.errors import AuditError
@@ -412,11 +413,27 @@ def invoice_history(engine: sa.Engine) -> list[tuple[Any, ...]]:
     return [tuple(r) for r in rows]
 
 
+INVOICES_MODULE = f"""
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+sa.Table(
+    "invoices",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("amount", sa.Integer),
+    schema={SCHEMA!r},
+    info={{"audit.options": {{"enabled": True, "legacy_timestamp": True}}}},
+)
+"""
+
+
+@pytest.mark.parametrize("via", ["install_audit_triggers", "command line"])
 def test_install_replaces_a_05x_trigger_instead_of_auditing_twice(
-    engine: sa.Engine, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, engine: sa.Engine, caplog: pytest.LogCaptureFixture, via: str
 ) -> None:
-    """An audit table brought up to date by hand, then ``install_audit_triggers``: the 0.5.x
-    trigger and function are replaced (and said so), so each write is recorded once."""
+    """An audit table brought up to date by hand, then an install: the 0.5.x trigger and
+    function are replaced (and said so), so each write is recorded once."""
     install_05x(engine)
     with engine.begin() as connection:  # the columns this library's function writes
         connection.execute(
@@ -428,11 +445,17 @@ def test_install_replaces_a_05x_trigger_instead_of_auditing_twice(
         )
     assert invoice_triggers(engine) == [("shop_invoices_audit", "shop_invoices_audit()")]
     metadata = invoices_only()
-    with caplog.at_level(logging.WARNING):
-        install_audit_triggers(metadata, engine)
-    assert "Replacing the 0.5.x audit trigger shop_invoices_audit on table shop.invoices" in (
-        caplog.text
-    )
+    if via == "command line":
+        (tmp_path / "invoice_models.py").write_text(INVOICES_MODULE)
+        url = engine.url.render_as_string(hide_password=False)
+        result = run("install", "invoice_models:metadata", "--url", url, path=tmp_path)
+        assert result.returncode == 0, result.stderr
+    else:
+        with caplog.at_level(logging.WARNING):
+            install_audit_triggers(metadata, engine)
+        assert "Replacing the 0.5.x audit trigger shop_invoices_audit on table shop.invoices" in (
+            caplog.text
+        )
     assert {function for _, function in invoice_triggers(engine)} == {
         "shop.shop_invoices_audit()"
     }

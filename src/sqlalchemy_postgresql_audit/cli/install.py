@@ -21,6 +21,7 @@ from ..ddl import (
     resolve_spec,
     uninstall_statements,
 )
+from ..leftovers import leftover_statements
 from ..spec import AuditSpec
 from .base import (
     EXIT_OK,
@@ -95,8 +96,11 @@ def _install(args: argparse.Namespace, ui: UI) -> int:
                 else:
                     audit_table.create(connection)
                     created.append(name)
-            for done, (_, spec) in enumerate(pairs, 1):
-                execute_statements(connection, install_statements([resolve_spec(connection, spec)]))
+            for done, (source, spec) in enumerate(pairs, 1):
+                resolved = resolve_spec(connection, spec)
+                # 0.5.x triggers, an older declaration's: replaced, never left to audit twice
+                leftovers = leftover_statements(connection, [(source, resolved)], default)
+                execute_statements(connection, [*leftovers, *install_statements([resolved])])
                 ui.progress(done, len(pairs), "installed")
     finally:
         engine.dispose()
