@@ -6,6 +6,12 @@ audit table is the trigger function, which runs as its owner (SECURITY DEFINER);
 get SELECT on the audit tables; an optional dedicated *owner* role owns the audit tables and the
 library's functions.  The SQL comes from ``render.render_grants``.
 
+It reaches a fixpoint: whatever default privileges, PUBLIC, group, column or sequence grants
+existed before, a writer afterwards holds exactly the rights SECURITY.md's table lists (a test
+renders that table from ``has_*_privilege``).  A writer no REVOKE can restrict (a superuser, a
+member of an owner or of a predefined all-tables role) is refused by name.  The roles are noted
+on each audit table's ``audit_id`` sequence, so that ``check`` watches their privileges.
+
 From Python: ``grant_least_privilege`` (runs it) or ``least_privilege_script`` (returns
 it).  From a shell, the command line's ``grant`` subcommand::
 
@@ -62,7 +68,10 @@ def grant_least_privilege(
 ) -> None:
     """Apply the least-privilege model to every audited table of ``metadata``, in one
     transaction (the caller's, for a Connection).  Idempotent; run it after installing the
-    triggers, and again after a migration that created audited tables."""
+    triggers, and again after a migration that created audited tables or partitions.
+
+    Raises ``sqlalchemy.exc.DBAPIError`` (SQLSTATE 0LP01) naming a writer that no REVOKE can
+    restrict, before anything is committed."""
     if isinstance(bind, sa.Engine):
         with bind.begin() as connection:
             grant_least_privilege(
