@@ -177,3 +177,24 @@ def test_check_json_lists_every_watched_object_with_its_state(
             "reasons": ["guard trigger audit_append_only disabled"],
         }
     ]
+
+
+def test_an_uninstalled_table_lists_what_installing_it_would_put_in_place(
+    engine: sa.Engine,
+) -> None:
+    table = declare()
+    table.create(engine)  # the table alone: nothing installed
+    table.info["audit.table"].create(engine)
+    found = states(engine, table)
+    assert found["status"] == "missing"
+    assert found["objects"] == {
+        ("function", "public.public_ledger_audit"): "missing",
+        ("trigger", "public_ledger_audit_delete"): "missing",
+        ("trigger", "public_ledger_audit_insert"): "missing",
+        ("trigger", "public_ledger_audit_update"): "missing",
+        ("guard function", "public.ledger_audit_append_only"): "missing",
+        ("guard trigger", "audit_append_only"): "missing",
+        ("guard trigger", "audit_append_only_truncate"): "missing",
+        ("guard trigger", "audit_purge_marker"): "missing",
+        ("index", "ledger_audit_history"): "ok",
+    }

@@ -98,8 +98,9 @@ class Watched:
     reasons: tuple[str, ...] = ()
 
 
-def _watched(kind: str, name: str, reasons: list[str], state: str = OUTDATED) -> Watched:
-    return Watched(kind, name, state if reasons else OK, tuple(reasons))
+def _watched(kind: str, name: str, reasons: list[str]) -> Watched:
+    """``outdated`` for each reason given, else ``ok``."""
+    return Watched(kind, name, OUTDATED if reasons else OK, tuple(reasons))
 
 
 def watched(spec: AuditSpec, installed: InstalledAudit, default_schema: str) -> list[Watched]:
@@ -116,6 +117,20 @@ def watched(spec: AuditSpec, installed: InstalledAudit, default_schema: str) -> 
         *_clone_states(spec, installed, default_schema),
         *_guard_states(spec, installed),
     ]
+
+
+def not_installed(spec: AuditSpec, default_schema: str) -> list[Watched]:
+    """The objects installing ``spec`` produces, every one missing (nothing is installed)."""
+    spec = resolved(spec, default_schema)
+    found = [Watched("function", f"{spec.schema}.{spec.function}", MISSING)]
+    found += [Watched("trigger", name, MISSING) for name in sorted(t.name for t in spec.triggers)]
+    if spec.append_only:
+        found.append(Watched("guard function", f"{spec.schema}.{guard_function(spec)}", MISSING))
+        found += [
+            Watched("guard trigger", name, MISSING)
+            for name in sorted(t.name for t in expected_guard_triggers(spec))
+        ]
+    return found
 
 
 def drifts(spec: AuditSpec, installed: InstalledAudit, default_schema: str) -> list[Drift]:
@@ -194,8 +209,7 @@ def _clone_states(spec: AuditSpec, installed: InstalledAudit, default_schema: st
 
 
 def expected_guard_triggers(spec: AuditSpec) -> frozenset[TriggerState]:
-    """The triggers of ``spec``'s append-only guard on its audit table (see render.guard)."""
-    assert spec.schema is not None
+    """The triggers of (resolved) ``spec``'s append-only guard on its audit table."""
 
     def trigger(
         name: str, timing: str, level: str, events: set[str], old: str | None

@@ -30,7 +30,15 @@ from ..catalog import (
     privileges,
     table_indexes,
 )
-from ..compare import DISABLED, DropAudit, InstallAudit, Watched, compare, watched
+from ..compare import (
+    DISABLED,
+    DropAudit,
+    InstallAudit,
+    Watched,
+    compare,
+    not_installed,
+    watched,
+)
 from ..ddl import resolve_spec
 from ..spec import AuditSpec
 from ..watch import index_states, privilege_states
@@ -68,7 +76,9 @@ def table_states(
     for (source, _), spec in zip(pairs, declared, strict=True):
         schema = spec.schema or default
         objects: list[Watched] = []
-        if (schema, spec.table) in tables and spec.key not in missing:
+        if spec.key in missing:
+            objects = not_installed(spec, default)
+        elif (schema, spec.table) in tables:
             objects = watched(spec, _find(spec, installed, default), default)
         if (schema, spec.audit_table) in tables:
             objects += _governed(connection, source, spec, schema)
