@@ -138,7 +138,7 @@ def test_grants_script_quotes_every_name_and_needs_no_database() -> None:
     )
     statements = script.strip().rstrip(";").split(";\n\n")
     # What no role may keep goes in one block that reads the ACLs when it runs.
-    exact = statements.pop(6)
+    exact = statements.pop(8)
     assert exact.startswith("DO $audit$")
     assert "REVOKE ALL ON %s %s FROM %s CASCADE" in exact
     assert "'\"Shop Data\".\"order_audit\"'::pg_catalog.regclass" in exact
@@ -148,6 +148,8 @@ def test_grants_script_quotes_every_name_and_needs_no_database() -> None:
         'ALTER TABLE "Shop Data".order_audit OWNER TO "Audit Owner"',
         'ALTER FUNCTION "Shop Data"."Shop Data_order_audit"() OWNER TO "Audit Owner"',
         'GRANT USAGE ON SCHEMA "Shop Data" TO "Audit Owner"',
+        'REVOKE ALL ON "Shop Data".order_audit FROM "App ""Writer"""',
+        'REVOKE ALL ON FUNCTION "Shop Data"."Shop Data_order_audit"() FROM "App ""Writer"""',
         'GRANT USAGE ON SCHEMA "Shop Data" TO "App ""Writer"""',
         # TRUNCATE is granted only when it is audited.
         'GRANT SELECT, INSERT, UPDATE, DELETE ON "Shop Data"."order" TO "App ""Writer"""',

@@ -38,7 +38,7 @@ print(least_privilege_script(metadata, writers=[app], readers=[auditor]))  # rev
 grant_least_privilege(engine, metadata, writers=[app], readers=[auditor])
 # --8<-- [end:grant]
 script = least_privilege_script(metadata, writers=[app], readers=[auditor])
-assert f"GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON invoice TO {app};" in script
+assert f"REVOKE ALL ON invoice_audit FROM {app};" in script
 assert f"GRANT SELECT ON invoice_audit TO {auditor};" in script
 
 app_url = engine.url.set(username=app, password="secret")

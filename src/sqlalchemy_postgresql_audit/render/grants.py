@@ -220,6 +220,9 @@ def render_grants(
             statements.append(f"GRANT SELECT ON {source} TO {role}")
     for writer in writers:
         role = _role(writer)
+        # Also done by the block below for every role; said here so the script reads plainly.
+        statements += [f"REVOKE ALL ON {audit} FROM {role}"]
+        statements += [f"REVOKE ALL ON FUNCTION {f}() FROM {role}" for f in functions]
         statements += [prefix + role for prefix in schema]
         statements.append(f"GRANT {', '.join(writer_rights(spec))} ON {source} TO {role}")
     statements.append(_exact_rights(spec, names, writers, readers))
