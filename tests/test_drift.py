@@ -92,10 +92,12 @@ def test_a_stale_function_is_dropped_without_touching_live_triggers(engine: sa.E
         sa.Column("note", sa.Text),
         info={"audit.options": {"enabled": True}},
     )
-    install_audit_triggers(renamed.metadata, engine)  # same trigger names, new function
+    install_spec(engine, spec_of(renamed))  # by hand: same trigger names, new function
     assert changes(engine, spec_of(renamed)) == [
         DropAudit(replace(resolved(spec_of(old)), triggers=()))
     ]
+    install_audit_triggers(renamed.metadata, engine)  # replaces the older declaration's
+    assert changes(engine, spec_of(renamed)) == []
 
 
 def test_specs_read_back_are_checked_before_they_reach_sql() -> None:
