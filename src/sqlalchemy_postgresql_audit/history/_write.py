@@ -233,7 +233,8 @@ def _baseline_steps(target: Audited) -> _Steps:
     rows = (
         select(
             literal("B", String),
-            func.now(),
+            # Written after the lock: no change to these rows falls between it and the rows.
+            func.statement_timestamp(),
             func.current_user(),
             *settings,
             *(source.c[c] for c in spec.columns),
@@ -264,7 +265,7 @@ def record_baseline(bind: _Executes, target: object) -> int:
 
     Rows that existed before auditing began have no version; after this they start with a
     ``B`` (baseline) version, which ``history``, ``changes``, ``as_of`` and ``restore`` treat as
-    the row's state from the baseline transaction's start on.  A row is recorded when the trail
+    the row's state from when it was recorded on (see ``as_of``).  A row is recorded when the trail
     leaves it absent or with other values (auditing was off for a while), so running it twice
     records nothing the second time.  It locks the table against writes (SHARE mode) until the
     caller's transaction ends.  Session settings set in the transaction are recorded; capture
