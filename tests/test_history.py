@@ -374,6 +374,7 @@ def test_baseline_records_rows_that_existed_before_auditing(engine: sa.Engine, m
     before = clock(engine)
     with engine.begin() as connection:
         audit.set_session_vars(connection, username="dba")
+        begun = connection.execute(sa.select(sa.func.clock_timestamp())).scalar_one()
         assert audit.record_baseline(connection, Order) == 2
     with engine.begin() as connection:
         assert audit.record_baseline(connection, Order.__table__) == 0  # idempotent
@@ -385,6 +386,7 @@ def test_baseline_records_rows_that_existed_before_auditing(engine: sa.Engine, m
             ("U", "new", None),
         ]
         assert versions[1].changed == {"status": ("old", "new")}
+        assert versions[0].at > begun  # stamped when written, not at the transaction's start
         assert session.scalars(audit.as_of(Order, before)).all() == []
         assert [v.operation for v in session.scalars(audit.as_of(Order, clock(engine)))] == [
             "U",
