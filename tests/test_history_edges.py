@@ -203,6 +203,8 @@ def test_restore_keeps_a_generated_always_identity_key(engine: sa.Engine, mode: 
     assert first is not None
     with engine.begin() as connection:
         assert audit.restore(connection, tickets, 1, edited) == "inserted"
+        back = connection.execute(sa.select(tickets).order_by(tickets.c.id)).all()
+        assert [tuple(r) for r in back] == [(1, "first, edited"), (2, "second")]
         assert audit.restore(connection, tickets, 1, version=first.audit_id) == "updated"
         connection.execute(tickets.insert().values(title="third"))  # the identity goes on
         rows = connection.execute(sa.select(tickets).order_by(tickets.c.id)).all()

@@ -31,6 +31,7 @@ OPERATIONS = {
     "D": "DELETE",
     "T": "TRUNCATE",
     "B": "BASELINE",
+    "K": "KEY CHANGE",
 }
 
 
@@ -94,6 +95,8 @@ def describe(version: Mapping[str, Any], skip: frozenset[str] = frozenset()) -> 
     operation = version["operation"]
     if operation in ("DELETE", "TRUNCATE"):
         return "row removed"
+    if operation == "KEY CHANGE":
+        return "key changed: the row moved away to another key"
     if operation in ("INSERT", "BASELINE"):
         return ", ".join(f"{name}={cell(new)}" for name, (_, new) in diff.items())
     return ", ".join(f"{name}: {cell(old)} -> {cell(new)}" for name, (old, new) in diff.items())
