@@ -148,7 +148,11 @@ def test_a_key_change_ends_the_old_keys_life(engine: sa.Engine, mode: str) -> No
         ]
     assert [(r.audit_operation, r.status) for r in old] == [("I", "a"), ("K", "a")]
     assert [(r.audit_operation, r.status) for r in new] == [("U", "b")]
-    assert moved[-2:] == [("K", "id", 1, None), ("K", "status", "a", None)]
+    assert [m for m in moved if m[0] == "K"] == [
+        ("K", "id", 1, None),
+        ("K", "status", "a", None),
+        ("K", "total", 0, None),
+    ]
     with Session(engine) as session:
         versions = session.scalars(audit.history(Order, 1)).all()
         assert versions[-1].operation == "K" and versions[-1].changed["id"] == (1, None)
