@@ -12,6 +12,8 @@ from sqlalchemy.orm import DeclarativeBase, Session
 
 import sqlalchemy_postgresql_audit as audit
 from sqlalchemy_postgresql_audit import AuditError
+from sqlalchemy_postgresql_audit.cli.trail import describe
+from sqlalchemy_postgresql_audit.cli.trail import versions as shown_versions
 from test_history import MODES, clock, models
 
 
@@ -154,8 +156,12 @@ def test_a_key_change_ends_the_old_keys_life(engine: sa.Engine, mode: str) -> No
         ("K", "total", 0, None),
     ]
     with Session(engine) as session:
-        versions = session.scalars(audit.history(Order, 1)).all()
-        assert versions[-1].operation == "K" and versions[-1].changed["id"] == (1, None)
+        typed = session.scalars(audit.history(Order, 1)).all()
+        assert typed[-1].operation == "K" and typed[-1].changed["id"] == (1, None)
+    with engine.connect() as connection:
+        shown = shown_versions(connection, table, {"id": 1})  # what the command line prints
+    assert [v["operation"] for v in shown] == ["INSERT", "KEY CHANGE"]
+    assert describe(shown[1]) == "key changed: the row moved away to another key"
     with engine.begin() as connection:
         assert audit.restore(connection, Order, 1, now) == "unchanged"  # no ghost row 1
         assert audit.restore(connection, Order, 1, version=old[0].audit_id) == "inserted"
