@@ -52,7 +52,8 @@ with Session(engine) as session, session.begin():
 with Session(engine) as session, session.begin():
     audit.set_session_vars(session, username="bob")
     session.get(Account, 2).balance = 25
-    moment = session.scalar(sa.select(sa.func.now()))  # the transaction start of this change
+    session.flush()
+    moment = session.scalar(sa.select(sa.func.clock_timestamp()))  # just after this change
 with Session(engine) as session, session.begin():
     audit.set_session_vars(session, username="bob")
     session.get(Account, 2).balance = 99
