@@ -81,6 +81,8 @@ def counts_at(table: Any, at: datetime.datetime | ColumnElement[Any]) -> ColumnE
     tracked = select(
         func.current_setting(literal("track_commit_timestamp")) == literal("on")
     ).scalar_subquery()
+    # ``xmin`` unqualified: every query that uses this reads the audit table alone, and no
+    # column can be named like a system column.
     committed = func.coalesce(
         cast(func.pg_xact_commit_timestamp(column("xmin")), written.type), written
     )
