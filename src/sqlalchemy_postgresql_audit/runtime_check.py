@@ -146,6 +146,8 @@ def _before_execute(
     if OPTIONS_KEY not in table.info:
         return
     operations = _operations_of(statement)
+    if operations is None:
+        return
     schema = table.schema
     translate = execution_options.get("schema_translate_map")
     if translate and schema in translate:
@@ -160,8 +162,9 @@ def _before_execute(
     _check(connection, state, table, (schema, table.name), operations, translate or {})
 
 
-def _operations_of(statement: Any) -> frozenset[str]:
-    operations = _OPERATIONS[statement.__visit_name__]
+def _operations_of(statement: Any) -> frozenset[str] | None:
+    """What ``statement`` may do to rows: ``None`` for a DML construct of unknown kind."""
+    operations = _OPERATIONS.get(statement.__visit_name__)
     if operations is _INSERT and isinstance(
         getattr(statement, "_post_values_clause", None), OnConflictDoUpdate
     ):
