@@ -43,6 +43,7 @@ from .naming import (
     DEFAULT_AUDIT_TABLE_TRIGGER_CONVENTION,
 )
 from .options import AuditOptions, SessionSetting
+from .runtime_check import RUNTIME_CHECK_OPTION
 from .session import AuditSettingError, aset_session_vars, set_session_vars
 from .spec import AuditSpec, SettingSpec, TriggerSpec
 
@@ -56,6 +57,7 @@ __all__ = [
     "DEFAULT_AUDIT_TABLE_TRIGGER_CONVENTION",
     "DROP_DDL_KEY",
     "IS_AUDIT_TABLE_KEY",
+    "RUNTIME_CHECK_OPTION",
     "SPEC_KEY",
     "AuditConfigurationError",
     "AuditContext",
