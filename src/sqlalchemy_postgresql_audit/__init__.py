@@ -25,6 +25,7 @@ from .errors import AuditConfigurationError, AuditError
 from .history import (
     AuditRecord,
     Version,
+    activity,
     arecord_baseline,
     arestore,
     as_of,
@@ -68,6 +69,7 @@ __all__ = [
     "SettingSpec",
     "TriggerSpec",
     "Version",
+    "activity",
     "arecord_baseline",
     "arestore",
     "as_of",
