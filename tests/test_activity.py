@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
+import re
+import subprocess
+import sys
 import uuid
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,12 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import Session
 
 import activity_models as models
-from cli_run import ERROR_PREFIX, run, url_text
+from cli_run import ERROR_PREFIX, run, run_on_terminal, url_text
 from sqlalchemy_postgresql_audit import AuditError, AuditSettingError, activity, set_session_vars
 
 CASE_A = uuid.UUID("00000000-0000-4000-8000-00000000000a")
 CASE_B = uuid.UUID("00000000-0000-4000-8000-00000000000b")
 TARGET = "activity_models:metadata"
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def clock(engine: sa.Engine) -> datetime.datetime:
@@ -34,6 +39,10 @@ def clock(engine: sa.Engine) -> datetime.datetime:
 
 @pytest.fixture
 def trail(engine: sa.Engine) -> dict[str, datetime.datetime]:
+    return write_trail(engine)
+
+
+def write_trail(engine: sa.Engine) -> dict[str, datetime.datetime]:
     """Three users' transactions over the four tables; the moments between them."""
     with engine.begin() as connection:
         connection.execute(sa.text("CREATE SCHEMA " + models.SCHEMA))
@@ -280,6 +289,16 @@ def test_cli_plain_from_the_models(
     ]  # fmt: skip
 
 
+def test_cli_on_a_terminal_is_a_rich_table(
+    database_url: URL, trail: dict[str, datetime.datetime]
+) -> None:
+    code, screen = run_on_terminal("activity", "--where", "shard=3", "--url", url_text(database_url))
+    assert code == 0, screen
+    assert ANSI.search(screen)
+    plain = ANSI.sub("", screen)
+    assert "1 change where shard=3" in plain and "order_id=1,line=1" in plain
+
+
 def test_cli_json_without_models(database_url: URL, trail: dict[str, datetime.datetime]) -> None:
     url = url_text(database_url)
     document = json.loads(cli("--where", "case_id=" + str(CASE_A), "--since", "1h", "--url", url,
@@ -323,3 +342,18 @@ def test_cli_errors_are_one_line(database_url: URL, trail: dict[str, datetime.da
         assert result.returncode == 2, (args, result.stdout)
         assert result.stderr.startswith(ERROR_PREFIX) and message in result.stderr, result.stderr
         assert result.stderr.count("\n") == 1
+
+
+def test_the_activity_benchmark_runs_and_reports_plans(database_url: URL, tmp_path: Path) -> None:
+    bench = Path(__file__).resolve().parents[1] / "bench" / "activity.py"
+    command = [sys.executable, str(bench), "--url", url_text(database_url), "--rows", "4000",
+               "--tables", "2", "--samples", "1", "--output-dir", str(tmp_path)]  # fmt: skip
+    subprocess.run(command, check=True, capture_output=True, text=True, timeout=300)
+    result = json.loads((tmp_path / "activity.json").read_text())
+    newest = result["designs"]["btree_time"]["newest 50"]
+    assert newest["rows"] == 50
+    assert newest["shape"] == "Limit > Merge Append"
+    assert newest["scans"] == ["Index Scan (t0_audit_by_time)", "Index Scan (t1_audit_by_time)"]
+    request = result["designs"]["settings"]["one request"]
+    assert request["rows"] == 10  # 5 changes in each of the 2 tables
+    assert "| btree_time | newest 50 | 50 |" in (tmp_path / "activity.md").read_text()
