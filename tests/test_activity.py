@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, registry
 
 import activity_models as models
 from cli_run import ERROR_PREFIX, run, run_on_terminal, url_text
@@ -195,10 +195,14 @@ def test_a_time_window(engine: sa.Engine, trail: dict[str, datetime.datetime]) -
     assert len(before) == 3
 
 
-def test_tables_and_orm_free_subsets_compose(
+def test_tables_and_orm_classes_compose(
     engine: sa.Engine, trail: dict[str, datetime.datetime]
 ) -> None:
-    query = activity([models.accounts, models.notes])
+    class Account:
+        pass
+
+    registry().map_imperatively(Account, models.accounts)
+    query = activity([Account, models.notes])
     newest = query.order_by(None).order_by(query.selected_columns.audit_id.desc()).limit(1)
     with Session(engine) as session:
         picked = session.execute(
@@ -236,14 +240,22 @@ def test_an_index_on_a_setting_serves_its_branch(
     index = sa.Index(
         "accounts_audit_by_username", audit.c.audit_username, audit.c.audit_operation_timestamp
     )
-    with engine.begin() as connection:
-        index.create(connection)
-        connection.execute(sa.text("SET LOCAL enable_seqscan = off"))
-        query = activity(models.metadata, username="alice", since=trail["after_alice"])
-        compiled = query.compile(engine, compile_kwargs={"literal_binds": True})
-        plan = connection.execute(sa.text(f"EXPLAIN (FORMAT JSON) {compiled}")).scalar_one()
+    given = activity(models.metadata, username="alice", since=trail["after_alice"])
+    every = activity(models.metadata)
+    # A condition added to the select reaches the branches too: their column types agree.
+    added = every.where(every.selected_columns.username == "alice")
+    try:
+        with engine.begin() as connection:
+            index.create(connection)
+            connection.execute(sa.text("SET LOCAL enable_seqscan = off"))
+            for query in (given, added):
+                compiled = query.compile(engine, compile_kwargs={"literal_binds": True})
+                plan = connection.execute(sa.text(f"EXPLAIN (FORMAT JSON) {compiled}"))
+                assert '"Index Name": "accounts_audit_by_username"' in json.dumps(
+                    plan.scalar_one()
+                )
+    finally:
         audit.indexes.discard(index)
-    assert '"Index Name": "accounts_audit_by_username"' in json.dumps(plan)
 
 
 def test_refusals_name_what_is_wrong(engine: sa.Engine) -> None:
@@ -260,6 +272,14 @@ def test_refusals_name_what_is_wrong(engine: sa.Engine) -> None:
     plain = sa.Table("plain", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True))
     with pytest.raises(AuditError, match="table 'plain' is not audited"):
         activity([plain])
+    clash = sa.Table(
+        "clash",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True),
+        info={"audit.options": {"enabled": True, "session_settings": [sa.Column("audit_key", sa.String)]}},
+    )
+    with pytest.raises(AuditError, match="table 'clash' declares a session setting named"):
+        activity(clash)
     # Only the settings of the tables given count: notes records none.
     with pytest.raises(AuditSettingError, match=r"'username'.*\[\]"):
         activity(models.notes, username="alice")
@@ -337,6 +357,7 @@ def test_cli_errors_are_one_line(database_url: URL, trail: dict[str, datetime.da
         (["--since", "yesterday"], "--since: TIME 'yesterday' is not ISO 8601"),
         (["--since", "2026-01-01T00:00:00"], "has no time zone"),
         (["--table", "nowhere"], "no audited table 'nowhere'"),
+        ([url], "give the database as --url"),
     ):
         result = run("activity", *args, "--url", url)
         assert result.returncode == 2, (args, result.stdout)

@@ -154,6 +154,8 @@ def _resolve(connection: sa.Connection, when: _When) -> datetime.datetime | None
 
 def _tables(connection: sa.Connection, target: str | None, names: list[str]) -> list[sa.Table]:
     if target is not None:
+        if "://" in target:
+            raise CliError(f"give the database as --url; {target!r} is not MODULE:METADATA")
         return [table for table, _ in audited(load_metadata(target), target, names)]
     tables = _reflected(connection)
     if not tables:
