@@ -154,6 +154,10 @@ def test_filter_by_a_setting_reads_only_the_tables_that_record_it(
     compiled = str(query.compile(engine))
     assert "notes_audit" not in compiled  # notes records no username: no branch at all
     assert compiled.count("audit_username =") == 3  # the filter sits in every branch
+    # The statement is built once per shape; each call binds its own values.
+    bob = rows(engine, activity(models.metadata, username="bob"))
+    assert {(r["username"], r["audit_operation"]) for r in bob} == {("bob", "U")}
+    assert len(rows(engine, query)) == 3
 
 
 def test_none_finds_changes_recorded_without_the_setting(
@@ -191,6 +195,8 @@ def test_a_time_window(engine: sa.Engine, trail: dict[str, datetime.datetime]) -
     ]
     later = rows(engine, activity(models.metadata, since=until))
     assert {r["username"] for r in later} == {"carol", None}
+    both = rows(engine, activity(models.metadata, since=since))
+    assert {r["username"] for r in both} == {"bob", "carol", None}
     before = rows(engine, activity(models.metadata, until=since, username="alice"))
     assert len(before) == 3
 

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from ..audit_table import AUDIT_TABLE_KEY, SPEC_KEY
 from ..catalog import default_schema, installed_audits
 from ..history import activity
-from ..history._activity import CHANGED_COLUMNS, FIXED_COLUMNS, KEY, TABLE
+from ..history._activity_sql import CHANGED_COLUMNS, FIXED_COLUMNS, KEY, TABLE
 from ..spec import AUDIT_CURRENT_USER, AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP
 from .base import EXIT_OK, CliError, Command, add_table_argument, add_url_argument
 from .database import begin, create_engine

@@ -2,100 +2,58 @@
 
 "What did alice do in the last hour" and "what did request R change" are questions about the
 whole schema, while each audit table holds one table's changes.  ``activity`` answers them with
-one ``UNION ALL`` of a branch per audit table, every branch reshaped to the same columns and
-filtered on its own: a time window and a setting value compare the audit table's own columns,
-so each branch can use that table's indexes, and a table that does not record a setting asked
-for is left out of the union altogether.
+one ``UNION ALL`` of a branch per audit table (``._activity_sql``), every branch filtered on
+its own columns, so that each can use its table's indexes; a table that cannot hold a change
+with the values asked for is left out of the union altogether.
 
 The result is an ordinary ``Select``: it composes (``.where``, ``.limit``, ``.subquery``) and
-runs on ``Connection``, ``Session`` and their async twins.
+runs on ``Connection``, ``Session`` and their async twins.  Building the union costs about half
+a millisecond of Python per table, so each shape (tables, which filters, which tables can
+match) is built once with bound parameters and reused with its values bound, as ``._api`` does.
 """
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections import OrderedDict
+from collections.abc import Hashable, Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import (
-    ColumnElement,
+    BindParameter,
     DateTime,
     MetaData,
     Select,
     Table,
     Text,
-    and_,
-    case,
-    cast,
+    bindparam,
     false,
-    func,
     inspect,
-    literal,
-    null,
     select,
     union_all,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.exc import NoInspectionAvailable
 from sqlalchemy.orm import Mapper
-from sqlalchemy.types import TypeEngine
 
 from ..audit_table import AUDIT_TABLE_KEY, SPEC_KEY
 from ..ddl import audited_tables
 from ..errors import AuditError
 from ..session import AuditSettingError
-from ..spec import (
-    AUDIT_CURRENT_USER,
-    AUDIT_ID,
-    AUDIT_OPERATION,
-    AUDIT_TIMESTAMP,
-    AuditSpec,
-    SettingSpec,
-    capture_column,
-)
+from ..spec import AUDIT_ID, AUDIT_TIMESTAMP, AuditSpec
 from ..values import text_for
-
-#: The audited table, ``schema.name`` (the schema an unqualified table resolves to).
-TABLE = "audit_table"
-#: The changed row's primary key as ``jsonb``, ``{"column": value, ...}``.
-KEY = "audit_key"
-#: The ``changed_columns`` capture: recorded columns an UPDATE changed.
-CHANGED_COLUMNS = capture_column("changed_columns")
-#: Result columns that are not session settings; a setting of one of these names is refused.
-FIXED_COLUMNS = (
-    TABLE,
-    KEY,
-    AUDIT_ID,
-    AUDIT_OPERATION,
-    AUDIT_TIMESTAMP,
-    AUDIT_CURRENT_USER,
-    CHANGED_COLUMNS,
-)
+from ._activity_sql import TABLE, Branch, SettingColumn, branch_select, setting_columns
 
 Tables = MetaData | Table | type[Any] | Iterable[Table | type[Any]]
 
+#: Per setting filtered on: the tables (audit table keys) that can hold the value, each with
+#: the value as text of its own type; ``None`` asks for changes recorded without the setting.
+_Wanted = dict[str, "dict[str, str] | None"]
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Branch:
-    """One audited table's part of the union."""
-
-    source: Table
-    audit: Table
-    spec: AuditSpec
-
-    def setting(self, name: str) -> SettingSpec | None:
-        return next((s for s in self.spec.settings if s.name == name), None)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Setting:
-    """A session setting as the union shows it: one type for every branch."""
-
-    name: str
-    type: TypeEngine[Any]
-    #: The tables declare it with different SQL types: every branch shows it as text.
-    as_text: bool
+#: Built statements by shape, least recently used first; bounded, as each holds its tables.
+_TEMPLATES: OrderedDict[Hashable, Select[Any]] = OrderedDict()
+_TEMPLATES_MAX = 128
+_SINCE = "activity_since"
+_UNTIL = "activity_until"
 
 
 def activity(
@@ -129,33 +87,71 @@ def activity(
     orders the changes of one table only: the numbers of different tables are unrelated.
     """
     branches = _branches(metadata_or_tables)
-    columns = _setting_columns(branches)
-    window = [_moment("since", since), _moment("until", until)]
-    wanted = _settings_wanted(settings, columns, branches)
-    parts = [
-        _branch_select(branch, columns, window, wanted)
-        for branch in branches
-        if _can_match(branch, wanted)
-    ]
-    if not parts:  # no table records what is asked for: the same columns, no rows
-        parts = [_branch_select(branches[0], columns, window, {}).where(false())]
+    columns = setting_columns(branches)
+    moments = {_SINCE: _moment("since", since), _UNTIL: _moment("until", until)}
+    wanted = _wanted(settings, columns, branches)
+    shape = (
+        tuple((b.source, b.audit, b.spec) for b in branches),
+        tuple(name for name, moment in moments.items() if moment is not None),
+        tuple((name, None if t is None else frozenset(t)) for name, t in wanted.items()),
+    )
+    template = _TEMPLATES.get(shape)
+    if template is None:
+        template = _TEMPLATES[shape] = _build(branches, columns, moments, wanted)
+        if len(_TEMPLATES) > _TEMPLATES_MAX:
+            _TEMPLATES.popitem(last=False)
+    else:
+        _TEMPLATES.move_to_end(shape)
+    values: dict[str, Any] = {name: at for name, at in moments.items() if at is not None}
+    for i, texts in enumerate(wanted.values()):
+        for j, branch in enumerate(branches):
+            if texts is not None and branch.audit.key in texts:
+                values[_value_name(i, j)] = texts[branch.audit.key]
+    return template.params(values)
+
+
+def _build(
+    branches: list[Branch],
+    columns: Mapping[str, SettingColumn],
+    moments: Mapping[str, datetime.datetime | None],
+    wanted: _Wanted,
+) -> Select[Any]:
+    since, until = (
+        None if moments[name] is None else bindparam(name, type_=DateTime(timezone=True))
+        for name in (_SINCE, _UNTIL)
+    )
+    parts = []
+    for j, branch in enumerate(branches):
+        if not all(texts is None or branch.audit.key in texts for texts in wanted.values()):
+            continue  # it does not record a setting asked for, or its type cannot hold the value
+        values: dict[str, BindParameter[str] | None] = {
+            name: None if texts is None else bindparam(_value_name(i, j), type_=Text())
+            for i, (name, texts) in enumerate(wanted.items())
+        }
+        parts.append(branch_select(branch, columns, since, until, values))
+    if not parts:  # no table can hold what is asked for: the same columns, no rows
+        parts = [branch_select(branches[0], columns, None, None, {}).where(false())]
     every = (union_all(*parts) if len(parts) > 1 else parts[0]).subquery("audit_activity")
     return select(*every.c).order_by(every.c[AUDIT_TIMESTAMP], every.c[TABLE], every.c[AUDIT_ID])
 
 
-def _branches(target: Tables) -> list[_Branch]:
+def _value_name(setting: int, branch: int) -> str:
+    return f"activity_value_{setting}_{branch}"
+
+
+def _branches(target: Tables) -> list[Branch]:
     """The audited tables behind ``target``, each once, in a stable order."""
     if isinstance(target, MetaData):
         tables = [table for table, _ in audited_tables(target)]
         if not tables:
             raise AuditError("activity: the MetaData has no audited table")
-    elif isinstance(target, (Table, type)):
+    elif isinstance(target, (Table, type)) or not isinstance(target, Iterable):
         tables = [_table(target)]
     else:
         tables = [_table(item) for item in target]
         if not tables:
             raise AuditError("activity: no table given")
-    branches: list[_Branch] = []
+    branches: list[Branch] = []
     for table in dict.fromkeys(tables):
         spec = table.info.get(SPEC_KEY)
         audit = table.info.get(AUDIT_TABLE_KEY)
@@ -164,7 +160,7 @@ def _branches(target: Tables) -> list[_Branch]:
                 f"activity: table {table.fullname!r} is not audited "
                 "(no 'audit.options' with enabled=True)"
             )
-        branches.append(_Branch(source=table, audit=audit, spec=spec))
+        branches.append(Branch(source=table, audit=audit, spec=spec))
     return branches
 
 
@@ -182,32 +178,6 @@ def _table(item: object) -> Table:
     return mapper.local_table
 
 
-def _setting_columns(branches: list[_Branch]) -> dict[str, _Setting]:
-    """Every setting any branch declares, in the order first declared, with its union type."""
-    declared: dict[str, list[_Branch]] = {}
-    for branch in branches:
-        for setting in branch.spec.settings:
-            declared.setdefault(setting.name, []).append(branch)
-    columns: dict[str, _Setting] = {}
-    for name, holders in declared.items():
-        if name in FIXED_COLUMNS:
-            raise AuditError(
-                f"activity: table {holders[0].source.fullname!r} declares a session setting "
-                f"named {name!r}, which is also the name of a column activity() returns"
-            )
-        specs = [_setting(holder, name) for holder in holders]
-        as_text = len({" ".join(s.sql_type.upper().split()) for s in specs}) > 1
-        first = holders[0].audit.c[specs[0].column].type
-        columns[name] = _Setting(name=name, type=Text() if as_text else first, as_text=as_text)
-    return columns
-
-
-def _setting(branch: _Branch, name: str) -> SettingSpec:
-    setting = branch.setting(name)
-    assert setting is not None, name
-    return setting
-
-
 def _moment(name: str, value: datetime.datetime | None) -> datetime.datetime | None:
     if value is None:
         return None
@@ -221,13 +191,13 @@ def _moment(name: str, value: datetime.datetime | None) -> datetime.datetime | N
     return value
 
 
-def _settings_wanted(
-    given: Mapping[str, object], columns: Mapping[str, _Setting], branches: list[_Branch]
-) -> dict[str, dict[str, str] | None]:
-    """``{setting: {audit table key: value as text of its type}}``; ``None`` asks for NULL.
+def _wanted(
+    given: Mapping[str, object], columns: Mapping[str, SettingColumn], branches: list[Branch]
+) -> _Wanted:
+    """The setting filters, each value encoded for each table's own type of the setting.
 
-    A value is encoded for each table's own type of the setting; a table whose type cannot
-    hold it has no change with that value, and is left out.  Fitting none is an error.
+    A table whose type cannot hold the value has no change with it, and is left out; a value
+    that fits no table's type is refused, as ``set_session_vars`` would refuse it.
     """
     unknown = sorted(name for name in given if name.lower() not in columns)
     if unknown:
@@ -235,7 +205,7 @@ def _settings_wanted(
             f"activity: unknown session setting(s) {unknown!r}: none of the tables given "
             f"records them; their settings are {sorted(columns)!r}"
         )
-    wanted: dict[str, dict[str, str] | None] = {}
+    wanted: _Wanted = {}
     for raw_name, value in given.items():
         name = raw_name.lower()
         if value is None or value == "":  # what set_session_vars records as NULL
@@ -255,81 +225,3 @@ def _settings_wanted(
             raise AuditSettingError(f"activity: session setting {raw_name!r}: {errors[0]}")
         wanted[name] = texts
     return wanted
-
-
-def _can_match(branch: _Branch, wanted: Mapping[str, dict[str, str] | None]) -> bool:
-    """Whether ``branch`` can hold a change with every wanted value: a table that does not
-    record a setting only holds changes without it."""
-    return all(texts is None or branch.audit.key in texts for texts in wanted.values())
-
-
-def _branch_select(
-    branch: _Branch,
-    columns: Mapping[str, _Setting],
-    window: list[datetime.datetime | None],
-    wanted: Mapping[str, dict[str, str] | None],
-) -> Select[Any]:
-    audit = branch.audit
-    stamp = audit.c[AUDIT_TIMESTAMP]
-    zoned = bool(getattr(stamp.type, "timezone", False))
-    shown = [
-        _qualified_name(branch.source).label(TABLE),
-        _key(branch).label(KEY),
-        audit.c[AUDIT_ID],
-        audit.c[AUDIT_OPERATION],
-        (stamp if zoned else cast(stamp, DateTime(timezone=True))).label(AUDIT_TIMESTAMP),
-        audit.c[AUDIT_CURRENT_USER],
-        *(_setting_value(branch, setting).label(name) for name, setting in columns.items()),
-        _changed_columns(branch).label(CHANGED_COLUMNS),
-    ]
-    since, until = window
-    conditions: list[ColumnElement[bool]] = []
-    # A legacy (timestamp without time zone) column is compared as it stands, so that its index
-    # serves too: PostgreSQL reads it in the session's TimeZone, as the cast above does.
-    if since is not None:
-        conditions.append(stamp >= literal(since, DateTime(timezone=True)))
-    if until is not None:
-        conditions.append(stamp < literal(until, DateTime(timezone=True)))
-    for name, texts in wanted.items():
-        setting = branch.setting(name)
-        if setting is None:
-            continue  # the table does not record it: its changes have none (texts is None)
-        column = audit.c[setting.column]
-        if texts is None:
-            conditions.append(column.is_(None))
-        else:
-            # The text cast to the column's type, as the trigger casts current_setting().
-            conditions.append(column == cast(literal(texts[audit.key], Text()), column.type))
-    return select(*shown).where(*conditions)
-
-
-def _qualified_name(source: Table) -> ColumnElement[str]:
-    name = literal(source.name, Text())
-    schema = literal(source.schema, Text()) if source.schema else func.current_schema()
-    return func.concat(cast(schema, Text()), literal(".", Text()), cast(name, Text()))
-
-
-def _key(branch: _Branch) -> ColumnElement[Any]:
-    """The primary key as ``jsonb``; NULL for a TRUNCATE marker (its key columns are NULL)."""
-    keys = [branch.audit.c[name] for name in branch.spec.key_columns]
-    if not keys:
-        return cast(null(), JSONB())
-    pairs = [part for k in keys for part in (cast(literal(k.name, Text()), Text()), k)]
-    return case(
-        (and_(*(k.is_(None) for k in keys)), cast(null(), JSONB())),
-        else_=func.jsonb_build_object(*pairs, type_=JSONB()),
-    )
-
-
-def _setting_value(branch: _Branch, setting: _Setting) -> ColumnElement[Any]:
-    declared = branch.setting(setting.name)
-    if declared is None:
-        return cast(null(), setting.type)
-    column = branch.audit.c[declared.column]
-    return cast(column, Text()) if setting.as_text else column
-
-
-def _changed_columns(branch: _Branch) -> ColumnElement[Any]:
-    if "changed_columns" in branch.spec.captures:
-        return branch.audit.c[CHANGED_COLUMNS]
-    return cast(null(), ARRAY(Text()))
