@@ -67,11 +67,12 @@ def activity(
 
     ``metadata_or_tables`` is a ``MetaData`` (its audited tables), or an audited ``Table`` or
     ORM class, or several.  Columns: ``audit_table`` (``schema.name``), ``audit_key`` (the
-    row's primary key as ``jsonb``; NULL for a TRUNCATE marker and for a table without a
-    primary key), ``audit_id``, ``audit_operation``, ``audit_operation_timestamp``,
-    ``audit_current_user`` (the role that wrote), one column per session setting that any of
-    the tables declares, named by the setting (NULL for a table that does not record it), and
-    ``audit_changed_columns`` (NULL for a table without the ``changed_columns`` capture).
+    row's primary key as ``jsonb``; NULL for a marker that is no row, a TRUNCATE's or a
+    purge's, and for a table without a primary key), ``audit_id``, ``audit_operation``,
+    ``audit_operation_timestamp``, ``audit_current_user`` (the role that wrote), one column
+    per session setting that any of the tables declares, named by the setting (NULL for a
+    table that does not record it), and ``audit_changed_columns`` (NULL for a table without
+    the ``changed_columns`` capture).
 
     A setting declared with the same SQL type by every table keeps that type; one declared with
     different types is shown as text by every branch (equal values may read differently).

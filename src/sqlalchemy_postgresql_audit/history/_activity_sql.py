@@ -155,7 +155,7 @@ def _qualified_name(source: Table) -> ColumnElement[str]:
 
 
 def _key(branch: Branch) -> ColumnElement[Any]:
-    """The primary key as ``jsonb``; NULL for a TRUNCATE marker (its key columns are NULL)."""
+    """The primary key as ``jsonb``; NULL for a marker row (TRUNCATE, purge: a NULL key)."""
     keys = [branch.audit.c[name] for name in branch.spec.key_columns]
     if not keys:
         return cast(null(), JSONB())
