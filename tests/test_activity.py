@@ -165,6 +165,8 @@ def test_none_finds_changes_recorded_without_the_setting(
 ) -> None:
     found = rows(engine, activity(models.metadata, username=None))
     assert summary(found) == [("public.notes", "I", None), ("public.notes", "U", None)]
+    # "" is what set_session_vars records as NULL, so it asks for the same.
+    assert rows(engine, activity(models.metadata, username="")) == found
 
 
 def test_a_setting_of_different_types_is_compared_in_each_tables_type(
@@ -313,6 +315,9 @@ def test_cli_plain_from_the_models(
         ["public.line_items", "order_id=1,line=1", "UPDATE", "postgres", "bob", str(CASE_B),
          "3", "-"],
     ]  # fmt: skip
+    # A duration counts back from the server's clock: nothing is older than an hour.
+    older = cli(TARGET, "--until", "1h", "--url", url_text(database_url)).splitlines()
+    assert len(older) == 1 and older[0].startswith("no change recorded until 20")
 
 
 def test_cli_on_a_terminal_is_a_rich_table(

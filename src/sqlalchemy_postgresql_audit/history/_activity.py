@@ -15,6 +15,7 @@ match) is built once with bound parameters and reused with its values bound, as 
 from __future__ import annotations
 
 import datetime
+import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Mapping
 from typing import Any
@@ -52,6 +53,7 @@ _Wanted = dict[str, "dict[str, str] | None"]
 #: Built statements by shape, least recently used first; bounded, as each holds its tables.
 _TEMPLATES: OrderedDict[Hashable, Select[Any]] = OrderedDict()
 _TEMPLATES_MAX = 128
+_TEMPLATES_LOCK = threading.Lock()
 _SINCE = "activity_since"
 _UNTIL = "activity_until"
 
@@ -96,13 +98,14 @@ def activity(
         tuple(name for name, moment in moments.items() if moment is not None),
         tuple((name, None if t is None else frozenset(t)) for name, t in wanted.items()),
     )
-    template = _TEMPLATES.get(shape)
-    if template is None:
-        template = _TEMPLATES[shape] = _build(branches, columns, moments, wanted)
-        if len(_TEMPLATES) > _TEMPLATES_MAX:
-            _TEMPLATES.popitem(last=False)
-    else:
-        _TEMPLATES.move_to_end(shape)
+    with _TEMPLATES_LOCK:  # threads share the cache: an eviction must not race a lookup
+        template = _TEMPLATES.get(shape)
+        if template is None:
+            template = _TEMPLATES[shape] = _build(branches, columns, moments, wanted)
+            if len(_TEMPLATES) > _TEMPLATES_MAX:
+                _TEMPLATES.popitem(last=False)
+        else:
+            _TEMPLATES.move_to_end(shape)
     values: dict[str, Any] = {name: at for name, at in moments.items() if at is not None}
     for i, texts in enumerate(wanted.values()):
         for j, branch in enumerate(branches):
