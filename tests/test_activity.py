@@ -318,6 +318,8 @@ def test_cli_plain_from_the_models(
     # A duration counts back from the server's clock: nothing is older than an hour.
     older = cli(TARGET, "--until", "1h", "--url", url_text(database_url)).splitlines()
     assert len(older) == 1 and older[0].startswith("no change recorded until 20")
+    last = cli("--limit", "1", "--where", "username=bob", "--url", url_text(database_url))
+    assert last.splitlines()[0] == "the last 1 change where username=bob"
 
 
 def test_cli_on_a_terminal_is_a_rich_table(

@@ -85,7 +85,19 @@ def _activity(args: argparse.Namespace, ui: UI) -> int:
         engine.dispose()
     if ui.json:
         ui.emit_json({"since": moments[0], "until": moments[1], "where": where, "changes": changes})
-        return EXIT_OK
+    else:
+        _print(ui, changes, moments, where, limited=len(changes) == args.limit)
+    return EXIT_OK
+
+
+def _print(
+    ui: UI,
+    changes: list[dict[str, Any]],
+    moments: tuple[datetime.datetime | None, datetime.datetime | None],
+    where: dict[str, str],
+    *,
+    limited: bool,
+) -> None:
     scope = "".join(
         f" {word} {value}"
         for word, value in (
@@ -97,8 +109,9 @@ def _activity(args: argparse.Namespace, ui: UI) -> int:
     )
     if not changes:
         ui.line(f"no change recorded{scope}", "warn")
-        return EXIT_OK
-    ui.line(f"{len(changes)} change{'' if len(changes) == 1 else 's'}{scope}", "head")
+        return
+    count = f"{'the last ' if limited else ''}{len(changes)} change{'s' * (len(changes) != 1)}"
+    ui.line(f"{count}{scope}", "head")
     settings = list(changes[0]["context"])
     ui.table(
         ("at", "table", "key", "operation", "user", *settings, "changed"),
@@ -116,7 +129,6 @@ def _activity(args: argparse.Namespace, ui: UI) -> int:
         ],
         styles=[_style(change["operation"]) for change in changes],
     )
-    return EXIT_OK
 
 
 def _where(pairs: list[str]) -> dict[str, str]:
