@@ -25,6 +25,7 @@ from .errors import AuditConfigurationError, AuditError
 from .history import (
     AuditRecord,
     Version,
+    activity,
     arecord_baseline,
     arestore,
     as_of,
@@ -70,6 +71,7 @@ __all__ = [
     "SettingSpec",
     "TriggerSpec",
     "Version",
+    "activity",
     "arecord_baseline",
     "arestore",
     "as_of",
