@@ -14,7 +14,7 @@ from sqlalchemy.engine import URL
 
 import cli_models
 from cli_run import ERROR_PREFIX, run, run_on_terminal, url_text
-from sqlalchemy_postgresql_audit import set_session_vars
+from sqlalchemy_postgresql_audit import AuditConfigurationError, set_session_vars
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 TARGET = "cli_models:metadata"
@@ -203,7 +203,10 @@ def test_check_reports_extra_missing_and_absent_audit_tables(url: str, engine: s
         "projects": "missing",
         "tasks": "missing",
     }
-    write_project(engine, 1, "nobody-records-this")
+    with pytest.raises(AuditConfigurationError, match="'projects'"):
+        write_project(engine, 1, "refused")
+    unchecked = engine.execution_options(audit_runtime_check=False)
+    write_project(unchecked, 1, "nobody-records-this")
     assert audited_usernames(engine, "projects_audit") == []  # kept, and no longer written
 
 

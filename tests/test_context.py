@@ -296,6 +296,8 @@ def test_asyncpg_core_connection_and_text(asyncpg_url: URL, engine: sa.Engine) -
 
 def test_psycopg2_sends_the_settings_with_the_first_statement(engine: sa.Engine) -> None:
     Base.metadata.create_all(engine)
+    with audit_context(username="ann"), engine.begin() as connection:  # the engine's first
+        connection.execute(note.insert().values(id=0))  # write also checks the triggers
     sent: list[str] = []
 
     def capture(conn: Any, cursor: Any, statement: str, *args: Any) -> None:

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from sqlalchemy_postgresql_audit import (
     AUDIT_TABLE_KEY,
+    AuditConfigurationError,
     install_audit_triggers,
     uninstall_audit_triggers,
 )
@@ -80,7 +81,9 @@ def test_install_and_uninstall_are_idempotent(engine: sa.Engine) -> None:
     uninstall_audit_triggers(table.metadata, engine)
     uninstall_audit_triggers(table.metadata, engine)
     assert state(engine) == ([], [])
-    write(engine, table, 1)
+    with pytest.raises(AuditConfigurationError, match="'ledger'"):
+        write(engine, table, 1)
+    write(engine.execution_options(audit_runtime_check=False), table, 1)
     assert audited_rows(engine, table) == 0  # the audit table is kept, nothing is written
     install_audit_triggers(table.metadata, engine)
     install_audit_triggers(table.metadata, engine)
