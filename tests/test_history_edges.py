@@ -94,18 +94,17 @@ def test_elsewhere_a_change_counts_from_when_it_was_written(engine: sa.Engine) -
 def test_restore_an_exact_version(engine: sa.Engine, mode: str) -> None:
     Base, Order = models(mode)
     Base.metadata.create_all(engine)
-    for status in ("a", "b", "c"):
+    with engine.begin() as connection:
+        connection.execute(sa.insert(Order), [{"id": 1, "status": "a"}, {"id": 2, "status": "z"}])
+    for status in ("b", "c"):
         with engine.begin() as connection:
-            if status == "a":
-                connection.execute(sa.insert(Order).values(id=1, status=status))
-                connection.execute(sa.insert(Order).values(id=2, status="other"))
-            else:
-                connection.execute(sa.update(Order).where(Order.id == 1).values(status=status))
+            connection.execute(sa.update(Order).where(Order.id == 1).values(status=status))
     with engine.begin() as connection:
         connection.execute(sa.delete(Order).where(Order.id == 1))
     with engine.connect() as connection:
-        ids = {r.status: r.audit_id for r in connection.execute(audit.history(Order.__table__, 1))}
-        deleted = connection.execute(audit.history(Order.__table__, 1)).all()[-1].audit_id
+        *kept, gone = connection.execute(audit.history(Order.__table__, 1)).all()
+        ids = {r.status: r.audit_id for r in kept}
+        deleted = gone.audit_id
         other = connection.execute(audit.history(Order.__table__, 2)).one().audit_id
 
     def restore(version: int) -> tuple[str, Any]:
@@ -118,6 +117,14 @@ def test_restore_an_exact_version(engine: sa.Engine, mode: str) -> None:
     assert restore(ids["a"]) == ("updated", "a")
     assert restore(ids["a"]) == ("unchanged", "a")
     assert restore(deleted) == ("deleted", None)  # a DELETE version leaves the row absent
+    assert restore(ids["c"]) == ("inserted", "c")
+    with engine.begin() as connection:
+        connection.execute(sa.text("TRUNCATE orders"))
+    with engine.connect() as connection:
+        marker = connection.execute(audit.history(Order.__table__, 1)).all()[-1]
+    assert (marker.audit_operation, marker.id) == ("T", None)  # the TRUNCATE's marker row
+    assert restore(ids["a"]) == ("inserted", "a")
+    assert restore(marker.audit_id) == ("deleted", None)
     with engine.begin() as connection:
         with pytest.raises(AuditError, match=rf"'orders': {other} is not a version of key"):
             audit.restore(connection, Order, 1, version=other)
