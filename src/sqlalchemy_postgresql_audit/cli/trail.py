@@ -31,6 +31,8 @@ OPERATIONS = {
     "D": "DELETE",
     "T": "TRUNCATE",
     "B": "BASELINE",
+    "K": "KEY MOVED",
+    "R": "RESTART",
 }
 
 
@@ -94,6 +96,8 @@ def describe(version: Mapping[str, Any], skip: frozenset[str] = frozenset()) -> 
     operation = version["operation"]
     if operation in ("DELETE", "TRUNCATE"):
         return "row removed"
+    if operation == "RESTART":
+        return "auditing restarted over a kept trail: the row's earlier history ends here"
     if operation in ("INSERT", "BASELINE"):
         return ", ".join(f"{name}={cell(new)}" for name, (_, new) in diff.items())
     return ", ".join(f"{name}: {cell(old)} -> {cell(new)}" for name, (old, new) in diff.items())
