@@ -119,7 +119,14 @@ def test_history_of_a_row_never_written(trail: dict[str, Any]) -> None:
     assert as_json("history", "projects", "7", "--url", trail["url"])["versions"] == []
 
 
-def test_as_of_a_moment_for_the_table_and_for_one_row(trail: dict[str, Any]) -> None:
+def role(engine: sa.Engine) -> str:
+    with engine.connect() as connection:
+        return str(connection.execute(sa.text("SELECT current_user")).scalar_one())
+
+
+def test_as_of_a_moment_for_the_table_and_for_one_row(
+    trail: dict[str, Any], engine: sa.Engine
+) -> None:
     between = trail["between"].astimezone(datetime.timezone.utc)
     at = between.isoformat().replace("+00:00", "Z")
     document = as_json("as-of", "tasks", at, "--url", trail["url"])
@@ -133,11 +140,25 @@ def test_as_of_a_moment_for_the_table_and_for_one_row(trail: dict[str, Any]) -> 
         f"public.tasks had no rows at {later.isoformat()}\n"
     )
     text = ok("as-of", "projects", later.isoformat(), "--url", trail["url"])
-    assert text.splitlines() == [
-        f"public.projects as of {later.isoformat()}: 1 row",
-        "id  name",
-        "1   Apollo 11",
-    ]
+    head, header, row = text.splitlines()
+    assert head == f"public.projects as of {later.isoformat()}: 1 row"
+    assert header.split() == ["id", "name", "changed", "at", "operation", "user", "username"]
+    assert row.split()[:3] == ["1", "Apollo", "11"] and row.split()[-3:-1] == ["UPDATE", role(engine)]
+    assert row.split()[-1] == "bob"  # who made the row's last change
+
+
+def test_as_of_says_who_made_each_rows_last_change(
+    trail: dict[str, Any], engine: sa.Engine
+) -> None:
+    document = as_json("as-of", "tasks", trail["between"].isoformat(), "--url", trail["url"])
+    [change] = document["last_changes"]
+    assert (change["operation"], change["context"]) == ("INSERT", {"username": "alice"})
+    assert change["current_user"] == role(engine)
+    later = datetime.datetime.now(datetime.timezone.utc).isoformat()
+    document = as_json("as-of", "projects", later, "1", "--url", trail["url"])
+    assert document["rows"] == [{"id": 1, "name": "Apollo 11"}]
+    [change] = document["last_changes"]
+    assert (change["operation"], change["context"]) == ("UPDATE", {"username": "bob"})
 
 
 @pytest.mark.parametrize(
