@@ -428,3 +428,10 @@ def test_help_lists_the_new_commands() -> None:
     out = ok("--help")
     for name in ("history", "as-of", "baseline", "grant"):
         assert re.search(rf"^    {name} ", out, re.MULTILINE), name
+
+
+def test_help_documents_the_table_and_key_syntax() -> None:
+    for command in ("history", "as-of"):
+        out = ok(command, "--help")
+        assert '"my.table"' in out and 'schema."my.table"' in out
+        assert "``code=x`` on a text key is the text ``code=x``" in out

@@ -3,10 +3,13 @@
 ``history [MODULE:METADATA] TABLE PK`` lists every version of one row with what each changed;
 ``as-of [MODULE:METADATA] TABLE TIME [PK]`` shows the table (or the row) as it stood at TIME,
 with who made each row's last change (the writing role and the session settings) and when.
-Without MODULE:METADATA the table, its audit table and the installed definition are read from
-the database; with it, from the models (needed once auditing was uninstalled).  PK is the key's
-value, or ``col=value,col=value`` for a composite key; TIME is ISO 8601 with a time zone
-(``2026-12-01T10:00:00+01:00``, or ``Z`` for UTC).
+Without MODULE:METADATA (or when the models no longer audit it) the table is read from the
+database: its installed audit definition, or the audit table kept after auditing ended, also
+for a dropped table.  TABLE is ``name`` or ``schema.name``; a name holding a dot is written in
+SQL's double quotes: ``"my.table"`` or ``schema."my.table"``.  PK is a one-column key's value
+as typed (``code=x`` on a text key is the text ``code=x``), or ``col=value,col=value`` for a
+composite key; TIME is ISO 8601 with a time zone (``2026-12-01T10:00:00+01:00``, or ``Z`` for
+UTC).
 """
 
 from __future__ import annotations
