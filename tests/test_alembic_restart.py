@@ -100,3 +100,35 @@ def test_a_restart_with_the_table_kept_records_a_fresh_baseline(
         now = connection.execute(sa.select(sa.func.now())).scalar_one()
         state = connection.execute(as_of(table, now + datetime.timedelta(seconds=1))).all()
         assert state == [(1, "changed unaudited")]
+
+
+def test_the_marker_quotes_every_name_and_runs_through_text(engine: sa.Engine) -> None:
+    from sqlalchemy_postgresql_audit import AUDIT_TABLE_KEY, SPEC_KEY, uninstall_audit_triggers
+    from sqlalchemy_postgresql_audit.render.restart import render_restart_marker
+
+    metadata = sa.MetaData()
+    table = sa.Table(
+        'odd "name":x',
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        info={
+            "audit.options": {"enabled": True, "session_settings": [sa.Column("who", sa.String)]}
+        },
+    )
+    metadata.create_all(engine)
+    audit = table.info[AUDIT_TABLE_KEY]
+    marker = sa.text(render_restart_marker(table.info[SPEC_KEY]))
+    with engine.begin() as connection:
+        connection.execute(marker)  # an empty trail: nothing to mark
+        connection.execute(table.insert().values(id=1))
+        connection.execute(marker)  # the triggers are installed: auditing did not stop
+        uninstall_audit_triggers(metadata, connection)
+        connection.execute(sa.text("SELECT set_config('audit.who', 'ops', true)"))
+        connection.execute(marker)
+        connection.execute(marker)  # the newest row is a marker already
+        rows = connection.execute(
+            sa.select(audit.c.audit_operation, audit.c.audit_who, audit.c.id).order_by(
+                audit.c.audit_id
+            )
+        ).all()
+    assert [tuple(row) for row in rows] == [("I", None, 1), ("R", "ops", None)]
