@@ -379,3 +379,24 @@ def test_install_progress_on_a_terminal_only(database_url: URL, engine: sa.Engin
         "removed auditing from 60 tables; audit tables are kept\n",
         "",
     )
+
+
+@pytest.mark.parametrize("driver", ["asyncpg", "psycopg_async"])
+def test_the_apps_async_url_works_by_flag_and_by_environment(
+    url: str, database_url: URL, engine: sa.Engine, driver: str
+) -> None:
+    async_url = url_text(database_url.set(drivername=f"postgresql+{driver}"))
+    ok(run("install", TARGET, "--url", async_url))
+    ok(run("check", TARGET, env={"DATABASE_URL": async_url}))
+    write_project(engine, 1, "alice")
+    assert audited_usernames(engine, "projects_audit") == ["alice"]
+
+
+def test_an_async_url_keeps_its_ssl_mode_for_the_sync_driver() -> None:
+    from sqlalchemy_postgresql_audit.cli.database import sync_url
+
+    mapped = sync_url(sa.make_url("postgresql+asyncpg://u@h/d?ssl=require"))
+    assert mapped.drivername == "postgresql+psycopg"
+    assert dict(mapped.query) == {"sslmode": "require"}
+    plain = sa.make_url("postgresql+psycopg2://u@h/d?sslmode=require")
+    assert sync_url(plain) is plain

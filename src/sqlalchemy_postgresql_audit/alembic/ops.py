@@ -18,6 +18,7 @@ from alembic.operations import MigrateOperation, Operations, ops
 from ..ddl import AuditDDL, resolve_spec
 from ..legacy import LEGACY_TEMPLATE
 from ..render import drop_function, drop_trigger, render, render_baseline
+from ..render.restart import render_restart_marker
 from ..spec import AuditSpec, TriggerSpec
 
 
@@ -195,7 +196,10 @@ def _resolved(operations: Operations, spec: AuditSpec) -> AuditSpec:
 
 @Operations.implementation_for(CreateAuditTriggerOp)
 def _create(operations: Operations, operation: CreateAuditTriggerOp) -> None:
-    _execute(operations, render(_resolved(operations, operation.spec)).install)
+    """Install; over an audit table kept from an earlier life of the table (a downgrade that
+    dropped it, then this upgrade), first mark where the trail restarts (``render.restart``)."""
+    spec = _resolved(operations, operation.spec)
+    _execute(operations, [render_restart_marker(spec), *render(spec).install])
 
 
 @Operations.implementation_for(RecordAuditBaselineOp)

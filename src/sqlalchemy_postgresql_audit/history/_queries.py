@@ -92,10 +92,16 @@ def counts_at(table: Any, at: datetime.datetime | ColumnElement[Any]) -> ColumnE
     return moment <= at
 
 
+#: Marker rows (a NULL key) end every row's life at once: a TRUNCATE's ``T``, and ``R``, where
+#: a trail kept from an earlier life of the table restarts (``render/restart.py``).
+MARKER_OPERATIONS = ("T", "R")
+
+
 def marker_condition(table: Any, target: Audited) -> ColumnElement[bool]:
-    """A TRUNCATE marker row: operation ``T`` and a NULL key."""
+    """A marker row: operation ``T`` (TRUNCATE) or ``R`` (restart), and a NULL key."""
     return and_(
-        table.c[AUDIT_OPERATION] == "T", *(table.c[k].is_(None) for k in target.key_columns)
+        table.c[AUDIT_OPERATION].in_(MARKER_OPERATIONS),
+        *(table.c[k].is_(None) for k in target.key_columns),
     )
 
 
