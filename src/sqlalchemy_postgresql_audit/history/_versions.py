@@ -35,7 +35,8 @@ class Version(Generic[_M]):
     ``operation``: ``I`` insert, ``U`` update, ``D`` delete, ``T`` truncate, ``B`` baseline,
     ``K`` the row's key changed (this key's row moved away to another key; a ``U`` under the
     new key follows), ``R`` the trail restarts (auditing installed again over a kept audit
-    table; like a TRUNCATE marker it ends every row's earlier history).  ``at`` is when the version was written (``audit_operation_timestamp``).
+    table; like a TRUNCATE marker it ends every row's earlier history).  ``at`` is when the
+    version was written (``audit_operation_timestamp``).
     ``row`` is ``None`` only for a marker (a ``T`` or ``R`` without the row's values);
     columns the table does not mirror (``exclude_columns``) are not set on it, so they read as
     ``None``.  ``context`` maps each session setting and capture name (``"username"``,
