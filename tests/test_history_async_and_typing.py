@@ -68,7 +68,7 @@ def test_the_typed_snippet_runs(engine: sa.Engine) -> None:
         session.flush()
         audit.set_session_vars(session, username="bob")
         session.execute(sa.update(Invoice).values(paid=True))
-        at = session.execute(sa.select(sa.func.now())).scalar_one()
+        at = session.execute(sa.select(sa.func.clock_timestamp())).scalar_one()
     with Session(engine) as session:
         assert amounts(session, 1) == [
             ("I", decimal.Decimal("5.00")),
