@@ -427,11 +427,12 @@ BEGIN
     INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_username", "audit_tenant", "id", "if", "note")
     VALUES ('I', audit_trigger.written_at, audit_trigger.writer, audit_trigger.setting_0, audit_trigger.setting_1, NEW."id", NEW."if", NEW."note");
   ELSIF TG_OP = 'UPDATE' THEN
-    IF ROW(OLD."id") IS DISTINCT FROM ROW(NEW."id")
-       AND NOT EXISTS (SELECT FROM "Sales Dept"."Order Items" AS now_at_key
-         WHERE now_at_key."id" = OLD."id") THEN
-      INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_username", "audit_tenant", "id", "if", "note")
-      VALUES ('K', audit_trigger.written_at, audit_trigger.writer, audit_trigger.setting_0, audit_trigger.setting_1, OLD."id", OLD."if", OLD."note");
+    IF ROW(OLD."id") IS DISTINCT FROM ROW(NEW."id") THEN
+      IF NOT EXISTS (SELECT FROM "Sales Dept"."Order Items" AS now_at_key
+          WHERE now_at_key."id" = OLD."id") THEN
+        INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_username", "audit_tenant", "id", "if", "note")
+        VALUES ('K', audit_trigger.written_at, audit_trigger.writer, audit_trigger.setting_0, audit_trigger.setting_1, OLD."id", OLD."if", OLD."note");
+      END IF;
     END IF;
     INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_username", "audit_tenant", "id", "if", "note")
     VALUES ('U', audit_trigger.written_at, audit_trigger.writer, audit_trigger.setting_0, audit_trigger.setting_1, NEW."id", NEW."if", NEW."note");
@@ -955,11 +956,12 @@ BEGIN
     IF NOT (ROW(OLD."id", OLD."if", OLD."note")::pg_catalog.record OPERATOR(pg_catalog.*<>) ROW(NEW."id", NEW."if", NEW."note")::pg_catalog.record) THEN
       RETURN NULL;
     END IF;
-    IF ROW(OLD."id") IS DISTINCT FROM ROW(NEW."id")
-       AND NOT EXISTS (SELECT FROM "Sales Dept"."Order Items" AS now_at_key
-         WHERE now_at_key."id" = OLD."id") THEN
-      INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if", "note")
-      VALUES ('K', audit_trigger.written_at, audit_trigger.writer, OLD."id", OLD."if", OLD."note");
+    IF ROW(OLD."id") IS DISTINCT FROM ROW(NEW."id") THEN
+      IF NOT EXISTS (SELECT FROM "Sales Dept"."Order Items" AS now_at_key
+          WHERE now_at_key."id" = OLD."id") THEN
+        INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if", "note")
+        VALUES ('K', audit_trigger.written_at, audit_trigger.writer, OLD."id", OLD."if", OLD."note");
+      END IF;
     END IF;
     INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if", "note")
     VALUES ('U', audit_trigger.written_at, audit_trigger.writer, NEW."id", NEW."if", NEW."note");
@@ -1364,11 +1366,12 @@ BEGIN
     END IF;
   END IF;
   IF TG_OP = 'UPDATE' THEN
-    IF ROW(OLD."id") IS DISTINCT FROM ROW(NEW."id")
-       AND NOT EXISTS (SELECT FROM "Sales Dept"."Order Items" AS now_at_key
-         WHERE now_at_key."id" = OLD."id") THEN
-      INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_transaction_id", "audit_statement_timestamp", "audit_clock_timestamp", "audit_session_user", "audit_application_name", "audit_client_addr", "audit_changed_columns", "id", "if", "note")
-      VALUES ('K', audit_trigger.written_at, audit_trigger.writer, audit_trigger.capture_transaction_id, audit_trigger.capture_statement_timestamp, audit_trigger.capture_clock_timestamp, audit_trigger.capture_session_user, audit_trigger.capture_application_name, audit_trigger.capture_client_addr, NULL, OLD."id", OLD."if", OLD."note");
+    IF ROW(OLD."id") IS DISTINCT FROM ROW(NEW."id") THEN
+      IF NOT EXISTS (SELECT FROM "Sales Dept"."Order Items" AS now_at_key
+          WHERE now_at_key."id" = OLD."id") THEN
+        INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_transaction_id", "audit_statement_timestamp", "audit_clock_timestamp", "audit_session_user", "audit_application_name", "audit_client_addr", "audit_changed_columns", "id", "if", "note")
+        VALUES ('K', audit_trigger.written_at, audit_trigger.writer, audit_trigger.capture_transaction_id, audit_trigger.capture_statement_timestamp, audit_trigger.capture_clock_timestamp, audit_trigger.capture_session_user, audit_trigger.capture_application_name, audit_trigger.capture_client_addr, NULL, OLD."id", OLD."if", OLD."note");
+      END IF;
     END IF;
     INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_transaction_id", "audit_statement_timestamp", "audit_clock_timestamp", "audit_session_user", "audit_application_name", "audit_client_addr", "audit_changed_columns", "id", "if", "note")
     VALUES ('U', audit_trigger.written_at, audit_trigger.writer, audit_trigger.capture_transaction_id, audit_trigger.capture_statement_timestamp, audit_trigger.capture_clock_timestamp, audit_trigger.capture_session_user, audit_trigger.capture_application_name, audit_trigger.capture_client_addr, pg_catalog.array_remove(ARRAY[CASE WHEN ROW(OLD."id")::pg_catalog.record OPERATOR(pg_catalog.*<>) ROW(NEW."id")::pg_catalog.record THEN 'id' END, CASE WHEN ROW(OLD."if")::pg_catalog.record OPERATOR(pg_catalog.*<>) ROW(NEW."if")::pg_catalog.record THEN 'if' END, CASE WHEN ROW(OLD."note")::pg_catalog.record OPERATOR(pg_catalog.*<>) ROW(NEW."note")::pg_catalog.record THEN 'note' END]::pg_catalog.text[], NULL), NEW."id", NEW."if", NEW."note");

@@ -185,12 +185,14 @@ def _function_body(spec: AuditSpec) -> str:
         """``K`` rows for the update being recorded, written before its ``U`` rows."""
         if spec.mode == "row":
             table = always_qualified(spec.schema, spec.table)
+            # Two IFs: the outer condition stays a simple expression, evaluated without the
+            # executor for every updated row; only a changed key costs the lookup.
             return (
-                f"IF {_key_row(spec, 'OLD')} IS DISTINCT FROM {_key_row(spec, 'NEW')}\n"
-                f"       AND NOT EXISTS (SELECT FROM {table} AS now_at_key\n"
-                f"         WHERE {_keys_match(spec, 'now_at_key', 'OLD')}) THEN\n"
-                f"      {insert_into}\n      VALUES ({values(KEY_CHANGE_CODE, 'OLD')});\n"
-                "    END IF;\n    "
+                f"IF {_key_row(spec, 'OLD')} IS DISTINCT FROM {_key_row(spec, 'NEW')} THEN\n"
+                f"      IF NOT EXISTS (SELECT FROM {table} AS now_at_key\n"
+                f"          WHERE {_keys_match(spec, 'now_at_key', 'OLD')}) THEN\n"
+                f"        {insert_into}\n        VALUES ({values(KEY_CHANGE_CODE, 'OLD')});\n"
+                "      END IF;\n    END IF;\n    "
             )
         return (
             f"{insert_into}\n    SELECT {values(KEY_CHANGE_CODE, 'o')}\n"
