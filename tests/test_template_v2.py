@@ -266,3 +266,34 @@ def test_alembic_replaces_version_1_with_version_2(
     project.downgrade(table.metadata)
     with engine.begin() as connection:
         assert installed_template(connection) == 1
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_guard_refuses_another_table_of_the_same_schema(engine: sa.Engine, mode: str) -> None:
+    """The schema matches, so only the table-name comparison (or the partition and
+    inheritance checks) can refuse it: the function attached to a sibling table records
+    nothing and fails the write."""
+    table = declare(mode)
+    table.metadata.create_all(engine)
+    level = (
+        "FOR EACH ROW"
+        if mode == "row"
+        else "REFERENCING NEW TABLE AS audit_new_rows FOR EACH STATEMENT"
+    )
+    with engine.begin() as connection:
+        connection.execute(sa.text("CREATE TABLE sibling (LIKE parcel)"))
+        connection.execute(
+            sa.text(
+                f"CREATE TRIGGER forged AFTER INSERT ON sibling {level}"
+                " EXECUTE FUNCTION public.public_parcel_audit()"
+            )
+        )
+    with pytest.raises(sa.exc.ProgrammingError, match="records only table"):
+        run_insert(engine, "INSERT INTO sibling VALUES (1, 'forged')")
+    with engine.connect() as connection:
+        assert trail(connection, table) == []
+
+
+def run_insert(engine: sa.Engine, sql: str) -> None:
+    with engine.begin() as connection:
+        connection.execute(sa.text(sql))

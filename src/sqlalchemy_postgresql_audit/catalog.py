@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, bindparam, text
 
+from .partitions import with_partitions
 from .render import COMMENT_MARKER
 from .spec import AuditSpec
 
@@ -52,6 +53,11 @@ class InstalledAudit:
     #: The copies PostgreSQL keeps of a row trigger on each partition (``tgparentid``): one can
     #: be disabled on its own, or outlive a change of the parent to statement level.
     clones: tuple[TriggerState, ...] = ()
+    #: The function's triggers on other tables than its own: template 2's TRUNCATE triggers on
+    #: the table's partitions and inheritance children (``.partitions``).
+    partition_triggers: tuple[TriggerState, ...] = ()
+    #: Every table inheriting from the audited one, at any depth, as (schema, name).
+    partitions: tuple[tuple[str, str], ...] = ()
 
 
 _FUNCTIONS = text(
@@ -98,7 +104,7 @@ def installed_audits(connection: Connection, schemas: Iterable[str]) -> list[Ins
     if functions:
         for row in connection.execute(_TRIGGERS, {"functions": [f.oid for f in functions]}):
             (clones if row.clone else triggers)[row.tgfoid].append(_trigger_state(row))
-    return [
+    audits = [
         InstalledAudit(
             schema=f.nspname,
             function=f.proname,
@@ -111,6 +117,7 @@ def installed_audits(connection: Connection, schemas: Iterable[str]) -> list[Ins
         )
         for f in functions
     ]
+    return with_partitions(connection, audits)
 
 
 def _parse_comment(comment: str) -> AuditSpec | None:

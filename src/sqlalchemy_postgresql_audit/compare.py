@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, fields, replace
 
 from .catalog import InstalledAudit, TriggerState
+from .partitions import partition_drifts
 from .render import NEW_ROWS, OLD_ROWS, function_config, render, resolved
 from .spec import AuditSpec, TriggerSpec
 
@@ -113,6 +114,8 @@ def drifts(spec: AuditSpec, installed: InstalledAudit, default_schema: str) -> l
                 found.append(Drift(f"{where} disabled", disabled=True))
         else:
             found.append(Drift(f"{where} differs or was left behind"))
+    truncate = next((t for t in expected.values() if "TRUNCATE" in t.events), None)
+    found += [Drift(r, disabled=d) for r, d in partition_drifts(spec, installed, truncate)]
     return found
 
 

@@ -12,8 +12,15 @@ BEGIN
   IF (TG_TABLE_SCHEMA OPERATOR(pg_catalog.<>) 'public'
       OR TG_TABLE_NAME OPERATOR(pg_catalog.<>) 'line')
      AND pg_catalog.pg_partition_root(TG_RELID) IS DISTINCT FROM '"public"."line"'::pg_catalog.regclass THEN
-    RAISE EXCEPTION USING MESSAGE = 'audit function "public"."public_line_audit" records only table "public"."line"',
-      ERRCODE = 'insufficient_privilege';
+    IF NOT EXISTS (WITH RECURSIVE up(relation) AS (
+          SELECT i.inhparent FROM pg_catalog.pg_inherits i WHERE i.inhrelid = TG_RELID
+          UNION
+          SELECT i.inhparent FROM pg_catalog.pg_inherits i
+            JOIN up ON i.inhrelid = up.relation)
+        SELECT FROM up WHERE up.relation = '"public"."line"'::pg_catalog.regclass) THEN
+      RAISE EXCEPTION USING MESSAGE = 'audit function "public"."public_line_audit" records only table "public"."line"',
+        ERRCODE = 'insufficient_privilege';
+    END IF;
   END IF;
   IF TG_OP = 'INSERT' THEN
     INSERT INTO "public"."line_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_changed_columns", "id", "qty", "total")
@@ -32,8 +39,26 @@ BEGIN
     SELECT 'D', audit_trigger.written_at, audit_trigger.writer, NULL, r."id", r."qty", (SELECT qty * 2 FROM (SELECT r."id", r."qty") AS audit_source("id", "qty"))
     FROM audit_old_rows AS r;
   ELSIF TG_OP = 'TRUNCATE' THEN
-    INSERT INTO "public"."line_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_changed_columns", "id", "qty", "total")
-    VALUES ('T', audit_trigger.written_at, audit_trigger.writer, NULL, NULL, NULL, NULL);
+    IF TG_RELID = '"public"."line"'::pg_catalog.regclass THEN
+      INSERT INTO "public"."line_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_changed_columns", "id", "qty", "total")
+      VALUES ('T', audit_trigger.written_at, audit_trigger.writer, NULL, NULL, NULL, NULL);
+    ELSE
+      EXECUTE 'INSERT INTO "public"."line_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_changed_columns", "id", "qty", "total") '
+        || (SELECT pg_catalog.string_agg('SELECT ''T'', $1, $2, NULL, r."id", r."qty", (SELECT qty * 2 FROM (SELECT r."id", r."qty") AS audit_source("id", "qty")) FROM ONLY '
+            || share.relation::pg_catalog.regclass::pg_catalog.text || ' AS r',
+            ' UNION ALL ')
+          FROM (WITH RECURSIVE tree(relation) AS (
+              SELECT TG_RELID
+              UNION
+              SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+                JOIN tree ON i.inhparent = tree.relation
+                WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_trigger t
+                  WHERE t.tgrelid = i.inhrelid AND t.tgfoid = '"public"."public_line_audit"()'::pg_catalog.regprocedure
+                    AND t.tgenabled IN ('O', 'A')
+                    AND (t.tgtype::pg_catalog.int4 & 32) <> 0))
+            SELECT tree.relation FROM tree) AS share)
+        USING audit_trigger.written_at, audit_trigger.writer;
+    END IF;
   END IF;
   RETURN NULL;
 END audit_trigger;
@@ -119,10 +144,57 @@ CREATE OR REPLACE TRIGGER public_line_audit_truncate
 AFTER TRUNCATE ON public.line
 FOR EACH STATEMENT
 EXECUTE FUNCTION public.public_line_audit();
+DO $audit$
+DECLARE
+  stale record;
+  child pg_catalog.oid;
+BEGIN
+  FOR stale IN SELECT t.tgname, t.tgrelid FROM pg_catalog.pg_trigger t
+    WHERE t.tgfoid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure('"public"."public_line_audit"()')::pg_catalog.oid AND t.tgrelid OPERATOR(pg_catalog.<>) pg_catalog.to_regclass('"public"."line"')
+      AND t.tgparentid OPERATOR(pg_catalog.=) 0 AND NOT t.tgisinternal AND NOT (t.tgname OPERATOR(pg_catalog.=) 'public_line_audit_truncate' AND t.tgrelid OPERATOR(pg_catalog.=) ANY (ARRAY(
+        WITH RECURSIVE tree(relation) AS (
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) '"public"."line"'::pg_catalog.regclass
+      UNION
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+        JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relation)
+    SELECT tree.relation FROM tree
+      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) tree.relation
+      WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[]))))
+  LOOP
+    EXECUTE 'DROP TRIGGER ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(stale.tgname) OPERATOR(pg_catalog.||) ' ON '
+      OPERATOR(pg_catalog.||) stale.tgrelid::pg_catalog.regclass::pg_catalog.text;
+  END LOOP;
+  FOR child IN WITH RECURSIVE tree(relation) AS (
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) '"public"."line"'::pg_catalog.regclass
+      UNION
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+        JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relation)
+    SELECT tree.relation FROM tree
+      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) tree.relation
+      WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[])
+  LOOP
+    EXECUTE 'CREATE OR REPLACE TRIGGER public_line_audit_truncate BEFORE TRUNCATE ON ' OPERATOR(pg_catalog.||) child::pg_catalog.regclass::pg_catalog.text
+      OPERATOR(pg_catalog.||) ' FOR EACH STATEMENT EXECUTE FUNCTION public.public_line_audit()';
+  END LOOP;
+END;
+$audit$;
 DROP TRIGGER IF EXISTS public_line_audit_insert ON public.line;
 DROP TRIGGER IF EXISTS public_line_audit_update ON public.line;
 DROP TRIGGER IF EXISTS public_line_audit_delete ON public.line;
 DROP TRIGGER IF EXISTS public_line_audit_truncate ON public.line;
+DO $audit$
+DECLARE
+  stale record;
+BEGIN
+  FOR stale IN SELECT t.tgname, t.tgrelid FROM pg_catalog.pg_trigger t
+    WHERE t.tgfoid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure('"public"."public_line_audit"()')::pg_catalog.oid AND t.tgrelid OPERATOR(pg_catalog.<>) pg_catalog.to_regclass('"public"."line"')
+      AND t.tgparentid OPERATOR(pg_catalog.=) 0 AND NOT t.tgisinternal AND NOT (false)
+  LOOP
+    EXECUTE 'DROP TRIGGER ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(stale.tgname) OPERATOR(pg_catalog.||) ' ON '
+      OPERATOR(pg_catalog.||) stale.tgrelid::pg_catalog.regclass::pg_catalog.text;
+  END LOOP;
+END;
+$audit$;
 DROP FUNCTION IF EXISTS public.public_line_audit();
 
 -- next spec
@@ -140,8 +212,15 @@ BEGIN
   IF (TG_TABLE_SCHEMA OPERATOR(pg_catalog.<>) 'Sales Dept'
       OR TG_TABLE_NAME OPERATOR(pg_catalog.<>) 'Order Items')
      AND pg_catalog.pg_partition_root(TG_RELID) IS DISTINCT FROM '"Sales Dept"."Order Items"'::pg_catalog.regclass THEN
-    RAISE EXCEPTION USING MESSAGE = 'audit function "Sales Dept"."Sales Dept_Order Items_audit" records only table "Sales Dept"."Order Items"',
-      ERRCODE = 'insufficient_privilege';
+    IF NOT EXISTS (WITH RECURSIVE up(relation) AS (
+          SELECT i.inhparent FROM pg_catalog.pg_inherits i WHERE i.inhrelid = TG_RELID
+          UNION
+          SELECT i.inhparent FROM pg_catalog.pg_inherits i
+            JOIN up ON i.inhrelid = up.relation)
+        SELECT FROM up WHERE up.relation = '"Sales Dept"."Order Items"'::pg_catalog.regclass) THEN
+      RAISE EXCEPTION USING MESSAGE = 'audit function "Sales Dept"."Sales Dept_Order Items_audit" records only table "Sales Dept"."Order Items"',
+        ERRCODE = 'insufficient_privilege';
+    END IF;
   END IF;
   IF TG_OP = 'INSERT' THEN
     INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if", "note")
@@ -160,8 +239,26 @@ BEGIN
     SELECT 'D', audit_trigger.written_at, audit_trigger.writer, r."id", r."if", r."note"
     FROM audit_old_rows AS r;
   ELSIF TG_OP = 'TRUNCATE' THEN
-    INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if", "note")
-    VALUES ('T', audit_trigger.written_at, audit_trigger.writer, NULL, NULL, NULL);
+    IF TG_RELID = '"Sales Dept"."Order Items"'::pg_catalog.regclass THEN
+      INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if", "note")
+      VALUES ('T', audit_trigger.written_at, audit_trigger.writer, NULL, NULL, NULL);
+    ELSE
+      EXECUTE 'INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if", "note") '
+        || (SELECT pg_catalog.string_agg('SELECT ''T'', $1, $2, r."id", r."if", r."note" FROM ONLY '
+            || share.relation::pg_catalog.regclass::pg_catalog.text || ' AS r',
+            ' UNION ALL ')
+          FROM (WITH RECURSIVE tree(relation) AS (
+              SELECT TG_RELID
+              UNION
+              SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+                JOIN tree ON i.inhparent = tree.relation
+                WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_trigger t
+                  WHERE t.tgrelid = i.inhrelid AND t.tgfoid = '"Sales Dept"."Sales Dept_Order Items_audit"()'::pg_catalog.regprocedure
+                    AND t.tgenabled IN ('O', 'A')
+                    AND (t.tgtype::pg_catalog.int4 & 32) <> 0))
+            SELECT tree.relation FROM tree) AS share)
+        USING audit_trigger.written_at, audit_trigger.writer;
+    END IF;
   END IF;
   RETURN NULL;
 END audit_trigger;
@@ -247,10 +344,57 @@ CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_truncate"
 AFTER TRUNCATE ON "Sales Dept"."Order Items"
 FOR EACH STATEMENT
 EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+DO $audit$
+DECLARE
+  stale record;
+  child pg_catalog.oid;
+BEGIN
+  FOR stale IN SELECT t.tgname, t.tgrelid FROM pg_catalog.pg_trigger t
+    WHERE t.tgfoid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure('"Sales Dept"."Sales Dept_Order Items_audit"()')::pg_catalog.oid AND t.tgrelid OPERATOR(pg_catalog.<>) pg_catalog.to_regclass('"Sales Dept"."Order Items"')
+      AND t.tgparentid OPERATOR(pg_catalog.=) 0 AND NOT t.tgisinternal AND NOT (t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_truncate' AND t.tgrelid OPERATOR(pg_catalog.=) ANY (ARRAY(
+        WITH RECURSIVE tree(relation) AS (
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) '"Sales Dept"."Order Items"'::pg_catalog.regclass
+      UNION
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+        JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relation)
+    SELECT tree.relation FROM tree
+      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) tree.relation
+      WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[]))))
+  LOOP
+    EXECUTE 'DROP TRIGGER ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(stale.tgname) OPERATOR(pg_catalog.||) ' ON '
+      OPERATOR(pg_catalog.||) stale.tgrelid::pg_catalog.regclass::pg_catalog.text;
+  END LOOP;
+  FOR child IN WITH RECURSIVE tree(relation) AS (
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) '"Sales Dept"."Order Items"'::pg_catalog.regclass
+      UNION
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+        JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relation)
+    SELECT tree.relation FROM tree
+      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) tree.relation
+      WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[])
+  LOOP
+    EXECUTE 'CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_truncate" BEFORE TRUNCATE ON ' OPERATOR(pg_catalog.||) child::pg_catalog.regclass::pg_catalog.text
+      OPERATOR(pg_catalog.||) ' FOR EACH STATEMENT EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"()';
+  END LOOP;
+END;
+$audit$;
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_insert" ON "Sales Dept"."Order Items";
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_update" ON "Sales Dept"."Order Items";
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_delete" ON "Sales Dept"."Order Items";
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_truncate" ON "Sales Dept"."Order Items";
+DO $audit$
+DECLARE
+  stale record;
+BEGIN
+  FOR stale IN SELECT t.tgname, t.tgrelid FROM pg_catalog.pg_trigger t
+    WHERE t.tgfoid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure('"Sales Dept"."Sales Dept_Order Items_audit"()')::pg_catalog.oid AND t.tgrelid OPERATOR(pg_catalog.<>) pg_catalog.to_regclass('"Sales Dept"."Order Items"')
+      AND t.tgparentid OPERATOR(pg_catalog.=) 0 AND NOT t.tgisinternal AND NOT (false)
+  LOOP
+    EXECUTE 'DROP TRIGGER ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(stale.tgname) OPERATOR(pg_catalog.||) ' ON '
+      OPERATOR(pg_catalog.||) stale.tgrelid::pg_catalog.regclass::pg_catalog.text;
+  END LOOP;
+END;
+$audit$;
 DROP FUNCTION IF EXISTS "Sales Dept"."Sales Dept_Order Items_audit"();
 
 -- next spec
@@ -269,18 +413,26 @@ BEGIN
   IF (TG_TABLE_SCHEMA OPERATOR(pg_catalog.<>) 'Sales Dept'
       OR TG_TABLE_NAME OPERATOR(pg_catalog.<>) 'Order Items')
      AND pg_catalog.pg_partition_root(TG_RELID) IS DISTINCT FROM '"Sales Dept"."Order Items"'::pg_catalog.regclass THEN
-    RAISE EXCEPTION USING MESSAGE = 'audit function "Sales Dept"."Sales Dept_Order Items_audit" records only table "Sales Dept"."Order Items"',
-      ERRCODE = 'insufficient_privilege';
+    IF NOT EXISTS (WITH RECURSIVE up(relation) AS (
+          SELECT i.inhparent FROM pg_catalog.pg_inherits i WHERE i.inhrelid = TG_RELID
+          UNION
+          SELECT i.inhparent FROM pg_catalog.pg_inherits i
+            JOIN up ON i.inhrelid = up.relation)
+        SELECT FROM up WHERE up.relation = '"Sales Dept"."Order Items"'::pg_catalog.regclass) THEN
+      RAISE EXCEPTION USING MESSAGE = 'audit function "Sales Dept"."Sales Dept_Order Items_audit" records only table "Sales Dept"."Order Items"',
+        ERRCODE = 'insufficient_privilege';
+    END IF;
   END IF;
   IF TG_OP = 'INSERT' THEN
     INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_username", "audit_tenant", "id", "if", "note")
     VALUES ('I', audit_trigger.written_at, audit_trigger.writer, audit_trigger.setting_0, audit_trigger.setting_1, NEW."id", NEW."if", NEW."note");
   ELSIF TG_OP = 'UPDATE' THEN
-    IF ROW(OLD."id") IS DISTINCT FROM ROW(NEW."id")
-       AND NOT EXISTS (SELECT FROM "Sales Dept"."Order Items" AS now_at_key
-         WHERE now_at_key."id" = OLD."id") THEN
-      INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_username", "audit_tenant", "id", "if", "note")
-      VALUES ('K', audit_trigger.written_at, audit_trigger.writer, audit_trigger.setting_0, audit_trigger.setting_1, OLD."id", OLD."if", OLD."note");
+    IF ROW(OLD."id") IS DISTINCT FROM ROW(NEW."id") THEN
+      IF NOT EXISTS (SELECT FROM "Sales Dept"."Order Items" AS now_at_key
+          WHERE now_at_key."id" = OLD."id") THEN
+        INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_username", "audit_tenant", "id", "if", "note")
+        VALUES ('K', audit_trigger.written_at, audit_trigger.writer, audit_trigger.setting_0, audit_trigger.setting_1, OLD."id", OLD."if", OLD."note");
+      END IF;
     END IF;
     INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_username", "audit_tenant", "id", "if", "note")
     VALUES ('U', audit_trigger.written_at, audit_trigger.writer, audit_trigger.setting_0, audit_trigger.setting_1, NEW."id", NEW."if", NEW."note");
@@ -288,8 +440,26 @@ BEGIN
     INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_username", "audit_tenant", "id", "if", "note")
     VALUES ('D', audit_trigger.written_at, audit_trigger.writer, audit_trigger.setting_0, audit_trigger.setting_1, OLD."id", OLD."if", OLD."note");
   ELSIF TG_OP = 'TRUNCATE' THEN
-    INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_username", "audit_tenant", "id", "if", "note")
-    VALUES ('T', audit_trigger.written_at, audit_trigger.writer, audit_trigger.setting_0, audit_trigger.setting_1, NULL, NULL, NULL);
+    IF TG_RELID = '"Sales Dept"."Order Items"'::pg_catalog.regclass THEN
+      INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_username", "audit_tenant", "id", "if", "note")
+      VALUES ('T', audit_trigger.written_at, audit_trigger.writer, audit_trigger.setting_0, audit_trigger.setting_1, NULL, NULL, NULL);
+    ELSE
+      EXECUTE 'INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_username", "audit_tenant", "id", "if", "note") '
+        || (SELECT pg_catalog.string_agg('SELECT ''T'', $1, $2, $3, $4, r."id", r."if", r."note" FROM ONLY '
+            || share.relation::pg_catalog.regclass::pg_catalog.text || ' AS r',
+            ' UNION ALL ')
+          FROM (WITH RECURSIVE tree(relation) AS (
+              SELECT TG_RELID
+              UNION
+              SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+                JOIN tree ON i.inhparent = tree.relation
+                WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_trigger t
+                  WHERE t.tgrelid = i.inhrelid AND t.tgfoid = '"Sales Dept"."Sales Dept_Order Items_audit"()'::pg_catalog.regprocedure
+                    AND t.tgenabled IN ('O', 'A')
+                    AND (t.tgtype::pg_catalog.int4 & 32) <> 0))
+            SELECT tree.relation FROM tree) AS share)
+        USING audit_trigger.written_at, audit_trigger.writer, audit_trigger.setting_0, audit_trigger.setting_1;
+    END IF;
   END IF;
   IF audit_trigger.setting_0 IS NULL THEN
     RAISE EXCEPTION USING MESSAGE = 'audit setting audit.username is required to write to table "Sales Dept"."Order Items" but is not set in this transaction',
@@ -376,10 +546,57 @@ CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_truncate"
 AFTER TRUNCATE ON "Sales Dept"."Order Items"
 FOR EACH STATEMENT
 EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+DO $audit$
+DECLARE
+  stale record;
+  child pg_catalog.oid;
+BEGIN
+  FOR stale IN SELECT t.tgname, t.tgrelid FROM pg_catalog.pg_trigger t
+    WHERE t.tgfoid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure('"Sales Dept"."Sales Dept_Order Items_audit"()')::pg_catalog.oid AND t.tgrelid OPERATOR(pg_catalog.<>) pg_catalog.to_regclass('"Sales Dept"."Order Items"')
+      AND t.tgparentid OPERATOR(pg_catalog.=) 0 AND NOT t.tgisinternal AND NOT (t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_truncate' AND t.tgrelid OPERATOR(pg_catalog.=) ANY (ARRAY(
+        WITH RECURSIVE tree(relation) AS (
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) '"Sales Dept"."Order Items"'::pg_catalog.regclass
+      UNION
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+        JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relation)
+    SELECT tree.relation FROM tree
+      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) tree.relation
+      WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[]))))
+  LOOP
+    EXECUTE 'DROP TRIGGER ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(stale.tgname) OPERATOR(pg_catalog.||) ' ON '
+      OPERATOR(pg_catalog.||) stale.tgrelid::pg_catalog.regclass::pg_catalog.text;
+  END LOOP;
+  FOR child IN WITH RECURSIVE tree(relation) AS (
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) '"Sales Dept"."Order Items"'::pg_catalog.regclass
+      UNION
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+        JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relation)
+    SELECT tree.relation FROM tree
+      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) tree.relation
+      WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[])
+  LOOP
+    EXECUTE 'CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_truncate" BEFORE TRUNCATE ON ' OPERATOR(pg_catalog.||) child::pg_catalog.regclass::pg_catalog.text
+      OPERATOR(pg_catalog.||) ' FOR EACH STATEMENT EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"()';
+  END LOOP;
+END;
+$audit$;
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_insert" ON "Sales Dept"."Order Items";
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_update" ON "Sales Dept"."Order Items";
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_delete" ON "Sales Dept"."Order Items";
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_truncate" ON "Sales Dept"."Order Items";
+DO $audit$
+DECLARE
+  stale record;
+BEGIN
+  FOR stale IN SELECT t.tgname, t.tgrelid FROM pg_catalog.pg_trigger t
+    WHERE t.tgfoid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure('"Sales Dept"."Sales Dept_Order Items_audit"()')::pg_catalog.oid AND t.tgrelid OPERATOR(pg_catalog.<>) pg_catalog.to_regclass('"Sales Dept"."Order Items"')
+      AND t.tgparentid OPERATOR(pg_catalog.=) 0 AND NOT t.tgisinternal AND NOT (false)
+  LOOP
+    EXECUTE 'DROP TRIGGER ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(stale.tgname) OPERATOR(pg_catalog.||) ' ON '
+      OPERATOR(pg_catalog.||) stale.tgrelid::pg_catalog.regclass::pg_catalog.text;
+  END LOOP;
+END;
+$audit$;
 DROP FUNCTION IF EXISTS "Sales Dept"."Sales Dept_Order Items_audit"();
 
 -- next spec
@@ -400,8 +617,15 @@ BEGIN
   IF (TG_TABLE_SCHEMA OPERATOR(pg_catalog.<>) 'Sales Dept'
       OR TG_TABLE_NAME OPERATOR(pg_catalog.<>) 'Order Items')
      AND pg_catalog.pg_partition_root(TG_RELID) IS DISTINCT FROM '"Sales Dept"."Order Items"'::pg_catalog.regclass THEN
-    RAISE EXCEPTION USING MESSAGE = 'audit function "Sales Dept"."Sales Dept_Order Items_audit" records only table "Sales Dept"."Order Items"',
-      ERRCODE = 'insufficient_privilege';
+    IF NOT EXISTS (WITH RECURSIVE up(relation) AS (
+          SELECT i.inhparent FROM pg_catalog.pg_inherits i WHERE i.inhrelid = TG_RELID
+          UNION
+          SELECT i.inhparent FROM pg_catalog.pg_inherits i
+            JOIN up ON i.inhrelid = up.relation)
+        SELECT FROM up WHERE up.relation = '"Sales Dept"."Order Items"'::pg_catalog.regclass) THEN
+      RAISE EXCEPTION USING MESSAGE = 'audit function "Sales Dept"."Sales Dept_Order Items_audit" records only table "Sales Dept"."Order Items"',
+        ERRCODE = 'insufficient_privilege';
+    END IF;
   END IF;
   IF TG_OP = 'UPDATE' THEN
     INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_username", "audit_tenant", "id", "if", "note")
@@ -468,8 +692,34 @@ AFTER DELETE ON "Sales Dept"."Order Items"
 REFERENCING OLD TABLE AS audit_old_rows
 FOR EACH STATEMENT
 EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+DO $audit$
+DECLARE
+  stale record;
+BEGIN
+  FOR stale IN SELECT t.tgname, t.tgrelid FROM pg_catalog.pg_trigger t
+    WHERE t.tgfoid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure('"Sales Dept"."Sales Dept_Order Items_audit"()')::pg_catalog.oid AND t.tgrelid OPERATOR(pg_catalog.<>) pg_catalog.to_regclass('"Sales Dept"."Order Items"')
+      AND t.tgparentid OPERATOR(pg_catalog.=) 0 AND NOT t.tgisinternal AND NOT (false)
+  LOOP
+    EXECUTE 'DROP TRIGGER ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(stale.tgname) OPERATOR(pg_catalog.||) ' ON '
+      OPERATOR(pg_catalog.||) stale.tgrelid::pg_catalog.regclass::pg_catalog.text;
+  END LOOP;
+END;
+$audit$;
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_update" ON "Sales Dept"."Order Items";
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_delete" ON "Sales Dept"."Order Items";
+DO $audit$
+DECLARE
+  stale record;
+BEGIN
+  FOR stale IN SELECT t.tgname, t.tgrelid FROM pg_catalog.pg_trigger t
+    WHERE t.tgfoid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure('"Sales Dept"."Sales Dept_Order Items_audit"()')::pg_catalog.oid AND t.tgrelid OPERATOR(pg_catalog.<>) pg_catalog.to_regclass('"Sales Dept"."Order Items"')
+      AND t.tgparentid OPERATOR(pg_catalog.=) 0 AND NOT t.tgisinternal AND NOT (false)
+  LOOP
+    EXECUTE 'DROP TRIGGER ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(stale.tgname) OPERATOR(pg_catalog.||) ' ON '
+      OPERATOR(pg_catalog.||) stale.tgrelid::pg_catalog.regclass::pg_catalog.text;
+  END LOOP;
+END;
+$audit$;
 DROP FUNCTION IF EXISTS "Sales Dept"."Sales Dept_Order Items_audit"();
 
 -- next spec
@@ -487,8 +737,15 @@ BEGIN
   IF (TG_TABLE_SCHEMA OPERATOR(pg_catalog.<>) 'Sales Dept'
       OR TG_TABLE_NAME OPERATOR(pg_catalog.<>) 'Order Items')
      AND pg_catalog.pg_partition_root(TG_RELID) IS DISTINCT FROM '"Sales Dept"."Order Items"'::pg_catalog.regclass THEN
-    RAISE EXCEPTION USING MESSAGE = 'audit function "Sales Dept"."Sales Dept_Order Items_audit" records only table "Sales Dept"."Order Items"',
-      ERRCODE = 'insufficient_privilege';
+    IF NOT EXISTS (WITH RECURSIVE up(relation) AS (
+          SELECT i.inhparent FROM pg_catalog.pg_inherits i WHERE i.inhrelid = TG_RELID
+          UNION
+          SELECT i.inhparent FROM pg_catalog.pg_inherits i
+            JOIN up ON i.inhrelid = up.relation)
+        SELECT FROM up WHERE up.relation = '"Sales Dept"."Order Items"'::pg_catalog.regclass) THEN
+      RAISE EXCEPTION USING MESSAGE = 'audit function "Sales Dept"."Sales Dept_Order Items_audit" records only table "Sales Dept"."Order Items"',
+        ERRCODE = 'insufficient_privilege';
+    END IF;
   END IF;
   IF TG_OP = 'INSERT' THEN
     INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if")
@@ -510,8 +767,26 @@ BEGIN
     SELECT 'D', audit_trigger.written_at, audit_trigger.writer, r."id", r."if"
     FROM audit_old_rows AS r;
   ELSIF TG_OP = 'TRUNCATE' THEN
-    INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if")
-    VALUES ('T', audit_trigger.written_at, audit_trigger.writer, NULL, NULL);
+    IF TG_RELID = '"Sales Dept"."Order Items"'::pg_catalog.regclass THEN
+      INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if")
+      VALUES ('T', audit_trigger.written_at, audit_trigger.writer, NULL, NULL);
+    ELSE
+      EXECUTE 'INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if") '
+        || (SELECT pg_catalog.string_agg('SELECT ''T'', $1, $2, r."id", r."if" FROM ONLY '
+            || share.relation::pg_catalog.regclass::pg_catalog.text || ' AS r',
+            ' UNION ALL ')
+          FROM (WITH RECURSIVE tree(relation) AS (
+              SELECT TG_RELID
+              UNION
+              SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+                JOIN tree ON i.inhparent = tree.relation
+                WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_trigger t
+                  WHERE t.tgrelid = i.inhrelid AND t.tgfoid = '"Sales Dept"."Sales Dept_Order Items_audit"()'::pg_catalog.regprocedure
+                    AND t.tgenabled IN ('O', 'A')
+                    AND (t.tgtype::pg_catalog.int4 & 32) <> 0))
+            SELECT tree.relation FROM tree) AS share)
+        USING audit_trigger.written_at, audit_trigger.writer;
+    END IF;
   END IF;
   RETURN NULL;
 END audit_trigger;
@@ -597,10 +872,57 @@ CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_truncate"
 AFTER TRUNCATE ON "Sales Dept"."Order Items"
 FOR EACH STATEMENT
 EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+DO $audit$
+DECLARE
+  stale record;
+  child pg_catalog.oid;
+BEGIN
+  FOR stale IN SELECT t.tgname, t.tgrelid FROM pg_catalog.pg_trigger t
+    WHERE t.tgfoid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure('"Sales Dept"."Sales Dept_Order Items_audit"()')::pg_catalog.oid AND t.tgrelid OPERATOR(pg_catalog.<>) pg_catalog.to_regclass('"Sales Dept"."Order Items"')
+      AND t.tgparentid OPERATOR(pg_catalog.=) 0 AND NOT t.tgisinternal AND NOT (t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_truncate' AND t.tgrelid OPERATOR(pg_catalog.=) ANY (ARRAY(
+        WITH RECURSIVE tree(relation) AS (
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) '"Sales Dept"."Order Items"'::pg_catalog.regclass
+      UNION
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+        JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relation)
+    SELECT tree.relation FROM tree
+      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) tree.relation
+      WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[]))))
+  LOOP
+    EXECUTE 'DROP TRIGGER ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(stale.tgname) OPERATOR(pg_catalog.||) ' ON '
+      OPERATOR(pg_catalog.||) stale.tgrelid::pg_catalog.regclass::pg_catalog.text;
+  END LOOP;
+  FOR child IN WITH RECURSIVE tree(relation) AS (
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) '"Sales Dept"."Order Items"'::pg_catalog.regclass
+      UNION
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+        JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relation)
+    SELECT tree.relation FROM tree
+      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) tree.relation
+      WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[])
+  LOOP
+    EXECUTE 'CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_truncate" BEFORE TRUNCATE ON ' OPERATOR(pg_catalog.||) child::pg_catalog.regclass::pg_catalog.text
+      OPERATOR(pg_catalog.||) ' FOR EACH STATEMENT EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"()';
+  END LOOP;
+END;
+$audit$;
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_insert" ON "Sales Dept"."Order Items";
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_update" ON "Sales Dept"."Order Items";
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_delete" ON "Sales Dept"."Order Items";
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_truncate" ON "Sales Dept"."Order Items";
+DO $audit$
+DECLARE
+  stale record;
+BEGIN
+  FOR stale IN SELECT t.tgname, t.tgrelid FROM pg_catalog.pg_trigger t
+    WHERE t.tgfoid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure('"Sales Dept"."Sales Dept_Order Items_audit"()')::pg_catalog.oid AND t.tgrelid OPERATOR(pg_catalog.<>) pg_catalog.to_regclass('"Sales Dept"."Order Items"')
+      AND t.tgparentid OPERATOR(pg_catalog.=) 0 AND NOT t.tgisinternal AND NOT (false)
+  LOOP
+    EXECUTE 'DROP TRIGGER ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(stale.tgname) OPERATOR(pg_catalog.||) ' ON '
+      OPERATOR(pg_catalog.||) stale.tgrelid::pg_catalog.regclass::pg_catalog.text;
+  END LOOP;
+END;
+$audit$;
 DROP FUNCTION IF EXISTS "Sales Dept"."Sales Dept_Order Items_audit"();
 
 -- next spec
@@ -617,8 +939,15 @@ BEGIN
   IF (TG_TABLE_SCHEMA OPERATOR(pg_catalog.<>) 'Sales Dept'
       OR TG_TABLE_NAME OPERATOR(pg_catalog.<>) 'Order Items')
      AND pg_catalog.pg_partition_root(TG_RELID) IS DISTINCT FROM '"Sales Dept"."Order Items"'::pg_catalog.regclass THEN
-    RAISE EXCEPTION USING MESSAGE = 'audit function "Sales Dept"."Sales Dept_Order Items_audit" records only table "Sales Dept"."Order Items"',
-      ERRCODE = 'insufficient_privilege';
+    IF NOT EXISTS (WITH RECURSIVE up(relation) AS (
+          SELECT i.inhparent FROM pg_catalog.pg_inherits i WHERE i.inhrelid = TG_RELID
+          UNION
+          SELECT i.inhparent FROM pg_catalog.pg_inherits i
+            JOIN up ON i.inhrelid = up.relation)
+        SELECT FROM up WHERE up.relation = '"Sales Dept"."Order Items"'::pg_catalog.regclass) THEN
+      RAISE EXCEPTION USING MESSAGE = 'audit function "Sales Dept"."Sales Dept_Order Items_audit" records only table "Sales Dept"."Order Items"',
+        ERRCODE = 'insufficient_privilege';
+    END IF;
   END IF;
   IF TG_OP = 'INSERT' THEN
     INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if", "note")
@@ -627,11 +956,12 @@ BEGIN
     IF NOT (ROW(OLD."id", OLD."if", OLD."note")::pg_catalog.record OPERATOR(pg_catalog.*<>) ROW(NEW."id", NEW."if", NEW."note")::pg_catalog.record) THEN
       RETURN NULL;
     END IF;
-    IF ROW(OLD."id") IS DISTINCT FROM ROW(NEW."id")
-       AND NOT EXISTS (SELECT FROM "Sales Dept"."Order Items" AS now_at_key
-         WHERE now_at_key."id" = OLD."id") THEN
-      INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if", "note")
-      VALUES ('K', audit_trigger.written_at, audit_trigger.writer, OLD."id", OLD."if", OLD."note");
+    IF ROW(OLD."id") IS DISTINCT FROM ROW(NEW."id") THEN
+      IF NOT EXISTS (SELECT FROM "Sales Dept"."Order Items" AS now_at_key
+          WHERE now_at_key."id" = OLD."id") THEN
+        INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if", "note")
+        VALUES ('K', audit_trigger.written_at, audit_trigger.writer, OLD."id", OLD."if", OLD."note");
+      END IF;
     END IF;
     INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if", "note")
     VALUES ('U', audit_trigger.written_at, audit_trigger.writer, NEW."id", NEW."if", NEW."note");
@@ -639,8 +969,26 @@ BEGIN
     INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if", "note")
     VALUES ('D', audit_trigger.written_at, audit_trigger.writer, OLD."id", OLD."if", OLD."note");
   ELSIF TG_OP = 'TRUNCATE' THEN
-    INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if", "note")
-    VALUES ('T', audit_trigger.written_at, audit_trigger.writer, NULL, NULL, NULL);
+    IF TG_RELID = '"Sales Dept"."Order Items"'::pg_catalog.regclass THEN
+      INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if", "note")
+      VALUES ('T', audit_trigger.written_at, audit_trigger.writer, NULL, NULL, NULL);
+    ELSE
+      EXECUTE 'INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if", "note") '
+        || (SELECT pg_catalog.string_agg('SELECT ''T'', $1, $2, r."id", r."if", r."note" FROM ONLY '
+            || share.relation::pg_catalog.regclass::pg_catalog.text || ' AS r',
+            ' UNION ALL ')
+          FROM (WITH RECURSIVE tree(relation) AS (
+              SELECT TG_RELID
+              UNION
+              SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+                JOIN tree ON i.inhparent = tree.relation
+                WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_trigger t
+                  WHERE t.tgrelid = i.inhrelid AND t.tgfoid = '"Sales Dept"."Sales Dept_Order Items_audit"()'::pg_catalog.regprocedure
+                    AND t.tgenabled IN ('O', 'A')
+                    AND (t.tgtype::pg_catalog.int4 & 32) <> 0))
+            SELECT tree.relation FROM tree) AS share)
+        USING audit_trigger.written_at, audit_trigger.writer;
+    END IF;
   END IF;
   RETURN NULL;
 END audit_trigger;
@@ -723,10 +1071,57 @@ CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_truncate"
 AFTER TRUNCATE ON "Sales Dept"."Order Items"
 FOR EACH STATEMENT
 EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+DO $audit$
+DECLARE
+  stale record;
+  child pg_catalog.oid;
+BEGIN
+  FOR stale IN SELECT t.tgname, t.tgrelid FROM pg_catalog.pg_trigger t
+    WHERE t.tgfoid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure('"Sales Dept"."Sales Dept_Order Items_audit"()')::pg_catalog.oid AND t.tgrelid OPERATOR(pg_catalog.<>) pg_catalog.to_regclass('"Sales Dept"."Order Items"')
+      AND t.tgparentid OPERATOR(pg_catalog.=) 0 AND NOT t.tgisinternal AND NOT (t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_truncate' AND t.tgrelid OPERATOR(pg_catalog.=) ANY (ARRAY(
+        WITH RECURSIVE tree(relation) AS (
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) '"Sales Dept"."Order Items"'::pg_catalog.regclass
+      UNION
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+        JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relation)
+    SELECT tree.relation FROM tree
+      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) tree.relation
+      WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[]))))
+  LOOP
+    EXECUTE 'DROP TRIGGER ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(stale.tgname) OPERATOR(pg_catalog.||) ' ON '
+      OPERATOR(pg_catalog.||) stale.tgrelid::pg_catalog.regclass::pg_catalog.text;
+  END LOOP;
+  FOR child IN WITH RECURSIVE tree(relation) AS (
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) '"Sales Dept"."Order Items"'::pg_catalog.regclass
+      UNION
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+        JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relation)
+    SELECT tree.relation FROM tree
+      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) tree.relation
+      WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[])
+  LOOP
+    EXECUTE 'CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_truncate" BEFORE TRUNCATE ON ' OPERATOR(pg_catalog.||) child::pg_catalog.regclass::pg_catalog.text
+      OPERATOR(pg_catalog.||) ' FOR EACH STATEMENT EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"()';
+  END LOOP;
+END;
+$audit$;
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_insert" ON "Sales Dept"."Order Items";
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_update" ON "Sales Dept"."Order Items";
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_delete" ON "Sales Dept"."Order Items";
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_truncate" ON "Sales Dept"."Order Items";
+DO $audit$
+DECLARE
+  stale record;
+BEGIN
+  FOR stale IN SELECT t.tgname, t.tgrelid FROM pg_catalog.pg_trigger t
+    WHERE t.tgfoid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure('"Sales Dept"."Sales Dept_Order Items_audit"()')::pg_catalog.oid AND t.tgrelid OPERATOR(pg_catalog.<>) pg_catalog.to_regclass('"Sales Dept"."Order Items"')
+      AND t.tgparentid OPERATOR(pg_catalog.=) 0 AND NOT t.tgisinternal AND NOT (false)
+  LOOP
+    EXECUTE 'DROP TRIGGER ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(stale.tgname) OPERATOR(pg_catalog.||) ' ON '
+      OPERATOR(pg_catalog.||) stale.tgrelid::pg_catalog.regclass::pg_catalog.text;
+  END LOOP;
+END;
+$audit$;
 DROP FUNCTION IF EXISTS "Sales Dept"."Sales Dept_Order Items_audit"();
 
 -- next spec
@@ -753,8 +1148,15 @@ BEGIN
   IF (TG_TABLE_SCHEMA OPERATOR(pg_catalog.<>) 'Sales Dept'
       OR TG_TABLE_NAME OPERATOR(pg_catalog.<>) 'Order Items')
      AND pg_catalog.pg_partition_root(TG_RELID) IS DISTINCT FROM '"Sales Dept"."Order Items"'::pg_catalog.regclass THEN
-    RAISE EXCEPTION USING MESSAGE = 'audit function "Sales Dept"."Sales Dept_Order Items_audit" records only table "Sales Dept"."Order Items"',
-      ERRCODE = 'insufficient_privilege';
+    IF NOT EXISTS (WITH RECURSIVE up(relation) AS (
+          SELECT i.inhparent FROM pg_catalog.pg_inherits i WHERE i.inhrelid = TG_RELID
+          UNION
+          SELECT i.inhparent FROM pg_catalog.pg_inherits i
+            JOIN up ON i.inhrelid = up.relation)
+        SELECT FROM up WHERE up.relation = '"Sales Dept"."Order Items"'::pg_catalog.regclass) THEN
+      RAISE EXCEPTION USING MESSAGE = 'audit function "Sales Dept"."Sales Dept_Order Items_audit" records only table "Sales Dept"."Order Items"',
+        ERRCODE = 'insufficient_privilege';
+    END IF;
   END IF;
   IF TG_OP = 'INSERT' THEN
     INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_transaction_id", "audit_statement_timestamp", "audit_clock_timestamp", "audit_session_user", "audit_application_name", "audit_client_addr", "audit_changed_columns", "audit_username", "audit_tenant", "id", "if", "note")
@@ -773,9 +1175,21 @@ BEGIN
     SELECT 'D', audit_trigger.written_at, audit_trigger.writer, audit_trigger.capture_transaction_id, audit_trigger.capture_statement_timestamp, audit_trigger.capture_clock_timestamp, audit_trigger.capture_session_user, audit_trigger.capture_application_name, audit_trigger.capture_client_addr, NULL, audit_trigger.setting_0, audit_trigger.setting_1, r."id", r."if", r."note"
     FROM audit_old_rows AS r;
   ELSIF TG_OP = 'TRUNCATE' THEN
-    INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_transaction_id", "audit_statement_timestamp", "audit_clock_timestamp", "audit_session_user", "audit_application_name", "audit_client_addr", "audit_changed_columns", "audit_username", "audit_tenant", "id", "if", "note")
-    SELECT 'T', audit_trigger.written_at, audit_trigger.writer, audit_trigger.capture_transaction_id, audit_trigger.capture_statement_timestamp, audit_trigger.capture_clock_timestamp, audit_trigger.capture_session_user, audit_trigger.capture_application_name, audit_trigger.capture_client_addr, NULL, audit_trigger.setting_0, audit_trigger.setting_1, r."id", r."if", r."note"
-    FROM "Sales Dept"."Order Items" AS r;
+    EXECUTE 'INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_transaction_id", "audit_statement_timestamp", "audit_clock_timestamp", "audit_session_user", "audit_application_name", "audit_client_addr", "audit_changed_columns", "audit_username", "audit_tenant", "id", "if", "note") '
+      || (SELECT pg_catalog.string_agg('SELECT ''T'', $1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $10, r."id", r."if", r."note" FROM ONLY '
+          || share.relation::pg_catalog.regclass::pg_catalog.text || ' AS r',
+          ' UNION ALL ')
+        FROM (WITH RECURSIVE tree(relation) AS (
+            SELECT TG_RELID
+            UNION
+            SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+              JOIN tree ON i.inhparent = tree.relation
+              WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_trigger t
+                WHERE t.tgrelid = i.inhrelid AND t.tgfoid = '"Sales Dept"."Sales Dept_Order Items_audit"()'::pg_catalog.regprocedure
+                  AND t.tgenabled IN ('O', 'A')
+                  AND (t.tgtype::pg_catalog.int4 & 32) <> 0))
+          SELECT tree.relation FROM tree) AS share)
+      USING audit_trigger.written_at, audit_trigger.writer, audit_trigger.capture_transaction_id, audit_trigger.capture_statement_timestamp, audit_trigger.capture_clock_timestamp, audit_trigger.capture_session_user, audit_trigger.capture_application_name, audit_trigger.capture_client_addr, audit_trigger.setting_0, audit_trigger.setting_1;
   END IF;
   GET DIAGNOSTICS audit_trigger.audited_rows = ROW_COUNT;
   IF audit_trigger.audited_rows > 0 THEN
@@ -868,10 +1282,57 @@ CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_truncate"
 BEFORE TRUNCATE ON "Sales Dept"."Order Items"
 FOR EACH STATEMENT
 EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+DO $audit$
+DECLARE
+  stale record;
+  child pg_catalog.oid;
+BEGIN
+  FOR stale IN SELECT t.tgname, t.tgrelid FROM pg_catalog.pg_trigger t
+    WHERE t.tgfoid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure('"Sales Dept"."Sales Dept_Order Items_audit"()')::pg_catalog.oid AND t.tgrelid OPERATOR(pg_catalog.<>) pg_catalog.to_regclass('"Sales Dept"."Order Items"')
+      AND t.tgparentid OPERATOR(pg_catalog.=) 0 AND NOT t.tgisinternal AND NOT (t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_truncate' AND t.tgrelid OPERATOR(pg_catalog.=) ANY (ARRAY(
+        WITH RECURSIVE tree(relation) AS (
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) '"Sales Dept"."Order Items"'::pg_catalog.regclass
+      UNION
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+        JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relation)
+    SELECT tree.relation FROM tree
+      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) tree.relation
+      WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[]))))
+  LOOP
+    EXECUTE 'DROP TRIGGER ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(stale.tgname) OPERATOR(pg_catalog.||) ' ON '
+      OPERATOR(pg_catalog.||) stale.tgrelid::pg_catalog.regclass::pg_catalog.text;
+  END LOOP;
+  FOR child IN WITH RECURSIVE tree(relation) AS (
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) '"Sales Dept"."Order Items"'::pg_catalog.regclass
+      UNION
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+        JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relation)
+    SELECT tree.relation FROM tree
+      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) tree.relation
+      WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[])
+  LOOP
+    EXECUTE 'CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_truncate" BEFORE TRUNCATE ON ' OPERATOR(pg_catalog.||) child::pg_catalog.regclass::pg_catalog.text
+      OPERATOR(pg_catalog.||) ' FOR EACH STATEMENT EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"()';
+  END LOOP;
+END;
+$audit$;
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_insert" ON "Sales Dept"."Order Items";
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_update" ON "Sales Dept"."Order Items";
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_delete" ON "Sales Dept"."Order Items";
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_truncate" ON "Sales Dept"."Order Items";
+DO $audit$
+DECLARE
+  stale record;
+BEGIN
+  FOR stale IN SELECT t.tgname, t.tgrelid FROM pg_catalog.pg_trigger t
+    WHERE t.tgfoid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure('"Sales Dept"."Sales Dept_Order Items_audit"()')::pg_catalog.oid AND t.tgrelid OPERATOR(pg_catalog.<>) pg_catalog.to_regclass('"Sales Dept"."Order Items"')
+      AND t.tgparentid OPERATOR(pg_catalog.=) 0 AND NOT t.tgisinternal AND NOT (false)
+  LOOP
+    EXECUTE 'DROP TRIGGER ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(stale.tgname) OPERATOR(pg_catalog.||) ' ON '
+      OPERATOR(pg_catalog.||) stale.tgrelid::pg_catalog.regclass::pg_catalog.text;
+  END LOOP;
+END;
+$audit$;
 DROP FUNCTION IF EXISTS "Sales Dept"."Sales Dept_Order Items_audit"();
 
 -- next spec
@@ -894,21 +1355,47 @@ BEGIN
   IF (TG_TABLE_SCHEMA OPERATOR(pg_catalog.<>) 'Sales Dept'
       OR TG_TABLE_NAME OPERATOR(pg_catalog.<>) 'Order Items')
      AND pg_catalog.pg_partition_root(TG_RELID) IS DISTINCT FROM '"Sales Dept"."Order Items"'::pg_catalog.regclass THEN
-    RAISE EXCEPTION USING MESSAGE = 'audit function "Sales Dept"."Sales Dept_Order Items_audit" records only table "Sales Dept"."Order Items"',
-      ERRCODE = 'insufficient_privilege';
+    IF NOT EXISTS (WITH RECURSIVE up(relation) AS (
+          SELECT i.inhparent FROM pg_catalog.pg_inherits i WHERE i.inhrelid = TG_RELID
+          UNION
+          SELECT i.inhparent FROM pg_catalog.pg_inherits i
+            JOIN up ON i.inhrelid = up.relation)
+        SELECT FROM up WHERE up.relation = '"Sales Dept"."Order Items"'::pg_catalog.regclass) THEN
+      RAISE EXCEPTION USING MESSAGE = 'audit function "Sales Dept"."Sales Dept_Order Items_audit" records only table "Sales Dept"."Order Items"',
+        ERRCODE = 'insufficient_privilege';
+    END IF;
   END IF;
   IF TG_OP = 'UPDATE' THEN
-    IF ROW(OLD."id") IS DISTINCT FROM ROW(NEW."id")
-       AND NOT EXISTS (SELECT FROM "Sales Dept"."Order Items" AS now_at_key
-         WHERE now_at_key."id" = OLD."id") THEN
-      INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_transaction_id", "audit_statement_timestamp", "audit_clock_timestamp", "audit_session_user", "audit_application_name", "audit_client_addr", "audit_changed_columns", "id", "if", "note")
-      VALUES ('K', audit_trigger.written_at, audit_trigger.writer, audit_trigger.capture_transaction_id, audit_trigger.capture_statement_timestamp, audit_trigger.capture_clock_timestamp, audit_trigger.capture_session_user, audit_trigger.capture_application_name, audit_trigger.capture_client_addr, NULL, OLD."id", OLD."if", OLD."note");
+    IF ROW(OLD."id") IS DISTINCT FROM ROW(NEW."id") THEN
+      IF NOT EXISTS (SELECT FROM "Sales Dept"."Order Items" AS now_at_key
+          WHERE now_at_key."id" = OLD."id") THEN
+        INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_transaction_id", "audit_statement_timestamp", "audit_clock_timestamp", "audit_session_user", "audit_application_name", "audit_client_addr", "audit_changed_columns", "id", "if", "note")
+        VALUES ('K', audit_trigger.written_at, audit_trigger.writer, audit_trigger.capture_transaction_id, audit_trigger.capture_statement_timestamp, audit_trigger.capture_clock_timestamp, audit_trigger.capture_session_user, audit_trigger.capture_application_name, audit_trigger.capture_client_addr, NULL, OLD."id", OLD."if", OLD."note");
+      END IF;
     END IF;
     INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_transaction_id", "audit_statement_timestamp", "audit_clock_timestamp", "audit_session_user", "audit_application_name", "audit_client_addr", "audit_changed_columns", "id", "if", "note")
     VALUES ('U', audit_trigger.written_at, audit_trigger.writer, audit_trigger.capture_transaction_id, audit_trigger.capture_statement_timestamp, audit_trigger.capture_clock_timestamp, audit_trigger.capture_session_user, audit_trigger.capture_application_name, audit_trigger.capture_client_addr, pg_catalog.array_remove(ARRAY[CASE WHEN ROW(OLD."id")::pg_catalog.record OPERATOR(pg_catalog.*<>) ROW(NEW."id")::pg_catalog.record THEN 'id' END, CASE WHEN ROW(OLD."if")::pg_catalog.record OPERATOR(pg_catalog.*<>) ROW(NEW."if")::pg_catalog.record THEN 'if' END, CASE WHEN ROW(OLD."note")::pg_catalog.record OPERATOR(pg_catalog.*<>) ROW(NEW."note")::pg_catalog.record THEN 'note' END]::pg_catalog.text[], NULL), NEW."id", NEW."if", NEW."note");
   ELSIF TG_OP = 'TRUNCATE' THEN
-    INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_transaction_id", "audit_statement_timestamp", "audit_clock_timestamp", "audit_session_user", "audit_application_name", "audit_client_addr", "audit_changed_columns", "id", "if", "note")
-    VALUES ('T', audit_trigger.written_at, audit_trigger.writer, audit_trigger.capture_transaction_id, audit_trigger.capture_statement_timestamp, audit_trigger.capture_clock_timestamp, audit_trigger.capture_session_user, audit_trigger.capture_application_name, audit_trigger.capture_client_addr, NULL, NULL, NULL, NULL);
+    IF TG_RELID = '"Sales Dept"."Order Items"'::pg_catalog.regclass THEN
+      INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_transaction_id", "audit_statement_timestamp", "audit_clock_timestamp", "audit_session_user", "audit_application_name", "audit_client_addr", "audit_changed_columns", "id", "if", "note")
+      VALUES ('T', audit_trigger.written_at, audit_trigger.writer, audit_trigger.capture_transaction_id, audit_trigger.capture_statement_timestamp, audit_trigger.capture_clock_timestamp, audit_trigger.capture_session_user, audit_trigger.capture_application_name, audit_trigger.capture_client_addr, NULL, NULL, NULL, NULL);
+    ELSE
+      EXECUTE 'INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_transaction_id", "audit_statement_timestamp", "audit_clock_timestamp", "audit_session_user", "audit_application_name", "audit_client_addr", "audit_changed_columns", "id", "if", "note") '
+        || (SELECT pg_catalog.string_agg('SELECT ''T'', $1, $2, $3, $4, $5, $6, $7, $8, NULL, r."id", r."if", r."note" FROM ONLY '
+            || share.relation::pg_catalog.regclass::pg_catalog.text || ' AS r',
+            ' UNION ALL ')
+          FROM (WITH RECURSIVE tree(relation) AS (
+              SELECT TG_RELID
+              UNION
+              SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+                JOIN tree ON i.inhparent = tree.relation
+                WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_trigger t
+                  WHERE t.tgrelid = i.inhrelid AND t.tgfoid = '"Sales Dept"."Sales Dept_Order Items_audit"()'::pg_catalog.regprocedure
+                    AND t.tgenabled IN ('O', 'A')
+                    AND (t.tgtype::pg_catalog.int4 & 32) <> 0))
+            SELECT tree.relation FROM tree) AS share)
+        USING audit_trigger.written_at, audit_trigger.writer, audit_trigger.capture_transaction_id, audit_trigger.capture_statement_timestamp, audit_trigger.capture_clock_timestamp, audit_trigger.capture_session_user, audit_trigger.capture_application_name, audit_trigger.capture_client_addr;
+    END IF;
   END IF;
   RETURN NULL;
 END audit_trigger;
@@ -953,8 +1440,55 @@ CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_truncate"
 AFTER TRUNCATE ON "Sales Dept"."Order Items"
 FOR EACH STATEMENT
 EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+DO $audit$
+DECLARE
+  stale record;
+  child pg_catalog.oid;
+BEGIN
+  FOR stale IN SELECT t.tgname, t.tgrelid FROM pg_catalog.pg_trigger t
+    WHERE t.tgfoid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure('"Sales Dept"."Sales Dept_Order Items_audit"()')::pg_catalog.oid AND t.tgrelid OPERATOR(pg_catalog.<>) pg_catalog.to_regclass('"Sales Dept"."Order Items"')
+      AND t.tgparentid OPERATOR(pg_catalog.=) 0 AND NOT t.tgisinternal AND NOT (t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_truncate' AND t.tgrelid OPERATOR(pg_catalog.=) ANY (ARRAY(
+        WITH RECURSIVE tree(relation) AS (
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) '"Sales Dept"."Order Items"'::pg_catalog.regclass
+      UNION
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+        JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relation)
+    SELECT tree.relation FROM tree
+      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) tree.relation
+      WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[]))))
+  LOOP
+    EXECUTE 'DROP TRIGGER ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(stale.tgname) OPERATOR(pg_catalog.||) ' ON '
+      OPERATOR(pg_catalog.||) stale.tgrelid::pg_catalog.regclass::pg_catalog.text;
+  END LOOP;
+  FOR child IN WITH RECURSIVE tree(relation) AS (
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) '"Sales Dept"."Order Items"'::pg_catalog.regclass
+      UNION
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+        JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relation)
+    SELECT tree.relation FROM tree
+      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) tree.relation
+      WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[])
+  LOOP
+    EXECUTE 'CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_truncate" BEFORE TRUNCATE ON ' OPERATOR(pg_catalog.||) child::pg_catalog.regclass::pg_catalog.text
+      OPERATOR(pg_catalog.||) ' FOR EACH STATEMENT EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"()';
+  END LOOP;
+END;
+$audit$;
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_update" ON "Sales Dept"."Order Items";
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_truncate" ON "Sales Dept"."Order Items";
+DO $audit$
+DECLARE
+  stale record;
+BEGIN
+  FOR stale IN SELECT t.tgname, t.tgrelid FROM pg_catalog.pg_trigger t
+    WHERE t.tgfoid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure('"Sales Dept"."Sales Dept_Order Items_audit"()')::pg_catalog.oid AND t.tgrelid OPERATOR(pg_catalog.<>) pg_catalog.to_regclass('"Sales Dept"."Order Items"')
+      AND t.tgparentid OPERATOR(pg_catalog.=) 0 AND NOT t.tgisinternal AND NOT (false)
+  LOOP
+    EXECUTE 'DROP TRIGGER ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(stale.tgname) OPERATOR(pg_catalog.||) ' ON '
+      OPERATOR(pg_catalog.||) stale.tgrelid::pg_catalog.regclass::pg_catalog.text;
+  END LOOP;
+END;
+$audit$;
 DROP FUNCTION IF EXISTS "Sales Dept"."Sales Dept_Order Items_audit"();
 
 -- next spec
@@ -971,8 +1505,15 @@ BEGIN
   IF (TG_TABLE_SCHEMA OPERATOR(pg_catalog.<>) 'public'
       OR TG_TABLE_NAME OPERATOR(pg_catalog.<>) 'log')
      AND pg_catalog.pg_partition_root(TG_RELID) IS DISTINCT FROM '"public"."log"'::pg_catalog.regclass THEN
-    RAISE EXCEPTION USING MESSAGE = 'audit function "public"."public_log_audit" records only table "public"."log"',
-      ERRCODE = 'insufficient_privilege';
+    IF NOT EXISTS (WITH RECURSIVE up(relation) AS (
+          SELECT i.inhparent FROM pg_catalog.pg_inherits i WHERE i.inhrelid = TG_RELID
+          UNION
+          SELECT i.inhparent FROM pg_catalog.pg_inherits i
+            JOIN up ON i.inhrelid = up.relation)
+        SELECT FROM up WHERE up.relation = '"public"."log"'::pg_catalog.regclass) THEN
+      RAISE EXCEPTION USING MESSAGE = 'audit function "public"."public_log_audit" records only table "public"."log"',
+        ERRCODE = 'insufficient_privilege';
+    END IF;
   END IF;
   IF TG_OP = 'INSERT' THEN
     INSERT INTO "public"."log_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "line")
@@ -987,8 +1528,26 @@ BEGIN
     SELECT 'D', audit_trigger.written_at, audit_trigger.writer, r."line"
     FROM audit_old_rows AS r;
   ELSIF TG_OP = 'TRUNCATE' THEN
-    INSERT INTO "public"."log_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "line")
-    VALUES ('T', audit_trigger.written_at, audit_trigger.writer, NULL);
+    IF TG_RELID = '"public"."log"'::pg_catalog.regclass THEN
+      INSERT INTO "public"."log_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "line")
+      VALUES ('T', audit_trigger.written_at, audit_trigger.writer, NULL);
+    ELSE
+      EXECUTE 'INSERT INTO "public"."log_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "line") '
+        || (SELECT pg_catalog.string_agg('SELECT ''T'', $1, $2, r."line" FROM ONLY '
+            || share.relation::pg_catalog.regclass::pg_catalog.text || ' AS r',
+            ' UNION ALL ')
+          FROM (WITH RECURSIVE tree(relation) AS (
+              SELECT TG_RELID
+              UNION
+              SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+                JOIN tree ON i.inhparent = tree.relation
+                WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_trigger t
+                  WHERE t.tgrelid = i.inhrelid AND t.tgfoid = '"public"."public_log_audit"()'::pg_catalog.regprocedure
+                    AND t.tgenabled IN ('O', 'A')
+                    AND (t.tgtype::pg_catalog.int4 & 32) <> 0))
+            SELECT tree.relation FROM tree) AS share)
+        USING audit_trigger.written_at, audit_trigger.writer;
+    END IF;
   END IF;
   RETURN NULL;
 END audit_trigger;
@@ -1074,8 +1633,55 @@ CREATE OR REPLACE TRIGGER public_log_audit_truncate
 AFTER TRUNCATE ON public.log
 FOR EACH STATEMENT
 EXECUTE FUNCTION public.public_log_audit();
+DO $audit$
+DECLARE
+  stale record;
+  child pg_catalog.oid;
+BEGIN
+  FOR stale IN SELECT t.tgname, t.tgrelid FROM pg_catalog.pg_trigger t
+    WHERE t.tgfoid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure('"public"."public_log_audit"()')::pg_catalog.oid AND t.tgrelid OPERATOR(pg_catalog.<>) pg_catalog.to_regclass('"public"."log"')
+      AND t.tgparentid OPERATOR(pg_catalog.=) 0 AND NOT t.tgisinternal AND NOT (t.tgname OPERATOR(pg_catalog.=) 'public_log_audit_truncate' AND t.tgrelid OPERATOR(pg_catalog.=) ANY (ARRAY(
+        WITH RECURSIVE tree(relation) AS (
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) '"public"."log"'::pg_catalog.regclass
+      UNION
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+        JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relation)
+    SELECT tree.relation FROM tree
+      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) tree.relation
+      WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[]))))
+  LOOP
+    EXECUTE 'DROP TRIGGER ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(stale.tgname) OPERATOR(pg_catalog.||) ' ON '
+      OPERATOR(pg_catalog.||) stale.tgrelid::pg_catalog.regclass::pg_catalog.text;
+  END LOOP;
+  FOR child IN WITH RECURSIVE tree(relation) AS (
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) '"public"."log"'::pg_catalog.regclass
+      UNION
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+        JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relation)
+    SELECT tree.relation FROM tree
+      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) tree.relation
+      WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[])
+  LOOP
+    EXECUTE 'CREATE OR REPLACE TRIGGER public_log_audit_truncate BEFORE TRUNCATE ON ' OPERATOR(pg_catalog.||) child::pg_catalog.regclass::pg_catalog.text
+      OPERATOR(pg_catalog.||) ' FOR EACH STATEMENT EXECUTE FUNCTION public.public_log_audit()';
+  END LOOP;
+END;
+$audit$;
 DROP TRIGGER IF EXISTS public_log_audit_insert ON public.log;
 DROP TRIGGER IF EXISTS public_log_audit_update ON public.log;
 DROP TRIGGER IF EXISTS public_log_audit_delete ON public.log;
 DROP TRIGGER IF EXISTS public_log_audit_truncate ON public.log;
+DO $audit$
+DECLARE
+  stale record;
+BEGIN
+  FOR stale IN SELECT t.tgname, t.tgrelid FROM pg_catalog.pg_trigger t
+    WHERE t.tgfoid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure('"public"."public_log_audit"()')::pg_catalog.oid AND t.tgrelid OPERATOR(pg_catalog.<>) pg_catalog.to_regclass('"public"."log"')
+      AND t.tgparentid OPERATOR(pg_catalog.=) 0 AND NOT t.tgisinternal AND NOT (false)
+  LOOP
+    EXECUTE 'DROP TRIGGER ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(stale.tgname) OPERATOR(pg_catalog.||) ' ON '
+      OPERATOR(pg_catalog.||) stale.tgrelid::pg_catalog.regclass::pg_catalog.text;
+  END LOOP;
+END;
+$audit$;
 DROP FUNCTION IF EXISTS public.public_log_audit();

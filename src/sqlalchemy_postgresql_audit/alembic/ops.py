@@ -17,7 +17,13 @@ from alembic.operations import MigrateOperation, Operations, ops
 
 from ..ddl import AuditDDL, resolve_spec
 from ..legacy import LEGACY_TEMPLATE
-from ..render import drop_function, drop_trigger, render, render_baseline
+from ..render import (
+    drop_function,
+    drop_partition_triggers,
+    drop_trigger,
+    render,
+    render_baseline,
+)
 from ..render.restart import render_restart_marker
 from ..spec import AuditSpec, TriggerSpec
 
@@ -255,6 +261,9 @@ def _replace(operations: Operations, operation: ReplaceAuditTriggerOp) -> None:
         if (t.name, _shape(old, t)) not in kept
     ]
     statements = [*obsolete, *render(new).install]
+    if old.template >= 2 and (new.template < 2 or _different_function(old, new)):
+        # The previous function's TRUNCATE triggers on partitions: nothing else removes them.
+        statements.insert(0, drop_partition_triggers(old))
     if _different_function(old, new):
         statements.append(drop_function(old.schema, old.function))
     _execute(operations, statements)

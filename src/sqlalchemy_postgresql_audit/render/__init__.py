@@ -23,6 +23,7 @@ from .guard import (
     render_append_only_guard,
     render_grants,
 )
+from .partitions import drop_partition_triggers, install_partition_triggers
 from .sql import (
     COMMENT_MARKER,
     FALLBACK_SCHEMA,
@@ -100,11 +101,13 @@ __all__ = [
     "always_qualified",
     "always_quote",
     "drop_function",
+    "drop_partition_triggers",
     "drop_trigger",
     "function_comment",
     "function_config",
     "function_signature",
     "guard_function",
+    "install_partition_triggers",
     "legacy_timestamp_using",
     "literal",
     "lock_against_writes",

@@ -17,6 +17,12 @@ What differs from version 1 (whose shared helpers keep their output):
   ``set_session_vars()``.
 - Statement-level capture also runs without nested loops when it looks for moved keys (the
   anti-join of old and new rows), for the reason ``function_config_v2`` gives.
+- Each partition (and inheritance child) of the table gets a ``BEFORE TRUNCATE`` trigger
+  calling the function (``.partitions``), and the table guard lets inheritance children through
+  as it lets partitions.  A TRUNCATE reaching a partition records that partition's rows as ``T``
+  rows, in both TRUNCATE modes: a marker (NULL key) would say every row of the table went.  A
+  TRUNCATE of the table itself writes its marker as before, or, with ``truncate_rows``, copies
+  the rows no descendant's own trigger copies, so each row is copied once however it is reached.
 """
 
 from __future__ import annotations
@@ -31,7 +37,9 @@ from ..spec import (
     SettingSpec,
     capture_column,
 )
+from .partitions import drop_partition_triggers, install_partition_triggers
 from .sql import (
+    FALLBACK_SCHEMA,
     LABEL,
     NEW_ROWS,
     OLD_ROWS,
@@ -46,6 +54,8 @@ from .sql import (
     function_comment,
     function_signature,
     literal,
+    regclass,
+    regprocedure,
 )
 from .template_v1 import (
     PER_CALL_CAPTURES,
@@ -57,7 +67,6 @@ from .template_v1 import (
     paired_update,
     recorded_differ,
     setting_variable,
-    table_guard,
     variable,
 )
 
@@ -84,9 +93,10 @@ def render_v2(spec: AuditSpec) -> RenderedAudit:
     )
     return RenderedAudit(
         function_body=body,
-        install=(create_function, comment, revoke, *triggers),
+        install=(create_function, comment, revoke, *triggers, install_partition_triggers(spec)),
         uninstall=(
             *(drop_trigger(spec.schema, spec.table, t.name) for t in spec.triggers),
+            drop_partition_triggers(spec),
             drop_function(spec.schema, spec.function),
         ),
     )
@@ -175,12 +185,14 @@ def _function_body(spec: AuditSpec) -> str:
         """``K`` rows for the update being recorded, written before its ``U`` rows."""
         if spec.mode == "row":
             table = always_qualified(spec.schema, spec.table)
+            # Two IFs: the outer condition stays a simple expression, evaluated without the
+            # executor for every updated row; only a changed key costs the lookup.
             return (
-                f"IF {_key_row(spec, 'OLD')} IS DISTINCT FROM {_key_row(spec, 'NEW')}\n"
-                f"       AND NOT EXISTS (SELECT FROM {table} AS now_at_key\n"
-                f"         WHERE {_keys_match(spec, 'now_at_key', 'OLD')}) THEN\n"
-                f"      {insert_into}\n      VALUES ({values(KEY_CHANGE_CODE, 'OLD')});\n"
-                "    END IF;\n    "
+                f"IF {_key_row(spec, 'OLD')} IS DISTINCT FROM {_key_row(spec, 'NEW')} THEN\n"
+                f"      IF NOT EXISTS (SELECT FROM {table} AS now_at_key\n"
+                f"          WHERE {_keys_match(spec, 'now_at_key', 'OLD')}) THEN\n"
+                f"        {insert_into}\n        VALUES ({values(KEY_CHANGE_CODE, 'OLD')});\n"
+                "      END IF;\n    END IF;\n    "
             )
         return (
             f"{insert_into}\n    SELECT {values(KEY_CHANGE_CODE, 'o')}\n"
@@ -193,10 +205,15 @@ def _function_body(spec: AuditSpec) -> str:
         op = trigger.operation
         code = OPERATION_CODES[op]
         if op == "TRUNCATE" and spec.truncate_rows:
-            source = always_qualified(spec.schema, spec.table)
-            statement = f"{insert_into}\n    SELECT {values(code, 'r')}\n    FROM {source} AS r;"
+            statement = _copy_truncated_rows(spec, insert_into, per_call)
         elif op == "TRUNCATE":
-            statement = f"{insert_into}\n    VALUES ({values(code, None)});"
+            table = regclass(spec.schema, spec.table)
+            marker = f"{insert_into}\n      VALUES ({values(code, None)});"
+            copy = _copy_truncated_rows(spec, insert_into, per_call).replace("\n", "\n  ")
+            statement = (
+                f"IF TG_RELID = {table} THEN\n      {marker}\n"
+                f"    ELSE\n      {copy}\n    END IF;"
+            )
         elif spec.mode == "row":
             row = "OLD" if op == "DELETE" else "NEW"
             old = "OLD" if op == "UPDATE" else None
@@ -241,11 +258,92 @@ def _function_body(spec: AuditSpec) -> str:
     return _block(spec, declare, dispatch + counted)
 
 
+def _copy_truncated_rows(spec: AuditSpec, insert_into: str, per_call: list[str]) -> str:
+    """Copy the rows a TRUNCATE is about to remove from the relation the trigger fired on, as
+    ``T`` rows.
+
+    The relation is the table or one of its descendants, known only at run time, so the copy is
+    one dynamic ``INSERT`` of a ``SELECT ... FROM ONLY`` per relation, joined with UNION ALL
+    (so that ``ROW_COUNT`` counts every copied row), values passed as parameters.  It covers the
+    relation and those of its descendants that have no enabled TRUNCATE trigger of this
+    function: a TRUNCATE fires the trigger of every relation it reaches, so a descendant with
+    its own trigger copies its own rows, and each row is copied exactly once.
+    """
+    parameters = [variable(_WRITTEN_AT), variable("writer")]
+    selected = [literal(OPERATION_CODES["TRUNCATE"]), "$1", "$2"]
+    for capture in spec.captures:
+        if capture in PER_CALL_CAPTURES:
+            parameters.append(variable(capture_variable(capture)))
+            selected.append(f"${len(parameters)}")
+        else:
+            selected.append("NULL")
+    for index, _ in enumerate(spec.settings):
+        parameters.append(variable(setting_variable(index)))
+        selected.append(f"${len(parameters)}")
+    selected += [column_value(spec, "r", c) for c in spec.columns]
+    select = literal(f"SELECT {', '.join(selected)} FROM ONLY ")
+    function = regprocedure(spec.schema, spec.function)
+    # One expression, no text variable in between: the statement's only run-time part is
+    # regclass output, which the server quotes.
+    return (
+        f"EXECUTE {literal(insert_into + ' ')}\n"
+        f"      || (SELECT pg_catalog.string_agg({select}\n"
+        "          || share.relation::pg_catalog.regclass::pg_catalog.text || ' AS r',\n"
+        "          ' UNION ALL ')\n"
+        "        FROM (WITH RECURSIVE tree(relation) AS (\n"
+        "            SELECT TG_RELID\n"
+        "            UNION\n"
+        "            SELECT i.inhrelid FROM pg_catalog.pg_inherits i\n"
+        "              JOIN tree ON i.inhparent = tree.relation\n"
+        "              WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_trigger t\n"
+        f"                WHERE t.tgrelid = i.inhrelid AND t.tgfoid = {function}\n"
+        "                  AND t.tgenabled IN ('O', 'A')\n"
+        "                  AND (t.tgtype::pg_catalog.int4 & 32) <> 0))\n"
+        "          SELECT tree.relation FROM tree) AS share)\n"
+        f"      USING {', '.join(parameters)};"
+    )
+
+
 def _block(spec: AuditSpec, declare: str, statements: str) -> str:
     """The labelled function body (see ``LABEL``), starting with the table guard."""
     return (
-        f"\n<<{LABEL}>>\nDECLARE\n{declare}BEGIN\n{table_guard(spec)}{statements}"
+        f"\n<<{LABEL}>>\nDECLARE\n{declare}BEGIN\n{_table_guard(spec)}{statements}"
         f"  RETURN NULL;\nEND {LABEL};\n"
+    )
+
+
+def _table_guard(spec: AuditSpec) -> str:
+    """Refuse to record anything for a table other than the audited one, its partitions or
+    its inheritance children (version 1's guard, which lets partitions through, plus children).
+
+    The function is SECURITY DEFINER: a role that holds EXECUTE on it (through default
+    privileges, say) could otherwise attach it to a table of its own and write audit rows of its
+    choosing as the function's owner.  Making a table a partition or child of the audited one
+    takes ownership of the audited table.
+    """
+    table = regclass(spec.schema, spec.table)
+    schema, name = literal(spec.schema or FALLBACK_SCHEMA), literal(spec.table)
+    message = (
+        f"audit function {always_qualified(spec.schema, spec.function)} records only table "
+        f"{always_qualified(spec.schema, spec.table)}"
+    )
+    # Names first, then the partition root: the outer condition stays a simple expression, so
+    # a write to the table or a partition costs no query; only an inheritance child's call (or
+    # a forger's) reads pg_inherits.
+    return (
+        f"  IF (TG_TABLE_SCHEMA OPERATOR(pg_catalog.<>) {schema}\n"
+        f"      OR TG_TABLE_NAME OPERATOR(pg_catalog.<>) {name})\n"
+        f"     AND pg_catalog.pg_partition_root(TG_RELID) IS DISTINCT FROM {table} THEN\n"
+        "    IF NOT EXISTS (WITH RECURSIVE up(relation) AS (\n"
+        "          SELECT i.inhparent FROM pg_catalog.pg_inherits i WHERE i.inhrelid = TG_RELID\n"
+        "          UNION\n"
+        "          SELECT i.inhparent FROM pg_catalog.pg_inherits i\n"
+        "            JOIN up ON i.inhrelid = up.relation)\n"
+        f"        SELECT FROM up WHERE up.relation = {table}) THEN\n"
+        f"      RAISE EXCEPTION USING MESSAGE = {literal(message)},\n"
+        "        ERRCODE = 'insufficient_privilege';\n"
+        "    END IF;\n"
+        "  END IF;\n"
     )
 
 
