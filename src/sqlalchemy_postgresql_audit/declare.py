@@ -179,6 +179,8 @@ def _check_width(table: Table, spec: AuditSpec) -> None:
 
 
 def _store_spec(table: Table, spec: AuditSpec) -> None:
+    global _SPECS_STORED
+    _SPECS_STORED += 1
     rendered = render(spec)
     table.info[SPEC_KEY] = spec
     table.info[CREATE_DDL_KEY] = list(rendered.install)
@@ -193,6 +195,14 @@ def declared_specs() -> list[AuditSpec]:
     """
     specs = (table.info.get(SPEC_KEY) for table in list(_DECLARED))
     return [spec for spec in specs if isinstance(spec, AuditSpec)]
+
+
+def specs_stored() -> int:
+    """How many times a spec was stored: a cache of ``declared_specs()`` is stale once it grows."""
+    return _SPECS_STORED
+
+
+_SPECS_STORED = 0
 
 
 def remember(table: Table) -> None:

@@ -4,7 +4,11 @@ The trigger casts ``current_setting('audit.<name>')`` to the setting's column ty
 that type cannot hold would only fail at the write, far from the code that set it.  Here the
 value is checked against the SQL type string of the declared setting (``SettingSpec.sql_type``)
 and encoded the way that type reads it: JSON with ``json.dumps``, arrays as array literals.
-Types not known here (enums, domains, ...) are passed as text and checked by the trigger.
+The rule is "refused here, naming the setting, or stored exactly": where Python would accept
+text that PostgreSQL reads differently or not at all (a netmask, a zone id, an ISO week date, a
+number with more decimals than the column keeps), the value is refused or sent in the one
+canonical form both read alike.  Types not known here (enums, domains, ...) are passed as text
+and checked by the trigger.
 """
 
 from __future__ import annotations
@@ -15,16 +19,36 @@ import enum
 import importlib
 import ipaddress
 import json
+import math
 import re
+import struct
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .declare import declare_metadata, declared_specs
+from .declare import declare_metadata, declared_specs, specs_stored
 
 _INT_RANGES = {"SMALLINT": 2**15, "INTEGER": 2**31, "BIGINT": 2**63}
 _BOOLEAN_TEXT = frozenset({"t", "true", "y", "yes", "on", "1", "f", "false", "n", "no", "off", "0"})
 _TYPE = re.compile(r"^(?P<base>[A-Z ]+?)\s*(?:\((?P<args>[0-9, ]+)\))?(?P<dims>(?:\[\])*)$")
+#: What a text setting takes: text itself, and values whose text form is unambiguous.  Other
+#: objects (a pydantic model, an ORM instance) would be recorded as their ``repr``.
+TEXT_TYPES: tuple[type, ...] = (
+    str,
+    int,
+    float,
+    decimal.Decimal,
+    uuid.UUID,
+    datetime.date,
+    datetime.time,
+    ipaddress.IPv4Address,
+    ipaddress.IPv6Address,
+    ipaddress.IPv4Interface,
+    ipaddress.IPv6Interface,
+    ipaddress.IPv4Network,
+    ipaddress.IPv6Network,
+)
+_TEXT_TYPE_NAMES = "str, int, float, Decimal, bool, UUID, date, time, datetime, ipaddress, Enum"
 
 
 def setting_value(value: object) -> str:
@@ -33,8 +57,6 @@ def setting_value(value: object) -> str:
         return ""
     if isinstance(value, enum.Enum):
         return setting_value(value.value)
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        raise TypeError("audit settings are text: decode bytes before setting them")
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (datetime.date, datetime.time)):
@@ -44,50 +66,88 @@ def setting_value(value: object) -> str:
             f"a {type(value).__name__} has no text form for this setting's type; "
             "declare the setting as JSON/JSONB or ARRAY, or pass text"
         )
-    return str(value)
+    if not isinstance(value, TEXT_TYPES):
+        raise TypeError(
+            f"a {type(value).__name__} is not taken as setting text (it would be stored as its "
+            f"repr); pass the text to record, e.g. str(user.id), or one of: {_TEXT_TYPE_NAMES}"
+        )
+    return checked_text(str.__str__(value) if isinstance(value, str) else str(value))
+
+
+def checked_text(text: str) -> str:
+    """``text`` if PostgreSQL can receive it: no NUL character, no lone surrogate."""
+    if "\x00" in text:
+        raise ValueError("contains a NUL character, which PostgreSQL text cannot hold")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("is not valid Unicode (a lone surrogate)") from None
+    return text
 
 
 def text_for(value: object, sql_types: Iterable[str]) -> str:
-    """The text for ``value`` under the first of ``sql_types`` that can hold it.
+    """The text for ``value`` under every one of ``sql_types``.
 
-    A name may be declared with different types by different tables; the value must fit one.
+    A name may be declared with different types by different tables (in one MetaData or in
+    several); the settings of a transaction reach every audited table it writes, so the value
+    must fit each of them, and read alike in each, or a write to one of them would fail or
+    store something else.
     """
-    if value is None or value == "":
+    if value is None or (isinstance(value, str) and value == ""):
         return ""
     if isinstance(value, enum.Enum):
         value = value.value
+    texts: dict[str, str] = {}
     errors: list[str] = []
     for sql_type in dict.fromkeys(sql_types):
         try:
-            return _encode(value, sql_type)
+            texts[sql_type] = _encode(value, sql_type)
         except (TypeError, ValueError, ArithmeticError) as error:
             errors.append(f"{sql_type}: {error}")
-    raise ValueError(f"{value!r} does not fit the setting's column type ({'; '.join(errors)})")
+    if errors:
+        every = " (it must fit every type the setting is declared with)" if len(texts) else ""
+        raise ValueError(
+            f"{value!r} does not fit the setting's column type{every} ({'; '.join(errors)})"
+        )
+    if len(set(texts.values())) > 1:
+        forms = ", ".join(f"{sql_type} reads {text!r}" for sql_type, text in texts.items())
+        raise ValueError(
+            f"{value!r} would be stored differently by the types the setting is declared with "
+            f"({forms}); pass it in the form they share"
+        )
+    return next(iter(texts.values()))
 
 
-def known_settings(*, refresh: bool = False) -> dict[str, tuple[str, ...]]:
+def known_settings(*, refresh: bool = False) -> dict[str, tuple[str, ...]] | None:
     """``{lower-case name: SQL types}`` of every setting a declared audited table records.
 
-    Cached: callers pass ``refresh=True`` when a name or value did not fit, and only then (or
-    while nothing is known) are the declared tables read again, after declaring the MetaData of
-    every live ORM registry (idempotent), so models whose declaration is lazy are found too.
-    Empty means nothing
-    audited is declared in this process: names cannot be checked then, and are not refused.
+    ``None`` means no audited table is declared in this process at all: names cannot be
+    checked then, and are not refused.  Once an audited table is known, its settings are the
+    only names there are, even when it declares none.  Cached until a table is declared or
+    changes (a new type for a name must be seen at once), or callers pass ``refresh=True``
+    when a name or value did not fit (tables dropped since may have held the stricter type);
+    then, and while nothing is known, the declared tables are read again after declaring the
+    MetaData of every live ORM registry (idempotent), so lazily declared models are found too.
     """
-    global _KNOWN
-    if refresh or not _KNOWN:
+    global _KNOWN, _KNOWN_AT
+    if refresh or _KNOWN is None or specs_stored() != _KNOWN_AT:
         for metadata in _registry_metadata():
             declare_metadata(metadata)
+        _KNOWN_AT = specs_stored()
         _KNOWN = _collect()
     return _KNOWN
 
 
-_KNOWN: dict[str, tuple[str, ...]] = {}
+_KNOWN: dict[str, tuple[str, ...]] | None = None
+_KNOWN_AT = -1
 
 
-def _collect() -> dict[str, tuple[str, ...]]:
+def _collect() -> dict[str, tuple[str, ...]] | None:
+    specs = declared_specs()
+    if not specs:
+        return None
     known: dict[str, tuple[str, ...]] = {}
-    for spec in declared_specs():
+    for spec in specs:
         for setting in spec.settings:
             name = setting.name.lower()
             if setting.sql_type not in known.get(name, ()):
@@ -109,8 +169,8 @@ def _encode(value: object, sql_type: str) -> str:
         return setting_value(value)
     base, args, dims = match["base"].strip(), match["args"], match["dims"]
     if dims:
-        return _array(value, base, args)
-    return _scalar(value, base, args)
+        return checked_text(_array(value, base, args))
+    return checked_text(_scalar(value, base, args))
 
 
 def _array(value: object, base: str, args: str | None) -> str:
@@ -127,7 +187,7 @@ def _array(value: object, base: str, args: str | None) -> str:
         elif isinstance(item, (list, tuple)):
             items.append(_array(item, base, args))
         else:
-            text = _scalar(item, base, args)
+            text = _scalar(item.value if isinstance(item, enum.Enum) else item, base, args)
             items.append('"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"')
     return "{" + ",".join(items) + "}"
 
@@ -153,19 +213,68 @@ def _integer(base: str) -> Callable[[object, str | None], str]:
             raise TypeError(f"{base} takes an int, got {type(value).__name__}")
         number = int(value)
         if not -bound <= number < bound:
-            raise ValueError(f"out of range for {base}")
+            raise ValueError(f"out of range for {base} ({-bound} to {bound - 1})")
         return str(number)
 
     return encode
 
 
-def _numeric(value: object, _args: str | None) -> str:
+def _decimal(value: object) -> decimal.Decimal:
+    """``value`` as a Decimal: floats by their shortest repr (0.1 is 0.1, not 0.1000…0555)."""
     if isinstance(value, bool) or not isinstance(value, (int, float, decimal.Decimal, str)):
         raise TypeError(f"a number is needed, got {type(value).__name__}")
     try:
-        return str(decimal.Decimal(value.strip() if isinstance(value, str) else value))
+        number = decimal.Decimal(
+            value.strip() if isinstance(value, str) else repr(value) if isinstance(value, float)
+            else value
+        )
     except decimal.InvalidOperation:
         raise ValueError("not a number") from None
+    if number.is_snan():
+        raise ValueError("a signalling NaN is not a number PostgreSQL reads")
+    return number
+
+
+def _numeric(value: object, args: str | None) -> str:
+    number = _decimal(value)
+    if args and number.is_infinite():
+        raise ValueError(f"NUMERIC({args}) cannot hold infinity")
+    if args and number.is_finite() and number != 0:
+        precision, _, scale_text = args.partition(",")
+        digits, scale = int(precision), int(scale_text or 0)
+        if _decimal_places(number) > scale:
+            raise ValueError(
+                f"has more than {scale} decimal places: NUMERIC({args}) would round it"
+            )
+        if number.adjusted() >= digits - scale:
+            raise ValueError(f"out of range for NUMERIC({args})")
+    return str(number)
+
+
+def _decimal_places(number: decimal.Decimal) -> int:
+    """The digits after the point that are not trailing zeros (12.50 has one)."""
+    _sign, digits, exponent = number.as_tuple()
+    assert isinstance(exponent, int)
+    trailing_zeros = len(digits) - len("".join(map(str, digits)).rstrip("0"))
+    return max(0, -(exponent + trailing_zeros))
+
+
+def _float(single: bool) -> Callable[[object, str | None], str]:
+    def encode(value: object, args: str | None) -> str:
+        number = _decimal(value)
+        name = "REAL" if single or (args and int(args) <= 24) else "DOUBLE PRECISION"
+        if number.is_finite() and number != 0:
+            stored = float(number)
+            if name == "REAL" and not math.isinf(stored):
+                try:
+                    stored = struct.unpack("f", struct.pack("f", stored))[0]
+                except OverflowError:
+                    stored = math.inf
+            if math.isinf(stored) or stored == 0:
+                raise ValueError(f"out of range for {name}")
+        return str(number)
+
+    return encode
 
 
 def _uuid(value: object, _args: str | None) -> str:
@@ -187,37 +296,107 @@ def _boolean(value: object, _args: str | None) -> str:
     raise ValueError("not a boolean (True/False or 'true'/'false')")
 
 
-def _json(value: object, _args: str | None) -> str:
+def _json(binary: bool) -> Callable[[object, str | None], str]:
+    def encode(value: object, _args: str | None) -> str:
+        if isinstance(value, str):  # text is taken as JSON text, as before; it must parse
+            parsed = json.loads(value, parse_constant=_no_constant)
+            text = value
+        else:
+            parsed = value
+            text = json.dumps(value, allow_nan=False, ensure_ascii=False)
+        _check_json_strings(parsed, binary)
+        return text
+
+    return encode
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"{name} is not JSON (PostgreSQL refuses it)")
+
+
+def _check_json_strings(value: object, binary: bool) -> None:
+    """JSONB cannot hold ``\\u0000``, and no JSON text a lone surrogate."""
     if isinstance(value, str):
-        json.loads(value)  # text is taken as JSON text, as before; it must parse
-        return value
-    return json.dumps(value)
+        if binary and "\x00" in value:
+            raise ValueError("JSONB cannot hold the character \\u0000")
+        checked_text(value.replace("\x00", ""))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_json_strings(key, binary)
+            _check_json_strings(item, binary)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _check_json_strings(item, binary)
 
 
-def _temporal(kind: type) -> Callable[[object, str | None], str]:
+def _temporal(kind: type, zoned: bool | None) -> Callable[[object, str | None], str]:
+    """Dates and times as ISO 8601, sent in Python's canonical form.
+
+    Text is parsed here and its canonical form sent, so text Python reads differently from
+    PostgreSQL (an ISO week date, the basic format) is stored as the value Python read.  A
+    column without time zone would silently drop an offset: such a value is refused.
+    """
+
     def encode(value: object, _args: str | None) -> str:
         if isinstance(value, str):
             text = value.strip()
             parse = getattr(kind, "fromisoformat")  # noqa: B009 - one code path for the three
-            parse(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
-            return text
+            try:
+                value = parse(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
+            except ValueError:
+                raise ValueError(f"not an ISO 8601 {kind.__name__}") from None
         if kind is datetime.date and isinstance(value, datetime.datetime):
             raise TypeError("a DATE setting takes a date, got a datetime")
         if not isinstance(value, kind):
             raise TypeError(f"needs {kind.__name__} or ISO 8601 text, got {type(value).__name__}")
+        if zoned is False and getattr(value, "tzinfo", None) is not None:
+            raise ValueError(
+                "has a time zone offset, which a column WITHOUT TIME ZONE would drop; pass a "
+                "naive value or declare the column with timezone=True"
+            )
         return value.isoformat()  # type: ignore[no-any-return, attr-defined]
 
     return encode
 
 
-def _address(value: object, _args: str | None) -> str:
-    if isinstance(value, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
-        return str(value)
-    text = str(value).strip()
+_ADDRESSES = (ipaddress.IPv4Address, ipaddress.IPv6Address)
+_INTERFACES = (ipaddress.IPv4Interface, ipaddress.IPv6Interface)
+_NETWORKS = (ipaddress.IPv4Network, ipaddress.IPv6Network)
+
+
+def _address_text(value: object) -> str:
+    """Address text PostgreSQL reads as Python does: no zone id, a prefix length (not a mask)."""
+    if isinstance(value, (*_ADDRESSES, *_INTERFACES, *_NETWORKS)):
+        text = str(value)
+    elif isinstance(value, str):
+        text = value.strip()
+    else:
+        raise TypeError(f"an IP address needs str or ipaddress, got {type(value).__name__}")
+    address, slash, prefix = text.partition("/")
+    if "%" in address:
+        raise ValueError("has an IPv6 zone id (%...), which PostgreSQL does not store")
+    if slash and not (prefix.isascii() and prefix.isdigit()):
+        raise ValueError("has a netmask: write the prefix length (e.g. /24)")
+    return text
+
+
+def _inet(value: object, _args: str | None) -> str:
+    text = _address_text(value)
     try:
         ipaddress.ip_interface(text)
     except ValueError:
         raise ValueError("not an IP address") from None
+    return text
+
+
+def _cidr(value: object, _args: str | None) -> str:
+    text = _address_text(value)
+    try:
+        ipaddress.ip_network(text, strict=True)
+    except ValueError as error:
+        if "host bits" in str(error):
+            raise ValueError("has bits set right of the prefix, which CIDR refuses") from None
+        raise ValueError("not an IP network") from None
     return text
 
 
@@ -226,20 +405,20 @@ _ENCODERS: dict[str, Callable[[object, str | None], str]] = {
     "INT": _integer("INTEGER"),
     "NUMERIC": _numeric,
     "DECIMAL": _numeric,
-    "FLOAT": _numeric,
-    "REAL": _numeric,
-    "DOUBLE PRECISION": _numeric,
+    "FLOAT": _float(single=False),
+    "REAL": _float(single=True),
+    "DOUBLE PRECISION": _float(single=False),
     "UUID": _uuid,
     "BOOLEAN": _boolean,
-    "JSON": _json,
-    "JSONB": _json,
-    "DATE": _temporal(datetime.date),
-    "TIMESTAMP": _temporal(datetime.datetime),
-    "TIMESTAMP WITHOUT TIME ZONE": _temporal(datetime.datetime),
-    "TIMESTAMP WITH TIME ZONE": _temporal(datetime.datetime),
-    "TIME": _temporal(datetime.time),
-    "TIME WITHOUT TIME ZONE": _temporal(datetime.time),
-    "TIME WITH TIME ZONE": _temporal(datetime.time),
-    "INET": _address,
-    "CIDR": _address,
+    "JSON": _json(binary=False),
+    "JSONB": _json(binary=True),
+    "DATE": _temporal(datetime.date, None),
+    "TIMESTAMP": _temporal(datetime.datetime, False),
+    "TIMESTAMP WITHOUT TIME ZONE": _temporal(datetime.datetime, False),
+    "TIMESTAMP WITH TIME ZONE": _temporal(datetime.datetime, True),
+    "TIME": _temporal(datetime.time, False),
+    "TIME WITHOUT TIME ZONE": _temporal(datetime.time, False),
+    "TIME WITH TIME ZONE": _temporal(datetime.time, True),
+    "INET": _inet,
+    "CIDR": _cidr,
 }
