@@ -361,6 +361,7 @@ def test_values_python_reads_leniently_are_stored_as_python_read_them(
         sa.Column("ratio", sa.Float),
         sa.Column("price", sa.Numeric(5, 2)),
         sa.Column("note", sa.String),
+        sa.Column("waited", sa.Interval),
     )
     table.metadata.create_all(any_driver_engine)
     values: dict[str, object] = {
@@ -369,6 +370,7 @@ def test_values_python_reads_leniently_are_stored_as_python_read_them(
         "ratio": 0.1,
         "price": "999.990",
         "note": uuid.UUID(int=7),
+        "waited": datetime.timedelta(days=-1, seconds=5, microseconds=7),
     }
     week_date = "2026-W01-1"  # Python 3.11 reads it; PostgreSQL does not
     try:
@@ -389,6 +391,7 @@ def test_values_python_reads_leniently_are_stored_as_python_read_them(
     assert row.audit_ratio == 0.1
     assert row.audit_price == Decimal("999.99")
     assert row.audit_note == str(uuid.UUID(int=7))
+    assert row.audit_waited == datetime.timedelta(days=-1, seconds=5, microseconds=7)
 
 
 def test_names_are_checked_when_the_audited_tables_declare_no_settings() -> None:

@@ -359,6 +359,15 @@ def _temporal(kind: type, zoned: bool | None) -> Callable[[object, str | None], 
     return encode
 
 
+def _interval(value: object, _args: str | None) -> str:
+    """A ``timedelta`` in units PostgreSQL adds up exactly; text is left to the trigger."""
+    if isinstance(value, datetime.timedelta):
+        return f"{value.days} days {value.seconds} seconds {value.microseconds} microseconds"
+    if isinstance(value, str):
+        return value
+    raise TypeError(f"an INTERVAL takes a timedelta or text, got {type(value).__name__}")
+
+
 _ADDRESSES = (ipaddress.IPv4Address, ipaddress.IPv6Address)
 _INTERFACES = (ipaddress.IPv4Interface, ipaddress.IPv6Interface)
 _NETWORKS = (ipaddress.IPv4Network, ipaddress.IPv6Network)
@@ -419,6 +428,7 @@ _ENCODERS: dict[str, Callable[[object, str | None], str]] = {
     "TIME": _temporal(datetime.time, False),
     "TIME WITHOUT TIME ZONE": _temporal(datetime.time, False),
     "TIME WITH TIME ZONE": _temporal(datetime.time, True),
+    "INTERVAL": _interval,
     "INET": _inet,
     "CIDR": _cidr,
 }
