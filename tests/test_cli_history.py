@@ -192,7 +192,7 @@ def test_reflection_of_quoted_names_a_uuid_key_and_captures(
                 "enabled": True,
                 "mode": "row",
                 "capture": ["transaction_id"],
-                "session_settings": [sa.Column("batch_ref", sa.String)],
+                "session_settings": [sa.Column("request_id", sa.String)],
             }
         },
     )
@@ -201,7 +201,7 @@ def test_reflection_of_quoted_names_a_uuid_key_and_captures(
     table.metadata.create_all(engine)
     key = uuid.uuid4()
     with engine.begin() as connection:
-        set_session_vars(connection, batch_ref="r-1")
+        set_session_vars(connection, request_id="r-1")
         connection.execute(table.insert().values(id=key, amount=Decimal("1.50")))
         connection.execute(table.update().values(amount=Decimal("2.25")))
     url = url_text(database_url)
@@ -210,7 +210,7 @@ def test_reflection_of_quoted_names_a_uuid_key_and_captures(
     assert document["key"] == {"id": str(key)}
     versions = document["versions"]
     assert [v["changes"] for v in versions][1] == {"amount": ["1.50", "2.25"]}
-    assert versions[0]["context"]["batch_ref"] == "r-1"
+    assert versions[0]["context"]["request_id"] == "r-1"
     assert versions[0]["context"]["transaction_id"] == versions[1]["context"]["transaction_id"]
     result = run("history", f"{schema}.Order Items", "not-a-uuid", "--url", url)
     assert result.returncode == 2

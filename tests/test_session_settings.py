@@ -45,7 +45,7 @@ def ticket(engine: sa.Engine) -> sa.Table:
     table = declare(
         sa.Column("username", sa.String),
         sa.Column("short_code", sa.String(8)),
-        sa.Column("request_id", sa.UUID),
+        sa.Column("ticket_request_id", sa.UUID),
         sa.Column("attempt", sa.SmallInteger),
         sa.Column("meta", JSONB),
         sa.Column("tags", ARRAY(sa.String)),
@@ -87,7 +87,7 @@ def test_an_unknown_setting_is_refused_naming_it_and_the_known_ones(
     engine: sa.Engine, ticket: sa.Table
 ) -> None:
     with engine.begin() as connection:
-        with pytest.raises(AuditSettingError, match=r"'requestid'.*known settings.*'request_id'"):
+        with pytest.raises(AuditSettingError, match=r"'requestid'.*known settings.*'ticket_request_id'"):
             set_session_vars(connection, requestid=uuid.uuid4())
         # Nothing was sent: the transaction is still usable.
         connection.execute(ticket.insert().values(id=1))
@@ -105,8 +105,8 @@ def test_setting_names_ignore_case(engine: sa.Engine, ticket: sa.Table) -> None:
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"request_id": "req-123"}, r"'request_id'.*not a UUID"),
-        ({"request_id": 42}, r"'request_id'.*UUID"),
+        ({"ticket_request_id": "req-123"}, r"'ticket_request_id'.*not a UUID"),
+        ({"ticket_request_id": 42}, r"'ticket_request_id'.*UUID"),
         ({"attempt": 40000}, r"'attempt'.*out of range"),
         ({"attempt": "two"}, r"'attempt'"),
         ({"attempt": True}, r"'attempt'"),
@@ -126,45 +126,57 @@ def test_a_value_the_column_type_cannot_hold_fails_when_set(
         connection.execute(ticket.insert().values(id=1))  # nothing was sent
 
 
-def test_a_value_must_fit_every_type_its_setting_is_declared_with(engine: sa.Engine) -> None:
-    """Settings reach every table a transaction writes, whichever MetaData declared it."""
-    narrow = declare(sa.Column("ref_code", sa.Integer))
-    wide = sa.Table(
+def test_a_value_must_fit_every_type_its_setting_has_in_one_metadata(engine: sa.Engine) -> None:
+    """Settings reach every table a transaction writes: in one MetaData, every type counts."""
+    metadata = sa.MetaData()
+    narrow, wide = (
+        sa.Table(
+            name,
+            metadata,
+            sa.Column("id", sa.Integer, primary_key=True),
+            info={"audit.options": {"enabled": True, "session_settings": [setting]}},
+        )
+        for name, setting in (
+            ("ledger_narrow", sa.Column("ledger_ref", sa.Integer)),
+            ("ledger_wide", sa.Column("ledger_ref", sa.String)),
+        )
+    )
+    metadata.create_all(engine)
+    with engine.begin() as connection:
+        with pytest.raises(AuditSettingError, match=r"'ledger_ref'.*every type.*INTEGER"):
+            set_session_vars(connection, ledger_ref="R-7")  # the write to ledger_narrow would fail
+        set_session_vars(connection, ledger_ref=7)  # fits both, and reads alike in both
+        connection.execute(wide.insert().values(id=1))
+        connection.execute(narrow.insert().values(id=1))
+        assert history(connection, wide)[0].audit_ledger_ref == "7"
+        assert history(connection, narrow)[0].audit_ledger_ref == 7
+        with pytest.raises(AuditSettingError, match=r"'ledger_ref'.*store it differently"):
+            set_session_vars(connection, ledger_ref=" 7")  # 7 for INTEGER, ' 7' for text
+
+
+def test_separate_metadata_are_separate_models(engine: sa.Engine) -> None:
+    """Another MetaData (another application's model, a test's own tables) declaring the same
+    name with another type neither loosens nor tightens the check of this one."""
+    numbered = declare(sa.Column("ref_code", sa.Integer))
+    named = sa.Table(
         "ledger",
         sa.MetaData(),
         sa.Column("id", sa.Integer, primary_key=True),
         info={
             "audit.options": {
                 "enabled": True,
-                "session_settings": [sa.Column("ref_code", sa.String)],
+                "session_settings": [sa.Column("ref_code", sa.Text)],
             }
         },
     )
-    narrow.metadata.create_all(engine)
-    wide.metadata.create_all(engine)
+    numbered.metadata.create_all(engine)
+    named.metadata.create_all(engine)
     with engine.begin() as connection:
-        with pytest.raises(AuditSettingError, match=r"'ref_code'.*every type.*INTEGER"):
-            set_session_vars(connection, ref_code="R-7")  # a write to 'ticket' would fail
-        set_session_vars(connection, ref_code=7)  # fits both, and reads alike in both
-        connection.execute(wide.insert().values(id=1))
-        connection.execute(narrow.insert().values(id=1))
-        assert history(connection, wide)[0].audit_ref_code == "7"
-        assert history(connection, narrow)[0].audit_ref_code == 7
-        with pytest.raises(AuditSettingError, match=r"'ref_code'.*stored differently"):
-            set_session_vars(connection, ref_code=" 7")  # 7 for INTEGER, ' 7' for text
-
-
-def test_a_value_is_checked_whatever_another_metadata_declares(
-    engine: sa.Engine, ticket: sa.Table
-) -> None:
-    """The check does not depend on which other tables happen to be declared in the process."""
-    other = declare(sa.Column("request_id", sa.String))  # kept alive until the end
-    with (
-        engine.begin() as connection,
-        pytest.raises(AuditSettingError, match=r"'request_id'.*not a UUID"),
-    ):
-        set_session_vars(connection, request_id="req-123")
-    assert other.name == "ticket"
+        set_session_vars(connection, ref_code="R-7")  # the text model takes it
+        connection.execute(named.insert().values(id=1))
+        assert history(connection, named)[0].audit_ref_code == "R-7"
+    with engine.begin() as connection, pytest.raises(AuditSettingError, match="'ref_code'"):
+        set_session_vars(connection, ref_code=["R-7"])  # fits neither
 
 
 def test_json_and_array_values_are_encoded_as_their_column_types(
@@ -189,18 +201,18 @@ def test_json_and_array_values_are_encoded_as_their_column_types(
 
 def test_typed_values_round_trip(any_driver_engine: sa.Engine) -> None:
     table = declare(
-        sa.Column("request_id", sa.UUID),
+        sa.Column("ticket_request_id", sa.UUID),
         sa.Column("amount", sa.Numeric(10, 2)),
         sa.Column("flag", sa.Boolean),
         sa.Column("ids", ARRAY(sa.Integer)),
         sa.Column("at", sa.DateTime(timezone=True)),
     )
     table.metadata.create_all(any_driver_engine)
-    request_id = uuid.uuid4()
+    ticket_request_id = uuid.uuid4()
     with any_driver_engine.begin() as connection:
         set_session_vars(
             connection,
-            request_id="{" + str(request_id).upper() + "}",
+            ticket_request_id="{" + str(ticket_request_id).upper() + "}",
             amount="12.50",
             flag=False,
             ids=[1, 2, 3],
@@ -208,7 +220,7 @@ def test_typed_values_round_trip(any_driver_engine: sa.Engine) -> None:
         )
         connection.execute(table.insert().values(id=1))
         row = history(connection, table)[0]
-    assert row.audit_request_id == request_id
+    assert row.audit_ticket_request_id == ticket_request_id
     assert str(row.audit_amount) == "12.50"
     assert row.audit_flag is False
     assert row.audit_ids == [1, 2, 3]
@@ -245,15 +257,15 @@ def test_autocommit_async_session_is_refused(asyncpg_url: URL) -> None:
 
 
 def test_async_session_settings_are_recorded(asyncpg_url: URL, engine: sa.Engine) -> None:
-    table = declare(sa.Column("username", sa.String), sa.Column("request_id", sa.UUID))
+    table = declare(sa.Column("username", sa.String), sa.Column("ticket_request_id", sa.UUID))
     table.metadata.create_all(engine)
-    request_id = uuid.uuid4()
+    ticket_request_id = uuid.uuid4()
 
     async def main() -> None:
         async_engine = create_async_engine(asyncpg_url)
         try:
             async with AsyncSession(async_engine) as session, session.begin():
-                await aset_session_vars(session, username="ann", request_id=request_id)
+                await aset_session_vars(session, username="ann", ticket_request_id=ticket_request_id)
                 await session.execute(table.insert().values(id=1))
         finally:
             await async_engine.dispose()
@@ -261,7 +273,7 @@ def test_async_session_settings_are_recorded(asyncpg_url: URL, engine: sa.Engine
     asyncio.run(main())
     with engine.connect() as connection:
         row = history(connection, table)[0]
-    assert (row.audit_username, row.audit_request_id) == ("ann", request_id)
+    assert (row.audit_username, row.audit_ticket_request_id) == ("ann", ticket_request_id)
 
 
 def test_settings_of_models_not_declared_yet_are_found_in_their_registry(
@@ -343,11 +355,12 @@ def test_integer_settings_take_both_edges_of_their_range_and_nothing_beyond(
 def test_a_value_postgresql_would_read_differently_is_refused_naming_the_setting(
     engine: sa.Engine, column: sa.Column[Any], value: object, message: str
 ) -> None:
-    table = declare(column)
+    name = f"{column.name}_{uuid.uuid4().hex[:8]}"  # a name no other live table declares
+    table = declare(sa.Column(name, column.type))
     table.metadata.create_all(engine)
     with engine.begin() as connection:
-        with pytest.raises(AuditSettingError, match=rf"'{column.name}'.*{message}"):
-            set_session_vars(connection, **{column.name: value})
+        with pytest.raises(AuditSettingError, match=rf"'{name}'.*{message}"):
+            set_session_vars(connection, **{name: value})
         connection.execute(table.insert().values(id=1))  # nothing was sent
 
 

@@ -193,8 +193,13 @@ def declared_specs() -> list[AuditSpec]:
     Used to validate session settings by name and type (a keyword no audited table declares
     is a typo, not a setting).
     """
-    specs = (table.info.get(SPEC_KEY) for table in list(_DECLARED))
+    specs = (table.info.get(SPEC_KEY) for table in declared_tables())
     return [spec for spec in specs if isinstance(spec, AuditSpec)]
+
+
+def declared_tables() -> list[Table]:
+    """Every audited table declared in this process and still alive (its spec in ``info``)."""
+    return [table for table in list(_DECLARED) if isinstance(table.info.get(SPEC_KEY), AuditSpec)]
 
 
 def specs_stored() -> int:

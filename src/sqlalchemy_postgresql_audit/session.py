@@ -2,10 +2,10 @@
 
 Values are checked here, before anything is sent: the name must be a setting some declared
 audited table records (once any audited table is declared), and the value must fit every
-column type that setting is declared with, so a typo or a bad value fails at the call that made
-it instead of being lost or failing a later write.  The names and types come from every audited
-table declared in the process: settings reach every table a transaction writes, whichever
-MetaData declared it, so a value that fits one declaration but not another would fail there.
+column type that setting is declared with in a MetaData, so a typo or a bad value fails at the
+call that made it instead of being lost or failing a later write.  Settings reach every table a
+transaction writes, so within one MetaData (one application's model) the value must fit every
+table declaring it; separate MetaData are separate models, and the value must fit one wholly.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from .errors import AuditError
 from .options import SETTING_NAME
-from .values import known_settings, setting_value, text_for
+from .values import TypeGroups, known_settings, setting_value, text_for
 
 
 def _async_classes() -> tuple[type[Any], type[Any], type[Any]]:
@@ -65,7 +65,7 @@ def prepare_values(values: dict[str, object]) -> dict[str, str]:
         return _prepare(values, known_settings(refresh=True))
 
 
-def _prepare(values: dict[str, object], known: dict[str, tuple[str, ...]] | None) -> dict[str, str]:
+def _prepare(values: dict[str, object], known: dict[str, TypeGroups] | None) -> dict[str, str]:
     unknown = sorted(name for name in values if known is not None and name.lower() not in known)
     if unknown:
         raise AuditSettingError(

@@ -23,10 +23,12 @@ import math
 import re
 import struct
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
-from .declare import declare_metadata, declared_specs, specs_stored
+from .audit_table import SPEC_KEY
+from .declare import declare_metadata, declared_tables, specs_stored
+from .spec import AuditSpec
 
 _INT_RANGES = {"SMALLINT": 2**15, "INTEGER": 2**31, "BIGINT": 2**63}
 _BOOLEAN_TEXT = frozenset({"t", "true", "y", "yes", "on", "1", "f", "false", "n", "no", "off", "0"})
@@ -85,41 +87,61 @@ def checked_text(text: str) -> str:
     return text
 
 
-def text_for(value: object, sql_types: Iterable[str]) -> str:
-    """The text for ``value`` under every one of ``sql_types``.
+#: Per setting name, the SQL types one MetaData declares it with; one tuple per MetaData.
+TypeGroups = tuple[tuple[str, ...], ...]
 
-    A name may be declared with different types by different tables (in one MetaData or in
-    several); the settings of a transaction reach every audited table it writes, so the value
-    must fit each of them, and read alike in each, or a write to one of them would fail or
-    store something else.
+
+def text_for(value: object, groups: TypeGroups) -> str:
+    """The text for ``value`` under every type one MetaData declares its setting with.
+
+    The settings of a transaction reach every audited table it writes, so within one MetaData
+    the value must fit each type the setting has there, and read alike in each, or a write to
+    one of those tables would fail or store something else.  Separate MetaData are separate
+    models (another application, a test's own tables): the value must fit one of them wholly.
     """
     if value is None or (isinstance(value, str) and value == ""):
         return ""
     if isinstance(value, enum.Enum):
         value = value.value
+    texts: set[str] = set()
+    errors: list[str] = []
+    for types in groups:
+        try:
+            texts.add(_text_for_all(value, types))
+        except ValueError as error:
+            errors.append(str(error))
+    if not texts:
+        raise ValueError(f"{value!r} does not fit the setting's column type ({' | '.join(errors)})")
+    if len(texts) > 1:
+        raise ValueError(
+            f"{value!r} would be stored differently by the models that declare the setting "
+            f"({sorted(texts)!r}); pass it in the form they share"
+        )
+    return texts.pop()
+
+
+def _text_for_all(value: object, types: tuple[str, ...]) -> str:
     texts: dict[str, str] = {}
     errors: list[str] = []
-    for sql_type in dict.fromkeys(sql_types):
+    for sql_type in types:
         try:
             texts[sql_type] = _encode(value, sql_type)
         except (TypeError, ValueError, ArithmeticError) as error:
             errors.append(f"{sql_type}: {error}")
     if errors:
-        every = " (it must fit every type the setting is declared with)" if len(texts) else ""
-        raise ValueError(
-            f"{value!r} does not fit the setting's column type{every} ({'; '.join(errors)})"
-        )
+        every = "every type of the setting must hold it; " if texts else ""
+        raise ValueError(every + "; ".join(errors))
     if len(set(texts.values())) > 1:
         forms = ", ".join(f"{sql_type} reads {text!r}" for sql_type, text in texts.items())
         raise ValueError(
-            f"{value!r} would be stored differently by the types the setting is declared with "
-            f"({forms}); pass it in the form they share"
+            f"the types the setting is declared with would store it differently ({forms}); "
+            "pass it in the form they share"
         )
     return next(iter(texts.values()))
 
 
-def known_settings(*, refresh: bool = False) -> dict[str, tuple[str, ...]] | None:
-    """``{lower-case name: SQL types}`` of every setting a declared audited table records.
+def known_settings(*, refresh: bool = False) -> dict[str, TypeGroups] | None:
+    """``{lower-case name: SQL types per MetaData}`` of every setting an audited table records.
 
     ``None`` means no audited table is declared in this process at all: names cannot be
     checked then, and are not refused.  Once an audited table is known, its settings are the
@@ -138,20 +160,27 @@ def known_settings(*, refresh: bool = False) -> dict[str, tuple[str, ...]] | Non
     return _KNOWN
 
 
-_KNOWN: dict[str, tuple[str, ...]] | None = None
+_KNOWN: dict[str, TypeGroups] | None = None
 _KNOWN_AT = -1
 
 
-def _collect() -> dict[str, tuple[str, ...]] | None:
-    specs = declared_specs()
-    if not specs:
+def _collect() -> dict[str, TypeGroups] | None:
+    tables = declared_tables()
+    if not tables:
         return None
-    known: dict[str, tuple[str, ...]] = {}
-    for spec in specs:
+    by_metadata: dict[int, dict[str, tuple[str, ...]]] = {}
+    for table in tables:
+        spec: AuditSpec = table.info[SPEC_KEY]
+        declared = by_metadata.setdefault(id(table.metadata), {})
         for setting in spec.settings:
             name = setting.name.lower()
-            if setting.sql_type not in known.get(name, ()):
-                known[name] = (*known.get(name, ()), setting.sql_type)
+            if setting.sql_type not in declared.get(name, ()):
+                declared[name] = (*declared.get(name, ()), setting.sql_type)
+    known: dict[str, TypeGroups] = {}
+    for declared in by_metadata.values():
+        for name, types in declared.items():
+            if types not in known.get(name, ()):
+                known[name] = (*known.get(name, ()), types)
     return known
 
 
