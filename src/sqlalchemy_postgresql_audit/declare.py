@@ -203,7 +203,7 @@ def declared_tables() -> list[Table]:
 
 
 def specs_stored() -> int:
-    """How many times a spec was stored: a cache of ``declared_specs()`` is stale once it grows."""
+    """How many times a spec was stored: a cache of what is declared is stale once it grows."""
     return _SPECS_STORED
 
 
