@@ -59,6 +59,8 @@ def setting_value(value: object) -> str:
         return ""
     if isinstance(value, enum.Enum):
         return setting_value(value.value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raise TypeError("audit settings are text: decode bytes before setting them")
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (datetime.date, datetime.time)):
