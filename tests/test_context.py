@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import threading
 import uuid
+import warnings
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -135,13 +136,17 @@ def test_nested_contexts_merge_and_restore(db: sa.Engine) -> None:
 
 
 def test_each_statement_runs_with_the_context_active_when_it_runs(db: sa.Engine) -> None:
-    with db.begin() as connection:  # the transaction begins outside any context
-        connection.execute(note.insert().values(id=1))
+    def under_contexts(connection: sa.Connection) -> None:
         with audit_context(username="ann"):
             connection.execute(note.insert().values(id=2))
-            with audit_context(username="bob"):
+            with audit_context(username="bob"):  # no warning: the outer context goes on
                 connection.execute(note.insert().values(id=3))
             connection.execute(note.insert().values(id=4))
+
+    with db.begin() as connection:  # the transaction begins outside any context
+        connection.execute(note.insert().values(id=1))
+        with pytest.warns(RuntimeWarning, match="still open"):
+            under_contexts(connection)
         connection.execute(note.insert().values(id=5))  # exited: reset to NULL
         assert current(connection, "username") == ""
     with db.connect() as connection:
@@ -156,13 +161,14 @@ def test_each_statement_runs_with_the_context_active_when_it_runs(db: sa.Engine)
 
 def test_a_context_entered_inside_a_rolled_back_savepoint_is_applied_again(db: sa.Engine) -> None:
     """The settings are first applied inside the savepoint; its rollback undoes them."""
-    with db.begin() as connection:
+    with db.connect() as connection:
         connection.execute(note.insert().values(id=1))
         savepoint = connection.begin_nested()
         with audit_context(username="ann"):
             connection.execute(note.insert().values(id=2))
             savepoint.rollback()  # PostgreSQL undoes the settings with it
             connection.execute(note.insert().values(id=3))
+            connection.commit()
     with db.connect() as connection:
         assert [row[:2] for row in recorded(connection)] == [(1, None), (3, "ann")]
 
@@ -183,7 +189,7 @@ def test_an_inner_context_inside_a_rolled_back_savepoint_keeps_its_value(db: sa.
 def test_a_released_savepoint_keeps_its_settings_until_an_outer_one_rolls_back(
     db: sa.Engine,
 ) -> None:
-    with db.begin() as connection:
+    with db.connect() as connection:
         outer = connection.begin_nested()
         with audit_context(username="ann"):
             inner = connection.begin_nested()
@@ -192,6 +198,7 @@ def test_a_released_savepoint_keeps_its_settings_until_an_outer_one_rolls_back(
             connection.execute(note.insert().values(id=2))
             outer.rollback()  # back to before the outer savepoint: nothing applied
             connection.execute(note.insert().values(id=3))
+            connection.commit()
     with db.connect() as connection:
         assert [row[:2] for row in recorded(connection)] == [(3, "ann")]
 
@@ -484,6 +491,7 @@ def test_exiting_out_of_order_is_refused() -> None:
 def test_a_backend_killed_under_a_context_raises_its_own_error(db: sa.Engine) -> None:
     """The rollback of a transaction whose backend died must not hide the driver's error: the
     listeners leave an invalidated connection alone."""
+
     def killed_transaction(killer: sa.Connection) -> None:
         with db.begin() as connection:  # the error surfaces through this block's rollback
             connection.execute(note.insert().values(id=1))
@@ -491,7 +499,7 @@ def test_a_backend_killed_under_a_context_raises_its_own_error(db: sa.Engine) ->
             killer.execute(sa.text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})
             connection.execute(sa.text("SELECT 1"))
 
-    with db.connect() as killer, audit_context(username="victim"):
+    with audit_context(username="victim"), db.connect() as killer:
         with pytest.raises(sa.exc.OperationalError):
             killed_transaction(killer)
         with db.begin() as connection:  # the pool hands out a working connection again
@@ -571,3 +579,30 @@ def test_a_process_default_is_checked_and_leaves_autocommit_connections_alone(
         pytest.raises(AuditSettingError, match="AUTOCOMMIT"),
     ):
         connection.execute(note.insert().values(id=1))
+
+
+def test_leaving_a_context_while_its_transaction_is_still_open_warns(db: sa.Engine) -> None:
+    """What a FastAPI session dependency declared before the context dependency does: the
+    session commits (and flushes what is pending) after the context exited."""
+
+    def endpoint(session: Session) -> None:
+        with audit_context(username="ann"):
+            session.add(Note(id=1))
+            session.flush()
+            note_1 = session.get(Note, 1)
+            assert note_1 is not None
+            note_1.body = "edited"  # flushed at commit, after the context exited
+
+    with Session(db) as session:
+        with pytest.warns(RuntimeWarning, match="before the session dependency"):
+            endpoint(session)
+        session.commit()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with audit_context(username="ann"), Session(db) as session:  # the right order
+            session.add(Note(id=2))
+            session.commit()
+        with db.begin() as connection, audit_context(username="ann"):  # nothing ran inside
+            pass
+    with db.connect() as connection:
+        assert [row[:2] for row in recorded(connection)] == [(1, "ann"), (1, None), (2, "ann")]

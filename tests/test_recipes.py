@@ -475,3 +475,52 @@ def test_a_job_skips_a_failing_step_in_a_savepoint_and_goes_on(engine: sa.Engine
         ("I", "b", "system:import"),
         ("I", "c", "system:import"),
     ]
+
+
+def test_fastapi_session_dependency_declared_before_the_context_warns(
+    asyncpg_url: URL, engine: sa.Engine
+) -> None:
+    """Dependencies exit in reverse order: a session dependency declared first commits after
+    the context exited.  Leaving the context warns; the late flush then fails for want of
+    the required user instead of going unattributed."""
+    Base.metadata.create_all(engine)
+    async_engine = create_async_engine(asyncpg_url)
+    sessions = async_sessionmaker(async_engine, expire_on_commit=False)
+    app = FastAPI()
+
+    async def db() -> AsyncIterator[AsyncSession]:
+        async with sessions.begin() as session:
+            yield session  # commits when the request is done
+
+    async def audited(authorization: Annotated[str, Header()]) -> AsyncIterator[None]:
+        async with audit_context(username=user_from(authorization)):
+            yield
+
+    @app.post("/orders")
+    async def create_order(
+        item: str,
+        session: Annotated[AsyncSession, Depends(db)],  # declared first: the wrong order
+        _audited: Annotated[None, Depends(audited)],
+    ) -> dict[str, str]:
+        order = Order(item=item)
+        session.add(order)
+        await session.flush()  # under the context
+        order.item = item + "!"  # flushed at commit, after the context exited
+        return {"item": item}
+
+    async def main() -> None:
+        transport = httpx.ASGITransport(app=app)
+        try:
+            async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+                await client.post(
+                    "/orders", params={"item": "x"}, headers={"Authorization": "Bearer ann"}
+                )
+        finally:
+            await async_engine.dispose()
+
+    with (
+        pytest.warns(RuntimeWarning, match="before the session dependency"),
+        pytest.raises(sa.exc.DBAPIError, match=r"audit\.username is required"),
+    ):
+        asyncio.run(main())
+    assert recorded(engine) == []

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextvars
 import threading
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
@@ -70,9 +71,12 @@ class _Frame:
     values: Mapping[str, str]
     parent: _Frame | None
     owner: AuditContext | None
+    #: Shared by the frames of one stack: ``{id(connection info): (info, values applied)}``,
+    #: so that leaving the outermost context can tell a transaction still open with its values.
+    applied_in: dict[int, tuple[dict[str, Any], Mapping[str, str]]]
 
 
-_ROOT = _Frame(values=_EMPTY, parent=None, owner=None)
+_ROOT = _Frame(values=_EMPTY, parent=None, owner=None, applied_in={})
 _CURRENT: contextvars.ContextVar[_Frame] = contextvars.ContextVar(
     "sqlalchemy_postgresql_audit_context", default=_ROOT
 )
@@ -102,7 +106,8 @@ class AuditContext:
         _install()
         frame = _CURRENT.get()
         merged = MappingProxyType({**frame.values, **self._values})
-        _CURRENT.set(_Frame(values=merged, parent=frame, owner=self))
+        applied_in = {} if frame is _ROOT else frame.applied_in
+        _CURRENT.set(_Frame(values=merged, parent=frame, owner=self, applied_in=applied_in))
         self._entered_in = threading.current_thread().name  # for the error below only
         return merged
 
@@ -116,6 +121,8 @@ class AuditContext:
         if frame.owner is not self or frame.parent is None:
             raise RuntimeError(_exit_error(self, frame))
         _CURRENT.set(frame.parent)
+        if frame.parent is _ROOT:
+            _warn_if_still_open(frame)
 
     async def __aenter__(self) -> Mapping[str, str]:
         return self.__enter__()
@@ -153,6 +160,26 @@ def _exit_error(context: AuditContext, frame: _Frame) -> str:
         "enters audit_context with 'async def'.  Thread pools and executors: submit "
         "contextvars.copy_context().run(fn, ...) so the work sees the caller's context"
     )
+
+
+def _warn_if_still_open(frame: _Frame) -> None:
+    """Warn when a transaction that applied this context's values is still open at its exit.
+
+    Its later statements run without the values, typically a Session that flushes and commits
+    after the context exited: a FastAPI session dependency declared before the context one.
+    """
+    still_open = [
+        info for info, values in list(frame.applied_in.values()) if info.get(_APPLIED) is values
+    ]
+    if still_open:
+        warnings.warn(
+            f"audit_context exited while {len(still_open)} transaction(s) that applied its "
+            "values are still open: what they run from now on (e.g. a Session's flush at "
+            "commit) records the settings as NULL.  Commit inside the context; in FastAPI, "
+            "declare the dependency that enters audit_context before the session dependency",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def audit_context(**values: object) -> AuditContext:
@@ -281,6 +308,8 @@ def _before_cursor_execute(
     else:
         changes = {name: text for name, text in wanted.items() if applied.get(name) != text}
         changes.update((name, "") for name in applied if name not in wanted)
+    if frame is not _ROOT:
+        frame.applied_in[id(info)] = (info, wanted)
     if not changes:
         info[_APPLIED] = wanted
         return statement, parameters
