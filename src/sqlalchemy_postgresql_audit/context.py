@@ -175,7 +175,8 @@ def _warn_if_still_open(frame: _Frame) -> None:
         warnings.warn(
             f"audit_context exited while {len(still_open)} transaction(s) that applied its "
             "values are still open: what they run from now on (e.g. a Session's flush at "
-            "commit) records the settings as NULL.  Commit inside the context; in FastAPI, "
+            "commit) runs without them (NULL, or the default_context).  Commit inside the "
+            "context; in FastAPI, "
             "declare the dependency that enters audit_context before the session dependency",
             RuntimeWarning,
             stacklevel=3,
