@@ -18,7 +18,7 @@ from .audit_table import (
     SPEC_KEY,
     is_audit_table,
 )
-from .context import AuditContext, audit_context, current_audit_values
+from .context import AuditContext, audit_context, current_audit_values, default_context
 from .ddl import install_audit_triggers, uninstall_audit_triggers
 from .declare import audit, declare_metadata
 from .errors import AuditConfigurationError, AuditError
@@ -82,6 +82,7 @@ __all__ = [
     "changes",
     "current_audit_values",
     "declare_metadata",
+    "default_context",
     "enable",
     "history",
     "install_audit_triggers",

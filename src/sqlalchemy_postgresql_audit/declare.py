@@ -179,6 +179,8 @@ def _check_width(table: Table, spec: AuditSpec) -> None:
 
 
 def _store_spec(table: Table, spec: AuditSpec) -> None:
+    global _SPECS_STORED
+    _SPECS_STORED += 1
     rendered = render(spec)
     table.info[SPEC_KEY] = spec
     table.info[CREATE_DDL_KEY] = list(rendered.install)
@@ -196,8 +198,16 @@ def declared_specs() -> list[AuditSpec]:
 
 
 def declared_tables() -> list[Table]:
-    """Every audited table declared in this process and still alive."""
-    return list(_DECLARED)
+    """Every audited table declared in this process and still alive (its spec in ``info``)."""
+    return [table for table in list(_DECLARED) if isinstance(table.info.get(SPEC_KEY), AuditSpec)]
+
+
+def specs_stored() -> int:
+    """How many times a spec was stored: a cache of what is declared is stale once it grows."""
+    return _SPECS_STORED
+
+
+_SPECS_STORED = 0
 
 
 def remember(table: Table) -> None:
