@@ -26,7 +26,7 @@ from sqlalchemy_postgresql_audit import (
 )
 from sqlalchemy_postgresql_audit.runtime_check import RUNTIME_CHECK_OPTION
 
-CATALOG_QUERY = "to_regclass"
+CATALOG_QUERY = "AS w(schema_name, table_name, legacy_trigger"  # the runtime check's own query
 
 
 class Sent:

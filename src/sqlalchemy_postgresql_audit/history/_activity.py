@@ -222,7 +222,7 @@ def _wanted(
             if setting is None:
                 continue
             try:
-                texts[branch.audit.key] = text_for(value, [setting.sql_type])
+                texts[branch.audit.key] = text_for(value, ((setting.sql_type,),))
             except (TypeError, ValueError) as error:
                 errors.append(str(error))
         if not texts:
