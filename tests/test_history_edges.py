@@ -155,6 +155,33 @@ def test_the_readers_own_uncommitted_changes_do_not_count(engine: sa.Engine) -> 
     assert status_at(engine, table, clock(engine), 1) == "mine"
 
 
+def test_one_rows_state_at_a_commit_is_read_from_the_history_index(engine: sa.Engine) -> None:
+    """The commit-time test is a filter on the key's index range, newest first: the query
+    stops at the first version that counts, whatever the size of the trail."""
+    Base, Order = models(**EXACT)
+    Base.metadata.create_all(engine)
+    table, trail = Order.__table__, Order.__table__.info[AUDIT_TABLE_KEY]
+    with engine.begin() as connection:
+        connection.execute(
+            sa.insert(Order).from_select(
+                ["id", "status"],
+                sa.select(sa.column("g"), sa.literal("a")).select_from(
+                    sa.func.generate_series(1, 5000).alias("g")
+                ),
+            )
+        )
+        connection.execute(sa.update(Order).values(status="b"))
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(sa.text(f"ANALYZE {trail.name}"))
+        compiled = audit.as_of(table, clock(engine), 5).compile(
+            engine, compile_kwargs={"literal_binds": True}
+        )
+        plan = "\n".join(connection.execute(sa.text(f"EXPLAIN {compiled}")).scalars())
+    index = next(iter(trail.indexes)).name
+    assert f"Index Scan Backward using {index}" in plan and "Index Cond: ((id = 5)" in plan
+    assert "Seq Scan" not in plan and "pg_xact_commit_timestamp" in plan
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_restore_an_exact_version(engine: sa.Engine, mode: str) -> None:
     Base, Order = models(mode)
