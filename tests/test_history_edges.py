@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Session
 
 import sqlalchemy_postgresql_audit as audit
-from sqlalchemy_postgresql_audit import AuditError
+from sqlalchemy_postgresql_audit import AUDIT_TABLE_KEY, AuditError
 from sqlalchemy_postgresql_audit.cli.trail import describe
 from sqlalchemy_postgresql_audit.cli.trail import versions as shown_versions
 from test_history import MODES, clock, models
@@ -65,10 +65,20 @@ def _in_flight(engine: sa.Engine, table: sa.Table) -> list[datetime.datetime]:
     return [inserted, written, clock(engine)]
 
 
-def test_where_commit_times_are_tracked_a_change_counts_from_its_commit(engine: sa.Engine) -> None:
+#: The capture that makes a change count from its commit (with ``track_commit_timestamp``).
+EXACT = {"capture": ["transaction_id"]}
+#: A table that does not record transaction ids counts written times on every server.
+WRITTEN = {"capture": []}
+
+
+def require_commit_times(engine: sa.Engine) -> None:
     if not tracks_commit_times(engine):
         pytest.skip("the server does not track commit timestamps (track_commit_timestamp)")
-    Base, Order = models()
+
+
+def test_where_commit_times_are_tracked_a_change_counts_from_its_commit(engine: sa.Engine) -> None:
+    require_commit_times(engine)
+    Base, Order = models(**EXACT)
     Base.metadata.create_all(engine)
     table = Order.__table__
     _, written, committed = _in_flight(engine, table)
@@ -79,15 +89,97 @@ def test_where_commit_times_are_tracked_a_change_counts_from_its_commit(engine: 
         assert connection.execute(sa.select(Order.status)).scalar_one() == "old"
 
 
-def test_elsewhere_a_change_counts_from_when_it_was_written(engine: sa.Engine) -> None:
-    if tracks_commit_times(engine):
+@pytest.mark.parametrize("options", [WRITTEN, EXACT], ids=["without transaction_id", "with it"])
+def test_elsewhere_a_change_counts_from_when_it_was_written(
+    engine: sa.Engine, options: dict[str, Any]
+) -> None:
+    """A table that does not capture ``transaction_id`` counts written times even where the
+    server tracks commit times: only the recorded 64-bit id names its transaction exactly."""
+    if options == EXACT and tracks_commit_times(engine):
         pytest.skip("the server tracks commit timestamps: as_of counts commits")
-    Base, Order = models()
+    Base, Order = models(**options)
     Base.metadata.create_all(engine)
     table = Order.__table__
     inserted, written, _ = _in_flight(engine, table)
     assert status_at(engine, table, written, 1) == "new"  # the documented written-time meaning
     assert status_at(engine, table, inserted, 1) == "old"
+
+
+def test_a_transaction_id_from_before_the_last_wraparound_counts_its_written_time(
+    engine: sa.Engine,
+) -> None:
+    """A version whose recorded id is 2**32 transactions old has the same low 32 bits (the
+    ``xid`` commit times are kept under) as a recent transaction: its commit time is not the
+    version's, so it counts from when it was written."""
+    require_commit_times(engine)
+    Base, Order = models(**EXACT)
+    Base.metadata.create_all(engine)
+    table, trail = Order.__table__, Order.__table__.info[AUDIT_TABLE_KEY]
+    with engine.begin() as connection:
+        connection.execute(sa.insert(Order).values(id=1, status="old"))
+    between = clock(engine)
+    with engine.begin() as connection:  # as if written one wraparound before this transaction
+        connection.execute(
+            trail.update().values(
+                audit_transaction_id=sa.text("pg_current_xact_id()::text::int8 - 4294967296")
+            )
+        )
+    with engine.connect() as connection:
+        recent = connection.execute(
+            sa.select(
+                sa.func.pg_xact_commit_timestamp(
+                    sa.text("(audit_transaction_id + 4294967296)::text::xid8::xid")
+                )
+            ).select_from(trail)
+        ).scalar_one()
+    assert recent is not None and recent > between  # what the low 32 bits name: a recent commit
+    assert status_at(engine, table, between, 1) == "old"
+
+
+def test_the_readers_own_uncommitted_changes_do_not_count(engine: sa.Engine) -> None:
+    """Where commits count, a change counts once committed: not in the transaction that made
+    it, at any moment; other transactions do not see it at all until then."""
+    require_commit_times(engine)
+    Base, Order = models(**EXACT)
+    Base.metadata.create_all(engine)
+    table = Order.__table__
+    with engine.begin() as connection:
+        connection.execute(sa.insert(Order).values(id=1, status="old"))
+    with engine.connect() as writer:
+        writer.execute(sa.update(Order).values(status="mine"))
+        at = writer.execute(sa.select(sa.func.clock_timestamp())).scalar_one()
+        assert writer.execute(audit.as_of(table, at, 1)).one().status == "old"
+        assert status_at(engine, table, at, 1) == "old"
+        writer.commit()
+    assert status_at(engine, table, at, 1) == "old"
+    assert status_at(engine, table, clock(engine), 1) == "mine"
+
+
+def test_one_rows_state_at_a_commit_is_read_from_the_history_index(engine: sa.Engine) -> None:
+    """The commit-time test is a filter on the key's index range, newest first: the query
+    stops at the first version that counts, whatever the size of the trail."""
+    Base, Order = models(**EXACT)
+    Base.metadata.create_all(engine)
+    table, trail = Order.__table__, Order.__table__.info[AUDIT_TABLE_KEY]
+    with engine.begin() as connection:
+        connection.execute(
+            sa.insert(Order).from_select(
+                ["id", "status"],
+                sa.select(sa.column("g"), sa.literal("a")).select_from(
+                    sa.func.generate_series(1, 5000).alias("g")
+                ),
+            )
+        )
+        connection.execute(sa.update(Order).values(status="b"))
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(sa.text(f"ANALYZE {trail.name}"))
+        compiled = audit.as_of(table, clock(engine), 5).compile(
+            engine, compile_kwargs={"literal_binds": True}
+        )
+        plan = "\n".join(connection.execute(sa.text(f"EXPLAIN {compiled}")).scalars())
+    index = next(iter(trail.indexes)).name
+    assert f"Index Scan Backward using {index}" in plan and "Index Cond: ((id = 5)" in plan
+    assert "Seq Scan" not in plan and "pg_xact_commit_timestamp" in plan
 
 
 @pytest.mark.parametrize("mode", MODES)

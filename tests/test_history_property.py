@@ -5,9 +5,10 @@ many rows in one statement) and truncates, each in its own transaction, committe
 back at random.  After every step an observer reads the moment and the table; at the end
 ``as_of`` of each moment must equal what the observer read then.
 
-Where the server tracks commit timestamps every moment is compared (a change counts from its
-commit).  Elsewhere a change counts from when it was written, so only moments when no
-transaction in flight had written are compared (see docs/history.md).
+Where the server tracks commit timestamps every moment is compared: the table captures
+``transaction_id``, so a change counts from its commit.  Elsewhere a change counts from when it
+was written, so only moments when no transaction in flight had written are compared (see
+docs/history.md).
 
 The writers run in one thread: a statement that would wait for another writer's lock fails at
 once (``lock_timeout``) and is rolled back to its savepoint, so a program never blocks; which
@@ -80,7 +81,8 @@ def items_table(mode: str) -> sa.Table:
         sa.MetaData(),
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("v", sa.Integer, nullable=False),
-        info={"audit.options": {"enabled": True, "mode": mode}},
+        # The recorded transaction id is what lets a change count from its commit.
+        info={"audit.options": {"enabled": True, "mode": mode, "capture": ["transaction_id"]}},
     )
 
 

@@ -149,13 +149,14 @@ def as_of(target: Table | type[Any], at: datetime.datetime, pk: object = None) -
     """The row ``pk`` (or every row, ``pk=None``) as it stood at ``at``.
 
     "As it stood at ``at``" is the changes that had become visible by then: where the server
-    records commit times (``track_commit_timestamp = on``) every change whose transaction
-    committed at or before ``at``, exactly what a reader saw at ``at``; elsewhere every change
-    written at or before ``at`` (``audit_operation_timestamp``), which also counts a change that
-    a transaction still in flight at ``at`` had written and committed later.  A row whose newest
-    counting version is a DELETE or a key change (``K``) is absent; a TRUNCATE empties the table
-    at its point.  ``at`` must be time zone aware (naive datetimes are refused), except on
-    ``legacy_timestamp`` tables, which need naive ones.
+    records commit times (``track_commit_timestamp = on``) and the table captures
+    ``transaction_id``, every change whose transaction committed at or before ``at``, exactly
+    what a reader saw at ``at``; elsewhere (and for changes 2**31 or more transactions old)
+    every change written at or before ``at`` (``audit_operation_timestamp``), which also counts
+    a change that a transaction still in flight at ``at`` had written and committed later.  A
+    row whose newest counting version is a DELETE or a key change (``K``) is absent; a TRUNCATE
+    empties the table at its point.  ``at`` must be time zone aware (naive datetimes are
+    refused), except on ``legacy_timestamp`` tables, which need naive ones.
 
     For a ``Table``: rows of the mirrored columns, ordered by key.  For an ORM class:
     ``Version[Model]`` objects, the version each row was in (``changed`` is empty).

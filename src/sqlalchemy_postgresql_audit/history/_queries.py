@@ -11,8 +11,8 @@ is the one ``T`` row a TRUNCATE writes by default, with every mirrored column NU
 removes every row at once.
 
 *The state at t* is the changes that had become visible by ``t``: a version counts at ``t``
-when its transaction committed at or before ``t`` where the server records commit times
-(``track_commit_timestamp``), else when it was written at or before ``t``; among the versions
+when its transaction committed at or before ``t`` where that is known exactly (see
+``counts_at``), else when it was written at or before ``t``; among the versions
 of one key that count, the newest by ``audit_id`` wins (one row's versions are serialized by
 its row lock, so their ``audit_id`` order is their commit order).
 """
@@ -30,24 +30,42 @@ from sqlalchemy import (
     and_,
     case,
     cast,
-    column,
     false,
     func,
     literal,
+    null,
     or_,
     select,
     true,
     union_all,
 )
-from sqlalchemy.types import UserDefinedType
+from sqlalchemy.types import BigInteger, Text, UserDefinedType
 
-from ..spec import AUDIT_CURRENT_USER, AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP
+from ..spec import AUDIT_CURRENT_USER, AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP, capture_column
 from ._target import Audited, key_filter
 
 #: Operations whose version holds the row's state afterwards.
 STATE_OPERATIONS = ("I", "U", "B")
 #: Operations after which the row no longer exists under its key.
 GONE_OPERATIONS = ("D", "T", "K")
+
+
+class _Xid8(UserDefinedType[Any]):
+    """PostgreSQL's 64-bit transaction id: text casts to it, and it casts to ``xid``."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "xid8"
+
+
+class _Xid(UserDefinedType[Any]):
+    """PostgreSQL's 32-bit transaction id, the argument of ``pg_xact_commit_timestamp``."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "xid"
 
 
 class _Record(UserDefinedType[Any]):
@@ -69,26 +87,51 @@ def differ(left: list[ColumnElement[Any]], right: list[ColumnElement[Any]]) -> C
     return operator(cast(func.ROW(*right), _Record()))
 
 
+#: Where an audit table records the writing transaction's full 64-bit id, the low 32 bits (the
+#: ``xid`` that ``pg_xact_commit_timestamp`` takes) name exactly that transaction while it is
+#: less than 2**31 transactions old: PostgreSQL compares 32-bit ids modulo 2**32 and keeps commit
+#: times only for ids within that distance of the next one.  Older, the same 32 bits may name a
+#: newer transaction, whose commit time would be taken for the old one's.
+XID_HORIZON = 2**31
+TRANSACTION_ID = capture_column("transaction_id")
+
+
 def counts_at(table: Any, at: datetime.datetime | ColumnElement[Any]) -> ColumnElement[bool]:
     """Whether an audit row of ``table`` (the audit table itself) counts in the state at ``at``.
 
-    Its transaction's commit time where the server tracks commit times (``xmin`` is the writing
-    transaction; commit times are not kept forever, so an old one falls back to the written
-    time), else the time it was written.  Whether commit times are tracked is read once per
-    query: an uncorrelated scalar subquery is evaluated once.
+    From its transaction's commit where that is known exactly: the server tracks commit times
+    (``track_commit_timestamp``), the table records each row's full transaction id (the
+    ``transaction_id`` capture) and that id is less than ``XID_HORIZON`` transactions old.
+    Then a row whose commit time is unknown is the reader's own transaction's, still in
+    progress (rows of other transactions in progress, or rolled back, are invisible to the
+    query), which has not committed at any ``at``; or one whose commit time the server no
+    longer keeps, which counts from when it was written.  Every other row counts from when it
+    was written.  ``xmin`` is no substitute for the recorded id: a frozen row keeps its 32-bit
+    ``xmin``, which after 2**32 more transactions names another transaction.
     """
-    written = table.c[AUDIT_TIMESTAMP]
-    tracked = select(
-        func.current_setting(literal("track_commit_timestamp")) == literal("on")
+    written: ColumnElement[Any] = table.c[AUDIT_TIMESTAMP]
+    if TRANSACTION_ID not in table.c:
+        return written <= at
+    recorded = table.c[TRANSACTION_ID]
+    # Uncorrelated scalar subqueries: evaluated once per query (an InitPlan), not per row.
+    # The oldest id whose commit time is exact: the next id of the query's snapshot (which,
+    # unlike pg_current_xact_id(), gives the reader no id of its own) less XID_HORIZON; NULL
+    # where the server does not track commit times.
+    next_id = cast(cast(func.pg_snapshot_xmax(func.pg_current_snapshot()), Text), BigInteger)
+    tracked = func.current_setting(literal("track_commit_timestamp")) == literal("on")
+    horizon = select(case((tracked, next_id - literal(XID_HORIZON, BigInteger)))).scalar_subquery()
+    own = select(
+        cast(cast(func.pg_current_xact_id_if_assigned(), Text), BigInteger)
     ).scalar_subquery()
-    # ``xmin`` unqualified: every query that uses this reads the audit table alone, and no
-    # column can be named like a system column.
-    committed = func.coalesce(
-        cast(func.pg_xact_commit_timestamp(column("xmin")), written.type), written
-    )
+    # xid8 -> xid keeps the low 32 bits.
+    xid = cast(cast(cast(recorded, Text), _Xid8()), _Xid())
+    committed = cast(func.pg_xact_commit_timestamp(xid), written.type)
+    # The reader's own rows have no commit time yet, and a NULL moment counts at no ``at``.
+    pending = case((recorded == own, null()), else_=written)
     # CASE, not OR: only CASE guarantees pg_xact_commit_timestamp is not called (and fails)
     # on a server that does not track commit times.
-    moment: ColumnElement[Any] = case((tracked, committed), else_=written)
+    exact = func.coalesce(recorded > horizon, false())
+    moment: ColumnElement[Any] = case((exact, func.coalesce(committed, pending)), else_=written)
     return moment <= at
 
 
