@@ -203,8 +203,11 @@ def hook_cost(url: sa.URL, n: int = 20_000) -> float:
     """
     from sqlalchemy_postgresql_audit import context as hooks
 
+    class Statement:
+        statement = sa.insert(table)
+
     class Compiled:
-        compiled, no_parameters, execute_style = object(), False, None
+        compiled, no_parameters, execute_style = Statement(), False, None
 
     engine = sa.create_engine(url.set(drivername="postgresql+psycopg2"))
     statement, parameters = "INSERT INTO bench_context (id, body) VALUES (%(id)s, %(body)s)", {}

@@ -54,6 +54,15 @@ sa.Table(
 evolved = sa.MetaData()
 declare(evolved, sa.Column("due", sa.Date))
 
+#: The same tables once auditing was turned off in the models (the audit tables were kept).
+retired = sa.MetaData()
+sa.Table(
+    "projects",
+    retired,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("name", sa.String, nullable=False),
+)
+
 #: Many audited tables, for install progress.
 wide = sa.MetaData()
 for number in range(60):

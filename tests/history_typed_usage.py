@@ -52,3 +52,9 @@ def who_paid(session: Session, invoice_id: int) -> list[tuple[datetime.datetime,
 
 def paid_then(session: Session, at: datetime.datetime) -> list[int]:
     return [v.row.id for v in session.scalars(audit.as_of(Invoice, at)) if v.row and v.row.paid]
+
+
+def undo_to(session: Session, invoice_id: int, version: int) -> str:
+    """Back to the state one version (an ``audit_id`` from ``history``) left the row in."""
+    outcome: str = audit.restore(session, Invoice, invoice_id, version=version)
+    return outcome

@@ -62,8 +62,8 @@ def test_enabling_auditing_on_a_table_with_rows_records_its_baseline(
 
     project.downgrade(plain)  # the triggers go, the history (baseline included) stays
     assert [row[0] for row in audit_rows(engine)] == ["B", "B", "U"]
-    project.upgrade(audited)  # rows that already have a version get no second baseline
-    assert [row[0] for row in audit_rows(engine)] == ["B", "B", "U"]
+    project.upgrade(audited)  # the trail restarts (R), and its baseline is the rows as they are
+    assert [row[0] for row in audit_rows(engine)] == ["B", "B", "U", "R", "B", "B"]
     assert table.info[AUDIT_TABLE_KEY].name == "orders_audit"
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.engine import URL
 
 import cli_models
 from cli_run import ERROR_PREFIX, run, run_on_terminal, url_text
-from sqlalchemy_postgresql_audit import set_session_vars
+from sqlalchemy_postgresql_audit import AuditConfigurationError, set_session_vars
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 TARGET = "cli_models:metadata"
@@ -203,7 +203,10 @@ def test_check_reports_extra_missing_and_absent_audit_tables(url: str, engine: s
         "projects": "missing",
         "tasks": "missing",
     }
-    write_project(engine, 1, "nobody-records-this")
+    with pytest.raises(AuditConfigurationError, match="'projects'"):
+        write_project(engine, 1, "refused")
+    unchecked = engine.execution_options(audit_runtime_check=False)
+    write_project(unchecked, 1, "nobody-records-this")
     assert audited_usernames(engine, "projects_audit") == []  # kept, and no longer written
 
 
@@ -376,3 +379,24 @@ def test_install_progress_on_a_terminal_only(database_url: URL, engine: sa.Engin
         "removed auditing from 60 tables; audit tables are kept\n",
         "",
     )
+
+
+@pytest.mark.parametrize("driver", ["asyncpg", "psycopg_async"])
+def test_the_apps_async_url_works_by_flag_and_by_environment(
+    url: str, database_url: URL, engine: sa.Engine, driver: str
+) -> None:
+    async_url = url_text(database_url.set(drivername=f"postgresql+{driver}"))
+    ok(run("install", TARGET, "--url", async_url))
+    ok(run("check", TARGET, env={"DATABASE_URL": async_url}))
+    write_project(engine, 1, "alice")
+    assert audited_usernames(engine, "projects_audit") == ["alice"]
+
+
+def test_an_async_url_keeps_its_ssl_mode_for_the_sync_driver() -> None:
+    from sqlalchemy_postgresql_audit.cli.database import sync_url
+
+    mapped = sync_url(sa.make_url("postgresql+asyncpg://u@h/d?ssl=require"))
+    assert mapped.drivername == "postgresql+psycopg"
+    assert dict(mapped.query) == {"sslmode": "require"}
+    plain = sa.make_url("postgresql+psycopg2://u@h/d?sslmode=require")
+    assert sync_url(plain) is plain

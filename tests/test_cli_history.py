@@ -119,7 +119,14 @@ def test_history_of_a_row_never_written(trail: dict[str, Any]) -> None:
     assert as_json("history", "projects", "7", "--url", trail["url"])["versions"] == []
 
 
-def test_as_of_a_moment_for_the_table_and_for_one_row(trail: dict[str, Any]) -> None:
+def role(engine: sa.Engine) -> str:
+    with engine.connect() as connection:
+        return str(connection.execute(sa.text("SELECT current_user")).scalar_one())
+
+
+def test_as_of_a_moment_for_the_table_and_for_one_row(
+    trail: dict[str, Any], engine: sa.Engine
+) -> None:
     between = trail["between"].astimezone(datetime.timezone.utc)
     at = between.isoformat().replace("+00:00", "Z")
     document = as_json("as-of", "tasks", at, "--url", trail["url"])
@@ -133,11 +140,25 @@ def test_as_of_a_moment_for_the_table_and_for_one_row(trail: dict[str, Any]) -> 
         f"public.tasks had no rows at {later.isoformat()}\n"
     )
     text = ok("as-of", "projects", later.isoformat(), "--url", trail["url"])
-    assert text.splitlines() == [
-        f"public.projects as of {later.isoformat()}: 1 row",
-        "id  name",
-        "1   Apollo 11",
-    ]
+    head, header, row = text.splitlines()
+    assert head == f"public.projects as of {later.isoformat()}: 1 row"
+    assert header.split() == ["id", "name", "changed", "at", "operation", "user", "username"]
+    assert row.split()[:3] == ["1", "Apollo", "11"] and row.split()[-3:-1] == ["UPDATE", role(engine)]
+    assert row.split()[-1] == "bob"  # who made the row's last change
+
+
+def test_as_of_says_who_made_each_rows_last_change(
+    trail: dict[str, Any], engine: sa.Engine
+) -> None:
+    document = as_json("as-of", "tasks", trail["between"].isoformat(), "--url", trail["url"])
+    [change] = document["last_changes"]
+    assert (change["operation"], change["context"]) == ("INSERT", {"username": "alice"})
+    assert change["current_user"] == role(engine)
+    later = datetime.datetime.now(datetime.timezone.utc).isoformat()
+    document = as_json("as-of", "projects", later, "1", "--url", trail["url"])
+    assert document["rows"] == [{"id": 1, "name": "Apollo 11"}]
+    [change] = document["last_changes"]
+    assert (change["operation"], change["context"]) == ("UPDATE", {"username": "bob"})
 
 
 @pytest.mark.parametrize(
@@ -146,7 +167,9 @@ def test_as_of_a_moment_for_the_table_and_for_one_row(trail: dict[str, Any]) -> 
         (["history", "nope", "1"], "no table 'nope' in the database (schema public)"),
         (["history", "labels", "1"], "table 'labels' is not audited in the database"),
         (["history", "tasks_audit", "1"], "table 'tasks_audit' is an audit table"),
-        (["history", TARGET, "nope", "1"], "cli_models:metadata has no table 'nope'"),
+        (["history", TARGET, "nope", "1"], "cli_models:metadata has no table 'nope', and no"),
+        (["history", "my.table", "1"], 'a table whose name holds a dot is written "my.table"'),
+        (["history", '"unclosed', "1"], "table '\"unclosed' is not NAME, SCHEMA.NAME"),
         (
             ["history", "projects", "abc"],
             "table 'projects': key column 'id' is INTEGER, and 'abc' is not a int",
@@ -248,13 +271,82 @@ def test_naive_time_is_refused_before_connecting() -> None:
     )
 
 
-def test_history_of_uninstalled_auditing_needs_the_models(trail: dict[str, Any]) -> None:
+def test_history_kept_after_uninstalling_reads_with_and_without_models(
+    trail: dict[str, Any],
+) -> None:
     ok("uninstall", TARGET, "--url", trail["url"])
-    result = run("history", "projects", "1", "--url", trail["url"])
-    assert result.returncode == 2
-    assert "give MODULE:METADATA" in result.stderr
-    kept = as_json("history", TARGET, "projects", "1", "--url", trail["url"])
-    assert [v["operation"] for v in kept["versions"]] == ["INSERT", "UPDATE"]
+    for models in ([], [TARGET], ["cli_models:retired"]):  # retired: projects no longer audited
+        kept = as_json("history", *models, "projects", "1", "--url", trail["url"])
+        assert [v["operation"] for v in kept["versions"]] == ["INSERT", "UPDATE"]
+        assert [v["context"]["username"] for v in kept["versions"]] == ["alice", "bob"]
+        assert kept["versions"][1]["changes"] == {"name": ["Apollo", "Apollo 11"]}
+    rows = as_json("as-of", "projects", trail["between"].isoformat(), "--url", trail["url"])
+    assert rows["rows"] == [{"id": 1, "name": "Apollo"}]
+
+
+def test_history_of_a_dropped_table_reads_from_its_kept_audit_table(
+    trail: dict[str, Any], engine: sa.Engine
+) -> None:
+    ok("uninstall", TARGET, "--url", trail["url"])
+    with engine.begin() as connection:
+        connection.execute(sa.text("DROP TABLE tasks"))
+    kept = as_json("history", "tasks", "project_id=1,number=2", "--url", trail["url"])
+    assert [v["operation"] for v in kept["versions"]] == ["INSERT", "UPDATE", "DELETE"]
+    assert kept["versions"][1]["changes"] == {"title": ["draft", "final"]}
+    assert [v["context"]["username"] for v in kept["versions"]] == ["alice", "bob", "carol"]
+
+
+def test_the_api_reads_a_dropped_tables_kept_history(
+    trail: dict[str, Any], engine: sa.Engine
+) -> None:
+    from sqlalchemy_postgresql_audit import as_of, changes, history
+    from sqlalchemy_postgresql_audit.kept import reflect_audited
+
+    ok("uninstall", TARGET, "--url", trail["url"])
+    with engine.begin() as connection:
+        connection.execute(sa.text("DROP TABLE tasks"))
+        tasks = reflect_audited(connection, "tasks")
+        key = {"project_id": 1, "number": 2}
+        assert [row.audit_operation for row in connection.execute(history(tasks, key))] == [
+            "I",
+            "U",
+            "D",
+        ]
+        diff = connection.execute(changes(tasks, key)).all()
+        assert ("U", "title", "draft", "final") in [
+            (row.audit_operation, row.column, row.before, row.after) for row in diff
+        ]
+        state = connection.execute(as_of(tasks, trail["between"])).mappings().all()
+        assert [dict(row) for row in state] == [{"project_id": 1, "number": 2, "title": "draft"}]
+
+
+def test_a_one_column_text_key_is_taken_as_typed_and_dotted_names_are_quoted(
+    database_url: URL, engine: sa.Engine
+) -> None:
+    metadata = sa.MetaData()
+    audited = {"audit.options": {"enabled": True}}
+    codes = sa.Table("codes", metadata, sa.Column("code", sa.String, primary_key=True), info=audited)
+    dotted = sa.Table(
+        "my.table",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("state", sa.String),
+        info=audited,
+    )
+    metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(codes.insert(), [{"code": "x"}, {"code": "code=x"}])
+        connection.execute(dotted.insert().values(id=1, state="new"))
+    url = url_text(database_url)
+    document = as_json("history", "codes", "code=x", "--url", url)
+    assert document["key"] == {"code": "code=x"}
+    assert [v["values"]["code"] for v in document["versions"]] == ["code=x"]
+    assert as_json("history", "codes", "x", "--url", url)["key"] == {"code": "x"}
+    for name in ('"my.table"', 'public."my.table"'):
+        versions = as_json("history", name, "1", "--url", url)["versions"]
+        assert [v["values"] for v in versions] == [{"id": 1, "state": "new"}]
+    # On an integer key, id=1 cannot be the value itself: it is read as the col=value form.
+    assert as_json("history", '"my.table"', "id=1", "--url", url)["key"] == {"id": 1}
 
 
 def test_baseline_records_rows_older_than_auditing_once(
@@ -264,7 +356,7 @@ def test_baseline_records_rows_older_than_auditing_once(
     with engine.begin() as connection:
         for table in (cli_models.projects, cli_models.tasks):
             table.create(connection)
-        connection.execute(
+        connection.execution_options(audit_runtime_check=False).execute(
             cli_models.projects.insert(), [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]
         )
     ok("install", TARGET, "--url", url)
@@ -336,3 +428,10 @@ def test_help_lists_the_new_commands() -> None:
     out = ok("--help")
     for name in ("history", "as-of", "baseline", "grant"):
         assert re.search(rf"^    {name} ", out, re.MULTILINE), name
+
+
+def test_help_documents_the_table_and_key_syntax() -> None:
+    for command in ("history", "as-of"):
+        out = ok(command, "--help")
+        assert '"my.table"' in out and 'schema."my.table"' in out
+        assert "``code=x`` on a text key is the text ``code=x``" in out

@@ -253,16 +253,21 @@ def test_skip_unchanged_records_every_row_whose_primary_key_changed(
 
     assert step(table.insert().values([(1, "x"), (2, "x")])) == [("I", 1, "x"), ("I", 2, "x")]
     # Same values under shifted keys: pairing new id 2 with old id 2 would see an unchanged row,
-    # but old key 1 is gone, so the keys changed and every row is recorded.
-    assert step(table.update().values(id=table.c.id + 1)) == [("U", 2, "x"), ("U", 3, "x")]
+    # but old key 1 is gone, so the keys changed and every row is recorded; key 1 gets its K row.
+    assert step(table.update().values(id=table.c.id + 1)) == [
+        ("K", 1, "x"),
+        ("U", 2, "x"),
+        ("U", 3, "x"),
+    ]
     assert step(table.insert().values(id=10, owner="y")) == [("I", 10, "y")]
     # One key change among unchanged rows.
     moved = step(table.update().values(id=sa.case((table.c.id == 10, 20), else_=table.c.id)))
     if mode == "row":  # PostgreSQL pairs OLD and NEW: only the row that changed
-        assert moved == [("U", 20, "y")]
+        assert moved == [("K", 10, "y"), ("U", 20, "y")]
     else:  # a statement that changed keys cannot be paired: every row, as without the filter
-        assert moved == [("U", 2, "x"), ("U", 3, "x"), ("U", 20, "y")]
-    # Keys swapped between rows with different values: both changed under their key.
+        assert moved == [("K", 10, "y"), ("U", 2, "x"), ("U", 3, "x"), ("U", 20, "y")]
+    # Keys swapped between rows with different values: both changed under their key, and
+    # neither key was left behind (no K row).
     swap = table.update().values(id=23 - table.c.id).where(table.c.id.in_([3, 20]))
     assert step(swap) == [("U", 3, "y"), ("U", 20, "x")]
     # Keys swapped between identical rows (2 and 20 both hold "x"): every key holds the values

@@ -230,23 +230,6 @@ def test_as_of_one_row_and_the_whole_table(engine: sa.Engine, mode: str) -> None
         assert session.scalars(audit.as_of(Order, t3, 2)).one().row.status == "b again"
 
 
-def test_as_of_counts_transactions_by_their_start(engine: sa.Engine) -> None:
-    """A change is visible as of ``at`` when its transaction started at or before ``at``,
-    however late it wrote or committed: the audit timestamp is ``now()``."""
-    Base, Order = models()
-    Base.metadata.create_all(engine)
-    with engine.begin() as connection:
-        started = connection.execute(sa.select(sa.func.now())).scalar_one()
-        at = clock(engine)  # later than this transaction's start, earlier than its write
-        connection.execute(sa.insert(Order).values(id=1, status="late writer"))
-    with engine.connect() as connection:
-        rows = connection.execute(audit.as_of(Order.__table__, at)).all()
-        assert [r.status for r in rows] == ["late writer"]
-        assert connection.execute(audit.as_of(Order.__table__, started)).all() != []
-        just_before = started - datetime.timedelta(microseconds=1)
-        assert connection.execute(audit.as_of(Order.__table__, just_before)).all() == []
-
-
 def test_time_zones_naive_and_legacy_timestamps(engine: sa.Engine) -> None:
     Base, Order = models()
     Base.metadata.create_all(engine)
@@ -312,30 +295,6 @@ def test_truncate_empties_the_table_at_its_point(engine: sa.Engine, truncate_row
         assert truncated.row is None
     assert truncated.changed["status"] == ("a", None)
     assert versions[2].changed["status"] == (None, "back")
-
-
-@pytest.mark.parametrize("mode", MODES)
-def test_primary_key_change(engine: sa.Engine, mode: str) -> None:
-    """The trail records an UPDATE's new row only: the old key's history ends at its last
-    version (it still looks present), the new key's starts with that UPDATE."""
-    Base, Order = models(mode)
-    Base.metadata.create_all(engine)
-    with engine.begin() as connection:
-        connection.execute(sa.insert(Order).values(id=1, status="a"))
-        connection.execute(sa.update(Order).values(id=2, status="b"))
-    now = clock(engine)
-    with engine.connect() as connection:
-        old = connection.execute(audit.history(Order.__table__, 1)).all()
-        new = connection.execute(audit.history(Order.__table__, 2)).all()
-        state = connection.execute(audit.as_of(Order.__table__, now)).all()
-        change = connection.execute(audit.changes(Order.__table__, 2)).all()
-    assert [(r.audit_operation, r.status) for r in old] == [("I", "a")]
-    assert [(r.audit_operation, r.status) for r in new] == [("U", "b")]
-    assert [r.id for r in state] == [1, 2]  # documented limitation: the old key lingers
-    assert [(c.column, c.before, c.after) for c in change][:2] == [
-        ("id", None, 2),
-        ("status", None, "b"),
-    ]
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -407,7 +366,7 @@ def test_baseline_records_rows_that_existed_before_auditing(engine: sa.Engine, m
     Base, Order = models(mode)
     Base.metadata.create_all(engine)
     audit.uninstall_audit_triggers(Base.metadata, engine)
-    with engine.begin() as connection:
+    with engine.execution_options(audit_runtime_check=False).begin() as connection:
         connection.execute(
             sa.insert(Order), [{"id": 1, "status": "old"}, {"id": 2, "status": "old"}]
         )
@@ -415,6 +374,7 @@ def test_baseline_records_rows_that_existed_before_auditing(engine: sa.Engine, m
     before = clock(engine)
     with engine.begin() as connection:
         audit.set_session_vars(connection, username="dba")
+        begun = connection.execute(sa.select(sa.func.clock_timestamp())).scalar_one()
         assert audit.record_baseline(connection, Order) == 2
     with engine.begin() as connection:
         assert audit.record_baseline(connection, Order.__table__) == 0  # idempotent
@@ -426,6 +386,7 @@ def test_baseline_records_rows_that_existed_before_auditing(engine: sa.Engine, m
             ("U", "new", None),
         ]
         assert versions[1].changed == {"status": ("old", "new")}
+        assert versions[0].at > begun  # stamped when written, not at the transaction's start
         assert session.scalars(audit.as_of(Order, before)).all() == []
         assert [v.operation for v in session.scalars(audit.as_of(Order, clock(engine)))] == [
             "U",

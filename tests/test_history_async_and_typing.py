@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import Session
 
 import sqlalchemy_postgresql_audit as audit
-from history_typed_usage import Base, Invoice, amounts, paid_then, who_paid
+from history_typed_usage import Base, Invoice, amounts, paid_then, undo_to, who_paid
 
 TESTS = Path(__file__).resolve().parent
 
@@ -54,6 +54,11 @@ def test_async_history_as_of_restore_and_baseline(async_database_url: URL) -> No
                 assert await session.scalar(sa.select(Invoice.paid)) is False
                 last = (await session.scalars(audit.history(Invoice, 1))).all()[-1]
                 assert last.changed == {"paid": (True, False)}
+            async with engine.begin() as connection:
+                first = versions[0].audit_id
+                assert await audit.arestore(connection, Invoice, 1, version=first) == "updated"
+                amount = (await connection.execute(sa.select(Invoice.amount))).scalar_one()
+                assert amount == decimal.Decimal("5.00")
         finally:
             await engine.dispose()
 
@@ -68,7 +73,8 @@ def test_the_typed_snippet_runs(engine: sa.Engine) -> None:
         session.flush()
         audit.set_session_vars(session, username="bob")
         session.execute(sa.update(Invoice).values(paid=True))
-        at = session.execute(sa.select(sa.func.now())).scalar_one()
+    with Session(engine) as session:
+        at = session.execute(sa.select(sa.func.clock_timestamp())).scalar_one()  # committed
     with Session(engine) as session:
         assert amounts(session, 1) == [
             ("I", decimal.Decimal("5.00")),
@@ -76,6 +82,11 @@ def test_the_typed_snippet_runs(engine: sa.Engine) -> None:
         ]
         assert [who for _, who in who_paid(session, 1)] == ["bob"]
         assert paid_then(session, at) == [1]
+        first = session.scalars(audit.history(Invoice, 1)).first()
+        assert first is not None
+    with Session(engine) as session, session.begin():
+        assert undo_to(session, 1, first.audit_id) == "updated"
+        assert session.scalar(sa.select(Invoice.paid)) is False
 
 
 def test_versions_type_check_under_mypy_strict(tmp_path: Path) -> None:

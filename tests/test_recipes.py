@@ -10,7 +10,7 @@ import asyncio
 import functools
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Annotated, Any, TypeVar
 
 import flask
@@ -180,6 +180,21 @@ def flask_app(engine: sa.Engine) -> flask.Flask:
             session.flush()
             return {"id": order.id}
 
+    @app.put("/orders/<int:order_id>")
+    def put_order(order_id: int) -> dict[str, str]:
+        """Get-or-create: try the INSERT in a savepoint, update when it already exists."""
+        item = flask.request.args["item"]
+        with sessions.begin() as session:
+            try:
+                with session.begin_nested():
+                    session.add(Order(id=order_id, item=item))
+                return {"result": "created"}
+            except sa.exc.IntegrityError:
+                order = session.get(Order, order_id, with_for_update=True)
+                assert order is not None
+                order.item = item
+                return {"result": "updated"}
+
     return app
 
 
@@ -219,6 +234,26 @@ def test_flask_before_request_hook_in_concurrent_threads(
         n = item.removeprefix("item")
         assert username == f"user{n}"
         assert request_id.int // 100 == int(n)
+
+
+def test_flask_get_or_create_in_a_savepoint(database_url: URL, engine: sa.Engine) -> None:
+    Base.metadata.create_all(engine)
+    psycopg_engine = sa.create_engine(database_url.set(drivername="postgresql+psycopg"))
+    client = flask_app(psycopg_engine).test_client()
+    results = [
+        client.put(
+            f"/orders/{n % 2}?item=item{n}", headers={"Authorization": f"Bearer user{n}"}
+        ).get_json()["result"]
+        for n in range(4)
+    ]
+    psycopg_engine.dispose()
+    assert results == ["created", "created", "updated", "updated"]
+    assert [(op, item, user) for op, item, user, _ in recorded(engine)] == [
+        ("I", "item0", "user0"),
+        ("I", "item1", "user1"),
+        ("U", "item2", "user2"),
+        ("U", "item3", "user3"),
+    ]
 
 
 # --- A background job (Celery-style task function) under a system user ------------------------
@@ -275,3 +310,217 @@ def test_a_write_outside_any_context_fails_loudly_when_the_user_is_required(
         session.add(Order(item="x"))
         with pytest.raises(sa.exc.DBAPIError, match=r"audit\.username"):
             session.commit()
+
+
+# --- FastAPI: get-or-create in a savepoint; `def` dependencies --------------------------------
+
+
+def test_fastapi_get_or_create_in_a_savepoint_under_concurrent_requests(
+    asyncpg_url: URL, engine: sa.Engine
+) -> None:
+    """Two requests create the same order: the later one's INSERT fails in its savepoint,
+    it gets the IntegrityError (not InFailedSqlTransaction), and updates the order instead."""
+    Base.metadata.create_all(engine)
+    async_engine = create_async_engine(asyncpg_url)
+    sessions = async_sessionmaker(async_engine, expire_on_commit=False)
+    app = FastAPI()
+
+    async def audited(authorization: Annotated[str, Header()]) -> AsyncIterator[None]:
+        async with audit_context(username=user_from(authorization), request_id=uuid.uuid4()):
+            yield
+
+    @app.put("/orders/{order_id}", dependencies=[Depends(audited)])
+    async def put_order(order_id: int, item: str) -> dict[str, str]:
+        async with sessions.begin() as session:
+            try:
+                async with session.begin_nested():
+                    session.add(Order(id=order_id, item=item))
+                return {"result": "created"}
+            except sa.exc.IntegrityError:
+                order = await session.get(Order, order_id, with_for_update=True)
+                assert order is not None
+                order.item = item
+                return {"result": "updated"}
+
+    async def main() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        try:
+            async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+                return await asyncio.gather(
+                    *(
+                        client.put(
+                            f"/orders/{n % 3}",
+                            params={"item": f"item{n}"},
+                            headers={"Authorization": f"Bearer user{n}"},
+                        )
+                        for n in range(9)
+                    )
+                )
+        finally:
+            await async_engine.dispose()
+
+    responses = asyncio.run(main())
+    assert [response.status_code for response in responses] == [200] * 9
+    assert sorted(response.json()["result"] for response in responses) == (
+        ["created"] * 3 + ["updated"] * 6
+    )
+    rows = recorded(engine)
+    assert sorted(user for _, _, user, _ in rows) == sorted(f"user{n}" for n in range(9))
+    for _, item, username, _ in rows:
+        assert username == "user" + item.removeprefix("item")
+    assert sorted(op for op, *_ in rows) == ["I"] * 3 + ["U"] * 6
+
+
+def sync_fastapi_app(engine: sa.Engine, *, context_dependency: str) -> FastAPI:
+    """A sync FastAPI app: a `def` session dependency and a `def` endpoint, in the threadpool.
+
+    ``context_dependency`` is ``"async def"`` (the recipe) or ``"def"`` (the mistake).
+    """
+    sessions = sessionmaker(engine)
+    app = FastAPI()
+
+    def current_user(authorization: Annotated[str, Header()]) -> str:
+        return user_from(authorization)
+
+    async def audited(user: Annotated[str, Depends(current_user)]) -> AsyncIterator[None]:
+        async with audit_context(username=user, request_id=uuid.uuid4()):
+            yield
+
+    def audited_in_threadpool(user: Annotated[str, Depends(current_user)]) -> Iterator[None]:
+        with audit_context(username=user, request_id=uuid.uuid4()):
+            yield
+
+    def db() -> Iterator[Session]:  # runs in the threadpool too: it sees a copy of the context
+        with sessions.begin() as session:
+            yield session  # commits after the endpoint, still inside the context
+
+    context = audited if context_dependency == "async def" else audited_in_threadpool
+
+    # The context first, then the session: dependencies exit in reverse order, so the
+    # session commits before the context exits.
+    @app.post("/orders", dependencies=[Depends(context)])
+    def create_order(item: str, session: Annotated[Session, Depends(db)]) -> dict[str, str]:
+        session.add(Order(item=item))
+        return {"item": item}
+
+    return app
+
+
+def test_fastapi_sync_endpoint_and_def_session_dependency_under_an_async_def_context(
+    engine: sa.Engine,
+) -> None:
+    Base.metadata.create_all(engine)
+    app = sync_fastapi_app(engine, context_dependency="async def")
+
+    async def main() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            return await asyncio.gather(
+                *(
+                    client.post(
+                        "/orders",
+                        params={"item": f"item{n}"},
+                        headers={"Authorization": f"Bearer user{n}"},
+                    )
+                    for n in range(6)
+                )
+            )
+
+    assert [response.status_code for response in asyncio.run(main())] == [200] * 6
+    rows = recorded(engine)
+    assert sorted((item, user) for _, item, user, _ in rows) == [
+        (f"item{n}", f"user{n}") for n in range(6)
+    ]
+
+
+def test_fastapi_context_dependency_declared_with_def_fails_loudly(engine: sa.Engine) -> None:
+    """A `def` dependency enters the context in a threadpool thread, in a copy of the
+    request's context: the endpoint never sees it.  The required user makes the write fail,
+    and leaving the context names the cause."""
+    Base.metadata.create_all(engine)
+    app = sync_fastapi_app(engine, context_dependency="def")
+
+    async def main() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+            await client.post("/orders", params={"item": "x"}, headers={"Authorization": "Bearer ann"})
+
+    with pytest.raises(RuntimeError, match=r"dependency declared with 'def'.*'async def'") as raised:
+        asyncio.run(main())
+    assert "audit.username is required" in str(raised.value.__context__)
+    assert recorded(engine) == []
+
+
+def test_a_job_skips_a_failing_step_in_a_savepoint_and_goes_on(engine: sa.Engine) -> None:
+    Base.metadata.create_all(engine)
+
+    @runs_as("system:import")
+    def import_orders(engine: sa.Engine, rows: list[tuple[int, str]]) -> list[int]:
+        skipped = []
+        with Session(engine) as session, session.begin():
+            for order_id, item in rows:
+                try:
+                    with session.begin_nested():  # one row's failure must not end the import
+                        session.add(Order(id=order_id, item=item))
+                except sa.exc.IntegrityError:
+                    skipped.append(order_id)
+        return skipped
+
+    assert import_orders(engine, [(1, "a"), (1, "again"), (2, "b"), (2, "again"), (3, "c")]) == [
+        1,
+        2,
+    ]
+    assert [(op, item, user) for op, item, user, _ in recorded(engine)] == [
+        ("I", "a", "system:import"),
+        ("I", "b", "system:import"),
+        ("I", "c", "system:import"),
+    ]
+
+
+def test_fastapi_session_dependency_declared_before_the_context_warns(
+    asyncpg_url: URL, engine: sa.Engine
+) -> None:
+    """Dependencies exit in reverse order: a session dependency declared first commits after
+    the context exited.  Leaving the context warns; the late flush then fails for want of
+    the required user instead of going unattributed."""
+    Base.metadata.create_all(engine)
+    async_engine = create_async_engine(asyncpg_url)
+    sessions = async_sessionmaker(async_engine, expire_on_commit=False)
+    app = FastAPI()
+
+    async def db() -> AsyncIterator[AsyncSession]:
+        async with sessions.begin() as session:
+            yield session  # commits when the request is done
+
+    async def audited(authorization: Annotated[str, Header()]) -> AsyncIterator[None]:
+        async with audit_context(username=user_from(authorization)):
+            yield
+
+    @app.post("/orders")
+    async def create_order(
+        item: str,
+        session: Annotated[AsyncSession, Depends(db)],  # declared first: the wrong order
+        _audited: Annotated[None, Depends(audited)],
+    ) -> dict[str, str]:
+        order = Order(item=item)
+        session.add(order)
+        await session.flush()  # under the context
+        order.item = item + "!"  # flushed at commit, after the context exited
+        return {"item": item}
+
+    async def main() -> None:
+        transport = httpx.ASGITransport(app=app)
+        try:
+            async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
+                await client.post(
+                    "/orders", params={"item": "x"}, headers={"Authorization": "Bearer ann"}
+                )
+        finally:
+            await async_engine.dispose()
+
+    with (
+        pytest.warns(RuntimeWarning, match="before the session dependency"),
+        pytest.raises(sa.exc.DBAPIError, match=r"audit\.username is required"),
+    ):
+        asyncio.run(main())
+    assert recorded(engine) == []

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
+import subprocess
+import sys
+import textwrap
 import uuid
+from decimal import Decimal
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, CIDR, INET, JSONB
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import Session
@@ -40,7 +45,7 @@ def ticket(engine: sa.Engine) -> sa.Table:
     table = declare(
         sa.Column("username", sa.String),
         sa.Column("short_code", sa.String(8)),
-        sa.Column("request_id", sa.UUID),
+        sa.Column("ticket_request_id", sa.UUID),
         sa.Column("attempt", sa.SmallInteger),
         sa.Column("meta", JSONB),
         sa.Column("tags", ARRAY(sa.String)),
@@ -82,7 +87,7 @@ def test_an_unknown_setting_is_refused_naming_it_and_the_known_ones(
     engine: sa.Engine, ticket: sa.Table
 ) -> None:
     with engine.begin() as connection:
-        with pytest.raises(AuditSettingError, match=r"'requestid'.*known settings.*'request_id'"):
+        with pytest.raises(AuditSettingError, match=r"'requestid'.*known settings.*'ticket_request_id'"):
             set_session_vars(connection, requestid=uuid.uuid4())
         # Nothing was sent: the transaction is still usable.
         connection.execute(ticket.insert().values(id=1))
@@ -100,8 +105,8 @@ def test_setting_names_ignore_case(engine: sa.Engine, ticket: sa.Table) -> None:
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"request_id": "req-123"}, r"'request_id'.*not a UUID"),
-        ({"request_id": 42}, r"'request_id'.*UUID"),
+        ({"ticket_request_id": "req-123"}, r"'ticket_request_id'.*not a UUID"),
+        ({"ticket_request_id": 42}, r"'ticket_request_id'.*UUID"),
         ({"attempt": 40000}, r"'attempt'.*out of range"),
         ({"attempt": "two"}, r"'attempt'"),
         ({"attempt": True}, r"'attempt'"),
@@ -121,25 +126,55 @@ def test_a_value_the_column_type_cannot_hold_fails_when_set(
         connection.execute(ticket.insert().values(id=1))  # nothing was sent
 
 
-def test_a_name_declared_with_two_types_takes_a_value_fitting_either(engine: sa.Engine) -> None:
-    narrow = declare(sa.Column("ref_code", sa.Integer))
-    wide = sa.Table(
+def test_a_value_must_fit_every_type_its_setting_has_in_one_metadata(engine: sa.Engine) -> None:
+    """Settings reach every table a transaction writes: in one MetaData, every type counts."""
+    metadata = sa.MetaData()
+    narrow, wide = (
+        sa.Table(
+            name,
+            metadata,
+            sa.Column("id", sa.Integer, primary_key=True),
+            info={"audit.options": {"enabled": True, "session_settings": [setting]}},
+        )
+        for name, setting in (
+            ("ledger_narrow", sa.Column("ledger_ref", sa.Integer)),
+            ("ledger_wide", sa.Column("ledger_ref", sa.String)),
+        )
+    )
+    metadata.create_all(engine)
+    with engine.begin() as connection:
+        with pytest.raises(AuditSettingError, match=r"'ledger_ref'.*every type.*INTEGER"):
+            set_session_vars(connection, ledger_ref="R-7")  # the write to ledger_narrow would fail
+        set_session_vars(connection, ledger_ref=7)  # fits both, and reads alike in both
+        connection.execute(wide.insert().values(id=1))
+        connection.execute(narrow.insert().values(id=1))
+        assert history(connection, wide)[0].audit_ledger_ref == "7"
+        assert history(connection, narrow)[0].audit_ledger_ref == 7
+        with pytest.raises(AuditSettingError, match=r"'ledger_ref'.*store it differently"):
+            set_session_vars(connection, ledger_ref=" 7")  # 7 for INTEGER, ' 7' for text
+
+
+def test_separate_metadata_are_separate_models(engine: sa.Engine) -> None:
+    """Another MetaData (another application's model, a test's own tables) declaring the same
+    name with another type neither loosens nor tightens the check of this one."""
+    numbered = declare(sa.Column("ref_code", sa.Integer))
+    named = sa.Table(
         "ledger",
         sa.MetaData(),
         sa.Column("id", sa.Integer, primary_key=True),
         info={
             "audit.options": {
                 "enabled": True,
-                "session_settings": [sa.Column("ref_code", sa.String)],
+                "session_settings": [sa.Column("ref_code", sa.Text)],
             }
         },
     )
-    narrow.metadata.create_all(engine)
-    wide.metadata.create_all(engine)
+    numbered.metadata.create_all(engine)
+    named.metadata.create_all(engine)
     with engine.begin() as connection:
-        set_session_vars(connection, ref_code="R-7")  # fits the text column only
-        connection.execute(wide.insert().values(id=1))
-        assert history(connection, wide)[0].audit_ref_code == "R-7"
+        set_session_vars(connection, ref_code="R-7")  # the text model takes it
+        connection.execute(named.insert().values(id=1))
+        assert history(connection, named)[0].audit_ref_code == "R-7"
     with engine.begin() as connection, pytest.raises(AuditSettingError, match="'ref_code'"):
         set_session_vars(connection, ref_code=["R-7"])  # fits neither
 
@@ -166,18 +201,18 @@ def test_json_and_array_values_are_encoded_as_their_column_types(
 
 def test_typed_values_round_trip(any_driver_engine: sa.Engine) -> None:
     table = declare(
-        sa.Column("request_id", sa.UUID),
+        sa.Column("ticket_request_id", sa.UUID),
         sa.Column("amount", sa.Numeric(10, 2)),
         sa.Column("flag", sa.Boolean),
         sa.Column("ids", ARRAY(sa.Integer)),
         sa.Column("at", sa.DateTime(timezone=True)),
     )
     table.metadata.create_all(any_driver_engine)
-    request_id = uuid.uuid4()
+    ticket_request_id = uuid.uuid4()
     with any_driver_engine.begin() as connection:
         set_session_vars(
             connection,
-            request_id="{" + str(request_id).upper() + "}",
+            ticket_request_id="{" + str(ticket_request_id).upper() + "}",
             amount="12.50",
             flag=False,
             ids=[1, 2, 3],
@@ -185,7 +220,7 @@ def test_typed_values_round_trip(any_driver_engine: sa.Engine) -> None:
         )
         connection.execute(table.insert().values(id=1))
         row = history(connection, table)[0]
-    assert row.audit_request_id == request_id
+    assert row.audit_ticket_request_id == ticket_request_id
     assert str(row.audit_amount) == "12.50"
     assert row.audit_flag is False
     assert row.audit_ids == [1, 2, 3]
@@ -222,15 +257,15 @@ def test_autocommit_async_session_is_refused(asyncpg_url: URL) -> None:
 
 
 def test_async_session_settings_are_recorded(asyncpg_url: URL, engine: sa.Engine) -> None:
-    table = declare(sa.Column("username", sa.String), sa.Column("request_id", sa.UUID))
+    table = declare(sa.Column("username", sa.String), sa.Column("ticket_request_id", sa.UUID))
     table.metadata.create_all(engine)
-    request_id = uuid.uuid4()
+    ticket_request_id = uuid.uuid4()
 
     async def main() -> None:
         async_engine = create_async_engine(asyncpg_url)
         try:
             async with AsyncSession(async_engine) as session, session.begin():
-                await aset_session_vars(session, username="ann", request_id=request_id)
+                await aset_session_vars(session, username="ann", ticket_request_id=ticket_request_id)
                 await session.execute(table.insert().values(id=1))
         finally:
             await async_engine.dispose()
@@ -238,7 +273,7 @@ def test_async_session_settings_are_recorded(asyncpg_url: URL, engine: sa.Engine
     asyncio.run(main())
     with engine.connect() as connection:
         row = history(connection, table)[0]
-    assert (row.audit_username, row.audit_request_id) == ("ann", request_id)
+    assert (row.audit_username, row.audit_ticket_request_id) == ("ann", ticket_request_id)
 
 
 def test_settings_of_models_not_declared_yet_are_found_in_their_registry(
@@ -276,3 +311,123 @@ def test_settings_of_models_not_declared_yet_are_found_in_their_registry(
             set_session_vars(connection, courier_code="seven")
     assert any(spec.table == "parcel" for spec in declared_specs())
     assert AUDIT_TABLE_KEY in Parcel.__table__.info
+
+
+@pytest.mark.parametrize(
+    ("column_type", "bits"), [(sa.SmallInteger, 16), (sa.Integer, 32), (sa.BigInteger, 64)]
+)
+def test_integer_settings_take_both_edges_of_their_range_and_nothing_beyond(
+    engine: sa.Engine, column_type: type[sa.Integer], bits: int
+) -> None:
+    name = f"count_{bits}"
+    table = declare(sa.Column(name, column_type))
+    table.metadata.create_all(engine)
+    low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    with engine.begin() as connection:
+        for beyond in (low - 1, high + 1):
+            with pytest.raises(AuditSettingError, match=rf"'{name}'.*out of range"):
+                set_session_vars(connection, **{name: beyond})
+        for key, edge in enumerate((low, high, str(high))):
+            set_session_vars(connection, **{name: edge})
+            connection.execute(table.insert().values(id=key))
+        stored = [getattr(row, f"audit_{name}") for row in history(connection, table)]
+    assert stored == [low, high, high]
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        (sa.Column("client_ip", INET), "192.168.0.1/255.255.255.0", "netmask"),
+        (sa.Column("client_ip", INET), "fe80::1%eth0", "zone id"),
+        (sa.Column("client_net", CIDR), "192.168.0.1/24", "bits set right of the prefix"),
+        (sa.Column("client_meta", JSONB), {"score": float("nan")}, "JSON"),
+        (sa.Column("client_meta", JSONB), '{"score": NaN}', "NaN"),
+        (sa.Column("client_meta", JSONB), {"nul": "\x00"}, "u0000"),
+        (sa.Column("client_amount", sa.Numeric(5, 2)), 1234.5, "out of range"),
+        (sa.Column("client_amount", sa.Numeric(5, 2)), "1.005", "would round"),
+        (sa.Column("client_score", sa.Float), "1e400", "out of range"),
+        (sa.Column("client_score", sa.REAL), 1e39, "out of range"),
+        (sa.Column("client_at", sa.DateTime), "2026-01-02T03:04:05+02:00", "offset"),
+        (sa.Column("client_name", sa.String), "nul\x00byte", "NUL"),
+        (sa.Column("client_name", sa.String), object(), "repr"),
+    ],
+)
+def test_a_value_postgresql_would_read_differently_is_refused_naming_the_setting(
+    engine: sa.Engine, column: sa.Column[Any], value: object, message: str
+) -> None:
+    name = f"{column.name}_{uuid.uuid4().hex[:8]}"  # a name no other live table declares
+    table = declare(sa.Column(name, column.type))
+    table.metadata.create_all(engine)
+    with engine.begin() as connection:
+        with pytest.raises(AuditSettingError, match=rf"'{name}'.*{message}"):
+            set_session_vars(connection, **{name: value})
+        connection.execute(table.insert().values(id=1))  # nothing was sent
+
+
+def test_values_python_reads_leniently_are_stored_as_python_read_them(
+    any_driver_engine: sa.Engine,
+) -> None:
+    table = declare(
+        sa.Column("week_day", sa.Date),
+        sa.Column("host", INET),
+        sa.Column("net", CIDR),
+        sa.Column("ratio", sa.Float),
+        sa.Column("price", sa.Numeric(5, 2)),
+        sa.Column("note", sa.String),
+        sa.Column("waited", sa.Interval),
+    )
+    table.metadata.create_all(any_driver_engine)
+    values: dict[str, object] = {
+        "host": "fe80::1/64",
+        "net": "192.168.0.0/24",
+        "ratio": 0.1,
+        "price": "999.990",
+        "note": uuid.UUID(int=7),
+        "waited": datetime.timedelta(days=-1, seconds=5, microseconds=7),
+    }
+    week_date = "2026-W01-1"  # Python 3.11 reads it; PostgreSQL does not
+    try:
+        week_day = datetime.date.fromisoformat(week_date)
+    except ValueError:  # Python 3.10: refused at the call instead
+        with any_driver_engine.begin() as connection, pytest.raises(AuditSettingError):
+            set_session_vars(connection, week_day=week_date)
+    else:
+        values["week_day"] = week_date
+    with any_driver_engine.begin() as connection:
+        set_session_vars(connection, **values)
+        connection.execute(table.insert().values(id=1))
+        row = history(connection, table)[0]
+    if "week_day" in values:
+        assert row.audit_week_day == week_day == datetime.date(2025, 12, 29)
+    assert str(row.audit_host) == "fe80::1/64"
+    assert str(row.audit_net) == "192.168.0.0/24"
+    assert row.audit_ratio == 0.1
+    assert row.audit_price == Decimal("999.99")
+    assert row.audit_note == str(uuid.UUID(int=7))
+    assert row.audit_waited == datetime.timedelta(days=-1, seconds=5, microseconds=7)
+
+
+def test_names_are_checked_when_the_audited_tables_declare_no_settings() -> None:
+    """Only when no audited table is known at all are names left unchecked (a fresh process:
+    this one has declared settings in other test modules)."""
+    script = textwrap.dedent(
+        """
+        import sqlalchemy as sa
+        import sqlalchemy_postgresql_audit as audit
+
+        audit.audit_context(anything="goes")  # no audited table known yet: unchecked
+        audit.enable()
+        metadata = sa.MetaData()
+        sa.Table("audited", metadata, sa.Column("id", sa.Integer, primary_key=True),
+                 info={"audit.options": {"enabled": True}})  # declares no settings
+        try:
+            audit.audit_context(usernme="alice")
+        except audit.AuditSettingError as error:
+            print(error)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert "unknown audit setting(s) ['usernme']" in result.stdout
+    assert "known settings: []" in result.stdout

@@ -103,6 +103,7 @@ def test_capture_columns_record_the_writer_and_the_change(
         ("I", 2),
         ("U", 1),
         ("U", 2),
+        ("K", 2),  # the old key's row moved away
         ("U", 3),
         ("D", 3),
     ]
@@ -110,8 +111,8 @@ def test_capture_columns_record_the_writer_and_the_change(
     assert {r.audit_session_user for r in rows} == {session_user}
     assert {r.audit_application_name for r in rows} == {"billing-worker"}
     for r in rows:
-        assert r.audit_statement_timestamp >= r.audit_operation_timestamp
-        assert r.audit_clock_timestamp >= r.audit_statement_timestamp
+        assert r.audit_operation_timestamp >= r.audit_statement_timestamp  # written in it
+        assert r.audit_clock_timestamp >= r.audit_operation_timestamp
     # The capture is the address this very connection has: NULL over a Unix socket (the
     # embedded server), the loopback address over TCP (CI's PostgreSQL 15 on 127.0.0.1).
     socket = engine.url.query.get("host", engine.url.host or "/")
@@ -129,8 +130,9 @@ def test_capture_columns_record_the_writer_and_the_change(
     assert changed[:3] == [None, None, ["title", "body"]]
     assert changed[3] == []  # an update that changed nothing is recorded with no changed column
     # A key change: row mode sees OLD and NEW together; statement mode cannot pair the rows.
-    assert changed[4] == (["id"] if mode == "row" else None)
-    assert changed[5] is None
+    assert changed[4] is None  # the K row compares with nothing
+    assert changed[5] == (["id"] if mode == "row" else None)
+    assert changed[6] is None
 
 
 def test_changed_columns_in_statement_mode_needs_a_primary_key() -> None:

@@ -31,10 +31,20 @@ async def current_user(authorization: Annotated[str, Header()]) -> str:
     return user
 
 
+def request_id_from(header: str | None) -> uuid.UUID:
+    """The caller's X-Request-Id when it is a UUID, else a fresh one (never a 500)."""
+    try:
+        return uuid.UUID(header or "")
+    except ValueError:
+        return uuid.uuid4()
+
+
+# `async def`, not `def`: a `def` dependency runs in a threadpool, in a copy of the
+# request's context, so the endpoint would never see the values.
 async def audited(
     request: Request, user: Annotated[str, Depends(current_user)]
 ) -> AsyncIterator[None]:
-    request_id = request.headers.get("x-request-id") or uuid.uuid4()
+    request_id = request_id_from(request.headers.get("x-request-id"))
     async with audit_context(username=user, request_id=request_id):
         yield  # every transaction of this request records user and request id
 
@@ -44,6 +54,8 @@ async def db() -> AsyncIterator[AsyncSession]:
         yield session
 
 
+# The context before the session: dependencies exit in reverse order, so the session is
+# done (committed, closed) before the context exits.
 @app.post("/orders", dependencies=[Depends(audited)])
 async def create_order(item: str, session: Annotated[AsyncSession, Depends(db)]) -> dict[str, int]:
     order = Order(item=item)
@@ -63,13 +75,18 @@ async def main() -> list[int]:
                                  "X-Request-Id": str(uuid.UUID(int=n))})
             for n in range(5)
         ))  # five concurrent requests: each records its own user and request id
+        odd = await client.post("/orders", params={"item": "odd"},
+                                headers={"Authorization": "Bearer eve",
+                                         "X-Request-Id": "not-a-uuid"})
     await engine.dispose()
-    return [response.status_code for response in responses]
+    return [response.status_code for response in [*responses, odd]]
 
 
-assert asyncio.run(main()) == [200] * 5
-for item, username, request_id in recorded():
+assert asyncio.run(main()) == [200] * 6
+for item, username, request_id in recorded()[:5]:
     n = int(item.removeprefix("item"))
     assert (username, request_id) == (f"user{n}", uuid.UUID(int=n))
 # --8<-- [end:call]
-assert len(recorded()) == 5
+odd_item, odd_user, odd_request_id = recorded()[5]
+assert (odd_item, odd_user) == ("odd", "eve") and odd_request_id is not None
+assert len(recorded()) == 6

@@ -23,7 +23,10 @@ app = flask.Flask(__name__)
 @app.before_request
 def enter_audit_context() -> None:
     user = flask.request.headers.get("Authorization", "").removeprefix("Bearer ")
-    request_id = flask.request.headers.get("X-Request-Id") or uuid.uuid4()
+    try:  # the caller's X-Request-Id when it is a UUID, else a fresh one
+        request_id = uuid.UUID(flask.request.headers.get("X-Request-Id", ""))
+    except ValueError:
+        request_id = uuid.uuid4()
     flask.g.audit_context = audit_context(username=user or None, request_id=request_id)
     flask.g.audit_context.__enter__()
 
@@ -54,8 +57,13 @@ assert recorded() == [("book", "alice", request_id)]
 assert current_audit_values() == {}  # nothing outlives the request
 # --8<-- [end:call]
 
+odd = client.post("/orders?item=cup",
+                  headers={"Authorization": "Bearer bob", "X-Request-Id": "not-a-uuid"})
+assert odd.status_code == 200
+assert recorded()[-1][:2] == ("cup", "bob")
+
 # Without a user the required setting is missing: the write fails, it does not go unaudited.
 refused = client.post("/orders?item=pen")  # Flask logs the IntegrityError
 assert refused.status_code == 500
-assert recorded() == [("book", "alice", request_id)]
+assert [row[0] for row in recorded()] == ["book", "cup"]
 engine.dispose()

@@ -1,10 +1,12 @@
 """Session settings outside web requests: set_session_vars, audit_context, validation, jobs."""
 
+import contextvars
 import functools
 import os
 import threading
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -89,3 +91,48 @@ with audit.audit_context(username="alice", request_id=None):
     assert audit.current_audit_values()["username"] == "alice"
 assert audit.current_audit_values() == {}
 # --8<-- [end:nesting]
+
+# --8<-- [start:savepoint]
+with audit.audit_context(username="alice"), Session(engine) as session, session.begin():
+    try:
+        with session.begin_nested():  # get-or-create: try the INSERT in a savepoint
+            session.add(Order(id=1, item="book"))
+    except sa.exc.IntegrityError:  # the real error; the transaction goes on
+        order = session.get(Order, 1)
+        assert order is not None
+        order.item = "book (found)"  # recorded as alice, like everything in the block
+# --8<-- [end:savepoint]
+assert recorded()[-1][:2] == ("book (found)", "alice")
+
+
+# --8<-- [start:executor]
+def rename(order_id: int, item: str) -> None:
+    with Session(engine) as session, session.begin():
+        session.execute(sa.update(Order).where(Order.id == order_id).values(item=item))
+
+
+with audit.audit_context(username="alice"), ThreadPoolExecutor() as pool:
+    # A worker thread does not see the caller's context: hand it a copy, one per task.
+    pool.submit(contextvars.copy_context().run, rename, 1, "book (alice)").result()
+# --8<-- [end:executor]
+assert recorded()[-1][:2] == ("book (alice)", "alice")
+
+# --8<-- [start:default]
+audit.default_context(username="system:worker")  # at the start of a worker process
+
+
+def heartbeat() -> None:  # a thread some library starts: no audit_context reaches it
+    rename(1, "book (heartbeat)")
+
+
+thread = threading.Thread(target=heartbeat)
+thread.start()
+thread.join()
+with audit.audit_context(username="alice"):  # a context replaces the default wholly
+    rename(1, "book (alice again)")
+audit.default_context()  # clears it
+# --8<-- [end:default]
+assert [row[:2] for row in recorded()[-2:]] == [
+    ("book (heartbeat)", "system:worker"),
+    ("book (alice again)", "alice"),
+]

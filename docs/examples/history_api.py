@@ -33,9 +33,10 @@ class Account(Base):
 engine = sa.create_engine(os.environ["DATABASE_URL"])
 Base.metadata.create_all(engine)
 
-# A row that predates auditing: triggers are dropped, the row written, triggers reinstalled.
+# A row that predates auditing: triggers are dropped, the row written (a write to an audited
+# table without its triggers is refused unless the check is turned off), triggers reinstalled.
 audit.uninstall_audit_triggers(Base.metadata, engine)
-with engine.begin() as connection:
+with engine.execution_options(audit_runtime_check=False).begin() as connection:
     connection.execute(sa.insert(Account).values(id=1, owner="legacy", balance=0))
 audit.install_audit_triggers(Base.metadata, engine)
 
@@ -52,7 +53,8 @@ with Session(engine) as session, session.begin():
 with Session(engine) as session, session.begin():
     audit.set_session_vars(session, username="bob")
     session.get(Account, 2).balance = 25
-    moment = session.scalar(sa.select(sa.func.now()))  # the transaction start of this change
+with Session(engine) as session:
+    moment = session.scalar(sa.select(sa.func.clock_timestamp()))  # after bob's first change
 with Session(engine) as session, session.begin():
     audit.set_session_vars(session, username="bob")
     session.get(Account, 2).balance = 99
@@ -78,13 +80,14 @@ assert isinstance(versions[0].row, Account) and versions[0].current_user
 # --8<-- [start:changes]
 with engine.connect() as connection:
     rows = connection.execute(audit.changes(Account, 2)).all()
-print([(row.audit_operation, row.column, row.before, row.after) for row in rows[-2:]])
-# [('U', 'balance', 10, 25), ('U', 'balance', 25, 99)]
+print([(row.audit_username, row.column, row.before, row.after) for row in rows[-2:]])
+# [('bob', 'balance', 10, 25), ('bob', 'balance', 25, 99)]
 # --8<-- [end:changes]
-assert [(r.audit_operation, r.column, r.before, r.after) for r in rows[-2:]] == [
-    ("U", "balance", 10, 25),
-    ("U", "balance", 25, 99),
+assert [(r.audit_username, r.column, r.before, r.after) for r in rows[-2:]] == [
+    ("bob", "balance", 10, 25),
+    ("bob", "balance", 25, 99),
 ]
+assert rows[-1].audit_operation == "U" and rows[-1].audit_current_user
 
 # --8<-- [start:as_of]
 with Session(engine) as session:
@@ -108,6 +111,16 @@ assert (last.operation, last.context["username"], last.changed) == (
     {"balance": (99, 25)},
 )  # the restore is itself audited
 # --8<-- [end:restore]
+
+# --8<-- [start:restore_version]
+first = versions[0]  # from history(): the INSERT, balance 10
+with Session(engine) as session, session.begin():
+    audit.set_session_vars(session, username="carol")
+    outcome = audit.restore(session, Account, 2, version=first.audit_id)
+assert outcome == "updated"
+with Session(engine) as session:
+    assert session.get(Account, 2).balance == 10
+# --8<-- [end:restore_version]
 
 # --8<-- [start:model]
 AccountAudit = audit.audit_model(Account)

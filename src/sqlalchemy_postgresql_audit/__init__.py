@@ -18,13 +18,14 @@ from .audit_table import (
     SPEC_KEY,
     is_audit_table,
 )
-from .context import AuditContext, audit_context, current_audit_values
+from .context import AuditContext, audit_context, current_audit_values, default_context
 from .ddl import install_audit_triggers, uninstall_audit_triggers
 from .declare import audit, declare_metadata
 from .errors import AuditConfigurationError, AuditError
 from .history import (
     AuditRecord,
     Version,
+    activity,
     arecord_baseline,
     arestore,
     as_of,
@@ -43,6 +44,7 @@ from .naming import (
     DEFAULT_AUDIT_TABLE_TRIGGER_CONVENTION,
 )
 from .options import AuditOptions, SessionSetting
+from .runtime_check import RUNTIME_CHECK_OPTION
 from .session import AuditSettingError, aset_session_vars, set_session_vars
 from .spec import AuditSpec, SettingSpec, TriggerSpec
 
@@ -56,6 +58,7 @@ __all__ = [
     "DEFAULT_AUDIT_TABLE_TRIGGER_CONVENTION",
     "DROP_DDL_KEY",
     "IS_AUDIT_TABLE_KEY",
+    "RUNTIME_CHECK_OPTION",
     "SPEC_KEY",
     "AuditConfigurationError",
     "AuditContext",
@@ -68,6 +71,7 @@ __all__ = [
     "SettingSpec",
     "TriggerSpec",
     "Version",
+    "activity",
     "arecord_baseline",
     "arestore",
     "as_of",
@@ -78,6 +82,7 @@ __all__ = [
     "changes",
     "current_audit_values",
     "declare_metadata",
+    "default_context",
     "enable",
     "history",
     "install_audit_triggers",

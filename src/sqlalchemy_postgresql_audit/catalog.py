@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, text
 
+from .partitions import with_partitions
 from .render import COMMENT_MARKER, GRANTS_MARKER, guard_function
 from .render.sql import name_text
 from .spec import AUDIT_ID, AuditSpec
@@ -54,6 +55,11 @@ class InstalledAudit:
     #: The copies PostgreSQL keeps of a row trigger on each partition (``tgparentid``): one can
     #: be disabled on its own, or outlive a change of the parent to statement level.
     clones: tuple[TriggerState, ...] = ()
+    #: The function's triggers on other tables than its own: template 2's TRUNCATE triggers on
+    #: the table's partitions and inheritance children (``.partitions``).
+    partition_triggers: tuple[TriggerState, ...] = ()
+    #: Every table inheriting from the audited one, at any depth, as (schema, name).
+    partitions: tuple[tuple[str, str], ...] = ()
     #: The append-only guard of an ``append_only`` spec's audit table; None when its function
     #: is gone (or the installed spec is not append-only).
     guard: InstalledGuard | None = None
@@ -126,7 +132,7 @@ def installed_audits(connection: Connection, schemas: Iterable[str]) -> list[Ins
     if oids:
         for row in connection.execute(_TRIGGERS, {"functions": oids}):
             (clones if row.clone else triggers)[row.tgfoid].append(_trigger_state(row))
-    return [
+    audits = [
         InstalledAudit(
             schema=f.nspname,
             function=f.proname,
@@ -140,6 +146,7 @@ def installed_audits(connection: Connection, schemas: Iterable[str]) -> list[Ins
         )
         for f in functions
     ]
+    return with_partitions(connection, audits)
 
 
 def _guard_functions(connection: Connection, specs: list[AuditSpec]) -> dict[tuple[str, str], Any]:

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, fields, replace
 
 from .catalog import InstalledAudit, TriggerState
+from .partitions import expected_partition_triggers, partition_drifts
 from .render import (
     GUARD_CONFIG,
     GUARD_TRIGGER,
@@ -115,6 +116,7 @@ def watched(spec: AuditSpec, installed: InstalledAudit, default_schema: str) -> 
         _function_state(spec, installed),
         *_trigger_states(spec, installed, default_schema),
         *_clone_states(spec, installed, default_schema),
+        *_partition_truncate_states(spec, installed, default_schema),
         *_guard_states(spec, installed),
     ]
 
@@ -205,6 +207,42 @@ def _clone_states(spec: AuditSpec, installed: InstalledAudit, default_schema: st
             found.append(Watched("partition trigger", where, DISABLED, (f"{where} disabled",)))
         else:
             found.append(Watched("partition trigger", where, OK))
+    return found
+
+
+def _partition_truncate_states(
+    spec: AuditSpec, installed: InstalledAudit, default_schema: str
+) -> list[Watched]:
+    """Template 2's TRUNCATE triggers on the table's partitions (``.partitions``): one state
+    per trigger expected or found, in the order ``partition_drifts`` reports them."""
+    truncate = next(
+        (t for t in expected_triggers(spec, default_schema) if "TRUNCATE" in t.events), None
+    )
+    expected = {
+        (t.schema, t.table, t.name): t
+        for t in expected_partition_triggers(spec, installed, truncate)
+    }
+    actual = {(t.schema, t.table, t.name): t for t in installed.partition_triggers}
+    keys = sorted(expected.keys() | actual.keys())
+    drifted = [key for key in keys if key not in expected or actual.get(key) != expected[key]]
+    reasons = dict(zip(drifted, partition_drifts(spec, installed, truncate), strict=True))
+    found = []
+    for key in keys:
+        name = f"{key[2]} on {key[0]}.{key[1]}"
+        if key not in reasons:
+            found.append(Watched("partition TRUNCATE trigger", name, OK))
+            continue
+        reason, disabled = reasons[key]
+        state = (
+            MISSING
+            if key not in actual
+            else UNEXPECTED
+            if key not in expected
+            else DISABLED
+            if disabled
+            else OUTDATED
+        )
+        found.append(Watched("partition TRUNCATE trigger", name, state, (reason,)))
     return found
 
 

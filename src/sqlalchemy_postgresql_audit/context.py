@@ -1,17 +1,26 @@
 """``audit_context(**values)``: settings for every transaction run while it is active.
 
 The values live in a ``contextvars.ContextVar``, so each thread and each asyncio task sees
-its own.  On first use, listeners are registered once on the ``~sqlalchemy.engine.Engine``
-class (so every engine, sync or async, ORM or Core, is covered, and nothing fires twice):
+its own; ``default_context(**values)`` sets a process-wide default for every thread and task
+in which no ``audit_context`` is active.  On first use, listeners are registered once on the
+``~sqlalchemy.engine.Engine`` class (so every engine, sync or async, ORM or Core, is covered,
+and nothing fires twice):
 
 - ``before_cursor_execute`` compares the values active now with those already applied in this
   transaction and, when they differ, sends ``set_config(name, value, true)`` for the
   difference.  On psycopg2 the call rides in front of the statement in the same
   ``cursor.execute`` (one round trip); psycopg 3 and asyncpg bind parameters server side, which
   allows one statement per call, so there it is one extra statement, sent once per transaction.
+  Savepoint statements (``SAVEPOINT``, ``ROLLBACK TO``, ``RELEASE``) never carry settings: in
+  an aborted transaction anything in front of ``ROLLBACK TO SAVEPOINT`` would fail and hide
+  the real error.  The settings go with the next statement instead.
 - ``begin``, ``commit``, ``rollback`` (and the two-phase variants) forget what was applied, so
-  the next transaction applies the values again; ``rollback_savepoint`` marks it unknown, since
-  PostgreSQL undoes settings made inside a rolled back savepoint.
+  the next transaction applies the values again.  ``savepoint`` remembers what was applied when
+  the savepoint was taken and ``rollback_savepoint`` goes back to it, since PostgreSQL undoes
+  settings made inside a rolled back savepoint; the next statement then applies the difference.
+- ``handle_error``: when the statement that carried the settings failed (on psycopg2 the
+  driver may refuse it before sending anything: a NUL byte, a parameter it cannot adapt), what
+  was applied goes back to what the server had before it.
 
 So every statement runs with the context active when it is executed: a transaction begun
 before the context was entered gets the values from its next statement on, and a statement run
@@ -24,17 +33,31 @@ from __future__ import annotations
 
 import contextvars
 import threading
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
 from typing import Any
 
 from sqlalchemy import Connection, Engine, event
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.engine.interfaces import ExecuteStyle
+from sqlalchemy.sql.expression import (
+    ReleaseSavepointClause,
+    RollbackToSavepointClause,
+    SavepointClause,
+)
 
-from .session import config_parameters, config_statement, prepare_values, refuse_autocommit
+from .session import (
+    config_parameters,
+    config_statement,
+    is_autocommit,
+    prepare_values,
+    refuse_autocommit,
+)
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
+_SAVEPOINT_STATEMENTS = (SavepointClause, RollbackToSavepointClause, ReleaseSavepointClause)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -48,14 +71,24 @@ class _Frame:
     values: Mapping[str, str]
     parent: _Frame | None
     owner: AuditContext | None
+    #: Shared by the frames of one stack: ``{id(connection info): (info, values applied)}``,
+    #: so that leaving the outermost context can tell a transaction still open with its values.
+    applied_in: dict[int, tuple[dict[str, Any], Mapping[str, str]]]
 
 
-_ROOT = _Frame(values=_EMPTY, parent=None, owner=None)
+_ROOT = _Frame(values=_EMPTY, parent=None, owner=None, applied_in={})
 _CURRENT: contextvars.ContextVar[_Frame] = contextvars.ContextVar(
     "sqlalchemy_postgresql_audit_context", default=_ROOT
 )
-#: Key in ``Connection.info`` (per DBAPI connection): the values applied in its transaction.
+#: What applies where no audit_context is active (``default_context``); one for the process.
+_default: Mapping[str, str] = _EMPTY
+#: Keys in ``Connection.info`` (per DBAPI connection), all about its current transaction:
+#: the values applied; ``[(savepoint name, values applied when it was taken)]``; and
+#: ``(execution context, values applied before it)`` while a statement carrying settings may
+#: still fail.
 _APPLIED = "sqlalchemy_postgresql_audit.applied"
+_SAVEPOINTS = "sqlalchemy_postgresql_audit.savepoints"
+_PENDING = "sqlalchemy_postgresql_audit.pending"
 _PREFIX = "_audit_ctx"
 _INSTALL_LOCK = threading.Lock()
 
@@ -63,16 +96,19 @@ _INSTALL_LOCK = threading.Lock()
 class AuditContext:
     """What ``audit_context`` returns: use it with ``with`` or ``async with``."""
 
-    __slots__ = ("_values",)
+    __slots__ = ("_entered_in", "_values")
 
     def __init__(self, values: Mapping[str, str]) -> None:
         self._values = values
+        self._entered_in = ""
 
     def __enter__(self) -> Mapping[str, str]:
         _install()
         frame = _CURRENT.get()
         merged = MappingProxyType({**frame.values, **self._values})
-        _CURRENT.set(_Frame(values=merged, parent=frame, owner=self))
+        applied_in = {} if frame is _ROOT else frame.applied_in
+        _CURRENT.set(_Frame(values=merged, parent=frame, owner=self, applied_in=applied_in))
+        self._entered_in = threading.current_thread().name  # for the error below only
         return merged
 
     def __exit__(
@@ -83,11 +119,10 @@ class AuditContext:
     ) -> None:
         frame = _CURRENT.get()
         if frame.owner is not self or frame.parent is None:
-            raise RuntimeError(
-                "audit_context exited out of order, or in another thread or task than the one "
-                "that entered it"
-            )
+            raise RuntimeError(_exit_error(self, frame))
         _CURRENT.set(frame.parent)
+        if frame.parent is _ROOT:
+            _warn_if_still_open(frame)
 
     async def __aenter__(self) -> Mapping[str, str]:
         return self.__enter__()
@@ -101,18 +136,82 @@ class AuditContext:
         self.__exit__(exc_type, exc, traceback)
 
 
+def _exit_error(context: AuditContext, frame: _Frame) -> str:
+    """Why ``context`` cannot exit here: out of order, or not active in this thread / task."""
+    outer: _Frame | None = frame
+    while outer is not None:
+        if outer.owner is context:
+            return (
+                "audit_context exited out of order: a context entered inside it is still "
+                "active (exit contexts in the reverse order, e.g. with nested 'with' blocks)"
+            )
+        outer = outer.parent
+    here = threading.current_thread().name
+    where = (
+        f"it was entered in thread {context._entered_in!r}, and exits in thread {here!r}"
+        if context._entered_in and context._entered_in != here
+        else f"it exits in thread {here!r} in another contextvars context (task) than it was "
+        "entered in"
+    )
+    return (
+        f"audit_context exited where it is not active: {where}, so the code in between ran "
+        "without its values (optional settings recorded NULL).  A FastAPI or Starlette "
+        "dependency declared with 'def' runs in a threadpool: declare the dependency that "
+        "enters audit_context with 'async def'.  Thread pools and executors: submit "
+        "contextvars.copy_context().run(fn, ...) so the work sees the caller's context"
+    )
+
+
+def _warn_if_still_open(frame: _Frame) -> None:
+    """Warn when a transaction that applied this context's values is still open at its exit.
+
+    Its later statements run without the values, typically a Session that flushes and commits
+    after the context exited: a FastAPI session dependency declared before the context one.
+    """
+    still_open = [
+        info for info, values in list(frame.applied_in.values()) if info.get(_APPLIED) is values
+    ]
+    if still_open:
+        warnings.warn(
+            f"audit_context exited while {len(still_open)} transaction(s) that applied its "
+            "values are still open: what they run from now on (e.g. a Session's flush at "
+            "commit) runs without them (NULL, or the default_context).  Commit inside the "
+            "context; in FastAPI, "
+            "declare the dependency that enters audit_context before the session dependency",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
 def audit_context(**values: object) -> AuditContext:
     """Apply ``audit.<name>`` settings to every transaction run while the context is active.
 
     Names and values are checked now, like ``set_session_vars`` checks them.  Contexts nest:
-    the inner one adds to and overrides the outer one's values; ``None`` sets NULL.
+    the inner one adds to and overrides the outer one's values; ``None`` sets NULL.  Enter and
+    exit it in the same thread and task (a ``def`` dependency of FastAPI does not).
     """
     return AuditContext(prepare_values(values))
 
 
+def default_context(**values: object) -> None:
+    """Set the process-wide values for every thread and task where no audit_context is active.
+
+    For workers and jobs that are one actor throughout, including the threads other libraries
+    start (a heartbeat thread, a ``ThreadPoolExecutor``), which contextvars do not reach.  An
+    active ``audit_context`` replaces the default wholly (its values are never mixed with the
+    default's); ``default_context()`` without values clears it.  Not applied on AUTOCOMMIT
+    connections, which cannot hold transaction-local settings.
+    """
+    global _default
+    prepared = prepare_values(values)
+    _install()
+    _default = MappingProxyType(prepared) if prepared else _EMPTY
+
+
 def current_audit_values() -> Mapping[str, str]:
-    """The settings (as sent to PostgreSQL) that the active context applies; empty if none."""
-    return _CURRENT.get().values
+    """The settings (as sent to PostgreSQL) that apply here now; empty if none."""
+    frame = _CURRENT.get()
+    return _default if frame is _ROOT else frame.values
 
 
 def _install() -> None:
@@ -123,7 +222,10 @@ def _install() -> None:
             return
         for name in ("begin", "commit", "rollback", "commit_twophase", "rollback_twophase"):
             event.listen(Engine, name, _forget)
-        event.listen(Engine, "rollback_savepoint", _unknown)
+        event.listen(Engine, "savepoint", _savepoint)
+        event.listen(Engine, "rollback_savepoint", _rollback_savepoint)
+        event.listen(Engine, "release_savepoint", _release_savepoint)
+        event.listen(Engine, "handle_error", _failed)
         event.listen(Engine, "before_cursor_execute", _before_cursor_execute, retval=True)
 
 
@@ -132,12 +234,53 @@ def _forget(connection: Connection, *args: Any) -> None:
     # raise PendingRollbackError from inside the rollback and hide the real error.  Its
     # replacement DBAPI connection starts with a fresh info dict.
     if not connection.invalidated:
-        connection.info.pop(_APPLIED, None)
+        info = connection.info
+        info.pop(_APPLIED, None)
+        info.pop(_SAVEPOINTS, None)
+        info.pop(_PENDING, None)
 
 
-def _unknown(connection: Connection, *args: Any) -> None:
+def _savepoint(connection: Connection, name: str) -> None:
     if not connection.invalidated:
-        connection.info[_APPLIED] = None
+        info = connection.info
+        info.setdefault(_SAVEPOINTS, []).append((name, info.get(_APPLIED, _EMPTY)))
+
+
+def _rollback_savepoint(connection: Connection, name: str, context: Any) -> None:
+    """PostgreSQL restores the settings the savepoint was taken with (it stays open)."""
+    if connection.invalidated:
+        return
+    info = connection.info
+    info.pop(_PENDING, None)
+    stack = info.get(_SAVEPOINTS, [])
+    for depth in range(len(stack) - 1, -1, -1):
+        if stack[depth][0] == name:
+            del stack[depth + 1 :]
+            info[_APPLIED] = stack[depth][1]
+            return
+    info[_APPLIED] = None  # taken before the listeners existed: unknown, apply all again
+
+
+def _release_savepoint(connection: Connection, name: str, context: Any) -> None:
+    if connection.invalidated:
+        return
+    stack = connection.info.get(_SAVEPOINTS, [])
+    for depth in range(len(stack) - 1, -1, -1):
+        if stack[depth][0] == name:
+            del stack[depth:]
+            return
+
+
+def _failed(error: ExceptionContext) -> None:
+    """The statement that carried the settings failed: the server has what it had before."""
+    connection = error.connection
+    if connection is None or connection.invalidated or connection.closed:
+        return
+    info = connection.info
+    pending = info.get(_PENDING)
+    if pending is not None and pending[0] is error.execution_context:
+        info[_APPLIED] = pending[1]
+        del info[_PENDING]
 
 
 def _before_cursor_execute(
@@ -148,24 +291,34 @@ def _before_cursor_execute(
     context: Any,
     executemany: bool,
 ) -> tuple[str, Any]:
-    wanted = _CURRENT.get().values
+    frame = _CURRENT.get()
+    wanted = _default if frame is _ROOT else frame.values
     info = connection.info
     applied: Mapping[str, str] | None = info.get(_APPLIED, _EMPTY)
     if wanted is applied:
         return statement, parameters
-    if wanted:
+    compiled = context.compiled if context is not None else None
+    if compiled is not None and isinstance(compiled.statement, _SAVEPOINT_STATEMENTS):
+        return statement, parameters  # the next statement carries them (module docstring)
+    if wanted and is_autocommit(connection):
+        if frame is _ROOT:
+            return statement, parameters  # the process default does not apply here
         refuse_autocommit(connection)
     if applied is None:
         changes = dict(wanted)
     else:
         changes = {name: text for name, text in wanted.items() if applied.get(name) != text}
         changes.update((name, "") for name in applied if name not in wanted)
-    info[_APPLIED] = wanted
+    if frame is not _ROOT:
+        frame.applied_in[id(info)] = (info, wanted)
     if not changes:
+        info[_APPLIED] = wanted
         return statement, parameters
     sql, order = _compiled(connection, len(changes))
     bound = config_parameters(changes, _PREFIX)
     if _can_piggyback(connection, cursor, parameters, context, executemany):
+        info[_APPLIED] = wanted
+        info[_PENDING] = (context, applied)  # until the server has it: see _failed
         return f"{sql};\n{statement}", {**parameters, **bound}
     raw = connection.connection.dbapi_connection
     assert raw is not None
@@ -174,6 +327,7 @@ def _before_cursor_execute(
         side_cursor.execute(sql, [bound[name] for name in order] if order else bound)
     finally:
         side_cursor.close()
+    info[_APPLIED] = wanted
     return statement, parameters
 
 

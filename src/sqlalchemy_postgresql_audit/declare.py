@@ -179,6 +179,8 @@ def _check_width(table: Table, spec: AuditSpec) -> None:
 
 
 def _store_spec(table: Table, spec: AuditSpec) -> None:
+    global _SPECS_STORED
+    _SPECS_STORED += 1
     rendered = render(spec)
     table.info[SPEC_KEY] = spec
     table.info[CREATE_DDL_KEY] = list(rendered.install)
@@ -191,8 +193,21 @@ def declared_specs() -> list[AuditSpec]:
     Used to validate session settings by name and type (a keyword no audited table declares
     is a typo, not a setting).
     """
-    specs = (table.info.get(SPEC_KEY) for table in list(_DECLARED))
+    specs = (table.info.get(SPEC_KEY) for table in declared_tables())
     return [spec for spec in specs if isinstance(spec, AuditSpec)]
+
+
+def declared_tables() -> list[Table]:
+    """Every audited table declared in this process and still alive (its spec in ``info``)."""
+    return [table for table in list(_DECLARED) if isinstance(table.info.get(SPEC_KEY), AuditSpec)]
+
+
+def specs_stored() -> int:
+    """How many times a spec was stored: a cache of what is declared is stale once it grows."""
+    return _SPECS_STORED
+
+
+_SPECS_STORED = 0
 
 
 def remember(table: Table) -> None:

@@ -80,6 +80,7 @@ def leftover_statements(
         )
         # Every trigger calling it, wherever it is; not its guard, which keeps guarding the old
         # audit table's history.
-        statements += [drop_trigger(t.schema, t.table, t.name) for t in item.triggers]
+        every = (*item.triggers, *item.partition_triggers)
+        statements += [drop_trigger(t.schema, t.table, t.name) for t in every]
         statements.append(drop_function(item.schema, item.function))
     return statements

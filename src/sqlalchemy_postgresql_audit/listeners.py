@@ -16,6 +16,7 @@ from sqlalchemy import Column, MetaData, Table, event
 
 from .ddl import after_metadata_create, before_metadata_create, before_metadata_drop
 from .declare import declare_table, on_column_attached
+from .runtime_check import register_runtime_check
 
 
 def enable() -> None:
@@ -37,11 +38,13 @@ def enable() -> None:
 
 
 def register_metadata_hooks() -> None:
-    """Install auditing from every ``create_all`` and remove it in ``drop_all``.  Idempotent."""
+    """Install auditing from every ``create_all`` and remove it in ``drop_all``, and refuse
+    writes to audited tables whose triggers are not installed.  Idempotent."""
     if not event.contains(MetaData, "before_create", before_metadata_create):
         event.listen(MetaData, "before_create", before_metadata_create)
         event.listen(MetaData, "after_create", after_metadata_create)
         event.listen(MetaData, "before_drop", before_metadata_drop)
+    register_runtime_check()
 
 
 def _on_table_attached(table: Table, metadata: Any) -> None:

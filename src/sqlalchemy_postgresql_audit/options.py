@@ -7,6 +7,7 @@ modified.  Errors name the table and the offending key, at declaration time.
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -97,6 +98,7 @@ def parse_options(table_name: str, info: Mapping[str, Any]) -> AuditOptions | No
 
     ``table_name`` is only used in error messages.
     """
+    _refuse_near_misses(table_name, info)
     raw = info.get(OPTIONS_KEY)
     if raw is None:
         return None
@@ -134,6 +136,35 @@ def parse_options(table_name: str, info: Mapping[str, Any]) -> AuditOptions | No
         history_index=_bool(table_name, raw, "history_index", default=True),
         append_only=_bool(table_name, raw, "append_only", default=False),
     )
+
+
+def _refuse_near_misses(table_name: str, info: Mapping[str, Any]) -> None:
+    """Raise for a key that looks like a misspelt ``audit.options``.
+
+    Such a key means auditing was asked for and would silently not happen, so it fails like a
+    bad option does.  A near miss names "audit" and an option (``audit_options``,
+    ``Audit.Options``, ``audit.table.options``, ``audit.opts``) or is a typo of ``audit.options``
+    that still names "audit" (``audit.optoins``).  The library's own keys (``audit.table``,
+    ``audit.spec``, ...) and keys that do not name "audit" (``edit_options``,
+    ``audio_options``) are left alone.
+    """
+    for key in info:
+        if key == OPTIONS_KEY or not isinstance(key, str):
+            continue
+        folded = re.sub(r"[^a-z0-9]", "", key.lower())
+        if "audit" in folded and (
+            "opt" in folded or difflib.SequenceMatcher(None, folded, _FOLDED_KEY).ratio() >= 0.8
+        ):
+            raise AuditConfigurationError(
+                table_name,
+                key,
+                f"looks like a misspelling of {OPTIONS_KEY!r}, the only key auditing is "
+                f"declared with: the table is not audited as written (rename the key to "
+                f"{OPTIONS_KEY!r}, or use a key that does not resemble it)",
+            )
+
+
+_FOLDED_KEY = "auditoptions"
 
 
 def _names(

@@ -118,12 +118,11 @@ def check_audit_tables(connection: Connection, specs: Sequence[AuditSpec]) -> No
         return
     statement = [spec for spec in specs if spec.mode == "statement"]
     if statement:
-        partitioned = set(
-            connection.execute(
-                _PARTITIONED,
-                {"schemas": [s.schema for s in statement], "tables": [s.table for s in statement]},
-            ).tuples()
+        rows = connection.execute(
+            _PARTITIONED,
+            {"schemas": [s.schema for s in statement], "tables": [s.table for s in statement]},
         )
+        partitioned = {(schema, table) for schema, table in rows}
         for spec in statement:
             if (spec.schema, spec.table) in partitioned:
                 raise AuditConfigurationError(spec.table, "mode", STATEMENT_MODE_ON_PARTITIONS)

@@ -1,8 +1,11 @@
 """Transaction-local ``audit.*`` settings that the trigger copies into session-setting columns.
 
 Values are checked here, before anything is sent: the name must be a setting some declared
-audited table records, and the value must fit that setting's column type, so a typo or a bad
-value fails at the call that made it instead of being lost or failing a later write.
+audited table records (once any audited table is declared), and the value must fit every
+column type that setting is declared with in a MetaData, so a typo or a bad value fails at the
+call that made it instead of being lost or failing a later write.  Settings reach every table a
+transaction writes, so within one MetaData (one application's model) the value must fit every
+table declaring it; separate MetaData are separate models, and the value must fit one wholly.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from .errors import AuditError
 from .options import SETTING_NAME
-from .values import known_settings, setting_value, text_for
+from .values import TypeGroups, known_settings, setting_value, text_for
 
 
 def _async_classes() -> tuple[type[Any], type[Any], type[Any]]:
@@ -61,17 +64,17 @@ def prepare_values(values: dict[str, object]) -> dict[str, str]:
         return _prepare(values, known_settings(refresh=True))
 
 
-def _prepare(values: dict[str, object], known: dict[str, tuple[str, ...]]) -> dict[str, str]:
-    unknown = sorted(name for name in values if known and name.lower() not in known)
+def _prepare(values: dict[str, object], known: dict[str, TypeGroups] | None) -> dict[str, str]:
+    unknown = sorted(name for name in values if known is not None and name.lower() not in known)
     if unknown:
         raise AuditSettingError(
             f"unknown audit setting(s) {unknown!r}: no audited table declared in this process "
-            f"records them; known settings: {sorted(known)!r} (if a table declaring them is "
-            "not declared yet, call declare_metadata(metadata) at startup)"
+            f"records them; known settings: {sorted(known or ())!r} (if a table declaring them "
+            "is not declared yet, call declare_metadata(metadata) at startup)"
         )
     prepared: dict[str, str] = {}
     for name, value in values.items():
-        types = known.get(name.lower())
+        types = known.get(name.lower()) if known is not None else None
         try:
             prepared[name.lower()] = text_for(value, types) if types else setting_value(value)
         except (TypeError, ValueError) as error:
@@ -172,6 +175,11 @@ def _refuse_non_transactional(target: object, function: str) -> None:
         raise TypeError(f"{function}() needs a Connection or Session, got {type(target).__name__}")
 
 
+def is_autocommit(connection: Connection) -> bool:
+    """Whether ``connection`` runs each statement as its own transaction (AUTOCOMMIT)."""
+    return bool(getattr(connection.connection.dbapi_connection, "autocommit", False))
+
+
 def refuse_autocommit(connection: Connection | None) -> None:
     """Raise if ``connection`` is in AUTOCOMMIT mode, where a local setting dies at once.
 
@@ -180,7 +188,7 @@ def refuse_autocommit(connection: Connection | None) -> None:
     """
     if connection is None or connection.closed:
         return
-    if getattr(connection.connection.dbapi_connection, "autocommit", False):
+    if is_autocommit(connection):
         raise AuditSettingError(
             "audit settings cannot be applied on an AUTOCOMMIT connection: each statement is "
             "its own transaction, so the transaction-local settings would end before the "

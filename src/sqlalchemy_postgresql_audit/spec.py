@@ -16,7 +16,7 @@ from typing import Any
 from .options import CaptureMode, Operation
 
 #: The newest template version.  A released version is never edited; a change is a new version.
-TEMPLATE_VERSION = 1
+TEMPLATE_VERSION = 2
 
 AUDIT_ID = "audit_id"
 AUDIT_OPERATION = "audit_operation"
@@ -28,7 +28,14 @@ FIXED_AUDIT_COLUMNS = (AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP, AUDIT_CURRENT
 #: A SQL type as SQLAlchemy compiles it: names, quoted names, digits, ``( , ) [ ] .`` and spaces.
 _SQL_TYPE = re.compile(r'^(?:[A-Za-z0-9_ ,.()\[\]]|"(?:[^"]|"")*")+$')
 
+#: The ``audit_operation`` code each audited operation writes.  Audit tables also hold ``P``
+#: (a purge marker, ``render.guard``), ``B`` (a baseline version, ``render.baseline``) and
+#: ``KEY_CHANGE_CODE``.
 OPERATION_CODES: dict[str, str] = {"INSERT": "I", "UPDATE": "U", "DELETE": "D", "TRUNCATE": "T"}
+#: ``K``, key moved: from template 2, an UPDATE that changes a row's primary key first writes
+#: this row under the OLD key, with the old values; the ``U`` row under the new key follows.
+#: For history it ends the old key's life, like ``D``.
+KEY_CHANGE_CODE = "K"
 
 
 def capture_column(capture: str) -> str:

@@ -4,7 +4,11 @@ The trigger casts ``current_setting('audit.<name>')`` to the setting's column ty
 that type cannot hold would only fail at the write, far from the code that set it.  Here the
 value is checked against the SQL type string of the declared setting (``SettingSpec.sql_type``)
 and encoded the way that type reads it: JSON with ``json.dumps``, arrays as array literals.
-Types not known here (enums, domains, ...) are passed as text and checked by the trigger.
+The rule is "refused here, naming the setting, or stored exactly": where Python would accept
+text that PostgreSQL reads differently or not at all (a netmask, a zone id, an ISO week date, a
+number with more decimals than the column keeps), the value is refused or sent in the one
+canonical form both read alike.  Types not known here (enums, domains, ...) are passed as text
+and checked by the trigger.
 """
 
 from __future__ import annotations
@@ -14,17 +18,34 @@ import decimal
 import enum
 import importlib
 import ipaddress
-import json
 import re
 import uuid
-from collections.abc import Callable, Iterable
 from typing import Any
 
-from .declare import declare_metadata, declared_specs
+from .audit_table import SPEC_KEY
+from .declare import declare_metadata, declared_tables, specs_stored
+from .scalar_types import ENCODERS, checked_text
+from .spec import AuditSpec
 
-_INT_RANGES = {"SMALLINT": 2**15, "INTEGER": 2**31, "BIGINT": 2**63}
-_BOOLEAN_TEXT = frozenset({"t", "true", "y", "yes", "on", "1", "f", "false", "n", "no", "off", "0"})
 _TYPE = re.compile(r"^(?P<base>[A-Z ]+?)\s*(?:\((?P<args>[0-9, ]+)\))?(?P<dims>(?:\[\])*)$")
+#: What a text setting takes: text itself, and values whose text form is unambiguous.  Other
+#: objects (a pydantic model, an ORM instance) would be recorded as their ``repr``.
+TEXT_TYPES: tuple[type, ...] = (
+    str,
+    int,
+    float,
+    decimal.Decimal,
+    uuid.UUID,
+    datetime.date,
+    datetime.time,
+    ipaddress.IPv4Address,
+    ipaddress.IPv6Address,
+    ipaddress.IPv4Interface,
+    ipaddress.IPv6Interface,
+    ipaddress.IPv4Network,
+    ipaddress.IPv6Network,
+)
+_TEXT_TYPE_NAMES = "str, int, float, Decimal, bool, UUID, date, time, datetime, ipaddress, Enum"
 
 
 def setting_value(value: object) -> str:
@@ -44,54 +65,108 @@ def setting_value(value: object) -> str:
             f"a {type(value).__name__} has no text form for this setting's type; "
             "declare the setting as JSON/JSONB or ARRAY, or pass text"
         )
-    return str(value)
+    if not isinstance(value, TEXT_TYPES):
+        raise TypeError(
+            f"a {type(value).__name__} is not taken as setting text (it would be stored as its "
+            f"repr); pass the text to record, e.g. str(user.id), or one of: {_TEXT_TYPE_NAMES}"
+        )
+    return checked_text(str.__str__(value) if isinstance(value, str) else str(value))
 
 
-def text_for(value: object, sql_types: Iterable[str]) -> str:
-    """The text for ``value`` under the first of ``sql_types`` that can hold it.
+#: Per setting name, the SQL types one MetaData declares it with; one tuple per MetaData.
+TypeGroups = tuple[tuple[str, ...], ...]
 
-    A name may be declared with different types by different tables; the value must fit one.
+
+def text_for(value: object, groups: TypeGroups) -> str:
+    """The text for ``value`` under every type one MetaData declares its setting with.
+
+    The settings of a transaction reach every audited table it writes, so within one MetaData
+    the value must fit each type the setting has there, and read alike in each, or a write to
+    one of those tables would fail or store something else.  Separate MetaData are separate
+    models (another application, a test's own tables): the value must fit one of them wholly.
     """
-    if value is None or value == "":
+    if value is None or (isinstance(value, str) and value == ""):
         return ""
     if isinstance(value, enum.Enum):
         value = value.value
+    texts: set[str] = set()
     errors: list[str] = []
-    for sql_type in dict.fromkeys(sql_types):
+    for types in groups:
         try:
-            return _encode(value, sql_type)
+            texts.add(_text_for_all(value, types))
+        except ValueError as error:
+            errors.append(str(error))
+    if not texts:
+        raise ValueError(f"{value!r} does not fit the setting's column type ({' | '.join(errors)})")
+    if len(texts) > 1:
+        raise ValueError(
+            f"{value!r} would be stored differently by the models that declare the setting "
+            f"({sorted(texts)!r}); pass it in the form they share"
+        )
+    return texts.pop()
+
+
+def _text_for_all(value: object, types: tuple[str, ...]) -> str:
+    texts: dict[str, str] = {}
+    errors: list[str] = []
+    for sql_type in types:
+        try:
+            texts[sql_type] = _encode(value, sql_type)
         except (TypeError, ValueError, ArithmeticError) as error:
             errors.append(f"{sql_type}: {error}")
-    raise ValueError(f"{value!r} does not fit the setting's column type ({'; '.join(errors)})")
+    if errors:
+        every = "every type of the setting must hold it; " if texts else ""
+        raise ValueError(every + "; ".join(errors))
+    if len(set(texts.values())) > 1:
+        forms = ", ".join(f"{sql_type} reads {text!r}" for sql_type, text in texts.items())
+        raise ValueError(
+            f"the types the setting is declared with would store it differently ({forms}); "
+            "pass it in the form they share"
+        )
+    return next(iter(texts.values()))
 
 
-def known_settings(*, refresh: bool = False) -> dict[str, tuple[str, ...]]:
-    """``{lower-case name: SQL types}`` of every setting a declared audited table records.
+def known_settings(*, refresh: bool = False) -> dict[str, TypeGroups] | None:
+    """``{lower-case name: SQL types per MetaData}`` of every setting an audited table records.
 
-    Cached: callers pass ``refresh=True`` when a name or value did not fit, and only then (or
-    while nothing is known) are the declared tables read again, after declaring the MetaData of
-    every live ORM registry (idempotent), so models whose declaration is lazy are found too.
-    Empty means nothing
-    audited is declared in this process: names cannot be checked then, and are not refused.
+    ``None`` means no audited table is declared in this process at all: names cannot be
+    checked then, and are not refused.  Once an audited table is known, its settings are the
+    only names there are, even when it declares none.  Cached until a table is declared or
+    changes (a new type for a name must be seen at once), or callers pass ``refresh=True``
+    when a name or value did not fit (tables dropped since may have held the stricter type);
+    then, and while nothing is known, the declared tables are read again after declaring the
+    MetaData of every live ORM registry (idempotent), so lazily declared models are found too.
     """
-    global _KNOWN
-    if refresh or not _KNOWN:
+    global _KNOWN, _KNOWN_AT
+    if refresh or _KNOWN is None or specs_stored() != _KNOWN_AT:
         for metadata in _registry_metadata():
             declare_metadata(metadata)
+        _KNOWN_AT = specs_stored()
         _KNOWN = _collect()
     return _KNOWN
 
 
-_KNOWN: dict[str, tuple[str, ...]] = {}
+_KNOWN: dict[str, TypeGroups] | None = None
+_KNOWN_AT = -1
 
 
-def _collect() -> dict[str, tuple[str, ...]]:
-    known: dict[str, tuple[str, ...]] = {}
-    for spec in declared_specs():
+def _collect() -> dict[str, TypeGroups] | None:
+    tables = declared_tables()
+    if not tables:
+        return None
+    by_metadata: dict[int, dict[str, tuple[str, ...]]] = {}
+    for table in tables:
+        spec: AuditSpec = table.info[SPEC_KEY]
+        declared = by_metadata.setdefault(id(table.metadata), {})
         for setting in spec.settings:
             name = setting.name.lower()
-            if setting.sql_type not in known.get(name, ()):
-                known[name] = (*known.get(name, ()), setting.sql_type)
+            if setting.sql_type not in declared.get(name, ()):
+                declared[name] = (*declared.get(name, ()), setting.sql_type)
+    known: dict[str, TypeGroups] = {}
+    for declared in by_metadata.values():
+        for name, types in declared.items():
+            if types not in known.get(name, ()):
+                known[name] = (*known.get(name, ()), types)
     return known
 
 
@@ -109,8 +184,8 @@ def _encode(value: object, sql_type: str) -> str:
         return setting_value(value)
     base, args, dims = match["base"].strip(), match["args"], match["dims"]
     if dims:
-        return _array(value, base, args)
-    return _scalar(value, base, args)
+        return checked_text(_array(value, base, args))
+    return checked_text(_scalar(value, base, args))
 
 
 def _array(value: object, base: str, args: str | None) -> str:
@@ -127,13 +202,13 @@ def _array(value: object, base: str, args: str | None) -> str:
         elif isinstance(item, (list, tuple)):
             items.append(_array(item, base, args))
         else:
-            text = _scalar(item, base, args)
+            text = _scalar(item.value if isinstance(item, enum.Enum) else item, base, args)
             items.append('"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"')
     return "{" + ",".join(items) + "}"
 
 
 def _scalar(value: object, base: str, args: str | None) -> str:
-    encode = _ENCODERS.get(base)
+    encode = ENCODERS.get(base)
     if encode is not None:
         return encode(value, args)
     text = setting_value(value)
@@ -143,103 +218,3 @@ def _scalar(value: object, base: str, args: str | None) -> str:
         if len(text.rstrip(" ") if padded else text) > limit:
             raise ValueError(f"longer than {limit} characters")
     return text
-
-
-def _integer(base: str) -> Callable[[object, str | None], str]:
-    bound = _INT_RANGES[base]
-
-    def encode(value: object, _args: str | None) -> str:
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise TypeError(f"{base} takes an int, got {type(value).__name__}")
-        number = int(value)
-        if not -bound <= number < bound:
-            raise ValueError(f"out of range for {base}")
-        return str(number)
-
-    return encode
-
-
-def _numeric(value: object, _args: str | None) -> str:
-    if isinstance(value, bool) or not isinstance(value, (int, float, decimal.Decimal, str)):
-        raise TypeError(f"a number is needed, got {type(value).__name__}")
-    try:
-        return str(decimal.Decimal(value.strip() if isinstance(value, str) else value))
-    except decimal.InvalidOperation:
-        raise ValueError("not a number") from None
-
-
-def _uuid(value: object, _args: str | None) -> str:
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if not isinstance(value, str):
-        raise TypeError(f"a UUID needs uuid.UUID or str, got {type(value).__name__}")
-    try:
-        return str(uuid.UUID(value.strip()))
-    except ValueError:
-        raise ValueError("not a UUID") from None
-
-
-def _boolean(value: object, _args: str | None) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str) and value.strip().lower() in _BOOLEAN_TEXT:
-        return value.strip()
-    raise ValueError("not a boolean (True/False or 'true'/'false')")
-
-
-def _json(value: object, _args: str | None) -> str:
-    if isinstance(value, str):
-        json.loads(value)  # text is taken as JSON text, as before; it must parse
-        return value
-    return json.dumps(value)
-
-
-def _temporal(kind: type) -> Callable[[object, str | None], str]:
-    def encode(value: object, _args: str | None) -> str:
-        if isinstance(value, str):
-            text = value.strip()
-            parse = getattr(kind, "fromisoformat")  # noqa: B009 - one code path for the three
-            parse(text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text)
-            return text
-        if kind is datetime.date and isinstance(value, datetime.datetime):
-            raise TypeError("a DATE setting takes a date, got a datetime")
-        if not isinstance(value, kind):
-            raise TypeError(f"needs {kind.__name__} or ISO 8601 text, got {type(value).__name__}")
-        return value.isoformat()  # type: ignore[no-any-return, attr-defined]
-
-    return encode
-
-
-def _address(value: object, _args: str | None) -> str:
-    if isinstance(value, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
-        return str(value)
-    text = str(value).strip()
-    try:
-        ipaddress.ip_interface(text)
-    except ValueError:
-        raise ValueError("not an IP address") from None
-    return text
-
-
-_ENCODERS: dict[str, Callable[[object, str | None], str]] = {
-    **{name: _integer(name) for name in _INT_RANGES},
-    "INT": _integer("INTEGER"),
-    "NUMERIC": _numeric,
-    "DECIMAL": _numeric,
-    "FLOAT": _numeric,
-    "REAL": _numeric,
-    "DOUBLE PRECISION": _numeric,
-    "UUID": _uuid,
-    "BOOLEAN": _boolean,
-    "JSON": _json,
-    "JSONB": _json,
-    "DATE": _temporal(datetime.date),
-    "TIMESTAMP": _temporal(datetime.datetime),
-    "TIMESTAMP WITHOUT TIME ZONE": _temporal(datetime.datetime),
-    "TIMESTAMP WITH TIME ZONE": _temporal(datetime.datetime),
-    "TIME": _temporal(datetime.time),
-    "TIME WITHOUT TIME ZONE": _temporal(datetime.time),
-    "TIME WITH TIME ZONE": _temporal(datetime.time),
-    "INET": _address,
-    "CIDR": _address,
-}

@@ -17,7 +17,14 @@ from alembic.operations import MigrateOperation, Operations, ops
 
 from ..ddl import AuditDDL, resolve_spec
 from ..legacy import LEGACY_TEMPLATE
-from ..render import drop_function, drop_trigger, render, render_baseline
+from ..render import (
+    drop_function,
+    drop_partition_triggers,
+    drop_trigger,
+    render,
+    render_baseline,
+)
+from ..render.restart import render_restart_marker
 from ..spec import AuditSpec, TriggerSpec
 
 
@@ -195,7 +202,10 @@ def _resolved(operations: Operations, spec: AuditSpec) -> AuditSpec:
 
 @Operations.implementation_for(CreateAuditTriggerOp)
 def _create(operations: Operations, operation: CreateAuditTriggerOp) -> None:
-    _execute(operations, render(_resolved(operations, operation.spec)).install)
+    """Install; over an audit table kept from an earlier life of the table (a downgrade that
+    dropped it, then this upgrade), first mark where the trail restarts (``render.restart``)."""
+    spec = _resolved(operations, operation.spec)
+    _execute(operations, [render_restart_marker(spec), *render(spec).install])
 
 
 @Operations.implementation_for(RecordAuditBaselineOp)
@@ -249,6 +259,9 @@ def _replace(operations: Operations, operation: ReplaceAuditTriggerOp) -> None:
         if (t.name, _shape(old, t)) not in kept
     ]
     statements = [*obsolete, *render(new).install]
+    if old.template >= 2 and (new.template < 2 or _different_function(old, new)):
+        # The previous function's TRUNCATE triggers on partitions: nothing else removes them.
+        statements.insert(0, drop_partition_triggers(old))
     if _different_function(old, new):
         statements.append(drop_function(old.schema, old.function))
     _execute(operations, statements)

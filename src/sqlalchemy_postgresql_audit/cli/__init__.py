@@ -17,7 +17,7 @@ import traceback
 import sqlalchemy as sa
 
 from ..errors import AuditError
-from . import baseline, check, demo, grant, history, install
+from . import activity, baseline, check, demo, grant, history, install
 from .base import EXIT_ERROR, CliError, Command
 from .database import first_line
 from .ui import UI, wants_color
@@ -35,6 +35,7 @@ COMMANDS: tuple[Command, ...] = (
     check.COMMAND,
     history.HISTORY,
     history.AS_OF,
+    activity.COMMAND,
     baseline.COMMAND,
     grant.COMMAND,
 )

@@ -79,5 +79,6 @@ def add_table_argument(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="NAME",
-        help="only this audited table (schema.name when it has a schema); repeatable",
+        help='only this audited table (schema.name when it has a schema; "my.table" for a '
+        "name holding a dot); repeatable",
     )

@@ -1,11 +1,15 @@
 """``history`` and ``as-of``: read the audit trail of a row, or a table at a moment.
 
 ``history [MODULE:METADATA] TABLE PK`` lists every version of one row with what each changed;
-``as-of [MODULE:METADATA] TABLE TIME [PK]`` shows the table (or the row) as it stood at TIME.
-Without MODULE:METADATA the table, its audit table and the installed definition are read from
-the database; with it, from the models (needed once auditing was uninstalled).  PK is the key's
-value, or ``col=value,col=value`` for a composite key; TIME is ISO 8601 with a time zone
-(``2026-12-01T10:00:00+01:00``, or ``Z`` for UTC).
+``as-of [MODULE:METADATA] TABLE TIME [PK]`` shows the table (or the row) as it stood at TIME,
+with who made each row's last change (the writing role and the session settings) and when.
+Without MODULE:METADATA (or when the models no longer audit it) the table is read from the
+database: its installed audit definition, or the audit table kept after auditing ended, also
+for a dropped table.  TABLE is ``name`` or ``schema.name``; a name holding a dot is written in
+SQL's double quotes: ``"my.table"`` or ``schema."my.table"``.  PK is a one-column key's value
+as typed (``code=x`` on a text key is the text ``code=x``), or ``col=value,col=value`` for a
+composite key; TIME is ISO 8601 with a time zone (``2026-12-01T10:00:00+01:00``, or ``Z`` for
+UTC).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from .lookup import (
     qualified_name,
     split_target,
 )
-from .trail import describe, rows_as_of, versions
+from .trail import describe, states_as_of, versions
 from .ui import UI
 
 HISTORY_USAGE = "[MODULE:METADATA] TABLE PK"
@@ -102,21 +106,35 @@ def _as_of(args: argparse.Namespace, ui: UI) -> int:
             table = find_table(connection, args.target, name)
             shown = qualified_name(connection, table)
             key = parse_key(table, words[2]) if len(words) == 3 else None
-            rows = rows_as_of(connection, table, moment_for(connection, table, at), key)
+            states = states_as_of(connection, table, moment_for(connection, table, at), key)
     finally:
         engine.dispose()
     if ui.json:
-        ui.emit_json({"table": shown, "at": at, "key": key, "rows": rows})
+        rows = [state["values"] for state in states]
+        changes = [{k: v for k, v in state.items() if k != "values"} for state in states]
+        ui.emit_json({"table": shown, "at": at, "key": key, "rows": rows, "last_changes": changes})
         return EXIT_OK
     what = shown if key is None else f"{shown} {_key_text(key)}"
-    if not rows:
+    if not states:
         ui.line(f"{what} had no rows at {at.isoformat()}", "warn")
         return EXIT_OK
-    ui.line(
-        f"{what} as of {at.isoformat()}: {len(rows)} row{'' if len(rows) == 1 else 's'}", "head"
+    count = len(states)
+    ui.line(f"{what} as of {at.isoformat()}: {count} row{'' if count == 1 else 's'}", "head")
+    columns = list(states[0]["values"])
+    settings = list(states[0]["context"])
+    ui.table(
+        (*columns, "changed at", "operation", "user", *settings),
+        [
+            (
+                *(state["values"][c] for c in columns),
+                _time(state["at"]),
+                state["operation"],
+                state["current_user"],
+                *(state["context"][s] for s in settings),
+            )
+            for state in states
+        ],
     )
-    columns = list(rows[0])
-    ui.table(columns, [[row[c] for c in columns] for row in rows])
     return EXIT_OK
 
 

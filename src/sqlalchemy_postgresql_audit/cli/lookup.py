@@ -1,10 +1,9 @@
 """Which audited table ``history`` and ``as-of`` read, and the key and moment typed on the line.
 
-The table comes from the models (``MODULE:METADATA``) when they are given, else it is reflected
-from the database: the source table, the spec kept as JSON in its installed audit function's
-comment (the definition the triggers really run), and the audit table that spec names.  So an
-operator needs only ``--url``; the models are needed only for a history whose triggers were
-uninstalled.
+The table comes from the models (``MODULE:METADATA``) when they declare it audited, else it is
+read from the database by ``..kept.reflect_audited``: the installed audit function's spec (the
+definition the triggers really run), or, once auditing ended, the audit table that was kept.  So
+an operator needs only ``--url``.
 """
 
 from __future__ import annotations
@@ -17,10 +16,13 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from ..audit_table import AUDIT_TABLE_KEY, SPEC_KEY, is_audit_table
-from ..catalog import default_schema, installed_audits
+from ..audit_table import AUDIT_TABLE_KEY, IS_AUDIT_TABLE_KEY, SPEC_KEY
+from ..catalog import default_schema
+from ..errors import AuditError
+from ..kept import reflect_audited
 from ..spec import AUDIT_TIMESTAMP
 from .base import CliError
+from .names import split_table_name, table_key
 from .target import audited, load_metadata
 
 #: ``package.module:attribute``: what tells the optional models argument from a table name.
@@ -35,43 +37,38 @@ def split_target(words: list[str]) -> tuple[str | None, list[str]]:
 
 
 def find_table(connection: sa.Connection, target: str | None, name: str) -> sa.Table:
-    """The audited table ``name`` (``schema.name`` or ``name``), from the models or reflected."""
+    """The audited table ``name`` (``.names`` syntax): from the models when they declare it
+    audited, else as the database records it, including a history kept after auditing ended
+    (``..kept.reflect_audited``)."""
+    schema, table_name = split_table_name(name)
     if target is not None:
-        [(table, _)] = audited(load_metadata(target), target, [name])
-        return table
-    return reflect(connection, name)
+        metadata = load_metadata(target)
+        table = metadata.tables.get(name)
+        if table is None:
+            table = metadata.tables.get(table_key(name))
+        if table is not None and (SPEC_KEY in table.info or IS_AUDIT_TABLE_KEY in table.info):
+            [(table, _)] = audited(metadata, target, [name])
+            return table
+        if table is None:
+            return _reflect(connection, schema, table_name, name, f"{target} has no table {name!r}")
+    return _reflect(connection, schema, table_name, name)
 
 
-def reflect(connection: sa.Connection, name: str) -> sa.Table:
-    given, _, table_name = name.rpartition(".")
-    schema = given or default_schema(connection)
-    # Without a schema the names stay unqualified, as the models would declare them.
-    metadata = sa.MetaData(schema=given or None)
+def _reflect(
+    connection: sa.Connection,
+    schema: str | None,
+    table_name: str,
+    typed: str,
+    models: str | None = None,
+) -> sa.Table:
     try:
-        source = sa.Table(table_name, metadata, autoload_with=connection, resolve_fks=False)
-    except sa.exc.NoSuchTableError:
-        raise CliError(f"no table {name!r} in the database (schema {schema})") from None
-    if is_audit_table(source):
-        raise CliError(f"table {name!r} is an audit table; name the table it audits")
-    found = [
-        item.spec
-        for item in installed_audits(connection, [schema])
-        if item.spec is not None and item.schema == schema and item.spec.table == table_name
-    ]
-    if not found:
-        raise CliError(
-            f"table {name!r} is not audited in the database (no audit function installed); "
-            "to read a history kept after uninstalling, give MODULE:METADATA"
-        )
-    spec = found[0]
-    try:
-        audit_table = sa.Table(spec.audit_table, metadata, schema=schema, autoload_with=connection)
-    except sa.exc.NoSuchTableError:
-        raise CliError(
-            f"the audit table {schema}.{spec.audit_table} of {name!r} is not in the database"
-        ) from None
-    source.info = {**source.info, SPEC_KEY: spec, AUDIT_TABLE_KEY: audit_table}
-    return source
+        return reflect_audited(connection, table_name, schema=schema)
+    except AuditError as error:
+        message = str(error) if models is None else f"{models}, and {error}"
+        if schema is not None and '"' not in typed:
+            dotted = typed.replace('"', '""')
+            message += f' (a table whose name holds a dot is written "{dotted}")'
+        raise CliError(message) from None
 
 
 def parse_key(table: sa.Table, text: str) -> dict[str, object]:
@@ -79,8 +76,8 @@ def parse_key(table: sa.Table, text: str) -> dict[str, object]:
     keys = [column.name for column in table.primary_key.columns]
     if not keys:
         raise CliError(f"table {table.fullname!r} has no primary key")
-    if len(keys) == 1 and not text.startswith(f"{keys[0]}="):
-        return {keys[0]: _typed(table.c[keys[0]], text, table)}
+    if len(keys) == 1:
+        return {keys[0]: _one_column_key(table, keys[0], text)}
     given: dict[str, str] = {}
     for part in text.split(","):
         column, sep, value = part.partition("=")
@@ -90,6 +87,21 @@ def parse_key(table: sa.Table, text: str) -> dict[str, object]:
     if set(given) != set(keys):
         raise CliError(_key_usage(table, keys, text))
     return {column: _typed(table.c[column], given[column], table) for column in keys}
+
+
+def _one_column_key(table: sa.Table, column: str, text: str) -> object:
+    """The value as typed: ``code=x`` on a text key ``code`` is the text ``code=x``.
+
+    ``col=value`` is the form of composite keys; on a one-column key whose type the text cannot
+    be (``id=5`` for an integer), it is read as that form, since it cannot mean anything else.
+    """
+    try:
+        return _typed(table.c[column], text, table)
+    except CliError:
+        prefix = f"{column}="
+        if not text.startswith(prefix):
+            raise
+        return _typed(table.c[column], text[len(prefix) :], table)
 
 
 def _key_usage(table: sa.Table, keys: list[str], text: str) -> str:

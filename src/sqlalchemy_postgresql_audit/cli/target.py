@@ -16,6 +16,7 @@ from ..declare import declare_metadata
 from ..listeners import enable
 from ..spec import AuditSpec
 from .base import CliError
+from .names import table_key
 
 EXAMPLE = "myapp.models:Base.metadata"
 
@@ -84,6 +85,8 @@ def audited(
     chosen = []
     for name in names:
         table = metadata.tables.get(name)
+        if table is None:
+            table = metadata.tables.get(table_key(name))
         if table is None:
             raise CliError(f"{reference} has no table {name!r}")
         spec = table.info.get(SPEC_KEY)

@@ -9,13 +9,14 @@ from __future__ import annotations
 import datetime
 import decimal
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Mapper, Session, registry
 
 from ..audit_table import SPEC_KEY
-from ..history import as_of, changes, history
+from ..history import Version, as_of, changes, history
 from ..spec import (
     AUDIT_CURRENT_USER,
     AUDIT_ID,
@@ -31,6 +32,8 @@ OPERATIONS = {
     "D": "DELETE",
     "T": "TRUNCATE",
     "B": "BASELINE",
+    "K": "KEY CHANGE",
+    "R": "RESTART",
 }
 
 
@@ -78,8 +81,39 @@ def rows_as_of(
     key: Mapping[str, object] | None = None,
 ) -> list[dict[str, Any]]:
     """The rows of ``table`` (or only row ``key``) as they stood at ``at``, by key."""
-    query = as_of(table, at, None if key is None else dict(key))
-    return [dict(row) for row in connection.execute(query).mappings()]
+    return [state["values"] for state in states_as_of(connection, table, at, key)]
+
+
+def states_as_of(
+    connection: sa.Connection,
+    table: sa.Table,
+    at: datetime.datetime,
+    key: Mapping[str, object] | None = None,
+) -> list[dict[str, Any]]:
+    """Each row as it stood at ``at``, with the version that put it there: who wrote it (the
+    role and the session settings), when, and how.
+
+    ``as_of`` gives these only as ORM ``Version`` objects, so the table is mapped to a
+    throwaway class of its own (a table may be mapped by several classes).
+    """
+    spec: AuditSpec = table.info[SPEC_KEY]
+    model: type[Any] = type("AsOfRow", (), {})
+    mapper: Mapper[Any] = registry().map_imperatively(model, table)
+    attributes = {name: mapper.get_property_by_column(table.c[name]).key for name in spec.columns}
+    query = as_of(model, at, None if key is None else dict(key))
+    with Session(connection) as session:
+        found: Sequence[Version[Any]] = session.scalars(query).all()
+    return [
+        {
+            "values": {name: getattr(v.row, attribute) for name, attribute in attributes.items()},
+            "audit_id": v.audit_id,
+            "operation": OPERATIONS.get(v.operation, v.operation),
+            "at": v.at,
+            "current_user": v.current_user,
+            "context": dict(v.context),
+        }
+        for v in found
+    ]
 
 
 def _json(text: str | None) -> object:
@@ -94,6 +128,10 @@ def describe(version: Mapping[str, Any], skip: frozenset[str] = frozenset()) -> 
     operation = version["operation"]
     if operation in ("DELETE", "TRUNCATE"):
         return "row removed"
+    if operation == "KEY CHANGE":
+        return "key changed: the row moved away to another key"
+    if operation == "RESTART":
+        return "auditing restarted over a kept trail: the row's earlier history ends here"
     if operation in ("INSERT", "BASELINE"):
         return ", ".join(f"{name}={cell(new)}" for name, (_, new) in diff.items())
     return ", ".join(f"{name}: {cell(old)} -> {cell(new)}" for name, (old, new) in diff.items())

@@ -7,6 +7,7 @@ transaction (``arestore`` and ``arecord_baseline`` for async connections and ses
 
 from __future__ import annotations
 
+from ._activity import activity
 from ._api import as_of, changes, history
 from ._model import AuditRecord, audit_model
 from ._versions import Operation, Version
@@ -17,6 +18,7 @@ __all__ = [
     "Operation",
     "Restored",
     "Version",
+    "activity",
     "arecord_baseline",
     "arestore",
     "as_of",

@@ -21,7 +21,6 @@ from sqlalchemy import BindParameter, Select, Table, bindparam, false, select
 
 from ..spec import AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP
 from ._queries import (
-    MARKER,
     STATE_OPERATIONS,
     as_of_select,
     changes_select,
@@ -106,7 +105,9 @@ def history(target: Table | type[Any], pk: object) -> Select[Any]:
     ``pk`` is the key's value, or a mapping of every key column (or ORM attribute) to its value.
     For a ``Table``: the audit rows, every audit column.  For an ORM class:
     ``Version[Model]`` objects with ``changed`` filled in.  A TRUNCATE that removed the row
-    appears as a version with operation ``T`` (and, as a marker row, no values).
+    appears as a version with operation ``T`` (and, as a marker row, no values); an UPDATE that
+    changed the row's key ends this key's history with a ``K`` version (the row as it left).
+    ``audit_id`` order is the order in which the row's versions were written and committed.
     """
     resolved = audited(target)
     key = key_values(resolved, pk)
@@ -123,13 +124,16 @@ def history(target: Table | type[Any], pk: object) -> Select[Any]:
 def changes(target: Table | type[Any], pk: object) -> Select[Any]:
     """What each version of the row changed: one row per changed column, oldest first.
 
-    Columns: ``audit_id``, ``audit_operation``, ``audit_operation_timestamp``, ``column`` (the
-    source column's name), ``before`` and ``after`` as ``jsonb`` (one result column has to hold
-    every column's type; for typed values use ``history(Model, pk)`` and ``Version.changed``).
-    An INSERT lists every non-NULL column with before NULL; a DELETE every non-NULL column with
-    after NULL; an UPDATE only the columns that differ from the previous version, compared byte
-    for byte.  The first recorded version of a row whose history began with an UPDATE has no
-    previous version: its "before" is NULL.
+    Columns: ``audit_id``, ``audit_operation``, ``audit_operation_timestamp``, who made the
+    change (``audit_current_user``, the writing role, then one ``audit_<setting>`` column per
+    session setting), ``column`` (the source column's name), ``before`` and ``after`` as
+    ``jsonb`` (one result column has to hold every column's type; for typed values use
+    ``history(Model, pk)`` and ``Version.changed``).
+    An INSERT lists every non-NULL column with before NULL; a DELETE or a key change (``K``:
+    the row moved to another key) every non-NULL column with after NULL; an UPDATE only the
+    columns that differ from the previous version, compared byte for byte.  The first recorded
+    version of a row whose history began with an UPDATE (also the one that moved it here from
+    another key) has no previous version: its "before" is NULL.
     """
     resolved = audited(target)
     key = key_values(resolved, pk)
@@ -144,11 +148,14 @@ def as_of(target: type[_M], at: datetime.datetime, pk: object = None) -> Select[
 def as_of(target: Table | type[Any], at: datetime.datetime, pk: object = None) -> Select[Any]:
     """The row ``pk`` (or every row, ``pk=None``) as it stood at ``at``.
 
-    "As it stood at ``at``": the changes of every transaction that *started* at or before
-    ``at`` (``audit_operation_timestamp`` is ``now()``, the transaction's start), applied in
-    ``audit_id`` order; a change made later by a transaction that started earlier counts, one
-    made by a transaction that started later does not.  Deleted rows are absent; a TRUNCATE
-    empties the table at its point; ``at`` must be time zone aware (naive datetimes are
+    "As it stood at ``at``" is the changes that had become visible by then: where the server
+    records commit times (``track_commit_timestamp = on``) and the table captures
+    ``transaction_id``, every change whose transaction committed at or before ``at``, exactly
+    what a reader saw at ``at``; elsewhere (and for changes 2**31 or more transactions old)
+    every change written at or before ``at`` (``audit_operation_timestamp``), which also counts
+    a change that a transaction still in flight at ``at`` had written and committed later.  A
+    row whose newest counting version is a DELETE or a key change (``K``) is absent; a TRUNCATE
+    empties the table at its point.  ``at`` must be time zone aware (naive datetimes are
     refused), except on ``legacy_timestamp`` tables, which need naive ones.
 
     For a ``Table``: rows of the mirrored columns, ordered by key.  For an ORM class:
@@ -164,7 +171,7 @@ def as_of(target: Table | type[Any], at: datetime.datetime, pk: object = None) -
     def build(t: Audited, k: dict[str, Any] | None, a: Any) -> Select[Any]:
         latest = latest_versions(t, a, k)
         states = (
-            select(*latest.c, false().label(MARKER))
+            select(*latest.c, false().label(t.labels.marker))
             .where(latest.c[AUDIT_OPERATION].in_(STATE_OPERATIONS))
             .subquery("audit_as_of_versions")
         )

@@ -5,9 +5,16 @@ on the audit table's ``(key columns..., audit_id)`` answers one row's history or
 index range scan, whatever the size of the trail.
 
 Vocabulary: a *version* is an audit row of the key (``I``, ``U``, ``B`` record the row's new
-state; ``D`` and a ``T`` row with the key, written by ``truncate_rows``, record its last state
-before it went away); a *marker* is the one ``T`` row a TRUNCATE writes by default, with every
-mirrored column NULL, which removes every row at once.
+state; ``D``, ``K`` (the row's key changed: it moved away to another key) and a ``T`` row with
+the key, written by ``truncate_rows``, record its last state before it went away); a *marker*
+is the one ``T`` row a TRUNCATE writes by default, with every mirrored column NULL, which
+removes every row at once.
+
+*The state at t* is the changes that had become visible by ``t``: a version counts at ``t``
+when its transaction committed at or before ``t`` where that is known exactly (see
+``counts_at``), else when it was written at or before ``t``; among the versions
+of one key that count, the newest by ``audit_id`` wins (one row's versions are serialized by
+its row lock, so their ``audit_id`` order is their commit order).
 """
 
 from __future__ import annotations
@@ -26,39 +33,39 @@ from sqlalchemy import (
     false,
     func,
     literal,
+    null,
     or_,
     select,
     true,
     union_all,
 )
-from sqlalchemy.types import UserDefinedType
+from sqlalchemy.types import BigInteger, Text, UserDefinedType
 
-from ..spec import AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP
+from ..spec import AUDIT_CURRENT_USER, AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP, capture_column
 from ._target import Audited, key_filter
 
 #: Operations whose version holds the row's state afterwards.
 STATE_OPERATIONS = ("I", "U", "B")
-#: Operations after which the row no longer exists.
-GONE_OPERATIONS = ("D", "T")
-#: Names of the computed columns; the prefix keeps them apart from source column names.
-MARKER = "audit_history_marker"
-PREVIOUS_OPERATION = "audit_history_previous_operation"
+#: Operations after which the row no longer exists under its key.
+GONE_OPERATIONS = ("D", "T", "K")
 
 
-def before_label(index: int) -> str:
-    return f"audit_history_before_{index}"
+class _Xid8(UserDefinedType[Any]):
+    """PostgreSQL's 64-bit transaction id: text casts to it, and it casts to ``xid``."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "xid8"
 
 
-def after_label(index: int) -> str:
-    return f"audit_history_after_{index}"
+class _Xid(UserDefinedType[Any]):
+    """PostgreSQL's 32-bit transaction id, the argument of ``pg_xact_commit_timestamp``."""
 
+    cache_ok = True
 
-def changed_label(index: int) -> str:
-    return f"audit_history_changed_{index}"
-
-
-def lag_label(index: int) -> str:
-    return f"audit_history_lag_{index}"
+    def get_col_spec(self, **kw: Any) -> str:
+        return "xid"
 
 
 class _Record(UserDefinedType[Any]):
@@ -80,27 +87,82 @@ def differ(left: list[ColumnElement[Any]], right: list[ColumnElement[Any]]) -> C
     return operator(cast(func.ROW(*right), _Record()))
 
 
+#: Where an audit table records the writing transaction's full 64-bit id, the low 32 bits (the
+#: ``xid`` that ``pg_xact_commit_timestamp`` takes) name exactly that transaction while it is
+#: less than 2**31 transactions old: PostgreSQL compares 32-bit ids modulo 2**32 and keeps commit
+#: times only for ids within that distance of the next one.  Older, the same 32 bits may name a
+#: newer transaction, whose commit time would be taken for the old one's.
+XID_HORIZON = 2**31
+TRANSACTION_ID = capture_column("transaction_id")
+
+
+def counts_at(table: Any, at: datetime.datetime | ColumnElement[Any]) -> ColumnElement[bool]:
+    """Whether an audit row of ``table`` (the audit table itself) counts in the state at ``at``.
+
+    From its transaction's commit where that is known exactly: the server tracks commit times
+    (``track_commit_timestamp``), the table records each row's full transaction id (the
+    ``transaction_id`` capture) and that id is less than ``XID_HORIZON`` transactions old.
+    Then a row whose commit time is unknown is the reader's own transaction's, still in
+    progress (rows of other transactions in progress, or rolled back, are invisible to the
+    query), which has not committed at any ``at``; or one whose commit time the server no
+    longer keeps, which counts from when it was written.  Every other row counts from when it
+    was written.  ``xmin`` is no substitute for the recorded id: a frozen row keeps its 32-bit
+    ``xmin``, which after 2**32 more transactions names another transaction.
+    """
+    written: ColumnElement[Any] = table.c[AUDIT_TIMESTAMP]
+    if TRANSACTION_ID not in table.c:
+        return written <= at
+    recorded = table.c[TRANSACTION_ID]
+    # Uncorrelated scalar subqueries: evaluated once per query (an InitPlan), not per row.
+    # The oldest id whose commit time is exact: the next id of the query's snapshot (which,
+    # unlike pg_current_xact_id(), gives the reader no id of its own) less XID_HORIZON; NULL
+    # where the server does not track commit times.
+    next_id = cast(cast(func.pg_snapshot_xmax(func.pg_current_snapshot()), Text), BigInteger)
+    tracked = func.current_setting(literal("track_commit_timestamp")) == literal("on")
+    horizon = select(case((tracked, next_id - literal(XID_HORIZON, BigInteger)))).scalar_subquery()
+    own = select(
+        cast(cast(func.pg_current_xact_id_if_assigned(), Text), BigInteger)
+    ).scalar_subquery()
+    # xid8 -> xid keeps the low 32 bits.
+    xid = cast(cast(cast(recorded, Text), _Xid8()), _Xid())
+    committed = cast(func.pg_xact_commit_timestamp(xid), written.type)
+    # The reader's own rows have no commit time yet, and a NULL moment counts at no ``at``.
+    pending = case((recorded == own, null()), else_=written)
+    # CASE, not OR: only CASE guarantees pg_xact_commit_timestamp is not called (and fails)
+    # on a server that does not track commit times.
+    exact = func.coalesce(recorded > horizon, false())
+    moment: ColumnElement[Any] = case((exact, func.coalesce(committed, pending)), else_=written)
+    return moment <= at
+
+
+#: Marker rows (a NULL key) end every row's life at once: a TRUNCATE's ``T``, and ``R``, where
+#: a trail kept from an earlier life of the table restarts (``render/restart.py``).
+MARKER_OPERATIONS = ("T", "R")
+
+
 def marker_condition(table: Any, target: Audited) -> ColumnElement[bool]:
-    """A TRUNCATE marker row: operation ``T`` and a NULL key."""
+    """A marker row: operation ``T`` (TRUNCATE) or ``R`` (restart), and a NULL key."""
     return and_(
-        table.c[AUDIT_OPERATION] == "T", *(table.c[k].is_(None) for k in target.key_columns)
+        table.c[AUDIT_OPERATION].in_(MARKER_OPERATIONS),
+        *(table.c[k].is_(None) for k in target.key_columns),
     )
 
 
 def versions(target: Audited, key: Mapping[str, Any], *, with_changes: bool) -> Subquery:
     """Every version of the row, and the TRUNCATE markers that removed it, oldest first
     (``with_changes``: and, per mirrored column ``i``, its value before and after and whether
-    it changed: ``before_label(i)``, ``after_label(i)``, ``changed_label(i)``).
+    it changed, under ``target.labels``: ``before(i)``, ``after(i)``, ``changed(i)``).
 
     A marker counts when the version before it left the row present; markers while the row
     was absent are no part of its history.  The "before" of a version is the state the previous
     version left (NULL when the row did not exist, or its first recorded version is an UPDATE);
     a DELETE's "before" is the deleted row as recorded.
     """
-    audit = target.audit
-    own = select(*audit.c, false().label(MARKER)).where(key_filter(audit, key))
+    audit, labels = target.audit, target.labels
+    marker = labels.marker
+    own = select(*audit.c, false().label(marker)).where(key_filter(audit, key))
     first = select(func.min(audit.c[AUDIT_ID])).where(key_filter(audit, key)).scalar_subquery()
-    markers = select(*audit.c, true().label(MARKER)).where(
+    markers = select(*audit.c, true().label(marker)).where(
         marker_condition(audit, target), audit.c[AUDIT_ID] > first
     )
     both = union_all(own, markers).subquery("audit_history_versions")
@@ -108,31 +170,33 @@ def versions(target: Audited, key: Mapping[str, Any], *, with_changes: bool) -> 
     columns = target.spec.columns if with_changes else ()
     lagged = select(
         *both.c,
-        func.lag(both.c[AUDIT_OPERATION]).over(order_by=order).label(PREVIOUS_OPERATION),
+        func.lag(both.c[AUDIT_OPERATION]).over(order_by=order).label(labels.previous_operation),
         *(
-            func.lag(both.c[c]).over(order_by=order).label(lag_label(i))
+            func.lag(both.c[c]).over(order_by=order).label(labels.lag(i))
             for i, c in enumerate(columns)
         ),
     ).subquery("audit_history_lagged")
     operation = lagged.c[AUDIT_OPERATION]
-    previous_present = lagged.c[PREVIOUS_OPERATION].in_(STATE_OPERATIONS)
-    recorded_gone = and_(operation.in_(GONE_OPERATIONS), ~lagged.c[MARKER])
+    previous_present = lagged.c[labels.previous_operation].in_(STATE_OPERATIONS)
+    recorded_gone = and_(operation.in_(GONE_OPERATIONS), ~lagged.c[marker])
     staged_columns: list[ColumnElement[Any]] = []
     for i, name in enumerate(columns):
         value = lagged.c[name]
-        before = case((recorded_gone, value), (previous_present, lagged.c[lag_label(i)]))
+        before = case((recorded_gone, value), (previous_present, lagged.c[labels.lag(i)]))
         after = case((operation.in_(STATE_OPERATIONS), value))
-        staged_columns += [before.label(before_label(i)), after.label(after_label(i))]
+        staged_columns += [before.label(labels.before(i)), after.label(labels.after(i))]
     staged = (
-        select(*(lagged.c[c.name] for c in audit.c), lagged.c[MARKER], *staged_columns)
-        .where(or_(~lagged.c[MARKER], previous_present))
+        select(*(lagged.c[c.name] for c in audit.c), lagged.c[marker], *staged_columns)
+        .where(or_(~lagged.c[marker], previous_present))
         .subquery("audit_history_staged")
     )
     # A layer of its own, so the comparison names before and after instead of repeating them.
     final = select(
         *staged.c,
         *(
-            differ([staged.c[before_label(i)]], [staged.c[after_label(i)]]).label(changed_label(i))
+            differ([staged.c[labels.before(i)]], [staged.c[labels.after(i)]]).label(
+                labels.changed(i)
+            )
             for i in range(len(columns))
         ),
     )
@@ -145,25 +209,34 @@ def history_select(target: Audited, key: Mapping[str, Any]) -> Select[Any]:
     return select(*(sub.c[c.name] for c in target.audit.c)).order_by(sub.c[AUDIT_ID])
 
 
+def who_columns(target: Audited) -> tuple[str, ...]:
+    """The audit columns that say who made a change: the writer, then each session setting."""
+    return (AUDIT_CURRENT_USER, *(setting.column for setting in target.spec.settings))
+
+
 def changes_select(target: Audited, key: Mapping[str, Any]) -> Select[Any]:
     """One row per changed column per version: ``audit_id``, ``audit_operation``,
-    ``audit_operation_timestamp``, ``column``, ``before``, ``after`` (both ``jsonb``)."""
+    ``audit_operation_timestamp``, who made it (``who_columns``), ``column``, ``before``,
+    ``after`` (both ``jsonb``)."""
+    labels = target.labels
     # A CTE: the union below reads the versions once per column.
     sub = versions(target, key, with_changes=True).element.cte("audit_history")
-    stamped = sub.c[AUDIT_ID], sub.c[AUDIT_OPERATION], sub.c[AUDIT_TIMESTAMP]
+    stamped = [sub.c[name] for name in (AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP)]
+    stamped += [sub.c[name] for name in who_columns(target)]
     parts = [
         select(
             *stamped,
             literal(name).label("column"),
-            func.to_jsonb(sub.c[before_label(i)]).label("before"),
-            func.to_jsonb(sub.c[after_label(i)]).label("after"),
+            func.to_jsonb(sub.c[labels.before(i)]).label("before"),
+            func.to_jsonb(sub.c[labels.after(i)]).label("after"),
             literal(i).label("position"),
-        ).where(sub.c[changed_label(i)])
+        ).where(sub.c[labels.changed(i)])
         for i, name in enumerate(target.spec.columns)
     ]
     every = union_all(*parts).subquery("audit_changes")
     return select(
         *(every.c[name] for name in (AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP)),
+        *(every.c[name] for name in who_columns(target)),
         every.c.column,
         every.c.before,
         every.c.after,
@@ -175,14 +248,12 @@ def latest_versions(
     at: datetime.datetime | ColumnElement[datetime.datetime] | None,
     key: Mapping[str, Any] | None,
 ) -> Subquery:
-    """The latest version of each row (or of ``key``) visible at ``at``, after the latest
-    visible TRUNCATE marker; the caller keeps only those whose operation leaves a row.
-
-    Visible: written by a transaction that started at or before ``at`` (the audit timestamp
-    is ``now()``, the transaction's start); among those, ``audit_id`` orders the changes.
+    """The latest version of each row (or of ``key``) that counts at ``at`` (see
+    ``counts_at``), after the latest TRUNCATE marker that counts; the caller keeps only those
+    whose operation leaves a row.  ``at=None``: every version counts.
     """
     audit = target.audit
-    visible = [] if at is None else [audit.c[AUDIT_TIMESTAMP] <= at]
+    visible = [] if at is None else [counts_at(audit, at)]
     last_marker = (
         select(func.max(audit.c[AUDIT_ID]))
         .where(marker_condition(audit, target), *visible)

@@ -38,6 +38,10 @@ class Audited:
     def key_columns(self) -> tuple[str, ...]:
         return self.spec.key_columns
 
+    @property
+    def labels(self) -> Labels:
+        return labels_for(self.audit)
+
     def attribute_keys(self) -> dict[str, str]:
         """Mirrored column name -> the ORM attribute holding it (mapped columns only)."""
         if self.mapper is None:
@@ -49,6 +53,47 @@ class Audited:
             except UnmappedColumnError:
                 continue
         return keys
+
+
+@dataclass(frozen=True, slots=True)
+class Labels:
+    """Names of the columns the history queries compute next to the audit table's own.
+
+    They share a prefix that no column of the audit table starts with, so no source column
+    (mirrored under its own name) can ever be mistaken for one of them.
+    """
+
+    prefix: str
+
+    @property
+    def marker(self) -> str:
+        return f"{self.prefix}marker"
+
+    @property
+    def previous_operation(self) -> str:
+        return f"{self.prefix}previous_operation"
+
+    def before(self, index: int) -> str:
+        return f"{self.prefix}before_{index}"
+
+    def after(self, index: int) -> str:
+        return f"{self.prefix}after_{index}"
+
+    def changed(self, index: int) -> str:
+        return f"{self.prefix}changed_{index}"
+
+    def lag(self, index: int) -> str:
+        return f"{self.prefix}lag_{index}"
+
+
+def labels_for(audit: Table) -> Labels:
+    """``audit_history_``, or ``audit_history1_``, ... when a column already starts with it."""
+    names = [column.name for column in audit.c]
+    prefix, attempt = "audit_history_", 0
+    while any(name.startswith(prefix) for name in names):
+        attempt += 1
+        prefix = f"audit_history{attempt}_"
+    return Labels(prefix)
 
 
 def audited(target: object) -> Audited:

@@ -21,19 +21,23 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.selectable import Subquery
 
 from ..spec import AUDIT_CURRENT_USER, AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP, capture_column
-from ._queries import MARKER, after_label, before_label, changed_label
 from ._target import Audited
 
 _M = TypeVar("_M")
 
-Operation = Literal["I", "U", "D", "T", "B"]
+Operation = Literal["I", "U", "D", "T", "B", "K", "R"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Version(Generic[_M]):
     """One recorded version of a row of model ``_M``.
 
-    ``row`` is ``None`` only for a TRUNCATE marker (operation ``T`` without the row's values);
+    ``operation``: ``I`` insert, ``U`` update, ``D`` delete, ``T`` truncate, ``B`` baseline,
+    ``K`` the row's key changed (this key's row moved away to another key; a ``U`` under the
+    new key follows), ``R`` the trail restarts (auditing installed again over a kept audit
+    table; like a TRUNCATE marker it ends every row's earlier history).  ``at`` is when the
+    version was written (``audit_operation_timestamp``).
+    ``row`` is ``None`` only for a marker (a ``T`` or ``R`` without the row's values);
     columns the table does not mirror (``exclude_columns``) are not set on it, so they read as
     ``None``.  ``context`` maps each session setting and capture name (``"username"``,
     ``"transaction_id"``) to its recorded value.  ``changed`` maps attribute names to
@@ -66,13 +70,14 @@ class VersionBundle(Bundle[Version[_M]]):
         columns.append(source.c[AUDIT_CURRENT_USER])
         columns += [source.c[column] for _, column in self._context]
         columns += [source.c[name] for name in target.spec.columns]
-        columns.append(source.c[MARKER])
+        labels = target.labels
+        columns.append(source.c[labels.marker])
         if with_changes:
             for i in range(len(target.spec.columns)):
                 columns += [
-                    source.c[before_label(i)],
-                    source.c[after_label(i)],
-                    source.c[changed_label(i)],
+                    source.c[labels.before(i)],
+                    source.c[labels.after(i)],
+                    source.c[labels.changed(i)],
                 ]
         super().__init__(f"version_{target.audit.name}", *columns)
 

@@ -9,13 +9,16 @@ table, so its own write is audited by the triggers like any other; ``record_base
 from __future__ import annotations
 
 import datetime
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from typing import Any, Literal, Protocol
 
 from sqlalchemy import (
+    BigInteger,
     Executable,
+    Select,
     String,
     and_,
+    bindparam,
     cast,
     delete,
     func,
@@ -25,10 +28,19 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.ext.compiler import compiles
 
+from ..errors import AuditError
 from ..render import lock_against_writes
-from ..spec import AUDIT_CURRENT_USER, AUDIT_OPERATION, AUDIT_TIMESTAMP
-from ._queries import as_of_select, differ, latest_versions, present
+from ..spec import AUDIT_CURRENT_USER, AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP
+from ._queries import (
+    STATE_OPERATIONS,
+    as_of_select,
+    differ,
+    latest_versions,
+    present,
+    versions,
+)
 from ._target import Audited, audited, check_moment, key_filter, key_values
 
 Restored = Literal["updated", "inserted", "deleted", "unchanged"]
@@ -62,23 +74,87 @@ async def _arun(bind: _ExecutesAsync, steps: _Steps) -> Any:
         return stop.value
 
 
-def _writable(target: Audited) -> list[str]:
-    """Mirrored columns a write may set: not computed, not ``GENERATED ALWAYS``."""
+def _writable(target: Audited, *, inserting: bool) -> list[str]:
+    """Mirrored columns a write may set: not computed; ``GENERATED ALWAYS`` identity columns
+    only on INSERT (written with ``OVERRIDING SYSTEM VALUE``, so a re-inserted row keeps its
+    id), never on UPDATE (the row keeps them anyway)."""
     writable = []
     for name in target.spec.columns:
         column = target.source.c[name]
-        identity = column.identity
-        if column.computed is None and not (identity is not None and identity.always):
-            writable.append(name)
+        if column.computed is not None or (_always_identity(column) and not inserting):
+            continue
+        writable.append(name)
     return writable
 
 
-def _restore_steps(target: Audited, pk: object, at: datetime.datetime) -> _Steps:
-    key = key_values(target, pk)
-    moment = check_moment(target, at)
-    state = (yield as_of_select(target, moment, key)).mappings().first()
+def _always_identity(column: Any) -> bool:
+    return column.identity is not None and bool(column.identity.always)
+
+
+class _OverridingSystemValue(Select[Any]):
+    """A select that supplies the rows of ``INSERT ... OVERRIDING SYSTEM VALUE SELECT ...``.
+
+    PostgreSQL takes the clause between the column list and the rows, which SQLAlchemy's
+    ``Insert`` does not render; as the rows of ``insert().from_select()`` it lands there.
+    """
+
+    inherit_cache = True
+
+
+@compiles(_OverridingSystemValue, "postgresql")
+def _compile_overriding(element: _OverridingSystemValue, compiler: Any, **kw: Any) -> str:
+    return "OVERRIDING SYSTEM VALUE " + str(compiler.visit_select(element, **kw))
+
+
+def _insert(target: Audited, state: Mapping[str, Any]) -> Executable:
     source = target.source
-    columns = _writable(target)
+    columns = _writable(target, inserting=True)
+    if not any(_always_identity(source.c[c]) for c in columns):
+        return insert(source).values({source.c[c]: state[c] for c in columns})
+    values = [literal(state[c], source.c[c].type) for c in columns]
+    return insert(source).from_select(columns, _OverridingSystemValue(*values))
+
+
+def _state_at(target: Audited, key: dict[str, Any], at: datetime.datetime) -> Executable:
+    return as_of_select(target, check_moment(target, at), key)
+
+
+def _state_of_version(target: Audited, key: dict[str, Any], version: int) -> Executable:
+    """The version ``version`` of row ``key`` (one that ``history`` lists), with its operation."""
+    sub = versions(target, key, with_changes=False)
+    return select(sub.c[AUDIT_OPERATION], *(sub.c[c] for c in target.spec.columns)).where(
+        sub.c[AUDIT_ID] == bindparam("audit_version", version, type_=BigInteger)
+    )
+
+
+def _restore_steps(
+    target: Audited, pk: object, at: datetime.datetime | None, version: int | None
+) -> _Steps:
+    key = key_values(target, pk)
+    if (at is None) == (version is None):
+        raise TypeError(
+            f"restore of table {target.name!r}, key {key!r}: give exactly one of 'at' (a moment) "
+            f"or 'version' (an audit_id from history()), got at={at!r}, version={version!r}"
+        )
+    if version is None:
+        assert at is not None
+        state = (yield _state_at(target, key, at)).mappings().first()
+    else:
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise TypeError(
+                f"restore of table {target.name!r}: 'version' must be an audit_id (int), "
+                f"got {version!r}"
+            )
+        recorded = (yield _state_of_version(target, key, version)).mappings().first()
+        if recorded is None:
+            raise AuditError(
+                f"table {target.name!r}: {version} is not a version of key {key!r} "
+                "(history() lists the versions of a key and their audit_id)"
+            )
+        # A version leaves the row in its state, or absent (DELETE, key change, TRUNCATE).
+        state = recorded if recorded[AUDIT_OPERATION] in STATE_OPERATIONS else None
+    source = target.source
+    columns = _writable(target, inserting=False)
     current = (
         (
             yield select(
@@ -97,7 +173,7 @@ def _restore_steps(target: Audited, pk: object, at: datetime.datetime) -> _Steps
         yield update(source).where(key_filter(source, key)).values(values)
         return "updated"
     if state is not None:
-        yield insert(source).values({source.c[c]: state[c] for c in columns})
+        yield _insert(target, state)
         return "inserted"
     if current is not None:
         yield delete(source).where(key_filter(source, key))
@@ -105,26 +181,43 @@ def _restore_steps(target: Audited, pk: object, at: datetime.datetime) -> _Steps
     return "unchanged"
 
 
-def restore(bind: _Executes, target: object, pk: object, at: datetime.datetime) -> Restored:
-    """Write row ``pk`` back to its state at ``at`` (see ``as_of``), in ``bind``'s transaction.
+def restore(
+    bind: _Executes,
+    target: object,
+    pk: object,
+    at: datetime.datetime | None = None,
+    *,
+    version: int | None = None,
+) -> Restored:
+    """Write row ``pk`` back to its state at ``at`` (see ``as_of``), or to the state version
+    ``version`` (an ``audit_id`` that ``history(target, pk)`` lists) left it in, in ``bind``'s
+    transaction.  Give exactly one of ``at`` and ``version``.
 
-    An UPDATE when the row exists then and now, a re-INSERT when it was deleted since, a DELETE
-    when it did not exist yet at ``at``; returns which (``"unchanged"``: already as it was, or
+    A DELETE, key change (``K``) or TRUNCATE version leaves the row absent, so restoring it
+    deletes the row.  An UPDATE when the row exists then and now, a re-INSERT when it was deleted
+    since, a DELETE when it did not exist; returns which (``"unchanged"``: already as it was, or
     absent both times, and nothing is written).
     The write goes to the source table, so it is audited like any other write (set the session
     settings first).  Only mirrored columns are written: an ``exclude_columns`` column keeps its
-    value on UPDATE and gets its default on INSERT; computed and ``GENERATED ALWAYS`` columns are
-    left to the server.  ORM objects already loaded in a Session are not refreshed.
+    value on UPDATE and gets its default on INSERT; computed columns are left to the server, and
+    so are ``GENERATED ALWAYS`` identity columns on UPDATE, while a re-INSERT keeps their
+    recorded values (``OVERRIDING SYSTEM VALUE``).  ORM objects already loaded in a Session are
+    not refreshed.
     """
-    result: Restored = _run(bind, _restore_steps(audited(target), pk, at))
+    result: Restored = _run(bind, _restore_steps(audited(target), pk, at, version))
     return result
 
 
 async def arestore(
-    bind: _ExecutesAsync, target: object, pk: object, at: datetime.datetime
+    bind: _ExecutesAsync,
+    target: object,
+    pk: object,
+    at: datetime.datetime | None = None,
+    *,
+    version: int | None = None,
 ) -> Restored:
     """``restore`` for ``AsyncConnection`` and ``AsyncSession``."""
-    result: Restored = await _arun(bind, _restore_steps(audited(target), pk, at))
+    result: Restored = await _arun(bind, _restore_steps(audited(target), pk, at, version))
     return result
 
 
@@ -146,7 +239,8 @@ def _baseline_steps(target: Audited) -> _Steps:
     rows = (
         select(
             literal("B", String),
-            func.now(),
+            # Written after the lock: no change to these rows falls between it and the rows.
+            func.statement_timestamp(),
             func.current_user(),
             *settings,
             *(source.c[c] for c in spec.columns),
@@ -177,7 +271,7 @@ def record_baseline(bind: _Executes, target: object) -> int:
 
     Rows that existed before auditing began have no version; after this they start with a
     ``B`` (baseline) version, which ``history``, ``changes``, ``as_of`` and ``restore`` treat as
-    the row's state from the baseline transaction's start on.  A row is recorded when the trail
+    the row's state from when it was recorded on (see ``as_of``).  A row is recorded when the trail
     leaves it absent or with other values (auditing was off for a while), so running it twice
     records nothing the second time.  It locks the table against writes (SHARE mode) until the
     caller's transaction ends.  Session settings set in the transaction are recorded; capture

@@ -3,7 +3,8 @@ version, and the append-only guard and GRANTs in ``.guard``.
 
 ``render(spec)`` dispatches on ``spec.template``.  A released version's output never changes, so
 a migration that names it installs the same SQL after a library upgrade.  Version 0 renders what
-the 0.5.x releases installed (for upgrades and their downgrades); version 1 is this library's.
+the 0.5.x releases installed (for upgrades and their downgrades); version 1 is this library's
+first, version 2 (``template_v2``'s docstring lists what it changes) the current one.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .guard import (
     guard_function,
     render_append_only_guard,
 )
+from .partitions import drop_partition_triggers, install_partition_triggers
 from .sql import (
     COMMENT_MARKER,
     FALLBACK_SCHEMA,
@@ -42,9 +44,20 @@ from .sql import (
     resolved,
 )
 from .template_v0 import legacy_timestamp_using, render_v0
-from .template_v1 import function_config, render_v1
+from .template_v1 import function_config as function_config_v1
+from .template_v1 import render_v1
+from .template_v2 import function_config_v2, render_v2
 
-_TEMPLATES: dict[int, Callable[[AuditSpec], RenderedAudit]] = {0: render_v0, 1: render_v1}
+_TEMPLATES: dict[int, Callable[[AuditSpec], RenderedAudit]] = {
+    0: render_v0,
+    1: render_v1,
+    2: render_v2,
+}
+
+
+def function_config(spec: AuditSpec) -> tuple[str, ...]:
+    """The settings ``spec``'s function runs with, as ``pg_proc.proconfig`` lists them."""
+    return function_config_v2(spec) if spec.template >= 2 else function_config_v1(spec)
 
 
 def render(spec: AuditSpec) -> RenderedAudit:
@@ -92,12 +105,14 @@ __all__ = [
     "always_qualified",
     "always_quote",
     "drop_function",
+    "drop_partition_triggers",
     "drop_trigger",
     "function_comment",
     "function_config",
     "function_signature",
     "guard_body",
     "guard_function",
+    "install_partition_triggers",
     "legacy_timestamp_using",
     "literal",
     "lock_against_writes",

@@ -2,7 +2,8 @@
 
 Rows that existed before auditing began have no version, so their first UPDATE would have no
 "before".  The statement records, as ``B`` versions, every source row whose key has no version
-in the trail yet, reading session settings like the trigger does.  It is rendered from the spec
+in the trail yet (since the trail's last restart marker, ``.restart``), reading session
+settings like the trigger does.  It is rendered from the spec
 alone (no reflection), so a migration stays frozen and offline mode (``--sql``) emits it too.
 Rows changed while auditing was off are left to ``sqlalchemy_postgresql_audit.record_baseline``,
 which compares values.
@@ -10,7 +11,8 @@ which compares values.
 
 from __future__ import annotations
 
-from ..spec import AUDIT_CURRENT_USER, AUDIT_OPERATION, AUDIT_TIMESTAMP, AuditSpec
+from ..spec import AUDIT_CURRENT_USER, AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP, AuditSpec
+from .restart import RESTART_CODE
 from .sql import WRITER, always_qualified, always_quote, literal, resolved
 
 #: ``audit_operation`` of a baseline version.
@@ -50,10 +52,16 @@ def render_baseline(spec: AuditSpec) -> tuple[str, ...]:
         *(f"s.{always_quote(c)}" for c in spec.columns),
     ]
     same_key = " AND ".join(f"a.{always_quote(k)} = s.{always_quote(k)}" for k in spec.key_columns)
+    audit_id, operation = always_quote(AUDIT_ID), always_quote(AUDIT_OPERATION)
+    restart = (
+        f"SELECT pg_catalog.max(r.{audit_id}) FROM {audit} AS r "
+        f"WHERE r.{operation} = {literal(RESTART_CODE)}"
+    )
+    since_restart = f"a.{audit_id} > COALESCE(({restart}), 0)"
     return (
         lock_against_writes(spec.schema, spec.table),
         f"INSERT INTO {audit} ({', '.join(columns)})\n"
         f"SELECT {', '.join(values)}\nFROM {source} AS s\n"
-        f"WHERE NOT EXISTS (SELECT FROM {audit} AS a WHERE {same_key})\n"
+        f"WHERE NOT EXISTS (SELECT FROM {audit} AS a WHERE {same_key} AND {since_restart})\n"
         f"ORDER BY {', '.join(f's.{always_quote(k)}' for k in spec.key_columns)}",
     )

@@ -1,7 +1,8 @@
 """Template version 1: the trigger function and triggers this library installs (frozen).
 
 Released with 1.0: its output never changes (``tests/golden/template_v1.sql``); a change is a
-new version.
+new version.  Its public helpers are shared with later versions, which is one more reason their
+output must not change.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def render_v1(spec: AuditSpec) -> RenderedAudit:
     triggers = tuple(
         sql
         for trigger in spec.triggers
-        for sql in (_drop_other_level_v1(spec, trigger), _create_trigger_v1(spec, trigger))
+        for sql in (drop_other_level(spec, trigger), create_trigger(spec, trigger))
     )
     return RenderedAudit(
         function_body=body,
@@ -63,12 +64,12 @@ def render_v1(spec: AuditSpec) -> RenderedAudit:
     )
 
 
-def _row_level(spec: AuditSpec, trigger: TriggerSpec) -> bool:
+def row_level(spec: AuditSpec, trigger: TriggerSpec) -> bool:
     # PostgreSQL has only statement-level TRUNCATE triggers.
     return spec.mode == "row" and trigger.operation != "TRUNCATE"
 
 
-def _drop_other_level_v1(spec: AuditSpec, trigger: TriggerSpec) -> str:
+def drop_other_level(spec: AuditSpec, trigger: TriggerSpec) -> str:
     """Drop the trigger first when it, or a partition's clone of it, has the other level.
 
     ``CREATE OR REPLACE TRIGGER`` from row to statement level keeps the row-level clones on a
@@ -78,7 +79,7 @@ def _drop_other_level_v1(spec: AuditSpec, trigger: TriggerSpec) -> str:
     when the level really changes.  Runs in the installing transaction: no write in between
     goes unaudited.
     """
-    row = 1 if _row_level(spec, trigger) else 0
+    row = 1 if row_level(spec, trigger) else 0
     eq = "OPERATOR(pg_catalog.=)"
     body = (
         "\nDECLARE\n  parent pg_catalog.oid;\nBEGIN\n"
@@ -97,7 +98,7 @@ def _drop_other_level_v1(spec: AuditSpec, trigger: TriggerSpec) -> str:
     return f"DO {dollar_quote(body)}"
 
 
-def _create_trigger_v1(spec: AuditSpec, trigger: TriggerSpec) -> str:
+def create_trigger(spec: AuditSpec, trigger: TriggerSpec) -> str:
     timing = "BEFORE" if trigger.operation == "TRUNCATE" and spec.truncate_rows else "AFTER"
     head = (
         f"CREATE OR REPLACE TRIGGER {quote(trigger.name)}\n"
@@ -105,7 +106,7 @@ def _create_trigger_v1(spec: AuditSpec, trigger: TriggerSpec) -> str:
     )
     if trigger.operation == "TRUNCATE":
         level = "FOR EACH STATEMENT"
-    elif _row_level(spec, trigger):
+    elif row_level(spec, trigger):
         level = "FOR EACH ROW"
     else:
         referencing = {
@@ -138,7 +139,7 @@ def _function_settings_v1(spec: AuditSpec) -> str:
     return "SECURITY DEFINER\n" + "".join(f"SET {name} TO {value}\n" for name, value in settings)
 
 
-def _value(spec: AuditSpec, row: str, column: str) -> str:
+def column_value(spec: AuditSpec, row: str, column: str) -> str:
     """Column ``column`` of row ``row`` (an alias, ``NEW`` or ``OLD``).
 
     A virtual generated column reads as NULL there (and must not be referenced in a transition
@@ -160,7 +161,7 @@ def _field(row: str, column: str) -> str:
     return f"({row}).{name}" if name.startswith("U&") and row in ("NEW", "OLD") else f"{row}.{name}"
 
 
-def _recorded_differ(spec: AuditSpec, columns: tuple[str, ...], old: str, new: str) -> str:
+def recorded_differ(spec: AuditSpec, columns: tuple[str, ...], old: str, new: str) -> str:
     """True when a recorded column differs between rows ``old`` and ``new``.
 
     ``*<>`` compares binary images, so it works for every type (json, point, ... have no ``=``)
@@ -169,13 +170,13 @@ def _recorded_differ(spec: AuditSpec, columns: tuple[str, ...], old: str, new: s
     """
 
     def row(alias: str) -> str:
-        values = ", ".join(_value(spec, alias, c) for c in columns)
+        values = ", ".join(column_value(spec, alias, c) for c in columns)
         return f"ROW({values})::pg_catalog.record"
 
     return f"{row(old)} OPERATOR(pg_catalog.*<>) {row(new)}"
 
 
-def _paired_update_v1(spec: AuditSpec, insert_into: str, values: str) -> str:
+def paired_update(spec: AuditSpec, insert_into: str, values: str) -> str:
     """Statement-level UPDATE capture with old and new rows paired on the primary key.
 
     Pairing is needed to skip unchanged rows and to list changed columns; it is never done on
@@ -201,20 +202,20 @@ def _paired_update_v1(spec: AuditSpec, insert_into: str, values: str) -> str:
     # The uncorrelated EXISTS is computed once.  An unmatched new row (its key is new) compares
     # as different from the all-NULL old side, so it is always recorded.
     return (
-        f"{statement}\n    WHERE {_recorded_differ(spec, spec.columns, 'o', 'r')}\n"
+        f"{statement}\n    WHERE {recorded_differ(spec, spec.columns, 'o', 'r')}\n"
         f"      OR EXISTS (SELECT FROM {OLD_ROWS} AS old_key WHERE NOT EXISTS (\n"
         f"        SELECT FROM {NEW_ROWS} AS new_key WHERE {on('new_key', 'old_key')}));"
     )
 
 
-def _changed_columns(spec: AuditSpec, old: str, new: str) -> str:
+def changed_columns(spec: AuditSpec, old: str, new: str) -> str:
     """The names of the recorded columns that differ between rows ``old`` and ``new``.
 
     In statement mode ``old`` comes from a LEFT JOIN on the key: an unpaired row (its key
     changed) has no old row to compare with, and records NULL, not every column.
     """
     cases = ", ".join(
-        f"CASE WHEN {_recorded_differ(spec, (c,), old, new)} THEN {literal(c)} END"
+        f"CASE WHEN {recorded_differ(spec, (c,), old, new)} THEN {literal(c)} END"
         for c in spec.columns
     )
     changed = f"pg_catalog.array_remove(ARRAY[{cases}]::pg_catalog.text[], NULL)"
@@ -226,7 +227,7 @@ def _changed_columns(spec: AuditSpec, old: str, new: str) -> str:
 
 
 #: Opt-in captures that are the same for every row of one trigger call, computed once per call.
-_PER_CALL_CAPTURES = {
+PER_CALL_CAPTURES = {
     "transaction_id": (
         "pg_catalog.int8",
         "pg_catalog.pg_current_xact_id()::pg_catalog.text::pg_catalog.int8",
@@ -242,31 +243,31 @@ _PER_CALL_CAPTURES = {
 }
 
 
-def _capture_variable(capture: str) -> str:
+def capture_variable(capture: str) -> str:
     return f"capture_{capture}"
 
 
-def _setting_variable(index: int) -> str:
+def setting_variable(index: int) -> str:
     return f"setting_{index}"
 
 
-def _var(name: str) -> str:
+def variable(name: str) -> str:
     """A variable of the function, qualified with the block label."""
     return f"{LABEL}.{name}"
 
 
 def _function_body_v1(spec: AuditSpec) -> str:
     settings = list(enumerate(spec.settings))
-    per_call = [c for c in spec.captures if c in _PER_CALL_CAPTURES]
+    per_call = [c for c in spec.captures if c in PER_CALL_CAPTURES]
     # Setting types are the spec's SQL type names: built-in ones resolve in pg_catalog under the
     # pinned search_path; a user-defined type must be declared with its schema.
     declare = "  writer pg_catalog.text := " + WRITER + ";\n"
     declare += "".join(
-        f"  {_setting_variable(i)} {s.sql_type} := "
+        f"  {setting_variable(i)} {s.sql_type} := "
         f"NULLIF(pg_catalog.current_setting({literal('audit.' + s.name)}, true), '');\n"
         for i, s in settings
     ) + "".join(
-        f"  {_capture_variable(c)} {_PER_CALL_CAPTURES[c][0]} := {_PER_CALL_CAPTURES[c][1]};\n"
+        f"  {capture_variable(c)} {PER_CALL_CAPTURES[c][0]} := {PER_CALL_CAPTURES[c][1]};\n"
         for c in per_call
     )
     target_columns = ", ".join(
@@ -282,21 +283,23 @@ def _function_body_v1(spec: AuditSpec) -> str:
     insert_into = (
         f"INSERT INTO {always_qualified(spec.schema, spec.audit_table)} ({target_columns})"
     )
-    setting_values = "".join(f", {_var(_setting_variable(i))}" for i, _ in settings)
+    setting_values = "".join(f", {variable(setting_variable(i))}" for i, _ in settings)
     required = [(i, s) for i, s in settings if s.required]
 
     def values(op: str, row: str | None, old: str | None = None) -> str:
         """The VALUES/SELECT list; ``row`` is None for a TRUNCATE marker, ``old`` names the
         old row of an update when it can be compared."""
         captured = "".join(
-            f", {_var(_capture_variable(c))}"
-            if c in _PER_CALL_CAPTURES
-            else f", {_changed_columns(spec, old, row) if old and row else 'NULL'}"
+            f", {variable(capture_variable(c))}"
+            if c in PER_CALL_CAPTURES
+            else f", {changed_columns(spec, old, row) if old and row else 'NULL'}"
             for c in spec.captures
         )
-        mirrored = "".join(f", {_value(spec, row, c)}" if row else ", NULL" for c in spec.columns)
+        mirrored = "".join(
+            f", {column_value(spec, row, c)}" if row else ", NULL" for c in spec.columns
+        )
         return (
-            f"{literal(OPERATION_CODES[op])}, pg_catalog.now(), {_var('writer')}"
+            f"{literal(OPERATION_CODES[op])}, pg_catalog.now(), {variable('writer')}"
             f"{captured}{setting_values}{mirrored}"
         )
 
@@ -315,11 +318,11 @@ def _function_body_v1(spec: AuditSpec) -> str:
             if op == "UPDATE" and spec.skip_unchanged:
                 # Checked here rather than in a WHEN clause, which would make the trigger
                 # depend on these columns and block retyping or dropping them.
-                changed = _recorded_differ(spec, spec.columns, "OLD", "NEW")
+                changed = recorded_differ(spec, spec.columns, "OLD", "NEW")
                 skip = f"IF NOT ({changed}) THEN\n      RETURN NULL;\n    END IF;\n"
                 statement = f"{skip}    {statement}"
         elif op == "UPDATE" and spec.pairs_updates:
-            statement = _paired_update_v1(spec, insert_into, values(op, "r", "o"))
+            statement = paired_update(spec, insert_into, values(op, "r", "o"))
         else:
             rows = OLD_ROWS if op == "DELETE" else NEW_ROWS
             statement = f"{insert_into}\n    SELECT {values(op, 'r')}\n    FROM {rows} AS r;"
@@ -331,29 +334,29 @@ def _function_body_v1(spec: AuditSpec) -> str:
         # Checked after the dispatch: an unchanged row skipped by skip_unchanged returns first,
         # and the raise rolls back the audit row with the write.
         checks = "".join(_required_check(spec, i, s, indent="  ") for i, s in required)
-        return _block(spec, declare, dispatch + checks)
+        return block(spec, declare, dispatch + checks)
     # Statement level: a statement that changed no rows needs no setting, so check afterwards;
     # raising still rolls back the statement together with its audit rows.
     counted = ""
     if required:
         checks = "".join(_required_check(spec, i, s, indent="    ") for i, s in required)
         counted = (
-            f"  GET DIAGNOSTICS {_var('audited_rows')} = ROW_COUNT;\n"
-            f"  IF {_var('audited_rows')} > 0 THEN\n{checks}  END IF;\n"
+            f"  GET DIAGNOSTICS {variable('audited_rows')} = ROW_COUNT;\n"
+            f"  IF {variable('audited_rows')} > 0 THEN\n{checks}  END IF;\n"
         )
         declare += "  audited_rows pg_catalog.int8;\n"
-    return _block(spec, declare, dispatch + counted)
+    return block(spec, declare, dispatch + counted)
 
 
-def _block(spec: AuditSpec, declare: str, statements: str) -> str:
+def block(spec: AuditSpec, declare: str, statements: str) -> str:
     """The labelled function body (see ``LABEL``), starting with the table guard."""
     return (
-        f"\n<<{LABEL}>>\nDECLARE\n{declare}BEGIN\n{_table_guard(spec)}{statements}"
+        f"\n<<{LABEL}>>\nDECLARE\n{declare}BEGIN\n{table_guard(spec)}{statements}"
         f"  RETURN NULL;\nEND {LABEL};\n"
     )
 
 
-def _table_guard(spec: AuditSpec) -> str:
+def table_guard(spec: AuditSpec) -> str:
     """Refuse to record anything for a table other than the audited one (or its partitions).
 
     The function is SECURITY DEFINER: a role that holds EXECUTE on it (through default
@@ -385,7 +388,7 @@ def _required_check(spec: AuditSpec, index: int, setting: SettingSpec, *, indent
     )
     hint = "Set it with sqlalchemy_postgresql_audit.set_session_vars() in the same transaction."
     return (
-        f"{indent}IF {_var(_setting_variable(index))} IS NULL THEN\n"
+        f"{indent}IF {variable(setting_variable(index))} IS NULL THEN\n"
         f"{indent}  RAISE EXCEPTION USING MESSAGE = {literal(message)},\n"
         f"{indent}    ERRCODE = 'not_null_violation', HINT = {literal(hint)};\n"
         f"{indent}END IF;\n"
