@@ -100,7 +100,7 @@ def test_template_1_stamped_the_transaction_start(engine: sa.Engine) -> None:
     table = declare("statement")
     table.metadata.create_all(engine)
     with engine.begin() as connection:
-        install(connection, [dataclasses.replace(spec_of(table), template=1)])
+        install(connection, [(table, dataclasses.replace(spec_of(table), template=1))])
     started = two_writes_with_a_wait(engine, table, 1)
     with engine.connect() as connection:
         assert stamps(connection, table) == [started, started]
@@ -235,7 +235,7 @@ def version_1_with_history(engine: sa.Engine, mode: str) -> tuple[sa.Table, list
     table = declare(mode)
     table.metadata.create_all(engine)
     with engine.begin() as connection:
-        install(connection, [dataclasses.replace(spec_of(table), template=1)])
+        install(connection, [(table, dataclasses.replace(spec_of(table), template=1))])
         assert installed_template(connection) == 1
         connection.execute(table.insert(), [{"id": 1, "place": "a"}, {"id": 2, "place": "b"}])
         connection.execute(sa.text("UPDATE parcel SET id = 3 WHERE id = 2"))
