@@ -348,6 +348,18 @@ def test_integer_settings_take_both_edges_of_their_range_and_nothing_beyond(
         (sa.Column("client_score", sa.Float), "1e400", "out of range"),
         (sa.Column("client_score", sa.REAL), 1e39, "out of range"),
         (sa.Column("client_at", sa.DateTime), "2026-01-02T03:04:05+02:00", "offset"),
+        (
+            sa.Column("client_at", sa.DateTime),
+            datetime.datetime(2026, 1, 2, tzinfo=datetime.timezone.utc),
+            "offset",
+        ),
+        (
+            sa.Column("client_at", sa.DateTime(timezone=True)),
+            datetime.datetime(2026, 1, 2, 3, 4, 5),
+            "no time zone offset",
+        ),
+        (sa.Column("client_at", sa.DateTime(timezone=True)), "2026-01-02T03:04:05", "no time"),
+        (sa.Column("client_at", sa.Time(timezone=True)), datetime.time(3, 4, 5), "no time zone"),
         (sa.Column("client_name", sa.String), "nul\x00byte", "NUL"),
         (sa.Column("client_name", sa.String), object(), "repr"),
     ],
