@@ -230,6 +230,9 @@ def _baseline_steps(target: Audited) -> _Steps:
         )
         for s in spec.settings
     ]
+    # Compared in the audit columns' types: the database's source column may have another type
+    # than the model says (``text`` for ``String``), which ``*<>`` would refuse to compare.
+    recorded_as = [audit.c[c].type for c in spec.columns]
     rows = (
         select(
             literal("B", String),
@@ -242,7 +245,10 @@ def _baseline_steps(target: Audited) -> _Steps:
         .select_from(joined)
         .where(
             known.c[spec.key_columns[0]].is_(None)
-            | differ([known.c[c] for c in spec.columns], [source.c[c] for c in spec.columns])
+            | differ(
+                [cast(known.c[c], t) for c, t in zip(spec.columns, recorded_as, strict=True)],
+                [cast(source.c[c], t) for c, t in zip(spec.columns, recorded_as, strict=True)],
+            )
         )
     )
     names = [
