@@ -183,9 +183,17 @@ def _instance_key(target: Audited, state: InstanceState[Any]) -> dict[str, Any]:
         )
     values: dict[str, Any] = {}
     for name in target.key_columns:
-        columns = mapper.get_property_by_column(target.source.c[name]).columns
-        position = next(i for i, c in enumerate(mapper.primary_key) if c in columns)
-        values[name] = state.identity[position]
+        try:
+            columns = mapper.get_property_by_column(target.source.c[name]).columns
+        except UnmappedColumnError:
+            columns = []
+        positions = [i for i, c in enumerate(mapper.primary_key) if c in columns]
+        if not positions:  # unmapped, or a mapper-level primary_key other than the table's
+            raise AuditError(
+                f"table {target.name!r}: the identity of a {mapper.class_.__name__} does not "
+                f"hold key column {name!r}; pass the key's value"
+            )
+        values[name] = state.identity[positions[0]]
     return values
 
 
