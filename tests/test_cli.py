@@ -392,6 +392,41 @@ def test_the_apps_async_url_works_by_flag_and_by_environment(
     assert audited_usernames(engine, "projects_audit") == ["alice"]
 
 
+@pytest.mark.parametrize(
+    ("query", "warning"),
+    [
+        ({"prepared_statement_cache_size": "0", "command_timeout": "30", "timeout": "2.5"}, ""),
+        ({"server_settings": "jit=off,application_name=audit_cli"}, ""),
+        ({"server_settings": '{"search_path": "public, other"}'}, "server_settings="),
+    ],
+    ids=["cache and timeouts", "simple settings", "settings libpq options cannot carry"],
+)
+def test_an_asyncpg_url_with_asyncpg_only_options_works(
+    url: str, database_url: URL, query: dict[str, str], warning: str
+) -> None:
+    asyncpg_url = database_url.set(drivername="postgresql+asyncpg")
+    async_url = url_text(asyncpg_url.update_query_dict(query))
+    ok(run("install", TARGET, "--url", async_url))
+    result = run("check", TARGET, "--url", async_url)
+    assert result.returncode == 0, result.stderr
+    assert (warning in result.stderr) if warning else "warning" not in result.stderr
+
+
+def test_asyncpg_options_are_translated_to_libpq_terms() -> None:
+    from sqlalchemy_postgresql_audit.cli.database import sync_url
+
+    mapped = sync_url(
+        sa.make_url(
+            "postgresql+asyncpg://u@h/d?timeout=2.5&command_timeout=30"
+            "&server_settings=jit%3Doff,application_name%3Dcli&options=-c%20work_mem%3D8MB"
+        )
+    )
+    assert dict(mapped.query) == {
+        "connect_timeout": "3",
+        "options": "-c work_mem=8MB -c jit=off -c application_name=cli",
+    }
+
+
 def test_an_async_url_keeps_its_ssl_mode_for_the_sync_driver() -> None:
     from sqlalchemy_postgresql_audit.cli.database import sync_url
 

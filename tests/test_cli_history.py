@@ -376,6 +376,23 @@ def test_baseline_records_rows_older_than_auditing_once(
     )
 
 
+def test_baseline_without_a_required_setting_is_refused_naming_it(
+    database_url: URL, engine: sa.Engine
+) -> None:
+    url = url_text(database_url)
+    with engine.begin() as connection:
+        for table in (cli_models.projects, cli_models.tasks):
+            table.create(connection)
+        connection.execution_options(audit_runtime_check=False).execute(
+            cli_models.projects.insert(), [{"id": 1, "name": "a"}]
+        )
+    ok("install", TARGET, "--url", url)
+    result = run("baseline", TARGET, "--url", url)
+    assert result.returncode == 2
+    assert re.search(r"'projects'.*\['username'\] are required.*--set username=", result.stderr)
+    assert as_json("history", "projects", "1", "--url", url)["versions"] == []
+
+
 def test_grant_prints_the_sql_without_a_database() -> None:
     script = ok("grant", TARGET, "--writer", "app", "--reader", "auditor")
     statements = script.split(";\n\n")

@@ -361,6 +361,50 @@ def test_exclude_columns_and_skip_unchanged(engine: sa.Engine) -> None:
         assert connection.execute(sa.select(Order.status, Order.note)).one() == ("b", "x")
 
 
+def test_baseline_refuses_to_record_null_for_a_required_setting(engine: sa.Engine) -> None:
+    Base, Order = models(session_settings=[sa.Column("username", sa.Text, nullable=False)])
+    Base.metadata.create_all(engine)
+    audit.uninstall_audit_triggers(Base.metadata, engine)
+    with engine.execution_options(audit_runtime_check=False).begin() as connection:
+        connection.execute(sa.insert(Order).values(id=1, status="old"))
+    audit.install_audit_triggers(Base.metadata, engine)
+    audit_table = Order.__table__.info[AUDIT_TABLE_KEY]
+    with engine.begin() as connection:
+        with pytest.raises(AuditError, match=r"'orders'.*\['username'\] are required"):
+            audit.record_baseline(connection, Order)
+        assert connection.execute(sa.select(audit_table)).all() == []
+        audit.set_session_vars(connection, username="ops")
+        assert audit.record_baseline(connection, Order) == 1
+    with engine.begin() as connection:  # nothing left to record: nothing to refuse
+        assert audit.record_baseline(connection, Order) == 0
+        assert connection.execute(sa.select(audit_table.c.audit_username)).scalars().all() == [
+            "ops"
+        ]
+
+
+def test_baseline_runs_again_where_the_database_types_differ_from_the_model(
+    engine: sa.Engine,
+) -> None:
+    """The model says String, the database holds text (and float8 for a NUMERIC): the second
+    baseline compares the trail with the rows in the audit columns' types, and records nothing
+    it already explains."""
+    Base, Order = models()
+    Base.metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(sa.text("ALTER TABLE orders ALTER COLUMN status TYPE text"))
+        connection.execute(sa.text("ALTER TABLE orders ALTER COLUMN total TYPE float8"))
+    audit.uninstall_audit_triggers(Base.metadata, engine)
+    with engine.execution_options(audit_runtime_check=False).begin() as connection:
+        connection.execute(sa.insert(Order), [{"id": 1, "status": "old", "total": 2.5}])
+    audit.install_audit_triggers(Base.metadata, engine)
+    for expected in (1, 0):
+        with engine.begin() as connection:
+            assert audit.record_baseline(connection, Order) == expected
+    with engine.begin() as connection:
+        connection.execute(sa.update(Order).values(status="new"))
+        assert audit.record_baseline(connection, Order) == 0
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_baseline_records_rows_that_existed_before_auditing(engine: sa.Engine, mode: str) -> None:
     Base, Order = models(mode)

@@ -411,3 +411,50 @@ def test_changes_name_who_made_each_change(engine: sa.Engine) -> None:
         ("bob", "status", "paid"),
     ]
     assert {r.audit_current_user for r in rows} == {writer}
+
+
+def test_keys_given_as_an_instance_a_one_tuple_or_a_wrong_type(
+    any_driver_engine: sa.Engine,
+) -> None:
+    """An instance stands for its row, a 1-tuple for its one value; a value the key column
+    cannot compare with is refused when the statement is built, naming table, column and value,
+    and the caller's transaction goes on."""
+    engine = any_driver_engine
+    Base, Order = models()
+    Base.metadata.create_all(engine)
+    with Session(engine) as session, session.begin():
+        order = Order(id=7, status="new")
+        session.add(order)
+        session.flush()
+        order.status = "paid"
+        session.flush()
+    moment = clock(engine)
+    by_value = [(v.operation, v.row.status) for v in _run(engine, audit.history(Order, 7))]
+    assert by_value == [("I", "new"), ("U", "paid")]
+    with Session(engine) as session:
+        loaded = session.get(Order, 7)
+        assert [v.row.status for v in session.scalars(audit.history(Order, loaded))] == [
+            "new",
+            "paid",
+        ]
+        by_tuple = session.scalars(audit.history(Order, (7,)))
+        assert [v.row.status for v in by_tuple] == ["new", "paid"]
+    with engine.connect() as connection:
+        table = Order.__table__
+        assert len(connection.execute(audit.history(table, loaded)).all()) == 2
+        with pytest.raises(AuditError, match=r"'orders': key column 'id' is INTEGER.*'abc'"):
+            audit.history(Order, "abc")
+        with pytest.raises(AuditError, match=r"'orders': key column 'id' is INTEGER.*'7'"):
+            audit.as_of(table, clock(engine), pk="7")
+        with pytest.raises(AuditError, match=r"'orders': key column 'id' takes one value"):
+            audit.history(table, (7, 8))
+        with pytest.raises(AuditError, match=r"'orders'.*Order instance has no row yet"):
+            audit.history(Order, Order(id=8, status="new"))
+        with pytest.raises(AuditError, match=r"'orders': key column 'id'.*True"):
+            audit.restore(connection, Order, True, moment)
+        assert connection.execute(sa.select(sa.func.count()).select_from(table)).scalar() == 1
+
+
+def _run(engine: sa.Engine, statement: Any) -> list[Any]:
+    with Session(engine) as session:
+        return list(session.scalars(statement))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -20,17 +21,15 @@ def usage_example() -> str:
 
 
 def test_the_usage_example_runs_and_prints_the_history(database_url: URL) -> None:
-    prelude = (
-        "import uuid\nimport sqlalchemy as sa\n"
-        f"engine = sa.create_engine({database_url.render_as_string(hide_password=False)!r})\n"
-        "request_uuid = uuid.uuid4()\n"
-    )
+    """As written: nothing is defined for it but the ``DATABASE_URL`` it reads."""
+    environment = {**os.environ, "DATABASE_URL": database_url.render_as_string(hide_password=False)}
     result = subprocess.run(
-        [sys.executable, "-c", prelude + usage_example()],
+        [sys.executable, "-c", usage_example()],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
+        env=environment,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["I alice alice"]

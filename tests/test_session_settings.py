@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from sqlalchemy_postgresql_audit import (
     AUDIT_TABLE_KEY,
+    AuditConfigurationError,
     AuditSettingError,
     aset_session_vars,
     set_session_vars,
@@ -348,6 +349,18 @@ def test_integer_settings_take_both_edges_of_their_range_and_nothing_beyond(
         (sa.Column("client_score", sa.Float), "1e400", "out of range"),
         (sa.Column("client_score", sa.REAL), 1e39, "out of range"),
         (sa.Column("client_at", sa.DateTime), "2026-01-02T03:04:05+02:00", "offset"),
+        (
+            sa.Column("client_at", sa.DateTime),
+            datetime.datetime(2026, 1, 2, tzinfo=datetime.timezone.utc),
+            "offset",
+        ),
+        (
+            sa.Column("client_at", sa.DateTime(timezone=True)),
+            datetime.datetime(2026, 1, 2, 3, 4, 5),
+            "no time zone offset",
+        ),
+        (sa.Column("client_at", sa.DateTime(timezone=True)), "2026-01-02T03:04:05", "no time"),
+        (sa.Column("client_at", sa.Time(timezone=True)), datetime.time(3, 4, 5), "no time zone"),
         (sa.Column("client_name", sa.String), "nul\x00byte", "NUL"),
         (sa.Column("client_name", sa.String), object(), "repr"),
     ],
@@ -431,3 +444,24 @@ def test_names_are_checked_when_the_audited_tables_declare_no_settings() -> None
     )
     assert "unknown audit setting(s) ['usernme']" in result.stdout
     assert "known settings: []" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "setting_type",
+    [
+        sa.Enum("admin", "clerk", name="role"),
+        ARRAY(sa.Enum("admin", "clerk", name="role")),
+    ],
+    ids=["enum", "array of enum"],
+)
+def test_an_enum_setting_without_schema_is_refused_at_declaration(
+    engine: sa.Engine, setting_type: sa.types.TypeEngine[Any]
+) -> None:
+    with pytest.raises(AuditConfigurationError, match=r"'ticket'.*'acting_role'.*'role'.*schema"):
+        declare(sa.Column("acting_role", setting_type))
+    table = declare(sa.Column("acting_role", sa.Enum("admin", "clerk", name="role", schema="public")))
+    table.metadata.create_all(engine)  # the qualified type is what the function reads
+    with engine.begin() as connection:
+        set_session_vars(connection, acting_role="clerk")
+        connection.execute(table.insert().values(id=1))
+        assert history(connection, table)[0].audit_acting_role == "clerk"

@@ -13,8 +13,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Column
-from sqlalchemy.types import TypeEngine
+from sqlalchemy import ARRAY, Column, Enum
+from sqlalchemy.dialects.postgresql import DOMAIN
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from .errors import AuditConfigurationError
 
@@ -250,7 +251,32 @@ def _session_settings(table_name: str, value: object) -> tuple[SessionSetting, .
                 table_name, key, f"setting {name!r} is declared twice (names ignore case)"
             )
         seen.add(folded)
+        unqualified = _unqualified_type_name(item.type)
+        if unqualified is not None:
+            raise AuditConfigurationError(
+                table_name,
+                key,
+                f"setting {name!r} has the user-defined type {unqualified!r} without a schema; "
+                "the audit function resolves type names only in pg_catalog, so declare it "
+                f"with its schema (e.g. Enum(..., name={unqualified!r}, schema='public'))",
+            )
         settings.append(
             SessionSetting(name=folded, type=item.type, required=item.nullable is False)
         )
     return tuple(settings)
+
+
+def _unqualified_type_name(type_: TypeEngine[Any]) -> str | None:
+    """The name of a user-defined type (an enum, a domain) in ``type_`` declared without schema.
+
+    The audit function runs with a pinned ``search_path``, so such a name would only fail when
+    ``create_all`` installs the function, far from the declaration.
+    """
+    if isinstance(type_, TypeDecorator):
+        return _unqualified_type_name(type_.impl_instance)
+    if isinstance(type_, ARRAY):
+        return _unqualified_type_name(type_.item_type)
+    named = (isinstance(type_, Enum) and type_.native_enum) or isinstance(type_, DOMAIN)
+    if named and getattr(type_, "schema", None) is None:
+        return str(getattr(type_, "name", None) or "")
+    return None

@@ -164,7 +164,8 @@ def _temporal(kind: type, zoned: bool | None) -> Callable[[object, str | None], 
 
     Text is parsed here and its canonical form sent, so text Python reads differently from
     PostgreSQL (an ISO week date, the basic format) is stored as the value Python read.  A
-    column without time zone would silently drop an offset: such a value is refused.
+    column without time zone would silently drop an offset, and a column with time zone would
+    read a value without one in the session's ``TimeZone`` (recorded shifted): both are refused.
     """
 
     def encode(value: object, _args: str | None) -> str:
@@ -184,9 +185,19 @@ def _temporal(kind: type, zoned: bool | None) -> Callable[[object, str | None], 
                 "has a time zone offset, which a column WITHOUT TIME ZONE would drop; pass a "
                 "naive value or declare the column with timezone=True"
             )
+        if zoned and _naive(value):
+            raise ValueError(
+                "has no time zone offset, which a column WITH TIME ZONE would read in the "
+                "session's TimeZone; pass an aware value (e.g. tzinfo=datetime.timezone.utc)"
+            )
         return value.isoformat()  # type: ignore[no-any-return, attr-defined]
 
     return encode
+
+
+def _naive(value: object) -> bool:
+    """Whether ``value`` has no UTC offset (a tzinfo that answers ``None`` counts as none)."""
+    return isinstance(value, (datetime.datetime, datetime.time)) and value.utcoffset() is None
 
 
 def _interval(value: object, _args: str | None) -> str:

@@ -8,6 +8,10 @@ is run through an installed sync driver of the same server: the CLI needs no sec
 from __future__ import annotations
 
 import importlib.util
+import json
+import math
+import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -43,8 +47,10 @@ def sync_url(url: URL) -> URL:
     """``url`` itself for a sync driver; for an async one, the same server through the sync
     driver that is installed (psycopg 3, else psycopg2).
 
-    asyncpg's ``ssl=<mode>`` becomes libpq's ``sslmode=<mode>``; other driver-specific query
-    options are passed on, and a sync driver that does not know one says so when connecting.
+    asyncpg's ``ssl=<mode>`` becomes libpq's ``sslmode=<mode>``, ``timeout`` ``connect_timeout``
+    and simple ``server_settings`` ``options=-c ...``; its statement-cache and command options
+    are dropped (they do not matter here).  Other query options are passed on, and a sync
+    driver that does not know one says so when connecting.
     """
     try:
         is_async = bool(url.get_dialect().is_async)
@@ -63,11 +69,80 @@ def sync_url(url: URL) -> URL:
     )
 
 
+#: asyncpg's connection and statement-cache options, with no meaning for a libpq connection the
+#: command line opens for a few statements; they are dropped rather than refused by libpq.
+_ASYNCPG_ONLY = frozenset(
+    {
+        "prepared_statement_cache_size",
+        "prepared_statement_name_func",
+        "statement_cache_size",
+        "max_cached_statement_lifetime",
+        "max_cacheable_statement_size",
+        "command_timeout",
+        "direct_tls",
+        "connection_class",
+        "record_class",
+        "async_fallback",
+    }
+)
+#: A setting that ``options=-c name=value`` carries as libpq reads it: no space, quote, backslash.
+_SIMPLE_SETTING = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*=[^\s'\"\\,]+$")
+
+
 def _without_async_options(url: URL) -> URL:
+    """``url``'s query in libpq's terms: asyncpg's own options dropped or translated."""
     ssl = url.query.get("ssl")
     if isinstance(ssl, str) and ssl in _SSL_MODES and "sslmode" not in url.query:
         url = url.difference_update_query(["ssl"]).update_query_dict({"sslmode": ssl})
+    url = url.difference_update_query([key for key in url.query if key in _ASYNCPG_ONLY])
+    timeout = url.query.get("timeout")
+    if timeout is not None:
+        url = url.difference_update_query(["timeout"])
+        seconds = _whole_seconds(timeout)
+        if seconds is not None and "connect_timeout" not in url.query:
+            url = url.update_query_dict({"connect_timeout": str(seconds)})
+    if "server_settings" in url.query:
+        url = _server_settings_as_options(url)
     return url
+
+
+def _whole_seconds(value: str | tuple[str, ...]) -> int | None:
+    try:
+        return max(1, math.ceil(float(value if isinstance(value, str) else value[-1])))
+    except ValueError:
+        return None
+
+
+def _server_settings_as_options(url: URL) -> URL:
+    """asyncpg's ``server_settings`` (``name=value`` pairs, comma separated, or a JSON object)
+    as libpq's ``options=-c name=value ...``; what it cannot carry exactly is dropped, saying so.
+    """
+    raw = url.query["server_settings"]
+    url = url.difference_update_query(["server_settings"])
+    pairs = _setting_pairs(raw if isinstance(raw, str) else ",".join(raw))
+    if pairs is None:
+        print(
+            f"warning: server_settings={raw!r} of the async URL is not passed to the sync "
+            "driver of the command line (only simple name=value settings are)",
+            file=sys.stderr,
+        )
+        return url
+    given = url.query.get("options")
+    options = [given if isinstance(given, str) else " ".join(given or ())]
+    options += [f"-c {pair}" for pair in pairs]
+    return url.update_query_dict({"options": " ".join(o for o in options if o)})
+
+
+def _setting_pairs(text: str) -> list[str] | None:
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        pairs = [pair.strip() for pair in text.split(",") if pair.strip()]
+    else:
+        if not isinstance(parsed, dict):
+            return None
+        pairs = [f"{name}={value}" for name, value in parsed.items()]
+    return pairs if all(_SIMPLE_SETTING.match(pair) for pair in pairs) else None
 
 
 def create_engine(text: str | URL) -> sa.Engine:

@@ -7,13 +7,16 @@ turn those into columns and bound values live here, once, with errors that name 
 from __future__ import annotations
 
 import datetime
+import decimal
+import numbers
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Table, and_, inspect
 from sqlalchemy.exc import NoInspectionAvailable
-from sqlalchemy.orm import Mapper, configure_mappers
+from sqlalchemy.orm import InstanceState, Mapper, configure_mappers
 from sqlalchemy.orm.exc import UnmappedColumnError
 
 from ..audit_table import AUDIT_TABLE_KEY, SPEC_KEY
@@ -124,28 +127,106 @@ def audited(target: object) -> Audited:
 
 
 def key_values(target: Audited, pk: object) -> dict[str, Any]:
-    """``pk`` as {key column name: value}: one value for a one-column key, else a mapping.
+    """``pk`` as {key column name: value}, each value checked against its column's type.
 
-    For ORM classes a mapping may name attributes instead of columns.
+    ``pk`` is one value (or a 1-tuple) for a one-column key, else a mapping; for ORM classes a
+    mapping may name attributes instead of columns.  An ORM instance of a class mapped to the
+    table stands for its row: its identity (the key it was loaded or flushed with) is taken.
+    The values are checked here because the statements are executed later, by the caller: a
+    key the column cannot compare with would fail there as a bare driver error, and abort the
+    caller's transaction.
     """
     keys = target.key_columns
-    if not isinstance(pk, Mapping):
+    state = inspect(pk, raiseerr=False) if not isinstance(pk, (Mapping, tuple)) else None
+    if isinstance(state, InstanceState):
+        values = _instance_key(target, state)
+    elif not isinstance(pk, Mapping):
         if len(keys) != 1:
             raise AuditError(
                 f"table {target.name!r} has a composite primary key {keys!r}: "
                 f"pass a mapping of every key column to its value, got {pk!r}"
             )
+        if isinstance(pk, tuple):
+            if len(pk) != 1:
+                raise AuditError(
+                    f"table {target.name!r}: key column {keys[0]!r} takes one value, got {pk!r}"
+                )
+            (pk,) = pk
         if pk is None:
             raise AuditError(f"table {target.name!r}: primary key value is None")
-        return {keys[0]: pk}
-    by_attribute = {attr: name for name, attr in target.attribute_keys().items()}
-    values = {by_attribute.get(str(k), str(k)): v for k, v in pk.items()}
-    if set(values) != set(keys) or any(v is None for v in values.values()):
-        raise AuditError(
-            f"table {target.name!r}: primary key mapping must give a value for exactly "
-            f"{list(keys)!r}, got {dict(pk)!r}"
-        )
+        values = {keys[0]: pk}
+    else:
+        by_attribute = {attr: name for name, attr in target.attribute_keys().items()}
+        values = {by_attribute.get(str(k), str(k)): v for k, v in pk.items()}
+        if set(values) != set(keys) or any(v is None for v in values.values()):
+            raise AuditError(
+                f"table {target.name!r}: primary key mapping must give a value for exactly "
+                f"{list(keys)!r}, got {dict(pk)!r}"
+            )
+    for name, value in values.items():
+        _check_key_value(target, name, value)
     return values
+
+
+def _instance_key(target: Audited, state: InstanceState[Any]) -> dict[str, Any]:
+    """The key of the row an ORM instance was loaded or flushed as."""
+    mapper = state.mapper
+    if target.source not in mapper.tables:
+        raise AuditError(
+            f"table {target.name!r}: got an instance of {mapper.class_.__name__}, which is not "
+            "mapped to it; pass the key's value or an instance of a class mapped to the table"
+        )
+    if state.identity is None:
+        raise AuditError(
+            f"table {target.name!r}: the {mapper.class_.__name__} instance has no row yet "
+            "(it was never flushed); flush it first or pass the key's value"
+        )
+    values: dict[str, Any] = {}
+    for name in target.key_columns:
+        try:
+            columns = mapper.get_property_by_column(target.source.c[name]).columns
+        except UnmappedColumnError:
+            columns = []
+        positions = [i for i, c in enumerate(mapper.primary_key) if c in columns]
+        if not positions:  # unmapped, or a mapper-level primary_key other than the table's
+            raise AuditError(
+                f"table {target.name!r}: the identity of a {mapper.class_.__name__} does not "
+                f"hold key column {name!r}; pass the key's value"
+            )
+        values[name] = state.identity[positions[0]]
+    return values
+
+
+#: Python types a key value must be of (or read as, for UUID text) to compare with the column.
+_KEY_TYPES: dict[type, tuple[type, ...]] = {
+    int: (numbers.Integral,),
+    str: (str,),
+    float: (numbers.Real,),
+    decimal.Decimal: (numbers.Real, decimal.Decimal),
+    uuid.UUID: (uuid.UUID, str),
+    datetime.date: (datetime.date,),
+    datetime.datetime: (datetime.datetime,),
+}
+
+
+def _check_key_value(target: Audited, name: str, value: object) -> None:
+    column_type = target.source.c[name].type
+    try:
+        python_type = column_type.python_type
+    except NotImplementedError:
+        return  # a type without a Python counterpart: the server compares it
+    accepted = _KEY_TYPES.get(python_type)
+    fits = accepted is None or (isinstance(value, accepted) and not isinstance(value, bool))
+    if fits and python_type is uuid.UUID and isinstance(value, str):
+        try:
+            uuid.UUID(value)
+        except ValueError:
+            fits = False
+    if not fits:
+        raise AuditError(
+            f"table {target.name!r}: key column {name!r} is {column_type}, and {value!r} "
+            f"({type(value).__name__}) is not a {python_type.__name__}"
+        )
 
 
 def key_filter(table: Any, values: Mapping[str, Any]) -> ColumnElement[bool]:

@@ -236,6 +236,9 @@ def _baseline_steps(target: Audited) -> _Steps:
         )
         for s in spec.settings
     ]
+    # Compared in the audit columns' types: the database's source column may have another type
+    # than the model says (``text`` for ``String``), which ``*<>`` would refuse to compare.
+    recorded_as = [audit.c[c].type for c in spec.columns]
     rows = (
         select(
             literal("B", String),
@@ -248,9 +251,23 @@ def _baseline_steps(target: Audited) -> _Steps:
         .select_from(joined)
         .where(
             known.c[spec.key_columns[0]].is_(None)
-            | differ([known.c[c] for c in spec.columns], [source.c[c] for c in spec.columns])
+            | differ(
+                [cast(known.c[c], t) for c, t in zip(spec.columns, recorded_as, strict=True)],
+                [cast(source.c[c], t) for c, t in zip(spec.columns, recorded_as, strict=True)],
+            )
         )
     )
+    missing = yield from _missing_required_settings(target)
+    if missing:
+        pending = yield select(func.count()).select_from(rows.subquery("pending"))
+        if pending.scalar_one():
+            raise AuditError(
+                f"record_baseline of table {target.name!r}: session setting(s) {missing!r} "
+                "are required (nullable=False) and not set in this transaction, and the "
+                "baseline rows would record NULL; set them first (set_session_vars, or --set "
+                f"{missing[0]}=... on the command line)"
+            )
+        return 0
     names = [
         AUDIT_OPERATION,
         AUDIT_TIMESTAMP,
@@ -265,6 +282,18 @@ def _baseline_steps(target: Audited) -> _Steps:
     return count
 
 
+def _missing_required_settings(target: Audited) -> Generator[Executable, Any, list[str]]:
+    """The required settings not set in the transaction: the trigger refuses a write without
+    them, and the baseline's rows, written straight into the audit table, must too."""
+    required = [s for s in target.spec.settings if s.required]
+    if not required:
+        return []
+    result = yield select(
+        *(func.current_setting(literal(f"audit.{s.name}", String), True) for s in required)
+    )
+    return [s.name for s, value in zip(required, result.one(), strict=True) if not value]
+
+
 def record_baseline(bind: _Executes, target: object) -> int:
     """Record the current state of every row the audit trail does not explain, as ``B``
     versions, and return how many rows it recorded.
@@ -274,8 +303,9 @@ def record_baseline(bind: _Executes, target: object) -> int:
     the row's state from when it was recorded on (see ``as_of``).  A row is recorded when the trail
     leaves it absent or with other values (auditing was off for a while), so running it twice
     records nothing the second time.  It locks the table against writes (SHARE mode) until the
-    caller's transaction ends.  Session settings set in the transaction are recorded; capture
-    columns stay NULL.
+    caller's transaction ends.  Session settings set in the transaction are recorded (a
+    required one that is not set is an ``AuditError``, as a write would be); capture columns
+    stay NULL.
     """
     count: int = _run(bind, _baseline_steps(audited(target)))
     return count
