@@ -151,10 +151,11 @@ def alter(connection: sa.Connection, design: str, variant: str) -> None:
         body, n = re.subn(r"(setting_0 [^:]*:= ).*?;\n", r"\1NULL;\n", body)
         assert n == 1, variant
     elif variant == "no_moved_keys":
+        statement = design.startswith("statement")
         moved = (
-            r"(?s)INSERT INTO [^;]*?SELECT 'K'.*?;\n"
-            if design.startswith("statement")
-            else (r"(?s)IF ROW\(.*?END IF;\n")
+            r"(?s)IF EXISTS \(SELECT FROM audit_old_rows.*?END IF;\n"
+            if statement
+            else (r"(?s)IF ROW\(.*?END IF;\n\s*END IF;\n")
         )
         body, n = re.subn(moved, "", body, count=1)
         assert n == 1, variant
