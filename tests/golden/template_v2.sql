@@ -27,10 +27,13 @@ BEGIN
     SELECT 'I', audit_trigger.written_at, audit_trigger.writer, NULL, r."id", r."qty", (SELECT qty * 2 FROM (SELECT r."id", r."qty") AS audit_source("id", "qty"))
     FROM audit_new_rows AS r;
   ELSIF TG_OP = 'UPDATE' THEN
-    INSERT INTO "public"."line_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_changed_columns", "id", "qty", "total")
-    SELECT 'K', audit_trigger.written_at, audit_trigger.writer, NULL, o."id", o."qty", (SELECT qty * 2 FROM (SELECT o."id", o."qty") AS audit_source("id", "qty"))
-    FROM audit_old_rows AS o WHERE NOT EXISTS (
+    IF EXISTS (SELECT FROM audit_old_rows AS o WHERE NOT EXISTS (
+      SELECT FROM audit_new_rows AS n WHERE n."id" = o."id")) THEN
+      INSERT INTO "public"."line_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_changed_columns", "id", "qty", "total")
+      SELECT 'K', audit_trigger.written_at, audit_trigger.writer, NULL, o."id", o."qty", (SELECT qty * 2 FROM (SELECT o."id", o."qty") AS audit_source("id", "qty"))
+      FROM audit_old_rows AS o WHERE NOT EXISTS (
       SELECT FROM audit_new_rows AS n WHERE n."id" = o."id");
+    END IF;
     INSERT INTO "public"."line_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_changed_columns", "id", "qty", "total")
     SELECT 'U', audit_trigger.written_at, audit_trigger.writer, CASE WHEN o."id" IS NULL THEN NULL ELSE pg_catalog.array_remove(ARRAY[CASE WHEN ROW(o."id")::pg_catalog.record OPERATOR(pg_catalog.*<>) ROW(r."id")::pg_catalog.record THEN 'id' END, CASE WHEN ROW(o."qty")::pg_catalog.record OPERATOR(pg_catalog.*<>) ROW(r."qty")::pg_catalog.record THEN 'qty' END, CASE WHEN ROW((SELECT qty * 2 FROM (SELECT o."id", o."qty") AS audit_source("id", "qty")))::pg_catalog.record OPERATOR(pg_catalog.*<>) ROW((SELECT qty * 2 FROM (SELECT r."id", r."qty") AS audit_source("id", "qty")))::pg_catalog.record THEN 'total' END]::pg_catalog.text[], NULL) END, r."id", r."qty", (SELECT qty * 2 FROM (SELECT r."id", r."qty") AS audit_source("id", "qty"))
     FROM audit_new_rows AS r LEFT JOIN audit_old_rows AS o ON r."id" = o."id";
@@ -227,10 +230,13 @@ BEGIN
     SELECT 'I', audit_trigger.written_at, audit_trigger.writer, r."id", r."if", r."note"
     FROM audit_new_rows AS r;
   ELSIF TG_OP = 'UPDATE' THEN
-    INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if", "note")
-    SELECT 'K', audit_trigger.written_at, audit_trigger.writer, o."id", o."if", o."note"
-    FROM audit_old_rows AS o WHERE NOT EXISTS (
+    IF EXISTS (SELECT FROM audit_old_rows AS o WHERE NOT EXISTS (
+      SELECT FROM audit_new_rows AS n WHERE n."id" = o."id")) THEN
+      INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if", "note")
+      SELECT 'K', audit_trigger.written_at, audit_trigger.writer, o."id", o."if", o."note"
+      FROM audit_old_rows AS o WHERE NOT EXISTS (
       SELECT FROM audit_new_rows AS n WHERE n."id" = o."id");
+    END IF;
     INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if", "note")
     SELECT 'U', audit_trigger.written_at, audit_trigger.writer, r."id", r."if", r."note"
     FROM audit_new_rows AS r;
@@ -628,10 +634,13 @@ BEGIN
     END IF;
   END IF;
   IF TG_OP = 'UPDATE' THEN
-    INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_username", "audit_tenant", "id", "if", "note")
-    SELECT 'K', audit_trigger.written_at, audit_trigger.writer, audit_trigger.setting_0, audit_trigger.setting_1, o."id", o."if", o."note"
-    FROM audit_old_rows AS o WHERE NOT EXISTS (
+    IF EXISTS (SELECT FROM audit_old_rows AS o WHERE NOT EXISTS (
+      SELECT FROM audit_new_rows AS n WHERE n."id" = o."id")) THEN
+      INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_username", "audit_tenant", "id", "if", "note")
+      SELECT 'K', audit_trigger.written_at, audit_trigger.writer, audit_trigger.setting_0, audit_trigger.setting_1, o."id", o."if", o."note"
+      FROM audit_old_rows AS o WHERE NOT EXISTS (
       SELECT FROM audit_new_rows AS n WHERE n."id" = o."id");
+    END IF;
     INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_username", "audit_tenant", "id", "if", "note")
     SELECT 'U', audit_trigger.written_at, audit_trigger.writer, audit_trigger.setting_0, audit_trigger.setting_1, r."id", r."if", r."note"
     FROM audit_new_rows AS r;
@@ -752,10 +761,13 @@ BEGIN
     SELECT 'I', audit_trigger.written_at, audit_trigger.writer, r."id", r."if"
     FROM audit_new_rows AS r;
   ELSIF TG_OP = 'UPDATE' THEN
-    INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if")
-    SELECT 'K', audit_trigger.written_at, audit_trigger.writer, o."id", o."if"
-    FROM audit_old_rows AS o WHERE NOT EXISTS (
+    IF EXISTS (SELECT FROM audit_old_rows AS o WHERE NOT EXISTS (
+      SELECT FROM audit_new_rows AS n WHERE n."id" = o."id")) THEN
+      INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if")
+      SELECT 'K', audit_trigger.written_at, audit_trigger.writer, o."id", o."if"
+      FROM audit_old_rows AS o WHERE NOT EXISTS (
       SELECT FROM audit_new_rows AS n WHERE n."id" = o."id");
+    END IF;
     INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if")
     SELECT 'U', audit_trigger.written_at, audit_trigger.writer, r."id", r."if"
     FROM audit_new_rows AS r LEFT JOIN audit_old_rows AS o ON r."id" = o."id"
@@ -1163,10 +1175,13 @@ BEGIN
     SELECT 'I', audit_trigger.written_at, audit_trigger.writer, audit_trigger.capture_transaction_id, audit_trigger.capture_statement_timestamp, audit_trigger.capture_clock_timestamp, audit_trigger.capture_session_user, audit_trigger.capture_application_name, audit_trigger.capture_client_addr, NULL, audit_trigger.setting_0, audit_trigger.setting_1, r."id", r."if", r."note"
     FROM audit_new_rows AS r;
   ELSIF TG_OP = 'UPDATE' THEN
-    INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_transaction_id", "audit_statement_timestamp", "audit_clock_timestamp", "audit_session_user", "audit_application_name", "audit_client_addr", "audit_changed_columns", "audit_username", "audit_tenant", "id", "if", "note")
-    SELECT 'K', audit_trigger.written_at, audit_trigger.writer, audit_trigger.capture_transaction_id, audit_trigger.capture_statement_timestamp, audit_trigger.capture_clock_timestamp, audit_trigger.capture_session_user, audit_trigger.capture_application_name, audit_trigger.capture_client_addr, NULL, audit_trigger.setting_0, audit_trigger.setting_1, o."id", o."if", o."note"
-    FROM audit_old_rows AS o WHERE NOT EXISTS (
+    IF EXISTS (SELECT FROM audit_old_rows AS o WHERE NOT EXISTS (
+      SELECT FROM audit_new_rows AS n WHERE n."id" = o."id")) THEN
+      INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_transaction_id", "audit_statement_timestamp", "audit_clock_timestamp", "audit_session_user", "audit_application_name", "audit_client_addr", "audit_changed_columns", "audit_username", "audit_tenant", "id", "if", "note")
+      SELECT 'K', audit_trigger.written_at, audit_trigger.writer, audit_trigger.capture_transaction_id, audit_trigger.capture_statement_timestamp, audit_trigger.capture_clock_timestamp, audit_trigger.capture_session_user, audit_trigger.capture_application_name, audit_trigger.capture_client_addr, NULL, audit_trigger.setting_0, audit_trigger.setting_1, o."id", o."if", o."note"
+      FROM audit_old_rows AS o WHERE NOT EXISTS (
       SELECT FROM audit_new_rows AS n WHERE n."id" = o."id");
+    END IF;
     INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_transaction_id", "audit_statement_timestamp", "audit_clock_timestamp", "audit_session_user", "audit_application_name", "audit_client_addr", "audit_changed_columns", "audit_username", "audit_tenant", "id", "if", "note")
     SELECT 'U', audit_trigger.written_at, audit_trigger.writer, audit_trigger.capture_transaction_id, audit_trigger.capture_statement_timestamp, audit_trigger.capture_clock_timestamp, audit_trigger.capture_session_user, audit_trigger.capture_application_name, audit_trigger.capture_client_addr, CASE WHEN o."id" IS NULL THEN NULL ELSE pg_catalog.array_remove(ARRAY[CASE WHEN ROW(o."id")::pg_catalog.record OPERATOR(pg_catalog.*<>) ROW(r."id")::pg_catalog.record THEN 'id' END, CASE WHEN ROW(o."if")::pg_catalog.record OPERATOR(pg_catalog.*<>) ROW(r."if")::pg_catalog.record THEN 'if' END, CASE WHEN ROW(o."note")::pg_catalog.record OPERATOR(pg_catalog.*<>) ROW(r."note")::pg_catalog.record THEN 'note' END]::pg_catalog.text[], NULL) END, audit_trigger.setting_0, audit_trigger.setting_1, r."id", r."if", r."note"
     FROM audit_new_rows AS r LEFT JOIN audit_old_rows AS o ON r."id" = o."id";
