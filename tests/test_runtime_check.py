@@ -151,6 +151,41 @@ def test_orm_flush_is_refused(engine: sa.Engine, sent: Sent) -> None:
     assert sent.writes_to("account") == 0
 
 
+def test_writes_through_an_alias_or_nested_in_a_cte_are_refused(
+    engine: sa.Engine, sent: Sent
+) -> None:
+    plain_table(engine)
+    plain_table(engine, name="other")
+    account = declared()
+    other = sa.Table(
+        "other", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True), sa.Column("owner", sa.String)
+    )
+    execute(engine, other.insert().values(id=7, owner="x"))
+    aliased = account.alias("a")
+    inserted = account.insert().values(id=1, owner="bob").returning(account.c.id).cte("w")
+    moved = other.delete().returning(other.c.id, other.c.owner).cte("moved")
+    writes = [
+        sa.update(aliased).values(owner="carol"),
+        sa.delete(aliased).where(aliased.c.id == 1),
+        sa.select(inserted.c.id),
+        sa.select(other.c.id).add_cte(sa.update(account).values(owner="dave").cte("u")),
+        account.insert().from_select(["id", "owner"], sa.select(moved.c.id, moved.c.owner)),
+    ]
+    for statement in writes:
+        with pytest.raises(AuditConfigurationError, match="'account'"):
+            execute(engine, statement)
+    assert sent.writes_to("account") == 0
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM other")).scalar_one() == 1
+
+    install(engine, account)
+    with audit_context(username="erin"):
+        execute(engine, sa.select(inserted.c.id))
+        execute(engine, sa.update(aliased).values(owner="frank"))
+    with engine.connect() as connection:
+        assert audit_rows(connection, account) == [("I", "erin", 1), ("U", "erin", 1)]
+
+
 def test_one_query_covers_every_declared_table(engine: sa.Engine, sent: Sent) -> None:
     plain_table(engine, name="first")
     plain_table(engine, name="second")

@@ -30,9 +30,11 @@ without a schema is resolved along the ``search_path`` of the connection that ch
 tenants separated by ``search_path`` on one engine are checked once, tenants separated by
 ``schema_translate_map`` each.
 
-**Not checked:** textual SQL (``text("INSERT ...")``, ``exec_driver_sql``; TRUNCATE has no Core
-construct, so it is always textual) is not parsed, and statements on a lightweight
-``sqlalchemy.table()`` are not tied to a declared ``Table``.
+Checked: a statement's own table, also through an alias (``update(t.alias("x"))``), and the
+INSERT, UPDATE and DELETE statements nested in its common table expressions.  **Not checked:**
+textual SQL (``text("INSERT ...")``, ``exec_driver_sql``; TRUNCATE has no Core construct, so it
+is always textual) is not parsed, and statements on a lightweight ``sqlalchemy.table()`` are not
+tied to a declared ``Table``.
 
 **Opting out on purpose:** the execution option ``audit_runtime_check=False`` (on the engine,
 ``create_engine(url, execution_options={"audit_runtime_check": False})``, a connection or one
@@ -49,7 +51,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ARRAY, Connection, Engine, Table, Text, bindparam, event, text
+from sqlalchemy import ARRAY, Alias, Connection, Engine, Table, Text, bindparam, event, text
 from sqlalchemy.dialects.postgresql.dml import OnConflictDoUpdate
 
 from .audit_table import SPEC_KEY
@@ -123,11 +125,13 @@ _INSTALL_LOCK = threading.Lock()
 
 def register_runtime_check() -> None:
     """Check every write to a declared audited table (once per engine).  Idempotent."""
-    if event.contains(Engine, "before_execute", _before_execute):
+    if event.contains(Engine, "before_cursor_execute", _before_cursor_execute):
         return
     with _INSTALL_LOCK:
         if not event.contains(Engine, "before_execute", _before_execute):
             event.listen(Engine, "before_execute", _before_execute)
+        if not event.contains(Engine, "before_cursor_execute", _before_cursor_execute):
+            event.listen(Engine, "before_cursor_execute", _before_cursor_execute)
 
 
 def _before_execute(
@@ -137,9 +141,40 @@ def _before_execute(
     params: Any,
     execution_options: Mapping[str, Any],
 ) -> None:
-    if not getattr(statement, "is_dml", False):
+    if getattr(statement, "is_dml", False):
+        _check_write(connection, statement, execution_options)
+
+
+def _before_cursor_execute(
+    connection: Connection,
+    cursor: Any,
+    statement: str,
+    parameters: Any,
+    context: Any,
+    executemany: bool,
+) -> None:
+    """Writes nested in common table expressions (``select(...).add_cte(update(t))``, a
+    ``RETURNING`` CTE selected from, ``INSERT ... SELECT`` from a ``DELETE`` CTE).
+
+    They are found in the compiled statement, which lists the CTEs it rendered (and is cached per
+    statement shape), so a statement without any costs one attribute look-up.
+    """
+    ctes = getattr(getattr(context, "compiled", None), "ctes", None)
+    if not ctes:
         return
+    for cte in list(ctes):
+        element = getattr(cte, "element", None)
+        if getattr(element, "is_dml", False):
+            _check_write(connection, element, context.execution_options)
+
+
+def _check_write(
+    connection: Connection, statement: Any, execution_options: Mapping[str, Any]
+) -> None:
+    """Check one INSERT, UPDATE or DELETE construct (its table aliased or not)."""
     table = statement.table
+    while isinstance(table, Alias):  # update(t.alias("x")) writes t
+        table = table.element
     if not isinstance(table, Table):
         return
     table = table._deannotate()  # an ORM statement's table may be an annotated copy
