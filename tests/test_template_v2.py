@@ -297,3 +297,69 @@ def test_the_guard_refuses_another_table_of_the_same_schema(engine: sa.Engine, m
 def run_insert(engine: sa.Engine, sql: str) -> None:
     with engine.begin() as connection:
         connection.execute(sa.text(sql))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_trigger_of_its_own_calling_the_function_is_refused(engine: sa.Engine, mode: str) -> None:
+    """A role with EXECUTE on the function and TRIGGER on the table (default privileges before
+    the grant step) adds a trigger of its own, with the transition tables swapped: the
+    function refuses to run from it, so no forged version is recorded."""
+    table = declare(mode)
+    table.metadata.create_all(engine)
+    level = (
+        "FOR EACH ROW"
+        if mode == "row"
+        else "REFERENCING NEW TABLE AS audit_old_rows OLD TABLE AS audit_new_rows "
+        "FOR EACH STATEMENT"
+    )
+    run_insert(engine, "INSERT INTO parcel VALUES (1, 'dock')")
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                f"CREATE TRIGGER zzz_swap AFTER UPDATE ON parcel {level}"
+                " EXECUTE FUNCTION public.public_parcel_audit()"
+            )
+        )
+    with pytest.raises(sa.exc.ProgrammingError, match="runs only from the audit triggers"):
+        run_insert(engine, "UPDATE parcel SET place = 'forged'")
+    with engine.connect() as connection:
+        assert trail(connection, table) == [("I", 1, "dock")]
+
+
+@pytest.mark.parametrize("truncate_rows", [True, False])
+def test_a_truncate_row_level_security_would_hide_rows_from_fails(
+    engine: sa.Engine, make_role: Any, truncate_rows: bool
+) -> None:
+    """The copy of the removed rows reads as the function's owner: where a policy hides rows
+    from it, the TRUNCATE fails instead of recording only the visible rows."""
+    owner = make_role("audit_owner")
+    metadata = sa.MetaData()
+    table = sa.Table(
+        "parcel",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("place", sa.Text),
+        postgresql_partition_by="RANGE (id)",
+        info={"audit.options": {"enabled": True, "truncate_rows": truncate_rows}},
+    )
+    quote = engine.dialect.identifier_preparer.quote
+    with engine.begin() as connection:
+        metadata.create_all(connection)
+        for statement in (
+            "CREATE TABLE parcel_low PARTITION OF parcel FOR VALUES FROM (0) TO (100)",
+            "INSERT INTO parcel VALUES (1, 'dock'), (2, 'yard')",
+        ):
+            connection.execute(sa.text(statement))
+        install_audit_triggers(metadata, connection)  # the partition's TRUNCATE trigger
+        for statement in (
+            f"ALTER FUNCTION public.public_parcel_audit() OWNER TO {quote(owner)}",
+            f"ALTER TABLE parcel_audit OWNER TO {quote(owner)}",
+            f"GRANT SELECT ON parcel, parcel_low TO {quote(owner)}",
+            "ALTER TABLE parcel_low ENABLE ROW LEVEL SECURITY",
+            "CREATE POLICY only_one ON parcel_low USING (id = 1)",
+        ):
+            connection.execute(sa.text(statement))
+    with pytest.raises(sa.exc.ProgrammingError, match="row-level security hides rows"):
+        run_insert(engine, "TRUNCATE parcel_low")
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM parcel")).scalar_one() == 2

@@ -22,6 +22,10 @@ BEGIN
         ERRCODE = 'insufficient_privilege';
     END IF;
   END IF;
+  IF TG_NAME OPERATOR(pg_catalog.<>) ALL (ARRAY['public_line_audit_insert'::pg_catalog.name, 'public_line_audit_update'::pg_catalog.name, 'public_line_audit_delete'::pg_catalog.name, 'public_line_audit_truncate'::pg_catalog.name]) THEN
+    RAISE EXCEPTION USING MESSAGE = 'audit function "public"."public_line_audit" runs only from the audit triggers of "public"."line"',
+      ERRCODE = 'insufficient_privilege';
+  END IF;
   IF TG_OP = 'INSERT' THEN
     INSERT INTO "public"."line_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_changed_columns", "id", "qty", "total")
     SELECT 'I', audit_trigger.written_at, audit_trigger.writer, NULL, r."id", r."qty", (SELECT qty * 2 FROM (SELECT r."id", r."qty") AS audit_source("id", "qty"))
@@ -46,6 +50,16 @@ BEGIN
       INSERT INTO "public"."line_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_changed_columns", "id", "qty", "total")
       VALUES ('T', audit_trigger.written_at, audit_trigger.writer, NULL, NULL, NULL, NULL);
     ELSE
+      IF EXISTS (WITH RECURSIVE tree(relation) AS (
+            SELECT TG_RELID
+            UNION
+            SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+              JOIN tree ON i.inhparent = tree.relation)
+          SELECT FROM tree
+          WHERE pg_catalog.row_security_active(tree.relation::pg_catalog.regclass)) THEN
+        RAISE EXCEPTION USING MESSAGE = 'cannot record the rows TRUNCATE removes from "public"."line" or a partition of it: row-level security hides rows from the audit function''s owner',
+          ERRCODE = 'insufficient_privilege', HINT = 'Give the audit function''s owner BYPASSRLS, or own the table with it.';
+      END IF;
       EXECUTE 'INSERT INTO "public"."line_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_changed_columns", "id", "qty", "total") '
         || (SELECT pg_catalog.string_agg('SELECT ''T'', $1, $2, NULL, r."id", r."qty", (SELECT qty * 2 FROM (SELECT r."id", r."qty") AS audit_source("id", "qty")) FROM ONLY '
             || share.relation::pg_catalog.regclass::pg_catalog.text || ' AS r',
@@ -225,6 +239,10 @@ BEGIN
         ERRCODE = 'insufficient_privilege';
     END IF;
   END IF;
+  IF TG_NAME OPERATOR(pg_catalog.<>) ALL (ARRAY['Sales Dept_Order Items_audit_insert'::pg_catalog.name, 'Sales Dept_Order Items_audit_update'::pg_catalog.name, 'Sales Dept_Order Items_audit_delete'::pg_catalog.name, 'Sales Dept_Order Items_audit_truncate'::pg_catalog.name]) THEN
+    RAISE EXCEPTION USING MESSAGE = 'audit function "Sales Dept"."Sales Dept_Order Items_audit" runs only from the audit triggers of "Sales Dept"."Order Items"',
+      ERRCODE = 'insufficient_privilege';
+  END IF;
   IF TG_OP = 'INSERT' THEN
     INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if", "note")
     SELECT 'I', audit_trigger.written_at, audit_trigger.writer, r."id", r."if", r."note"
@@ -249,6 +267,16 @@ BEGIN
       INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if", "note")
       VALUES ('T', audit_trigger.written_at, audit_trigger.writer, NULL, NULL, NULL);
     ELSE
+      IF EXISTS (WITH RECURSIVE tree(relation) AS (
+            SELECT TG_RELID
+            UNION
+            SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+              JOIN tree ON i.inhparent = tree.relation)
+          SELECT FROM tree
+          WHERE pg_catalog.row_security_active(tree.relation::pg_catalog.regclass)) THEN
+        RAISE EXCEPTION USING MESSAGE = 'cannot record the rows TRUNCATE removes from "Sales Dept"."Order Items" or a partition of it: row-level security hides rows from the audit function''s owner',
+          ERRCODE = 'insufficient_privilege', HINT = 'Give the audit function''s owner BYPASSRLS, or own the table with it.';
+      END IF;
       EXECUTE 'INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if", "note") '
         || (SELECT pg_catalog.string_agg('SELECT ''T'', $1, $2, r."id", r."if", r."note" FROM ONLY '
             || share.relation::pg_catalog.regclass::pg_catalog.text || ' AS r',
@@ -429,6 +457,10 @@ BEGIN
         ERRCODE = 'insufficient_privilege';
     END IF;
   END IF;
+  IF TG_NAME OPERATOR(pg_catalog.<>) ALL (ARRAY['Sales Dept_Order Items_audit_insert'::pg_catalog.name, 'Sales Dept_Order Items_audit_update'::pg_catalog.name, 'Sales Dept_Order Items_audit_delete'::pg_catalog.name, 'Sales Dept_Order Items_audit_truncate'::pg_catalog.name]) THEN
+    RAISE EXCEPTION USING MESSAGE = 'audit function "Sales Dept"."Sales Dept_Order Items_audit" runs only from the audit triggers of "Sales Dept"."Order Items"',
+      ERRCODE = 'insufficient_privilege';
+  END IF;
   IF TG_OP = 'INSERT' THEN
     INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_username", "audit_tenant", "id", "if", "note")
     VALUES ('I', audit_trigger.written_at, audit_trigger.writer, audit_trigger.setting_0, audit_trigger.setting_1, NEW."id", NEW."if", NEW."note");
@@ -450,6 +482,16 @@ BEGIN
       INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_username", "audit_tenant", "id", "if", "note")
       VALUES ('T', audit_trigger.written_at, audit_trigger.writer, audit_trigger.setting_0, audit_trigger.setting_1, NULL, NULL, NULL);
     ELSE
+      IF EXISTS (WITH RECURSIVE tree(relation) AS (
+            SELECT TG_RELID
+            UNION
+            SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+              JOIN tree ON i.inhparent = tree.relation)
+          SELECT FROM tree
+          WHERE pg_catalog.row_security_active(tree.relation::pg_catalog.regclass)) THEN
+        RAISE EXCEPTION USING MESSAGE = 'cannot record the rows TRUNCATE removes from "Sales Dept"."Order Items" or a partition of it: row-level security hides rows from the audit function''s owner',
+          ERRCODE = 'insufficient_privilege', HINT = 'Give the audit function''s owner BYPASSRLS, or own the table with it.';
+      END IF;
       EXECUTE 'INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_username", "audit_tenant", "id", "if", "note") '
         || (SELECT pg_catalog.string_agg('SELECT ''T'', $1, $2, $3, $4, r."id", r."if", r."note" FROM ONLY '
             || share.relation::pg_catalog.regclass::pg_catalog.text || ' AS r',
@@ -633,6 +675,10 @@ BEGIN
         ERRCODE = 'insufficient_privilege';
     END IF;
   END IF;
+  IF TG_NAME OPERATOR(pg_catalog.<>) ALL (ARRAY['Sales Dept_Order Items_audit_update'::pg_catalog.name, 'Sales Dept_Order Items_audit_delete'::pg_catalog.name]) THEN
+    RAISE EXCEPTION USING MESSAGE = 'audit function "Sales Dept"."Sales Dept_Order Items_audit" runs only from the audit triggers of "Sales Dept"."Order Items"',
+      ERRCODE = 'insufficient_privilege';
+  END IF;
   IF TG_OP = 'UPDATE' THEN
     IF EXISTS (SELECT FROM audit_old_rows AS o WHERE NOT EXISTS (
       SELECT FROM audit_new_rows AS n WHERE n."id" = o."id")) THEN
@@ -756,6 +802,10 @@ BEGIN
         ERRCODE = 'insufficient_privilege';
     END IF;
   END IF;
+  IF TG_NAME OPERATOR(pg_catalog.<>) ALL (ARRAY['Sales Dept_Order Items_audit_insert'::pg_catalog.name, 'Sales Dept_Order Items_audit_update'::pg_catalog.name, 'Sales Dept_Order Items_audit_delete'::pg_catalog.name, 'Sales Dept_Order Items_audit_truncate'::pg_catalog.name]) THEN
+    RAISE EXCEPTION USING MESSAGE = 'audit function "Sales Dept"."Sales Dept_Order Items_audit" runs only from the audit triggers of "Sales Dept"."Order Items"',
+      ERRCODE = 'insufficient_privilege';
+  END IF;
   IF TG_OP = 'INSERT' THEN
     INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if")
     SELECT 'I', audit_trigger.written_at, audit_trigger.writer, r."id", r."if"
@@ -783,6 +833,16 @@ BEGIN
       INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if")
       VALUES ('T', audit_trigger.written_at, audit_trigger.writer, NULL, NULL);
     ELSE
+      IF EXISTS (WITH RECURSIVE tree(relation) AS (
+            SELECT TG_RELID
+            UNION
+            SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+              JOIN tree ON i.inhparent = tree.relation)
+          SELECT FROM tree
+          WHERE pg_catalog.row_security_active(tree.relation::pg_catalog.regclass)) THEN
+        RAISE EXCEPTION USING MESSAGE = 'cannot record the rows TRUNCATE removes from "Sales Dept"."Order Items" or a partition of it: row-level security hides rows from the audit function''s owner',
+          ERRCODE = 'insufficient_privilege', HINT = 'Give the audit function''s owner BYPASSRLS, or own the table with it.';
+      END IF;
       EXECUTE 'INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if") '
         || (SELECT pg_catalog.string_agg('SELECT ''T'', $1, $2, r."id", r."if" FROM ONLY '
             || share.relation::pg_catalog.regclass::pg_catalog.text || ' AS r',
@@ -961,6 +1021,10 @@ BEGIN
         ERRCODE = 'insufficient_privilege';
     END IF;
   END IF;
+  IF TG_NAME OPERATOR(pg_catalog.<>) ALL (ARRAY['Sales Dept_Order Items_audit_insert'::pg_catalog.name, 'Sales Dept_Order Items_audit_update'::pg_catalog.name, 'Sales Dept_Order Items_audit_delete'::pg_catalog.name, 'Sales Dept_Order Items_audit_truncate'::pg_catalog.name]) THEN
+    RAISE EXCEPTION USING MESSAGE = 'audit function "Sales Dept"."Sales Dept_Order Items_audit" runs only from the audit triggers of "Sales Dept"."Order Items"',
+      ERRCODE = 'insufficient_privilege';
+  END IF;
   IF TG_OP = 'INSERT' THEN
     INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if", "note")
     VALUES ('I', audit_trigger.written_at, audit_trigger.writer, NEW."id", NEW."if", NEW."note");
@@ -985,6 +1049,16 @@ BEGIN
       INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if", "note")
       VALUES ('T', audit_trigger.written_at, audit_trigger.writer, NULL, NULL, NULL);
     ELSE
+      IF EXISTS (WITH RECURSIVE tree(relation) AS (
+            SELECT TG_RELID
+            UNION
+            SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+              JOIN tree ON i.inhparent = tree.relation)
+          SELECT FROM tree
+          WHERE pg_catalog.row_security_active(tree.relation::pg_catalog.regclass)) THEN
+        RAISE EXCEPTION USING MESSAGE = 'cannot record the rows TRUNCATE removes from "Sales Dept"."Order Items" or a partition of it: row-level security hides rows from the audit function''s owner',
+          ERRCODE = 'insufficient_privilege', HINT = 'Give the audit function''s owner BYPASSRLS, or own the table with it.';
+      END IF;
       EXECUTE 'INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if", "note") '
         || (SELECT pg_catalog.string_agg('SELECT ''T'', $1, $2, r."id", r."if", r."note" FROM ONLY '
             || share.relation::pg_catalog.regclass::pg_catalog.text || ' AS r',
@@ -1170,6 +1244,10 @@ BEGIN
         ERRCODE = 'insufficient_privilege';
     END IF;
   END IF;
+  IF TG_NAME OPERATOR(pg_catalog.<>) ALL (ARRAY['Sales Dept_Order Items_audit_insert'::pg_catalog.name, 'Sales Dept_Order Items_audit_update'::pg_catalog.name, 'Sales Dept_Order Items_audit_delete'::pg_catalog.name, 'Sales Dept_Order Items_audit_truncate'::pg_catalog.name]) THEN
+    RAISE EXCEPTION USING MESSAGE = 'audit function "Sales Dept"."Sales Dept_Order Items_audit" runs only from the audit triggers of "Sales Dept"."Order Items"',
+      ERRCODE = 'insufficient_privilege';
+  END IF;
   IF TG_OP = 'INSERT' THEN
     INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_transaction_id", "audit_statement_timestamp", "audit_clock_timestamp", "audit_session_user", "audit_application_name", "audit_client_addr", "audit_changed_columns", "audit_username", "audit_tenant", "id", "if", "note")
     SELECT 'I', audit_trigger.written_at, audit_trigger.writer, audit_trigger.capture_transaction_id, audit_trigger.capture_statement_timestamp, audit_trigger.capture_clock_timestamp, audit_trigger.capture_session_user, audit_trigger.capture_application_name, audit_trigger.capture_client_addr, NULL, audit_trigger.setting_0, audit_trigger.setting_1, r."id", r."if", r."note"
@@ -1190,6 +1268,16 @@ BEGIN
     SELECT 'D', audit_trigger.written_at, audit_trigger.writer, audit_trigger.capture_transaction_id, audit_trigger.capture_statement_timestamp, audit_trigger.capture_clock_timestamp, audit_trigger.capture_session_user, audit_trigger.capture_application_name, audit_trigger.capture_client_addr, NULL, audit_trigger.setting_0, audit_trigger.setting_1, r."id", r."if", r."note"
     FROM audit_old_rows AS r;
   ELSIF TG_OP = 'TRUNCATE' THEN
+    IF EXISTS (WITH RECURSIVE tree(relation) AS (
+          SELECT TG_RELID
+          UNION
+          SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+            JOIN tree ON i.inhparent = tree.relation)
+        SELECT FROM tree
+        WHERE pg_catalog.row_security_active(tree.relation::pg_catalog.regclass)) THEN
+      RAISE EXCEPTION USING MESSAGE = 'cannot record the rows TRUNCATE removes from "Sales Dept"."Order Items" or a partition of it: row-level security hides rows from the audit function''s owner',
+        ERRCODE = 'insufficient_privilege', HINT = 'Give the audit function''s owner BYPASSRLS, or own the table with it.';
+    END IF;
     EXECUTE 'INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_transaction_id", "audit_statement_timestamp", "audit_clock_timestamp", "audit_session_user", "audit_application_name", "audit_client_addr", "audit_changed_columns", "audit_username", "audit_tenant", "id", "if", "note") '
       || (SELECT pg_catalog.string_agg('SELECT ''T'', $1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $10, r."id", r."if", r."note" FROM ONLY '
           || share.relation::pg_catalog.regclass::pg_catalog.text || ' AS r',
@@ -1380,6 +1468,10 @@ BEGIN
         ERRCODE = 'insufficient_privilege';
     END IF;
   END IF;
+  IF TG_NAME OPERATOR(pg_catalog.<>) ALL (ARRAY['Sales Dept_Order Items_audit_update'::pg_catalog.name, 'Sales Dept_Order Items_audit_truncate'::pg_catalog.name]) THEN
+    RAISE EXCEPTION USING MESSAGE = 'audit function "Sales Dept"."Sales Dept_Order Items_audit" runs only from the audit triggers of "Sales Dept"."Order Items"',
+      ERRCODE = 'insufficient_privilege';
+  END IF;
   IF TG_OP = 'UPDATE' THEN
     IF ROW(OLD."id") IS DISTINCT FROM ROW(NEW."id") THEN
       IF NOT EXISTS (SELECT FROM "Sales Dept"."Order Items" AS now_at_key
@@ -1395,6 +1487,16 @@ BEGIN
       INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_transaction_id", "audit_statement_timestamp", "audit_clock_timestamp", "audit_session_user", "audit_application_name", "audit_client_addr", "audit_changed_columns", "id", "if", "note")
       VALUES ('T', audit_trigger.written_at, audit_trigger.writer, audit_trigger.capture_transaction_id, audit_trigger.capture_statement_timestamp, audit_trigger.capture_clock_timestamp, audit_trigger.capture_session_user, audit_trigger.capture_application_name, audit_trigger.capture_client_addr, NULL, NULL, NULL, NULL);
     ELSE
+      IF EXISTS (WITH RECURSIVE tree(relation) AS (
+            SELECT TG_RELID
+            UNION
+            SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+              JOIN tree ON i.inhparent = tree.relation)
+          SELECT FROM tree
+          WHERE pg_catalog.row_security_active(tree.relation::pg_catalog.regclass)) THEN
+        RAISE EXCEPTION USING MESSAGE = 'cannot record the rows TRUNCATE removes from "Sales Dept"."Order Items" or a partition of it: row-level security hides rows from the audit function''s owner',
+          ERRCODE = 'insufficient_privilege', HINT = 'Give the audit function''s owner BYPASSRLS, or own the table with it.';
+      END IF;
       EXECUTE 'INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_transaction_id", "audit_statement_timestamp", "audit_clock_timestamp", "audit_session_user", "audit_application_name", "audit_client_addr", "audit_changed_columns", "id", "if", "note") '
         || (SELECT pg_catalog.string_agg('SELECT ''T'', $1, $2, $3, $4, $5, $6, $7, $8, NULL, r."id", r."if", r."note" FROM ONLY '
             || share.relation::pg_catalog.regclass::pg_catalog.text || ' AS r',
@@ -1530,6 +1632,10 @@ BEGIN
         ERRCODE = 'insufficient_privilege';
     END IF;
   END IF;
+  IF TG_NAME OPERATOR(pg_catalog.<>) ALL (ARRAY['public_log_audit_insert'::pg_catalog.name, 'public_log_audit_update'::pg_catalog.name, 'public_log_audit_delete'::pg_catalog.name, 'public_log_audit_truncate'::pg_catalog.name]) THEN
+    RAISE EXCEPTION USING MESSAGE = 'audit function "public"."public_log_audit" runs only from the audit triggers of "public"."log"',
+      ERRCODE = 'insufficient_privilege';
+  END IF;
   IF TG_OP = 'INSERT' THEN
     INSERT INTO "public"."log_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "line")
     SELECT 'I', audit_trigger.written_at, audit_trigger.writer, r."line"
@@ -1547,6 +1653,16 @@ BEGIN
       INSERT INTO "public"."log_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "line")
       VALUES ('T', audit_trigger.written_at, audit_trigger.writer, NULL);
     ELSE
+      IF EXISTS (WITH RECURSIVE tree(relation) AS (
+            SELECT TG_RELID
+            UNION
+            SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+              JOIN tree ON i.inhparent = tree.relation)
+          SELECT FROM tree
+          WHERE pg_catalog.row_security_active(tree.relation::pg_catalog.regclass)) THEN
+        RAISE EXCEPTION USING MESSAGE = 'cannot record the rows TRUNCATE removes from "public"."log" or a partition of it: row-level security hides rows from the audit function''s owner',
+          ERRCODE = 'insufficient_privilege', HINT = 'Give the audit function''s owner BYPASSRLS, or own the table with it.';
+      END IF;
       EXECUTE 'INSERT INTO "public"."log_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "line") '
         || (SELECT pg_catalog.string_agg('SELECT ''T'', $1, $2, r."line" FROM ONLY '
             || share.relation::pg_catalog.regclass::pg_catalog.text || ' AS r',

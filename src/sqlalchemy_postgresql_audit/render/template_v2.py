@@ -299,7 +299,8 @@ def _copy_truncated_rows(spec: AuditSpec, insert_into: str, per_call: list[str])
     # One expression, no text variable in between: the statement's only run-time part is
     # regclass output, which the server quotes.
     return (
-        f"EXECUTE {literal(insert_into + ' ')}\n"
+        _refuse_hidden_rows(spec)
+        + f"EXECUTE {literal(insert_into + ' ')}\n"
         f"      || (SELECT pg_catalog.string_agg({select}\n"
         "          || share.relation::pg_catalog.regclass::pg_catalog.text || ' AS r',\n"
         "          ' UNION ALL ')\n"
@@ -317,11 +318,63 @@ def _copy_truncated_rows(spec: AuditSpec, insert_into: str, per_call: list[str])
     )
 
 
-def _block(spec: AuditSpec, declare: str, statements: str) -> str:
-    """The labelled function body (see ``LABEL``), starting with the table guard."""
+def _refuse_hidden_rows(spec: AuditSpec) -> str:
+    """Refuse a TRUNCATE whose rows row-level security would hide from the copy.
+
+    The copy reads as the function's owner; with row-level security active for that role on
+    the relation or a descendant, it would see only the rows a policy lets through, while the
+    TRUNCATE removes every row: the history would silently miss rows.  Failing the TRUNCATE
+    keeps the rule that a write which cannot be audited fails.
+    """
+    message = (
+        "cannot record the rows TRUNCATE removes from "
+        f"{always_qualified(spec.schema, spec.table)} or a partition of it: row-level security "
+        "hides rows from the audit function's owner"
+    )
+    hint = "Give the audit function's owner BYPASSRLS, or own the table with it."
     return (
-        f"\n<<{LABEL}>>\nDECLARE\n{declare}BEGIN\n{_table_guard(spec)}{statements}"
-        f"  RETURN NULL;\nEND {LABEL};\n"
+        "IF EXISTS (WITH RECURSIVE tree(relation) AS (\n"
+        "          SELECT TG_RELID\n"
+        "          UNION\n"
+        "          SELECT i.inhrelid FROM pg_catalog.pg_inherits i\n"
+        "            JOIN tree ON i.inhparent = tree.relation)\n"
+        "        SELECT FROM tree\n"
+        "        WHERE pg_catalog.row_security_active(tree.relation::pg_catalog.regclass)) THEN\n"
+        f"      RAISE EXCEPTION USING MESSAGE = {literal(message)},\n"
+        f"        ERRCODE = 'insufficient_privilege', HINT = {literal(hint)};\n"
+        "    END IF;\n    "
+    )
+
+
+def _block(spec: AuditSpec, declare: str, statements: str) -> str:
+    """The labelled function body (see ``LABEL``), starting with the table and trigger
+    guards."""
+    return (
+        f"\n<<{LABEL}>>\nDECLARE\n{declare}BEGIN\n{_table_guard(spec)}{_trigger_guard(spec)}"
+        f"{statements}  RETURN NULL;\nEND {LABEL};\n"
+    )
+
+
+def _trigger_guard(spec: AuditSpec) -> str:
+    """Refuse to run from any trigger but the library's own on the audited table.
+
+    A role holding EXECUTE on the function (through default privileges, before the grant step
+    narrowed them) and TRIGGER on the audited table could add a trigger of its own calling it,
+    for instance with the transition tables swapped, and record a state the table never had.
+    The library's triggers keep their names on partitions (PostgreSQL clones row triggers under
+    the parent's name; the partition TRUNCATE triggers take the table's), so the name settles
+    it: one comparison of a variable with constants, no catalog read.
+    """
+    names = ", ".join(f"{literal(t.name)}::pg_catalog.name" for t in spec.triggers)
+    message = (
+        f"audit function {always_qualified(spec.schema, spec.function)} runs only from the "
+        f"audit triggers of {always_qualified(spec.schema, spec.table)}"
+    )
+    return (
+        f"  IF TG_NAME OPERATOR(pg_catalog.<>) ALL (ARRAY[{names}]) THEN\n"
+        f"    RAISE EXCEPTION USING MESSAGE = {literal(message)},\n"
+        "      ERRCODE = 'insufficient_privilege';\n"
+        "  END IF;\n"
     )
 
 
