@@ -1,0 +1,187 @@
+"""Partitioned audit tables: the DEFAULT partition keeps every write audited, ``maintain``
+creates, drains and drops partitions (idempotent, one process at a time per table), retention
+leaves an ``X`` marker that ``history`` shows, and a hold pauses retention."""
+
+from __future__ import annotations
+
+import datetime
+import threading
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from sqlalchemy_postgresql_audit import (
+    AuditConfigurationError,
+    history,
+    hold,
+    maintain,
+    release,
+)
+
+UTC = datetime.timezone.utc
+#: A Wednesday; its ISO week starts on Monday 2026-03-02.
+NOW = datetime.datetime(2026, 3, 4, 12, tzinfo=UTC)
+
+
+def accounts(**options: Any) -> sa.Table:
+    return sa.Table(
+        "accounts",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("balance", sa.Integer),
+        info={"audit.options": {"enabled": True, "partition": "week", **options}},
+    )
+
+
+def write_at(engine: sa.Engine, moment: datetime.datetime, statement: str) -> None:
+    """Run ``statement``, then move its audit row's time to ``moment`` (past the append-only
+    guard, as a replica's apply would: a test-only way to write at another time)."""
+    with engine.begin() as connection:
+        connection.execute(sa.text(statement))
+        connection.execute(sa.text("SET LOCAL session_replication_role = replica"))
+        connection.execute(
+            sa.text(
+                "UPDATE accounts_audit SET audit_operation_timestamp = :moment "
+                "WHERE audit_id = (SELECT max(audit_id) FROM accounts_audit)"
+            ),
+            {"moment": moment},
+        )
+
+
+def partitions(engine: sa.Engine) -> list[str]:
+    with engine.connect() as connection:
+        return list(
+            connection.execute(
+                sa.text(
+                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                    "WHERE i.inhparent = 'accounts_audit'::regclass ORDER BY 1"
+                )
+            ).scalars()
+        )
+
+
+def test_bad_partition_options_are_refused_at_declaration() -> None:
+    with pytest.raises(AuditConfigurationError, match="partition"):
+        accounts(partition="year")
+    with pytest.raises(AuditConfigurationError, match="retention"):
+        accounts(retention=30)
+    with pytest.raises(AuditConfigurationError, match=r"retention.*needs 'partition'"):
+        accounts(partition=None, retention=datetime.timedelta(days=1))
+    with pytest.raises(AuditConfigurationError, match="legacy_timestamp"):
+        accounts(legacy_timestamp=True)
+
+
+@pytest.mark.parametrize("mode", ["statement", "row"])
+def test_a_write_without_its_partition_lands_in_default_and_is_audited(
+    engine: sa.Engine, mode: str
+) -> None:
+    table = accounts(mode=mode)
+    table.metadata.create_all(engine)
+    assert partitions(engine) == ["accounts_audit_default"]
+    with engine.begin() as connection:
+        connection.execute(table.insert().values(id=1, balance=10))
+        kind = connection.execute(
+            sa.text("SELECT relkind FROM pg_class WHERE oid = 'accounts_audit'::regclass")
+        ).scalar_one()
+        indexes = (
+            connection.execute(
+                sa.text("SELECT indexname FROM pg_indexes WHERE tablename = 'accounts_audit'")
+            )
+            .scalars()
+            .all()
+        )
+        waiting = connection.execute(sa.text("SELECT count(*) FROM accounts_audit_default"))
+        assert waiting.scalar_one() == 1
+    assert kind == "p"
+    assert indexes  # the history index exists on the partitioned parent
+    with engine.connect() as connection:
+        assert [v.audit_operation for v in connection.execute(history(table, 1))] == ["I"]
+
+
+def test_maintain_creates_drains_drops_and_is_idempotent(engine: sa.Engine) -> None:
+    table = accounts(retention=datetime.timedelta(weeks=2))
+    table.metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(table.insert().values(id=1, balance=10))
+    # The row was written now, in the DEFAULT partition; maintain as of now drains it.
+    first = maintain(engine, table)
+    (done,) = first
+    assert len(done.created) == 5
+    assert done.drained == 1
+    assert done.dropped == ()
+    with engine.connect() as connection:
+        assert (
+            connection.execute(sa.text("SELECT count(*) FROM accounts_audit_default")).scalar_one()
+            == 0
+        )
+        assert connection.execute(sa.text("SELECT count(*) FROM accounts_audit")).scalar_one() == 1
+    again = maintain(engine, table)
+    assert again[0].created == () and again[0].drained == 0 and again[0].dropped == ()
+    later = datetime.datetime.now(UTC) + datetime.timedelta(weeks=3)
+    (retained,) = maintain(engine, table, at=later)
+    assert retained.dropped and retained.dropped == retained.detached
+    assert retained.removed_before is not None
+    assert retained.created  # the weeks after `later` are made ahead
+    with engine.connect() as connection:
+        left = (
+            connection.execute(
+                sa.text("SELECT audit_operation FROM accounts_audit ORDER BY audit_id")
+            )
+            .scalars()
+            .all()
+        )
+    assert left == ["X"]
+    assert not set(retained.dropped) & set(partitions(engine))
+
+
+def test_retention_under_append_only_leaves_a_marker_history_shows(engine: sa.Engine) -> None:
+    table = accounts(append_only=True, retention=datetime.timedelta(weeks=1))
+    table.metadata.create_all(engine)
+    maintain(engine, table, at=NOW)
+    write_at(engine, NOW - datetime.timedelta(weeks=1), "INSERT INTO accounts VALUES (1, 10)")
+    write_at(engine, NOW, "UPDATE accounts SET balance = 20")
+    (done,) = maintain(engine, table, at=NOW + datetime.timedelta(weeks=1))
+    assert done.drained == 1  # the old week had no partition: its row waited in DEFAULT
+    assert done.dropped == ("accounts_audit_p20260223",)
+    with engine.connect() as connection:
+        versions = connection.execute(history(table, 1)).all()
+    assert [v.audit_operation for v in versions] == ["X", "U"]
+    assert versions[0].audit_operation_timestamp == datetime.datetime(2026, 3, 2, tzinfo=UTC)
+
+
+def test_a_hold_stops_retention_until_released(engine: sa.Engine) -> None:
+    table = accounts(retention=datetime.timedelta(weeks=1))
+    table.metadata.create_all(engine)
+    maintain(engine, table, at=NOW)
+    hold(engine, table, "litigation 2026-17")
+    later = NOW + datetime.timedelta(weeks=3)
+    (held,) = maintain(engine, table, at=later)
+    assert held.held == "litigation 2026-17" and held.dropped == ()
+    assert release(engine, table) is True
+    (released,) = maintain(engine, table, at=later)
+    assert released.held is None and released.dropped
+
+
+def test_two_maintain_calls_at_once_take_turns(engine: sa.Engine) -> None:
+    table = accounts()
+    table.metadata.create_all(engine)
+    results: list[Any] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            results.append(maintain(engine, table, at=NOW)[0])
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    with engine.begin() as connection:
+        # Hold the table's lock so that both calls queue behind it and then run together.
+        connection.execute(sa.text("LOCK TABLE accounts_audit IN SHARE MODE"))
+        threads = [threading.Thread(target=run) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert sorted(len(r.created) for r in results) == [0, 5]
