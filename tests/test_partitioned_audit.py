@@ -5,12 +5,14 @@ leaves an ``X`` marker that ``history`` shows, and a hold pauses retention."""
 from __future__ import annotations
 
 import datetime
+import json
 import threading
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+from cli_run import run, url_text
 from sqlalchemy_postgresql_audit import (
     AuditConfigurationError,
     history,
@@ -163,6 +165,22 @@ def test_a_hold_stops_retention_until_released(engine: sa.Engine) -> None:
     assert released.held is None and released.dropped
 
 
+def waiting_for_both(engine: sa.Engine) -> None:
+    """Return once two other sessions wait for a lock (the table's or maintain's own)."""
+    with engine.connect() as watcher:
+        for _ in range(600):
+            waiting = watcher.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                )
+            ).scalar_one()
+            if waiting == 2:
+                return
+            watcher.execute(sa.text("SELECT pg_sleep(0.05)"))
+    raise AssertionError("the two maintain calls never waited together")
+
+
 def test_two_maintain_calls_at_once_take_turns(engine: sa.Engine) -> None:
     table = accounts()
     table.metadata.create_all(engine)
@@ -181,7 +199,54 @@ def test_two_maintain_calls_at_once_take_turns(engine: sa.Engine) -> None:
         threads = [threading.Thread(target=run) for _ in range(2)]
         for thread in threads:
             thread.start()
+        waiting_for_both(engine)
     for thread in threads:
         thread.join()
     assert not errors
     assert sorted(len(r.created) for r in results) == [0, 5]
+
+
+MODELS = """
+import datetime
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("balance", sa.Integer),
+    info={"audit.options": {
+        "enabled": True, "partition": "week", "retention": datetime.timedelta(weeks=1)
+    }},
+)
+"""
+
+
+def test_cli_check_reports_a_gap_and_maintain_hold_release_close_it(
+    engine: sa.Engine, database_url: Any, tmp_path: Any
+) -> None:
+    (tmp_path / "partmodels.py").write_text(MODELS)
+    target, url = "partmodels:metadata", ["--url", url_text(database_url)]
+    table = accounts(retention=datetime.timedelta(weeks=1))
+    table.metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(table.insert().values(id=1, balance=1))
+    gap = run("check", target, *url, path=tmp_path)
+    assert gap.returncode == 1, gap.stderr
+    assert "gap" in gap.stdout and "1 rows wait in the DEFAULT partition" in gap.stdout
+    done = run("--json", "maintain", target, *url, path=tmp_path)
+    assert done.returncode == 0, done.stderr
+    (maintained,) = json.loads(done.stdout)["maintained"]
+    assert len(maintained["created"]) == 5 and maintained["drained"] == 1
+    covered = run("check", target, *url, path=tmp_path)
+    assert covered.returncode == 0, covered.stdout
+    assert "partitions until" in covered.stdout
+    held = run("hold", target, "accounts", "--reason", "audit 7", *url, path=tmp_path)
+    assert held.returncode == 0, held.stderr
+    later = (datetime.datetime.now(UTC) + datetime.timedelta(weeks=4)).isoformat()
+    kept = run("--json", "maintain", target, *url, "--at", later, path=tmp_path)
+    assert json.loads(kept.stdout)["maintained"][0]["held"] == "audit 7"
+    assert run("release", target, "accounts", *url, path=tmp_path).returncode == 0
+    dropped = run("--json", "maintain", target, *url, "--at", later, path=tmp_path)
+    assert json.loads(dropped.stdout)["maintained"][0]["dropped"]
