@@ -20,6 +20,7 @@ from sqlalchemy_postgresql_audit import (
     maintain,
     release,
 )
+from sqlalchemy_postgresql_audit.grants import grant_least_privilege
 
 UTC = datetime.timezone.utc
 #: A Wednesday; its ISO week starts on Monday 2026-03-02.
@@ -250,3 +251,54 @@ def test_cli_check_reports_a_gap_and_maintain_hold_release_close_it(
     assert run("release", target, "accounts", *url, path=tmp_path).returncode == 0
     dropped = run("--json", "maintain", target, *url, "--at", later, path=tmp_path)
     assert json.loads(dropped.stdout)["maintained"][0]["dropped"]
+
+
+def assert_owner_only(engine: sa.Engine, writer: str) -> None:
+    """Every partition of accounts_audit: the parent's owner, and no right for anyone else."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.text(
+                "SELECT c.relname, pg_get_userbyid(c.relowner) = pg_get_userbyid(p.relowner), "
+                "has_table_privilege(:w, c.oid, 'SELECT,INSERT,UPDATE,DELETE,TRUNCATE'), "
+                "c.relacl IS NULL OR NOT EXISTS (SELECT FROM aclexplode(c.relacl) a "
+                "  WHERE a.grantee <> c.relowner) "
+                "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "JOIN pg_class p ON p.oid = i.inhparent "
+                "WHERE i.inhparent = 'accounts_audit'::regclass"
+            ),
+            {"w": writer},
+        ).all()
+    assert len(rows) == 6  # DEFAULT and five weeks
+    assert all(
+        same_owner and not writer_may and owner_only
+        for _, same_owner, writer_may, owner_only in rows
+    )
+
+
+def test_writers_get_nothing_on_partitions_and_the_owner_owns_them(
+    engine: sa.Engine, database_url: Any, make_role: Any
+) -> None:
+    writer = make_role("writer")
+    quoted = engine.dialect.identifier_preparer.quote(writer)
+    with engine.begin() as connection:
+        # Hostile default privileges: every new table grants everything to the writer.
+        connection.execute(sa.text(f"ALTER DEFAULT PRIVILEGES GRANT ALL ON TABLES TO {quoted}"))
+        connection.execute(sa.text("ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO PUBLIC"))
+    table = accounts()
+    table.metadata.create_all(engine)
+    grant_least_privilege(engine, table.metadata, writers=[writer])
+    maintain(engine, table)
+    assert_owner_only(engine, writer)
+    # A grant made on a partition later is taken back by the grant step.
+    with engine.begin() as connection:
+        connection.execute(sa.text(f"GRANT ALL ON accounts_audit_default TO {quoted}"))
+    grant_least_privilege(engine, table.metadata, writers=[writer])
+    assert_owner_only(engine, writer)
+    as_writer = sa.create_engine(database_url.set(username=writer, password=None))
+    try:
+        with as_writer.begin() as connection:
+            connection.execute(table.insert().values(id=1, balance=1))
+    finally:
+        as_writer.dispose()
+    with engine.connect() as connection:
+        assert [v.audit_operation for v in connection.execute(history(table, 1))] == ["I"]

@@ -118,6 +118,7 @@ def on_table_created(table: sa.Table, connection: sa.Connection, **_: object) ->
     partition_by = table.dialect_options["postgresql"].get("partition_by")
     if is_audit_table(table) and partition_by == PARTITION_BY:
         _run(connection, sql.create_default_partition(table.schema, table.name))
+        _keep_to_owner(connection, table.schema, sql.default_partition(table.name))
 
 
 def _maintain_one(
@@ -196,6 +197,23 @@ def _create(
             ),
         )
         _run(connection, sql.align_owner(schema, partition, owner))
+        _keep_to_owner(connection, schema, partition)
+
+
+def _keep_to_owner(connection: sa.Connection, schema: str | None, partition: str) -> None:
+    """Revoke what default privileges gave anyone but the owner on a new partition."""
+    grantees = connection.execute(_GRANTEES, {"t": name_text(schema, partition)}).scalars()
+    for grantee in list(grantees):
+        _run(connection, sql.revoke_everything(schema, partition, grantee))
+
+
+#: Who holds a right on a table besides its owner (``None``: PUBLIC).
+_GRANTEES = sa.text(
+    "SELECT DISTINCT CASE WHEN a.grantee = 0 THEN NULL "
+    "ELSE pg_catalog.pg_get_userbyid(a.grantee) END "
+    "FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a "
+    "WHERE c.oid = CAST(:t AS regclass) AND a.grantee <> c.relowner"
+)
 
 
 def _mark_removed(connection: sa.Connection, audit: sa.Table, bound: datetime.datetime) -> None:

@@ -84,6 +84,13 @@ def align_owner(schema: str | None, name: str, owner: str) -> str:
     return f"ALTER TABLE {qualified(schema, name)} OWNER TO {quote(owner)}"
 
 
+def revoke_everything(schema: str | None, name: str, role: str | None) -> str:
+    """Take every right on a new partition from ``role`` (``None``: PUBLIC): default
+    privileges may have granted some; writers need none, they write through the parent."""
+    grantee = "PUBLIC" if role is None else quote(role)
+    return f"REVOKE ALL ON TABLE {qualified(schema, name)} FROM {grantee} CASCADE"
+
+
 def create_holds_table(schema: str | None) -> str:
     return (
         f"CREATE TABLE IF NOT EXISTS {qualified(schema, HOLDS_TABLE)} ("
