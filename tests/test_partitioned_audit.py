@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from alembic_env import make_project
 from cli_run import run, url_text
 from sqlalchemy_postgresql_audit import (
     AuditConfigurationError,
@@ -300,5 +301,22 @@ def test_writers_get_nothing_on_partitions_and_the_owner_owns_them(
             connection.execute(table.insert().values(id=1, balance=1))
     finally:
         as_writer.dispose()
+    with engine.connect() as connection:
+        assert [v.audit_operation for v in connection.execute(history(table, 1))] == ["I"]
+
+
+def test_alembic_creates_the_partitioned_audit_table_and_keeps_its_partitions(
+    engine: sa.Engine, tmp_path: Any
+) -> None:
+    table = accounts()
+    project = make_project(tmp_path, engine.url)
+    migration = project.revision(table.metadata, "accounts")
+    assert "postgresql_partition_by='RANGE (audit_operation_timestamp)'" in migration
+    project.upgrade(table.metadata)
+    assert partitions(engine) == ["accounts_audit_default"]
+    maintain(engine, table)
+    project.check(table.metadata)  # no operation: partitions are not proposed for dropping
+    with engine.begin() as connection:
+        connection.execute(table.insert().values(id=1, balance=1))
     with engine.connect() as connection:
         assert [v.audit_operation for v in connection.execute(history(table, 1))] == ["I"]

@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 import sqlalchemy as sa
 
 from .audit_table import (
+    AUDIT_TABLE_COMMENT_SUFFIX,
     AUDIT_TABLE_KEY,
     PARTITION_BY,
     PARTITIONING_KEY,
@@ -118,7 +119,11 @@ def on_table_created(table: sa.Table, connection: sa.Connection, **_: object) ->
     partition_by = table.dialect_options["postgresql"].get("partition_by")
     if is_audit_table(table) and partition_by == PARTITION_BY:
         _run(connection, sql.create_default_partition(table.schema, table.name))
-        _keep_to_owner(connection, table.schema, sql.default_partition(table.name))
+        default = sql.default_partition(table.name)
+        _keep_to_owner(connection, table.schema, default)
+        _run(
+            connection, sql.comment_partition(table.schema, default, partition_comment(table.name))
+        )
 
 
 def _maintain_one(
@@ -198,6 +203,14 @@ def _create(
         )
         _run(connection, sql.align_owner(schema, partition, owner))
         _keep_to_owner(connection, schema, partition)
+        _run(connection, sql.comment_partition(schema, partition, partition_comment(name)))
+
+
+def partition_comment(audit_table: str) -> str:
+    """A partition's comment ends like an audit table's, so that Alembic's autogenerate keeps
+    it (never proposes to drop it) as it keeps audit tables; ``kept`` matches only the
+    comment of an audit table itself."""
+    return f"Partition of audit table {audit_table}{AUDIT_TABLE_COMMENT_SUFFIX}"
 
 
 def _keep_to_owner(connection: sa.Connection, schema: str | None, partition: str) -> None:

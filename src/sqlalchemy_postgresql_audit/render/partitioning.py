@@ -91,6 +91,10 @@ def revoke_everything(schema: str | None, name: str, role: str | None) -> str:
     return f"REVOKE ALL ON TABLE {qualified(schema, name)} FROM {grantee} CASCADE"
 
 
+def comment_partition(schema: str | None, name: str, comment: str) -> str:
+    return f"COMMENT ON TABLE {qualified(schema, name)} IS {literal(comment)}"
+
+
 def create_holds_table(schema: str | None) -> str:
     return (
         f"CREATE TABLE IF NOT EXISTS {qualified(schema, HOLDS_TABLE)} ("
