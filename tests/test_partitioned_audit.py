@@ -152,6 +152,11 @@ def test_retention_under_append_only_leaves_a_marker_history_shows(engine: sa.En
         versions = connection.execute(history(table, 1)).all()
     assert [v.audit_operation for v in versions] == ["X", "U"]
     assert versions[0].audit_operation_timestamp == datetime.datetime(2026, 3, 2, tzinfo=UTC)
+    # Only maintain drops history: a TRUNCATE naming a partition is refused like one of the
+    # parent, even to the owner.
+    for partition in partitions(engine):
+        with pytest.raises(sa.exc.ProgrammingError, match="append-only"), engine.begin() as c:
+            c.execute(sa.text(f"TRUNCATE {partition}"))
 
 
 def test_a_hold_stops_retention_until_released(engine: sa.Engine) -> None:

@@ -7,10 +7,14 @@ finds nothing left to do.  The locks each step takes (observed in ``pg_locks``, 
 
 - creating a partition ahead (``CREATE TABLE ... PARTITION OF``): ACCESS EXCLUSIVE on the
   parent and on the DEFAULT partition, which it scans (empty: at once);
+- the writer's own INSERT through the parent: ROW EXCLUSIVE on the parent and the partition it
+  lands in, which conflicts with each of the above, never with another writer;
 - draining the DEFAULT partition (the classic way: DETACH it, create the partitions its rows
-  belong to, move the rows back through the parent, empty it and ATTACH it again): ACCESS
-  EXCLUSIVE on the parent for the whole transaction, so writers wait for the move;
-- retention (DETACH then DROP): ACCESS EXCLUSIVE on the parent and the partition.  ``DETACH
+  belong to, move the rows back through the parent, then drop it and create it empty, since
+  the append-only guard refuses to empty it): ACCESS EXCLUSIVE on the parent for the whole
+  transaction, so writers wait for the move;
+- retention (DETACH then DROP): ACCESS EXCLUSIVE on the parent, the DEFAULT partition and
+  the partition.  ``DETACH
   ... CONCURRENTLY`` would spare writers, but PostgreSQL refuses it on a table with a DEFAULT
   partition, and the DEFAULT partition is what keeps a write from ever failing.
 Writers therefore wait for one short, catalog-only transaction per run, unless rows had to be
@@ -138,37 +142,61 @@ def _maintain_one(
         hashlib.sha256(f"{schema}.{name}".encode()).digest()[:4], "big", signed=True
     )
     connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_LOCK_CLASS, key)))
+    done = _extend(connection, spec, audit, partitioning, at)
+    if partitioning.retention is None:
+        return done
+    reason = held_reason(connection, schema, name)
+    if reason is not None:
+        return replace(done, held=reason)
+    return _retain(connection, spec, audit, at - partitioning.retention, done)
+
+
+def _extend(
+    connection: sa.Connection,
+    spec: AuditSpec,
+    audit: sa.Table,
+    partitioning: Partitioning,
+    at: datetime.datetime,
+) -> Maintained:
+    """Create the partitions ahead and those rows wait for in the DEFAULT partition, and move
+    those rows there."""
+    schema, name = spec.schema, spec.audit_table
     _run(connection, sql.create_default_partition(schema, name))
-    owner = connection.execute(
-        sa.text(
-            "SELECT pg_catalog.pg_get_userbyid(relowner) FROM pg_catalog.pg_class "
-            "WHERE oid = CAST(:t AS regclass)"
-        ),
-        {"t": name_text(schema, name)},
-    ).scalar_one()
+    owner = connection.execute(_OWNER, {"t": name_text(schema, name)}).scalar_one()
     existing = range_partitions(connection, schema, name)
     waiting = default_moments(connection, schema, name, partitioning.interval)
     wanted = periods_ahead(at, partitioning.interval)
     wanted += [period_of(moment, partitioning.interval) for moment in waiting]
     missing = sorted({p for p in wanted if not _covered(p, existing)})
+    created = tuple(sql.range_partition(name, period.suffix) for period in missing)
     drained = 0
     if waiting:
         _run(connection, sql.detach_partition(schema, name, sql.default_partition(name)))
         _create(connection, schema, name, missing, owner)
         columns = tuple(column.name for column in audit.columns)
         drained = connection.execute(AuditDDL(sql.move_rows(schema, name, columns))).rowcount
-        _run(connection, sql.empty_default_partition(schema, name))
-        _run(connection, sql.attach_default_partition(schema, name))
+        # Dropped and made again, not emptied: the guard refuses TRUNCATE of its rows.
+        _run(connection, sql.drop_partition(schema, sql.default_partition(name)))
+        _run(connection, sql.create_default_partition(schema, name))
+        _own(connection, schema, name, sql.default_partition(name), owner)
     else:
         _create(connection, schema, name, missing, owner)
-    created = tuple(sql.range_partition(name, period.suffix) for period in missing)
-    done = Maintained(audit_table=name, created=created, drained=drained)
-    if partitioning.retention is None:
-        return done
-    reason = held_reason(connection, schema, name)
-    if reason is not None:
-        return replace(done, held=reason)
-    cut = at - partitioning.retention
+    if spec.append_only:
+        every = [sql.default_partition(name), *(p.name for p in existing), *created]
+        for partition in every:
+            _run(connection, sql.guard_partition(schema, partition, spec))
+    return Maintained(audit_table=name, created=created, drained=drained)
+
+
+def _retain(
+    connection: sa.Connection,
+    spec: AuditSpec,
+    audit: sa.Table,
+    cut: datetime.datetime,
+    done: Maintained,
+) -> Maintained:
+    """Detach and drop the partitions wholly before ``cut``, and mark where history begins."""
+    schema, name = spec.schema, spec.audit_table
     expired = [p for p in range_partitions(connection, schema, name) if p.upper <= cut]
     if not expired:
         return done
@@ -179,6 +207,12 @@ def _maintain_one(
     _mark_removed(connection, audit, bound)
     gone = tuple(partition.name for partition in expired)
     return replace(done, detached=gone, dropped=gone, removed_before=bound)
+
+
+_OWNER = sa.text(
+    "SELECT pg_catalog.pg_get_userbyid(relowner) FROM pg_catalog.pg_class "
+    "WHERE oid = CAST(:t AS regclass)"
+)
 
 
 def _covered(period: Period, existing: Sequence[RangePartition]) -> bool:
@@ -201,9 +235,16 @@ def _create(
                 schema, name, partition, bound_text(period.lower), bound_text(period.upper)
             ),
         )
-        _run(connection, sql.align_owner(schema, partition, owner))
-        _keep_to_owner(connection, schema, partition)
-        _run(connection, sql.comment_partition(schema, partition, partition_comment(name)))
+        _own(connection, schema, name, partition, owner)
+
+
+def _own(
+    connection: sa.Connection, schema: str | None, audit_table: str, partition: str, owner: str
+) -> None:
+    """A new partition: the parent's owner's alone, marked as audit history."""
+    _run(connection, sql.align_owner(schema, partition, owner))
+    _keep_to_owner(connection, schema, partition)
+    _run(connection, sql.comment_partition(schema, partition, partition_comment(audit_table)))
 
 
 def partition_comment(audit_table: str) -> str:

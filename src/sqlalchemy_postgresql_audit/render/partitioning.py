@@ -1,5 +1,6 @@
 """SQL text of partitioned audit tables: the DEFAULT partition, range partitions, the classic
-drain of the DEFAULT partition, retention by DETACH and DROP, and the retention holds.
+drain of the DEFAULT partition, the append-only guard on each partition, retention by DETACH
+and DROP, and the retention holds.
 
 Names go through ``.sql``'s quoting; bounds are timestamps the library computed, rendered as
 string literals by the dialect.  ``maintenance`` runs these statements and says why each is
@@ -9,6 +10,8 @@ safe for writers.
 from __future__ import annotations
 
 from ..naming import fit_identifier
+from ..spec import AuditSpec
+from .guard import GUARD_TRUNCATE_TRIGGER, guard_function
 from .sql import literal, qualified, quote
 
 #: ``audit_operation`` of the row retention leaves at the front of the trail: its timestamp is
@@ -52,13 +55,6 @@ def detach_partition(schema: str | None, audit_table: str, name: str) -> str:
     )
 
 
-def attach_default_partition(schema: str | None, audit_table: str) -> str:
-    return (
-        f"ALTER TABLE {qualified(schema, audit_table)} ATTACH PARTITION "
-        f"{qualified(schema, default_partition(audit_table))} DEFAULT"
-    )
-
-
 def move_rows(schema: str | None, audit_table: str, columns: tuple[str, ...]) -> str:
     """Copy the detached DEFAULT partition's rows back through the parent, which routes them."""
     names = ", ".join(quote(column) for column in columns)
@@ -67,12 +63,6 @@ def move_rows(schema: str | None, audit_table: str, columns: tuple[str, ...]) ->
         f"INSERT INTO {qualified(schema, audit_table)} ({names}) "
         f"OVERRIDING SYSTEM VALUE SELECT {names} FROM {source}"
     )
-
-
-def empty_default_partition(schema: str | None, audit_table: str) -> str:
-    """TRUNCATE of the detached DEFAULT partition, whose rows now live in range partitions: the
-    append-only guard is on the parent (and its row triggers' clones left with the detach)."""
-    return f"TRUNCATE {qualified(schema, default_partition(audit_table))}"
 
 
 def drop_partition(schema: str | None, name: str) -> str:
@@ -93,6 +83,17 @@ def revoke_everything(schema: str | None, name: str, role: str | None) -> str:
 
 def comment_partition(schema: str | None, name: str, comment: str) -> str:
     return f"COMMENT ON TABLE {qualified(schema, name)} IS {literal(comment)}"
+
+
+def guard_partition(schema: str | None, name: str, spec: AuditSpec) -> str:
+    """The append-only guard's BEFORE TRUNCATE trigger on one partition: a statement trigger
+    on the parent does not fire for a TRUNCATE naming a partition (its row triggers, which
+    refuse UPDATE and DELETE, are cloned onto every partition by PostgreSQL itself)."""
+    return (
+        f"CREATE OR REPLACE TRIGGER {quote(GUARD_TRUNCATE_TRIGGER)}\n"
+        f"BEFORE TRUNCATE ON {qualified(schema, name)}\nFOR EACH STATEMENT\n"
+        f"EXECUTE FUNCTION {qualified(spec.schema, guard_function(spec))}()"
+    )
 
 
 def create_holds_table(schema: str | None) -> str:
