@@ -136,6 +136,8 @@ def test_maintain_creates_drains_drops_and_is_idempotent(engine: sa.Engine) -> N
             .all()
         )
     assert left == ["X"]
+    with engine.connect() as connection:  # all of the row's history went: the marker says so
+        assert [v.audit_operation for v in connection.execute(history(table, 1))] == ["X"]
     assert not set(retained.dropped) & set(partitions(engine))
 
 

@@ -152,8 +152,9 @@ def marker_condition(table: Any, target: Audited) -> ColumnElement[bool]:
 def retention_condition(
     table: Any, target: Audited, first: Any, key: Mapping[str, Any]
 ) -> ColumnElement[bool]:
-    """The retention marker before a row whose first version left is not its INSERT: part of
-    its history was removed.  The marker's ``audit_id`` is below every row left."""
+    """The retention marker before a row whose first version left is not its INSERT, or that
+    has no version left: part or all of its history may have been removed.  The marker's
+    ``audit_id`` is below every row left."""
     first_operation = (
         select(table.c[AUDIT_OPERATION])
         .where(key_filter(table, key), table.c[AUDIT_ID] == first)
@@ -162,8 +163,7 @@ def retention_condition(
     return and_(
         table.c[AUDIT_OPERATION] == RETENTION_OPERATION_CODE,
         *(table.c[k].is_(None) for k in target.key_columns),
-        table.c[AUDIT_ID] < first,
-        first_operation != "I",
+        or_(first.is_(None), and_(table.c[AUDIT_ID] < first, first_operation != "I")),
     )
 
 
