@@ -35,7 +35,9 @@ from .history import (
     record_baseline,
     restore,
 )
+from .holds import hold, release
 from .listeners import enable, register_metadata_hooks
+from .maintenance import Maintained, maintain
 from .naming import (
     DEFAULT_AUDIT_COLUMN_NAMING_CONVENTION,
     DEFAULT_AUDIT_INDEX_NAMING_CONVENTION,
@@ -67,6 +69,7 @@ __all__ = [
     "AuditRecord",
     "AuditSettingError",
     "AuditSpec",
+    "Maintained",
     "SessionSetting",
     "SettingSpec",
     "TriggerSpec",
@@ -85,9 +88,12 @@ __all__ = [
     "default_context",
     "enable",
     "history",
+    "hold",
     "install_audit_triggers",
     "is_audit_table",
+    "maintain",
     "record_baseline",
+    "release",
     "restore",
     "set_session_vars",
     "uninstall_audit_triggers",

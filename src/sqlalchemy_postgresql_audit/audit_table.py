@@ -7,8 +7,10 @@ then a typed, nullable, constraint-free copy of every source column.
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -29,7 +31,7 @@ from sqlalchemy.types import TypeEngine
 
 from . import naming
 from .errors import AuditConfigurationError
-from .options import AuditOptions, CaptureMode
+from .options import AuditOptions, CaptureMode, PartitionInterval
 from .spec import (
     AUDIT_CURRENT_USER,
     AUDIT_ID,
@@ -52,6 +54,25 @@ CREATE_DDL_KEY = "audit.create_ddl"
 DROP_DDL_KEY = "audit.drop_ddl"
 #: Marks an audit table (in its ``info``) and names its source as ``schema.table``.
 IS_AUDIT_TABLE_KEY = "audit.is_audit_table"
+#: How a partitioned audit table is partitioned (``postgresql_partition_by``).
+PARTITION_BY = f"RANGE ({AUDIT_TIMESTAMP})"
+#: In a partitioned audit table's ``info``: its ``Partitioning``, which ``maintain`` follows.
+PARTITIONING_KEY = "audit.partitioning"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Partitioning:
+    """How an audit table is partitioned and how long ``maintain`` keeps its history."""
+
+    interval: PartitionInterval
+    retention: datetime.timedelta | None
+
+
+def partitioning_of(options: AuditOptions) -> Partitioning | None:
+    if options.partition is None:
+        return None
+    return Partitioning(interval=options.partition, retention=options.retention)
+
 
 _TYPE_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
 
@@ -284,14 +305,26 @@ def audit_columns(source: Table, options: AuditOptions, spec: AuditSpec) -> list
 def declare_audit_table(
     source: Table, options: AuditOptions, spec: AuditSpec, metadata: MetaData
 ) -> Table:
-    """Add the audit table for ``source`` to ``metadata`` and return it."""
+    """Add the audit table for ``source`` to ``metadata`` and return it.
+
+    With ``partition`` it is range-partitioned on ``audit_operation_timestamp`` (where template
+    2 records the write time); its DEFAULT partition comes from ``partitions_ddl``, whatever
+    creates the table (``create_all``, Alembic's ``op.create_table``).
+    """
+    partitioning = partitioning_of(options)
+    info: dict[str, Any] = {IS_AUDIT_TABLE_KEY: source_name(source)}
+    table_options: dict[str, Any] = {}
+    if partitioning is not None:
+        info[PARTITIONING_KEY] = partitioning
+        table_options["postgresql_partition_by"] = PARTITION_BY
     audit_table = Table(
         spec.audit_table,
         metadata,
         *audit_columns(source, options, spec),
         schema=source.schema,
-        info={IS_AUDIT_TABLE_KEY: source_name(source)},
+        info=info,
         comment=f"Audit history of {source.fullname}{AUDIT_TABLE_COMMENT_SUFFIX}",
+        **table_options,
     )
     add_history_index(source, options, spec, audit_table)
     return audit_table

@@ -21,12 +21,14 @@ from .audit_table import (
     CREATE_DDL_KEY,
     DROP_DDL_KEY,
     IS_AUDIT_TABLE_KEY,
+    PARTITIONING_KEY,
     SPEC_KEY,
     add_history_index,
     audit_columns,
     build_spec,
     declare_audit_table,
     is_audit_table,
+    partitioning_of,
     source_name,
 )
 from .errors import AuditConfigurationError
@@ -152,6 +154,9 @@ def _audit_table_for(table: Table, options: AuditOptions, spec: AuditSpec) -> Ta
             "convention)",
         )
     existing.info = {**existing.info, IS_AUDIT_TABLE_KEY: source_name(table)}
+    partitioning = partitioning_of(options)
+    if partitioning is not None:
+        existing.info[PARTITIONING_KEY] = partitioning
     _complete(table, options, spec, existing)
     return existing
 

@@ -16,6 +16,7 @@ from sqlalchemy import Column, MetaData, Table, event
 
 from .ddl import after_metadata_create, before_metadata_create, before_metadata_drop
 from .declare import declare_table, on_column_attached
+from .maintenance import on_table_created
 from .runtime_check import register_runtime_check
 
 
@@ -44,6 +45,8 @@ def register_metadata_hooks() -> None:
         event.listen(MetaData, "before_create", before_metadata_create)
         event.listen(MetaData, "after_create", after_metadata_create)
         event.listen(MetaData, "before_drop", before_metadata_drop)
+    if not event.contains(Table, "after_create", on_table_created):
+        event.listen(Table, "after_create", on_table_created)
     register_runtime_check()
 
 

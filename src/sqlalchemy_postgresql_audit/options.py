@@ -7,6 +7,7 @@ modified.  Errors name the table and the offending key, at declaration time.
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import re
 from collections.abc import Callable, Mapping
@@ -22,6 +23,9 @@ from .errors import AuditConfigurationError
 OPTIONS_KEY = "audit.options"
 
 CaptureMode = Literal["statement", "row"]
+#: How a partitioned audit table is cut: one partition per UTC day, ISO week or month.
+PartitionInterval = Literal["day", "week", "month"]
+PARTITION_INTERVALS: tuple[PartitionInterval, ...] = ("day", "week", "month")
 Operation = Literal["INSERT", "UPDATE", "DELETE", "TRUNCATE"]
 ALL_OPERATIONS: tuple[Operation, ...] = ("INSERT", "UPDATE", "DELETE", "TRUNCATE")
 
@@ -53,6 +57,8 @@ _KNOWN_KEYS = frozenset(
         "truncate_rows",
         "history_index",
         "append_only",
+        "partition",
+        "retention",
     }
 )
 
@@ -92,6 +98,11 @@ class AuditOptions:
     #: Guard the audit table: UPDATE, DELETE and TRUNCATE of its rows are refused, even to its
     #: owner, except rows removed through ``retention.purge_audit_history``.
     append_only: bool = False
+    #: Range-partition the audit table on ``audit_operation_timestamp`` by this interval (with a
+    #: DEFAULT partition, so a write never fails for want of a partition); see ``maintenance``.
+    partition: PartitionInterval | None = None
+    #: How long ``maintain`` keeps history: older partitions are detached and dropped whole.
+    retention: datetime.timedelta | None = None
 
 
 def parse_options(table_name: str, info: Mapping[str, Any]) -> AuditOptions | None:
@@ -136,7 +147,43 @@ def parse_options(table_name: str, info: Mapping[str, Any]) -> AuditOptions | No
         truncate_rows=_bool(table_name, raw, "truncate_rows", default=False),
         history_index=_bool(table_name, raw, "history_index", default=True),
         append_only=_bool(table_name, raw, "append_only", default=False),
+        **_partitioning(table_name, raw),
     )
+
+
+def _partitioning(table_name: str, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """``partition`` and ``retention``: retention drops whole partitions, so it needs them."""
+    partition = raw.get("partition")
+    if partition is not None and partition not in PARTITION_INTERVALS:
+        raise AuditConfigurationError(
+            table_name,
+            "partition",
+            f"must be one of {', '.join(map(repr, PARTITION_INTERVALS))} or None, "
+            f"got {partition!r}",
+        )
+    if partition is not None and raw.get("legacy_timestamp") is True:
+        raise AuditConfigurationError(
+            table_name,
+            "partition",
+            "cannot be combined with legacy_timestamp: a timestamp without time zone records "
+            "the server's wall-clock time, so partition bounds would move with its time zone",
+        )
+    retention = raw.get("retention")
+    if retention is not None:
+        if not isinstance(retention, datetime.timedelta) or retention <= datetime.timedelta(0):
+            raise AuditConfigurationError(
+                table_name,
+                "retention",
+                f"must be a positive datetime.timedelta or None, got {retention!r}",
+            )
+        if partition is None:
+            raise AuditConfigurationError(
+                table_name,
+                "retention",
+                "needs 'partition': retention drops whole partitions, never rows one by one "
+                "(use retention.purge_audit_history for an unpartitioned audit table)",
+            )
+    return {"partition": partition, "retention": retention}
 
 
 def _refuse_near_misses(table_name: str, info: Mapping[str, Any]) -> None:

@@ -17,7 +17,7 @@ import traceback
 import sqlalchemy as sa
 
 from ..errors import AuditError
-from . import activity, baseline, check, demo, grant, history, install
+from . import activity, baseline, check, demo, grant, history, install, retention
 from .base import EXIT_ERROR, CliError, Command
 from .database import first_line
 from .ui import UI, wants_color
@@ -38,6 +38,9 @@ COMMANDS: tuple[Command, ...] = (
     activity.COMMAND,
     baseline.COMMAND,
     grant.COMMAND,
+    retention.MAINTAIN,
+    retention.HOLD,
+    retention.RELEASE,
 )
 
 EPILOG = """\

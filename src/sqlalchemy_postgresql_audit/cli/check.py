@@ -8,7 +8,9 @@ and exits 1 on any of them.
 
 Besides the function and triggers it watches every other object the library installs or
 governs: the append-only guard, the audit table's indexes (the history index), and once
-``grant`` ran, the privileges of the roles it named.  ``--json`` lists each object with its
+``grant`` ran, the privileges of the roles it named; for a partitioned audit table, how far
+ahead partitions exist and the rows waiting in its DEFAULT partition (``gap`` when the next
+write has no partition).  ``--json`` lists each object with its
 state, so an operator sees what is watched.
 """
 
@@ -20,7 +22,7 @@ from dataclasses import asdict, dataclass, replace
 
 import sqlalchemy as sa
 
-from ..audit_table import AUDIT_TABLE_KEY
+from ..audit_table import AUDIT_TABLE_KEY, PARTITIONING_KEY, Partitioning
 from ..catalog import (
     IndexState,
     InstalledAudit,
@@ -39,6 +41,7 @@ from ..compare import (
     not_installed,
     watched,
 )
+from ..coverage import GAP, coverage, coverage_watched
 from ..ddl import resolve_spec
 from ..spec import AuditSpec
 from ..watch import index_states, privilege_states
@@ -147,17 +150,22 @@ def _governed(
     record = grants_record(connection, spec)
     roles = (*record.writers, *record.readers) if record else ()
     observed = {role: privileges(connection, spec, role) for role in roles}
+    partitioned = isinstance(audit_table.info.get(PARTITIONING_KEY), Partitioning)
+    found = coverage(connection, schema, spec.audit_table) if partitioned else None
     return [
         *index_states(expected, table_indexes(connection, schema, spec.audit_table)),
         *privilege_states(spec, record, observed),
+        *([coverage_watched(spec.audit_table, found)] if found else []),
     ]
 
 
 def _status(objects: list[Watched]) -> tuple[str, list[str]]:
     drifted = [item for item in objects if item.state != OK]
     if not drifted:
-        return OK, []
-    status = DISABLED if all(item.state == DISABLED for item in drifted) else "outdated"
+        # How far ahead partitions exist is worth reading even when nothing is wrong.
+        return OK, [r for item in objects if item.kind == "partitions" for r in item.reasons]
+    states = {item.state for item in drifted}
+    status = states.pop() if states in ({DISABLED}, {GAP}) else "outdated"
     return status, [reason for item in drifted for reason in item.reasons]
 
 

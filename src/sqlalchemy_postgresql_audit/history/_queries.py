@@ -41,6 +41,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import BigInteger, Text, UserDefinedType
 
+from ..render.partitioning import RETENTION_OPERATION_CODE
 from ..spec import AUDIT_CURRENT_USER, AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP, capture_column
 from ._target import Audited, key_filter
 
@@ -148,6 +149,24 @@ def marker_condition(table: Any, target: Audited) -> ColumnElement[bool]:
     )
 
 
+def retention_condition(
+    table: Any, target: Audited, first: Any, key: Mapping[str, Any]
+) -> ColumnElement[bool]:
+    """The retention marker before a row whose first version left is not its INSERT, or that
+    has no version left: part or all of its history may have been removed.  The marker's
+    ``audit_id`` is below every row left."""
+    first_operation = (
+        select(table.c[AUDIT_OPERATION])
+        .where(key_filter(table, key), table.c[AUDIT_ID] == first)
+        .scalar_subquery()
+    )
+    return and_(
+        table.c[AUDIT_OPERATION] == RETENTION_OPERATION_CODE,
+        *(table.c[k].is_(None) for k in target.key_columns),
+        or_(first.is_(None), and_(table.c[AUDIT_ID] < first, first_operation != "I")),
+    )
+
+
 def versions(target: Audited, key: Mapping[str, Any], *, with_changes: bool) -> Subquery:
     """Every version of the row, and the TRUNCATE markers that removed it, oldest first
     (``with_changes``: and, per mirrored column ``i``, its value before and after and whether
@@ -165,7 +184,10 @@ def versions(target: Audited, key: Mapping[str, Any], *, with_changes: bool) -> 
     markers = select(*audit.c, true().label(marker)).where(
         marker_condition(audit, target), audit.c[AUDIT_ID] > first
     )
-    both = union_all(own, markers).subquery("audit_history_versions")
+    removed = select(*audit.c, true().label(marker)).where(
+        retention_condition(audit, target, first, key)
+    )
+    both = union_all(own, markers, removed).subquery("audit_history_versions")
     order = both.c[AUDIT_ID]
     columns = target.spec.columns if with_changes else ()
     lagged = select(
@@ -187,7 +209,7 @@ def versions(target: Audited, key: Mapping[str, Any], *, with_changes: bool) -> 
         staged_columns += [before.label(labels.before(i)), after.label(labels.after(i))]
     staged = (
         select(*(lagged.c[c.name] for c in audit.c), lagged.c[marker], *staged_columns)
-        .where(or_(~lagged.c[marker], previous_present))
+        .where(or_(~lagged.c[marker], previous_present, operation == RETENTION_OPERATION_CODE))
         .subquery("audit_history_staged")
     )
     # A layer of its own, so the comparison names before and after instead of repeating them.

@@ -5,8 +5,9 @@ one ``DO`` block that reads the ACLs when it runs, because rights reach a role i
 names in advance: default privileges (to PUBLIC, to a group), column grants (``attacl``), grants
 made by a role holding a grant option, rights on sequences and partitions.  The block revokes
 
-- on the library's objects (the audit table, its columns and sequences, the trigger function
-  and the append-only guard): every right of every role but the owner, PUBLIC included;
+- on the library's objects (the audit table, its partitions, its columns and sequences, the
+  trigger function and the append-only guard): every right of every role but the owner,
+  PUBLIC included;
 - on the application's objects (the audited table, its columns, partitions and sequences):
   every right a writer must not hold, from PUBLIC and from every role a writer is a member of.
 
@@ -69,6 +70,10 @@ _REVOKES = """\
       UNION
         SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN partitions p ON i.inhparent = p.oid
     ),
+    -- a partitioned audit table's partitions are the library's like the audit table itself
+    audit_partitions(oid) AS (
+        SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent = audit
+    ),
     -- (relation, belongs to the library, what a writer may hold on it)
     relations(oid, library, allowed) AS (
         SELECT audit::pg_catalog.oid, true, '{}'::text[]
@@ -76,6 +81,8 @@ _REVOKES = """\
         SELECT source::pg_catalog.oid, false, writer_rights
       UNION ALL
         SELECT oid, false, '{}'::text[] FROM partitions
+      UNION ALL
+        SELECT oid, true, '{}'::text[] FROM audit_partitions
       UNION ALL
         SELECT d.objid, d.refobjid = audit,
                CASE WHEN d.refobjid = source AND d.deptype = 'a' THEN '{USAGE}'::text[]

@@ -1,0 +1,133 @@
+"""``maintain``, ``hold`` and ``release``: partitions and retention of partitioned audit tables.
+
+``maintain`` creates partitions ahead, drains the DEFAULT partition and drops partitions older
+than the retention (``..maintenance`` says which locks each step takes); it prints what it did
+and is safe to run from cron in several places at once.  ``hold`` pauses retention of one
+table, ``release`` lets it run again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+from dataclasses import asdict
+
+from ..holds import hold, release
+from ..maintenance import maintain
+from .base import (
+    EXIT_OK,
+    CliError,
+    Command,
+    add_table_argument,
+    add_target_argument,
+    add_url_argument,
+)
+from .database import begin, create_engine
+from .target import audited, load_metadata
+from .ui import UI
+
+
+def _maintain_arguments(parser: argparse.ArgumentParser) -> None:
+    add_target_argument(parser)
+    add_table_argument(parser)
+    add_url_argument(parser)
+    parser.add_argument(
+        "--at",
+        type=_moment,
+        default=None,
+        metavar="ISO-8601",
+        help="run as of this moment (default: now), e.g. to catch up",
+    )
+
+
+def _moment(text: str) -> datetime.datetime:
+    try:
+        return datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO-8601 date and time") from None
+
+
+def _maintain(args: argparse.Namespace, ui: UI) -> int:
+    pairs = audited(load_metadata(args.target), args.target, args.table)
+    engine = create_engine(args.url)
+    try:
+        done = [item for table, _ in pairs for item in maintain(engine, table, at=args.at)]
+    finally:
+        engine.dispose()
+    if ui.json:
+        ui.emit_json({"maintained": [asdict(item) for item in done]})
+        return EXIT_OK
+    ui.table(
+        ("audit table", "created", "drained rows", "detached", "dropped", "held"),
+        [
+            (
+                item.audit_table,
+                ", ".join(item.created),
+                item.drained,
+                ", ".join(item.detached),
+                ", ".join(item.dropped),
+                item.held or "",
+            )
+            for item in done
+        ],
+    )
+    ui.line(f"maintained {len(done)} partitioned audit tables", "ok")
+    return EXIT_OK
+
+
+def _hold_arguments(parser: argparse.ArgumentParser) -> None:
+    _release_arguments(parser)
+    parser.add_argument("--reason", required=True, help="why retention is paused (recorded)")
+
+
+def _release_arguments(parser: argparse.ArgumentParser) -> None:
+    add_target_argument(parser)
+    parser.add_argument("table", metavar="TABLE", help="the audited table")
+    add_url_argument(parser)
+
+
+def _hold(args: argparse.Namespace, ui: UI) -> int:
+    ((table, _),) = audited(load_metadata(args.target), args.target, [args.table])
+    engine = create_engine(args.url)
+    try:
+        with begin(engine) as connection:
+            hold(connection, table, args.reason)
+    except ValueError as error:
+        raise CliError(str(error)) from None
+    finally:
+        engine.dispose()
+    ui.line(f"retention of {table.fullname} is held: {args.reason}", "ok")
+    return EXIT_OK
+
+
+def _release(args: argparse.Namespace, ui: UI) -> int:
+    ((table, _),) = audited(load_metadata(args.target), args.target, [args.table])
+    engine = create_engine(args.url)
+    try:
+        with begin(engine) as connection:
+            lifted = release(connection, table)
+    finally:
+        engine.dispose()
+    ui.line(f"retention of {table.fullname} " + ("released" if lifted else "was not held"), "ok")
+    return EXIT_OK
+
+
+MAINTAIN = Command(
+    name="maintain",
+    help="create partitions ahead, drain DEFAULT partitions, apply retention (idempotent)",
+    description=__doc__,
+    add_arguments=_maintain_arguments,
+    run=_maintain,
+)
+HOLD = Command(
+    name="hold",
+    help="pause retention of one table's history (litigation, investigation)",
+    add_arguments=_hold_arguments,
+    run=_hold,
+)
+RELEASE = Command(
+    name="release",
+    help="let retention of one table's history run again",
+    add_arguments=_release_arguments,
+    run=_release,
+)

@@ -1,0 +1,59 @@
+"""How well a partitioned audit table's partitions cover the writes to come: ``check`` reports
+it, and fails when the next write would land in the DEFAULT partition (a gap ``maintain`` has
+to close) or when there is no DEFAULT partition to catch it."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from .compare import OK, Watched
+from .partition_catalog import default_rows, has_default_partition, range_partitions
+from .periods import utc
+
+#: ``Watched.state`` of a partitioned audit table whose next write has no range partition.
+GAP = "gap"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Coverage:
+    #: The end of the unbroken run of range partitions holding ``at`` (``None``: none holds it).
+    covered_until: datetime.datetime | None
+    #: Rows in the DEFAULT partition, waiting for ``maintain`` to move them.
+    waiting: int
+    has_default: bool
+
+
+def coverage(
+    connection: sa.Connection,
+    schema: str | None,
+    audit_table: str,
+    at: datetime.datetime | None = None,
+) -> Coverage:
+    moment = utc(at or datetime.datetime.now(datetime.timezone.utc))
+    covered_until = None
+    for partition in range_partitions(connection, schema, audit_table):
+        start = moment if covered_until is None else covered_until
+        if partition.lower <= start < partition.upper:
+            covered_until = partition.upper
+    has_default = has_default_partition(connection, schema, audit_table)
+    waiting = default_rows(connection, schema, audit_table) if has_default else 0
+    return Coverage(covered_until=covered_until, waiting=waiting, has_default=has_default)
+
+
+def coverage_watched(audit_table: str, found: Coverage) -> Watched:
+    """``check``'s view: ``gap`` when the next write has no range partition (or no DEFAULT
+    partition catches it), else ``ok`` with how far ahead partitions exist."""
+    notes = []
+    if not found.has_default:
+        notes.append("no DEFAULT partition: a write without a partition would fail")
+    if found.covered_until is None:
+        notes.append("no partition holds the present: writes land in the DEFAULT partition")
+    else:
+        notes.append(f"partitions until {found.covered_until.isoformat()}")
+    if found.waiting:
+        notes.append(f"{found.waiting} rows wait in the DEFAULT partition")
+    gap = found.covered_until is None or not found.has_default
+    return Watched("partitions", audit_table, GAP if gap else OK, tuple(notes))

@@ -1,0 +1,71 @@
+"""What the database holds of a partitioned audit table: its range partitions with their
+bounds, its DEFAULT partition and the rows waiting there.  Read by ``maintenance`` and
+``coverage``."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from .render.partitioning import default_partition
+from .render.sql import name_text
+from .spec import AUDIT_TIMESTAMP
+
+#: The range partitions of a table, bounds read back as timestamptz (rendered and parsed in
+#: the same session time zone, so they round-trip exactly).
+_PARTITIONS = sa.text(
+    """
+    SELECT c.relname AS name,
+           CAST((pg_catalog.regexp_match(b.bound, 'FROM \\(''([^'']*)''\\)'))[1]
+                AS timestamptz) AS lower,
+           CAST((pg_catalog.regexp_match(b.bound, 'TO \\(''([^'']*)''\\)'))[1]
+                AS timestamptz) AS upper
+    FROM pg_catalog.pg_inherits i
+    JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+    CROSS JOIN LATERAL (SELECT pg_catalog.pg_get_expr(c.relpartbound, c.oid)) AS b(bound)
+    WHERE i.inhparent = CAST(:parent AS regclass) AND b.bound LIKE 'FOR VALUES FROM (%'
+    ORDER BY 2
+    """
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RangePartition:
+    name: str
+    lower: datetime.datetime
+    upper: datetime.datetime
+
+
+def range_partitions(
+    connection: sa.Connection, schema: str | None, audit_table: str
+) -> list[RangePartition]:
+    rows = connection.execute(_PARTITIONS, {"parent": name_text(schema, audit_table)})
+    return [RangePartition(name=row.name, lower=row.lower, upper=row.upper) for row in rows]
+
+
+def default_table(schema: str | None, audit_table: str) -> sa.TableClause:
+    return sa.table(default_partition(audit_table), sa.column(AUDIT_TIMESTAMP), schema=schema)
+
+
+def has_default_partition(connection: sa.Connection, schema: str | None, audit_table: str) -> bool:
+    found = connection.execute(
+        sa.select(sa.func.to_regclass(name_text(schema, default_partition(audit_table))))
+    ).scalar()
+    return found is not None
+
+
+def default_rows(connection: sa.Connection, schema: str | None, audit_table: str) -> int:
+    table = default_table(schema, audit_table)
+    return int(connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+
+
+def default_moments(
+    connection: sa.Connection, schema: str | None, audit_table: str, unit: str
+) -> list[datetime.datetime]:
+    """One moment per period (``unit``: day, week, month, in UTC) with rows in the DEFAULT
+    partition."""
+    table = default_table(schema, audit_table)
+    start = sa.func.date_trunc(unit, table.c[AUDIT_TIMESTAMP], "UTC")
+    return list(connection.execute(sa.select(start).distinct()).scalars())

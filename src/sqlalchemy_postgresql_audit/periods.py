@@ -1,0 +1,64 @@
+"""The periods of a partitioned audit table: UTC days, ISO weeks (from Monday) or months.
+
+Pure arithmetic, shared by ``maintenance`` (which partitions to create and drop) and
+``coverage`` (how far ahead partitions exist).  UTC, so that a partition's bounds do not depend
+on the server's or the session's time zone.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+
+from .options import PartitionInterval
+
+#: How many periods after the current one ``maintain`` keeps created.  Four: a weekly or
+#: monthly job can miss three runs, a daily one three days, before a write lands in the
+#: DEFAULT partition; more would only add empty tables for the planner to skip.
+PREMAKE = 4
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Period:
+    """``[lower, upper)``, both aware UTC datetimes at a period start."""
+
+    lower: datetime.datetime
+    upper: datetime.datetime
+    suffix: str
+
+
+def utc(moment: datetime.datetime) -> datetime.datetime:
+    """``moment`` as an aware UTC datetime; a naive one is taken as UTC already."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=datetime.timezone.utc)
+    return moment.astimezone(datetime.timezone.utc)
+
+
+def period_of(moment: datetime.datetime, interval: PartitionInterval) -> Period:
+    """The period holding ``moment``."""
+    at = utc(moment)
+    day = datetime.datetime(at.year, at.month, at.day, tzinfo=datetime.timezone.utc)
+    if interval == "day":
+        return Period(lower=day, upper=day + datetime.timedelta(days=1), suffix=f"{day:%Y%m%d}")
+    if interval == "week":
+        monday = day - datetime.timedelta(days=day.weekday())
+        return Period(
+            lower=monday, upper=monday + datetime.timedelta(days=7), suffix=f"{monday:%Y%m%d}"
+        )
+    first = day.replace(day=1)
+    following = (first + datetime.timedelta(days=32)).replace(day=1)
+    return Period(lower=first, upper=following, suffix=f"{first:%Y%m}")
+
+
+def periods_ahead(at: datetime.datetime, interval: PartitionInterval) -> list[Period]:
+    """The current period and the ``PREMAKE`` after it."""
+    found = [period_of(at, interval)]
+    while len(found) <= PREMAKE:
+        found.append(period_of(found[-1].upper, interval))
+    return found
+
+
+def bound_text(moment: datetime.datetime) -> str:
+    """A partition bound as PostgreSQL reads it: UTC with an explicit offset (a
+    ``timestamp without time zone`` column, ``legacy_timestamp``, ignores the offset)."""
+    return utc(moment).strftime("%Y-%m-%d %H:%M:%S+00")

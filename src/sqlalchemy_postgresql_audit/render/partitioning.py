@@ -1,0 +1,109 @@
+"""SQL text of partitioned audit tables: the DEFAULT partition, range partitions, the classic
+drain of the DEFAULT partition, the append-only guard on each partition, retention by DETACH
+and DROP, and the retention holds.
+
+Names go through ``.sql``'s quoting; bounds are timestamps the library computed, rendered as
+string literals by the dialect.  ``maintenance`` runs these statements and says why each is
+safe for writers.
+"""
+
+from __future__ import annotations
+
+from ..naming import fit_identifier
+from ..spec import AuditSpec
+from .guard import GUARD_TRUNCATE_TRIGGER, guard_function
+from .sql import literal, qualified, quote
+
+#: ``audit_operation`` of the row retention leaves at the front of the trail: its timestamp is
+#: the bound up to which history was removed.  (I U D T P B K R are taken; E is erasure's.)
+RETENTION_OPERATION_CODE = "X"
+
+#: The table of retention holds, one per schema holding audit tables.  Created by ``hold`` and
+#: owned by whoever manages the audit tables; writers are granted nothing on it.
+HOLDS_TABLE = "sqlalchemy_postgresql_audit_holds"
+
+
+def default_partition(audit_table: str) -> str:
+    return fit_identifier(f"{audit_table}_default")
+
+
+def range_partition(audit_table: str, suffix: str) -> str:
+    return fit_identifier(f"{audit_table}_p{suffix}")
+
+
+def create_default_partition(schema: str | None, audit_table: str) -> str:
+    """The DEFAULT partition: where a write lands when no range partition covers its time."""
+    return (
+        f"CREATE TABLE IF NOT EXISTS {qualified(schema, default_partition(audit_table))} "
+        f"PARTITION OF {qualified(schema, audit_table)} DEFAULT"
+    )
+
+
+def create_range_partition(
+    schema: str | None, audit_table: str, name: str, lower: str, upper: str
+) -> str:
+    return (
+        f"CREATE TABLE {qualified(schema, name)} PARTITION OF {qualified(schema, audit_table)} "
+        f"FOR VALUES FROM ({literal(lower)}) TO ({literal(upper)})"
+    )
+
+
+def detach_partition(schema: str | None, audit_table: str, name: str) -> str:
+    """Plain DETACH: ``CONCURRENTLY`` is refused while the table has a DEFAULT partition."""
+    return (
+        f"ALTER TABLE {qualified(schema, audit_table)} DETACH PARTITION {qualified(schema, name)}"
+    )
+
+
+def move_rows(schema: str | None, audit_table: str, columns: tuple[str, ...]) -> str:
+    """Copy the detached DEFAULT partition's rows back through the parent, which routes them."""
+    names = ", ".join(quote(column) for column in columns)
+    source = qualified(schema, default_partition(audit_table))
+    return (
+        f"INSERT INTO {qualified(schema, audit_table)} ({names}) "
+        f"OVERRIDING SYSTEM VALUE SELECT {names} FROM {source}"
+    )
+
+
+def drop_partition(schema: str | None, name: str) -> str:
+    return f"DROP TABLE {qualified(schema, name)}"
+
+
+def align_owner(schema: str | None, name: str, owner: str) -> str:
+    """A partition belongs to the audit table's owner, not to whoever ran ``maintain``."""
+    return f"ALTER TABLE {qualified(schema, name)} OWNER TO {quote(owner)}"
+
+
+def revoke_everything(schema: str | None, name: str, role: str | None) -> str:
+    """Take every right on a new partition from ``role`` (``None``: PUBLIC): default
+    privileges may have granted some; writers need none, they write through the parent."""
+    grantee = "PUBLIC" if role is None else quote(role)
+    return f"REVOKE ALL ON TABLE {qualified(schema, name)} FROM {grantee} CASCADE"
+
+
+def comment_partition(schema: str | None, name: str, comment: str) -> str:
+    return f"COMMENT ON TABLE {qualified(schema, name)} IS {literal(comment)}"
+
+
+def guard_partition(schema: str | None, name: str, spec: AuditSpec) -> str:
+    """The append-only guard's BEFORE TRUNCATE trigger on one partition: a statement trigger
+    on the parent does not fire for a TRUNCATE naming a partition (its row triggers, which
+    refuse UPDATE and DELETE, are cloned onto every partition by PostgreSQL itself)."""
+    return (
+        f"CREATE OR REPLACE TRIGGER {quote(GUARD_TRUNCATE_TRIGGER)}\n"
+        f"BEFORE TRUNCATE ON {qualified(schema, name)}\nFOR EACH STATEMENT\n"
+        f"EXECUTE FUNCTION {qualified(spec.schema, guard_function(spec))}()"
+    )
+
+
+def create_holds_table(schema: str | None) -> str:
+    return (
+        f"CREATE TABLE IF NOT EXISTS {qualified(schema, HOLDS_TABLE)} ("
+        "audit_table text PRIMARY KEY, reason text NOT NULL, "
+        "held_by text NOT NULL DEFAULT current_user, "
+        "held_at timestamptz NOT NULL DEFAULT pg_catalog.now())"
+    )
+
+
+def revoke_holds_table(schema: str | None) -> str:
+    return f"REVOKE ALL ON {qualified(schema, HOLDS_TABLE)} FROM PUBLIC"

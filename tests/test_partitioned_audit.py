@@ -1,0 +1,329 @@
+"""Partitioned audit tables: the DEFAULT partition keeps every write audited, ``maintain``
+creates, drains and drops partitions (idempotent, one process at a time per table), retention
+leaves an ``X`` marker that ``history`` shows, and a hold pauses retention."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import threading
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from alembic_env import make_project
+from cli_run import run, url_text
+from sqlalchemy_postgresql_audit import (
+    AuditConfigurationError,
+    history,
+    hold,
+    maintain,
+    release,
+)
+from sqlalchemy_postgresql_audit.grants import grant_least_privilege
+
+UTC = datetime.timezone.utc
+#: A Wednesday; its ISO week starts on Monday 2026-03-02.
+NOW = datetime.datetime(2026, 3, 4, 12, tzinfo=UTC)
+
+
+def accounts(**options: Any) -> sa.Table:
+    return sa.Table(
+        "accounts",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("balance", sa.Integer),
+        info={"audit.options": {"enabled": True, "partition": "week", **options}},
+    )
+
+
+def write_at(engine: sa.Engine, moment: datetime.datetime, statement: str) -> None:
+    """Run ``statement``, then move its audit row's time to ``moment`` (past the append-only
+    guard, as a replica's apply would: a test-only way to write at another time)."""
+    with engine.begin() as connection:
+        connection.execute(sa.text(statement))
+        connection.execute(sa.text("SET LOCAL session_replication_role = replica"))
+        connection.execute(
+            sa.text(
+                "UPDATE accounts_audit SET audit_operation_timestamp = :moment "
+                "WHERE audit_id = (SELECT max(audit_id) FROM accounts_audit)"
+            ),
+            {"moment": moment},
+        )
+
+
+def partitions(engine: sa.Engine) -> list[str]:
+    with engine.connect() as connection:
+        return list(
+            connection.execute(
+                sa.text(
+                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                    "WHERE i.inhparent = 'accounts_audit'::regclass ORDER BY 1"
+                )
+            ).scalars()
+        )
+
+
+def test_bad_partition_options_are_refused_at_declaration() -> None:
+    with pytest.raises(AuditConfigurationError, match="partition"):
+        accounts(partition="year")
+    with pytest.raises(AuditConfigurationError, match="retention"):
+        accounts(retention=30)
+    with pytest.raises(AuditConfigurationError, match=r"retention.*needs 'partition'"):
+        accounts(partition=None, retention=datetime.timedelta(days=1))
+    with pytest.raises(AuditConfigurationError, match="legacy_timestamp"):
+        accounts(legacy_timestamp=True)
+
+
+@pytest.mark.parametrize("mode", ["statement", "row"])
+def test_a_write_without_its_partition_lands_in_default_and_is_audited(
+    engine: sa.Engine, mode: str
+) -> None:
+    table = accounts(mode=mode)
+    table.metadata.create_all(engine)
+    assert partitions(engine) == ["accounts_audit_default"]
+    with engine.begin() as connection:
+        connection.execute(table.insert().values(id=1, balance=10))
+        kind = connection.execute(
+            sa.text("SELECT relkind FROM pg_class WHERE oid = 'accounts_audit'::regclass")
+        ).scalar_one()
+        indexes = (
+            connection.execute(
+                sa.text("SELECT indexname FROM pg_indexes WHERE tablename = 'accounts_audit'")
+            )
+            .scalars()
+            .all()
+        )
+        waiting = connection.execute(sa.text("SELECT count(*) FROM accounts_audit_default"))
+        assert waiting.scalar_one() == 1
+    assert kind == "p"
+    assert indexes  # the history index exists on the partitioned parent
+    with engine.connect() as connection:
+        assert [v.audit_operation for v in connection.execute(history(table, 1))] == ["I"]
+
+
+def test_maintain_creates_drains_drops_and_is_idempotent(engine: sa.Engine) -> None:
+    table = accounts(retention=datetime.timedelta(weeks=2))
+    table.metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(table.insert().values(id=1, balance=10))
+    # The row was written now, in the DEFAULT partition; maintain as of now drains it.
+    first = maintain(engine, table)
+    (done,) = first
+    assert len(done.created) == 5
+    assert done.drained == 1
+    assert done.dropped == ()
+    with engine.connect() as connection:
+        assert (
+            connection.execute(sa.text("SELECT count(*) FROM accounts_audit_default")).scalar_one()
+            == 0
+        )
+        assert connection.execute(sa.text("SELECT count(*) FROM accounts_audit")).scalar_one() == 1
+    again = maintain(engine, table)
+    assert again[0].created == () and again[0].drained == 0 and again[0].dropped == ()
+    later = datetime.datetime.now(UTC) + datetime.timedelta(weeks=3)
+    (retained,) = maintain(engine, table, at=later)
+    assert retained.dropped and retained.dropped == retained.detached
+    assert retained.removed_before is not None
+    assert retained.created  # the weeks after `later` are made ahead
+    with engine.connect() as connection:
+        left = (
+            connection.execute(
+                sa.text("SELECT audit_operation FROM accounts_audit ORDER BY audit_id")
+            )
+            .scalars()
+            .all()
+        )
+    assert left == ["X"]
+    with engine.connect() as connection:  # all of the row's history went: the marker says so
+        assert [v.audit_operation for v in connection.execute(history(table, 1))] == ["X"]
+    assert not set(retained.dropped) & set(partitions(engine))
+
+
+def test_retention_under_append_only_leaves_a_marker_history_shows(engine: sa.Engine) -> None:
+    table = accounts(append_only=True, retention=datetime.timedelta(weeks=1))
+    table.metadata.create_all(engine)
+    maintain(engine, table, at=NOW)
+    write_at(engine, NOW - datetime.timedelta(weeks=1), "INSERT INTO accounts VALUES (1, 10)")
+    write_at(engine, NOW, "UPDATE accounts SET balance = 20")
+    (done,) = maintain(engine, table, at=NOW + datetime.timedelta(weeks=1))
+    assert done.drained == 1  # the old week had no partition: its row waited in DEFAULT
+    assert done.dropped == ("accounts_audit_p20260223",)
+    with engine.connect() as connection:
+        versions = connection.execute(history(table, 1)).all()
+    assert [v.audit_operation for v in versions] == ["X", "U"]
+    assert versions[0].audit_operation_timestamp == datetime.datetime(2026, 3, 2, tzinfo=UTC)
+    # Only maintain drops history: a TRUNCATE naming a partition is refused like one of the
+    # parent, even to the owner.
+    for partition in partitions(engine):
+        with pytest.raises(sa.exc.ProgrammingError, match="append-only"), engine.begin() as c:
+            c.execute(sa.text(f"TRUNCATE {partition}"))
+
+
+def test_a_hold_stops_retention_until_released(engine: sa.Engine) -> None:
+    table = accounts(retention=datetime.timedelta(weeks=1))
+    table.metadata.create_all(engine)
+    maintain(engine, table, at=NOW)
+    hold(engine, table, "litigation 2026-17")
+    later = NOW + datetime.timedelta(weeks=3)
+    (held,) = maintain(engine, table, at=later)
+    assert held.held == "litigation 2026-17" and held.dropped == ()
+    assert release(engine, table) is True
+    (released,) = maintain(engine, table, at=later)
+    assert released.held is None and released.dropped
+
+
+def waiting_for_both(engine: sa.Engine) -> None:
+    """Return once two other sessions wait for a lock (the table's or maintain's own)."""
+    with engine.connect() as watcher:
+        for _ in range(600):
+            waiting = watcher.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                )
+            ).scalar_one()
+            if waiting == 2:
+                return
+            watcher.execute(sa.text("SELECT pg_sleep(0.05)"))
+    raise AssertionError("the two maintain calls never waited together")
+
+
+def test_two_maintain_calls_at_once_take_turns(engine: sa.Engine) -> None:
+    table = accounts()
+    table.metadata.create_all(engine)
+    results: list[Any] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            results.append(maintain(engine, table, at=NOW)[0])
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    with engine.begin() as connection:
+        # Hold the table's lock so that both calls queue behind it and then run together.
+        connection.execute(sa.text("LOCK TABLE accounts_audit IN SHARE MODE"))
+        threads = [threading.Thread(target=run) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        waiting_for_both(engine)
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert sorted(len(r.created) for r in results) == [0, 5]
+
+
+MODELS = """
+import datetime
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("balance", sa.Integer),
+    info={"audit.options": {
+        "enabled": True, "partition": "week", "retention": datetime.timedelta(weeks=1)
+    }},
+)
+"""
+
+
+def test_cli_check_reports_a_gap_and_maintain_hold_release_close_it(
+    engine: sa.Engine, database_url: Any, tmp_path: Any
+) -> None:
+    (tmp_path / "partmodels.py").write_text(MODELS)
+    target, url = "partmodels:metadata", ["--url", url_text(database_url)]
+    table = accounts(retention=datetime.timedelta(weeks=1))
+    table.metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(table.insert().values(id=1, balance=1))
+    gap = run("check", target, *url, path=tmp_path)
+    assert gap.returncode == 1, gap.stderr
+    assert "gap" in gap.stdout and "1 rows wait in the DEFAULT partition" in gap.stdout
+    done = run("--json", "maintain", target, *url, path=tmp_path)
+    assert done.returncode == 0, done.stderr
+    (maintained,) = json.loads(done.stdout)["maintained"]
+    assert len(maintained["created"]) == 5 and maintained["drained"] == 1
+    covered = run("check", target, *url, path=tmp_path)
+    assert covered.returncode == 0, covered.stdout
+    assert "partitions until" in covered.stdout
+    held = run("hold", target, "accounts", "--reason", "audit 7", *url, path=tmp_path)
+    assert held.returncode == 0, held.stderr
+    later = (datetime.datetime.now(UTC) + datetime.timedelta(weeks=4)).isoformat()
+    kept = run("--json", "maintain", target, *url, "--at", later, path=tmp_path)
+    assert json.loads(kept.stdout)["maintained"][0]["held"] == "audit 7"
+    assert run("release", target, "accounts", *url, path=tmp_path).returncode == 0
+    dropped = run("--json", "maintain", target, *url, "--at", later, path=tmp_path)
+    assert json.loads(dropped.stdout)["maintained"][0]["dropped"]
+
+
+def assert_owner_only(engine: sa.Engine, writer: str) -> None:
+    """Every partition of accounts_audit: the parent's owner, and no right for anyone else."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.text(
+                "SELECT c.relname, pg_get_userbyid(c.relowner) = pg_get_userbyid(p.relowner), "
+                "has_table_privilege(:w, c.oid, 'SELECT,INSERT,UPDATE,DELETE,TRUNCATE'), "
+                "c.relacl IS NULL OR NOT EXISTS (SELECT FROM aclexplode(c.relacl) a "
+                "  WHERE a.grantee <> c.relowner) "
+                "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "JOIN pg_class p ON p.oid = i.inhparent "
+                "WHERE i.inhparent = 'accounts_audit'::regclass"
+            ),
+            {"w": writer},
+        ).all()
+    assert len(rows) == 6  # DEFAULT and five weeks
+    assert all(
+        same_owner and not writer_may and owner_only
+        for _, same_owner, writer_may, owner_only in rows
+    )
+
+
+def test_writers_get_nothing_on_partitions_and_the_owner_owns_them(
+    engine: sa.Engine, database_url: Any, make_role: Any
+) -> None:
+    writer = make_role("writer")
+    quoted = engine.dialect.identifier_preparer.quote(writer)
+    with engine.begin() as connection:
+        # Hostile default privileges: every new table grants everything to the writer.
+        connection.execute(sa.text(f"ALTER DEFAULT PRIVILEGES GRANT ALL ON TABLES TO {quoted}"))
+        connection.execute(sa.text("ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO PUBLIC"))
+    table = accounts()
+    table.metadata.create_all(engine)
+    grant_least_privilege(engine, table.metadata, writers=[writer])
+    maintain(engine, table)
+    assert_owner_only(engine, writer)
+    # A grant made on a partition later is taken back by the grant step.
+    with engine.begin() as connection:
+        connection.execute(sa.text(f"GRANT ALL ON accounts_audit_default TO {quoted}"))
+    grant_least_privilege(engine, table.metadata, writers=[writer])
+    assert_owner_only(engine, writer)
+    as_writer = sa.create_engine(database_url.set(username=writer, password=None))
+    try:
+        with as_writer.begin() as connection:
+            connection.execute(table.insert().values(id=1, balance=1))
+    finally:
+        as_writer.dispose()
+    with engine.connect() as connection:
+        assert [v.audit_operation for v in connection.execute(history(table, 1))] == ["I"]
+
+
+def test_alembic_creates_the_partitioned_audit_table_and_keeps_its_partitions(
+    engine: sa.Engine, tmp_path: Any
+) -> None:
+    table = accounts()
+    project = make_project(tmp_path, engine.url)
+    migration = project.revision(table.metadata, "accounts")
+    assert "postgresql_partition_by='RANGE (audit_operation_timestamp)'" in migration
+    project.upgrade(table.metadata)
+    assert partitions(engine) == ["accounts_audit_default"]
+    maintain(engine, table)
+    project.check(table.metadata)  # no operation: partitions are not proposed for dropping
+    with engine.begin() as connection:
+        connection.execute(table.insert().values(id=1, balance=1))
+    with engine.connect() as connection:
+        assert [v.audit_operation for v in connection.execute(history(table, 1))] == ["I"]
