@@ -334,7 +334,7 @@ def test_a_truncate_row_level_security_would_hide_rows_from_fails(
     from it, the TRUNCATE fails instead of recording only the visible rows."""
     owner = make_role("audit_owner")
     metadata = sa.MetaData()
-    table = sa.Table(
+    sa.Table(
         "parcel",
         metadata,
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
