@@ -146,6 +146,36 @@ _RECORD = """\
 """
 
 
+_OWNER_READS = """\
+  FOR grant_sql IN
+    WITH RECURSIVE descendants(oid) AS (
+        SELECT source::pg_catalog.oid
+      UNION
+        SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN descendants d ON i.inhparent = d.oid
+    )
+    SELECT pg_catalog.format('GRANT SELECT ON TABLE %s TO %s', oid::pg_catalog.regclass, owner)
+    FROM descendants
+  LOOP
+    EXECUTE grant_sql;
+  END LOOP;
+"""
+
+
+def _owner_reads(spec: AuditSpec, role: str) -> str:
+    """The owner's SELECT on the audited table and every descendant, at any depth: the trigger
+    function runs as the owner, and reads them to find a moved key's old row (row mode) and to
+    copy the rows a TRUNCATE removes (``truncate_rows``, which reaches every partition and
+    inheritance child).  Read from ``pg_inherits`` when it runs, so partitions made after the
+    declaration are covered by running the step again."""
+    declare = (
+        f"  source CONSTANT pg_catalog.regclass := {regclass(spec.schema, spec.table)};\n"
+        f"  owner CONSTANT text := {literal(role)};\n"
+        "  grant_sql text;\n"
+    )
+    body = f"\nDECLARE\n{declare}BEGIN\n{_OWNER_READS}END\n"
+    return f"DO {dollar_quote(body)}"
+
+
 def _role(name: str) -> str:
     if not name or name.lower() in _RESERVED_ROLES or name.lower().startswith("pg_"):
         raise ValueError(f"{name!r} is not a role the audit grants may name")
@@ -216,8 +246,7 @@ def render_grants(
         statements += [f"ALTER TABLE {audit} OWNER TO {role}"]
         statements += [f"ALTER FUNCTION {f}() OWNER TO {role}" for f in functions]
         statements += [prefix + role for prefix in schema]
-        if spec.truncate_rows:  # the BEFORE TRUNCATE copy reads the source table as the owner
-            statements.append(f"GRANT SELECT ON {source} TO {role}")
+        statements.append(_owner_reads(spec, role))
     for writer in writers:
         role = _role(writer)
         # Also done by the block below for every role; said here so the script reads plainly.
