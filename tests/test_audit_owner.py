@@ -15,7 +15,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from sqlalchemy_postgresql_audit import AUDIT_TABLE_KEY
+from sqlalchemy_postgresql_audit import AUDIT_TABLE_KEY, SPEC_KEY, AuditConfigurationError
+from sqlalchemy_postgresql_audit.cli.check import table_states
 from sqlalchemy_postgresql_audit.grants import grant_least_privilege
 
 
@@ -130,3 +131,96 @@ def test_truncate_rows_of_an_inheritance_child_is_copied_with_a_dedicated_owner(
         writer.dispose()
     truncated = sorted(key for op, key in operations(admin, table) if op == "T")
     assert truncated == [1, 7]
+
+
+def test_an_audit_table_another_role_made_first_is_not_adopted(
+    admin: sa.Engine, database_url: URL, roles: dict[str, str]
+) -> None:
+    table = sa.Table(
+        "orders",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        info={"audit.options": {"enabled": True}},
+    )
+    audit = table.info[AUDIT_TABLE_KEY]
+    run(admin, f'GRANT CREATE ON SCHEMA public TO "{roles["writer"]}"')
+    writer = sa.create_engine(database_url.set(username=roles["writer"]))
+    try:
+        audit.create(writer)  # the right columns and the history index, owned by the writer
+        run(writer, "GRANT ALL ON orders_audit TO PUBLIC")
+    finally:
+        writer.dispose()
+    with pytest.raises(AuditConfigurationError, match="orders_audit is owned by") as caught:
+        table.metadata.create_all(admin)
+    assert roles["writer"] in str(caught.value)
+    with admin.connect() as connection:
+        functions = connection.execute(
+            sa.text("SELECT count(*) FROM pg_proc WHERE proname LIKE '%orders_audit%'")
+        ).scalar_one()
+    assert functions == 0
+
+
+def orders() -> sa.Table:
+    return sa.Table(
+        "orders",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("note", sa.Text),
+        info={"audit.options": {"enabled": True, "exclude_columns": ["note"]}},
+    )
+
+
+def check_reasons(admin: sa.Engine, table: sa.Table) -> tuple[str, list[str]]:
+    with admin.connect() as connection:
+        (state,) = table_states(connection, [(table, table.info[SPEC_KEY])])
+    return state.status, [reason for item in state.objects for reason in item.reasons]
+
+
+@pytest.mark.parametrize(
+    ("tamper", "reason"),
+    [
+        ("ALTER TABLE orders_audit OWNER TO {writer}", "orders_audit is owned by {writer}"),
+        (
+            "CREATE RULE quiet AS ON INSERT TO orders_audit DO INSTEAD NOTHING",
+            "rule quiet on orders_audit",
+        ),
+        (
+            "ALTER TABLE orders_audit ENABLE ROW LEVEL SECURITY",
+            "row-level security is enabled on orders_audit",
+        ),
+        (
+            "ALTER TABLE orders ADD COLUMN secret text",
+            "column secret of orders is neither mirrored nor excluded",
+        ),
+    ],
+)
+def test_check_reports_what_rewrites_history_or_leaves_changes_unrecorded(
+    admin: sa.Engine, roles: dict[str, str], tamper: str, reason: str
+) -> None:
+    table = orders()
+    table.metadata.create_all(admin)
+    assert check_reasons(admin, table) == ("ok", [])
+    writer = f'"{roles["writer"]}"'
+    run(admin, tamper.format(writer=writer))
+    status, reasons = check_reasons(admin, table)
+    assert status == "outdated"
+    assert any(reason.format(writer=roles["writer"]) in r for r in reasons), reasons
+
+
+def test_a_writer_that_may_set_session_replication_role_is_refused_by_name(
+    admin: sa.Engine, make_role: Callable[[str], str], roles: dict[str, str]
+) -> None:
+    with admin.connect() as connection:
+        if connection.dialect.server_version_info < (15,):
+            pytest.skip("SET on a parameter is granted from PostgreSQL 15 on")
+    group = make_role("replicators")
+    run(
+        admin,
+        f'GRANT SET ON PARAMETER session_replication_role TO "{group}"',
+        f'GRANT "{group}" TO "{roles["writer"]}"',
+    )
+    table = orders()
+    table.metadata.create_all(admin)
+    with pytest.raises(sa.exc.DBAPIError, match="session_replication_role") as caught:
+        grant_least_privilege(admin, table.metadata, writers=[roles["writer"]])
+    assert f"role {roles['writer']} cannot be made a writer" in str(caught.value)

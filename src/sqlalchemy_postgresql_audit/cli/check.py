@@ -7,8 +7,9 @@ does not fire), ``no-audit-table`` (writes to it fail) or ``extra`` (installed, 
 and exits 1 on any of them.
 
 Besides the function and triggers it watches every other object the library installs or
-governs: the append-only guard, the audit table's indexes (the history index), and once
-``grant`` ran, the privileges of the roles it named.  ``--json`` lists each object with its
+governs: the append-only guard, the audit table's indexes (the history index), its owners,
+rules and row-level security, source columns neither mirrored nor excluded, and once ``grant``
+ran, the privileges of the roles it named.  ``--json`` lists each object with its
 state, so an operator sees what is watched.
 """
 
@@ -40,8 +41,9 @@ from ..compare import (
     watched,
 )
 from ..ddl import resolve_spec
+from ..exposure import exposure
 from ..spec import AuditSpec
-from ..watch import index_states, privilege_states
+from ..watch import exposure_states, index_states, privilege_states
 from .base import EXIT_DRIFT, EXIT_OK, Command, add_target_argument, add_url_argument
 from .database import begin, create_engine
 from .target import audited, load_metadata
@@ -133,7 +135,8 @@ def _find(spec: AuditSpec, installed: list[InstalledAudit], default: str) -> Ins
 def _governed(
     connection: sa.Connection, source: sa.Table, spec: AuditSpec, schema: str
 ) -> list[Watched]:
-    """The audit table's declared indexes, and the privileges the grant step set, if it ran."""
+    """The audit table's declared indexes, its owners, rules and row-level security, the
+    source's undeclared columns, and the privileges the grant step set, if it ran."""
     audit_table = source.info[AUDIT_TABLE_KEY]
     expected = {
         str(index.name): IndexState(
@@ -150,6 +153,7 @@ def _governed(
     return [
         *index_states(expected, table_indexes(connection, schema, spec.audit_table)),
         *privilege_states(spec, record, observed),
+        *exposure_states(spec, exposure(connection, spec)),
     ]
 
 

@@ -12,7 +12,8 @@ made by a role holding a grant option, rights on sequences and partitions.  The 
 
 Both with CASCADE, so grants made onwards through a grant option go too.  A writer that is a
 superuser, a member of an owner, or of ``pg_write_all_data`` / ``pg_read_all_data`` /
-``pg_maintain`` would hold rights no REVOKE can take: the block refuses it by name.
+``pg_maintain`` would hold rights no REVOKE can take, and one that may SET
+``session_replication_role`` switches every trigger off: the block refuses it by name.
 """
 
 from __future__ import annotations
@@ -59,6 +60,24 @@ _REFUSE_WRITERS = f"""\
   LIMIT 1;
   IF problem IS NOT NULL THEN
     RAISE EXCEPTION USING MESSAGE = problem, ERRCODE = 'invalid_grant_operation';
+  END IF;
+"""
+
+#: PostgreSQL 15 lets a superuser grant SET on a superuser-only parameter to any role; a writer
+#: that may ``SET session_replication_role = replica`` switches every trigger off (PostgreSQL 14
+#: has no such grant, and ``has_parameter_privilege``; the query runs only where it exists).
+_REFUSE_REPLICA_WRITERS = """\
+  IF pg_catalog.current_setting('server_version_num')::int >= 150000 THEN
+    EXECUTE 'SELECT pg_catalog.format(''role %s cannot be made a writer: it may SET '
+            'session_replication_role, which switches every trigger off (REVOKE SET ON '
+            'PARAMETER session_replication_role from it and its groups)'', w) '
+            'FROM pg_catalog.unnest($1) AS w '
+            'WHERE pg_catalog.has_parameter_privilege(w, ''session_replication_role'', ''SET'') '
+            'LIMIT 1'
+      INTO problem USING writers;
+    IF problem IS NOT NULL THEN
+      RAISE EXCEPTION USING MESSAGE = problem, ERRCODE = 'invalid_grant_operation';
+    END IF;
   END IF;
 """
 
@@ -213,7 +232,7 @@ def _exact_rights(
         "  problem text;\n  revoke_sql text;\n  sequence_name text;\n"
     )
     body = (
-        f"\nDECLARE\n{declare}BEGIN\n{_REFUSE_WRITERS}{_REVOKES}"
+        f"\nDECLARE\n{declare}BEGIN\n{_REFUSE_WRITERS}{_REFUSE_REPLICA_WRITERS}{_REVOKES}"
         f"{_RECORD.format(column=literal(AUDIT_ID))}END\n"
     )
     return f"DO {dollar_quote(body)}"
