@@ -15,7 +15,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from sqlalchemy_postgresql_audit import AUDIT_TABLE_KEY, SPEC_KEY, AuditConfigurationError
+from sqlalchemy_postgresql_audit import (
+    AUDIT_TABLE_KEY,
+    SPEC_KEY,
+    AuditConfigurationError,
+    install_audit_triggers,
+)
 from sqlalchemy_postgresql_audit.cli.check import table_states
 from sqlalchemy_postgresql_audit.grants import grant_least_privilege
 
@@ -224,3 +229,37 @@ def test_a_writer_that_may_set_session_replication_role_is_refused_by_name(
     with pytest.raises(sa.exc.DBAPIError, match="session_replication_role") as caught:
         grant_least_privilege(admin, table.metadata, writers=[roles["writer"]])
     assert f"role {roles['writer']} cannot be made a writer" in str(caught.value)
+
+
+def test_row_mode_is_refused_on_a_table_with_inheritance_children(admin: sa.Engine) -> None:
+    """Row triggers on a parent never fire for its children's rows: UPDATE and DELETE through
+    the parent would go unaudited, so row mode is refused, naming the table and its children."""
+    table = sa.Table(
+        "ledger",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        info={"audit.options": {"enabled": True, "mode": "row"}},
+    )
+    table.metadata.create_all(admin)
+    run(admin, "CREATE TABLE ledger_2025 () INHERITS (ledger)")
+    with pytest.raises(AuditConfigurationError, match="inheritance children") as caught:
+        install_audit_triggers(table.metadata, admin)
+    assert "ledger_2025" in str(caught.value)
+    assert "ledger" in str(caught.value).split(":")[0]
+
+
+def test_check_reports_an_inheritance_child_attached_to_a_row_mode_table_later(
+    admin: sa.Engine,
+) -> None:
+    table = sa.Table(
+        "ledger",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        info={"audit.options": {"enabled": True, "mode": "row"}},
+    )
+    table.metadata.create_all(admin)
+    assert check_reasons(admin, table) == ("ok", [])
+    run(admin, "CREATE TABLE ledger_2025 () INHERITS (ledger)")
+    status, reasons = check_reasons(admin, table)
+    assert status == "outdated"
+    assert any("inheritance child ledger_2025" in r for r in reasons), reasons

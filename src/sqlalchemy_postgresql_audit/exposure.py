@@ -1,6 +1,7 @@
 """Read what could let history be rewritten or changes go unrecorded without touching the
 trigger or the function: who owns the audit table and its sequences, rules and row-level
-security on the audit table, and source columns the declaration does not know about.
+security on the audit table, source columns the declaration does not know about, and
+inheritance children of a row-mode table.
 
 Only reads; ``.watch.exposure_states`` judges what is read (pure, like ``.compare``).
 """
@@ -29,6 +30,8 @@ class Exposure:
     row_security: bool
     #: The source table's columns, as PostgreSQL has them.
     source_columns: tuple[str, ...]
+    #: Inheritance children of the source (not partitions), whose rows its row triggers miss.
+    inheritance_children: tuple[str, ...] = ()
 
 
 _OWNERS = text(
@@ -75,6 +78,17 @@ _COLUMNS = text(
 )
 
 
+_INHERITANCE_CHILDREN = text(
+    """
+    SELECT i.inhrelid::pg_catalog.regclass::text
+    FROM pg_catalog.pg_inherits i
+    JOIN pg_catalog.pg_class c ON c.oid = i.inhparent AND c.relkind = 'r'
+    WHERE i.inhparent = pg_catalog.to_regclass(:source)
+    ORDER BY i.inhrelid
+    """
+)
+
+
 def exposure(connection: Connection, spec: AuditSpec) -> Exposure:
     """Read ``spec``'s (resolved, schema set) exposure from the catalog."""
     audit = name_text(spec.schema, spec.audit_table)
@@ -89,4 +103,7 @@ def exposure(connection: Connection, spec: AuditSpec) -> Exposure:
         rules=tuple(str(r) for r in connection.execute(_RULES, names).scalars()),
         row_security=bool(connection.execute(_ROW_SECURITY, names).scalar()),
         source_columns=tuple(str(c) for c in connection.execute(_COLUMNS, names).scalars()),
+        inheritance_children=tuple(
+            str(c) for c in connection.execute(_INHERITANCE_CHILDREN, names).scalars()
+        ),
     )

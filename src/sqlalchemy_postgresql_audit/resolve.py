@@ -100,6 +100,22 @@ _AUDIT_TABLE_COLUMNS = text(
 )
 
 
+# Inheritance children of plain tables (not partitions): row triggers on the parent never fire
+# for their rows, even when a statement names the parent.
+_INHERITANCE_CHILDREN = text(
+    """
+    SELECT n.nspname, c.relname,
+           array_agg(i.inhrelid::pg_catalog.regclass::text ORDER BY i.inhrelid)
+    FROM unnest(:schemas, :tables) AS wanted(schema, name)
+    JOIN pg_catalog.pg_namespace n ON n.nspname = wanted.schema
+    JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = wanted.name
+    JOIN pg_catalog.pg_inherits i ON i.inhparent = c.oid
+    WHERE c.relkind = 'r'
+    GROUP BY n.nspname, c.relname
+    """
+).bindparams(bindparam("schemas", type_=ARRAY(Text())), bindparam("tables", type_=ARRAY(Text())))
+
+
 # Tables whose rows statement triggers cannot all see: partitioned tables (rows written to a
 # partition directly), partitions and inheritance children (rows changed through the parent).
 _PARTITIONED = text(
@@ -127,8 +143,8 @@ def check_audit_tables(connection: Connection, specs: Sequence[AuditSpec]) -> No
     """Raise unless each (resolved) spec's audit table exists with every column it writes, is
     owned by the installing role, a role it is a member of or the trigger function's owner (a
     table another role made first is never adopted: its owner could rewrite the history written
-    into it), and no partitioned
-    table would be audited in statement mode.
+    into it), no partitioned table would be audited in statement mode, and no table with
+    inheritance children (not partitions) in row mode.
 
     The installed function would otherwise fail on the first write, far from the cause (a
     column added to the source outside the models, an audit table not migrated); statement
@@ -147,6 +163,24 @@ def check_audit_tables(connection: Connection, specs: Sequence[AuditSpec]) -> No
         for spec in statement:
             if (spec.schema, spec.table) in partitioned:
                 raise AuditConfigurationError(spec.table, "mode", STATEMENT_MODE_ON_PARTITIONS)
+    row = [spec for spec in specs if spec.mode == "row"]
+    if row:
+        rows = connection.execute(
+            _INHERITANCE_CHILDREN,
+            {"schemas": [s.schema for s in row], "tables": [s.table for s in row]},
+        )
+        children = {(schema, table): names for schema, table, names in rows}
+        for spec in row:
+            found_children = children.get((spec.schema, spec.table))
+            if found_children:
+                raise AuditConfigurationError(
+                    spec.table,
+                    "mode",
+                    f"is 'row' on a table with inheritance children ({', '.join(found_children)}):"
+                    " row triggers on a parent never fire for its children's rows, so UPDATE and "
+                    "DELETE of them through the parent would go unaudited; use mode='statement' "
+                    "or detach the children (ALTER TABLE ... NO INHERIT)",
+                )
     rows = connection.execute(
         _AUDIT_TABLE_COLUMNS,
         {

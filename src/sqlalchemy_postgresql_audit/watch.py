@@ -124,6 +124,8 @@ def exposure_states(spec: AuditSpec, exposure: Exposure) -> list[Watched]:
       security hides rows from readers, or refuses inserts.
     - A source column that is neither mirrored nor excluded (added by hand after the
       declaration) has changes that are never recorded.
+    - In row mode, an inheritance child (attached after the install) has rows the parent's
+      row triggers never see.
     """
     found = []
     if exposure.function_owner is not None:
@@ -146,6 +148,13 @@ def exposure_states(spec: AuditSpec, exposure: Exposure) -> list[Watched]:
         for c in unknown
     ]
     found.append(_state("columns", f"columns of {spec.table}", reasons))
+    if spec.mode == "row":
+        reasons = [
+            f"inheritance child {child} of {spec.table}: row triggers on the parent miss its "
+            "rows (row mode is refused on a table with inheritance children)"
+            for child in exposure.inheritance_children
+        ]
+        found.append(_state("children", f"inheritance children of {spec.table}", reasons))
     return found
 
 
