@@ -263,3 +263,24 @@ def test_check_reports_an_inheritance_child_attached_to_a_row_mode_table_later(
     status, reasons = check_reasons(admin, table)
     assert status == "outdated"
     assert any("inheritance child ledger_2025" in r for r in reasons), reasons
+
+
+def test_check_reports_a_writer_granted_set_on_session_replication_role_after_the_grant_step(
+    admin: sa.Engine, make_role: Callable[[str], str], roles: dict[str, str]
+) -> None:
+    with admin.connect() as connection:
+        if connection.dialect.server_version_info < (15,):
+            pytest.skip("SET on a parameter is granted from PostgreSQL 15 on")
+    table = orders()
+    table.metadata.create_all(admin)
+    grant_least_privilege(admin, table.metadata, writers=[roles["writer"]])
+    assert check_reasons(admin, table) == ("ok", [])
+    group = make_role("replicators")
+    run(
+        admin,
+        f'GRANT SET ON PARAMETER session_replication_role TO "{group}"',
+        f'GRANT "{group}" TO "{roles["writer"]}"',
+    )
+    status, reasons = check_reasons(admin, table)
+    assert status == "outdated"
+    assert f"{roles['writer']} may SET session_replication_role" in " ".join(reasons)

@@ -8,6 +8,7 @@ Only reads; ``.watch.exposure_states`` judges what is read (pure, like ``.compar
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, text
@@ -106,4 +107,36 @@ def exposure(connection: Connection, spec: AuditSpec) -> Exposure:
         inheritance_children=tuple(
             str(c) for c in connection.execute(_INHERITANCE_CHILDREN, names).scalars()
         ),
+    )
+
+
+#: PostgreSQL 15 lets a superuser grant SET on ``session_replication_role`` to any role.
+_REPLICA_SETTERS = text(
+    """
+    SELECT w.name FROM unnest(CAST(:roles AS text[]), CAST(:quoted AS text[])) AS w(name, quoted)
+    JOIN pg_catalog.pg_roles r ON r.oid = pg_catalog.to_regrole(w.quoted)
+    WHERE r.rolsuper
+       OR pg_catalog.has_parameter_privilege(r.oid, 'session_replication_role', 'SET')
+    """
+)
+
+_SUPERUSERS = text(
+    """
+    SELECT w.name FROM unnest(CAST(:roles AS text[]), CAST(:quoted AS text[])) AS w(name, quoted)
+    JOIN pg_catalog.pg_roles r ON r.oid = pg_catalog.to_regrole(w.quoted)
+    WHERE r.rolsuper
+    """
+)
+
+
+def replica_setters(connection: Connection, roles: Sequence[str]) -> tuple[str, ...]:
+    """Those of ``roles`` that may ``SET session_replication_role``, which switches every
+    trigger off: superusers, and from PostgreSQL 15 on roles granted SET on it (directly or
+    through a group)."""
+    version = connection.dialect.server_version_info or (0,)
+    query = _REPLICA_SETTERS if version >= (15,) else _SUPERUSERS
+    quoted = [name_text(None, role) for role in roles]
+    return tuple(
+        str(r)
+        for r in connection.execute(query, {"roles": list(roles), "quoted": quoted}).scalars()
     )

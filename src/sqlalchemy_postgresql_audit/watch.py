@@ -9,7 +9,7 @@ Neither kind of drift makes autogenerate replace the triggers, which would fix n
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from .catalog import GrantsRecord, IndexState, Privilege
 from .compare import MISSING, OK, OUTDATED, Watched
@@ -143,8 +143,7 @@ def exposure_states(spec: AuditSpec, exposure: Exposure) -> list[Watched]:
     known = {*spec.columns, *spec.exclude_columns}
     unknown = [c for c in exposure.source_columns if c not in known]
     reasons = [
-        f"column {c} of {spec.table} is neither mirrored nor excluded: its changes are "
-        "not recorded"
+        f"column {c} of {spec.table} is neither mirrored nor excluded: its changes are not recorded"
         for c in unknown
     ]
     found.append(_state("columns", f"columns of {spec.table}", reasons))
@@ -160,3 +159,17 @@ def exposure_states(spec: AuditSpec, exposure: Exposure) -> list[Watched]:
 
 def _state(kind: str, name: str, reasons: list[str]) -> Watched:
     return Watched(kind, name, OUTDATED if reasons else OK, tuple(reasons))
+
+
+def replica_states(setters: Sequence[str]) -> list[Watched]:
+    """A writer the grant step named that may now ``SET session_replication_role`` (granted
+    after the step, which refuses such a writer) can switch every trigger off."""
+    return [
+        Watched(
+            "privileges",
+            f"session_replication_role of {role}",
+            OUTDATED,
+            (f"{role} may SET session_replication_role, which switches every trigger off",),
+        )
+        for role in setters
+    ]

@@ -41,9 +41,9 @@ from ..compare import (
     watched,
 )
 from ..ddl import resolve_spec
-from ..exposure import exposure
+from ..exposure import exposure, replica_setters
 from ..spec import AuditSpec
-from ..watch import exposure_states, index_states, privilege_states
+from ..watch import exposure_states, index_states, privilege_states, replica_states
 from .base import EXIT_DRIFT, EXIT_OK, Command, add_target_argument, add_url_argument
 from .database import begin, create_engine
 from .target import audited, load_metadata
@@ -153,6 +153,7 @@ def _governed(
     return [
         *index_states(expected, table_indexes(connection, schema, spec.audit_table)),
         *privilege_states(spec, record, observed),
+        *replica_states(replica_setters(connection, record.writers) if record else ()),
         *exposure_states(spec, exposure(connection, spec)),
     ]
 
