@@ -284,3 +284,18 @@ def test_check_reports_a_writer_granted_set_on_session_replication_role_after_th
     status, reasons = check_reasons(admin, table)
     assert status == "outdated"
     assert f"{roles['writer']} may SET session_replication_role" in " ".join(reasons)
+
+
+def test_the_owner_reads_the_audited_table_only_where_the_function_does(
+    admin: sa.Engine, roles: dict[str, str]
+) -> None:
+    """Statement mode without ``truncate_rows`` reads only transition tables: no SELECT."""
+    table = orders()
+    table.metadata.create_all(admin)
+    grant_least_privilege(admin, table.metadata, writers=[roles["writer"]], owner=roles["owner"])
+    with admin.connect() as connection:
+        reads = connection.execute(
+            sa.text("SELECT has_table_privilege(:owner, 'orders', 'SELECT')"),
+            {"owner": roles["owner"]},
+        ).scalar_one()
+    assert reads is False

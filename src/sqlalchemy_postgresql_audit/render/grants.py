@@ -184,7 +184,8 @@ def _owner_reads(spec: AuditSpec, role: str) -> str:
     """The owner's SELECT on the audited table and every descendant, at any depth: the trigger
     function runs as the owner, and reads them to find a moved key's old row (row mode) and to
     copy the rows a TRUNCATE removes (``truncate_rows``, which reaches every partition and
-    inheritance child).  Read from ``pg_inherits`` when it runs, so partitions made after the
+    inheritance child); statement mode without ``truncate_rows`` reads only transition tables
+    and gets nothing.  Read from ``pg_inherits`` when it runs, so partitions made after the
     declaration are covered by running the step again."""
     declare = (
         f"  source CONSTANT pg_catalog.regclass := {regclass(spec.schema, spec.table)};\n"
@@ -265,7 +266,8 @@ def render_grants(
         statements += [f"ALTER TABLE {audit} OWNER TO {role}"]
         statements += [f"ALTER FUNCTION {f}() OWNER TO {role}" for f in functions]
         statements += [prefix + role for prefix in schema]
-        statements.append(_owner_reads(spec, role))
+        if spec.mode == "row" or spec.truncate_rows:  # what the function reads, see below
+            statements.append(_owner_reads(spec, role))
     for writer in writers:
         role = _role(writer)
         # Also done by the block below for every role; said here so the script reads plainly.
