@@ -1,7 +1,8 @@
 """Read what could let history be rewritten or changes go unrecorded without touching the
 trigger or the function: who owns the audit table and its sequences, rules and row-level
-security on the audit table, source columns the declaration does not know about, and
-inheritance children of a row-mode table.
+security on the audit table, source columns the declaration does not know about,
+inheritance children of a row-mode table, and writers that may switch every trigger off
+(``replica_setters``).
 
 Only reads; ``.watch.exposure_states`` judges what is read (pure, like ``.compare``).
 """
