@@ -415,7 +415,8 @@ def test_purge_removes_only_older_rows_and_is_itself_recorded(append_only: Deplo
     ]
     marker = rows[-1]
     assert marker.audit_current_user == append_only.roles["owner"]
-    assert marker.audit_operation_timestamp == purged_at
+    assert marker.audit_operation_timestamp == cutoff  # "history before <cutoff> purged"
+    assert purged_at > cutoff
     # A purge that would reach a newer row is refused whole.
     with append_only.owner.begin() as connection:
         assert purge_audit_history(connection, append_only.table, before=cutoff) == 0
@@ -433,14 +434,13 @@ def test_purge_removes_only_older_rows_and_is_itself_recorded(append_only: Deplo
 def test_purge_clears_its_flag_so_its_own_marker_cannot_be_deleted(
     append_only: Deployment,
 ) -> None:
-    """A purge up to a moment after the transaction started also reaches the ``P`` marker's
-    timestamp: only clearing the flag keeps a later DELETE in the same transaction (of the
-    marker, or of anything) refused."""
+    """Only clearing the flag keeps a later DELETE in the same transaction (of the marker, or
+    of anything) refused."""
     n = names(append_only)
     seed_history(append_only, ["2020-01-01 00:00+00"])
-    future = datetime.datetime(2100, 1, 1, tzinfo=datetime.timezone.utc)
     with append_only.owner.begin() as connection:
-        assert purge_audit_history(connection, append_only.table, before=future) == 1
+        started = connection.execute(sa.text("SELECT now()")).scalar_one()
+        assert purge_audit_history(connection, append_only.table, before=started) == 1
         flag = connection.execute(
             sa.text("SELECT current_setting('sqlalchemy_postgresql_audit.purge_before', true)")
         ).scalar_one()
@@ -454,6 +454,43 @@ def test_purge_clears_its_flag_so_its_own_marker_cannot_be_deleted(
             ):
                 connection.execute(sa.text(sql))
     assert [r.audit_operation for r in append_only.history()] == ["P"]
+
+
+def test_append_only_refuses_a_purge_bound_later_than_the_transaction_start(
+    append_only: Deployment,
+) -> None:
+    """The owner cannot name a far bound to delete recent rows selectively: purging the future
+    is never retention."""
+    n = names(append_only)
+    seed_history(append_only, ["2020-01-01 00:00+00"])
+    message = refused(
+        append_only.owner,
+        "SELECT set_config('sqlalchemy_postgresql_audit.purge_before', 'infinity', true);"
+        f" DELETE FROM {n['audit']} WHERE audit_username = 'mallory'",
+    )
+    assert "bound is later than the transaction's start" in message
+    assert "order_audit" in message
+    future = datetime.datetime(2100, 1, 1, tzinfo=datetime.timezone.utc)
+    with pytest.raises(sa.exc.DBAPIError, match="bound is later"), append_only.owner.begin() as c:
+        purge_audit_history(c, append_only.table, before=future)
+    assert len(append_only.history()) == 1
+
+
+def test_append_only_refuses_a_purge_that_leaves_older_rows(append_only: Deployment) -> None:
+    """A purge deletes every row recorded before its bound or nothing: a selective DELETE of
+    old rows under a valid bound is refused after the statement."""
+    n = names(append_only)
+    seed_history(append_only, ["2020-01-01 00:00+00", "2021-01-01 00:00+00"])
+    message = refused(
+        append_only.owner,
+        "SELECT set_config('sqlalchemy_postgresql_audit.purge_before', '2022-01-01Z', true);"
+        f" DELETE FROM {n['audit']} WHERE item = '2021-01-01 00:00+00'",
+    )
+    assert "must delete every row recorded before its bound" in message
+    assert [r.item for r in append_only.history()] == [
+        "2020-01-01 00:00+00",
+        "2021-01-01 00:00+00",
+    ]
 
 
 def test_append_only_purge_needs_delete_on_the_audit_table(append_only: Deployment) -> None:

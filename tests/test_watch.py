@@ -163,6 +163,9 @@ def test_check_json_lists_every_watched_object_with_its_state(
         ("guard trigger", "audit_append_only_truncate", "ok"),
         ("guard trigger", "audit_purge_marker", "ok"),
         ("index", "ledger_audit_history", "ok"),
+        ("owner", "owner of ledger_audit", "ok"),
+        ("audit table", "ledger_audit", "ok"),
+        ("columns", "columns of ledger", "ok"),
     ]
     with engine.begin() as connection:
         connection.execute(sa.text("ALTER TABLE ledger_audit DISABLE TRIGGER audit_append_only"))
@@ -197,4 +200,6 @@ def test_an_uninstalled_table_lists_what_installing_it_would_put_in_place(
         ("guard trigger", "audit_append_only_truncate"): "missing",
         ("guard trigger", "audit_purge_marker"): "missing",
         ("index", "ledger_audit_history"): "ok",
+        ("audit table", "ledger_audit"): "ok",
+        ("columns", "columns of ledger"): "ok",
     }

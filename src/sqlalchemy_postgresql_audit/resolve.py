@@ -70,13 +70,47 @@ _CREATION_SCHEMA = text(
     """
 )
 
+# The audit table's columns, and whether it is the installer's to adopt: owned by the
+# installing role or a role it is explicitly a member of (a superuser counts as a member of
+# every role, so ``pg_has_role`` would adopt anything), or by the owner of the installed trigger
+# function (a re-install after the grant step handed both to a dedicated owner).
 _AUDIT_TABLE_COLUMNS = text(
     """
-    SELECT n.nspname, c.relname, array_agg(a.attname::text)
-    FROM unnest(:schemas, :tables) AS wanted(schema, name)
+    WITH RECURSIVE installer(oid) AS (
+        SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user
+      UNION
+        SELECT m.roleid FROM pg_catalog.pg_auth_members m JOIN installer i ON m.member = i.oid
+    )
+    SELECT n.nspname, c.relname, array_agg(a.attname::text),
+           c.relowner::pg_catalog.regrole::text AS owner,
+           c.relowner IN (SELECT oid FROM installer)
+             OR c.relowner IN (SELECT p.proowner FROM pg_catalog.pg_proc p
+                               WHERE p.pronamespace = n.oid AND p.proname = wanted.function
+                                 AND p.pronargs = 0) AS ours
+    FROM unnest(:schemas, :tables, :functions) AS wanted(schema, name, function)
     JOIN pg_catalog.pg_namespace n ON n.nspname = wanted.schema
     JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = wanted.name
     JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+    GROUP BY n.nspname, c.relname, c.relowner, n.oid, wanted.function
+    """
+).bindparams(
+    bindparam("schemas", type_=ARRAY(Text())),
+    bindparam("tables", type_=ARRAY(Text())),
+    bindparam("functions", type_=ARRAY(Text())),
+)
+
+
+# Inheritance children of plain tables (not partitions): row triggers on the parent never fire
+# for their rows, even when a statement names the parent.
+_INHERITANCE_CHILDREN = text(
+    """
+    SELECT n.nspname, c.relname,
+           array_agg(i.inhrelid::pg_catalog.regclass::text ORDER BY i.inhrelid)
+    FROM unnest(:schemas, :tables) AS wanted(schema, name)
+    JOIN pg_catalog.pg_namespace n ON n.nspname = wanted.schema
+    JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = wanted.name
+    JOIN pg_catalog.pg_inherits i ON i.inhparent = c.oid
+    WHERE c.relkind = 'r'
     GROUP BY n.nspname, c.relname
     """
 ).bindparams(bindparam("schemas", type_=ARRAY(Text())), bindparam("tables", type_=ARRAY(Text())))
@@ -106,8 +140,11 @@ def _as_stored(name: str) -> str:
 
 
 def check_audit_tables(connection: Connection, specs: Sequence[AuditSpec]) -> None:
-    """Raise unless each (resolved) spec's audit table exists with every column it writes, and
-    no partitioned table would be audited in statement mode.
+    """Raise unless each (resolved) spec's audit table exists with every column it writes, is
+    owned by the installing role, a role it is a member of or the trigger function's owner (a
+    table another role made first is never adopted: its owner could rewrite the history written
+    into it), no partitioned table would be audited in statement mode, and no table with
+    inheritance children (not partitions) in row mode.
 
     The installed function would otherwise fail on the first write, far from the cause (a
     column added to the source outside the models, an audit table not migrated); statement
@@ -126,21 +163,54 @@ def check_audit_tables(connection: Connection, specs: Sequence[AuditSpec]) -> No
         for spec in statement:
             if (spec.schema, spec.table) in partitioned:
                 raise AuditConfigurationError(spec.table, "mode", STATEMENT_MODE_ON_PARTITIONS)
+    row = [spec for spec in specs if spec.mode == "row"]
+    if row:
+        rows = connection.execute(
+            _INHERITANCE_CHILDREN,
+            {"schemas": [s.schema for s in row], "tables": [s.table for s in row]},
+        )
+        children = {(schema, table): names for schema, table, names in rows}
+        for spec in row:
+            found_children = children.get((spec.schema, spec.table))
+            if found_children:
+                raise AuditConfigurationError(
+                    spec.table,
+                    "mode",
+                    f"is 'row' on a table with inheritance children ({', '.join(found_children)}):"
+                    " row triggers on a parent never fire for its children's rows, so UPDATE and "
+                    "DELETE of them through the parent would go unaudited; use mode='statement' "
+                    "or detach the children (ALTER TABLE ... NO INHERIT)",
+                )
     rows = connection.execute(
         _AUDIT_TABLE_COLUMNS,
-        {"schemas": [spec.schema for spec in specs], "tables": [s.audit_table for s in specs]},
+        {
+            "schemas": [spec.schema for spec in specs],
+            "tables": [spec.audit_table for spec in specs],
+            "functions": [_as_stored(spec.function) for spec in specs],
+        },
     )
-    present = {(row[0], row[1]): set(row[2]) for row in rows}
+    present = {(row[0], row[1]): row for row in rows}
     for spec in specs:
         target = f"{spec.schema}.{spec.audit_table}"
-        columns = present.get((spec.schema, spec.audit_table))
-        if columns is None:
+        found = present.get((spec.schema, spec.audit_table))
+        if found is None:
             raise AuditConfigurationError(
                 spec.table,
                 "audit.table",
                 f"cannot be installed: its audit table {target} does not exist (create it "
                 "with create_all or a migration first)",
             )
+        if not found.ours:
+            raise AuditConfigurationError(
+                spec.table,
+                "audit.table",
+                f"cannot be installed: its audit table {target} is owned by {found.owner}, "
+                "neither the installing role, a role it is a member of, nor the owner of the "
+                "trigger function; whoever owns the audit table "
+                "can rewrite history, so it is not adopted (drop it, or ALTER TABLE ... OWNER "
+                "TO the migrator or the audit owner, after checking its rows)",
+            )
+        columns = set(found[2])
         needed = [
             *FIXED_AUDIT_COLUMNS,
             *(capture_column(capture) for capture in spec.captures),

@@ -2,8 +2,11 @@
 
 The append-only guard refuses every UPDATE, DELETE and TRUNCATE of audit rows.  A retention
 policy still has to remove old rows, so the guard lets one kind of DELETE through: rows older
-than the transaction-local setting this module sets for the duration of one statement.  The
-guard then writes a ``P`` marker row (who purged, when), so a purge is visible in the trail.
+than the transaction-local setting this module sets for the duration of one statement, a bound
+no later than the transaction's start, and all of them (a statement that leaves a row recorded
+before the bound is refused whole).  The guard then writes a ``P`` marker row whose
+``audit_operation_timestamp`` is the bound and ``audit_current_user`` who purged, so the trail
+says "history before <bound> purged".
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ def purge_audit_history(
     Runs in the caller's transaction (commit it to make the purge stick).  The caller needs
     DELETE and INSERT on the audit table, which the least-privilege grants give only to the
     audit owner.  Works on tables without ``append_only`` too (there nothing marks the purge).
+    On an ``append_only`` table, a ``before`` later than the transaction's start is refused.
     """
     spec = table.info.get(SPEC_KEY)
     audit_table = table.info.get(AUDIT_TABLE_KEY)

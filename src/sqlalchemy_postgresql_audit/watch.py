@@ -1,6 +1,7 @@
 """What ``check`` watches besides what installing auditing puts in place: the audit table's
-indexes (a migration creates them) and, once ``grant_least_privilege`` ran, the privileges of
-the roles it named (running it again restores them).
+indexes (a migration creates them), once ``grant_least_privilege`` ran, the privileges of the
+roles it named (running it again restores them), and what would let history be rewritten or
+changes go unrecorded around the trigger (``exposure_states``).
 
 Pure, like ``.compare``: the catalog is read by ``.catalog``; these functions only compare.
 Neither kind of drift makes autogenerate replace the triggers, which would fix neither.
@@ -8,10 +9,11 @@ Neither kind of drift makes autogenerate replace the triggers, which would fix n
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from .catalog import GrantsRecord, IndexState, Privilege
-from .compare import MISSING, OUTDATED, Watched
+from .compare import MISSING, OK, OUTDATED, Watched
+from .exposure import Exposure
 from .render.grants import WRITER_DML, writer_rights
 from .spec import AuditSpec
 
@@ -110,3 +112,64 @@ def privilege_states(
         ]
         found.append(Watched("privileges", name, OUTDATED if reasons else "ok", tuple(reasons)))
     return found
+
+
+def exposure_states(spec: AuditSpec, exposure: Exposure) -> list[Watched]:
+    """The audit table's owners, rules and row-level security, and the source's columns.
+
+    - The audit table and its sequences must be owned by the trigger function's owner (the
+      role it writes as): another owner, such as a writer that made the table first, can
+      rewrite history.
+    - A rule on the audit table rewrites or drops the rows the function inserts; row-level
+      security hides rows from readers, or refuses inserts.
+    - A source column that is neither mirrored nor excluded (added by hand after the
+      declaration) has changes that are never recorded.
+    - In row mode, an inheritance child (attached after the install) has rows the parent's
+      row triggers never see.
+    """
+    found = []
+    if exposure.function_owner is not None:
+        reasons = [
+            f"{name} is owned by {owner}, not by the trigger function's owner "
+            f"{exposure.function_owner}"
+            for name, owner in exposure.owners
+            if owner != exposure.function_owner
+        ]
+        found.append(_state("owner", f"owner of {spec.audit_table}", reasons))
+    reasons = [f"rule {rule} on {spec.audit_table}" for rule in exposure.rules]
+    if exposure.row_security:
+        reasons.append(f"row-level security is enabled on {spec.audit_table}")
+    found.append(_state("audit table", spec.audit_table, reasons))
+    known = {*spec.columns, *spec.exclude_columns}
+    unknown = [c for c in exposure.source_columns if c not in known]
+    reasons = [
+        f"column {c} of {spec.table} is neither mirrored nor excluded: its changes are not recorded"
+        for c in unknown
+    ]
+    found.append(_state("columns", f"columns of {spec.table}", reasons))
+    if spec.mode == "row":
+        reasons = [
+            f"inheritance child {child} of {spec.table}: row triggers on the parent miss its "
+            "rows (row mode is refused on a table with inheritance children)"
+            for child in exposure.inheritance_children
+        ]
+        found.append(_state("children", f"inheritance children of {spec.table}", reasons))
+    return found
+
+
+def _state(kind: str, name: str, reasons: list[str]) -> Watched:
+    return Watched(kind, name, OUTDATED if reasons else OK, tuple(reasons))
+
+
+def replica_states(setters: Sequence[str]) -> list[Watched]:
+    """A writer the grant step named that may now ``SET session_replication_role`` (granted
+    after the step, which refuses such a writer) can switch every trigger off."""
+    return [
+        Watched(
+            "privileges",
+            f"session_replication_role of {role}",
+            OUTDATED,
+            (f"{role} may SET session_replication_role, which switches every trigger off",),
+        )
+        for role in setters
+    ]

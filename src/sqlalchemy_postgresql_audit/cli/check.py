@@ -7,7 +7,8 @@ does not fire), ``no-audit-table`` (writes to it fail) or ``extra`` (installed, 
 and exits 1 on any of them.
 
 Besides the function and triggers it watches every other object the library installs or
-governs: the append-only guard, the audit table's indexes (the history index), and once
+governs: the append-only guard, the audit table's indexes (the history index), its owners,
+rules and row-level security, source columns neither mirrored nor excluded, and once
 ``grant`` ran, the privileges of the roles it named; for a partitioned audit table, how far
 ahead partitions exist and the rows waiting in its DEFAULT partition (``gap`` when the next
 write has no partition).  ``--json`` lists each object with its
@@ -43,8 +44,9 @@ from ..compare import (
 )
 from ..coverage import GAP, coverage, coverage_watched
 from ..ddl import resolve_spec
+from ..exposure import exposure, replica_setters
 from ..spec import AuditSpec
-from ..watch import index_states, privilege_states
+from ..watch import exposure_states, index_states, privilege_states, replica_states
 from .base import EXIT_DRIFT, EXIT_OK, Command, add_target_argument, add_url_argument
 from .database import begin, create_engine
 from .target import audited, load_metadata
@@ -136,7 +138,8 @@ def _find(spec: AuditSpec, installed: list[InstalledAudit], default: str) -> Ins
 def _governed(
     connection: sa.Connection, source: sa.Table, spec: AuditSpec, schema: str
 ) -> list[Watched]:
-    """The audit table's declared indexes, and the privileges the grant step set, if it ran."""
+    """The audit table's declared indexes, its owners, rules and row-level security, the
+    source's undeclared columns, and the privileges the grant step set, if it ran."""
     audit_table = source.info[AUDIT_TABLE_KEY]
     expected = {
         str(index.name): IndexState(
@@ -155,6 +158,8 @@ def _governed(
     return [
         *index_states(expected, table_indexes(connection, schema, spec.audit_table)),
         *privilege_states(spec, record, observed),
+        *replica_states(replica_setters(connection, record.writers) if record else ()),
+        *exposure_states(spec, exposure(connection, spec)),
         *([coverage_watched(spec.audit_table, found)] if found else []),
     ]
 

@@ -13,7 +13,8 @@ made by a role holding a grant option, rights on sequences and partitions.  The 
 
 Both with CASCADE, so grants made onwards through a grant option go too.  A writer that is a
 superuser, a member of an owner, or of ``pg_write_all_data`` / ``pg_read_all_data`` /
-``pg_maintain`` would hold rights no REVOKE can take: the block refuses it by name.
+``pg_maintain`` would hold rights no REVOKE can take, and one that may SET
+``session_replication_role`` switches every trigger off: the block refuses it by name.
 """
 
 from __future__ import annotations
@@ -60,6 +61,24 @@ _REFUSE_WRITERS = f"""\
   LIMIT 1;
   IF problem IS NOT NULL THEN
     RAISE EXCEPTION USING MESSAGE = problem, ERRCODE = 'invalid_grant_operation';
+  END IF;
+"""
+
+#: PostgreSQL 15 lets a superuser grant SET on a superuser-only parameter to any role; a writer
+#: that may ``SET session_replication_role = replica`` switches every trigger off (PostgreSQL 14
+#: has no such grant, and ``has_parameter_privilege``; the query runs only where it exists).
+_REFUSE_REPLICA_WRITERS = """\
+  IF pg_catalog.current_setting('server_version_num')::int >= 150000 THEN
+    EXECUTE 'SELECT pg_catalog.format(''role %s cannot be made a writer: it may SET '
+            'session_replication_role, which switches every trigger off (REVOKE SET ON '
+            'PARAMETER session_replication_role from it and its groups)'', w) '
+            'FROM pg_catalog.unnest($1) AS w '
+            'WHERE pg_catalog.has_parameter_privilege(w, ''session_replication_role'', ''SET'') '
+            'LIMIT 1'
+      INTO problem USING writers;
+    IF problem IS NOT NULL THEN
+      RAISE EXCEPTION USING MESSAGE = problem, ERRCODE = 'invalid_grant_operation';
+    END IF;
   END IF;
 """
 
@@ -153,6 +172,37 @@ _RECORD = """\
 """
 
 
+_OWNER_READS = """\
+  FOR grant_sql IN
+    WITH RECURSIVE descendants(oid) AS (
+        SELECT source::pg_catalog.oid
+      UNION
+        SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN descendants d ON i.inhparent = d.oid
+    )
+    SELECT pg_catalog.format('GRANT SELECT ON TABLE %s TO %s', oid::pg_catalog.regclass, owner)
+    FROM descendants
+  LOOP
+    EXECUTE grant_sql;
+  END LOOP;
+"""
+
+
+def _owner_reads(spec: AuditSpec, role: str) -> str:
+    """The owner's SELECT on the audited table and every descendant, at any depth: the trigger
+    function runs as the owner, and reads them to find a moved key's old row (row mode) and to
+    copy the rows a TRUNCATE removes (``truncate_rows``, which reaches every partition and
+    inheritance child); statement mode without ``truncate_rows`` reads only transition tables
+    and gets nothing.  Read from ``pg_inherits`` when it runs, so partitions made after the
+    declaration are covered by running the step again."""
+    declare = (
+        f"  source CONSTANT pg_catalog.regclass := {regclass(spec.schema, spec.table)};\n"
+        f"  owner CONSTANT text := {literal(role)};\n"
+        "  grant_sql text;\n"
+    )
+    body = f"\nDECLARE\n{declare}BEGIN\n{_OWNER_READS}END\n"
+    return f"DO {dollar_quote(body)}"
+
+
 def _role(name: str) -> str:
     if not name or name.lower() in _RESERVED_ROLES or name.lower().startswith("pg_"):
         raise ValueError(f"{name!r} is not a role the audit grants may name")
@@ -190,7 +240,7 @@ def _exact_rights(
         "  problem text;\n  revoke_sql text;\n  sequence_name text;\n"
     )
     body = (
-        f"\nDECLARE\n{declare}BEGIN\n{_REFUSE_WRITERS}{_REVOKES}"
+        f"\nDECLARE\n{declare}BEGIN\n{_REFUSE_WRITERS}{_REFUSE_REPLICA_WRITERS}{_REVOKES}"
         f"{_RECORD.format(column=literal(AUDIT_ID))}END\n"
     )
     return f"DO {dollar_quote(body)}"
@@ -223,8 +273,8 @@ def render_grants(
         statements += [f"ALTER TABLE {audit} OWNER TO {role}"]
         statements += [f"ALTER FUNCTION {f}() OWNER TO {role}" for f in functions]
         statements += [prefix + role for prefix in schema]
-        if spec.truncate_rows:  # the BEFORE TRUNCATE copy reads the source table as the owner
-            statements.append(f"GRANT SELECT ON {source} TO {role}")
+        if spec.mode == "row" or spec.truncate_rows:  # what the function reads, see below
+            statements.append(_owner_reads(spec, role))
     for writer in writers:
         role = _role(writer)
         # Also done by the block below for every role; said here so the script reads plainly.

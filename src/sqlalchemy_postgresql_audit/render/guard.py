@@ -43,10 +43,13 @@ def render_append_only_guard(spec: AuditSpec) -> tuple[tuple[str, ...], tuple[st
 
     Row-level BEFORE UPDATE OR DELETE and a BEFORE TRUNCATE trigger refuse every change to
     recorded history, whoever runs it (the owner included).  The one exception is a DELETE of
-    rows older than the transaction-local ``PURGE_BEFORE_SETTING``, and every statement that
-    deletes through it gets a ``P`` marker row (who, when) from an AFTER DELETE trigger, so a
-    purge is itself part of the trail.  Triggers are not a wall against the owner, who can
-    disable them; see SECURITY.md.
+    rows older than the transaction-local ``PURGE_BEFORE_SETTING``, a bound no later than the
+    transaction's start (purging the future is never retention), and only as a whole: the
+    AFTER DELETE statement trigger refuses the statement if any row but a marker recorded
+    before the bound remains (so no selective deletion of recent rows hides behind a far bound).
+    It then writes a ``P`` marker row whose ``audit_operation_timestamp`` is the bound (who,
+    and "history before <bound> purged"), so a purge is itself part of the trail.  Triggers are
+    not a wall against the owner, who can disable them; see SECURITY.md.
     """
     if not spec.append_only:
         return (), ()
@@ -86,21 +89,38 @@ def guard_body(spec: AuditSpec) -> str:
         "Recorded history is never updated; remove old history with "
         "sqlalchemy_postgresql_audit.retention.purge_audit_history()."
     )
+    operation = always_quote(AUDIT_OPERATION)
+    bound = (
+        f"NULLIF(pg_catalog.current_setting({literal(PURGE_BEFORE_SETTING)}, true), '')"
+        "::timestamptz"
+    )
+    future = f"purge of {audit} refused: its bound is later than the transaction's start"
+    partial = (
+        f"purge of {audit} refused: it must delete every row recorded before its bound, "
+        "and rows before it remain"
+    )
+    refuse = f",\n    ERRCODE = 'insufficient_privilege', HINT = {literal(hint)};\n"
     return (
-        "\nBEGIN\n"
+        "\nDECLARE\n"
+        f"  bound CONSTANT timestamptz := {bound};\n"
+        "BEGIN\n"
+        "  IF TG_OP = 'DELETE' AND bound > pg_catalog.now() THEN\n"
+        f"    RAISE EXCEPTION USING MESSAGE = {literal(future)}{refuse}"
+        "  END IF;\n"
         "  IF TG_WHEN = 'AFTER' THEN\n"
+        f"    IF EXISTS (SELECT FROM {audit} WHERE {stamp} < bound\n"
+        f"               AND {operation} <> {literal(PURGE_OPERATION_CODE)}) THEN\n"
+        f"      RAISE EXCEPTION USING MESSAGE = {literal(partial)}{refuse}"
+        "    END IF;\n"
         f"    INSERT INTO {audit} ({marker_columns})\n"
-        f"    SELECT {literal(PURGE_OPERATION_CODE)}, pg_catalog.now(), current_user\n"
+        f"    SELECT {literal(PURGE_OPERATION_CODE)}, COALESCE(bound, pg_catalog.now()),"
+        " current_user\n"
         f"    WHERE EXISTS (SELECT FROM {OLD_ROWS});\n"
         "    RETURN NULL;\n"
         "  END IF;\n"
-        "  IF TG_OP = 'DELETE' THEN\n"
-        f"    IF OLD.{stamp} < NULLIF(pg_catalog.current_setting("
-        f"{literal(PURGE_BEFORE_SETTING)}, true), '')::timestamptz THEN\n"
-        "      RETURN OLD;\n"
-        "    END IF;\n"
+        f"  IF TG_OP = 'DELETE' AND OLD.{stamp} < bound THEN\n"
+        "    RETURN OLD;\n"
         "  END IF;\n"
-        f"  RAISE EXCEPTION USING MESSAGE = {literal(message)} || TG_OP || ' is refused',\n"
-        f"    ERRCODE = 'insufficient_privilege', HINT = {literal(hint)};\n"
+        f"  RAISE EXCEPTION USING MESSAGE = {literal(message)} || TG_OP || ' is refused'{refuse}"
         "END;\n"
     )
