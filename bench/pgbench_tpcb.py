@@ -413,7 +413,8 @@ def summarise(
                 if (commit, reference) in medians:
                     ratio = medians[commit, design] / medians[commit, reference]
                     entry[f"ratio_to_{reference}"] = round(ratio, 3)
-            if "ratio_to_unaudited" in entry and "ratio_to_floor" in entry:
+            audited = design not in ("unaudited", "floor")
+            if audited and "ratio_to_unaudited" in entry and "ratio_to_floor" in entry:
                 entry["meets_goal"] = (
                     entry["ratio_to_unaudited"] >= GOAL and entry["ratio_to_floor"] >= FLOOR_GOAL
                 )
@@ -570,7 +571,8 @@ def markdown(result: dict[str, Any], command: str) -> str:
                 f"{d['min_tps']:,.0f}-{d['max_tps']:,.0f} | "
                 f"{d.get('ratio_to_unaudited', float('nan')):.2f} | "
                 f"{d.get('ratio_to_floor', float('nan')):.2f} | "
-                f"{'yes' if d.get('meets_goal') else 'no'} | {d['median_latency_ms']:.2f} | "
+                f"{ {True: 'yes', False: 'no'}.get(d.get('meets_goal'), '-') } | "
+                f"{d['median_latency_ms']:.2f} | "
                 f"{d['transactions']:,} | {d['failed']} |"
             )
         lines += [
