@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from sqlalchemy_postgresql_audit import AUDIT_TABLE_KEY, SPEC_KEY, set_session_vars
@@ -237,7 +237,12 @@ def test_names_that_collide_after_truncation_stay_distinct(
     """Tables whose names share their first 55+ bytes: every derived name (audit table,
     function, triggers) is shortened, and each table still gets its own, audited separately."""
     names = {cut(prefix, MAX_IDENTIFIER_BYTES - len(tail.encode())) + tail for tail in tails}
-    names = {name for name in names if fits(name)}
+    # A name ending in a newline is refused at declaration (another test covers that).
+    names = {name for name in names if fits(name) and not name.endswith("\n")}
+    # PostgreSQL itself cannot create two tables whose 63-byte names differ only past a prefix of
+    # underscores: their array types' names ("_" + name, shortened) collide however many
+    # underscores it prepends ("could not form array type name").  Not the library's names.
+    assume(cut(prefix, MAX_IDENTIFIER_BYTES - 3).strip("_") != "")
     metadata = sa.MetaData()
     tables = [
         sa.Table(
