@@ -1,0 +1,1 @@
+"""What keeps an audit trail trustworthy over years: its partitions, retention, redaction keys."""
