@@ -23,7 +23,9 @@ from .ddl import install_audit_triggers, uninstall_audit_triggers
 from .declare import audit, declare_metadata
 from .errors import AuditConfigurationError, AuditError
 from .history import (
+    REDACTED,
     AuditRecord,
+    Hashed,
     Version,
     activity,
     arecord_baseline,
@@ -36,6 +38,7 @@ from .history import (
     restore,
 )
 from .holds import hold, release
+from .lifecycle.redaction_keys import matches_hash, rotate_redaction_key
 from .listeners import enable, register_metadata_hooks
 from .maintenance import Maintained, maintain
 from .naming import (
@@ -60,6 +63,7 @@ __all__ = [
     "DEFAULT_AUDIT_TABLE_TRIGGER_CONVENTION",
     "DROP_DDL_KEY",
     "IS_AUDIT_TABLE_KEY",
+    "REDACTED",
     "RUNTIME_CHECK_OPTION",
     "SPEC_KEY",
     "AuditConfigurationError",
@@ -69,6 +73,7 @@ __all__ = [
     "AuditRecord",
     "AuditSettingError",
     "AuditSpec",
+    "Hashed",
     "Maintained",
     "SessionSetting",
     "SettingSpec",
@@ -92,9 +97,11 @@ __all__ = [
     "install_audit_triggers",
     "is_audit_table",
     "maintain",
+    "matches_hash",
     "record_baseline",
     "release",
     "restore",
+    "rotate_redaction_key",
     "set_session_vars",
     "uninstall_audit_triggers",
 ]

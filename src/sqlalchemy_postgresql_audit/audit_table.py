@@ -286,13 +286,6 @@ def _check_redacted(source: Table, options: AuditOptions) -> tuple[RedactedColum
                 f"of {column.type} can depend on the writer's session settings (DateStyle, "
                 "TimeZone, ...), so equal values could hash apart; use 'mask' or 'omit'",
             )
-    if options.redact and all(
-        column.name in options.exclude_columns or forms.get(column.name) == "omit"
-        for column in source.columns
-    ):
-        raise AuditConfigurationError(
-            source.name, "redact", "omits every column (use enabled=False)"
-        )
     return tuple(
         RedactedColumn(name=column.name, form=forms[column.name])
         for column in source.columns
