@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 import sqlalchemy_postgresql_audit as audit
+from cli_run import run, url_text
 from sqlalchemy_postgresql_audit import AUDIT_TABLE_KEY, SPEC_KEY, AuditConfigurationError
 from sqlalchemy_postgresql_audit.grants import grant_least_privilege
 from sqlalchemy_postgresql_audit.history import REDACTED, Hashed
@@ -322,3 +324,26 @@ def test_orm_versions_show_redacted_attributes(engine: sa.Engine) -> None:
     assert (first.row.born, first.row.note) == (REDACTED, REDACTED)
     assert isinstance(first.row.email, Hashed)
     assert second.changed == {"note": (REDACTED, REDACTED)}
+
+
+def test_the_command_line_shows_redacted_values(engine: sa.Engine, database_url: sa.URL) -> None:
+    """Read from the database alone (the installed definition names the redacted columns)."""
+    table = person()
+    table.metadata.create_all(engine)
+    rotate_redaction_key(engine, table, KEY)
+    with engine.begin() as connection:
+        connection.execute(table.insert().values(id=1, name="a", email="a@x.org", born=None))
+        connection.execute(table.update().values(born="1990-01-01", note="m"))
+    url = url_text(database_url)
+    text = run("history", "person", "1", "--url", url)
+    assert text.returncode == 0, text.stderr
+    hashed = f"[hash:v2:{digest('a@x.org')[1:5].hex()}…]"
+    assert f"email={hashed}, born=[redacted], note=[redacted]" in text.stdout
+    assert "born: [redacted] -> [redacted], note: [redacted] -> [redacted]" in text.stdout
+    document = run("history", "person", "1", "--url", url, "--json")
+    versions = json.loads(document.stdout)["versions"]
+    assert versions[1]["values"]["email"] == f"[hash:v2:{digest('a@x.org')[1:].hex()}]"
+    assert versions[1]["changes"] == {
+        "born": ["[redacted]", "[redacted]"],
+        "note": ["[redacted]", "[redacted]"],
+    }

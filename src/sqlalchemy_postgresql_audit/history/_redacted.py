@@ -124,10 +124,16 @@ class ShownJson(TypeDecorator[Any]):
     cache_ok = True
 
     def process_result_value(self, value: Any, dialect: Any) -> Any:
-        if isinstance(value, dict) and len(value) == 1 and JSON_MARKER in value:
-            form = value[JSON_MARKER]
-            if form in ("mask", "omit"):
-                return REDACTED
-            if isinstance(form, str):
-                return Hashed.from_recorded(bytes.fromhex(form))
-        return value
+        return from_json(value)
+
+
+def from_json(value: Any) -> Any:
+    """A value of ``changes()``'s before or after, parsed: a redaction marker object read as
+    ``REDACTED`` or a ``Hashed``, any other value as it is."""
+    if isinstance(value, dict) and len(value) == 1 and JSON_MARKER in value:
+        form = value[JSON_MARKER]
+        if form in ("mask", "omit"):
+            return REDACTED
+        if isinstance(form, str):
+            return Hashed.from_recorded(bytes.fromhex(form))
+    return value
