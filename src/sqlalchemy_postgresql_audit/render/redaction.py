@@ -17,7 +17,8 @@ from .sql import dollar_quote, literal, qualified, quote, regclass
 
 #: The key table's name, in each schema holding audit tables with hashed columns.
 KEY_TABLE = "audit_redaction_key"
-#: The key table's comment: tools (Alembic autogenerate) recognise it by this text.
+#: The key table's comment.  It ends like an audit table's, so what keeps audit tables safe
+#: keeps it too: Alembic autogenerate never drops it, and it cannot be audited itself.
 KEY_TABLE_COMMENT = "Redaction keys of the audit tables (sqlalchemy-postgresql-audit)"
 #: The digest's first byte holds the key version, so there are at most 255 versions.
 MAX_KEY_VERSION = 255
