@@ -29,8 +29,8 @@ from sqlalchemy.sql.elements import conv
 from sqlalchemy.sql.type_api import to_instance
 from sqlalchemy.types import TypeEngine
 
+from ..errors import AuditConfigurationError
 from . import naming
-from .errors import AuditConfigurationError
 from .options import AuditOptions, CaptureMode, PartitionInterval
 from .spec import (
     AUDIT_CURRENT_USER,

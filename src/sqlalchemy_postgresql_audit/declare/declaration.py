@@ -16,6 +16,8 @@ from typing import Any
 
 from sqlalchemy import MetaData, Table
 
+from ..errors import AuditConfigurationError
+from ..render import render
 from .audit_table import (
     AUDIT_TABLE_KEY,
     CREATE_DDL_KEY,
@@ -31,9 +33,7 @@ from .audit_table import (
     partitioning_of,
     source_name,
 )
-from .errors import AuditConfigurationError
 from .options import OPTIONS_KEY, AuditOptions, parse_options
-from .render import render
 from .spec import FIXED_AUDIT_COLUMNS, AuditSpec
 
 #: PostgreSQL's limit on the columns of a table.
