@@ -1,15 +1,16 @@
-"""Declare the companion audit table of an audited source table, and its ``AuditSpec``.
+"""Stage 3 of declaring: the companion audit table of an audited source table, as ``Table``
+objects made from its complete ``AuditSpec`` (``.specify``).
 
 The audit table lives in the source table's MetaData and schema, so ``create_all`` and Alembic
 see it as an ordinary table.  It holds the fixed audit columns, one column per session setting,
-then a typed, nullable, constraint-free copy of every source column.
+then a typed, nullable, constraint-free copy of every source column.  A table declared before
+is brought up to date (columns added since), and one the MetaData already holds under the audit
+table's name (reflected from a database) is adopted.
 """
 
 from __future__ import annotations
 
 import datetime
-import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,19 +32,14 @@ from sqlalchemy.types import TypeEngine
 
 from ..errors import AuditConfigurationError
 from . import naming
-from .options import AuditOptions, CaptureMode, PartitionInterval
+from .options import AuditOptions, PartitionInterval
 from .spec import (
     AUDIT_CURRENT_USER,
     AUDIT_ID,
     AUDIT_OPERATION,
     AUDIT_TIMESTAMP,
-    FIXED_AUDIT_COLUMNS,
     AuditSpec,
-    SettingSpec,
-    TriggerSpec,
-    VirtualColumnSpec,
     capture_column,
-    check_expression,
 )
 
 #: ``Table.info`` keys this library writes.  The user's own ``info`` dict is never modified: the
@@ -74,8 +70,6 @@ def partitioning_of(options: AuditOptions) -> Partitioning | None:
     return Partitioning(interval=options.partition, retention=options.retention)
 
 
-_TYPE_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
-
 #: Audit tables carry this comment suffix, so that tools can recognise them in a database
 #: (Alembic autogenerate never drops a table that has it: history is not lost silently).
 AUDIT_TABLE_COMMENT_SUFFIX = " (sqlalchemy-postgresql-audit)"
@@ -85,192 +79,62 @@ def is_audit_table_comment(comment: str | None) -> bool:
     return bool(comment) and str(comment).endswith(AUDIT_TABLE_COMMENT_SUFFIX)
 
 
-def capture_mode(source: Table, options: AuditOptions) -> CaptureMode:
-    """The mode the triggers use: the declared one, else statement level except on a
-    partitioned table.
+def declared_audit_table(source: Table) -> Table | None:
+    """The audit table declared for ``source`` itself, or ``None``.
 
-    A statement-level trigger on a partitioned table sees only statements addressed to that
-    table, not writes addressed to a partition directly; row-level triggers are cloned onto
-    every partition, present and future, so nothing goes unaudited.
+    ``info`` can hold another table's declaration: ``to_metadata`` copies ``info`` whole, so a
+    copy (in another MetaData or schema) would install for the original.  Such a table is
+    declared afresh.
     """
-    options_of = source.dialect_options["postgresql"]
-    partitioned = options_of.get("partition_by") or options_of.get("inherits")
-    if partitioned and options.mode == "statement":
-        raise AuditConfigurationError(source.name, "mode", STATEMENT_MODE_ON_PARTITIONS)
-    if options.mode is not None:
-        return options.mode
-    return "row" if partitioned else "statement"
+    spec = source.info.get(SPEC_KEY)
+    audit_table = source.info.get(AUDIT_TABLE_KEY)
+    if not isinstance(spec, AuditSpec) or not isinstance(audit_table, Table):
+        return None
+    if (spec.table, spec.schema) != (source.name, source.schema):
+        return None
+    if source.metadata.tables.get(audit_table.key) is not audit_table:
+        return None
+    return audit_table
 
 
-#: Why partitioned tables, partitions and inheritance children cannot be audited in statement
-#: mode: a statement trigger fires only for the table a statement names.
-STATEMENT_MODE_ON_PARTITIONS = (
-    "is 'statement' on a partitioned table, a partition or an inheritance child: statement-level "
-    "triggers fire only for the table a statement names, so rows written to a partition "
-    "directly, or changed through a parent table, would go unaudited; use mode='row' (the "
-    "default for partitioned and inheriting tables)"
-)
-
-
-#: A name SQLAlchemy leaves unquoted although it ends with a newline: its check for legal
-#: characters ends in ``$``, which also matches before a final newline, so PostgreSQL reads the
-#: name without it and creates another table or column than the one declared.
-_MISQUOTED = re.compile(r"[a-z_][a-z0-9_$]*\n", re.DOTALL)
-
-
-def _check_quotable(source: Table) -> None:
-    names = [("schema", source.schema), ("table", source.name)]
-    names += [(column.name, column.name) for column in source.columns]
-    for key, name in names:
-        if name is not None and _MISQUOTED.fullmatch(name):
-            raise AuditConfigurationError(
-                source.name,
-                key,
-                f"{name!r} ends with a newline, which SQLAlchemy does not quote, so PostgreSQL "
-                "would create a name without it; rename it",
-            )
-
-
-def build_spec(source: Table, options: AuditOptions) -> AuditSpec:
-    """Compute names and columns for ``source``; raises on collisions with audit columns."""
-    _check_quotable(source)
-    conventions: Mapping[Any, Any] = source.metadata.naming_convention
-    tokens = {"table_name": source.name, "schema": source.schema or "public"}
-    settings = tuple(
-        SettingSpec(
-            name=setting.name,
-            column=naming.apply_convention(
-                conventions,
-                naming.COLUMN_KEY,
-                naming.DEFAULT_AUDIT_COLUMN_NAMING_CONVENTION,
-                {"column_name": setting.name},
-            ),
-            sql_type=setting.type.compile(dialect=_TYPE_DIALECT),
-            required=setting.required,
-        )
-        for setting in options.session_settings
-    )
-    excluded = _check_excluded(source, options)
-    columns = tuple(column.name for column in source.columns if column.name not in excluded)
-    _check_collisions(source.name, settings, options.capture, columns)
-    trigger_base = naming.apply_convention(
-        conventions, naming.TRIGGER_KEY, naming.DEFAULT_AUDIT_TABLE_TRIGGER_CONVENTION, tokens
-    )
-    spec = AuditSpec(
-        schema=source.schema,
-        table=source.name,
-        audit_table=naming.apply_convention(
-            conventions, naming.TABLE_KEY, naming.DEFAULT_AUDIT_TABLE_NAMING_CONVENTION, tokens
-        ),
-        function=naming.apply_convention(
-            conventions,
-            naming.FUNCTION_KEY,
-            naming.DEFAULT_AUDIT_TABLE_FUNCTION_NAMING_CONVENTION,
-            tokens,
-        ),
-        triggers=tuple(
-            TriggerSpec(
-                name=naming.fit_identifier(f"{trigger_base}_{operation.lower()}"),
-                operation=operation,
-            )
-            for operation in options.operations
-        ),
-        columns=columns,
-        settings=settings,
-        mode=capture_mode(source, options),
-        exclude_columns=options.exclude_columns,
-        skip_unchanged=options.skip_unchanged,
-        key_columns=tuple(column.name for column in source.primary_key.columns),
-        captures=options.capture,
-        truncate_rows=options.truncate_rows,
-        virtual_columns=_virtual_columns(source),
-        append_only=options.append_only,
-    )
-    if spec.pairs_updates and not spec.key_columns:
+def new_audit_table(source: Table, options: AuditOptions, spec: AuditSpec) -> Table:
+    """Declare the audit table, or adopt the one the MetaData already holds under its name
+    (reflected from the database, or declared for this table before its ``info`` was
+    replaced)."""
+    key = f"{source.schema}.{spec.audit_table}" if source.schema else spec.audit_table
+    existing = source.metadata.tables.get(key)
+    if existing is None:
+        return declare_audit_table(source, options, spec, source.metadata)
+    owner = existing.info.get(IS_AUDIT_TABLE_KEY)
+    # A copy made with to_metadata(schema=...) still names the original's schema.
+    if not is_audit_table(existing) or (
+        owner is not None and str(owner).rpartition(".")[2] != source.name
+    ):
         raise AuditConfigurationError(
             source.name,
-            "exclude_columns"
-            if options.exclude_columns
-            else "skip_unchanged"
-            if options.skip_unchanged
-            else "capture",
-            "needs a primary key in mode 'statement' (old and new rows of an UPDATE are "
-            "paired on it, never on row order); add a primary key or use mode='row'",
+            "audit.table",
+            f"names {key!r} for the audit table, but the MetaData already has a table of that "
+            "name that is not this table's audit table (change the 'audit.table' naming "
+            "convention)",
         )
-    return spec
+    existing.info = {**existing.info, IS_AUDIT_TABLE_KEY: source_name(source)}
+    partitioning = partitioning_of(options)
+    if partitioning is not None:
+        existing.info[PARTITIONING_KEY] = partitioning
+    complete_audit_table(source, options, spec, existing)
+    return existing
 
 
-def _virtual_columns(source: Table) -> tuple[VirtualColumnSpec, ...]:
-    """Computed columns not declared ``persisted=True``: VIRTUAL on PostgreSQL 18 (on older
-    servers SQLAlchemy stores them, and recomputing the expression gives the stored value)."""
-    found = []
-    for column in source.columns:
-        computed = column.computed
-        if computed is None or computed.persisted is True:
-            continue
-        expression = str(
-            computed.sqltext.compile(
-                dialect=_TYPE_DIALECT,
-                compile_kwargs={"literal_binds": True, "include_table": False},
-            )
-        )
-        try:
-            check_expression(column.name, expression)
-        except ValueError as error:
-            raise AuditConfigurationError(source.name, column.name, str(error)) from None
-        found.append(VirtualColumnSpec(name=column.name, expression=expression))
-    return tuple(found)
-
-
-def _check_excluded(source: Table, options: AuditOptions) -> frozenset[str]:
-    excluded = frozenset(options.exclude_columns)
-    names = {column.name for column in source.columns}
-    unknown = [name for name in options.exclude_columns if name not in names]
-    if unknown:
-        raise AuditConfigurationError(
-            source.name,
-            "exclude_columns",
-            f"names {', '.join(map(repr, unknown))}, not a column of the table",
-        )
-    keys = [column.name for column in source.primary_key.columns if column.name in excluded]
-    if keys:
-        raise AuditConfigurationError(
-            source.name,
-            "exclude_columns",
-            f"names primary key column {keys[0]!r}: audit rows must identify their row",
-        )
-    if excluded and all(column.name in excluded for column in source.columns):
-        raise AuditConfigurationError(
-            source.name, "exclude_columns", "excludes every column (use enabled=False)"
-        )
-    return excluded
-
-
-def _check_collisions(
-    table_name: str,
-    settings: tuple[SettingSpec, ...],
-    captures: tuple[str, ...],
-    columns: tuple[str, ...],
+def complete_audit_table(
+    source: Table, options: AuditOptions, spec: AuditSpec, audit_table: Table
 ) -> None:
-    taken = {name: "an audit column" for name in FIXED_AUDIT_COLUMNS}
-    taken.update({capture_column(c): f"the {c} capture column" for c in captures})
-    for setting in settings:
-        if setting.column in taken:
-            raise AuditConfigurationError(
-                table_name,
-                "session_settings",
-                f"setting {setting.name!r} maps to audit column {setting.column!r}, "
-                f"which is already {taken[setting.column]}",
-            )
-        taken[setting.column] = f"the column of setting {setting.name!r}"
-    for column in columns:
-        if column in taken:
-            raise AuditConfigurationError(
-                table_name,
-                column,
-                f"source column collides with {taken[column]} of the audit table; "
-                "rename it or change the 'audit.column' naming convention",
-            )
+    """Add the columns (and index) ``audit_table`` lacks: ones added to the source since it was
+    declared, or that a reflected audit table does not have yet (installing then checks the
+    database has them)."""
+    for column in audit_columns(source, options, spec):
+        if column.name not in audit_table.c:
+            audit_table.append_column(column)
+    add_history_index(source, options, spec, audit_table)
 
 
 def audit_columns(source: Table, options: AuditOptions, spec: AuditSpec) -> list[Column[Any]]:
@@ -289,7 +153,7 @@ def audit_columns(source: Table, options: AuditOptions, spec: AuditSpec) -> list
         *(_capture_column(capture, options) for capture in spec.captures),
     ]
     # Session-setting columns stay nullable: rows written before a setting existed have no
-    # value, and a required setting is enforced by the trigger instead (see render.py).
+    # value, and a required setting is enforced by the trigger instead (see render/).
     settings = [
         Column(setting_spec.column, setting.type, nullable=True)
         for setting_spec, setting in zip(spec.settings, options.session_settings, strict=True)

@@ -12,9 +12,9 @@ from dataclasses import replace
 
 from sqlalchemy import ARRAY, Connection, Text, bindparam, text
 
-from ..declare.audit_table import STATEMENT_MODE_ON_PARTITIONS
 from ..declare.naming import MAX_IDENTIFIER_BYTES
 from ..declare.spec import FIXED_AUDIT_COLUMNS, AuditSpec, capture_column
+from ..declare.specify import STATEMENT_MODE_ON_PARTITIONS
 from ..errors import AuditConfigurationError
 
 
