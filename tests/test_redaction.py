@@ -22,8 +22,8 @@ import sqlalchemy_postgresql_audit as audit
 from alembic_env import make_project
 from cli_run import run, url_text
 from sqlalchemy_postgresql_audit import AUDIT_TABLE_KEY, SPEC_KEY, AuditConfigurationError
-from sqlalchemy_postgresql_audit.grants import grant_least_privilege
 from sqlalchemy_postgresql_audit.history import REDACTED, Hashed
+from sqlalchemy_postgresql_audit.install.grants import grant_least_privilege
 from sqlalchemy_postgresql_audit.lifecycle.redaction_keys import (
     matches_hash,
     padded_keys,

@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, LargeBinary, case, func, literal, type_coe
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import Boolean, TypeDecorator
 
-from ..spec import AuditSpec
+from ..declare.spec import AuditSpec
 
 
 @final

@@ -1,1 +1,2 @@
-"""What keeps an audit trail trustworthy over years: its partitions, retention, redaction keys."""
+"""Audit history over time: partitions kept ahead of the writers, retention and holds, the
+coverage check, and the keys of redacted (hashed) columns."""

@@ -17,10 +17,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..ddl import audited_tables, execute_statements, resolve_spec
+from ..declare.spec import AuditSpec
 from ..errors import AuditError
 from ..history._redacted import Hashed
 from ..history._target import audited
+from ..install.ddl import audited_tables, execute_statements, resolve_spec
 from ..render.redaction import (
     BLOCK_SIZE,
     INNER_PAD_BYTE,
@@ -30,7 +31,6 @@ from ..render.redaction import (
     install_key_table,
 )
 from ..render.sql import FALLBACK_SCHEMA
-from ..spec import AuditSpec
 
 #: A generated key's length, and the shortest key accepted: HMAC-SHA256's output size.
 KEY_BYTES = 32

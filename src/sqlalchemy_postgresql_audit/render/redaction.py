@@ -12,7 +12,7 @@ template leaves the column out).
 
 from __future__ import annotations
 
-from ..spec import AuditSpec
+from ..declare.spec import AuditSpec
 from .sql import dollar_quote, literal, qualified, quote, regclass
 
 #: The key table's name, in each schema holding audit tables with hashed columns.
