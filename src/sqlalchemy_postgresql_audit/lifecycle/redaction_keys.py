@@ -19,31 +19,22 @@ import sqlalchemy as sa
 
 from ..declare.spec import AuditSpec
 from ..errors import AuditError
+from ..history._hashing import hmac_of, key_table
 from ..history._redacted import Hashed
 from ..history._target import audited
 from ..install.ddl import audited_tables, execute_statements, resolve_spec
 from ..render.redaction import (
     BLOCK_SIZE,
     INNER_PAD_BYTE,
-    KEY_TABLE,
     MAX_KEY_VERSION,
     OUTER_PAD_BYTE,
     install_key_table,
+    lock_key_table,
 )
 from ..render.sql import FALLBACK_SCHEMA
 
 #: A generated key's length, and the shortest key accepted: HMAC-SHA256's output size.
 KEY_BYTES = 32
-
-
-def _key_table(schema: str) -> sa.TableClause:
-    return sa.table(
-        KEY_TABLE,
-        sa.column("version", sa.SmallInteger),
-        sa.column("inner_pad", sa.LargeBinary),
-        sa.column("outer_pad", sa.LargeBinary),
-        schema=schema,
-    )
 
 
 def padded_keys(key: bytes) -> tuple[bytes, bytes]:
@@ -92,9 +83,9 @@ def rotate_redaction_key(
     versions: dict[str, int] = {}
     for schema in _hashing_schemas(bind, target):
         execute_statements(bind, install_key_table(schema))
-        table = _key_table(schema)
+        table = key_table(schema)
         # One rotation at a time per schema; writers (reading the table) are not blocked.
-        bind.execute(sa.text(f"LOCK TABLE {_quoted(bind, schema)} IN SHARE ROW EXCLUSIVE MODE"))
+        bind.execute(sa.text(lock_key_table(schema)))
         newest = bind.execute(sa.select(sa.func.max(table.c.version))).scalar_one()
         version = int(newest or 0) + 1
         if version > MAX_KEY_VERSION:
@@ -108,11 +99,6 @@ def rotate_redaction_key(
         )
         versions[schema] = version
     return versions
-
-
-def _quoted(bind: sa.Connection, schema: str) -> str:
-    preparer = bind.dialect.identifier_preparer
-    return f"{preparer.quote_schema(schema)}.{preparer.quote(KEY_TABLE)}"
 
 
 def matches_hash(
@@ -143,11 +129,6 @@ def matches_hash(
     return _matches(bind, target.spec, target.source, column, candidate, hashed)
 
 
-def _joined(left: sa.ColumnElement[Any], right: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
-    """``left || right`` of two bytea values."""
-    return left.op("||", return_type=sa.LargeBinary)(right)
-
-
 def _matches(
     bind: sa.Connection,
     spec: AuditSpec,
@@ -157,12 +138,10 @@ def _matches(
     hashed: Hashed,
 ) -> bool:
     schema = resolve_spec(bind, spec).schema or FALLBACK_SCHEMA
-    keys = _key_table(schema)
+    keys = key_table(schema)
     type_ = source.c[column].type
-    text = sa.cast(sa.cast(sa.bindparam("candidate", candidate, type_=type_), type_), sa.Text)
-    message = sa.func.convert_to(text, sa.literal("UTF8"), type_=sa.LargeBinary)
-    inner = sa.func.sha256(_joined(keys.c.inner_pad, message), type_=sa.LargeBinary)
-    digest = sa.func.sha256(_joined(keys.c.outer_pad, inner), type_=sa.LargeBinary)
+    candidate_value = sa.cast(sa.bindparam("candidate", candidate, type_=type_), type_)
+    digest = hmac_of(keys.c.inner_pad, keys.c.outer_pad, candidate_value)
     found = bind.execute(
         sa.select(digest).where(keys.c.version == hashed.key_version)
     ).scalar_one_or_none()

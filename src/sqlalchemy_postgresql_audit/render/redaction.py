@@ -60,11 +60,7 @@ def hmac_expression(schema: str | None, value: str) -> str:
             "ORDER BY k.version DESC LIMIT 1)"
         )
 
-    missing = literal(
-        f"audit.no redaction key in {key_table(schema)}, see rotate_redaction_key".replace(
-            '"', ""
-        )
-    )
+    missing = literal(missing_key_setting(schema))
     version = (
         f"COALESCE({newest('pg_catalog.substr(pg_catalog.int2send(k.version), 2)')}, "
         f"pg_catalog.decode(pg_catalog.current_setting({missing}), 'hex'))"
@@ -73,6 +69,13 @@ def hmac_expression(schema: str | None, value: str) -> str:
     inner = f"pg_catalog.sha256({newest('k.inner_pad')} OPERATOR(pg_catalog.||) {message})"
     outer = f"pg_catalog.sha256({newest('k.outer_pad')} OPERATOR(pg_catalog.||) {inner})"
     return f"({version} OPERATOR(pg_catalog.||) {outer})"
+
+
+def missing_key_setting(schema: str | None) -> str:
+    """A setting nobody defines, read where a key is missing: its name is the error message."""
+    return f"audit.no redaction key in {key_table(schema)}, see rotate_redaction_key".replace(
+        '"', ""
+    )
 
 
 def install_key_table(schema: str | None) -> tuple[str, ...]:
@@ -115,6 +118,11 @@ def install_key_table(schema: str | None) -> tuple[str, ...]:
         f"REVOKE ALL ON TABLE {table} FROM PUBLIC",
         f"DO {dollar_quote(body)}",
     )
+
+
+def lock_key_table(schema: str | None) -> str:
+    """One rotation at a time: the lock conflicts with itself, not with writers' reads."""
+    return f"LOCK TABLE {key_table(schema)} IN SHARE ROW EXCLUSIVE MODE"
 
 
 def key_table_grants(schema: str | None, owner: str | None) -> tuple[str, ...]:
