@@ -29,7 +29,7 @@ from sqlalchemy_postgresql_audit.lifecycle.redaction_keys import (
     padded_keys,
     rotate_redaction_key,
 )
-from sqlalchemy_postgresql_audit.render import quote, render
+from sqlalchemy_postgresql_audit.render import quote, render, render_baseline
 from sqlalchemy_postgresql_audit.render.redaction import KEY_TABLE
 
 KEY = bytes(range(32))
@@ -413,3 +413,47 @@ def test_baseline_records_as_the_trigger_does_and_restore_leaves_redacted_column
     assert restored == "updated"
     # The name comes back; the redacted values stay as they are: the trail does not hold them.
     assert (row.name, row.email, str(row.born), row.note) == ("a", "b@x.org", "1991-01-01", "n")
+
+
+MODELS = '''
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+sa.Table(
+    "person",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String),
+    sa.Column("email", sa.String),
+    sa.Column("born", sa.Date),
+    sa.Column("note", sa.Text),
+    info={"audit.options": {"enabled": True, "redact": {"email": "hash", "born": "mask", "note": "omit"}}},
+)
+'''
+
+
+def test_check_finds_no_drift_in_a_redacted_table(
+    engine: sa.Engine, database_url: sa.URL, tmp_path: Path
+) -> None:
+    """An omitted column is neither mirrored nor excluded, and still no drift."""
+    person().metadata.create_all(engine)
+    (tmp_path / "redacted_models.py").write_text(MODELS)
+    result = run("check", "redacted_models:metadata", "--url", url_text(database_url), path=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_migration_baseline_records_redacted_columns_as_the_trigger_does(
+    engine: sa.Engine,
+) -> None:
+    table = person()
+    table.metadata.create_all(engine)
+    rotate_redaction_key(engine, table, KEY)
+    with engine.begin() as connection:
+        connection.execute(sa.text("ALTER TABLE person DISABLE TRIGGER USER"))
+        connection.execute(sa.text("INSERT INTO person VALUES (1, 'a', 'a@x.org', '1990-01-01', 'n')"))
+        connection.execute(sa.text("ALTER TABLE person ENABLE TRIGGER USER"))
+        for statement in render_baseline(table.info[SPEC_KEY]):
+            connection.execute(sa.text(statement))
+        (row,) = read_audit(connection, table)
+    assert (row.audit_operation, row.name, row.born) == ("B", "a", None)
+    assert bytes(row.email) == digest("a@x.org")
