@@ -90,6 +90,22 @@ def test_redact_and_exclude_columns_cannot_name_one_column() -> None:
     assert (raised.value.table, raised.value.key) == ("t", "redact")
 
 
+def test_statement_mode_needs_a_key_to_list_changed_columns() -> None:
+    def keyless(mode: str) -> sa.Table:
+        return sa.Table(
+            "log",
+            sa.MetaData(),
+            sa.Column("line", sa.Text),
+            sa.Column("secret", sa.Text),
+            info={"audit.options": {"enabled": True, "mode": mode, "redact": {"secret": "mask"}}},
+        )
+
+    with pytest.raises(AuditConfigurationError, match="needs a primary key") as raised:
+        keyless("statement")
+    assert (raised.value.table, raised.value.key) == ("log", "redact")
+    assert "audit_changed_columns" in keyless("row").info[AUDIT_TABLE_KEY].c
+
+
 def test_audit_table_shape_per_form() -> None:
     table = person()
     audit_table = table.info[AUDIT_TABLE_KEY]
