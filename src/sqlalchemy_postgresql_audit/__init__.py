@@ -36,6 +36,9 @@ from .history import (
     restore,
 )
 from .holds import hold, release
+from .lifecycle.erasure import Erased, erase, erase_setting
+from .lifecycle.seals import Sealed, seal
+from .lifecycle.verify import Erasure, Verified, verify
 from .listeners import enable, register_metadata_hooks
 from .maintenance import Maintained, maintain
 from .naming import (
@@ -69,10 +72,14 @@ __all__ = [
     "AuditRecord",
     "AuditSettingError",
     "AuditSpec",
+    "Erased",
+    "Erasure",
     "Maintained",
+    "Sealed",
     "SessionSetting",
     "SettingSpec",
     "TriggerSpec",
+    "Verified",
     "Version",
     "activity",
     "arecord_baseline",
@@ -87,6 +94,8 @@ __all__ = [
     "declare_metadata",
     "default_context",
     "enable",
+    "erase",
+    "erase_setting",
     "history",
     "hold",
     "install_audit_triggers",
@@ -95,8 +104,10 @@ __all__ = [
     "record_baseline",
     "release",
     "restore",
+    "seal",
     "set_session_vars",
     "uninstall_audit_triggers",
+    "verify",
 ]
 
 register_metadata_hooks()

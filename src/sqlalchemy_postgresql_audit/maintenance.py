@@ -43,6 +43,7 @@ from .ddl import AuditDDL, _connection, audited_tables, resolve_spec
 from .declare import declared_tables
 from .errors import AuditError
 from .holds import held_reason
+from .lifecycle.seals import record_removed_partition
 from .partition_catalog import (
     RangePartition,
     default_moments,
@@ -201,6 +202,7 @@ def _retain(
     if not expired:
         return done
     for partition in expired:
+        record_removed_partition(connection, audit, partition.name)
         _run(connection, sql.detach_partition(schema, name, partition.name))
         _run(connection, sql.drop_partition(schema, partition.name))
     bound = max(partition.upper for partition in expired)
