@@ -71,8 +71,10 @@ def test_erase_under_append_only_keeps_the_seal_verifiable(engine: sa.Engine) ->
     seal(engine, table)
     done = erase(engine, table, 1, columns=["email"], reason="GDPR art. 17 request #12")
     assert done.rows == 3 and done.sealed_rows == 3 and done.columns == ("email",)
-    assert recorded(engine, table, 1) == [("I", None, "Oslo"), ("U", None, "Bergen")] + [
-        ("U", None, "Bergen")
+    assert recorded(engine, table, 1) == [
+        ("I", None, "Oslo"),
+        ("U", None, "Bergen"),
+        ("U", None, "Bergen"),
     ]
     assert recorded(engine, table, 2)[0] == ("I", "p2@example.com", "Oslo")
     with engine.connect() as connection:
@@ -219,12 +221,9 @@ def test_the_guard_still_refuses_anything_but_setting_values_to_null(engine: sa.
         connection.execute(
             sa.text("SELECT set_config('sqlalchemy_postgresql_audit.erasing', '1', true)")
         )
-        with pytest.raises(sa.exc.DBAPIError, match="append-only"):
-            with connection.begin_nested():
-                connection.execute(sa.text("UPDATE people_audit SET email = 'forged'"))
-        with pytest.raises(sa.exc.DBAPIError, match="append-only"):
-            with connection.begin_nested():
-                connection.execute(sa.text("UPDATE people_audit SET email = NULL, id = NULL"))
+        for change in ("email = 'forged'", "email = NULL, id = NULL"):
+            with pytest.raises(sa.exc.DBAPIError, match="append-only"), connection.begin_nested():
+                connection.execute(sa.text(f"UPDATE people_audit SET {change}"))
 
 
 def test_values_written_back_or_erased_behind_erase_s_back_break_the_seal(
