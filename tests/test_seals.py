@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from sqlalchemy_postgresql_audit import AuditError, maintain, seal, verify
+from sqlalchemy_postgresql_audit.lifecycle._digest import KeyTree, tree_depth
 from sqlalchemy_postgresql_audit.lifecycle.seals import record_removed_partition
 
 UTC = datetime.timezone.utc
@@ -254,3 +255,19 @@ def test_seal_waits_for_maintain_to_drain_the_default_partition(engine: sa.Engin
     maintain(engine, table)
     (after,) = seal(engine, table)
     assert after.rows == 2 and verify(engine, table).ok
+
+
+def test_a_punctured_key_tree_keeps_every_other_leaf() -> None:
+    root = bytes(range(32))
+    whole = KeyTree(tree_depth(0, 100), {(0, 0): root})
+    leaves = [whole.leaf(i) for i in range(100)]
+    assert len(set(leaves)) == 100
+    punctured = KeyTree(whole.depth, {(0, 0): root})
+    for gone in (0, 37, 38, 99):
+        assert punctured.puncture(gone) == leaves[gone]
+        assert punctured.puncture(gone) is None
+    stored = KeyTree(punctured.depth, punctured.frontier)  # as read back from the database
+    assert [stored.leaf(i) for i in range(100)] == [
+        None if i in (0, 37, 38, 99) else leaves[i] for i in range(100)
+    ]
+    assert root not in stored.frontier.values()

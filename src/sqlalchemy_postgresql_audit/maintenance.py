@@ -43,7 +43,7 @@ from .ddl import AuditDDL, _connection, audited_tables, resolve_spec
 from .declare import declared_tables
 from .errors import AuditError
 from .holds import held_reason
-from .lifecycle.seals import record_removed_partition
+from .lifecycle.seals import lock_chain, record_removed_partition
 from .partition_catalog import (
     RangePartition,
     default_moments,
@@ -143,6 +143,8 @@ def _maintain_one(
         hashlib.sha256(f"{schema}.{name}".encode()).digest()[:4], "big", signed=True
     )
     connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_LOCK_CLASS, key)))
+    if partitioning.retention is not None:
+        lock_chain(connection, schema)  # retention may record in the chain of seals
     done = _extend(connection, spec, audit, partitioning, at)
     if partitioning.retention is None:
         return done

@@ -152,9 +152,12 @@ class Record:
         return self.lower_bound <= moment < self.upper_bound
 
 
-def lock(connection: sa.Connection, schema: str | None) -> None:
+def lock(connection: sa.Connection, schema: str | None, *, shared: bool = False) -> None:
+    """The chain's lock until the transaction ends: exclusive to append to it, shared to read
+    it with the audit tables (``verify``), so that no partition goes while it reads."""
     key = int.from_bytes(hashlib.sha256(str(schema).encode()).digest()[:4], "big", signed=True)
-    connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_LOCK_CLASS, key)))
+    take = sa.func.pg_advisory_xact_lock_shared if shared else sa.func.pg_advisory_xact_lock
+    connection.execute(sa.select(take(_LOCK_CLASS, key)))
 
 
 def exists(connection: sa.Connection, schema: str | None) -> bool:

@@ -56,11 +56,13 @@ class KeyTree:
     def __init__(self, depth: int, frontier: dict[tuple[int, int], bytes]) -> None:
         self.depth = depth
         self.frontier = dict(frontier)
+        self._levels = sorted({level for level, _ in self.frontier})
         self._path: dict[int, tuple[int, bytes]] = {}
 
     def _ancestor(self, leaf: int) -> tuple[int, bytes] | None:
-        for (level, prefix), key in self.frontier.items():
-            if prefix == leaf >> (self.depth - level):
+        for level in self._levels:
+            key = self.frontier.get((level, leaf >> (self.depth - level)))
+            if key is not None:
                 return level, key
         return None
 
@@ -94,6 +96,8 @@ class KeyTree:
             bit = (leaf >> shift) & 1
             self.frontier[(here + 1, (leaf >> shift) ^ 1)] = _child(key, bit ^ 1)
             key = _child(key, bit)
+        # The removed node's level may be empty now; looking there finds nothing, harmlessly.
+        self._levels = sorted({*self._levels, *range(level + 1, self.depth + 1)})
         self._path.clear()
         return key
 

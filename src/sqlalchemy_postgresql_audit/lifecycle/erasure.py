@@ -21,6 +21,7 @@ until VACUUM removes them.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -269,34 +270,51 @@ def _shred_sealed_rows(
     trees = _chain.key_trees(connection, schema, segments)
     erased = _chain.erased_table(schema)
     changed: set[int] = set()
-    count = 0
+    material = []
     rows = list(stream_rows(connection, table, every, condition))
     known = _material(connection, schema, name, [row[0] for row in rows])
+    segments.sort(key=lambda s: s.range_high)
+    highs = [s.range_high for s in segments]
     for audit_id, _, _, moment, values in rows:
-        segment = next((s for s in segments if s.covers(audit_id, moment)), None)
+        segment = _segment_of(segments, highs, audit_id, moment)
         if segment is None:
             continue  # not sealed yet: its NULLs are what the seal will cover
         texts = dict(zip(every, values, strict=True))
         kept, commitments = _split(
             segment, trees[segment.seal_id], known.get(audit_id), columns, texts, audit_id, name
         )
-        connection.execute(
-            sa.delete(erased).where(erased.c.audit_table == name, erased.c.audit_id == audit_id)
-        )
-        connection.execute(
-            sa.insert(erased).values(
-                audit_table=name,
-                audit_id=audit_id,
-                marker_id=marker,
-                kept_keys=kept,
-                commitments=commitments,
-            )
+        material.append(
+            {
+                "audit_table": name,
+                "audit_id": audit_id,
+                "marker_id": marker,
+                "kept_keys": kept,
+                "commitments": commitments,
+            }
         )
         changed.add(segment.seal_id)
-        count += 1
+    if material:
+        ids = [item["audit_id"] for item in material]
+        connection.execute(
+            sa.delete(erased).where(erased.c.audit_table == name, erased.c.audit_id.in_(ids))
+        )
+        connection.execute(sa.insert(erased), material)
     for seal_id in changed:
         _chain.store_tree(connection, schema, seal_id, trees[seal_id])
-    return count
+    return len(material)
+
+
+def _segment_of(
+    segments: Sequence[_chain.Record], highs: Sequence[int], audit_id: int, moment: Any
+) -> _chain.Record | None:
+    """The segment holding a row (``segments`` sorted by ``range_high``: the runs' ranges do
+    not overlap, so the segments whose range holds ``audit_id`` are next to each other)."""
+    for segment in segments[bisect.bisect_left(highs, audit_id) :]:
+        if segment.range_low >= audit_id:
+            return None
+        if segment.covers(audit_id, moment):
+            return segment
+    return None
 
 
 def _split(

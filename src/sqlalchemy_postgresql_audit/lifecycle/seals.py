@@ -270,6 +270,12 @@ def _contiguous(connection: sa.Connection, schema: str | None, name: str, safe: 
     return high
 
 
+def lock_chain(connection: sa.Connection, schema: str | None) -> None:
+    """Take the chain's lock before any lock on an audit table, as ``seal`` does: retention
+    takes it first, so that it never waits for a seal while holding the table."""
+    _chain.lock(connection, schema)
+
+
 def record_removed_partition(connection: sa.Connection, audit: sa.Table, partition: str) -> None:
     """Record in the chain, before retention detaches and drops ``partition`` of ``audit``,
     that its sealed segments go; their keys go with them (nothing is left to verify, and

@@ -100,6 +100,7 @@ def verify(
             for schema, audit_tables in by_schema.items():
                 if not _chain.exists(connection, schema):
                     continue
+                _chain.lock(connection, schema, shared=True)
                 records = _chain.records(connection, schema)
                 _check_links(records)
                 anchored = anchored or any(r.head.hex() == anchor for r in records)
