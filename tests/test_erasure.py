@@ -5,11 +5,13 @@ the seals verifiable without leaving anything that tests a guess of an erased va
 from __future__ import annotations
 
 import datetime
+import json
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+from cli_run import run, url_text
 from sqlalchemy_postgresql_audit import (
     AuditError,
     erase,
@@ -258,3 +260,77 @@ def test_erase_without_seals_still_records_the_erasure(engine: sa.Engine) -> Non
     seal(engine, table)
     report = verify(engine, table)
     assert report.ok and [e.marker_id for e in report.erasures] == [done.marker_id]
+
+
+CLI_MODELS = """
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+for name in ("people", "places"):
+    sa.Table(
+        name,
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("email", sa.String),
+        sa.Column("city", sa.String),
+        info={"audit.options": {
+            "enabled": True,
+            "append_only": True,
+            "session_settings": [sa.Column("username", sa.String)],
+        }},
+    )
+"""
+
+
+def test_cli_seal_verify_and_erase(engine: sa.Engine, database_url: Any, tmp_path: Any) -> None:
+    (tmp_path / "erasemodels.py").write_text(CLI_MODELS)
+    target, url = "erasemodels:metadata", ["--url", url_text(database_url)]
+    metadata = sa.MetaData()
+    first, second = people(metadata), people(metadata, "places")
+    metadata.create_all(engine)
+    versions(engine, first, 1, user="alice")
+    versions(engine, second, 2, user="alice")
+    sealed = run("seal", target, *url, path=tmp_path)
+    assert sealed.returncode == 0, sealed.stderr
+    head = json.loads(run("--json", "verify", target, *url, path=tmp_path).stdout)["head"]
+    assert head and f"head {head}" in sealed.stdout
+    erased = run(
+        "erase",
+        target,
+        "people",
+        "1",
+        "--column",
+        "email",
+        "--reason",
+        "art. 17",
+        *url,
+        path=tmp_path,
+    )
+    assert erased.returncode == 0, erased.stderr
+    assert "erased values from 3 audit rows" in erased.stdout
+    by_setting = run(
+        "--json",
+        "erase",
+        target,
+        "--setting",
+        "username=alice",
+        "--reason",
+        "left",
+        *url,
+        path=tmp_path,
+    )
+    assert by_setting.returncode == 0, by_setting.stderr
+    assert [d["rows"] for d in json.loads(by_setting.stdout)["erased"]] == [3, 3]
+    verified = run("verify", target, "--anchor", head, *url, path=tmp_path)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "art. 17" in verified.stdout and "verified 6 sealed rows" in verified.stdout
+    assert f"head {head}" not in verified.stdout  # the erasures' records are the new head
+    with engine.begin() as connection:
+        connection.execute(sa.text("SET LOCAL session_replication_role = replica"))
+        connection.execute(sa.text("DELETE FROM places_audit WHERE audit_id = 2"))
+    broken = run("verify", target, *url, path=tmp_path)
+    assert broken.returncode == 1 and "BROKEN at ('places_audit', 2)" in broken.stdout
+    refused = run(
+        "erase", target, "people", "1", "--column", "id", "--reason", "r", *url, path=tmp_path
+    )
+    assert refused.returncode == 2 and "'id' is a primary key column" in refused.stderr
