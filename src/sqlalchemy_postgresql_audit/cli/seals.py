@@ -17,7 +17,7 @@ from dataclasses import asdict
 
 import sqlalchemy as sa
 
-from ..audit_table import AUDIT_TABLE_KEY
+from ..declare.audit_table import AUDIT_TABLE_KEY
 from ..lifecycle.erasure import Erased, erase, erase_setting
 from ..lifecycle.seals import seal
 from ..lifecycle.verify import verify

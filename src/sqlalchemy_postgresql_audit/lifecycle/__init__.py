@@ -1,1 +1,2 @@
-"""The life of a trail after it is written: sealing and verifying it, erasing values from it."""
+"""Audit history over time: partitions kept ahead of the writers, retention and holds, the
+coverage check, seals and their verification, and erasure."""

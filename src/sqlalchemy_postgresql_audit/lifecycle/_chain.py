@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from ..ddl import AuditDDL
+from ..install.ddl import AuditDDL
 from ..render.seals import (
     CANONICAL_SETTINGS,
     SEAL_ERASED_TABLE,

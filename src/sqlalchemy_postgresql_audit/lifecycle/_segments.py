@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from ..partition_catalog import range_partitions
+from ..declare.spec import AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP
 from ..render.partitioning import RETENTION_OPERATION_CODE
 from ..render.seals import TABLE_COLUMNS
 from ..render.sql import name_text
-from ..spec import AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP
+from .partition_catalog import range_partitions
 
 #: Committed to by the row digest itself; every other column gets a commitment.
 HEADER = (AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP)

@@ -28,18 +28,18 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..audit_table import AUDIT_TABLE_KEY, SPEC_KEY
-from ..ddl import _connection, resolve_spec
+from ..declare.audit_table import AUDIT_TABLE_KEY, SPEC_KEY
+from ..declare.spec import AUDIT_CURRENT_USER, AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP, AuditSpec
 from ..errors import AuditError
 from ..history._target import audited, key_filter, key_values
-from ..maintenance import partition_comment
+from ..install.ddl import _connection, resolve_spec
 from ..render.erasure import KEPT_PARTITIONS
 from ..render.guard import ERASING_SETTING
 from ..render.seals import ERASURE_OPERATION_CODE, REMOVED_OPERATION, SEAL_OPERATION
-from ..spec import AUDIT_CURRENT_USER, AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP, AuditSpec
 from . import _chain
 from ._digest import KeyTree, column_key, commitment
 from ._segments import stream_rows
+from .maintenance import partition_comment
 from .seals import audited_targets, removed_segments
 
 Where = Callable[[sa.TableClause], sa.ColumnElement[bool]]

@@ -28,11 +28,11 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from ..audit_table import AUDIT_TABLE_KEY, SPEC_KEY
-from ..ddl import _connection, audited_tables, resolve_spec
-from ..declare import declared_tables
+from ..declare.audit_table import AUDIT_TABLE_KEY, SPEC_KEY
+from ..declare.declaration import declared_tables
+from ..declare.spec import AUDIT_ID, AUDIT_OPERATION, AuditSpec
 from ..errors import AuditError
-from ..partition_catalog import has_default_partition, range_partitions
+from ..install.ddl import _connection, audited_tables, resolve_spec
 from ..render.partitioning import RETENTION_OPERATION_CODE, default_partition
 from ..render.seals import (
     AUDIT_ID_SEQUENCE,
@@ -42,7 +42,6 @@ from ..render.seals import (
     TABLE_SCHEMA,
 )
 from ..render.sql import name_text
-from ..spec import AUDIT_ID, AUDIT_OPERATION, AuditSpec
 from . import _chain
 from ._digest import (
     OFFSET_BYTES,
@@ -54,6 +53,7 @@ from ._digest import (
     tree_depth,
 )
 from ._segments import Place, committed_columns, places, relation_table, stream_rows
+from .partition_catalog import has_default_partition, range_partitions
 
 #: A run seals at most this many ids per table (row offsets are stored in 4 bytes).
 _MAX_RUN = 2 ** (8 * OFFSET_BYTES) - 1

@@ -19,10 +19,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..audit_table import SPEC_KEY
-from ..ddl import _connection, resolve_spec
+from ..declare.audit_table import SPEC_KEY
+from ..declare.spec import AUDIT_ID, AUDIT_TIMESTAMP
+from ..install.ddl import _connection, resolve_spec
 from ..render.seals import ERASURE_OPERATION_CODE, REMOVED_OPERATION, SEAL_OPERATION
-from ..spec import AUDIT_ID, AUDIT_TIMESTAMP
 from . import _chain
 from ._digest import (
     GENESIS,
