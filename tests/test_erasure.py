@@ -334,3 +334,34 @@ def test_cli_seal_verify_and_erase(engine: sa.Engine, database_url: Any, tmp_pat
         "erase", target, "people", "1", "--column", "id", "--reason", "r", *url, path=tmp_path
     )
     assert refused.returncode == 2 and "'id' is a primary key column" in refused.stderr
+
+
+def test_the_chain_is_the_owner_s_alone_and_only_the_owner_erases(
+    engine: sa.Engine, make_role: Any, database_url: Any
+) -> None:
+    reader = make_role("reader")
+    table = people()
+    table.metadata.create_all(engine)
+    with engine.begin() as connection:  # default privileges would hand new tables to a reader
+        connection.execute(
+            sa.text(f'ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO "{reader}"')
+        )
+        connection.execute(sa.text(f'GRANT SELECT ON people_audit TO "{reader}"'))
+    versions(engine, table, 1)
+    seal(engine, table)
+    with engine.connect() as connection:
+        readable = connection.execute(
+            sa.text(
+                "SELECT c.relname FROM pg_class c WHERE c.relname LIKE 'sqlalchemy_postgresql%' "
+                "AND has_table_privilege(:r, c.oid, 'SELECT') ORDER BY 1"
+            ),
+            {"r": reader},
+        ).scalars()
+        assert list(readable) == []
+    as_reader = sa.create_engine(database_url.set(username=reader))
+    try:
+        with pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
+            erase(as_reader, table, 1, reason="not mine to erase")
+    finally:
+        as_reader.dispose()
+    assert recorded(engine, table, 1)[0][1] == "p1@example.com"

@@ -18,12 +18,14 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from ..install.ddl import AuditDDL
+from ..render.partitioning import OTHER_GRANTEES, revoke_everything
 from ..render.seals import (
     CANONICAL_SETTINGS,
     SEAL_ERASED_TABLE,
     SEAL_KEYS_TABLE,
     SEAL_PENDING_TABLE,
     SEAL_ROWS_TABLE,
+    SEAL_TABLES,
     SEALS_TABLE,
     create_seal_tables,
 )
@@ -171,6 +173,10 @@ def prepare(connection: sa.Connection, schema: str | None) -> None:
     if not exists(connection, schema):
         for statement in create_seal_tables(schema):
             connection.execute(AuditDDL(statement))
+        for table in SEAL_TABLES:  # whatever default privileges gave: the keys are secret
+            where = {"t": name_text(schema, table)}
+            for grantee in list(connection.execute(sa.text(OTHER_GRANTEES), where).scalars()):
+                connection.execute(AuditDDL(revoke_everything(schema, table, grantee)))
     canonical_text(connection)
 
 

@@ -260,18 +260,11 @@ def partition_comment(audit_table: str) -> str:
 
 def _keep_to_owner(connection: sa.Connection, schema: str | None, partition: str) -> None:
     """Revoke what default privileges gave anyone but the owner on a new partition."""
-    grantees = connection.execute(_GRANTEES, {"t": name_text(schema, partition)}).scalars()
+    grantees = connection.execute(
+        sa.text(sql.OTHER_GRANTEES), {"t": name_text(schema, partition)}
+    ).scalars()
     for grantee in list(grantees):
         _run(connection, sql.revoke_everything(schema, partition, grantee))
-
-
-#: Who holds a right on a table besides its owner (``None``: PUBLIC).
-_GRANTEES = sa.text(
-    "SELECT DISTINCT CASE WHEN a.grantee = 0 THEN NULL "
-    "ELSE pg_catalog.pg_get_userbyid(a.grantee) END "
-    "FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a "
-    "WHERE c.oid = CAST(:t AS regclass) AND a.grantee <> c.relowner"
-)
 
 
 def _mark_removed(connection: sa.Connection, audit: sa.Table, bound: datetime.datetime) -> None:

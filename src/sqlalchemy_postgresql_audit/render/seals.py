@@ -26,6 +26,14 @@ SEAL_ERASED_TABLE = "sqlalchemy_postgresql_audit_seal_erased"
 #: transactions running when it was read (``lifecycle.seals`` says why).
 SEAL_PENDING_TABLE = "sqlalchemy_postgresql_audit_seal_pending"
 
+SEAL_TABLES = (
+    SEALS_TABLE,
+    SEAL_KEYS_TABLE,
+    SEAL_ROWS_TABLE,
+    SEAL_ERASED_TABLE,
+    SEAL_PENDING_TABLE,
+)
+
 SEAL_OPERATION = "S"
 REMOVED_OPERATION = "R"
 #: The ``audit_operation`` of the row ``erase`` writes into the audit table, and the kind of its
