@@ -127,6 +127,7 @@ def test_a_changed_chain_record_breaks_the_chain(engine: sa.Engine, sealed: sa.T
     as_owner(engine, "UPDATE sqlalchemy_postgresql_audit_seals SET row_count = 5")
     report = verify(engine, sealed)
     assert not report.ok and report.first_broken == ("accounts_audit", None)
+    assert report.head is not None  # the head as stored, to compare with the anchors
 
 
 def test_a_slow_committer_never_falls_into_a_gap(engine: sa.Engine) -> None:

@@ -62,7 +62,8 @@ class Verified:
     first_broken: tuple[str, int | None] | None = None
     #: What is wrong, in words.
     problem: str | None = None
-    #: The chain's head (hex), ``None`` while nothing is sealed.
+    #: The chain's head (hex), ``None`` while nothing is sealed (with audit tables in several
+    #: schemas, each has a chain: the head of the last one verified).
     head: str | None = None
     sealed_rows: int = 0
     erasures: tuple[Erasure, ...] = field(default_factory=tuple)
@@ -102,9 +103,9 @@ def verify(
                     continue
                 _chain.lock(connection, schema, shared=True)
                 records = _chain.records(connection, schema)
+                head = records[-1].head.hex() if records else head
                 _check_links(records)
                 anchored = anchored or any(r.head.hex() == anchor for r in records)
-                head = records[-1].head.hex() if records else head
                 erasures += _erasures(records, audit_tables)
                 for audit_table in audit_tables:
                     rows += _check_table(connection, schema, audit_table, records)
