@@ -220,7 +220,8 @@ def _check_place(
     """Walk one partition's rows in ``audit_id`` order along its segments."""
     group = sorted(group, key=lambda s: s.range_low)
     at, digest, count = 0, hashlib.sha256(b"audit-segment\x00"), 0
-    digests: list[tuple[int, bytes]] = []
+    #: Each row read: its audit_id (8 bytes) and tag, compact, to name the first that differs.
+    digests = bytearray()
     positions = {name: i for i, name in enumerate(all_columns)}
 
     def close(segment: _chain.Record) -> None:
@@ -234,7 +235,8 @@ def _check_place(
     for audit_id, operation, moment_text, moment, values in rows:
         while at < len(group) and audit_id > group[at].range_high:
             close(group[at])
-            at, digest, count, digests = at + 1, hashlib.sha256(b"audit-segment\x00"), 0, []
+            at, digest, count = at + 1, hashlib.sha256(b"audit-segment\x00"), 0
+            digests = bytearray()
         if at == len(group) or not group[at].covers(audit_id, moment):
             raise _Broken(audit_table, audit_id, "a row was added inside the sealed range")
         segment = group[at]
@@ -250,11 +252,12 @@ def _check_place(
             picked,
         )
         digest.update(row)
-        digests.append((audit_id, row))
+        digests += audit_id.to_bytes(8, "big", signed=True) + row[:TAG_BYTES]
         count += 1
     while at < len(group):
         close(group[at])
-        at, digest, count, digests = at + 1, hashlib.sha256(b"audit-segment\x00"), 0, []
+        at, digest, count = at + 1, hashlib.sha256(b"audit-segment\x00"), 0
+        digests = bytearray()
 
 
 def _row_digest(
@@ -289,10 +292,7 @@ def _row_digest(
 
 
 def _first_difference(
-    connection: sa.Connection,
-    schema: str | None,
-    segment: _chain.Record,
-    digests: list[tuple[int, bytes]],
+    connection: sa.Connection, schema: str | None, segment: _chain.Record, digests: bytearray
 ) -> int | None:
     """The first row of ``segment`` whose id or tag differs from its row index."""
     index = _chain.row_index(connection, schema, segment.seal_id)
@@ -303,12 +303,16 @@ def _first_difference(
         )
         for i in range(0, len(index), ROW_INDEX_ENTRY)
     ]
-    for (sealed_id, tag), (audit_id, row) in zip(sealed, digests, strict=False):
-        if sealed_id != audit_id or tag != row[:TAG_BYTES]:
+    found = [
+        (int.from_bytes(digests[i : i + 8], "big", signed=True), digests[i + 8 : i + 8 + TAG_BYTES])
+        for i in range(0, len(digests), 8 + TAG_BYTES)
+    ]
+    for (sealed_id, tag), (audit_id, row_tag) in zip(sealed, found, strict=False):
+        if sealed_id != audit_id or tag != row_tag:
             return min(sealed_id, audit_id)
-    if len(sealed) > len(digests):
-        return sealed[len(digests)][0]
-    return digests[len(sealed)][0] if len(digests) > len(sealed) else segment.range_low + 1
+    if len(sealed) > len(found):
+        return sealed[len(found)][0]
+    return found[len(sealed)][0] if len(found) > len(sealed) else segment.range_low + 1
 
 
 def _check_outside(
