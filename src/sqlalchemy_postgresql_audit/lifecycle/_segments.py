@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from ..declare.spec import AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP
 from ..render.partitioning import RETENTION_OPERATION_CODE
-from ..render.seals import TABLE_COLUMNS
+from ..render.seals import RELATION_KIND, TABLE_COLUMNS
 from ..render.sql import name_text
 from .partition_catalog import range_partitions
 
@@ -42,7 +42,7 @@ def committed_columns(connection: sa.Connection, schema: str | None, table: str)
 def places(connection: sa.Connection, schema: str | None, audit_table: str) -> list[Place]:
     """The range partitions of a partitioned audit table, else the table itself."""
     kind = connection.execute(
-        sa.text("SELECT relkind FROM pg_catalog.pg_class WHERE oid = CAST(:t AS regclass)"),
+        sa.text(RELATION_KIND),
         {"t": name_text(schema, audit_table)},
     ).scalar_one()
     if kind != "p":

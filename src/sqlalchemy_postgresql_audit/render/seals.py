@@ -117,3 +117,6 @@ TABLE_SCHEMA = (
     "SELECT n.nspname::text FROM pg_catalog.pg_class c "
     "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = CAST(:t AS regclass)"
 )
+
+#: ``p`` for a partitioned table.
+RELATION_KIND = "SELECT relkind FROM pg_catalog.pg_class WHERE oid = CAST(:t AS regclass)"
