@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import datetime
 import json
+import threading
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from cli_run import run, url_text
 from sqlalchemy_postgresql_audit import (
@@ -365,3 +367,99 @@ def test_the_chain_is_the_owner_s_alone_and_only_the_owner_erases(
     finally:
         as_reader.dispose()
     assert recorded(engine, table, 1)[0][1] == "p1@example.com"
+
+
+def test_erase_waits_for_a_writer_in_flight_so_its_version_is_erased_too(
+    engine: sa.Engine,
+) -> None:
+    table = people()
+    table.metadata.create_all(engine)
+    versions(engine, table, 1)
+    outcome: dict[str, Any] = {}
+    with engine.connect() as writer:
+        writer.begin()
+        set_session_vars(writer, username="clerk")
+        writer.execute(table.update().where(table.c.id == 1).values(city="Tromsø"))
+
+        def run_erase() -> None:
+            outcome["done"] = erase(engine, table, 1, columns=["email"], reason="request")
+
+        eraser = threading.Thread(target=run_erase)
+        eraser.start()
+        with engine.connect() as watcher:
+            waiting = sa.text(
+                "SELECT EXISTS (SELECT FROM pg_locks WHERE NOT granted AND database = "
+                "(SELECT oid FROM pg_database WHERE datname = current_database()))"
+            )
+            while eraser.is_alive() and not watcher.execute(waiting).scalar_one():
+                eraser.join(0.05)
+        writer.commit()
+    eraser.join()
+    assert outcome["done"].rows == 4
+    assert [email for _, email, _ in recorded(engine, table, 1)] == [None] * 4
+
+
+def test_erase_sets_json_columns_to_sql_null_not_json_null(engine: sa.Engine) -> None:
+    table = sa.Table(
+        "profiles",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("doc", sa.JSON),
+        sa.Column("docb", postgresql.JSONB),
+        info={"audit.options": {"enabled": True, "append_only": True}},
+    )
+    table.metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(table.insert().values(id=1, doc={"email": "a@x"}, docb={"e": "a@x"}))
+    seal(engine, table)
+    assert erase(engine, table, 1, reason="request").rows == 1
+    with engine.connect() as connection:
+        nulls = connection.execute(
+            sa.text("SELECT doc IS NULL AND docb IS NULL FROM profiles_audit WHERE id = 1")
+        ).scalar_one()
+    assert nulls
+    assert verify(engine, table).ok
+    again = erase(engine, table, 1, reason="request")
+    assert again.rows == 0 and again.marker_id is None
+
+
+def test_an_erasure_that_matches_nothing_writes_no_marker(
+    engine: sa.Engine, database_url: Any, tmp_path: Any
+) -> None:
+    table = people()
+    table.metadata.create_all(engine)
+    versions(engine, table, 1)
+    nothing = erase(engine, table, 99, reason="request")
+    assert (nothing.rows, nothing.marker_id) == (0, None)
+    assert erase(engine, table, 1, columns=["email"], reason="request").rows == 3
+    assert erase(engine, table, 1, columns=["email"], reason="request").marker_id is None
+    assert [d.marker_id for d in erase_setting(engine, table, "username", "x", reason="r")] == [
+        None
+    ]
+    with engine.connect() as connection:
+        markers = connection.execute(
+            sa.text("SELECT count(*) FROM people_audit WHERE audit_operation = 'E'")
+        ).scalar_one()
+    assert markers == 1
+    (tmp_path / "cli_erase_models.py").write_text(CLI_MODELS)
+    result = run(
+        "erase",
+        "cli_erase_models:metadata",
+        "people",
+        "99",
+        "--reason",
+        "r",
+        "--url",
+        url_text(database_url),
+        path=tmp_path,
+    )
+    assert result.returncode == 1 and "nothing to erase" in result.stdout + result.stderr
+
+
+def test_erase_setting_refuses_a_value_of_the_wrong_type_naming_the_setting(
+    engine: sa.Engine,
+) -> None:
+    table = people()
+    table.metadata.create_all(engine)
+    with pytest.raises(AuditError, match=r"setting 'username' is recorded as str.*got int 5"):
+        erase_setting(engine, table.metadata, "username", 5, reason="r")

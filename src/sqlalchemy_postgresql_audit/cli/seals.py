@@ -133,9 +133,13 @@ def _erase(args: argparse.Namespace, ui: UI) -> int:
         raise CliError(str(error)) from None
     finally:
         engine.dispose()
+    nothing = not any(d.rows for d in done)
     if ui.json:
         ui.emit_json({"erased": [asdict(item) for item in done]})
-        return EXIT_OK
+        return EXIT_DRIFT if nothing else EXIT_OK
+    if nothing:
+        ui.line("nothing to erase: no recorded version holds a value that matches", "error")
+        return EXIT_DRIFT
     ui.table(
         ("audit table", "columns", "rows", "of them sealed", "kept partitions", "marker"),
         [

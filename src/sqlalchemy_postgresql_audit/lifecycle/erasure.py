@@ -22,6 +22,7 @@ until VACUUM removes them.
 from __future__ import annotations
 
 import bisect
+import decimal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,9 +34,10 @@ from ..declare.spec import AUDIT_CURRENT_USER, AUDIT_ID, AUDIT_OPERATION, AUDIT_
 from ..errors import AuditError
 from ..history._target import audited, key_filter, key_values
 from ..install.ddl import _connection, resolve_spec
-from ..render.erasure import KEPT_PARTITIONS
+from ..render.erasure import KEPT_PARTITIONS, MAY_LOCK, lock_for_erasure
 from ..render.guard import ERASING_SETTING
 from ..render.seals import ERASURE_OPERATION_CODE, REMOVED_OPERATION, SEAL_OPERATION
+from ..render.sql import qualified
 from . import _chain
 from ._digest import KeyTree, column_key, commitment
 from ._segments import stream_rows
@@ -50,8 +52,9 @@ class Erased:
     """What one erasure did to one audit table."""
 
     audit_table: str
-    #: ``audit_id`` of the ``E`` marker row.
-    marker_id: int
+    #: ``audit_id`` of the ``E`` marker row; None when no recorded value matched (nothing was
+    #: erased, so no marker was written).
+    marker_id: int | None
     columns: tuple[str, ...]
     #: Audit rows whose values were set to NULL (kept partitions included).
     rows: int
@@ -73,7 +76,11 @@ def erase(
     the row of ``target`` (an audited Table or mapped class) with primary key ``pk``.
 
     Run it as the audit owner: it updates the audit table and appends to the chain of seals.
-    On an Engine it runs in one transaction; on a Connection in the caller's.
+    On an Engine it runs in one transaction; on a Connection in the caller's.  It first takes a
+    SHARE lock on the audit table (and on ``target`` where the role may lock it), so it waits
+    for writers in flight and holds new writes of the table back until it commits: a version
+    written concurrently cannot escape it.  When no recorded value matches, nothing is written
+    and the result says so (``rows == 0``, ``marker_id is None``).
     """
     resolved = audited(target)
     spec = resolved.spec
@@ -82,6 +89,7 @@ def erase(
     key = key_values(resolved, pk)
     with _connection(bind) as connection:
         spec = resolve_spec(connection, spec)
+        _lock(connection, [spec])
         return _erase(
             connection, spec, resolved.audit, erased, lambda t: key_filter(t, key), reason
         )
@@ -105,10 +113,13 @@ def erase_setting(
     _check_reason(reason, what)
     if value is None:
         raise AuditError(f"erase_setting: the value of setting {name!r} to erase is None")
+    for table in tables:
+        _check_setting_value(table, name, value)
     done = []
     with _connection(bind) as connection:
-        for table in tables:
-            spec = resolve_spec(connection, table.info[SPEC_KEY])
+        specs = [resolve_spec(connection, table.info[SPEC_KEY]) for table in tables]
+        _lock(connection, specs)
+        for table, spec in zip(tables, specs, strict=True):
             column = _setting(table, name)
             assert column is not None
             done.append(
@@ -122,6 +133,39 @@ def erase_setting(
                 )
             )
     return done
+
+
+def _check_setting_value(table: sa.Table, name: str, value: object) -> None:
+    """A value of the setting column's Python type (a number also for a numeric column)."""
+    column = _setting(table, name)
+    assert column is not None
+    try:
+        expected = table.info[AUDIT_TABLE_KEY].c[column].type.python_type
+    except NotImplementedError:
+        return
+    numeric = expected in (float, decimal.Decimal) and isinstance(
+        value, (int, float, decimal.Decimal)
+    )
+    if (
+        (isinstance(value, bool)
+        and expected is not bool)
+        or not (isinstance(value, expected) or numeric)
+    ):
+        raise AuditError(
+            f"erase_setting: setting {name!r} is recorded as {expected.__name__} in "
+            f"{table.fullname!r}, got {type(value).__name__} {value!r}"
+        )
+
+
+def _lock(connection: sa.Connection, specs: Sequence[AuditSpec]) -> None:
+    """SHARE locks on the audited tables the role may lock, then on their audit tables (the
+    order writers take theirs in), so that no write in flight escapes the erasure."""
+    for spec in specs:
+        source = qualified(spec.schema, spec.table)
+        if connection.execute(sa.text(MAY_LOCK), {"table": source}).scalar_one():
+            connection.execute(sa.text(lock_for_erasure(spec.schema, spec.table)))
+    for spec in specs:
+        connection.execute(sa.text(lock_for_erasure(spec.schema, spec.audit_table)))
 
 
 def _equals(column: str, value: object) -> Where:
@@ -165,18 +209,28 @@ def _erase(
     reason: str,
 ) -> Erased:
     schema, name = spec.schema, spec.audit_table
+    relations = (name, *_kept_partitions(connection, schema, name))
+    if not _any_present(connection, schema, relations, audit, columns, where):
+        return Erased(
+            audit_table=name,
+            marker_id=None,
+            columns=columns,
+            rows=0,
+            sealed_rows=0,
+            kept_partitions=(),
+        )
     _chain.prepare(connection, schema)
     marker = _write_marker(connection, schema, audit)
     connection.execute(sa.select(sa.func.set_config(ERASING_SETTING, str(marker), True)))
     sealed = _shred_sealed_rows(connection, schema, name, audit, columns, where, marker)
     rows, kept = 0, []
-    for relation in (name, *_kept_partitions(connection, schema, name)):
+    for relation in relations:
         table = _typed(schema, relation, audit)
-        present = sa.or_(*(table.c[column].is_not(None) for column in columns))
         updated = connection.execute(
             sa.update(table)
-            .where(where(table), present)
-            .values({column: None for column in columns})
+            .where(where(table), _present(table, columns))
+            # SQL NULL, not a JSON column's JSON 'null' (which is a value).
+            .values({column: sa.null() for column in columns})
         ).rowcount
         rows += updated
         if updated and relation != name:
@@ -205,6 +259,31 @@ def _erase(
         sealed_rows=sealed,
         kept_partitions=tuple(kept),
     )
+
+
+def _present(table: sa.TableClause, columns: Sequence[str]) -> sa.ColumnElement[bool]:
+    return sa.or_(*(table.c[column].is_not(None) for column in columns))
+
+
+def _any_present(
+    connection: sa.Connection,
+    schema: str | None,
+    relations: Sequence[str],
+    audit: sa.Table,
+    columns: Sequence[str],
+    where: Where,
+) -> bool:
+    """Whether any recorded version still holds a value to erase (after the locks)."""
+    for relation in relations:
+        table = _typed(schema, relation, audit)
+        found = (
+            sa.select(sa.literal(1))
+            .select_from(table)
+            .where(where(table), _present(table, columns))
+        )
+        if connection.execute(sa.select(sa.exists(found))).scalar_one():
+            return True
+    return False
 
 
 def _typed(
