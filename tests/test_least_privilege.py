@@ -19,10 +19,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from sqlalchemy_postgresql_audit import SPEC_KEY
+from sqlalchemy_postgresql_audit import SPEC_KEY, seal
 from sqlalchemy_postgresql_audit.install.grants import grant_least_privilege
 from sqlalchemy_postgresql_audit.render import guard_function, quote
 from sqlalchemy_postgresql_audit.render.redaction import KEY_TABLE
+from sqlalchemy_postgresql_audit.render.seals import create_seal_tables
 
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "<!-- writer-rights:begin -->", "<!-- writer-rights:end -->"
@@ -276,3 +277,63 @@ def test_a_writer_that_no_revoke_can_restrict_is_refused_by_name(
     with pytest.raises(sa.exc.DBAPIError, match=f"role .*{writer}.* cannot be made a writer") as e:
         grant_least_privilege(engine, metadata, writers=[writer], **options)
     assert membership in str(e.value)
+
+
+def _as_role(database_url: sa.URL, role: str, *statements: str) -> None:
+    as_role = sa.create_engine(database_url.set(username=role))
+    try:
+        with as_role.begin() as connection:
+            for statement in statements:
+                connection.execute(sa.text(statement))
+    finally:
+        as_role.dispose()
+
+
+def test_a_key_table_a_writer_planted_is_never_adopted(
+    engine: sa.Engine, database_url: sa.URL, roles: dict[str, str]
+) -> None:
+    writer = roles["writer"]
+    with engine.begin() as connection:
+        connection.execute(sa.text(f"GRANT CREATE ON SCHEMA public TO {quote(writer)}"))
+    _as_role(
+        database_url,
+        writer,
+        "CREATE FUNCTION public.planted() RETURNS boolean LANGUAGE sql AS 'SELECT true'",
+        f"CREATE TABLE public.{KEY_TABLE} (version int2 PRIMARY KEY, inner_pad bytea NOT NULL, "
+        "outer_pad bytea NOT NULL, created_at timestamptz NOT NULL DEFAULT now())",
+        f"ALTER TABLE public.{KEY_TABLE} ENABLE ROW LEVEL SECURITY",
+        f"ALTER TABLE public.{KEY_TABLE} FORCE ROW LEVEL SECURITY",
+        f"CREATE POLICY planted ON public.{KEY_TABLE} USING (public.planted())",
+    )
+    metadata = sa.MetaData()
+    sa.Table(
+        "customer",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("email", sa.String),
+        info={"audit.options": {"enabled": True, "redact": {"email": "hash"}}},
+    )
+    refused = f"{KEY_TABLE} was not created by sqlalchemy-postgresql-audit"
+    with pytest.raises(sa.exc.DBAPIError, match=f"{refused}.*owned by .*{writer}"):
+        metadata.create_all(engine)
+    # Handed to a trusted owner, what it was planted with still refuses it.
+    with engine.begin() as connection:
+        connection.execute(sa.text(f"ALTER TABLE public.{KEY_TABLE} OWNER TO CURRENT_USER"))
+        connection.execute(sa.text(f"ALTER TABLE public.{KEY_TABLE} ADD COLUMN extra text"))
+    reasons = "row level security is enabled on it; it has policies planted.*columns.*extra"
+    with pytest.raises(sa.exc.DBAPIError, match=reasons):
+        metadata.create_all(engine)
+
+
+def test_seal_tables_a_writer_planted_are_never_adopted(
+    engine: sa.Engine, database_url: sa.URL, roles: dict[str, str]
+) -> None:
+    writer = roles["writer"]
+    metadata = models()
+    with engine.begin() as connection:
+        connection.execute(sa.text(f"CREATE SCHEMA {quote(SCHEMA)}"))
+        connection.execute(sa.text(f"GRANT USAGE, CREATE ON SCHEMA {quote(SCHEMA)} TO {quote(writer)}"))
+    metadata.create_all(engine)
+    _as_role(database_url, writer, *create_seal_tables(SCHEMA))
+    with pytest.raises(sa.exc.DBAPIError, match="was not created by sqlalchemy-postgresql-audit"):
+        seal(engine, metadata)

@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from ..install.adoption import refuse_foreign_seal_tables
 from ..install.ddl import AuditDDL
 from ..render.partitioning import OTHER_GRANTEES, revoke_everything
 from ..render.seals import (
@@ -170,6 +171,7 @@ def exists(connection: sa.Connection, schema: str | None) -> bool:
 def prepare(connection: sa.Connection, schema: str | None) -> None:
     """Take the chain's lock, create its tables if need be, and make value text canonical."""
     lock(connection, schema)
+    refuse_foreign_seal_tables(connection, schema)
     if not exists(connection, schema):
         for statement in create_seal_tables(schema):
             connection.execute(AuditDDL(statement))

@@ -285,7 +285,7 @@ def render_grants(
         statements.append(f"GRANT {', '.join(writer_rights(spec))} ON {source} TO {role}")
     statements.append(_exact_rights(spec, names, writers, readers))
     if spec.hashes:  # the redaction key: the owner's alone, readers included get nothing
-        statements += key_table_grants(spec.schema, owner)
+        statements += key_table_grants(spec.schema, owner, spec.function)
     for reader in readers:
         role = _role(reader)
         statements += [prefix + role for prefix in schema]

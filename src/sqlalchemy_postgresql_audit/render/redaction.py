@@ -13,6 +13,7 @@ template leaves the column out).
 from __future__ import annotations
 
 from ..declare.spec import AuditSpec
+from .adoption import refuse_foreign_table
 from .sql import dollar_quote, literal, qualified, quote, regclass
 
 #: The key table's name, in each schema holding audit tables with hashed columns.
@@ -56,8 +57,7 @@ def hmac_expression(schema: str | None, value: str) -> str:
 
     def newest(expression: str) -> str:
         return (
-            f"(SELECT {expression} FROM {key_table(schema)} AS k "
-            "ORDER BY k.version DESC LIMIT 1)"
+            f"(SELECT {expression} FROM {key_table(schema)} AS k ORDER BY k.version DESC LIMIT 1)"
         )
 
     missing = literal(missing_key_setting(schema))
@@ -78,11 +78,31 @@ def missing_key_setting(schema: str | None) -> str:
     )
 
 
-def install_key_table(schema: str | None) -> tuple[str, ...]:
+#: The key table's columns: a key table with any other is not the library's.
+KEY_TABLE_COLUMNS = ("version", "inner_pad", "outer_pad", "created_at")
+
+
+def refuse_foreign_key_table(
+    schema: str | None, functions: tuple[str, ...] = (), owner: str | None = None
+) -> str:
+    """Refuse a key table someone else created (``render.adoption``): reading it runs its
+    policies as the trigger function's owner, and its owner reads every key."""
+    return refuse_foreign_table(
+        schema,
+        KEY_TABLE,
+        columns=KEY_TABLE_COLUMNS,
+        trusted_functions=functions,
+        trusted_owner=owner,
+    )
+
+
+def install_key_table(schema: str | None, function: str | None = None) -> tuple[str, ...]:
     """Create ``schema``'s key table if missing, readable by nobody but its owner, holding a
     first key made from the server's strong random source (``gen_random_uuid``) if it has none.
 
-    Idempotent; never drops or replaces a key (recorded digests need theirs to be checked).
+    Idempotent; never drops or replaces a key (recorded digests need theirs to be checked).  A
+    key table already there is adopted only if the library may (``render.adoption``; the owner
+    of ``function``, the trigger function, is trusted).
     """
     table = key_table(schema)
     version = MAX_KEY_VERSION
@@ -114,6 +134,7 @@ def install_key_table(schema: str | None) -> tuple[str, ...]:
     )
     return (
         create,
+        refuse_foreign_key_table(schema, (function,) if function else ()),
         f"COMMENT ON TABLE {table} IS {literal(KEY_TABLE_COMMENT)}",
         f"REVOKE ALL ON TABLE {table} FROM PUBLIC",
         f"DO {dollar_quote(body)}",
@@ -125,11 +146,15 @@ def lock_key_table(schema: str | None) -> str:
     return f"LOCK TABLE {key_table(schema)} IN SHARE ROW EXCLUSIVE MODE"
 
 
-def key_table_grants(schema: str | None, owner: str | None) -> tuple[str, ...]:
+def key_table_grants(
+    schema: str | None, owner: str | None, function: str | None = None
+) -> tuple[str, ...]:
     """The grant step's part for the key table: it goes to ``owner`` (the role the trigger
-    function runs as), and every other role loses every right on it, whoever granted it."""
+    function runs as), and every other role loses every right on it, whoever granted it; a key
+    table someone else created is refused first, before it is handed to ``owner``."""
     table = key_table(schema)
-    statements = [f"ALTER TABLE {table} OWNER TO {quote(owner)}"] if owner else []
+    refusal = refuse_foreign_key_table(schema, (function,) if function else (), owner)
+    statements = [refusal, *([f"ALTER TABLE {table} OWNER TO {quote(owner)}"] if owner else [])]
     # Column grants (attacl) count too: REVOKE ALL ON TABLE takes them with the table's.
     body = (
         "\nDECLARE\n  revoke_sql text;\nBEGIN\n  FOR revoke_sql IN\n"

@@ -1,0 +1,102 @@
+"""SQL that refuses to adopt a library table someone else created first (the redaction key
+table, the seal tables).
+
+Whoever owns such a table, or left a row-level-security policy, a trigger, a rule, an
+inheritance child or a column on it, runs code or reads secrets as its next owner: a writer
+with CREATE on the schema could plant a key table whose policy calls the writer's function, and
+every audited write (the trigger function reads the key table as the audit owner) would run it
+with the audit owner's rights.  So, like an audit table, a table already there is used only when
+its owner is the current role, a role it is explicitly a member of, a superuser, or a role
+trusted by the caller (the owner of the trigger function, the audit owner of the grant step),
+and when it has nothing the library never makes.  The check runs as a ``DO`` block so that the
+install script refuses too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .sql import dollar_quote, literal, name_text
+
+_QUOTED_LIST = "pg_catalog.string_agg(pg_catalog.quote_ident({0}::text), ', ' ORDER BY {0})"
+
+
+def refuse_foreign_table(
+    schema: str | None,
+    table: str,
+    *,
+    columns: Sequence[str] | None = None,
+    trusted_functions: Sequence[str] = (),
+    trusted_owner: str | None = None,
+) -> str:
+    """A ``DO`` block that raises, naming the table and every reason, unless ``schema.table``
+    is missing or is one the library may adopt; ``columns``: the only columns it may have."""
+    functions = ", ".join(literal(f) for f in trusted_functions) or "NULL"
+    expected = (
+        "ARRAY[" + ", ".join(literal(c) for c in columns) + "]::text[]"
+        if columns is not None
+        else "NULL::text[]"
+    )
+    owner = literal(trusted_owner) if trusted_owner else "NULL"
+    body = f"""
+DECLARE
+  target pg_catalog.regclass := pg_catalog.to_regclass({literal(name_text(schema, table))});
+  expected text[] := {expected};
+  problem text;
+BEGIN
+  IF target IS NULL THEN
+    RETURN;
+  END IF;
+  WITH RECURSIVE installer(oid) AS (
+      SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user
+    UNION
+      SELECT m.roleid FROM pg_catalog.pg_auth_members m JOIN installer i ON m.member = i.oid
+  )
+  SELECT pg_catalog.string_agg(why.reason, '; ') INTO problem
+  FROM pg_catalog.pg_class c, LATERAL (
+      SELECT pg_catalog.format('it is owned by %s, neither the current role, a role it is a '
+                               'member of, a superuser nor the audit owner',
+                               c.relowner::pg_catalog.regrole)
+      WHERE c.relowner NOT IN (SELECT oid FROM installer)
+        AND NOT (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.oid = c.relowner)
+        AND c.relowner IS DISTINCT FROM (SELECT r.oid FROM pg_catalog.pg_roles r
+                                         WHERE r.rolname = {owner})
+        AND c.relowner NOT IN (SELECT p.proowner FROM pg_catalog.pg_proc p
+                               WHERE p.pronamespace = c.relnamespace AND p.pronargs = 0
+                                 AND p.proname IN ({functions}))
+    UNION ALL
+      SELECT 'it is not a plain table' WHERE c.relkind <> 'r'
+    UNION ALL
+      SELECT 'row level security is enabled on it'
+      WHERE c.relrowsecurity OR c.relforcerowsecurity
+    UNION ALL
+      SELECT 'it has policies ' || {_QUOTED_LIST.format("p.polname")}
+      FROM pg_catalog.pg_policy p WHERE p.polrelid = c.oid HAVING pg_catalog.count(*) > 0
+    UNION ALL
+      SELECT 'it has triggers ' || {_QUOTED_LIST.format("t.tgname")}
+      FROM pg_catalog.pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal
+      HAVING pg_catalog.count(*) > 0
+    UNION ALL
+      SELECT 'it has rules ' || {_QUOTED_LIST.format("r.rulename")}
+      FROM pg_catalog.pg_rewrite r WHERE r.ev_class = c.oid HAVING pg_catalog.count(*) > 0
+    UNION ALL
+      SELECT 'it inherits from or is inherited by another table'
+      WHERE EXISTS (SELECT FROM pg_catalog.pg_inherits i
+                    WHERE i.inhrelid = c.oid OR i.inhparent = c.oid)
+    UNION ALL
+      SELECT 'it has columns the library never makes: ' || {_QUOTED_LIST.format("a.attname")}
+      FROM pg_catalog.pg_attribute a
+      WHERE expected IS NOT NULL AND a.attrelid = c.oid AND a.attnum > 0
+        AND NOT a.attisdropped AND a.attname::text <> ALL (expected)
+      HAVING pg_catalog.count(*) > 0
+  ) AS why(reason)
+  WHERE c.oid = target;
+  IF problem IS NOT NULL THEN
+    RAISE EXCEPTION '% was not created by sqlalchemy-postgresql-audit, so it is not adopted: %',
+      target, problem
+      USING HINT = 'Whoever made it could read its secrets or run code as its owner; drop it '
+                   '(after checking it) and let the library create it.';
+  END IF;
+END
+"""
+    return f"DO {dollar_quote(body)}"
