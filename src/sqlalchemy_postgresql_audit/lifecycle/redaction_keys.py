@@ -46,15 +46,23 @@ def padded_keys(key: bytes) -> tuple[bytes, bytes]:
     return bytes(b ^ INNER_PAD_BYTE for b in key), bytes(b ^ OUTER_PAD_BYTE for b in key)
 
 
-def _hashing_schemas(bind: sa.Connection, target: sa.MetaData | sa.Table) -> list[str]:
+def _hashing_schemas(
+    bind: sa.Connection, target: sa.MetaData | sa.Table
+) -> dict[str, tuple[str, ...]]:
+    """{schema: the trigger functions of its tables with hashed columns} (their owner may own
+    the key table)."""
     if isinstance(target, sa.MetaData):
         specs = [spec for _, spec in audited_tables(target)]
     else:
         specs = [audited(target).spec]
-    schemas = {resolve_spec(bind, spec).schema or FALLBACK_SCHEMA for spec in specs if spec.hashes}
+    schemas: dict[str, tuple[str, ...]] = {}
+    for spec in specs:
+        if spec.hashes:
+            schema = resolve_spec(bind, spec).schema or FALLBACK_SCHEMA
+            schemas[schema] = (*schemas.get(schema, ()), spec.function)
     if not schemas:
         raise AuditError(f"{_name(target)} has no column redacted with 'hash': no key to rotate")
-    return sorted(schemas)
+    return dict(sorted(schemas.items()))
 
 
 def _name(target: sa.MetaData | sa.Table) -> str:
@@ -81,8 +89,8 @@ def rotate_redaction_key(
         with bind.begin() as connection:
             return rotate_redaction_key(connection, target, key)
     versions: dict[str, int] = {}
-    for schema in _hashing_schemas(bind, target):
-        execute_statements(bind, install_key_table(schema))
+    for schema, functions in _hashing_schemas(bind, target).items():
+        execute_statements(bind, install_key_table(schema, functions))
         table = key_table(schema)
         # One rotation at a time per schema; writers (reading the table) are not blocked.
         bind.execute(sa.text(lock_key_table(schema)))

@@ -83,7 +83,7 @@ def render(spec: AuditSpec) -> RenderedAudit:
     audit = template(spec)
     install, uninstall = render_append_only_guard(spec)
     # The key table comes first, the function reads it; uninstalling keeps it with its keys.
-    keys = install_key_table(spec.schema, spec.function) if spec.hashes else ()
+    keys = install_key_table(spec.schema, (spec.function,)) if spec.hashes else ()
     if not install and not keys:
         return audit
     return RenderedAudit(

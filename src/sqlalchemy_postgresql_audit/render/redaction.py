@@ -96,13 +96,13 @@ def refuse_foreign_key_table(
     )
 
 
-def install_key_table(schema: str | None, function: str | None = None) -> tuple[str, ...]:
+def install_key_table(schema: str | None, functions: tuple[str, ...] = ()) -> tuple[str, ...]:
     """Create ``schema``'s key table if missing, readable by nobody but its owner, holding a
     first key made from the server's strong random source (``gen_random_uuid``) if it has none.
 
     Idempotent; never drops or replaces a key (recorded digests need theirs to be checked).  A
     key table already there is adopted only if the library may (``render.adoption``; the owner
-    of ``function``, the trigger function, is trusted).
+    of ``functions``, the trigger functions, is trusted).
     """
     table = key_table(schema)
     version = MAX_KEY_VERSION
@@ -134,7 +134,7 @@ def install_key_table(schema: str | None, function: str | None = None) -> tuple[
     )
     return (
         create,
-        refuse_foreign_key_table(schema, (function,) if function else ()),
+        refuse_foreign_key_table(schema, functions),
         f"COMMENT ON TABLE {table} IS {literal(KEY_TABLE_COMMENT)}",
         f"REVOKE ALL ON TABLE {table} FROM PUBLIC",
         f"DO {dollar_quote(body)}",
