@@ -50,9 +50,12 @@ def person(mode: str = "statement", **options: Any) -> sa.Table:
     )
 
 
-def digest(value: str, version: int = 2, key: bytes = KEY) -> bytes:
-    """What the trigger should record: the key version byte, then HMAC-SHA256 of the text."""
-    return bytes([version]) + hmac.new(key, value.encode(), hashlib.sha256).digest()
+def digest(
+    value: str, version: int = 2, key: bytes = KEY, domain: bytes = b"person\0email\0"
+) -> bytes:
+    """What the trigger should record: the key version byte, then HMAC-SHA256 of the table's
+    and column's names and the text."""
+    return bytes([version]) + hmac.new(key, domain + value.encode(), hashlib.sha256).digest()
 
 
 @pytest.mark.parametrize(
@@ -473,3 +476,45 @@ def test_a_migration_baseline_records_redacted_columns_as_the_trigger_does(
         (row,) = read_audit(connection, table)
     assert (row.audit_operation, row.name, row.born) == ("B", "a", None)
     assert bytes(row.email) == digest("a@x.org")
+
+
+def test_a_guess_written_into_one_hashed_column_tests_nothing_in_another(
+    engine: sa.Engine,
+) -> None:
+    """A writer who can read the trail writes a guess into a hashed column it may write and
+    reads its digest: that digest must not match the same value in another column or table."""
+    metadata = sa.MetaData()
+    tables = [
+        sa.Table(
+            name,
+            metadata,
+            sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+            sa.Column("email", sa.String),
+            sa.Column("alias", sa.String),
+            info={"audit.options": {"enabled": True, "redact": {"email": "hash", "alias": "hash"}}},
+        )
+        for name in ("person", "guess")
+    ]
+    metadata.create_all(engine)
+    rotate_redaction_key(engine, metadata, KEY)
+    with engine.begin() as connection:
+        for table in tables:
+            connection.execute(table.insert().values(id=1, email="a@x.org", alias="a@x.org"))
+        recorded = {
+            (table.name, column): bytes(row._mapping[column])
+            for table in tables
+            for row in read_audit(connection, table)
+            for column in ("email", "alias")
+        }
+    assert len(set(recorded.values())) == 4
+    assert recorded["person", "email"] == digest("a@x.org", 2)
+    with engine.connect() as connection:
+        # a digest made before the message held the names is still checked
+        legacy = bytes([2]) + hmac.new(KEY, b"a@x.org", hashlib.sha256).digest()
+        assert matches_hash(connection, tables[0], "email", "a@x.org", legacy)
+        assert not matches_hash(
+            connection, tables[0], "email", "a@x.org", recorded["guess", "email"]
+        )
+        assert not matches_hash(
+            connection, tables[0], "email", "a@x.org", recorded["person", "alias"]
+        )

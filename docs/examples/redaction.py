@@ -72,6 +72,8 @@ with engine.connect() as connection:  # reading the key takes the audit owner
     assert audit.matches_hash(connection, customer, "email", "ada@example.org", recorded)
     assert not audit.matches_hash(connection, customer, "email", "eve@example.org", recorded)
 
-# The same digest outside the database, from the key you kept: HMAC-SHA256 of the text form.
-assert recorded.digest == hmac.new(key, b"ada@example.org", hashlib.sha256).digest()
+# The same digest outside the database, from the key you kept: HMAC-SHA256 of the table's
+# name, the column's name (each ended by a zero byte) and the value's text form.
+message = b"customer\0email\0" + b"ada@example.org"
+assert recorded.digest == hmac.new(key, message, hashlib.sha256).digest()
 # --8<-- [end:match]

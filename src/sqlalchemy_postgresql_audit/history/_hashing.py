@@ -2,8 +2,8 @@
 
 The trigger's form is SQL text (``render.redaction``); a baseline, which writes audit rows
 itself, and ``matches_hash``, which checks a candidate, build the same digest here:
-``sha256(outer_pad || sha256(inner_pad || convert_to(value::text, 'UTF8')))``, prefixed with the
-key version byte where it is recorded.
+``sha256(outer_pad || sha256(inner_pad || domain || convert_to(value::text, 'UTF8')))``, prefixed
+with the key version byte where it is recorded (``render.redaction.message_domain``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..render.redaction import KEY_TABLE, missing_key_setting
+from ..render.redaction import KEY_TABLE, message_domain, missing_key_setting
 
 
 def key_table(schema: str | None) -> sa.TableClause:
@@ -31,17 +31,23 @@ def _joined(left: sa.ColumnElement[Any], right: sa.ColumnElement[Any]) -> sa.Col
 
 
 def hmac_of(
-    inner_pad: sa.ColumnElement[Any], outer_pad: sa.ColumnElement[Any], value: Any
+    inner_pad: sa.ColumnElement[Any],
+    outer_pad: sa.ColumnElement[Any],
+    value: Any,
+    domain: bytes,
 ) -> sa.ColumnElement[Any]:
-    """HMAC-SHA256 of ``value``'s text form, with the given padded keys."""
-    message = sa.func.convert_to(sa.cast(value, sa.Text), sa.literal("UTF8"), type_=sa.LargeBinary)
+    """HMAC-SHA256 of ``domain`` and ``value``'s text form, with the given padded keys (an
+    empty ``domain``: the form digests had before it was added)."""
+    text = sa.func.convert_to(sa.cast(value, sa.Text), sa.literal("UTF8"), type_=sa.LargeBinary)
+    message = _joined(sa.literal(domain, sa.LargeBinary), text) if domain else text
     inner = sa.func.sha256(_joined(inner_pad, message), type_=sa.LargeBinary)
     return sa.func.sha256(_joined(outer_pad, inner), type_=sa.LargeBinary)
 
 
-def recorded_hash(schema: str | None, value: Any) -> sa.ColumnElement[Any]:
-    """What the trigger records for ``value``: the newest key version's byte, then the HMAC
-    with that key; a missing key fails the statement, as it fails the trigger."""
+def recorded_hash(schema: str | None, table: str, column: str, value: Any) -> sa.ColumnElement[Any]:
+    """What the trigger records for ``value`` of ``table``'s ``column``: the newest key
+    version's byte, then the HMAC with that key; a missing key fails the statement, as it fails
+    the trigger."""
     keys = key_table(schema)
 
     def newest(expression: sa.ColumnElement[Any]) -> sa.ScalarSelect[Any]:
@@ -54,5 +60,6 @@ def recorded_hash(schema: str | None, value: Any) -> sa.ColumnElement[Any]:
         newest(sa.func.substr(sa.func.int2send(keys.c.version), 2, type_=sa.LargeBinary)),
         missing,
     )
-    digest = hmac_of(newest(keys.c.inner_pad), newest(keys.c.outer_pad), value)
+    domain = message_domain(table, column)
+    digest = hmac_of(newest(keys.c.inner_pad), newest(keys.c.outer_pad), value, domain)
     return _joined(version_byte, digest)

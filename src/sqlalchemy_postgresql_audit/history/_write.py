@@ -295,7 +295,7 @@ def _recorded(target: Audited, name: str) -> Any:
     if form == "mask":
         return cast(null(), target.audit.c[name].type)
     if form == "hash":
-        return recorded_hash(target.audit.schema, column)
+        return recorded_hash(target.audit.schema, target.spec.table, name, column)
     return column
 
 

@@ -30,6 +30,7 @@ from ..render.redaction import (
     OUTER_PAD_BYTE,
     install_key_table,
     lock_key_table,
+    message_domain,
 )
 from ..render.sql import FALLBACK_SCHEMA
 
@@ -102,9 +103,7 @@ def rotate_redaction_key(
                 "digest's version byte can name"
             )
         inner, outer = padded_keys(key if key is not None else os.urandom(KEY_BYTES))
-        bind.execute(
-            sa.insert(table).values(version=version, inner_pad=inner, outer_pad=outer)
-        )
+        bind.execute(sa.insert(table).values(version=version, inner_pad=inner, outer_pad=outer))
         versions[schema] = version
     return versions
 
@@ -120,7 +119,8 @@ def matches_hash(
     ``Table`` or ORM class) hashed ``column``.
 
     The candidate is cast to the column's type on the server and digested as the trigger
-    digests (its text form, UTF-8), with the key version ``recorded`` names; so ``"A@x"`` does
+    digests (its text form, UTF-8, after the table's and column's names), with the key version
+    ``recorded`` names; so ``"A@x"`` does
     not match a recorded ``"a@x"`` and an ``Integer`` column matches ``7`` and ``"7"`` alike.
     A recorded NULL matches only ``None``.  Needs to read the key table: run it as the audit
     owner.
@@ -149,12 +149,16 @@ def _matches(
     keys = key_table(schema)
     type_ = source.c[column].type
     candidate_value = sa.cast(sa.bindparam("candidate", candidate, type_=type_), type_)
-    digest = hmac_of(keys.c.inner_pad, keys.c.outer_pad, candidate_value)
+    domain = message_domain(spec.table, column)
+    digests = (
+        hmac_of(keys.c.inner_pad, keys.c.outer_pad, candidate_value, domain),
+        # Digests recorded before the message held the table's and column's names.
+        hmac_of(keys.c.inner_pad, keys.c.outer_pad, candidate_value, b""),
+    )
     found = bind.execute(
-        sa.select(digest).where(keys.c.version == hashed.key_version)
-    ).scalar_one_or_none()
+        sa.select(*digests).where(keys.c.version == hashed.key_version)
+    ).one_or_none()
     if found is None:
-        raise AuditError(
-            f"schema {schema!r} has no redaction key version {hashed.key_version}"
-        )
-    return hmac.compare_digest(bytes(found), hashed.digest)
+        raise AuditError(f"schema {schema!r} has no redaction key version {hashed.key_version}")
+    matches = [hmac.compare_digest(bytes(digest), hashed.digest) for digest in found]
+    return any(matches)

@@ -1,7 +1,9 @@
 """The SQL of redaction at write time: the recorded form of a redacted column, and its key table.
 
 ``mask`` records a NULL of the column's own type.  ``hash`` records a keyed HMAC-SHA256 of the
-value's text form (``value::text``, encoded as UTF-8), computed without any extension as
+value's text form (``value::text``, encoded as UTF-8) after the table's and the column's names
+(``message_domain``: so a guess written into one hashed column, whose digest the writer can read
+back, tests nothing in another column or table), computed without any extension as
 ``sha256(outer_pad || sha256(inner_pad || message))`` (RFC 2104) and prefixed with one byte, the
 key version, so a recorded digest names the key it was made with and keys can be rotated
 without touching history.  The pads of every key version live in one key table per schema
@@ -29,6 +31,15 @@ INNER_PAD_BYTE = 0x36
 OUTER_PAD_BYTE = 0x5C
 
 
+def message_domain(table: str, column: str) -> bytes:
+    """What the HMAC message starts with, before the value's text: the audited table's and the
+    column's names, each ended by a zero byte.  Text values never hold a zero byte, so no value
+    of one column makes the message of another; and digests recorded before the domain was
+    added (the value's text alone) can never equal one made since (``matches_hash`` checks
+    both forms)."""
+    return table.encode("utf-8") + b"\0" + column.encode("utf-8") + b"\0"
+
+
 def key_table(schema: str | None) -> str:
     return qualified(schema, KEY_TABLE)
 
@@ -42,13 +53,13 @@ def redacted_value(spec: AuditSpec, column: str, value: str) -> str:
         # that copies rows a TRUNCATE removes.  The planner folds it to a constant.
         return f"CASE WHEN false THEN {value} END"
     if form == "hash":
-        return hmac_expression(spec.schema, value)
+        return hmac_expression(spec.schema, value, message_domain(spec.table, column))
     return value
 
 
-def hmac_expression(schema: str | None, value: str) -> str:
-    """The key version byte and HMAC-SHA256 of ``value``'s text, with the newest key of
-    ``schema``'s key table (NULL for a NULL value).
+def hmac_expression(schema: str | None, value: str, domain: bytes) -> str:
+    """The key version byte and HMAC-SHA256 of ``domain`` and ``value``'s text, with the newest
+    key of ``schema``'s key table (NULL for a NULL value).
 
     The key lookups are uncorrelated subqueries: a statement-level trigger evaluates them once
     per statement.  A missing key fails the write (a setting nobody defines is read), rather
@@ -65,7 +76,10 @@ def hmac_expression(schema: str | None, value: str) -> str:
         f"COALESCE({newest('pg_catalog.substr(pg_catalog.int2send(k.version), 2)')}, "
         f"pg_catalog.decode(pg_catalog.current_setting({missing}), 'hex'))"
     )
-    message = f"pg_catalog.convert_to(({value})::pg_catalog.text, 'UTF8')"
+    message = (
+        f"pg_catalog.decode({literal(domain.hex())}, 'hex') OPERATOR(pg_catalog.||) "
+        f"pg_catalog.convert_to(({value})::pg_catalog.text, 'UTF8')"
+    )
     inner = f"pg_catalog.sha256({newest('k.inner_pad')} OPERATOR(pg_catalog.||) {message})"
     outer = f"pg_catalog.sha256({newest('k.outer_pad')} OPERATOR(pg_catalog.||) {inner})"
     return f"({version} OPERATOR(pg_catalog.||) {outer})"
