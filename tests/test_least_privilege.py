@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from sqlalchemy_postgresql_audit import SPEC_KEY, seal
+from sqlalchemy_postgresql_audit import SPEC_KEY, maintain, seal
 from sqlalchemy_postgresql_audit.install.grants import grant_least_privilege
 from sqlalchemy_postgresql_audit.render import guard_function, quote
 from sqlalchemy_postgresql_audit.render.redaction import KEY_TABLE
@@ -337,3 +337,35 @@ def test_seal_tables_a_writer_planted_are_never_adopted(
     _as_role(database_url, writer, *create_seal_tables(SCHEMA))
     with pytest.raises(sa.exc.DBAPIError, match="was not created by sqlalchemy-postgresql-audit"):
         seal(engine, metadata)
+
+
+def test_the_owner_gets_every_partition_of_a_partitioned_audit_table(
+    engine: sa.Engine, database_url: sa.URL, roles: dict[str, str]
+) -> None:
+    owner = roles["group"]
+    metadata = sa.MetaData()
+    sa.Table(
+        "account",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("email", sa.String),
+        info={"audit.options": {"enabled": True, "append_only": True, "partition": "week"}},
+    )
+    metadata.create_all(engine)
+    grant_least_privilege(engine, metadata, writers=[roles["writer"]], owner=owner)
+    with engine.connect() as connection:
+        owners = connection.execute(
+            sa.text(
+                "SELECT relid::regclass::text, pg_get_userbyid(c.relowner) "
+                "FROM pg_partition_tree('account_audit') t JOIN pg_class c ON c.oid = t.relid"
+            )
+        ).all()
+    assert any(name.endswith("_default") for name, _ in owners)
+    assert {o for _, o in owners} == {owner}, owners
+    with engine.begin() as connection:  # maintain makes partitions: CREATE on the schema
+        connection.execute(sa.text(f"GRANT CREATE ON SCHEMA public TO {quote(owner)}"))
+    as_owner = sa.create_engine(database_url.set(username=owner))
+    try:
+        maintain(as_owner, metadata)
+    finally:
+        as_owner.dispose()

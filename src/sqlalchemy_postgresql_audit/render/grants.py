@@ -247,6 +247,30 @@ def _exact_rights(
     return f"DO {dollar_quote(body)}"
 
 
+def _partitions_to(spec: AuditSpec, role: str) -> str:
+    """Hand every partition of the audit table to ``role`` too: ALTER TABLE ... OWNER TO does
+    not reach partitions, and ``maintain`` run as the owner must drain the default partition
+    and detach or drop the old ones (partitions ``maintain`` creates later are the owner's)."""
+    body = f"""
+DECLARE
+  part pg_catalog.regclass;
+BEGIN
+  FOR part IN
+    WITH RECURSIVE parts(oid) AS (
+        SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+        WHERE i.inhparent = {regclass(spec.schema, spec.audit_table)}
+      UNION
+        SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN parts p ON i.inhparent = p.oid
+    )
+    SELECT oid::pg_catalog.regclass FROM parts ORDER BY oid
+  LOOP
+    EXECUTE pg_catalog.format('ALTER TABLE %s OWNER TO %s', part, {literal(role)});
+  END LOOP;
+END
+"""
+    return f"DO {dollar_quote(body)}"
+
+
 def render_grants(
     spec: AuditSpec,
     *,
@@ -271,7 +295,7 @@ def render_grants(
     statements: list[str] = [f"REVOKE ALL ON FUNCTION {f}() FROM PUBLIC" for f in functions]
     if owner is not None:
         role = _role(owner)
-        statements += [f"ALTER TABLE {audit} OWNER TO {role}"]
+        statements += [f"ALTER TABLE {audit} OWNER TO {role}", _partitions_to(spec, role)]
         statements += [f"ALTER FUNCTION {f}() OWNER TO {role}" for f in functions]
         statements += [prefix + role for prefix in schema]
         if spec.mode == "row" or spec.truncate_rows:  # what the function reads, see below
