@@ -135,5 +135,10 @@ def from_json(value: Any) -> Any:
         if form in ("mask", "omit"):
             return REDACTED
         if isinstance(form, str):
-            return Hashed.from_recorded(bytes.fromhex(form))
+            try:
+                recorded = bytes.fromhex(form)
+            except ValueError:
+                return value  # not a digest: a JSON value of the marker's shape, as it is
+            if len(recorded) > 1:
+                return Hashed.from_recorded(recorded)
     return value
