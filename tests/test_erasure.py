@@ -463,3 +463,24 @@ def test_erase_setting_refuses_a_value_of_the_wrong_type_naming_the_setting(
     table.metadata.create_all(engine)
     with pytest.raises(AuditError, match=r"setting 'username' is recorded as str.*got int 5"):
         erase_setting(engine, table.metadata, "username", 5, reason="r")
+
+
+def test_statistics_forget_an_erased_value(engine: sa.Engine) -> None:
+    table = people()
+    table.metadata.create_all(engine)
+    with engine.begin() as connection:
+        set_session_vars(connection, username="clerk")
+        connection.execute(table.insert().values(id=1, email="ada@example.com", city="Oslo"))
+        for city in ("Bergen", "Oslo") * 20:
+            connection.execute(table.update().where(table.c.id == 1).values(city=city))
+        connection.execute(table.insert().values(id=2, email="bob@example.com", city="Oslo"))
+    stats = sa.text(
+        "SELECT coalesce(most_common_vals::text, '') || coalesce(histogram_bounds::text, '') "
+        "FROM pg_stats WHERE tablename = 'people_audit' AND attname = 'email'"
+    )
+    with engine.begin() as connection:
+        connection.execute(sa.text("ANALYZE people_audit"))
+        assert "ada@example.com" in connection.execute(stats).scalar_one()
+    erase(engine, table, 1, columns=["email"], reason="request")
+    with engine.connect() as connection:
+        assert "ada@example.com" not in (connection.execute(stats).scalar_one_or_none() or "")

@@ -34,7 +34,7 @@ from ..declare.spec import AUDIT_CURRENT_USER, AUDIT_ID, AUDIT_OPERATION, AUDIT_
 from ..errors import AuditError
 from ..history._target import audited, key_filter, key_values
 from ..install.ddl import _connection, resolve_spec
-from ..render.erasure import KEPT_PARTITIONS, MAY_LOCK, lock_for_erasure
+from ..render.erasure import KEPT_PARTITIONS, MAY_LOCK, analyze_erased, lock_for_erasure
 from ..render.guard import ERASING_SETTING
 from ..render.seals import ERASURE_OPERATION_CODE, REMOVED_OPERATION, SEAL_OPERATION
 from ..render.sql import qualified
@@ -235,6 +235,8 @@ def _erase(
         rows += updated
         if updated and relation != name:
             kept.append(relation)
+        if updated:
+            connection.execute(sa.text(analyze_erased(schema, relation, columns)))
     connection.execute(sa.select(sa.func.set_config(ERASING_SETTING, "", True)))
     _chain.append(
         connection,

@@ -6,7 +6,7 @@ longer a partition of anything, so it is found by that comment in the audit tabl
 
 from __future__ import annotations
 
-from .sql import qualified
+from .sql import qualified, quote
 
 #: Tables of a schema that were partitions of an audit table and are not any more.
 KEPT_PARTITIONS = (
@@ -30,3 +30,10 @@ MAY_LOCK = (
     "SELECT pg_catalog.has_table_privilege(CAST(:table AS pg_catalog.regclass), "
     "'UPDATE, DELETE, TRUNCATE')"
 )
+
+
+def analyze_erased(schema: str | None, table: str, columns: tuple[str, ...]) -> str:
+    """Statistics are sampled values: ``pg_stats`` (most common values, histogram bounds) would
+    keep showing an erased value until the next ANALYZE, so the erasure runs it on the columns
+    it erased, in its own transaction (which no longer sees the values)."""
+    return f"ANALYZE {qualified(schema, table)} ({', '.join(quote(c) for c in columns)})"
