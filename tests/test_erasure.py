@@ -484,3 +484,22 @@ def test_statistics_forget_an_erased_value(engine: sa.Engine) -> None:
     erase(engine, table, 1, columns=["email"], reason="request")
     with engine.connect() as connection:
         assert "ada@example.com" not in (connection.execute(stats).scalar_one_or_none() or "")
+
+
+def test_cli_erase_says_what_is_wrong_with_its_arguments(
+    engine: sa.Engine, database_url: Any, tmp_path: Any
+) -> None:
+    (tmp_path / "erase_args_models.py").write_text(CLI_MODELS)
+    url = ["--url", url_text(database_url), "--reason", "r"]
+    target = "erase_args_models:metadata"
+    cases = {
+        (): "erase takes [MODULE:METADATA] TABLE PK",
+        (target, "--setting", "username"): "--setting takes NAME=VALUE, got 'username'",
+        (target, "--setting", "username=x", "--column", "email"): "--column cannot be used",
+    }
+    for arguments, message in cases.items():
+        result = run("erase", *arguments, *url, path=tmp_path)
+        assert result.returncode == 2 and message in result.stderr, (arguments, result.stderr)
+    helped = run("erase", "--help", path=tmp_path)
+    assert "``" not in helped.stdout and "[--column NAME]" in helped.stdout
+    assert "[--url URL]" in helped.stdout

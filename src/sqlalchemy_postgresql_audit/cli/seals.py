@@ -102,8 +102,11 @@ def _verify(args: argparse.Namespace, ui: UI) -> int:
 
 
 def _erase_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.usage = f"%(prog)s [--json] [--no-color] [--debug] {ERASE_USAGE} --reason TEXT --url URL"
-    parser.add_argument("words", nargs="+", metavar="ARGUMENT", help=ERASE_USAGE)
+    parser.usage = (
+        f"%(prog)s [--json] [--no-color] [--debug] {ERASE_USAGE} [--column NAME] --reason TEXT "
+        "[--url URL]"
+    )
+    parser.add_argument("words", nargs="*", metavar="ARGUMENT", help=ERASE_USAGE)
     parser.add_argument(
         "--column",
         action="append",
@@ -117,6 +120,13 @@ def _erase_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _erase(args: argparse.Namespace, ui: UI) -> int:
+    if not args.words:
+        raise CliError(f"erase takes {ERASE_USAGE}")
+    if args.setting is not None and args.column is not None:
+        raise CliError(
+            "--column cannot be used with --setting: a setting's value is erased from "
+            "the setting's own column in every table recording it"
+        )
     target, words = split_target(args.words)
     engine = create_engine(args.url)
     try:
@@ -162,7 +172,9 @@ def _erase_setting(
     engine: sa.Engine, target: str | None, words: list[str], args: argparse.Namespace
 ) -> list[Erased]:
     name, sep, text = args.setting.partition("=")
-    if target is None or words or not sep or not name:
+    if not sep or not name:
+        raise CliError(f"--setting takes NAME=VALUE, got {args.setting!r}")
+    if target is None or words:
         raise CliError(f"erase takes {ERASE_USAGE}, got {' '.join(args.words)!r}")
     metadata = load_metadata(target)
     for table, spec in audited(metadata, target, []):
@@ -190,7 +202,7 @@ VERIFY = Command(
 ERASE = Command(
     name="erase",
     help="erase values from every recorded version of a row, or a setting's value",
-    description=__doc__,
+    description=(__doc__ or "").replace("``", ""),
     add_arguments=_erase_arguments,
     run=_erase,
 )
