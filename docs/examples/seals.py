@@ -34,15 +34,19 @@ assert report.ok and sealed.rows == 3 and anchor == sealed.head
 # --8<-- [end:seal]
 
 # --8<-- [start:tamper]
+guard_off = "ALTER TABLE customer_audit DISABLE TRIGGER audit_append_only"  # the owner may
+guard_on = "ALTER TABLE customer_audit ENABLE TRIGGER audit_append_only"
 with engine.begin() as connection:  # the owner, guard off, rewrites a sealed row
-    connection.execute(sa.text("SET LOCAL session_replication_role = replica"))
+    connection.execute(sa.text(guard_off))
     connection.execute(sa.text("UPDATE customer_audit SET plan = 'free' WHERE audit_id = 2"))
+    connection.execute(sa.text(guard_on))
 report = audit.verify(engine, metadata, anchor=anchor)
 print(report.ok, report.first_broken)  # False ('customer_audit', 2)
 assert not report.ok and report.first_broken == ("customer_audit", 2)
 with engine.begin() as connection:  # put it back
-    connection.execute(sa.text("SET LOCAL session_replication_role = replica"))
+    connection.execute(sa.text(guard_off))
     connection.execute(sa.text("UPDATE customer_audit SET plan = 'pro' WHERE audit_id = 2"))
+    connection.execute(sa.text(guard_on))
 # --8<-- [end:tamper]
 
 # --8<-- [start:erase]

@@ -13,6 +13,11 @@ what verification needs is kept instead, the column keys of the columns that sta
 commitments of the erased values (``_digest`` and SECURITY.md say why nothing left can test a
 guess of an erased value).
 
+An erasure holds SHARE locks on the audit table (and the audited table, where the role may
+lock it) until it commits, so that no version written concurrently escapes it, and re-analyzes
+the columns it erased, since ``pg_stats`` samples values.  ``changed_columns`` stays: it names
+columns, never values.
+
 What erasure cannot reach: an archive server whose publication does not publish UPDATE (the
 library's ``publish`` does publish it), copies made outside the database (dumps, exports),
 base backups and archived WAL, which keep the values until they expire, and dead row versions
