@@ -21,7 +21,9 @@ from sqlalchemy_postgresql_audit import (
     maintain,
     release,
 )
+from sqlalchemy_postgresql_audit.audit_table import AUDIT_TABLE_KEY
 from sqlalchemy_postgresql_audit.grants import grant_least_privilege
+from sqlalchemy_postgresql_audit.partition_catalog import detached_partitions, partition_comment
 
 UTC = datetime.timezone.utc
 #: A Wednesday; its ISO week starts on Monday 2026-03-02.
@@ -36,6 +38,11 @@ def accounts(**options: Any) -> sa.Table:
         sa.Column("balance", sa.Integer),
         info={"audit.options": {"enabled": True, "partition": "week", **options}},
     )
+
+
+def audit_table_of(table: sa.Table) -> sa.Table:
+    audit: sa.Table = table.info[AUDIT_TABLE_KEY]
+    return audit
 
 
 def write_at(engine: sa.Engine, moment: datetime.datetime, statement: str) -> None:
@@ -330,3 +337,38 @@ def test_alembic_creates_the_partitioned_audit_table_and_keeps_its_partitions(
         connection.execute(table.insert().values(id=1, balance=1))
     with engine.connect() as connection:
         assert [v.audit_operation for v in connection.execute(history(table, 1))] == ["I"]
+
+
+def test_retention_keep_needs_retention() -> None:
+    with pytest.raises(AuditConfigurationError, match=r"retention_keep.*needs 'retention'"):
+        accounts(retention_keep=True)
+    with pytest.raises(AuditConfigurationError, match="retention_keep"):
+        accounts(retention=datetime.timedelta(weeks=1), retention_keep="yes")
+
+
+def test_retention_keep_detaches_and_keeps_partitions_for_archiving(engine: sa.Engine) -> None:
+    table = accounts(append_only=True, retention=datetime.timedelta(weeks=1), retention_keep=True)
+    table.metadata.create_all(engine)
+    maintain(engine, table, at=NOW)
+    write_at(engine, NOW - datetime.timedelta(weeks=1), "INSERT INTO accounts VALUES (1, 10)")
+    write_at(engine, NOW, "UPDATE accounts SET balance = 20")
+    (done,) = maintain(engine, table, at=NOW + datetime.timedelta(weeks=1))
+    kept = "accounts_audit_p20260223"
+    assert done.detached == (kept,) and done.dropped == ()
+    assert done.removed_before == datetime.datetime(2026, 3, 2, tzinfo=UTC)
+    assert kept not in partitions(engine)
+    with engine.connect() as connection:
+        assert detached_partitions(connection, audit_table_of(table)) == [kept]
+        comment = connection.execute(
+            sa.text("SELECT obj_description(CAST(:t AS regclass), 'pg_class')"), {"t": kept}
+        ).scalar_one()
+        archived = connection.execute(sa.text(f"SELECT audit_operation, balance FROM {kept}")).all()
+        versions = connection.execute(history(table, 1)).all()
+    assert comment == partition_comment("accounts_audit")
+    assert [tuple(row) for row in archived] == [("I", 10)]  # the rows are all there
+    assert [v.audit_operation for v in versions] == ["X", "U"]  # the trail says it was removed
+    # Kept history stays append-only, though DETACH took the parent's row guard away.
+    with pytest.raises(sa.exc.ProgrammingError, match="append-only"), engine.begin() as c:
+        c.execute(sa.text(f"UPDATE {kept} SET balance = 0"))
+    again = maintain(engine, table, at=NOW + datetime.timedelta(weeks=1))
+    assert again[0].detached == ()

@@ -31,7 +31,6 @@ from dataclasses import dataclass, replace
 import sqlalchemy as sa
 
 from .audit_table import (
-    AUDIT_TABLE_COMMENT_SUFFIX,
     AUDIT_TABLE_KEY,
     PARTITION_BY,
     PARTITIONING_KEY,
@@ -47,6 +46,9 @@ from .partition_catalog import (
     RangePartition,
     default_moments,
     range_partitions,
+)
+from .partition_catalog import (
+    partition_comment as partition_comment,  # where the design names it
 )
 from .periods import Period, bound_text, period_of, periods_ahead, utc
 from .render import partitioning as sql
@@ -148,7 +150,7 @@ def _maintain_one(
     reason = held_reason(connection, schema, name)
     if reason is not None:
         return replace(done, held=reason)
-    return _retain(connection, spec, audit, at - partitioning.retention, done)
+    return _retain(connection, spec, audit, at - partitioning.retention, done, partitioning.keep)
 
 
 def _extend(
@@ -194,19 +196,33 @@ def _retain(
     audit: sa.Table,
     cut: datetime.datetime,
     done: Maintained,
+    keep: bool,
 ) -> Maintained:
-    """Detach and drop the partitions wholly before ``cut``, and mark where history begins."""
+    """Detach the partitions wholly before ``cut`` and drop them (or, with ``keep``, leave
+    them as plain tables for archiving), and mark where history begins."""
     schema, name = spec.schema, spec.audit_table
     expired = [p for p in range_partitions(connection, schema, name) if p.upper <= cut]
     if not expired:
         return done
     for partition in expired:
         _run(connection, sql.detach_partition(schema, name, partition.name))
-        _run(connection, sql.drop_partition(schema, partition.name))
+        if keep:
+            _keep_detached(connection, spec, partition.name)
+        else:
+            _run(connection, sql.drop_partition(schema, partition.name))
     bound = max(partition.upper for partition in expired)
     _mark_removed(connection, audit, bound)
     gone = tuple(partition.name for partition in expired)
-    return replace(done, detached=gone, dropped=gone, removed_before=bound)
+    return replace(done, detached=gone, dropped=() if keep else gone, removed_before=bound)
+
+
+def _keep_detached(connection: sa.Connection, spec: AuditSpec, partition: str) -> None:
+    """A kept partition keeps its name, owner, rights and comment (``detached_partitions``
+    finds it by that comment).  DETACH removes the row triggers the parent had cloned onto it,
+    among them the append-only guard's: put that back, so kept history stays append-only
+    (its TRUNCATE guard was the partition's own and stays)."""
+    if spec.append_only:
+        _run(connection, sql.guard_kept_partition(spec.schema, partition, spec))
 
 
 _OWNER = sa.text(
@@ -245,13 +261,6 @@ def _own(
     _run(connection, sql.align_owner(schema, partition, owner))
     _keep_to_owner(connection, schema, partition)
     _run(connection, sql.comment_partition(schema, partition, partition_comment(audit_table)))
-
-
-def partition_comment(audit_table: str) -> str:
-    """A partition's comment ends like an audit table's, so that Alembic's autogenerate keeps
-    it (never proposes to drop it) as it keeps audit tables; ``kept`` matches only the
-    comment of an audit table itself."""
-    return f"Partition of audit table {audit_table}{AUDIT_TABLE_COMMENT_SUFFIX}"
 
 
 def _keep_to_owner(connection: sa.Connection, schema: str | None, partition: str) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ..naming import fit_identifier
 from ..spec import AuditSpec
-from .guard import GUARD_TRUNCATE_TRIGGER, guard_function
+from .guard import GUARD_TRIGGER, GUARD_TRUNCATE_TRIGGER, guard_function
 from .sql import literal, qualified, quote
 
 #: ``audit_operation`` of the row retention leaves at the front of the trail: its timestamp is
@@ -92,6 +92,16 @@ def guard_partition(schema: str | None, name: str, spec: AuditSpec) -> str:
     return (
         f"CREATE OR REPLACE TRIGGER {quote(GUARD_TRUNCATE_TRIGGER)}\n"
         f"BEFORE TRUNCATE ON {qualified(schema, name)}\nFOR EACH STATEMENT\n"
+        f"EXECUTE FUNCTION {qualified(spec.schema, guard_function(spec))}()"
+    )
+
+
+def guard_kept_partition(schema: str | None, name: str, spec: AuditSpec) -> str:
+    """The append-only guard's row trigger on a partition retention detached and kept: the
+    parent's clone of it went with the DETACH."""
+    return (
+        f"CREATE OR REPLACE TRIGGER {quote(GUARD_TRIGGER)}\n"
+        f"BEFORE UPDATE OR DELETE ON {qualified(schema, name)}\nFOR EACH ROW\n"
         f"EXECUTE FUNCTION {qualified(spec.schema, guard_function(spec))}()"
     )
 
