@@ -124,12 +124,20 @@ def on_table_created(table: sa.Table, connection: sa.Connection, **_: object) ->
     """
     partition_by = table.dialect_options["postgresql"].get("partition_by")
     if is_audit_table(table) and partition_by == PARTITION_BY:
-        _run(connection, sql.create_default_partition(table.schema, table.name))
-        default = sql.default_partition(table.name)
-        _keep_to_owner(connection, table.schema, default)
-        _run(
-            connection, sql.comment_partition(table.schema, default, partition_comment(table.name))
-        )
+        give_default_partition(connection, table.schema, table.name, None)
+
+
+def give_default_partition(
+    connection: sa.Connection, schema: str | None, audit_table: str, owner: str | None
+) -> None:
+    """The DEFAULT partition of a new partitioned audit table: ``owner``'s (the creator's when
+    ``None``) alone, marked as audit history."""
+    _run(connection, sql.create_default_partition(schema, audit_table))
+    default = sql.default_partition(audit_table)
+    if owner is not None:
+        _run(connection, sql.align_owner(schema, default, owner))
+    keep_to_owner(connection, schema, default)
+    _run(connection, sql.comment_partition(schema, default, partition_comment(audit_table)))
 
 
 def _maintain_one(
@@ -259,11 +267,11 @@ def _own(
 ) -> None:
     """A new partition: the parent's owner's alone, marked as audit history."""
     _run(connection, sql.align_owner(schema, partition, owner))
-    _keep_to_owner(connection, schema, partition)
+    keep_to_owner(connection, schema, partition)
     _run(connection, sql.comment_partition(schema, partition, partition_comment(audit_table)))
 
 
-def _keep_to_owner(connection: sa.Connection, schema: str | None, partition: str) -> None:
+def keep_to_owner(connection: sa.Connection, schema: str | None, partition: str) -> None:
     """Revoke what default privileges gave anyone but the owner on a new partition."""
     grantees = connection.execute(_GRANTEES, {"t": name_text(schema, partition)}).scalars()
     for grantee in list(grantees):
