@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from alembic_env import make_project
 from sqlalchemy_postgresql_audit import AUDIT_TABLE_KEY, SPEC_KEY, history, maintain
 from sqlalchemy_postgresql_audit.errors import AuditError
 from sqlalchemy_postgresql_audit.lifecycle.conversion import (
@@ -132,3 +133,31 @@ def test_writers_lose_nothing_while_the_table_is_converted_and_back(engine: sa.E
     assert trail(engine)[-1][0] > rows[-1][0]
     audit = table.info[AUDIT_TABLE_KEY]
     assert audit.name == "accounts_audit"
+
+
+def test_alembic_converts_an_audit_table_holding_history_and_downgrades_keeping_rows(
+    engine: sa.Engine, tmp_path: Any
+) -> None:
+    before = accounts()
+    project = make_project(tmp_path, engine.url)
+    project.revision(before.metadata, "accounts")
+    project.upgrade(before.metadata)
+    with engine.begin() as connection:
+        connection.execute(before.insert(), [{"id": n, "balance": n} for n in range(1, 51)])
+    table = accounts(partition="week")
+    migration = project.revision(table.metadata, "partition")
+    assert "op.partition_audit_table(" in migration and "interval='week'" in migration
+    assert "op.unpartition_audit_table(" in migration
+    project.upgrade(table.metadata)
+    assert kind(engine) == "p"
+    project.check(table.metadata)  # nothing left to do
+    with engine.begin() as connection:
+        connection.execute(table.update().where(table.c.id == 1).values(balance=7))
+    rows = trail(engine)
+    assert len(rows) == 51
+    project.downgrade(table.metadata)
+    assert kind(engine) == "r"
+    assert trail(engine) == rows
+    with engine.connect() as connection:
+        versions = connection.execute(history(before, 1)).all()
+    assert [v.audit_operation for v in versions] == ["I", "U"]
