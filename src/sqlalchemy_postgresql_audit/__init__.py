@@ -36,6 +36,7 @@ from .history import (
     restore,
 )
 from .holds import hold, release
+from .lifecycle.conversion import Converted, partition_audit_table
 from .listeners import enable, register_metadata_hooks
 from .maintenance import Maintained, maintain
 from .naming import (
@@ -69,6 +70,7 @@ __all__ = [
     "AuditRecord",
     "AuditSettingError",
     "AuditSpec",
+    "Converted",
     "Maintained",
     "SessionSetting",
     "SettingSpec",
@@ -92,6 +94,7 @@ __all__ = [
     "install_audit_triggers",
     "is_audit_table",
     "maintain",
+    "partition_audit_table",
     "record_baseline",
     "release",
     "restore",
