@@ -42,10 +42,12 @@ from .ddl import AuditDDL, _connection, audited_tables, resolve_spec
 from .declare import declared_tables
 from .errors import AuditError
 from .holds import held_reason
+from .lifecycle import partman
 from .partition_catalog import (
     RangePartition,
     default_moments,
     range_partitions,
+    uncommented_partitions,
 )
 from .partition_catalog import (
     partition_comment as partition_comment,  # where the design names it
@@ -169,20 +171,22 @@ def _extend(
     at: datetime.datetime,
 ) -> Maintained:
     """Create the partitions ahead and those rows wait for in the DEFAULT partition, and move
-    those rows there."""
+    those rows there.  Where pg_partman is in the database (``lifecycle.partman``), it creates
+    them, named its way; the rest is the same."""
     schema, name = spec.schema, spec.audit_table
     _run(connection, sql.create_default_partition(schema, name))
     owner = connection.execute(_OWNER, {"t": name_text(schema, name)}).scalar_one()
     existing = range_partitions(connection, schema, name)
+    creator = _creator(connection, spec, partitioning, at, existing, owner)
     waiting = default_moments(connection, schema, name, partitioning.interval)
-    wanted = periods_ahead(at, partitioning.interval)
+    wanted = [] if creator.partman else periods_ahead(at, partitioning.interval)
     wanted += [period_of(moment, partitioning.interval) for moment in waiting]
-    missing = sorted({p for p in wanted if not _covered(p, existing)})
-    created = tuple(sql.range_partition(name, period.suffix) for period in missing)
+    current = range_partitions(connection, schema, name)
+    missing = sorted({p for p in wanted if not _covered(p, current)})
     drained = 0
     if waiting:
         _run(connection, sql.detach_partition(schema, name, sql.default_partition(name)))
-        _create(connection, schema, name, missing, owner)
+        creator.create(missing)
         columns = tuple(column.name for column in audit.columns)
         drained = connection.execute(AuditDDL(sql.move_rows(schema, name, columns))).rowcount
         # Dropped and made again, not emptied: the guard refuses TRUNCATE of its rows.
@@ -190,12 +194,57 @@ def _extend(
         _run(connection, sql.create_default_partition(schema, name))
         _own(connection, schema, name, sql.default_partition(name), owner)
     else:
-        _create(connection, schema, name, missing, owner)
+        creator.create(missing)
+    known = {p.name for p in existing}
+    now = range_partitions(connection, schema, name)
+    created = tuple(p.name for p in now if p.name not in known)
+    for partition in uncommented_partitions(connection, schema, name, partition_comment(name)):
+        _own(connection, schema, name, partition, owner)  # made by pg_partman, here or on its own
     if spec.append_only:
         every = [sql.default_partition(name), *(p.name for p in existing), *created]
         for partition in every:
             _run(connection, sql.guard_partition(schema, partition, spec))
     return Maintained(audit_table=name, created=created, drained=drained)
+
+
+@dataclass(frozen=True, slots=True)
+class _Creator:
+    """Who creates a table's partitions: ``maintain`` itself, or pg_partman."""
+
+    connection: sa.Connection
+    schema: str | None
+    audit_table: str
+    owner: str
+    partman: partman.Partman | None = None
+    parent: str = ""
+
+    def create(self, periods: Sequence[Period]) -> None:
+        if self.partman is None:
+            _create(self.connection, self.schema, self.audit_table, periods, self.owner)
+        else:
+            partman.create_periods(self.connection, self.partman, self.parent, periods)
+
+
+def _creator(
+    connection: sa.Connection,
+    spec: AuditSpec,
+    partitioning: Partitioning,
+    at: datetime.datetime,
+    existing: Sequence[RangePartition],
+    owner: str,
+) -> _Creator:
+    """pg_partman where the database has it (registering the table first, from the end of
+    the partitions that exist, and letting it make its partitions ahead), else ``maintain``."""
+    schema, name = spec.schema, spec.audit_table
+    found = partman.partman_of(connection)
+    if found is None:
+        return _Creator(connection, schema, name, owner)
+    connection.execute(sa.text("SET LOCAL timezone = 'UTC'"))
+    start = existing[-1].upper if existing else period_of(at, partitioning.interval).lower
+    partman.register(connection, found, schema, name, partitioning.interval, start)
+    parent = partman.parent_name(connection, schema, name)
+    partman.premake(connection, found, parent)
+    return _Creator(connection, schema, name, owner, found, parent)
 
 
 def _retain(

@@ -66,6 +66,27 @@ def detached_partitions(connection: sa.Connection, audit_table: sa.Table) -> lis
     return list(found.scalars())
 
 
+_UNCOMMENTED = sa.text(
+    """
+    SELECT c.relname FROM pg_catalog.pg_inherits i
+    JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+    WHERE i.inhparent = CAST(:parent AS regclass)
+      AND pg_catalog.obj_description(c.oid, 'pg_class') IS DISTINCT FROM :comment
+    ORDER BY 1
+    """
+)
+
+
+def uncommented_partitions(
+    connection: sa.Connection, schema: str | None, audit_table: str, comment: str
+) -> list[str]:
+    """Partitions lacking ``comment``: made by someone else than ``maintain`` (pg_partman)."""
+    found = connection.execute(
+        _UNCOMMENTED, {"parent": name_text(schema, audit_table), "comment": comment}
+    )
+    return list(found.scalars())
+
+
 @dataclass(frozen=True, slots=True)
 class RangePartition:
     name: str
