@@ -261,14 +261,15 @@ def _retain(
     expired = [p for p in range_partitions(connection, schema, name) if p.upper <= cut]
     if not expired:
         return done
+    bound = max(partition.upper for partition in expired)
+    marker_id = _marker_id(connection, audit, bound)
     for partition in expired:
         _run(connection, sql.detach_partition(schema, name, partition.name))
         if keep:
             _keep_detached(connection, spec, partition.name)
         else:
             _run(connection, sql.drop_partition(schema, partition.name))
-    bound = max(partition.upper for partition in expired)
-    _mark_removed(connection, audit, bound)
+    _mark_removed(connection, audit, bound, marker_id)
     gone = tuple(partition.name for partition in expired)
     return replace(done, detached=gone, dropped=() if keep else gone, removed_before=bound)
 
@@ -336,19 +337,31 @@ _GRANTEES = sa.text(
 )
 
 
-def _mark_removed(connection: sa.Connection, audit: sa.Table, bound: datetime.datetime) -> None:
-    """The ``X`` row at the front of the trail: history before ``bound`` was removed.
+def _marker_id(connection: sa.Connection, audit: sa.Table, bound: datetime.datetime) -> int:
+    """The ``X`` row's ``audit_id``: one below the lowest that stays, so that it comes first in
+    every row's history, which is ordered by ``audit_id``; the identity sequence is past that
+    value already, so no later write can take it.
 
-    Its ``audit_id`` is one below the lowest left, so that it comes first in every row's
-    history, which is ordered by ``audit_id``; the identity sequence is past that value already,
-    so no later write can take it.
+    Read before the DETACH, whose ACCESS EXCLUSIVE lock writers wait for: finding the lowest
+    scans what stays (no index leads with ``audit_id``), and only ACCESS SHARE, which writers
+    do not wait for, is held while it does (pruned to the partitions from ``bound`` on, and the
+    DEFAULT partition).  A write made after the scan takes a higher ``audit_id``.
     """
-    lowest = sa.select(sa.func.min(audit.c[AUDIT_ID])).scalar_subquery()
-    following = sa.select(sa.func.coalesce(lowest, 1) - 1).scalar_subquery()
+    stamp = audit.c[AUDIT_TIMESTAMP]
+    lowest = connection.execute(
+        sa.select(sa.func.min(audit.c[AUDIT_ID])).where(stamp >= bound)
+    ).scalar()
+    return (lowest or 1) - 1
+
+
+def _mark_removed(
+    connection: sa.Connection, audit: sa.Table, bound: datetime.datetime, marker_id: int
+) -> None:
+    """The ``X`` row at the front of the trail: history before ``bound`` was removed."""
     connection.execute(
         sa.insert(audit).values(
             {
-                AUDIT_ID: following,
+                AUDIT_ID: marker_id,
                 AUDIT_OPERATION: sql.RETENTION_OPERATION_CODE,
                 AUDIT_TIMESTAMP: bound,
                 AUDIT_CURRENT_USER: sa.func.current_user(),
