@@ -372,3 +372,61 @@ def test_retention_keep_detaches_and_keeps_partitions_for_archiving(engine: sa.E
         c.execute(sa.text(f"UPDATE {kept} SET balance = 0"))
     again = maintain(engine, table, at=NOW + datetime.timedelta(weeks=1))
     assert again[0].detached == ()
+
+
+def with_note() -> sa.Table:
+    return sa.Table(
+        "accounts",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("balance", sa.Integer),
+        sa.Column("note", sa.String),
+        info={"audit.options": {"enabled": True, "partition": "week"}},
+    )
+
+
+def partition_columns(engine: sa.Engine) -> dict[str, set[str]]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.text(
+                "SELECT c.relname, a.attname FROM pg_inherits i "
+                "JOIN pg_class c ON c.oid = i.inhrelid "
+                "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 "
+                "AND NOT a.attisdropped WHERE i.inhparent = 'accounts_audit'::regclass"
+            )
+        ).all()
+    found: dict[str, set[str]] = {}
+    for partition, column in rows:
+        found.setdefault(partition, set()).add(column)
+    return found
+
+
+def test_alembic_adds_a_column_to_every_partition_and_downgrades_keeping_rows(
+    engine: sa.Engine, tmp_path: Any
+) -> None:
+    table = accounts()
+    project = make_project(tmp_path, engine.url)
+    project.revision(table.metadata, "accounts")
+    project.upgrade(table.metadata)
+    maintain(engine, table)
+    with engine.begin() as connection:
+        connection.execute(table.insert().values(id=1, balance=1))
+    noted = with_note()
+    migration = project.revision(noted.metadata, "note")
+    assert "op.add_column('accounts_audit'" in migration
+    project.upgrade(noted.metadata)
+    columns = partition_columns(engine)
+    assert len(columns) == 6 and all("note" in each for each in columns.values())
+    with engine.begin() as connection:
+        connection.execute(noted.update().values(note="checked"))
+    with engine.connect() as connection:
+        versions = connection.execute(history(noted, 1)).all()
+    assert [(v.audit_operation, v.note) for v in versions] == [("I", None), ("U", "checked")]
+    project.downgrade(noted.metadata)
+    columns = partition_columns(engine)
+    assert all("note" not in each for each in columns.values())
+    with engine.connect() as connection:
+        kept = connection.execute(history(table, 1)).all()
+    assert [v.audit_operation for v in kept] == ["I", "U"]  # rows stay; the new column goes
+    project.upgrade(noted.metadata)
+    assert all("note" in each for each in partition_columns(engine).values())
