@@ -21,9 +21,12 @@ from sqlalchemy_postgresql_audit import (
     maintain,
     release,
 )
-from sqlalchemy_postgresql_audit.audit_table import AUDIT_TABLE_KEY
-from sqlalchemy_postgresql_audit.grants import grant_least_privilege
-from sqlalchemy_postgresql_audit.partition_catalog import detached_partitions, partition_comment
+from sqlalchemy_postgresql_audit.declare.audit_table import AUDIT_TABLE_KEY
+from sqlalchemy_postgresql_audit.install.grants import grant_least_privilege
+from sqlalchemy_postgresql_audit.lifecycle.partition_catalog import (
+    detached_partitions,
+    partition_comment,
+)
 
 UTC = datetime.timezone.utc
 #: A Wednesday; its ISO week starts on Monday 2026-03-02.

@@ -15,8 +15,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from sqlalchemy_postgresql_audit import history, maintain
+from sqlalchemy_postgresql_audit.lifecycle.partition_catalog import partition_comment
 from sqlalchemy_postgresql_audit.lifecycle.partman import schedule_partman_maintenance
-from sqlalchemy_postgresql_audit.partition_catalog import partition_comment
 
 UTC = datetime.timezone.utc
 

@@ -15,11 +15,12 @@ from typing import Any
 
 from alembic.operations import MigrateOperation, Operations, ops
 
-from ..ddl import AuditDDL, resolve_spec
+from ..declare.options import PartitionInterval
+from ..declare.spec import AuditSpec, TriggerSpec
 from ..errors import AuditError
-from ..legacy import LEGACY_TEMPLATE
+from ..install.ddl import AuditDDL, resolve_spec
+from ..install.legacy import LEGACY_TEMPLATE
 from ..lifecycle import conversion
-from ..options import PartitionInterval
 from ..render import (
     drop_function,
     drop_partition_triggers,
@@ -28,7 +29,6 @@ from ..render import (
     render_baseline,
 )
 from ..render.restart import render_restart_marker
-from ..spec import AuditSpec, TriggerSpec
 
 
 def spec_arguments(spec: AuditSpec) -> dict[str, Any]:

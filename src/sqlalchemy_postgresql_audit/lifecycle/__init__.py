@@ -1,2 +1,3 @@
-"""The life of audit history over time: converting to partitions, partition upkeep, retention,
-the archive server."""
+"""Audit history over time: partitions kept ahead of the writers (by ``maintain`` or
+pg_partman), retention and holds, the coverage check, converting an audit table to partitions,
+and the archive server."""

@@ -26,14 +26,14 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
-from ..audit_table import SPEC_KEY
-from ..ddl import AuditDDL, _connection, audited_tables, resolve_spec
-from ..declare import declared_tables
+from ..declare.audit_table import SPEC_KEY
+from ..declare.declaration import declared_tables
+from ..declare.spec import AuditSpec
 from ..errors import AuditError
+from ..install.ddl import AuditDDL, _connection, audited_tables, resolve_spec
 from ..render import archive as sql
 from ..render.partitioning import replica_identity_full
 from ..render.sql import name_text
-from ..spec import AuditSpec
 
 #: The publication's name unless told otherwise.
 PUBLICATION = "audit_trail"

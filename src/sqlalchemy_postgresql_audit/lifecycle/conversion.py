@@ -29,13 +29,11 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from ..audit_table import AUDIT_TABLE_KEY, PARTITIONING_KEY, SPEC_KEY, Partitioning
-from ..ddl import AuditDDL, _connection, resolve_spec
+from ..declare.audit_table import AUDIT_TABLE_KEY, PARTITIONING_KEY, SPEC_KEY, Partitioning
+from ..declare.options import PartitionInterval
+from ..declare.spec import AUDIT_ID, AuditSpec
 from ..errors import AuditError
-from ..maintenance import give_default_partition, keep_to_owner
-from ..options import PartitionInterval
-from ..partition_catalog import partition_comment, range_partitions
-from ..periods import bound_text, period_of, utc
+from ..install.ddl import AuditDDL, _connection, resolve_spec
 from ..render import conversion as sql
 from ..render.guard import GUARD_TRIGGER, PURGE_MARKER_TRIGGER, render_append_only_guard
 from ..render.partitioning import (
@@ -45,7 +43,9 @@ from ..render.partitioning import (
     guard_partition,
 )
 from ..render.sql import drop_trigger, name_text
-from ..spec import AUDIT_ID, AuditSpec
+from .maintenance import give_default_partition, keep_to_owner
+from .partition_catalog import partition_comment, range_partitions
+from .periods import bound_text, period_of, utc
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

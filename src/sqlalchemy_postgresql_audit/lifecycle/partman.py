@@ -25,15 +25,15 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from ..ddl import AuditDDL, _connection
+from ..declare.naming import fit_identifier
+from ..declare.options import PartitionInterval
 from ..errors import AuditError
-from ..naming import fit_identifier
-from ..options import PartitionInterval
-from ..periods import PREMAKE, Period, bound_text
+from ..install.ddl import AuditDDL, _connection
 from ..render import partman as sql
 from ..render.conversion import copy_rows, rename_table
 from ..render.partitioning import default_partition, detach_partition, drop_partition
 from ..render.sql import name_text
+from .periods import PREMAKE, Period, bound_text
 
 _EXTENSION = sa.text(
     "SELECT n.nspname, e.extversion FROM pg_catalog.pg_extension e "

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..spec import AUDIT_OPERATION
+from ..declare.spec import AUDIT_OPERATION
 from .guard import PURGE_OPERATION_CODE
 from .partitioning import RETENTION_OPERATION_CODE
 from .sql import literal, qualified, quote

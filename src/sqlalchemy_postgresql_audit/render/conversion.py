@@ -12,8 +12,8 @@ server quotes) and only their ``USING ...`` tail is reused, on the new parent.
 
 from __future__ import annotations
 
-from ..naming import fit_identifier
-from ..spec import AUDIT_ID, AUDIT_TIMESTAMP
+from ..declare.naming import fit_identifier
+from ..declare.spec import AUDIT_ID, AUDIT_TIMESTAMP
 from .sql import literal, qualified, quote
 
 #: The first partition's lower bound: no audit row is older than year 1.

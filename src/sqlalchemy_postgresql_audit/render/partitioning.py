@@ -9,8 +9,8 @@ safe for writers.
 
 from __future__ import annotations
 
-from ..naming import fit_identifier
-from ..spec import AUDIT_TIMESTAMP, AuditSpec
+from ..declare.naming import fit_identifier
+from ..declare.spec import AUDIT_TIMESTAMP, AuditSpec
 from .guard import GUARD_TRIGGER, GUARD_TRUNCATE_TRIGGER, guard_function
 from .sql import literal, qualified, quote
 

@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
 
-from .audit_table import (
+from ..declare.audit_table import (
     AUDIT_TABLE_KEY,
     PARTITION_BY,
     PARTITIONING_KEY,
@@ -46,11 +46,14 @@ from .audit_table import (
     Partitioning,
     is_audit_table,
 )
-from .ddl import AuditDDL, _connection, audited_tables, resolve_spec
-from .declare import declared_tables
-from .errors import AuditError
+from ..declare.declaration import declared_tables
+from ..declare.spec import AUDIT_CURRENT_USER, AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP, AuditSpec
+from ..errors import AuditError
+from ..install.ddl import AuditDDL, _connection, audited_tables, resolve_spec
+from ..render import partitioning as sql
+from ..render.sql import name_text
+from . import partman
 from .holds import held_reason
-from .lifecycle import partman
 from .partition_catalog import (
     RangePartition,
     default_moments,
@@ -62,9 +65,6 @@ from .partition_catalog import (
     partition_comment as partition_comment,  # where the design names it
 )
 from .periods import Period, bound_text, period_of, periods_ahead, utc
-from .render import partitioning as sql
-from .render.sql import name_text
-from .spec import AUDIT_CURRENT_USER, AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP, AuditSpec
 
 #: First key of the advisory locks ``maintain`` takes (the second is the audit table's).
 _LOCK_CLASS = 0x4155_4454  # "AUDT"
