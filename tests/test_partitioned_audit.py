@@ -433,3 +433,17 @@ def test_alembic_adds_a_column_to_every_partition_and_downgrades_keeping_rows(
     assert [v.audit_operation for v in kept] == ["I", "U"]  # rows stay; the new column goes
     project.upgrade(noted.metadata)
     assert all("note" in each for each in partition_columns(engine).values())
+
+
+def test_the_default_partition_is_guarded_from_creation(engine: sa.Engine) -> None:
+    """Rows wait in the DEFAULT partition until the first maintain: a TRUNCATE naming it is
+    refused under append_only from the start, not only once maintain has run."""
+    table = accounts(append_only=True)
+    table.metadata.create_all(engine)
+    assert partitions(engine) == ["accounts_audit_default"]
+    with engine.begin() as connection:
+        connection.execute(table.insert().values(id=1, balance=1))
+    with pytest.raises(sa.exc.ProgrammingError, match="append-only"), engine.begin() as c:
+        c.execute(sa.text("TRUNCATE accounts_audit_default"))
+    with engine.connect() as connection:
+        assert [v.audit_operation for v in connection.execute(history(table, 1))] == ["I"]
