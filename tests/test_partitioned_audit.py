@@ -447,3 +447,22 @@ def test_the_default_partition_is_guarded_from_creation(engine: sa.Engine) -> No
         c.execute(sa.text("TRUNCATE accounts_audit_default"))
     with engine.connect() as connection:
         assert [v.audit_operation for v in connection.execute(history(table, 1))] == ["I"]
+
+
+def test_a_history_query_reads_each_partition_at_most_twice(engine: sa.Engine) -> None:
+    """Planning dominates a history query over many partitions, and each subquery over the
+    partitioned table is planned over all of them: the row's versions and the markers are
+    read once each (their index), whatever else the query derives from them."""
+    table = accounts()
+    table.metadata.create_all(engine)
+    for week in range(8):
+        maintain(engine, table, at=NOW + datetime.timedelta(weeks=week))
+    query = history(table, 1).compile(engine, compile_kwargs={"literal_binds": True})
+    with engine.connect() as connection:
+        plan = "\n".join(
+            connection.exec_driver_sql(f"EXPLAIN (COSTS OFF) {query}").scalars().all()
+        )
+    names = partitions(engine)
+    assert len(names) == 13
+    for name in names:
+        assert 1 <= plan.count(f" on {name} ") <= 2, (name, plan)
