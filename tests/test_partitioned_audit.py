@@ -16,6 +16,7 @@ from alembic_env import make_project
 from cli_run import run, url_text
 from sqlalchemy_postgresql_audit import (
     AuditConfigurationError,
+    as_of,
     history,
     hold,
     maintain,
@@ -466,3 +467,21 @@ def test_a_history_query_reads_each_partition_at_most_twice(engine: sa.Engine) -
     assert len(names) == 13
     for name in names:
         assert 1 <= plan.count(f" on {name} ") <= 2, (name, plan)
+
+
+@pytest.mark.parametrize("capture", [(), ("transaction_id",)])
+def test_as_of_skips_the_partitions_written_after_its_moment(
+    engine: sa.Engine, capture: tuple[str, ...]
+) -> None:
+    table = accounts(capture=list(capture))
+    table.metadata.create_all(engine)
+    for week in range(8):
+        maintain(engine, table, at=NOW + datetime.timedelta(weeks=week))
+    for query in (as_of(table, NOW, 1), as_of(table, NOW)):
+        compiled = query.compile(engine, compile_kwargs={"literal_binds": True})
+        with engine.connect() as connection:
+            plan = "\n".join(
+                connection.exec_driver_sql(f"EXPLAIN (COSTS OFF) {compiled}").scalars().all()
+            )
+        assert " on accounts_audit_p20260302 " in plan  # NOW's week
+        assert " on accounts_audit_p20260309 " not in plan, plan  # written after NOW

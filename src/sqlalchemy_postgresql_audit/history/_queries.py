@@ -139,7 +139,9 @@ def counts_at(table: Any, at: datetime.datetime | ColumnElement[Any]) -> ColumnE
     # on a server that does not track commit times.
     exact = func.coalesce(recorded > horizon, false())
     moment: ColumnElement[Any] = case((exact, func.coalesce(committed, pending)), else_=written)
-    return moment <= at
+    # A row commits after it is written, so ``written <= at`` holds of every row that counts;
+    # said plainly, it lets the planner skip the partitions written after ``at``.
+    return and_(written <= at, moment <= at)
 
 
 #: Marker rows (a NULL key) end every row's life at once: a TRUNCATE's ``T``, and ``R``, where
