@@ -5,6 +5,7 @@ boundaries, and the archive keeps what retention removes from the primary."""
 from __future__ import annotations
 
 import datetime
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
+from cli_run import run, url_text
 from sqlalchemy_postgresql_audit import history, hold, maintain
 from sqlalchemy_postgresql_audit.lifecycle.archive import (
     publish,
@@ -123,3 +125,56 @@ def test_the_archive_gets_every_row_once_and_keeps_what_retention_removed(
     with archive.connect() as connection:
         versions = connection.execute(history(table, 1)).all()
     assert [(v.audit_operation, v.balance) for v in versions] == [("I", 10), ("U", 20), ("U", 30)]
+
+
+MODELS = """
+import datetime
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("balance", sa.Integer),
+    info={"audit.options": {"enabled": True, "partition": "week"}},
+)
+"""
+
+
+def test_cli_publish_creates_then_updates_the_publication(
+    engine: sa.Engine, database_url: URL, tmp_path: Any
+) -> None:
+    (tmp_path / "archmodels.py").write_text(MODELS)
+    table = accounts()
+    table.metadata.create_all(engine)
+    url = ["--url", url_text(database_url)]
+    for _ in range(2):  # created, then updated in place
+        done = run("--json", "publish", "archmodels:metadata", *url, path=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["published"]["publication"] == "audit_trail"
+    with engine.connect() as connection:
+        published = connection.execute(
+            sa.text(
+                "SELECT p.pubinsert, p.pubupdate, p.pubdelete, p.pubtruncate, p.pubviaroot, "
+                "t.tablename FROM pg_publication p JOIN pg_publication_tables t "
+                "ON t.pubname = p.pubname"
+            )
+        ).all()
+        identities = connection.execute(
+            sa.text(
+                "SELECT DISTINCT relreplident FROM pg_partition_tree('accounts_audit') t "
+                "JOIN pg_class c ON c.oid = t.relid"
+            )
+        ).scalars().all()
+    assert [tuple(row) for row in published] == [(True, True, False, False, True, "accounts_audit")]
+    assert identities == ["f"]  # every partition can publish an UPDATE (an erasure)
+    maintain(engine, table)  # new partitions get the same replica identity
+    with engine.connect() as connection:
+        identities = connection.execute(
+            sa.text(
+                "SELECT DISTINCT relreplident FROM pg_partition_tree('accounts_audit') t "
+                "JOIN pg_class c ON c.oid = t.relid"
+            )
+        ).scalars().all()
+    assert identities == ["f"]

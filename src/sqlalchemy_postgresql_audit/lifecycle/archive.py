@@ -52,12 +52,13 @@ class Published:
 
 def publish(
     bind: sa.Engine | sa.Connection,
-    target: sa.MetaData | sa.Table | None = None,
+    target: sa.MetaData | sa.Table | Sequence[sa.Table] | None = None,
     *,
     name: str = PUBLICATION,
 ) -> Published:
-    """Create or update the publication ``name`` of the audit tables of ``target`` (every
-    declared audited table when ``None``); run it again after adding audited tables."""
+    """Create or update the publication ``name`` of the audit tables of ``target`` (a
+    MetaData, tables, or every declared audited table when ``None``); it then publishes
+    exactly those, so run it again after adding audited tables."""
     specs = _specs(target)
     if not specs:
         raise AuditError("no audited table to publish")
@@ -122,10 +123,15 @@ def unsubscribe_archive(archive: sa.Engine, *, name: str = SUBSCRIPTION) -> None
         _run(connection, sql.drop_subscription(name))
 
 
-def _specs(target: sa.MetaData | sa.Table | None) -> list[AuditSpec]:
+def _specs(target: sa.MetaData | sa.Table | Sequence[sa.Table] | None) -> list[AuditSpec]:
     if isinstance(target, sa.MetaData):
         return [spec for _, spec in audited_tables(target)]
-    tables: Sequence[sa.Table] = declared_tables() if target is None else [target]
+    if target is None:
+        tables: Sequence[sa.Table] = declared_tables()
+    elif isinstance(target, sa.Table):
+        tables = [target]
+    else:
+        tables = target
     found = []
     for table in tables:
         spec = table.info.get(SPEC_KEY)
