@@ -6,7 +6,6 @@ import os
 import sqlalchemy as sa
 
 import sqlalchemy_postgresql_audit as audit
-from sqlalchemy_postgresql_audit.lifecycle.archive import publish
 
 audit.enable()
 engine = sa.create_engine(os.environ["DATABASE_URL"])
@@ -28,7 +27,7 @@ payment = sa.Table(
 metadata.create_all(engine)
 
 # --8<-- [start:publish]
-published = publish(engine, metadata)  # name="audit_trail"; run again after adding tables
+published = audit.publish(engine, metadata)  # name="audit_trail"; run again after adding tables
 print(published.tables)  # ('"public"."payment_audit"',)
 print(published.markers_filtered)  # True on PostgreSQL 15+: X and P markers stay here
 # --8<-- [end:publish]

@@ -51,6 +51,7 @@ from .history import (
 )
 from .install.ddl import install_audit_triggers, uninstall_audit_triggers
 from .install.runtime_check import RUNTIME_CHECK_OPTION
+from .lifecycle.archive import Published, publish, subscribe_archive, unsubscribe_archive
 from .lifecycle.conversion import Converted, partition_audit_table
 from .lifecycle.holds import hold, release
 from .lifecycle.maintenance import Maintained, maintain
@@ -77,6 +78,7 @@ __all__ = [
     "AuditSpec",
     "Converted",
     "Maintained",
+    "Published",
     "SessionSetting",
     "SettingSpec",
     "TriggerSpec",
@@ -100,11 +102,14 @@ __all__ = [
     "is_audit_table",
     "maintain",
     "partition_audit_table",
+    "publish",
     "record_baseline",
     "release",
     "restore",
     "set_session_vars",
+    "subscribe_archive",
     "uninstall_audit_triggers",
+    "unsubscribe_archive",
 ]
 
 register_metadata_hooks()
