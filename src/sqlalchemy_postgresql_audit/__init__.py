@@ -37,7 +37,9 @@ from .declare.options import AuditOptions, SessionSetting
 from .declare.spec import AuditSpec, SettingSpec, TriggerSpec
 from .errors import AuditConfigurationError, AuditError
 from .history import (
+    REDACTED,
     AuditRecord,
+    Hashed,
     Version,
     activity,
     arecord_baseline,
@@ -55,6 +57,7 @@ from .lifecycle.archive import Published, publish, subscribe_archive, unsubscrib
 from .lifecycle.conversion import Converted, partition_audit_table
 from .lifecycle.holds import hold, release
 from .lifecycle.maintenance import Maintained, maintain
+from .lifecycle.redaction_keys import matches_hash, rotate_redaction_key
 from .listeners import enable, register_metadata_hooks
 
 __all__ = [
@@ -67,6 +70,7 @@ __all__ = [
     "DEFAULT_AUDIT_TABLE_TRIGGER_CONVENTION",
     "DROP_DDL_KEY",
     "IS_AUDIT_TABLE_KEY",
+    "REDACTED",
     "RUNTIME_CHECK_OPTION",
     "SPEC_KEY",
     "AuditConfigurationError",
@@ -77,6 +81,7 @@ __all__ = [
     "AuditSettingError",
     "AuditSpec",
     "Converted",
+    "Hashed",
     "Maintained",
     "Published",
     "SessionSetting",
@@ -101,11 +106,13 @@ __all__ = [
     "install_audit_triggers",
     "is_audit_table",
     "maintain",
+    "matches_hash",
     "partition_audit_table",
     "publish",
     "record_baseline",
     "release",
     "restore",
+    "rotate_redaction_key",
     "set_session_vars",
     "subscribe_archive",
     "uninstall_audit_triggers",

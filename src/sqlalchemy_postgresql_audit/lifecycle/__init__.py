@@ -1,3 +1,3 @@
 """Audit history over time: partitions kept ahead of the writers (by ``maintain`` or
 pg_partman), retention and holds, the coverage check, converting an audit table to partitions,
-and the archive server."""
+the archive server, and the keys of redacted (hashed) columns."""
