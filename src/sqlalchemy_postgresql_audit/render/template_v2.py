@@ -124,6 +124,18 @@ def function_config_v2(spec: AuditSpec) -> tuple[str, ...]:
     return (pinned, "enable_nestloop=off") if joins else (pinned,)
 
 
+def captured_value(spec: AuditSpec, row: str, column: str) -> str:
+    """What the audit row records for ``column`` of row ``row`` (an alias, ``NEW`` or ``OLD``).
+
+    Every recorded column value of every audit row (I, U, D, K and T rows, row and statement
+    mode, the TRUNCATE copy) is rendered here and nowhere else, so a change to what is kept of
+    a value (redaction, say) is one change.  Key comparisons and change detection read the
+    row's own values through ``column_value`` instead: they decide which rows are written, not
+    what a row holds.
+    """
+    return column_value(spec, row, column)
+
+
 def _keys_match(spec: AuditSpec, left: str, right: str) -> str:
     """The key of row ``left`` equals that of row ``right``, by the key types' ``=`` (the
     unique index's notion of one key)."""
@@ -178,7 +190,7 @@ def _function_body(spec: AuditSpec) -> str:
             for c in spec.captures
         )
         mirrored = "".join(
-            f", {column_value(spec, row, c)}" if row else ", NULL" for c in spec.columns
+            f", {captured_value(spec, row, c)}" if row else ", NULL" for c in spec.columns
         )
         return (
             f"{literal(code)}, {variable(_WRITTEN_AT)}, {variable('writer')}"
@@ -293,7 +305,7 @@ def _copy_truncated_rows(spec: AuditSpec, insert_into: str, per_call: list[str])
     for index, _ in enumerate(spec.settings):
         parameters.append(variable(setting_variable(index)))
         selected.append(f"${len(parameters)}")
-    selected += [column_value(spec, "r", c) for c in spec.columns]
+    selected += [captured_value(spec, "r", c) for c in spec.columns]
     select = literal(f"SELECT {', '.join(selected)} FROM ONLY ")
     function = regprocedure(spec.schema, spec.function)
     # One expression, no text variable in between: the statement's only run-time part is
