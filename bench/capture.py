@@ -67,6 +67,9 @@ from sqlalchemy.engine import URL, make_url
 import sqlalchemy_postgresql_audit as audit
 from sqlalchemy_postgresql_audit.declare.options import CAPTURES
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import reference_152c4ed
+
 SCHEMA = "capture_bench"
 USERNAME = "bench-user"
 SETTING = "audit.username"
@@ -227,6 +230,10 @@ HARDENING_DESIGNS = {
 }
 
 
+#: The template as it was at commit 152c4ed, before the hardening (``--reference``).
+REFERENCE_DESIGN = "ref_152c4ed"
+
+
 def create_designs(
     engine: sa.Engine,
     with_pypi: bool,
@@ -234,6 +241,7 @@ def create_designs(
     with_captures: bool = False,
     with_hardening: bool = False,
     with_index: bool = False,
+    with_reference: bool = False,
 ) -> tuple[list[Design], list[str]]:
     metadata = sa.MetaData(schema=SCHEMA)
     extra_designs = {
@@ -249,6 +257,8 @@ def create_designs(
     sa.Table("t_row", metadata, *source_columns(), info=library_options("row"))
     floor = sa.Table("t_floor", metadata, *source_columns(), info=library_options("statement"))
     sa.Table("t_legacy", metadata, *source_columns())
+    if with_reference:
+        sa.Table(f"t_{REFERENCE_DESIGN}", metadata, *source_columns())
     metadata.create_all(engine)
     # The floor keeps the library's audit table (so it is identical) but not its triggers.
     floor_metadata = sa.MetaData(schema=SCHEMA)
@@ -256,6 +266,8 @@ def create_designs(
     audit.uninstall_audit_triggers(floor_metadata, engine)
     with engine.begin() as connection:
         for sql in legacy_ddl():
+            connection.exec_driver_sql(sql)
+        for sql in reference_ddl(engine) if with_reference else ():
             connection.exec_driver_sql(sql)
         for name in HARDENING_DESIGNS if with_hardening else ():
             function = qualified(f"{SCHEMA}_t_{name}_audit")
@@ -278,6 +290,16 @@ def create_designs(
         Design(name, f"this library, {description}", f"t_{name}", f"t_{name}_audit")
         for name, (_, _, description) in extra_designs.items()
     ]
+    if with_reference:
+        designs.append(
+            Design(
+                REFERENCE_DESIGN,
+                f"the library's template at commit {reference_152c4ed.COMMIT} (before the "
+                'hardening), mode="statement", its own audit table (no history index)',
+                f"t_{REFERENCE_DESIGN}",
+                reference_152c4ed.audit_table(f"t_{REFERENCE_DESIGN}"),
+            )
+        )
     notes = [index_note(engine, designs)]
     notes += [] if with_pypi else [PYPI_SKIPPED]
     if with_pypi:
@@ -286,6 +308,14 @@ def create_designs(
         if pypi is not None:
             designs.append(pypi)
     return designs, notes
+
+
+def reference_ddl(engine: sa.Engine) -> list[str]:
+    """The 152c4ed template's audit table, function and triggers for the reference table."""
+    url = engine.url.render_as_string(hide_password=False)
+    return reference_152c4ed.install_sql(
+        url, SCHEMA, [f"t_{REFERENCE_DESIGN}"], mode="statement", username=True
+    )
 
 
 def index_note(engine: sa.Engine, designs: Sequence[Design]) -> str:
@@ -712,6 +742,7 @@ def run(url: URL, args: argparse.Namespace, server_settings: dict[str, str]) -> 
             with_captures=args.captures,
             with_hardening=args.hardening,
             with_index=args.index,
+            with_reference=args.reference,
         )
         if args.designs:
             designs = [d for d in designs if d.name in args.designs]
@@ -1137,6 +1168,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--index",
         action="store_true",
         help="also measure statement mode with history_index=False (the history index's cost)",
+    )
+    parser.add_argument(
+        "--reference",
+        action="store_true",
+        help="also measure the template at commit 152c4ed (before the hardening), rendered "
+        "from that commit's sources (needs the git history)",
     )
     parser.add_argument("--designs", nargs="*", help="only these designs")
     parser.add_argument(
