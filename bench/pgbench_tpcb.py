@@ -87,6 +87,9 @@ DESIGNS = {
     "statement_no_moved_keys": 'mode="statement" with the look for moved keys (K rows) cut out '
     "of the installed functions: what a trigger that fires only when a key column is SET would "
     "save (not a design the library installs)",
+    "statement_unhardened": 'mode="statement" with the installed functions altered to SECURITY '
+    "INVOKER without their SET clauses: what the definer call and the pinned settings cost "
+    "(not a design the library installs)",
 }
 #: Measured unless --designs says otherwise.
 DEFAULT_DESIGNS = ("unaudited", "floor", "statement", "row", "ref_152c4ed")
@@ -248,6 +251,13 @@ class TPCB:
             with self.engine.connect() as connection:
                 for name in TABLES:
                     cut_moved_keys(connection, f"public_{name}_audit")
+        elif design == "statement_unhardened":
+            audit.install_audit_triggers(self.metadata["statement"], self.engine)
+            with self.engine.connect() as connection:
+                for name in TABLES:
+                    connection.exec_driver_sql(
+                        f"ALTER FUNCTION public_{name}_audit() SECURITY INVOKER RESET ALL"
+                    )
         elif design == "ref_152c4ed":
             with self.engine.connect() as connection:
                 for sql in self.reference_install:
