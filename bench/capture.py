@@ -513,6 +513,9 @@ class Sample:
     wal_bytes: int
     #: CPU time (user + system) this client process used, measured for the concurrent workload.
     client_cpu_s: float | None = None
+    #: CPU time of the server backend of a single-connection workload, where it can be read
+    #: (the server on this machine): the server's cost without the wait for a CPU.
+    server_cpu_s: float | None = None
 
 
 class Bench:
@@ -529,7 +532,10 @@ class Bench:
         self.cursor.execute("SELECT set_config(%s, %s, false)", (SETTING, USERNAME))
         self.can_checkpoint = self._try("CHECKPOINT")
         self.all_cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-        self.pinned = pin(self.scalar("SELECT pg_backend_pid()"), args.pin)
+        backend = self.scalar("SELECT pg_backend_pid()")
+        self.pinned = pin(backend, args.pin)
+        stat = Path(f"/proc/{backend}/schedstat")
+        self.backend_schedstat = stat if stat.exists() else None
         #: One connection per client of the concurrent workload, opened on first use.
         self._clients: list[Any] = []
         self._prepared: list[set[bytes]] = []
@@ -563,6 +569,12 @@ class Bench:
         assert row is not None
         return row[0]
 
+    def server_cpu(self) -> float | None:
+        """Seconds the backend has spent on a CPU (``/proc/<pid>/schedstat``), if readable."""
+        if self.backend_schedstat is None:
+            return None
+        return int(self.backend_schedstat.read_text().split()[0]) / 1e9
+
     def wal_lsn(self) -> Any:
         return self.scalar("SELECT pg_current_wal_insert_lsn()")
 
@@ -588,12 +600,16 @@ class Bench:
             self.cursor.execute("CHECKPOINT")
         before = self.wal_lsn()
         cursor = self.cursor
+        cpu_before = self.server_cpu()
         start = time.perf_counter()
         for p in params:
             cursor.execute(sql, p)
         elapsed = time.perf_counter() - start
+        cpu_after = self.server_cpu()
         wal = int(self.scalar("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s)", (before,)))
-        return Sample(elapsed, wal)
+        if cpu_before is None or cpu_after is None:
+            return Sample(elapsed, wal)
+        return Sample(elapsed, wal, server_cpu_s=cpu_after - cpu_before)
 
     def run_concurrent(self, design: Design) -> Sample:
         """All clients at once, each running its own short transactions; wall time to the last.
@@ -825,6 +841,18 @@ def summarise(
             for reference in ("unaudited", "floor"):
                 if reference in medians:
                     entry[f"ratio_to_{reference}"] = round(median / medians[reference][workload], 3)
+            cpu = [s.server_cpu_s for s in ss if s.server_cpu_s is not None]
+            floor_cpu = [
+                s.server_cpu_s
+                for s in samples.get("floor", {}).get(workload, [])
+                if s.server_cpu_s is not None
+            ]
+            if cpu and len(cpu) == len(ss) and len(floor_cpu) == len(cpu):
+                entry["server_cpu_s"] = [round(c, 6) for c in cpu]
+                # Per round against the floor of the same round, then the median.
+                entry["server_cpu_ratio_to_floor"] = round(
+                    statistics.median(c / f for c, f in zip(cpu, floor_cpu, strict=True)), 3
+                )
             if workload == "concurrent":
                 entry["tps"] = round(changes / median, 1)
                 # The share of the machine's CPU time the client itself took.
@@ -985,6 +1013,7 @@ def markdown(result: dict[str, Any], notes: Sequence[str]) -> str:
                 ("--captures", CAPTURE_DESIGNS),
                 ("--hardening", HARDENING_DESIGNS),
                 ("--index", INDEX_DESIGNS),
+                ("--reference", {REFERENCE_DESIGN: None}),
             )
             if any(d["name"] in extra for d in designs)
         )
@@ -1018,6 +1047,31 @@ def markdown(result: dict[str, Any], notes: Sequence[str]) -> str:
             f"{d['workloads'][workload].get('ratio_to_floor', float('nan')):.2f}" for d in designs
         ]
         lines.append(f"| {LABELS[workload]} | " + " | ".join(cells) + " |")
+    if all(
+        "server_cpu_ratio_to_floor" in d["workloads"][w]
+        for d in designs
+        for w in result["workloads"]
+        if w != "concurrent"
+    ):
+        lines += [
+            "",
+            "## Ratio to the floor by the server backend's CPU time (median over rounds of "
+            "each round's ratio)",
+            "",
+            "The backend's time on a CPU (`/proc/<pid>/schedstat`) while it ran the workload: "
+            "the server's cost without the time it waited for a CPU, which is most of the noise "
+            "on a shared machine; the client's time is left out.",
+            "",
+            "| workload | " + " | ".join(names) + " |",
+            "|---|" + "---:|" * len(names),
+        ]
+        for workload in result["workloads"]:
+            if workload == "concurrent":
+                continue
+            cells = [
+                f"{d['workloads'][workload]['server_cpu_ratio_to_floor']:.2f}" for d in designs
+            ]
+            lines.append(f"| {LABELS[workload]} | " + " | ".join(cells) + " |")
     if "concurrent" in result["workloads"]:
         lines += [
             "",
