@@ -160,18 +160,18 @@ def test_only_moved_keys_get_k_rows_in_a_multi_row_update(
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_every_recorded_value_is_rendered_by_captured_value(
+def test_every_recorded_column_value_comes_from_recorded_value(
     engine: sa.Engine, mode: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """What an audit row holds for a column comes from ``captured_value`` alone, for every
+    """What an audit row holds for a column comes from ``recorded_value`` alone, for every
     kind of row (I, U, K, D, and the rows a TRUNCATE copies): a change there (redaction) changes
     every row, while keys still decide which rows are written."""
-    original = template_v2.captured_value
+    original = template_v2.recorded_value
 
     def place_masked(spec: AuditSpec, row: str, column: str) -> str:
         return "NULL" if column == "place" else original(spec, row, column)
 
-    monkeypatch.setattr(template_v2, "captured_value", place_masked)
+    monkeypatch.setattr(template_v2, "recorded_value", place_masked)
     table = declare(mode, truncate_rows=True)
     table.metadata.create_all(engine)
     with engine.begin() as connection:
