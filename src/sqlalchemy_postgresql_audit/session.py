@@ -15,9 +15,10 @@ import inspect
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, String, bindparam, func, select, true
+from sqlalchemy import Connection, Engine, String, bindparam, func, select, text, true
 from sqlalchemy.orm import Session
 
+from .cdc.context_row import SETTINGS_PARAMETER, context_insert, settings_json
 from .errors import AuditError
 from .options import SETTING_NAME
 from .values import TypeGroups, known_settings, setting_value, text_for
@@ -102,9 +103,9 @@ def config_statement(count: int, prefix: str = "audit") -> Any:
 def config_parameters(prepared: Mapping[str, str], prefix: str = "audit") -> dict[str, str]:
     """The bound parameters of ``config_statement`` for prepared values."""
     bound: dict[str, str] = {}
-    for i, (name, text) in enumerate(prepared.items()):
+    for i, (name, value) in enumerate(prepared.items()):
         bound[f"{prefix}_name_{i}"] = f"audit.{name}"
-        bound[f"{prefix}_value_{i}"] = text
+        bound[f"{prefix}_value_{i}"] = value
     return bound
 
 
@@ -133,6 +134,9 @@ def set_session_vars(connection_or_session: _Executes, **values: object) -> None
     result = connection_or_session.execute(
         config_statement(len(prepared)), config_parameters(prepared)
     )
+    insert = context_insert()
+    if insert is not None and not inspect.isawaitable(result):
+        connection_or_session.execute(*_context_row(insert, prepared))
     if inspect.isawaitable(result):
         if inspect.iscoroutine(result):
             result.close()
@@ -161,6 +165,15 @@ async def aset_session_vars(connection_or_session: _ExecutesAsync, **values: obj
     await connection_or_session.execute(
         config_statement(len(prepared)), config_parameters(prepared)
     )
+    insert = context_insert()
+    if insert is not None:
+        await connection_or_session.execute(*_context_row(insert, prepared))
+
+
+def _context_row(insert: str, prepared: Mapping[str, str]) -> tuple[Any, dict[str, str]]:
+    """CDC mode: the settings also travel as a row of the context table (``cdc.context_row``)."""
+    statement = text(insert).bindparams(bindparam(SETTINGS_PARAMETER, type_=String()))
+    return statement, {SETTINGS_PARAMETER: settings_json(prepared)}
 
 
 def _refuse_non_transactional(target: object, function: str) -> None:
