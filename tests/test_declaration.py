@@ -227,7 +227,7 @@ def test_without_enable_nothing_is_declared_in_a_fresh_interpreter() -> None:
 
 
 def test_late_declaration_is_remembered_and_idempotent() -> None:
-    from sqlalchemy_postgresql_audit.declare import declare_metadata, declared_specs
+    from sqlalchemy_postgresql_audit.declare.declaration import declare_metadata, declared_specs
 
     table = sa.Table("late", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True))
     assert SPEC_KEY not in table.info
@@ -252,7 +252,11 @@ def test_history_index_is_an_ordinary_index_of_the_audit_table() -> None:
 
 @pytest.mark.parametrize(
     ("table", "column", "schema", "key"),
-    [("item\n", "id", None, "table"), ("item", "note\n", None, "note\n"), ("item", "id", "s\n", "schema")],
+    [
+        ("item\n", "id", None, "table"),
+        ("item", "note\n", None, "note\n"),
+        ("item", "id", "s\n", "schema"),
+    ],
 )
 def test_a_name_sqlalchemy_would_leave_unquoted_is_refused(
     table: str, column: str, schema: str | None, key: str

@@ -20,12 +20,13 @@ from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, func,
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
-from ..audit_table import AUDIT_TABLE_KEY
-from ..ddl import audited_tables
+from ..declare.audit_table import AUDIT_TABLE_KEY
+from ..declare.cdc import cdc_names
+from ..declare.spec import AUDIT_ID
 from ..errors import AuditError
+from ..install.ddl import audited_tables
+from ..install.publication import ensure_slot
 from ..render import cdc as sql
-from ..spec import AUDIT_ID
-from .publication import cdc_names, ensure_slot
 from .replica import Replica
 
 #: How often ``run_once`` looks at the target while it waits.

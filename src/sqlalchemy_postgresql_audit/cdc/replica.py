@@ -23,12 +23,13 @@ from typing import Any
 from sqlalchemy import Column, Connection, Engine, MetaData, Table, inspect, text
 from sqlalchemy.engine import URL
 
-from ..audit_table import AUDIT_TABLE_KEY
-from ..ddl import audited_tables, execute_statements, install_statements
+from ..declare.audit_table import AUDIT_TABLE_KEY
+from ..declare.cdc import CdcNames, cdc_names
+from ..declare.spec import AuditSpec
+from ..install.ddl import audited_tables, execute_statements, install_statements
+from ..install.publication import CONTEXT_COMMENT
+from ..install.resolve import check_audit_tables, resolve_specs
 from ..render import cdc as sql
-from ..resolve import check_audit_tables, resolve_specs
-from ..spec import AuditSpec
-from .publication import CONTEXT_COMMENT, CdcNames, cdc_names
 
 _SUBSCRIPTION_EXISTS = text(
     "SELECT EXISTS (SELECT FROM pg_catalog.pg_subscription "

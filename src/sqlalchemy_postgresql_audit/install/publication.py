@@ -13,91 +13,21 @@ wait forever on the installing one.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import ARRAY, Connection, MetaData, Table, Text, bindparam, text
 
-from ..audit_table import AUDIT_TABLE_COMMENT_SUFFIX, SPEC_KEY
+from ..declare.audit_table import AUDIT_TABLE_COMMENT_SUFFIX
+from ..declare.cdc import CdcNames, cdc_names, replica_identity
+from ..declare.naming import SLOT_KEY
+from ..declare.spec import AuditSpec
 from ..errors import AuditConfigurationError
-from ..naming import (
-    CONTEXT_TABLE_KEY,
-    DEFAULT_CONTEXT_TABLE_NAME,
-    DEFAULT_PUBLICATION_NAME,
-    DEFAULT_SLOT_NAME,
-    PUBLICATION_KEY,
-    SLOT_KEY,
-    fit_identifier,
-)
 from ..render import cdc as sql
 from ..render.sql import name_text
-from ..spec import AuditSpec
 
-#: PostgreSQL's rule for slot names.
-_SLOT_NAME = re.compile(r"^[a-z0-9_]{1,63}$")
 #: The context table's comment: marks it as the library's (Alembic never drops it).
 CONTEXT_COMMENT = "audit context of change-data-capture writes" + AUDIT_TABLE_COMMENT_SUFFIX
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CdcNames:
-    """Where one MetaData's CDC lives: from its naming conventions, with defaults.
-
-    The context table lives in the MetaData's schema (``MetaData(schema=...)``), else in the
-    connection's default schema, one per MetaData whatever schemas its CDC tables use.
-    """
-
-    publication: str
-    context_publication: str
-    slot: str
-    context_schema: str | None
-    context_table: str
-
-    @property
-    def publications(self) -> tuple[str, str]:
-        return (self.publication, self.context_publication)
-
-
-def cdc_names(metadata: MetaData) -> CdcNames:
-    conventions: Mapping[Any, Any] = metadata.naming_convention
-    publication = _name(conventions, PUBLICATION_KEY, DEFAULT_PUBLICATION_NAME)
-    slot = _name(conventions, SLOT_KEY, DEFAULT_SLOT_NAME)
-    if not _SLOT_NAME.match(slot):
-        raise AuditConfigurationError(
-            "(naming convention)",
-            SLOT_KEY,
-            f"{slot!r} is not a valid replication slot name: PostgreSQL allows only lower case "
-            "letters, digits and _",
-        )
-    return CdcNames(
-        publication=publication,
-        context_publication=fit_identifier(f"{publication}_context"),
-        slot=slot,
-        context_schema=metadata.schema,
-        context_table=_name(conventions, CONTEXT_TABLE_KEY, DEFAULT_CONTEXT_TABLE_NAME),
-    )
-
-
-def _name(conventions: Mapping[Any, Any], key: str, default: str) -> str:
-    value = conventions.get(key, default)
-    if not isinstance(value, str) or not value:
-        raise AuditConfigurationError(
-            "(naming convention)", key, f"must be a non-empty name, got {value!r}"
-        )
-    return fit_identifier(value)
-
-
-def is_cdc(table: Table) -> bool:
-    spec = table.info.get(SPEC_KEY)
-    return isinstance(spec, AuditSpec) and spec.cdc
-
-
-def replica_identity(spec: AuditSpec) -> str:
-    """The key identifies an updated or deleted row, else the whole old row must: a table
-    without a replica identity refuses UPDATE and DELETE once it is published."""
-    return "default" if spec.key_columns else "full"
 
 
 def source_statements(names: CdcNames, specs: Iterable[AuditSpec]) -> list[str]:

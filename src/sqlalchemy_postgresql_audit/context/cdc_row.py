@@ -2,7 +2,7 @@
 
 A CDC table has no trigger reading ``audit.*`` settings in the writer's transaction, and the
 apply worker of logical replication ignores logical messages, so a transaction that sets
-context also inserts its settings into the context table (``publication.CdcNames``).  That row
+context also inserts its settings into the context table (``declare.cdc.CdcNames``).  That row
 travels in the transaction's WAL ahead of its changes; the consumer turns it back into
 settings for the changes that follow it (design 1: a trigger on the target's copy of the
 table; a decoder: reading it from the stream).  Only processes that declare CDC tables pay.
@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from ..declare import declared_tables, specs_stored
+from ..declare.cdc import cdc_names, is_cdc
+from ..declare.declaration import declared_tables, specs_stored
+from ..declare.naming import CONTEXT_TABLE_KEY
 from ..errors import AuditConfigurationError
-from ..naming import CONTEXT_TABLE_KEY
 from ..render.cdc import insert_context
-from .publication import cdc_names, is_cdc
 
 #: Bound parameter of ``insert_context``.
 SETTINGS_PARAMETER = "_audit_ctx_settings"

@@ -18,9 +18,9 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, Engine, String, bindparam, func, select, text, true
 from sqlalchemy.orm import Session
 
-from .cdc.context_row import SETTINGS_PARAMETER, context_insert, settings_json
-from .errors import AuditError
-from .options import SETTING_NAME
+from ..declare.options import SETTING_NAME
+from ..errors import AuditError
+from .cdc_row import SETTINGS_PARAMETER, context_insert, settings_json
 from .values import TypeGroups, known_settings, setting_value, text_for
 
 

@@ -48,7 +48,7 @@ from sqlalchemy.sql.expression import (
     SavepointClause,
 )
 
-from .cdc.context_row import SETTINGS_PARAMETER, context_insert, settings_json
+from .cdc_row import SETTINGS_PARAMETER, context_insert, settings_json
 from .session import (
     config_parameters,
     config_statement,
