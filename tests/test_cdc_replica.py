@@ -363,3 +363,46 @@ def test_a_cdc_table_outside_the_publication_refuses_writes_naming_it(
             connection.execute(account.insert().values(id=1, owner="x"))
     finally:
         fresh.dispose()
+
+
+def test_status_reports_lag_and_retained_wal_and_a_lost_slot_loudly(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    from sqlalchemy_postgresql_audit.cdc.status import cdc_status
+
+    metadata, account = _models()
+    metadata.create_all(source)
+    before = cdc_status(source, metadata, target)
+    assert before.slot_exists and before.subscription is None
+    assert before.retained_bytes is not None
+    consumer = Consumer(source, target, metadata=metadata, timeout=120)
+    consumers.append(consumer)
+    consumer.run_once()
+    running = cdc_status(source, metadata, target)
+    assert running.subscription_enabled is True and running.problems == ()
+    consumer.drop()
+    admin = source.execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql("ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'")
+        connection.exec_driver_sql("SELECT pg_reload_conf()")
+        try:
+            for _ in range(4):
+                with source.begin() as writer:
+                    writer.execute(account.insert().values(id=_ + 1, owner="x" * 1000))
+                connection.exec_driver_sql("SELECT pg_switch_wal()")
+                connection.exec_driver_sql("CHECKPOINT")
+        finally:
+            connection.exec_driver_sql("ALTER SYSTEM RESET max_slot_wal_keep_size")
+            connection.exec_driver_sql("SELECT pg_reload_conf()")
+    lost = cdc_status(source, metadata)
+    assert lost.wal_status == "lost"
+    assert any("invalidated" in problem and "baseline" in problem for problem in lost.problems)
+    fresh = sa.create_engine(source.url)
+    try:
+        with (
+            pytest.raises(AuditConfigurationError, match="account"),
+            fresh.begin() as connection,
+        ):
+            connection.execute(account.insert().values(id=99, owner="x"))
+    finally:
+        fresh.dispose()

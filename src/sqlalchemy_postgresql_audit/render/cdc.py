@@ -235,3 +235,31 @@ def drop_subscription(subscription: str) -> tuple[str, ...]:
         f"ALTER SUBSCRIPTION {name} SET (slot_name = NONE)",
         f"DROP SUBSCRIPTION {name}",
     )
+
+
+#: Bound: ``slot``, ``subscription``.  On the source: how far the consumer is behind, in bytes
+#: (confirmed) and seconds (its last reported flush), and how much WAL the slot holds back.
+SLOT_STATUS = (
+    "SELECT s.active, s.wal_status, s.database, "
+    "pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.confirmed_flush_lsn) "
+    "AS lag_bytes, "
+    "pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.restart_lsn) AS retained_bytes, "
+    "(SELECT EXTRACT(epoch FROM r.flush_lag) FROM pg_catalog.pg_stat_replication r "
+    "WHERE r.pid OPERATOR(pg_catalog.=) s.active_pid) AS lag_seconds "
+    "FROM pg_catalog.pg_replication_slots s WHERE s.slot_name OPERATOR(pg_catalog.=) :slot"
+)
+#: Bound: ``subscription``.  On the target: the subscription, its apply worker, and (15+) its
+#: error counts.
+SUBSCRIPTION_STATUS = (
+    "SELECT sub.subenabled AS enabled, w.pid, w.last_msg_receipt_time, w.latest_end_time "
+    "FROM pg_catalog.pg_subscription sub "
+    "LEFT JOIN pg_catalog.pg_stat_subscription w "
+    "ON w.subid OPERATOR(pg_catalog.=) sub.oid AND w.relid IS NULL "
+    "WHERE sub.subname OPERATOR(pg_catalog.=) :subscription "
+    "AND sub.subdbid = (SELECT oid FROM pg_catalog.pg_database "
+    "WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database())"
+)
+SUBSCRIPTION_ERRORS = (
+    "SELECT apply_error_count, sync_error_count FROM pg_catalog.pg_stat_subscription_stats "
+    "WHERE subname OPERATOR(pg_catalog.=) :subscription"
+)
