@@ -29,7 +29,11 @@ RECOVER_LOST_SLOT = (
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CdcStatus:
     slot: str
+    #: The source database asked about.
+    database: str
     slot_exists: bool
+    #: The database the slot decodes (slot names are the server's).
+    slot_database: str | None = None
     active: bool = False
     wal_status: str | None = None
     lag_bytes: int | None = None
@@ -46,6 +50,11 @@ class CdcStatus:
         found = []
         if not self.slot_exists:
             found.append(f"slot {self.slot!r} does not exist: CDC writes are not captured")
+        elif self.slot_database != self.database:
+            found.append(
+                f"slot {self.slot!r} decodes database {self.slot_database!r}, not "
+                f"{self.database!r}: CDC writes here are not captured"
+            )
         elif self.wal_status == "lost":
             found.append(f"slot {self.slot!r}: {RECOVER_LOST_SLOT}")
         elif self.wal_status == "unreserved":
@@ -67,11 +76,14 @@ def cdc_status(source: Engine, metadata: MetaData, target: Engine | None = None)
     names = cdc_names(metadata)
     with source.connect() as connection:
         slot = connection.execute(text(sql.SLOT_STATUS), {"slot": names.slot}).first()
+        database = str(connection.execute(text("SELECT pg_catalog.current_database()")).scalar())
     if slot is None:
-        return CdcStatus(slot=names.slot, slot_exists=False)
+        return CdcStatus(slot=names.slot, database=database, slot_exists=False)
     found = CdcStatus(
         slot=names.slot,
+        database=database,
         slot_exists=True,
+        slot_database=slot.database,
         active=bool(slot.active),
         wal_status=slot.wal_status,
         lag_bytes=None if slot.lag_bytes is None else int(slot.lag_bytes),

@@ -27,6 +27,8 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     run = actions.add_parser("run", help="write the trail (--once: catch up, then return)")
     status = actions.add_parser("status", help="lag, retained WAL, errors, invalidated slot")
     for sub in (run, status):
+        for flag in ("--json", "--no-color", "--debug"):  # as after the command's name
+            sub.add_argument(flag, action="store_true", default=argparse.SUPPRESS)
         add_target_argument(sub)
         sub.add_argument("--source", required=True, help="SQLAlchemy URL of the source database")
         sub.add_argument(

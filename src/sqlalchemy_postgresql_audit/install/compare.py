@@ -342,6 +342,8 @@ def compare(
     changes: list[Change] = []
     matched: set[tuple[str, str]] = set()
     for spec in declared:
+        if spec.cdc:
+            continue  # captured by its publication and slot (``install.publication``), no trigger
         # By function first: after a hand install under a new function name, a stale function
         # may still carry a spec for the same table.
         found = by_function.get(key(spec.schema, spec.function)) or by_table.get(

@@ -241,6 +241,7 @@ def drop_subscription(subscription: str) -> tuple[str, ...]:
 #: (confirmed) and seconds (its last reported flush), and how much WAL the slot holds back.
 SLOT_STATUS = (
     "SELECT s.active, s.wal_status, s.database, "
+    "s.database OPERATOR(pg_catalog.=) pg_catalog.current_database() AS here, "
     "pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.confirmed_flush_lsn) "
     "AS lag_bytes, "
     "pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.restart_lsn) AS retained_bytes, "
