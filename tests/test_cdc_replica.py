@@ -20,7 +20,7 @@ from sqlalchemy_postgresql_audit import (
     install_audit_triggers,
     set_session_vars,
 )
-from sqlalchemy_postgresql_audit.cdc import Consumer
+from sqlalchemy_postgresql_audit.cdc import Consumer, install_capture
 
 
 def _models(**options: object) -> tuple[sa.MetaData, sa.Table]:
@@ -406,3 +406,36 @@ def test_status_reports_lag_and_retained_wal_and_a_lost_slot_loudly(
             connection.execute(account.insert().values(id=99, owner="x"))
     finally:
         fresh.dispose()
+
+
+def test_a_column_added_while_the_consumer_runs_is_followed_once_both_sides_have_it(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    """The source migrates first: the apply worker stops at the first change it cannot apply
+    and retries; once the target is migrated (its tables and, in the same transaction, the
+    capture triggers), the trail catches up with nothing lost."""
+    metadata, account = _models()
+    metadata.create_all(source)
+    consumer = Consumer(source, target, metadata=metadata, timeout=120)
+    consumers.append(consumer)
+    with source.begin() as connection:
+        connection.execute(account.insert().values(id=1, owner="before"))
+    consumer.run_once()
+    with source.begin() as connection:
+        connection.exec_driver_sql("ALTER TABLE account ADD COLUMN tier text")
+        connection.exec_driver_sql("ALTER TABLE account_audit ADD COLUMN tier text")
+    evolved, evolved_account = _models()
+    evolved.naming_convention["audit.slot"] = metadata.naming_convention["audit.slot"]
+    sa.Table("account", evolved, sa.Column("tier", sa.Text), extend_existing=True)
+    with source.begin() as connection:
+        connection.execute(evolved_account.insert().values(id=2, owner="after", tier="gold"))
+    with target.begin() as connection:
+        connection.exec_driver_sql("ALTER TABLE account ADD COLUMN tier text")
+        connection.exec_driver_sql("ALTER TABLE account_audit ADD COLUMN tier text")
+        install_capture(connection, evolved)
+    consumer.run_once()
+    with target.connect() as connection:
+        rows = connection.execute(
+            sa.text("SELECT audit_operation, id, owner, tier FROM account_audit ORDER BY audit_id")
+        ).all()
+    assert [tuple(r) for r in rows] == [("I", 1, "before", None), ("I", 2, "after", "gold")]

@@ -10,5 +10,6 @@ decoder (``.decoder``).
 from __future__ import annotations
 
 from .consumer import CdcError, Consumer, create_slot
+from .replica import install_capture
 
-__all__ = ["CdcError", "Consumer", "create_slot"]
+__all__ = ["CdcError", "Consumer", "create_slot", "install_capture"]

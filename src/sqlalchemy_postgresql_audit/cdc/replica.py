@@ -126,6 +126,15 @@ def _replica_column(column: Column[Any]) -> Column[Any]:
     )
 
 
+def install_capture(connection: Connection, metadata: MetaData) -> None:
+    """(Re)install the target's capture triggers of ``metadata``'s CDC tables.
+
+    For schema changes: run it on the target in the transaction that migrates the replica and
+    audit tables, so no applied change meets a new column with the old trigger function.
+    """
+    _install_capture(connection, [(t, s) for t, s in audited_tables(metadata) if s.cdc])
+
+
 def _install_capture(connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]]) -> None:
     """The row-level audit triggers, firing for applied changes too (``ENABLE ALWAYS``)."""
     specs = resolve_specs(connection, [spec.capture_spec for _, spec in pairs])
