@@ -6,15 +6,17 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 import cdc_models
+from alembic_env import make_project
 from cli_run import run, url_text
 from sqlalchemy_postgresql_audit import AuditConfigurationError, install_audit_triggers
-from sqlalchemy_postgresql_audit.cdc import Consumer
+from sqlalchemy_postgresql_audit.cdc import Consumer, create_slot
 from sqlalchemy_postgresql_audit.declare.declaration import declare_metadata
 from sqlalchemy_postgresql_audit.install.catalog import default_schema, installed_audits
 from sqlalchemy_postgresql_audit.install.compare import compare
@@ -153,3 +155,57 @@ def test_cli_runs_the_consumer_once_and_reports_its_status(
     )
     assert missing.returncode == 1
     assert "decodes database" in missing.stdout + missing.stderr
+
+
+def test_alembic_moves_a_table_to_cdc_and_back_and_sees_publication_drift(
+    tmp_path: Path, logical_database_url: URL
+) -> None:
+    slot = f"cdc_{uuid.uuid4().hex[:12]}"
+
+    def models(mode: str | None) -> sa.MetaData:
+        metadata = sa.MetaData(naming_convention={"audit.slot": slot})
+        _table(metadata, **({"mode": mode} if mode else {}))
+        return metadata
+
+    engine = sa.create_engine(logical_database_url)
+    project = make_project(tmp_path, engine.url)
+    try:
+        project.revision(models(None), "trigger mode")
+        project.upgrade(models(None))
+        create_slot(engine, models("cdc"))
+        switched = project.revision(models("cdc"), "cdc mode")
+        assert "op.drop_audit_trigger(" in switched
+        assert "op.publish_audit_table(" in switched
+        assert "replica_identity='default'" in switched
+        project.upgrade(models("cdc"))
+        assert _published(engine) == ["account"]
+        assert _trigger_count(engine) == 0
+        project.check(models("cdc"))
+        with engine.begin() as connection:
+            connection.exec_driver_sql("ALTER PUBLICATION audit_cdc DROP TABLE account")
+        drift = project.revision(models("cdc"), "drift")
+        assert "op.publish_audit_table(" in drift
+        project.upgrade(models("cdc"))
+        project.downgrade(models("cdc"), "-2")
+        assert _published(engine) == []
+        assert _trigger_count(engine) > 0
+    finally:
+        engine.dispose()
+
+
+def _published(engine: sa.Engine) -> list[str]:
+    with engine.connect() as connection:
+        return list(
+            connection.exec_driver_sql(
+                "SELECT tablename FROM pg_publication_tables WHERE pubname = 'audit_cdc'"
+            ).scalars()
+        )
+
+
+def _trigger_count(engine: sa.Engine) -> int:
+    with engine.connect() as connection:
+        return int(
+            connection.exec_driver_sql(
+                "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'account'::regclass"
+            ).scalar_one()
+        )

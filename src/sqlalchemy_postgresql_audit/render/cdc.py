@@ -94,14 +94,16 @@ def replica_identity(schema: str | None, table: str, identity: str) -> str:
 def create_context_table(schema: str | None, table: str, comment: str) -> str:
     """One row per writer transaction that set context (per change of its settings).
 
-    ``xact`` names the writer's transaction for a decoder and for diagnosis; ``settings`` holds
+    ``xact`` names the writer's transaction (its ``xid8`` as a ``bigint``, a type SQLAlchemy
+    reflects) for a decoder and for diagnosis; ``settings`` holds
     ``{name: text}`` for the settings applied (``""`` for one reset to NULL).
     """
     name = qualified(schema, table)
     return (
         f"CREATE TABLE IF NOT EXISTS {name} (\n"
         "  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
-        "  xact pg_catalog.xid8 NOT NULL DEFAULT pg_catalog.pg_current_xact_id(),\n"
+        "  xact bigint NOT NULL\n"
+        "    DEFAULT CAST(CAST(pg_catalog.pg_current_xact_id() AS text) AS bigint),\n"
         "  settings pg_catalog.jsonb NOT NULL\n"
         f");\nCOMMENT ON TABLE {name} IS {literal(comment)}"
     )
@@ -263,4 +265,21 @@ SUBSCRIPTION_STATUS = (
 SUBSCRIPTION_ERRORS = (
     "SELECT apply_error_count, sync_error_count FROM pg_catalog.pg_stat_subscription_stats "
     "WHERE subname OPERATOR(pg_catalog.=) :subscription"
+)
+#: Bound: ``publication``.  The publication's tables, by schema and name.
+PUBLICATION_TABLES = (
+    "SELECT n.nspname AS schema, c.relname AS table FROM pg_catalog.pg_publication p "
+    "JOIN pg_catalog.pg_publication_rel r ON r.prpubid OPERATOR(pg_catalog.=) p.oid "
+    "JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) r.prrelid "
+    "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
+    "WHERE p.pubname OPERATOR(pg_catalog.=) :publication"
+)
+#: Bound: ``schemas``, ``tables``.  Each existing table's replica identity (``d``, ``f``, ...).
+REPLICA_IDENTITY_OF = (
+    "SELECT n.nspname AS schema, c.relname AS table, c.relreplident AS identity "
+    "FROM pg_catalog.pg_class c "
+    "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
+    "JOIN ROWS FROM (pg_catalog.unnest(CAST(:schemas AS text[])), "
+    "pg_catalog.unnest(CAST(:tables AS text[]))) AS w(s, t) "
+    "ON n.nspname OPERATOR(pg_catalog.=) w.s AND c.relname OPERATOR(pg_catalog.=) w.t"
 )
