@@ -105,9 +105,13 @@ def test_every_operation_reaches_the_trail_on_another_server(
     assert consumer.run_once() == 0
 
 
+@pytest.mark.parametrize("driver", ["psycopg2", "psycopg"])
 def test_context_travels_with_each_transaction_and_rollbacks_leave_nothing(
-    source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+    logical_database_url: URL, target: sa.Engine, consumers: list[Consumer], driver: str
 ) -> None:
+    """psycopg2 sends the context row in front of the first statement; psycopg 3 as a
+    statement of its own."""
+    source = sa.create_engine(logical_database_url.set(drivername=f"postgresql+{driver}"))
     metadata, account = _models()
     metadata.create_all(source)
     consumer = Consumer(source, target, metadata=metadata, timeout=120)
@@ -135,6 +139,7 @@ def test_context_travels_with_each_transaction_and_rollbacks_leave_nothing(
         ("U", "bob", 1, "a", 2),
         ("U", None, 1, "a", 3),
     ]
+    source.dispose()
 
 
 def test_upsert_copy_key_change_truncate_and_a_table_without_key(
@@ -439,3 +444,20 @@ def test_a_column_added_while_the_consumer_runs_is_followed_once_both_sides_have
             sa.text("SELECT audit_operation, id, owner, tier FROM account_audit ORDER BY audit_id")
         ).all()
     assert [tuple(r) for r in rows] == [("I", 1, "before", None), ("I", 2, "after", "gold")]
+
+
+def test_the_same_database_as_target_is_the_decoders_and_says_so_until_it_exists(
+    source: sa.Engine,
+) -> None:
+    try:
+        from sqlalchemy_postgresql_audit.cdc import decoder  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("the decoder exists: its own tests cover this path")
+    metadata, _ = _models()
+    metadata.create_all(source)
+    with pytest.raises(NotImplementedError, match="decoder"):
+        Consumer(source, metadata=metadata).run_once()
+    with pytest.raises(NotImplementedError, match="decoder"):
+        Consumer(source, source.url, metadata=metadata).run_once()
