@@ -461,3 +461,30 @@ def test_the_same_database_as_target_is_the_decoders_and_says_so_until_it_exists
         Consumer(source, metadata=metadata).run_once()
     with pytest.raises(NotImplementedError, match="decoder"):
         Consumer(source, source.url, metadata=metadata).run_once()
+
+
+def test_run_keeps_the_trail_following_until_stopped(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    metadata, account = _models()
+    metadata.create_all(source)
+    consumer = Consumer(source, target, metadata=metadata, timeout=120)
+    consumers.append(consumer)
+    worker = threading.Thread(target=consumer.run, kwargs={"interval": 0.05})
+    worker.start()
+    try:
+        with source.begin() as connection:
+            connection.execute(account.insert().values(id=1, owner="a"))
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with target.connect() as connection:
+                if sa.inspect(connection).has_table("account_audit") and _trail(target):
+                    break
+            time.sleep(0.1)
+    finally:
+        consumer.stop()
+        worker.join()
+    assert _trail(target) == [("I", None, 1, "a", None)]
+    with source.connect() as connection:
+        left = connection.exec_driver_sql("SELECT count(*) FROM audit_cdc_context").scalar()
+    assert left == 0  # consumed context rows are deleted on the source
