@@ -15,7 +15,11 @@ from sqlalchemy.engine import URL
 import cdc_models
 from alembic_env import make_project
 from cli_run import run, url_text
-from sqlalchemy_postgresql_audit import AuditConfigurationError, install_audit_triggers
+from sqlalchemy_postgresql_audit import (
+    AuditConfigurationError,
+    audit_context,
+    install_audit_triggers,
+)
 from sqlalchemy_postgresql_audit.cdc import Consumer, create_slot
 from sqlalchemy_postgresql_audit.declare.declaration import declare_metadata
 from sqlalchemy_postgresql_audit.install.catalog import default_schema, installed_audits
@@ -209,3 +213,27 @@ def _trigger_count(engine: sa.Engine) -> int:
                 "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'account'::regclass"
             ).scalar_one()
         )
+
+
+def test_context_in_a_database_without_cdc_sends_no_context_row(engine: sa.Engine) -> None:
+    """This process declares CDC tables (``cdc_models``); a database without them has no
+    context table, and context there is applied as always."""
+    assert cdc_models.ledger.info["audit.spec"].cdc
+    metadata = sa.MetaData()
+    plain = sa.Table(
+        "plain",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        info={
+            "audit.options": {
+                "enabled": True,
+                "session_settings": [sa.Column("username", sa.Text)],
+            }
+        },
+    )
+    metadata.create_all(engine)
+    with audit_context(username="carol"), engine.begin() as connection:
+        connection.execute(plain.insert().values(id=1))
+    with engine.connect() as connection:
+        recorded = connection.exec_driver_sql("SELECT audit_username FROM plain_audit").scalar()
+    assert recorded == "carol"

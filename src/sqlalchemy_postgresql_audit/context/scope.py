@@ -317,7 +317,7 @@ def _before_cursor_execute(
         return statement, parameters
     sql, order = _compiled(connection, len(changes))
     bound = config_parameters(changes, _PREFIX)
-    cdc = context_insert()
+    cdc = context_insert(connection)
     if _can_piggyback(connection, cursor, parameters, context, executemany):
         info[_APPLIED] = wanted
         info[_PENDING] = (context, applied)  # until the server has it: see _failed

@@ -134,7 +134,8 @@ def set_session_vars(connection_or_session: _Executes, **values: object) -> None
     result = connection_or_session.execute(
         config_statement(len(prepared)), config_parameters(prepared)
     )
-    insert = context_insert()
+    connection = _connection_of(target)
+    insert = None if connection is None else context_insert(connection)
     if insert is not None and not inspect.isawaitable(result):
         connection_or_session.execute(*_context_row(insert, prepared))
     if inspect.isawaitable(result):
@@ -165,9 +166,21 @@ async def aset_session_vars(connection_or_session: _ExecutesAsync, **values: obj
     await connection_or_session.execute(
         config_statement(len(prepared)), config_parameters(prepared)
     )
-    insert = context_insert()
+    insert = None
+    if isinstance(target, async_session):
+        insert = await (await target.connection()).run_sync(context_insert)
+    elif isinstance(target, async_connection):
+        insert = await target.run_sync(context_insert)
     if insert is not None:
         await connection_or_session.execute(*_context_row(insert, prepared))
+
+
+def _connection_of(target: object) -> Connection | None:
+    if isinstance(target, Connection):
+        return target
+    if isinstance(target, Session):
+        return target.connection()
+    return None
 
 
 def _context_row(insert: str, prepared: Mapping[str, str]) -> tuple[Any, dict[str, str]]:

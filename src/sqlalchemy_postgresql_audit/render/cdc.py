@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .sql import SEARCH_PATH, dollar_quote, literal, qualified, quote, regclass
+from .sql import SEARCH_PATH, dollar_quote, literal, name_text, qualified, quote, regclass
 
 #: What the CDC publication publishes.  TRUNCATE is replicated, and the apply worker runs the
 #: target's TRUNCATE triggers (``ENABLE ALWAYS``), so it is recorded as in trigger mode.
@@ -157,6 +157,11 @@ def context_arrived(schema: str | None, table: str) -> str:
         f"SELECT EXISTS (SELECT FROM {qualified(schema, table)} "
         "WHERE id OPERATOR(pg_catalog.=) :id)"
     )
+
+
+def context_table_exists(schema: str | None, table: str) -> str:
+    """No parameters (so it runs on any driver's raw cursor): the name is a rendered literal."""
+    return f"SELECT pg_catalog.to_regclass({literal(name_text(schema, table))}) IS NOT NULL"
 
 
 def delete_context(schema: str | None, table: str) -> str:
