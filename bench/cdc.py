@@ -189,6 +189,9 @@ def consumer_throughput(
         info={"audit.options": {"enabled": True, "mode": "cdc"}},
     )
     metadata.drop_all(source)
+    metadata.drop_all(target)  # a replica left by an earlier run would refuse the same keys
+    with target.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE IF EXISTS audit_cdc_context")
     metadata.create_all(source)
     consumer = Consumer(source, target, metadata=metadata, timeout=3600)
     try:

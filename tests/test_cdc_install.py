@@ -237,3 +237,31 @@ def test_context_in_a_database_without_cdc_sends_no_context_row(engine: sa.Engin
     with engine.connect() as connection:
         recorded = connection.exec_driver_sql("SELECT audit_username FROM plain_audit").scalar()
     assert recorded == "carol"
+
+
+def test_the_install_script_makes_the_slot_first_and_publishes(logical_database_url: URL) -> None:
+    slot = f"cdc_{uuid.uuid4().hex[:12]}"
+    metadata = sa.MetaData(naming_convention={"audit.slot": slot})
+    _table(metadata, mode="cdc")
+    script = install_audit_triggers(metadata)
+    assert script is not None
+    assert script.index("pg_create_logical_replication_slot") < script.index("CREATE PUBLICATION")
+    engine = sa.create_engine(logical_database_url)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE account (id integer primary key, owner text)")
+        with engine.connect() as connection:
+            raw = connection.connection.dbapi_connection
+            assert raw is not None
+            raw.autocommit = True
+            cursor = raw.cursor()
+            cursor.execute(script)
+            cursor.execute(script)  # idempotent
+        assert _published(engine) == ["account"]
+        with engine.connect() as connection:
+            found = connection.exec_driver_sql(
+                "SELECT count(*) FROM pg_replication_slots WHERE slot_name = %s", (slot,)
+            ).scalar()
+        assert found == 1
+    finally:
+        engine.dispose()

@@ -135,6 +135,7 @@ class AuditSpec:
             return self
         settings = tuple(replace(s, required=False) for s in self.settings)
         return replace(self, cdc=False, mode="row", settings=settings)
+
     #: Redacted source columns; an omitted one is not in ``columns`` (it has no audit column).
     redacted: tuple[RedactedColumn, ...] = ()
 

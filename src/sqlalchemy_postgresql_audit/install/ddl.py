@@ -105,7 +105,11 @@ def install_audit_triggers(
     pairs = list(audited_tables(metadata))
     if bind is None:
         return as_script(
-            [*install_statements(spec for _, spec in pairs), *publication.install_statements(pairs)]
+            [
+                *publication.slot_statements(pairs),
+                *install_statements(spec for _, spec in pairs),
+                *publication.install_statements(pairs),
+            ]
         )
     with _connection(bind) as connection:
         install(connection, pairs)

@@ -122,6 +122,12 @@ def prepare(connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]]) ->
         ensure_slot(connection, slot, tables)
 
 
+def slot_statements(pairs: Sequence[tuple[Table, AuditSpec]]) -> list[str]:
+    """For a script: create each MetaData's slot first (``prepare`` does it online)."""
+    slots = {cdc_names(table.metadata).slot for table, spec in pairs if spec.cdc}
+    return [sql.create_slot(slot) for slot in sorted(slots)]
+
+
 def install_statements(pairs: Sequence[tuple[Table, AuditSpec]]) -> list[str]:
     """``source_statements`` for the CDC tables of ``pairs`` (resolved specs), per MetaData."""
     return _per_metadata(pairs, source_statements)

@@ -125,6 +125,18 @@ def drop_publication(publication: str) -> str:
 
 #: Bound: ``slot``.  Must be the first write of its transaction (PostgreSQL's rule).
 CREATE_SLOT = "SELECT pg_catalog.pg_create_logical_replication_slot(:slot, 'pgoutput')"
+
+
+def create_slot(slot: str) -> str:
+    """For scripts (no bound parameters): the slot, unless the server has one of that name.
+    Must be the script's first statement, before its transaction writes."""
+    return (
+        f"SELECT pg_catalog.pg_create_logical_replication_slot({literal(slot)}, 'pgoutput') "
+        "WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_replication_slots "
+        f"WHERE slot_name OPERATOR(pg_catalog.=) {literal(slot)})"
+    )
+
+
 #: Bound: ``slot``.  Slot names are the server's, not the database's: ``here`` tells a slot of
 #: another database apart.
 SLOT_STATE = (
