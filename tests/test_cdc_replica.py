@@ -461,6 +461,9 @@ def test_the_same_database_as_target_is_the_decoders_and_says_so_until_it_exists
         Consumer(source, metadata=metadata).run_once()
     with pytest.raises(NotImplementedError, match="decoder"):
         Consumer(source, source.url, metadata=metadata).run_once()
+    other_spelling = source.url.set(host="localhost" if source.url.host != "localhost" else None)
+    with pytest.raises(NotImplementedError, match="decoder"):
+        Consumer(source, other_spelling, metadata=metadata).run_once()
 
 
 def test_run_keeps_the_trail_following_until_stopped(

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
 
 from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, func, select, text
 from sqlalchemy.engine import URL
@@ -185,17 +184,7 @@ def _engine(bind: Engine | URL | str) -> Engine:
 
 
 def _identity(engine: Engine) -> tuple[object, ...]:
-    """Which database ``engine`` reaches: the server's system identifier and the database."""
+    """Which database ``engine`` reaches, whatever the URL says (``localhost`` or an address,
+    a proxy): the server's start time and port, and the database; readable by any role."""
     with engine.connect() as connection:
-        try:
-            with connection.begin_nested():
-                system = connection.execute(
-                    text("SELECT system_identifier FROM pg_catalog.pg_control_system()")
-                ).scalar()
-        except DBAPIError:
-            system = (engine.url.host, engine.url.port)
-        database = connection.execute(text("SELECT pg_catalog.current_database()")).scalar()
-    return (system, database)
-
-
-__all__: Sequence[str] = ("CdcError", "Consumer", "create_slot")
+        return tuple(connection.execute(text(sql.DATABASE_IDENTITY)).one())

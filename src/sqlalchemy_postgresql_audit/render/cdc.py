@@ -300,3 +300,8 @@ REPLICA_IDENTITY_OF = (
     "pg_catalog.unnest(CAST(:tables AS text[]))) AS w(s, t) "
     "ON n.nspname OPERATOR(pg_catalog.=) w.s AND c.relname OPERATOR(pg_catalog.=) w.t"
 )
+#: Which database a connection reaches: the server's start time and port, and the database.
+DATABASE_IDENTITY = (
+    "SELECT pg_catalog.pg_postmaster_start_time(), pg_catalog.current_setting('port'), "
+    "pg_catalog.current_database()"
+)
