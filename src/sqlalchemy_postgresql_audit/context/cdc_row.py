@@ -50,7 +50,10 @@ def context_insert(connection: Connection) -> str | None:
     engine = connection.engine
     known = _present.get(engine)
     if known is None or known[0] != stored:
-        known = (stored, _exists(connection, target[1]))
+        try:
+            known = (stored, _exists(connection, target[1]))
+        except Exception:  # e.g. an aborted transaction: its own statement reports the error
+            return None
         _present[engine] = known
     return target[0] if known[1] else None
 
