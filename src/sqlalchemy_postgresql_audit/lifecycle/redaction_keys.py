@@ -94,7 +94,9 @@ def rotate_redaction_key(
                 "digest's version byte can name"
             )
         inner, outer = padded_keys(key if key is not None else os.urandom(KEY_BYTES))
-        bind.execute(sa.insert(table).values(version=version, inner_pad=inner, outer_pad=outer))
+        bind.execute(
+            sa.insert(table).values(version=version, inner_pad=inner, outer_pad=outer)
+        )
         versions[schema] = version
     return versions
 
@@ -144,5 +146,7 @@ def _matches(
         sa.select(digest).where(keys.c.version == hashed.key_version)
     ).scalar_one_or_none()
     if found is None:
-        raise AuditError(f"schema {schema!r} has no redaction key version {hashed.key_version}")
+        raise AuditError(
+            f"schema {schema!r} has no redaction key version {hashed.key_version}"
+        )
     return hmac.compare_digest(bytes(found), hashed.digest)

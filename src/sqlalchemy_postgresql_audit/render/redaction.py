@@ -56,7 +56,8 @@ def hmac_expression(schema: str | None, value: str) -> str:
 
     def newest(expression: str) -> str:
         return (
-            f"(SELECT {expression} FROM {key_table(schema)} AS k ORDER BY k.version DESC LIMIT 1)"
+            f"(SELECT {expression} FROM {key_table(schema)} AS k "
+            "ORDER BY k.version DESC LIMIT 1)"
         )
 
     missing = literal(missing_key_setting(schema))
