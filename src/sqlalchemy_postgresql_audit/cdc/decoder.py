@@ -1,0 +1,364 @@
+"""The change-data-capture decoder: reads a logical slot (``pgoutput``) and writes the typed
+audit trail itself, off the writers' transactions, exactly once and in commit order.
+
+One batch: peek at the slot (``pg_logical_slot_peek_binary_changes``, read through COPY
+binary), turn each change into a line of COPY text (pgoutput's values are the types' text
+output, which COPY reads back unchanged), COPY the lines into the audit tables and record the
+progress in the same target transaction, commit, and only then advance the slot.  A decoder
+killed anywhere re-reads from the slot's position and skips what the progress row says is
+written; ``audit_id`` follows commit order because one writer appends in commit order.
+
+``audit_operation_timestamp`` is the commit time from the WAL's Begin message, so in this mode
+"the state at t" is commit-exact.  UPDATE and DELETE need the old row: the decoder requires
+``REPLICA IDENTITY FULL`` on every table it records (see ``docs/cdc-decoder.md`` for the trade).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, Engine, MetaData
+
+from ..ddl import audited_tables
+from ..errors import AuditError
+from ..render.cdc_decoder import ADVANCE, OUTPUT_SETTINGS, PEEK, TABLE_COLUMNS, WAL_POSITION
+from ..render.sql import name_text
+from ..resolve import resolve_specs
+from ..spec import KEY_CHANGE_CODE, AuditSpec
+from .copy import copy_in, copy_out
+from .pgoutput import (
+    UNCHANGED,
+    Begin,
+    Change,
+    Commit,
+    Relation,
+    Truncate,
+    Values,
+    commit_datetime,
+    copy_binary_rows,
+    format_lsn,
+    parse_lsn,
+    parse_message,
+)
+from .progress import Progress, ensure_progress_table, load_progress, save_progress
+from .rows import Context, TablePlan
+
+#: The table a writer's transaction inserts its context into (published insert-only).
+CONTEXT_TABLE = "audit_cdc_context"
+
+
+class DecoderError(AuditError):
+    """The decoder cannot write what the WAL says without losing or inventing values."""
+
+
+@dataclass(slots=True)
+class _Entry:
+    """One change of the open transaction, with the plan and context current when it came."""
+
+    plan: TablePlan
+    change: Change | None  # None: a TRUNCATE of the plan's table
+    context: Context
+
+
+@dataclass(slots=True)
+class _Trail:
+    """Lines waiting for COPY, by audit table and column list, in the order they came."""
+
+    segments: dict[tuple[str, tuple[str, ...]], list[bytes]] = field(default_factory=dict)
+    changes: int = 0
+
+    def add(self, plan: TablePlan, line: bytes) -> None:
+        self.segments.setdefault((plan.copy_sql, plan.columns), []).append(line)
+
+
+class Decoder:
+    """Write the audit trail of ``metadata``'s audited tables from the slot ``slot``.
+
+    ``source`` is where the slot lives; ``target`` holds the audit tables and the progress
+    table (``audit_cdc_progress``, created when missing).  ``publication`` publishes the audited
+    tables; ``context_publication`` (optional) publishes the context table insert-only.
+    """
+
+    def __init__(
+        self,
+        source: Engine,
+        target: Engine,
+        metadata: MetaData,
+        *,
+        slot: str,
+        publication: str,
+        context_publication: str | None = None,
+        batch_changes: int = 50_000,
+        progress_schema: str | None = None,
+    ) -> None:
+        self.source, self.target, self.metadata = source, target, metadata
+        self.slot = slot
+        self.publications = ",".join(p for p in (publication, context_publication) if p)
+        self.batch_changes = batch_changes
+        self.progress_schema = progress_schema
+        self._specs: dict[tuple[str, str], AuditSpec] | None = None
+        self._plans: dict[int, TablePlan | None] = {}
+        self._relations: dict[int, Relation] = {}
+
+    # -- public -------------------------------------------------------------------------------
+
+    def run_once(self) -> int:
+        """Write every change committed before the call; return how many were written."""
+        with self.source.connect() as source:
+            upto, xmax = source.exec_driver_sql(WAL_POSITION).one()
+        total = 0
+        while True:
+            written, finished = self._batch(upto, int(xmax))
+            total += written
+            if finished:
+                return total
+
+    def run(self, stop_event: threading.Event | None = None, *, idle: float = 0.5) -> None:
+        """``run_once`` until ``stop_event`` is set, waiting ``idle`` seconds when caught up."""
+        stop = stop_event or threading.Event()
+        while not stop.is_set():
+            if not self.run_once():
+                stop.wait(idle)
+
+    # -- one batch ----------------------------------------------------------------------------
+
+    def _batch(self, upto: str, xmax: int) -> tuple[int, bool]:
+        limit = self.batch_changes
+        with self.source.connect() as source:
+            source.exec_driver_sql(OUTPUT_SETTINGS)
+            specs = self._audited(source)
+            data = copy_out(
+                source,
+                PEEK,
+                {
+                    "slot": self.slot,
+                    "upto": upto,
+                    "limit": limit,
+                    "publications": self.publications,
+                },
+            )
+            source.rollback()
+        messages = copy_binary_rows(data)
+        with self.target.connect() as target:
+            ensure_progress_table(target, self.progress_schema)
+            target.commit()
+            progress = load_progress(target, self.progress_schema, self.slot)
+            written, last_end = self._write(target, specs, messages, progress, xmax)
+        finished = len(messages) < limit
+        advance_to = max(last_end, parse_lsn(upto)) if finished else last_end
+        if advance_to:
+            with self.source.begin() as source:
+                source.exec_driver_sql(ADVANCE, {"slot": self.slot, "lsn": format_lsn(advance_to)})
+        return written, finished
+
+    def _write(
+        self,
+        target: Connection,
+        specs: dict[tuple[str, str], AuditSpec],
+        messages: list[bytes],
+        progress: Progress,
+        xmax: int,
+    ) -> tuple[int, int]:
+        """Write the transactions of ``messages`` the trail lacks; return how many changes,
+        and the end of the last transaction the trail now holds."""
+        trail = _Trail()
+        written, last_end = 0, progress.end_lsn if progress.complete else 0
+        covered = progress
+        begin: Begin | None = None
+        entries: list[_Entry] = []
+        context = Context()
+        for data in messages:
+            message = parse_message(data)
+            if isinstance(message, Change):
+                plan = self._plans.get(message.relation)
+                if plan is not None:
+                    entries.append(_Entry(plan, message, context))
+                elif self._is_context(message.relation) and message.new is not None:
+                    columns = self._relations[message.relation].columns
+                    context = Context.from_row(columns, message.new)
+            elif isinstance(message, Begin):
+                begin, entries, context = message, [], Context()
+            elif isinstance(message, Commit):
+                assert begin is not None
+                skip = progress.written(message.end_lsn)
+                if skip is not None:
+                    end, count = message.end_lsn, len(entries)
+                    for done in self._lines(trail, begin, entries, skip, xmax):
+                        if trail.changes >= self.batch_changes:
+                            covered = Progress(end, done, done == count)
+                            written += self._flush(target, trail, covered)
+                    covered = Progress(end, count, True)
+                last_end = message.end_lsn
+                begin = None
+            elif isinstance(message, Relation):
+                self._relations[message.oid] = message
+                self._plans[message.oid] = self._plan(target, specs, message)
+            elif isinstance(message, Truncate):
+                for oid in message.relations:
+                    plan = self._plans.get(oid)
+                    if plan is not None:
+                        entries.append(_Entry(plan, None, context))
+        if trail.changes:
+            written += self._flush(target, trail, covered)
+        return written, last_end
+
+    def _flush(self, target: Connection, trail: _Trail, progress: Progress) -> int:
+        """COPY the pending lines and record ``progress``, in one target transaction."""
+        for (copy_sql, _), lines in trail.segments.items():
+            copy_in(target, copy_sql, b"".join(lines))
+        save_progress(target, self.progress_schema, self.slot, progress)
+        target.commit()
+        changes, trail.changes = trail.changes, 0
+        trail.segments.clear()
+        return changes
+
+    # -- one transaction ----------------------------------------------------------------------
+
+    def _lines(
+        self, trail: _Trail, begin: Begin, entries: list[_Entry], skip: int, xmax: int
+    ) -> Iterator[int]:
+        """Add the audit lines of ``entries[skip:]`` to ``trail``, yielding after each change
+        how many of the transaction's changes are added (a batch may end there)."""
+        when = commit_datetime(begin.commit_time).isoformat().encode()
+        transaction_id = _full_transaction_id(begin.xid, xmax)
+        moved_to = _keys_moved_to(entries)
+        prefixes: dict[tuple[int, str, int], bytes] = {}
+
+        def prefix(entry: _Entry, code: str) -> bytes:
+            """The fields before the values, made once per table, code and context."""
+            key = (id(entry.plan), code, id(entry.context))
+            if key not in prefixes:
+                prefixes[key] = entry.plan.prefix(code, when, transaction_id, entry.context)
+            return prefixes[key]
+
+        for index in range(skip, len(entries)):
+            entry = entries[index]
+            plan, change = entry.plan, entry.change
+            if change is None:
+                if "T" in plan.codes:
+                    trail.add(plan, plan.marker(prefix(entry, "T")))
+            else:
+                for code, values, changed in _audit_rows(plan, change, moved_to):
+                    trail.add(plan, plan.line(prefix(entry, code), values, changed))
+            trail.changes += 1
+            yield index + 1
+
+    # -- relations ----------------------------------------------------------------------------
+
+    def _audited(self, source: Connection) -> dict[tuple[str, str], AuditSpec]:
+        if self._specs is None:
+            specs = [spec for _, spec in audited_tables(self.metadata)]
+            resolved = resolve_specs(source, specs)
+            self._specs = {(s.schema or "public", s.table): s for s in resolved}
+        return self._specs
+
+    def _is_context(self, oid: int) -> bool:
+        relation = self._relations.get(oid)
+        return relation is not None and relation.name == CONTEXT_TABLE
+
+    def _plan(
+        self, target: Connection, specs: dict[tuple[str, str], AuditSpec], relation: Relation
+    ) -> TablePlan | None:
+        if relation.name == CONTEXT_TABLE:
+            return None
+        spec = specs.get((relation.schema, relation.name))
+        if spec is None:
+            raise DecoderError(
+                f"publication(s) {self.publications!r} publish table "
+                f"{relation.schema}.{relation.name}, which the metadata does not audit; "
+                "remove it from the publication or declare it audited"
+            )
+        operations = {t.operation for t in spec.triggers}
+        if relation.replica_identity != "f" and operations & {"UPDATE", "DELETE"}:
+            raise DecoderError(
+                f"table {relation.schema}.{relation.name} has REPLICA IDENTITY "
+                f"{_IDENTITIES.get(relation.replica_identity, relation.replica_identity)}: the "
+                "decoder needs the old row of every UPDATE and DELETE; run ALTER TABLE ... "
+                "REPLICA IDENTITY FULL"
+            )
+        rows = target.exec_driver_sql(
+            TABLE_COLUMNS, {"table": name_text(spec.schema, spec.audit_table)}
+        )
+        audit_columns = [r[0] for r in rows]
+        if not audit_columns:
+            raise DecoderError(
+                f"audit table {spec.schema}.{spec.audit_table} of table {relation.name} "
+                "does not exist in the target"
+            )
+        missing = [c for c in spec.columns if c in audit_columns and c not in relation.columns]
+        if missing:
+            raise DecoderError(
+                f"table {relation.schema}.{relation.name}: column(s) {missing!r} are recorded "
+                "but not published (a generated column's value is not in the WAL); leave them "
+                "out with 'exclude_columns'"
+            )
+        return TablePlan.make(spec, relation, audit_columns)
+
+
+_IDENTITIES = {"d": "DEFAULT", "i": "USING INDEX", "n": "NOTHING", "f": "FULL"}
+
+
+def _full_transaction_id(xid: int, xmax: int) -> int:
+    """The 64-bit id of a 32-bit ``xid`` older than ``xmax`` (a full id read at the start of
+    the run): exact while the decoder lags by less than 2^31 transactions."""
+    full = (xmax & ~0xFFFFFFFF) | xid
+    return full - (1 << 32) if full >= xmax else full
+
+
+def _keys_moved_to(entries: list[_Entry]) -> set[tuple[int, tuple[bytes | None, ...]]]:
+    """The keys that rows moved onto in this transaction: a row moving away from one of them
+    (a key swap) leaves a row behind at its old key, so it writes no ``K`` row."""
+    moved: set[tuple[int, tuple[bytes | None, ...]]] = set()
+    for entry in entries:
+        change = entry.change
+        if change is not None and change.kind == "U" and change.old is not None:
+            new = entry.plan.key(_require(change.new))
+            if entry.plan.key(change.old) != new:
+                moved.add((entry.plan.relation.oid, new))
+    return moved
+
+
+def _audit_rows(
+    plan: TablePlan, change: Change, moved_to: set[tuple[int, tuple[bytes | None, ...]]]
+) -> Iterator[tuple[str, Values, list[str] | None]]:
+    """The (code, values, changed columns) of the audit rows one change writes, as template 2
+    writes them: ``I``, ``D``; for an UPDATE, ``K`` under the old key when the key moved and no
+    row moved onto it, then ``U``."""
+    kind = change.kind
+    if kind == "I":
+        if "I" in plan.codes:
+            yield "I", _require(change.new), None
+        return
+    old = _full_old_row(plan, change)
+    if kind == "D":
+        if "D" in plan.codes:
+            yield "D", old, None
+        return
+    if "U" not in plan.codes:
+        return
+    new = _require(change.new)
+    if UNCHANGED in new:
+        new = tuple(o if n is UNCHANGED else n for o, n in zip(old, new, strict=True))
+    old_key = plan.key(old)
+    if plan.key_positions and old_key != plan.key(new):
+        if (plan.relation.oid, old_key) not in moved_to:
+            yield KEY_CHANGE_CODE, old, None
+    elif plan.spec.skip_unchanged and not plan.changed(old, new):
+        return
+    yield "U", new, plan.changed(old, new) if plan.records_changed_columns else None
+
+
+def _full_old_row(plan: TablePlan, change: Change) -> Values:
+    if change.old is None or change.old_is_key:
+        raise DecoderError(
+            f"table {plan.relation.schema}.{plan.relation.name}: the WAL has no old row of "
+            "this change (REPLICA IDENTITY FULL was set after it was written)"
+        )
+    return change.old
+
+
+def _require(values: Values | None) -> Values:
+    assert values is not None
+    return values

@@ -1,0 +1,281 @@
+"""The change-data-capture decoder on a real server: the audit rows it writes from the WAL,
+exactly once, in commit order, with context, old rows and schema changes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from cdc_decoder_setup import decoder, published, set_context
+from sqlalchemy_postgresql_audit import AUDIT_TABLE_KEY
+from sqlalchemy_postgresql_audit.cdc.decoder import DecoderError
+
+
+@pytest.fixture
+def engine(logical_database_url: sa.URL) -> Any:
+    # Until ``mode="cdc"`` tells the runtime check that no trigger is expected.
+    engine = sa.create_engine(
+        logical_database_url, execution_options={"audit_runtime_check": False}
+    )
+    yield engine
+    engine.dispose()
+
+
+def declare(**options: Any) -> sa.Table:
+    return sa.Table(
+        "parcel",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("place", sa.Text),
+        sa.Column("weight", sa.Numeric),
+        info={
+            "audit.options": {
+                "enabled": True,
+                "session_settings": [sa.Column("username", sa.Text)],
+                **options,
+            }
+        },
+    )
+
+
+def trail(engine: sa.Engine, table: sa.Table, *columns: str) -> list[tuple[Any, ...]]:
+    audit = table.info[AUDIT_TABLE_KEY]
+    names = columns or ("audit_operation", "id", "place")
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(*(audit.c[n] for n in names)).order_by(audit.c.audit_id)
+        )
+        return [tuple(r) for r in rows]
+
+
+def test_every_operation_is_recorded_in_commit_order(engine: sa.Engine) -> None:
+    table = declare()
+    with published(engine, table.metadata):
+        with engine.begin() as connection:
+            connection.execute(table.insert(), [{"id": 1, "place": "a"}, {"id": 2, "place": "b"}])
+        with engine.begin() as connection:
+            connection.execute(table.update().where(table.c.id == 1).values(place="a2"))
+            connection.execute(table.delete().where(table.c.id == 2))
+        with engine.begin() as connection:
+            connection.exec_driver_sql("TRUNCATE parcel")
+        assert decoder(engine, table.metadata).run_once() == 5
+        assert trail(engine, table) == [
+            ("I", 1, "a"),
+            ("I", 2, "b"),
+            ("U", 1, "a2"),
+            ("D", 2, "b"),
+            ("T", None, None),
+        ]
+        # Nothing new: nothing written again.
+        assert decoder(engine, table.metadata).run_once() == 0
+        assert len(trail(engine, table)) == 5
+
+
+def test_context_applies_per_transaction_and_the_time_is_the_commit_time(
+    engine: sa.Engine,
+) -> None:
+    table = declare(capture=["transaction_id"])
+    with published(engine, table.metadata):
+        expected = []
+        for number, user in enumerate(["alice", "alice", "bob", None], start=1):
+            with engine.begin() as connection:
+                if user:
+                    set_context(connection, username=user)
+                connection.execute(table.insert().values(id=number, place="x"))
+                connection.execute(table.update().where(table.c.id == number).values(place="y"))
+                xid = connection.execute(sa.text("SELECT pg_current_xact_id()::text")).scalar()
+                before = connection.execute(sa.select(sa.func.clock_timestamp())).scalar()
+            expected += [(user, int(xid or 0))] * 2
+            with engine.connect() as connection:
+                after = connection.execute(sa.select(sa.func.clock_timestamp())).scalar()
+            assert decoder(engine, table.metadata).run_once() == 2
+            stamps = {r[0] for r in trail(engine, table, "audit_operation_timestamp")[-2:]}
+            assert len(stamps) == 1  # one commit, one time
+            assert before is not None and after is not None
+            assert before < stamps.pop() < after
+        recorded = trail(engine, table, "audit_username", "audit_transaction_id")
+        assert recorded == expected
+
+
+def test_rolled_back_work_leaves_nothing(engine: sa.Engine) -> None:
+    table = declare()
+    with published(engine, table.metadata):
+        with engine.connect() as connection:
+            connection.execute(table.insert().values(id=1, place="gone"))
+            connection.rollback()
+        with engine.begin() as connection:
+            connection.execute(table.insert().values(id=2, place="kept"))
+            savepoint = connection.begin_nested()
+            connection.execute(table.insert().values(id=3, place="rolled back"))
+            savepoint.rollback()
+        decoder(engine, table.metadata).run_once()
+        assert trail(engine, table) == [("I", 2, "kept")]
+
+
+def test_upsert_copy_and_merge(engine: sa.Engine, server_version: int) -> None:
+    table = declare()
+    with published(engine, table.metadata):
+        with engine.begin() as connection:
+            connection.exec_driver_sql("INSERT INTO parcel (id, place) VALUES (1, 'a')")
+            connection.exec_driver_sql(
+                "INSERT INTO parcel (id, place) VALUES (1, 'b'), (2, 'c') "
+                "ON CONFLICT (id) DO UPDATE SET place = EXCLUDED.place"
+            )
+        raw = engine.raw_connection()
+        try:
+            import io
+
+            raw.cursor().copy_expert(
+                "COPY parcel (id, place) FROM STDIN", io.StringIO("3\ttab\\there\n4\t\\N\n")
+            )
+            raw.commit()
+        finally:
+            raw.close()
+        if server_version >= 150000:
+            with engine.begin() as connection:
+                connection.exec_driver_sql(
+                    "MERGE INTO parcel p USING (VALUES (1, 'm'), (2, NULL), (5, 'new')) AS s(id, place)"
+                    " ON p.id = s.id"
+                    " WHEN MATCHED AND s.place IS NULL THEN DELETE"
+                    " WHEN MATCHED THEN UPDATE SET place = s.place"
+                    " WHEN NOT MATCHED THEN INSERT (id, place) VALUES (s.id, s.place)"
+                )
+        decoder(engine, table.metadata).run_once()
+        recorded = trail(engine, table)
+        assert recorded[:5] == [
+            ("I", 1, "a"),
+            ("U", 1, "b"),
+            ("I", 2, "c"),
+            ("I", 3, "tab\there"),
+            ("I", 4, None),
+        ]
+        if server_version >= 150000:
+            assert sorted(recorded[5:]) == [("D", 2, "c"), ("I", 5, "new"), ("U", 1, "m")]
+
+
+def test_a_key_change_writes_k_under_the_old_key_and_a_swap_does_not(engine: sa.Engine) -> None:
+    table = declare()
+    with published(engine, table.metadata):
+        with engine.begin() as connection:
+            connection.execute(table.insert(), [{"id": 1, "place": "a"}, {"id": 2, "place": "b"}])
+        with engine.begin() as connection:
+            connection.execute(table.update().where(table.c.id == 1).values(id=10))
+        with engine.begin() as connection:  # a swap through a free key
+            connection.execute(table.update().where(table.c.id == 10).values(id=0))
+            connection.execute(table.update().where(table.c.id == 2).values(id=10))
+            connection.execute(table.update().where(table.c.id == 0).values(id=2))
+        decoder(engine, table.metadata).run_once()
+        assert trail(engine, table) == [
+            ("I", 1, "a"),
+            ("I", 2, "b"),
+            ("K", 1, "a"),
+            ("U", 10, "a"),
+            # The WAL has no statement boundaries: a key some row of the same transaction
+            # moves onto (here every one of them) gets no K row.
+            ("U", 0, "a"),
+            ("U", 10, "b"),
+            ("U", 2, "a"),
+        ]
+
+
+def test_unchanged_toasted_values_and_deleted_rows_keep_their_values(engine: sa.Engine) -> None:
+    table = declare()
+    big = "".join(str(i) for i in range(40_000))  # TOASTed out of line
+    with published(engine, table.metadata):
+        with engine.begin() as connection:
+            connection.execute(table.insert().values(id=1, place=big, weight=1))
+        with engine.begin() as connection:
+            connection.execute(table.update().where(table.c.id == 1).values(weight=2))
+        with engine.begin() as connection:
+            connection.execute(table.delete())
+        decoder(engine, table.metadata).run_once()
+        recorded = trail(engine, table, "audit_operation", "place", "weight")
+        assert [(op, place == big, weight) for op, place, weight in recorded] == [
+            ("I", True, 1),
+            ("U", True, 2),
+            ("D", True, 2),
+        ]
+
+
+def test_changed_columns_and_skip_unchanged(engine: sa.Engine) -> None:
+    table = declare(capture=["changed_columns"], skip_unchanged=True)
+    with published(engine, table.metadata):
+        with engine.begin() as connection:
+            connection.execute(table.insert().values(id=1, place="a", weight=1))
+            connection.execute(table.update().values(weight=2))
+            connection.execute(table.update().values(weight=2))  # no change: skipped
+            connection.execute(table.update().values(place='say "hi"', weight=3))
+        decoder(engine, table.metadata).run_once()
+        assert trail(engine, table, "audit_operation", "audit_changed_columns") == [
+            ("I", None),
+            ("U", ["weight"]),
+            ("U", ["place", "weight"]),
+        ]
+
+
+def test_a_transaction_larger_than_the_decoding_memory_and_than_a_batch(
+    engine: sa.Engine, logical_database_url: sa.URL
+) -> None:
+    table = declare()
+    with published(engine, table.metadata):
+        with engine.begin() as connection:
+            name = engine.dialect.identifier_preparer.quote(logical_database_url.database or "")
+            connection.exec_driver_sql(
+                f"ALTER DATABASE {name} SET logical_decoding_work_mem = '64kB'"
+            )
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                "INSERT INTO parcel (id, place) SELECT i, repeat('x', 50) FROM generate_series(1, 5000) i"
+            )
+            connection.exec_driver_sql("UPDATE parcel SET place = 'y' WHERE id <= 1000")
+        with engine.begin() as connection:
+            connection.execute(table.insert().values(id=0, place="after"))
+        engine.dispose()  # new sessions read the database's setting
+        assert decoder(engine, table.metadata, batch_changes=700).run_once() == 6001
+        recorded = trail(engine, table)
+        assert [r[1] for r in recorded[:5000]] == list(range(1, 5001))
+        assert recorded[5000:6000] == [("U", i, "y") for i in range(1, 1001)]
+        assert recorded[6000] == ("I", 0, "after")
+
+
+def test_a_column_added_while_running_is_followed(engine: sa.Engine) -> None:
+    table = declare()
+    with published(engine, table.metadata):
+        with engine.begin() as connection:
+            connection.execute(table.insert().values(id=1, place="before"))
+        running = decoder(engine, table.metadata)
+        assert running.run_once() == 1
+        with engine.begin() as connection:
+            connection.execute(table.insert().values(id=2, place="still before"))
+            connection.exec_driver_sql("ALTER TABLE parcel ADD COLUMN colour text")
+            connection.exec_driver_sql("ALTER TABLE parcel_audit ADD COLUMN colour text")
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                "INSERT INTO parcel (id, place, colour) VALUES (3, 'x', 'red')"
+            )
+            connection.exec_driver_sql("UPDATE parcel SET colour = 'blue' WHERE id = 1")
+        assert running.run_once() == 3
+        assert trail(engine, table) == [
+            ("I", 1, "before"),
+            ("I", 2, "still before"),
+            ("I", 3, "x"),
+            ("U", 1, "before"),
+        ]
+        with engine.connect() as connection:
+            colours = connection.exec_driver_sql(
+                "SELECT colour FROM parcel_audit ORDER BY audit_id"
+            ).scalars()
+            assert list(colours) == [None, None, "red", "blue"]
+
+
+def test_a_table_without_the_old_row_in_the_wal_is_refused_by_name(engine: sa.Engine) -> None:
+    table = declare()
+    with published(engine, table.metadata):
+        with engine.begin() as connection:
+            connection.exec_driver_sql("ALTER TABLE parcel REPLICA IDENTITY DEFAULT")
+            connection.execute(table.insert().values(id=1, place="a"))
+        with pytest.raises(DecoderError, match=r"public\.parcel .*REPLICA IDENTITY FULL"):
+            decoder(engine, table.metadata).run_once()
+        assert trail(engine, table) == []
