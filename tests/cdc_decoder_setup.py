@@ -80,3 +80,24 @@ def set_context(connection: sa.Connection, **settings: str) -> None:
         sa.text(f"INSERT INTO {CONTEXT_TABLE} (settings) VALUES (CAST(:s AS jsonb))"),
         {"s": json.dumps(settings)},
     )
+
+
+def parcel_metadata() -> sa.MetaData:
+    """The audited table the subprocess tests share with the decoder they start."""
+    metadata = sa.MetaData()
+    sa.Table(
+        "parcel",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("place", sa.Text),
+        info={"audit.options": {"enabled": True}},
+    )
+    return metadata
+
+
+def run_forever(url: str, batch_changes: int) -> None:
+    """A decoder process: says it is ready (imports done), then ``run`` until killed."""
+    engine = sa.create_engine(url)
+    running = decoder(engine, parcel_metadata(), batch_changes=batch_changes)
+    print("ready", flush=True)
+    running.run(idle=0.05)
