@@ -22,9 +22,9 @@ def _quote(engine: sa.Engine, name: str) -> str:
 
 
 @contextmanager
-def published(engine: sa.Engine, metadata: sa.MetaData) -> Iterator[None]:
+def published(engine: sa.Engine, metadata: sa.MetaData, identity: str = "FULL") -> Iterator[None]:
     """Create the audited tables with their audit tables, take the triggers off, publish the
-    audited tables (REPLICA IDENTITY FULL) and the context table, and make the slot; drop the
+    audited tables (with ``identity``) and the context table, and make the slot; drop the
     slot afterwards (a database holding a slot cannot be dropped)."""
     metadata.create_all(engine)
     uninstall_audit_triggers(metadata, engine)
@@ -32,7 +32,7 @@ def published(engine: sa.Engine, metadata: sa.MetaData) -> Iterator[None]:
     with engine.begin() as connection:
         for table in audited:
             connection.exec_driver_sql(
-                f"ALTER TABLE {_quote(engine, table.name)} REPLICA IDENTITY FULL"
+                f"ALTER TABLE {_quote(engine, table.name)} REPLICA IDENTITY {identity}"
             )
         names = ", ".join(_quote(engine, t.name) for t in audited)
         connection.exec_driver_sql(f"CREATE PUBLICATION {PUBLICATION} FOR TABLE {names}")

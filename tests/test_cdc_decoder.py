@@ -9,8 +9,12 @@ import pytest
 import sqlalchemy as sa
 
 from cdc_decoder_setup import decoder, published, set_context
-from sqlalchemy_postgresql_audit import AUDIT_TABLE_KEY
+from sqlalchemy_postgresql_audit import AUDIT_TABLE_KEY, record_baseline, uninstall_audit_triggers
 from sqlalchemy_postgresql_audit.cdc.decoder import DecoderError
+
+
+#: Old rows from the WAL, or rebuilt from the trail.
+IDENTITIES = pytest.mark.parametrize("identity", ["FULL", "DEFAULT"])
 
 
 @pytest.fixture
@@ -50,9 +54,10 @@ def trail(engine: sa.Engine, table: sa.Table, *columns: str) -> list[tuple[Any, 
         return [tuple(r) for r in rows]
 
 
-def test_every_operation_is_recorded_in_commit_order(engine: sa.Engine) -> None:
+@IDENTITIES
+def test_every_operation_is_recorded_in_commit_order(engine: sa.Engine, identity: str) -> None:
     table = declare()
-    with published(engine, table.metadata):
+    with published(engine, table.metadata, identity):
         with engine.begin() as connection:
             connection.execute(table.insert(), [{"id": 1, "place": "a"}, {"id": 2, "place": "b"}])
         with engine.begin() as connection:
@@ -155,9 +160,12 @@ def test_upsert_copy_and_merge(engine: sa.Engine, server_version: int) -> None:
             assert sorted(recorded[5:]) == [("D", 2, "c"), ("I", 5, "new"), ("U", 1, "m")]
 
 
-def test_a_key_change_writes_k_under_the_old_key_and_a_swap_does_not(engine: sa.Engine) -> None:
+@IDENTITIES
+def test_a_key_change_writes_k_under_the_old_key_and_a_swap_does_not(
+    engine: sa.Engine, identity: str
+) -> None:
     table = declare()
-    with published(engine, table.metadata):
+    with published(engine, table.metadata, identity):
         with engine.begin() as connection:
             connection.execute(table.insert(), [{"id": 1, "place": "a"}, {"id": 2, "place": "b"}])
         with engine.begin() as connection:
@@ -180,10 +188,13 @@ def test_a_key_change_writes_k_under_the_old_key_and_a_swap_does_not(engine: sa.
         ]
 
 
-def test_unchanged_toasted_values_and_deleted_rows_keep_their_values(engine: sa.Engine) -> None:
+@IDENTITIES
+def test_unchanged_toasted_values_and_deleted_rows_keep_their_values(
+    engine: sa.Engine, identity: str
+) -> None:
     table = declare()
     big = "".join(str(i) for i in range(40_000))  # TOASTed out of line
-    with published(engine, table.metadata):
+    with published(engine, table.metadata, identity):
         with engine.begin() as connection:
             connection.execute(table.insert().values(id=1, place=big, weight=1))
         with engine.begin() as connection:
@@ -199,9 +210,10 @@ def test_unchanged_toasted_values_and_deleted_rows_keep_their_values(engine: sa.
         ]
 
 
-def test_changed_columns_and_skip_unchanged(engine: sa.Engine) -> None:
+@IDENTITIES
+def test_changed_columns_and_skip_unchanged(engine: sa.Engine, identity: str) -> None:
     table = declare(capture=["changed_columns"], skip_unchanged=True)
-    with published(engine, table.metadata):
+    with published(engine, table.metadata, identity):
         with engine.begin() as connection:
             connection.execute(table.insert().values(id=1, place="a", weight=1))
             connection.execute(table.update().values(weight=2))
@@ -215,11 +227,12 @@ def test_changed_columns_and_skip_unchanged(engine: sa.Engine) -> None:
         ]
 
 
+@IDENTITIES
 def test_a_transaction_larger_than_the_decoding_memory_and_than_a_batch(
-    engine: sa.Engine, logical_database_url: sa.URL
+    engine: sa.Engine, logical_database_url: sa.URL, identity: str
 ) -> None:
     table = declare()
-    with published(engine, table.metadata):
+    with published(engine, table.metadata, identity):
         with engine.begin() as connection:
             name = engine.dialect.identifier_preparer.quote(logical_database_url.database or "")
             connection.exec_driver_sql(
@@ -240,9 +253,10 @@ def test_a_transaction_larger_than_the_decoding_memory_and_than_a_batch(
         assert recorded[6000] == ("I", 0, "after")
 
 
-def test_a_column_added_while_running_is_followed(engine: sa.Engine) -> None:
+@IDENTITIES
+def test_a_column_added_while_running_is_followed(engine: sa.Engine, identity: str) -> None:
     table = declare()
-    with published(engine, table.metadata):
+    with published(engine, table.metadata, identity):
         with engine.begin() as connection:
             connection.execute(table.insert().values(id=1, place="before"))
         running = decoder(engine, table.metadata)
@@ -274,8 +288,46 @@ def test_a_table_without_the_old_row_in_the_wal_is_refused_by_name(engine: sa.En
     table = declare()
     with published(engine, table.metadata):
         with engine.begin() as connection:
-            connection.exec_driver_sql("ALTER TABLE parcel REPLICA IDENTITY DEFAULT")
+            connection.exec_driver_sql("ALTER TABLE parcel REPLICA IDENTITY NOTHING")
             connection.execute(table.insert().values(id=1, place="a"))
-        with pytest.raises(DecoderError, match=r"public\.parcel .*REPLICA IDENTITY FULL"):
+        with pytest.raises(DecoderError, match=r"public\.parcel has REPLICA IDENTITY NOTHING"):
             decoder(engine, table.metadata).run_once()
         assert trail(engine, table) == []
+
+
+def rows_older_than_the_trail(engine: sa.Engine, table: sa.Table) -> None:
+    """Rows written before the table's changes were captured: no version in the trail."""
+    table.metadata.create_all(engine)
+    uninstall_audit_triggers(table.metadata, engine)
+    with engine.begin() as connection:
+        connection.execute(table.insert(), [{"id": 1, "place": "old"}, {"id": 2, "place": "x"}])
+
+
+def test_without_a_baseline_an_old_row_is_an_error_naming_the_key(engine: sa.Engine) -> None:
+    table = declare()
+    rows_older_than_the_trail(engine, table)
+    with published(engine, table.metadata, "DEFAULT"):
+        with engine.begin() as connection:
+            connection.execute(table.update().where(table.c.id == 2).values(place="new"))
+        with pytest.raises(DecoderError, match=r"public\.parcel: key \(2\) has no version"):
+            decoder(engine, table.metadata).run_once()
+        assert trail(engine, table) == []
+
+
+def test_with_a_baseline_old_rows_come_from_the_trail(engine: sa.Engine) -> None:
+    table = declare()
+    rows_older_than_the_trail(engine, table)
+    with published(engine, table.metadata, "DEFAULT"):
+        with engine.begin() as connection:
+            record_baseline(connection, table)
+        with engine.begin() as connection:
+            connection.execute(table.update().where(table.c.id == 2).values(id=3))
+            connection.execute(table.delete().where(table.c.id == 1))
+        decoder(engine, table.metadata).run_once()
+        assert trail(engine, table) == [
+            ("B", 1, "old"),
+            ("B", 2, "x"),
+            ("K", 2, "x"),
+            ("U", 3, "x"),
+            ("D", 1, "old"),
+        ]

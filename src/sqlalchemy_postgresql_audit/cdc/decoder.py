@@ -9,8 +9,9 @@ killed anywhere re-reads from the slot's position and skips what the progress ro
 written; ``audit_id`` follows commit order because one writer appends in commit order.
 
 ``audit_operation_timestamp`` is the commit time from the WAL's Begin message, so in this mode
-"the state at t" is commit-exact.  UPDATE and DELETE need the old row: the decoder requires
-``REPLICA IDENTITY FULL`` on every table it records (see ``docs/cdc-decoder.md`` for the trade).
+"the state at t" is commit-exact.  UPDATE and DELETE need the old row: the WAL's, for a table
+with ``REPLICA IDENTITY FULL``, else the trail's previous version (``.previous``; see
+``docs/cdc-decoder.md`` for the trade).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from .pgoutput import (
     parse_lsn,
     parse_message,
 )
+from .previous import KEPT, Key, PreviousVersions
 from .progress import Progress, ensure_progress_table, load_progress, save_progress
 from .rows import Context, TablePlan
 
@@ -101,6 +103,7 @@ class Decoder:
         self._specs: dict[tuple[str, str], AuditSpec] | None = None
         self._plans: dict[int, TablePlan | None] = {}
         self._relations: dict[int, Relation] = {}
+        self._previous = PreviousVersions()
 
     # -- public -------------------------------------------------------------------------------
 
@@ -166,6 +169,7 @@ class Decoder:
         trail = _Trail()
         written, last_end = 0, progress.end_lsn if progress.complete else 0
         covered = progress
+        self._previous.forget()
         begin: Begin | None = None
         entries: list[_Entry] = []
         context = Context()
@@ -184,6 +188,9 @@ class Decoder:
                 assert begin is not None
                 skip = progress.written(message.end_lsn)
                 if skip is not None:
+                    if not trail.changes:
+                        self._previous.forget(unless_below=KEPT)
+                    self._previous.load(target, _wanted(entries[skip:]))
                     end, count = message.end_lsn, len(entries)
                     for done in self._lines(trail, begin, entries, skip, xmax):
                         if trail.changes >= self.batch_changes:
@@ -240,7 +247,8 @@ class Decoder:
                 if "T" in plan.codes:
                     trail.add(plan, plan.marker(prefix(entry, "T")))
             else:
-                for code, values, changed in _audit_rows(plan, change, moved_to):
+                rows = _audit_rows(plan, change, moved_to, self._previous)
+                for code, values, changed in rows:
                     trail.add(plan, plan.line(prefix(entry, code), values, changed))
             trail.changes += 1
             yield index + 1
@@ -271,12 +279,17 @@ class Decoder:
                 "remove it from the publication or declare it audited"
             )
         operations = {t.operation for t in spec.triggers}
-        if relation.replica_identity != "f" and operations & {"UPDATE", "DELETE"}:
+        identity = relation.replica_identity
+        if (
+            identity != "f"
+            and operations & {"UPDATE", "DELETE"}
+            and (identity == "n" or not spec.key_columns)
+        ):
             raise DecoderError(
                 f"table {relation.schema}.{relation.name} has REPLICA IDENTITY "
-                f"{_IDENTITIES.get(relation.replica_identity, relation.replica_identity)}: the "
-                "decoder needs the old row of every UPDATE and DELETE; run ALTER TABLE ... "
-                "REPLICA IDENTITY FULL"
+                f"{_IDENTITIES.get(identity, identity)}: the decoder needs the old row of every "
+                "UPDATE and DELETE, from the WAL (ALTER TABLE ... REPLICA IDENTITY FULL) or, for "
+                "a table with a primary key, from the trail"
             )
         rows = target.exec_driver_sql(
             TABLE_COLUMNS, {"table": name_text(spec.schema, spec.audit_table)}
@@ -307,10 +320,10 @@ def _full_transaction_id(xid: int, xmax: int) -> int:
     return full - (1 << 32) if full >= xmax else full
 
 
-def _keys_moved_to(entries: list[_Entry]) -> set[tuple[int, tuple[bytes | None, ...]]]:
+def _keys_moved_to(entries: list[_Entry]) -> set[tuple[int, Key]]:
     """The keys that rows moved onto in this transaction: a row moving away from one of them
     (a key swap) leaves a row behind at its old key, so it writes no ``K`` row."""
-    moved: set[tuple[int, tuple[bytes | None, ...]]] = set()
+    moved: set[tuple[int, Key]] = set()
     for entry in entries:
         change = entry.change
         if change is not None and change.kind == "U" and change.old is not None:
@@ -320,43 +333,78 @@ def _keys_moved_to(entries: list[_Entry]) -> set[tuple[int, tuple[bytes | None, 
     return moved
 
 
+def _wanted(entries: list[_Entry]) -> Iterator[tuple[TablePlan, Key]]:
+    """The keys whose previous version the trail must supply for ``entries``."""
+    for entry in entries:
+        change = entry.change
+        if change is not None and change.kind != "I" and not entry.plan.old_from_wal:
+            yield entry.plan, entry.plan.key(_require(change.old or change.new))
+
+
 def _audit_rows(
-    plan: TablePlan, change: Change, moved_to: set[tuple[int, tuple[bytes | None, ...]]]
-) -> Iterator[tuple[str, Values, list[str] | None]]:
+    plan: TablePlan,
+    change: Change,
+    moved_to: set[tuple[int, Key]],
+    previous: PreviousVersions,
+) -> list[tuple[str, Values, list[str] | None]]:
     """The (code, values, changed columns) of the audit rows one change writes, as template 2
     writes them: ``I``, ``D``; for an UPDATE, ``K`` under the old key when the key moved and no
     row moved onto it, then ``U``."""
     kind = change.kind
     if kind == "I":
-        if "I" in plan.codes:
-            yield "I", _require(change.new), None
-        return
-    old = _full_old_row(plan, change)
+        new = _require(change.new)
+        if not plan.old_from_wal:
+            previous.remember(plan, plan.key(new), new)
+        return [("I", new, None)] if "I" in plan.codes else []
+    old = _old_row(plan, change, previous)
+    old_key = plan.key(old)
     if kind == "D":
-        if "D" in plan.codes:
-            yield "D", old, None
-        return
-    if "U" not in plan.codes:
-        return
+        if not plan.old_from_wal:
+            previous.remember(plan, old_key, None)
+        return [("D", old, None)] if "D" in plan.codes else []
     new = _require(change.new)
     if UNCHANGED in new:
         new = tuple(o if n is UNCHANGED else n for o, n in zip(old, new, strict=True))
-    old_key = plan.key(old)
-    if plan.key_positions and old_key != plan.key(new):
+    moved = bool(plan.key_positions) and old_key != plan.key(new)
+    if not plan.old_from_wal:
+        if moved:
+            previous.remember(plan, old_key, None)
+        previous.remember(plan, plan.key(new), new)
+    if "U" not in plan.codes:
+        return []
+    rows: list[tuple[str, Values, list[str] | None]] = []
+    if moved:
         if (plan.relation.oid, old_key) not in moved_to:
-            yield KEY_CHANGE_CODE, old, None
+            rows.append((KEY_CHANGE_CODE, old, None))
     elif plan.spec.skip_unchanged and not plan.changed(old, new):
-        return
-    yield "U", new, plan.changed(old, new) if plan.records_changed_columns else None
+        return []
+    rows.append(("U", new, plan.changed(old, new) if plan.records_changed_columns else None))
+    return rows
 
 
-def _full_old_row(plan: TablePlan, change: Change) -> Values:
-    if change.old is None or change.old_is_key:
+def _old_row(plan: TablePlan, change: Change, previous: PreviousVersions) -> Values:
+    """The row before ``change``: the WAL's whole old row, else the trail's newest version."""
+    if change.old is not None and not change.old_is_key:
+        return change.old
+    where = f"table {plan.relation.schema}.{plan.relation.name}"
+    if plan.old_from_wal:
         raise DecoderError(
-            f"table {plan.relation.schema}.{plan.relation.name}: the WAL has no old row of "
-            "this change (REPLICA IDENTITY FULL was set after it was written)"
+            f"{where}: the WAL has no old row of this change (REPLICA IDENTITY FULL was set "
+            "after it was written)"
         )
-    return change.old
+    key = plan.key(_require(change.old or change.new))
+    shown = ", ".join("NULL" if k is None else k.decode() for k in key)
+    try:
+        old = previous.old(plan, key)
+    except KeyError:
+        raise DecoderError(
+            f"{where}: key ({shown}) has no version in the trail, and the WAL holds only its "
+            "key: record a baseline of the table's rows first (record_baseline), or set "
+            "REPLICA IDENTITY FULL"
+        ) from None
+    if old is None:
+        raise DecoderError(f"{where}: the trail says no row holds key ({shown})")
+    return old
 
 
 def _require(values: Values | None) -> Values:

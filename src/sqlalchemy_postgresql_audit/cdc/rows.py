@@ -72,6 +72,8 @@ class TablePlan:
     codes: frozenset[str]
     copy_sql: str
     columns: tuple[str, ...] = field(default=())
+    #: The WAL carries whole old rows (``REPLICA IDENTITY FULL``); else the trail has them.
+    old_from_wal: bool = True
 
     @classmethod
     def make(cls, spec: AuditSpec, relation: Relation, audit_columns: Sequence[str]) -> TablePlan:
@@ -99,6 +101,7 @@ class TablePlan:
             codes=frozenset(OPERATION_CODES[t.operation] for t in spec.triggers),
             copy_sql=copy_into(spec.schema, spec.audit_table, columns),
             columns=columns,
+            old_from_wal=relation.replica_identity == "f",
         )
 
     @property

@@ -98,3 +98,43 @@ def copy_into(schema: str | None, table: str, columns: Sequence[str]) -> str:
     """``COPY`` audit rows in (text format: pgoutput's values are the types' text output)."""
     names = ", ".join(always_quote(c) for c in columns)
     return f"COPY {always_qualified(schema, table)} ({names}) FROM STDIN"
+
+
+#: The types of some columns of a table, as ``format_type`` writes them (for casting keys).
+COLUMN_TYPES = (
+    "SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod) "
+    "FROM pg_catalog.pg_attribute a "
+    "WHERE a.attrelid = pg_catalog.to_regclass(%(table)s) AND a.attname = ANY(%(columns)s)"
+)
+
+
+def latest_versions(
+    schema: str | None,
+    audit_table: str,
+    keys: Sequence[tuple[str, str]],
+    columns: Sequence[str],
+) -> str:
+    """The newest audit row of each key in ``%(k0)s, %(k1)s, ...`` (text arrays, one per key
+    column, ``keys`` naming each column with its type): its operation, then ``columns`` in
+    their types' text output (``concat`` calls the output function, as pgoutput does; a cast
+    to text would not for ``boolean`` or ``inet``).  The history index (key, ``audit_id``)
+    serves it."""
+    key_names = [always_quote(k) for k, _ in keys]
+    wanted = ", ".join(f"%(k{i})s::pg_catalog.text[]" for i in range(len(keys)))
+    matches = " AND ".join(
+        f"a.{name} = w.k{i}::{type_name}"
+        for i, (name, (_, type_name)) in enumerate(zip(key_names, keys, strict=True))
+    )
+    values = ", ".join(
+        f"CASE WHEN a.{always_quote(c)} IS NULL THEN NULL "
+        f"ELSE pg_catalog.concat(a.{always_quote(c)}) END"
+        for c in columns
+    )
+    order = ", ".join(f"a.{name}" for name in key_names)
+    aliases = ", ".join(f"k{i}" for i in range(len(keys)))
+    return (
+        f"SELECT DISTINCT ON ({order}) a.audit_operation, {values} "
+        f"FROM {always_qualified(schema, audit_table)} AS a "
+        f"JOIN pg_catalog.unnest({wanted}) AS w({aliases}) ON {matches} "
+        f"ORDER BY {order}, a.audit_id DESC"
+    )
