@@ -12,7 +12,6 @@ from cdc_decoder_setup import decoder, published, set_context
 from sqlalchemy_postgresql_audit import AUDIT_TABLE_KEY, record_baseline, uninstall_audit_triggers
 from sqlalchemy_postgresql_audit.cdc.decoder import DecoderError
 
-
 #: Old rows from the WAL, or rebuilt from the trail.
 IDENTITIES = pytest.mark.parametrize("identity", ["FULL", "DEFAULT"])
 
