@@ -11,7 +11,10 @@ every row), in each round, on a fresh slot:
   ``LogicalReplicationConnection``), nothing parsed: the other path's read ceiling;
 - ``copy_only``: COPY of the same number of rows, already formatted, into an audit table of
   the same shape: the write ceiling;
-- ``decoder``: ``Decoder.run_once`` end to end (read, parse, COPY, progress, slot advance).
+- ``decoder``: ``Decoder.run_once`` end to end (read, parse, COPY, progress, slot advance),
+  old rows from the WAL (``REPLICA IDENTITY FULL``);
+- ``decoder_trail``: the same under ``REPLICA IDENTITY DEFAULT``, old rows (UPDATE, DELETE)
+  rebuilt from the trail.
 
 And the writer's side of the old-row choice: a single-row UPDATE loop and a whole-table UPDATE
 under ``REPLICA IDENTITY DEFAULT`` and ``FULL`` (time and WAL bytes).  Rates are changes per
@@ -235,27 +238,32 @@ def measure(url: sa.URL, changes: int, rounds: int) -> dict[str, dict[str, list[
     rates: dict[str, dict[str, list[float]]] = {}
     try:
         for _ in range(rounds):
-            for workload in WORKLOADS:
-                upto = write(engine, workload, changes)
-                rate = rates.setdefault(workload, {})
-                count = sql_read(engine, upto)
-                rate.setdefault("sql_read", []).append(
-                    changes / timed(partial(sql_read, engine, upto))
-                )
-                rate.setdefault("stream_read", []).append(
-                    changes / timed(partial(stream_read, url, count))
-                )
-                rate.setdefault("copy_only", []).append(
-                    changes / timed(partial(copy_only, engine, lines))
-                )
-                decoder = Decoder(engine, engine, metadata, slot=SLOT, publication=PUBLICATION)
-                started = time.perf_counter()
-                written = decoder.run_once()
-                seconds = time.perf_counter() - started
-                assert written == changes, (workload, written)
-                rate.setdefault("decoder", []).append(changes / seconds)
+            for identity in ("FULL", "DEFAULT"):
                 with engine.begin() as connection:
-                    connection.exec_driver_sql("TRUNCATE bench_order_audit, bench_copy_target")
+                    connection.exec_driver_sql("TRUNCATE bench_order_audit")
+                    connection.exec_driver_sql(
+                        f"ALTER TABLE bench_order REPLICA IDENTITY {identity}"
+                    )
+                for workload in WORKLOADS:
+                    upto = write(engine, workload, changes)
+                    rate = rates.setdefault(workload, {})
+                    if identity == "FULL":
+                        count = sql_read(engine, upto)
+                        for name, action in (
+                            ("sql_read", partial(sql_read, engine, upto)),
+                            ("stream_read", partial(stream_read, url, count)),
+                            ("copy_only", partial(copy_only, engine, lines)),
+                        ):
+                            rate.setdefault(name, []).append(changes / timed(action))
+                    decoder = Decoder(engine, engine, metadata, slot=SLOT, publication=PUBLICATION)
+                    started = time.perf_counter()
+                    written = decoder.run_once()
+                    seconds = time.perf_counter() - started
+                    assert written == changes, (workload, identity, written)
+                    name = "decoder" if identity == "FULL" else "decoder_trail"
+                    rate.setdefault(name, []).append(changes / seconds)
+                    with engine.begin() as connection:
+                        connection.exec_driver_sql("TRUNCATE bench_copy_target")
     finally:
         slot(engine, create=False)
         engine.dispose()
@@ -314,14 +322,16 @@ def report(data: dict[str, Any]) -> str:
         f"{data['changes']} changes per workload, median of {data['rounds']} rounds, "
         f"PostgreSQL {data['server']}, {data['cpus']} CPUs.  Changes per second.",
         "",
-        "| workload | sql_read | stream_read | copy_only | decoder | decoder / copy_only |",
-        "|---|---|---|---|---|---|",
+        "| workload | sql_read | stream_read | copy_only | decoder (FULL) | decoder (trail) "
+        "| decoder / copy_only |",
+        "|---|---|---|---|---|---|---|",
     ]
     for workload, rates in data["rates"].items():
         median = {k: statistics.median(v) for k, v in rates.items()}
         lines.append(
             f"| {workload} | {median['sql_read']:,.0f} | {median['stream_read']:,.0f} | "
             f"{median['copy_only']:,.0f} | {median['decoder']:,.0f} | "
+            f"{median['decoder_trail']:,.0f} | "
             f"{median['decoder'] / median['copy_only']:.2f} |"
         )
     lines += [

@@ -14,6 +14,7 @@ carry nothing the decoder needs and are skipped.
 from __future__ import annotations
 
 import datetime
+from collections.abc import Sequence
 from dataclasses import dataclass
 from struct import Struct
 from typing import Final, NamedTuple
@@ -21,7 +22,7 @@ from typing import Final, NamedTuple
 #: A column whose value an UPDATE did not send: an unchanged TOASTed value (``u``).
 UNCHANGED: Final = b"\x00unchanged-toast"
 #: One row's values: text output bytes, ``None`` for NULL, or ``UNCHANGED``.
-Values = tuple[bytes | None, ...]
+Values = Sequence[bytes | None]
 
 #: Where PostgreSQL's timestamps count from.
 POSTGRES_EPOCH = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)
@@ -57,6 +58,9 @@ class Change(NamedTuple):
     old: Values | None
     old_is_key: bool
     new: Values | None
+    #: No value holds a byte COPY's text format escapes (``\\``, tab, newline, carriage
+    #: return): true for nearly every message, which then needs no escaping value by value.
+    plain: bool
 
 
 class Truncate(NamedTuple):
@@ -127,7 +131,8 @@ def _change(data: bytes) -> Change:
     new: Values | None = None
     if marker == 0x4E:  # N
         new, position = parse_tuple(data, position + 1)
-    return Change(kind, relation, old, old_is_key, new)
+    plain = b"\\" not in data and b"\t" not in data and b"\n" not in data and b"\r" not in data
+    return Change(kind, relation, old, old_is_key, new, plain)
 
 
 def parse_tuple(data: bytes, position: int) -> tuple[Values, int]:
@@ -150,7 +155,7 @@ def parse_tuple(data: bytes, position: int) -> tuple[Values, int]:
         else:  # u: unchanged TOASTed value
             append(UNCHANGED)
             position += 1
-    return tuple(values), position
+    return values, position
 
 
 def _string(data: bytes, position: int) -> tuple[str, int]:

@@ -74,6 +74,8 @@ class TablePlan:
     columns: tuple[str, ...] = field(default=())
     #: The WAL carries whole old rows (``REPLICA IDENTITY FULL``); else the trail has them.
     old_from_wal: bool = True
+    #: Every column of the relation is recorded, in the relation's order.
+    in_order: bool = False
 
     @classmethod
     def make(cls, spec: AuditSpec, relation: Relation, audit_columns: Sequence[str]) -> TablePlan:
@@ -102,6 +104,7 @@ class TablePlan:
             copy_sql=copy_into(spec.schema, spec.audit_table, columns),
             columns=columns,
             old_from_wal=relation.replica_identity == "f",
+            in_order=mirrored == relation.columns,
         )
 
     @property
@@ -126,8 +129,15 @@ class TablePlan:
         fields += [context.value(s.name) for s in self.spec.settings]
         return copy_fields(fields) + b"\t"
 
-    def line(self, prefix: bytes, values: Values, changed: Sequence[str] | None) -> bytes:
-        mirrored = copy_fields([values[i] for i in self.positions])
+    def line(
+        self, prefix: bytes, values: Values, changed: Sequence[str] | None, *, plain: bool
+    ) -> bytes:
+        """One audit row; ``plain``: no value needs escaping (``Change.plain``)."""
+        picked = values if self.in_order else [values[i] for i in self.positions]
+        if plain:
+            mirrored = b"\t".join([NULL if v is None else v for v in picked])
+        else:
+            mirrored = copy_fields(picked)
         if not self.records_changed_columns:
             return prefix + mirrored + b"\n"
         tail = NULL if changed is None else escape(text_array(changed))
