@@ -330,3 +330,39 @@ def test_with_a_baseline_old_rows_come_from_the_trail(engine: sa.Engine) -> None
             ("U", 3, "x"),
             ("D", 1, "old"),
         ]
+
+
+@IDENTITIES
+def test_values_copy_must_escape_survive_every_path(engine: sa.Engine, identity: str) -> None:
+    table = declare()
+    awkward = "back\\slash\nnew\tline\r\\N"
+    with published(engine, table.metadata, identity):
+        with engine.begin() as connection:
+            connection.execute(table.insert().values(id=1, place=awkward, weight=1))
+        with engine.begin() as connection:
+            connection.execute(table.update().values(weight=2))
+            connection.execute(table.update().values(id=2))
+            connection.execute(table.delete())
+        decoder(engine, table.metadata).run_once()
+        assert trail(engine, table) == [
+            ("I", 1, awkward),
+            ("U", 1, awkward),
+            ("K", 1, awkward),
+            ("U", 2, awkward),
+            ("D", 2, awkward),
+        ]
+
+
+def test_psycopg_3_reads_and_writes_as_psycopg2_does(logical_database_url: sa.URL) -> None:
+    engine = sa.create_engine(
+        logical_database_url.set(drivername="postgresql+psycopg"),
+        execution_options={"audit_runtime_check": False},
+    )
+    table = declare()
+    with published(engine, table.metadata, "DEFAULT"):
+        with engine.begin() as connection:
+            connection.execute(table.insert(), [{"id": 1, "place": "a\tb"}, {"id": 2}])
+            connection.execute(table.delete().where(table.c.id == 1))
+        assert decoder(engine, table.metadata).run_once() == 3
+        assert trail(engine, table) == [("I", 1, "a\tb"), ("I", 2, None), ("D", 1, "a\tb")]
+    engine.dispose()
