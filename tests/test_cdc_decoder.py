@@ -361,7 +361,9 @@ def test_psycopg_3_reads_and_writes_as_psycopg2_does(logical_database_url: sa.UR
     table = declare()
     with published(engine, table.metadata, "DEFAULT"):
         with engine.begin() as connection:
-            connection.execute(table.insert(), [{"id": 1, "place": "a\tb"}, {"id": 2}])
+            connection.execute(
+                table.insert(), [{"id": 1, "place": "a\tb"}, {"id": 2, "place": None}]
+            )
             connection.execute(table.delete().where(table.c.id == 1))
         assert decoder(engine, table.metadata).run_once() == 3
         assert trail(engine, table) == [("I", 1, "a\tb"), ("I", 2, None), ("D", 1, "a\tb")]

@@ -40,7 +40,7 @@ def copy_in(connection: Connection, sql: str, data: bytes) -> None:
 
 def _driver_connection(connection: Connection) -> Any:
     driver = connection.connection.driver_connection
-    if not (_is_psycopg2(driver) or type(driver).__module__.startswith("psycopg.")):
+    if not (_is_psycopg2(driver) or type(driver).__module__.split(".")[0] == "psycopg"):
         raise AuditError(
             f"the change-data-capture decoder needs a psycopg2 or psycopg engine, got "
             f"{connection.dialect.driver!r}"
@@ -49,4 +49,4 @@ def _driver_connection(connection: Connection) -> Any:
 
 
 def _is_psycopg2(driver: Any) -> bool:
-    return type(driver).__module__.startswith("psycopg2")
+    return type(driver).__module__.split(".")[0] == "psycopg2"
