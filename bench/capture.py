@@ -65,7 +65,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import URL, make_url
 
 import sqlalchemy_postgresql_audit as audit
-from sqlalchemy_postgresql_audit.options import CAPTURES
+from sqlalchemy_postgresql_audit.declare.options import CAPTURES
 
 SCHEMA = "capture_bench"
 USERNAME = "bench-user"

@@ -201,7 +201,7 @@ def hook_cost(url: sa.URL, n: int = 20_000) -> float:
     what was applied before each call as a new transaction would: the client-side share of
     what a transaction under ``audit_context`` adds on top of the server's two ``set_config``.
     """
-    from sqlalchemy_postgresql_audit import context as hooks
+    from sqlalchemy_postgresql_audit.context import scope as hooks
 
     class Statement:
         statement = sa.insert(table)

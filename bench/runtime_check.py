@@ -36,7 +36,7 @@ from typing import Any
 import sqlalchemy as sa
 
 import sqlalchemy_postgresql_audit as audit
-from sqlalchemy_postgresql_audit import runtime_check
+from sqlalchemy_postgresql_audit.install import runtime_check
 
 RESULTS = Path(__file__).parent / "results"
 VARIANTS = ("without", "other", "audited", "audited_without")

@@ -22,7 +22,7 @@ from sqlalchemy_postgresql_audit import (
     install_audit_triggers,
 )
 from sqlalchemy_postgresql_audit.cli.check import table_states
-from sqlalchemy_postgresql_audit.grants import grant_least_privilege
+from sqlalchemy_postgresql_audit.install.grants import grant_least_privilege
 
 
 def run(engine: sa.Engine, *statements: str) -> None:

@@ -303,7 +303,7 @@ def test_the_api_reads_a_dropped_tables_kept_history(
     trail: dict[str, Any], engine: sa.Engine
 ) -> None:
     from sqlalchemy_postgresql_audit import as_of, changes, history
-    from sqlalchemy_postgresql_audit.kept import reflect_audited
+    from sqlalchemy_postgresql_audit.install.kept import reflect_audited
 
     ok("uninstall", TARGET, "--url", trail["url"])
     with engine.begin() as connection:

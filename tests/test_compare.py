@@ -8,8 +8,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from sqlalchemy_postgresql_audit import SPEC_KEY, AuditSpec
-from sqlalchemy_postgresql_audit.catalog import InstalledAudit
-from sqlalchemy_postgresql_audit.compare import (
+from sqlalchemy_postgresql_audit.install.catalog import InstalledAudit
+from sqlalchemy_postgresql_audit.install.compare import (
     DropAudit,
     InstallAudit,
     ReplaceAudit,

@@ -227,7 +227,7 @@ def test_without_enable_nothing_is_declared_in_a_fresh_interpreter() -> None:
 
 
 def test_late_declaration_is_remembered_and_idempotent() -> None:
-    from sqlalchemy_postgresql_audit.declare import declare_metadata, declared_specs
+    from sqlalchemy_postgresql_audit.declare.declaration import declare_metadata, declared_specs
 
     table = sa.Table("late", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True))
     assert SPEC_KEY not in table.info

@@ -10,11 +10,11 @@ import pytest
 import sqlalchemy as sa
 
 from sqlalchemy_postgresql_audit import SPEC_KEY, AuditSpec, install_audit_triggers
-from sqlalchemy_postgresql_audit.catalog import installed_audits
-from sqlalchemy_postgresql_audit.compare import DropAudit, ReplaceAudit, compare
-from sqlalchemy_postgresql_audit.ddl import AuditDDL
+from sqlalchemy_postgresql_audit.context.session import setting_value
+from sqlalchemy_postgresql_audit.install.catalog import installed_audits
+from sqlalchemy_postgresql_audit.install.compare import DropAudit, ReplaceAudit, compare
+from sqlalchemy_postgresql_audit.install.ddl import AuditDDL
 from sqlalchemy_postgresql_audit.render import render, resolved
-from sqlalchemy_postgresql_audit.session import setting_value
 
 
 def declare(name: str = "ledger", **options: Any) -> sa.Table:

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from sqlalchemy_postgresql_audit import AUDIT_TABLE_KEY, SPEC_KEY, set_session_vars
-from sqlalchemy_postgresql_audit.naming import MAX_IDENTIFIER_BYTES
-from sqlalchemy_postgresql_audit.spec import FIXED_AUDIT_COLUMNS
+from sqlalchemy_postgresql_audit.declare.naming import MAX_IDENTIFIER_BYTES
+from sqlalchemy_postgresql_audit.declare.spec import FIXED_AUDIT_COLUMNS
 
 EXAMPLES = int(os.environ.get("AUDIT_FUZZ_EXAMPLES", "100"))
 

@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from sqlalchemy_postgresql_audit import SPEC_KEY
-from sqlalchemy_postgresql_audit.grants import grant_least_privilege
+from sqlalchemy_postgresql_audit.install.grants import grant_least_privilege
 from sqlalchemy_postgresql_audit.render import guard_function, quote
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -21,7 +21,7 @@ from sqlalchemy_postgresql_audit import (
     maintain,
     release,
 )
-from sqlalchemy_postgresql_audit.grants import grant_least_privilege
+from sqlalchemy_postgresql_audit.install.grants import grant_least_privilege
 
 UTC = datetime.timezone.utc
 #: A Wednesday; its ISO week starts on Monday 2026-03-02.

@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from sqlalchemy_postgresql_audit import AUDIT_TABLE_KEY, SPEC_KEY, AuditSpec
-from sqlalchemy_postgresql_audit.options import CAPTURES
+from sqlalchemy_postgresql_audit.declare.options import CAPTURES
 from sqlalchemy_postgresql_audit.render import NEW_ROWS, OLD_ROWS, guard_function, qualified
 
 REQUIRE_ENV = "AUDIT_REQUIRE_PLPGSQL_CHECK"

@@ -24,7 +24,7 @@ from sqlalchemy_postgresql_audit import (
     audit_context,
     install_audit_triggers,
 )
-from sqlalchemy_postgresql_audit.runtime_check import RUNTIME_CHECK_OPTION
+from sqlalchemy_postgresql_audit.install.runtime_check import RUNTIME_CHECK_OPTION
 
 CATALOG_QUERY = "AS w(schema_name, table_name, legacy_trigger"  # the runtime check's own query
 

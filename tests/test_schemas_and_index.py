@@ -19,7 +19,7 @@ from sqlalchemy_postgresql_audit import (
     audit,
     install_audit_triggers,
 )
-from sqlalchemy_postgresql_audit.ddl import resolve_spec
+from sqlalchemy_postgresql_audit.install.ddl import resolve_spec
 
 
 def ledger(metadata: sa.MetaData, *, pk: bool = True, **options: Any) -> sa.Table:

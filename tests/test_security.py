@@ -26,7 +26,7 @@ from sqlalchemy_postgresql_audit import (
     set_session_vars,
     uninstall_audit_triggers,
 )
-from sqlalchemy_postgresql_audit.grants import grant_least_privilege, least_privilege_script
+from sqlalchemy_postgresql_audit.install.grants import grant_least_privilege, least_privilege_script
 from sqlalchemy_postgresql_audit.render import quote
 from sqlalchemy_postgresql_audit.retention import purge_audit_history
 

@@ -286,7 +286,7 @@ def test_settings_of_models_not_declared_yet_are_found_in_their_registry(
 ) -> None:
     from sqlalchemy.orm import DeclarativeBase
 
-    from sqlalchemy_postgresql_audit.declare import declared_specs
+    from sqlalchemy_postgresql_audit.declare.declaration import declared_specs
     from sqlalchemy_postgresql_audit.listeners import _on_table_attached
 
     sa.event.remove(sa.Table, "after_parent_attach", _on_table_attached)  # as if lazy

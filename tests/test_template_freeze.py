@@ -15,9 +15,9 @@ import pytest
 import sqlalchemy as sa
 
 from sqlalchemy_postgresql_audit import SPEC_KEY, AuditSpec
-from sqlalchemy_postgresql_audit.options import CAPTURES
+from sqlalchemy_postgresql_audit.declare.options import CAPTURES
+from sqlalchemy_postgresql_audit.declare.spec import TEMPLATE_VERSION
 from sqlalchemy_postgresql_audit.render import render
-from sqlalchemy_postgresql_audit.spec import TEMPLATE_VERSION
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -17,7 +17,7 @@ from sqlalchemy_postgresql_audit import (
     AuditSpec,
     install_audit_triggers,
 )
-from sqlalchemy_postgresql_audit.ddl import install
+from sqlalchemy_postgresql_audit.install.ddl import install
 
 MODES = ("statement", "row")
 

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from sqlalchemy_postgresql_audit import AUDIT_TABLE_KEY, AuditConfigurationError, set_session_vars
-from sqlalchemy_postgresql_audit.options import CAPTURES
+from sqlalchemy_postgresql_audit.declare.options import CAPTURES
 
 MODES = ("statement", "row")
 

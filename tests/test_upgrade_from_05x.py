@@ -21,7 +21,7 @@ from cli_run import run
 from legacy_05x import install_legacy
 from sqlalchemy_postgresql_audit import install_audit_triggers
 from sqlalchemy_postgresql_audit.errors import AuditError
-from sqlalchemy_postgresql_audit.legacy import LegacyInstallationError
+from sqlalchemy_postgresql_audit.install.legacy import LegacyInstallationError
 
 SCHEMA = "shop"
 ZONE = "America/New_York"
@@ -201,10 +201,10 @@ def test_upgrade_from_05x_keeps_history_and_downgrades_to_05x(
     )
     assert {stamp.tzinfo for stamp in legacy_stamps} == {None}
 
-    with caplog.at_level(logging.WARNING, logger="sqlalchemy_postgresql_audit.legacy"):
+    with caplog.at_level(logging.WARNING, logger="sqlalchemy_postgresql_audit.install.legacy"):
         project, migration = upgraded_project(tmp_path, engine)
     # recognised as exactly what 0.5.x installs for these models: the downgrade restores it
-    assert not [r for r in caplog.records if r.name == "sqlalchemy_postgresql_audit.legacy"]
+    assert not [r for r in caplog.records if r.name == "sqlalchemy_postgresql_audit.install.legacy"]
 
     upgrade, downgrade = migration.split("def downgrade")
     # Nothing that loses a row or a value: columns are only added or relaxed.
@@ -365,7 +365,7 @@ def test_a_05x_installation_unlike_its_models_is_replaced_with_a_warning(
     changed.tables["shop.orders"].append_column(sa.Column("discount", sa.Integer))
     project = make_project(tmp_path, engine.url)
     project.edit_env("include_schemas=True", TIME_ZONE_OPTION)
-    with caplog.at_level(logging.WARNING, logger="sqlalchemy_postgresql_audit.legacy"):
+    with caplog.at_level(logging.WARNING, logger="sqlalchemy_postgresql_audit.install.legacy"):
         migration = project.revision(changed, "changed models")
     warnings = [r.getMessage() for r in caplog.records if r.name.endswith(".legacy")]
     assert len(warnings) == 1 and "table shop.orders differs" in warnings[0]

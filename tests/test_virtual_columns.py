@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from sqlalchemy_postgresql_audit import SPEC_KEY, AuditSpec
-from sqlalchemy_postgresql_audit.spec import VirtualColumnSpec
+from sqlalchemy_postgresql_audit.declare.spec import VirtualColumnSpec
 
 OPTION_SETS = [
     pytest.param("statement", {}, id="statement"),

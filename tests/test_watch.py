@@ -14,10 +14,10 @@ from sqlalchemy.engine import URL
 
 from cli_run import run, url_text
 from sqlalchemy_postgresql_audit import SPEC_KEY, install_audit_triggers
-from sqlalchemy_postgresql_audit.catalog import installed_audits
 from sqlalchemy_postgresql_audit.cli.check import table_states
-from sqlalchemy_postgresql_audit.compare import ReplaceAudit, compare
-from sqlalchemy_postgresql_audit.grants import grant_least_privilege
+from sqlalchemy_postgresql_audit.install.catalog import installed_audits
+from sqlalchemy_postgresql_audit.install.compare import ReplaceAudit, compare
+from sqlalchemy_postgresql_audit.install.grants import grant_least_privilege
 
 MODELS = """
 import sqlalchemy as sa

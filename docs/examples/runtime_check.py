@@ -47,8 +47,8 @@ with engine.connect() as connection:
 logging.basicConfig()
 loader = sa.create_engine(url, execution_options={"audit_runtime_check": False})
 # The first audited write logs, once for this engine:
-# WARNING:sqlalchemy_postgresql_audit.runtime_check:Engine(postgresql+psycopg2://...): writes
-# to audited tables are not checked for installed audit triggers (execution option
+# WARNING:sqlalchemy_postgresql_audit.install.runtime_check:Engine(postgresql+psycopg2://...):
+# writes to audited tables are not checked for installed audit triggers (execution option
 # audit_runtime_check=False); a table without them is written unaudited
 # --8<-- [end:opt_out]
 write(loader, 2)

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from expect import raises
 
 import sqlalchemy_postgresql_audit as audit
-from sqlalchemy_postgresql_audit.grants import grant_least_privilege, least_privilege_script
+from sqlalchemy_postgresql_audit.install.grants import grant_least_privilege, least_privilege_script
 from sqlalchemy_postgresql_audit.retention import purge_audit_history
 
 audit.enable()

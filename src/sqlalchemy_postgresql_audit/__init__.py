@@ -10,7 +10,14 @@ whose ``info`` enables auditing), so a table that asks to be audited is audited 
 time, so that ``table.info["audit.table"]`` exists before any entry point runs.
 """
 
-from .audit_table import (
+from .context.scope import (
+    AuditContext,
+    audit_context,
+    current_audit_values,
+    default_context,
+)
+from .context.session import AuditSettingError, aset_session_vars, set_session_vars
+from .declare.audit_table import (
     AUDIT_TABLE_KEY,
     CREATE_DDL_KEY,
     DROP_DDL_KEY,
@@ -18,9 +25,16 @@ from .audit_table import (
     SPEC_KEY,
     is_audit_table,
 )
-from .context import AuditContext, audit_context, current_audit_values, default_context
-from .ddl import install_audit_triggers, uninstall_audit_triggers
-from .declare import audit, declare_metadata
+from .declare.declaration import audit, declare_metadata
+from .declare.naming import (
+    DEFAULT_AUDIT_COLUMN_NAMING_CONVENTION,
+    DEFAULT_AUDIT_INDEX_NAMING_CONVENTION,
+    DEFAULT_AUDIT_TABLE_FUNCTION_NAMING_CONVENTION,
+    DEFAULT_AUDIT_TABLE_NAMING_CONVENTION,
+    DEFAULT_AUDIT_TABLE_TRIGGER_CONVENTION,
+)
+from .declare.options import AuditOptions, SessionSetting
+from .declare.spec import AuditSpec, SettingSpec, TriggerSpec
 from .errors import AuditConfigurationError, AuditError
 from .history import (
     AuditRecord,
@@ -35,20 +49,11 @@ from .history import (
     record_baseline,
     restore,
 )
-from .holds import hold, release
+from .install.ddl import install_audit_triggers, uninstall_audit_triggers
+from .install.runtime_check import RUNTIME_CHECK_OPTION
+from .lifecycle.holds import hold, release
+from .lifecycle.maintenance import Maintained, maintain
 from .listeners import enable, register_metadata_hooks
-from .maintenance import Maintained, maintain
-from .naming import (
-    DEFAULT_AUDIT_COLUMN_NAMING_CONVENTION,
-    DEFAULT_AUDIT_INDEX_NAMING_CONVENTION,
-    DEFAULT_AUDIT_TABLE_FUNCTION_NAMING_CONVENTION,
-    DEFAULT_AUDIT_TABLE_NAMING_CONVENTION,
-    DEFAULT_AUDIT_TABLE_TRIGGER_CONVENTION,
-)
-from .options import AuditOptions, SessionSetting
-from .runtime_check import RUNTIME_CHECK_OPTION
-from .session import AuditSettingError, aset_session_vars, set_session_vars
-from .spec import AuditSpec, SettingSpec, TriggerSpec
 
 __all__ = [
     "AUDIT_TABLE_KEY",

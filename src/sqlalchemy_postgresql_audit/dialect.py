@@ -1,6 +1,6 @@
 """Where the 0.5.x releases defined the default naming conventions; kept importable."""
 
-from .naming import (
+from .declare.naming import (
     DEFAULT_AUDIT_TABLE_FUNCTION_NAMING_CONVENTION,
     DEFAULT_AUDIT_TABLE_NAMING_CONVENTION,
     DEFAULT_AUDIT_TABLE_TRIGGER_CONVENTION,

@@ -1,4 +1,4 @@
-"""SQLAlchemy event hooks: thin adapters onto ``.declare`` and ``.ddl``.
+"""SQLAlchemy event hooks: thin adapters onto ``.declare.declaration`` and ``.install.ddl``.
 
 ``create_all`` / ``drop_all`` hooks are registered on the MetaData *class* when the package is
 imported, so they fire for every MetaData, also ones created before (models imported first, an
@@ -14,10 +14,10 @@ from typing import Any
 
 from sqlalchemy import Column, MetaData, Table, event
 
-from .ddl import after_metadata_create, before_metadata_create, before_metadata_drop
-from .declare import declare_table, on_column_attached
-from .maintenance import on_table_created
-from .runtime_check import register_runtime_check
+from .declare.declaration import declare_table, on_column_attached
+from .install.ddl import after_metadata_create, before_metadata_create, before_metadata_drop
+from .install.runtime_check import register_runtime_check
+from .lifecycle.maintenance import on_table_created
 
 
 def enable() -> None:

@@ -15,10 +15,10 @@ import datetime
 
 import sqlalchemy as sa
 
-from .audit_table import AUDIT_TABLE_KEY, SPEC_KEY
+from .declare.audit_table import AUDIT_TABLE_KEY, SPEC_KEY
+from .declare.spec import AUDIT_TIMESTAMP, AuditSpec
 from .errors import AuditError
 from .render import PURGE_BEFORE_SETTING
-from .spec import AUDIT_TIMESTAMP, AuditSpec
 
 
 def purge_audit_history(

@@ -1,4 +1,4 @@
-"""The autogenerate comparators: adapters from Alembic to ``..compare.compare``.
+"""The autogenerate comparators: adapters from Alembic to ``..install.compare.compare``.
 
 Two functions are registered on Alembic's ``schema`` comparison:
 
@@ -24,13 +24,13 @@ from alembic.autogenerate.api import AutogenContext
 from alembic.operations import ops
 from sqlalchemy import MetaData, Table
 
-from ..audit_table import is_audit_table_comment
-from ..catalog import default_schema, installed_audits
-from ..compare import Change, DropAudit, InstallAudit, ReplaceAudit, compare
-from ..ddl import audited_tables
-from ..declare import declare_metadata
-from ..legacy import is_legacy_audit_table, legacy_audits
-from ..spec import AuditSpec, capture_column
+from ..declare.audit_table import is_audit_table_comment
+from ..declare.declaration import declare_metadata
+from ..declare.spec import AuditSpec, capture_column
+from ..install.catalog import default_schema, installed_audits
+from ..install.compare import Change, DropAudit, InstallAudit, ReplaceAudit, compare
+from ..install.ddl import audited_tables
+from ..install.legacy import is_legacy_audit_table, legacy_audits
 from .legacy import convert_timestamps, upgrade_legacy
 from .ops import (
     CreateAuditTableOp,

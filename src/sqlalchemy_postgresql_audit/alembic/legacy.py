@@ -1,6 +1,6 @@
 """Autogenerate's part of the upgrade from 0.5.x: replace in place, convert timestamps knowingly.
 
-- A declared table with a 0.5.x installation (see ``..legacy``) gets a
+- A declared table with a 0.5.x installation (see ``..install.legacy``) gets a
   ``replace_audit_trigger`` whose ``previous`` is the template-0 spec, not a
   ``create_audit_trigger`` beside the old trigger.
 - Alembic's own ``alter_column`` of ``audit_operation_timestamp`` from ``TIMESTAMP WITHOUT TIME
@@ -19,11 +19,11 @@ from alembic.autogenerate.render import _alter_column
 from alembic.operations import ops
 from sqlalchemy import Connection, DateTime, Table, text
 
-from ..audit_table import IS_AUDIT_TABLE_KEY
-from ..compare import Change, InstallAudit, ReplaceAudit
+from ..declare.audit_table import IS_AUDIT_TABLE_KEY
+from ..declare.spec import AUDIT_TIMESTAMP, AuditSpec
 from ..errors import AuditError
+from ..install.compare import Change, InstallAudit, ReplaceAudit
 from ..render import legacy_timestamp_using
-from ..spec import AUDIT_TIMESTAMP, AuditSpec
 
 #: The ``context.configure()`` option naming the time zone 0.5.x timestamps were written in.
 TIME_ZONE_OPTION = "audit_legacy_time_zone"

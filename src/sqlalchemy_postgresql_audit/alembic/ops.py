@@ -15,8 +15,9 @@ from typing import Any
 
 from alembic.operations import MigrateOperation, Operations, ops
 
-from ..ddl import AuditDDL, resolve_spec
-from ..legacy import LEGACY_TEMPLATE
+from ..declare.spec import AuditSpec, TriggerSpec
+from ..install.ddl import AuditDDL, resolve_spec
+from ..install.legacy import LEGACY_TEMPLATE
 from ..render import (
     drop_function,
     drop_partition_triggers,
@@ -25,7 +26,6 @@ from ..render import (
     render_baseline,
 )
 from ..render.restart import render_restart_marker
-from ..spec import AuditSpec, TriggerSpec
 
 
 def spec_arguments(spec: AuditSpec) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 from alembic.autogenerate import renderers
 from alembic.autogenerate.api import AutogenContext
 
-from ..legacy import LEGACY_TEMPLATE
+from ..install.legacy import LEGACY_TEMPLATE
 from .ops import (
     CreateAuditTriggerOp,
     DropAuditTriggerOp,

@@ -21,11 +21,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..audit_table import AUDIT_TABLE_KEY, SPEC_KEY
-from ..catalog import default_schema, installed_audits
+from ..declare.audit_table import AUDIT_TABLE_KEY, SPEC_KEY
+from ..declare.spec import AUDIT_CURRENT_USER, AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP
 from ..history import activity
 from ..history._activity_sql import CHANGED_COLUMNS, FIXED_COLUMNS, KEY, TABLE
-from ..spec import AUDIT_CURRENT_USER, AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP
+from ..install.catalog import default_schema, installed_audits
 from .base import EXIT_OK, CliError, Command, add_table_argument, add_url_argument
 from .database import begin, create_engine
 from .lookup import parse_time

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..context.session import set_session_vars
 from ..history import record_baseline
-from ..session import set_session_vars
 from .base import (
     EXIT_OK,
     CliError,

@@ -1,7 +1,7 @@
 """``check``: is the database audited as the models declare?  For CI pipelines.
 
-It runs the pure comparison Alembic's autogenerate runs (``..compare.compare`` of the
-declared specs with ``..catalog.installed_audits``), reports each audited table as ``ok``,
+It runs the pure comparison Alembic's autogenerate runs (``..install.compare.compare`` of the
+declared specs with ``..install.catalog.installed_audits``), reports each audited table as ``ok``,
 ``missing`` (not installed), ``outdated`` (installed, not as declared), ``disabled`` (a trigger
 does not fire), ``no-audit-table`` (writes to it fail) or ``extra`` (installed, not declared),
 and exits 1 on any of them.
@@ -23,8 +23,9 @@ from dataclasses import asdict, dataclass, replace
 
 import sqlalchemy as sa
 
-from ..audit_table import AUDIT_TABLE_KEY, PARTITIONING_KEY, Partitioning
-from ..catalog import (
+from ..declare.audit_table import AUDIT_TABLE_KEY, PARTITIONING_KEY, Partitioning
+from ..declare.spec import AuditSpec
+from ..install.catalog import (
     IndexState,
     InstalledAudit,
     default_schema,
@@ -33,7 +34,7 @@ from ..catalog import (
     privileges,
     table_indexes,
 )
-from ..compare import (
+from ..install.compare import (
     DISABLED,
     DropAudit,
     InstallAudit,
@@ -42,11 +43,10 @@ from ..compare import (
     not_installed,
     watched,
 )
-from ..coverage import GAP, coverage, coverage_watched
-from ..ddl import resolve_spec
-from ..exposure import exposure, replica_setters
-from ..spec import AuditSpec
-from ..watch import exposure_states, index_states, privilege_states, replica_states
+from ..install.ddl import resolve_spec
+from ..install.exposure import exposure, replica_setters
+from ..install.watch import exposure_states, index_states, privilege_states, replica_states
+from ..lifecycle.coverage import GAP, coverage, coverage_watched
 from .base import EXIT_DRIFT, EXIT_OK, Command, add_target_argument, add_url_argument
 from .database import begin, create_engine
 from .target import audited, load_metadata

@@ -1,4 +1,4 @@
-"""``grant``: the least-privilege model of ``..grants`` for the audited tables of the models.
+"""``grant``: the least-privilege model of ``..install.grants`` for the models' audited tables.
 
 Writers get DML on the audited tables and nothing on the audit tables (only the SECURITY DEFINER
 trigger function writes there), readers get SELECT on the audit tables, an optional owner role
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..grants import grant_least_privilege, least_privilege_script
+from ..install.grants import grant_least_privilege, least_privilege_script
 from .base import EXIT_OK, CliError, Command, add_target_argument
 from .database import begin, create_engine
 from .target import audited, load_metadata

@@ -12,17 +12,17 @@ import argparse
 
 import sqlalchemy as sa
 
-from ..audit_table import AUDIT_TABLE_KEY
-from ..catalog import default_schema
-from ..ddl import (
+from ..declare.audit_table import AUDIT_TABLE_KEY
+from ..declare.spec import AuditSpec
+from ..install.catalog import default_schema
+from ..install.ddl import (
     as_script,
     execute_statements,
     install_statements,
     resolve_spec,
     uninstall_statements,
 )
-from ..leftovers import leftover_statements
-from ..spec import AuditSpec
+from ..install.leftovers import leftover_statements
 from .base import (
     EXIT_OK,
     CliError,

@@ -1,9 +1,9 @@
 """Which audited table ``history`` and ``as-of`` read, and the key and moment typed on the line.
 
 The table comes from the models (``MODULE:METADATA``) when they declare it audited, else it is
-read from the database by ``..kept.reflect_audited``: the installed audit function's spec (the
-definition the triggers really run), or, once auditing ended, the audit table that was kept.  So
-an operator needs only ``--url``.
+read from the database by ``..install.kept.reflect_audited``: the installed audit function's
+spec (the definition the triggers really run), or, once auditing ended, the audit table that was
+kept.  So an operator needs only ``--url``.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from collections.abc import Callable
 
 import sqlalchemy as sa
 
-from ..audit_table import AUDIT_TABLE_KEY, IS_AUDIT_TABLE_KEY, SPEC_KEY
-from ..catalog import default_schema
+from ..declare.audit_table import AUDIT_TABLE_KEY, IS_AUDIT_TABLE_KEY, SPEC_KEY
+from ..declare.spec import AUDIT_TIMESTAMP
 from ..errors import AuditError
-from ..kept import reflect_audited
-from ..spec import AUDIT_TIMESTAMP
+from ..install.catalog import default_schema
+from ..install.kept import reflect_audited
 from .base import CliError
 from .names import split_table_name, table_key
 from .target import audited, load_metadata
@@ -39,7 +39,7 @@ def split_target(words: list[str]) -> tuple[str | None, list[str]]:
 def find_table(connection: sa.Connection, target: str | None, name: str) -> sa.Table:
     """The audited table ``name`` (``.names`` syntax): from the models when they declare it
     audited, else as the database records it, including a history kept after auditing ended
-    (``..kept.reflect_audited``)."""
+    (``..install.kept.reflect_audited``)."""
     schema, table_name = split_table_name(name)
     if target is not None:
         metadata = load_metadata(target)

@@ -1,9 +1,9 @@
 """``maintain``, ``hold`` and ``release``: partitions and retention of partitioned audit tables.
 
 ``maintain`` creates partitions ahead, drains the DEFAULT partition and drops partitions older
-than the retention (``..maintenance`` says which locks each step takes); it prints what it did
-and is safe to run from cron in several places at once.  ``hold`` pauses retention of one
-table, ``release`` lets it run again.
+than the retention (``..lifecycle.maintenance`` says which locks each step takes); it prints
+what it did and is safe to run from cron in several places at once.  ``hold`` pauses retention
+of one table, ``release`` lets it run again.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import argparse
 import datetime
 from dataclasses import asdict
 
-from ..holds import hold, release
-from ..maintenance import maintain
+from ..lifecycle.holds import hold, release
+from ..lifecycle.maintenance import maintain
 from .base import (
     EXIT_OK,
     CliError,

@@ -10,11 +10,11 @@ from types import ModuleType
 
 from sqlalchemy import MetaData, Table
 
-from ..audit_table import IS_AUDIT_TABLE_KEY, SPEC_KEY
-from ..ddl import audited_tables
-from ..declare import declare_metadata
+from ..declare.audit_table import IS_AUDIT_TABLE_KEY, SPEC_KEY
+from ..declare.declaration import declare_metadata
+from ..declare.spec import AuditSpec
+from ..install.ddl import audited_tables
 from ..listeners import enable
-from ..spec import AuditSpec
 from .base import CliError
 from .names import table_key
 

@@ -15,9 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapper, Session, registry
 
-from ..audit_table import SPEC_KEY
-from ..history import Version, as_of, changes, history
-from ..spec import (
+from ..declare.audit_table import SPEC_KEY
+from ..declare.spec import (
     AUDIT_CURRENT_USER,
     AUDIT_ID,
     AUDIT_OPERATION,
@@ -25,6 +24,7 @@ from ..spec import (
     AuditSpec,
     capture_column,
 )
+from ..history import Version, as_of, changes, history
 
 OPERATIONS = {
     "I": "INSERT",

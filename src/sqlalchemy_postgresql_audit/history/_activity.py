@@ -36,12 +36,12 @@ from sqlalchemy import (
 from sqlalchemy.exc import NoInspectionAvailable
 from sqlalchemy.orm import Mapper
 
-from ..audit_table import AUDIT_TABLE_KEY, SPEC_KEY
-from ..ddl import audited_tables
+from ..context.session import AuditSettingError
+from ..context.values import text_for
+from ..declare.audit_table import AUDIT_TABLE_KEY, SPEC_KEY
+from ..declare.spec import AUDIT_ID, AUDIT_TIMESTAMP, AuditSpec
 from ..errors import AuditError
-from ..session import AuditSettingError
-from ..spec import AUDIT_ID, AUDIT_TIMESTAMP, AuditSpec
-from ..values import text_for
+from ..install.ddl import audited_tables
 from ._activity_sql import TABLE, Branch, SettingColumn, branch_select, setting_columns
 
 Tables = MetaData | Table | type[Any] | Iterable[Table | type[Any]]

@@ -32,8 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.types import TypeEngine
 
-from ..errors import AuditError
-from ..spec import (
+from ..declare.spec import (
     AUDIT_CURRENT_USER,
     AUDIT_ID,
     AUDIT_OPERATION,
@@ -42,6 +41,7 @@ from ..spec import (
     SettingSpec,
     capture_column,
 )
+from ..errors import AuditError
 
 #: The audited table, ``schema.name`` (the schema an unqualified table resolves to).
 TABLE = "audit_table"

@@ -19,7 +19,7 @@ from typing import Any, TypeVar, overload
 import sqlalchemy
 from sqlalchemy import BindParameter, Select, Table, bindparam, false, select
 
-from ..spec import AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP
+from ..declare.spec import AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP
 from ._queries import (
     STATE_OPERATIONS,
     as_of_select,

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.orm import Mapped, registry
 
-from ..spec import AUDIT_ID
+from ..declare.spec import AUDIT_ID
 from ._target import audited
 
 

@@ -41,8 +41,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import BigInteger, Text, UserDefinedType
 
+from ..declare.spec import (
+    AUDIT_CURRENT_USER,
+    AUDIT_ID,
+    AUDIT_OPERATION,
+    AUDIT_TIMESTAMP,
+    capture_column,
+)
 from ..render.partitioning import RETENTION_OPERATION_CODE
-from ..spec import AUDIT_CURRENT_USER, AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP, capture_column
 from ._target import Audited, key_filter
 
 #: Operations whose version holds the row's state afterwards.

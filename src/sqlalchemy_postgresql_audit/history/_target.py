@@ -19,9 +19,9 @@ from sqlalchemy.exc import NoInspectionAvailable
 from sqlalchemy.orm import InstanceState, Mapper, configure_mappers
 from sqlalchemy.orm.exc import UnmappedColumnError
 
-from ..audit_table import AUDIT_TABLE_KEY, SPEC_KEY
+from ..declare.audit_table import AUDIT_TABLE_KEY, SPEC_KEY
+from ..declare.spec import AUDIT_TIMESTAMP, AuditSpec
 from ..errors import AuditError
-from ..spec import AUDIT_TIMESTAMP, AuditSpec
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

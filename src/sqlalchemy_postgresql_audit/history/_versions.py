@@ -20,7 +20,13 @@ from sqlalchemy.orm import Bundle
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.selectable import Subquery
 
-from ..spec import AUDIT_CURRENT_USER, AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP, capture_column
+from ..declare.spec import (
+    AUDIT_CURRENT_USER,
+    AUDIT_ID,
+    AUDIT_OPERATION,
+    AUDIT_TIMESTAMP,
+    capture_column,
+)
 from ._target import Audited
 
 _M = TypeVar("_M")

@@ -30,9 +30,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.compiler import compiles
 
+from ..declare.spec import AUDIT_CURRENT_USER, AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP
 from ..errors import AuditError
 from ..render import lock_against_writes
-from ..spec import AUDIT_CURRENT_USER, AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP
 from ._queries import (
     STATE_OPERATIONS,
     as_of_select,

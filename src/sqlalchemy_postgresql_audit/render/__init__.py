@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..spec import AuditSpec
+from ..declare.spec import AuditSpec
 from .baseline import BASELINE_CODE, lock_against_writes, render_baseline
 from .grants import GRANTS_MARKER, render_grants
 from .guard import (

@@ -11,7 +11,7 @@ which compares values.
 
 from __future__ import annotations
 
-from ..spec import AUDIT_CURRENT_USER, AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP, AuditSpec
+from ..declare.spec import AUDIT_CURRENT_USER, AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP, AuditSpec
 from .restart import RESTART_CODE
 from .sql import WRITER, always_qualified, always_quote, literal, resolved
 

@@ -1,4 +1,4 @@
-"""The least-privilege GRANT script of one audited table (see SECURITY.md and ``..grants``).
+"""The least-privilege GRANT script of one audited table (see SECURITY.md and ``..install.grants``).
 
 Plain GRANTs give writers and readers what they need.  What they must not have is taken away by
 one ``DO`` block that reads the ACLs when it runs, because rights reach a role in ways no script
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 
-from ..spec import AUDIT_ID, AuditSpec
+from ..declare.spec import AUDIT_ID, AuditSpec
 from .guard import guard_function
 from .sql import dollar_quote, literal, name_text, qualified, quote, regclass, regprocedure
 

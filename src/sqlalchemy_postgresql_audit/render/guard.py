@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..spec import (
+from ..declare.spec import (
     AUDIT_CURRENT_USER,
     AUDIT_OPERATION,
     AUDIT_TIMESTAMP,
@@ -33,7 +33,7 @@ PURGE_MARKER_TRIGGER = "audit_purge_marker"
 
 def guard_function(spec: AuditSpec) -> str:
     """The append-only guard's function name, next to the audit table."""
-    from ..naming import fit_identifier
+    from ..declare.naming import fit_identifier
 
     return fit_identifier(f"{spec.audit_table}_append_only")
 

@@ -9,8 +9,8 @@ safe for writers.
 
 from __future__ import annotations
 
-from ..naming import fit_identifier
-from ..spec import AuditSpec
+from ..declare.naming import fit_identifier
+from ..declare.spec import AuditSpec
 from .guard import GUARD_TRUNCATE_TRIGGER, guard_function
 from .sql import literal, qualified, quote
 

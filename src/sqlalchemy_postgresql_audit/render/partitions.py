@@ -13,7 +13,7 @@ server quotes.
 
 from __future__ import annotations
 
-from ..spec import AuditSpec, TriggerSpec
+from ..declare.spec import AuditSpec, TriggerSpec
 from .sql import (
     FALLBACK_SCHEMA,
     dollar_quote,

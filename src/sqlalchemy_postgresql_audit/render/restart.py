@@ -13,7 +13,7 @@ after it.
 
 from __future__ import annotations
 
-from ..spec import AUDIT_CURRENT_USER, AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP, AuditSpec
+from ..declare.spec import AUDIT_CURRENT_USER, AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP, AuditSpec
 from .sql import WRITER, always_qualified, always_quote, literal, regclass, resolved
 
 #: ``audit_operation`` of the marker: the trail restarts here.

@@ -3,7 +3,7 @@
 Identifiers go through SQLAlchemy's PostgreSQL identifier preparer and every literal through the
 dialect's own literal renderer; nothing here formats a user-supplied name or value into SQL by
 hand.  Text is rendered for a ``named``-paramstyle dialect, so ``%`` is never doubled here: the
-executing layer (``..ddl``) escapes it for drivers that need it.
+executing layer (``..install.ddl``) escapes it for drivers that need it.
 
 Every statement is safe to run through ``sqlalchemy.text()`` (and so Alembic's ``op.execute``)
 as well as through psql: no ``:name`` bind pattern occurs anywhere.  JSON uses ``": "`` and
@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from sqlalchemy import String
 from sqlalchemy.dialects import postgresql
 
-from ..spec import (
+from ..declare.spec import (
     AuditSpec,
 )
 

@@ -9,7 +9,7 @@ named ``spec.triggers[*].name`` fires for every recorded operation.
 
 from __future__ import annotations
 
-from ..spec import (
+from ..declare.spec import (
     AUDIT_OPERATION,
     AUDIT_TIMESTAMP,
     OPERATION_CODES,

@@ -7,7 +7,7 @@ output must not change.
 
 from __future__ import annotations
 
-from ..spec import (
+from ..declare.spec import (
     AUDIT_CURRENT_USER,
     AUDIT_OPERATION,
     AUDIT_TIMESTAMP,

@@ -31,7 +31,7 @@ What differs from version 1 (whose shared helpers keep their output):
 
 from __future__ import annotations
 
-from ..spec import (
+from ..declare.spec import (
     AUDIT_CURRENT_USER,
     AUDIT_OPERATION,
     AUDIT_TIMESTAMP,

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 from sqlalchemy.schema import CreateSchema, DropSchema
 
-from ...ddl import install_audit_triggers
+from ...install.ddl import install_audit_triggers
 from ..base import EXIT_OK, CliError, Command
 from ..database import begin, create_engine, first_line, parse_url
 from ..script import tables_script

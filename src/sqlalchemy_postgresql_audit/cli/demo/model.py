@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from ...declare import declare_metadata
+from ...declare.declaration import declare_metadata
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

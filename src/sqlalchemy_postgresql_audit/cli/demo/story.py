@@ -15,7 +15,7 @@ from decimal import Decimal
 
 import sqlalchemy as sa
 
-from ...context import audit_context
+from ...context.scope import audit_context
 from ...history import restore
 from ..base import CliError
 from ..database import first_line

@@ -7,6 +7,10 @@ enabled (a table joining a MetaData) and lazy everywhere else: every entry point
 ``declare_metadata`` first, which declares tables whose options were set late, tables
 reflected or extended after the fact, and ``to_metadata`` copies (audited as themselves), and
 brings declared tables up to date with columns added since.  Idempotent.
+
+One pass, one stage per module: ``.options`` validates ``info`` into frozen ``AuditOptions``,
+``.specify`` completes the ``AuditSpec`` against the table, ``.audit_table`` makes the
+``Table`` objects; this module records the result in the table's ``info``.
 """
 
 from __future__ import annotations
@@ -16,28 +20,21 @@ from typing import Any
 
 from sqlalchemy import MetaData, Table
 
+from ..errors import AuditConfigurationError
+from ..render import render
 from .audit_table import (
     AUDIT_TABLE_KEY,
     CREATE_DDL_KEY,
     DROP_DDL_KEY,
-    IS_AUDIT_TABLE_KEY,
-    PARTITIONING_KEY,
     SPEC_KEY,
-    add_history_index,
-    audit_columns,
-    build_spec,
-    declare_audit_table,
+    complete_audit_table,
+    declared_audit_table,
     is_audit_table,
-    partitioning_of,
-    source_name,
+    new_audit_table,
 )
-from .errors import AuditConfigurationError
 from .options import OPTIONS_KEY, AuditOptions, parse_options
-from .render import render
-from .spec import FIXED_AUDIT_COLUMNS, AuditSpec
-
-#: PostgreSQL's limit on the columns of a table.
-MAX_COLUMNS = 1600
+from .spec import AuditSpec
+from .specify import build_spec
 
 
 def declare_metadata(metadata: MetaData) -> None:
@@ -57,6 +54,27 @@ def declare_table(table: Table, *, strict: bool = False) -> Table | None:
     for later: reflection fills it in, and the checks that need its columns (primary key,
     ``exclude_columns``) would fail before that.
     """
+    options = _options_to_declare(table, strict=strict)
+    if options is None:
+        return None
+    spec = build_spec(table, options)
+    audit_table = declared_audit_table(table)
+    if audit_table is None:
+        audit_table = new_audit_table(table, options, spec)
+        # A copy: the user's info dict may be shared between tables and must stay untouched.
+        table.info = {**table.info, AUDIT_TABLE_KEY: audit_table}
+    else:
+        complete_audit_table(table, options, spec, audit_table)
+    if table.info.get(SPEC_KEY) != spec:
+        _store_spec(table, spec)
+    remember(table)
+    return audit_table
+
+
+def _options_to_declare(table: Table, *, strict: bool) -> AuditOptions | None:
+    """The validated options of ``table`` if it is to be declared now, else ``None``; raises
+    where its ``info`` asks for what cannot be (auditing an audit table, or, when ``strict``,
+    a table without columns)."""
     options = parse_options(table.name, table.info)
     if is_audit_table(table):
         if options is not None and options.enabled:
@@ -78,19 +96,7 @@ def declare_table(table: Table, *, strict: bool = False) -> Table | None:
                 "DeferredReflection.prepare())",
             )
         return None
-    spec = build_spec(table, options)
-    _check_width(table, spec)
-    audit_table = _declared_audit_table(table)
-    if audit_table is None:
-        audit_table = _audit_table_for(table, options, spec)
-        # A copy: the user's info dict may be shared between tables and must stay untouched.
-        table.info = {**table.info, AUDIT_TABLE_KEY: audit_table}
-    else:
-        _complete(table, options, spec, audit_table)
-    if table.info.get(SPEC_KEY) != spec:
-        _store_spec(table, spec)
-    remember(table)
-    return audit_table
+    return options
 
 
 def audit(table: Table, **options: Any) -> Table:
@@ -111,76 +117,8 @@ def audit(table: Table, **options: Any) -> Table:
 
 def on_column_attached(table: Table) -> None:
     """A column joined ``table``: a declared audit table and spec follow it."""
-    if _declared_audit_table(table) is not None:
+    if declared_audit_table(table) is not None:
         declare_table(table)
-
-
-def _declared_audit_table(table: Table) -> Table | None:
-    """The audit table declared for ``table`` itself, or ``None``.
-
-    ``info`` can hold another table's declaration: ``to_metadata`` copies ``info`` whole, so a
-    copy (in another MetaData or schema) would install for the original.  Such a table is
-    declared afresh.
-    """
-    spec = table.info.get(SPEC_KEY)
-    audit_table = table.info.get(AUDIT_TABLE_KEY)
-    if not isinstance(spec, AuditSpec) or not isinstance(audit_table, Table):
-        return None
-    if (spec.table, spec.schema) != (table.name, table.schema):
-        return None
-    if table.metadata.tables.get(audit_table.key) is not audit_table:
-        return None
-    return audit_table
-
-
-def _audit_table_for(table: Table, options: AuditOptions, spec: AuditSpec) -> Table:
-    """Declare the audit table, or adopt the one the MetaData already holds under its name
-    (reflected from the database, or declared for this table before its ``info`` was
-    replaced)."""
-    key = f"{table.schema}.{spec.audit_table}" if table.schema else spec.audit_table
-    existing = table.metadata.tables.get(key)
-    if existing is None:
-        return declare_audit_table(table, options, spec, table.metadata)
-    owner = existing.info.get(IS_AUDIT_TABLE_KEY)
-    # A copy made with to_metadata(schema=...) still names the original's schema.
-    if not is_audit_table(existing) or (
-        owner is not None and str(owner).rpartition(".")[2] != table.name
-    ):
-        raise AuditConfigurationError(
-            table.name,
-            "audit.table",
-            f"names {key!r} for the audit table, but the MetaData already has a table of that "
-            "name that is not this table's audit table (change the 'audit.table' naming "
-            "convention)",
-        )
-    existing.info = {**existing.info, IS_AUDIT_TABLE_KEY: source_name(table)}
-    partitioning = partitioning_of(options)
-    if partitioning is not None:
-        existing.info[PARTITIONING_KEY] = partitioning
-    _complete(table, options, spec, existing)
-    return existing
-
-
-def _complete(table: Table, options: AuditOptions, spec: AuditSpec, audit_table: Table) -> None:
-    """Add the columns (and index) ``audit_table`` lacks: ones added to the source since it was
-    declared, or that a reflected audit table does not have yet (installing then checks the
-    database has them)."""
-    for column in audit_columns(table, options, spec):
-        if column.name not in audit_table.c:
-            audit_table.append_column(column)
-    add_history_index(table, options, spec, audit_table)
-
-
-def _check_width(table: Table, spec: AuditSpec) -> None:
-    width = len(FIXED_AUDIT_COLUMNS) + len(spec.captures) + len(spec.settings) + len(spec.columns)
-    if width > MAX_COLUMNS:
-        raise AuditConfigurationError(
-            table.name,
-            "columns",
-            f"are too many to audit: audit table {spec.audit_table!r} would have {width} "
-            f"columns, more than PostgreSQL's limit of {MAX_COLUMNS}; leave some out with "
-            "'exclude_columns'",
-        )
 
 
 def _store_spec(table: Table, spec: AuditSpec) -> None:
@@ -193,11 +131,7 @@ def _store_spec(table: Table, spec: AuditSpec) -> None:
 
 
 def declared_specs() -> list[AuditSpec]:
-    """The specs of every audited table declared in this process and still alive.
-
-    Used to validate session settings by name and type (a keyword no audited table declares
-    is a typo, not a setting).
-    """
+    """The specs of every audited table declared in this process and still alive."""
     specs = (table.info.get(SPEC_KEY) for table in declared_tables())
     return [spec for spec in specs if isinstance(spec, AuditSpec)]
 

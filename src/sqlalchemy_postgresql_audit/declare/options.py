@@ -18,7 +18,7 @@ from sqlalchemy import ARRAY, Column, Enum
 from sqlalchemy.dialects.postgresql import DOMAIN
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from .errors import AuditConfigurationError
+from ..errors import AuditConfigurationError
 
 OPTIONS_KEY = "audit.options"
 

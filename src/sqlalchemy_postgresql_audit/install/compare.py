@@ -9,9 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, fields, replace
 
-from .catalog import InstalledAudit, TriggerState
-from .partitions import expected_partition_triggers, partition_drifts
-from .render import (
+from ..declare.spec import AuditSpec, TriggerSpec
+from ..render import (
     GUARD_CONFIG,
     GUARD_TRIGGER,
     GUARD_TRUNCATE_TRIGGER,
@@ -24,7 +23,8 @@ from .render import (
     render,
     resolved,
 )
-from .spec import AuditSpec, TriggerSpec
+from .catalog import InstalledAudit, TriggerState
+from .partitions import expected_partition_triggers, partition_drifts
 
 
 @dataclass(frozen=True, slots=True)

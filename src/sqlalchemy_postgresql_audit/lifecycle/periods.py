@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
-from .options import PartitionInterval
+from ..declare.options import PartitionInterval
 
 #: How many periods after the current one ``maintain`` keeps created.  Four: a weekly or
 #: monthly job can miss three runs, a daily one three days, before a write lands in the

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
 
-from .audit_table import (
+from ..declare.audit_table import (
     AUDIT_TABLE_COMMENT_SUFFIX,
     AUDIT_TABLE_KEY,
     PARTITION_BY,
@@ -39,9 +39,12 @@ from .audit_table import (
     Partitioning,
     is_audit_table,
 )
-from .ddl import AuditDDL, _connection, audited_tables, resolve_spec
-from .declare import declared_tables
-from .errors import AuditError
+from ..declare.declaration import declared_tables
+from ..declare.spec import AUDIT_CURRENT_USER, AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP, AuditSpec
+from ..errors import AuditError
+from ..install.ddl import AuditDDL, _connection, audited_tables, resolve_spec
+from ..render import partitioning as sql
+from ..render.sql import name_text
 from .holds import held_reason
 from .partition_catalog import (
     RangePartition,
@@ -49,9 +52,6 @@ from .partition_catalog import (
     range_partitions,
 )
 from .periods import Period, bound_text, period_of, periods_ahead, utc
-from .render import partitioning as sql
-from .render.sql import name_text
-from .spec import AUDIT_CURRENT_USER, AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP, AuditSpec
 
 #: First key of the advisory locks ``maintain`` takes (the second is the audit table's).
 _LOCK_CLASS = 0x4155_4454  # "AUDT"

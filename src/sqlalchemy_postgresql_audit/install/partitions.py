@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, text
 
-from .spec import AuditSpec
+from ..declare.spec import AuditSpec
 
 if TYPE_CHECKING:
     from .catalog import InstalledAudit, TriggerState

@@ -54,13 +54,13 @@ from typing import Any
 from sqlalchemy import ARRAY, Alias, Connection, Engine, Table, Text, bindparam, event, text
 from sqlalchemy.dialects.postgresql.dml import OnConflictDoUpdate
 
-from .audit_table import SPEC_KEY
-from .declare import declare_table, declared_tables
-from .errors import AuditConfigurationError
+from ..declare.audit_table import SPEC_KEY
+from ..declare.declaration import declare_table, declared_tables
+from ..declare.options import ALL_OPERATIONS, OPTIONS_KEY
+from ..declare.spec import AuditSpec
+from ..errors import AuditConfigurationError
+from ..render import COMMENT_MARKER
 from .legacy import legacy_trigger_name
-from .options import ALL_OPERATIONS, OPTIONS_KEY
-from .render import COMMENT_MARKER
-from .spec import AuditSpec
 
 log = logging.getLogger(__name__)
 

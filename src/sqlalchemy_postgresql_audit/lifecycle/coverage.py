@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from .compare import OK, Watched
+from ..install.compare import OK, Watched
 from .partition_catalog import default_rows, has_default_partition, range_partitions
 from .periods import utc
 

@@ -15,10 +15,10 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, text
 
+from ..declare.spec import AUDIT_ID, AuditSpec
+from ..render import COMMENT_MARKER, GRANTS_MARKER, guard_function
+from ..render.sql import name_text
 from .partitions import with_partitions
-from .render import COMMENT_MARKER, GRANTS_MARKER, guard_function
-from .render.sql import name_text
-from .spec import AUDIT_ID, AuditSpec
 
 # pg_trigger.tgtype bits
 _ROW, _BEFORE, _INSERT, _DELETE, _UPDATE, _TRUNCATE, _INSTEAD = 1, 2, 4, 8, 16, 32, 64

@@ -22,10 +22,10 @@ import re
 import uuid
 from typing import Any
 
-from .audit_table import SPEC_KEY
-from .declare import declare_metadata, declared_tables, specs_stored
+from ..declare.audit_table import SPEC_KEY
+from ..declare.declaration import declare_metadata, declared_tables, specs_stored
+from ..declare.spec import AuditSpec
 from .scalar_types import ENCODERS, checked_text
-from .spec import AuditSpec
 
 _TYPE = re.compile(r"^(?P<base>[A-Z ]+?)\s*(?:\((?P<args>[0-9, ]+)\))?(?P<dims>(?:\[\])*)$")
 #: What a text setting takes: text itself, and values whose text form is unambiguous.  Other

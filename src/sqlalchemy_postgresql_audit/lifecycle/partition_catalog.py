@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from .render.partitioning import default_partition
-from .render.sql import name_text
-from .spec import AUDIT_TIMESTAMP
+from ..declare.spec import AUDIT_TIMESTAMP
+from ..render.partitioning import default_partition
+from ..render.sql import name_text
 
 #: The range partitions of a table, bounds read back as timestamptz (rendered and parsed in
 #: the same session time zone, so they round-trip exactly).

@@ -16,12 +16,12 @@ from dataclasses import replace
 
 from sqlalchemy import Connection, Table, bindparam, text
 
-from . import naming
+from ..declare import naming
+from ..declare.options import Operation
+from ..declare.spec import AUDIT_OPERATION, AUDIT_TIMESTAMP, AuditSpec, TriggerSpec
+from ..errors import AuditError
+from ..render import COMMENT_MARKER, render
 from .catalog import _trigger_state
-from .errors import AuditError
-from .options import Operation
-from .render import COMMENT_MARKER, render
-from .spec import AUDIT_OPERATION, AUDIT_TIMESTAMP, AuditSpec, TriggerSpec
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ from dataclasses import replace
 
 from sqlalchemy import ARRAY, Connection, Text, bindparam, text
 
-from .audit_table import STATEMENT_MODE_ON_PARTITIONS
-from .errors import AuditConfigurationError
-from .naming import MAX_IDENTIFIER_BYTES
-from .spec import FIXED_AUDIT_COLUMNS, AuditSpec, capture_column
+from ..declare.naming import MAX_IDENTIFIER_BYTES
+from ..declare.spec import FIXED_AUDIT_COLUMNS, AuditSpec, capture_column
+from ..declare.specify import STATEMENT_MODE_ON_PARTITIONS
+from ..errors import AuditConfigurationError
 
 
 def resolve_specs(bind: Connection | None, specs: Sequence[AuditSpec]) -> list[AuditSpec]:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from .audit_table import AUDIT_TABLE_KEY, SPEC_KEY
-from .ddl import AuditDDL, _connection, resolve_spec
-from .errors import AuditError
-from .render.partitioning import HOLDS_TABLE, create_holds_table, revoke_holds_table
-from .render.sql import name_text
-from .spec import AuditSpec
+from ..declare.audit_table import AUDIT_TABLE_KEY, SPEC_KEY
+from ..declare.spec import AuditSpec
+from ..errors import AuditError
+from ..install.ddl import AuditDDL, _connection, resolve_spec
+from ..render.partitioning import HOLDS_TABLE, create_holds_table, revoke_holds_table
+from ..render.sql import name_text
 
 
 def _holds(schema: str | None) -> sa.TableClause:

@@ -16,13 +16,13 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import DDLCompiler
 from sqlalchemy.sql.ddl import ExecutableDDLElement
 
-from .audit_table import AUDIT_TABLE_KEY, SPEC_KEY
+from ..declare.audit_table import AUDIT_TABLE_KEY, SPEC_KEY
+from ..declare.declaration import declare_metadata
+from ..declare.spec import AuditSpec
+from ..render import render
 from .catalog import default_schema
-from .declare import declare_metadata
 from .leftovers import leftover_statements
-from .render import render
 from .resolve import check_audit_tables, resolve_specs
-from .spec import AuditSpec
 
 
 class AuditDDL(ExecutableDDLElement):
@@ -43,7 +43,7 @@ def _compile_audit_ddl(element: AuditDDL, compiler: DDLCompiler, **kw: Any) -> s
 def audited_tables(metadata: MetaData) -> Iterator[tuple[Table, AuditSpec]]:
     """The audited tables of ``metadata`` with their specs, in a stable order.
 
-    Declares what is still undeclared first (``.declare.declare_metadata``), so every
+    Declares what is still undeclared first (``..declare.declaration.declare_metadata``), so every
     caller sees every table whose ``info`` asks for auditing.
     """
     declare_metadata(metadata)

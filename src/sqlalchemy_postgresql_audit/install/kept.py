@@ -21,16 +21,16 @@ from __future__ import annotations
 from sqlalchemy import Column, Connection, MetaData, Table, inspect
 from sqlalchemy.exc import NoSuchTableError
 
-from .audit_table import (
+from ..declare.audit_table import (
     AUDIT_TABLE_COMMENT_SUFFIX,
     AUDIT_TABLE_KEY,
     SPEC_KEY,
     is_audit_table,
 )
+from ..declare.options import CAPTURES
+from ..declare.spec import AUDIT_ID, FIXED_AUDIT_COLUMNS, AuditSpec, SettingSpec, capture_column
+from ..errors import AuditError
 from .catalog import default_schema, installed_audits
-from .errors import AuditError
-from .options import CAPTURES
-from .spec import AUDIT_ID, FIXED_AUDIT_COLUMNS, AuditSpec, SettingSpec, capture_column
 
 #: The prefix of the audit columns that hold settings and captures (``audit.column``'s default).
 _CONTEXT_PREFIX = "audit_"

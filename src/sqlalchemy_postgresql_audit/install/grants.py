@@ -25,9 +25,9 @@ from collections.abc import Iterable, Sequence
 
 import sqlalchemy as sa
 
+from ..declare.spec import AuditSpec
+from ..render import render_grants
 from .ddl import as_script, audited_tables, execute_statements, resolve_spec
-from .render import render_grants
-from .spec import AuditSpec
 
 
 def _statements(

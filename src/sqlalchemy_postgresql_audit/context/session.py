@@ -18,8 +18,8 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, Engine, String, bindparam, func, select, true
 from sqlalchemy.orm import Session
 
-from .errors import AuditError
-from .options import SETTING_NAME
+from ..declare.options import SETTING_NAME
+from ..errors import AuditError
 from .values import TypeGroups, known_settings, setting_value, text_for
 
 

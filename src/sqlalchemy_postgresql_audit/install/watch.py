@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from ..declare.spec import AuditSpec
+from ..render.grants import WRITER_DML, writer_rights
 from .catalog import GrantsRecord, IndexState, Privilege
 from .compare import MISSING, OK, OUTDATED, Watched
 from .exposure import Exposure
-from .render.grants import WRITER_DML, writer_rights
-from .spec import AuditSpec
 
 
 def index_states(

@@ -22,10 +22,10 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection, Table
 
+from ..declare.spec import AuditSpec
+from ..render import drop_function, drop_trigger, render
 from .catalog import installed_audits
 from .legacy import legacy_audits
-from .render import drop_function, drop_trigger, render
-from .spec import AuditSpec
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, text
 
-from .render.sql import name_text
-from .spec import AuditSpec
+from ..declare.spec import AuditSpec
+from ..render.sql import name_text
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
