@@ -38,8 +38,7 @@ with engine.begin() as connection:
         "CREATE TABLE audit_cdc_context (id bigserial PRIMARY KEY, settings jsonb NOT NULL)"
     )
     connection.exec_driver_sql(
-        "CREATE PUBLICATION audit_context FOR TABLE audit_cdc_context "
-        "WITH (publish = 'insert')"
+        "CREATE PUBLICATION audit_context FOR TABLE audit_cdc_context WITH (publish = 'insert')"
     )
 with engine.begin() as connection:  # a slot is made in a transaction of its own
     connection.exec_driver_sql("SELECT pg_create_logical_replication_slot('audit', 'pgoutput')")

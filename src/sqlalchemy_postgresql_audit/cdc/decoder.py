@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine, MetaData
 
-from ..ddl import audited_tables
+from ..declare.spec import KEY_CHANGE_CODE, AuditSpec
 from ..errors import AuditError
+from ..install.ddl import audited_tables
+from ..install.resolve import resolve_specs
 from ..render.cdc_decoder import ADVANCE, OUTPUT_SETTINGS, PEEK, TABLE_COLUMNS, WAL_POSITION
 from ..render.sql import name_text
-from ..resolve import resolve_specs
-from ..spec import KEY_CHANGE_CODE, AuditSpec
 from .copy import copy_in, copy_out
 from .pgoutput import (
     UNCHANGED,

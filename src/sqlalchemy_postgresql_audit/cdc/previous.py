@@ -15,9 +15,9 @@ from collections.abc import Iterable
 
 from sqlalchemy import Connection
 
+from ..declare.spec import AuditSpec
 from ..render.cdc_decoder import COLUMN_TYPES, latest_versions
 from ..render.sql import name_text
-from ..spec import AuditSpec
 from .pgoutput import Values
 from .rows import TablePlan
 

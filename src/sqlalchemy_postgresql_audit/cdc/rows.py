@@ -11,8 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from ..render.cdc_decoder import copy_into
-from ..spec import (
+from ..declare.spec import (
     AUDIT_CURRENT_USER,
     AUDIT_OPERATION,
     AUDIT_TIMESTAMP,
@@ -20,6 +19,7 @@ from ..spec import (
     AuditSpec,
     capture_column,
 )
+from ..render.cdc_decoder import copy_into
 from .pgoutput import UNCHANGED, Relation, Values
 
 NULL = b"\\N"
