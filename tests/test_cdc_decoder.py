@@ -368,3 +368,29 @@ def test_psycopg_3_reads_and_writes_as_psycopg2_does(logical_database_url: sa.UR
         assert decoder(engine, table.metadata).run_once() == 3
         assert trail(engine, table) == [("I", 1, "a\tb"), ("I", 2, None), ("D", 1, "a\tb")]
     engine.dispose()
+
+
+@IDENTITIES
+def test_truncate_rows_records_the_rows_the_trail_holds(engine: sa.Engine, identity: str) -> None:
+    table = declare(truncate_rows=True)
+    with published(engine, table.metadata, identity):
+        with engine.begin() as connection:
+            connection.execute(table.insert(), [{"id": i, "place": f"p{i}"} for i in (3, 1, 2)])
+            connection.execute(table.delete().where(table.c.id == 2))
+        with engine.begin() as connection:
+            connection.execute(table.update().where(table.c.id == 3).values(place="q\t3"))
+            connection.exec_driver_sql("TRUNCATE parcel")
+            connection.execute(table.insert().values(id=1, place="again"))
+            connection.execute(table.update().values(place="again2"))
+        assert decoder(engine, table.metadata).run_once() == 8  # a TRUNCATE is one change
+        assert trail(engine, table) == [
+            ("I", 3, "p3"),
+            ("I", 1, "p1"),
+            ("I", 2, "p2"),
+            ("D", 2, "p2"),
+            ("U", 3, "q\t3"),
+            ("T", 1, "p1"),
+            ("T", 3, "q\t3"),
+            ("I", 1, "again"),
+            ("U", 1, "again2"),
+        ]

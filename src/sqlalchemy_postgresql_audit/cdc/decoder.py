@@ -26,7 +26,14 @@ from ..declare.spec import KEY_CHANGE_CODE, AuditSpec
 from ..errors import AuditError
 from ..install.ddl import audited_tables
 from ..install.resolve import resolve_specs
-from ..render.cdc_decoder import ADVANCE, OUTPUT_SETTINGS, PEEK, TABLE_COLUMNS, WAL_POSITION
+from ..render.cdc_decoder import (
+    ADVANCE,
+    OUTPUT_SETTINGS,
+    PEEK,
+    TABLE_COLUMNS,
+    WAL_POSITION,
+    present_rows,
+)
 from ..render.sql import name_text
 from .copy import copy_in, copy_out
 from .pgoutput import (
@@ -192,8 +199,9 @@ class Decoder:
                         self._previous.forget(unless_below=KEPT)
                     self._previous.load(target, _wanted(entries[skip:]))
                     end, count = message.end_lsn, len(entries)
-                    for done in self._lines(trail, begin, entries, skip, xmax):
-                        if trail.changes >= self.batch_changes:
+                    lines = self._lines(target, trail, begin, entries, skip, xmax)
+                    for done, now in lines:
+                        if trail.changes >= self.batch_changes or (now and trail.changes):
                             covered = Progress(end, done, done == count)
                             written += self._flush(target, trail, covered)
                     covered = Progress(end, count, True)
@@ -224,10 +232,17 @@ class Decoder:
     # -- one transaction ----------------------------------------------------------------------
 
     def _lines(
-        self, trail: _Trail, begin: Begin, entries: list[_Entry], skip: int, xmax: int
-    ) -> Iterator[int]:
+        self,
+        target: Connection,
+        trail: _Trail,
+        begin: Begin,
+        entries: list[_Entry],
+        skip: int,
+        xmax: int,
+    ) -> Iterator[tuple[int, bool]]:
         """Add the audit lines of ``entries[skip:]`` to ``trail``, yielding after each change
-        how many of the transaction's changes are added (a batch may end there)."""
+        how many of the transaction's changes are added (a batch may end there), and whether
+        the trail must be written now: around a TRUNCATE whose rows are read from it."""
         when = commit_datetime(begin.commit_time).isoformat().encode()
         transaction_id = _full_transaction_id(begin.xid, xmax)
         moved_to = _keys_moved_to(entries)
@@ -243,6 +258,14 @@ class Decoder:
         for index in range(skip, len(entries)):
             entry = entries[index]
             plan, change = entry.plan, entry.change
+            if change is None and plan.spec.truncate_rows and "T" in plan.codes:
+                yield index, True
+                for row in _present_rows(target, plan):
+                    trail.add(plan, plan.truncated(prefix(entry, "T"), row))
+                trail.changes += 1
+                yield index + 1, True
+                self._previous.forget()
+                continue
             if change is None:
                 if "T" in plan.codes:
                     trail.add(plan, plan.marker(prefix(entry, "T")))
@@ -251,7 +274,7 @@ class Decoder:
                 for code, values, changed, plain in rows:
                     trail.add(plan, plan.line(prefix(entry, code), values, changed, plain=plain))
             trail.changes += 1
-            yield index + 1
+            yield index + 1, False
 
     # -- relations ----------------------------------------------------------------------------
 
@@ -331,6 +354,14 @@ def _keys_moved_to(entries: list[_Entry]) -> set[tuple[int, Key]]:
             if entry.plan.key(change.old) != new:
                 moved.add((entry.plan.relation.oid, new))
     return moved
+
+
+def _present_rows(target: Connection, plan: TablePlan) -> list[bytes]:
+    """The rows a TRUNCATE of ``plan``'s table removed, as the trail has them (COPY text)."""
+    spec = plan.spec
+    keys = spec.key_columns or tuple(plan.relation.columns[i] for i in plan.key_positions)
+    sql = present_rows(spec.schema, spec.audit_table, keys, plan.mirrored)
+    return copy_out(target, sql, {}).splitlines()
 
 
 def _wanted(entries: list[_Entry]) -> Iterator[tuple[TablePlan, Key]]:

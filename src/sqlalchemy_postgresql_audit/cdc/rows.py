@@ -143,6 +143,10 @@ class TablePlan:
         tail = NULL if changed is None else escape(text_array(changed))
         return prefix + mirrored + b"\t" + tail + b"\n"
 
+    def truncated(self, prefix: bytes, row: bytes) -> bytes:
+        """A row TRUNCATE removed: ``row`` is the mirrored columns as COPY text."""
+        return prefix + row + (b"\t" + NULL if self.records_changed_columns else b"") + b"\n"
+
     def marker(self, prefix: bytes) -> bytes:
         """A TRUNCATE marker: no values."""
         tail = [NULL] * (len(self.positions) + self.records_changed_columns)

@@ -138,3 +138,18 @@ def latest_versions(
         f"JOIN pg_catalog.unnest({wanted}) AS w({aliases}) ON {matches} "
         f"ORDER BY {order}, a.audit_id DESC"
     )
+
+
+def present_rows(
+    schema: str | None, audit_table: str, key_columns: Sequence[str], columns: Sequence[str]
+) -> str:
+    """``columns`` of every row the trail says is present (its key's newest version an
+    ``I``, ``U`` or ``B``), in key order, as COPY text: what a TRUNCATE of a ``truncate_rows``
+    table removed, which the WAL does not carry."""
+    keys = ", ".join(always_quote(k) for k in key_columns)
+    names = ", ".join(always_quote(c) for c in columns)
+    return (
+        f"COPY (SELECT {names} FROM (SELECT DISTINCT ON ({keys}) audit_operation, {names} "
+        f"FROM {always_qualified(schema, audit_table)} ORDER BY {keys}, audit_id DESC) AS l "
+        f"WHERE l.audit_operation IN ('I', 'U', 'B') ORDER BY {keys}) TO STDOUT"
+    )
