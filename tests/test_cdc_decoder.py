@@ -10,7 +10,8 @@ import sqlalchemy as sa
 
 from cdc_decoder_setup import decoder, published, set_context
 from sqlalchemy_postgresql_audit import AUDIT_TABLE_KEY, record_baseline, uninstall_audit_triggers
-from sqlalchemy_postgresql_audit.cdc.decoder import DecoderError
+from sqlalchemy_postgresql_audit.cdc.decoder import Decoder, DecoderError
+from sqlalchemy_postgresql_audit.errors import AuditError
 
 #: Old rows from the WAL, or rebuilt from the trail.
 IDENTITIES = pytest.mark.parametrize("identity", ["FULL", "DEFAULT"])
@@ -394,3 +395,18 @@ def test_truncate_rows_records_the_rows_the_trail_holds(engine: sa.Engine, ident
             ("I", 1, "again"),
             ("U", 1, "again2"),
         ]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"slot": ""}, "slot and publication must be named"),
+        ({"batch_changes": 0}, "batch_changes must be a positive int, got 0"),
+    ],
+)
+def test_bad_arguments_are_refused_at_the_call(
+    engine: sa.Engine, options: dict[str, Any], message: str
+) -> None:
+    arguments: dict[str, Any] = {"slot": "s", "publication": "p", **options}
+    with pytest.raises(AuditError, match=message):
+        Decoder(engine, engine, declare().metadata, **arguments)

@@ -102,6 +102,16 @@ class Decoder:
         batch_changes: int = 50_000,
         progress_schema: str | None = None,
     ) -> None:
+        if not slot or not publication:
+            raise AuditError("Decoder: slot and publication must be named")
+        if (
+            isinstance(batch_changes, bool)
+            or not isinstance(batch_changes, int)
+            or (batch_changes < 1)
+        ):
+            raise AuditError(
+                f"Decoder: batch_changes must be a positive int, got {batch_changes!r}"
+            )
         self.source, self.target, self.metadata = source, target, metadata
         self.slot = slot
         self.publications = ",".join(p for p in (publication, context_publication) if p)
