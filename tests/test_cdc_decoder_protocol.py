@@ -71,14 +71,6 @@ def test_an_update_with_old_key_new_row_and_an_unchanged_toasted_value() -> None
     assert (change.kind, change.relation, change.old_is_key) == ("U", 16385, True)
     assert list(change.old or ()) == [b"1", None]
     assert list(change.new or ()) == [b"2", UNCHANGED]
-    assert change.plain
-    # Relation 9 holds byte 9, a tab: a false alarm costs only the escaping pass.
-    assert not parse_message(message.replace(struct.pack("!I", 16385), struct.pack("!I", 9))).plain
-
-
-def test_a_message_holding_a_byte_copy_escapes_is_not_plain() -> None:
-    change = parse_message(b"I" + struct.pack("!I", 9) + b"N" + tuple_data(b"a\tb"))
-    assert isinstance(change, Change) and not change.plain
 
 
 def test_copy_text_escapes_what_it_must_and_marks_null() -> None:

@@ -281,8 +281,8 @@ class Decoder:
                     trail.add(plan, plan.marker(prefix(entry, "T")))
             else:
                 rows = _audit_rows(plan, change, moved_to, self._previous)
-                for code, values, changed, plain in rows:
-                    trail.add(plan, plan.line(prefix(entry, code), values, changed, plain=plain))
+                for code, values, changed in rows:
+                    trail.add(plan, plan.line(prefix(entry, code), values, changed))
             trail.changes += 1
             yield index + 1, False
 
@@ -387,29 +387,25 @@ def _audit_rows(
     change: Change,
     moved_to: set[tuple[int, Key]],
     previous: PreviousVersions,
-) -> list[tuple[str, Values, list[str] | None, bool]]:
-    """The (code, values, changed columns, plain) of the audit rows one change writes, as
-    template 2 writes them: ``I``, ``D``; for an UPDATE, ``K`` under the old key when the key
-    moved and no row moved onto it, then ``U``.  ``plain``: no value needs escaping (values
-    from the trail are not known to be)."""
+) -> list[tuple[str, Values, list[str] | None]]:
+    """The (code, values, changed columns) of the audit rows one change writes, as template 2
+    writes them: ``I``, ``D``; for an UPDATE, ``K`` under the old key when the key moved and no
+    row moved onto it, then ``U``."""
     kind = change.kind
     if kind == "I":
         new = _require(change.new)
         if not plan.old_from_wal:
             previous.remember(plan, plan.key(new), new)
-        return [("I", new, None, change.plain)] if "I" in plan.codes else []
+        return [("I", new, None)] if "I" in plan.codes else []
     old = _old_row(plan, change, previous)
-    old_plain = change.plain and change.old is not None and not change.old_is_key
     old_key = plan.key(old)
     if kind == "D":
         if not plan.old_from_wal:
             previous.remember(plan, old_key, None)
-        return [("D", old, None, old_plain)] if "D" in plan.codes else []
+        return [("D", old, None)] if "D" in plan.codes else []
     new = _require(change.new)
-    new_plain = change.plain
     if UNCHANGED in new:
         new = tuple(o if n is UNCHANGED else n for o, n in zip(old, new, strict=True))
-        new_plain = old_plain
     moved = bool(plan.key_positions) and old_key != plan.key(new)
     if not plan.old_from_wal:
         if moved:
@@ -417,14 +413,14 @@ def _audit_rows(
         previous.remember(plan, plan.key(new), new)
     if "U" not in plan.codes:
         return []
-    rows: list[tuple[str, Values, list[str] | None, bool]] = []
+    rows: list[tuple[str, Values, list[str] | None]] = []
     if moved:
         if (plan.relation.oid, old_key) not in moved_to:
-            rows.append((KEY_CHANGE_CODE, old, None, old_plain))
+            rows.append((KEY_CHANGE_CODE, old, None))
     elif plan.spec.skip_unchanged and not plan.changed(old, new):
         return []
     changed = plan.changed(old, new) if plan.records_changed_columns else None
-    rows.append(("U", new, changed, new_plain))
+    rows.append(("U", new, changed))
     return rows
 
 

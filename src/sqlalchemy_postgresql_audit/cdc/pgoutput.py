@@ -58,9 +58,6 @@ class Change(NamedTuple):
     old: Values | None
     old_is_key: bool
     new: Values | None
-    #: No value holds a byte COPY's text format escapes (``\\``, tab, newline, carriage
-    #: return): true for nearly every message, which then needs no escaping value by value.
-    plain: bool
 
 
 class Truncate(NamedTuple):
@@ -131,8 +128,7 @@ def _change(data: bytes) -> Change:
     new: Values | None = None
     if marker == 0x4E:  # N
         new, position = parse_tuple(data, position + 1)
-    plain = b"\\" not in data and b"\t" not in data and b"\n" not in data and b"\r" not in data
-    return Change(kind, relation, old, old_is_key, new, plain)
+    return Change(kind, relation, old, old_is_key, new)
 
 
 def parse_tuple(data: bytes, position: int) -> tuple[Values, int]:

@@ -40,16 +40,15 @@ def escape(value: bytes) -> bytes:
 def copy_fields(values: Sequence[bytes | None]) -> bytes:
     """Tab-separated fields; nearly every row holds nothing to escape, which one join and
     three searches tell (a tab inside a value shows as one tab too many)."""
-    joined = b"\t".join([v or b"" for v in values])
+    has_null = None in values
+    joined = b"\t".join([v or b"" for v in values] if has_null else values)  # type: ignore[arg-type]
     if (
         b"\\" not in joined
         and b"\n" not in joined
         and b"\r" not in joined
         and joined.count(b"\t") == len(values) - 1
     ):
-        if None not in values:
-            return joined
-        return b"\t".join([NULL if v is None else v for v in values])
+        return b"\t".join([NULL if v is None else v for v in values]) if has_null else joined
     return b"\t".join([NULL if v is None else escape(v) for v in values])
 
 
@@ -112,7 +111,10 @@ class TablePlan:
         return CHANGED_COLUMNS in self.spec.captures
 
     def key(self, values: Values) -> tuple[bytes | None, ...]:
-        return tuple(values[i] for i in self.key_positions)
+        positions = self.key_positions
+        if len(positions) == 1:  # the usual key: no generator for one value
+            return (values[positions[0]],)
+        return tuple([values[i] for i in positions])
 
     def prefix(self, code: str, when: bytes, transaction_id: int, context: Context) -> bytes:
         """The fields before the mirrored values: operation, time, user, captures, settings.
@@ -129,15 +131,9 @@ class TablePlan:
         fields += [context.value(s.name) for s in self.spec.settings]
         return copy_fields(fields) + b"\t"
 
-    def line(
-        self, prefix: bytes, values: Values, changed: Sequence[str] | None, *, plain: bool
-    ) -> bytes:
-        """One audit row; ``plain``: no value needs escaping (``Change.plain``)."""
+    def line(self, prefix: bytes, values: Values, changed: Sequence[str] | None) -> bytes:
         picked = values if self.in_order else [values[i] for i in self.positions]
-        if plain:
-            mirrored = b"\t".join([NULL if v is None else v for v in picked])
-        else:
-            mirrored = copy_fields(picked)
+        mirrored = copy_fields(picked)
         if not self.records_changed_columns:
             return prefix + mirrored + b"\n"
         tail = NULL if changed is None else escape(text_array(changed))
