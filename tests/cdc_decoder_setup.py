@@ -37,7 +37,8 @@ def published(engine: sa.Engine, metadata: sa.MetaData, identity: str = "FULL") 
         names = ", ".join(_quote(engine, t.name) for t in audited)
         connection.exec_driver_sql(f"CREATE PUBLICATION {PUBLICATION} FOR TABLE {names}")
         connection.exec_driver_sql(
-            f"CREATE TABLE {CONTEXT_TABLE} (id bigserial PRIMARY KEY, settings jsonb NOT NULL)"
+            f"CREATE TABLE {CONTEXT_TABLE} (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+            " xact xid8 NOT NULL DEFAULT pg_current_xact_id(), settings jsonb NOT NULL)"
         )
         connection.exec_driver_sql(
             f"CREATE PUBLICATION {CONTEXT_PUBLICATION} FOR TABLE {CONTEXT_TABLE} "

@@ -410,3 +410,32 @@ def test_bad_arguments_are_refused_at_the_call(
     arguments: dict[str, Any] = {"slot": "s", "publication": "p", **options}
     with pytest.raises(AuditError, match=message):
         Decoder(engine, engine, declare().metadata, **arguments)
+
+
+def test_context_changed_inside_a_transaction_applies_from_there_on(engine: sa.Engine) -> None:
+    metadata = sa.MetaData()
+    table = sa.Table(
+        "parcel",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        info={
+            "audit.options": {
+                "enabled": True,
+                "session_settings": [sa.Column("username", sa.Text), sa.Column("request", sa.Text)],
+            }
+        },
+    )
+    with published(engine, metadata):
+        with engine.begin() as connection:
+            set_context(connection, username="carol", request="r1")
+            connection.execute(table.insert().values(id=1))
+            set_context(connection, request="r2")  # username stays
+            connection.execute(table.insert().values(id=2))
+            set_context(connection, username="")  # reset: NULL, as in trigger mode
+            connection.execute(table.insert().values(id=3))
+        decoder(engine, metadata).run_once()
+        assert trail(engine, table, "id", "audit_username", "audit_request") == [
+            (1, "carol", "r1"),
+            (2, "carol", "r2"),
+            (3, None, "r2"),
+        ]

@@ -35,7 +35,8 @@ audit.uninstall_audit_triggers(metadata, engine)  # the decoder writes the trail
 with engine.begin() as connection:
     connection.exec_driver_sql("CREATE PUBLICATION account_audit FOR TABLE account")
     connection.exec_driver_sql(
-        "CREATE TABLE audit_cdc_context (id bigserial PRIMARY KEY, settings jsonb NOT NULL)"
+        "CREATE TABLE audit_cdc_context (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+        " xact xid8 NOT NULL DEFAULT pg_current_xact_id(), settings jsonb NOT NULL)"
     )
     connection.exec_driver_sql(
         "CREATE PUBLICATION audit_context FOR TABLE audit_cdc_context WITH (publish = 'insert')"

@@ -87,7 +87,8 @@ class Decoder:
 
     ``source`` is where the slot lives; ``target`` holds the audit tables and the progress
     table (``audit_cdc_progress``, created when missing).  ``publication`` publishes the audited
-    tables; ``context_publication`` (optional) publishes the context table insert-only.
+    tables; ``context_publication`` (optional) publishes the context table (named
+    ``context_table``) insert-only.
     """
 
     def __init__(
@@ -101,6 +102,7 @@ class Decoder:
         context_publication: str | None = None,
         batch_changes: int = 50_000,
         progress_schema: str | None = None,
+        context_table: str = CONTEXT_TABLE,
     ) -> None:
         if not slot or not publication:
             raise AuditError("Decoder: slot and publication must be named")
@@ -117,6 +119,7 @@ class Decoder:
         self.publications = ",".join(p for p in (publication, context_publication) if p)
         self.batch_changes = batch_changes
         self.progress_schema = progress_schema
+        self.context_table = context_table
         self._specs: dict[tuple[str, str], AuditSpec] | None = None
         self._plans: dict[int, TablePlan | None] = {}
         self._relations: dict[int, Relation] = {}
@@ -198,7 +201,7 @@ class Decoder:
                     entries.append(_Entry(plan, message, context))
                 elif self._is_context(message.relation) and message.new is not None:
                     columns = self._relations[message.relation].columns
-                    context = Context.from_row(columns, message.new)
+                    context = context.updated(columns, message.new)
             elif isinstance(message, Begin):
                 begin, entries, context = message, [], Context()
             elif isinstance(message, Commit):
@@ -297,12 +300,12 @@ class Decoder:
 
     def _is_context(self, oid: int) -> bool:
         relation = self._relations.get(oid)
-        return relation is not None and relation.name == CONTEXT_TABLE
+        return relation is not None and relation.name == self.context_table
 
     def _plan(
         self, target: Connection, specs: dict[tuple[str, str], AuditSpec], relation: Relation
     ) -> TablePlan | None:
-        if relation.name == CONTEXT_TABLE:
+        if relation.name == self.context_table:
             return None
         spec = specs.get((relation.schema, relation.name))
         if spec is None:

@@ -159,7 +159,7 @@ class TablePlan:
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """The session settings (and writer facts) a transaction's context row carried."""
+    """The session settings (and writer facts) a transaction's context rows carried."""
 
     values: Mapping[str, str] = field(default_factory=dict)
 
@@ -167,17 +167,21 @@ class Context:
         value = self.values.get(name)
         return None if value is None else value.encode()
 
-    @classmethod
-    def from_row(cls, columns: Sequence[str], values: Values) -> Context:
-        """A context row: a JSON object in a ``settings`` column, or one column per name."""
+    def updated(self, columns: Sequence[str], values: Values) -> Context:
+        """This context with one more context row applied.
+
+        The row's ``settings`` column holds ``{name: text}`` of the settings it sets (``""``
+        for one reset to NULL, as an empty setting reads NULL in trigger mode); a table without
+        that column gives one column per setting.  Settings it does not name keep their value,
+        as they do in the writer's transaction.
+        """
         row = {c: v.decode() for c, v in zip(columns, values, strict=True) if isinstance(v, bytes)}
-        if "settings" in row:
-            settings = json.loads(row.pop("settings"))
-            row.update(
-                {
-                    k: v if isinstance(v, str) else json.dumps(v)
-                    for k, v in settings.items()
-                    if v is not None
-                }
-            )
-        return cls(row)
+        if "settings" in columns:
+            settings = json.loads(row.get("settings", "{}"))
+            row = {
+                k: v if isinstance(v, str) else json.dumps(v)
+                for k, v in settings.items()
+                if v is not None
+            }
+        merged = {**self.values, **row}
+        return Context({k: v for k, v in merged.items() if v != ""})
