@@ -17,8 +17,8 @@ PUBLICATION = "audit_decoder_tables"
 CONTEXT_PUBLICATION = "audit_decoder_context"
 
 
-def _quote(engine: sa.Engine, name: str) -> str:
-    return engine.dialect.identifier_preparer.quote(name)
+def _name(engine: sa.Engine, table: sa.Table) -> str:
+    return engine.dialect.identifier_preparer.format_table(table)
 
 
 @contextmanager
@@ -32,9 +32,9 @@ def published(engine: sa.Engine, metadata: sa.MetaData, identity: str = "FULL") 
     with engine.begin() as connection:
         for table in audited:
             connection.exec_driver_sql(
-                f"ALTER TABLE {_quote(engine, table.name)} REPLICA IDENTITY {identity}"
+                f"ALTER TABLE {_name(engine, table)} REPLICA IDENTITY {identity}"
             )
-        names = ", ".join(_quote(engine, t.name) for t in audited)
+        names = ", ".join(_name(engine, t) for t in audited)
         connection.exec_driver_sql(f"CREATE PUBLICATION {PUBLICATION} FOR TABLE {names}")
         connection.exec_driver_sql(
             f"CREATE TABLE {CONTEXT_TABLE} (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"

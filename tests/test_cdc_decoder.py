@@ -439,3 +439,41 @@ def test_context_changed_inside_a_transaction_applies_from_there_on(engine: sa.E
             (2, "carol", "r2"),
             (3, None, "r2"),
         ]
+
+
+@IDENTITIES
+def test_tables_are_matched_by_schema_qualified_name_and_quoted(
+    engine: sa.Engine, identity: str
+) -> None:
+    metadata = sa.MetaData()
+    table = sa.Table(
+        "order line",
+        metadata,
+        sa.Column("Id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("note", sa.Text),
+        schema="Shop",
+        info={"audit.options": {"enabled": True}},
+    )
+    with engine.begin() as connection:
+        connection.exec_driver_sql('CREATE SCHEMA "Shop"')
+        connection.exec_driver_sql('CREATE TABLE public."order line" ("Id" int PRIMARY KEY)')
+    with published(engine, metadata, identity):
+        with engine.begin() as connection:
+            connection.exec_driver_sql('INSERT INTO public."order line" VALUES (7)')  # not audited
+            connection.execute(table.insert().values(Id=1, note="n"))
+            connection.execute(table.update().values(Id=2))
+            connection.execute(table.delete())
+        assert decoder(engine, metadata).run_once() == 3
+        audit = metadata.tables["Shop.order line_audit"]
+        with engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(audit.c.audit_operation, audit.c.Id, audit.c.note).order_by(
+                    audit.c.audit_id
+                )
+            ).all()
+        assert [tuple(r) for r in rows] == [
+            ("I", 1, "n"),
+            ("K", 1, "n"),
+            ("U", 2, "n"),
+            ("D", 2, "n"),
+        ]

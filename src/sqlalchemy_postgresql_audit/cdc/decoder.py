@@ -124,6 +124,7 @@ class Decoder:
         self._plans: dict[int, TablePlan | None] = {}
         self._relations: dict[int, Relation] = {}
         self._previous = PreviousVersions()
+        self._progress_table_checked = False
 
     # -- public -------------------------------------------------------------------------------
 
@@ -165,8 +166,10 @@ class Decoder:
             source.rollback()
         messages = copy_binary_rows(data)
         with self.target.connect() as target:
-            ensure_progress_table(target, self.progress_schema)
-            target.commit()
+            if not self._progress_table_checked:
+                ensure_progress_table(target, self.progress_schema)
+                target.commit()
+                self._progress_table_checked = True
             progress = load_progress(target, self.progress_schema, self.slot)
             written, last_end = self._write(target, specs, messages, progress, xmax)
         finished = len(messages) < limit
