@@ -22,7 +22,9 @@ def _name(engine: sa.Engine, table: sa.Table) -> str:
 
 
 @contextmanager
-def published(engine: sa.Engine, metadata: sa.MetaData, identity: str = "FULL") -> Iterator[None]:
+def published(
+    engine: sa.Engine, metadata: sa.MetaData, identity: str = "FULL", *, via_root: bool = False
+) -> Iterator[None]:
     """Create the audited tables with their audit tables, take the triggers off, publish the
     audited tables (with ``identity``) and the context table, and make the slot; drop the
     slot afterwards (a database holding a slot cannot be dropped)."""
@@ -35,7 +37,8 @@ def published(engine: sa.Engine, metadata: sa.MetaData, identity: str = "FULL") 
                 f"ALTER TABLE {_name(engine, table)} REPLICA IDENTITY {identity}"
             )
         names = ", ".join(_name(engine, t) for t in audited)
-        connection.exec_driver_sql(f"CREATE PUBLICATION {PUBLICATION} FOR TABLE {names}")
+        root = " WITH (publish_via_partition_root = true)" if via_root else ""
+        connection.exec_driver_sql(f"CREATE PUBLICATION {PUBLICATION} FOR TABLE {names}{root}")
         connection.exec_driver_sql(
             f"CREATE TABLE {CONTEXT_TABLE} (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
             " xact xid8 NOT NULL DEFAULT pg_current_xact_id(), settings jsonb NOT NULL)"

@@ -477,3 +477,51 @@ def test_tables_are_matched_by_schema_qualified_name_and_quoted(
             ("U", 2, "n"),
             ("D", 2, "n"),
         ]
+
+
+def test_a_partitioned_table_published_as_its_root(engine: sa.Engine) -> None:
+    metadata = sa.MetaData()
+    table = sa.Table(
+        "reading",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("value", sa.Text),
+        postgresql_partition_by="RANGE (id)",
+        info={"audit.options": {"enabled": True}},
+    )
+    metadata.create_all(engine)
+    with engine.begin() as connection:
+        for low in (0, 100):
+            connection.exec_driver_sql(
+                f"CREATE TABLE reading_{low} PARTITION OF reading FOR VALUES FROM ({low}) TO ({low + 100})"
+            )
+    with published(engine, metadata, "DEFAULT", via_root=True):
+        with engine.begin() as connection:
+            connection.execute(table.insert(), [{"id": 1, "value": "a"}, {"id": 101, "value": "b"}])
+            connection.execute(table.update().where(table.c.id == 1).values(id=150))  # moves
+            connection.execute(table.delete().where(table.c.id == 101))
+        decoder(engine, metadata).run_once()
+        assert trail(engine, table, "audit_operation", "id", "value") == [
+            ("I", 1, "a"),
+            ("I", 101, "b"),
+            # Moving between partitions is a DELETE and an INSERT in the WAL.
+            ("D", 1, "a"),
+            ("I", 150, "a"),
+            ("D", 101, "b"),
+        ]
+
+
+def test_a_published_table_the_metadata_does_not_audit_stops_the_decoder(
+    engine: sa.Engine,
+) -> None:
+    table = declare()
+    with published(engine, table.metadata):
+        with engine.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE stray (id int PRIMARY KEY)")
+            connection.exec_driver_sql("ALTER PUBLICATION audit_decoder_tables ADD TABLE stray")
+        with engine.begin() as connection:
+            connection.execute(table.insert().values(id=1))
+            connection.exec_driver_sql("INSERT INTO stray VALUES (1)")
+        with pytest.raises(DecoderError, match=r"publish table public\.stray, which the metadata"):
+            decoder(engine, table.metadata).run_once()
+        assert trail(engine, table) == []

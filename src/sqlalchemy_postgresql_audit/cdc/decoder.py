@@ -199,12 +199,12 @@ class Decoder:
         for data in messages:
             message = parse_message(data)
             if isinstance(message, Change):
-                plan = self._plans.get(message.relation)
-                if plan is not None:
-                    entries.append(_Entry(plan, message, context))
-                elif self._is_context(message.relation) and message.new is not None:
-                    columns = self._relations[message.relation].columns
-                    context = context.updated(columns, message.new)
+                if self._is_context(message.relation):
+                    if message.new is not None:
+                        columns = self._relations[message.relation].columns
+                        context = context.updated(columns, message.new)
+                else:
+                    entries.append(_Entry(self._audited_plan(message.relation), message, context))
             elif isinstance(message, Begin):
                 begin, entries, context = message, [], Context()
             elif isinstance(message, Commit):
@@ -228,9 +228,8 @@ class Decoder:
                 self._plans[message.oid] = self._plan(target, specs, message)
             elif isinstance(message, Truncate):
                 for oid in message.relations:
-                    plan = self._plans.get(oid)
-                    if plan is not None:
-                        entries.append(_Entry(plan, None, context))
+                    if not self._is_context(oid):
+                        entries.append(_Entry(self._audited_plan(oid), None, context))
         if trail.changes:
             written += self._flush(target, trail, covered)
         return written, last_end
@@ -301,6 +300,19 @@ class Decoder:
             self._specs = {(s.schema or "public", s.table): s for s in resolved}
         return self._specs
 
+    def _audited_plan(self, oid: int) -> TablePlan:
+        """The plan of a relation a change names; a table the metadata does not audit stops
+        the decoder rather than go unrecorded."""
+        plan = self._plans.get(oid)
+        if plan is None:
+            relation = self._relations[oid]
+            raise DecoderError(
+                f"publication(s) {self.publications!r} publish table "
+                f"{relation.schema}.{relation.name}, which the metadata does not audit; "
+                "remove it from the publication or declare it audited"
+            )
+        return plan
+
     def _is_context(self, oid: int) -> bool:
         relation = self._relations.get(oid)
         return relation is not None and relation.name == self.context_table
@@ -312,11 +324,8 @@ class Decoder:
             return None
         spec = specs.get((relation.schema, relation.name))
         if spec is None:
-            raise DecoderError(
-                f"publication(s) {self.publications!r} publish table "
-                f"{relation.schema}.{relation.name}, which the metadata does not audit; "
-                "remove it from the publication or declare it audited"
-            )
+            # pgoutput also describes a partition whose changes it publishes as its root's.
+            return None
         operations = {t.operation for t in spec.triggers}
         identity = relation.replica_identity
         if (
