@@ -37,7 +37,9 @@ from .declare.options import AuditOptions, SessionSetting
 from .declare.spec import AuditSpec, SettingSpec, TriggerSpec
 from .errors import AuditConfigurationError, AuditError
 from .history import (
+    REDACTED,
     AuditRecord,
+    Hashed,
     Version,
     activity,
     arecord_baseline,
@@ -53,6 +55,7 @@ from .install.ddl import install_audit_triggers, uninstall_audit_triggers
 from .install.runtime_check import RUNTIME_CHECK_OPTION
 from .lifecycle.holds import hold, release
 from .lifecycle.maintenance import Maintained, maintain
+from .lifecycle.redaction_keys import matches_hash, rotate_redaction_key
 from .listeners import enable, register_metadata_hooks
 
 __all__ = [
@@ -65,6 +68,7 @@ __all__ = [
     "DEFAULT_AUDIT_TABLE_TRIGGER_CONVENTION",
     "DROP_DDL_KEY",
     "IS_AUDIT_TABLE_KEY",
+    "REDACTED",
     "RUNTIME_CHECK_OPTION",
     "SPEC_KEY",
     "AuditConfigurationError",
@@ -74,6 +78,7 @@ __all__ = [
     "AuditRecord",
     "AuditSettingError",
     "AuditSpec",
+    "Hashed",
     "Maintained",
     "SessionSetting",
     "SettingSpec",
@@ -97,9 +102,11 @@ __all__ = [
     "install_audit_triggers",
     "is_audit_table",
     "maintain",
+    "matches_hash",
     "record_baseline",
     "release",
     "restore",
+    "rotate_redaction_key",
     "set_session_vars",
     "uninstall_audit_triggers",
 ]

@@ -26,6 +26,7 @@ from .guard import (
     render_append_only_guard,
 )
 from .partitions import drop_partition_triggers, install_partition_triggers
+from .redaction import install_key_table
 from .sql import (
     COMMENT_MARKER,
     FALLBACK_SCHEMA,
@@ -77,13 +78,17 @@ def render(spec: AuditSpec) -> RenderedAudit:
             f"audit template version {spec.template} is unknown to this library version "
             f"(known: {sorted(_TEMPLATES)}); upgrade sqlalchemy-postgresql-audit"
         ) from None
+    if spec.redacted and spec.template < 2:
+        raise ValueError(f"audit spec of {spec.table!r}: redaction needs template 2 or later")
     audit = template(spec)
     install, uninstall = render_append_only_guard(spec)
-    if not install:
+    # The key table comes first, the function reads it; uninstalling keeps it with its keys.
+    keys = install_key_table(spec.schema) if spec.hashes else ()
+    if not install and not keys:
         return audit
     return RenderedAudit(
         function_body=audit.function_body,
-        install=(*audit.install, *install),
+        install=(*keys, *audit.install, *install),
         uninstall=(*uninstall, *audit.uninstall),
     )
 
