@@ -68,3 +68,41 @@ def test_killed_and_restarted_the_trail_holds_every_change_once(
             )
             assert [tuple(r) for r in recorded] == expected
     engine.dispose()
+
+
+def test_a_slot_still_held_by_a_killed_decoder_is_waited_for(logical_database_url: sa.URL) -> None:
+    import threading
+
+    import psycopg2
+    import psycopg2.extras
+
+    from cdc_decoder_setup import PUBLICATION, SLOT
+
+    engine = sa.create_engine(
+        logical_database_url, execution_options={"audit_runtime_check": False}
+    )
+    metadata = parcel_metadata()
+    with published(engine, metadata):
+        with engine.begin() as connection:
+            connection.execute(metadata.tables["parcel"].insert().values(id=1, place="a"))
+        url = logical_database_url
+        holder = psycopg2.connect(
+            host=url.host,
+            port=url.port,
+            user=url.username,
+            password=url.password,
+            dbname=url.database,
+            connection_factory=psycopg2.extras.LogicalReplicationConnection,
+        )
+        holder.cursor().start_replication(
+            slot_name=SLOT,
+            decode=False,
+            options={"proto_version": "1", "publication_names": PUBLICATION},
+        )
+        released = threading.Timer(0.5, holder.close)
+        released.start()
+        try:
+            assert decoder(engine, metadata).run_once() == 1  # waited, then read
+        finally:
+            released.join()
+    engine.dispose()

@@ -16,13 +16,15 @@ with ``REPLICA IDENTITY FULL``, else the trail's previous version (``.previous``
 
 from __future__ import annotations
 
+import itertools
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine, MetaData
 
-from ..declare.spec import KEY_CHANGE_CODE, AuditSpec
+from ..declare.spec import AuditSpec
 from ..errors import AuditError
 from ..install.ddl import audited_tables
 from ..install.resolve import resolve_specs
@@ -35,40 +37,26 @@ from ..render.cdc_decoder import (
     present_rows,
 )
 from ..render.sql import name_text
+from .changes import DecoderError, Entry, audit_rows, keys_moved_to, wanted_keys
 from .copy import copy_in, copy_out
 from .pgoutput import (
-    UNCHANGED,
     Begin,
     Change,
     Commit,
     Relation,
     Truncate,
-    Values,
     commit_datetime,
     copy_binary_rows,
     format_lsn,
     parse_lsn,
     parse_message,
 )
-from .previous import KEPT, Key, PreviousVersions
+from .previous import KEPT, PreviousVersions
 from .progress import Progress, ensure_progress_table, load_progress, save_progress
 from .rows import Context, TablePlan
 
 #: The table a writer's transaction inserts its context into (published insert-only).
 CONTEXT_TABLE = "audit_cdc_context"
-
-
-class DecoderError(AuditError):
-    """The decoder cannot write what the WAL says without losing or inventing values."""
-
-
-@dataclass(slots=True)
-class _Entry:
-    """One change of the open transaction, with the plan and context current when it came."""
-
-    plan: TablePlan
-    change: Change | None  # None: a TRUNCATE of the plan's table
-    context: Context
 
 
 @dataclass(slots=True)
@@ -150,20 +138,7 @@ class Decoder:
 
     def _batch(self, upto: str, xmax: int) -> tuple[int, bool]:
         limit = self.batch_changes
-        with self.source.connect() as source:
-            source.exec_driver_sql(OUTPUT_SETTINGS)
-            specs = self._audited(source)
-            data = copy_out(
-                source,
-                PEEK,
-                {
-                    "slot": self.slot,
-                    "upto": upto,
-                    "limit": limit,
-                    "publications": self.publications,
-                },
-            )
-            source.rollback()
+        data, specs = self._peek(upto, limit)
         messages = copy_binary_rows(data)
         with self.target.connect() as target:
             if not self._progress_table_checked:
@@ -178,6 +153,31 @@ class Decoder:
             with self.source.begin() as source:
                 source.exec_driver_sql(ADVANCE, {"slot": self.slot, "lsn": format_lsn(advance_to)})
         return written, finished
+
+    def _peek(self, upto: str, limit: int) -> tuple[bytes, dict[tuple[str, str], AuditSpec]]:
+        """The slot's messages, waiting a while for a slot still held by the server process
+        of a decoder that was just killed (it lets go once it notices its client is gone)."""
+        parameters = {
+            "slot": self.slot,
+            "upto": upto,
+            "limit": limit,
+            "publications": self.publications,
+        }
+        for attempt in itertools.count():
+            with self.source.connect() as source:
+                source.exec_driver_sql(OUTPUT_SETTINGS)
+                specs = self._audited(source)
+                try:
+                    data = copy_out(source, PEEK, parameters)
+                except Exception as error:
+                    if not _slot_in_use(error) or attempt >= _SLOT_WAITS:
+                        raise
+                    source.rollback()
+                    time.sleep(0.1)
+                    continue
+                source.rollback()
+                return data, specs
+        raise AssertionError("unreachable")
 
     def _write(
         self,
@@ -194,7 +194,7 @@ class Decoder:
         covered = progress
         self._previous.forget()
         begin: Begin | None = None
-        entries: list[_Entry] = []
+        entries: list[Entry] = []
         context = Context()
         for data in messages:
             message = parse_message(data)
@@ -204,7 +204,7 @@ class Decoder:
                         columns = self._relations[message.relation].columns
                         context = context.updated(columns, message.new)
                 else:
-                    entries.append(_Entry(self._audited_plan(message.relation), message, context))
+                    entries.append(Entry(self._audited_plan(message.relation), message, context))
             elif isinstance(message, Begin):
                 begin, entries, context = message, [], Context()
             elif isinstance(message, Commit):
@@ -213,7 +213,7 @@ class Decoder:
                 if skip is not None:
                     if not trail.changes:
                         self._previous.forget(unless_below=KEPT)
-                    self._previous.load(target, _wanted(entries[skip:]))
+                    self._previous.load(target, wanted_keys(entries[skip:]))
                     end, count = message.end_lsn, len(entries)
                     lines = self._lines(target, trail, begin, entries, skip, xmax)
                     for done, now in lines:
@@ -229,7 +229,7 @@ class Decoder:
             elif isinstance(message, Truncate):
                 for oid in message.relations:
                     if not self._is_context(oid):
-                        entries.append(_Entry(self._audited_plan(oid), None, context))
+                        entries.append(Entry(self._audited_plan(oid), None, context))
         if trail.changes:
             written += self._flush(target, trail, covered)
         return written, last_end
@@ -251,7 +251,7 @@ class Decoder:
         target: Connection,
         trail: _Trail,
         begin: Begin,
-        entries: list[_Entry],
+        entries: list[Entry],
         skip: int,
         xmax: int,
     ) -> Iterator[tuple[int, bool]]:
@@ -260,10 +260,10 @@ class Decoder:
         the trail must be written now: around a TRUNCATE whose rows are read from it."""
         when = commit_datetime(begin.commit_time).isoformat().encode()
         transaction_id = _full_transaction_id(begin.xid, xmax)
-        moved_to = _keys_moved_to(entries)
+        moved_to = keys_moved_to(entries)
         prefixes: dict[tuple[int, str, int], bytes] = {}
 
-        def prefix(entry: _Entry, code: str) -> bytes:
+        def prefix(entry: Entry, code: str) -> bytes:
             """The fields before the values, made once per table, code and context."""
             key = (id(entry.plan), code, id(entry.context))
             if key not in prefixes:
@@ -285,7 +285,7 @@ class Decoder:
                 if "T" in plan.codes:
                     trail.add(plan, plan.marker(prefix(entry, "T")))
             else:
-                rows = _audit_rows(plan, change, moved_to, self._previous)
+                rows = audit_rows(plan, change, moved_to, self._previous)
                 for code, values, changed in rows:
                     trail.add(plan, plan.line(prefix(entry, code), values, changed))
             trail.changes += 1
@@ -358,6 +358,16 @@ class Decoder:
         return TablePlan.make(spec, relation, audit_columns)
 
 
+#: How many times (0.1 s apart) a decoder waits for its slot to be free.
+_SLOT_WAITS = 100
+
+
+def _slot_in_use(error: Exception) -> bool:
+    """``object_in_use``: the slot is active for another process."""
+    code = getattr(error, "pgcode", None) or getattr(error, "sqlstate", None)
+    return code == "55006"
+
+
 _IDENTITIES = {"d": "DEFAULT", "i": "USING INDEX", "n": "NOTHING", "f": "FULL"}
 
 
@@ -368,102 +378,9 @@ def _full_transaction_id(xid: int, xmax: int) -> int:
     return full - (1 << 32) if full >= xmax else full
 
 
-def _keys_moved_to(entries: list[_Entry]) -> set[tuple[int, Key]]:
-    """The keys that rows moved onto in this transaction: a row moving away from one of them
-    (a key swap) leaves a row behind at its old key, so it writes no ``K`` row."""
-    moved: set[tuple[int, Key]] = set()
-    for entry in entries:
-        change = entry.change
-        if change is not None and change.kind == "U" and change.old is not None:
-            new = entry.plan.key(_require(change.new))
-            if entry.plan.key(change.old) != new:
-                moved.add((entry.plan.relation.oid, new))
-    return moved
-
-
 def _present_rows(target: Connection, plan: TablePlan) -> list[bytes]:
     """The rows a TRUNCATE of ``plan``'s table removed, as the trail has them (COPY text)."""
     spec = plan.spec
     keys = spec.key_columns or tuple(plan.relation.columns[i] for i in plan.key_positions)
     sql = present_rows(spec.schema, spec.audit_table, keys, plan.mirrored)
     return copy_out(target, sql, {}).splitlines()
-
-
-def _wanted(entries: list[_Entry]) -> Iterator[tuple[TablePlan, Key]]:
-    """The keys whose previous version the trail must supply for ``entries``."""
-    for entry in entries:
-        change = entry.change
-        if change is not None and change.kind != "I" and not entry.plan.old_from_wal:
-            yield entry.plan, entry.plan.key(_require(change.old or change.new))
-
-
-def _audit_rows(
-    plan: TablePlan,
-    change: Change,
-    moved_to: set[tuple[int, Key]],
-    previous: PreviousVersions,
-) -> list[tuple[str, Values, list[str] | None]]:
-    """The (code, values, changed columns) of the audit rows one change writes, as template 2
-    writes them: ``I``, ``D``; for an UPDATE, ``K`` under the old key when the key moved and no
-    row moved onto it, then ``U``."""
-    kind = change.kind
-    if kind == "I":
-        new = _require(change.new)
-        if not plan.old_from_wal:
-            previous.remember(plan, plan.key(new), new)
-        return [("I", new, None)] if "I" in plan.codes else []
-    old = _old_row(plan, change, previous)
-    old_key = plan.key(old)
-    if kind == "D":
-        if not plan.old_from_wal:
-            previous.remember(plan, old_key, None)
-        return [("D", old, None)] if "D" in plan.codes else []
-    new = _require(change.new)
-    if UNCHANGED in new:
-        new = tuple(o if n is UNCHANGED else n for o, n in zip(old, new, strict=True))
-    moved = bool(plan.key_positions) and old_key != plan.key(new)
-    if not plan.old_from_wal:
-        if moved:
-            previous.remember(plan, old_key, None)
-        previous.remember(plan, plan.key(new), new)
-    if "U" not in plan.codes:
-        return []
-    rows: list[tuple[str, Values, list[str] | None]] = []
-    if moved:
-        if (plan.relation.oid, old_key) not in moved_to:
-            rows.append((KEY_CHANGE_CODE, old, None))
-    elif plan.spec.skip_unchanged and not plan.changed(old, new):
-        return []
-    changed = plan.changed(old, new) if plan.records_changed_columns else None
-    rows.append(("U", new, changed))
-    return rows
-
-
-def _old_row(plan: TablePlan, change: Change, previous: PreviousVersions) -> Values:
-    """The row before ``change``: the WAL's whole old row, else the trail's newest version."""
-    if change.old is not None and not change.old_is_key:
-        return change.old
-    where = f"table {plan.relation.schema}.{plan.relation.name}"
-    if plan.old_from_wal:
-        raise DecoderError(
-            f"{where}: the WAL has no old row of this change (REPLICA IDENTITY FULL was set "
-            "after it was written)"
-        )
-    key = plan.key(_require(change.old or change.new))
-    shown = ", ".join("NULL" if k is None else k.decode() for k in key)
-    try:
-        old = previous.old(plan, key)
-    except KeyError:
-        raise DecoderError(
-            f"{where}: key ({shown}) has no version in the trail, and the WAL holds only its "
-            "key: record a baseline of the table's rows first (record_baseline), or set "
-            "REPLICA IDENTITY FULL"
-        ) from None
-    if old is None:
-        raise DecoderError(f"{where}: the trail says no row holds key ({shown})")
-    return old
-
-
-def _require(values: Values | None) -> Values:
-    assert values is not None
-    return values
