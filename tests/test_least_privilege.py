@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy_postgresql_audit import SPEC_KEY
 from sqlalchemy_postgresql_audit.install.grants import grant_least_privilege
 from sqlalchemy_postgresql_audit.render import guard_function, quote
+from sqlalchemy_postgresql_audit.render.redaction import KEY_TABLE
 
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN, END = "<!-- writer-rights:begin -->", "<!-- writer-rights:end -->"
@@ -42,17 +43,18 @@ KINDS = (
     "audit table, and its columns",
     "the audit table's `audit_id` sequence",
     "trigger function, append-only guard function",
+    "redaction key table (`redact` with `hash`), and its columns",
 )
 
 
 def models() -> sa.MetaData:
     metadata = sa.MetaData(schema=SCHEMA)
-    sa.Table(  # identity key, append-only, every operation audited
+    sa.Table(  # identity key, append-only, every operation audited, a hashed column
         "order",
         metadata,
         sa.Column("id", sa.Integer, sa.Identity(), primary_key=True),
         sa.Column("item", sa.Text),
-        info={"audit.options": {"enabled": True, "append_only": True}},
+        info={"audit.options": {"enabled": True, "append_only": True, "redact": {"item": "hash"}}},
     )
     sa.Table(  # a serial key; TRUNCATE not audited
         "note",
@@ -196,6 +198,10 @@ def writer_rights(connection: sa.Connection, metadata: sa.MetaData, role: str) -
             by_kind[KINDS[8]][signature] = frozenset(
                 {"EXECUTE"} if has("has_function_privilege", signature, "EXECUTE") else set()
             )
+        if spec.hashes:
+            key_table = f"{quote(SCHEMA)}.{quote(KEY_TABLE)}"
+            table(KINDS[9], key_table)
+            columns(KINDS[9], key_table)
     return dict(by_kind)
 
 
@@ -233,6 +239,7 @@ def test_grants_reach_a_fixpoint_from_a_hostile_pre_state(
     # The pre-state really is hostile: the writer could forge history and setval audit_id.
     assert {"INSERT", "TRUNCATE"} <= set().union(*before[KINDS[6]].values())
     assert "UPDATE" in set().union(*before[KINDS[7]].values())
+    assert "SELECT" in set().union(*before[KINDS[9]].values())  # the group's default rights
     grant = {"writers": [roles["writer"]], "readers": [roles["reader"]]}
     grant_least_privilege(engine, metadata, **grant)
     with engine.connect() as connection:

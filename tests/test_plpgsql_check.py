@@ -35,6 +35,8 @@ COMBINATIONS: list[dict[str, Any]] = [
     {"truncate_rows": True, "session_settings": REQUIRED},
     {"append_only": True, "session_settings": REQUIRED},
     {"append_only": True, "truncate_rows": True, "capture": list(CAPTURES)},
+    {"redact": {"if": "hash", "note": "mask", "doc": "omit"}, "truncate_rows": True},
+    {"redact": {"note": "omit"}, "skip_unchanged": True, "session_settings": REQUIRED},
 ]
 
 #: Findings accepted on purpose, as (function kind, message fragment), each with its reason.

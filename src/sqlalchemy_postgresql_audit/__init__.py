@@ -37,7 +37,9 @@ from .declare.options import AuditOptions, SessionSetting
 from .declare.spec import AuditSpec, SettingSpec, TriggerSpec
 from .errors import AuditConfigurationError, AuditError
 from .history import (
+    REDACTED,
     AuditRecord,
+    Hashed,
     Version,
     activity,
     arecord_baseline,
@@ -54,6 +56,7 @@ from .install.runtime_check import RUNTIME_CHECK_OPTION
 from .lifecycle.erasure import Erased, erase, erase_setting
 from .lifecycle.holds import hold, release
 from .lifecycle.maintenance import Maintained, maintain
+from .lifecycle.redaction_keys import matches_hash, rotate_redaction_key
 from .lifecycle.seals import Sealed, seal
 from .lifecycle.verify import Erasure, Verified, verify
 from .listeners import enable, register_metadata_hooks
@@ -68,6 +71,7 @@ __all__ = [
     "DEFAULT_AUDIT_TABLE_TRIGGER_CONVENTION",
     "DROP_DDL_KEY",
     "IS_AUDIT_TABLE_KEY",
+    "REDACTED",
     "RUNTIME_CHECK_OPTION",
     "SPEC_KEY",
     "AuditConfigurationError",
@@ -79,6 +83,7 @@ __all__ = [
     "AuditSpec",
     "Erased",
     "Erasure",
+    "Hashed",
     "Maintained",
     "Sealed",
     "SessionSetting",
@@ -106,9 +111,11 @@ __all__ = [
     "install_audit_triggers",
     "is_audit_table",
     "maintain",
+    "matches_hash",
     "record_baseline",
     "release",
     "restore",
+    "rotate_redaction_key",
     "seal",
     "set_session_vars",
     "uninstall_audit_triggers",

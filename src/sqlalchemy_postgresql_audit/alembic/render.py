@@ -9,6 +9,7 @@ is written once in the upgrade and once in the downgrade, and the migration stay
 from __future__ import annotations
 
 import pprint
+from dataclasses import asdict
 from typing import Any
 
 from alembic.autogenerate import renderers
@@ -103,7 +104,8 @@ def _render_replace(autogen_context: AutogenContext, operation: ReplaceAuditTrig
 
 def summary(operation: ReplaceAuditTriggerOp) -> str:
     """What a replace changes, in words: ``columns +total -code; mode 'row' -> 'statement'``."""
-    new = spec_arguments(operation.spec)
+    # Every field: the arguments leave out later fields that are unset (append_only, redacted).
+    new = asdict(operation.spec)
     changed = previous_arguments(operation.spec, operation.previous)
     parts = [_difference(key, old, new[key]) for key, old in changed.items() if key != "table"]
     if "table" in changed:

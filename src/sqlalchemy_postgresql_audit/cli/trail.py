@@ -25,6 +25,7 @@ from ..declare.spec import (
     capture_column,
 )
 from ..history import Version, as_of, changes, history
+from ..history._redacted import from_json
 
 OPERATIONS = {
     "I": "INSERT",
@@ -55,7 +56,10 @@ def versions(
         sa.cast(changed.c.after, sa.Text),
     )
     for audit_id, column, before, after in connection.execute(query):
-        diffs.setdefault(audit_id, {})[column] = [_json(before), _json(after)]
+        diffs.setdefault(audit_id, {})[column] = [
+            from_json(_json(before)),
+            from_json(_json(after)),
+        ]
     context = [
         *((c, capture_column(c)) for c in spec.captures),
         *((s.name, s.column) for s in spec.settings),

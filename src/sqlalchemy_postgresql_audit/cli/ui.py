@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from ..history._redacted import Hashed, Redacted
+
 #: Install progress is reported once per this many tables (on a terminal).
 PROGRESS_EVERY = 25
 
@@ -42,8 +44,10 @@ def to_json(value: object) -> Any:
         return [to_json(v) for v in value]
     if isinstance(value, (datetime.date, datetime.time)):
         return value.isoformat()
-    if isinstance(value, (decimal.Decimal, uuid.UUID)):
+    if isinstance(value, (decimal.Decimal, uuid.UUID, Redacted)):
         return str(value)
+    if isinstance(value, Hashed):  # the whole digest, where a table shows its first bytes
+        return f"[hash:v{value.key_version}:{value.digest.hex()}]"
     return value
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import (
     DateTime,
     Identity,
     Index,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -158,10 +159,13 @@ def audit_columns(source: Table, options: AuditOptions, spec: AuditSpec) -> list
         Column(setting_spec.column, setting.type, nullable=True)
         for setting_spec, setting in zip(spec.settings, options.session_settings, strict=True)
     ]
+    recorded = set(spec.columns)  # without excluded and omitted columns
     mirrored = [
-        mirror_column(column)
+        Column(column.name, LargeBinary, nullable=True)
+        if spec.redaction(column.name) == "hash"
+        else mirror_column(column)
         for column in source.columns
-        if column.name not in options.exclude_columns
+        if column.name in recorded
     ]
     return [*fixed, *settings, *mirrored]
 

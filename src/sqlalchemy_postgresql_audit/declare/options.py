@@ -12,7 +12,7 @@ import difflib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from sqlalchemy import ARRAY, Column, Enum
 from sqlalchemy.dialects.postgresql import DOMAIN
@@ -23,10 +23,17 @@ from ..errors import AuditConfigurationError
 OPTIONS_KEY = "audit.options"
 
 CaptureMode = Literal["statement", "row"]
+#: ``mode="cdc"``: no trigger on the source; logical replication carries the changes to a
+#: consumer (``cdc``), whose row-level capture writes the trail.
+CDC_MODE = "cdc"
 #: How a partitioned audit table is cut: one partition per UTC day, ISO week or month.
 PartitionInterval = Literal["day", "week", "month"]
 PARTITION_INTERVALS: tuple[PartitionInterval, ...] = ("day", "week", "month")
 Operation = Literal["INSERT", "UPDATE", "DELETE", "TRUNCATE"]
+#: How a redacted column is recorded: ``mask`` (the typed column, always NULL), ``hash`` (a
+#: keyed HMAC-SHA256, ``bytea``) or ``omit`` (no column); each still shows in changed_columns.
+RedactForm = Literal["mask", "hash", "omit"]
+REDACT_FORMS: tuple[RedactForm, ...] = ("mask", "hash", "omit")
 ALL_OPERATIONS: tuple[Operation, ...] = ("INSERT", "UPDATE", "DELETE", "TRUNCATE")
 
 #: Opt-in capture columns, each recorded as ``audit_<name>``.
@@ -59,6 +66,7 @@ _KNOWN_KEYS = frozenset(
         "append_only",
         "partition",
         "retention",
+        "redact",
     }
 )
 
@@ -80,6 +88,9 @@ class AuditOptions:
     session_settings: tuple[SessionSetting, ...] = ()
     #: ``None``: statement level, except row level on a partitioned table (see ``capture_mode``).
     mode: CaptureMode | None = None
+    #: Captured off the writer's path (``mode="cdc"``): the source gets no audit trigger but a
+    #: publication and a slot; the consumer captures row by row, so ``mode`` is then ``"row"``.
+    cdc: bool = False
     legacy_timestamp: bool = False
     operations: tuple[Operation, ...] = ALL_OPERATIONS
     #: Source columns that are neither mirrored nor captured.
@@ -103,6 +114,8 @@ class AuditOptions:
     partition: PartitionInterval | None = None
     #: How long ``maintain`` keeps history: older partitions are detached and dropped whole.
     retention: datetime.timedelta | None = None
+    #: Columns recorded redacted, as (column, form) pairs in the order declared.
+    redact: tuple[tuple[str, RedactForm], ...] = ()
 
 
 def parse_options(table_name: str, info: Mapping[str, Any]) -> AuditOptions | None:
@@ -135,20 +148,61 @@ def parse_options(table_name: str, info: Mapping[str, Any]) -> AuditOptions | No
             "excluded columns is never recorded, so updates that changed no recorded column "
             "are skipped too",
         )
+    redact = _redact(table_name, raw.get("redact", {}), exclude_columns)
+    capture = _names(table_name, "capture", raw.get("capture", ()), choices=CAPTURES)
+    if redact and "changed_columns" not in capture:
+        # A masked or omitted value cannot show that it changed; the list of changed columns
+        # can, so redaction records it.
+        capture = tuple(c for c in CAPTURES if c in capture or c == "changed_columns")
     return AuditOptions(
         enabled=_bool(table_name, raw, "enabled", default=False),
         session_settings=_session_settings(table_name, raw.get("session_settings", ())),
-        mode=_mode(table_name, raw.get("mode")),
+        mode="row" if raw.get("mode") == CDC_MODE else _mode(table_name, raw.get("mode")),
+        cdc=raw.get("mode") == CDC_MODE,
         legacy_timestamp=_bool(table_name, raw, "legacy_timestamp", default=False),
         operations=_operations(table_name, raw.get("operations", ALL_OPERATIONS)),
         exclude_columns=exclude_columns,
         skip_unchanged=skip_unchanged,
-        capture=_names(table_name, "capture", raw.get("capture", ()), choices=CAPTURES),
+        capture=capture,
         truncate_rows=_bool(table_name, raw, "truncate_rows", default=False),
         history_index=_bool(table_name, raw, "history_index", default=True),
         append_only=_bool(table_name, raw, "append_only", default=False),
         **_partitioning(table_name, raw),
+        redact=redact,
     )
+
+
+def _redact(
+    table_name: str, value: object, exclude_columns: tuple[str, ...]
+) -> tuple[tuple[str, RedactForm], ...]:
+    """``redact``: a mapping of column name to a form.  Whether each column exists, is not a key
+    column and has a type ``hash`` can digest is checked against the table (``audit_table``)."""
+    if not isinstance(value, Mapping):
+        raise AuditConfigurationError(
+            table_name, "redact", f"must be a dict of column name to form, got {value!r}"
+        )
+    pairs: list[tuple[str, RedactForm]] = []
+    for column, form in value.items():
+        if not isinstance(column, str):
+            raise AuditConfigurationError(
+                table_name, "redact", f"must map column names (str), got {column!r}"
+            )
+        if form not in REDACT_FORMS:
+            raise AuditConfigurationError(
+                table_name,
+                "redact",
+                f"column {column!r}: must be one of {', '.join(map(repr, REDACT_FORMS))}, "
+                f"got {form!r}",
+            )
+        if column in exclude_columns:
+            raise AuditConfigurationError(
+                table_name,
+                "redact",
+                f"column {column!r} is also in exclude_columns: a column is either excluded "
+                "(its changes are not recorded) or redacted (they are, without its value)",
+            )
+        pairs.append((column, cast(RedactForm, form)))
+    return tuple(pairs)
 
 
 def _partitioning(table_name: str, raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -259,7 +313,7 @@ def _mode(table_name: str, value: object) -> CaptureMode | None:
     if value == "row":
         return "row"
     raise AuditConfigurationError(
-        table_name, "mode", f"must be 'statement' or 'row', got {value!r}"
+        table_name, "mode", f"must be 'statement', 'row' or 'cdc', got {value!r}"
     )
 
 

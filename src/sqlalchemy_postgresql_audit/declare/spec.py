@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from .options import CaptureMode, Operation
+from .options import REDACT_FORMS, CaptureMode, Operation, RedactForm
 
 #: The newest template version.  A released version is never edited; a change is a new version.
 TEMPLATE_VERSION = 2
@@ -69,6 +69,16 @@ class VirtualColumnSpec:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RedactedColumn:
+    """A source column recorded without its value (option ``redact``): ``mask`` keeps the typed
+    audit column and writes NULL, ``hash`` writes a keyed HMAC into a ``bytea`` column,
+    ``omit`` has no audit column.  ``changed_columns`` names it whenever it changed."""
+
+    name: str
+    form: RedactForm
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TriggerSpec:
     """One trigger on the audited table, firing for one operation."""
 
@@ -106,10 +116,47 @@ class AuditSpec:
     def stored_columns(self) -> tuple[str, ...]:
         """Every source column that has a stored value: what virtual expressions read."""
         virtual = {v.name for v in self.virtual_columns}
-        return tuple(c for c in (*self.columns, *self.exclude_columns) if c not in virtual)
+        every = (*self.columns, *self.exclude_columns, *self.omitted_columns)
+        return tuple(c for c in every if c not in virtual)
 
     #: The audit table refuses UPDATE, DELETE and TRUNCATE except through the retention path.
     append_only: bool = False
+    #: Captured by change-data-capture (``mode="cdc"``): the source carries no audit function
+    #: or trigger but belongs to the CDC publication; ``capture_spec`` is what the consumer's
+    #: side installs.
+    cdc: bool = False
+
+    @property
+    def capture_spec(self) -> AuditSpec:
+        """What captures this table's changes where they are applied: for a CDC table the same
+        audit in row mode (replication applies rows) with every setting optional (a write
+        cannot be refused once it committed on the source); for any other table, itself."""
+        if not self.cdc:
+            return self
+        settings = tuple(replace(s, required=False) for s in self.settings)
+        return replace(self, cdc=False, mode="row", settings=settings)
+
+    #: Redacted source columns; an omitted one is not in ``columns`` (it has no audit column).
+    redacted: tuple[RedactedColumn, ...] = ()
+
+    def redaction(self, column: str) -> RedactForm | None:
+        """How ``column`` is redacted, or None when its value is recorded as it is."""
+        return next((r.form for r in self.redacted if r.name == column), None)
+
+    @property
+    def hashes(self) -> bool:
+        """Whether a column is recorded as a keyed hash (the function reads the key table)."""
+        return any(r.form == "hash" for r in self.redacted)
+
+    @property
+    def omitted_columns(self) -> tuple[str, ...]:
+        return tuple(r.name for r in self.redacted if r.form == "omit")
+
+    @property
+    def compared_columns(self) -> tuple[str, ...]:
+        """The columns whose changes count (``changed_columns``, ``skip_unchanged``): the
+        recorded ones and the omitted ones; exactly ``columns`` without redaction."""
+        return (*self.columns, *self.omitted_columns)
 
     @property
     def pairs_updates(self) -> bool:
@@ -170,12 +217,14 @@ class AuditSpec:
             truncate_rows=bool(data.get("truncate_rows", False)),
             virtual_columns=tuple(VirtualColumnSpec(**v) for v in data.get("virtual_columns", ())),
             append_only=bool(data.get("append_only", False)),
+            cdc=bool(data.get("cdc", False)),
+            redacted=tuple(RedactedColumn(**r) for r in data.get("redacted", ())),
         )
 
 
 #: Fields added after template 1 was released, written into the JSON only when set, so that
 #: a spec that does not use them renders byte for byte as before.
-_OMITTED_WHEN_FALSE = ("append_only", "virtual_columns")
+_OMITTED_WHEN_FALSE = ("append_only", "virtual_columns", "redacted", "cdc")
 
 
 def _check_plain(data: dict[str, Any]) -> None:
@@ -187,6 +236,9 @@ def _check_plain(data: dict[str, Any]) -> None:
     for setting in data.get("settings", ()):
         if not _SQL_TYPE.match(str(setting.get("sql_type", ""))):
             raise ValueError(f"audit spec: {setting.get('sql_type')!r} is not a SQL type name")
+    for redacted in data.get("redacted", ()):
+        if redacted.get("form") not in REDACT_FORMS:
+            raise ValueError(f"audit spec: unknown redaction form {redacted.get('form')!r}")
     for virtual in data.get("virtual_columns", ()):
         check_expression(virtual.get("name"), virtual.get("expression"))
 

@@ -13,8 +13,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import Boolean, Integer, Numeric, String, Table, Uuid
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.sql.type_api import to_instance
+from sqlalchemy.types import Float, TypeDecorator, TypeEngine
 
 from ..errors import AuditConfigurationError
 from . import naming
@@ -22,6 +24,7 @@ from .options import AuditOptions, CaptureMode
 from .spec import (
     FIXED_AUDIT_COLUMNS,
     AuditSpec,
+    RedactedColumn,
     SettingSpec,
     TriggerSpec,
     VirtualColumnSpec,
@@ -61,7 +64,13 @@ def build_spec(source: Table, options: AuditOptions) -> AuditSpec:
         for setting in options.session_settings
     )
     excluded = _check_excluded(source, options)
-    columns = tuple(column.name for column in source.columns if column.name not in excluded)
+    redacted = _check_redacted(source, options)
+    omitted = {r.name for r in redacted if r.form == "omit"}
+    columns = tuple(
+        column.name
+        for column in source.columns
+        if column.name not in excluded and column.name not in omitted
+    )
     _check_collisions(source.name, settings, options.capture, columns)
     trigger_base = naming.apply_convention(
         conventions, naming.TRIGGER_KEY, naming.DEFAULT_AUDIT_TABLE_TRIGGER_CONVENTION, tokens
@@ -95,6 +104,8 @@ def build_spec(source: Table, options: AuditOptions) -> AuditSpec:
         truncate_rows=options.truncate_rows,
         virtual_columns=_virtual_columns(source),
         append_only=options.append_only,
+        cdc=options.cdc,
+        redacted=redacted,
     )
     if spec.pairs_updates and not spec.key_columns:
         raise AuditConfigurationError(
@@ -103,6 +114,8 @@ def build_spec(source: Table, options: AuditOptions) -> AuditSpec:
             if options.exclude_columns
             else "skip_unchanged"
             if options.skip_unchanged
+            else "redact"
+            if options.redact
             else "capture",
             "needs a primary key in mode 'statement' (old and new rows of an UPDATE are "
             "paired on it, never on row order); add a primary key or use mode='row'",
@@ -179,6 +192,63 @@ def _check_excluded(source: Table, options: AuditOptions) -> frozenset[str]:
             source.name, "exclude_columns", "excludes every column (use enabled=False)"
         )
     return excluded
+
+
+def _check_redacted(source: Table, options: AuditOptions) -> tuple[RedactedColumn, ...]:
+    """The redacted columns in the table's column order, after checking each: it exists, is
+    not part of the primary key, and, to be hashed, has a text form that is the same in every
+    session (see ``HASHABLE_TYPES``)."""
+    forms = dict(options.redact)
+    for name, form in options.redact:
+        column = source.columns.get(name)
+        if column is None:
+            raise AuditConfigurationError(
+                source.name, "redact", f"names {name!r}, not a column of the table"
+            )
+        if column.primary_key:
+            raise AuditConfigurationError(
+                source.name,
+                "redact",
+                f"names primary key column {name!r}: audit rows must identify their row",
+            )
+        if form == "hash" and not hashable_type(column.type):
+            raise AuditConfigurationError(
+                source.name,
+                "redact",
+                f"column {name!r}: 'hash' digests the value's text form, and the text form "
+                f"of {column.type} can depend on the writer's session settings (DateStyle, "
+                "TimeZone, ...), so equal values could hash apart; use 'mask' or 'omit'",
+            )
+    return tuple(
+        RedactedColumn(name=column.name, form=forms[column.name])
+        for column in source.columns
+        if column.name in forms
+    )
+
+
+#: Types whose text output does not depend on session settings, so that ``hash`` digests the
+#: same text for the same value in every session: strings (enums included), integers, exact
+#: numerics, booleans, UUIDs and network addresses.  Dates and times (DateStyle, TimeZone),
+#: intervals, floats, bytea, money and JSON are left out.
+HASHABLE_TYPES: tuple[type[TypeEngine[Any]], ...] = (
+    String,
+    Integer,
+    Numeric,
+    Boolean,
+    Uuid,
+    postgresql.INET,
+    postgresql.CIDR,
+)
+
+
+def hashable_type(type_: TypeEngine[Any]) -> bool:
+    if isinstance(type_, TypeDecorator):
+        return hashable_type(type_.impl_instance)
+    if isinstance(type_, postgresql.DOMAIN):
+        return hashable_type(to_instance(type_.data_type))
+    if isinstance(type_, (Float, postgresql.MONEY)):
+        return False
+    return isinstance(type_, HASHABLE_TYPES)
 
 
 def _check_collisions(

@@ -10,12 +10,16 @@ from __future__ import annotations
 from ._activity import activity
 from ._api import as_of, changes, history
 from ._model import AuditRecord, audit_model
+from ._redacted import REDACTED, Hashed, Redacted
 from ._versions import Operation, Version
 from ._write import Restored, arecord_baseline, arestore, record_baseline, restore
 
 __all__ = [
+    "REDACTED",
     "AuditRecord",
+    "Hashed",
     "Operation",
+    "Redacted",
     "Restored",
     "Version",
     "activity",

@@ -28,6 +28,7 @@ from sqlalchemy import (
     Select,
     Subquery,
     and_,
+    any_,
     case,
     cast,
     false,
@@ -37,6 +38,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    type_coerce,
     union_all,
 )
 from sqlalchemy.types import BigInteger, Text, UserDefinedType
@@ -49,6 +51,7 @@ from ..declare.spec import (
     capture_column,
 )
 from ..render.partitioning import RETENTION_OPERATION_CODE
+from ._redacted import ShownJson, shown, shown_json
 from ._target import Audited, key_filter
 
 #: Operations whose version holds the row's state afterwards.
@@ -101,6 +104,7 @@ def differ(left: list[ColumnElement[Any]], right: list[ColumnElement[Any]]) -> C
 #: newer transaction, whose commit time would be taken for the old one's.
 XID_HORIZON = 2**31
 TRANSACTION_ID = capture_column("transaction_id")
+CHANGED_COLUMNS = capture_column("changed_columns")
 
 
 def counts_at(table: Any, at: datetime.datetime | ColumnElement[Any]) -> ColumnElement[bool]:
@@ -195,13 +199,15 @@ def versions(target: Audited, key: Mapping[str, Any], *, with_changes: bool) -> 
     )
     both = union_all(own, markers, removed).subquery("audit_history_versions")
     order = both.c[AUDIT_ID]
-    columns = target.spec.columns if with_changes else ()
+    spec = target.spec
+    columns = spec.compared_columns if with_changes else ()
     lagged = select(
         *both.c,
         func.lag(both.c[AUDIT_OPERATION]).over(order_by=order).label(labels.previous_operation),
         *(
             func.lag(both.c[c]).over(order_by=order).label(labels.lag(i))
             for i, c in enumerate(columns)
+            if c in both.c
         ),
     ).subquery("audit_history_lagged")
     operation = lagged.c[AUDIT_OPERATION]
@@ -209,9 +215,14 @@ def versions(target: Audited, key: Mapping[str, Any], *, with_changes: bool) -> 
     recorded_gone = and_(operation.in_(GONE_OPERATIONS), ~lagged.c[marker])
     staged_columns: list[ColumnElement[Any]] = []
     for i, name in enumerate(columns):
-        value = lagged.c[name]
-        before = case((recorded_gone, value), (previous_present, lagged.c[labels.lag(i)]))
-        after = case((operation.in_(STATE_OPERATIONS), value))
+        if spec.redaction(name) in ("mask", "omit"):
+            # Nothing to compare: whether a value was there, and whether it changed (below).
+            before = case((or_(recorded_gone, previous_present), true()))
+            after = case((operation.in_(STATE_OPERATIONS), true()))
+        else:
+            value = lagged.c[name]
+            before = case((recorded_gone, value), (previous_present, lagged.c[labels.lag(i)]))
+            after = case((operation.in_(STATE_OPERATIONS), value))
         staged_columns += [before.label(labels.before(i)), after.label(labels.after(i))]
     staged = (
         select(*(lagged.c[c.name] for c in audit.c), lagged.c[marker], *staged_columns)
@@ -222,19 +233,50 @@ def versions(target: Audited, key: Mapping[str, Any], *, with_changes: bool) -> 
     final = select(
         *staged.c,
         *(
-            differ([staged.c[labels.before(i)]], [staged.c[labels.after(i)]]).label(
-                labels.changed(i)
-            )
-            for i in range(len(columns))
+            _changed(target, staged, name, i).label(labels.changed(i))
+            for i, name in enumerate(columns)
         ),
     )
     return final.subquery("audit_history")
 
 
+def _changed(target: Audited, staged: Subquery, name: str, i: int) -> ColumnElement[bool]:
+    """Whether version's column ``name`` (the ``i``-th compared column) changed.
+
+    A redacted column's update says so in its recorded ``changed_columns`` (a hash would also
+    change with the key version); elsewhere, and for an update that could not list them (its key
+    moved), it changed when it appeared, went, or (hashed) its digest differs.
+    """
+    labels = target.labels
+    before, after = staged.c[labels.before(i)], staged.c[labels.after(i)]
+    form = target.spec.redaction(name)
+    if form is None:
+        return differ([before], [after])
+    appeared_or_went = (
+        differ([before], [after]) if form == "hash" else before.is_distinct_from(after)
+    )
+    listed = staged.c.get(CHANGED_COLUMNS)
+    if listed is None:
+        return appeared_or_went
+    return case(
+        (
+            and_(staged.c[AUDIT_OPERATION] == "U", listed.is_not(None)),
+            func.coalesce(literal(name) == any_(listed), false()),
+        ),
+        else_=appeared_or_went,
+    )
+
+
 def history_select(target: Audited, key: Mapping[str, Any]) -> Select[Any]:
     """Core form of ``history()``: the audit rows (markers included), oldest first."""
     sub = versions(target, key, with_changes=False)
-    return select(*(sub.c[c.name] for c in target.audit.c)).order_by(sub.c[AUDIT_ID])
+    holds_values = case((~sub.c[target.labels.marker], true()))
+    return select(
+        *(
+            shown(target.spec, c.name, sub.c[c.name], holds_values).label(c.name)
+            for c in target.audit.c
+        )
+    ).order_by(sub.c[AUDIT_ID])
 
 
 def who_columns(target: Audited) -> tuple[str, ...]:
@@ -251,23 +293,27 @@ def changes_select(target: Audited, key: Mapping[str, Any]) -> Select[Any]:
     sub = versions(target, key, with_changes=True).element.cte("audit_history")
     stamped = [sub.c[name] for name in (AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP)]
     stamped += [sub.c[name] for name in who_columns(target)]
+    spec = target.spec
     parts = [
         select(
             *stamped,
             literal(name).label("column"),
-            func.to_jsonb(sub.c[labels.before(i)]).label("before"),
-            func.to_jsonb(sub.c[labels.after(i)]).label("after"),
+            shown_json(spec, name, sub.c[labels.before(i)]).label("before"),
+            shown_json(spec, name, sub.c[labels.after(i)]).label("after"),
             literal(i).label("position"),
         ).where(sub.c[labels.changed(i)])
-        for i, name in enumerate(target.spec.columns)
+        for i, name in enumerate(spec.compared_columns)
     ]
     every = union_all(*parts).subquery("audit_changes")
+    before, after = every.c.before, every.c.after
+    if spec.redacted:
+        before, after = (type_coerce(c, ShownJson()).label(c.name) for c in (before, after))
     return select(
         *(every.c[name] for name in (AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP)),
         *(every.c[name] for name in who_columns(target)),
         every.c.column,
-        every.c.before,
-        every.c.after,
+        before,
+        after,
     ).order_by(every.c[AUDIT_ID], every.c.position)
 
 
@@ -321,7 +367,9 @@ def as_of_select(
     """Core form of ``as_of()``: the mirrored columns of the rows present at ``at``."""
     latest = latest_versions(target, at, key)
     return (
-        select(*(latest.c[c] for c in target.spec.columns))
+        select(
+            *(shown(target.spec, c, latest.c[c], true()).label(c) for c in target.spec.columns)
+        )
         .where(present(latest))
         .order_by(*(latest.c[k] for k in target.key_columns))
     )

@@ -46,11 +46,12 @@ class Audited:
         return labels_for(self.audit)
 
     def attribute_keys(self) -> dict[str, str]:
-        """Mirrored column name -> the ORM attribute holding it (mapped columns only)."""
+        """Mirrored (or omitted) column name -> the ORM attribute holding it (mapped columns
+        only)."""
         if self.mapper is None:
-            return {name: name for name in self.spec.columns}
+            return {name: name for name in self.spec.compared_columns}
         keys: dict[str, str] = {}
-        for name in self.spec.columns:
+        for name in self.spec.compared_columns:
             try:
                 keys[name] = self.mapper.get_property_by_column(self.source.c[name]).key
             except UnmappedColumnError:

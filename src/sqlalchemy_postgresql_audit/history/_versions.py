@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar, cast
 
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import ColumnElement, Select, select, true
 from sqlalchemy.orm import Bundle
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.selectable import Subquery
@@ -27,6 +27,7 @@ from ..declare.spec import (
     AUDIT_TIMESTAMP,
     capture_column,
 )
+from ._redacted import REDACTED, shown
 from ._target import Audited
 
 _M = TypeVar("_M")
@@ -75,14 +76,15 @@ class VersionBundle(Bundle[Version[_M]]):
         ]
         columns.append(source.c[AUDIT_CURRENT_USER])
         columns += [source.c[column] for _, column in self._context]
-        columns += [source.c[name] for name in target.spec.columns]
+        spec = target.spec
+        columns += [shown(spec, name, source.c[name], true()) for name in spec.columns]
         labels = target.labels
         columns.append(source.c[labels.marker])
         if with_changes:
-            for i in range(len(target.spec.columns)):
+            for i, name in enumerate(spec.compared_columns):
                 columns += [
-                    source.c[labels.before(i)],
-                    source.c[labels.after(i)],
+                    shown(spec, name, source.c[labels.before(i)], source.c[labels.before(i)]),
+                    shown(spec, name, source.c[labels.after(i)], source.c[labels.after(i)]),
                     source.c[labels.changed(i)],
                 ]
         super().__init__(f"version_{target.audit.name}", *columns)
@@ -96,8 +98,10 @@ class VersionBundle(Bundle[Version[_M]]):
         mapper = self._target.mapper
         assert mapper is not None
         names = self._target.spec.columns
+        compared = self._target.spec.compared_columns
         context_names = [name for name, _ in self._context]
         attributes = self._attributes
+        omitted = [n for n in self._target.spec.omitted_columns if n in attributes]
         n_context, n_columns = len(context_names), len(names)
 
         def version(row: Any) -> Version[Any]:
@@ -112,10 +116,12 @@ class VersionBundle(Bundle[Version[_M]]):
                 for name, value in zip(names, mirrored, strict=True):
                     if name in attributes:
                         set_committed_value(instance, attributes[name], value)
+                for name in omitted:
+                    set_committed_value(instance, attributes[name], REDACTED)
             changed: dict[str, tuple[Any, Any]] = {}
             if self._with_changes:
                 triples = values[start + n_columns + 1 :]
-                for i, name in enumerate(names):
+                for i, name in enumerate(compared):
                     before, after, differs = triples[3 * i : 3 * i + 3]
                     if differs and name in attributes:
                         changed[attributes[name]] = (before, after)

@@ -24,6 +24,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    null,
     select,
     text,
     update,
@@ -33,6 +34,7 @@ from sqlalchemy.ext.compiler import compiles
 from ..declare.spec import AUDIT_CURRENT_USER, AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP
 from ..errors import AuditError
 from ..render import lock_against_writes
+from ._hashing import recorded_hash
 from ._queries import (
     STATE_OPERATIONS,
     as_of_select,
@@ -75,13 +77,15 @@ async def _arun(bind: _ExecutesAsync, steps: _Steps) -> Any:
 
 
 def _writable(target: Audited, *, inserting: bool) -> list[str]:
-    """Mirrored columns a write may set: not computed; ``GENERATED ALWAYS`` identity columns
-    only on INSERT (written with ``OVERRIDING SYSTEM VALUE``, so a re-inserted row keeps its
-    id), never on UPDATE (the row keeps them anyway)."""
+    """Mirrored columns a write may set: not redacted, not computed; ``GENERATED ALWAYS``
+    identity columns only on INSERT (written with ``OVERRIDING SYSTEM VALUE``, so a re-inserted
+    row keeps its id), never on UPDATE (the row keeps them anyway)."""
     writable = []
     for name in target.spec.columns:
         column = target.source.c[name]
         if column.computed is not None or (_always_identity(column) and not inserting):
+            continue
+        if target.spec.redaction(name) is not None:  # the trail does not hold its value
             continue
         writable.append(name)
     return writable
@@ -198,11 +202,11 @@ def restore(
     since, a DELETE when it did not exist; returns which (``"unchanged"``: already as it was, or
     absent both times, and nothing is written).
     The write goes to the source table, so it is audited like any other write (set the session
-    settings first).  Only mirrored columns are written: an ``exclude_columns`` column keeps its
-    value on UPDATE and gets its default on INSERT; computed columns are left to the server, and
-    so are ``GENERATED ALWAYS`` identity columns on UPDATE, while a re-INSERT keeps their
-    recorded values (``OVERRIDING SYSTEM VALUE``).  ORM objects already loaded in a Session are
-    not refreshed.
+    settings first).  Only mirrored columns are written: an ``exclude_columns`` or ``redact`` column
+    keeps its value on UPDATE and gets its default on INSERT; computed columns are left to the
+    server, and so are ``GENERATED ALWAYS`` identity columns on UPDATE, while a re-INSERT keeps
+    their recorded values (``OVERRIDING SYSTEM VALUE``).  ORM objects already loaded in a Session
+    are not refreshed.
     """
     result: Restored = _run(bind, _restore_steps(audited(target), pk, at, version))
     return result
@@ -238,7 +242,9 @@ def _baseline_steps(target: Audited) -> _Steps:
     ]
     # Compared in the audit columns' types: the database's source column may have another type
     # than the model says (``text`` for ``String``), which ``*<>`` would refuse to compare.
-    recorded_as = [audit.c[c].type for c in spec.columns]
+    # Redacted values cannot be compared with what the trail holds: only the others are.
+    compared = [c for c in spec.columns if spec.redaction(c) is None]
+    recorded_as = [audit.c[c].type for c in compared]
     rows = (
         select(
             literal("B", String),
@@ -246,14 +252,14 @@ def _baseline_steps(target: Audited) -> _Steps:
             func.statement_timestamp(),
             func.current_user(),
             *settings,
-            *(source.c[c] for c in spec.columns),
+            *(_recorded(target, c) for c in spec.columns),
         )
         .select_from(joined)
         .where(
             known.c[spec.key_columns[0]].is_(None)
             | differ(
-                [cast(known.c[c], t) for c, t in zip(spec.columns, recorded_as, strict=True)],
-                [cast(source.c[c], t) for c, t in zip(spec.columns, recorded_as, strict=True)],
+                [cast(known.c[c], t) for c, t in zip(compared, recorded_as, strict=True)],
+                [cast(source.c[c], t) for c, t in zip(compared, recorded_as, strict=True)],
             )
         )
     )
@@ -282,6 +288,17 @@ def _baseline_steps(target: Audited) -> _Steps:
     return count
 
 
+def _recorded(target: Audited, name: str) -> Any:
+    """Source column ``name`` as the trigger records it: masked, hashed, or as it is."""
+    column = target.source.c[name]
+    form = target.spec.redaction(name)
+    if form == "mask":
+        return cast(null(), target.audit.c[name].type)
+    if form == "hash":
+        return recorded_hash(target.audit.schema, column)
+    return column
+
+
 def _missing_required_settings(target: Audited) -> Generator[Executable, Any, list[str]]:
     """The required settings not set in the transaction: the trigger refuses a write without
     them, and the baseline's rows, written straight into the audit table, must too."""
@@ -298,14 +315,15 @@ def record_baseline(bind: _Executes, target: object) -> int:
     """Record the current state of every row the audit trail does not explain, as ``B``
     versions, and return how many rows it recorded.
 
-    Rows that existed before auditing began have no version; after this they start with a
-    ``B`` (baseline) version, which ``history``, ``changes``, ``as_of`` and ``restore`` treat as
-    the row's state from when it was recorded on (see ``as_of``).  A row is recorded when the trail
+    Rows that existed before auditing began have no version; after this they start with a ``B``
+    (baseline) version, which ``history``, ``changes``, ``as_of`` and ``restore`` treat as the
+    row's state from when it was recorded on (see ``as_of``).  A row is recorded when the trail
     leaves it absent or with other values (auditing was off for a while), so running it twice
-    records nothing the second time.  It locks the table against writes (SHARE mode) until the
-    caller's transaction ends.  Session settings set in the transaction are recorded (a
-    required one that is not set is an ``AuditError``, as a write would be); capture columns
-    stay NULL.
+    records nothing the second time; redacted columns are recorded as the trigger records them and
+    cannot be compared (a row that differs only there is not recorded again).  It locks the table
+    against writes (SHARE mode) until the caller's transaction ends.  Session settings set in the
+    transaction are recorded (a required one that is not set is an ``AuditError``, as a write would
+    be); capture columns stay NULL.
     """
     count: int = _run(bind, _baseline_steps(audited(target)))
     return count

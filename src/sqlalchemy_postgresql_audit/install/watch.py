@@ -140,7 +140,7 @@ def exposure_states(spec: AuditSpec, exposure: Exposure) -> list[Watched]:
     if exposure.row_security:
         reasons.append(f"row-level security is enabled on {spec.audit_table}")
     found.append(_state("audit table", spec.audit_table, reasons))
-    known = {*spec.columns, *spec.exclude_columns}
+    known = {*spec.columns, *spec.exclude_columns, *spec.omitted_columns}
     unknown = [c for c in exposure.source_columns if c not in known]
     reasons = [
         f"column {c} of {spec.table} is neither mirrored nor excluded: its changes are not recorded"

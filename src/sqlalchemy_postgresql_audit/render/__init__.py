@@ -26,6 +26,7 @@ from .guard import (
     render_append_only_guard,
 )
 from .partitions import drop_partition_triggers, install_partition_triggers
+from .redaction import install_key_table
 from .sql import (
     COMMENT_MARKER,
     FALLBACK_SCHEMA,
@@ -70,6 +71,8 @@ def render(spec: AuditSpec) -> RenderedAudit:
     template's objects and removed before them, whatever the template version.
     """
     spec = resolved(spec)
+    if spec.cdc:
+        return _render_cdc_source(spec)
     try:
         template = _TEMPLATES[spec.template]
     except KeyError:
@@ -77,14 +80,27 @@ def render(spec: AuditSpec) -> RenderedAudit:
             f"audit template version {spec.template} is unknown to this library version "
             f"(known: {sorted(_TEMPLATES)}); upgrade sqlalchemy-postgresql-audit"
         ) from None
+    if spec.redacted and spec.template < 2:
+        raise ValueError(f"audit spec of {spec.table!r}: redaction needs template 2 or later")
     audit = template(spec)
     install, uninstall = render_append_only_guard(spec)
-    if not install:
+    # The key table comes first, the function reads it; uninstalling keeps it with its keys.
+    keys = install_key_table(spec.schema) if spec.hashes else ()
+    if not install and not keys:
         return audit
     return RenderedAudit(
         function_body=audit.function_body,
-        install=(*audit.install, *install),
+        install=(*keys, *audit.install, *install),
         uninstall=(*uninstall, *audit.uninstall),
+    )
+
+
+def _render_cdc_source(spec: AuditSpec) -> RenderedAudit:
+    """A CDC table's source carries no audit function or trigger: installing removes those of
+    an earlier trigger-mode installation (the publication, installed beside, captures it now).
+    What the consumer's side installs is ``render(spec.capture_spec)``."""
+    return RenderedAudit(
+        function_body="", install=render(spec.capture_spec).uninstall, uninstall=()
     )
 
 

@@ -12,6 +12,7 @@ which compares values.
 from __future__ import annotations
 
 from ..declare.spec import AUDIT_CURRENT_USER, AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP, AuditSpec
+from .redaction import redacted_value
 from .restart import RESTART_CODE
 from .sql import WRITER, always_qualified, always_quote, literal, resolved
 
@@ -49,7 +50,7 @@ def render_baseline(spec: AuditSpec) -> tuple[str, ...]:
         "pg_catalog.now()",
         WRITER,
         *settings,
-        *(f"s.{always_quote(c)}" for c in spec.columns),
+        *(redacted_value(spec, c, f"s.{always_quote(c)}") for c in spec.columns),
     ]
     same_key = " AND ".join(f"a.{always_quote(k)} = s.{always_quote(k)}" for k in spec.key_columns)
     audit_id, operation = always_quote(AUDIT_ID), always_quote(AUDIT_OPERATION)

@@ -23,6 +23,7 @@ import json
 
 from ..declare.spec import AUDIT_ID, AuditSpec
 from .guard import guard_function
+from .redaction import key_table_grants
 from .sql import dollar_quote, literal, name_text, qualified, quote, regclass, regprocedure
 
 #: What the grant step records on the audit table's ``audit_id`` sequence: which roles it made
@@ -283,6 +284,8 @@ def render_grants(
         statements += [prefix + role for prefix in schema]
         statements.append(f"GRANT {', '.join(writer_rights(spec))} ON {source} TO {role}")
     statements.append(_exact_rights(spec, names, writers, readers))
+    if spec.hashes:  # the redaction key: the owner's alone, readers included get nothing
+        statements += key_table_grants(spec.schema, owner)
     for reader in readers:
         role = _role(reader)
         statements += [prefix + role for prefix in schema]

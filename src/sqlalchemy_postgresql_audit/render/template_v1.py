@@ -202,7 +202,7 @@ def paired_update(spec: AuditSpec, insert_into: str, values: str) -> str:
     # The uncorrelated EXISTS is computed once.  An unmatched new row (its key is new) compares
     # as different from the all-NULL old side, so it is always recorded.
     return (
-        f"{statement}\n    WHERE {recorded_differ(spec, spec.columns, 'o', 'r')}\n"
+        f"{statement}\n    WHERE {recorded_differ(spec, spec.compared_columns, 'o', 'r')}\n"
         f"      OR EXISTS (SELECT FROM {OLD_ROWS} AS old_key WHERE NOT EXISTS (\n"
         f"        SELECT FROM {NEW_ROWS} AS new_key WHERE {on('new_key', 'old_key')}));"
     )
@@ -216,7 +216,7 @@ def changed_columns(spec: AuditSpec, old: str, new: str) -> str:
     """
     cases = ", ".join(
         f"CASE WHEN {recorded_differ(spec, (c,), old, new)} THEN {literal(c)} END"
-        for c in spec.columns
+        for c in spec.compared_columns
     )
     changed = f"pg_catalog.array_remove(ARRAY[{cases}]::pg_catalog.text[], NULL)"
     if spec.mode == "row":

@@ -42,6 +42,7 @@ from ..declare.spec import (
     capture_column,
 )
 from .partitions import drop_partition_triggers, install_partition_triggers
+from .redaction import redacted_value
 from .sql import (
     FALLBACK_SCHEMA,
     LABEL,
@@ -124,6 +125,12 @@ def function_config_v2(spec: AuditSpec) -> tuple[str, ...]:
     return (pinned, "enable_nestloop=off") if joins else (pinned,)
 
 
+def recorded_value(spec: AuditSpec, row: str, column: str) -> str:
+    """What the function records for mirrored column ``column`` of row ``row``: its value, or
+    its masked or hashed form (``redact``, see ``.redaction``)."""
+    return redacted_value(spec, column, column_value(spec, row, column))
+
+
 def _keys_match(spec: AuditSpec, left: str, right: str) -> str:
     """The key of row ``left`` equals that of row ``right``, by the key types' ``=`` (the
     unique index's notion of one key)."""
@@ -178,7 +185,7 @@ def _function_body(spec: AuditSpec) -> str:
             for c in spec.captures
         )
         mirrored = "".join(
-            f", {column_value(spec, row, c)}" if row else ", NULL" for c in spec.columns
+            f", {recorded_value(spec, row, c)}" if row else ", NULL" for c in spec.columns
         )
         return (
             f"{literal(code)}, {variable(_WRITTEN_AT)}, {variable('writer')}"
@@ -237,7 +244,7 @@ def _function_body(spec: AuditSpec) -> str:
                 # Checked here rather than in a WHEN clause, which would make the trigger
                 # depend on these columns and block retyping or dropping them.  The key is
                 # recorded, so a moved key is never skipped.
-                changed = recorded_differ(spec, spec.columns, "OLD", "NEW")
+                changed = recorded_differ(spec, spec.compared_columns, "OLD", "NEW")
                 skip = f"IF NOT ({changed}) THEN\n      RETURN NULL;\n    END IF;\n"
                 statement = f"{skip}    {statement}"
         else:
@@ -293,14 +300,13 @@ def _copy_truncated_rows(spec: AuditSpec, insert_into: str, per_call: list[str])
     for index, _ in enumerate(spec.settings):
         parameters.append(variable(setting_variable(index)))
         selected.append(f"${len(parameters)}")
-    selected += [column_value(spec, "r", c) for c in spec.columns]
+    selected += [recorded_value(spec, "r", c) for c in spec.columns]
     select = literal(f"SELECT {', '.join(selected)} FROM ONLY ")
     function = regprocedure(spec.schema, spec.function)
     # One expression, no text variable in between: the statement's only run-time part is
     # regclass output, which the server quotes.
     return (
-        _refuse_hidden_rows(spec)
-        + f"EXECUTE {literal(insert_into + ' ')}\n"
+        _refuse_hidden_rows(spec) + f"EXECUTE {literal(insert_into + ' ')}\n"
         f"      || (SELECT pg_catalog.string_agg({select}\n"
         "          || share.relation::pg_catalog.regclass::pg_catalog.text || ' AS r',\n"
         "          ' UNION ALL ')\n"
