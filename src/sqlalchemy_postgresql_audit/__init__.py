@@ -53,9 +53,12 @@ from .history import (
 )
 from .install.ddl import install_audit_triggers, uninstall_audit_triggers
 from .install.runtime_check import RUNTIME_CHECK_OPTION
+from .lifecycle.erasure import Erased, erase, erase_setting
 from .lifecycle.holds import hold, release
 from .lifecycle.maintenance import Maintained, maintain
 from .lifecycle.redaction_keys import matches_hash, rotate_redaction_key
+from .lifecycle.seals import Sealed, seal
+from .lifecycle.verify import Erasure, Verified, verify
 from .listeners import enable, register_metadata_hooks
 
 __all__ = [
@@ -78,11 +81,15 @@ __all__ = [
     "AuditRecord",
     "AuditSettingError",
     "AuditSpec",
+    "Erased",
+    "Erasure",
     "Hashed",
     "Maintained",
+    "Sealed",
     "SessionSetting",
     "SettingSpec",
     "TriggerSpec",
+    "Verified",
     "Version",
     "activity",
     "arecord_baseline",
@@ -97,6 +104,8 @@ __all__ = [
     "declare_metadata",
     "default_context",
     "enable",
+    "erase",
+    "erase_setting",
     "history",
     "hold",
     "install_audit_triggers",
@@ -107,8 +116,10 @@ __all__ = [
     "release",
     "restore",
     "rotate_redaction_key",
+    "seal",
     "set_session_vars",
     "uninstall_audit_triggers",
+    "verify",
 ]
 
 register_metadata_hooks()

@@ -52,6 +52,7 @@ from .partition_catalog import (
     range_partitions,
 )
 from .periods import Period, bound_text, period_of, periods_ahead, utc
+from .seals import lock_chain, record_removed_partition
 
 #: First key of the advisory locks ``maintain`` takes (the second is the audit table's).
 _LOCK_CLASS = 0x4155_4454  # "AUDT"
@@ -142,6 +143,8 @@ def _maintain_one(
         hashlib.sha256(f"{schema}.{name}".encode()).digest()[:4], "big", signed=True
     )
     connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_LOCK_CLASS, key)))
+    if partitioning.retention is not None:
+        lock_chain(connection, schema)  # retention may record in the chain of seals
     done = _extend(connection, spec, audit, partitioning, at)
     if partitioning.retention is None:
         return done
@@ -201,6 +204,7 @@ def _retain(
     if not expired:
         return done
     for partition in expired:
+        record_removed_partition(connection, audit, partition.name)
         _run(connection, sql.detach_partition(schema, name, partition.name))
         _run(connection, sql.drop_partition(schema, partition.name))
     bound = max(partition.upper for partition in expired)
@@ -256,18 +260,11 @@ def partition_comment(audit_table: str) -> str:
 
 def _keep_to_owner(connection: sa.Connection, schema: str | None, partition: str) -> None:
     """Revoke what default privileges gave anyone but the owner on a new partition."""
-    grantees = connection.execute(_GRANTEES, {"t": name_text(schema, partition)}).scalars()
+    grantees = connection.execute(
+        sa.text(sql.OTHER_GRANTEES), {"t": name_text(schema, partition)}
+    ).scalars()
     for grantee in list(grantees):
         _run(connection, sql.revoke_everything(schema, partition, grantee))
-
-
-#: Who holds a right on a table besides its owner (``None``: PUBLIC).
-_GRANTEES = sa.text(
-    "SELECT DISTINCT CASE WHEN a.grantee = 0 THEN NULL "
-    "ELSE pg_catalog.pg_get_userbyid(a.grantee) END "
-    "FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a "
-    "WHERE c.oid = CAST(:t AS regclass) AND a.grantee <> c.relowner"
-)
 
 
 def _mark_removed(connection: sa.Connection, audit: sa.Table, bound: datetime.datetime) -> None:
