@@ -37,6 +37,7 @@ from ..install.compare import Change, DropAudit, InstallAudit, ReplaceAudit, com
 from ..install.ddl import audited_tables
 from ..install.legacy import is_legacy_audit_table, legacy_audits
 from ..render.sql import name_text
+from .cdc import publication_operations
 from .legacy import convert_timestamps, upgrade_legacy
 from .ops import (
     CreateAuditTableOp,
@@ -128,6 +129,11 @@ def compare_audit(
     others = [_operation(c) for c in changes if not isinstance(c, DropAudit)]
     others += _baselines(changes, upgrade_ops)
     others += _conversions(connection, declared_pairs)
+    others += [
+        operation
+        for metadata in _metadatas(autogen_context.metadata)
+        for operation in publication_operations(connection, metadata, default)
+    ]
     upgrade_ops.ops[:0] = drops
     upgrade_ops.ops.extend(others)
 

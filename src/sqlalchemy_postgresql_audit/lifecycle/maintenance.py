@@ -65,6 +65,7 @@ from .partition_catalog import (
     partition_comment as partition_comment,  # where the design names it
 )
 from .periods import Period, bound_text, period_of, periods_ahead, utc
+from .seals import lock_chain, record_removed_partition
 
 #: First key of the advisory locks ``maintain`` takes (the second is the audit table's).
 _LOCK_CLASS = 0x4155_4454  # "AUDT"
@@ -188,6 +189,7 @@ def _retain_one(
     if partitioning.retention is None:
         return done
     _turn(connection, spec)
+    lock_chain(connection, spec.schema)  # retention may record in the chain of seals
     reason = held_reason(connection, spec.schema, spec.audit_table)
     if reason is not None:
         return replace(done, held=reason)
@@ -344,6 +346,7 @@ def _retain(
     bound = max(partition.upper for partition in expired)
     marker_id = _marker_id(connection, audit, bound)
     for partition in expired:
+        record_removed_partition(connection, audit, partition.name)
         _run(connection, sql.detach_partition(schema, name, partition.name))
         if keep:
             _keep_detached(connection, spec, partition.name)
@@ -418,18 +421,11 @@ def _like_parent(
 
 def keep_to_owner(connection: sa.Connection, schema: str | None, partition: str) -> None:
     """Revoke what default privileges gave anyone but the owner on a new partition."""
-    grantees = connection.execute(_GRANTEES, {"t": name_text(schema, partition)}).scalars()
+    grantees = connection.execute(
+        sa.text(sql.OTHER_GRANTEES), {"t": name_text(schema, partition)}
+    ).scalars()
     for grantee in list(grantees):
         _run(connection, sql.revoke_everything(schema, partition, grantee))
-
-
-#: Who holds a right on a table besides its owner (``None``: PUBLIC).
-_GRANTEES = sa.text(
-    "SELECT DISTINCT CASE WHEN a.grantee = 0 THEN NULL "
-    "ELSE pg_catalog.pg_get_userbyid(a.grantee) END "
-    "FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a "
-    "WHERE c.oid = CAST(:t AS regclass) AND a.grantee <> c.relowner"
-)
 
 
 def _marker_id(connection: sa.Connection, audit: sa.Table, bound: datetime.datetime) -> int:

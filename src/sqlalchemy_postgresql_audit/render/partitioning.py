@@ -113,6 +113,16 @@ def revoke_everything(schema: str | None, name: str, role: str | None) -> str:
     return f"REVOKE ALL ON TABLE {qualified(schema, name)} FROM {grantee} CASCADE"
 
 
+#: Who holds a right on a table besides its owner (``None``: PUBLIC), e.g. by default
+#: privileges.
+OTHER_GRANTEES = (
+    "SELECT DISTINCT CASE WHEN a.grantee = 0 THEN NULL "
+    "ELSE pg_catalog.pg_get_userbyid(a.grantee) END "
+    "FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a "
+    "WHERE c.oid = CAST(:t AS regclass) AND a.grantee <> c.relowner"
+)
+
+
 def comment_partition(schema: str | None, name: str, comment: str) -> str:
     return f"COMMENT ON TABLE {qualified(schema, name)} IS {literal(comment)}"
 
