@@ -23,6 +23,9 @@ from ..errors import AuditConfigurationError
 OPTIONS_KEY = "audit.options"
 
 CaptureMode = Literal["statement", "row"]
+#: ``mode="cdc"``: no trigger on the source; logical replication carries the changes to a
+#: consumer (``cdc``), whose row-level capture writes the trail.
+CDC_MODE = "cdc"
 #: How a partitioned audit table is cut: one partition per UTC day, ISO week or month.
 PartitionInterval = Literal["day", "week", "month"]
 PARTITION_INTERVALS: tuple[PartitionInterval, ...] = ("day", "week", "month")
@@ -63,6 +66,7 @@ _KNOWN_KEYS = frozenset(
         "append_only",
         "partition",
         "retention",
+        "retention_keep",
         "redact",
     }
 )
@@ -85,6 +89,9 @@ class AuditOptions:
     session_settings: tuple[SessionSetting, ...] = ()
     #: ``None``: statement level, except row level on a partitioned table (see ``capture_mode``).
     mode: CaptureMode | None = None
+    #: Captured off the writer's path (``mode="cdc"``): the source gets no audit trigger but a
+    #: publication and a slot; the consumer captures row by row, so ``mode`` is then ``"row"``.
+    cdc: bool = False
     legacy_timestamp: bool = False
     operations: tuple[Operation, ...] = ALL_OPERATIONS
     #: Source columns that are neither mirrored nor captured.
@@ -108,6 +115,9 @@ class AuditOptions:
     partition: PartitionInterval | None = None
     #: How long ``maintain`` keeps history: older partitions are detached and dropped whole.
     retention: datetime.timedelta | None = None
+    #: Retention detaches old partitions and keeps them as plain tables (same name and
+    #: comment) for archiving, instead of dropping them.
+    retention_keep: bool = False
     #: Columns recorded redacted, as (column, form) pairs in the order declared.
     redact: tuple[tuple[str, RedactForm], ...] = ()
 
@@ -151,7 +161,8 @@ def parse_options(table_name: str, info: Mapping[str, Any]) -> AuditOptions | No
     return AuditOptions(
         enabled=_bool(table_name, raw, "enabled", default=False),
         session_settings=_session_settings(table_name, raw.get("session_settings", ())),
-        mode=_mode(table_name, raw.get("mode")),
+        mode="row" if raw.get("mode") == CDC_MODE else _mode(table_name, raw.get("mode")),
+        cdc=raw.get("mode") == CDC_MODE,
         legacy_timestamp=_bool(table_name, raw, "legacy_timestamp", default=False),
         operations=_operations(table_name, raw.get("operations", ALL_OPERATIONS)),
         exclude_columns=exclude_columns,
@@ -199,7 +210,8 @@ def _redact(
 
 
 def _partitioning(table_name: str, raw: Mapping[str, Any]) -> dict[str, Any]:
-    """``partition`` and ``retention``: retention drops whole partitions, so it needs them."""
+    """``partition``, ``retention`` and ``retention_keep``: retention removes whole partitions,
+    so it needs them."""
     partition = raw.get("partition")
     if partition is not None and partition not in PARTITION_INTERVALS:
         raise AuditConfigurationError(
@@ -230,7 +242,14 @@ def _partitioning(table_name: str, raw: Mapping[str, Any]) -> dict[str, Any]:
                 "needs 'partition': retention drops whole partitions, never rows one by one "
                 "(use retention.purge_audit_history for an unpartitioned audit table)",
             )
-    return {"partition": partition, "retention": retention}
+    keep = _bool(table_name, raw, "retention_keep", default=False)
+    if keep and retention is None:
+        raise AuditConfigurationError(
+            table_name,
+            "retention_keep",
+            "needs 'retention': it says what retention does with the partitions it removes",
+        )
+    return {"partition": partition, "retention": retention, "retention_keep": keep}
 
 
 def _refuse_near_misses(table_name: str, info: Mapping[str, Any]) -> None:
@@ -306,7 +325,7 @@ def _mode(table_name: str, value: object) -> CaptureMode | None:
     if value == "row":
         return "row"
     raise AuditConfigurationError(
-        table_name, "mode", f"must be 'statement' or 'row', got {value!r}"
+        table_name, "mode", f"must be 'statement', 'row' or 'cdc', got {value!r}"
     )
 
 
