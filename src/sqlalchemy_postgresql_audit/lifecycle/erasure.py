@@ -42,7 +42,7 @@ from ..install.ddl import _connection, resolve_spec
 from ..render.erasure import KEPT_PARTITIONS, MAY_LOCK, analyze_erased, lock_for_erasure
 from ..render.guard import ERASING_SETTING
 from ..render.seals import ERASURE_OPERATION_CODE, REMOVED_OPERATION, SEAL_OPERATION
-from ..render.sql import qualified
+from ..render.sql import name_text
 from . import _chain
 from ._digest import KeyTree, column_key, commitment
 from ._segments import stream_rows
@@ -166,7 +166,7 @@ def _lock(connection: sa.Connection, specs: Sequence[AuditSpec]) -> None:
     """SHARE locks on the audited tables the role may lock, then on their audit tables (the
     order writers take theirs in), so that no write in flight escapes the erasure."""
     for spec in specs:
-        source = qualified(spec.schema, spec.table)
+        source = name_text(spec.schema, spec.table)
         if connection.execute(sa.text(MAY_LOCK), {"table": source}).scalar_one():
             connection.execute(sa.text(lock_for_erasure(spec.schema, spec.table)))
     for spec in specs:
