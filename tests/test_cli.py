@@ -323,7 +323,10 @@ def test_usage_errors_exit_2_and_help_documents_exit_codes() -> None:
     assert "the following arguments are required: --url" in result.stderr
     assert run("frobnicate").returncode == 2
     help_text = ok(run("--help"))
-    assert "exit codes: 0 ok, 1 drift found by check, 2 usage or error" in help_text
+    assert (
+        "exit codes: 0 ok, 1 drift found by check or a broken seal found by verify, 2 usage"
+        in help_text
+    )
     for command in ("demo", "ddl", "install", "uninstall", "check"):
         assert command in help_text
 

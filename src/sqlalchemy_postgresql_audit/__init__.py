@@ -53,9 +53,14 @@ from .history import (
 )
 from .install.ddl import install_audit_triggers, uninstall_audit_triggers
 from .install.runtime_check import RUNTIME_CHECK_OPTION
+from .lifecycle.archive import Published, publish, subscribe_archive, unsubscribe_archive
+from .lifecycle.conversion import Converted, partition_audit_table
+from .lifecycle.erasure import Erased, erase, erase_setting
 from .lifecycle.holds import hold, release
 from .lifecycle.maintenance import Maintained, maintain
 from .lifecycle.redaction_keys import matches_hash, rotate_redaction_key
+from .lifecycle.seals import Sealed, seal
+from .lifecycle.verify import Erasure, Verified, verify
 from .listeners import enable, register_metadata_hooks
 
 __all__ = [
@@ -78,11 +83,17 @@ __all__ = [
     "AuditRecord",
     "AuditSettingError",
     "AuditSpec",
+    "Converted",
+    "Erased",
+    "Erasure",
     "Hashed",
     "Maintained",
+    "Published",
+    "Sealed",
     "SessionSetting",
     "SettingSpec",
     "TriggerSpec",
+    "Verified",
     "Version",
     "activity",
     "arecord_baseline",
@@ -97,18 +108,26 @@ __all__ = [
     "declare_metadata",
     "default_context",
     "enable",
+    "erase",
+    "erase_setting",
     "history",
     "hold",
     "install_audit_triggers",
     "is_audit_table",
     "maintain",
     "matches_hash",
+    "partition_audit_table",
+    "publish",
     "record_baseline",
     "release",
     "restore",
     "rotate_redaction_key",
+    "seal",
     "set_session_vars",
+    "subscribe_archive",
     "uninstall_audit_triggers",
+    "unsubscribe_archive",
+    "verify",
 ]
 
 register_metadata_hooks()

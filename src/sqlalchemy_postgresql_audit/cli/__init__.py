@@ -1,6 +1,7 @@
 """The ``sqlalchemy-postgresql-audit`` command (also ``python -m sqlalchemy_postgresql_audit``).
 
-Exit codes: 0 everything as declared or done; 1 ``check`` found drift; 2 bad usage or an error
+Exit codes: 0 everything as declared or done; 1 ``check`` found drift or ``verify`` a broken
+chain of seals; 2 bad usage or an error
 (module or attribute not found, invalid URL, cannot connect, database error), reported as one
 line on stderr (``--debug`` shows the traceback instead).
 
@@ -17,7 +18,19 @@ import traceback
 import sqlalchemy as sa
 
 from ..errors import AuditError
-from . import activity, baseline, cdc, check, demo, grant, history, install, retention
+from . import (
+    activity,
+    archive,
+    baseline,
+    cdc,
+    check,
+    demo,
+    grant,
+    history,
+    install,
+    retention,
+    seals,
+)
 from .base import EXIT_ERROR, CliError, Command
 from .database import first_line
 from .ui import UI, wants_color
@@ -41,11 +54,15 @@ COMMANDS: tuple[Command, ...] = (
     retention.MAINTAIN,
     retention.HOLD,
     retention.RELEASE,
+    archive.PUBLISH,
     cdc.COMMAND,
+    seals.SEAL,
+    seals.VERIFY,
+    seals.ERASE,
 )
 
 EPILOG = """\
-exit codes: 0 ok, 1 drift found by check, 2 usage or error.
+exit codes: 0 ok, 1 drift found by check or a broken seal found by verify, 2 usage or error.
 Output is coloured on a terminal (rich), plain text when piped; NO_COLOR or --no-color turns
 colour off.  Commands that take --url read $DATABASE_URL when it is not given."""
 

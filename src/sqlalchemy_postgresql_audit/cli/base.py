@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 #: Everything as declared / done.
 EXIT_OK = 0
-#: ``check`` found the database out of step with the declaration.
+#: ``check`` found the database out of step with the declaration, or ``verify`` a broken seal.
 EXIT_DRIFT = 1
 #: Bad usage or an error (module, URL, connection, database); argparse exits 2 too.
 EXIT_ERROR = 2

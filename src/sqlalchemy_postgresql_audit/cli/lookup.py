@@ -86,7 +86,7 @@ def parse_key(table: sa.Table, text: str) -> dict[str, object]:
         given[column.strip()] = value
     if set(given) != set(keys):
         raise CliError(_key_usage(table, keys, text))
-    return {column: _typed(table.c[column], given[column], table) for column in keys}
+    return {column: typed_value(table.c[column], given[column], table) for column in keys}
 
 
 def _one_column_key(table: sa.Table, column: str, text: str) -> object:
@@ -96,12 +96,12 @@ def _one_column_key(table: sa.Table, column: str, text: str) -> object:
     be (``id=5`` for an integer), it is read as that form, since it cannot mean anything else.
     """
     try:
-        return _typed(table.c[column], text, table)
+        return typed_value(table.c[column], text, table)
     except CliError:
         prefix = f"{column}="
         if not text.startswith(prefix):
             raise
-        return _typed(table.c[column], text[len(prefix) :], table)
+        return typed_value(table.c[column], text[len(prefix) :], table)
 
 
 def _key_usage(table: sa.Table, keys: list[str], text: str) -> str:
@@ -121,7 +121,8 @@ _PARSERS: dict[type, Callable[[str], object]] = {
 }
 
 
-def _typed(column: sa.Column[object], text: str, table: sa.Table) -> object:
+def typed_value(column: sa.Column[object], text: str, table: sa.Table) -> object:
+    """``text`` as ``column``'s Python type (a key, a session setting's value)."""
     try:
         python_type = column.type.python_type
     except NotImplementedError:

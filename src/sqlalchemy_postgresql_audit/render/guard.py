@@ -6,6 +6,7 @@ from ..declare.spec import (
     AUDIT_CURRENT_USER,
     AUDIT_OPERATION,
     AUDIT_TIMESTAMP,
+    FIXED_AUDIT_COLUMNS,
     AuditSpec,
 )
 from .sql import (
@@ -22,6 +23,11 @@ from .sql import (
 #: accept deletes of rows older than its value.  Outside the ``audit.`` prefix, so that no
 #: session setting can be named like it.
 PURGE_BEFORE_SETTING = "sqlalchemy_postgresql_audit.purge_before"
+
+#: The transaction-local setting through which ``erase`` lets the guard accept an UPDATE that
+#: only sets values to NULL (never the fixed audit columns or the key); ``erase`` writes its
+#: ``E`` marker row and records the erasure in the chain of seals.
+ERASING_SETTING = "sqlalchemy_postgresql_audit.erasing"
 
 #: ``audit_operation`` of the row the guard writes after every delete it let through.
 PURGE_OPERATION_CODE = "P"
@@ -48,7 +54,9 @@ def render_append_only_guard(spec: AuditSpec) -> tuple[tuple[str, ...], tuple[st
     AFTER DELETE statement trigger refuses the statement if any row but a marker recorded
     before the bound remains (so no selective deletion of recent rows hides behind a far bound).
     It then writes a ``P`` marker row whose ``audit_operation_timestamp`` is the bound (who,
-    and "history before <bound> purged"), so a purge is itself part of the trail.  Triggers are
+    and "history before <bound> purged"), so a purge is itself part of the trail.  The other
+    exception is ``erase``'s: while ``ERASING_SETTING`` is set, an UPDATE that only sets values
+    to NULL, leaving the fixed audit columns and the key as they were.  Triggers are
     not a wall against the owner, who can disable them; see SECURITY.md.
     """
     if not spec.append_only:
@@ -67,10 +75,36 @@ def render_append_only_guard(spec: AuditSpec) -> tuple[tuple[str, ...], tuple[st
         f"CREATE OR REPLACE TRIGGER {quote(PURGE_MARKER_TRIGGER)}\n"
         f"AFTER DELETE ON {on}\nREFERENCING OLD TABLE AS {OLD_ROWS}\nFOR EACH STATEMENT\n"
         f"EXECUTE FUNCTION {function}()",
+        guard_partitions(spec),
     )
     # CASCADE drops exactly the guard's own triggers, the only objects that use its function,
     # and works whether or not the audit table still exists.
     return install, (f"DROP FUNCTION IF EXISTS {function}() CASCADE",)
+
+
+def guard_partitions(spec: AuditSpec) -> str:
+    """The BEFORE TRUNCATE trigger on every partition the audit table has now (a partitioned
+    audit table's DEFAULT partition exists from its creation, and rows wait there until the
+    first ``maintain``): a TRUNCATE naming a partition does not fire the parent's trigger.
+    ``maintain`` gives the partitions it creates the same trigger.  Partition names come from
+    ``regclass`` output, which the server quotes."""
+    table = literal(always_qualified(spec.schema, spec.audit_table))
+    function = literal(
+        f" FOR EACH STATEMENT EXECUTE FUNCTION {qualified(spec.schema, guard_function(spec))}()"
+    )
+    create = literal(
+        f"CREATE OR REPLACE TRIGGER {quote(GUARD_TRUNCATE_TRIGGER)} BEFORE TRUNCATE ON "
+    )
+    body = (
+        "\nDECLARE\n  child pg_catalog.oid;\nBEGIN\n"
+        "  FOR child IN SELECT i.inhrelid FROM pg_catalog.pg_inherits i\n"
+        f"    WHERE i.inhparent OPERATOR(pg_catalog.=) pg_catalog.to_regclass({table})\n"
+        "  LOOP\n"
+        f"    EXECUTE {create} OPERATOR(pg_catalog.||) child::pg_catalog.regclass::pg_catalog.text"
+        f"\n      OPERATOR(pg_catalog.||) {function};\n"
+        "  END LOOP;\nEND;\n"
+    )
+    return f"DO {dollar_quote(body)}"
 
 
 #: What the guard function runs with (its ``proconfig``).
@@ -100,6 +134,14 @@ def guard_body(spec: AuditSpec) -> str:
         "and rows before it remain"
     )
     refuse = f",\n    ERRCODE = 'insufficient_privilege', HINT = {literal(hint)};\n"
+    kept = (*FIXED_AUDIT_COLUMNS, *spec.key_columns)
+    unchanged = "".join(
+        f"\n      AND NEW.{always_quote(c)} IS NOT DISTINCT FROM OLD.{always_quote(c)}"
+        for c in kept
+    )
+    erasing = (
+        f"NULLIF(pg_catalog.current_setting({literal(ERASING_SETTING)}, true), '') IS NOT NULL"
+    )
     return (
         "\nDECLARE\n"
         f"  bound CONSTANT timestamptz := {bound};\n"
@@ -120,6 +162,12 @@ def guard_body(spec: AuditSpec) -> str:
         "  END IF;\n"
         f"  IF TG_OP = 'DELETE' AND OLD.{stamp} < bound THEN\n"
         "    RETURN OLD;\n"
+        "  END IF;\n"
+        f"  IF TG_OP = 'UPDATE' AND {erasing}{unchanged}\n"
+        "      AND NOT EXISTS (SELECT FROM pg_catalog.jsonb_each(pg_catalog.to_jsonb(NEW)) n\n"
+        "        JOIN pg_catalog.jsonb_each(pg_catalog.to_jsonb(OLD)) o ON o.key = n.key\n"
+        "        WHERE n.value <> 'null'::jsonb AND n.value <> o.value) THEN\n"
+        "    RETURN NEW;\n"
         "  END IF;\n"
         f"  RAISE EXCEPTION USING MESSAGE = {literal(message)} || TG_OP || ' is refused'{refuse}"
         "END;\n"

@@ -1,0 +1,263 @@
+"""The chain and its side tables in the database: creating them, taking turns on them, reading
+and appending records, and the per-segment key trees and row indexes.
+
+Every writer of the chain (``seal``, ``erase``, ``record_removed_partition``) holds a
+transaction-level advisory lock of the schema's chain first, so records are appended one at a
+time and each links to the head before it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from ..install.ddl import AuditDDL
+from ..render.partitioning import OTHER_GRANTEES, revoke_everything
+from ..render.seals import (
+    CANONICAL_SETTINGS,
+    SEAL_ERASED_TABLE,
+    SEAL_KEYS_TABLE,
+    SEAL_PENDING_TABLE,
+    SEAL_ROWS_TABLE,
+    SEAL_TABLES,
+    SEALS_TABLE,
+    create_seal_tables,
+)
+from ..render.sql import name_text
+from ._digest import GENESIS, KeyTree, chain_head, tree_depth
+
+#: First key of the chain's advisory lock (the second is the schema's).
+_LOCK_CLASS = 0x5345_414C  # "SEAL"
+
+_TEXTS = postgresql.ARRAY(sa.Text)
+
+
+def seals_table(schema: str | None) -> sa.TableClause:
+    return sa.table(
+        SEALS_TABLE,
+        sa.column("seal_id", sa.BigInteger),
+        sa.column("kind", sa.Text),
+        sa.column("audit_table", sa.Text),
+        sa.column("segment", sa.Text),
+        sa.column("lower_bound", sa.DateTime(timezone=True)),
+        sa.column("upper_bound", sa.DateTime(timezone=True)),
+        sa.column("range_low", sa.BigInteger),
+        sa.column("range_high", sa.BigInteger),
+        sa.column("row_count", sa.BigInteger),
+        sa.column("columns", _TEXTS),
+        sa.column("digest", sa.LargeBinary),
+        sa.column("detail", sa.Text),
+        sa.column("recorded_by", sa.Text),
+        sa.column("recorded_at", sa.DateTime(timezone=True)),
+        sa.column("prev_head", sa.LargeBinary),
+        sa.column("head", sa.LargeBinary),
+        schema=schema,
+    )
+
+
+def keys_table(schema: str | None) -> sa.TableClause:
+    return sa.table(
+        SEAL_KEYS_TABLE,
+        sa.column("seal_id", sa.BigInteger),
+        sa.column("depth", sa.Integer),
+        sa.column("prefix", sa.BigInteger),
+        sa.column("key", sa.LargeBinary),
+        schema=schema,
+    )
+
+
+def rows_table(schema: str | None) -> sa.TableClause:
+    return sa.table(
+        SEAL_ROWS_TABLE,
+        sa.column("seal_id", sa.BigInteger),
+        sa.column("row_index", sa.LargeBinary),
+        schema=schema,
+    )
+
+
+def erased_table(schema: str | None) -> sa.TableClause:
+    return sa.table(
+        SEAL_ERASED_TABLE,
+        sa.column("audit_table", sa.Text),
+        sa.column("audit_id", sa.BigInteger),
+        sa.column("marker_id", sa.BigInteger),
+        sa.column("kept_keys", postgresql.JSONB),
+        sa.column("commitments", postgresql.JSONB),
+        schema=schema,
+    )
+
+
+def pending_table(schema: str | None) -> sa.TableClause:
+    return sa.table(
+        SEAL_PENDING_TABLE,
+        sa.column("audit_table", sa.Text),
+        sa.column("last_value", sa.BigInteger),
+        sa.column("running", _TEXTS),
+        sa.column("server_started", sa.DateTime(timezone=True)),
+        schema=schema,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Record:
+    """One record of the chain.  ``S``: rows of ``audit_table`` with ``audit_id`` in
+    ``(range_low, range_high]`` and time in ``[lower_bound, upper_bound)`` (a partition; both
+    ``None`` when not partitioned); ``R``: such a partition removed; ``E``: an erasure whose
+    marker row is ``range_high``."""
+
+    seal_id: int
+    kind: str
+    audit_table: str
+    segment: str
+    lower_bound: datetime.datetime | None
+    upper_bound: datetime.datetime | None
+    range_low: int
+    range_high: int
+    row_count: int
+    columns: tuple[str, ...]
+    digest: bytes
+    detail: str
+    recorded_by: str
+    recorded_at: datetime.datetime
+    prev_head: bytes
+    head: bytes
+
+    def fields(self) -> tuple[object, ...]:
+        """What the head commits to, besides the previous head."""
+        return (
+            self.kind,
+            self.audit_table,
+            self.segment,
+            self.lower_bound,
+            self.upper_bound,
+            self.range_low,
+            self.range_high,
+            self.row_count,
+            self.columns,
+            self.digest,
+            self.detail,
+            self.recorded_by,
+            self.recorded_at,
+        )
+
+    def covers(self, audit_id: int, moment: datetime.datetime) -> bool:
+        if not self.range_low < audit_id <= self.range_high:
+            return False
+        if self.lower_bound is None or self.upper_bound is None:
+            return True
+        return self.lower_bound <= moment < self.upper_bound
+
+
+def lock(connection: sa.Connection, schema: str | None, *, shared: bool = False) -> None:
+    """The chain's lock until the transaction ends: exclusive to append to it, shared to read
+    it with the audit tables (``verify``), so that no partition goes while it reads."""
+    key = int.from_bytes(hashlib.sha256(str(schema).encode()).digest()[:4], "big", signed=True)
+    take = sa.func.pg_advisory_xact_lock_shared if shared else sa.func.pg_advisory_xact_lock
+    connection.execute(sa.select(take(_LOCK_CLASS, key)))
+
+
+def exists(connection: sa.Connection, schema: str | None) -> bool:
+    found = connection.execute(sa.select(sa.func.to_regclass(name_text(schema, SEALS_TABLE))))
+    return found.scalar() is not None
+
+
+def prepare(connection: sa.Connection, schema: str | None) -> None:
+    """Take the chain's lock, create its tables if need be, and make value text canonical."""
+    lock(connection, schema)
+    if not exists(connection, schema):
+        for statement in create_seal_tables(schema):
+            connection.execute(AuditDDL(statement))
+        for table in SEAL_TABLES:  # whatever default privileges gave: the keys are secret
+            where = {"t": name_text(schema, table)}
+            for grantee in list(connection.execute(sa.text(OTHER_GRANTEES), where).scalars()):
+                connection.execute(AuditDDL(revoke_everything(schema, table, grantee)))
+    canonical_text(connection)
+
+
+def canonical_text(connection: sa.Connection) -> None:
+    for name, value in CANONICAL_SETTINGS:
+        connection.execute(sa.select(sa.func.set_config(name, value, True)))
+
+
+def records(connection: sa.Connection, schema: str | None) -> list[Record]:
+    table = seals_table(schema)
+    rows = connection.execute(sa.select(table).order_by(table.c.seal_id)).mappings()
+    return [_record(row) for row in rows]
+
+
+def _record(row: Any) -> Record:
+    values = dict(row)
+    values["columns"] = tuple(values["columns"])
+    for name in ("digest", "prev_head", "head"):
+        values[name] = bytes(values[name])
+    return Record(**values)
+
+
+def append(connection: sa.Connection, schema: str | None, **fields: Any) -> Record:
+    """Append a record linked to the current head (hold the chain's lock)."""
+    table = seals_table(schema)
+    last = connection.execute(
+        sa.select(table.c.head).order_by(table.c.seal_id.desc()).limit(1)
+    ).scalar()
+    who, when = connection.execute(sa.select(sa.func.current_user(), sa.func.now())).one()
+    draft = Record(
+        seal_id=0,
+        recorded_by=who,
+        recorded_at=when,
+        prev_head=GENESIS if last is None else bytes(last),
+        head=b"",
+        **fields,
+    )
+    head = chain_head(draft.prev_head, draft.fields())
+    values = {name: getattr(draft, name) for name in Record.__slots__ if name != "seal_id"}
+    values["head"] = head
+    values["columns"] = list(draft.columns)
+    seal_id = connection.execute(
+        sa.insert(table).values(values).returning(table.c.seal_id)
+    ).scalar_one()
+    return Record(**{**values, "columns": draft.columns, "seal_id": seal_id})
+
+
+def key_trees(
+    connection: sa.Connection, schema: str | None, segments: Sequence[Record]
+) -> dict[int, KeyTree]:
+    """The key tree of each segment (empty frontier when its keys were destroyed)."""
+    table = keys_table(schema)
+    wanted = [segment.seal_id for segment in segments]
+    frontiers: dict[int, dict[tuple[int, int], bytes]] = {seal_id: {} for seal_id in wanted}
+    rows = connection.execute(sa.select(table).where(table.c.seal_id.in_(wanted)))
+    for row in rows:
+        frontiers[row.seal_id][(row.depth, row.prefix)] = bytes(row.key)
+    return {
+        segment.seal_id: KeyTree(
+            tree_depth(segment.range_low, segment.range_high), frontiers[segment.seal_id]
+        )
+        for segment in segments
+    }
+
+
+def store_tree(connection: sa.Connection, schema: str | None, seal_id: int, tree: KeyTree) -> None:
+    table = keys_table(schema)
+    connection.execute(sa.delete(table).where(table.c.seal_id == seal_id))
+    if tree.frontier:
+        connection.execute(
+            sa.insert(table),
+            [
+                {"seal_id": seal_id, "depth": depth, "prefix": prefix, "key": key}
+                for (depth, prefix), key in tree.frontier.items()
+            ],
+        )
+
+
+def row_index(connection: sa.Connection, schema: str | None, seal_id: int) -> bytes:
+    table = rows_table(schema)
+    found = connection.execute(
+        sa.select(table.c.row_index).where(table.c.seal_id == seal_id)
+    ).scalar()
+    return b"" if found is None else bytes(found)

@@ -1,0 +1,274 @@
+"""Seals: ``seal`` chains the audit rows per partition below a horizon no open transaction can
+write under, ``verify`` recomputes it and names the first row that no longer matches, and an
+anchored head proves the trail up to it unchanged."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from sqlalchemy_postgresql_audit import AuditError, maintain, seal, verify
+from sqlalchemy_postgresql_audit.lifecycle._digest import KeyTree, tree_depth
+from sqlalchemy_postgresql_audit.lifecycle.seals import record_removed_partition
+
+UTC = datetime.timezone.utc
+
+
+def accounts(**options: Any) -> sa.Table:
+    return sa.Table(
+        "accounts",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("owner", sa.String),
+        sa.Column("balance", sa.Integer),
+        info={"audit.options": {"enabled": True, "append_only": True, **options}},
+    )
+
+
+def write(engine: sa.Engine, table: sa.Table, *ids: int) -> None:
+    with engine.begin() as connection:
+        for key in ids:
+            connection.execute(table.insert().values(id=key, owner=f"owner {key}", balance=key))
+            connection.execute(table.update().where(table.c.id == key).values(balance=key * 10))
+
+
+def as_owner(engine: sa.Engine, *statements: str) -> None:
+    """Run ``statements`` as the audit table's owner with every trigger off (the guard too)."""
+    with engine.begin() as connection:
+        connection.execute(sa.text("SET LOCAL session_replication_role = replica"))
+        for statement in statements:
+            connection.execute(sa.text(statement))
+
+
+@pytest.fixture
+def sealed(engine: sa.Engine) -> sa.Table:
+    table = accounts()
+    table.metadata.create_all(engine)
+    write(engine, table, 1, 2, 3)
+    (done,) = seal(engine, table)
+    assert done.rows == 6 and done.sealed_to == 6 and done.segments == ("accounts_audit",)
+    return table
+
+
+def test_seal_covers_new_rows_once_and_verify_passes(engine: sa.Engine, sealed: sa.Table) -> None:
+    report = verify(engine, sealed)
+    assert report.ok and report.first_broken is None and report.sealed_rows == 6
+    (again,) = seal(engine, sealed)
+    assert again.rows == 0 and again.head == report.head  # nothing new: the chain is unchanged
+    write(engine, sealed, 4)
+    (more,) = seal(engine, sealed)
+    assert more.rows == 2 and more.sealed_to == 8 and more.head != report.head
+    assert verify(engine, sealed).ok
+
+
+@pytest.mark.parametrize(
+    ("tamper", "broken_at"),
+    [
+        ("UPDATE accounts_audit SET balance = 99 WHERE audit_id = 4", 4),
+        ("DELETE FROM accounts_audit WHERE audit_id = 3", 3),
+        (
+            "INSERT INTO accounts_audit (audit_id, audit_operation, audit_operation_timestamp, "
+            "id, balance) VALUES (-5, 'I', now(), 7, 7)",
+            -5,
+        ),
+        ("UPDATE accounts_audit SET audit_id = 9 WHERE audit_id = 2", 2),
+        ("UPDATE accounts_audit SET audit_operation_timestamp = now() WHERE audit_id = 5", 5),
+    ],
+    ids=["update", "delete", "insert", "renumber", "retime"],
+)
+def test_verify_catches_the_owner_changing_sealed_rows_with_the_guard_off(
+    engine: sa.Engine, sealed: sa.Table, tamper: str, broken_at: int
+) -> None:
+    as_owner(engine, tamper)
+    report = verify(engine, sealed)
+    assert not report.ok
+    assert report.first_broken == ("accounts_audit", broken_at)
+    assert report.head is not None
+
+
+def test_verify_catches_an_audit_id_handed_out_again_by_a_sequence_set_back(
+    engine: sa.Engine, sealed: sa.Table
+) -> None:
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text("SELECT setval(pg_get_serial_sequence('accounts_audit', 'audit_id'), 2)")
+        )
+    write(engine, sealed, 10)  # its rows take ids 3 and 4 again
+    report = verify(engine, sealed)
+    assert not report.ok and report.first_broken == ("accounts_audit", 3)
+    with pytest.raises(AuditError, match="set back"):
+        seal(engine, sealed)
+
+
+def test_an_anchored_head_exposes_a_chain_rewritten_from_scratch(
+    engine: sa.Engine, sealed: sa.Table
+) -> None:
+    anchor = verify(engine, sealed).head
+    assert anchor is not None and verify(engine, sealed, anchor=anchor).ok
+    # The owner changes history, then throws the chain away and seals again: without an anchor
+    # nothing inside the database can tell.
+    as_owner(
+        engine,
+        "UPDATE accounts_audit SET balance = 0 WHERE id = 2",
+        "DROP TABLE sqlalchemy_postgresql_audit_seals, sqlalchemy_postgresql_audit_seal_keys, "
+        "sqlalchemy_postgresql_audit_seal_rows, sqlalchemy_postgresql_audit_seal_pending",
+    )
+    seal(engine, sealed)
+    assert verify(engine, sealed).ok
+    rewritten = verify(engine, sealed, anchor=anchor)
+    assert not rewritten.ok and "anchored head" in (rewritten.problem or "")
+    assert not verify(engine, sealed, anchor="00" * 32).ok
+
+
+def test_a_changed_chain_record_breaks_the_chain(engine: sa.Engine, sealed: sa.Table) -> None:
+    as_owner(engine, "UPDATE sqlalchemy_postgresql_audit_seals SET row_count = 5")
+    report = verify(engine, sealed)
+    assert not report.ok and report.first_broken == ("accounts_audit", None)
+    assert report.head is not None  # the head as stored, to compare with the anchors
+
+
+def test_a_slow_committer_never_falls_into_a_gap(engine: sa.Engine) -> None:
+    table = accounts()
+    table.metadata.create_all(engine)
+    write(engine, table, 1)  # ids 1, 2
+    with engine.connect() as slow:
+        slow_transaction = slow.begin()
+        slow.execute(table.insert().values(id=2, owner="slow", balance=0))  # id 3, uncommitted
+        write(engine, table, 3)  # ids 4, 5, committed before the slow one
+        (first,) = seal(engine, table)
+        assert first.sealed_to == 2  # the open transaction's id 3 stops the seal
+        slow_transaction.commit()
+    (second,) = seal(engine, table)
+    assert second.sealed_to == 5 and second.rows == 3
+    report = verify(engine, table)
+    assert report.ok and report.sealed_rows == 5
+
+
+def test_ids_of_transactions_that_rolled_back_stop_the_seal_only_until_the_next_run(
+    engine: sa.Engine,
+) -> None:
+    table = accounts()
+    table.metadata.create_all(engine)
+    with engine.connect() as connection, connection.begin() as transaction:
+        connection.execute(table.insert().values(id=1, owner="gone", balance=0))  # id 1
+        transaction.rollback()
+    write(engine, table, 2)  # ids 2, 3
+    (first,) = seal(engine, table)
+    assert first.rows == 0  # id 1 could still be running, as far as this run can tell
+    (second,) = seal(engine, table)
+    assert second.rows == 2 and second.sealed_to == 3
+    assert verify(engine, table).ok
+
+
+def test_a_sequence_that_caches_values_is_refused(engine: sa.Engine) -> None:
+    table = accounts()
+    table.metadata.create_all(engine)
+    with engine.begin() as connection:
+        sequence = connection.execute(
+            sa.text("SELECT pg_get_serial_sequence('accounts_audit', 'audit_id')")
+        ).scalar_one()
+        connection.execute(sa.text(f"ALTER SEQUENCE {sequence} CACHE 5"))
+    with pytest.raises(AuditError, match="caches 5 values"):
+        seal(engine, table)
+
+
+# Partitioned audit tables: segments per partition, retention recorded in the chain.
+
+NOW = datetime.datetime(2026, 3, 4, 12, tzinfo=UTC)
+
+
+def move_last_row_to(engine: sa.Engine, moment: datetime.datetime) -> None:
+    as_owner(
+        engine,
+        "UPDATE accounts_audit SET audit_operation_timestamp = "
+        f"'{moment.isoformat()}' WHERE audit_id = (SELECT max(audit_id) FROM accounts_audit)",
+    )
+
+
+def weekly(engine: sa.Engine) -> sa.Table:
+    """Rows in three weekly partitions: ids 1 (two weeks back), 2 (a week back), 3 (now)."""
+    table = accounts(partition="week", retention=datetime.timedelta(weeks=1))
+    table.metadata.create_all(engine)
+    maintain(engine, table, at=NOW - datetime.timedelta(weeks=2))
+    for key, weeks in ((1, 2), (2, 1), (3, 0)):
+        with engine.begin() as connection:
+            connection.execute(table.insert().values(id=key, owner=f"owner {key}", balance=key))
+        move_last_row_to(engine, NOW - datetime.timedelta(weeks=weeks))
+    return table
+
+
+def test_partitions_get_segments_and_retention_records_the_drop(engine: sa.Engine) -> None:
+    table = weekly(engine)
+    (done,) = seal(engine, table)
+    assert done.rows == 3 and len(done.segments) == 3
+    assert verify(engine, table).ok
+    (retained,) = maintain(engine, table, at=NOW + datetime.timedelta(days=1))
+    assert len(retained.dropped) == 1
+    report = verify(engine, table)
+    assert report.ok, report.problem
+    with engine.connect() as connection:
+        kinds = connection.execute(
+            sa.text("SELECT kind FROM sqlalchemy_postgresql_audit_seals ORDER BY seal_id")
+        ).scalars()
+        assert list(kinds) == ["S", "S", "S", "R"]
+    write(engine, table, 4)  # after the retention marker, sealing goes on
+    maintain(engine, table, at=NOW + datetime.timedelta(days=1))
+    seal(engine, table)
+    assert verify(engine, table).ok
+
+
+def test_a_partition_dropped_outside_retention_is_caught(engine: sa.Engine) -> None:
+    table = weekly(engine)
+    seal(engine, table)
+    with engine.connect() as connection:
+        oldest = connection.execute(
+            sa.text(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = 'accounts_audit'::regclass AND c.relname <> "
+                "'accounts_audit_default' ORDER BY 1 LIMIT 1"
+            )
+        ).scalar_one()
+    as_owner(
+        engine, f"ALTER TABLE accounts_audit DETACH PARTITION {oldest}", f"DROP TABLE {oldest}"
+    )
+    report = verify(engine, table)
+    assert not report.ok and report.first_broken == ("accounts_audit", 1)
+
+
+def test_record_removed_partition_refuses_a_table_that_is_not_a_partition(
+    engine: sa.Engine,
+) -> None:
+    table = weekly(engine)
+    seal(engine, table)
+    with engine.begin() as connection, pytest.raises(AuditError, match="not a range partition"):
+        record_removed_partition(connection, table.info["audit.table"], "accounts")
+
+
+def test_seal_waits_for_maintain_to_drain_the_default_partition(engine: sa.Engine) -> None:
+    table = accounts(partition="week")
+    table.metadata.create_all(engine)
+    write(engine, table, 1)  # lands in DEFAULT: no partition exists yet
+    (before,) = seal(engine, table)
+    assert before.rows == 0
+    maintain(engine, table)
+    (after,) = seal(engine, table)
+    assert after.rows == 2 and verify(engine, table).ok
+
+
+def test_a_punctured_key_tree_keeps_every_other_leaf() -> None:
+    root = bytes(range(32))
+    whole = KeyTree(tree_depth(0, 100), {(0, 0): root})
+    leaves = [whole.leaf(i) for i in range(100)]
+    assert len(set(leaves)) == 100
+    punctured = KeyTree(whole.depth, {(0, 0): root})
+    for gone in (0, 37, 38, 99):
+        assert punctured.puncture(gone) == leaves[gone]
+        assert punctured.puncture(gone) is None
+    stored = KeyTree(punctured.depth, punctured.frontier)  # as read back from the database
+    assert [stored.leaf(i) for i in range(100)] == [
+        None if i in (0, 37, 38, 99) else leaves[i] for i in range(100)
+    ]
+    assert root not in stored.frontier.values()
