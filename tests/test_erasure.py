@@ -157,8 +157,8 @@ def test_erase_reaches_every_partition_and_kept_detached_partitions(engine: sa.E
     seal(engine, table)
     oldest = "people_audit_p20260216"
     with engine.begin() as connection:  # retention that keeps the partition, for archiving
-        record_removed_partition(connection, table.info["audit.table"], oldest)
         connection.execute(sa.text(f"ALTER TABLE people_audit DETACH PARTITION {oldest}"))
+        record_removed_partition(connection, table.info["audit.table"], oldest)
     done = erase(engine, table, 1, reason="request")
     assert done.rows == 9 and done.kept_partitions == (oldest,) and done.sealed_rows == 6
     with engine.connect() as connection:

@@ -10,8 +10,14 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from sqlalchemy_postgresql_audit import AuditError, maintain, seal, verify
-from sqlalchemy_postgresql_audit.lifecycle._digest import KeyTree, tree_depth
+from sqlalchemy_postgresql_audit import AuditError, erase, maintain, seal, verify
+from sqlalchemy_postgresql_audit.lifecycle import _chain
+from sqlalchemy_postgresql_audit.lifecycle._digest import (
+    KeyTree,
+    column_key,
+    commitment,
+    tree_depth,
+)
 from sqlalchemy_postgresql_audit.lifecycle.seals import record_removed_partition
 
 UTC = datetime.timezone.utc
@@ -272,3 +278,92 @@ def test_a_punctured_key_tree_keeps_every_other_leaf() -> None:
         None if i in (0, 37, 38, 99) else leaves[i] for i in range(100)
     ]
     assert root not in stored.frontier.values()
+
+
+def oldest_partition(engine: sa.Engine) -> tuple[str, str]:
+    """The name and bound of the oldest range partition of ``accounts_audit``."""
+    with engine.connect() as connection:
+        found = connection.execute(
+            sa.text(
+                "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i "
+                "JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = 'accounts_audit'::regclass AND c.relname <> "
+                "'accounts_audit_default' ORDER BY 1 LIMIT 1"
+            )
+        ).one()
+    return found[0], found[1]
+
+
+def test_recording_a_partition_still_attached_as_removed_is_refused(engine: sa.Engine) -> None:
+    table = weekly(engine)
+    seal(engine, table)
+    oldest, _ = oldest_partition(engine)
+    with engine.begin() as connection, pytest.raises(AuditError, match="still attached"):
+        record_removed_partition(connection, table.info["audit.table"], oldest)
+
+
+def test_rows_still_there_in_a_partition_recorded_as_removed_break_verify(
+    engine: sa.Engine,
+) -> None:
+    table = weekly(engine)
+    seal(engine, table)
+    anchor = verify(engine, table).head
+    oldest, bound = oldest_partition(engine)
+    with engine.begin() as connection:  # detach, record, attach again, then rewrite its rows
+        connection.execute(sa.text(f"ALTER TABLE accounts_audit DETACH PARTITION {oldest}"))
+        record_removed_partition(connection, table.info["audit.table"], oldest)
+        connection.execute(sa.text(f"ALTER TABLE accounts_audit ATTACH PARTITION {oldest} {bound}"))
+    as_owner(engine, f"UPDATE {oldest} SET balance = 0")
+    report = verify(engine, table, anchor=anchor)
+    assert not report.ok and report.first_broken == ("accounts_audit", 1)
+    assert "recorded as removed" in (report.problem or "")
+
+
+def test_retention_reports_the_partitions_it_removed(engine: sa.Engine) -> None:
+    table = weekly(engine)
+    seal(engine, table)
+    maintain(engine, table, at=NOW + datetime.timedelta(days=1))
+    report = verify(engine, table)
+    assert report.ok and [(r.audit_table, r.rows) for r in report.removed] == [
+        ("accounts_audit", 1)
+    ]
+
+
+def test_an_erasure_record_authorises_only_the_rows_and_columns_it_erased(
+    engine: sa.Engine, sealed: sa.Table
+) -> None:
+    done = erase(engine, sealed, 1, columns=["owner"], reason="request")
+    anchor = verify(engine, sealed).head
+    with engine.begin() as connection:  # the owner reuses its marker for another row
+        _chain.canonical_text(connection, None)
+        (segment,) = [r for r in _chain.records(connection, None) if r.kind == "S"]
+        tree = _chain.key_trees(connection, None, [segment])[segment.seal_id]
+        key = tree.leaf(4 - segment.range_low - 1)
+        assert key is not None
+        balance = connection.execute(
+            sa.text("SELECT balance::text FROM accounts_audit WHERE audit_id = 4")
+        ).scalar_one()
+        keys = {column: column_key(key, column) for column in segment.columns}
+        connection.execute(
+            sa.insert(_chain.erased_table(None)).values(
+                audit_table="accounts_audit",
+                audit_id=4,
+                marker_id=done.marker_id,
+                kept_keys={c: k.hex() for c, k in keys.items() if c != "balance"},
+                commitments={"balance": commitment(keys["balance"], balance).hex()},
+            )
+        )
+        connection.execute(sa.text("SET LOCAL session_replication_role = replica"))
+        connection.execute(sa.text("UPDATE accounts_audit SET balance = NULL WHERE audit_id = 4"))
+    report = verify(engine, sealed, anchor=anchor)
+    assert not report.ok and report.first_broken == ("accounts_audit", 4)
+
+
+def test_a_column_added_after_sealing_stays_empty_in_sealed_rows(
+    engine: sa.Engine, sealed: sa.Table
+) -> None:
+    as_owner(engine, "ALTER TABLE accounts_audit ADD COLUMN bonus integer")
+    assert verify(engine, sealed).ok  # a new column is NULL in the rows before it
+    as_owner(engine, "UPDATE accounts_audit SET bonus = 1 WHERE audit_id = 2")
+    report = verify(engine, sealed)
+    assert not report.ok and report.first_broken == ("accounts_audit", 2)

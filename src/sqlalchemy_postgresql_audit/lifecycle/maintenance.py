@@ -31,7 +31,6 @@ from dataclasses import dataclass, replace
 import sqlalchemy as sa
 
 from ..declare.audit_table import (
-    AUDIT_TABLE_COMMENT_SUFFIX,
     AUDIT_TABLE_KEY,
     PARTITION_BY,
     PARTITIONING_KEY,
@@ -44,6 +43,7 @@ from ..declare.spec import AUDIT_CURRENT_USER, AUDIT_ID, AUDIT_OPERATION, AUDIT_
 from ..errors import AuditError
 from ..install.ddl import AuditDDL, _connection, audited_tables, resolve_spec
 from ..render import partitioning as sql
+from ..render.partitioning import partition_comment as partition_comment
 from ..render.sql import name_text
 from .holds import held_reason
 from .partition_catalog import (
@@ -204,8 +204,8 @@ def _retain(
     if not expired:
         return done
     for partition in expired:
-        record_removed_partition(connection, audit, partition.name)
         _run(connection, sql.detach_partition(schema, name, partition.name))
+        record_removed_partition(connection, audit, partition.name)
         _run(connection, sql.drop_partition(schema, partition.name))
     bound = max(partition.upper for partition in expired)
     _mark_removed(connection, audit, bound)
@@ -249,13 +249,6 @@ def _own(
     _run(connection, sql.align_owner(schema, partition, owner))
     _keep_to_owner(connection, schema, partition)
     _run(connection, sql.comment_partition(schema, partition, partition_comment(audit_table)))
-
-
-def partition_comment(audit_table: str) -> str:
-    """A partition's comment ends like an audit table's, so that Alembic's autogenerate keeps
-    it (never proposes to drop it) as it keeps audit tables; ``kept`` matches only the
-    comment of an audit table itself."""
-    return f"Partition of audit table {audit_table}{AUDIT_TABLE_COMMENT_SUFFIX}"
 
 
 def _keep_to_owner(connection: sa.Connection, schema: str | None, partition: str) -> None:

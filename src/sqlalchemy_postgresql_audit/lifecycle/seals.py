@@ -33,7 +33,12 @@ from ..declare.declaration import declared_tables
 from ..declare.spec import AUDIT_ID, AUDIT_OPERATION, AuditSpec
 from ..errors import AuditError
 from ..install.ddl import _connection, audited_tables, resolve_spec
-from ..render.partitioning import RETENTION_OPERATION_CODE, default_partition
+from ..render.erasure import KEPT_PARTITIONS
+from ..render.partitioning import (
+    RETENTION_OPERATION_CODE,
+    default_partition,
+    partition_comment,
+)
 from ..render.seals import (
     AUDIT_ID_SEQUENCE,
     REMOVED_OPERATION,
@@ -277,26 +282,48 @@ def lock_chain(connection: sa.Connection, schema: str | None) -> None:
 
 
 def record_removed_partition(connection: sa.Connection, audit: sa.Table, partition: str) -> None:
-    """Record in the chain, before retention detaches and drops ``partition`` of ``audit``,
-    that its sealed segments go; their keys go with them (nothing is left to verify, and
-    nothing left would help to recover a value erased later from a kept copy).
+    """Record in the chain that the sealed segments of ``partition`` of ``audit`` went, after
+    retention detached it and before it drops it; their keys go with them (nothing is left to
+    verify, and nothing left would help to recover a value erased later from a kept copy).
 
-    Does nothing while the schema has no chain.  Call it in the retention's transaction.
+    Refused while ``partition`` is still attached: a record is no licence to rewrite rows still
+    in the audit table (``verify`` also fails on rows in a range recorded as removed).  Does
+    nothing while the schema has no chain, or when nothing of ``partition`` was sealed.  Call
+    it in the retention's transaction.
     """
     where = {"t": name_text(audit.schema, audit.name)}
     schema = connection.execute(sa.text(TABLE_SCHEMA), where).scalar_one()
     if not _chain.exists(connection, schema):
         return
-    bounds = {p.name: p for p in range_partitions(connection, schema, audit.name)}
-    if partition not in bounds:
-        raise AuditError(f"{partition!r} is not a range partition of {audit.name!r}")
-    lower, upper = bounds[partition].lower, bounds[partition].upper
+    if partition in {p.name for p in range_partitions(connection, schema, audit.name)}:
+        raise AuditError(
+            f"partition {partition!r} of {audit.name!r} is still attached: detach it before "
+            "recording its removal"
+        )
     _chain.prepare(connection, schema)
+    records = _chain.records(connection, schema)
+    gone_before = {
+        r.seal_id
+        for record in records
+        if record.kind == REMOVED_OPERATION and record.audit_table == audit.name
+        for r in removed_segments(records, audit.name, record.lower_bound, record.upper_bound)
+    }
     gone = [
         r
-        for r in removed_segments(_chain.records(connection, schema), audit.name, lower, upper)
+        for r in records
         if r.kind == SEAL_OPERATION
+        and r.audit_table == audit.name
+        and r.segment == partition
+        and r.seal_id not in gone_before
     ]
+    if not gone:
+        kept = connection.execute(
+            sa.text(KEPT_PARTITIONS), {"schema": schema, "comment": partition_comment(audit.name)}
+        ).scalars()
+        if partition not in set(kept):
+            raise AuditError(f"{partition!r} is not a range partition of {audit.name!r}")
+        return  # nothing of it was sealed: the chain has nothing to say
+    lower, upper = gone[0].lower_bound, gone[0].upper_bound
     digest = hashlib.sha256(b"audit-removed\x00")
     for record in gone:
         digest.update(record.head)
@@ -308,8 +335,8 @@ def record_removed_partition(connection: sa.Connection, audit: sa.Table, partiti
         segment=partition,
         lower_bound=lower,
         upper_bound=upper,
-        range_low=min((r.range_low for r in gone), default=0),
-        range_high=max((r.range_high for r in gone), default=0),
+        range_low=min(r.range_low for r in gone),
+        range_high=max(r.range_high for r in gone),
         row_count=sum(r.row_count for r in gone),
         columns=(),
         digest=digest.digest(),

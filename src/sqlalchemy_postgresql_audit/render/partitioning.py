@@ -9,6 +9,7 @@ safe for writers.
 
 from __future__ import annotations
 
+from ..declare.audit_table import AUDIT_TABLE_COMMENT_SUFFIX
 from ..declare.naming import fit_identifier
 from ..declare.spec import AuditSpec
 from .guard import GUARD_TRUNCATE_TRIGGER, guard_function
@@ -117,3 +118,10 @@ def create_holds_table(schema: str | None) -> str:
 
 def revoke_holds_table(schema: str | None) -> str:
     return f"REVOKE ALL ON {qualified(schema, HOLDS_TABLE)} FROM PUBLIC"
+
+
+def partition_comment(audit_table: str) -> str:
+    """A partition's comment ends like an audit table's, so that Alembic's autogenerate keeps
+    it (never proposes to drop it) as it keeps audit tables; ``kept`` matches only the
+    comment of an audit table itself."""
+    return f"Partition of audit table {audit_table}{AUDIT_TABLE_COMMENT_SUFFIX}"
