@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from sqlalchemy_postgresql_audit import AuditError, erase, maintain, seal, verify
 from sqlalchemy_postgresql_audit.lifecycle import _chain
@@ -166,6 +167,60 @@ def test_ids_of_transactions_that_rolled_back_stop_the_seal_only_until_the_next_
     assert first.rows == 0  # id 1 could still be running, as far as this run can tell
     (second,) = seal(engine, table)
     assert second.rows == 2 and second.sealed_to == 3
+    assert verify(engine, table).ok
+
+
+def test_a_reader_idle_in_its_transaction_does_not_hold_sealing_back(engine: sa.Engine) -> None:
+    table = accounts()
+    table.metadata.create_all(engine)
+    with engine.connect() as connection, connection.begin() as transaction:
+        connection.execute(table.insert().values(id=1, owner="gone", balance=0))  # id 1
+        transaction.rollback()
+    with engine.connect() as reader:
+        reader.execute(sa.text("SELECT 1"))  # a transaction left open, without an xid
+        write(engine, table, 2)  # ids 2, 3
+        seal(engine, table)
+        (second,) = seal(engine, table)
+        assert second.sealed_to == 3 and second.rows == 2
+
+
+def prepared_transactions(engine: sa.Engine) -> None:
+    with engine.connect() as connection:
+        if int(connection.execute(sa.text("SHOW max_prepared_transactions")).scalar_one()) == 0:
+            pytest.skip("the server does not allow prepared transactions")
+
+
+@pytest.mark.parametrize("restarted", [False, True], ids=["running", "after-restart"])
+def test_a_prepared_transaction_holds_the_horizon_until_it_ends(
+    engine: sa.Engine, restarted: bool
+) -> None:
+    prepared_transactions(engine)
+    table = accounts()
+    table.metadata.create_all(engine)
+    write(engine, table, 1)  # ids 1, 2
+    with engine.connect() as writer:
+        writer.execute(table.insert().values(id=2, owner="slow", balance=0))  # id 3
+        seal(engine, table)  # its candidate lists the writer
+        writer.execute(sa.text("PREPARE TRANSACTION 'slow_writer'"))
+        writer.commit()
+    write(engine, table, 3)  # ids 4, 5
+    if restarted:  # as a restart looks to the next run: the server started after the candidate
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    "UPDATE sqlalchemy_postgresql_audit_seal_pending "
+                    "SET server_started = server_started - interval '1 hour'"
+                )
+            )
+    try:
+        (held,) = seal(engine, table)
+    finally:
+        with engine.execution_options(isolation_level="AUTOCOMMIT").connect() as connection:
+            connection.execute(sa.text("COMMIT PREPARED 'slow_writer'"))
+    assert held.sealed_to == 2
+    seal(engine, table)
+    (after,) = seal(engine, table)
+    assert after.sealed_to == 5
     assert verify(engine, table).ok
 
 
@@ -367,3 +422,23 @@ def test_a_column_added_after_sealing_stays_empty_in_sealed_rows(
     as_owner(engine, "UPDATE accounts_audit SET bonus = 1 WHERE audit_id = 2")
     report = verify(engine, sealed)
     assert not report.ok and report.first_broken == ("accounts_audit", 2)
+
+
+def test_values_are_read_the_same_whatever_the_caller_search_path(engine: sa.Engine) -> None:
+    table = sa.Table(
+        "relations",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("rel", postgresql.REGCLASS),
+        info={"audit.options": {"enabled": True}},
+    )
+    table.metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(sa.text("CREATE SCHEMA elsewhere"))
+        connection.execute(sa.text("CREATE TABLE elsewhere.target (id int)"))
+        connection.execute(sa.text("INSERT INTO relations VALUES (1, 'elsewhere.target')"))
+    seal(engine, table)
+    with engine.begin() as connection:
+        connection.execute(sa.text("SET LOCAL search_path = elsewhere, public"))
+        report = verify(connection, table)  # the value prints as "target" on this path
+    assert report.ok, report.problem

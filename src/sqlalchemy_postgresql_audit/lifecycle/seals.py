@@ -7,15 +7,20 @@ Writers pay nothing: no trigger changes, sealing reads the audit tables afterwar
 **The horizon.**  ``audit_id`` comes from a sequence, and ``nextval`` runs inside the writer's
 transaction, which may commit long after a later id committed; a seal that covered the later
 id would leave a gap the slow row falls into.  So each run reads the sequence's last value
-``L``, *then* lists every transaction of the database still running (each holds a lock on its
-virtual transaction id from its start, whether or not it has written yet; prepared
-transactions by their xid).  Any transaction that can still commit an id up to ``L`` is in that
-list, since it drew the id before ``L`` was read.  The pair is kept as the table's candidate;
-a later run that finds none of the listed transactions running any more knows every id up to
-``L`` is final (committed or never to be).  Above that, the run also seals ids that are all
-present without a gap (a committed row is final too), and stops below the DEFAULT partition's
-first row (``maintain`` drains it into range partitions, and segments are per partition).  A
-sequence that caches values hands them out of order, so it is refused.
+``L``, *then* lists every transaction holding ROW EXCLUSIVE on the audit table (an INSERT takes
+it before it draws an id, and keeps it to the end, prepared or not), by virtual transaction id
+and by xid once it has one: an xid survives PREPARE TRANSACTION and a restart.  Any transaction
+that can still commit an id up to ``L`` is in that list; a reader, idle in its transaction or
+not, is not, so it never holds sealing back.  The pair is kept as the table's candidate; a later
+run that finds none of the listed transactions any more knows every id up to ``L`` is final
+(committed or never to be).  Above that, the run also seals ids that are all present without
+a gap (a committed row is final too), and stops below the DEFAULT partition's first row
+(``maintain`` drains it into range partitions, and segments are per partition).  So an id
+rolled back stops one run at its gap, and the next run passes it: the first seal after a
+rolled-back write may seal nothing.  (One window is left: a transaction listed by its virtual id
+alone, between drawing an id and writing its row, then prepared before the next run.  Writes
+through the audit triggers always have an xid by then.)  A sequence that caches values hands
+them out of order, so it is refused.
 """
 
 from __future__ import annotations
@@ -201,7 +206,11 @@ def _horizon(connection: sa.Connection, schema: str | None, name: str, low: int)
             "so ids are not handed out in order and cannot be sealed; ALTER SEQUENCE ... CACHE 1"
         )
     last = sequence.last_value
-    running = sorted(connection.execute(sa.text(RUNNING_TRANSACTIONS)).scalars())
+    running = sorted(
+        connection.execute(
+            sa.text(RUNNING_TRANSACTIONS), {"audit": name_text(schema, name)}
+        ).scalars()
+    )
     started = connection.execute(sa.select(sa.func.pg_postmaster_start_time())).scalar_one()
     if last is not None and last < low:
         raise AuditError(
@@ -229,7 +238,10 @@ def _settled(
     ).one_or_none()
     if found is None:
         return 0
-    if found.server_started == started and set(found.running) & set(running):
+    listed = set(found.running)
+    if found.server_started != started:  # virtual ids start again; xids do not
+        listed = {item for item in listed if item.startswith("x")}
+    if listed & set(running):
         return 0
     return int(found.last_value)
 
