@@ -5,12 +5,15 @@ anchored head proves the trail up to it unchanged."""
 from __future__ import annotations
 
 import datetime
+import json
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import DeclarativeBase, Session
 
+from cli_run import run, url_text
 from sqlalchemy_postgresql_audit import AuditError, erase, maintain, seal, verify
 from sqlalchemy_postgresql_audit.lifecycle import _chain
 from sqlalchemy_postgresql_audit.lifecycle._digest import (
@@ -442,3 +445,105 @@ def test_values_are_read_the_same_whatever_the_caller_search_path(engine: sa.Eng
         connection.execute(sa.text("SET LOCAL search_path = elsewhere, public"))
         report = verify(connection, table)  # the value prints as "target" on this path
     assert report.ok, report.problem
+
+
+def test_seal_on_a_connection_outside_a_transaction_commits(
+    engine: sa.Engine,
+) -> None:
+    table = accounts()
+    table.metadata.create_all(engine)
+    write(engine, table, 1)
+    with engine.connect() as connection:
+        (done,) = seal(connection, table)
+    assert done.rows == 2
+    (again,) = seal(engine, table)
+    assert again.rows == 0 and again.head == done.head
+
+
+def test_seal_and_verify_take_a_session_and_a_mapped_class(engine: sa.Engine) -> None:
+    class Base(DeclarativeBase):
+        pass
+
+    class Account(Base):
+        __table__ = accounts()
+
+    Account.__table__.metadata.create_all(engine)
+    write(engine, Account.__table__, 1)
+    with Session(engine) as session:
+        (done,) = seal(session, Account)
+        session.commit()
+    assert done.rows == 2
+    with Session(engine) as session:
+        assert verify(session, Account).sealed_rows == 2
+    with pytest.raises(TypeError, match="mapped class"):
+        seal(engine, object())
+
+
+def test_seal_refuses_to_extend_a_chain_whose_records_no_longer_link(
+    engine: sa.Engine, sealed: sa.Table
+) -> None:
+    as_owner(engine, "UPDATE sqlalchemy_postgresql_audit_seals SET row_count = 5")
+    write(engine, sealed, 4)
+    with pytest.raises(AuditError, match="broken at its record 1"):
+        seal(engine, sealed)
+
+
+def test_verify_reports_rows_not_sealed(engine: sa.Engine) -> None:
+    table = accounts()
+    table.metadata.create_all(engine)
+    write(engine, table, 1)
+    report = verify(engine, table)  # never sealed: no chain at all
+    assert report.ok and report.sealed_rows == 0 and report.unsealed_rows == 2
+    seal(engine, table)
+    write(engine, table, 2)
+    report = verify(engine, table)
+    assert report.sealed_rows == 2 and report.unsealed_rows == 2
+
+
+def test_an_anchor_is_read_in_any_case_and_malformed_ones_are_refused(
+    engine: sa.Engine, sealed: sa.Table
+) -> None:
+    head = verify(engine, sealed).head
+    assert head is not None
+    assert verify(engine, sealed, anchor=f"  {head.upper()}\n").ok
+    with pytest.raises(ValueError, match="64 hexadecimal digits"):
+        verify(engine, sealed, anchor="abc")
+
+
+CLI_MODELS = """
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("owner", sa.String),
+    sa.Column("balance", sa.Integer),
+    info={"audit.options": {"enabled": True, "append_only": True}},
+)
+"""
+
+
+def test_cli_verify_says_what_is_not_sealed_and_reads_anchors_leniently(
+    engine: sa.Engine, database_url: Any, tmp_path: Any
+) -> None:
+    (tmp_path / "sealmodels.py").write_text(CLI_MODELS)
+    target, url = "sealmodels:metadata", ["--url", url_text(database_url)]
+    table = accounts()
+    table.metadata.create_all(engine)
+    write(engine, table, 1)
+    unsealed = run("verify", target, *url, path=tmp_path)
+    assert unsealed.returncode == 1 and "nothing is sealed, and 2 rows" in unsealed.stdout
+    assert "run seal" in unsealed.stdout
+    assert run("seal", target, *url, path=tmp_path).returncode == 0
+    write(engine, table, 2)
+    head = json.loads(run("--json", "verify", target, *url, path=tmp_path).stdout)["head"]
+    padded = run("verify", target, "--anchor", f" {head.upper()} ", *url, path=tmp_path)
+    assert padded.returncode == 0, padded.stdout + padded.stderr
+    assert "verified 2 sealed rows; 2 rows not sealed yet (run seal)" in padded.stdout
+    malformed = run("verify", target, "--anchor", "xyz", *url, path=tmp_path)
+    assert malformed.returncode == 2 and "64 hexadecimal digits" in malformed.stderr
+    as_owner(engine, "DELETE FROM accounts_audit WHERE audit_id = 2")
+    broken = run("verify", target, *url, path=tmp_path)
+    assert broken.returncode == 1 and "BROKEN in accounts_audit at audit_id 2" in broken.stdout

@@ -333,3 +333,13 @@ def erased_ids(connection: sa.Connection, schema: str | None, seal_id: int) -> l
 
 def _sized(data: bytes) -> bytes:
     return len(data).to_bytes(4, "big") + data
+
+
+def first_broken_link(records: Sequence[Record]) -> Record | None:
+    """The first record that does not link to the one before it, or was changed."""
+    previous = GENESIS
+    for record in records:
+        if record.prev_head != previous or chain_head(previous, record.fields()) != record.head:
+            return record
+        previous = record.head
+    return None

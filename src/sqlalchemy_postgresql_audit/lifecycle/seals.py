@@ -28,16 +28,19 @@ from __future__ import annotations
 import datetime
 import hashlib
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Mapper, Session
 
 from ..declare.audit_table import AUDIT_TABLE_KEY, SPEC_KEY
 from ..declare.declaration import declared_tables
 from ..declare.spec import AUDIT_ID, AUDIT_OPERATION, AuditSpec
 from ..errors import AuditError
-from ..install.ddl import _connection, audited_tables, resolve_spec
+from ..install.ddl import audited_tables, resolve_spec
 from ..render.erasure import KEPT_PARTITIONS
 from ..render.partitioning import (
     RETENTION_OPERATION_CODE,
@@ -83,42 +86,81 @@ class Sealed:
     head: str | None
 
 
-def seal(
-    bind: sa.Engine | sa.Connection, target: sa.MetaData | sa.Table | None = None
-) -> list[Sealed]:
-    """Seal the audit rows of ``target`` (every declared audited table when ``None``) written
-    since the last seal; returns what was sealed, per audit table.
+Bind = sa.Engine | sa.Connection | Session
 
-    On an Engine each audit table is sealed in a transaction of its own; on a Connection in the
-    caller's (commit it).  Run it as the audit owner (it reads the audit tables and owns the
-    chain), from cron or after ``maintain``.
+
+def seal(bind: Bind, target: Any = None) -> list[Sealed]:
+    """Seal the audit rows of ``target`` (a MetaData, an audited Table or mapped class; every
+    declared audited table when ``None``) written since the last seal; returns what was sealed,
+    per audit table.
+
+    On an Engine each audit table is sealed in a transaction of its own, committed.  On a
+    Connection outside a transaction, likewise; on a Connection inside one, or a Session, in
+    that transaction: nothing is sealed until the caller commits.  Run it as the audit owner
+    (it reads the audit tables and owns the chain), from cron or after ``maintain``.  Refuses
+    to extend a chain whose records no longer link (run ``verify``).
     """
     done = []
     for table in audited_targets(target):
-        with _connection(bind) as connection:
+        with bound_connection(bind) as connection:
             spec = resolve_spec(connection, table.info[SPEC_KEY])
             done.append(_seal_one(connection, spec))
     return done
 
 
-def audited_targets(target: sa.MetaData | sa.Table | None) -> list[sa.Table]:
-    if isinstance(target, sa.MetaData):
-        return [table for table, _ in audited_tables(target)]
-    if isinstance(target, sa.Table):
-        if not isinstance(target.info.get(SPEC_KEY), AuditSpec) or not isinstance(
-            target.info.get(AUDIT_TABLE_KEY), sa.Table
-        ):
-            raise AuditError(f"table {target.fullname!r} is not audited")
-        return [target]
+@contextmanager
+def bound_connection(bind: Bind) -> Iterator[sa.Connection]:
+    """A connection in a transaction: the Session's or the Connection's own when it has one
+    (the caller commits), else one begun here and committed on leaving."""
+    if isinstance(bind, Session):
+        yield bind.connection()
+    elif isinstance(bind, sa.Engine):
+        with bind.begin() as connection:
+            yield connection
+    elif isinstance(bind, sa.Connection):
+        if bind.in_transaction():
+            yield bind
+        else:
+            with bind.begin():
+                yield bind
+    else:
+        raise TypeError(f"expected an Engine, a Connection or a Session, got {bind!r}")
+
+
+def audited_targets(target: Any) -> list[sa.Table]:
+    """The audited tables of ``target``: a MetaData, a Table or mapped class, or ``None`` (every
+    declared audited table)."""
     if target is None:
         return declared_tables()
-    raise TypeError(f"target must be a MetaData, a Table or None, got {target!r}")
+    if isinstance(target, sa.MetaData):
+        return [table for table, _ in audited_tables(target)]
+    table = target if isinstance(target, sa.Table) else _mapped_table(target)
+    if not isinstance(table.info.get(SPEC_KEY), AuditSpec) or not isinstance(
+        table.info.get(AUDIT_TABLE_KEY), sa.Table
+    ):
+        raise AuditError(f"table {table.fullname!r} is not audited")
+    return [table]
+
+
+def _mapped_table(target: object) -> sa.Table:
+    mapper = sa.inspect(target, raiseerr=False)
+    if isinstance(mapper, Mapper) and isinstance(mapper.local_table, sa.Table):
+        return mapper.local_table
+    raise TypeError(
+        f"target must be a MetaData, an audited Table or mapped class, or None, got {target!r}"
+    )
 
 
 def _seal_one(connection: sa.Connection, spec: AuditSpec) -> Sealed:
     schema, name = spec.schema, spec.audit_table
     _chain.prepare(connection, schema)
     chain = _chain.records(connection, schema)
+    broken = _chain.first_broken_link(chain)
+    if broken is not None:
+        raise AuditError(
+            f"the chain of seals of {name!r} is broken at its record {broken.seal_id}: "
+            "run verify; seal does not extend a broken chain"
+        )
     mine = [r for r in chain if r.kind == SEAL_OPERATION and r.audit_table == name]
     low = max((r.range_high for r in mine), default=None)
     if low is None:

@@ -21,23 +21,21 @@ import sqlalchemy as sa
 
 from ..declare.audit_table import SPEC_KEY
 from ..declare.spec import AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP
-from ..install.ddl import _connection, resolve_spec
+from ..install.ddl import resolve_spec
 from ..render.partitioning import RETENTION_OPERATION_CODE
 from ..render.seals import ERASURE_OPERATION_CODE, REMOVED_OPERATION, SEAL_OPERATION
 from . import _chain
 from ._digest import (
-    GENESIS,
     OFFSET_BYTES,
     ROW_INDEX_ENTRY,
     TAG_BYTES,
     KeyTree,
-    chain_head,
     commitment,
     row_commitments,
     row_digest,
 )
 from ._segments import Row, committed_columns, relation_table, stream_rows
-from .seals import audited_targets, removed_segments
+from .seals import Bind, audited_targets, bound_connection, removed_segments
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,13 +90,14 @@ class _Broken(Exception):
 
 
 def verify(
-    bind: sa.Engine | sa.Connection,
-    target: sa.MetaData | sa.Table | None = None,
+    bind: Bind,
+    target: Any = None,
     *,
     anchor: str | None = None,
 ) -> Verified:
-    """Verify the chain of every schema holding ``target``'s audit tables (every declared
-    audited table when ``None``) and the sealed rows of those tables.
+    """Verify the chain of every schema holding ``target``'s audit tables (a MetaData, an
+    audited Table or mapped class; every declared audited table when ``None``) and the sealed
+    rows of those tables.
 
     ``anchor``: a head printed earlier (64 hex digits, any case, spaces around ignored); the
     chain must still contain it.  Run it as the audit owner (it reads the chain's keys).  Reads
@@ -106,7 +105,7 @@ def verify(
     """
     anchor = None if anchor is None else normal_head(anchor)
     tables = audited_targets(target)
-    with _connection(bind) as connection:
+    with bound_connection(bind) as connection:
         connection.execute(sa.select(sa.func.set_config("work_mem", "256MB", True)))
         specs = [resolve_spec(connection, table.info[SPEC_KEY]) for table in tables]
         by_schema: dict[str | None, list[str]] = defaultdict(list)
@@ -162,16 +161,14 @@ def normal_head(text: str) -> str:
 
 
 def _check_links(records: Sequence[_chain.Record]) -> None:
-    previous = GENESIS
-    for record in records:
-        if record.prev_head != previous or chain_head(previous, record.fields()) != record.head:
-            raise _Broken(
-                record.audit_table,
-                None,
-                f"chain record {record.seal_id} ({record.kind}, {record.segment}) was changed, "
-                "or a record before it was removed",
-            )
-        previous = record.head
+    record = _chain.first_broken_link(records)
+    if record is not None:
+        raise _Broken(
+            record.audit_table,
+            None,
+            f"chain record {record.seal_id} ({record.kind}, {record.segment}) was changed, "
+            "or a record before it was removed",
+        )
 
 
 def _erasures(records: Iterable[_chain.Record], audit_tables: Sequence[str]) -> list[Erasure]:
