@@ -183,7 +183,7 @@ def stream_read(url: sa.URL, messages: int) -> None:
     """Read ``messages`` messages of the slot through the replication protocol (no feedback:
     the slot stays where it is)."""
     connection = psycopg2.connect(
-        host=url.host,
+        host=url.host or url.query.get("host"),
         port=url.port,
         user=url.username,
         password=url.password,

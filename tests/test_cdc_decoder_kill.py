@@ -87,7 +87,7 @@ def test_a_slot_still_held_by_a_killed_decoder_is_waited_for(logical_database_ur
             connection.execute(metadata.tables["parcel"].insert().values(id=1, place="a"))
         url = logical_database_url
         holder = psycopg2.connect(
-            host=url.host,
+            host=url.host or url.query.get("host"),
             port=url.port,
             user=url.username,
             password=url.password,

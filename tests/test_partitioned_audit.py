@@ -16,12 +16,18 @@ from alembic_env import make_project
 from cli_run import run, url_text
 from sqlalchemy_postgresql_audit import (
     AuditConfigurationError,
+    as_of,
     history,
     hold,
     maintain,
     release,
 )
+from sqlalchemy_postgresql_audit.declare.audit_table import AUDIT_TABLE_KEY
 from sqlalchemy_postgresql_audit.install.grants import grant_least_privilege
+from sqlalchemy_postgresql_audit.lifecycle.partition_catalog import (
+    detached_partitions,
+    partition_comment,
+)
 
 UTC = datetime.timezone.utc
 #: A Wednesday; its ISO week starts on Monday 2026-03-02.
@@ -36,6 +42,11 @@ def accounts(**options: Any) -> sa.Table:
         sa.Column("balance", sa.Integer),
         info={"audit.options": {"enabled": True, "partition": "week", **options}},
     )
+
+
+def audit_table_of(table: sa.Table) -> sa.Table:
+    audit: sa.Table = table.info[AUDIT_TABLE_KEY]
+    return audit
 
 
 def write_at(engine: sa.Engine, moment: datetime.datetime, statement: str) -> None:
@@ -330,3 +341,147 @@ def test_alembic_creates_the_partitioned_audit_table_and_keeps_its_partitions(
         connection.execute(table.insert().values(id=1, balance=1))
     with engine.connect() as connection:
         assert [v.audit_operation for v in connection.execute(history(table, 1))] == ["I"]
+
+
+def test_retention_keep_needs_retention() -> None:
+    with pytest.raises(AuditConfigurationError, match=r"retention_keep.*needs 'retention'"):
+        accounts(retention_keep=True)
+    with pytest.raises(AuditConfigurationError, match="retention_keep"):
+        accounts(retention=datetime.timedelta(weeks=1), retention_keep="yes")
+
+
+def test_retention_keep_detaches_and_keeps_partitions_for_archiving(engine: sa.Engine) -> None:
+    table = accounts(append_only=True, retention=datetime.timedelta(weeks=1), retention_keep=True)
+    table.metadata.create_all(engine)
+    maintain(engine, table, at=NOW)
+    write_at(engine, NOW - datetime.timedelta(weeks=1), "INSERT INTO accounts VALUES (1, 10)")
+    write_at(engine, NOW, "UPDATE accounts SET balance = 20")
+    (done,) = maintain(engine, table, at=NOW + datetime.timedelta(weeks=1))
+    kept = "accounts_audit_p20260223"
+    assert done.detached == (kept,) and done.dropped == ()
+    assert done.removed_before == datetime.datetime(2026, 3, 2, tzinfo=UTC)
+    assert kept not in partitions(engine)
+    with engine.connect() as connection:
+        assert detached_partitions(connection, audit_table_of(table)) == [kept]
+        comment = connection.execute(
+            sa.text("SELECT obj_description(CAST(:t AS regclass), 'pg_class')"), {"t": kept}
+        ).scalar_one()
+        archived = connection.execute(sa.text(f"SELECT audit_operation, balance FROM {kept}")).all()
+        versions = connection.execute(history(table, 1)).all()
+    assert comment == partition_comment("accounts_audit")
+    assert [tuple(row) for row in archived] == [("I", 10)]  # the rows are all there
+    assert [v.audit_operation for v in versions] == ["X", "U"]  # the trail says it was removed
+    # Kept history stays append-only, though DETACH took the parent's row guard away.
+    with pytest.raises(sa.exc.ProgrammingError, match="append-only"), engine.begin() as c:
+        c.execute(sa.text(f"UPDATE {kept} SET balance = 0"))
+    again = maintain(engine, table, at=NOW + datetime.timedelta(weeks=1))
+    assert again[0].detached == ()
+
+
+def with_note() -> sa.Table:
+    return sa.Table(
+        "accounts",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("balance", sa.Integer),
+        sa.Column("note", sa.String),
+        info={"audit.options": {"enabled": True, "partition": "week"}},
+    )
+
+
+def partition_columns(engine: sa.Engine) -> dict[str, set[str]]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.text(
+                "SELECT c.relname, a.attname FROM pg_inherits i "
+                "JOIN pg_class c ON c.oid = i.inhrelid "
+                "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 "
+                "AND NOT a.attisdropped WHERE i.inhparent = 'accounts_audit'::regclass"
+            )
+        ).all()
+    found: dict[str, set[str]] = {}
+    for partition, column in rows:
+        found.setdefault(partition, set()).add(column)
+    return found
+
+
+def test_alembic_adds_a_column_to_every_partition_and_downgrades_keeping_rows(
+    engine: sa.Engine, tmp_path: Any
+) -> None:
+    table = accounts()
+    project = make_project(tmp_path, engine.url)
+    project.revision(table.metadata, "accounts")
+    project.upgrade(table.metadata)
+    maintain(engine, table)
+    with engine.begin() as connection:
+        connection.execute(table.insert().values(id=1, balance=1))
+    noted = with_note()
+    migration = project.revision(noted.metadata, "note")
+    assert "op.add_column('accounts_audit'" in migration
+    project.upgrade(noted.metadata)
+    columns = partition_columns(engine)
+    assert len(columns) == 6 and all("note" in each for each in columns.values())
+    with engine.begin() as connection:
+        connection.execute(noted.update().values(note="checked"))
+    with engine.connect() as connection:
+        versions = connection.execute(history(noted, 1)).all()
+    assert [(v.audit_operation, v.note) for v in versions] == [("I", None), ("U", "checked")]
+    project.downgrade(noted.metadata)
+    columns = partition_columns(engine)
+    assert all("note" not in each for each in columns.values())
+    with engine.connect() as connection:
+        kept = connection.execute(history(table, 1)).all()
+    assert [v.audit_operation for v in kept] == ["I", "U"]  # rows stay; the new column goes
+    project.upgrade(noted.metadata)
+    assert all("note" in each for each in partition_columns(engine).values())
+
+
+def test_the_default_partition_is_guarded_from_creation(engine: sa.Engine) -> None:
+    """Rows wait in the DEFAULT partition until the first maintain: a TRUNCATE naming it is
+    refused under append_only from the start, not only once maintain has run."""
+    table = accounts(append_only=True)
+    table.metadata.create_all(engine)
+    assert partitions(engine) == ["accounts_audit_default"]
+    with engine.begin() as connection:
+        connection.execute(table.insert().values(id=1, balance=1))
+    with pytest.raises(sa.exc.ProgrammingError, match="append-only"), engine.begin() as c:
+        c.execute(sa.text("TRUNCATE accounts_audit_default"))
+    with engine.connect() as connection:
+        assert [v.audit_operation for v in connection.execute(history(table, 1))] == ["I"]
+
+
+def test_a_history_query_reads_each_partition_at_most_twice(engine: sa.Engine) -> None:
+    """Planning dominates a history query over many partitions, and each subquery over the
+    partitioned table is planned over all of them: the row's versions and the markers are
+    read once each (their index), whatever else the query derives from them."""
+    table = accounts()
+    table.metadata.create_all(engine)
+    for week in range(8):
+        maintain(engine, table, at=NOW + datetime.timedelta(weeks=week))
+    query = history(table, 1).compile(engine, compile_kwargs={"literal_binds": True})
+    with engine.connect() as connection:
+        plan = "\n".join(
+            connection.exec_driver_sql(f"EXPLAIN (COSTS OFF) {query}").scalars().all()
+        )
+    names = partitions(engine)
+    assert len(names) == 13
+    for name in names:
+        assert 1 <= plan.count(f" on {name} ") <= 2, (name, plan)
+
+
+@pytest.mark.parametrize("capture", [(), ("transaction_id",)])
+def test_as_of_skips_the_partitions_written_after_its_moment(
+    engine: sa.Engine, capture: tuple[str, ...]
+) -> None:
+    table = accounts(capture=list(capture))
+    table.metadata.create_all(engine)
+    for week in range(8):
+        maintain(engine, table, at=NOW + datetime.timedelta(weeks=week))
+    for query in (as_of(table, NOW, 1), as_of(table, NOW)):
+        compiled = query.compile(engine, compile_kwargs={"literal_binds": True})
+        with engine.connect() as connection:
+            plan = "\n".join(
+                connection.exec_driver_sql(f"EXPLAIN (COSTS OFF) {compiled}").scalars().all()
+            )
+        assert " on accounts_audit_p20260302 " in plan  # NOW's week
+        assert " on accounts_audit_p20260309 " not in plan, plan  # written after NOW

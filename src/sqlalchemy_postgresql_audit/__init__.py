@@ -53,6 +53,8 @@ from .history import (
 )
 from .install.ddl import install_audit_triggers, uninstall_audit_triggers
 from .install.runtime_check import RUNTIME_CHECK_OPTION
+from .lifecycle.archive import Published, publish, subscribe_archive, unsubscribe_archive
+from .lifecycle.conversion import Converted, partition_audit_table
 from .lifecycle.erasure import Erased, erase, erase_setting
 from .lifecycle.holds import hold, release
 from .lifecycle.maintenance import Maintained, maintain
@@ -81,10 +83,12 @@ __all__ = [
     "AuditRecord",
     "AuditSettingError",
     "AuditSpec",
+    "Converted",
     "Erased",
     "Erasure",
     "Hashed",
     "Maintained",
+    "Published",
     "Sealed",
     "SessionSetting",
     "SettingSpec",
@@ -112,13 +116,17 @@ __all__ = [
     "is_audit_table",
     "maintain",
     "matches_hash",
+    "partition_audit_table",
+    "publish",
     "record_baseline",
     "release",
     "restore",
     "rotate_redaction_key",
     "seal",
     "set_session_vars",
+    "subscribe_archive",
     "uninstall_audit_triggers",
+    "unsubscribe_archive",
     "verify",
 ]
 

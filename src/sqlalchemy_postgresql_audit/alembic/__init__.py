@@ -1,8 +1,8 @@
 """Alembic integration: audit functions and triggers as migration operations.
 
 Importing this module (``enable()`` does it when Alembic is installed) registers the operations
-``op.create_audit_trigger``, ``op.replace_audit_trigger``, ``op.drop_audit_trigger`` and
-``op.record_audit_baseline``, their
+``op.create_audit_trigger``, ``op.replace_audit_trigger``, ``op.drop_audit_trigger``,
+``op.record_audit_baseline`` and ``op.partition_audit_table`` (with its reverse), their
 renderers, and the autogenerate comparators (one before Alembic's table comparison, one after),
 exactly once per process.  No ``alembic.plugins``
 entry point is shipped: Alembic 1.18 to 1.20.0 fail to import with a module-valued one.
@@ -16,6 +16,7 @@ from .comparator import compare_audit, prepare_audit, register
 from .ops import (
     CreateAuditTriggerOp,
     DropAuditTriggerOp,
+    PartitionAuditTableOp,
     RecordAuditBaselineOp,
     ReplaceAuditTriggerOp,
 )
@@ -25,6 +26,7 @@ register()
 __all__ = [
     "CreateAuditTriggerOp",
     "DropAuditTriggerOp",
+    "PartitionAuditTableOp",
     "RecordAuditBaselineOp",
     "ReplaceAuditTriggerOp",
     "compare_audit",

@@ -22,21 +22,28 @@ from typing import Any
 from alembic.autogenerate import comparators
 from alembic.autogenerate.api import AutogenContext
 from alembic.operations import ops
-from sqlalchemy import MetaData, Table
+from sqlalchemy import Connection, MetaData, Table, text
 
-from ..declare.audit_table import is_audit_table_comment
+from ..declare.audit_table import (
+    AUDIT_TABLE_KEY,
+    PARTITIONING_KEY,
+    Partitioning,
+    is_audit_table_comment,
+)
 from ..declare.declaration import declare_metadata
 from ..declare.spec import AuditSpec, capture_column
 from ..install.catalog import default_schema, installed_audits
 from ..install.compare import Change, DropAudit, InstallAudit, ReplaceAudit, compare
 from ..install.ddl import audited_tables
 from ..install.legacy import is_legacy_audit_table, legacy_audits
+from ..render.sql import name_text
 from .cdc import publication_operations
 from .legacy import convert_timestamps, upgrade_legacy
 from .ops import (
     CreateAuditTableOp,
     CreateAuditTriggerOp,
     DropAuditTriggerOp,
+    PartitionAuditTableOp,
     RecordAuditBaselineOp,
     ReplaceAuditTriggerOp,
 )
@@ -121,6 +128,7 @@ def compare_audit(
     drops = [_operation(c) for c in changes if isinstance(c, DropAudit)]
     others = [_operation(c) for c in changes if not isinstance(c, DropAudit)]
     others += _baselines(changes, upgrade_ops)
+    others += _conversions(connection, declared_pairs)
     others += [
         operation
         for metadata in _metadatas(autogen_context.metadata)
@@ -174,6 +182,31 @@ def _baselines(changes: list[Change], upgrade_ops: ops.UpgradeOps) -> list[ops.M
         if isinstance(change, InstallAudit)
         and change.spec.key_columns
         and (change.spec.schema, change.spec.table) not in created
+    ]
+
+
+#: Which of the given audit tables exist unpartitioned (``relkind`` ``r``).
+_UNPARTITIONED = text(
+    "SELECT name FROM unnest(CAST(:names AS text[])) AS wanted(name) "
+    "JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(wanted.name) "
+    "WHERE c.relkind = 'r'"
+)
+
+
+def _conversions(
+    connection: Connection, declared: list[tuple[Table, AuditSpec]]
+) -> list[ops.MigrateOperation]:
+    """A conversion for each audit table declared partitioned that exists unpartitioned."""
+    wanted: dict[str, tuple[AuditSpec, Partitioning]] = {}
+    for table, spec in declared:
+        partitioning = table.info[AUDIT_TABLE_KEY].info.get(PARTITIONING_KEY)
+        if isinstance(partitioning, Partitioning):
+            wanted[name_text(spec.schema, spec.audit_table)] = (spec, partitioning)
+    if not wanted:
+        return []
+    found = connection.execute(_UNPARTITIONED, {"names": sorted(wanted)}).scalars()
+    return [
+        PartitionAuditTableOp(wanted[name][0], wanted[name][1].interval) for name in sorted(found)
     ]
 
 

@@ -15,9 +15,12 @@ from typing import Any
 
 from alembic.operations import MigrateOperation, Operations, ops
 
+from ..declare.options import PartitionInterval
 from ..declare.spec import AuditSpec, TriggerSpec
+from ..errors import AuditError
 from ..install.ddl import AuditDDL, resolve_spec
 from ..install.legacy import LEGACY_TEMPLATE
+from ..lifecycle import conversion
 from ..render import (
     drop_function,
     drop_partition_triggers,
@@ -187,6 +190,72 @@ class ReplaceAuditTriggerOp(_AuditOperation):
 
     def reverse(self) -> ReplaceAuditTriggerOp:
         return ReplaceAuditTriggerOp(self.previous, self.spec)
+
+
+@Operations.register_operation("partition_audit_table")
+class PartitionAuditTableOp(_AuditOperation):
+    """Convert a table's unpartitioned audit table, history and all, to a partitioned one
+    without copying its rows (``lifecycle.conversion``); the downgrade reverses it, keeping
+    every row."""
+
+    name = "partition_audit_table"
+
+    def __init__(self, spec: AuditSpec, interval: PartitionInterval) -> None:
+        super().__init__(spec)
+        self.interval: PartitionInterval = interval
+
+    @classmethod
+    def partition_audit_table(
+        cls, operations: Operations, table_name: str, *, interval: PartitionInterval, **spec: Any
+    ) -> None:
+        operations.invoke(cls(spec_from_arguments(table_name, spec), interval))
+
+    def reverse(self) -> UnpartitionAuditTableOp:
+        return UnpartitionAuditTableOp(self.spec, self.interval)
+
+
+@Operations.register_operation("unpartition_audit_table")
+class UnpartitionAuditTableOp(PartitionAuditTableOp):
+    """The first partition becomes the audit table again; the rows written since the
+    conversion are copied into it, so no row is lost."""
+
+    name = "unpartition_audit_table"
+
+    @classmethod
+    def unpartition_audit_table(
+        cls, operations: Operations, table_name: str, *, interval: PartitionInterval, **spec: Any
+    ) -> None:
+        operations.invoke(cls(spec_from_arguments(table_name, spec), interval))
+
+    def reverse(self) -> PartitionAuditTableOp:  # type: ignore[override]
+        return PartitionAuditTableOp(self.spec, self.interval)
+
+
+def _online(operations: Operations, operation: _AuditOperation) -> None:
+    if operations.get_context().as_sql:
+        raise AuditError(
+            f"op.{operation.name}({operation.spec.table!r}) needs an online migration: it reads "
+            "the audit table's indexes, owner and rights from the database"
+        )
+
+
+@Operations.implementation_for(PartitionAuditTableOp)
+def _partition(operations: Operations, operation: PartitionAuditTableOp) -> None:
+    """The check is added and validated outside the migration's transaction (each step
+    commits at once), so that writers do not wait for the validating scan; the swap runs in
+    the migration's transaction."""
+    _online(operations, operation)
+    spec = _resolved(operations, operation.spec)
+    with operations.get_context().autocommit_block():
+        until = conversion.prepare(operations.get_bind(), spec, operation.interval)
+        conversion.validate(operations.get_bind(), spec)
+    conversion.finish(operations.get_bind(), spec, until)
+
+
+@Operations.implementation_for(UnpartitionAuditTableOp)
+def _unpartition(operations: Operations, operation: UnpartitionAuditTableOp) -> None:
+    _online(operations, operation)
+    conversion.unpartition(operations.get_bind(), _resolved(operations, operation.spec))
 
 
 def _execute(operations: Operations, statements: tuple[str, ...] | list[str]) -> None:

@@ -21,6 +21,7 @@ from .ops import (
     DropAuditTriggerOp,
     KeepAuditBaselineOp,
     KeepAuditTableOp,
+    PartitionAuditTableOp,
     RecordAuditBaselineOp,
     ReplaceAuditTriggerOp,
     _AuditOperation,
@@ -88,6 +89,16 @@ def _render_keep_table(autogen_context: AutogenContext, operation: KeepAuditTabl
 @renderers.dispatch_for(CreateAuditTriggerOp)
 def _render_create(autogen_context: AutogenContext, operation: CreateAuditTriggerOp) -> str:
     return _call(autogen_context, operation)
+
+
+@renderers.dispatch_for(PartitionAuditTableOp)
+def _render_partition(autogen_context: AutogenContext, operation: PartitionAuditTableOp) -> str:
+    """Also renders ``UnpartitionAuditTableOp``, a subclass (Alembic dispatches by MRO)."""
+    comment = (
+        f"# audit {operation.spec.table}: its audit table holds history; convert it without "
+        "copying rows (the downgrade keeps every row)"
+    )
+    return _call(autogen_context, operation, comment, interval=operation.interval)
 
 
 @renderers.dispatch_for(DropAuditTriggerOp)

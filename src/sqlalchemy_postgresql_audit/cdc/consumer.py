@@ -92,15 +92,20 @@ class Consumer:
         return _identity(self.source) == _identity(self.target)
 
     def _decode_once(self) -> int:
-        try:
-            from . import decoder  # type: ignore[attr-defined, unused-ignore]
-        except ImportError:
-            raise NotImplementedError(
-                "change-data-capture into the source's own database needs the decoder, which "
-                "this version does not include yet: pass another database as target"
-            ) from None
+        from .decoder import Decoder
+
+        names = cdc_names(self.metadata)
         target = self.target if self.target is not None else self.source
-        written: int = decoder.Decoder(self.source, target, self.metadata).run_once()
+        decoder = Decoder(
+            self.source,
+            target,
+            self.metadata,
+            slot=names.slot,
+            publication=names.publication,
+            context_publication=names.context_publication,
+            context_table=names.context_table,
+        )
+        written: int = decoder.run_once()
         return written
 
     def _replicate_once(self) -> int:

@@ -63,12 +63,16 @@ class Partitioning:
 
     interval: PartitionInterval
     retention: datetime.timedelta | None
+    #: Retention keeps the partitions it detaches (for archiving) instead of dropping them.
+    keep: bool = False
 
 
 def partitioning_of(options: AuditOptions) -> Partitioning | None:
     if options.partition is None:
         return None
-    return Partitioning(interval=options.partition, retention=options.retention)
+    return Partitioning(
+        interval=options.partition, retention=options.retention, keep=options.retention_keep
+    )
 
 
 #: Audit tables carry this comment suffix, so that tools can recognise them in a database

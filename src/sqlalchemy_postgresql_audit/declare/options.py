@@ -66,6 +66,7 @@ _KNOWN_KEYS = frozenset(
         "append_only",
         "partition",
         "retention",
+        "retention_keep",
         "redact",
     }
 )
@@ -114,6 +115,9 @@ class AuditOptions:
     partition: PartitionInterval | None = None
     #: How long ``maintain`` keeps history: older partitions are detached and dropped whole.
     retention: datetime.timedelta | None = None
+    #: Retention detaches old partitions and keeps them as plain tables (same name and
+    #: comment) for archiving, instead of dropping them.
+    retention_keep: bool = False
     #: Columns recorded redacted, as (column, form) pairs in the order declared.
     redact: tuple[tuple[str, RedactForm], ...] = ()
 
@@ -206,7 +210,8 @@ def _redact(
 
 
 def _partitioning(table_name: str, raw: Mapping[str, Any]) -> dict[str, Any]:
-    """``partition`` and ``retention``: retention drops whole partitions, so it needs them."""
+    """``partition``, ``retention`` and ``retention_keep``: retention removes whole partitions,
+    so it needs them."""
     partition = raw.get("partition")
     if partition is not None and partition not in PARTITION_INTERVALS:
         raise AuditConfigurationError(
@@ -237,7 +242,14 @@ def _partitioning(table_name: str, raw: Mapping[str, Any]) -> dict[str, Any]:
                 "needs 'partition': retention drops whole partitions, never rows one by one "
                 "(use retention.purge_audit_history for an unpartitioned audit table)",
             )
-    return {"partition": partition, "retention": retention}
+    keep = _bool(table_name, raw, "retention_keep", default=False)
+    if keep and retention is None:
+        raise AuditConfigurationError(
+            table_name,
+            "retention_keep",
+            "needs 'retention': it says what retention does with the partitions it removes",
+        )
+    return {"partition": partition, "retention": retention, "retention_keep": keep}
 
 
 def _refuse_near_misses(table_name: str, info: Mapping[str, Any]) -> None:

@@ -143,7 +143,9 @@ def counts_at(table: Any, at: datetime.datetime | ColumnElement[Any]) -> ColumnE
     # on a server that does not track commit times.
     exact = func.coalesce(recorded > horizon, false())
     moment: ColumnElement[Any] = case((exact, func.coalesce(committed, pending)), else_=written)
-    return moment <= at
+    # A row commits after it is written, so ``written <= at`` holds of every row that counts;
+    # said plainly, it lets the planner skip the partitions written after ``at``.
+    return and_(written <= at, moment <= at)
 
 
 #: Marker rows (a NULL key) end every row's life at once: a TRUNCATE's ``T``, and ``R``, where
@@ -160,16 +162,11 @@ def marker_condition(table: Any, target: Audited) -> ColumnElement[bool]:
 
 
 def retention_condition(
-    table: Any, target: Audited, first: Any, key: Mapping[str, Any]
+    table: Any, target: Audited, first: Any, first_operation: Any
 ) -> ColumnElement[bool]:
-    """The retention marker before a row whose first version left is not its INSERT, or that
-    has no version left: part or all of its history may have been removed.  The marker's
-    ``audit_id`` is below every row left."""
-    first_operation = (
-        select(table.c[AUDIT_OPERATION])
-        .where(key_filter(table, key), table.c[AUDIT_ID] == first)
-        .scalar_subquery()
-    )
+    """The retention marker before a row whose first version left (``first``, of operation
+    ``first_operation``) is not its INSERT, or that has no version left: part or all of its
+    history may have been removed.  The marker's ``audit_id`` is below every row left."""
     return and_(
         table.c[AUDIT_OPERATION] == RETENTION_OPERATION_CODE,
         *(table.c[k].is_(None) for k in target.key_columns),
@@ -189,15 +186,22 @@ def versions(target: Audited, key: Mapping[str, Any], *, with_changes: bool) -> 
     """
     audit, labels = target.audit, target.labels
     marker = labels.marker
-    own = select(*audit.c, false().label(marker)).where(key_filter(audit, key))
-    first = select(func.min(audit.c[AUDIT_ID])).where(key_filter(audit, key)).scalar_subquery()
+    # The row's versions are read once, and its first version taken from them: each use of
+    # a subquery over a partitioned audit table is planned over every partition, and planning
+    # dominates a history query there.
+    rows = select(*audit.c).where(key_filter(audit, key)).cte("audit_history_own")
+    own = select(*rows.c, false().label(marker))
+    earliest = select(rows.c[AUDIT_ID], rows.c[AUDIT_OPERATION]).order_by(rows.c[AUDIT_ID]).limit(1)
+    first = select(earliest.subquery().c[AUDIT_ID]).scalar_subquery()
+    first_operation = select(earliest.subquery().c[AUDIT_OPERATION]).scalar_subquery()
+    # Markers (NULL key) in one pass over the table, for the same reason.
     markers = select(*audit.c, true().label(marker)).where(
-        marker_condition(audit, target), audit.c[AUDIT_ID] > first
+        or_(
+            and_(marker_condition(audit, target), audit.c[AUDIT_ID] > first),
+            retention_condition(audit, target, first, first_operation),
+        )
     )
-    removed = select(*audit.c, true().label(marker)).where(
-        retention_condition(audit, target, first, key)
-    )
-    both = union_all(own, markers, removed).subquery("audit_history_versions")
+    both = union_all(own, markers).subquery("audit_history_versions")
     order = both.c[AUDIT_ID]
     spec = target.spec
     columns = spec.compared_columns if with_changes else ()

@@ -1,22 +1,30 @@
 """``maintain``: keep partitioned audit tables' partitions ahead of the writers, drain their
-DEFAULT partition, and apply retention by dropping whole partitions.
+DEFAULT partition, and apply retention by detaching whole partitions (and dropping them, unless
+``retention_keep``).
 
-Each audit table is maintained in one transaction, under a transaction-level advisory lock of
-its own, so two processes running ``maintain`` at once take turns per table and the second
-finds nothing left to do.  The locks each step takes (observed in ``pg_locks``, see the docs):
+Each audit table is maintained in two transactions on an Engine (partitions and drain, then
+retention), each under a transaction-level advisory lock of the table's, so two processes
+running ``maintain`` at once take turns per table and the second finds nothing left to do.
+Where the database has pg_partman 4.x, it creates the partitions (``lifecycle.partman``).
+The locks each step takes (observed in ``pg_locks``, see the docs):
 
-- creating a partition ahead (``CREATE TABLE ... PARTITION OF``): ACCESS EXCLUSIVE on the
-  parent and on the DEFAULT partition, which it scans (empty: at once);
+- when a partition is missing or rows wait in the DEFAULT partition: ACCESS EXCLUSIVE on the
+  parent first, so that no write lands in the DEFAULT partition between reading it and
+  creating a partition next to it (which would then fail) or detaching it (its row would be
+  dropped with it); then creating a partition ahead (``CREATE TABLE ... PARTITION OF``), which
+  also scans the DEFAULT partition (empty: at once);
 - the writer's own INSERT through the parent: ROW EXCLUSIVE on the parent and the partition it
   lands in, which conflicts with each of the above, never with another writer;
-- draining the DEFAULT partition (the classic way: DETACH it, create the partitions its rows
-  belong to, move the rows back through the parent, then drop it and create it empty, since
-  the append-only guard refuses to empty it): ACCESS EXCLUSIVE on the parent for the whole
-  transaction, so writers wait for the move;
-- retention (DETACH then DROP): ACCESS EXCLUSIVE on the parent, the DEFAULT partition and
-  the partition.  ``DETACH
-  ... CONCURRENTLY`` would spare writers, but PostgreSQL refuses it on a table with a DEFAULT
-  partition, and the DEFAULT partition is what keeps a write from ever failing.
+- draining the DEFAULT partition: DETACH it, create the partitions its rows belong to, and
+  fill each while it is detached too, then attach it again (a scan of the rows just moved),
+  then drop the old DEFAULT partition and create it empty (the append-only guard refuses to
+  empty it).  The rows never pass through the parent again, so a publication of the audit
+  table (``lifecycle.archive``) does not send them twice.  Writers wait for the move;
+- retention: the ``X`` marker's ``audit_id`` is read first (a scan under ACCESS SHARE, which
+  writers do not wait for), then DETACH takes ACCESS EXCLUSIVE on the parent, the DEFAULT
+  partition and the partition, until commit.  ``DETACH ... CONCURRENTLY`` would spare
+  writers, but PostgreSQL refuses it on a table with a DEFAULT partition, and cannot run it
+  inside a transaction block; the DEFAULT partition is what keeps a write from ever failing.
 Writers therefore wait for one short, catalog-only transaction per run, unless rows had to be
 drained.
 """
@@ -43,13 +51,18 @@ from ..declare.spec import AUDIT_CURRENT_USER, AUDIT_ID, AUDIT_OPERATION, AUDIT_
 from ..errors import AuditError
 from ..install.ddl import AuditDDL, _connection, audited_tables, resolve_spec
 from ..render import partitioning as sql
-from ..render.partitioning import partition_comment as partition_comment
 from ..render.sql import name_text
+from . import partman
 from .holds import held_reason
 from .partition_catalog import (
     RangePartition,
     default_moments,
+    default_rows,
     range_partitions,
+    uncommented_partitions,
+)
+from .partition_catalog import (
+    partition_comment as partition_comment,  # where the design names it
 )
 from .periods import Period, bound_text, period_of, periods_ahead, utc
 from .seals import lock_chain, record_removed_partition
@@ -83,17 +96,24 @@ def maintain(
     """Maintain the partitioned audit tables of ``target`` (every declared audited table when
     ``None``) as of ``at`` (now by default); returns what was done, per audit table.
 
-    On an Engine each audit table gets its own transaction; on a Connection everything runs in
-    the caller's transaction (commit it).  Run it as the audit tables' owner, or as a role
-    that may act for it: new partitions are given to the parent's owner.
+    On an Engine each audit table gets two transactions: partitions and drain, then
+    retention, so that the lock the first may take is not held while retention reads what
+    stays; on a Connection everything runs in the caller's transaction (commit it).  Run it
+    as the audit tables' owner, or as a role that may act for it: new partitions are given to
+    the parent's owner.
     """
     moment = utc(at or datetime.datetime.now(datetime.timezone.utc))
     done = []
     for table, partitioning in _partitioned(target):
+        audit_table = table.info[AUDIT_TABLE_KEY]
         with _connection(bind) as connection:
             spec = resolve_spec(connection, table.info[SPEC_KEY])
-            audit_table = table.info[AUDIT_TABLE_KEY]
-            done.append(_maintain_one(connection, spec, audit_table, partitioning, moment))
+            extended = _extend_one(connection, spec, audit_table, partitioning, moment)
+        if partitioning.retention is None:
+            done.append(extended)
+            continue
+        with _connection(bind) as connection:
+            done.append(_retain_one(connection, spec, audit_table, partitioning, moment, extended))
     return done
 
 
@@ -123,35 +143,57 @@ def on_table_created(table: sa.Table, connection: sa.Connection, **_: object) ->
     """
     partition_by = table.dialect_options["postgresql"].get("partition_by")
     if is_audit_table(table) and partition_by == PARTITION_BY:
-        _run(connection, sql.create_default_partition(table.schema, table.name))
-        default = sql.default_partition(table.name)
-        _keep_to_owner(connection, table.schema, default)
-        _run(
-            connection, sql.comment_partition(table.schema, default, partition_comment(table.name))
-        )
+        give_default_partition(connection, table.schema, table.name, None)
 
 
-def _maintain_one(
+def give_default_partition(
+    connection: sa.Connection, schema: str | None, audit_table: str, owner: str | None
+) -> None:
+    """The DEFAULT partition of a new partitioned audit table: ``owner``'s (the creator's when
+    ``None``) alone, marked as audit history."""
+    _run(connection, sql.create_default_partition(schema, audit_table))
+    default = sql.default_partition(audit_table)
+    if owner is not None:
+        _run(connection, sql.align_owner(schema, default, owner))
+    keep_to_owner(connection, schema, default)
+    _run(connection, sql.comment_partition(schema, default, partition_comment(audit_table)))
+    _like_parent(connection, schema, audit_table, default)
+
+
+def _turn(connection: sa.Connection, spec: AuditSpec) -> None:
+    """Wait for this audit table's turn: one ``maintain`` at a time per audit table."""
+    name = f"{spec.schema}.{spec.audit_table}"
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big", signed=True)
+    connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_LOCK_CLASS, key)))
+
+
+def _extend_one(
     connection: sa.Connection,
     spec: AuditSpec,
     audit: sa.Table,
     partitioning: Partitioning,
     at: datetime.datetime,
 ) -> Maintained:
-    schema, name = spec.schema, spec.audit_table
-    key = int.from_bytes(
-        hashlib.sha256(f"{schema}.{name}".encode()).digest()[:4], "big", signed=True
-    )
-    connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_LOCK_CLASS, key)))
-    if partitioning.retention is not None:
-        lock_chain(connection, schema)  # retention may record in the chain of seals
-    done = _extend(connection, spec, audit, partitioning, at)
+    _turn(connection, spec)
+    return _extend(connection, spec, audit, partitioning, at)
+
+
+def _retain_one(
+    connection: sa.Connection,
+    spec: AuditSpec,
+    audit: sa.Table,
+    partitioning: Partitioning,
+    at: datetime.datetime,
+    done: Maintained,
+) -> Maintained:
     if partitioning.retention is None:
         return done
-    reason = held_reason(connection, schema, name)
+    _turn(connection, spec)
+    lock_chain(connection, spec.schema)  # retention may record in the chain of seals
+    reason = held_reason(connection, spec.schema, spec.audit_table)
     if reason is not None:
         return replace(done, held=reason)
-    return _retain(connection, spec, audit, at - partitioning.retention, done)
+    return _retain(connection, spec, audit, at - partitioning.retention, done, partitioning.keep)
 
 
 def _extend(
@@ -162,33 +204,129 @@ def _extend(
     at: datetime.datetime,
 ) -> Maintained:
     """Create the partitions ahead and those rows wait for in the DEFAULT partition, and move
-    those rows there."""
+    those rows there.  Where pg_partman is in the database (``lifecycle.partman``), it creates
+    them, named its way; the rest is the same."""
     schema, name = spec.schema, spec.audit_table
     _run(connection, sql.create_default_partition(schema, name))
     owner = connection.execute(_OWNER, {"t": name_text(schema, name)}).scalar_one()
     existing = range_partitions(connection, schema, name)
+    found = partman.partman_of(connection)
+    if found is not None or _work(connection, spec, partitioning, at, existing):
+        # From here no write lands in the DEFAULT partition between reading what waits there
+        # and detaching it or creating a partition next to it (which would then fail).
+        _run(connection, sql.lock_parent(schema, name))
+    creator = _creator(connection, spec, partitioning, at, existing, owner, found)
     waiting = default_moments(connection, schema, name, partitioning.interval)
-    wanted = periods_ahead(at, partitioning.interval)
+    wanted = [] if creator.partman else periods_ahead(at, partitioning.interval)
     wanted += [period_of(moment, partitioning.interval) for moment in waiting]
-    missing = sorted({p for p in wanted if not _covered(p, existing)})
-    created = tuple(sql.range_partition(name, period.suffix) for period in missing)
+    current = range_partitions(connection, schema, name)
+    missing = sorted({p for p in wanted if not _covered(p, current)})
     drained = 0
     if waiting:
         _run(connection, sql.detach_partition(schema, name, sql.default_partition(name)))
-        _create(connection, schema, name, missing, owner)
+        creator.create(missing)
         columns = tuple(column.name for column in audit.columns)
-        drained = connection.execute(AuditDDL(sql.move_rows(schema, name, columns))).rowcount
+        periods = {period_of(moment, partitioning.interval) for moment in waiting}
+        total = default_rows(connection, schema, name)
+        drained = _refill(connection, schema, name, columns, periods)
+        if drained != total:  # never drop a row the refill did not place
+            raise AuditError(
+                f"draining {name_text(schema, name)}: {total - drained} rows of the DEFAULT "
+                "partition found no partition; nothing was changed"
+            )
         # Dropped and made again, not emptied: the guard refuses TRUNCATE of its rows.
         _run(connection, sql.drop_partition(schema, sql.default_partition(name)))
         _run(connection, sql.create_default_partition(schema, name))
         _own(connection, schema, name, sql.default_partition(name), owner)
     else:
-        _create(connection, schema, name, missing, owner)
+        creator.create(missing)
+    known = {p.name for p in existing}
+    now = range_partitions(connection, schema, name)
+    created = tuple(p.name for p in now if p.name not in known)
+    for partition in uncommented_partitions(connection, schema, name, partition_comment(name)):
+        _own(connection, schema, name, partition, owner)  # made by pg_partman, here or on its own
     if spec.append_only:
         every = [sql.default_partition(name), *(p.name for p in existing), *created]
         for partition in every:
             _run(connection, sql.guard_partition(schema, partition, spec))
     return Maintained(audit_table=name, created=created, drained=drained)
+
+
+def _refill(
+    connection: sa.Connection,
+    schema: str | None,
+    name: str,
+    columns: tuple[str, ...],
+    periods: set[Period],
+) -> int:
+    """Move the detached DEFAULT partition's rows into the partitions made for them, each
+    detached while it is filled and attached again (scanning only the rows just moved): the
+    rows never pass through the published tree again, so an archive server receives each
+    row once."""
+    moved = 0
+    for partition in range_partitions(connection, schema, name):
+        if not any(partition.lower <= period.lower < partition.upper for period in periods):
+            continue
+        lower, upper = bound_text(partition.lower), bound_text(partition.upper)
+        _run(connection, sql.detach_partition(schema, name, partition.name))
+        fill = sql.refill_partition(schema, name, partition.name, columns, lower, upper)
+        moved += connection.execute(AuditDDL(fill)).rowcount
+        _run(connection, sql.attach_partition(schema, name, partition.name, lower, upper))
+    return moved
+
+
+@dataclass(frozen=True, slots=True)
+class _Creator:
+    """Who creates a table's partitions: ``maintain`` itself, or pg_partman."""
+
+    connection: sa.Connection
+    schema: str | None
+    audit_table: str
+    owner: str
+    partman: partman.Partman | None = None
+    parent: str = ""
+
+    def create(self, periods: Sequence[Period]) -> None:
+        if self.partman is None:
+            _create(self.connection, self.schema, self.audit_table, periods, self.owner)
+        else:
+            partman.create_periods(self.connection, self.partman, self.parent, periods)
+
+
+def _work(
+    connection: sa.Connection,
+    spec: AuditSpec,
+    partitioning: Partitioning,
+    at: datetime.datetime,
+    existing: Sequence[RangePartition],
+) -> bool:
+    """Whether rows wait in the DEFAULT partition or a partition ahead is missing."""
+    schema, name = spec.schema, spec.audit_table
+    if default_moments(connection, schema, name, partitioning.interval):
+        return True
+    return any(not _covered(p, existing) for p in periods_ahead(at, partitioning.interval))
+
+
+def _creator(
+    connection: sa.Connection,
+    spec: AuditSpec,
+    partitioning: Partitioning,
+    at: datetime.datetime,
+    existing: Sequence[RangePartition],
+    owner: str,
+    found: partman.Partman | None,
+) -> _Creator:
+    """pg_partman where the database has it (registering the table first, from the end of
+    the partitions that exist, and letting it make its partitions ahead), else ``maintain``."""
+    schema, name = spec.schema, spec.audit_table
+    if found is None:
+        return _Creator(connection, schema, name, owner)
+    connection.execute(sa.text("SET LOCAL timezone = 'UTC'"))
+    start = existing[-1].upper if existing else period_of(at, partitioning.interval).lower
+    partman.register(connection, found, schema, name, partitioning.interval, start)
+    parent = partman.parent_name(connection, schema, name)
+    partman.premake(connection, found, parent)
+    return _Creator(connection, schema, name, owner, found, parent)
 
 
 def _retain(
@@ -197,21 +335,40 @@ def _retain(
     audit: sa.Table,
     cut: datetime.datetime,
     done: Maintained,
+    keep: bool,
 ) -> Maintained:
-    """Detach and drop the partitions wholly before ``cut``, and mark where history begins."""
+    """Detach the partitions wholly before ``cut`` and drop them (or, with ``keep``, leave
+    them as plain tables for archiving), and mark where history begins."""
     schema, name = spec.schema, spec.audit_table
     expired = [p for p in range_partitions(connection, schema, name) if p.upper <= cut]
     if not expired:
         return done
+    bound = max(partition.upper for partition in expired)
+    marker_id = _marker_id(connection, audit, bound)
     for partition in expired:
         _run(connection, sql.detach_partition(schema, name, partition.name))
         record_removed_partition(connection, audit, partition.name)
-        _run(connection, sql.drop_partition(schema, partition.name))
-    bound = max(partition.upper for partition in expired)
-    _mark_removed(connection, audit, bound)
+        if keep:
+            _keep_detached(connection, spec, partition.name)
+        else:
+            _run(connection, sql.drop_partition(schema, partition.name))
+    _mark_removed(connection, audit, bound, marker_id)
     gone = tuple(partition.name for partition in expired)
-    return replace(done, detached=gone, dropped=gone, removed_before=bound)
+    return replace(done, detached=gone, dropped=() if keep else gone, removed_before=bound)
 
+
+def _keep_detached(connection: sa.Connection, spec: AuditSpec, partition: str) -> None:
+    """A kept partition keeps its name, owner, rights and comment (``detached_partitions``
+    finds it by that comment).  DETACH removes the row triggers the parent had cloned onto it,
+    among them the append-only guard's: put that back, so kept history stays append-only
+    (its TRUNCATE guard was the partition's own and stays)."""
+    if spec.append_only:
+        _run(connection, sql.guard_kept_partition(spec.schema, partition, spec))
+
+
+_REPLICA_IDENTITY = sa.text(
+    "SELECT relreplident FROM pg_catalog.pg_class WHERE oid = CAST(:t AS regclass)"
+)
 
 _OWNER = sa.text(
     "SELECT pg_catalog.pg_get_userbyid(relowner) FROM pg_catalog.pg_class "
@@ -247,11 +404,22 @@ def _own(
 ) -> None:
     """A new partition: the parent's owner's alone, marked as audit history."""
     _run(connection, sql.align_owner(schema, partition, owner))
-    _keep_to_owner(connection, schema, partition)
+    keep_to_owner(connection, schema, partition)
     _run(connection, sql.comment_partition(schema, partition, partition_comment(audit_table)))
+    _like_parent(connection, schema, audit_table, partition)
 
 
-def _keep_to_owner(connection: sa.Connection, schema: str | None, partition: str) -> None:
+def _like_parent(
+    connection: sa.Connection, schema: str | None, audit_table: str, partition: str
+) -> None:
+    """A published audit table's partitions need its ``REPLICA IDENTITY FULL``
+    (``lifecycle.archive``), which PostgreSQL does not pass on to new partitions."""
+    identity = connection.execute(_REPLICA_IDENTITY, {"t": name_text(schema, audit_table)})
+    if identity.scalar() == "f":
+        _run(connection, sql.replica_identity_full(schema, partition))
+
+
+def keep_to_owner(connection: sa.Connection, schema: str | None, partition: str) -> None:
     """Revoke what default privileges gave anyone but the owner on a new partition."""
     grantees = connection.execute(
         sa.text(sql.OTHER_GRANTEES), {"t": name_text(schema, partition)}
@@ -260,19 +428,31 @@ def _keep_to_owner(connection: sa.Connection, schema: str | None, partition: str
         _run(connection, sql.revoke_everything(schema, partition, grantee))
 
 
-def _mark_removed(connection: sa.Connection, audit: sa.Table, bound: datetime.datetime) -> None:
-    """The ``X`` row at the front of the trail: history before ``bound`` was removed.
+def _marker_id(connection: sa.Connection, audit: sa.Table, bound: datetime.datetime) -> int:
+    """The ``X`` row's ``audit_id``: one below the lowest that stays, so that it comes first in
+    every row's history, which is ordered by ``audit_id``; the identity sequence is past that
+    value already, so no later write can take it.
 
-    Its ``audit_id`` is one below the lowest left, so that it comes first in every row's
-    history, which is ordered by ``audit_id``; the identity sequence is past that value already,
-    so no later write can take it.
+    Read before the DETACH, whose ACCESS EXCLUSIVE lock writers wait for: finding the lowest
+    scans what stays (no index leads with ``audit_id``), and only ACCESS SHARE, which writers
+    do not wait for, is held while it does (pruned to the partitions from ``bound`` on, and the
+    DEFAULT partition).  A write made after the scan takes a higher ``audit_id``.
     """
-    lowest = sa.select(sa.func.min(audit.c[AUDIT_ID])).scalar_subquery()
-    following = sa.select(sa.func.coalesce(lowest, 1) - 1).scalar_subquery()
+    stamp = audit.c[AUDIT_TIMESTAMP]
+    lowest = connection.execute(
+        sa.select(sa.func.min(audit.c[AUDIT_ID])).where(stamp >= bound)
+    ).scalar()
+    return (lowest or 1) - 1
+
+
+def _mark_removed(
+    connection: sa.Connection, audit: sa.Table, bound: datetime.datetime, marker_id: int
+) -> None:
+    """The ``X`` row at the front of the trail: history before ``bound`` was removed."""
     connection.execute(
         sa.insert(audit).values(
             {
-                AUDIT_ID: following,
+                AUDIT_ID: marker_id,
                 AUDIT_OPERATION: sql.RETENTION_OPERATION_CODE,
                 AUDIT_TIMESTAMP: bound,
                 AUDIT_CURRENT_USER: sa.func.current_user(),

@@ -1,6 +1,7 @@
 """What the database holds of a partitioned audit table: its range partitions with their
-bounds, its DEFAULT partition and the rows waiting there.  Read by ``maintenance`` and
-``coverage``."""
+bounds, its DEFAULT partition and the rows waiting there, and the partitions retention detached
+and kept.  Read by ``maintenance``, ``coverage`` and erasure (which must reach kept
+partitions too)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from ..declare.audit_table import AUDIT_TABLE_COMMENT_SUFFIX
 from ..declare.spec import AUDIT_TIMESTAMP
 from ..render.partitioning import default_partition
 from ..render.sql import name_text
@@ -29,6 +31,60 @@ _PARTITIONS = sa.text(
     ORDER BY 2
     """
 )
+
+
+def partition_comment(audit_table: str) -> str:
+    """Every partition's comment, kept when retention detaches it: it tells the partitions of
+    an audit table, attached or kept, apart from other tables.  It ends like an audit table's,
+    so that Alembic's autogenerate keeps it (never proposes to drop it) as it keeps audit
+    tables; ``kept`` matches only the comment of an audit table itself."""
+    return f"Partition of audit table {audit_table}{AUDIT_TABLE_COMMENT_SUFFIX}"
+
+
+#: Plain tables next to an audit table that carry its partitions' comment and are no
+#: partition (any more): the ones retention detached and kept.
+_DETACHED = sa.text(
+    """
+    SELECT c.relname FROM pg_catalog.pg_class c
+    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = :schema AND c.relkind = 'r' AND NOT c.relispartition
+      AND pg_catalog.obj_description(c.oid, 'pg_class') = :comment
+    ORDER BY 1
+    """
+)
+
+
+def detached_partitions(connection: sa.Connection, audit_table: sa.Table) -> list[str]:
+    """The names of ``audit_table``'s partitions that retention detached and kept (with
+    ``retention_keep``), in its schema, oldest first (their names end with their period)."""
+    schema = audit_table.schema
+    if schema is None:
+        schema = connection.execute(sa.select(sa.func.current_schema())).scalar_one()
+    found = connection.execute(
+        _DETACHED, {"schema": schema, "comment": partition_comment(audit_table.name)}
+    )
+    return list(found.scalars())
+
+
+_UNCOMMENTED = sa.text(
+    """
+    SELECT c.relname FROM pg_catalog.pg_inherits i
+    JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+    WHERE i.inhparent = CAST(:parent AS regclass)
+      AND pg_catalog.obj_description(c.oid, 'pg_class') IS DISTINCT FROM :comment
+    ORDER BY 1
+    """
+)
+
+
+def uncommented_partitions(
+    connection: sa.Connection, schema: str | None, audit_table: str, comment: str
+) -> list[str]:
+    """Partitions lacking ``comment``: made by someone else than ``maintain`` (pg_partman)."""
+    found = connection.execute(
+        _UNCOMMENTED, {"parent": name_text(schema, audit_table), "comment": comment}
+    )
+    return list(found.scalars())
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,4 +61,5 @@ def periods_ahead(at: datetime.datetime, interval: PartitionInterval) -> list[Pe
 def bound_text(moment: datetime.datetime) -> str:
     """A partition bound as PostgreSQL reads it: UTC with an explicit offset (a
     ``timestamp without time zone`` column, ``legacy_timestamp``, ignores the offset)."""
-    return utc(moment).strftime("%Y-%m-%d %H:%M:%S+00")
+    at = utc(moment)
+    return f"{at.year:04d}-{at:%m-%d %H:%M:%S}+00"  # %Y does not pad years before 1000

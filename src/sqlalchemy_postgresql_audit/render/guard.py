@@ -75,10 +75,36 @@ def render_append_only_guard(spec: AuditSpec) -> tuple[tuple[str, ...], tuple[st
         f"CREATE OR REPLACE TRIGGER {quote(PURGE_MARKER_TRIGGER)}\n"
         f"AFTER DELETE ON {on}\nREFERENCING OLD TABLE AS {OLD_ROWS}\nFOR EACH STATEMENT\n"
         f"EXECUTE FUNCTION {function}()",
+        guard_partitions(spec),
     )
     # CASCADE drops exactly the guard's own triggers, the only objects that use its function,
     # and works whether or not the audit table still exists.
     return install, (f"DROP FUNCTION IF EXISTS {function}() CASCADE",)
+
+
+def guard_partitions(spec: AuditSpec) -> str:
+    """The BEFORE TRUNCATE trigger on every partition the audit table has now (a partitioned
+    audit table's DEFAULT partition exists from its creation, and rows wait there until the
+    first ``maintain``): a TRUNCATE naming a partition does not fire the parent's trigger.
+    ``maintain`` gives the partitions it creates the same trigger.  Partition names come from
+    ``regclass`` output, which the server quotes."""
+    table = literal(always_qualified(spec.schema, spec.audit_table))
+    function = literal(
+        f" FOR EACH STATEMENT EXECUTE FUNCTION {qualified(spec.schema, guard_function(spec))}()"
+    )
+    create = literal(
+        f"CREATE OR REPLACE TRIGGER {quote(GUARD_TRUNCATE_TRIGGER)} BEFORE TRUNCATE ON "
+    )
+    body = (
+        "\nDECLARE\n  child pg_catalog.oid;\nBEGIN\n"
+        "  FOR child IN SELECT i.inhrelid FROM pg_catalog.pg_inherits i\n"
+        f"    WHERE i.inhparent OPERATOR(pg_catalog.=) pg_catalog.to_regclass({table})\n"
+        "  LOOP\n"
+        f"    EXECUTE {create} OPERATOR(pg_catalog.||) child::pg_catalog.regclass::pg_catalog.text"
+        f"\n      OPERATOR(pg_catalog.||) {function};\n"
+        "  END LOOP;\nEND;\n"
+    )
+    return f"DO {dollar_quote(body)}"
 
 
 #: What the guard function runs with (its ``proconfig``).

@@ -1,5 +1,5 @@
-"""SQL text of partitioned audit tables: the DEFAULT partition, range partitions, the classic
-drain of the DEFAULT partition, the append-only guard on each partition, retention by DETACH
+"""SQL text of partitioned audit tables: the DEFAULT partition, range partitions, the drain of
+the DEFAULT partition, the append-only guard on each partition, retention by DETACH
 and DROP, and the retention holds.
 
 Names go through ``.sql``'s quoting; bounds are timestamps the library computed, rendered as
@@ -9,10 +9,9 @@ safe for writers.
 
 from __future__ import annotations
 
-from ..declare.audit_table import AUDIT_TABLE_COMMENT_SUFFIX
 from ..declare.naming import fit_identifier
-from ..declare.spec import AuditSpec
-from .guard import GUARD_TRUNCATE_TRIGGER, guard_function
+from ..declare.spec import AUDIT_TIMESTAMP, AuditSpec
+from .guard import GUARD_TRIGGER, GUARD_TRUNCATE_TRIGGER, guard_function
 from .sql import literal, qualified, quote
 
 #: ``audit_operation`` of the row retention leaves at the front of the trail: its timestamp is
@@ -56,14 +55,46 @@ def detach_partition(schema: str | None, audit_table: str, name: str) -> str:
     )
 
 
-def move_rows(schema: str | None, audit_table: str, columns: tuple[str, ...]) -> str:
-    """Copy the detached DEFAULT partition's rows back through the parent, which routes them."""
+def refill_partition(
+    schema: str | None,
+    audit_table: str,
+    partition: str,
+    columns: tuple[str, ...],
+    lower: str,
+    upper: str,
+) -> str:
+    """Copy the detached DEFAULT partition's rows of ``[lower, upper)`` into ``partition``
+    while it is detached too: a table outside the published tree, so a publication of the
+    audit table (``lifecycle.archive``) does not send the moved rows a second time."""
     names = ", ".join(quote(column) for column in columns)
     source = qualified(schema, default_partition(audit_table))
+    stamp = quote(AUDIT_TIMESTAMP)
     return (
-        f"INSERT INTO {qualified(schema, audit_table)} ({names}) "
-        f"OVERRIDING SYSTEM VALUE SELECT {names} FROM {source}"
+        f"INSERT INTO {qualified(schema, partition)} ({names}) "
+        f"OVERRIDING SYSTEM VALUE SELECT {names} FROM {source} "
+        f"WHERE {stamp} >= {literal(lower)} AND {stamp} < {literal(upper)}"
     )
+
+
+def attach_partition(
+    schema: str | None, audit_table: str, partition: str, lower: str, upper: str
+) -> str:
+    return (
+        f"ALTER TABLE {qualified(schema, audit_table)} ATTACH PARTITION "
+        f"{qualified(schema, partition)} FOR VALUES FROM ({literal(lower)}) TO ({literal(upper)})"
+    )
+
+
+def replica_identity_full(schema: str | None, name: str) -> str:
+    """What a published audit table's partitions need so that an UPDATE of their rows (an
+    erasure) can be published (``lifecycle.archive``)."""
+    return f"ALTER TABLE {qualified(schema, name)} REPLICA IDENTITY FULL"
+
+
+def lock_parent(schema: str | None, audit_table: str) -> str:
+    """What creating or detaching a partition takes anyway, taken before reading the DEFAULT
+    partition, so that no write lands there in between."""
+    return f"LOCK TABLE {qualified(schema, audit_table)} IN ACCESS EXCLUSIVE MODE"
 
 
 def drop_partition(schema: str | None, name: str) -> str:
@@ -107,6 +138,16 @@ def guard_partition(schema: str | None, name: str, spec: AuditSpec) -> str:
     )
 
 
+def guard_kept_partition(schema: str | None, name: str, spec: AuditSpec) -> str:
+    """The append-only guard's row trigger on a partition retention detached and kept: the
+    parent's clone of it went with the DETACH."""
+    return (
+        f"CREATE OR REPLACE TRIGGER {quote(GUARD_TRIGGER)}\n"
+        f"BEFORE UPDATE OR DELETE ON {qualified(schema, name)}\nFOR EACH ROW\n"
+        f"EXECUTE FUNCTION {qualified(spec.schema, guard_function(spec))}()"
+    )
+
+
 def create_holds_table(schema: str | None) -> str:
     return (
         f"CREATE TABLE IF NOT EXISTS {qualified(schema, HOLDS_TABLE)} ("
@@ -118,10 +159,3 @@ def create_holds_table(schema: str | None) -> str:
 
 def revoke_holds_table(schema: str | None) -> str:
     return f"REVOKE ALL ON {qualified(schema, HOLDS_TABLE)} FROM PUBLIC"
-
-
-def partition_comment(audit_table: str) -> str:
-    """A partition's comment ends like an audit table's, so that Alembic's autogenerate keeps
-    it (never proposes to drop it) as it keeps audit tables; ``kept`` matches only the
-    comment of an audit table itself."""
-    return f"Partition of audit table {audit_table}{AUDIT_TABLE_COMMENT_SUFFIX}"

@@ -1,0 +1,269 @@
+#!/usr/bin/env python
+"""Partitioned audit tables at scale: what writers wait for while an audit table is converted
+and while retention removes a week, and one row's history over 52 weekly partitions.
+
+One command (starts a throwaway PostgreSQL like ``capture.py``, or ``--url``)::
+
+    .venv/bin/python bench/partitions.py [--rows 1000000] [--lookups 300]
+
+Audit rows are loaded straight into the audit tables (``INSERT ... SELECT``), spread evenly
+over the 52 weeks before now, ``--keys`` keys.  A writer thread runs autocommitted single-row
+UPDATEs of another audited table throughout; its median latency alone is the baseline, and
+each operation reports its duration and the writer's longest wait during it.
+
+- ``convert``: ``partition_audit_table`` on an Engine (check NOT VALID, validate while writers
+  write, then the swap) against the same conversion in one transaction (a Connection);
+- ``retention``: ``maintain`` dropping one week (DETACH + DROP), keeping it
+  (``retention_keep``: DETACH only), against ``DELETE ... WHERE`` of the same rows from an
+  unpartitioned audit table;
+- ``history``: ``history(table, key)`` (about ``rows / keys`` versions) on the 52-week table and
+  on the unpartitioned one, with the partitioned plan's shape (index probes per partition).
+
+Writes ``bench/results/partitions.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+import sqlalchemy_postgresql_audit as audit
+from sqlalchemy_postgresql_audit.lifecycle.conversion import partition_audit_table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from capture import embedded_server
+
+UTC = datetime.timezone.utc
+WEEKS = 52
+
+
+def declare(metadata: sa.MetaData, name: str, **options: Any) -> sa.Table:
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("v", sa.Integer),
+        info={"audit.options": {"enabled": True, "mode": "row", **options}},
+    )
+
+
+def load(engine: sa.Engine, table: sa.Table, rows: int, keys: int, now: datetime.datetime) -> None:
+    """``rows`` audit rows of ``keys`` keys, spread over the 52 weeks before ``now``."""
+    audit_table = table.info[audit.AUDIT_TABLE_KEY].name  # a name of this script
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                f"INSERT INTO {audit_table} (audit_operation, audit_operation_timestamp, "
+                "audit_current_user, id, v) "
+                "SELECT 'U', CAST(:now AS timestamptz) - (:span * (:rows - g) / :rows), "
+                "'bench', g % :keys, g FROM generate_series(1, :rows) AS g"
+            ),
+            {"now": now, "span": datetime.timedelta(weeks=WEEKS), "rows": rows, "keys": keys},
+        )
+        connection.exec_driver_sql(f"ANALYZE {audit_table}")
+
+
+class Writer:
+    """Autocommitted single-row UPDATEs of an audited table (whose audit table an operation
+    works on), each timed: half a second alone, then during the operation."""
+
+    def __init__(self, engine: sa.Engine, table: sa.Table) -> None:
+        self.engine, self.table = engine, table
+        self.latencies: list[tuple[float, float]] = []  # (end, seconds)
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        n = 0
+        while not self.stop.is_set():
+            started = time.perf_counter()
+            with self.engine.begin() as connection:
+                connection.execute(self.table.update().where(self.table.c.id == 0).values(v=n))
+            ended = time.perf_counter()
+            self.latencies.append((ended, ended - started))
+            n += 1
+
+    def during(self, action: Callable[[], object]) -> dict[str, float]:
+        thread = threading.Thread(target=self.run)
+        thread.start()
+        try:
+            time.sleep(0.5)
+            alone = statistics.median(s for _, s in self.latencies)
+            start = time.perf_counter()
+            action()
+            end = time.perf_counter()
+            time.sleep(0.2)  # the write that waited finishes after the action
+        finally:
+            self.stop.set()
+            thread.join()
+        waits = [s for e, s in self.latencies if e >= start and e - s <= end]
+        return {
+            "seconds": end - start,
+            "writer_alone_median_ms": 1000 * alone,
+            "writer_max_ms": 1000 * max(waits, default=0.0),
+            "writes_during": len(waits),
+        }
+
+
+def during(engine: sa.Engine, table: sa.Table, action: Callable[[], object]) -> dict[str, float]:
+    return Writer(engine, table).during(action)
+
+
+def history_ms(engine: sa.Engine, table: sa.Table, keys: int, lookups: int) -> float:
+    times = []
+    with engine.connect() as connection:
+        for n in range(lookups):
+            started = time.perf_counter()
+            connection.execute(audit.history(table, (n * 7919) % keys)).all()
+            times.append(time.perf_counter() - started)
+    return 1000 * statistics.median(times)
+
+
+def plan(engine: sa.Engine, table: sa.Table) -> str:
+    query = audit.history(table, 42).compile(engine, compile_kwargs={"literal_binds": True})
+    with engine.connect() as connection:
+        lines = connection.exec_driver_sql(f"EXPLAIN (COSTS OFF) {query}").scalars().all()
+    return "\n".join(lines)
+
+
+def make_weeks(engine: sa.Engine, table: sa.Table, now: datetime.datetime) -> None:
+    for week in range(WEEKS + 1, -1, -1):
+        audit.maintain(engine, table, at=now - datetime.timedelta(weeks=week))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--url", help="SQLAlchemy URL of an existing database to use")
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--keys", type=int, default=100_000)
+    parser.add_argument("--lookups", type=int, default=300)
+    args = parser.parse_args(argv)
+    audit.enable()
+    if args.url:
+        return run(sa.make_url(args.url), args)
+    with embedded_server() as url:
+        return run(url, args)
+
+
+def run(url: sa.URL, args: argparse.Namespace) -> int:
+    engine = sa.create_engine(url, pool_size=4)
+    now = datetime.datetime.now(UTC)
+    week = datetime.timedelta(weeks=1)
+    metadata = sa.MetaData()
+    tables = {
+        "flat": declare(metadata, "flat"),
+        "one_tx": declare(metadata, "one_tx"),
+        "weekly": declare(metadata, "weekly", partition="week", retention=WEEKS * week),
+        "keep": declare(
+            metadata, "keep", partition="week", retention=WEEKS * week, retention_keep=True
+        ),
+        "convert": declare(metadata, "convert"),
+    }
+    metadata.create_all(engine)
+    for table in tables.values():
+        with engine.begin() as connection:
+            connection.execute(table.insert().values(id=0, v=0))
+    for name in ("weekly", "keep"):
+        make_weeks(engine, tables[name], now)
+    for table in tables.values():
+        load(engine, table, args.rows, args.keys, now)
+    results: dict[str, Any] = {"rows": args.rows, "keys": args.keys, "weeks": WEEKS}
+    results["history_ms"] = {}
+    for driver in ("psycopg2", "psycopg"):  # psycopg 3 prepares a statement run 5 times
+        reader = sa.create_engine(url.set(drivername=f"postgresql+{driver}"))
+        results["history_ms"][driver] = {
+            name: history_ms(reader, tables[name], args.keys, args.lookups)
+            for name in ("flat", "weekly")
+        }
+        reader.dispose()
+    results["history_plan_weekly"] = plan(engine, tables["weekly"])
+    later = now + week
+    cut = later - WEEKS * week
+    results["retention"] = {
+        "detach_drop": during(
+            engine, tables["weekly"], lambda: audit.maintain(engine, tables["weekly"], at=later)
+        ),
+        "detach_keep": during(
+            engine, tables["keep"], lambda: audit.maintain(engine, tables["keep"], at=later)
+        ),
+        "delete_where": during(
+            engine, tables["flat"], lambda: delete_before(engine, tables["flat"], cut)
+        ),
+    }
+    partitioned = declare(sa.MetaData(), "convert", partition="week")
+    one_tx = declare(sa.MetaData(), "one_tx", partition="week")
+
+    def in_one_transaction() -> None:
+        with engine.begin() as connection:
+            partition_audit_table(connection, one_tx)
+
+    results["convert"] = {
+        "three_transactions": during(
+            engine, tables["convert"], lambda: partition_audit_table(engine, partitioned)
+        ),
+        "one_transaction": during(engine, tables["one_tx"], in_one_transaction),
+    }
+    engine.dispose()
+    out = Path(__file__).resolve().parent / "results"
+    (out / "partitions.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "partitions.md").write_text(markdown(results))
+    print(markdown(results))
+    return 0
+
+
+def delete_before(engine: sa.Engine, table: sa.Table, cut: datetime.datetime) -> None:
+    audit_table = table.info[audit.AUDIT_TABLE_KEY]
+    with engine.begin() as connection:
+        connection.execute(
+            sa.delete(audit_table).where(audit_table.c.audit_operation_timestamp < cut)
+        )
+
+
+def markdown(results: dict[str, Any]) -> str:
+    lines = [
+        f"# Partitions: {results['rows']:,} audit rows per table over {results['weeks']} weeks",
+        "",
+        "A writer updates one row of the table whose audit table the operation works on,",
+        "autocommitted, in a loop: its median alone (the half second before) is the baseline.",
+        "",
+        "| operation | seconds | writer alone, median (ms) | writer's longest wait (ms) "
+        "| ratio | writes during |",
+        "|---|---|---|---|---|---|",
+    ]
+    for group in ("retention", "convert"):
+        for name, value in results[group].items():
+            if isinstance(value, dict):
+                base = value["writer_alone_median_ms"]
+                lines.append(
+                    f"| {group}: {name} | {value['seconds']:.3f} | {base:.2f} "
+                    f"| {value['writer_max_ms']:.1f} | {value['writer_max_ms'] / base:.1f} "
+                    f"| {value['writes_during']} |"
+                )
+    lines += ["", "One row's history, median of lookups (ms):", ""]
+    lines += ["| driver | unpartitioned | 52 weekly partitions | ratio |", "|---|---|---|---|"]
+    for driver, times in results["history_ms"].items():
+        flat, weekly = times["flat"], times["weekly"]
+        lines.append(f"| {driver} | {flat:.2f} | {weekly:.2f} | {weekly / flat:.2f} |")
+    lines += [
+        "",
+        "Plan of the history query on the weekly table:",
+        "",
+        "```",
+        results["history_plan_weekly"],
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""pg_partman, where the database has it: partitioned audit tables are registered with it, and
+its maintenance (run by ``maintain``, or on its own from pg_cron) creates their partitions.
+
+Supported: pg_partman 4.x (Debian's ``postgresql-15-partman`` is 4.7), whose ``create_parent``
+takes ``p_type => 'native'`` and named intervals (``weekly``).  pg_partman 5.x changed that API
+(``p_type => 'range'``, intervals as ``interval`` values, ``p_default_table``, a different
+partition suffix, no ``partition_data_time`` for native sets' DEFAULT partitions); where the
+database has 5.x, ``maintain`` keeps to its built-in path, as where it has none.
+
+What stays ``maintain``'s own, partman or not: draining the DEFAULT partition (pg_partman's
+``partition_data_*`` deletes rows from it, which the append-only guard refuses; ``maintain``
+detaches it instead, and asks pg_partman to create the partitions the rows need, named its
+way), and retention (pg_partman's would drop partitions without the trail's ``X`` marker and
+past a hold), and marking partitions as audit history (comment, owner-only rights, guard).
+pg_partman works in the session's time zone; ``maintain`` sets UTC for its calls, and a
+pg_cron job should run in a database whose ``timezone`` is UTC, so that pg_partman cuts
+periods where the library does.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from ..declare.naming import fit_identifier
+from ..declare.options import PartitionInterval
+from ..errors import AuditError
+from ..install.ddl import AuditDDL, _connection
+from ..render import partman as sql
+from ..render.conversion import copy_rows, rename_table
+from ..render.partitioning import default_partition, detach_partition, drop_partition
+from ..render.sql import name_text
+from .periods import PREMAKE, Period, bound_text
+
+_EXTENSION = sa.text(
+    "SELECT n.nspname, e.extversion FROM pg_catalog.pg_extension e "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_partman'"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Partman:
+    """pg_partman in this database: its schema and version."""
+
+    schema: str
+    version: str
+
+
+def partman_of(connection: sa.Connection) -> Partman | None:
+    """The database's pg_partman when it is a version this library drives (4.x), else None."""
+    found = connection.execute(_EXTENSION).first()
+    if found is None or not str(found.extversion).startswith("4."):
+        return None
+    return Partman(schema=found.nspname, version=found.extversion)
+
+
+def parent_name(connection: sa.Connection, schema: str | None, audit_table: str) -> str:
+    """pg_partman's name of a table: ``schema.table``, unquoted."""
+    if schema is None:
+        schema = connection.execute(sa.select(sa.func.current_schema())).scalar_one()
+    if "." in schema or "." in audit_table:
+        raise AuditError(
+            f"audit table {audit_table!r} in schema {schema!r}: pg_partman cannot manage a "
+            "table whose schema or name holds a dot"
+        )
+    return f"{schema}.{audit_table}"
+
+
+def register(
+    connection: sa.Connection,
+    partman: Partman,
+    schema: str | None,
+    audit_table: str,
+    interval: PartitionInterval,
+    start: datetime.datetime,
+) -> bool:
+    """Register the audit table with pg_partman unless it is; True when registered now.
+
+    pg_partman creates the DEFAULT partition itself, under the name the library gives it, so
+    the library's is set aside first and its rows go back through the parent afterwards
+    (into pg_partman's DEFAULT partition, from which ``maintain`` drains them).
+    """
+    parent = parent_name(connection, schema, audit_table)
+    if connection.execute(sa.text(sql.registered(partman.schema)), {"parent": parent}).scalar():
+        return False
+    default = default_partition(audit_table)
+    aside = fit_identifier(f"{audit_table}_default_aside")
+    _run(connection, detach_partition(schema, audit_table, default))
+    _run(connection, rename_table(schema, default, aside))
+    connection.execute(
+        sa.text(sql.create_parent(partman.schema)),
+        {
+            "parent": parent,
+            "control": "audit_operation_timestamp",
+            "interval": sql.PARTMAN_INTERVALS[interval],
+            "premake": PREMAKE,
+            "start": bound_text(start),
+        },
+    )
+    columns = tuple(connection.execute(_COLUMNS, {"t": name_text(schema, aside)}).scalars())
+    _run(connection, copy_rows(schema, aside, audit_table, columns))
+    _run(connection, drop_partition(schema, aside))
+    return True
+
+
+def premake(connection: sa.Connection, partman: Partman, parent: str) -> None:
+    connection.execute(sa.text(sql.run_maintenance(partman.schema)), {"parent": parent})
+
+
+def create_periods(
+    connection: sa.Connection, partman: Partman, parent: str, periods: Sequence[Period]
+) -> None:
+    if periods:
+        connection.execute(
+            sa.text(sql.create_partition_time(partman.schema)),
+            {"parent": parent, "times": [period.lower for period in periods]},
+        )
+
+
+_COLUMNS = sa.text(
+    "SELECT attname FROM pg_catalog.pg_attribute WHERE attrelid = CAST(:t AS regclass) "
+    "AND attnum > 0 AND NOT attisdropped ORDER BY attnum"
+)
+
+
+def _run(connection: sa.Connection, statement: str) -> None:
+    connection.execute(AuditDDL(statement))
+
+
+#: The pg_cron job ``schedule_partman_maintenance`` creates (one per database it names).
+CRON_JOB = "sqlalchemy_postgresql_audit_partman"
+
+_SCHEDULE = sa.text(
+    "SELECT cron.schedule_in_database(:job, :schedule, :command, :database)"
+)
+
+
+def schedule_partman_maintenance(
+    cron_bind: sa.Engine | sa.Connection,
+    target_bind: sa.Engine | sa.Connection,
+    *,
+    schedule: str = "*/30 * * * *",
+    job_name: str | None = None,
+) -> int:
+    """Have pg_cron run pg_partman's ``run_maintenance_proc`` in ``target_bind``'s database on
+    ``schedule``, and return the job's id (``cron.unschedule(id)`` removes it).
+
+    ``cron_bind`` is the database pg_cron was created in (``cron.database_name``, ``postgres``
+    by default); a job of the same name is replaced.  The job keeps partitions ahead of the
+    writers even when ``maintain`` does not run; ``maintain`` still drains the DEFAULT
+    partition, applies retention and marks new partitions (comment, owner-only rights, the
+    append-only guard), so schedule it too, less often.
+    """
+    with _connection(target_bind) as target:
+        found = partman_of(target)
+        database = target.execute(sa.select(sa.func.current_database())).scalar_one()
+    if found is None:
+        raise AuditError(f"database {database!r} has no pg_partman 4.x to schedule")
+    name = job_name or f"{CRON_JOB}_{database}"
+    with _connection(cron_bind) as cron:
+        job = cron.execute(
+            _SCHEDULE,
+            {
+                "job": name,
+                "schedule": schedule,
+                "command": sql.run_maintenance_proc(found.schema),
+                "database": database,
+            },
+        ).scalar_one()
+    return int(job)
+
+

@@ -1,0 +1,166 @@
+"""pg_partman and pg_cron, where the server has them (the PostgreSQL 15 run of CI, which sets
+``AUDIT_REQUIRE_PARTMAN=1`` so that these tests fail there instead of skipping): ``maintain``
+registers the audit table with pg_partman, which creates its partitions; ``maintain`` still
+drains, marks and applies retention; a pg_cron job runs pg_partman's maintenance."""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import URL
+
+from sqlalchemy_postgresql_audit import history, maintain
+from sqlalchemy_postgresql_audit.lifecycle.partition_catalog import partition_comment
+from sqlalchemy_postgresql_audit.lifecycle.partman import schedule_partman_maintenance
+
+UTC = datetime.timezone.utc
+
+
+def _available(engine: sa.Engine, extension: str) -> bool:
+    with engine.connect() as connection:
+        return bool(
+            connection.execute(
+                sa.text("SELECT EXISTS (SELECT FROM pg_available_extensions WHERE name = :n)"),
+                {"n": extension},
+            ).scalar()
+        )
+
+
+def _missing(what: str) -> None:
+    if os.environ.get("AUDIT_REQUIRE_PARTMAN") == "1":
+        pytest.fail(f"AUDIT_REQUIRE_PARTMAN=1 but {what}")
+    pytest.skip(what)
+
+
+@pytest.fixture
+def partman_engine(engine: sa.Engine) -> sa.Engine:
+    """The test database with pg_partman in schema ``partman``."""
+    if not _available(engine, "pg_partman"):
+        _missing("the server has no pg_partman")
+    with engine.begin() as connection:
+        version = connection.execute(
+            sa.text("SELECT default_version FROM pg_available_extensions WHERE name = 'pg_partman'")
+        ).scalar_one()
+        if not str(version).startswith("4."):
+            _missing(f"the server's pg_partman is {version}; 4.x is what the library drives")
+        connection.execute(sa.text("CREATE SCHEMA partman"))
+        connection.execute(sa.text("CREATE EXTENSION pg_partman SCHEMA partman"))
+    return engine
+
+
+@pytest.fixture
+def cron_engine(server_url: URL) -> Iterator[sa.Engine]:
+    """The database pg_cron runs in (``cron.database_name``), with the extension created."""
+    admin = sa.create_engine(server_url.set(database="postgres"))
+    try:
+        with admin.begin() as connection:
+            preloaded = connection.execute(sa.text("SHOW shared_preload_libraries")).scalar_one()
+        if "pg_cron" not in str(preloaded):
+            _missing("pg_cron is not in shared_preload_libraries")
+        with admin.begin() as connection:
+            connection.execute(sa.text("CREATE EXTENSION IF NOT EXISTS pg_cron"))
+        yield admin
+    finally:
+        admin.dispose()
+
+
+def accounts(**options: Any) -> sa.Table:
+    return sa.Table(
+        "accounts",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("balance", sa.Integer),
+        info={"audit.options": {"enabled": True, "partition": "week", **options}},
+    )
+
+
+def partitions(engine: sa.Engine) -> dict[str, Any]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.text(
+                "SELECT c.relname, obj_description(c.oid, 'pg_class') FROM pg_inherits i "
+                "JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = 'accounts_audit'::regclass ORDER BY 1"
+            )
+        )
+        return dict(rows.all())
+
+
+def test_maintain_registers_with_partman_which_creates_the_partitions(
+    partman_engine: sa.Engine,
+) -> None:
+    engine = partman_engine
+    table = accounts(append_only=True, retention=datetime.timedelta(weeks=8))
+    table.metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(table.insert().values(id=1, balance=10))  # into the DEFAULT partition
+    (done,) = maintain(engine, table)
+    with engine.connect() as connection:
+        config = connection.execute(
+            sa.text("SELECT partition_interval, premake FROM partman.part_config")
+        ).all()
+    assert [tuple(row) for row in config] == [("7 days", 4)]
+    week = datetime.datetime.now(UTC).strftime("%Gw%V")
+    assert f"accounts_audit_p{week}" in done.created  # pg_partman's name, ISO week
+    found = partitions(engine)
+    assert "accounts_audit_default" in found
+    assert set(found.values()) == {partition_comment("accounts_audit")}  # all marked as ours
+    with engine.connect() as connection:
+        assert [v.audit_operation for v in connection.execute(history(table, 1))] == ["I"]
+        waiting = connection.execute(sa.text("SELECT count(*) FROM accounts_audit_default"))
+        assert waiting.scalar_one() == 0
+    # pg_partman's own maintenance, as pg_cron runs it (it commits, so outside a transaction).
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(sa.text("CALL partman.run_maintenance_proc(p_jobmon => false)"))
+    (again,) = maintain(engine, table)
+    assert again.created == () and again.drained == 0
+    # A row of a week pg_partman has no partition for waits in DEFAULT; maintain drains it
+    # into a partition pg_partman creates (the guard refuses pg_partman's own DELETE-based move).
+    old = datetime.datetime.now(UTC) - datetime.timedelta(weeks=3)
+    with engine.begin() as connection:
+        connection.execute(table.update().values(balance=20))
+        connection.execute(sa.text("SET LOCAL session_replication_role = replica"))
+        connection.execute(
+            sa.text(
+                "UPDATE accounts_audit SET audit_operation_timestamp = :old "
+                "WHERE audit_operation = 'U'"
+            ),
+            {"old": old},
+        )
+    (drained,) = maintain(engine, table)
+    assert drained.drained == 1
+    assert drained.created == (f"accounts_audit_p{old.strftime('%Gw%V')}",)
+    assert set(partitions(engine).values()) == {partition_comment("accounts_audit")}
+    # Retention stays the library's: whole partitions, the X marker, under append_only.
+    later = datetime.datetime.now(UTC) + datetime.timedelta(weeks=10)
+    (retained,) = maintain(engine, table, at=later)
+    assert f"accounts_audit_p{week}" in retained.dropped
+    with engine.connect() as connection:
+        assert [v.audit_operation for v in connection.execute(history(table, 1))] == ["X"]
+    assert f"accounts_audit_p{old.strftime('%Gw%V')}" in retained.dropped
+
+
+def test_pg_cron_schedules_partman_maintenance_in_the_audited_database(
+    partman_engine: sa.Engine, cron_engine: sa.Engine
+) -> None:
+    job = schedule_partman_maintenance(cron_engine, partman_engine, schedule="*/5 * * * *")
+    try:
+        with cron_engine.connect() as connection:
+            row = connection.execute(
+                sa.text("SELECT schedule, command, database FROM cron.job WHERE jobid = :j"),
+                {"j": job},
+            ).one()
+        assert row.schedule == "*/5 * * * *"
+        assert row.command == "CALL partman.run_maintenance_proc(p_jobmon => false)"
+        assert row.database == partman_engine.url.database
+        # The command the job runs works in that database.
+        with partman_engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+            c.execute(sa.text(row.command))
+    finally:
+        with cron_engine.begin() as connection:
+            connection.execute(sa.text("SELECT cron.unschedule(:j)"), {"j": job})
