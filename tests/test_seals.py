@@ -551,3 +551,27 @@ def test_cli_verify_says_what_is_not_sealed_and_reads_anchors_leniently(
     as_owner(engine, "DELETE FROM accounts_audit WHERE audit_id = 2")
     broken = run("verify", target, *url, path=tmp_path)
     assert broken.returncode == 1 and "BROKEN in accounts_audit at audit_id 2" in broken.stdout
+
+
+def test_one_transaction_seals_and_verifies_tables_of_several_schemas(engine: sa.Engine) -> None:
+    metadata = sa.MetaData()
+    for schema in ("elsewhere", None):
+        sa.Table(
+            "ledger",
+            metadata,
+            sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+            schema=schema,
+            info={"audit.options": {"enabled": True}},
+        )
+    with engine.begin() as connection:
+        connection.execute(sa.text("CREATE SCHEMA elsewhere"))
+    metadata.create_all(engine)
+    with engine.begin() as connection:
+        for name in ("elsewhere.ledger", "ledger"):
+            connection.execute(sa.text(f"INSERT INTO {name} VALUES (1)"))
+    with engine.begin() as connection:  # the schema of the first pins the path for the second
+        path = connection.execute(sa.text("SHOW search_path")).scalar_one()
+        assert [done.rows for done in seal(connection, metadata)] == [1, 1]
+        report = verify(connection, metadata)
+        assert connection.execute(sa.text("SHOW search_path")).scalar_one() == path
+    assert report.ok and report.sealed_rows == 2, report.problem

@@ -181,15 +181,38 @@ def prepare(connection: sa.Connection, schema: str | None) -> None:
     canonical_text(connection, schema)
 
 
+#: The caller's ``search_path``, kept for the transaction the first time it is pinned.
+_CALLER_PATH = "sqlalchemy_postgresql_audit.caller_search_path"
+
+
 def canonical_text(connection: sa.Connection, schema: str | None) -> None:
     """Settings under which values print the same in every session, until the transaction
     ends: the ``CANONICAL_SETTINGS``, and ``search_path`` set to the audit tables' schema alone
     (a ``regclass`` value prints qualified or not by the path), so unqualified names still
-    find the audit tables and the chain."""
+    find the audit tables and the chain.  ``None`` is the caller's own current schema, found
+    under the caller's path even after another schema's was pinned in this transaction."""
+    setting = sa.func.current_setting
+    caller = connection.execute(sa.select(setting(_CALLER_PATH, True))).scalar()
+    if not caller:
+        caller = connection.execute(sa.select(setting("search_path"))).scalar_one()
+        _set(connection, _CALLER_PATH, caller)
     if schema is None:
-        schema = connection.execute(sa.select(sa.func.current_schema())).scalar_one()
+        _set(connection, "search_path", caller)
+        schema = connection.execute(sa.select(sa.func.current_schema())).scalar() or "public"
     for name, value in (*CANONICAL_SETTINGS, ("search_path", quote(schema))):
-        connection.execute(sa.select(sa.func.set_config(name, value, True)))
+        _set(connection, name, value)
+
+
+def restore_caller_path(connection: sa.Connection) -> None:
+    """Give the caller's ``search_path`` back (after ``canonical_text``), so that a schema
+    pinned for one audit table does not leak into what the transaction does next."""
+    caller = connection.execute(sa.select(sa.func.current_setting(_CALLER_PATH, True))).scalar()
+    if caller:
+        _set(connection, "search_path", caller)
+
+
+def _set(connection: sa.Connection, name: str, value: str) -> None:
+    connection.execute(sa.select(sa.func.set_config(name, value, True)))
 
 
 def records(connection: sa.Connection, schema: str | None) -> list[Record]:
@@ -309,6 +332,7 @@ def append_erasure(
     )
     ids = b"".join(audit_id.to_bytes(8, "big", signed=True) for audit_id, _ in material)
     connection.execute(sa.insert(rows_table(schema)).values(seal_id=record.seal_id, row_index=ids))
+    restore_caller_path(connection)
     return record
 
 

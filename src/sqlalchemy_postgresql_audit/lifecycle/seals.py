@@ -103,6 +103,7 @@ def seal(bind: Bind, target: Any = None) -> list[Sealed]:
         with bound_connection(bind) as connection:
             spec = resolve_spec(connection, table.info[SPEC_KEY])
             done.append(_seal_one(connection, spec))
+            _chain.restore_caller_path(connection)
     return done
 
 
@@ -368,8 +369,9 @@ def record_removed_partition(connection: sa.Connection, audit: sa.Table, partiti
         and r.segment == partition
         and r.seal_id not in gone_before
     ]
-    if not gone:
-        return  # nothing of it was sealed (a partition older than the chain, say): no record
+    if not gone:  # nothing of it was sealed (a partition older than the chain, say): no record
+        _chain.restore_caller_path(connection)
+        return
     lower, upper = gone[0].lower_bound, gone[0].upper_bound
     digest = hashlib.sha256(b"audit-removed\x00")
     for record in gone:
@@ -391,6 +393,7 @@ def record_removed_partition(connection: sa.Connection, audit: sa.Table, partiti
     )
     keys = _chain.keys_table(schema)
     connection.execute(sa.delete(keys).where(keys.c.seal_id.in_([r.seal_id for r in gone])))
+    _chain.restore_caller_path(connection)
 
 
 def removed_segments(

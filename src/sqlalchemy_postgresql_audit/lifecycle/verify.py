@@ -129,7 +129,9 @@ def verify(
                 for audit_table in audit_tables:
                     unsealed += _unsealed(connection, schema, audit_table, records)
                     rows += _check_table(connection, schema, audit_table, records)
+                _chain.restore_caller_path(connection)
         except _Broken as broken:
+            _chain.restore_caller_path(connection)
             return Verified(
                 ok=False,
                 first_broken=broken.where,
