@@ -75,6 +75,7 @@ class Verified:
     #: The chain's head (hex), ``None`` while nothing is sealed (with audit tables in several
     #: schemas, each has a chain: the head of the last one verified).
     head: str | None = None
+    #: Sealed rows verified (when broken: those of the tables verified before the break).
     sealed_rows: int = 0
     #: Audit rows not sealed yet (written since the last seal, or never sealed at all).
     unsealed_rows: int = 0
