@@ -79,6 +79,30 @@ def test_bad_redact_fails_at_declaration_naming_table_and_key(redact: Any, fragm
     assert fragment in str(raised.value)
 
 
+@pytest.mark.parametrize(
+    ("type_", "reason", "not_cited"),
+    [
+        (sa.Float(), "extra_float_digits", "DateStyle"),
+        (sa.JSON(), "spaced and ordered", "DateStyle"),
+        (sa.Interval(), "IntervalStyle", "extra_float_digits"),
+        (sa.LargeBinary(), "bytea_output", "DateStyle"),
+    ],
+)
+def test_hash_refused_for_a_type_names_that_types_reason(
+    type_: Any, reason: str, not_cited: str
+) -> None:
+    with pytest.raises(AuditConfigurationError) as raised:
+        sa.Table(
+            "account",
+            sa.MetaData(),
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("score", type_),
+            info={"audit.options": {"enabled": True, "redact": {"score": "hash"}}},
+        )
+    assert reason in str(raised.value)
+    assert not_cited not in str(raised.value)
+
+
 def test_redact_and_exclude_columns_cannot_name_one_column() -> None:
     with pytest.raises(AuditConfigurationError, match="also in exclude_columns") as raised:
         audit.audit(
@@ -209,6 +233,28 @@ def test_rotation_keeps_old_digests_checkable(engine: sa.Engine) -> None:
             matches_hash(connection, table, "born", "1990-01-01", first)
     with pytest.raises(ValueError, match="at least 32 bytes"):
         rotate_redaction_key(engine, table, b"short")
+
+
+def test_matches_hash_takes_every_form_the_trail_is_shown_in(engine: sa.Engine) -> None:
+    table = person()
+    table.metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(table.insert().values(id=1, email="a@x.org"))
+        (recorded,) = (bytes(r.email) for r in read_audit(connection, table))
+    shown = Hashed.from_recorded(recorded)
+    with engine.connect() as connection:
+        for form in (recorded.hex(), "\\x" + recorded.hex(), bytearray(recorded)):
+            assert matches_hash(connection, table, "email", "a@x.org", form)
+            assert not matches_hash(connection, table, "email", "b@x.org", form)
+        with pytest.raises(ValueError, match="shortened form shown in tables"):
+            matches_hash(connection, table, "email", "a@x.org", str(shown))
+        with pytest.raises(ValueError, match="not hex text"):
+            matches_hash(connection, table, "email", "a@x.org", "a@x.org")
+        with pytest.raises(ValueError, match="is 32 bytes; a recorded digest is 33"):
+            matches_hash(connection, table, "email", "a@x.org", recorded[1:])
+        with pytest.raises(TypeError, match="column 'email': recorded must be a Hashed"):
+            matches_hash(connection, table, "email", "a@x.org", 7)  # type: ignore[arg-type]
+        assert not matches_hash(connection, table, "email", "a@x.org", None)
 
 
 def test_the_sql_hmac_is_rfc_2104() -> None:
@@ -350,7 +396,9 @@ def test_the_command_line_shows_redacted_values(engine: sa.Engine, database_url:
     table.metadata.create_all(engine)
     rotate_redaction_key(engine, table, KEY)
     with engine.begin() as connection:
-        connection.execute(table.insert().values(id=1, name="a", email="a@x.org", born=None))
+        connection.execute(
+            table.insert().values(id=1, name="[redacted]", email="a@x.org", born=None)
+        )
         connection.execute(table.update().values(born="1990-01-01", note="m"))
     url = url_text(database_url)
     text = run("history", "person", "1", "--url", url)
@@ -360,11 +408,25 @@ def test_the_command_line_shows_redacted_values(engine: sa.Engine, database_url:
     assert "born: [redacted] -> [redacted], note: [redacted] -> [redacted]" in text.stdout
     document = run("history", "person", "1", "--url", url, "--json")
     versions = json.loads(document.stdout)["versions"]
-    assert versions[1]["values"]["email"] == f"[hash:v2:{digest('a@x.org')[1:].hex()}]"
-    assert versions[1]["changes"] == {
-        "born": ["[redacted]", "[redacted]"],
-        "note": ["[redacted]", "[redacted]"],
+    hash_object = {"hash": {"key_version": 2, "digest": digest("a@x.org")[1:].hex()}}
+    # A redacted value is an object, never text a real value could also be.
+    assert versions[1]["values"] == {
+        "id": 1,
+        "name": "[redacted]",
+        "email": hash_object,
+        "born": {"redacted": "mask"},
+        "note": {"redacted": "omit"},
     }
+    assert versions[1]["changes"] == {
+        "born": [{"redacted": "mask"}, {"redacted": "mask"}],
+        "note": [{"redacted": "omit"}, {"redacted": "omit"}],
+    }
+    # What --json prints is what matches_hash takes.
+    with engine.connect() as connection:
+        assert matches_hash(connection, table, "email", "a@x.org", hash_object)
+        assert matches_hash(connection, table, "email", "a@x.org", hash_object["hash"])
+    as_of = run("as-of", "person", "2100-01-01T00:00:00Z", "--url", url, "--json")
+    assert json.loads(as_of.stdout)["rows"][0]["note"] == {"redacted": "omit"}
 
 
 def test_alembic_adds_and_removes_redaction(tmp_path: Path, engine: sa.Engine) -> None:
