@@ -21,7 +21,12 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 import sqlalchemy_postgresql_audit as audit
 from alembic_env import make_project
 from cli_run import run, url_text
-from sqlalchemy_postgresql_audit import AUDIT_TABLE_KEY, SPEC_KEY, AuditConfigurationError
+from sqlalchemy_postgresql_audit import (
+    AUDIT_TABLE_KEY,
+    SPEC_KEY,
+    AuditConfigurationError,
+    AuditError,
+)
 from sqlalchemy_postgresql_audit.history import REDACTED, Hashed
 from sqlalchemy_postgresql_audit.install.grants import grant_least_privilege
 from sqlalchemy_postgresql_audit.lifecycle.redaction_keys import (
@@ -466,6 +471,72 @@ def test_alembic_adds_and_removes_redaction(tmp_path: Path, engine: sa.Engine) -
         connection.execute(sa.text("UPDATE person SET note = 'm'"))
         notes = connection.execute(sa.text("SELECT note FROM person_audit ORDER BY audit_id")).all()
     assert notes == [(None,), ("m",)]
+
+
+def test_autogenerate_refuses_to_retype_recorded_values_to_a_hash(
+    tmp_path: Path, engine: sa.Engine
+) -> None:
+    """Hashing a column that already has history: a retype of the audit column to bytea would
+    keep the plain values whatever ``USING`` cast was added, so autogenerate (and ``alembic
+    check``) raise, naming the table and column, and the audit table is left as it was."""
+
+    def models(redact: dict[str, str]) -> sa.MetaData:
+        metadata = sa.MetaData()
+        sa.Table(
+            "person",
+            metadata,
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("email", sa.String),
+            info={"audit.options": {"enabled": True, "redact": redact}},
+        )
+        return metadata
+
+    project = make_project(tmp_path, engine.url)
+    plain = models({})
+    project.revision(plain, "plain")
+    project.upgrade(plain)
+    with engine.begin() as connection:
+        connection.execute(sa.text("INSERT INTO person VALUES (1, 'a@x.org')"))
+    hashed = models({"email": "hash"})
+    for step in (lambda: project.revision(hashed, "hash"), lambda: project.check(hashed)):
+        with pytest.raises(audit.AuditError, match=r"table 'person'.*column 'email' 'hash'"):
+            step()
+    assert len(list((tmp_path / "migrations" / "versions").glob("*.py"))) == 1
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT email FROM person_audit")).scalar() == "a@x.org"
+
+
+def test_redact_history_scrubs_what_a_column_recorded_before_it_was_masked(
+    engine: sa.Engine,
+) -> None:
+    """Masking stops recording a column, not what it recorded: those values stay readable in
+    the audit table until ``redact_history`` erases them, under ``append_only``, with one
+    ``E`` marker."""
+
+    def model(redact: dict[str, str]) -> sa.Table:
+        return sa.Table(
+            "person",
+            sa.MetaData(),
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("born", sa.Date),
+            info={"audit.options": {"enabled": True, "append_only": True, "redact": redact}},
+        )
+
+    plain = model({})
+    plain.metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(plain.insert(), [{"id": 1, "born": "1990-01-01"}, {"id": 2, "born": "1980-01-01"}])
+        connection.execute(plain.update().where(plain.c.id == 1).values(born="1991-01-01"))
+    masked = model({"born": "mask"})
+    with pytest.raises(AuditError, match="column 'id' is not redacted"):
+        audit.redact_history(engine, masked, "id", reason="x")
+    done = audit.redact_history(engine, masked, "born", reason="born was masked")
+    assert (done.rows, done.columns) == (3, ("born",))
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.text("SELECT audit_operation, born FROM person_audit ORDER BY audit_id")
+        ).all()
+    assert [tuple(r) for r in rows] == [("I", None), ("I", None), ("U", None), ("E", None)]
 
 
 def test_baseline_records_as_the_trigger_does_and_restore_leaves_redacted_columns(

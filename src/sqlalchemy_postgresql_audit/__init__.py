@@ -56,6 +56,7 @@ from .install.runtime_check import RUNTIME_CHECK_OPTION
 from .lifecycle.erasure import Erased, erase, erase_setting
 from .lifecycle.holds import hold, release
 from .lifecycle.maintenance import Maintained, maintain
+from .lifecycle.redact_history import redact_history
 from .lifecycle.redaction_keys import matches_hash, rotate_redaction_key
 from .lifecycle.seals import Sealed, seal
 from .lifecycle.verify import Erasure, Verified, verify
@@ -113,6 +114,7 @@ __all__ = [
     "maintain",
     "matches_hash",
     "record_baseline",
+    "redact_history",
     "release",
     "restore",
     "rotate_redaction_key",
