@@ -606,3 +606,32 @@ def test_a_migration_baseline_records_redacted_columns_as_the_trigger_does(
         (row,) = read_audit(connection, table)
     assert (row.audit_operation, row.name, row.born) == ("B", "a", None)
     assert bytes(row.email) == digest("a@x.org")
+
+
+def test_check_reports_recorded_values_that_are_not_digests_of_a_known_key(
+    engine: sa.Engine, database_url: sa.URL, tmp_path: Path
+) -> None:
+    """A value kept by ``USING email::bytea`` reads back as a digest of key version 97 (the
+    byte 'a'): ``check`` counts it, by its length and by its key version."""
+    table = person()
+    table.metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(table.insert().values(id=1, email="a@x.org"))  # a real digest
+    (tmp_path / "redacted_models.py").write_text(MODELS)
+    url = url_text(database_url)
+    assert run("check", "redacted_models:metadata", "--url", url, path=tmp_path).returncode == 0
+    plain_33_bytes = "a" * 33  # as long as a digest, its first byte names key version 97
+    with engine.begin() as connection:
+        for kept in ("a@x.org", plain_33_bytes):
+            connection.execute(
+                sa.text(
+                    "INSERT INTO person_audit "
+                    "(audit_operation, audit_operation_timestamp, id, email) "
+                    "VALUES ('I', now(), 2, convert_to(:kept, 'UTF8'))"
+                ),
+                {"kept": kept},
+            )
+    result = run("check", "redacted_models:metadata", "--url", url, path=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "1 values of email are not 33-byte digests" in result.stdout
+    assert "1 digests of email name a key version not in audit_redaction_key" in result.stdout
