@@ -110,13 +110,17 @@ def add_design(engine: sa.Engine, tables: list[sa.Table], design: str) -> None:
             c = target.c
             if design == "settings":
                 indexes = [
-                    sa.Index(f"{target.name}_by_user", c.audit_username, c.audit_operation_timestamp),
+                    sa.Index(
+                        f"{target.name}_by_user", c.audit_username, c.audit_operation_timestamp
+                    ),
                     sa.Index(f"{target.name}_by_request", c.audit_request_id),
                 ]
             elif design == "brin_time":
                 indexes = [
                     sa.Index(
-                        f"{target.name}_by_time", c.audit_operation_timestamp, postgresql_using="brin"
+                        f"{target.name}_by_time",
+                        c.audit_operation_timestamp,
+                        postgresql_using="brin",
                     )
                 ]
             elif design == "btree_time":  # replaces the BRIN index
@@ -169,9 +173,7 @@ def shape(plan: dict[str, Any]) -> Iterator[str]:
         yield from shape(child)
 
 
-def measure(
-    engine: sa.Engine, build: Callable[[], sa.Select[Any]], samples: int
-) -> dict[str, Any]:
+def measure(engine: sa.Engine, build: Callable[[], sa.Select[Any]], samples: int) -> dict[str, Any]:
     with engine.connect() as connection:
         compiled = build().compile(engine, compile_kwargs={"literal_binds": True})
         explained = connection.exec_driver_sql(

@@ -67,6 +67,9 @@ from sqlalchemy.engine import URL, make_url
 import sqlalchemy_postgresql_audit as audit
 from sqlalchemy_postgresql_audit.declare.options import CAPTURES
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import reference_152c4ed
+
 SCHEMA = "capture_bench"
 USERNAME = "bench-user"
 SETTING = "audit.username"
@@ -227,6 +230,10 @@ HARDENING_DESIGNS = {
 }
 
 
+#: The template as it was at commit 152c4ed, before the hardening (``--reference``).
+REFERENCE_DESIGN = "ref_152c4ed"
+
+
 def create_designs(
     engine: sa.Engine,
     with_pypi: bool,
@@ -234,6 +241,7 @@ def create_designs(
     with_captures: bool = False,
     with_hardening: bool = False,
     with_index: bool = False,
+    with_reference: bool = False,
 ) -> tuple[list[Design], list[str]]:
     metadata = sa.MetaData(schema=SCHEMA)
     extra_designs = {
@@ -249,6 +257,8 @@ def create_designs(
     sa.Table("t_row", metadata, *source_columns(), info=library_options("row"))
     floor = sa.Table("t_floor", metadata, *source_columns(), info=library_options("statement"))
     sa.Table("t_legacy", metadata, *source_columns())
+    if with_reference:
+        sa.Table(f"t_{REFERENCE_DESIGN}", metadata, *source_columns())
     metadata.create_all(engine)
     # The floor keeps the library's audit table (so it is identical) but not its triggers.
     floor_metadata = sa.MetaData(schema=SCHEMA)
@@ -256,6 +266,8 @@ def create_designs(
     audit.uninstall_audit_triggers(floor_metadata, engine)
     with engine.begin() as connection:
         for sql in legacy_ddl():
+            connection.exec_driver_sql(sql)
+        for sql in reference_ddl(engine) if with_reference else ():
             connection.exec_driver_sql(sql)
         for name in HARDENING_DESIGNS if with_hardening else ():
             function = qualified(f"{SCHEMA}_t_{name}_audit")
@@ -278,6 +290,16 @@ def create_designs(
         Design(name, f"this library, {description}", f"t_{name}", f"t_{name}_audit")
         for name, (_, _, description) in extra_designs.items()
     ]
+    if with_reference:
+        designs.append(
+            Design(
+                REFERENCE_DESIGN,
+                f"the library's template at commit {reference_152c4ed.COMMIT} (before the "
+                'hardening), mode="statement", its own audit table (no history index)',
+                f"t_{REFERENCE_DESIGN}",
+                reference_152c4ed.audit_table(f"t_{REFERENCE_DESIGN}"),
+            )
+        )
     notes = [index_note(engine, designs)]
     notes += [] if with_pypi else [PYPI_SKIPPED]
     if with_pypi:
@@ -286,6 +308,14 @@ def create_designs(
         if pypi is not None:
             designs.append(pypi)
     return designs, notes
+
+
+def reference_ddl(engine: sa.Engine) -> list[str]:
+    """The 152c4ed template's audit table, function and triggers for the reference table."""
+    url = engine.url.render_as_string(hide_password=False)
+    return reference_152c4ed.install_sql(
+        url, SCHEMA, [f"t_{REFERENCE_DESIGN}"], mode="statement", username=True
+    )
 
 
 def index_note(engine: sa.Engine, designs: Sequence[Design]) -> str:
@@ -483,6 +513,9 @@ class Sample:
     wal_bytes: int
     #: CPU time (user + system) this client process used, measured for the concurrent workload.
     client_cpu_s: float | None = None
+    #: CPU time of the server backend of a single-connection workload, where it can be read
+    #: (the server on this machine): the server's cost without the wait for a CPU.
+    server_cpu_s: float | None = None
 
 
 class Bench:
@@ -499,7 +532,10 @@ class Bench:
         self.cursor.execute("SELECT set_config(%s, %s, false)", (SETTING, USERNAME))
         self.can_checkpoint = self._try("CHECKPOINT")
         self.all_cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-        self.pinned = pin(self.scalar("SELECT pg_backend_pid()"), args.pin)
+        backend = self.scalar("SELECT pg_backend_pid()")
+        self.pinned = pin(backend, args.pin)
+        stat = Path(f"/proc/{backend}/schedstat")
+        self.backend_schedstat = stat if stat.exists() else None
         #: One connection per client of the concurrent workload, opened on first use.
         self._clients: list[Any] = []
         self._prepared: list[set[bytes]] = []
@@ -533,6 +569,12 @@ class Bench:
         assert row is not None
         return row[0]
 
+    def server_cpu(self) -> float | None:
+        """Seconds the backend has spent on a CPU (``/proc/<pid>/schedstat``), if readable."""
+        if self.backend_schedstat is None:
+            return None
+        return int(self.backend_schedstat.read_text().split()[0]) / 1e9
+
     def wal_lsn(self) -> Any:
         return self.scalar("SELECT pg_current_wal_insert_lsn()")
 
@@ -558,12 +600,16 @@ class Bench:
             self.cursor.execute("CHECKPOINT")
         before = self.wal_lsn()
         cursor = self.cursor
+        cpu_before = self.server_cpu()
         start = time.perf_counter()
         for p in params:
             cursor.execute(sql, p)
         elapsed = time.perf_counter() - start
+        cpu_after = self.server_cpu()
         wal = int(self.scalar("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s)", (before,)))
-        return Sample(elapsed, wal)
+        if cpu_before is None or cpu_after is None:
+            return Sample(elapsed, wal)
+        return Sample(elapsed, wal, server_cpu_s=cpu_after - cpu_before)
 
     def run_concurrent(self, design: Design) -> Sample:
         """All clients at once, each running its own short transactions; wall time to the last.
@@ -712,6 +758,7 @@ def run(url: URL, args: argparse.Namespace, server_settings: dict[str, str]) -> 
             with_captures=args.captures,
             with_hardening=args.hardening,
             with_index=args.index,
+            with_reference=args.reference,
         )
         if args.designs:
             designs = [d for d in designs if d.name in args.designs]
@@ -794,6 +841,18 @@ def summarise(
             for reference in ("unaudited", "floor"):
                 if reference in medians:
                     entry[f"ratio_to_{reference}"] = round(median / medians[reference][workload], 3)
+            cpu = [s.server_cpu_s for s in ss if s.server_cpu_s is not None]
+            floor_cpu = [
+                s.server_cpu_s
+                for s in samples.get("floor", {}).get(workload, [])
+                if s.server_cpu_s is not None
+            ]
+            if cpu and len(cpu) == len(ss) and len(floor_cpu) == len(cpu):
+                entry["server_cpu_s"] = [round(c, 6) for c in cpu]
+                # Per round against the floor of the same round, then the median.
+                entry["server_cpu_ratio_to_floor"] = round(
+                    statistics.median(c / f for c, f in zip(cpu, floor_cpu, strict=True)), 3
+                )
             if workload == "concurrent":
                 entry["tps"] = round(changes / median, 1)
                 # The share of the machine's CPU time the client itself took.
@@ -954,6 +1013,7 @@ def markdown(result: dict[str, Any], notes: Sequence[str]) -> str:
                 ("--captures", CAPTURE_DESIGNS),
                 ("--hardening", HARDENING_DESIGNS),
                 ("--index", INDEX_DESIGNS),
+                ("--reference", {REFERENCE_DESIGN: None}),
             )
             if any(d["name"] in extra for d in designs)
         )
@@ -987,6 +1047,31 @@ def markdown(result: dict[str, Any], notes: Sequence[str]) -> str:
             f"{d['workloads'][workload].get('ratio_to_floor', float('nan')):.2f}" for d in designs
         ]
         lines.append(f"| {LABELS[workload]} | " + " | ".join(cells) + " |")
+    if all(
+        "server_cpu_ratio_to_floor" in d["workloads"][w]
+        for d in designs
+        for w in result["workloads"]
+        if w != "concurrent"
+    ):
+        lines += [
+            "",
+            "## Ratio to the floor by the server backend's CPU time (median over rounds of "
+            "each round's ratio)",
+            "",
+            "The backend's time on a CPU (`/proc/<pid>/schedstat`) while it ran the workload: "
+            "the server's cost without the time it waited for a CPU, which is most of the noise "
+            "on a shared machine; the client's time is left out.",
+            "",
+            "| workload | " + " | ".join(names) + " |",
+            "|---|" + "---:|" * len(names),
+        ]
+        for workload in result["workloads"]:
+            if workload == "concurrent":
+                continue
+            cells = [
+                f"{d['workloads'][workload]['server_cpu_ratio_to_floor']:.2f}" for d in designs
+            ]
+            lines.append(f"| {LABELS[workload]} | " + " | ".join(cells) + " |")
     if "concurrent" in result["workloads"]:
         lines += [
             "",
@@ -1137,6 +1222,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--index",
         action="store_true",
         help="also measure statement mode with history_index=False (the history index's cost)",
+    )
+    parser.add_argument(
+        "--reference",
+        action="store_true",
+        help="also measure the template at commit 152c4ed (before the hardening), rendered "
+        "from that commit's sources (needs the git history)",
     )
     parser.add_argument("--designs", nargs="*", help="only these designs")
     parser.add_argument(

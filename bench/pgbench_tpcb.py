@@ -21,6 +21,16 @@ the functions and triggers.  Designs, on the same tables, switched between runs:
 ``statement``  all four tables audited, ``mode="statement"`` (the default), built-in script.
 ``row``        all four tables audited, ``mode="row"``, built-in script.
 
+Only with ``--designs`` naming them (issue 17's reference row and levers):
+
+``ref_152c4ed``  the library's template at commit 152c4ed (before the hardening), rendered from
+               that commit's sources by ``reference_152c4ed.py`` into audit tables of its own
+               (``<table>_ref152c4ed``, no history index).
+``statement_no_moved_keys``  ``statement`` with the look for moved keys cut out of the installed
+               functions: what a trigger firing only when a key column is SET would save.
+``statement_unhardened``  ``statement`` with the functions altered to SECURITY INVOKER without
+               their SET clauses: what the hardening of the call costs.
+
 Each design is measured with ``synchronous_commit`` off (commits do not wait for the disk: the
 CPU cost of auditing shows in full) and on (PostgreSQL's default: every commit waits for a WAL
 flush), set per pgbench session through ``PGOPTIONS``.
@@ -64,6 +74,7 @@ from sqlalchemy.engine import URL, make_url
 import sqlalchemy_postgresql_audit as audit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import reference_152c4ed
 from capture import SERVER_SETTINGS, embedded_server
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -81,7 +92,17 @@ DESIGNS = {
     "data-modifying CTEs",
     "statement": 'all four tables audited by this library, mode="statement"',
     "row": 'all four tables audited by this library, mode="row"',
+    "ref_152c4ed": "all four tables audited by the library's template at commit 152c4ed (before "
+    "the hardening), rendered from that commit's sources; its own audit tables, no history index",
+    "statement_no_moved_keys": 'mode="statement" with the look for moved keys (K rows) cut out '
+    "of the installed functions: what a trigger that fires only when a key column is SET would "
+    "save (not a design the library installs)",
+    "statement_unhardened": 'mode="statement" with the installed functions altered to SECURITY '
+    "INVOKER without their SET clauses: what the definer call and the pinned settings cost "
+    "(not a design the library installs)",
 }
+#: Measured unless --designs says otherwise.
+DEFAULT_DESIGNS = ("unaudited", "floor", "statement", "row")
 #: The goal (issue 17): at least these ratios to unaudited and to the floor, in one run.
 GOAL = 0.82
 FLOOR_GOAL = 0.95
@@ -183,6 +204,21 @@ class TPCB:
         for name in TABLES:
             self.audit_table("statement", name).create(self.engine)
         self.floor_script.write_text(floor_script(self.metadata["statement"]))
+        # The 152c4ed template: its audit tables now, its functions and triggers per run.
+        self.reference_install: list[str] = []
+        if "ref_152c4ed" not in self.args.designs:
+            return
+        url = self.engine.url.render_as_string(hide_password=False)
+        statements = reference_152c4ed.install_sql(
+            url, None, TABLES, mode="statement", username=False
+        )
+        self.reference_install = [
+            s for s in statements if not s.lstrip().startswith("CREATE TABLE")
+        ]
+        with self.engine.connect() as connection:
+            for sql in statements:
+                if sql.lstrip().startswith("CREATE TABLE"):
+                    connection.exec_driver_sql(sql)
 
     def audit_table(self, mode: str, name: str) -> sa.Table:
         table = self.metadata[mode].tables[name].info[audit.AUDIT_TABLE_KEY]
@@ -194,6 +230,9 @@ class TPCB:
         with self.engine.connect() as connection:
             for name in TABLES:
                 connection.exec_driver_sql(f"DROP TABLE IF EXISTS {name}_audit")
+                reference = reference_152c4ed.audit_table(name)
+                connection.exec_driver_sql(f"DROP FUNCTION IF EXISTS public_{reference}() CASCADE")
+                connection.exec_driver_sql(f"DROP TABLE IF EXISTS {reference}")
 
     def close(self) -> None:
         shutil.rmtree(self.scratch, ignore_errors=True)
@@ -213,12 +252,36 @@ class TPCB:
         """Remove all triggers, reset the tables (no TRUNCATE is audited), install ``design``'s."""
         for metadata in self.metadata.values():
             audit.uninstall_audit_triggers(metadata, self.engine)
+        with self.engine.connect() as connection:
+            for name in TABLES:
+                reference = reference_152c4ed.audit_table(name)
+                connection.exec_driver_sql(f"DROP FUNCTION IF EXISTS public_{reference}() CASCADE")
         self.prepare()
         if design in ("statement", "row"):
             audit.install_audit_triggers(self.metadata[design], self.engine)
+        elif design == "statement_no_moved_keys":
+            audit.install_audit_triggers(self.metadata["statement"], self.engine)
+            with self.engine.connect() as connection:
+                for name in TABLES:
+                    cut_moved_keys(connection, f"public_{name}_audit")
+        elif design == "statement_unhardened":
+            audit.install_audit_triggers(self.metadata["statement"], self.engine)
+            with self.engine.connect() as connection:
+                for name in TABLES:
+                    connection.exec_driver_sql(
+                        f"ALTER FUNCTION public_{name}_audit() SECURITY INVOKER RESET ALL"
+                    )
+        elif design == "ref_152c4ed":
+            with self.engine.connect() as connection:
+                for sql in self.reference_install:
+                    connection.exec_driver_sql(sql)
 
     def prepare(self) -> None:
-        audit_tables = ", ".join(f"{name}_audit" for name in TABLES)
+        audit_tables = ", ".join(
+            f"{name}_audit"
+            + (f", {reference_152c4ed.audit_table(name)}" if self.reference_install else "")
+            for name in TABLES
+        )
         with self.engine.connect() as connection:
             connection.exec_driver_sql(f"TRUNCATE pgbench_history, {audit_tables}")
             connection.exec_driver_sql(
@@ -265,12 +328,14 @@ class TPCB:
                 )
             for name in TABLES:
                 rows = connection.exec_driver_sql(
-                    f"SELECT audit_operation, count(*) FROM {name}_audit GROUP BY 1"
+                    f"SELECT audit_operation, count(*) FROM {audit_table_of(design, name)} "
+                    "GROUP BY 1"
                 ).all()
                 counts[name] = {str(op): int(n) for op, n in rows}
             if design != "unaudited":  # the values too, not only the number of rows
                 audited_delta = connection.exec_driver_sql(
-                    "SELECT coalesce(sum(delta), 0) FROM pgbench_history_audit"
+                    "SELECT coalesce(sum(delta), 0) FROM "
+                    + audit_table_of(design, "pgbench_history")
                 ).scalar_one()
                 if audited_delta != history[1]:
                     raise SystemExit(f"{design}: audited deltas differ from pgbench_history")
@@ -286,6 +351,26 @@ class TPCB:
     def scalar(self, sql: str) -> Any:
         with self.engine.connect() as connection:
             return connection.exec_driver_sql(sql).scalar_one()
+
+
+def audit_table_of(design: str, table: str) -> str:
+    """Where ``design`` writes the audit rows of ``table``."""
+    if design == "ref_152c4ed":
+        return reference_152c4ed.audit_table(table)
+    return f"{table}_audit"
+
+
+def cut_moved_keys(connection: sa.Connection, function: str) -> None:
+    """Remove the look for moved keys from an installed statement-mode function (a bench-only
+    variant: it measures what a trigger that runs only when a key column is SET would save)."""
+    source = connection.exec_driver_sql(
+        f"SELECT pg_get_functiondef('{function}()'::regprocedure)"
+    ).scalar_one()
+    changed, found = re.subn(
+        r"(?s)    IF EXISTS \(SELECT FROM audit_old_rows.*?\n    END IF;\n", "", source, count=1
+    )
+    if found:  # pgbench_history has no key: nothing to cut
+        connection.exec_driver_sql(changed)
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -623,7 +708,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quick", action="store_true", help="smoke-test sizes: scale 1, 1 round of 3 s"
     )
-    parser.add_argument("--designs", nargs="+", choices=tuple(DESIGNS), default=list(DESIGNS))
+    parser.add_argument(
+        "--designs", nargs="+", choices=tuple(DESIGNS), default=list(DEFAULT_DESIGNS)
+    )
     parser.add_argument(
         "--synchronous-commit",
         nargs="+",

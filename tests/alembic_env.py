@@ -95,8 +95,7 @@ def make_project(
     ini.write_text(
         ini.read_text().replace(
             "sqlalchemy.url = driver://user:pass@localhost/dbname",
-            "sqlalchemy.url = "
-            + url.render_as_string(hide_password=False).replace("%", "%%"),
+            "sqlalchemy.url = " + url.render_as_string(hide_password=False).replace("%", "%%"),
         )
     )
     project.edit_env("target_metadata = None\n", env_metadata)

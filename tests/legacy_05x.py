@@ -60,7 +60,12 @@ def legacy_function_sql(source: sa.Table, settings: list[sa.Column[Any]]) -> lis
 
     def elements(code: str, row: str) -> str:
         return ", ".join(
-            [f"'{code}'", "now()", *setting_values, *(f"{row}.{_QUOTE(c.name)}" for c in source.columns)]
+            [
+                f"'{code}'",
+                "now()",
+                *setting_values,
+                *(f"{row}.{_QUOTE(c.name)}" for c in source.columns),
+            ]
         )
 
     column_list = ", ".join(_QUOTE(c) for c in columns)
@@ -85,7 +90,9 @@ def legacy_function_sql(source: sa.Table, settings: list[sa.Column[Any]]) -> lis
     ]
 
 
-def install_legacy(connection: sa.Connection, source: sa.Table, settings: list[sa.Column[Any]]) -> sa.Table:
+def install_legacy(
+    connection: sa.Connection, source: sa.Table, settings: list[sa.Column[Any]]
+) -> sa.Table:
     """Create ``source`` (if missing), its 0.5.x audit table, function and trigger."""
     source.create(connection, checkfirst=True)
     audit_table = legacy_audit_table(source, settings)

@@ -213,9 +213,7 @@ def test_tables_and_orm_classes_compose(
     query = activity([Account, models.notes])
     newest = query.order_by(None).order_by(query.selected_columns.audit_id.desc()).limit(1)
     with Session(engine) as session:
-        picked = session.execute(
-            query.where(query.selected_columns.audit_operation == "U")
-        ).all()
+        picked = session.execute(query.where(query.selected_columns.audit_operation == "U")).all()
         assert [(r.audit_table, r.username) for r in picked] == [
             ("public.accounts", "bob"),
             ("public.notes", None),
@@ -259,9 +257,7 @@ def test_an_index_on_a_setting_serves_its_branch(
             for query in (given, added):
                 compiled = query.compile(engine, compile_kwargs={"literal_binds": True})
                 plan = connection.execute(sa.text(f"EXPLAIN (FORMAT JSON) {compiled}"))
-                assert '"Index Name": "accounts_audit_by_username"' in json.dumps(
-                    plan.scalar_one()
-                )
+                assert '"Index Name": "accounts_audit_by_username"' in json.dumps(plan.scalar_one())
     finally:
         audit.indexes.discard(index)
 
@@ -284,7 +280,12 @@ def test_refusals_name_what_is_wrong(engine: sa.Engine) -> None:
         "clash",
         sa.MetaData(),
         sa.Column("id", sa.Integer, primary_key=True),
-        info={"audit.options": {"enabled": True, "session_settings": [sa.Column("audit_key", sa.String)]}},
+        info={
+            "audit.options": {
+                "enabled": True,
+                "session_settings": [sa.Column("audit_key", sa.String)],
+            }
+        },
     )
     with pytest.raises(AuditError, match="table 'clash' declares a session setting named"):
         activity(clash)
@@ -300,9 +301,7 @@ def cli(*args: str) -> Any:
     return result.stdout
 
 
-def test_cli_plain_from_the_models(
-    database_url: URL, trail: dict[str, datetime.datetime]
-) -> None:
+def test_cli_plain_from_the_models(database_url: URL, trail: dict[str, datetime.datetime]) -> None:
     out = cli(TARGET, "--where", "username=bob", "--url", url_text(database_url))
     lines = out.splitlines()
     assert lines[0] == "3 changes where username=bob"
@@ -325,7 +324,9 @@ def test_cli_plain_from_the_models(
 def test_cli_on_a_terminal_is_a_rich_table(
     database_url: URL, trail: dict[str, datetime.datetime]
 ) -> None:
-    code, screen = run_on_terminal("activity", "--where", "shard=3", "--url", url_text(database_url))
+    code, screen = run_on_terminal(
+        "activity", "--where", "shard=3", "--url", url_text(database_url)
+    )
     assert code == 0, screen
     assert ANSI.search(screen)
     plain = ANSI.sub("", screen)

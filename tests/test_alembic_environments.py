@@ -12,7 +12,7 @@ from alembic_env import make_project
 from sqlalchemy_postgresql_audit import install_audit_triggers
 from test_alembic_evolution import CODE_TOTAL, USERNAME, assert_audited, orders
 
-MODELS = '''
+MODELS = """
 import sqlalchemy as sa
 
 metadata = sa.MetaData()
@@ -23,7 +23,7 @@ orders = sa.Table(
     sa.Column("code", sa.String(20)),
     info={"audit.options": {"enabled": True}},
 )
-'''
+"""
 
 ENV_IMPORTING_MODELS_FIRST = """
 import lazy_models  # the models are declared before the library listens

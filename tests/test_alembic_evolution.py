@@ -236,9 +236,7 @@ STEPS = [
     ),
     Step(
         "add an excluded column",
-        orders(
-            name="purchases", settings=(USERNAME, TENANT), columns=TEXT_NOTE, exclude=("note",)
-        ),
+        orders(name="purchases", settings=(USERNAME, TENANT), columns=TEXT_NOTE, exclude=("note",)),
         expect=(
             "op.add_column('purchases', sa.Column('note'",
             "exclude_columns=['note']",

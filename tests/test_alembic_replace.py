@@ -42,7 +42,9 @@ def partitioned_project(tmp_path: Path, engine: sa.Engine) -> AlembicProject:
     with engine.begin() as connection:
         for region in (1, 2):
             connection.execute(
-                sa.text(f"CREATE TABLE events_p{region} PARTITION OF events FOR VALUES IN ({region})")
+                sa.text(
+                    f"CREATE TABLE events_p{region} PARTITION OF events FOR VALUES IN ({region})"
+                )
             )
     return project
 
@@ -105,7 +107,9 @@ def test_disabled_partition_clone_is_drift(tmp_path: Path, engine: sa.Engine) ->
     """A row trigger's clone disabled on one partition is drift, reinstalled by autogenerate."""
     project = partitioned_project(tmp_path, engine)
     with engine.begin() as connection:
-        connection.execute(sa.text("ALTER TABLE events_p2 DISABLE TRIGGER public_events_audit_insert"))
+        connection.execute(
+            sa.text("ALTER TABLE events_p2 DISABLE TRIGGER public_events_audit_insert")
+        )
     text = project.revision(events(), "re-enable the clone")
     assert "op.replace_audit_trigger(" in text
     project.upgrade(events())

@@ -143,7 +143,10 @@ def test_as_of_a_moment_for_the_table_and_for_one_row(
     head, header, row = text.splitlines()
     assert head == f"public.projects as of {later.isoformat()}: 1 row"
     assert header.split() == ["id", "name", "changed", "at", "operation", "user", "username"]
-    assert row.split()[:3] == ["1", "Apollo", "11"] and row.split()[-3:-1] == ["UPDATE", role(engine)]
+    assert row.split()[:3] == ["1", "Apollo", "11"] and row.split()[-3:-1] == [
+        "UPDATE",
+        role(engine),
+    ]
     assert row.split()[-1] == "bob"  # who made the row's last change
 
 
@@ -325,7 +328,9 @@ def test_a_one_column_text_key_is_taken_as_typed_and_dotted_names_are_quoted(
 ) -> None:
     metadata = sa.MetaData()
     audited = {"audit.options": {"enabled": True}}
-    codes = sa.Table("codes", metadata, sa.Column("code", sa.String, primary_key=True), info=audited)
+    codes = sa.Table(
+        "codes", metadata, sa.Column("code", sa.String, primary_key=True), info=audited
+    )
     dotted = sa.Table(
         "my.table",
         metadata,

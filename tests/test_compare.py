@@ -63,9 +63,7 @@ def test_installed_but_undeclared_is_dropped_with_its_installed_spec() -> None:
 def test_changed_columns_replace_from_the_installed_spec() -> None:
     old = spec_of()
     new = replace(old, columns=(*old.columns, "total"))
-    assert compare([new], [installed(old)], "public") == [
-        ReplaceAudit(new, previous=old)
-    ]
+    assert compare([new], [installed(old)], "public") == [ReplaceAudit(new, previous=old)]
 
 
 def test_hand_edited_body_is_detected() -> None:
@@ -82,9 +80,7 @@ def test_a_function_that_is_not_security_definer_or_lost_its_settings_is_drift()
             installed(spec, config=()),
             installed(spec, config=function_config(spec)[1:]),
         ):
-            assert compare([spec], [tampered], "public") == [
-                ReplaceAudit(spec, previous=spec)
-            ]
+            assert compare([spec], [tampered], "public") == [ReplaceAudit(spec, previous=spec)]
 
 
 def test_a_declared_spec_is_compared_in_the_default_schema() -> None:

@@ -252,7 +252,11 @@ def test_history_index_is_an_ordinary_index_of_the_audit_table() -> None:
 
 @pytest.mark.parametrize(
     ("table", "column", "schema", "key"),
-    [("item\n", "id", None, "table"), ("item", "note\n", None, "note\n"), ("item", "id", "s\n", "schema")],
+    [
+        ("item\n", "id", None, "table"),
+        ("item", "note\n", None, "note\n"),
+        ("item", "id", "s\n", "schema"),
+    ],
 )
 def test_a_name_sqlalchemy_would_leave_unquoted_is_refused(
     table: str, column: str, schema: str | None, key: str

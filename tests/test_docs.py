@@ -34,7 +34,9 @@ def test_every_python_block_in_the_docs_is_an_example_that_runs() -> None:
             lines = [line.strip() for line in block.strip().splitlines()]
             for line in lines:
                 match = SNIPPET.match(line)
-                assert match, f"{page.name}: inline Python is not executed; include a file:\n{block}"
+                assert match, (
+                    f"{page.name}: inline Python is not executed; include a file:\n{block}"
+                )
                 assert (DOCS / "examples" / match.group(1)).is_file(), line
                 included.add(match.group(1))
     shown = {path.name for path in EXAMPLES} | {f"generated/{path.name}" for path in GENERATED}

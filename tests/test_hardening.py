@@ -213,8 +213,10 @@ def test_a_role_granted_execute_cannot_attach_the_function_to_its_own_table(
             f"GRANT EXECUTE ON FUNCTION public.public_ledger_audit() TO {writer_role}"
         )
         connection.exec_driver_sql(f"GRANT CREATE ON SCHEMA public TO {writer_role}")
-    level = "FOR EACH ROW" if mode == "row" else (
-        "REFERENCING NEW TABLE AS audit_new_rows FOR EACH STATEMENT"
+    level = (
+        "FOR EACH ROW"
+        if mode == "row"
+        else ("REFERENCING NEW TABLE AS audit_new_rows FOR EACH STATEMENT")
     )
     with engine.begin() as connection:
         connection.exec_driver_sql(f"SET LOCAL ROLE {writer_role}")
@@ -242,8 +244,10 @@ def test_the_function_refuses_a_table_in_the_audited_table_s_own_schema(
             f"GRANT EXECUTE ON FUNCTION public.public_ledger_audit() TO {writer_role}"
         )
         connection.exec_driver_sql(f"GRANT CREATE, USAGE ON SCHEMA public TO {writer_role}")
-    level = "FOR EACH ROW" if mode == "row" else (
-        "REFERENCING NEW TABLE AS audit_new_rows FOR EACH STATEMENT"
+    level = (
+        "FOR EACH ROW"
+        if mode == "row"
+        else ("REFERENCING NEW TABLE AS audit_new_rows FOR EACH STATEMENT")
     )
     with engine.begin() as connection:
         connection.exec_driver_sql(f"SET LOCAL ROLE {writer_role}")

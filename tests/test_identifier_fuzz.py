@@ -318,9 +318,7 @@ def test_generated_setting_values_are_recorded_exactly(
 
 
 @pytest.mark.parametrize("column", ["setting_0", "capture_session_user"])
-def test_columns_named_like_function_variables_are_audited(
-    engine: sa.Engine, column: str
-) -> None:
+def test_columns_named_like_function_variables_are_audited(engine: sa.Engine, column: str) -> None:
     source = sa.Table(
         "clash",
         sa.MetaData(),

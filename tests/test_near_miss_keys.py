@@ -38,7 +38,9 @@ def table(metadata: sa.MetaData, info: dict[str, object]) -> sa.Table:
 
 @pytest.mark.parametrize("key", NEAR_MISSES)
 def test_a_near_miss_fails_when_the_table_is_defined(key: str) -> None:
-    with pytest.raises(AuditConfigurationError, match=r"'ledger'.*misspelling of 'audit\.options'") as error:
+    with pytest.raises(
+        AuditConfigurationError, match=r"'ledger'.*misspelling of 'audit\.options'"
+    ) as error:
         table(sa.MetaData(), {key: {"enabled": True}})
     assert (error.value.table, error.value.key) == ("ledger", key)
 

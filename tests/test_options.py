@@ -47,7 +47,7 @@ def audited(
             "session_settings[1]",
             "declared twice",
         ),
-        ({"enabled": True, "mode": "batch"}, "mode", "'statement' or 'row'"),
+        ({"enabled": True, "mode": "batch"}, "mode", "'statement', 'row' or 'cdc'"),
         ({"enabled": True, "operations": ["INSERT", "MERGE"]}, "operations", "not one of"),
         ({"enabled": True, "operations": []}, "operations", "at least one"),
         ({"enabled": True, "legacy_timestamp": 1}, "legacy_timestamp", "True or False"),

@@ -443,9 +443,13 @@ def test_fastapi_context_dependency_declared_with_def_fails_loudly(engine: sa.En
     async def main() -> None:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://app") as client:
-            await client.post("/orders", params={"item": "x"}, headers={"Authorization": "Bearer ann"})
+            await client.post(
+                "/orders", params={"item": "x"}, headers={"Authorization": "Bearer ann"}
+            )
 
-    with pytest.raises(RuntimeError, match=r"dependency declared with 'def'.*'async def'") as raised:
+    with pytest.raises(
+        RuntimeError, match=r"dependency declared with 'def'.*'async def'"
+    ) as raised:
         asyncio.run(main())
     assert "audit.username is required" in str(raised.value.__context__)
     assert recorded(engine) == []

@@ -158,7 +158,10 @@ def test_writes_through_an_alias_or_nested_in_a_cte_are_refused(
     plain_table(engine, name="other")
     account = declared()
     other = sa.Table(
-        "other", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True), sa.Column("owner", sa.String)
+        "other",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("owner", sa.String),
     )
     execute(engine, other.insert().values(id=7, owner="x"))
     aliased = account.alias("a")
@@ -205,7 +208,9 @@ def test_each_operation_needs_its_enabled_trigger(engine: sa.Engine, sent: Sent)
     account = declared()
     install(engine, account)
     with engine.begin() as connection:
-        connection.execute(sa.text("ALTER TABLE account DISABLE TRIGGER public_account_audit_update"))
+        connection.execute(
+            sa.text("ALTER TABLE account DISABLE TRIGGER public_account_audit_update")
+        )
     with engine.begin() as connection:
         connection.execute(account.insert().values(id=1))
         connection.execute(account.delete().where(account.c.id == 0))

@@ -33,6 +33,7 @@ from sqlalchemy_postgresql_audit.retention import purge_audit_history
 SCHEMA = "Shop Data"
 INSUFFICIENT_PRIVILEGE = "42501"
 
+
 def declare(mode: str = "statement", **options: Any) -> sa.Table:
     return sa.Table(
         "order",
@@ -141,8 +142,8 @@ def test_grants_script_quotes_every_name_and_needs_no_database() -> None:
     exact = statements.pop(8)
     assert exact.startswith("DO $audit$")
     assert "REVOKE ALL ON %s %s FROM %s CASCADE" in exact
-    assert "'\"Shop Data\".\"order_audit\"'::pg_catalog.regclass" in exact
-    assert "ARRAY['\"App \"\"Writer\"\"\"']::pg_catalog.regrole[]" in exact
+    assert '\'"Shop Data"."order_audit"\'::pg_catalog.regclass' in exact
+    assert 'ARRAY[\'"App ""Writer"""\']::pg_catalog.regrole[]' in exact
     assert statements == [
         'REVOKE ALL ON FUNCTION "Shop Data"."Shop Data_order_audit"() FROM PUBLIC',
         'ALTER TABLE "Shop Data".order_audit OWNER TO "Audit Owner"',
@@ -449,8 +450,9 @@ def test_purge_clears_its_flag_so_its_own_marker_cannot_be_deleted(
             f"DELETE FROM {n['audit']} WHERE audit_operation = 'P'",
             f"DELETE FROM {n['audit']}",
         ):
-            with pytest.raises(sa.exc.DBAPIError, match="DELETE is refused"), (
-                connection.begin_nested()
+            with (
+                pytest.raises(sa.exc.DBAPIError, match="DELETE is refused"),
+                connection.begin_nested(),
             ):
                 connection.execute(sa.text(sql))
     assert [r.audit_operation for r in append_only.history()] == ["P"]
@@ -547,7 +549,9 @@ def test_grant_helper_revokes_rights_that_default_privileges_handed_to_a_group(
     group, writer, reader = make_role("App Group"), make_role("writer"), make_role("reader")
     with engine.begin() as connection:
         connection.execute(sa.text(f"GRANT {quote(group)} TO {quote(writer)}"))
-        connection.execute(sa.text(f"ALTER DEFAULT PRIVILEGES GRANT ALL ON TABLES TO {quote(group)}"))
+        connection.execute(
+            sa.text(f"ALTER DEFAULT PRIVILEGES GRANT ALL ON TABLES TO {quote(group)}")
+        )
         connection.execute(
             sa.text(f"ALTER DEFAULT PRIVILEGES GRANT EXECUTE ON FUNCTIONS TO {quote(reader)}")
         )

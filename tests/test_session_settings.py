@@ -88,7 +88,9 @@ def test_an_unknown_setting_is_refused_naming_it_and_the_known_ones(
     engine: sa.Engine, ticket: sa.Table
 ) -> None:
     with engine.begin() as connection:
-        with pytest.raises(AuditSettingError, match=r"'requestid'.*known settings.*'ticket_request_id'"):
+        with pytest.raises(
+            AuditSettingError, match=r"'requestid'.*known settings.*'ticket_request_id'"
+        ):
             set_session_vars(connection, requestid=uuid.uuid4())
         # Nothing was sent: the transaction is still usable.
         connection.execute(ticket.insert().values(id=1))
@@ -266,7 +268,9 @@ def test_async_session_settings_are_recorded(asyncpg_url: URL, engine: sa.Engine
         async_engine = create_async_engine(asyncpg_url)
         try:
             async with AsyncSession(async_engine) as session, session.begin():
-                await aset_session_vars(session, username="ann", ticket_request_id=ticket_request_id)
+                await aset_session_vars(
+                    session, username="ann", ticket_request_id=ticket_request_id
+                )
                 await session.execute(table.insert().values(id=1))
         finally:
             await async_engine.dispose()
@@ -459,7 +463,9 @@ def test_an_enum_setting_without_schema_is_refused_at_declaration(
 ) -> None:
     with pytest.raises(AuditConfigurationError, match=r"'ticket'.*'acting_role'.*'role'.*schema"):
         declare(sa.Column("acting_role", setting_type))
-    table = declare(sa.Column("acting_role", sa.Enum("admin", "clerk", name="role", schema="public")))
+    table = declare(
+        sa.Column("acting_role", sa.Enum("admin", "clerk", name="role", schema="public"))
+    )
     table.metadata.create_all(engine)  # the qualified type is what the function reads
     with engine.begin() as connection:
         set_session_vars(connection, acting_role="clerk")

@@ -167,7 +167,9 @@ def test_a_partitioned_table_reflected_without_its_partitioning_is_refused_at_in
     engine: sa.Engine,
 ) -> None:
     with engine.begin() as connection:
-        connection.execute(sa.text("CREATE TABLE item (id int PRIMARY KEY, label text) PARTITION BY RANGE (id)"))
+        connection.execute(
+            sa.text("CREATE TABLE item (id int PRIMARY KEY, label text) PARTITION BY RANGE (id)")
+        )
     table = declare("statement")  # declared as a plain table, but it is partitioned
     with pytest.raises(AuditConfigurationError, match=r"'item'.*'mode'.*partition"):
         table.metadata.create_all(engine)
@@ -193,7 +195,9 @@ def test_an_inheritance_child_is_audited_in_row_mode_through_its_parent(engine: 
 def test_a_reflected_partition_in_statement_mode_is_refused_at_install(engine: sa.Engine) -> None:
     with engine.begin() as connection:
         connection.execute(
-            sa.text("CREATE TABLE events (id int, label text, PRIMARY KEY (id)) PARTITION BY RANGE (id)")
+            sa.text(
+                "CREATE TABLE events (id int, label text, PRIMARY KEY (id)) PARTITION BY RANGE (id)"
+            )
         )
         connection.execute(
             sa.text("CREATE TABLE item PARTITION OF events FOR VALUES FROM (0) TO (100)")

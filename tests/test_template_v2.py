@@ -18,6 +18,7 @@ from sqlalchemy_postgresql_audit import (
     install_audit_triggers,
 )
 from sqlalchemy_postgresql_audit.install.ddl import install
+from sqlalchemy_postgresql_audit.render import template_v2
 
 MODES = ("statement", "row")
 
@@ -156,6 +157,38 @@ def test_only_moved_keys_get_k_rows_in_a_multi_row_update(
         ("U", 3, "p2"),
         ("U", 4, "p3"),
     ]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_recorded_column_value_comes_from_recorded_value(
+    engine: sa.Engine, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What an audit row holds for a column comes from ``recorded_value`` alone, for every
+    kind of row (I, U, K, D, and the rows a TRUNCATE copies): a change there (redaction) changes
+    every row, while keys still decide which rows are written."""
+    original = template_v2.recorded_value
+
+    def place_masked(spec: AuditSpec, row: str, column: str) -> str:
+        return "NULL" if column == "place" else original(spec, row, column)
+
+    monkeypatch.setattr(template_v2, "recorded_value", place_masked)
+    table = declare(mode, truncate_rows=True)
+    table.metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(table.insert(), [{"id": 1, "place": "a"}, {"id": 2, "place": "b"}])
+        connection.execute(sa.text("UPDATE parcel SET place = 'c' WHERE id = 2"))
+        connection.execute(sa.text("UPDATE parcel SET id = 10 WHERE id = 1"))
+        connection.execute(sa.text("DELETE FROM parcel WHERE id = 2"))
+        connection.execute(sa.text("TRUNCATE parcel"))
+        assert trail(connection, table) == [
+            ("I", 1, None),
+            ("I", 2, None),
+            ("U", 2, None),
+            ("K", 1, None),
+            ("U", 10, None),
+            ("D", 2, None),
+            ("T", 10, None),
+        ]
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -104,7 +104,10 @@ def test_a_missing_required_setting_names_the_hostile_table(engine: sa.Engine) -
     with engine.begin() as connection:
         connection.exec_driver_sql(f'CREATE SCHEMA "{SCHEMA}"')
     table.metadata.create_all(engine)
-    with pytest.raises(sa.exc.DBAPIError, match=re.escape('"s :t"."a:b"')), engine.begin() as connection:
+    with (
+        pytest.raises(sa.exc.DBAPIError, match=re.escape('"s :t"."a:b"')),
+        engine.begin() as connection,
+    ):
         connection.execute(table.insert().values(id=1))
 
 

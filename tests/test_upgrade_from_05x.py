@@ -456,9 +456,7 @@ def test_install_replaces_a_05x_trigger_instead_of_auditing_twice(
         assert "Replacing the 0.5.x audit trigger shop_invoices_audit on table shop.invoices" in (
             caplog.text
         )
-    assert {function for _, function in invoice_triggers(engine)} == {
-        "shop.shop_invoices_audit()"
-    }
+    assert {function for _, function in invoice_triggers(engine)} == {"shop.shop_invoices_audit()"}
     write(engine, ["INSERT INTO shop.invoices VALUES (1, 10)"])
     assert invoice_history(engine) == [("I", 1, 10)]
     install_audit_triggers(metadata, engine)  # and again: nothing left to replace

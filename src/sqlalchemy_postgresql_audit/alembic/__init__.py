@@ -10,6 +10,7 @@ entry point is shipped: Alembic 1.18 to 1.20.0 fail to import with a module-valu
 
 from __future__ import annotations
 
+from . import cdc as _cdc  # noqa: F401  (registers the publication operations)
 from . import render as _render  # noqa: F401  (registers the renderers)
 from .comparator import compare_audit, prepare_audit, register
 from .ops import (

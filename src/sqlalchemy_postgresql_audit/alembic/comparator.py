@@ -32,6 +32,7 @@ from ..install.catalog import default_schema, installed_audits
 from ..install.compare import Change, DropAudit, InstallAudit, ReplaceAudit, compare
 from ..install.ddl import audited_tables
 from ..install.legacy import is_legacy_audit_table, legacy_audits
+from .cdc import publication_operations
 from .legacy import convert_timestamps, upgrade_legacy
 from .ops import (
     CreateAuditTableOp,
@@ -122,6 +123,11 @@ def compare_audit(
     drops = [_operation(c) for c in changes if isinstance(c, DropAudit)]
     others = [_operation(c) for c in changes if not isinstance(c, DropAudit)]
     others += _baselines(changes, upgrade_ops)
+    others += [
+        operation
+        for metadata in _metadatas(autogen_context.metadata)
+        for operation in publication_operations(connection, metadata, default)
+    ]
     upgrade_ops.ops[:0] = drops
     upgrade_ops.ops.extend(others)
 

@@ -18,7 +18,7 @@ import traceback
 import sqlalchemy as sa
 
 from ..errors import AuditError
-from . import activity, baseline, check, demo, grant, history, install, retention, seals
+from . import activity, baseline, cdc, check, demo, grant, history, install, retention, seals
 from .base import EXIT_ERROR, CliError, Command
 from .database import first_line
 from .ui import UI, wants_color
@@ -42,6 +42,7 @@ COMMANDS: tuple[Command, ...] = (
     retention.MAINTAIN,
     retention.HOLD,
     retention.RELEASE,
+    cdc.COMMAND,
     seals.SEAL,
     seals.VERIFY,
     seals.ERASE,

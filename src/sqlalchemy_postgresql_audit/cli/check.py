@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, replace
 import sqlalchemy as sa
 
 from ..declare.audit_table import AUDIT_TABLE_KEY, PARTITIONING_KEY, Partitioning
+from ..declare.cdc import cdc_names
 from ..declare.spec import AuditSpec
 from ..install.catalog import (
     IndexState,
@@ -46,6 +47,7 @@ from ..install.compare import (
 )
 from ..install.ddl import resolve_spec
 from ..install.exposure import exposure, replica_setters
+from ..install.publication import unpublished
 from ..install.watch import exposure_states, index_states, privilege_states, replica_states
 from ..lifecycle.coverage import GAP, coverage, coverage_watched
 from ..lifecycle.recorded_digests import digest_states
@@ -82,6 +84,9 @@ def table_states(
     states = []
     for (source, _), spec in zip(pairs, declared, strict=True):
         schema = spec.schema or default
+        if spec.cdc:
+            states.append(_captured(connection, source, spec, schema))
+            continue
         objects: list[Watched] = []
         if spec.key in missing:
             objects = not_installed(spec, default)
@@ -121,6 +126,29 @@ def table_states(
                 )
             )
     return states
+
+
+def _captured(
+    connection: sa.Connection, source: sa.Table, spec: AuditSpec, schema: str
+) -> TableState:
+    """A CDC table is audited when it is in its publication and the slot holds its changes."""
+    names = cdc_names(source.metadata)
+    missing = unpublished(connection, names.publication, names.slot, [replace(spec, schema=schema)])
+    details = (
+        (
+            f"not captured: not in publication {names.publication!r}, or slot {names.slot!r} "
+            "is missing or lost (install again; see cdc status)",
+        )
+        if missing
+        else (f"captured by change-data-capture (publication {names.publication!r})",)
+    )
+    return TableState(
+        schema=schema,
+        table=spec.table,
+        audit_table=spec.audit_table,
+        status="missing" if missing else OK,
+        details=details,
+    )
 
 
 def _find(spec: AuditSpec, installed: list[InstalledAudit], default: str) -> InstalledAudit:

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
 from typing import Any
 
-from sqlalchemy import Connection, Engine, event
+from sqlalchemy import Connection, Engine, String, bindparam, event, text
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.engine.interfaces import ExecuteStyle
 from sqlalchemy.sql.expression import (
@@ -48,6 +48,7 @@ from sqlalchemy.sql.expression import (
     SavepointClause,
 )
 
+from .cdc_row import SETTINGS_PARAMETER, context_insert, settings_json
 from .session import (
     config_parameters,
     config_statement,
@@ -316,19 +317,43 @@ def _before_cursor_execute(
         return statement, parameters
     sql, order = _compiled(connection, len(changes))
     bound = config_parameters(changes, _PREFIX)
+    cdc = context_insert(connection)
     if _can_piggyback(connection, cursor, parameters, context, executemany):
         info[_APPLIED] = wanted
         info[_PENDING] = (context, applied)  # until the server has it: see _failed
+        if cdc is not None:
+            sql = f"{sql};\n{_compiled_insert(connection, cdc)[0]}"
+            bound[SETTINGS_PARAMETER] = settings_json(changes)
         return f"{sql};\n{statement}", {**parameters, **bound}
     raw = connection.connection.dbapi_connection
     assert raw is not None
     side_cursor = raw.cursor()
     try:
         side_cursor.execute(sql, [bound[name] for name in order] if order else bound)
+        if cdc is not None:
+            insert, positional = _compiled_insert(connection, cdc)
+            value = settings_json(changes)
+            side_cursor.execute(insert, [value] if positional else {SETTINGS_PARAMETER: value})
     finally:
         side_cursor.close()
     info[_APPLIED] = wanted
     return statement, parameters
+
+
+_COMPILED_INSERTS: dict[tuple[type, str, str], tuple[str, bool]] = {}
+
+
+def _compiled_insert(connection: Connection, insert: str) -> tuple[str, bool]:
+    """The CDC context row's INSERT in the dialect's paramstyle, and whether it is positional."""
+    dialect = connection.dialect
+    key = (type(dialect), dialect.paramstyle, insert)
+    cached = _COMPILED_INSERTS.get(key)
+    if cached is None:
+        statement = text(insert).bindparams(bindparam(SETTINGS_PARAMETER, type_=String()))
+        compiled = statement.compile(dialect=dialect)
+        cached = (compiled.string, bool(compiled.positional))
+        _COMPILED_INSERTS[key] = cached
+    return cached
 
 
 _COMPILED: dict[tuple[type, str, int], tuple[str, tuple[str, ...]]] = {}

@@ -15,11 +15,12 @@ import inspect
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine, String, bindparam, func, select, true
+from sqlalchemy import Connection, Engine, String, bindparam, func, select, text, true
 from sqlalchemy.orm import Session
 
 from ..declare.options import SETTING_NAME
 from ..errors import AuditError
+from .cdc_row import SETTINGS_PARAMETER, context_insert, settings_json
 from .values import TypeGroups, known_settings, setting_value, text_for
 
 
@@ -102,9 +103,9 @@ def config_statement(count: int, prefix: str = "audit") -> Any:
 def config_parameters(prepared: Mapping[str, str], prefix: str = "audit") -> dict[str, str]:
     """The bound parameters of ``config_statement`` for prepared values."""
     bound: dict[str, str] = {}
-    for i, (name, text) in enumerate(prepared.items()):
+    for i, (name, value) in enumerate(prepared.items()):
         bound[f"{prefix}_name_{i}"] = f"audit.{name}"
-        bound[f"{prefix}_value_{i}"] = text
+        bound[f"{prefix}_value_{i}"] = value
     return bound
 
 
@@ -133,6 +134,10 @@ def set_session_vars(connection_or_session: _Executes, **values: object) -> None
     result = connection_or_session.execute(
         config_statement(len(prepared)), config_parameters(prepared)
     )
+    connection = _connection_of(target)
+    insert = None if connection is None else context_insert(connection)
+    if insert is not None and not inspect.isawaitable(result):
+        connection_or_session.execute(*_context_row(insert, prepared))
     if inspect.isawaitable(result):
         if inspect.iscoroutine(result):
             result.close()
@@ -161,6 +166,27 @@ async def aset_session_vars(connection_or_session: _ExecutesAsync, **values: obj
     await connection_or_session.execute(
         config_statement(len(prepared)), config_parameters(prepared)
     )
+    insert = None
+    if isinstance(target, async_session):
+        insert = await (await target.connection()).run_sync(context_insert)
+    elif isinstance(target, async_connection):
+        insert = await target.run_sync(context_insert)
+    if insert is not None:
+        await connection_or_session.execute(*_context_row(insert, prepared))
+
+
+def _connection_of(target: object) -> Connection | None:
+    if isinstance(target, Connection):
+        return target
+    if isinstance(target, Session):
+        return target.connection()
+    return None
+
+
+def _context_row(insert: str, prepared: Mapping[str, str]) -> tuple[Any, dict[str, str]]:
+    """CDC mode: the settings also travel as a row of the context table (``cdc.context_row``)."""
+    statement = text(insert).bindparams(bindparam(SETTINGS_PARAMETER, type_=String()))
+    return statement, {SETTINGS_PARAMETER: settings_json(prepared)}
 
 
 def _refuse_non_transactional(target: object, function: str) -> None:

@@ -16,7 +16,16 @@ DEFAULT_AUDIT_COLUMN_NAMING_CONVENTION = "audit_%(column_name)s"
 #: The audit table's history index on (source key..., audit_id); tokens as for the table.
 DEFAULT_AUDIT_INDEX_NAMING_CONVENTION = "%(table_name)s_audit_history"
 
+#: Change-data-capture mode: the publication of the CDC tables (its context publication adds
+#: ``_context``), the logical slot, and the context table (tokens: none).
+DEFAULT_PUBLICATION_NAME = "audit_cdc"
+DEFAULT_SLOT_NAME = "audit_cdc"
+DEFAULT_CONTEXT_TABLE_NAME = "audit_cdc_context"
+
 TABLE_KEY = "audit.table"
+PUBLICATION_KEY = "audit.publication"
+SLOT_KEY = "audit.slot"
+CONTEXT_TABLE_KEY = "audit.cdc_context"
 FUNCTION_KEY = "audit.function"
 TRIGGER_KEY = "audit.trigger"
 COLUMN_KEY = "audit.column"

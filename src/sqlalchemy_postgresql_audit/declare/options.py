@@ -23,6 +23,9 @@ from ..errors import AuditConfigurationError
 OPTIONS_KEY = "audit.options"
 
 CaptureMode = Literal["statement", "row"]
+#: ``mode="cdc"``: no trigger on the source; logical replication carries the changes to a
+#: consumer (``cdc``), whose row-level capture writes the trail.
+CDC_MODE = "cdc"
 #: How a partitioned audit table is cut: one partition per UTC day, ISO week or month.
 PartitionInterval = Literal["day", "week", "month"]
 PARTITION_INTERVALS: tuple[PartitionInterval, ...] = ("day", "week", "month")
@@ -85,6 +88,9 @@ class AuditOptions:
     session_settings: tuple[SessionSetting, ...] = ()
     #: ``None``: statement level, except row level on a partitioned table (see ``capture_mode``).
     mode: CaptureMode | None = None
+    #: Captured off the writer's path (``mode="cdc"``): the source gets no audit trigger but a
+    #: publication and a slot; the consumer captures row by row, so ``mode`` is then ``"row"``.
+    cdc: bool = False
     legacy_timestamp: bool = False
     operations: tuple[Operation, ...] = ALL_OPERATIONS
     #: Source columns that are neither mirrored nor captured.
@@ -151,7 +157,8 @@ def parse_options(table_name: str, info: Mapping[str, Any]) -> AuditOptions | No
     return AuditOptions(
         enabled=_bool(table_name, raw, "enabled", default=False),
         session_settings=_session_settings(table_name, raw.get("session_settings", ())),
-        mode=_mode(table_name, raw.get("mode")),
+        mode="row" if raw.get("mode") == CDC_MODE else _mode(table_name, raw.get("mode")),
+        cdc=raw.get("mode") == CDC_MODE,
         legacy_timestamp=_bool(table_name, raw, "legacy_timestamp", default=False),
         operations=_operations(table_name, raw.get("operations", ALL_OPERATIONS)),
         exclude_columns=exclude_columns,
@@ -306,7 +313,7 @@ def _mode(table_name: str, value: object) -> CaptureMode | None:
     if value == "row":
         return "row"
     raise AuditConfigurationError(
-        table_name, "mode", f"must be 'statement' or 'row', got {value!r}"
+        table_name, "mode", f"must be 'statement', 'row' or 'cdc', got {value!r}"
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from .options import REDACT_FORMS, CaptureMode, Operation, RedactForm
@@ -121,6 +121,21 @@ class AuditSpec:
 
     #: The audit table refuses UPDATE, DELETE and TRUNCATE except through the retention path.
     append_only: bool = False
+    #: Captured by change-data-capture (``mode="cdc"``): the source carries no audit function
+    #: or trigger but belongs to the CDC publication; ``capture_spec`` is what the consumer's
+    #: side installs.
+    cdc: bool = False
+
+    @property
+    def capture_spec(self) -> AuditSpec:
+        """What captures this table's changes where they are applied: for a CDC table the same
+        audit in row mode (replication applies rows) with every setting optional (a write
+        cannot be refused once it committed on the source); for any other table, itself."""
+        if not self.cdc:
+            return self
+        settings = tuple(replace(s, required=False) for s in self.settings)
+        return replace(self, cdc=False, mode="row", settings=settings)
+
     #: Redacted source columns; an omitted one is not in ``columns`` (it has no audit column).
     redacted: tuple[RedactedColumn, ...] = ()
 
@@ -202,13 +217,14 @@ class AuditSpec:
             truncate_rows=bool(data.get("truncate_rows", False)),
             virtual_columns=tuple(VirtualColumnSpec(**v) for v in data.get("virtual_columns", ())),
             append_only=bool(data.get("append_only", False)),
+            cdc=bool(data.get("cdc", False)),
             redacted=tuple(RedactedColumn(**r) for r in data.get("redacted", ())),
         )
 
 
 #: Fields added after template 1 was released, written into the JSON only when set, so that
 #: a spec that does not use them renders byte for byte as before.
-_OMITTED_WHEN_FALSE = ("append_only", "virtual_columns", "redacted")
+_OMITTED_WHEN_FALSE = ("append_only", "virtual_columns", "redacted", "cdc")
 
 
 def _check_plain(data: dict[str, Any]) -> None:

@@ -117,6 +117,7 @@ def build_spec(source: Table, options: AuditOptions) -> AuditSpec:
         truncate_rows=options.truncate_rows,
         virtual_columns=_virtual_columns(source),
         append_only=options.append_only,
+        cdc=options.cdc,
         redacted=redacted,
     )
     if spec.pairs_updates and not spec.key_columns:

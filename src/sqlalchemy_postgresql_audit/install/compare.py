@@ -342,6 +342,8 @@ def compare(
     changes: list[Change] = []
     matched: set[tuple[str, str]] = set()
     for spec in declared:
+        if spec.cdc:
+            continue  # captured by its publication and slot (``install.publication``), no trigger
         # By function first: after a hand install under a new function name, a stale function
         # may still carry a spec for the same table.
         found = by_function.get(key(spec.schema, spec.function)) or by_table.get(
@@ -363,3 +365,36 @@ def compare(
             triggers = tuple(t for t in item.spec.triggers if t.name in own)
             changes.append(DropAudit(replace(item.spec, triggers=triggers)))
     return changes
+
+
+#: A CDC table as publication membership sees it: (schema, table).
+PublishedKey = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class PublicationChanges:
+    """What brings one CDC publication to the declared tables and replica identities."""
+
+    publish: tuple[PublishedKey, ...]
+    unpublish: tuple[PublishedKey, ...]
+
+
+def compare_publication(
+    declared: dict[PublishedKey, str],
+    published: Iterable[PublishedKey],
+    identities: dict[PublishedKey, str],
+) -> PublicationChanges:
+    """``declared``: each CDC table and the replica identity it needs (``"default"`` /
+    ``"full"``); ``published``: the publication's tables; ``identities``: each declared table's
+    identity in the database.  A declared table missing from the publication, or with another
+    identity, is (re)published; a published table no longer declared is taken out."""
+    members = set(published)
+    publish = tuple(
+        sorted(
+            key
+            for key, identity in declared.items()
+            if key not in members or identities.get(key) != identity
+        )
+    )
+    unpublish = tuple(sorted(members - set(declared)))
+    return PublicationChanges(publish=publish, unpublish=unpublish)

@@ -20,6 +20,7 @@ from ..declare.audit_table import AUDIT_TABLE_KEY, SPEC_KEY
 from ..declare.declaration import declare_metadata
 from ..declare.spec import AuditSpec
 from ..render import render
+from . import publication
 from .catalog import default_schema
 from .leftovers import leftover_statements
 from .resolve import check_audit_tables, resolve_specs
@@ -103,7 +104,13 @@ def install_audit_triggers(
     """
     pairs = list(audited_tables(metadata))
     if bind is None:
-        return as_script(install_statements(spec for _, spec in pairs))
+        return as_script(
+            [
+                *publication.slot_statements(pairs),
+                *install_statements(spec for _, spec in pairs),
+                *publication.install_statements(pairs),
+            ]
+        )
     with _connection(bind) as connection:
         install(connection, pairs)
     return None
@@ -114,14 +121,19 @@ def install(connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]]) ->
     audit triggers that would be left beside them (``.leftovers``: 0.5.x, older declarations)."""
     if not pairs:
         return
+    publication.prepare(connection, pairs)  # the CDC slot, before anything is written
     resolved = resolve_specs(connection, [spec for _, spec in pairs])
     check_audit_tables(connection, resolved)
-    leftovers = leftover_statements(
+    resolved_pairs = [(table, spec) for (table, _), spec in zip(pairs, resolved, strict=True)]
+    leftovers = leftover_statements(connection, resolved_pairs, default_schema(connection))
+    execute_statements(
         connection,
-        [(table, spec) for (table, _), spec in zip(pairs, resolved, strict=True)],
-        default_schema(connection),
+        [
+            *leftovers,
+            *install_statements(resolved),
+            *publication.install_statements(resolved_pairs),
+        ],
     )
-    execute_statements(connection, [*leftovers, *install_statements(resolved)])
 
 
 def uninstall_audit_triggers(
@@ -131,11 +143,17 @@ def uninstall_audit_triggers(
 
     Idempotent.  Without ``bind``, returns the SQL script instead of running it.
     """
-    specs = [spec for _, spec in audited_tables(metadata)]
+    pairs = list(audited_tables(metadata))
+    specs = [spec for _, spec in pairs]
     if bind is None:
-        return as_script(uninstall_statements(specs))
+        return as_script([*uninstall_statements(specs), *publication.uninstall_statements(pairs)])
     with _connection(bind) as connection:
-        execute_statements(connection, uninstall_statements(resolve_specs(connection, specs)))
+        resolved = resolve_specs(connection, specs)
+        resolved_pairs = [(table, spec) for (table, _), spec in zip(pairs, resolved, strict=True)]
+        execute_statements(
+            connection,
+            [*uninstall_statements(resolved), *publication.uninstall_statements(resolved_pairs)],
+        )
     return None
 
 
@@ -152,6 +170,7 @@ def before_metadata_create(
     """
     if tables is None:
         return
+    publication.prepare(connection, list(audited_tables(metadata)))
     creating = set(tables)
     pairs = [
         (source, source.info[AUDIT_TABLE_KEY])

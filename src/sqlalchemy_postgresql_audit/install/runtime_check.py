@@ -48,19 +48,21 @@ import logging
 import threading
 import weakref
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import ARRAY, Alias, Connection, Engine, Table, Text, bindparam, event, text
 from sqlalchemy.dialects.postgresql.dml import OnConflictDoUpdate
 
 from ..declare.audit_table import SPEC_KEY
+from ..declare.cdc import cdc_names
 from ..declare.declaration import declare_table, declared_tables
 from ..declare.options import ALL_OPERATIONS, OPTIONS_KEY
 from ..declare.spec import AuditSpec
 from ..errors import AuditConfigurationError
 from ..render import COMMENT_MARKER
 from .legacy import legacy_trigger_name
+from .publication import unpublished
 
 log = logging.getLogger(__name__)
 
@@ -238,6 +240,9 @@ def _check(
     spec = _spec_of(table)
     if spec is None:
         return
+    if spec.cdc:
+        _check_captured(connection, state, table, key, spec)
+        return
     declared = {trigger.operation for trigger in spec.triggers}
     if not operations & declared:  # e.g. a DELETE where only INSERT is recorded
         state.cleared[key] = state.cleared.get(key, frozenset()) | (
@@ -248,7 +253,12 @@ def _check(
     for other in declared_tables():
         other_spec = _spec_of(other, declare=False)
         other_key = (translate.get(other.schema, other.schema), other.name)
-        if other_spec is not None and other_key not in state.cleared and other_key not in wanted:
+        if (
+            other_spec is not None
+            and not other_spec.cdc
+            and other_key not in state.cleared
+            and other_key not in wanted
+        ):
             wanted[other_key] = (other, other_spec)
     found = _installed(connection, wanted)
     for other_key, (_, other_spec) in wanted.items():
@@ -272,6 +282,27 @@ def _check(
             "imported in env.py), or opt out on purpose with the execution option "
             f"{RUNTIME_CHECK_OPTION}=False",
         )
+
+
+def _check_captured(
+    connection: Connection, state: _EngineState, table: Table, key: _Key, spec: AuditSpec
+) -> None:
+    """A CDC table is audited when it is published and the slot holds its changes."""
+    names = cdc_names(table.metadata)
+    if not unpublished(connection, names.publication, names.slot, [replace(spec, schema=key[0])]):
+        state.cleared[key] = frozenset(ALL_OPERATIONS)
+        return
+    where = ".".join(part for part in key if part)
+    raise AuditConfigurationError(
+        table.name,
+        OPTIONS_KEY,
+        f"captures {where} by change-data-capture (mode='cdc'), but in the database of "
+        f"{connection.engine} it is not in publication {names.publication!r} or the logical "
+        f"slot {names.slot!r} is missing or lost, so the write was not sent: no consumer would "
+        "see it.  Install (create_all, install_audit_triggers, or an Alembic migration "
+        "generated with the library imported in env.py), or opt out on purpose with the "
+        f"execution option {RUNTIME_CHECK_OPTION}=False",
+    )
 
 
 def _spec_of(table: Table, *, declare: bool = True) -> AuditSpec | None:

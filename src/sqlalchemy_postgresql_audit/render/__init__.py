@@ -71,6 +71,8 @@ def render(spec: AuditSpec) -> RenderedAudit:
     template's objects and removed before them, whatever the template version.
     """
     spec = resolved(spec)
+    if spec.cdc:
+        return _render_cdc_source(spec)
     try:
         template = _TEMPLATES[spec.template]
     except KeyError:
@@ -90,6 +92,15 @@ def render(spec: AuditSpec) -> RenderedAudit:
         function_body=audit.function_body,
         install=(*keys, *audit.install, *install),
         uninstall=(*uninstall, *audit.uninstall),
+    )
+
+
+def _render_cdc_source(spec: AuditSpec) -> RenderedAudit:
+    """A CDC table's source carries no audit function or trigger: installing removes those of
+    an earlier trigger-mode installation (the publication, installed beside, captures it now).
+    What the consumer's side installs is ``render(spec.capture_spec)``."""
+    return RenderedAudit(
+        function_body="", install=render(spec.capture_spec).uninstall, uninstall=()
     )
 
 

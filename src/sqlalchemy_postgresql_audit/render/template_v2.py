@@ -306,8 +306,7 @@ def _copy_truncated_rows(spec: AuditSpec, insert_into: str, per_call: list[str])
     # One expression, no text variable in between: the statement's only run-time part is
     # regclass output, which the server quotes.
     return (
-        _refuse_hidden_rows(spec)
-        + f"EXECUTE {literal(insert_into + ' ')}\n"
+        _refuse_hidden_rows(spec) + f"EXECUTE {literal(insert_into + ' ')}\n"
         f"      || (SELECT pg_catalog.string_agg({select}\n"
         "          || share.relation::pg_catalog.regclass::pg_catalog.text || ' AS r',\n"
         "          ' UNION ALL ')\n"

@@ -1,0 +1,325 @@
+#!/usr/bin/env python
+"""Change-data-capture mode: what writers pay, and how fast the trail follows (issue 16).
+
+Needs two databases with ``wal_level = logical`` (the source; the target, on another server
+or another database of the same one) and ``pgbench``::
+
+    .venv/bin/python bench/cdc.py --source postgresql://u@host1/src --target postgresql://u@host2/dst
+
+**Writer cost.**  pgbench TPC-B on the source (``pgbench -i -s <scale>`` once), all four
+tables audited, interleaved rounds of each design at ``synchronous_commit`` on and off:
+
+``unaudited``    no triggers, no publication, no slot (the baseline);
+``trigger``      the library's statement-level triggers (trigger mode, the default);
+``cdc``          ``mode="cdc"``: the tables published, a slot holding their WAL, no trigger;
+``cdc+context``  as ``cdc``, and every transaction also inserts its context row, as a writer
+                 inside ``audit_context`` does (what the library sends in front of the first
+                 statement).
+
+During the writer runs nobody consumes the slot: the writer's own cost is measured, not the
+CPU the decoder and the target take on a machine they share.
+
+**Consumer.**  ``Consumer(source, target).run_once()`` after ``--changes`` single-row INSERTs
+committed in transactions of 1,000 (design 1: subscription, apply worker, row triggers):
+changes/s end to end.  Then pgbench at a fixed ``--rate`` of TPC-B transactions (4 changes
+each) for ``--duration`` seconds with the subscription running, sampling the slot's lag (bytes
+and the walsender's flush lag) every 0.2 s.  Medians throughout; results in
+``bench/results/cdc.json`` and ``cdc.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, make_url
+
+import sqlalchemy_postgresql_audit as audit
+from sqlalchemy_postgresql_audit.cdc import Consumer
+from sqlalchemy_postgresql_audit.cdc.status import cdc_status
+
+RESULTS = Path(__file__).resolve().parent / "results"
+TABLES = ("pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history")
+DESIGNS = ("unaudited", "trigger", "cdc", "cdc+context")
+#: The built-in TPC-B script, with the context row the library inserts in front of it.
+CONTEXT_SCRIPT = """\\set aid random(1, 100000 * :scale)
+\\set bid random(1, 1 * :scale)
+\\set tid random(1, 10 * :scale)
+\\set delta random(-5000, 5000)
+BEGIN;
+SELECT pg_catalog.set_config('audit.username', 'alice', true);
+INSERT INTO audit_cdc_context (settings) VALUES ('{"username": "alice"}');
+UPDATE pgbench_accounts SET abalance = abalance + :delta WHERE aid = :aid;
+SELECT abalance FROM pgbench_accounts WHERE aid = :aid;
+UPDATE pgbench_tellers SET tbalance = tbalance + :delta WHERE tid = :tid;
+UPDATE pgbench_branches SET bbalance = bbalance + :delta WHERE bid = :bid;
+INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (:tid, :bid, :aid, :delta, CURRENT_TIMESTAMP);
+END;
+"""
+
+
+def models(mode: str | None, slot: str) -> sa.MetaData:
+    """The pgbench tables as an application declares them (reflected), audited in ``mode``."""
+    metadata = sa.MetaData(naming_convention={"audit.slot": slot})
+    for name in TABLES:
+        info = {} if mode is None else {"audit.options": {"enabled": True, "mode": mode}}
+        sa.Table(name, metadata, info=info, autoload_with=_SOURCE)
+    return metadata
+
+
+def conninfo(url: URL) -> str:
+    return (
+        f"host={url.host or 'localhost'} port={url.port or 5432} dbname={url.database} "
+        f"user={url.username or os.environ.get('USER', 'postgres')}"
+    )
+
+
+def pgbench(args: argparse.Namespace, *options: str, sync: str = "on") -> str:
+    env = {**os.environ, "PGOPTIONS": f"-c synchronous_commit={sync}"}
+    if args.source_url.password:
+        env["PGPASSWORD"] = str(args.source_url.password)
+    done = subprocess.run(
+        [args.pgbench, *options, conninfo(args.source_url)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    if done.returncode:
+        raise SystemExit(f"pgbench {' '.join(options)}: {done.stderr}")
+    return done.stdout
+
+
+def tps(output: str) -> float:
+    for line in output.splitlines():
+        if line.startswith("tps = "):
+            return float(line.split()[2])
+    raise SystemExit(f"no tps in pgbench output:\n{output}")
+
+
+def reset(source: sa.Engine) -> None:
+    """No triggers, publications or slots of a previous design; history emptied; vacuumed."""
+    with source.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        for table in TABLES:
+            connection.exec_driver_sql(f"DROP TABLE IF EXISTS {table}_audit CASCADE")
+        connection.exec_driver_sql(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+            "WHERE database = current_database() AND NOT active"
+        )
+        connection.exec_driver_sql("DROP PUBLICATION IF EXISTS audit_cdc, audit_cdc_context")
+        connection.exec_driver_sql("DROP TABLE IF EXISTS audit_cdc_context")
+        for (statement,) in connection.execute(
+            sa.text(
+                "SELECT format('DROP FUNCTION %s CASCADE', p.oid::regprocedure) FROM pg_proc p "
+                "JOIN pg_namespace n ON n.oid = p.pronamespace AND n.nspname = 'public' "
+                "WHERE p.proname LIKE 'public_pgbench_%_audit'"
+            )
+        ).all():
+            connection.exec_driver_sql(statement)
+        connection.exec_driver_sql("TRUNCATE pgbench_history")
+        connection.exec_driver_sql("VACUUM ANALYZE")
+        connection.exec_driver_sql("CHECKPOINT")
+
+
+def install(source: sa.Engine, design: str) -> None:
+    if design == "unaudited":
+        return
+    metadata = models("cdc" if design.startswith("cdc") else "statement", "bench_cdc")
+    for table in metadata.sorted_tables:
+        if table.info.get(audit.AUDIT_TABLE_KEY) is not None:
+            table.info[audit.AUDIT_TABLE_KEY].create(source, checkfirst=True)
+    audit.install_audit_triggers(metadata, source)
+
+
+def writer_cost(args: argparse.Namespace, source: sa.Engine) -> dict[str, Any]:
+    script = Path("/tmp") / f"cdc-context-{uuid.uuid4().hex}.sql"
+    script.write_text(CONTEXT_SCRIPT)
+    runs: dict[str, list[float]] = {}
+    options = ["-n", "-c", str(args.clients), "-j", str(args.clients), "-T", str(args.seconds)]
+    for round_ in range(args.rounds):
+        for offset in range(len(DESIGNS)):
+            design = DESIGNS[(offset + round_) % len(DESIGNS)]
+            for sync in ("off", "on"):
+                reset(source)
+                install(source, design)
+                extra = ["-f", str(script), "-D", f"scale={args.scale}"]
+                output = pgbench(
+                    args, *options, *(extra if design == "cdc+context" else ()), sync=sync
+                )
+                runs.setdefault(f"{design} sync={sync}", []).append(tps(output))
+                print(
+                    f"round {round_ + 1} {design:12} sync={sync:3} {runs[f'{design} sync={sync}'][-1]:9.1f} tps",
+                    flush=True,
+                )
+    reset(source)
+    script.unlink()
+    medians = {key: statistics.median(values) for key, values in runs.items()}
+    # Paired: each run against the unaudited run of the same round and setting, so that load
+    # from elsewhere on a shared machine cancels out; the median of those ratios.
+    ratios = {
+        key: statistics.median(
+            value / runs[f"unaudited sync={key.rsplit('=', 1)[1]}"][round_]
+            for round_, value in enumerate(values)
+        )
+        for key, values in runs.items()
+    }
+    return {"runs": runs, "median_tps": medians, "ratio_to_unaudited": ratios}
+
+
+def consumer_throughput(
+    args: argparse.Namespace, source: sa.Engine, target: sa.Engine
+) -> dict[str, Any]:
+    slot = f"bench_{uuid.uuid4().hex[:10]}"
+    metadata = sa.MetaData(naming_convention={"audit.slot": slot})
+    item = sa.Table(
+        "bench_item",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("name", sa.Text),
+        info={"audit.options": {"enabled": True, "mode": "cdc"}},
+    )
+    metadata.drop_all(source)
+    metadata.drop_all(target)  # a replica left by an earlier run would refuse the same keys
+    with target.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE IF EXISTS audit_cdc_context")
+    metadata.create_all(source)
+    consumer = Consumer(source, target, metadata=metadata, timeout=3600)
+    try:
+        consumer.run_once()
+        samples = []
+        for round_ in range(args.rounds):
+            base = round_ * args.changes
+            with source.begin() as connection:
+                for start in range(0, args.changes, 1000):
+                    connection.execute(
+                        item.insert(),
+                        [
+                            {"id": base + i, "name": f"n{base + i}"}
+                            for i in range(start, start + 1000)
+                        ],
+                    )
+            began = time.perf_counter()
+            written = consumer.run_once()
+            elapsed = time.perf_counter() - began
+            samples.append(written / elapsed)
+            print(
+                f"consumer: {written} changes in {elapsed:.2f} s = {written / elapsed:,.0f}/s",
+                flush=True,
+            )
+        lag = sustained_lag(args, source, metadata)
+        return {"changes_per_second": samples, "median": statistics.median(samples), **lag}
+    finally:
+        consumer.drop()
+        metadata.drop_all(source)
+        with source.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql("SELECT pg_drop_replication_slot(%s)", (slot,))
+
+
+def sustained_lag(
+    args: argparse.Namespace, source: sa.Engine, metadata: sa.MetaData
+) -> dict[str, Any]:
+    """The lag while TPC-B-like single-table transactions arrive at ``--rate`` per second."""
+    script = Path("/tmp") / f"cdc-rate-{uuid.uuid4().hex}.sql"
+    script.write_text(
+        "\\set id random(1, 1000000000)\n"
+        "INSERT INTO bench_item (id, name) VALUES (:id, 'x') ON CONFLICT (id) DO UPDATE SET name = 'y';\n"
+    )
+    seconds: list[float] = []
+    bytes_: list[int] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            found = cdc_status(source, metadata)
+            if found.lag_bytes is not None:
+                bytes_.append(found.lag_bytes)
+            if found.lag_seconds is not None:
+                seconds.append(found.lag_seconds)
+            time.sleep(0.2)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        pgbench(
+            args,
+            "-n",
+            "-c",
+            "4",
+            "-j",
+            "2",
+            "-R",
+            str(args.rate),
+            "-T",
+            str(args.duration),
+            "-f",
+            str(script),
+        )
+    finally:
+        done.set()
+        sampler.join()
+        script.unlink()
+    return {
+        "rate_changes_per_second": args.rate,
+        "lag_seconds_median": statistics.median(seconds) if seconds else None,
+        "lag_seconds_max": max(seconds) if seconds else None,
+        "lag_bytes_median": statistics.median(bytes_) if bytes_ else None,
+    }
+
+
+def main() -> None:
+    global _SOURCE
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--source", required=True)
+    parser.add_argument("--target", required=True)
+    parser.add_argument("--pgbench", default=shutil.which("pgbench") or "pgbench")
+    parser.add_argument("--scale", type=int, default=5)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--changes", type=int, default=100_000)
+    parser.add_argument("--rate", type=int, default=2_000)
+    parser.add_argument("--duration", type=int, default=15)
+    parser.add_argument("--skip-writer", action="store_true")
+    args = parser.parse_args()
+    args.source_url = make_url(args.source)
+    audit.enable()
+    source = sa.create_engine(args.source_url, poolclass=sa.NullPool)
+    target = sa.create_engine(make_url(args.target), poolclass=sa.NullPool)
+    _SOURCE = source
+    pgbench(args, "-i", "-q", "-s", str(args.scale))
+    result: dict[str, Any] = {}
+    if not args.skip_writer:
+        result["writer"] = writer_cost(args, source)
+    result["consumer"] = consumer_throughput(args, source, target)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "cdc.json").write_text(json.dumps(result, indent=2) + "\n")
+    lines = ["| design | median tps | median paired ratio to unaudited |", "|---|---|---|"]
+    for key, value in result.get("writer", {}).get("median_tps", {}).items():
+        lines.append(f"| {key} | {value:.1f} | {result['writer']['ratio_to_unaudited'][key]:.3f} |")
+    consumer = result["consumer"]
+    lines.append("")
+    lines.append(
+        f"consumer (design 1): median {consumer['median']:,.0f} changes/s end to end; "
+        f"at {consumer['rate_changes_per_second']} changes/s: lag median "
+        f"{consumer['lag_seconds_median']} s, max {consumer['lag_seconds_max']} s, "
+        f"median {consumer['lag_bytes_median']} bytes"
+    )
+    (RESULTS / "cdc.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+_SOURCE: sa.Engine
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""Alembic for change-data-capture: a CDC table's publication membership and replica identity.
+
+``op.publish_audit_table`` adds a table to its publication (creating the publications and the
+context table when missing) with the replica identity it needs; ``op.unpublish_audit_table``
+takes it out.  Each reverses the other, so downgrades undo exactly.  The comparator emits them
+where the publication differs from the declared CDC tables (drift).  The logical slot is not
+made in a migration (PostgreSQL creates one only in a transaction that has not written):
+``install_audit_triggers``, ``create_all`` or ``cdc.create_slot`` make it, and until then the
+runtime check refuses writes to CDC tables and ``check`` reports them missing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alembic.autogenerate import renderers
+from alembic.autogenerate.api import AutogenContext
+from alembic.operations import MigrateOperation, Operations, ops
+from sqlalchemy import ARRAY, Connection, MetaData, Text, bindparam, text
+
+from ..declare.cdc import CdcNames, cdc_names, replica_identity
+from ..declare.naming import fit_identifier
+from ..install.compare import compare_publication
+from ..install.ddl import AuditDDL, audited_tables
+from ..install.publication import CONTEXT_COMMENT
+from ..render import cdc as sql
+from ..render.cdc import REPLICA_IDENTITIES
+
+IMPORT = "import sqlalchemy_postgresql_audit.alembic  # noqa: F401  (registers op.*_audit_table)"
+
+_IDENTITIES = text(sql.REPLICA_IDENTITY_OF).bindparams(
+    bindparam("schemas", type_=ARRAY(Text())), bindparam("tables", type_=ARRAY(Text()))
+)
+_CODES = {code: name for name, code in REPLICA_IDENTITIES.items()}
+
+
+class _PublicationOperation(MigrateOperation):
+    name = ""
+
+    def __init__(
+        self,
+        table_name: str,
+        *,
+        schema: str | None,
+        publication: str,
+        context_schema: str | None,
+        context_table: str,
+        replica_identity: str,
+    ) -> None:
+        self.table_name = table_name
+        self.schema = schema
+        self.publication = publication
+        self.context_schema = context_schema
+        self.context_table = context_table
+        self.replica_identity = replica_identity
+
+    def arguments(self) -> dict[str, Any]:
+        return {
+            "schema": self.schema,
+            "publication": self.publication,
+            "context_schema": self.context_schema,
+            "context_table": self.context_table,
+            "replica_identity": self.replica_identity,
+        }
+
+    def to_diff_tuple(self) -> tuple[Any, ...]:
+        return (self.name, self.schema, self.table_name, self.publication)
+
+    def names(self) -> CdcNames:
+        return CdcNames(
+            publication=self.publication,
+            context_publication=fit_identifier(f"{self.publication}_context"),
+            slot="",
+            context_schema=self.context_schema,
+            context_table=self.context_table,
+        )
+
+
+@Operations.register_operation("publish_audit_table")
+class PublishAuditTableOp(_PublicationOperation):
+    """Add a CDC table to its publication, with the replica identity it needs."""
+
+    name = "publish_audit_table"
+
+    @classmethod
+    def publish_audit_table(cls, operations: Operations, table_name: str, **kw: Any) -> None:
+        operations.invoke(cls(table_name, **kw))
+
+    def reverse(self) -> UnpublishAuditTableOp:
+        return UnpublishAuditTableOp(self.table_name, **self.arguments())
+
+
+@Operations.register_operation("unpublish_audit_table")
+class UnpublishAuditTableOp(_PublicationOperation):
+    """Take a table out of the CDC publication (its replica identity stays)."""
+
+    name = "unpublish_audit_table"
+
+    @classmethod
+    def unpublish_audit_table(cls, operations: Operations, table_name: str, **kw: Any) -> None:
+        operations.invoke(cls(table_name, **kw))
+
+    def reverse(self) -> PublishAuditTableOp:
+        return PublishAuditTableOp(self.table_name, **self.arguments())
+
+
+@Operations.implementation_for(PublishAuditTableOp)
+def _publish(operations: Operations, operation: PublishAuditTableOp) -> None:
+    names = operation.names()
+    statements = [
+        sql.create_context_table(names.context_schema, names.context_table, CONTEXT_COMMENT),
+        sql.create_context_publication(
+            names.context_publication, names.context_schema, names.context_table
+        ),
+        sql.create_publication(names.publication),
+        sql.replica_identity(operation.schema, operation.table_name, operation.replica_identity),
+        sql.add_table(names.publication, operation.schema, operation.table_name),
+    ]
+    for statement in statements:
+        operations.execute(AuditDDL(statement))
+
+
+@Operations.implementation_for(UnpublishAuditTableOp)
+def _unpublish(operations: Operations, operation: UnpublishAuditTableOp) -> None:
+    operations.execute(
+        AuditDDL(sql.drop_table(operation.publication, operation.schema, operation.table_name))
+    )
+
+
+@renderers.dispatch_for(PublishAuditTableOp)
+@renderers.dispatch_for(UnpublishAuditTableOp)
+def _render(autogen_context: AutogenContext, operation: _PublicationOperation) -> str:
+    autogen_context.imports.add(IMPORT)
+    lines = [f"op.{operation.name}(", f"    {operation.table_name!r},"]
+    lines += [f"    {key}={value!r}," for key, value in operation.arguments().items()]
+    lines.append(")")
+    return "\n".join(lines)
+
+
+def publication_operations(
+    connection: Connection, metadata: MetaData, default: str
+) -> list[ops.MigrateOperation]:
+    """The operations bringing ``metadata``'s CDC publication to its declared tables."""
+    names = cdc_names(metadata)
+    declared = {
+        (spec.schema or default, spec.table): replica_identity(spec)
+        for _, spec in audited_tables(metadata)
+        if spec.cdc
+    }
+    published = [
+        (row.schema, row.table)
+        for row in connection.execute(
+            text(sql.PUBLICATION_TABLES), {"publication": names.publication}
+        )
+    ]
+    if not declared and not published:
+        return []
+    keys = list(declared)
+    identities = {
+        (row.schema, row.table): _CODES.get(row.identity, row.identity)
+        for row in connection.execute(
+            _IDENTITIES, {"schemas": [k[0] for k in keys], "tables": [k[1] for k in keys]}
+        )
+    }
+    changes = compare_publication(declared, published, identities)
+
+    def arguments(key: tuple[str, str], identity: str) -> dict[str, Any]:
+        return {
+            "schema": None if key[0] == default else key[0],
+            "publication": names.publication,
+            "context_schema": names.context_schema,
+            "context_table": names.context_table,
+            "replica_identity": identity,
+        }
+
+    operations: list[ops.MigrateOperation] = [
+        UnpublishAuditTableOp(key[1], **arguments(key, identities.get(key, "default")))
+        for key in changes.unpublish
+    ]
+    operations += [
+        PublishAuditTableOp(key[1], **arguments(key, declared[key])) for key in changes.publish
+    ]
+    return operations

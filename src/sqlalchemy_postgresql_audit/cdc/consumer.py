@@ -1,0 +1,190 @@
+"""``Consumer``: writes the trail of the CDC tables, on this server or another.
+
+- ``target`` another database (another server, or another database of the same server): design
+  1, PostgreSQL captures.  The consumer sets up the replica and subscription (``.replica``) and
+  watches it; PostgreSQL's apply worker and the library's triggers write the trail.
+- ``target`` ``None`` or the source's own database: a decoder reads the slot and writes the
+  trail in the same database, off the writer's transaction (``.decoder``).
+
+``run_once()`` returns once everything committed on the source before the call is in the trail;
+``run()`` repeats it until ``stop()``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, func, select, text
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
+
+from ..declare.audit_table import AUDIT_TABLE_KEY
+from ..declare.cdc import cdc_names
+from ..declare.spec import AUDIT_ID
+from ..errors import AuditError
+from ..install.ddl import audited_tables
+from ..install.publication import ensure_slot
+from ..render import cdc as sql
+from .replica import Replica
+
+#: How often ``run_once`` looks at the target while it waits.
+POLL_SECONDS = 0.05
+
+
+class CdcError(AuditError, RuntimeError):
+    """The consumer cannot make progress (the subscription's errors are in the target's log)."""
+
+
+def create_slot(engine: Engine, metadata: MetaData) -> None:
+    """Create the CDC slot of ``metadata`` on ``engine``'s database unless it exists, in a
+    transaction of its own (for installs whose transaction already wrote)."""
+    tables = [table.name for table, spec in audited_tables(metadata) if spec.cdc]
+    with engine.begin() as connection:
+        ensure_slot(connection, cdc_names(metadata).slot, tables)
+
+
+class Consumer:
+    """Writes the trail of ``metadata``'s CDC tables from ``source`` into ``target``."""
+
+    def __init__(
+        self,
+        source: Engine | URL | str,
+        target: Engine | URL | str | None = None,
+        *,
+        metadata: MetaData,
+        timeout: float = 600.0,
+    ) -> None:
+        self.source = _engine(source)
+        self.target = None if target is None else _engine(target)
+        self.metadata = metadata
+        self.timeout = timeout
+        self._stop = threading.Event()
+        self._seen: dict[str, int] | None = None
+        self._replica: Replica | None = None
+
+    def run_once(self) -> int:
+        """Return the number of changes written into the trail since the previous call, once
+        everything committed on the source before this call is in it."""
+        if self._same_database():
+            return self._decode_once()
+        return self._replicate_once()
+
+    def run(self, interval: float = 1.0) -> None:
+        """``run_once`` every ``interval`` seconds until ``stop()`` (for a worker thread)."""
+        self._stop.clear()
+        while not self._stop.is_set():
+            self.run_once()
+            self._stop.wait(interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def drop(self) -> None:
+        """Design 1: drop the subscription on the target (the source's slot stays, holding WAL
+        until it is dropped there or a subscription uses it again)."""
+        if self.target is not None and not self._same_database():
+            Replica(self.source, self.target, self.metadata).drop()
+
+    def _same_database(self) -> bool:
+        if self.target is None:
+            return True
+        return _identity(self.source) == _identity(self.target)
+
+    def _decode_once(self) -> int:
+        try:
+            from . import decoder  # type: ignore[attr-defined, unused-ignore]
+        except ImportError:
+            raise NotImplementedError(
+                "change-data-capture into the source's own database needs the decoder, which "
+                "this version does not include yet: pass another database as target"
+            ) from None
+        target = self.target if self.target is not None else self.source
+        written: int = decoder.Decoder(self.source, target, self.metadata).run_once()
+        return written
+
+    def _replicate_once(self) -> int:
+        assert self.target is not None
+        if self._replica is None:
+            replica = Replica(self.source, self.target, self.metadata)
+            audit_tables = _audit_tables(self.metadata)
+            with self.target.connect() as connection:
+                before = _highest(connection, audit_tables)
+            if replica.prepare():
+                self._seen = before
+            self._replica = replica
+        replica = self._replica
+        audit_tables = _audit_tables(self.metadata)
+        with self.target.connect() as connection:
+            if self._seen is None:
+                self._seen = _highest(connection, audit_tables)
+        fence = _fence(self.source, replica)
+        self._wait(replica, fence)
+        names = replica.names
+        delete = text(sql.delete_context(names.context_schema, names.context_table))
+        for engine in (self.source, self.target):
+            with engine.begin() as connection:
+                connection.execute(delete, {"upto": fence})
+        with self.target.connect() as connection:
+            now = _highest(connection, audit_tables)
+        written = sum(now[name] - self._seen.get(name, 0) for name in now)
+        self._seen = now
+        return written
+
+    def _wait(self, replica: Replica, fence: int) -> None:
+        """Until the target applied the fence, and so, in commit order, all before it."""
+        names = replica.names
+        arrived = text(sql.context_arrived(names.context_schema, names.context_table))
+        deadline = time.monotonic() + self.timeout
+        with self.target.connect() as connection:  # type: ignore[union-attr]
+            while not connection.execute(arrived, {"id": fence}).scalar():
+                connection.rollback()
+                if time.monotonic() > deadline:
+                    raise CdcError(
+                        f"subscription {replica.subscription!r} did not apply the source's "
+                        f"changes within {self.timeout} s; see 'sqlalchemy-postgresql-audit cdc "
+                        "status' and the target's server log"
+                    )
+                time.sleep(POLL_SECONDS)
+
+
+def _fence(source: Engine, replica: Replica) -> int:
+    """Commit one empty context row, after everything committed before the call; its id."""
+    names = replica.names
+    insert = sql.insert_context(names.context_schema, names.context_table) + " RETURNING id"
+    with source.begin() as connection:
+        fence = connection.execute(text(insert), {"_audit_ctx_settings": "{}"}).scalar_one()
+    return int(fence)
+
+
+def _audit_tables(metadata: MetaData) -> dict[str, Table]:
+    return {
+        spec.audit_table: table.info[AUDIT_TABLE_KEY]
+        for table, spec in audited_tables(metadata)
+        if spec.cdc
+    }
+
+
+def _highest(connection: Connection, audit_tables: dict[str, Table]) -> dict[str, int]:
+    """The highest ``audit_id`` of each audit table (0 when empty or not there yet)."""
+    highest: dict[str, int] = {}
+    for name, table in audit_tables.items():
+        try:
+            with connection.begin_nested():
+                value = connection.execute(select(func.max(table.c[AUDIT_ID]))).scalar()
+        except DBAPIError:
+            value = None
+        highest[name] = int(value or 0)
+    connection.rollback()
+    return highest
+
+
+def _engine(bind: Engine | URL | str) -> Engine:
+    return bind if isinstance(bind, Engine) else create_engine(bind)
+
+
+def _identity(engine: Engine) -> tuple[object, ...]:
+    """Which database ``engine`` reaches, whatever the URL says (``localhost`` or an address,
+    a proxy): the server's start time and port, and the database; readable by any role."""
+    with engine.connect() as connection:
+        return tuple(connection.execute(text(sql.DATABASE_IDENTITY)).one())

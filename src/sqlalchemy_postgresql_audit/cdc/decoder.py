@@ -1,0 +1,386 @@
+"""The change-data-capture decoder: reads a logical slot (``pgoutput``) and writes the typed
+audit trail itself, off the writers' transactions, exactly once and in commit order.
+
+One batch: peek at the slot (``pg_logical_slot_peek_binary_changes``, read through COPY
+binary), turn each change into a line of COPY text (pgoutput's values are the types' text
+output, which COPY reads back unchanged), COPY the lines into the audit tables and record the
+progress in the same target transaction, commit, and only then advance the slot.  A decoder
+killed anywhere re-reads from the slot's position and skips what the progress row says is
+written; ``audit_id`` follows commit order because one writer appends in commit order.
+
+``audit_operation_timestamp`` is the commit time from the WAL's Begin message, so in this mode
+"the state at t" is commit-exact.  UPDATE and DELETE need the old row: the WAL's, for a table
+with ``REPLICA IDENTITY FULL``, else the trail's previous version (``.previous``; see
+``docs/cdc-decoder.md`` for the trade).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, Engine, MetaData
+
+from ..declare.spec import AuditSpec
+from ..errors import AuditError
+from ..install.ddl import audited_tables
+from ..install.resolve import resolve_specs
+from ..render.cdc_decoder import (
+    ADVANCE,
+    OUTPUT_SETTINGS,
+    PEEK,
+    TABLE_COLUMNS,
+    WAL_POSITION,
+    present_rows,
+)
+from ..render.sql import name_text
+from .changes import DecoderError, Entry, audit_rows, keys_moved_to, wanted_keys
+from .copy import copy_in, copy_out
+from .pgoutput import (
+    Begin,
+    Change,
+    Commit,
+    Relation,
+    Truncate,
+    commit_datetime,
+    copy_binary_rows,
+    format_lsn,
+    parse_lsn,
+    parse_message,
+)
+from .previous import KEPT, PreviousVersions
+from .progress import Progress, ensure_progress_table, load_progress, save_progress
+from .rows import Context, TablePlan
+
+#: The table a writer's transaction inserts its context into (published insert-only).
+CONTEXT_TABLE = "audit_cdc_context"
+
+
+@dataclass(slots=True)
+class _Trail:
+    """Lines waiting for COPY, by audit table and column list, in the order they came."""
+
+    segments: dict[tuple[str, tuple[str, ...]], list[bytes]] = field(default_factory=dict)
+    changes: int = 0
+
+    def add(self, plan: TablePlan, line: bytes) -> None:
+        self.segments.setdefault((plan.copy_sql, plan.columns), []).append(line)
+
+
+class Decoder:
+    """Write the audit trail of ``metadata``'s audited tables from the slot ``slot``.
+
+    ``source`` is where the slot lives; ``target`` holds the audit tables and the progress
+    table (``audit_cdc_progress``, created when missing).  ``publication`` publishes the audited
+    tables; ``context_publication`` (optional) publishes the context table (named
+    ``context_table``) insert-only.
+    """
+
+    def __init__(
+        self,
+        source: Engine,
+        target: Engine,
+        metadata: MetaData,
+        *,
+        slot: str,
+        publication: str,
+        context_publication: str | None = None,
+        batch_changes: int = 50_000,
+        progress_schema: str | None = None,
+        context_table: str = CONTEXT_TABLE,
+    ) -> None:
+        if not slot or not publication:
+            raise AuditError("Decoder: slot and publication must be named")
+        if (
+            isinstance(batch_changes, bool)
+            or not isinstance(batch_changes, int)
+            or (batch_changes < 1)
+        ):
+            raise AuditError(
+                f"Decoder: batch_changes must be a positive int, got {batch_changes!r}"
+            )
+        self.source, self.target, self.metadata = source, target, metadata
+        self.slot = slot
+        self.publications = ",".join(p for p in (publication, context_publication) if p)
+        self.batch_changes = batch_changes
+        self.progress_schema = progress_schema
+        self.context_table = context_table
+        self._specs: dict[tuple[str, str], AuditSpec] | None = None
+        self._plans: dict[int, TablePlan | None] = {}
+        self._relations: dict[int, Relation] = {}
+        self._previous = PreviousVersions()
+        self._progress_table_checked = False
+
+    # -- public -------------------------------------------------------------------------------
+
+    def run_once(self) -> int:
+        """Write every change committed before the call; return how many were written."""
+        with self.source.connect() as source:
+            upto, xmax = source.exec_driver_sql(WAL_POSITION).one()
+        total = 0
+        while True:
+            written, finished = self._batch(upto, int(xmax))
+            total += written
+            if finished:
+                return total
+
+    def run(self, stop_event: threading.Event | None = None, *, idle: float = 0.5) -> None:
+        """``run_once`` until ``stop_event`` is set, waiting ``idle`` seconds when caught up."""
+        stop = stop_event or threading.Event()
+        while not stop.is_set():
+            if not self.run_once():
+                stop.wait(idle)
+
+    # -- one batch ----------------------------------------------------------------------------
+
+    def _batch(self, upto: str, xmax: int) -> tuple[int, bool]:
+        limit = self.batch_changes
+        data, specs = self._peek(upto, limit)
+        messages = copy_binary_rows(data)
+        with self.target.connect() as target:
+            if not self._progress_table_checked:
+                ensure_progress_table(target, self.progress_schema)
+                target.commit()
+                self._progress_table_checked = True
+            progress = load_progress(target, self.progress_schema, self.slot)
+            written, last_end = self._write(target, specs, messages, progress, xmax)
+        finished = len(messages) < limit
+        advance_to = max(last_end, parse_lsn(upto)) if finished else last_end
+        if advance_to:
+            with self.source.begin() as source:
+                source.exec_driver_sql(ADVANCE, {"slot": self.slot, "lsn": format_lsn(advance_to)})
+        return written, finished
+
+    def _peek(self, upto: str, limit: int) -> tuple[bytes, dict[tuple[str, str], AuditSpec]]:
+        """The slot's messages, waiting a while for a slot still held by the server process
+        of a decoder that was just killed (it lets go once it notices its client is gone)."""
+        parameters = {
+            "slot": self.slot,
+            "upto": upto,
+            "limit": limit,
+            "publications": self.publications,
+        }
+        for attempt in itertools.count():
+            with self.source.connect() as source:
+                source.exec_driver_sql(OUTPUT_SETTINGS)
+                specs = self._audited(source)
+                try:
+                    data = copy_out(source, PEEK, parameters)
+                except Exception as error:
+                    if not _slot_in_use(error) or attempt >= _SLOT_WAITS:
+                        raise
+                    source.rollback()
+                    time.sleep(0.1)
+                    continue
+                source.rollback()
+                return data, specs
+        raise AssertionError("unreachable")
+
+    def _write(
+        self,
+        target: Connection,
+        specs: dict[tuple[str, str], AuditSpec],
+        messages: list[bytes],
+        progress: Progress,
+        xmax: int,
+    ) -> tuple[int, int]:
+        """Write the transactions of ``messages`` the trail lacks; return how many changes,
+        and the end of the last transaction the trail now holds."""
+        trail = _Trail()
+        written, last_end = 0, progress.end_lsn if progress.complete else 0
+        covered = progress
+        self._previous.forget()
+        begin: Begin | None = None
+        entries: list[Entry] = []
+        context = Context()
+        for data in messages:
+            message = parse_message(data)
+            if isinstance(message, Change):
+                if self._is_context(message.relation):
+                    if message.new is not None:
+                        columns = self._relations[message.relation].columns
+                        context = context.updated(columns, message.new)
+                else:
+                    entries.append(Entry(self._audited_plan(message.relation), message, context))
+            elif isinstance(message, Begin):
+                begin, entries, context = message, [], Context()
+            elif isinstance(message, Commit):
+                assert begin is not None
+                skip = progress.written(message.end_lsn)
+                if skip is not None:
+                    if not trail.changes:
+                        self._previous.forget(unless_below=KEPT)
+                    self._previous.load(target, wanted_keys(entries[skip:]))
+                    end, count = message.end_lsn, len(entries)
+                    lines = self._lines(target, trail, begin, entries, skip, xmax)
+                    for done, now in lines:
+                        if trail.changes >= self.batch_changes or (now and trail.changes):
+                            covered = Progress(end, done, done == count)
+                            written += self._flush(target, trail, covered)
+                    covered = Progress(end, count, True)
+                last_end = message.end_lsn
+                begin = None
+            elif isinstance(message, Relation):
+                self._relations[message.oid] = message
+                self._plans[message.oid] = self._plan(target, specs, message)
+            elif isinstance(message, Truncate):
+                for oid in message.relations:
+                    if not self._is_context(oid):
+                        entries.append(Entry(self._audited_plan(oid), None, context))
+        if trail.changes:
+            written += self._flush(target, trail, covered)
+        return written, last_end
+
+    def _flush(self, target: Connection, trail: _Trail, progress: Progress) -> int:
+        """COPY the pending lines and record ``progress``, in one target transaction."""
+        for (copy_sql, _), lines in trail.segments.items():
+            copy_in(target, copy_sql, b"".join(lines))
+        save_progress(target, self.progress_schema, self.slot, progress)
+        target.commit()
+        changes, trail.changes = trail.changes, 0
+        trail.segments.clear()
+        return changes
+
+    # -- one transaction ----------------------------------------------------------------------
+
+    def _lines(
+        self,
+        target: Connection,
+        trail: _Trail,
+        begin: Begin,
+        entries: list[Entry],
+        skip: int,
+        xmax: int,
+    ) -> Iterator[tuple[int, bool]]:
+        """Add the audit lines of ``entries[skip:]`` to ``trail``, yielding after each change
+        how many of the transaction's changes are added (a batch may end there), and whether
+        the trail must be written now: around a TRUNCATE whose rows are read from it."""
+        when = commit_datetime(begin.commit_time).isoformat().encode()
+        transaction_id = _full_transaction_id(begin.xid, xmax)
+        moved_to = keys_moved_to(entries)
+        prefixes: dict[tuple[int, str, int], bytes] = {}
+
+        def prefix(entry: Entry, code: str) -> bytes:
+            """The fields before the values, made once per table, code and context."""
+            key = (id(entry.plan), code, id(entry.context))
+            if key not in prefixes:
+                prefixes[key] = entry.plan.prefix(code, when, transaction_id, entry.context)
+            return prefixes[key]
+
+        for index in range(skip, len(entries)):
+            entry = entries[index]
+            plan, change = entry.plan, entry.change
+            if change is None and plan.spec.truncate_rows and "T" in plan.codes:
+                yield index, True
+                for row in _present_rows(target, plan):
+                    trail.add(plan, plan.truncated(prefix(entry, "T"), row))
+                trail.changes += 1
+                yield index + 1, True
+                self._previous.forget()
+                continue
+            if change is None:
+                if "T" in plan.codes:
+                    trail.add(plan, plan.marker(prefix(entry, "T")))
+            else:
+                rows = audit_rows(plan, change, moved_to, self._previous)
+                for code, values, changed in rows:
+                    trail.add(plan, plan.line(prefix(entry, code), values, changed))
+            trail.changes += 1
+            yield index + 1, False
+
+    # -- relations ----------------------------------------------------------------------------
+
+    def _audited(self, source: Connection) -> dict[tuple[str, str], AuditSpec]:
+        if self._specs is None:
+            specs = [spec for _, spec in audited_tables(self.metadata)]
+            resolved = resolve_specs(source, specs)
+            self._specs = {(s.schema or "public", s.table): s for s in resolved}
+        return self._specs
+
+    def _audited_plan(self, oid: int) -> TablePlan:
+        """The plan of a relation a change names; a table the metadata does not audit stops
+        the decoder rather than go unrecorded."""
+        plan = self._plans.get(oid)
+        if plan is None:
+            relation = self._relations[oid]
+            raise DecoderError(
+                f"publication(s) {self.publications!r} publish table "
+                f"{relation.schema}.{relation.name}, which the metadata does not audit; "
+                "remove it from the publication or declare it audited"
+            )
+        return plan
+
+    def _is_context(self, oid: int) -> bool:
+        relation = self._relations.get(oid)
+        return relation is not None and relation.name == self.context_table
+
+    def _plan(
+        self, target: Connection, specs: dict[tuple[str, str], AuditSpec], relation: Relation
+    ) -> TablePlan | None:
+        if relation.name == self.context_table:
+            return None
+        spec = specs.get((relation.schema, relation.name))
+        if spec is None:
+            # pgoutput also describes a partition whose changes it publishes as its root's.
+            return None
+        operations = {t.operation for t in spec.triggers}
+        identity = relation.replica_identity
+        if (
+            identity != "f"
+            and operations & {"UPDATE", "DELETE"}
+            and (identity == "n" or not spec.key_columns)
+        ):
+            raise DecoderError(
+                f"table {relation.schema}.{relation.name} has REPLICA IDENTITY "
+                f"{_IDENTITIES.get(identity, identity)}: the decoder needs the old row of every "
+                "UPDATE and DELETE, from the WAL (ALTER TABLE ... REPLICA IDENTITY FULL) or, for "
+                "a table with a primary key, from the trail"
+            )
+        rows = target.exec_driver_sql(
+            TABLE_COLUMNS, {"table": name_text(spec.schema, spec.audit_table)}
+        )
+        audit_columns = [r[0] for r in rows]
+        if not audit_columns:
+            raise DecoderError(
+                f"audit table {spec.schema}.{spec.audit_table} of table {relation.name} "
+                "does not exist in the target"
+            )
+        missing = [c for c in spec.columns if c in audit_columns and c not in relation.columns]
+        if missing:
+            raise DecoderError(
+                f"table {relation.schema}.{relation.name}: column(s) {missing!r} are recorded "
+                "but not published (a generated column's value is not in the WAL); leave them "
+                "out with 'exclude_columns'"
+            )
+        return TablePlan.make(spec, relation, audit_columns)
+
+
+#: How many times (0.1 s apart) a decoder waits for its slot to be free.
+_SLOT_WAITS = 100
+
+
+def _slot_in_use(error: Exception) -> bool:
+    """``object_in_use``: the slot is active for another process."""
+    code = getattr(error, "pgcode", None) or getattr(error, "sqlstate", None)
+    return code == "55006"
+
+
+_IDENTITIES = {"d": "DEFAULT", "i": "USING INDEX", "n": "NOTHING", "f": "FULL"}
+
+
+def _full_transaction_id(xid: int, xmax: int) -> int:
+    """The 64-bit id of a 32-bit ``xid`` older than ``xmax`` (a full id read at the start of
+    the run): exact while the decoder lags by less than 2^31 transactions."""
+    full = (xmax & ~0xFFFFFFFF) | xid
+    return full - (1 << 32) if full >= xmax else full
+
+
+def _present_rows(target: Connection, plan: TablePlan) -> list[bytes]:
+    """The rows a TRUNCATE of ``plan``'s table removed, as the trail has them (COPY text)."""
+    spec = plan.spec
+    keys = spec.key_columns or tuple(plan.relation.columns[i] for i in plan.key_positions)
+    sql = present_rows(spec.schema, spec.audit_table, keys, plan.mirrored)
+    return copy_out(target, sql, {}).splitlines()

@@ -1,0 +1,60 @@
+"""Where the trail stands: the last transaction written, and how much of it.
+
+Recorded in the target, in the same transaction as the audit rows it covers, so that after a
+crash the decoder neither loses nor repeats a change: it reads the slot again from the slot's
+position (advanced only after such a commit) and skips what the progress row covers.  The
+commit LSN alone is no key for one change (a transaction larger than one batch is written in
+several), hence the position within the transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Connection
+
+from ..render.cdc_decoder import create_progress_table, read_progress, record_progress
+from .pgoutput import format_lsn, parse_lsn
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    #: The end of the commit record of the last transaction written (0: none yet).
+    end_lsn: int = 0
+    #: How many of that transaction's changes are written.
+    position: int = 0
+    #: Whether all of them are.
+    complete: bool = True
+
+    def written(self, end_lsn: int) -> int | None:
+        """How many changes of the transaction ending at ``end_lsn`` the trail already holds:
+        ``None`` for all of them (skip it), else a count of leading changes to skip."""
+        if end_lsn < self.end_lsn or (end_lsn == self.end_lsn and self.complete):
+            return None
+        return self.position if end_lsn == self.end_lsn else 0
+
+
+def ensure_progress_table(connection: Connection, schema: str | None) -> None:
+    for statement in create_progress_table(schema):
+        connection.exec_driver_sql(statement)
+
+
+def load_progress(connection: Connection, schema: str | None, slot: str) -> Progress:
+    row = connection.exec_driver_sql(read_progress(schema), {"slot": slot}).first()
+    if row is None:
+        return Progress()
+    return Progress(parse_lsn(row[0]), int(row[1]), bool(row[2]))
+
+
+def save_progress(
+    connection: Connection, schema: str | None, slot: str, progress: Progress
+) -> None:
+    connection.exec_driver_sql(
+        record_progress(schema),
+        {
+            "slot": slot,
+            "end_lsn": format_lsn(progress.end_lsn),
+            "position": progress.position,
+            "complete": progress.complete,
+        },
+    )

@@ -1,0 +1,157 @@
+"""Design 1: PostgreSQL captures.  A replica on another database whose triggers write the trail.
+
+The target holds a replica of each CDC table (its columns and primary key: no foreign keys, no
+partitions, so rows arrive whatever order the source's constraints allowed), its audit table,
+and the library's row-level audit triggers, enabled ``ALWAYS`` so that the apply worker of a
+subscription (which runs as ``session_replication_role = replica``) fires them.  The audit
+rows are the ones trigger mode writes (same columns and codes; TRUNCATE too: the apply worker
+runs TRUNCATE triggers), the old values of UPDATE and DELETE come from the replica, and request
+context from the replicated context row (``render.cdc.context_trigger``).
+
+Exactly once and commit order come from PostgreSQL: the subscription's replication origin
+advances in the same transaction as the rows it applied.  ``streaming = on`` (not
+``parallel``): a large transaction is spooled and applied whole at its commit, so ``audit_id``
+keeps commit order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Column, Connection, Engine, MetaData, Table, inspect, text
+from sqlalchemy.engine import URL
+
+from ..declare.audit_table import AUDIT_TABLE_KEY
+from ..declare.cdc import CdcNames, cdc_names
+from ..declare.spec import AuditSpec
+from ..install.ddl import audited_tables, execute_statements, install_statements
+from ..install.publication import CONTEXT_COMMENT
+from ..install.resolve import check_audit_tables, resolve_specs
+from ..render import cdc as sql
+
+_SUBSCRIPTION_EXISTS = text(
+    "SELECT EXISTS (SELECT FROM pg_catalog.pg_subscription "
+    "WHERE subname OPERATOR(pg_catalog.=) :name)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Replica:
+    """One MetaData's CDC tables replicated from ``source`` into ``target``."""
+
+    source: Engine
+    target: Engine
+    metadata: MetaData
+
+    @property
+    def names(self) -> CdcNames:
+        return cdc_names(self.metadata)
+
+    @property
+    def subscription(self) -> str:
+        """Named like the slot it reads: one subscription per slot."""
+        return self.names.slot
+
+    def pairs(self) -> list[tuple[Table, AuditSpec]]:
+        return [(table, spec) for table, spec in audited_tables(self.metadata) if spec.cdc]
+
+    def prepare(self) -> bool:
+        """Create on the target what is missing; returns whether the subscription was new."""
+        pairs = self.pairs()
+        with self.target.begin() as connection:
+            _create_tables(connection, pairs)
+            _install_capture(connection, pairs)
+            names = self.names
+            execute_statements(
+                connection,
+                [
+                    sql.create_context_table(
+                        names.context_schema, names.context_table, CONTEXT_COMMENT
+                    ),
+                    *sql.context_trigger(names.context_schema, names.context_table),
+                ],
+            )
+            exists = connection.execute(_SUBSCRIPTION_EXISTS, {"name": self.subscription})
+            if exists.scalar():
+                return False
+        with self.target.connect().execution_options(isolation_level="AUTOCOMMIT") as autocommit:
+            autocommit.execute(
+                text(
+                    sql.create_subscription(
+                        self.subscription,
+                        sql.conninfo(_libpq(self.source.url)),
+                        names.publications,
+                        names.slot,
+                        "on",
+                    )
+                )
+            )
+        return True
+
+    def drop(self) -> None:
+        """Drop the subscription on the target, leaving the source's slot (and its WAL) alone."""
+        with self.target.connect().execution_options(isolation_level="AUTOCOMMIT") as autocommit:
+            if autocommit.execute(_SUBSCRIPTION_EXISTS, {"name": self.subscription}).scalar():
+                for statement in sql.drop_subscription(self.subscription):
+                    autocommit.execute(text(statement))
+
+
+def _create_tables(connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]]) -> None:
+    """The replica of each source table (columns, defaults and primary key only) and its
+    audit table, where missing."""
+    replicas = MetaData()
+    for source, _ in pairs:
+        replica = Table(
+            source.name, replicas, *map(_replica_column, source.columns), schema=source.schema
+        )
+        replica.create(connection, checkfirst=True)
+        audit_table = source.info[AUDIT_TABLE_KEY]
+        if not inspect(connection).has_table(audit_table.name, schema=audit_table.schema):
+            audit_table.create(connection)
+
+
+def _replica_column(column: Column[Any]) -> Column[Any]:
+    """Values arrive whole from the source: no defaults, sequences or foreign keys; generated
+    columns are computed again (the source does not publish them)."""
+    computed = [column.computed._copy()] if column.computed is not None else []
+    return Column(
+        column.name,
+        column.type,
+        *computed,
+        primary_key=column.primary_key,
+        nullable=column.nullable,
+        autoincrement=False,
+    )
+
+
+def install_capture(connection: Connection, metadata: MetaData) -> None:
+    """(Re)install the target's capture triggers of ``metadata``'s CDC tables.
+
+    For schema changes: run it on the target in the transaction that migrates the replica and
+    audit tables, so no applied change meets a new column with the old trigger function.
+    """
+    _install_capture(connection, [(t, s) for t, s in audited_tables(metadata) if s.cdc])
+
+
+def _install_capture(connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]]) -> None:
+    """The row-level audit triggers, firing for applied changes too (``ENABLE ALWAYS``)."""
+    specs = resolve_specs(connection, [spec.capture_spec for _, spec in pairs])
+    check_audit_tables(connection, specs)
+    statements = list(install_statements(specs))
+    for spec in specs:
+        statements += [sql.enable_always(spec.schema, spec.table, t.name) for t in spec.triggers]
+    execute_statements(connection, statements)
+
+
+def _libpq(url: URL) -> dict[str, object]:
+    """The source's connection parameters as the target's server will use them."""
+    query = dict(url.query)
+    return {
+        "host": url.host or query.get("host"),
+        "port": url.port or query.get("port"),
+        "dbname": url.database,
+        "user": url.username,
+        "password": url.password,
+    }

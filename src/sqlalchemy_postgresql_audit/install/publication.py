@@ -1,0 +1,148 @@
+"""Install change-data-capture on the source: the publications, the slot and the context table.
+
+A CDC table (``mode="cdc"``) gets no audit trigger; what makes it audited is that its changes
+reach a consumer: it belongs to the CDC publication and a logical slot holds the WAL since
+before its first write.  Installing (``create_all``, ``install_audit_triggers``, Alembic) adds
+both; the runtime check and ``check`` refuse or report a CDC table without them, naming it.
+
+The slot is created first, before anything else the installing transaction writes: PostgreSQL
+creates a logical slot only in a transaction that has not written (and waits for the write
+transactions running then to end), so a slot made afterwards, in its own transaction, would
+wait forever on the installing one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import ARRAY, Connection, MetaData, Table, Text, bindparam, text
+
+from ..declare.audit_table import AUDIT_TABLE_COMMENT_SUFFIX
+from ..declare.cdc import CdcNames, cdc_names, replica_identity
+from ..declare.naming import SLOT_KEY
+from ..declare.spec import AuditSpec
+from ..errors import AuditConfigurationError
+from ..render import cdc as sql
+from ..render.sql import name_text
+
+#: The context table's comment: marks it as the library's (Alembic never drops it).
+CONTEXT_COMMENT = "audit context of change-data-capture writes" + AUDIT_TABLE_COMMENT_SUFFIX
+
+
+def source_statements(names: CdcNames, specs: Iterable[AuditSpec]) -> list[str]:
+    """Idempotent: the context table and its publication, the CDC publication with ``specs``
+    (resolved), and each table's replica identity."""
+    statements = [
+        sql.create_context_table(names.context_schema, names.context_table, CONTEXT_COMMENT),
+        sql.create_context_publication(
+            names.context_publication, names.context_schema, names.context_table
+        ),
+        sql.create_publication(names.publication),
+    ]
+    for spec in specs:
+        statements.append(sql.replica_identity(spec.schema, spec.table, replica_identity(spec)))
+        statements.append(sql.add_table(names.publication, spec.schema, spec.table))
+    return statements
+
+
+def removal_statements(names: CdcNames, specs: Iterable[AuditSpec]) -> list[str]:
+    """Take ``specs``' tables out of the publication (their replica identity stays)."""
+    return [sql.drop_table(names.publication, spec.schema, spec.table) for spec in specs]
+
+
+def ensure_slot(connection: Connection, slot: str, tables: Sequence[str]) -> None:
+    """Create the logical slot ``slot`` unless it exists; refuse a lost one.
+
+    Must run before the transaction writes anything: the error says how to proceed when it did.
+    """
+    state = connection.execute(text(sql.SLOT_STATE), {"slot": slot}).first()
+    if state is not None:
+        if not state.here:
+            raise AuditConfigurationError(
+                tables[0] if tables else "(cdc)",
+                SLOT_KEY,
+                f"names slot {slot!r}, which the server already has for database "
+                f"{state.database!r} (or not on pgoutput): slot names are the server's, so give "
+                "each database its own with the naming convention "
+                f"{{{SLOT_KEY!r}: ...}}",
+            )
+        if state.wal_status == "lost":
+            raise AuditConfigurationError(
+                tables[0] if tables else "(cdc)",
+                SLOT_KEY,
+                f"slot {slot!r} is invalidated (wal_status 'lost'): changes since it lost its "
+                "WAL were never captured.  Drop it (pg_drop_replication_slot), install again "
+                "to create a new one, and take a baseline of the CDC tables",
+            )
+        return
+    written = connection.execute(text("SELECT pg_catalog.pg_current_xact_id_if_assigned()"))
+    if written.scalar() is not None:
+        raise AuditConfigurationError(
+            ", ".join(tables) or "(cdc)",
+            SLOT_KEY,
+            f"needs the logical replication slot {slot!r}, which PostgreSQL creates only in a "
+            "transaction that has not written yet, and this one has: install in a fresh "
+            "transaction (install_audit_triggers(metadata, engine)), or create the slot first "
+            "with sqlalchemy_postgresql_audit.cdc.create_slot(engine, metadata)",
+        )
+    connection.execute(text(sql.CREATE_SLOT), {"slot": slot})
+
+
+_PUBLISHED = text(sql.PUBLISHED).bindparams(bindparam("tables", type_=ARRAY(Text())))
+
+
+def unpublished(
+    connection: Connection, publication: str, slot: str, specs: Sequence[AuditSpec]
+) -> list[str]:
+    """Which of ``specs``' tables (qualified names) are not captured: missing from the
+    publication, or (all of them) when the slot is missing or lost."""
+    names = [_table_text(spec) for spec in specs]
+    state = connection.execute(text(sql.SLOT_STATE), {"slot": slot}).first()
+    if state is None or not state.here or state.wal_status == "lost":
+        return names
+    found = {
+        row[0]
+        for row in connection.execute(_PUBLISHED, {"publication": publication, "tables": names})
+    }
+    return [name for name in names if name not in found]
+
+
+def _table_text(spec: AuditSpec) -> str:
+    return name_text(spec.schema, spec.table)
+
+
+def prepare(connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]]) -> None:
+    """Before an installation writes anything: the slot of each MetaData with CDC tables."""
+    by_slot: dict[str, list[str]] = {}
+    for table, spec in pairs:
+        if spec.cdc:
+            by_slot.setdefault(cdc_names(table.metadata).slot, []).append(table.name)
+    for slot, tables in by_slot.items():
+        ensure_slot(connection, slot, tables)
+
+
+def slot_statements(pairs: Sequence[tuple[Table, AuditSpec]]) -> list[str]:
+    """For a script: create each MetaData's slot first (``prepare`` does it online)."""
+    slots = {cdc_names(table.metadata).slot for table, spec in pairs if spec.cdc}
+    return [sql.create_slot(slot) for slot in sorted(slots)]
+
+
+def install_statements(pairs: Sequence[tuple[Table, AuditSpec]]) -> list[str]:
+    """``source_statements`` for the CDC tables of ``pairs`` (resolved specs), per MetaData."""
+    return _per_metadata(pairs, source_statements)
+
+
+def uninstall_statements(pairs: Sequence[tuple[Table, AuditSpec]]) -> list[str]:
+    return _per_metadata(pairs, removal_statements)
+
+
+def _per_metadata(pairs: Sequence[tuple[Table, AuditSpec]], statements: Any) -> list[str]:
+    groups: dict[int, tuple[MetaData, list[AuditSpec]]] = {}
+    for table, spec in pairs:
+        if spec.cdc:
+            groups.setdefault(id(table.metadata), (table.metadata, []))[1].append(spec)
+    result: list[str] = []
+    for metadata, specs in groups.values():
+        result += statements(cdc_names(metadata), specs)
+    return result

@@ -1,0 +1,307 @@
+"""The SQL of change-data-capture mode: publications, the slot, the context table, and what the
+target of a subscription needs.
+
+Source side: one publication carries the CDC tables' INSERT, UPDATE, DELETE and TRUNCATE (as the
+partition root, so a target may partition differently), a second one carries only the INSERTs
+of the context table (so the source can delete consumed context rows without replicating the
+deletes), and one logical slot on ``pgoutput`` keeps the WAL until the consumer confirmed it.
+Every statement is idempotent (``DO`` blocks that look at the catalog first), so installing
+twice, or from an offline script, changes nothing the second time.
+
+Target side (design 1: PostgreSQL applies, triggers capture): the audit triggers and a context
+trigger fire ``ALWAYS`` (the apply worker runs with ``session_replication_role = replica``), and
+the subscription uses the source's slot (``create_slot = false``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .sql import SEARCH_PATH, dollar_quote, literal, name_text, qualified, quote, regclass
+
+#: What the CDC publication publishes.  TRUNCATE is replicated, and the apply worker runs the
+#: target's TRUNCATE triggers (``ENABLE ALWAYS``), so it is recorded as in trigger mode.
+PUBLISH = "insert, update, delete, truncate"
+#: The name of the function and trigger that turn a replicated context row into settings.
+CONTEXT_TRIGGER = "audit_cdc_context_apply"
+#: The context keys the target applies: the names ``session.prepare_values`` lets through,
+#: lower-cased; anything else in a forged row is ignored rather than failing the apply.
+SETTING_KEY = "^[a-z_][a-z0-9_]*$"
+
+
+def _do(body: str) -> str:
+    return f"DO {dollar_quote(chr(10) + 'BEGIN' + chr(10) + body + 'END' + chr(10))}"
+
+
+def _publication_exists(publication: str) -> str:
+    return (
+        "EXISTS (SELECT FROM pg_catalog.pg_publication "
+        f"WHERE pubname OPERATOR(pg_catalog.=) {literal(publication)})"
+    )
+
+
+def _member(publication: str, schema: str | None, table: str) -> str:
+    return (
+        "EXISTS (SELECT FROM pg_catalog.pg_publication_rel r "
+        "JOIN pg_catalog.pg_publication p ON p.oid OPERATOR(pg_catalog.=) r.prpubid "
+        f"WHERE p.pubname OPERATOR(pg_catalog.=) {literal(publication)} "
+        f"AND r.prrelid OPERATOR(pg_catalog.=) {regclass(schema, table)})"
+    )
+
+
+def create_publication(publication: str) -> str:
+    """The CDC tables' publication, empty at first (tables are added one by one)."""
+    return _do(
+        f"  IF NOT {_publication_exists(publication)} THEN\n"
+        f"    CREATE PUBLICATION {quote(publication)}\n"
+        f"      WITH (publish = {literal(PUBLISH)}, publish_via_partition_root = true);\n"
+        "  END IF;\n"
+    )
+
+
+def add_table(publication: str, schema: str | None, table: str) -> str:
+    return _do(
+        f"  IF NOT {_member(publication, schema, table)} THEN\n"
+        f"    ALTER PUBLICATION {quote(publication)} ADD TABLE {qualified(schema, table)};\n"
+        "  END IF;\n"
+    )
+
+
+def drop_table(publication: str, schema: str | None, table: str) -> str:
+    return _do(
+        f"  IF {_member(publication, schema, table)} THEN\n"
+        f"    ALTER PUBLICATION {quote(publication)} DROP TABLE {qualified(schema, table)};\n"
+        "  END IF;\n"
+    )
+
+
+#: ``pg_class.relreplident`` for each REPLICA IDENTITY a table can be given here.
+REPLICA_IDENTITIES = {"default": "d", "full": "f"}
+
+
+def replica_identity(schema: str | None, table: str, identity: str) -> str:
+    """Set the table's REPLICA IDENTITY only when it differs (the ALTER locks the table)."""
+    code = REPLICA_IDENTITIES[identity]
+    return _do(
+        "  IF (SELECT relreplident FROM pg_catalog.pg_class "
+        f"WHERE oid OPERATOR(pg_catalog.=) {regclass(schema, table)}) "
+        f"OPERATOR(pg_catalog.<>) {literal(code)} THEN\n"
+        f"    ALTER TABLE {qualified(schema, table)} REPLICA IDENTITY {identity.upper()};\n"
+        "  END IF;\n"
+    )
+
+
+def create_context_table(schema: str | None, table: str, comment: str) -> str:
+    """One row per writer transaction that set context (per change of its settings).
+
+    ``xact`` names the writer's transaction (its ``xid8`` as a ``bigint``, a type SQLAlchemy
+    reflects) for a decoder and for diagnosis; ``settings`` holds
+    ``{name: text}`` for the settings applied (``""`` for one reset to NULL).
+    """
+    name = qualified(schema, table)
+    return (
+        f"CREATE TABLE IF NOT EXISTS {name} (\n"
+        "  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
+        "  xact bigint NOT NULL\n"
+        "    DEFAULT CAST(CAST(pg_catalog.pg_current_xact_id() AS text) AS bigint),\n"
+        "  settings pg_catalog.jsonb NOT NULL\n"
+        f");\nCOMMENT ON TABLE {name} IS {literal(comment)}"
+    )
+
+
+def create_context_publication(publication: str, schema: str | None, table: str) -> str:
+    """INSERTs only: consumed rows are deleted on the source without reaching any consumer."""
+    return _do(
+        f"  IF NOT {_publication_exists(publication)} THEN\n"
+        f"    CREATE PUBLICATION {quote(publication)} FOR TABLE {qualified(schema, table)}\n"
+        f"      WITH (publish = {literal('insert')});\n"
+        "  END IF;\n"
+    )
+
+
+def drop_publication(publication: str) -> str:
+    return f"DROP PUBLICATION IF EXISTS {quote(publication)}"
+
+
+#: Bound: ``slot``.  Must be the first write of its transaction (PostgreSQL's rule).
+CREATE_SLOT = "SELECT pg_catalog.pg_create_logical_replication_slot(:slot, 'pgoutput')"
+
+
+def create_slot(slot: str) -> str:
+    """For scripts (no bound parameters): the slot, unless the server has one of that name.
+    Must be the script's first statement, before its transaction writes."""
+    return (
+        f"SELECT pg_catalog.pg_create_logical_replication_slot({literal(slot)}, 'pgoutput') "
+        "WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_replication_slots "
+        f"WHERE slot_name OPERATOR(pg_catalog.=) {literal(slot)})"
+    )
+
+
+#: Bound: ``slot``.  Slot names are the server's, not the database's: ``here`` tells a slot of
+#: another database apart.
+SLOT_STATE = (
+    "SELECT wal_status, database, database OPERATOR(pg_catalog.=) pg_catalog.current_database() "
+    "AND plugin OPERATOR(pg_catalog.=) 'pgoutput' AS here "
+    "FROM pg_catalog.pg_replication_slots WHERE slot_name OPERATOR(pg_catalog.=) :slot"
+)
+#: Bound: ``publication``, ``tables`` (regclass text of each table); the tables in it.
+PUBLISHED = (
+    "SELECT t.name FROM pg_catalog.unnest(CAST(:tables AS text[])) AS t(name) "
+    "WHERE EXISTS (SELECT FROM pg_catalog.pg_publication_rel r "
+    "JOIN pg_catalog.pg_publication p ON p.oid OPERATOR(pg_catalog.=) r.prpubid "
+    "WHERE p.pubname OPERATOR(pg_catalog.=) :publication "
+    "AND r.prrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(t.name)) "
+    "OR EXISTS (SELECT FROM pg_catalog.pg_publication p "
+    "WHERE p.pubname OPERATOR(pg_catalog.=) :publication AND p.puballtables)"
+)
+#: What a writer adds in front of its first statement.  Bound: ``_audit_ctx_settings`` (JSON
+#: text), prefixed like the writer's ``set_config`` parameters so it cannot meet a statement's.
+INSERT_CONTEXT = "INSERT INTO {table} (settings) VALUES (CAST(:_audit_ctx_settings AS jsonb))"
+
+
+def insert_context(schema: str | None, table: str) -> str:
+    return INSERT_CONTEXT.format(table=qualified(schema, table))
+
+
+def context_arrived(schema: str | None, table: str) -> str:
+    """Bound: ``id``.  Whether the target has applied the context row ``id``."""
+    return (
+        f"SELECT EXISTS (SELECT FROM {qualified(schema, table)} "
+        "WHERE id OPERATOR(pg_catalog.=) :id)"
+    )
+
+
+def context_table_exists(schema: str | None, table: str) -> str:
+    """No parameters (so it runs on any driver's raw cursor): the name is a rendered literal."""
+    return f"SELECT pg_catalog.to_regclass({literal(name_text(schema, table))}) IS NOT NULL"
+
+
+def delete_context(schema: str | None, table: str) -> str:
+    """Bound: ``upto``.  Consumed rows; the publication does not publish deletes."""
+    return f"DELETE FROM {qualified(schema, table)} WHERE id OPERATOR(pg_catalog.<=) :upto"
+
+
+def context_trigger(schema: str | None, table: str) -> tuple[str, ...]:
+    """Target side: each replicated context row becomes transaction-local ``audit.*`` settings
+    for the rest of the applied transaction.
+
+    The row is kept: an applied transaction that writes nothing locally leaves no commit
+    record, so the subscription's origin would not move past it, and the consumer's fence (an
+    empty context row) would never be seen arriving.  The consumer deletes kept rows it passed.
+
+    ``set_config(..., true)`` inside a function with its own ``SET search_path`` outlives the
+    call (only the function's own SET is undone), so the audit triggers fired by the same
+    transaction's later changes read them.
+    """
+    function = qualified(schema, CONTEXT_TRIGGER)
+    body = (
+        "\nDECLARE\n  setting record;\nBEGIN\n"
+        "  FOR setting IN SELECT key, value FROM pg_catalog.jsonb_each_text(NEW.settings)\n"
+        f"      WHERE key OPERATOR(pg_catalog.~) {literal(SETTING_KEY)} LOOP\n"
+        "    PERFORM pg_catalog.set_config('audit.' OPERATOR(pg_catalog.||) setting.key,\n"
+        "      COALESCE(setting.value, ''), true);\n"
+        "  END LOOP;\n  RETURN NEW;\nEND\n"
+    )
+    on = qualified(schema, table)
+    return (
+        f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger\nLANGUAGE plpgsql\n"
+        f"SET search_path TO {SEARCH_PATH}\nAS {dollar_quote(body)}",
+        f"DROP TRIGGER IF EXISTS {quote(CONTEXT_TRIGGER)} ON {on}",
+        f"CREATE TRIGGER {quote(CONTEXT_TRIGGER)} BEFORE INSERT ON {on}\n"
+        f"FOR EACH ROW EXECUTE FUNCTION {function}()",
+        enable_always(schema, table, CONTEXT_TRIGGER),
+    )
+
+
+def enable_always(schema: str | None, table: str, trigger: str) -> str:
+    """Fire ``trigger`` for changes the apply worker makes too."""
+    return f"ALTER TABLE {qualified(schema, table)} ENABLE ALWAYS TRIGGER {quote(trigger)}"
+
+
+def conninfo(parameters: Mapping[str, object]) -> str:
+    """A libpq connection string: every value single-quoted, ``\\`` and ``'`` escaped."""
+    parts = []
+    for key, value in parameters.items():
+        if value is None:
+            continue
+        text = str(value).replace("\\", "\\\\").replace("'", "\\'")
+        parts.append(f"{key}='{text}'")
+    return " ".join(parts)
+
+
+def create_subscription(
+    subscription: str, connection: str, publications: tuple[str, ...], slot: str, streaming: str
+) -> str:
+    """Runs outside a transaction block.  No initial copy: the slot was created when the tables
+    joined the publication, so its stream holds every change since, and the replica is built
+    from them (a copy would fold the changes made before the consumer started into one
+    INSERT per row)."""
+    names = ", ".join(quote(p) for p in publications)
+    return (
+        f"CREATE SUBSCRIPTION {quote(subscription)} CONNECTION {literal(connection)}\n"
+        f"PUBLICATION {names}\n"
+        f"WITH (create_slot = false, slot_name = {literal(slot)}, copy_data = false, "
+        f"streaming = {streaming})"
+    )
+
+
+def drop_subscription(subscription: str) -> tuple[str, ...]:
+    """Detach the subscription from the source's slot first: the slot is the source's, and
+    dropping a subscription would otherwise drop it there."""
+    name = quote(subscription)
+    return (
+        f"ALTER SUBSCRIPTION {name} DISABLE",
+        f"ALTER SUBSCRIPTION {name} SET (slot_name = NONE)",
+        f"DROP SUBSCRIPTION {name}",
+    )
+
+
+#: Bound: ``slot``, ``subscription``.  On the source: how far the consumer is behind, in bytes
+#: (confirmed) and seconds (its last reported flush), and how much WAL the slot holds back.
+SLOT_STATUS = (
+    "SELECT s.active, s.wal_status, s.database, "
+    "s.database OPERATOR(pg_catalog.=) pg_catalog.current_database() AS here, "
+    "pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.confirmed_flush_lsn) "
+    "AS lag_bytes, "
+    "pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), s.restart_lsn) AS retained_bytes, "
+    "(SELECT EXTRACT(epoch FROM r.flush_lag) FROM pg_catalog.pg_stat_replication r "
+    "WHERE r.pid OPERATOR(pg_catalog.=) s.active_pid) AS lag_seconds "
+    "FROM pg_catalog.pg_replication_slots s WHERE s.slot_name OPERATOR(pg_catalog.=) :slot"
+)
+#: Bound: ``subscription``.  On the target: the subscription, its apply worker, and (15+) its
+#: error counts.
+SUBSCRIPTION_STATUS = (
+    "SELECT sub.subenabled AS enabled, w.pid, w.last_msg_receipt_time, w.latest_end_time "
+    "FROM pg_catalog.pg_subscription sub "
+    "LEFT JOIN pg_catalog.pg_stat_subscription w "
+    "ON w.subid OPERATOR(pg_catalog.=) sub.oid AND w.relid IS NULL "
+    "WHERE sub.subname OPERATOR(pg_catalog.=) :subscription "
+    "AND sub.subdbid = (SELECT oid FROM pg_catalog.pg_database "
+    "WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database())"
+)
+SUBSCRIPTION_ERRORS = (
+    "SELECT apply_error_count, sync_error_count FROM pg_catalog.pg_stat_subscription_stats "
+    "WHERE subname OPERATOR(pg_catalog.=) :subscription"
+)
+#: Bound: ``publication``.  The publication's tables, by schema and name.
+PUBLICATION_TABLES = (
+    "SELECT n.nspname AS schema, c.relname AS table FROM pg_catalog.pg_publication p "
+    "JOIN pg_catalog.pg_publication_rel r ON r.prpubid OPERATOR(pg_catalog.=) p.oid "
+    "JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) r.prrelid "
+    "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
+    "WHERE p.pubname OPERATOR(pg_catalog.=) :publication"
+)
+#: Bound: ``schemas``, ``tables``.  Each existing table's replica identity (``d``, ``f``, ...).
+REPLICA_IDENTITY_OF = (
+    "SELECT n.nspname AS schema, c.relname AS table, c.relreplident AS identity "
+    "FROM pg_catalog.pg_class c "
+    "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
+    "JOIN ROWS FROM (pg_catalog.unnest(CAST(:schemas AS text[])), "
+    "pg_catalog.unnest(CAST(:tables AS text[]))) AS w(s, t) "
+    "ON n.nspname OPERATOR(pg_catalog.=) w.s AND c.relname OPERATOR(pg_catalog.=) w.t"
+)
+#: Which database a connection reaches: the server's start time and port, and the database.
+DATABASE_IDENTITY = (
+    "SELECT pg_catalog.pg_postmaster_start_time(), pg_catalog.current_setting('port'), "
+    "pg_catalog.current_database()"
+)

@@ -1,0 +1,267 @@
+"""Change-data-capture mode on the source: declaring it, installing the publication and slot,
+and the checks that call a CDC table audited only when its changes can reach a consumer."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import URL
+
+import cdc_models
+from alembic_env import make_project
+from cli_run import run, url_text
+from sqlalchemy_postgresql_audit import (
+    AuditConfigurationError,
+    audit_context,
+    install_audit_triggers,
+)
+from sqlalchemy_postgresql_audit.cdc import Consumer, create_slot
+from sqlalchemy_postgresql_audit.declare.declaration import declare_metadata
+from sqlalchemy_postgresql_audit.install.catalog import default_schema, installed_audits
+from sqlalchemy_postgresql_audit.install.compare import compare
+
+
+def _table(metadata: sa.MetaData, **options: object) -> sa.Table:
+    return sa.Table(
+        "account",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("owner", sa.Text),
+        info={"audit.options": {"enabled": True, **options}},
+    )
+
+
+def test_mode_names_cdc_among_its_choices() -> None:
+    with pytest.raises(AuditConfigurationError, match="'statement', 'row' or 'cdc'"):
+        declare_metadata(_table(sa.MetaData(), mode="cdcc").metadata)
+
+
+def test_switching_to_cdc_replaces_the_triggers_by_the_publication(
+    logical_database_url: URL,
+) -> None:
+    engine = sa.create_engine(logical_database_url)
+    slot = f"cdc_{uuid.uuid4().hex[:12]}"
+    try:
+        _table(sa.MetaData()).metadata.create_all(engine)
+        cdc = sa.MetaData(naming_convention={"audit.slot": slot})
+        account = _table(cdc, mode="cdc")
+        install_audit_triggers(cdc, engine)
+        with engine.connect() as connection:
+            triggers = connection.exec_driver_sql(
+                "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'account'::regclass"
+            ).scalar()
+            published = (
+                connection.exec_driver_sql(
+                    "SELECT tablename FROM pg_publication_tables WHERE pubname = 'audit_cdc'"
+                )
+                .scalars()
+                .all()
+            )
+            slots = (
+                connection.exec_driver_sql(
+                    "SELECT plugin FROM pg_replication_slots WHERE slot_name = %s", (slot,)
+                )
+                .scalars()
+                .all()
+            )
+            context_published = (
+                connection.exec_driver_sql(
+                    "SELECT tablename FROM pg_publication_tables WHERE pubname = 'audit_cdc_context'"
+                )
+                .scalars()
+                .all()
+            )
+            default = default_schema(connection)
+            changes = compare(
+                [account.info["audit.spec"]], installed_audits(connection, [default]), default
+            )
+        assert triggers == 0
+        assert published == ["account"]
+        assert slots == ["pgoutput"]
+        assert context_published == ["audit_cdc_context"]
+        assert changes == []
+        with engine.begin() as connection:
+            connection.execute(account.insert().values(id=1, owner="a"))
+    finally:
+        engine.dispose()
+
+
+def test_a_slot_cannot_be_made_in_a_transaction_that_wrote(logical_database_url: URL) -> None:
+    engine = sa.create_engine(logical_database_url)
+    metadata = sa.MetaData(naming_convention={"audit.slot": f"cdc_{uuid.uuid4().hex[:12]}"})
+    _table(metadata, mode="cdc")
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE account (id integer primary key, owner text)")
+            connection.exec_driver_sql(
+                "CREATE TABLE account_audit (audit_id bigint, audit_operation char(1), "
+                "audit_operation_timestamp timestamptz, audit_current_user text, id integer, "
+                "owner text)"
+            )
+        with engine.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE unrelated (id integer)")
+            with pytest.raises(AuditConfigurationError, match="create_slot"):
+                install_audit_triggers(metadata, connection)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def cli_source(logical_database_url: URL) -> Iterator[sa.Engine]:
+    engine = sa.create_engine(logical_database_url)
+    cdc_models.metadata.create_all(engine)
+    yield engine
+    engine.dispose()
+
+
+def test_cli_runs_the_consumer_once_and_reports_its_status(
+    cli_source: sa.Engine, second_database_url: URL
+) -> None:
+    source, target = url_text(cli_source.url), url_text(second_database_url)
+    with cli_source.begin() as connection:
+        connection.execute(cdc_models.ledger.insert(), [{"id": 1}, {"id": 2}])
+    try:
+        once = run(
+            "cdc",
+            "run",
+            "cdc_models:metadata",
+            "--source",
+            source,
+            "--target",
+            target,
+            "--once",
+            "--json",
+        )
+        assert once.returncode == 0, once.stderr
+        assert json.loads(once.stdout) == {"written": 2}
+        status = run(
+            "cdc", "status", "cdc_models:metadata", "--source", source, "--target", target, "--json"
+        )
+        assert status.returncode == 0, status.stderr
+        document = json.loads(status.stdout)
+        assert document["slot"] == "cdc_cli_models" and document["subscription_enabled"]
+        assert document["problems"] == []
+        check = run("check", "cdc_models:metadata", "--url", source, "--json")
+        assert check.returncode == 0, check.stdout + check.stderr
+    finally:
+        Consumer(cli_source, second_database_url, metadata=cdc_models.metadata).drop()
+    missing = run(
+        "cdc",
+        "status",
+        "cdc_models:metadata",
+        "--source",
+        url_text(cli_source.url.set(database="postgres")),
+    )
+    assert missing.returncode == 1
+    assert "decodes database" in missing.stdout + missing.stderr
+
+
+def test_alembic_moves_a_table_to_cdc_and_back_and_sees_publication_drift(
+    tmp_path: Path, logical_database_url: URL
+) -> None:
+    slot = f"cdc_{uuid.uuid4().hex[:12]}"
+
+    def models(mode: str | None) -> sa.MetaData:
+        metadata = sa.MetaData(naming_convention={"audit.slot": slot})
+        _table(metadata, **({"mode": mode} if mode else {}))
+        return metadata
+
+    engine = sa.create_engine(logical_database_url)
+    project = make_project(tmp_path, engine.url)
+    try:
+        project.revision(models(None), "trigger mode")
+        project.upgrade(models(None))
+        create_slot(engine, models("cdc"))
+        switched = project.revision(models("cdc"), "cdc mode")
+        assert "op.drop_audit_trigger(" in switched
+        assert "op.publish_audit_table(" in switched
+        assert "replica_identity='default'" in switched
+        project.upgrade(models("cdc"))
+        assert _published(engine) == ["account"]
+        assert _trigger_count(engine) == 0
+        project.check(models("cdc"))
+        with engine.begin() as connection:
+            connection.exec_driver_sql("ALTER PUBLICATION audit_cdc DROP TABLE account")
+        drift = project.revision(models("cdc"), "drift")
+        assert "op.publish_audit_table(" in drift
+        project.upgrade(models("cdc"))
+        project.downgrade(models("cdc"), "-2")
+        assert _published(engine) == []
+        assert _trigger_count(engine) > 0
+    finally:
+        engine.dispose()
+
+
+def _published(engine: sa.Engine) -> list[str]:
+    with engine.connect() as connection:
+        return list(
+            connection.exec_driver_sql(
+                "SELECT tablename FROM pg_publication_tables WHERE pubname = 'audit_cdc'"
+            ).scalars()
+        )
+
+
+def _trigger_count(engine: sa.Engine) -> int:
+    with engine.connect() as connection:
+        return int(
+            connection.exec_driver_sql(
+                "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'account'::regclass"
+            ).scalar_one()
+        )
+
+
+def test_context_in_a_database_without_cdc_sends_no_context_row(engine: sa.Engine) -> None:
+    """This process declares CDC tables (``cdc_models``); a database without them has no
+    context table, and context there is applied as always."""
+    assert cdc_models.ledger.info["audit.spec"].cdc
+    metadata = sa.MetaData()
+    plain = sa.Table(
+        "plain",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        info={
+            "audit.options": {
+                "enabled": True,
+                "session_settings": [sa.Column("username", sa.Text)],
+            }
+        },
+    )
+    metadata.create_all(engine)
+    with audit_context(username="carol"), engine.begin() as connection:
+        connection.execute(plain.insert().values(id=1))
+    with engine.connect() as connection:
+        recorded = connection.exec_driver_sql("SELECT audit_username FROM plain_audit").scalar()
+    assert recorded == "carol"
+
+
+def test_the_install_script_makes_the_slot_first_and_publishes(logical_database_url: URL) -> None:
+    slot = f"cdc_{uuid.uuid4().hex[:12]}"
+    metadata = sa.MetaData(naming_convention={"audit.slot": slot})
+    _table(metadata, mode="cdc")
+    script = install_audit_triggers(metadata)
+    assert script is not None
+    assert script.index("pg_create_logical_replication_slot") < script.index("CREATE PUBLICATION")
+    engine = sa.create_engine(logical_database_url)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE account (id integer primary key, owner text)")
+        with engine.connect() as connection:
+            raw = connection.connection.dbapi_connection
+            assert raw is not None
+            raw.autocommit = True
+            cursor = raw.cursor()
+            cursor.execute(script)
+            cursor.execute(script)  # idempotent
+        assert _published(engine) == ["account"]
+        with engine.connect() as connection:
+            found = connection.exec_driver_sql(
+                "SELECT count(*) FROM pg_replication_slots WHERE slot_name = %s", (slot,)
+            ).scalar()
+        assert found == 1
+    finally:
+        engine.dispose()
