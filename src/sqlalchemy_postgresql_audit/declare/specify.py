@@ -247,8 +247,10 @@ def _unstable_text_reason(type_: TypeEngine[Any]) -> str:
         return _unstable_text_reason(to_instance(type_.data_type))
     if isinstance(type_, Float):
         return "depends on the writer's extra_float_digits setting"
+    if isinstance(type_, postgresql.JSONB):
+        return "keeps each number as written (1.0 and 1.00 are equal values with two texts)"
     if isinstance(type_, JSON):
-        return "depends on how the writer spaced and ordered it (json keeps the text as sent)"
+        return "is the text as the writer sent it (its spacing and key order)"
     if isinstance(type_, (Date, Time, DateTime, Interval)):
         return "depends on the writer's DateStyle, TimeZone or IntervalStyle setting"
     if isinstance(type_, postgresql.MONEY):
