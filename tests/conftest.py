@@ -31,8 +31,10 @@ SECOND_DATABASE_URL_ENV = "AUDIT_TEST_SECOND_DATABASE_URL"
 DRIVERS = ("psycopg2", "psycopg")
 
 #: What replication between two test servers needs (the defaults allow too few workers for
-#: tests that each set up a subscription).
+#: tests that each set up a subscription), and prepared transactions, which the seal horizon
+#: must wait for.
 LOGICAL_SETTINGS = {
+    "max_prepared_transactions": "10",
     "wal_level": "logical",
     "max_replication_slots": "32",
     "max_wal_senders": "32",

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from cdc_decoder_setup import decoder, published, set_context
-from sqlalchemy_postgresql_audit import AUDIT_TABLE_KEY, record_baseline, uninstall_audit_triggers
+from cdc_decoder_setup import decoder, drop_slot, published, set_context
+from sqlalchemy_postgresql_audit import AUDIT_TABLE_KEY, record_baseline
 from sqlalchemy_postgresql_audit.cdc.decoder import Decoder, DecoderError
 from sqlalchemy_postgresql_audit.errors import AuditError
 
@@ -19,10 +19,7 @@ IDENTITIES = pytest.mark.parametrize("identity", ["FULL", "DEFAULT"])
 
 @pytest.fixture
 def engine(logical_database_url: sa.URL) -> Any:
-    # Until ``mode="cdc"`` tells the runtime check that no trigger is expected.
-    engine = sa.create_engine(
-        logical_database_url, execution_options={"audit_runtime_check": False}
-    )
+    engine = sa.create_engine(logical_database_url)
     yield engine
     engine.dispose()
 
@@ -37,6 +34,7 @@ def declare(**options: Any) -> sa.Table:
         info={
             "audit.options": {
                 "enabled": True,
+                "mode": "cdc",
                 "session_settings": [sa.Column("username", sa.Text)],
                 **options,
             }
@@ -298,9 +296,9 @@ def test_a_table_without_the_old_row_in_the_wal_is_refused_by_name(engine: sa.En
 def rows_older_than_the_trail(engine: sa.Engine, table: sa.Table) -> None:
     """Rows written before the table's changes were captured: no version in the trail."""
     table.metadata.create_all(engine)
-    uninstall_audit_triggers(table.metadata, engine)
     with engine.begin() as connection:
         connection.execute(table.insert(), [{"id": 1, "place": "old"}, {"id": 2, "place": "x"}])
+    drop_slot(engine, table.metadata)  # installing again makes a slot that starts after them
 
 
 def test_without_a_baseline_an_old_row_is_an_error_naming_the_key(engine: sa.Engine) -> None:
@@ -355,10 +353,7 @@ def test_values_copy_must_escape_survive_every_path(engine: sa.Engine, identity:
 
 
 def test_psycopg_3_reads_and_writes_as_psycopg2_does(logical_database_url: sa.URL) -> None:
-    engine = sa.create_engine(
-        logical_database_url.set(drivername="postgresql+psycopg"),
-        execution_options={"audit_runtime_check": False},
-    )
+    engine = sa.create_engine(logical_database_url.set(drivername="postgresql+psycopg"))
     table = declare()
     with published(engine, table.metadata, "DEFAULT"):
         with engine.begin() as connection:
@@ -421,6 +416,7 @@ def test_context_changed_inside_a_transaction_applies_from_there_on(engine: sa.E
         info={
             "audit.options": {
                 "enabled": True,
+                "mode": "cdc",
                 "session_settings": [sa.Column("username", sa.Text), sa.Column("request", sa.Text)],
             }
         },
@@ -452,7 +448,7 @@ def test_tables_are_matched_by_schema_qualified_name_and_quoted(
         sa.Column("Id", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("note", sa.Text),
         schema="Shop",
-        info={"audit.options": {"enabled": True}},
+        info={"audit.options": {"enabled": True, "mode": "cdc"}},
     )
     with engine.begin() as connection:
         connection.exec_driver_sql('CREATE SCHEMA "Shop"')
@@ -487,7 +483,7 @@ def test_a_partitioned_table_published_as_its_root(engine: sa.Engine) -> None:
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("value", sa.Text),
         postgresql_partition_by="RANGE (id)",
-        info={"audit.options": {"enabled": True}},
+        info={"audit.options": {"enabled": True, "mode": "cdc"}},
     )
     metadata.create_all(engine)
     with engine.begin() as connection:
@@ -495,7 +491,7 @@ def test_a_partitioned_table_published_as_its_root(engine: sa.Engine) -> None:
             connection.exec_driver_sql(
                 f"CREATE TABLE reading_{low} PARTITION OF reading FOR VALUES FROM ({low}) TO ({low + 100})"
             )
-    with published(engine, metadata, "DEFAULT", via_root=True):
+    with published(engine, metadata, "DEFAULT"):
         with engine.begin() as connection:
             connection.execute(table.insert(), [{"id": 1, "value": "a"}, {"id": 101, "value": "b"}])
             connection.execute(table.update().where(table.c.id == 1).values(id=150))  # moves
@@ -518,7 +514,7 @@ def test_a_published_table_the_metadata_does_not_audit_stops_the_decoder(
     with published(engine, table.metadata):
         with engine.begin() as connection:
             connection.exec_driver_sql("CREATE TABLE stray (id int PRIMARY KEY)")
-            connection.exec_driver_sql("ALTER PUBLICATION audit_decoder_tables ADD TABLE stray")
+            connection.exec_driver_sql("ALTER PUBLICATION audit_cdc ADD TABLE stray")
         with engine.begin() as connection:
             connection.execute(table.insert().values(id=1))
             connection.exec_driver_sql("INSERT INTO stray VALUES (1)")

@@ -21,9 +21,7 @@ ROUNDS = 24
 def test_killed_and_restarted_the_trail_holds_every_change_once(
     logical_database_url: sa.URL,
 ) -> None:
-    engine = sa.create_engine(
-        logical_database_url, execution_options={"audit_runtime_check": False}
-    )
+    engine = sa.create_engine(logical_database_url)
     metadata = parcel_metadata()
     table = metadata.tables["parcel"]
     url = logical_database_url.render_as_string(hide_password=False)
@@ -76,12 +74,11 @@ def test_a_slot_still_held_by_a_killed_decoder_is_waited_for(logical_database_ur
     import psycopg2
     import psycopg2.extras
 
-    from cdc_decoder_setup import PUBLICATION, SLOT
+    from sqlalchemy_postgresql_audit.declare.cdc import cdc_names
 
-    engine = sa.create_engine(
-        logical_database_url, execution_options={"audit_runtime_check": False}
-    )
+    engine = sa.create_engine(logical_database_url)
     metadata = parcel_metadata()
+    names = cdc_names(metadata)
     with published(engine, metadata):
         with engine.begin() as connection:
             connection.execute(metadata.tables["parcel"].insert().values(id=1, place="a"))
@@ -95,9 +92,9 @@ def test_a_slot_still_held_by_a_killed_decoder_is_waited_for(logical_database_ur
             connection_factory=psycopg2.extras.LogicalReplicationConnection,
         )
         holder.cursor().start_replication(
-            slot_name=SLOT,
+            slot_name=names.slot,
             decode=False,
-            options={"proto_version": "1", "publication_names": PUBLICATION},
+            options={"proto_version": "1", "publication_names": names.publication},
         )
         released = threading.Timer(0.5, holder.close)
         released.start()

@@ -161,6 +161,21 @@ def test_cli_runs_the_consumer_once_and_reports_its_status(
     assert "decodes database" in missing.stdout + missing.stderr
 
 
+def test_cli_without_a_target_decodes_into_the_source_database(cli_source: sa.Engine) -> None:
+    with cli_source.begin() as connection:
+        connection.execute(cdc_models.ledger.insert(), [{"id": 1}, {"id": 2}])
+        connection.execute(cdc_models.ledger.update().values(amount=5))
+    source = url_text(cli_source.url)
+    once = run("cdc", "run", "cdc_models:metadata", "--source", source, "--once", "--json")
+    assert once.returncode == 0, once.stderr
+    assert json.loads(once.stdout) == {"written": 4}
+    with cli_source.connect() as connection:
+        trail = connection.exec_driver_sql(
+            "SELECT audit_operation, id, amount FROM ledger_audit ORDER BY audit_id"
+        ).all()
+    assert [tuple(r) for r in trail] == [("I", 1, None), ("I", 2, None), ("U", 1, 5), ("U", 2, 5)]
+
+
 def test_alembic_moves_a_table_to_cdc_and_back_and_sees_publication_drift(
     tmp_path: Path, logical_database_url: URL
 ) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy_postgresql_audit import (
     AuditConfigurationError,
     audit_context,
+    history,
     install_audit_triggers,
     set_session_vars,
 )
@@ -446,24 +447,34 @@ def test_a_column_added_while_the_consumer_runs_is_followed_once_both_sides_have
     assert [tuple(r) for r in rows] == [("I", 1, "before", None), ("I", 2, "after", "gold")]
 
 
-def test_the_same_database_as_target_is_the_decoders_and_says_so_until_it_exists(
+def test_no_target_or_the_same_database_runs_the_decoder_on_what_install_made(
     source: sa.Engine,
 ) -> None:
-    try:
-        from sqlalchemy_postgresql_audit.cdc import decoder  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("the decoder exists: its own tests cover this path")
-    metadata, _ = _models()
+    """One database: ``create_all`` installs the publication and slot, the decoder reads them
+    and writes the trail there, with each transaction's context, and deletes the context rows
+    it consumed."""
+    metadata, account = _models()
     metadata.create_all(source)
-    with pytest.raises(NotImplementedError, match="decoder"):
-        Consumer(source, metadata=metadata).run_once()
-    with pytest.raises(NotImplementedError, match="decoder"):
-        Consumer(source, source.url, metadata=metadata).run_once()
+    with audit_context(username="alice"), source.begin() as connection:
+        connection.execute(account.insert().values(id=1, owner="a", balance=1))
+        connection.execute(account.update().values(balance=2))
+    with source.begin() as connection:
+        set_session_vars(connection, username="bob")
+        connection.execute(account.delete())
+    assert Consumer(source, metadata=metadata).run_once() == 3
+    with source.connect() as connection:
+        versions = connection.execute(history(account, 1)).mappings().all()
+        left = connection.exec_driver_sql("SELECT count(*) FROM audit_cdc_context").scalar()
+    assert [
+        (v["audit_operation"], v["audit_username"], v["owner"], v["balance"]) for v in versions
+    ] == [("I", "alice", "a", 1), ("U", "alice", "a", 2), ("D", "bob", "a", 2)]
+    assert left == 0  # consumed context rows are deleted once the trail holds them
+    with source.begin() as connection:
+        connection.execute(account.insert().values(id=2, owner="b"))
     other_spelling = source.url.set(host="localhost" if source.url.host != "localhost" else None)
-    with pytest.raises(NotImplementedError, match="decoder"):
-        Consumer(source, other_spelling, metadata=metadata).run_once()
+    assert Consumer(source, other_spelling, metadata=metadata).run_once() == 1
+    assert Consumer(source, source.url, metadata=metadata).run_once() == 0
+    assert [row[:3] for row in _trail(source)][-1] == ("I", None, 2)
 
 
 def test_run_keeps_the_trail_following_until_stopped(

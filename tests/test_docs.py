@@ -80,3 +80,36 @@ def test_site_builds_strictly(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert (tmp_path / "index.html").is_file()
+
+
+#: Modules of docs/examples that only the test suite uses: a page never shows importing them.
+TEST_HELPERS = ("revision_text", "expect")
+
+
+def shown_text(include: str) -> str:
+    """What a page shows for ``--8<-- "file:section"``: the section, or the whole file."""
+    name, _, section = include.partition(":")
+    text = (DOCS / "examples" / name).read_text()
+    if not section:
+        return text
+    start, end = f"--8<-- [start:{section}]", f"--8<-- [end:{section}]"
+    assert start in text and end in text, include
+    return text.split(start, 1)[1].split(end, 1)[0]
+
+
+def test_no_page_shows_an_import_of_a_test_helper() -> None:
+    for page in sorted(DOCS.glob("**/*.md")):
+        for include in re.findall(r'^--8<-- "([^"]+)"$', page.read_text(), re.MULTILINE):
+            shown = shown_text(include)
+            for helper in TEST_HELPERS:
+                assert not re.search(rf"^\s*(from|import) {helper}\b", shown, re.MULTILINE), (
+                    f"{page.name} shows an import of the test helper {helper!r} ({include})"
+                )
+
+
+def test_every_page_ends_with_a_finished_sentence() -> None:
+    for page in sorted(DOCS.glob("*.md")):
+        last = page.read_text().rstrip().splitlines()[-1].rstrip()
+        if last.startswith(":::"):  # an API reference entry, rendered from a docstring
+            continue
+        assert last.endswith((".", ")", "|", "```", ":", "!", ">")), f"{page.name} ends: {last!r}"

@@ -54,3 +54,14 @@ def test_the_docs_say_what_happens_to_dropped_columns_and_what_a_downgrade_drops
         assert "**the audit column and its history are kept**" in flat
         assert "with the values recorded in that column since the upgrade" in flat
     assert "no migration the library generates deletes audit history" not in README
+
+
+def test_the_readme_alembic_sample_names_the_current_template() -> None:
+    from sqlalchemy_postgresql_audit.declare.spec import TEMPLATE_VERSION
+
+    assert re.findall(r"^\s*template=(\d+),$", README, re.MULTILINE) == [str(TEMPLATE_VERSION)]
+
+
+def test_the_alembic_page_says_what_autogenerate_writes_for_redact() -> None:
+    table = ALEMBIC.split("## What autogenerate writes", 1)[1].split("\n\n", 2)[1]
+    assert "`redact`" in table and "redact: hash" in table

@@ -117,6 +117,24 @@ def test_info_set_after_the_table_is_defined(engine: sa.Engine) -> None:
     assert count(engine, "ledger_audit") == 1
 
 
+def test_history_of_a_table_declared_before_the_listeners_reads_it(engine: sa.Engine) -> None:
+    """The models were imported before ``enable()`` in this process (here: options set after
+    the table joined its MetaData), and the trail was installed by another process: ``history``
+    and ``changes`` declare the table themselves, as install does."""
+    from sqlalchemy_postgresql_audit import changes, history
+
+    plain_ledger(engine, audited=True)
+    write(engine, ledger(sa.MetaData()), 1, "first")  # another process's write
+    table = ledger(sa.MetaData())
+    table.info["audit.options"] = {"enabled": True}
+    assert SPEC_KEY not in table.info
+    with engine.connect() as connection:
+        rows = connection.execute(history(table, 1)).all()
+        changed = connection.execute(changes(table, 1)).all()
+    assert [row.note for row in rows] == ["first"]
+    assert [(c.column, c.after) for c in changed] == [("id", 1), ("note", "first")]
+
+
 def test_info_set_by_an_orm_mixin_after_the_class_is_mapped(engine: sa.Engine) -> None:
     class Base(DeclarativeBase):
         pass

@@ -21,7 +21,12 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 import sqlalchemy_postgresql_audit as audit
 from alembic_env import make_project
 from cli_run import run, url_text
-from sqlalchemy_postgresql_audit import AUDIT_TABLE_KEY, SPEC_KEY, AuditConfigurationError
+from sqlalchemy_postgresql_audit import (
+    AUDIT_TABLE_KEY,
+    SPEC_KEY,
+    AuditConfigurationError,
+    AuditError,
+)
 from sqlalchemy_postgresql_audit.history import REDACTED, Hashed
 from sqlalchemy_postgresql_audit.install.grants import grant_least_privilege
 from sqlalchemy_postgresql_audit.lifecycle.redaction_keys import (
@@ -80,6 +85,31 @@ def test_bad_redact_fails_at_declaration_naming_table_and_key(redact: Any, fragm
         )
     assert (raised.value.table, raised.value.key) == ("account", "redact")
     assert fragment in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("type_", "reason", "not_cited"),
+    [
+        (sa.Float(), "extra_float_digits", "DateStyle"),
+        (sa.JSON(), "spacing and key order", "DateStyle"),
+        (sa.dialects.postgresql.JSONB(), "1.0 and 1.00", "DateStyle"),
+        (sa.Interval(), "IntervalStyle", "extra_float_digits"),
+        (sa.LargeBinary(), "bytea_output", "DateStyle"),
+    ],
+)
+def test_hash_refused_for_a_type_names_that_types_reason(
+    type_: Any, reason: str, not_cited: str
+) -> None:
+    with pytest.raises(AuditConfigurationError) as raised:
+        sa.Table(
+            "account",
+            sa.MetaData(),
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("score", type_),
+            info={"audit.options": {"enabled": True, "redact": {"score": "hash"}}},
+        )
+    assert reason in str(raised.value)
+    assert not_cited not in str(raised.value)
 
 
 def test_redact_and_exclude_columns_cannot_name_one_column() -> None:
@@ -212,6 +242,28 @@ def test_rotation_keeps_old_digests_checkable(engine: sa.Engine) -> None:
             matches_hash(connection, table, "born", "1990-01-01", first)
     with pytest.raises(ValueError, match="at least 32 bytes"):
         rotate_redaction_key(engine, table, b"short")
+
+
+def test_matches_hash_takes_every_form_the_trail_is_shown_in(engine: sa.Engine) -> None:
+    table = person()
+    table.metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(table.insert().values(id=1, email="a@x.org"))
+        (recorded,) = (bytes(r.email) for r in read_audit(connection, table))
+    shown = Hashed.from_recorded(recorded)
+    with engine.connect() as connection:
+        for form in (recorded.hex(), "\\x" + recorded.hex(), bytearray(recorded)):
+            assert matches_hash(connection, table, "email", "a@x.org", form)
+            assert not matches_hash(connection, table, "email", "b@x.org", form)
+        with pytest.raises(ValueError, match="shortened form shown in tables"):
+            matches_hash(connection, table, "email", "a@x.org", str(shown))
+        with pytest.raises(ValueError, match="not hex text"):
+            matches_hash(connection, table, "email", "a@x.org", "a@x.org")
+        with pytest.raises(ValueError, match="is 32 bytes; a recorded digest is 33"):
+            matches_hash(connection, table, "email", "a@x.org", recorded[1:])
+        with pytest.raises(TypeError, match="column 'email': recorded must be a Hashed"):
+            matches_hash(connection, table, "email", "a@x.org", 7)  # type: ignore[arg-type]
+        assert not matches_hash(connection, table, "email", "a@x.org", None)
 
 
 def test_the_sql_hmac_is_rfc_2104() -> None:
@@ -353,7 +405,9 @@ def test_the_command_line_shows_redacted_values(engine: sa.Engine, database_url:
     table.metadata.create_all(engine)
     rotate_redaction_key(engine, table, KEY)
     with engine.begin() as connection:
-        connection.execute(table.insert().values(id=1, name="a", email="a@x.org", born=None))
+        connection.execute(
+            table.insert().values(id=1, name="[redacted]", email="a@x.org", born=None)
+        )
         connection.execute(table.update().values(born="1990-01-01", note="m"))
     url = url_text(database_url)
     text = run("history", "person", "1", "--url", url)
@@ -363,11 +417,25 @@ def test_the_command_line_shows_redacted_values(engine: sa.Engine, database_url:
     assert "born: [redacted] -> [redacted], note: [redacted] -> [redacted]" in text.stdout
     document = run("history", "person", "1", "--url", url, "--json")
     versions = json.loads(document.stdout)["versions"]
-    assert versions[1]["values"]["email"] == f"[hash:v2:{digest('a@x.org')[1:].hex()}]"
-    assert versions[1]["changes"] == {
-        "born": ["[redacted]", "[redacted]"],
-        "note": ["[redacted]", "[redacted]"],
+    hash_object = {"hash": {"key_version": 2, "digest": digest("a@x.org")[1:].hex()}}
+    # A redacted value is an object, never text a real value could also be.
+    assert versions[1]["values"] == {
+        "id": 1,
+        "name": "[redacted]",
+        "email": hash_object,
+        "born": {"redacted": "mask"},
+        "note": {"redacted": "omit"},
     }
+    assert versions[1]["changes"] == {
+        "born": [{"redacted": "mask"}, {"redacted": "mask"}],
+        "note": [{"redacted": "omit"}, {"redacted": "omit"}],
+    }
+    # What --json prints is what matches_hash takes.
+    with engine.connect() as connection:
+        assert matches_hash(connection, table, "email", "a@x.org", hash_object)
+        assert matches_hash(connection, table, "email", "a@x.org", hash_object["hash"])
+    as_of = run("as-of", "person", "2100-01-01T00:00:00Z", "--url", url, "--json")
+    assert json.loads(as_of.stdout)["rows"][0]["note"] == {"redacted": "omit"}
 
 
 def test_alembic_adds_and_removes_redaction(tmp_path: Path, engine: sa.Engine) -> None:
@@ -407,6 +475,72 @@ def test_alembic_adds_and_removes_redaction(tmp_path: Path, engine: sa.Engine) -
         connection.execute(sa.text("UPDATE person SET note = 'm'"))
         notes = connection.execute(sa.text("SELECT note FROM person_audit ORDER BY audit_id")).all()
     assert notes == [(None,), ("m",)]
+
+
+def test_autogenerate_refuses_to_retype_recorded_values_to_a_hash(
+    tmp_path: Path, engine: sa.Engine
+) -> None:
+    """Hashing a column that already has history: a retype of the audit column to bytea would
+    keep the plain values whatever ``USING`` cast was added, so autogenerate (and ``alembic
+    check``) raise, naming the table and column, and the audit table is left as it was."""
+
+    def models(redact: dict[str, str]) -> sa.MetaData:
+        metadata = sa.MetaData()
+        sa.Table(
+            "person",
+            metadata,
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("email", sa.String),
+            info={"audit.options": {"enabled": True, "redact": redact}},
+        )
+        return metadata
+
+    project = make_project(tmp_path, engine.url)
+    plain = models({})
+    project.revision(plain, "plain")
+    project.upgrade(plain)
+    with engine.begin() as connection:
+        connection.execute(sa.text("INSERT INTO person VALUES (1, 'a@x.org')"))
+    hashed = models({"email": "hash"})
+    for step in (lambda: project.revision(hashed, "hash"), lambda: project.check(hashed)):
+        with pytest.raises(audit.AuditError, match=r"table 'person'.*column 'email' 'hash'"):
+            step()
+    assert len(list((tmp_path / "migrations" / "versions").glob("*.py"))) == 1
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT email FROM person_audit")).scalar() == "a@x.org"
+
+
+def test_redact_history_scrubs_what_a_column_recorded_before_it_was_masked(
+    engine: sa.Engine,
+) -> None:
+    """Masking stops recording a column, not what it recorded: those values stay readable in
+    the audit table until ``redact_history`` erases them, under ``append_only``, with one
+    ``E`` marker."""
+
+    def model(redact: dict[str, str]) -> sa.Table:
+        return sa.Table(
+            "person",
+            sa.MetaData(),
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("born", sa.Date),
+            info={"audit.options": {"enabled": True, "append_only": True, "redact": redact}},
+        )
+
+    plain = model({})
+    plain.metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(plain.insert(), [{"id": 1, "born": "1990-01-01"}, {"id": 2, "born": "1980-01-01"}])
+        connection.execute(plain.update().where(plain.c.id == 1).values(born="1991-01-01"))
+    masked = model({"born": "mask"})
+    with pytest.raises(AuditError, match="column 'id' is not redacted"):
+        audit.redact_history(engine, masked, "id", reason="x")
+    done = audit.redact_history(engine, masked, "born", reason="born was masked")
+    assert (done.rows, done.columns) == (3, ("born",))
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.text("SELECT audit_operation, born FROM person_audit ORDER BY audit_id")
+        ).all()
+    assert [tuple(r) for r in rows] == [("I", None), ("I", None), ("U", None), ("E", None)]
 
 
 def test_baseline_records_as_the_trigger_does_and_restore_leaves_redacted_columns(
@@ -518,3 +652,32 @@ def test_a_guess_written_into_one_hashed_column_tests_nothing_in_another(
         assert not matches_hash(
             connection, tables[0], "email", "a@x.org", recorded["person", "alias"]
         )
+
+
+def test_check_reports_recorded_values_that_are_not_digests_of_a_known_key(
+    engine: sa.Engine, database_url: sa.URL, tmp_path: Path
+) -> None:
+    """A value kept by ``USING email::bytea`` reads back as a digest of key version 97 (the
+    byte 'a'): ``check`` counts it, by its length and by its key version."""
+    table = person()
+    table.metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(table.insert().values(id=1, email="a@x.org"))  # a real digest
+    (tmp_path / "redacted_models.py").write_text(MODELS)
+    url = url_text(database_url)
+    assert run("check", "redacted_models:metadata", "--url", url, path=tmp_path).returncode == 0
+    plain_33_bytes = "a" * 33  # as long as a digest, its first byte names key version 97
+    with engine.begin() as connection:
+        for kept in ("a@x.org", plain_33_bytes):
+            connection.execute(
+                sa.text(
+                    "INSERT INTO person_audit "
+                    "(audit_operation, audit_operation_timestamp, id, email) "
+                    "VALUES ('I', now(), 2, convert_to(:kept, 'UTF8'))"
+                ),
+                {"kept": kept},
+            )
+    result = run("check", "redacted_models:metadata", "--url", url, path=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "1 values of email are not 33-byte digests" in result.stdout
+    assert "1 digests of email name a key version not in audit_redaction_key" in result.stdout

@@ -5,13 +5,23 @@ anchored head proves the trail up to it unchanged."""
 from __future__ import annotations
 
 import datetime
+import json
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.orm import DeclarativeBase, Session
 
-from sqlalchemy_postgresql_audit import AuditError, maintain, seal, verify
-from sqlalchemy_postgresql_audit.lifecycle._digest import KeyTree, tree_depth
+from cli_run import run, url_text
+from sqlalchemy_postgresql_audit import AuditError, erase, maintain, seal, verify
+from sqlalchemy_postgresql_audit.lifecycle import _chain
+from sqlalchemy_postgresql_audit.lifecycle._digest import (
+    KeyTree,
+    column_key,
+    commitment,
+    tree_depth,
+)
 from sqlalchemy_postgresql_audit.lifecycle.seals import record_removed_partition
 
 UTC = datetime.timezone.utc
@@ -163,6 +173,60 @@ def test_ids_of_transactions_that_rolled_back_stop_the_seal_only_until_the_next_
     assert verify(engine, table).ok
 
 
+def test_a_reader_idle_in_its_transaction_does_not_hold_sealing_back(engine: sa.Engine) -> None:
+    table = accounts()
+    table.metadata.create_all(engine)
+    with engine.connect() as connection, connection.begin() as transaction:
+        connection.execute(table.insert().values(id=1, owner="gone", balance=0))  # id 1
+        transaction.rollback()
+    with engine.connect() as reader:
+        reader.execute(sa.text("SELECT 1"))  # a transaction left open, without an xid
+        write(engine, table, 2)  # ids 2, 3
+        seal(engine, table)
+        (second,) = seal(engine, table)
+        assert second.sealed_to == 3 and second.rows == 2
+
+
+def prepared_transactions(engine: sa.Engine) -> None:
+    with engine.connect() as connection:
+        if int(connection.execute(sa.text("SHOW max_prepared_transactions")).scalar_one()) == 0:
+            pytest.skip("the server does not allow prepared transactions")
+
+
+@pytest.mark.parametrize("restarted", [False, True], ids=["running", "after-restart"])
+def test_a_prepared_transaction_holds_the_horizon_until_it_ends(
+    engine: sa.Engine, restarted: bool
+) -> None:
+    prepared_transactions(engine)
+    table = accounts()
+    table.metadata.create_all(engine)
+    write(engine, table, 1)  # ids 1, 2
+    with engine.connect() as writer:
+        writer.execute(table.insert().values(id=2, owner="slow", balance=0))  # id 3
+        seal(engine, table)  # its candidate lists the writer
+        writer.execute(sa.text("PREPARE TRANSACTION 'slow_writer'"))
+        writer.commit()
+    write(engine, table, 3)  # ids 4, 5
+    if restarted:  # as a restart looks to the next run: the server started after the candidate
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    "UPDATE sqlalchemy_postgresql_audit_seal_pending "
+                    "SET server_started = server_started - interval '1 hour'"
+                )
+            )
+    try:
+        (held,) = seal(engine, table)
+    finally:
+        with engine.execution_options(isolation_level="AUTOCOMMIT").connect() as connection:
+            connection.execute(sa.text("COMMIT PREPARED 'slow_writer'"))
+    assert held.sealed_to == 2
+    seal(engine, table)
+    (after,) = seal(engine, table)
+    assert after.sealed_to == 5
+    assert verify(engine, table).ok
+
+
 def test_a_sequence_that_caches_values_is_refused(engine: sa.Engine) -> None:
     table = accounts()
     table.metadata.create_all(engine)
@@ -238,13 +302,17 @@ def test_a_partition_dropped_outside_retention_is_caught(engine: sa.Engine) -> N
     assert not report.ok and report.first_broken == ("accounts_audit", 1)
 
 
-def test_record_removed_partition_refuses_a_table_that_is_not_a_partition(
+def test_record_removed_partition_records_nothing_for_a_table_never_sealed(
     engine: sa.Engine,
 ) -> None:
     table = weekly(engine)
     seal(engine, table)
-    with engine.begin() as connection, pytest.raises(AuditError, match="not a range partition"):
+    with engine.begin() as connection:
         record_removed_partition(connection, table.info["audit.table"], "accounts")
+        kinds = connection.execute(
+            sa.text("SELECT kind FROM sqlalchemy_postgresql_audit_seals")
+        ).scalars()
+        assert "R" not in list(kinds)
 
 
 def test_seal_waits_for_maintain_to_drain_the_default_partition(engine: sa.Engine) -> None:
@@ -272,3 +340,238 @@ def test_a_punctured_key_tree_keeps_every_other_leaf() -> None:
         None if i in (0, 37, 38, 99) else leaves[i] for i in range(100)
     ]
     assert root not in stored.frontier.values()
+
+
+def oldest_partition(engine: sa.Engine) -> tuple[str, str]:
+    """The name and bound of the oldest range partition of ``accounts_audit``."""
+    with engine.connect() as connection:
+        found = connection.execute(
+            sa.text(
+                "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i "
+                "JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = 'accounts_audit'::regclass AND c.relname <> "
+                "'accounts_audit_default' ORDER BY 1 LIMIT 1"
+            )
+        ).one()
+    return found[0], found[1]
+
+
+def test_recording_a_partition_still_attached_as_removed_is_refused(engine: sa.Engine) -> None:
+    table = weekly(engine)
+    seal(engine, table)
+    oldest, _ = oldest_partition(engine)
+    with engine.begin() as connection, pytest.raises(AuditError, match="still attached"):
+        record_removed_partition(connection, table.info["audit.table"], oldest)
+
+
+def test_rows_still_there_in_a_partition_recorded_as_removed_break_verify(
+    engine: sa.Engine,
+) -> None:
+    table = weekly(engine)
+    seal(engine, table)
+    anchor = verify(engine, table).head
+    oldest, bound = oldest_partition(engine)
+    with engine.begin() as connection:  # detach, record, attach again, then rewrite its rows
+        connection.execute(sa.text(f"ALTER TABLE accounts_audit DETACH PARTITION {oldest}"))
+        record_removed_partition(connection, table.info["audit.table"], oldest)
+        connection.execute(sa.text(f"ALTER TABLE accounts_audit ATTACH PARTITION {oldest} {bound}"))
+    as_owner(engine, f"UPDATE {oldest} SET balance = 0")
+    report = verify(engine, table, anchor=anchor)
+    assert not report.ok and report.first_broken == ("accounts_audit", 1)
+    assert "recorded as removed" in (report.problem or "")
+
+
+def test_retention_reports_the_partitions_it_removed(engine: sa.Engine) -> None:
+    table = weekly(engine)
+    seal(engine, table)
+    maintain(engine, table, at=NOW + datetime.timedelta(days=1))
+    report = verify(engine, table)
+    assert report.ok and [(r.audit_table, r.rows) for r in report.removed] == [
+        ("accounts_audit", 1)
+    ]
+
+
+def test_an_erasure_record_authorises_only_the_rows_and_columns_it_erased(
+    engine: sa.Engine, sealed: sa.Table
+) -> None:
+    done = erase(engine, sealed, 1, columns=["owner"], reason="request")
+    anchor = verify(engine, sealed).head
+    with engine.begin() as connection:  # the owner reuses its marker for another row
+        _chain.canonical_text(connection, None)
+        (segment,) = [r for r in _chain.records(connection, None) if r.kind == "S"]
+        tree = _chain.key_trees(connection, None, [segment])[segment.seal_id]
+        key = tree.leaf(4 - segment.range_low - 1)
+        assert key is not None
+        balance = connection.execute(
+            sa.text("SELECT balance::text FROM accounts_audit WHERE audit_id = 4")
+        ).scalar_one()
+        keys = {column: column_key(key, column) for column in segment.columns}
+        connection.execute(
+            sa.insert(_chain.erased_table(None)).values(
+                audit_table="accounts_audit",
+                audit_id=4,
+                marker_id=done.marker_id,
+                kept_keys={c: k.hex() for c, k in keys.items() if c != "balance"},
+                commitments={"balance": commitment(keys["balance"], balance).hex()},
+            )
+        )
+        connection.execute(sa.text("SET LOCAL session_replication_role = replica"))
+        connection.execute(sa.text("UPDATE accounts_audit SET balance = NULL WHERE audit_id = 4"))
+    report = verify(engine, sealed, anchor=anchor)
+    assert not report.ok and report.first_broken == ("accounts_audit", 4)
+
+
+def test_a_column_added_after_sealing_stays_empty_in_sealed_rows(
+    engine: sa.Engine, sealed: sa.Table
+) -> None:
+    as_owner(engine, "ALTER TABLE accounts_audit ADD COLUMN bonus integer")
+    assert verify(engine, sealed).ok  # a new column is NULL in the rows before it
+    as_owner(engine, "UPDATE accounts_audit SET bonus = 1 WHERE audit_id = 2")
+    report = verify(engine, sealed)
+    assert not report.ok and report.first_broken == ("accounts_audit", 2)
+
+
+def test_values_are_read_the_same_whatever_the_caller_search_path(engine: sa.Engine) -> None:
+    table = sa.Table(
+        "relations",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("rel", postgresql.REGCLASS),
+        info={"audit.options": {"enabled": True}},
+    )
+    table.metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(sa.text("CREATE SCHEMA elsewhere"))
+        connection.execute(sa.text("CREATE TABLE elsewhere.target (id int)"))
+        connection.execute(sa.text("INSERT INTO relations VALUES (1, 'elsewhere.target')"))
+    seal(engine, table)
+    with engine.begin() as connection:
+        connection.execute(sa.text("SET LOCAL search_path = elsewhere, public"))
+        report = verify(connection, table)  # the value prints as "target" on this path
+    assert report.ok, report.problem
+
+
+def test_seal_on_a_connection_outside_a_transaction_commits(
+    engine: sa.Engine,
+) -> None:
+    table = accounts()
+    table.metadata.create_all(engine)
+    write(engine, table, 1)
+    with engine.connect() as connection:
+        (done,) = seal(connection, table)
+    assert done.rows == 2
+    (again,) = seal(engine, table)
+    assert again.rows == 0 and again.head == done.head
+
+
+def test_seal_and_verify_take_a_session_and_a_mapped_class(engine: sa.Engine) -> None:
+    class Base(DeclarativeBase):
+        pass
+
+    class Account(Base):
+        __table__ = accounts()
+
+    Account.__table__.metadata.create_all(engine)
+    write(engine, Account.__table__, 1)
+    with Session(engine) as session:
+        (done,) = seal(session, Account)
+        session.commit()
+    assert done.rows == 2
+    with Session(engine) as session:
+        assert verify(session, Account).sealed_rows == 2
+    with pytest.raises(TypeError, match="mapped class"):
+        seal(engine, object())
+
+
+def test_seal_refuses_to_extend_a_chain_whose_records_no_longer_link(
+    engine: sa.Engine, sealed: sa.Table
+) -> None:
+    as_owner(engine, "UPDATE sqlalchemy_postgresql_audit_seals SET row_count = 5")
+    write(engine, sealed, 4)
+    with pytest.raises(AuditError, match="broken at its record 1"):
+        seal(engine, sealed)
+
+
+def test_verify_reports_rows_not_sealed(engine: sa.Engine) -> None:
+    table = accounts()
+    table.metadata.create_all(engine)
+    write(engine, table, 1)
+    report = verify(engine, table)  # never sealed: no chain at all
+    assert report.ok and report.sealed_rows == 0 and report.unsealed_rows == 2
+    seal(engine, table)
+    write(engine, table, 2)
+    report = verify(engine, table)
+    assert report.sealed_rows == 2 and report.unsealed_rows == 2
+
+
+def test_an_anchor_is_read_in_any_case_and_malformed_ones_are_refused(
+    engine: sa.Engine, sealed: sa.Table
+) -> None:
+    head = verify(engine, sealed).head
+    assert head is not None
+    assert verify(engine, sealed, anchor=f"  {head.upper()}\n").ok
+    with pytest.raises(ValueError, match="64 hexadecimal digits"):
+        verify(engine, sealed, anchor="abc")
+
+
+CLI_MODELS = """
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("owner", sa.String),
+    sa.Column("balance", sa.Integer),
+    info={"audit.options": {"enabled": True, "append_only": True}},
+)
+"""
+
+
+def test_cli_verify_says_what_is_not_sealed_and_reads_anchors_leniently(
+    engine: sa.Engine, database_url: Any, tmp_path: Any
+) -> None:
+    (tmp_path / "sealmodels.py").write_text(CLI_MODELS)
+    target, url = "sealmodels:metadata", ["--url", url_text(database_url)]
+    table = accounts()
+    table.metadata.create_all(engine)
+    write(engine, table, 1)
+    unsealed = run("verify", target, *url, path=tmp_path)
+    assert unsealed.returncode == 1 and "nothing is sealed, and 2 rows" in unsealed.stdout
+    assert "run seal" in unsealed.stdout
+    assert run("seal", target, *url, path=tmp_path).returncode == 0
+    write(engine, table, 2)
+    head = json.loads(run("--json", "verify", target, *url, path=tmp_path).stdout)["head"]
+    padded = run("verify", target, "--anchor", f" {head.upper()} ", *url, path=tmp_path)
+    assert padded.returncode == 0, padded.stdout + padded.stderr
+    assert "verified 2 sealed rows; 2 rows not sealed yet (run seal)" in padded.stdout
+    malformed = run("verify", target, "--anchor", "xyz", *url, path=tmp_path)
+    assert malformed.returncode == 2 and "64 hexadecimal digits" in malformed.stderr
+    as_owner(engine, "DELETE FROM accounts_audit WHERE audit_id = 2")
+    broken = run("verify", target, *url, path=tmp_path)
+    assert broken.returncode == 1 and "BROKEN in accounts_audit at audit_id 2" in broken.stdout
+
+
+def test_one_transaction_seals_and_verifies_tables_of_several_schemas(engine: sa.Engine) -> None:
+    metadata = sa.MetaData()
+    for schema in ("elsewhere", None):
+        sa.Table(
+            "ledger",
+            metadata,
+            sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+            schema=schema,
+            info={"audit.options": {"enabled": True}},
+        )
+    with engine.begin() as connection:
+        connection.execute(sa.text("CREATE SCHEMA elsewhere"))
+    metadata.create_all(engine)
+    with engine.begin() as connection:
+        for name in ("elsewhere.ledger", "ledger"):
+            connection.execute(sa.text(f"INSERT INTO {name} VALUES (1)"))
+    with engine.begin() as connection:  # the schema of the first pins the path for the second
+        path = connection.execute(sa.text("SHOW search_path")).scalar_one()
+        assert [done.rows for done in seal(connection, metadata)] == [1, 1]
+        report = verify(connection, metadata)
+        assert connection.execute(sa.text("SHOW search_path")).scalar_one() == path
+    assert report.ok and report.sealed_rows == 2, report.problem

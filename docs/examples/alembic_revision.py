@@ -23,7 +23,6 @@ URL = os.environ["DATABASE_URL"]
 # migrations/env.py (the standard "generic" template), the lines that change:
 ENV_PY = """
 import sqlalchemy_postgresql_audit
-from revision_text import normalized, operations
 
 sqlalchemy_postgresql_audit.enable()  # also registers the Alembic integration
 target_metadata = config.attributes["target_metadata"]  # usually: myapp.models.Base.metadata

@@ -1,21 +1,19 @@
-"""The change-data-capture decoder: the audit trail written from the WAL, off the writer's
-transaction, on the same server (here: the same database)."""
+"""Change-data-capture into the source's own database: the decoder writes the audit trail from
+the WAL, off the writer's transaction, with request context."""
 
-import json
 import os
+import uuid
 
 import sqlalchemy as sa
 
 import sqlalchemy_postgresql_audit as audit
-from sqlalchemy_postgresql_audit.cdc.decoder import Decoder
+from sqlalchemy_postgresql_audit.cdc import Consumer
 
-# The tables get no trigger in this mode: the runtime check must not expect one.
-engine = sa.create_engine(
-    os.environ["DATABASE_URL"], execution_options={"audit_runtime_check": False}
-)
+audit.enable()
+engine = sa.create_engine(os.environ["DATABASE_URL"])  # wal_level = logical
 
 # --8<-- [start:declare]
-metadata = sa.MetaData()
+metadata = sa.MetaData(naming_convention={"audit.slot": f"ledger_{uuid.uuid4().hex[:8]}"})
 account = sa.Table(
     "account",
     metadata,
@@ -24,34 +22,17 @@ account = sa.Table(
     info={
         "audit.options": {
             "enabled": True,
+            "mode": "cdc",
             "session_settings": [sa.Column("username", sa.String)],
             "capture": ["transaction_id"],
         }
     },
 )
-metadata.create_all(engine)
-audit.uninstall_audit_triggers(metadata, engine)  # the decoder writes the trail instead
-# What installing CDC mode creates, spelled out: the publications and the slot.
-with engine.begin() as connection:
-    connection.exec_driver_sql("CREATE PUBLICATION account_audit FOR TABLE account")
-    connection.exec_driver_sql(
-        "CREATE TABLE audit_cdc_context (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
-        " xact xid8 NOT NULL DEFAULT pg_current_xact_id(), settings jsonb NOT NULL)"
-    )
-    connection.exec_driver_sql(
-        "CREATE PUBLICATION audit_context FOR TABLE audit_cdc_context WITH (publish = 'insert')"
-    )
-with engine.begin() as connection:  # a slot is made in a transaction of its own
-    connection.exec_driver_sql("SELECT pg_create_logical_replication_slot('audit', 'pgoutput')")
+metadata.create_all(engine)  # tables, audit tables, publications, slot, context table
 # --8<-- [end:declare]
 
 # --8<-- [start:write]
-with engine.begin() as connection:
-    # What a context does in this mode: one row, in the writer's transaction.
-    connection.execute(
-        sa.text("INSERT INTO audit_cdc_context (settings) VALUES (CAST(:s AS jsonb))"),
-        {"s": json.dumps({"username": "alice"})},
-    )
+with audit.audit_context(username="alice"), engine.begin() as connection:
     connection.execute(account.insert().values(id=1, owner="alice"))
     connection.execute(account.update().values(owner="alice b."))
 with engine.begin() as connection:
@@ -59,17 +40,10 @@ with engine.begin() as connection:
 # --8<-- [end:write]
 
 # --8<-- [start:decode]
-decoder = Decoder(
-    engine,  # the server holding the slot
-    engine,  # the audit tables' server: here the same database
-    metadata,
-    slot="audit",
-    publication="account_audit",
-    context_publication="audit_context",
-)
-assert decoder.run_once() == 3  # every change committed before the call
-assert decoder.run_once() == 0  # nothing is written twice
-# In a worker: decoder.run(stop_event) until the event is set.
+consumer = Consumer(engine, metadata=metadata)  # no target: the trail goes into this database
+assert consumer.run_once() == 3  # every change committed before the call
+assert consumer.run_once() == 0  # nothing is written twice
+# In a worker: consumer.run() until consumer.stop().
 # --8<-- [end:decode]
 
 # --8<-- [start:history]
@@ -89,4 +63,6 @@ assert versions[0].audit_transaction_id == versions[1].audit_transaction_id
 
 # A database holding a slot cannot be dropped.
 with engine.begin() as connection:
-    connection.exec_driver_sql("SELECT pg_drop_replication_slot('audit')")
+    connection.exec_driver_sql(
+        "SELECT pg_drop_replication_slot(%s)", (metadata.naming_convention["audit.slot"],)
+    )

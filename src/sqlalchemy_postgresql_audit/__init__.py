@@ -58,6 +58,7 @@ from .lifecycle.conversion import Converted, partition_audit_table
 from .lifecycle.erasure import Erased, erase, erase_setting
 from .lifecycle.holds import hold, release
 from .lifecycle.maintenance import Maintained, maintain
+from .lifecycle.redact_history import redact_history
 from .lifecycle.redaction_keys import matches_hash, rotate_redaction_key
 from .lifecycle.seals import Sealed, seal
 from .lifecycle.verify import Erasure, Verified, verify
@@ -119,6 +120,7 @@ __all__ = [
     "partition_audit_table",
     "publish",
     "record_baseline",
+    "redact_history",
     "release",
     "restore",
     "rotate_redaction_key",

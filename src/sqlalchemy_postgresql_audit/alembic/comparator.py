@@ -22,7 +22,7 @@ from typing import Any
 from alembic.autogenerate import comparators
 from alembic.autogenerate.api import AutogenContext
 from alembic.operations import ops
-from sqlalchemy import Connection, MetaData, Table, text
+from sqlalchemy import Connection, LargeBinary, MetaData, Table, text
 
 from ..declare.audit_table import (
     AUDIT_TABLE_KEY,
@@ -32,6 +32,7 @@ from ..declare.audit_table import (
 )
 from ..declare.declaration import declare_metadata
 from ..declare.spec import AuditSpec, capture_column
+from ..errors import AuditError
 from ..install.catalog import default_schema, installed_audits
 from ..install.compare import Change, DropAudit, InstallAudit, ReplaceAudit, compare
 from ..install.ddl import audited_tables
@@ -116,6 +117,7 @@ def compare_audit(
         or _installed_included(autogen_context, item.spec, declared_tables, default)
     ]
     _clean_table_ops(upgrade_ops)
+    _refuse_retyping_recorded_values_to_hash(upgrade_ops, declared, default)
     convert_timestamps(autogen_context, upgrade_ops, declared_tables, default)
     changes = upgrade_legacy(
         compare(declared, installed, default),
@@ -136,6 +138,41 @@ def compare_audit(
     ]
     upgrade_ops.ops[:0] = drops
     upgrade_ops.ops.extend(others)
+
+
+def _refuse_retyping_recorded_values_to_hash(
+    upgrade_ops: ops.UpgradeOps, declared: list[AuditSpec], default: str
+) -> None:
+    """Raise where Alembic would retype an audit column that holds recorded values to the
+    ``bytea`` of ``redact: hash``: whatever ``USING`` the migration adds, the values recorded
+    in plain text would stay (``email::bytea`` keeps them, readable as their bytes, and reads
+    as a digest of a key version that does not exist), so no revision is better than that one.
+    """
+    hashed = {
+        (spec.schema or default, spec.audit_table): spec for spec in declared if spec.hashes
+    }
+    for table_ops in upgrade_ops.ops:
+        if not isinstance(table_ops, ops.ModifyTableOps):
+            continue
+        spec = hashed.get((table_ops.schema or default, table_ops.table_name))
+        if spec is None:
+            continue
+        for operation in table_ops.ops:
+            if (
+                isinstance(operation, ops.AlterColumnOp)
+                and operation.modify_type is not None
+                and spec.redaction(operation.column_name) == "hash"
+                and not isinstance(operation.existing_type, LargeBinary)
+            ):
+                raise AuditError(
+                    f"table {spec.table!r}: redact makes column {operation.column_name!r} "
+                    f"'hash', and audit table {spec.audit_table!r} already records its values "
+                    "as they were; autogenerate will not retype that column, since a USING "
+                    "cast keeps the plain values. Write that step by hand in its own revision: "
+                    "erase or hash the recorded values, then retype the column to bytea; or "
+                    "redact the column with 'mask' or 'omit' instead (docs: Security, "
+                    "redaction at write time)"
+                )
 
 
 def _installed_included(

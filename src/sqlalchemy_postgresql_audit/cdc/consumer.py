@@ -20,12 +20,13 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 
 from ..declare.audit_table import AUDIT_TABLE_KEY
-from ..declare.cdc import cdc_names
+from ..declare.cdc import CdcNames, cdc_names
 from ..declare.spec import AUDIT_ID
 from ..errors import AuditError
 from ..install.ddl import audited_tables
 from ..install.publication import ensure_slot
 from ..render import cdc as sql
+from .decoder import Decoder
 from .replica import Replica
 
 #: How often ``run_once`` looks at the target while it waits.
@@ -62,6 +63,7 @@ class Consumer:
         self._stop = threading.Event()
         self._seen: dict[str, int] | None = None
         self._replica: Replica | None = None
+        self._decoder: Decoder | None = None
 
     def run_once(self) -> int:
         """Return the number of changes written into the trail since the previous call, once
@@ -92,20 +94,26 @@ class Consumer:
         return _identity(self.source) == _identity(self.target)
 
     def _decode_once(self) -> int:
-        from .decoder import Decoder
-
+        """The decoder, on the slot and publications install made, into the source's own
+        database; then the context rows it consumed are deleted (they are in the WAL it
+        already read, and the context publication does not publish deletes)."""
         names = cdc_names(self.metadata)
-        target = self.target if self.target is not None else self.source
-        decoder = Decoder(
-            self.source,
-            target,
-            self.metadata,
-            slot=names.slot,
-            publication=names.publication,
-            context_publication=names.context_publication,
-            context_table=names.context_table,
-        )
-        written: int = decoder.run_once()
+        if self._decoder is None:
+            self._decoder = Decoder(
+                self.source,
+                self.source,
+                self.metadata,
+                slot=names.slot,
+                publication=names.publication,
+                context_publication=names.context_publication,
+                context_table=names.context_table,
+            )
+        context = sql.last_context(names.context_schema, names.context_table)
+        with self.source.connect() as connection:
+            fence = connection.execute(text(context)).scalar()
+        written = self._decoder.run_once()
+        if fence is not None:
+            _delete_context(self.source, names, int(fence))
         return written
 
     def _replicate_once(self) -> int:
@@ -125,11 +133,8 @@ class Consumer:
                 self._seen = _highest(connection, audit_tables)
         fence = _fence(self.source, replica)
         self._wait(replica, fence)
-        names = replica.names
-        delete = text(sql.delete_context(names.context_schema, names.context_table))
         for engine in (self.source, self.target):
-            with engine.begin() as connection:
-                connection.execute(delete, {"upto": fence})
+            _delete_context(engine, replica.names, fence)
         with self.target.connect() as connection:
             now = _highest(connection, audit_tables)
         written = sum(now[name] - self._seen.get(name, 0) for name in now)
@@ -160,6 +165,13 @@ def _fence(source: Engine, replica: Replica) -> int:
     with source.begin() as connection:
         fence = connection.execute(text(insert), {"_audit_ctx_settings": "{}"}).scalar_one()
     return int(fence)
+
+
+def _delete_context(engine: Engine, names: CdcNames, upto: int) -> None:
+    """Delete the context rows up to ``upto``: the consumer is past them, progress committed."""
+    delete = text(sql.delete_context(names.context_schema, names.context_table))
+    with engine.begin() as connection:
+        connection.execute(delete, {"upto": upto})
 
 
 def _audit_tables(metadata: MetaData) -> dict[str, Table]:

@@ -11,7 +11,7 @@ written; ``audit_id`` follows commit order because one writer appends in commit 
 ``audit_operation_timestamp`` is the commit time from the WAL's Begin message, so in this mode
 "the state at t" is commit-exact.  UPDATE and DELETE need the old row: the WAL's, for a table
 with ``REPLICA IDENTITY FULL``, else the trail's previous version (``.previous``; see
-``docs/cdc-decoder.md`` for the trade).
+``docs/cdc.md`` for the trade).
 """
 
 from __future__ import annotations

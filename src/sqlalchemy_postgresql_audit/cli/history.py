@@ -18,6 +18,11 @@ import argparse
 import datetime
 from typing import Any
 
+import sqlalchemy as sa
+
+from ..declare.audit_table import SPEC_KEY
+from ..declare.spec import AuditSpec
+from ..history._redacted import Redacted
 from .base import EXIT_OK, CliError, Command, add_url_argument
 from .database import begin, create_engine
 from .lookup import (
@@ -71,6 +76,13 @@ def _history(args: argparse.Namespace, ui: UI) -> int:
     finally:
         engine.dispose()
     if ui.json:
+        forms = _forms(table)
+        for version in found:
+            version["values"] = _named(forms, version["values"])
+            version["changes"] = {
+                name: [_named_one(forms, name, value) for value in pair]
+                for name, pair in version["changes"].items()
+            }
         ui.emit_json({"table": shown, "key": key, "versions": found})
         return EXIT_OK
     row = f"{shown} {_key_text(key)}"
@@ -110,7 +122,8 @@ def _as_of(args: argparse.Namespace, ui: UI) -> int:
     finally:
         engine.dispose()
     if ui.json:
-        rows = [state["values"] for state in states]
+        forms = _forms(table)
+        rows = [_named(forms, state["values"]) for state in states]
         changes = [{k: v for k, v in state.items() if k != "values"} for state in states]
         ui.emit_json({"table": shown, "at": at, "key": key, "rows": rows, "last_changes": changes})
         return EXIT_OK
@@ -136,6 +149,21 @@ def _as_of(args: argparse.Namespace, ui: UI) -> int:
         ],
     )
     return EXIT_OK
+
+
+def _forms(table: sa.Table) -> dict[str, str]:
+    """The redacted columns of ``table`` with their form (``mask``, ``omit``)."""
+    spec: AuditSpec = table.info[SPEC_KEY]
+    return {redacted.name: redacted.form for redacted in spec.redacted}
+
+
+def _named_one(forms: dict[str, str], name: str, value: object) -> object:
+    """``REDACTED`` as ``{"redacted": "<form>"}`` for JSON; any other value as it is."""
+    return {"redacted": forms.get(name, True)} if isinstance(value, Redacted) else value
+
+
+def _named(forms: dict[str, str], values: dict[str, Any]) -> dict[str, Any]:
+    return {name: _named_one(forms, name, value) for name, value in values.items()}
 
 
 def _key_text(key: dict[str, Any]) -> str:

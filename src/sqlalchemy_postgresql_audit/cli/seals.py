@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from ..declare.audit_table import AUDIT_TABLE_KEY
 from ..lifecycle.erasure import Erased, erase, erase_setting
 from ..lifecycle.seals import seal
-from ..lifecycle.verify import verify
+from ..lifecycle.verify import normal_head, verify
 from .base import (
     EXIT_DRIFT,
     EXIT_OK,
@@ -64,40 +64,68 @@ def _seal(args: argparse.Namespace, ui: UI) -> int:
         return EXIT_OK
     ui.table(
         ("audit table", "segments", "rows", "sealed to audit_id"),
-        [(i.audit_table, ", ".join(i.segments), i.rows, i.sealed_to) for i in done],
+        [
+            (i.audit_table, ", ".join(i.segments) or None, i.rows, i.sealed_to if i.head else None)
+            for i in done
+        ],
     )
-    ui.line(f"sealed {sum(i.rows for i in done)} rows; head {head or '(empty chain)'}", "ok")
+    ui.line(f"sealed {_rows(sum(i.rows for i in done))}; head {head or '(empty chain)'}", "ok")
     return EXIT_OK
 
 
+def _rows(count: int, what: str = "row") -> str:
+    return f"{count} {what}" if count == 1 else f"{count} {what}s"
+
+
 def _verify(args: argparse.Namespace, ui: UI) -> int:
+    anchor = None
+    if args.anchor is not None:
+        try:
+            anchor = normal_head(args.anchor)
+        except ValueError as error:
+            raise CliError(f"--anchor: {error}") from None
     metadata = load_metadata(args.target)
     pairs = audited(metadata, args.target, args.table)
     engine = create_engine(args.url)
     try:
         if args.table:
-            reports = [verify(engine, table, anchor=args.anchor) for table, _ in pairs]
+            reports = [verify(engine, table, anchor=anchor) for table, _ in pairs]
         else:
-            reports = [verify(engine, metadata, anchor=args.anchor)]
+            reports = [verify(engine, metadata, anchor=anchor)]
     finally:
         engine.dispose()
     broken = next((report for report in reports if not report.ok), None)
     report = broken or reports[-1]
+    sealed = sum(r.sealed_rows for r in reports)
+    unsealed = sum(r.unsealed_rows for r in reports)
+    nothing_sealed = broken is None and sealed == 0 and unsealed > 0
     if ui.json:
         ui.emit_json(asdict(report))
-        return EXIT_OK if broken is None else EXIT_DRIFT
+        return EXIT_OK if broken is None and not nothing_sealed else EXIT_DRIFT
     for erasure in (e for r in reports for e in r.erasures):
         ui.line(
             f"erasure {erasure.marker_id} of {erasure.audit_table}: {', '.join(erasure.columns)} "
-            f"in {erasure.rows} rows by {erasure.erased_by} at {erasure.erased_at}: "
+            f"in {_rows(erasure.rows)} by {erasure.erased_by} at {erasure.erased_at}: "
             f"{erasure.reason}"
+        )
+    for removed in (item for r in reports for item in r.removed):
+        ui.line(
+            f"partition {removed.partition} of {removed.audit_table} removed by retention "
+            f"({_rows(removed.rows)} sealed) by {removed.removed_by} at {removed.removed_at}"
         )
     ui.line(f"head {report.head or '(empty chain)'}")
     if broken is not None:
-        where = "" if broken.first_broken is None else f" at {broken.first_broken}"
+        where = ""
+        if broken.first_broken is not None:
+            audit_table, audit_id = broken.first_broken
+            where = f" in {audit_table}" + ("" if audit_id is None else f" at audit_id {audit_id}")
         ui.line(f"BROKEN{where}: {broken.problem}", "error")
         return EXIT_DRIFT
-    ui.line(f"verified {sum(r.sealed_rows for r in reports)} sealed rows", "ok")
+    if nothing_sealed:
+        ui.line(f"nothing is sealed, and {_rows(unsealed)} of audit history are: run seal", "error")
+        return EXIT_DRIFT
+    more = f"; {_rows(unsealed)} not sealed yet (run seal)" if unsealed else ""
+    ui.line(f"verified {_rows(sealed, 'sealed row')}{more}", "ok")
     return EXIT_OK
 
 

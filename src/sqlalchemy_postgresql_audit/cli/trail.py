@@ -25,7 +25,7 @@ from ..declare.spec import (
     capture_column,
 )
 from ..history import Version, as_of, changes, history
-from ..history._redacted import from_json
+from ..history._redacted import REDACTED, from_json
 
 OPERATIONS = {
     "I": "INSERT",
@@ -71,11 +71,30 @@ def versions(
             "at": row[AUDIT_TIMESTAMP],
             "current_user": row[AUDIT_CURRENT_USER],
             "context": {name: row[column] for name, column in context},
-            "values": {name: row[name] for name in spec.columns},
+            "values": _values(table, spec, row),
             "changes": diffs.get(row[AUDIT_ID], {}),
         }
         for row in connection.execute(history(table, dict(key))).mappings()
     ]
+
+
+def shown_columns(table: sa.Table, spec: AuditSpec) -> list[str]:
+    """The columns a version shows, in the table's order: the recorded ones and the omitted
+    ones (``redact: omit`` keeps no value, but the column is still part of the row)."""
+    wanted = (*spec.columns, *spec.omitted_columns)
+    ordered = [column.name for column in table.c if column.name in wanted]
+    return ordered + [name for name in wanted if name not in ordered]
+
+
+def _values(table: sa.Table, spec: AuditSpec, row: sa.RowMapping) -> dict[str, Any]:
+    """A version's values by column; an omitted column reads ``REDACTED`` where the row holds
+    values (a marker row, whose key is NULL, holds none)."""
+    holds_values = any(row[key] is not None for key in spec.key_columns)
+    omitted = REDACTED if holds_values else None
+    return {
+        name: omitted if name in spec.omitted_columns else row[name]
+        for name in shown_columns(table, spec)
+    }
 
 
 def rows_as_of(
@@ -109,7 +128,10 @@ def states_as_of(
         found: Sequence[Version[Any]] = session.scalars(query).all()
     return [
         {
-            "values": {name: getattr(v.row, attribute) for name, attribute in attributes.items()},
+            "values": {
+                name: REDACTED if name not in attributes else getattr(v.row, attributes[name])
+                for name in shown_columns(table, spec)
+            },
             "audit_id": v.audit_id,
             "operation": OPERATIONS.get(v.operation, v.operation),
             "at": v.at,

@@ -37,17 +37,22 @@ def cell(value: object) -> str:
 
 
 def to_json(value: object) -> Any:
-    """JSON-ready ``value``: decimals and UUIDs as strings, times in ISO 8601."""
+    """JSON-ready ``value``: decimals and UUIDs as strings, times in ISO 8601; a redacted
+    value as ``{"redacted": true}`` (``history`` and ``as-of`` name the form:
+    ``{"redacted": "mask"}``), a hashed one as ``{"hash": {"key_version": 1, "digest": hex}}``,
+    objects no column's text can be confused with."""
     if isinstance(value, dict):
         return {str(k): to_json(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [to_json(v) for v in value]
     if isinstance(value, (datetime.date, datetime.time)):
         return value.isoformat()
-    if isinstance(value, (decimal.Decimal, uuid.UUID, Redacted)):
+    if isinstance(value, (decimal.Decimal, uuid.UUID)):
         return str(value)
+    if isinstance(value, Redacted):  # an object: no text value can be mistaken for it
+        return {"redacted": True}
     if isinstance(value, Hashed):  # the whole digest, where a table shows its first bytes
-        return f"[hash:v{value.key_version}:{value.digest.hex()}]"
+        return {"hash": {"key_version": value.key_version, "digest": value.digest.hex()}}
     return value
 
 

@@ -13,7 +13,20 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Boolean, Integer, Numeric, String, Table, Uuid
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    DateTime,
+    Integer,
+    Interval,
+    LargeBinary,
+    Numeric,
+    String,
+    Table,
+    Time,
+    Uuid,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.sql.type_api import to_instance
 from sqlalchemy.types import Float, TypeDecorator, TypeEngine
@@ -216,14 +229,35 @@ def _check_redacted(source: Table, options: AuditOptions) -> tuple[RedactedColum
                 source.name,
                 "redact",
                 f"column {name!r}: 'hash' digests the value's text form, and the text form "
-                f"of {column.type} can depend on the writer's session settings (DateStyle, "
-                "TimeZone, ...), so equal values could hash apart; use 'mask' or 'omit'",
+                f"of {column.type} {_unstable_text_reason(column.type)}, so equal values "
+                "could hash apart; use 'mask' or 'omit'",
             )
     return tuple(
         RedactedColumn(name=column.name, form=forms[column.name])
         for column in source.columns
         if column.name in forms
     )
+
+
+def _unstable_text_reason(type_: TypeEngine[Any]) -> str:
+    """Why the text form of a type ``hash`` refuses is not one text per value."""
+    if isinstance(type_, TypeDecorator):
+        return _unstable_text_reason(type_.impl_instance)
+    if isinstance(type_, postgresql.DOMAIN):
+        return _unstable_text_reason(to_instance(type_.data_type))
+    if isinstance(type_, Float):
+        return "depends on the writer's extra_float_digits setting"
+    if isinstance(type_, postgresql.JSONB):
+        return "keeps each number as written (1.0 and 1.00 are equal values with two texts)"
+    if isinstance(type_, JSON):
+        return "is the text as the writer sent it (its spacing and key order)"
+    if isinstance(type_, (Date, Time, DateTime, Interval)):
+        return "depends on the writer's DateStyle, TimeZone or IntervalStyle setting"
+    if isinstance(type_, postgresql.MONEY):
+        return "depends on the writer's lc_monetary setting"
+    if isinstance(type_, LargeBinary):
+        return "depends on the writer's bytea_output setting"
+    return "is not known to be one text per value in every session"
 
 
 #: Types whose text output does not depend on session settings, so that ``hash`` digests the

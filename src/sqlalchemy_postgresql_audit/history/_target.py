@@ -20,6 +20,7 @@ from sqlalchemy.orm import InstanceState, Mapper, configure_mappers
 from sqlalchemy.orm.exc import UnmappedColumnError
 
 from ..declare.audit_table import AUDIT_TABLE_KEY, SPEC_KEY
+from ..declare.declaration import declare_table
 from ..declare.spec import AUDIT_TIMESTAMP, AuditSpec
 from ..errors import AuditError
 
@@ -114,6 +115,9 @@ def audited(target: object) -> Audited:
             raise TypeError(f"expected an audited Table or mapped class, got {target!r}")
         source = mapper.local_table
         configure_mappers()  # versions set attributes on new instances: instrument them first
+    # Declared lazily, as install and the runtime check do: models imported before the
+    # listeners were enabled (or options set late) are audited all the same.
+    declare_table(source, strict=True)
     spec = source.info.get(SPEC_KEY)
     audit = source.info.get(AUDIT_TABLE_KEY)
     if not isinstance(spec, AuditSpec) or not isinstance(audit, Table):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,7 @@ from ..install.ddl import AuditDDL
 from ..render.partitioning import OTHER_GRANTEES, revoke_everything
 from ..render.seals import (
     CANONICAL_SETTINGS,
+    ERASURE_OPERATION_CODE,
     SEAL_ERASED_TABLE,
     SEAL_KEYS_TABLE,
     SEAL_PENDING_TABLE,
@@ -30,7 +31,7 @@ from ..render.seals import (
     SEALS_TABLE,
     create_seal_tables,
 )
-from ..render.sql import name_text
+from ..render.sql import name_text, quote
 from ._digest import GENESIS, KeyTree, chain_head, tree_depth
 
 #: First key of the chain's advisory lock (the second is the schema's).
@@ -179,12 +180,41 @@ def prepare(connection: sa.Connection, schema: str | None) -> None:
             where = {"t": name_text(schema, table)}
             for grantee in list(connection.execute(sa.text(OTHER_GRANTEES), where).scalars()):
                 connection.execute(AuditDDL(revoke_everything(schema, table, grantee)))
-    canonical_text(connection)
+    canonical_text(connection, schema)
 
 
-def canonical_text(connection: sa.Connection) -> None:
-    for name, value in CANONICAL_SETTINGS:
-        connection.execute(sa.select(sa.func.set_config(name, value, True)))
+#: The caller's ``search_path``, kept for the transaction the first time it is pinned.
+_CALLER_PATH = "sqlalchemy_postgresql_audit.caller_search_path"
+
+
+def canonical_text(connection: sa.Connection, schema: str | None) -> None:
+    """Settings under which values print the same in every session, until the transaction
+    ends: the ``CANONICAL_SETTINGS``, and ``search_path`` set to the audit tables' schema alone
+    (a ``regclass`` value prints qualified or not by the path), so unqualified names still
+    find the audit tables and the chain.  ``None`` is the caller's own current schema, found
+    under the caller's path even after another schema's was pinned in this transaction."""
+    setting = sa.func.current_setting
+    caller = connection.execute(sa.select(setting(_CALLER_PATH, True))).scalar()
+    if not caller:
+        caller = connection.execute(sa.select(setting("search_path"))).scalar_one()
+        _set(connection, _CALLER_PATH, caller)
+    if schema is None:
+        _set(connection, "search_path", caller)
+        schema = connection.execute(sa.select(sa.func.current_schema())).scalar() or "public"
+    for name, value in (*CANONICAL_SETTINGS, ("search_path", quote(schema))):
+        _set(connection, name, value)
+
+
+def restore_caller_path(connection: sa.Connection) -> None:
+    """Give the caller's ``search_path`` back (after ``canonical_text``), so that a schema
+    pinned for one audit table does not leak into what the transaction does next."""
+    caller = connection.execute(sa.select(sa.func.current_setting(_CALLER_PATH, True))).scalar()
+    if caller:
+        _set(connection, "search_path", caller)
+
+
+def _set(connection: sa.Connection, name: str, value: str) -> None:
+    connection.execute(sa.select(sa.func.set_config(name, value, True)))
 
 
 def records(connection: sa.Connection, schema: str | None) -> list[Record]:
@@ -263,3 +293,79 @@ def row_index(connection: sa.Connection, schema: str | None, seal_id: int) -> by
         sa.select(table.c.row_index).where(table.c.seal_id == seal_id)
     ).scalar()
     return b"" if found is None else bytes(found)
+
+
+def append_erasure(
+    connection: sa.Connection,
+    schema: str | None,
+    *,
+    audit_table: str,
+    marker: int,
+    columns: tuple[str, ...],
+    rows: int,
+    reason: str,
+) -> Record:
+    """Append the ``E`` record of the erasure whose marker row is ``marker``, after its
+    material (``erased_table``) is stored: the record's digest commits to the sealed rows it
+    touched and the commitments that now stand for their erased values, and the row ids are
+    kept beside it, so that ``verify`` accepts that material for exactly those rows and
+    columns (an old record cannot authorise a later, forged erasure)."""
+    table = erased_table(schema)
+    found = connection.execute(
+        sa.select(table.c.audit_id, table.c.commitments)
+        .where(table.c.audit_table == audit_table, table.c.marker_id == marker)
+        .order_by(table.c.audit_id)
+    )
+    material = [(row.audit_id, row.commitments) for row in found]
+    record = append(
+        connection,
+        schema,
+        kind=ERASURE_OPERATION_CODE,
+        audit_table=audit_table,
+        segment="",
+        lower_bound=None,
+        upper_bound=None,
+        range_low=marker,
+        range_high=marker,
+        row_count=rows,
+        columns=columns,
+        digest=erasure_digest(columns, material),
+        detail=reason,
+    )
+    ids = b"".join(audit_id.to_bytes(8, "big", signed=True) for audit_id, _ in material)
+    connection.execute(sa.insert(rows_table(schema)).values(seal_id=record.seal_id, row_index=ids))
+    restore_caller_path(connection)
+    return record
+
+
+def erasure_digest(
+    columns: Sequence[str], material: Sequence[tuple[int, Mapping[str, str]]]
+) -> bytes:
+    """What an ``E`` record commits to: each sealed row erased (by ``audit_id``) and the
+    commitments of the columns it erased."""
+    digest = hashlib.sha256(b"audit-erasure\x00")
+    for audit_id, commitments in material:
+        digest.update(audit_id.to_bytes(8, "big", signed=True))
+        for column in columns:
+            digest.update(_sized(commitments.get(column, "").encode()))
+    return digest.digest()
+
+
+def erased_ids(connection: sa.Connection, schema: str | None, seal_id: int) -> list[int]:
+    """The sealed rows an ``E`` record's erasure touched (``append_erasure``)."""
+    ids = row_index(connection, schema, seal_id)
+    return [int.from_bytes(ids[i : i + 8], "big", signed=True) for i in range(0, len(ids), 8)]
+
+
+def _sized(data: bytes) -> bytes:
+    return len(data).to_bytes(4, "big") + data
+
+
+def first_broken_link(records: Sequence[Record]) -> Record | None:
+    """The first record that does not link to the one before it, or was changed."""
+    previous = GENESIS
+    for record in records:
+        if record.prev_head != previous or chain_head(previous, record.fields()) != record.head:
+            return record
+        previous = record.head
+    return None

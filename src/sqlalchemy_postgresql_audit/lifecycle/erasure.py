@@ -243,20 +243,14 @@ def _erase(
         if updated:
             connection.execute(sa.text(analyze_erased(schema, relation, columns)))
     connection.execute(sa.select(sa.func.set_config(ERASING_SETTING, "", True)))
-    _chain.append(
+    _chain.append_erasure(
         connection,
         schema,
-        kind=ERASURE_OPERATION_CODE,
         audit_table=name,
-        segment="",
-        lower_bound=None,
-        upper_bound=None,
-        range_low=marker,
-        range_high=marker,
-        row_count=rows,
+        marker=marker,
         columns=columns,
-        digest=b"",
-        detail=reason.strip(),
+        rows=rows,
+        reason=reason.strip(),
     )
     return Erased(
         audit_table=name,

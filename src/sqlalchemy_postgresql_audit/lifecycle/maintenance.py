@@ -346,8 +346,8 @@ def _retain(
     bound = max(partition.upper for partition in expired)
     marker_id = _marker_id(connection, audit, bound)
     for partition in expired:
-        record_removed_partition(connection, audit, partition.name)
         _run(connection, sql.detach_partition(schema, name, partition.name))
+        record_removed_partition(connection, audit, partition.name)
         if keep:
             _keep_detached(connection, spec, partition.name)
         else:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -113,7 +114,7 @@ def matches_hash(
     table: Any,
     column: str,
     candidate: object,
-    recorded: Hashed | bytes | memoryview | None,
+    recorded: Hashed | bytes | memoryview | str | Mapping[str, Any] | None,
 ) -> bool:
     """Whether ``candidate`` is the value whose digest ``recorded`` is, in ``table``'s (a
     ``Table`` or ORM class) hashed ``column``.
@@ -122,19 +123,71 @@ def matches_hash(
     digests (its text form, UTF-8, after the table's and column's names), with the key version
     ``recorded`` names; so ``"A@x"`` does
     not match a recorded ``"a@x"`` and an ``Integer`` column matches ``7`` and ``"7"`` alike.
-    A recorded NULL matches only ``None``.  Needs to read the key table: run it as the audit
-    owner.
+    ``recorded`` is what the trail holds: a ``Hashed`` (the history API), the raw ``bytes``
+    of the audit column, their hex text (also PostgreSQL's ``\\x...`` form), or the CLI's
+    ``--json`` object ``{"hash": {"key_version": 1, "digest": "<hex>"}}``.  The shortened
+    ``[hash:v1:…]`` the CLI prints in tables cannot be checked: it is refused with a
+    ``ValueError``, as is anything else.
+    A recorded NULL (the column was NULL when written) matches only a ``None`` candidate:
+    ``recorded=None`` answers ``candidate is None`` without reading the key.  Needs to read the
+    key table: run it as the audit owner.
     """
     target = audited(table)
     if target.spec.redaction(column) != "hash":
         raise ValueError(f"table {target.name!r}: column {column!r} is not redacted with 'hash'")
     if recorded is None or candidate is None:
         return recorded is None and candidate is None
-    hashed = recorded if isinstance(recorded, Hashed) else Hashed.from_recorded(bytes(recorded))
+    hashed = recorded_as_hashed(target.name, column, recorded)
     if isinstance(bind, sa.Engine):
         with bind.connect() as connection:
             return _matches(connection, target.spec, target.source, column, candidate, hashed)
     return _matches(bind, target.spec, target.source, column, candidate, hashed)
+
+
+#: A recorded digest's length: the key version byte, then HMAC-SHA256's 32 bytes.
+RECORDED_BYTES = 1 + hashlib.sha256().digest_size
+
+
+def recorded_as_hashed(table: str, column: str, recorded: object) -> Hashed:
+    """``recorded`` in any form the library shows it, as a ``Hashed``; a clear error otherwise."""
+    where = f"matches_hash: table {table!r}, column {column!r}: recorded"
+    if isinstance(recorded, Hashed):
+        return recorded
+    if isinstance(recorded, Mapping):  # the CLI's --json: {"hash": {"key_version", "digest"}}
+        shown = recorded.get("hash", recorded)
+        try:
+            version, digest = int(shown["key_version"]), bytes.fromhex(shown["digest"])
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(
+                f"{where} {recorded!r} is not the CLI's hash object "
+                '{"hash": {"key_version": N, "digest": HEX}}'
+            ) from None
+        if not 0 < version <= MAX_KEY_VERSION:
+            raise ValueError(f"{where} names key version {version}, not 1..{MAX_KEY_VERSION}")
+        recorded = bytes([version]) + digest
+    if isinstance(recorded, str):
+        text = recorded.strip()
+        if text.startswith("[hash:"):
+            raise ValueError(
+                f"{where} {recorded!r} is the shortened form shown in tables; pass the Hashed "
+                "from history(), the column's bytes, or the full hex the CLI's --json prints"
+            )
+        try:
+            recorded = bytes.fromhex(text.removeprefix("\\x"))
+        except ValueError:
+            raise ValueError(f"{where} {recorded!r} is not hex text of a digest") from None
+    if not isinstance(recorded, (bytes, bytearray, memoryview)):
+        raise TypeError(
+            f"{where} must be a Hashed, bytes, hex text or the CLI's hash object, "
+            f"got {type(recorded).__name__}"
+        )
+    raw = bytes(recorded)
+    if len(raw) != RECORDED_BYTES:
+        raise ValueError(
+            f"{where} is {len(raw)} bytes; a recorded digest is {RECORDED_BYTES} (a key version "
+            "byte, then HMAC-SHA256)"
+        )
+    return Hashed.from_recorded(raw)
 
 
 def _matches(

@@ -7,15 +7,20 @@ Writers pay nothing: no trigger changes, sealing reads the audit tables afterwar
 **The horizon.**  ``audit_id`` comes from a sequence, and ``nextval`` runs inside the writer's
 transaction, which may commit long after a later id committed; a seal that covered the later
 id would leave a gap the slow row falls into.  So each run reads the sequence's last value
-``L``, *then* lists every transaction of the database still running (each holds a lock on its
-virtual transaction id from its start, whether or not it has written yet; prepared
-transactions by their xid).  Any transaction that can still commit an id up to ``L`` is in that
-list, since it drew the id before ``L`` was read.  The pair is kept as the table's candidate;
-a later run that finds none of the listed transactions running any more knows every id up to
-``L`` is final (committed or never to be).  Above that, the run also seals ids that are all
-present without a gap (a committed row is final too), and stops below the DEFAULT partition's
-first row (``maintain`` drains it into range partitions, and segments are per partition).  A
-sequence that caches values hands them out of order, so it is refused.
+``L``, *then* lists every transaction holding ROW EXCLUSIVE on the audit table (an INSERT takes
+it before it draws an id, and keeps it to the end, prepared or not), by virtual transaction id
+and by xid once it has one: an xid survives PREPARE TRANSACTION and a restart.  Any transaction
+that can still commit an id up to ``L`` is in that list; a reader, idle in its transaction or
+not, is not, so it never holds sealing back.  The pair is kept as the table's candidate; a later
+run that finds none of the listed transactions any more knows every id up to ``L`` is final
+(committed or never to be).  Above that, the run also seals ids that are all present without
+a gap (a committed row is final too), and stops below the DEFAULT partition's first row
+(``maintain`` drains it into range partitions, and segments are per partition).  So an id
+rolled back stops one run at its gap, and the next run passes it: the first seal after a
+rolled-back write may seal nothing.  (One window is left: a transaction listed by its virtual id
+alone, between drawing an id and writing its row, then prepared before the next run.  Writes
+through the audit triggers always have an xid by then.)  A sequence that caches values hands
+them out of order, so it is refused.
 """
 
 from __future__ import annotations
@@ -23,17 +28,23 @@ from __future__ import annotations
 import datetime
 import hashlib
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Mapper, Session
 
 from ..declare.audit_table import AUDIT_TABLE_KEY, SPEC_KEY
 from ..declare.declaration import declared_tables
 from ..declare.spec import AUDIT_ID, AUDIT_OPERATION, AuditSpec
 from ..errors import AuditError
-from ..install.ddl import _connection, audited_tables, resolve_spec
-from ..render.partitioning import RETENTION_OPERATION_CODE, default_partition
+from ..install.ddl import audited_tables, resolve_spec
+from ..render.partitioning import (
+    RETENTION_OPERATION_CODE,
+    default_partition,
+)
 from ..render.seals import (
     AUDIT_ID_SEQUENCE,
     REMOVED_OPERATION,
@@ -73,42 +84,82 @@ class Sealed:
     head: str | None
 
 
-def seal(
-    bind: sa.Engine | sa.Connection, target: sa.MetaData | sa.Table | None = None
-) -> list[Sealed]:
-    """Seal the audit rows of ``target`` (every declared audited table when ``None``) written
-    since the last seal; returns what was sealed, per audit table.
+Bind = sa.Engine | sa.Connection | Session
 
-    On an Engine each audit table is sealed in a transaction of its own; on a Connection in the
-    caller's (commit it).  Run it as the audit owner (it reads the audit tables and owns the
-    chain), from cron or after ``maintain``.
+
+def seal(bind: Bind, target: Any = None) -> list[Sealed]:
+    """Seal the audit rows of ``target`` (a MetaData, an audited Table or mapped class; every
+    declared audited table when ``None``) written since the last seal; returns what was sealed,
+    per audit table.
+
+    On an Engine each audit table is sealed in a transaction of its own, committed.  On a
+    Connection outside a transaction, likewise; on a Connection inside one, or a Session, in
+    that transaction: nothing is sealed until the caller commits.  Run it as the audit owner
+    (it reads the audit tables and owns the chain), from cron or after ``maintain``.  Refuses
+    to extend a chain whose records no longer link (run ``verify``).
     """
     done = []
     for table in audited_targets(target):
-        with _connection(bind) as connection:
+        with bound_connection(bind) as connection:
             spec = resolve_spec(connection, table.info[SPEC_KEY])
             done.append(_seal_one(connection, spec))
+            _chain.restore_caller_path(connection)
     return done
 
 
-def audited_targets(target: sa.MetaData | sa.Table | None) -> list[sa.Table]:
-    if isinstance(target, sa.MetaData):
-        return [table for table, _ in audited_tables(target)]
-    if isinstance(target, sa.Table):
-        if not isinstance(target.info.get(SPEC_KEY), AuditSpec) or not isinstance(
-            target.info.get(AUDIT_TABLE_KEY), sa.Table
-        ):
-            raise AuditError(f"table {target.fullname!r} is not audited")
-        return [target]
+@contextmanager
+def bound_connection(bind: Bind) -> Iterator[sa.Connection]:
+    """A connection in a transaction: the Session's or the Connection's own when it has one
+    (the caller commits), else one begun here and committed on leaving."""
+    if isinstance(bind, Session):
+        yield bind.connection()
+    elif isinstance(bind, sa.Engine):
+        with bind.begin() as connection:
+            yield connection
+    elif isinstance(bind, sa.Connection):
+        if bind.in_transaction():
+            yield bind
+        else:
+            with bind.begin():
+                yield bind
+    else:
+        raise TypeError(f"expected an Engine, a Connection or a Session, got {bind!r}")
+
+
+def audited_targets(target: Any) -> list[sa.Table]:
+    """The audited tables of ``target``: a MetaData, a Table or mapped class, or ``None`` (every
+    declared audited table)."""
     if target is None:
         return declared_tables()
-    raise TypeError(f"target must be a MetaData, a Table or None, got {target!r}")
+    if isinstance(target, sa.MetaData):
+        return [table for table, _ in audited_tables(target)]
+    table = target if isinstance(target, sa.Table) else _mapped_table(target)
+    if not isinstance(table.info.get(SPEC_KEY), AuditSpec) or not isinstance(
+        table.info.get(AUDIT_TABLE_KEY), sa.Table
+    ):
+        raise AuditError(f"table {table.fullname!r} is not audited")
+    return [table]
+
+
+def _mapped_table(target: object) -> sa.Table:
+    mapper = sa.inspect(target, raiseerr=False)
+    if isinstance(mapper, Mapper) and isinstance(mapper.local_table, sa.Table):
+        return mapper.local_table
+    raise TypeError(
+        f"target must be a MetaData, an audited Table or mapped class, or None, got {target!r}"
+    )
 
 
 def _seal_one(connection: sa.Connection, spec: AuditSpec) -> Sealed:
     schema, name = spec.schema, spec.audit_table
     _chain.prepare(connection, schema)
     chain = _chain.records(connection, schema)
+    broken = _chain.first_broken_link(chain)
+    if broken is not None:
+        raise AuditError(
+            f"the chain of seals of {name!r} is broken at its record {broken.seal_id}: "
+            "run verify; seal does not extend a broken chain"
+        )
     mine = [r for r in chain if r.kind == SEAL_OPERATION and r.audit_table == name]
     low = max((r.range_high for r in mine), default=None)
     if low is None:
@@ -196,7 +247,11 @@ def _horizon(connection: sa.Connection, schema: str | None, name: str, low: int)
             "so ids are not handed out in order and cannot be sealed; ALTER SEQUENCE ... CACHE 1"
         )
     last = sequence.last_value
-    running = sorted(connection.execute(sa.text(RUNNING_TRANSACTIONS)).scalars())
+    running = sorted(
+        connection.execute(
+            sa.text(RUNNING_TRANSACTIONS), {"audit": name_text(schema, name)}
+        ).scalars()
+    )
     started = connection.execute(sa.select(sa.func.pg_postmaster_start_time())).scalar_one()
     if last is not None and last < low:
         raise AuditError(
@@ -224,7 +279,10 @@ def _settled(
     ).one_or_none()
     if found is None:
         return 0
-    if found.server_started == started and set(found.running) & set(running):
+    listed = set(found.running)
+    if found.server_started != started:  # virtual ids start again; xids do not
+        listed = {item for item in listed if item.startswith("x")}
+    if listed & set(running):
         return 0
     return int(found.last_value)
 
@@ -277,26 +335,44 @@ def lock_chain(connection: sa.Connection, schema: str | None) -> None:
 
 
 def record_removed_partition(connection: sa.Connection, audit: sa.Table, partition: str) -> None:
-    """Record in the chain, before retention detaches and drops ``partition`` of ``audit``,
-    that its sealed segments go; their keys go with them (nothing is left to verify, and
-    nothing left would help to recover a value erased later from a kept copy).
+    """Record in the chain that the sealed segments of ``partition`` of ``audit`` went, after
+    retention detached it and before it drops it; their keys go with them (nothing is left to
+    verify, and nothing left would help to recover a value erased later from a kept copy).
 
-    Does nothing while the schema has no chain.  Call it in the retention's transaction.
+    Refused while ``partition`` is still attached: a record is no licence to rewrite rows still
+    in the audit table (``verify`` also fails on rows in a range recorded as removed).  Does
+    nothing while the schema has no chain, or when nothing of ``partition`` was sealed.  Call
+    it in the retention's transaction.
     """
     where = {"t": name_text(audit.schema, audit.name)}
     schema = connection.execute(sa.text(TABLE_SCHEMA), where).scalar_one()
     if not _chain.exists(connection, schema):
         return
-    bounds = {p.name: p for p in range_partitions(connection, schema, audit.name)}
-    if partition not in bounds:
-        raise AuditError(f"{partition!r} is not a range partition of {audit.name!r}")
-    lower, upper = bounds[partition].lower, bounds[partition].upper
+    if partition in {p.name for p in range_partitions(connection, schema, audit.name)}:
+        raise AuditError(
+            f"partition {partition!r} of {audit.name!r} is still attached: detach it before "
+            "recording its removal"
+        )
     _chain.prepare(connection, schema)
+    records = _chain.records(connection, schema)
+    gone_before = {
+        r.seal_id
+        for record in records
+        if record.kind == REMOVED_OPERATION and record.audit_table == audit.name
+        for r in removed_segments(records, audit.name, record.lower_bound, record.upper_bound)
+    }
     gone = [
         r
-        for r in removed_segments(_chain.records(connection, schema), audit.name, lower, upper)
+        for r in records
         if r.kind == SEAL_OPERATION
+        and r.audit_table == audit.name
+        and r.segment == partition
+        and r.seal_id not in gone_before
     ]
+    if not gone:  # nothing of it was sealed (a partition older than the chain, say): no record
+        _chain.restore_caller_path(connection)
+        return
+    lower, upper = gone[0].lower_bound, gone[0].upper_bound
     digest = hashlib.sha256(b"audit-removed\x00")
     for record in gone:
         digest.update(record.head)
@@ -308,8 +384,8 @@ def record_removed_partition(connection: sa.Connection, audit: sa.Table, partiti
         segment=partition,
         lower_bound=lower,
         upper_bound=upper,
-        range_low=min((r.range_low for r in gone), default=0),
-        range_high=max((r.range_high for r in gone), default=0),
+        range_low=min(r.range_low for r in gone),
+        range_high=max(r.range_high for r in gone),
         row_count=sum(r.row_count for r in gone),
         columns=(),
         digest=digest.digest(),
@@ -317,6 +393,7 @@ def record_removed_partition(connection: sa.Connection, audit: sa.Table, partiti
     )
     keys = _chain.keys_table(schema)
     connection.execute(sa.delete(keys).where(keys.c.seal_id.in_([r.seal_id for r in gone])))
+    _chain.restore_caller_path(connection)
 
 
 def removed_segments(

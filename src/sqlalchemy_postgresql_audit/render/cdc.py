@@ -176,6 +176,11 @@ def context_table_exists(schema: str | None, table: str) -> str:
     return f"SELECT pg_catalog.to_regclass({literal(name_text(schema, table))}) IS NOT NULL"
 
 
+def last_context(schema: str | None, table: str) -> str:
+    """The newest context row committed so far (``NULL``: none)."""
+    return f"SELECT max(id) FROM {qualified(schema, table)}"
+
+
 def delete_context(schema: str | None, table: str) -> str:
     """Bound: ``upto``.  Consumed rows; the publication does not publish deletes."""
     return f"DELETE FROM {qualified(schema, table)} WHERE id OPERATOR(pg_catalog.<=) :upto"

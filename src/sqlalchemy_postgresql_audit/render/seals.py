@@ -85,16 +85,22 @@ def create_seal_tables(schema: str | None) -> tuple[str, ...]:
     return tuple(statements)
 
 
-#: The transactions of this database running now, other than the caller's: each holds a lock
-#: on its virtual transaction id from its start, whether or not it has an xid yet, and a
-#: prepared transaction is listed by its xid.
+#: The transactions, other than the caller's, that may hold an uncommitted row of an audit table
+#: (``:audit``): those holding ROW EXCLUSIVE on it, which an INSERT takes before it draws an
+#: ``audit_id``, prepared transactions included.  Each is listed by its virtual transaction id
+#: and, once it has one, its xid (``x...``), which survives PREPARE TRANSACTION and a restart.
+#: ``pg_locks`` is readable by every role, unlike other sessions' state in ``pg_stat_activity``.
 RUNNING_TRANSACTIONS = (
-    "SELECT 'v' || l.virtualxid FROM pg_catalog.pg_locks l "
-    "JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid "
-    "WHERE l.locktype = 'virtualxid' AND l.mode = 'ExclusiveLock' AND l.granted "
-    "AND l.pid <> pg_catalog.pg_backend_pid() AND a.datname = pg_catalog.current_database() "
-    "UNION ALL SELECT 'p' || p.transaction::text FROM pg_catalog.pg_prepared_xacts p "
-    "WHERE p.database = pg_catalog.current_database()"
+    "SELECT DISTINCT i.id FROM pg_catalog.pg_locks r "
+    "LEFT JOIN pg_catalog.pg_locks x ON x.locktype = 'transactionid' "
+    "AND x.mode = 'ExclusiveLock' AND x.granted AND x.virtualtransaction = r.virtualtransaction "
+    "CROSS JOIN LATERAL (VALUES ('v' || r.virtualtransaction), ('x' || x.transactionid::text)) "
+    "AS i (id) "
+    "WHERE r.locktype = 'relation' AND r.mode = 'RowExclusiveLock' AND r.granted "
+    "AND r.relation = CAST(:audit AS regclass) AND i.id IS NOT NULL "
+    "AND r.database = (SELECT oid FROM pg_catalog.pg_database "
+    "WHERE datname = pg_catalog.current_database()) "
+    "AND r.pid IS DISTINCT FROM pg_catalog.pg_backend_pid()"
 )
 
 #: The ``audit_id`` sequence of an audit table, its last value handed out (NULL before the
