@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from sqlalchemy_postgresql_audit import SPEC_KEY, maintain, seal
+from sqlalchemy_postgresql_audit import SPEC_KEY, maintain, seal, verify
 from sqlalchemy_postgresql_audit.install.grants import grant_least_privilege
 from sqlalchemy_postgresql_audit.render import guard_function, quote
 from sqlalchemy_postgresql_audit.render.redaction import KEY_TABLE
@@ -337,6 +337,8 @@ def test_seal_tables_a_writer_planted_are_never_adopted(
     _as_role(database_url, writer, *create_seal_tables(SCHEMA))
     with pytest.raises(sa.exc.DBAPIError, match="was not created by sqlalchemy-postgresql-audit"):
         seal(engine, metadata)
+    with pytest.raises(sa.exc.DBAPIError, match="was not created by sqlalchemy-postgresql-audit"):
+        verify(engine, metadata)  # reading them would run the planter's policies too
 
 
 def test_the_owner_gets_every_partition_of_a_partitioned_audit_table(

@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from ..declare.audit_table import SPEC_KEY
 from ..declare.spec import AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP
+from ..install.adoption import refuse_foreign_seal_tables
 from ..install.ddl import resolve_spec
 from ..render.partitioning import RETENTION_OPERATION_CODE
 from ..render.seals import ERASURE_OPERATION_CODE, REMOVED_OPERATION, SEAL_OPERATION
@@ -117,6 +118,7 @@ def verify(
         removed: list[Removed] = []
         try:
             for schema, audit_tables in by_schema.items():
+                refuse_foreign_seal_tables(connection, schema)
                 chained = _chain.exists(connection, schema)
                 if chained:
                     _chain.lock(connection, schema, shared=True)
