@@ -87,6 +87,19 @@ def test_bad_redact_fails_at_declaration_naming_table_and_key(redact: Any, fragm
     assert fragment in str(raised.value)
 
 
+def test_redaction_is_refused_in_cdc_mode_where_the_decoder_would_record_values_in_clear() -> None:
+    with pytest.raises(AuditConfigurationError) as raised:
+        sa.Table(
+            "account",
+            sa.MetaData(),
+            sa.Column("id", sa.Integer, primary_key=True),
+            sa.Column("name", sa.String),
+            info={"audit.options": {"enabled": True, "mode": "cdc", "redact": {"name": "mask"}}},
+        )
+    assert (raised.value.table, raised.value.key) == ("account", "redact")
+    assert "mode='cdc'" in str(raised.value)
+
+
 @pytest.mark.parametrize(
     ("type_", "reason", "not_cited"),
     [
