@@ -151,6 +151,8 @@ def counts_at(table: Any, at: datetime.datetime | ColumnElement[Any]) -> ColumnE
 #: Marker rows (a NULL key) end every row's life at once: a TRUNCATE's ``T``, and ``R``, where
 #: a trail kept from an earlier life of the table restarts (``render/restart.py``).
 MARKER_OPERATIONS = ("T", "R")
+#: Every marker a row's history may show: these, and retention's ``X``.
+HISTORY_MARKER_OPERATIONS = (*MARKER_OPERATIONS, RETENTION_OPERATION_CODE)
 
 
 def marker_condition(table: Any, target: Audited) -> ColumnElement[bool]:
@@ -186,22 +188,42 @@ def versions(target: Audited, key: Mapping[str, Any], *, with_changes: bool) -> 
     """
     audit, labels = target.audit, target.labels
     marker = labels.marker
-    # The row's versions are read once, and its first version taken from them: each use of
-    # a subquery over a partitioned audit table is planned over every partition, and planning
-    # dominates a history query there.
-    rows = select(*audit.c).where(key_filter(audit, key)).cte("audit_history_own")
-    own = select(*rows.c, false().label(marker))
-    earliest = select(rows.c[AUDIT_ID], rows.c[AUDIT_OPERATION]).order_by(rows.c[AUDIT_ID]).limit(1)
-    first = select(earliest.subquery().c[AUDIT_ID]).scalar_subquery()
-    first_operation = select(earliest.subquery().c[AUDIT_OPERATION]).scalar_subquery()
-    # Markers (NULL key) in one pass over the table, for the same reason.
-    markers = select(*audit.c, true().label(marker)).where(
-        or_(
-            and_(marker_condition(audit, target), audit.c[AUDIT_ID] > first),
-            retention_condition(audit, target, first, first_operation),
+    # The audit table is read once, for the row's versions and every marker together: each
+    # reference to a partitioned audit table is planned over every partition, and without a
+    # prepared statement (psycopg2 never prepares) that planning is most of a history query's
+    # time.  Then the markers that concern the row are picked from what was read.
+    null_key = and_(*(audit.c[k].is_(None) for k in target.key_columns))
+    rows = (
+        select(*audit.c, null_key.label(marker))
+        .where(
+            or_(
+                key_filter(audit, key),
+                and_(null_key, audit.c[AUDIT_OPERATION].in_(HISTORY_MARKER_OPERATIONS)),
+            )
         )
+        .cte("audit_history_read")
     )
-    both = union_all(own, markers).subquery("audit_history_versions")
+    is_marker = rows.c[marker]
+    earliest = (
+        select(rows.c[AUDIT_ID], rows.c[AUDIT_OPERATION])
+        .where(~is_marker)
+        .order_by(rows.c[AUDIT_ID])
+        .limit(1)
+        .cte("audit_history_first")
+    )
+    first = select(earliest.c[AUDIT_ID]).scalar_subquery()
+    first_operation = select(earliest.c[AUDIT_OPERATION]).scalar_subquery()
+    both = (
+        select(*rows.c)
+        .where(
+            or_(
+                ~is_marker,
+                and_(marker_condition(rows, target), rows.c[AUDIT_ID] > first),
+                retention_condition(rows, target, first, first_operation),
+            )
+        )
+        .subquery("audit_history_versions")
+    )
     order = both.c[AUDIT_ID]
     spec = target.spec
     columns = spec.compared_columns if with_changes else ()
