@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from ..declare.audit_table import AUDIT_TABLE_COMMENT_SUFFIX
 from ..declare.spec import AUDIT_TIMESTAMP
-from ..render.partitioning import default_partition
+from ..render.partitioning import PARTITION_COMMENT_PREFIX, default_partition
 from ..render.sql import name_text
 
 #: The range partitions of a table, bounds read back as timestamptz (rendered and parsed in
@@ -38,7 +38,7 @@ def partition_comment(audit_table: str) -> str:
     an audit table, attached or kept, apart from other tables.  It ends like an audit table's,
     so that Alembic's autogenerate keeps it (never proposes to drop it) as it keeps audit
     tables; ``kept`` matches only the comment of an audit table itself."""
-    return f"Partition of audit table {audit_table}{AUDIT_TABLE_COMMENT_SUFFIX}"
+    return f"{PARTITION_COMMENT_PREFIX}{audit_table}{AUDIT_TABLE_COMMENT_SUFFIX}"
 
 
 #: Plain tables next to an audit table that carry its partitions' comment and are no
