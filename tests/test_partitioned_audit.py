@@ -470,6 +470,27 @@ def test_a_history_query_reads_each_partition_once(engine: sa.Engine) -> None:
 
 
 @pytest.mark.parametrize("capture", [(), ("transaction_id",)])
+def test_one_rows_as_of_reads_each_partition_once(
+    engine: sa.Engine, capture: tuple[str, ...]
+) -> None:
+    """The row's versions and the TRUNCATE markers before ``at`` are read in one scan, as in a
+    history query: every partition the time bound leaves is planned once, not twice."""
+    table = accounts(capture=list(capture))
+    table.metadata.create_all(engine)
+    for week in range(8):
+        maintain(engine, table, at=NOW - datetime.timedelta(weeks=week))
+    query = as_of(table, NOW, 1).compile(engine, compile_kwargs={"literal_binds": True})
+    with engine.connect() as connection:
+        plan = "\n".join(
+            connection.exec_driver_sql(f"EXPLAIN (COSTS OFF) {query}").scalars().all()
+        )
+    names = partitions(engine)
+    assert " on accounts_audit_p20260112 " in plan  # seven weeks before NOW's
+    for name in names:
+        assert plan.count(f" on {name} ") <= 1, (name, plan)
+
+
+@pytest.mark.parametrize("capture", [(), ("transaction_id",)])
 def test_as_of_skips_the_partitions_written_after_its_moment(
     engine: sa.Engine, capture: tuple[str, ...]
 ) -> None:
