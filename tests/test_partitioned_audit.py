@@ -24,6 +24,7 @@ from sqlalchemy_postgresql_audit import (
 )
 from sqlalchemy_postgresql_audit.declare.audit_table import AUDIT_TABLE_KEY
 from sqlalchemy_postgresql_audit.install.grants import grant_least_privilege
+from sqlalchemy_postgresql_audit.lifecycle.coverage import GAP, coverage, coverage_watched
 from sqlalchemy_postgresql_audit.lifecycle.partition_catalog import (
     detached_partitions,
     partition_comment,
@@ -273,6 +274,35 @@ def test_cli_check_reports_a_gap_and_maintain_hold_release_close_it(
     assert run("release", target, "accounts", *url, path=tmp_path).returncode == 0
     dropped = run("--json", "maintain", target, *url, "--at", later, path=tmp_path)
     assert json.loads(dropped.stdout)["maintained"][0]["dropped"]
+
+
+def test_check_reports_a_detach_left_pending(engine: sa.Engine) -> None:
+    """A ``DETACH ... CONCURRENTLY`` interrupted while it waits for a reader leaves the
+    partition pending: it takes no writes and its rows are out of history until FINALIZE.
+    (PostgreSQL refuses a concurrent detach beside a DEFAULT partition, so someone dropped
+    that first; the library never detaches concurrently.)"""
+    table = accounts()
+    table.metadata.create_all(engine)
+    maintain(engine, table, at=NOW - datetime.timedelta(weeks=2))
+    old = "accounts_audit_p20260216"
+    with engine.begin() as connection:
+        connection.execute(sa.text("DROP TABLE accounts_audit_default"))
+    with engine.connect() as reader:
+        reader.execute(sa.text("SELECT count(*) FROM accounts_audit"))  # holds its lock
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as detacher:
+            detacher.execute(sa.text("SET statement_timeout = '1s'"))
+            detach = sa.text(f"ALTER TABLE accounts_audit DETACH PARTITION {old} CONCURRENTLY")
+            with pytest.raises(sa.exc.OperationalError, match="statement timeout"):
+                detacher.execute(detach)
+    with engine.connect() as connection:
+        found = coverage(connection, None, "accounts_audit", at=NOW)
+    assert found.pending == (old,)
+    watched = coverage_watched("accounts_audit", found)
+    assert watched.state == GAP
+    assert any(f"detach of partition {old} was left pending" in r for r in watched.reasons)
+    with engine.begin() as connection:
+        connection.execute(sa.text(f"ALTER TABLE accounts_audit DETACH PARTITION {old} FINALIZE"))
+        assert coverage(connection, None, "accounts_audit", at=NOW).pending == ()
 
 
 def assert_owner_only(engine: sa.Engine, writer: str) -> None:

@@ -101,6 +101,29 @@ def range_partitions(
     return [RangePartition(name=row.name, lower=row.lower, upper=row.upper) for row in rows]
 
 
+_PENDING = sa.text(
+    """
+    SELECT c.relname FROM pg_catalog.pg_inherits i
+    JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+    WHERE i.inhparent = CAST(:parent AS regclass) AND i.inhdetachpending
+    ORDER BY 1
+    """
+)
+
+
+def pending_detaches(connection: sa.Connection, schema: str | None, audit_table: str) -> list[str]:
+    """Partitions a ``DETACH PARTITION ... CONCURRENTLY`` left half done (interrupted, or its
+    session crashed): new queries no longer see them, nor route writes to them, until
+    ``ALTER TABLE ... DETACH PARTITION ... FINALIZE``.  The library never detaches
+    concurrently (PostgreSQL refuses it beside a DEFAULT partition); someone else did, with
+    the DEFAULT partition gone.  PostgreSQL 14 added the state: none before."""
+    version = connection.dialect.server_version_info or (0,)
+    if version < (14,):
+        return []
+    found = connection.execute(_PENDING, {"parent": name_text(schema, audit_table)})
+    return list(found.scalars())
+
+
 def default_table(schema: str | None, audit_table: str) -> sa.TableClause:
     return sa.table(default_partition(audit_table), sa.column(AUDIT_TIMESTAMP), schema=schema)
 
