@@ -180,6 +180,33 @@ def test_pg_cron_schedules_partman_maintenance_in_the_audited_database(
             connection.execute(sa.text("SELECT cron.unschedule(:j)"), {"j": job})
 
 
+def test_the_scheduled_function_and_job_belong_to_the_named_owner(
+    partman_engine: sa.Engine, cron_engine: sa.Engine, make_role: Any
+) -> None:
+    owner = make_role("audit_owner")
+    job = schedule_partman_maintenance(
+        cron_engine, partman_engine, schedule="0 3 * * *", owner=owner
+    )
+    try:
+        with cron_engine.connect() as connection:
+            username = connection.execute(
+                sa.text("SELECT username FROM cron.job WHERE jobid = :j"), {"j": job}
+            ).scalar_one()
+        with partman_engine.connect() as connection:
+            function = connection.execute(
+                sa.text(
+                    "SELECT pg_get_userbyid(proowner), CAST(proacl AS text[]) FROM pg_proc "
+                    "WHERE proname = :f"
+                ),
+                {"f": MAINTENANCE_FUNCTION},
+            ).one()
+    finally:
+        with cron_engine.begin() as connection:
+            connection.execute(sa.text("SELECT cron.unschedule(:j)"), {"j": job})
+    assert username == owner
+    assert function[0] == owner and list(function[1]) == [f"{owner}=X/{owner}"]
+
+
 def _last_run(cron_engine: sa.Engine, job: int, timeout: float = 150.0) -> Any:
     """The job's first finished run: pg_cron starts jobs on the minute."""
     deadline = time.monotonic() + timeout
