@@ -17,6 +17,8 @@ mode), then changed as named:
 ``no_setting`` the ``audit.username`` setting read replaced by NULL.
 ``no_moved_keys`` the body without looking for moved keys (``K`` rows; UPDATE only; statement
                mode: no key trigger either).
+``no_key_trigger`` statement mode only: the key trigger dropped, the function as installed:
+               what the trigger's presence costs an UPDATE that moves no key (its ``WHEN``).
 ``before_key_trigger`` statement mode only: the statement call looking for moved keys itself
                (the anti-join over the transition tables, as template 2 had it before the key
                trigger, which is dropped): the same run's "before".
@@ -63,6 +65,7 @@ import sqlalchemy_postgresql_audit as audit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import capture
+import moved_keys
 
 OUT = Path(__file__).resolve().parent / "results"
 MODES = ("statement", "row")
@@ -74,6 +77,7 @@ VARIANTS = (
     "no_writer",
     "no_setting",
     "no_moved_keys",
+    "no_key_trigger",
     "before_key_trigger",
     "no_insert",
     "empty",
@@ -92,7 +96,7 @@ USERNAME = "'bench-user'"  # a constant of this script, as the floor's audit_use
 
 
 #: Variants that only statement mode has.
-STATEMENT_ONLY = ("before_key_trigger",)
+STATEMENT_ONLY = ("no_key_trigger", "before_key_trigger")
 
 
 def variants(mode: str, chosen: tuple[str, ...] = VARIANTS) -> list[str]:
@@ -179,21 +183,18 @@ def alter(connection: sa.Connection, design: str, variant: str) -> None:
     elif variant == "no_moved_keys" and design.startswith("row"):
         body, n = re.subn(r"(?s)IF ROW\(.*?END IF;\n\s*END IF;\n", "", body, count=1)
         assert n == 1, variant
-    elif variant in ("no_moved_keys", "before_key_trigger"):
-        # The key trigger and its branch go; the anti-join (run on partitioned tables only)
-        # goes too, or runs on every call as before the key trigger.
+    elif variant == "no_key_trigger":
         trigger = capture.q(f"{capture.SCHEMA}_{table_of(design)}_audit_update_key")
-        connection.exec_driver_sql(
-            f"DROP TRIGGER {trigger} ON {capture.qualified(table_of(design))}"
-        )
-        body, n = re.subn(
-            r"(?s)IF TG_LEVEL = 'ROW' THEN\n.*?RETURN NULL;\n    END IF;\n    ", "", body, count=1
-        )
-        assert n == 1, variant
-        gate = r"(?s)IF pg_catalog\.pg_partition_root\(TG_RELID\) IS NOT NULL THEN\n(.*?END IF;\n)    END IF;\n"
-        keep = "" if variant == "no_moved_keys" else r"\1"
-        body, n = re.subn(gate, keep, body, count=1)
-        assert n == 1, variant
+        table = capture.qualified(table_of(design))
+        connection.exec_driver_sql(f"DROP TRIGGER {trigger} ON {table}")
+        return
+    elif variant in ("no_moved_keys", "before_key_trigger"):
+        how = "cut" if variant == "no_moved_keys" else "anti_join"
+        trigger = capture.q(f"{capture.SCHEMA}_{table_of(design)}_audit_update_key")
+        assert moved_keys.reshape(
+            connection, function, capture.qualified(table_of(design)), trigger, how
+        ), variant
+        return
     elif variant == "no_insert":
         # INSERT statements only (the TRUNCATE copy's dynamic one is a string: kept).
         body, n = re.subn(r"(?ms)^( +)INSERT INTO .*?;\n", r"\1NULL;\n", body)
