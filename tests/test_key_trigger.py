@@ -4,11 +4,14 @@ its inheritance children, a partitioned table forced into statement mode, and it
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+from alembic_env import make_project
 from sqlalchemy_postgresql_audit import AUDIT_TABLE_KEY, SPEC_KEY, AuditSpec, install_audit_triggers
 from sqlalchemy_postgresql_audit.declare.spec import key_trigger_name
 from sqlalchemy_postgresql_audit.install.catalog import installed_audits
@@ -214,3 +217,40 @@ def test_switching_to_row_mode_removes_the_key_trigger(engine: sa.Engine) -> Non
             "SELECT tgname FROM pg_trigger WHERE tgrelid = 'parcel'::regclass ORDER BY 1"
         ).scalars()
         assert KEY_TRIGGER not in list(names)
+
+
+def test_an_installation_of_template_2_before_the_key_trigger_is_replaced_by_alembic(
+    tmp_path: Path, engine: sa.Engine
+) -> None:
+    """Template 2 is still open: an installation made before the key trigger (the anti-join in
+    every UPDATE call, no key trigger) reads as drifted, and autogenerate replaces it."""
+    table = declare()
+    project = make_project(tmp_path, engine.url)
+    project.revision(table.metadata, "parcels")
+    project.upgrade(table.metadata)
+    with engine.begin() as connection:
+        function = connection.exec_driver_sql(
+            "SELECT pg_get_functiondef('public_parcel_audit()'::regprocedure)"
+        ).scalar_one()
+        branch = re.search(
+            r"(?s)IF TG_LEVEL = 'ROW' THEN\n.*?RETURN NULL;\n    END IF;\n    ", function
+        )
+        gate = re.search(
+            r"(?s)IF pg_catalog\.pg_partition_root\(TG_RELID\) IS NOT NULL THEN\n(.*?END IF;\n)    END IF;\n",
+            function,
+        )
+        assert branch is not None and gate is not None
+        before = function.replace(branch.group(0), "").replace(gate.group(0), gate.group(1))
+        connection.exec_driver_sql(before)
+        connection.exec_driver_sql(f"DROP TRIGGER {KEY_TRIGGER} ON parcel")
+    assert sorted(current_drifts(engine, table)) == [
+        "function body edited",
+        f"trigger {KEY_TRIGGER} missing",
+    ]
+    assert "op.replace_audit_trigger(" in project.revision(table.metadata, "key trigger")
+    project.upgrade(table.metadata)
+    assert current_drifts(engine, table) == []
+    with engine.begin() as connection:
+        connection.execute(table.insert().values(id=1, place="a"))
+        connection.execute(table.update().values(id=2))
+        assert trail(connection, table) == [("I", 1, "a"), ("K", 1, "a"), ("U", 2, "a")]
