@@ -181,6 +181,7 @@ class AuditSpec:
 
     @property
     def update_trigger(self) -> TriggerSpec | None:
+        """The UPDATE trigger, whose name the key trigger's follows."""
         return next((t for t in self.triggers if t.operation == "UPDATE"), None)
 
     @property

@@ -140,7 +140,7 @@ def watched(spec: AuditSpec, installed: InstalledAudit, default_schema: str) -> 
         _function_state(spec, installed),
         *_trigger_states(spec, installed, default_schema),
         *_clone_states(spec, installed, default_schema),
-        *_partition_truncate_states(spec, installed, default_schema),
+        *_descendant_trigger_states(spec, installed, default_schema),
         *_guard_states(spec, installed),
     ]
 
@@ -235,7 +235,7 @@ def _clone_states(spec: AuditSpec, installed: InstalledAudit, default_schema: st
     return found
 
 
-def _partition_truncate_states(
+def _descendant_trigger_states(
     spec: AuditSpec, installed: InstalledAudit, default_schema: str
 ) -> list[Watched]:
     """Template 2's TRUNCATE triggers on the table's partitions and key triggers on its
