@@ -254,3 +254,28 @@ def test_an_installation_of_template_2_before_the_key_trigger_is_replaced_by_ale
         connection.execute(table.insert().values(id=1, place="a"))
         connection.execute(table.update().values(id=2))
         assert trail(connection, table) == [("I", 1, "a"), ("K", 1, "a"), ("U", 2, "a")]
+
+
+def test_hostile_names_are_quoted_in_the_key_trigger(engine: sa.Engine) -> None:
+    schema, name, key = "sch\"ema 'x", 'Par\'cel "Select"', "k\"ey ' id"
+    table = sa.Table(
+        name,
+        sa.MetaData(),
+        sa.Column(key, sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("place", sa.Text),
+        schema=schema,
+        info={"audit.options": {"enabled": True}},
+    )
+    with engine.begin() as connection:
+        connection.execute(sa.schema.CreateSchema(schema))
+    table.metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(table.insert().values({key: 1, "place": "a"}))
+        connection.execute(table.update().values({key: 2}))
+        audit = table.info[AUDIT_TABLE_KEY]
+        rows = connection.execute(
+            sa.select(audit.c.audit_operation, audit.c[key]).order_by(audit.c.audit_id)
+        ).all()
+        assert [tuple(r) for r in rows] == [("I", 1), ("K", 1), ("U", 2)]
+        (installed,) = installed_audits(connection, [schema])
+    assert drifts(spec_of(table), installed, "public") == []
