@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import bisect
 import decimal
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,14 +40,15 @@ from ..declare.spec import AUDIT_CURRENT_USER, AUDIT_ID, AUDIT_OPERATION, AUDIT_
 from ..errors import AuditError
 from ..history._target import audited, key_filter, key_values
 from ..install.ddl import _connection, resolve_spec
-from ..render.erasure import KEPT_PARTITIONS, MAY_LOCK, analyze_erased, lock_for_erasure
-from ..render.guard import ERASING_SETTING
+from ..render.erasure import MAY_LOCK, PUBLISHED_IN, analyze_erased, lock_for_erasure
+from ..render.guard import ERASING_SETTING, PURGE_OPERATION_CODE
+from ..render.partitioning import RETENTION_OPERATION_CODE
 from ..render.seals import ERASURE_OPERATION_CODE, REMOVED_OPERATION, SEAL_OPERATION
 from ..render.sql import name_text
 from . import _chain
 from ._digest import KeyTree, column_key, commitment
 from ._segments import stream_rows
-from .maintenance import partition_comment
+from .partition_catalog import kept_partitions
 from .seals import audited_targets, removed_segments
 
 Where = Callable[[sa.TableClause], sa.ColumnElement[bool]]
@@ -67,6 +69,12 @@ class Erased:
     sealed_rows: int
     #: Detached partitions kept by retention that held values erased here.
     kept_partitions: tuple[str, ...]
+    #: The publications of this audit table (an archive server subscribes to them) when this
+    #: server removed history an archive keeps (retention dropped or kept partitions, a purge
+    #: deleted rows): neither a DROP, a DELETE of a purge nor an UPDATE of a kept partition is
+    #: replicated, so the archive may still hold values this erasure did not reach there.  Run
+    #: ``erase`` on the archive too.  Empty otherwise.
+    unreached_publications: tuple[str, ...] = ()
 
 
 def erase(
@@ -214,7 +222,9 @@ def _erase(
     reason: str,
 ) -> Erased:
     schema, name = spec.schema, spec.audit_table
-    relations = (name, *_kept_partitions(connection, schema, name))
+    kept = kept_partitions(connection, schema, name).names
+    relations = (name, *kept)
+    unreached = _unreached_publications(connection, schema, audit, bool(kept))
     if not _any_present(connection, schema, relations, audit, columns, where):
         return Erased(
             audit_table=name,
@@ -223,12 +233,13 @@ def _erase(
             rows=0,
             sealed_rows=0,
             kept_partitions=(),
+            unreached_publications=unreached,
         )
     _chain.prepare(connection, schema)
     marker = _write_marker(connection, schema, audit)
     connection.execute(sa.select(sa.func.set_config(ERASING_SETTING, str(marker), True)))
     sealed = _shred_sealed_rows(connection, schema, name, audit, columns, where, marker)
-    rows, kept = 0, []
+    rows, touched = 0, []
     for relation in relations:
         table = _typed(schema, relation, audit)
         updated = connection.execute(
@@ -239,7 +250,7 @@ def _erase(
         ).rowcount
         rows += updated
         if updated and relation != name:
-            kept.append(relation)
+            touched.append(relation)
         if updated:
             connection.execute(sa.text(analyze_erased(schema, relation, columns)))
     connection.execute(sa.select(sa.func.set_config(ERASING_SETTING, "", True)))
@@ -258,8 +269,35 @@ def _erase(
         columns=columns,
         rows=rows,
         sealed_rows=sealed,
-        kept_partitions=tuple(kept),
+        kept_partitions=tuple(touched),
+        unreached_publications=unreached,
     )
+
+
+def _unreached_publications(
+    connection: sa.Connection, schema: str | None, audit: sa.Table, kept: bool
+) -> tuple[str, ...]:
+    """The publications of ``audit`` when this server removed history its subscribers keep
+    (``Erased.unreached_publications``), with a warning saying so."""
+    where = {"audit_table": name_text(schema, audit.name)}
+    publications = tuple(connection.execute(sa.text(PUBLISHED_IN), where).scalars())
+    if not publications:
+        return ()
+    if not kept:
+        table = _typed(schema, audit.name, audit)
+        removed = sa.select(sa.literal(1)).where(
+            table.c[AUDIT_OPERATION].in_([RETENTION_OPERATION_CODE, PURGE_OPERATION_CODE])
+        )
+        if not connection.execute(sa.select(sa.exists(removed))).scalar_one():
+            return ()
+    warnings.warn(
+        f"{name_text(schema, audit.name)} is published ({', '.join(publications)}) and this "
+        "server removed history (retention, a purge) that an archive subscribed to it keeps: "
+        "erasing here does not reach those rows there; run erase on the archive too",
+        UserWarning,
+        stacklevel=4,
+    )
+    return publications
 
 
 def _present(table: sa.TableClause, columns: Sequence[str]) -> sa.ColumnElement[bool]:
@@ -308,14 +346,6 @@ def _write_marker(connection: sa.Connection, schema: str | None, audit: sa.Table
         }
     )
     return int(connection.execute(marker.returning(table.c[AUDIT_ID])).scalar_one())
-
-
-def _kept_partitions(connection: sa.Connection, schema: str | None, name: str) -> list[str]:
-    found = connection.execute(
-        sa.text(KEPT_PARTITIONS),
-        {"schema": schema or "public", "comment": partition_comment(name)},
-    )
-    return list(found.scalars())
 
 
 def _shred_sealed_rows(
