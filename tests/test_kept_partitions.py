@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from sqlalchemy_postgresql_audit import erase, maintain
 from sqlalchemy_postgresql_audit.declare.audit_table import AUDIT_TABLE_KEY
+from sqlalchemy_postgresql_audit.lifecycle.archive import publish
 from sqlalchemy_postgresql_audit.lifecycle.partition_catalog import (
     detached_partitions,
     partition_comment,
@@ -134,3 +135,20 @@ def test_a_table_made_to_look_like_a_kept_partition_is_neither_listed_nor_erased
         again = erase(engine, table, 7, reason="request")
     assert again.rows == 0 and audit_triggers_enabled(engine)
     assert fake_email(engine) == "seven@example.com"
+
+
+def test_erasing_a_kept_partition_of_a_published_table_says_the_archive_keeps_it(
+    engine: sa.Engine,
+) -> None:
+    table = accounts()
+    table.metadata.create_all(engine)
+    keep_a_week(engine, table)
+    quiet = erase(engine, table, 7, columns=["email"], reason="request")
+    assert quiet.kept_partitions == (KEPT,) and quiet.unreached_publications == ()
+    with engine.begin() as connection:
+        connection.execute(table.update().where(table.c.id == 7).values(email="new@example.com"))
+    publish(engine, table)
+    # An UPDATE of a detached table is not published: what the archive got stays there.
+    with pytest.warns(UserWarning, match="is published \\(audit_trail\\)"):
+        done = erase(engine, table, 7, reason="request")
+    assert done.rows == 1 and done.unreached_publications == ("audit_trail",)
