@@ -5,11 +5,14 @@ writer made to look like one (its owner, a trigger of its own) is neither listed
 from __future__ import annotations
 
 import datetime
+import json
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
+from cli_run import run, url_text
 from sqlalchemy_postgresql_audit import erase, maintain
 from sqlalchemy_postgresql_audit.declare.audit_table import AUDIT_TABLE_KEY
 from sqlalchemy_postgresql_audit.lifecycle.archive import publish
@@ -152,3 +155,43 @@ def test_erasing_a_kept_partition_of_a_published_table_says_the_archive_keeps_it
     with pytest.warns(UserWarning, match="is published \\(audit_trail\\)"):
         done = erase(engine, table, 7, reason="request")
     assert done.rows == 1 and done.unreached_publications == ("audit_trail",)
+
+
+MODELS = """
+import datetime
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("email", sa.String),
+    info={"audit.options": {
+        "enabled": True, "append_only": True, "partition": "week",
+        "retention": datetime.timedelta(weeks=1), "retention_keep": True,
+    }},
+)
+"""
+
+
+def test_check_names_a_table_made_to_look_like_a_kept_partition(
+    engine: sa.Engine, database_url: sa.URL, make_role: Callable[[str], str], tmp_path: Path
+) -> None:
+    (tmp_path / "keptmodels.py").write_text(MODELS)
+    table = accounts()
+    table.metadata.create_all(engine)
+    keep_a_week(engine, table)
+    command = ["--json", "check", "keptmodels:metadata", "--url", url_text(database_url)]
+
+    def look_alikes() -> list[dict[str, str]]:
+        done = run(*command, path=tmp_path)
+        (state,) = json.loads(done.stdout)["tables"]
+        return [o for o in state["objects"] if o["kind"] == "kept partition"]
+
+    assert look_alikes() == []  # the partition retention kept is no look-alike
+    plant(engine, database_url, make_role("writer"))
+    (found,) = look_alikes()
+    assert found["name"] == FAKE and found["state"] == "unexpected"
+    assert "is not one: it is owned by" in found["reasons"][0]
+    assert run(*command, path=tmp_path).returncode == 1

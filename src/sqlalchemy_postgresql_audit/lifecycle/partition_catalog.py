@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from ..declare.audit_table import AUDIT_TABLE_COMMENT_SUFFIX
 from ..declare.spec import AUDIT_TIMESTAMP
+from ..install.compare import UNEXPECTED, Watched
 from ..render.erasure import KEPT_PARTITIONS
 from ..render.partitioning import default_partition
 from ..render.sql import name_text
@@ -52,10 +53,12 @@ class Kept:
     suspicious: tuple[tuple[str, str], ...]
 
 
-def kept_partitions(connection: sa.Connection, schema: str | None, audit_table: str) -> Kept:
+def kept_partitions(
+    connection: sa.Connection, schema: str | None, audit_table: str, *, warn: bool = True
+) -> Kept:
     """``audit_table``'s kept partitions in ``schema`` (the current schema when ``None``),
-    oldest first (their names end with their period); a warning names each suspicious table,
-    which is left alone."""
+    oldest first (their names end with their period); a warning (``warn``) names each
+    suspicious table, which is left alone."""
     if schema is None:
         schema = connection.execute(sa.select(sa.func.current_schema())).scalar_one()
     found = connection.execute(
@@ -70,7 +73,7 @@ def kept_partitions(connection: sa.Connection, schema: str | None, audit_table: 
         names=tuple(row.name for row in found if row.problem is None),
         suspicious=tuple((row.name, row.problem) for row in found if row.problem is not None),
     )
-    for name, problem in kept.suspicious:
+    for name, problem in kept.suspicious if warn else ():
         warnings.warn(
             f"{name_text(schema, name)} carries the comment of a kept partition of "
             f"{name_text(schema, audit_table)} but is not one, so it is ignored (neither listed "
@@ -79,6 +82,25 @@ def kept_partitions(connection: sa.Connection, schema: str | None, audit_table: 
             stacklevel=3,
         )
     return kept
+
+
+def look_alikes_watched(
+    connection: sa.Connection, schema: str | None, audit_table: str
+) -> list[Watched]:
+    """``check``'s view: each table made to look like a kept partition, ``unexpected``."""
+    found = kept_partitions(connection, schema, audit_table, warn=False)
+    return [
+        Watched(
+            "kept partition",
+            name,
+            UNEXPECTED,
+            (
+                f"{name} carries the comment of a kept partition of {audit_table} but is not one: "
+                f"{problem}",
+            ),
+        )
+        for name, problem in found.suspicious
+    ]
 
 
 def detached_partitions(connection: sa.Connection, audit_table: sa.Table) -> list[str]:
