@@ -19,6 +19,13 @@ def refuse_foreign_seal_tables(connection: sa.Connection, schema: str | None) ->
         connection.execute(AuditDDL(refuse_foreign_table(schema, table)))
 
 
+_HOLDS_HINT = (
+    "Whoever made it, or may change it, could run code as whoever uses it or lift a hold. "
+    "Revoke what other roles hold on it, or note its holds, drop it (after checking it) and "
+    "place them again with hold, which creates it for the audit table's owner."
+)
+
+
 def refuse_foreign_holds_table(
     connection: sa.Connection, schema: str | None, owner: str, *, grants: bool = True
 ) -> None:
@@ -27,6 +34,11 @@ def refuse_foreign_holds_table(
     whoever places, lifts or reads a hold, and one that another role may change (``grants``)
     lets that role lift a hold, and so have retention drop held history."""
     refusal = refuse_foreign_table(
-        schema, HOLDS_TABLE, columns=HOLDS_COLUMNS, trusted_owner=owner, grants=grants
+        schema,
+        HOLDS_TABLE,
+        columns=HOLDS_COLUMNS,
+        trusted_owner=owner,
+        grants=grants,
+        hint=_HOLDS_HINT,
     )
     connection.execute(AuditDDL(refusal))

@@ -108,6 +108,12 @@ def adoption_problems(
       HAVING pg_catalog.count(*) > 0{granted}"""
 
 
+_HINT = (
+    "Whoever made it could read its secrets or run code as its owner; drop it "
+    "(after checking it) and let the library create it."
+)
+
+
 def refuse_foreign_table(
     schema: str | None,
     table: str,
@@ -116,10 +122,12 @@ def refuse_foreign_table(
     trusted_functions: Sequence[str] = (),
     trusted_owner: str | None = None,
     grants: bool = False,
+    hint: str = _HINT,
 ) -> str:
     """A ``DO`` block that raises, naming the table and every reason, unless ``schema.table``
     is missing or is one the library may adopt; ``columns``: the only columns it may have;
-    ``grants``: refuse it also when another role than its owner may change it."""
+    ``grants``: refuse it also when another role than its owner may change it; ``hint``: what
+    to do about it."""
     functions = ", ".join(literal(f) for f in trusted_functions) or "NULL"
     expected = (
         "ARRAY[" + ", ".join(literal(c) for c in columns) + "]::text[]"
@@ -148,8 +156,7 @@ BEGIN
   IF problem IS NOT NULL THEN
     RAISE EXCEPTION '% was not created by sqlalchemy-postgresql-audit, so it is not adopted: %',
       target, problem
-      USING HINT = 'Whoever made it could read its secrets or run code as its owner; drop it '
-                   '(after checking it) and let the library create it.';
+      USING HINT = {literal(hint)};
   END IF;
 END
 """
