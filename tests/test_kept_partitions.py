@@ -141,20 +141,29 @@ def test_a_table_made_to_look_like_a_kept_partition_is_neither_listed_nor_erased
 
 
 def test_erasing_a_kept_partition_of_a_published_table_says_the_archive_keeps_it(
-    engine: sa.Engine,
+    engine: sa.Engine, database_url: sa.URL, make_role: Callable[[str], str]
 ) -> None:
-    table = accounts()
-    table.metadata.create_all(engine)
-    keep_a_week(engine, table)
-    quiet = erase(engine, table, 7, columns=["email"], reason="request")
-    assert quiet.kept_partitions == (KEPT,) and quiet.unreached_publications == ()
+    owner = make_role("owner")  # not a superuser: it reads only what it may
     with engine.begin() as connection:
-        connection.execute(table.update().where(table.c.id == 7).values(email="new@example.com"))
-    publish(engine, table)
-    # An UPDATE of a detached table is not published: what the archive got stays there.
-    with pytest.warns(UserWarning, match="is published \\(audit_trail\\)"):
-        done = erase(engine, table, 7, reason="request")
-    assert done.rows == 1 and done.unreached_publications == ("audit_trail",)
+        database = quote(str(database_url.database))
+        connection.execute(sa.text(f"GRANT CREATE ON SCHEMA public TO {quote(owner)}"))
+        connection.execute(sa.text(f"GRANT CREATE ON DATABASE {database} TO {quote(owner)}"))
+    as_owner = sa.create_engine(database_url.set(username=owner))
+    try:
+        table = accounts()
+        table.metadata.create_all(as_owner)
+        keep_a_week(engine, table)
+        quiet = erase(as_owner, table, 7, columns=["email"], reason="request")
+        assert quiet.kept_partitions == (KEPT,) and quiet.unreached_publications == ()
+        with as_owner.begin() as connection:
+            connection.execute(table.update().where(table.c.id == 7).values(email="new@x.org"))
+        publish(as_owner, table)
+        # An UPDATE of a detached table is not published: what the archive got stays there.
+        with pytest.warns(UserWarning, match="is published \\(audit_trail\\)"):
+            done = erase(as_owner, table, 7, reason="request")
+        assert done.rows == 1 and done.unreached_publications == ("audit_trail",)
+    finally:
+        as_owner.dispose()
 
 
 MODELS = """

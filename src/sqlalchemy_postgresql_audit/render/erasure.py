@@ -45,13 +45,15 @@ WHERE n.nspname = :schema
 ORDER BY 1
 """
 
-#: The publications that publish an audit table (or one of its partitions).
+#: The publications that publish an audit table (or one of its partitions).  Matched by name,
+#: not by ``to_regclass`` of every published name, which the planner may run on any table
+#: (those of schemas the role may not use included, an error).
 PUBLISHED_IN = """
-SELECT DISTINCT t.pubname::text FROM pg_catalog.pg_publication_tables t
-WHERE pg_catalog.to_regclass(pg_catalog.quote_ident(t.schemaname) OPERATOR(pg_catalog.||) '.'
-                             OPERATOR(pg_catalog.||) pg_catalog.quote_ident(t.tablename))
-      IN (SELECT p.relid
-          FROM pg_catalog.pg_partition_tree(CAST(:audit_table AS pg_catalog.regclass)) p)
+SELECT DISTINCT t.pubname::text
+FROM pg_catalog.pg_partition_tree(CAST(:audit_table AS pg_catalog.regclass)) p
+JOIN pg_catalog.pg_class c ON c.oid = p.relid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_publication_tables t ON t.schemaname = n.nspname AND t.tablename = c.relname
 ORDER BY 1
 """
 
