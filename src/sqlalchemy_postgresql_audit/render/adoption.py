@@ -68,16 +68,18 @@ def adoption_problems(
     granted = """
     UNION ALL
       SELECT 'roles other than its owner may change it: ' || pg_catalog.string_agg(
-               DISTINCT CASE g.grantee WHEN 0 THEN 'PUBLIC'
-                 ELSE g.grantee::pg_catalog.regrole::text END
-               OPERATOR(pg_catalog.||) ' (' OPERATOR(pg_catalog.||) g.privilege_type
-               OPERATOR(pg_catalog.||) ')', ', ')
-      FROM (SELECT e.grantee, e.privilege_type FROM pg_catalog.aclexplode(c.relacl) e
-            UNION ALL
-            SELECT e.grantee, e.privilege_type
-            FROM pg_catalog.pg_attribute a, pg_catalog.aclexplode(a.attacl) e
-            WHERE a.attrelid = c.oid AND a.attnum > 0) AS g
-      WHERE g.grantee <> c.relowner AND g.privilege_type <> 'SELECT'
+               r.who OPERATOR(pg_catalog.||) ' (' OPERATOR(pg_catalog.||) r.rights
+               OPERATOR(pg_catalog.||) ')', ', ' ORDER BY r.who)
+      FROM (SELECT CASE g.grantee WHEN 0 THEN 'PUBLIC'
+                     ELSE g.grantee::pg_catalog.regrole::text END AS who,
+                   pg_catalog.string_agg(DISTINCT g.privilege_type, ', ') AS rights
+            FROM (SELECT e.grantee, e.privilege_type FROM pg_catalog.aclexplode(c.relacl) e
+                  UNION ALL
+                  SELECT e.grantee, e.privilege_type
+                  FROM pg_catalog.pg_attribute a, pg_catalog.aclexplode(a.attacl) e
+                  WHERE a.attrelid = c.oid AND a.attnum > 0) AS g
+            WHERE g.grantee <> c.relowner AND g.privilege_type <> 'SELECT'
+            GROUP BY 1) AS r
       HAVING pg_catalog.count(*) > 0""" if grants else ""
     return f"""{owner_problem}
     UNION ALL
