@@ -2,7 +2,8 @@
 subject's right to erasure, and leave a marker that says who erased what, when and why.
 
 Values are set to NULL in every version: through the audit table (every attached partition)
-and in the partitions retention detached and kept (found by their comment).  Under
+and in the partitions retention detached and kept (found by their comment, and only those that
+are really the library's: ``partition_catalog.kept_partitions``).  Under
 ``append_only`` the guard lets exactly such an UPDATE through while ``ERASING_SETTING`` is set
 (``render.guard``).  Each call writes an ``E`` row into each audit table it touched (who in
 ``audit_current_user``, when in ``audit_operation_timestamp``, no key, no value) and an ``E``
@@ -19,7 +20,10 @@ the columns it erased, since ``pg_stats`` samples values.  ``changed_columns`` s
 columns, never values.
 
 What erasure cannot reach: an archive server whose publication does not publish UPDATE (the
-library's ``publish`` does publish it), copies made outside the database (dumps, exports),
+library's ``publish`` does publish it), and on any archive server the rows this server no
+longer has (dropped or kept by retention, deleted by a purge: none of that is replicated), for
+which ``erase`` must run on the archive too (``Erased.unreached_publications`` and a warning
+say so); copies made outside the database (dumps, exports),
 base backups and archived WAL, which keep the values until they expire, and dead row versions
 until VACUUM removes them.
 """
