@@ -11,7 +11,8 @@ governs: the append-only guard, the audit table's indexes (the history index), i
 rules and row-level security, source columns neither mirrored nor excluded, and once
 ``grant`` ran, the privileges of the roles it named; for a partitioned audit table, how far
 ahead partitions exist and the rows waiting in its DEFAULT partition (``gap`` when the next
-write has no partition); for a ``redact: hash`` column, recorded values that are not digests of
+write has no partition), and any table made to look like one of its kept partitions
+(``unexpected``); for a ``redact: hash`` column, recorded values that are not digests of
 a key version the key table holds.  ``--json`` lists each object with its
 state, so an operator sees what is watched.
 """
@@ -50,6 +51,7 @@ from ..install.exposure import exposure, replica_setters
 from ..install.publication import unpublished
 from ..install.watch import exposure_states, index_states, privilege_states, replica_states
 from ..lifecycle.coverage import GAP, coverage, coverage_watched
+from ..lifecycle.partition_catalog import look_alikes_watched
 from ..lifecycle.recorded_digests import digest_states
 from .base import EXIT_DRIFT, EXIT_OK, Command, add_target_argument, add_url_argument
 from .database import begin, create_engine
@@ -191,6 +193,7 @@ def _governed(
         *replica_states(replica_setters(connection, record.writers) if record else ()),
         *exposure_states(spec, exposure(connection, spec)),
         *([coverage_watched(spec.audit_table, found)] if found else []),
+        *(look_alikes_watched(connection, schema, spec.audit_table) if found else []),
         *digest_states(connection, spec, schema),
     ]
 

@@ -5,7 +5,8 @@ tables, the archive subscribes and keeps everything.
   archive may partition it differently, or not at all;
 - INSERT and UPDATE only: retention's DETACH and DROP are never replicated, and a purge's
   DELETE is not published, so the primary may keep 30 days while the archive keeps
-  everything; an erasure's UPDATE is published, and so reaches the archive;
+  everything; an erasure's UPDATE is published, and so reaches the archive for the rows the
+  primary still has (``erase`` must run on the archive for the others, and says so);
 - on PostgreSQL 15 and later, a row filter keeps the retention and purge markers (``X``, ``P``)
   off the archive, whose history was not removed (on 14 they arrive: the archive then says
   history was removed that it still holds);

@@ -19,8 +19,10 @@ from .sql import literal, qualified, quote
 RETENTION_OPERATION_CODE = "X"
 
 #: The table of retention holds, one per schema holding audit tables.  Created by ``hold`` and
-#: owned by whoever manages the audit tables; writers are granted nothing on it.
+#: owned by the audit table's owner; nobody else is granted anything on it.
 HOLDS_TABLE = "sqlalchemy_postgresql_audit_holds"
+#: Its columns: a holds table with any other is not the library's.
+HOLDS_COLUMNS = ("audit_table", "reason", "held_by", "held_at")
 
 
 #: What an audit table's partition is called in its comment, before the audit table's name
@@ -160,7 +162,3 @@ def create_holds_table(schema: str | None) -> str:
         "held_by text NOT NULL DEFAULT current_user, "
         "held_at timestamptz NOT NULL DEFAULT pg_catalog.now())"
     )
-
-
-def revoke_holds_table(schema: str | None) -> str:
-    return f"REVOKE ALL ON {qualified(schema, HOLDS_TABLE)} FROM PUBLIC"
