@@ -24,7 +24,9 @@ rows written since (the only rows copied) are copied into it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -43,7 +45,8 @@ from ..render.partitioning import (
     guard_partition,
 )
 from ..render.sql import drop_trigger, name_text
-from .maintenance import give_default_partition, keep_to_owner
+from .drain import stored_columns
+from .maintenance import give_default_partition, keep_to_owner, turn_key
 from .partition_catalog import partition_comment, range_partitions
 from .periods import bound_text, period_of, utc
 
@@ -70,11 +73,31 @@ def partition_audit_table(
         raise AuditError(f"table {table.fullname!r} is not audited with the 'partition' option")
     with _connection(bind) as connection:
         spec = resolve_spec(connection, spec)
-        until = prepare(connection, spec, partitioning.interval, at)
-    with _connection(bind) as connection:
-        validate(connection, spec)
-    with _connection(bind) as connection:
-        return finish(connection, spec, until)
+    with _turn_held(bind, spec):
+        with _connection(bind) as connection:
+            until = prepare(connection, spec, partitioning.interval, at)
+        with _connection(bind) as connection:
+            validate(connection, spec)
+        with _connection(bind) as connection:
+            return finish(connection, spec, until)
+
+
+@contextlib.contextmanager
+def _turn_held(bind: sa.Engine | sa.Connection, spec: AuditSpec) -> Iterator[None]:
+    """Hold the audit table's turn (``maintain``'s advisory lock) across the three steps, so
+    that ``maintain`` never takes a conversion in progress for one that stopped (and removes
+    its constraint); a session lock on an Engine, released when the steps end or the process
+    dies."""
+    if not isinstance(bind, sa.Engine):
+        bind.execute(sa.select(sa.func.pg_advisory_xact_lock(*turn_key(spec))))
+        yield
+        return
+    with bind.connect() as holder:
+        holder.execute(sa.select(sa.func.pg_advisory_lock(*turn_key(spec))))
+        try:
+            yield
+        finally:
+            holder.execute(sa.select(sa.func.pg_advisory_unlock(*turn_key(spec))))
 
 
 def prepare(
@@ -178,7 +201,7 @@ def unpartition(connection: sa.Connection, spec: AuditSpec) -> str:
     ).all()
     always = connection.execute(_IDENTITY_ALWAYS, table).scalar_one()
     following = connection.execute(_NEXT_ID, table).scalar_one()
-    columns = tuple(connection.execute(_COLUMNS, table).scalars())
+    columns = stored_columns(connection, schema, name)  # every one, declared or not
     _run(connection, detach_partition(schema, name, first.name))
     _run(connection, sql.copy_rows(schema, name, first.name, columns))
     _run(connection, sql.drop_table(schema, name))
@@ -239,12 +262,6 @@ _IDENTITY_ALWAYS = sa.text(
     "SELECT attidentity = 'a' FROM pg_catalog.pg_attribute "
     "WHERE attrelid = CAST(:t AS regclass) AND attname = :c"
 ).bindparams(c=AUDIT_ID)
-
-_COLUMNS = sa.text(
-    "SELECT attname FROM pg_catalog.pg_attribute WHERE attrelid = CAST(:t AS regclass) "
-    "AND attnum > 0 AND NOT attisdropped ORDER BY attnum"
-)
-
 
 def _run(connection: sa.Connection, statement: str) -> None:
     connection.execute(AuditDDL(statement))

@@ -1,6 +1,7 @@
 """How well a partitioned audit table's partitions cover the writes to come: ``check`` reports
 it, and fails when the next write would land in the DEFAULT partition (a gap ``maintain`` has
-to close) or when there is no DEFAULT partition to catch it."""
+to close), when there is no DEFAULT partition to catch it, or when a conversion to partitions
+stopped after its first step (its leftover constraint will refuse writes)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import sqlalchemy as sa
 from ..install.compare import OK, Watched
 from .partition_catalog import default_rows, has_default_partition, range_partitions
 from .periods import utc
+from .unfinished import Unfinished, unfinished_conversion
 
 #: ``Watched.state`` of a partitioned audit table whose next write has no range partition.
 GAP = "gap"
@@ -24,6 +26,8 @@ class Coverage:
     #: Rows in the DEFAULT partition, waiting for ``maintain`` to move them.
     waiting: int
     has_default: bool
+    #: A conversion to partitions that stopped after its first step.
+    unfinished: Unfinished | None = None
 
 
 def coverage(
@@ -40,13 +44,18 @@ def coverage(
             covered_until = partition.upper
     has_default = has_default_partition(connection, schema, audit_table)
     waiting = default_rows(connection, schema, audit_table) if has_default else 0
-    return Coverage(covered_until=covered_until, waiting=waiting, has_default=has_default)
+    return Coverage(
+        covered_until=covered_until,
+        waiting=waiting,
+        has_default=has_default,
+        unfinished=unfinished_conversion(connection, schema, audit_table),
+    )
 
 
 def coverage_watched(audit_table: str, found: Coverage) -> Watched:
     """``check``'s view: ``gap`` when the next write has no range partition (or no DEFAULT
     partition catches it), else ``ok`` with how far ahead partitions exist."""
-    notes = []
+    notes = [] if found.unfinished is None else [found.unfinished.advice()]
     if not found.has_default:
         notes.append("no DEFAULT partition: a write without a partition would fail")
     if found.covered_until is None:

@@ -9,7 +9,9 @@ safe for writers.
 
 from __future__ import annotations
 
-from ..declare.naming import fit_identifier
+import hashlib
+
+from ..declare.naming import MAX_IDENTIFIER_BYTES, fit_identifier
 from ..declare.spec import AUDIT_TIMESTAMP, AuditSpec
 from .guard import GUARD_TRIGGER, GUARD_TRUNCATE_TRIGGER, guard_function
 from .sql import literal, qualified, quote
@@ -27,8 +29,19 @@ def default_partition(audit_table: str) -> str:
     return fit_identifier(f"{audit_table}_default")
 
 
-def range_partition(audit_table: str, suffix: str) -> str:
-    return fit_identifier(f"{audit_table}_p{suffix}")
+def range_partition(audit_table: str, suffix: str, copy: int = 1) -> str:
+    """A range partition's name: the audit table's, ``_p`` and its period (``copy`` > 1: a
+    period made again while a partition retention kept holds the first name).  Where that is
+    too long, the audit table's part is shortened (with a hash of it), never the period's, so
+    the names of one table's partitions still show and sort by their period."""
+    tail = f"_p{suffix}" + (f"_{copy}" if copy > 1 else "")
+    whole = f"{audit_table}{tail}"
+    if len(whole.encode("utf-8")) <= MAX_IDENTIFIER_BYTES:
+        return whole
+    digest = hashlib.sha256(audit_table.encode("utf-8")).hexdigest()[:8]
+    budget = MAX_IDENTIFIER_BYTES - len(tail) - len(digest) - 1
+    prefix = audit_table.encode("utf-8")[:budget].decode("utf-8", errors="ignore")
+    return f"{prefix}_{digest}{tail}"
 
 
 def create_default_partition(schema: str | None, audit_table: str) -> str:
@@ -57,23 +70,28 @@ def detach_partition(schema: str | None, audit_table: str, name: str) -> str:
 
 def refill_partition(
     schema: str | None,
-    audit_table: str,
+    source: str,
     partition: str,
     columns: tuple[str, ...],
     lower: str,
     upper: str,
 ) -> str:
-    """Copy the detached DEFAULT partition's rows of ``[lower, upper)`` into ``partition``
-    while it is detached too: a table outside the published tree, so a publication of the
-    audit table (``lifecycle.archive``) does not send the moved rows a second time."""
+    """Copy ``source``'s rows of ``[lower, upper)`` (every stored column) into ``partition``
+    while both are outside the partition tree, so a publication of the audit table
+    (``lifecycle.archive``) does not send the moved rows a second time."""
     names = ", ".join(quote(column) for column in columns)
-    source = qualified(schema, default_partition(audit_table))
     stamp = quote(AUDIT_TIMESTAMP)
     return (
         f"INSERT INTO {qualified(schema, partition)} ({names}) "
-        f"OVERRIDING SYSTEM VALUE SELECT {names} FROM {source} "
+        f"OVERRIDING SYSTEM VALUE SELECT {names} FROM {qualified(schema, source)} "
         f"WHERE {stamp} >= {literal(lower)} AND {stamp} < {literal(upper)}"
     )
+
+
+def index_timestamp(schema: str | None, table: str) -> str:
+    """An index on the timestamp of a table about to be drained period by period (and then
+    dropped with it): each period's move reads its rows instead of the whole table."""
+    return f"CREATE INDEX ON {qualified(schema, table)} ({quote(AUDIT_TIMESTAMP)})"
 
 
 def attach_partition(
