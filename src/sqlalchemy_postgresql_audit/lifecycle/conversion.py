@@ -17,9 +17,16 @@ three steps, each its own transaction on an Engine:
    names the audit table, so its next write goes through the parent.
 
 On a Connection everything runs in the caller's transaction, so the validation scan happens
-under the lock of step 1: writers wait for the whole conversion.  ``unpartition`` reverses it,
-keeping every row: the first partition is detached and becomes the audit table again, and the
-rows written since (the only rows copied) are copied into it.
+under the lock of step 1: writers wait for the whole conversion.
+
+Step 1's bound is a moment that passes: a conversion that dies after it leaves a constraint
+that will refuse every write once the bound is reached.  The three steps hold the audit table's
+turn (``maintain``'s advisory lock); ``check`` reports such a leftover by name, ``maintain``
+removes it (it cannot be a conversion still running: that would hold the turn) and says how to
+finish, and running the conversion again finishes it (step 1 replaces the constraint).
+
+``unpartition`` reverses it, keeping every row: the first partition is detached and becomes
+the audit table again, and the rows written since (the only rows copied) are copied into it.
 """
 
 from __future__ import annotations

@@ -55,7 +55,9 @@ def coverage(
 def coverage_watched(audit_table: str, found: Coverage) -> Watched:
     """``check``'s view: ``gap`` when the next write has no range partition (or no DEFAULT
     partition catches it), else ``ok`` with how far ahead partitions exist."""
-    notes = [] if found.unfinished is None else [found.unfinished.advice()]
+    if found.unfinished is not None:  # not partitioned yet: nothing else applies
+        return Watched("partitions", audit_table, GAP, (found.unfinished.advice(),))
+    notes = []
     if not found.has_default:
         notes.append("no DEFAULT partition: a write without a partition would fail")
     if found.covered_until is None:
