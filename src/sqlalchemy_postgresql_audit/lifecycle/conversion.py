@@ -80,7 +80,7 @@ def partition_audit_table(
         raise AuditError(f"table {table.fullname!r} is not audited with the 'partition' option")
     with _connection(bind) as connection:
         spec = resolve_spec(connection, spec)
-    with _turn_held(bind, spec):
+    with turn_held(bind, spec):
         with _connection(bind) as connection:
             until = prepare(connection, spec, partitioning.interval, at)
         with _connection(bind) as connection:
@@ -90,11 +90,11 @@ def partition_audit_table(
 
 
 @contextlib.contextmanager
-def _turn_held(bind: sa.Engine | sa.Connection, spec: AuditSpec) -> Iterator[None]:
+def turn_held(bind: sa.Engine | sa.Connection, spec: AuditSpec) -> Iterator[None]:
     """Hold the audit table's turn (``maintain``'s advisory lock) across the three steps, so
     that ``maintain`` never takes a conversion in progress for one that stopped (and removes
-    its constraint); a session lock on an Engine, released when the steps end or the process
-    dies."""
+    its constraint): on an Engine, a session lock on a connection of its own, released when
+    the steps end or the process dies; on a Connection, until its transaction ends."""
     if not isinstance(bind, sa.Engine):
         bind.execute(sa.select(sa.func.pg_advisory_xact_lock(*turn_key(spec))))
         yield

@@ -197,6 +197,9 @@ def _not_partitioned(connection: sa.Connection, spec: AuditSpec) -> str | None:
     (it would refuse every write once its bound passes)."""
     schema, name = spec.schema, spec.audit_table
     kind = connection.execute(_KIND, {"t": name_text(schema, name)}).scalar()
+    if kind is not None:  # a conversion's swap may be committing: read what it leaves
+        _run(connection, sql.wait_for_ddl(schema, name))
+        kind = connection.execute(_KIND, {"t": name_text(schema, name)}).scalar()
     if kind == "p":
         return None
     table = qualified(schema, name)

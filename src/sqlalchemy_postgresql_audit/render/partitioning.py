@@ -115,6 +115,12 @@ def lock_parent(schema: str | None, audit_table: str) -> str:
     return f"LOCK TABLE {qualified(schema, audit_table)} IN ACCESS EXCLUSIVE MODE"
 
 
+def wait_for_ddl(schema: str | None, audit_table: str) -> str:
+    """The weakest lock, which only DDL in progress (a conversion's swap) makes wait, so that
+    what is read of the table afterwards is what that DDL committed; writers never wait."""
+    return f"LOCK TABLE {qualified(schema, audit_table)} IN ACCESS SHARE MODE"
+
+
 def drop_partition(schema: str | None, name: str) -> str:
     return f"DROP TABLE {qualified(schema, name)}"
 
