@@ -636,3 +636,97 @@ def test_long_table_names_keep_the_period_in_partition_names(engine: sa.Engine) 
     with engine.connect() as connection:
         kept = detached_partitions(connection, audit_table_of(table))
     assert kept == list(done.detached)
+
+
+def waiting_maintain(engine: sa.Engine, results: list[Any]) -> None:
+    """Return once the maintain call waits for a lock; one that ended instead is reported
+    as itself."""
+    with engine.connect() as watcher:
+        for _ in range(1200):
+            if results:
+                raise AssertionError(f"maintain ended: {results[0]!r}")
+            waiting = watcher.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+                    "WHERE NOT l.granted AND a.datname = current_database()"
+                )
+            ).scalar_one()
+            if waiting:
+                return
+            watcher.execute(sa.text("SELECT pg_sleep(0.05)"))
+    raise AssertionError("maintain never waited")
+
+
+def maintain_in_thread(engine: sa.Engine, table: sa.Table) -> tuple[threading.Thread, list[Any]]:
+    results: list[Any] = []
+
+    def run() -> None:
+        try:
+            results.append(maintain(engine, table)[0])
+        except BaseException as error:  # pragma: no cover - reported by the caller
+            results.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, results
+
+
+def test_rows_of_ended_periods_are_copied_before_writers_are_held(engine: sa.Engine) -> None:
+    """After a maintenance gap the DEFAULT partition holds rows of weeks that have ended: they
+    are copied into their partitions before the lock writers wait for (only the check and the
+    ATTACH run under it), so a writer gets through while the copy is under way."""
+    table = accounts()
+    table.metadata.create_all(engine)
+    maintain(engine, table)
+    old = datetime.datetime.now(UTC) - datetime.timedelta(weeks=3)
+    write_at(engine, old, "INSERT INTO accounts VALUES (1, 1)")  # waits in DEFAULT
+    monday = (old - datetime.timedelta(days=old.weekday())).strftime("%Y%m%d")
+    with engine.connect() as blocker:
+        # A table of the same name, not committed: maintain's CREATE waits for this session.
+        blocker.execute(sa.text(f"CREATE TABLE accounts_audit_p{monday} (x int)"))
+        thread, results = maintain_in_thread(engine, table)
+        waiting_maintain(engine, results)  # its CREATE of that name waits
+        with engine.begin() as writer:  # not held: maintain is copying, not locking
+            writer.execute(sa.text("SET LOCAL lock_timeout = '20s'"))
+            writer.execute(table.insert().values(id=2, balance=2))
+        blocker.rollback()
+    thread.join()
+    (done,) = results
+    assert not isinstance(done, BaseException), done
+    assert done.drained == 1 and done.created == (f"accounts_audit_p{monday}",)
+    with engine.connect() as connection:
+        for key in (1, 2):
+            assert [v.audit_operation for v in connection.execute(history(table, key))] == ["I"]
+        waiting = connection.execute(sa.text("SELECT count(*) FROM accounts_audit_default"))
+        assert waiting.scalar_one() == 0
+
+
+def test_a_row_of_an_ended_period_arriving_during_the_copy_is_moved_too(
+    engine: sa.Engine,
+) -> None:
+    """The copy made before the lock is checked under it: a row that reached the DEFAULT
+    partition's ended period since is not dropped; that period is moved under the lock."""
+    table = accounts()
+    table.metadata.create_all(engine)
+    maintain(engine, table)
+    old = datetime.datetime.now(UTC) - datetime.timedelta(weeks=3)
+    write_at(engine, old, "INSERT INTO accounts VALUES (1, 1)")
+    with engine.connect() as late:
+        late.execute(table.insert().values(id=2, balance=2))  # holds the parent's ROW EXCLUSIVE
+        thread, results = maintain_in_thread(engine, table)
+        waiting_maintain(engine, results)  # the copy is made; its lock waits
+        late.execute(sa.text("SET LOCAL session_replication_role = replica"))
+        late.execute(
+            sa.text("UPDATE accounts_audit SET audit_operation_timestamp = :t WHERE id = 2"),
+            {"t": old},
+        )
+        late.commit()
+    thread.join()
+    (done,) = results
+    assert not isinstance(done, BaseException), done
+    assert done.drained == 2
+    with engine.connect() as connection:
+        ids = connection.execute(sa.text("SELECT id FROM accounts_audit ORDER BY id")).scalars()
+        assert list(ids) == [1, 2]
+        waiting = connection.execute(sa.text("SELECT count(*) FROM accounts_audit_default"))
+        assert waiting.scalar_one() == 0

@@ -270,5 +270,6 @@ _IDENTITY_ALWAYS = sa.text(
     "WHERE attrelid = CAST(:t AS regclass) AND attname = :c"
 ).bindparams(c=AUDIT_ID)
 
+
 def _run(connection: sa.Connection, statement: str) -> None:
     connection.execute(AuditDDL(statement))

@@ -8,18 +8,26 @@ rows a second time: an archive server receives each row once.
 
 Every column the table has in the database is copied, read from the catalog: an audit column
 the model no longer declares (its source column was dropped, its history kept) keeps its
-values.  The source is indexed on the timestamp first when rows of several periods wait, so
-that each period's move reads its own rows instead of scanning the whole source again.
+values.
+
+Rows of periods that have ended can be copied before ``maintain`` takes the lock writers wait
+for (``prefill``): into a plain table shaped like the parent, outside the tree (so neither
+published nor seen twice), with a validated check of the period's bounds; under the lock,
+``ATTACH`` then finds the bound implied and skips its scan, and what was copied is checked
+against the DEFAULT partition's rows of that period (count and sum of ``audit_id``), so a row
+that arrived since is never dropped: the period is then moved the slow way.
 """
 
 from __future__ import annotations
 
 import datetime
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from ..declare.spec import AUDIT_TIMESTAMP
+from ..declare.naming import fit_identifier
+from ..declare.spec import AUDIT_ID, AUDIT_TIMESTAMP
 from ..install.ddl import AuditDDL
 from ..render import partitioning as sql
 from ..render.sql import name_text
@@ -41,7 +49,64 @@ def stored_columns(connection: sa.Connection, schema: str | None, table: str) ->
 
 
 def _source(schema: str | None, table: str) -> sa.TableClause:
-    return sa.table(table, sa.column(AUDIT_TIMESTAMP), schema=schema)
+    return sa.table(table, sa.column(AUDIT_TIMESTAMP), sa.column(AUDIT_ID), schema=schema)
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """The rows of one period: how many, and the sum of their ``audit_id``."""
+
+    rows: int
+    ids: int
+
+
+def tallies(
+    connection: sa.Connection, schema: str | None, table: str, unit: str
+) -> dict[datetime.datetime, Tally]:
+    """Per period start (``unit``: day, week, month, in UTC), the rows ``table`` holds: one
+    scan."""
+    source = _source(schema, table)
+    start = sa.func.date_trunc(unit, source.c[AUDIT_TIMESTAMP], "UTC")
+    query = sa.select(
+        start, sa.func.count(), sa.func.coalesce(sa.func.sum(source.c[AUDIT_ID]), 0)
+    ).group_by(start)
+    return {
+        moment: Tally(rows=int(rows), ids=int(ids))
+        for moment, rows, ids in connection.execute(query)
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Prefilled:
+    """A table filled with one period's rows, outside the tree, ready to be attached."""
+
+    period: Period
+    table: str
+    check: str
+    tally: Tally
+
+
+def prefill(
+    connection: sa.Connection,
+    schema: str | None,
+    audit_table: str,
+    source: str,
+    period: Period,
+    table: str,
+) -> Prefilled:
+    """Copy ``source``'s rows of ``period`` into ``table``, a new plain table shaped like the
+    parent; no lock writers wait for is taken (the source and the parent are only read)."""
+    lower, upper = bound_text(period.lower), bound_text(period.upper)
+    check = fit_identifier(f"{table}_bounds")
+    columns = stored_columns(connection, schema, source)
+    _run(connection, sql.create_like_parent(schema, audit_table, table))
+    _run(connection, sql.refill_partition(schema, source, table, columns, lower, upper))
+    _run(connection, sql.add_bounds_check(schema, table, check, lower, upper))
+    filled = _source(schema, table)
+    rows, ids = connection.execute(
+        sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(filled.c[AUDIT_ID]), 0))
+    ).one()
+    return Prefilled(period=period, table=table, check=check, tally=Tally(int(rows), int(ids)))
 
 
 def waiting_moments(
@@ -51,11 +116,6 @@ def waiting_moments(
     source = _source(schema, table)
     start = sa.func.date_trunc(unit, source.c[AUDIT_TIMESTAMP], "UTC")
     return list(connection.execute(sa.select(start).distinct()).scalars())
-
-
-def row_count(connection: sa.Connection, schema: str | None, table: str) -> int:
-    source = _source(schema, table)
-    return int(connection.execute(sa.select(sa.func.count()).select_from(source)).scalar_one())
 
 
 def refill(
@@ -69,8 +129,6 @@ def refill(
     covering ``periods``; returns how many rows were moved."""
     wanted = list(periods)
     columns = stored_columns(connection, schema, source)
-    if len(wanted) > 1:
-        _run(connection, sql.index_timestamp(schema, source))
     moved = 0
     for partition in range_partitions(connection, schema, audit_table):
         if not any(partition.lower <= period.lower < partition.upper for period in wanted):

@@ -49,6 +49,7 @@ from ..declare.audit_table import (
     is_audit_table,
 )
 from ..declare.declaration import declared_tables
+from ..declare.options import PartitionInterval
 from ..declare.spec import AUDIT_CURRENT_USER, AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP, AuditSpec
 from ..errors import AuditError
 from ..install.ddl import AuditDDL, audited_tables, resolve_spec
@@ -95,9 +96,7 @@ class MaintenanceError(AuditError):
     ``done`` is what it did to those (on a Connection, commit it to keep it), ``failures``
     the audit tables it failed on, each with its error."""
 
-    def __init__(
-        self, done: list[Maintained], failures: list[tuple[str, BaseException]]
-    ) -> None:
+    def __init__(self, done: list[Maintained], failures: list[tuple[str, BaseException]]) -> None:
         self.done = done
         self.failures = failures
         lines = "; ".join(f"{table}: {error}" for table, error in failures)
@@ -307,28 +306,38 @@ def _extend(
     them, named its way; the rest is the same."""
     schema, name = spec.schema, spec.audit_table
     default = sql.default_partition(name)
+    unit = partitioning.interval
     _run(connection, sql.create_default_partition(schema, name))
     owner = connection.execute(_OWNER, {"t": name_text(schema, name)}).scalar_one()
     existing = range_partitions(connection, schema, name)
     found = partman.partman_of(connection)
-    if found is not None or _work(connection, spec, partitioning, at, existing):
+    # Rows of periods that have ended are copied before the lock (``drain.prefill``).
+    early = [] if found is not None else _prefill(connection, spec, partitioning, owner)
+    if found is not None or early or _work(connection, spec, partitioning, at, existing):
         # From here no write lands in the DEFAULT partition between reading what waits there
         # and detaching it or creating a partition next to it (which would then fail).
         _run(connection, sql.lock_parent(schema, name))
     creator, aside = _creator(connection, spec, partitioning, at, existing, owner, found)
     source = aside or default  # the rows to move: pg_partman's registration set them aside
-    waiting = drain.waiting_moments(connection, schema, source, partitioning.interval)
-    wanted = [] if creator.partman else periods_ahead(at, partitioning.interval)
-    periods = {period_of(moment, partitioning.interval) for moment in waiting}
-    current = range_partitions(connection, schema, name)
-    missing = sorted({p for p in [*wanted, *periods] if not _covered(p, current)})
+    tallies = {
+        period_of(start, unit): t
+        for start, t in drain.tallies(connection, schema, source, unit).items()
+    }
+    total = sum(t.rows for t in tallies.values())
     drained = 0
-    if waiting or aside:
+    if tallies or aside:
         if aside is None:
             _run(connection, sql.detach_partition(schema, name, default))
-        creator.create(missing)
-        total = drain.row_count(connection, schema, source)
-        drained = drain.refill(connection, schema, name, source, periods)
+        ready = [p for p in early if tallies.get(p.period) == p.tally]
+        for prefilled in early:
+            if prefilled in ready:
+                _attach_prefilled(connection, schema, name, prefilled, owner)
+            else:  # rows arrived since the copy: moved the slow way below
+                _run(connection, sql.drop_partition(schema, prefilled.table))
+        drained = sum(p.tally.rows for p in ready)
+        rest = set(tallies) - {p.period for p in ready}
+        creator.create(_missing(connection, spec, creator, at, unit, rest))
+        drained += drain.refill(connection, schema, name, source, rest)
         if drained != total:  # never drop a row the refill did not place
             raise AuditError(
                 f"draining {name_text(schema, name)}: {total - drained} rows of the DEFAULT "
@@ -341,7 +350,9 @@ def _extend(
             _run(connection, sql.create_default_partition(schema, name))
             _own(connection, schema, name, default, owner)
     else:
-        creator.create(missing)
+        for prefilled in early:  # the rows left since: nothing to attach
+            _run(connection, sql.drop_partition(schema, prefilled.table))
+        creator.create(_missing(connection, spec, creator, at, unit, set()))
     known = {p.name for p in existing}
     now = range_partitions(connection, schema, name)
     created = tuple(p.name for p in now if p.name not in known)
@@ -352,6 +363,64 @@ def _extend(
         for partition in every:
             _run(connection, sql.guard_partition(schema, partition, spec))
     return Maintained(audit_table=name, created=created, drained=drained)
+
+
+def _missing(
+    connection: sa.Connection,
+    spec: AuditSpec,
+    creator: _Creator,
+    at: datetime.datetime,
+    unit: PartitionInterval,
+    waiting: set[Period],
+) -> list[Period]:
+    """The periods ahead (unless pg_partman makes them) and those rows wait for, that no
+    partition covers yet."""
+    wanted = [] if creator.partman else periods_ahead(at, unit)
+    current = range_partitions(connection, spec.schema, spec.audit_table)
+    return sorted({p for p in [*wanted, *waiting] if not _covered(p, current)})
+
+
+def _prefill(
+    connection: sa.Connection, spec: AuditSpec, partitioning: Partitioning, owner: str
+) -> list[drain.Prefilled]:
+    """Copy the DEFAULT partition's rows of each period that has ended (no write of the
+    trigger's lands there any more) into a table of its own, before the lock writers wait
+    for: under it, only what arrived since is left to move."""
+    schema, name = spec.schema, spec.audit_table
+    default = sql.default_partition(name)
+    present = connection.execute(sa.select(sa.func.now())).scalar_one()
+    moments = drain.waiting_moments(connection, schema, default, partitioning.interval)
+    ended = sorted(
+        p
+        for p in {period_of(moment, partitioning.interval) for moment in moments}
+        if p.upper <= present
+    )
+    return [
+        drain.prefill(
+            connection,
+            schema,
+            name,
+            default,
+            period,
+            _free_name(connection, schema, name, period, owner),
+        )
+        for period in ended
+    ]
+
+
+def _attach_prefilled(
+    connection: sa.Connection,
+    schema: str | None,
+    name: str,
+    prefilled: drain.Prefilled,
+    owner: str,
+) -> None:
+    """Attach a prefilled table (no scan: its validated check implies the bound, and the
+    DEFAULT partition is detached) and make it a partition like the others."""
+    lower, upper = bound_text(prefilled.period.lower), bound_text(prefilled.period.upper)
+    _run(connection, sql.attach_partition(schema, name, prefilled.table, lower, upper))
+    _run(connection, sql.drop_constraint(schema, prefilled.table, prefilled.check))
+    _own(connection, schema, name, prefilled.table, owner)
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,10 +88,28 @@ def refill_partition(
     )
 
 
-def index_timestamp(schema: str | None, table: str) -> str:
-    """An index on the timestamp of a table about to be drained period by period (and then
-    dropped with it): each period's move reads its rows instead of the whole table."""
-    return f"CREATE INDEX ON {qualified(schema, table)} ({quote(AUDIT_TIMESTAMP)})"
+def create_like_parent(schema: str | None, audit_table: str, name: str) -> str:
+    """A plain table shaped like the partitioned parent, with its indexes, to be filled
+    outside the partition tree and attached afterwards (``ATTACH`` adopts the indexes)."""
+    return (
+        f"CREATE TABLE {qualified(schema, name)} (LIKE {qualified(schema, audit_table)} "
+        "INCLUDING DEFAULTS INCLUDING INDEXES)"
+    )
+
+
+def add_bounds_check(schema: str | None, name: str, check: str, lower: str, upper: str) -> str:
+    """Exactly the partition constraint of ``[lower, upper)``, validated (a scan of the table
+    alone), so that ``ATTACH`` finds it implied and skips its own scan under its lock."""
+    stamp = quote(AUDIT_TIMESTAMP)
+    return (
+        f"ALTER TABLE {qualified(schema, name)} ADD CONSTRAINT {quote(check)} "
+        f"CHECK ({stamp} IS NOT NULL AND {stamp} >= {literal(lower)} "
+        f"AND {stamp} < {literal(upper)})"
+    )
+
+
+def drop_constraint(schema: str | None, name: str, check: str) -> str:
+    return f"ALTER TABLE {qualified(schema, name)} DROP CONSTRAINT {quote(check)}"
 
 
 def attach_partition(
