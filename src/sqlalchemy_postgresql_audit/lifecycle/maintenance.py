@@ -15,11 +15,16 @@ The locks each step takes (observed in ``pg_locks``, see the docs):
   also scans the DEFAULT partition (empty: at once);
 - the writer's own INSERT through the parent: ROW EXCLUSIVE on the parent and the partition it
   lands in, which conflicts with each of the above, never with another writer;
-- draining the DEFAULT partition: DETACH it, create the partitions its rows belong to, and
-  fill each while it is detached too, then attach it again (a scan of the rows just moved),
-  then drop the old DEFAULT partition and create it empty (the append-only guard refuses to
-  empty it).  The rows never pass through the parent again, so a publication of the audit
-  table (``lifecycle.archive``) does not send them twice.  Writers wait for the move;
+- draining the DEFAULT partition: first, before any lock writers wait for, the rows of
+  periods that have ended are copied into tables of their own shaped like the parent, each
+  with a validated check of its bounds (ACCESS SHARE on the parent and the DEFAULT partition
+  only); then, under the parent's lock, DETACH the DEFAULT partition, check each copy against
+  it (count and sum of ``audit_id``, one scan) and ATTACH it (no scan: the check implies the
+  bound), create the partitions the other rows belong to and fill each while it is detached
+  too, then attach it again (a scan of the rows just moved), then drop the old DEFAULT
+  partition and create it empty (the append-only guard refuses to empty it).  The rows never
+  pass through the parent again, so a publication of the audit table (``lifecycle.archive``)
+  does not send them twice.  Writers wait for the check and the current period's move;
 - retention: the ``X`` marker's ``audit_id`` is read first (a scan under ACCESS SHARE, which
   writers do not wait for), then DETACH takes ACCESS EXCLUSIVE on the parent, the DEFAULT
   partition and the partition, until commit.  ``DETACH ... CONCURRENTLY`` would spare
