@@ -126,7 +126,9 @@ def _run(connection: sa.Connection, statement: str) -> None:
 #: The pg_cron job ``schedule_partman_maintenance`` creates (one per database it names).
 CRON_JOB = "sqlalchemy_postgresql_audit_partman"
 
-_SCHEDULE = sa.text("SELECT cron.schedule_in_database(:job, :schedule, :command, :database)")
+_SCHEDULE = sa.text(
+    "SELECT cron.schedule_in_database(:job, :schedule, :command, :database)"
+)
 
 
 def schedule_partman_maintenance(
@@ -162,3 +164,5 @@ def schedule_partman_maintenance(
             },
         ).scalar_one()
     return int(job)
+
+
