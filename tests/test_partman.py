@@ -16,6 +16,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from sqlalchemy_postgresql_audit import history, maintain
+from sqlalchemy_postgresql_audit.lifecycle.archive import (
+    publish,
+    subscribe_archive,
+    unsubscribe_archive,
+)
 from sqlalchemy_postgresql_audit.lifecycle.partition_catalog import partition_comment
 from sqlalchemy_postgresql_audit.lifecycle.partman import schedule_partman_maintenance
 from sqlalchemy_postgresql_audit.render.partman import MAINTENANCE_FUNCTION
@@ -102,6 +107,7 @@ def test_maintain_registers_with_partman_which_creates_the_partitions(
     with engine.begin() as connection:
         connection.execute(table.insert().values(id=1, balance=10))  # into the DEFAULT partition
     (done,) = maintain(engine, table)
+    assert done.drained == 1  # the row set aside by the registration, moved and reported
     with engine.connect() as connection:
         config = connection.execute(
             sa.text("SELECT partition_interval, premake FROM partman.part_config")
@@ -141,10 +147,60 @@ def test_maintain_registers_with_partman_which_creates_the_partitions(
     # Retention stays the library's: whole partitions, the X marker, under append_only.
     later = datetime.datetime.now(UTC) + datetime.timedelta(weeks=10)
     (retained,) = maintain(engine, table, at=later)
-    assert f"accounts_audit_p{week}" in retained.dropped
+    # The present week can still receive writes: retention never removes it, whatever `at`.
+    assert retained.dropped == (f"accounts_audit_p{old.strftime('%Gw%V')}",)
     with engine.connect() as connection:
-        assert [v.audit_operation for v in connection.execute(history(table, 1))] == ["X"]
-    assert f"accounts_audit_p{old.strftime('%Gw%V')}" in retained.dropped
+        left = connection.execute(
+            sa.text("SELECT audit_operation FROM accounts_audit ORDER BY audit_id")
+        ).scalars()
+        assert list(left) == ["X", "I"]
+
+
+def archived(archive: sa.Engine, audit_id: int) -> list[tuple[int, int]]:
+    """The archive's row count and distinct ids, once the row ``audit_id`` arrived there:
+    replication applies in commit order, so everything committed before it is there too."""
+    query = sa.text(
+        "SELECT count(*), count(DISTINCT audit_id), bool_or(audit_id = :i) FROM accounts_audit"
+    )
+    for _ in range(600):
+        with archive.connect() as connection:
+            count, distinct, arrived = connection.execute(query, {"i": audit_id}).one()
+        if arrived:
+            return [(count, distinct)]
+        time.sleep(0.1)
+    raise AssertionError(f"audit row {audit_id} never reached the archive")
+
+
+def test_registration_moves_waiting_rows_without_publishing_them_again(
+    partman_engine: sa.Engine, second_database_url: URL, logical_database_url: URL
+) -> None:
+    """Registering with pg_partman sets the DEFAULT partition aside; its rows go straight into
+    their partitions, as the drain moves them, not back through the published parent."""
+    source, table = partman_engine, accounts()
+    archive = sa.create_engine(second_database_url)
+    try:
+        table.metadata.create_all(source)
+        table.metadata.create_all(archive)
+        publish(source, table)
+        subscribe_archive(archive, logical_database_url.render_as_string(hide_password=False))
+        with source.begin() as connection:
+            connection.execute(table.insert(), [{"id": n, "balance": n} for n in range(3)])
+        assert archived(archive, 3) == [(3, 3)]
+        (done,) = maintain(source, table)  # registers with pg_partman
+        assert done.drained == 3
+        with source.begin() as connection:
+            connection.execute(table.insert().values(id=9, balance=9))
+        assert archived(archive, 4) == [(4, 4)]  # each row once
+        with source.connect() as connection:
+            assert (
+                connection.execute(
+                    sa.text("SELECT count(*) FROM ONLY accounts_audit_default")
+                ).scalar_one()
+                == 0
+            )
+    finally:
+        unsubscribe_archive(archive)
+        archive.dispose()
 
 
 def test_pg_cron_schedules_partman_maintenance_in_the_audited_database(

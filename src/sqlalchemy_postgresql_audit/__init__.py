@@ -57,7 +57,7 @@ from .lifecycle.archive import Published, publish, subscribe_archive, unsubscrib
 from .lifecycle.conversion import Converted, partition_audit_table
 from .lifecycle.erasure import Erased, erase, erase_setting
 from .lifecycle.holds import hold, release
-from .lifecycle.maintenance import Maintained, maintain
+from .lifecycle.maintenance import Maintained, MaintenanceError, maintain
 from .lifecycle.redact_history import redact_history
 from .lifecycle.redaction_keys import matches_hash, rotate_redaction_key
 from .lifecycle.seals import Sealed, seal
@@ -89,6 +89,7 @@ __all__ = [
     "Erasure",
     "Hashed",
     "Maintained",
+    "MaintenanceError",
     "Published",
     "Sealed",
     "SessionSetting",

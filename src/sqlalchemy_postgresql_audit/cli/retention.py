@@ -13,8 +13,9 @@ import datetime
 from dataclasses import asdict
 
 from ..lifecycle.holds import hold, release
-from ..lifecycle.maintenance import maintain
+from ..lifecycle.maintenance import Maintained, MaintenanceError, maintain
 from .base import (
+    EXIT_ERROR,
     EXIT_OK,
     CliError,
     Command,
@@ -48,15 +49,29 @@ def _moment(text: str) -> datetime.datetime:
 
 
 def _maintain(args: argparse.Namespace, ui: UI) -> int:
+    """Every table is maintained even when another fails; the failures are named last and
+    make the exit code 2."""
     pairs = audited(load_metadata(args.target), args.target, args.table)
     engine = create_engine(args.url)
+    done: list[Maintained] = []
+    failures: list[tuple[str, BaseException]] = []
     try:
-        done = [item for table, _ in pairs for item in maintain(engine, table, at=args.at)]
+        for table, _ in pairs:
+            try:
+                done += maintain(engine, table, at=args.at)
+            except MaintenanceError as failed:
+                done += failed.done
+                failures += failed.failures
     finally:
         engine.dispose()
     if ui.json:
-        ui.emit_json({"maintained": [asdict(item) for item in done]})
-        return EXIT_OK
+        ui.emit_json(
+            {
+                "maintained": [asdict(item) for item in done],
+                "failed": {name: str(failure) for name, failure in failures},
+            }
+        )
+        return EXIT_ERROR if failures else EXIT_OK
     ui.table(
         ("audit table", "created", "drained rows", "detached", "dropped", "held"),
         [
@@ -72,7 +87,9 @@ def _maintain(args: argparse.Namespace, ui: UI) -> int:
         ],
     )
     ui.line(f"maintained {len(done)} partitioned audit tables", "ok")
-    return EXIT_OK
+    for name, failure in failures:
+        ui.line(f"failed: {name}: {failure}", "drift")
+    return EXIT_ERROR if failures else EXIT_OK
 
 
 def _hold_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,7 +1,9 @@
 """How well a partitioned audit table's partitions cover the writes to come: ``check`` reports
 it, and fails when the next write would land in the DEFAULT partition (a gap ``maintain`` has
-to close) or when there is no DEFAULT partition to catch it.  It also reports detaches left
-pending (a ``DETACH ... CONCURRENTLY`` interrupted): such a partition covers nothing."""
+to close), when there is no DEFAULT partition to catch it, or when a conversion to partitions
+stopped after its first step (its leftover constraint will refuse writes).  It also reports
+detaches left pending (a ``DETACH ... CONCURRENTLY`` interrupted): such a partition covers
+nothing."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from .partition_catalog import (
     range_partitions,
 )
 from .periods import utc
+from .unfinished import Unfinished, unfinished_conversion
 
 #: ``Watched.state`` of a partitioned audit table whose next write has no range partition.
 GAP = "gap"
@@ -32,6 +35,8 @@ class Coverage:
     has_default: bool
     #: Partitions whose detach was left pending: they take no writes and show no history.
     pending: tuple[str, ...] = ()
+    #: A conversion to partitions that stopped after its first step.
+    unfinished: Unfinished | None = None
 
 
 def coverage(
@@ -52,7 +57,11 @@ def coverage(
     has_default = has_default_partition(connection, schema, audit_table)
     waiting = default_rows(connection, schema, audit_table) if has_default else 0
     return Coverage(
-        covered_until=covered_until, waiting=waiting, has_default=has_default, pending=pending
+        covered_until=covered_until,
+        waiting=waiting,
+        has_default=has_default,
+        pending=pending,
+        unfinished=unfinished_conversion(connection, schema, audit_table),
     )
 
 
@@ -60,6 +69,8 @@ def coverage_watched(audit_table: str, found: Coverage) -> Watched:
     """``check``'s view: ``gap`` when the next write has no range partition (or no DEFAULT
     partition catches it) or a detach was left pending, else ``ok`` with how far ahead
     partitions exist."""
+    if found.unfinished is not None:  # not partitioned yet: nothing else applies
+        return Watched("partitions", audit_table, GAP, (found.unfinished.advice(),))
     notes = []
     if not found.has_default:
         notes.append("no DEFAULT partition: a write without a partition would fail")

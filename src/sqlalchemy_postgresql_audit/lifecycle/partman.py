@@ -32,9 +32,8 @@ from ..declare.options import PartitionInterval
 from ..errors import AuditError
 from ..install.ddl import AuditDDL, _connection
 from ..render import partman as sql
-from ..render.conversion import copy_rows, rename_table
-from ..render.partitioning import default_partition, detach_partition, drop_partition
-from ..render.sql import name_text
+from ..render.conversion import rename_table
+from ..render.partitioning import default_partition, detach_partition
 from .periods import PREMAKE, Period, bound_text
 
 _EXTENSION = sa.text(
@@ -78,16 +77,19 @@ def register(
     audit_table: str,
     interval: PartitionInterval,
     start: datetime.datetime,
-) -> bool:
-    """Register the audit table with pg_partman unless it is; True when registered now.
+) -> str | None:
+    """Register the audit table with pg_partman unless it is; when registered now, returns
+    the name of the library's DEFAULT partition, set aside with its rows, else None.
 
     pg_partman creates the DEFAULT partition itself, under the name the library gives it, so
-    the library's is set aside first and its rows go back through the parent afterwards
-    (into pg_partman's DEFAULT partition, from which ``maintain`` drains them).
+    the library's is detached and renamed first.  Its rows are not sent through the parent
+    again (a publication of the audit table would publish them a second time): ``maintain``
+    moves them straight into their partitions, as it drains the DEFAULT partition
+    (``lifecycle.drain``), and drops it.
     """
     parent = parent_name(connection, schema, audit_table)
     if connection.execute(sa.text(sql.registered(partman.schema)), {"parent": parent}).scalar():
-        return False
+        return None
     default = default_partition(audit_table)
     aside = fit_identifier(f"{audit_table}_default_aside")
     _run(connection, detach_partition(schema, audit_table, default))
@@ -102,10 +104,7 @@ def register(
             "start": bound_text(start),
         },
     )
-    columns = tuple(connection.execute(_COLUMNS, {"t": name_text(schema, aside)}).scalars())
-    _run(connection, copy_rows(schema, aside, audit_table, columns))
-    _run(connection, drop_partition(schema, aside))
-    return True
+    return aside
 
 
 def premake(connection: sa.Connection, partman: Partman, parent: str) -> None:
@@ -120,12 +119,6 @@ def create_periods(
             sa.text(sql.create_partition_time(partman.schema)),
             {"parent": parent, "times": [period.lower for period in periods]},
         )
-
-
-_COLUMNS = sa.text(
-    "SELECT attname FROM pg_catalog.pg_attribute WHERE attrelid = CAST(:t AS regclass) "
-    "AND attnum > 0 AND NOT attisdropped ORDER BY attnum"
-)
 
 
 def _run(connection: sa.Connection, statement: str) -> None:
