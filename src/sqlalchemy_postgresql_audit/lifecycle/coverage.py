@@ -47,11 +47,13 @@ def coverage_watched(audit_table: str, found: Coverage) -> Watched:
     """``check``'s view: ``gap`` when the next write has no range partition (or no DEFAULT
     partition catches it), else ``ok`` with how far ahead partitions exist."""
     notes = []
-    if not found.has_default:
-        notes.append("no DEFAULT partition: a write without a partition would fail")
-    if found.covered_until is None:
+    if not found.has_default and found.covered_until is None:
+        notes.append("no DEFAULT partition and no partition holds the present: writes fail")
+    elif not found.has_default:
+        notes.append("no DEFAULT partition: a write no partition holds fails")
+    elif found.covered_until is None:
         notes.append("no partition holds the present: writes land in the DEFAULT partition")
-    else:
+    if found.covered_until is not None:
         notes.append(f"partitions until {found.covered_until.isoformat()}")
     if found.waiting:
         notes.append(f"{found.waiting} rows wait in the DEFAULT partition")

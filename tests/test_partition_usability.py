@@ -1,0 +1,145 @@
+"""Partitioned audit tables as a new user meets them: the plain-SQL script gives the table its
+DEFAULT partition, ``check`` is clean right after install and retention and says plainly when
+writes fail, ``as_of`` says when retention removed what it would need, and bad input or a
+missing right gets an error naming what is wrong."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from cli_run import run, url_text
+from sqlalchemy_postgresql_audit import maintain
+from sqlalchemy_postgresql_audit.cli.check import table_states
+from sqlalchemy_postgresql_audit.install.ddl import audited_tables
+from sqlalchemy_postgresql_audit.lifecycle.coverage import Coverage, coverage_watched
+from sqlalchemy_postgresql_audit.lifecycle.partition_catalog import partition_comment
+
+UTC = datetime.timezone.utc
+
+MODELS = """
+import datetime
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+accounts = sa.Table(
+    "accounts", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("balance", sa.Integer),
+    info={"audit.options": {
+        "enabled": True, "partition": "week", "append_only": True,
+        "retention": datetime.timedelta(weeks=1),
+    }},
+)
+"""
+
+
+def accounts(**options: Any) -> sa.Table:
+    return sa.Table(
+        "accounts",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("balance", sa.Integer),
+        info={"audit.options": {"enabled": True, "partition": "week", **options}},
+    )
+
+
+def run_script(engine: sa.Engine, script: str) -> None:
+    """Run a plain SQL script as ``psql`` would, statements and all, through the driver."""
+    raw = engine.raw_connection()
+    try:
+        with raw.cursor() as cursor:
+            cursor.execute(script)
+        raw.commit()
+    finally:
+        raw.close()
+
+
+def states(engine: sa.Engine, table: sa.Table) -> list[tuple[str, tuple[str, ...]]]:
+    with engine.connect() as connection:
+        found = table_states(connection, list(audited_tables(table.metadata)))
+    return [(state.status, state.details) for state in found]
+
+
+DEFAULT_PARTITION = """
+SELECT obj_description(c.oid, 'pg_class'),
+       c.relacl IS NULL OR NOT EXISTS (SELECT FROM aclexplode(c.relacl) a
+                                       WHERE a.grantee <> c.relowner),
+       EXISTS (SELECT FROM pg_trigger t WHERE t.tgrelid = c.oid
+               AND t.tgname = 'audit_append_only_truncate')
+FROM pg_class c WHERE c.oid = to_regclass('accounts_audit_default')
+"""
+
+
+def test_the_ddl_script_gives_a_partitioned_audit_table_its_default_partition(
+    engine: sa.Engine, database_url: Any, make_role: Any, tmp_path: Any
+) -> None:
+    """Writes succeed right after the script, before any maintain, and the DEFAULT partition
+    is what create_all makes: marked as audit history, guarded, its owner's alone (against
+    default privileges granting to others), and ``check`` is clean apart from the gap."""
+    (tmp_path / "partmodels.py").write_text(MODELS)
+    reader = make_role("reader")
+    quoted = engine.dialect.identifier_preparer.quote(reader)
+    with engine.begin() as connection:
+        connection.execute(sa.text(f"ALTER DEFAULT PRIVILEGES GRANT ALL ON TABLES TO {quoted}"))
+        connection.execute(sa.text("ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO PUBLIC"))
+        connection.execute(
+            sa.text("CREATE TABLE accounts (id integer PRIMARY KEY, balance integer)")
+        )
+    made = run("ddl", "partmodels:metadata", path=tmp_path)
+    assert made.returncode == 0, made.stderr
+    run_script(engine, made.stdout)
+    run_script(engine, made.stdout)  # a script run twice changes nothing
+    with engine.begin() as connection:
+        connection.execute(sa.text("INSERT INTO accounts VALUES (1, 10)"))
+        assert connection.execute(sa.text("SELECT count(*) FROM accounts_audit")).scalar() == 1
+        comment, owner_only, guarded = connection.execute(sa.text(DEFAULT_PARTITION)).one()
+    assert (comment, owner_only, guarded) == (partition_comment("accounts_audit"), True, True)
+    checked = run("check", "partmodels:metadata", "--url", url_text(database_url), path=tmp_path)
+    assert "no DEFAULT partition" not in checked.stdout
+    assert "1 rows wait in the DEFAULT partition" in checked.stdout
+
+
+def test_check_says_plainly_that_writes_fail_without_a_default_partition() -> None:
+    nothing = coverage_watched(
+        "t_audit", Coverage(covered_until=None, waiting=0, has_default=False)
+    )
+    assert nothing.state == "gap"
+    assert nothing.reasons == (
+        "no DEFAULT partition and no partition holds the present: writes fail",
+    )
+    until = datetime.datetime(2030, 1, 1, tzinfo=UTC)
+    ahead = coverage_watched("t_audit", Coverage(covered_until=until, waiting=0, has_default=False))
+    assert not any("land in the DEFAULT" in reason for reason in ahead.reasons)
+
+
+def test_check_is_clean_on_an_append_only_partitioned_table_through_retention(
+    engine: sa.Engine,
+) -> None:
+    """The guard's triggers on the partitions, the DEFAULT partition and the kept partitions
+    carry the parent's names: check compares the audit table's own, and still sees a guard
+    trigger of the audit table disabled or replaced."""
+    table = accounts(append_only=True, retention=datetime.timedelta(weeks=1), retention_keep=True)
+    table.metadata.create_all(engine)
+    assert states(engine, table)[0][0] == "gap"  # no partition yet: only the coverage
+    now = datetime.datetime.now(UTC)
+    with engine.begin() as connection:
+        connection.execute(table.insert().values(id=1, balance=1))
+    maintain(engine, table, at=now - datetime.timedelta(weeks=3))
+    assert states(engine, table)[0][0] == "ok", states(engine, table)
+    (done,) = maintain(engine, table)
+    assert done.detached  # kept, with the guard's row trigger of its own
+    assert states(engine, table)[0][0] == "ok", states(engine, table)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text("ALTER TABLE accounts_audit DISABLE TRIGGER audit_append_only_truncate")
+        )
+    status, details = states(engine, table)[0]
+    assert status == "disabled"
+    assert details == ("guard trigger audit_append_only_truncate disabled",)
+    with engine.begin() as connection:
+        connection.execute(sa.text("DROP TRIGGER audit_append_only ON accounts_audit"))
+    status, details = states(engine, table)[0]
+    assert status == "outdated" and "guard trigger audit_append_only missing" in details
