@@ -8,14 +8,22 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from cli_run import run, url_text
-from sqlalchemy_postgresql_audit import maintain
+from sqlalchemy_postgresql_audit import (
+    IncompleteHistory,
+    as_of,
+    maintain,
+    removed_history,
+    restore,
+)
 from sqlalchemy_postgresql_audit.cli.check import table_states
 from sqlalchemy_postgresql_audit.install.ddl import audited_tables
 from sqlalchemy_postgresql_audit.lifecycle.coverage import Coverage, coverage_watched
 from sqlalchemy_postgresql_audit.lifecycle.partition_catalog import partition_comment
+from sqlalchemy_postgresql_audit.retention import purge_audit_history
 
 UTC = datetime.timezone.utc
 
@@ -143,3 +151,99 @@ def test_check_is_clean_on_an_append_only_partitioned_table_through_retention(
         connection.execute(sa.text("DROP TRIGGER audit_append_only ON accounts_audit"))
     status, details = states(engine, table)[0]
     assert status == "outdated" and "guard trigger audit_append_only missing" in details
+
+
+RETAINED_MODELS = """
+import datetime
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+accounts = sa.Table(
+    "accounts", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("balance", sa.Integer),
+    info={"audit.options": {
+        "enabled": True, "partition": "week", "retention": datetime.timedelta(weeks=1),
+    }},
+)
+"""
+
+
+def retained(engine: sa.Engine) -> tuple[sa.Table, datetime.datetime]:
+    """Three rows written now, then retention five weeks later removed their history; row 3
+    is updated after the removal.  Returns the table and the moment retention ran."""
+    table = accounts(retention=datetime.timedelta(weeks=1))
+    table.metadata.create_all(engine)
+    maintain(engine, table)
+    with engine.begin() as connection:
+        connection.execute(table.insert(), [{"id": i, "balance": i} for i in (1, 2, 3)])
+    later = datetime.datetime.now(UTC) + datetime.timedelta(weeks=5)
+    (done,) = maintain(engine, table, at=later)
+    assert done.dropped and done.removed_before is not None
+    return table, later
+
+
+def test_removed_history_names_the_removal_and_restore_refuses_an_unknown_state(
+    engine: sa.Engine,
+) -> None:
+    """Rows last changed before retention are missing from as_of, not absent: the trail says
+    so through removed_history, and restore(at=...) refuses to delete a row on that ground."""
+    table, later = retained(engine)
+    with engine.connect() as connection:
+        assert connection.execute(as_of(table, later)).all() == []  # what the trail holds
+        removed = removed_history(connection, table)
+    assert removed is not None and removed.kind == "retention"
+    assert removed.before <= later - datetime.timedelta(weeks=1)
+    assert "removed by retention" in str(removed)
+    with engine.begin() as connection:
+        with pytest.raises(IncompleteHistory, match="removed by retention") as caught:
+            restore(connection, table, 1, later)
+        assert caught.value.removed == removed
+        assert connection.execute(sa.select(sa.func.count()).select_from(table)).scalar() == 3
+    # A row inserted after the removal was absent before it: that is known.
+    with engine.begin() as connection:
+        connection.execute(table.insert().values(id=4, balance=4))
+        connection.execute(table.delete().where(table.c.id == 4))
+    with engine.begin() as connection:
+        assert restore(connection, table, 4, later) == "unchanged"
+
+
+def test_removed_history_is_none_on_a_whole_trail_and_names_a_purge(engine: sa.Engine) -> None:
+    table = sa.Table(
+        "ledger",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        info={"audit.options": {"enabled": True, "append_only": True}},
+    )
+    table.metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(table.insert().values(id=1))
+        assert removed_history(connection, table) is None
+    with engine.begin() as connection:
+        bound = connection.execute(sa.select(sa.func.now())).scalar_one()
+        purge_audit_history(connection, table, before=bound)
+    with engine.connect() as connection:
+        removed = removed_history(connection, table)
+    assert removed is not None and (removed.kind, removed.before) == ("purge", bound)
+
+
+def test_cli_as_of_says_when_retention_removed_what_it_needs(
+    engine: sa.Engine, database_url: Any, tmp_path: Any
+) -> None:
+    (tmp_path / "retmodels.py").write_text(RETAINED_MODELS)
+    table, later = retained(engine)
+    with engine.begin() as connection:
+        connection.execute(table.update().where(table.c.id == 3).values(balance=30))
+    args = ("as-of", "retmodels:metadata", "accounts", later.isoformat())
+    url = ("--url", url_text(database_url))
+    whole = run(*args, *url, path=tmp_path)
+    assert whole.returncode == 0, whole.stderr
+    assert "30" in whole.stdout  # the row changed since is shown
+    assert "incomplete" in whole.stderr and "removed by retention" in whole.stderr
+    one = run(*args, "1", *url, path=tmp_path)
+    assert one.returncode == 2
+    assert "unknown" in one.stderr and "removed by retention" in one.stderr
+    assert run(*args, "3", *url, path=tmp_path).returncode == 0
+    before = (later - datetime.timedelta(weeks=3)).isoformat()
+    gone = run("as-of", "retmodels:metadata", "accounts", before, *url, path=tmp_path)
+    assert gone.returncode == 2 and "unknown" in gone.stderr
