@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from cli_run import run, url_text
 from sqlalchemy_postgresql_audit import (
+    AuditConfigurationError,
     IncompleteHistory,
     as_of,
     maintain,
@@ -20,9 +21,14 @@ from sqlalchemy_postgresql_audit import (
     restore,
 )
 from sqlalchemy_postgresql_audit.cli.check import table_states
+from sqlalchemy_postgresql_audit.declare.audit_table import AUDIT_TABLE_KEY
 from sqlalchemy_postgresql_audit.install.ddl import audited_tables
+from sqlalchemy_postgresql_audit.install.grants import grant_least_privilege
 from sqlalchemy_postgresql_audit.lifecycle.coverage import Coverage, coverage_watched
-from sqlalchemy_postgresql_audit.lifecycle.partition_catalog import partition_comment
+from sqlalchemy_postgresql_audit.lifecycle.partition_catalog import (
+    detached_partitions,
+    partition_comment,
+)
 from sqlalchemy_postgresql_audit.retention import purge_audit_history
 
 UTC = datetime.timezone.utc
@@ -139,6 +145,12 @@ def test_check_is_clean_on_an_append_only_partitioned_table_through_retention(
     assert states(engine, table)[0][0] == "ok", states(engine, table)
     (done,) = maintain(engine, table)
     assert done.detached  # kept, with the guard's row trigger of its own
+    with engine.connect() as connection:  # by the audit Table or by its name
+        audit = table.info[AUDIT_TABLE_KEY]
+        for named in (audit, "accounts_audit", "public.accounts_audit"):
+            assert detached_partitions(connection, named) == list(done.detached)
+        with pytest.raises(TypeError, match="audit Table or its name"):
+            detached_partitions(connection, 42)  # type: ignore[arg-type]
     assert states(engine, table)[0][0] == "ok", states(engine, table)
     with engine.begin() as connection:
         connection.execute(
@@ -247,3 +259,82 @@ def test_cli_as_of_says_when_retention_removed_what_it_needs(
     before = (later - datetime.timedelta(weeks=3)).isoformat()
     gone = run("as-of", "retmodels:metadata", "accounts", before, *url, path=tmp_path)
     assert gone.returncode == 2 and "unknown" in gone.stderr
+
+
+@pytest.mark.parametrize(
+    ("partition", "retention"),
+    [
+        ("month", datetime.timedelta(hours=1)),
+        ("month", datetime.timedelta(days=27)),
+        ("week", datetime.timedelta(days=6)),
+        ("day", datetime.timedelta(hours=23)),
+    ],
+)
+def test_retention_shorter_than_a_partition_is_refused_at_declaration(
+    partition: str, retention: datetime.timedelta
+) -> None:
+    with pytest.raises(AuditConfigurationError, match="'accounts': 'retention'") as caught:
+        accounts(partition=partition, retention=retention)
+    assert "shorter than one partition" in str(caught.value)
+
+
+def test_retention_of_at_least_one_partition_is_accepted() -> None:
+    accounts(partition="month", retention=datetime.timedelta(days=28))
+    accounts(partition="day", retention=datetime.timedelta(days=1))
+
+
+PLAIN_MODELS = """
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+notes = sa.Table(
+    "notes", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    info={"audit.options": {"enabled": True}},
+)
+"""
+
+
+def test_cli_takes_schema_qualified_names_and_says_when_there_is_nothing_to_maintain(
+    engine: sa.Engine, database_url: Any, tmp_path: Any
+) -> None:
+    (tmp_path / "partmodels.py").write_text(MODELS)
+    (tmp_path / "plainmodels.py").write_text(PLAIN_MODELS)
+    url = ("--url", url_text(database_url))
+    accounts(append_only=True, retention=datetime.timedelta(weeks=1)).metadata.create_all(engine)
+    held = run(
+        "hold", "partmodels:metadata", "public.accounts", "--reason", "case 7", *url, path=tmp_path
+    )
+    assert held.returncode == 0, held.stderr
+    assert (
+        run("release", "partmodels:metadata", "public.accounts", *url, path=tmp_path).returncode
+        == 0
+    )
+    elsewhere = run(
+        "hold", "partmodels:metadata", "app.accounts", "--reason", "x", *url, path=tmp_path
+    )
+    assert elsewhere.returncode == 2
+    assert "declared without a schema; name it 'accounts'" in elsewhere.stderr
+    nothing = run("maintain", "plainmodels:metadata", *url, path=tmp_path)
+    assert nothing.returncode == 1
+    assert "nothing to maintain: plainmodels:metadata has no partitioned audit table" in (
+        nothing.stderr
+    )
+
+
+def test_cli_maintain_and_check_name_the_role_and_the_rights_they_lack(
+    engine: sa.Engine, database_url: Any, make_role: Any, tmp_path: Any
+) -> None:
+    (tmp_path / "partmodels.py").write_text(MODELS)
+    table = accounts(append_only=True, retention=datetime.timedelta(weeks=1))
+    table.metadata.create_all(engine)
+    writer = make_role("writer")
+    grant_least_privilege(engine, table.metadata, writers=[writer])
+    with engine.connect() as connection:
+        owner = connection.execute(sa.select(sa.func.current_user())).scalar_one()
+    as_writer = ("--url", url_text(database_url.set(username=writer, password=None)))
+    for command in ("maintain", "check"):
+        refused = run(command, "partmodels:metadata", *as_writer, path=tmp_path)
+        assert refused.returncode == 2, refused.stderr
+        assert f"{command} as role '{writer}': permission denied" in refused.stderr
+        assert f"run it as '{owner}' or a member of that role" in refused.stderr

@@ -54,15 +54,22 @@ _DETACHED = sa.text(
 )
 
 
-def detached_partitions(connection: sa.Connection, audit_table: sa.Table) -> list[str]:
+def detached_partitions(connection: sa.Connection, audit_table: sa.Table | str) -> list[str]:
     """The names of ``audit_table``'s partitions that retention detached and kept (with
-    ``retention_keep``), in its schema, oldest first (their names end with their period)."""
-    schema = audit_table.schema
+    ``retention_keep``), in its schema, oldest first (their names end with their period).
+    ``audit_table``: the audit ``Table``, or its name (``"name"`` or ``"schema.name"``)."""
+    if isinstance(audit_table, sa.Table):
+        schema, name = audit_table.schema, audit_table.name
+    elif isinstance(audit_table, str):
+        schema, _, name = audit_table.rpartition(".")
+        schema = schema or None
+    else:
+        raise TypeError(
+            f"audit_table must be an audit Table or its name (str), got {audit_table!r}"
+        )
     if schema is None:
         schema = connection.execute(sa.select(sa.func.current_schema())).scalar_one()
-    found = connection.execute(
-        _DETACHED, {"schema": schema, "comment": partition_comment(audit_table.name)}
-    )
+    found = connection.execute(_DETACHED, {"schema": schema, "comment": partition_comment(name)})
     return list(found.scalars())
 
 
