@@ -28,7 +28,9 @@ from sqlalchemy_postgresql_audit import (
     subscribe_archive,
 )
 from sqlalchemy_postgresql_audit.cli.check import table_states
-from sqlalchemy_postgresql_audit.declare.audit_table import AUDIT_TABLE_KEY
+from sqlalchemy_postgresql_audit.declare.audit_table import AUDIT_TABLE_KEY, SPEC_KEY
+from sqlalchemy_postgresql_audit.install.catalog import default_schema, installed_audits
+from sqlalchemy_postgresql_audit.install.compare import compare
 from sqlalchemy_postgresql_audit.install.ddl import audited_tables
 from sqlalchemy_postgresql_audit.install.grants import grant_least_privilege
 from sqlalchemy_postgresql_audit.lifecycle.coverage import Coverage, coverage_watched
@@ -152,6 +154,10 @@ def test_check_is_clean_on_an_append_only_partitioned_table_through_retention(
     assert states(engine, table)[0][0] == "ok", states(engine, table)
     (done,) = maintain(engine, table)
     assert done.detached  # kept, with the guard's row trigger of its own
+    with engine.connect() as connection:  # nor does Alembic's autogenerate propose a change
+        default = default_schema(connection)
+        installed = installed_audits(connection, [default])
+        assert compare([table.info[SPEC_KEY]], installed, default) == []
     with engine.connect() as connection:  # by the audit Table or by its name
         audit = table.info[AUDIT_TABLE_KEY]
         for named in (audit, "accounts_audit", "public.accounts_audit"):
