@@ -95,7 +95,7 @@ def known_select(target: Audited, key: dict[str, Any], at: datetime.datetime) ->
     (before which it did not exist)."""
     audit = target.audit
     mine = key_filter(audit, key)
-    counted = or_(mine, marker_condition(audit, target))
+    counts = counts_at(audit, at)
     first = (
         select(audit.c[AUDIT_OPERATION])
         .where(mine)
@@ -103,4 +103,11 @@ def known_select(target: Audited, key: dict[str, Any], at: datetime.datetime) ->
         .limit(1)
         .scalar_subquery()
     )
-    return select(or_(exists().where(and_(counted, counts_at(audit, at))), first == "I"))
+    # Two EXISTS, not one over an OR: each can use the history index (the key; NULL for markers).
+    return select(
+        or_(
+            exists().where(and_(mine, counts)),
+            exists().where(and_(marker_condition(audit, target), counts)),
+            first == "I",
+        )
+    )

@@ -86,7 +86,7 @@ def publish(
         # Created all the same: the setting needs a restart, and the publication may be
         # made before it.
         warnings.warn(
-            f"publication {name!r} created, but the server runs with wal_level={wal_level}: "
+            f"publication {name!r} is in place, but the server runs with wal_level={wal_level}: "
             "no subscriber receives anything until wal_level = logical is set in "
             "postgresql.conf and the server restarted",
             RuntimeWarning,
