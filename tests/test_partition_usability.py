@@ -5,6 +5,7 @@ missing right gets an error naming what is wrong."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import tempfile
 import uuid
@@ -14,12 +15,15 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from cli_run import run, url_text
 from sqlalchemy_postgresql_audit import (
     AuditConfigurationError,
     AuditError,
     IncompleteHistory,
+    RemovedHistory,
+    aremoved_history,
     as_of,
     maintain,
     publish,
@@ -232,6 +236,24 @@ def test_removed_history_names_the_removal_and_restore_refuses_an_unknown_state(
         connection.execute(table.delete().where(table.c.id == 4))
     with engine.begin() as connection:
         assert restore(connection, table, 4, later) == "unchanged"
+
+
+def test_aremoved_history_reads_the_removal_on_an_async_session(
+    engine: sa.Engine, asyncpg_url: Any
+) -> None:
+    table, _ = retained(engine)
+
+    async def scenario() -> RemovedHistory | None:
+        async_engine = create_async_engine(asyncpg_url)
+        try:
+            async with AsyncSession(async_engine) as session:
+                return await aremoved_history(session, table)
+        finally:
+            await async_engine.dispose()
+
+    removed = asyncio.run(scenario())
+    with engine.connect() as connection:
+        assert removed is not None and removed == removed_history(connection, table)
 
 
 def test_removed_history_is_none_on_a_whole_trail_and_names_a_purge(engine: sa.Engine) -> None:

@@ -88,6 +88,13 @@ def removed_history(bind: Any, target: object) -> RemovedHistory | None:
     return removed_from(resolved, bind.execute(removed_history_select(resolved)).first())
 
 
+async def aremoved_history(bind: Any, target: object) -> RemovedHistory | None:
+    """``removed_history`` for ``AsyncConnection`` and ``AsyncSession``."""
+    resolved = audited(target)
+    result = await bind.execute(removed_history_select(resolved))
+    return removed_from(resolved, result.first())
+
+
 def known_select(target: Audited, key: dict[str, Any], at: datetime.datetime) -> Select[Any]:
     """Whether the trail, history removed or not, still knows row ``key``'s state at ``at``: a
     version of it (or a TRUNCATE or restart marker) counts at ``at`` (removal takes the oldest
