@@ -72,11 +72,13 @@ def coverage_watched(audit_table: str, found: Coverage) -> Watched:
     if found.unfinished is not None:  # not partitioned yet: nothing else applies
         return Watched("partitions", audit_table, GAP, (found.unfinished.advice(),))
     notes = []
-    if not found.has_default:
-        notes.append("no DEFAULT partition: a write without a partition would fail")
-    if found.covered_until is None:
+    if not found.has_default and found.covered_until is None:
+        notes.append("no DEFAULT partition and no partition holds the present: writes fail")
+    elif not found.has_default:
+        notes.append("no DEFAULT partition: a write no partition holds fails")
+    elif found.covered_until is None:
         notes.append("no partition holds the present: writes land in the DEFAULT partition")
-    else:
+    if found.covered_until is not None:
         notes.append(f"partitions until {found.covered_until.isoformat()}")
     if found.waiting:
         notes.append(f"{found.waiting} rows wait in the DEFAULT partition")

@@ -103,11 +103,21 @@ def look_alikes_watched(
     ]
 
 
-def detached_partitions(connection: sa.Connection, audit_table: sa.Table) -> list[str]:
+def detached_partitions(connection: sa.Connection, audit_table: sa.Table | str) -> list[str]:
     """The names of ``audit_table``'s partitions that retention detached and kept (with
     ``retention_keep``), in its schema, oldest first; tables only made to look like them are
-    left out, each with a warning (``kept_partitions``)."""
-    return list(kept_partitions(connection, audit_table.schema, audit_table.name).names)
+    left out, each with a warning (``kept_partitions``).  ``audit_table``: the audit ``Table``,
+    or its name (``"name"`` or ``"schema.name"``)."""
+    if isinstance(audit_table, sa.Table):
+        schema, name = audit_table.schema, audit_table.name
+    elif isinstance(audit_table, str):
+        schema, _, name = audit_table.rpartition(".")
+        schema = schema or None
+    else:
+        raise TypeError(
+            f"audit_table must be an audit Table or its name (str), got {audit_table!r}"
+        )
+    return list(kept_partitions(connection, schema, name).names)
 
 
 _UNCOMMENTED = sa.text(
