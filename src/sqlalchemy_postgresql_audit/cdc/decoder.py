@@ -37,8 +37,9 @@ from ..render.cdc_decoder import (
     present_rows,
 )
 from ..render.sql import name_text
-from .changes import DecoderError, Entry, audit_rows, keys_moved_to, wanted_keys
+from .changes import DecoderError, Entry, any_key_moved, audit_rows, wanted_keys
 from .copy import copy_in, copy_out
+from .key_moves import move_of, writes_k
 from .pgoutput import (
     Begin,
     Change,
@@ -260,7 +261,11 @@ class Decoder:
         the trail must be written now: around a TRUNCATE whose rows are read from it."""
         when = commit_datetime(begin.commit_time).isoformat().encode()
         transaction_id = _full_transaction_id(begin.xid, xmax)
-        moved_to = keys_moved_to(entries)
+        with_k = (
+            writes_k([move_of(e.plan, e.change) for e in entries])
+            if any_key_moved(entries)
+            else set()
+        )
         prefixes: dict[tuple[int, str, int], bytes] = {}
 
         def prefix(entry: Entry, code: str) -> bytes:
@@ -285,7 +290,7 @@ class Decoder:
                 if "T" in plan.codes:
                     trail.add(plan, plan.marker(prefix(entry, "T")))
             else:
-                rows = audit_rows(plan, change, moved_to, self._previous)
+                rows = audit_rows(plan, change, index in with_k, self._previous)
                 for code, values, changed in rows:
                     trail.add(plan, plan.line(prefix(entry, code), values, changed))
             trail.changes += 1

@@ -20,7 +20,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Connection, Engine, MetaData, Table, inspect, text
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    inspect,
+    text,
+)
 from sqlalchemy.engine import URL
 
 from ..declare.audit_table import AUDIT_TABLE_KEY
@@ -104,7 +113,11 @@ def _create_tables(connection: Connection, pairs: Sequence[tuple[Table, AuditSpe
     replicas = MetaData()
     for source, _ in pairs:
         replica = Table(
-            source.name, replicas, *map(_replica_column, source.columns), schema=source.schema
+            source.name,
+            replicas,
+            *map(_replica_column, source.columns),
+            *_replica_key(source),
+            schema=source.schema,
         )
         replica.create(connection, checkfirst=True)
         audit_table = source.info[AUDIT_TABLE_KEY]
@@ -120,10 +133,22 @@ def _replica_column(column: Column[Any]) -> Column[Any]:
         column.name,
         column.type,
         *computed,
-        primary_key=column.primary_key,
         nullable=column.nullable,
         autoincrement=False,
     )
+
+
+def _replica_key(source: Table) -> list[PrimaryKeyConstraint]:
+    """The source's primary key.  A deferrable one is checked at commit on the replica: the
+    apply worker applies one change at a time, so a swap the source did in one statement passes
+    through two rows on one key."""
+    key = source.primary_key
+    if not key.columns:
+        return []
+    names = [c.name for c in key.columns]
+    if key.deferrable:
+        return [PrimaryKeyConstraint(*names, deferrable=True, initially="DEFERRED")]
+    return [PrimaryKeyConstraint(*names)]
 
 
 def install_capture(connection: Connection, metadata: MetaData) -> None:
