@@ -109,7 +109,9 @@ class Replica:
 
 def _create_tables(connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]]) -> None:
     """The replica of each source table (columns, defaults and primary key only) and its
-    audit table, where missing."""
+    audit table, where missing; and, where they exist, the columns the metadata has and they
+    lack (a migration of the source: the apply worker waits for them)."""
+    _add_missing_columns(connection, pairs)
     replicas = MetaData()
     for source, _ in pairs:
         replica = Table(
@@ -123,6 +125,25 @@ def _create_tables(connection: Connection, pairs: Sequence[tuple[Table, AuditSpe
         audit_table = source.info[AUDIT_TABLE_KEY]
         if not inspect(connection).has_table(audit_table.name, schema=audit_table.schema):
             audit_table.create(connection)
+
+
+def _add_missing_columns(
+    connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]]
+) -> None:
+    inspector = inspect(connection)
+    statements: list[str] = []
+    for source, _ in pairs:
+        for table in (source, source.info[AUDIT_TABLE_KEY]):
+            if not inspector.has_table(table.name, schema=table.schema):
+                continue
+            present = {c["name"] for c in inspector.get_columns(table.name, schema=table.schema)}
+            for column in table.columns:
+                if column.name not in present and column.computed is None:
+                    type_sql = column.type.compile(dialect=connection.dialect)
+                    statements.append(
+                        sql.add_column(table.schema, table.name, column.name, type_sql)
+                    )
+    execute_statements(connection, statements)
 
 
 def _replica_column(column: Column[Any]) -> Column[Any]:
