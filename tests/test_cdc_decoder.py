@@ -524,3 +524,34 @@ def test_a_published_table_the_metadata_does_not_audit_stops_the_decoder(
         with pytest.raises(DecoderError, match=r"publish table public\.stray, which the metadata"):
             decoder(engine, table.metadata).run_once()
         assert trail(engine, table) == []
+
+
+def test_the_decoder_keeps_its_slot_restart_point_close_behind(
+    engine: sa.Engine, server_version: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every peek decodes again from the slot's restart point: left where the server's own
+    running-transactions records put it (every 15 s), each batch re-reads up to 15 s of WAL.
+    The decoder logs one (PostgreSQL 16+) once the point is more than a threshold behind."""
+    if server_version < 160000:
+        pytest.skip("pg_log_standby_snapshot() is PostgreSQL 16+")
+    import sqlalchemy_postgresql_audit.cdc.decoder as module
+
+    monkeypatch.setattr(module, "RESTART_LAG_BYTES", 100_000)
+    table = declare()
+    with published(engine, table.metadata):
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                "INSERT INTO parcel (id, place) SELECT i, repeat('x', 200) "
+                "FROM generate_series(1, 5000) i"
+            )
+        running = decoder(engine, table.metadata)
+        assert running.run_once() == 5000
+        with engine.begin() as connection:  # a writer's commit flushes the record logged
+            connection.execute(table.insert().values(id=0, place="later"))
+        assert running.run_once() == 1  # and the advance passes it
+        with engine.connect() as connection:
+            behind = connection.exec_driver_sql(
+                "SELECT pg_wal_lsn_diff(confirmed_flush_lsn, restart_lsn) "
+                "FROM pg_replication_slots WHERE slot_name = 'audit_cdc'"
+            ).scalar()
+        assert behind is not None and behind < 100_000

@@ -32,9 +32,10 @@ def any_key_moved(entries: list[Entry]) -> bool:
     for entry in entries:
         change = entry.change
         if change is not None and change.kind == "U" and change.old is not None:
-            plan = entry.plan
-            if plan.key_positions and plan.key(change.old) != plan.key(require(change.new)):
-                return True
+            new = require(change.new)
+            for position in entry.plan.key_positions:
+                if change.old[position] != new[position]:
+                    return True
     return False
 
 

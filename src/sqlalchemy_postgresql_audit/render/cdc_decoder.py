@@ -46,6 +46,18 @@ ADVANCE = (
     "WHERE slot_name = %(slot)s AND confirmed_flush_lsn < %(lsn)s::pg_catalog.pg_lsn"
 )
 
+#: How far the slot's restart point (where every peek starts decoding) is behind the position
+#: it confirmed, in bytes, and the server's version.
+RESTART_LAG = (
+    "SELECT pg_catalog.pg_wal_lsn_diff(confirmed_flush_lsn, restart_lsn), "
+    "pg_catalog.current_setting('server_version_num')::pg_catalog.int4 "
+    "FROM pg_catalog.pg_replication_slots WHERE slot_name = %(slot)s"
+)
+
+#: A running-transactions record, from which the next advance can move the restart point up
+#: (PostgreSQL 16+; superuser, or a role granted EXECUTE on it).
+LOG_SNAPSHOT = "SELECT pg_catalog.pg_log_standby_snapshot()"
+
 #: The columns a table has now (the audit table may have gained one since the decoder began).
 TABLE_COLUMNS = (
     "SELECT a.attname FROM pg_catalog.pg_attribute a "
