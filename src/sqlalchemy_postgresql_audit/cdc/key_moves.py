@@ -17,11 +17,15 @@ that tells exactly, and what this module assumes where it tells nothing:
 - **Elsewhere each change is taken as its own statement,** as an ORM's one UPDATE per row is.
   So a ``K`` is written exactly where the old key is empty after the change (or its run).
 
-The one thing this gets wrong: a single statement moving rows onto keys it vacated earlier in
-the same statement without ever putting two rows on one key (``SET id = id + 1`` visited from
-the highest key down): there the trigger writes ``K`` for the keys left empty at the end, this
-for every moved row, because in the WAL it is the same as one statement per row.
-``docs/cdc.md`` lists the cases.
+What this gets wrong, because the WAL holds the same for another sequence of statements:
+
+- a single statement moving rows onto keys it vacated earlier in the same statement without
+  ever putting two rows on one key (``SET id = id + 1`` visited from the highest key down):
+  the trigger writes ``K`` for the keys left empty at the end, this for every moved row;
+- a key checked at commit (``INITIALLY DEFERRED``): two rows share a key across statements,
+  which this takes for one statement, writing no ``K`` where the trigger writes some.
+
+``docs/cdc.md`` lists the cases; ``tests/test_cdc_key_moves.py`` pins them.
 
 The decision uses nothing but the transaction's own changes, so a decoder restarted in the
 middle of a transaction decides the same.
