@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from ..declare.audit_table import AUDIT_TABLE_COMMENT_SUFFIX
 from ..declare.spec import AUDIT_TIMESTAMP
-from ..render.partitioning import default_partition
+from ..render.partitioning import PARTITION_COMMENT_PREFIX, default_partition
 from ..render.sql import name_text
 
 #: The range partitions of a table, bounds read back as timestamptz (rendered and parsed in
@@ -38,7 +38,7 @@ def partition_comment(audit_table: str) -> str:
     an audit table, attached or kept, apart from other tables.  It ends like an audit table's,
     so that Alembic's autogenerate keeps it (never proposes to drop it) as it keeps audit
     tables; ``kept`` matches only the comment of an audit table itself."""
-    return f"Partition of audit table {audit_table}{AUDIT_TABLE_COMMENT_SUFFIX}"
+    return f"{PARTITION_COMMENT_PREFIX}{audit_table}{AUDIT_TABLE_COMMENT_SUFFIX}"
 
 
 #: Plain tables next to an audit table that carry its partitions' comment and are no
@@ -99,6 +99,29 @@ def range_partitions(
 ) -> list[RangePartition]:
     rows = connection.execute(_PARTITIONS, {"parent": name_text(schema, audit_table)})
     return [RangePartition(name=row.name, lower=row.lower, upper=row.upper) for row in rows]
+
+
+_PENDING = sa.text(
+    """
+    SELECT c.relname FROM pg_catalog.pg_inherits i
+    JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+    WHERE i.inhparent = CAST(:parent AS regclass) AND i.inhdetachpending
+    ORDER BY 1
+    """
+)
+
+
+def pending_detaches(connection: sa.Connection, schema: str | None, audit_table: str) -> list[str]:
+    """Partitions a ``DETACH PARTITION ... CONCURRENTLY`` left half done (interrupted, or its
+    session crashed): new queries no longer see them, nor route writes to them, until
+    ``ALTER TABLE ... DETACH PARTITION ... FINALIZE``.  The library never detaches
+    concurrently (PostgreSQL refuses it beside a DEFAULT partition); someone else did, with
+    the DEFAULT partition gone.  PostgreSQL 14 added the state: none before."""
+    version = connection.dialect.server_version_info or (0,)
+    if version < (14,):
+        return []
+    found = connection.execute(_PENDING, {"parent": name_text(schema, audit_table)})
+    return list(found.scalars())
 
 
 def default_table(schema: str | None, audit_table: str) -> sa.TableClause:

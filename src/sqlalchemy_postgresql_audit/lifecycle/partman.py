@@ -11,10 +11,11 @@ What stays ``maintain``'s own, partman or not: draining the DEFAULT partition (p
 ``partition_data_*`` deletes rows from it, which the append-only guard refuses; ``maintain``
 detaches it instead, and asks pg_partman to create the partitions the rows need, named its
 way), and retention (pg_partman's would drop partitions without the trail's ``X`` marker and
-past a hold), and marking partitions as audit history (comment, owner-only rights, guard).
-pg_partman works in the session's time zone; ``maintain`` sets UTC for its calls, and a
-pg_cron job should run in a database whose ``timezone`` is UTC, so that pg_partman cuts
-periods where the library does.
+past a hold), and marking partitions as audit history (comment, owner-only rights, guard):
+``maintain`` marks those pg_partman makes when it runs it, and the function the pg_cron job
+runs (``schedule_partman_maintenance``) marks those its own run makes, in the same
+transaction.  pg_partman works in the session's time zone; both set UTC for their calls, so
+that pg_partman cuts periods where the library does.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from ..declare.audit_table import AUDIT_TABLE_COMMENT_SUFFIX
 from ..declare.naming import fit_identifier
 from ..declare.options import PartitionInterval
 from ..errors import AuditError
@@ -133,9 +135,25 @@ def _run(connection: sa.Connection, statement: str) -> None:
 #: The pg_cron job ``schedule_partman_maintenance`` creates (one per database it names).
 CRON_JOB = "sqlalchemy_postgresql_audit_partman"
 
-_SCHEDULE = sa.text(
-    "SELECT cron.schedule_in_database(:job, :schedule, :command, :database)"
+_SCHEDULE = sa.text("SELECT cron.schedule_in_database(:job, :schedule, :command, :database)")
+_SCHEDULE_AS = sa.text(
+    "SELECT cron.schedule_in_database(:job, :schedule, :command, :database, :owner)"
 )
+
+
+def install_maintenance_function(
+    connection: sa.Connection, partman: Partman, schema: str | None, owner: str | None
+) -> str:
+    """Install (or replace) the function the pg_cron job runs, ``schema``'s (the connection's
+    current schema when ``None``), owned by ``owner`` (the connection's role when ``None``)
+    alone; returns the statement that runs it."""
+    if schema is None:
+        schema = connection.execute(sa.select(sa.func.current_schema())).scalar_one()
+    _run(connection, sql.maintenance_function(schema, partman.schema, AUDIT_TABLE_COMMENT_SUFFIX))
+    _run(connection, sql.revoke_maintenance_function(schema))
+    if owner is not None:
+        _run(connection, sql.maintenance_function_owner(schema, owner))
+    return sql.run_maintenance_function(schema)
 
 
 def schedule_partman_maintenance(
@@ -144,32 +162,36 @@ def schedule_partman_maintenance(
     *,
     schedule: str = "*/30 * * * *",
     job_name: str | None = None,
+    schema: str | None = None,
+    owner: str | None = None,
 ) -> int:
-    """Have pg_cron run pg_partman's ``run_maintenance_proc`` in ``target_bind``'s database on
-    ``schedule``, and return the job's id (``cron.unschedule(id)`` removes it).
+    """Have pg_cron run pg_partman's maintenance of the audit tables in ``target_bind``'s
+    database on ``schedule``, and return the job's id (``cron.unschedule(id)`` removes it).
+
+    The job runs a function installed here (``render.partman.maintenance_function``, in
+    ``schema``, by default the connection's current one): pg_partman's ``run_maintenance`` of
+    each audit table registered with it, then, in the same transaction, the comment,
+    owner-only rights, replica identity and append-only guard on every partition it made, so
+    that a partition is complete as soon as it exists (pg_partman 4.x has no hook to do that
+    after it creates one).  The function and the job belong to ``owner`` (by default the role
+    of ``target_bind``, which should be the audit tables' owner; naming another role for the
+    job takes a superuser in ``cron_bind``).
 
     ``cron_bind`` is the database pg_cron was created in (``cron.database_name``, ``postgres``
-    by default); a job of the same name is replaced.  The job keeps partitions ahead of the
-    writers even when ``maintain`` does not run; ``maintain`` still drains the DEFAULT
-    partition, applies retention and marks new partitions (comment, owner-only rights, the
-    append-only guard), so schedule it too, less often.
+    by default); a job of the same name is replaced.  ``maintain`` still drains the DEFAULT
+    partition and applies retention: schedule it too, less often.
     """
     with _connection(target_bind) as target:
         found = partman_of(target)
         database = target.execute(sa.select(sa.func.current_database())).scalar_one()
-    if found is None:
-        raise AuditError(f"database {database!r} has no pg_partman 4.x to schedule")
+        if found is None:
+            raise AuditError(f"database {database!r} has no pg_partman 4.x to schedule")
+        command = install_maintenance_function(target, found, schema, owner)
     name = job_name or f"{CRON_JOB}_{database}"
+    values = {"job": name, "schedule": schedule, "command": command, "database": database}
     with _connection(cron_bind) as cron:
-        job = cron.execute(
-            _SCHEDULE,
-            {
-                "job": name,
-                "schedule": schedule,
-                "command": sql.run_maintenance_proc(found.schema),
-                "database": database,
-            },
-        ).scalar_one()
+        if owner is None:
+            job = cron.execute(_SCHEDULE, values).scalar_one()
+        else:
+            job = cron.execute(_SCHEDULE_AS, {**values, "owner": owner}).scalar_one()
     return int(job)
-
-

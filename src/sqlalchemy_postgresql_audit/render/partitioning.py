@@ -23,6 +23,11 @@ RETENTION_OPERATION_CODE = "X"
 HOLDS_TABLE = "sqlalchemy_postgresql_audit_holds"
 
 
+#: What an audit table's partition is called in its comment, before the audit table's name
+#: and the audit tables' comment suffix (``lifecycle.partition_catalog.partition_comment``).
+PARTITION_COMMENT_PREFIX = "Partition of audit table "
+
+
 def default_partition(audit_table: str) -> str:
     return fit_identifier(f"{audit_table}_default")
 
