@@ -140,6 +140,7 @@ def waiting(engine: sa.Engine, event: str, done: Callable[[], bool]) -> None:
             if found:
                 return
             watcher.execute(sa.text("SELECT pg_sleep(0.05)"))
+            watcher.rollback()  # pg_stat_activity is read once per transaction
     raise AssertionError(f"no session ever waited for a {event} lock")
 
 
