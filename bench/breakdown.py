@@ -15,7 +15,13 @@ mode), then changed as named:
 ``no_guard``   the body without the table and trigger-name guards.
 ``no_writer``  the writer expression replaced by ``session_user``.
 ``no_setting`` the ``audit.username`` setting read replaced by NULL.
-``no_moved_keys`` the body without looking for moved keys (``K`` rows; UPDATE only).
+``no_moved_keys`` the body without looking for moved keys (``K`` rows; UPDATE only; statement
+               mode: no key trigger either).
+``no_key_trigger`` statement mode only: the key trigger dropped, the function as installed:
+               what the trigger's presence costs an UPDATE that moves no key (its ``WHEN``).
+``before_key_trigger`` statement mode only: the statement call looking for moved keys itself
+               (the anti-join over the transition tables, as template 2 had it before the key
+               trigger, which is dropped): the same run's "before".
 ``no_insert``  the body without its INSERTs: everything but writing the audit rows.
 ``empty``      a body that only returns, with the function's settings kept: the call.
 ``bare``       a body that only returns, SECURITY INVOKER, no settings: what firing a trigger
@@ -59,6 +65,7 @@ import sqlalchemy_postgresql_audit as audit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import capture
+import moved_keys
 
 OUT = Path(__file__).resolve().parent / "results"
 MODES = ("statement", "row")
@@ -70,6 +77,8 @@ VARIANTS = (
     "no_writer",
     "no_setting",
     "no_moved_keys",
+    "no_key_trigger",
+    "before_key_trigger",
     "no_insert",
     "empty",
     "bare",
@@ -86,15 +95,28 @@ WORKLOADS = (
 USERNAME = "'bench-user'"  # a constant of this script, as the floor's audit_username
 
 
-def designs() -> list[str]:
-    return ["unaudited", "floor", *(f"{m}_{v}" for m in MODES for v in VARIANTS)]
+#: Variants that only statement mode has.
+STATEMENT_ONLY = ("no_key_trigger", "before_key_trigger")
+
+
+def variants(mode: str, chosen: tuple[str, ...] = VARIANTS) -> list[str]:
+    """The variants run for ``mode``, among ``chosen`` (``--variants``; ``full`` always)."""
+    return [
+        v
+        for v in VARIANTS
+        if (v in chosen or v == "full") and (mode == "statement" or v not in STATEMENT_ONLY)
+    ]
+
+
+def designs(chosen: tuple[str, ...] = VARIANTS) -> list[str]:
+    return ["unaudited", "floor", *(f"{m}_{v}" for m in MODES for v in variants(m, chosen))]
 
 
 def table_of(design: str) -> str:
     return f"b_{design}"
 
 
-def create(engine: sa.Engine) -> None:
+def create(engine: sa.Engine, chosen: tuple[str, ...]) -> None:
     metadata = sa.MetaData(schema=capture.SCHEMA)
     sa.Table(table_of("unaudited"), metadata, *capture.source_columns())
     floor = sa.Table(
@@ -104,7 +126,7 @@ def create(engine: sa.Engine) -> None:
         info=capture.library_options("statement"),
     )
     for mode in MODES:
-        for variant in VARIANTS:
+        for variant in variants(mode, chosen):
             sa.Table(
                 table_of(f"{mode}_{variant}"),
                 metadata,
@@ -117,7 +139,7 @@ def create(engine: sa.Engine) -> None:
     audit.uninstall_audit_triggers(floor_metadata, engine)
     with engine.begin() as connection:
         for mode in MODES:
-            for variant in VARIANTS:
+            for variant in variants(mode, chosen):
                 alter(connection, f"{mode}_{variant}", variant)
 
 
@@ -158,15 +180,21 @@ def alter(connection: sa.Connection, design: str, variant: str) -> None:
     elif variant == "no_setting":
         body, n = re.subn(r"(setting_0 [^:]*:= ).*?;\n", r"\1NULL;\n", body)
         assert n == 1, variant
-    elif variant == "no_moved_keys":
-        statement = design.startswith("statement")
-        moved = (
-            r"(?s)IF EXISTS \(SELECT FROM audit_old_rows.*?END IF;\n"
-            if statement
-            else (r"(?s)IF ROW\(.*?END IF;\n\s*END IF;\n")
-        )
-        body, n = re.subn(moved, "", body, count=1)
+    elif variant == "no_moved_keys" and design.startswith("row"):
+        body, n = re.subn(r"(?s)IF ROW\(.*?END IF;\n\s*END IF;\n", "", body, count=1)
         assert n == 1, variant
+    elif variant == "no_key_trigger":
+        trigger = capture.q(f"{capture.SCHEMA}_{table_of(design)}_audit_update_key")
+        table = capture.qualified(table_of(design))
+        connection.exec_driver_sql(f"DROP TRIGGER {trigger} ON {table}")
+        return
+    elif variant in ("no_moved_keys", "before_key_trigger"):
+        how = "cut" if variant == "no_moved_keys" else "anti_join"
+        trigger = capture.q(f"{capture.SCHEMA}_{table_of(design)}_audit_update_key")
+        assert moved_keys.reshape(
+            connection, function, capture.qualified(table_of(design)), trigger, how
+        ), variant
+        return
     elif variant == "no_insert":
         # INSERT statements only (the TRUNCATE copy's dynamic one is a string: kept).
         body, n = re.subn(r"(?ms)^( +)INSERT INTO .*?;\n", r"\1NULL;\n", body)
@@ -217,7 +245,7 @@ def run(url: URL, args: argparse.Namespace) -> dict[str, Any]:
     with engine.begin() as connection:
         connection.exec_driver_sql(f"DROP SCHEMA IF EXISTS {capture.q(capture.SCHEMA)} CASCADE")
         connection.exec_driver_sql(f"CREATE SCHEMA {capture.q(capture.SCHEMA)}")
-    create(engine)
+    create(engine, args.variants)
     raw = engine.raw_connection()
     conn: Any = raw.driver_connection
     conn.autocommit = True
@@ -226,13 +254,15 @@ def run(url: URL, args: argparse.Namespace) -> dict[str, Any]:
     cursor.execute("SET track_functions = 'all'")
     version = cursor.execute("SHOW server_version").fetchone()[0]
     clock = sample_clock(args.clock, cursor.execute("SELECT pg_backend_pid()").fetchone()[0])
-    seconds: dict[str, dict[str, list[float]]] = {d: {w: [] for w in WORKLOADS} for d in designs()}
+    seconds: dict[str, dict[str, list[float]]] = {
+        d: {w: [] for w in WORKLOADS} for d in designs(args.variants)
+    }
     per_call: dict[str, dict[str, list[float]]] = {
         d: {w: [] for w in WORKLOADS if w.endswith("_single")}
-        for d in designs()
+        for d in designs(args.variants)
         if d.endswith("_full")
     }
-    order = designs()
+    order = designs(args.variants)
     for round_no in range(args.rounds + 1):  # round 0 warms up, unrecorded
         shift = round_no % len(order)
         for design in order[shift:] + order[:shift]:
@@ -392,7 +422,11 @@ def markdown(result: dict[str, Any], args: argparse.Namespace) -> str:
     for mode in MODES:
         lines += [f"## mode={mode}", "", "| variant | " + " | ".join(WORKLOADS) + " |"]
         lines.append("|---|" + "---:|" * len(WORKLOADS))
-        for design in ("unaudited", "floor", *(f"{mode}_{v}" for v in VARIANTS)):
+        for design in (
+            "unaudited",
+            "floor",
+            *(f"{mode}_{v}" for v in variants(mode, args.variants)),
+        ):
             cells = []
             for w in WORKLOADS:
                 us = us_per_change(result, design, w, args)
@@ -443,6 +477,12 @@ def main() -> int:
     parser.add_argument("--single", type=int, default=2000)
     parser.add_argument("--rows", type=int, default=20000)
     parser.add_argument("--label", default="", help="suffix of the result files (e.g. pg15)")
+    parser.add_argument(
+        "--variants",
+        type=lambda text: tuple(text.split(",")),
+        default=VARIANTS,
+        help="comma-separated variants to run (full always runs); default: all",
+    )
     parser.add_argument(
         "--clock",
         choices=("cpu", "wall"),

@@ -21,6 +21,8 @@ Designs, each on its own copy of the same table, all on the same server:
 ``pgaudit_pypi`` postgresql-audit from PyPI (JSONB activity table), when it is importable.
 ``*_unhardened`` (``--hardening``) the library's function altered to SECURITY INVOKER without
                its pinned search_path: what the hardening costs, against ``statement``/``row``.
+``statement_before_key_trigger`` (``--key-trigger``) ``mode="statement"`` as template 2 was
+               before the key trigger: the anti-join in every UPDATE call (``moved_keys``).
 ``statement_noindex`` (``--index``) ``mode="statement"`` with ``history_index=False``: the
                history index's share.  The floor's table keeps the library's index, as ours does.
 
@@ -68,6 +70,7 @@ import sqlalchemy_postgresql_audit as audit
 from sqlalchemy_postgresql_audit.declare.options import CAPTURES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import moved_keys
 import reference_152c4ed
 
 SCHEMA = "capture_bench"
@@ -230,6 +233,18 @@ HARDENING_DESIGNS = {
 }
 
 
+#: Statement mode as template 2 was before the key trigger (``--key-trigger``): the same run's
+#: "before" of moving the look for moved keys off the statement call.
+KEY_TRIGGER_DESIGNS = {
+    "statement_before_key_trigger": (
+        "statement",
+        {},
+        'mode="statement" before the key trigger: the anti-join of old and new rows in every '
+        "UPDATE call",
+    )
+}
+
+
 #: The template as it was at commit 152c4ed, before the hardening (``--reference``).
 REFERENCE_DESIGN = "ref_152c4ed"
 
@@ -242,6 +257,7 @@ def create_designs(
     with_hardening: bool = False,
     with_index: bool = False,
     with_reference: bool = False,
+    with_key_trigger: bool = False,
 ) -> tuple[list[Design], list[str]]:
     metadata = sa.MetaData(schema=SCHEMA)
     extra_designs = {
@@ -249,6 +265,7 @@ def create_designs(
         **(CAPTURE_DESIGNS if with_captures else {}),
         **(HARDENING_DESIGNS if with_hardening else {}),
         **(INDEX_DESIGNS if with_index else {}),
+        **(KEY_TRIGGER_DESIGNS if with_key_trigger else {}),
     }
     for name, (mode, options, _) in extra_designs.items():
         sa.Table(f"t_{name}", metadata, *source_columns(), info=library_options(mode, **options))
@@ -272,6 +289,14 @@ def create_designs(
         for name in HARDENING_DESIGNS if with_hardening else ():
             function = qualified(f"{SCHEMA}_t_{name}_audit")
             connection.exec_driver_sql(f"ALTER FUNCTION {function}() SECURITY INVOKER RESET ALL")
+        for name in KEY_TRIGGER_DESIGNS if with_key_trigger else ():
+            moved_keys.reshape(
+                connection,
+                qualified(f"{SCHEMA}_t_{name}_audit"),
+                qualified(f"t_{name}"),
+                q(f"{SCHEMA}_t_{name}_audit_update_key"),
+                "anti_join",
+            )
     designs = [
         Design("unaudited", "no auditing (baseline)", "t_unaudited", None),
         Design(
@@ -759,6 +784,7 @@ def run(url: URL, args: argparse.Namespace, server_settings: dict[str, str]) -> 
             with_hardening=args.hardening,
             with_index=args.index,
             with_reference=args.reference,
+            with_key_trigger=args.key_trigger,
         )
         if args.designs:
             designs = [d for d in designs if d.name in args.designs]
@@ -1013,6 +1039,7 @@ def markdown(result: dict[str, Any], notes: Sequence[str]) -> str:
                 ("--captures", CAPTURE_DESIGNS),
                 ("--hardening", HARDENING_DESIGNS),
                 ("--index", INDEX_DESIGNS),
+                ("--key-trigger", KEY_TRIGGER_DESIGNS),
                 ("--reference", {REFERENCE_DESIGN: None}),
             )
             if any(d["name"] in extra for d in designs)
@@ -1217,6 +1244,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="also measure statement and row mode without SECURITY DEFINER and the pinned "
         "search_path (the hardening's cost)",
+    )
+    parser.add_argument(
+        "--key-trigger",
+        action="store_true",
+        help="also measure statement mode as it was before the key trigger (the anti-join in "
+        "every UPDATE call)",
     )
     parser.add_argument(
         "--index",

@@ -17,9 +17,15 @@ each operation reports its duration and the writer's longest wait during it.
   (``retention_keep``: DETACH only), against ``DELETE ... WHERE`` of the same rows from an
   unpartitioned audit table;
 - ``history``: ``history(table, key)`` (about ``rows / keys`` versions) on the 52-week table and
-  on the unpartitioned one, with the partitioned plan's shape (index probes per partition).
+  on the unpartitioned one, with psycopg2 (which never prepares a statement) and psycopg 3
+  (which prepares one it runs five times), and the partitioned plan's shape;
+- ``as_of``: one row's state, and the whole table's state (every key), 26 weeks back;
+- ``writer``: the writer's single-row INSERT, autocommitted, into an audited table whose audit
+  table is the 52-week one or the unpartitioned one (each already holding ``--rows``), against
+  the same INSERT into an unaudited table, interleaved.
 
-Writes ``bench/results/partitions.{json,md}``.
+Each table is loaded server-side (``generate_series``).  The load average is recorded before
+and after: the machine may be shared.  Writes ``bench/results/partitions.{json,md}``.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import statistics
 import sys
 import threading
@@ -51,7 +58,7 @@ def declare(metadata: sa.MetaData, name: str, **options: Any) -> sa.Table:
     return sa.Table(
         name,
         metadata,
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
         sa.Column("v", sa.Integer),
         info={"audit.options": {"enabled": True, "mode": "row", **options}},
     )
@@ -65,12 +72,15 @@ def load(engine: sa.Engine, table: sa.Table, rows: int, keys: int, now: datetime
             sa.text(
                 f"INSERT INTO {audit_table} (audit_operation, audit_operation_timestamp, "
                 "audit_current_user, id, v) "
-                "SELECT 'U', CAST(:now AS timestamptz) - (:span * (:rows - g) / :rows), "
+                "SELECT 'U', CAST(:now AS timestamptz) - :span * (CAST(:rows - g AS float8) / :rows), "
                 "'bench', g % :keys, g FROM generate_series(1, :rows) AS g"
             ),
             {"now": now, "span": datetime.timedelta(weeks=WEEKS), "rows": rows, "keys": keys},
         )
-        connection.exec_driver_sql(f"ANALYZE {audit_table}")
+    # Vacuumed as a table that has been in use is: otherwise autovacuum starts on the fresh
+    # rows, and a lock request waits up to deadlock_timeout for it to be cancelled.
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.exec_driver_sql(f"VACUUM (ANALYZE) {audit_table}")
 
 
 class Writer:
@@ -118,14 +128,55 @@ def during(engine: sa.Engine, table: sa.Table, action: Callable[[], object]) -> 
     return Writer(engine, table).during(action)
 
 
-def history_ms(engine: sa.Engine, table: sa.Table, keys: int, lookups: int) -> float:
-    times = []
-    with engine.connect() as connection:
+def lookup_ms(
+    readers: dict[str, sa.Engine], lookups: int, query: Callable[[int], sa.Select[Any]]
+) -> dict[str, float]:
+    """Median milliseconds of ``query(n)`` run and fetched, ``lookups`` times per driver.
+
+    Every lookup runs once untimed first, so that no driver pays for reading the pages into
+    the cache for the other; then the drivers take turns, lookup by lookup, so that a change
+    in the machine's load reaches each alike.
+    """
+    times: dict[str, list[float]] = {driver: [] for driver in readers}
+    connections = {driver: engine.connect() for driver, engine in readers.items()}
+    try:
+        warm = next(iter(connections.values()))
         for n in range(lookups):
+            warm.execute(query(n)).all()
+        for n in range(lookups):
+            for driver, connection in connections.items():
+                started = time.perf_counter()
+                connection.execute(query(n)).all()
+                times[driver].append(time.perf_counter() - started)
+    finally:
+        for connection in connections.values():
+            connection.close()
+    return {driver: 1000 * statistics.median(values) for driver, values in times.items()}
+
+
+def as_of_table(engine: sa.Engine, table: sa.Table, at: datetime.datetime) -> dict[str, float]:
+    """The whole table's state at ``at``: median seconds of 3 runs, and the rows returned."""
+    times, rows = [], 0
+    with engine.connect() as connection:
+        for _ in range(3):
             started = time.perf_counter()
-            connection.execute(audit.history(table, (n * 7919) % keys)).all()
+            rows = len(connection.execute(audit.as_of(table, at)).all())
             times.append(time.perf_counter() - started)
-    return 1000 * statistics.median(times)
+    return {"seconds": statistics.median(times), "rows": rows}
+
+
+def writer_ms(engine: sa.Engine, tables: dict[str, sa.Table], writes: int) -> dict[str, float]:
+    """Median milliseconds of one autocommitted single-row INSERT into each table, the tables
+    taking turns so that a change in the machine's load reaches each alike."""
+    times: dict[str, list[float]] = {name: [] for name in tables}
+    with engine.connect() as connection:
+        for n in range(writes):
+            for name, table in tables.items():
+                started = time.perf_counter()
+                with connection.begin():
+                    connection.execute(table.insert().values(id=10_000_000_000 + n, v=n))
+                times[name].append(time.perf_counter() - started)
+    return {name: 1000 * statistics.median(values) for name, values in times.items()}
 
 
 def plan(engine: sa.Engine, table: sa.Table) -> str:
@@ -146,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--keys", type=int, default=100_000)
     parser.add_argument("--lookups", type=int, default=300)
+    parser.add_argument("--writes", type=int, default=2000)
     args = parser.parse_args(argv)
     audit.enable()
     if args.url:
@@ -168,23 +220,61 @@ def run(url: sa.URL, args: argparse.Namespace) -> int:
         ),
         "convert": declare(metadata, "convert"),
     }
+    plain = sa.Table(
+        "plain",
+        metadata,
+        sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("v", sa.Integer),
+    )
+    load_before = os.getloadavg()
     metadata.create_all(engine)
     for table in tables.values():
         with engine.begin() as connection:
             connection.execute(table.insert().values(id=0, v=0))
     for name in ("weekly", "keep"):
         make_weeks(engine, tables[name], now)
+    started = time.perf_counter()
     for table in tables.values():
         load(engine, table, args.rows, args.keys, now)
-    results: dict[str, Any] = {"rows": args.rows, "keys": args.keys, "weeks": WEEKS}
-    results["history_ms"] = {}
-    for driver in ("psycopg2", "psycopg"):  # psycopg 3 prepares a statement run 5 times
-        reader = sa.create_engine(url.set(drivername=f"postgresql+{driver}"))
-        results["history_ms"][driver] = {
-            name: history_ms(reader, tables[name], args.keys, args.lookups)
-            for name in ("flat", "weekly")
-        }
+    with engine.connect() as connection:
+        server = connection.exec_driver_sql("SHOW server_version").scalar_one()
+    results: dict[str, Any] = {
+        "rows": args.rows,
+        "keys": args.keys,
+        "weeks": WEEKS,
+        "server": server,
+        "load_seconds": time.perf_counter() - started,
+        "loadavg_before": load_before,
+    }
+    back = now - WEEKS // 2 * week
+    # psycopg 3 prepares a statement it runs 5 times; psycopg2 never does.
+    readers = {
+        driver: sa.create_engine(url.set(drivername=f"postgresql+{driver}"))
+        for driver in ("psycopg2", "psycopg")
+    }
+    results["history_ms"] = {driver: {} for driver in readers}
+    results["as_of_row_ms"] = {driver: {} for driver in readers}
+    for name in ("flat", "weekly"):
+        table = tables[name]
+        found = lookup_ms(
+            readers, args.lookups, lambda n, t=table: audit.history(t, (n * 7919) % args.keys)
+        )
+        for driver, ms in found.items():
+            results["history_ms"][driver][name] = ms
+        found = lookup_ms(
+            readers, args.lookups, lambda n, t=table: audit.as_of(t, back, (n * 7919) % args.keys)
+        )
+        for driver, ms in found.items():
+            results["as_of_row_ms"][driver][name] = ms
+    for reader in readers.values():
         reader.dispose()
+    results["as_of_table"] = {
+        name: as_of_table(engine, tables[name], back) for name in ("flat", "weekly")
+    }
+    results["writer_ms"] = writer_ms(
+        engine, {"unaudited": plain, "flat": tables["flat"], "weekly": tables["weekly"]},
+        args.writes,
+    )
     results["history_plan_weekly"] = plan(engine, tables["weekly"])
     later = now + week
     cut = later - WEEKS * week
@@ -213,6 +303,7 @@ def run(url: sa.URL, args: argparse.Namespace) -> int:
         "one_transaction": during(engine, tables["one_tx"], in_one_transaction),
     }
     engine.dispose()
+    results["loadavg_after"] = os.getloadavg()
     out = Path(__file__).resolve().parent / "results"
     (out / "partitions.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "partitions.md").write_text(markdown(results))
@@ -229,8 +320,14 @@ def delete_before(engine: sa.Engine, table: sa.Table, cut: datetime.datetime) ->
 
 
 def markdown(results: dict[str, Any]) -> str:
+    before, after = results["loadavg_before"], results["loadavg_after"]
     lines = [
         f"# Partitions: {results['rows']:,} audit rows per table over {results['weeks']} weeks",
+        "",
+        f"PostgreSQL {results['server']}; {results['keys']:,} keys; loading every table took "
+        f"{results['load_seconds']:.0f} s; load average (1, 5, 15 min) "
+        f"{before[0]:.1f} {before[1]:.1f} {before[2]:.1f} before, "
+        f"{after[0]:.1f} {after[1]:.1f} {after[2]:.1f} after (2 cores, shared).",
         "",
         "A writer updates one row of the table whose audit table the operation works on,",
         "autocommitted, in a loop: its median alone (the half second before) is the baseline.",
@@ -253,6 +350,20 @@ def markdown(results: dict[str, Any]) -> str:
     for driver, times in results["history_ms"].items():
         flat, weekly = times["flat"], times["weekly"]
         lines.append(f"| {driver} | {flat:.2f} | {weekly:.2f} | {weekly / flat:.2f} |")
+    lines += ["", "One row's state 26 weeks back (`as_of(table, at, pk)`), median (ms):", ""]
+    lines += ["| driver | unpartitioned | 52 weekly partitions | ratio |", "|---|---|---|---|"]
+    for driver, times in results["as_of_row_ms"].items():
+        flat, weekly = times["flat"], times["weekly"]
+        lines.append(f"| {driver} | {flat:.2f} | {weekly:.2f} | {weekly / flat:.2f} |")
+    lines += ["", "The whole table's state 26 weeks back (`as_of(table, at)`), median of 3:", ""]
+    lines += ["| audit table | seconds | rows |", "|---|---|---|"]
+    for name, value in results["as_of_table"].items():
+        lines.append(f"| {name} | {value['seconds']:.2f} | {value['rows']:,} |")
+    writer = results["writer_ms"]
+    lines += ["", "The writer's single-row INSERT, autocommitted, median (ms):", ""]
+    lines += ["| table | ms | ratio to unaudited |", "|---|---|---|"]
+    for name, value in writer.items():
+        lines.append(f"| {name} | {value:.3f} | {value / writer['unaudited']:.2f} |")
     lines += [
         "",
         "Plan of the history query on the weekly table:",

@@ -26,8 +26,10 @@ Only with ``--designs`` naming them (issue 17's reference row and levers):
 ``ref_152c4ed``  the library's template at commit 152c4ed (before the hardening), rendered from
                that commit's sources by ``reference_152c4ed.py`` into audit tables of its own
                (``<table>_ref152c4ed``, no history index).
-``statement_no_moved_keys``  ``statement`` with the look for moved keys cut out of the installed
-               functions: what a trigger firing only when a key column is SET would save.
+``statement_no_moved_keys``  ``statement`` with no look for moved keys: the key trigger dropped
+               and its branch cut out of the installed functions (``moved_keys``).
+``statement_before_key_trigger``  ``statement`` as template 2 had it before the key trigger: the
+               anti-join of the transition tables in every UPDATE call, no key trigger.
 ``statement_unhardened``  ``statement`` with the functions altered to SECURITY INVOKER without
                their SET clauses: what the hardening of the call costs.
 
@@ -74,6 +76,7 @@ from sqlalchemy.engine import URL, make_url
 import sqlalchemy_postgresql_audit as audit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import moved_keys
 import reference_152c4ed
 from capture import SERVER_SETTINGS, embedded_server
 
@@ -94,9 +97,12 @@ DESIGNS = {
     "row": 'all four tables audited by this library, mode="row"',
     "ref_152c4ed": "all four tables audited by the library's template at commit 152c4ed (before "
     "the hardening), rendered from that commit's sources; its own audit tables, no history index",
-    "statement_no_moved_keys": 'mode="statement" with the look for moved keys (K rows) cut out '
-    "of the installed functions: what a trigger that fires only when a key column is SET would "
-    "save (not a design the library installs)",
+    "statement_no_moved_keys": 'mode="statement" with no look for moved keys (K rows): key '
+    "trigger dropped, its branch cut out of the installed functions (not a design the library "
+    "installs)",
+    "statement_before_key_trigger": 'mode="statement" as template 2 had it before the key '
+    "trigger: the anti-join of the transition tables in every UPDATE call (not a design the "
+    "library installs any more)",
     "statement_unhardened": 'mode="statement" with the installed functions altered to SECURITY '
     "INVOKER without their SET clauses: what the definer call and the pinned settings cost "
     "(not a design the library installs)",
@@ -259,11 +265,12 @@ class TPCB:
         self.prepare()
         if design in ("statement", "row"):
             audit.install_audit_triggers(self.metadata[design], self.engine)
-        elif design == "statement_no_moved_keys":
+        elif design in ("statement_no_moved_keys", "statement_before_key_trigger"):
             audit.install_audit_triggers(self.metadata["statement"], self.engine)
+            how = "cut" if design == "statement_no_moved_keys" else "anti_join"
             with self.engine.connect() as connection:
                 for name in TABLES:
-                    cut_moved_keys(connection, f"public_{name}_audit")
+                    cut_moved_keys(connection, name, how)
         elif design == "statement_unhardened":
             audit.install_audit_triggers(self.metadata["statement"], self.engine)
             with self.engine.connect() as connection:
@@ -360,17 +367,17 @@ def audit_table_of(design: str, table: str) -> str:
     return f"{table}_audit"
 
 
-def cut_moved_keys(connection: sa.Connection, function: str) -> None:
-    """Remove the look for moved keys from an installed statement-mode function (a bench-only
-    variant: it measures what a trigger that runs only when a key column is SET would save)."""
-    source = connection.exec_driver_sql(
-        f"SELECT pg_get_functiondef('{function}()'::regprocedure)"
-    ).scalar_one()
-    changed, found = re.subn(
-        r"(?s)    IF EXISTS \(SELECT FROM audit_old_rows.*?\n    END IF;\n", "", source, count=1
+def cut_moved_keys(connection: sa.Connection, name: str, how: str = "cut") -> None:
+    """Remove the look for moved keys from the installed statement-mode function of pgbench
+    table ``name`` (``cut``), or put it back in every call as before the key trigger
+    (``anti_join``); bench-only variants, see ``moved_keys``."""
+    moved_keys.reshape(
+        connection,
+        f"public_{name}_audit",
+        name,
+        f"public_{name}_audit_update_key",
+        how,
     )
-    if found:  # pgbench_history has no key: nothing to cut
-        connection.exec_driver_sql(changed)
 
 
 # --- the run ---------------------------------------------------------------------------------

@@ -70,9 +70,7 @@ def timed(connection: sa.Connection, table: sa.Table, single: int, rows: int) ->
     result["insert_single"] = (time.perf_counter() - start) / single
     start = time.perf_counter()
     for i in range(single):
-        connection.execute(
-            update.where(table.c.id == i).values(email=f"moved{i}@example.org")
-        )
+        connection.execute(update.where(table.c.id == i).values(email=f"moved{i}@example.org"))
     result["update_single"] = (time.perf_counter() - start) / single
     connection.execute(sa.text(f"TRUNCATE {table.name}"))
     i = sa.func.generate_series(1, rows).column_valued("i")

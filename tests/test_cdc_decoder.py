@@ -168,7 +168,7 @@ def test_a_key_change_writes_k_under_the_old_key_and_a_swap_does_not(
             connection.execute(table.insert(), [{"id": 1, "place": "a"}, {"id": 2, "place": "b"}])
         with engine.begin() as connection:
             connection.execute(table.update().where(table.c.id == 1).values(id=10))
-        with engine.begin() as connection:  # a swap through a free key
+        with engine.begin() as connection:  # a swap through a free key, one row per statement
             connection.execute(table.update().where(table.c.id == 10).values(id=0))
             connection.execute(table.update().where(table.c.id == 2).values(id=10))
             connection.execute(table.update().where(table.c.id == 0).values(id=2))
@@ -178,10 +178,13 @@ def test_a_key_change_writes_k_under_the_old_key_and_a_swap_does_not(
             ("I", 2, "b"),
             ("K", 1, "a"),
             ("U", 10, "a"),
-            # The WAL has no statement boundaries: a key some row of the same transaction
-            # moves onto (here every one of them) gets no K row.
+            # Each statement leaves its old key empty, so each writes K, as the trigger does
+            # (a swap in one statement, under a deferrable key, writes none: test_cdc_key_moves).
+            ("K", 10, "a"),
             ("U", 0, "a"),
+            ("K", 2, "b"),
             ("U", 10, "b"),
+            ("K", 0, "a"),
             ("U", 2, "a"),
         ]
 
@@ -521,3 +524,34 @@ def test_a_published_table_the_metadata_does_not_audit_stops_the_decoder(
         with pytest.raises(DecoderError, match=r"publish table public\.stray, which the metadata"):
             decoder(engine, table.metadata).run_once()
         assert trail(engine, table) == []
+
+
+def test_the_decoder_keeps_its_slot_restart_point_close_behind(
+    engine: sa.Engine, server_version: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every peek decodes again from the slot's restart point: left where the server's own
+    running-transactions records put it (every 15 s), each batch re-reads up to 15 s of WAL.
+    The decoder logs one (PostgreSQL 16+) once the point is more than a threshold behind."""
+    if server_version < 160000:
+        pytest.skip("pg_log_standby_snapshot() is PostgreSQL 16+")
+    import sqlalchemy_postgresql_audit.cdc.decoder as module
+
+    monkeypatch.setattr(module, "RESTART_LAG_BYTES", 100_000)
+    table = declare()
+    with published(engine, table.metadata):
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                "INSERT INTO parcel (id, place) SELECT i, repeat('x', 200) "
+                "FROM generate_series(1, 5000) i"
+            )
+        running = decoder(engine, table.metadata)
+        assert running.run_once() == 5000
+        with engine.begin() as connection:  # a writer's commit flushes the record logged
+            connection.execute(table.insert().values(id=0, place="later"))
+        assert running.run_once() == 1  # and the advance passes it
+        with engine.connect() as connection:
+            behind = connection.exec_driver_sql(
+                "SELECT pg_wal_lsn_diff(confirmed_flush_lsn, restart_lsn) "
+                "FROM pg_replication_slots WHERE slot_name = 'audit_cdc'"
+            ).scalar()
+        assert behind is not None and behind < 100_000

@@ -64,6 +64,7 @@ def test_create_all_installs_and_drop_all_removes(engine: sa.Engine) -> None:
             "public_ledger_audit_insert",
             "public_ledger_audit_truncate",
             "public_ledger_audit_update",
+            "public_ledger_audit_update_key",
         ],
         ["public.public_ledger_audit"],
     )
@@ -89,7 +90,7 @@ def test_install_and_uninstall_are_idempotent(engine: sa.Engine) -> None:
     install_audit_triggers(table.metadata, engine)
     write(engine, table, 2)
     assert audited_rows(engine, table) == 1
-    assert len(state(engine)[0]) == 4
+    assert len(state(engine)[0]) == 5  # and the key trigger
 
 
 def test_install_runs_inside_the_callers_transaction(engine: sa.Engine) -> None:
@@ -108,8 +109,9 @@ def test_without_a_bind_the_helpers_return_the_script(engine: sa.Engine) -> None
     script = install_audit_triggers(table.metadata)
     drop_script = uninstall_audit_triggers(table.metadata)
     assert isinstance(script, str) and isinstance(drop_script, str)
-    assert script.count("\nCREATE OR REPLACE TRIGGER") == 4  # and the partitions' in a DO block
-    assert drop_script.count("DROP TRIGGER IF EXISTS") == 4
+    # Four and the key trigger; the partitions' and children's in a DO block
+    assert script.count("\nCREATE OR REPLACE TRIGGER") == 5
+    assert drop_script.count("DROP TRIGGER IF EXISTS") == 5
     # The script is the real thing: run it through a raw DBAPI cursor, as psql would.
     table.metadata.create_all(engine)
     uninstall_audit_triggers(table.metadata, engine)
@@ -150,7 +152,7 @@ def test_dropping_only_the_audit_table_keeps_triggers_so_writes_fail(engine: sa.
     table = declare()
     table.metadata.create_all(engine)
     table.metadata.drop_all(engine, tables=[table.info[AUDIT_TABLE_KEY]])
-    assert len(state(engine)[0]) == 4
+    assert len(state(engine)[0]) == 5  # and the key trigger
     with pytest.raises(sa.exc.ProgrammingError, match="ledger_audit"):
         write(engine, table, 1)
 

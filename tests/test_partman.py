@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,8 +16,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from sqlalchemy_postgresql_audit import history, maintain
+from sqlalchemy_postgresql_audit.lifecycle.archive import (
+    publish,
+    subscribe_archive,
+    unsubscribe_archive,
+)
 from sqlalchemy_postgresql_audit.lifecycle.partition_catalog import partition_comment
 from sqlalchemy_postgresql_audit.lifecycle.partman import schedule_partman_maintenance
+from sqlalchemy_postgresql_audit.render.partman import MAINTENANCE_FUNCTION
 
 UTC = datetime.timezone.utc
 
@@ -100,6 +107,7 @@ def test_maintain_registers_with_partman_which_creates_the_partitions(
     with engine.begin() as connection:
         connection.execute(table.insert().values(id=1, balance=10))  # into the DEFAULT partition
     (done,) = maintain(engine, table)
+    assert done.drained == 1  # the row set aside by the registration, moved and reported
     with engine.connect() as connection:
         config = connection.execute(
             sa.text("SELECT partition_interval, premake FROM partman.part_config")
@@ -139,10 +147,60 @@ def test_maintain_registers_with_partman_which_creates_the_partitions(
     # Retention stays the library's: whole partitions, the X marker, under append_only.
     later = datetime.datetime.now(UTC) + datetime.timedelta(weeks=10)
     (retained,) = maintain(engine, table, at=later)
-    assert f"accounts_audit_p{week}" in retained.dropped
+    # The present week can still receive writes: retention never removes it, whatever `at`.
+    assert retained.dropped == (f"accounts_audit_p{old.strftime('%Gw%V')}",)
     with engine.connect() as connection:
-        assert [v.audit_operation for v in connection.execute(history(table, 1))] == ["X"]
-    assert f"accounts_audit_p{old.strftime('%Gw%V')}" in retained.dropped
+        left = connection.execute(
+            sa.text("SELECT audit_operation FROM accounts_audit ORDER BY audit_id")
+        ).scalars()
+        assert list(left) == ["X", "I"]
+
+
+def archived(archive: sa.Engine, audit_id: int) -> list[tuple[int, int]]:
+    """The archive's row count and distinct ids, once the row ``audit_id`` arrived there:
+    replication applies in commit order, so everything committed before it is there too."""
+    query = sa.text(
+        "SELECT count(*), count(DISTINCT audit_id), bool_or(audit_id = :i) FROM accounts_audit"
+    )
+    for _ in range(600):
+        with archive.connect() as connection:
+            count, distinct, arrived = connection.execute(query, {"i": audit_id}).one()
+        if arrived:
+            return [(count, distinct)]
+        time.sleep(0.1)
+    raise AssertionError(f"audit row {audit_id} never reached the archive")
+
+
+def test_registration_moves_waiting_rows_without_publishing_them_again(
+    partman_engine: sa.Engine, second_database_url: URL, logical_database_url: URL
+) -> None:
+    """Registering with pg_partman sets the DEFAULT partition aside; its rows go straight into
+    their partitions, as the drain moves them, not back through the published parent."""
+    source, table = partman_engine, accounts()
+    archive = sa.create_engine(second_database_url)
+    try:
+        table.metadata.create_all(source)
+        table.metadata.create_all(archive)
+        publish(source, table)
+        subscribe_archive(archive, logical_database_url.render_as_string(hide_password=False))
+        with source.begin() as connection:
+            connection.execute(table.insert(), [{"id": n, "balance": n} for n in range(3)])
+        assert archived(archive, 3) == [(3, 3)]
+        (done,) = maintain(source, table)  # registers with pg_partman
+        assert done.drained == 3
+        with source.begin() as connection:
+            connection.execute(table.insert().values(id=9, balance=9))
+        assert archived(archive, 4) == [(4, 4)]  # each row once
+        with source.connect() as connection:
+            assert (
+                connection.execute(
+                    sa.text("SELECT count(*) FROM ONLY accounts_audit_default")
+                ).scalar_one()
+                == 0
+            )
+    finally:
+        unsubscribe_archive(archive)
+        archive.dispose()
 
 
 def test_pg_cron_schedules_partman_maintenance_in_the_audited_database(
@@ -156,11 +214,121 @@ def test_pg_cron_schedules_partman_maintenance_in_the_audited_database(
                 {"j": job},
             ).one()
         assert row.schedule == "*/5 * * * *"
-        assert row.command == "CALL partman.run_maintenance_proc(p_jobmon => false)"
+        assert row.command == f"SELECT public.{MAINTENANCE_FUNCTION}()"
         assert row.database == partman_engine.url.database
         # The command the job runs works in that database.
-        with partman_engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
-            c.execute(sa.text(row.command))
+        with partman_engine.begin() as connection:
+            assert connection.execute(sa.text(row.command)).scalar_one() == 0
+            function = connection.execute(
+                sa.text(
+                    "SELECT prosecdef, proconfig, CAST(proacl AS text[]) AS proacl, "
+                    "pg_get_userbyid(proowner) AS owner FROM pg_proc WHERE proname = :f"
+                ),
+                {"f": MAINTENANCE_FUNCTION},
+            ).one()
+            me = connection.execute(sa.text("SELECT current_user")).scalar_one()
+        assert not function.prosecdef
+        assert function.proconfig == ["search_path=pg_catalog, pg_temp"]
+        assert function.owner == me
+        assert [str(a) for a in function.proacl] == [f"{me}=X/{me}"]  # not PUBLIC's
     finally:
         with cron_engine.begin() as connection:
             connection.execute(sa.text("SELECT cron.unschedule(:j)"), {"j": job})
+
+
+def test_the_scheduled_function_and_job_belong_to_the_named_owner(
+    partman_engine: sa.Engine, cron_engine: sa.Engine, make_role: Any
+) -> None:
+    owner = make_role("audit_owner")
+    job = schedule_partman_maintenance(
+        cron_engine, partman_engine, schedule="0 3 * * *", owner=owner
+    )
+    try:
+        with cron_engine.connect() as connection:
+            username = connection.execute(
+                sa.text("SELECT username FROM cron.job WHERE jobid = :j"), {"j": job}
+            ).scalar_one()
+        with partman_engine.connect() as connection:
+            function = connection.execute(
+                sa.text(
+                    "SELECT pg_get_userbyid(proowner), CAST(proacl AS text[]) FROM pg_proc "
+                    "WHERE proname = :f"
+                ),
+                {"f": MAINTENANCE_FUNCTION},
+            ).one()
+    finally:
+        with cron_engine.begin() as connection:
+            connection.execute(sa.text("SELECT cron.unschedule(:j)"), {"j": job})
+    assert username == owner
+    assert function[0] == owner and list(function[1]) == [f"{owner}=X/{owner}"]
+
+
+def _last_run(cron_engine: sa.Engine, job: int, timeout: float = 150.0) -> Any:
+    """The job's first finished run: pg_cron starts jobs on the minute."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with cron_engine.connect() as connection:
+            run = connection.execute(
+                sa.text(
+                    "SELECT status, return_message FROM cron.job_run_details "
+                    "WHERE jobid = :j AND status IN ('succeeded', 'failed') "
+                    "ORDER BY runid LIMIT 1"
+                ),
+                {"j": job},
+            ).first()
+        if run is not None:
+            return run
+        time.sleep(1)
+    pytest.fail(f"pg_cron did not run job {job} within {timeout} seconds")
+
+
+def test_a_partition_the_scheduled_job_creates_is_marked_and_guarded_at_once(
+    partman_engine: sa.Engine, cron_engine: sa.Engine
+) -> None:
+    """pg_partman 4.x has no hook after it creates a partition: the job runs its maintenance
+    and marks what it made in one transaction, so no partition is ever seen unmarked."""
+    engine = partman_engine
+    table = accounts(append_only=True)
+    table.metadata.create_all(engine)
+    maintain(engine, table)  # registered with pg_partman, 4 partitions ahead, all marked
+    before = partitions(engine)
+    with engine.begin() as connection:
+        # pg_partman makes partitions ahead of the newest row (none: of none at all).
+        connection.execute(table.insert().values(id=1, balance=1))
+        connection.execute(sa.text("UPDATE partman.part_config SET premake = 6"))
+    job = schedule_partman_maintenance(cron_engine, engine, schedule="* * * * *")
+    try:
+        run = _last_run(cron_engine, job)
+    finally:
+        with cron_engine.begin() as connection:
+            connection.execute(sa.text("SELECT cron.unschedule(:j)"), {"j": job})
+    assert run.status == "succeeded", run.return_message
+    after = partitions(engine)
+    made = sorted(set(after) - set(before))
+    assert len(made) == 2, (before, after)  # by the job, not by maintain
+    assert {after[name] for name in made} == {partition_comment("accounts_audit")}
+    # A row in the newest partition (moved there past the guard, as a replica's apply would).
+    newest = made[-1]
+    with engine.begin() as connection:
+        connection.execute(sa.text("SET LOCAL session_replication_role = replica"))
+        connection.execute(
+            sa.text(
+                "UPDATE accounts_audit SET audit_operation_timestamp = "
+                "(SELECT max(audit_operation_timestamp) FROM accounts_audit) + interval '6 weeks'"
+            )
+        )
+        assert connection.execute(sa.text(f"SELECT count(*) FROM {newest}")).scalar_one() == 1
+        rights = connection.execute(
+            sa.text(
+                "SELECT CAST(c.relacl AS text[]), pg_get_userbyid(c.relowner), "
+                "pg_get_userbyid(p.relowner) "
+                "FROM pg_class c, pg_class p WHERE c.oid = CAST(:c AS regclass) "
+                "AND p.oid = 'accounts_audit'::regclass"
+            ),
+            {"c": newest},
+        ).one()
+    assert rights[1] == rights[2]  # the parent's owner's
+    assert rights[0] is None or all(str(a).startswith(f"{rights[1]}=") for a in rights[0])
+    for statement in (f"TRUNCATE {newest}", f"DELETE FROM {newest}"):
+        with pytest.raises(sa.exc.ProgrammingError, match="append-only"), engine.begin() as c:
+            c.execute(sa.text(statement))

@@ -224,6 +224,26 @@ def test_each_operation_needs_its_enabled_trigger(engine: sa.Engine, sent: Sent)
     assert not any("DO UPDATE" in s or s.startswith("UPDATE") for s in sent.statements)
 
 
+def test_an_update_needs_the_key_trigger_beside_the_statement_trigger(
+    engine: sa.Engine, sent: Sent
+) -> None:
+    """Without it, a statement-mode installation would record the update but lose its moved
+    key (the ``K`` row): refused like a missing UPDATE trigger."""
+    plain_table(engine)
+    account = declared()
+    install(engine, account)
+    with engine.begin() as connection:
+        connection.execute(sa.text("DROP TRIGGER public_account_audit_update_key ON account"))
+    with engine.begin() as connection:
+        connection.execute(account.insert().values(id=1))
+    with pytest.raises(AuditConfigurationError, match="trigger for UPDATE"):
+        execute(engine, account.update().values(owner="x"))
+    install_audit_triggers(account.metadata, engine)
+    with audit_context(username="alice"), engine.begin() as connection:
+        connection.execute(account.update().values(id=2))
+        assert audit_rows(connection, account)[-2:] == [("K", "alice", 1), ("U", "alice", 2)]
+
+
 def test_an_operation_not_recorded_is_not_asked_for(engine: sa.Engine, sent: Sent) -> None:
     plain_table(engine)
     account = declared(operations=["INSERT"])

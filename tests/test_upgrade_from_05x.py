@@ -257,7 +257,9 @@ def test_upgrade_from_05x_keeps_history_and_downgrades_to_05x(
     assert {row.audit_current_user for row in old} == {None}  # 0.5.x did not record it
     assert [t[1] for t in upgraded["triggers"]] == [
         *(f"shop_invoices_audit_{op}" for op in ("delete", "insert", "truncate", "update")),
+        "shop_invoices_audit_update_key",
         *(f"shop_orders_audit_{op}" for op in ("delete", "insert", "truncate", "update")),
+        "shop_orders_audit_update_key",
     ]
     stamps = {c[0]: c[2] for c in upgraded["columns"] if c[1] == "audit_operation_timestamp"}
     assert stamps == {

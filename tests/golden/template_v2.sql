@@ -22,7 +22,7 @@ BEGIN
         ERRCODE = 'insufficient_privilege';
     END IF;
   END IF;
-  IF TG_NAME OPERATOR(pg_catalog.<>) ALL (ARRAY['public_line_audit_insert'::pg_catalog.name, 'public_line_audit_update'::pg_catalog.name, 'public_line_audit_delete'::pg_catalog.name, 'public_line_audit_truncate'::pg_catalog.name]) THEN
+  IF TG_NAME OPERATOR(pg_catalog.<>) ALL (ARRAY['public_line_audit_insert'::pg_catalog.name, 'public_line_audit_update'::pg_catalog.name, 'public_line_audit_delete'::pg_catalog.name, 'public_line_audit_truncate'::pg_catalog.name, 'public_line_audit_update_key'::pg_catalog.name]) THEN
     RAISE EXCEPTION USING MESSAGE = 'audit function "public"."public_line_audit" runs only from the audit triggers of "public"."line"',
       ERRCODE = 'insufficient_privilege';
   END IF;
@@ -31,12 +31,23 @@ BEGIN
     SELECT 'I', audit_trigger.written_at, audit_trigger.writer, NULL, r."id", r."qty", (SELECT qty * 2 FROM (SELECT r."id", r."qty") AS audit_source("id", "qty"))
     FROM audit_new_rows AS r;
   ELSIF TG_OP = 'UPDATE' THEN
-    IF EXISTS (SELECT FROM audit_old_rows AS o WHERE NOT EXISTS (
-      SELECT FROM audit_new_rows AS n WHERE n."id" = o."id")) THEN
-      INSERT INTO "public"."line_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_changed_columns", "id", "qty", "total")
-      SELECT 'K', audit_trigger.written_at, audit_trigger.writer, NULL, o."id", o."qty", (SELECT qty * 2 FROM (SELECT o."id", o."qty") AS audit_source("id", "qty"))
-      FROM audit_old_rows AS o WHERE NOT EXISTS (
-      SELECT FROM audit_new_rows AS n WHERE n."id" = o."id");
+    IF TG_LEVEL = 'ROW' THEN
+      IF pg_catalog.pg_partition_root(TG_RELID) IS NULL
+          AND NOT EXISTS (SELECT FROM "public"."line" AS now_at_key
+            WHERE now_at_key."id" = OLD."id") THEN
+        INSERT INTO "public"."line_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_changed_columns", "id", "qty", "total")
+        VALUES ('K', audit_trigger.written_at, audit_trigger.writer, NULL, OLD."id", OLD."qty", (SELECT qty * 2 FROM (SELECT OLD."id", OLD."qty") AS audit_source("id", "qty")));
+      END IF;
+      RETURN NULL;
+    END IF;
+    IF pg_catalog.pg_partition_root(TG_RELID) IS NOT NULL THEN
+      IF EXISTS (SELECT FROM audit_old_rows AS o WHERE NOT EXISTS (
+        SELECT FROM audit_new_rows AS n WHERE n."id" = o."id")) THEN
+        INSERT INTO "public"."line_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_changed_columns", "id", "qty", "total")
+        SELECT 'K', audit_trigger.written_at, audit_trigger.writer, NULL, o."id", o."qty", (SELECT qty * 2 FROM (SELECT o."id", o."qty") AS audit_source("id", "qty"))
+        FROM audit_old_rows AS o WHERE NOT EXISTS (
+        SELECT FROM audit_new_rows AS n WHERE n."id" = o."id");
+      END IF;
     END IF;
     INSERT INTO "public"."line_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_changed_columns", "id", "qty", "total")
     SELECT 'U', audit_trigger.written_at, audit_trigger.writer, CASE WHEN o."id" IS NULL THEN NULL ELSE pg_catalog.array_remove(ARRAY[CASE WHEN ROW(o."id")::pg_catalog.record OPERATOR(pg_catalog.*<>) ROW(r."id")::pg_catalog.record THEN 'id' END, CASE WHEN ROW(o."qty")::pg_catalog.record OPERATOR(pg_catalog.*<>) ROW(r."qty")::pg_catalog.record THEN 'qty' END, CASE WHEN ROW((SELECT qty * 2 FROM (SELECT o."id", o."qty") AS audit_source("id", "qty")))::pg_catalog.record OPERATOR(pg_catalog.*<>) ROW((SELECT qty * 2 FROM (SELECT r."id", r."qty") AS audit_source("id", "qty")))::pg_catalog.record THEN 'total' END]::pg_catalog.text[], NULL) END, r."id", r."qty", (SELECT qty * 2 FROM (SELECT r."id", r."qty") AS audit_source("id", "qty"))
@@ -161,6 +172,11 @@ CREATE OR REPLACE TRIGGER public_line_audit_truncate
 AFTER TRUNCATE ON public.line
 FOR EACH STATEMENT
 EXECUTE FUNCTION public.public_line_audit();
+CREATE OR REPLACE TRIGGER public_line_audit_update_key
+AFTER UPDATE ON public.line
+FOR EACH ROW
+WHEN (OLD."id" IS DISTINCT FROM NEW."id")
+EXECUTE FUNCTION public.public_line_audit();
 DO $audit$
 DECLARE
   stale record;
@@ -168,7 +184,7 @@ DECLARE
 BEGIN
   FOR stale IN SELECT t.tgname, t.tgrelid FROM pg_catalog.pg_trigger t
     WHERE t.tgfoid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure('"public"."public_line_audit"()')::pg_catalog.oid AND t.tgrelid OPERATOR(pg_catalog.<>) pg_catalog.to_regclass('"public"."line"')
-      AND t.tgparentid OPERATOR(pg_catalog.=) 0 AND NOT t.tgisinternal AND NOT (t.tgname OPERATOR(pg_catalog.=) 'public_line_audit_truncate' AND t.tgrelid OPERATOR(pg_catalog.=) ANY (ARRAY(
+      AND t.tgparentid OPERATOR(pg_catalog.=) 0 AND NOT t.tgisinternal AND NOT ((t.tgname OPERATOR(pg_catalog.=) 'public_line_audit_truncate' AND t.tgrelid OPERATOR(pg_catalog.=) ANY (ARRAY(
         WITH RECURSIVE tree(relation) AS (
       SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) '"public"."line"'::pg_catalog.regclass
       UNION
@@ -176,7 +192,15 @@ BEGIN
         JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relation)
     SELECT tree.relation FROM tree
       JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) tree.relation
-      WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[]))))
+      WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[])))) OR (t.tgname OPERATOR(pg_catalog.=) 'public_line_audit_update_key' AND t.tgrelid OPERATOR(pg_catalog.=) ANY (ARRAY(
+        WITH RECURSIVE tree(relation) AS (
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) '"public"."line"'::pg_catalog.regclass
+      UNION
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+        JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relation)
+    SELECT tree.relation FROM tree
+      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) tree.relation
+      WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[]) AND NOT c.relispartition))))
   LOOP
     EXECUTE 'DROP TRIGGER ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(stale.tgname) OPERATOR(pg_catalog.||) ' ON '
       OPERATOR(pg_catalog.||) stale.tgrelid::pg_catalog.regclass::pg_catalog.text;
@@ -193,12 +217,41 @@ BEGIN
     EXECUTE 'CREATE OR REPLACE TRIGGER public_line_audit_truncate BEFORE TRUNCATE ON ' OPERATOR(pg_catalog.||) child::pg_catalog.regclass::pg_catalog.text
       OPERATOR(pg_catalog.||) ' FOR EACH STATEMENT EXECUTE FUNCTION public.public_line_audit()';
   END LOOP;
+  FOR child IN WITH RECURSIVE tree(relation) AS (
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) '"public"."line"'::pg_catalog.regclass
+      UNION
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+        JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relation)
+    SELECT tree.relation FROM tree
+      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) tree.relation
+      WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[]) AND NOT c.relispartition
+  LOOP
+    EXECUTE 'CREATE OR REPLACE TRIGGER public_line_audit_update_key AFTER UPDATE ON ' OPERATOR(pg_catalog.||) child::pg_catalog.regclass::pg_catalog.text
+      OPERATOR(pg_catalog.||) ' FOR EACH ROW
+WHEN (OLD."id" IS DISTINCT FROM NEW."id")
+EXECUTE FUNCTION public.public_line_audit()';
+  END LOOP;
+END;
+$audit$;
+DO $audit$
+DECLARE
+  k record;
+BEGIN
+  FOR k IN SELECT t.tgname, t.tgrelid, t.tgqual FROM pg_catalog.pg_trigger t
+    WHERE t.tgfoid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure('"public"."public_line_audit"()')::pg_catalog.oid
+      AND t.tgname OPERATOR(pg_catalog.=) 'public_line_audit_update_key' AND t.tgparentid OPERATOR(pg_catalog.=) 0
+  LOOP
+    EXECUTE 'COMMENT ON TRIGGER ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(k.tgname)
+      OPERATOR(pg_catalog.||) ' ON ' OPERATOR(pg_catalog.||) k.tgrelid::pg_catalog.regclass::pg_catalog.text
+      OPERATOR(pg_catalog.||) ' IS ' OPERATOR(pg_catalog.||) pg_catalog.quote_literal('sqlalchemy-postgresql-audit key trigger, condition ' OPERATOR(pg_catalog.||) pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(k.tgqual::pg_catalog.text, 'UTF8')), 'hex'));
+  END LOOP;
 END;
 $audit$;
 DROP TRIGGER IF EXISTS public_line_audit_insert ON public.line;
 DROP TRIGGER IF EXISTS public_line_audit_update ON public.line;
 DROP TRIGGER IF EXISTS public_line_audit_delete ON public.line;
 DROP TRIGGER IF EXISTS public_line_audit_truncate ON public.line;
+DROP TRIGGER IF EXISTS public_line_audit_update_key ON public.line;
 DO $audit$
 DECLARE
   stale record;
@@ -239,7 +292,7 @@ BEGIN
         ERRCODE = 'insufficient_privilege';
     END IF;
   END IF;
-  IF TG_NAME OPERATOR(pg_catalog.<>) ALL (ARRAY['Sales Dept_Order Items_audit_insert'::pg_catalog.name, 'Sales Dept_Order Items_audit_update'::pg_catalog.name, 'Sales Dept_Order Items_audit_delete'::pg_catalog.name, 'Sales Dept_Order Items_audit_truncate'::pg_catalog.name]) THEN
+  IF TG_NAME OPERATOR(pg_catalog.<>) ALL (ARRAY['Sales Dept_Order Items_audit_insert'::pg_catalog.name, 'Sales Dept_Order Items_audit_update'::pg_catalog.name, 'Sales Dept_Order Items_audit_delete'::pg_catalog.name, 'Sales Dept_Order Items_audit_truncate'::pg_catalog.name, 'Sales Dept_Order Items_audit_update_key'::pg_catalog.name]) THEN
     RAISE EXCEPTION USING MESSAGE = 'audit function "Sales Dept"."Sales Dept_Order Items_audit" runs only from the audit triggers of "Sales Dept"."Order Items"',
       ERRCODE = 'insufficient_privilege';
   END IF;
@@ -248,12 +301,23 @@ BEGIN
     SELECT 'I', audit_trigger.written_at, audit_trigger.writer, r."id", r."if", r."note"
     FROM audit_new_rows AS r;
   ELSIF TG_OP = 'UPDATE' THEN
-    IF EXISTS (SELECT FROM audit_old_rows AS o WHERE NOT EXISTS (
-      SELECT FROM audit_new_rows AS n WHERE n."id" = o."id")) THEN
-      INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if", "note")
-      SELECT 'K', audit_trigger.written_at, audit_trigger.writer, o."id", o."if", o."note"
-      FROM audit_old_rows AS o WHERE NOT EXISTS (
-      SELECT FROM audit_new_rows AS n WHERE n."id" = o."id");
+    IF TG_LEVEL = 'ROW' THEN
+      IF pg_catalog.pg_partition_root(TG_RELID) IS NULL
+          AND NOT EXISTS (SELECT FROM "Sales Dept"."Order Items" AS now_at_key
+            WHERE now_at_key."id" = OLD."id") THEN
+        INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if", "note")
+        VALUES ('K', audit_trigger.written_at, audit_trigger.writer, OLD."id", OLD."if", OLD."note");
+      END IF;
+      RETURN NULL;
+    END IF;
+    IF pg_catalog.pg_partition_root(TG_RELID) IS NOT NULL THEN
+      IF EXISTS (SELECT FROM audit_old_rows AS o WHERE NOT EXISTS (
+        SELECT FROM audit_new_rows AS n WHERE n."id" = o."id")) THEN
+        INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if", "note")
+        SELECT 'K', audit_trigger.written_at, audit_trigger.writer, o."id", o."if", o."note"
+        FROM audit_old_rows AS o WHERE NOT EXISTS (
+        SELECT FROM audit_new_rows AS n WHERE n."id" = o."id");
+      END IF;
     END IF;
     INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if", "note")
     SELECT 'U', audit_trigger.written_at, audit_trigger.writer, r."id", r."if", r."note"
@@ -378,6 +442,11 @@ CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_truncate"
 AFTER TRUNCATE ON "Sales Dept"."Order Items"
 FOR EACH STATEMENT
 EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_update_key"
+AFTER UPDATE ON "Sales Dept"."Order Items"
+FOR EACH ROW
+WHEN (OLD."id" IS DISTINCT FROM NEW."id")
+EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
 DO $audit$
 DECLARE
   stale record;
@@ -385,7 +454,7 @@ DECLARE
 BEGIN
   FOR stale IN SELECT t.tgname, t.tgrelid FROM pg_catalog.pg_trigger t
     WHERE t.tgfoid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure('"Sales Dept"."Sales Dept_Order Items_audit"()')::pg_catalog.oid AND t.tgrelid OPERATOR(pg_catalog.<>) pg_catalog.to_regclass('"Sales Dept"."Order Items"')
-      AND t.tgparentid OPERATOR(pg_catalog.=) 0 AND NOT t.tgisinternal AND NOT (t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_truncate' AND t.tgrelid OPERATOR(pg_catalog.=) ANY (ARRAY(
+      AND t.tgparentid OPERATOR(pg_catalog.=) 0 AND NOT t.tgisinternal AND NOT ((t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_truncate' AND t.tgrelid OPERATOR(pg_catalog.=) ANY (ARRAY(
         WITH RECURSIVE tree(relation) AS (
       SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) '"Sales Dept"."Order Items"'::pg_catalog.regclass
       UNION
@@ -393,7 +462,15 @@ BEGIN
         JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relation)
     SELECT tree.relation FROM tree
       JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) tree.relation
-      WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[]))))
+      WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[])))) OR (t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_update_key' AND t.tgrelid OPERATOR(pg_catalog.=) ANY (ARRAY(
+        WITH RECURSIVE tree(relation) AS (
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) '"Sales Dept"."Order Items"'::pg_catalog.regclass
+      UNION
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+        JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relation)
+    SELECT tree.relation FROM tree
+      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) tree.relation
+      WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[]) AND NOT c.relispartition))))
   LOOP
     EXECUTE 'DROP TRIGGER ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(stale.tgname) OPERATOR(pg_catalog.||) ' ON '
       OPERATOR(pg_catalog.||) stale.tgrelid::pg_catalog.regclass::pg_catalog.text;
@@ -410,12 +487,41 @@ BEGIN
     EXECUTE 'CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_truncate" BEFORE TRUNCATE ON ' OPERATOR(pg_catalog.||) child::pg_catalog.regclass::pg_catalog.text
       OPERATOR(pg_catalog.||) ' FOR EACH STATEMENT EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"()';
   END LOOP;
+  FOR child IN WITH RECURSIVE tree(relation) AS (
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) '"Sales Dept"."Order Items"'::pg_catalog.regclass
+      UNION
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+        JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relation)
+    SELECT tree.relation FROM tree
+      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) tree.relation
+      WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[]) AND NOT c.relispartition
+  LOOP
+    EXECUTE 'CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_update_key" AFTER UPDATE ON ' OPERATOR(pg_catalog.||) child::pg_catalog.regclass::pg_catalog.text
+      OPERATOR(pg_catalog.||) ' FOR EACH ROW
+WHEN (OLD."id" IS DISTINCT FROM NEW."id")
+EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"()';
+  END LOOP;
+END;
+$audit$;
+DO $audit$
+DECLARE
+  k record;
+BEGIN
+  FOR k IN SELECT t.tgname, t.tgrelid, t.tgqual FROM pg_catalog.pg_trigger t
+    WHERE t.tgfoid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure('"Sales Dept"."Sales Dept_Order Items_audit"()')::pg_catalog.oid
+      AND t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_update_key' AND t.tgparentid OPERATOR(pg_catalog.=) 0
+  LOOP
+    EXECUTE 'COMMENT ON TRIGGER ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(k.tgname)
+      OPERATOR(pg_catalog.||) ' ON ' OPERATOR(pg_catalog.||) k.tgrelid::pg_catalog.regclass::pg_catalog.text
+      OPERATOR(pg_catalog.||) ' IS ' OPERATOR(pg_catalog.||) pg_catalog.quote_literal('sqlalchemy-postgresql-audit key trigger, condition ' OPERATOR(pg_catalog.||) pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(k.tgqual::pg_catalog.text, 'UTF8')), 'hex'));
+  END LOOP;
 END;
 $audit$;
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_insert" ON "Sales Dept"."Order Items";
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_update" ON "Sales Dept"."Order Items";
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_delete" ON "Sales Dept"."Order Items";
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_truncate" ON "Sales Dept"."Order Items";
+DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_update_key" ON "Sales Dept"."Order Items";
 DO $audit$
 DECLARE
   stale record;
@@ -601,7 +707,7 @@ DECLARE
 BEGIN
   FOR stale IN SELECT t.tgname, t.tgrelid FROM pg_catalog.pg_trigger t
     WHERE t.tgfoid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure('"Sales Dept"."Sales Dept_Order Items_audit"()')::pg_catalog.oid AND t.tgrelid OPERATOR(pg_catalog.<>) pg_catalog.to_regclass('"Sales Dept"."Order Items"')
-      AND t.tgparentid OPERATOR(pg_catalog.=) 0 AND NOT t.tgisinternal AND NOT (t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_truncate' AND t.tgrelid OPERATOR(pg_catalog.=) ANY (ARRAY(
+      AND t.tgparentid OPERATOR(pg_catalog.=) 0 AND NOT t.tgisinternal AND NOT ((t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_truncate' AND t.tgrelid OPERATOR(pg_catalog.=) ANY (ARRAY(
         WITH RECURSIVE tree(relation) AS (
       SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) '"Sales Dept"."Order Items"'::pg_catalog.regclass
       UNION
@@ -609,7 +715,7 @@ BEGIN
         JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relation)
     SELECT tree.relation FROM tree
       JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) tree.relation
-      WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[]))))
+      WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[])))))
   LOOP
     EXECUTE 'DROP TRIGGER ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(stale.tgname) OPERATOR(pg_catalog.||) ' ON '
       OPERATOR(pg_catalog.||) stale.tgrelid::pg_catalog.regclass::pg_catalog.text;
@@ -632,6 +738,7 @@ DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_insert" ON "Sales Dept"."Or
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_update" ON "Sales Dept"."Order Items";
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_delete" ON "Sales Dept"."Order Items";
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_truncate" ON "Sales Dept"."Order Items";
+DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_update_key" ON "Sales Dept"."Order Items";
 DO $audit$
 DECLARE
   stale record;
@@ -675,17 +782,28 @@ BEGIN
         ERRCODE = 'insufficient_privilege';
     END IF;
   END IF;
-  IF TG_NAME OPERATOR(pg_catalog.<>) ALL (ARRAY['Sales Dept_Order Items_audit_update'::pg_catalog.name, 'Sales Dept_Order Items_audit_delete'::pg_catalog.name]) THEN
+  IF TG_NAME OPERATOR(pg_catalog.<>) ALL (ARRAY['Sales Dept_Order Items_audit_update'::pg_catalog.name, 'Sales Dept_Order Items_audit_delete'::pg_catalog.name, 'Sales Dept_Order Items_audit_update_key'::pg_catalog.name]) THEN
     RAISE EXCEPTION USING MESSAGE = 'audit function "Sales Dept"."Sales Dept_Order Items_audit" runs only from the audit triggers of "Sales Dept"."Order Items"',
       ERRCODE = 'insufficient_privilege';
   END IF;
   IF TG_OP = 'UPDATE' THEN
-    IF EXISTS (SELECT FROM audit_old_rows AS o WHERE NOT EXISTS (
-      SELECT FROM audit_new_rows AS n WHERE n."id" = o."id")) THEN
-      INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_username", "audit_tenant", "id", "if", "note")
-      SELECT 'K', audit_trigger.written_at, audit_trigger.writer, audit_trigger.setting_0, audit_trigger.setting_1, o."id", o."if", o."note"
-      FROM audit_old_rows AS o WHERE NOT EXISTS (
-      SELECT FROM audit_new_rows AS n WHERE n."id" = o."id");
+    IF TG_LEVEL = 'ROW' THEN
+      IF pg_catalog.pg_partition_root(TG_RELID) IS NULL
+          AND NOT EXISTS (SELECT FROM "Sales Dept"."Order Items" AS now_at_key
+            WHERE now_at_key."id" = OLD."id") THEN
+        INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_username", "audit_tenant", "id", "if", "note")
+        VALUES ('K', audit_trigger.written_at, audit_trigger.writer, audit_trigger.setting_0, audit_trigger.setting_1, OLD."id", OLD."if", OLD."note");
+      END IF;
+      RETURN NULL;
+    END IF;
+    IF pg_catalog.pg_partition_root(TG_RELID) IS NOT NULL THEN
+      IF EXISTS (SELECT FROM audit_old_rows AS o WHERE NOT EXISTS (
+        SELECT FROM audit_new_rows AS n WHERE n."id" = o."id")) THEN
+        INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_username", "audit_tenant", "id", "if", "note")
+        SELECT 'K', audit_trigger.written_at, audit_trigger.writer, audit_trigger.setting_0, audit_trigger.setting_1, o."id", o."if", o."note"
+        FROM audit_old_rows AS o WHERE NOT EXISTS (
+        SELECT FROM audit_new_rows AS n WHERE n."id" = o."id");
+      END IF;
     END IF;
     INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_username", "audit_tenant", "id", "if", "note")
     SELECT 'U', audit_trigger.written_at, audit_trigger.writer, audit_trigger.setting_0, audit_trigger.setting_1, r."id", r."if", r."note"
@@ -747,21 +865,64 @@ AFTER DELETE ON "Sales Dept"."Order Items"
 REFERENCING OLD TABLE AS audit_old_rows
 FOR EACH STATEMENT
 EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_update_key"
+AFTER UPDATE ON "Sales Dept"."Order Items"
+FOR EACH ROW
+WHEN (OLD."id" IS DISTINCT FROM NEW."id")
+EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
 DO $audit$
 DECLARE
   stale record;
+  child pg_catalog.oid;
 BEGIN
   FOR stale IN SELECT t.tgname, t.tgrelid FROM pg_catalog.pg_trigger t
     WHERE t.tgfoid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure('"Sales Dept"."Sales Dept_Order Items_audit"()')::pg_catalog.oid AND t.tgrelid OPERATOR(pg_catalog.<>) pg_catalog.to_regclass('"Sales Dept"."Order Items"')
-      AND t.tgparentid OPERATOR(pg_catalog.=) 0 AND NOT t.tgisinternal AND NOT (false)
+      AND t.tgparentid OPERATOR(pg_catalog.=) 0 AND NOT t.tgisinternal AND NOT ((t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_update_key' AND t.tgrelid OPERATOR(pg_catalog.=) ANY (ARRAY(
+        WITH RECURSIVE tree(relation) AS (
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) '"Sales Dept"."Order Items"'::pg_catalog.regclass
+      UNION
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+        JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relation)
+    SELECT tree.relation FROM tree
+      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) tree.relation
+      WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[]) AND NOT c.relispartition))))
   LOOP
     EXECUTE 'DROP TRIGGER ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(stale.tgname) OPERATOR(pg_catalog.||) ' ON '
       OPERATOR(pg_catalog.||) stale.tgrelid::pg_catalog.regclass::pg_catalog.text;
+  END LOOP;
+  FOR child IN WITH RECURSIVE tree(relation) AS (
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) '"Sales Dept"."Order Items"'::pg_catalog.regclass
+      UNION
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+        JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relation)
+    SELECT tree.relation FROM tree
+      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) tree.relation
+      WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[]) AND NOT c.relispartition
+  LOOP
+    EXECUTE 'CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_update_key" AFTER UPDATE ON ' OPERATOR(pg_catalog.||) child::pg_catalog.regclass::pg_catalog.text
+      OPERATOR(pg_catalog.||) ' FOR EACH ROW
+WHEN (OLD."id" IS DISTINCT FROM NEW."id")
+EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"()';
+  END LOOP;
+END;
+$audit$;
+DO $audit$
+DECLARE
+  k record;
+BEGIN
+  FOR k IN SELECT t.tgname, t.tgrelid, t.tgqual FROM pg_catalog.pg_trigger t
+    WHERE t.tgfoid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure('"Sales Dept"."Sales Dept_Order Items_audit"()')::pg_catalog.oid
+      AND t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_update_key' AND t.tgparentid OPERATOR(pg_catalog.=) 0
+  LOOP
+    EXECUTE 'COMMENT ON TRIGGER ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(k.tgname)
+      OPERATOR(pg_catalog.||) ' ON ' OPERATOR(pg_catalog.||) k.tgrelid::pg_catalog.regclass::pg_catalog.text
+      OPERATOR(pg_catalog.||) ' IS ' OPERATOR(pg_catalog.||) pg_catalog.quote_literal('sqlalchemy-postgresql-audit key trigger, condition ' OPERATOR(pg_catalog.||) pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(k.tgqual::pg_catalog.text, 'UTF8')), 'hex'));
   END LOOP;
 END;
 $audit$;
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_update" ON "Sales Dept"."Order Items";
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_delete" ON "Sales Dept"."Order Items";
+DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_update_key" ON "Sales Dept"."Order Items";
 DO $audit$
 DECLARE
   stale record;
@@ -802,7 +963,7 @@ BEGIN
         ERRCODE = 'insufficient_privilege';
     END IF;
   END IF;
-  IF TG_NAME OPERATOR(pg_catalog.<>) ALL (ARRAY['Sales Dept_Order Items_audit_insert'::pg_catalog.name, 'Sales Dept_Order Items_audit_update'::pg_catalog.name, 'Sales Dept_Order Items_audit_delete'::pg_catalog.name, 'Sales Dept_Order Items_audit_truncate'::pg_catalog.name]) THEN
+  IF TG_NAME OPERATOR(pg_catalog.<>) ALL (ARRAY['Sales Dept_Order Items_audit_insert'::pg_catalog.name, 'Sales Dept_Order Items_audit_update'::pg_catalog.name, 'Sales Dept_Order Items_audit_delete'::pg_catalog.name, 'Sales Dept_Order Items_audit_truncate'::pg_catalog.name, 'Sales Dept_Order Items_audit_update_key'::pg_catalog.name]) THEN
     RAISE EXCEPTION USING MESSAGE = 'audit function "Sales Dept"."Sales Dept_Order Items_audit" runs only from the audit triggers of "Sales Dept"."Order Items"',
       ERRCODE = 'insufficient_privilege';
   END IF;
@@ -811,12 +972,23 @@ BEGIN
     SELECT 'I', audit_trigger.written_at, audit_trigger.writer, r."id", r."if"
     FROM audit_new_rows AS r;
   ELSIF TG_OP = 'UPDATE' THEN
-    IF EXISTS (SELECT FROM audit_old_rows AS o WHERE NOT EXISTS (
-      SELECT FROM audit_new_rows AS n WHERE n."id" = o."id")) THEN
-      INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if")
-      SELECT 'K', audit_trigger.written_at, audit_trigger.writer, o."id", o."if"
-      FROM audit_old_rows AS o WHERE NOT EXISTS (
-      SELECT FROM audit_new_rows AS n WHERE n."id" = o."id");
+    IF TG_LEVEL = 'ROW' THEN
+      IF pg_catalog.pg_partition_root(TG_RELID) IS NULL
+          AND NOT EXISTS (SELECT FROM "Sales Dept"."Order Items" AS now_at_key
+            WHERE now_at_key."id" = OLD."id") THEN
+        INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if")
+        VALUES ('K', audit_trigger.written_at, audit_trigger.writer, OLD."id", OLD."if");
+      END IF;
+      RETURN NULL;
+    END IF;
+    IF pg_catalog.pg_partition_root(TG_RELID) IS NOT NULL THEN
+      IF EXISTS (SELECT FROM audit_old_rows AS o WHERE NOT EXISTS (
+        SELECT FROM audit_new_rows AS n WHERE n."id" = o."id")) THEN
+        INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if")
+        SELECT 'K', audit_trigger.written_at, audit_trigger.writer, o."id", o."if"
+        FROM audit_old_rows AS o WHERE NOT EXISTS (
+        SELECT FROM audit_new_rows AS n WHERE n."id" = o."id");
+      END IF;
     END IF;
     INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "id", "if")
     SELECT 'U', audit_trigger.written_at, audit_trigger.writer, r."id", r."if"
@@ -944,6 +1116,11 @@ CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_truncate"
 AFTER TRUNCATE ON "Sales Dept"."Order Items"
 FOR EACH STATEMENT
 EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_update_key"
+AFTER UPDATE ON "Sales Dept"."Order Items"
+FOR EACH ROW
+WHEN (OLD."id" IS DISTINCT FROM NEW."id")
+EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
 DO $audit$
 DECLARE
   stale record;
@@ -951,7 +1128,7 @@ DECLARE
 BEGIN
   FOR stale IN SELECT t.tgname, t.tgrelid FROM pg_catalog.pg_trigger t
     WHERE t.tgfoid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure('"Sales Dept"."Sales Dept_Order Items_audit"()')::pg_catalog.oid AND t.tgrelid OPERATOR(pg_catalog.<>) pg_catalog.to_regclass('"Sales Dept"."Order Items"')
-      AND t.tgparentid OPERATOR(pg_catalog.=) 0 AND NOT t.tgisinternal AND NOT (t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_truncate' AND t.tgrelid OPERATOR(pg_catalog.=) ANY (ARRAY(
+      AND t.tgparentid OPERATOR(pg_catalog.=) 0 AND NOT t.tgisinternal AND NOT ((t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_truncate' AND t.tgrelid OPERATOR(pg_catalog.=) ANY (ARRAY(
         WITH RECURSIVE tree(relation) AS (
       SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) '"Sales Dept"."Order Items"'::pg_catalog.regclass
       UNION
@@ -959,7 +1136,15 @@ BEGIN
         JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relation)
     SELECT tree.relation FROM tree
       JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) tree.relation
-      WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[]))))
+      WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[])))) OR (t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_update_key' AND t.tgrelid OPERATOR(pg_catalog.=) ANY (ARRAY(
+        WITH RECURSIVE tree(relation) AS (
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) '"Sales Dept"."Order Items"'::pg_catalog.regclass
+      UNION
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+        JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relation)
+    SELECT tree.relation FROM tree
+      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) tree.relation
+      WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[]) AND NOT c.relispartition))))
   LOOP
     EXECUTE 'DROP TRIGGER ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(stale.tgname) OPERATOR(pg_catalog.||) ' ON '
       OPERATOR(pg_catalog.||) stale.tgrelid::pg_catalog.regclass::pg_catalog.text;
@@ -976,12 +1161,41 @@ BEGIN
     EXECUTE 'CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_truncate" BEFORE TRUNCATE ON ' OPERATOR(pg_catalog.||) child::pg_catalog.regclass::pg_catalog.text
       OPERATOR(pg_catalog.||) ' FOR EACH STATEMENT EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"()';
   END LOOP;
+  FOR child IN WITH RECURSIVE tree(relation) AS (
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) '"Sales Dept"."Order Items"'::pg_catalog.regclass
+      UNION
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+        JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relation)
+    SELECT tree.relation FROM tree
+      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) tree.relation
+      WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[]) AND NOT c.relispartition
+  LOOP
+    EXECUTE 'CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_update_key" AFTER UPDATE ON ' OPERATOR(pg_catalog.||) child::pg_catalog.regclass::pg_catalog.text
+      OPERATOR(pg_catalog.||) ' FOR EACH ROW
+WHEN (OLD."id" IS DISTINCT FROM NEW."id")
+EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"()';
+  END LOOP;
+END;
+$audit$;
+DO $audit$
+DECLARE
+  k record;
+BEGIN
+  FOR k IN SELECT t.tgname, t.tgrelid, t.tgqual FROM pg_catalog.pg_trigger t
+    WHERE t.tgfoid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure('"Sales Dept"."Sales Dept_Order Items_audit"()')::pg_catalog.oid
+      AND t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_update_key' AND t.tgparentid OPERATOR(pg_catalog.=) 0
+  LOOP
+    EXECUTE 'COMMENT ON TRIGGER ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(k.tgname)
+      OPERATOR(pg_catalog.||) ' ON ' OPERATOR(pg_catalog.||) k.tgrelid::pg_catalog.regclass::pg_catalog.text
+      OPERATOR(pg_catalog.||) ' IS ' OPERATOR(pg_catalog.||) pg_catalog.quote_literal('sqlalchemy-postgresql-audit key trigger, condition ' OPERATOR(pg_catalog.||) pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(k.tgqual::pg_catalog.text, 'UTF8')), 'hex'));
+  END LOOP;
 END;
 $audit$;
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_insert" ON "Sales Dept"."Order Items";
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_update" ON "Sales Dept"."Order Items";
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_delete" ON "Sales Dept"."Order Items";
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_truncate" ON "Sales Dept"."Order Items";
+DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_update_key" ON "Sales Dept"."Order Items";
 DO $audit$
 DECLARE
   stale record;
@@ -1164,7 +1378,7 @@ DECLARE
 BEGIN
   FOR stale IN SELECT t.tgname, t.tgrelid FROM pg_catalog.pg_trigger t
     WHERE t.tgfoid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure('"Sales Dept"."Sales Dept_Order Items_audit"()')::pg_catalog.oid AND t.tgrelid OPERATOR(pg_catalog.<>) pg_catalog.to_regclass('"Sales Dept"."Order Items"')
-      AND t.tgparentid OPERATOR(pg_catalog.=) 0 AND NOT t.tgisinternal AND NOT (t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_truncate' AND t.tgrelid OPERATOR(pg_catalog.=) ANY (ARRAY(
+      AND t.tgparentid OPERATOR(pg_catalog.=) 0 AND NOT t.tgisinternal AND NOT ((t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_truncate' AND t.tgrelid OPERATOR(pg_catalog.=) ANY (ARRAY(
         WITH RECURSIVE tree(relation) AS (
       SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) '"Sales Dept"."Order Items"'::pg_catalog.regclass
       UNION
@@ -1172,7 +1386,7 @@ BEGIN
         JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relation)
     SELECT tree.relation FROM tree
       JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) tree.relation
-      WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[]))))
+      WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[])))))
   LOOP
     EXECUTE 'DROP TRIGGER ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(stale.tgname) OPERATOR(pg_catalog.||) ' ON '
       OPERATOR(pg_catalog.||) stale.tgrelid::pg_catalog.regclass::pg_catalog.text;
@@ -1195,6 +1409,7 @@ DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_insert" ON "Sales Dept"."Or
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_update" ON "Sales Dept"."Order Items";
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_delete" ON "Sales Dept"."Order Items";
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_truncate" ON "Sales Dept"."Order Items";
+DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_update_key" ON "Sales Dept"."Order Items";
 DO $audit$
 DECLARE
   stale record;
@@ -1244,7 +1459,7 @@ BEGIN
         ERRCODE = 'insufficient_privilege';
     END IF;
   END IF;
-  IF TG_NAME OPERATOR(pg_catalog.<>) ALL (ARRAY['Sales Dept_Order Items_audit_insert'::pg_catalog.name, 'Sales Dept_Order Items_audit_update'::pg_catalog.name, 'Sales Dept_Order Items_audit_delete'::pg_catalog.name, 'Sales Dept_Order Items_audit_truncate'::pg_catalog.name]) THEN
+  IF TG_NAME OPERATOR(pg_catalog.<>) ALL (ARRAY['Sales Dept_Order Items_audit_insert'::pg_catalog.name, 'Sales Dept_Order Items_audit_update'::pg_catalog.name, 'Sales Dept_Order Items_audit_delete'::pg_catalog.name, 'Sales Dept_Order Items_audit_truncate'::pg_catalog.name, 'Sales Dept_Order Items_audit_update_key'::pg_catalog.name]) THEN
     RAISE EXCEPTION USING MESSAGE = 'audit function "Sales Dept"."Sales Dept_Order Items_audit" runs only from the audit triggers of "Sales Dept"."Order Items"',
       ERRCODE = 'insufficient_privilege';
   END IF;
@@ -1253,12 +1468,23 @@ BEGIN
     SELECT 'I', audit_trigger.written_at, audit_trigger.writer, audit_trigger.capture_transaction_id, audit_trigger.capture_statement_timestamp, audit_trigger.capture_clock_timestamp, audit_trigger.capture_session_user, audit_trigger.capture_application_name, audit_trigger.capture_client_addr, NULL, audit_trigger.setting_0, audit_trigger.setting_1, r."id", r."if", r."note"
     FROM audit_new_rows AS r;
   ELSIF TG_OP = 'UPDATE' THEN
-    IF EXISTS (SELECT FROM audit_old_rows AS o WHERE NOT EXISTS (
-      SELECT FROM audit_new_rows AS n WHERE n."id" = o."id")) THEN
-      INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_transaction_id", "audit_statement_timestamp", "audit_clock_timestamp", "audit_session_user", "audit_application_name", "audit_client_addr", "audit_changed_columns", "audit_username", "audit_tenant", "id", "if", "note")
-      SELECT 'K', audit_trigger.written_at, audit_trigger.writer, audit_trigger.capture_transaction_id, audit_trigger.capture_statement_timestamp, audit_trigger.capture_clock_timestamp, audit_trigger.capture_session_user, audit_trigger.capture_application_name, audit_trigger.capture_client_addr, NULL, audit_trigger.setting_0, audit_trigger.setting_1, o."id", o."if", o."note"
-      FROM audit_old_rows AS o WHERE NOT EXISTS (
-      SELECT FROM audit_new_rows AS n WHERE n."id" = o."id");
+    IF TG_LEVEL = 'ROW' THEN
+      IF pg_catalog.pg_partition_root(TG_RELID) IS NULL
+          AND NOT EXISTS (SELECT FROM "Sales Dept"."Order Items" AS now_at_key
+            WHERE now_at_key."id" = OLD."id") THEN
+        INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_transaction_id", "audit_statement_timestamp", "audit_clock_timestamp", "audit_session_user", "audit_application_name", "audit_client_addr", "audit_changed_columns", "audit_username", "audit_tenant", "id", "if", "note")
+        VALUES ('K', audit_trigger.written_at, audit_trigger.writer, audit_trigger.capture_transaction_id, audit_trigger.capture_statement_timestamp, audit_trigger.capture_clock_timestamp, audit_trigger.capture_session_user, audit_trigger.capture_application_name, audit_trigger.capture_client_addr, NULL, audit_trigger.setting_0, audit_trigger.setting_1, OLD."id", OLD."if", OLD."note");
+      END IF;
+      RETURN NULL;
+    END IF;
+    IF pg_catalog.pg_partition_root(TG_RELID) IS NOT NULL THEN
+      IF EXISTS (SELECT FROM audit_old_rows AS o WHERE NOT EXISTS (
+        SELECT FROM audit_new_rows AS n WHERE n."id" = o."id")) THEN
+        INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_transaction_id", "audit_statement_timestamp", "audit_clock_timestamp", "audit_session_user", "audit_application_name", "audit_client_addr", "audit_changed_columns", "audit_username", "audit_tenant", "id", "if", "note")
+        SELECT 'K', audit_trigger.written_at, audit_trigger.writer, audit_trigger.capture_transaction_id, audit_trigger.capture_statement_timestamp, audit_trigger.capture_clock_timestamp, audit_trigger.capture_session_user, audit_trigger.capture_application_name, audit_trigger.capture_client_addr, NULL, audit_trigger.setting_0, audit_trigger.setting_1, o."id", o."if", o."note"
+        FROM audit_old_rows AS o WHERE NOT EXISTS (
+        SELECT FROM audit_new_rows AS n WHERE n."id" = o."id");
+      END IF;
     END IF;
     INSERT INTO "Sales Dept"."Order Items_audit" ("audit_operation", "audit_operation_timestamp", "audit_current_user", "audit_transaction_id", "audit_statement_timestamp", "audit_clock_timestamp", "audit_session_user", "audit_application_name", "audit_client_addr", "audit_changed_columns", "audit_username", "audit_tenant", "id", "if", "note")
     SELECT 'U', audit_trigger.written_at, audit_trigger.writer, audit_trigger.capture_transaction_id, audit_trigger.capture_statement_timestamp, audit_trigger.capture_clock_timestamp, audit_trigger.capture_session_user, audit_trigger.capture_application_name, audit_trigger.capture_client_addr, CASE WHEN o."id" IS NULL THEN NULL ELSE pg_catalog.array_remove(ARRAY[CASE WHEN ROW(o."id")::pg_catalog.record OPERATOR(pg_catalog.*<>) ROW(r."id")::pg_catalog.record THEN 'id' END, CASE WHEN ROW(o."if")::pg_catalog.record OPERATOR(pg_catalog.*<>) ROW(r."if")::pg_catalog.record THEN 'if' END, CASE WHEN ROW(o."note")::pg_catalog.record OPERATOR(pg_catalog.*<>) ROW(r."note")::pg_catalog.record THEN 'note' END]::pg_catalog.text[], NULL) END, audit_trigger.setting_0, audit_trigger.setting_1, r."id", r."if", r."note"
@@ -1385,6 +1611,11 @@ CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_truncate"
 BEFORE TRUNCATE ON "Sales Dept"."Order Items"
 FOR EACH STATEMENT
 EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
+CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_update_key"
+AFTER UPDATE ON "Sales Dept"."Order Items"
+FOR EACH ROW
+WHEN (OLD."id" IS DISTINCT FROM NEW."id")
+EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"();
 DO $audit$
 DECLARE
   stale record;
@@ -1392,7 +1623,7 @@ DECLARE
 BEGIN
   FOR stale IN SELECT t.tgname, t.tgrelid FROM pg_catalog.pg_trigger t
     WHERE t.tgfoid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure('"Sales Dept"."Sales Dept_Order Items_audit"()')::pg_catalog.oid AND t.tgrelid OPERATOR(pg_catalog.<>) pg_catalog.to_regclass('"Sales Dept"."Order Items"')
-      AND t.tgparentid OPERATOR(pg_catalog.=) 0 AND NOT t.tgisinternal AND NOT (t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_truncate' AND t.tgrelid OPERATOR(pg_catalog.=) ANY (ARRAY(
+      AND t.tgparentid OPERATOR(pg_catalog.=) 0 AND NOT t.tgisinternal AND NOT ((t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_truncate' AND t.tgrelid OPERATOR(pg_catalog.=) ANY (ARRAY(
         WITH RECURSIVE tree(relation) AS (
       SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) '"Sales Dept"."Order Items"'::pg_catalog.regclass
       UNION
@@ -1400,7 +1631,15 @@ BEGIN
         JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relation)
     SELECT tree.relation FROM tree
       JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) tree.relation
-      WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[]))))
+      WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[])))) OR (t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_update_key' AND t.tgrelid OPERATOR(pg_catalog.=) ANY (ARRAY(
+        WITH RECURSIVE tree(relation) AS (
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) '"Sales Dept"."Order Items"'::pg_catalog.regclass
+      UNION
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+        JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relation)
+    SELECT tree.relation FROM tree
+      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) tree.relation
+      WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[]) AND NOT c.relispartition))))
   LOOP
     EXECUTE 'DROP TRIGGER ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(stale.tgname) OPERATOR(pg_catalog.||) ' ON '
       OPERATOR(pg_catalog.||) stale.tgrelid::pg_catalog.regclass::pg_catalog.text;
@@ -1417,12 +1656,41 @@ BEGIN
     EXECUTE 'CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_truncate" BEFORE TRUNCATE ON ' OPERATOR(pg_catalog.||) child::pg_catalog.regclass::pg_catalog.text
       OPERATOR(pg_catalog.||) ' FOR EACH STATEMENT EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"()';
   END LOOP;
+  FOR child IN WITH RECURSIVE tree(relation) AS (
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) '"Sales Dept"."Order Items"'::pg_catalog.regclass
+      UNION
+      SELECT i.inhrelid FROM pg_catalog.pg_inherits i
+        JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relation)
+    SELECT tree.relation FROM tree
+      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) tree.relation
+      WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[]) AND NOT c.relispartition
+  LOOP
+    EXECUTE 'CREATE OR REPLACE TRIGGER "Sales Dept_Order Items_audit_update_key" AFTER UPDATE ON ' OPERATOR(pg_catalog.||) child::pg_catalog.regclass::pg_catalog.text
+      OPERATOR(pg_catalog.||) ' FOR EACH ROW
+WHEN (OLD."id" IS DISTINCT FROM NEW."id")
+EXECUTE FUNCTION "Sales Dept"."Sales Dept_Order Items_audit"()';
+  END LOOP;
+END;
+$audit$;
+DO $audit$
+DECLARE
+  k record;
+BEGIN
+  FOR k IN SELECT t.tgname, t.tgrelid, t.tgqual FROM pg_catalog.pg_trigger t
+    WHERE t.tgfoid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure('"Sales Dept"."Sales Dept_Order Items_audit"()')::pg_catalog.oid
+      AND t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_update_key' AND t.tgparentid OPERATOR(pg_catalog.=) 0
+  LOOP
+    EXECUTE 'COMMENT ON TRIGGER ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(k.tgname)
+      OPERATOR(pg_catalog.||) ' ON ' OPERATOR(pg_catalog.||) k.tgrelid::pg_catalog.regclass::pg_catalog.text
+      OPERATOR(pg_catalog.||) ' IS ' OPERATOR(pg_catalog.||) pg_catalog.quote_literal('sqlalchemy-postgresql-audit key trigger, condition ' OPERATOR(pg_catalog.||) pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(k.tgqual::pg_catalog.text, 'UTF8')), 'hex'));
+  END LOOP;
 END;
 $audit$;
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_insert" ON "Sales Dept"."Order Items";
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_update" ON "Sales Dept"."Order Items";
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_delete" ON "Sales Dept"."Order Items";
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_truncate" ON "Sales Dept"."Order Items";
+DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_update_key" ON "Sales Dept"."Order Items";
 DO $audit$
 DECLARE
   stale record;
@@ -1564,7 +1832,7 @@ DECLARE
 BEGIN
   FOR stale IN SELECT t.tgname, t.tgrelid FROM pg_catalog.pg_trigger t
     WHERE t.tgfoid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure('"Sales Dept"."Sales Dept_Order Items_audit"()')::pg_catalog.oid AND t.tgrelid OPERATOR(pg_catalog.<>) pg_catalog.to_regclass('"Sales Dept"."Order Items"')
-      AND t.tgparentid OPERATOR(pg_catalog.=) 0 AND NOT t.tgisinternal AND NOT (t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_truncate' AND t.tgrelid OPERATOR(pg_catalog.=) ANY (ARRAY(
+      AND t.tgparentid OPERATOR(pg_catalog.=) 0 AND NOT t.tgisinternal AND NOT ((t.tgname OPERATOR(pg_catalog.=) 'Sales Dept_Order Items_audit_truncate' AND t.tgrelid OPERATOR(pg_catalog.=) ANY (ARRAY(
         WITH RECURSIVE tree(relation) AS (
       SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) '"Sales Dept"."Order Items"'::pg_catalog.regclass
       UNION
@@ -1572,7 +1840,7 @@ BEGIN
         JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relation)
     SELECT tree.relation FROM tree
       JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) tree.relation
-      WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[]))))
+      WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[])))))
   LOOP
     EXECUTE 'DROP TRIGGER ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(stale.tgname) OPERATOR(pg_catalog.||) ' ON '
       OPERATOR(pg_catalog.||) stale.tgrelid::pg_catalog.regclass::pg_catalog.text;
@@ -1593,6 +1861,7 @@ END;
 $audit$;
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_update" ON "Sales Dept"."Order Items";
 DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_truncate" ON "Sales Dept"."Order Items";
+DROP TRIGGER IF EXISTS "Sales Dept_Order Items_audit_update_key" ON "Sales Dept"."Order Items";
 DO $audit$
 DECLARE
   stale record;
@@ -1771,7 +2040,7 @@ DECLARE
 BEGIN
   FOR stale IN SELECT t.tgname, t.tgrelid FROM pg_catalog.pg_trigger t
     WHERE t.tgfoid OPERATOR(pg_catalog.=) pg_catalog.to_regprocedure('"public"."public_log_audit"()')::pg_catalog.oid AND t.tgrelid OPERATOR(pg_catalog.<>) pg_catalog.to_regclass('"public"."log"')
-      AND t.tgparentid OPERATOR(pg_catalog.=) 0 AND NOT t.tgisinternal AND NOT (t.tgname OPERATOR(pg_catalog.=) 'public_log_audit_truncate' AND t.tgrelid OPERATOR(pg_catalog.=) ANY (ARRAY(
+      AND t.tgparentid OPERATOR(pg_catalog.=) 0 AND NOT t.tgisinternal AND NOT ((t.tgname OPERATOR(pg_catalog.=) 'public_log_audit_truncate' AND t.tgrelid OPERATOR(pg_catalog.=) ANY (ARRAY(
         WITH RECURSIVE tree(relation) AS (
       SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) '"public"."log"'::pg_catalog.regclass
       UNION
@@ -1779,7 +2048,7 @@ BEGIN
         JOIN tree ON i.inhparent OPERATOR(pg_catalog.=) tree.relation)
     SELECT tree.relation FROM tree
       JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) tree.relation
-      WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[]))))
+      WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::"char"[])))))
   LOOP
     EXECUTE 'DROP TRIGGER ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(stale.tgname) OPERATOR(pg_catalog.||) ' ON '
       OPERATOR(pg_catalog.||) stale.tgrelid::pg_catalog.regclass::pg_catalog.text;
@@ -1802,6 +2071,7 @@ DROP TRIGGER IF EXISTS public_log_audit_insert ON public.log;
 DROP TRIGGER IF EXISTS public_log_audit_update ON public.log;
 DROP TRIGGER IF EXISTS public_log_audit_delete ON public.log;
 DROP TRIGGER IF EXISTS public_log_audit_truncate ON public.log;
+DROP TRIGGER IF EXISTS public_log_audit_update_key ON public.log;
 DO $audit$
 DECLARE
   stale record;

@@ -143,8 +143,8 @@ def publication_operations(
     """The operations bringing ``metadata``'s CDC publication to its declared tables."""
     names = cdc_names(metadata)
     declared = {
-        (spec.schema or default, spec.table): replica_identity(spec)
-        for _, spec in audited_tables(metadata)
+        (spec.schema or default, spec.table): replica_identity(spec, table)
+        for table, spec in audited_tables(metadata)
         if spec.cdc
     }
     published = [

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from alembic.autogenerate import comparators
@@ -33,12 +34,13 @@ from ..declare.audit_table import (
 from ..declare.declaration import declare_metadata
 from ..declare.spec import AuditSpec, capture_column
 from ..errors import AuditError
-from ..install.catalog import default_schema, installed_audits
+from ..install.catalog import InstalledAudit, default_schema, installed_audits
 from ..install.compare import Change, DropAudit, InstallAudit, ReplaceAudit, compare
 from ..install.ddl import audited_tables
 from ..install.legacy import is_legacy_audit_table, legacy_audits
 from ..render.sql import name_text
 from .cdc import publication_operations
+from .key_retype import wrap_key_retypes
 from .legacy import convert_timestamps, upgrade_legacy
 from .ops import (
     CreateAuditTableOp,
@@ -117,6 +119,7 @@ def compare_audit(
         or _installed_included(autogen_context, item.spec, declared_tables, default)
     ]
     _clean_table_ops(upgrade_ops)
+    wrap_key_retypes(upgrade_ops, _key_trigger_specs(declared, installed, default), default)
     _refuse_retyping_recorded_values_to_hash(upgrade_ops, declared, default)
     convert_timestamps(autogen_context, upgrade_ops, declared_tables, default)
     changes = upgrade_legacy(
@@ -138,6 +141,24 @@ def compare_audit(
     ]
     upgrade_ops.ops[:0] = drops
     upgrade_ops.ops.extend(others)
+
+
+def _key_trigger_specs(
+    declared: list[AuditSpec], installed: list[InstalledAudit], default: str
+) -> dict[tuple[str, str], AuditSpec]:
+    """Per table, the spec naming the key trigger a key retype must go around: the installed
+    one (the trigger that is there), in the form the table is declared in, else the declared."""
+    found = {(spec.schema or default, spec.table): spec for spec in declared}
+    for item in installed:
+        spec = item.spec
+        if spec is None or spec.key_trigger is None:
+            continue
+        key = (spec.schema or default, spec.table)
+        as_declared = found.get(key)
+        if as_declared is not None and as_declared.schema is None and spec.schema == default:
+            spec = replace(spec, schema=None)
+        found[key] = spec
+    return found
 
 
 def _refuse_retyping_recorded_values_to_hash(

@@ -246,10 +246,11 @@ def _partition(operations: Operations, operation: PartitionAuditTableOp) -> None
     the migration's transaction."""
     _online(operations, operation)
     spec = _resolved(operations, operation.spec)
-    with operations.get_context().autocommit_block():
-        until = conversion.prepare(operations.get_bind(), spec, operation.interval)
-        conversion.validate(operations.get_bind(), spec)
-    conversion.finish(operations.get_bind(), spec, until)
+    with conversion.turn_held(operations.get_bind().engine, spec):
+        with operations.get_context().autocommit_block():
+            until = conversion.prepare(operations.get_bind(), spec, operation.interval)
+            conversion.validate(operations.get_bind(), spec)
+        conversion.finish(operations.get_bind(), spec, until)
 
 
 @Operations.implementation_for(UnpartitionAuditTableOp)
@@ -327,6 +328,10 @@ def _replace(operations: Operations, operation: ReplaceAuditTriggerOp) -> None:
         for t in old.triggers
         if (t.name, _shape(old, t)) not in kept
     ]
+    if old.key_trigger is not None and (
+        old.key != new.key or new.key_trigger is None or new.key_trigger != old.key_trigger
+    ):
+        obsolete.append(drop_trigger(old.schema, old.table, old.key_trigger.name))
     statements = [*obsolete, *render(new).install]
     if old.template >= 2 and (new.template < 2 or _different_function(old, new)):
         # The previous function's TRUNCATE triggers on partitions: nothing else removes them.

@@ -26,17 +26,17 @@ class Entry:
     context: Context
 
 
-def keys_moved_to(entries: list[Entry]) -> set[tuple[int, Key]]:
-    """The keys that rows moved onto in this transaction: a row moving away from one of them
-    (a key swap) leaves a row behind at its old key, so it writes no ``K`` row."""
-    moved: set[tuple[int, Key]] = set()
+def any_key_moved(entries: list[Entry]) -> bool:
+    """Whether an UPDATE of ``entries`` moved a row's key (nearly always not: then no change
+    needs ``.key_moves``)."""
     for entry in entries:
         change = entry.change
         if change is not None and change.kind == "U" and change.old is not None:
-            new = entry.plan.key(require(change.new))
-            if entry.plan.key(change.old) != new:
-                moved.add((entry.plan.relation.oid, new))
-    return moved
+            new = require(change.new)
+            for position in entry.plan.key_positions:
+                if change.old[position] != new[position]:
+                    return True
+    return False
 
 
 def wanted_keys(entries: list[Entry]) -> Iterator[tuple[TablePlan, Key]]:
@@ -50,12 +50,13 @@ def wanted_keys(entries: list[Entry]) -> Iterator[tuple[TablePlan, Key]]:
 def audit_rows(
     plan: TablePlan,
     change: Change,
-    moved_to: set[tuple[int, Key]],
+    writes_k: bool,
     previous: PreviousVersions,
 ) -> list[tuple[str, Values, list[str] | None]]:
     """The (code, values, changed columns) of the audit rows one change writes, as template 2
-    writes them: ``I``, ``D``; for an UPDATE, ``K`` under the old key when the key moved and no
-    row moved onto it, then ``U``."""
+    writes them: ``I``, ``D``; for an UPDATE, ``K`` under the old key when the key moved and
+    ``writes_k`` (no row holds the old key at the end of the statement: ``.key_moves``), then
+    ``U``."""
     kind = change.kind
     if kind == "I":
         new = require(change.new)
@@ -80,7 +81,7 @@ def audit_rows(
         return []
     rows: list[tuple[str, Values, list[str] | None]] = []
     if moved:
-        if (plan.relation.oid, old_key) not in moved_to:
+        if writes_k:
             rows.append((KEY_CHANGE_CODE, old, None))
     elif plan.spec.skip_unchanged and not plan.changed(old, new):
         return []

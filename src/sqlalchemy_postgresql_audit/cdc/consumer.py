@@ -73,11 +73,13 @@ class Consumer:
         return self._replicate_once()
 
     def run(self, interval: float = 1.0) -> None:
-        """``run_once`` every ``interval`` seconds until ``stop()`` (for a worker thread)."""
+        """``run_once`` until ``stop()`` (for a worker thread), waiting ``interval`` seconds
+        after a run that found nothing to write: a run that wrote goes on at once, or the
+        wait would add to the lag of every change under a steady load."""
         self._stop.clear()
         while not self._stop.is_set():
-            self.run_once()
-            self._stop.wait(interval)
+            if not self.run_once():
+                self._stop.wait(interval)
 
     def stop(self) -> None:
         self._stop.set()

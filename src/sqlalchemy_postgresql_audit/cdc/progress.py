@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
+from ..declare.audit_table import AUDIT_TABLE_COMMENT_SUFFIX
 from ..render.cdc_decoder import create_progress_table, read_progress, record_progress
 from .pgoutput import format_lsn, parse_lsn
 
@@ -34,8 +35,12 @@ class Progress:
         return self.position if end_lsn == self.end_lsn else 0
 
 
+#: The progress table's comment: marks it as the library's (Alembic never drops it).
+PROGRESS_COMMENT = "change-data-capture decoder's progress" + AUDIT_TABLE_COMMENT_SUFFIX
+
+
 def ensure_progress_table(connection: Connection, schema: str | None) -> None:
-    for statement in create_progress_table(schema):
+    for statement in create_progress_table(schema, PROGRESS_COMMENT):
         connection.exec_driver_sql(statement)
 
 

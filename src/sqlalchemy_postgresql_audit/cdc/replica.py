@@ -20,7 +20,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Connection, Engine, MetaData, Table, inspect, text
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    inspect,
+    text,
+)
 from sqlalchemy.engine import URL
 
 from ..declare.audit_table import AUDIT_TABLE_KEY
@@ -100,16 +109,41 @@ class Replica:
 
 def _create_tables(connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]]) -> None:
     """The replica of each source table (columns, defaults and primary key only) and its
-    audit table, where missing."""
+    audit table, where missing; and, where they exist, the columns the metadata has and they
+    lack (a migration of the source: the apply worker waits for them)."""
+    _add_missing_columns(connection, pairs)
     replicas = MetaData()
     for source, _ in pairs:
         replica = Table(
-            source.name, replicas, *map(_replica_column, source.columns), schema=source.schema
+            source.name,
+            replicas,
+            *map(_replica_column, source.columns),
+            *_replica_key(source),
+            schema=source.schema,
         )
         replica.create(connection, checkfirst=True)
         audit_table = source.info[AUDIT_TABLE_KEY]
         if not inspect(connection).has_table(audit_table.name, schema=audit_table.schema):
             audit_table.create(connection)
+
+
+def _add_missing_columns(
+    connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]]
+) -> None:
+    inspector = inspect(connection)
+    statements: list[str] = []
+    for source, _ in pairs:
+        for table in (source, source.info[AUDIT_TABLE_KEY]):
+            if not inspector.has_table(table.name, schema=table.schema):
+                continue
+            present = {c["name"] for c in inspector.get_columns(table.name, schema=table.schema)}
+            for column in table.columns:
+                if column.name not in present and column.computed is None:
+                    type_sql = column.type.compile(dialect=connection.dialect)
+                    statements.append(
+                        sql.add_column(table.schema, table.name, column.name, type_sql)
+                    )
+    execute_statements(connection, statements)
 
 
 def _replica_column(column: Column[Any]) -> Column[Any]:
@@ -120,10 +154,22 @@ def _replica_column(column: Column[Any]) -> Column[Any]:
         column.name,
         column.type,
         *computed,
-        primary_key=column.primary_key,
         nullable=column.nullable,
         autoincrement=False,
     )
+
+
+def _replica_key(source: Table) -> list[PrimaryKeyConstraint]:
+    """The source's primary key.  A deferrable one is checked at commit on the replica: the
+    apply worker applies one change at a time, so a swap the source did in one statement passes
+    through two rows on one key."""
+    key = source.primary_key
+    if not key.columns:
+        return []
+    names = [c.name for c in key.columns]
+    if key.deferrable:
+        return [PrimaryKeyConstraint(*names, deferrable=True, initially="DEFERRED")]
+    return [PrimaryKeyConstraint(*names)]
 
 
 def install_capture(connection: Connection, metadata: MetaData) -> None:

@@ -54,8 +54,8 @@ from ..lifecycle.coverage import GAP, coverage, coverage_watched
 from ..lifecycle.partition_catalog import look_alikes_watched
 from ..lifecycle.recorded_digests import digest_states
 from .base import EXIT_DRIFT, EXIT_OK, Command, add_target_argument, add_url_argument
-from .database import begin, create_engine
-from .target import audited, load_metadata
+from .database import begin, create_engine, owner_rights
+from .target import audit_table_name, audited, load_metadata
 from .ui import UI
 
 OK = "ok"
@@ -218,8 +218,9 @@ def _check(args: argparse.Namespace, ui: UI) -> int:
     # base class does not import the modules that define the models.
     pairs = audited(load_metadata(args.target), args.target)
     engine = create_engine(args.url)
+    audit_tables = [audit_table_name(table) for table, _ in pairs]
     try:
-        with begin(engine) as connection:
+        with owner_rights(engine, "check", audit_tables), begin(engine) as connection:
             states = table_states(connection, pairs)
     finally:
         engine.dispose()

@@ -13,6 +13,7 @@ import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from .naming import fit_identifier
 from .options import REDACT_FORMS, CaptureMode, Operation, RedactForm
 
 #: The newest template version.  A released version is never edited; a change is a new version.
@@ -84,6 +85,19 @@ class TriggerSpec:
 
     name: str
     operation: Operation
+
+
+def key_trigger_name(update_trigger: str) -> str:
+    """The name of the key trigger beside the UPDATE trigger ``update_trigger``: that name plus
+    ``_key``, fitted into 63 bytes.
+
+    Derived, not declared: it follows the table's trigger naming convention through the UPDATE
+    trigger's name, and a spec read back from a migration or a function comment names it
+    without a new field.  Trigger names only need to differ per table; the table's other
+    triggers end in the operation (``_insert``, ``_update``, ...), never in ``_update_key``, and
+    a fitted long name ends in a hash of the full name.
+    """
+    return fit_identifier(f"{update_trigger}_key")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -164,6 +178,28 @@ class AuditSpec:
         return self.mode == "statement" and (
             self.skip_unchanged or "changed_columns" in self.captures
         )
+
+    @property
+    def update_trigger(self) -> TriggerSpec | None:
+        """The UPDATE trigger, whose name the key trigger's follows."""
+        return next((t for t in self.triggers if t.operation == "UPDATE"), None)
+
+    @property
+    def key_trigger(self) -> TriggerSpec | None:
+        """From template 2, the row-level trigger recording moved keys (``K`` rows) of a
+        statement-mode table with a key that audits UPDATE.
+
+        ``AFTER UPDATE ... FOR EACH ROW WHEN (OLD.k IS DISTINCT FROM NEW.k ...)`` calling the
+        same function: the condition is evaluated without calling it, so an UPDATE that moves
+        no key pays no look for moved keys (``render.key_trigger``).  None where the statement
+        trigger needs no help: row mode looks in its own call, a keyless table cannot tell.
+        """
+        update = self.update_trigger
+        if update is None or self.template < 2 or self.mode != "statement" or self.cdc:
+            return None
+        if not self.key_columns:
+            return None
+        return TriggerSpec(name=key_trigger_name(update.name), operation="UPDATE")
 
     @property
     def key(self) -> tuple[str | None, str]:

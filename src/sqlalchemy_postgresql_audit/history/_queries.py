@@ -43,6 +43,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import BigInteger, Text, UserDefinedType
 
+from ..declare.audit_table import PARTITIONING_KEY
 from ..declare.spec import (
     AUDIT_CURRENT_USER,
     AUDIT_ID,
@@ -151,6 +152,8 @@ def counts_at(table: Any, at: datetime.datetime | ColumnElement[Any]) -> ColumnE
 #: Marker rows (a NULL key) end every row's life at once: a TRUNCATE's ``T``, and ``R``, where
 #: a trail kept from an earlier life of the table restarts (``render/restart.py``).
 MARKER_OPERATIONS = ("T", "R")
+#: Every marker a row's history may show: these, and retention's ``X``.
+HISTORY_MARKER_OPERATIONS = (*MARKER_OPERATIONS, RETENTION_OPERATION_CODE)
 
 
 def marker_condition(table: Any, target: Audited) -> ColumnElement[bool]:
@@ -186,22 +189,42 @@ def versions(target: Audited, key: Mapping[str, Any], *, with_changes: bool) -> 
     """
     audit, labels = target.audit, target.labels
     marker = labels.marker
-    # The row's versions are read once, and its first version taken from them: each use of
-    # a subquery over a partitioned audit table is planned over every partition, and planning
-    # dominates a history query there.
-    rows = select(*audit.c).where(key_filter(audit, key)).cte("audit_history_own")
-    own = select(*rows.c, false().label(marker))
-    earliest = select(rows.c[AUDIT_ID], rows.c[AUDIT_OPERATION]).order_by(rows.c[AUDIT_ID]).limit(1)
-    first = select(earliest.subquery().c[AUDIT_ID]).scalar_subquery()
-    first_operation = select(earliest.subquery().c[AUDIT_OPERATION]).scalar_subquery()
-    # Markers (NULL key) in one pass over the table, for the same reason.
-    markers = select(*audit.c, true().label(marker)).where(
-        or_(
-            and_(marker_condition(audit, target), audit.c[AUDIT_ID] > first),
-            retention_condition(audit, target, first, first_operation),
+    # The audit table is read once, for the row's versions and every marker together: each
+    # reference to a partitioned audit table is planned over every partition, and without a
+    # prepared statement (psycopg2 never prepares) that planning is most of a history query's
+    # time.  Then the markers that concern the row are picked from what was read.
+    null_key = and_(*(audit.c[k].is_(None) for k in target.key_columns))
+    rows = (
+        select(*audit.c, null_key.label(marker))
+        .where(
+            or_(
+                key_filter(audit, key),
+                and_(null_key, audit.c[AUDIT_OPERATION].in_(HISTORY_MARKER_OPERATIONS)),
+            )
         )
+        .cte("audit_history_read")
     )
-    both = union_all(own, markers).subquery("audit_history_versions")
+    is_marker = rows.c[marker]
+    earliest = (
+        select(rows.c[AUDIT_ID], rows.c[AUDIT_OPERATION])
+        .where(~is_marker)
+        .order_by(rows.c[AUDIT_ID])
+        .limit(1)
+        .cte("audit_history_first")
+    )
+    first = select(earliest.c[AUDIT_ID]).scalar_subquery()
+    first_operation = select(earliest.c[AUDIT_OPERATION]).scalar_subquery()
+    both = (
+        select(*rows.c)
+        .where(
+            or_(
+                ~is_marker,
+                and_(marker_condition(rows, target), rows.c[AUDIT_ID] > first),
+                retention_condition(rows, target, first, first_operation),
+            )
+        )
+        .subquery("audit_history_versions")
+    )
     order = both.c[AUDIT_ID]
     spec = target.spec
     columns = spec.compared_columns if with_changes else ()
@@ -332,6 +355,8 @@ def latest_versions(
     """
     audit = target.audit
     visible = [] if at is None else [counts_at(audit, at)]
+    if key is not None and PARTITIONING_KEY in audit.info:
+        return _latest_partitioned_version(target, key, visible)
     last_marker = (
         select(func.max(audit.c[AUDIT_ID]))
         .where(marker_condition(audit, target), *visible)
@@ -340,6 +365,8 @@ def latest_versions(
     after_marker = audit.c[AUDIT_ID] > func.coalesce(last_marker, 0)
     keys = [audit.c[k] for k in target.key_columns]
     if key is not None:
+        # Read newest first down the history index: it stops at the first version that
+        # counts, however many versions the row has.
         one = select(*audit.c).where(key_filter(audit, key), *visible, after_marker)
         return one.order_by(audit.c[AUDIT_ID].desc()).limit(1).subquery("audit_as_of")
     every = (
@@ -348,6 +375,38 @@ def latest_versions(
         .order_by(*keys, audit.c[AUDIT_ID].desc())
     )
     return _distinct_on(every, keys).subquery("audit_as_of")
+
+
+def _latest_partitioned_version(
+    target: Audited, key: Mapping[str, Any], visible: list[ColumnElement[bool]]
+) -> Subquery:
+    """One row's latest version that counts, after the latest marker that counts, from a
+    partitioned audit table: the row's versions and the markers are read in one scan, as in
+    ``versions``, because each reference to a partitioned table is planned over every
+    partition the time bound leaves, and without a prepared statement that planning costs
+    more than reading the row's versions.  The price: every version that counts is read,
+    where the unpartitioned form stops at the newest."""
+    audit, marker = target.audit, target.labels.marker
+    null_key = and_(*(audit.c[k].is_(None) for k in target.key_columns))
+    read = (
+        select(*audit.c, null_key.label(marker))
+        .where(
+            or_(
+                key_filter(audit, key),
+                and_(null_key, audit.c[AUDIT_OPERATION].in_(MARKER_OPERATIONS)),
+            ),
+            *visible,
+        )
+        .cte("audit_as_of_read")
+    )
+    last_marker = select(func.max(read.c[AUDIT_ID])).where(read.c[marker]).scalar_subquery()
+    return (
+        select(*(read.c[column.name] for column in audit.c))
+        .where(~read.c[marker], read.c[AUDIT_ID] > func.coalesce(last_marker, 0))
+        .order_by(read.c[AUDIT_ID].desc())
+        .limit(1)
+        .subquery("audit_as_of")
+    )
 
 
 def _distinct_on(statement: Select[Any], keys: list[Any]) -> Select[Any]:

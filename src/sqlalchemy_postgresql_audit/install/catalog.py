@@ -17,6 +17,7 @@ from sqlalchemy import Connection, bindparam, text
 
 from ..declare.spec import AUDIT_ID, AuditSpec
 from ..render import COMMENT_MARKER, GRANTS_MARKER, guard_function
+from ..render.key_trigger import KEY_TRIGGER_COMMENT
 from ..render.sql import name_text
 from .partitions import with_partitions
 
@@ -39,6 +40,9 @@ class TriggerState:
     enabled: bool  # fires in normal operation: not disabled, not replica-only
     conditional: bool  # has a WHEN clause
     column_list: bool  # UPDATE OF <columns>
+    #: A WHEN clause that no longer matches the digest installing recorded in the trigger's
+    #: comment (``render.key_trigger``): the condition was edited.  Clones are never edited.
+    edited: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -60,6 +64,9 @@ class InstalledAudit:
     partition_triggers: tuple[TriggerState, ...] = ()
     #: Every table inheriting from the audited one, at any depth, as (schema, name).
     partitions: tuple[tuple[str, str], ...] = ()
+    #: Those of ``partitions`` that are inheritance children, not partitions: the ones that
+    #: need a key trigger of their own (``render.key_trigger``).
+    inheritance_children: tuple[tuple[str, str], ...] = ()
     #: The append-only guard of an ``append_only`` spec's audit table; None when its function
     #: is gone (or the installed spec is not append-only).
     guard: InstalledGuard | None = None
@@ -102,7 +109,11 @@ _TRIGGERS = text(
     SELECT t.tgfoid, t.tgname, n.nspname, c.relname, t.tgtype, t.tgenabled::text AS tgenabled,
            t.tgoldtable, t.tgnewtable, t.tgqual IS NOT NULL AS conditional,
            pg_catalog.cardinality(t.tgattr::pg_catalog.int2[]) > 0 AS column_list,
-           t.tgparentid <> 0 AS clone
+           t.tgparentid <> 0 AS clone,
+           t.tgqual IS NOT NULL AND t.tgparentid = 0
+             AND pg_catalog.obj_description(t.oid, 'pg_trigger') IS DISTINCT FROM :key_comment
+               || pg_catalog.encode(pg_catalog.sha256(
+                    pg_catalog.convert_to(t.tgqual::pg_catalog.text, 'UTF8')), 'hex') AS edited
     FROM pg_catalog.pg_trigger t
     JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -130,7 +141,8 @@ def installed_audits(connection: Connection, schemas: Iterable[str]) -> list[Ins
     clones: dict[int, list[TriggerState]] = defaultdict(list)
     oids = [f.oid for f in functions] + [g.oid for g in guards.values()]
     if oids:
-        for row in connection.execute(_TRIGGERS, {"functions": oids}):
+        arguments = {"functions": oids, "key_comment": KEY_TRIGGER_COMMENT}
+        for row in connection.execute(_TRIGGERS, arguments):
             (clones if row.clone else triggers)[row.tgfoid].append(_trigger_state(row))
     audits = [
         InstalledAudit(
@@ -217,6 +229,7 @@ def _trigger_state(row: object) -> TriggerState:
         enabled=_char(row.tgenabled) in ("O", "A"),  # type: ignore[attr-defined]
         conditional=bool(row.conditional),  # type: ignore[attr-defined]
         column_list=bool(row.column_list),  # type: ignore[attr-defined]
+        edited=bool(row.edited),  # type: ignore[attr-defined]
     )
 
 

@@ -53,8 +53,32 @@ Change = InstallAudit | ReplaceAudit | DropAudit
 
 
 def expected_triggers(spec: AuditSpec, default_schema: str) -> frozenset[TriggerState]:
-    """The trigger states that installing ``spec`` produces."""
-    return frozenset(_expected_trigger(spec, t, default_schema) for t in spec.triggers)
+    """The trigger states that installing ``spec`` produces on its table (the key trigger
+    included)."""
+    key = _expected_key_trigger(spec, default_schema)
+    return frozenset(
+        (*(_expected_trigger(spec, t, default_schema) for t in spec.triggers), *filter(None, [key]))
+    )
+
+
+def _expected_key_trigger(spec: AuditSpec, default_schema: str) -> TriggerState | None:
+    """``render.key_trigger``'s trigger: row level, conditional, its condition as installed."""
+    trigger = spec.key_trigger
+    if trigger is None:
+        return None
+    return TriggerState(
+        name=trigger.name,
+        schema=spec.schema or default_schema,
+        table=spec.table,
+        timing="AFTER",
+        level="ROW",
+        events=frozenset({"UPDATE"}),
+        old_table=None,
+        new_table=None,
+        enabled=True,
+        conditional=True,
+        column_list=False,
+    )
 
 
 def _expected_trigger(spec: AuditSpec, trigger: TriggerSpec, default_schema: str) -> TriggerState:
@@ -116,7 +140,7 @@ def watched(spec: AuditSpec, installed: InstalledAudit, default_schema: str) -> 
         _function_state(spec, installed),
         *_trigger_states(spec, installed, default_schema),
         *_clone_states(spec, installed, default_schema),
-        *_partition_truncate_states(spec, installed, default_schema),
+        *_descendant_trigger_states(spec, installed, default_schema),
         *_guard_states(spec, installed),
     ]
 
@@ -125,7 +149,8 @@ def not_installed(spec: AuditSpec, default_schema: str) -> list[Watched]:
     """The objects installing ``spec`` produces, every one missing (nothing is installed)."""
     spec = resolved(spec, default_schema)
     found = [Watched("function", f"{spec.schema}.{spec.function}", MISSING)]
-    found += [Watched("trigger", name, MISSING) for name in sorted(t.name for t in spec.triggers)]
+    names = [t.name for t in (*spec.triggers, *filter(None, [spec.key_trigger]))]
+    found += [Watched("trigger", name, MISSING) for name in sorted(names)]
     if spec.append_only:
         found.append(Watched("guard function", f"{spec.schema}.{guard_function(spec)}", MISSING))
         found += [
@@ -210,39 +235,43 @@ def _clone_states(spec: AuditSpec, installed: InstalledAudit, default_schema: st
     return found
 
 
-def _partition_truncate_states(
+def _descendant_trigger_states(
     spec: AuditSpec, installed: InstalledAudit, default_schema: str
 ) -> list[Watched]:
-    """Template 2's TRUNCATE triggers on the table's partitions (``.partitions``): one state
-    per trigger expected or found, in the order ``partition_drifts`` reports them."""
+    """Template 2's TRUNCATE triggers on the table's partitions and key triggers on its
+    inheritance children (``.partitions``): one state per trigger expected or found, in the
+    order ``partition_drifts`` reports them."""
     truncate = next(
         (t for t in expected_triggers(spec, default_schema) if "TRUNCATE" in t.events), None
     )
+    key = _expected_key_trigger(spec, default_schema)
     expected = {
         (t.schema, t.table, t.name): t
-        for t in expected_partition_triggers(spec, installed, truncate)
+        for t in expected_partition_triggers(spec, installed, truncate, key)
     }
     actual = {(t.schema, t.table, t.name): t for t in installed.partition_triggers}
     keys = sorted(expected.keys() | actual.keys())
     drifted = [key for key in keys if key not in expected or actual.get(key) != expected[key]]
-    reasons = dict(zip(drifted, partition_drifts(spec, installed, truncate), strict=True))
+    reasons = dict(zip(drifted, partition_drifts(spec, installed, truncate, key), strict=True))
     found = []
-    for key in keys:
-        name = f"{key[2]} on {key[0]}.{key[1]}"
-        if key not in reasons:
-            found.append(Watched("partition TRUNCATE trigger", name, OK))
+    for item in keys:
+        name = f"{item[2]} on {item[0]}.{item[1]}"
+        events = (expected.get(item) or actual[item]).events
+        kind = "partition TRUNCATE trigger" if "TRUNCATE" in events else "inheritance key trigger"
+        if item not in reasons:
+            found.append(Watched(kind, name, OK))
             continue
-        reason, disabled = reasons[key]
+        reason, disabled = reasons[item]
         state = (
             MISSING
-            if key not in actual
+            if item not in actual
             else UNEXPECTED
-            if key not in expected
+            if item not in expected
             else DISABLED
             if disabled
             else OUTDATED
         )
-        found.append(Watched("partition TRUNCATE trigger", name, state, (reason,)))
+        found.append(Watched(kind, name, state, (reason,)))
     return found
 
 
@@ -289,9 +318,13 @@ def _guard_states(spec: AuditSpec, installed: InstalledAudit) -> list[Watched]:
     if guard.config != GUARD_CONFIG:
         found.append("append-only guard function settings differ")
     expected = {t.name: t for t in expected_guard_triggers(spec)}
+    # The audit table's own: the function's triggers on its partitions and kept partitions
+    # carry the same names (``render.partitioning.guard_partition``).
+    table = (spec.schema, spec.audit_table)
+    own = {t.name: t for t in guard.triggers if (t.schema, t.table) == table}
     return [
         _watched("guard function", name, found),
-        *_compare_triggers("guard trigger", expected, {t.name: t for t in guard.triggers}),
+        *_compare_triggers("guard trigger", expected, own),
     ]
 
 
@@ -301,12 +334,13 @@ def is_current(spec: AuditSpec, installed: InstalledAudit, default_schema: str) 
 
 
 def _clone_is_current(spec: AuditSpec, clone: TriggerState, default_schema: str) -> bool:
-    """A partition's clone must be an enabled copy of a row-level trigger of ``spec``."""
-    if spec.mode != "row":
-        return False  # statement-level triggers have no clones: this one was left behind
+    """A partition's clone must be an enabled copy of a row-level trigger of ``spec`` (in
+    statement mode, of its key trigger); statement-level triggers have no clones."""
     expected = {t.name: t for t in expected_triggers(spec, default_schema)}.get(clone.name)
     return (
-        expected is not None and replace(expected, schema=clone.schema, table=clone.table) == clone
+        expected is not None
+        and expected.level == "ROW"
+        and replace(expected, schema=clone.schema, table=clone.table) == clone
     )
 
 

@@ -57,7 +57,7 @@ def leftover_statements(
             continue
         on_table = [t.name for t in item.triggers if (t.schema, t.table) == key]
         if (item.schema, item.function) in functions:
-            wanted = {t.name for t in declared.triggers}
+            wanted = {t.name for t in (*declared.triggers, *filter(None, [declared.key_trigger]))}
             for name in sorted(set(on_table) - wanted):
                 log.warning(
                     "Dropping trigger %s on table %s.%s: it calls the audit function %s.%s() "

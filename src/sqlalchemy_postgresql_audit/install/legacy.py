@@ -35,6 +35,7 @@ _LEGACY_TRIGGERS = text(
     SELECT n.nspname, c.relname, t.tgname, t.tgtype, t.tgenabled::text AS tgenabled,
            t.tgoldtable, t.tgnewtable, t.tgqual IS NOT NULL AS conditional,
            pg_catalog.cardinality(t.tgattr::pg_catalog.int2[]) > 0 AS column_list,
+           false AS edited,  -- 0.5.x had no key trigger, whose condition's digest this reads
            fn.nspname AS function_schema, p.proname, p.prosrc,
            -- 0.5.x named its function unqualified; template 0 does too, so the search path
            -- must find this very function

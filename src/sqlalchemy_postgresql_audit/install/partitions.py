@@ -4,7 +4,8 @@ TRUNCATE triggers template 2 puts on them (``render.partitions`` says why).
 ``catalog.installed_audits`` uses ``with_partitions`` to file an audit function's triggers on
 other tables than its own apart from the table's triggers, next to the table's descendants;
 ``compare.drifts`` uses ``partition_drifts`` to report a descendant lacking its trigger (one
-attached after the install, say) and a trigger left on a table that is no longer a descendant.
+attached after the install, say; an inheritance child also lacking its key trigger) and a
+trigger left on a table that is no longer a descendant.
 Types only from ``catalog``, which imports this module.
 """
 
@@ -39,7 +40,8 @@ _DESCENDANTS = text(
       SELECT t.schema, t.name, i.inhrelid
       FROM tree t JOIN pg_catalog.pg_inherits i ON i.inhparent = t.relation
     )
-    SELECT t.schema, t.name, n.nspname AS child_schema, c.relname AS child_name
+    SELECT t.schema, t.name, n.nspname AS child_schema, c.relname AS child_name,
+           c.relispartition
     FROM tree t
     JOIN pg_catalog.pg_class c ON c.oid = t.relation
     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
@@ -51,17 +53,20 @@ _DESCENDANTS = text(
 
 def descendants(
     connection: Connection, tables: Sequence[tuple[str, str]]
-) -> dict[tuple[str, str], tuple[tuple[str, str], ...]]:
-    """The ``(schema, name)`` of every table inheriting from each of ``tables``."""
+) -> dict[tuple[str, str], tuple[tuple[tuple[str, str], bool], ...]]:
+    """The ``(schema, name)`` of every table inheriting from each of ``tables``, each with
+    whether it is a partition."""
     if not tables:
         return {}
     rows = connection.execute(
         _DESCENDANTS,
         {"schemas": [schema for schema, _ in tables], "tables": [name for _, name in tables]},
     )
-    found: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
+    found: dict[tuple[str, str], list[tuple[tuple[str, str], bool]]] = defaultdict(list)
     for row in rows:
-        found[(row.schema, row.name)].append((row.child_schema, row.child_name))
+        found[(row.schema, row.name)].append(
+            ((row.child_schema, row.child_name), bool(row.relispartition))
+        )
     return {table: tuple(children) for table, children in found.items()}
 
 
@@ -77,46 +82,73 @@ def with_partitions(connection: Connection, audits: list[InstalledAudit]) -> lis
             continue
         own = tuple(t for t in audit.triggers if (t.schema, t.table) == table)
         others = tuple(t for t in audit.triggers if (t.schema, t.table) != table)
+        found = children.get(table, ())
         result.append(
             replace(
                 audit,
                 triggers=own,
                 partition_triggers=others,
-                partitions=children.get(table, ()),
+                partitions=tuple(child for child, _ in found),
+                inheritance_children=tuple(child for child, partition in found if not partition),
             )
         )
     return result
 
 
 def expected_partition_triggers(
-    spec: AuditSpec, installed: InstalledAudit, table_truncate: TriggerState | None
+    spec: AuditSpec,
+    installed: InstalledAudit,
+    table_truncate: TriggerState | None,
+    table_key: TriggerState | None = None,
 ) -> frozenset[TriggerState]:
     """The triggers installing ``spec`` puts on the table's current descendants:
-    ``table_truncate`` (the table's own expected TRUNCATE trigger), as ``BEFORE`` on each."""
-    if spec.template < 2 or table_truncate is None:
+    ``table_truncate`` (the table's own expected TRUNCATE trigger), as ``BEFORE`` on each, and
+    ``table_key`` (its key trigger) on each inheritance child."""
+    if spec.template < 2:
         return frozenset()
-    return frozenset(
-        replace(table_truncate, schema=schema, table=name, timing="BEFORE")
-        for schema, name in installed.partitions
+    truncates = (
+        ()
+        if table_truncate is None
+        else (
+            replace(table_truncate, schema=schema, table=name, timing="BEFORE")
+            for schema, name in installed.partitions
+        )
     )
+    keys = (
+        ()
+        if table_key is None
+        else (
+            replace(table_key, schema=schema, table=name)
+            for schema, name in installed.inheritance_children
+        )
+    )
+    return frozenset((*truncates, *keys))
 
 
 def partition_drifts(
-    spec: AuditSpec, installed: InstalledAudit, table_truncate: TriggerState | None
+    spec: AuditSpec,
+    installed: InstalledAudit,
+    table_truncate: TriggerState | None,
+    table_key: TriggerState | None = None,
 ) -> list[tuple[str, bool]]:
     """``(reason, disabled)`` for each way the function's triggers on other tables than its own
     differ from what installing ``spec`` puts there; ``disabled`` when only switched off."""
     expected = {
         (t.schema, t.table, t.name): t
-        for t in expected_partition_triggers(spec, installed, table_truncate)
+        for t in expected_partition_triggers(spec, installed, table_truncate, table_key)
     }
     actual = {(t.schema, t.table, t.name): t for t in installed.partition_triggers}
     found: list[tuple[str, bool]] = []
     for key in sorted(expected.keys() | actual.keys()):
         schema, table, name = key
-        where = f"TRUNCATE trigger {name} on partition {schema}.{table}"
+        if "TRUNCATE" in (expected.get(key) or actual[key]).events:
+            where = f"TRUNCATE trigger {name} on partition {schema}.{table}"
+            lost = "a TRUNCATE of it is not recorded"
+        else:
+            where = f"key trigger {name} on inheritance child {schema}.{table}"
+            lost = "a key moved through it is not recorded"
         if key not in actual:
-            found.append((f"{where} missing: a TRUNCATE of it is not recorded", False))
+            found.append((f"{where} missing: {lost}", False))
         elif key not in expected:
             found.append((f"trigger {name} on {schema}.{table} left behind", False))
         elif replace(actual[key], enabled=True) != expected[key]:

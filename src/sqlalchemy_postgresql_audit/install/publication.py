@@ -30,9 +30,11 @@ from ..render.sql import name_text
 CONTEXT_COMMENT = "audit context of change-data-capture writes" + AUDIT_TABLE_COMMENT_SUFFIX
 
 
-def source_statements(names: CdcNames, specs: Iterable[AuditSpec]) -> list[str]:
-    """Idempotent: the context table and its publication, the CDC publication with ``specs``
-    (resolved), and each table's replica identity."""
+def source_statements(
+    names: CdcNames, pairs: Iterable[tuple[Table, AuditSpec]]
+) -> list[str]:
+    """Idempotent: the context table and its publication, the CDC publication with the tables
+    of ``pairs`` (resolved specs), and each table's replica identity."""
     statements = [
         sql.create_context_table(names.context_schema, names.context_table, CONTEXT_COMMENT),
         sql.create_context_publication(
@@ -40,15 +42,18 @@ def source_statements(names: CdcNames, specs: Iterable[AuditSpec]) -> list[str]:
         ),
         sql.create_publication(names.publication),
     ]
-    for spec in specs:
-        statements.append(sql.replica_identity(spec.schema, spec.table, replica_identity(spec)))
+    for table, spec in pairs:
+        identity = replica_identity(spec, table)
+        statements.append(sql.replica_identity(spec.schema, spec.table, identity))
         statements.append(sql.add_table(names.publication, spec.schema, spec.table))
     return statements
 
 
-def removal_statements(names: CdcNames, specs: Iterable[AuditSpec]) -> list[str]:
-    """Take ``specs``' tables out of the publication (their replica identity stays)."""
-    return [sql.drop_table(names.publication, spec.schema, spec.table) for spec in specs]
+def removal_statements(
+    names: CdcNames, pairs: Iterable[tuple[Table, AuditSpec]]
+) -> list[str]:
+    """Take the tables of ``pairs`` out of the publication (their replica identity stays)."""
+    return [sql.drop_table(names.publication, spec.schema, spec.table) for _, spec in pairs]
 
 
 def ensure_slot(connection: Connection, slot: str, tables: Sequence[str]) -> None:
@@ -138,11 +143,11 @@ def uninstall_statements(pairs: Sequence[tuple[Table, AuditSpec]]) -> list[str]:
 
 
 def _per_metadata(pairs: Sequence[tuple[Table, AuditSpec]], statements: Any) -> list[str]:
-    groups: dict[int, tuple[MetaData, list[AuditSpec]]] = {}
+    groups: dict[int, tuple[MetaData, list[tuple[Table, AuditSpec]]]] = {}
     for table, spec in pairs:
         if spec.cdc:
-            groups.setdefault(id(table.metadata), (table.metadata, []))[1].append(spec)
+            groups.setdefault(id(table.metadata), (table.metadata, []))[1].append((table, spec))
     result: list[str] = []
-    for metadata, specs in groups.values():
-        result += statements(cdc_names(metadata), specs)
+    for metadata, group in groups.values():
+        result += statements(cdc_names(metadata), group)
     return result

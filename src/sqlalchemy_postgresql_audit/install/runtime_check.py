@@ -15,10 +15,12 @@ an UPDATE too), the table (as this statement addresses it: ``schema_translate_ma
 then ``search_path``) must carry an enabled trigger calling a function of this library, of any
 template version, or the trigger a 0.5.x release installed.  Whether the installation matches
 the declared spec and the newest template is not asked: an outdated installation still records
-every write, and demanding the exact spec would make every write fail during each rolling
-deploy (new code running before its migration) and during a template upgrade (a version-1
-installation while version 2 code starts).  Currency is what ``check`` and ``alembic check``
-report in CI; this guard is about "unaudited", not "audited differently".
+every write (one exception: a statement-mode function that leaves moved keys to its key
+trigger, ``render.key_trigger``, counts as recording UPDATE only beside that trigger: without
+it, moved keys would go unrecorded), and demanding the exact spec would make every write fail
+during each rolling deploy (new code running before its migration) and during a template
+upgrade (a version-1 installation while version 2 code starts).  Currency is what ``check``
+and ``alembic check`` report in CI; this guard is about "unaudited", not "audited differently".
 
 **Cost.**  One catalog query per engine (its connection pool, so per database URL), for every
 audited table declared in the process at once, run on the connection of the first audited write,
@@ -61,6 +63,7 @@ from ..declare.options import ALL_OPERATIONS, OPTIONS_KEY
 from ..declare.spec import AuditSpec
 from ..errors import AuditConfigurationError
 from ..render import COMMENT_MARKER
+from ..render.key_trigger import ROW_BRANCH
 from .legacy import legacy_trigger_name
 from .publication import unpublished
 
@@ -79,14 +82,23 @@ _EVENT_BITS = {"INSERT": 4, "DELETE": 8, "UPDATE": 16, "TRUNCATE": 32}
 # For each wanted table: whether it exists, as an unqualified name resolves along search_path
 # (as the write will resolve it), and the events its enabled audit triggers fire on: a trigger
 # calling a function whose comment carries the library's marker (any template version), or
-# 0.5.x's uncommented function and trigger under their convention names.
+# 0.5.x's uncommented function and trigger under their convention names.  An UPDATE is only
+# audited in full where a statement trigger whose function leaves moved keys to the key trigger
+# (``render.key_trigger``) has that trigger beside it (enabled, row level, conditional).  A
+# conditional trigger (that one, or one edited by hand) records only some rows of its events.
 _INSTALLED_EVENTS = text(
     """
     SELECT w.position, c.oid IS NOT NULL AS found,
            COALESCE(pg_catalog.bit_or(t.tgtype::integer) FILTER (
-               WHERE starts_with(d.description, :marker)
+               WHERE t.tgqual IS NULL AND (starts_with(d.description, :marker)
                   OR (d.description IS NULL AND t.tgname = w.legacy_trigger
-                      AND p.proname = w.legacy_function)), 0) AS events
+                      AND p.proname = w.legacy_function))), 0) AS events,
+           COALESCE(pg_catalog.bool_or(pg_catalog.strpos(p.prosrc, :row_branch) > 0)
+               FILTER (WHERE starts_with(d.description, :marker)
+                         AND t.tgtype::integer & 17 = 16), false) AS needs_key_trigger,
+           COALESCE(pg_catalog.bool_or(t.tgqual IS NOT NULL)
+               FILTER (WHERE starts_with(d.description, :marker)
+                         AND t.tgtype::integer & 17 = 17), false) AS has_key_trigger
     FROM unnest(:schemas, :tables, :legacy_triggers, :legacy_functions)
          WITH ORDINALITY AS w(schema_name, table_name, legacy_trigger, legacy_function, position)
     LEFT JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(
@@ -326,14 +338,23 @@ def _installed(
         _INSTALLED_EVENTS,
         {
             "marker": COMMENT_MARKER,
+            "row_branch": ROW_BRANCH,
             "schemas": [schema for schema, _ in keys],
             "tables": [name for _, name in keys],
             "legacy_triggers": [legacy_trigger_name(table) for table, _ in wanted.values()],
             "legacy_functions": [spec.function for _, spec in wanted.values()],
         },
     )
-    return {keys[row.position - 1]: _events(row.events) for row in rows if row.found}
+    return {
+        keys[row.position - 1]: _events(
+            row.events, row.needs_key_trigger and not row.has_key_trigger
+        )
+        for row in rows
+        if row.found
+    }
 
 
-def _events(bits: int) -> frozenset[str]:
-    return frozenset(name for name, bit in _EVENT_BITS.items() if bits & bit)
+def _events(bits: int, key_trigger_missing: bool) -> frozenset[str]:
+    """The audited operations; not UPDATE while moved keys would go unrecorded."""
+    found = frozenset(name for name, bit in _EVENT_BITS.items() if bits & bit)
+    return found - {"UPDATE"} if key_trigger_missing else found

@@ -15,7 +15,7 @@ from ..declare.audit_table import AUDIT_TABLE_COMMENT_SUFFIX
 from ..declare.spec import AUDIT_TIMESTAMP
 from ..install.compare import UNEXPECTED, Watched
 from ..render.erasure import KEPT_PARTITIONS
-from ..render.partitioning import default_partition
+from ..render.partitioning import PARTITION_COMMENT_PREFIX, default_partition
 from ..render.sql import name_text
 
 #: The range partitions of a table, bounds read back as timestamptz (rendered and parsed in
@@ -41,7 +41,7 @@ def partition_comment(audit_table: str) -> str:
     an audit table, attached or kept, apart from other tables.  It ends like an audit table's,
     so that Alembic's autogenerate keeps it (never proposes to drop it) as it keeps audit
     tables; ``kept`` matches only the comment of an audit table itself."""
-    return f"Partition of audit table {audit_table}{AUDIT_TABLE_COMMENT_SUFFIX}"
+    return f"{PARTITION_COMMENT_PREFIX}{audit_table}{AUDIT_TABLE_COMMENT_SUFFIX}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,11 +103,21 @@ def look_alikes_watched(
     ]
 
 
-def detached_partitions(connection: sa.Connection, audit_table: sa.Table) -> list[str]:
+def detached_partitions(connection: sa.Connection, audit_table: sa.Table | str) -> list[str]:
     """The names of ``audit_table``'s partitions that retention detached and kept (with
     ``retention_keep``), in its schema, oldest first; tables only made to look like them are
-    left out, each with a warning (``kept_partitions``)."""
-    return list(kept_partitions(connection, audit_table.schema, audit_table.name).names)
+    left out, each with a warning (``kept_partitions``).  ``audit_table``: the audit ``Table``,
+    or its name (``"name"`` or ``"schema.name"``)."""
+    if isinstance(audit_table, sa.Table):
+        schema, name = audit_table.schema, audit_table.name
+    elif isinstance(audit_table, str):
+        schema, _, name = audit_table.rpartition(".")
+        schema = schema or None
+    else:
+        raise TypeError(
+            f"audit_table must be an audit Table or its name (str), got {audit_table!r}"
+        )
+    return list(kept_partitions(connection, schema, name).names)
 
 
 _UNCOMMENTED = sa.text(
@@ -143,6 +153,29 @@ def range_partitions(
 ) -> list[RangePartition]:
     rows = connection.execute(_PARTITIONS, {"parent": name_text(schema, audit_table)})
     return [RangePartition(name=row.name, lower=row.lower, upper=row.upper) for row in rows]
+
+
+_PENDING = sa.text(
+    """
+    SELECT c.relname FROM pg_catalog.pg_inherits i
+    JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+    WHERE i.inhparent = CAST(:parent AS regclass) AND i.inhdetachpending
+    ORDER BY 1
+    """
+)
+
+
+def pending_detaches(connection: sa.Connection, schema: str | None, audit_table: str) -> list[str]:
+    """Partitions a ``DETACH PARTITION ... CONCURRENTLY`` left half done (interrupted, or its
+    session crashed): new queries no longer see them, nor route writes to them, until
+    ``ALTER TABLE ... DETACH PARTITION ... FINALIZE``.  The library never detaches
+    concurrently (PostgreSQL refuses it beside a DEFAULT partition); someone else did, with
+    the DEFAULT partition gone.  PostgreSQL 14 added the state: none before."""
+    version = connection.dialect.server_version_info or (0,)
+    if version < (14,):
+        return []
+    found = connection.execute(_PENDING, {"parent": name_text(schema, audit_table)})
+    return list(found.scalars())
 
 
 def default_table(schema: str | None, audit_table: str) -> sa.TableClause:

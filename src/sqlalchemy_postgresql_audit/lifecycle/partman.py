@@ -11,10 +11,11 @@ What stays ``maintain``'s own, partman or not: draining the DEFAULT partition (p
 ``partition_data_*`` deletes rows from it, which the append-only guard refuses; ``maintain``
 detaches it instead, and asks pg_partman to create the partitions the rows need, named its
 way), and retention (pg_partman's would drop partitions without the trail's ``X`` marker and
-past a hold), and marking partitions as audit history (comment, owner-only rights, guard).
-pg_partman works in the session's time zone; ``maintain`` sets UTC for its calls, and a
-pg_cron job should run in a database whose ``timezone`` is UTC, so that pg_partman cuts
-periods where the library does.
+past a hold), and marking partitions as audit history (comment, owner-only rights, guard):
+``maintain`` marks those pg_partman makes when it runs it, and the function the pg_cron job
+runs (``schedule_partman_maintenance``) marks those its own run makes, in the same
+transaction.  pg_partman works in the session's time zone; both set UTC for their calls, so
+that pg_partman cuts periods where the library does.
 """
 
 from __future__ import annotations
@@ -25,14 +26,14 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from ..declare.audit_table import AUDIT_TABLE_COMMENT_SUFFIX
 from ..declare.naming import fit_identifier
 from ..declare.options import PartitionInterval
 from ..errors import AuditError
 from ..install.ddl import AuditDDL, _connection
 from ..render import partman as sql
-from ..render.conversion import copy_rows, rename_table
-from ..render.partitioning import default_partition, detach_partition, drop_partition
-from ..render.sql import name_text
+from ..render.conversion import rename_table
+from ..render.partitioning import default_partition, detach_partition
 from .periods import PREMAKE, Period, bound_text
 
 _EXTENSION = sa.text(
@@ -76,16 +77,19 @@ def register(
     audit_table: str,
     interval: PartitionInterval,
     start: datetime.datetime,
-) -> bool:
-    """Register the audit table with pg_partman unless it is; True when registered now.
+) -> str | None:
+    """Register the audit table with pg_partman unless it is; when registered now, returns
+    the name of the library's DEFAULT partition, set aside with its rows, else None.
 
     pg_partman creates the DEFAULT partition itself, under the name the library gives it, so
-    the library's is set aside first and its rows go back through the parent afterwards
-    (into pg_partman's DEFAULT partition, from which ``maintain`` drains them).
+    the library's is detached and renamed first.  Its rows are not sent through the parent
+    again (a publication of the audit table would publish them a second time): ``maintain``
+    moves them straight into their partitions, as it drains the DEFAULT partition
+    (``lifecycle.drain``), and drops it.
     """
     parent = parent_name(connection, schema, audit_table)
     if connection.execute(sa.text(sql.registered(partman.schema)), {"parent": parent}).scalar():
-        return False
+        return None
     default = default_partition(audit_table)
     aside = fit_identifier(f"{audit_table}_default_aside")
     _run(connection, detach_partition(schema, audit_table, default))
@@ -100,10 +104,7 @@ def register(
             "start": bound_text(start),
         },
     )
-    columns = tuple(connection.execute(_COLUMNS, {"t": name_text(schema, aside)}).scalars())
-    _run(connection, copy_rows(schema, aside, audit_table, columns))
-    _run(connection, drop_partition(schema, aside))
-    return True
+    return aside
 
 
 def premake(connection: sa.Connection, partman: Partman, parent: str) -> None:
@@ -120,12 +121,6 @@ def create_periods(
         )
 
 
-_COLUMNS = sa.text(
-    "SELECT attname FROM pg_catalog.pg_attribute WHERE attrelid = CAST(:t AS regclass) "
-    "AND attnum > 0 AND NOT attisdropped ORDER BY attnum"
-)
-
-
 def _run(connection: sa.Connection, statement: str) -> None:
     connection.execute(AuditDDL(statement))
 
@@ -133,9 +128,25 @@ def _run(connection: sa.Connection, statement: str) -> None:
 #: The pg_cron job ``schedule_partman_maintenance`` creates (one per database it names).
 CRON_JOB = "sqlalchemy_postgresql_audit_partman"
 
-_SCHEDULE = sa.text(
-    "SELECT cron.schedule_in_database(:job, :schedule, :command, :database)"
+_SCHEDULE = sa.text("SELECT cron.schedule_in_database(:job, :schedule, :command, :database)")
+_SCHEDULE_AS = sa.text(
+    "SELECT cron.schedule_in_database(:job, :schedule, :command, :database, :owner)"
 )
+
+
+def install_maintenance_function(
+    connection: sa.Connection, partman: Partman, schema: str | None, owner: str | None
+) -> str:
+    """Install (or replace) the function the pg_cron job runs, ``schema``'s (the connection's
+    current schema when ``None``), owned by ``owner`` (the connection's role when ``None``)
+    alone; returns the statement that runs it."""
+    if schema is None:
+        schema = connection.execute(sa.select(sa.func.current_schema())).scalar_one()
+    _run(connection, sql.maintenance_function(schema, partman.schema, AUDIT_TABLE_COMMENT_SUFFIX))
+    _run(connection, sql.revoke_maintenance_function(schema))
+    if owner is not None:
+        _run(connection, sql.maintenance_function_owner(schema, owner))
+    return sql.run_maintenance_function(schema)
 
 
 def schedule_partman_maintenance(
@@ -144,32 +155,36 @@ def schedule_partman_maintenance(
     *,
     schedule: str = "*/30 * * * *",
     job_name: str | None = None,
+    schema: str | None = None,
+    owner: str | None = None,
 ) -> int:
-    """Have pg_cron run pg_partman's ``run_maintenance_proc`` in ``target_bind``'s database on
-    ``schedule``, and return the job's id (``cron.unschedule(id)`` removes it).
+    """Have pg_cron run pg_partman's maintenance of the audit tables in ``target_bind``'s
+    database on ``schedule``, and return the job's id (``cron.unschedule(id)`` removes it).
+
+    The job runs a function installed here (``render.partman.maintenance_function``, in
+    ``schema``, by default the connection's current one): pg_partman's ``run_maintenance`` of
+    each audit table registered with it, then, in the same transaction, the comment,
+    owner-only rights, replica identity and append-only guard on every partition it made, so
+    that a partition is complete as soon as it exists (pg_partman 4.x has no hook to do that
+    after it creates one).  The function and the job belong to ``owner`` (by default the role
+    of ``target_bind``, which should be the audit tables' owner; naming another role for the
+    job takes a superuser in ``cron_bind``).
 
     ``cron_bind`` is the database pg_cron was created in (``cron.database_name``, ``postgres``
-    by default); a job of the same name is replaced.  The job keeps partitions ahead of the
-    writers even when ``maintain`` does not run; ``maintain`` still drains the DEFAULT
-    partition, applies retention and marks new partitions (comment, owner-only rights, the
-    append-only guard), so schedule it too, less often.
+    by default); a job of the same name is replaced.  ``maintain`` still drains the DEFAULT
+    partition and applies retention: schedule it too, less often.
     """
     with _connection(target_bind) as target:
         found = partman_of(target)
         database = target.execute(sa.select(sa.func.current_database())).scalar_one()
-    if found is None:
-        raise AuditError(f"database {database!r} has no pg_partman 4.x to schedule")
+        if found is None:
+            raise AuditError(f"database {database!r} has no pg_partman 4.x to schedule")
+        command = install_maintenance_function(target, found, schema, owner)
     name = job_name or f"{CRON_JOB}_{database}"
+    values = {"job": name, "schedule": schedule, "command": command, "database": database}
     with _connection(cron_bind) as cron:
-        job = cron.execute(
-            _SCHEDULE,
-            {
-                "job": name,
-                "schedule": schedule,
-                "command": sql.run_maintenance_proc(found.schema),
-                "database": database,
-            },
-        ).scalar_one()
+        if owner is None:
+            job = cron.execute(_SCHEDULE, values).scalar_one()
+        else:
+            job = cron.execute(_SCHEDULE_AS, {**values, "owner": owner}).scalar_one()
     return int(job)
-
-

@@ -218,6 +218,16 @@ def context_trigger(schema: str | None, table: str) -> tuple[str, ...]:
     )
 
 
+def add_column(schema: str | None, table: str, column: str, type_sql: str) -> str:
+    """A column the target's replica or audit table lacks (design 1 following a migration of
+    the source); ``type_sql`` is the column type as SQLAlchemy compiles it.  Nullable: rows
+    already there have no value."""
+    return (
+        f"ALTER TABLE {qualified(schema, table)} "
+        f"ADD COLUMN IF NOT EXISTS {quote(column)} {type_sql}"
+    )
+
+
 def enable_always(schema: str | None, table: str, trigger: str) -> str:
     """Fire ``trigger`` for changes the apply worker makes too."""
     return f"ALTER TABLE {qualified(schema, table)} ENABLE ALWAYS TRIGGER {quote(trigger)}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .sql import always_qualified, always_quote
+from .sql import always_qualified, always_quote, literal
 
 #: The decoder's progress table, one row per slot, in the target.
 PROGRESS_TABLE = "audit_cdc_progress"
@@ -46,6 +46,18 @@ ADVANCE = (
     "WHERE slot_name = %(slot)s AND confirmed_flush_lsn < %(lsn)s::pg_catalog.pg_lsn"
 )
 
+#: How far the slot's restart point (where every peek starts decoding) is behind the position
+#: it confirmed, in bytes, and the server's version.
+RESTART_LAG = (
+    "SELECT pg_catalog.pg_wal_lsn_diff(confirmed_flush_lsn, restart_lsn), "
+    "pg_catalog.current_setting('server_version_num')::pg_catalog.int4 "
+    "FROM pg_catalog.pg_replication_slots WHERE slot_name = %(slot)s"
+)
+
+#: A running-transactions record, from which the next advance can move the restart point up
+#: (PostgreSQL 16+; superuser, or a role granted EXECUTE on it).
+LOG_SNAPSHOT = "SELECT pg_catalog.pg_log_standby_snapshot()"
+
 #: The columns a table has now (the audit table may have gained one since the decoder began).
 TABLE_COLUMNS = (
     "SELECT a.attname FROM pg_catalog.pg_attribute a "
@@ -54,14 +66,15 @@ TABLE_COLUMNS = (
 )
 
 
-def create_progress_table(schema: str | None) -> tuple[str, ...]:
+def create_progress_table(schema: str | None, comment: str) -> tuple[str, ...]:
     """The progress table: where the trail stands, written in the same transaction as the
     audit rows it covers, so a crash can neither lose nor repeat a change.
 
     ``end_lsn`` is the end of the last transaction written (the slot may be advanced to it);
     ``position`` counts the changes of that transaction already written, and ``complete``
     says whether all are: a transaction larger than one batch is written in several.
-    Writers get nothing on it.
+    Writers get nothing on it.  ``comment`` marks it as the library's, so Alembic's
+    autogenerate never drops it (the migration would take the decoder's progress with it).
     """
     table = always_qualified(schema, PROGRESS_TABLE)
     return (
@@ -73,6 +86,7 @@ def create_progress_table(schema: str | None) -> tuple[str, ...]:
         "  written_at pg_catalog.timestamptz NOT NULL DEFAULT pg_catalog.now()\n"
         ")",
         f"REVOKE ALL ON {table} FROM PUBLIC",
+        f"COMMENT ON TABLE {table} IS {literal(comment)}",
     )
 
 

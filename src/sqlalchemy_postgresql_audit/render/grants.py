@@ -188,12 +188,19 @@ _OWNER_READS = """\
 """
 
 
+def reads_source(spec: AuditSpec) -> bool:
+    """Whether the function reads the audited table (its owner then needs SELECT on it): to
+    find a moved key's old row (row mode, and the key trigger's calls in statement mode) and to
+    copy the rows a TRUNCATE removes (``truncate_rows``)."""
+    return spec.mode == "row" or spec.truncate_rows or spec.key_trigger is not None
+
+
 def _owner_reads(spec: AuditSpec, role: str) -> str:
     """The owner's SELECT on the audited table and every descendant, at any depth: the trigger
-    function runs as the owner, and reads them to find a moved key's old row (row mode) and to
-    copy the rows a TRUNCATE removes (``truncate_rows``, which reaches every partition and
-    inheritance child); statement mode without ``truncate_rows`` reads only transition tables
-    and gets nothing.  Read from ``pg_inherits`` when it runs, so partitions made after the
+    function runs as the owner, and reads them to find a moved key's old row (row mode, the
+    key trigger) and to copy the rows a TRUNCATE removes (``truncate_rows``, which reaches every
+    partition and inheritance child); statement mode without either reads only transition
+    tables and gets nothing.  Read from ``pg_inherits`` when it runs, so partitions made after the
     declaration are covered by running the step again."""
     declare = (
         f"  source CONSTANT pg_catalog.regclass := {regclass(spec.schema, spec.table)};\n"
@@ -298,7 +305,7 @@ def render_grants(
         statements += [f"ALTER TABLE {audit} OWNER TO {role}", _partitions_to(spec, role)]
         statements += [f"ALTER FUNCTION {f}() OWNER TO {role}" for f in functions]
         statements += [prefix + role for prefix in schema]
-        if spec.mode == "row" or spec.truncate_rows:  # what the function reads, see below
+        if reads_source(spec):
             statements.append(_owner_reads(spec, role))
     for writer in writers:
         role = _role(writer)

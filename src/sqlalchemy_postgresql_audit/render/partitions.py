@@ -1,5 +1,5 @@
 """The TRUNCATE triggers template 2 puts on the partitions (and inheritance children) of an
-audited table.
+audited table, and the key triggers it puts on the inheritance children (``.key_trigger``).
 
 PostgreSQL fires a table's TRUNCATE trigger only for the relations a TRUNCATE reaches: a
 TRUNCATE addressed to one partition never fires the parent's.  So each descendant of the
@@ -14,6 +14,7 @@ server quotes.
 from __future__ import annotations
 
 from ..declare.spec import AuditSpec, TriggerSpec
+from .key_trigger import key_trigger_clause
 from .sql import (
     FALLBACK_SCHEMA,
     dollar_quote,
@@ -39,10 +40,12 @@ def _function(spec: AuditSpec) -> str:
     return f"pg_catalog.to_regprocedure({text})::pg_catalog.oid"
 
 
-def descendants_query(root: str) -> str:
+def descendants_query(root: str, *, inheritance_only: bool = False) -> str:
     """Every table inheriting from ``root`` (a regclass expression), at any depth: partitions,
     sub-partitions and inheritance children; foreign tables and views cannot have TRUNCATE
-    triggers."""
+    triggers.  ``inheritance_only``: no partitions, which PostgreSQL gives clones of the
+    table's row triggers."""
+    partitions = "" if not inheritance_only else " AND NOT c.relispartition"
     return (
         "WITH RECURSIVE tree(relation) AS (\n"
         f"      SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent {_EQ} {root}\n"
@@ -52,6 +55,7 @@ def descendants_query(root: str) -> str:
         "    SELECT tree.relation FROM tree\n"
         f"      JOIN pg_catalog.pg_class c ON c.oid {_EQ} tree.relation\n"
         "      WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p}'::\"char\"[])"
+        f"{partitions}"
     )
 
 
@@ -73,29 +77,49 @@ def _drop_others(spec: AuditSpec, keep: str) -> str:
 
 
 def install_partition_triggers(spec: AuditSpec) -> str:
-    """Put the TRUNCATE trigger on every descendant of the table and remove the function's
-    triggers that are no longer wanted, in the installing transaction."""
+    """Put the TRUNCATE trigger on every descendant of the table and the key trigger
+    (``.key_trigger``) on every inheritance child, and remove the function's triggers that are
+    no longer wanted, in the installing transaction."""
     table = regclass(spec.schema, spec.table)
-    trigger = truncate_trigger(spec)
-    if trigger is None:
+    truncate = truncate_trigger(spec)
+    key = spec.key_trigger
+    if truncate is None and key is None:
         return drop_partition_triggers(spec)
-    keep = (
-        f"t.tgname {_EQ} {literal(trigger.name)} AND t.tgrelid {_EQ} ANY (ARRAY(\n"
-        f"        {descendants_query(table)}))"
-    )
     function = function_signature(spec)
-    create = literal(f"CREATE OR REPLACE TRIGGER {quote(trigger.name)} BEFORE TRUNCATE ON ")
-    execute = literal(f" FOR EACH STATEMENT EXECUTE FUNCTION {function}")
+    keep, loops = [], ""
+    if truncate is not None:
+        keep.append(
+            f"t.tgname {_EQ} {literal(truncate.name)} AND t.tgrelid {_EQ} ANY (ARRAY(\n"
+            f"        {descendants_query(table)}))"
+        )
+        create = literal(f"CREATE OR REPLACE TRIGGER {quote(truncate.name)} BEFORE TRUNCATE ON ")
+        execute = literal(f" FOR EACH STATEMENT EXECUTE FUNCTION {function}")
+        loops += for_each_child(descendants_query(table), create, execute)
+    if key is not None:
+        children = descendants_query(table, inheritance_only=True)
+        keep.append(
+            f"t.tgname {_EQ} {literal(key.name)} AND t.tgrelid {_EQ} ANY (ARRAY(\n"
+            f"        {children}))"
+        )
+        create = literal(f"CREATE OR REPLACE TRIGGER {quote(key.name)} AFTER UPDATE ON ")
+        loops += for_each_child(children, create, literal(f" {key_trigger_clause(spec)}"))
     body = (
         "\nDECLARE\n  stale record;\n  child pg_catalog.oid;\nBEGIN\n"
-        f"{_drop_others(spec, keep)}"
-        f"  FOR child IN {descendants_query(table)}\n"
-        "  LOOP\n"
-        f"    EXECUTE {create} OPERATOR(pg_catalog.||) child::pg_catalog.regclass::pg_catalog.text"
-        f"\n      OPERATOR(pg_catalog.||) {execute};\n"
-        "  END LOOP;\nEND;\n"
+        f"{_drop_others(spec, ' OR '.join(f'({k})' for k in keep))}{loops}END;\n"
     )
     return f"DO {dollar_quote(body)}"
+
+
+def for_each_child(children: str, create: str, rest: str) -> str:
+    """PL/pgSQL running ``create || <child> || rest`` (SQL literals) for each relation of
+    ``children`` (a query), in a block declaring ``child pg_catalog.oid``."""
+    return (
+        f"  FOR child IN {children}\n"
+        "  LOOP\n"
+        f"    EXECUTE {create} OPERATOR(pg_catalog.||) child::pg_catalog.regclass::pg_catalog.text"
+        f"\n      OPERATOR(pg_catalog.||) {rest};\n"
+        "  END LOOP;\n"
+    )
 
 
 def drop_partition_triggers(spec: AuditSpec) -> str:

@@ -9,14 +9,18 @@ What differs from version 1 (whose shared helpers keep their output):
   transaction that started earlier but wrote later sort before the change it overwrote.
 - An UPDATE that changes a row's primary key writes a ``K`` row under the OLD key with the old
   values ("this key's row moved away") before the usual ``U`` row under the new key, so the
-  history of the old key ends there.  Statement mode: every old row whose key is not among the
-  new rows.  Row mode: when the key changed and no row holds the old key once the statement is
-  done (a key swap under a deferrable key moves another row onto it).  Without key columns,
-  nothing can tell a key change from an update: no ``K`` rows.
-- Moved keys are looked for before any is written (statement mode: ``IF EXISTS`` over the
-  anti-join; row mode: the key comparison in PL/pgSQL's fast path before the table lookup), so
-  an UPDATE that moves no key pays for neither an empty INSERT nor an executor run of the
-  lookup; ``bench/breakdown.py`` measured the empty INSERT as half of a single-row UPDATE.
+  history of the old key ends there: when the key changed and no row holds the old key once
+  the statement is done (a key swap under a deferrable key moves another row onto it).  Row
+  mode looks in its own call; statement mode has one more trigger, the key trigger
+  (``.key_trigger``: ``FOR EACH ROW WHEN`` the key changed, calling the same function), and
+  looks over the transition tables (an anti-join) only on a partitioned table, where a row
+  moving to another partition fires no row trigger.  Without key columns, nothing can tell a
+  key change from an update: no ``K`` rows.
+- Moved keys are looked for before any is written (row mode: the key comparison in PL/pgSQL's
+  fast path before the table lookup; statement mode: the key trigger's condition, evaluated
+  without a call), so an UPDATE that moves no key pays for neither an empty INSERT nor an
+  executor run of the lookup; ``bench/breakdown.py`` measured the empty INSERT as half of a
+  single-row UPDATE, the anti-join as 4-5 µs of it.
 - The HINT of a missing required setting names ``audit_context(...)`` as well as
   ``set_session_vars()``.
 - Statement-level capture also runs without nested loops when it looks for moved keys (the
@@ -40,6 +44,12 @@ from ..declare.spec import (
     AuditSpec,
     SettingSpec,
     capture_column,
+)
+from .key_trigger import (
+    ROW_BRANCH,
+    comment_key_triggers,
+    drop_key_trigger,
+    install_key_trigger,
 )
 from .partitions import drop_partition_triggers, install_partition_triggers
 from .redaction import redacted_value
@@ -98,9 +108,18 @@ def render_v2(spec: AuditSpec) -> RenderedAudit:
     )
     return RenderedAudit(
         function_body=body,
-        install=(create_function, comment, revoke, *triggers, install_partition_triggers(spec)),
+        install=(
+            create_function,
+            comment,
+            revoke,
+            *triggers,
+            *install_key_trigger(spec),
+            install_partition_triggers(spec),
+            *comment_key_triggers(spec),
+        ),
         uninstall=(
             *(drop_trigger(spec.schema, spec.table, t.name) for t in spec.triggers),
+            *drop_key_trigger(spec),
             drop_partition_triggers(spec),
             drop_function(spec.schema, spec.function),
         ),
@@ -208,17 +227,33 @@ def _function_body(spec: AuditSpec) -> str:
                 f"        {insert_into}\n        VALUES ({values(KEY_CHANGE_CODE, 'OLD')});\n"
                 "      END IF;\n    END IF;\n    "
             )
+        # Statement mode: the key trigger (``.key_trigger``) calls the function for each row
+        # whose key changed; its condition is evaluated by PostgreSQL without a call, so an
+        # UPDATE moving no key pays for no look.  A row's K is written when no row holds its
+        # old key once the statement is done, as in row mode.  On a partition (statement mode
+        # forced on a partitioned table) it does nothing: a row moving to another partition
+        # fires no UPDATE row trigger, so the statement call looks for every moved key there.
+        table = always_qualified(spec.schema, spec.table)
+        row = (
+            f"{ROW_BRANCH}\n"
+            "      IF pg_catalog.pg_partition_root(TG_RELID) IS NULL\n"
+            f"          AND NOT EXISTS (SELECT FROM {table} AS now_at_key\n"
+            f"            WHERE {_keys_match(spec, 'now_at_key', 'OLD')}) THEN\n"
+            f"        {insert_into}\n        VALUES ({values(KEY_CHANGE_CODE, 'OLD')});\n"
+            "      END IF;\n      RETURN NULL;\n    END IF;\n    "
+        )
         # Looked for first, written only when found: an INSERT that writes no row still opens
         # the audit table and its indexes, which cost a single-row UPDATE as much again as
-        # the anti-join itself; keys rarely move.
+        # the anti-join itself; keys rarely move.  A partitioned table's root is itself.
         moved = (
             f"FROM {OLD_ROWS} AS o WHERE NOT EXISTS (\n"
-            f"      SELECT FROM {NEW_ROWS} AS n WHERE {_keys_match(spec, 'n', 'o')})"
+            f"        SELECT FROM {NEW_ROWS} AS n WHERE {_keys_match(spec, 'n', 'o')})"
         )
         return (
-            f"IF EXISTS (SELECT {moved}) THEN\n"
-            f"      {insert_into}\n      SELECT {values(KEY_CHANGE_CODE, 'o')}\n"
-            f"      {moved};\n    END IF;\n    "
+            f"{row}IF pg_catalog.pg_partition_root(TG_RELID) IS NOT NULL THEN\n"
+            f"      IF EXISTS (SELECT {moved}) THEN\n"
+            f"        {insert_into}\n        SELECT {values(KEY_CHANGE_CODE, 'o')}\n"
+            f"        {moved};\n      END IF;\n    END IF;\n    "
         )
 
     branches: list[str] = []
@@ -371,7 +406,8 @@ def _trigger_guard(spec: AuditSpec) -> str:
     the parent's name; the partition TRUNCATE triggers take the table's), so the name settles
     it: one comparison of a variable with constants, no catalog read.
     """
-    names = ", ".join(f"{literal(t.name)}::pg_catalog.name" for t in spec.triggers)
+    triggers = (*spec.triggers, *([spec.key_trigger] if spec.key_trigger else []))
+    names = ", ".join(f"{literal(t.name)}::pg_catalog.name" for t in triggers)
     message = (
         f"audit function {always_qualified(spec.schema, spec.function)} runs only from the "
         f"audit triggers of {always_qualified(spec.schema, spec.table)}"
