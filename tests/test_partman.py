@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
 from sqlalchemy.engine import URL
 
 from sqlalchemy_postgresql_audit import history, maintain
@@ -501,6 +503,14 @@ def test_dropping_a_registered_audit_table_unregisters_it(partman_engine: sa.Eng
     maintain(engine, table)
     assert registrations(engine) == ["public.accounts_audit"]
     table.metadata.drop_all(engine)
+    assert registrations(engine) == []
+    run_partman_maintenance(engine)
+    # Alembic's op.drop_table of the audit table alone: its Table carries no comment.
+    table = accounts()
+    table.metadata.create_all(engine)
+    maintain(engine, table)
+    with engine.begin() as connection:
+        Operations(MigrationContext.configure(connection)).drop_table("accounts_audit")
     assert registrations(engine) == []
     run_partman_maintenance(engine)
 
