@@ -16,6 +16,12 @@ past a hold), and marking partitions as audit history (comment, owner-only right
 runs (``schedule_partman_maintenance``) marks those its own run makes, in the same
 transaction.  pg_partman works in the session's time zone; both set UTC for their calls, so
 that pg_partman cuts periods where the library does.
+
+pg_partman 4.x's maintenance fails for every table of the database on one registered table
+with no partition left, or one that is not partitioned: registrations make partitions ahead of
+the present (``premake``), a table left with none gets the present's back, and a table that
+stops being partitioned or is dropped is unregistered (``unregister``, ``on_table_dropping``);
+``check`` reports a registration left behind (``stale_registration``).
 """
 
 from __future__ import annotations
