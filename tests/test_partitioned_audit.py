@@ -23,6 +23,7 @@ from sqlalchemy_postgresql_audit import (
     hold,
     maintain,
     release,
+    removed_history,
 )
 from sqlalchemy_postgresql_audit.declare.audit_table import AUDIT_TABLE_KEY
 from sqlalchemy_postgresql_audit.install.grants import grant_least_privilege
@@ -781,3 +782,73 @@ def test_a_row_of_an_ended_period_arriving_during_the_copy_is_moved_too(
         assert list(ids) == [1, 2]
         waiting = connection.execute(sa.text("SELECT count(*) FROM accounts_audit_default"))
         assert waiting.scalar_one() == 0
+
+
+def test_retention_across_a_gap_leaves_nothing_for_the_next_runs(engine: sa.Engine) -> None:
+    """The last partition retention removes is followed by missing ones (a catch-up ``at``
+    left a gap): the marker is dated at the first partition that stays, so it lands there,
+    and the next runs with the same ``at`` find nothing to do (no partition made to hold the
+    marker, drained and removed again, run after run)."""
+    for keep in (False, True):
+        table = accounts(
+            partition="day", retention=datetime.timedelta(days=1), retention_keep=keep
+        )
+        table.metadata.create_all(engine)
+        maintain(engine, table, at=NOW - datetime.timedelta(days=10))  # Feb 22 to Feb 26
+        write_at(
+            engine, datetime.datetime(2026, 3, 4, 13, tzinfo=UTC), "INSERT INTO accounts VALUES (1, 1)"
+        )
+        (first,) = maintain(engine, table, at=NOW)
+        assert len(first.detached) == 5
+        for _ in range(2):
+            (again,) = maintain(engine, table, at=NOW)
+            assert (again.created, again.drained, again.detached, again.dropped) == ((), 0, (), ())
+        # Nothing was written from Feb 27 to Mar 3: the trail holds nothing before Mar 4.
+        assert first.removed_before == datetime.datetime(2026, 3, 4, tzinfo=UTC)
+        with engine.connect() as connection:
+            default = connection.execute(sa.text("SELECT count(*) FROM accounts_audit_default"))
+            assert default.scalar_one() == 0
+            versions = [v.audit_operation for v in connection.execute(history(table, 1))]
+            removed = removed_history(connection, table)
+            kept = detached_partitions(connection, audit_table_of(table))
+        assert versions == ["I"]  # its history is whole: no marker before its INSERT
+        assert removed is not None and removed.before == first.removed_before
+        assert len(kept) == (5 if keep else 0)
+        table.metadata.drop_all(engine)
+        with engine.begin() as connection:
+            for name in kept:
+                connection.execute(sa.text(f"DROP TABLE {name}"))
+
+
+def test_offline_migration_emits_the_default_partition(tmp_path: Any, engine: sa.Engine) -> None:
+    """``alembic upgrade --sql`` of a new partitioned audit table writes the DEFAULT
+    partition, its comment and the revocation of default privileges into the script (it
+    cannot ask the database who holds them), and the script works."""
+    table = accounts(append_only=True)
+    project = make_project(tmp_path, engine.url)
+    project.revision(table.metadata, "accounts")
+    script = project.offline_sql(table.metadata, "head")
+    assert "PARTITION OF accounts_audit DEFAULT" in script
+    assert partition_comment("accounts_audit") in script
+    assert "aclexplode" in script  # rights are taken back where the script runs
+    with engine.begin() as connection:
+        connection.exec_driver_sql("ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO PUBLIC")
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("DROP TABLE alembic_version")  # made by the revision
+        with engine.connect() as connection:
+            connection.exec_driver_sql(script)  # BEGIN; ... COMMIT;
+    finally:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("ALTER DEFAULT PRIVILEGES REVOKE SELECT ON TABLES FROM PUBLIC")
+    assert partitions(engine) == ["accounts_audit_default"]
+    with engine.begin() as connection:
+        connection.execute(table.insert().values(id=1, balance=1))
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM accounts_audit_default")).scalar_one() == 1
+        acl = connection.execute(
+            sa.text("SELECT relacl::text FROM pg_class WHERE relname = 'accounts_audit_default'")
+        ).scalar_one()
+        with pytest.raises(sa.exc.DBAPIError, match="append"):
+            connection.execute(sa.text("TRUNCATE accounts_audit_default"))
+    assert acl is None or "=r/" not in acl  # PUBLIC's SELECT taken back

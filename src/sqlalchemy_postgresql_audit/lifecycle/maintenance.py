@@ -60,6 +60,7 @@ from ..errors import AuditError
 from ..install.ddl import AuditDDL, audited_tables, resolve_spec
 from ..render import partitioning as sql
 from ..render.conversion import bound_check, drop_check
+from ..render.partition_script import default_partition_script
 from ..render.sql import name_text, qualified
 from . import drain, partman
 from .holds import held_reason
@@ -258,7 +259,19 @@ def give_default_partition(
     connection: sa.Connection, schema: str | None, audit_table: str, owner: str | None
 ) -> None:
     """The DEFAULT partition of a new partitioned audit table: ``owner``'s (the creator's when
-    ``None``) alone, marked as audit history."""
+    ``None``) alone, marked as audit history.
+
+    Alembic's offline mode (``--sql``) hands over a connection that only writes statements
+    out and reads nothing back: the script's statements are written instead, which take the
+    rights back where the script runs (a new table is not published: its REPLICA IDENTITY
+    needs nothing)."""
+    if not isinstance(connection, sa.Connection):
+        default = sql.default_partition(audit_table)
+        owned = () if owner is None else (sql.align_owner(schema, default, owner),)
+        script = default_partition_script(schema, audit_table, partition_comment(audit_table))
+        for statement in (script[0], *owned, *script[1:]):
+            _run(connection, statement)
+        return
     _run(connection, sql.create_default_partition(schema, audit_table))
     default = sql.default_partition(audit_table)
     if owner is not None:
@@ -499,13 +512,13 @@ def _retain(
     # is never removed, whatever ``at`` asked (the marker is never dated after rows that
     # stay, and nothing written a moment ago is dropped).
     present = connection.execute(sa.select(sa.func.now())).scalar_one()
-    expired = [
-        p for p in range_partitions(connection, schema, name) if p.upper <= min(cut, present)
-    ]
+    partitions = range_partitions(connection, schema, name)
+    expired = [p for p in partitions if p.upper <= min(cut, present)]
     if not expired:
         return done
-    bound = utc(max(partition.upper for partition in expired))
-    marker_id = _marker_id(connection, audit, bound)
+    removed = utc(max(partition.upper for partition in expired))
+    staying = [p.lower for p in partitions if p not in expired]
+    marker_id, bound = _marker_place(connection, audit, removed, min([*staying, present]))
     for partition in expired:
         _run(connection, sql.detach_partition(schema, name, partition.name))
         record_removed_partition(connection, audit, partition.name)
@@ -628,21 +641,38 @@ def keep_to_owner(connection: sa.Connection, schema: str | None, partition: str)
         _run(connection, sql.revoke_everything(schema, partition, grantee))
 
 
-def _marker_id(connection: sa.Connection, audit: sa.Table, bound: datetime.datetime) -> int:
-    """The ``X`` row's ``audit_id``: one below the lowest that stays, so that it comes first in
-    every row's history, which is ordered by ``audit_id``; the identity sequence is past that
-    value already, so no later write can take it.
+def _marker_place(
+    connection: sa.Connection,
+    audit: sa.Table,
+    removed: datetime.datetime,
+    ceiling: datetime.datetime,
+) -> tuple[int, datetime.datetime]:
+    """The ``X`` row's ``audit_id`` and time.
+
+    Its ``audit_id`` is one below the lowest that stays, so that it comes first in every row's
+    history, which is ordered by ``audit_id``; the identity sequence is past that value
+    already, so no later write can take it.
+
+    Its time is the bound before which the trail holds nothing any more: ``removed``, the end
+    of the partitions removed, or, where no partition follows them (a catch-up ``at`` left a
+    gap, which held nothing), the first moment the trail still holds: the lowest of
+    ``ceiling`` (the first partition that stays, or the present) and the earliest row left.
+    Dated at ``removed`` in a gap, the marker would land in the DEFAULT partition, and each
+    later run would make a partition to drain it into, then remove that partition again,
+    writing a new marker into the DEFAULT partition.
 
     Read before the DETACH, whose ACCESS EXCLUSIVE lock writers wait for: finding the lowest
     scans what stays (no index leads with ``audit_id``), and only ACCESS SHARE, which writers
-    do not wait for, is held while it does (pruned to the partitions from ``bound`` on, and the
-    DEFAULT partition).  A write made after the scan takes a higher ``audit_id``.
+    do not wait for, is held while it does (pruned to the partitions from ``removed`` on, and
+    the DEFAULT partition).  A write made after the scan takes a higher ``audit_id`` and a
+    later time than ``ceiling``.
     """
     stamp = audit.c[AUDIT_TIMESTAMP]
-    lowest = connection.execute(
-        sa.select(sa.func.min(audit.c[AUDIT_ID])).where(stamp >= bound)
-    ).scalar()
-    return (lowest or 1) - 1
+    lowest, earliest = connection.execute(
+        sa.select(sa.func.min(audit.c[AUDIT_ID]), sa.func.min(stamp)).where(stamp >= removed)
+    ).one()
+    first = utc(ceiling) if earliest is None else min(utc(ceiling), utc(earliest))
+    return (lowest or 1) - 1, max(removed, first)
 
 
 def _mark_removed(
