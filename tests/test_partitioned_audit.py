@@ -214,6 +214,7 @@ def waiting_for_both(engine: sa.Engine, errors: list[BaseException]) -> None:
             if waiting >= 2:
                 return
             watcher.execute(sa.text("SELECT pg_sleep(0.05)"))
+            watcher.commit()  # pg_stat_activity is read once per transaction
     raise AssertionError("the two maintain calls never waited together")
 
 
