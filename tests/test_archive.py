@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from cli_run import run, url_text
-from sqlalchemy_postgresql_audit import history, hold, maintain
+from sqlalchemy_postgresql_audit import erase, history, hold, maintain
 from sqlalchemy_postgresql_audit.lifecycle.archive import (
     publish,
     subscribe_archive,
@@ -115,16 +115,78 @@ def test_the_archive_gets_every_row_once_and_keeps_what_retention_removed(
     assert trail(archive) == before
     later = datetime.datetime.now(UTC) + datetime.timedelta(weeks=3)
     (retained,) = maintain(source, table, at=later)
-    assert retained.dropped
+    assert len(retained.dropped) == 1  # last week's; the present week can still be written
     with source.begin() as connection:
         connection.execute(table.update().where(table.c.id == 1).values(balance=30))
     after = trail(source)
-    assert [row[1] for row in after] == ["X", "U"]  # the primary kept only the marker
+    assert after[0][1] == "X"  # the primary removed the row of last week, and says so
+    assert [row[3] for row in after[1:]] == [1, 1, 2, 1]
     expected = [*before, after[-1]]
     assert arrived(archive, expected) == expected  # the archive kept everything, no X
     with archive.connect() as connection:
         versions = connection.execute(history(table, 1)).all()
     assert [(v.audit_operation, v.balance) for v in versions] == [("I", 10), ("U", 20), ("U", 30)]
+
+
+def test_erase_says_what_it_left_on_the_archive_and_erases_there_too(
+    servers: tuple[sa.Engine, sa.Engine], logical_database_url: URL
+) -> None:
+    source, archive = servers
+    table = accounts()
+    table.metadata.create_all(source)
+    table.metadata.create_all(archive)
+    hold(archive, table, "the archive keeps everything")
+    last_week = datetime.datetime.now(UTC) - datetime.timedelta(weeks=1)
+    with source.begin() as connection:  # two rows written last week (moved there by hand)
+        connection.execute(table.insert().values(id=1, balance=10))
+        connection.execute(table.insert().values(id=2, balance=5))
+        connection.execute(sa.text("SET LOCAL session_replication_role = replica"))
+        connection.execute(
+            sa.text("UPDATE accounts_audit SET audit_operation_timestamp = :t"), {"t": last_week}
+        )
+    maintain(source, table)
+    publish(source, table)
+    subscribe_archive(archive, logical_database_url.render_as_string(hide_password=False))
+    assert len(arrived(archive, trail(source))) == 2
+    later = datetime.datetime.now(UTC) + datetime.timedelta(weeks=3)
+    (retained,) = maintain(source, table, at=later)  # the primary drops last week's rows
+    assert retained.dropped
+    with pytest.warns(UserWarning, match="published .*audit_trail.*run erase on the archive"):
+        primary = erase(source, table, 1, reason="request 12")
+    assert (primary.rows, primary.marker_id) == (0, None)  # nothing left here to erase
+    assert primary.unreached_publications == ("audit_trail",)
+    there = erase(archive, table, 1, reason="request 12")
+    assert there.rows == 1 and there.marker_id is not None
+    assert there.unreached_publications == ()  # the archive publishes nothing
+    with archive.connect() as connection:
+        versions = connection.execute(history(table, 1)).all()
+        kept = connection.execute(history(table, 2)).all()
+    assert [(v.audit_operation, v.balance) for v in versions] == [("I", None)]
+    assert [(v.audit_operation, v.balance) for v in kept] == [("I", 5)]
+    # The primary's erasure reaches the archive for what both hold (its UPDATE is published),
+    # and says again what only the archive holds.
+    with source.begin() as connection:
+        connection.execute(table.update().where(table.c.id == 2).values(balance=6))
+    assert archived(archive, table, 2, [("I", 5), ("U", 6)]) == [("I", 5), ("U", 6)]
+    with pytest.warns(UserWarning, match="run erase on the archive"):
+        again = erase(source, table, 2, reason="request 13")
+    assert again.rows == 1 and again.unreached_publications == ("audit_trail",)
+    assert archived(archive, table, 2, [("I", 5), ("U", None)]) == [("I", 5), ("U", None)]
+
+
+def archived(
+    archive: sa.Engine, table: sa.Table, key: int, expected: list[tuple[Any, ...]]
+) -> list[tuple[Any, ...]]:
+    """Row ``key``'s versions on the archive once they are ``expected`` (or after a minute)."""
+    for _ in range(600):
+        with archive.connect() as connection:
+            found = [
+                (v.audit_operation, v.balance) for v in connection.execute(history(table, key))
+            ]
+        if found == expected:
+            break
+        time.sleep(0.1)
+    return found
 
 
 MODELS = """

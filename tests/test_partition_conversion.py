@@ -4,6 +4,7 @@ during the conversion, and reverses keeping every row."""
 
 from __future__ import annotations
 
+import datetime
 import logging
 import threading
 from typing import Any
@@ -12,7 +13,14 @@ import pytest
 import sqlalchemy as sa
 
 from alembic_env import make_project
-from sqlalchemy_postgresql_audit import AUDIT_TABLE_KEY, SPEC_KEY, history, maintain
+from cli_run import run, url_text
+from sqlalchemy_postgresql_audit import (
+    AUDIT_TABLE_KEY,
+    SPEC_KEY,
+    MaintenanceError,
+    history,
+    maintain,
+)
 from sqlalchemy_postgresql_audit.errors import AuditError
 from sqlalchemy_postgresql_audit.lifecycle.conversion import (
     finish,
@@ -161,3 +169,47 @@ def test_alembic_converts_an_audit_table_holding_history_and_downgrades_keeping_
     with engine.connect() as connection:
         versions = connection.execute(history(before, 1)).all()
     assert [v.audit_operation for v in versions] == ["I", "U"]
+
+
+MODELS = """
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("balance", sa.Integer),
+    info={"audit.options": {"enabled": True, "mode": "row", "partition": "day"}},
+)
+"""
+
+
+def test_a_conversion_stopped_after_its_first_step_is_reported_and_then_undone(
+    engine: sa.Engine, database_url: Any, tmp_path: Any
+) -> None:
+    """Step 1's check bounds new rows by a moment that passes: left by a crash, it would refuse
+    every write from then on.  ``check`` names it, ``maintain`` removes it and says how to
+    finish, and running the conversion again finishes it."""
+    existing_history(engine)
+    table = accounts(partition="day")
+    days_ago = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=5)
+    with engine.begin() as connection:  # step 1, five days ago; then the process died
+        prepare(connection, table.info[SPEC_KEY], "day", days_ago)
+    bomb = pytest.raises(sa.exc.IntegrityError, match="accounts_audit_converted")
+    with bomb, engine.begin() as connection:  # the time bomb: writes fail
+        connection.execute(table.update().where(table.c.id == 1).values(balance=2))
+    (tmp_path / "convmodels.py").write_text(MODELS)
+    checked = run("check", "convmodels:metadata", "--url", url_text(database_url), path=tmp_path)
+    assert checked.returncode == 1
+    assert "accounts_audit_converted" in checked.stdout
+    assert "partition_audit_table" in checked.stdout
+    with pytest.raises(MaintenanceError, match=r"accounts_audit_converted.*partition_audit_table"):
+        maintain(engine, table)
+    with engine.begin() as connection:  # writes go on: the leftover constraint is gone
+        connection.execute(table.update().where(table.c.id == 1).values(balance=3))
+    rows = trail(engine)
+    assert len(rows) == 202
+    partition_audit_table(engine, table)  # finishes
+    assert kind(engine) == "p"
+    assert trail(engine) == rows

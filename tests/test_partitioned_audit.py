@@ -16,11 +16,14 @@ from alembic_env import make_project
 from cli_run import run, url_text
 from sqlalchemy_postgresql_audit import (
     AuditConfigurationError,
+    AuditError,
+    MaintenanceError,
     as_of,
     history,
     hold,
     maintain,
     release,
+    removed_history,
 )
 from sqlalchemy_postgresql_audit.declare.audit_table import AUDIT_TABLE_KEY
 from sqlalchemy_postgresql_audit.install.grants import grant_least_privilege
@@ -134,22 +137,31 @@ def test_maintain_creates_drains_drops_and_is_idempotent(engine: sa.Engine) -> N
         assert connection.execute(sa.text("SELECT count(*) FROM accounts_audit")).scalar_one() == 1
     again = maintain(engine, table)
     assert again[0].created == () and again[0].drained == 0 and again[0].dropped == ()
-    later = datetime.datetime.now(UTC) + datetime.timedelta(weeks=3)
-    (retained,) = maintain(engine, table, at=later)
-    assert retained.dropped and retained.dropped == retained.detached
-    assert retained.removed_before is not None
-    assert retained.created  # the weeks after `later` are made ahead
+    now = datetime.datetime.now(UTC)
+    (ahead,) = maintain(engine, table, at=now + datetime.timedelta(weeks=3))
+    assert ahead.created  # the weeks after `at` are made ahead
+    # The present week can still receive writes: retention never removes it, whatever `at`.
+    assert ahead.detached == () and ahead.removed_before is None
+    # A row of a week long gone waits in DEFAULT; maintain drains it, and retention then
+    # drops its week, leaving the marker at the front of the trail.
+    old = now - datetime.timedelta(weeks=4)
+    write_at(engine, old, "INSERT INTO accounts VALUES (2, 20)")
+    (retained,) = maintain(engine, table)
+    monday = (old - datetime.timedelta(days=old.weekday())).strftime("%Y%m%d")
+    assert retained.drained == 1 and retained.created == (f"accounts_audit_p{monday}",)
+    assert retained.dropped == retained.detached == (f"accounts_audit_p{monday}",)
+    assert retained.removed_before is not None and retained.removed_before <= now
     with engine.connect() as connection:
-        left = (
-            connection.execute(
-                sa.text("SELECT audit_operation FROM accounts_audit ORDER BY audit_id")
+        assert [v.audit_operation for v in connection.execute(history(table, 2))] == ["X"]
+        assert [v.audit_operation for v in connection.execute(history(table, 1))] == ["I"]
+        marker, first_left = connection.execute(
+            sa.text(
+                "SELECT max(audit_operation_timestamp) FILTER (WHERE audit_operation = 'X'), "
+                "min(audit_operation_timestamp) FILTER (WHERE audit_operation <> 'X') "
+                "FROM accounts_audit"
             )
-            .scalars()
-            .all()
-        )
-    assert left == ["X"]
-    with engine.connect() as connection:  # all of the row's history went: the marker says so
-        assert [v.audit_operation for v in connection.execute(history(table, 1))] == ["X"]
+        ).one()
+    assert marker <= first_left  # the marker is never dated after a row that stays
     assert not set(retained.dropped) & set(partitions(engine))
 
 
@@ -266,13 +278,16 @@ def test_cli_check_reports_a_gap_and_maintain_hold_release_close_it(
     covered = run("check", target, *url, path=tmp_path)
     assert covered.returncode == 0, covered.stdout
     assert "partitions until" in covered.stdout
+    # A catch-up from three weeks ago makes the weeks since, which retention then removes.
+    earlier = (datetime.datetime.now(UTC) - datetime.timedelta(weeks=3)).isoformat()
+    caught_up = run("maintain", target, *url, "--at", earlier, path=tmp_path)
+    assert caught_up.returncode == 0, caught_up.stderr
     held = run("hold", target, "accounts", "--reason", "audit 7", *url, path=tmp_path)
     assert held.returncode == 0, held.stderr
-    later = (datetime.datetime.now(UTC) + datetime.timedelta(weeks=4)).isoformat()
-    kept = run("--json", "maintain", target, *url, "--at", later, path=tmp_path)
+    kept = run("--json", "maintain", target, *url, path=tmp_path)
     assert json.loads(kept.stdout)["maintained"][0]["held"] == "audit 7"
     assert run("release", target, "accounts", *url, path=tmp_path).returncode == 0
-    dropped = run("--json", "maintain", target, *url, "--at", later, path=tmp_path)
+    dropped = run("--json", "maintain", target, *url, path=tmp_path)
     assert json.loads(dropped.stdout)["maintained"][0]["dropped"]
 
 
@@ -490,9 +505,7 @@ def test_a_history_query_reads_each_partition_once(engine: sa.Engine) -> None:
         maintain(engine, table, at=NOW + datetime.timedelta(weeks=week))
     query = history(table, 1).compile(engine, compile_kwargs={"literal_binds": True})
     with engine.connect() as connection:
-        plan = "\n".join(
-            connection.exec_driver_sql(f"EXPLAIN (COSTS OFF) {query}").scalars().all()
-        )
+        plan = "\n".join(connection.exec_driver_sql(f"EXPLAIN (COSTS OFF) {query}").scalars().all())
     names = partitions(engine)
     assert len(names) == 13
     for name in names:
@@ -536,3 +549,306 @@ def test_as_of_skips_the_partitions_written_after_its_moment(
             )
         assert " on accounts_audit_p20260302 " in plan  # NOW's week
         assert " on accounts_audit_p20260309 " not in plan, plan  # written after NOW
+
+
+def test_the_drain_keeps_values_of_audit_columns_the_model_no_longer_declares(
+    engine: sa.Engine,
+) -> None:
+    """A source column dropped from the model keeps its audit column and history: the drain
+    copies every column the audit table has in the database, not only the declared ones."""
+    noted = with_note()
+    noted.metadata.create_all(engine)
+    with engine.begin() as connection:  # before any maintain: into the DEFAULT partition
+        connection.execute(noted.insert().values(id=1, balance=1, note="first"))
+        connection.execute(noted.update().values(note="second"))
+        connection.execute(sa.text("ALTER TABLE accounts DROP COLUMN note"))
+    (done,) = maintain(engine, accounts())  # the model without the column
+    assert done.drained == 2
+    with engine.connect() as connection:
+        notes = connection.execute(
+            sa.text("SELECT note FROM accounts_audit ORDER BY audit_id")
+        ).scalars()
+        assert list(notes) == ["first", "second"]
+
+
+def test_a_kept_partition_does_not_block_making_its_period_again(engine: sa.Engine) -> None:
+    """Retention kept a week's partition (detached, under its name); a catch-up ``at`` makes
+    that week again: the new partition takes another name, and later runs keep working."""
+    table = accounts(retention=datetime.timedelta(weeks=1), retention_keep=True)
+    table.metadata.create_all(engine)
+    maintain(engine, table, at=NOW - datetime.timedelta(weeks=1))
+    (retained,) = maintain(engine, table, at=NOW + datetime.timedelta(weeks=1))
+    assert retained.detached == ("accounts_audit_p20260223",)
+    (again,) = maintain(engine, table, at=NOW - datetime.timedelta(weeks=1))
+    assert again.created == ("accounts_audit_p20260223_2",)
+    write_at(
+        engine, datetime.datetime(2026, 2, 24, tzinfo=UTC), "INSERT INTO accounts VALUES (1, 1)"
+    )
+    assert maintain(engine, table, at=NOW - datetime.timedelta(weeks=1))[0].drained == 0
+    (later,) = maintain(engine, table, at=NOW + datetime.timedelta(weeks=1))
+    assert later.detached == ("accounts_audit_p20260223_2",)
+    with engine.connect() as connection:
+        kept = detached_partitions(connection, audit_table_of(table))
+        row = connection.execute(sa.text("SELECT id FROM accounts_audit_p20260223_2")).all()
+    assert kept == ["accounts_audit_p20260223", "accounts_audit_p20260223_2"]
+    assert [tuple(r) for r in row] == [(1,)]
+
+
+def test_a_table_squatting_a_partition_name_is_refused_and_the_others_are_maintained(
+    engine: sa.Engine, make_role: Any
+) -> None:
+    squatter = make_role("squatter")
+    quoted = engine.dialect.identifier_preparer.quote(squatter)
+    metadata = sa.MetaData()
+    accounts(retention=datetime.timedelta(weeks=1)).to_metadata(metadata)
+    sa.Table(
+        "zeta",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        info={"audit.options": {"enabled": True, "partition": "week"}},
+    )
+    metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(sa.text(f"GRANT CREATE ON SCHEMA public TO {quoted}"))
+        connection.execute(sa.text(f"SET LOCAL ROLE {quoted}"))
+        connection.execute(sa.text("CREATE TABLE accounts_audit_p20260309 (x int)"))
+    with pytest.raises(MaintenanceError) as raised:
+        maintain(engine, metadata, at=NOW)
+    error = raised.value
+    assert [name for name, _ in error.failures] == ["accounts_audit"]
+    message = str(error)
+    assert "accounts_audit_p20260309" in message and repr(squatter) in message
+    assert "rename or drop it" in message
+    assert [done.audit_table for done in error.done] == ["zeta_audit"]  # maintained anyway
+    assert len(error.done[0].created) == 5
+    with engine.connect() as connection:  # never adopted
+        assert (
+            connection.execute(
+                sa.text(
+                    "SELECT relispartition FROM pg_class WHERE relname = 'accounts_audit_p20260309'"
+                )
+            ).scalar_one()
+            is False
+        )
+
+
+def test_an_at_out_of_range_is_refused_naming_it(engine: sa.Engine) -> None:
+    table = accounts(retention=datetime.timedelta(weeks=1))
+    table.metadata.create_all(engine)
+    for at in (datetime.datetime(9999, 12, 1, tzinfo=UTC), datetime.datetime(1, 1, 2, tzinfo=UTC)):
+        with pytest.raises(AuditError, match=r"at=.*out of range.*accounts_audit"):
+            maintain(engine, table, at=at)
+
+
+def test_partitions_of_years_before_1000_have_zero_padded_names(engine: sa.Engine) -> None:
+    table = accounts()
+    table.metadata.create_all(engine)
+    (done,) = maintain(engine, table, at=datetime.datetime(1, 1, 10, tzinfo=UTC))
+    assert done.created[0] == "accounts_audit_p00010108"
+    (month,) = maintain(engine, accounts(partition="month"), at=NOW)  # normal years unchanged
+    assert "accounts_audit_p202603" in month.created
+
+
+def test_removed_before_is_in_utc_whatever_the_session_time_zone(database_url: Any) -> None:
+    engine = sa.create_engine(database_url, connect_args={"options": "-c timezone=Asia/Tokyo"})
+    try:
+        table = accounts(retention=datetime.timedelta(weeks=1))
+        table.metadata.create_all(engine)
+        maintain(engine, table, at=NOW - datetime.timedelta(weeks=1))
+        (done,) = maintain(engine, table, at=NOW + datetime.timedelta(weeks=1))
+    finally:
+        engine.dispose()
+    assert done.removed_before == datetime.datetime(2026, 3, 2, tzinfo=UTC)
+    assert done.removed_before.tzinfo == UTC
+
+
+def test_long_table_names_keep_the_period_in_partition_names(engine: sa.Engine) -> None:
+    """Names too long for PostgreSQL shorten the table's part, never the period's, so that
+    kept partitions still list oldest first."""
+    name = "a" * 50 + "accounts"
+    table = sa.Table(
+        name,
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True),
+        info={
+            "audit.options": {
+                "enabled": True,
+                "partition": "day",
+                "retention": datetime.timedelta(days=1),
+                "retention_keep": True,
+            }
+        },
+    )
+    table.metadata.create_all(engine)
+    maintain(engine, table, at=NOW - datetime.timedelta(days=5))
+    (done,) = maintain(engine, table, at=NOW)
+    days = ["_p20260227", "_p20260228", "_p20260301", "_p20260302"]
+    assert [p[-len(day) :] for p, day in zip(done.detached, days, strict=True)] == days
+    assert all(len(partition.encode()) <= 63 for partition in done.detached)
+    with engine.connect() as connection:
+        kept = detached_partitions(connection, audit_table_of(table))
+    assert kept == list(done.detached)
+
+
+def waiting_maintain(engine: sa.Engine, results: list[Any]) -> None:
+    """Return once the maintain call waits for a lock; one that ended instead is reported
+    as itself."""
+    with engine.connect() as watcher:
+        for _ in range(1200):
+            if results:
+                raise AssertionError(f"maintain ended: {results[0]!r}")
+            waiting = watcher.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+                    "WHERE NOT l.granted AND a.datname = current_database()"
+                )
+            ).scalar_one()
+            if waiting:
+                return
+            watcher.execute(sa.text("SELECT pg_sleep(0.05)"))
+    raise AssertionError("maintain never waited")
+
+
+def maintain_in_thread(engine: sa.Engine, table: sa.Table) -> tuple[threading.Thread, list[Any]]:
+    results: list[Any] = []
+
+    def run() -> None:
+        try:
+            results.append(maintain(engine, table)[0])
+        except BaseException as error:  # pragma: no cover - reported by the caller
+            results.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, results
+
+
+def test_rows_of_ended_periods_are_copied_before_writers_are_held(engine: sa.Engine) -> None:
+    """After a maintenance gap the DEFAULT partition holds rows of weeks that have ended: they
+    are copied into their partitions before the lock writers wait for (only the check and the
+    ATTACH run under it), so a writer gets through while the copy is under way."""
+    table = accounts()
+    table.metadata.create_all(engine)
+    maintain(engine, table)
+    old = datetime.datetime.now(UTC) - datetime.timedelta(weeks=3)
+    write_at(engine, old, "INSERT INTO accounts VALUES (1, 1)")  # waits in DEFAULT
+    monday = (old - datetime.timedelta(days=old.weekday())).strftime("%Y%m%d")
+    with engine.connect() as blocker:
+        # A table of the same name, not committed: maintain's CREATE waits for this session.
+        blocker.execute(sa.text(f"CREATE TABLE accounts_audit_p{monday} (x int)"))
+        thread, results = maintain_in_thread(engine, table)
+        waiting_maintain(engine, results)  # its CREATE of that name waits
+        with engine.begin() as writer:  # not held: maintain is copying, not locking
+            writer.execute(sa.text("SET LOCAL lock_timeout = '20s'"))
+            writer.execute(table.insert().values(id=2, balance=2))
+        blocker.rollback()
+    thread.join()
+    (done,) = results
+    assert not isinstance(done, BaseException), done
+    assert done.drained == 1 and done.created == (f"accounts_audit_p{monday}",)
+    with engine.connect() as connection:
+        for key in (1, 2):
+            assert [v.audit_operation for v in connection.execute(history(table, key))] == ["I"]
+        waiting = connection.execute(sa.text("SELECT count(*) FROM accounts_audit_default"))
+        assert waiting.scalar_one() == 0
+
+
+def test_a_row_of_an_ended_period_arriving_during_the_copy_is_moved_too(
+    engine: sa.Engine,
+) -> None:
+    """The copy made before the lock is checked under it: a row that reached the DEFAULT
+    partition's ended period since is not dropped; that period is moved under the lock."""
+    table = accounts()
+    table.metadata.create_all(engine)
+    maintain(engine, table)
+    old = datetime.datetime.now(UTC) - datetime.timedelta(weeks=3)
+    write_at(engine, old, "INSERT INTO accounts VALUES (1, 1)")
+    with engine.connect() as late:
+        late.execute(table.insert().values(id=2, balance=2))  # holds the parent's ROW EXCLUSIVE
+        thread, results = maintain_in_thread(engine, table)
+        waiting_maintain(engine, results)  # the copy is made; its lock waits
+        late.execute(sa.text("SET LOCAL session_replication_role = replica"))
+        late.execute(
+            sa.text("UPDATE accounts_audit SET audit_operation_timestamp = :t WHERE id = 2"),
+            {"t": old},
+        )
+        late.commit()
+    thread.join()
+    (done,) = results
+    assert not isinstance(done, BaseException), done
+    assert done.drained == 2
+    with engine.connect() as connection:
+        ids = connection.execute(sa.text("SELECT id FROM accounts_audit ORDER BY id")).scalars()
+        assert list(ids) == [1, 2]
+        waiting = connection.execute(sa.text("SELECT count(*) FROM accounts_audit_default"))
+        assert waiting.scalar_one() == 0
+
+
+def test_retention_across_a_gap_leaves_nothing_for_the_next_runs(engine: sa.Engine) -> None:
+    """The last partition retention removes is followed by missing ones (a catch-up ``at``
+    left a gap): the marker is dated at the first partition that stays, so it lands there,
+    and the next runs with the same ``at`` find nothing to do (no partition made to hold the
+    marker, drained and removed again, run after run)."""
+    for keep in (False, True):
+        table = accounts(
+            partition="day", retention=datetime.timedelta(days=1), retention_keep=keep
+        )
+        table.metadata.create_all(engine)
+        maintain(engine, table, at=NOW - datetime.timedelta(days=10))  # Feb 22 to Feb 26
+        write_at(
+            engine, datetime.datetime(2026, 3, 4, 13, tzinfo=UTC), "INSERT INTO accounts VALUES (1, 1)"
+        )
+        (first,) = maintain(engine, table, at=NOW)
+        assert len(first.detached) == 5
+        for _ in range(2):
+            (again,) = maintain(engine, table, at=NOW)
+            assert (again.created, again.drained, again.detached, again.dropped) == ((), 0, (), ())
+        # Nothing was written from Feb 27 to Mar 3: the trail holds nothing before Mar 4.
+        assert first.removed_before == datetime.datetime(2026, 3, 4, tzinfo=UTC)
+        with engine.connect() as connection:
+            default = connection.execute(sa.text("SELECT count(*) FROM accounts_audit_default"))
+            assert default.scalar_one() == 0
+            versions = [v.audit_operation for v in connection.execute(history(table, 1))]
+            removed = removed_history(connection, table)
+            kept = detached_partitions(connection, audit_table_of(table))
+        assert versions == ["I"]  # its history is whole: no marker before its INSERT
+        assert removed is not None and removed.before == first.removed_before
+        assert len(kept) == (5 if keep else 0)
+        table.metadata.drop_all(engine)
+        with engine.begin() as connection:
+            for name in kept:
+                connection.execute(sa.text(f"DROP TABLE {name}"))
+
+
+def test_offline_migration_emits_the_default_partition(tmp_path: Any, engine: sa.Engine) -> None:
+    """``alembic upgrade --sql`` of a new partitioned audit table writes the DEFAULT
+    partition, its comment and the revocation of default privileges into the script (it
+    cannot ask the database who holds them), and the script works."""
+    table = accounts(append_only=True)
+    project = make_project(tmp_path, engine.url)
+    project.revision(table.metadata, "accounts")
+    script = project.offline_sql(table.metadata, "head")
+    assert "PARTITION OF accounts_audit DEFAULT" in script
+    assert partition_comment("accounts_audit") in script
+    assert "aclexplode" in script  # rights are taken back where the script runs
+    with engine.begin() as connection:
+        connection.exec_driver_sql("ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO PUBLIC")
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("DROP TABLE alembic_version")  # made by the revision
+        with engine.connect() as connection:
+            connection.exec_driver_sql(script)  # BEGIN; ... COMMIT;
+    finally:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("ALTER DEFAULT PRIVILEGES REVOKE SELECT ON TABLES FROM PUBLIC")
+    assert partitions(engine) == ["accounts_audit_default"]
+    with engine.begin() as connection:
+        connection.execute(table.insert().values(id=1, balance=1))
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM accounts_audit_default")).scalar_one() == 1
+        acl = connection.execute(
+            sa.text("SELECT relacl::text FROM pg_class WHERE relname = 'accounts_audit_default'")
+        ).scalar_one()
+        with pytest.raises(sa.exc.DBAPIError, match="append"):
+            connection.execute(sa.text("TRUNCATE accounts_audit_default"))
+    assert acl is None or "=r/" not in acl  # PUBLIC's SELECT taken back

@@ -36,26 +36,37 @@ now = datetime.datetime.now(UTC)
 (done,) = audit.maintain(engine, metadata)  # run it from cron, daily: idempotent
 print(done.created)  # ('payment_audit_p20261130', ... this week and the 4 after it)
 assert len(done.created) == 5 and done.dropped == ()
+this_week = done.created[0]
 with engine.begin() as connection:
     connection.execute(payment.insert().values(id=1, amount=10))
     connection.execute(payment.update().values(amount=12))
+# As of six weeks ago (a catch-up): the weeks since then are made too.
+(caught_up,) = audit.maintain(engine, metadata, at=now - datetime.timedelta(weeks=6))
 # --8<-- [end:maintain]
 
 # --8<-- [start:retention]
-later = now + datetime.timedelta(weeks=5)
-(done,) = audit.maintain(engine, metadata, at=later)  # as of five weeks on
-print(done.dropped)  # ('payment_audit_p20261130',): detached, then dropped whole
+(done,) = audit.maintain(engine, metadata)  # retention: four weeks kept
+print(done.dropped)  # ('payment_audit_p20261019', ...): detached, then dropped whole
 print(done.removed_before)  # the bound the X marker records
+assert done.dropped and done.removed_before is not None and done.removed_before <= now
 with engine.connect() as connection:
     versions = connection.execute(audit.history(payment, 1)).all()
-print([v.audit_operation for v in versions])  # ['X']: earlier history removed by retention
-assert [v.audit_operation for v in versions] == ["X"]
-assert versions[0].audit_operation_timestamp == done.removed_before
+    trail = payment.info[audit.AUDIT_TABLE_KEY]
+    markers = connection.execute(
+        sa.select(trail.c.audit_operation_timestamp).where(trail.c.audit_operation == "X")
+    ).scalars()
+    assert list(markers) == [done.removed_before]  # shown first in a row's history it cut
+print([v.audit_operation for v in versions])  # ['I', 'U']: this week's history stays
+assert [v.audit_operation for v in versions] == ["I", "U"]
+# A later moment makes partitions ahead, but never removes one that can still be written:
+(ahead,) = audit.maintain(engine, metadata, at=now + datetime.timedelta(weeks=5))
+assert this_week not in ahead.dropped
 # --8<-- [end:retention]
 
 # --8<-- [start:hold]
 audit.hold(engine, payment, "litigation 2026-17")  # retention pauses for this table
-(held,) = audit.maintain(engine, metadata, at=later + datetime.timedelta(weeks=4))
+audit.maintain(engine, metadata, at=now - datetime.timedelta(weeks=6))  # old weeks again
+(held,) = audit.maintain(engine, metadata)
 assert held.held == "litigation 2026-17" and held.dropped == ()
 audit.release(engine, payment)  # the next maintain applies retention again
 # --8<-- [end:hold]

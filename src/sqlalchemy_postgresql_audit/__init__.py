@@ -40,15 +40,19 @@ from .history import (
     REDACTED,
     AuditRecord,
     Hashed,
+    IncompleteHistory,
+    RemovedHistory,
     Version,
     activity,
     arecord_baseline,
+    aremoved_history,
     arestore,
     as_of,
     audit_model,
     changes,
     history,
     record_baseline,
+    removed_history,
     restore,
 )
 from .install.ddl import install_audit_triggers, uninstall_audit_triggers
@@ -57,7 +61,7 @@ from .lifecycle.archive import Published, publish, subscribe_archive, unsubscrib
 from .lifecycle.conversion import Converted, partition_audit_table
 from .lifecycle.erasure import Erased, erase, erase_setting
 from .lifecycle.holds import hold, release
-from .lifecycle.maintenance import Maintained, maintain
+from .lifecycle.maintenance import Maintained, MaintenanceError, maintain
 from .lifecycle.redact_history import redact_history
 from .lifecycle.redaction_keys import matches_hash, rotate_redaction_key
 from .lifecycle.seals import Sealed, seal
@@ -88,8 +92,11 @@ __all__ = [
     "Erased",
     "Erasure",
     "Hashed",
+    "IncompleteHistory",
     "Maintained",
+    "MaintenanceError",
     "Published",
+    "RemovedHistory",
     "Sealed",
     "SessionSetting",
     "SettingSpec",
@@ -98,6 +105,7 @@ __all__ = [
     "Version",
     "activity",
     "arecord_baseline",
+    "aremoved_history",
     "arestore",
     "as_of",
     "aset_session_vars",
@@ -122,6 +130,7 @@ __all__ = [
     "record_baseline",
     "redact_history",
     "release",
+    "removed_history",
     "restore",
     "rotate_redaction_key",
     "seal",

@@ -246,10 +246,11 @@ def _partition(operations: Operations, operation: PartitionAuditTableOp) -> None
     the migration's transaction."""
     _online(operations, operation)
     spec = _resolved(operations, operation.spec)
-    with operations.get_context().autocommit_block():
-        until = conversion.prepare(operations.get_bind(), spec, operation.interval)
-        conversion.validate(operations.get_bind(), spec)
-    conversion.finish(operations.get_bind(), spec, until)
+    with conversion.turn_held(operations.get_bind().engine, spec):
+        with operations.get_context().autocommit_block():
+            until = conversion.prepare(operations.get_bind(), spec, operation.interval)
+            conversion.validate(operations.get_bind(), spec)
+        conversion.finish(operations.get_bind(), spec, until)
 
 
 @Operations.implementation_for(UnpartitionAuditTableOp)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import warnings
 from dataclasses import asdict
 
 from ..lifecycle.archive import PUBLICATION, publish
@@ -26,9 +27,16 @@ def _publish(args: argparse.Namespace, ui: UI) -> int:
     tables = [table for table, _ in audited(load_metadata(args.target), args.target, args.table)]
     engine = create_engine(args.url)
     try:
-        done = publish(engine, tables, name=args.name)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # said below, as the CLI says it
+            done = publish(engine, tables, name=args.name)
     finally:
         engine.dispose()
+    if done.wal_level != "logical":
+        ui.warn(
+            f"the server runs with wal_level={done.wal_level}: no subscriber receives anything "
+            "until wal_level = logical is set in postgresql.conf and the server restarted"
+        )
     if ui.json:
         ui.emit_json({"published": asdict(done)})
         return EXIT_OK

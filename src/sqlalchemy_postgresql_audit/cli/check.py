@@ -11,7 +11,8 @@ governs: the append-only guard, the audit table's indexes (the history index), i
 rules and row-level security, source columns neither mirrored nor excluded, and once
 ``grant`` ran, the privileges of the roles it named; for a partitioned audit table, how far
 ahead partitions exist and the rows waiting in its DEFAULT partition (``gap`` when the next
-write has no partition); for a ``redact: hash`` column, recorded values that are not digests of
+write has no partition), and any table made to look like one of its kept partitions
+(``unexpected``); for a ``redact: hash`` column, recorded values that are not digests of
 a key version the key table holds.  ``--json`` lists each object with its
 state, so an operator sees what is watched.
 """
@@ -49,11 +50,12 @@ from ..install.ddl import resolve_spec
 from ..install.exposure import exposure, replica_setters
 from ..install.publication import unpublished
 from ..install.watch import exposure_states, index_states, privilege_states, replica_states
-from ..lifecycle.coverage import GAP, coverage, coverage_watched
+from ..lifecycle.coverage import GAP, coverage, coverage_watched, registration_watched
+from ..lifecycle.partition_catalog import look_alikes_watched
 from ..lifecycle.recorded_digests import digest_states
 from .base import EXIT_DRIFT, EXIT_OK, Command, add_target_argument, add_url_argument
-from .database import begin, create_engine
-from .target import audited, load_metadata
+from .database import begin, create_engine, owner_rights
+from .target import audit_table_name, audited, load_metadata
 from .ui import UI
 
 OK = "ok"
@@ -191,6 +193,8 @@ def _governed(
         *replica_states(replica_setters(connection, record.writers) if record else ()),
         *exposure_states(spec, exposure(connection, spec)),
         *([coverage_watched(spec.audit_table, found)] if found else []),
+        *(look_alikes_watched(connection, schema, spec.audit_table) if found else []),
+        *registration_watched(connection, schema, spec.audit_table),
         *digest_states(connection, spec, schema),
     ]
 
@@ -215,8 +219,9 @@ def _check(args: argparse.Namespace, ui: UI) -> int:
     # base class does not import the modules that define the models.
     pairs = audited(load_metadata(args.target), args.target)
     engine = create_engine(args.url)
+    audit_tables = [audit_table_name(table) for table, _ in pairs]
     try:
-        with begin(engine) as connection:
+        with owner_rights(engine, "check", audit_tables), begin(engine) as connection:
             states = table_states(connection, pairs)
     finally:
         engine.dispose()

@@ -176,3 +176,40 @@ def first_line(error: BaseException) -> str:
     original = getattr(error, "orig", None) or error
     lines = str(original).strip().splitlines()
     return lines[0] if lines else type(original).__name__
+
+
+#: SQLSTATE of "permission denied" (``insufficient_privilege``).
+_INSUFFICIENT_PRIVILEGE = "42501"
+
+_OWNERS = sa.text(
+    "SELECT DISTINCT pg_catalog.pg_get_userbyid(c.relowner) FROM pg_catalog.pg_class c "
+    "WHERE c.oid IN (SELECT pg_catalog.to_regclass(t) "
+    "FROM pg_catalog.unnest(CAST(:tables AS pg_catalog.text[])) AS t) ORDER BY 1"
+)
+
+
+def permission_denied(error: BaseException) -> bool:
+    """Whether ``error`` is PostgreSQL's "permission denied" (insufficient privilege)."""
+    original = getattr(error, "orig", None)
+    state = getattr(original, "pgcode", None) or getattr(original, "sqlstate", None)
+    return isinstance(error, sa.exc.DBAPIError) and state == _INSUFFICIENT_PRIVILEGE
+
+
+@contextmanager
+def owner_rights(engine: sa.Engine, command: str, audit_tables: list[str]) -> Iterator[None]:
+    """Turn a "permission denied" inside ``command`` into an error naming the role that ran it
+    and the role it needs: the owner of ``audit_tables`` (``schema.name``), whose partitions,
+    DEFAULT partition included, are the owner's alone (``lifecycle.maintenance``)."""
+    try:
+        yield
+    except sa.exc.DBAPIError as error:
+        if not permission_denied(error):
+            raise
+        with engine.connect() as connection:
+            role = connection.execute(sa.select(sa.func.current_user())).scalar_one()
+            owners = connection.execute(_OWNERS, {"tables": audit_tables}).scalars().all()
+        owner = " or ".join(repr(name) for name in owners) or "the audit tables' owner"
+        raise CliError(
+            f"{command} as role {role!r}: {first_line(error)}; it needs the rights of the audit "
+            f"tables' owner: run it as {owner} or a member of that role"
+        ) from error

@@ -33,7 +33,7 @@ from .lookup import (
     qualified_name,
     split_target,
 )
-from .trail import describe, states_as_of, versions
+from .trail import describe, removal_as_of, states_as_of, versions
 from .ui import UI
 
 HISTORY_USAGE = "[MODULE:METADATA] TABLE PK"
@@ -118,16 +118,29 @@ def _as_of(args: argparse.Namespace, ui: UI) -> int:
             table = find_table(connection, args.target, name)
             shown = qualified_name(connection, table)
             key = parse_key(table, words[2]) if len(words) == 3 else None
-            states = states_as_of(connection, table, moment_for(connection, table, at), key)
+            moment = moment_for(connection, table, at)
+            states = states_as_of(connection, table, moment, key)
+            incomplete = removal_as_of(connection, table, moment, key, bool(states))
     finally:
         engine.dispose()
     if ui.json:
         forms = _forms(table)
         rows = [_named(forms, state["values"]) for state in states]
         changes = [{k: v for k, v in state.items() if k != "values"} for state in states]
-        ui.emit_json({"table": shown, "at": at, "key": key, "rows": rows, "last_changes": changes})
+        ui.emit_json(
+            {
+                "table": shown,
+                "at": at,
+                "key": key,
+                "rows": rows,
+                "last_changes": changes,
+                "incomplete": incomplete,
+            }
+        )
         return EXIT_OK
     what = shown if key is None else f"{shown} {_key_text(key)}"
+    if incomplete:
+        ui.warn(f"{what} as of {at.isoformat()}: {incomplete}")
     if not states:
         ui.line(f"{what} had no rows at {at.isoformat()}", "warn")
         return EXIT_OK

@@ -12,9 +12,14 @@ import argparse
 import datetime
 from dataclasses import asdict
 
+import sqlalchemy as sa
+
+from ..declare.audit_table import AUDIT_TABLE_KEY, PARTITIONING_KEY, Partitioning
 from ..lifecycle.holds import hold, release
-from ..lifecycle.maintenance import maintain
+from ..lifecycle.maintenance import Maintained, MaintenanceError, maintain
 from .base import (
+    EXIT_DRIFT,
+    EXIT_ERROR,
     EXIT_OK,
     CliError,
     Command,
@@ -22,8 +27,8 @@ from .base import (
     add_target_argument,
     add_url_argument,
 )
-from .database import begin, create_engine
-from .target import audited, load_metadata
+from .database import begin, create_engine, owner_rights, permission_denied
+from .target import audit_table_name, audited, load_metadata
 from .ui import UI
 
 
@@ -48,15 +53,46 @@ def _moment(text: str) -> datetime.datetime:
 
 
 def _maintain(args: argparse.Namespace, ui: UI) -> int:
+    """Every table is maintained even when another fails; the failures are named last and
+    make the exit code 2."""
     pairs = audited(load_metadata(args.target), args.target, args.table)
+    partitioned = [(table, spec) for table, spec in pairs if _is_partitioned(table)]
+    if not partitioned:
+        # Most often a job pointed at the wrong models: say so, and fail it.
+        what = ", ".join(table.fullname for table, _ in pairs) if args.table else args.target
+        if ui.json:
+            ui.emit_json({"maintained": []})
+        ui.warn(
+            f"nothing to maintain: {what} has no partitioned audit table "
+            "(declare 'partition' in a table's audit options)"
+        )
+        return EXIT_DRIFT
     engine = create_engine(args.url)
+    audit_tables = [audit_table_name(table) for table, _ in partitioned]
+    done: list[Maintained] = []
+    failures: list[tuple[str, BaseException]] = []
     try:
-        done = [item for table, _ in pairs for item in maintain(engine, table, at=args.at)]
+        with owner_rights(engine, "maintain", audit_tables):
+            for table, _ in partitioned:
+                try:
+                    done += maintain(engine, table, at=args.at)
+                except MaintenanceError as failed:
+                    # The role lacks the owner's rights: one error saying so, not one per table.
+                    for _, failure in failed.failures:
+                        if permission_denied(failure):
+                            raise failure from failed
+                    done += failed.done
+                    failures += failed.failures
     finally:
         engine.dispose()
     if ui.json:
-        ui.emit_json({"maintained": [asdict(item) for item in done]})
-        return EXIT_OK
+        ui.emit_json(
+            {
+                "maintained": [asdict(item) for item in done],
+                "failed": {name: str(failure) for name, failure in failures},
+            }
+        )
+        return EXIT_ERROR if failures else EXIT_OK
     ui.table(
         ("audit table", "created", "drained rows", "detached", "dropped", "held"),
         [
@@ -72,7 +108,13 @@ def _maintain(args: argparse.Namespace, ui: UI) -> int:
         ],
     )
     ui.line(f"maintained {len(done)} partitioned audit tables", "ok")
-    return EXIT_OK
+    for name, failure in failures:
+        ui.line(f"failed: {name}: {failure}", "drift")
+    return EXIT_ERROR if failures else EXIT_OK
+
+
+def _is_partitioned(table: sa.Table) -> bool:
+    return isinstance(table.info[AUDIT_TABLE_KEY].info.get(PARTITIONING_KEY), Partitioning)
 
 
 def _hold_arguments(parser: argparse.ArgumentParser) -> None:

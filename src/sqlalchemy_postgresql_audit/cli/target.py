@@ -10,13 +10,15 @@ from types import ModuleType
 
 from sqlalchemy import MetaData, Table
 
-from ..declare.audit_table import IS_AUDIT_TABLE_KEY, SPEC_KEY
+from ..declare.audit_table import AUDIT_TABLE_KEY, IS_AUDIT_TABLE_KEY, SPEC_KEY
 from ..declare.declaration import declare_metadata
 from ..declare.spec import AuditSpec
 from ..install.ddl import audited_tables
 from ..listeners import enable
+from ..render import FALLBACK_SCHEMA
+from ..render.sql import name_text
 from .base import CliError
-from .names import table_key
+from .names import split_table_name, table_key
 
 EXAMPLE = "myapp.models:Base.metadata"
 
@@ -86,9 +88,7 @@ def audited(
     for name in names:
         table = metadata.tables.get(name)
         if table is None:
-            table = metadata.tables.get(table_key(name))
-        if table is None:
-            raise CliError(f"{reference} has no table {name!r}")
+            table = _table(metadata, reference, name)
         spec = table.info.get(SPEC_KEY)
         if not isinstance(spec, AuditSpec):
             source = table.info.get(IS_AUDIT_TABLE_KEY)
@@ -96,3 +96,28 @@ def audited(
             raise CliError(f"table {name!r} of {reference}: {why}")
         chosen.append((table, spec))
     return chosen
+
+
+def _table(metadata: MetaData, reference: str, name: str) -> Table:
+    """The table a typed name means: ``schema.name`` also finds a table declared without a
+    schema when ``schema`` is ``public``, where such a table lives by default (as ``check``
+    and ``maintain`` print it)."""
+    table = metadata.tables.get(table_key(name))
+    if table is not None:
+        return table
+    schema, bare = split_table_name(name)
+    unqualified = metadata.tables.get(bare) if schema is not None else None
+    if unqualified is not None and schema == FALLBACK_SCHEMA:
+        return unqualified
+    if unqualified is not None:
+        raise CliError(
+            f"{reference} has no table {name!r}: its table {bare!r} is declared without a "
+            f"schema; name it {bare!r}"
+        )
+    raise CliError(f"{reference} has no table {name!r}")
+
+
+def audit_table_name(source: Table) -> str:
+    """``schema.name`` (or ``name``) of the audit table of audited ``source``."""
+    audit: Table = source.info[AUDIT_TABLE_KEY]
+    return name_text(audit.schema, audit.name)

@@ -24,8 +24,11 @@ from ..declare.spec import (
     AuditSpec,
     capture_column,
 )
-from ..history import Version, as_of, changes, history
+from ..history import Version, as_of, changes, history, removed_history
 from ..history._redacted import REDACTED, from_json
+from ..history._removed import known_select
+from ..history._target import audited, key_values
+from .base import CliError
 
 OPERATIONS = {
     "I": "INSERT",
@@ -161,3 +164,26 @@ def describe(version: Mapping[str, Any], skip: frozenset[str] = frozenset()) -> 
     if operation in ("INSERT", "BASELINE"):
         return ", ".join(f"{name}={cell(new)}" for name, (_, new) in diff.items())
     return ", ".join(f"{name}: {cell(old)} -> {cell(new)}" for name, (old, new) in diff.items())
+
+
+def removal_as_of(
+    connection: sa.Connection,
+    table: sa.Table,
+    at: datetime.datetime,
+    key: Mapping[str, object] | None,
+    found: bool,
+) -> str | None:
+    """What ``as-of`` must add when history was removed from ``table``'s trail: ``None`` when
+    its answer is complete; raises ``CliError`` when the trail cannot know the state at all
+    (``found``: whether ``as_of`` found the row ``key``)."""
+    target = audited(table)
+    removed = removed_history(connection, table)
+    if removed is None:
+        return None
+    if key is not None:
+        if found or connection.execute(known_select(target, key_values(target, key), at)).scalar():
+            return None
+        raise CliError(f"the state of key {dict(key)} at {at.isoformat()} is unknown: {removed}")
+    if at < removed.before:
+        raise CliError(f"the state of the table at {at.isoformat()} is unknown: {removed}")
+    return f"incomplete: {removed}; rows not changed since then are not shown"

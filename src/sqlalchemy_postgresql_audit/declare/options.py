@@ -29,6 +29,12 @@ CDC_MODE = "cdc"
 #: How a partitioned audit table is cut: one partition per UTC day, ISO week or month.
 PartitionInterval = Literal["day", "week", "month"]
 PARTITION_INTERVALS: tuple[PartitionInterval, ...] = ("day", "week", "month")
+#: The shortest partition of each interval: a retention below it cannot be honoured.
+_SHORTEST = {
+    "day": datetime.timedelta(days=1),
+    "week": datetime.timedelta(weeks=1),
+    "month": datetime.timedelta(days=28),
+}
 Operation = Literal["INSERT", "UPDATE", "DELETE", "TRUNCATE"]
 #: How a redacted column is recorded: ``mask`` (the typed column, always NULL), ``hash`` (a
 #: keyed HMAC-SHA256, ``bytea``) or ``omit`` (no column); each still shows in changed_columns.
@@ -241,6 +247,15 @@ def _partitioning(table_name: str, raw: Mapping[str, Any]) -> dict[str, Any]:
                 "retention",
                 "needs 'partition': retention drops whole partitions, never rows one by one "
                 "(use retention.purge_audit_history for an unpartitioned audit table)",
+            )
+        if retention < _SHORTEST[partition]:
+            raise AuditConfigurationError(
+                table_name,
+                "retention",
+                f"({retention}) is shorter than one partition (a {partition}, at least "
+                f"{_SHORTEST[partition]}): retention removes only whole partitions, so history "
+                f"would be kept up to a {partition} longer than it says; partition by a "
+                "shorter interval or keep history longer",
             )
     keep = _bool(table_name, raw, "retention_keep", default=False)
     if keep and retention is None:

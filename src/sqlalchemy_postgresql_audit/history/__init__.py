@@ -11,6 +11,7 @@ from ._activity import activity
 from ._api import as_of, changes, history
 from ._model import AuditRecord, audit_model
 from ._redacted import REDACTED, Hashed, Redacted
+from ._removed import IncompleteHistory, RemovedHistory, aremoved_history, removed_history
 from ._versions import Operation, Version
 from ._write import Restored, arecord_baseline, arestore, record_baseline, restore
 
@@ -18,17 +19,21 @@ __all__ = [
     "REDACTED",
     "AuditRecord",
     "Hashed",
+    "IncompleteHistory",
     "Operation",
     "Redacted",
+    "RemovedHistory",
     "Restored",
     "Version",
     "activity",
     "arecord_baseline",
+    "aremoved_history",
     "arestore",
     "as_of",
     "audit_model",
     "changes",
     "history",
     "record_baseline",
+    "removed_history",
     "restore",
 ]

@@ -160,6 +160,11 @@ def as_of(target: Table | type[Any], at: datetime.datetime, pk: object = None) -
 
     For a ``Table``: rows of the mirrored columns, ordered by key.  For an ORM class:
     ``Version[Model]`` objects, the version each row was in (``changed`` is empty).
+
+    After retention or a purge removed history, the trail no longer holds the version a row
+    last changed in before the removal, so such a row is missing from the result, not absent:
+    ``removed_history(connection, target)`` says whether and up to when history was removed
+    (``restore(at=...)`` and the command line's ``as-of`` check it themselves).
     """
     resolved = audited(target)
     moment = check_moment(resolved, at)

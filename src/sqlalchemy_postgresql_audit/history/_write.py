@@ -43,6 +43,7 @@ from ._queries import (
     present,
     versions,
 )
+from ._removed import IncompleteHistory, known_select, removed_from, removed_history_select
 from ._target import Audited, audited, check_moment, key_filter, key_values
 
 Restored = Literal["updated", "inserted", "deleted", "unchanged"]
@@ -143,6 +144,16 @@ def _restore_steps(
     if version is None:
         assert at is not None
         state = (yield _state_at(target, key, at)).mappings().first()
+        if state is None:
+            # Absent at ``at``, or last changed before history was removed: deleting the row
+            # on the strength of a removed past would be wrong.
+            removed = removed_from(target, (yield removed_history_select(target)).first())
+            if removed is not None and not (yield known_select(target, key, at)).scalar():
+                raise IncompleteHistory(
+                    removed,
+                    f"restore of table {target.name!r}, key {key!r} at {at.isoformat()}: the "
+                    "trail holds no version of it then",
+                )
     else:
         if isinstance(version, bool) or not isinstance(version, int):
             raise TypeError(

@@ -318,9 +318,13 @@ def _guard_states(spec: AuditSpec, installed: InstalledAudit) -> list[Watched]:
     if guard.config != GUARD_CONFIG:
         found.append("append-only guard function settings differ")
     expected = {t.name: t for t in expected_guard_triggers(spec)}
+    # The audit table's own: the function's triggers on its partitions and kept partitions
+    # carry the same names (``render.partitioning.guard_partition``).
+    table = (spec.schema, spec.audit_table)
+    own = {t.name: t for t in guard.triggers if (t.schema, t.table) == table}
     return [
         _watched("guard function", name, found),
-        *_compare_triggers("guard trigger", expected, {t.name: t for t in guard.triggers}),
+        *_compare_triggers("guard trigger", expected, own),
     ]
 
 

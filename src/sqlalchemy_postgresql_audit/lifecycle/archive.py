@@ -5,7 +5,8 @@ tables, the archive subscribes and keeps everything.
   archive may partition it differently, or not at all;
 - INSERT and UPDATE only: retention's DETACH and DROP are never replicated, and a purge's
   DELETE is not published, so the primary may keep 30 days while the archive keeps
-  everything; an erasure's UPDATE is published, and so reaches the archive;
+  everything; an erasure's UPDATE is published, and so reaches the archive for the rows the
+  primary still has (``erase`` must run on the archive for the others, and says so);
 - on PostgreSQL 15 and later, a row filter keeps the retention and purge markers (``X``, ``P``)
   off the archive, whose history was not removed (on 14 they arrive: the archive then says
   history was removed that it still holds);
@@ -20,6 +21,8 @@ each table keeps its own ``maintain`` from applying retention there.
 
 from __future__ import annotations
 
+import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -28,6 +31,7 @@ from sqlalchemy.engine import URL, make_url
 
 from ..declare.audit_table import SPEC_KEY
 from ..declare.declaration import declared_tables
+from ..declare.naming import fit_identifier
 from ..declare.spec import AuditSpec
 from ..errors import AuditError
 from ..install.ddl import AuditDDL, _connection, audited_tables, resolve_spec
@@ -48,6 +52,8 @@ class Published:
     tables: tuple[str, ...]
     #: Whether the retention and purge markers are kept off the archive (PostgreSQL 15+).
     markers_filtered: bool
+    #: The server's ``wal_level``: a subscriber receives nothing until it is ``logical``.
+    wal_level: str = "logical"
 
 
 def publish(
@@ -69,6 +75,7 @@ def publish(
             for each_schema, each in _tree(connection, schema, table):
                 _run(connection, replica_identity_full(each_schema, each))
         version = int(connection.execute(sa.text("SHOW server_version_num")).scalar_one())
+        wal_level = str(connection.execute(sa.text("SHOW wal_level")).scalar_one())
         row_filter = version >= 150000
         exists = connection.execute(_EXISTS, {"name": name}).scalar()
         if exists:
@@ -76,10 +83,21 @@ def publish(
             _run(connection, sql.set_publication_options(name))
         else:
             _run(connection, sql.create_publication(name, tables, row_filter))
+    if wal_level != "logical":
+        # Created all the same: the setting needs a restart, and the publication may be
+        # made before it.
+        warnings.warn(
+            f"publication {name!r} is in place, but the server runs with wal_level={wal_level}: "
+            "no subscriber receives anything until wal_level = logical is set in "
+            "postgresql.conf and the server restarted",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return Published(
         publication=name,
         tables=tuple(name_text(schema, table) for schema, table in tables),
         markers_filtered=row_filter,
+        wal_level=wal_level,
     )
 
 
@@ -97,9 +115,14 @@ def subscribe_archive(
     The slot on the source is named like the subscription.  Into a database of the *same*
     cluster as the source, pass ``create_slot=False`` after creating the slot on the source
     (``SELECT pg_create_logical_replication_slot(name, 'pgoutput')``): PostgreSQL cannot create
-    it from within ``CREATE SUBSCRIPTION`` there, and would wait forever.
+    it from within ``CREATE SUBSCRIPTION`` there, and would wait forever.  A slot's name is
+    unique per server, not per database: archiving a second database of the same source server
+    needs another ``name``, and a slot of that name there already is an ``AuditError`` saying
+    so (when the source can be reached from here to look).
     """
     url = make_url(source_url)
+    if create_slot:
+        _refuse_taken_slot(url, name)
     query = {key: str(value) for key, value in url.query.items() if isinstance(value, str)}
     parts = {  # a socket directory may come as ?host=/path (libpq's own form)
         "host": url.host or query.get("host", ""),
@@ -115,6 +138,36 @@ def subscribe_archive(
     # CREATE SUBSCRIPTION that creates its slot cannot run inside a transaction block.
     with archive.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         _run(connection, statement)
+
+
+_SLOT = sa.text(
+    "SELECT database FROM pg_catalog.pg_replication_slots WHERE slot_name = :name"
+)
+
+
+def _refuse_taken_slot(url: URL, name: str) -> None:
+    """Raise when the source server already has a replication slot ``name``: the subscription
+    could not create its own (whichever database made it, as slots are per server)."""
+    try:
+        engine = sa.create_engine(url)
+    except (sa.exc.ArgumentError, ImportError):
+        return  # a URL only the archive's libpq reads: CREATE SUBSCRIPTION reports the clash
+    try:
+        with engine.connect() as connection:
+            taken = connection.execute(_SLOT, {"name": name}).first()
+    except sa.exc.DBAPIError:
+        return  # unreachable from here: likewise
+    finally:
+        engine.dispose()
+    if taken is None:
+        return
+    database = url.database or ""
+    suggestion = fit_identifier(f"{SUBSCRIPTION}_{re.sub('[^a-z0-9_]', '_', database.lower())}")
+    raise AuditError(
+        f"replication slot {name!r} already exists on the source server (for database "
+        f"{taken.database!r}): slot names are unique per server, so each database archived "
+        f"from it needs its own subscription name: pass name=, e.g. name={suggestion!r}"
+    )
 
 
 def unsubscribe_archive(archive: sa.Engine, *, name: str = SUBSCRIPTION) -> None:

@@ -17,14 +17,23 @@ three steps, each its own transaction on an Engine:
    names the audit table, so its next write goes through the parent.
 
 On a Connection everything runs in the caller's transaction, so the validation scan happens
-under the lock of step 1: writers wait for the whole conversion.  ``unpartition`` reverses it,
-keeping every row: the first partition is detached and becomes the audit table again, and the
-rows written since (the only rows copied) are copied into it.
+under the lock of step 1: writers wait for the whole conversion.
+
+Step 1's bound is a moment that passes: a conversion that dies after it leaves a constraint
+that will refuse every write once the bound is reached.  The three steps hold the audit table's
+turn (``maintain``'s advisory lock); ``check`` reports such a leftover by name, ``maintain``
+removes it (it cannot be a conversion still running: that would hold the turn) and says how to
+finish, and running the conversion again finishes it (step 1 replaces the constraint).
+
+``unpartition`` reverses it, keeping every row: the first partition is detached and becomes
+the audit table again, and the rows written since (the only rows copied) are copied into it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -43,7 +52,9 @@ from ..render.partitioning import (
     guard_partition,
 )
 from ..render.sql import drop_trigger, name_text
-from .maintenance import give_default_partition, keep_to_owner
+from . import partman
+from .drain import stored_columns
+from .maintenance import give_default_partition, keep_to_owner, turn_key
 from .partition_catalog import partition_comment, range_partitions
 from .periods import bound_text, period_of, utc
 
@@ -70,11 +81,31 @@ def partition_audit_table(
         raise AuditError(f"table {table.fullname!r} is not audited with the 'partition' option")
     with _connection(bind) as connection:
         spec = resolve_spec(connection, spec)
-        until = prepare(connection, spec, partitioning.interval, at)
-    with _connection(bind) as connection:
-        validate(connection, spec)
-    with _connection(bind) as connection:
-        return finish(connection, spec, until)
+    with turn_held(bind, spec):
+        with _connection(bind) as connection:
+            until = prepare(connection, spec, partitioning.interval, at)
+        with _connection(bind) as connection:
+            validate(connection, spec)
+        with _connection(bind) as connection:
+            return finish(connection, spec, until)
+
+
+@contextlib.contextmanager
+def turn_held(bind: sa.Engine | sa.Connection, spec: AuditSpec) -> Iterator[None]:
+    """Hold the audit table's turn (``maintain``'s advisory lock) across the three steps, so
+    that ``maintain`` never takes a conversion in progress for one that stopped (and removes
+    its constraint): on an Engine, a session lock on a connection of its own, released when
+    the steps end or the process dies; on a Connection, until its transaction ends."""
+    if not isinstance(bind, sa.Engine):
+        bind.execute(sa.select(sa.func.pg_advisory_xact_lock(*turn_key(spec))))
+        yield
+        return
+    with bind.connect() as holder:
+        holder.execute(sa.select(sa.func.pg_advisory_lock(*turn_key(spec))))
+        try:
+            yield
+        finally:
+            holder.execute(sa.select(sa.func.pg_advisory_unlock(*turn_key(spec))))
 
 
 def prepare(
@@ -178,10 +209,11 @@ def unpartition(connection: sa.Connection, spec: AuditSpec) -> str:
     ).all()
     always = connection.execute(_IDENTITY_ALWAYS, table).scalar_one()
     following = connection.execute(_NEXT_ID, table).scalar_one()
-    columns = tuple(connection.execute(_COLUMNS, table).scalars())
+    columns = stored_columns(connection, schema, name)  # every one, declared or not
     _run(connection, detach_partition(schema, name, first.name))
     _run(connection, sql.copy_rows(schema, name, first.name, columns))
     _run(connection, sql.drop_table(schema, name))
+    partman.unregister(connection, schema, name)  # else its maintenance fails database-wide
     _run(connection, sql.rename_table(schema, first.name, name))
     for index in indexes:
         _run(connection, sql.rename_index(schema, index.child, index.parent))
@@ -239,11 +271,6 @@ _IDENTITY_ALWAYS = sa.text(
     "SELECT attidentity = 'a' FROM pg_catalog.pg_attribute "
     "WHERE attrelid = CAST(:t AS regclass) AND attname = :c"
 ).bindparams(c=AUDIT_ID)
-
-_COLUMNS = sa.text(
-    "SELECT attname FROM pg_catalog.pg_attribute WHERE attrelid = CAST(:t AS regclass) "
-    "AND attnum > 0 AND NOT attisdropped ORDER BY attnum"
-)
 
 
 def _run(connection: sa.Connection, statement: str) -> None:

@@ -2,7 +2,8 @@
 subject's right to erasure, and leave a marker that says who erased what, when and why.
 
 Values are set to NULL in every version: through the audit table (every attached partition)
-and in the partitions retention detached and kept (found by their comment).  Under
+and in the partitions retention detached and kept (found by their comment, and only those that
+are really the library's: ``partition_catalog.kept_partitions``).  Under
 ``append_only`` the guard lets exactly such an UPDATE through while ``ERASING_SETTING`` is set
 (``render.guard``).  Each call writes an ``E`` row into each audit table it touched (who in
 ``audit_current_user``, when in ``audit_operation_timestamp``, no key, no value) and an ``E``
@@ -19,7 +20,10 @@ the columns it erased, since ``pg_stats`` samples values.  ``changed_columns`` s
 columns, never values.
 
 What erasure cannot reach: an archive server whose publication does not publish UPDATE (the
-library's ``publish`` does publish it), copies made outside the database (dumps, exports),
+library's ``publish`` does publish it), and on any archive server the rows this server no
+longer has (dropped or kept by retention, deleted by a purge: none of that is replicated), for
+which ``erase`` must run on the archive too (``Erased.unreached_publications`` and a warning
+say so); copies made outside the database (dumps, exports),
 base backups and archived WAL, which keep the values until they expire, and dead row versions
 until VACUUM removes them.
 """
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import bisect
 import decimal
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,14 +44,15 @@ from ..declare.spec import AUDIT_CURRENT_USER, AUDIT_ID, AUDIT_OPERATION, AUDIT_
 from ..errors import AuditError
 from ..history._target import audited, key_filter, key_values
 from ..install.ddl import _connection, resolve_spec
-from ..render.erasure import KEPT_PARTITIONS, MAY_LOCK, analyze_erased, lock_for_erasure
-from ..render.guard import ERASING_SETTING
+from ..render.erasure import MAY_LOCK, PUBLISHED_IN, analyze_erased, lock_for_erasure
+from ..render.guard import ERASING_SETTING, PURGE_OPERATION_CODE
+from ..render.partitioning import RETENTION_OPERATION_CODE
 from ..render.seals import ERASURE_OPERATION_CODE, REMOVED_OPERATION, SEAL_OPERATION
 from ..render.sql import name_text
 from . import _chain
 from ._digest import KeyTree, column_key, commitment
 from ._segments import stream_rows
-from .maintenance import partition_comment
+from .partition_catalog import kept_partitions
 from .seals import audited_targets, removed_segments
 
 Where = Callable[[sa.TableClause], sa.ColumnElement[bool]]
@@ -67,6 +73,12 @@ class Erased:
     sealed_rows: int
     #: Detached partitions kept by retention that held values erased here.
     kept_partitions: tuple[str, ...]
+    #: The publications of this audit table (an archive server subscribes to them) when this
+    #: server removed history an archive keeps (retention dropped or kept partitions, a purge
+    #: deleted rows): neither a DROP, a DELETE of a purge nor an UPDATE of a kept partition is
+    #: replicated, so the archive may still hold values this erasure did not reach there.  Run
+    #: ``erase`` on the archive too.  Empty otherwise.
+    unreached_publications: tuple[str, ...] = ()
 
 
 def erase(
@@ -214,7 +226,9 @@ def _erase(
     reason: str,
 ) -> Erased:
     schema, name = spec.schema, spec.audit_table
-    relations = (name, *_kept_partitions(connection, schema, name))
+    kept = kept_partitions(connection, schema, name).names
+    relations = (name, *kept)
+    unreached = _unreached_publications(connection, schema, audit, bool(kept))
     if not _any_present(connection, schema, relations, audit, columns, where):
         return Erased(
             audit_table=name,
@@ -223,12 +237,13 @@ def _erase(
             rows=0,
             sealed_rows=0,
             kept_partitions=(),
+            unreached_publications=unreached,
         )
     _chain.prepare(connection, schema)
     marker = _write_marker(connection, schema, audit)
     connection.execute(sa.select(sa.func.set_config(ERASING_SETTING, str(marker), True)))
     sealed = _shred_sealed_rows(connection, schema, name, audit, columns, where, marker)
-    rows, kept = 0, []
+    rows, touched = 0, []
     for relation in relations:
         table = _typed(schema, relation, audit)
         updated = connection.execute(
@@ -239,7 +254,7 @@ def _erase(
         ).rowcount
         rows += updated
         if updated and relation != name:
-            kept.append(relation)
+            touched.append(relation)
         if updated:
             connection.execute(sa.text(analyze_erased(schema, relation, columns)))
     connection.execute(sa.select(sa.func.set_config(ERASING_SETTING, "", True)))
@@ -258,8 +273,35 @@ def _erase(
         columns=columns,
         rows=rows,
         sealed_rows=sealed,
-        kept_partitions=tuple(kept),
+        kept_partitions=tuple(touched),
+        unreached_publications=unreached,
     )
+
+
+def _unreached_publications(
+    connection: sa.Connection, schema: str | None, audit: sa.Table, kept: bool
+) -> tuple[str, ...]:
+    """The publications of ``audit`` when this server removed history its subscribers keep
+    (``Erased.unreached_publications``), with a warning saying so."""
+    where = {"audit_table": name_text(schema, audit.name)}
+    publications = tuple(connection.execute(sa.text(PUBLISHED_IN), where).scalars())
+    if not publications:
+        return ()
+    if not kept:
+        table = _typed(schema, audit.name, audit)
+        removed = sa.select(sa.literal(1)).where(
+            table.c[AUDIT_OPERATION].in_([RETENTION_OPERATION_CODE, PURGE_OPERATION_CODE])
+        )
+        if not connection.execute(sa.select(sa.exists(removed))).scalar_one():
+            return ()
+    warnings.warn(
+        f"{name_text(schema, audit.name)} is published ({', '.join(publications)}) and this "
+        "server removed history (retention, a purge) that an archive subscribed to it keeps: "
+        "erasing here does not reach those rows there; run erase on the archive too",
+        UserWarning,
+        stacklevel=4,
+    )
+    return publications
 
 
 def _present(table: sa.TableClause, columns: Sequence[str]) -> sa.ColumnElement[bool]:
@@ -308,14 +350,6 @@ def _write_marker(connection: sa.Connection, schema: str | None, audit: sa.Table
         }
     )
     return int(connection.execute(marker.returning(table.c[AUDIT_ID])).scalar_one())
-
-
-def _kept_partitions(connection: sa.Connection, schema: str | None, name: str) -> list[str]:
-    found = connection.execute(
-        sa.text(KEPT_PARTITIONS),
-        {"schema": schema or "public", "comment": partition_comment(name)},
-    )
-    return list(found.scalars())
 
 
 def _shred_sealed_rows(

@@ -15,11 +15,16 @@ The locks each step takes (observed in ``pg_locks``, see the docs):
   also scans the DEFAULT partition (empty: at once);
 - the writer's own INSERT through the parent: ROW EXCLUSIVE on the parent and the partition it
   lands in, which conflicts with each of the above, never with another writer;
-- draining the DEFAULT partition: DETACH it, create the partitions its rows belong to, and
-  fill each while it is detached too, then attach it again (a scan of the rows just moved),
-  then drop the old DEFAULT partition and create it empty (the append-only guard refuses to
-  empty it).  The rows never pass through the parent again, so a publication of the audit
-  table (``lifecycle.archive``) does not send them twice.  Writers wait for the move;
+- draining the DEFAULT partition: first, before any lock writers wait for, the rows of
+  periods that have ended are copied into tables of their own shaped like the parent, each
+  with a validated check of its bounds (ACCESS SHARE on the parent and the DEFAULT partition
+  only); then, under the parent's lock, DETACH the DEFAULT partition, check each copy against
+  it (count and sum of ``audit_id``, one scan) and ATTACH it (no scan: the check implies the
+  bound), create the partitions the other rows belong to and fill each while it is detached
+  too, then attach it again (a scan of the rows just moved), then drop the old DEFAULT
+  partition and create it empty (the append-only guard refuses to empty it).  The rows never
+  pass through the parent again, so a publication of the audit table (``lifecycle.archive``)
+  does not send them twice.  Writers wait for the check and the current period's move;
 - retention: the ``X`` marker's ``audit_id`` is read first (a scan under ACCESS SHARE, which
   writers do not wait for), then DETACH takes ACCESS EXCLUSIVE on the parent, the DEFAULT
   partition and the partition, until commit.  ``DETACH ... CONCURRENTLY`` would spare
@@ -31,8 +36,10 @@ drained.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 
@@ -47,17 +54,18 @@ from ..declare.audit_table import (
     is_audit_table,
 )
 from ..declare.declaration import declared_tables
+from ..declare.options import PartitionInterval
 from ..declare.spec import AUDIT_CURRENT_USER, AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP, AuditSpec
 from ..errors import AuditError
-from ..install.ddl import AuditDDL, _connection, audited_tables, resolve_spec
+from ..install.ddl import AuditDDL, audited_tables, resolve_spec
 from ..render import partitioning as sql
-from ..render.sql import name_text
-from . import partman
+from ..render.conversion import bound_check, drop_check
+from ..render.partition_script import default_partition_script
+from ..render.sql import name_text, qualified
+from . import drain, partman
 from .holds import held_reason
 from .partition_catalog import (
     RangePartition,
-    default_moments,
-    default_rows,
     range_partitions,
     uncommented_partitions,
 )
@@ -66,6 +74,7 @@ from .partition_catalog import (
 )
 from .periods import Period, bound_text, period_of, periods_ahead, utc
 from .seals import lock_chain, record_removed_partition
+from .unfinished import unfinished_conversion
 
 #: First key of the advisory locks ``maintain`` takes (the second is the audit table's).
 _LOCK_CLASS = 0x4155_4454  # "AUDT"
@@ -87,6 +96,19 @@ class Maintained:
     held: str | None = None
 
 
+class MaintenanceError(AuditError):
+    """``maintain`` could not maintain some audit tables; it maintained the others.
+
+    ``done`` is what it did to those (on a Connection, commit it to keep it), ``failures``
+    the audit tables it failed on, each with its error."""
+
+    def __init__(self, done: list[Maintained], failures: list[tuple[str, BaseException]]) -> None:
+        self.done = done
+        self.failures = failures
+        lines = "; ".join(f"{table}: {error}" for table, error in failures)
+        super().__init__(f"maintain failed for {len(failures)} audit tables: {lines}")
+
+
 def maintain(
     bind: sa.Engine | sa.Connection,
     target: sa.MetaData | sa.Table | None = None,
@@ -96,25 +118,112 @@ def maintain(
     """Maintain the partitioned audit tables of ``target`` (every declared audited table when
     ``None``) as of ``at`` (now by default); returns what was done, per audit table.
 
+    ``at`` chooses the partitions made ahead and the retention cut (``at`` less the
+    retention); but retention never removes a partition that can still receive writes, one
+    whose range ends after the server's present time, whatever ``at`` says.
+
     On an Engine each audit table gets two transactions: partitions and drain, then
     retention, so that the lock the first may take is not held while retention reads what
-    stays; on a Connection everything runs in the caller's transaction (commit it).  Run it
-    as the audit tables' owner, or as a role that may act for it: new partitions are given to
-    the parent's owner.
+    stays; on a Connection everything runs in the caller's transaction (commit it), each
+    audit table in a savepoint.  One audit table's failure does not stop the others: they are
+    maintained, and ``MaintenanceError`` then names every failure.  Run it as the audit
+    tables' owner, or as a role that may act for it: new partitions are given to the parent's
+    owner.
     """
     moment = utc(at or datetime.datetime.now(datetime.timezone.utc))
-    done = []
-    for table, partitioning in _partitioned(target):
+    tables = list(_partitioned(target))
+    for table, partitioning in tables:
+        _check_moment(moment, table.info[AUDIT_TABLE_KEY], partitioning)
+    done: list[Maintained] = []
+    failures: list[tuple[str, BaseException]] = []
+    for table, partitioning in tables:
         audit_table = table.info[AUDIT_TABLE_KEY]
-        with _connection(bind) as connection:
-            spec = resolve_spec(connection, table.info[SPEC_KEY])
-            extended = _extend_one(connection, spec, audit_table, partitioning, moment)
-        if partitioning.retention is None:
-            done.append(extended)
-            continue
-        with _connection(bind) as connection:
-            done.append(_retain_one(connection, spec, audit_table, partitioning, moment, extended))
+        try:
+            done.append(_maintain_one(bind, table, audit_table, partitioning, moment))
+        except (AuditError, sa.exc.DBAPIError) as error:
+            failures.append((audit_table.fullname, error))
+    if failures:
+        raise MaintenanceError(done, failures)
     return done
+
+
+def _check_moment(
+    moment: datetime.datetime, audit_table: sa.Table, partitioning: Partitioning
+) -> None:
+    """Refuse an ``at`` whose partitions ahead or retention cut leave years 1 to 9999."""
+    try:
+        periods_ahead(moment, partitioning.interval)
+        if partitioning.retention is not None:
+            _ = moment - partitioning.retention
+    except OverflowError:
+        raise AuditError(
+            f"maintain: at={moment.isoformat()} is out of range for audit table "
+            f"{audit_table.fullname!r}: its partitions ahead or its retention cut would fall "
+            "outside the years 1 to 9999"
+        ) from None
+
+
+def _maintain_one(
+    bind: sa.Engine | sa.Connection,
+    table: sa.Table,
+    audit_table: sa.Table,
+    partitioning: Partitioning,
+    moment: datetime.datetime,
+) -> Maintained:
+    with _step(bind) as connection:
+        spec = resolve_spec(connection, table.info[SPEC_KEY])
+        _turn(connection, spec)
+        problem = _not_partitioned(connection, spec)
+        if problem is None:
+            extended = _extend(connection, spec, audit_table, partitioning, moment)
+    if problem is not None:  # raised once the leftover constraint's removal is committed
+        raise AuditError(problem)
+    if partitioning.retention is None:
+        return extended
+    with _step(bind) as connection:
+        return _retain_one(connection, spec, audit_table, partitioning, moment, extended)
+
+
+@contextlib.contextmanager
+def _step(bind: sa.Engine | sa.Connection) -> Iterator[sa.Connection]:
+    """One transaction on an Engine; a savepoint of the caller's transaction otherwise, so
+    that one audit table's failure leaves the others' work in it."""
+    if isinstance(bind, sa.Engine):
+        with bind.begin() as connection:
+            yield connection
+    else:
+        with bind.begin_nested():
+            yield bind
+
+
+def _not_partitioned(connection: sa.Connection, spec: AuditSpec) -> str | None:
+    """Why the audit table cannot be maintained, when it is not a partitioned table: the
+    leftover constraint of a conversion that stopped after its first step is removed first
+    (it would refuse every write once its bound passes)."""
+    schema, name = spec.schema, spec.audit_table
+    kind = connection.execute(_KIND, {"t": name_text(schema, name)}).scalar()
+    if kind is not None:  # a conversion's swap may be committing: read what it leaves
+        _run(connection, sql.wait_for_ddl(schema, name))
+        kind = connection.execute(_KIND, {"t": name_text(schema, name)}).scalar()
+    if kind == "p":
+        return None
+    table = qualified(schema, name)
+    if kind is None:
+        return f"audit table {table} does not exist: create it (create_all or Alembic)"
+    convert = (
+        "convert it with partition_audit_table(bind, table) or an Alembic migration "
+        "(op.partition_audit_table)"
+    )
+    leftover = unfinished_conversion(connection, schema, name)
+    if leftover is None:
+        return f"audit table {table} is declared with 'partition' but is not partitioned: {convert}"
+    _run(connection, drop_check(schema, name, bound_check(name)))
+    return (
+        f"audit table {table} is not partitioned: a conversion to partitions stopped after "
+        f"its first step; maintain removed its check constraint {leftover.constraint} "
+        f"({leftover.definition}), which would have refused every write after that bound; "
+        f"{convert} to finish it"
+    )
 
 
 def _partitioned(target: sa.MetaData | sa.Table | None) -> Iterator[tuple[sa.Table, Partitioning]]:
@@ -150,7 +259,19 @@ def give_default_partition(
     connection: sa.Connection, schema: str | None, audit_table: str, owner: str | None
 ) -> None:
     """The DEFAULT partition of a new partitioned audit table: ``owner``'s (the creator's when
-    ``None``) alone, marked as audit history."""
+    ``None``) alone, marked as audit history.
+
+    Alembic's offline mode (``--sql``) hands over a connection that only writes statements
+    out and reads nothing back: the script's statements are written instead, which take the
+    rights back where the script runs (a new table is not published: its REPLICA IDENTITY
+    needs nothing)."""
+    if not isinstance(connection, sa.Connection):
+        default = sql.default_partition(audit_table)
+        owned = () if owner is None else (sql.align_owner(schema, default, owner),)
+        script = default_partition_script(schema, audit_table, partition_comment(audit_table))
+        for statement in (script[0], *owned, *script[1:]):
+            _run(connection, statement)
+        return
     _run(connection, sql.create_default_partition(schema, audit_table))
     default = sql.default_partition(audit_table)
     if owner is not None:
@@ -160,22 +281,17 @@ def give_default_partition(
     _like_parent(connection, schema, audit_table, default)
 
 
-def _turn(connection: sa.Connection, spec: AuditSpec) -> None:
-    """Wait for this audit table's turn: one ``maintain`` at a time per audit table."""
+def turn_key(spec: AuditSpec) -> tuple[int, int]:
+    """The advisory lock of an audit table's turn (``maintain``'s, and a conversion's)."""
     name = f"{spec.schema}.{spec.audit_table}"
     key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big", signed=True)
-    connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_LOCK_CLASS, key)))
+    return _LOCK_CLASS, key
 
 
-def _extend_one(
-    connection: sa.Connection,
-    spec: AuditSpec,
-    audit: sa.Table,
-    partitioning: Partitioning,
-    at: datetime.datetime,
-) -> Maintained:
-    _turn(connection, spec)
-    return _extend(connection, spec, audit, partitioning, at)
+def _turn(connection: sa.Connection, spec: AuditSpec) -> None:
+    """Wait for this audit table's turn: one ``maintain`` (or conversion) at a time per audit
+    table."""
+    connection.execute(sa.select(sa.func.pg_advisory_xact_lock(*turn_key(spec))))
 
 
 def _retain_one(
@@ -207,72 +323,121 @@ def _extend(
     those rows there.  Where pg_partman is in the database (``lifecycle.partman``), it creates
     them, named its way; the rest is the same."""
     schema, name = spec.schema, spec.audit_table
+    default = sql.default_partition(name)
+    unit = partitioning.interval
     _run(connection, sql.create_default_partition(schema, name))
     owner = connection.execute(_OWNER, {"t": name_text(schema, name)}).scalar_one()
     existing = range_partitions(connection, schema, name)
     found = partman.partman_of(connection)
-    if found is not None or _work(connection, spec, partitioning, at, existing):
+    # Rows of periods that have ended are copied before the lock (``drain.prefill``).
+    early = [] if found is not None else _prefill(connection, spec, partitioning, owner)
+    if found is not None or early or _work(connection, spec, partitioning, at, existing):
         # From here no write lands in the DEFAULT partition between reading what waits there
         # and detaching it or creating a partition next to it (which would then fail).
         _run(connection, sql.lock_parent(schema, name))
-    creator = _creator(connection, spec, partitioning, at, existing, owner, found)
-    waiting = default_moments(connection, schema, name, partitioning.interval)
-    wanted = [] if creator.partman else periods_ahead(at, partitioning.interval)
-    wanted += [period_of(moment, partitioning.interval) for moment in waiting]
-    current = range_partitions(connection, schema, name)
-    missing = sorted({p for p in wanted if not _covered(p, current)})
+    creator, aside = _creator(connection, spec, partitioning, at, existing, owner, found)
+    source = aside or default  # the rows to move: pg_partman's registration set them aside
+    tallies = {
+        period_of(start, unit): t
+        for start, t in drain.tallies(connection, schema, source, unit).items()
+    }
+    total = sum(t.rows for t in tallies.values())
     drained = 0
-    if waiting:
-        _run(connection, sql.detach_partition(schema, name, sql.default_partition(name)))
-        creator.create(missing)
-        columns = tuple(column.name for column in audit.columns)
-        periods = {period_of(moment, partitioning.interval) for moment in waiting}
-        total = default_rows(connection, schema, name)
-        drained = _refill(connection, schema, name, columns, periods)
+    if tallies or aside:
+        if aside is None:
+            _run(connection, sql.detach_partition(schema, name, default))
+        ready = [p for p in early if tallies.get(p.period) == p.tally]
+        for prefilled in early:
+            if prefilled in ready:
+                _attach_prefilled(connection, schema, name, prefilled, owner)
+            else:  # rows arrived since the copy: moved the slow way below
+                _run(connection, sql.drop_partition(schema, prefilled.table))
+        drained = sum(p.tally.rows for p in ready)
+        rest = set(tallies) - {p.period for p in ready}
+        creator.create(_missing(connection, spec, at, unit, rest))
+        drained += drain.refill(connection, schema, name, source, rest)
         if drained != total:  # never drop a row the refill did not place
             raise AuditError(
                 f"draining {name_text(schema, name)}: {total - drained} rows of the DEFAULT "
                 "partition found no partition; nothing was changed"
             )
-        # Dropped and made again, not emptied: the guard refuses TRUNCATE of its rows.
-        _run(connection, sql.drop_partition(schema, sql.default_partition(name)))
-        _run(connection, sql.create_default_partition(schema, name))
-        _own(connection, schema, name, sql.default_partition(name), owner)
+        # Dropped (and the DEFAULT partition made again), not emptied: the guard refuses
+        # TRUNCATE of its rows.
+        _run(connection, sql.drop_partition(schema, source))
+        if aside is None:
+            _run(connection, sql.create_default_partition(schema, name))
+            _own(connection, schema, name, default, owner)
     else:
-        creator.create(missing)
+        for prefilled in early:  # the rows left since: nothing to attach
+            _run(connection, sql.drop_partition(schema, prefilled.table))
+        creator.create(_missing(connection, spec, at, unit, set()))
     known = {p.name for p in existing}
     now = range_partitions(connection, schema, name)
     created = tuple(p.name for p in now if p.name not in known)
     for partition in uncommented_partitions(connection, schema, name, partition_comment(name)):
         _own(connection, schema, name, partition, owner)  # made by pg_partman, here or on its own
     if spec.append_only:
-        every = [sql.default_partition(name), *(p.name for p in existing), *created]
+        every = [default, *(p.name for p in existing), *created]
         for partition in every:
             _run(connection, sql.guard_partition(schema, partition, spec))
     return Maintained(audit_table=name, created=created, drained=drained)
 
 
-def _refill(
+def _missing(
+    connection: sa.Connection,
+    spec: AuditSpec,
+    at: datetime.datetime,
+    unit: PartitionInterval,
+    waiting: set[Period],
+) -> list[Period]:
+    """The periods ahead of ``at`` and those rows wait for, that no partition covers yet
+    (pg_partman's maintenance made those ahead of the present already)."""
+    wanted = periods_ahead(at, unit)
+    current = range_partitions(connection, spec.schema, spec.audit_table)
+    return sorted({p for p in [*wanted, *waiting] if not _covered(p, current)})
+
+
+def _prefill(
+    connection: sa.Connection, spec: AuditSpec, partitioning: Partitioning, owner: str
+) -> list[drain.Prefilled]:
+    """Copy the DEFAULT partition's rows of each period that has ended (no write of the
+    trigger's lands there any more) into a table of its own, before the lock writers wait
+    for: under it, only what arrived since is left to move."""
+    schema, name = spec.schema, spec.audit_table
+    default = sql.default_partition(name)
+    present = connection.execute(sa.select(sa.func.now())).scalar_one()
+    moments = drain.waiting_moments(connection, schema, default, partitioning.interval)
+    ended = sorted(
+        p
+        for p in {period_of(moment, partitioning.interval) for moment in moments}
+        if p.upper <= present
+    )
+    return [
+        drain.prefill(
+            connection,
+            schema,
+            name,
+            default,
+            period,
+            _free_name(connection, schema, name, period, owner),
+        )
+        for period in ended
+    ]
+
+
+def _attach_prefilled(
     connection: sa.Connection,
     schema: str | None,
     name: str,
-    columns: tuple[str, ...],
-    periods: set[Period],
-) -> int:
-    """Move the detached DEFAULT partition's rows into the partitions made for them, each
-    detached while it is filled and attached again (scanning only the rows just moved): the
-    rows never pass through the published tree again, so an archive server receives each
-    row once."""
-    moved = 0
-    for partition in range_partitions(connection, schema, name):
-        if not any(partition.lower <= period.lower < partition.upper for period in periods):
-            continue
-        lower, upper = bound_text(partition.lower), bound_text(partition.upper)
-        _run(connection, sql.detach_partition(schema, name, partition.name))
-        fill = sql.refill_partition(schema, name, partition.name, columns, lower, upper)
-        moved += connection.execute(AuditDDL(fill)).rowcount
-        _run(connection, sql.attach_partition(schema, name, partition.name, lower, upper))
-    return moved
+    prefilled: drain.Prefilled,
+    owner: str,
+) -> None:
+    """Attach a prefilled table (no scan: its validated check implies the bound, and the
+    DEFAULT partition is detached) and make it a partition like the others."""
+    lower, upper = bound_text(prefilled.period.lower), bound_text(prefilled.period.upper)
+    _run(connection, sql.attach_partition(schema, name, prefilled.table, lower, upper))
+    _run(connection, sql.drop_constraint(schema, prefilled.table, prefilled.check))
+    _own(connection, schema, name, prefilled.table, owner)
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,7 +467,8 @@ def _work(
 ) -> bool:
     """Whether rows wait in the DEFAULT partition or a partition ahead is missing."""
     schema, name = spec.schema, spec.audit_table
-    if default_moments(connection, schema, name, partitioning.interval):
+    default = sql.default_partition(name)
+    if drain.waiting_moments(connection, schema, default, partitioning.interval):
         return True
     return any(not _covered(p, existing) for p in periods_ahead(at, partitioning.interval))
 
@@ -315,18 +481,20 @@ def _creator(
     existing: Sequence[RangePartition],
     owner: str,
     found: partman.Partman | None,
-) -> _Creator:
+) -> tuple[_Creator, str | None]:
     """pg_partman where the database has it (registering the table first, from the end of
-    the partitions that exist, and letting it make its partitions ahead), else ``maintain``."""
+    the partitions that exist, and letting it make its partitions ahead), else ``maintain``;
+    and the DEFAULT partition a registration set aside, whose rows are to be drained."""
     schema, name = spec.schema, spec.audit_table
     if found is None:
-        return _Creator(connection, schema, name, owner)
+        return _Creator(connection, schema, name, owner), None
     connection.execute(sa.text("SET LOCAL timezone = 'UTC'"))
     start = existing[-1].upper if existing else period_of(at, partitioning.interval).lower
-    partman.register(connection, found, schema, name, partitioning.interval, start)
+    aside = partman.register(connection, found, schema, name, partitioning.interval, start)
     parent = partman.parent_name(connection, schema, name)
-    partman.premake(connection, found, parent)
-    return _Creator(connection, schema, name, owner, found, parent)
+    recover = aside is None and not existing  # registered, every partition gone
+    partman.premake(connection, found, parent, partitioning.interval, recover=recover)
+    return _Creator(connection, schema, name, owner, found, parent), aside
 
 
 def _retain(
@@ -340,11 +508,17 @@ def _retain(
     """Detach the partitions wholly before ``cut`` and drop them (or, with ``keep``, leave
     them as plain tables for archiving), and mark where history begins."""
     schema, name = spec.schema, spec.audit_table
-    expired = [p for p in range_partitions(connection, schema, name) if p.upper <= cut]
+    # A partition whose range ends after the server's present can still receive writes: it
+    # is never removed, whatever ``at`` asked (the marker is never dated after rows that
+    # stay, and nothing written a moment ago is dropped).
+    present = connection.execute(sa.select(sa.func.now())).scalar_one()
+    partitions = range_partitions(connection, schema, name)
+    expired = [p for p in partitions if p.upper <= min(cut, present)]
     if not expired:
         return done
-    bound = max(partition.upper for partition in expired)
-    marker_id = _marker_id(connection, audit, bound)
+    removed = utc(max(partition.upper for partition in expired))
+    staying = [p.lower for p in partitions if p not in expired]
+    marker_id, bound = _marker_place(connection, audit, removed, min([*staying, present]))
     for partition in expired:
         _run(connection, sql.detach_partition(schema, name, partition.name))
         record_removed_partition(connection, audit, partition.name)
@@ -365,6 +539,8 @@ def _keep_detached(connection: sa.Connection, spec: AuditSpec, partition: str) -
     if spec.append_only:
         _run(connection, sql.guard_kept_partition(spec.schema, partition, spec))
 
+
+_KIND = sa.text("SELECT relkind FROM pg_catalog.pg_class WHERE oid = pg_catalog.to_regclass(:t)")
 
 _REPLICA_IDENTITY = sa.text(
     "SELECT relreplident FROM pg_catalog.pg_class WHERE oid = CAST(:t AS regclass)"
@@ -389,7 +565,7 @@ def _create(
     owner: str,
 ) -> None:
     for period in periods:
-        partition = sql.range_partition(name, period.suffix)
+        partition = _free_name(connection, schema, name, period, owner)
         _run(
             connection,
             sql.create_range_partition(
@@ -397,6 +573,43 @@ def _create(
             ),
         )
         _own(connection, schema, name, partition, owner)
+
+
+_HOLDER = sa.text(
+    "SELECT c.relkind, c.relispartition, pg_catalog.pg_get_userbyid(c.relowner) AS owner, "
+    "pg_catalog.obj_description(c.oid, 'pg_class') AS comment "
+    "FROM pg_catalog.pg_class c WHERE c.oid = pg_catalog.to_regclass(:t)"
+)
+
+
+def _free_name(
+    connection: sa.Connection, schema: str | None, audit_table: str, period: Period, owner: str
+) -> str:
+    """The name of ``period``'s new partition.  A partition retention kept (detached, the
+    owner's, with the partitions' comment) may hold the period's name when the period is made
+    again (a catch-up ``at``, an old row to drain): the new one takes the next free name.  Any
+    other relation holding it is refused, never adopted: it is not audit history."""
+    for copy in itertools.count(1):
+        partition = sql.range_partition(audit_table, period.suffix, copy)
+        holder = connection.execute(_HOLDER, {"t": name_text(schema, partition)}).first()
+        if holder is None:
+            return partition
+        kept = (
+            holder.relkind == "r"
+            and not holder.relispartition
+            and holder.owner == owner
+            and holder.comment == partition_comment(audit_table)
+        )
+        if not kept:
+            raise AuditError(
+                f"maintain cannot create partition {qualified(schema, partition)} of audit "
+                f"table {qualified(schema, audit_table)} for [{bound_text(period.lower)}, "
+                f"{bound_text(period.upper)}): a relation of that name, owned by "
+                f"{holder.owner!r}, is in the way and is not audit history; find out who "
+                "created it (any role with CREATE on the schema can), rename or drop it, "
+                "and run maintain again"
+            )
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _own(
@@ -428,21 +641,38 @@ def keep_to_owner(connection: sa.Connection, schema: str | None, partition: str)
         _run(connection, sql.revoke_everything(schema, partition, grantee))
 
 
-def _marker_id(connection: sa.Connection, audit: sa.Table, bound: datetime.datetime) -> int:
-    """The ``X`` row's ``audit_id``: one below the lowest that stays, so that it comes first in
-    every row's history, which is ordered by ``audit_id``; the identity sequence is past that
-    value already, so no later write can take it.
+def _marker_place(
+    connection: sa.Connection,
+    audit: sa.Table,
+    removed: datetime.datetime,
+    ceiling: datetime.datetime,
+) -> tuple[int, datetime.datetime]:
+    """The ``X`` row's ``audit_id`` and time.
+
+    Its ``audit_id`` is one below the lowest that stays, so that it comes first in every row's
+    history, which is ordered by ``audit_id``; the identity sequence is past that value
+    already, so no later write can take it.
+
+    Its time is the bound before which the trail holds nothing any more: ``removed``, the end
+    of the partitions removed, or, where no partition follows them (a catch-up ``at`` left a
+    gap, which held nothing), the first moment the trail still holds: the lowest of
+    ``ceiling`` (the first partition that stays, or the present) and the earliest row left.
+    Dated at ``removed`` in a gap, the marker would land in the DEFAULT partition, and each
+    later run would make a partition to drain it into, then remove that partition again,
+    writing a new marker into the DEFAULT partition.
 
     Read before the DETACH, whose ACCESS EXCLUSIVE lock writers wait for: finding the lowest
     scans what stays (no index leads with ``audit_id``), and only ACCESS SHARE, which writers
-    do not wait for, is held while it does (pruned to the partitions from ``bound`` on, and the
-    DEFAULT partition).  A write made after the scan takes a higher ``audit_id``.
+    do not wait for, is held while it does (pruned to the partitions from ``removed`` on, and
+    the DEFAULT partition).  A write made after the scan takes a higher ``audit_id`` and a
+    later time than ``ceiling``.
     """
     stamp = audit.c[AUDIT_TIMESTAMP]
-    lowest = connection.execute(
-        sa.select(sa.func.min(audit.c[AUDIT_ID])).where(stamp >= bound)
-    ).scalar()
-    return (lowest or 1) - 1
+    lowest, earliest = connection.execute(
+        sa.select(sa.func.min(audit.c[AUDIT_ID]), sa.func.min(stamp)).where(stamp >= removed)
+    ).one()
+    first = utc(ceiling) if earliest is None else min(utc(ceiling), utc(earliest))
+    return (lowest or 1) - 1, max(removed, first)
 
 
 def _mark_removed(

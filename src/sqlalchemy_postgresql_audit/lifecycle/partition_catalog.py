@@ -6,12 +6,15 @@ partitions too)."""
 from __future__ import annotations
 
 import datetime
+import warnings
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
 from ..declare.audit_table import AUDIT_TABLE_COMMENT_SUFFIX
 from ..declare.spec import AUDIT_TIMESTAMP
+from ..install.compare import UNEXPECTED, Watched
+from ..render.erasure import KEPT_PARTITIONS
 from ..render.partitioning import PARTITION_COMMENT_PREFIX, default_partition
 from ..render.sql import name_text
 
@@ -41,29 +44,80 @@ def partition_comment(audit_table: str) -> str:
     return f"{PARTITION_COMMENT_PREFIX}{audit_table}{AUDIT_TABLE_COMMENT_SUFFIX}"
 
 
-#: Plain tables next to an audit table that carry its partitions' comment and are no
-#: partition (any more): the ones retention detached and kept.
-_DETACHED = sa.text(
-    """
-    SELECT c.relname FROM pg_catalog.pg_class c
-    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-    WHERE n.nspname = :schema AND c.relkind = 'r' AND NOT c.relispartition
-      AND pg_catalog.obj_description(c.oid, 'pg_class') = :comment
-    ORDER BY 1
-    """
-)
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """The partitions retention detached and kept, and the tables that carry their comment
+    but are not the library's (``render.erasure`` says what counts), with why not."""
+
+    names: tuple[str, ...]
+    suspicious: tuple[tuple[str, str], ...]
 
 
-def detached_partitions(connection: sa.Connection, audit_table: sa.Table) -> list[str]:
-    """The names of ``audit_table``'s partitions that retention detached and kept (with
-    ``retention_keep``), in its schema, oldest first (their names end with their period)."""
-    schema = audit_table.schema
+def kept_partitions(
+    connection: sa.Connection, schema: str | None, audit_table: str, *, warn: bool = True
+) -> Kept:
+    """``audit_table``'s kept partitions in ``schema`` (the current schema when ``None``),
+    oldest first (their names end with their period); a warning (``warn``) names each
+    suspicious table, which is left alone."""
     if schema is None:
         schema = connection.execute(sa.select(sa.func.current_schema())).scalar_one()
     found = connection.execute(
-        _DETACHED, {"schema": schema, "comment": partition_comment(audit_table.name)}
+        sa.text(KEPT_PARTITIONS),
+        {
+            "schema": schema,
+            "audit_table": name_text(schema, audit_table),
+            "comment": partition_comment(audit_table),
+        },
+    ).all()
+    kept = Kept(
+        names=tuple(row.name for row in found if row.problem is None),
+        suspicious=tuple((row.name, row.problem) for row in found if row.problem is not None),
     )
-    return list(found.scalars())
+    for name, problem in kept.suspicious if warn else ():
+        warnings.warn(
+            f"{name_text(schema, name)} carries the comment of a kept partition of "
+            f"{name_text(schema, audit_table)} but is not one, so it is ignored (neither listed "
+            f"nor erased): {problem}.  Check who made it.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return kept
+
+
+def look_alikes_watched(
+    connection: sa.Connection, schema: str | None, audit_table: str
+) -> list[Watched]:
+    """``check``'s view: each table made to look like a kept partition, ``unexpected``."""
+    found = kept_partitions(connection, schema, audit_table, warn=False)
+    return [
+        Watched(
+            "kept partition",
+            name,
+            UNEXPECTED,
+            (
+                f"{name} carries the comment of a kept partition of {audit_table} but is not one: "
+                f"{problem}",
+            ),
+        )
+        for name, problem in found.suspicious
+    ]
+
+
+def detached_partitions(connection: sa.Connection, audit_table: sa.Table | str) -> list[str]:
+    """The names of ``audit_table``'s partitions that retention detached and kept (with
+    ``retention_keep``), in its schema, oldest first; tables only made to look like them are
+    left out, each with a warning (``kept_partitions``).  ``audit_table``: the audit ``Table``,
+    or its name (``"name"`` or ``"schema.name"``)."""
+    if isinstance(audit_table, sa.Table):
+        schema, name = audit_table.schema, audit_table.name
+    elif isinstance(audit_table, str):
+        schema, _, name = audit_table.rpartition(".")
+        schema = schema or None
+    else:
+        raise TypeError(
+            f"audit_table must be an audit Table or its name (str), got {audit_table!r}"
+        )
+    return list(kept_partitions(connection, schema, name).names)
 
 
 _UNCOMMENTED = sa.text(

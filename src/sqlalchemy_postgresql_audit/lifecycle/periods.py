@@ -39,15 +39,21 @@ def period_of(moment: datetime.datetime, interval: PartitionInterval) -> Period:
     at = utc(moment)
     day = datetime.datetime(at.year, at.month, at.day, tzinfo=datetime.timezone.utc)
     if interval == "day":
-        return Period(lower=day, upper=day + datetime.timedelta(days=1), suffix=f"{day:%Y%m%d}")
+        return Period(lower=day, upper=day + datetime.timedelta(days=1), suffix=_suffix(day))
     if interval == "week":
         monday = day - datetime.timedelta(days=day.weekday())
         return Period(
-            lower=monday, upper=monday + datetime.timedelta(days=7), suffix=f"{monday:%Y%m%d}"
+            lower=monday, upper=monday + datetime.timedelta(days=7), suffix=_suffix(monday)
         )
     first = day.replace(day=1)
     following = (first + datetime.timedelta(days=32)).replace(day=1)
-    return Period(lower=first, upper=following, suffix=f"{first:%Y%m}")
+    return Period(lower=first, upper=following, suffix=_suffix(first)[:6])
+
+
+def _suffix(start: datetime.datetime) -> str:
+    """A period's part of its partition's name: ``YYYYMMDD``, the year zero-padded (``%Y``
+    does not pad years before 1000, which would make ``p101`` of 0001-01-01)."""
+    return f"{start.year:04d}{start:%m%d}"
 
 
 def periods_ahead(at: datetime.datetime, interval: PartitionInterval) -> list[Period]:

@@ -9,7 +9,9 @@ safe for writers.
 
 from __future__ import annotations
 
-from ..declare.naming import fit_identifier
+import hashlib
+
+from ..declare.naming import MAX_IDENTIFIER_BYTES, fit_identifier
 from ..declare.spec import AUDIT_TIMESTAMP, AuditSpec
 from .guard import GUARD_TRIGGER, GUARD_TRUNCATE_TRIGGER, guard_function
 from .sql import literal, qualified, quote
@@ -19,8 +21,10 @@ from .sql import literal, qualified, quote
 RETENTION_OPERATION_CODE = "X"
 
 #: The table of retention holds, one per schema holding audit tables.  Created by ``hold`` and
-#: owned by whoever manages the audit tables; writers are granted nothing on it.
+#: owned by the audit table's owner; nobody else is granted anything on it.
 HOLDS_TABLE = "sqlalchemy_postgresql_audit_holds"
+#: Its columns: a holds table with any other is not the library's.
+HOLDS_COLUMNS = ("audit_table", "reason", "held_by", "held_at")
 
 
 #: What an audit table's partition is called in its comment, before the audit table's name
@@ -32,8 +36,19 @@ def default_partition(audit_table: str) -> str:
     return fit_identifier(f"{audit_table}_default")
 
 
-def range_partition(audit_table: str, suffix: str) -> str:
-    return fit_identifier(f"{audit_table}_p{suffix}")
+def range_partition(audit_table: str, suffix: str, copy: int = 1) -> str:
+    """A range partition's name: the audit table's, ``_p`` and its period (``copy`` > 1: a
+    period made again while a partition retention kept holds the first name).  Where that is
+    too long, the audit table's part is shortened (with a hash of it), never the period's, so
+    the names of one table's partitions still show and sort by their period."""
+    tail = f"_p{suffix}" + (f"_{copy}" if copy > 1 else "")
+    whole = f"{audit_table}{tail}"
+    if len(whole.encode("utf-8")) <= MAX_IDENTIFIER_BYTES:
+        return whole
+    digest = hashlib.sha256(audit_table.encode("utf-8")).hexdigest()[:8]
+    budget = MAX_IDENTIFIER_BYTES - len(tail) - len(digest) - 1
+    prefix = audit_table.encode("utf-8")[:budget].decode("utf-8", errors="ignore")
+    return f"{prefix}_{digest}{tail}"
 
 
 def create_default_partition(schema: str | None, audit_table: str) -> str:
@@ -62,23 +77,46 @@ def detach_partition(schema: str | None, audit_table: str, name: str) -> str:
 
 def refill_partition(
     schema: str | None,
-    audit_table: str,
+    source: str,
     partition: str,
     columns: tuple[str, ...],
     lower: str,
     upper: str,
 ) -> str:
-    """Copy the detached DEFAULT partition's rows of ``[lower, upper)`` into ``partition``
-    while it is detached too: a table outside the published tree, so a publication of the
-    audit table (``lifecycle.archive``) does not send the moved rows a second time."""
+    """Copy ``source``'s rows of ``[lower, upper)`` (every stored column) into ``partition``
+    while both are outside the partition tree, so a publication of the audit table
+    (``lifecycle.archive``) does not send the moved rows a second time."""
     names = ", ".join(quote(column) for column in columns)
-    source = qualified(schema, default_partition(audit_table))
     stamp = quote(AUDIT_TIMESTAMP)
     return (
         f"INSERT INTO {qualified(schema, partition)} ({names}) "
-        f"OVERRIDING SYSTEM VALUE SELECT {names} FROM {source} "
+        f"OVERRIDING SYSTEM VALUE SELECT {names} FROM {qualified(schema, source)} "
         f"WHERE {stamp} >= {literal(lower)} AND {stamp} < {literal(upper)}"
     )
+
+
+def create_like_parent(schema: str | None, audit_table: str, name: str) -> str:
+    """A plain table shaped like the partitioned parent, with its indexes, to be filled
+    outside the partition tree and attached afterwards (``ATTACH`` adopts the indexes)."""
+    return (
+        f"CREATE TABLE {qualified(schema, name)} (LIKE {qualified(schema, audit_table)} "
+        "INCLUDING DEFAULTS INCLUDING INDEXES)"
+    )
+
+
+def add_bounds_check(schema: str | None, name: str, check: str, lower: str, upper: str) -> str:
+    """Exactly the partition constraint of ``[lower, upper)``, validated (a scan of the table
+    alone), so that ``ATTACH`` finds it implied and skips its own scan under its lock."""
+    stamp = quote(AUDIT_TIMESTAMP)
+    return (
+        f"ALTER TABLE {qualified(schema, name)} ADD CONSTRAINT {quote(check)} "
+        f"CHECK ({stamp} IS NOT NULL AND {stamp} >= {literal(lower)} "
+        f"AND {stamp} < {literal(upper)})"
+    )
+
+
+def drop_constraint(schema: str | None, name: str, check: str) -> str:
+    return f"ALTER TABLE {qualified(schema, name)} DROP CONSTRAINT {quote(check)}"
 
 
 def attach_partition(
@@ -100,6 +138,12 @@ def lock_parent(schema: str | None, audit_table: str) -> str:
     """What creating or detaching a partition takes anyway, taken before reading the DEFAULT
     partition, so that no write lands there in between."""
     return f"LOCK TABLE {qualified(schema, audit_table)} IN ACCESS EXCLUSIVE MODE"
+
+
+def wait_for_ddl(schema: str | None, audit_table: str) -> str:
+    """The weakest lock, which only DDL in progress (a conversion's swap) makes wait, so that
+    what is read of the table afterwards is what that DDL committed; writers never wait."""
+    return f"LOCK TABLE {qualified(schema, audit_table)} IN ACCESS SHARE MODE"
 
 
 def drop_partition(schema: str | None, name: str) -> str:
@@ -160,7 +204,3 @@ def create_holds_table(schema: str | None) -> str:
         "held_by text NOT NULL DEFAULT current_user, "
         "held_at timestamptz NOT NULL DEFAULT pg_catalog.now())"
     )
-
-
-def revoke_holds_table(schema: str | None) -> str:
-    return f"REVOKE ALL ON {qualified(schema, HOLDS_TABLE)} FROM PUBLIC"
