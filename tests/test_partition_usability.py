@@ -200,13 +200,18 @@ accounts = sa.Table(
 
 
 def retained(engine: sa.Engine) -> tuple[sa.Table, datetime.datetime]:
-    """Three rows written now, then retention five weeks later removed their history; row 3
-    is updated after the removal.  Returns the table and the moment retention ran."""
+    """Three rows written two weeks ago (their audit rows moved there by hand, triggers off),
+    then retention five weeks later removed their history.  Returns the table and the moment
+    retention ran."""
     table = accounts(retention=datetime.timedelta(weeks=1))
     table.metadata.create_all(engine)
-    maintain(engine, table)
+    two_weeks_ago = datetime.datetime.now(UTC) - datetime.timedelta(weeks=2)
     with engine.begin() as connection:
         connection.execute(table.insert(), [{"id": i, "balance": i} for i in (1, 2, 3)])
+        connection.execute(sa.text("SET LOCAL session_replication_role = replica"))
+        audit = table.info[AUDIT_TABLE_KEY]
+        connection.execute(audit.update().values(audit_operation_timestamp=two_weeks_ago))
+    maintain(engine, table)  # drains them into a partition of their week
     later = datetime.datetime.now(UTC) + datetime.timedelta(weeks=5)
     (done,) = maintain(engine, table, at=later)
     assert done.dropped and done.removed_before is not None
@@ -292,7 +297,7 @@ def test_cli_as_of_says_when_retention_removed_what_it_needs(
     assert one.returncode == 2
     assert "unknown" in one.stderr and "removed by retention" in one.stderr
     assert run(*args, "3", *url, path=tmp_path).returncode == 0
-    before = (later - datetime.timedelta(weeks=3)).isoformat()
+    before = (datetime.datetime.now(UTC) - datetime.timedelta(weeks=1)).isoformat()  # removed
     gone = run("as-of", "retmodels:metadata", "accounts", before, *url, path=tmp_path)
     assert gone.returncode == 2 and "unknown" in gone.stderr
 

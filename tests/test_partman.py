@@ -13,16 +13,28 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
 from sqlalchemy.engine import URL
 
 from sqlalchemy_postgresql_audit import history, maintain
+from sqlalchemy_postgresql_audit.cli.check import table_states
+from sqlalchemy_postgresql_audit.declare.audit_table import SPEC_KEY
 from sqlalchemy_postgresql_audit.lifecycle.archive import (
     publish,
     subscribe_archive,
     unsubscribe_archive,
 )
-from sqlalchemy_postgresql_audit.lifecycle.partition_catalog import partition_comment
-from sqlalchemy_postgresql_audit.lifecycle.partman import schedule_partman_maintenance
+from sqlalchemy_postgresql_audit.lifecycle.conversion import partition_audit_table, unpartition
+from sqlalchemy_postgresql_audit.lifecycle.partition_catalog import (
+    partition_comment,
+    range_partitions,
+)
+from sqlalchemy_postgresql_audit.lifecycle.partman import (
+    install_maintenance_function,
+    partman_of,
+    schedule_partman_maintenance,
+)
 from sqlalchemy_postgresql_audit.render.partman import MAINTENANCE_FUNCTION
 
 UTC = datetime.timezone.utc
@@ -293,7 +305,6 @@ def test_a_partition_the_scheduled_job_creates_is_marked_and_guarded_at_once(
     maintain(engine, table)  # registered with pg_partman, 4 partitions ahead, all marked
     before = partitions(engine)
     with engine.begin() as connection:
-        # pg_partman makes partitions ahead of the newest row (none: of none at all).
         connection.execute(table.insert().values(id=1, balance=1))
         connection.execute(sa.text("UPDATE partman.part_config SET premake = 6"))
     job = schedule_partman_maintenance(cron_engine, engine, schedule="* * * * *")
@@ -310,12 +321,14 @@ def test_a_partition_the_scheduled_job_creates_is_marked_and_guarded_at_once(
     # A row in the newest partition (moved there past the guard, as a replica's apply would).
     newest = made[-1]
     with engine.begin() as connection:
+        (start,) = [
+            p.lower
+            for p in range_partitions(connection, None, "accounts_audit")
+            if p.name == newest
+        ]
         connection.execute(sa.text("SET LOCAL session_replication_role = replica"))
         connection.execute(
-            sa.text(
-                "UPDATE accounts_audit SET audit_operation_timestamp = "
-                "(SELECT max(audit_operation_timestamp) FROM accounts_audit) + interval '6 weeks'"
-            )
+            sa.text("UPDATE accounts_audit SET audit_operation_timestamp = :t"), {"t": start}
         )
         assert connection.execute(sa.text(f"SELECT count(*) FROM {newest}")).scalar_one() == 1
         rights = connection.execute(
@@ -332,3 +345,203 @@ def test_a_partition_the_scheduled_job_creates_is_marked_and_guarded_at_once(
     for statement in (f"TRUNCATE {newest}", f"DELETE FROM {newest}"):
         with pytest.raises(sa.exc.ProgrammingError, match="append-only"), engine.begin() as c:
             c.execute(sa.text(statement))
+
+
+def days(**options: Any) -> sa.Table:
+    return sa.Table(
+        "accounts",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("balance", sa.Integer),
+        info={"audit.options": {"enabled": True, "partition": "day", **options}},
+    )
+
+
+def run_partman_maintenance(engine: sa.Engine) -> None:
+    """pg_partman's maintenance of every registered table, as its own pg_cron job runs it."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(sa.text("CALL partman.run_maintenance_proc(p_jobmon => false)"))
+
+
+def drop_range_partitions(engine: sa.Engine) -> None:
+    """Every partition but the DEFAULT one gone, as retention of an idle table once left it."""
+    with engine.begin() as connection:
+        for partition in range_partitions(connection, None, "accounts_audit"):
+            connection.execute(sa.text(f"DROP TABLE {partition.name}"))
+
+
+def holds_now(engine: sa.Engine) -> bool:
+    with engine.connect() as connection:
+        present = connection.execute(sa.select(sa.func.now())).scalar_one()
+        found = range_partitions(connection, None, "accounts_audit")
+    return any(p.lower <= present < p.upper for p in found)
+
+
+def test_a_table_left_without_partitions_recovers_on_the_next_maintain(
+    partman_engine: sa.Engine,
+) -> None:
+    """pg_partman 4.x fails for the whole database on a registered table with no partition;
+    the next ``maintain`` (and the scheduled function) makes the one holding the present."""
+    engine, table = partman_engine, days(retention=datetime.timedelta(days=3))
+    table.metadata.create_all(engine)
+    maintain(engine, table)
+    drop_range_partitions(engine)
+    with pytest.raises(sa.exc.DBAPIError, match="Child table given does not exist"):
+        run_partman_maintenance(engine)  # the wedge
+    (done,) = maintain(engine, table)
+    assert f"accounts_audit_p{datetime.datetime.now(UTC):%Y_%m_%d}" in done.created
+    assert holds_now(engine)
+    run_partman_maintenance(engine)  # pg_partman works again, for every table
+    maintain(engine, table)
+    # The function the pg_cron job runs recovers such a table the same way.
+    drop_range_partitions(engine)
+    with engine.begin() as connection:
+        command = sa.text(f"SELECT public.{MAINTENANCE_FUNCTION}()")
+        found = partman_of(connection)
+        assert found is not None
+        install_maintenance_function(connection, found, None, None)
+        assert connection.execute(command).scalar_one() >= 1
+        assert connection.execute(sa.text("SHOW search_path")).scalar() == '"$user", public'
+    assert holds_now(engine)
+    run_partman_maintenance(engine)
+
+
+def test_retention_of_an_idle_table_leaves_pg_partman_a_partition(
+    partman_engine: sa.Engine,
+) -> None:
+    """An audit table that took no writes for longer than its premade partitions last: its
+    partitions all lie in the past, and pg_partman (which by default works from the newest
+    row, here none) made nothing new.  Retention must not then remove every partition."""
+    engine, table = partman_engine, days(retention=datetime.timedelta(days=3))
+    table.metadata.create_all(engine)
+    maintain(engine, table)
+    drop_range_partitions(engine)
+    long_ago = datetime.datetime.now(UTC) - datetime.timedelta(days=12)
+    with engine.begin() as connection:
+        connection.execute(sa.text("SET LOCAL timezone = 'UTC'"))
+        connection.execute(
+            sa.text(
+                "SELECT partman.create_partition_time('public.accounts_audit', "
+                "ARRAY[date_trunc('day', CAST(:t AS timestamptz))], false)"
+            ),
+            {"t": long_ago},
+        )
+    (done,) = maintain(engine, table)
+    assert done.dropped[0] == f"accounts_audit_p{long_ago:%Y_%m_%d}"
+    assert holds_now(engine)  # made first (from the present), so retention kept it
+    run_partman_maintenance(engine)
+    maintain(engine, table)
+
+
+def test_maintain_at_makes_partitions_ahead_of_at_with_partman_too(
+    partman_engine: sa.Engine,
+) -> None:
+    """``at`` means what it means without pg_partman: the partitions ahead of ``at`` exist
+    afterwards (pg_partman's own maintenance keeps those ahead of the present)."""
+    engine, table = partman_engine, days(retention=datetime.timedelta(days=3))
+    table.metadata.create_all(engine)
+    maintain(engine, table)
+    later = datetime.datetime.now(UTC) + datetime.timedelta(days=10)
+    (done,) = maintain(engine, table, at=later)
+    ahead = [later + datetime.timedelta(days=n) for n in range(5)]
+    assert [f"accounts_audit_p{day:%Y_%m_%d}" for day in ahead] == list(done.created)
+    assert done.dropped == ()  # the present's partitions can still take writes
+    (again,) = maintain(engine, table, at=later + datetime.timedelta(days=1))
+    assert again.created == (f"accounts_audit_p{later + datetime.timedelta(days=5):%Y_%m_%d}",)
+    run_partman_maintenance(engine)
+
+
+def registrations(engine: sa.Engine) -> list[str]:
+    with engine.connect() as connection:
+        return list(
+            connection.execute(sa.text("SELECT parent_table FROM partman.part_config")).scalars()
+        )
+
+
+def converted_and_registered(engine: sa.Engine) -> sa.Table:
+    """An audit table holding 5 rows, converted to partitions and registered with pg_partman."""
+    unpartitioned = sa.Table(
+        "accounts",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("balance", sa.Integer),
+        info={"audit.options": {"enabled": True}},
+    )
+    unpartitioned.metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(unpartitioned.insert(), [{"id": n, "balance": n} for n in range(5)])
+    table = accounts()
+    partition_audit_table(engine, table)
+    maintain(engine, table)  # registers with pg_partman
+    assert registrations(engine) == ["public.accounts_audit"]
+    return table
+
+
+def test_unpartitioning_unregisters_from_pg_partman(partman_engine: sa.Engine) -> None:
+    """What ``op.unpartition_audit_table`` (an Alembic downgrade of the conversion) runs."""
+    engine = partman_engine
+    table = converted_and_registered(engine)
+    with engine.begin() as connection:
+        unpartition(connection, table.info[SPEC_KEY])
+    assert registrations(engine) == []
+    with engine.connect() as connection:
+        templates = connection.execute(
+            sa.text(
+                "SELECT count(*) FROM pg_tables WHERE schemaname = 'partman' "
+                "AND tablename LIKE 'template%'"
+            )
+        ).scalar_one()
+    assert templates == 0
+    run_partman_maintenance(engine)
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM accounts_audit")).scalar() == 5
+
+
+def test_dropping_a_registered_audit_table_unregisters_it(partman_engine: sa.Engine) -> None:
+    engine, table = partman_engine, accounts()
+    table.metadata.create_all(engine)
+    maintain(engine, table)
+    assert registrations(engine) == ["public.accounts_audit"]
+    table.metadata.drop_all(engine)
+    assert registrations(engine) == []
+    run_partman_maintenance(engine)
+    # Alembic's op.drop_table of the audit table alone: its Table carries no comment.
+    table = accounts()
+    table.metadata.create_all(engine)
+    maintain(engine, table)
+    with engine.begin() as connection:
+        Operations(MigrationContext.configure(connection)).drop_table("accounts_audit")
+    assert registrations(engine) == []
+    run_partman_maintenance(engine)
+
+
+def test_check_reports_a_registration_whose_table_is_not_partitioned(
+    partman_engine: sa.Engine,
+) -> None:
+    engine = partman_engine
+    table = converted_and_registered(engine)
+    with engine.begin() as connection:
+        (state,) = table_states(connection, [(table, table.info[SPEC_KEY])])
+    assert "part_config" not in "; ".join(state.details)
+    with engine.begin() as connection:
+        saved = connection.execute(sa.text("SELECT * FROM partman.part_config")).mappings().one()
+        unpartition(connection, table.info[SPEC_KEY])
+        # As an earlier version's downgrade left it: the registration stays behind.
+        columns = ", ".join(saved)
+        connection.execute(
+            sa.text(f"INSERT INTO partman.part_config ({columns}) VALUES (:{', :'.join(saved)})"),
+            dict(saved),
+        )
+    unpartitioned = sa.Table(
+        "accounts",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("balance", sa.Integer),
+        info={"audit.options": {"enabled": True}},
+    )
+    with engine.begin() as connection:
+        (state,) = table_states(connection, [(unpartitioned, unpartitioned.info[SPEC_KEY])])
+    assert state.status == "outdated"
+    assert any(
+        "'public.accounts_audit'" in d and "partman.part_config" in d for d in state.details
+    ), state.details

@@ -18,6 +18,7 @@ from .declare.declaration import declare_table, on_column_attached
 from .install.ddl import after_metadata_create, before_metadata_create, before_metadata_drop
 from .install.runtime_check import register_runtime_check
 from .lifecycle.maintenance import on_table_created
+from .lifecycle.partman import on_table_dropping
 
 
 def enable() -> None:
@@ -47,6 +48,8 @@ def register_metadata_hooks() -> None:
         event.listen(MetaData, "before_drop", before_metadata_drop)
     if not event.contains(Table, "after_create", on_table_created):
         event.listen(Table, "after_create", on_table_created)
+    if not event.contains(Table, "before_drop", on_table_dropping):
+        event.listen(Table, "before_drop", on_table_dropping)
     register_runtime_check()
 
 

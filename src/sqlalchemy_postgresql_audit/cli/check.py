@@ -50,7 +50,7 @@ from ..install.ddl import resolve_spec
 from ..install.exposure import exposure, replica_setters
 from ..install.publication import unpublished
 from ..install.watch import exposure_states, index_states, privilege_states, replica_states
-from ..lifecycle.coverage import GAP, coverage, coverage_watched
+from ..lifecycle.coverage import GAP, coverage, coverage_watched, registration_watched
 from ..lifecycle.partition_catalog import look_alikes_watched
 from ..lifecycle.recorded_digests import digest_states
 from .base import EXIT_DRIFT, EXIT_OK, Command, add_target_argument, add_url_argument
@@ -194,6 +194,7 @@ def _governed(
         *exposure_states(spec, exposure(connection, spec)),
         *([coverage_watched(spec.audit_table, found)] if found else []),
         *(look_alikes_watched(connection, schema, spec.audit_table) if found else []),
+        *registration_watched(connection, schema, spec.audit_table),
         *digest_states(connection, spec, schema),
     ]
 

@@ -188,6 +188,13 @@ _OWNERS = sa.text(
 )
 
 
+def permission_denied(error: BaseException) -> bool:
+    """Whether ``error`` is PostgreSQL's "permission denied" (insufficient privilege)."""
+    original = getattr(error, "orig", None)
+    state = getattr(original, "pgcode", None) or getattr(original, "sqlstate", None)
+    return isinstance(error, sa.exc.DBAPIError) and state == _INSUFFICIENT_PRIVILEGE
+
+
 @contextmanager
 def owner_rights(engine: sa.Engine, command: str, audit_tables: list[str]) -> Iterator[None]:
     """Turn a "permission denied" inside ``command`` into an error naming the role that ran it
@@ -196,9 +203,7 @@ def owner_rights(engine: sa.Engine, command: str, audit_tables: list[str]) -> It
     try:
         yield
     except sa.exc.DBAPIError as error:
-        original = error.orig
-        state = getattr(original, "pgcode", None) or getattr(original, "sqlstate", None)
-        if state != _INSUFFICIENT_PRIVILEGE:
+        if not permission_denied(error):
             raise
         with engine.connect() as connection:
             role = connection.execute(sa.select(sa.func.current_user())).scalar_one()

@@ -27,7 +27,7 @@ from .base import (
     add_target_argument,
     add_url_argument,
 )
-from .database import begin, create_engine, owner_rights
+from .database import begin, create_engine, owner_rights, permission_denied
 from .target import audit_table_name, audited, load_metadata
 from .ui import UI
 
@@ -77,6 +77,10 @@ def _maintain(args: argparse.Namespace, ui: UI) -> int:
                 try:
                     done += maintain(engine, table, at=args.at)
                 except MaintenanceError as failed:
+                    # The role lacks the owner's rights: one error saying so, not one per table.
+                    for _, failure in failed.failures:
+                        if permission_denied(failure):
+                            raise failure from failed
                     done += failed.done
                     failures += failed.failures
     finally:

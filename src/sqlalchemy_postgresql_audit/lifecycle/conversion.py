@@ -52,6 +52,7 @@ from ..render.partitioning import (
     guard_partition,
 )
 from ..render.sql import drop_trigger, name_text
+from . import partman
 from .drain import stored_columns
 from .maintenance import give_default_partition, keep_to_owner, turn_key
 from .partition_catalog import partition_comment, range_partitions
@@ -212,6 +213,7 @@ def unpartition(connection: sa.Connection, spec: AuditSpec) -> str:
     _run(connection, detach_partition(schema, name, first.name))
     _run(connection, sql.copy_rows(schema, name, first.name, columns))
     _run(connection, sql.drop_table(schema, name))
+    partman.unregister(connection, schema, name)  # else its maintenance fails database-wide
     _run(connection, sql.rename_table(schema, first.name, name))
     for index in indexes:
         _run(connection, sql.rename_index(schema, index.child, index.parent))

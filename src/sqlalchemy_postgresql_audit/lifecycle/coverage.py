@@ -12,13 +12,14 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from ..install.compare import OK, Watched
+from ..install.compare import OK, OUTDATED, Watched
 from .partition_catalog import (
     default_rows,
     has_default_partition,
     pending_detaches,
     range_partitions,
 )
+from .partman import stale_registration
 from .periods import utc
 from .unfinished import Unfinished, unfinished_conversion
 
@@ -90,3 +91,13 @@ def coverage_watched(audit_table: str, found: Coverage) -> Watched:
         )
     gap = found.covered_until is None or not found.has_default or bool(found.pending)
     return Watched("partitions", audit_table, GAP if gap else OK, tuple(notes))
+
+
+def registration_watched(
+    connection: sa.Connection, schema: str | None, audit_table: str
+) -> list[Watched]:
+    """``check``'s view of the audit table's registration with pg_partman: ``outdated`` when
+    it is registered but not partitioned (a conversion undone, the table dropped by hand),
+    which makes pg_partman's maintenance fail for the whole database."""
+    problem = stale_registration(connection, schema, audit_table)
+    return [] if problem is None else [Watched("pg_partman", audit_table, OUTDATED, (problem,))]

@@ -341,7 +341,7 @@ def _extend(
                 _run(connection, sql.drop_partition(schema, prefilled.table))
         drained = sum(p.tally.rows for p in ready)
         rest = set(tallies) - {p.period for p in ready}
-        creator.create(_missing(connection, spec, creator, at, unit, rest))
+        creator.create(_missing(connection, spec, at, unit, rest))
         drained += drain.refill(connection, schema, name, source, rest)
         if drained != total:  # never drop a row the refill did not place
             raise AuditError(
@@ -357,7 +357,7 @@ def _extend(
     else:
         for prefilled in early:  # the rows left since: nothing to attach
             _run(connection, sql.drop_partition(schema, prefilled.table))
-        creator.create(_missing(connection, spec, creator, at, unit, set()))
+        creator.create(_missing(connection, spec, at, unit, set()))
     known = {p.name for p in existing}
     now = range_partitions(connection, schema, name)
     created = tuple(p.name for p in now if p.name not in known)
@@ -373,14 +373,13 @@ def _extend(
 def _missing(
     connection: sa.Connection,
     spec: AuditSpec,
-    creator: _Creator,
     at: datetime.datetime,
     unit: PartitionInterval,
     waiting: set[Period],
 ) -> list[Period]:
-    """The periods ahead (unless pg_partman makes them) and those rows wait for, that no
-    partition covers yet."""
-    wanted = [] if creator.partman else periods_ahead(at, unit)
+    """The periods ahead of ``at`` and those rows wait for, that no partition covers yet
+    (pg_partman's maintenance made those ahead of the present already)."""
+    wanted = periods_ahead(at, unit)
     current = range_partitions(connection, spec.schema, spec.audit_table)
     return sorted({p for p in [*wanted, *waiting] if not _covered(p, current)})
 
@@ -480,7 +479,8 @@ def _creator(
     start = existing[-1].upper if existing else period_of(at, partitioning.interval).lower
     aside = partman.register(connection, found, schema, name, partitioning.interval, start)
     parent = partman.parent_name(connection, schema, name)
-    partman.premake(connection, found, parent)
+    recover = aside is None and not existing  # registered, every partition gone
+    partman.premake(connection, found, parent, partitioning.interval, recover=recover)
     return _Creator(connection, schema, name, owner, found, parent), aside
 
 

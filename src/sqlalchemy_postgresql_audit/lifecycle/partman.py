@@ -16,6 +16,12 @@ past a hold), and marking partitions as audit history (comment, owner-only right
 runs (``schedule_partman_maintenance``) marks those its own run makes, in the same
 transaction.  pg_partman works in the session's time zone; both set UTC for their calls, so
 that pg_partman cuts periods where the library does.
+
+pg_partman 4.x's maintenance fails for every table of the database on one registered table
+with no partition left, or one that is not partitioned: registrations make partitions ahead of
+the present (``premake``), a table left with none gets the present's back, and a table that
+stops being partitioned or is dropped is unregistered (``unregister``, ``on_table_dropping``);
+``check`` reports a registration left behind (``stale_registration``).
 """
 
 from __future__ import annotations
@@ -34,7 +40,8 @@ from ..install.ddl import AuditDDL, _connection
 from ..render import partman as sql
 from ..render.conversion import rename_table
 from ..render.partitioning import default_partition, detach_partition
-from .periods import PREMAKE, Period, bound_text
+from ..render.sql import name_text
+from .periods import PREMAKE, Period, bound_text, period_of
 
 _EXTENSION = sa.text(
     "SELECT n.nspname, e.extversion FROM pg_catalog.pg_extension e "
@@ -107,8 +114,81 @@ def register(
     return aside
 
 
-def premake(connection: sa.Connection, partman: Partman, parent: str) -> None:
+def premake(
+    connection: sa.Connection,
+    partman: Partman,
+    parent: str,
+    interval: PartitionInterval,
+    *,
+    recover: bool,
+) -> None:
+    """pg_partman's maintenance of one registered table: its partitions ahead of the present
+    (``sql.keep_present``).  ``recover``: the table has no partition but its DEFAULT one
+    (retention removed every partition before ``keep_present`` was set, or they were dropped
+    by hand), on which pg_partman 4.x's maintenance fails: the partition holding the present
+    is created first, from which pg_partman goes on."""
+    connection.execute(sa.text(sql.keep_present(partman.schema)), {"parent": parent})
+    if recover:
+        present = connection.execute(sa.select(sa.func.now())).scalar_one()
+        create_periods(connection, partman, parent, [period_of(present, interval)])
     connection.execute(sa.text(sql.run_maintenance(partman.schema)), {"parent": parent})
+
+
+def unregister(connection: sa.Connection, schema: str | None, audit_table: str) -> bool:
+    """Remove the audit table's registration with pg_partman (its ``part_config`` row, the
+    ``part_config_sub`` rows that follow it, the template table pg_partman made), for a table
+    that stops being partitioned: pg_partman's maintenance of every table in the database
+    fails on a registered table that is not partitioned.  Returns whether it was registered."""
+    found = partman_of(connection)
+    if found is None or "." in (schema or "") or "." in audit_table:
+        return False  # such a table is never registered (``parent_name``)
+    parent = parent_name(connection, schema, audit_table)
+    templates = connection.execute(sa.text(sql.unregister(found.schema)), {"parent": parent}).all()
+    for template in templates:
+        if template.name:
+            _run(connection, sql.drop_template(template.schema, template.name))
+    return bool(templates)
+
+
+_AUDIT_TABLE_COMMENT = sa.text(
+    "SELECT pg_catalog.obj_description(pg_catalog.to_regclass(:t), 'pg_class')"
+)
+
+
+def on_table_dropping(table: sa.Table, connection: sa.Connection, **_: object) -> None:
+    """Unregister an audit table from pg_partman as it is dropped (``drop_all``, Alembic's
+    ``op.drop_table``), in the same transaction.  Known by its comment in the catalog: the
+    Table Alembic drops carries no comment, and tables of the application that the DBA
+    registered are none of the library's business.  Offline (``alembic --sql``, no
+    connection) nothing can be read, and nothing is done."""
+    if not isinstance(connection, sa.Connection) or partman_of(connection) is None:
+        return
+    comment = connection.execute(
+        _AUDIT_TABLE_COMMENT, {"t": name_text(table.schema, table.name)}
+    ).scalar()
+    if comment is not None and str(comment).endswith(AUDIT_TABLE_COMMENT_SUFFIX):
+        unregister(connection, table.schema, table.name)
+
+
+def stale_registration(
+    connection: sa.Connection, schema: str | None, audit_table: str
+) -> str | None:
+    """Why the audit table's registration with pg_partman breaks pg_partman's maintenance:
+    it is registered but no partitioned table of its name exists.  ``None`` when it is fine
+    (or not registered, or the database has no pg_partman 4.x)."""
+    found = partman_of(connection)
+    if found is None or "." in (schema or "") or "." in audit_table:
+        return None
+    parent = parent_name(connection, schema, audit_table)
+    if not connection.execute(
+        sa.text(sql.stale_registration(found.schema)), {"parent": parent}
+    ).scalar():
+        return None
+    return (
+        f"pg_partman still has {parent!r} registered ({found.schema}.part_config) but it is "
+        "not a partitioned table: pg_partman's maintenance fails for every table of the "
+        "database; remove the registration (lifecycle.partman.unregister)"
+    )
 
 
 def create_periods(

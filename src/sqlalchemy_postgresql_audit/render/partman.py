@@ -31,6 +31,44 @@ def create_parent(partman: str) -> str:
     )
 
 
+def keep_present(partman: str) -> str:
+    """Have pg_partman make its partitions ahead of the present, not of the newest row it finds
+    (its default): an audit table that took no writes for a while would otherwise keep only
+    partitions that retention removes, and pg_partman 4.x fails for the whole database on a
+    registered table with no partition left."""
+    return (
+        f"UPDATE {quote(partman)}.part_config SET infinite_time_partitions = true "
+        "WHERE parent_table = :parent AND NOT infinite_time_partitions"
+    )
+
+
+def unregister(partman: str) -> str:
+    """Remove a table's registration (``part_config_sub`` follows by its foreign key); returns
+    the schema and name of the template table pg_partman made for it, if any."""
+    return (
+        f"DELETE FROM {quote(partman)}.part_config WHERE parent_table = :parent "
+        "RETURNING pg_catalog.split_part(template_table, '.', 1) AS schema, "
+        "pg_catalog.split_part(template_table, '.', 2) AS name"
+    )
+
+
+def drop_template(schema: str, name: str) -> str:
+    return f"DROP TABLE IF EXISTS {qualified(schema, name)}"
+
+
+def stale_registration(partman: str) -> str:
+    """Whether ``:parent`` is registered while no partitioned table of that name exists (a
+    conversion undone, the table dropped): pg_partman's maintenance of every table fails on
+    it."""
+    return (
+        f"SELECT EXISTS (SELECT FROM {quote(partman)}.part_config p "
+        "WHERE p.parent_table = :parent AND NOT EXISTS (SELECT FROM pg_catalog.pg_class c "
+        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = pg_catalog.split_part(p.parent_table, '.', 1) "
+        "AND c.relname = pg_catalog.split_part(p.parent_table, '.', 2) AND c.relkind = 'p'))"
+    )
+
+
 def run_maintenance(partman: str) -> str:
     """pg_partman's maintenance of one partition set: the partitions ahead."""
     return f"SELECT {quote(partman)}.run_maintenance(p_parent_table => :parent, p_jobmon => false)"
@@ -57,14 +95,19 @@ def maintenance_function(schema: str | None, partman: str, comment_suffix: str) 
     a partition; run together, in one transaction, a partition is complete from the moment
     other sessions can see it.
 
-    Audit tables are those registered whose comment ends with ``comment_suffix``; other
-    partition sets are not touched.  Not SECURITY DEFINER (it runs as the job's role, who
-    must be able to maintain the tables anyway), with a pinned ``search_path``; pg_partman
-    cuts periods in the session's time zone, set to UTC for the transaction, as ``maintain``
-    does.  Returns the number of partitions it marked.
+    A registered audit table left with no partition but its DEFAULT one (pg_partman 4.x's
+    maintenance then fails, for every table of the database) first gets the partition holding
+    the present, from which pg_partman goes on.
+
+    Audit tables are the partitioned tables registered whose comment ends with
+    ``comment_suffix``; other partition sets are not touched.  Not SECURITY DEFINER (it runs
+    as the job's role, who must be able to maintain the tables anyway), with a pinned
+    ``search_path``; pg_partman cuts periods in the session's time zone, set to UTC for the
+    transaction, as ``maintain`` does.  Returns the number of partitions it marked.
     """
     config = f"{quote(partman)}.part_config"
     run = f"{quote(partman)}.run_maintenance"
+    create = f"{quote(partman)}.create_partition_time"
     suffix = literal(comment_suffix)
     body = f"""
 DECLARE
@@ -76,15 +119,25 @@ DECLARE
 BEGIN
   PERFORM pg_catalog.set_config('timezone', 'UTC', true);
   FOR parent IN
-    SELECT p.parent_table, c.oid, c.relname, c.relowner, c.relreplident
+    SELECT p.parent_table, p.partition_interval, c.oid, c.relname, c.relowner, c.relreplident
     FROM {config} p
     JOIN pg_catalog.pg_namespace n ON n.nspname = pg_catalog.split_part(p.parent_table, '.', 1)
     JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid
       AND c.relname = pg_catalog.split_part(p.parent_table, '.', 2)
-    WHERE pg_catalog.right(pg_catalog.obj_description(c.oid, 'pg_class'),
+    WHERE c.relkind = 'p'
+      AND pg_catalog.right(pg_catalog.obj_description(c.oid, 'pg_class'),
                            pg_catalog.length({suffix})) = {suffix}
     ORDER BY p.parent_table
   LOOP
+    IF NOT EXISTS (
+      SELECT FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class k ON k.oid = i.inhrelid
+      WHERE i.inhparent = parent.oid
+        AND pg_catalog.pg_get_expr(k.relpartbound, k.oid) <> 'DEFAULT'
+    ) THEN
+      PERFORM {create}(parent.parent_table, ARRAY[pg_catalog.date_trunc(
+        CASE parent.partition_interval WHEN '1 day' THEN 'day' WHEN '7 days' THEN 'week'
+                                       ELSE 'month' END, pg_catalog.now())], false);
+    END IF;
     PERFORM {run}(p_parent_table => parent.parent_table, p_jobmon => false);
     FOR child IN
       SELECT i.inhrelid FROM pg_catalog.pg_inherits i
@@ -122,6 +175,9 @@ BEGIN
       marked := marked + 1;
     END LOOP;
   END LOOP;
+  -- pg_partman restores the search_path it found (the pinned one) at session level, which
+  -- outlives this function's SET clause: give the session its default back.
+  RESET search_path;
   RETURN marked;
 END;
 """
