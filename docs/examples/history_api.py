@@ -89,6 +89,15 @@ assert [(r.audit_username, r.column, r.before, r.after) for r in rows[-2:]] == [
 ]
 assert rows[-1].audit_operation == "U" and rows[-1].audit_current_user
 
+# --8<-- [start:changes_window]
+with engine.connect() as connection:
+    since_then = connection.execute(audit.changes(Account, 2, since=moment)).all()
+print([(row.column, row.before, row.after) for row in since_then])
+# [('balance', 25, 99)]
+# --8<-- [end:changes_window]
+assert [(r.column, r.before, r.after) for r in since_then] == [("balance", 25, 99)]
+assert since_then == [r for r in rows if r.audit_operation_timestamp >= moment]
+
 # --8<-- [start:as_of]
 with Session(engine) as session:
     then = session.scalars(audit.as_of(Account, moment)).all()

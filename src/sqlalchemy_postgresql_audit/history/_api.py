@@ -20,6 +20,7 @@ import sqlalchemy
 from sqlalchemy import BindParameter, Select, Table, bindparam, false, select
 
 from ..declare.spec import AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP
+from ..errors import AuditError
 from ._queries import (
     STATE_OPERATIONS,
     as_of_select,
@@ -37,11 +38,10 @@ _M = TypeVar("_M")
 #: Bounded, because a statement holds its table: a weak mapping would never let go of it.
 _TEMPLATES: OrderedDict[tuple[Any, ...], Select[Any]] = OrderedDict()
 _TEMPLATES_MAX = 512
-_AT = "audit_at"
 _PARAMS_REACH_BUNDLES = tuple(int(part) for part in sqlalchemy.__version__.split(".")[:2]) >= (2, 1)
 
 
-_Build = Callable[[Audited, "dict[str, Any] | None", "BindParameter[Any] | None"], Select[Any]]
+_Build = Callable[[Audited, "dict[str, Any] | None", "dict[str, BindParameter[Any]]"], Select[Any]]
 
 
 def _bound(
@@ -49,17 +49,22 @@ def _bound(
     kind: str,
     build: _Build,
     key: dict[str, Any] | None,
-    at: datetime.datetime | None = None,
+    moments: dict[str, datetime.datetime | None] | None = None,
 ) -> Select[Any]:
-    """The statement of shape ``kind`` for ``target`` with ``key`` and ``at`` bound.
+    """The statement of shape ``kind`` for ``target`` with ``key`` and ``moments`` bound.
 
+    ``moments`` maps a name (``at``, ``since``, ``until``) to its value, None where not given;
+    ``build`` receives a bound parameter for each given one, under the same name.
     Built once with bound parameters and reused with ``.params()``, except for ORM versions on
     SQLAlchemy 2.0, whose ``.params()`` does not reach into a Bundle's columns: those are built
     with their values each time.
     """
     names = [f"audit_key_{i}" for i in range(len(target.key_columns))]
+    given = {name: value for name, value in (moments or {}).items() if value is not None}
 
-    def parameters(with_values: bool) -> tuple[dict[str, Any] | None, BindParameter[Any] | None]:
+    def parameters(
+        with_values: bool,
+    ) -> tuple[dict[str, Any] | None, dict[str, BindParameter[Any]]]:
         keys = None
         if key is not None:
             keys = {
@@ -70,16 +75,19 @@ def _bound(
                 )
                 for name, column in zip(names, target.key_columns, strict=True)
             }
-        moment = None
-        if at is not None:
-            moment = bindparam(
-                _AT, at if with_values else None, type_=target.audit.c[AUDIT_TIMESTAMP].type
+        bound = {
+            name: bindparam(
+                f"audit_{name}",
+                value if with_values else None,
+                type_=target.audit.c[AUDIT_TIMESTAMP].type,
             )
-        return keys, moment
+            for name, value in given.items()
+        }
+        return keys, bound
 
     if target.mapper is not None and not _PARAMS_REACH_BUNDLES:
         return build(target, *parameters(True))
-    shape = (target.audit, kind, target.mapper, key is None)
+    shape = (target.audit, kind, target.mapper, key is None, tuple(given))
     template = _TEMPLATES.get(shape)
     if template is None:
         template = _TEMPLATES[shape] = build(target, *parameters(False))
@@ -90,8 +98,7 @@ def _bound(
     values: dict[str, Any] = {}
     if key is not None:
         values.update({n: key[c] for n, c in zip(names, target.key_columns, strict=True)})
-    if at is not None:
-        values[_AT] = at
+    values.update({f"audit_{name}": value for name, value in given.items()})
     return template.params(values)
 
 
@@ -121,7 +128,13 @@ def history(target: Table | type[Any], pk: object) -> Select[Any]:
     return _bound(resolved, "history", build, key)
 
 
-def changes(target: Table | type[Any], pk: object) -> Select[Any]:
+def changes(
+    target: Table | type[Any],
+    pk: object,
+    *,
+    since: datetime.datetime | None = None,
+    until: datetime.datetime | None = None,
+) -> Select[Any]:
     """What each version of the row changed: one row per changed column, oldest first.
 
     Columns: ``audit_id``, ``audit_operation``, ``audit_operation_timestamp``, who made the
@@ -134,11 +147,31 @@ def changes(target: Table | type[Any], pk: object) -> Select[Any]:
     columns that differ from the previous version, compared byte for byte.  The first recorded
     version of a row whose history began with an UPDATE (also the one that moved it here from
     another key) has no previous version: its "before" is NULL.
+
+    ``since`` and ``until`` keep the versions written (``audit_operation_timestamp``) at or
+    after ``since`` and before ``until``: exactly those rows of the unbounded result.  The
+    bound is applied inside the query, on a partitioned audit table's partition key, so the
+    partitions after the window are not read, and of those before it only the row's latest
+    version before ``since`` (the "before" of the window's first change) is looked up.  Time
+    zone aware datetimes, as for ``as_of``'s ``at``.
     """
     resolved = audited(target)
     key = key_values(resolved, pk)
+    window = {
+        name: None if moment is None else check_moment(resolved, moment, name)
+        for name, moment in (("since", since), ("until", until))
+    }
+    if since is not None and until is not None and since > until:
+        raise AuditError(
+            f"table {resolved.name!r}: 'since' ({since.isoformat()}) is after 'until' "
+            f"({until.isoformat()})"
+        )
     core = Audited(source=resolved.source, audit=resolved.audit, spec=resolved.spec, mapper=None)
-    return _bound(core, "changes", lambda t, k, _: changes_select(t, k or {}), key)
+
+    def build(t: Audited, k: dict[str, Any] | None, m: dict[str, Any]) -> Select[Any]:
+        return changes_select(t, k or {}, m.get("since"), m.get("until"))
+
+    return _bound(core, "changes", build, key, window)
 
 
 @overload
@@ -171,10 +204,12 @@ def as_of(target: Table | type[Any], at: datetime.datetime, pk: object = None) -
     key = None if pk is None else key_values(resolved, pk)
 
     if resolved.mapper is None:
-        return _bound(resolved, "as_of", lambda t, k, a: as_of_select(t, a, k), key, moment)
+        return _bound(
+            resolved, "as_of", lambda t, k, m: as_of_select(t, m["at"], k), key, {"at": moment}
+        )
 
-    def build(t: Audited, k: dict[str, Any] | None, a: Any) -> Select[Any]:
-        latest = latest_versions(t, a, k)
+    def build(t: Audited, k: dict[str, Any] | None, m: dict[str, Any]) -> Select[Any]:
+        latest = latest_versions(t, m["at"], k)
         states = (
             select(*latest.c, false().label(t.labels.marker))
             .where(latest.c[AUDIT_OPERATION].in_(STATE_OPERATIONS))
@@ -184,4 +219,4 @@ def as_of(target: Table | type[Any], at: datetime.datetime, pk: object = None) -
             *(states.c[k] for k in t.key_columns)
         )
 
-    return _bound(resolved, "as_of", build, key, moment)
+    return _bound(resolved, "as_of", build, key, {"at": moment})

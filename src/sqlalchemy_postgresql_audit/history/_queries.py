@@ -59,6 +59,8 @@ from ._target import Audited, key_filter
 STATE_OPERATIONS = ("I", "U", "B")
 #: Operations after which the row no longer exists under its key.
 GONE_OPERATIONS = ("D", "T", "K")
+#: A moment as a query compares it: a datetime, or a bound parameter standing for one.
+Moment = datetime.datetime | ColumnElement[datetime.datetime]
 
 
 class _Xid8(UserDefinedType[Any]):
@@ -177,7 +179,14 @@ def retention_condition(
     )
 
 
-def versions(target: Audited, key: Mapping[str, Any], *, with_changes: bool) -> Subquery:
+def versions(
+    target: Audited,
+    key: Mapping[str, Any],
+    *,
+    with_changes: bool,
+    since: Moment | None = None,
+    until: Moment | None = None,
+) -> Subquery:
     """Every version of the row, and the TRUNCATE markers that removed it, oldest first
     (``with_changes``: and, per mirrored column ``i``, its value before and after and whether
     it changed, under ``target.labels``: ``before(i)``, ``after(i)``, ``changed(i)``).
@@ -186,6 +195,10 @@ def versions(target: Audited, key: Mapping[str, Any], *, with_changes: bool) -> 
     was absent are no part of its history.  The "before" of a version is the state the previous
     version left (NULL when the row did not exist, or its first recorded version is an UPDATE);
     a DELETE's "before" is the deleted row as recorded.
+
+    ``since`` / ``until``: only the versions written in ``[since, until)``, each with the same
+    "before" as in the whole history (see ``_look_back``); the time bound is on the audit
+    table's partition key, so the partitions outside the window are not read.
     """
     audit, labels = target.audit, target.labels
     marker = labels.marker
@@ -194,16 +207,22 @@ def versions(target: Audited, key: Mapping[str, Any], *, with_changes: bool) -> 
     # prepared statement (psycopg2 never prepares) that planning is most of a history query's
     # time.  Then the markers that concern the row are picked from what was read.
     null_key = and_(*(audit.c[k].is_(None) for k in target.key_columns))
-    rows = (
-        select(*audit.c, null_key.label(marker))
-        .where(
-            or_(
-                key_filter(audit, key),
-                and_(null_key, audit.c[AUDIT_OPERATION].in_(HISTORY_MARKER_OPERATIONS)),
-            )
-        )
-        .cte("audit_history_read")
+    written = audit.c[AUDIT_TIMESTAMP]
+    window = [
+        *([] if since is None else [written >= since]),
+        *([] if until is None else [written < until]),
+    ]
+    read = select(*audit.c, null_key.label(marker)).where(
+        or_(
+            key_filter(audit, key),
+            and_(null_key, audit.c[AUDIT_OPERATION].in_(HISTORY_MARKER_OPERATIONS)),
+        ),
+        *window,
     )
+    if since is None:
+        rows = read.cte("audit_history_read")
+    else:
+        rows = union_all(read, *_look_back(target, key, since)).cte("audit_history_read")
     is_marker = rows.c[marker]
     earliest = (
         select(rows.c[AUDIT_ID], rows.c[AUDIT_OPERATION])
@@ -251,9 +270,14 @@ def versions(target: Audited, key: Mapping[str, Any], *, with_changes: bool) -> 
             before = case((recorded_gone, value), (previous_present, lagged.c[labels.lag(i)]))
             after = case((operation.in_(STATE_OPERATIONS), value))
         staged_columns += [before.label(labels.before(i)), after.label(labels.after(i))]
+    # The look-back rows only lend the window's first version its "before".
+    in_window = [] if since is None else [lagged.c[AUDIT_TIMESTAMP] >= since]
     staged = (
         select(*(lagged.c[c.name] for c in audit.c), lagged.c[marker], *staged_columns)
-        .where(or_(~lagged.c[marker], previous_present, operation == RETENTION_OPERATION_CODE))
+        .where(
+            or_(~lagged.c[marker], previous_present, operation == RETENTION_OPERATION_CODE),
+            *in_window,
+        )
         .subquery("audit_history_staged")
     )
     # A layer of its own, so the comparison names before and after instead of repeating them.
@@ -265,6 +289,37 @@ def versions(target: Audited, key: Mapping[str, Any], *, with_changes: bool) -> 
         ),
     )
     return final.subquery("audit_history")
+
+
+def _look_back(target: Audited, key: Mapping[str, Any], since: Moment) -> list[Select[Any]]:
+    """What the first version at or after ``since`` needs from before it, to show the same
+    "before" as in the whole history: the row's latest version written before ``since``, and
+    the TRUNCATE / restart markers written after that version and before ``since`` (a marker
+    between them means the row was gone).
+
+    The version is found newest first down each earlier partition's history index, stopping
+    at its first entry there; the markers are read only from the partitions written since that
+    version (pruned when the query starts, once the version's time is known).
+    """
+    audit, marker = target.audit, target.labels.marker
+    written = audit.c[AUDIT_TIMESTAMP]
+    prior = (
+        select(*audit.c)
+        .where(key_filter(audit, key), written < since)
+        .order_by(audit.c[AUDIT_ID].desc())
+        .limit(1)
+        .cte("audit_history_prior")
+    )
+    prior_id = select(prior.c[AUDIT_ID]).scalar_subquery()
+    prior_written = select(prior.c[AUDIT_TIMESTAMP]).scalar_subquery()
+    gone = select(*audit.c, true().label(marker)).where(
+        *(audit.c[k].is_(None) for k in target.key_columns),
+        audit.c[AUDIT_OPERATION].in_(MARKER_OPERATIONS),
+        written < since,
+        written >= prior_written,
+        audit.c[AUDIT_ID] > prior_id,
+    )
+    return [select(*prior.c, false().label(marker)), gone]
 
 
 def _changed(target: Audited, staged: Subquery, name: str, i: int) -> ColumnElement[bool]:
@@ -311,13 +366,19 @@ def who_columns(target: Audited) -> tuple[str, ...]:
     return (AUDIT_CURRENT_USER, *(setting.column for setting in target.spec.settings))
 
 
-def changes_select(target: Audited, key: Mapping[str, Any]) -> Select[Any]:
+def changes_select(
+    target: Audited,
+    key: Mapping[str, Any],
+    since: Moment | None = None,
+    until: Moment | None = None,
+) -> Select[Any]:
     """One row per changed column per version: ``audit_id``, ``audit_operation``,
     ``audit_operation_timestamp``, who made it (``who_columns``), ``column``, ``before``,
-    ``after`` (both ``jsonb``)."""
+    ``after`` (both ``jsonb``); only the versions written in ``[since, until)``."""
     labels = target.labels
     # A CTE: the union below reads the versions once per column.
-    sub = versions(target, key, with_changes=True).element.cte("audit_history")
+    window = versions(target, key, with_changes=True, since=since, until=until)
+    sub = window.element.cte("audit_history")
     stamped = [sub.c[name] for name in (AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP)]
     stamped += [sub.c[name] for name in who_columns(target)]
     spec = target.spec

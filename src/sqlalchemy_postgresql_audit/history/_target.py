@@ -239,20 +239,23 @@ def key_filter(table: Any, values: Mapping[str, Any]) -> ColumnElement[bool]:
     return and_(*(table.c[name] == value for name, value in values.items()))
 
 
-def check_moment(target: Audited, at: datetime.datetime) -> datetime.datetime:
-    """``at`` as the audit table compares it: aware for timestamptz, naive for legacy tables."""
+def check_moment(
+    target: Audited, at: datetime.datetime, name: str = "at"
+) -> datetime.datetime:
+    """``at`` (the argument ``name``) as the audit table compares it: aware for timestamptz,
+    naive for legacy tables."""
     if not isinstance(at, datetime.datetime):
-        raise TypeError(f"table {target.name!r}: 'at' must be a datetime, got {at!r}")
+        raise TypeError(f"table {target.name!r}: {name!r} must be a datetime, got {at!r}")
     zoned = bool(getattr(target.audit.c[AUDIT_TIMESTAMP].type, "timezone", False))
     aware = at.tzinfo is not None and at.utcoffset() is not None
     if zoned and not aware:
         raise AuditError(
-            f"table {target.name!r}: 'at' is a naive datetime ({at.isoformat()}); give it a "
+            f"table {target.name!r}: {name!r} is a naive datetime ({at.isoformat()}); give it a "
             "time zone (e.g. datetime.timezone.utc): the audit timestamps are timestamptz"
         )
     if not zoned and aware:
         raise AuditError(
-            f"table {target.name!r} records legacy TIMESTAMP WITHOUT TIME ZONE: 'at' must be "
-            f"naive, in the writers' TimeZone, got {at.isoformat()}"
+            f"table {target.name!r} records legacy TIMESTAMP WITHOUT TIME ZONE: {name!r} must "
+            f"be naive, in the writers' TimeZone, got {at.isoformat()}"
         )
     return at
