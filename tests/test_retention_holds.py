@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from sqlalchemy_postgresql_audit import MaintenanceError, hold, maintain, release
+from sqlalchemy_postgresql_audit.lifecycle.holds import holds_watched
 from sqlalchemy_postgresql_audit.render import quote
 from sqlalchemy_postgresql_audit.render.partitioning import HOLDS_TABLE
 
@@ -90,6 +91,9 @@ def test_a_holds_table_a_writer_planted_is_refused_by_every_call(
     with pytest.raises(MaintenanceError, match=owned) as failed:
         maintain(engine, metadata, at=NOW)
     assert len(failed.value.failures) == 2
+    with engine.begin() as connection:  # check says so, and reads no hold from it
+        seen = holds_watched(connection, "public", "accounts_audit")
+    assert seen.state == "outdated" and "owned by" in seen.reasons[0]
     assert audit_triggers_enabled(engine)  # the planted trigger never ran
     # Handed to the owner, what it was planted with still refuses it.
     with engine.begin() as connection:

@@ -176,6 +176,9 @@ def test_cli_holds_stack_and_release_lifts_the_one_named(
         ("accounts", "litigation 7"),
     ]
     assert all(h["held_by"] and h["held_at"] for h in holds)
+    checked = cli("check", target)  # a gap (the partitions are of March), and both holds
+    assert "retention held: 'archive' (by " in checked.stdout
+    assert "'litigation 7' (by " in checked.stdout
     unknown = cli("release", target, "accounts", "--reason", "litigation 8")
     assert unknown.returncode == 2
     assert "has no hold for 'litigation 8' (its holds: 'archive', 'litigation 7')" in (

@@ -34,6 +34,7 @@ from ..declare.audit_table import AUDIT_TABLE_KEY, SPEC_KEY
 from ..declare.spec import AuditSpec
 from ..errors import AuditError
 from ..install.adoption import refuse_foreign_holds_table
+from ..install.compare import OK, OUTDATED, Watched
 from ..install.ddl import AuditDDL, _connection, resolve_spec
 from ..render.partitioning import (
     HOLDS_TABLE,
@@ -90,6 +91,10 @@ class Hold:
     reason: str
     held_by: str
     held_at: datetime.datetime
+
+
+#: No holds.
+_NONE: tuple[Hold, ...] = ()
 
 
 def hold(bind: sa.Engine | sa.Connection, table: sa.Table, reason: str) -> None:
@@ -172,7 +177,20 @@ def held_reason(connection: sa.Connection, schema: str | None, audit_table: str)
     return "; ".join(h.reason for h in found) if found else None
 
 
-_NONE: tuple[Hold, ...] = ()
+def holds_watched(connection: sa.Connection, schema: str | None, audit_table: str) -> Watched:
+    """``check``'s view of the table's holds: ``ok`` with each hold (retention paused while
+    any is left), or ``outdated`` when the holds table is not the library's, with why."""
+    try:
+        with connection.begin_nested():
+            found = _NONE
+            if _holds_exist(connection, schema):
+                owner = connection.execute(_OWNER, {"t": name_text(schema, audit_table)})
+                refuse_foreign_holds_table(connection, schema, owner.scalar_one())
+                found = _read(connection, schema, audit_table)
+    except sa.exc.DBAPIError as refused:
+        return Watched("holds", audit_table, OUTDATED, (str(refused.orig).splitlines()[0],))
+    held = ", ".join(f"{h.reason!r} (by {h.held_by} since {h.held_at.isoformat()})" for h in found)
+    return Watched("holds", audit_table, OK, (f"retention held: {held}",) if found else ())
 
 
 def _reason(table: sa.Table, reason: str) -> str:
