@@ -136,15 +136,20 @@ def test_erase_says_what_it_left_on_the_archive_and_erases_there_too(
     table.metadata.create_all(source)
     table.metadata.create_all(archive)
     hold(archive, table, "the archive keeps everything")
-    publish(source, table)
-    subscribe_archive(archive, logical_database_url.render_as_string(hide_password=False))
-    with source.begin() as connection:
+    last_week = datetime.datetime.now(UTC) - datetime.timedelta(weeks=1)
+    with source.begin() as connection:  # two rows written last week (moved there by hand)
         connection.execute(table.insert().values(id=1, balance=10))
         connection.execute(table.insert().values(id=2, balance=5))
+        connection.execute(sa.text("SET LOCAL session_replication_role = replica"))
+        connection.execute(
+            sa.text("UPDATE accounts_audit SET audit_operation_timestamp = :t"), {"t": last_week}
+        )
     maintain(source, table)
+    publish(source, table)
+    subscribe_archive(archive, logical_database_url.render_as_string(hide_password=False))
     assert len(arrived(archive, trail(source))) == 2
     later = datetime.datetime.now(UTC) + datetime.timedelta(weeks=3)
-    (retained,) = maintain(source, table, at=later)  # the primary drops both rows
+    (retained,) = maintain(source, table, at=later)  # the primary drops last week's rows
     assert retained.dropped
     with pytest.warns(UserWarning, match="published .*audit_trail.*run erase on the archive"):
         primary = erase(source, table, 1, reason="request 12")
