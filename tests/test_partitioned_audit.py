@@ -193,7 +193,7 @@ def test_a_hold_stops_retention_until_released(engine: sa.Engine) -> None:
     later = NOW + datetime.timedelta(weeks=3)
     (held,) = maintain(engine, table, at=later)
     assert held.held == "litigation 2026-17" and held.dropped == ()
-    assert release(engine, table) is True
+    release(engine, table, "litigation 2026-17")
     (released,) = maintain(engine, table, at=later)
     assert released.held is None and released.dropped
 
@@ -287,7 +287,8 @@ def test_cli_check_reports_a_gap_and_maintain_hold_release_close_it(
     assert held.returncode == 0, held.stderr
     kept = run("--json", "maintain", target, *url, path=tmp_path)
     assert json.loads(kept.stdout)["maintained"][0]["held"] == "audit 7"
-    assert run("release", target, "accounts", *url, path=tmp_path).returncode == 0
+    released = run("release", target, "accounts", "--reason", "audit 7", *url, path=tmp_path)
+    assert released.returncode == 0, released.stderr
     dropped = run("--json", "maintain", target, *url, path=tmp_path)
     assert json.loads(dropped.stdout)["maintained"][0]["dropped"]
 

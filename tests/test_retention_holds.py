@@ -13,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from sqlalchemy_postgresql_audit import MaintenanceError, hold, maintain, release
+from sqlalchemy_postgresql_audit.lifecycle.holds import holds_watched
 from sqlalchemy_postgresql_audit.render import quote
 from sqlalchemy_postgresql_audit.render.partitioning import HOLDS_TABLE
 
@@ -85,11 +86,14 @@ def test_a_holds_table_a_writer_planted_is_refused_by_every_call(
     with pytest.raises(sa.exc.DBAPIError, match=owned):
         hold(engine, table, "litigation 2026-17")
     with pytest.raises(sa.exc.DBAPIError, match=owned):
-        release(engine, table)
+        release(engine, table, "litigation 2026-17")
     # Loudly, for each table: no table's retention goes on as if nothing were held.
     with pytest.raises(MaintenanceError, match=owned) as failed:
         maintain(engine, metadata, at=NOW)
     assert [table for table, _ in failed.value.failures] == ["accounts_audit", "ledger_audit"]
+    with engine.begin() as connection:  # check says so, and reads no hold from it
+        seen = holds_watched(connection, "public", "accounts_audit")
+    assert seen.state == "outdated" and "owned by" in seen.reasons[0]
     assert audit_triggers_enabled(engine)  # the planted trigger never ran
     # Handed to the owner, what it was planted with still refuses it.
     with engine.begin() as connection:
@@ -119,9 +123,9 @@ def test_no_role_but_the_owner_may_change_the_holds_table(
     changeable = f"{REFUSED}: roles other than its owner may change it: {writer} \\(DELETE\\)"
     with pytest.raises(MaintenanceError, match=changeable):
         maintain(engine, table, at=NOW + datetime.timedelta(weeks=3))
-    hold(engine, table, "litigation 2026-17")  # the owner's hold takes the right back
+    hold(engine, table, "investigation 3")  # the owner's next hold takes the right back
     (held,) = maintain(engine, table, at=NOW + datetime.timedelta(weeks=3))
-    assert held.held == "litigation 2026-17" and held.dropped == ()
+    assert held.held == "litigation 2026-17; investigation 3" and held.dropped == ()
 
 
 def waiting(engine: sa.Engine, event: str, done: Callable[[], bool]) -> None:
@@ -169,7 +173,7 @@ def test_a_hold_placed_while_retention_waits_for_its_detach_stops_it_or_waits_fo
         )
     hold(engine, table, "until the partitions ahead exist")
     maintain(engine, table, at=later)  # creates them; retention held
-    release(engine, table)
+    release(engine, table, "until the partitions ahead exist")
     expired = "accounts_audit_p20260302"
     assert exists(engine, expired)
     errors: list[BaseException] = []

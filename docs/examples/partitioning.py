@@ -65,8 +65,13 @@ assert this_week not in ahead.dropped
 
 # --8<-- [start:hold]
 audit.hold(engine, payment, "litigation 2026-17")  # retention pauses for this table
+audit.hold(engine, payment, "archive")  # holds stack: each has its own reason
 audit.maintain(engine, metadata, at=now - datetime.timedelta(weeks=6))  # old weeks again
 (held,) = audit.maintain(engine, metadata)
-assert held.held == "litigation 2026-17" and held.dropped == ()
-audit.release(engine, payment)  # the next maintain applies retention again
+assert held.held == "litigation 2026-17; archive" and held.dropped == ()
+audit.release(engine, payment, "litigation 2026-17")  # lifts that hold, and no other
+print([h.reason for h in audit.holds_of(engine, payment)])  # ['archive']
+(still,) = audit.maintain(engine, metadata)
+assert still.held == "archive" and still.dropped == ()
+audit.release(engine, payment, "archive")  # no hold is left: retention runs again
 # --8<-- [end:hold]

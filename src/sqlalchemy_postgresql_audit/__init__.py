@@ -60,7 +60,7 @@ from .install.runtime_check import RUNTIME_CHECK_OPTION
 from .lifecycle.archive import Published, publish, subscribe_archive, unsubscribe_archive
 from .lifecycle.conversion import Converted, partition_audit_table
 from .lifecycle.erasure import Erased, erase, erase_setting
-from .lifecycle.holds import hold, release
+from .lifecycle.holds import Hold, hold, holds_of, release
 from .lifecycle.maintenance import Maintained, MaintenanceError, maintain
 from .lifecycle.redact_history import redact_history
 from .lifecycle.redaction_keys import matches_hash, rotate_redaction_key
@@ -92,6 +92,7 @@ __all__ = [
     "Erased",
     "Erasure",
     "Hashed",
+    "Hold",
     "IncompleteHistory",
     "Maintained",
     "MaintenanceError",
@@ -121,6 +122,7 @@ __all__ = [
     "erase_setting",
     "history",
     "hold",
+    "holds_of",
     "install_audit_triggers",
     "is_audit_table",
     "maintain",

@@ -54,6 +54,7 @@ COMMANDS: tuple[Command, ...] = (
     retention.MAINTAIN,
     retention.HOLD,
     retention.RELEASE,
+    retention.HOLDS,
     archive.PUBLISH,
     cdc.COMMAND,
     seals.SEAL,

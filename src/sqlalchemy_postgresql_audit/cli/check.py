@@ -51,6 +51,7 @@ from ..install.exposure import exposure, replica_setters
 from ..install.publication import unpublished
 from ..install.watch import exposure_states, index_states, privilege_states, replica_states
 from ..lifecycle.coverage import GAP, coverage, coverage_watched, registration_watched
+from ..lifecycle.holds import holds_watched
 from ..lifecycle.partition_catalog import look_alikes_watched
 from ..lifecycle.recorded_digests import digest_states
 from .base import EXIT_DRIFT, EXIT_OK, Command, add_target_argument, add_url_argument
@@ -193,6 +194,7 @@ def _governed(
         *replica_states(replica_setters(connection, record.writers) if record else ()),
         *exposure_states(spec, exposure(connection, spec)),
         *([coverage_watched(spec.audit_table, found)] if found else []),
+        *([holds_watched(connection, schema, spec.audit_table)] if found else []),
         *(look_alikes_watched(connection, schema, spec.audit_table) if found else []),
         *registration_watched(connection, schema, spec.audit_table),
         *digest_states(connection, spec, schema),
@@ -201,12 +203,15 @@ def _governed(
 
 def _status(objects: list[Watched]) -> tuple[str, list[str]]:
     drifted = [item for item in objects if item.state != OK]
+    # How far ahead partitions exist, and the holds, are worth reading even when nothing is
+    # wrong; a hold, even when something is.
+    held = [r for i in objects if i.kind == "holds" and i.state == OK for r in i.reasons]
     if not drifted:
-        # How far ahead partitions exist is worth reading even when nothing is wrong.
-        return OK, [r for item in objects if item.kind == "partitions" for r in item.reasons]
+        ahead = [r for item in objects if item.kind == "partitions" for r in item.reasons]
+        return OK, ahead + held
     states = {item.state for item in drifted}
     status = states.pop() if states in ({DISABLED}, {GAP}) else "outdated"
-    return status, [reason for item in drifted for reason in item.reasons]
+    return status, [reason for item in drifted for reason in item.reasons] + held
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:

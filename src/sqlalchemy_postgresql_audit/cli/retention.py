@@ -3,7 +3,8 @@
 ``maintain`` creates partitions ahead, drains the DEFAULT partition and drops partitions older
 than the retention (``..lifecycle.maintenance`` says which locks each step takes); it prints
 what it did and is safe to run from cron in several places at once.  ``hold`` pauses retention
-of one table, ``release`` lets it run again.
+of one table for a reason, ``release`` lifts the hold of one reason (retention runs once none is
+left) and ``holds`` lists them.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import asdict
 import sqlalchemy as sa
 
 from ..declare.audit_table import AUDIT_TABLE_KEY, PARTITIONING_KEY, Partitioning
-from ..lifecycle.holds import hold, release
+from ..lifecycle.holds import Hold, hold, holds_of, release
 from ..lifecycle.maintenance import Maintained, MaintenanceError, maintain
 from .base import (
     EXIT_DRIFT,
@@ -118,13 +119,28 @@ def _is_partitioned(table: sa.Table) -> bool:
 
 
 def _hold_arguments(parser: argparse.ArgumentParser) -> None:
-    _release_arguments(parser)
-    parser.add_argument("--reason", required=True, help="why retention is paused (recorded)")
+    _table_arguments(parser)
+    parser.add_argument(
+        "--reason", required=True, help="why retention is paused (recorded; names the hold)"
+    )
 
 
 def _release_arguments(parser: argparse.ArgumentParser) -> None:
+    _table_arguments(parser)
+    parser.add_argument(
+        "--reason", required=True, help="the reason the hold to lift was placed for"
+    )
+
+
+def _table_arguments(parser: argparse.ArgumentParser) -> None:
     add_target_argument(parser)
     parser.add_argument("table", metavar="TABLE", help="the audited table")
+    add_url_argument(parser)
+
+
+def _holds_arguments(parser: argparse.ArgumentParser) -> None:
+    add_target_argument(parser)
+    add_table_argument(parser)
     add_url_argument(parser)
 
 
@@ -134,23 +150,68 @@ def _hold(args: argparse.Namespace, ui: UI) -> int:
     try:
         with begin(engine) as connection:
             hold(connection, table, args.reason)
+            placed = holds_of(connection, table)
     except ValueError as error:
         raise CliError(str(error)) from None
     finally:
         engine.dispose()
-    ui.line(f"retention of {table.fullname} is held: {args.reason}", "ok")
+    ui.line(f"retention of {table.fullname} is held: {args.reason.strip()}", "ok")
+    _others(ui, table, placed)
     return EXIT_OK
 
 
 def _release(args: argparse.Namespace, ui: UI) -> int:
+    """Lifts the one hold named; a reason with no hold is an error (exit 2) naming the holds
+    there are, and the others stay."""
     ((table, _),) = audited(load_metadata(args.target), args.target, [args.table])
     engine = create_engine(args.url)
     try:
         with begin(engine) as connection:
-            lifted = release(connection, table)
+            release(connection, table, args.reason)
+            left = holds_of(connection, table)
+    except ValueError as error:
+        raise CliError(str(error)) from None
     finally:
         engine.dispose()
-    ui.line(f"retention of {table.fullname} " + ("released" if lifted else "was not held"), "ok")
+    ui.line(f"released the hold of {table.fullname} for {args.reason.strip()}", "ok")
+    if not left:
+        ui.line(f"retention of {table.fullname} runs again: no hold is left", "ok")
+    _others(ui, table, left)
+    return EXIT_OK
+
+
+def _others(ui: UI, table: sa.Table, placed: tuple[Hold, ...]) -> None:
+    """Whoever places or lifts a hold sees every hold the table keeps."""
+    if placed:
+        reasons = ", ".join(repr(h.reason) for h in placed)
+        ui.line(f"{table.fullname} is held by {len(placed)}: {reasons}", "ok")
+
+
+def _holds(args: argparse.Namespace, ui: UI) -> int:
+    """Every hold on the tables of the models (or ``--table``), oldest first."""
+    pairs = audited(load_metadata(args.target), args.target, args.table)
+    engine = create_engine(args.url)
+    try:
+        with begin(engine) as connection:
+            found = [(table, h) for table, _ in pairs for h in holds_of(connection, table)]
+    finally:
+        engine.dispose()
+    if ui.json:
+        ui.emit_json(
+            {
+                "holds": [
+                    {"table": table.fullname, **asdict(h), "held_at": h.held_at.isoformat()}
+                    for table, h in found
+                ]
+            }
+        )
+        return EXIT_OK
+    ui.table(
+        ("table", "reason", "held by", "held at"),
+        [(table.fullname, h.reason, h.held_by, h.held_at.isoformat()) for table, h in found],
+    )
+    held = len({table.fullname for table, _ in found})
+    ui.line(f"{len(found)} holds on {held} of {len(pairs)} tables", "ok")
     return EXIT_OK
 
 
@@ -169,7 +230,13 @@ HOLD = Command(
 )
 RELEASE = Command(
     name="release",
-    help="let retention of one table's history run again",
+    help="lift one hold (named by its reason); retention runs once no hold is left",
     add_arguments=_release_arguments,
     run=_release,
+)
+HOLDS = Command(
+    name="holds",
+    help="list the holds on the tables' history (reason, role, since when)",
+    add_arguments=_holds_arguments,
+    run=_holds,
 )

@@ -92,7 +92,7 @@ class Maintained:
     dropped: tuple[str, ...] = ()
     #: History up to this moment was removed (a retention marker records it).
     removed_before: datetime.datetime | None = None
-    #: The reason of the hold that kept retention from running.
+    #: The reasons of the holds that kept retention from running (``"; "`` between them).
     held: str | None = None
 
 

@@ -20,8 +20,9 @@ from .sql import literal, qualified, quote
 #: the bound up to which history was removed.  (I U D T P B K R are taken; E is erasure's.)
 RETENTION_OPERATION_CODE = "X"
 
-#: The table of retention holds, one per schema holding audit tables.  Created by ``hold`` and
-#: owned by the audit table's owner; nobody else is granted anything on it.
+#: The table of retention holds, one per schema holding audit tables, a row per hold (keyed by
+#: audit table and reason).  Created by ``hold`` and owned by the audit table's owner; nobody
+#: else is granted anything on it.
 HOLDS_TABLE = "sqlalchemy_postgresql_audit_holds"
 #: Its columns: a holds table with any other is not the library's.
 HOLDS_COLUMNS = ("audit_table", "reason", "held_by", "held_at")
@@ -200,7 +201,22 @@ def guard_kept_partition(schema: str | None, name: str, spec: AuditSpec) -> str:
 def create_holds_table(schema: str | None) -> str:
     return (
         f"CREATE TABLE IF NOT EXISTS {qualified(schema, HOLDS_TABLE)} ("
-        "audit_table text PRIMARY KEY, reason text NOT NULL, "
+        "audit_table text NOT NULL, reason text NOT NULL, "
         "held_by text NOT NULL DEFAULT current_user, "
-        "held_at timestamptz NOT NULL DEFAULT pg_catalog.now())"
+        "held_at timestamptz NOT NULL DEFAULT pg_catalog.now(), "
+        "PRIMARY KEY (audit_table, reason))"
+    )
+
+
+def lock_holds_table(schema: str | None) -> str:
+    """Before changing the holds table's key: no other session reads or changes it meanwhile."""
+    return f"LOCK TABLE {qualified(schema, HOLDS_TABLE)} IN ACCESS EXCLUSIVE MODE"
+
+
+def widen_holds_key(schema: str | None, constraint: str) -> str:
+    """A holds table made before holds stacked keys them by table alone, so a second hold
+    could only replace the first: key them by table and reason, keeping every row."""
+    return (
+        f"ALTER TABLE {qualified(schema, HOLDS_TABLE)} DROP CONSTRAINT {quote(constraint)}, "
+        "ADD PRIMARY KEY (audit_table, reason)"
     )
