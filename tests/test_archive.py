@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from cli_run import run, url_text
+from partition_models import accounts as partition_accounts
 from sqlalchemy_postgresql_audit import erase, history, hold, maintain
 from sqlalchemy_postgresql_audit.lifecycle.archive import (
     publish,
@@ -26,19 +27,7 @@ UTC = datetime.timezone.utc
 
 
 def accounts() -> sa.Table:
-    return sa.Table(
-        "accounts",
-        sa.MetaData(),
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-        sa.Column("balance", sa.Integer),
-        info={
-            "audit.options": {
-                "enabled": True,
-                "partition": "week",
-                "retention": datetime.timedelta(weeks=1),
-            }
-        },
-    )
+    return partition_accounts(retention=datetime.timedelta(weeks=1))
 
 
 def trail(engine: sa.Engine) -> list[tuple[Any, ...]]:

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from cli_run import run, url_text
+from partition_models import accounts
 from sqlalchemy_postgresql_audit import (
     AuditConfigurationError,
     AuditError,
@@ -61,16 +62,6 @@ accounts = sa.Table(
     }},
 )
 """
-
-
-def accounts(**options: Any) -> sa.Table:
-    return sa.Table(
-        "accounts",
-        sa.MetaData(),
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-        sa.Column("balance", sa.Integer),
-        info={"audit.options": {"enabled": True, "partition": "week", **options}},
-    )
 
 
 def run_script(engine: sa.Engine, script: str) -> None:

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from alembic_env import make_project
 from cli_run import run, url_text
+from partition_models import accounts
 from sqlalchemy_postgresql_audit import (
     AuditConfigurationError,
     AuditError,
@@ -36,16 +37,6 @@ from sqlalchemy_postgresql_audit.lifecycle.partition_catalog import (
 UTC = datetime.timezone.utc
 #: A Wednesday; its ISO week starts on Monday 2026-03-02.
 NOW = datetime.datetime(2026, 3, 4, 12, tzinfo=UTC)
-
-
-def accounts(**options: Any) -> sa.Table:
-    return sa.Table(
-        "accounts",
-        sa.MetaData(),
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-        sa.Column("balance", sa.Integer),
-        info={"audit.options": {"enabled": True, "partition": "week", **options}},
-    )
 
 
 def audit_table_of(table: sa.Table) -> sa.Table:

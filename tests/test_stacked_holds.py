@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from cli_run import run, url_text
+from partition_models import accounts as partition_accounts
 from sqlalchemy_postgresql_audit import AuditError, hold, holds_of, maintain, release
 from sqlalchemy_postgresql_audit.render.partitioning import HOLDS_TABLE
 
@@ -22,19 +23,7 @@ LATER = NOW + datetime.timedelta(weeks=3)
 
 
 def accounts() -> sa.Table:
-    return sa.Table(
-        "accounts",
-        sa.MetaData(),
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-        sa.Column("balance", sa.Integer),
-        info={
-            "audit.options": {
-                "enabled": True,
-                "partition": "week",
-                "retention": datetime.timedelta(weeks=1),
-            }
-        },
-    )
+    return partition_accounts(retention=datetime.timedelta(weeks=1))
 
 
 def created(engine: sa.Engine) -> sa.Table:
