@@ -51,14 +51,15 @@ from sqlalchemy_postgresql_audit.cdc.status import cdc_status
 RESULTS = Path(__file__).resolve().parent / "results"
 TABLES = ("pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history")
 DESIGNS = ("unaudited", "trigger", "cdc", "cdc+context")
-#: The built-in TPC-B script, with the context row the library inserts in front of it.
+#: The built-in TPC-B script, with the settings and context row the library sends in front of
+#: its first statement, in the same round trip (``\;`` joins them, as psycopg2 sends them).
 CONTEXT_SCRIPT = """\\set aid random(1, 100000 * :scale)
 \\set bid random(1, 1 * :scale)
 \\set tid random(1, 10 * :scale)
 \\set delta random(-5000, 5000)
 BEGIN;
-SELECT pg_catalog.set_config('audit.username', 'alice', true);
-INSERT INTO audit_cdc_context (settings) VALUES ('{"username": "alice"}');
+SELECT pg_catalog.set_config('audit.username', 'alice', true) \\;
+INSERT INTO audit_cdc_context (settings) VALUES ('{"username": "alice"}') \\;
 UPDATE pgbench_accounts SET abalance = abalance + :delta WHERE aid = :aid;
 SELECT abalance FROM pgbench_accounts WHERE aid = :aid;
 UPDATE pgbench_tellers SET tbalance = tbalance + :delta WHERE tid = :tid;
