@@ -21,8 +21,8 @@ CPU the decoder and the target take on a machine they share.
 
 **Consumer.**  ``Consumer(source, target).run_once()`` after ``--changes`` single-row INSERTs
 committed in transactions of 1,000 (design 1: subscription, apply worker, row triggers):
-changes/s end to end.  Then pgbench at a fixed ``--rate`` of TPC-B transactions (4 changes
-each) for ``--duration`` seconds with the subscription running, sampling the slot's lag (bytes
+changes/s end to end.  Then pgbench at a fixed ``--rate`` of single-row upserts (each its own
+transaction, one change) for ``--duration`` seconds with the subscription running, sampling the slot's lag (bytes
 and the walsender's flush lag) every 0.2 s.  Medians throughout; results in
 ``bench/results/cdc.json`` and ``cdc.md``.
 """
