@@ -172,8 +172,13 @@ def context_arrived(schema: str | None, table: str) -> str:
 
 
 def context_table_exists(schema: str | None, table: str) -> str:
-    """No parameters (so it runs on any driver's raw cursor): the name is a rendered literal."""
-    return f"SELECT pg_catalog.to_regclass({literal(name_text(schema, table))}) IS NOT NULL"
+    """Whether a writer here can insert context rows: the table exists and the server is not in
+    recovery (a hot standby has the table, and refuses every write).  No parameters (so it runs
+    on any driver's raw cursor): the name is a rendered literal."""
+    return (
+        f"SELECT pg_catalog.to_regclass({literal(name_text(schema, table))}) IS NOT NULL "
+        "AND NOT pg_catalog.pg_is_in_recovery()"
+    )
 
 
 def last_context(schema: str | None, table: str) -> str:
