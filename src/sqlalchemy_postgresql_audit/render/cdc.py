@@ -206,6 +206,8 @@ def drop_publication(publication: str) -> str:
     return f"DROP PUBLICATION IF EXISTS {quote(publication)}"
 
 
+#: The server's ``wal_level``: a logical slot needs ``logical``.
+WAL_LEVEL = "SELECT pg_catalog.current_setting('wal_level')"
 #: Bound: ``slot``.  Must be the first write of its transaction (PostgreSQL's rule).
 CREATE_SLOT = "SELECT pg_catalog.pg_create_logical_replication_slot(:slot, 'pgoutput')"
 
@@ -274,7 +276,23 @@ def delete_context(schema: str | None, table: str) -> str:
     return f"DELETE FROM {qualified(schema, table)} WHERE id OPERATOR(pg_catalog.<=) :upto"
 
 
-def context_trigger(schema: str | None, table: str) -> tuple[str, ...]:
+#: Context keys a forged row might use to speak for the server: never applied as settings.
+CAPTURE_KEYS = (
+    "current_user",
+    "session_user",
+    "application_name",
+    "client_addr",
+    "statement_timestamp",
+    "clock_timestamp",
+    "transaction_id",
+)
+#: Setting types whose text every value is (no cast can fail).
+_TEXT_TYPES = frozenset({"TEXT", "VARCHAR", "CHARACTER VARYING"})
+
+
+def context_trigger(
+    schema: str | None, table: str, setting_types: Mapping[str, tuple[str, ...]] | None = None
+) -> tuple[str, ...]:
     """Target side: each replicated context row becomes transaction-local ``audit.*`` settings
     for the rest of the applied transaction.
 
@@ -285,14 +303,45 @@ def context_trigger(schema: str | None, table: str) -> tuple[str, ...]:
     ``set_config(..., true)`` inside a function with its own ``SET search_path`` outlives the
     call (only the function's own SET is undone), so the audit triggers fired by the same
     transaction's later changes read them.
+
+    A context row is written by writers, so it must never stop the apply worker (that would
+    stop the trail for every writer): settings that are not a JSON object are ignored, keys
+    named like a capture (``CAPTURE_KEYS``) are not applied, and a value that one of its
+    setting's types (``setting_types``: ``{name: SQL types}``) cannot hold is applied as NULL,
+    each with a WARNING in the target's log.
     """
     function = qualified(schema, CONTEXT_TRIGGER)
+    checks = "".join(
+        f"        IF setting.key OPERATOR(pg_catalog.=) {literal(name)} THEN "
+        f"PERFORM CAST(setting_text AS {sql_type}); END IF;\n"
+        for name, types in sorted((setting_types or {}).items())
+        for sql_type in types
+        if sql_type.upper() not in _TEXT_TYPES
+    )
+    check = (
+        "    IF checks AND setting_text OPERATOR(pg_catalog.<>) '' THEN\n      BEGIN\n"
+        f"{checks}"
+        "      EXCEPTION WHEN OTHERS THEN\n"
+        "        RAISE WARNING 'audit setting % of context row % recorded as NULL: %',\n"
+        "          setting.key, NEW.id, SQLERRM;\n"
+        "        setting_text := '';\n      END;\n    END IF;\n"
+        if checks
+        else ""
+    )
+    captures = ", ".join(literal(key) for key in CAPTURE_KEYS)
     body = (
-        "\nDECLARE\n  setting record;\nBEGIN\n"
+        "\nDECLARE\n  setting record;\n  setting_text pg_catalog.text;\n"
+        f"  checks CONSTANT pg_catalog.bool := {'true' if checks else 'false'};\nBEGIN\n"
+        "  IF pg_catalog.jsonb_typeof(NEW.settings) OPERATOR(pg_catalog.<>) 'object' THEN\n"
+        "    RAISE WARNING 'audit context row % ignored: its settings are not a JSON object',\n"
+        "      NEW.id;\n    RETURN NEW;\n  END IF;\n"
         "  FOR setting IN SELECT key, value FROM pg_catalog.jsonb_each_text(NEW.settings)\n"
-        f"      WHERE key OPERATOR(pg_catalog.~) {literal(SETTING_KEY)} LOOP\n"
+        f"      WHERE key OPERATOR(pg_catalog.~) {literal(SETTING_KEY)}\n"
+        f"        AND key OPERATOR(pg_catalog.<>) ALL (ARRAY[{captures}]) LOOP\n"
+        "    setting_text := COALESCE(setting.value, '');\n"
+        f"{check}"
         "    PERFORM pg_catalog.set_config('audit.' OPERATOR(pg_catalog.||) setting.key,\n"
-        "      COALESCE(setting.value, ''), true);\n"
+        "      setting_text, true);\n"
         "  END LOOP;\n  RETURN NEW;\nEND\n"
     )
     on = qualified(schema, table)
