@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
 from sqlalchemy_postgresql_audit import AuditConfigurationError
+from sqlalchemy_postgresql_audit.cdc import CdcError, Consumer
 
 
 @pytest.fixture(scope="module")
@@ -46,5 +47,27 @@ def test_installing_a_cdc_table_without_logical_wal_says_how_to_set_it(
             metadata.create_all(engine)
         with engine.connect() as connection:
             assert connection.exec_driver_sql("SELECT to_regclass('orders')").scalar() is None
+    finally:
+        engine.dispose()
+
+
+def test_a_consumer_on_a_source_without_cdc_says_what_is_missing(
+    logical_database_url: URL,
+) -> None:
+    engine = sa.create_engine(logical_database_url)
+    metadata = sa.MetaData(naming_convention={"audit.slot": "cdc_not_installed"})
+    sa.Table(
+        "orders",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        info={"audit.options": {"enabled": True, "mode": "cdc"}},
+    )
+    try:
+        with pytest.raises(
+            CdcError,
+            match=r"not installed .*no slot 'cdc_not_installed', no publication 'audit_cdc', "
+            r"no context table 'audit_cdc_context'.*create_all",
+        ):
+            Consumer(engine, metadata=metadata).run_once()
     finally:
         engine.dispose()

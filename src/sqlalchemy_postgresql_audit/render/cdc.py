@@ -266,6 +266,18 @@ def context_table_exists(schema: str | None, table: str) -> str:
     )
 
 
+def installed_parts(schema: str | None, table: str) -> str:
+    """Bound: ``slot``, ``publication``.  Whether the source has the context table, the slot
+    and the publication that install makes (a consumer refuses to start without them)."""
+    return (
+        f"SELECT pg_catalog.to_regclass({literal(name_text(schema, table))}) IS NOT NULL "
+        "AS context_table, EXISTS (SELECT FROM pg_catalog.pg_replication_slots "
+        "WHERE slot_name OPERATOR(pg_catalog.=) :slot) AS slot, "
+        "EXISTS (SELECT FROM pg_catalog.pg_publication "
+        "WHERE pubname OPERATOR(pg_catalog.=) :publication) AS publication"
+    )
+
+
 def last_context(schema: str | None, table: str) -> str:
     """The newest context row committed so far (``NULL``: none)."""
     return f"SELECT max(id) FROM {qualified(schema, table)}"
