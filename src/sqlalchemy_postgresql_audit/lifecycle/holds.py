@@ -20,6 +20,8 @@ runs as whoever places a hold, or lift holds at will (``install.adoption``).
 shared lock of the table's holds until it commits; ``hold`` takes that lock exclusively first.
 So a hold placed while retention is in flight waits for it to finish, and returns only when
 nothing the hold covers can still be dropped; a retention starting after it sees the hold.
+Both read at READ COMMITTED (``lifecycle.isolation``): at a higher level the holds would be
+read with a snapshot taken before the lock was granted.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from ..render.partitioning import (
     widen_holds_key,
 )
 from ..render.sql import name_text
+from .isolation import read_committed
 
 #: First key of the advisory locks between ``hold`` and retention (the second is the table's).
 _LOCK_CLASS = 0x484F_4C44  # "HOLD"
@@ -106,7 +109,7 @@ def hold(bind: sa.Engine | sa.Connection, table: sa.Table, reason: str) -> None:
     retention of the table in flight is waited for: once this returns, no ``maintain`` drops
     or detaches what is left of the table's history."""
     reason = _reason(table, reason)
-    with _connection(bind) as connection:
+    with read_committed(bind, "hold") as connection:
         spec = _spec(connection, table)
         _lock(connection, spec.schema, spec.audit_table, shared=False)
         owner = _owner(connection, spec)
@@ -134,7 +137,7 @@ def release(bind: sa.Engine | sa.Connection, table: sa.Table, reason: str) -> No
     again once no other hold is left.  ``AuditError``, naming the table, the reason and the
     holds there are, when the table has no hold for ``reason``."""
     reason = _reason(table, reason)
-    with _connection(bind) as connection:
+    with read_committed(bind, "release") as connection:
         spec = _spec(connection, table)
         lifted, left = 0, _NONE
         if _holds_exist(connection, spec.schema):

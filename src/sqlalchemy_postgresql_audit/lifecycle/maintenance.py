@@ -64,6 +64,7 @@ from ..render.partition_script import default_partition_script
 from ..render.sql import name_text, qualified
 from . import drain, partman
 from .holds import held_reason
+from .isolation import read_committed, refuse_other_level
 from .partition_catalog import (
     RangePartition,
     range_partitions,
@@ -132,6 +133,8 @@ def maintain(
     """
     moment = utc(at or datetime.datetime.now(datetime.timezone.utc))
     tables = list(_partitioned(target))
+    if isinstance(bind, sa.Connection):
+        refuse_other_level(bind, "maintain")
     for table, partitioning in tables:
         _check_moment(moment, table.info[AUDIT_TABLE_KEY], partitioning)
     done: list[Maintained] = []
@@ -186,14 +189,11 @@ def _maintain_one(
 
 @contextlib.contextmanager
 def _step(bind: sa.Engine | sa.Connection) -> Iterator[sa.Connection]:
-    """One transaction on an Engine; a savepoint of the caller's transaction otherwise, so
-    that one audit table's failure leaves the others' work in it."""
-    if isinstance(bind, sa.Engine):
-        with bind.begin() as connection:
-            yield connection
-    else:
-        with bind.begin_nested():
-            yield bind
+    """One READ COMMITTED transaction on an Engine (``lifecycle.isolation``); a savepoint of
+    the caller's transaction otherwise, so that one audit table's failure leaves the others'
+    work in it."""
+    with read_committed(bind, "maintain", nested=True) as connection:
+        yield connection
 
 
 def _not_partitioned(connection: sa.Connection, spec: AuditSpec) -> str | None:

@@ -1,0 +1,152 @@
+"""Races of ``maintain`` against writers, holds and erasures: whatever is committed while it
+waits for its locks is seen once it has them (its transactions run at READ COMMITTED whatever
+the Engine's level, and a Connection above it is refused), and nothing another session changed
+meanwhile is undone or lost."""
+
+from __future__ import annotations
+
+import datetime
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from partition_models import accounts
+from sqlalchemy_postgresql_audit import AuditError, hold, holds_of, maintain, release
+from sqlalchemy_postgresql_audit.declare.audit_table import AUDIT_TABLE_KEY
+
+UTC = datetime.timezone.utc
+LEVELS = ("REPEATABLE READ", "SERIALIZABLE")
+
+
+def in_thread(call: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
+    """``call`` in a thread; its result (or error) lands in the list."""
+    results: list[Any] = []
+
+    def run() -> None:
+        try:
+            results.append(call())
+        except BaseException as error:  # reported by the test
+            results.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, results
+
+
+def waiting(engine: sa.Engine, event: str, results: list[Any]) -> None:
+    """Return once a session of this database waits for a lock of kind ``event``
+    (``relation``, ``advisory``); a call that ended instead is reported as itself."""
+    with engine.connect() as watcher:
+        for _ in range(1200):
+            if results:
+                raise AssertionError(f"the call ended instead of waiting: {results[0]!r}")
+            found = watcher.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND wait_event = :event AND datname = current_database()"
+                ),
+                {"event": event},
+            ).scalar_one()
+            if found:
+                return
+            watcher.execute(sa.text("SELECT pg_sleep(0.05)"))
+            watcher.rollback()  # pg_stat_activity is read once per transaction
+    raise AssertionError(f"no session ever waited for a {event} lock")
+
+
+def done(results: list[Any]) -> Any:
+    (result,) = results
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_a_row_committed_while_maintain_waits_is_drained_at_any_engine_level(
+    engine: sa.Engine, level: str
+) -> None:
+    table = accounts()
+    table.metadata.create_all(engine)
+    with engine.begin() as connection:  # no partition yet: in the DEFAULT partition
+        connection.execute(table.insert().values(id=1, balance=1))
+    isolated = sa.create_engine(engine.url, isolation_level=level)
+    try:
+        with engine.connect() as writer:
+            writer.execute(table.insert().values(id=2, balance=2))  # in flight
+            thread, results = in_thread(lambda: maintain(isolated, table))
+            waiting(engine, "relation", results)  # its lock waits for the writer
+            writer.commit()
+            thread.join()
+    finally:
+        isolated.dispose()
+    (maintained,) = done(results)
+    assert maintained.drained == 2
+    with engine.connect() as connection:
+        ids = connection.execute(sa.text("SELECT id FROM accounts_audit ORDER BY id"))
+        assert list(ids.scalars()) == [1, 2]
+
+
+def retention_with_history(engine: sa.Engine) -> sa.Table:
+    """A weekly table kept one week, with a row five weeks old in a partition of its own."""
+    table = accounts(retention=datetime.timedelta(weeks=1))
+    table.metadata.create_all(engine)
+    now = datetime.datetime.now(UTC)
+    maintain(engine, table, at=now - datetime.timedelta(weeks=8))
+    audit = table.info[AUDIT_TABLE_KEY]
+    with engine.begin() as connection:
+        old = now - datetime.timedelta(weeks=5)
+        connection.execute(
+            audit.insert().values(
+                id=1, balance=1, audit_operation="I", audit_operation_timestamp=old
+            )
+        )
+    maintain(engine, table, at=now - datetime.timedelta(weeks=8))
+    return table
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_a_hold_committed_while_retention_waits_for_it_is_seen_at_any_engine_level(
+    engine: sa.Engine, level: str
+) -> None:
+    table = retention_with_history(engine)
+    isolated = sa.create_engine(engine.url, isolation_level=level)
+    try:
+        with engine.connect() as holder:
+            hold(holder, table, "litigation")  # keeps the hold lock until it commits
+            thread, results = in_thread(lambda: maintain(isolated, table))
+            waiting(engine, "advisory", results)
+            holder.commit()
+            thread.join()
+    finally:
+        isolated.dispose()
+    (maintained,) = done(results)
+    assert maintained.held == "litigation" and maintained.dropped == ()
+    with engine.connect() as connection:
+        ids = connection.execute(sa.text("SELECT id FROM accounts_audit WHERE id IS NOT NULL"))
+        assert list(ids.scalars()) == [1]
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_a_connection_above_read_committed_is_refused_naming_its_level(
+    engine: sa.Engine, level: str
+) -> None:
+    table = retention_with_history(engine)
+    hold(engine, table, "investigation")
+    isolated = sa.create_engine(engine.url, isolation_level=level)
+    try:
+        with isolated.connect() as connection:
+            calls: list[Callable[[], object]] = [
+                lambda: maintain(connection, table),
+                lambda: hold(connection, table, "another"),
+                lambda: release(connection, table, "investigation"),
+            ]
+            for call in calls:
+                with pytest.raises(AuditError, match=f"needs READ COMMITTED.*at {level}"):
+                    call()
+    finally:
+        isolated.dispose()
+    assert [h.reason for h in holds_of(engine, table)] == ["investigation"]
+
