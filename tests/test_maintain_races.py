@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from partition_models import accounts
-from sqlalchemy_postgresql_audit import AuditError, hold, holds_of, maintain, release
+from sqlalchemy_postgresql_audit import AuditError, erase, hold, holds_of, maintain, release
 from sqlalchemy_postgresql_audit.declare.audit_table import AUDIT_TABLE_KEY
 
 UTC = datetime.timezone.utc
@@ -150,3 +150,43 @@ def test_a_connection_above_read_committed_is_refused_naming_its_level(
         isolated.dispose()
     assert [h.reason for h in holds_of(engine, table)] == ["investigation"]
 
+
+def test_an_erasure_while_maintain_copies_ended_days_is_not_undone(engine: sa.Engine) -> None:
+    """The drain copies the DEFAULT partition's ended days before its lock and checks each
+    copy by count and sum of ``audit_id``, which an erasure's UPDATE leaves unchanged: the
+    erasure waits for the drain's turn instead of being overwritten by the older copy."""
+    table = accounts(partition="day")
+    table.metadata.create_all(engine)  # no maintain yet: every row waits in DEFAULT
+    with engine.begin() as connection:
+        connection.execute(table.insert().values(id=1, balance=111))
+    with engine.begin() as connection:
+        connection.execute(table.update().where(table.c.id == 1).values(balance=112))
+        connection.execute(table.insert().values(id=2, balance=222))
+    now = datetime.datetime.now(UTC)
+    first, second = now - datetime.timedelta(days=3), now - datetime.timedelta(days=2)
+    with engine.begin() as connection:  # two days that have ended: both are copied first
+        connection.execute(sa.text("SET LOCAL session_replication_role = replica"))
+        connection.execute(
+            sa.text("UPDATE accounts_audit SET audit_operation_timestamp = :t WHERE id = :id"),
+            [{"t": first, "id": 1}, {"t": second, "id": 2}],
+        )
+    with engine.connect() as blocker:
+        # The second day's copy waits for this uncommitted table of its name: the first
+        # day is copied by then.
+        blocker.execute(sa.text(f"CREATE TABLE accounts_audit_p{second:%Y%m%d} (x int)"))
+        drain, drained = in_thread(lambda: maintain(engine, table))
+        waiting(engine, "transactionid", drained)
+        erasure, erased = in_thread(
+            lambda: erase(engine, table, 1, columns=["balance"], reason="request 42")
+        )
+        erasure.join(timeout=2)  # waits for the drain's turn now; before, it went through
+        blocker.rollback()
+    drain.join()
+    erasure.join()
+    done(drained)
+    assert done(erased).rows == 2
+    with engine.connect() as connection:
+        values = connection.execute(
+            sa.text("SELECT balance FROM accounts_audit WHERE id = 1 ORDER BY audit_id")
+        )
+        assert list(values.scalars()) == [None, None]

@@ -54,9 +54,10 @@ from ..render.partitioning import (
 from ..render.sql import drop_trigger, name_text
 from . import partman
 from .drain import stored_columns
-from .maintenance import give_default_partition, keep_to_owner, turn_key
+from .maintenance import give_default_partition, keep_to_owner
 from .partition_catalog import partition_comment, range_partitions
 from .periods import bound_text, period_of, utc
+from .turns import turn_key
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

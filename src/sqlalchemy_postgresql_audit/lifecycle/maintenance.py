@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import hashlib
 import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -75,10 +74,8 @@ from .partition_catalog import (
 )
 from .periods import Period, bound_text, period_of, periods_ahead, utc
 from .seals import lock_chain, record_removed_partition
+from .turns import take_turns
 from .unfinished import unfinished_conversion
-
-#: First key of the advisory locks ``maintain`` takes (the second is the audit table's).
-_LOCK_CLASS = 0x4155_4454  # "AUDT"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -281,17 +278,10 @@ def give_default_partition(
     _like_parent(connection, schema, audit_table, default)
 
 
-def turn_key(spec: AuditSpec) -> tuple[int, int]:
-    """The advisory lock of an audit table's turn (``maintain``'s, and a conversion's)."""
-    name = f"{spec.schema}.{spec.audit_table}"
-    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big", signed=True)
-    return _LOCK_CLASS, key
-
-
 def _turn(connection: sa.Connection, spec: AuditSpec) -> None:
-    """Wait for this audit table's turn: one ``maintain`` (or conversion) at a time per audit
-    table."""
-    connection.execute(sa.select(sa.func.pg_advisory_xact_lock(*turn_key(spec))))
+    """Wait for this audit table's turn: one ``maintain`` (or conversion, or erasure) at a
+    time per audit table (``lifecycle.turns``)."""
+    take_turns(connection, [spec])
 
 
 def _retain_one(
