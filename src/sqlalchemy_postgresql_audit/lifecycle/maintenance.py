@@ -25,8 +25,9 @@ The locks each step takes (observed in ``pg_locks``, see the docs):
   partition and create it empty (the append-only guard refuses to empty it).  The rows never
   pass through the parent again, so a publication of the audit table (``lifecycle.archive``)
   does not send them twice.  Writers wait for the check and the current period's move;
-- retention: the ``X`` marker's ``audit_id`` is read first (a scan under ACCESS SHARE, which
-  writers do not wait for), then DETACH takes ACCESS EXCLUSIVE on the parent, the DEFAULT
+- retention: the writes in flight are waited for (SHARE on the parent, in a savepoint rolled
+  back at once), then the ``X`` marker's ``audit_id`` is read (a scan under ACCESS SHARE,
+  which writers do not wait for), then DETACH takes ACCESS EXCLUSIVE on the parent, the DEFAULT
   partition and the partition, until commit.  ``DETACH ... CONCURRENTLY`` would spare
   writers, but PostgreSQL refuses it on a table with a DEFAULT partition, and cannot run it
   inside a transaction block; the DEFAULT partition is what keeps a write from ever failing.
@@ -536,6 +537,12 @@ _REPLICA_IDENTITY = sa.text(
     "SELECT relreplident FROM pg_catalog.pg_class WHERE oid = CAST(:t AS regclass)"
 )
 
+#: The last ``audit_id`` the identity handed out (0 before the first).
+_LAST_ID = sa.text(
+    "SELECT COALESCE(pg_catalog.pg_sequence_last_value("
+    "CAST(pg_catalog.pg_get_serial_sequence(:t, :c) AS regclass)), 0)"
+).bindparams(c=AUDIT_ID)
+
 _OWNER = sa.text(
     "SELECT pg_catalog.pg_get_userbyid(relowner) FROM pg_catalog.pg_class "
     "WHERE oid = CAST(:t AS regclass)"
@@ -651,6 +658,14 @@ def _marker_place(
     later run would make a partition to drain it into, then remove that partition again,
     writing a new marker into the DEFAULT partition.
 
+    A write in flight may hold an ``audit_id`` below the lowest the scan sees (taken before,
+    committed after it).  So the identity's last value is read first, and the writers in
+    flight then waited for (a SHARE lock of the parent in a savepoint, released at once):
+    every ``audit_id`` up to that value is then committed and seen by the scan, or never
+    written; and the marker takes one below the lowest seen, or that value itself when rows
+    written since are the lowest that stay (no row that stays has it, and later writes take
+    higher ones).
+
     Read before the DETACH, whose ACCESS EXCLUSIVE lock writers wait for: finding the lowest
     scans what stays (no index leads with ``audit_id``), and only ACCESS SHARE, which writers
     do not wait for, is held while it does (pruned to the partitions from ``removed`` on, and
@@ -658,11 +673,17 @@ def _marker_place(
     later time than ``ceiling``.
     """
     stamp = audit.c[AUDIT_TIMESTAMP]
+    handed_out = connection.execute(_LAST_ID, {"t": name_text(audit.schema, audit.name)})
+    issued = int(handed_out.scalar_one())
+    waiting = connection.begin_nested()
+    _run(connection, sql.wait_for_writers(audit.schema, audit.name))
+    waiting.rollback()  # the lock goes with the savepoint: writers wait for no scan
     lowest, earliest = connection.execute(
         sa.select(sa.func.min(audit.c[AUDIT_ID]), sa.func.min(stamp)).where(stamp >= removed)
     ).one()
     first = utc(ceiling) if earliest is None else min(utc(ceiling), utc(earliest))
-    return (lowest or 1) - 1, max(removed, first)
+    marker = 0 if lowest is None else min(int(lowest), issued + 1) - 1
+    return marker, max(removed, first)
 
 
 def _mark_removed(
