@@ -225,3 +225,25 @@ def test_the_retention_marker_never_takes_the_audit_id_of_a_write_in_flight(
     assert len(ids) == len(set(ids)), rows
     assert rows[0].audit_operation == "X"
 
+
+def test_two_first_holds_of_one_schema_at_once_both_hold(engine: sa.Engine) -> None:
+    metadata = sa.MetaData()
+    tables = [
+        sa.Table(
+            name,
+            metadata,
+            sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+            info={"audit.options": {"enabled": True}},
+        )
+        for name in ("accounts", "ledger")
+    ]
+    metadata.create_all(engine)
+    with engine.connect() as first:
+        hold(first, tables[0], "litigation")  # creates the holds table, not committed yet
+        thread, results = in_thread(lambda: hold(engine, tables[1], "litigation"))
+        waiting(engine, "%", results)
+        first.commit()
+        thread.join()
+    done(results)
+    for table in tables:
+        assert [h.reason for h in holds_of(engine, table)] == ["litigation"]

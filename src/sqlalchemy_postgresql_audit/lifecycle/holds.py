@@ -52,6 +52,8 @@ from .isolation import read_committed
 
 #: First key of the advisory locks between ``hold`` and retention (the second is the table's).
 _LOCK_CLASS = 0x484F_4C44  # "HOLD"
+#: First key of the lock around the creation of a schema's holds table.
+_SCHEMA_LOCK_CLASS = 0x484F_4C53  # "HOLS"
 
 _OWNER = sa.text(
     "SELECT pg_catalog.pg_get_userbyid(relowner) FROM pg_catalog.pg_class "
@@ -114,7 +116,9 @@ def hold(bind: sa.Engine | sa.Connection, table: sa.Table, reason: str) -> None:
         _lock(connection, spec.schema, spec.audit_table, shared=False)
         owner = _owner(connection, spec)
         if not _holds_exist(connection, spec.schema):
-            _create(connection, spec, owner)
+            _lock_schema(connection, spec.schema)  # two first holds of one schema at once
+            if not _holds_exist(connection, spec.schema):
+                _create(connection, spec, owner)
         refuse_foreign_holds_table(connection, spec.schema, owner, grants=False)
         where = {"t": name_text(spec.schema, HOLDS_TABLE)}
         for grantee in list(connection.execute(sa.text(OTHER_GRANTEES), where).scalars()):
@@ -251,6 +255,14 @@ def _lock(
     key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big", signed=True)
     take = sa.func.pg_advisory_xact_lock_shared if shared else sa.func.pg_advisory_xact_lock
     connection.execute(sa.select(take(_LOCK_CLASS, key)))
+
+
+def _lock_schema(connection: sa.Connection, schema: str | None) -> None:
+    """Until the transaction ends: the holds table of ``schema`` is created by one ``hold`` at
+    a time (the table locks are per audit table); the next one finds it made."""
+    name = f"{schema}.{HOLDS_TABLE}"
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big", signed=True)
+    connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK_CLASS, key)))
 
 
 def _holds_exist(connection: sa.Connection, schema: str | None) -> bool:
