@@ -12,7 +12,14 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from sqlalchemy_postgresql_audit import AuditError, MaintenanceError, hold, maintain, release
+from sqlalchemy_postgresql_audit import (
+    AuditError,
+    MaintenanceError,
+    hold,
+    holds_of,
+    maintain,
+    release,
+)
 from sqlalchemy_postgresql_audit.lifecycle.holds import holds_watched
 from sqlalchemy_postgresql_audit.render import quote
 from sqlalchemy_postgresql_audit.render.partitioning import HOLDS_TABLE
@@ -256,3 +263,33 @@ def test_purge_audit_history_refuses_a_connection_above_read_committed(
             purge_audit_history(connection, table, before=NOW)
     finally:
         isolated.dispose()
+
+
+def test_holds_as_a_role_without_rights_name_the_role_and_what_it_needs(
+    engine: sa.Engine, database_url: sa.URL, make_role: Callable[[str], str]
+) -> None:
+    auditor = make_role("auditor")
+    table = accounts()
+    table.metadata.create_all(engine)
+    hold(engine, table, "litigation 2026-17")
+    owner = engine.url.username
+    other = sa.create_engine(database_url.set(username=auditor))
+    try:
+        with pytest.raises(AuditError, match=rf"holds_of: role '{auditor}' .*SELECT.*'{owner}'"):
+            holds_of(other, table)
+        for call in (hold, release):
+            with pytest.raises(AuditError, match=rf"role '{auditor}' .*run it as '{owner}'"):
+                call(other, table, "litigation 2026-17")
+    finally:
+        other.dispose()
+    assert [h.reason for h in holds_of(engine, table)] == ["litigation 2026-17"]
+
+
+@pytest.mark.parametrize("at", [datetime.date(2026, 3, 4), "2026-03-04", NOW.replace(tzinfo=None)])
+def test_maintain_refuses_an_at_without_a_moment_or_a_time_zone(
+    engine: sa.Engine, at: object
+) -> None:
+    table = accounts()
+    table.metadata.create_all(engine)
+    with pytest.raises(AuditError, match=r"maintain: at.*(a datetime with a time zone|naive)"):
+        maintain(engine, table, at=at)  # type: ignore[arg-type]

@@ -56,7 +56,7 @@ from . import partman
 from .drain import stored_columns
 from .maintenance import give_default_partition, keep_to_owner
 from .partition_catalog import partition_comment, range_partitions
-from .periods import bound_text, period_of, utc
+from .periods import bound_text, moment_of, period_of
 from .turns import turn_key
 
 
@@ -98,7 +98,7 @@ def partition_audit_table(
 def _first_bound(at: datetime.datetime | None, interval: PartitionInterval) -> datetime.datetime:
     """The end of the period after ``at``'s next day: writes keep fitting the first partition
     while the conversion runs."""
-    moment = utc(at or datetime.datetime.now(datetime.timezone.utc))
+    moment = moment_of(at, "partition_audit_table")
     return period_of(moment + datetime.timedelta(days=1), interval).upper
 
 

@@ -73,7 +73,7 @@ from .partition_catalog import (
 from .partition_catalog import (
     partition_comment as partition_comment,  # where the design names it
 )
-from .periods import Period, bound_text, period_of, periods_ahead, utc
+from .periods import Period, bound_text, moment_of, period_of, periods_ahead, utc
 from .seals import lock_chain, record_removed_partition
 from .turns import take_turns
 from .unfinished import unfinished_conversion
@@ -117,7 +117,8 @@ def maintain(
     """Maintain the partitioned audit tables of ``target`` (every declared audited table when
     ``None``) as of ``at`` (now by default); returns what was done, per audit table.
 
-    ``at`` chooses the partitions made ahead and the retention cut (``at`` less the
+    ``at`` (a time zone aware datetime: a naive one, a date or a string is refused, naming
+    it) chooses the partitions made ahead and the retention cut (``at`` less the
     retention); but retention never removes a partition that can still receive writes, one
     whose range ends after the server's present time, whatever ``at`` says.
 
@@ -129,7 +130,7 @@ def maintain(
     tables' owner, or as a role that may act for it: new partitions are given to the parent's
     owner.
     """
-    moment = utc(at or datetime.datetime.now(datetime.timezone.utc))
+    moment = moment_of(at, "maintain")
     tables = list(_partitioned(target))
     if isinstance(bind, sa.Connection):
         refuse_other_level(bind, "maintain")
