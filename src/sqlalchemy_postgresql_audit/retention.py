@@ -21,12 +21,12 @@ import datetime
 import sqlalchemy as sa
 
 from .declare.audit_table import AUDIT_TABLE_KEY, SPEC_KEY
-from .declare.spec import AUDIT_TIMESTAMP, AuditSpec
+from .declare.spec import AUDIT_CURRENT_USER, AUDIT_OPERATION, AUDIT_TIMESTAMP, AuditSpec
 from .errors import AuditError
 from .install.ddl import resolve_spec
 from .lifecycle.holds import held_reason
 from .lifecycle.isolation import refuse_other_level
-from .render import PURGE_BEFORE_SETTING
+from .render import PURGE_BEFORE_SETTING, PURGE_OPERATION_CODE
 
 
 def purge_audit_history(
@@ -36,7 +36,9 @@ def purge_audit_history(
 
     Runs in the caller's transaction (commit it to make the purge stick).  The caller needs
     DELETE and INSERT on the audit table, which the least-privilege grants give only to the
-    audit owner.  Works on tables without ``append_only`` too (there nothing marks the purge).
+    audit owner.  Works on tables without ``append_only`` too: there the guard that writes the
+    ``P`` marker is absent, so this writes it (``erase`` finds by it that an archive still
+    holds what the purge removed here; ``removed_history`` reports it).
     On an ``append_only`` table, a ``before`` later than the transaction's start is refused.
     Refused, naming the holds, while the table's history is held (``hold``), and on a
     connection above READ COMMITTED (the holds would be read with an older snapshot).
@@ -63,4 +65,14 @@ def purge_audit_history(
     # Cleared at once: later deletes in the same transaction are refused again.  (A failed
     # delete aborts the transaction, which discards the setting with it.)
     connection.execute(sa.select(sa.func.set_config(PURGE_BEFORE_SETTING, "", True)))
+    if deleted.rowcount and not spec.append_only:  # the guard's marker, where it is absent
+        connection.execute(
+            audit_table.insert().values(
+                {
+                    AUDIT_OPERATION: PURGE_OPERATION_CODE,
+                    AUDIT_TIMESTAMP: before,
+                    AUDIT_CURRENT_USER: sa.func.current_user(),
+                }
+            )
+        )
     return int(deleted.rowcount)
