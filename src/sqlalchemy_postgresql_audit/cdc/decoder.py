@@ -22,13 +22,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, Engine, MetaData
+from sqlalchemy import Connection, Engine, MetaData, text
 from sqlalchemy.exc import DBAPIError
 
 from ..declare.spec import AuditSpec
 from ..errors import AuditError
 from ..install.ddl import audited_tables
 from ..install.resolve import resolve_specs
+from ..render.cdc import SLOT_STATE
 from ..render.cdc_decoder import (
     ADVANCE,
     LOG_SNAPSHOT,
@@ -39,9 +40,12 @@ from ..render.cdc_decoder import (
     WAL_POSITION,
     present_rows,
 )
+from ..render.cdc_locks import SLOT_READER
 from ..render.sql import name_text
 from .changes import DecoderError, Entry, any_key_moved, audit_rows, wanted_keys
+from .claim import SlotClaim
 from .copy import copy_in, copy_out
+from .errors import CdcError, SlotInUse
 from .key_moves import move_of, writes_k
 from .pgoutput import (
     Begin,
@@ -58,6 +62,7 @@ from .pgoutput import (
 from .previous import KEPT, PreviousVersions
 from .progress import Progress, ensure_progress_table, load_progress, save_progress
 from .rows import Context, TablePlan
+from .status import RECOVER_LOST_SLOT
 
 #: The table a writer's transaction inserts its context into (published insert-only).
 CONTEXT_TABLE = "audit_cdc_context"
@@ -121,26 +126,33 @@ class Decoder:
         self._previous = PreviousVersions()
         self._progress_table_checked = False
         self._log_snapshots = True
+        #: One decoder per slot (``.claim``): taken by ``run_once`` and ``run``.
+        self.claim = SlotClaim(source, slot)
 
     # -- public -------------------------------------------------------------------------------
 
     def run_once(self) -> int:
-        """Write every change committed before the call; return how many were written."""
-        with self.source.connect() as source:
-            upto, xmax = source.exec_driver_sql(WAL_POSITION).one()
-        total = 0
-        while True:
-            written, finished = self._batch(upto, int(xmax))
-            total += written
-            if finished:
-                return total
+        """Write every change committed before the call; return how many were written.
+
+        Raises ``SlotInUse`` when another consumer holds the slot."""
+        with self.claim.held():
+            with self.source.connect() as source:
+                upto, xmax = source.exec_driver_sql(WAL_POSITION).one()
+            total = 0
+            while True:
+                written, finished = self._batch(upto, int(xmax))
+                total += written
+                if finished:
+                    return total
 
     def run(self, stop_event: threading.Event | None = None, *, idle: float = 0.5) -> None:
-        """``run_once`` until ``stop_event`` is set, waiting ``idle`` seconds when caught up."""
+        """``run_once`` until ``stop_event`` is set, waiting ``idle`` seconds when caught up,
+        holding the slot's claim throughout."""
         stop = stop_event or threading.Event()
-        while not stop.is_set():
-            if not self.run_once():
-                stop.wait(idle)
+        with self.claim.held():
+            while not stop.is_set():
+                if not self.run_once():
+                    stop.wait(idle)
 
     # -- one batch ----------------------------------------------------------------------------
 
@@ -206,14 +218,36 @@ class Decoder:
                 try:
                     data = copy_out(source, PEEK, parameters)
                 except Exception as error:
-                    if not _slot_in_use(error) or attempt >= _SLOT_WAITS:
-                        raise
                     source.rollback()
+                    if not _slot_in_use(error):
+                        if _slot_lost(source, self.slot):
+                            raise CdcError(f"slot {self.slot!r}: {RECOVER_LOST_SLOT}") from error
+                        raise
+                    if attempt >= _SLOT_WAITS:
+                        raise self._slot_read_elsewhere(source) from error
                     time.sleep(0.1)
                     continue
                 source.rollback()
                 return data, specs
         raise AssertionError("unreachable")
+
+    def _slot_read_elsewhere(self, source: Connection) -> SlotInUse:
+        """The slot stayed active for another process through every wait: a subscription,
+        ``pg_recvlogical`` or a decoder that does not claim it (an older release) reads it."""
+        row = source.execute(text(SLOT_READER), {"slot": self.slot}).first()
+        who = (
+            "another process"
+            if row is None or row[0] is None
+            else (f"server process {row[0]} ({row[2] or 'backend'}, application {row[1]!r})")
+        )
+        return SlotInUse(
+            self.slot,
+            f"slot {self.slot!r} is being read by another consumer, {who}, and stayed so for "
+            f"{_SLOT_WAITS // 10} s: a slot has one reader at a time.  Stop the other consumer "
+            "(a subscription reading this slot: drop it, or run design 1's Consumer with its "
+            "target instead of the decoder), or give this one its own slot with the naming "
+            "convention 'audit.slot'",
+        )
 
     def _write(
         self,
@@ -410,6 +444,16 @@ _SLOT_WAITS = 100
 #: How far behind its confirmed position the slot's restart point may fall before the decoder
 #: logs a running-transactions record (one WAL segment).
 RESTART_LAG_BYTES = 16 * 1024 * 1024
+
+
+def _slot_lost(source: Connection, slot: str) -> bool:
+    """Whether the slot is invalidated: it can never deliver the changes it lost.  ``False``
+    when the question fails too (the read's own error is the one to show then)."""
+    try:
+        row = source.execute(text(SLOT_STATE), {"slot": slot}).first()
+    except DBAPIError:
+        return False
+    return row is not None and row.wal_status == "lost"
 
 
 def _slot_in_use(error: Exception) -> bool:

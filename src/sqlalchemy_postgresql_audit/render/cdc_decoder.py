@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .sql import always_qualified, always_quote, literal
+from .sql import always_qualified, always_quote, literal, name_text
 
 #: The decoder's progress table, one row per slot, in the target.
 PROGRESS_TABLE = "audit_cdc_progress"
@@ -88,6 +88,12 @@ def create_progress_table(schema: str | None, comment: str) -> tuple[str, ...]:
         f"REVOKE ALL ON {table} FROM PUBLIC",
         f"COMMENT ON TABLE {table} IS {literal(comment)}",
     )
+
+
+def progress_table_exists(schema: str | None) -> str:
+    """No parameters: the table's name is a rendered literal."""
+    name = literal(name_text(schema, PROGRESS_TABLE))
+    return f"SELECT pg_catalog.to_regclass({name}) IS NOT NULL"
 
 
 def read_progress(schema: str | None) -> str:
