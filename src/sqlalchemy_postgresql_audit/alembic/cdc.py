@@ -22,7 +22,7 @@ from ..declare.cdc import CdcNames, cdc_names, replica_identity
 from ..declare.naming import fit_identifier
 from ..install.compare import compare_publication
 from ..install.ddl import AuditDDL, audited_tables
-from ..install.publication import CONTEXT_COMMENT
+from ..install.publication import CONTEXT_COMMENT, option_drifts
 from ..render import cdc as sql
 from ..render.cdc import REPLICA_IDENTITIES
 
@@ -113,6 +113,7 @@ def _publish(operations: Operations, operation: PublishAuditTableOp) -> None:
             names.context_publication, names.context_schema, names.context_table
         ),
         sql.create_publication(names.publication),
+        sql.set_publication_options(names.publication),
         sql.replica_identity(operation.schema, operation.table_name, operation.replica_identity),
         sql.add_table(names.publication, operation.schema, operation.table_name),
     ]
@@ -162,7 +163,8 @@ def publication_operations(
             _IDENTITIES, {"schemas": [k[0] for k in keys], "tables": [k[1] for k in keys]}
         )
     }
-    changes = compare_publication(declared, published, identities)
+    drifted = option_drifts(connection, names.publication) if declared else []
+    changes = compare_publication(declared, published, identities, drifted)
 
     def arguments(key: tuple[str, str], identity: str) -> dict[str, Any]:
         return {

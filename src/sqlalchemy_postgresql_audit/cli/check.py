@@ -48,7 +48,7 @@ from ..install.compare import (
 )
 from ..install.ddl import resolve_spec
 from ..install.exposure import exposure, replica_setters
-from ..install.publication import unpublished
+from ..install.publication import captured_states, unpublished
 from ..install.watch import exposure_states, index_states, privilege_states, replica_states
 from ..lifecycle.coverage import GAP, coverage, coverage_watched, registration_watched
 from ..lifecycle.holds import holds_watched
@@ -137,20 +137,22 @@ def _captured(
     """A CDC table is audited when it is in its publication and the slot holds its changes."""
     names = cdc_names(source.metadata)
     missing = unpublished(connection, names.publication, names.slot, [replace(spec, schema=schema)])
-    details = (
-        (
+    if missing:
+        status, details = "missing", [
             f"not captured: not in publication {names.publication!r}, or slot {names.slot!r} "
-            "is missing or lost (install again; see cdc status)",
-        )
-        if missing
-        else (f"captured by change-data-capture (publication {names.publication!r})",)
-    )
+            "is missing or lost (install again; see cdc status)"
+        ]
+    else:
+        objects = captured_states(connection, names.publication, spec, schema)
+        status, details = _status(objects)
+        if status == OK:
+            details = [f"captured by change-data-capture (publication {names.publication!r})"]
     return TableState(
         schema=schema,
         table=spec.table,
         audit_table=spec.audit_table,
-        status="missing" if missing else OK,
-        details=details,
+        status=status,
+        details=tuple(details),
     )
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, bindparam, text
 
 from ..declare.spec import AUDIT_ID, AuditSpec
 from ..render import COMMENT_MARKER, GRANTS_MARKER, guard_function
+from ..render import cdc as cdc_sql
 from ..render.key_trigger import KEY_TRIGGER_COMMENT
 from ..render.sql import name_text
 from .partitions import with_partitions
@@ -395,3 +396,14 @@ def privileges(connection: Connection, spec: AuditSpec, role: str) -> list[Privi
         },
     ).all()
     return [Privilege(r.kind, r.object, r.column_name, r.privilege, bool(r.held)) for r in rows]
+
+
+def publication_options(connection: Connection, publication: str) -> dict[str, bool] | None:
+    """The CDC publication's ``render.cdc.PUBLICATION_FLAGS`` as ``pg_publication`` holds them
+    (None when it does not exist)."""
+    row = connection.execute(text(cdc_sql.PUBLICATION_OPTIONS), {"publication": publication})
+    found = row.mappings().first()
+    if found is None:
+        return None
+    return {flag: bool(found[flag]) for flag in cdc_sql.PUBLICATION_FLAGS}
+

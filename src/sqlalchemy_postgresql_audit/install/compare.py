@@ -23,6 +23,7 @@ from ..render import (
     render,
     resolved,
 )
+from ..render.cdc import PUBLICATION_FLAGS
 from .catalog import InstalledAudit, TriggerState
 from .partitions import expected_partition_triggers, partition_drifts
 
@@ -417,18 +418,36 @@ def compare_publication(
     declared: dict[PublishedKey, str],
     published: Iterable[PublishedKey],
     identities: dict[PublishedKey, str],
+    option_drifts: Iterable[str] = (),
 ) -> PublicationChanges:
     """``declared``: each CDC table and the replica identity it needs (``"default"`` /
     ``"full"``); ``published``: the publication's tables; ``identities``: each declared table's
-    identity in the database.  A declared table missing from the publication, or with another
-    identity, is (re)published; a published table no longer declared is taken out."""
+    identity in the database; ``option_drifts``: ``publication_option_drifts``.  A declared
+    table missing from the publication, or with another identity, is (re)published; every
+    declared table is when the publication's options drifted (publishing puts them back); a
+    published table no longer declared is taken out."""
     members = set(published)
+    options_drifted = bool(list(option_drifts))
     publish = tuple(
         sorted(
             key
             for key, identity in declared.items()
-            if key not in members or identities.get(key) != identity
+            if options_drifted or key not in members or identities.get(key) != identity
         )
     )
     unpublish = tuple(sorted(members - set(declared)))
     return PublicationChanges(publish=publish, unpublish=unpublish)
+
+
+def publication_option_drifts(publication: str, options: dict[str, bool] | None) -> list[str]:
+    """How the CDC publication's options (``catalog.publication_options``) differ from what
+    installing sets: each option switched off by hand leaves changes uncaptured.  A missing
+    publication is reported by membership (``publication.unpublished``), not here."""
+    if options is None:
+        return []
+    return [
+        f"publication {publication!r} has {option} off, so changes of its tables are not "
+        "all captured (install again to put it back)"
+        for flag, option in PUBLICATION_FLAGS.items()
+        if not options.get(flag, False)
+    ]

@@ -25,6 +25,8 @@ from ..declare.spec import AuditSpec
 from ..errors import AuditConfigurationError
 from ..render import cdc as sql
 from ..render.sql import name_text
+from .catalog import publication_options
+from .compare import OK, OUTDATED, Watched, publication_option_drifts
 
 #: The context table's comment: marks it as the library's (Alembic never drops it).
 CONTEXT_COMMENT = "audit context of change-data-capture writes" + AUDIT_TABLE_COMMENT_SUFFIX
@@ -41,6 +43,7 @@ def source_statements(
             names.context_publication, names.context_schema, names.context_table
         ),
         sql.create_publication(names.publication),
+        sql.set_publication_options(names.publication),
     ]
     for table, spec in pairs:
         identity = replica_identity(spec, table)
@@ -111,6 +114,21 @@ def unpublished(
         for row in connection.execute(_PUBLISHED, {"publication": publication, "tables": names})
     }
     return [name for name in names if name not in found]
+
+
+def option_drifts(connection: Connection, publication: str) -> list[str]:
+    """How ``publication``'s options differ from what installing sets (each one names the
+    publication and the option); empty when they match or it does not exist."""
+    return publication_option_drifts(publication, publication_options(connection, publication))
+
+
+def captured_states(
+    connection: Connection, publication: str, spec: AuditSpec, schema: str
+) -> list[Watched]:
+    """For ``check``: what decides whether a published CDC table's changes are all captured,
+    beside membership and the slot (``unpublished``): the publication's options."""
+    drifts = option_drifts(connection, publication)
+    return [Watched("publication", publication, OUTDATED if drifts else OK, tuple(drifts))]
 
 
 def _table_text(spec: AuditSpec) -> str:
