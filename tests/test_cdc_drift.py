@@ -125,3 +125,13 @@ def test_alembic_republishes_when_the_publication_options_drifted(
             )
         engine.dispose()
 
+
+def test_a_column_added_by_hand_to_a_cdc_table_is_drift(
+    source: tuple[sa.Engine, sa.MetaData, sa.Table],
+) -> None:
+    engine, metadata, _ = source
+    with engine.begin() as connection:
+        connection.exec_driver_sql("ALTER TABLE account ADD COLUMN note text")
+    status, details = _check(engine, metadata)
+    assert status == "outdated"
+    assert "column note of account is neither mirrored nor excluded" in details

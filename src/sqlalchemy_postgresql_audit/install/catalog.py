@@ -407,3 +407,17 @@ def publication_options(connection: Connection, publication: str) -> dict[str, b
         return None
     return {flag: bool(found[flag]) for flag in cdc_sql.PUBLICATION_FLAGS}
 
+
+_COLUMNS = text(
+    """
+    SELECT a.attname FROM pg_catalog.pg_attribute a
+    WHERE a.attrelid = pg_catalog.to_regclass(:table) AND a.attnum > 0 AND NOT a.attisdropped
+    ORDER BY a.attnum
+    """
+)
+
+
+def table_columns(connection: Connection, schema: str, table: str) -> tuple[str, ...]:
+    """The columns of ``schema.table`` as PostgreSQL has them (empty when it does not exist)."""
+    rows = connection.execute(_COLUMNS, {"table": name_text(schema, table)}).scalars()
+    return tuple(str(column) for column in rows)

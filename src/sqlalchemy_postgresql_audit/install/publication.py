@@ -25,8 +25,9 @@ from ..declare.spec import AuditSpec
 from ..errors import AuditConfigurationError
 from ..render import cdc as sql
 from ..render.sql import name_text
-from .catalog import publication_options
+from .catalog import publication_options, table_columns
 from .compare import OK, OUTDATED, Watched, publication_option_drifts
+from .watch import column_state
 
 #: The context table's comment: marks it as the library's (Alembic never drops it).
 CONTEXT_COMMENT = "audit context of change-data-capture writes" + AUDIT_TABLE_COMMENT_SUFFIX
@@ -126,9 +127,13 @@ def captured_states(
     connection: Connection, publication: str, spec: AuditSpec, schema: str
 ) -> list[Watched]:
     """For ``check``: what decides whether a published CDC table's changes are all captured,
-    beside membership and the slot (``unpublished``): the publication's options."""
+    beside membership and the slot (``unpublished``): the publication's options, and source
+    columns the declaration does not know (no audit column: a consumer drops their values)."""
     drifts = option_drifts(connection, publication)
-    return [Watched("publication", publication, OUTDATED if drifts else OK, tuple(drifts))]
+    return [
+        Watched("publication", publication, OUTDATED if drifts else OK, tuple(drifts)),
+        column_state(spec, table_columns(connection, schema, spec.table)),
+    ]
 
 
 def _table_text(spec: AuditSpec) -> str:
