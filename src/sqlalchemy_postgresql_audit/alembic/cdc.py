@@ -24,6 +24,7 @@ from ..install.compare import compare_publication
 from ..install.ddl import AuditDDL, audited_tables
 from ..install.publication import CONTEXT_COMMENT, option_drifts
 from ..render import cdc as sql
+from ..render import cdc_truncate as truncate
 from ..render.cdc import REPLICA_IDENTITIES
 
 IMPORT = "import sqlalchemy_postgresql_audit.alembic  # noqa: F401  (registers op.*_audit_table)"
@@ -116,6 +117,8 @@ def _publish(operations: Operations, operation: PublishAuditTableOp) -> None:
         sql.set_publication_options(names.publication),
         sql.replica_identity(operation.schema, operation.table_name, operation.replica_identity),
         sql.add_table(names.publication, operation.schema, operation.table_name),
+        truncate.guard_function(operation.schema),
+        truncate.install_guard(operation.schema, operation.table_name),
     ]
     for statement in statements:
         operations.execute(AuditDDL(statement))
@@ -126,6 +129,7 @@ def _unpublish(operations: Operations, operation: UnpublishAuditTableOp) -> None
     operations.execute(
         AuditDDL(sql.drop_table(operation.publication, operation.schema, operation.table_name))
     )
+    operations.execute(AuditDDL(truncate.drop_guard(operation.schema, operation.table_name)))
 
 
 @renderers.dispatch_for(PublishAuditTableOp)

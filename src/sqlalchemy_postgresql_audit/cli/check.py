@@ -138,10 +138,13 @@ def _captured(
     names = cdc_names(source.metadata)
     missing = unpublished(connection, names.publication, names.slot, [replace(spec, schema=schema)])
     if missing:
-        status, details = "missing", [
-            f"not captured: not in publication {names.publication!r}, or slot {names.slot!r} "
-            "is missing or lost (install again; see cdc status)"
-        ]
+        status, details = (
+            "missing",
+            [
+                f"not captured: not in publication {names.publication!r}, or slot {names.slot!r} "
+                "is missing or lost (install again; see cdc status)"
+            ],
+        )
     else:
         objects = captured_states(connection, names.publication, spec, schema)
         status, details = _status(objects)

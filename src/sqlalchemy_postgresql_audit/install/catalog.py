@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, text
 
 from ..declare.spec import AUDIT_ID, AuditSpec
-from ..render import COMMENT_MARKER, GRANTS_MARKER, guard_function
+from ..render import COMMENT_MARKER, GRANTS_MARKER, cdc_truncate, guard_function
 from ..render import cdc as cdc_sql
 from ..render.key_trigger import KEY_TRIGGER_COMMENT
 from ..render.sql import name_text
@@ -421,3 +421,25 @@ def table_columns(connection: Connection, schema: str, table: str) -> tuple[str,
     """The columns of ``schema.table`` as PostgreSQL has them (empty when it does not exist)."""
     rows = connection.execute(_COLUMNS, {"table": name_text(schema, table)}).scalars()
     return tuple(str(column) for column in rows)
+
+
+@dataclass(frozen=True, slots=True)
+class GuardState:
+    """A partitioned CDC table (``root``) or one of its partitions, and the enabled TRUNCATE
+    guard triggers it carries (``render.cdc_truncate``)."""
+
+    relation: str
+    root: bool
+    guards: frozenset[str]
+
+
+def partition_guards(connection: Connection, schema: str, table: str) -> list[GuardState]:
+    """The table and its partitions with their guards; empty when it is not partitioned."""
+    rows = connection.execute(
+        text(cdc_truncate.GUARDS),
+        {
+            "table": name_text(schema, table),
+            "function": name_text(schema, cdc_truncate.GUARD_FUNCTION) + "()",
+        },
+    )
+    return [GuardState(r.relation, bool(r.root), frozenset(r.guards)) for r in rows]

@@ -24,7 +24,8 @@ from ..render import (
     resolved,
 )
 from ..render.cdc import PUBLICATION_FLAGS
-from .catalog import InstalledAudit, TriggerState
+from ..render.cdc_truncate import PARTITION_GUARD, ROOT_BEGIN, ROOT_END
+from .catalog import GuardState, InstalledAudit, TriggerState
 from .partitions import expected_partition_triggers, partition_drifts
 
 
@@ -451,3 +452,23 @@ def publication_option_drifts(publication: str, options: dict[str, bool] | None)
         for flag, option in PUBLICATION_FLAGS.items()
         if not options.get(flag, False)
     ]
+
+
+def partition_guard_drifts(states: Iterable[GuardState]) -> list[str]:
+    """A partition of a partitioned CDC table without its enabled TRUNCATE guard (made after
+    the install, or the guard dropped or disabled): a TRUNCATE of it is not captured.  The
+    root without its two triggers: a TRUNCATE of the table is refused by its partitions."""
+    found = []
+    for state in states:
+        expected = {ROOT_BEGIN, ROOT_END} if state.root else {PARTITION_GUARD}
+        for name in sorted(expected - state.guards):
+            found.append(
+                f"{state.relation} has no enabled TRUNCATE trigger {name}: "
+                + (
+                    "a TRUNCATE of the table is refused"
+                    if state.root
+                    else "a TRUNCATE of this partition is not captured"
+                )
+                + " (install again)"
+            )
+    return found

@@ -24,18 +24,23 @@ from ..declare.naming import SLOT_KEY
 from ..declare.spec import AuditSpec
 from ..errors import AuditConfigurationError
 from ..render import cdc as sql
+from ..render import cdc_truncate as truncate
 from ..render.sql import name_text
-from .catalog import publication_options, table_columns
-from .compare import OK, OUTDATED, Watched, publication_option_drifts
+from .catalog import partition_guards, publication_options, table_columns
+from .compare import (
+    OK,
+    OUTDATED,
+    Watched,
+    partition_guard_drifts,
+    publication_option_drifts,
+)
 from .watch import column_state
 
 #: The context table's comment: marks it as the library's (Alembic never drops it).
 CONTEXT_COMMENT = "audit context of change-data-capture writes" + AUDIT_TABLE_COMMENT_SUFFIX
 
 
-def source_statements(
-    names: CdcNames, pairs: Iterable[tuple[Table, AuditSpec]]
-) -> list[str]:
+def source_statements(names: CdcNames, pairs: Iterable[tuple[Table, AuditSpec]]) -> list[str]:
     """Idempotent: the context table and its publication, the CDC publication with the tables
     of ``pairs`` (resolved specs), and each table's replica identity."""
     statements = [
@@ -46,18 +51,29 @@ def source_statements(
         sql.create_publication(names.publication),
         sql.set_publication_options(names.publication),
     ]
+    schemas: set[str | None] = set()
     for table, spec in pairs:
         identity = replica_identity(spec, table)
         statements.append(sql.replica_identity(spec.schema, spec.table, identity))
         statements.append(sql.add_table(names.publication, spec.schema, spec.table))
+        if spec.schema not in schemas:
+            schemas.add(spec.schema)
+            statements.append(truncate.guard_function(spec.schema))
+        statements.append(truncate.install_guard(spec.schema, spec.table))
     return statements
 
 
-def removal_statements(
-    names: CdcNames, pairs: Iterable[tuple[Table, AuditSpec]]
-) -> list[str]:
-    """Take the tables of ``pairs`` out of the publication (their replica identity stays)."""
-    return [sql.drop_table(names.publication, spec.schema, spec.table) for _, spec in pairs]
+def removal_statements(names: CdcNames, pairs: Iterable[tuple[Table, AuditSpec]]) -> list[str]:
+    """Take the tables of ``pairs`` out of the publication (their replica identity stays),
+    and their partitions' TRUNCATE guards off."""
+    return [
+        statement
+        for _, spec in pairs
+        for statement in (
+            sql.drop_table(names.publication, spec.schema, spec.table),
+            truncate.drop_guard(spec.schema, spec.table),
+        )
+    ]
 
 
 def ensure_slot(connection: Connection, slot: str, tables: Sequence[str]) -> None:
@@ -130,9 +146,16 @@ def captured_states(
     beside membership and the slot (``unpublished``): the publication's options, and source
     columns the declaration does not know (no audit column: a consumer drops their values)."""
     drifts = option_drifts(connection, publication)
+    guards = partition_guard_drifts(partition_guards(connection, schema, spec.table))
     return [
         Watched("publication", publication, OUTDATED if drifts else OK, tuple(drifts)),
         column_state(spec, table_columns(connection, schema, spec.table)),
+        Watched(
+            "partition TRUNCATE guards",
+            f"partitions of {schema}.{spec.table}",
+            OUTDATED if guards else OK,
+            tuple(guards),
+        ),
     ]
 
 
