@@ -246,3 +246,28 @@ def test_uninstalling_takes_the_partition_truncate_guards_off(
             "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'audit_cdc_%%truncate%%'"
         ).scalar_one()
     assert guards == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "shown"),
+    [
+        (
+            "ALTER TABLE account ALTER COLUMN owner SET NOT NULL; "
+            "CREATE UNIQUE INDEX account_owner ON account (owner); "
+            "ALTER TABLE account REPLICA IDENTITY USING INDEX account_owner",
+            "USING INDEX",
+        ),
+        ("ALTER TABLE account REPLICA IDENTITY FULL", "FULL"),
+    ],
+)
+def test_a_replica_identity_changed_by_hand_is_drift_until_installed_again(
+    source: tuple[sa.Engine, sa.MetaData, sa.Table], change: str, shown: str
+) -> None:
+    engine, metadata, _ = source
+    with engine.begin() as connection:
+        connection.exec_driver_sql(change)
+    status, details = _check(engine, metadata)
+    assert status == "outdated"
+    assert f"account has REPLICA IDENTITY {shown}, not DEFAULT" in details
+    install_audit_triggers(metadata, engine)
+    assert _check(engine, metadata)[0] == "ok"

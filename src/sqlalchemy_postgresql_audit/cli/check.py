@@ -146,7 +146,7 @@ def _captured(
             ],
         )
     else:
-        objects = captured_states(connection, names.publication, spec, schema)
+        objects = captured_states(connection, names.publication, source, spec, schema)
         status, details = _status(objects)
         if status == OK:
             details = [f"captured by change-data-capture (publication {names.publication!r})"]

@@ -443,3 +443,16 @@ def partition_guards(connection: Connection, schema: str, table: str) -> list[Gu
         },
     )
     return [GuardState(r.relation, bool(r.root), frozenset(r.guards)) for r in rows]
+
+
+_REPLICA_IDENTITY = text(
+    "SELECT c.relreplident::text FROM pg_catalog.pg_class c "
+    "WHERE c.oid = pg_catalog.to_regclass(:table)"
+)
+
+
+def replica_identity_code(connection: Connection, schema: str, table: str) -> str | None:
+    """``pg_class.relreplident`` of ``schema.table`` (``d``, ``f``, ``i``, ``n``); None when it
+    does not exist."""
+    code = connection.execute(_REPLICA_IDENTITY, {"table": name_text(schema, table)}).scalar()
+    return None if code is None else str(code)

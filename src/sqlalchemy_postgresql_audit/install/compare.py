@@ -23,7 +23,7 @@ from ..render import (
     render,
     resolved,
 )
-from ..render.cdc import PUBLICATION_FLAGS
+from ..render.cdc import PUBLICATION_FLAGS, REPLICA_IDENTITIES
 from ..render.cdc_truncate import PARTITION_GUARD, ROOT_BEGIN, ROOT_END
 from .catalog import GuardState, InstalledAudit, TriggerState
 from .partitions import expected_partition_triggers, partition_drifts
@@ -472,3 +472,19 @@ def partition_guard_drifts(states: Iterable[GuardState]) -> list[str]:
                 + " (install again)"
             )
     return found
+
+
+#: ``pg_class.relreplident`` as ``ALTER TABLE ... REPLICA IDENTITY`` spells it.
+_IDENTITY_NAMES = {"d": "DEFAULT", "f": "FULL", "i": "USING INDEX", "n": "NOTHING"}
+
+
+def replica_identity_drifts(table: str, declared: str, code: str | None) -> list[str]:
+    """A CDC table whose replica identity is not the one installing gives it (``declared``:
+    ``"default"`` or ``"full"``; ``code``: ``catalog.replica_identity_code``): the consumer
+    cannot key its changes (``USING INDEX``, ``NOTHING``) or rebuilds old rows differently."""
+    if code is None or code == REPLICA_IDENTITIES[declared]:
+        return []
+    return [
+        f"{table} has REPLICA IDENTITY {_IDENTITY_NAMES.get(code, code)}, not "
+        f"{declared.upper()} as installing sets it (install again)"
+    ]

@@ -26,13 +26,19 @@ from ..errors import AuditConfigurationError
 from ..render import cdc as sql
 from ..render import cdc_truncate as truncate
 from ..render.sql import name_text
-from .catalog import partition_guards, publication_options, table_columns
+from .catalog import (
+    partition_guards,
+    publication_options,
+    replica_identity_code,
+    table_columns,
+)
 from .compare import (
     OK,
     OUTDATED,
     Watched,
     partition_guard_drifts,
     publication_option_drifts,
+    replica_identity_drifts,
 )
 from .watch import column_state
 
@@ -140,15 +146,27 @@ def option_drifts(connection: Connection, publication: str) -> list[str]:
 
 
 def captured_states(
-    connection: Connection, publication: str, spec: AuditSpec, schema: str
+    connection: Connection, publication: str, table: Table, spec: AuditSpec, schema: str
 ) -> list[Watched]:
     """For ``check``: what decides whether a published CDC table's changes are all captured,
-    beside membership and the slot (``unpublished``): the publication's options, and source
-    columns the declaration does not know (no audit column: a consumer drops their values)."""
+    beside membership and the slot (``unpublished``): the publication's options, the table's
+    replica identity, source columns the declaration does not know (no audit column: a
+    consumer drops their values), and the TRUNCATE guards of its partitions."""
     drifts = option_drifts(connection, publication)
     guards = partition_guard_drifts(partition_guards(connection, schema, spec.table))
+    identity = replica_identity_drifts(
+        f"{schema}.{spec.table}",
+        replica_identity(spec, table),
+        replica_identity_code(connection, schema, spec.table),
+    )
     return [
         Watched("publication", publication, OUTDATED if drifts else OK, tuple(drifts)),
+        Watched(
+            "replica identity",
+            f"replica identity of {schema}.{spec.table}",
+            OUTDATED if identity else OK,
+            tuple(identity),
+        ),
         column_state(spec, table_columns(connection, schema, spec.table)),
         Watched(
             "partition TRUNCATE guards",
