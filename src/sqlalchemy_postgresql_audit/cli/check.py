@@ -13,8 +13,9 @@ rules and row-level security, source columns neither mirrored nor excluded, and 
 ahead partitions exist and the rows waiting in its DEFAULT partition (``gap`` when the next
 write has no partition), and any table made to look like one of its kept partitions
 (``unexpected``); for a ``redact: hash`` column, recorded values that are not digests of
-a key version the key table holds.  ``--json`` lists each object with its
-state, so an operator sees what is watched.
+a key version the key table holds; for a CDC table, its publication and slot, the
+publication's options, its replica identity, its source columns and its partitions' TRUNCATE
+guards.  ``--json`` lists each object with its state, so an operator sees what is watched.
 """
 
 from __future__ import annotations
@@ -134,9 +135,11 @@ def table_states(
 def _captured(
     connection: sa.Connection, source: sa.Table, spec: AuditSpec, schema: str
 ) -> TableState:
-    """A CDC table is audited when it is in its publication and the slot holds its changes."""
+    """A CDC table is audited when it is in its publication and the slot holds its changes,
+    and is current when nothing else lets a change go uncaptured (``captured_states``)."""
     names = cdc_names(source.metadata)
     missing = unpublished(connection, names.publication, names.slot, [replace(spec, schema=schema)])
+    objects: list[Watched] = []
     if missing:
         status, details = (
             "missing",
@@ -156,6 +159,7 @@ def _captured(
         audit_table=spec.audit_table,
         status=status,
         details=tuple(details),
+        objects=tuple(objects),
     )
 
 

@@ -3,7 +3,11 @@
 A CDC table (``mode="cdc"``) gets no audit trigger; what makes it audited is that its changes
 reach a consumer: it belongs to the CDC publication and a logical slot holds the WAL since
 before its first write.  Installing (``create_all``, ``install_audit_triggers``, Alembic) adds
-both; the runtime check and ``check`` refuse or report a CDC table without them, naming it.
+both; the runtime check and ``check`` refuse or report a CDC table without them, naming it,
+and a publication whose options were changed by hand (``option_drifts``).  ``check`` also
+reports what else decides whether every change is captured (``captured_states``).  Each
+partition of a partitioned CDC table gets a guard refusing a TRUNCATE of it alone, which
+PostgreSQL would not publish (``render.cdc_truncate``).
 
 The slot is created first, before anything else the installing transaction writes: PostgreSQL
 creates a logical slot only in a transaction that has not written (and waits for the write
