@@ -635,6 +635,13 @@ def test_a_relation_holding_pg_partmans_next_name_is_refused_naming_it(
     its names are predictable, so ``maintain`` refuses first, naming the table and owner."""
     engine, table = partman_engine, accounts()
     table.metadata.create_all(engine)
+    fifth = datetime.datetime.now(UTC) + datetime.timedelta(weeks=5)  # pg_partman makes it too
+    with engine.begin() as connection:
+        connection.execute(sa.text(f"CREATE TABLE {week_name(fifth)} (x int)"))
+    with pytest.raises(AuditError, match=rf"{week_name(fifth)}.*owned by 'postgres'"):
+        maintain(engine, table)
+    with engine.begin() as connection:
+        connection.execute(sa.text(f"DROP TABLE {week_name(fifth)}"))
     maintain(engine, table)
     with engine.connect() as connection:
         beyond = range_partitions(connection, None, "accounts_audit")[-1].upper  # next week

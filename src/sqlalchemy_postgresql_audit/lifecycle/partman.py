@@ -222,7 +222,14 @@ def premake(
     maintenance fails, and from the present's partition it goes on."""
     connection.execute(sa.text(sql.keep_present(partman.schema)), {"parent": parent})
     present = connection.execute(sa.select(sa.func.now())).scalar_one()
-    create_periods(connection, partman, parent, periods_ahead(present, interval))
+    ahead = periods_ahead(present, interval)
+    create_periods(connection, partman, parent, ahead)
+    # pg_partman's maintenance makes one period more than ``maintain`` keeps: its name too.
+    schema, audit_table = parent.split(".", 1)
+    further = [period_of(ahead[-1].upper, interval)]
+    _names_free(
+        connection, schema, audit_table, _uncovered(connection, schema, audit_table, further)
+    )
     connection.execute(sa.text(sql.run_maintenance(partman.schema)), {"parent": parent})
 
 
