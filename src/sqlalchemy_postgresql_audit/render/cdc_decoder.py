@@ -23,9 +23,12 @@ OUTPUT_SETTINGS = (
     "pg_catalog.set_config('bytea_output', 'hex', true)"
 )
 
-#: Where the WAL is now, and the newest transaction id (with its epoch) that could be in it.
+#: How far the WAL is flushed, and the newest transaction id (with its epoch) that could be
+#: in it.  The flush position, not the write position: a peek decodes only flushed WAL, so a
+#: slot advanced to the write position would skip transactions committed asynchronously
+#: (``synchronous_commit = off``) whose commit was written but not yet flushed.
 WAL_POSITION = (
-    "SELECT pg_catalog.pg_current_wal_lsn()::pg_catalog.text, "
+    "SELECT pg_catalog.pg_current_wal_flush_lsn()::pg_catalog.text, "
     "pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot())::pg_catalog.text"
 )
 
