@@ -103,7 +103,9 @@ def test_two_decoders_on_one_slot_write_each_change_once(engine: sa.Engine) -> N
     table = declare()
     with published(engine, table.metadata, "DEFAULT"):
         first, second = decoder(engine, table.metadata), decoder(engine, table.metadata)
-        while_writing(engine, table, "on", first.run_once, second.run_once)
+        first.run_once()  # the progress table exists before they race
+        while_writing(engine, table, "off", first.run_once, second.run_once)
+        flush_wal(engine)
         first.run_once()
         second.run_once()
         assert recorded(engine, table) == (ROWS, ROWS, 0)

@@ -16,10 +16,12 @@ with ``REPLICA IDENTITY FULL``, else the trail's previous version (``.previous``
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine, MetaData
@@ -31,11 +33,14 @@ from ..install.ddl import audited_tables
 from ..install.resolve import resolve_specs
 from ..render.cdc_decoder import (
     ADVANCE,
+    LOCK_SLOT,
     LOG_SNAPSHOT,
     OUTPUT_SETTINGS,
     PEEK,
+    PROGRESS_TABLE,
     RESTART_LAG,
     TABLE_COLUMNS,
+    UNLOCK_SLOT,
     WAL_POSITION,
     present_rows,
 )
@@ -146,22 +151,46 @@ class Decoder:
 
     def _batch(self, upto: str, xmax: int) -> tuple[int, bool]:
         limit = self.batch_changes
-        data, specs = self._peek(upto, limit)
-        messages = copy_binary_rows(data)
         with self.target.connect() as target:
             if not self._progress_table_checked:
                 ensure_progress_table(target, self.progress_schema)
                 target.commit()
                 self._progress_table_checked = True
-            progress = load_progress(target, self.progress_schema, self.slot)
-            written, last_end = self._write(target, specs, messages, progress, xmax)
-        finished = len(messages) < limit
-        advance_to = max(last_end, parse_lsn(upto)) if finished else last_end
-        if advance_to:
-            with self.source.begin() as source:
-                source.exec_driver_sql(ADVANCE, {"slot": self.slot, "lsn": format_lsn(advance_to)})
-                self._move_restart_point(source)
+            with self._slot_locked(target):
+                data, specs = self._peek(upto, limit)
+                messages = copy_binary_rows(data)
+                progress = load_progress(target, self.progress_schema, self.slot)
+                written, last_end = self._write(target, specs, messages, progress, xmax)
+                finished = len(messages) < limit
+                advance_to = max(last_end, parse_lsn(upto)) if finished else last_end
+                if advance_to:
+                    with self.source.begin() as source:
+                        lsn = format_lsn(advance_to)
+                        source.exec_driver_sql(ADVANCE, {"slot": self.slot, "lsn": lsn})
+                        self._move_restart_point(source)
         return written, finished
+
+    @contextmanager
+    def _slot_locked(self, target: Connection) -> Iterator[None]:
+        """Hold the slot's lock on ``target`` from before the peek until after the advance: a
+        second decoder on the slot waits, then reads the progress this one recorded (the
+        lock outlives the commits of a batch written in several transactions)."""
+        key = {"key": _lock_key(self.progress_schema, self.slot)}
+        target.exec_driver_sql(LOCK_SLOT, key)
+        target.commit()
+        try:
+            yield
+        except BaseException:
+            try:
+                target.rollback()
+                target.exec_driver_sql(UNLOCK_SLOT, key)
+                target.commit()
+            except DBAPIError:
+                # A lost connection lost the lock with it; never pool one that may hold it.
+                target.invalidate()
+            raise
+        target.exec_driver_sql(UNLOCK_SLOT, key)
+        target.commit()
 
     def _move_restart_point(self, source: Connection) -> None:
         """Every peek decodes the WAL again from the slot's restart point, which moves only
@@ -410,6 +439,12 @@ _SLOT_WAITS = 100
 #: How far behind its confirmed position the slot's restart point may fall before the decoder
 #: logs a running-transactions record (one WAL segment).
 RESTART_LAG_BYTES = 16 * 1024 * 1024
+
+
+def _lock_key(schema: str | None, slot: str) -> int:
+    """The advisory lock key of ``slot``'s progress row: a signed 64-bit hash of the names."""
+    name = f"{schema or ''}.{PROGRESS_TABLE}.{slot}".encode()
+    return int.from_bytes(hashlib.blake2b(name, digest_size=8).digest(), "big", signed=True)
 
 
 def _slot_in_use(error: Exception) -> bool:

@@ -49,6 +49,12 @@ ADVANCE = (
     "WHERE slot_name = %(slot)s AND confirmed_flush_lsn < %(lsn)s::pg_catalog.pg_lsn"
 )
 
+#: One decoder at a time per slot and target: a session lock (``key`` from the progress
+#: table's and the slot's names) held from reading the progress row to advancing the slot, so
+#: two decoders cannot both write what one progress row says is missing.
+LOCK_SLOT = "SELECT pg_catalog.pg_advisory_lock(%(key)s)"
+UNLOCK_SLOT = "SELECT pg_catalog.pg_advisory_unlock(%(key)s)"
+
 #: How far the slot's restart point (where every peek starts decoding) is behind the position
 #: it confirmed, in bytes, and the server's version.
 RESTART_LAG = (
