@@ -33,6 +33,7 @@ from ..install.ddl import audited_tables
 from ..install.resolve import resolve_specs
 from ..render.cdc_decoder import (
     ADVANCE,
+    FLUSH_POSITION,
     LOCK_SLOT,
     LOG_SNAPSHOT,
     OUTPUT_SETTINGS,
@@ -61,7 +62,13 @@ from .pgoutput import (
     parse_message,
 )
 from .previous import KEPT, PreviousVersions
-from .progress import Progress, ensure_progress_table, load_progress, save_progress
+from .progress import (
+    Progress,
+    ensure_progress_table,
+    keep_private,
+    load_progress,
+    save_progress,
+)
 from .rows import Context, TablePlan
 
 #: The table a writer's transaction inserts its context into (published insert-only).
@@ -154,12 +161,15 @@ class Decoder:
         with self.target.connect() as target:
             if not self._progress_table_checked:
                 ensure_progress_table(target, self.progress_schema)
+                keep_private(target, self.progress_schema)
                 target.commit()
                 self._progress_table_checked = True
             with self._slot_locked(target):
                 data, specs = self._peek(upto, limit)
                 messages = copy_binary_rows(data)
                 progress = load_progress(target, self.progress_schema, self.slot)
+                if progress.end_lsn > parse_lsn(upto):
+                    self._refuse_progress_ahead(progress)
                 written, last_end = self._write(target, specs, messages, progress, xmax)
                 finished = len(messages) < limit
                 advance_to = max(last_end, parse_lsn(upto)) if finished else last_end
@@ -169,6 +179,20 @@ class Decoder:
                         source.exec_driver_sql(ADVANCE, {"slot": self.slot, "lsn": lsn})
                         self._move_restart_point(source)
         return written, finished
+
+    def _refuse_progress_ahead(self, progress: Progress) -> None:
+        """A progress row beyond the server's WAL was not written by a decoder of this slot
+        (a restored copy of another server's, or one written by hand): every change below it
+        would be skipped for good."""
+        with self.source.connect() as source:
+            flushed = source.exec_driver_sql(FLUSH_POSITION).scalar_one()
+        if progress.end_lsn > parse_lsn(flushed):
+            raise DecoderError(
+                f"slot {self.slot!r}: the progress table records {format_lsn(progress.end_lsn)}"
+                f", beyond the server's WAL ({flushed}); it was not written by a decoder of "
+                "this slot (a restore from another server, or an edit): the decoder would skip "
+                "every change below it.  Delete that progress row, then record a baseline"
+            )
 
     @contextmanager
     def _slot_locked(self, target: Connection) -> Iterator[None]:

@@ -55,6 +55,24 @@ ADVANCE = (
 LOCK_SLOT = "SELECT pg_catalog.pg_advisory_lock(%(key)s)"
 UNLOCK_SLOT = "SELECT pg_catalog.pg_advisory_unlock(%(key)s)"
 
+#: A ``REVOKE`` for every role but the owner holding a right on the table ``%(table)s``
+#: (table or column rights): default privileges can hand a writer rights on the progress
+#: table, and a writer that can move the progress row forward switches the decoder off.
+#: Nothing for a role that is not the owner (it may not revoke).
+PROGRESS_OTHER_RIGHTS = (
+    "SELECT DISTINCT pg_catalog.format('REVOKE ALL ON TABLE %%s FROM %%s', "
+    "c.oid::pg_catalog.regclass, CASE a.grantee WHEN 0 THEN 'PUBLIC' "
+    "ELSE a.grantee::pg_catalog.regrole::pg_catalog.text END) "
+    "FROM pg_catalog.pg_class c, LATERAL (SELECT e.grantee FROM pg_catalog.aclexplode(c.relacl) e "
+    "UNION ALL SELECT e.grantee FROM pg_catalog.pg_attribute t, "
+    "pg_catalog.aclexplode(t.attacl) e WHERE t.attrelid = c.oid) AS a "
+    "WHERE c.oid = pg_catalog.to_regclass(%(table)s) AND a.grantee <> c.relowner "
+    "AND pg_catalog.pg_has_role(c.relowner, 'USAGE')"
+)
+
+#: How far the WAL is flushed now (no recorded progress may be beyond it).
+FLUSH_POSITION = "SELECT pg_catalog.pg_current_wal_flush_lsn()::pg_catalog.text"
+
 #: How far the slot's restart point (where every peek starts decoding) is behind the position
 #: it confirmed, in bytes, and the server's version.
 RESTART_LAG = (
