@@ -495,6 +495,6 @@ def _full_transaction_id(xid: int, xmax: int) -> int:
 def _present_rows(target: Connection, plan: TablePlan) -> list[bytes]:
     """The rows a TRUNCATE of ``plan``'s table removed, as the trail has them (COPY text)."""
     spec = plan.spec
-    keys = spec.key_columns or tuple(plan.relation.columns[i] for i in plan.key_positions)
+    keys = spec.key_columns or plan.relation.key_columns
     sql = present_rows(spec.schema, spec.audit_table, keys, plan.mirrored)
     return copy_out(target, sql, {}).splitlines()

@@ -82,7 +82,9 @@ class TablePlan:
         excluded = set(spec.exclude_columns)
         mirrored = tuple(c for c in relation.columns if c in present and c not in excluded)
         index = {c: i for i, c in enumerate(relation.columns)}
-        keys = spec.key_columns or relation.key_columns
+        # Only a declared key: under REPLICA IDENTITY FULL the WAL flags every column as part
+        # of the identity, and a table without a key has no key to move.
+        keys = spec.key_columns
         captures = [capture_column(c) for c in spec.captures if c != CHANGED_COLUMNS]
         columns = (
             AUDIT_OPERATION,
