@@ -4,13 +4,12 @@ dropped while it runs."""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from cdc_decoder_setup import decoder, published, set_context
+from cdc_decoder_setup import decoder, published
 from sqlalchemy_postgresql_audit import AUDIT_TABLE_KEY
 
 
