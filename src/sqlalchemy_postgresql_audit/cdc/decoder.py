@@ -167,6 +167,7 @@ class Decoder:
             with self._slot_locked(target):
                 data, specs = self._peek(upto, limit)
                 messages = copy_binary_rows(data)
+                target.exec_driver_sql(OUTPUT_SETTINGS)
                 progress = load_progress(target, self.progress_schema, self.slot)
                 if progress.end_lsn > parse_lsn(upto):
                     self._refuse_progress_ahead(progress)
@@ -334,6 +335,8 @@ class Decoder:
             copy_in(target, copy_sql, b"".join(lines))
         save_progress(target, self.progress_schema, self.slot, progress)
         target.commit()
+        # Old rows read back from the trail must read as the WAL writes them.
+        target.exec_driver_sql(OUTPUT_SETTINGS)
         changes, trail.changes = trail.changes, 0
         trail.segments.clear()
         return changes

@@ -15,7 +15,8 @@ from .sql import always_qualified, always_quote, literal
 PROGRESS_TABLE = "audit_cdc_progress"
 
 #: Output functions write dates, intervals and floats the way COPY's input reads them back
-#: exactly, whatever the server's or role's defaults (set for the reading transaction only).
+#: exactly, whatever the server's, database's or role's defaults (set per transaction: the peek on
+#: the source, and the target's, which reads old rows back from the trail).
 OUTPUT_SETTINGS = (
     "SELECT pg_catalog.set_config('datestyle', 'ISO, MDY', true), "
     "pg_catalog.set_config('intervalstyle', 'postgres', true), "
