@@ -4,13 +4,15 @@ dropped while it runs."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from cdc_decoder_setup import decoder, published
+from cdc_decoder_setup import decoder, published, set_context
 from sqlalchemy_postgresql_audit import AUDIT_TABLE_KEY
+from sqlalchemy_postgresql_audit.cdc.decoder import DecoderError
 
 
 @pytest.fixture
@@ -91,3 +93,109 @@ def test_old_rows_from_the_trail_read_as_the_wal_writes_them(engine: sa.Engine) 
             ("U", 1, True, True, ["v"]),
             ("D", 2, True, True, None),
         ]
+
+
+def test_a_context_value_the_audit_column_cannot_hold_is_recorded_null(
+    engine: sa.Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One writer's bad value must not stop the trail for everyone: it is recorded NULL, with
+    a warning naming the table, the setting and the transaction."""
+    table = sa.Table(
+        "acct",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        info={
+            "audit.options": {
+                "enabled": True,
+                "mode": "cdc",
+                "session_settings": [
+                    sa.Column("tier", sa.Enum("gold", "silver", name="tier", schema="public")),
+                    sa.Column("shard", sa.Integer),
+                ],
+            }
+        },
+    )
+    with published(engine, table.metadata):
+        with engine.begin() as connection:
+            set_context(connection, tier="platinum", shard="7")
+            connection.execute(table.insert().values(id=1))
+            xid = connection.exec_driver_sql("SELECT pg_current_xact_id()::text").scalar_one()
+        with engine.begin() as connection:
+            set_context(connection, tier="gold", shard="abc")
+            connection.execute(table.insert().values(id=2))
+        with engine.begin() as connection:
+            set_context(connection, tier="silver", shard="3")
+            connection.execute(table.insert().values(id=3))
+        with caplog.at_level(logging.WARNING):
+            assert decoder(engine, table.metadata).run_once() == 3
+        assert trail(engine, table, "id", "audit_tier", "audit_shard") == [
+            (1, None, 7),
+            (2, "gold", None),
+            (3, "silver", 3),
+        ]
+        warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warned) == 2
+        assert "acct" in warned[0] and "'tier'" in warned[0] and f"transaction {xid}" in warned[0]
+        assert "'shard'" in warned[1]
+
+
+def test_a_context_row_whose_settings_are_not_an_object_sets_nothing(engine: sa.Engine) -> None:
+    table = sa.Table(
+        "acct",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        info={
+            "audit.options": {
+                "enabled": True,
+                "mode": "cdc",
+                "session_settings": [sa.Column("username", sa.Text)],
+            }
+        },
+    )
+    with published(engine, table.metadata):
+        with engine.begin() as connection:
+            set_context(connection, username="alice")
+            connection.exec_driver_sql("INSERT INTO audit_cdc_context (settings) VALUES ('[]')")
+            connection.execute(table.insert().values(id=1))
+        assert decoder(engine, table.metadata).run_once() == 1
+        assert trail(engine, table, "id", "audit_username") == [(1, "alice")]
+
+
+def acct_with(*columns: sa.Column[Any]) -> sa.Table:
+    return sa.Table(
+        "acct",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("v", sa.Integer),
+        *columns,
+        info={"audit.options": {"enabled": True, "mode": "cdc"}},
+    )
+
+
+def test_a_column_dropped_while_running_is_recorded_null(engine: sa.Engine) -> None:
+    table = acct_with(sa.Column("legacy", sa.Text))
+    with published(engine, table.metadata, "DEFAULT"):
+        running = decoder(engine, table.metadata)  # started with the models before the drop
+        with engine.begin() as connection:
+            connection.execute(table.insert().values(id=1, v=1, legacy="old"))
+        running.run_once()
+        with engine.begin() as connection:
+            connection.exec_driver_sql("ALTER TABLE acct DROP COLUMN legacy")
+        with engine.begin() as connection:
+            connection.exec_driver_sql("INSERT INTO acct (id, v) VALUES (2, 2)")
+            connection.exec_driver_sql("UPDATE acct SET v = 10 WHERE id = 1")
+        assert running.run_once() == 2
+        assert trail(engine, table, "audit_operation", "id", "v", "legacy") == [
+            ("I", 1, 1, "old"),
+            ("I", 2, 2, None),
+            ("U", 1, 10, None),
+        ]
+
+
+def test_a_recorded_generated_column_stops_the_decoder_by_name(engine: sa.Engine) -> None:
+    table = acct_with(sa.Column("doubled", sa.Integer, sa.Computed("v * 2")))
+    with published(engine, table.metadata):
+        with engine.begin() as connection:
+            connection.execute(table.insert().values(id=1, v=1))
+        with pytest.raises(DecoderError, match=r"public.acct.*\['doubled'\].*generated"):
+            decoder(engine, table.metadata).run_once()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ from ..install.resolve import resolve_specs
 from ..render.cdc_decoder import (
     ADVANCE,
     FLUSH_POSITION,
+    GENERATED_COLUMNS,
     LOCK_SLOT,
     LOG_SNAPSHOT,
     OUTPUT_SETTINGS,
@@ -47,6 +49,7 @@ from ..render.cdc_decoder import (
 )
 from ..render.sql import name_text
 from .changes import DecoderError, Entry, any_key_moved, audit_rows, wanted_keys
+from .context_check import ContextCheck, is_bad_input
 from .copy import copy_in, copy_out
 from .key_moves import move_of, writes_k
 from .pgoutput import (
@@ -70,6 +73,8 @@ from .progress import (
     save_progress,
 )
 from .rows import Context, TablePlan
+
+log = logging.getLogger(__name__)
 
 #: The table a writer's transaction inserts its context into (published insert-only).
 CONTEXT_TABLE = "audit_cdc_context"
@@ -133,6 +138,10 @@ class Decoder:
         self._previous = PreviousVersions()
         self._progress_table_checked = False
         self._log_snapshots = True
+        #: Changes written so far (a batch written again after a failed COPY counts once).
+        self._flushed = 0
+        #: Set while a batch whose COPY failed on bad input is written again.
+        self._context_check: ContextCheck | None = None
 
     # -- public -------------------------------------------------------------------------------
 
@@ -167,11 +176,20 @@ class Decoder:
             with self._slot_locked(target):
                 data, specs = self._peek(upto, limit)
                 messages = copy_binary_rows(data)
-                target.exec_driver_sql(OUTPUT_SETTINGS)
-                progress = load_progress(target, self.progress_schema, self.slot)
-                if progress.end_lsn > parse_lsn(upto):
-                    self._refuse_progress_ahead(progress)
-                written, last_end = self._write(target, specs, messages, progress, xmax)
+                flushed = self._flushed
+                try:
+                    last_end = self._write_batch(target, specs, messages, upto, xmax)
+                except Exception as error:
+                    if not is_bad_input(error):
+                        raise
+                    # Nothing in the WAL fails to cast: a writer's context value does.
+                    target.rollback()
+                    self._context_check = ContextCheck()
+                    try:
+                        last_end = self._write_batch(target, specs, messages, upto, xmax)
+                    finally:
+                        self._context_check = None
+                written = self._flushed - flushed
                 finished = len(messages) < limit
                 advance_to = max(last_end, parse_lsn(upto)) if finished else last_end
                 if advance_to:
@@ -180,6 +198,20 @@ class Decoder:
                         source.exec_driver_sql(ADVANCE, {"slot": self.slot, "lsn": lsn})
                         self._move_restart_point(source)
         return written, finished
+
+    def _write_batch(
+        self,
+        target: Connection,
+        specs: dict[tuple[str, str], AuditSpec],
+        messages: list[bytes],
+        upto: str,
+        xmax: int,
+    ) -> int:
+        target.exec_driver_sql(OUTPUT_SETTINGS)
+        progress = load_progress(target, self.progress_schema, self.slot)
+        if progress.end_lsn > parse_lsn(upto):
+            self._refuse_progress_ahead(progress)
+        return self._write(target, specs, messages, progress, xmax)
 
     def _refuse_progress_ahead(self, progress: Progress) -> None:
         """A progress row beyond the server's WAL was not written by a decoder of this slot
@@ -276,11 +308,11 @@ class Decoder:
         messages: list[bytes],
         progress: Progress,
         xmax: int,
-    ) -> tuple[int, int]:
-        """Write the transactions of ``messages`` the trail lacks; return how many changes,
-        and the end of the last transaction the trail now holds."""
+    ) -> int:
+        """Write the transactions of ``messages`` the trail lacks; return the end of the last
+        transaction the trail now holds."""
         trail = _Trail()
-        written, last_end = 0, progress.end_lsn if progress.complete else 0
+        last_end = progress.end_lsn if progress.complete else 0
         covered = progress
         self._previous.forget()
         begin: Begin | None = None
@@ -310,7 +342,7 @@ class Decoder:
                     for done, now in lines:
                         if trail.changes >= self.batch_changes or (now and trail.changes):
                             covered = Progress(end, done, done == count)
-                            written += self._flush(target, trail, covered)
+                            self._flush(target, trail, covered)
                     covered = Progress(end, count, True)
                 last_end = message.end_lsn
                 begin = None
@@ -326,10 +358,10 @@ class Decoder:
                     if oid not in context_oids:
                         entries.append(Entry(self._audited_plan(oid), None, context))
         if trail.changes:
-            written += self._flush(target, trail, covered)
-        return written, last_end
+            self._flush(target, trail, covered)
+        return last_end
 
-    def _flush(self, target: Connection, trail: _Trail, progress: Progress) -> int:
+    def _flush(self, target: Connection, trail: _Trail, progress: Progress) -> None:
         """COPY the pending lines and record ``progress``, in one target transaction."""
         for copy_sql, lines in trail.segments.items():
             copy_in(target, copy_sql, b"".join(lines))
@@ -337,9 +369,9 @@ class Decoder:
         target.commit()
         # Old rows read back from the trail must read as the WAL writes them.
         target.exec_driver_sql(OUTPUT_SETTINGS)
-        changes, trail.changes = trail.changes, 0
+        self._flushed += trail.changes
+        trail.changes = 0
         trail.segments.clear()
-        return changes
 
     # -- one transaction ----------------------------------------------------------------------
 
@@ -365,13 +397,17 @@ class Decoder:
         prefixes: dict[tuple[int, str, int], bytes] = {}
         full = self.batch_changes
         previous = self._previous
+        check = self._context_check
 
         def prefix(entry: Entry, code: str) -> bytes:
             """The fields before the values, made once per table, code and context."""
             key = (id(entry.plan), code, id(entry.context))
             made = prefixes.get(key)
             if made is None:
-                made = prefixes[key] = entry.plan.prefix(code, when, transaction_id, entry.context)
+                context = entry.context
+                if check is not None:
+                    context = check.fit(target, entry.plan, context, transaction_id)
+                made = prefixes[key] = entry.plan.prefix(code, when, transaction_id, context)
             return made
 
         for index in range(skip, len(entries)):
@@ -451,12 +487,28 @@ class Decoder:
             )
         missing = [c for c in spec.columns if c in audit_columns and c not in relation.columns]
         if missing:
+            self._check_missing(relation, missing)
+        return TablePlan.make(spec, relation, audit_columns)
+
+    def _check_missing(self, relation: Relation, missing: list[str]) -> None:
+        """Recorded columns the relation lacks: a generated column's value is not in the WAL
+        (an error: it would always be NULL); a column dropped while the decoder runs is
+        recorded as NULL from then on, as in trigger mode after the migration."""
+        name = name_text(relation.schema, relation.name)
+        with self.source.connect() as source:
+            rows = source.exec_driver_sql(GENERATED_COLUMNS, {"table": name, "columns": missing})
+            generated = [r[0] for r in rows]
+        if generated:
             raise DecoderError(
-                f"table {relation.schema}.{relation.name}: column(s) {missing!r} are recorded "
+                f"table {relation.schema}.{relation.name}: column(s) {generated!r} are recorded "
                 "but not published (a generated column's value is not in the WAL); leave them "
                 "out with 'exclude_columns'"
             )
-        return TablePlan.make(spec, relation, audit_columns)
+        log.warning(
+            "table %s: column(s) %r are no longer published (dropped?): recorded as NULL",
+            name,
+            missing,
+        )
 
 
 #: How many times (0.1 s apart) a decoder waits for its slot to be free.

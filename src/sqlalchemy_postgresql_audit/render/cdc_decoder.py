@@ -94,6 +94,15 @@ TABLE_COLUMNS = (
 )
 
 
+#: Which of ``%(columns)s`` are generated columns of ``%(table)s`` (their values are not
+#: published).
+GENERATED_COLUMNS = (
+    "SELECT a.attname FROM pg_catalog.pg_attribute a "
+    "WHERE a.attrelid = pg_catalog.to_regclass(%(table)s) AND a.attname = ANY(%(columns)s) "
+    "AND a.attgenerated <> '' AND NOT a.attisdropped"
+)
+
+
 def create_progress_table(schema: str | None, comment: str) -> tuple[str, ...]:
     """The progress table: where the trail stands, written in the same transaction as the
     audit rows it covers, so a crash can neither lose nor repeat a change.
@@ -148,6 +157,12 @@ COLUMN_TYPES = (
     "FROM pg_catalog.pg_attribute a "
     "WHERE a.attrelid = pg_catalog.to_regclass(%(table)s) AND a.attname = ANY(%(columns)s)"
 )
+
+
+def cast_check(type_name: str) -> str:
+    """Whether ``%(value)s`` is valid input of ``type_name`` (as ``format_type`` writes it,
+    quoted): it fails when not (``pg_input_is_valid`` is PostgreSQL 16+)."""
+    return f"SELECT CAST(%(value)s AS {type_name}) IS NULL"
 
 
 def latest_versions(
