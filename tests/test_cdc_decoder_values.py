@@ -199,3 +199,17 @@ def test_a_recorded_generated_column_stops_the_decoder_by_name(engine: sa.Engine
             connection.execute(table.insert().values(id=1, v=1))
         with pytest.raises(DecoderError, match=r"public.acct.*\['doubled'\].*generated"):
             decoder(engine, table.metadata).run_once()
+
+
+def test_replica_identity_using_an_index_is_refused_by_name(engine: sa.Engine) -> None:
+    table = acct_with()
+    with published(engine, table.metadata, "DEFAULT"):
+        with engine.begin() as connection:
+            connection.execute(table.insert().values(id=1, v=1))
+            connection.exec_driver_sql("ALTER TABLE acct ALTER COLUMN v SET NOT NULL")
+            connection.exec_driver_sql("CREATE UNIQUE INDEX acct_v ON acct (v)")
+            connection.exec_driver_sql("ALTER TABLE acct REPLICA IDENTITY USING INDEX acct_v")
+        with engine.begin() as connection:
+            connection.execute(table.update().values(v=2))
+        with pytest.raises(DecoderError, match=r"public\.acct has REPLICA IDENTITY USING INDEX"):
+            decoder(engine, table.metadata).run_once()

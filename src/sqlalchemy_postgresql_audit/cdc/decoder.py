@@ -465,6 +465,12 @@ class Decoder:
             return None
         operations = {t.operation for t in spec.triggers}
         identity = relation.replica_identity
+        if identity == "i" and operations & {"UPDATE", "DELETE"}:
+            raise DecoderError(
+                f"table {relation.schema}.{relation.name} has REPLICA IDENTITY USING INDEX, "
+                "which the decoder does not support (the WAL then carries that index's "
+                "columns, not the key the trail is kept by): set REPLICA IDENTITY DEFAULT or FULL"
+            )
         if (
             identity != "f"
             and operations & {"UPDATE", "DELETE"}
