@@ -193,7 +193,7 @@ def test_a_column_dropped_while_running_is_recorded_null(engine: sa.Engine) -> N
 
 
 def test_a_recorded_generated_column_stops_the_decoder_by_name(engine: sa.Engine) -> None:
-    table = acct_with(sa.Column("doubled", sa.Integer, sa.Computed("v * 2")))
+    table = acct_with(sa.Column("doubled", sa.Integer, sa.Computed("v * 2", persisted=True)))
     with published(engine, table.metadata):
         with engine.begin() as connection:
             connection.execute(table.insert().values(id=1, v=1))
