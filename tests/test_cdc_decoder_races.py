@@ -3,6 +3,7 @@ committed change is written once, whatever runs beside it."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -12,6 +13,7 @@ import sqlalchemy as sa
 
 from cdc_decoder_setup import decoder, published
 from sqlalchemy_postgresql_audit import AUDIT_TABLE_KEY
+from sqlalchemy_postgresql_audit.cdc.errors import SlotInUse
 
 ROWS = 3000
 
@@ -100,11 +102,20 @@ def test_asynchronous_commits_are_never_skipped(engine: sa.Engine) -> None:
 
 
 def test_two_decoders_on_one_slot_write_each_change_once(engine: sa.Engine) -> None:
+    """Each waits for the other or is refused (``SlotInUse``); neither writes a change twice."""
     table = declare()
     with published(engine, table.metadata, "DEFAULT"):
         first, second = decoder(engine, table.metadata), decoder(engine, table.metadata)
         first.run_once()  # the progress table exists before they race
-        while_writing(engine, table, "off", first.run_once, second.run_once)
+
+        def taking_turns(running: Any) -> Callable[[], None]:
+            def loop() -> None:
+                with contextlib.suppress(SlotInUse):
+                    running.run_once()
+
+            return loop
+
+        while_writing(engine, table, "off", taking_turns(first), taking_turns(second))
         flush_wal(engine)
         first.run_once()
         second.run_once()
