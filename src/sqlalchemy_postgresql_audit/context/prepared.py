@@ -23,7 +23,9 @@ is estimated to cost no more than planning it for the values each time.
 
 Left as they are: executemany, server-side (named) cursors, statements in an aborted
 transaction (they fail as they would have, with nothing in front), a ``%`` that is no escape
-or placeholder, psycopg 3 and asyncpg (they prepare themselves).
+or placeholder, a statement another listener changed first (a connection's own listeners run
+before the engine's: an ``EXPLAIN`` put in front, a comment), psycopg 3 and asyncpg (they
+prepare themselves).
 
 Kept right:
 
@@ -62,8 +64,9 @@ from ..render.prepared import (
     HELD_STATEMENTS,
     deallocate,
     execute,
-    in_savepoint,
     prepare,
+    release,
+    savepoint,
     undo_savepoint,
 )
 
@@ -156,6 +159,7 @@ def _before_cursor_execute(
         or compiled is None
         or not isinstance(compiled.statement, Select)
         or getattr(cursor, "name", None) is not None
+        or (statement is not context.statement and statement != context.statement)
     ):
         return statement, parameters
     raw = cursor.connection
@@ -188,7 +192,11 @@ def _prepare(raw: Any, held: _Held, form: _Form) -> bool:
     in_transaction = not raw.autocommit or raw.info.transaction_status != _IDLE
     cursor = raw.cursor()
     try:
-        cursor.execute(in_savepoint(statements) if in_transaction else ";\n".join(statements))
+        if in_transaction:
+            # On its own: a syntax error would keep the server from running any statement of
+            # the text it is in.
+            cursor.execute(savepoint())
+        cursor.execute(";\n".join([*statements, *([release()] if in_transaction else [])]))
     except raw.DatabaseError:
         # The server refused it.  (A broken connection raises again here, as the error of
         # the statement, and the pool replaces it.)

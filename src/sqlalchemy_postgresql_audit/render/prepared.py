@@ -38,11 +38,14 @@ def deallocate(name: str) -> str:
 SAVEPOINT = always_quote("audit_prepare")
 
 
-def in_savepoint(statements: Sequence[str]) -> str:
-    """``statements`` in one savepoint, released after them (one round trip)."""
-    return ";\n".join([f"SAVEPOINT {SAVEPOINT}", *statements, f"RELEASE SAVEPOINT {SAVEPOINT}"])
+def savepoint() -> str:
+    return f"SAVEPOINT {SAVEPOINT}"
+
+
+def release() -> str:
+    return f"RELEASE SAVEPOINT {SAVEPOINT}"
 
 
 def undo_savepoint() -> str:
-    """After a statement of ``in_savepoint`` failed: back to before it, the savepoint gone."""
-    return f"ROLLBACK TO SAVEPOINT {SAVEPOINT};\nRELEASE SAVEPOINT {SAVEPOINT}"
+    """After a statement in the savepoint failed: back to before it, the savepoint gone."""
+    return f"ROLLBACK TO SAVEPOINT {SAVEPOINT};\n{release()}"
