@@ -21,8 +21,8 @@ CPU the decoder and the target take on a machine they share.
 
 **Consumer.**  ``Consumer(source, target).run_once()`` after ``--changes`` single-row INSERTs
 committed in transactions of 1,000 (design 1: subscription, apply worker, row triggers):
-changes/s end to end.  Then pgbench at a fixed ``--rate`` of TPC-B transactions (4 changes
-each) for ``--duration`` seconds with the subscription running, sampling the slot's lag (bytes
+changes/s end to end.  Then pgbench at a fixed ``--rate`` of single-row upserts (each its own
+transaction, one change) for ``--duration`` seconds with the subscription running, sampling the slot's lag (bytes
 and the walsender's flush lag) every 0.2 s.  Medians throughout; results in
 ``bench/results/cdc.json`` and ``cdc.md``.
 """
@@ -51,14 +51,15 @@ from sqlalchemy_postgresql_audit.cdc.status import cdc_status
 RESULTS = Path(__file__).resolve().parent / "results"
 TABLES = ("pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history")
 DESIGNS = ("unaudited", "trigger", "cdc", "cdc+context")
-#: The built-in TPC-B script, with the context row the library inserts in front of it.
+#: The built-in TPC-B script, with the settings and context row the library sends in front of
+#: its first statement, in the same round trip (``\;`` joins them, as psycopg2 sends them).
 CONTEXT_SCRIPT = """\\set aid random(1, 100000 * :scale)
 \\set bid random(1, 1 * :scale)
 \\set tid random(1, 10 * :scale)
 \\set delta random(-5000, 5000)
 BEGIN;
-SELECT pg_catalog.set_config('audit.username', 'alice', true);
-INSERT INTO audit_cdc_context (settings) VALUES ('{"username": "alice"}');
+SELECT pg_catalog.set_config('audit.username', 'alice', true) \\;
+INSERT INTO audit_cdc_context (settings) VALUES ('{"username": "alice"}') \\;
 UPDATE pgbench_accounts SET abalance = abalance + :delta WHERE aid = :aid;
 SELECT abalance FROM pgbench_accounts WHERE aid = :aid;
 UPDATE pgbench_tellers SET tbalance = tbalance + :delta WHERE tid = :tid;

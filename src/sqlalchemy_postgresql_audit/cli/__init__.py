@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(
             command.name,
             help=command.help,
-            description=command.description or command.help,
+            description=_plain(command.description or command.help),
             formatter_class=argparse.RawDescriptionHelpFormatter,
             parents=[_common(argparse.SUPPRESS)],
         )
@@ -133,3 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         return EXIT_ERROR
     return code
+
+
+def _plain(docstring: str) -> str:
+    """A command's docstring as help text, without reST's double backquotes around literals."""
+    return docstring.replace("``", "")

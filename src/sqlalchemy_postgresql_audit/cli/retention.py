@@ -1,7 +1,7 @@
 """``maintain``, ``hold`` and ``release``: partitions and retention of partitioned audit tables.
 
 ``maintain`` creates partitions ahead, drains the DEFAULT partition and drops partitions older
-than the retention (``..lifecycle.maintenance`` says which locks each step takes); it prints
+than the retention (the partitioning docs say which locks each step takes); it prints
 what it did and is safe to run from cron in several places at once.  ``hold`` pauses retention
 of one table for a reason, ``release`` lifts the hold of one reason (retention runs once none is
 left) and ``holds`` lists them.

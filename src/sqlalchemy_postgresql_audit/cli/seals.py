@@ -230,7 +230,7 @@ VERIFY = Command(
 ERASE = Command(
     name="erase",
     help="erase values from every recorded version of a row, or a setting's value",
-    description=(__doc__ or "").replace("``", ""),
+    description=__doc__,
     add_arguments=_erase_arguments,
     run=_erase,
 )
