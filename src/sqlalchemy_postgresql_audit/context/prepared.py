@@ -2,16 +2,17 @@
 
 Why: psycopg2 sends every statement as text, and the server parses and plans it on every call.
 A history query over a partitioned audit table is planned over every partition, which costs
-more than running it (``docs/partitioning.md``).  psycopg 3 prepares a statement it has run five
-times and asyncpg prepares every one; psycopg2 never does, so this does it for the library's
-own queries, which the caller executes (``history()`` returns a select).
+about as much as running it (``docs/partitioning.md``).  psycopg 3 prepares a statement it has
+run five times and asyncpg prepares every one; psycopg2 never does, so this does it for the
+library's own queries, which the caller executes (``history()`` returns a select).
 
 How: ``history``, ``as_of`` and ``changes`` mark their selects with the execution option
 ``audit_prepare=True``.  A ``before_cursor_execute`` listener, registered once on the
 ``Engine`` class when the history API is first used, turns such a select, on psycopg2 only, into
 ``EXECUTE name(%(p)s, ...)`` with the same parameters.  The first time on a DBAPI connection it
-sends ``PREPARE name (types) AS <the select, $n for each parameter>`` before it, on a cursor of
-its own, inside a savepoint where a transaction is open: a PREPARE the server refuses leaves the
+sends ``PREPARE name (types) AS <the select, $n for each parameter>`` before it (one more round
+trip, or two: the savepoint), on a cursor of its own, inside a savepoint where a transaction
+is open: a PREPARE the server refuses leaves the
 transaction as it was, and the statement then runs unprepared on that connection.  The name is
 a hash of what is prepared; the names a DBAPI connection holds are kept in its pooled
 connection's ``info``, which the pool clears when it replaces the connection (its server went
