@@ -1,15 +1,21 @@
-"""The command line over change-data-capture: ``install`` captures a CDC table fully."""
+"""The command line over change-data-capture: ``install`` captures a CDC table fully, ``cdc
+run`` says what is wrong with the slot instead of failing like a bug, ``cdc create-slot`` makes
+the slot a migration cannot, and ``cdc status`` notices a target the trail does not reach."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
 
+import psycopg2
+import psycopg2.extras
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
+import cdc_models
 from cli_run import run, url_text
+from sqlalchemy_postgresql_audit import AuditConfigurationError
 
 MODELS = "cdc_models:metadata"
 SLOT = "cdc_cli_models"
@@ -67,3 +73,104 @@ def test_the_ddl_script_of_a_cdc_table_creates_its_slot_first_and_publishes_it()
     assert script.returncode == 0, script.stderr
     slot = script.stdout.index("pg_create_logical_replication_slot")
     assert slot < script.stdout.index("ADD TABLE")
+
+
+@pytest.fixture
+def installed(logical_database_url: URL) -> Iterator[sa.Engine]:
+    """The source with the CDC models created and installed from Python (``create_all``)."""
+    engine = sa.create_engine(logical_database_url)
+    cdc_models.metadata.create_all(engine)
+    yield engine
+    engine.dispose()
+
+
+def _lose_slot(engine: sa.Engine) -> None:
+    """Invalidate the slot: let the server remove WAL it still holds."""
+    admin = engine.execution_options(isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql("ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'")
+        connection.exec_driver_sql("SELECT pg_reload_conf()")
+        try:
+            for value in range(4):
+                connection.exec_driver_sql("INSERT INTO ledger VALUES (%s, 0)", (100 + value,))
+                connection.exec_driver_sql("SELECT pg_switch_wal()")
+                connection.exec_driver_sql("CHECKPOINT")
+        finally:
+            connection.exec_driver_sql("ALTER SYSTEM RESET max_slot_wal_keep_size")
+            connection.exec_driver_sql("SELECT pg_reload_conf()")
+    assert _scalars(engine, "SELECT wal_status FROM pg_replication_slots") == ["lost"]
+
+
+def test_install_and_run_refuse_a_lost_slot_saying_so(installed: sa.Engine) -> None:
+    url = url_text(installed.url)
+    _lose_slot(installed)
+    again = run("install", MODELS, "--url", url)
+    assert again.returncode == 2
+    assert "invalidated" in again.stderr and "installed auditing" not in again.stdout
+    consume = run("cdc", "run", MODELS, "--source", url, "--once")
+    assert consume.returncode == 2
+    assert "invalidated" in consume.stderr and "cdc status" in consume.stderr
+    assert "internal error" not in consume.stderr
+
+
+def test_run_names_the_process_that_reads_the_slot(installed: sa.Engine) -> None:
+    url = url_text(installed.url)
+    dsn = installed.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    reader = psycopg2.connect(dsn, connection_factory=psycopg2.extras.LogicalReplicationConnection)
+    try:
+        cursor = reader.cursor()
+        cursor.start_replication(
+            slot_name=SLOT, options={"proto_version": "1", "publication_names": "audit_cdc"}
+        )
+        consume = run("cdc", "run", MODELS, "--source", url, "--once")
+    finally:
+        reader.close()
+    assert consume.returncode == 2
+    assert "is being read by a replication connection" in consume.stderr
+    assert "one slot feeds one consumer" in consume.stderr
+    assert "internal error" not in consume.stderr
+
+
+def test_a_missing_slot_is_named_with_create_slot_and_the_command_makes_it(
+    logical_database_url: URL,
+) -> None:
+    engine = sa.create_engine(logical_database_url)
+    try:
+        cdc_models.metadata.create_all(engine)
+        with engine.connect() as connection:  # what a database migrated by Alembic lacks
+            connection.exec_driver_sql(f"SELECT pg_drop_replication_slot('{SLOT}')")
+            connection.commit()
+        with (
+            pytest.raises(AuditConfigurationError, match=r"create_slot\(engine, metadata\)"),
+            engine.begin() as connection,
+        ):
+            connection.execute(cdc_models.ledger.insert().values(id=1))
+        made = run("cdc", "create-slot", MODELS, "--url", url_text(engine.url))
+        assert made.returncode == 0, made.stderr
+        assert _scalars(engine, "SELECT slot_name FROM pg_replication_slots") == [SLOT]
+    finally:
+        engine.dispose()
+    fresh = sa.create_engine(logical_database_url)
+    try:
+        with fresh.begin() as connection:
+            connection.execute(cdc_models.ledger.insert().values(id=1))
+    finally:
+        fresh.dispose()
+
+
+def test_status_with_a_target_that_has_no_subscription_is_a_problem(
+    logical_database_url: URL, second_database_url: URL
+) -> None:
+    installed = sa.create_engine(logical_database_url)
+    try:
+        cdc_models.metadata.create_all(installed)
+    finally:
+        installed.dispose()
+    source = url_text(logical_database_url)
+    status = run(
+        "cdc", "status", MODELS, "--source", source, "--target", url_text(second_database_url)
+    )
+    assert status.returncode == 1
+    assert "no subscription" in status.stdout + status.stderr
+    itself = run("cdc", "status", MODELS, "--source", source, "--target", source)
+    assert itself.returncode == 0, itself.stdout + itself.stderr

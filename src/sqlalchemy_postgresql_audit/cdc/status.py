@@ -18,11 +18,13 @@ from ..render import cdc as sql
 #: What to do about a lost slot.
 RECOVER_LOST_SLOT = (
     "the slot is invalidated (wal_status 'lost'): the source removed WAL it still needed, so "
-    "changes since its confirmed position never reached the trail.  Recover: drop the "
-    "subscription on the target (Consumer.drop), drop the slot on the source "
-    "(pg_drop_replication_slot), install again (install_audit_triggers creates a new slot), "
-    "re-seed the target's replica tables from the source while writes are paused, and record "
-    "a baseline of each CDC table on the target so the gap is visible in its history"
+    "changes since its confirmed position never reached the trail.  Recover: drop the slot on "
+    "the source (pg_drop_replication_slot), create a new one (sqlalchemy-postgresql-audit cdc "
+    "create-slot, or install again), and record a baseline of each CDC table where the trail "
+    "is written (sqlalchemy-postgresql-audit baseline) so the gap is visible in its history.  "
+    "With a trail on another database (cdc run --target), first drop the subscription there "
+    "(Consumer.drop) and re-seed the target's replica tables from the source while writes are "
+    "paused"
 )
 
 
@@ -44,6 +46,8 @@ class CdcStatus:
     apply_worker_pid: int | None = None
     apply_error_count: int | None = None
     sync_error_count: int | None = None
+    #: A target database other than the source was asked about (design 1).
+    target_given: bool = False
 
     @property
     def problems(self) -> tuple[str, ...]:
@@ -61,6 +65,12 @@ class CdcStatus:
             found.append(
                 f"slot {self.slot!r} holds more WAL than max_slot_wal_keep_size: it will be "
                 "invalidated at the next checkpoint unless the consumer catches up"
+            )
+        if self.target_given and self.slot_exists and self.subscription is None:
+            found.append(
+                f"the target has no subscription {self.slot!r}: the trail is not being written "
+                "there.  Start the consumer (sqlalchemy-postgresql-audit cdc run MODULE:METADATA "
+                "--source URL --target URL)"
             )
         if self.subscription_enabled is False:
             found.append(f"subscription {self.subscription!r} is disabled")
@@ -90,8 +100,9 @@ def cdc_status(source: Engine, metadata: MetaData, target: Engine | None = None)
         lag_seconds=_seconds(slot.lag_seconds, slot.lag_bytes),
         retained_bytes=None if slot.retained_bytes is None else int(slot.retained_bytes),
     )
-    if target is None:
+    if target is None or _identity(target) == _identity(source):
         return found
+    found = replace(found, target_given=True)
     with target.connect() as connection:
         subscription = connection.execute(
             text(sql.SUBSCRIPTION_STATUS), {"subscription": names.slot}
@@ -111,6 +122,37 @@ def cdc_status(source: Engine, metadata: MetaData, target: Engine | None = None)
         apply_error_count=None if errors is None else int(errors.apply_error_count),
         sync_error_count=None if errors is None else int(errors.sync_error_count),
     )
+
+
+#: Bound: ``slot``.  Who holds the slot: the server process reading it, and its client.
+_SLOT_HOLDER = (
+    "SELECT a.pid, a.backend_type, a.application_name, CAST(a.client_addr AS text) AS client "
+    "FROM pg_catalog.pg_replication_slots s JOIN pg_catalog.pg_stat_activity a "
+    "ON a.pid OPERATOR(pg_catalog.=) s.active_pid "
+    "WHERE s.slot_name OPERATOR(pg_catalog.=) :slot"
+)
+
+
+def slot_holder(source: Engine, slot: str) -> str | None:
+    """Who reads ``slot`` now, in words (``None``: nobody): a subscription's walsender names
+    the subscription in its ``application_name``."""
+    with source.connect() as connection:
+        row = connection.execute(text(_SLOT_HOLDER), {"slot": slot}).first()
+    if row is None:
+        return None
+    client = f" from {row.client}" if row.client else ""
+    if row.backend_type == "walsender":
+        return (
+            f"a replication connection{client} (pid {row.pid}, application {row.application_name!r}"
+            "; a subscription on another database reads the slot under its own name)"
+        )
+    return f"another session{client} (pid {row.pid}, application {row.application_name!r})"
+
+
+def _identity(engine: Engine) -> tuple[object, ...]:
+    """Which database ``engine`` reaches, whatever its URL says."""
+    with engine.connect() as connection:
+        return tuple(connection.execute(text(sql.DATABASE_IDENTITY)).one())
 
 
 def _seconds(lag: Any, lag_bytes: Any) -> float | None:
