@@ -16,6 +16,7 @@ from sqlalchemy.engine import URL
 import cdc_models
 from cli_run import run, url_text
 from sqlalchemy_postgresql_audit import AuditConfigurationError
+from sqlalchemy_postgresql_audit.cdc import Consumer
 
 MODELS = "cdc_models:metadata"
 SLOT = "cdc_cli_models"
@@ -174,3 +175,23 @@ def test_status_with_a_target_that_has_no_subscription_is_a_problem(
     assert "no subscription" in status.stdout + status.stderr
     itself = run("cdc", "status", MODELS, "--source", source, "--target", source)
     assert itself.returncode == 0, itself.stdout + itself.stderr
+
+
+def test_run_with_a_subscription_says_what_its_count_leaves_out(
+    installed: sa.Engine, second_database_url: URL
+) -> None:
+    """The subscription applies changes while no ``cdc run`` waits: the count of a later run
+    does not hold them, and the output says so."""
+    source, target = url_text(installed.url), url_text(second_database_url)
+    consumer = Consumer(installed, second_database_url, metadata=cdc_models.metadata)
+    try:
+        consumer.run_once()
+        with installed.begin() as connection:
+            connection.execute(cdc_models.ledger.insert(), [{"id": n} for n in range(1, 6)])
+        consumer.run_once()  # the trail holds the five rows before the command runs
+        once = run("cdc", "run", MODELS, "--source", source, "--target", target, "--once")
+        assert once.returncode == 0, once.stderr
+        assert "caught up: 0 changes applied while this run waited" in once.stdout
+        assert "between runs" in once.stdout
+    finally:
+        consumer.drop()

@@ -67,7 +67,11 @@ class Consumer:
 
     def run_once(self) -> int:
         """Return the number of changes written into the trail since the previous call, once
-        everything committed on the source before this call is in it."""
+        everything committed on the source before this call is in it.
+
+        With a subscription (``subscribes``), PostgreSQL writes the trail also between calls and
+        while no consumer runs; the first call of a ``Consumer`` counts from its own start, so
+        changes applied earlier are in the trail but not in the number."""
         if self._same_database():
             return self._decode_once()
         return self._replicate_once()
@@ -80,6 +84,11 @@ class Consumer:
         while not self._stop.is_set():
             if not self.run_once():
                 self._stop.wait(interval)
+
+    @property
+    def subscribes(self) -> bool:
+        """Design 1: a subscription on another database writes the trail, not this process."""
+        return not self._same_database()
 
     def stop(self) -> None:
         self._stop.set()

@@ -79,6 +79,13 @@ def _run(args: argparse.Namespace, ui: UI) -> int:
                 written = consumer.run_once()
                 if ui.json:
                     ui.emit_json({"written": written})
+                elif consumer.subscribes:
+                    ui.line(
+                        f"caught up: {written} changes applied while this run waited (the "
+                        "subscription writes the trail also between runs; those are in the "
+                        "trail, not in this number)",
+                        "ok",
+                    )
                 else:
                     ui.line(f"caught up: {written} changes written", "ok")
                 return EXIT_OK
