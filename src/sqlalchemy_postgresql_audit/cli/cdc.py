@@ -8,8 +8,8 @@ everything committed before it started is in the trail; without it, it runs unti
 or ``--target`` holds no subscription.  ``cdc create-slot TARGET --url URL`` creates the slot
 (what an Alembic migration cannot: a slot is made only before a transaction writes).
 
-``cdc run`` refuses, naming the slot and what to do, when the slot is missing, lost or read by
-another process: PostgreSQL's own error would read like a bug of the library.
+``cdc run`` refuses before it starts, naming the slot and what to do, when the slot is missing,
+lost or decodes another database: PostgreSQL's own error would name an internal table.
 """
 
 from __future__ import annotations
@@ -17,12 +17,10 @@ from __future__ import annotations
 import argparse
 from dataclasses import asdict
 
-from sqlalchemy import Engine, MetaData
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import MetaData
 
 from ..cdc.consumer import Consumer, create_slot
-from ..cdc.status import CdcStatus, cdc_status, slot_holder
-from ..declare.cdc import cdc_names
+from ..cdc.status import CdcStatus, cdc_status
 from .base import (
     EXIT_DRIFT,
     EXIT_OK,
@@ -74,43 +72,26 @@ def _run(args: argparse.Namespace, ui: UI) -> int:
     try:
         _require_slot(cdc_status(source, metadata), args.target)
         consumer = Consumer(source, target, metadata=metadata)
-        try:
-            if args.once:
-                written = consumer.run_once()
-                if ui.json:
-                    ui.emit_json({"written": written})
-                elif consumer.subscribes:
-                    ui.line(
-                        f"caught up: {written} changes applied while this run waited (the "
-                        "subscription writes the trail also between runs; those are in the "
-                        "trail, not in this number)",
-                        "ok",
-                    )
-                else:
-                    ui.line(f"caught up: {written} changes written", "ok")
-                return EXIT_OK
-            consumer.run(interval=args.interval)
-        except Exception as error:
-            if _sqlstate(error) not in _SLOT_STATES:
-                raise
-            raise CliError(_slot_trouble(source, metadata, args.target, error)) from error
+        if args.once:
+            written = consumer.run_once()
+            if ui.json:
+                ui.emit_json({"written": written})
+            elif consumer.subscribes:
+                ui.line(
+                    f"caught up: {written} changes applied while this run waited (the "
+                    "subscription writes the trail also between runs; those are in the "
+                    "trail, not in this number)",
+                    "ok",
+                )
+            else:
+                ui.line(f"caught up: {written} changes written", "ok")
+            return EXIT_OK
+        consumer.run(interval=args.interval)
         return EXIT_OK
     finally:
         source.dispose()
         if target is not None:
             target.dispose()
-
-
-#: PostgreSQL's ``object_in_use`` (a slot another process reads) and
-#: ``object_not_in_prerequisite_state`` (a slot that lost its WAL).
-_SLOT_STATES = frozenset({"55006", "55000"})
-
-
-def _sqlstate(error: BaseException) -> str | None:
-    """The SQLSTATE of a driver's error, raw (the decoder's COPY) or wrapped by SQLAlchemy."""
-    raw = error.orig if isinstance(error, DBAPIError) else error
-    code = getattr(raw, "sqlstate", None) or getattr(raw, "pgcode", None)
-    return code if isinstance(code, str) else None
 
 
 def _require_slot(found: CdcStatus, models: str) -> None:
@@ -131,26 +112,6 @@ def _require_slot(found: CdcStatus, models: str) -> None:
             f"changes.  See sqlalchemy-postgresql-audit cdc status {models} --source SOURCE for "
             "how to recover"
         )
-
-
-def _slot_trouble(source: Engine, metadata: MetaData, models: str, error: Exception) -> str:
-    """What the slot's state says about a consumer refused by PostgreSQL, and what to do."""
-    slot = cdc_names(metadata).slot
-    found = cdc_status(source, metadata)
-    if found.wal_status == "lost":
-        try:
-            _require_slot(found, models)
-        except CliError as lost:
-            return str(lost)
-    holder = slot_holder(source, slot) if found.active else None
-    if holder is not None or _sqlstate(error) == "55006":
-        return (
-            f"slot {slot!r} is being read by {holder or 'another process'}: one slot feeds one "
-            "consumer.  When it is a subscription (cdc run --target), this database's trail is "
-            "written on that target: run cdc run with that --target, or drop that subscription "
-            "(Consumer.drop) before decoding here; when it is another decoder, let that one run"
-        )
-    return f"slot {slot!r} cannot be read: {error}"
 
 
 def _create_slot(args: argparse.Namespace, ui: UI, metadata: MetaData) -> int:

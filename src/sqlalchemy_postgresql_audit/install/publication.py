@@ -20,7 +20,7 @@ from sqlalchemy import ARRAY, Connection, MetaData, Table, Text, bindparam, text
 
 from ..declare.audit_table import AUDIT_TABLE_COMMENT_SUFFIX
 from ..declare.cdc import CdcNames, cdc_names, replica_identity
-from ..declare.naming import SLOT_KEY
+from ..declare.naming import SLOT_FAILOVER_KEY, SLOT_KEY
 from ..declare.spec import AuditSpec
 from ..errors import AuditConfigurationError
 from ..render import cdc as sql
@@ -56,10 +56,14 @@ def removal_statements(
     return [sql.drop_table(names.publication, spec.schema, spec.table) for _, spec in pairs]
 
 
-def ensure_slot(connection: Connection, slot: str, tables: Sequence[str]) -> None:
-    """Create the logical slot ``slot`` unless it exists; refuse a lost one.
+def ensure_slot(
+    connection: Connection, slot: str, tables: Sequence[str], *, failover: bool = False
+) -> None:
+    """Create the logical slot ``slot`` unless it exists (a failover slot when ``failover``);
+    refuse a lost one.
 
     Must run before the transaction writes anything: the error says how to proceed when it did.
+    An existing slot is left as it is, failover or not (``cdc status`` reports a difference).
     """
     state = connection.execute(text(sql.SLOT_STATE), {"slot": slot}).first()
     if state is not None:
@@ -91,7 +95,31 @@ def ensure_slot(connection: Connection, slot: str, tables: Sequence[str]) -> Non
             "transaction (install_audit_triggers(metadata, engine)), or create the slot first "
             "with sqlalchemy_postgresql_audit.cdc.create_slot(engine, metadata)",
         )
-    connection.execute(text(sql.CREATE_SLOT), {"slot": slot})
+    version = refuse_failover_before_17(connection, tables, failover=failover)
+    if version >= FAILOVER_VERSION:
+        connection.execute(text(sql.CREATE_SLOT_17), {"slot": slot, "failover": failover})
+    else:
+        connection.execute(text(sql.CREATE_SLOT), {"slot": slot})
+
+
+#: The first PostgreSQL release with failover slots (``server_version_num``).
+FAILOVER_VERSION = 170000
+
+
+def refuse_failover_before_17(
+    connection: Connection, tables: Sequence[str], *, failover: bool
+) -> int:
+    """The server's ``server_version_num``; refuse a failover slot on a server without them."""
+    number, version = connection.execute(text(sql.SERVER_VERSION)).one()
+    if failover and int(number) < FAILOVER_VERSION:
+        raise AuditConfigurationError(
+            ", ".join(tables) or "(cdc)",
+            SLOT_FAILOVER_KEY,
+            f"asks for a failover slot, which PostgreSQL makes from version 17 on; this server "
+            f"runs PostgreSQL {version}.  Leave {SLOT_FAILOVER_KEY!r} out (after a failover, "
+            "reinstall on the new primary and record a baseline), or upgrade the server",
+        )
+    return int(number)
 
 
 _PUBLISHED = text(sql.PUBLISHED).bindparams(bindparam("tables", type_=ARRAY(Text())))
@@ -119,18 +147,22 @@ def _table_text(spec: AuditSpec) -> str:
 
 def prepare(connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]]) -> None:
     """Before an installation writes anything: the slot of each MetaData with CDC tables."""
-    by_slot: dict[str, list[str]] = {}
+    by_slot: dict[tuple[str, bool], list[str]] = {}
     for table, spec in pairs:
         if spec.cdc:
-            by_slot.setdefault(cdc_names(table.metadata).slot, []).append(table.name)
-    for slot, tables in by_slot.items():
-        ensure_slot(connection, slot, tables)
+            names = cdc_names(table.metadata)
+            by_slot.setdefault((names.slot, names.failover), []).append(table.name)
+    for (slot, failover), tables in by_slot.items():
+        ensure_slot(connection, slot, tables, failover=failover)
 
 
 def slot_statements(pairs: Sequence[tuple[Table, AuditSpec]]) -> list[str]:
     """For a script: create each MetaData's slot first (``prepare`` does it online)."""
-    slots = {cdc_names(table.metadata).slot for table, spec in pairs if spec.cdc}
-    return [sql.create_slot(slot) for slot in sorted(slots)]
+    slots = {
+        (names.slot, names.failover)
+        for names in (cdc_names(table.metadata) for table, spec in pairs if spec.cdc)
+    }
+    return [sql.create_slot(slot, failover=failover) for slot, failover in sorted(slots)]
 
 
 def install_statements(pairs: Sequence[tuple[Table, AuditSpec]]) -> list[str]:

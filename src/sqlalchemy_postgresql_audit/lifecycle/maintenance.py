@@ -325,10 +325,10 @@ def _extend(
     schema, name = spec.schema, spec.audit_table
     default = sql.default_partition(name)
     unit = partitioning.interval
+    found = partman.partman_for(connection, schema, name, unit)  # before: it may rename DEFAULT
     _run(connection, sql.create_default_partition(schema, name))
     owner = connection.execute(_OWNER, {"t": name_text(schema, name)}).scalar_one()
     existing = range_partitions(connection, schema, name)
-    found = partman.partman_of(connection)
     # Rows of periods that have ended are copied before the lock (``drain.prefill``).
     early = [] if found is not None else _prefill(connection, spec, partitioning, owner)
     if found is not None or early or _work(connection, spec, partitioning, at, existing):
@@ -492,8 +492,7 @@ def _creator(
     start = existing[-1].upper if existing else period_of(at, partitioning.interval).lower
     aside = partman.register(connection, found, schema, name, partitioning.interval, start)
     parent = partman.parent_name(connection, schema, name)
-    recover = aside is None and not existing  # registered, every partition gone
-    partman.premake(connection, found, parent, partitioning.interval, recover=recover)
+    partman.premake(connection, found, parent, partitioning.interval)
     return _Creator(connection, schema, name, owner, found, parent), aside
 
 
