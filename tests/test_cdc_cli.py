@@ -69,6 +69,16 @@ def test_install_creates_the_publication_slot_and_context_table_of_a_cdc_table(
     assert _scalars(plain, published) == []
 
 
+def test_install_without_tables_publishes_a_cdc_table_whose_audit_table_is_missing(
+    plain: sa.Engine,
+) -> None:
+    installed = run("install", MODELS, "--url", url_text(plain.url), "--no-tables")
+    assert installed.returncode == 0, installed.stderr
+    assert "ledger_audit does not exist: the consumer fails until it does" in installed.stderr
+    published = "SELECT tablename FROM pg_publication_tables WHERE pubname = 'audit_cdc'"
+    assert _scalars(plain, published) == ["ledger"]
+
+
 def test_the_ddl_script_of_a_cdc_table_creates_its_slot_first_and_publishes_it() -> None:
     script = run("ddl", MODELS, "--no-tables")
     assert script.returncode == 0, script.stderr

@@ -101,13 +101,16 @@ def _install(args: argparse.Namespace, ui: UI) -> int:
             # the CDC slot first: PostgreSQL makes it only before the transaction writes
             publication.prepare(connection, pairs)
             created = []
+            without_trail: set[sa.Table] = set()
             for source, spec in pairs:
                 audit_table: sa.Table = source.info[AUDIT_TABLE_KEY]
                 if inspector.has_table(audit_table.name, audit_table.schema):
                     continue
                 name = _name(spec, default, audit_table.name)
                 if args.no_tables:
-                    ui.warn(f"{name} does not exist: writes to {spec.table} fail until it does")
+                    without_trail.add(source)
+                    failing = "the consumer fails" if spec.cdc else f"writes to {spec.table} fail"
+                    ui.warn(f"{name} does not exist: {failing} until it does")
                 else:
                     audit_table.create(connection)
                     created.append(name)
@@ -127,6 +130,7 @@ def _install(args: argparse.Namespace, ui: UI) -> int:
             baselines = {
                 _name(spec, default): record_baseline(connection, source)
                 for source, spec in captured
+                if source not in without_trail
             }
     finally:
         engine.dispose()
@@ -160,7 +164,7 @@ def _captured(
             "slot": slot,
             "publication": publication_name,
             "tables": names,
-            "baseline_rows": sum(baselines[name] for name in names),
+            "baseline_rows": sum(baselines.get(name, 0) for name in names),
         }
         for (slot, publication_name), names in tables.items()
     ]
