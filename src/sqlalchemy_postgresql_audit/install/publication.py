@@ -3,7 +3,11 @@
 A CDC table (``mode="cdc"``) gets no audit trigger; what makes it audited is that its changes
 reach a consumer: it belongs to the CDC publication and a logical slot holds the WAL since
 before its first write.  Installing (``create_all``, ``install_audit_triggers``, Alembic) adds
-both; the runtime check and ``check`` refuse or report a CDC table without them, naming it.
+both; the runtime check and ``check`` refuse or report a CDC table without them, naming it,
+and a publication whose options were changed by hand (``option_drifts``).  ``check`` also
+reports what else decides whether every change is captured (``captured_states``).  Each
+partition of a partitioned CDC table gets a guard refusing a TRUNCATE of it alone, which
+PostgreSQL would not publish (``render.cdc_truncate``).
 
 The slot is created first, before anything else the installing transaction writes: PostgreSQL
 creates a logical slot only in a transaction that has not written (and waits for the write
@@ -24,15 +28,29 @@ from ..declare.naming import SLOT_FAILOVER_KEY, SLOT_KEY
 from ..declare.spec import AuditSpec
 from ..errors import AuditConfigurationError
 from ..render import cdc as sql
+from ..render import cdc_truncate as truncate
 from ..render.sql import name_text
+from .catalog import (
+    partition_guards,
+    publication_options,
+    replica_identity_code,
+    table_columns,
+)
+from .compare import (
+    OK,
+    OUTDATED,
+    Watched,
+    partition_guard_drifts,
+    publication_option_drifts,
+    replica_identity_drifts,
+)
+from .watch import column_state
 
 #: The context table's comment: marks it as the library's (Alembic never drops it).
 CONTEXT_COMMENT = "audit context of change-data-capture writes" + AUDIT_TABLE_COMMENT_SUFFIX
 
 
-def source_statements(
-    names: CdcNames, pairs: Iterable[tuple[Table, AuditSpec]]
-) -> list[str]:
+def source_statements(names: CdcNames, pairs: Iterable[tuple[Table, AuditSpec]]) -> list[str]:
     """Idempotent: the context table and its publication, the CDC publication with the tables
     of ``pairs`` (resolved specs), and each table's replica identity."""
     statements = [
@@ -41,19 +59,31 @@ def source_statements(
             names.context_publication, names.context_schema, names.context_table
         ),
         sql.create_publication(names.publication),
+        sql.set_publication_options(names.publication),
     ]
+    schemas: set[str | None] = set()
     for table, spec in pairs:
         identity = replica_identity(spec, table)
         statements.append(sql.replica_identity(spec.schema, spec.table, identity))
         statements.append(sql.add_table(names.publication, spec.schema, spec.table))
+        if spec.schema not in schemas:
+            schemas.add(spec.schema)
+            statements.append(truncate.guard_function(spec.schema))
+        statements.append(truncate.install_guard(spec.schema, spec.table))
     return statements
 
 
-def removal_statements(
-    names: CdcNames, pairs: Iterable[tuple[Table, AuditSpec]]
-) -> list[str]:
-    """Take the tables of ``pairs`` out of the publication (their replica identity stays)."""
-    return [sql.drop_table(names.publication, spec.schema, spec.table) for _, spec in pairs]
+def removal_statements(names: CdcNames, pairs: Iterable[tuple[Table, AuditSpec]]) -> list[str]:
+    """Take the tables of ``pairs`` out of the publication (their replica identity stays),
+    and their partitions' TRUNCATE guards off."""
+    return [
+        statement
+        for _, spec in pairs
+        for statement in (
+            sql.drop_table(names.publication, spec.schema, spec.table),
+            truncate.drop_guard(spec.schema, spec.table),
+        )
+    ]
 
 
 def ensure_slot(
@@ -139,6 +169,44 @@ def unpublished(
         for row in connection.execute(_PUBLISHED, {"publication": publication, "tables": names})
     }
     return [name for name in names if name not in found]
+
+
+def option_drifts(connection: Connection, publication: str) -> list[str]:
+    """How ``publication``'s options differ from what installing sets (each one names the
+    publication and the option); empty when they match or it does not exist."""
+    return publication_option_drifts(publication, publication_options(connection, publication))
+
+
+def captured_states(
+    connection: Connection, publication: str, table: Table, spec: AuditSpec, schema: str
+) -> list[Watched]:
+    """For ``check``: what decides whether a published CDC table's changes are all captured,
+    beside membership and the slot (``unpublished``): the publication's options, the table's
+    replica identity, source columns the declaration does not know (no audit column: a
+    consumer drops their values), and the TRUNCATE guards of its partitions."""
+    drifts = option_drifts(connection, publication)
+    guards = partition_guard_drifts(partition_guards(connection, schema, spec.table))
+    identity = replica_identity_drifts(
+        f"{schema}.{spec.table}",
+        replica_identity(spec, table),
+        replica_identity_code(connection, schema, spec.table),
+    )
+    return [
+        Watched("publication", publication, OUTDATED if drifts else OK, tuple(drifts)),
+        Watched(
+            "replica identity",
+            f"replica identity of {schema}.{spec.table}",
+            OUTDATED if identity else OK,
+            tuple(identity),
+        ),
+        column_state(spec, table_columns(connection, schema, spec.table)),
+        Watched(
+            "partition TRUNCATE guards",
+            f"partitions of {schema}.{spec.table}",
+            OUTDATED if guards else OK,
+            tuple(guards),
+        ),
+    ]
 
 
 def _table_text(spec: AuditSpec) -> str:

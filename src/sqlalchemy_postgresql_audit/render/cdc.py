@@ -59,6 +59,40 @@ def create_publication(publication: str) -> str:
     )
 
 
+#: What installing sets on the CDC publication, as ``pg_publication`` holds it: every operation
+#: published, and partitions published as their root (a TRUNCATE of one partition is then not
+#: published at all, so ``partition_truncate_guard`` refuses it).  Each flag with the option
+#: that sets it, for the reports.
+PUBLICATION_FLAGS = {
+    "pubinsert": "publish insert",
+    "pubupdate": "publish update",
+    "pubdelete": "publish delete",
+    "pubtruncate": "publish truncate",
+    "pubviaroot": "publish_via_partition_root",
+}
+
+
+def set_publication_options(publication: str) -> str:
+    """Put back the options ``create_publication`` sets, when one was changed by hand (an
+    ``ALTER PUBLICATION ... SET (publish = 'insert')`` leaves UPDATE, DELETE and TRUNCATE
+    uncaptured).  Changes nothing on a publication that has them, or none."""
+    flags = " AND ".join(PUBLICATION_FLAGS)
+    return _do(
+        "  IF EXISTS (SELECT FROM pg_catalog.pg_publication "
+        f"WHERE pubname OPERATOR(pg_catalog.=) {literal(publication)} AND NOT ({flags})) THEN\n"
+        f"    ALTER PUBLICATION {quote(publication)}\n"
+        f"      SET (publish = {literal(PUBLISH)}, publish_via_partition_root = true);\n"
+        "  END IF;\n"
+    )
+
+
+#: Bound: ``publication``.  Its ``PUBLICATION_FLAGS``; no row when it does not exist.
+PUBLICATION_OPTIONS = (
+    f"SELECT {', '.join(PUBLICATION_FLAGS)} FROM pg_catalog.pg_publication "
+    "WHERE pubname OPERATOR(pg_catalog.=) :publication"
+)
+
+
 def add_table(publication: str, schema: str | None, table: str) -> str:
     return _do(
         f"  IF NOT {_member(publication, schema, table)} THEN\n"
