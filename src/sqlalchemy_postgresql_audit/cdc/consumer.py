@@ -72,6 +72,10 @@ class Consumer:
         """Return the number of changes written into the trail since the previous call, once
         everything committed on the source before this call is in it.
 
+        With a subscription (``subscribes``), PostgreSQL writes the trail also between calls and
+        while no consumer runs; the first call of a ``Consumer`` counts from its own start, so
+        changes applied earlier are in the trail but not in the number.
+
         Raises ``SlotInUse`` (a ``CdcError``) when another consumer runs on the same slot."""
         with self._claimed():
             if self._same_database():
@@ -89,6 +93,11 @@ class Consumer:
             while not self._stop.is_set():
                 if not self.run_once():
                     self._stop.wait(interval)
+
+    @property
+    def subscribes(self) -> bool:
+        """Design 1: a subscription on another database writes the trail, not this process."""
+        return not self._same_database()
 
     def stop(self) -> None:
         self._stop.set()

@@ -49,6 +49,8 @@ class CdcStatus:
     apply_worker_pid: int | None = None
     apply_error_count: int | None = None
     sync_error_count: int | None = None
+    #: A target database other than the source was asked about (design 1).
+    target_given: bool = False
     #: The source server's version (``server_version``).
     server_version: str | None = None
     #: Whether the naming convention asks for a failover slot (``audit.slot_failover``).
@@ -77,6 +79,12 @@ class CdcStatus:
             found.append(
                 f"slot {self.slot!r} holds more WAL than max_slot_wal_keep_size: it will be "
                 "invalidated at the next checkpoint unless the consumer catches up"
+            )
+        if self.target_given and self.slot_exists and self.subscription is None:
+            found.append(
+                f"the target has no subscription {self.slot!r}: the trail is not being written "
+                "there.  Start the consumer (sqlalchemy-postgresql-audit cdc run MODULE:METADATA "
+                "--source URL --target URL)"
             )
         if self.subscription_enabled is False:
             found.append(f"subscription {self.subscription!r} is disabled")
@@ -145,8 +153,9 @@ def cdc_status(source: Engine, metadata: MetaData, target: Engine | None = None)
         failover=None if failover is None else bool(failover.failover),
         synchronized_standby_slots=None if failover is None else failover.standby_slots,
     )
-    if target is None:
+    if target is None or _identity(target) == _identity(source):
         return found
+    found = replace(found, target_given=True)
     with target.connect() as connection:
         subscription = connection.execute(
             text(sql.SUBSCRIPTION_STATUS), {"subscription": names.slot}
@@ -172,6 +181,12 @@ def cdc_status(source: Engine, metadata: MetaData, target: Engine | None = None)
         sync_error_count=None if errors is None else int(errors.sync_error_count),
         subscription_failover=subscription_failover,
     )
+
+
+def _identity(engine: Engine) -> tuple[object, ...]:
+    """Which database ``engine`` reaches, whatever its URL says."""
+    with engine.connect() as connection:
+        return tuple(connection.execute(text(sql.DATABASE_IDENTITY)).one())
 
 
 def _seconds(lag: Any, lag_bytes: Any) -> float | None:
