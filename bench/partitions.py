@@ -17,8 +17,9 @@ each operation reports its duration and the writer's longest wait during it.
   (``retention_keep``: DETACH only), against ``DELETE ... WHERE`` of the same rows from an
   unpartitioned audit table;
 - ``history``: ``history(table, key)`` (about ``rows / keys`` versions) on the 52-week table and
-  on the unpartitioned one, with psycopg2 (which never prepares a statement) and psycopg 3
-  (which prepares one it runs five times), and the partitioned plan's shape;
+  on the unpartitioned one, with psycopg2 (where the library prepares its history queries
+  server-side), psycopg2 with ``audit_prepare=False`` (planned on every call) and psycopg 3
+  (which prepares a statement it runs five times), and the partitioned plan's shape;
 - ``as_of``: one row's state, and the whole table's state (every key), 26 weeks back;
 - ``writer``: the writer's single-row INSERT, autocommitted, into an audited table whose audit
   table is the 52-week one or the unpartitioned one (each already holding ``--rows``), against
@@ -247,11 +248,15 @@ def run(url: sa.URL, args: argparse.Namespace) -> int:
         "loadavg_before": load_before,
     }
     back = now - WEEKS // 2 * week
-    # psycopg 3 prepares a statement it runs 5 times; psycopg2 never does.
+    # psycopg 3 prepares a statement it runs 5 times; psycopg2 never does, so the library
+    # prepares its history queries there, unless told not to (audit_prepare=False).
     readers = {
         driver: sa.create_engine(url.set(drivername=f"postgresql+{driver}"))
         for driver in ("psycopg2", "psycopg")
     }
+    readers["psycopg2, unprepared"] = sa.create_engine(
+        url.set(drivername="postgresql+psycopg2"), execution_options={"audit_prepare": False}
+    )
     results["history_ms"] = {driver: {} for driver in readers}
     results["as_of_row_ms"] = {driver: {} for driver in readers}
     for name in ("flat", "weekly"):

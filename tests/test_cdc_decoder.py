@@ -555,3 +555,35 @@ def test_the_decoder_keeps_its_slot_restart_point_close_behind(
                 "FROM pg_replication_slots WHERE slot_name = 'audit_cdc'"
             ).scalar()
         assert behind is not None and behind < 100_000
+
+
+def test_a_lost_slot_stops_the_decoder_and_status_says_how_to_recover(
+    engine: sa.Engine,
+) -> None:
+    """A slot invalidated for holding more WAL than ``max_slot_wal_keep_size`` allows: the
+    decoder refuses to go on, and ``cdc status`` reports it, both with the way to recover."""
+    from sqlalchemy_postgresql_audit.cdc import CdcError, Consumer
+    from sqlalchemy_postgresql_audit.cdc.status import cdc_status
+
+    table = declare()
+    with published(engine, table.metadata):
+        admin = engine.execution_options(isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.exec_driver_sql("ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'")
+            connection.exec_driver_sql("SELECT pg_reload_conf()")
+            try:
+                for i in range(4):
+                    with engine.begin() as writer:
+                        writer.execute(table.insert().values(id=i, place="x" * 1000))
+                    connection.exec_driver_sql("SELECT pg_switch_wal()")
+                    connection.exec_driver_sql("CHECKPOINT")
+            finally:
+                connection.exec_driver_sql("ALTER SYSTEM RESET max_slot_wal_keep_size")
+                connection.exec_driver_sql("SELECT pg_reload_conf()")
+        with pytest.raises(CdcError, match="invalidated") as raised:
+            Consumer(engine, metadata=table.metadata).run_once()
+        assert "pg_drop_replication_slot" in str(raised.value)
+        assert "record_baseline" in str(raised.value)
+        status = cdc_status(engine, table.metadata)
+        assert status.wal_status == "lost"
+        assert any("record_baseline" in problem for problem in status.problems)

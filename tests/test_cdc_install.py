@@ -280,3 +280,13 @@ def test_the_install_script_makes_the_slot_first_and_publishes(logical_database_
         assert found == 1
     finally:
         engine.dispose()
+
+
+def test_redaction_is_refused_in_cdc_mode_saying_why_and_what_to_do_instead() -> None:
+    with pytest.raises(AuditConfigurationError) as raised:
+        _table(sa.MetaData(), mode="cdc", redact={"owner": "mask"})
+    assert (raised.value.table, raised.value.key) == ("account", "redact")
+    message = str(raised.value)
+    assert "'account'" in message and "'redact'" in message
+    assert "travel through the WAL in clear" in message  # why
+    assert "mode='statement' or 'row'" in message and "exclude_columns" in message  # instead

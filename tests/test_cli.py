@@ -176,6 +176,7 @@ def test_install_check_drift_and_repair(url: str, engine: sa.Engine) -> None:
     assert json.loads(ok(run("install", TARGET, "--url", url, "--json"))) == {
         "installed": ["public.projects", "public.tasks"],
         "created_audit_tables": [],
+        "cdc": [],
     }
     assert check_json(url)[0] == 0
 

@@ -456,4 +456,4 @@ def test_help_documents_the_table_and_key_syntax() -> None:
     for command in ("history", "as-of"):
         out = ok(command, "--help")
         assert '"my.table"' in out and 'schema."my.table"' in out
-        assert "``code=x`` on a text key is the text ``code=x``" in out
+        assert "code=x on a text key is the text code=x" in out

@@ -213,3 +213,39 @@ def test_a_conversion_stopped_after_its_first_step_is_reported_and_then_undone(
     partition_audit_table(engine, table)  # finishes
     assert kind(engine) == "p"
     assert trail(engine) == rows
+
+
+def converted_check_left(engine: sa.Engine) -> bool:
+    with engine.connect() as connection:
+        found = connection.execute(
+            sa.text("SELECT count(*) FROM pg_constraint WHERE conname = 'accounts_audit_converted'")
+        )
+        return bool(found.scalar_one())
+
+
+def test_an_at_whose_first_bound_has_passed_is_refused_before_step_one(
+    engine: sa.Engine,
+) -> None:
+    table = existing_history(engine)
+    past = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=30)
+    with pytest.raises(AuditError, match=r"at=.*present has passed"):
+        partition_audit_table(engine, table, at=past)
+    assert not converted_check_left(engine) and kind(engine) == "r"
+    with engine.begin() as connection:  # writes go on
+        connection.execute(table.update().where(table.c.id == 1).values(balance=5))
+
+
+def test_a_failed_validation_removes_the_check_of_step_one(engine: sa.Engine) -> None:
+    """A row recorded after the first partition's bound (a clock ahead, a restored trail):
+    step 2 fails, and step 1's check, committed, is dropped again rather than left to refuse
+    every write once its bound passes."""
+    table = existing_history(engine)
+    later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=40)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text("UPDATE accounts_audit SET audit_operation_timestamp = :t WHERE id = 2"),
+            {"t": later},
+        )
+    with pytest.raises(AuditError, match=r"rows recorded at or after.*removed again"):
+        partition_audit_table(engine, table)
+    assert not converted_check_left(engine) and kind(engine) == "r"

@@ -252,12 +252,16 @@ def test_aremoved_history_reads_the_removal_on_an_async_session(
         assert removed is not None and removed == removed_history(connection, table)
 
 
-def test_removed_history_is_none_on_a_whole_trail_and_names_a_purge(engine: sa.Engine) -> None:
+@pytest.mark.parametrize("append_only", [True, False])
+def test_removed_history_is_none_on_a_whole_trail_and_names_a_purge(
+    engine: sa.Engine, append_only: bool
+) -> None:
+    """Without ``append_only`` (no guard to write it) the purge writes its ``P`` marker itself."""
     table = sa.Table(
         "ledger",
         sa.MetaData(),
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-        info={"audit.options": {"enabled": True, "append_only": True}},
+        info={"audit.options": {"enabled": True, "append_only": append_only}},
     )
     table.metadata.create_all(engine)
     with engine.begin() as connection:

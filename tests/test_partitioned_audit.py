@@ -845,3 +845,34 @@ def test_offline_migration_emits_the_default_partition(tmp_path: Any, engine: sa
         with pytest.raises(sa.exc.DBAPIError, match="append"):
             connection.execute(sa.text("TRUNCATE accounts_audit_default"))
     assert acl is None or "=r/" not in acl  # PUBLIC's SELECT taken back
+
+
+@pytest.mark.parametrize("partition", [None, "week"])
+def test_append_only_on_names_holding_a_colon(engine: sa.Engine, partition: str | None) -> None:
+    """A ``:`` is written ``U&"...\\003a..."`` in identifiers (hidden from bind parameters);
+    the guard's partition loop names the table inside a string for ``to_regclass``, where
+    only the plain quoting is valid."""
+    with engine.begin() as connection:
+        connection.exec_driver_sql('CREATE SCHEMA "Sch :x"')
+    options: dict[str, Any] = {"enabled": True, "append_only": True}
+    if partition:
+        options["partition"] = partition
+    table = sa.Table(
+        "acc :y",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("balance", sa.Integer),
+        schema="Sch :x",
+        info={"audit.options": options},
+    )
+    table.metadata.create_all(engine)  # PostgreSQL 15 refused the guard's loop here
+    with engine.begin() as connection:
+        connection.execute(table.insert().values(id=1, balance=1))
+    audit = audit_table_of(table)
+    with engine.connect() as connection:
+        assert connection.execute(sa.select(audit.c.id)).scalars().all() == [1]
+        with pytest.raises(sa.exc.DBAPIError, match="append-only"):
+            connection.execute(audit.delete())
+    if partition:  # later versions found no table by that name, and guarded no partition
+        with engine.connect() as connection, pytest.raises(sa.exc.DBAPIError, match="append"):
+            connection.exec_driver_sql('TRUNCATE "Sch :x"."acc :y_audit_default"')

@@ -20,6 +20,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy_postgresql_audit import history, maintain
 from sqlalchemy_postgresql_audit.cli.check import table_states
 from sqlalchemy_postgresql_audit.declare.audit_table import SPEC_KEY
+from sqlalchemy_postgresql_audit.errors import AuditError
 from sqlalchemy_postgresql_audit.lifecycle.archive import (
     publish,
     subscribe_archive,
@@ -33,8 +34,10 @@ from sqlalchemy_postgresql_audit.lifecycle.partition_catalog import (
 from sqlalchemy_postgresql_audit.lifecycle.partman import (
     install_maintenance_function,
     partman_of,
+    register,
     schedule_partman_maintenance,
 )
+from sqlalchemy_postgresql_audit.render.partitioning import default_partition
 from sqlalchemy_postgresql_audit.render.partman import MAINTENANCE_FUNCTION
 
 UTC = datetime.timezone.utc
@@ -545,3 +548,150 @@ def test_check_reports_a_registration_whose_table_is_not_partitioned(
     assert any(
         "'public.accounts_audit'" in d and "partman.part_config" in d for d in state.details
     ), state.details
+
+
+def named(name: str, **options: Any) -> sa.Table:
+    return sa.Table(
+        name,
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("balance", sa.Integer),
+        info={"audit.options": {"enabled": True, "partition": "week", **options}},
+    )
+
+
+def partition_bounds(engine: sa.Engine, audit_table: str) -> list[tuple[str, str]]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.text(
+                "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i "
+                "JOIN pg_class c ON c.oid = i.inhrelid "
+                "WHERE i.inhparent = CAST(:t AS regclass) ORDER BY 1"
+            ),
+            {"t": f'"{audit_table}"'},
+        )
+        return [(row[0], row[1]) for row in rows]
+
+
+def waiting(engine: sa.Engine, audit_table: str) -> int:
+    with engine.connect() as connection:
+        found = [n for n, bound in partition_bounds(engine, audit_table) if bound == "DEFAULT"]
+        return int(connection.execute(sa.text(f'SELECT count(*) FROM "{found[0]}"')).scalar_one())
+
+
+def test_long_names_pg_partman_would_cut_stay_on_the_built_in_path(
+    partman_engine: sa.Engine,
+) -> None:
+    """pg_partman cuts a long parent's name for its partitions' and DEFAULT partition's names
+    (where the library hashes): two tables sharing their first 55 characters would share
+    partition names, and the DEFAULT partition would not be found.  Such a table is not
+    registered (a warning names it); one registered before is taken back, its DEFAULT
+    partition found by its bound."""
+    engine = partman_engine
+    base = "customer_subscription_renewal_notification_preferences_"
+    email, phone = named(base + "email"), named(base + "phone")
+    for table in (email, phone):
+        table.metadata.create_all(engine)
+    audit_names = [t.info["audit.table"].name for t in (email, phone)]
+    for table in (email, phone, email, phone):
+        with pytest.warns(UserWarning, match="not registered with pg_partman.*longer than"):
+            maintain(engine, table)
+    assert registrations(engine) == []
+    with engine.begin() as connection:
+        for table in (email, phone):
+            connection.execute(table.insert().values(id=1, balance=1))
+    for name in audit_names:
+        assert len([b for _, b in partition_bounds(engine, name) if b != "DEFAULT"]) == 5
+        assert waiting(engine, name) == 0  # the present has a partition of its own
+    # A table an earlier version registered: unregistered, DEFAULT partition renamed back.
+    (email_audit, _) = audit_names
+    with engine.begin() as connection:
+        for partition, bound in partition_bounds(engine, email_audit):
+            if bound != "DEFAULT":
+                connection.execute(sa.text(f'DROP TABLE "{partition}"'))
+        found = partman_of(connection)
+        assert found is not None
+        start = datetime.datetime.now(UTC) - datetime.timedelta(days=1)
+        connection.execute(sa.text("SET LOCAL timezone = 'UTC'"))
+        register(connection, found, None, email_audit, "week", start)
+    assert registrations(engine) == [f"public.{email_audit}"]
+    for _ in range(2):
+        with pytest.warns(UserWarning, match="not registered with pg_partman"):
+            maintain(engine, email)
+    assert registrations(engine) == []
+    defaults = [n for n, b in partition_bounds(engine, email_audit) if b == "DEFAULT"]
+    assert defaults == [default_partition(email_audit)]
+    run_partman_maintenance(engine)
+
+
+def week_name(moment: datetime.datetime) -> str:
+    return f"accounts_audit_p{moment:%Gw%V}"
+
+
+def test_a_relation_holding_pg_partmans_next_name_is_refused_naming_it(
+    partman_engine: sa.Engine,
+) -> None:
+    """pg_partman skips a period whose name a relation holds, silently (a gap in the middle);
+    its names are predictable, so ``maintain`` refuses first, naming the table and owner."""
+    engine, table = partman_engine, accounts()
+    table.metadata.create_all(engine)
+    fifth = datetime.datetime.now(UTC) + datetime.timedelta(weeks=5)  # pg_partman makes it too
+    with engine.begin() as connection:
+        connection.execute(sa.text(f"CREATE TABLE {week_name(fifth)} (x int)"))
+    with pytest.raises(AuditError, match=rf"{week_name(fifth)}.*owned by 'postgres'"):
+        maintain(engine, table)
+    with engine.begin() as connection:
+        connection.execute(sa.text(f"DROP TABLE {week_name(fifth)}"))
+    maintain(engine, table)
+    with engine.connect() as connection:
+        beyond = range_partitions(connection, None, "accounts_audit")[-1].upper  # next week
+    with engine.begin() as connection:
+        connection.execute(sa.text(f"CREATE TABLE {week_name(beyond)} (x int)"))
+    with pytest.raises(AuditError, match=rf"{week_name(beyond)}.*owned by 'postgres'"):
+        maintain(engine, table, at=beyond)
+    with engine.begin() as connection:
+        connection.execute(sa.text(f"DROP TABLE {week_name(beyond)}"))
+    (done,) = maintain(engine, table, at=beyond)
+    assert week_name(beyond) in done.created
+
+
+def test_names_pg_partman_cannot_quote_stay_on_the_built_in_path(
+    partman_engine: sa.Engine,
+) -> None:
+    engine, table = partman_engine, named('o\'brien "t"')
+    table.metadata.create_all(engine)
+    with pytest.warns(UserWarning, match="o'brien.*not registered with pg_partman.*quote"):
+        (done,) = maintain(engine, table)
+    assert len(done.created) == 5
+    assert registrations(engine) == []
+    run_partman_maintenance(engine)
+
+
+def test_a_kept_partition_holding_pg_partmans_name_does_not_wedge_maintain(
+    partman_engine: sa.Engine,
+) -> None:
+    """Retention kept an old week's partition under pg_partman's name; a row of that week
+    arrives (a restore, a late apply): its new partition takes the next name, as on the
+    built-in path (pg_partman would skip the period and the drain would fail every run)."""
+    engine = partman_engine
+    table = accounts(retention=datetime.timedelta(weeks=1), retention_keep=True)
+    table.metadata.create_all(engine)
+    now = datetime.datetime.now(UTC)
+    maintain(engine, table, at=now - datetime.timedelta(weeks=8))
+    (kept,) = maintain(engine, table)
+    old = now - datetime.timedelta(weeks=6)
+    assert week_name(old) in kept.detached
+    audit = table.info["audit.table"]
+    with engine.begin() as connection:
+        connection.execute(
+            audit.insert().values(
+                id=5, balance=5, audit_operation="I", audit_operation_timestamp=old
+            )
+        )
+    (done,) = maintain(engine, table)
+    assert done.created == (f"{week_name(old)}_2",) and done.drained == 1
+    assert set(partitions(engine).values()) == {partition_comment("accounts_audit")}
+    with engine.connect() as connection:
+        moved = f"SELECT id FROM {week_name(old)}_2"
+        assert list(connection.execute(sa.text(moved)).scalars()) == [5]
+    run_partman_maintenance(engine)

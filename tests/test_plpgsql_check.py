@@ -17,7 +17,13 @@ import sqlalchemy as sa
 
 from sqlalchemy_postgresql_audit import AUDIT_TABLE_KEY, SPEC_KEY, AuditSpec
 from sqlalchemy_postgresql_audit.declare.options import CAPTURES
-from sqlalchemy_postgresql_audit.render import NEW_ROWS, OLD_ROWS, guard_function, qualified
+from sqlalchemy_postgresql_audit.render import (
+    NEW_ROWS,
+    OLD_ROWS,
+    cdc_truncate,
+    guard_function,
+    qualified,
+)
 
 REQUIRE_ENV = "AUDIT_REQUIRE_PLPGSQL_CHECK"
 
@@ -166,3 +172,17 @@ def test_the_checker_finds_a_broken_function(checker: sa.Engine) -> None:
         )
         found = findings(connection, "broken", "target", None, None)
     assert any("nope" in message for _, message in found)
+
+
+def test_the_cdc_partition_truncate_guard_passes_plpgsql_check(checker: sa.Engine) -> None:
+    """``render.cdc_truncate``'s function, checked on a partition as its guard fires there."""
+    with checker.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE measure (id int) PARTITION BY RANGE (id)")
+        connection.exec_driver_sql(
+            "CREATE TABLE measure_1 PARTITION OF measure FOR VALUES FROM (0) TO (10)"
+        )
+        connection.exec_driver_sql(cdc_truncate.guard_function("public").replace("%", "%%"))
+        found = findings(
+            connection, f"public.{cdc_truncate.GUARD_FUNCTION}", "measure_1", None, None
+        )
+    assert found == []

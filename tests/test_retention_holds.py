@@ -12,10 +12,18 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from sqlalchemy_postgresql_audit import MaintenanceError, hold, maintain, release
+from sqlalchemy_postgresql_audit import (
+    AuditError,
+    MaintenanceError,
+    hold,
+    holds_of,
+    maintain,
+    release,
+)
 from sqlalchemy_postgresql_audit.lifecycle.holds import holds_watched
 from sqlalchemy_postgresql_audit.render import quote
 from sqlalchemy_postgresql_audit.render.partitioning import HOLDS_TABLE
+from sqlalchemy_postgresql_audit.retention import purge_audit_history
 
 UTC = datetime.timezone.utc
 #: A Wednesday; its ISO week starts on Monday 2026-03-02.
@@ -212,3 +220,76 @@ def test_a_hold_placed_while_retention_waits_for_its_detach_stops_it_or_waits_fo
     with engine.connect() as connection:
         reason = connection.execute(sa.text(f"SELECT reason FROM {HOLDS_TABLE}")).scalar_one()
     assert reason == "litigation 2026-17"
+
+
+def test_a_hold_pauses_purge_audit_history_too(engine: sa.Engine) -> None:
+    table = sa.Table(
+        "accounts",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("balance", sa.Integer),
+        info={"audit.options": {"enabled": True, "append_only": True}},
+    )
+    table.metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(table.insert().values(id=1, balance=10))
+    hold(engine, table, "litigation 2026-17")
+    hold(engine, table, "investigation 3")
+
+    def purge() -> int:
+        with engine.begin() as connection:
+            bound = connection.execute(sa.select(sa.func.now())).scalar_one()
+            return purge_audit_history(connection, table, before=bound)
+
+    held = r"held \(litigation 2026-17; investigation 3\).*release"
+    with pytest.raises(AuditError, match=held):
+        purge()
+    with engine.connect() as connection:
+        ids = connection.execute(sa.text("SELECT id FROM accounts_audit")).scalars()
+        assert list(ids) == [1]
+    release(engine, table, "litigation 2026-17")
+    release(engine, table, "investigation 3")
+    assert purge() == 1
+
+
+def test_purge_audit_history_refuses_a_connection_above_read_committed(
+    engine: sa.Engine,
+) -> None:
+    table = accounts()
+    table.metadata.create_all(engine)
+    isolated = sa.create_engine(engine.url, isolation_level="REPEATABLE READ")
+    try:
+        with isolated.connect() as connection, pytest.raises(AuditError, match="REPEATABLE READ"):
+            purge_audit_history(connection, table, before=NOW)
+    finally:
+        isolated.dispose()
+
+
+def test_holds_as_a_role_without_rights_name_the_role_and_what_it_needs(
+    engine: sa.Engine, database_url: sa.URL, make_role: Callable[[str], str]
+) -> None:
+    auditor = make_role("auditor")
+    table = accounts()
+    table.metadata.create_all(engine)
+    hold(engine, table, "litigation 2026-17")
+    owner = engine.url.username
+    other = sa.create_engine(database_url.set(username=auditor))
+    try:
+        with pytest.raises(AuditError, match=rf"holds_of: role '{auditor}' .*SELECT.*'{owner}'"):
+            holds_of(other, table)
+        for call in (hold, release):
+            with pytest.raises(AuditError, match=rf"role '{auditor}' .*run it as '{owner}'"):
+                call(other, table, "litigation 2026-17")
+    finally:
+        other.dispose()
+    assert [h.reason for h in holds_of(engine, table)] == ["litigation 2026-17"]
+
+
+@pytest.mark.parametrize("at", [datetime.date(2026, 3, 4), "2026-03-04", NOW.replace(tzinfo=None)])
+def test_maintain_refuses_an_at_without_a_moment_or_a_time_zone(
+    engine: sa.Engine, at: object
+) -> None:
+    table = accounts()
+    table.metadata.create_all(engine)
+    with pytest.raises(AuditError, match=r"maintain: at.*(a datetime with a time zone|naive)"):
+        maintain(engine, table, at=at)  # type: ignore[arg-type]

@@ -22,8 +22,9 @@ from ..declare.cdc import CdcNames, cdc_names, replica_identity
 from ..declare.naming import fit_identifier
 from ..install.compare import compare_publication
 from ..install.ddl import AuditDDL, audited_tables
-from ..install.publication import CONTEXT_COMMENT
+from ..install.publication import CONTEXT_COMMENT, option_drifts
 from ..render import cdc as sql
+from ..render import cdc_truncate as truncate
 from ..render.cdc import REPLICA_IDENTITIES
 
 IMPORT = "import sqlalchemy_postgresql_audit.alembic  # noqa: F401  (registers op.*_audit_table)"
@@ -113,8 +114,11 @@ def _publish(operations: Operations, operation: PublishAuditTableOp) -> None:
             names.context_publication, names.context_schema, names.context_table
         ),
         sql.create_publication(names.publication),
+        sql.set_publication_options(names.publication),
         sql.replica_identity(operation.schema, operation.table_name, operation.replica_identity),
         sql.add_table(names.publication, operation.schema, operation.table_name),
+        truncate.guard_function(operation.schema),
+        truncate.install_guard(operation.schema, operation.table_name),
     ]
     for statement in statements:
         operations.execute(AuditDDL(statement))
@@ -125,6 +129,7 @@ def _unpublish(operations: Operations, operation: UnpublishAuditTableOp) -> None
     operations.execute(
         AuditDDL(sql.drop_table(operation.publication, operation.schema, operation.table_name))
     )
+    operations.execute(AuditDDL(truncate.drop_guard(operation.schema, operation.table_name)))
 
 
 @renderers.dispatch_for(PublishAuditTableOp)
@@ -162,7 +167,8 @@ def publication_operations(
             _IDENTITIES, {"schemas": [k[0] for k in keys], "tables": [k[1] for k in keys]}
         )
     }
-    changes = compare_publication(declared, published, identities)
+    drifted = option_drifts(connection, names.publication) if declared else []
+    changes = compare_publication(declared, published, identities, drifted)
 
     def arguments(key: tuple[str, str], identity: str) -> dict[str, Any]:
         return {

@@ -9,7 +9,8 @@ decoder (``.decoder``).
 
 from __future__ import annotations
 
-from .consumer import CdcError, Consumer, create_slot
+from .consumer import Consumer, create_slot
+from .errors import CdcError, SlotInUse
 from .replica import install_capture
 
-__all__ = ["CdcError", "Consumer", "create_slot", "install_capture"]
+__all__ = ["CdcError", "Consumer", "SlotInUse", "create_slot", "install_capture"]

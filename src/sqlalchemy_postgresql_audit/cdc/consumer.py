@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import AbstractContextManager
 
 from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, func, select, text
 from sqlalchemy.engine import URL
@@ -22,19 +23,18 @@ from sqlalchemy.exc import DBAPIError
 from ..declare.audit_table import AUDIT_TABLE_KEY
 from ..declare.cdc import CdcNames, cdc_names
 from ..declare.spec import AUDIT_ID
-from ..errors import AuditError
 from ..install.ddl import audited_tables
 from ..install.publication import ensure_slot
 from ..render import cdc as sql
+from .claim import SlotClaim
 from .decoder import Decoder
+from .errors import CdcError
 from .replica import Replica
+
+__all__ = ["CdcError", "Consumer", "create_slot"]
 
 #: How often ``run_once`` looks at the target while it waits.
 POLL_SECONDS = 0.05
-
-
-class CdcError(AuditError, RuntimeError):
-    """The consumer cannot make progress (the subscription's errors are in the target's log)."""
 
 
 def _require_installed(source: Engine, metadata: MetaData) -> None:
@@ -65,10 +65,12 @@ def _require_installed(source: Engine, metadata: MetaData) -> None:
 
 def create_slot(engine: Engine, metadata: MetaData) -> None:
     """Create the CDC slot of ``metadata`` on ``engine``'s database unless it exists, in a
-    transaction of its own (for installs whose transaction already wrote)."""
+    transaction of its own (for installs whose transaction already wrote); a failover slot
+    when the naming convention ``audit.slot_failover`` is ``True`` (PostgreSQL 17+)."""
     tables = [table.name for table, spec in audited_tables(metadata) if spec.cdc]
+    names = cdc_names(metadata)
     with engine.begin() as connection:
-        ensure_slot(connection, cdc_names(metadata).slot, tables)
+        ensure_slot(connection, names.slot, tables, failover=names.failover)
 
 
 class Consumer:
@@ -90,26 +92,42 @@ class Consumer:
         self._seen: dict[str, int] | None = None
         self._replica: Replica | None = None
         self._decoder: Decoder | None = None
+        self._claim: SlotClaim | None = None
         self._installed = False
 
     def run_once(self) -> int:
         """Return the number of changes written into the trail since the previous call, once
-        everything committed on the source before this call is in it."""
+        everything committed on the source before this call is in it.
+
+        With a subscription (``subscribes``), PostgreSQL writes the trail also between calls and
+        while no consumer runs; the first call of a ``Consumer`` counts from its own start, so
+        changes applied earlier are in the trail but not in the number.
+
+        Raises ``SlotInUse`` (a ``CdcError``) when another consumer runs on the same slot."""
         if not self._installed:
             _require_installed(self.source, self.metadata)
             self._installed = True
-        if self._same_database():
-            return self._decode_once()
-        return self._replicate_once()
+        with self._claimed():
+            if self._same_database():
+                return self._decode_once()
+            return self._replicate_once()
 
     def run(self, interval: float = 1.0) -> None:
         """``run_once`` until ``stop()`` (for a worker thread), waiting ``interval`` seconds
         after a run that found nothing to write: a run that wrote goes on at once, or the
-        wait would add to the lag of every change under a steady load."""
+        wait would add to the lag of every change under a steady load.  The slot stays
+        claimed for the whole run, so a second consumer is refused rather than let in
+        between two rounds."""
         self._stop.clear()
-        while not self._stop.is_set():
-            if not self.run_once():
-                self._stop.wait(interval)
+        with self._claimed():
+            while not self._stop.is_set():
+                if not self.run_once():
+                    self._stop.wait(interval)
+
+    @property
+    def subscribes(self) -> bool:
+        """Design 1: a subscription on another database writes the trail, not this process."""
+        return not self._same_database()
 
     def stop(self) -> None:
         self._stop.set()
@@ -119,6 +137,16 @@ class Consumer:
         until it is dropped there or a subscription uses it again)."""
         if self.target is not None and not self._same_database():
             Replica(self.source, self.target, self.metadata).drop()
+
+    def _claimed(self) -> AbstractContextManager[None]:
+        """One consumer per slot, whichever design (``.claim``); the decoder's own claim when
+        it is the decoder, so the two are one."""
+        if self._claim is None:
+            if self._same_database():
+                self._claim = self._the_decoder().claim
+            else:
+                self._claim = SlotClaim(self.source, cdc_names(self.metadata).slot)
+        return self._claim.held()
 
     def _same_database(self) -> bool:
         if self.target is None:
@@ -130,7 +158,17 @@ class Consumer:
         database; then the context rows it consumed are deleted (they are in the WAL it
         already read, and the context publication does not publish deletes)."""
         names = cdc_names(self.metadata)
+        context = sql.last_context(names.context_schema, names.context_table)
+        with self.source.connect() as connection:
+            fence = connection.execute(text(context)).scalar()
+        written = self._the_decoder().run_once()
+        if fence is not None:
+            _delete_context(self.source, names, int(fence))
+        return written
+
+    def _the_decoder(self) -> Decoder:
         if self._decoder is None:
+            names = cdc_names(self.metadata)
             self._decoder = Decoder(
                 self.source,
                 self.source,
@@ -140,13 +178,7 @@ class Consumer:
                 context_publication=names.context_publication,
                 context_table=names.context_table,
             )
-        context = sql.last_context(names.context_schema, names.context_table)
-        with self.source.connect() as connection:
-            fence = connection.execute(text(context)).scalar()
-        written = self._decoder.run_once()
-        if fence is not None:
-            _delete_context(self.source, names, int(fence))
-        return written
+        return self._decoder
 
     def _replicate_once(self) -> int:
         assert self.target is not None

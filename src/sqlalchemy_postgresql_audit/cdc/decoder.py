@@ -16,32 +16,45 @@ with ``REPLICA IDENTITY FULL``, else the trail's previous version (``.previous``
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import logging
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, Engine, MetaData
+from sqlalchemy import Connection, Engine, MetaData, text
 from sqlalchemy.exc import DBAPIError
 
 from ..declare.spec import AuditSpec
 from ..errors import AuditError
 from ..install.ddl import audited_tables
 from ..install.resolve import resolve_specs
+from ..render.cdc import SLOT_STATE
 from ..render.cdc_decoder import (
     ADVANCE,
+    FLUSH_POSITION,
+    GENERATED_COLUMNS,
+    LOCK_SLOT,
     LOG_SNAPSHOT,
     OUTPUT_SETTINGS,
     PEEK,
+    PROGRESS_TABLE,
     RESTART_LAG,
     TABLE_COLUMNS,
+    UNLOCK_SLOT,
     WAL_POSITION,
     present_rows,
 )
+from ..render.cdc_locks import SLOT_READER
 from ..render.sql import name_text
 from .changes import DecoderError, Entry, any_key_moved, audit_rows, wanted_keys
+from .claim import SlotClaim
+from .context_check import ContextCheck, is_bad_input
 from .copy import copy_in, copy_out
+from .errors import CdcError, SlotInUse
 from .key_moves import move_of, writes_k
 from .pgoutput import (
     Begin,
@@ -56,8 +69,17 @@ from .pgoutput import (
     parse_message,
 )
 from .previous import KEPT, PreviousVersions
-from .progress import Progress, ensure_progress_table, load_progress, save_progress
+from .progress import (
+    Progress,
+    ensure_progress_table,
+    keep_private,
+    load_progress,
+    save_progress,
+)
 from .rows import Context, TablePlan
+from .status import RECOVER_LOST_SLOT
+
+log = logging.getLogger(__name__)
 
 #: The table a writer's transaction inserts its context into (published insert-only).
 CONTEXT_TABLE = "audit_cdc_context"
@@ -121,47 +143,123 @@ class Decoder:
         self._previous = PreviousVersions()
         self._progress_table_checked = False
         self._log_snapshots = True
+        #: One decoder per slot (``.claim``): taken by ``run_once`` and ``run``.
+        self.claim = SlotClaim(source, slot)
+        #: Changes written so far (a batch written again after a failed COPY counts once).
+        self._flushed = 0
+        #: Set while a batch whose COPY failed on bad input is written again.
+        self._context_check: ContextCheck | None = None
 
     # -- public -------------------------------------------------------------------------------
 
     def run_once(self) -> int:
-        """Write every change committed before the call; return how many were written."""
-        with self.source.connect() as source:
-            upto, xmax = source.exec_driver_sql(WAL_POSITION).one()
-        total = 0
-        while True:
-            written, finished = self._batch(upto, int(xmax))
-            total += written
-            if finished:
-                return total
+        """Write every change committed before the call; return how many were written.
+
+        Raises ``SlotInUse`` when another consumer holds the slot."""
+        with self.claim.held():
+            with self.source.connect() as source:
+                upto, xmax = source.exec_driver_sql(WAL_POSITION).one()
+            total = 0
+            while True:
+                written, finished = self._batch(upto, int(xmax))
+                total += written
+                if finished:
+                    return total
 
     def run(self, stop_event: threading.Event | None = None, *, idle: float = 0.5) -> None:
-        """``run_once`` until ``stop_event`` is set, waiting ``idle`` seconds when caught up."""
+        """``run_once`` until ``stop_event`` is set, waiting ``idle`` seconds when caught up,
+        holding the slot's claim throughout."""
         stop = stop_event or threading.Event()
-        while not stop.is_set():
-            if not self.run_once():
-                stop.wait(idle)
+        with self.claim.held():
+            while not stop.is_set():
+                if not self.run_once():
+                    stop.wait(idle)
 
     # -- one batch ----------------------------------------------------------------------------
 
     def _batch(self, upto: str, xmax: int) -> tuple[int, bool]:
         limit = self.batch_changes
-        data, specs = self._peek(upto, limit)
-        messages = copy_binary_rows(data)
         with self.target.connect() as target:
             if not self._progress_table_checked:
                 ensure_progress_table(target, self.progress_schema)
+                keep_private(target, self.progress_schema)
                 target.commit()
                 self._progress_table_checked = True
-            progress = load_progress(target, self.progress_schema, self.slot)
-            written, last_end = self._write(target, specs, messages, progress, xmax)
-        finished = len(messages) < limit
-        advance_to = max(last_end, parse_lsn(upto)) if finished else last_end
-        if advance_to:
-            with self.source.begin() as source:
-                source.exec_driver_sql(ADVANCE, {"slot": self.slot, "lsn": format_lsn(advance_to)})
-                self._move_restart_point(source)
+            with self._slot_locked(target):
+                data, specs = self._peek(upto, limit)
+                messages = copy_binary_rows(data)
+                flushed = self._flushed
+                try:
+                    last_end = self._write_batch(target, specs, messages, upto, xmax)
+                except Exception as error:
+                    if not is_bad_input(error):
+                        raise
+                    # Nothing in the WAL fails to cast: a writer's context value does.
+                    target.rollback()
+                    self._context_check = ContextCheck()
+                    try:
+                        last_end = self._write_batch(target, specs, messages, upto, xmax)
+                    finally:
+                        self._context_check = None
+                written = self._flushed - flushed
+                finished = len(messages) < limit
+                advance_to = max(last_end, parse_lsn(upto)) if finished else last_end
+                if advance_to:
+                    with self.source.begin() as source:
+                        lsn = format_lsn(advance_to)
+                        source.exec_driver_sql(ADVANCE, {"slot": self.slot, "lsn": lsn})
+                        self._move_restart_point(source)
         return written, finished
+
+    def _write_batch(
+        self,
+        target: Connection,
+        specs: dict[tuple[str, str], AuditSpec],
+        messages: list[bytes],
+        upto: str,
+        xmax: int,
+    ) -> int:
+        target.exec_driver_sql(OUTPUT_SETTINGS)
+        progress = load_progress(target, self.progress_schema, self.slot)
+        if progress.end_lsn > parse_lsn(upto):
+            self._refuse_progress_ahead(progress)
+        return self._write(target, specs, messages, progress, xmax)
+
+    def _refuse_progress_ahead(self, progress: Progress) -> None:
+        """A progress row beyond the server's WAL was not written by a decoder of this slot
+        (a restored copy of another server's, or one written by hand): every change below it
+        would be skipped for good."""
+        with self.source.connect() as source:
+            flushed = source.exec_driver_sql(FLUSH_POSITION).scalar_one()
+        if progress.end_lsn > parse_lsn(flushed):
+            raise DecoderError(
+                f"slot {self.slot!r}: the progress table records {format_lsn(progress.end_lsn)}"
+                f", beyond the server's WAL ({flushed}); it was not written by a decoder of "
+                "this slot (a restore from another server, or an edit): the decoder would skip "
+                "every change below it.  Delete that progress row, then record a baseline"
+            )
+
+    @contextmanager
+    def _slot_locked(self, target: Connection) -> Iterator[None]:
+        """Hold the slot's lock on ``target`` from before the peek until after the advance: a
+        second decoder on the slot waits, then reads the progress this one recorded (the
+        lock outlives the commits of a batch written in several transactions)."""
+        key = {"key": _lock_key(self.progress_schema, self.slot)}
+        target.exec_driver_sql(LOCK_SLOT, key)
+        target.commit()
+        try:
+            yield
+        except BaseException:
+            try:
+                target.rollback()
+                target.exec_driver_sql(UNLOCK_SLOT, key)
+                target.commit()
+            except DBAPIError:
+                # A lost connection lost the lock with it; never pool one that may hold it.
+                target.invalidate()
+            raise
+        target.exec_driver_sql(UNLOCK_SLOT, key)
+        target.commit()
 
     def _move_restart_point(self, source: Connection) -> None:
         """Every peek decodes the WAL again from the slot's restart point, which moves only
@@ -206,14 +304,36 @@ class Decoder:
                 try:
                     data = copy_out(source, PEEK, parameters)
                 except Exception as error:
-                    if not _slot_in_use(error) or attempt >= _SLOT_WAITS:
-                        raise
                     source.rollback()
+                    if not _slot_in_use(error):
+                        if _slot_lost(source, self.slot):
+                            raise CdcError(f"slot {self.slot!r}: {RECOVER_LOST_SLOT}") from error
+                        raise
+                    if attempt >= _SLOT_WAITS:
+                        raise self._slot_read_elsewhere(source) from error
                     time.sleep(0.1)
                     continue
                 source.rollback()
                 return data, specs
         raise AssertionError("unreachable")
+
+    def _slot_read_elsewhere(self, source: Connection) -> SlotInUse:
+        """The slot stayed active for another process through every wait: a subscription,
+        ``pg_recvlogical`` or a decoder that does not claim it (an older release) reads it."""
+        row = source.execute(text(SLOT_READER), {"slot": self.slot}).first()
+        who = (
+            "another process"
+            if row is None or row[0] is None
+            else (f"server process {row[0]} ({row[2] or 'backend'}, application {row[1]!r})")
+        )
+        return SlotInUse(
+            self.slot,
+            f"slot {self.slot!r} is being read by another consumer, {who}, and stayed so for "
+            f"{_SLOT_WAITS // 10} s: a slot has one reader at a time.  Stop the other consumer "
+            "(a subscription reading this slot: drop it, or run design 1's Consumer with its "
+            "target instead of the decoder), or give this one its own slot with the naming "
+            "convention 'audit.slot'",
+        )
 
     def _write(
         self,
@@ -222,11 +342,11 @@ class Decoder:
         messages: list[bytes],
         progress: Progress,
         xmax: int,
-    ) -> tuple[int, int]:
-        """Write the transactions of ``messages`` the trail lacks; return how many changes,
-        and the end of the last transaction the trail now holds."""
+    ) -> int:
+        """Write the transactions of ``messages`` the trail lacks; return the end of the last
+        transaction the trail now holds."""
         trail = _Trail()
-        written, last_end = 0, progress.end_lsn if progress.complete else 0
+        last_end = progress.end_lsn if progress.complete else 0
         covered = progress
         self._previous.forget()
         begin: Begin | None = None
@@ -256,7 +376,7 @@ class Decoder:
                     for done, now in lines:
                         if trail.changes >= self.batch_changes or (now and trail.changes):
                             covered = Progress(end, done, done == count)
-                            written += self._flush(target, trail, covered)
+                            self._flush(target, trail, covered)
                     covered = Progress(end, count, True)
                 last_end = message.end_lsn
                 begin = None
@@ -272,18 +392,20 @@ class Decoder:
                     if oid not in context_oids:
                         entries.append(Entry(self._audited_plan(oid), None, context))
         if trail.changes:
-            written += self._flush(target, trail, covered)
-        return written, last_end
+            self._flush(target, trail, covered)
+        return last_end
 
-    def _flush(self, target: Connection, trail: _Trail, progress: Progress) -> int:
+    def _flush(self, target: Connection, trail: _Trail, progress: Progress) -> None:
         """COPY the pending lines and record ``progress``, in one target transaction."""
         for copy_sql, lines in trail.segments.items():
             copy_in(target, copy_sql, b"".join(lines))
         save_progress(target, self.progress_schema, self.slot, progress)
         target.commit()
-        changes, trail.changes = trail.changes, 0
+        # Old rows read back from the trail must read as the WAL writes them.
+        target.exec_driver_sql(OUTPUT_SETTINGS)
+        self._flushed += trail.changes
+        trail.changes = 0
         trail.segments.clear()
-        return changes
 
     # -- one transaction ----------------------------------------------------------------------
 
@@ -309,13 +431,17 @@ class Decoder:
         prefixes: dict[tuple[int, str, int], bytes] = {}
         full = self.batch_changes
         previous = self._previous
+        check = self._context_check
 
         def prefix(entry: Entry, code: str) -> bytes:
             """The fields before the values, made once per table, code and context."""
             key = (id(entry.plan), code, id(entry.context))
             made = prefixes.get(key)
             if made is None:
-                made = prefixes[key] = entry.plan.prefix(code, when, transaction_id, entry.context)
+                context = entry.context
+                if check is not None:
+                    context = check.fit(target, entry.plan, context, transaction_id)
+                made = prefixes[key] = entry.plan.prefix(code, when, transaction_id, context)
             return made
 
         for index in range(skip, len(entries)):
@@ -373,6 +499,12 @@ class Decoder:
             return None
         operations = {t.operation for t in spec.triggers}
         identity = relation.replica_identity
+        if identity == "i" and operations & {"UPDATE", "DELETE"}:
+            raise DecoderError(
+                f"table {relation.schema}.{relation.name} has REPLICA IDENTITY USING INDEX, "
+                "which the decoder does not support (the WAL then carries that index's "
+                "columns, not the key the trail is kept by): set REPLICA IDENTITY DEFAULT or FULL"
+            )
         if (
             identity != "f"
             and operations & {"UPDATE", "DELETE"}
@@ -395,12 +527,28 @@ class Decoder:
             )
         missing = [c for c in spec.columns if c in audit_columns and c not in relation.columns]
         if missing:
+            self._check_missing(relation, missing)
+        return TablePlan.make(spec, relation, audit_columns)
+
+    def _check_missing(self, relation: Relation, missing: list[str]) -> None:
+        """Recorded columns the relation lacks: a generated column's value is not in the WAL
+        (an error: it would always be NULL); a column dropped while the decoder runs is
+        recorded as NULL from then on, as in trigger mode after the migration."""
+        name = name_text(relation.schema, relation.name)
+        with self.source.connect() as source:
+            rows = source.exec_driver_sql(GENERATED_COLUMNS, {"table": name, "columns": missing})
+            generated = [r[0] for r in rows]
+        if generated:
             raise DecoderError(
-                f"table {relation.schema}.{relation.name}: column(s) {missing!r} are recorded "
+                f"table {relation.schema}.{relation.name}: column(s) {generated!r} are recorded "
                 "but not published (a generated column's value is not in the WAL); leave them "
                 "out with 'exclude_columns'"
             )
-        return TablePlan.make(spec, relation, audit_columns)
+        log.warning(
+            "table %s: column(s) %r are no longer published (dropped?): recorded as NULL",
+            name,
+            missing,
+        )
 
 
 #: How many times (0.1 s apart) a decoder waits for its slot to be free.
@@ -410,6 +558,22 @@ _SLOT_WAITS = 100
 #: How far behind its confirmed position the slot's restart point may fall before the decoder
 #: logs a running-transactions record (one WAL segment).
 RESTART_LAG_BYTES = 16 * 1024 * 1024
+
+
+def _slot_lost(source: Connection, slot: str) -> bool:
+    """Whether the slot is invalidated: it can never deliver the changes it lost.  ``False``
+    when the question fails too (the read's own error is the one to show then)."""
+    try:
+        row = source.execute(text(SLOT_STATE), {"slot": slot}).first()
+    except DBAPIError:
+        return False
+    return row is not None and row.wal_status == "lost"
+
+
+def _lock_key(schema: str | None, slot: str) -> int:
+    """The advisory lock key of ``slot``'s progress row: a signed 64-bit hash of the names."""
+    name = f"{schema or ''}.{PROGRESS_TABLE}.{slot}".encode()
+    return int.from_bytes(hashlib.blake2b(name, digest_size=8).digest(), "big", signed=True)
 
 
 def _slot_in_use(error: Exception) -> bool:
@@ -436,6 +600,6 @@ def _full_transaction_id(xid: int, xmax: int) -> int:
 def _present_rows(target: Connection, plan: TablePlan) -> list[bytes]:
     """The rows a TRUNCATE of ``plan``'s table removed, as the trail has them (COPY text)."""
     spec = plan.spec
-    keys = spec.key_columns or tuple(plan.relation.columns[i] for i in plan.key_positions)
+    keys = spec.key_columns or plan.relation.key_columns
     sql = present_rows(spec.schema, spec.audit_table, keys, plan.mirrored)
     return copy_out(target, sql, {}).splitlines()

@@ -14,7 +14,16 @@ from dataclasses import dataclass
 from sqlalchemy import Connection
 
 from ..declare.audit_table import AUDIT_TABLE_COMMENT_SUFFIX
-from ..render.cdc_decoder import create_progress_table, read_progress, record_progress
+from ..render.cdc_decoder import (
+    PROGRESS_OTHER_RIGHTS,
+    PROGRESS_TABLE,
+    create_progress_table,
+    progress_table_exists,
+    read_progress,
+    record_progress,
+)
+from ..render.sql import name_text
+from .claim import lock_creating
 from .pgoutput import format_lsn, parse_lsn
 
 
@@ -40,8 +49,29 @@ PROGRESS_COMMENT = "change-data-capture decoder's progress" + AUDIT_TABLE_COMMEN
 
 
 def ensure_progress_table(connection: Connection, schema: str | None) -> None:
+    """Create the progress table unless it exists; under the creation lock, looking again once
+    it is held, so two decoders starting together (on other slots: they share the table)
+    neither fail on each other's table nor replace its grants and comment."""
+    if _progress_table_exists(connection, schema):
+        return
+    lock_creating(connection)
+    if _progress_table_exists(connection, schema):
+        return
     for statement in create_progress_table(schema, PROGRESS_COMMENT):
         connection.exec_driver_sql(statement)
+
+
+def _progress_table_exists(connection: Connection, schema: str | None) -> bool:
+    return bool(connection.exec_driver_sql(progress_table_exists(schema)).scalar())
+
+
+def keep_private(connection: Connection, schema: str | None) -> None:
+    """Take every right on the progress table from every role but its owner (default
+    privileges may have granted some when it was made): a role that can move the progress
+    row forward makes the decoder skip changes."""
+    table = name_text(schema, PROGRESS_TABLE)
+    for (revoke,) in connection.exec_driver_sql(PROGRESS_OTHER_RIGHTS, {"table": table}).all():
+        connection.exec_driver_sql(revoke)
 
 
 def load_progress(connection: Connection, schema: str | None, slot: str) -> Progress:

@@ -36,9 +36,10 @@ from ..declare.audit_table import AUDIT_TABLE_KEY
 from ..declare.cdc import CdcNames, cdc_names
 from ..declare.spec import AuditSpec
 from ..install.ddl import audited_tables, execute_statements, install_statements
-from ..install.publication import CONTEXT_COMMENT
+from ..install.publication import CONTEXT_COMMENT, refuse_failover_before_17
 from ..install.resolve import check_audit_tables, resolve_specs
 from ..render import cdc as sql
+from .claim import creating
 
 _SUBSCRIPTION_EXISTS = text(
     "SELECT EXISTS (SELECT FROM pg_catalog.pg_subscription "
@@ -67,12 +68,23 @@ class Replica:
         return [(table, spec) for table, spec in audited_tables(self.metadata) if spec.cdc]
 
     def prepare(self) -> bool:
-        """Create on the target what is missing; returns whether the subscription was new."""
+        """Create on the target what is missing; returns whether the subscription was new.
+
+        Under the target's creation lock (``.claim.creating``), held across the tables'
+        transaction and the subscription's, so two consumers starting together (of other
+        slots: they share the context table and its trigger) find what the first made."""
+        with creating(self.target):
+            return self._prepare()
+
+    def _prepare(self) -> bool:
         pairs = self.pairs()
+        names = self.names
+        if names.failover:
+            with self.source.connect() as source:
+                refuse_failover_before_17(source, [table.name for table, _ in pairs], failover=True)
         with self.target.begin() as connection:
             _create_tables(connection, pairs)
             _install_capture(connection, pairs)
-            names = self.names
             execute_statements(
                 connection,
                 [
@@ -87,6 +99,7 @@ class Replica:
             exists = connection.execute(_SUBSCRIPTION_EXISTS, {"name": self.subscription})
             if exists.scalar():
                 return False
+            target_version = connection.dialect.server_version_info or (0,)
         with self.target.connect().execution_options(isolation_level="AUTOCOMMIT") as autocommit:
             autocommit.execute(
                 text(
@@ -96,6 +109,8 @@ class Replica:
                         names.publications,
                         names.slot,
                         "on",
+                        # An older subscriber leaves the slot's property alone.
+                        failover=names.failover and target_version >= (17,),
                     )
                 )
             )

@@ -8,6 +8,7 @@ runs): which of the relation's values go into which audit column, and the COPY s
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -21,6 +22,8 @@ from ..declare.spec import (
 )
 from ..render.cdc_decoder import copy_into
 from .pgoutput import UNCHANGED, Relation, Values
+
+log = logging.getLogger(__name__)
 
 NULL = b"\\N"
 #: The capture the decoder computes per row; every other one is per transaction.
@@ -82,7 +85,9 @@ class TablePlan:
         excluded = set(spec.exclude_columns)
         mirrored = tuple(c for c in relation.columns if c in present and c not in excluded)
         index = {c: i for i, c in enumerate(relation.columns)}
-        keys = spec.key_columns or relation.key_columns
+        # Only a declared key: under REPLICA IDENTITY FULL the WAL flags every column as part
+        # of the identity, and a table without a key has no key to move.
+        keys = spec.key_columns
         captures = [capture_column(c) for c in spec.captures if c != CHANGED_COLUMNS]
         columns = (
             AUDIT_OPERATION,
@@ -178,6 +183,10 @@ class Context:
         row = {c: v.decode() for c, v in zip(columns, values, strict=True) if isinstance(v, bytes)}
         if "settings" in columns:
             settings = json.loads(row.get("settings", "{}"))
+            if not isinstance(settings, dict):
+                # Written by hand: it sets nothing, and must not stop the trail either.
+                log.warning("context row with settings %r, not an object: ignored", settings)
+                settings = {}
             row = {
                 k: v if isinstance(v, str) else json.dumps(v)
                 for k, v in settings.items()

@@ -13,16 +13,21 @@ from typing import Any
 from sqlalchemy import Engine, MetaData, text
 
 from ..declare.cdc import cdc_names
+from ..declare.naming import SLOT_FAILOVER_KEY
+from ..install.publication import FAILOVER_VERSION
 from ..render import cdc as sql
 
-#: What to do about a lost slot.
+#: What to do about a lost slot, in either design.
 RECOVER_LOST_SLOT = (
     "the slot is invalidated (wal_status 'lost'): the source removed WAL it still needed, so "
-    "changes since its confirmed position never reached the trail.  Recover: drop the "
-    "subscription on the target (Consumer.drop), drop the slot on the source "
-    "(pg_drop_replication_slot), install again (install_audit_triggers creates a new slot), "
-    "re-seed the target's replica tables from the source while writes are paused, and record "
-    "a baseline of each CDC table on the target so the gap is visible in its history"
+    "changes since its confirmed position never reached the trail, and never will.  Recover: "
+    "stop the consumer; with a subscription (design 1), drop it on the target "
+    "(Consumer.drop); drop the slot on the source (pg_drop_replication_slot); install again "
+    "(install_audit_triggers or cdc.create_slot creates a new slot); with a subscription, "
+    "re-seed the target's replica tables from the source while writes are paused; then record "
+    "a baseline of each CDC table where its trail is (record_baseline), so the gap is visible "
+    "in its history.  Raise max_slot_wal_keep_size, or watch 'cdc status', so it does not "
+    "happen again"
 )
 
 
@@ -44,6 +49,19 @@ class CdcStatus:
     apply_worker_pid: int | None = None
     apply_error_count: int | None = None
     sync_error_count: int | None = None
+    #: A target database other than the source was asked about (design 1).
+    target_given: bool = False
+    #: The source server's version (``server_version``).
+    server_version: str | None = None
+    #: Whether the naming convention asks for a failover slot (``audit.slot_failover``).
+    failover_wanted: bool = False
+    #: Whether the slot is a failover slot (``None``: PostgreSQL before 17 has none).
+    failover: bool | None = None
+    #: The source's ``synchronized_standby_slots`` (17+): the standbys' physical slots that
+    #: logical consumers wait for, so the trail never gets ahead of a standby.
+    synchronized_standby_slots: str | None = None
+    #: Whether the subscription (design 1, PostgreSQL 17+ target) keeps the slot a failover one.
+    subscription_failover: bool | None = None
 
     @property
     def problems(self) -> tuple[str, ...]:
@@ -62,6 +80,12 @@ class CdcStatus:
                 f"slot {self.slot!r} holds more WAL than max_slot_wal_keep_size: it will be "
                 "invalidated at the next checkpoint unless the consumer catches up"
             )
+        if self.target_given and self.slot_exists and self.subscription is None:
+            found.append(
+                f"the target has no subscription {self.slot!r}: the trail is not being written "
+                "there.  Start the consumer (sqlalchemy-postgresql-audit cdc run MODULE:METADATA "
+                "--source URL --target URL)"
+            )
         if self.subscription_enabled is False:
             found.append(f"subscription {self.subscription!r} is disabled")
         if self.apply_error_count:
@@ -69,7 +93,32 @@ class CdcStatus:
                 f"subscription {self.subscription!r}: {self.apply_error_count} apply errors "
                 "(the messages are in the target's server log)"
             )
+        if self.slot_exists and self.slot_database == self.database:
+            found += self._failover_problems()
         return tuple(found)
+
+    def _failover_problems(self) -> list[str]:
+        if self.failover_wanted and self.failover is None:
+            return [
+                f"naming convention {SLOT_FAILOVER_KEY!r} asks for a failover slot, which "
+                f"PostgreSQL makes from version 17 on; this server runs {self.server_version}"
+            ]
+        if self.failover_wanted and not self.failover:
+            return [
+                f"slot {self.slot!r} is not a failover slot, though {SLOT_FAILOVER_KEY!r} asks "
+                "for one: after a switchover to a standby the trail stops.  Drop the slot "
+                "while the consumer is stopped and install again (a new slot: record a "
+                "baseline), or with a subscription ALTER SUBSCRIPTION ... DISABLE, SET "
+                "(failover = true), ENABLE"
+            ]
+        if self.failover and not self.synchronized_standby_slots:
+            return [
+                f"slot {self.slot!r} is a failover slot but synchronized_standby_slots is "
+                "empty on the source: the consumer may receive changes a standby has not, and "
+                "after a failover the trail would hold transactions the new primary lost.  "
+                "Name the standbys' physical slots in synchronized_standby_slots"
+            ]
+        return []
 
 
 def cdc_status(source: Engine, metadata: MetaData, target: Engine | None = None) -> CdcStatus:
@@ -77,8 +126,18 @@ def cdc_status(source: Engine, metadata: MetaData, target: Engine | None = None)
     with source.connect() as connection:
         slot = connection.execute(text(sql.SLOT_STATUS), {"slot": names.slot}).first()
         database = str(connection.execute(text("SELECT pg_catalog.current_database()")).scalar())
+        number, version = connection.execute(text(sql.SERVER_VERSION)).one()
+        failover = None
+        if slot is not None and int(number) >= FAILOVER_VERSION:
+            failover = connection.execute(text(sql.SLOT_FAILOVER), {"slot": names.slot}).first()
     if slot is None:
-        return CdcStatus(slot=names.slot, database=database, slot_exists=False)
+        return CdcStatus(
+            slot=names.slot,
+            database=database,
+            slot_exists=False,
+            server_version=version,
+            failover_wanted=names.failover,
+        )
     found = CdcStatus(
         slot=names.slot,
         database=database,
@@ -89,18 +148,28 @@ def cdc_status(source: Engine, metadata: MetaData, target: Engine | None = None)
         lag_bytes=None if slot.lag_bytes is None else int(slot.lag_bytes),
         lag_seconds=_seconds(slot.lag_seconds, slot.lag_bytes),
         retained_bytes=None if slot.retained_bytes is None else int(slot.retained_bytes),
+        server_version=version,
+        failover_wanted=names.failover,
+        failover=None if failover is None else bool(failover.failover),
+        synchronized_standby_slots=None if failover is None else failover.standby_slots,
     )
-    if target is None:
+    if target is None or _identity(target) == _identity(source):
         return found
+    found = replace(found, target_given=True)
     with target.connect() as connection:
         subscription = connection.execute(
             text(sql.SUBSCRIPTION_STATUS), {"subscription": names.slot}
         ).first()
-        errors = None
-        if (connection.dialect.server_version_info or (0,)) >= (15,):
+        target_version = connection.dialect.server_version_info or (0,)
+        errors = subscription_failover = None
+        if target_version >= (15,):
             errors = connection.execute(
                 text(sql.SUBSCRIPTION_ERRORS), {"subscription": names.slot}
             ).first()
+        if target_version >= (17,):
+            subscription_failover = connection.execute(
+                text(sql.SUBSCRIPTION_FAILOVER), {"subscription": names.slot}
+            ).scalar()
     if subscription is None:
         return found
     return replace(
@@ -110,7 +179,14 @@ def cdc_status(source: Engine, metadata: MetaData, target: Engine | None = None)
         apply_worker_pid=subscription.pid,
         apply_error_count=None if errors is None else int(errors.apply_error_count),
         sync_error_count=None if errors is None else int(errors.sync_error_count),
+        subscription_failover=subscription_failover,
     )
+
+
+def _identity(engine: Engine) -> tuple[object, ...]:
+    """Which database ``engine`` reaches, whatever its URL says."""
+    with engine.connect() as connection:
+        return tuple(connection.execute(text(sql.DATABASE_IDENTITY)).one())
 
 
 def _seconds(lag: Any, lag_bytes: Any) -> float | None:

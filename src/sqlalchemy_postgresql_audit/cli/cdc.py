@@ -4,7 +4,12 @@
 ``TARGET`` (``MODULE:METADATA``) into ``--target`` (another database: a subscription there
 captures; none: the source's own database, through the decoder).  ``--once`` returns when
 everything committed before it started is in the trail; without it, it runs until interrupted.
-``cdc status`` exits 1 when the slot is missing or invalidated or the subscription is failing.
+``cdc status`` exits 1 when the slot is missing or invalidated, the subscription is failing,
+or ``--target`` holds no subscription.  ``cdc create-slot TARGET --url URL`` creates the slot
+(what an Alembic migration cannot: a slot is made only before a transaction writes).
+
+``cdc run`` refuses before it starts, naming the slot and what to do, when the slot is missing,
+lost or decodes another database: PostgreSQL's own error would name an internal table.
 """
 
 from __future__ import annotations
@@ -14,9 +19,16 @@ from dataclasses import asdict
 
 from sqlalchemy import MetaData
 
-from ..cdc.consumer import Consumer
-from ..cdc.status import cdc_status
-from .base import EXIT_DRIFT, EXIT_OK, Command, add_target_argument
+from ..cdc.consumer import Consumer, create_slot
+from ..cdc.status import CdcStatus, cdc_status
+from .base import (
+    EXIT_DRIFT,
+    EXIT_OK,
+    CliError,
+    Command,
+    add_target_argument,
+    add_url_argument,
+)
 from .database import create_engine
 from .target import load_metadata
 from .ui import UI
@@ -38,6 +50,13 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
             default=None,
             help="SQLAlchemy URL of the database holding the trail (default: the source)",
         )
+    slot = actions.add_parser(
+        "create-slot", help="create the logical slot of the CDC tables (after a migration)"
+    )
+    for flag in ("--json", "--no-color", "--debug"):
+        slot.add_argument(flag, action="store_true", default=argparse.SUPPRESS)
+    add_target_argument(slot)
+    add_url_argument(slot)
     run.add_argument("--once", action="store_true", help="return once caught up")
     run.add_argument("--interval", type=float, default=1.0, help="seconds between rounds")
 
@@ -46,14 +65,24 @@ def _run(args: argparse.Namespace, ui: UI) -> int:
     metadata = load_metadata(args.target)
     if args.cdc_action == "status":
         return _status(args, ui, metadata)
+    if args.cdc_action == "create-slot":
+        return _create_slot(args, ui, metadata)
     source = create_engine(args.source)
     target = create_engine(args.target_url) if args.target_url else None
-    consumer = Consumer(source, target, metadata=metadata)
     try:
+        _require_slot(cdc_status(source, metadata), args.target)
+        consumer = Consumer(source, target, metadata=metadata)
         if args.once:
             written = consumer.run_once()
             if ui.json:
                 ui.emit_json({"written": written})
+            elif consumer.subscribes:
+                ui.line(
+                    f"caught up: {written} changes applied while this run waited (the "
+                    "subscription writes the trail also between runs; those are in the "
+                    "trail, not in this number)",
+                    "ok",
+                )
             else:
                 ui.line(f"caught up: {written} changes written", "ok")
             return EXIT_OK
@@ -63,6 +92,40 @@ def _run(args: argparse.Namespace, ui: UI) -> int:
         source.dispose()
         if target is not None:
             target.dispose()
+
+
+def _require_slot(found: CdcStatus, models: str) -> None:
+    """Before consuming: the slot exists in this database and has all its WAL."""
+    install = f"sqlalchemy-postgresql-audit install {models} --url SOURCE"
+    if not found.slot_exists:
+        raise CliError(
+            f"slot {found.slot!r} does not exist on database {found.database!r}: change-data-"
+            f"capture is not installed there and CDC writes are not captured.  Run {install} "
+            f"(or, after an Alembic migration, sqlalchemy-postgresql-audit cdc create-slot "
+            f"{models} --url SOURCE)"
+        )
+    if found.problems and found.slot_database != found.database:
+        raise CliError(found.problems[0])
+    if found.wal_status == "lost":
+        raise CliError(
+            f"slot {found.slot!r} is invalidated (wal_status 'lost'): it can no longer deliver "
+            f"changes.  See sqlalchemy-postgresql-audit cdc status {models} --source SOURCE for "
+            "how to recover"
+        )
+
+
+def _create_slot(args: argparse.Namespace, ui: UI, metadata: MetaData) -> int:
+    engine = create_engine(args.url)
+    try:
+        create_slot(engine, metadata)
+        found = cdc_status(engine, metadata)
+    finally:
+        engine.dispose()
+    if ui.json:
+        ui.emit_json({"slot": found.slot, "database": found.database})
+    else:
+        ui.line(f"slot {found.slot} is ready on database {found.database}", "ok")
+    return EXIT_OK
 
 
 def _status(args: argparse.Namespace, ui: UI, metadata: MetaData) -> int:

@@ -13,8 +13,9 @@ rules and row-level security, source columns neither mirrored nor excluded, and 
 ahead partitions exist and the rows waiting in its DEFAULT partition (``gap`` when the next
 write has no partition), and any table made to look like one of its kept partitions
 (``unexpected``); for a ``redact: hash`` column, recorded values that are not digests of
-a key version the key table holds.  ``--json`` lists each object with its
-state, so an operator sees what is watched.
+a key version the key table holds; for a CDC table, its publication and slot, the
+publication's options, its replica identity, its source columns and its partitions' TRUNCATE
+guards.  ``--json`` lists each object with its state, so an operator sees what is watched.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from ..install.compare import (
 )
 from ..install.ddl import resolve_spec
 from ..install.exposure import exposure, replica_setters
-from ..install.publication import unpublished
+from ..install.publication import captured_states, unpublished
 from ..install.watch import exposure_states, index_states, privilege_states, replica_states
 from ..lifecycle.coverage import GAP, coverage, coverage_watched, registration_watched
 from ..lifecycle.holds import holds_watched
@@ -134,23 +135,31 @@ def table_states(
 def _captured(
     connection: sa.Connection, source: sa.Table, spec: AuditSpec, schema: str
 ) -> TableState:
-    """A CDC table is audited when it is in its publication and the slot holds its changes."""
+    """A CDC table is audited when it is in its publication and the slot holds its changes,
+    and is current when nothing else lets a change go uncaptured (``captured_states``)."""
     names = cdc_names(source.metadata)
     missing = unpublished(connection, names.publication, names.slot, [replace(spec, schema=schema)])
-    details = (
-        (
-            f"not captured: not in publication {names.publication!r}, or slot {names.slot!r} "
-            "is missing or lost (install again; see cdc status)",
+    objects: list[Watched] = []
+    if missing:
+        status, details = (
+            "missing",
+            [
+                f"not captured: not in publication {names.publication!r}, or slot {names.slot!r} "
+                "is missing or lost (install again; see cdc status)"
+            ],
         )
-        if missing
-        else (f"captured by change-data-capture (publication {names.publication!r})",)
-    )
+    else:
+        objects = captured_states(connection, names.publication, source, spec, schema)
+        status, details = _status(objects)
+        if status == OK:
+            details = [f"captured by change-data-capture (publication {names.publication!r})"]
     return TableState(
         schema=schema,
         table=spec.table,
         audit_table=spec.audit_table,
-        status="missing" if missing else OK,
-        details=details,
+        status=status,
+        details=tuple(details),
+        objects=tuple(objects),
     )
 
 

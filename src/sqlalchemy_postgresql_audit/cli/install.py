@@ -3,17 +3,24 @@
 ``ddl`` is for teams that migrate with plain SQL files: by default it also creates the audit
 tables (``CREATE TABLE IF NOT EXISTS``), so the script makes a database that has the source
 tables audited; ``--no-tables`` leaves only functions and triggers.  ``install`` runs the same
-in one transaction, table by table so that hundreds of tables show progress.
+in one transaction, table by table so that hundreds of tables show progress.  For a CDC table
+(``mode="cdc"``) it installs what ``install_audit_triggers`` does: the slot first (PostgreSQL
+makes one only before the transaction writes), then the publication, replica identity and
+context table, and a baseline of the rows the trail does not hold yet.
 """
 
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 import sqlalchemy as sa
 
 from ..declare.audit_table import AUDIT_TABLE_KEY
+from ..declare.cdc import cdc_names
 from ..declare.spec import AuditSpec
+from ..history import record_baseline
+from ..install import publication
 from ..install.catalog import default_schema
 from ..install.ddl import (
     as_script,
@@ -55,7 +62,13 @@ def _ddl_arguments(parser: argparse.ArgumentParser) -> None:
 def _ddl(args: argparse.Namespace, ui: UI) -> int:
     pairs = audited(load_metadata(args.target), args.target, args.table)
     script = "" if args.no_tables else audit_table_script(pairs)
-    script += as_script(install_statements(spec for _, spec in pairs))
+    script += as_script(
+        [
+            *publication.slot_statements(pairs),
+            *install_statements(spec for _, spec in pairs),
+            *publication.install_statements(pairs),
+        ]
+    )
     if ui.json:
         ui.emit_json({"tables": [_name(spec) for _, spec in pairs], "script": script})
     else:
@@ -85,33 +98,76 @@ def _install(args: argparse.Namespace, ui: UI) -> int:
                     f"not in the database: {', '.join(absent)} "
                     "(create the tables first; install audits existing tables)"
                 )
+            # the CDC slot first: PostgreSQL makes it only before the transaction writes
+            publication.prepare(connection, pairs)
             created = []
+            without_trail: set[sa.Table] = set()
             for source, spec in pairs:
                 audit_table: sa.Table = source.info[AUDIT_TABLE_KEY]
                 if inspector.has_table(audit_table.name, audit_table.schema):
                     continue
                 name = _name(spec, default, audit_table.name)
                 if args.no_tables:
-                    ui.warn(f"{name} does not exist: writes to {spec.table} fail until it does")
+                    without_trail.add(source)
+                    failing = "the consumer fails" if spec.cdc else f"writes to {spec.table} fail"
+                    ui.warn(f"{name} does not exist: {failing} until it does")
                 else:
                     audit_table.create(connection)
                     created.append(name)
+            captured = []
             for done, (source, spec) in enumerate(pairs, 1):
                 resolved = resolve_spec(connection, spec)
                 # 0.5.x triggers, an older declaration's: replaced, never left to audit twice
                 leftovers = leftover_statements(connection, [(source, resolved)], default)
                 execute_statements(connection, [*leftovers, *install_statements([resolved])])
+                if resolved.cdc:
+                    captured.append((source, resolved))
                 ui.progress(done, len(pairs), "installed")
+            # the publication, replica identity and context table of the CDC tables; rows
+            # older than the trail get a baseline in the same transaction (the table is locked
+            # until it commits), or the decoder could not rebuild their old values
+            execute_statements(connection, publication.install_statements(captured))
+            baselines = {
+                _name(spec, default): record_baseline(connection, source)
+                for source, spec in captured
+                if source not in without_trail
+            }
     finally:
         engine.dispose()
     installed = [_name(spec, default) for _, spec in pairs]
+    cdc = _captured(captured, default, baselines)
     if ui.json:
-        ui.emit_json({"installed": installed, "created_audit_tables": created})
+        ui.emit_json({"installed": installed, "created_audit_tables": created, "cdc": cdc})
         return EXIT_OK
     ui.line(f"installed auditing on {_count(installed, 'table')}", "ok")
     if created:
         ui.line(f"created {_count(created, 'audit table')}: {', '.join(created)}")
+    for capture in cdc:
+        ui.line(
+            f"change-data-capture of {', '.join(capture['tables'])}: publication "
+            f"{capture['publication']}, slot {capture['slot']}, {capture['baseline_rows']} "
+            "existing rows recorded as baseline (the trail is written by 'cdc run')"
+        )
     return EXIT_OK
+
+
+def _captured(
+    pairs: list[tuple[sa.Table, AuditSpec]], default: str | None, baselines: dict[str, int]
+) -> list[dict[str, Any]]:
+    """Per slot: the CDC tables ``install`` published, for the report."""
+    tables: dict[tuple[str, str], list[str]] = {}
+    for source, spec in pairs:
+        names = cdc_names(source.metadata)
+        tables.setdefault((names.slot, names.publication), []).append(_name(spec, default))
+    return [
+        {
+            "slot": slot,
+            "publication": publication_name,
+            "tables": names,
+            "baseline_rows": sum(baselines.get(name, 0) for name in names),
+        }
+        for (slot, publication_name), names in tables.items()
+    ]
 
 
 def _uninstall_arguments(parser: argparse.ArgumentParser) -> None:
@@ -126,8 +182,12 @@ def _uninstall(args: argparse.Namespace, ui: UI) -> int:
     try:
         with begin(engine) as connection:
             default = default_schema(connection)
-            for done, (_, spec) in enumerate(pairs, 1):
-                statements = uninstall_statements([resolve_spec(connection, spec)])
+            for done, (source, spec) in enumerate(pairs, 1):
+                resolved = resolve_spec(connection, spec)
+                statements = [
+                    *uninstall_statements([resolved]),
+                    *publication.uninstall_statements([(source, resolved)]),
+                ]
                 execute_statements(connection, statements)
                 ui.progress(done, len(pairs), "uninstalled")
     finally:
@@ -158,7 +218,8 @@ DDL = Command(
 )
 INSTALL = Command(
     name="install",
-    help="create missing audit tables and install functions and triggers",
+    help="create missing audit tables and install functions and triggers (CDC tables: "
+    "publication, slot and context table)",
     add_arguments=_install_arguments,
     run=_install,
 )

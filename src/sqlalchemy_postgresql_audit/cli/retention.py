@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import re
 from dataclasses import asdict
 
 import sqlalchemy as sa
@@ -42,15 +43,23 @@ def _maintain_arguments(parser: argparse.ArgumentParser) -> None:
         type=_moment,
         default=None,
         metavar="ISO-8601",
-        help="run as of this moment (default: now), e.g. to catch up",
+        help="run as of this moment, with its time zone (default: now), e.g. to catch up",
     )
 
 
 def _moment(text: str) -> datetime.datetime:
+    """ISO 8601 with a time zone (``Z`` for UTC), refused here without one, as ``maintain``
+    refuses a naive moment."""
     try:
-        return datetime.datetime.fromisoformat(text)
+        moment = datetime.datetime.fromisoformat(re.sub(r"[zZ]$", "+00:00", text))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an ISO-8601 date and time") from None
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} has no time zone: add one (for example {moment.isoformat()}+00:00, or Z "
+            "for UTC)"
+        )
+    return moment
 
 
 def _maintain(args: argparse.Namespace, ui: UI) -> int:

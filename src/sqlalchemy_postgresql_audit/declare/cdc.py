@@ -21,6 +21,7 @@ from .naming import (
     DEFAULT_PUBLICATION_NAME,
     DEFAULT_SLOT_NAME,
     PUBLICATION_KEY,
+    SLOT_FAILOVER_KEY,
     SLOT_KEY,
     fit_identifier,
 )
@@ -43,6 +44,9 @@ class CdcNames:
     slot: str
     context_schema: str | None
     context_table: str
+    #: Whether the slot is a failover slot, kept on standbys that synchronize slots so the
+    #: trail survives a switchover (PostgreSQL 17+; the standby needs settings of its own).
+    failover: bool = False
 
     @property
     def publications(self) -> tuple[str, str]:
@@ -66,7 +70,17 @@ def cdc_names(metadata: MetaData) -> CdcNames:
         slot=slot,
         context_schema=metadata.schema,
         context_table=_name(conventions, CONTEXT_TABLE_KEY, DEFAULT_CONTEXT_TABLE_NAME),
+        failover=_flag(conventions, SLOT_FAILOVER_KEY),
     )
+
+
+def _flag(conventions: Mapping[Any, Any], key: str) -> bool:
+    value = conventions.get(key, False)
+    if not isinstance(value, bool):
+        raise AuditConfigurationError(
+            "(naming convention)", key, f"must be True or False, got {value!r}"
+        )
+    return value
 
 
 def _name(conventions: Mapping[Any, Any], key: str, default: str) -> str:

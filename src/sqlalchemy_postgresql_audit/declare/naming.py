@@ -25,6 +25,8 @@ DEFAULT_CONTEXT_TABLE_NAME = "audit_cdc_context"
 TABLE_KEY = "audit.table"
 PUBLICATION_KEY = "audit.publication"
 SLOT_KEY = "audit.slot"
+#: Not a name but the slot's one setting: ``True`` makes it a failover slot (PostgreSQL 17+).
+SLOT_FAILOVER_KEY = "audit.slot_failover"
 CONTEXT_TABLE_KEY = "audit.cdc_context"
 FUNCTION_KEY = "audit.function"
 TRIGGER_KEY = "audit.trigger"

@@ -216,8 +216,11 @@ def _check_redacted(source: Table, options: AuditOptions) -> tuple[RedactedColum
         raise AuditConfigurationError(
             source.name,
             "redact",
-            "is not supported with mode='cdc' yet: the values travel through the WAL in clear "
-            "and the decoder would record them as they are; use the trigger modes",
+            "is not supported with mode='cdc': the values travel through the WAL in clear, "
+            "the decoder would record them as they are, and a replica on the target (design 1) "
+            "would hold them too.  To redact, keep the table in a trigger mode "
+            "(mode='statement' or 'row'); to keep a column out of the audit table of a CDC "
+            "table, list it in 'exclude_columns' (design 1's replica still holds it)",
         )
     for name, form in options.redact:
         column = source.columns.get(name)

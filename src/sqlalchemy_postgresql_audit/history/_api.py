@@ -7,6 +7,9 @@ given an ORM class they are typed ``Version`` objects (run them with ``session.s
 Building these selects costs milliseconds of Python (a window over every mirrored column), more
 than running them on an indexed trail, so each shape is built once per audit table with bound
 parameters for the key and the moment, and every call returns it with its values bound.
+On psycopg2, which would have the server plan it again on every call, the select is marked to
+run as a server-side prepared statement (``context/prepared.py``; psycopg 3 and asyncpg prepare
+by themselves).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any, TypeVar, overload
 import sqlalchemy
 from sqlalchemy import BindParameter, Select, Table, bindparam, false, select
 
+from ..context.prepared import PREPARE_OPTION, register_prepared_statements
 from ..declare.spec import AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP
 from ..errors import AuditError
 from ._queries import (
@@ -85,12 +89,13 @@ def _bound(
         }
         return keys, bound
 
+    register_prepared_statements()
     if target.mapper is not None and not _PARAMS_REACH_BUNDLES:
-        return build(target, *parameters(True))
+        return _prepared(build(target, *parameters(True)))
     shape = (target.audit, kind, target.mapper, key is None, tuple(given))
     template = _TEMPLATES.get(shape)
     if template is None:
-        template = _TEMPLATES[shape] = build(target, *parameters(False))
+        template = _TEMPLATES[shape] = _prepared(build(target, *parameters(False)))
         if len(_TEMPLATES) > _TEMPLATES_MAX:
             _TEMPLATES.popitem(last=False)
     else:
@@ -100,6 +105,13 @@ def _bound(
         values.update({n: key[c] for n, c in zip(names, target.key_columns, strict=True)})
     values.update({f"audit_{name}": value for name, value in given.items()})
     return template.params(values)
+
+
+def _prepared(statement: Select[Any]) -> Select[Any]:
+    """Marked for a server-side prepared statement on psycopg2 (``context/prepared.py``): the
+    query is planned over every partition of a partitioned audit table, and psycopg2 would plan
+    it again on every call."""
+    return statement.execution_options(**{PREPARE_OPTION: True})
 
 
 @overload

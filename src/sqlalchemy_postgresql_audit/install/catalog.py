@@ -16,7 +16,8 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, text
 
 from ..declare.spec import AUDIT_ID, AuditSpec
-from ..render import COMMENT_MARKER, GRANTS_MARKER, guard_function
+from ..render import COMMENT_MARKER, GRANTS_MARKER, cdc_truncate, guard_function
+from ..render import cdc as cdc_sql
 from ..render.key_trigger import KEY_TRIGGER_COMMENT
 from ..render.sql import name_text
 from .partitions import with_partitions
@@ -395,3 +396,63 @@ def privileges(connection: Connection, spec: AuditSpec, role: str) -> list[Privi
         },
     ).all()
     return [Privilege(r.kind, r.object, r.column_name, r.privilege, bool(r.held)) for r in rows]
+
+
+def publication_options(connection: Connection, publication: str) -> dict[str, bool] | None:
+    """The CDC publication's ``render.cdc.PUBLICATION_FLAGS`` as ``pg_publication`` holds them
+    (None when it does not exist)."""
+    row = connection.execute(text(cdc_sql.PUBLICATION_OPTIONS), {"publication": publication})
+    found = row.mappings().first()
+    if found is None:
+        return None
+    return {flag: bool(found[flag]) for flag in cdc_sql.PUBLICATION_FLAGS}
+
+
+_COLUMNS = text(
+    """
+    SELECT a.attname FROM pg_catalog.pg_attribute a
+    WHERE a.attrelid = pg_catalog.to_regclass(:table) AND a.attnum > 0 AND NOT a.attisdropped
+    ORDER BY a.attnum
+    """
+)
+
+
+def table_columns(connection: Connection, schema: str, table: str) -> tuple[str, ...]:
+    """The columns of ``schema.table`` as PostgreSQL has them (empty when it does not exist)."""
+    rows = connection.execute(_COLUMNS, {"table": name_text(schema, table)}).scalars()
+    return tuple(str(column) for column in rows)
+
+
+@dataclass(frozen=True, slots=True)
+class GuardState:
+    """A partitioned CDC table (``root``) or one of its partitions, and the enabled TRUNCATE
+    guard triggers it carries (``render.cdc_truncate``)."""
+
+    relation: str
+    root: bool
+    guards: frozenset[str]
+
+
+def partition_guards(connection: Connection, schema: str, table: str) -> list[GuardState]:
+    """The table and its partitions with their guards; empty when it is not partitioned."""
+    rows = connection.execute(
+        text(cdc_truncate.GUARDS),
+        {
+            "table": name_text(schema, table),
+            "function": name_text(schema, cdc_truncate.GUARD_FUNCTION) + "()",
+        },
+    )
+    return [GuardState(r.relation, bool(r.root), frozenset(r.guards)) for r in rows]
+
+
+_REPLICA_IDENTITY = text(
+    "SELECT c.relreplident::text FROM pg_catalog.pg_class c "
+    "WHERE c.oid = pg_catalog.to_regclass(:table)"
+)
+
+
+def replica_identity_code(connection: Connection, schema: str, table: str) -> str | None:
+    """``pg_class.relreplident`` of ``schema.table`` (``d``, ``f``, ``i``, ``n``); None when it
+    does not exist."""
+    code = connection.execute(_REPLICA_IDENTITY, {"table": name_text(schema, table)}).scalar()
+    return None if code is None else str(code)

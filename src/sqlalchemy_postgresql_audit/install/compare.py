@@ -23,7 +23,9 @@ from ..render import (
     render,
     resolved,
 )
-from .catalog import InstalledAudit, TriggerState
+from ..render.cdc import PUBLICATION_FLAGS, REPLICA_IDENTITIES
+from ..render.cdc_truncate import PARTITION_GUARD, ROOT_BEGIN, ROOT_END
+from .catalog import GuardState, InstalledAudit, TriggerState
 from .partitions import expected_partition_triggers, partition_drifts
 
 
@@ -417,18 +419,72 @@ def compare_publication(
     declared: dict[PublishedKey, str],
     published: Iterable[PublishedKey],
     identities: dict[PublishedKey, str],
+    option_drifts: Iterable[str] = (),
 ) -> PublicationChanges:
     """``declared``: each CDC table and the replica identity it needs (``"default"`` /
     ``"full"``); ``published``: the publication's tables; ``identities``: each declared table's
-    identity in the database.  A declared table missing from the publication, or with another
-    identity, is (re)published; a published table no longer declared is taken out."""
+    identity in the database; ``option_drifts``: ``publication_option_drifts``.  A declared
+    table missing from the publication, or with another identity, is (re)published; every
+    declared table is when the publication's options drifted (publishing puts them back); a
+    published table no longer declared is taken out."""
     members = set(published)
+    options_drifted = bool(list(option_drifts))
     publish = tuple(
         sorted(
             key
             for key, identity in declared.items()
-            if key not in members or identities.get(key) != identity
+            if options_drifted or key not in members or identities.get(key) != identity
         )
     )
     unpublish = tuple(sorted(members - set(declared)))
     return PublicationChanges(publish=publish, unpublish=unpublish)
+
+
+def publication_option_drifts(publication: str, options: dict[str, bool] | None) -> list[str]:
+    """How the CDC publication's options (``catalog.publication_options``) differ from what
+    installing sets: each option switched off by hand leaves changes uncaptured.  A missing
+    publication is reported by membership (``publication.unpublished``), not here."""
+    if options is None:
+        return []
+    return [
+        f"publication {publication!r} has {option} off, so changes of its tables are not "
+        "all captured (install again to put it back)"
+        for flag, option in PUBLICATION_FLAGS.items()
+        if not options.get(flag, False)
+    ]
+
+
+def partition_guard_drifts(states: Iterable[GuardState]) -> list[str]:
+    """A partition of a partitioned CDC table without its enabled TRUNCATE guard (made after
+    the install, or the guard dropped or disabled): a TRUNCATE of it is not captured.  The
+    root without its two triggers: a TRUNCATE of the table is refused by its partitions."""
+    found = []
+    for state in states:
+        expected = {ROOT_BEGIN, ROOT_END} if state.root else {PARTITION_GUARD}
+        for name in sorted(expected - state.guards):
+            found.append(
+                f"{state.relation} has no enabled TRUNCATE trigger {name}: "
+                + (
+                    "a TRUNCATE of the table is refused"
+                    if state.root
+                    else "a TRUNCATE of this partition is not captured"
+                )
+                + " (install again)"
+            )
+    return found
+
+
+#: ``pg_class.relreplident`` as ``ALTER TABLE ... REPLICA IDENTITY`` spells it.
+_IDENTITY_NAMES = {"d": "DEFAULT", "f": "FULL", "i": "USING INDEX", "n": "NOTHING"}
+
+
+def replica_identity_drifts(table: str, declared: str, code: str | None) -> list[str]:
+    """A CDC table whose replica identity is not the one installing gives it (``declared``:
+    ``"default"`` or ``"full"``; ``code``: ``catalog.replica_identity_code``): the consumer
+    cannot key its changes (``USING INDEX``, ``NOTHING``) or rebuilds old rows differently."""
+    if code is None or code == REPLICA_IDENTITIES[declared]:
+        return []
+    return [
+        f"{table} has REPLICA IDENTITY {_IDENTITY_NAMES.get(code, code)}, not "
+        f"{declared.upper()} as installing sets it (install again)"
+    ]

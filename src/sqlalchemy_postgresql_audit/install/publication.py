@@ -3,7 +3,11 @@
 A CDC table (``mode="cdc"``) gets no audit trigger; what makes it audited is that its changes
 reach a consumer: it belongs to the CDC publication and a logical slot holds the WAL since
 before its first write.  Installing (``create_all``, ``install_audit_triggers``, Alembic) adds
-both; the runtime check and ``check`` refuse or report a CDC table without them, naming it.
+both; the runtime check and ``check`` refuse or report a CDC table without them, naming it,
+and a publication whose options were changed by hand (``option_drifts``).  ``check`` also
+reports what else decides whether every change is captured (``captured_states``).  Each
+partition of a partitioned CDC table gets a guard refusing a TRUNCATE of it alone, which
+PostgreSQL would not publish (``render.cdc_truncate``).
 
 The slot is created first, before anything else the installing transaction writes: PostgreSQL
 creates a logical slot only in a transaction that has not written (and waits for the write
@@ -20,19 +24,33 @@ from sqlalchemy import ARRAY, Connection, MetaData, Table, Text, bindparam, text
 
 from ..declare.audit_table import AUDIT_TABLE_COMMENT_SUFFIX
 from ..declare.cdc import CdcNames, cdc_names, replica_identity
-from ..declare.naming import SLOT_KEY
+from ..declare.naming import SLOT_FAILOVER_KEY, SLOT_KEY
 from ..declare.spec import AuditSpec
 from ..errors import AuditConfigurationError
 from ..render import cdc as sql
+from ..render import cdc_truncate as truncate
 from ..render.sql import name_text
+from .catalog import (
+    partition_guards,
+    publication_options,
+    replica_identity_code,
+    table_columns,
+)
+from .compare import (
+    OK,
+    OUTDATED,
+    Watched,
+    partition_guard_drifts,
+    publication_option_drifts,
+    replica_identity_drifts,
+)
+from .watch import column_state
 
 #: The context table's comment: marks it as the library's (Alembic never drops it).
 CONTEXT_COMMENT = "audit context of change-data-capture writes" + AUDIT_TABLE_COMMENT_SUFFIX
 
 
-def source_statements(
-    names: CdcNames, pairs: Iterable[tuple[Table, AuditSpec]]
-) -> list[str]:
+def source_statements(names: CdcNames, pairs: Iterable[tuple[Table, AuditSpec]]) -> list[str]:
     """Idempotent: the context table and its publication, the CDC publication with the tables
     of ``pairs`` (resolved specs), and each table's replica identity."""
     statements = [
@@ -41,26 +59,42 @@ def source_statements(
             names.context_publication, names.context_schema, names.context_table
         ),
         sql.create_publication(names.publication),
+        sql.set_publication_options(names.publication),
     ]
+    schemas: set[str | None] = set()
     for table, spec in pairs:
         identity = replica_identity(spec, table)
         statements.append(sql.replica_identity(spec.schema, spec.table, identity))
         statements.append(sql.add_table(names.publication, spec.schema, spec.table))
+        if spec.schema not in schemas:
+            schemas.add(spec.schema)
+            statements.append(truncate.guard_function(spec.schema))
+        statements.append(truncate.install_guard(spec.schema, spec.table))
     return statements
 
 
-def removal_statements(
-    names: CdcNames, pairs: Iterable[tuple[Table, AuditSpec]]
-) -> list[str]:
-    """Take the tables of ``pairs`` out of the publication (their replica identity stays)."""
-    return [sql.drop_table(names.publication, spec.schema, spec.table) for _, spec in pairs]
+def removal_statements(names: CdcNames, pairs: Iterable[tuple[Table, AuditSpec]]) -> list[str]:
+    """Take the tables of ``pairs`` out of the publication (their replica identity stays),
+    and their partitions' TRUNCATE guards off."""
+    return [
+        statement
+        for _, spec in pairs
+        for statement in (
+            sql.drop_table(names.publication, spec.schema, spec.table),
+            truncate.drop_guard(spec.schema, spec.table),
+        )
+    ]
 
 
-def ensure_slot(connection: Connection, slot: str, tables: Sequence[str]) -> None:
-    """Create the logical slot ``slot`` unless it exists; refuse a lost one, and a server whose
-    ``wal_level`` cannot decode (naming the CDC tables ``tables`` and how to set it).
+def ensure_slot(
+    connection: Connection, slot: str, tables: Sequence[str], *, failover: bool = False
+) -> None:
+    """Create the logical slot ``slot`` unless it exists (a failover slot when ``failover``);
+    refuse a lost one, and a server whose ``wal_level`` cannot decode (naming the CDC tables
+    ``tables`` and how to set it).
 
     Must run before the transaction writes anything: the error says how to proceed when it did.
+    An existing slot is left as it is, failover or not (``cdc status`` reports a difference).
     """
     state = connection.execute(text(sql.SLOT_STATE), {"slot": slot}).first()
     if state is not None:
@@ -102,7 +136,31 @@ def ensure_slot(connection: Connection, slot: str, tables: Sequence[str]) -> Non
             "transaction (install_audit_triggers(metadata, engine)), or create the slot first "
             "with sqlalchemy_postgresql_audit.cdc.create_slot(engine, metadata)",
         )
-    connection.execute(text(sql.CREATE_SLOT), {"slot": slot})
+    version = refuse_failover_before_17(connection, tables, failover=failover)
+    if version >= FAILOVER_VERSION:
+        connection.execute(text(sql.CREATE_SLOT_17), {"slot": slot, "failover": failover})
+    else:
+        connection.execute(text(sql.CREATE_SLOT), {"slot": slot})
+
+
+#: The first PostgreSQL release with failover slots (``server_version_num``).
+FAILOVER_VERSION = 170000
+
+
+def refuse_failover_before_17(
+    connection: Connection, tables: Sequence[str], *, failover: bool
+) -> int:
+    """The server's ``server_version_num``; refuse a failover slot on a server without them."""
+    number, version = connection.execute(text(sql.SERVER_VERSION)).one()
+    if failover and int(number) < FAILOVER_VERSION:
+        raise AuditConfigurationError(
+            ", ".join(tables) or "(cdc)",
+            SLOT_FAILOVER_KEY,
+            f"asks for a failover slot, which PostgreSQL makes from version 17 on; this server "
+            f"runs PostgreSQL {version}.  Leave {SLOT_FAILOVER_KEY!r} out (after a failover, "
+            "reinstall on the new primary and record a baseline), or upgrade the server",
+        )
+    return int(number)
 
 
 _PUBLISHED = text(sql.PUBLISHED).bindparams(bindparam("tables", type_=ARRAY(Text())))
@@ -124,24 +182,66 @@ def unpublished(
     return [name for name in names if name not in found]
 
 
+def option_drifts(connection: Connection, publication: str) -> list[str]:
+    """How ``publication``'s options differ from what installing sets (each one names the
+    publication and the option); empty when they match or it does not exist."""
+    return publication_option_drifts(publication, publication_options(connection, publication))
+
+
+def captured_states(
+    connection: Connection, publication: str, table: Table, spec: AuditSpec, schema: str
+) -> list[Watched]:
+    """For ``check``: what decides whether a published CDC table's changes are all captured,
+    beside membership and the slot (``unpublished``): the publication's options, the table's
+    replica identity, source columns the declaration does not know (no audit column: a
+    consumer drops their values), and the TRUNCATE guards of its partitions."""
+    drifts = option_drifts(connection, publication)
+    guards = partition_guard_drifts(partition_guards(connection, schema, spec.table))
+    identity = replica_identity_drifts(
+        f"{schema}.{spec.table}",
+        replica_identity(spec, table),
+        replica_identity_code(connection, schema, spec.table),
+    )
+    return [
+        Watched("publication", publication, OUTDATED if drifts else OK, tuple(drifts)),
+        Watched(
+            "replica identity",
+            f"replica identity of {schema}.{spec.table}",
+            OUTDATED if identity else OK,
+            tuple(identity),
+        ),
+        column_state(spec, table_columns(connection, schema, spec.table)),
+        Watched(
+            "partition TRUNCATE guards",
+            f"partitions of {schema}.{spec.table}",
+            OUTDATED if guards else OK,
+            tuple(guards),
+        ),
+    ]
+
+
 def _table_text(spec: AuditSpec) -> str:
     return name_text(spec.schema, spec.table)
 
 
 def prepare(connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]]) -> None:
     """Before an installation writes anything: the slot of each MetaData with CDC tables."""
-    by_slot: dict[str, list[str]] = {}
+    by_slot: dict[tuple[str, bool], list[str]] = {}
     for table, spec in pairs:
         if spec.cdc:
-            by_slot.setdefault(cdc_names(table.metadata).slot, []).append(table.name)
-    for slot, tables in by_slot.items():
-        ensure_slot(connection, slot, tables)
+            names = cdc_names(table.metadata)
+            by_slot.setdefault((names.slot, names.failover), []).append(table.name)
+    for (slot, failover), tables in by_slot.items():
+        ensure_slot(connection, slot, tables, failover=failover)
 
 
 def slot_statements(pairs: Sequence[tuple[Table, AuditSpec]]) -> list[str]:
     """For a script: create each MetaData's slot first (``prepare`` does it online)."""
-    slots = {cdc_names(table.metadata).slot for table, spec in pairs if spec.cdc}
-    return [sql.create_slot(slot) for slot in sorted(slots)]
+    slots = {
+        (names.slot, names.failover)
+        for names in (cdc_names(table.metadata) for table, spec in pairs if spec.cdc)
+    }
+    return [sql.create_slot(slot, failover=failover) for slot, failover in sorted(slots)]
 
 
 def install_statements(pairs: Sequence[tuple[Table, AuditSpec]]) -> list[str]:

@@ -65,7 +65,7 @@ from ..errors import AuditConfigurationError
 from ..render import COMMENT_MARKER
 from ..render.key_trigger import ROW_BRANCH
 from .legacy import legacy_trigger_name
-from .publication import unpublished
+from .publication import option_drifts, unpublished
 
 log = logging.getLogger(__name__)
 
@@ -299,21 +299,37 @@ def _check(
 def _check_captured(
     connection: Connection, state: _EngineState, table: Table, key: _Key, spec: AuditSpec
 ) -> None:
-    """A CDC table is audited when it is published and the slot holds its changes."""
+    """A CDC table is audited when it is published, with every operation, and the slot holds
+    its changes."""
     names = cdc_names(table.metadata)
-    if not unpublished(connection, names.publication, names.slot, [replace(spec, schema=key[0])]):
-        state.cleared[key] = frozenset(ALL_OPERATIONS)
-        return
     where = ".".join(part for part in key if part)
+    if not unpublished(connection, names.publication, names.slot, [replace(spec, schema=key[0])]):
+        drifts = option_drifts(connection, names.publication)
+        if not drifts:
+            state.cleared[key] = frozenset(ALL_OPERATIONS)
+            return
+        raise AuditConfigurationError(
+            table.name,
+            OPTIONS_KEY,
+            f"captures {where} by change-data-capture (mode='cdc'), but in the database of "
+            f"{connection.engine} {'; '.join(drifts)}, so the write was not sent.  Install "
+            "again (create_all, install_audit_triggers, or an Alembic migration), or opt out "
+            f"on purpose with the execution option {RUNTIME_CHECK_OPTION}=False",
+        )
     raise AuditConfigurationError(
         table.name,
         OPTIONS_KEY,
         f"captures {where} by change-data-capture (mode='cdc'), but in the database of "
         f"{connection.engine} it is not in publication {names.publication!r} or the logical "
         f"slot {names.slot!r} is missing or lost, so the write was not sent: no consumer would "
-        "see it.  Install (create_all, install_audit_triggers, or an Alembic migration "
-        "generated with the library imported in env.py), or opt out on purpose with the "
-        f"execution option {RUNTIME_CHECK_OPTION}=False",
+        "see it.  A missing slot (an Alembic migration cannot create one): run "
+        "sqlalchemy_postgresql_audit.cdc.create_slot(engine, metadata) once, or "
+        "sqlalchemy-postgresql-audit cdc create-slot MODULE:METADATA --url URL.  A lost slot: "
+        "see sqlalchemy-postgresql-audit cdc status for how to recover.  A table not in the "
+        "publication: install (create_all, install_audit_triggers, "
+        "sqlalchemy-postgresql-audit install, or an Alembic migration generated with the "
+        "library imported in env.py).  Or opt out on purpose with the execution option "
+        f"{RUNTIME_CHECK_OPTION}=False",
     )
 
 

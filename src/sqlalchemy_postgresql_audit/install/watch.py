@@ -140,13 +140,7 @@ def exposure_states(spec: AuditSpec, exposure: Exposure) -> list[Watched]:
     if exposure.row_security:
         reasons.append(f"row-level security is enabled on {spec.audit_table}")
     found.append(_state("audit table", spec.audit_table, reasons))
-    known = {*spec.columns, *spec.exclude_columns, *spec.omitted_columns}
-    unknown = [c for c in exposure.source_columns if c not in known]
-    reasons = [
-        f"column {c} of {spec.table} is neither mirrored nor excluded: its changes are not recorded"
-        for c in unknown
-    ]
-    found.append(_state("columns", f"columns of {spec.table}", reasons))
+    found.append(column_state(spec, exposure.source_columns))
     if spec.mode == "row":
         reasons = [
             f"inheritance child {child} of {spec.table}: row triggers on the parent miss its "
@@ -155,6 +149,18 @@ def exposure_states(spec: AuditSpec, exposure: Exposure) -> list[Watched]:
         ]
         found.append(_state("children", f"inheritance children of {spec.table}", reasons))
     return found
+
+
+def column_state(spec: AuditSpec, source_columns: Sequence[str]) -> Watched:
+    """The source's columns that the declaration does not know (added by hand after it):
+    their changes are never recorded, by the trigger or by a CDC consumer."""
+    known = {*spec.columns, *spec.exclude_columns, *spec.omitted_columns}
+    reasons = [
+        f"column {c} of {spec.table} is neither mirrored nor excluded: its changes are not recorded"
+        for c in source_columns
+        if c not in known
+    ]
+    return _state("columns", f"columns of {spec.table}", reasons)
 
 
 def _state(kind: str, name: str, reasons: list[str]) -> Watched:

@@ -54,9 +54,10 @@ from ..render.partitioning import (
 from ..render.sql import drop_trigger, name_text
 from . import partman
 from .drain import stored_columns
-from .maintenance import give_default_partition, keep_to_owner, turn_key
+from .maintenance import give_default_partition, keep_to_owner
 from .partition_catalog import partition_comment, range_partitions
-from .periods import bound_text, period_of, utc
+from .periods import bound_text, moment_of, period_of
+from .turns import turn_key
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,13 +82,65 @@ def partition_audit_table(
         raise AuditError(f"table {table.fullname!r} is not audited with the 'partition' option")
     with _connection(bind) as connection:
         spec = resolve_spec(connection, spec)
+        _refuse_a_passed_bound(connection, spec, partitioning.interval, at)
     with turn_held(bind, spec):
         with _connection(bind) as connection:
             until = prepare(connection, spec, partitioning.interval, at)
-        with _connection(bind) as connection:
-            validate(connection, spec)
+        try:
+            with _connection(bind) as connection:
+                validate(connection, spec)
+        except sa.exc.DBAPIError as error:
+            raise _undo_prepare(bind, spec, until, error) from error
         with _connection(bind) as connection:
             return finish(connection, spec, until)
+
+
+def _first_bound(at: datetime.datetime | None, interval: PartitionInterval) -> datetime.datetime:
+    """The end of the period after ``at``'s next day: writes keep fitting the first partition
+    while the conversion runs."""
+    moment = moment_of(at, "partition_audit_table")
+    return period_of(moment + datetime.timedelta(days=1), interval).upper
+
+
+def _refuse_a_passed_bound(
+    connection: sa.Connection,
+    spec: AuditSpec,
+    interval: PartitionInterval,
+    at: datetime.datetime | None,
+) -> None:
+    """Before step 1: a bound the server's present has passed would refuse every write at
+    once (and fail step 2 on the rows written since)."""
+    until = _first_bound(at, interval)
+    present = connection.execute(sa.select(sa.func.now())).scalar_one()
+    if until <= present:
+        raise AuditError(
+            f"partition_audit_table: at={at.isoformat() if at else None} puts the first "
+            f"partition's bound of audit table {name_text(spec.schema, spec.audit_table)!r} at "
+            f"{bound_text(until)}, which the server's present has passed: writes made now "
+            "would not fit it; pass a later `at`, or none"
+        )
+
+
+def _undo_prepare(
+    bind: sa.Engine | sa.Connection,
+    spec: AuditSpec,
+    until: datetime.datetime,
+    error: sa.exc.DBAPIError,
+) -> AuditError:
+    """Step 2 failed (a row recorded at or after the bound): step 1's check, committed on an
+    Engine, would refuse every write once its bound passes, so it is dropped again; on a
+    Connection the caller's rollback takes it away with the rest."""
+    schema, name = spec.schema, spec.audit_table
+    if isinstance(bind, sa.Engine):
+        with _connection(bind) as connection:
+            _run(connection, sql.drop_check(schema, name, sql.bound_check(name)))
+    undone = "removed again" if isinstance(bind, sa.Engine) else "undone by your rollback"
+    first = str(error.orig).splitlines()[0] if error.orig is not None else str(error)
+    return AuditError(
+        f"partition_audit_table: audit table {name_text(schema, name)!r} holds rows recorded at "
+        f"or after the first partition's bound {bound_text(until)} ({first}); its check "
+        f"constraint is {undone}: pass an `at` after those rows"
+    )
 
 
 @contextlib.contextmanager
@@ -120,8 +173,7 @@ def prepare(
     if kind != "r":
         state = "does not exist" if kind is None else "is partitioned already"
         raise AuditError(f"audit table {name_text(schema, name)!r} {state}: nothing to convert")
-    moment = utc(at or datetime.datetime.now(datetime.timezone.utc))
-    until = period_of(moment + datetime.timedelta(days=1), interval).upper
+    until = _first_bound(at, interval)
     check = sql.bound_check(name)
     _run(connection, sql.drop_check(schema, name, check))
     _run(connection, sql.add_bound_check(schema, name, check, bound_text(until)))

@@ -1,9 +1,10 @@
 """How well a partitioned audit table's partitions cover the writes to come: ``check`` reports
 it, and fails when the next write would land in the DEFAULT partition (a gap ``maintain`` has
-to close), when there is no DEFAULT partition to catch it, or when a conversion to partitions
-stopped after its first step (its leftover constraint will refuse writes).  It also reports
-detaches left pending (a ``DETACH ... CONCURRENTLY`` interrupted): such a partition covers
-nothing."""
+to close), when writes are about to (the partitions end less than one partition's period
+ahead: ``maintain`` evidently stopped running), when there is no DEFAULT partition to catch
+it, or when a conversion to partitions stopped after its first step (its leftover constraint
+will refuse writes).  It also reports detaches left pending (a ``DETACH ... CONCURRENTLY``
+interrupted): such a partition covers nothing."""
 
 from __future__ import annotations
 
@@ -31,6 +32,9 @@ GAP = "gap"
 class Coverage:
     #: The end of the unbroken run of range partitions holding ``at`` (``None``: none holds it).
     covered_until: datetime.datetime | None
+    #: Whether that run ends less than its last partition's period after ``at``: writes are
+    #: about to land in the DEFAULT partition (``maintain`` keeps four periods ahead).
+    ending: bool = False
     #: Rows in the DEFAULT partition, waiting for ``maintain`` to move them.
     waiting: int
     has_default: bool
@@ -48,6 +52,7 @@ def coverage(
 ) -> Coverage:
     moment = utc(at or datetime.datetime.now(datetime.timezone.utc))
     covered_until = None
+    ending = False
     pending = tuple(pending_detaches(connection, schema, audit_table))
     for partition in range_partitions(connection, schema, audit_table):
         if partition.name in pending:
@@ -55,10 +60,12 @@ def coverage(
         start = moment if covered_until is None else covered_until
         if partition.lower <= start < partition.upper:
             covered_until = partition.upper
+            ending = partition.upper - moment < partition.upper - partition.lower
     has_default = has_default_partition(connection, schema, audit_table)
     waiting = default_rows(connection, schema, audit_table) if has_default else 0
     return Coverage(
         covered_until=covered_until,
+        ending=ending,
         waiting=waiting,
         has_default=has_default,
         pending=pending,
@@ -68,8 +75,8 @@ def coverage(
 
 def coverage_watched(audit_table: str, found: Coverage) -> Watched:
     """``check``'s view: ``gap`` when the next write has no range partition (or no DEFAULT
-    partition catches it) or a detach was left pending, else ``ok`` with how far ahead
-    partitions exist."""
+    partition catches it), when the partitions end within one period, or a detach was left
+    pending, else ``ok`` with how far ahead partitions exist."""
     if found.unfinished is not None:  # not partitioned yet: nothing else applies
         return Watched("partitions", audit_table, GAP, (found.unfinished.advice(),))
     notes = []
@@ -81,6 +88,11 @@ def coverage_watched(audit_table: str, found: Coverage) -> Watched:
         notes.append("no partition holds the present: writes land in the DEFAULT partition")
     if found.covered_until is not None:
         notes.append(f"partitions until {found.covered_until.isoformat()}")
+    if found.ending:
+        notes.append(
+            "less than one partition's period ahead: writes land in the DEFAULT partition "
+            "from then on; run maintain (is its schedule running?)"
+        )
     if found.waiting:
         notes.append(f"{found.waiting} rows wait in the DEFAULT partition")
     for partition in found.pending:
@@ -89,7 +101,12 @@ def coverage_watched(audit_table: str, found: Coverage) -> Watched:
             "history and its period takes no writes; finish it (ALTER TABLE ... DETACH "
             "PARTITION ... FINALIZE), then attach it again to keep its rows"
         )
-    gap = found.covered_until is None or not found.has_default or bool(found.pending)
+    gap = (
+        found.covered_until is None
+        or found.ending
+        or not found.has_default
+        or bool(found.pending)
+    )
     return Watched("partitions", audit_table, GAP if gap else OK, tuple(notes))
 
 

@@ -14,7 +14,9 @@ what verification needs is kept instead, the column keys of the columns that sta
 commitments of the erased values (``_digest`` and SECURITY.md say why nothing left can test a
 guess of an erased value).
 
-An erasure holds SHARE locks on the audit table (and the audited table, where the role may
+An erasure first takes the audit table's turn (``lifecycle.turns``), so that a ``maintain``
+draining the DEFAULT partition does not put back, from a copy made before it, what the erasure
+NULLed; then it holds SHARE locks on the audit table (and the audited table, where the role may
 lock it) until it commits, so that no version written concurrently escapes it, and re-analyzes
 the columns it erased, since ``pg_stats`` samples values.  ``changed_columns`` stays: it names
 columns, never values.
@@ -54,6 +56,7 @@ from ._digest import KeyTree, column_key, commitment
 from ._segments import stream_rows
 from .partition_catalog import kept_partitions
 from .seals import audited_targets, removed_segments
+from .turns import take_turns
 
 Where = Callable[[sa.TableClause], sa.ColumnElement[bool]]
 
@@ -93,11 +96,14 @@ def erase(
     the row of ``target`` (an audited Table or mapped class) with primary key ``pk``.
 
     Run it as the audit owner: it updates the audit table and appends to the chain of seals.
-    On an Engine it runs in one transaction; on a Connection in the caller's.  It first takes a
-    SHARE lock on the audit table (and on ``target`` where the role may lock it), so it waits
-    for writers in flight and holds new writes of the table back until it commits: a version
-    written concurrently cannot escape it.  When no recorded value matches, nothing is written
-    and the result says so (``rows == 0``, ``marker_id is None``).
+    On an Engine it runs in one transaction; on a Connection in the caller's.  It first waits
+    for a ``maintain`` of the table in flight (its turn, ``lifecycle.turns``: on a Connection
+    that has already read the audit table, that wait can end in a deadlock error, never in
+    an erasure undone), then takes a SHARE lock on the audit table (and on ``target`` where
+    the role may lock it), so it waits for writers in flight and holds new writes of the
+    table back until it commits: a version written concurrently cannot escape it.  When no
+    recorded value matches, nothing is written and the result says so (``rows == 0``,
+    ``marker_id is None``).
     """
     resolved = audited(target)
     spec = resolved.spec
@@ -175,8 +181,11 @@ def _check_setting_value(table: sa.Table, name: str, value: object) -> None:
 
 
 def _lock(connection: sa.Connection, specs: Sequence[AuditSpec]) -> None:
-    """SHARE locks on the audited tables the role may lock, then on their audit tables (the
-    order writers take theirs in), so that no write in flight escapes the erasure."""
+    """The audit tables' turns first (``lifecycle.turns``: a drain in flight is waited for,
+    and does not put back what is erased), then SHARE locks on the audited tables the role
+    may lock, then on their audit tables (the order writers take theirs in), so that no write
+    in flight escapes the erasure."""
+    take_turns(connection, specs)
     for spec in specs:
         source = name_text(spec.schema, spec.table)
         if connection.execute(sa.text(MAY_LOCK), {"table": source}).scalar_one():

@@ -20,12 +20,16 @@ runs as whoever places a hold, or lift holds at will (``install.adoption``).
 shared lock of the table's holds until it commits; ``hold`` takes that lock exclusively first.
 So a hold placed while retention is in flight waits for it to finish, and returns only when
 nothing the hold covers can still be dropped; a retention starting after it sees the hold.
+Both read at READ COMMITTED (``lifecycle.isolation``): at a higher level the holds would be
+read with a snapshot taken before the lock was granted.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -46,9 +50,12 @@ from ..render.partitioning import (
     widen_holds_key,
 )
 from ..render.sql import name_text
+from .isolation import read_committed
 
 #: First key of the advisory locks between ``hold`` and retention (the second is the table's).
 _LOCK_CLASS = 0x484F_4C44  # "HOLD"
+#: First key of the lock around the creation of a schema's holds table.
+_SCHEMA_LOCK_CLASS = 0x484F_4C53  # "HOLS"
 
 _OWNER = sa.text(
     "SELECT pg_catalog.pg_get_userbyid(relowner) FROM pg_catalog.pg_class "
@@ -106,27 +113,35 @@ def hold(bind: sa.Engine | sa.Connection, table: sa.Table, reason: str) -> None:
     retention of the table in flight is waited for: once this returns, no ``maintain`` drops
     or detaches what is left of the table's history."""
     reason = _reason(table, reason)
-    with _connection(bind) as connection:
+    with read_committed(bind, "hold") as connection:
         spec = _spec(connection, table)
-        _lock(connection, spec.schema, spec.audit_table, shared=False)
-        owner = _owner(connection, spec)
+        with _rights(connection, "hold", spec, _OWNER_NEEDED):
+            _hold(connection, table, spec, reason)
+
+
+def _hold(connection: sa.Connection, table: sa.Table, spec: AuditSpec, reason: str) -> None:
+    """``hold``'s work, once it runs at READ COMMITTED."""
+    _lock(connection, spec.schema, spec.audit_table, shared=False)
+    owner = _owner(connection, spec)
+    if not _holds_exist(connection, spec.schema):
+        _lock_schema(connection, spec.schema)  # two first holds of one schema at once
         if not _holds_exist(connection, spec.schema):
             _create(connection, spec, owner)
-        refuse_foreign_holds_table(connection, spec.schema, owner, grants=False)
-        where = {"t": name_text(spec.schema, HOLDS_TABLE)}
-        for grantee in list(connection.execute(sa.text(OTHER_GRANTEES), where).scalars()):
-            connection.execute(AuditDDL(revoke_everything(spec.schema, HOLDS_TABLE, grantee)))
-        refuse_foreign_holds_table(connection, spec.schema, owner)
-        _widen_key(connection, spec.schema)
-        for placed in _read(connection, spec.schema, spec.audit_table):
-            if placed.reason == reason:
-                raise AuditError(
-                    f"hold: retention of {table.fullname!r} is already held for {reason!r} "
-                    f"(by {placed.held_by} since {placed.held_at.isoformat()}); give another "
-                    "reason for another hold"
-                )
-        holds = _holds(spec.schema)
-        connection.execute(sa.insert(holds).values(audit_table=spec.audit_table, reason=reason))
+    refuse_foreign_holds_table(connection, spec.schema, owner, grants=False)
+    where = {"t": name_text(spec.schema, HOLDS_TABLE)}
+    for grantee in list(connection.execute(sa.text(OTHER_GRANTEES), where).scalars()):
+        connection.execute(AuditDDL(revoke_everything(spec.schema, HOLDS_TABLE, grantee)))
+    refuse_foreign_holds_table(connection, spec.schema, owner)
+    _widen_key(connection, spec.schema)
+    for placed in _read(connection, spec.schema, spec.audit_table):
+        if placed.reason == reason:
+            raise AuditError(
+                f"hold: retention of {table.fullname!r} is already held for {reason!r} "
+                f"(by {placed.held_by} since {placed.held_at.isoformat()}); give another "
+                "reason for another hold"
+            )
+    holds = _holds(spec.schema)
+    connection.execute(sa.insert(holds).values(audit_table=spec.audit_table, reason=reason))
 
 
 def release(bind: sa.Engine | sa.Connection, table: sa.Table, reason: str) -> None:
@@ -134,18 +149,19 @@ def release(bind: sa.Engine | sa.Connection, table: sa.Table, reason: str) -> No
     again once no other hold is left.  ``AuditError``, naming the table, the reason and the
     holds there are, when the table has no hold for ``reason``."""
     reason = _reason(table, reason)
-    with _connection(bind) as connection:
+    with read_committed(bind, "release") as connection:
         spec = _spec(connection, table)
         lifted, left = 0, _NONE
         if _holds_exist(connection, spec.schema):
-            refuse_foreign_holds_table(connection, spec.schema, _owner(connection, spec))
-            holds = _holds(spec.schema)
-            lifted = connection.execute(
-                sa.delete(holds).where(
-                    holds.c.audit_table == spec.audit_table, holds.c.reason == reason
-                )
-            ).rowcount
-            left = _read(connection, spec.schema, spec.audit_table)
+            with _rights(connection, "release", spec, _OWNER_NEEDED):
+                refuse_foreign_holds_table(connection, spec.schema, _owner(connection, spec))
+                holds = _holds(spec.schema)
+                lifted = connection.execute(
+                    sa.delete(holds).where(
+                        holds.c.audit_table == spec.audit_table, holds.c.reason == reason
+                    )
+                ).rowcount
+                left = _read(connection, spec.schema, spec.audit_table)
         if not lifted:
             there = ", ".join(repr(h.reason) for h in left) or "none"
             raise AuditError(
@@ -159,8 +175,9 @@ def holds_of(bind: sa.Engine | sa.Connection, table: sa.Table) -> tuple[Hold, ..
         spec = _spec(connection, table)
         if not _holds_exist(connection, spec.schema):
             return ()
-        refuse_foreign_holds_table(connection, spec.schema, _owner(connection, spec))
-        return _read(connection, spec.schema, spec.audit_table)
+        with _rights(connection, "holds_of", spec, _READER_NEEDED):
+            refuse_foreign_holds_table(connection, spec.schema, _owner(connection, spec))
+            return _read(connection, spec.schema, spec.audit_table)
 
 
 def held_reason(connection: sa.Connection, schema: str | None, audit_table: str) -> str | None:
@@ -248,6 +265,40 @@ def _lock(
     key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big", signed=True)
     take = sa.func.pg_advisory_xact_lock_shared if shared else sa.func.pg_advisory_xact_lock
     connection.execute(sa.select(take(_LOCK_CLASS, key)))
+
+
+_OWNER_NEEDED = "run it as {owner!r}, the audit table's owner, or a role that is a member of it"
+_READER_NEEDED = (
+    "reading them needs SELECT on it, which {owner!r}, the audit table's owner, may grant, "
+    "or membership in {owner!r}"
+)
+
+
+@contextlib.contextmanager
+def _rights(connection: sa.Connection, what: str, spec: AuditSpec, needs: str) -> Iterator[None]:
+    """A refusal of the holds table's rights as an error naming the role and what it needs
+    (the holds table is the owner's alone, granted to nobody)."""
+    role = connection.execute(sa.select(sa.func.current_user())).scalar_one()
+    owner = _owner(connection, spec)  # read now: after a refusal the transaction is aborted
+    try:
+        yield
+    except sa.exc.DBAPIError as error:
+        state = getattr(error.orig, "pgcode", None) or getattr(error.orig, "sqlstate", None)
+        if state != "42501":  # insufficient_privilege
+            raise
+        raise AuditError(
+            f"{what}: role {role!r} may not use the holds table "
+            f"{name_text(spec.schema, HOLDS_TABLE)} of {spec.audit_table!r}: "
+            + needs.format(owner=owner)
+        ) from error
+
+
+def _lock_schema(connection: sa.Connection, schema: str | None) -> None:
+    """Until the transaction ends: the holds table of ``schema`` is created by one ``hold`` at
+    a time (the table locks are per audit table); the next one finds it made."""
+    name = f"{schema}.{HOLDS_TABLE}"
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big", signed=True)
+    connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_SCHEMA_LOCK_CLASS, key)))
 
 
 def _holds_exist(connection: sa.Connection, schema: str | None) -> bool:

@@ -25,8 +25,9 @@ The locks each step takes (observed in ``pg_locks``, see the docs):
   partition and create it empty (the append-only guard refuses to empty it).  The rows never
   pass through the parent again, so a publication of the audit table (``lifecycle.archive``)
   does not send them twice.  Writers wait for the check and the current period's move;
-- retention: the ``X`` marker's ``audit_id`` is read first (a scan under ACCESS SHARE, which
-  writers do not wait for), then DETACH takes ACCESS EXCLUSIVE on the parent, the DEFAULT
+- retention: the writes in flight are waited for (SHARE on the parent, in a savepoint rolled
+  back at once), then the ``X`` marker's ``audit_id`` is read (a scan under ACCESS SHARE,
+  which writers do not wait for), then DETACH takes ACCESS EXCLUSIVE on the parent, the DEFAULT
   partition and the partition, until commit.  ``DETACH ... CONCURRENTLY`` would spare
   writers, but PostgreSQL refuses it on a table with a DEFAULT partition, and cannot run it
   inside a transaction block; the DEFAULT partition is what keeps a write from ever failing.
@@ -38,7 +39,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import hashlib
 import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -64,6 +64,7 @@ from ..render.partition_script import default_partition_script
 from ..render.sql import name_text, qualified
 from . import drain, partman
 from .holds import held_reason
+from .isolation import read_committed, refuse_other_level
 from .partition_catalog import (
     RangePartition,
     range_partitions,
@@ -72,12 +73,10 @@ from .partition_catalog import (
 from .partition_catalog import (
     partition_comment as partition_comment,  # where the design names it
 )
-from .periods import Period, bound_text, period_of, periods_ahead, utc
+from .periods import Period, bound_text, moment_of, period_of, periods_ahead, utc
 from .seals import lock_chain, record_removed_partition
+from .turns import take_turns
 from .unfinished import unfinished_conversion
-
-#: First key of the advisory locks ``maintain`` takes (the second is the audit table's).
-_LOCK_CLASS = 0x4155_4454  # "AUDT"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -118,7 +117,8 @@ def maintain(
     """Maintain the partitioned audit tables of ``target`` (every declared audited table when
     ``None``) as of ``at`` (now by default); returns what was done, per audit table.
 
-    ``at`` chooses the partitions made ahead and the retention cut (``at`` less the
+    ``at`` (a time zone aware datetime: a naive one, a date or a string is refused, naming
+    it) chooses the partitions made ahead and the retention cut (``at`` less the
     retention); but retention never removes a partition that can still receive writes, one
     whose range ends after the server's present time, whatever ``at`` says.
 
@@ -130,8 +130,10 @@ def maintain(
     tables' owner, or as a role that may act for it: new partitions are given to the parent's
     owner.
     """
-    moment = utc(at or datetime.datetime.now(datetime.timezone.utc))
+    moment = moment_of(at, "maintain")
     tables = list(_partitioned(target))
+    if isinstance(bind, sa.Connection):
+        refuse_other_level(bind, "maintain")
     for table, partitioning in tables:
         _check_moment(moment, table.info[AUDIT_TABLE_KEY], partitioning)
     done: list[Maintained] = []
@@ -186,14 +188,11 @@ def _maintain_one(
 
 @contextlib.contextmanager
 def _step(bind: sa.Engine | sa.Connection) -> Iterator[sa.Connection]:
-    """One transaction on an Engine; a savepoint of the caller's transaction otherwise, so
-    that one audit table's failure leaves the others' work in it."""
-    if isinstance(bind, sa.Engine):
-        with bind.begin() as connection:
-            yield connection
-    else:
-        with bind.begin_nested():
-            yield bind
+    """One READ COMMITTED transaction on an Engine (``lifecycle.isolation``); a savepoint of
+    the caller's transaction otherwise, so that one audit table's failure leaves the others'
+    work in it."""
+    with read_committed(bind, "maintain", nested=True) as connection:
+        yield connection
 
 
 def _not_partitioned(connection: sa.Connection, spec: AuditSpec) -> str | None:
@@ -281,17 +280,10 @@ def give_default_partition(
     _like_parent(connection, schema, audit_table, default)
 
 
-def turn_key(spec: AuditSpec) -> tuple[int, int]:
-    """The advisory lock of an audit table's turn (``maintain``'s, and a conversion's)."""
-    name = f"{spec.schema}.{spec.audit_table}"
-    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big", signed=True)
-    return _LOCK_CLASS, key
-
-
 def _turn(connection: sa.Connection, spec: AuditSpec) -> None:
-    """Wait for this audit table's turn: one ``maintain`` (or conversion) at a time per audit
-    table."""
-    connection.execute(sa.select(sa.func.pg_advisory_xact_lock(*turn_key(spec))))
+    """Wait for this audit table's turn: one ``maintain`` (or conversion, or erasure) at a
+    time per audit table (``lifecycle.turns``)."""
+    take_turns(connection, [spec])
 
 
 def _retain_one(
@@ -325,10 +317,10 @@ def _extend(
     schema, name = spec.schema, spec.audit_table
     default = sql.default_partition(name)
     unit = partitioning.interval
+    found = partman.partman_for(connection, schema, name, unit)  # before: it may rename DEFAULT
     _run(connection, sql.create_default_partition(schema, name))
     owner = connection.execute(_OWNER, {"t": name_text(schema, name)}).scalar_one()
     existing = range_partitions(connection, schema, name)
-    found = partman.partman_of(connection)
     # Rows of periods that have ended are copied before the lock (``drain.prefill``).
     early = [] if found is not None else _prefill(connection, spec, partitioning, owner)
     if found is not None or early or _work(connection, spec, partitioning, at, existing):
@@ -492,8 +484,7 @@ def _creator(
     start = existing[-1].upper if existing else period_of(at, partitioning.interval).lower
     aside = partman.register(connection, found, schema, name, partitioning.interval, start)
     parent = partman.parent_name(connection, schema, name)
-    recover = aside is None and not existing  # registered, every partition gone
-    partman.premake(connection, found, parent, partitioning.interval, recover=recover)
+    partman.premake(connection, found, parent, partitioning.interval)
     return _Creator(connection, schema, name, owner, found, parent), aside
 
 
@@ -545,6 +536,12 @@ _KIND = sa.text("SELECT relkind FROM pg_catalog.pg_class WHERE oid = pg_catalog.
 _REPLICA_IDENTITY = sa.text(
     "SELECT relreplident FROM pg_catalog.pg_class WHERE oid = CAST(:t AS regclass)"
 )
+
+#: The last ``audit_id`` the identity handed out (0 before the first).
+_LAST_ID = sa.text(
+    "SELECT COALESCE(pg_catalog.pg_sequence_last_value("
+    "CAST(pg_catalog.pg_get_serial_sequence(:t, :c) AS regclass)), 0)"
+).bindparams(c=AUDIT_ID)
 
 _OWNER = sa.text(
     "SELECT pg_catalog.pg_get_userbyid(relowner) FROM pg_catalog.pg_class "
@@ -661,6 +658,14 @@ def _marker_place(
     later run would make a partition to drain it into, then remove that partition again,
     writing a new marker into the DEFAULT partition.
 
+    A write in flight may hold an ``audit_id`` below the lowest the scan sees (taken before,
+    committed after it).  So the identity's last value is read first, and the writers in
+    flight then waited for (a SHARE lock of the parent in a savepoint, released at once):
+    every ``audit_id`` up to that value is then committed and seen by the scan, or never
+    written; and the marker takes one below the lowest seen, or that value itself when rows
+    written since are the lowest that stay (no row that stays has it, and later writes take
+    higher ones).
+
     Read before the DETACH, whose ACCESS EXCLUSIVE lock writers wait for: finding the lowest
     scans what stays (no index leads with ``audit_id``), and only ACCESS SHARE, which writers
     do not wait for, is held while it does (pruned to the partitions from ``removed`` on, and
@@ -668,11 +673,17 @@ def _marker_place(
     later time than ``ceiling``.
     """
     stamp = audit.c[AUDIT_TIMESTAMP]
+    handed_out = connection.execute(_LAST_ID, {"t": name_text(audit.schema, audit.name)})
+    issued = int(handed_out.scalar_one())
+    waiting = connection.begin_nested()
+    _run(connection, sql.wait_for_writers(audit.schema, audit.name))
+    waiting.rollback()  # the lock goes with the savepoint: writers wait for no scan
     lowest, earliest = connection.execute(
         sa.select(sa.func.min(audit.c[AUDIT_ID]), sa.func.min(stamp)).where(stamp >= removed)
     ).one()
     first = utc(ceiling) if earliest is None else min(utc(ceiling), utc(earliest))
-    return (lowest or 1) - 1, max(removed, first)
+    marker = 0 if lowest is None else min(int(lowest), issued + 1) - 1
+    return marker, max(removed, first)
 
 
 def _mark_removed(

@@ -11,6 +11,7 @@ import datetime
 from dataclasses import dataclass
 
 from ..declare.options import PartitionInterval
+from ..errors import AuditError
 
 #: How many periods after the current one ``maintain`` keeps created.  Four: a weekly or
 #: monthly job can miss three runs, a daily one three days, before a write lands in the
@@ -32,6 +33,24 @@ def utc(moment: datetime.datetime) -> datetime.datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=datetime.timezone.utc)
     return moment.astimezone(datetime.timezone.utc)
+
+
+def moment_of(at: object, what: str) -> datetime.datetime:
+    """``at`` (now when ``None``) in UTC; anything but a time zone aware datetime is refused,
+    naming ``at`` and ``what`` was given it: a date or a string has no moment, and a naive
+    datetime no time zone (``as_of`` refuses it too, rather than guess one)."""
+    if at is None:
+        return datetime.datetime.now(datetime.timezone.utc)
+    if not isinstance(at, datetime.datetime):
+        raise AuditError(
+            f"{what}: at must be a datetime with a time zone, got {type(at).__name__} {at!r}"
+        )
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise AuditError(
+            f"{what}: at={at.isoformat()} is a naive datetime; give it a time zone, e.g. "
+            "at.replace(tzinfo=datetime.timezone.utc)"
+        )
+    return utc(at)
 
 
 def period_of(moment: datetime.datetime, interval: PartitionInterval) -> Period:

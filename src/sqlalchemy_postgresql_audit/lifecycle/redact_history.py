@@ -20,6 +20,7 @@ from ..errors import AuditError
 from ..history._target import audited
 from ..install.ddl import _connection, resolve_spec
 from .erasure import Erased, _check_reason, _erase
+from .turns import take_turns
 
 
 def redact_history(
@@ -42,4 +43,5 @@ def redact_history(
     _check_reason(reason, resolved.name)
     with _connection(bind) as connection:
         spec = resolve_spec(connection, resolved.spec)
+        take_turns(connection, [spec])  # a drain in flight would put the values back
         return _erase(connection, spec, resolved.audit, (column,), lambda t: sa.true(), reason)

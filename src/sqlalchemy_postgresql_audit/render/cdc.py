@@ -59,6 +59,40 @@ def create_publication(publication: str) -> str:
     )
 
 
+#: What installing sets on the CDC publication, as ``pg_publication`` holds it: every operation
+#: published, and partitions published as their root (a TRUNCATE of one partition is then not
+#: published at all, so ``partition_truncate_guard`` refuses it).  Each flag with the option
+#: that sets it, for the reports.
+PUBLICATION_FLAGS = {
+    "pubinsert": "publish insert",
+    "pubupdate": "publish update",
+    "pubdelete": "publish delete",
+    "pubtruncate": "publish truncate",
+    "pubviaroot": "publish_via_partition_root",
+}
+
+
+def set_publication_options(publication: str) -> str:
+    """Put back the options ``create_publication`` sets, when one was changed by hand (an
+    ``ALTER PUBLICATION ... SET (publish = 'insert')`` leaves UPDATE, DELETE and TRUNCATE
+    uncaptured).  Changes nothing on a publication that has them, or none."""
+    flags = " AND ".join(PUBLICATION_FLAGS)
+    return _do(
+        "  IF EXISTS (SELECT FROM pg_catalog.pg_publication "
+        f"WHERE pubname OPERATOR(pg_catalog.=) {literal(publication)} AND NOT ({flags})) THEN\n"
+        f"    ALTER PUBLICATION {quote(publication)}\n"
+        f"      SET (publish = {literal(PUBLISH)}, publish_via_partition_root = true);\n"
+        "  END IF;\n"
+    )
+
+
+#: Bound: ``publication``.  Its ``PUBLICATION_FLAGS``; no row when it does not exist.
+PUBLICATION_OPTIONS = (
+    f"SELECT {', '.join(PUBLICATION_FLAGS)} FROM pg_catalog.pg_publication "
+    "WHERE pubname OPERATOR(pg_catalog.=) :publication"
+)
+
+
 def add_table(publication: str, schema: str | None, table: str) -> str:
     return _do(
         f"  IF NOT {_member(publication, schema, table)} THEN\n"
@@ -210,15 +244,47 @@ def drop_publication(publication: str) -> str:
 WAL_LEVEL = "SELECT pg_catalog.current_setting('wal_level')"
 #: Bound: ``slot``.  Must be the first write of its transaction (PostgreSQL's rule).
 CREATE_SLOT = "SELECT pg_catalog.pg_create_logical_replication_slot(:slot, 'pgoutput')"
+#: PostgreSQL 17+: also bound ``failover``, whether standbys that synchronize slots keep a copy.
+CREATE_SLOT_17 = (
+    "SELECT pg_catalog.pg_create_logical_replication_slot(:slot, 'pgoutput', "
+    "failover => CAST(:failover AS pg_catalog.bool))"
+)
+#: The server's version, as a number and as it names itself.
+SERVER_VERSION = (
+    "SELECT CAST(pg_catalog.current_setting('server_version_num') AS pg_catalog.int4), "
+    "pg_catalog.current_setting('server_version')"
+)
+#: What refuses a failover slot before PostgreSQL 17, in a script (``%`` is the version).
+_NO_FAILOVER = (
+    "naming convention 'audit.slot_failover' asks for a failover slot, which PostgreSQL makes "
+    "from version 17 on; this server runs PostgreSQL %"
+)
 
 
-def create_slot(slot: str) -> str:
+def create_slot(slot: str, *, failover: bool = False) -> str:
     """For scripts (no bound parameters): the slot, unless the server has one of that name.
-    Must be the script's first statement, before its transaction writes."""
-    return (
-        f"SELECT pg_catalog.pg_create_logical_replication_slot({literal(slot)}, 'pgoutput') "
-        "WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_replication_slots "
+    Must be the script's first statement, before its transaction writes.  A failover slot is
+    refused, naming the version, by a server older than 17 (a ``DO`` block, which writes
+    nothing, so the slot is still made before the script's first write)."""
+    missing = (
+        "NOT EXISTS (SELECT FROM pg_catalog.pg_replication_slots "
         f"WHERE slot_name OPERATOR(pg_catalog.=) {literal(slot)})"
+    )
+    if not failover:
+        return (
+            f"SELECT pg_catalog.pg_create_logical_replication_slot({literal(slot)}, 'pgoutput') "
+            f"WHERE {missing}"
+        )
+    return _do(
+        "  IF CAST(pg_catalog.current_setting('server_version_num') AS pg_catalog.int4) "
+        "OPERATOR(pg_catalog.<) 170000 THEN\n"
+        f"    RAISE EXCEPTION {literal(_NO_FAILOVER)}, "
+        "pg_catalog.current_setting('server_version');\n"
+        "  END IF;\n"
+        f"  IF {missing} THEN\n"
+        f"    PERFORM pg_catalog.pg_create_logical_replication_slot({literal(slot)}, "
+        "'pgoutput', failover => true);\n"
+        "  END IF;\n"
     )
 
 
@@ -394,18 +460,29 @@ def conninfo(parameters: Mapping[str, object]) -> str:
 
 
 def create_subscription(
-    subscription: str, connection: str, publications: tuple[str, ...], slot: str, streaming: str
+    subscription: str,
+    connection: str,
+    publications: tuple[str, ...],
+    slot: str,
+    streaming: str,
+    *,
+    failover: bool = False,
 ) -> str:
     """Runs outside a transaction block.  No initial copy: the slot was created when the tables
     joined the publication, so its stream holds every change since, and the replica is built
     from them (a copy would fold the changes made before the consumer started into one
-    INSERT per row)."""
+    INSERT per row).
+
+    ``failover`` (a PostgreSQL 17+ subscriber only): a subscriber of 17 or later sets the
+    existing slot's failover property to the subscription's when it is created, so a failover
+    slot stays one only when the subscription says ``failover = true``."""
     names = ", ".join(quote(p) for p in publications)
+    keep_failover = ", failover = true" if failover else ""
     return (
         f"CREATE SUBSCRIPTION {quote(subscription)} CONNECTION {literal(connection)}\n"
         f"PUBLICATION {names}\n"
         f"WITH (create_slot = false, slot_name = {literal(slot)}, copy_data = false, "
-        f"streaming = {streaming})"
+        f"streaming = {streaming}{keep_failover})"
     )
 
 
@@ -441,6 +518,20 @@ SUBSCRIPTION_STATUS = (
     "ON w.subid OPERATOR(pg_catalog.=) sub.oid AND w.relid IS NULL "
     "WHERE sub.subname OPERATOR(pg_catalog.=) :subscription "
     "AND sub.subdbid = (SELECT oid FROM pg_catalog.pg_database "
+    "WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database())"
+)
+#: Bound: ``slot``.  PostgreSQL 17+, on the source: whether the slot is a failover slot, and
+#: the physical slots of the standbys that logical consumers wait for.
+SLOT_FAILOVER = (
+    "SELECT s.failover, pg_catalog.current_setting('synchronized_standby_slots') "
+    "AS standby_slots FROM pg_catalog.pg_replication_slots s "
+    "WHERE s.slot_name OPERATOR(pg_catalog.=) :slot"
+)
+#: Bound: ``subscription``.  PostgreSQL 17+, on the target.
+SUBSCRIPTION_FAILOVER = (
+    "SELECT subfailover FROM pg_catalog.pg_subscription "
+    "WHERE subname OPERATOR(pg_catalog.=) :subscription AND subdbid OPERATOR(pg_catalog.=) "
+    "(SELECT oid FROM pg_catalog.pg_database "
     "WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database())"
 )
 SUBSCRIPTION_ERRORS = (

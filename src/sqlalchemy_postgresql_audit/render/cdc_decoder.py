@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .sql import always_qualified, always_quote, literal
+from .sql import always_qualified, always_quote, literal, name_text
 
 #: The decoder's progress table, one row per slot, in the target.
 PROGRESS_TABLE = "audit_cdc_progress"
 
 #: Output functions write dates, intervals and floats the way COPY's input reads them back
-#: exactly, whatever the server's or role's defaults (set for the reading transaction only).
+#: exactly, whatever the server's, database's or role's defaults (set per transaction: the peek on
+#: the source, and the target's, which reads old rows back from the trail).
 OUTPUT_SETTINGS = (
     "SELECT pg_catalog.set_config('datestyle', 'ISO, MDY', true), "
     "pg_catalog.set_config('intervalstyle', 'postgres', true), "
@@ -23,9 +24,12 @@ OUTPUT_SETTINGS = (
     "pg_catalog.set_config('bytea_output', 'hex', true)"
 )
 
-#: Where the WAL is now, and the newest transaction id (with its epoch) that could be in it.
+#: How far the WAL is flushed, and the newest transaction id (with its epoch) that could be
+#: in it.  The flush position, not the write position: a peek decodes only flushed WAL, so a
+#: slot advanced to the write position would skip transactions committed asynchronously
+#: (``synchronous_commit = off``) whose commit was written but not yet flushed.
 WAL_POSITION = (
-    "SELECT pg_catalog.pg_current_wal_lsn()::pg_catalog.text, "
+    "SELECT pg_catalog.pg_current_wal_flush_lsn()::pg_catalog.text, "
     "pg_catalog.pg_snapshot_xmax(pg_catalog.pg_current_snapshot())::pg_catalog.text"
 )
 
@@ -46,6 +50,30 @@ ADVANCE = (
     "WHERE slot_name = %(slot)s AND confirmed_flush_lsn < %(lsn)s::pg_catalog.pg_lsn"
 )
 
+#: One decoder at a time per slot and target: a session lock (``key`` from the progress
+#: table's and the slot's names) held from reading the progress row to advancing the slot, so
+#: two decoders cannot both write what one progress row says is missing.
+LOCK_SLOT = "SELECT pg_catalog.pg_advisory_lock(%(key)s)"
+UNLOCK_SLOT = "SELECT pg_catalog.pg_advisory_unlock(%(key)s)"
+
+#: A ``REVOKE`` for every role but the owner holding a right on the table ``%(table)s``
+#: (table or column rights): default privileges can hand a writer rights on the progress
+#: table, and a writer that can move the progress row forward switches the decoder off.
+#: Nothing for a role that is not the owner (it may not revoke).
+PROGRESS_OTHER_RIGHTS = (
+    "SELECT DISTINCT pg_catalog.format('REVOKE ALL ON TABLE %%s FROM %%s', "
+    "c.oid::pg_catalog.regclass, CASE a.grantee WHEN 0 THEN 'PUBLIC' "
+    "ELSE a.grantee::pg_catalog.regrole::pg_catalog.text END) "
+    "FROM pg_catalog.pg_class c, LATERAL (SELECT e.grantee FROM pg_catalog.aclexplode(c.relacl) e "
+    "UNION ALL SELECT e.grantee FROM pg_catalog.pg_attribute t, "
+    "pg_catalog.aclexplode(t.attacl) e WHERE t.attrelid = c.oid) AS a "
+    "WHERE c.oid = pg_catalog.to_regclass(%(table)s) AND a.grantee <> c.relowner "
+    "AND pg_catalog.pg_has_role(c.relowner, 'USAGE')"
+)
+
+#: How far the WAL is flushed now (no recorded progress may be beyond it).
+FLUSH_POSITION = "SELECT pg_catalog.pg_current_wal_flush_lsn()::pg_catalog.text"
+
 #: How far the slot's restart point (where every peek starts decoding) is behind the position
 #: it confirmed, in bytes, and the server's version.
 RESTART_LAG = (
@@ -63,6 +91,15 @@ TABLE_COLUMNS = (
     "SELECT a.attname FROM pg_catalog.pg_attribute a "
     "WHERE a.attrelid = pg_catalog.to_regclass(%(table)s) AND a.attnum > 0 "
     "AND NOT a.attisdropped ORDER BY a.attnum"
+)
+
+
+#: Which of ``%(columns)s`` are generated columns of ``%(table)s`` (their values are not
+#: published).
+GENERATED_COLUMNS = (
+    "SELECT a.attname FROM pg_catalog.pg_attribute a "
+    "WHERE a.attrelid = pg_catalog.to_regclass(%(table)s) AND a.attname = ANY(%(columns)s) "
+    "AND a.attgenerated <> '' AND NOT a.attisdropped"
 )
 
 
@@ -88,6 +125,12 @@ def create_progress_table(schema: str | None, comment: str) -> tuple[str, ...]:
         f"REVOKE ALL ON {table} FROM PUBLIC",
         f"COMMENT ON TABLE {table} IS {literal(comment)}",
     )
+
+
+def progress_table_exists(schema: str | None) -> str:
+    """No parameters: the table's name is a rendered literal."""
+    name = literal(name_text(schema, PROGRESS_TABLE))
+    return f"SELECT pg_catalog.to_regclass({name}) IS NOT NULL"
 
 
 def read_progress(schema: str | None) -> str:
@@ -120,6 +163,12 @@ COLUMN_TYPES = (
     "FROM pg_catalog.pg_attribute a "
     "WHERE a.attrelid = pg_catalog.to_regclass(%(table)s) AND a.attname = ANY(%(columns)s)"
 )
+
+
+def cast_check(type_name: str) -> str:
+    """Whether ``%(value)s`` is valid input of ``type_name`` (as ``format_type`` writes it,
+    quoted): it fails when not (``pg_input_is_valid`` is PostgreSQL 16+)."""
+    return f"SELECT CAST(%(value)s AS {type_name}) IS NULL"
 
 
 def latest_versions(

@@ -15,6 +15,7 @@ from .sql import (
     always_quote,
     dollar_quote,
     literal,
+    name_text,
     qualified,
     quote,
 )
@@ -88,7 +89,7 @@ def guard_partitions(spec: AuditSpec) -> str:
     first ``maintain``): a TRUNCATE naming a partition does not fire the parent's trigger.
     ``maintain`` gives the partitions it creates the same trigger.  Partition names come from
     ``regclass`` output, which the server quotes."""
-    table = literal(always_qualified(spec.schema, spec.audit_table))
+    table = literal(name_text(spec.schema, spec.audit_table))  # regclass input: no U&"..."
     function = literal(
         f" FOR EACH STATEMENT EXECUTE FUNCTION {qualified(spec.schema, guard_function(spec))}()"
     )

@@ -11,7 +11,7 @@ on the server that runs the script.
 from __future__ import annotations
 
 from .partitioning import comment_partition, create_default_partition, default_partition
-from .sql import always_qualified, dollar_quote, literal, qualified
+from .sql import dollar_quote, literal, name_text, qualified
 
 
 def default_partition_script(schema: str | None, audit_table: str, comment: str) -> tuple[str, ...]:
@@ -28,7 +28,7 @@ def default_partition_script(schema: str | None, audit_table: str, comment: str)
 def _keep_to_owner(schema: str | None, name: str) -> str:
     """Revoke every right anyone but the owner holds on ``name`` (PUBLIC included), as
     ``maintenance.keep_to_owner`` does: writers write through the parent."""
-    table = literal(always_qualified(schema, name))
+    table = literal(name_text(schema, name))  # regclass input: no U&"..."
     revoke = literal(f"REVOKE ALL ON TABLE {qualified(schema, name)} FROM ")
     body = (
         "\nDECLARE\n  grantee pg_catalog.text;\nBEGIN\n"

@@ -208,6 +208,13 @@ def create_holds_table(schema: str | None) -> str:
     )
 
 
+def wait_for_writers(schema: str | None, audit_table: str) -> str:
+    """Queue behind the writers in flight on the parent (whose INSERTs hold ROW EXCLUSIVE on
+    it); run in a savepoint rolled back at once, which releases the lock: retention's ``X``
+    marker then knows every ``audit_id`` they took (``lifecycle.maintenance``)."""
+    return f"LOCK TABLE ONLY {qualified(schema, audit_table)} IN SHARE MODE"
+
+
 def lock_holds_table(schema: str | None) -> str:
     """Before changing the holds table's key: no other session reads or changes it meanwhile."""
     return f"LOCK TABLE {qualified(schema, HOLDS_TABLE)} IN ACCESS EXCLUSIVE MODE"

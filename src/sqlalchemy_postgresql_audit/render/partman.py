@@ -21,6 +21,16 @@ def registered(partman: str) -> str:
     return f"SELECT EXISTS (SELECT FROM {quote(partman)}.part_config WHERE parent_table = :parent)"
 
 
+#: The name of a partitioned table's DEFAULT partition, found by its bound (pg_partman names it
+#: its own way): ``:t`` is the parent.
+DEFAULT_PARTITION = (
+    "SELECT k.relname FROM pg_catalog.pg_inherits i "
+    "JOIN pg_catalog.pg_class k ON k.oid = i.inhrelid "
+    "WHERE i.inhparent = CAST(:t AS regclass) "
+    "AND pg_catalog.pg_get_expr(k.relpartbound, k.oid) = 'DEFAULT'"
+)
+
+
 def create_parent(partman: str) -> str:
     """Register a partitioned table that has no DEFAULT partition (pg_partman creates it, named
     like ours) from ``:start`` on; ``p_jobmon => false``: pg_jobmon is not required."""
