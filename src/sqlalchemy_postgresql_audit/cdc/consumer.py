@@ -37,6 +37,32 @@ __all__ = ["CdcError", "Consumer", "create_slot"]
 POLL_SECONDS = 0.05
 
 
+def _require_installed(source: Engine, metadata: MetaData) -> None:
+    """Refuse to start on a source where CDC was not installed, saying what is missing."""
+    names = cdc_names(metadata)
+    query = text(sql.installed_parts(names.context_schema, names.context_table))
+    with source.connect() as connection:
+        found = connection.execute(
+            query, {"slot": names.slot, "publication": names.publication}
+        ).one()
+    missing = [
+        what
+        for what, present in (
+            (f"slot {names.slot!r}", found.slot),
+            (f"publication {names.publication!r}", found.publication),
+            (f"context table {names.context_table!r}", found.context_table),
+        )
+        if not present
+    ]
+    if missing:
+        raise CdcError(
+            f"change-data-capture is not installed in database {source.url.database!r}: no "
+            f"{', no '.join(missing)}.  Install the CDC tables first (create_all, "
+            "install_audit_triggers, an Alembic migration, or 'sqlalchemy-postgresql-audit "
+            "install MODULE:METADATA --url URL')"
+        )
+
+
 def create_slot(engine: Engine, metadata: MetaData) -> None:
     """Create the CDC slot of ``metadata`` on ``engine``'s database unless it exists, in a
     transaction of its own (for installs whose transaction already wrote); a failover slot
@@ -67,6 +93,7 @@ class Consumer:
         self._replica: Replica | None = None
         self._decoder: Decoder | None = None
         self._claim: SlotClaim | None = None
+        self._installed = False
 
     def run_once(self) -> int:
         """Return the number of changes written into the trail since the previous call, once
@@ -77,6 +104,9 @@ class Consumer:
         changes applied earlier are in the trail but not in the number.
 
         Raises ``SlotInUse`` (a ``CdcError``) when another consumer runs on the same slot."""
+        if not self._installed:
+            _require_installed(self.source, self.metadata)
+            self._installed = True
         with self._claimed():
             if self._same_database():
                 return self._decode_once()

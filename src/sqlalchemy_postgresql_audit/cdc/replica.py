@@ -91,7 +91,9 @@ class Replica:
                     sql.create_context_table(
                         names.context_schema, names.context_table, CONTEXT_COMMENT
                     ),
-                    *sql.context_trigger(names.context_schema, names.context_table),
+                    *sql.context_trigger(
+                        names.context_schema, names.context_table, _setting_types(pairs)
+                    ),
                 ],
             )
             exists = connection.execute(_SUBSCRIPTION_EXISTS, {"name": self.subscription})
@@ -185,6 +187,17 @@ def _replica_key(source: Table) -> list[PrimaryKeyConstraint]:
     if key.deferrable:
         return [PrimaryKeyConstraint(*names, deferrable=True, initially="DEFERRED")]
     return [PrimaryKeyConstraint(*names)]
+
+
+def _setting_types(pairs: Sequence[tuple[Table, AuditSpec]]) -> dict[str, tuple[str, ...]]:
+    """``{setting name: the SQL types its audit columns have}`` over the CDC tables."""
+    types: dict[str, tuple[str, ...]] = {}
+    for _, spec in pairs:
+        for setting in spec.settings:
+            known = types.get(setting.name.lower(), ())
+            if setting.sql_type not in known:
+                types[setting.name.lower()] = (*known, setting.sql_type)
+    return types
 
 
 def install_capture(connection: Connection, metadata: MetaData) -> None:

@@ -5,7 +5,8 @@ apply worker of logical replication ignores logical messages, so a transaction t
 context also inserts its settings into the context table (``declare.cdc.CdcNames``).  That row
 travels in the transaction's WAL ahead of its changes; the consumer turns it back into
 settings for the changes that follow it (design 1: a trigger on the target's copy of the
-table; a decoder: reading it from the stream).  Only processes that declare CDC tables pay.
+table; a decoder: reading it from the stream).  Only processes that declare CDC tables pay,
+and only transactions that write (``scope`` sends the row in front of a write, never a read).
 """
 
 from __future__ import annotations
@@ -26,36 +27,50 @@ from ..render.cdc import context_table_exists, insert_context
 SETTINGS_PARAMETER = "_audit_ctx_settings"
 
 _cache: tuple[int, tuple[str, str] | None] = (-1, None)
-#: Per engine (its pool: one database): the declarations it was looked at under, and whether
-#: the context table exists there.
-_present: weakref.WeakKeyDictionary[Engine, tuple[int, bool]] = weakref.WeakKeyDictionary()
+#: Per engine (its pool: one database): the declarations under which its context table was
+#: found.  Only the positive answer is kept: a database without the table (yet) is asked
+#: again, so a process started before CDC was installed sends context once it is.
+_present: weakref.WeakKeyDictionary[Engine, int] = weakref.WeakKeyDictionary()
+
+
+def cdc_declared() -> bool:
+    """Whether this process declares any CDC table (a process without one never sends a row)."""
+    return _target() is not None
+
+
+def _target() -> tuple[str, str] | None:
+    global _cache
+    stored = specs_stored()
+    if _cache[0] != stored:
+        _cache = (stored, _context_target())
+    return _cache[1]
 
 
 def context_insert(connection: Connection) -> str | None:
     """The INSERT a transaction setting context sends on ``connection``, or ``None``.
 
-    ``None`` when no CDC table is declared in this process, or when the connection's database
+    ``None`` when no CDC table is declared in this process, when the connection's database
     has no context table (a database without CDC: its CDC tables, if any, are refused by the
-    runtime check until installed).  Looked up once per engine and declaration change, on a
-    cursor of the connection's own, so a process writing to several databases pays nothing
-    where there is no CDC.
+    runtime check until installed), or when the server is in recovery (a hot standby, where
+    nothing is written).  The table's presence is remembered per engine and declaration
+    change; its absence is not, so callers ask once per transaction that writes with context
+    (a look-up on a cursor of the connection's own).
     """
-    global _cache
-    stored = specs_stored()
-    if _cache[0] != stored:
-        _cache = (stored, _context_target())
-    target = _cache[1]
+    target = _target()
     if target is None:
         return None
     engine = connection.engine
-    known = _present.get(engine)
-    if known is None or known[0] != stored:
-        try:
-            known = (stored, _exists(connection, target[1]))
-        except Exception:  # e.g. an aborted transaction: its own statement reports the error
-            return None
-        _present[engine] = known
-    return target[0] if known[1] else None
+    stored = specs_stored()
+    if _present.get(engine) == stored:
+        return target[0]
+    try:
+        present = _exists(connection, target[1])
+    except Exception:  # e.g. an aborted transaction: its own statement reports the error
+        return None
+    if present:
+        _present[engine] = stored
+        return target[0]
+    return None
 
 
 def _exists(connection: Connection, check: str) -> bool:

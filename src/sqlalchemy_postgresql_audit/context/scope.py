@@ -14,10 +14,15 @@ and nothing fires twice):
   Savepoint statements (``SAVEPOINT``, ``ROLLBACK TO``, ``RELEASE``) never carry settings: in
   an aborted transaction anything in front of ``ROLLBACK TO SAVEPOINT`` would fail and hide
   the real error.  The settings go with the next statement instead.
+- In a process that declares CDC tables, the values also travel as a row of the context table
+  (``cdc_row``), sent in front of the first statement of the transaction that may write
+  (``statements.may_write``) after the values changed, never in front of a read: a read-only
+  transaction, a hot standby or a reader role could not insert it.
 - ``begin``, ``commit``, ``rollback`` (and the two-phase variants) forget what was applied, so
   the next transaction applies the values again.  ``savepoint`` remembers what was applied when
   the savepoint was taken and ``rollback_savepoint`` goes back to it, since PostgreSQL undoes
-  settings made inside a rolled back savepoint; the next statement then applies the difference.
+  settings (and context rows) made inside a rolled back savepoint; the next statement then
+  applies the difference (the next write inserts the row again).
 - ``handle_error``: when the statement that carried the settings failed (on psycopg2 the
   driver may refuse it before sending anything: a NUL byte, a parameter it cannot adapt), what
   was applied goes back to what the server had before it.
@@ -48,7 +53,7 @@ from sqlalchemy.sql.expression import (
     SavepointClause,
 )
 
-from .cdc_row import SETTINGS_PARAMETER, context_insert, settings_json
+from .cdc_row import SETTINGS_PARAMETER, cdc_declared, context_insert, settings_json
 from .session import (
     config_parameters,
     config_statement,
@@ -56,6 +61,7 @@ from .session import (
     prepare_values,
     refuse_autocommit,
 )
+from .statements import may_write
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 _SAVEPOINT_STATEMENTS = (SavepointClause, RollbackToSavepointClause, ReleaseSavepointClause)
@@ -84,10 +90,12 @@ _CURRENT: contextvars.ContextVar[_Frame] = contextvars.ContextVar(
 #: What applies where no audit_context is active (``default_context``); one for the process.
 _default: Mapping[str, str] = _EMPTY
 #: Keys in ``Connection.info`` (per DBAPI connection), all about its current transaction:
-#: the values applied; ``[(savepoint name, values applied when it was taken)]``; and
-#: ``(execution context, values applied before it)`` while a statement carrying settings may
-#: still fail.
+#: the values applied; the values its CDC context rows carry (or need none);
+#: ``[(savepoint name, values applied, values carried when it was taken)]``; and
+#: ``(execution context, values applied, values carried before it)`` while a statement
+#: carrying settings may still fail.
 _APPLIED = "sqlalchemy_postgresql_audit.applied"
+_CARRIED = "sqlalchemy_postgresql_audit.carried"
 _SAVEPOINTS = "sqlalchemy_postgresql_audit.savepoints"
 _PENDING = "sqlalchemy_postgresql_audit.pending"
 _PREFIX = "_audit_ctx"
@@ -237,6 +245,7 @@ def _forget(connection: Connection, *args: Any) -> None:
     if not connection.invalidated:
         info = connection.info
         info.pop(_APPLIED, None)
+        info.pop(_CARRIED, None)
         info.pop(_SAVEPOINTS, None)
         info.pop(_PENDING, None)
 
@@ -244,11 +253,14 @@ def _forget(connection: Connection, *args: Any) -> None:
 def _savepoint(connection: Connection, name: str) -> None:
     if not connection.invalidated:
         info = connection.info
-        info.setdefault(_SAVEPOINTS, []).append((name, info.get(_APPLIED, _EMPTY)))
+        info.setdefault(_SAVEPOINTS, []).append(
+            (name, info.get(_APPLIED, _EMPTY), info.get(_CARRIED, _EMPTY))
+        )
 
 
 def _rollback_savepoint(connection: Connection, name: str, context: Any) -> None:
-    """PostgreSQL restores the settings the savepoint was taken with (it stays open)."""
+    """PostgreSQL restores the settings the savepoint was taken with (it stays open), and
+    undoes the context rows inserted since: the next write inserts one again."""
     if connection.invalidated:
         return
     info = connection.info
@@ -257,9 +269,10 @@ def _rollback_savepoint(connection: Connection, name: str, context: Any) -> None
     for depth in range(len(stack) - 1, -1, -1):
         if stack[depth][0] == name:
             del stack[depth + 1 :]
-            info[_APPLIED] = stack[depth][1]
+            info[_APPLIED], info[_CARRIED] = stack[depth][1], stack[depth][2]
             return
-    info[_APPLIED] = None  # taken before the listeners existed: unknown, apply all again
+    # taken before the listeners existed: unknown, apply (and carry) all again
+    info[_APPLIED] = info[_CARRIED] = None
 
 
 def _release_savepoint(connection: Connection, name: str, context: Any) -> None:
@@ -280,7 +293,7 @@ def _failed(error: ExceptionContext) -> None:
     info = connection.info
     pending = info.get(_PENDING)
     if pending is not None and pending[0] is error.execution_context:
-        info[_APPLIED] = pending[1]
+        info[_APPLIED], info[_CARRIED] = pending[1], pending[2]
         del info[_PENDING]
 
 
@@ -296,7 +309,8 @@ def _before_cursor_execute(
     wanted = _default if frame is _ROOT else frame.values
     info = connection.info
     applied: Mapping[str, str] | None = info.get(_APPLIED, _EMPTY)
-    if wanted is applied:
+    carried: Mapping[str, str] | None = info.get(_CARRIED, _EMPTY)
+    if wanted is applied and wanted is carried:
         return statement, parameters
     compiled = context.compiled if context is not None else None
     if compiled is not None and isinstance(compiled.statement, _SAVEPOINT_STATEMENTS):
@@ -305,39 +319,97 @@ def _before_cursor_execute(
         if frame is _ROOT:
             return statement, parameters  # the process default does not apply here
         refuse_autocommit(connection)
-    if applied is None:
-        changes = dict(wanted)
-    else:
-        changes = {name: text for name, text in wanted.items() if applied.get(name) != text}
-        changes.update((name, "") for name in applied if name not in wanted)
     if frame is not _ROOT:
         frame.applied_in[id(info)] = (info, wanted)
-    if not changes:
+    changes = {} if wanted is applied else _difference(wanted, applied)
+    insert, row = None, {}
+    if wanted is not carried:
+        insert = _context_row_here(connection, statement, context)
+        if insert is _LATER:
+            insert = None
+        elif insert is None:
+            info[_CARRIED] = carried = wanted  # no context row in this transaction here
+        else:
+            row = _difference(wanted, carried)
+    if not changes and not row:
         info[_APPLIED] = wanted
+        if insert is not None:
+            info[_CARRIED] = wanted
         return statement, parameters
-    sql, order = _compiled(connection, len(changes))
-    bound = config_parameters(changes, _PREFIX)
-    cdc = context_insert(connection)
     if _can_piggyback(connection, cursor, parameters, context, executemany):
+        info[_PENDING] = (context, applied, carried)  # until the server has it: see _failed
+        parts, bound = _prefix(connection, changes, insert, row)
         info[_APPLIED] = wanted
-        info[_PENDING] = (context, applied)  # until the server has it: see _failed
-        if cdc is not None:
-            sql = f"{sql};\n{_compiled_insert(connection, cdc)[0]}"
-            bound[SETTINGS_PARAMETER] = settings_json(changes)
-        return f"{sql};\n{statement}", {**parameters, **bound}
+        if insert is not None:
+            info[_CARRIED] = wanted
+        return ";\n".join([*parts, statement]), {**parameters, **bound}
     raw = connection.connection.dbapi_connection
     assert raw is not None
     side_cursor = raw.cursor()
     try:
-        side_cursor.execute(sql, [bound[name] for name in order] if order else bound)
-        if cdc is not None:
-            insert, positional = _compiled_insert(connection, cdc)
-            value = settings_json(changes)
-            side_cursor.execute(insert, [value] if positional else {SETTINGS_PARAMETER: value})
+        if changes:
+            sql, order = _compiled(connection, len(changes))
+            bound = config_parameters(changes, _PREFIX)
+            side_cursor.execute(sql, [bound[name] for name in order] if order else bound)
+        if row and insert is not None:
+            insert_sql, positional = _compiled_insert(connection, insert)
+            value = settings_json(row)
+            side_cursor.execute(insert_sql, [value] if positional else {SETTINGS_PARAMETER: value})
     finally:
         side_cursor.close()
     info[_APPLIED] = wanted
+    if insert is not None:
+        info[_CARRIED] = wanted
     return statement, parameters
+
+
+def _difference(wanted: Mapping[str, str], had: Mapping[str, str] | None) -> dict[str, str]:
+    """What to send so that ``had`` becomes ``wanted``: ``""`` resets a setting to NULL."""
+    if had is None:
+        return dict(wanted)
+    changes = {name: text for name, text in wanted.items() if had.get(name) != text}
+    changes.update((name, "") for name in had if name not in wanted)
+    return changes
+
+
+def _prefix(
+    connection: Connection, changes: Mapping[str, str], insert: str | None, row: Mapping[str, str]
+) -> tuple[list[str], dict[str, str]]:
+    """The statements (and their parameters) that ride in front of the statement (psycopg2)."""
+    parts: list[str] = []
+    bound: dict[str, str] = {}
+    if changes:
+        parts.append(_compiled(connection, len(changes))[0])
+        bound.update(config_parameters(changes, _PREFIX))
+    if row and insert is not None:
+        parts.append(_compiled_insert(connection, insert)[0])
+        bound[SETTINGS_PARAMETER] = settings_json(row)
+    return parts, bound
+
+
+#: ``_context_row_here``: not in front of this statement, maybe in front of a later one.
+_LATER = "later"
+
+
+def _context_row_here(connection: Connection, statement: str, context: Any) -> str | None:
+    """The CDC context row's INSERT to send in front of this statement, ``_LATER``, or ``None``
+    when no context row goes to this database in this transaction.
+
+    The row must precede the transaction's first change of a CDC table, and must not turn a
+    read into a write: a read-only transaction, a hot standby or a role without INSERT on the
+    context table would fail on it, and every read would cost a row and a commit flush.  So it
+    rides only in front of a statement that may write (``may_write``), outside transactions
+    made read-only with the ``postgresql_readonly`` execution option; and the look-up (see
+    ``context_insert``) says no on a standby.
+    """
+    if not cdc_declared():
+        return None
+    if not may_write(statement, context):
+        return _LATER
+    options = context.execution_options if context is not None else {}
+    if options.get("postgresql_readonly"):
+        return _LATER
+    return context_insert(connection)
 
 
 _COMPILED_INSERTS: dict[tuple[type, str, str], tuple[str, bool]] = {}

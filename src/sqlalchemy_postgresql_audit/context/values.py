@@ -7,8 +7,10 @@ and encoded the way that type reads it: JSON with ``json.dumps``, arrays as arra
 The rule is "refused here, naming the setting, or stored exactly": where Python would accept
 text that PostgreSQL reads differently or not at all (a netmask, a zone id, an ISO week date, a
 number with more decimals than the column keeps), the value is refused or sent in the one
-canonical form both read alike.  Types not known here (enums, domains, ...) are passed as text
-and checked by the trigger.
+canonical form both read alike.  Types not known here (domains, ...) are passed as text
+and checked by the trigger.  Enums are passed as text too, except where a change-data-capture
+table records the setting: nothing refuses the write there (the consumer sees it committed),
+so the value must be one of the enum's declared labels, here.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import ipaddress
 import re
 import uuid
 from typing import Any
+
+from sqlalchemy import Enum, Table
 
 from ..declare.audit_table import SPEC_KEY
 from ..declare.declaration import declare_metadata, declared_tables, specs_stored
@@ -148,6 +152,8 @@ def known_settings(*, refresh: bool = False) -> dict[str, TypeGroups] | None:
 
 _KNOWN: dict[str, TypeGroups] | None = None
 _KNOWN_AT = -1
+#: ``{SQL type: labels}`` of the enum settings CDC tables record (see the module docstring).
+_ENUM_LABELS: dict[str, frozenset[str]] = {}
 
 
 def _collect() -> dict[str, TypeGroups] | None:
@@ -157,6 +163,8 @@ def _collect() -> dict[str, TypeGroups] | None:
     by_metadata: dict[int, dict[str, tuple[str, ...]]] = {}
     for table in tables:
         spec: AuditSpec = table.info[SPEC_KEY]
+        if spec.cdc:
+            _ENUM_LABELS.update(_enum_labels(table, spec))
         declared = by_metadata.setdefault(id(table.metadata), {})
         for setting in spec.settings:
             name = setting.name.lower()
@@ -170,6 +178,18 @@ def _collect() -> dict[str, TypeGroups] | None:
     return known
 
 
+def _enum_labels(table: Table, spec: AuditSpec) -> dict[str, frozenset[str]]:
+    """The declared labels of ``spec``'s enum settings, read from its audit table's columns."""
+    key = f"{table.schema}.{spec.audit_table}" if table.schema else spec.audit_table
+    audit = table.metadata.tables.get(key)
+    labels: dict[str, frozenset[str]] = {}
+    for setting in spec.settings:
+        column = audit.c.get(setting.column) if audit is not None else None
+        if column is not None and isinstance(column.type, Enum) and column.type.enums:
+            labels[setting.sql_type] = frozenset(column.type.enums)
+    return labels
+
+
 def _registry_metadata() -> list[Any]:
     mapper_module = importlib.import_module("sqlalchemy.orm.mapper")
     all_registries = getattr(mapper_module, "_all_registries", None)
@@ -179,6 +199,12 @@ def _registry_metadata() -> list[Any]:
 
 
 def _encode(value: object, sql_type: str) -> str:
+    labels = _ENUM_LABELS.get(sql_type)
+    if labels is not None:
+        text = setting_value(value)
+        if text not in labels:
+            raise ValueError(f"{text!r} is not a label of enum {sql_type} ({sorted(labels)})")
+        return text
     match = _TYPE.match(sql_type.upper())
     if match is None:
         return setting_value(value)

@@ -25,22 +25,33 @@ from collections.abc import Iterable, Sequence
 
 import sqlalchemy as sa
 
+from ..declare.cdc import cdc_names
 from ..declare.spec import AuditSpec
 from ..render import render_grants
+from ..render.cdc import context_grants
+from ..render.cdc_decoder import PROGRESS_TABLE
 from .ddl import as_script, audited_tables, execute_statements, resolve_spec
 
 
 def _statements(
+    metadata: sa.MetaData,
     specs: Iterable[AuditSpec],
     writers: Sequence[str],
     readers: Sequence[str],
     owner: str | None,
 ) -> list[str]:
-    return [
+    specs = list(specs)
+    statements = [
         sql
         for spec in specs
         for sql in render_grants(spec, writers=tuple(writers), readers=tuple(readers), owner=owner)
     ]
+    if any(spec.cdc for spec in specs):
+        names = cdc_names(metadata)
+        statements += context_grants(
+            names.context_schema, names.context_table, PROGRESS_TABLE, tuple(writers)
+        )
+    return statements
 
 
 def least_privilege_script(
@@ -55,7 +66,7 @@ def least_privilege_script(
     The script reads the catalog when it runs (ACLs, partitions, serial sequences), so running
     it later is the same as ``grant_least_privilege`` now."""
     specs = (spec for _, spec in audited_tables(metadata))
-    return as_script(_statements(specs, writers, readers, owner))
+    return as_script(_statements(metadata, specs, writers, readers, owner))
 
 
 def grant_least_privilege(
@@ -70,6 +81,10 @@ def grant_least_privilege(
     transaction (the caller's, for a Connection).  Idempotent; run it after installing the
     triggers, and again after a migration that created audited tables or partitions.
 
+    With CDC tables, writers get ``INSERT (settings)`` on the context table and nothing else
+    on it or on the decoder's progress table (``render.cdc.context_grants``); run it again
+    after the consumer created its progress table.
+
     Raises ``sqlalchemy.exc.DBAPIError`` (SQLSTATE 0LP01) naming a writer that no REVOKE can
     restrict, before anything is committed."""
     if isinstance(bind, sa.Engine):
@@ -79,4 +94,4 @@ def grant_least_privilege(
             )
         return
     specs = [resolve_spec(bind, declared) for _, declared in audited_tables(metadata)]
-    execute_statements(bind, _statements(specs, writers, readers, owner))
+    execute_statements(bind, _statements(metadata, specs, writers, readers, owner))

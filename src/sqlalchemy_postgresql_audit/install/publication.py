@@ -90,7 +90,8 @@ def ensure_slot(
     connection: Connection, slot: str, tables: Sequence[str], *, failover: bool = False
 ) -> None:
     """Create the logical slot ``slot`` unless it exists (a failover slot when ``failover``);
-    refuse a lost one.
+    refuse a lost one, and a server whose ``wal_level`` cannot decode (naming the CDC tables
+    ``tables`` and how to set it).
 
     Must run before the transaction writes anything: the error says how to proceed when it did.
     An existing slot is left as it is, failover or not (``cdc status`` reports a difference).
@@ -115,6 +116,16 @@ def ensure_slot(
                 "to create a new one, and take a baseline of the CDC tables",
             )
         return
+    level = connection.execute(text(sql.WAL_LEVEL)).scalar()
+    if level != "logical":
+        raise AuditConfigurationError(
+            ", ".join(tables) or "(cdc)",
+            "mode",
+            f"is 'cdc', but the server's wal_level is {level!r}: change-data-capture "
+            "needs wal_level = logical.  Set it with ALTER SYSTEM SET wal_level = logical and "
+            "restart the server (on a managed service, in its parameter group, e.g. "
+            "rds.logical_replication = 1 on Amazon RDS); nothing was installed",
+        )
     written = connection.execute(text("SELECT pg_catalog.pg_current_xact_id_if_assigned()"))
     if written.scalar() is not None:
         raise AuditConfigurationError(

@@ -125,22 +125,105 @@ def replica_identity(schema: str | None, table: str, identity: str) -> str:
     )
 
 
+#: The context table's column naming the role that wrote, set by the server (its DEFAULT) and
+#: never by a writer: writers may insert the ``settings`` column only (``context_grants``).
+WRITER_COLUMN = "writer"
+#: The one column of the context table a writer sets.
+SETTINGS_COLUMN = "settings"
+
+
 def create_context_table(schema: str | None, table: str, comment: str) -> str:
     """One row per writer transaction that set context (per change of its settings).
 
     ``xact`` names the writer's transaction (its ``xid8`` as a ``bigint``, a type SQLAlchemy
     reflects) for a decoder and for diagnosis; ``settings`` holds
-    ``{name: text}`` for the settings applied (``""`` for one reset to NULL).
+    ``{name: text}`` for the settings applied (``""`` for one reset to NULL); ``writer`` is
+    ``current_user`` when the row was inserted: who wrote, from the server, which a writer
+    holding only ``INSERT (settings)`` cannot choose.  A table made before the column existed
+    gets it (NULL in its older rows: a fast default would give them the installer's name).
     """
     name = qualified(schema, table)
+    writer = quote(WRITER_COLUMN)
     return (
         f"CREATE TABLE IF NOT EXISTS {name} (\n"
         "  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,\n"
         "  xact bigint NOT NULL\n"
         "    DEFAULT CAST(CAST(pg_catalog.pg_current_xact_id() AS text) AS bigint),\n"
         "  settings pg_catalog.jsonb NOT NULL\n"
-        f");\nCOMMENT ON TABLE {name} IS {literal(comment)}"
+        f");\nALTER TABLE {name} ADD COLUMN IF NOT EXISTS {writer} pg_catalog.text;\n"
+        f"ALTER TABLE {name} ALTER COLUMN {writer} SET DEFAULT CURRENT_USER;\n"
+        f"COMMENT ON TABLE {name} IS {literal(comment)}"
     )
+
+
+def context_grants(
+    schema: str | None, table: str, progress: str, writers: tuple[str, ...]
+) -> tuple[str, ...]:
+    """Least privilege on the context table and the decoder's progress table (``progress``,
+    a table name in the same schema, if it exists yet), for the role names ``writers``.
+
+    A writer may insert the ``settings`` column of context rows and nothing else: not read
+    other writers' context, not delete rows before a consumer saw them, not set ``writer`` or
+    ``xact``.  Every right of any other role on either table is revoked, but the owner's and
+    those of roles with REPLICATION (the consumer's: it reads and deletes context rows and
+    writes its progress) that no writer is a member of.  A writer with REPLICATION is refused:
+    it could advance or drop the slot, and the trail would skip changes.
+    """
+    roles = ", ".join(literal(name_text(None, w)) for w in writers)
+    body = f"""
+DECLARE
+  writers CONSTANT pg_catalog.regrole[] := ARRAY[{roles}]::pg_catalog.regrole[];
+  tables CONSTANT pg_catalog.oid[] := ARRAY[
+    pg_catalog.to_regclass({literal(name_text(schema, table))}),
+    pg_catalog.to_regclass({literal(name_text(schema, progress))})]::pg_catalog.oid[];
+  problem text;
+  revoke_sql text;
+BEGIN
+  SELECT pg_catalog.format('role %s cannot be made a writer: %s', w, why)
+  INTO problem
+  FROM pg_catalog.unnest(writers) AS w, pg_catalog.pg_roles r,
+       LATERAL (SELECT CASE
+         WHEN r.rolreplication THEN 'it has REPLICATION, so it could advance or drop the '
+           'logical slot of change-data-capture and changes would never be recorded'
+         ELSE 'it is a member of the owner of the change-data-capture context table' END) AS x(why)
+  WHERE r.oid OPERATOR(pg_catalog.=) w
+    AND (r.rolreplication OR EXISTS (
+      SELECT FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) ANY (tables)
+        AND pg_catalog.pg_has_role(w, c.relowner, 'MEMBER')))
+  LIMIT 1;
+  IF problem IS NOT NULL THEN
+    RAISE EXCEPTION USING MESSAGE = problem, ERRCODE = 'invalid_grant_operation';
+  END IF;
+  FOR revoke_sql IN
+    SELECT DISTINCT pg_catalog.format('REVOKE ALL ON TABLE %s FROM %s CASCADE',
+      c.oid::pg_catalog.regclass,
+      CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE a.grantee::pg_catalog.regrole::text END)
+    FROM pg_catalog.pg_class c,
+         LATERAL (SELECT x.grantee FROM pg_catalog.aclexplode(c.relacl) x
+                  UNION ALL
+                  SELECT x.grantee FROM pg_catalog.pg_attribute t,
+                         pg_catalog.aclexplode(t.attacl) x
+                  WHERE t.attrelid OPERATOR(pg_catalog.=) c.oid AND t.attnum > 0
+                    AND NOT t.attisdropped) AS a
+    WHERE c.oid OPERATOR(pg_catalog.=) ANY (tables)
+      AND a.grantee OPERATOR(pg_catalog.<>) c.relowner
+      AND NOT EXISTS (
+        SELECT FROM pg_catalog.pg_roles r
+        WHERE r.oid OPERATOR(pg_catalog.=) a.grantee AND r.rolreplication
+          AND NOT EXISTS (SELECT FROM pg_catalog.unnest(writers) AS w
+                          WHERE pg_catalog.pg_has_role(w, r.oid, 'MEMBER')))
+  LOOP
+    EXECUTE revoke_sql;
+  END LOOP;
+END
+"""
+    name = qualified(schema, table)
+    roles_quoted = [quote(w) for w in writers]
+    usage = (
+        [f"GRANT USAGE ON SCHEMA {quote(schema)} TO {w}" for w in roles_quoted] if schema else []
+    )
+    inserts = [f"GRANT INSERT ({quote(SETTINGS_COLUMN)}) ON {name} TO {w}" for w in roles_quoted]
+    return (f"DO {dollar_quote(body)}", *usage, *inserts)
 
 
 def create_context_publication(publication: str, schema: str | None, table: str) -> str:
@@ -157,6 +240,8 @@ def drop_publication(publication: str) -> str:
     return f"DROP PUBLICATION IF EXISTS {quote(publication)}"
 
 
+#: The server's ``wal_level``: a logical slot needs ``logical``.
+WAL_LEVEL = "SELECT pg_catalog.current_setting('wal_level')"
 #: Bound: ``slot``.  Must be the first write of its transaction (PostgreSQL's rule).
 CREATE_SLOT = "SELECT pg_catalog.pg_create_logical_replication_slot(:slot, 'pgoutput')"
 #: PostgreSQL 17+: also bound ``failover``, whether standbys that synchronize slots keep a copy.
@@ -238,8 +323,25 @@ def context_arrived(schema: str | None, table: str) -> str:
 
 
 def context_table_exists(schema: str | None, table: str) -> str:
-    """No parameters (so it runs on any driver's raw cursor): the name is a rendered literal."""
-    return f"SELECT pg_catalog.to_regclass({literal(name_text(schema, table))}) IS NOT NULL"
+    """Whether a writer here can insert context rows: the table exists and the server is not in
+    recovery (a hot standby has the table, and refuses every write).  No parameters (so it runs
+    on any driver's raw cursor): the name is a rendered literal."""
+    return (
+        f"SELECT pg_catalog.to_regclass({literal(name_text(schema, table))}) IS NOT NULL "
+        "AND NOT pg_catalog.pg_is_in_recovery()"
+    )
+
+
+def installed_parts(schema: str | None, table: str) -> str:
+    """Bound: ``slot``, ``publication``.  Whether the source has the context table, the slot
+    and the publication that install makes (a consumer refuses to start without them)."""
+    return (
+        f"SELECT pg_catalog.to_regclass({literal(name_text(schema, table))}) IS NOT NULL "
+        "AS context_table, EXISTS (SELECT FROM pg_catalog.pg_replication_slots "
+        "WHERE slot_name OPERATOR(pg_catalog.=) :slot) AS slot, "
+        "EXISTS (SELECT FROM pg_catalog.pg_publication "
+        "WHERE pubname OPERATOR(pg_catalog.=) :publication) AS publication"
+    )
 
 
 def last_context(schema: str | None, table: str) -> str:
@@ -252,7 +354,23 @@ def delete_context(schema: str | None, table: str) -> str:
     return f"DELETE FROM {qualified(schema, table)} WHERE id OPERATOR(pg_catalog.<=) :upto"
 
 
-def context_trigger(schema: str | None, table: str) -> tuple[str, ...]:
+#: Context keys a forged row might use to speak for the server: never applied as settings.
+CAPTURE_KEYS = (
+    "current_user",
+    "session_user",
+    "application_name",
+    "client_addr",
+    "statement_timestamp",
+    "clock_timestamp",
+    "transaction_id",
+)
+#: Setting types whose text every value is (no cast can fail).
+_TEXT_TYPES = frozenset({"TEXT", "VARCHAR", "CHARACTER VARYING"})
+
+
+def context_trigger(
+    schema: str | None, table: str, setting_types: Mapping[str, tuple[str, ...]] | None = None
+) -> tuple[str, ...]:
     """Target side: each replicated context row becomes transaction-local ``audit.*`` settings
     for the rest of the applied transaction.
 
@@ -263,14 +381,45 @@ def context_trigger(schema: str | None, table: str) -> tuple[str, ...]:
     ``set_config(..., true)`` inside a function with its own ``SET search_path`` outlives the
     call (only the function's own SET is undone), so the audit triggers fired by the same
     transaction's later changes read them.
+
+    A context row is written by writers, so it must never stop the apply worker (that would
+    stop the trail for every writer): settings that are not a JSON object are ignored, keys
+    named like a capture (``CAPTURE_KEYS``) are not applied, and a value that one of its
+    setting's types (``setting_types``: ``{name: SQL types}``) cannot hold is applied as NULL,
+    each with a WARNING in the target's log.
     """
     function = qualified(schema, CONTEXT_TRIGGER)
+    checks = "".join(
+        f"        IF setting.key OPERATOR(pg_catalog.=) {literal(name)} THEN "
+        f"PERFORM CAST(setting_text AS {sql_type}); END IF;\n"
+        for name, types in sorted((setting_types or {}).items())
+        for sql_type in types
+        if sql_type.upper() not in _TEXT_TYPES
+    )
+    check = (
+        "    IF checks AND setting_text OPERATOR(pg_catalog.<>) '' THEN\n      BEGIN\n"
+        f"{checks}"
+        "      EXCEPTION WHEN OTHERS THEN\n"
+        "        RAISE WARNING 'audit setting % of context row % recorded as NULL: %',\n"
+        "          setting.key, NEW.id, SQLERRM;\n"
+        "        setting_text := '';\n      END;\n    END IF;\n"
+        if checks
+        else ""
+    )
+    captures = ", ".join(literal(key) for key in CAPTURE_KEYS)
     body = (
-        "\nDECLARE\n  setting record;\nBEGIN\n"
+        "\nDECLARE\n  setting record;\n  setting_text pg_catalog.text;\n"
+        f"  checks CONSTANT pg_catalog.bool := {'true' if checks else 'false'};\nBEGIN\n"
+        "  IF pg_catalog.jsonb_typeof(NEW.settings) OPERATOR(pg_catalog.<>) 'object' THEN\n"
+        "    RAISE WARNING 'audit context row % ignored: its settings are not a JSON object',\n"
+        "      NEW.id;\n    RETURN NEW;\n  END IF;\n"
         "  FOR setting IN SELECT key, value FROM pg_catalog.jsonb_each_text(NEW.settings)\n"
-        f"      WHERE key OPERATOR(pg_catalog.~) {literal(SETTING_KEY)} LOOP\n"
+        f"      WHERE key OPERATOR(pg_catalog.~) {literal(SETTING_KEY)}\n"
+        f"        AND key OPERATOR(pg_catalog.<>) ALL (ARRAY[{captures}]) LOOP\n"
+        "    setting_text := COALESCE(setting.value, '');\n"
+        f"{check}"
         "    PERFORM pg_catalog.set_config('audit.' OPERATOR(pg_catalog.||) setting.key,\n"
-        "      COALESCE(setting.value, ''), true);\n"
+        "      setting_text, true);\n"
         "  END LOOP;\n  RETURN NEW;\nEND\n"
     )
     on = qualified(schema, table)

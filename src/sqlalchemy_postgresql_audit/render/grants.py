@@ -296,7 +296,10 @@ def render_grants(
     """
     source = qualified(spec.schema, spec.table)
     audit = qualified(spec.schema, spec.audit_table)
-    names = [spec.function, *([guard_function(spec)] if spec.append_only else [])]
+    # A CDC table's source has no function, guard or key table (the consumer's side has them).
+    names = (
+        [] if spec.cdc else [spec.function, *([guard_function(spec)] if spec.append_only else [])]
+    )
     functions = [qualified(spec.schema, f) for f in names]
     schema = [f"GRANT USAGE ON SCHEMA {quote(spec.schema)} TO "] if spec.schema else []
     statements: list[str] = [f"REVOKE ALL ON FUNCTION {f}() FROM PUBLIC" for f in functions]
@@ -305,7 +308,7 @@ def render_grants(
         statements += [f"ALTER TABLE {audit} OWNER TO {role}", _partitions_to(spec, role)]
         statements += [f"ALTER FUNCTION {f}() OWNER TO {role}" for f in functions]
         statements += [prefix + role for prefix in schema]
-        if reads_source(spec):
+        if reads_source(spec) and not spec.cdc:
             statements.append(_owner_reads(spec, role))
     for writer in writers:
         role = _role(writer)
@@ -315,7 +318,8 @@ def render_grants(
         statements += [prefix + role for prefix in schema]
         statements.append(f"GRANT {', '.join(writer_rights(spec))} ON {source} TO {role}")
     statements.append(_exact_rights(spec, names, writers, readers))
-    if spec.hashes:  # the redaction key: the owner's alone, readers included get nothing
+    # the redaction key: the owner's alone, readers included get nothing
+    if spec.hashes and not spec.cdc:
         statements += key_table_grants(spec.schema, owner, spec.function)
     for reader in readers:
         role = _role(reader)

