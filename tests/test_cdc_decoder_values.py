@@ -213,3 +213,26 @@ def test_replica_identity_using_an_index_is_refused_by_name(engine: sa.Engine) -
             connection.execute(table.update().values(v=2))
         with pytest.raises(DecoderError, match=r"public\.acct has REPLICA IDENTITY USING INDEX"):
             decoder(engine, table.metadata).run_once()
+
+
+def test_who_wrote_comes_from_the_context_rows_writer_column_never_from_its_settings(
+    engine: sa.Engine,
+) -> None:
+    """The server fills ``writer`` (``current_user``); a ``current_user`` key in the settings
+    is the writer's own claim, and is not recorded."""
+    table = sa.Table(
+        "payroll",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("username", sa.Text),
+        info={"audit.options": {"enabled": True, "mode": "cdc"}},
+    )
+    with published(engine, table.metadata):
+        with engine.begin() as connection:
+            role = connection.scalar(sa.text("SELECT current_user"))
+            set_context(connection, current_user="someone_else", session_user="someone_else")
+            connection.execute(table.insert().values(id=1))
+        with engine.begin() as connection:
+            connection.execute(table.insert().values(id=2))
+        decoder(engine, table.metadata).run_once()
+        assert trail(engine, table, "id", "audit_current_user") == [(1, role), (2, None)]

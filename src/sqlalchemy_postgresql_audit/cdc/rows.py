@@ -162,6 +162,12 @@ class TablePlan:
         ]
 
 
+#: What only the server can say of a writer: a ``settings`` key of one of these names is the
+#: writer's claim, ignored; who wrote comes from the context row's ``writer`` column, which the
+#: server fills (``current_user``) and writers cannot set.
+SERVER_FACTS = frozenset({"current_user", "session_user", "client_addr"})
+
+
 @dataclass(frozen=True, slots=True)
 class Context:
     """The session settings (and writer facts) a transaction's context rows carried."""
@@ -187,10 +193,13 @@ class Context:
                 # Written by hand: it sets nothing, and must not stop the trail either.
                 log.warning("context row with settings %r, not an object: ignored", settings)
                 settings = {}
+            writer = row.get("writer")
             row = {
                 k: v if isinstance(v, str) else json.dumps(v)
                 for k, v in settings.items()
-                if v is not None
+                if v is not None and k not in SERVER_FACTS
             }
+            if writer is not None:
+                row["current_user"] = writer
         merged = {**self.values, **row}
         return Context({k: v for k, v in merged.items() if v != ""})
