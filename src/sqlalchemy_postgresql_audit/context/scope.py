@@ -324,13 +324,18 @@ def _before_cursor_execute(
     changes = {} if wanted is applied else _difference(wanted, applied)
     insert, row = None, {}
     if wanted is not carried:
-        insert = _context_row_here(connection, statement, context)
-        if insert is _LATER:
-            insert = None
-        elif insert is None:
-            info[_CARRIED] = carried = wanted  # no context row in this transaction here
+        if not _difference(wanted, carried):
+            # Nothing to carry (no context, or the same values): no row, and no look-up of
+            # where a row would go, which can fail for reasons of its own.
+            info[_CARRIED] = carried = wanted
         else:
-            row = _difference(wanted, carried)
+            insert = _context_row_here(connection, statement, context)
+            if insert is _LATER:
+                insert = None
+            elif insert is None:
+                info[_CARRIED] = carried = wanted  # no context row in this transaction here
+            else:
+                row = _difference(wanted, carried)
     if not changes and not row:
         info[_APPLIED] = wanted
         if insert is not None:
