@@ -21,12 +21,23 @@ from sqlalchemy.engine import URL
 
 from sqlalchemy_postgresql_audit.cdc import Consumer
 from sqlalchemy_postgresql_audit.cdc.errors import SlotInUse
+from sqlalchemy_postgresql_audit.declare.declaration import _DECLARED
 
 ROUNDS = 4
 ROWS = 40
 
 # Each test asks for ``logical_database_url`` (and ``second_database_url``) only to be skipped
 # where the servers cannot replicate; its rounds make databases of their own.
+
+
+@pytest.fixture(autouse=True)
+def forget_declarations() -> Iterator[None]:
+    """Each test's metadatas name context tables of their own; other tests' context goes to one
+    table, so they are forgotten at once, not when the garbage collector gets to them."""
+    before = set(_DECLARED)
+    yield
+    for table in set(_DECLARED) - before:
+        _DECLARED.discard(table)
 
 
 @contextlib.contextmanager

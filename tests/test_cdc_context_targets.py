@@ -11,14 +11,18 @@ import pytest
 import sqlalchemy as sa
 
 from sqlalchemy_postgresql_audit import audit_context
+from sqlalchemy_postgresql_audit.declare.declaration import _DECLARED
 from sqlalchemy_postgresql_audit.errors import AuditConfigurationError
 
 
 @pytest.fixture(autouse=True)
 def forget_declarations() -> Iterator[None]:
-    """The metadatas declared here must not outlive their test: other tests' context goes to
-    one table."""
+    """The tables declared here must not outlive their test (other tests' context goes to one
+    table): forgotten at once, not when the garbage collector gets to them."""
+    before = set(_DECLARED)
     yield
+    for table in set(_DECLARED) - before:
+        _DECLARED.discard(table)
     gc.collect()
 
 
