@@ -67,6 +67,9 @@ def test_design_1_records_null_for_a_context_value_its_column_cannot_hold(
     context at all): a value that does not cast, and settings that are not an object."""
     metadata, acct = _models()
     metadata.create_all(source)
+    # The setting's enum type, which the target's audit table needs (SQLAlchemy 2.0 does not
+    # create it with the table there).
+    sa.Enum("gold", "silver", name="cdcv_tier", schema="public").create(target, checkfirst=True)
     consumer = Consumer(source, target, metadata=metadata, timeout=60)
     try:
         consumer.run_once()
