@@ -8,6 +8,11 @@ from ..errors import AuditError
 class CdcError(AuditError, RuntimeError):
     """The consumer cannot make progress (the subscription's errors are in the target's log)."""
 
+    #: True when running again later can succeed with nothing changed by hand (a server that
+    #: restarts, a table a deploy is about to declare): ``Consumer.run`` waits and tries again
+    #: instead of ending.
+    transient: bool = False
+
 
 class SlotInUse(CdcError):
     """Another consumer reads the slot: a second one would write its changes again."""
