@@ -13,29 +13,22 @@
 from __future__ import annotations
 
 import threading
-import time
 from contextlib import AbstractContextManager
 
-from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, func, select, text
+from sqlalchemy import Engine, MetaData, create_engine, text
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import DBAPIError
 
-from ..declare.audit_table import AUDIT_TABLE_KEY
-from ..declare.cdc import CdcNames, cdc_names
-from ..declare.spec import AUDIT_ID
+from ..declare.cdc import cdc_names
 from ..install.ddl import audited_tables
 from ..install.publication import ensure_slot
 from ..render import cdc as sql
+from .apply import Apply, delete_context
 from .claim import SlotClaim
 from .decoder import Decoder
 from .errors import CdcError
 from .replica import Replica
 
 __all__ = ["CdcError", "Consumer", "create_slot"]
-
-#: How often ``run_once`` looks at the target while it waits.
-POLL_SECONDS = 0.05
-
 
 def _require_installed(source: Engine, metadata: MetaData) -> None:
     """Refuse to start on a source where CDC was not installed, saying what is missing."""
@@ -89,8 +82,7 @@ class Consumer:
         self.metadata = metadata
         self.timeout = timeout
         self._stop = threading.Event()
-        self._seen: dict[str, int] | None = None
-        self._replica: Replica | None = None
+        self._apply: Apply | None = None
         self._decoder: Decoder | None = None
         self._claim: SlotClaim | None = None
         self._installed = False
@@ -163,7 +155,7 @@ class Consumer:
             fence = connection.execute(text(context)).scalar()
         written = self._the_decoder().run_once()
         if fence is not None:
-            _delete_context(self.source, names, int(fence))
+            delete_context(self.source, names, int(fence))
         return written
 
     def _the_decoder(self) -> Decoder:
@@ -182,82 +174,9 @@ class Consumer:
 
     def _replicate_once(self) -> int:
         assert self.target is not None
-        if self._replica is None:
-            replica = Replica(self.source, self.target, self.metadata)
-            audit_tables = _audit_tables(self.metadata)
-            with self.target.connect() as connection:
-                before = _highest(connection, audit_tables)
-            if replica.prepare():
-                self._seen = before
-            self._replica = replica
-        replica = self._replica
-        audit_tables = _audit_tables(self.metadata)
-        with self.target.connect() as connection:
-            if self._seen is None:
-                self._seen = _highest(connection, audit_tables)
-        fence = _fence(self.source, replica)
-        self._wait(replica, fence)
-        for engine in (self.source, self.target):
-            _delete_context(engine, replica.names, fence)
-        with self.target.connect() as connection:
-            now = _highest(connection, audit_tables)
-        written = sum(now[name] - self._seen.get(name, 0) for name in now)
-        self._seen = now
-        return written
-
-    def _wait(self, replica: Replica, fence: int) -> None:
-        """Until the target applied the fence, and so, in commit order, all before it."""
-        names = replica.names
-        arrived = text(sql.context_arrived(names.context_schema, names.context_table))
-        deadline = time.monotonic() + self.timeout
-        with self.target.connect() as connection:  # type: ignore[union-attr]
-            while not connection.execute(arrived, {"id": fence}).scalar():
-                connection.rollback()
-                if time.monotonic() > deadline:
-                    raise CdcError(
-                        f"subscription {replica.subscription!r} did not apply the source's "
-                        f"changes within {self.timeout} s; see 'sqlalchemy-postgresql-audit cdc "
-                        "status' and the target's server log"
-                    )
-                time.sleep(POLL_SECONDS)
-
-
-def _fence(source: Engine, replica: Replica) -> int:
-    """Commit one empty context row, after everything committed before the call; its id."""
-    names = replica.names
-    insert = sql.insert_context(names.context_schema, names.context_table) + " RETURNING id"
-    with source.begin() as connection:
-        fence = connection.execute(text(insert), {"_audit_ctx_settings": "{}"}).scalar_one()
-    return int(fence)
-
-
-def _delete_context(engine: Engine, names: CdcNames, upto: int) -> None:
-    """Delete the context rows up to ``upto``: the consumer is past them, progress committed."""
-    delete = text(sql.delete_context(names.context_schema, names.context_table))
-    with engine.begin() as connection:
-        connection.execute(delete, {"upto": upto})
-
-
-def _audit_tables(metadata: MetaData) -> dict[str, Table]:
-    return {
-        spec.audit_table: table.info[AUDIT_TABLE_KEY]
-        for table, spec in audited_tables(metadata)
-        if spec.cdc
-    }
-
-
-def _highest(connection: Connection, audit_tables: dict[str, Table]) -> dict[str, int]:
-    """The highest ``audit_id`` of each audit table (0 when empty or not there yet)."""
-    highest: dict[str, int] = {}
-    for name, table in audit_tables.items():
-        try:
-            with connection.begin_nested():
-                value = connection.execute(select(func.max(table.c[AUDIT_ID]))).scalar()
-        except DBAPIError:
-            value = None
-        highest[name] = int(value or 0)
-    connection.rollback()
-    return highest
+        if self._apply is None:
+            self._apply = Apply(self.source, self.target, self.metadata, timeout=self.timeout)
+        return self._apply.run_once()
 
 
 def _engine(bind: Engine | URL | str) -> Engine:
