@@ -22,13 +22,15 @@ from ..declare.cdc import cdc_names
 from ..install.ddl import audited_tables
 from ..install.publication import ensure_slot
 from ..render import cdc as sql
-from .apply import Apply, delete_context
+from .apply import Apply
 from .claim import SlotClaim
 from .decoder import Decoder
 from .errors import CdcError
+from .fence import delete_context
 from .replica import Replica
 
 __all__ = ["CdcError", "Consumer", "create_slot"]
+
 
 def _require_installed(source: Engine, metadata: MetaData) -> None:
     """Refuse to start on a source where CDC was not installed, saying what is missing."""

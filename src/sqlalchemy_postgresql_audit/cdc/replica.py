@@ -39,6 +39,7 @@ from ..install.ddl import audited_tables, execute_statements, install_statements
 from ..install.publication import CONTEXT_COMMENT, refuse_failover_before_17
 from ..install.resolve import check_audit_tables, resolve_specs
 from ..render import cdc as sql
+from ..render import cdc_replica as replica_sql
 from .claim import creating
 
 _SUBSCRIPTION_EXISTS = text(
@@ -83,6 +84,8 @@ class Replica:
             with self.source.connect() as source:
                 refuse_failover_before_17(source, [table.name for table, _ in pairs], failover=True)
         with self.target.begin() as connection:
+            _create_schemas(connection, names, pairs)
+            connection.exec_driver_sql(replica_sql.create_seeded_table(names.context_schema))
             _create_tables(connection, pairs)
             _install_capture(connection, pairs)
             execute_statements(
@@ -124,6 +127,17 @@ class Replica:
                     autocommit.execute(text(statement))
 
 
+def _create_schemas(
+    connection: Connection, names: CdcNames, pairs: Sequence[tuple[Table, AuditSpec]]
+) -> None:
+    """The schemas of the replica, audit and context tables, where missing."""
+    schemas = {names.context_schema}
+    for table, _ in pairs:
+        schemas |= {table.schema, table.info[AUDIT_TABLE_KEY].schema}
+    for schema in sorted(s for s in schemas if s):
+        connection.exec_driver_sql(replica_sql.create_schema(schema))
+
+
 def _create_tables(connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]]) -> None:
     """The replica of each source table (columns, defaults and primary key only) and its
     audit table, where missing; and, where they exist, the columns the metadata has and they
@@ -144,9 +158,7 @@ def _create_tables(connection: Connection, pairs: Sequence[tuple[Table, AuditSpe
             audit_table.create(connection)
 
 
-def _add_missing_columns(
-    connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]]
-) -> None:
+def _add_missing_columns(connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]]) -> None:
     inspector = inspect(connection)
     statements: list[str] = []
     for source, _ in pairs:

@@ -16,6 +16,7 @@ from ..declare.cdc import cdc_names
 from ..declare.naming import SLOT_FAILOVER_KEY
 from ..install.publication import FAILOVER_VERSION
 from ..render import cdc as sql
+from .apply_errors import missing_row_conflicts
 
 #: What to do about a lost slot, in either design.
 RECOVER_LOST_SLOT = (
@@ -62,6 +63,8 @@ class CdcStatus:
     synchronized_standby_slots: str | None = None
     #: Whether the subscription (design 1, PostgreSQL 17+ target) keeps the slot a failover one.
     subscription_failover: bool | None = None
+    #: Design 1: what the target's subscription statistics report (``.apply_errors``).
+    replica_problems: tuple[str, ...] = ()
 
     @property
     def problems(self) -> tuple[str, ...]:
@@ -95,7 +98,7 @@ class CdcStatus:
             )
         if self.slot_exists and self.slot_database == self.database:
             found += self._failover_problems()
-        return tuple(found)
+        return (*found, *self.replica_problems)
 
     def _failover_problems(self) -> list[str]:
         if self.failover_wanted and self.failover is None:
@@ -170,6 +173,7 @@ def cdc_status(source: Engine, metadata: MetaData, target: Engine | None = None)
             subscription_failover = connection.execute(
                 text(sql.SUBSCRIPTION_FAILOVER), {"subscription": names.slot}
             ).scalar()
+        replica_problems = missing_row_conflicts(connection, names.slot)
     if subscription is None:
         return found
     return replace(
@@ -180,6 +184,7 @@ def cdc_status(source: Engine, metadata: MetaData, target: Engine | None = None)
         apply_error_count=None if errors is None else int(errors.apply_error_count),
         sync_error_count=None if errors is None else int(errors.sync_error_count),
         subscription_failover=subscription_failover,
+        replica_problems=replica_problems,
     )
 
 

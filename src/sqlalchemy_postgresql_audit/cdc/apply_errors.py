@@ -1,0 +1,93 @@
+"""What design 1's apply worker reports, turned into what to do about it.
+
+The apply worker retries a change it cannot apply forever, and writes why only into the
+target's server log; meanwhile no change of the source reaches the trail.  The usual cause is
+a column the source gained (a migration) that the replica lacks (a consumer still running with
+the old models): the error names those columns and the fix.  PostgreSQL 18 also counts the
+UPDATEs and DELETEs it found no row for (``confl_update_missing``, ``confl_delete_missing``):
+changes that left no audit row, reported by ``cdc status``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, text
+
+from ..render import cdc_replica as sql
+from ..render.sql import name_text
+from .errors import CdcError
+from .replica import Replica
+
+
+class ApplyFailed(CdcError):
+    """The subscription's apply worker failed while a consumer waited for it."""
+
+    #: It retries on its own: a conflict or a lock may clear.
+    transient = True
+
+
+class ReplicaLacksColumns(CdcError):
+    """The source sends columns the replica lacks: only new models (or a hand migration of
+    the target) can help."""
+
+
+def apply_failed(replica: Replica, errors: int) -> CdcError:
+    """The error to raise when the apply worker failed ``errors`` times during a wait."""
+    missing = _missing_columns(replica)
+    if missing:
+        listed = "; ".join(
+            f"table {table}: {', '.join(repr(c) for c in columns)}"
+            for table, columns in missing.items()
+        )
+        return ReplicaLacksColumns(
+            f"subscription {replica.subscription!r} cannot apply the source's changes: the "
+            f"source sends columns the target's replica lacks ({listed}), so no change reaches "
+            "the trail until the target has them.  Run the consumer with models that declare "
+            "them (its first run adds them to the replica and the audit table), or add them on "
+            "the target by hand and call sqlalchemy_postgresql_audit.cdc.install_capture("
+            "connection, metadata) in the same transaction"
+        )
+    return ApplyFailed(
+        f"subscription {replica.subscription!r}: the apply worker failed {errors} time(s) "
+        "while the consumer waited, and retries; no change reaches the trail meanwhile.  The "
+        "message is in the target's server log ('sqlalchemy-postgresql-audit cdc status' "
+        "counts the errors)"
+    )
+
+
+def _missing_columns(replica: Replica) -> dict[str, list[str]]:
+    """``{table: columns the source sends and the replica lacks}``."""
+    names = [name_text(table.schema, table.name) for table, _ in replica.pairs()]
+    with replica.source.connect() as source, replica.target.connect() as target:
+        missing: dict[str, list[str]] = {}
+        for name in names:
+            sent = _columns(source, name)
+            kept = _columns(target, name)
+            lacking = [c for c in sent if c not in kept]
+            if lacking:
+                missing[name] = lacking
+        return missing
+
+
+def _columns(connection: Connection, table: str) -> list[str]:
+    rows = connection.execute(text(sql.SENT_COLUMNS), {"table": table})
+    return [str(name) for (name,) in rows]
+
+
+def missing_row_conflicts(connection: Connection, subscription: str) -> tuple[str, ...]:
+    """Problems for ``cdc status`` (PostgreSQL 18+ target; nothing before): changes the apply
+    worker skipped because the replica had no row for them, so the trail lacks them."""
+    if (connection.dialect.server_version_info or (0,)) < (18,):
+        return ()
+    row = connection.execute(
+        text(sql.MISSING_ROW_CONFLICTS), {"subscription": subscription}
+    ).first()
+    if row is None or not (row.confl_update_missing or row.confl_delete_missing):
+        return ()
+    return (
+        f"subscription {subscription!r}: {row.confl_update_missing} UPDATE(s) and "
+        f"{row.confl_delete_missing} DELETE(s) found no row in the target's replica and were "
+        "skipped, so the trail lacks them: the replica lacks rows of the source (changed on "
+        "the target by hand, or older than the slot).  Run the consumer (it copies rows a "
+        "replica lacks after a table joins the publication or a partition is attached), then "
+        "record a baseline where the trail is so the gap shows in the history",
+    )

@@ -1,0 +1,86 @@
+"""Design 1: knowing when the subscription has applied everything committed before a moment.
+
+A fence is an empty context row committed on the source.  The target has applied everything
+committed before it when the row has arrived there, or when the source's slot shows the
+subscriber confirmed a WAL position past the fence's start: another consumer of the same
+target may delete the row first (it deletes the context rows it passed), and the slot's
+position still tells.  While waiting, errors of the apply worker end the wait at once
+(``.apply_errors``): a change it cannot apply would otherwise hold the trail until the timeout.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine, text
+
+from ..declare.cdc import CdcNames
+from ..render import cdc as sql
+from ..render import cdc_replica as replica_sql
+from .apply_errors import apply_failed
+from .errors import CdcError
+from .replica import Replica
+
+#: How often the wait looks at the target while it waits.
+POLL_SECONDS = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    #: The context row's id.
+    id: int
+    #: The source's WAL insert position before the fence committed.
+    lsn: str
+
+
+def commit_fence(source: Engine, names: CdcNames) -> Fence:
+    """Commit one empty context row, after everything committed before the call."""
+    insert = sql.insert_context(names.context_schema, names.context_table) + " RETURNING id"
+    with source.begin() as connection:
+        lsn = connection.execute(text(replica_sql.WAL_INSERT_POSITION)).scalar_one()
+        fence = connection.execute(text(insert), {"_audit_ctx_settings": "{}"}).scalar_one()
+    return Fence(int(fence), str(lsn))
+
+
+def wait_for(replica: Replica, fence: Fence, timeout: float) -> None:
+    """Until the target applied ``fence``, and so, in commit order, all before it."""
+    names = replica.names
+    arrived = text(sql.context_arrived(names.context_schema, names.context_table))
+    confirmed = text(replica_sql.CONFIRMED)
+    deadline = time.monotonic() + timeout
+    with replica.target.connect() as target, replica.source.connect() as source:
+        errors = _apply_errors(target, replica.subscription)
+        while not (
+            target.execute(arrived, {"id": fence.id}).scalar()
+            or source.execute(confirmed, {"slot": names.slot, "lsn": fence.lsn}).scalar()
+        ):
+            target.rollback()
+            source.rollback()
+            now = _apply_errors(target, replica.subscription)
+            if errors is not None and now is not None and now > errors:
+                raise apply_failed(replica, now - errors)
+            if time.monotonic() > deadline:
+                raise CdcError(
+                    f"subscription {replica.subscription!r} did not apply the source's "
+                    f"changes within {timeout} s; see 'sqlalchemy-postgresql-audit cdc "
+                    "status' and the target's server log"
+                )
+            time.sleep(POLL_SECONDS)
+
+
+def _apply_errors(target: Connection, subscription: str) -> int | None:
+    """The apply worker's error count (PostgreSQL 15+; ``None`` before)."""
+    if (target.dialect.server_version_info or (0,)) < (15,):
+        return None
+    count = target.execute(text(replica_sql.APPLY_ERRORS), {"subscription": subscription})
+    value = count.scalar()
+    target.rollback()  # statistics are read once per transaction
+    return int(value or 0)
+
+
+def delete_context(engine: Engine, names: CdcNames, upto: int) -> None:
+    """Delete the context rows up to ``upto``: the consumer is past them, progress committed."""
+    delete = text(sql.delete_context(names.context_schema, names.context_table))
+    with engine.begin() as connection:
+        connection.execute(delete, {"upto": upto})

@@ -1,0 +1,198 @@
+"""The SQL of design 1's watch and seed: which source a target belongs to, how far the
+subscription has applied, what its apply worker reports, and the copy of source rows a replica
+lacks (rows older than the slot), recorded as ``B`` baseline versions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..declare.spec import AUDIT_CURRENT_USER, AUDIT_OPERATION, AUDIT_TIMESTAMP
+from .baseline import BASELINE_CODE
+from .sql import WRITER, literal, qualified, quote
+
+#: The target's record of the one source database whose trail it holds.
+SOURCE_TABLE = "audit_cdc_source"
+#: The target's record, per replica table, of the source's shape when its rows were last
+#: compared (``signature``): a change (the table re-published, a partition attached) means the
+#: replica may lack rows the stream never carried.
+SEEDED_TABLE = "audit_cdc_seeded"
+
+#: Which database this is, across restarts and whatever the URL says: the cluster's system
+#: identifier (readable by every role) and the database's name.
+SOURCE_IDENTITY = (
+    "SELECT CAST(system_identifier AS text) AS system_identifier, "
+    "pg_catalog.current_database() AS database FROM pg_catalog.pg_control_system()"
+)
+
+
+def create_schema(schema: str) -> str:
+    return f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}"
+
+
+def create_source_table(schema: str | None) -> str:
+    return (
+        f"CREATE TABLE IF NOT EXISTS {qualified(schema, SOURCE_TABLE)} (\n"
+        "  system_identifier text NOT NULL,\n  database text NOT NULL,\n"
+        "  claimed_at timestamptz NOT NULL DEFAULT pg_catalog.now(),\n"
+        "  PRIMARY KEY (system_identifier, database)\n)"
+    )
+
+
+def recorded_sources(schema: str | None) -> str:
+    return f"SELECT system_identifier, database FROM {qualified(schema, SOURCE_TABLE)}"
+
+
+def claim_source(schema: str | None) -> str:
+    """Bound: ``system_identifier``, ``database``."""
+    return (
+        f"INSERT INTO {qualified(schema, SOURCE_TABLE)} (system_identifier, database) "
+        "VALUES (:system_identifier, :database) ON CONFLICT DO NOTHING"
+    )
+
+
+def create_seeded_table(schema: str | None) -> str:
+    return (
+        f"CREATE TABLE IF NOT EXISTS {qualified(schema, SEEDED_TABLE)} (\n"
+        "  table_name text PRIMARY KEY,\n  signature text NOT NULL,\n"
+        "  seeded_rows bigint NOT NULL,\n"
+        "  checked_at timestamptz NOT NULL DEFAULT pg_catalog.now()\n)"
+    )
+
+
+def seeded_signatures(schema: str | None) -> str:
+    """Every recorded signature; none when the table is not there yet (a first run), read
+    without an error in the server's log."""
+    name = qualified(schema, SEEDED_TABLE)
+    return f"SELECT table_name, signature FROM {name}"
+
+
+def record_signature(schema: str | None) -> str:
+    """Bound: ``table_name``, ``signature``, ``seeded_rows``."""
+    return (
+        f"INSERT INTO {qualified(schema, SEEDED_TABLE)} (table_name, signature, seeded_rows) "
+        "VALUES (:table_name, :signature, :seeded_rows) ON CONFLICT (table_name) DO UPDATE "
+        "SET signature = excluded.signature, seeded_rows = excluded.seeded_rows, "
+        "checked_at = pg_catalog.now()"
+    )
+
+
+#: Bound: ``table`` (regclass text).  What decides which rows the stream carried for a source
+#: table: the table itself, its membership of the publication (``publication``), and its leaf
+#: partitions (one attached with rows brings rows no INSERT carried).
+SOURCE_SIGNATURE = (
+    "SELECT pg_catalog.concat_ws(':', c.oid, "
+    "(SELECT r.oid FROM pg_catalog.pg_publication_rel r "
+    "JOIN pg_catalog.pg_publication p ON p.oid OPERATOR(pg_catalog.=) r.prpubid "
+    "WHERE p.pubname OPERATOR(pg_catalog.=) :publication "
+    "AND r.prrelid OPERATOR(pg_catalog.=) c.oid), "
+    "pg_catalog.array_to_string(ARRAY(SELECT t.relid FROM pg_catalog.pg_partition_tree(c.oid) t "
+    "WHERE t.isleaf AND t.relid OPERATOR(pg_catalog.<>) c.oid ORDER BY t.relid), ',')) "
+    "FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(:table)"
+)
+#: Bound: ``names`` (regclass texts).  Which of them exist, without an error for those that do
+#: not (a probe of a missing table is an ERROR line in the server's log).
+EXISTING = (
+    "SELECT n.name FROM pg_catalog.unnest(CAST(:names AS text[])) AS n(name) "
+    "WHERE pg_catalog.to_regclass(n.name) IS NOT NULL"
+)
+#: Bound: ``table`` (regclass text).  The columns a subscription sends (not generated).
+SENT_COLUMNS = (
+    "SELECT attname FROM pg_catalog.pg_attribute "
+    "WHERE attrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(:table) "
+    "AND attnum > 0 AND NOT attisdropped AND attgenerated OPERATOR(pg_catalog.=) ''"
+)
+#: Fence: the WAL insert position before the fence's commit.  The subscription has applied
+#: everything committed before the fence once the slot's confirmed position reaches it.
+WAL_INSERT_POSITION = "SELECT CAST(pg_catalog.pg_current_wal_insert_lsn() AS text)"
+#: Bound: ``slot``, ``lsn``.  Whether the subscriber confirmed (applied and flushed) ``lsn``.
+CONFIRMED = (
+    "SELECT confirmed_flush_lsn OPERATOR(pg_catalog.>=) CAST(:lsn AS pg_catalog.pg_lsn) "
+    "FROM pg_catalog.pg_replication_slots WHERE slot_name OPERATOR(pg_catalog.=) :slot"
+)
+#: Bound: ``subscription``.  PostgreSQL 15+: errors of the apply worker so far.
+APPLY_ERRORS = (
+    "SELECT apply_error_count FROM pg_catalog.pg_stat_subscription_stats "
+    "WHERE subname OPERATOR(pg_catalog.=) :subscription"
+)
+#: Bound: ``subscription``.  PostgreSQL 18+: changes the apply worker found no row for.
+MISSING_ROW_CONFLICTS = (
+    "SELECT confl_update_missing, confl_delete_missing "
+    "FROM pg_catalog.pg_stat_subscription_stats WHERE subname OPERATOR(pg_catalog.=) :subscription"
+)
+#: Session settings under which both sides read and write a value's text the same way.
+COPY_SETTINGS = (
+    "SET LOCAL DateStyle = 'ISO, YMD'",
+    "SET LOCAL IntervalStyle = 'postgres'",
+    "SET LOCAL TimeZone = 'UTC'",
+    "SET LOCAL extra_float_digits = 3",
+    "SET LOCAL bytea_output = 'hex'",
+)
+
+
+def lock_share(schema: str | None, table: str) -> str:
+    """Writers of the source table wait (its readers do not) until the seed commits."""
+    return f"LOCK TABLE {qualified(schema, table)} IN SHARE MODE"
+
+
+def count_rows(schema: str | None, table: str) -> str:
+    return f"SELECT count(*) FROM {qualified(schema, table)}"
+
+
+def copy_out(schema: str | None, table: str, columns: Sequence[str]) -> str:
+    names = ", ".join(quote(c) for c in columns)
+    return f"COPY (SELECT {names} FROM {qualified(schema, table)}) TO STDOUT"
+
+
+def seed_rows_table(schema: str | None, table: str, columns: Sequence[str]) -> tuple[str, str]:
+    """A temporary table shaped like the replica's sent columns, and the COPY that fills it."""
+    names = ", ".join(quote(c) for c in columns)
+    return (
+        f"CREATE TEMPORARY TABLE {quote(SEED_ROWS)} ON COMMIT DROP AS "
+        f"SELECT {names} FROM {qualified(schema, table)} WITH NO DATA",
+        f"COPY {quote(SEED_ROWS)} ({names}) FROM STDIN",
+    )
+
+
+#: The temporary table the source's rows are copied into on the target.
+SEED_ROWS = "audit_cdc_seed_rows"
+
+
+def set_trigger(schema: str | None, table: str, trigger: str, *, enabled: bool) -> str:
+    """Off while the seed copies rows in (they are no change); back to ``ALWAYS`` after.  In
+    the seed's transaction, so no other session sees the trigger off."""
+    state = "ENABLE ALWAYS" if enabled else "DISABLE"
+    return f"ALTER TABLE {qualified(schema, table)} {state} TRIGGER {quote(trigger)}"
+
+
+def insert_missing(
+    schema: str | None,
+    table: str,
+    audit_table: str,
+    columns: Sequence[str],
+    audited: Sequence[str],
+    key: Sequence[str],
+) -> str:
+    """Copy into the replica the seed rows it lacks (by key; a table without one by the whole
+    row, counting duplicates) and record each as a ``B`` version, in key order.  Returns the
+    number of rows added."""
+    replica = qualified(schema, table)
+    names = ", ".join(quote(c) for c in columns)
+    if key:
+        same = " AND ".join(f"r.{quote(k)} = s.{quote(k)}" for k in key)
+        missing = (
+            f"SELECT {names} FROM {quote(SEED_ROWS)} AS s "
+            f"WHERE NOT EXISTS (SELECT FROM {replica} AS r WHERE {same})"
+        )
+    else:
+        missing = f"SELECT {names} FROM {quote(SEED_ROWS)} EXCEPT ALL SELECT {names} FROM {replica}"
+    audit_columns = [AUDIT_OPERATION, AUDIT_TIMESTAMP, AUDIT_CURRENT_USER, *audited]
+    values = [literal(BASELINE_CODE), "pg_catalog.now()", WRITER, *(quote(c) for c in audited)]
+    order = f" ORDER BY {', '.join(quote(k) for k in key)}" if key else ""
+    return (
+        f"WITH added AS (INSERT INTO {replica} ({names}) {missing} RETURNING *), "
+        f"baseline AS (INSERT INTO {qualified(schema, audit_table)} "
+        f"({', '.join(quote(c) for c in audit_columns)}) "
+        f"SELECT {', '.join(values)} FROM added{order} RETURNING 1) "
+        "SELECT count(*) FROM baseline"
+    )

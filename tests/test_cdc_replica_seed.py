@@ -1,0 +1,243 @@
+"""Design 1 never silently unaudited: rows older than the slot are copied into the replica with a
+baseline, one target belongs to one source, the wait survives another consumer and ends at an
+apply error.  Two real servers: the source (``logical_database_url``) and the target
+(``second_database_url``)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import URL
+
+from sqlalchemy_postgresql_audit.cdc import CdcError, Consumer
+from sqlalchemy_postgresql_audit.cdc.apply_errors import ReplicaLacksColumns
+from sqlalchemy_postgresql_audit.cdc.fence import commit_fence, wait_for
+from sqlalchemy_postgresql_audit.cdc.replica import Replica
+from sqlalchemy_postgresql_audit.cdc.status import cdc_status
+
+
+def _models(schema: str | None = None) -> tuple[sa.MetaData, sa.Table]:
+    metadata = sa.MetaData(naming_convention={"audit.slot": f"cdc_{uuid.uuid4().hex[:12]}"})
+    account = sa.Table(
+        "account",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("owner", sa.Text, nullable=False),
+        sa.Column("balance", sa.Integer),
+        schema=schema,
+        info={"audit.options": {"enabled": True, "mode": "cdc"}},
+    )
+    return metadata, account
+
+
+@pytest.fixture
+def source(logical_database_url: URL) -> Iterator[sa.Engine]:
+    engine = sa.create_engine(logical_database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def target(second_database_url: URL) -> Iterator[sa.Engine]:
+    engine = sa.create_engine(second_database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def consumers() -> Iterator[list[Consumer]]:
+    made: list[Consumer] = []
+    yield made
+    for consumer in made:
+        consumer.drop()
+
+
+def _trail(engine: sa.Engine, table: str = "account_audit") -> list[tuple[object, ...]]:
+    with engine.connect() as connection:
+        rows = connection.exec_driver_sql(
+            f"SELECT audit_operation, id, owner, balance FROM {table} ORDER BY audit_id"
+        )
+        return [tuple(row) for row in rows]
+
+
+def _plain_rows(source: sa.Engine, rows: list[tuple[int, str]]) -> None:
+    """The table as it was before auditing: rows no slot ever saw."""
+    with source.begin() as connection:
+        connection.exec_driver_sql(
+            "CREATE TABLE account (id integer PRIMARY KEY, owner text NOT NULL, balance integer)"
+        )
+        for id_, owner in rows:
+            connection.exec_driver_sql(
+                "INSERT INTO account (id, owner) VALUES (%(id)s, %(owner)s)",
+                {"id": id_, "owner": owner},
+            )
+
+
+def test_rows_older_than_the_slot_are_copied_with_a_baseline_and_their_changes_recorded(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    _plain_rows(source, [(1, "a"), (2, "b"), (3, "c")])
+    metadata, account = _models()
+    metadata.create_all(source)
+    consumer = Consumer(source, target, metadata=metadata, timeout=120)
+    consumers.append(consumer)
+    assert consumer.run_once() == 3
+    with source.begin() as connection:
+        connection.execute(account.update().where(account.c.id == 1).values(balance=10))
+        connection.execute(account.delete().where(account.c.id == 2))
+        connection.execute(account.insert().values(id=4, owner="d"))
+    assert consumer.run_once() == 3
+    assert _trail(target) == [
+        ("B", 1, "a", None),
+        ("B", 2, "b", None),
+        ("B", 3, "c", None),
+        ("U", 1, "a", 10),
+        ("D", 2, "b", None),
+        ("I", 4, "d", None),
+    ]
+    # Nothing changed on the source's side since: a later consumer copies nothing again.
+    assert Consumer(source, target, metadata=metadata, timeout=120).run_once() == 0
+
+
+def test_a_partition_attached_with_rows_is_copied_at_the_next_run(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    metadata = sa.MetaData(naming_convention={"audit.slot": f"cdc_{uuid.uuid4().hex[:12]}"})
+    measure = sa.Table(
+        "measure",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("value", sa.Integer),
+        postgresql_partition_by="RANGE (id)",
+        info={"audit.options": {"enabled": True, "mode": "cdc"}},
+    )
+    metadata.create_all(source)
+    with source.begin() as connection:
+        connection.exec_driver_sql(
+            "CREATE TABLE measure_low PARTITION OF measure FOR VALUES FROM (0) TO (100)"
+        )
+        connection.execute(measure.insert().values(id=1, value=1))
+    consumer = Consumer(source, target, metadata=metadata, timeout=120)
+    consumers.append(consumer)
+    assert consumer.run_once() == 1
+    with source.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE measure_high (id integer NOT NULL, value integer)")
+        connection.exec_driver_sql("INSERT INTO measure_high VALUES (150, 1), (151, 1)")
+        connection.exec_driver_sql(
+            "ALTER TABLE measure ATTACH PARTITION measure_high FOR VALUES FROM (100) TO (200)"
+        )
+    assert consumer.run_once() == 2
+    with source.begin() as connection:
+        connection.execute(measure.update().where(measure.c.id == 150).values(value=2))
+        connection.execute(measure.delete().where(measure.c.id == 151))
+    assert consumer.run_once() == 2
+    with target.connect() as connection:
+        trail = connection.exec_driver_sql(
+            "SELECT audit_operation, id, value FROM measure_audit ORDER BY audit_id"
+        ).all()
+    assert [tuple(r) for r in trail] == [
+        ("I", 1, 1),
+        ("B", 150, 1),
+        ("B", 151, 1),
+        ("U", 150, 2),
+        ("D", 151, 1),
+    ]
+
+
+def test_a_seed_that_cannot_lock_the_source_table_is_refused_naming_table_and_rows(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    _plain_rows(source, [(1, "a"), (2, "b")])
+    metadata, _ = _models()
+    metadata.create_all(source)
+    consumer = Consumer(source, target, metadata=metadata, timeout=10)
+    consumers.append(consumer)
+    with source.connect() as writer:
+        writer.exec_driver_sql("LOCK TABLE account IN ROW EXCLUSIVE MODE")
+        with pytest.raises(CdcError, match=r"account.*about 2 of its 2 source rows"):
+            consumer.run_once()
+        writer.rollback()
+    assert consumer.run_once() == 2
+
+
+def test_the_wait_ends_when_another_consumer_deleted_the_fence_row(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    """Another consumer of the same target deletes the context rows it passed, this one's fence
+    among them: the slot's confirmed position still tells that the fence was applied."""
+    metadata, _ = _models()
+    metadata.create_all(source)
+    consumer = Consumer(source, target, metadata=metadata, timeout=120)
+    consumers.append(consumer)
+    consumer.run_once()
+    replica = Replica(source, target, metadata)
+    fence = commit_fence(source, replica.names)
+    wait_for(replica, fence, 120)
+    with target.begin() as connection:
+        connection.exec_driver_sql("DELETE FROM audit_cdc_context")
+    wait_for(replica, fence, 30)
+
+
+def test_old_models_raise_at_once_naming_the_columns_the_replica_lacks(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer], server_version: int
+) -> None:
+    if server_version < 150000:
+        pytest.skip("the apply worker's error count is PostgreSQL 15+")
+    metadata, _ = _models()
+    metadata.create_all(source)
+    consumer = Consumer(source, target, metadata=metadata, timeout=600)
+    consumers.append(consumer)
+    consumer.run_once()
+    with source.begin() as connection:
+        connection.exec_driver_sql("ALTER TABLE account ADD COLUMN tier text")
+        connection.exec_driver_sql("ALTER TABLE account_audit ADD COLUMN tier text")
+        connection.exec_driver_sql("INSERT INTO account VALUES (1, 'a', NULL, 'gold')")
+    old_models = Consumer(source, target, metadata=metadata, timeout=600)
+    with pytest.raises(ReplicaLacksColumns, match=r"account\"?: 'tier'.*install_capture"):
+        old_models.run_once()
+
+
+def test_a_missing_schema_is_created_on_the_target(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    with source.begin() as connection:
+        connection.exec_driver_sql('CREATE SCHEMA "we ird"')
+    metadata, account = _models(schema="we ird")
+    metadata.create_all(source)
+    consumer = Consumer(source, target, metadata=metadata, timeout=120)
+    consumers.append(consumer)
+    with source.begin() as connection:
+        connection.execute(account.insert().values(id=1, owner="a"))
+    assert consumer.run_once() == 1
+    assert _trail(target, '"we ird".account_audit') == [("I", 1, "a", None)]
+
+
+def test_status_reports_changes_the_apply_worker_found_no_row_for(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer], server_version: int
+) -> None:
+    if server_version < 180000:
+        pytest.skip("conflict statistics are PostgreSQL 18+")
+    metadata, account = _models()
+    metadata.create_all(source)
+    consumer = Consumer(source, target, metadata=metadata, timeout=120)
+    consumers.append(consumer)
+    with source.begin() as connection:
+        connection.execute(account.insert().values(id=1, owner="a"))
+    consumer.run_once()
+    assert cdc_status(source, metadata, target).problems == ()
+    with target.begin() as connection:
+        connection.exec_driver_sql("DELETE FROM account")  # by hand, on the replica
+    with source.begin() as connection:
+        connection.execute(account.update().values(balance=1))
+    consumer.run_once()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        problems = cdc_status(source, metadata, target).problems
+        if problems:
+            break
+        time.sleep(0.2)
+    assert any("1 UPDATE(s)" in p and "found no row" in p for p in problems)
