@@ -5,6 +5,7 @@ apply error.  Two real servers: the source (``logical_database_url``) and the ta
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import Iterator
@@ -54,6 +55,28 @@ def consumers() -> Iterator[list[Consumer]]:
     yield made
     for consumer in made:
         consumer.drop()
+
+
+@contextlib.contextmanager
+def _other_database(server: URL) -> Iterator[URL]:
+    """A second source database on the source's server (dropped with its slots)."""
+    name = f"audit_other_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield server.set(database=name)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(
+                sa.text(
+                    "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                    "WHERE database = :d AND NOT active"
+                ),
+                {"d": name},
+            )
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
 
 
 def _trail(engine: sa.Engine, table: str = "account_audit") -> list[tuple[object, ...]]:
@@ -162,6 +185,34 @@ def test_a_seed_that_cannot_lock_the_source_table_is_refused_naming_table_and_ro
             consumer.run_once()
         writer.rollback()
     assert consumer.run_once() == 2
+
+
+def test_a_target_holding_another_sources_trail_is_refused_naming_both(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer], server_url: URL
+) -> None:
+    metadata, _ = _models()
+    metadata.create_all(source)
+    consumer = Consumer(source, target, metadata=metadata, timeout=120)
+    consumers.append(consumer)
+    consumer.run_once()
+    with _other_database(server_url) as other_url:
+        other = sa.create_engine(other_url)
+        try:
+            other_metadata, _ = _models()
+            other_metadata.create_all(other)
+            second = Consumer(other, target, metadata=other_metadata, timeout=120)
+            with pytest.raises(CdcError, match="Use another database") as refused:
+                second.run_once()
+            message = str(refused.value)
+            assert str(source.url.database) in message and str(other_url.database) in message
+            with target.connect() as connection:
+                subscriptions = connection.exec_driver_sql(
+                    "SELECT count(*) FROM pg_subscription s JOIN pg_database d "
+                    "ON d.oid = s.subdbid WHERE d.datname = current_database()"
+                ).scalar()
+            assert subscriptions == 1
+        finally:
+            other.dispose()
 
 
 def test_the_wait_ends_when_another_consumer_deleted_the_fence_row(

@@ -41,6 +41,7 @@ from ..install.resolve import check_audit_tables, resolve_specs
 from ..render import cdc as sql
 from ..render import cdc_replica as replica_sql
 from .claim import creating
+from .owner import claim_target
 
 _SUBSCRIPTION_EXISTS = text(
     "SELECT EXISTS (SELECT FROM pg_catalog.pg_subscription "
@@ -85,6 +86,7 @@ class Replica:
                 refuse_failover_before_17(source, [table.name for table, _ in pairs], failover=True)
         with self.target.begin() as connection:
             _create_schemas(connection, names, pairs)
+            claim_target(self.source, connection, names)
             connection.exec_driver_sql(replica_sql.create_seeded_table(names.context_schema))
             _create_tables(connection, pairs)
             _install_capture(connection, pairs)

@@ -1,0 +1,41 @@
+"""Design 1: one target database holds the trail of one source database.
+
+Two sources subscribed into one target would share its replica, audit and context tables:
+their keys collide in the replica (the apply worker then stops at every retry), their context
+rows' ids collide, each consumer deletes the other's context rows, and the trails mix where keys
+do not collide, with nothing telling one source's versions from the other's.  So the target
+records which source it belongs to (the source cluster's system identifier and the database's
+name, in ``audit_cdc_source`` next to the context table) and a consumer of another source is
+refused, naming both.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, Engine, text
+
+from ..declare.cdc import CdcNames
+from ..render import cdc_replica as sql
+from .errors import CdcError
+
+
+def claim_target(source: Engine, target: Connection, names: CdcNames) -> None:
+    """Record ``source`` as the target's source, or refuse when another one is recorded."""
+    with source.connect() as connection:
+        identity = connection.execute(text(sql.SOURCE_IDENTITY)).one()
+    schema = names.context_schema
+    target.exec_driver_sql(sql.create_source_table(schema))
+    recorded = target.execute(text(sql.recorded_sources(schema))).all()
+    others = [r for r in recorded if tuple(r) != tuple(identity)]
+    if others:
+        other = others[0]
+        raise CdcError(
+            f"target database {target.engine.url.database!r} holds the trail of database "
+            f"{other.database!r} (system {other.system_identifier}), not of this consumer's "
+            f"source, database {identity.database!r} (system {identity.system_identifier}): "
+            "two sources in one target would share its replica, audit and context tables and "
+            "mix their trails.  Use another database as this source's target"
+        )
+    target.execute(
+        text(sql.claim_source(schema)),
+        {"system_identifier": identity.system_identifier, "database": identity.database},
+    )
