@@ -126,6 +126,66 @@ def test_rows_older_than_the_slot_are_copied_with_a_baseline_and_their_changes_r
     assert Consumer(source, target, metadata=metadata, timeout=120).run_once() == 0
 
 
+def test_a_table_without_key_is_copied_by_whole_row_values_intact_on_psycopg_3(
+    logical_database_url: URL, second_database_url: URL, consumers: list[Consumer]
+) -> None:
+    """Duplicates count; values cross as text under fixed settings, whatever the sessions'
+    (here floats printed rounded by the source database's setting)."""
+    source = sa.create_engine(logical_database_url.set(drivername="postgresql+psycopg"))
+    target = sa.create_engine(second_database_url.set(drivername="postgresql+psycopg"))
+    with source.begin() as connection:
+        connection.exec_driver_sql(
+            "CREATE TABLE reading (at timestamptz, raw bytea, amount numeric, span interval, "
+            "ratio double precision)"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO reading VALUES "
+            "('2024-02-29 23:59:59.123456+05:45', '\\x00ff', 0.30000000000000004, '1 day 2 h', "
+            "0.30000000000000004), ('2024-02-29 23:59:59.123456+05:45', '\\x00ff', "
+            "0.30000000000000004, '1 day 2 h', 0.30000000000000004), "
+            "(NULL, NULL, 'NaN', NULL, NULL)"
+        )
+    metadata = sa.MetaData(naming_convention={"audit.slot": f"cdc_{uuid.uuid4().hex[:12]}"})
+    sa.Table(
+        "reading",
+        metadata,
+        sa.Column("at", sa.DateTime(timezone=True)),
+        sa.Column("raw", sa.LargeBinary),
+        sa.Column("amount", sa.Numeric),
+        sa.Column("span", sa.Interval),
+        sa.Column("ratio", sa.Double),
+        info={"audit.options": {"enabled": True, "mode": "cdc"}},
+    )
+    metadata.create_all(source)
+    consumer = Consumer(source, target, metadata=metadata, timeout=120)
+    consumers.append(consumer)
+    with source.begin() as connection:  # the consumer's sessions print floats rounded
+        connection.exec_driver_sql(
+            f"ALTER DATABASE {source.url.database} SET extra_float_digits = -10"
+        )
+    source.dispose()
+    assert consumer.run_once() == 3
+    query = "SELECT CAST(r AS text) FROM reading AS r ORDER BY 1"
+    with source.connect() as connection:
+        connection.exec_driver_sql("SET TimeZone = 'UTC'")
+        connection.exec_driver_sql("SET extra_float_digits = 3")
+        expected = list(connection.exec_driver_sql(query).scalars())
+    with target.connect() as connection:
+        connection.exec_driver_sql("SET TimeZone = 'UTC'")
+        connection.exec_driver_sql("SET extra_float_digits = 3")
+        replica = list(connection.exec_driver_sql(query).scalars())
+        trail = connection.exec_driver_sql(
+            "SELECT audit_operation, count(*) FROM reading_audit GROUP BY 1"
+        ).all()
+    assert replica == expected
+    assert [tuple(r) for r in trail] == [("B", 3)]
+    with source.begin() as connection:
+        connection.exec_driver_sql("DELETE FROM reading WHERE amount = 'NaN'")
+    assert consumer.run_once() == 1
+    source.dispose()
+    target.dispose()
+
+
 def test_a_partition_attached_with_rows_is_copied_at_the_next_run(
     source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
 ) -> None:
