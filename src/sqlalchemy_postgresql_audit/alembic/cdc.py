@@ -148,7 +148,7 @@ def publication_operations(
     """The operations bringing ``metadata``'s CDC publication to its declared tables."""
     names = cdc_names(metadata)
     declared = {
-        (spec.schema or default, spec.table): replica_identity(spec, table)
+        (spec.schema or default, spec.table): replica_identity(spec)
         for table, spec in audited_tables(metadata)
         if spec.cdc
     }
