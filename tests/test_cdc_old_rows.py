@@ -179,6 +179,41 @@ def test_alembic_publishes_the_declared_identity_and_sees_no_drift(
         drop_slot(engine, models())
 
 
+def test_alembic_switches_the_identity_and_its_downgrade_switches_it_back(
+    tmp_path: Path, engine: sa.Engine
+) -> None:
+    """A changed ``replica_identity`` republishes the table with the new identity; the
+    downgrade puts the old one back and leaves the table published."""
+    slot = f"s_{uuid.uuid4().hex[:12]}"
+
+    def models(**options: Any) -> sa.MetaData:
+        metadata = sa.MetaData(naming_convention={"audit.slot": slot})
+        declare(metadata, mode="cdc", **options)
+        return metadata
+
+    project = make_project(tmp_path, engine.url)
+    create_slot(engine, models())
+    try:
+        project.revision(models(), "cdc")
+        project.upgrade(models())
+        assert identity(engine) == "d"
+        switched = project.revision(models(replica_identity="full"), "full")
+        assert "replaces_identity='default'" in switched
+        assert "op.unpublish_audit_table(" not in switched
+        project.upgrade(models(replica_identity="full"))
+        assert identity(engine) == "f"
+        project.check(models(replica_identity="full"))
+        project.downgrade(models(), "-1")
+        assert identity(engine) == "d"
+        with engine.connect() as connection:
+            published = connection.exec_driver_sql(
+                "SELECT tablename FROM pg_publication_tables WHERE pubname = 'audit_cdc'"
+            )
+            assert published.scalars().all() == ["acct"]
+    finally:
+        drop_slot(engine, models())
+
+
 def test_python_install_records_the_baseline_of_rows_a_table_already_has(
     engine: sa.Engine,
 ) -> None:
