@@ -294,6 +294,18 @@ def test_purge_works_where_old_rows_come_from_the_wal(engine: sa.Engine) -> None
         drop_slot(engine, table.metadata)
 
 
+def test_purge_works_where_the_table_is_not_published(engine: sa.Engine) -> None:
+    """As on design 1's target, where the audit table is written by the replica's triggers
+    and no decoder reads the table here."""
+    table = decoded(engine)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("ALTER PUBLICATION audit_cdc DROP TABLE acct")
+        assert purge(engine, table) == 2
+    finally:
+        drop_slot(engine, table.metadata)
+
+
 def test_retention_is_refused_where_the_decoder_rebuilds_old_rows_from_the_trail(
     engine: sa.Engine,
 ) -> None:
