@@ -87,9 +87,9 @@ def _writes(table: sa.Table) -> dict[str, Callable[[sa.Connection], object]]:
         "update": lambda c: c.execute(table.update().values(amount=5)),
         "delete": lambda c: c.execute(table.delete()),
         "upsert": lambda c: c.execute(
-            pg_insert(table).values(id=1, amount=9).on_conflict_do_update(
-                index_elements=["id"], set_={"amount": 9}
-            )
+            pg_insert(table)
+            .values(id=1, amount=9)
+            .on_conflict_do_update(index_elements=["id"], set_={"amount": 9})
         ),
         "alias": lambda c: c.execute(sa.update(alias).values(amount=6)),
         "cte": lambda c: c.execute(
