@@ -4,6 +4,7 @@ server and the consumer sees the change only after it committed."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import uuid
 from collections.abc import Callable, Iterator
@@ -12,11 +13,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import Session
 
 from cdc_decoder_setup import drop_slot
 from sqlalchemy_postgresql_audit import (
     AuditSettingError,
+    aset_session_vars,
     audit_context,
     default_context,
     set_session_vars,
@@ -215,3 +218,33 @@ def test_textual_sql_is_not_refused(source: sa.Engine, ledger: sa.Table) -> None
     with source.begin() as connection:
         connection.exec_driver_sql("UPDATE ledger SET amount = 8")
     assert _rows(source) == [(1, 8)]
+
+
+def test_aset_session_vars_counts_on_async_connections_and_sessions(
+    logical_database_url: URL,
+) -> None:
+    metadata, ledger = _ledger()
+    sync = sa.create_engine(logical_database_url)
+    metadata.create_all(sync)
+    url = logical_database_url.set(drivername="postgresql+asyncpg")
+
+    async def main() -> None:
+        engine = create_async_engine(url)
+        try:
+            async with engine.begin() as connection:
+                with pytest.raises(AuditSettingError, match=r"audit\.username is required"):
+                    await connection.execute(ledger.insert().values(id=1, amount=1))
+                await aset_session_vars(connection, username="ann")
+                await connection.execute(ledger.insert().values(id=1, amount=1))
+            async with AsyncSession(engine) as session:
+                await aset_session_vars(session, username="bob")
+                await session.execute(ledger.update().values(amount=2))
+                await session.commit()
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(main())
+    finally:
+        drop_slot(sync, metadata)
+        sync.dispose()
