@@ -247,6 +247,29 @@ def test_a_seed_that_cannot_lock_the_source_table_is_refused_naming_table_and_ro
     assert consumer.run_once() == 2
 
 
+def test_a_copy_that_cannot_compare_rows_is_refused_naming_table_and_rows(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    """No key, and a column without equality: the replica's rows cannot be told apart."""
+    with source.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE note (body json)")
+        connection.exec_driver_sql("""INSERT INTO note VALUES ('{"a": 1}'), ('[]')""")
+    metadata = sa.MetaData(naming_convention={"audit.slot": f"cdc_{uuid.uuid4().hex[:12]}"})
+    sa.Table(
+        "note",
+        metadata,
+        sa.Column("body", sa.JSON),
+        info={"audit.options": {"enabled": True, "mode": "cdc"}},
+    )
+    metadata.create_all(source)
+    consumer = Consumer(source, target, metadata=metadata, timeout=120)
+    consumers.append(consumer)
+    with pytest.raises(CdcError, match=r"note.*about 2 of its 2 source rows.*the copy failed"):
+        consumer.run_once()
+    with target.connect() as connection:
+        assert connection.exec_driver_sql("SELECT count(*) FROM note_audit").scalar() == 0
+
+
 def test_a_target_holding_another_sources_trail_is_refused_naming_both(
     source: sa.Engine, target: sa.Engine, consumers: list[Consumer], server_url: URL
 ) -> None:

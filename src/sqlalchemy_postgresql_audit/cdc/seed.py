@@ -6,8 +6,9 @@ the slot.  The replica lacks them, and the apply worker skips an UPDATE or DELET
 row for, without an error (PostgreSQL up to 17 does not even log it by default): those changes
 would leave no audit row.
 
-So whenever what decides the stream's rows changes on the source (the table, its membership of
-the publication, its leaf partitions: ``SOURCE_SIGNATURE``), the consumer compares the two sides
+So when it creates the subscription, first meets a table, or what decides the stream's rows
+changed on the source since (the table, its membership of the publication, its leaf
+partitions: ``SOURCE_SIGNATURE``, recorded on the target), the consumer compares the two sides
 and copies what the replica lacks:
 
 1. the source table is locked ``IN SHARE MODE`` (its writers wait, its readers do not);
@@ -19,7 +20,8 @@ and copies what the replica lacks:
    transaction, which commits before the source's lock is released.
 
 It refuses, naming the table and how many rows the replica lacks, when the lock cannot be had
-within the consumer's timeout or the role may not take it.
+within the consumer's timeout, the role may not take it, or the copy fails (a table without a
+key whose columns have no equality, such as ``json``).
 """
 
 from __future__ import annotations
@@ -46,15 +48,10 @@ def seed_replicas(replica: Replica, timeout: float, *, compare_all: bool = False
     pairs = replica.pairs()
     with replica.source.connect() as source:
         signatures = {
-            name_text(table.schema, table.name): str(
-                source.execute(
-                    text(sql.SOURCE_SIGNATURE),
-                    {
-                        "table": name_text(table.schema, table.name),
-                        "publication": names.publication,
-                    },
-                ).scalar()
-            )
+            name_text(table.schema, table.name): source.execute(
+                text(sql.SOURCE_SIGNATURE),
+                {"table": name_text(table.schema, table.name), "publication": names.publication},
+            ).scalar()
             for table, _ in pairs
         }
     with replica.target.connect() as target:
@@ -63,8 +60,11 @@ def seed_replicas(replica: Replica, timeout: float, *, compare_all: bool = False
     fence = 0
     for table, spec in pairs:
         name = name_text(table.schema, table.name)
-        if compare_all or recorded.get(name) != signatures[name]:
-            fence = max(fence, _seed(replica, table, spec, signatures[name], timeout))
+        signature = signatures[name]
+        if signature is None:
+            continue  # not on the source (yet): no row of it can be missing
+        if compare_all or recorded.get(name) != signature:
+            fence = max(fence, _seed(replica, table, spec, str(signature), timeout))
     return fence
 
 
@@ -89,20 +89,27 @@ def _seed(replica: Replica, table: Table, spec: AuditSpec, signature: str, timeo
             )
             source.execute(text(sql.lock_share(table.schema, table.name)))
         except DBAPIError as error:
-            raise CdcError(
-                f"cannot seed the target's replica of table {name}: about {max(lacking, 0)} of "
-                f"its {source_rows} source rows are not in it (older than the slot, or brought "
-                "by an attached partition), so their UPDATEs and DELETEs would leave no audit "
-                "row.  Seeding locks the source table IN SHARE MODE for the copy, and that "
-                f"failed: {getattr(error, 'orig', error)}".rstrip()
-            ) from error
+            raise _refused(name, lacking, source_rows, "locking it failed", error) from error
         fence = commit_fence(replica.source, replica.names)
         wait_for(replica, fence, timeout)
-        copied = _copy_missing(source, target, replica, table, spec)
+        try:
+            copied = _copy_missing(source, target, replica, table, spec)
+        except DBAPIError as error:
+            raise _refused(name, lacking, source_rows, "the copy failed", error) from error
         _record(target, replica, name, signature, copied)
         target.commit()
         source.commit()
     return fence.id
+
+
+def _refused(name: str, lacking: int, rows: int, what: str, error: DBAPIError) -> CdcError:
+    return CdcError(
+        f"cannot seed the target's replica of table {name}: about {max(lacking, 0)} of its "
+        f"{rows} source rows are not in it (older than the slot, or brought by an attached "
+        "partition), so their UPDATEs and DELETEs would leave no audit row.  Seeding locks "
+        f"the source table IN SHARE MODE and copies them, and {what}: "
+        f"{str(getattr(error, 'orig', error)).strip()}"
+    )
 
 
 def _copy_missing(
