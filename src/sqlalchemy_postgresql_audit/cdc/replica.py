@@ -12,6 +12,10 @@ Exactly once and commit order come from PostgreSQL: the subscription's replicati
 advances in the same transaction as the rows it applied.  ``streaming = on`` (not
 ``parallel``): a large transaction is spooled and applied whole at its commit, so ``audit_id``
 keeps commit order.
+
+Before anything else, the target records which source database it holds the trail of, and
+refuses another (``.owner``); rows the stream never carried (older than the slot, or brought by
+an attached partition) are copied in with a baseline once the subscription runs (``.seed``).
 """
 
 from __future__ import annotations

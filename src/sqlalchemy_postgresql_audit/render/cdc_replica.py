@@ -61,8 +61,7 @@ def create_seeded_table(schema: str | None) -> str:
 
 
 def seeded_signatures(schema: str | None) -> str:
-    """Every recorded signature; none when the table is not there yet (a first run), read
-    without an error in the server's log."""
+    """Every recorded signature (the table is made with the replica tables)."""
     name = qualified(schema, SEEDED_TABLE)
     return f"SELECT table_name, signature FROM {name}"
 
