@@ -33,7 +33,7 @@ from ..render import cdc as sql
 from .claim import SlotClaim
 from .decoder import Decoder
 from .errors import CdcError, describe, is_transient
-from .progress import record_run_caught_up, record_run_failed
+from .progress import record_run_caught_up, record_run_failed, refresh_run_caught_up
 from .replica import Replica
 
 __all__ = ["CdcError", "Consumer", "create_slot"]
@@ -48,8 +48,9 @@ DEFAULT_TIMEOUT = 600.0
 #: server restart takes seconds; a failover or an outage minutes, retried twice a minute).
 FIRST_BACKOFF = 0.5
 MAX_BACKOFF = 30.0
-#: How often, at most, a run that caught up is recorded (a small update of the progress row):
-#: ``cdc status``'s lag in seconds when no consumer runs is at most this much too high.
+#: How often, at most, a run that caught up is recorded (a small update of the progress row;
+#: a run that finds nothing to record writes nothing): ``cdc status``'s lag in seconds when no
+#: consumer runs is at most this much too high.
 CAUGHT_UP_EVERY = 5.0
 
 
@@ -112,9 +113,9 @@ class Consumer:
         self._decoder: Decoder | None = None
         self._claim: SlotClaim | None = None
         self._installed = False
-        #: When the last run that caught up was recorded (``time.monotonic``), and the error
-        #: last recorded (so ``run`` does not count one failure twice).
-        self._caught_up_recorded: float | None = None
+        #: Whether this consumer made its progress row (then a run that caught up only
+        #: refreshes it), and the error last recorded (so ``run`` does not count it twice).
+        self._health_row = False
         self._recorded_error: BaseException | None = None
 
     def run_once(self) -> int:
@@ -225,7 +226,6 @@ class Consumer:
         if error is self._recorded_error:
             return
         self._recorded_error = error
-        self._caught_up_recorded = None
         try:
             with self._trail().begin() as connection:
                 record_run_failed(
@@ -240,15 +240,16 @@ class Consumer:
             )
 
     def _record_caught_up(self, began: float) -> None:
-        """Record that the trail held everything committed before ``began``: at once after a
-        failure (which it clears), else at most every ``CAUGHT_UP_EVERY`` seconds."""
-        now = time.monotonic()
-        last = self._caught_up_recorded
-        if last is not None and now - last < CAUGHT_UP_EVERY:
-            return
+        """Record that the trail held everything committed before ``began``: at once when a
+        failure stands (which it clears, whichever process recorded it), else at most every
+        ``CAUGHT_UP_EVERY`` seconds."""
+        slot, elapsed = cdc_names(self.metadata).slot, time.monotonic() - began
         with self._trail().begin() as connection:
-            record_run_caught_up(connection, None, cdc_names(self.metadata).slot, now - began)
-        self._caught_up_recorded = now
+            if self._health_row:
+                refresh_run_caught_up(connection, None, slot, elapsed, CAUGHT_UP_EVERY)
+            else:
+                record_run_caught_up(connection, None, slot, elapsed)
+        self._health_row = True
 
     def _trail(self) -> Engine:
         """The database holding the trail and its progress table."""

@@ -29,6 +29,7 @@ from ..render.cdc_health import (
     read_health,
     record_caught_up,
     record_failure,
+    refresh_caught_up,
 )
 from ..render.sql import name_text
 from .claim import lock_creating
@@ -139,6 +140,16 @@ def record_run_caught_up(
     """A run that began ``elapsed`` seconds ago ended without error: clear the last error."""
     ensure_progress_table(connection, schema)
     connection.exec_driver_sql(record_caught_up(schema), {"slot": slot, "elapsed": elapsed})
+
+
+def refresh_run_caught_up(
+    connection: Connection, schema: str | None, slot: str, elapsed: float, every: float
+) -> None:
+    """As ``record_run_caught_up`` once it has made the row, writing only when a failure
+    stands or the time recorded is more than ``every`` seconds old."""
+    connection.exec_driver_sql(
+        refresh_caught_up(schema), {"slot": slot, "elapsed": elapsed, "every": every}
+    )
 
 
 def load_health(connection: Connection, schema: str | None, slot: str) -> Health | None:

@@ -74,6 +74,20 @@ def record_caught_up(schema: str | None) -> str:
     )
 
 
+def refresh_caught_up(schema: str | None) -> str:
+    """Bound: ``slot``, ``elapsed``, ``every`` (seconds).  As ``record_caught_up``, but only
+    when a failure stands (whichever process recorded it) or the time recorded is more than
+    ``every`` seconds old: otherwise it matches no row and writes nothing, not even WAL, so a
+    consumer may run it after every run."""
+    return (
+        f"UPDATE {always_qualified(schema, PROGRESS_TABLE)} AS p SET caught_up_at = "
+        "pg_catalog.now() - pg_catalog.make_interval(secs => %(elapsed)s), "
+        "last_error = NULL, last_error_at = NULL, failures = 0 "
+        "WHERE p.slot_name = %(slot)s AND (p.failures > 0 OR p.caught_up_at IS NULL "
+        "OR p.caught_up_at < pg_catalog.now() - pg_catalog.make_interval(secs => %(every)s))"
+    )
+
+
 def read_health(schema: str | None) -> str:
     """Bound: ``slot``.  The last error, when, how many runs in a row failed; seconds since
     the trail last moved (a batch written, or a run that caught up) and since it was last
