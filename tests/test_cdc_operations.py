@@ -23,6 +23,7 @@ from sqlalchemy.engine import URL, make_url
 from conftest import LOGICAL_SETTINGS
 from sqlalchemy_postgresql_audit import AUDIT_TABLE_KEY
 from sqlalchemy_postgresql_audit.cdc import CdcError, Consumer, create_slot
+from sqlalchemy_postgresql_audit.cdc import consumer as consumer_module
 from sqlalchemy_postgresql_audit.cdc.consumer import FIRST_BACKOFF
 from sqlalchemy_postgresql_audit.cdc.status import STALLED_AFTER_SECONDS, cdc_status
 from sqlalchemy_postgresql_audit.declare.declaration import _DECLARED
@@ -125,7 +126,7 @@ def test_run_rides_out_a_restart_of_the_source(caplog: pytest.LogCaptureFixture)
         table.metadata.create_all(engine)
         consumer = Consumer(engine, metadata=table.metadata)
         failed: list[BaseException] = []
-        worker = threading.Thread(target=_run, args=(consumer, failed))
+        worker = threading.Thread(target=_run, args=(consumer, failed), daemon=True)
         caplog.set_level(logging.WARNING, logger="sqlalchemy_postgresql_audit.cdc.consumer")
         worker.start()
         try:
@@ -158,7 +159,7 @@ def test_run_retries_a_source_it_cannot_reach_until_stopped(
     table = declare()
     consumer = Consumer("postgresql+psycopg2://nobody@127.0.0.1:9/none", metadata=table.metadata)
     failed: list[BaseException] = []
-    worker = threading.Thread(target=_run, args=(consumer, failed))
+    worker = threading.Thread(target=_run, args=(consumer, failed), daemon=True)
     caplog.set_level(logging.WARNING, logger="sqlalchemy_postgresql_audit.cdc.consumer")
     worker.start()
 
@@ -176,6 +177,29 @@ def test_run_retries_a_source_it_cannot_reach_until_stopped(
     assert "OperationalError" in retried()[0]
     # Where the trail lives could not be reached either: the log says so.
     assert any("could not record its error" in r.getMessage() for r in caplog.records)
+
+
+def test_stop_ends_the_wait_between_tries_at_once(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first wait is an hour long: only ``stop()`` can end it before the test's deadline."""
+    monkeypatch.setattr(consumer_module, "FIRST_BACKOFF", 3600.0)
+    monkeypatch.setattr(consumer_module, "MAX_BACKOFF", 3600.0)
+    table = declare()
+    consumer = Consumer("postgresql+psycopg2://nobody@127.0.0.1:9/none", metadata=table.metadata)
+    failed: list[BaseException] = []
+    worker = threading.Thread(target=_run, args=(consumer, failed), daemon=True)
+    caplog.set_level(logging.WARNING, logger="sqlalchemy_postgresql_audit.cdc.consumer")
+    worker.start()
+    try:
+        assert wait_for(
+            lambda: any("trying again in 3600.0 s" in r.getMessage() for r in caplog.records),
+            worker,
+        ), failed
+    finally:
+        consumer.stop()
+        worker.join(DEADLINE)
+    assert not worker.is_alive() and failed == []
 
 
 @pytest.fixture
