@@ -244,11 +244,13 @@ class Consumer:
         failure stands (which it clears, whichever process recorded it), else at most every
         ``CAUGHT_UP_EVERY`` seconds."""
         slot, elapsed = cdc_names(self.metadata).slot, time.monotonic() - began
-        with self._trail().begin() as connection:
-            if self._health_row:
+        if self._health_row:  # one statement, one round trip: no transaction around it
+            trail = self._trail().execution_options(isolation_level="AUTOCOMMIT")
+            with trail.connect() as connection:
                 refresh_run_caught_up(connection, None, slot, elapsed, CAUGHT_UP_EVERY)
-            else:
-                record_run_caught_up(connection, None, slot, elapsed)
+            return
+        with self._trail().begin() as connection:
+            record_run_caught_up(connection, None, slot, elapsed)
         self._health_row = True
 
     def _trail(self) -> Engine:
