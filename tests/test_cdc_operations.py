@@ -328,3 +328,26 @@ def test_close_leaves_an_engine_the_caller_passed_open(engine: sa.Engine) -> Non
     with Consumer(engine, metadata=table.metadata):
         pass
     assert engine.pool is pool and pool.checkedin() == 1  # not disposed of
+
+
+def test_status_by_a_role_that_may_not_read_the_progress_table_leaves_it_out(
+    engine: sa.Engine, make_role: Callable[[str], str]
+) -> None:
+    """Only its owner reads the progress table (a role that could write it could make the
+    decoder skip changes): a monitoring role sees the slot and nothing recorded, no error."""
+    table = declare()
+    table.metadata.create_all(engine)
+    try:
+        drop_slot(engine, table)
+        with pytest.raises(CdcError):
+            Consumer(engine, metadata=table.metadata).run_once()
+        assert cdc_status(engine, table.metadata).failures == 1
+        watcher = sa.create_engine(engine.url.set(username=make_role("watcher")))
+        try:
+            seen = cdc_status(watcher, table.metadata)
+        finally:
+            watcher.dispose()
+        assert seen.failures is None and seen.last_error is None
+        assert seen.slot_exists is False
+    finally:
+        drop_slot(engine, table)

@@ -170,10 +170,9 @@ class Consumer:
                         if not written:
                             self._stop.wait(interval)
             except Exception as error:
-                if not is_transient(error):
-                    self._record_failure(error)
-                    raise
                 self._record_failure(error)
+                if not is_transient(error):
+                    raise
                 failures += 1
                 wait = min(MAX_BACKOFF, FIRST_BACKOFF * 2 ** (failures - 1))
                 _log.warning(
