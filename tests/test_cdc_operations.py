@@ -151,6 +151,54 @@ def test_run_rides_out_a_restart_of_the_source(caplog: pytest.LogCaptureFixture)
         writer.dispose()
 
 
+def test_run_with_a_subscription_rides_out_a_restart_of_the_target(
+    logical_database_url: URL, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Design 1: the target restarts under a running ``run()``; its subscription goes on, and
+    the consumer watching it too."""
+    table = declare()
+    source = sa.create_engine(logical_database_url)
+    table.metadata.create_all(source)
+    with own_server() as (url, restart):
+        target = sa.create_engine(url, pool_pre_ping=True)
+        consumer = Consumer(source, url, metadata=table.metadata)
+        failed: list[BaseException] = []
+        worker = threading.Thread(target=_run, args=(consumer, failed), daemon=True)
+        caplog.set_level(logging.WARNING, logger="sqlalchemy_postgresql_audit.cdc.consumer")
+        try:
+            with source.begin() as connection:
+                connection.execute(table.insert().values(id=1, place="before"))
+            worker.start()
+
+            def arrived(rows: list[tuple[object, ...]]) -> Callable[[], bool]:
+                def check() -> bool:
+                    try:
+                        return trail(target, table) == rows
+                    except sa.exc.DBAPIError:  # the audit table is not there yet
+                        return False
+
+                return check
+
+            assert wait_for(arrived([("I", 1)]), worker), failed
+            restart()
+            with source.begin() as connection:
+                connection.execute(table.insert().values(id=2, place="after"))
+            assert wait_for(arrived([("I", 1), ("I", 2)]), worker), failed
+            # The consumer met the restart (a watcher that lost its connection) and went on.
+            assert wait_for(
+                lambda: any("run failed" in r.getMessage() for r in caplog.records), worker
+            ), failed
+        finally:
+            consumer.stop()
+            worker.join(DEADLINE)
+            consumer.drop()
+            consumer.close()
+            target.dispose()
+            drop_slot(source, table)
+            source.dispose()
+        assert not worker.is_alive() and failed == []
+
+
 def test_run_retries_a_source_it_cannot_reach_until_stopped(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
