@@ -87,7 +87,7 @@ def create_slot(engine: Engine, metadata: MetaData) -> None:
     tables = [table.name for table, spec in audited_tables(metadata) if spec.cdc]
     names = cdc_names(metadata)
     with engine.begin() as connection:
-        ensure_slot(connection, names.slot, tables, failover=names.failover)
+        ensure_slot(connection, names, tables)
 
 
 class Consumer:

@@ -12,7 +12,9 @@ PostgreSQL would not publish (``render.cdc_truncate``).
 The slot is created first, before anything else the installing transaction writes: PostgreSQL
 creates a logical slot only in a transaction that has not written (and waits for the write
 transactions running then to end), so a slot made afterwards, in its own transaction, would
-wait forever on the installing one.
+wait forever on the installing one.  Its publications exist before it, committed (empty at
+first, in a transaction of their own): before PostgreSQL 18, pgoutput fails for good on the
+first change committed while a publication it was asked for did not exist yet.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from ..declare.spec import AuditSpec
 from ..errors import AuditConfigurationError
 from ..render import cdc as sql
 from ..render import cdc_truncate as truncate
+from ..render.baseline import render_baseline
 from ..render.sql import name_text
 from .catalog import (
     partition_guards,
@@ -62,8 +65,8 @@ def source_statements(names: CdcNames, pairs: Iterable[tuple[Table, AuditSpec]])
         sql.set_publication_options(names.publication),
     ]
     schemas: set[str | None] = set()
-    for table, spec in pairs:
-        identity = replica_identity(spec, table)
+    for _, spec in pairs:
+        identity = replica_identity(spec)
         statements.append(sql.replica_identity(spec.schema, spec.table, identity))
         statements.append(sql.add_table(names.publication, spec.schema, spec.table))
         if spec.schema not in schemas:
@@ -86,16 +89,16 @@ def removal_statements(names: CdcNames, pairs: Iterable[tuple[Table, AuditSpec]]
     ]
 
 
-def ensure_slot(
-    connection: Connection, slot: str, tables: Sequence[str], *, failover: bool = False
-) -> None:
-    """Create the logical slot ``slot`` unless it exists (a failover slot when ``failover``);
+def ensure_slot(connection: Connection, names: CdcNames, tables: Sequence[str]) -> None:
+    """Create the logical slot of ``names`` unless it exists (a failover slot when asked);
     refuse a lost one, and a server whose ``wal_level`` cannot decode (naming the CDC tables
-    ``tables`` and how to set it).
+    ``tables`` and how to set it).  Its publications are made first, empty, in a transaction
+    of their own (``publications_first``).
 
     Must run before the transaction writes anything: the error says how to proceed when it did.
     An existing slot is left as it is, failover or not (``cdc status`` reports a difference).
     """
+    slot, failover = names.slot, names.failover
     state = connection.execute(text(sql.SLOT_STATE), {"slot": slot}).first()
     if state is not None:
         if not state.here:
@@ -137,10 +140,29 @@ def ensure_slot(
             "with sqlalchemy_postgresql_audit.cdc.create_slot(engine, metadata)",
         )
     version = refuse_failover_before_17(connection, tables, failover=failover)
+    publications_first(connection, names)
     if version >= FAILOVER_VERSION:
         connection.execute(text(sql.CREATE_SLOT_17), {"slot": slot, "failover": failover})
     else:
         connection.execute(text(sql.CREATE_SLOT), {"slot": slot})
+
+
+def publications_first(connection: Connection, names: CdcNames) -> None:
+    """Commit ``names``' publications (empty when new) before their slot exists, on another
+    connection of the same engine: ``connection``'s transaction must not write before the slot.
+
+    Before PostgreSQL 18, pgoutput looks a publication up in the catalog as of each change it
+    decodes and fails, at every retry, on a change committed before the publication existed, so
+    one write by another session between the slot and the installing commit would stop the
+    consumer for good."""
+    missing = connection.execute(
+        text(sql.MISSING_PUBLICATIONS), {"publications": list(names.publications)}
+    ).scalar()
+    if not missing:
+        return
+    with connection.engine.begin() as other:
+        other.execute(text(sql.create_publication(names.publication)))
+        other.execute(text(sql.create_empty_context_publication(names.context_publication)))
 
 
 #: The first PostgreSQL release with failover slots (``server_version_num``).
@@ -164,6 +186,49 @@ def refuse_failover_before_17(
 
 
 _PUBLISHED = text(sql.PUBLISHED).bindparams(bindparam("tables", type_=ARRAY(Text())))
+
+
+def baseline_statements(
+    connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]]
+) -> list[str]:
+    """For the CDC tables of ``pairs`` (resolved specs) that installing is about to publish
+    (``first_published``): the baseline of the rows they already hold, where the decoder
+    rebuilds old rows from the trail (``replica_identity`` ``default``).
+
+    Run in the installing transaction, after publishing: the baseline locks each table until
+    it commits, so every row written before is in it and every change after it is in the WAL.
+    Without it the decoder would meet an UPDATE or DELETE of a row the trail never saw and stop
+    for good (the WAL of a DELETE holds only the key).
+    """
+    return [
+        statement
+        for _, spec in first_published(connection, pairs)
+        if replica_identity(spec) == "default"
+        for statement in render_baseline(spec)
+    ]
+
+
+def first_published(
+    connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]]
+) -> list[tuple[Table, AuditSpec]]:
+    """The CDC tables of ``pairs`` (resolved specs) not yet in their publication: the ones
+    whose rows installing baselines.  A table already published gets no baseline: its changes
+    since are in the WAL, and one taken while the consumer lags would record rows ahead of
+    changes it has not written yet (``record_baseline`` waits for it)."""
+    by_publication: dict[str, list[tuple[Table, AuditSpec]]] = {}
+    for table, spec in pairs:
+        if spec.cdc:
+            by_publication.setdefault(cdc_names(table.metadata).publication, []).append(
+                (table, spec)
+            )
+    first: list[tuple[Table, AuditSpec]] = []
+    for name, group in by_publication.items():
+        names = [_table_text(spec) for _, spec in group]
+        found = {
+            row[0] for row in connection.execute(_PUBLISHED, {"publication": name, "tables": names})
+        }
+        first += [pair for pair in group if _table_text(pair[1]) not in found]
+    return first
 
 
 def unpublished(
@@ -199,7 +264,7 @@ def captured_states(
     guards = partition_guard_drifts(partition_guards(connection, schema, spec.table))
     identity = replica_identity_drifts(
         f"{schema}.{spec.table}",
-        replica_identity(spec, table),
+        replica_identity(spec),
         replica_identity_code(connection, schema, spec.table),
     )
     return [
@@ -226,17 +291,21 @@ def _table_text(spec: AuditSpec) -> str:
 
 def prepare(connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]]) -> None:
     """Before an installation writes anything: the slot of each MetaData with CDC tables."""
-    by_slot: dict[tuple[str, bool], list[str]] = {}
+    by_slot: dict[CdcNames, list[str]] = {}
     for table, spec in pairs:
         if spec.cdc:
-            names = cdc_names(table.metadata)
-            by_slot.setdefault((names.slot, names.failover), []).append(table.name)
-    for (slot, failover), tables in by_slot.items():
-        ensure_slot(connection, slot, tables, failover=failover)
+            by_slot.setdefault(cdc_names(table.metadata), []).append(table.name)
+    for names, tables in by_slot.items():
+        ensure_slot(connection, names, tables)
 
 
 def slot_statements(pairs: Sequence[tuple[Table, AuditSpec]]) -> list[str]:
-    """For a script: create each MetaData's slot first (``prepare`` does it online)."""
+    """For a script: create each MetaData's slot first (``prepare`` does it online).
+
+    The script stays runnable as one string (one implicit transaction), so its publications
+    come after the slot, not committed before it as online: before PostgreSQL 18, a write by
+    another session in between stops pgoutput for good.  ``cdc create-slot`` first avoids it.
+    """
     slots = {
         (names.slot, names.failover)
         for names in (cdc_names(table.metadata) for table, spec in pairs if spec.cdc)
