@@ -24,6 +24,7 @@ from conftest import LOGICAL_SETTINGS
 from sqlalchemy_postgresql_audit import AUDIT_TABLE_KEY
 from sqlalchemy_postgresql_audit.cdc import CdcError, Consumer, create_slot
 from sqlalchemy_postgresql_audit.cdc import consumer as consumer_module
+from sqlalchemy_postgresql_audit.cdc.claim import SlotClaim
 from sqlalchemy_postgresql_audit.cdc.consumer import FIRST_BACKOFF
 from sqlalchemy_postgresql_audit.cdc.status import STALLED_AFTER_SECONDS, cdc_status
 from sqlalchemy_postgresql_audit.declare.declaration import _DECLARED
@@ -197,6 +198,51 @@ def test_run_with_a_subscription_rides_out_a_restart_of_the_target(
             drop_slot(source, table)
             source.dispose()
         assert not worker.is_alive() and failed == []
+
+
+def test_run_waits_out_its_own_claim_left_behind_on_the_server(
+    engine: sa.Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The consumer's sessions end under it, and before it claims its slot again something
+    holds the claim (as its own old session does after a network cut, until the server
+    notices): it tries again, warning, and goes on once the claim is free."""
+    table = declare()
+    table.metadata.create_all(engine)
+    slot = table.metadata.naming_convention["audit.slot"]
+    consumer = Consumer(engine, metadata=table.metadata)
+    failed: list[BaseException] = []
+    worker = threading.Thread(target=_run, args=(consumer, failed), daemon=True)
+    caplog.set_level(logging.WARNING, logger="sqlalchemy_postgresql_audit.cdc.consumer")
+    other = sa.create_engine(engine.url, poolclass=sa.NullPool)
+    claimed = contextlib.ExitStack()
+    try:
+        worker.start()
+        with other.begin() as connection:
+            connection.execute(table.insert().values(id=1, place="a"))
+        assert wait_for(lambda: trail(other, table) == [("I", 1)], worker), failed
+        with other.connect() as connection:  # end every session of the consumer, waiting
+            connection.exec_driver_sql(
+                "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                "AND backend_type = 'client backend'"
+            )
+        claimed.enter_context(SlotClaim(other, slot).held())  # long before its first retry
+
+        def refused() -> bool:
+            return any("claimed by another consumer" in r.getMessage() for r in caplog.records)
+
+        assert wait_for(refused, worker), failed
+        claimed.close()
+        with other.begin() as connection:
+            connection.execute(table.insert().values(id=2, place="b"))
+        assert wait_for(lambda: trail(other, table) == [("I", 1), ("I", 2)], worker), failed
+    finally:
+        claimed.close()
+        consumer.stop()
+        worker.join(DEADLINE)
+        other.dispose()
+        drop_slot(engine, table)
+    assert not worker.is_alive() and failed == []
 
 
 def test_run_retries_a_source_it_cannot_reach_until_stopped(

@@ -32,7 +32,7 @@ from ..install.publication import ensure_slot
 from ..render import cdc as sql
 from .claim import SlotClaim
 from .decoder import Decoder
-from .errors import CdcError, describe, is_transient
+from .errors import CdcError, SlotInUse, describe, is_transient
 from .progress import record_run_caught_up, record_run_failed, refresh_run_caught_up
 from .replica import Replica
 
@@ -158,7 +158,9 @@ class Consumer:
         a ``CdcError`` marked ``transient``) is logged at WARNING, recorded, and the run
         tried again after a wait that doubles from ``FIRST_BACKOFF`` to ``MAX_BACKOFF``
         seconds (``stop()`` ends the wait at once); the claim is given back meanwhile and
-        taken again, since a lost connection loses it.  Any other error ends ``run``."""
+        taken again, since a lost connection loses it.  While it recovers, ``SlotInUse`` is
+        tried again too: after a network cut the server may keep this consumer's old session,
+        and its claim, until it notices the client is gone.  Any other error ends ``run``."""
         self._stop.clear()
         failures = 0
         while not self._stop.is_set():
@@ -171,7 +173,7 @@ class Consumer:
                             self._stop.wait(interval)
             except Exception as error:
                 self._record_failure(error)
-                if not is_transient(error):
+                if not (is_transient(error) or (failures and isinstance(error, SlotInUse))):
                     raise
                 failures += 1
                 wait = min(MAX_BACKOFF, FIRST_BACKOFF * 2 ** (failures - 1))
