@@ -29,20 +29,17 @@ import weakref
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Alias, Connection, Engine, Table, event
-from sqlalchemy.dialects.postgresql.dml import OnConflictDoUpdate
+from sqlalchemy import Connection, Engine, Table, event
 
 from ..declare.audit_table import SPEC_KEY
 from ..declare.declaration import declare_table
-from ..declare.options import OPTIONS_KEY
 from ..declare.spec import AuditSpec
+from ..declare.written import nested_writes, operations_of, schema_written, written_table
 from .scope import missing_for_next_write
 from .session import AuditSettingError
 
 #: ``install.runtime_check.RUNTIME_CHECK_OPTION``: writes let through on purpose.
 _OPT_OUT = "audit_runtime_check"
-_OPERATIONS = {"insert": "INSERT", "update": "UPDATE", "delete": "DELETE"}
-_UPSERT = frozenset({"INSERT", "UPDATE"})
 _INSTALL_LOCK = threading.Lock()
 
 
@@ -77,32 +74,22 @@ def _before_cursor_execute(
     context: Any,
     executemany: bool,
 ) -> None:
-    """Writes nested in common table expressions, listed by the (cached) compiled statement."""
-    ctes = getattr(getattr(context, "compiled", None), "ctes", None)
-    if not ctes:
-        return
-    for cte in list(ctes):
-        element = getattr(cte, "element", None)
-        if getattr(element, "is_dml", False):
-            _check_write(connection, element, context.execution_options)
+    for write in nested_writes(context):
+        _check_write(connection, write, context.execution_options)
 
 
 def _check_write(
     connection: Connection, statement: Any, execution_options: Mapping[str, Any]
 ) -> None:
-    table = statement.table
-    while isinstance(table, Alias):  # update(t.alias("x")) writes t
-        table = table.element
-    if not isinstance(table, Table):
-        return
-    table = table._deannotate()  # an ORM statement's table may be an annotated copy
-    if OPTIONS_KEY not in table.info:
+    table = written_table(statement)
+    if table is None:
         return
     checked = _checked(table)
     if checked is None or execution_options.get(_OPT_OUT, True) is False:
         return
     _, required, declared = checked
-    if not _recorded(declared, statement):
+    operations = operations_of(statement)
+    if operations is not None and not operations & declared:
         return
     missing = missing_for_next_write(connection, required)
     if missing:
@@ -138,23 +125,8 @@ def _spec_of(table: Table) -> AuditSpec | None:
     return spec if isinstance(spec, AuditSpec) else None
 
 
-def _recorded(declared: frozenset[str], statement: Any) -> bool:
-    """Whether the declaration records what ``statement`` does (an upsert may UPDATE too)."""
-    operation = _OPERATIONS.get(statement.__visit_name__)
-    if operation is None:
-        return True
-    if operation == "INSERT" and isinstance(
-        getattr(statement, "_post_values_clause", None), OnConflictDoUpdate
-    ):
-        return bool(_UPSERT & declared)
-    return operation in declared
-
-
 def _message(table: Table, setting: str, execution_options: Mapping[str, Any]) -> str:
-    schema = table.schema
-    translate = execution_options.get("schema_translate_map")
-    if translate and schema in translate:
-        schema = translate[schema]
+    schema = schema_written(table, execution_options)
     where = f"{schema}.{table.name}" if schema else table.name
     return (
         f"audit setting audit.{setting} is required to write to table {where} but is not "
