@@ -34,7 +34,7 @@ from ..install.resolve import resolve_specs
 from ..render import cdc_replica as sql
 from ..render.sql import name_text
 from .copy import copy_in, copy_out
-from .errors import CdcError
+from .errors import CdcError, is_transient
 from .fence import commit_fence, wait_for
 from .replica import Replica
 
@@ -103,13 +103,16 @@ def _seed(replica: Replica, table: Table, spec: AuditSpec, signature: str, timeo
 
 
 def _refused(name: str, lacking: int, rows: int, what: str, error: DBAPIError) -> CdcError:
-    return CdcError(
+    """Transient when the cause is (a lock wait that timed out, a lost connection)."""
+    refused = CdcError(
         f"cannot seed the target's replica of table {name}: about {max(lacking, 0)} of its "
         f"{rows} source rows are not in it (older than the slot, or brought by an attached "
         "partition), so their UPDATEs and DELETEs would leave no audit row.  Seeding locks "
         f"the source table IN SHARE MODE and copies them, and {what}: "
         f"{str(getattr(error, 'orig', error)).strip()}"
     )
+    refused.transient = is_transient(error)
+    return refused
 
 
 def _copy_missing(
