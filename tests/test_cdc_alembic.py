@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
@@ -130,6 +131,7 @@ def _evolve(
     return writer, migration
 
 
+@pytest.mark.filterwarnings("error::sqlalchemy.exc.SAWarning")  # pg_lsn is known
 def test_an_alembic_upgrade_adding_a_column_while_the_decoder_runs(
     tmp_path: Path, logical_database_url: URL
 ) -> None:

@@ -23,7 +23,8 @@ from typing import Any
 from alembic.autogenerate import comparators
 from alembic.autogenerate.api import AutogenContext
 from alembic.operations import ops
-from sqlalchemy import Connection, LargeBinary, MetaData, Table, text
+from sqlalchemy import Connection, Dialect, LargeBinary, MetaData, Table, text
+from sqlalchemy.types import UserDefinedType
 
 from ..declare.audit_table import (
     AUDIT_TABLE_KEY,
@@ -62,11 +63,30 @@ def prepare_audit(
     """Before Alembic compares tables: declare audit tables, and keep audit history out."""
     for metadata in _metadatas(autogen_context.metadata):
         declare_metadata(metadata)
+    if autogen_context.connection is not None:
+        know_pg_lsn(autogen_context.connection.dialect)
     # Alembic has no public way to add an object filter after env.py configured the context;
     # AutogenContext keeps include_object and friends in this list on every Alembic >= 1.13.
     filters: list[Any] = autogen_context._object_filters
     if keep_audit_history not in filters:
         filters.append(keep_audit_history)
+
+
+class PgLsn(UserDefinedType[str]):
+    """PostgreSQL's ``pg_lsn`` (the CDC progress table's positions), which SQLAlchemy does not
+    know: reflecting that table would warn at every autogenerate."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "pg_lsn"
+
+
+def know_pg_lsn(dialect: Dialect) -> None:
+    """Teach this engine's dialect (not every PostgreSQL dialect) to reflect ``pg_lsn``."""
+    names: dict[str, Any] = getattr(dialect, "ischema_names", {})
+    if "pg_lsn" not in names:
+        dialect.ischema_names = {**names, "pg_lsn": PgLsn}  # type: ignore[attr-defined]
 
 
 def keep_audit_history(
