@@ -67,6 +67,7 @@ from .pgoutput import (
     format_lsn,
     parse_lsn,
     parse_message,
+    publication_names,
 )
 from .previous import KEPT, PreviousVersions
 from .progress import (
@@ -131,7 +132,10 @@ class Decoder:
             )
         self.source, self.target, self.metadata = source, target, metadata
         self.slot = slot
-        self.publications = ",".join(p for p in (publication, context_publication) if p)
+        #: The publications as pgoutput's option reads them (quoted identifiers).
+        self.publications = publication_names(
+            [p for p in (publication, context_publication) if p]
+        )
         self.batch_changes = batch_changes
         self.progress_schema = progress_schema
         self.context_table = context_table

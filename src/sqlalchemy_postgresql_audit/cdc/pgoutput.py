@@ -178,6 +178,13 @@ def _relation(data: bytes) -> Relation:
     return Relation(oid, schema or "pg_catalog", name, identity, tuple(columns), tuple(keys))
 
 
+def publication_names(names: Sequence[str]) -> str:
+    """``names`` as pgoutput's ``publication_names`` option, which the server reads as a list
+    of identifiers (``SplitIdentifierString``): unquoted, a name would be folded to lower case
+    and split at its commas.  Each is quoted, inner quotes doubled, as a quoted identifier."""
+    return ",".join('"' + name.replace('"', '""') + '"' for name in names)
+
+
 def copy_binary_rows(buffer: bytes) -> list[bytes]:
     """The single-column rows of a ``COPY ... TO STDOUT (FORMAT binary)`` stream.
 
