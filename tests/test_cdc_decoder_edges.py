@@ -8,8 +8,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from cdc_decoder_setup import decoder, published
+from cdc_decoder_setup import decoder, drop_slot, published
 from sqlalchemy_postgresql_audit import AUDIT_TABLE_KEY
+from sqlalchemy_postgresql_audit.cdc import create_slot
+from sqlalchemy_postgresql_audit.cdc.errors import CdcError
+from sqlalchemy_postgresql_audit.declare.cdc import cdc_names
 
 
 @pytest.fixture
@@ -51,3 +54,109 @@ def test_publication_names_that_need_quoting_are_read(
             connection.execute(table.update().values(v=2))
         assert decoder(engine, table.metadata).run_once() == 2
         assert trail(engine, table) == [("I", 1, 1), ("U", 1, 2)]
+
+
+def slot_position(engine: sa.Engine, slot: str) -> str:
+    with engine.connect() as connection:
+        return str(
+            connection.execute(
+                sa.text(
+                    "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = :s"
+                ),
+                {"s": slot},
+            ).scalar_one()
+        )
+
+
+def progress_position(engine: sa.Engine) -> str:
+    with engine.connect() as connection:
+        return str(
+            connection.exec_driver_sql("SELECT end_lsn FROM audit_cdc_progress").scalar_one()
+        )
+
+
+def test_a_slot_dropped_and_made_again_stops_the_decoder_naming_the_gap(
+    engine: sa.Engine,
+) -> None:
+    """The writes made while there was no slot never reach the WAL's consumers: the decoder
+    refuses to go on as if nothing happened (its trail would also rebuild the later DELETE's
+    old row from a stale version), names the slot and the gap, and goes on once told to."""
+    table = declare()
+    slot = cdc_names(table.metadata).slot
+    with published(engine, table.metadata, "DEFAULT"):
+        with engine.begin() as connection:
+            connection.execute(table.insert().values(id=1, v=1))
+        assert decoder(engine, table.metadata).run_once() == 1
+        recorded = progress_position(engine)
+        drop_slot(engine, table.metadata)
+        with engine.begin() as connection:
+            connection.execute(table.update().values(v=2))
+            connection.execute(table.insert().values(id=2, v=2))
+        create_slot(engine, table.metadata)
+        with engine.begin() as connection:
+            connection.execute(table.delete().where(table.c.id == 1))
+        made = slot_position(engine, slot)
+        with pytest.raises(CdcError) as raised:
+            decoder(engine, table.metadata).run_once()
+        message = str(raised.value)
+        assert f"slot '{slot}' starts at {made}, beyond the trail's progress ({recorded})" in (
+            message
+        )
+        assert "audit_cdc_progress" in message and "record_baseline" in message
+        assert trail(engine, table) == [("I", 1, 1)]
+        assert (slot_position(engine, slot), progress_position(engine)) == (made, recorded)
+        # Accepting the gap as the error says: the decoder goes on from the new slot.
+        with engine.begin() as connection:
+            connection.exec_driver_sql("DELETE FROM audit_cdc_progress")
+        assert decoder(engine, table.metadata).run_once() == 1
+        assert trail(engine, table) == [("I", 1, 1), ("D", 1, 1)]
+
+
+def test_a_slot_advanced_by_hand_past_a_change_stops_the_decoder(engine: sa.Engine) -> None:
+    table = declare()
+    slot = cdc_names(table.metadata).slot
+    with published(engine, table.metadata):
+        with engine.begin() as connection:
+            connection.execute(table.insert().values(id=1, v=1))
+        assert decoder(engine, table.metadata).run_once() == 1
+        with engine.begin() as connection:
+            connection.execute(table.insert().values(id=2, v=2))
+        with engine.connect() as connection:
+            connection.execute(
+                sa.text(
+                    "SELECT pg_replication_slot_advance(:s, pg_current_wal_flush_lsn())"
+                ),
+                {"s": slot},
+            )
+            connection.commit()
+        with pytest.raises(CdcError, match=rf"slot '{slot}' starts at .* beyond"):
+            decoder(engine, table.metadata).run_once()
+        assert trail(engine, table) == [("I", 1, 1)]
+
+
+def test_the_decoder_advances_its_slot_only_as_far_as_its_progress_records(
+    engine: sa.Engine,
+) -> None:
+    """WAL that holds nothing for the trail (other tables' writes) moves the slot too, once
+    the progress row records the new position first: the decoder never finds its own slot
+    ahead of its progress, and never leaves it far behind the WAL."""
+    table = declare()
+    slot = cdc_names(table.metadata).slot
+    with published(engine, table.metadata):
+        with engine.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE other (id int, pad text)")
+            connection.execute(table.insert().values(id=1, v=1))
+        running = decoder(engine, table.metadata)
+        assert running.run_once() == 1
+        for _ in range(3):
+            with engine.begin() as connection:
+                connection.exec_driver_sql(
+                    "INSERT INTO other SELECT i, repeat('x', 100) FROM generate_series(1, 2000) i"
+                )
+            assert running.run_once() == 0
+            assert slot_position(engine, slot) == progress_position(engine)
+        with engine.begin() as connection:
+            connection.execute(table.insert().values(id=2, v=2))
+        assert decoder(engine, table.metadata).run_once() == 1
+        assert trail(engine, table) == [("I", 1, 1), ("I", 2, 2)]
+        assert slot_position(engine, slot) == progress_position(engine)

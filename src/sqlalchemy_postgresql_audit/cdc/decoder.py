@@ -35,6 +35,7 @@ from ..install.resolve import resolve_specs
 from ..render.cdc import SLOT_STATE
 from ..render.cdc_decoder import (
     ADVANCE,
+    CONFIRMED,
     FLUSH_POSITION,
     GENERATED_COLUMNS,
     LOCK_SLOT,
@@ -84,6 +85,22 @@ log = logging.getLogger(__name__)
 
 #: The table a writer's transaction inserts its context into (published insert-only).
 CONTEXT_TABLE = "audit_cdc_context"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Read:
+    """One peek at the slot: its messages, and where the slot and the read stood."""
+
+    messages: list[bytes]
+    specs: dict[tuple[str, str], AuditSpec]
+    #: The WAL flushed when the run began: the read ends there when ``finished``.
+    upto: int
+    #: The newest full transaction id when the run began (to widen the WAL's 32-bit xids).
+    xmax: int
+    #: The slot's confirmed position before the read.
+    confirmed: int
+    #: Whether the read reached ``upto`` (else it stopped at ``batch_changes`` messages).
+    finished: bool
 
 
 @dataclass(slots=True)
@@ -190,11 +207,10 @@ class Decoder:
                 target.commit()
                 self._progress_table_checked = True
             with self._slot_locked(target):
-                data, specs = self._peek(upto, limit)
-                messages = copy_binary_rows(data)
+                read = self._peek(upto, limit, xmax)
                 flushed = self._flushed
                 try:
-                    last_end = self._write_batch(target, specs, messages, upto, xmax)
+                    recorded = self._write_batch(target, read)
                 except Exception as error:
                     if not is_bad_input(error):
                         raise
@@ -202,32 +218,49 @@ class Decoder:
                     target.rollback()
                     self._context_check = ContextCheck()
                     try:
-                        last_end = self._write_batch(target, specs, messages, upto, xmax)
+                        recorded = self._write_batch(target, read)
                     finally:
                         self._context_check = None
                 written = self._flushed - flushed
-                finished = len(messages) < limit
-                advance_to = max(last_end, parse_lsn(upto)) if finished else last_end
-                if advance_to:
+                if recorded > read.confirmed:
                     with self.source.begin() as source:
-                        lsn = format_lsn(advance_to)
+                        lsn = format_lsn(recorded)
                         source.exec_driver_sql(ADVANCE, {"slot": self.slot, "lsn": lsn})
                         self._move_restart_point(source)
-        return written, finished
+        return written, read.finished
 
-    def _write_batch(
-        self,
-        target: Connection,
-        specs: dict[tuple[str, str], AuditSpec],
-        messages: list[bytes],
-        upto: str,
-        xmax: int,
-    ) -> int:
+    def _write_batch(self, target: Connection, read: _Read) -> int:
+        """Write ``read``; return the position the progress row now records as complete (the
+        slot may be advanced to it, never further)."""
         target.exec_driver_sql(OUTPUT_SETTINGS)
         progress = load_progress(target, self.progress_schema, self.slot)
-        if progress.end_lsn > parse_lsn(upto):
+        if progress.end_lsn > read.upto:
             self._refuse_progress_ahead(progress)
-        return self._write(target, specs, messages, progress, xmax)
+        # A transaction written in part must still be ahead of the slot.
+        if progress.end_lsn and (
+            read.confirmed > progress.end_lsn
+            or (read.confirmed == progress.end_lsn and not progress.complete)
+        ):
+            raise self._gap(progress, read.confirmed)
+        return self._write(target, read, progress)
+
+    def _gap(self, progress: Progress, confirmed: int) -> CdcError:
+        """The slot is ahead of the trail.  The decoder advances its slot only to a position
+        its progress row records, after that row's commit, so the slot was made again (dropped,
+        or lost and replaced) or advanced by hand: the changes in between never reach the
+        trail, and the old rows rebuilt from it would be stale."""
+        start, end = format_lsn(progress.end_lsn), format_lsn(confirmed)
+        table = name_text(self.progress_schema, PROGRESS_TABLE)
+        return CdcError(
+            f"slot {self.slot!r} starts at {end}, beyond the trail's progress ({start}): the "
+            f"changes committed between {start} and {end} never reached the trail, and never "
+            "will (the slot was dropped and made again, or advanced by hand).  The decoder "
+            "stops rather than skip them.  Recover: stop the writers if you can; accept the "
+            f"gap by deleting the decoder's progress row of this slot ({table}, slot_name "
+            f"{self.slot!r}), so that the decoder goes on from the slot's position as a first "
+            "run does; run the consumer; then record a baseline of each CDC table where its "
+            "trail is (record_baseline), so the gap is visible in its history"
+        )
 
     def _refuse_progress_ahead(self, progress: Progress) -> None:
         """A progress row beyond the server's WAL was not written by a decoder of this slot
@@ -292,7 +325,7 @@ class Decoder:
         else:
             savepoint.commit()
 
-    def _peek(self, upto: str, limit: int) -> tuple[bytes, dict[tuple[str, str], AuditSpec]]:
+    def _peek(self, upto: str, limit: int, xmax: int) -> _Read:
         """The slot's messages, waiting a while for a slot still held by the server process
         of a decoder that was just killed (it lets go once it notices its client is gone)."""
         parameters = {
@@ -305,6 +338,7 @@ class Decoder:
             with self.source.connect() as source:
                 source.exec_driver_sql(OUTPUT_SETTINGS)
                 specs = self._audited(source)
+                confirmed = source.exec_driver_sql(CONFIRMED, {"slot": self.slot}).scalar()
                 try:
                     data = copy_out(source, PEEK, parameters)
                 except Exception as error:
@@ -318,7 +352,16 @@ class Decoder:
                     time.sleep(0.1)
                     continue
                 source.rollback()
-                return data, specs
+                messages = copy_binary_rows(data)
+                del data
+                return _Read(
+                    messages=messages,
+                    specs=specs,
+                    upto=parse_lsn(upto),
+                    xmax=xmax,
+                    confirmed=parse_lsn(confirmed or "0/0"),
+                    finished=len(messages) < limit,
+                )
         raise AssertionError("unreachable")
 
     def _slot_read_elsewhere(self, source: Connection) -> SlotInUse:
@@ -339,25 +382,20 @@ class Decoder:
             "convention 'audit.slot'",
         )
 
-    def _write(
-        self,
-        target: Connection,
-        specs: dict[tuple[str, str], AuditSpec],
-        messages: list[bytes],
-        progress: Progress,
-        xmax: int,
-    ) -> int:
-        """Write the transactions of ``messages`` the trail lacks; return the end of the last
-        transaction the trail now holds."""
+    def _write(self, target: Connection, read: _Read, progress: Progress) -> int:
+        """Write the transactions of ``read`` the trail lacks; return the position the slot
+        may be advanced to: every transaction ending there is in the trail, and the progress
+        row records it (or a position beyond it)."""
         trail = _Trail()
-        last_end = progress.end_lsn if progress.complete else 0
-        covered = progress
+        last_end = 0
+        #: What the progress row holds, and what it is to hold once ``trail`` is written.
+        recorded = covered = progress
         self._previous.forget()
         begin: Begin | None = None
         entries: list[Entry] = []
         context = Context()
         context_oids = self._context_oids
-        for data in messages:
+        for data in read.messages:
             message = parse_message(data)
             if isinstance(message, Change):
                 if message.relation in context_oids:
@@ -371,15 +409,15 @@ class Decoder:
             elif isinstance(message, Commit):
                 assert begin is not None
                 skip = progress.written(message.end_lsn)
-                if skip is not None:
+                if skip is not None and skip < len(entries):
                     if not trail.changes:
                         self._previous.forget(unless_below=KEPT)
                     self._previous.load(target, wanted_keys(entries[skip:]))
                     end, count = message.end_lsn, len(entries)
-                    lines = self._lines(target, trail, begin, entries, skip, xmax)
+                    lines = self._lines(target, trail, begin, entries, skip, read.xmax)
                     for done, now in lines:
                         if trail.changes >= self.batch_changes or (now and trail.changes):
-                            covered = Progress(end, done, done == count)
+                            recorded = covered = Progress(end, done, done == count)
                             self._flush(target, trail, covered)
                     covered = Progress(end, count, True)
                 last_end = message.end_lsn
@@ -390,14 +428,21 @@ class Decoder:
                     context_oids.add(message.oid)
                 else:
                     context_oids.discard(message.oid)
-                self._plans[message.oid] = self._plan(target, specs, message)
+                self._plans[message.oid] = self._plan(target, read.specs, message)
             elif isinstance(message, Truncate):
                 for oid in message.relations:
                     if oid not in context_oids:
                         entries.append(Entry(self._audited_plan(oid), None, context))
-        if trail.changes:
+        # Everything read is in the trail now (once ``trail`` is flushed), up to the last commit
+        # read, or up to ``upto`` when the read reached it.
+        end = max(last_end, read.upto if read.finished else 0)
+        if end > covered.end_lsn and (
+            trail.changes or not read.finished or end - recorded.end_lsn >= IDLE_RECORD_BYTES
+        ):
+            covered = Progress(end, 0, True)
+        if trail.changes or covered != recorded:
             self._flush(target, trail, covered)
-        return last_end
+        return covered.end_lsn if covered.complete else last_end
 
     def _flush(self, target: Connection, trail: _Trail, progress: Progress) -> None:
         """COPY the pending lines and record ``progress``, in one target transaction."""
@@ -554,6 +599,13 @@ class Decoder:
             missing,
         )
 
+
+#: How far past the recorded progress the WAL must have moved, with nothing for the trail in
+#: between, before the decoder records the new position and advances its slot to it.  It
+#: advances the slot only to a recorded position, so that a slot ahead of the progress row
+#: always means changes the trail never received; recording the WAL's every move would be a
+#: write each idle round, whose own WAL (same server) the next round would find.
+IDLE_RECORD_BYTES = 64 * 1024
 
 #: How many times (0.1 s apart) a decoder waits for its slot to be free.
 _SLOT_WAITS = 100
