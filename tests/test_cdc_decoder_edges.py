@@ -22,10 +22,12 @@ def engine(logical_database_url: sa.URL) -> Any:
     engine.dispose()
 
 
-def declare(name: str = "ledger", **conventions: Any) -> sa.Table:
+def declare(
+    name: str = "ledger", metadata: sa.MetaData | None = None, **conventions: Any
+) -> sa.Table:
     return sa.Table(
         name,
-        sa.MetaData(naming_convention=conventions),
+        sa.MetaData(naming_convention=conventions) if metadata is None else metadata,
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
         sa.Column("v", sa.Integer),
         info={"audit.options": {"enabled": True, "mode": "cdc"}},
@@ -42,9 +44,7 @@ def trail(engine: sa.Engine, table: sa.Table) -> list[tuple[Any, ...]]:
 
 
 @pytest.mark.parametrize("publication", ["CdcPub", "cdc pub", "a,b", 'say "hi"'])
-def test_publication_names_that_need_quoting_are_read(
-    engine: sa.Engine, publication: str
-) -> None:
+def test_publication_names_that_need_quoting_are_read(engine: sa.Engine, publication: str) -> None:
     """pgoutput reads ``publication_names`` as a list of identifiers: unquoted, "CdcPub" would
     be folded to cdcpub and "a,b" split in two."""
     table = declare(**{"audit.publication": publication})
@@ -123,9 +123,7 @@ def test_a_slot_advanced_by_hand_past_a_change_stops_the_decoder(engine: sa.Engi
             connection.execute(table.insert().values(id=2, v=2))
         with engine.connect() as connection:
             connection.execute(
-                sa.text(
-                    "SELECT pg_replication_slot_advance(:s, pg_current_wal_flush_lsn())"
-                ),
+                sa.text("SELECT pg_replication_slot_advance(:s, pg_current_wal_flush_lsn())"),
                 {"s": slot},
             )
             connection.commit()
@@ -160,3 +158,37 @@ def test_the_decoder_advances_its_slot_only_as_far_as_its_progress_records(
         assert decoder(engine, table.metadata).run_once() == 1
         assert trail(engine, table) == [("I", 1, 1), ("I", 2, 2)]
         assert slot_position(engine, slot) == progress_position(engine)
+
+
+def test_a_table_that_joins_the_publication_while_the_decoder_runs_is_a_transient_error(
+    engine: sa.Engine,
+) -> None:
+    """A migration publishes a new CDC table before the models that declare it reach the
+    running consumer: the old decoder stops at the new table's first change, naming it, with
+    a transient error (``Consumer.run`` waits and tries again), and never goes past it; the
+    decoder with the new models writes everything exactly once."""
+    old = declare()
+    with published(engine, old.metadata):
+        with engine.begin() as connection:
+            connection.execute(old.insert().values(id=1, v=1))
+        running = decoder(engine, old.metadata)
+        assert running.run_once() == 1
+        new = declare()  # the deploy's models: both tables
+        parcel = declare("parcel", new.metadata)
+        new.metadata.create_all(engine)  # the migration
+        with engine.begin() as connection:
+            connection.execute(old.insert().values(id=2, v=2))
+        with engine.begin() as connection:
+            connection.execute(parcel.insert().values(id=7, v=7))
+            connection.execute(old.insert().values(id=3, v=3))
+        for _ in range(2):
+            with pytest.raises(CdcError) as raised:
+                running.run_once()
+            assert raised.value.transient is True
+            message = str(raised.value)
+            assert "table public.parcel is in publication(s)" in message
+            assert "restart the consumer with models that declare it" in message.lower()
+            assert "remove" not in message
+        assert decoder(engine, new.metadata).run_once() == 3
+        assert trail(engine, old) == [("I", 1, 1), ("I", 2, 2), ("I", 3, 3)]
+        assert trail(engine, parcel) == [("I", 7, 7)]

@@ -87,6 +87,16 @@ log = logging.getLogger(__name__)
 CONTEXT_TABLE = "audit_cdc_context"
 
 
+class UndeclaredTable(CdcError):
+    """A published table the metadata does not declare: a deploy is about to (transient)."""
+
+    transient = True
+
+    def __init__(self, table: str, problem: str) -> None:
+        self.table = table
+        super().__init__(problem)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Read:
     """One peek at the slot: its messages, and where the slot and the read stood."""
@@ -530,10 +540,14 @@ class Decoder:
         plan = self._plans.get(oid)
         if plan is None:
             relation = self._relations[oid]
-            raise DecoderError(
-                f"publication(s) {self.publications!r} publish table "
-                f"{relation.schema}.{relation.name}, which the metadata does not audit; "
-                "remove it from the publication or declare it audited"
+            raise UndeclaredTable(
+                f"{relation.schema}.{relation.name}",
+                f"table {relation.schema}.{relation.name} is in publication(s) "
+                f"{self.publications} but this consumer's metadata does not declare it a CDC "
+                "table: it joined the publication after the consumer started (a migration ran "
+                "before the models that declare it were deployed).  Restart the consumer with "
+                "models that declare it; the trail goes on from its first change, which is "
+                "not skipped",
             )
         return plan
 
