@@ -192,3 +192,39 @@ def test_a_table_that_joins_the_publication_while_the_decoder_runs_is_a_transien
         assert decoder(engine, new.metadata).run_once() == 3
         assert trail(engine, old) == [("I", 1, 1), ("I", 2, 2), ("I", 3, 3)]
         assert trail(engine, parcel) == [("I", 7, 7)]
+
+
+def test_a_transaction_larger_than_batch_bytes_is_written_in_parts_exactly_once(
+    engine: sa.Engine,
+) -> None:
+    """Each part commits with its position in the transaction; a failure between parts
+    leaves the parts before it, and the next run writes the rest, none twice."""
+    table = declare("parcel")
+    table.append_column(sa.Column("pad", sa.Text))
+    with published(engine, table.metadata):
+        with engine.begin() as connection:
+            connection.exec_driver_sql("CREATE SEQUENCE attempts")
+            connection.exec_driver_sql(
+                "CREATE FUNCTION fail_once() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "IF NEW.id = 30 AND nextval('attempts') = 1 THEN RAISE 'between parts'; END IF; "
+                "RETURN NEW; END $$"
+            )
+            connection.exec_driver_sql(
+                "CREATE TRIGGER fail_once BEFORE INSERT ON parcel_audit "
+                "FOR EACH ROW EXECUTE FUNCTION fail_once()"
+            )
+            connection.execute(
+                table.insert(), [{"id": i, "v": i, "pad": "x" * 100} for i in range(50)]
+            )
+        parts = decoder(engine, table.metadata, batch_bytes=1_000)
+        with pytest.raises(Exception, match="between parts"):  # from the driver
+            parts.run_once()
+        with engine.connect() as connection:
+            position, complete = connection.exec_driver_sql(
+                "SELECT position, complete FROM audit_cdc_progress"
+            ).one()
+        written = trail(engine, table)
+        assert (position, complete, len(written)) == (len(written), False, position)
+        assert 0 < position <= 30
+        assert decoder(engine, table.metadata, batch_bytes=1_000).run_once() == 50 - position
+        assert trail(engine, table) == [("I", i, i) for i in range(50)]

@@ -84,4 +84,4 @@ def test_lsn_text_round_trips_and_copy_binary_rows_split() -> None:
     assert format_lsn(parse_lsn("16/B374D848")) == "16/B374D848"
     header = b"PGCOPY\n\xff\r\n\0" + struct.pack("!ii", 0, 0)
     rows = b"".join(struct.pack("!hi", 1, len(r)) + r for r in (b"one", b"two"))
-    assert copy_binary_rows(header + rows + struct.pack("!h", -1)) == [b"one", b"two"]
+    assert list(copy_binary_rows(header + rows + struct.pack("!h", -1))) == [b"one", b"two"]

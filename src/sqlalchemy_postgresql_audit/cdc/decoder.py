@@ -97,11 +97,28 @@ class UndeclaredTable(CdcError):
         super().__init__(problem)
 
 
+class _Messages:
+    """The messages of one peek, parsed out of its COPY stream each time they are iterated
+    (never all held as objects of their own: the stream can be as large as a transaction)."""
+
+    def __init__(self, stream: bytearray) -> None:
+        self.stream = stream
+        #: How many there are, once iterated to the end.
+        self.count = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        count = 0
+        for message in copy_binary_rows(self.stream):
+            count += 1
+            yield message
+        self.count = count
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class _Read:
     """One peek at the slot: its messages, and where the slot and the read stood."""
 
-    messages: list[bytes]
+    messages: _Messages
     specs: dict[tuple[str, str], AuditSpec]
     #: The WAL flushed when the run began: the read ends there when ``finished``.
     upto: int
@@ -109,8 +126,13 @@ class _Read:
     xmax: int
     #: The slot's confirmed position before the read.
     confirmed: int
-    #: Whether the read reached ``upto`` (else it stopped at ``batch_changes`` messages).
-    finished: bool
+    #: How many messages the read asked for at most (it ends at a transaction's end after).
+    limit: int
+
+    @property
+    def finished(self) -> bool:
+        """Whether the read reached ``upto`` (known once its messages are iterated)."""
+        return self.messages.count < self.limit
 
 
 @dataclass(slots=True)
@@ -120,9 +142,12 @@ class _Trail:
     #: By COPY statement, which names the audit table and the columns.
     segments: dict[str, list[bytes]] = field(default_factory=dict)
     changes: int = 0
+    #: How many bytes the lines hold.
+    size: int = 0
 
     def add(self, plan: TablePlan, line: bytes) -> None:
         self.segments.setdefault(plan.copy_sql, []).append(line)
+        self.size += len(line)
 
 
 class Decoder:
@@ -146,24 +171,22 @@ class Decoder:
         batch_changes: int = 50_000,
         progress_schema: str | None = None,
         context_table: str = CONTEXT_TABLE,
+        batch_bytes: int = 32 * 1024 * 1024,
     ) -> None:
         if not slot or not publication:
             raise AuditError("Decoder: slot and publication must be named")
-        if (
-            isinstance(batch_changes, bool)
-            or not isinstance(batch_changes, int)
-            or (batch_changes < 1)
-        ):
-            raise AuditError(
-                f"Decoder: batch_changes must be a positive int, got {batch_changes!r}"
-            )
+        for name, value in (("batch_changes", batch_changes), ("batch_bytes", batch_bytes)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise AuditError(f"Decoder: {name} must be a positive int, got {value!r}")
         self.source, self.target, self.metadata = source, target, metadata
         self.slot = slot
+        self._publication_names = [p for p in (publication, context_publication) if p]
         #: The publications as pgoutput's option reads them (quoted identifiers).
-        self.publications = publication_names(
-            [p for p in (publication, context_publication) if p]
-        )
+        self.publications = publication_names(self._publication_names)
         self.batch_changes = batch_changes
+        #: How many bytes of audit rows are written in one target transaction at most (a
+        #: transaction larger than that is written in parts, each recording its position).
+        self.batch_bytes = batch_bytes
         self.progress_schema = progress_schema
         self.context_table = context_table
         self._specs: dict[tuple[str, str], AuditSpec] | None = None
@@ -362,15 +385,13 @@ class Decoder:
                     time.sleep(0.1)
                     continue
                 source.rollback()
-                messages = copy_binary_rows(data)
-                del data
                 return _Read(
-                    messages=messages,
+                    messages=_Messages(data),
                     specs=specs,
                     upto=parse_lsn(upto),
                     xmax=xmax,
                     confirmed=parse_lsn(confirmed or "0/0"),
-                    finished=len(messages) < limit,
+                    limit=limit,
                 )
         raise AssertionError("unreachable")
 
@@ -426,7 +447,7 @@ class Decoder:
                     end, count = message.end_lsn, len(entries)
                     lines = self._lines(target, trail, begin, entries, skip, read.xmax)
                     for done, now in lines:
-                        if trail.changes >= self.batch_changes or (now and trail.changes):
+                        if self._full(trail) or (now and trail.changes):
                             recorded = covered = Progress(end, done, done == count)
                             self._flush(target, trail, covered)
                     covered = Progress(end, count, True)
@@ -454,16 +475,19 @@ class Decoder:
             self._flush(target, trail, covered)
         return covered.end_lsn if covered.complete else last_end
 
+    def _full(self, trail: _Trail) -> bool:
+        return trail.changes >= self.batch_changes or trail.size >= self.batch_bytes
+
     def _flush(self, target: Connection, trail: _Trail, progress: Progress) -> None:
         """COPY the pending lines and record ``progress``, in one target transaction."""
         for copy_sql, lines in trail.segments.items():
-            copy_in(target, copy_sql, b"".join(lines))
+            copy_in(target, copy_sql, lines)
         save_progress(target, self.progress_schema, self.slot, progress)
         target.commit()
         # Old rows read back from the trail must read as the WAL writes them.
         target.exec_driver_sql(OUTPUT_SETTINGS)
         self._flushed += trail.changes
-        trail.changes = 0
+        trail.changes = trail.size = 0
         trail.segments.clear()
 
     # -- one transaction ----------------------------------------------------------------------
@@ -479,7 +503,7 @@ class Decoder:
     ) -> Iterator[tuple[int, bool]]:
         """Add the audit lines of ``entries[skip:]`` to ``trail``, yielding how many of the
         transaction's changes are added when a batch is full, and whether the trail must be
-        written now: around a TRUNCATE whose rows are read from it."""
+        written now: around a TRUNCATE whose rows are read from it.  Empties ``entries``."""
         when = commit_datetime(begin.commit_time).isoformat().encode()
         transaction_id = _full_transaction_id(begin.xid, xmax)
         with_k = (
@@ -488,7 +512,6 @@ class Decoder:
             else set()
         )
         prefixes: dict[tuple[int, str, int], bytes] = {}
-        full = self.batch_changes
         previous = self._previous
         check = self._context_check
 
@@ -503,15 +526,22 @@ class Decoder:
                 made = prefixes[key] = entry.plan.prefix(code, when, transaction_id, context)
             return made
 
-        for index in range(skip, len(entries)):
-            entry = entries[index]
+        # Each change is let go once its lines are made: a large transaction's values are
+        # then held once (as lines, written in parts), not twice.
+        todo = entries[skip:]
+        todo.reverse()
+        entries.clear()
+        index = skip
+        while todo:
+            entry = todo.pop()
             plan, change = entry.plan, entry.change
             if change is None and plan.spec.truncate_rows and "T" in plan.codes:
                 yield index, True
                 for row in _present_rows(target, plan):
                     trail.add(plan, plan.truncated(prefix(entry, "T"), row))
                 trail.changes += 1
-                yield index + 1, True
+                index += 1
+                yield index, True
                 self._previous.forget()
                 continue
             if change is None:
@@ -522,8 +552,9 @@ class Decoder:
                 for code, values, changed in rows:
                     trail.add(plan, plan.line(prefix(entry, code), values, changed))
             trail.changes += 1
-            if trail.changes >= full:
-                yield index + 1, False
+            index += 1
+            if self._full(trail):
+                yield index, False
 
     # -- relations ----------------------------------------------------------------------------
 
@@ -540,14 +571,14 @@ class Decoder:
         plan = self._plans.get(oid)
         if plan is None:
             relation = self._relations[oid]
+            names = ", ".join(map(repr, self._publication_names))
             raise UndeclaredTable(
                 f"{relation.schema}.{relation.name}",
-                f"table {relation.schema}.{relation.name} is in publication(s) "
-                f"{self.publications} but this consumer's metadata does not declare it a CDC "
-                "table: it joined the publication after the consumer started (a migration ran "
-                "before the models that declare it were deployed).  Restart the consumer with "
-                "models that declare it; the trail goes on from its first change, which is "
-                "not skipped",
+                f"table {relation.schema}.{relation.name} is in publication(s) {names} but "
+                "this consumer's metadata does not declare it a CDC table: it joined the "
+                "publication after the consumer started (a migration ran before the models "
+                "that declare it were deployed).  Restart the consumer with models that "
+                "declare it; the trail goes on from its first change, which is not skipped",
             )
         return plan
 
@@ -672,4 +703,4 @@ def _present_rows(target: Connection, plan: TablePlan) -> list[bytes]:
     spec = plan.spec
     keys = spec.key_columns or plan.relation.key_columns
     sql = present_rows(spec.schema, spec.audit_table, keys, plan.mirrored)
-    return copy_out(target, sql, {}).splitlines()
+    return bytes(copy_out(target, sql, {})).splitlines()

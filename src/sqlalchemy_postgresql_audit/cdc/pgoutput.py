@@ -14,7 +14,7 @@ carry nothing the decoder needs and are skipped.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from struct import Struct
 from typing import Final, NamedTuple
@@ -185,22 +185,22 @@ def publication_names(names: Sequence[str]) -> str:
     return ",".join('"' + name.replace('"', '""') + '"' for name in names)
 
 
-def copy_binary_rows(buffer: bytes) -> list[bytes]:
-    """The single-column rows of a ``COPY ... TO STDOUT (FORMAT binary)`` stream.
+def copy_binary_rows(buffer: bytes | bytearray) -> Iterator[bytes]:
+    """The single-column rows of a ``COPY ... TO STDOUT (FORMAT binary)`` stream, one at a
+    time (a list of them would hold the stream a second time).
 
     Reading the slot through COPY binary gets each message's raw bytes, where a query returning
     ``bytea`` would send them hex-encoded (twice the bytes, decoded again by the driver).
     """
-    rows: list[bytes] = []
+    view = memoryview(buffer)
     position = 19  # signature (11), flags (4), header extension length (4)
     int16, int32 = _INT16.unpack_from, _INT32.unpack_from
     end = len(buffer)
     while position < end:
-        (fields,) = int16(buffer, position)
+        (fields,) = int16(view, position)
         if fields < 0:
             break
-        (length,) = int32(buffer, position + 2)
+        (length,) = int32(view, position + 2)
         start = position + 6
         position = start + length
-        rows.append(buffer[start:position])
-    return rows
+        yield bytes(view[start:position])
