@@ -313,7 +313,16 @@ class Decoder:
     def _slot_locked(self, target: Connection) -> Iterator[None]:
         """Hold the slot's lock on ``target`` from before the peek until after the advance: a
         second decoder on the slot waits, then reads the progress this one recorded (the
-        lock outlives the commits of a batch written in several transactions)."""
+        lock outlives the commits of a batch written in several transactions).
+
+        The claim (``.claim``) does not make this lock redundant.  The claim is what refuses
+        a second consumer, of either design, at once and by name, for a whole run; but it
+        lives in a session of the source that nothing watches: when that session is lost (a
+        source restart, a network cut, a terminated backend) the claim goes with it while
+        the decoder runs on, and a consumer started then takes it.  This lock is taken anew
+        for every batch, in the target, where the progress row is, so two decoders that both
+        believe they hold the claim still write batches one after the other, each starting
+        from the progress the other recorded, and no change twice."""
         key = {"key": _lock_key(self.progress_schema, self.slot)}
         target.exec_driver_sql(LOCK_SLOT, key)
         target.commit()
