@@ -8,6 +8,9 @@ before the bound is refused whole).  The guard then writes a ``P`` marker row wh
 ``audit_operation_timestamp`` is the bound and ``audit_current_user`` who purged, so the trail
 says "history before <bound> purged".
 
+A CDC table whose decoder rebuilds old rows from its history (``lifecycle.rebuilt``) is
+refused: removing versions would stop the decoder for good.
+
 A hold (``lifecycle.holds``) pauses a purge as it pauses ``maintain``'s retention: every
 removal the library offers waits while a hold is left, except ``erase``, which is a legal duty
 of its own.  The purge reads the holds under the lock ``hold`` takes exclusively, so a hold
@@ -26,6 +29,7 @@ from .errors import AuditError
 from .install.ddl import resolve_spec
 from .lifecycle.holds import held_reason
 from .lifecycle.isolation import refuse_other_level
+from .lifecycle.rebuilt import refuse_removal
 from .render import PURGE_BEFORE_SETTING, PURGE_OPERATION_CODE
 
 
@@ -42,6 +46,8 @@ def purge_audit_history(
     On an ``append_only`` table, a ``before`` later than the transaction's start is refused.
     Refused, naming the holds, while the table's history is held (``hold``), and on a
     connection above READ COMMITTED (the holds would be read with an older snapshot).
+    Refused for a CDC table whose decoder rebuilds old rows from this history
+    (``lifecycle.rebuilt``: published here with replica identity ``default``).
     """
     spec = table.info.get(SPEC_KEY)
     audit_table = table.info.get(AUDIT_TABLE_KEY)
@@ -51,6 +57,7 @@ def purge_audit_history(
         raise TypeError(f"before must be a datetime, got {before!r}")
     refuse_other_level(connection, "purge_audit_history")
     resolved = resolve_spec(connection, spec)
+    refuse_removal(connection, table, resolved, "purge_audit_history")
     held = held_reason(connection, resolved.schema, resolved.audit_table)
     if held is not None:
         raise AuditError(

@@ -79,16 +79,39 @@ class _PublicationOperation(MigrateOperation):
 
 @Operations.register_operation("publish_audit_table")
 class PublishAuditTableOp(_PublicationOperation):
-    """Add a CDC table to its publication, with the replica identity it needs."""
+    """Add a CDC table to its publication, with the replica identity it needs.
+
+    ``replaces_identity``: the table is published already, with that identity, which this
+    operation changes (the ``replica_identity`` option changed): its reverse puts that identity
+    back instead of taking the table out of the publication.
+    """
 
     name = "publish_audit_table"
+
+    def __init__(
+        self, table_name: str, *, replaces_identity: str | None = None, **kw: Any
+    ) -> None:
+        super().__init__(table_name, **kw)
+        self.replaces_identity = replaces_identity
+
+    def arguments(self) -> dict[str, Any]:
+        arguments = super().arguments()
+        if self.replaces_identity is not None:
+            arguments["replaces_identity"] = self.replaces_identity
+        return arguments
 
     @classmethod
     def publish_audit_table(cls, operations: Operations, table_name: str, **kw: Any) -> None:
         operations.invoke(cls(table_name, **kw))
 
-    def reverse(self) -> UnpublishAuditTableOp:
-        return UnpublishAuditTableOp(self.table_name, **self.arguments())
+    def reverse(self) -> UnpublishAuditTableOp | PublishAuditTableOp:
+        arguments = super().arguments()
+        if self.replaces_identity is None:
+            return UnpublishAuditTableOp(self.table_name, **arguments)
+        arguments["replica_identity"] = self.replaces_identity
+        return PublishAuditTableOp(
+            self.table_name, replaces_identity=self.replica_identity, **arguments
+        )
 
 
 @Operations.register_operation("unpublish_audit_table")
@@ -142,13 +165,27 @@ def _render(autogen_context: AutogenContext, operation: _PublicationOperation) -
     return "\n".join(lines)
 
 
+def _replaced(
+    key: tuple[str, str],
+    identity: str,
+    published: list[tuple[str, str]],
+    identities: dict[tuple[str, str], str],
+) -> str | None:
+    """The identity a published table has and the declaration changes (None when it is not
+    published, or keeps its identity, or has one installing never sets)."""
+    current = identities.get(key)
+    if key in published and current != identity and current in REPLICA_IDENTITIES:
+        return current
+    return None
+
+
 def publication_operations(
     connection: Connection, metadata: MetaData, default: str
 ) -> list[ops.MigrateOperation]:
     """The operations bringing ``metadata``'s CDC publication to its declared tables."""
     names = cdc_names(metadata)
     declared = {
-        (spec.schema or default, spec.table): replica_identity(spec, table)
+        (spec.schema or default, spec.table): replica_identity(spec)
         for table, spec in audited_tables(metadata)
         if spec.cdc
     }
@@ -184,6 +221,11 @@ def publication_operations(
         for key in changes.unpublish
     ]
     operations += [
-        PublishAuditTableOp(key[1], **arguments(key, declared[key])) for key in changes.publish
+        PublishAuditTableOp(
+            key[1],
+            replaces_identity=_replaced(key, declared[key], published, identities),
+            **arguments(key, declared[key]),
+        )
+        for key in changes.publish
     ]
     return operations

@@ -102,6 +102,7 @@ def _install(args: argparse.Namespace, ui: UI) -> int:
             publication.prepare(connection, pairs)
             created = []
             without_trail: set[sa.Table] = set()
+            given_trail: set[sa.Table] = set()
             for source, spec in pairs:
                 audit_table: sa.Table = source.info[AUDIT_TABLE_KEY]
                 if inspector.has_table(audit_table.name, audit_table.schema):
@@ -114,6 +115,7 @@ def _install(args: argparse.Namespace, ui: UI) -> int:
                 else:
                     audit_table.create(connection)
                     created.append(name)
+                    given_trail.add(source)
             captured = []
             for done, (source, spec) in enumerate(pairs, 1):
                 resolved = resolve_spec(connection, spec)
@@ -125,12 +127,15 @@ def _install(args: argparse.Namespace, ui: UI) -> int:
                 ui.progress(done, len(pairs), "installed")
             # the publication, replica identity and context table of the CDC tables; rows
             # older than the trail get a baseline in the same transaction (the table is locked
-            # until it commits), or the decoder could not rebuild their old values
+            # until it commits), or the decoder could not rebuild their old values: when the
+            # table is first published, or its audit table was just created
+            first = {source for source, _ in publication.first_published(connection, captured)}
             execute_statements(connection, publication.install_statements(captured))
             baselines = {
                 _name(spec, default): record_baseline(connection, source)
                 for source, spec in captured
                 if source not in without_trail
+                and (source in first or source in given_trail)
             }
     finally:
         engine.dispose()

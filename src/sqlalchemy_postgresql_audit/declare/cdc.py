@@ -97,9 +97,8 @@ def is_cdc(table: Table) -> bool:
     return isinstance(spec, AuditSpec) and spec.cdc
 
 
-def replica_identity(spec: AuditSpec, table: Table) -> str:
-    """The key identifies an updated or deleted row, else the whole old row must: a table
-    without a replica identity refuses UPDATE and DELETE once it is published.  A deferrable
-    primary key is no replica identity (PostgreSQL takes only immediate ones), so such a table
-    gets ``FULL`` too."""
-    return "default" if spec.key_columns and not table.primary_key.deferrable else "full"
+def replica_identity(spec: AuditSpec) -> str:
+    """The ``REPLICA IDENTITY`` a CDC table is given: ``full`` (the WAL carries old rows
+    whole) or ``default`` (its key: the decoder rebuilds old rows from the trail), from the
+    ``replica_identity`` option or its default (``declare.specify``)."""
+    return "full" if spec.replica_identity_full else "default"

@@ -40,6 +40,11 @@ Operation = Literal["INSERT", "UPDATE", "DELETE", "TRUNCATE"]
 #: keyed HMAC-SHA256, ``bytea``) or ``omit`` (no column); each still shows in changed_columns.
 RedactForm = Literal["mask", "hash", "omit"]
 REDACT_FORMS: tuple[RedactForm, ...] = ("mask", "hash", "omit")
+#: Where a CDC table's decoder finds the old row of an UPDATE or DELETE: ``default`` rebuilds it
+#: from the trail (the writer logs only the key), ``full`` reads it from the WAL (``REPLICA
+#: IDENTITY FULL``: the writer logs the whole old row).
+ReplicaIdentity = Literal["default", "full"]
+REPLICA_IDENTITIES: tuple[ReplicaIdentity, ...] = ("default", "full")
 ALL_OPERATIONS: tuple[Operation, ...] = ("INSERT", "UPDATE", "DELETE", "TRUNCATE")
 
 #: Opt-in capture columns, each recorded as ``audit_<name>``.
@@ -74,6 +79,7 @@ _KNOWN_KEYS = frozenset(
         "retention",
         "retention_keep",
         "redact",
+        "replica_identity",
     }
 )
 
@@ -126,6 +132,9 @@ class AuditOptions:
     retention_keep: bool = False
     #: Columns recorded redacted, as (column, form) pairs in the order declared.
     redact: tuple[tuple[str, RedactForm], ...] = ()
+    #: ``replica_identity`` as declared (CDC tables only); ``None``: chosen when the table is
+    #: specified (``default`` where it can work, else ``full``).
+    replica_identity: ReplicaIdentity | None = None
 
 
 def parse_options(table_name: str, info: Mapping[str, Any]) -> AuditOptions | None:
@@ -179,7 +188,30 @@ def parse_options(table_name: str, info: Mapping[str, Any]) -> AuditOptions | No
         append_only=_bool(table_name, raw, "append_only", default=False),
         **_partitioning(table_name, raw),
         redact=redact,
+        replica_identity=_replica_identity(table_name, raw),
     )
+
+
+def _replica_identity(table_name: str, raw: Mapping[str, Any]) -> ReplicaIdentity | None:
+    """``replica_identity``: only where a decoder reads the table, one of the two it knows.
+    Whether ``default`` can work on the table is checked against it (``specify``)."""
+    value = raw.get("replica_identity")
+    if value is None:
+        return None
+    if raw.get("mode") != CDC_MODE:
+        raise AuditConfigurationError(
+            table_name,
+            "replica_identity",
+            "applies only to mode='cdc': it says where the change-data-capture decoder finds "
+            "old rows; a trigger reads them from the table itself",
+        )
+    if value not in REPLICA_IDENTITIES:
+        raise AuditConfigurationError(
+            table_name,
+            "replica_identity",
+            f"must be one of {', '.join(map(repr, REPLICA_IDENTITIES))}, got {value!r}",
+        )
+    return cast(ReplicaIdentity, value)
 
 
 def _redact(

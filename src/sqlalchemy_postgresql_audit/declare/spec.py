@@ -139,6 +139,9 @@ class AuditSpec:
     #: or trigger but belongs to the CDC publication; ``capture_spec`` is what the consumer's
     #: side installs.
     cdc: bool = False
+    #: A CDC table whose decoder reads old rows from the WAL (``REPLICA IDENTITY FULL``), not
+    #: from the trail; see ``options.ReplicaIdentity`` and ``declare.cdc.replica_identity``.
+    replica_identity_full: bool = False
 
     @property
     def capture_spec(self) -> AuditSpec:
@@ -148,7 +151,7 @@ class AuditSpec:
         if not self.cdc:
             return self
         settings = tuple(replace(s, required=False) for s in self.settings)
-        return replace(self, cdc=False, mode="row", settings=settings)
+        return replace(self, cdc=False, mode="row", settings=settings, replica_identity_full=False)
 
     #: Redacted source columns; an omitted one is not in ``columns`` (it has no audit column).
     redacted: tuple[RedactedColumn, ...] = ()
@@ -254,13 +257,20 @@ class AuditSpec:
             virtual_columns=tuple(VirtualColumnSpec(**v) for v in data.get("virtual_columns", ())),
             append_only=bool(data.get("append_only", False)),
             cdc=bool(data.get("cdc", False)),
+            replica_identity_full=bool(data.get("replica_identity_full", False)),
             redacted=tuple(RedactedColumn(**r) for r in data.get("redacted", ())),
         )
 
 
 #: Fields added after template 1 was released, written into the JSON only when set, so that
 #: a spec that does not use them renders byte for byte as before.
-_OMITTED_WHEN_FALSE = ("append_only", "virtual_columns", "redacted", "cdc")
+_OMITTED_WHEN_FALSE = (
+    "append_only",
+    "virtual_columns",
+    "redacted",
+    "cdc",
+    "replica_identity_full",
+)
 
 
 def _check_plain(data: dict[str, Any]) -> None:

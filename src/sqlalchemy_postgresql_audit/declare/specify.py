@@ -33,7 +33,7 @@ from sqlalchemy.types import Float, TypeDecorator, TypeEngine
 
 from ..errors import AuditConfigurationError
 from . import naming
-from .options import AuditOptions, CaptureMode
+from .options import AuditOptions, CaptureMode, ReplicaIdentity
 from .spec import (
     FIXED_AUDIT_COLUMNS,
     AuditSpec,
@@ -118,6 +118,7 @@ def build_spec(source: Table, options: AuditOptions) -> AuditSpec:
         virtual_columns=_virtual_columns(source),
         append_only=options.append_only,
         cdc=options.cdc,
+        replica_identity_full=options.cdc and _replica_identity(source, options) == "full",
         redacted=redacted,
     )
     if spec.pairs_updates and not spec.key_columns:
@@ -205,6 +206,36 @@ def _check_excluded(source: Table, options: AuditOptions) -> frozenset[str]:
             source.name, "exclude_columns", "excludes every column (use enabled=False)"
         )
     return excluded
+
+
+def _replica_identity(source: Table, options: AuditOptions) -> ReplicaIdentity:
+    """Where the decoder finds a CDC table's old rows: as declared, else from the trail
+    (``default``) where that can work, else from the WAL (``full``).
+
+    The trail can give them only when its rows are found by a key PostgreSQL logs (a primary key
+    that is not deferrable: PostgreSQL takes only immediate ones as replica identity) and it
+    holds each row's versions from its INSERT on: without INSERT among the operations the
+    decoder would meet rows it never saw.
+    """
+    if not source.primary_key.columns:
+        problem = "the table has no primary key"
+    elif source.primary_key.deferrable:
+        problem = "its primary key is deferrable, which PostgreSQL does not take as identity"
+    elif "INSERT" not in options.operations:
+        problem = (
+            "INSERT is not among its operations, so the trail never holds the versions old "
+            "rows are rebuilt from"
+        )
+    else:
+        problem = ""
+    if options.replica_identity == "default" and problem:
+        raise AuditConfigurationError(
+            source.name,
+            "replica_identity",
+            f"is 'default' (old rows rebuilt from the trail), which cannot work here: "
+            f"{problem}; use 'full' (old rows from the WAL) or leave it out",
+        )
+    return options.replica_identity or ("full" if problem else "default")
 
 
 def _check_redacted(source: Table, options: AuditOptions) -> tuple[RedactedColumn, ...]:

@@ -34,6 +34,7 @@ from sqlalchemy.ext.compiler import compiles
 from ..declare.spec import AUDIT_CURRENT_USER, AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP
 from ..errors import AuditError
 from ..render import lock_against_writes
+from ._decoded import DEFAULT_TIMEOUT, wait_for_consumer
 from ._hashing import recorded_hash
 from ._queries import (
     STATE_OPERATIONS,
@@ -236,11 +237,13 @@ async def arestore(
     return result
 
 
-def _baseline_steps(target: Audited) -> _Steps:
+def _baseline_steps(target: Audited, timeout: float = DEFAULT_TIMEOUT) -> _Steps:
     source, audit, spec = target.source, target.audit, target.spec
     # Writers wait until the baseline commits, so no change falls between the snapshot read
     # here and the triggers' next audit row.
     yield text(lock_against_writes(source.schema, source.name))
+    # A CDC table's trail is written after the fact: its consumer must have caught up first.
+    yield from wait_for_consumer(target, timeout)
     latest = latest_versions(target, None, None)
     known = select(*(latest.c[c] for c in spec.columns)).where(present(latest)).subquery("known")
     joined = source.outerjoin(known, and_(*(source.c[k] == known.c[k] for k in spec.key_columns)))
@@ -322,7 +325,7 @@ def _missing_required_settings(target: Audited) -> Generator[Executable, Any, li
     return [s.name for s, value in zip(required, result.one(), strict=True) if not value]
 
 
-def record_baseline(bind: _Executes, target: object) -> int:
+def record_baseline(bind: _Executes, target: object, *, timeout: float = DEFAULT_TIMEOUT) -> int:
     """Record the current state of every row the audit trail does not explain, as ``B``
     versions, and return how many rows it recorded.
 
@@ -335,12 +338,19 @@ def record_baseline(bind: _Executes, target: object) -> int:
     against writes (SHARE mode) until the caller's transaction ends.  Session settings set in the
     transaction are recorded (a required one that is not set is an ``AuditError``, as a write would
     be); capture columns stay NULL.
+
+    On a change-data-capture table, whose trail its consumer writes after the fact, it first
+    waits (after the lock) until the consumer has written every change of the table committed
+    before it, up to ``timeout`` seconds, then raises ``AuditError`` naming the slot ("run the
+    consumer first"); rows older than the slot never make it wait (``._decoded``).
     """
-    count: int = _run(bind, _baseline_steps(audited(target)))
+    count: int = _run(bind, _baseline_steps(audited(target), timeout))
     return count
 
 
-async def arecord_baseline(bind: _ExecutesAsync, target: object) -> int:
+async def arecord_baseline(
+    bind: _ExecutesAsync, target: object, *, timeout: float = DEFAULT_TIMEOUT
+) -> int:
     """``record_baseline`` for ``AsyncConnection`` and ``AsyncSession``."""
-    count: int = await _arun(bind, _baseline_steps(audited(target)))
+    count: int = await _arun(bind, _baseline_steps(audited(target), timeout))
     return count

@@ -451,7 +451,7 @@ _REPLICA_IDENTITY = text(
 )
 
 
-def replica_identity_code(connection: Connection, schema: str, table: str) -> str | None:
+def replica_identity_code(connection: Connection, schema: str | None, table: str) -> str | None:
     """``pg_class.relreplident`` of ``schema.table`` (``d``, ``f``, ``i``, ``n``); None when it
     does not exist."""
     code = connection.execute(_REPLICA_IDENTITY, {"table": name_text(schema, table)}).scalar()

@@ -478,13 +478,21 @@ def partition_guard_drifts(states: Iterable[GuardState]) -> list[str]:
 _IDENTITY_NAMES = {"d": "DEFAULT", "f": "FULL", "i": "USING INDEX", "n": "NOTHING"}
 
 
+#: The ``replica_identity`` option that declares a catalog identity (the others have none).
+_OPTION_VALUES = {"d": "default", "f": "full"}
+
+
 def replica_identity_drifts(table: str, declared: str, code: str | None) -> list[str]:
-    """A CDC table whose replica identity is not the one installing gives it (``declared``:
-    ``"default"`` or ``"full"``; ``code``: ``catalog.replica_identity_code``): the consumer
-    cannot key its changes (``USING INDEX``, ``NOTHING``) or rebuilds old rows differently."""
+    """A CDC table whose replica identity is not the declared one (``declared``: ``"default"``
+    or ``"full"``, from its ``replica_identity`` option or that option's default; ``code``:
+    ``catalog.replica_identity_code``): the consumer cannot key its changes (``USING INDEX``,
+    ``NOTHING``) or finds old rows elsewhere than declared."""
     if code is None or code == REPLICA_IDENTITIES[declared]:
         return []
+    other = _OPTION_VALUES.get(code)
+    remedy = "install again" + (f", or declare replica_identity={other!r}" if other else "")
     return [
         f"{table} has REPLICA IDENTITY {_IDENTITY_NAMES.get(code, code)}, not "
-        f"{declared.upper()} as installing sets it (install again)"
+        f"{declared.upper()} as declared (its replica_identity option, or that option's "
+        f"default): {remedy}"
     ]

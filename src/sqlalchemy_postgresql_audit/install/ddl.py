@@ -118,7 +118,9 @@ def install_audit_triggers(
 
 def install(connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]]) -> None:
     """Resolve, check and install the specs of ``pairs`` on ``connection``, replacing the
-    audit triggers that would be left beside them (``.leftovers``: 0.5.x, older declarations)."""
+    audit triggers that would be left beside them (``.leftovers``: 0.5.x, older declarations).
+    A CDC table published here for the first time gets the baseline of the rows it holds
+    (``publication.baseline_statements``), as the CLI's ``install`` and a migration record."""
     if not pairs:
         return
     publication.prepare(connection, pairs)  # the CDC slot, before anything is written
@@ -126,12 +128,15 @@ def install(connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]]) ->
     check_audit_tables(connection, resolved)
     resolved_pairs = [(table, spec) for (table, _), spec in zip(pairs, resolved, strict=True)]
     leftovers = leftover_statements(connection, resolved_pairs, default_schema(connection))
+    # read before publishing: which CDC tables this installation publishes first
+    baselines = publication.baseline_statements(connection, resolved_pairs)
     execute_statements(
         connection,
         [
             *leftovers,
             *install_statements(resolved),
             *publication.install_statements(resolved_pairs),
+            *baselines,
         ],
     )
 

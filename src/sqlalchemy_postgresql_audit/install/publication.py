@@ -29,6 +29,7 @@ from ..declare.spec import AuditSpec
 from ..errors import AuditConfigurationError
 from ..render import cdc as sql
 from ..render import cdc_truncate as truncate
+from ..render.baseline import render_baseline
 from ..render.sql import name_text
 from .catalog import (
     partition_guards,
@@ -62,8 +63,8 @@ def source_statements(names: CdcNames, pairs: Iterable[tuple[Table, AuditSpec]])
         sql.set_publication_options(names.publication),
     ]
     schemas: set[str | None] = set()
-    for table, spec in pairs:
-        identity = replica_identity(spec, table)
+    for _, spec in pairs:
+        identity = replica_identity(spec)
         statements.append(sql.replica_identity(spec.schema, spec.table, identity))
         statements.append(sql.add_table(names.publication, spec.schema, spec.table))
         if spec.schema not in schemas:
@@ -166,6 +167,49 @@ def refuse_failover_before_17(
 _PUBLISHED = text(sql.PUBLISHED).bindparams(bindparam("tables", type_=ARRAY(Text())))
 
 
+def baseline_statements(
+    connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]]
+) -> list[str]:
+    """For the CDC tables of ``pairs`` (resolved specs) that installing is about to publish
+    (``first_published``): the baseline of the rows they already hold, where the decoder
+    rebuilds old rows from the trail (``replica_identity`` ``default``).
+
+    Run in the installing transaction, after publishing: the baseline locks each table until
+    it commits, so every row written before is in it and every change after it is in the WAL.
+    Without it the decoder would meet an UPDATE or DELETE of a row the trail never saw and stop
+    for good (the WAL of a DELETE holds only the key).
+    """
+    return [
+        statement
+        for _, spec in first_published(connection, pairs)
+        if replica_identity(spec) == "default"
+        for statement in render_baseline(spec)
+    ]
+
+
+def first_published(
+    connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]]
+) -> list[tuple[Table, AuditSpec]]:
+    """The CDC tables of ``pairs`` (resolved specs) not yet in their publication: the ones
+    whose rows installing baselines.  A table already published gets no baseline: its changes
+    since are in the WAL, and one taken while the consumer lags would record rows ahead of
+    changes it has not written yet (``record_baseline`` waits for it)."""
+    by_publication: dict[str, list[tuple[Table, AuditSpec]]] = {}
+    for table, spec in pairs:
+        if spec.cdc:
+            by_publication.setdefault(cdc_names(table.metadata).publication, []).append(
+                (table, spec)
+            )
+    first: list[tuple[Table, AuditSpec]] = []
+    for name, group in by_publication.items():
+        names = [_table_text(spec) for _, spec in group]
+        found = {
+            row[0] for row in connection.execute(_PUBLISHED, {"publication": name, "tables": names})
+        }
+        first += [pair for pair in group if _table_text(pair[1]) not in found]
+    return first
+
+
 def unpublished(
     connection: Connection, publication: str, slot: str, specs: Sequence[AuditSpec]
 ) -> list[str]:
@@ -199,7 +243,7 @@ def captured_states(
     guards = partition_guard_drifts(partition_guards(connection, schema, spec.table))
     identity = replica_identity_drifts(
         f"{schema}.{spec.table}",
-        replica_identity(spec, table),
+        replica_identity(spec),
         replica_identity_code(connection, schema, spec.table),
     )
     return [

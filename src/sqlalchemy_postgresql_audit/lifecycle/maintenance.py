@@ -74,6 +74,7 @@ from .partition_catalog import (
     partition_comment as partition_comment,  # where the design names it
 )
 from .periods import Period, bound_text, moment_of, period_of, periods_ahead, utc
+from .rebuilt import rebuilt_from_here, refuse_removal
 from .seals import lock_chain, record_removed_partition
 from .turns import take_turns
 from .unfinished import unfinished_conversion
@@ -183,7 +184,7 @@ def _maintain_one(
     if partitioning.retention is None:
         return extended
     with _step(bind) as connection:
-        return _retain_one(connection, spec, audit_table, partitioning, moment, extended)
+        return _retain_one(connection, table, spec, audit_table, partitioning, moment, extended)
 
 
 @contextlib.contextmanager
@@ -288,6 +289,7 @@ def _turn(connection: sa.Connection, spec: AuditSpec) -> None:
 
 def _retain_one(
     connection: sa.Connection,
+    table: sa.Table,
     spec: AuditSpec,
     audit: sa.Table,
     partitioning: Partitioning,
@@ -301,7 +303,8 @@ def _retain_one(
     reason = held_reason(connection, spec.schema, spec.audit_table)
     if reason is not None:
         return replace(done, held=reason)
-    return _retain(connection, spec, audit, at - partitioning.retention, done, partitioning.keep)
+    cut = at - partitioning.retention
+    return _retain(connection, table, spec, audit, cut, done, partitioning.keep)
 
 
 def _extend(
@@ -490,6 +493,7 @@ def _creator(
 
 def _retain(
     connection: sa.Connection,
+    table: sa.Table,
     spec: AuditSpec,
     audit: sa.Table,
     cut: datetime.datetime,
@@ -507,6 +511,10 @@ def _retain(
     expired = [p for p in partitions if p.upper <= min(cut, present)]
     if not expired:
         return done
+    if rebuilt_from_here(connection, table, spec) and any(
+        _holds_rows(connection, schema, p.name) for p in expired
+    ):
+        refuse_removal(connection, table, spec, "maintain's retention")
     removed = utc(max(partition.upper for partition in expired))
     staying = [p.lower for p in partitions if p not in expired]
     marker_id, bound = _marker_place(connection, audit, removed, min([*staying, present]))
@@ -520,6 +528,14 @@ def _retain(
     _mark_removed(connection, audit, bound, marker_id)
     gone = tuple(partition.name for partition in expired)
     return replace(done, detached=gone, dropped=() if keep else gone, removed_before=bound)
+
+
+def _holds_rows(connection: sa.Connection, schema: str | None, partition: str) -> bool:
+    return bool(
+        connection.execute(
+            sa.select(sa.exists().select_from(sa.table(partition, schema=schema)))
+        ).scalar_one()
+    )
 
 
 def _keep_detached(connection: sa.Connection, spec: AuditSpec, partition: str) -> None:

@@ -1,0 +1,128 @@
+"""Before a baseline of a CDC table: wait until its consumer has written every change of the
+table that committed before the baseline's lock.
+
+A CDC table's trail is written after the fact, by a consumer reading the slot.  A baseline
+taken while the consumer lags compares the table with a trail that misses committed changes:
+it would record ``B`` versions of rows whose INSERT or UPDATE the consumer writes afterwards
+(out of commit order, and a rebuilt old row then equal to the new one).  So, after the lock
+(writers wait from then on), the baseline waits until the slot's ``confirmed_flush_lsn``
+passes the WAL position read after the lock, and its next statement, at READ COMMITTED, sees
+what the consumer wrote.
+
+It waits only when something can be pending: the table is in its publication (not just put
+there by this transaction), the slot exists and is not lost, and a row of the table was
+written by a transaction that may not be decoded yet (its ``xmin`` is not older than the slot's
+``catalog_xmin``; every transaction older than that ended before the slot's restart point, so
+the consumer has passed its commit).  Rows older than the slot, the usual reason for a baseline,
+never make it wait.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator
+from typing import Any
+
+from sqlalchemy import (
+    Executable,
+    bindparam,
+    column,
+    exists,
+    func,
+    literal_column,
+    select,
+    table,
+    text,
+)
+
+from ..declare.cdc import cdc_names
+from ..errors import AuditError
+from ..render.sql import name_text
+from ._target import Audited
+
+#: How long ``record_baseline`` waits for the consumer by default, in seconds.
+DEFAULT_TIMEOUT = 30.0
+
+_SLOTS = table(
+    "pg_replication_slots",
+    column("slot_name"),
+    column("database"),
+    column("confirmed_flush_lsn"),
+    column("catalog_xmin"),
+    column("wal_status"),
+    schema="pg_catalog",
+)
+#: Whether ``:table`` is in ``:publication`` other than by this transaction's own change.
+_PUBLISHED_BEFORE = text(
+    "SELECT EXISTS (SELECT FROM pg_catalog.pg_publication_rel r "
+    "JOIN pg_catalog.pg_publication p ON p.oid OPERATOR(pg_catalog.=) r.prpubid "
+    "WHERE p.pubname OPERATOR(pg_catalog.=) :publication "
+    "AND r.prrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(:table) "
+    "AND r.xmin::text OPERATOR(pg_catalog.<>) "
+    "COALESCE((pg_catalog.txid_current_if_assigned() % 4294967296)::text, ''))"
+)
+_PASSED = text(
+    "SELECT s.confirmed_flush_lsn OPERATOR(pg_catalog.>=) CAST(:lsn AS pg_lsn), "
+    "s.confirmed_flush_lsn, s.wal_status, pg_catalog.pg_sleep(:pause) "
+    "FROM pg_catalog.pg_replication_slots s WHERE s.slot_name OPERATOR(pg_catalog.=) :slot"
+).bindparams(bindparam("pause", type_=None))
+
+
+def wait_for_consumer(target: Audited, timeout: float) -> Generator[Executable, Any, None]:
+    """Steps (after the baseline's lock) that return once nothing of ``target`` committed
+    before them waits for its consumer; an ``AuditError`` naming the slot after ``timeout``
+    seconds."""
+    if not target.spec.cdc:
+        return
+    names = cdc_names(target.source.metadata)
+    schema = target.source.schema
+    name = name_text(schema, target.source.name)
+    result = yield _PUBLISHED_BEFORE.bindparams(publication=names.publication, table=name)
+    if not result.scalar_one():
+        return
+    rows = target.source.alias("t")
+    pending = (
+        exists()
+        .select_from(rows)
+        .where(
+            func.pg_catalog.age(literal_column("t.xmin"))
+            <= func.pg_catalog.age(_SLOTS.c.catalog_xmin)
+        )
+    )
+    state = yield select(
+        pending,
+        func.pg_catalog.pg_current_wal_lsn(),
+        _SLOTS.c.wal_status,
+        func.pg_catalog.current_setting("transaction_isolation"),
+    ).where(
+        _SLOTS.c.slot_name == names.slot,
+        _SLOTS.c.database == func.pg_catalog.current_database(),
+    )
+    found = state.first()
+    if found is None or not found[0] or found[2] == "lost":
+        return
+    lsn, isolation = str(found[1]), found[3]
+    if isolation != "read committed":
+        raise AuditError(
+            f"record_baseline of CDC table {target.name!r}: its consumer (slot {names.slot!r}) "
+            "may still be writing changes the baseline must see, which a transaction at "
+            f"{isolation.upper()} would not; run it at READ COMMITTED"
+        )
+    deadline = time.monotonic() + timeout
+    pause = 0.0
+    while True:
+        result = yield _PASSED.bindparams(lsn=lsn, slot=names.slot, pause=pause)
+        row = result.first()
+        if row is None or row[0] or row[2] == "lost":
+            return
+        if time.monotonic() >= deadline:
+            raise AuditError(
+                f"record_baseline of CDC table {target.name!r}: its slot {names.slot!r} has "
+                f"not passed the changes committed before the baseline (confirmed "
+                f"{row[1]}, needed {lsn}) within {timeout:g} s, and a baseline taken now would "
+                "record versions ahead of changes the trail does not hold yet.  Run the "
+                "consumer first (cdc run, or Consumer.run() in a worker) and record the "
+                "baseline while it runs or once it has caught up; a change this transaction "
+                "made reaches it only at commit, so record a baseline in a transaction of its own"
+            )
+        pause = 0.05
