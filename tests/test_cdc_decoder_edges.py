@@ -228,3 +228,41 @@ def test_a_transaction_larger_than_batch_bytes_is_written_in_parts_exactly_once(
         assert 0 < position <= 30
         assert decoder(engine, table.metadata, batch_bytes=1_000).run_once() == 50 - position
         assert trail(engine, table) == [("I", i, i) for i in range(50)]
+
+
+def test_a_running_decoder_lets_a_baseline_through_though_nothing_is_left_to_write(
+    engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``record_baseline`` waits until the slot passes the WAL written before its lock.  A
+    decoder with nothing to write still records the WAL's position from time to time and
+    advances its slot there, so the baseline goes through while it runs."""
+    import threading
+
+    import sqlalchemy_postgresql_audit.cdc.decoder as module
+    from sqlalchemy_postgresql_audit import record_baseline
+
+    monkeypatch.setattr(module, "IDLE_RECORD_SECONDS", 0.2)
+    table = declare()
+    with published(engine, table.metadata, "DEFAULT"):
+        with engine.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE other (id int)")
+            connection.execute(table.insert().values(id=1, v=1))
+        running = decoder(engine, table.metadata)
+        assert running.run_once() == 1
+        with engine.begin() as connection:
+            connection.exec_driver_sql("INSERT INTO other VALUES (1)")  # a little WAL
+        done = threading.Event()
+
+        def run() -> None:
+            while not done.is_set():
+                running.run_once()
+
+        consumer = threading.Thread(target=run)
+        consumer.start()
+        try:
+            with engine.begin() as connection:
+                assert record_baseline(connection, table, timeout=20) == 0
+        finally:
+            done.set()
+            consumer.join()
+        assert trail(engine, table) == [("I", 1, 1)]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -201,6 +202,8 @@ class Decoder:
         self.claim = SlotClaim(source, slot)
         #: Changes written so far (a batch written again after a failed COPY counts once).
         self._flushed = 0
+        #: When this decoder last recorded its progress (``time.monotonic``).
+        self._recorded_at = -math.inf
         #: Set while a batch whose COPY failed on bad input is written again.
         self._context_check: ContextCheck | None = None
 
@@ -477,7 +480,10 @@ class Decoder:
         # read, or up to ``upto`` when the read reached it.
         end = max(last_end, read.upto if read.finished else 0)
         if end > covered.end_lsn and (
-            trail.changes or not read.finished or end - recorded.end_lsn >= IDLE_RECORD_BYTES
+            trail.changes
+            or not read.finished
+            or end - recorded.end_lsn >= IDLE_RECORD_BYTES
+            or time.monotonic() - self._recorded_at >= IDLE_RECORD_SECONDS
         ):
             covered = Progress(end, 0, True)
         if trail.changes or covered != recorded:
@@ -496,6 +502,7 @@ class Decoder:
         # Old rows read back from the trail must read as the WAL writes them.
         target.exec_driver_sql(OUTPUT_SETTINGS)
         self._flushed += trail.changes
+        self._recorded_at = time.monotonic()
         trail.changes = trail.size = 0
         trail.segments.clear()
 
@@ -654,12 +661,16 @@ class Decoder:
         )
 
 
-#: How far past the recorded progress the WAL must have moved, with nothing for the trail in
-#: between, before the decoder records the new position and advances its slot to it.  It
-#: advances the slot only to a recorded position, so that a slot ahead of the progress row
-#: always means changes the trail never received; recording the WAL's every move would be a
-#: write each idle round, whose own WAL (same server) the next round would find.
+#: The decoder advances its slot only to a position its progress row records, so that a slot
+#: ahead of that row always means changes the trail never received.  WAL with nothing for the
+#: trail (other tables' writes, the progress row's own) moves the recorded position too: once
+#: it is ``IDLE_RECORD_BYTES`` beyond it, so the slot does not hold that WAL back, or
+#: ``IDLE_RECORD_SECONDS`` after the last record, so the slot passes everything committed a
+#: moment ago (what ``record_baseline`` waits for).  Not at every round: each record is a
+#: write, whose own WAL the next round would find, so an idle decoder would write at every
+#: round; this way it writes one small row every ``IDLE_RECORD_SECONDS`` at most.
 IDLE_RECORD_BYTES = 64 * 1024
+IDLE_RECORD_SECONDS = 5.0
 
 #: How many times (0.1 s apart) a decoder waits for its slot to be free.
 _SLOT_WAITS = 100
