@@ -6,27 +6,34 @@ drivers spell it differently (psycopg2: ``copy_expert`` with a file; psycopg: ``
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import Connection
 
 from ..errors import AuditError
 
 
-def copy_out(connection: Connection, sql: str, parameters: Mapping[str, Any]) -> bytearray:
-    """The bytes ``COPY ... TO STDOUT`` sends, parameters bound by the driver, in one buffer
-    (the stream can be as large as one transaction: no second copy of it is made)."""
+def copy_out(connection: Connection, sql: str, parameters: Mapping[str, Any]) -> bytes:
+    """The bytes ``COPY ... TO STDOUT`` sends, parameters bound by the driver."""
+    buffer = io.BytesIO()
+    copy_out_to(connection, sql, parameters, buffer)
+    return buffer.getvalue()
+
+
+def copy_out_to(
+    connection: Connection, sql: str, parameters: Mapping[str, Any], file: IO[bytes]
+) -> None:
+    """Write the bytes ``COPY ... TO STDOUT`` sends to ``file`` as they come."""
     driver = _driver_connection(connection)
-    buffer = bytearray()
     if _is_psycopg2(driver):
         with driver.cursor() as cursor:
-            cursor.copy_expert(cursor.mogrify(sql, parameters).decode(), _Sink(buffer))
-        return buffer
+            cursor.copy_expert(cursor.mogrify(sql, parameters).decode(), file)
+        return
     with driver.cursor() as cursor, cursor.copy(sql, parameters) as copy:
         for chunk in copy:
-            buffer += chunk
-    return buffer
+            file.write(chunk)
 
 
 def copy_in(connection: Connection, sql: str, lines: Iterable[bytes]) -> None:
@@ -58,17 +65,6 @@ def _chunks(lines: Iterable[bytes]) -> Iterator[bytes]:
             size = 0
     if pending:
         yield b"".join(pending)
-
-
-class _Sink:
-    """The file psycopg2's ``copy_expert`` writes the stream to: straight into ``buffer``."""
-
-    def __init__(self, buffer: bytearray) -> None:
-        self.buffer = buffer
-
-    def write(self, data: bytes) -> int:
-        self.buffer += data
-        return len(data)
 
 
 class _Source:

@@ -20,11 +20,13 @@ import hashlib
 import itertools
 import logging
 import math
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import IO
 
 from sqlalchemy import Connection, Engine, MetaData, text
 from sqlalchemy.exc import DBAPIError
@@ -55,7 +57,7 @@ from ..render.sql import name_text
 from .changes import DecoderError, Entry, any_key_moved, audit_rows, wanted_keys
 from .claim import SlotClaim
 from .context_check import ContextCheck, is_bad_input
-from .copy import copy_in, copy_out
+from .copy import copy_in, copy_out, copy_out_to
 from .errors import CdcError, SlotInUse
 from .key_moves import move_of, writes_k
 from .pgoutput import (
@@ -100,9 +102,10 @@ class UndeclaredTable(CdcError):
 
 class _Messages:
     """The messages of one peek, parsed out of its COPY stream each time they are iterated
-    (never all held as objects of their own: the stream can be as large as a transaction)."""
+    (never all held as objects of their own: the stream can be as large as a transaction).
+    The stream is kept in memory up to ``SPOOL_BYTES``, beyond that in a temporary file."""
 
-    def __init__(self, stream: bytearray) -> None:
+    def __init__(self, stream: IO[bytes]) -> None:
         self.stream = stream
         #: How many there are, once iterated to the end.
         self.count = 0
@@ -245,18 +248,8 @@ class Decoder:
             with self._slot_locked(target):
                 read = self._peek(upto, limit, xmax)
                 flushed = self._flushed
-                try:
-                    recorded = self._write_batch(target, read)
-                except Exception as error:
-                    if not is_bad_input(error):
-                        raise
-                    # Nothing in the WAL fails to cast: a writer's context value does.
-                    target.rollback()
-                    self._context_check = ContextCheck()
-                    try:
-                        recorded = self._write_batch(target, read)
-                    finally:
-                        self._context_check = None
+                with read.messages.stream:  # a temporary file beyond SPOOL_BYTES
+                    recorded = self._write_checked(target, read)
                 written = self._flushed - flushed
                 if recorded > read.confirmed:
                     with self.source.begin() as source:
@@ -264,6 +257,22 @@ class Decoder:
                         source.exec_driver_sql(ADVANCE, {"slot": self.slot, "lsn": lsn})
                         self._move_restart_point(source)
         return written, read.finished
+
+    def _write_checked(self, target: Connection, read: _Read) -> int:
+        """``_write_batch``, once more when a COPY failed on bad input: nothing in the WAL
+        fails to cast, a writer's context value does, so the second time each context is
+        checked (``.context_check``) and what does not fit is recorded as NULL."""
+        try:
+            return self._write_batch(target, read)
+        except Exception as error:
+            if not is_bad_input(error):
+                raise
+            target.rollback()
+            self._context_check = ContextCheck()
+            try:
+                return self._write_batch(target, read)
+            finally:
+                self._context_check = None
 
     def _write_batch(self, target: Connection, read: _Read) -> int:
         """Write ``read``; return the position the progress row now records as complete (the
@@ -384,9 +393,11 @@ class Decoder:
                 source.exec_driver_sql(OUTPUT_SETTINGS)
                 specs = self._audited(source)
                 confirmed = source.exec_driver_sql(CONFIRMED, {"slot": self.slot}).scalar()
+                data = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 (_batch closes it)
                 try:
-                    data = copy_out(source, PEEK, parameters)
+                    copy_out_to(source, PEEK, parameters, data)
                 except Exception as error:
+                    data.close()
                     source.rollback()
                     if not _slot_in_use(error):
                         if _slot_lost(source, self.slot):
@@ -672,6 +683,10 @@ class Decoder:
 IDLE_RECORD_BYTES = 64 * 1024
 IDLE_RECORD_SECONDS = 5.0
 
+#: How much of one read of the slot (its COPY stream) the decoder keeps in memory; the rest of a
+#: larger one goes to a temporary file.
+SPOOL_BYTES = 32 * 1024 * 1024
+
 #: How many times (0.1 s apart) a decoder waits for its slot to be free.
 _SLOT_WAITS = 100
 
@@ -723,4 +738,4 @@ def _present_rows(target: Connection, plan: TablePlan) -> list[bytes]:
     spec = plan.spec
     keys = spec.key_columns or plan.relation.key_columns
     sql = present_rows(spec.schema, spec.audit_table, keys, plan.mirrored)
-    return bytes(copy_out(target, sql, {})).splitlines()
+    return copy_out(target, sql, {}).splitlines()

@@ -17,7 +17,7 @@ import datetime
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from struct import Struct
-from typing import Final, NamedTuple
+from typing import IO, Final, NamedTuple
 
 #: A column whose value an UPDATE did not send: an unchanged TOASTed value (``u``).
 UNCHANGED: Final = b"\x00unchanged-toast"
@@ -185,22 +185,32 @@ def publication_names(names: Sequence[str]) -> str:
     return ",".join('"' + name.replace('"', '""') + '"' for name in names)
 
 
-def copy_binary_rows(buffer: bytes | bytearray) -> Iterator[bytes]:
-    """The single-column rows of a ``COPY ... TO STDOUT (FORMAT binary)`` stream, one at a
-    time (a list of them would hold the stream a second time).
+def copy_binary_rows(stream: IO[bytes], chunk: int = 1 << 20) -> Iterator[bytes]:
+    """The single-column rows of a ``COPY ... TO STDOUT (FORMAT binary)`` stream, read from its
+    start ``chunk`` bytes at a time (the stream can be as large as a transaction: neither it
+    nor a list of its rows is ever held whole).
 
     Reading the slot through COPY binary gets each message's raw bytes, where a query returning
     ``bytea`` would send them hex-encoded (twice the bytes, decoded again by the driver).
     """
-    view = memoryview(buffer)
-    position = 19  # signature (11), flags (4), header extension length (4)
+    stream.seek(19)  # past the signature (11), flags (4) and header extension length (4)
+    buffer, position = b"", 0
     int16, int32 = _INT16.unpack_from, _INT32.unpack_from
-    end = len(buffer)
-    while position < end:
-        (fields,) = int16(view, position)
-        if fields < 0:
-            break
-        (length,) = int32(view, position + 2)
+    while True:
+        # Each row: its field count (-1 ends the stream), then the field's length and bytes.
+        held = len(buffer) - position
+        if held >= 2 and int16(buffer, position)[0] < 0:
+            return
+        needed = 2 if held < 2 else 6 if held < 6 else 6 + int32(buffer, position + 2)[0]
+        if held < needed:
+            more = stream.read(max(chunk, needed - held))
+            if not more:
+                if held:
+                    raise ValueError("a COPY binary stream ends inside a row")
+                return
+            buffer = buffer[position:] + more
+            position = 0
+            continue
         start = position + 6
-        position = start + length
-        yield bytes(view[start:position])
+        position = start + needed - 6
+        yield buffer[start:position]
