@@ -204,3 +204,47 @@ def test_run_with_a_subscription_says_what_its_count_leaves_out(
         assert "between runs" in once.stdout
     finally:
         consumer.drop()
+
+
+def test_run_once_gives_up_after_its_timeout_and_status_shows_why(
+    installed: sa.Engine, second_database_url: URL
+) -> None:
+    """The subscription applies nothing (disabled on the target): ``--timeout`` ends the wait,
+    the run's error is recorded on the target, ``cdc status`` reports it, and the next run
+    that succeeds clears it."""
+    source, target = url_text(installed.url), url_text(second_database_url)
+    consumer = Consumer(installed, second_database_url, metadata=cdc_models.metadata)
+    trail = sa.create_engine(second_database_url, isolation_level="AUTOCOMMIT")
+    try:
+        consumer.run_once()  # the replica and the subscription
+        with trail.connect() as connection:
+            connection.exec_driver_sql(f"ALTER SUBSCRIPTION {SLOT} DISABLE")
+        with installed.begin() as connection:
+            connection.execute(cdc_models.ledger.insert().values(id=1))
+        arguments = ("--source", source, "--target", target, "--once", "--timeout", "1")
+        once = run("cdc", "run", MODELS, *arguments)
+        assert once.returncode == 2, once.stdout + once.stderr
+        assert "1.0 s" in once.stderr
+        status = run("cdc", "status", MODELS, "--source", source, "--target", target, "--json")
+        assert status.returncode == 1, status.stdout + status.stderr
+        found = json.loads(status.stdout)
+        assert found["failures"] == 1 and "1.0 s" in found["last_error"]
+        assert [p for p in found["problems"] if "failed 1 time(s) in a row" in p] != []
+        with trail.connect() as connection:
+            connection.exec_driver_sql(f"ALTER SUBSCRIPTION {SLOT} ENABLE")
+        assert consumer.run_once() >= 1
+        cleared = json.loads(
+            run("cdc", "status", MODELS, "--source", source, "--target", target, "--json").stdout
+        )
+        assert (cleared["failures"], cleared["last_error"], cleared["problems"]) == (0, None, [])
+    finally:
+        trail.dispose()
+        consumer.drop()
+
+
+def test_timeout_must_be_a_positive_number_of_seconds(installed: sa.Engine) -> None:
+    refused = run(
+        "cdc", "run", MODELS, "--source", url_text(installed.url), "--once", "--timeout", "0"
+    )
+    assert refused.returncode == 2
+    assert "--timeout" in refused.stderr and "positive number of seconds" in refused.stderr

@@ -4,6 +4,7 @@ and the checks that call a CDC table audited only when its changes can reach a c
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from sqlalchemy.engine import URL
 
 import cdc_models
 from alembic_env import make_project
+from cdc_decoder_setup import drop_slot
 from cli_run import run, url_text
 from sqlalchemy_postgresql_audit import (
     AuditConfigurationError,
@@ -88,6 +90,40 @@ def test_switching_to_cdc_replaces_the_triggers_by_the_publication(
         with engine.begin() as connection:
             connection.execute(account.insert().values(id=1, owner="a"))
     finally:
+        engine.dispose()
+
+
+def test_switching_to_cdc_warns_only_about_triggers_the_library_did_not_make(
+    logical_database_url: URL, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The statement-mode key trigger is the library's own: dropped without a warning; a
+    trigger made by hand that calls the audit function is dropped with one."""
+    engine = sa.create_engine(logical_database_url)
+    cdc = sa.MetaData(naming_convention={"audit.slot": f"cdc_{uuid.uuid4().hex[:12]}"})
+    try:
+        _table(sa.MetaData()).metadata.create_all(engine)
+        with engine.begin() as connection:
+            own = connection.execute(
+                sa.text(
+                    "SELECT tgname FROM pg_trigger WHERE tgrelid = 'account'::regclass "
+                    "AND right(tgname, 4) = '_key'"
+                )
+            ).scalar_one()
+            connection.exec_driver_sql(
+                "CREATE TRIGGER stray AFTER INSERT ON account "
+                "FOR EACH STATEMENT EXECUTE FUNCTION public_account_audit()"
+            )
+        _table(cdc, mode="cdc")
+        with caplog.at_level(logging.INFO, "sqlalchemy_postgresql_audit"):
+            install_audit_triggers(cdc, engine)
+        warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+        assert [m for m in warned if own in m] == []
+        assert [m.split(":")[0] for m in warned] == [
+            "Dropping trigger stray on table public.account"
+        ]
+        assert _trigger_count(engine) == 0
+    finally:
+        drop_slot(engine, cdc)
         engine.dispose()
 
 

@@ -108,12 +108,6 @@ def test_a_process_started_before_cdc_was_installed_sends_context_once_it_is(
     """The process wrote with context before the database had a context table (a rolling
     deploy: new code before its migration); the answer "no table" must not stick."""
     metadata, ledger, plain = models
-    with source.connect() as connection:
-        if connection.dialect.server_version_info < (18,):
-            pytest.skip(
-                "before PostgreSQL 18 pgoutput fails on WAL written before its publication "
-                "existed, and create_all(tables=[plain]) makes the slot before the publication"
-            )
     metadata.create_all(source, tables=[plain])
     with audit_context(username="alice"), source.begin() as connection:
         connection.execute(plain.insert().values(id=1))

@@ -64,6 +64,7 @@ assert [(v.audit_operation, v.audit_username, v.status) for v in versions] == [
 ]
 
 consumer.drop()  # the subscription; the source's slot stays until dropped there
+consumer.close()  # the engine it made for trail_url
 trail.dispose()
 with admin.connect() as connection:
     connection.exec_driver_sql(f'DROP DATABASE "{trail_name}" WITH (FORCE)')

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Column, MetaData, Table, event
 
+from .context.required import register_required_check
 from .declare.declaration import declare_table, on_column_attached
 from .install.ddl import after_metadata_create, before_metadata_create, before_metadata_drop
 from .install.runtime_check import register_runtime_check
@@ -41,7 +42,8 @@ def enable() -> None:
 
 def register_metadata_hooks() -> None:
     """Install auditing from every ``create_all`` and remove it in ``drop_all``, and refuse
-    writes to audited tables whose triggers are not installed.  Idempotent."""
+    writes to audited tables whose triggers are not installed, and writes to CDC tables
+    without their required settings.  Idempotent."""
     if not event.contains(MetaData, "before_create", before_metadata_create):
         event.listen(MetaData, "before_create", before_metadata_create)
         event.listen(MetaData, "after_create", after_metadata_create)
@@ -51,6 +53,7 @@ def register_metadata_hooks() -> None:
     if not event.contains(Table, "before_drop", on_table_dropping):
         event.listen(Table, "before_drop", on_table_dropping)
     register_runtime_check()
+    register_required_check()
 
 
 def _on_table_attached(table: Table, metadata: Any) -> None:

@@ -7,14 +7,18 @@
   trail in the same database, off the writer's transaction (``.decoder``).
 
 ``run_once()`` returns once everything committed on the source before the call is in the trail;
-``run()`` repeats it until ``stop()``.
+``run()`` repeats it until ``stop()``, waiting and trying again after an error that can pass
+by itself (a server restarting: ``errors.is_transient``).  Each run records in the trail's
+progress table whether it failed, and why, or when it caught up: ``cdc status`` reports it.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from contextlib import AbstractContextManager
+from types import TracebackType
 
 from sqlalchemy import Connection, Engine, MetaData, Table, create_engine, func, select, text
 from sqlalchemy.engine import URL
@@ -28,13 +32,26 @@ from ..install.publication import ensure_slot
 from ..render import cdc as sql
 from .claim import SlotClaim
 from .decoder import Decoder
-from .errors import CdcError
+from .errors import CdcError, SlotInUse, describe, is_transient
+from .progress import record_run_caught_up, record_run_failed, refresh_run_caught_up
 from .replica import Replica
 
 __all__ = ["CdcError", "Consumer", "create_slot"]
 
+_log = logging.getLogger(__name__)
+
 #: How often ``run_once`` looks at the target while it waits.
 POLL_SECONDS = 0.05
+#: How long design 1's ``run_once`` waits for the subscription to apply the source's changes.
+DEFAULT_TIMEOUT = 600.0
+#: ``run``'s wait after a transient error: doubled after each one in a row, up to the cap (a
+#: server restart takes seconds; a failover or an outage minutes, retried twice a minute).
+FIRST_BACKOFF = 0.5
+MAX_BACKOFF = 30.0
+#: How often, at most, a run that caught up is recorded (a small update of the progress row;
+#: a run that finds nothing to record writes nothing): ``cdc status``'s lag in seconds when no
+#: consumer runs is at most this much too high.
+CAUGHT_UP_EVERY = 5.0
 
 
 def _require_installed(source: Engine, metadata: MetaData) -> None:
@@ -70,7 +87,7 @@ def create_slot(engine: Engine, metadata: MetaData) -> None:
     tables = [table.name for table, spec in audited_tables(metadata) if spec.cdc]
     names = cdc_names(metadata)
     with engine.begin() as connection:
-        ensure_slot(connection, names.slot, tables, failover=names.failover)
+        ensure_slot(connection, names, tables)
 
 
 class Consumer:
@@ -82,10 +99,12 @@ class Consumer:
         target: Engine | URL | str | None = None,
         *,
         metadata: MetaData,
-        timeout: float = 600.0,
+        timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
-        self.source = _engine(source)
-        self.target = None if target is None else _engine(target)
+        #: The engines this consumer made from URLs, which ``close()`` disposes of.
+        self._owned: list[Engine] = []
+        self.source = self._engine(source)
+        self.target = None if target is None else self._engine(target)
         self.metadata = metadata
         self.timeout = timeout
         self._stop = threading.Event()
@@ -94,6 +113,10 @@ class Consumer:
         self._decoder: Decoder | None = None
         self._claim: SlotClaim | None = None
         self._installed = False
+        #: Whether this consumer made its progress row (then a run that caught up only
+        #: refreshes it), and the error last recorded (so ``run`` does not count it twice).
+        self._health_row = False
+        self._recorded_error: BaseException | None = None
 
     def run_once(self) -> int:
         """Return the number of changes written into the trail since the previous call, once
@@ -103,7 +126,19 @@ class Consumer:
         while no consumer runs; the first call of a ``Consumer`` counts from its own start, so
         changes applied earlier are in the trail but not in the number.
 
-        Raises ``SlotInUse`` (a ``CdcError``) when another consumer runs on the same slot."""
+        Raises ``SlotInUse`` (a ``CdcError``) when another consumer runs on the same slot.
+        A failure is recorded in the trail's progress table (``cdc status`` reports it), and
+        cleared by the next run that succeeds."""
+        began = time.monotonic()
+        try:
+            written = self._run_once()
+        except Exception as error:
+            self._record_failure(error)
+            raise
+        self._record_caught_up(began)
+        return written
+
+    def _run_once(self) -> int:
         if not self._installed:
             _require_installed(self.source, self.metadata)
             self._installed = True
@@ -117,12 +152,59 @@ class Consumer:
         after a run that found nothing to write: a run that wrote goes on at once, or the
         wait would add to the lag of every change under a steady load.  The slot stays
         claimed for the whole run, so a second consumer is refused rather than let in
-        between two rounds."""
+        between two rounds.
+
+        A transient error (``errors.is_transient``: a lost connection, a server restarting,
+        a ``CdcError`` marked ``transient``) is logged at WARNING, recorded, and the run
+        tried again after a wait that doubles from ``FIRST_BACKOFF`` to ``MAX_BACKOFF``
+        seconds (``stop()`` ends the wait at once); the claim is given back meanwhile and
+        taken again, since a lost connection loses it.  While it recovers, ``SlotInUse`` is
+        tried again too: after a network cut the server may keep this consumer's old session,
+        and its claim, until it notices the client is gone.  Any other error ends ``run``."""
         self._stop.clear()
-        with self._claimed():
-            while not self._stop.is_set():
-                if not self.run_once():
-                    self._stop.wait(interval)
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                with self._claimed():
+                    while not self._stop.is_set():
+                        written = self.run_once()
+                        failures = 0
+                        if not written:
+                            self._stop.wait(interval)
+            except Exception as error:
+                self._record_failure(error)
+                if not (is_transient(error) or (failures and isinstance(error, SlotInUse))):
+                    raise
+                failures += 1
+                wait = min(MAX_BACKOFF, FIRST_BACKOFF * 2 ** (failures - 1))
+                _log.warning(
+                    "change-data-capture consumer of slot %r: run failed (%d in a row), "
+                    "trying again in %.1f s: %s",
+                    cdc_names(self.metadata).slot,
+                    failures,
+                    wait,
+                    describe(error),
+                )
+                self._stop.wait(wait)
+
+    def close(self) -> None:
+        """Stop ``run`` and release the connections of the engines this consumer made from
+        URLs (an engine the caller passed stays the caller's).  ``with Consumer(...) as
+        consumer:`` calls it on the way out."""
+        self.stop()
+        for engine in self._owned:
+            engine.dispose()
+
+    def __enter__(self) -> Consumer:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
 
     @property
     def subscribes(self) -> bool:
@@ -130,6 +212,7 @@ class Consumer:
         return not self._same_database()
 
     def stop(self) -> None:
+        """End ``run`` after its current round, or at once while it waits."""
         self._stop.set()
 
     def drop(self) -> None:
@@ -137,6 +220,50 @@ class Consumer:
         until it is dropped there or a subscription uses it again)."""
         if self.target is not None and not self._same_database():
             Replica(self.source, self.target, self.metadata).drop()
+
+    def _record_failure(self, error: BaseException) -> None:
+        """Record ``error`` where ``cdc status`` reads it, once; when the trail's database is
+        what failed, the log is all there is."""
+        if error is self._recorded_error:
+            return
+        self._recorded_error = error
+        try:
+            with self._trail().begin() as connection:
+                record_run_failed(
+                    connection, None, cdc_names(self.metadata).slot, describe(error)[:2000]
+                )
+        except Exception as unrecorded:
+            _log.warning(
+                "change-data-capture consumer of slot %r: could not record its error (%s): %s",
+                cdc_names(self.metadata).slot,
+                describe(unrecorded),
+                describe(error),
+            )
+
+    def _record_caught_up(self, began: float) -> None:
+        """Record that the trail held everything committed before ``began``: at once when a
+        failure stands (which it clears, whichever process recorded it), else at most every
+        ``CAUGHT_UP_EVERY`` seconds."""
+        slot, elapsed = cdc_names(self.metadata).slot, time.monotonic() - began
+        if self._health_row:  # one statement, one round trip: no transaction around it
+            trail = self._trail().execution_options(isolation_level="AUTOCOMMIT")
+            with trail.connect() as connection:
+                refresh_run_caught_up(connection, None, slot, elapsed, CAUGHT_UP_EVERY)
+            return
+        with self._trail().begin() as connection:
+            record_run_caught_up(connection, None, slot, elapsed)
+        self._health_row = True
+
+    def _trail(self) -> Engine:
+        """The database holding the trail and its progress table."""
+        return self.source if self.target is None else self.target
+
+    def _engine(self, bind: Engine | URL | str) -> Engine:
+        if isinstance(bind, Engine):
+            return bind
+        engine = create_engine(bind)
+        self._owned.append(engine)
+        return engine
 
     def _claimed(self) -> AbstractContextManager[None]:
         """One consumer per slot, whichever design (``.claim``); the decoder's own claim when
@@ -258,10 +385,6 @@ def _highest(connection: Connection, audit_tables: dict[str, Table]) -> dict[str
         highest[name] = int(value or 0)
     connection.rollback()
     return highest
-
-
-def _engine(bind: Engine | URL | str) -> Engine:
-    return bind if isinstance(bind, Engine) else create_engine(bind)
 
 
 def _identity(engine: Engine) -> tuple[object, ...]:

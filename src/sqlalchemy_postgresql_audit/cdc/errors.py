@@ -1,6 +1,9 @@
-"""The consumers' errors (the decoder's own, about what the WAL says, is ``DecoderError``)."""
+"""The consumers' errors (the decoder's own, about what the WAL says, is ``DecoderError``), and
+which errors running again later can get past."""
 
 from __future__ import annotations
+
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from ..errors import AuditError
 
@@ -20,3 +23,31 @@ class SlotInUse(CdcError):
     def __init__(self, slot: str, problem: str) -> None:
         self.slot = slot
         super().__init__(problem)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether ``error`` can go away by itself: a connection that failed or was lost (a server
+    restarting, a failover, a network cut: ``OperationalError``, ``InterfaceError``, or any
+    driver error after which SQLAlchemy invalidated the connection), or a ``CdcError`` that
+    says so.  Everything else is taken for a configuration error, which waiting cannot mend."""
+    if isinstance(error, CdcError):
+        return error.transient
+    if isinstance(error, (OperationalError, InterfaceError)):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
+
+
+def describe(error: BaseException) -> str:
+    """One line saying what failed: the driver's own message for a driver error (SQLAlchemy's
+    adds the statement and a link), else the error's."""
+    cause = error.orig if isinstance(error, DBAPIError) and error.orig is not None else error
+    text = " ".join(str(cause).split()) or type(cause).__name__
+    return f"{type(cause).__name__}: {text}"
+
+
+def sqlstate(error: BaseException) -> str | None:
+    """The SQLSTATE of a driver error, whichever driver (psycopg2's ``pgcode``, psycopg's
+    ``sqlstate``)."""
+    cause = error.orig if isinstance(error, DBAPIError) else error
+    code = getattr(cause, "pgcode", None) or getattr(cause, "sqlstate", None)
+    return str(code) if code else None

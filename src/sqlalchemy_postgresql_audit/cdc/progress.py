@@ -10,6 +10,7 @@ several), hence the position within the transaction.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import Connection
 
@@ -21,6 +22,14 @@ from ..render.cdc_decoder import (
     progress_table_exists,
     read_progress,
     record_progress,
+)
+from ..render.cdc_health import (
+    add_health_columns,
+    health_columns_present,
+    read_health,
+    record_caught_up,
+    record_failure,
+    refresh_caught_up,
 )
 from ..render.sql import name_text
 from .claim import lock_creating
@@ -49,20 +58,25 @@ PROGRESS_COMMENT = "change-data-capture decoder's progress" + AUDIT_TABLE_COMMEN
 
 
 def ensure_progress_table(connection: Connection, schema: str | None) -> None:
-    """Create the progress table unless it exists; under the creation lock, looking again once
-    it is held, so two decoders starting together (on other slots: they share the table)
-    neither fail on each other's table nor replace its grants and comment."""
-    if _progress_table_exists(connection, schema):
+    """Create the progress table unless it exists, and add the consumer's health columns
+    (``.render.cdc_health``) to one an older release made; under the creation lock, looking
+    again once it is held, so two consumers starting together (on other slots: they share the
+    table) neither fail on each other's table nor replace its grants and comment."""
+    if _complete(connection, schema):
         return
     lock_creating(connection)
-    if _progress_table_exists(connection, schema):
+    if _complete(connection, schema):
         return
-    for statement in create_progress_table(schema, PROGRESS_COMMENT):
+    if not connection.exec_driver_sql(progress_table_exists(schema)).scalar():
+        for statement in create_progress_table(schema, PROGRESS_COMMENT):
+            connection.exec_driver_sql(statement)
+    for statement in add_health_columns(schema):
         connection.exec_driver_sql(statement)
 
 
-def _progress_table_exists(connection: Connection, schema: str | None) -> bool:
-    return bool(connection.exec_driver_sql(progress_table_exists(schema)).scalar())
+def _complete(connection: Connection, schema: str | None) -> bool:
+    """The progress table exists with every column of this release."""
+    return bool(connection.exec_driver_sql(health_columns_present(schema)).scalar())
 
 
 def keep_private(connection: Connection, schema: str | None) -> None:
@@ -92,4 +106,63 @@ def save_progress(
             "position": progress.position,
             "complete": progress.complete,
         },
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Health:
+    """How the consumer of a slot is doing, as it recorded it (``cdc status`` reads it)."""
+
+    #: The last error of the runs that failed in a row (none once a run succeeds).
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    #: How many runs in a row failed.
+    failures: int = 0
+    #: Seconds since the trail last moved: a batch written, or a run that caught up.
+    idle_seconds: float | None = None
+    #: Seconds since a run that caught up began: every change committed before then is in the
+    #: trail, so no change missing from it is older.
+    behind_seconds: float | None = None
+
+
+def record_run_failed(
+    connection: Connection, schema: str | None, slot: str, error: str
+) -> None:
+    """One more run in a row failed with ``error`` (creating the progress table if need be:
+    a consumer can fail before its first batch)."""
+    ensure_progress_table(connection, schema)
+    connection.exec_driver_sql(record_failure(schema), {"slot": slot, "error": error})
+
+
+def record_run_caught_up(
+    connection: Connection, schema: str | None, slot: str, elapsed: float
+) -> None:
+    """A run that began ``elapsed`` seconds ago ended without error: clear the last error."""
+    ensure_progress_table(connection, schema)
+    connection.exec_driver_sql(record_caught_up(schema), {"slot": slot, "elapsed": elapsed})
+
+
+def refresh_run_caught_up(
+    connection: Connection, schema: str | None, slot: str, elapsed: float, every: float
+) -> None:
+    """As ``record_run_caught_up`` once it has made the row, writing only when a failure
+    stands or the time recorded is more than ``every`` seconds old."""
+    connection.exec_driver_sql(
+        refresh_caught_up(schema), {"slot": slot, "elapsed": elapsed, "every": every}
+    )
+
+
+def load_health(connection: Connection, schema: str | None, slot: str) -> Health | None:
+    """``None`` when nothing is recorded (no consumer ran, or an older release's table)."""
+    if not _complete(connection, schema):
+        return None
+    row = connection.exec_driver_sql(read_health(schema), {"slot": slot}).first()
+    if row is None:
+        return None
+    return Health(
+        last_error=row.last_error,
+        last_error_at=row.last_error_at,
+        failures=int(row.failures),
+        idle_seconds=None if row.idle_seconds is None else float(row.idle_seconds),
+        behind_seconds=None if row.behind_seconds is None else float(row.behind_seconds),
     )

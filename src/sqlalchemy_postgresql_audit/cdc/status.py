@@ -8,14 +8,25 @@ changes it lost, so it is reported with how to recover, never as a mere lag.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, MetaData, text
+from sqlalchemy.exc import DBAPIError
 
 from ..declare.cdc import cdc_names
 from ..declare.naming import SLOT_FAILOVER_KEY
 from ..install.publication import FAILOVER_VERSION
 from ..render import cdc as sql
+from .errors import sqlstate
+from .progress import Health, load_health
+
+#: How long the trail may stand still while the slot holds WAL it has not confirmed before
+#: ``cdc status`` calls the consumer stalled.  A running consumer moves it every few seconds
+#: (a batch written, or a caught-up run recorded every ``consumer.CAUGHT_UP_EVERY`` s), and
+#: design 1's ``run_once`` gives up after its default timeout, also 10 minutes; a consumer
+#: started by cron less often than this is reported too, rightly: its trail is that far behind.
+STALLED_AFTER_SECONDS = 600.0
 
 #: What to do about a lost slot, in either design.
 RECOVER_LOST_SLOT = (
@@ -62,6 +73,13 @@ class CdcStatus:
     synchronized_standby_slots: str | None = None
     #: Whether the subscription (design 1, PostgreSQL 17+ target) keeps the slot a failover one.
     subscription_failover: bool | None = None
+    #: The consumer's last error, of the runs that failed in a row since one succeeded.
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    #: How many of the consumer's runs in a row failed.
+    failures: int | None = None
+    #: Seconds since the trail last moved (a batch written, or a run that caught up).
+    idle_seconds: float | None = None
 
     @property
     def problems(self) -> tuple[str, ...]:
@@ -93,9 +111,31 @@ class CdcStatus:
                 f"subscription {self.subscription!r}: {self.apply_error_count} apply errors "
                 "(the messages are in the target's server log)"
             )
+        if self.last_error is not None:
+            found.append(
+                f"the consumer of slot {self.slot!r} failed {self.failures} time(s) in a row, "
+                f"last at {self.last_error_at}: {self.last_error}"
+            )
+        elif self._stalled():
+            found.append(
+                f"the trail of slot {self.slot!r} has not moved for {self.idle_seconds:.0f} s "
+                f"while the slot holds {self.lag_bytes} bytes of WAL it has not consumed: no "
+                "consumer is running, or it is stuck (start one: sqlalchemy-postgresql-audit "
+                "cdc run MODULE:METADATA --source URL)"
+            )
         if self.slot_exists and self.slot_database == self.database:
             found += self._failover_problems()
         return tuple(found)
+
+    def _stalled(self) -> bool:
+        """No reader on the slot, WAL waiting, and the trail still for a while.  (A slot read
+        by a subscription is active; the decoder holds its slot only while it peeks.)"""
+        return (
+            not self.active
+            and bool(self.lag_bytes)
+            and self.idle_seconds is not None
+            and self.idle_seconds > STALLED_AFTER_SECONDS
+        )
 
     def _failover_problems(self) -> list[str]:
         if self.failover_wanted and self.failover is None:
@@ -131,13 +171,14 @@ def cdc_status(source: Engine, metadata: MetaData, target: Engine | None = None)
         if slot is not None and int(number) >= FAILOVER_VERSION:
             failover = connection.execute(text(sql.SLOT_FAILOVER), {"slot": names.slot}).first()
     if slot is None:
-        return CdcStatus(
+        missing = CdcStatus(
             slot=names.slot,
             database=database,
             slot_exists=False,
             server_version=version,
             failover_wanted=names.failover,
         )
+        return _with_health(missing, _health(target or source, names.slot))
     found = CdcStatus(
         slot=names.slot,
         database=database,
@@ -154,8 +195,14 @@ def cdc_status(source: Engine, metadata: MetaData, target: Engine | None = None)
         synchronized_standby_slots=None if failover is None else failover.standby_slots,
     )
     if target is None or _identity(target) == _identity(source):
+        health = _health(source, names.slot)
+        found = _with_health(found, health)
+        if found.lag_seconds is None and health is not None and found.lag_bytes:
+            # No walsender to ask (the decoder reads with SQL calls, or none runs): every
+            # change missing from the trail came after the last run that caught up began.
+            found = replace(found, lag_seconds=health.behind_seconds)
         return found
-    found = replace(found, target_given=True)
+    found = replace(_with_health(found, _health(target, names.slot)), target_given=True)
     with target.connect() as connection:
         subscription = connection.execute(
             text(sql.SUBSCRIPTION_STATUS), {"subscription": names.slot}
@@ -180,6 +227,30 @@ def cdc_status(source: Engine, metadata: MetaData, target: Engine | None = None)
         apply_error_count=None if errors is None else int(errors.apply_error_count),
         sync_error_count=None if errors is None else int(errors.sync_error_count),
         subscription_failover=subscription_failover,
+    )
+
+
+def _health(engine: Engine, slot: str) -> Health | None:
+    """What the consumer recorded in the trail's progress table; nothing when a role that may
+    not read that table (only its owner may) asks."""
+    with engine.connect() as connection:
+        try:
+            return load_health(connection, None, slot)
+        except DBAPIError as error:
+            if sqlstate(error) != "42501":  # insufficient_privilege
+                raise
+            return None
+
+
+def _with_health(found: CdcStatus, health: Health | None) -> CdcStatus:
+    if health is None:
+        return found
+    return replace(
+        found,
+        last_error=health.last_error,
+        last_error_at=health.last_error_at,
+        failures=health.failures,
+        idle_seconds=health.idle_seconds,
     )
 
 

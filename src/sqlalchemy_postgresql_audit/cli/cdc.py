@@ -3,9 +3,11 @@
 ``cdc run TARGET --source URL [--target URL] [--once]`` writes the trail of the CDC tables of
 ``TARGET`` (``MODULE:METADATA``) into ``--target`` (another database: a subscription there
 captures; none: the source's own database, through the decoder).  ``--once`` returns when
-everything committed before it started is in the trail; without it, it runs until interrupted.
+everything committed before it started is in the trail (with a subscription, failing after
+``--timeout`` seconds); without it, it runs until interrupted, riding out lost connections.
 ``cdc status`` exits 1 when the slot is missing or invalidated, the subscription is failing,
-or ``--target`` holds no subscription.  ``cdc create-slot TARGET --url URL`` creates the slot
+``--target`` holds no subscription, the consumer's last run failed, or the trail has stood
+still while the slot holds WAL.  ``cdc create-slot TARGET --url URL`` creates the slot
 (what an Alembic migration cannot: a slot is made only before a transaction writes).
 
 ``cdc run`` refuses before it starts, naming the slot and what to do, when the slot is missing,
@@ -19,7 +21,7 @@ from dataclasses import asdict
 
 from sqlalchemy import MetaData
 
-from ..cdc.consumer import Consumer, create_slot
+from ..cdc.consumer import DEFAULT_TIMEOUT, Consumer, create_slot
 from ..cdc.status import CdcStatus, cdc_status
 from .base import (
     EXIT_DRIFT,
@@ -59,6 +61,25 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     add_url_argument(slot)
     run.add_argument("--once", action="store_true", help="return once caught up")
     run.add_argument("--interval", type=float, default=1.0, help="seconds between rounds")
+    run.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help="with a subscription (--target): how long a run waits for it to apply the "
+        f"source's changes before it fails (default {DEFAULT_TIMEOUT:.0f})",
+    )
+
+
+def _seconds(value: str) -> float:
+    """A positive number of seconds (argparse names the option when this raises)."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {value!r}")
+    return seconds
 
 
 def _run(args: argparse.Namespace, ui: UI) -> int:
@@ -71,7 +92,7 @@ def _run(args: argparse.Namespace, ui: UI) -> int:
     target = create_engine(args.target_url) if args.target_url else None
     try:
         _require_slot(cdc_status(source, metadata), args.target)
-        consumer = Consumer(source, target, metadata=metadata)
+        consumer = Consumer(source, target, metadata=metadata, timeout=args.timeout)
         if args.once:
             written = consumer.run_once()
             if ui.json:

@@ -15,7 +15,11 @@ write has no partition), and any table made to look like one of its kept partiti
 (``unexpected``); for a ``redact: hash`` column, recorded values that are not digests of
 a key version the key table holds; for a CDC table, its publication and slot, the
 publication's options, its replica identity, its source columns and its partitions' TRUNCATE
-guards.  ``--json`` lists each object with its state, so an operator sees what is watched.
+guards.  On design 1's target of change-data-capture (a subscription named after the
+metadata's slot reads its publication), a CDC table is checked as the consumer installs it
+there: the replica's row-level capture, whose triggers must fire ``ALWAYS``
+(``..install.cdc_target``).  ``--json`` lists each object with its state, so an operator sees
+what is watched.
 """
 
 from __future__ import annotations
@@ -38,8 +42,10 @@ from ..install.catalog import (
     privileges,
     table_indexes,
 )
+from ..install.cdc_target import not_always, subscriptions
 from ..install.compare import (
     DISABLED,
+    OUTDATED,
     DropAudit,
     InstallAudit,
     Watched,
@@ -55,6 +61,7 @@ from ..lifecycle.coverage import GAP, coverage, coverage_watched, registration_w
 from ..lifecycle.holds import holds_watched
 from ..lifecycle.partition_catalog import look_alikes_watched
 from ..lifecycle.recorded_digests import digest_states
+from ..render.sql import name_text
 from .base import EXIT_DRIFT, EXIT_OK, Command, add_target_argument, add_url_argument
 from .database import begin, create_engine, owner_rights
 from .target import audit_table_name, audited, load_metadata
@@ -78,7 +85,11 @@ def table_states(
 ) -> list[TableState]:
     """One state per declared audited table, then one per installed but undeclared table."""
     default = default_schema(connection)
-    declared = [resolve_spec(connection, spec) for _, spec in pairs]
+    applied_here = _applied_here(connection, pairs)
+    declared = [
+        resolve_spec(connection, spec.capture_spec if source in applied_here else spec)
+        for source, spec in pairs
+    ]
     schemas = {spec.schema or default for spec in declared} | {default}
     installed = installed_audits(connection, schemas)
     changes = compare(declared, installed, default)
@@ -108,6 +119,10 @@ def table_states(
             details.append(f"audit table {spec.audit_table} not in the database")
             if status != "missing":  # triggers that fire into nothing: every write fails
                 status = "no-audit-table"
+        if source in applied_here:
+            status, details, objects = _as_target(
+                connection, spec, schema, applied_here[source], status, details, objects
+            )
         states.append(
             TableState(
                 schema=schema,
@@ -130,6 +145,50 @@ def table_states(
                 )
             )
     return states
+
+
+def _applied_here(
+    connection: sa.Connection, pairs: list[tuple[sa.Table, AuditSpec]]
+) -> dict[sa.Table, str]:
+    """The CDC tables this database is design 1's target for: ``{table: subscription}``, where
+    a subscription named after the metadata's slot reads its CDC publication."""
+    found = subscriptions(connection)
+    here = {}
+    for source, spec in pairs:
+        if not spec.cdc:
+            continue
+        names = cdc_names(source.metadata)
+        if names.publication in found.get(names.slot, ()):
+            here[source] = names.slot
+    return here
+
+
+def _as_target(
+    connection: sa.Connection,
+    capture: AuditSpec,
+    schema: str,
+    subscription: str,
+    status: str,
+    details: list[str],
+    objects: list[Watched],
+) -> tuple[str, list[str], list[Watched]]:
+    """A CDC table's replica on design 1's target, checked as the consumer installs it: its
+    capture triggers must also fire ``ALWAYS``, for the changes the subscription applies."""
+    if status == "missing":
+        return status, [*details, "the CDC consumer creates it on its next run (cdc run)"], objects
+    reasons = not_always(connection, capture, name_text(schema, capture.table))
+    state = Watched("capture", f"capture of {capture.table}", OUTDATED if reasons else OK)
+    objects = [*objects, replace(state, reasons=tuple(reasons))]
+    if reasons:
+        return ("outdated" if status == OK else status), [*details, *reasons], objects
+    if status != OK:
+        return status, details, objects
+    target = (
+        f"CDC target: subscription {subscription!r} applies this table's changes here and its "
+        "ALWAYS triggers write the trail (check the source database with check, and this "
+        "subscription with cdc status)"
+    )
+    return status, [target, *details], objects
 
 
 def _captured(

@@ -21,8 +21,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..declare.audit_table import SPEC_KEY
+from ..declare.cdc import cdc_names
 from ..declare.spec import AuditSpec
 from ..history._redacted import Redacted
+from ..install.cdc_target import subscriptions
 from .base import EXIT_OK, CliError, Command, add_url_argument
 from .database import begin, create_engine
 from .lookup import (
@@ -73,6 +75,7 @@ def _history(args: argparse.Namespace, ui: UI) -> int:
             shown = qualified_name(connection, table)
             key = parse_key(table, key_text)
             found = versions(connection, table, key)
+            elsewhere = None if found else trail_elsewhere(connection, table, shown)
     finally:
         engine.dispose()
     if ui.json:
@@ -83,11 +86,14 @@ def _history(args: argparse.Namespace, ui: UI) -> int:
                 name: [_named_one(forms, name, value) for value in pair]
                 for name, pair in version["changes"].items()
             }
-        ui.emit_json({"table": shown, "key": key, "versions": found})
+        note = {"note": elsewhere} if elsewhere else {}
+        ui.emit_json({"table": shown, "key": key, "versions": found, **note})
         return EXIT_OK
     row = f"{shown} {_key_text(key)}"
     if not found:
         ui.line(f"no version of {row} is recorded", "warn")
+        if elsewhere:
+            ui.warn(elsewhere)
         return EXIT_OK
     settings = list(found[0]["context"])
     ui.line(f"{row}: {len(found)} version{'' if len(found) == 1 else 's'}", "head")
@@ -121,6 +127,7 @@ def _as_of(args: argparse.Namespace, ui: UI) -> int:
             moment = moment_for(connection, table, at)
             states = states_as_of(connection, table, moment, key)
             incomplete = removal_as_of(connection, table, moment, key, bool(states))
+            elsewhere = None if states else trail_elsewhere(connection, table, shown)
     finally:
         engine.dispose()
     if ui.json:
@@ -135,6 +142,7 @@ def _as_of(args: argparse.Namespace, ui: UI) -> int:
                 "rows": rows,
                 "last_changes": changes,
                 "incomplete": incomplete,
+                **({"note": elsewhere} if elsewhere else {}),
             }
         )
         return EXIT_OK
@@ -143,6 +151,8 @@ def _as_of(args: argparse.Namespace, ui: UI) -> int:
         ui.warn(f"{what} as of {at.isoformat()}: {incomplete}")
     if not states:
         ui.line(f"{what} had no rows at {at.isoformat()}", "warn")
+        if elsewhere:
+            ui.warn(elsewhere)
         return EXIT_OK
     count = len(states)
     ui.line(f"{what} as of {at.isoformat()}: {count} row{'' if count == 1 else 's'}", "head")
@@ -162,6 +172,24 @@ def _as_of(args: argparse.Namespace, ui: UI) -> int:
         ],
     )
     return EXIT_OK
+
+
+def trail_elsewhere(connection: sa.Connection, table: sa.Table, shown: str) -> str | None:
+    """Why nothing was found here, for a CDC table whose audit table here is empty and that
+    this database is not design 1's target of: the trail may be on the consumer's target."""
+    spec = table.info.get(SPEC_KEY)
+    if not isinstance(spec, AuditSpec) or not spec.cdc:
+        return None
+    names = cdc_names(table.metadata)
+    if names.publication in subscriptions(connection).get(names.slot, ()):
+        return None  # this is the target: its trail is here
+    audit = sa.table(spec.audit_table, schema=spec.schema or table.schema)
+    if connection.execute(sa.select(sa.exists().select_from(audit))).scalar():
+        return None
+    return (
+        f"{shown} is captured by CDC and its audit table here is empty: its trail may be on the "
+        "consumer's target (see cdc status); read history there with --url TARGET"
+    )
 
 
 def _forms(table: sa.Table) -> dict[str, str]:

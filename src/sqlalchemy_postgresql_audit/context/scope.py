@@ -39,7 +39,7 @@ from __future__ import annotations
 import contextvars
 import threading
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
 from typing import Any
@@ -54,6 +54,7 @@ from sqlalchemy.sql.expression import (
 )
 
 from .cdc_row import SETTINGS_PARAMETER, cdc_declared, context_insert, settings_json
+from .explicit import overridden, sent_settings
 from .session import (
     config_parameters,
     config_statement,
@@ -336,6 +337,8 @@ def _before_cursor_execute(
                 info[_CARRIED] = carried = wanted  # no context row in this transaction here
             else:
                 row = _difference(wanted, carried)
+    if changes:
+        overridden(info, changes)
     if not changes and not row:
         info[_APPLIED] = wanted
         if insert is not None:
@@ -366,6 +369,35 @@ def _before_cursor_execute(
     if insert is not None:
         info[_CARRIED] = wanted
     return statement, parameters
+
+
+def missing_for_next_write(connection: Connection, names: Iterable[str]) -> list[str]:
+    """Which of the ``audit.*`` settings ``names`` the next statement on ``connection`` runs
+    without (unset, or NULL), as far as the library sent them, without asking the server.
+
+    For each name: what this module sends in front of that statement, else what
+    ``set_session_vars`` sent since this module last sent it (``explicit``), else what this
+    module applied.  All of them on an AUTOCOMMIT connection, where no transaction-local
+    setting reaches the next statement.
+    """
+    if is_autocommit(connection):
+        return list(names)
+    frame = _CURRENT.get()
+    wanted = _default if frame is _ROOT else frame.values
+    info = connection.info
+    applied: Mapping[str, str] | None = info.get(_APPLIED, _EMPTY)
+    sent = sent_settings(info)
+    missing = []
+    for name in names:
+        if applied is None:  # unknown: every wanted value is sent again (_difference)
+            value = wanted[name] if name in wanted else sent.get(name)
+        elif wanted.get(name) != applied.get(name):
+            value = wanted.get(name)  # sent in front of it (None: reset to NULL)
+        else:
+            value = sent.get(name, applied.get(name))
+        if not value:
+            missing.append(name)
+    return missing
 
 
 def _difference(wanted: Mapping[str, str], had: Mapping[str, str] | None) -> dict[str, str]:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from ..declare.options import SETTING_NAME
 from ..errors import AuditError
 from .cdc_row import SETTINGS_PARAMETER, context_insert, settings_json
+from .explicit import record
 from .values import TypeGroups, known_settings, setting_value, text_for
 
 
@@ -135,6 +136,7 @@ def set_session_vars(connection_or_session: _Executes, **values: object) -> None
         config_statement(len(prepared)), config_parameters(prepared)
     )
     connection = _connection_of(target)
+    _record(connection, prepared)
     insert = None if connection is None else context_insert(connection)
     if insert is not None and not inspect.isawaitable(result):
         connection_or_session.execute(*_context_row(insert, prepared))
@@ -168,11 +170,19 @@ async def aset_session_vars(connection_or_session: _ExecutesAsync, **values: obj
     )
     insert = None
     if isinstance(target, async_session):
-        insert = await (await target.connection()).run_sync(context_insert)
+        connection = await target.connection()
+        _record(connection.sync_connection, prepared)
+        insert = await connection.run_sync(context_insert)
     elif isinstance(target, async_connection):
+        _record(target.sync_connection, prepared)
         insert = await target.run_sync(context_insert)
     if insert is not None:
         await connection_or_session.execute(*_context_row(insert, prepared))
+
+
+def _record(connection: Connection | None, prepared: Mapping[str, str]) -> None:
+    if connection is not None:
+        record(connection, prepared)
 
 
 def _connection_of(target: object) -> Connection | None:

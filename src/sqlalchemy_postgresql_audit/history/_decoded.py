@@ -62,7 +62,7 @@ _PUBLISHED_BEFORE = text(
     "COALESCE((pg_catalog.txid_current_if_assigned() % 4294967296)::text, ''))"
 )
 _PASSED = text(
-    "SELECT s.confirmed_flush_lsn OPERATOR(pg_catalog.>=) CAST(:lsn AS pg_lsn), "
+    "SELECT s.confirmed_flush_lsn OPERATOR(pg_catalog.>=) CAST(:lsn AS pg_catalog.pg_lsn), "
     "s.confirmed_flush_lsn, s.wal_status, pg_catalog.pg_sleep(:pause) "
     "FROM pg_catalog.pg_replication_slots s WHERE s.slot_name OPERATOR(pg_catalog.=) :slot"
 ).bindparams(bindparam("pause", type_=None))

@@ -10,7 +10,9 @@ Three kinds, on a table being installed:
   trigger once the function was replaced under the same name, or a renamed trigger).
 
 ``install_audit_triggers`` and ``create_all`` remove them in the same transaction, before the
-install, and log each one: replaced, the way autogenerate replaces them in a migration.  Only
+install, and log each one: replaced, the way autogenerate replaces them in a migration.  A
+trigger the installed declaration made itself (the key trigger of a table leaving statement
+mode, e.g. for CDC) is logged at INFO; one the library did not make, at WARNING.  Only
 triggers and functions go; audit tables and their history stay, and an older declaration's
 append-only guard keeps guarding its audit table.
 """
@@ -57,15 +59,21 @@ def leftover_statements(
             continue
         on_table = [t.name for t in item.triggers if (t.schema, t.table) == key]
         if (item.schema, item.function) in functions:
-            wanted = {t.name for t in (*declared.triggers, *filter(None, [declared.key_trigger]))}
+            wanted = _trigger_names(declared)
+            own = _trigger_names(item.spec)
             for name in sorted(set(on_table) - wanted):
-                log.warning(
+                # The installed declaration's own trigger (a key trigger when the table leaves
+                # statement mode, for CDC): replaced as expected.  Anything else was not made
+                # by the library for this declaration: say so.
+                log.log(
+                    logging.INFO if name in own else logging.WARNING,
                     "Dropping trigger %s on table %s.%s: it calls the audit function %s.%s() "
-                    "but is not one of its declared triggers",
+                    "but is not one of its declared triggers%s",
                     name,
                     *key,
                     item.schema,
                     item.function,
+                    " (the installed declaration made it)" if name in own else "",
                 )
                 statements.append(drop_trigger(key[0], key[1], name))
             continue
@@ -84,3 +92,8 @@ def leftover_statements(
         statements += [drop_trigger(t.schema, t.table, t.name) for t in every]
         statements.append(drop_function(item.schema, item.function))
     return statements
+
+
+def _trigger_names(spec: AuditSpec) -> set[str]:
+    """The triggers the library makes for ``spec``: one per operation, and its key trigger."""
+    return {t.name for t in (*spec.triggers, *filter(None, [spec.key_trigger]))}

@@ -12,7 +12,9 @@ PostgreSQL would not publish (``render.cdc_truncate``).
 The slot is created first, before anything else the installing transaction writes: PostgreSQL
 creates a logical slot only in a transaction that has not written (and waits for the write
 transactions running then to end), so a slot made afterwards, in its own transaction, would
-wait forever on the installing one.
+wait forever on the installing one.  Its publications exist before it, committed (empty at
+first, in a transaction of their own): before PostgreSQL 18, pgoutput fails for good on the
+first change committed while a publication it was asked for did not exist yet.
 """
 
 from __future__ import annotations
@@ -87,16 +89,16 @@ def removal_statements(names: CdcNames, pairs: Iterable[tuple[Table, AuditSpec]]
     ]
 
 
-def ensure_slot(
-    connection: Connection, slot: str, tables: Sequence[str], *, failover: bool = False
-) -> None:
-    """Create the logical slot ``slot`` unless it exists (a failover slot when ``failover``);
+def ensure_slot(connection: Connection, names: CdcNames, tables: Sequence[str]) -> None:
+    """Create the logical slot of ``names`` unless it exists (a failover slot when asked);
     refuse a lost one, and a server whose ``wal_level`` cannot decode (naming the CDC tables
-    ``tables`` and how to set it).
+    ``tables`` and how to set it).  Its publications are made first, empty, in a transaction
+    of their own (``publications_first``).
 
     Must run before the transaction writes anything: the error says how to proceed when it did.
     An existing slot is left as it is, failover or not (``cdc status`` reports a difference).
     """
+    slot, failover = names.slot, names.failover
     state = connection.execute(text(sql.SLOT_STATE), {"slot": slot}).first()
     if state is not None:
         if not state.here:
@@ -138,10 +140,29 @@ def ensure_slot(
             "with sqlalchemy_postgresql_audit.cdc.create_slot(engine, metadata)",
         )
     version = refuse_failover_before_17(connection, tables, failover=failover)
+    publications_first(connection, names)
     if version >= FAILOVER_VERSION:
         connection.execute(text(sql.CREATE_SLOT_17), {"slot": slot, "failover": failover})
     else:
         connection.execute(text(sql.CREATE_SLOT), {"slot": slot})
+
+
+def publications_first(connection: Connection, names: CdcNames) -> None:
+    """Commit ``names``' publications (empty when new) before their slot exists, on another
+    connection of the same engine: ``connection``'s transaction must not write before the slot.
+
+    Before PostgreSQL 18, pgoutput looks a publication up in the catalog as of each change it
+    decodes and fails, at every retry, on a change committed before the publication existed, so
+    one write by another session between the slot and the installing commit would stop the
+    consumer for good."""
+    missing = connection.execute(
+        text(sql.MISSING_PUBLICATIONS), {"publications": list(names.publications)}
+    ).scalar()
+    if not missing:
+        return
+    with connection.engine.begin() as other:
+        other.execute(text(sql.create_publication(names.publication)))
+        other.execute(text(sql.create_empty_context_publication(names.context_publication)))
 
 
 #: The first PostgreSQL release with failover slots (``server_version_num``).
@@ -270,17 +291,21 @@ def _table_text(spec: AuditSpec) -> str:
 
 def prepare(connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]]) -> None:
     """Before an installation writes anything: the slot of each MetaData with CDC tables."""
-    by_slot: dict[tuple[str, bool], list[str]] = {}
+    by_slot: dict[CdcNames, list[str]] = {}
     for table, spec in pairs:
         if spec.cdc:
-            names = cdc_names(table.metadata)
-            by_slot.setdefault((names.slot, names.failover), []).append(table.name)
-    for (slot, failover), tables in by_slot.items():
-        ensure_slot(connection, slot, tables, failover=failover)
+            by_slot.setdefault(cdc_names(table.metadata), []).append(table.name)
+    for names, tables in by_slot.items():
+        ensure_slot(connection, names, tables)
 
 
 def slot_statements(pairs: Sequence[tuple[Table, AuditSpec]]) -> list[str]:
-    """For a script: create each MetaData's slot first (``prepare`` does it online)."""
+    """For a script: create each MetaData's slot first (``prepare`` does it online).
+
+    The script stays runnable as one string (one implicit transaction), so its publications
+    come after the slot, not committed before it as online: before PostgreSQL 18, a write by
+    another session in between stops pgoutput for good.  ``cdc create-slot`` first avoids it.
+    """
     slots = {
         (names.slot, names.failover)
         for names in (cdc_names(table.metadata) for table, spec in pairs if spec.cdc)

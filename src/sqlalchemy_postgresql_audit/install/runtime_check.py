@@ -53,14 +53,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import ARRAY, Alias, Connection, Engine, Table, Text, bindparam, event, text
-from sqlalchemy.dialects.postgresql.dml import OnConflictDoUpdate
+from sqlalchemy import ARRAY, Connection, Engine, Table, Text, bindparam, event, text
 
 from ..declare.audit_table import SPEC_KEY
 from ..declare.cdc import cdc_names
 from ..declare.declaration import declare_table, declared_tables
 from ..declare.options import ALL_OPERATIONS, OPTIONS_KEY
 from ..declare.spec import AuditSpec
+from ..declare.written import nested_writes, operations_of, schema_written, written_table
 from ..errors import AuditConfigurationError
 from ..render import COMMENT_MARKER
 from ..render.key_trigger import ROW_BRANCH
@@ -73,9 +73,6 @@ log = logging.getLogger(__name__)
 #: statement.
 RUNTIME_CHECK_OPTION = "audit_runtime_check"
 
-_INSERT = frozenset({"INSERT"})
-_UPSERT = frozenset({"INSERT", "UPDATE"})
-_OPERATIONS = {"insert": _INSERT, "update": frozenset({"UPDATE"}), "delete": frozenset({"DELETE"})}
 # pg_trigger.tgtype bits of the events
 _EVENT_BITS = {"INSERT": 4, "DELETE": 8, "UPDATE": 16, "TRUNCATE": 32}
 
@@ -167,40 +164,22 @@ def _before_cursor_execute(
     context: Any,
     executemany: bool,
 ) -> None:
-    """Writes nested in common table expressions (``select(...).add_cte(update(t))``, a
-    ``RETURNING`` CTE selected from, ``INSERT ... SELECT`` from a ``DELETE`` CTE).
-
-    They are found in the compiled statement, which lists the CTEs it rendered (and is cached per
-    statement shape), so a statement without any costs one attribute look-up.
-    """
-    ctes = getattr(getattr(context, "compiled", None), "ctes", None)
-    if not ctes:
-        return
-    for cte in list(ctes):
-        element = getattr(cte, "element", None)
-        if getattr(element, "is_dml", False):
-            _check_write(connection, element, context.execution_options)
+    for write in nested_writes(context):
+        _check_write(connection, write, context.execution_options)
 
 
 def _check_write(
     connection: Connection, statement: Any, execution_options: Mapping[str, Any]
 ) -> None:
     """Check one INSERT, UPDATE or DELETE construct (its table aliased or not)."""
-    table = statement.table
-    while isinstance(table, Alias):  # update(t.alias("x")) writes t
-        table = table.element
-    if not isinstance(table, Table):
+    table = written_table(statement)
+    if table is None:
         return
-    table = table._deannotate()  # an ORM statement's table may be an annotated copy
-    if OPTIONS_KEY not in table.info:
-        return
-    operations = _operations_of(statement)
+    operations = operations_of(statement)
     if operations is None:
         return
-    schema = table.schema
     translate = execution_options.get("schema_translate_map")
-    if translate and schema in translate:
-        schema = translate[schema]
+    schema = schema_written(table, execution_options)
     state = _state(connection)
     cleared = state.cleared.get((schema, table.name))
     if cleared is not None and cleared >= operations:
@@ -209,16 +188,6 @@ def _check_write(
         _warn_opted_out(connection, state)
         return
     _check(connection, state, table, (schema, table.name), operations, translate or {})
-
-
-def _operations_of(statement: Any) -> frozenset[str] | None:
-    """What ``statement`` may do to rows: ``None`` for a DML construct of unknown kind."""
-    operations = _OPERATIONS.get(statement.__visit_name__)
-    if operations is _INSERT and isinstance(
-        getattr(statement, "_post_values_clause", None), OnConflictDoUpdate
-    ):
-        return _UPSERT
-    return operations
 
 
 def _state(connection: Connection) -> _EngineState:

@@ -6,14 +6,16 @@ in the trail yet (since the trail's last restart marker, ``.restart``), reading 
 settings like the trigger does.  It is rendered from the spec
 alone (no reflection), so a migration stays frozen and offline mode (``--sql``) emits it too.
 Rows changed while auditing was off are left to ``sqlalchemy_postgresql_audit.record_baseline``,
-which compares values.
+which compares values.  A table leaving change-data-capture in the same transaction gets no
+baseline (``restart.leaving_cdc_condition``): its trail (here, or on design 1's target)
+already holds its rows.
 """
 
 from __future__ import annotations
 
 from ..declare.spec import AUDIT_CURRENT_USER, AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP, AuditSpec
 from .redaction import redacted_value
-from .restart import RESTART_CODE
+from .restart import RESTART_CODE, leaving_cdc_condition
 from .sql import WRITER, always_qualified, always_quote, literal, resolved
 
 #: ``audit_operation`` of a baseline version.
@@ -63,6 +65,7 @@ def render_baseline(spec: AuditSpec) -> tuple[str, ...]:
         lock_against_writes(spec.schema, spec.table),
         f"INSERT INTO {audit} ({', '.join(columns)})\n"
         f"SELECT {', '.join(values)}\nFROM {source} AS s\n"
-        f"WHERE NOT EXISTS (SELECT FROM {audit} AS a WHERE {same_key} AND {since_restart})\n"
+        f"WHERE NOT EXISTS (SELECT FROM {audit} AS a WHERE {same_key} AND {since_restart})"
+        f"{leaving_cdc_condition(spec)}\n"
         f"ORDER BY {', '.join(f's.{always_quote(k)}' for k in spec.key_columns)}",
     )

@@ -227,11 +227,25 @@ END
 
 
 def create_context_publication(publication: str, schema: str | None, table: str) -> str:
-    """INSERTs only: consumed rows are deleted on the source without reaching any consumer."""
+    """INSERTs only: consumed rows are deleted on the source without reaching any consumer.
+    The publication may exist empty (``create_empty_context_publication``, made before the
+    slot), so the table is added when it is not a member."""
     return _do(
         f"  IF NOT {_publication_exists(publication)} THEN\n"
-        f"    CREATE PUBLICATION {quote(publication)} FOR TABLE {qualified(schema, table)}\n"
-        f"      WITH (publish = {literal('insert')});\n"
+        f"    CREATE PUBLICATION {quote(publication)} WITH (publish = {literal('insert')});\n"
+        "  END IF;\n"
+        f"  IF NOT {_member(publication, schema, table)} THEN\n"
+        f"    ALTER PUBLICATION {quote(publication)} ADD TABLE {qualified(schema, table)};\n"
+        "  END IF;\n"
+    )
+
+
+def create_empty_context_publication(publication: str) -> str:
+    """The context publication before its table exists: made with the slot (see
+    ``install.publication.ensure_slot``)."""
+    return _do(
+        f"  IF NOT {_publication_exists(publication)} THEN\n"
+        f"    CREATE PUBLICATION {quote(publication)} WITH (publish = {literal('insert')});\n"
         "  END IF;\n"
     )
 
@@ -240,6 +254,12 @@ def drop_publication(publication: str) -> str:
     return f"DROP PUBLICATION IF EXISTS {quote(publication)}"
 
 
+#: Bound: ``publications`` (text[]).  How many of them do not exist.
+MISSING_PUBLICATIONS = (
+    "SELECT count(*) FROM pg_catalog.unnest(CAST(:publications AS pg_catalog.text[])) AS n "
+    "WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_publication p "
+    "WHERE p.pubname OPERATOR(pg_catalog.=) n)"
+)
 #: The server's ``wal_level``: a logical slot needs ``logical``.
 WAL_LEVEL = "SELECT pg_catalog.current_setting('wal_level')"
 #: Bound: ``slot``.  Must be the first write of its transaction (PostgreSQL's rule).

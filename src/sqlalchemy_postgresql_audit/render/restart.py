@@ -8,12 +8,14 @@ its triggers, over an audit table whose newest row is not already such a marker,
 operation ``R`` (restart) and every key and mirrored column NULL is recorded first: who
 installed, when, with the session settings of that transaction.  The history API treats it like
 a TRUNCATE marker: no row's life crosses it, and nothing before it is compared with anything
-after it.
+after it.  A table leaving change-data-capture in the same transaction gets none
+(``leaving_cdc_condition``): its consumer kept the trail going up to the switch.
 """
 
 from __future__ import annotations
 
 from ..declare.spec import AUDIT_CURRENT_USER, AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP, AuditSpec
+from .cdc import PUBLICATION_FLAGS
 from .sql import WRITER, always_qualified, always_quote, literal, regclass, resolved
 
 #: ``audit_operation`` of the marker: the trail restarts here.
@@ -53,4 +55,27 @@ def render_restart_marker(spec: AuditSpec) -> str:
         f"WHERE ({newest}) <> {literal(RESTART_CODE)}\n"
         "AND NOT EXISTS (SELECT FROM pg_catalog.pg_trigger AS t WHERE t.tgrelid = "
         f"{regclass(spec.schema, spec.table)} AND t.tgname IN ({names}))"
+        f"{leaving_cdc_condition(spec)}"
+    )
+
+
+def leaving_cdc_condition(spec: AuditSpec) -> str:
+    """``AND NOT`` (the table leaves change-data-capture in this transaction), or nothing.
+
+    A table switched from ``mode="cdc"`` to a trigger mode gets its triggers while it is still
+    in the CDC publication (the migration unpublishes it after installing them).  Its trail is
+    continuous: the consumer recorded every change up to the switch, so neither a restart
+    marker nor a baseline belongs there.  The CDC publication is recognised by what install
+    sets on it (``cdc.PUBLICATION_FLAGS``: every operation, as partition root), since the spec
+    does not name it; a publication of the user's own with the same options counts as well.
+    A CDC spec itself (its baseline before it is published) gets no condition.
+    """
+    if spec.cdc:
+        return ""
+    flags = " AND ".join(f"p.{flag}" for flag in PUBLICATION_FLAGS)
+    return (
+        "\nAND NOT EXISTS (SELECT FROM pg_catalog.pg_publication_rel AS r "
+        "JOIN pg_catalog.pg_publication AS p ON p.oid OPERATOR(pg_catalog.=) r.prpubid "
+        f"WHERE r.prrelid OPERATOR(pg_catalog.=) {regclass(spec.schema, spec.table)} "
+        f"AND {flags})"
     )

@@ -1,0 +1,96 @@
+"""``check`` against design 1's target: the replica's capture is what the consumer installs
+there, so a healthy target is ``ok`` (and says it is a CDC target), not "missing" and "extra";
+a capture trigger that no longer fires for the subscription's changes is drift."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import URL
+
+import cdc_models
+from cdc_decoder_setup import drop_slot
+from cli_run import run, url_text
+from sqlalchemy_postgresql_audit.cdc import Consumer
+
+MODELS = "cdc_models:metadata"
+
+
+@pytest.fixture
+def source(logical_database_url: URL) -> Iterator[sa.Engine]:
+    engine = sa.create_engine(logical_database_url)
+    yield engine
+    drop_slot(engine, cdc_models.metadata)
+    engine.dispose()
+
+
+@pytest.fixture
+def target(second_database_url: URL) -> Iterator[sa.Engine]:
+    engine = sa.create_engine(second_database_url)
+    yield engine
+    engine.dispose()
+
+
+def _check(engine: sa.Engine) -> tuple[int, dict[str, object]]:
+    done = run("check", MODELS, "--url", url_text(engine.url), "--json")
+    assert done.returncode in (0, 1), done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+def test_check_on_design_1s_target_reports_its_capture_and_says_it_is_a_target(
+    source: sa.Engine, target: sa.Engine
+) -> None:
+    cdc_models.metadata.create_all(source)
+    consumer = Consumer(source, target, metadata=cdc_models.metadata, timeout=120)
+    try:
+        with source.begin() as connection:
+            connection.execute(cdc_models.ledger.insert().values(id=1, amount=5))
+        assert consumer.run_once() == 1
+        code, report = _check(target)
+        assert code == 0, report
+        [state] = report["tables"]  # type: ignore[misc]
+        assert state["status"] == "ok"
+        assert "CDC target: subscription 'cdc_cli_models'" in state["details"][0]
+        assert _check(source)[0] == 0  # the source is checked as before
+
+        with target.begin() as connection:
+            connection.exec_driver_sql(
+                "ALTER TABLE ledger ENABLE TRIGGER public_ledger_audit_update"
+            )
+        code, report = _check(target)
+        [state] = report["tables"]  # type: ignore[misc]
+        assert (code, state["status"]) == (1, "outdated")
+        assert any(
+            "trigger public_ledger_audit_update fires only for local writes, not ALWAYS" in d
+            for d in state["details"]
+        )
+    finally:
+        consumer.drop()
+
+
+def test_history_on_the_source_of_design_1_says_where_the_trail_is(
+    source: sa.Engine, target: sa.Engine
+) -> None:
+    cdc_models.metadata.create_all(source)
+    consumer = Consumer(source, target, metadata=cdc_models.metadata, timeout=120)
+    try:
+        with source.begin() as connection:
+            connection.execute(cdc_models.ledger.insert().values(id=1, amount=5))
+        assert consumer.run_once() == 1
+        here = run("history", MODELS, "ledger", "1", "--url", url_text(source.url))
+        assert here.returncode == 0, here.stderr
+        assert "no version of public.ledger id=1 is recorded" in here.stdout
+        assert "public.ledger is captured by CDC" in here.stderr
+        assert "its trail may be on the consumer's target (see cdc status)" in here.stderr
+        as_json = run("history", MODELS, "ledger", "1", "--url", url_text(source.url), "--json")
+        assert "captured by CDC" in json.loads(as_json.stdout)["note"]
+
+        there = run("history", MODELS, "ledger", "1", "--url", url_text(target.url))
+        assert there.returncode == 0, there.stderr
+        assert "1 version" in there.stdout
+        assert "captured by CDC" not in there.stdout + there.stderr
+    finally:
+        consumer.drop()
