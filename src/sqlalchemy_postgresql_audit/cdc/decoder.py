@@ -401,7 +401,9 @@ class Decoder:
                     source.rollback()
                     if not _slot_in_use(error):
                         if _slot_lost(source, self.slot):
-                            raise CdcError(f"slot {self.slot!r}: {RECOVER_LOST_SLOT}") from error
+                            raise CdcError(
+                                f"slot {self.slot!r}: {RECOVER_LOST_SLOT}.  {self._after_loss()}"
+                            ) from error
                         raise
                     if attempt >= _SLOT_WAITS:
                         raise self._slot_read_elsewhere(source) from error
@@ -417,6 +419,16 @@ class Decoder:
                     limit=limit,
                 )
         raise AssertionError("unreachable")
+
+    def _after_loss(self) -> str:
+        """The decoder's part of recovering from a lost slot: the new slot starts past the
+        progress row, which the decoder refuses (``_gap``) until the gap is accepted."""
+        table = name_text(self.progress_schema, PROGRESS_TABLE)
+        return (
+            "With this decoder (design 2), once the new slot exists, accept the gap by deleting "
+            f"its progress row ({table}, slot_name {self.slot!r}), run the consumer, then "
+            "record the baseline (it waits for the consumer)"
+        )
 
     def _slot_read_elsewhere(self, source: Connection) -> SlotInUse:
         """The slot stayed active for another process through every wait: a subscription,
