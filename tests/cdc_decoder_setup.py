@@ -83,9 +83,11 @@ def parcel_metadata() -> sa.MetaData:
     return metadata
 
 
-def run_forever(url: str, batch_changes: int) -> None:
+def run_forever(url: str, batch_changes: int, batch_bytes: int = 32 << 20) -> None:
     """A decoder process: says it is ready (imports done), then ``run`` until killed."""
     engine = sa.create_engine(url)
-    running = decoder(engine, parcel_metadata(), batch_changes=batch_changes)
+    running = decoder(
+        engine, parcel_metadata(), batch_changes=batch_changes, batch_bytes=batch_bytes
+    )
     print("ready", flush=True)
     running.run(idle=0.05)

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from cdc_decoder_setup import decoder, parcel_metadata, published
@@ -18,15 +19,21 @@ from cdc_decoder_setup import decoder, parcel_metadata, published
 ROUNDS = 24
 
 
+@pytest.mark.parametrize(
+    "limits",
+    [(13, 32 << 20), (10_000, 3_000)],
+    ids=["parts-by-changes", "parts-by-bytes"],
+)
 def test_killed_and_restarted_the_trail_holds_every_change_once(
-    logical_database_url: sa.URL,
+    logical_database_url: sa.URL, limits: tuple[int, int]
 ) -> None:
+    """Large transactions are written in parts, cut by the number of changes or by bytes."""
     engine = sa.create_engine(logical_database_url)
     metadata = parcel_metadata()
     table = metadata.tables["parcel"]
     url = logical_database_url.render_as_string(hide_password=False)
     environment = {**os.environ, "PYTHONPATH": str(Path(__file__).parent)}
-    program = f"import cdc_decoder_setup as s; s.run_forever({url!r}, 13)"
+    program = f"import cdc_decoder_setup as s; s.run_forever({url!r}, {limits[0]}, {limits[1]})"
     chance = random.Random(16)
     expected: list[tuple[Any, ...]] = []
     with published(engine, metadata):

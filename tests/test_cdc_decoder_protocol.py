@@ -3,7 +3,10 @@ COPY text the decoder makes of values; no server needed."""
 
 from __future__ import annotations
 
+import io
 import struct
+
+import pytest
 
 from sqlalchemy_postgresql_audit.cdc.pgoutput import (
     UNCHANGED,
@@ -84,4 +87,9 @@ def test_lsn_text_round_trips_and_copy_binary_rows_split() -> None:
     assert format_lsn(parse_lsn("16/B374D848")) == "16/B374D848"
     header = b"PGCOPY\n\xff\r\n\0" + struct.pack("!ii", 0, 0)
     rows = b"".join(struct.pack("!hi", 1, len(r)) + r for r in (b"one", b"two"))
-    assert copy_binary_rows(header + rows + struct.pack("!h", -1)) == [b"one", b"two"]
+    stream = header + rows + struct.pack("!h", -1)
+    # Read a few bytes at a time too: rows and their headers cross the reads.
+    for chunk in (1 << 20, 1, 3, 7):
+        assert list(copy_binary_rows(io.BytesIO(stream), chunk)) == [b"one", b"two"]
+    with pytest.raises(ValueError, match="ends inside a row"):
+        list(copy_binary_rows(io.BytesIO(stream[:-5]), 4))

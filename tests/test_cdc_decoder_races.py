@@ -120,3 +120,24 @@ def test_two_decoders_on_one_slot_write_each_change_once(engine: sa.Engine) -> N
         first.run_once()
         second.run_once()
         assert recorded(engine, table) == (ROWS, ROWS, 0)
+
+
+def test_a_lost_claim_session_still_writes_each_change_once(engine: sa.Engine) -> None:
+    """The claim's session on the source is lost (a terminated backend stands for a restart
+    or a cut connection) while its decoder runs on; a second decoder then takes the claim.
+    The target's lock around each batch keeps the two from writing a change twice."""
+    table = declare()
+    with published(engine, table.metadata, "DEFAULT"):
+        first, second = decoder(engine, table.metadata), decoder(engine, table.metadata)
+        first.run_once()  # the progress table exists before they race
+        with first.claim.held():
+            holder = first.claim._holder
+            assert holder is not None
+            pid = holder.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+            with engine.connect() as connection:
+                connection.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+            while_writing(engine, table, "off", first.run_once, second.run_once)
+            flush_wal(engine)
+            first.run_once()
+        second.run_once()
+        assert recorded(engine, table) == (ROWS, ROWS, 0)

@@ -7,8 +7,8 @@ drivers spell it differently (psycopg2: ``copy_expert`` with a file; psycopg: ``
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping
+from typing import IO, Any
 
 from sqlalchemy import Connection
 
@@ -17,25 +17,67 @@ from ..errors import AuditError
 
 def copy_out(connection: Connection, sql: str, parameters: Mapping[str, Any]) -> bytes:
     """The bytes ``COPY ... TO STDOUT`` sends, parameters bound by the driver."""
+    buffer = io.BytesIO()
+    copy_out_to(connection, sql, parameters, buffer)
+    return buffer.getvalue()
+
+
+def copy_out_to(
+    connection: Connection, sql: str, parameters: Mapping[str, Any], file: IO[bytes]
+) -> None:
+    """Write the bytes ``COPY ... TO STDOUT`` sends to ``file`` as they come."""
     driver = _driver_connection(connection)
     if _is_psycopg2(driver):
-        buffer = io.BytesIO()
         with driver.cursor() as cursor:
-            cursor.copy_expert(cursor.mogrify(sql, parameters).decode(), buffer)
-        return buffer.getvalue()
+            cursor.copy_expert(cursor.mogrify(sql, parameters).decode(), file)
+        return
     with driver.cursor() as cursor, cursor.copy(sql, parameters) as copy:
-        return b"".join(copy)
+        for chunk in copy:
+            file.write(chunk)
 
 
-def copy_in(connection: Connection, sql: str, data: bytes) -> None:
-    """Send ``data`` to ``COPY ... FROM STDIN``."""
+def copy_in(connection: Connection, sql: str, lines: Iterable[bytes]) -> None:
+    """Send ``lines`` to ``COPY ... FROM STDIN``, a chunk at a time (never all joined)."""
     driver = _driver_connection(connection)
+    chunks = _chunks(lines)
     if _is_psycopg2(driver):
         with driver.cursor() as cursor:
-            cursor.copy_expert(sql, io.BytesIO(data))
+            cursor.copy_expert(sql, _Source(chunks), size=CHUNK_BYTES)
         return
     with driver.cursor() as cursor, cursor.copy(sql) as copy:
-        copy.write(data)
+        for chunk in chunks:
+            copy.write(chunk)
+
+
+#: How many bytes of lines ``copy_in`` joins into one write.
+CHUNK_BYTES = 1 << 20
+
+
+def _chunks(lines: Iterable[bytes]) -> Iterator[bytes]:
+    pending: list[bytes] = []
+    size = 0
+    for line in lines:
+        pending.append(line)
+        size += len(line)
+        if size >= CHUNK_BYTES:
+            yield b"".join(pending)
+            pending.clear()
+            size = 0
+    if pending:
+        yield b"".join(pending)
+
+
+class _Source:
+    """The file psycopg2's ``copy_expert`` reads from: the chunks, one per read."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self.chunks = chunks
+
+    def read(self, size: int = -1) -> bytes:
+        return next(self.chunks, b"")
+
+    def readline(self, size: int = -1) -> bytes:
+        return self.read(size)
 
 
 def _driver_connection(connection: Connection) -> Any:

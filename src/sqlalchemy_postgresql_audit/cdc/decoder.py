@@ -19,11 +19,14 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
+import math
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import IO
 
 from sqlalchemy import Connection, Engine, MetaData, text
 from sqlalchemy.exc import DBAPIError
@@ -35,6 +38,7 @@ from ..install.resolve import resolve_specs
 from ..render.cdc import SLOT_STATE
 from ..render.cdc_decoder import (
     ADVANCE,
+    CONFIRMED,
     FLUSH_POSITION,
     GENERATED_COLUMNS,
     LOCK_SLOT,
@@ -53,7 +57,7 @@ from ..render.sql import name_text
 from .changes import DecoderError, Entry, any_key_moved, audit_rows, wanted_keys
 from .claim import SlotClaim
 from .context_check import ContextCheck, is_bad_input
-from .copy import copy_in, copy_out
+from .copy import copy_in, copy_out, copy_out_to
 from .errors import CdcError, SlotInUse
 from .key_moves import move_of, writes_k
 from .pgoutput import (
@@ -67,6 +71,7 @@ from .pgoutput import (
     format_lsn,
     parse_lsn,
     parse_message,
+    publication_names,
 )
 from .previous import KEPT, PreviousVersions
 from .progress import (
@@ -85,6 +90,55 @@ log = logging.getLogger(__name__)
 CONTEXT_TABLE = "audit_cdc_context"
 
 
+class UndeclaredTable(CdcError):
+    """A published table the metadata does not declare: a deploy is about to (transient)."""
+
+    transient = True
+
+    def __init__(self, table: str, problem: str) -> None:
+        self.table = table
+        super().__init__(problem)
+
+
+class _Messages:
+    """The messages of one peek, parsed out of its COPY stream each time they are iterated
+    (never all held as objects of their own: the stream can be as large as a transaction).
+    The stream is kept in memory up to ``SPOOL_BYTES``, beyond that in a temporary file."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream = stream
+        #: How many there are, once iterated to the end.
+        self.count = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        count = 0
+        for message in copy_binary_rows(self.stream):
+            count += 1
+            yield message
+        self.count = count
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Read:
+    """One peek at the slot: its messages, and where the slot and the read stood."""
+
+    messages: _Messages
+    specs: dict[tuple[str, str], AuditSpec]
+    #: The WAL flushed when the run began: the read ends there when ``finished``.
+    upto: int
+    #: The newest full transaction id when the run began (to widen the WAL's 32-bit xids).
+    xmax: int
+    #: The slot's confirmed position before the read.
+    confirmed: int
+    #: How many messages the read asked for at most (it ends at a transaction's end after).
+    limit: int
+
+    @property
+    def finished(self) -> bool:
+        """Whether the read reached ``upto`` (known once its messages are iterated)."""
+        return self.messages.count < self.limit
+
+
 @dataclass(slots=True)
 class _Trail:
     """Lines waiting for COPY, by audit table and column list, in the order they came."""
@@ -92,9 +146,12 @@ class _Trail:
     #: By COPY statement, which names the audit table and the columns.
     segments: dict[str, list[bytes]] = field(default_factory=dict)
     changes: int = 0
+    #: How many bytes the lines hold.
+    size: int = 0
 
     def add(self, plan: TablePlan, line: bytes) -> None:
         self.segments.setdefault(plan.copy_sql, []).append(line)
+        self.size += len(line)
 
 
 class Decoder:
@@ -118,21 +175,22 @@ class Decoder:
         batch_changes: int = 50_000,
         progress_schema: str | None = None,
         context_table: str = CONTEXT_TABLE,
+        batch_bytes: int = 32 * 1024 * 1024,
     ) -> None:
         if not slot or not publication:
             raise AuditError("Decoder: slot and publication must be named")
-        if (
-            isinstance(batch_changes, bool)
-            or not isinstance(batch_changes, int)
-            or (batch_changes < 1)
-        ):
-            raise AuditError(
-                f"Decoder: batch_changes must be a positive int, got {batch_changes!r}"
-            )
+        for name, value in (("batch_changes", batch_changes), ("batch_bytes", batch_bytes)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise AuditError(f"Decoder: {name} must be a positive int, got {value!r}")
         self.source, self.target, self.metadata = source, target, metadata
         self.slot = slot
-        self.publications = ",".join(p for p in (publication, context_publication) if p)
+        self._publication_names = [p for p in (publication, context_publication) if p]
+        #: The publications as pgoutput's option reads them (quoted identifiers).
+        self.publications = publication_names(self._publication_names)
         self.batch_changes = batch_changes
+        #: How many bytes of audit rows are written in one target transaction at most (a
+        #: transaction larger than that is written in parts, each recording its position).
+        self.batch_bytes = batch_bytes
         self.progress_schema = progress_schema
         self.context_table = context_table
         self._specs: dict[tuple[str, str], AuditSpec] | None = None
@@ -147,6 +205,8 @@ class Decoder:
         self.claim = SlotClaim(source, slot)
         #: Changes written so far (a batch written again after a failed COPY counts once).
         self._flushed = 0
+        #: When this decoder last recorded its progress (``time.monotonic``).
+        self._recorded_at = -math.inf
         #: Set while a batch whose COPY failed on bad input is written again.
         self._context_check: ContextCheck | None = None
 
@@ -186,44 +246,66 @@ class Decoder:
                 target.commit()
                 self._progress_table_checked = True
             with self._slot_locked(target):
-                data, specs = self._peek(upto, limit)
-                messages = copy_binary_rows(data)
+                read = self._peek(upto, limit, xmax)
                 flushed = self._flushed
-                try:
-                    last_end = self._write_batch(target, specs, messages, upto, xmax)
-                except Exception as error:
-                    if not is_bad_input(error):
-                        raise
-                    # Nothing in the WAL fails to cast: a writer's context value does.
-                    target.rollback()
-                    self._context_check = ContextCheck()
-                    try:
-                        last_end = self._write_batch(target, specs, messages, upto, xmax)
-                    finally:
-                        self._context_check = None
+                with read.messages.stream:  # a temporary file beyond SPOOL_BYTES
+                    recorded = self._write_checked(target, read)
                 written = self._flushed - flushed
-                finished = len(messages) < limit
-                advance_to = max(last_end, parse_lsn(upto)) if finished else last_end
-                if advance_to:
+                if recorded > read.confirmed:
                     with self.source.begin() as source:
-                        lsn = format_lsn(advance_to)
+                        lsn = format_lsn(recorded)
                         source.exec_driver_sql(ADVANCE, {"slot": self.slot, "lsn": lsn})
                         self._move_restart_point(source)
-        return written, finished
+        return written, read.finished
 
-    def _write_batch(
-        self,
-        target: Connection,
-        specs: dict[tuple[str, str], AuditSpec],
-        messages: list[bytes],
-        upto: str,
-        xmax: int,
-    ) -> int:
+    def _write_checked(self, target: Connection, read: _Read) -> int:
+        """``_write_batch``, once more when a COPY failed on bad input: nothing in the WAL
+        fails to cast, a writer's context value does, so the second time each context is
+        checked (``.context_check``) and what does not fit is recorded as NULL."""
+        try:
+            return self._write_batch(target, read)
+        except Exception as error:
+            if not is_bad_input(error):
+                raise
+            target.rollback()
+            self._context_check = ContextCheck()
+            try:
+                return self._write_batch(target, read)
+            finally:
+                self._context_check = None
+
+    def _write_batch(self, target: Connection, read: _Read) -> int:
+        """Write ``read``; return the position the progress row now records as complete (the
+        slot may be advanced to it, never further)."""
         target.exec_driver_sql(OUTPUT_SETTINGS)
         progress = load_progress(target, self.progress_schema, self.slot)
-        if progress.end_lsn > parse_lsn(upto):
+        if progress.end_lsn > read.upto:
             self._refuse_progress_ahead(progress)
-        return self._write(target, specs, messages, progress, xmax)
+        # A transaction written in part must still be ahead of the slot.
+        if progress.end_lsn and (
+            read.confirmed > progress.end_lsn
+            or (read.confirmed == progress.end_lsn and not progress.complete)
+        ):
+            raise self._gap(progress, read.confirmed)
+        return self._write(target, read, progress)
+
+    def _gap(self, progress: Progress, confirmed: int) -> CdcError:
+        """The slot is ahead of the trail.  The decoder advances its slot only to a position
+        its progress row records, after that row's commit, so the slot was made again (dropped,
+        or lost and replaced) or advanced by hand: the changes in between never reach the
+        trail, and the old rows rebuilt from it would be stale."""
+        start, end = format_lsn(progress.end_lsn), format_lsn(confirmed)
+        table = name_text(self.progress_schema, PROGRESS_TABLE)
+        return CdcError(
+            f"slot {self.slot!r} starts at {end}, beyond the trail's progress ({start}): the "
+            f"changes committed between {start} and {end} never reached the trail, and never "
+            "will (the slot was dropped and made again, or advanced by hand).  The decoder "
+            "stops rather than skip them.  Recover: stop the writers if you can; accept the "
+            f"gap by deleting the decoder's progress row of this slot ({table}, slot_name "
+            f"{self.slot!r}), so that the decoder goes on from the slot's position as a first "
+            "run does; run the consumer; then record a baseline of each CDC table where its "
+            "trail is (record_baseline), so the gap is visible in its history"
+        )
 
     def _refuse_progress_ahead(self, progress: Progress) -> None:
         """A progress row beyond the server's WAL was not written by a decoder of this slot
@@ -243,7 +325,16 @@ class Decoder:
     def _slot_locked(self, target: Connection) -> Iterator[None]:
         """Hold the slot's lock on ``target`` from before the peek until after the advance: a
         second decoder on the slot waits, then reads the progress this one recorded (the
-        lock outlives the commits of a batch written in several transactions)."""
+        lock outlives the commits of a batch written in several transactions).
+
+        The claim (``.claim``) does not make this lock redundant.  The claim is what refuses
+        a second consumer, of either design, at once and by name, for a whole run; but it
+        lives in a session of the source that nothing watches: when that session is lost (a
+        source restart, a network cut, a terminated backend) the claim goes with it while
+        the decoder runs on, and a consumer started then takes it.  This lock is taken anew
+        for every batch, in the target, where the progress row is, so two decoders that both
+        believe they hold the claim still write batches one after the other, each starting
+        from the progress the other recorded, and no change twice."""
         key = {"key": _lock_key(self.progress_schema, self.slot)}
         target.exec_driver_sql(LOCK_SLOT, key)
         target.commit()
@@ -288,7 +379,7 @@ class Decoder:
         else:
             savepoint.commit()
 
-    def _peek(self, upto: str, limit: int) -> tuple[bytes, dict[tuple[str, str], AuditSpec]]:
+    def _peek(self, upto: str, limit: int, xmax: int) -> _Read:
         """The slot's messages, waiting a while for a slot still held by the server process
         of a decoder that was just killed (it lets go once it notices its client is gone)."""
         parameters = {
@@ -301,21 +392,43 @@ class Decoder:
             with self.source.connect() as source:
                 source.exec_driver_sql(OUTPUT_SETTINGS)
                 specs = self._audited(source)
+                confirmed = source.exec_driver_sql(CONFIRMED, {"slot": self.slot}).scalar()
+                data = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 (_batch closes it)
                 try:
-                    data = copy_out(source, PEEK, parameters)
+                    copy_out_to(source, PEEK, parameters, data)
                 except Exception as error:
+                    data.close()
                     source.rollback()
                     if not _slot_in_use(error):
                         if _slot_lost(source, self.slot):
-                            raise CdcError(f"slot {self.slot!r}: {RECOVER_LOST_SLOT}") from error
+                            raise CdcError(
+                                f"slot {self.slot!r}: {RECOVER_LOST_SLOT}.  {self._after_loss()}"
+                            ) from error
                         raise
                     if attempt >= _SLOT_WAITS:
                         raise self._slot_read_elsewhere(source) from error
                     time.sleep(0.1)
                     continue
                 source.rollback()
-                return data, specs
+                return _Read(
+                    messages=_Messages(data),
+                    specs=specs,
+                    upto=parse_lsn(upto),
+                    xmax=xmax,
+                    confirmed=parse_lsn(confirmed or "0/0"),
+                    limit=limit,
+                )
         raise AssertionError("unreachable")
+
+    def _after_loss(self) -> str:
+        """The decoder's part of recovering from a lost slot: the new slot starts past the
+        progress row, which the decoder refuses (``_gap``) until the gap is accepted."""
+        table = name_text(self.progress_schema, PROGRESS_TABLE)
+        return (
+            "With this decoder (design 2), once the new slot exists, accept the gap by deleting "
+            f"its progress row ({table}, slot_name {self.slot!r}), run the consumer, then "
+            "record the baseline (it waits for the consumer)"
+        )
 
     def _slot_read_elsewhere(self, source: Connection) -> SlotInUse:
         """The slot stayed active for another process through every wait: a subscription,
@@ -335,25 +448,20 @@ class Decoder:
             "convention 'audit.slot'",
         )
 
-    def _write(
-        self,
-        target: Connection,
-        specs: dict[tuple[str, str], AuditSpec],
-        messages: list[bytes],
-        progress: Progress,
-        xmax: int,
-    ) -> int:
-        """Write the transactions of ``messages`` the trail lacks; return the end of the last
-        transaction the trail now holds."""
+    def _write(self, target: Connection, read: _Read, progress: Progress) -> int:
+        """Write the transactions of ``read`` the trail lacks; return the position the slot
+        may be advanced to: every transaction ending there is in the trail, and the progress
+        row records it (or a position beyond it)."""
         trail = _Trail()
-        last_end = progress.end_lsn if progress.complete else 0
-        covered = progress
+        last_end = 0
+        #: What the progress row holds, and what it is to hold once ``trail`` is written.
+        recorded = covered = progress
         self._previous.forget()
         begin: Begin | None = None
         entries: list[Entry] = []
         context = Context()
         context_oids = self._context_oids
-        for data in messages:
+        for data in read.messages:
             message = parse_message(data)
             if isinstance(message, Change):
                 if message.relation in context_oids:
@@ -367,15 +475,15 @@ class Decoder:
             elif isinstance(message, Commit):
                 assert begin is not None
                 skip = progress.written(message.end_lsn)
-                if skip is not None:
+                if skip is not None and skip < len(entries):
                     if not trail.changes:
                         self._previous.forget(unless_below=KEPT)
                     self._previous.load(target, wanted_keys(entries[skip:]))
                     end, count = message.end_lsn, len(entries)
-                    lines = self._lines(target, trail, begin, entries, skip, xmax)
+                    lines = self._lines(target, trail, begin, entries, skip, read.xmax)
                     for done, now in lines:
-                        if trail.changes >= self.batch_changes or (now and trail.changes):
-                            covered = Progress(end, done, done == count)
+                        if self._full(trail) or (now and trail.changes):
+                            recorded = covered = Progress(end, done, done == count)
                             self._flush(target, trail, covered)
                     covered = Progress(end, count, True)
                 last_end = message.end_lsn
@@ -386,25 +494,39 @@ class Decoder:
                     context_oids.add(message.oid)
                 else:
                     context_oids.discard(message.oid)
-                self._plans[message.oid] = self._plan(target, specs, message)
+                self._plans[message.oid] = self._plan(target, read.specs, message)
             elif isinstance(message, Truncate):
                 for oid in message.relations:
                     if oid not in context_oids:
                         entries.append(Entry(self._audited_plan(oid), None, context))
-        if trail.changes:
+        # Everything read is in the trail now (once ``trail`` is flushed), up to the last commit
+        # read, or up to ``upto`` when the read reached it.
+        end = max(last_end, read.upto if read.finished else 0)
+        if end > covered.end_lsn and (
+            trail.changes
+            or not read.finished
+            or end - recorded.end_lsn >= IDLE_RECORD_BYTES
+            or time.monotonic() - self._recorded_at >= IDLE_RECORD_SECONDS
+        ):
+            covered = Progress(end, 0, True)
+        if trail.changes or covered != recorded:
             self._flush(target, trail, covered)
-        return last_end
+        return covered.end_lsn if covered.complete else last_end
+
+    def _full(self, trail: _Trail) -> bool:
+        return trail.changes >= self.batch_changes or trail.size >= self.batch_bytes
 
     def _flush(self, target: Connection, trail: _Trail, progress: Progress) -> None:
         """COPY the pending lines and record ``progress``, in one target transaction."""
         for copy_sql, lines in trail.segments.items():
-            copy_in(target, copy_sql, b"".join(lines))
+            copy_in(target, copy_sql, lines)
         save_progress(target, self.progress_schema, self.slot, progress)
         target.commit()
         # Old rows read back from the trail must read as the WAL writes them.
         target.exec_driver_sql(OUTPUT_SETTINGS)
         self._flushed += trail.changes
-        trail.changes = 0
+        self._recorded_at = time.monotonic()
+        trail.changes = trail.size = 0
         trail.segments.clear()
 
     # -- one transaction ----------------------------------------------------------------------
@@ -420,7 +542,7 @@ class Decoder:
     ) -> Iterator[tuple[int, bool]]:
         """Add the audit lines of ``entries[skip:]`` to ``trail``, yielding how many of the
         transaction's changes are added when a batch is full, and whether the trail must be
-        written now: around a TRUNCATE whose rows are read from it."""
+        written now: around a TRUNCATE whose rows are read from it.  Empties ``entries``."""
         when = commit_datetime(begin.commit_time).isoformat().encode()
         transaction_id = _full_transaction_id(begin.xid, xmax)
         with_k = (
@@ -429,7 +551,6 @@ class Decoder:
             else set()
         )
         prefixes: dict[tuple[int, str, int], bytes] = {}
-        full = self.batch_changes
         previous = self._previous
         check = self._context_check
 
@@ -444,15 +565,22 @@ class Decoder:
                 made = prefixes[key] = entry.plan.prefix(code, when, transaction_id, context)
             return made
 
-        for index in range(skip, len(entries)):
-            entry = entries[index]
+        # Each change is let go once its lines are made: a large transaction's values are
+        # then held once (as lines, written in parts), not twice.
+        todo = entries[skip:]
+        todo.reverse()
+        entries.clear()
+        index = skip
+        while todo:
+            entry = todo.pop()
             plan, change = entry.plan, entry.change
             if change is None and plan.spec.truncate_rows and "T" in plan.codes:
                 yield index, True
                 for row in _present_rows(target, plan):
                     trail.add(plan, plan.truncated(prefix(entry, "T"), row))
                 trail.changes += 1
-                yield index + 1, True
+                index += 1
+                yield index, True
                 self._previous.forget()
                 continue
             if change is None:
@@ -463,8 +591,9 @@ class Decoder:
                 for code, values, changed in rows:
                     trail.add(plan, plan.line(prefix(entry, code), values, changed))
             trail.changes += 1
-            if trail.changes >= full:
-                yield index + 1, False
+            index += 1
+            if self._full(trail):
+                yield index, False
 
     # -- relations ----------------------------------------------------------------------------
 
@@ -481,10 +610,14 @@ class Decoder:
         plan = self._plans.get(oid)
         if plan is None:
             relation = self._relations[oid]
-            raise DecoderError(
-                f"publication(s) {self.publications!r} publish table "
-                f"{relation.schema}.{relation.name}, which the metadata does not audit; "
-                "remove it from the publication or declare it audited"
+            names = ", ".join(map(repr, self._publication_names))
+            raise UndeclaredTable(
+                f"{relation.schema}.{relation.name}",
+                f"table {relation.schema}.{relation.name} is in publication(s) {names} but "
+                "this consumer's metadata does not declare it a CDC table: it joined the "
+                "publication after the consumer started (a migration ran before the models "
+                "that declare it were deployed).  Restart the consumer with models that "
+                "declare it; the trail goes on from its first change, which is not skipped",
             )
         return plan
 
@@ -550,6 +683,21 @@ class Decoder:
             missing,
         )
 
+
+#: The decoder advances its slot only to a position its progress row records, so that a slot
+#: ahead of that row always means changes the trail never received.  WAL with nothing for the
+#: trail (other tables' writes, the progress row's own) moves the recorded position too: once
+#: it is ``IDLE_RECORD_BYTES`` beyond it, so the slot does not hold that WAL back, or
+#: ``IDLE_RECORD_SECONDS`` after the last record, so the slot passes everything committed a
+#: moment ago (what ``record_baseline`` waits for).  Not at every round: each record is a
+#: write, whose own WAL the next round would find, so an idle decoder would write at every
+#: round; this way it writes one small row every ``IDLE_RECORD_SECONDS`` at most.
+IDLE_RECORD_BYTES = 64 * 1024
+IDLE_RECORD_SECONDS = 5.0
+
+#: How much of one read of the slot (its COPY stream) the decoder keeps in memory; the rest of a
+#: larger one goes to a temporary file.
+SPOOL_BYTES = 32 * 1024 * 1024
 
 #: How many times (0.1 s apart) a decoder waits for its slot to be free.
 _SLOT_WAITS = 100

@@ -14,10 +14,10 @@ carry nothing the decoder needs and are skipped.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from struct import Struct
-from typing import Final, NamedTuple
+from typing import IO, Final, NamedTuple
 
 #: A column whose value an UPDATE did not send: an unchanged TOASTed value (``u``).
 UNCHANGED: Final = b"\x00unchanged-toast"
@@ -178,22 +178,39 @@ def _relation(data: bytes) -> Relation:
     return Relation(oid, schema or "pg_catalog", name, identity, tuple(columns), tuple(keys))
 
 
-def copy_binary_rows(buffer: bytes) -> list[bytes]:
-    """The single-column rows of a ``COPY ... TO STDOUT (FORMAT binary)`` stream.
+def publication_names(names: Sequence[str]) -> str:
+    """``names`` as pgoutput's ``publication_names`` option, which the server reads as a list
+    of identifiers (``SplitIdentifierString``): unquoted, a name would be folded to lower case
+    and split at its commas.  Each is quoted, inner quotes doubled, as a quoted identifier."""
+    return ",".join('"' + name.replace('"', '""') + '"' for name in names)
+
+
+def copy_binary_rows(stream: IO[bytes], chunk: int = 1 << 20) -> Iterator[bytes]:
+    """The single-column rows of a ``COPY ... TO STDOUT (FORMAT binary)`` stream, read from its
+    start ``chunk`` bytes at a time (the stream can be as large as a transaction: neither it
+    nor a list of its rows is ever held whole).
 
     Reading the slot through COPY binary gets each message's raw bytes, where a query returning
     ``bytea`` would send them hex-encoded (twice the bytes, decoded again by the driver).
     """
-    rows: list[bytes] = []
-    position = 19  # signature (11), flags (4), header extension length (4)
+    stream.seek(19)  # past the signature (11), flags (4) and header extension length (4)
+    buffer, position = b"", 0
     int16, int32 = _INT16.unpack_from, _INT32.unpack_from
-    end = len(buffer)
-    while position < end:
-        (fields,) = int16(buffer, position)
-        if fields < 0:
-            break
-        (length,) = int32(buffer, position + 2)
+    while True:
+        # Each row: its field count (-1 ends the stream), then the field's length and bytes.
+        held = len(buffer) - position
+        if held >= 2 and int16(buffer, position)[0] < 0:
+            return
+        needed = 2 if held < 2 else 6 if held < 6 else 6 + int32(buffer, position + 2)[0]
+        if held < needed:
+            more = stream.read(max(chunk, needed - held))
+            if not more:
+                if held:
+                    raise ValueError("a COPY binary stream ends inside a row")
+                return
+            buffer = buffer[position:] + more
+            position = 0
+            continue
         start = position + 6
-        position = start + length
-        rows.append(buffer[start:position])
-    return rows
+        position = start + needed - 6
+        yield buffer[start:position]

@@ -50,6 +50,13 @@ ADVANCE = (
     "WHERE slot_name = %(slot)s AND confirmed_flush_lsn < %(lsn)s::pg_catalog.pg_lsn"
 )
 
+#: Where the slot stands: the decoder never advances it past its recorded progress, so a slot
+#: ahead of that progress was made again or moved by hand.
+CONFIRMED = (
+    "SELECT confirmed_flush_lsn::pg_catalog.text FROM pg_catalog.pg_replication_slots "
+    "WHERE slot_name = %(slot)s"
+)
+
 #: One decoder at a time per slot and target: a session lock (``key`` from the progress
 #: table's and the slot's names) held from reading the progress row to advancing the slot, so
 #: two decoders cannot both write what one progress row says is missing.
