@@ -26,6 +26,8 @@ key whose columns have no equality, such as ``json``).
 
 from __future__ import annotations
 
+import tempfile
+
 from sqlalchemy import Connection, Table, text
 from sqlalchemy.exc import DBAPIError
 
@@ -33,10 +35,13 @@ from ..declare.spec import AuditSpec
 from ..install.resolve import resolve_specs
 from ..render import cdc_replica as sql
 from ..render.sql import name_text
-from .copy import copy_in, copy_out
+from .copy import CHUNK_BYTES, copy_in, copy_out_to
 from .errors import CdcError, is_transient
 from .fence import commit_fence, wait_for
 from .replica import Replica
+
+#: Rows copied from the source stay in memory up to this size, then go to a temporary file.
+_SPOOL_BYTES = 32 << 20
 
 
 def seed_replicas(replica: Replica, timeout: float, *, compare_all: bool = False) -> int:
@@ -126,10 +131,13 @@ def _copy_missing(
     for setting in sql.COPY_SETTINGS:
         source.exec_driver_sql(setting)
         target.exec_driver_sql(setting)
-    rows = copy_out(source, sql.copy_out(table.schema, table.name, columns), {})
     create, copy = sql.seed_rows_table(table.schema, table.name, columns)
     target.exec_driver_sql(create)
-    copy_in(target, copy, rows)
+    # Spooled, and sent a chunk at a time: a large table's rows never sit in memory whole.
+    with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as spool:
+        copy_out_to(source, sql.copy_out(table.schema, table.name, columns), {}, spool)
+        spool.seek(0)
+        copy_in(target, copy, iter(lambda: spool.read(CHUNK_BYTES), b""))
     (capture,) = resolve_specs(target, [spec.capture_spec])
     triggers = [trigger.name for trigger in capture.triggers]
     for trigger in triggers:
