@@ -116,3 +116,50 @@ def test_a_process_started_before_cdc_was_installed_sends_context_once_it_is(
         connection.execute(ledger.insert().values(id=1))
     assert Consumer(source, metadata=metadata, timeout=60).run_once() == 1
     assert _trail(source) == [("I", 1, "alice")]
+
+
+def test_textual_sql_that_reads_then_writes_carries_the_context(
+    source: sa.Engine, models: tuple[sa.MetaData, sa.Table, sa.Table]
+) -> None:
+    """A string of several statements is a write when any of them is (``SET LOCAL ...;
+    UPDATE ...``); a ``;`` inside quotes or comments does not cut it."""
+    metadata, ledger, _plain = models
+    metadata.create_all(source)
+    with source.begin() as connection:
+        connection.execute(ledger.insert().values(id=1))
+    consumer = Consumer(source, metadata=metadata, timeout=60)
+    assert consumer.run_once() == 1
+    with audit_context(username="alice"), source.begin() as connection:
+        connection.exec_driver_sql("SET LOCAL lock_timeout = '2s'; UPDATE ledger SET id = id")
+    with audit_context(username="bob"), source.begin() as connection:
+        connection.exec_driver_sql("(SELECT 1) ; /* ; */ DELETE FROM ledger")
+    read_only = source.execution_options(postgresql_readonly=True)
+    with audit_context(username="carol"), read_only.connect() as connection:
+        assert connection.exec_driver_sql("SELECT ';x' AS a; -- ; UPDATE\n").all() == [(";x",)]
+        connection.exec_driver_sql("SELECT $q$; UPDATE$q$; SHOW lock_timeout;")
+    assert consumer.run_once() == 2
+    assert _trail(source)[1:] == [("U", 1, "alice"), ("D", 1, "bob")]
+
+
+def test_writes_to_trigger_mode_tables_alone_send_no_context_row(
+    source: sa.Engine, models: tuple[sa.MetaData, sa.Table, sa.Table]
+) -> None:
+    """The trigger of a trigger-mode table reads the settings: only a write to a CDC table (a
+    CTE's included, and a reflected copy of one) needs the row."""
+    metadata, ledger, plain = models
+    metadata.create_all(source)
+    with audit_context(username="alice"), source.begin() as connection:
+        connection.execute(plain.insert().values(id=1))
+        connection.execute(plain.update().values(id=2))
+        connection.execute(sa.select(ledger)).all()
+    assert _context_rows(source) == 0
+    reflected = sa.Table("ledger", sa.MetaData(), autoload_with=source)
+    with audit_context(username="bob"), source.begin() as connection:
+        connection.execute(plain.insert().values(id=3))
+        written = ledger.insert().values(id=1).returning(ledger.c.id).cte("written")
+        connection.execute(sa.select(written.c.id)).all()
+    with audit_context(username="carol"), source.begin() as connection:
+        connection.execute(reflected.insert().values(id=4))
+    assert _context_rows(source) == 2
+    assert Consumer(source, metadata=metadata, timeout=60).run_once() == 2
+    assert _trail(source) == [("I", 1, "bob"), ("I", 4, "carol")]

@@ -6,7 +6,8 @@ context also inserts its settings into the context table (``declare.cdc.CdcNames
 travels in the transaction's WAL ahead of its changes; the consumer turns it back into
 settings for the changes that follow it (design 1: a trigger on the target's copy of the
 table; a decoder: reading it from the stream).  Only processes that declare CDC tables pay,
-and only transactions that write (``scope`` sends the row in front of a write, never a read).
+and only transactions that write a CDC table (``scope`` sends the row in front of such a
+write, never in front of a read or of a write to a trigger-mode table).
 """
 
 from __future__ import annotations
@@ -36,6 +37,18 @@ _present: weakref.WeakKeyDictionary[Engine, int] = weakref.WeakKeyDictionary()
 def cdc_declared() -> bool:
     """Whether this process declares any CDC table (a process without one never sends a row)."""
     return _target() is not None
+
+
+_names: tuple[int, frozenset[str]] = (-1, frozenset())
+
+
+def cdc_table_names() -> frozenset[str]:
+    """The names of the CDC tables declared in this process (cached per declaration change)."""
+    global _names
+    stored = specs_stored()
+    if _names[0] != stored:
+        _names = (stored, frozenset(t.name for t in declared_tables() if is_cdc(t)))
+    return _names[1]
 
 
 def _target() -> tuple[str, str] | None:

@@ -15,9 +15,9 @@ and nothing fires twice):
   an aborted transaction anything in front of ``ROLLBACK TO SAVEPOINT`` would fail and hide
   the real error.  The settings go with the next statement instead.
 - In a process that declares CDC tables, the values also travel as a row of the context table
-  (``cdc_row``), sent in front of the first statement of the transaction that may write
-  (``statements.may_write``) after the values changed, never in front of a read: a read-only
-  transaction, a hot standby or a reader role could not insert it.
+  (``cdc_row``), sent in front of the first statement of the transaction that may write a CDC
+  table (``statements.may_write_cdc``) after the values changed, never in front of a read: a
+  read-only transaction, a hot standby or a reader role could not insert it.
 - ``begin``, ``commit``, ``rollback`` (and the two-phase variants) forget what was applied, so
   the next transaction applies the values again.  ``savepoint`` remembers what was applied when
   the savepoint was taken and ``rollback_savepoint`` goes back to it, since PostgreSQL undoes
@@ -62,7 +62,7 @@ from .session import (
     prepare_values,
     refuse_autocommit,
 )
-from .statements import may_write
+from .statements import may_write_cdc
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 _SAVEPOINT_STATEMENTS = (SavepointClause, RollbackToSavepointClause, ReleaseSavepointClause)
@@ -435,13 +435,13 @@ def _context_row_here(connection: Connection, statement: str, context: Any) -> s
     The row must precede the transaction's first change of a CDC table, and must not turn a
     read into a write: a read-only transaction, a hot standby or a role without INSERT on the
     context table would fail on it, and every read would cost a row and a commit flush.  So it
-    rides only in front of a statement that may write (``may_write``), outside transactions
-    made read-only with the ``postgresql_readonly`` execution option; and the look-up (see
-    ``context_insert``) says no on a standby.
+    rides only in front of a statement that may write a CDC table (``may_write_cdc``), outside
+    transactions made read-only with the ``postgresql_readonly`` execution option; and the
+    look-up (see ``context_insert``) says no on a standby.
     """
     if not cdc_declared():
         return None
-    if not may_write(statement, context):
+    if not may_write_cdc(statement, context):
         return _LATER
     options = context.execution_options if context is not None else {}
     if options.get("postgresql_readonly"):
