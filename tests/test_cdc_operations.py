@@ -273,6 +273,32 @@ def test_run_retries_a_source_it_cannot_reach_until_stopped(
     assert any("could not record its error" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.parametrize("driver", ["psycopg2", "psycopg"])
+@pytest.mark.parametrize(
+    ("wrong", "refused"),
+    [("database", "the database does not exist"), ("username", "not let this role connect")],
+)
+def test_run_ends_at_once_on_a_server_that_refuses_the_connection_for_good(
+    logical_database_url: URL, driver: str, wrong: str, refused: str
+) -> None:
+    """No such database, no such role: waiting cannot mend either, so ``run`` ends with a
+    ``CdcError`` saying so instead of trying again for ever (a supervisor sees it fail)."""
+    table = declare()
+    url = logical_database_url.set(drivername=f"postgresql+{driver}", **{wrong: "no_such_one"})
+    consumer = Consumer(url, metadata=table.metadata)
+    failed: list[BaseException] = []
+    worker = threading.Thread(target=_run, args=(consumer, failed), daemon=True)
+    worker.start()
+    try:
+        assert wait_for(lambda: bool(failed), worker)
+    finally:
+        consumer.close()
+        worker.join(DEADLINE)
+    assert len(failed) == 1 and isinstance(failed[0], CdcError), failed
+    assert refused in str(failed[0]) and "waiting cannot mend" in str(failed[0])
+    assert "no_such_one" in str(failed[0])
+
+
 def test_stop_ends_the_wait_between_tries_at_once(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:

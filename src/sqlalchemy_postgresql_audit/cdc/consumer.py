@@ -30,7 +30,7 @@ from ..render import cdc as sql
 from .apply import Apply
 from .claim import SlotClaim
 from .decoder import Decoder
-from .errors import CdcError, SlotInUse, describe, is_transient
+from .errors import CdcError, SlotInUse, describe, is_transient, refusal
 from .fence import delete_context
 from .progress import record_run_caught_up, record_run_failed, refresh_run_caught_up
 from .replica import Replica
@@ -156,7 +156,9 @@ class Consumer:
         seconds (``stop()`` ends the wait at once); the claim is given back meanwhile and
         taken again, since a lost connection loses it.  While it recovers, ``SlotInUse`` is
         tried again too: after a network cut the server may keep this consumer's old session,
-        and its claim, until it notices the client is gone.  Any other error ends ``run``."""
+        and its claim, until it notices the client is gone.  Any other error ends ``run``: a
+        server refusing the connection for good (no such database or role, a wrong password:
+        ``errors.refusal``) as a ``CdcError`` saying so."""
         self._stop.clear()
         failures = 0
         while not self._stop.is_set():
@@ -169,6 +171,13 @@ class Consumer:
                             self._stop.wait(interval)
             except Exception as error:
                 self._record_failure(error)
+                refused = refusal(error)
+                if refused is not None:
+                    raise CdcError(
+                        f"change-data-capture consumer of slot {cdc_names(self.metadata).slot!r}"
+                        f" stops: {refused}, which waiting cannot mend; correct the URL, the "
+                        f"role or the server's configuration ({describe(error)})"
+                    ) from error
                 if not (is_transient(error) or (failures and isinstance(error, SlotInUse))):
                     raise
                 failures += 1

@@ -3,6 +3,8 @@ which errors running again later can get past."""
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from ..errors import AuditError
@@ -32,9 +34,42 @@ def is_transient(error: BaseException) -> bool:
     says so.  Everything else is taken for a configuration error, which waiting cannot mend."""
     if isinstance(error, CdcError):
         return error.transient
+    if refusal(error) is not None:
+        return False
     if isinstance(error, (OperationalError, InterfaceError)):
         return True
     return isinstance(error, DBAPIError) and error.connection_invalidated
+
+
+#: SQLSTATEs with which a server refuses a connection for good: no such database
+#: (``invalid_catalog_name``), no such role or no ``pg_hba.conf`` entry
+#: (``invalid_authorization_specification``), a wrong password.
+_REFUSED = {
+    "3D000": "the database does not exist",
+    "28000": "the server does not let this role connect",
+    "28P01": "the password was refused",
+}
+#: The same refusals as libpq reports them at connect, where neither psycopg2 nor psycopg
+#: carries the SQLSTATE (the server's English messages; a server with other ``lc_messages``
+#: is caught by the SQLSTATE only, once connected).
+_REFUSED_AT_CONNECT = (
+    (re.compile(r'FATAL:\s+database ".*" does not exist'), "3D000"),
+    (re.compile(r'FATAL:\s+role ".*" does not exist'), "28000"),
+    (re.compile(r"FATAL:\s+no pg_hba\.conf entry"), "28000"),
+    (re.compile(r"FATAL:\s+password authentication failed"), "28P01"),
+)
+
+
+def refusal(error: BaseException) -> str | None:
+    """Why the server refuses ``error``'s connection for good (waiting cannot mend it: the
+    URL, the role or the server's configuration must change), or ``None``."""
+    if not isinstance(error, DBAPIError):
+        return None
+    code = sqlstate(error)
+    if code is None and isinstance(error, OperationalError):
+        message = str(error.orig)
+        code = next((c for pattern, c in _REFUSED_AT_CONNECT if pattern.search(message)), None)
+    return None if code is None else _REFUSED.get(code)
 
 
 def describe(error: BaseException) -> str:
