@@ -71,3 +71,31 @@ def test_a_consumer_on_a_source_without_cdc_says_what_is_missing(
             Consumer(engine, metadata=metadata).run_once()
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("timeout", [-5, 0, "30", float("nan"), float("inf"), None, True])
+def test_a_consumer_refuses_a_timeout_that_is_not_a_positive_number(timeout: object) -> None:
+    metadata = sa.MetaData()
+    sa.Table(
+        "orders",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        info={"audit.options": {"enabled": True, "mode": "cdc"}},
+    )
+    with pytest.raises(ValueError, match=r"timeout must be a positive, finite number") as raised:
+        Consumer("postgresql+psycopg2://nobody@127.0.0.1:9/none", metadata=metadata, timeout=timeout)  # type: ignore[arg-type]
+    assert repr(timeout) in str(raised.value)
+
+
+def test_a_consumer_of_a_metadata_without_cdc_tables_is_told_so(logical_database_url: URL) -> None:
+    """The wrong MetaData passed: it is said, not that CDC is not installed."""
+    metadata = sa.MetaData()
+    sa.Table(
+        "orders",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        info={"audit.options": {"enabled": True}},
+    )
+    for declared in (sa.MetaData(), metadata):
+        with pytest.raises(ValueError, match=r"declares no mode='cdc' table"):
+            Consumer(logical_database_url, metadata=declared)

@@ -15,6 +15,7 @@ progress table whether it failed, and why, or when it caught up: ``cdc status`` 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from contextlib import AbstractContextManager
@@ -30,7 +31,7 @@ from ..render import cdc as sql
 from .apply import Apply
 from .claim import SlotClaim
 from .decoder import Decoder
-from .errors import CdcError, SlotInUse, describe, is_transient, refusal
+from .errors import CdcError, ConsumerArgumentError, SlotInUse, describe, is_transient, refusal
 from .fence import delete_context
 from .progress import record_run_caught_up, record_run_failed, refresh_run_caught_up
 from .replica import Replica
@@ -77,6 +78,27 @@ def _require_installed(source: Engine, metadata: MetaData) -> None:
         )
 
 
+def _check_arguments(metadata: MetaData, timeout: float) -> None:
+    """Refuse at once what would fail later, and there less clearly: a ``timeout`` that is not
+    a positive number of seconds (it becomes a lock timeout and a wait), and a MetaData that
+    declares no CDC table (most likely the wrong one: it would be told CDC is not installed)."""
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not math.isfinite(timeout)
+        or timeout <= 0
+    ):
+        raise ConsumerArgumentError(
+            f"Consumer: timeout must be a positive, finite number of seconds, not {timeout!r}"
+        )
+    if not any(spec.cdc for _, spec in audited_tables(metadata)):
+        raise ConsumerArgumentError(
+            f"Consumer: the metadata declares no mode='cdc' table (it holds "
+            f"{len(metadata.tables)} table(s)); pass the MetaData holding the tables whose "
+            "audit.options say mode='cdc'"
+        )
+
+
 def create_slot(engine: Engine, metadata: MetaData) -> None:
     """Create the CDC slot of ``metadata`` on ``engine``'s database unless it exists, in a
     transaction of its own (for installs whose transaction already wrote); a failover slot
@@ -98,6 +120,7 @@ class Consumer:
         metadata: MetaData,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
+        _check_arguments(metadata, timeout)
         #: The engines this consumer made from URLs, which ``close()`` disposes of.
         self._owned: list[Engine] = []
         self.source = self._engine(source)

@@ -19,6 +19,10 @@ class CdcError(AuditError, RuntimeError):
     transient: bool = False
 
 
+class ConsumerArgumentError(AuditError, ValueError):
+    """A ``Consumer`` was given an argument it cannot work with (raised by its constructor)."""
+
+
 class SlotInUse(CdcError):
     """Another consumer reads the slot: a second one would write its changes again."""
 
