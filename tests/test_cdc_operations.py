@@ -471,3 +471,27 @@ def test_status_by_a_role_that_may_not_read_the_progress_table_leaves_it_out(
         assert seen.slot_exists is False
     finally:
         drop_slot(engine, table)
+
+
+def test_status_says_whether_a_consumer_runs_on_the_slot(engine: sa.Engine) -> None:
+    """The decoder reads its slot with SQL calls, so the slot's ``active`` stays false while
+    it runs: the claim it holds is what says it runs."""
+    table = declare()
+    table.metadata.create_all(engine)
+    consumer = Consumer(engine, metadata=table.metadata)
+    failed: list[BaseException] = []
+    worker = threading.Thread(target=_run, args=(consumer, failed), daemon=True)
+    try:
+        assert cdc_status(engine, table.metadata).consumer == "not running"
+        worker.start()
+        assert wait_for(
+            lambda: cdc_status(engine, table.metadata).consumer != "not running", worker
+        ), failed
+        seen = cdc_status(engine, table.metadata)
+        assert seen.consumer.startswith("running: server process ") and not seen.active
+    finally:
+        consumer.close()
+        worker.join(DEADLINE)
+        drop_slot(engine, table)
+    assert not worker.is_alive() and failed == []
+    assert cdc_status(engine, table.metadata).consumer == "not running"

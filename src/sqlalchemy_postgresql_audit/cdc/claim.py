@@ -97,19 +97,26 @@ class SlotClaim:
             holder.close()
 
     def _refusal(self, holder: Connection) -> str:
-        found = holder.execute(text(sql.CLAIM_HOLDER), self._parameters).first()
-        who = (
-            "another process"
-            if found is None
-            else f"server process {found.pid} (application {found.application_name!r}, "
-            f"client {found.client_addr or 'local'})"
-        )
+        who = claim_holder(holder, self.slot) or "another process"
         return (
             f"slot {self.slot!r} is claimed by another consumer, {who}: only one consumer may "
             "read a slot, or the trail would hold its changes twice.  Stop the other consumer "
             "(it is running now), or give this one its own slot with the naming convention "
             "'audit.slot'"
         )
+
+
+def claim_holder(connection: Connection, slot: str) -> str | None:
+    """Who holds ``slot``'s claim in ``connection``'s database (the consumer running on it,
+    either design), or ``None`` when no consumer runs."""
+    parameters = {"class_": LOCK_CLASS, "key": _key(slot)}
+    found = connection.execute(text(sql.CLAIM_HOLDER), parameters).first()
+    if found is None:
+        return None
+    return (
+        f"server process {found.pid} (application {found.application_name!r}, "
+        f"client {found.client_addr or 'local'})"
+    )
 
 
 @contextmanager

@@ -19,6 +19,7 @@ from ..declare.naming import SLOT_FAILOVER_KEY
 from ..install.publication import FAILOVER_VERSION
 from ..render import cdc as sql
 from .apply_errors import missing_row_conflicts
+from .claim import claim_holder
 from .errors import sqlstate
 from .progress import Health, load_health
 
@@ -85,6 +86,10 @@ class CdcStatus:
     failures: int | None = None
     #: Seconds since the trail last moved (a batch written, or a run that caught up).
     idle_seconds: float | None = None
+    #: Whether a consumer runs on the slot, and which (it holds the slot's claim, ``.claim``,
+    #: in either design; ``active`` says only whether a walsender reads the slot, which the
+    #: decoder's SQL reads never make true).
+    consumer: str = "not running"
 
     @property
     def problems(self) -> tuple[str, ...]:
@@ -171,6 +176,8 @@ def cdc_status(source: Engine, metadata: MetaData, target: Engine | None = None)
     with source.connect() as connection:
         slot = connection.execute(text(sql.SLOT_STATUS), {"slot": names.slot}).first()
         database = str(connection.execute(text("SELECT pg_catalog.current_database()")).scalar())
+        holder = claim_holder(connection, names.slot)
+        consumer = "not running" if holder is None else f"running: {holder}"
         number, version = connection.execute(text(sql.SERVER_VERSION)).one()
         failover = None
         if slot is not None and int(number) >= FAILOVER_VERSION:
@@ -182,6 +189,7 @@ def cdc_status(source: Engine, metadata: MetaData, target: Engine | None = None)
             slot_exists=False,
             server_version=version,
             failover_wanted=names.failover,
+            consumer=consumer,
         )
         return _with_health(missing, _health(target or source, names.slot))
     found = CdcStatus(
@@ -198,6 +206,7 @@ def cdc_status(source: Engine, metadata: MetaData, target: Engine | None = None)
         failover_wanted=names.failover,
         failover=None if failover is None else bool(failover.failover),
         synchronized_standby_slots=None if failover is None else failover.standby_slots,
+        consumer=consumer,
     )
     if target is None or _identity(target) == _identity(source):
         health = _health(source, names.slot)
