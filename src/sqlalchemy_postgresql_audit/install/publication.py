@@ -89,6 +89,17 @@ def removal_statements(names: CdcNames, pairs: Iterable[tuple[Table, AuditSpec]]
     ]
 
 
+#: The server's replication slots: how many it may have, how many it has, and which are
+#: inactive (each named with its database; a physical one has none).
+_SLOT_PLACES = (
+    "SELECT CAST(pg_catalog.current_setting('max_replication_slots') AS pg_catalog.int4) "
+    "AS max_slots, (SELECT pg_catalog.count(*) FROM pg_catalog.pg_replication_slots) AS used, "
+    "(SELECT pg_catalog.string_agg(pg_catalog.format('%s (%s)', slot_name, "
+    "COALESCE(CAST(database AS pg_catalog.text), 'physical')), ', ' ORDER BY slot_name) "
+    "FROM pg_catalog.pg_replication_slots WHERE NOT active) AS inactive"
+)
+
+
 def ensure_slot(connection: Connection, names: CdcNames, tables: Sequence[str]) -> None:
     """Create the logical slot of ``names`` unless it exists (a failover slot when asked);
     refuse a lost one, and a server whose ``wal_level`` cannot decode (naming the CDC tables
@@ -140,6 +151,17 @@ def ensure_slot(connection: Connection, names: CdcNames, tables: Sequence[str]) 
             "with sqlalchemy_postgresql_audit.cdc.create_slot(engine, metadata)",
         )
     version = refuse_failover_before_17(connection, tables, failover=failover)
+    places = connection.execute(text(_SLOT_PLACES)).one()
+    if places.used >= places.max_slots:
+        raise AuditConfigurationError(
+            ", ".join(tables) or "(cdc)",
+            SLOT_KEY,
+            f"needs the logical replication slot {slot!r}, but all {places.max_slots} "
+            "replication slots of the server (max_replication_slots) are in use (inactive: "
+            f"{places.inactive or 'none'}): drop the ones no consumer reads any more "
+            "(SELECT pg_drop_replication_slot('NAME'), in the database of a logical one), or "
+            "raise max_replication_slots and restart the server; nothing was installed",
+        )
     publications_first(connection, names)
     if version >= FAILOVER_VERSION:
         connection.execute(text(sql.CREATE_SLOT_17), {"slot": slot, "failover": failover})
