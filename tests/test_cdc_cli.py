@@ -5,7 +5,9 @@ the slot a migration cannot, and ``cdc status`` notices a target the trail does 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg2
 import psycopg2.extras
@@ -248,3 +250,47 @@ def test_timeout_must_be_a_positive_number_of_seconds(installed: sa.Engine) -> N
     )
     assert refused.returncode == 2
     assert "--timeout" in refused.stderr and "positive number of seconds" in refused.stderr
+
+
+#: The same models once their last CDC table went back to trigger mode.
+_LEFT_CDC = '''
+import sqlalchemy as sa
+
+metadata = sa.MetaData(naming_convention={"audit.slot": "cdc_cli_models"})
+sa.Table(
+    "parcel",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    info={"audit.options": {"enabled": True}},
+)
+'''
+
+
+def test_a_slot_left_by_a_metadata_without_cdc_tables_is_reported_with_how_to_drop_it(
+    installed: sa.Engine, tmp_path: Path
+) -> None:
+    """Nothing consumes it any more, and it holds WAL until the disk fills: ``check`` and
+    ``cdc status`` say so (exit 1); before, both said all was well."""
+    (tmp_path / "left_cdc.py").write_text(_LEFT_CDC)
+    url = url_text(installed.url)
+    with installed.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE parcel (id integer PRIMARY KEY)")
+    made = run("install", "left_cdc:metadata", "--url", url, path=tmp_path)
+    assert made.returncode == 0, made.stderr
+    leftover = (
+        r"slot 'cdc_cli_models' exists, but the metadata declares no mode='cdc' table.*"
+        r"retains \d+ bytes of WAL.*pg_drop_replication_slot\('cdc_cli_models'\)"
+    )
+    checked = run("check", "left_cdc:metadata", "--url", url, path=tmp_path)
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    assert re.search(leftover, " ".join((checked.stdout + checked.stderr).split()))
+    assert "1 tables: 1 ok" in checked.stdout
+    status = run("cdc", "status", "left_cdc:metadata", "--source", url, path=tmp_path)
+    assert status.returncode == 1, status.stdout + status.stderr
+    assert re.search(leftover, " ".join((status.stdout + status.stderr).split()))
+    with installed.connect() as connection:
+        connection.exec_driver_sql("SELECT pg_drop_replication_slot('cdc_cli_models')")
+    checked = run("check", "left_cdc:metadata", "--url", url, path=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    status = run("cdc", "status", "left_cdc:metadata", "--source", url, path=tmp_path)
+    assert status.returncode == 0, status.stdout + status.stderr

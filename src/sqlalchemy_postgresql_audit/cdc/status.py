@@ -11,11 +11,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, MetaData, text
+from sqlalchemy import Connection, Engine, MetaData, text
 from sqlalchemy.exc import DBAPIError
 
 from ..declare.cdc import cdc_names
 from ..declare.naming import SLOT_FAILOVER_KEY
+from ..install.ddl import audited_tables
 from ..install.publication import FAILOVER_VERSION
 from ..render import cdc as sql
 from .apply_errors import missing_row_conflicts
@@ -90,10 +91,17 @@ class CdcStatus:
     #: in either design; ``active`` says only whether a walsender reads the slot, which the
     #: decoder's SQL reads never make true).
     consumer: str = "not running"
+    #: Whether the metadata declares a CDC table: a slot of a metadata that declares none is
+    #: a leftover holding WAL (``leftover_slot``).
+    declares_cdc: bool = True
 
     @property
     def problems(self) -> tuple[str, ...]:
         found = []
+        if not self.declares_cdc:
+            if self.slot_exists and self.slot_database == self.database:
+                found.append(_leftover(self.slot, self.retained_bytes))
+            return (*found, *self.replica_problems)
         if not self.slot_exists:
             found.append(f"slot {self.slot!r} does not exist: CDC writes are not captured")
         elif self.slot_database != self.database:
@@ -171,8 +179,37 @@ class CdcStatus:
         return []
 
 
+def leftover_slot(connection: Connection, metadata: MetaData) -> str | None:
+    """The problem of a slot named by ``metadata``'s ``audit.slot`` that exists for this
+    database though ``metadata`` declares no CDC table (the last one left CDC): nothing reads
+    it, and it keeps every byte of WAL written since, until the disk fills or
+    ``max_slot_wal_keep_size`` invalidates it.  ``None`` otherwise."""
+    if _declares_cdc(metadata):
+        return None
+    slot = cdc_names(metadata).slot
+    found = connection.execute(text(sql.SLOT_STATUS), {"slot": slot}).first()
+    if found is None or not found.here:
+        return None
+    return _leftover(slot, None if found.retained_bytes is None else int(found.retained_bytes))
+
+
+def _declares_cdc(metadata: MetaData) -> bool:
+    return any(spec.cdc for _, spec in audited_tables(metadata))
+
+
+def _leftover(slot: str, retained_bytes: int | None) -> str:
+    return (
+        f"slot {slot!r} exists, but the metadata declares no mode='cdc' table: nothing "
+        f"consumes it, and it retains {retained_bytes} bytes of WAL, growing with every write, "
+        "until the disk fills or max_slot_wal_keep_size invalidates it.  Once the trail holds "
+        "what you need (with a subscription, drop it first: Consumer.drop), drop the slot: "
+        f"SELECT pg_drop_replication_slot('{slot}')"
+    )
+
+
 def cdc_status(source: Engine, metadata: MetaData, target: Engine | None = None) -> CdcStatus:
     names = cdc_names(metadata)
+    declares = _declares_cdc(metadata)
     with source.connect() as connection:
         slot = connection.execute(text(sql.SLOT_STATUS), {"slot": names.slot}).first()
         database = str(connection.execute(text("SELECT pg_catalog.current_database()")).scalar())
@@ -190,6 +227,7 @@ def cdc_status(source: Engine, metadata: MetaData, target: Engine | None = None)
             server_version=version,
             failover_wanted=names.failover,
             consumer=consumer,
+            declares_cdc=declares,
         )
         return _with_health(missing, _health(target or source, names.slot))
     found = CdcStatus(
@@ -207,6 +245,7 @@ def cdc_status(source: Engine, metadata: MetaData, target: Engine | None = None)
         failover=None if failover is None else bool(failover.failover),
         synchronized_standby_slots=None if failover is None else failover.standby_slots,
         consumer=consumer,
+        declares_cdc=declares,
     )
     if target is None or _identity(target) == _identity(source):
         health = _health(source, names.slot)

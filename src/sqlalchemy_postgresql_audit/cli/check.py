@@ -15,11 +15,12 @@ write has no partition), and any table made to look like one of its kept partiti
 (``unexpected``); for a ``redact: hash`` column, recorded values that are not digests of
 a key version the key table holds; for a CDC table, its publication and slot, the
 publication's options, its replica identity, its source columns and its partitions' TRUNCATE
-guards.  On design 1's target of change-data-capture (a subscription named after the
-metadata's slot reads its publication), a CDC table is checked as the consumer installs it
-there: the replica's row-level capture, whose triggers must fire ``ALWAYS``
-(``..install.cdc_target``).  ``--json`` lists each object with its state, so an operator sees
-what is watched.
+guards, and a slot left behind by a metadata that no longer declares a CDC table (it
+holds WAL for ever: ``..cdc.status.leftover_slot``).  On design 1's target of
+change-data-capture (a subscription named after the metadata's slot reads its publication), a
+CDC table is checked as the consumer installs it there: the replica's row-level capture, whose
+triggers must fire ``ALWAYS`` (``..install.cdc_target``).  ``--json`` lists each object with
+its state, so an operator sees what is watched.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from dataclasses import asdict, dataclass, replace
 
 import sqlalchemy as sa
 
+from ..cdc.status import leftover_slot
 from ..declare.audit_table import AUDIT_TABLE_KEY, PARTITIONING_KEY, Partitioning
 from ..declare.cdc import cdc_names
 from ..declare.spec import AuditSpec
@@ -290,22 +292,26 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 def _check(args: argparse.Namespace, ui: UI) -> int:
     # No audited table at all is an error, not a pass: it usually means the module holding the
     # base class does not import the modules that define the models.
-    pairs = audited(load_metadata(args.target), args.target)
+    metadata = load_metadata(args.target)
+    pairs = audited(metadata, args.target)
     engine = create_engine(args.url)
     audit_tables = [audit_table_name(table) for table, _ in pairs]
     try:
         with owner_rights(engine, "check", audit_tables), begin(engine) as connection:
             states = table_states(connection, pairs)
+            leftover = leftover_slot(connection, metadata)
     finally:
         engine.dispose()
     counts = Counter(state.status for state in states)
-    in_sync = set(counts) <= {OK}
+    problems = [leftover] if leftover else []
+    in_sync = set(counts) <= {OK} and not problems
     if ui.json:
         ui.emit_json(
             {
                 "in_sync": in_sync,
                 "summary": dict(sorted(counts.items())),
                 "tables": [asdict(state) for state in states],
+                "problems": problems,
             }
         )
         return EXIT_OK if in_sync else EXIT_DRIFT
@@ -319,6 +325,8 @@ def _check(args: argparse.Namespace, ui: UI) -> int:
     )
     summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
     ui.line(f"{len(states)} tables: {summary}", "ok" if in_sync else "drift")
+    for problem in problems:
+        ui.warn(problem)
     return EXIT_OK if in_sync else EXIT_DRIFT
 
 
