@@ -408,3 +408,45 @@ def test_a_baseline_of_rows_older_than_the_slot_does_not_wait(engine: sa.Engine)
             assert record_baseline(connection, table, timeout=0) == 2
     finally:
         drop_slot(engine, table.metadata)
+
+
+def test_a_baseline_leaves_out_the_rows_its_own_transaction_wrote(engine: sa.Engine) -> None:
+    """Rows a transaction wrote (itself or in a savepoint) reach the trail through the consumer
+    as their INSERT and UPDATE once it commits: its baseline records no B for them, and does
+    not wait for a consumer that cannot decode them yet.  Row 3, written while there was no
+    slot, is still recorded."""
+    table = declare(mode="cdc")
+    table.metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(table.insert().values(id=3, v=3))
+    drop_slot(engine, table.metadata)
+    table.metadata.create_all(engine)
+    try:
+        with engine.begin() as connection:
+            connection.execute(table.insert(), [{"id": 1, "v": 1}, {"id": 2, "v": 2}])
+            with connection.begin_nested():
+                connection.execute(table.update().where(table.c.id == 1).values(v=10))
+            assert record_baseline(connection, table, timeout=0.2) == 1
+        decoder(engine, table.metadata).run_once()
+        assert trail(engine, table) == [("B", 3, 3), ("I", 1, 1), ("I", 2, 2), ("U", 1, 10)]
+    finally:
+        drop_slot(engine, table.metadata)
+
+
+def test_a_baseline_after_a_rewrite_in_its_transaction_records_the_rewritten_rows(
+    engine: sa.Engine,
+) -> None:
+    """A rewrite gives every row the transaction's xmin too, but the WAL never carries it: with
+    no INSERT or UPDATE of the table in the transaction, its rows are compared as before."""
+    table = declare(mode="cdc")
+    table.metadata.create_all(engine)
+    try:
+        with engine.begin() as connection:
+            connection.execute(table.insert(), [{"id": 1, "v": 1}, {"id": 2, "v": 2}])
+        decoder(engine, table.metadata).run_once()
+        with engine.begin() as connection:
+            connection.exec_driver_sql("ALTER TABLE acct ALTER COLUMN v TYPE integer USING v * 10")
+            assert record_baseline(connection, table, timeout=5) == 2
+        assert trail(engine, table)[2:] == [("B", 1, 10), ("B", 2, 20)]
+    finally:
+        drop_slot(engine, table.metadata)
