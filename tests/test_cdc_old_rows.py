@@ -4,6 +4,7 @@ the baseline installing records, and ``record_baseline`` while the consumer lags
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import threading
 import uuid
@@ -251,6 +252,20 @@ def decoded(engine: sa.Engine, **options: Any) -> sa.Table:
     return table
 
 
+@contextlib.contextmanager
+def consuming(engine: sa.Engine, metadata: sa.MetaData) -> Iterator[None]:
+    """A decoder running in a thread, as in production: under FULL a removal waits until its
+    slot has passed the WAL written before it."""
+    stop = threading.Event()
+    worker = threading.Thread(target=decoder(engine, metadata).run, args=(stop,))
+    worker.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        worker.join()
+
+
 def purge(engine: sa.Engine, table: sa.Table) -> int:
     with engine.begin() as connection:
         before = datetime.datetime.now(UTC) - datetime.timedelta(days=1)
@@ -285,7 +300,8 @@ def test_purge_is_refused_where_the_decoder_rebuilds_old_rows_from_the_trail(
 def test_purge_works_where_old_rows_come_from_the_wal(engine: sa.Engine) -> None:
     table = decoded(engine, replica_identity="full")
     try:
-        assert purge(engine, table) == 2
+        with consuming(engine, table.metadata):
+            assert purge(engine, table) == 2
         with engine.begin() as connection:
             connection.execute(table.delete().where(table.c.id == 1))
         decoder(engine, table.metadata).run_once()
@@ -325,7 +341,8 @@ def test_retention_works_where_old_rows_come_from_the_wal(engine: sa.Engine) -> 
     )
     try:
         later = datetime.datetime.now(UTC) + datetime.timedelta(weeks=5)
-        (done,) = maintain(engine, table, at=later)
+        with consuming(engine, table.metadata):
+            (done,) = maintain(engine, table, at=later)
         assert done.dropped
         assert [row[0] for row in trail(engine, table)] == ["X"]
     finally:
@@ -448,5 +465,42 @@ def test_a_baseline_after_a_rewrite_in_its_transaction_records_the_rewritten_row
             connection.exec_driver_sql("ALTER TABLE acct ALTER COLUMN v TYPE integer USING v * 10")
             assert record_baseline(connection, table, timeout=5) == 2
         assert trail(engine, table)[2:] == [("B", 1, 10), ("B", 2, 20)]
+    finally:
+        drop_slot(engine, table.metadata)
+
+
+def test_purge_after_the_switch_to_full_waits_for_the_default_identity_changes(
+    engine: sa.Engine,
+) -> None:
+    """A DELETE and an UPDATE logged while the identity was DEFAULT carry only the key, and
+    the decoder rebuilds their old rows from the trail even after the switch to FULL: a purge
+    is refused, naming the slot, until the consumer has passed them."""
+    table = decoded(engine)
+    try:
+        with engine.begin() as connection:
+            connection.execute(table.delete().where(table.c.id == 1))
+            connection.execute(table.update().where(table.c.id == 2).values(v=20))
+        convention = table.metadata.naming_convention
+        full = declare(
+            sa.MetaData(naming_convention=convention), mode="cdc", replica_identity="full"
+        )
+        install_audit_triggers(full.metadata, engine)
+        assert identity(engine) == "f"
+        slot = full.metadata.naming_convention["audit.slot"]
+        before = datetime.datetime.now(UTC) - datetime.timedelta(days=1)
+        with (
+            engine.begin() as connection,
+            pytest.raises(AuditError, match="has not passed") as caught,
+        ):
+            purge_audit_history(connection, full, before=before, timeout=0.2)
+        assert repr(slot) in str(caught.value) and "nothing was removed" in str(caught.value)
+        assert len(trail(engine, full)) == 2
+        with consuming(engine, full.metadata):
+            assert purge(engine, full) == 2
+        assert trail(engine, full) == [("D", 1, 1), ("U", 2, 20), ("P", None, None)]
+        with engine.begin() as connection:
+            connection.execute(full.delete().where(full.c.id == 2))
+        decoder(engine, full.metadata).run_once()
+        assert trail(engine, full)[-1] == ("D", 2, 20)
     finally:
         drop_slot(engine, table.metadata)

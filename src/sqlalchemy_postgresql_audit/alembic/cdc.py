@@ -88,9 +88,7 @@ class PublishAuditTableOp(_PublicationOperation):
 
     name = "publish_audit_table"
 
-    def __init__(
-        self, table_name: str, *, replaces_identity: str | None = None, **kw: Any
-    ) -> None:
+    def __init__(self, table_name: str, *, replaces_identity: str | None = None, **kw: Any) -> None:
         super().__init__(table_name, **kw)
         self.replaces_identity = replaces_identity
 

@@ -189,9 +189,7 @@ def _refuse_retyping_recorded_values_to_hash(
     in plain text would stay (``email::bytea`` keeps them, readable as their bytes, and reads
     as a digest of a key version that does not exist), so no revision is better than that one.
     """
-    hashed = {
-        (spec.schema or default, spec.audit_table): spec for spec in declared if spec.hashes
-    }
+    hashed = {(spec.schema or default, spec.audit_table): spec for spec in declared if spec.hashes}
     for table_ops in upgrade_ops.ops:
         if not isinstance(table_ops, ops.ModifyTableOps):
             continue

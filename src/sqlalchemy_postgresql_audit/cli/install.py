@@ -134,8 +134,7 @@ def _install(args: argparse.Namespace, ui: UI) -> int:
             baselines = {
                 _name(spec, default): record_baseline(connection, source)
                 for source, spec in captured
-                if source not in without_trail
-                and (source in first or source in given_trail)
+                if source not in without_trail and (source in first or source in given_trail)
             }
     finally:
         engine.dispose()
