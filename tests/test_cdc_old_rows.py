@@ -580,3 +580,24 @@ def test_alembic_downgrade_back_to_default_records_the_rows_the_trail_lost(
         assert trail(engine, table)[1:] == [("B", 1, 1), ("B", 2, 2), ("D", 1, 1)]
     finally:
         drop_slot(engine, models())
+
+
+def test_purge_declares_a_table_whose_options_came_after_it_was_defined(
+    engine: sa.Engine,
+) -> None:
+    """Models defined before ``enable()`` (or options set late) are declared on demand, as
+    the history API does, instead of being called "not audited"."""
+    table = declare()
+    table.metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(table.insert().values(id=1, v=1))
+    late = sa.Table(
+        "acct",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("v", sa.Integer),
+    )
+    late.info["audit.options"] = {"enabled": True}
+    with engine.begin() as connection:
+        now = datetime.datetime.now(UTC)
+        assert purge_audit_history(connection, late, before=now) == 1
