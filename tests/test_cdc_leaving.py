@@ -127,3 +127,39 @@ def test_the_downgrade_of_a_switch_to_cdc_keeps_one_trail(
         assert [v.audit_operation for v in versions] == ["I", "U", "U"]
     finally:
         drop_slot(source, cdc)
+
+
+def test_a_table_leaving_cdc_whose_trail_was_written_elsewhere_restarts_here(
+    tmp_path: Path, source: sa.Engine
+) -> None:
+    """Trigger mode, then CDC with the trail on another server (design 1: no decoder here),
+    then trigger mode again: this audit table stopped at the switch to CDC, so leaving CDC
+    restarts it (R, then a baseline of the rows as they are), not a diff across the CDC era."""
+    slot = f"leave_{uuid.uuid4().hex[:12]}"
+    cdc, _ = _models(slot, "cdc")
+    statement, account = _models(slot, None)
+    project = make_project(tmp_path, source.url)
+    create_slot(source, cdc)
+    try:
+        project.revision(statement, "audited")
+        project.upgrade(statement)
+        _write(source, "INSERT INTO account VALUES (1, 'a')")
+        project.revision(cdc, "cdc")
+        project.upgrade(cdc)
+        _write(source, "UPDATE account SET owner = 'a1' WHERE id = 1")
+        _write(source, "INSERT INTO account VALUES (2, 'b')")
+        project.revision(statement, "to statement mode")
+        project.upgrade(statement)
+        _write(source, "UPDATE account SET owner = 'a2' WHERE id = 1")
+        assert _trail(source) == [
+            ("I", 1, "a"),
+            ("R", None, None),
+            ("B", 1, "a1"),
+            ("B", 2, "b"),
+            ("U", 1, "a2"),
+        ]
+        with source.connect() as connection:
+            versions = connection.execute(history(account, 1)).all()
+        assert [v.audit_operation for v in versions][-2:] == ["B", "U"]
+    finally:
+        drop_slot(source, cdc)
