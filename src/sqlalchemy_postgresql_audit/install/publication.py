@@ -89,17 +89,6 @@ def removal_statements(names: CdcNames, pairs: Iterable[tuple[Table, AuditSpec]]
     ]
 
 
-#: The server's replication slots: how many it may have, how many it has, and which are
-#: inactive (each named with its database; a physical one has none).
-_SLOT_PLACES = (
-    "SELECT CAST(pg_catalog.current_setting('max_replication_slots') AS pg_catalog.int4) "
-    "AS max_slots, (SELECT pg_catalog.count(*) FROM pg_catalog.pg_replication_slots) AS used, "
-    "(SELECT pg_catalog.string_agg(pg_catalog.format('%s (%s)', slot_name, "
-    "COALESCE(CAST(database AS pg_catalog.text), 'physical')), ', ' ORDER BY slot_name) "
-    "FROM pg_catalog.pg_replication_slots WHERE NOT active) AS inactive"
-)
-
-
 def ensure_slot(connection: Connection, names: CdcNames, tables: Sequence[str]) -> None:
     """Create the logical slot of ``names`` unless it exists (a failover slot when asked);
     refuse a lost one, and a server whose ``wal_level`` cannot decode (naming the CDC tables
@@ -140,7 +129,7 @@ def ensure_slot(connection: Connection, names: CdcNames, tables: Sequence[str]) 
             "restart the server (on a managed service, in its parameter group, e.g. "
             "rds.logical_replication = 1 on Amazon RDS); nothing was installed",
         )
-    written = connection.execute(text("SELECT pg_catalog.pg_current_xact_id_if_assigned()"))
+    written = connection.execute(text(sql.WRITTEN_YET))
     if written.scalar() is not None:
         raise AuditConfigurationError(
             ", ".join(tables) or "(cdc)",
@@ -151,7 +140,7 @@ def ensure_slot(connection: Connection, names: CdcNames, tables: Sequence[str]) 
             "with sqlalchemy_postgresql_audit.cdc.create_slot(engine, metadata)",
         )
     version = refuse_failover_before_17(connection, tables, failover=failover)
-    places = connection.execute(text(_SLOT_PLACES)).one()
+    places = connection.execute(text(sql.SLOT_PLACES)).one()
     if places.used >= places.max_slots:
         raise AuditConfigurationError(
             ", ".join(tables) or "(cdc)",

@@ -260,6 +260,17 @@ MISSING_PUBLICATIONS = (
     "WHERE NOT EXISTS (SELECT FROM pg_catalog.pg_publication p "
     "WHERE p.pubname OPERATOR(pg_catalog.=) n)"
 )
+#: The server's replication slots: how many it may have, how many it has, and which are
+#: inactive (each named with its database; a physical one has none).
+SLOT_PLACES = (
+    "SELECT CAST(pg_catalog.current_setting('max_replication_slots') AS pg_catalog.int4) "
+    "AS max_slots, (SELECT pg_catalog.count(*) FROM pg_catalog.pg_replication_slots) AS used, "
+    "(SELECT pg_catalog.string_agg(pg_catalog.format('%s (%s)', slot_name, "
+    "COALESCE(CAST(database AS pg_catalog.text), 'physical')), ', ' ORDER BY slot_name) "
+    "FROM pg_catalog.pg_replication_slots WHERE NOT active) AS inactive"
+)
+#: Whether this transaction wrote yet (a logical slot is made only before its first write).
+WRITTEN_YET = "SELECT pg_catalog.pg_current_xact_id_if_assigned()"
 #: The server's ``wal_level``: a logical slot needs ``logical``.
 WAL_LEVEL = "SELECT pg_catalog.current_setting('wal_level')"
 #: Bound: ``slot``.  Must be the first write of its transaction (PostgreSQL's rule).
