@@ -49,6 +49,8 @@ class Apply:
                 self._seen = before
             self._replica = replica
         replica = self._replica
+        if replica.refresh():
+            self._compare_all = True  # the new tables' changes so far were skipped
         with self.target.connect() as connection:
             if self._seen is None:
                 self._seen = _highest(connection, audit_tables)

@@ -89,6 +89,38 @@ SOURCE_SIGNATURE = (
     "WHERE t.isleaf AND t.relid OPERATOR(pg_catalog.<>) c.oid ORDER BY t.relid), ',')) "
     "FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(:table)"
 )
+#: Bound: ``publications``.  On the source: the tables its publications hold, quoted.
+PUBLISHED = (
+    "SELECT pg_catalog.quote_ident(schemaname) OPERATOR(pg_catalog.||) '.' "
+    "OPERATOR(pg_catalog.||) pg_catalog.quote_ident(tablename) "
+    "FROM pg_catalog.pg_publication_tables "
+    "WHERE pubname OPERATOR(pg_catalog.=) ANY (CAST(:publications AS text[]))"
+)
+#: Bound: ``subscription``.  On the target: the tables whose changes the subscription applies
+#: (the apply worker skips, without a word, the changes of a published table not listed here).
+SUBSCRIBED = (
+    "SELECT pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' "
+    "OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname) "
+    "FROM pg_catalog.pg_subscription_rel r "
+    "JOIN pg_catalog.pg_subscription s ON s.oid OPERATOR(pg_catalog.=) r.srsubid "
+    "JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) r.srrelid "
+    "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
+    "WHERE s.subname OPERATOR(pg_catalog.=) :subscription"
+)
+#: Bound: ``subscription``.  Whether it is enabled (a disabled one cannot be refreshed).
+SUBSCRIPTION_ENABLED = (
+    "SELECT subenabled FROM pg_catalog.pg_subscription "
+    "WHERE subname OPERATOR(pg_catalog.=) :subscription"
+)
+
+
+def refresh_subscription(subscription: str) -> str:
+    """Runs outside a transaction block.  The subscription learns the tables that joined the
+    publication since it was made or last refreshed; no copy: the seed copies what the replica
+    lacks, with a baseline."""
+    return f"ALTER SUBSCRIPTION {quote(subscription)} REFRESH PUBLICATION WITH (copy_data = false)"
+
+
 #: Bound: ``names`` (regclass texts).  Which of them exist, without an error for those that do
 #: not (a probe of a missing table is an ERROR line in the server's log).
 EXISTING = (
