@@ -421,3 +421,43 @@ def test_a_table_joining_cdc_after_the_subscription_is_replicated_from_then_on(
     assert trail[0][1:] == (1, 1) and trail[0][0] in ("I", "B")
     assert [tuple(r) for r in trail[1:]] == [("U", 1, 2), ("I", 2, 1)]
     assert subscribed == 1
+
+
+def test_a_second_source_is_refused_whatever_schema_its_context_table_uses(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer], server_url: URL
+) -> None:
+    """The claim covers the target database, not the context table's schema: a source whose
+    MetaData.schema differs would otherwise feed the same replica and audit tables."""
+    metadata = sa.MetaData(
+        schema="app", naming_convention={"audit.slot": f"cdc_{uuid.uuid4().hex[:12]}"}
+    )
+    sa.Table(
+        "account",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("owner", sa.Text, nullable=False),
+        sa.Column("balance", sa.Integer),
+        info={"audit.options": {"enabled": True, "mode": "cdc"}},
+    )
+    with source.begin() as connection:
+        connection.exec_driver_sql("CREATE SCHEMA app")
+    metadata.create_all(source)
+    consumer = Consumer(source, target, metadata=metadata, timeout=120)
+    consumers.append(consumer)
+    consumer.run_once()
+    with _other_database(server_url) as other_url:
+        other = sa.create_engine(other_url)
+        try:
+            with other.begin() as connection:
+                connection.exec_driver_sql("CREATE SCHEMA app")
+            other_metadata, _ = _models(schema="app")
+            other_metadata.create_all(other)
+            second = Consumer(other, target, metadata=other_metadata, timeout=120)
+            try:
+                with pytest.raises(CdcError, match="Use another database") as refused:
+                    second.run_once()
+            finally:
+                second.drop()  # before its database goes: a subscription would hold it
+            assert str(source.url.database) in str(refused.value)
+        finally:
+            other.dispose()

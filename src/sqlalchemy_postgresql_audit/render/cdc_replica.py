@@ -39,6 +39,17 @@ def create_source_table(schema: str | None) -> str:
     )
 
 
+#: Bound: ``table``.  The schemas of the target database holding a claim table: consumers
+#: whose MetaData.schema differs keep their context (and claim) tables in other schemas, yet
+#: may feed the same replica and audit tables, so a claim covers the whole database.
+CLAIM_SCHEMAS = (
+    "SELECT n.nspname FROM pg_catalog.pg_class c "
+    "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
+    "WHERE c.relname OPERATOR(pg_catalog.=) :table AND c.relkind OPERATOR(pg_catalog.=) 'r' "
+    "ORDER BY n.nspname"
+)
+
+
 def recorded_sources(schema: str | None) -> str:
     return f"SELECT system_identifier, database FROM {qualified(schema, SOURCE_TABLE)}"
 
