@@ -461,3 +461,32 @@ def test_a_second_source_is_refused_whatever_schema_its_context_table_uses(
             assert str(source.url.database) in str(refused.value)
         finally:
             other.dispose()
+
+
+def test_status_reports_apply_errors_only_since_the_last_successful_run(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer], server_version: int
+) -> None:
+    """PostgreSQL's error count is cumulative: an error the apply worker got past must not keep
+    cdc status failing once a run succeeded."""
+    if server_version < 150000:
+        pytest.skip("the apply worker's error count is PostgreSQL 15+")
+    metadata, account = _models()
+    metadata.create_all(source)
+    consumer = Consumer(source, target, metadata=metadata, timeout=120)
+    consumers.append(consumer)
+    consumer.run_once()
+    with target.begin() as connection:  # a row in the way of the next applied INSERT
+        connection.exec_driver_sql("INSERT INTO account VALUES (1, 'in the way', NULL)")
+    with source.begin() as connection:
+        connection.execute(account.insert().values(id=1, owner="a"))
+    deadline = time.monotonic() + 60
+    while not cdc_status(source, metadata, target).apply_error_count:
+        assert time.monotonic() < deadline, "the apply worker never failed"
+        time.sleep(0.2)
+    problems = cdc_status(source, metadata, target).problems
+    assert any("apply errors" in p and "pg_stat_reset_subscription_stats" in p for p in problems)
+    with target.begin() as connection:
+        connection.exec_driver_sql("DELETE FROM account WHERE owner = 'in the way'")
+    consumer.run_once()
+    status = cdc_status(source, metadata, target)
+    assert (status.apply_error_count, status.problems) == (0, ())

@@ -92,6 +92,7 @@ class Replica:
             _create_schemas(connection, names, pairs)
             claim_target(self.source, connection, names)
             connection.exec_driver_sql(replica_sql.create_seeded_table(names.context_schema))
+            connection.exec_driver_sql(replica_sql.create_apply_seen_table(names.context_schema))
             _create_tables(connection, pairs)
             _install_capture(connection, pairs)
             execute_statements(

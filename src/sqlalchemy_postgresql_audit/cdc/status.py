@@ -18,7 +18,7 @@ from ..declare.cdc import cdc_names
 from ..declare.naming import SLOT_FAILOVER_KEY
 from ..install.publication import FAILOVER_VERSION
 from ..render import cdc as sql
-from .apply_errors import missing_row_conflicts
+from .apply_errors import apply_errors_since_success, missing_row_conflicts
 from .errors import sqlstate
 from .progress import Health, load_health
 
@@ -114,7 +114,10 @@ class CdcStatus:
         if self.apply_error_count:
             found.append(
                 f"subscription {self.subscription!r}: {self.apply_error_count} apply errors "
-                "(the messages are in the target's server log)"
+                "since the consumer's last successful run (the messages are in the target's "
+                "server log); the next run that succeeds clears this, or acknowledge them with "
+                "pg_stat_reset_subscription_stats (on the target, given the subscription's oid "
+                "in pg_subscription)"
             )
         if self.last_error is not None:
             found.append(
@@ -223,6 +226,7 @@ def cdc_status(source: Engine, metadata: MetaData, target: Engine | None = None)
                 text(sql.SUBSCRIPTION_FAILOVER), {"subscription": names.slot}
             ).scalar()
         replica_problems = missing_row_conflicts(connection, names.slot)
+        recent = apply_errors_since_success(connection, names.context_schema, names.slot)
     if subscription is None:
         return found
     return replace(
@@ -230,7 +234,7 @@ def cdc_status(source: Engine, metadata: MetaData, target: Engine | None = None)
         subscription=names.slot,
         subscription_enabled=bool(subscription.enabled),
         apply_worker_pid=subscription.pid,
-        apply_error_count=None if errors is None else int(errors.apply_error_count),
+        apply_error_count=recent,
         sync_error_count=None if errors is None else int(errors.sync_error_count),
         subscription_failover=subscription_failover,
         replica_problems=replica_problems,

@@ -157,6 +157,46 @@ APPLY_ERRORS = (
     "SELECT apply_error_count FROM pg_catalog.pg_stat_subscription_stats "
     "WHERE subname OPERATOR(pg_catalog.=) :subscription"
 )
+#: The target's record, per subscription, of the apply worker's error count (and when its
+#: statistics were last reset) at the consumer's last successful run: PostgreSQL's count is
+#: cumulative, and ``cdc status`` reports only the errors since.
+APPLY_SEEN_TABLE = "audit_cdc_apply_seen"
+#: Bound: ``subscription``.  PostgreSQL 15+: the error count and when it was last reset.
+APPLY_ERRORS_SINCE_RESET = (
+    "SELECT apply_error_count, CAST(stats_reset AS text) AS stats_reset "
+    "FROM pg_catalog.pg_stat_subscription_stats "
+    "WHERE subname OPERATOR(pg_catalog.=) :subscription"
+)
+
+
+def create_apply_seen_table(schema: str | None) -> str:
+    return (
+        f"CREATE TABLE IF NOT EXISTS {qualified(schema, APPLY_SEEN_TABLE)} (\n"
+        "  subscription text PRIMARY KEY,\n  apply_error_count bigint NOT NULL,\n"
+        "  stats_reset text,\n"
+        "  seen_at timestamptz NOT NULL DEFAULT pg_catalog.now()\n)"
+    )
+
+
+def apply_seen(schema: str | None) -> str:
+    """Bound: ``subscription``."""
+    return (
+        f"SELECT apply_error_count, stats_reset FROM {qualified(schema, APPLY_SEEN_TABLE)} "
+        "WHERE subscription OPERATOR(pg_catalog.=) :subscription"
+    )
+
+
+def record_apply_seen(schema: str | None) -> str:
+    """Bound: ``subscription``, ``apply_error_count``, ``stats_reset``."""
+    return (
+        f"INSERT INTO {qualified(schema, APPLY_SEEN_TABLE)} "
+        "(subscription, apply_error_count, stats_reset) "
+        "VALUES (:subscription, :apply_error_count, :stats_reset) "
+        "ON CONFLICT (subscription) DO UPDATE SET apply_error_count = "
+        "excluded.apply_error_count, stats_reset = excluded.stats_reset, seen_at = pg_catalog.now()"
+    )
+
+
 #: Bound: ``subscription``.  PostgreSQL 18+: changes the apply worker found no row for.
 MISSING_ROW_CONFLICTS = (
     "SELECT confl_update_missing, confl_delete_missing "
