@@ -490,3 +490,37 @@ def test_status_reports_apply_errors_only_since_the_last_successful_run(
     consumer.run_once()
     status = cdc_status(source, metadata, target)
     assert (status.apply_error_count, status.problems) == (0, ())
+
+
+def test_a_new_empty_partition_is_compared_without_locking_the_table(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    """A premade empty partition changes the table's leaves; the replica lacks nothing, so the
+    run must not take the SHARE lock (here it could not: a writer's transaction is open)."""
+    metadata = sa.MetaData(naming_convention={"audit.slot": f"cdc_{uuid.uuid4().hex[:12]}"})
+    measure = sa.Table(
+        "measure",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("value", sa.Integer),
+        postgresql_partition_by="RANGE (id)",
+        info={"audit.options": {"enabled": True, "mode": "cdc"}},
+    )
+    metadata.create_all(source)
+    with source.begin() as connection:
+        connection.exec_driver_sql(
+            "CREATE TABLE measure_low PARTITION OF measure FOR VALUES FROM (0) TO (100)"
+        )
+        connection.execute(measure.insert().values(id=1, value=1))
+    consumer = Consumer(source, target, metadata=metadata, timeout=5)
+    consumers.append(consumer)
+    assert consumer.run_once() == 1
+    with source.begin() as connection:
+        connection.exec_driver_sql(
+            "CREATE TABLE measure_high PARTITION OF measure FOR VALUES FROM (100) TO (200)"
+        )
+    with source.connect() as writer:
+        writer.execute(measure.insert().values(id=2, value=1))  # open: holds ROW EXCLUSIVE
+        assert consumer.run_once() == 0
+        writer.commit()
+    assert consumer.run_once() == 1
