@@ -524,3 +524,73 @@ def test_a_new_empty_partition_is_compared_without_locking_the_table(
         assert consumer.run_once() == 0
         writer.commit()
     assert consumer.run_once() == 1
+
+
+def test_a_subscription_without_an_apply_worker_is_reported_naming_the_setting(
+    source: sa.Engine,
+    target: sa.Engine,
+    consumers: list[Consumer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every logical replication worker slot of the target server is taken (by subscriptions
+    of other sources): the consumer's subscription gets no apply worker, and the wait says why
+    instead of waiting out its timeout."""
+    from sqlalchemy_postgresql_audit.cdc import fence as fence_module
+    from sqlalchemy_postgresql_audit.render.cdc import conninfo
+
+    monkeypatch.setattr(fence_module, "NO_WORKER_SECONDS", 2.0)
+    metadata, _ = _models()
+    metadata.create_all(source)
+    filler = f"filler_{uuid.uuid4().hex[:8]}"
+    url = source.url
+    connection_string = conninfo(
+        {
+            "host": url.host or url.query.get("host"),
+            "port": url.port or url.query.get("port"),
+            "dbname": url.database,
+            "user": url.username,
+            "password": url.password,
+        }
+    )
+    with source.begin() as connection:
+        connection.exec_driver_sql(f"CREATE PUBLICATION {filler}")
+    admin = target.connect().execution_options(isolation_level="AUTOCOMMIT")
+    made: list[str] = []
+    try:
+        pool = int(admin.exec_driver_sql("SHOW max_logical_replication_workers").scalar_one())
+        origins = (
+            admin.exec_driver_sql(
+                "SELECT setting FROM pg_settings WHERE name IN "
+                "('max_active_replication_origins', 'max_replication_slots') ORDER BY name"
+            )
+            .scalars()
+            .first()
+        )
+        if int(str(origins)) <= pool:
+            pytest.skip("the target's replication origins run out before its workers do")
+        used_sql = "SELECT count(*) FROM pg_stat_subscription WHERE pid IS NOT NULL"
+        for number in range(pool - int(admin.exec_driver_sql(used_sql).scalar_one())):
+            name = f"{filler}_{number}"
+            admin.exec_driver_sql(
+                f"CREATE SUBSCRIPTION {name} CONNECTION '{connection_string.replace(chr(39), chr(39) * 2)}' "
+                f"PUBLICATION {filler} WITH (copy_data = false)"
+            )
+            made.append(name)
+        deadline = time.monotonic() + 60
+        while int(admin.exec_driver_sql(used_sql).scalar_one()) < pool:
+            assert time.monotonic() < deadline, "the filler subscriptions never all started"
+            time.sleep(0.2)
+        consumer = Consumer(source, target, metadata=metadata, timeout=120)
+        consumers.append(consumer)
+        with pytest.raises(CdcError, match=r"no apply worker.*max_logical_replication_workers"):
+            consumer.run_once()
+        problems = cdc_status(source, metadata, target).problems
+        assert any(
+            "no apply worker" in p and "max_logical_replication_workers" in p for p in problems
+        )
+    finally:
+        for name in made:
+            admin.exec_driver_sql(f"DROP SUBSCRIPTION {name}")
+        admin.close()
+        with source.begin() as connection:
+            connection.exec_driver_sql(f"DROP PUBLICATION {filler}")

@@ -111,6 +111,13 @@ class CdcStatus:
             )
         if self.subscription_enabled is False:
             found.append(f"subscription {self.subscription!r} is disabled")
+        elif self.subscription_enabled and self.apply_worker_pid is None:
+            found.append(
+                f"subscription {self.subscription!r} is enabled but has no apply worker: "
+                "nothing reaches the trail.  When it lasts, the target server is out of "
+                "logical replication worker slots (see the WARNING in its log): raise "
+                "max_logical_replication_workers and max_worker_processes, then restart it"
+            )
         if self.apply_error_count:
             found.append(
                 f"subscription {self.subscription!r}: {self.apply_error_count} apply errors "

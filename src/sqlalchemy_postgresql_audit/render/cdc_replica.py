@@ -152,6 +152,16 @@ CONFIRMED = (
     "SELECT confirmed_flush_lsn OPERATOR(pg_catalog.>=) CAST(:lsn AS pg_catalog.pg_lsn) "
     "FROM pg_catalog.pg_replication_slots WHERE slot_name OPERATOR(pg_catalog.=) :slot"
 )
+#: Bound: ``subscription``.  Whether it has an apply worker, the server's pool of logical
+#: replication workers (shared by every subscription and seed of the server) and how many of
+#: them run.
+APPLY_WORKER = (
+    "SELECT EXISTS (SELECT FROM pg_catalog.pg_stat_subscription w "
+    "WHERE w.subname OPERATOR(pg_catalog.=) :subscription AND w.relid IS NULL "
+    "AND w.pid IS NOT NULL) AS present, "
+    "pg_catalog.current_setting('max_logical_replication_workers') AS pool, "
+    "(SELECT count(*) FROM pg_catalog.pg_stat_subscription w WHERE w.pid IS NOT NULL) AS used"
+)
 #: Bound: ``subscription``.  PostgreSQL 15+: errors of the apply worker so far.
 APPLY_ERRORS = (
     "SELECT apply_error_count FROM pg_catalog.pg_stat_subscription_stats "
