@@ -594,3 +594,35 @@ def test_a_subscription_without_an_apply_worker_is_reported_naming_the_setting(
         admin.close()
         with source.begin() as connection:
             connection.exec_driver_sql(f"DROP PUBLICATION {filler}")
+
+
+def test_a_column_added_with_a_default_holds_it_in_the_replica_rows_it_fills(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    """ADD COLUMN ... DEFAULT fills the source's existing rows; the replica's must hold the
+    same, or a later DELETE of such a row records NULL where the row held the default."""
+    metadata, account = _models()
+    metadata.create_all(source)
+    consumer = Consumer(source, target, metadata=metadata, timeout=120)
+    consumers.append(consumer)
+    with source.begin() as connection:
+        connection.execute(account.insert().values(id=1, owner="a"))
+    consumer.run_once()
+    with source.begin() as connection:
+        connection.exec_driver_sql(
+            "ALTER TABLE account ADD COLUMN tier text NOT NULL DEFAULT 'basic'"
+        )
+        connection.exec_driver_sql("ALTER TABLE account_audit ADD COLUMN tier text")
+    migrated = sa.MetaData(naming_convention=dict(metadata.naming_convention))
+    new_account = account.to_metadata(migrated)
+    new_account.append_column(sa.Column("tier", sa.Text, nullable=False, server_default="basic"))
+    deployed = Consumer(source, target, metadata=migrated, timeout=120)
+    consumers.append(deployed)
+    with source.begin() as connection:
+        connection.execute(new_account.delete().where(new_account.c.id == 1))
+    assert deployed.run_once() == 1
+    with target.connect() as connection:
+        trail = connection.exec_driver_sql(
+            "SELECT audit_operation, id, tier FROM account_audit ORDER BY audit_id"
+        ).all()
+    assert [tuple(r) for r in trail] == [("I", 1, None), ("D", 1, "basic")]

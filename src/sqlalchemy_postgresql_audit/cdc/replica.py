@@ -35,6 +35,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import URL
+from sqlalchemy.schema import DefaultClause
 
 from ..declare.audit_table import AUDIT_TABLE_KEY
 from ..declare.cdc import CdcNames, cdc_names
@@ -44,6 +45,7 @@ from ..install.publication import CONTEXT_COMMENT, refuse_failover_before_17
 from ..install.resolve import check_audit_tables, resolve_specs
 from ..render import cdc as sql
 from ..render import cdc_replica as replica_sql
+from ..render.sql import literal
 from .claim import creating
 from .owner import claim_target
 
@@ -206,10 +208,30 @@ def _add_missing_columns(connection: Connection, pairs: Sequence[tuple[Table, Au
             for column in table.columns:
                 if column.name not in present and column.computed is None:
                     type_sql = column.type.compile(dialect=connection.dialect)
+                    default = _default_sql(connection, column) if table is source else None
                     statements.append(
                         sql.add_column(table.schema, table.name, column.name, type_sql)
+                        if default is None
+                        else replica_sql.add_column_with_default(
+                            table.schema, table.name, column.name, type_sql, default
+                        )
                     )
     execute_statements(connection, statements)
+
+
+def _default_sql(connection: Connection, column: Column[Any]) -> str | None:
+    """The declared server default of a source column, as ``CREATE TABLE`` renders it (the
+    source filled its existing rows with it; a volatile one such as ``now()`` is evaluated
+    again on the target, so those rows get the target's value)."""
+    default = column.server_default
+    if not isinstance(default, DefaultClause):
+        return None  # none, or one only the server knows (FetchedValue)
+    if isinstance(default.arg, str):
+        return literal(default.arg)
+    compiled = default.arg.compile(
+        dialect=connection.dialect, compile_kwargs={"literal_binds": True}
+    )
+    return str(compiled)
 
 
 def _replica_column(column: Column[Any]) -> Column[Any]:

@@ -222,6 +222,19 @@ COPY_SETTINGS = (
 )
 
 
+def add_column_with_default(
+    schema: str | None, table: str, column: str, type_sql: str, default_sql: str
+) -> str:
+    """A column the source gained with a default, added to the replica with it: the source's
+    ``ADD COLUMN ... DEFAULT`` filled its existing rows, and the replica's must hold the same
+    (their later UPDATEs and DELETEs record the replica's values).  ``type_sql`` and
+    ``default_sql`` as SQLAlchemy compiles them for the declared column."""
+    return (
+        f"ALTER TABLE {qualified(schema, table)} "
+        f"ADD COLUMN IF NOT EXISTS {quote(column)} {type_sql} DEFAULT {default_sql}"
+    )
+
+
 def lock_share(schema: str | None, table: str) -> str:
     """Writers of the source table wait (its readers do not) until the seed commits."""
     return f"LOCK TABLE {qualified(schema, table)} IN SHARE MODE"
