@@ -6,6 +6,7 @@ apply error.  Two real servers: the source (``logical_database_url``) and the ta
 from __future__ import annotations
 
 import contextlib
+import gc
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from sqlalchemy_postgresql_audit.cdc.apply_errors import ReplicaLacksColumns
 from sqlalchemy_postgresql_audit.cdc.fence import commit_fence, wait_for
 from sqlalchemy_postgresql_audit.cdc.replica import Replica
 from sqlalchemy_postgresql_audit.cdc.status import cdc_status
+from sqlalchemy_postgresql_audit.declare.declaration import _DECLARED
 
 
 def _models(schema: str | None = None) -> tuple[sa.MetaData, sa.Table]:
@@ -428,6 +430,20 @@ def test_a_second_source_is_refused_whatever_schema_its_context_table_uses(
 ) -> None:
     """The claim covers the target database, not the context table's schema: a source whose
     MetaData.schema differs would otherwise feed the same replica and audit tables."""
+    before = set(_DECLARED)
+    try:
+        _two_sources_with_other_schemas(source, target, consumers, server_url)
+    finally:
+        # Another context table declared in this process: forgotten at once, or the next
+        # test's context would have two tables to go to.
+        for table in set(_DECLARED) - before:
+            _DECLARED.discard(table)
+        gc.collect()
+
+
+def _two_sources_with_other_schemas(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer], server_url: URL
+) -> None:
     metadata = sa.MetaData(
         schema="app", naming_convention={"audit.slot": f"cdc_{uuid.uuid4().hex[:12]}"}
     )
