@@ -212,20 +212,28 @@ def test_cli_publish_creates_then_updates_the_publication(
                 "ON t.pubname = p.pubname"
             )
         ).all()
-        identities = connection.execute(
-            sa.text(
-                "SELECT DISTINCT relreplident FROM pg_partition_tree('accounts_audit') t "
-                "JOIN pg_class c ON c.oid = t.relid"
+        identities = (
+            connection.execute(
+                sa.text(
+                    "SELECT DISTINCT relreplident FROM pg_partition_tree('accounts_audit') t "
+                    "JOIN pg_class c ON c.oid = t.relid"
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
     assert [tuple(row) for row in published] == [(True, True, False, False, True, "accounts_audit")]
     assert identities == ["f"]  # every partition can publish an UPDATE (an erasure)
     maintain(engine, table)  # new partitions get the same replica identity
     with engine.connect() as connection:
-        identities = connection.execute(
-            sa.text(
-                "SELECT DISTINCT relreplident FROM pg_partition_tree('accounts_audit') t "
-                "JOIN pg_class c ON c.oid = t.relid"
+        identities = (
+            connection.execute(
+                sa.text(
+                    "SELECT DISTINCT relreplident FROM pg_partition_tree('accounts_audit') t "
+                    "JOIN pg_class c ON c.oid = t.relid"
+                )
             )
-        ).scalars().all()
+            .scalars()
+            .all()
+        )
     assert identities == ["f"]

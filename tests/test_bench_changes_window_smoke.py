@@ -12,9 +12,7 @@ from sqlalchemy.engine import URL
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "changes_window.py"
 
 
-def test_quick_changes_window_benchmark_writes_results(
-    database_url: URL, tmp_path: Path
-) -> None:
+def test_quick_changes_window_benchmark_writes_results(database_url: URL, tmp_path: Path) -> None:
     command = [
         sys.executable,
         str(BENCH),

@@ -87,6 +87,9 @@ def test_history_on_the_source_of_design_1_says_where_the_trail_is(
         assert "its trail may be on the consumer's target (see cdc status)" in here.stderr
         as_json = run("history", MODELS, "ledger", "1", "--url", url_text(source.url), "--json")
         assert "captured by CDC" in json.loads(as_json.stdout)["note"]
+        activity = run("activity", MODELS, "--url", url_text(source.url))
+        assert activity.returncode == 0, activity.stderr
+        assert "public.ledger is captured by CDC" in activity.stdout + activity.stderr
 
         there = run("history", MODELS, "ledger", "1", "--url", url_text(target.url))
         assert there.returncode == 0, there.stderr

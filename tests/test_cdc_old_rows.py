@@ -4,6 +4,7 @@ the baseline installing records, and ``record_baseline`` while the consumer lags
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import threading
 import uuid
@@ -251,6 +252,20 @@ def decoded(engine: sa.Engine, **options: Any) -> sa.Table:
     return table
 
 
+@contextlib.contextmanager
+def consuming(engine: sa.Engine, metadata: sa.MetaData) -> Iterator[None]:
+    """A decoder running in a thread, as in production: under FULL a removal waits until its
+    slot has passed the WAL written before it."""
+    stop = threading.Event()
+    worker = threading.Thread(target=decoder(engine, metadata).run, args=(stop,))
+    worker.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        worker.join()
+
+
 def purge(engine: sa.Engine, table: sa.Table) -> int:
     with engine.begin() as connection:
         before = datetime.datetime.now(UTC) - datetime.timedelta(days=1)
@@ -285,7 +300,8 @@ def test_purge_is_refused_where_the_decoder_rebuilds_old_rows_from_the_trail(
 def test_purge_works_where_old_rows_come_from_the_wal(engine: sa.Engine) -> None:
     table = decoded(engine, replica_identity="full")
     try:
-        assert purge(engine, table) == 2
+        with consuming(engine, table.metadata):
+            assert purge(engine, table) == 2
         with engine.begin() as connection:
             connection.execute(table.delete().where(table.c.id == 1))
         decoder(engine, table.metadata).run_once()
@@ -325,7 +341,8 @@ def test_retention_works_where_old_rows_come_from_the_wal(engine: sa.Engine) -> 
     )
     try:
         later = datetime.datetime.now(UTC) + datetime.timedelta(weeks=5)
-        (done,) = maintain(engine, table, at=later)
+        with consuming(engine, table.metadata):
+            (done,) = maintain(engine, table, at=later)
         assert done.dropped
         assert [row[0] for row in trail(engine, table)] == ["X"]
     finally:
@@ -408,3 +425,179 @@ def test_a_baseline_of_rows_older_than_the_slot_does_not_wait(engine: sa.Engine)
             assert record_baseline(connection, table, timeout=0) == 2
     finally:
         drop_slot(engine, table.metadata)
+
+
+def test_a_baseline_leaves_out_the_rows_its_own_transaction_wrote(engine: sa.Engine) -> None:
+    """Rows a transaction wrote (itself or in a savepoint) reach the trail through the consumer
+    as their INSERT and UPDATE once it commits: its baseline records no B for them, and does
+    not wait for a consumer that cannot decode them yet.  Row 3, written while there was no
+    slot, is still recorded."""
+    table = declare(mode="cdc")
+    table.metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(table.insert().values(id=3, v=3))
+    drop_slot(engine, table.metadata)
+    table.metadata.create_all(engine)
+    try:
+        with engine.begin() as connection:
+            connection.execute(table.insert(), [{"id": 1, "v": 1}, {"id": 2, "v": 2}])
+            with connection.begin_nested():
+                connection.execute(table.update().where(table.c.id == 1).values(v=10))
+            assert record_baseline(connection, table, timeout=0.2) == 1
+        decoder(engine, table.metadata).run_once()
+        assert trail(engine, table) == [("B", 3, 3), ("I", 1, 1), ("I", 2, 2), ("U", 1, 10)]
+    finally:
+        drop_slot(engine, table.metadata)
+
+
+def test_a_baseline_after_a_rewrite_in_its_transaction_records_the_rewritten_rows(
+    engine: sa.Engine,
+) -> None:
+    """A rewrite gives every row the transaction's xmin too, but the WAL never carries it: with
+    no INSERT or UPDATE of the table in the transaction, its rows are compared as before."""
+    table = declare(mode="cdc")
+    table.metadata.create_all(engine)
+    try:
+        with engine.begin() as connection:
+            connection.execute(table.insert(), [{"id": 1, "v": 1}, {"id": 2, "v": 2}])
+        decoder(engine, table.metadata).run_once()
+        with engine.begin() as connection:
+            connection.exec_driver_sql("ALTER TABLE acct ALTER COLUMN v TYPE integer USING v * 10")
+            assert record_baseline(connection, table, timeout=5) == 2
+        assert trail(engine, table)[2:] == [("B", 1, 10), ("B", 2, 20)]
+    finally:
+        drop_slot(engine, table.metadata)
+
+
+def test_purge_after_the_switch_to_full_waits_for_the_default_identity_changes(
+    engine: sa.Engine,
+) -> None:
+    """A DELETE and an UPDATE logged while the identity was DEFAULT carry only the key, and
+    the decoder rebuilds their old rows from the trail even after the switch to FULL: a purge
+    is refused, naming the slot, until the consumer has passed them."""
+    table = decoded(engine)
+    try:
+        with engine.begin() as connection:
+            connection.execute(table.delete().where(table.c.id == 1))
+            connection.execute(table.update().where(table.c.id == 2).values(v=20))
+        convention = table.metadata.naming_convention
+        full = declare(
+            sa.MetaData(naming_convention=convention), mode="cdc", replica_identity="full"
+        )
+        install_audit_triggers(full.metadata, engine)
+        assert identity(engine) == "f"
+        slot = full.metadata.naming_convention["audit.slot"]
+        before = datetime.datetime.now(UTC) - datetime.timedelta(days=1)
+        with (
+            engine.begin() as connection,
+            pytest.raises(AuditError, match="has not passed") as caught,
+        ):
+            purge_audit_history(connection, full, before=before, timeout=0.2)
+        assert repr(slot) in str(caught.value) and "nothing was removed" in str(caught.value)
+        assert len(trail(engine, full)) == 2
+        with consuming(engine, full.metadata):
+            assert purge(engine, full) == 2
+        assert trail(engine, full) == [("D", 1, 1), ("U", 2, 20), ("P", None, None)]
+        with engine.begin() as connection:
+            connection.execute(full.delete().where(full.c.id == 2))
+        decoder(engine, full.metadata).run_once()
+        assert trail(engine, full)[-1] == ("D", 2, 20)
+    finally:
+        drop_slot(engine, table.metadata)
+
+
+def purged_under_full(engine: sa.Engine, metadata: sa.MetaData) -> sa.Table:
+    """Rows 1 and 2 of a table published with FULL, their versions purged."""
+    table = declare(metadata, mode="cdc", replica_identity="full")
+    metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(table.insert(), [{"id": 1, "v": 1}, {"id": 2, "v": 2}])
+    decoder(engine, metadata).run_once()
+    with consuming(engine, metadata):
+        with engine.begin() as connection:
+            audit = table.info[AUDIT_TABLE_KEY]
+            week_ago = datetime.datetime.now(UTC) - datetime.timedelta(weeks=2)
+            connection.execute(audit.update().values(audit_operation_timestamp=week_ago))
+        assert purge(engine, table) == 2
+    assert trail(engine, table) == [("P", None, None)]
+    return table
+
+
+def test_switching_back_to_default_records_the_rows_the_trail_lost(engine: sa.Engine) -> None:
+    """FULL, a purge, then DEFAULT again: the decoder would rebuild the old rows of a DELETE
+    from versions the purge removed.  Installing the switch records them as B versions."""
+    convention = {"audit.slot": f"s_{uuid.uuid4().hex[:12]}"}
+    metadata = sa.MetaData(naming_convention=convention)
+    try:
+        purged_under_full(engine, metadata)
+        table = declare(sa.MetaData(naming_convention=convention), mode="cdc")
+        install_audit_triggers(table.metadata, engine)
+        assert identity(engine) == "d"
+        with engine.begin() as connection:
+            connection.execute(table.delete().where(table.c.id == 1))
+        decoder(engine, table.metadata).run_once()
+        assert trail(engine, table)[1:] == [("B", 1, 1), ("B", 2, 2), ("D", 1, 1)]
+    finally:
+        drop_slot(engine, metadata)
+
+
+def test_alembic_downgrade_back_to_default_records_the_rows_the_trail_lost(
+    tmp_path: Path, engine: sa.Engine
+) -> None:
+    """The autogenerated revision switching to FULL keeps a baseline whose reverse records the
+    rows the trail lacks when its downgrade puts DEFAULT back."""
+    slot = f"s_{uuid.uuid4().hex[:12]}"
+
+    def models(**options: Any) -> sa.MetaData:
+        metadata = sa.MetaData(naming_convention={"audit.slot": slot})
+        declare(metadata, mode="cdc", **options)
+        return metadata
+
+    project = make_project(tmp_path, engine.url)
+    create_slot(engine, models())
+    try:
+        project.revision(models(), "cdc")
+        project.upgrade(models())
+        switched = project.revision(models(replica_identity="full"), "full")
+        assert "op.record_audit_baseline(" in switched
+        project.upgrade(models(replica_identity="full"))
+        full = models(replica_identity="full")
+        table = full.tables["acct"]
+        with engine.begin() as connection:
+            connection.execute(table.insert(), [{"id": 1, "v": 1}, {"id": 2, "v": 2}])
+        decoder(engine, full).run_once()
+        with consuming(engine, full):
+            with engine.begin() as connection:
+                audit = table.info[AUDIT_TABLE_KEY]
+                week_ago = datetime.datetime.now(UTC) - datetime.timedelta(weeks=2)
+                connection.execute(audit.update().values(audit_operation_timestamp=week_ago))
+            assert purge(engine, table) == 2
+        project.downgrade(models(), "-1")
+        assert identity(engine) == "d"
+        with engine.begin() as connection:
+            connection.execute(table.delete().where(table.c.id == 1))
+        decoder(engine, full).run_once()
+        assert trail(engine, table)[1:] == [("B", 1, 1), ("B", 2, 2), ("D", 1, 1)]
+    finally:
+        drop_slot(engine, models())
+
+
+def test_purge_declares_a_table_whose_options_came_after_it_was_defined(
+    engine: sa.Engine,
+) -> None:
+    """Models defined before ``enable()`` (or options set late) are declared on demand, as
+    the history API does, instead of being called "not audited"."""
+    table = declare()
+    table.metadata.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(table.insert().values(id=1, v=1))
+    late = sa.Table(
+        "acct",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("v", sa.Integer),
+    )
+    late.info["audit.options"] = {"enabled": True}
+    with engine.begin() as connection:
+        now = datetime.datetime.now(UTC)
+        assert purge_audit_history(connection, late, before=now) == 1

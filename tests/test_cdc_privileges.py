@@ -56,10 +56,13 @@ def _rights(connection: sa.Connection, role: str, table: str) -> set[str]:
             held.add(right)
     for column in ("id", "xact", "settings", "writer"):
         for right in ("SELECT", "INSERT", "UPDATE"):
-            if table == "audit_cdc_context" and connection.execute(
-                sa.text("SELECT has_column_privilege(:r, :t, :c, :p)"),
-                {"r": role, "t": table, "c": column, "p": right},
-            ).scalar():
+            if (
+                table == "audit_cdc_context"
+                and connection.execute(
+                    sa.text("SELECT has_column_privilege(:r, :t, :c, :p)"),
+                    {"r": role, "t": table, "c": column, "p": right},
+                ).scalar()
+            ):
                 held.add(f"{right} ({column})")
     return held
 

@@ -51,7 +51,9 @@ def models(source: sa.Engine) -> Iterator[tuple[sa.MetaData, sa.Table, sa.Table]
 
 def _context_rows(engine: sa.Engine) -> int:
     with engine.connect() as connection:
-        return int(connection.exec_driver_sql("SELECT count(*) FROM audit_cdc_context").scalar_one())
+        return int(
+            connection.exec_driver_sql("SELECT count(*) FROM audit_cdc_context").scalar_one()
+        )
 
 
 def _trail(engine: sa.Engine) -> list[tuple[str, int, str | None]]:

@@ -332,7 +332,9 @@ def test_seal_tables_a_writer_planted_are_never_adopted(
     metadata = models()
     with engine.begin() as connection:
         connection.execute(sa.text(f"CREATE SCHEMA {quote(SCHEMA)}"))
-        connection.execute(sa.text(f"GRANT USAGE, CREATE ON SCHEMA {quote(SCHEMA)} TO {quote(writer)}"))
+        connection.execute(
+            sa.text(f"GRANT USAGE, CREATE ON SCHEMA {quote(SCHEMA)} TO {quote(writer)}")
+        )
     metadata.create_all(engine)
     _as_role(database_url, writer, *create_seal_tables(SCHEMA))
     with pytest.raises(sa.exc.DBAPIError, match="was not created by sqlalchemy-postgresql-audit"):

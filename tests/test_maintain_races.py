@@ -223,7 +223,9 @@ def test_the_retention_marker_never_takes_the_audit_id_of_a_write_in_flight(
     with engine.begin() as connection:  # history of a week retention removes
         old = now - datetime.timedelta(weeks=6)
         connection.execute(
-            audit.insert().values(id=0, balance=0, audit_operation="I", audit_operation_timestamp=old)
+            audit.insert().values(
+                id=0, balance=0, audit_operation="I", audit_operation_timestamp=old
+            )
         )
     with engine.connect() as first:
         first.execute(table.insert().values(id=1, balance=1))  # takes the next audit_id

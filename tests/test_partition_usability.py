@@ -344,7 +344,12 @@ def test_cli_takes_schema_qualified_names_and_says_when_there_is_nothing_to_main
     assert held.returncode == 0, held.stderr
     assert (
         run(
-            "release", "partmodels:metadata", "public.accounts", "--reason", "case 7", *url,
+            "release",
+            "partmodels:metadata",
+            "public.accounts",
+            "--reason",
+            "case 7",
+            *url,
             path=tmp_path,
         ).returncode
         == 0

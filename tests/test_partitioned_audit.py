@@ -517,9 +517,7 @@ def test_one_rows_as_of_reads_each_partition_once(
         maintain(engine, table, at=NOW - datetime.timedelta(weeks=week))
     query = as_of(table, NOW, 1).compile(engine, compile_kwargs={"literal_binds": True})
     with engine.connect() as connection:
-        plan = "\n".join(
-            connection.exec_driver_sql(f"EXPLAIN (COSTS OFF) {query}").scalars().all()
-        )
+        plan = "\n".join(connection.exec_driver_sql(f"EXPLAIN (COSTS OFF) {query}").scalars().all())
     names = partitions(engine)
     assert " on accounts_audit_p20260112 " in plan  # seven weeks before NOW's
     for name in names:
@@ -783,13 +781,13 @@ def test_retention_across_a_gap_leaves_nothing_for_the_next_runs(engine: sa.Engi
     and the next runs with the same ``at`` find nothing to do (no partition made to hold the
     marker, drained and removed again, run after run)."""
     for keep in (False, True):
-        table = accounts(
-            partition="day", retention=datetime.timedelta(days=1), retention_keep=keep
-        )
+        table = accounts(partition="day", retention=datetime.timedelta(days=1), retention_keep=keep)
         table.metadata.create_all(engine)
         maintain(engine, table, at=NOW - datetime.timedelta(days=10))  # Feb 22 to Feb 26
         write_at(
-            engine, datetime.datetime(2026, 3, 4, 13, tzinfo=UTC), "INSERT INTO accounts VALUES (1, 1)"
+            engine,
+            datetime.datetime(2026, 3, 4, 13, tzinfo=UTC),
+            "INSERT INTO accounts VALUES (1, 1)",
         )
         (first,) = maintain(engine, table, at=NOW)
         assert len(first.detached) == 5
@@ -833,12 +831,17 @@ def test_offline_migration_emits_the_default_partition(tmp_path: Any, engine: sa
             connection.exec_driver_sql(script)  # BEGIN; ... COMMIT;
     finally:
         with engine.begin() as connection:
-            connection.exec_driver_sql("ALTER DEFAULT PRIVILEGES REVOKE SELECT ON TABLES FROM PUBLIC")
+            connection.exec_driver_sql(
+                "ALTER DEFAULT PRIVILEGES REVOKE SELECT ON TABLES FROM PUBLIC"
+            )
     assert partitions(engine) == ["accounts_audit_default"]
     with engine.begin() as connection:
         connection.execute(table.insert().values(id=1, balance=1))
     with engine.connect() as connection:
-        assert connection.execute(sa.text("SELECT count(*) FROM accounts_audit_default")).scalar_one() == 1
+        assert (
+            connection.execute(sa.text("SELECT count(*) FROM accounts_audit_default")).scalar_one()
+            == 1
+        )
         acl = connection.execute(
             sa.text("SELECT relacl::text FROM pg_class WHERE relname = 'accounts_audit_default'")
         ).scalar_one()

@@ -141,7 +141,9 @@ def test_results_equal_unprepared_across_maintain_retention_and_ddl(
     later = now + datetime.timedelta(weeks=3)
     (ahead,) = maintain(unprepared, table, at=later)
     assert ahead.created
-    write(one_connection, "DELETE FROM accounts WHERE id = 1", "INSERT INTO accounts VALUES (3, 30)")
+    write(
+        one_connection, "DELETE FROM accounts WHERE id = 1", "INSERT INTO accounts VALUES (3, 30)"
+    )
     at = datetime.datetime.now(UTC) + datetime.timedelta(minutes=1)
     after_maintain = results(one_connection, table, at)
     assert after_maintain == results(unprepared, table, at)
@@ -341,7 +343,10 @@ def test_settings_of_audit_context_ride_in_front_of_the_execute(
     with audit_context(username="alice"), one_connection.begin() as connection:
         for _ in range(2):
             assert [r.balance for r in connection.execute(history(table, 1))] == [10]
-        assert connection.execute(sa.text("SELECT current_setting('audit.username')")).scalar() == "alice"
+        assert (
+            connection.execute(sa.text("SELECT current_setting('audit.username')")).scalar()
+            == "alice"
+        )
         assert len(held(connection)) == 1
 
 

@@ -128,8 +128,12 @@ def test_hash_refused_for_a_type_names_that_types_reason(
 def test_redact_and_exclude_columns_cannot_name_one_column() -> None:
     with pytest.raises(AuditConfigurationError, match="also in exclude_columns") as raised:
         audit.audit(
-            sa.Table("t", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True),
-                     sa.Column("a", sa.String)),
+            sa.Table(
+                "t",
+                sa.MetaData(),
+                sa.Column("id", sa.Integer, primary_key=True),
+                sa.Column("a", sa.String),
+            ),
             redact={"a": "mask"},
             exclude_columns=["a"],
         )
@@ -182,9 +186,7 @@ def test_a_table_without_redaction_renders_its_spec_as_before() -> None:
 
 def read_audit(connection: sa.Connection, table: sa.Table) -> list[Any]:
     audit_table = table.info[AUDIT_TABLE_KEY]
-    return connection.execute(
-        sa.select(audit_table).order_by(audit_table.c.audit_id)
-    ).all()
+    return connection.execute(sa.select(audit_table).order_by(audit_table.c.audit_id)).all()
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -308,9 +310,7 @@ def test_writers_and_readers_cannot_read_the_key(
     table.metadata.create_all(engine)
     with engine.begin() as connection:
         connection.execute(sa.text(f"GRANT SELECT (version) ON {KEY_TABLE} TO {quote(writer)}"))
-    grant_least_privilege(
-        engine, table.metadata, writers=[writer], readers=[reader], owner=owner
-    )
+    grant_least_privilege(engine, table.metadata, writers=[writer], readers=[reader], owner=owner)
     rotate_redaction_key(engine, table, KEY)
     with engine.connect() as connection:
         for role in (writer, reader):
@@ -326,7 +326,9 @@ def test_writers_and_readers_cannot_read_the_key(
             ).scalar_one()
             assert not held, role
         owner_of = connection.execute(
-            sa.text("SELECT relowner::regrole::text FROM pg_class WHERE oid = CAST(:t AS regclass)"),
+            sa.text(
+                "SELECT relowner::regrole::text FROM pg_class WHERE oid = CAST(:t AS regclass)"
+            ),
             {"t": KEY_TABLE},
         ).scalar_one()
         assert owner_of == owner
@@ -542,7 +544,9 @@ def test_redact_history_scrubs_what_a_column_recorded_before_it_was_masked(
     plain = model({})
     plain.metadata.create_all(engine)
     with engine.begin() as connection:
-        connection.execute(plain.insert(), [{"id": 1, "born": "1990-01-01"}, {"id": 2, "born": "1980-01-01"}])
+        connection.execute(
+            plain.insert(), [{"id": 1, "born": "1990-01-01"}, {"id": 2, "born": "1980-01-01"}]
+        )
         connection.execute(plain.update().where(plain.c.id == 1).values(born="1991-01-01"))
     masked = model({"born": "mask"})
     with pytest.raises(AuditError, match="column 'id' is not redacted"):
@@ -564,7 +568,9 @@ def test_baseline_records_as_the_trigger_does_and_restore_leaves_redacted_column
     rotate_redaction_key(engine, table, KEY)
     with engine.begin() as connection:  # a row written while auditing was off
         connection.execute(sa.text("ALTER TABLE person DISABLE TRIGGER USER"))
-        connection.execute(sa.text("INSERT INTO person VALUES (1, 'a', 'a@x.org', '1990-01-01', 'n')"))
+        connection.execute(
+            sa.text("INSERT INTO person VALUES (1, 'a', 'a@x.org', '1990-01-01', 'n')")
+        )
         connection.execute(sa.text("ALTER TABLE person ENABLE TRIGGER USER"))
     with engine.begin() as connection:
         assert audit.record_baseline(connection, table) == 1
@@ -581,7 +587,7 @@ def test_baseline_records_as_the_trigger_does_and_restore_leaves_redacted_column
     assert (row.name, row.email, str(row.born), row.note) == ("a", "b@x.org", "1991-01-01", "n")
 
 
-MODELS = '''
+MODELS = """
 import sqlalchemy as sa
 
 metadata = sa.MetaData()
@@ -595,7 +601,7 @@ sa.Table(
     sa.Column("note", sa.Text),
     info={"audit.options": {"enabled": True, "redact": {"email": "hash", "born": "mask", "note": "omit"}}},
 )
-'''
+"""
 
 
 def test_check_finds_no_drift_in_a_redacted_table(
@@ -604,7 +610,9 @@ def test_check_finds_no_drift_in_a_redacted_table(
     """An omitted column is neither mirrored nor excluded, and still no drift."""
     person().metadata.create_all(engine)
     (tmp_path / "redacted_models.py").write_text(MODELS)
-    result = run("check", "redacted_models:metadata", "--url", url_text(database_url), path=tmp_path)
+    result = run(
+        "check", "redacted_models:metadata", "--url", url_text(database_url), path=tmp_path
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -616,7 +624,9 @@ def test_a_migration_baseline_records_redacted_columns_as_the_trigger_does(
     rotate_redaction_key(engine, table, KEY)
     with engine.begin() as connection:
         connection.execute(sa.text("ALTER TABLE person DISABLE TRIGGER USER"))
-        connection.execute(sa.text("INSERT INTO person VALUES (1, 'a', 'a@x.org', '1990-01-01', 'n')"))
+        connection.execute(
+            sa.text("INSERT INTO person VALUES (1, 'a', 'a@x.org', '1990-01-01', 'n')")
+        )
         connection.execute(sa.text("ALTER TABLE person ENABLE TRIGGER USER"))
         for statement in render_baseline(table.info[SPEC_KEY]):
             connection.execute(sa.text(statement))

@@ -144,7 +144,7 @@ def test_grants_script_quotes_every_name_and_needs_no_database() -> None:
     # The owner reads the table (and its inheritance children) for the moved-key trigger.
     reads = statements.pop(5)
     assert reads.startswith("DO $audit$")
-    assert "'GRANT SELECT ON TABLE %s TO %s'" in reads and '\'"Audit Owner"\'' in reads
+    assert "'GRANT SELECT ON TABLE %s TO %s'" in reads and "'\"Audit Owner\"'" in reads
     # ALTER TABLE ... OWNER TO does not reach partitions: a block hands over those there are.
     partitions = statements.pop(2)
     assert partitions.startswith("DO $audit$")

@@ -98,7 +98,9 @@ def test_a_holds_table_of_one_hold_per_table_keeps_its_hold_and_takes_more(
     with engine.begin() as connection:
         connection.execute(sa.text(ONE_PER_TABLE))
         connection.execute(
-            sa.text(f"INSERT INTO {HOLDS_TABLE} (audit_table, reason) VALUES ('accounts_audit', 'archive')")
+            sa.text(
+                f"INSERT INTO {HOLDS_TABLE} (audit_table, reason) VALUES ('accounts_audit', 'archive')"
+            )
         )
     # Read as it is: the hold is there and keeps retention waiting.
     assert [h.reason for h in holds_of(engine, table)] == ["archive"]

@@ -24,17 +24,22 @@ import datetime
 import sqlalchemy as sa
 
 from .declare.audit_table import AUDIT_TABLE_KEY, SPEC_KEY
+from .declare.declaration import declare_table
 from .declare.spec import AUDIT_CURRENT_USER, AUDIT_OPERATION, AUDIT_TIMESTAMP, AuditSpec
 from .errors import AuditError
 from .install.ddl import resolve_spec
 from .lifecycle.holds import held_reason
 from .lifecycle.isolation import refuse_other_level
-from .lifecycle.rebuilt import refuse_removal
+from .lifecycle.rebuilt import DEFAULT_TIMEOUT, refuse_removal
 from .render import PURGE_BEFORE_SETTING, PURGE_OPERATION_CODE
 
 
 def purge_audit_history(
-    connection: sa.Connection, table: sa.Table, *, before: datetime.datetime
+    connection: sa.Connection,
+    table: sa.Table,
+    *,
+    before: datetime.datetime,
+    timeout: float = DEFAULT_TIMEOUT,
 ) -> int:
     """Delete the audit rows of ``table`` recorded before ``before``; returns how many.
 
@@ -47,17 +52,25 @@ def purge_audit_history(
     Refused, naming the holds, while the table's history is held (``hold``), and on a
     connection above READ COMMITTED (the holds would be read with an older snapshot).
     Refused for a CDC table whose decoder rebuilds old rows from this history
-    (``lifecycle.rebuilt``: published here with replica identity ``default``).
+    (``lifecycle.rebuilt``: published here with replica identity ``default``); under ``full``
+    it waits up to ``timeout`` seconds for the consumer to pass the WAL written before it
+    (changes logged under ``default`` carry only the key), and is refused, naming the slot,
+    when it does not.
     """
+    # Declared on demand, as the history API does: models defined before ``enable()`` (or
+    # options set late) are audited all the same.
+    declare_table(table, strict=True)
     spec = table.info.get(SPEC_KEY)
     audit_table = table.info.get(AUDIT_TABLE_KEY)
     if not isinstance(spec, AuditSpec) or not isinstance(audit_table, sa.Table):
-        raise AuditError(f"table {table.fullname!r} is not audited")
+        raise AuditError(
+            f"table {table.fullname!r} is not audited (no 'audit.options' with enabled=True)"
+        )
     if not isinstance(before, datetime.datetime):
         raise TypeError(f"before must be a datetime, got {before!r}")
     refuse_other_level(connection, "purge_audit_history")
     resolved = resolve_spec(connection, spec)
-    refuse_removal(connection, table, resolved, "purge_audit_history")
+    refuse_removal(connection, table, resolved, "purge_audit_history", timeout)
     held = held_reason(connection, resolved.schema, resolved.audit_table)
     if held is not None:
         raise AuditError(

@@ -26,6 +26,7 @@ from ..install.publication import CONTEXT_COMMENT, option_drifts
 from ..render import cdc as sql
 from ..render import cdc_truncate as truncate
 from ..render.cdc import REPLICA_IDENTITIES
+from .ops import KeepAuditBaselineOp, RecordAuditBaselineOp
 
 IMPORT = "import sqlalchemy_postgresql_audit.alembic  # noqa: F401  (registers op.*_audit_table)"
 
@@ -88,9 +89,7 @@ class PublishAuditTableOp(_PublicationOperation):
 
     name = "publish_audit_table"
 
-    def __init__(
-        self, table_name: str, *, replaces_identity: str | None = None, **kw: Any
-    ) -> None:
+    def __init__(self, table_name: str, *, replaces_identity: str | None = None, **kw: Any) -> None:
         super().__init__(table_name, **kw)
         self.replaces_identity = replaces_identity
 
@@ -220,12 +219,21 @@ def publication_operations(
         UnpublishAuditTableOp(key[1], **arguments(key, identities.get(key, "default")))
         for key in changes.unpublish
     ]
-    operations += [
-        PublishAuditTableOp(
-            key[1],
-            replaces_identity=_replaced(key, declared[key], published, identities),
-            **arguments(key, declared[key]),
+    specs = {
+        (spec.schema or default, spec.table): spec
+        for _, spec in audited_tables(metadata)
+        if spec.cdc
+    }
+    for key in changes.publish:
+        replaced = _replaced(key, declared[key], published, identities)
+        operations.append(
+            PublishAuditTableOp(key[1], replaces_identity=replaced, **arguments(key, declared[key]))
         )
-        for key in changes.publish
-    ]
+        # Leaving FULL, the decoder rebuilds old rows from the trail, which may have lost
+        # versions meanwhile (a purge): the rows it lacks get a baseline, in whichever
+        # direction of the migration leaves FULL (the reverse of a kept baseline records one).
+        if replaced == "full" and key in specs and specs[key].key_columns:
+            operations.append(RecordAuditBaselineOp(specs[key]))
+        elif replaced == "default" and key in specs and specs[key].key_columns:
+            operations.append(KeepAuditBaselineOp(specs[key]))
     return operations

@@ -40,7 +40,7 @@ from ..install.compare import Change, DropAudit, InstallAudit, ReplaceAudit, com
 from ..install.ddl import audited_tables
 from ..install.legacy import is_legacy_audit_table, legacy_audits
 from ..render.sql import name_text
-from .cdc import publication_operations
+from .cdc import PublishAuditTableOp, publication_operations
 from .key_retype import wrap_key_retypes
 from .legacy import convert_timestamps, upgrade_legacy
 from .ops import (
@@ -159,8 +159,31 @@ def compare_audit(
         for metadata in _metadatas(autogen_context.metadata)
         for operation in publication_operations(connection, metadata, default)
     ]
-    upgrade_ops.ops[:0] = drops
+    upgrade_ops.ops[:0] = _published_before_dropped(drops, others, default)
     upgrade_ops.ops.extend(others)
+
+
+def _published_before_dropped(
+    drops: list[ops.MigrateOperation], others: list[ops.MigrateOperation], default: str
+) -> list[ops.MigrateOperation]:
+    """``drops`` with each table switched to CDC published (taken out of ``others``) just
+    before its trigger is dropped.  The downgrade runs them in reverse: it installs the trigger
+    while the table is still in the CDC publication, which is how installing tells a table
+    leaving CDC (one continuous trail) from a trail that restarts (``R`` marker, baseline)."""
+    publishing = {
+        (operation.schema or default, operation.table_name): operation
+        for operation in others
+        if isinstance(operation, PublishAuditTableOp) and operation.replaces_identity is None
+    }
+    ordered: list[ops.MigrateOperation] = []
+    for operation in drops:
+        if isinstance(operation, DropAuditTriggerOp):
+            published = publishing.get((operation.spec.schema or default, operation.spec.table))
+            if published is not None:
+                others.remove(published)
+                ordered.append(published)
+        ordered.append(operation)
+    return ordered
 
 
 def _key_trigger_specs(
@@ -189,9 +212,7 @@ def _refuse_retyping_recorded_values_to_hash(
     in plain text would stay (``email::bytea`` keeps them, readable as their bytes, and reads
     as a digest of a key version that does not exist), so no revision is better than that one.
     """
-    hashed = {
-        (spec.schema or default, spec.audit_table): spec for spec in declared if spec.hashes
-    }
+    hashed = {(spec.schema or default, spec.audit_table): spec for spec in declared if spec.hashes}
     for table_ops in upgrade_ops.ops:
         if not isinstance(table_ops, ops.ModifyTableOps):
             continue

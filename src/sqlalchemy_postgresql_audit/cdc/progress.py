@@ -125,9 +125,7 @@ class Health:
     behind_seconds: float | None = None
 
 
-def record_run_failed(
-    connection: Connection, schema: str | None, slot: str, error: str
-) -> None:
+def record_run_failed(connection: Connection, schema: str | None, slot: str, error: str) -> None:
     """One more run in a row failed with ``error`` (creating the progress table if need be:
     a consumer can fail before its first batch)."""
     ensure_progress_table(connection, schema)

@@ -28,6 +28,7 @@ from ..history._activity_sql import CHANGED_COLUMNS, FIXED_COLUMNS, KEY, TABLE
 from ..install.catalog import default_schema, installed_audits
 from .base import EXIT_OK, CliError, Command, add_table_argument, add_url_argument
 from .database import begin, create_engine
+from .history import trail_elsewhere
 from .lookup import parse_time
 from .target import audited, load_metadata
 from .trail import OPERATIONS
@@ -81,13 +82,35 @@ def _activity(args: argparse.Namespace, ui: UI) -> int:
             moments = _resolve(connection, since), _resolve(connection, until)
             query = activity(tables, since=moments[0], until=moments[1], **where)
             changes = _read(connection, query, args.limit, _key_orders(connection, tables))
+            notes = [] if changes else _elsewhere(connection, tables)
     finally:
         engine.dispose()
     if ui.json:
-        ui.emit_json({"since": moments[0], "until": moments[1], "where": where, "changes": changes})
+        ui.emit_json(
+            {
+                "since": moments[0],
+                "until": moments[1],
+                "where": where,
+                "changes": changes,
+                **({"notes": notes} if notes else {}),
+            }
+        )
     else:
         _print(ui, changes, moments, where, limited=len(changes) == args.limit)
+        for note in notes:
+            ui.line(note, "warn")
     return EXIT_OK
+
+
+def _elsewhere(connection: sa.Connection, tables: list[sa.Table]) -> list[str]:
+    """For an empty answer: the CDC tables whose trail may be on the consumer's target."""
+    found = []
+    for table in tables:
+        shown = f"{table.schema}.{table.name}" if table.schema else f"public.{table.name}"
+        note = trail_elsewhere(connection, table, shown)
+        if note:
+            found.append(note)
+    return found
 
 
 def _print(

@@ -129,13 +129,14 @@ def _install(args: argparse.Namespace, ui: UI) -> int:
             # older than the trail get a baseline in the same transaction (the table is locked
             # until it commits), or the decoder could not rebuild their old values: when the
             # table is first published, or its audit table was just created
+            # or switched from FULL to DEFAULT (the trail may have lost versions meanwhile)
             first = {source for source, _ in publication.first_published(connection, captured)}
+            first |= {s for s, _ in publication.switched_to_default(connection, captured)}
             execute_statements(connection, publication.install_statements(captured))
             baselines = {
                 _name(spec, default): record_baseline(connection, source)
                 for source, spec in captured
-                if source not in without_trail
-                and (source in first or source in given_trail)
+                if source not in without_trail and (source in first or source in given_trail)
             }
     finally:
         engine.dispose()

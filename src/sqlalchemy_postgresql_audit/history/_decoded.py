@@ -15,6 +15,17 @@ written by a transaction that may not be decoded yet (its ``xmin`` is not older 
 ``catalog_xmin``; every transaction older than that ended before the slot's restart point, so
 the consumer has passed its commit).  Rows older than the slot, the usual reason for a baseline,
 never make it wait.
+
+Rows the baseline's own transaction wrote by INSERT or UPDATE (or its savepoints: their
+``xmin`` is a transaction still in progress, and a visible row of an in-progress transaction is
+this session's) reach the trail through the consumer once it commits: the baseline leaves them
+out, as the triggers' own rows leave them out in trigger mode, and never waits for them
+(nothing of a transaction is decoded before it commits).  A table rewrite (``ALTER COLUMN ...
+TYPE ... USING``) also gives every row this transaction's ``xmin``, and the WAL never carries
+it: so rows are left out only when the transaction wrote the table by DML
+(``pg_stat_xact_all_tables``); a rewrite alone is recorded, as the docs ask after one.  (A
+committed change to a row this transaction rewrote is then not waited for: the row's ``xmin``
+no longer shows it.)
 """
 
 from __future__ import annotations
@@ -24,8 +35,11 @@ from collections.abc import Generator
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Executable,
+    Text,
     bindparam,
+    cast,
     column,
     exists,
     func,
@@ -34,11 +48,27 @@ from sqlalchemy import (
     table,
     text,
 )
+from sqlalchemy.types import UserDefinedType
 
 from ..declare.cdc import cdc_names
 from ..errors import AuditError
 from ..render.sql import name_text
 from ._target import Audited
+
+_WRAP = 4294967296
+_HALF = 2147483648
+
+
+class _Xid8(UserDefinedType[str]):
+    """``xid8`` (PostgreSQL 13+), the full transaction id ``pg_xact_status`` takes."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "pg_catalog.xid8"
+
+
+_XID8 = _Xid8()
 
 #: How long ``record_baseline`` waits for the consumer by default, in seconds.
 DEFAULT_TIMEOUT = 30.0
@@ -61,6 +91,12 @@ _PUBLISHED_BEFORE = text(
     "AND r.xmin::text OPERATOR(pg_catalog.<>) "
     "COALESCE((pg_catalog.txid_current_if_assigned() % 4294967296)::text, ''))"
 )
+#: Whether this transaction (savepoints included) inserted or updated rows of ``:table``.
+_WROTE_HERE = text(
+    "SELECT COALESCE(pg_catalog.sum(n_tup_ins OPERATOR(pg_catalog.+) n_tup_upd) "
+    "OPERATOR(pg_catalog.>) 0, false) FROM pg_catalog.pg_stat_xact_all_tables "
+    "WHERE relid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(:table)"
+)
 _PASSED = text(
     "SELECT s.confirmed_flush_lsn OPERATOR(pg_catalog.>=) CAST(:lsn AS pg_catalog.pg_lsn), "
     "s.confirmed_flush_lsn, s.wal_status, pg_catalog.pg_sleep(:pause) "
@@ -68,25 +104,44 @@ _PASSED = text(
 ).bindparams(bindparam("pause", type_=None))
 
 
-def wait_for_consumer(target: Audited, timeout: float) -> Generator[Executable, Any, None]:
+def written_here(xmin: Any) -> Any:
+    """Whether a visible row whose ``xmin`` column is ``xmin`` was written by this transaction
+    or one of its savepoints: its ``xmin`` is still in progress.  The 32-bit ``xmin`` is
+    widened to a full id by its signed distance from the current snapshot's ``xmax`` (every
+    live id is within 2^31 of it; this transaction's own ids may be past it); older rows come
+    out too old to have a status, NULL: not written here."""
+    snapshot = func.pg_catalog.pg_current_snapshot()
+    newest = cast(cast(func.pg_catalog.pg_snapshot_xmax(snapshot), Text), BigInteger)
+    behind = (newest % _WRAP - cast(cast(xmin, Text), BigInteger) + _WRAP + _HALF) % _WRAP - _HALF
+    full = cast(cast(func.greatest(newest - behind, 0), Text), _XID8)
+    return func.coalesce(func.pg_catalog.pg_xact_status(full) == "in progress", False)
+
+
+def wait_for_consumer(target: Audited, timeout: float) -> Generator[Executable, Any, bool]:
     """Steps (after the baseline's lock) that return once nothing of ``target`` committed
     before them waits for its consumer; an ``AuditError`` naming the slot after ``timeout``
-    seconds."""
+    seconds.  Returns whether the baseline leaves out the rows this transaction wrote
+    (``written_here``): the consumer writes them (a CDC table published before this
+    transaction, which inserted or updated its rows)."""
     if not target.spec.cdc:
-        return
+        return False
     names = cdc_names(target.source.metadata)
     schema = target.source.schema
     name = name_text(schema, target.source.name)
     result = yield _PUBLISHED_BEFORE.bindparams(publication=names.publication, table=name)
     if not result.scalar_one():
-        return
+        return False
+    wrote = yield _WROTE_HERE.bindparams(table=name)
+    leave_out = bool(wrote.scalar_one())
     rows = target.source.alias("t")
+    xmin: Any = literal_column("t.xmin")
     pending = (
         exists()
         .select_from(rows)
         .where(
-            func.pg_catalog.age(literal_column("t.xmin"))
-            <= func.pg_catalog.age(_SLOTS.c.catalog_xmin)
+            func.pg_catalog.age(xmin) <= func.pg_catalog.age(_SLOTS.c.catalog_xmin),
+            # Nothing of this transaction is decoded before it commits: never waited for.
+            ~written_here(xmin),
         )
     )
     state = yield select(
@@ -100,7 +155,7 @@ def wait_for_consumer(target: Audited, timeout: float) -> Generator[Executable, 
     )
     found = state.first()
     if found is None or not found[0] or found[2] == "lost":
-        return
+        return leave_out
     lsn, isolation = str(found[1]), found[3]
     if isolation != "read committed":
         raise AuditError(
@@ -114,7 +169,7 @@ def wait_for_consumer(target: Audited, timeout: float) -> Generator[Executable, 
         result = yield _PASSED.bindparams(lsn=lsn, slot=names.slot, pause=pause)
         row = result.first()
         if row is None or row[0] or row[2] == "lost":
-            return
+            return leave_out
         if time.monotonic() >= deadline:
             raise AuditError(
                 f"record_baseline of CDC table {target.name!r}: its slot {names.slot!r} has "

@@ -491,9 +491,7 @@ def as_of_select(
     """Core form of ``as_of()``: the mirrored columns of the rows present at ``at``."""
     latest = latest_versions(target, at, key)
     return (
-        select(
-            *(shown(target.spec, c, latest.c[c], true()).label(c) for c in target.spec.columns)
-        )
+        select(*(shown(target.spec, c, latest.c[c], true()).label(c) for c in target.spec.columns))
         .where(present(latest))
         .order_by(*(latest.c[k] for k in target.key_columns))
     )

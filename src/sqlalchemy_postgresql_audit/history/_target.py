@@ -239,9 +239,7 @@ def key_filter(table: Any, values: Mapping[str, Any]) -> ColumnElement[bool]:
     return and_(*(table.c[name] == value for name, value in values.items()))
 
 
-def check_moment(
-    target: Audited, at: datetime.datetime, name: str = "at"
-) -> datetime.datetime:
+def check_moment(target: Audited, at: datetime.datetime, name: str = "at") -> datetime.datetime:
     """``at`` (the argument ``name``) as the audit table compares it: aware for timestamptz,
     naive for legacy tables."""
     if not isinstance(at, datetime.datetime):

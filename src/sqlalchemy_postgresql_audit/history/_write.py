@@ -20,6 +20,7 @@ from sqlalchemy import (
     and_,
     bindparam,
     cast,
+    column,
     delete,
     func,
     insert,
@@ -34,7 +35,7 @@ from sqlalchemy.ext.compiler import compiles
 from ..declare.spec import AUDIT_CURRENT_USER, AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP
 from ..errors import AuditError
 from ..render import lock_against_writes
-from ._decoded import DEFAULT_TIMEOUT, wait_for_consumer
+from ._decoded import DEFAULT_TIMEOUT, wait_for_consumer, written_here
 from ._hashing import recorded_hash
 from ._queries import (
     STATE_OPERATIONS,
@@ -243,7 +244,8 @@ def _baseline_steps(target: Audited, timeout: float = DEFAULT_TIMEOUT) -> _Steps
     # here and the triggers' next audit row.
     yield text(lock_against_writes(source.schema, source.name))
     # A CDC table's trail is written after the fact: its consumer must have caught up first.
-    yield from wait_for_consumer(target, timeout)
+    # Its rows this transaction wrote reach the trail through the consumer after the commit.
+    decoded = yield from wait_for_consumer(target, timeout)
     latest = latest_versions(target, None, None)
     known = select(*(latest.c[c] for c in spec.columns)).where(present(latest)).subquery("known")
     joined = source.outerjoin(known, and_(*(source.c[k] == known.c[k] for k in spec.key_columns)))
@@ -259,6 +261,13 @@ def _baseline_steps(target: Audited, timeout: float = DEFAULT_TIMEOUT) -> _Steps
     # Redacted values cannot be compared with what the trail holds: only the others are.
     compared = [c for c in spec.columns if spec.redaction(c) is None]
     recorded_as = [audit.c[c].type for c in compared]
+    unexplained: Any = known.c[spec.key_columns[0]].is_(None) | differ(
+        [cast(known.c[c], t) for c, t in zip(compared, recorded_as, strict=True)],
+        [cast(source.c[c], t) for c, t in zip(compared, recorded_as, strict=True)],
+    )
+    if decoded:
+        # A system column, which a join names only qualified by its table.
+        unexplained = and_(unexplained, ~written_here(column("xmin", _selectable=source)))
     rows = (
         select(
             literal("B", String),
@@ -269,13 +278,7 @@ def _baseline_steps(target: Audited, timeout: float = DEFAULT_TIMEOUT) -> _Steps
             *(_recorded(target, c) for c in spec.columns),
         )
         .select_from(joined)
-        .where(
-            known.c[spec.key_columns[0]].is_(None)
-            | differ(
-                [cast(known.c[c], t) for c, t in zip(compared, recorded_as, strict=True)],
-                [cast(source.c[c], t) for c, t in zip(compared, recorded_as, strict=True)],
-            )
-        )
+        .where(unexplained)
     )
     missing = yield from _missing_required_settings(target)
     if missing:

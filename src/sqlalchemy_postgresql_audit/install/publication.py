@@ -191,20 +191,40 @@ _PUBLISHED = text(sql.PUBLISHED).bindparams(bindparam("tables", type_=ARRAY(Text
 def baseline_statements(
     connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]]
 ) -> list[str]:
-    """For the CDC tables of ``pairs`` (resolved specs) that installing is about to publish
-    (``first_published``): the baseline of the rows they already hold, where the decoder
-    rebuilds old rows from the trail (``replica_identity`` ``default``).
+    """For the CDC tables of ``pairs`` (resolved specs) whose old rows the decoder is about to
+    rebuild from the trail (``replica_identity`` ``default``) for the first time: the baseline
+    of the rows they hold that have no version in the trail.  Those are the tables installing
+    publishes (``first_published``) and the published ones it switches from ``FULL``
+    (``switched_to_default``): under ``FULL`` the trail may have lost versions (a purge, a
+    retention), which nothing rebuilt from while the WAL carried whole old rows.
 
     Run in the installing transaction, after publishing: the baseline locks each table until
     it commits, so every row written before is in it and every change after it is in the WAL.
     Without it the decoder would meet an UPDATE or DELETE of a row the trail never saw and stop
     for good (the WAL of a DELETE holds only the key).
     """
+    tables = [*first_published(connection, pairs), *switched_to_default(connection, pairs)]
     return [
         statement
-        for _, spec in first_published(connection, pairs)
+        for _, spec in tables
         if replica_identity(spec) == "default"
         for statement in render_baseline(spec)
+    ]
+
+
+def switched_to_default(
+    connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]]
+) -> list[tuple[Table, AuditSpec]]:
+    """The published CDC tables of ``pairs`` (resolved specs) declared ``default`` whose
+    identity is ``FULL`` now: installing switches them."""
+    first = {_table_text(spec) for _, spec in first_published(connection, pairs)}
+    return [
+        (table, spec)
+        for table, spec in pairs
+        if spec.cdc
+        and replica_identity(spec) == "default"
+        and _table_text(spec) not in first
+        and replica_identity_code(connection, spec.schema, spec.table) == "f"
     ]
 
 

@@ -140,9 +140,7 @@ def subscribe_archive(
         _run(connection, statement)
 
 
-_SLOT = sa.text(
-    "SELECT database FROM pg_catalog.pg_replication_slots WHERE slot_name = :name"
-)
+_SLOT = sa.text("SELECT database FROM pg_catalog.pg_replication_slots WHERE slot_name = :name")
 
 
 def _refuse_taken_slot(url: URL, name: str) -> None:

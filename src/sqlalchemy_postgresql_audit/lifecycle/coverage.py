@@ -102,10 +102,7 @@ def coverage_watched(audit_table: str, found: Coverage) -> Watched:
             "PARTITION ... FINALIZE), then attach it again to keep its rows"
         )
     gap = (
-        found.covered_until is None
-        or found.ending
-        or not found.has_default
-        or bool(found.pending)
+        found.covered_until is None or found.ending or not found.has_default or bool(found.pending)
     )
     return Watched("partitions", audit_table, GAP if gap else OK, tuple(notes))
 

@@ -169,10 +169,8 @@ def _check_setting_value(table: sa.Table, name: str, value: object) -> None:
     numeric = expected in (float, decimal.Decimal) and isinstance(
         value, (int, float, decimal.Decimal)
     )
-    if (
-        (isinstance(value, bool)
-        and expected is not bool)
-        or not (isinstance(value, expected) or numeric)
+    if (isinstance(value, bool) and expected is not bool) or not (
+        isinstance(value, expected) or numeric
     ):
         raise AuditError(
             f"erase_setting: setting {name!r} is recorded as {expected.__name__} in "

@@ -256,9 +256,7 @@ def _owner(connection: sa.Connection, spec: AuditSpec) -> str:
     return str(found.scalar_one())
 
 
-def _lock(
-    connection: sa.Connection, schema: str | None, audit_table: str, *, shared: bool
-) -> None:
+def _lock(connection: sa.Connection, schema: str | None, audit_table: str, *, shared: bool) -> None:
     """Retention of the table (shared) and ``hold`` of it (exclusive) exclude each other until
     their transactions end."""
     name = f"{schema}.{audit_table}"

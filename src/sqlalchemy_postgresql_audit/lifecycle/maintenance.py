@@ -74,7 +74,7 @@ from .partition_catalog import (
     partition_comment as partition_comment,  # where the design names it
 )
 from .periods import Period, bound_text, moment_of, period_of, periods_ahead, utc
-from .rebuilt import rebuilt_from_here, refuse_removal
+from .rebuilt import published_here, refuse_removal
 from .seals import lock_chain, record_removed_partition
 from .turns import take_turns
 from .unfinished import unfinished_conversion
@@ -511,7 +511,7 @@ def _retain(
     expired = [p for p in partitions if p.upper <= min(cut, present)]
     if not expired:
         return done
-    if rebuilt_from_here(connection, table, spec) and any(
+    if published_here(connection, table, spec) and any(
         _holds_rows(connection, schema, p.name) for p in expired
     ):
         refuse_removal(connection, table, spec, "maintain's retention")

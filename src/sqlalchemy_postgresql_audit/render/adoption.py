@@ -65,7 +65,8 @@ def adoption_problems(
     triggers other than those running ``trigger_functions`` (an ``oid[]`` expression), columns
     not in ``expected_columns`` (a ``text[]`` expression, NULL: any), and with ``grants`` any
     right but SELECT held by another role than the owner (who could change what it says)."""
-    granted = """
+    granted = (
+        """
     UNION ALL
       SELECT 'roles other than its owner may change it: ' || pg_catalog.string_agg(
                r.who OPERATOR(pg_catalog.||) ' (' OPERATOR(pg_catalog.||) r.rights
@@ -80,7 +81,10 @@ def adoption_problems(
                   WHERE a.attrelid = c.oid AND a.attnum > 0) AS g
             WHERE g.grantee <> c.relowner AND g.privilege_type <> 'SELECT'
             GROUP BY 1) AS r
-      HAVING pg_catalog.count(*) > 0""" if grants else ""
+      HAVING pg_catalog.count(*) > 0"""
+        if grants
+        else ""
+    )
     return f"""{owner_problem}
     UNION ALL
       SELECT 'it is not a plain table' WHERE c.relkind <> 'r'

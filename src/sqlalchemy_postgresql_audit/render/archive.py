@@ -67,6 +67,7 @@ def drop_subscription(name: str) -> str:
 def conninfo(parts: dict[str, str]) -> str:
     """A libpq ``key=value`` connection string: every value single-quoted, with ``\\`` and
     ``'`` escaped as libpq reads them."""
+
     def value(text: str) -> str:
         return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from ..declare.spec import AUDIT_CURRENT_USER, AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP, AuditSpec
 from .cdc import PUBLICATION_FLAGS
+from .cdc_decoder import PROGRESS_TABLE
 from .sql import WRITER, always_qualified, always_quote, literal, regclass, resolved
 
 #: ``audit_operation`` of the marker: the trail restarts here.
@@ -60,22 +61,29 @@ def render_restart_marker(spec: AuditSpec) -> str:
 
 
 def leaving_cdc_condition(spec: AuditSpec) -> str:
-    """``AND NOT`` (the table leaves change-data-capture in this transaction), or nothing.
+    """``AND NOT`` (the table leaves change-data-capture in this transaction, and its CDC trail
+    is this audit table), or nothing.
 
     A table switched from ``mode="cdc"`` to a trigger mode gets its triggers while it is still
-    in the CDC publication (the migration unpublishes it after installing them).  Its trail is
-    continuous: the consumer recorded every change up to the switch, so neither a restart
-    marker nor a baseline belongs there.  The CDC publication is recognised by what install
-    sets on it (``cdc.PUBLICATION_FLAGS``: every operation, as partition root), since the spec
-    does not name it; a publication of the user's own with the same options counts as well.
-    A CDC spec itself (its baseline before it is published) gets no condition.
+    in the CDC publication (the migration unpublishes it after installing them).  Where the
+    decoder wrote its trail here (design 2: its progress table is in this database), the
+    trail is continuous: the consumer recorded every change up to the switch, so neither a
+    restart marker nor a baseline belongs there.  Where the trail was written on another
+    server (design 1: no progress table here), this audit table stopped at the switch to CDC,
+    so it restarts as any kept audit table does.  The CDC publication is recognised by what
+    install sets on it (``cdc.PUBLICATION_FLAGS``: every operation, as partition root), since
+    the spec does not name it; a publication of the user's own with the same options counts as
+    well.  A CDC spec itself (its baseline before it is published) gets no condition.
     """
     if spec.cdc:
         return ""
     flags = " AND ".join(f"p.{flag}" for flag in PUBLICATION_FLAGS)
     return (
-        "\nAND NOT EXISTS (SELECT FROM pg_catalog.pg_publication_rel AS r "
+        "\nAND NOT (EXISTS (SELECT FROM pg_catalog.pg_publication_rel AS r "
         "JOIN pg_catalog.pg_publication AS p ON p.oid OPERATOR(pg_catalog.=) r.prpubid "
         f"WHERE r.prrelid OPERATOR(pg_catalog.=) {regclass(spec.schema, spec.table)} "
-        f"AND {flags})"
+        f"AND {flags}) "
+        "AND EXISTS (SELECT FROM pg_catalog.pg_class AS c "
+        f"WHERE c.relname OPERATOR(pg_catalog.=) {literal(PROGRESS_TABLE)} "
+        "AND c.relkind OPERATOR(pg_catalog.=) 'r'))"
     )
