@@ -528,7 +528,7 @@ def test_a_new_empty_partition_is_compared_without_locking_the_table(
             "CREATE TABLE measure_low PARTITION OF measure FOR VALUES FROM (0) TO (100)"
         )
         connection.execute(measure.insert().values(id=1, value=1))
-    consumer = Consumer(source, target, metadata=metadata, timeout=5)
+    consumer = Consumer(source, target, metadata=metadata, timeout=30)
     consumers.append(consumer)
     assert consumer.run_once() == 1
     with source.begin() as connection:
