@@ -97,3 +97,27 @@ def test_history_on_the_source_of_design_1_says_where_the_trail_is(
         assert "captured by CDC" not in there.stdout + there.stderr
     finally:
         consumer.drop()
+
+
+def test_check_on_the_target_reports_a_table_the_subscription_does_not_apply(
+    source: sa.Engine, target: sa.Engine
+) -> None:
+    """The replica is there and its triggers fire ALWAYS, but the subscription does not know
+    the table (as for one that joined the publication after it): its changes are skipped."""
+    cdc_models.metadata.create_all(source)
+    consumer = Consumer(source, target, metadata=cdc_models.metadata, timeout=120)
+    try:
+        consumer.run_once()
+        with source.begin() as connection:
+            connection.exec_driver_sql("ALTER PUBLICATION audit_cdc DROP TABLE ledger")
+        with target.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql(
+                "ALTER SUBSCRIPTION cdc_cli_models REFRESH PUBLICATION WITH (copy_data = false)"
+            )
+        code, report = _check(target)
+        [state] = report["tables"]  # type: ignore[misc]
+        assert (code, state["status"]) == (1, "outdated")
+        assert not any("applies this table's changes" in d for d in state["details"])
+        assert any("does not apply this table's changes" in d for d in state["details"])
+    finally:
+        consumer.drop()

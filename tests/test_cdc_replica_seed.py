@@ -6,6 +6,7 @@ apply error.  Two real servers: the source (``logical_database_url``) and the ta
 from __future__ import annotations
 
 import contextlib
+import gc
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from sqlalchemy_postgresql_audit.cdc.apply_errors import ReplicaLacksColumns
 from sqlalchemy_postgresql_audit.cdc.fence import commit_fence, wait_for
 from sqlalchemy_postgresql_audit.cdc.replica import Replica
 from sqlalchemy_postgresql_audit.cdc.status import cdc_status
+from sqlalchemy_postgresql_audit.declare.declaration import _DECLARED
 
 
 def _models(schema: str | None = None) -> tuple[sa.MetaData, sa.Table]:
@@ -379,3 +381,264 @@ def test_status_reports_changes_the_apply_worker_found_no_row_for(
             break
         time.sleep(0.2)
     assert any("1 UPDATE(s)" in p and "found no row" in p for p in problems)
+
+
+def test_a_table_joining_cdc_after_the_subscription_is_replicated_from_then_on(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    """A deploy adds a CDC table while the subscription exists: the consumer with the new
+    models refreshes the subscription, so the new table's later changes reach the trail."""
+    metadata, account = _models()
+    metadata.create_all(source)
+    consumer = Consumer(source, target, metadata=metadata, timeout=120)
+    consumers.append(consumer)
+    consumer.run_once()
+    ledger = sa.Table(
+        "ledger",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("amount", sa.Integer),
+        info={"audit.options": {"enabled": True, "mode": "cdc"}},
+    )
+    metadata.create_all(source)
+    with source.begin() as connection:
+        connection.execute(ledger.insert().values(id=1, amount=1))
+        connection.execute(account.insert().values(id=2, owner="b"))
+    deployed = Consumer(source, target, metadata=metadata, timeout=120)
+    consumers.append(deployed)
+    assert deployed.run_once() == 2
+    with source.begin() as connection:
+        connection.execute(ledger.update().where(ledger.c.id == 1).values(amount=2))
+        connection.execute(ledger.insert().values(id=2, amount=1))
+    assert deployed.run_once() == 2
+    with target.connect() as connection:
+        trail = connection.exec_driver_sql(
+            "SELECT audit_operation, id, amount FROM ledger_audit ORDER BY audit_id"
+        ).all()
+        subscribed = connection.exec_driver_sql(
+            "SELECT count(*) FROM pg_subscription_rel WHERE srrelid = 'ledger'::regclass"
+        ).scalar()
+    # The first insert is an I when the refresh came before the apply worker reached it (it
+    # waits for the replica table), else the seed's B; the later changes are recorded.
+    assert trail[0][1:] == (1, 1) and trail[0][0] in ("I", "B")
+    assert [tuple(r) for r in trail[1:]] == [("U", 1, 2), ("I", 2, 1)]
+    assert subscribed == 1
+
+
+def test_a_second_source_is_refused_whatever_schema_its_context_table_uses(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer], server_url: URL
+) -> None:
+    """The claim covers the target database, not the context table's schema: a source whose
+    MetaData.schema differs would otherwise feed the same replica and audit tables."""
+    before = set(_DECLARED)
+    try:
+        _two_sources_with_other_schemas(source, target, consumers, server_url)
+    finally:
+        # Another context table declared in this process: forgotten at once, or the next
+        # test's context would have two tables to go to.
+        for table in set(_DECLARED) - before:
+            _DECLARED.discard(table)
+        gc.collect()
+
+
+def _two_sources_with_other_schemas(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer], server_url: URL
+) -> None:
+    metadata = sa.MetaData(
+        schema="app", naming_convention={"audit.slot": f"cdc_{uuid.uuid4().hex[:12]}"}
+    )
+    sa.Table(
+        "account",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("owner", sa.Text, nullable=False),
+        sa.Column("balance", sa.Integer),
+        info={"audit.options": {"enabled": True, "mode": "cdc"}},
+    )
+    with source.begin() as connection:
+        connection.exec_driver_sql("CREATE SCHEMA app")
+    metadata.create_all(source)
+    consumer = Consumer(source, target, metadata=metadata, timeout=120)
+    consumers.append(consumer)
+    consumer.run_once()
+    with _other_database(server_url) as other_url:
+        other = sa.create_engine(other_url)
+        try:
+            with other.begin() as connection:
+                connection.exec_driver_sql("CREATE SCHEMA app")
+            other_metadata, _ = _models(schema="app")
+            other_metadata.create_all(other)
+            second = Consumer(other, target, metadata=other_metadata, timeout=120)
+            try:
+                with pytest.raises(CdcError, match="Use another database") as refused:
+                    second.run_once()
+            finally:
+                second.drop()  # before its database goes: a subscription would hold it
+            assert str(source.url.database) in str(refused.value)
+        finally:
+            other.dispose()
+
+
+def test_status_reports_apply_errors_only_since_the_last_successful_run(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer], server_version: int
+) -> None:
+    """PostgreSQL's error count is cumulative: an error the apply worker got past must not keep
+    cdc status failing once a run succeeded."""
+    if server_version < 150000:
+        pytest.skip("the apply worker's error count is PostgreSQL 15+")
+    metadata, account = _models()
+    metadata.create_all(source)
+    consumer = Consumer(source, target, metadata=metadata, timeout=120)
+    consumers.append(consumer)
+    consumer.run_once()
+    with target.begin() as connection:  # a row in the way of the next applied INSERT
+        connection.exec_driver_sql("INSERT INTO account VALUES (1, 'in the way', NULL)")
+    with source.begin() as connection:
+        connection.execute(account.insert().values(id=1, owner="a"))
+    deadline = time.monotonic() + 60
+    while not cdc_status(source, metadata, target).apply_error_count:
+        assert time.monotonic() < deadline, "the apply worker never failed"
+        time.sleep(0.2)
+    problems = cdc_status(source, metadata, target).problems
+    assert any("apply errors" in p and "pg_stat_reset_subscription_stats" in p for p in problems)
+    with target.begin() as connection:
+        connection.exec_driver_sql("DELETE FROM account WHERE owner = 'in the way'")
+    consumer.run_once()
+    status = cdc_status(source, metadata, target)
+    assert (status.apply_error_count, status.problems) == (0, ())
+
+
+def test_a_new_empty_partition_is_compared_without_locking_the_table(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    """A premade empty partition changes the table's leaves; the replica lacks nothing, so the
+    run must not take the SHARE lock (here it could not: a writer's transaction is open)."""
+    metadata = sa.MetaData(naming_convention={"audit.slot": f"cdc_{uuid.uuid4().hex[:12]}"})
+    measure = sa.Table(
+        "measure",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("value", sa.Integer),
+        postgresql_partition_by="RANGE (id)",
+        info={"audit.options": {"enabled": True, "mode": "cdc"}},
+    )
+    metadata.create_all(source)
+    with source.begin() as connection:
+        connection.exec_driver_sql(
+            "CREATE TABLE measure_low PARTITION OF measure FOR VALUES FROM (0) TO (100)"
+        )
+        connection.execute(measure.insert().values(id=1, value=1))
+    consumer = Consumer(source, target, metadata=metadata, timeout=30)
+    consumers.append(consumer)
+    assert consumer.run_once() == 1
+    with source.begin() as connection:
+        connection.exec_driver_sql(
+            "CREATE TABLE measure_high PARTITION OF measure FOR VALUES FROM (100) TO (200)"
+        )
+    with source.connect() as writer:
+        writer.execute(measure.insert().values(id=2, value=1))  # open: holds ROW EXCLUSIVE
+        assert consumer.run_once() == 0
+        writer.commit()
+    assert consumer.run_once() == 1
+
+
+def test_a_subscription_without_an_apply_worker_is_reported_naming_the_setting(
+    source: sa.Engine,
+    target: sa.Engine,
+    consumers: list[Consumer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every logical replication worker slot of the target server is taken (by subscriptions
+    of other sources): the consumer's subscription gets no apply worker, and the wait says why
+    instead of waiting out its timeout."""
+    from sqlalchemy_postgresql_audit.cdc import fence as fence_module
+    from sqlalchemy_postgresql_audit.render.cdc import conninfo
+
+    monkeypatch.setattr(fence_module, "NO_WORKER_SECONDS", 2.0)
+    metadata, _ = _models()
+    metadata.create_all(source)
+    filler = f"filler_{uuid.uuid4().hex[:8]}"
+    url = source.url
+    connection_string = conninfo(
+        {
+            "host": url.host or url.query.get("host"),
+            "port": url.port or url.query.get("port"),
+            "dbname": url.database,
+            "user": url.username,
+            "password": url.password,
+        }
+    )
+    with source.begin() as connection:
+        connection.exec_driver_sql(f"CREATE PUBLICATION {filler}")
+    admin = target.connect().execution_options(isolation_level="AUTOCOMMIT")
+    made: list[str] = []
+    try:
+        pool = int(admin.exec_driver_sql("SHOW max_logical_replication_workers").scalar_one())
+        origins = (
+            admin.exec_driver_sql(
+                "SELECT setting FROM pg_settings WHERE name IN "
+                "('max_active_replication_origins', 'max_replication_slots') ORDER BY name"
+            )
+            .scalars()
+            .first()
+        )
+        if int(str(origins)) <= pool:
+            pytest.skip("the target's replication origins run out before its workers do")
+        used_sql = "SELECT count(*) FROM pg_stat_subscription WHERE pid IS NOT NULL"
+        for number in range(pool - int(admin.exec_driver_sql(used_sql).scalar_one())):
+            name = f"{filler}_{number}"
+            admin.exec_driver_sql(
+                f"CREATE SUBSCRIPTION {name} CONNECTION '{connection_string.replace(chr(39), chr(39) * 2)}' "
+                f"PUBLICATION {filler} WITH (copy_data = false)"
+            )
+            made.append(name)
+        deadline = time.monotonic() + 60
+        while int(admin.exec_driver_sql(used_sql).scalar_one()) < pool:
+            assert time.monotonic() < deadline, "the filler subscriptions never all started"
+            time.sleep(0.2)
+        consumer = Consumer(source, target, metadata=metadata, timeout=120)
+        consumers.append(consumer)
+        with pytest.raises(CdcError, match=r"no apply worker.*max_logical_replication_workers"):
+            consumer.run_once()
+        problems = cdc_status(source, metadata, target).problems
+        assert any(
+            "no apply worker" in p and "max_logical_replication_workers" in p for p in problems
+        )
+    finally:
+        for name in made:
+            admin.exec_driver_sql(f"DROP SUBSCRIPTION {name}")
+        admin.close()
+        with source.begin() as connection:
+            connection.exec_driver_sql(f"DROP PUBLICATION {filler}")
+
+
+def test_a_column_added_with_a_default_holds_it_in_the_replica_rows_it_fills(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    """ADD COLUMN ... DEFAULT fills the source's existing rows; the replica's must hold the
+    same, or a later DELETE of such a row records NULL where the row held the default."""
+    metadata, account = _models()
+    metadata.create_all(source)
+    consumer = Consumer(source, target, metadata=metadata, timeout=120)
+    consumers.append(consumer)
+    with source.begin() as connection:
+        connection.execute(account.insert().values(id=1, owner="a"))
+    consumer.run_once()
+    with source.begin() as connection:
+        connection.exec_driver_sql(
+            "ALTER TABLE account ADD COLUMN tier text NOT NULL DEFAULT 'basic'"
+        )
+        connection.exec_driver_sql("ALTER TABLE account_audit ADD COLUMN tier text")
+    migrated = sa.MetaData(naming_convention=dict(metadata.naming_convention))
+    new_account = account.to_metadata(migrated)
+    new_account.append_column(sa.Column("tier", sa.Text, nullable=False, server_default="basic"))
+    deployed = Consumer(source, target, metadata=migrated, timeout=120)
+    consumers.append(deployed)
+    with source.begin() as connection:
+        connection.execute(new_account.delete().where(new_account.c.id == 1))
+    assert deployed.run_once() == 1
+    with target.connect() as connection:
+        trail = connection.exec_driver_sql(
+            "SELECT audit_operation, id, tier FROM account_audit ORDER BY audit_id"
+        ).all()
+    assert [tuple(r) for r in trail] == [("I", 1, None), ("D", 1, "basic")]

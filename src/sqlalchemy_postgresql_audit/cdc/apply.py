@@ -16,6 +16,7 @@ from ..declare.spec import AUDIT_ID
 from ..install.ddl import audited_tables
 from ..render import cdc_replica as replica_sql
 from ..render.sql import name_text
+from .apply_errors import acknowledge_apply_errors
 from .fence import commit_fence, delete_context, wait_for
 from .replica import Replica
 from .seed import seed_replicas
@@ -49,6 +50,8 @@ class Apply:
                 self._seen = before
             self._replica = replica
         replica = self._replica
+        if replica.refresh():
+            self._compare_all = True  # the new tables' changes so far were skipped
         with self.target.connect() as connection:
             if self._seen is None:
                 self._seen = _highest(connection, audit_tables)
@@ -58,6 +61,8 @@ class Apply:
         self._compare_all = False
         for engine in (self.source, self.target):
             delete_context(engine, replica.names, max(fence.id, seeded))
+        with self.target.begin() as connection:
+            acknowledge_apply_errors(connection, replica.names.context_schema, replica.subscription)
         with self.target.connect() as connection:
             now = _highest(connection, audit_tables)
         written = sum(now[name] - self._seen.get(name, 0) for name in now)

@@ -6,6 +6,13 @@ a column the source gained (a migration) that the replica lacks (a consumer stil
 the old models): the error names those columns and the fix.  PostgreSQL 18 also counts the
 UPDATEs and DELETEs it found no row for (``confl_update_missing``, ``confl_delete_missing``):
 changes that left no audit row, reported by ``cdc status``.
+
+PostgreSQL's counts are cumulative: one error long past (the source restarting, a table the
+target lacked for a moment) would keep ``cdc status`` failing for ever.  So a successful run
+records the apply worker's error count on the target, and ``cdc status`` reports only the
+errors since: a run that succeeds shows the apply worker works again.  The missing-row
+conflicts stay until the statistics are reset, since no later run brings back the change they
+lost.
 """
 
 from __future__ import annotations
@@ -73,6 +80,53 @@ def _columns(connection: Connection, table: str) -> list[str]:
     return [str(name) for (name,) in rows]
 
 
+def acknowledge_apply_errors(connection: Connection, schema: str | None, subscription: str) -> None:
+    """At a successful run: the apply worker's errors so far are past (written only when the
+    count or its reset changed, so a quiet run writes nothing)."""
+    now = _apply_errors(connection, subscription)
+    if now is None or _seen(connection, schema, subscription) == now:
+        return
+    connection.execute(
+        text(sql.record_apply_seen(schema)),
+        {"subscription": subscription, "apply_error_count": now[0], "stats_reset": now[1]},
+    )
+
+
+def apply_errors_since_success(
+    connection: Connection, schema: str | None, subscription: str
+) -> int | None:
+    """The apply worker's errors since the consumer's last successful run (all of them when
+    none is recorded or the statistics were reset since); ``None`` before PostgreSQL 15."""
+    now = _apply_errors(connection, subscription)
+    if now is None:
+        return None
+    seen = _seen(connection, schema, subscription)
+    if seen is None or seen[1] != now[1] or seen[0] > now[0]:
+        return now[0]
+    return now[0] - seen[0]
+
+
+def _apply_errors(connection: Connection, subscription: str) -> tuple[int, str | None] | None:
+    if (connection.dialect.server_version_info or (0,)) < (15,):
+        return None
+    row = connection.execute(
+        text(sql.APPLY_ERRORS_SINCE_RESET), {"subscription": subscription}
+    ).first()
+    return None if row is None else (int(row.apply_error_count or 0), row.stats_reset)
+
+
+def _seen(
+    connection: Connection, schema: str | None, subscription: str
+) -> tuple[int, str | None] | None:
+    """What the last successful run recorded (not probed when the table is not there yet: a
+    target made by an older release, or no run succeeded)."""
+    table = name_text(schema, sql.APPLY_SEEN_TABLE)
+    if not connection.execute(text(sql.EXISTING), {"names": [table]}).first():
+        return None
+    row = connection.execute(text(sql.apply_seen(schema)), {"subscription": subscription}).first()
+    return None if row is None else (int(row.apply_error_count), row.stats_reset)
+
+
 def missing_row_conflicts(connection: Connection, subscription: str) -> tuple[str, ...]:
     """Problems for ``cdc status`` (PostgreSQL 18+ target; nothing before): changes the apply
     worker skipped because the replica had no row for them, so the trail lacks them."""
@@ -89,5 +143,7 @@ def missing_row_conflicts(connection: Connection, subscription: str) -> tuple[st
         "skipped, so the trail lacks them: the replica lacks rows of the source (changed on "
         "the target by hand, or older than the slot).  Run the consumer (it copies rows a "
         "replica lacks after a table joins the publication or a partition is attached), then "
-        "record a baseline where the trail is so the gap shows in the history",
+        "record a baseline where the trail is so the gap shows in the history; then "
+        "acknowledge them with pg_stat_reset_subscription_stats (on the target, given the "
+        "subscription's oid in pg_subscription; the counts are cumulative)",
     )

@@ -24,6 +24,9 @@ from .replica import Replica
 
 #: How often the wait looks at the target while it waits.
 POLL_SECONDS = 0.05
+#: How long an enabled subscription may go without an apply worker before the wait says why
+#: (a worker restarting after an error or a source restart is back within seconds).
+NO_WORKER_SECONDS = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +54,7 @@ def wait_for(replica: Replica, fence: Fence, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     with replica.target.connect() as target, replica.source.connect() as source:
         errors = _apply_errors(target, replica.subscription)
+        workerless = _Workerless(replica.subscription)
         while not (
             target.execute(arrived, {"id": fence.id}).scalar()
             or source.execute(confirmed, {"slot": names.slot, "lsn": fence.lsn}).scalar()
@@ -60,6 +64,7 @@ def wait_for(replica: Replica, fence: Fence, timeout: float) -> None:
             now = _apply_errors(target, replica.subscription)
             if errors is not None and now is not None and now > errors:
                 raise apply_failed(replica, now - errors)
+            workerless.check(target)
             if time.monotonic() > deadline:
                 raise CdcError(
                     f"subscription {replica.subscription!r} did not apply the source's "
@@ -67,6 +72,42 @@ def wait_for(replica: Replica, fence: Fence, timeout: float) -> None:
                     "status' and the target's server log"
                 )
             time.sleep(POLL_SECONDS)
+
+
+class _Workerless:
+    """Tells, during a wait, a subscription that has had no apply worker for
+    ``NO_WORKER_SECONDS``: the target server is out of logical replication worker slots (one
+    per subscription, one more per seed copying a table), and nothing says so but a WARNING
+    in its log, repeated every few seconds."""
+
+    def __init__(self, subscription: str) -> None:
+        self.subscription = subscription
+        self.since: float | None = None
+        self.next_look = time.monotonic() + 1
+
+    def check(self, target: Connection) -> None:
+        now = time.monotonic()
+        if now < self.next_look:
+            return
+        self.next_look = now + 1
+        row = target.execute(
+            text(replica_sql.APPLY_WORKER), {"subscription": self.subscription}
+        ).one()
+        target.rollback()
+        if row.present:
+            self.since = None
+        elif self.since is None:
+            self.since = now
+        elif now - self.since > NO_WORKER_SECONDS:
+            error = CdcError(
+                f"subscription {self.subscription!r} has had no apply worker for "
+                f"{now - self.since:.0f} s: the target server may be out of logical replication "
+                f"worker slots (max_logical_replication_workers = {row.pool}, {row.used} in "
+                "use; one per subscription, one more per table a seed copies).  Raise it, and "
+                "max_worker_processes, then restart the target server"
+            )
+            error.transient = True
+            raise error
 
 
 def _apply_errors(target: Connection, subscription: str) -> int | None:

@@ -6,7 +6,9 @@ rows' ids collide, each consumer deletes the other's context rows, and the trail
 do not collide, with nothing telling one source's versions from the other's.  So the target
 records which source it belongs to (the source cluster's system identifier and the database's
 name, in ``audit_cdc_source`` next to the context table) and a consumer of another source is
-refused, naming both.
+refused, naming both.  The claim covers the whole target database: the claim tables of every
+schema are read, since consumers whose context tables live in different schemas (another
+``MetaData.schema``) may still feed the same replica and audit tables.
 """
 
 from __future__ import annotations
@@ -24,7 +26,10 @@ def claim_target(source: Engine, target: Connection, names: CdcNames) -> None:
         identity = connection.execute(text(sql.SOURCE_IDENTITY)).one()
     schema = names.context_schema
     target.exec_driver_sql(sql.create_source_table(schema))
-    recorded = target.execute(text(sql.recorded_sources(schema))).all()
+    claims = target.execute(text(sql.CLAIM_SCHEMAS), {"table": sql.SOURCE_TABLE}).scalars()
+    recorded = [
+        row for claim in claims for row in target.execute(text(sql.recorded_sources(claim)))
+    ]
     others = [r for r in recorded if tuple(r) != tuple(identity)]
     if others:
         other = others[0]

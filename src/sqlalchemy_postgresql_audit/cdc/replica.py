@@ -35,6 +35,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import URL
+from sqlalchemy.schema import DefaultClause
 
 from ..declare.audit_table import AUDIT_TABLE_KEY
 from ..declare.cdc import CdcNames, cdc_names
@@ -44,6 +45,7 @@ from ..install.publication import CONTEXT_COMMENT, refuse_failover_before_17
 from ..install.resolve import check_audit_tables, resolve_specs
 from ..render import cdc as sql
 from ..render import cdc_replica as replica_sql
+from ..render.sql import literal
 from .claim import creating
 from .owner import claim_target
 
@@ -92,6 +94,7 @@ class Replica:
             _create_schemas(connection, names, pairs)
             claim_target(self.source, connection, names)
             connection.exec_driver_sql(replica_sql.create_seeded_table(names.context_schema))
+            connection.exec_driver_sql(replica_sql.create_apply_seen_table(names.context_schema))
             _create_tables(connection, pairs)
             _install_capture(connection, pairs)
             execute_statements(
@@ -123,6 +126,36 @@ class Replica:
                     )
                 )
             )
+        return True
+
+    def refresh(self) -> bool:
+        """Make the subscription apply the published tables it does not know yet (a table that
+        joined CDC after the subscription was made: the apply worker would skip its changes
+        for good); returns whether it did, so the caller seeds as for a new subscription.
+
+        Only when the target has every such table (a refresh fails on a missing one: a
+        consumer with older models meets the apply worker's error instead) and the
+        subscription is enabled (a disabled one cannot be refreshed)."""
+        with self.source.connect() as source:
+            published = set(
+                source.execute(
+                    text(replica_sql.PUBLISHED), {"publications": list(self.names.publications)}
+                ).scalars()
+            )
+        params = {"subscription": self.subscription}
+        with creating(self.target), self.target.connect() as target:
+            if not target.execute(text(replica_sql.SUBSCRIPTION_ENABLED), params).scalar():
+                return False
+            subscribed = target.execute(text(replica_sql.SUBSCRIBED), params).scalars()
+            unknown = published - set(subscribed)
+            if not unknown:
+                return False
+            existing = target.execute(text(replica_sql.EXISTING), {"names": sorted(unknown)})
+            if set(existing.scalars()) != unknown:
+                return False
+            target.rollback()
+            autocommit = target.execution_options(isolation_level="AUTOCOMMIT")
+            autocommit.execute(text(replica_sql.refresh_subscription(self.subscription)))
         return True
 
     def drop(self) -> None:
@@ -175,10 +208,30 @@ def _add_missing_columns(connection: Connection, pairs: Sequence[tuple[Table, Au
             for column in table.columns:
                 if column.name not in present and column.computed is None:
                     type_sql = column.type.compile(dialect=connection.dialect)
+                    default = _default_sql(connection, column) if table is source else None
                     statements.append(
                         sql.add_column(table.schema, table.name, column.name, type_sql)
+                        if default is None
+                        else replica_sql.add_column_with_default(
+                            table.schema, table.name, column.name, type_sql, default
+                        )
                     )
     execute_statements(connection, statements)
+
+
+def _default_sql(connection: Connection, column: Column[Any]) -> str | None:
+    """The declared server default of a source column, as ``CREATE TABLE`` renders it (the
+    source filled its existing rows with it; a volatile one such as ``now()`` is evaluated
+    again on the target, so those rows get the target's value)."""
+    default = column.server_default
+    if not isinstance(default, DefaultClause):
+        return None  # none, or one only the server knows (FetchedValue)
+    if isinstance(default.arg, str):
+        return literal(default.arg)
+    compiled = default.arg.compile(
+        dialect=connection.dialect, compile_kwargs={"literal_binds": True}
+    )
+    return str(compiled)
 
 
 def _replica_column(column: Column[Any]) -> Column[Any]:

@@ -11,6 +11,9 @@ changed on the source since (the table, its membership of the publication, its l
 partitions: ``SOURCE_SIGNATURE``, recorded on the target), the consumer compares the two sides
 and copies what the replica lacks:
 
+0. the row counts are compared without a lock, once the replica holds every change committed
+   before the source's count; when they match (the usual case of a premade empty partition)
+   nothing else is done;
 1. the source table is locked ``IN SHARE MODE`` (its writers wait, its readers do not);
 2. a fence committed after the lock is awaited on the target, so the replica holds every change
    committed before the lock;
@@ -85,8 +88,19 @@ def _seed(replica: Replica, table: Table, spec: AuditSpec, signature: str, timeo
             _record(target, replica, name, signature, 0)
             target.commit()
             return 0
+        # First without the lock, once the replica holds what was committed before the count:
+        # a change of the table's leaves (a premade empty partition) usually lacks nothing,
+        # and the lock would stall the table's writers for nothing.
+        fence = commit_fence(replica.source, replica.names)
+        wait_for(replica, fence, timeout)
         lacking = source_rows - int(target.execute(count).scalar_one())
         target.rollback()
+        if lacking == 0 and int(source.execute(count).scalar_one()) == source_rows:
+            source.rollback()
+            _record(target, replica, name, signature, 0)
+            target.commit()
+            return fence.id
+        source.rollback()
         try:
             source.execute(
                 text("SELECT pg_catalog.set_config('lock_timeout', :ms, true)"),

@@ -19,7 +19,7 @@ from ..declare.naming import SLOT_FAILOVER_KEY
 from ..install.ddl import audited_tables
 from ..install.publication import FAILOVER_VERSION
 from ..render import cdc as sql
-from .apply_errors import missing_row_conflicts
+from .apply_errors import apply_errors_since_success, missing_row_conflicts
 from .claim import claim_holder
 from .errors import sqlstate
 from .progress import Health, load_health
@@ -124,10 +124,20 @@ class CdcStatus:
             )
         if self.subscription_enabled is False:
             found.append(f"subscription {self.subscription!r} is disabled")
+        elif self.subscription_enabled and self.apply_worker_pid is None:
+            found.append(
+                f"subscription {self.subscription!r} is enabled but has no apply worker: "
+                "nothing reaches the trail.  When it lasts, the target server is out of "
+                "logical replication worker slots (see the WARNING in its log): raise "
+                "max_logical_replication_workers and max_worker_processes, then restart it"
+            )
         if self.apply_error_count:
             found.append(
                 f"subscription {self.subscription!r}: {self.apply_error_count} apply errors "
-                "(the messages are in the target's server log)"
+                "since the consumer's last successful run (the messages are in the target's "
+                "server log); the next run that succeeds clears this, or acknowledge them with "
+                "pg_stat_reset_subscription_stats (on the target, given the subscription's oid "
+                "in pg_subscription)"
             )
         if self.last_error is not None:
             found.append(
@@ -271,6 +281,7 @@ def cdc_status(source: Engine, metadata: MetaData, target: Engine | None = None)
                 text(sql.SUBSCRIPTION_FAILOVER), {"subscription": names.slot}
             ).scalar()
         replica_problems = missing_row_conflicts(connection, names.slot)
+        recent = apply_errors_since_success(connection, names.context_schema, names.slot)
     if subscription is None:
         return found
     return replace(
@@ -278,7 +289,7 @@ def cdc_status(source: Engine, metadata: MetaData, target: Engine | None = None)
         subscription=names.slot,
         subscription_enabled=bool(subscription.enabled),
         apply_worker_pid=subscription.pid,
-        apply_error_count=None if errors is None else int(errors.apply_error_count),
+        apply_error_count=recent,
         sync_error_count=None if errors is None else int(errors.sync_error_count),
         subscription_failover=subscription_failover,
         replica_problems=replica_problems,

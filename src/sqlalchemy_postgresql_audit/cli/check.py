@@ -44,7 +44,7 @@ from ..install.catalog import (
     privileges,
     table_indexes,
 )
-from ..install.cdc_target import not_always, subscriptions
+from ..install.cdc_target import not_always, not_applied, subscriptions
 from ..install.compare import (
     DISABLED,
     OUTDATED,
@@ -178,7 +178,9 @@ def _as_target(
     capture triggers must also fire ``ALWAYS``, for the changes the subscription applies."""
     if status == "missing":
         return status, [*details, "the CDC consumer creates it on its next run (cdc run)"], objects
-    reasons = not_always(connection, capture, name_text(schema, capture.table))
+    qualified = name_text(schema, capture.table)
+    reasons = not_applied(connection, subscription, qualified)
+    reasons += not_always(connection, capture, qualified)
     state = Watched("capture", f"capture of {capture.table}", OUTDATED if reasons else OK)
     objects = [*objects, replace(state, reasons=tuple(reasons))]
     if reasons:

@@ -33,6 +33,16 @@ _NOT_ALWAYS = text(
     "AND t.tgenabled OPERATOR(pg_catalog.<>) 'A' ORDER BY t.tgname"
 ).bindparams(bindparam("names", type_=ARRAY(Text())))
 
+#: Bound: ``subscription``, ``table`` (a regclass text).  Whether the subscription applies the
+#: table's changes: the apply worker skips, without a word, those of a published table missing
+#: from ``pg_subscription_rel`` (one that joined the publication after the subscription).
+_APPLIES = text(
+    "SELECT EXISTS (SELECT FROM pg_catalog.pg_subscription_rel AS r "
+    "JOIN pg_catalog.pg_subscription AS s ON s.oid OPERATOR(pg_catalog.=) r.srsubid "
+    "WHERE s.subname OPERATOR(pg_catalog.=) :subscription "
+    "AND r.srrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(:table))"
+)
+
 _FIRES = {"O": "only for local writes", "R": "only for applied changes", "D": "never"}
 
 
@@ -52,4 +62,19 @@ def not_always(connection: Connection, capture: AuditSpec, qualified_table: str)
         f"trigger {row.tgname} fires {_FIRES.get(row.enabled, row.enabled)}, not ALWAYS: the "
         "subscription's changes are not recorded (the consumer enables it again on its next run)"
         for row in rows
+    ]
+
+
+def not_applied(connection: Connection, subscription: str, qualified_table: str) -> list[str]:
+    """Why ``subscription`` does not apply the changes of ``qualified_table``: it does not know
+    the table (it joined the publication after the subscription was made or refreshed)."""
+    if connection.execute(
+        _APPLIES, {"subscription": subscription, "table": qualified_table}
+    ).scalar():
+        return []
+    return [
+        f"subscription {subscription!r} does not apply this table's changes (the table is not "
+        "among its relations: it joined the publication after the subscription was made), so "
+        "they are skipped and not recorded; the CDC consumer refreshes the subscription on its "
+        "next run (cdc run) with models that declare the table"
     ]

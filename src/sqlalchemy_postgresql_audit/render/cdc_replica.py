@@ -39,6 +39,17 @@ def create_source_table(schema: str | None) -> str:
     )
 
 
+#: Bound: ``table``.  The schemas of the target database holding a claim table: consumers
+#: whose MetaData.schema differs keep their context (and claim) tables in other schemas, yet
+#: may feed the same replica and audit tables, so a claim covers the whole database.
+CLAIM_SCHEMAS = (
+    "SELECT n.nspname FROM pg_catalog.pg_class c "
+    "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
+    "WHERE c.relname OPERATOR(pg_catalog.=) :table AND c.relkind OPERATOR(pg_catalog.=) 'r' "
+    "ORDER BY n.nspname"
+)
+
+
 def recorded_sources(schema: str | None) -> str:
     return f"SELECT system_identifier, database FROM {qualified(schema, SOURCE_TABLE)}"
 
@@ -89,6 +100,38 @@ SOURCE_SIGNATURE = (
     "WHERE t.isleaf AND t.relid OPERATOR(pg_catalog.<>) c.oid ORDER BY t.relid), ',')) "
     "FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(:table)"
 )
+#: Bound: ``publications``.  On the source: the tables its publications hold, quoted.
+PUBLISHED = (
+    "SELECT pg_catalog.quote_ident(schemaname) OPERATOR(pg_catalog.||) '.' "
+    "OPERATOR(pg_catalog.||) pg_catalog.quote_ident(tablename) "
+    "FROM pg_catalog.pg_publication_tables "
+    "WHERE pubname OPERATOR(pg_catalog.=) ANY (CAST(:publications AS text[]))"
+)
+#: Bound: ``subscription``.  On the target: the tables whose changes the subscription applies
+#: (the apply worker skips, without a word, the changes of a published table not listed here).
+SUBSCRIBED = (
+    "SELECT pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' "
+    "OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname) "
+    "FROM pg_catalog.pg_subscription_rel r "
+    "JOIN pg_catalog.pg_subscription s ON s.oid OPERATOR(pg_catalog.=) r.srsubid "
+    "JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) r.srrelid "
+    "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
+    "WHERE s.subname OPERATOR(pg_catalog.=) :subscription"
+)
+#: Bound: ``subscription``.  Whether it is enabled (a disabled one cannot be refreshed).
+SUBSCRIPTION_ENABLED = (
+    "SELECT subenabled FROM pg_catalog.pg_subscription "
+    "WHERE subname OPERATOR(pg_catalog.=) :subscription"
+)
+
+
+def refresh_subscription(subscription: str) -> str:
+    """Runs outside a transaction block.  The subscription learns the tables that joined the
+    publication since it was made or last refreshed; no copy: the seed copies what the replica
+    lacks, with a baseline."""
+    return f"ALTER SUBSCRIPTION {quote(subscription)} REFRESH PUBLICATION WITH (copy_data = false)"
+
+
 #: Bound: ``names`` (regclass texts).  Which of them exist, without an error for those that do
 #: not (a probe of a missing table is an ERROR line in the server's log).
 EXISTING = (
@@ -109,11 +152,61 @@ CONFIRMED = (
     "SELECT confirmed_flush_lsn OPERATOR(pg_catalog.>=) CAST(:lsn AS pg_catalog.pg_lsn) "
     "FROM pg_catalog.pg_replication_slots WHERE slot_name OPERATOR(pg_catalog.=) :slot"
 )
+#: Bound: ``subscription``.  Whether it has an apply worker, the server's pool of logical
+#: replication workers (shared by every subscription and seed of the server) and how many of
+#: them run.
+APPLY_WORKER = (
+    "SELECT EXISTS (SELECT FROM pg_catalog.pg_stat_subscription w "
+    "WHERE w.subname OPERATOR(pg_catalog.=) :subscription AND w.relid IS NULL "
+    "AND w.pid IS NOT NULL) AS present, "
+    "pg_catalog.current_setting('max_logical_replication_workers') AS pool, "
+    "(SELECT count(*) FROM pg_catalog.pg_stat_subscription w WHERE w.pid IS NOT NULL) AS used"
+)
 #: Bound: ``subscription``.  PostgreSQL 15+: errors of the apply worker so far.
 APPLY_ERRORS = (
     "SELECT apply_error_count FROM pg_catalog.pg_stat_subscription_stats "
     "WHERE subname OPERATOR(pg_catalog.=) :subscription"
 )
+#: The target's record, per subscription, of the apply worker's error count (and when its
+#: statistics were last reset) at the consumer's last successful run: PostgreSQL's count is
+#: cumulative, and ``cdc status`` reports only the errors since.
+APPLY_SEEN_TABLE = "audit_cdc_apply_seen"
+#: Bound: ``subscription``.  PostgreSQL 15+: the error count and when it was last reset.
+APPLY_ERRORS_SINCE_RESET = (
+    "SELECT apply_error_count, CAST(stats_reset AS text) AS stats_reset "
+    "FROM pg_catalog.pg_stat_subscription_stats "
+    "WHERE subname OPERATOR(pg_catalog.=) :subscription"
+)
+
+
+def create_apply_seen_table(schema: str | None) -> str:
+    return (
+        f"CREATE TABLE IF NOT EXISTS {qualified(schema, APPLY_SEEN_TABLE)} (\n"
+        "  subscription text PRIMARY KEY,\n  apply_error_count bigint NOT NULL,\n"
+        "  stats_reset text,\n"
+        "  seen_at timestamptz NOT NULL DEFAULT pg_catalog.now()\n)"
+    )
+
+
+def apply_seen(schema: str | None) -> str:
+    """Bound: ``subscription``."""
+    return (
+        f"SELECT apply_error_count, stats_reset FROM {qualified(schema, APPLY_SEEN_TABLE)} "
+        "WHERE subscription OPERATOR(pg_catalog.=) :subscription"
+    )
+
+
+def record_apply_seen(schema: str | None) -> str:
+    """Bound: ``subscription``, ``apply_error_count``, ``stats_reset``."""
+    return (
+        f"INSERT INTO {qualified(schema, APPLY_SEEN_TABLE)} "
+        "(subscription, apply_error_count, stats_reset) "
+        "VALUES (:subscription, :apply_error_count, :stats_reset) "
+        "ON CONFLICT (subscription) DO UPDATE SET apply_error_count = "
+        "excluded.apply_error_count, stats_reset = excluded.stats_reset, seen_at = pg_catalog.now()"
+    )
+
+
 #: Bound: ``subscription``.  PostgreSQL 18+: changes the apply worker found no row for.
 MISSING_ROW_CONFLICTS = (
     "SELECT confl_update_missing, confl_delete_missing "
@@ -127,6 +220,19 @@ COPY_SETTINGS = (
     "SET LOCAL extra_float_digits = 3",
     "SET LOCAL bytea_output = 'hex'",
 )
+
+
+def add_column_with_default(
+    schema: str | None, table: str, column: str, type_sql: str, default_sql: str
+) -> str:
+    """A column the source gained with a default, added to the replica with it: the source's
+    ``ADD COLUMN ... DEFAULT`` filled its existing rows, and the replica's must hold the same
+    (their later UPDATEs and DELETEs record the replica's values).  ``type_sql`` and
+    ``default_sql`` as SQLAlchemy compiles them for the declared column."""
+    return (
+        f"ALTER TABLE {qualified(schema, table)} "
+        f"ADD COLUMN IF NOT EXISTS {quote(column)} {type_sql} DEFAULT {default_sql}"
+    )
 
 
 def lock_share(schema: str | None, table: str) -> str:
