@@ -24,58 +24,26 @@ application) cannot be refused in CDC mode at all.  The execution option
 
 from __future__ import annotations
 
-import threading
 import weakref
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, event
+from sqlalchemy import Connection, Table
 
 from ..declare.audit_table import SPEC_KEY
 from ..declare.declaration import declare_table
 from ..declare.spec import AuditSpec
-from ..declare.written import nested_writes, operations_of, schema_written, written_table
+from ..declare.written import WriteListeners, operations_of, schema_written, written_table
 from .scope import missing_for_next_write
 from .session import AuditSettingError
 
 #: ``install.runtime_check.RUNTIME_CHECK_OPTION``: writes let through on purpose.
 _OPT_OUT = "audit_runtime_check"
-_INSTALL_LOCK = threading.Lock()
 
 
 def register_required_check() -> None:
     """Check every write to a CDC table with required settings.  Idempotent."""
-    if event.contains(Engine, "before_execute", _before_execute):
-        return
-    with _INSTALL_LOCK:
-        if event.contains(Engine, "before_execute", _before_execute):
-            return
-        event.listen(Engine, "before_execute", _before_execute)
-        # First among the cursor listeners: nothing is sent in front of a refused statement.
-        event.listen(Engine, "before_cursor_execute", _before_cursor_execute, insert=True)
-
-
-def _before_execute(
-    connection: Connection,
-    statement: Any,
-    multiparams: Any,
-    params: Any,
-    execution_options: Mapping[str, Any],
-) -> None:
-    if getattr(statement, "is_dml", False):
-        _check_write(connection, statement, execution_options)
-
-
-def _before_cursor_execute(
-    connection: Connection,
-    cursor: Any,
-    statement: str,
-    parameters: Any,
-    context: Any,
-    executemany: bool,
-) -> None:
-    for write in nested_writes(context):
-        _check_write(connection, write, context.execution_options)
+    _LISTENERS.install()
 
 
 def _check_write(
@@ -94,6 +62,9 @@ def _check_write(
     missing = missing_for_next_write(connection, required)
     if missing:
         raise AuditSettingError(_message(table, missing[0], execution_options))
+
+
+_LISTENERS = WriteListeners(_check_write, first=True)
 
 
 #: Per CDC table: (its spec, its required settings, the operations it records), kept while

@@ -7,10 +7,11 @@ server can refuse a write without its setting).  Both need the same answers, che
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import Alias, Table
+from sqlalchemy import Alias, Connection, Engine, Table, event
 from sqlalchemy.dialects.postgresql.dml import OnConflictDoUpdate
 
 from .options import OPTIONS_KEY
@@ -63,3 +64,58 @@ def schema_written(table: Table, execution_options: Mapping[str, Any]) -> str | 
     if translate and schema in translate:
         return str(translate[schema]) if translate[schema] is not None else None
     return schema
+
+
+#: A check of one built write: (connection, the INSERT/UPDATE/DELETE construct, its execution
+#: options).  It raises to refuse the write.
+WriteCheck = Callable[[Connection, Any, Mapping[str, Any]], None]
+
+
+class WriteListeners:
+    """Hand every write SQLAlchemy builds, on every engine, to one ``check``: the statement
+    itself before it is compiled (``before_execute``), and the writes nested in its common
+    table expressions once it is (``before_cursor_execute``).  ``first`` puts the cursor
+    listener before the others, so nothing is sent in front of a refused statement."""
+
+    def __init__(self, check: WriteCheck, *, first: bool = False) -> None:
+        self._check = check
+        self._first = first
+        self._lock = threading.Lock()
+
+    def install(self) -> None:
+        """Idempotent, and safe from several threads."""
+        if event.contains(Engine, "before_cursor_execute", self._before_cursor_execute):
+            return
+        with self._lock:
+            if not event.contains(Engine, "before_execute", self._before_execute):
+                event.listen(Engine, "before_execute", self._before_execute)
+            if not event.contains(Engine, "before_cursor_execute", self._before_cursor_execute):
+                event.listen(
+                    Engine,
+                    "before_cursor_execute",
+                    self._before_cursor_execute,
+                    insert=self._first,
+                )
+
+    def _before_execute(
+        self,
+        connection: Connection,
+        statement: Any,
+        multiparams: Any,
+        params: Any,
+        execution_options: Mapping[str, Any],
+    ) -> None:
+        if getattr(statement, "is_dml", False):
+            self._check(connection, statement, execution_options)
+
+    def _before_cursor_execute(
+        self,
+        connection: Connection,
+        cursor: Any,
+        statement: str,
+        parameters: Any,
+        context: Any,
+        executemany: bool,
+    ) -> None:
+        for write in nested_writes(context):
+            self._check(connection, write, context.execution_options)

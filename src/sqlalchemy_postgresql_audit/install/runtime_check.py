@@ -47,20 +47,19 @@ engine, once per engine.  A process that only reads needs no opt-out: reads are 
 from __future__ import annotations
 
 import logging
-import threading
 import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import ARRAY, Connection, Engine, Table, Text, bindparam, event, text
+from sqlalchemy import ARRAY, Connection, Table, Text, bindparam, text
 
 from ..declare.audit_table import SPEC_KEY
 from ..declare.cdc import cdc_names
 from ..declare.declaration import declare_table, declared_tables
 from ..declare.options import ALL_OPERATIONS, OPTIONS_KEY
 from ..declare.spec import AuditSpec
-from ..declare.written import nested_writes, operations_of, schema_written, written_table
+from ..declare.written import WriteListeners, operations_of, schema_written, written_table
 from ..errors import AuditConfigurationError
 from ..render import COMMENT_MARKER
 from ..render.key_trigger import ROW_BRANCH
@@ -131,41 +130,11 @@ class _EngineState:
 
 
 _STATES: dict[int, _EngineState] = {}
-_INSTALL_LOCK = threading.Lock()
 
 
 def register_runtime_check() -> None:
     """Check every write to a declared audited table (once per engine).  Idempotent."""
-    if event.contains(Engine, "before_cursor_execute", _before_cursor_execute):
-        return
-    with _INSTALL_LOCK:
-        if not event.contains(Engine, "before_execute", _before_execute):
-            event.listen(Engine, "before_execute", _before_execute)
-        if not event.contains(Engine, "before_cursor_execute", _before_cursor_execute):
-            event.listen(Engine, "before_cursor_execute", _before_cursor_execute)
-
-
-def _before_execute(
-    connection: Connection,
-    statement: Any,
-    multiparams: Any,
-    params: Any,
-    execution_options: Mapping[str, Any],
-) -> None:
-    if getattr(statement, "is_dml", False):
-        _check_write(connection, statement, execution_options)
-
-
-def _before_cursor_execute(
-    connection: Connection,
-    cursor: Any,
-    statement: str,
-    parameters: Any,
-    context: Any,
-    executemany: bool,
-) -> None:
-    for write in nested_writes(context):
-        _check_write(connection, write, context.execution_options)
+    _LISTENERS.install()
 
 
 def _check_write(
@@ -188,6 +157,9 @@ def _check_write(
         _warn_opted_out(connection, state)
         return
     _check(connection, state, table, (schema, table.name), operations, translate or {})
+
+
+_LISTENERS = WriteListeners(_check_write)
 
 
 def _state(connection: Connection) -> _EngineState:
