@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
 from sqlalchemy_postgresql_audit import enable
+from sqlalchemy_postgresql_audit.cdc import Consumer
 
 DATABASE_URL_ENV = "AUDIT_TEST_DATABASE_URL"
 SECOND_DATABASE_URL_ENV = "AUDIT_TEST_SECOND_DATABASE_URL"
@@ -217,3 +218,28 @@ def make_role(database_url: URL) -> Iterator[Callable[[str], str]]:
             connection.execute(sa.text(f"DROP OWNED BY {quote(name)}"))
             connection.execute(sa.text(f"DROP ROLE {quote(name)}"))
     admin.dispose()
+
+
+@pytest.fixture
+def source(logical_database_url: URL) -> Iterator[sa.Engine]:
+    """A CDC source: the test's database on a server with ``wal_level = logical``."""
+    engine = sa.create_engine(logical_database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def target(second_database_url: URL) -> Iterator[sa.Engine]:
+    """A CDC target on another server (design 1)."""
+    engine = sa.create_engine(second_database_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def consumers() -> Iterator[list[Consumer]]:
+    """Consumers whose subscriptions are dropped at the end, so the databases can be."""
+    made: list[Consumer] = []
+    yield made
+    for consumer in made:
+        consumer.drop()

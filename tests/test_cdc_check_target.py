@@ -27,13 +27,6 @@ def source(logical_database_url: URL) -> Iterator[sa.Engine]:
     engine.dispose()
 
 
-@pytest.fixture
-def target(second_database_url: URL) -> Iterator[sa.Engine]:
-    engine = sa.create_engine(second_database_url)
-    yield engine
-    engine.dispose()
-
-
 def _check(engine: sa.Engine) -> tuple[int, dict[str, object]]:
     done = run("check", MODELS, "--url", url_text(engine.url), "--json")
     assert done.returncode in (0, 1), done.stderr

@@ -253,7 +253,7 @@ def test_timeout_must_be_a_positive_number_of_seconds(installed: sa.Engine) -> N
 
 
 #: The same models once their last CDC table went back to trigger mode.
-_LEFT_CDC = '''
+_LEFT_CDC = """
 import sqlalchemy as sa
 
 metadata = sa.MetaData(naming_convention={"audit.slot": "cdc_cli_models"})
@@ -263,7 +263,7 @@ sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     info={"audit.options": {"enabled": True}},
 )
-'''
+"""
 
 
 def test_a_slot_left_by_a_metadata_without_cdc_tables_is_reported_with_how_to_drop_it(

@@ -4,11 +4,9 @@ what it can check, and design 1's context trigger records NULL (with a WARNING) 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import URL
 
 from sqlalchemy_postgresql_audit import AuditSettingError, audit_context
 from sqlalchemy_postgresql_audit.cdc import Consumer
@@ -44,20 +42,6 @@ def test_an_enum_setting_of_a_cdc_table_is_checked_at_the_call() -> None:
         audit_context(shard="abc")
     with audit_context(tier="gold", shard=3) as values:
         assert dict(values) == {"tier": "gold", "shard": "3"}
-
-
-@pytest.fixture
-def source(logical_database_url: URL) -> Iterator[sa.Engine]:
-    engine = sa.create_engine(logical_database_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def target(second_database_url: URL) -> Iterator[sa.Engine]:
-    engine = sa.create_engine(second_database_url)
-    yield engine
-    engine.dispose()
 
 
 def test_design_1_records_null_for_a_context_value_its_column_cannot_hold(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 
 import psycopg2
 import pytest
@@ -33,13 +32,6 @@ def _models(**conventions: object) -> tuple[sa.MetaData, sa.Table]:
         info={"audit.options": {"enabled": True, "mode": "cdc"}},
     )
     return metadata, account
-
-
-@pytest.fixture
-def source(logical_database_url: URL) -> Iterator[sa.Engine]:
-    engine = sa.create_engine(logical_database_url)
-    yield engine
-    engine.dispose()
 
 
 def _slot_failover(engine: sa.Engine, slot: str) -> object:

@@ -195,13 +195,6 @@ def test_a_shift_that_never_holds_a_key_twice_reads_as_one_statement_per_row(
 # -- design 1: the target's triggers, fired by the apply worker one change at a time ---------
 
 
-@pytest.fixture
-def target(second_database_url: URL) -> Iterator[sa.Engine]:
-    engine = sa.create_engine(second_database_url)
-    yield engine
-    engine.dispose()
-
-
 #: Where design 1's trail differs from trigger mode: the apply worker applies (and fires the
 #: target's row triggers for) one change at a time, so the first row of a swap done in one
 #: statement under a deferrable key leaves its key empty for a moment and gets a K row.

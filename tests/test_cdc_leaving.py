@@ -5,12 +5,9 @@ compares versions across the switch."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import URL
 
 from alembic_env import make_project
 from cdc_decoder_setup import drop_slot
@@ -28,13 +25,6 @@ def _models(slot: str, mode: str | None) -> tuple[sa.MetaData, sa.Table]:
         info={"audit.options": {"enabled": True, **({"mode": mode} if mode else {})}},
     )
     return metadata, account
-
-
-@pytest.fixture
-def source(logical_database_url: URL) -> Iterator[sa.Engine]:
-    engine = sa.create_engine(logical_database_url)
-    yield engine
-    engine.dispose()
 
 
 def _trail(engine: sa.Engine) -> list[tuple[object, ...]]:

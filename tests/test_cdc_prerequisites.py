@@ -83,7 +83,9 @@ def test_a_consumer_refuses_a_timeout_that_is_not_a_positive_number(timeout: obj
         info={"audit.options": {"enabled": True, "mode": "cdc"}},
     )
     with pytest.raises(ValueError, match=r"timeout must be a positive, finite number") as raised:
-        Consumer("postgresql+psycopg2://nobody@127.0.0.1:9/none", metadata=metadata, timeout=timeout)  # type: ignore[arg-type]
+        Consumer(
+            "postgresql+psycopg2://nobody@127.0.0.1:9/none", metadata=metadata, timeout=timeout
+        )  # type: ignore[arg-type]
     assert repr(timeout) in str(raised.value)
 
 

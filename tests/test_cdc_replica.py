@@ -8,7 +8,6 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -44,29 +43,6 @@ def _models(**options: object) -> tuple[sa.MetaData, sa.Table]:
         },
     )
     return metadata, account
-
-
-@pytest.fixture
-def source(logical_database_url: URL) -> Iterator[sa.Engine]:
-    engine = sa.create_engine(logical_database_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def target(second_database_url: URL) -> Iterator[sa.Engine]:
-    engine = sa.create_engine(second_database_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def consumers() -> Iterator[list[Consumer]]:
-    """Consumers whose subscriptions are dropped at the end, so the databases can be."""
-    made: list[Consumer] = []
-    yield made
-    for consumer in made:
-        consumer.drop()
 
 
 def _trail(engine: sa.Engine, table: str = "account_audit") -> list[tuple[object, ...]]:

@@ -37,28 +37,6 @@ def _models(schema: str | None = None) -> tuple[sa.MetaData, sa.Table]:
     return metadata, account
 
 
-@pytest.fixture
-def source(logical_database_url: URL) -> Iterator[sa.Engine]:
-    engine = sa.create_engine(logical_database_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def target(second_database_url: URL) -> Iterator[sa.Engine]:
-    engine = sa.create_engine(second_database_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def consumers() -> Iterator[list[Consumer]]:
-    made: list[Consumer] = []
-    yield made
-    for consumer in made:
-        consumer.drop()
-
-
 @contextlib.contextmanager
 def _other_database(server: URL) -> Iterator[URL]:
     """A second source database on the source's server (dropped with its slots)."""
