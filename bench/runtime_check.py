@@ -57,11 +57,10 @@ audited = _table("bench_audited", **{"audit.options": {"enabled": True}})
 
 
 def listening(on: bool) -> None:
-    listener = runtime_check._before_execute
-    if on and not sa.event.contains(sa.Engine, "before_execute", listener):
-        sa.event.listen(sa.Engine, "before_execute", listener)
-    elif not on and sa.event.contains(sa.Engine, "before_execute", listener):
-        sa.event.remove(sa.Engine, "before_execute", listener)
+    if on:
+        runtime_check._LISTENERS.install()
+    else:
+        runtime_check._LISTENERS.remove()
 
 
 def batch(connection: sa.Connection, variant: str, n: int, first_id: int) -> float:
@@ -79,7 +78,7 @@ def listener_cost(connection: sa.Connection, calls: int = 100_000) -> float:
     """The listener alone, called as SQLAlchemy calls it, for a checked audited INSERT."""
     insert = audited.insert()
     options = connection.get_execution_options()
-    listener = runtime_check._before_execute
+    listener = runtime_check._LISTENERS._before_execute
     start = time.perf_counter()
     for _ in range(calls):
         listener(connection, insert, (), {}, options)

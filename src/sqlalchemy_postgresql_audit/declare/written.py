@@ -97,6 +97,14 @@ class WriteListeners:
                     insert=self._first,
                 )
 
+    def remove(self) -> None:
+        """Undo ``install`` (the benchmarks compare writes with and without the check)."""
+        with self._lock:
+            if event.contains(Engine, "before_execute", self._before_execute):
+                event.remove(Engine, "before_execute", self._before_execute)
+            if event.contains(Engine, "before_cursor_execute", self._before_cursor_execute):
+                event.remove(Engine, "before_cursor_execute", self._before_cursor_execute)
+
     def _before_execute(
         self,
         connection: Connection,
