@@ -111,12 +111,21 @@ def test_rows_older_than_the_slot_are_copied_with_a_baseline_and_their_changes_r
     assert Consumer(source, target, metadata=metadata, timeout=120).run_once() == 0
 
 
-@pytest.mark.parametrize("replica_identity", ["default", "full"])
+@pytest.mark.parametrize(
+    ("replica_identity", "driver"),
+    [("default", "postgresql+psycopg2"), ("full", "postgresql+psycopg")],
+)
 def test_changes_of_old_rows_before_the_first_run_are_recorded_after_the_install_baseline(
-    source: sa.Engine, target: sa.Engine, consumers: list[Consumer], replica_identity: str
+    logical_database_url: URL,
+    second_database_url: URL,
+    consumers: list[Consumer],
+    replica_identity: str,
+    driver: str,
 ) -> None:
     """The application writes between the install and the consumer's first run: the new
     subscription starts from the install's baseline, so the apply worker finds the rows."""
+    source = sa.create_engine(logical_database_url.set(drivername=driver))
+    target = sa.create_engine(second_database_url.set(drivername=driver))
     _plain_rows(source, [(1, "a"), (2, "b"), (3, "c")])
     metadata, account = _models(replica_identity=replica_identity)
     metadata.create_all(source)
@@ -140,6 +149,8 @@ def test_changes_of_old_rows_before_the_first_run_are_recorded_after_the_install
         replica = connection.exec_driver_sql("SELECT id, balance FROM account ORDER BY id")
         assert [tuple(row) for row in replica] == [(1, 10), (3, None), (4, None)]
     assert Consumer(source, target, metadata=metadata, timeout=120).run_once() == 0
+    source.dispose()
+    target.dispose()
 
 
 def test_a_table_without_key_is_copied_by_whole_row_values_intact_on_psycopg_3(
