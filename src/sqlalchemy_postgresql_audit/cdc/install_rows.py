@@ -18,7 +18,8 @@ Where those rows cannot be trusted to be the whole state, the table is left to `
 (rows as they are when it runs): the publication's row was made by a transaction the slot has
 passed (a slot made again), the source's audit table holds rows of other transactions (a table
 switched from trigger mode, whose older rows had versions and got no ``B``), the replica already
-holds rows, or the audit table does not record every column as it is (redaction, exclusion).
+holds rows, the audit table does not record every column as it is (redaction, exclusion), or
+the consumer's role may not read it.
 """
 
 from __future__ import annotations
@@ -72,7 +73,12 @@ def _install_transaction(
         return None
     xid = source.execute(
         text(sql.INSTALL_TRANSACTION),
-        {"slot": slot, "publication": publication, "table": name_text(table.schema, table.name)},
+        {
+            "slot": slot,
+            "publication": publication,
+            "table": name_text(table.schema, table.name),
+            "audit": name_text(audit.schema, audit.name),
+        },
     ).scalar()
     if xid is None:
         return None

@@ -14,7 +14,8 @@ from .sql import literal, qualified, quote
 #: The id of the transaction that added the table to the publication (its row of
 #: ``pg_publication_rel``), when the slot has not passed it: the slot still keeps the catalog
 #: of before it (``catalog_xmin``), so its stream starts before that transaction's commit
-#: (``age``: the larger, the older).  NULL otherwise.
+#: (``age``: the larger, the older); and the consumer's role may read the audit table.  NULL
+#: otherwise.
 INSTALL_TRANSACTION = (
     "SELECT CAST(CAST(r.xmin AS text) AS bigint) FROM pg_catalog.pg_publication_rel AS r "
     "JOIN pg_catalog.pg_publication AS p ON p.oid OPERATOR(pg_catalog.=) r.prpubid "
@@ -22,7 +23,8 @@ INSTALL_TRANSACTION = (
     "WHERE p.pubname OPERATOR(pg_catalog.=) :publication "
     "AND r.prrelid OPERATOR(pg_catalog.=) CAST(:table AS regclass) "
     "AND s.catalog_xmin IS NOT NULL "
-    "AND pg_catalog.age(s.catalog_xmin) OPERATOR(pg_catalog.>=) pg_catalog.age(r.xmin)"
+    "AND pg_catalog.age(s.catalog_xmin) OPERATOR(pg_catalog.>=) pg_catalog.age(r.xmin) "
+    "AND pg_catalog.has_table_privilege(pg_catalog.to_regclass(:audit), 'SELECT')"
 )
 
 
