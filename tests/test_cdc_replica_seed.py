@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
+from sqlalchemy_postgresql_audit import install_audit_triggers
 from sqlalchemy_postgresql_audit.cdc import CdcError, Consumer
 from sqlalchemy_postgresql_audit.cdc.apply_errors import ReplicaLacksColumns
 from sqlalchemy_postgresql_audit.cdc.fence import commit_fence, wait_for
@@ -23,7 +24,9 @@ from sqlalchemy_postgresql_audit.cdc.status import cdc_status
 from sqlalchemy_postgresql_audit.declare.declaration import _DECLARED
 
 
-def _models(schema: str | None = None) -> tuple[sa.MetaData, sa.Table]:
+def _models(
+    schema: str | None = None, replica_identity: str = "default"
+) -> tuple[sa.MetaData, sa.Table]:
     metadata = sa.MetaData(naming_convention={"audit.slot": f"cdc_{uuid.uuid4().hex[:12]}"})
     account = sa.Table(
         "account",
@@ -32,7 +35,9 @@ def _models(schema: str | None = None) -> tuple[sa.MetaData, sa.Table]:
         sa.Column("owner", sa.Text, nullable=False),
         sa.Column("balance", sa.Integer),
         schema=schema,
-        info={"audit.options": {"enabled": True, "mode": "cdc"}},
+        info={
+            "audit.options": {"enabled": True, "mode": "cdc", "replica_identity": replica_identity}
+        },
     )
     return metadata, account
 
@@ -104,6 +109,48 @@ def test_rows_older_than_the_slot_are_copied_with_a_baseline_and_their_changes_r
     ]
     # Nothing changed on the source's side since: a later consumer copies nothing again.
     assert Consumer(source, target, metadata=metadata, timeout=120).run_once() == 0
+
+
+@pytest.mark.parametrize(
+    ("replica_identity", "driver"),
+    [("default", "postgresql+psycopg2"), ("full", "postgresql+psycopg")],
+)
+def test_changes_of_old_rows_before_the_first_run_are_recorded_after_the_install_baseline(
+    logical_database_url: URL,
+    second_database_url: URL,
+    consumers: list[Consumer],
+    replica_identity: str,
+    driver: str,
+) -> None:
+    """The application writes between the install and the consumer's first run: the new
+    subscription starts from the install's baseline, so the apply worker finds the rows."""
+    source = sa.create_engine(logical_database_url.set(drivername=driver))
+    target = sa.create_engine(second_database_url.set(drivername=driver))
+    _plain_rows(source, [(1, "a"), (2, "b"), (3, "c")])
+    metadata, account = _models(replica_identity=replica_identity)
+    metadata.create_all(source)
+    with source.begin() as connection:
+        connection.execute(account.update().where(account.c.id == 1).values(balance=10))
+    with source.begin() as connection:
+        connection.execute(account.delete().where(account.c.id == 2))
+        connection.execute(account.insert().values(id=4, owner="d"))
+    consumer = Consumer(source, target, metadata=metadata, timeout=120)
+    consumers.append(consumer)
+    assert consumer.run_once() == 6
+    assert _trail(target) == [
+        ("B", 1, "a", None),
+        ("B", 2, "b", None),
+        ("B", 3, "c", None),
+        ("U", 1, "a", 10),
+        ("D", 2, "b", None),
+        ("I", 4, "d", None),
+    ]
+    with target.connect() as connection:
+        replica = connection.exec_driver_sql("SELECT id, balance FROM account ORDER BY id")
+        assert [tuple(row) for row in replica] == [(1, 10), (3, None), (4, None)]
+    assert Consumer(source, target, metadata=metadata, timeout=120).run_once() == 0
+    source.dispose()
+    target.dispose()
 
 
 def test_a_table_without_key_is_copied_by_whole_row_values_intact_on_psycopg_3(
@@ -211,12 +258,31 @@ def test_a_partition_attached_with_rows_is_copied_at_the_next_run(
     ]
 
 
+def _switched_from_triggers(source: sa.Engine, rows: list[tuple[int, str]]) -> sa.MetaData:
+    """The table audited by triggers first (its rows have versions, so the install's baseline
+    skips them), then switched to CDC: its new subscription copies the rows under the lock."""
+    triggers = sa.MetaData()
+    account = sa.Table(
+        "account",
+        triggers,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("owner", sa.Text, nullable=False),
+        sa.Column("balance", sa.Integer),
+        info={"audit.options": {"enabled": True}},
+    )
+    triggers.create_all(source)
+    with source.begin() as connection:
+        for id_, owner in rows:
+            connection.execute(account.insert().values(id=id_, owner=owner))
+    metadata, _ = _models()
+    install_audit_triggers(metadata, source)
+    return metadata
+
+
 def test_a_seed_that_cannot_lock_the_source_table_is_refused_naming_table_and_rows(
     source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
 ) -> None:
-    _plain_rows(source, [(1, "a"), (2, "b")])
-    metadata, _ = _models()
-    metadata.create_all(source)
+    metadata = _switched_from_triggers(source, [(1, "a"), (2, "b")])
     consumer = Consumer(source, target, metadata=metadata, timeout=10)
     consumers.append(consumer)
     with source.connect() as writer:

@@ -14,7 +14,8 @@ advances in the same transaction as the rows it applied.  ``streaming = on`` (no
 keeps commit order.
 
 Before anything else, the target records which source database it holds the trail of, and
-refuses another (``.owner``); rows the stream never carried (older than the slot, or brought by
+refuses another (``.owner``); a new subscription's replica starts from the install's baseline
+(``.install_rows``); rows the stream never carried otherwise (older than the slot, or brought by
 an attached partition) are copied in with a baseline once the subscription runs (``.seed``).
 """
 
@@ -47,6 +48,7 @@ from ..render import cdc as sql
 from ..render import cdc_replica as replica_sql
 from ..render.sql import literal
 from .claim import creating
+from .install_rows import seed_from_install
 from .owner import claim_target
 
 _SUBSCRIPTION_EXISTS = text(
@@ -112,8 +114,10 @@ class Replica:
             if exists.scalar():
                 return False
             target_version = connection.dialect.server_version_info or (0,)
-        with self.target.connect().execution_options(isolation_level="AUTOCOMMIT") as autocommit:
-            autocommit.execute(
+        # Disabled until the replica holds the install's baseline, in one transaction: the
+        # apply worker would skip the UPDATEs and DELETEs of rows it lacks (``.install_rows``).
+        with self.source.connect() as source, self.target.begin() as connection:
+            connection.execute(
                 text(
                     sql.create_subscription(
                         self.subscription,
@@ -123,9 +127,15 @@ class Replica:
                         "on",
                         # An older subscriber leaves the slot's property alone.
                         failover=names.failover and target_version >= (17,),
+                        enabled=False,
                     )
                 )
             )
+            seed_from_install(
+                source, connection, pairs, publication=names.publication, slot=names.slot
+            )
+            connection.execute(text(sql.enable_subscription(self.subscription)))
+            source.rollback()
         return True
 
     def refresh(self) -> bool:

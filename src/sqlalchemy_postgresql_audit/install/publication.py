@@ -202,24 +202,40 @@ _PUBLISHED = text(sql.PUBLISHED).bindparams(bindparam("tables", type_=ARRAY(Text
 def baseline_statements(
     connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]]
 ) -> list[str]:
-    """For the CDC tables of ``pairs`` (resolved specs) whose old rows the decoder is about to
-    rebuild from the trail (``replica_identity`` ``default``) for the first time: the baseline
-    of the rows they hold that have no version in the trail.  Those are the tables installing
-    publishes (``first_published``) and the published ones it switches from ``FULL``
-    (``switched_to_default``): under ``FULL`` the trail may have lost versions (a purge, a
-    retention), which nothing rebuilt from while the WAL carried whole old rows.
+    """The baseline of the rows without a version in the trail, for the CDC tables of
+    ``pairs`` (resolved specs) that installing publishes (``first_published``, whatever their
+    replica identity; a table without a key has none) and the published ones it switches from
+    ``FULL`` to ``default`` (``switched_to_default``).
 
-    Run in the installing transaction, after publishing: the baseline locks each table until
-    it commits, so every row written before is in it and every change after it is in the WAL.
-    Without it the decoder would meet an UPDATE or DELETE of a row the trail never saw and stop
-    for good (the WAL of a DELETE holds only the key).
+    Run in the installing transaction, after publishing: the baseline locks each table
+    ``IN SHARE MODE`` (adding it to the publication does not block its writers) until it
+    commits, so every change committed before is in it and, decoded with a catalog where the
+    table was not published yet, not in the WAL's stream; every change after it is.  So the
+    baseline is exactly the state the stream's first change of the table applies to:
+
+    - the decoder rebuilds old rows from it under ``default`` (without it, it would meet an
+      UPDATE or DELETE of a row the trail never saw and stop for good: the WAL of a DELETE
+      holds only the key); under ``FULL`` the trail may have lost versions (a purge, a
+      retention), which nothing rebuilt from while the WAL carried whole old rows;
+    - design 1's consumer seeds a new subscription's replica with it (``cdc.install_rows``),
+      before the subscription applies anything: written by the transaction that published the
+      table, it is found by that transaction's id.
     """
-    tables = [*first_published(connection, pairs), *switched_to_default(connection, pairs)]
+    first = first_published(connection, pairs)
+    switched = switched_to_default(connection, pairs)
     return [
-        statement
-        for _, spec in tables
-        if replica_identity(spec) == "default"
-        for statement in render_baseline(spec)
+        *(
+            statement
+            for _, spec in first
+            if spec.key_columns
+            for statement in render_baseline(spec)
+        ),
+        *(
+            statement
+            for _, spec in switched
+            if replica_identity(spec) == "default"
+            for statement in render_baseline(spec)
+        ),
     ]
 
 

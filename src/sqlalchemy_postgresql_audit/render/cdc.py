@@ -498,11 +498,12 @@ def create_subscription(
     streaming: str,
     *,
     failover: bool = False,
+    enabled: bool = True,
 ) -> str:
-    """Runs outside a transaction block.  No initial copy: the slot was created when the tables
-    joined the publication, so its stream holds every change since, and the replica is built
-    from them (a copy would fold the changes made before the consumer started into one
-    INSERT per row).
+    """No initial copy: the slot was created when the tables joined the publication, so its
+    stream holds every change since, and the replica is built from them (a copy would fold the
+    changes made before the consumer started into one INSERT per row).  It creates no slot, so
+    it may run in a transaction block; created disabled, it applies nothing until enabled.
 
     ``failover`` (a PostgreSQL 17+ subscriber only): a subscriber of 17 or later sets the
     existing slot's failover property to the subscription's when it is created, so a failover
@@ -513,8 +514,12 @@ def create_subscription(
         f"CREATE SUBSCRIPTION {quote(subscription)} CONNECTION {literal(connection)}\n"
         f"PUBLICATION {names}\n"
         f"WITH (create_slot = false, slot_name = {literal(slot)}, copy_data = false, "
-        f"streaming = {streaming}{keep_failover})"
+        f"streaming = {streaming}{keep_failover}{'' if enabled else ', enabled = false'})"
     )
+
+
+def enable_subscription(subscription: str) -> str:
+    return f"ALTER SUBSCRIPTION {quote(subscription)} ENABLE"
 
 
 def drop_subscription(subscription: str) -> tuple[str, ...]:
