@@ -6,7 +6,7 @@ subscription caught up to the lock, so the two sides differ only by what the str
 carried: rows older than the slot, rows an attached partition brought, rows of a partition
 detached or dropped, a partition reloaded with new values for the same keys, or, after a lost
 slot, every change of the gap.  The source's rows are copied into a temporary table on the
-target and compared there, by their text (``render.cdc_reconcile``); in one target
+target and compared there, by key and binary image (``render.cdc_reconcile``); in one target
 transaction, with the replica's audit triggers off (these are no changes of the source):
 
 - a row the replica has and the source lacks is removed; recorded as a ``D`` version with the
@@ -45,22 +45,14 @@ class Reconciled:
     removed: int
 
     @property
-    def recorded_baselines(self) -> int:
-        return self.copied + self.replaced
+    def changed(self) -> int:
+        return self.copied + self.replaced + self.removed
 
 
-def reconcile(
-    source: Connection,
-    target: Connection,
-    table: Table,
-    spec: AuditSpec,
-    *,
-    removed_code: str | None,
-) -> Reconciled:
-    """Make ``table``'s replica equal to the source's rows (see the module); both connections
-    in their transactions, the caller commits the target's before the source's lock ends."""
+def load(source: Connection, target: Connection, table: Table) -> None:
+    """Copy the source's rows (as of this statement) into a temporary table on the target,
+    dropped when the target's transaction ends."""
     columns = [c.name for c in table.columns if c.computed is None]
-    key = [c.name for c in table.primary_key.columns]
     for setting in sql.COPY_SETTINGS:
         source.exec_driver_sql(setting)
         target.exec_driver_sql(setting)
@@ -71,6 +63,25 @@ def reconcile(
         copy_out_to(source, sql.copy_out(table.schema, table.name, columns), {}, spool)
         spool.seek(0)
         copy_in(target, copy, iter(lambda: spool.read(CHUNK_BYTES), b""))
+    # A temporary table has no statistics: the three joins below would be planned blind.
+    target.exec_driver_sql(sql.analyze_seed_rows())
+
+
+def differences(target: Connection, table: Table) -> int:
+    """How many replica rows ``reconcile`` would change, against the rows ``load`` copied;
+    writes nothing."""
+    columns = [c.name for c in table.columns if c.computed is None]
+    key = [c.name for c in table.primary_key.columns]
+    return _count(target, reconcile_sql.differences(table.schema, table.name, columns, key))
+
+
+def reconcile(
+    target: Connection, table: Table, spec: AuditSpec, *, removed_code: str | None
+) -> Reconciled:
+    """Make ``table``'s replica equal to the rows ``load`` copied (see the module), in the
+    target's transaction, which the caller commits (or rolls back)."""
+    columns = [c.name for c in table.columns if c.computed is None]
+    key = [c.name for c in table.primary_key.columns]
     (capture,) = resolve_specs(target, [spec.capture_spec])
     shape = (capture.schema, capture.table, capture.audit_table, columns, capture.columns, key)
     triggers = [trigger.name for trigger in capture.triggers]

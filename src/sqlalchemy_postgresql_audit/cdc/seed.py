@@ -14,10 +14,13 @@ the source (``.reconcile``):
 
 0. nothing is done when the source table and its replica are both empty, or when the leaves
    only gained empty partitions (a premade partition): nothing came outside the stream;
-1. the source table is locked ``IN SHARE MODE`` (its writers wait, its readers do not);
-2. a fence committed after the lock is awaited on the target, so the replica holds every change
+1. the source's rows are compared without a lock, once the replica holds every change
+   committed before they were read: when nothing differs (a new subscription seeded from the
+   install's baseline), nothing else is done; otherwise, from scratch:
+2. the source table is locked ``IN SHARE MODE`` (its writers wait, its readers do not);
+3. a fence committed after the lock is awaited on the target, so the replica holds every change
    committed before the lock;
-3. the source's rows are copied into a temporary table on the target and compared by key and
+4. the source's rows are copied into a temporary table on the target and compared by key and
    values; rows the replica lacks or holds with other values get the source's, recorded as
    ``B`` baseline versions, rows the source lacks are removed, in one target transaction, which
    commits before the source's lock is released.
@@ -40,7 +43,7 @@ from ..render import cdc_replica as sql
 from ..render.sql import name_text
 from .errors import CdcError, is_transient
 from .fence import commit_fence, wait_for
-from .reconcile import reconcile
+from .reconcile import differences, load, reconcile
 from .replica import Replica
 from .signature import Signature, oid_array, signatures
 
@@ -75,7 +78,12 @@ def seed_replicas(
                 _record(target, replica, name, signature.text, 0)
             continue
         removed_code = REMOVED_IN_GAP_CODE if after_gap else None
-        fence = max(fence, _seed(replica, table, spec, signature.text, timeout, removed_code))
+        # A partition attached with rows, detached or dropped: the replica surely differs.
+        likely_equal = previous is None or previous == signature
+        fence = max(
+            fence,
+            _seed(replica, table, spec, signature.text, timeout, removed_code, likely_equal),
+        )
     return fence
 
 
@@ -104,8 +112,10 @@ def _seed(
     signature: str,
     timeout: float,
     removed_code: str | None,
+    likely_equal: bool,
 ) -> int:
-    """Reconcile one table under the source's lock; the fence's id (0: none needed)."""
+    """Reconcile one table under the source's lock, first without it when ``likely_equal``;
+    the fence's id (0: none needed)."""
     name = name_text(table.schema, table.name)
     count = text(sql.count_rows(table.schema, table.name))
     with replica.source.connect() as source, replica.target.connect() as target:
@@ -120,6 +130,15 @@ def _seed(
             return 0
         target.rollback()
         lacking = source_rows - replica_rows
+        equal_at = None
+        if likely_equal:
+            equal_at = _equal_unlocked(replica, source, target, table, timeout)
+        if equal_at is not None:
+            _record(target, replica, name, signature, 0)
+            target.commit()
+            return equal_at
+        target.rollback()
+        source.rollback()
         try:
             source.execute(
                 text("SELECT pg_catalog.set_config('lock_timeout', :ms, true)"),
@@ -131,10 +150,11 @@ def _seed(
         fence = commit_fence(replica.source, replica.names)
         wait_for(replica, fence, timeout)
         try:
-            done = reconcile(source, target, table, spec, removed_code=removed_code)
+            load(source, target, table)
+            done = reconcile(target, table, spec, removed_code=removed_code)
         except DBAPIError as error:
             raise _refused(name, lacking, source_rows, "the copy failed", error) from error
-        _record(target, replica, name, signature, done.recorded_baselines + done.removed)
+        _record(target, replica, name, signature, done.changed)
         target.commit()
         source.commit()
     if done.removed:
@@ -148,6 +168,24 @@ def _seed(
             else "a partition detached or dropped; not recorded, as in trigger mode",
         )
     return fence.id
+
+
+def _equal_unlocked(
+    replica: Replica, source: Connection, target: Connection, table: Table, timeout: float
+) -> int | None:
+    """Whether the source's rows as of now equal the replica's once it holds every change
+    committed before them (the fence's id), or ``None``.  Equal, the replica is right (a new
+    subscription seeded from the install's baseline, a table met again) and the lock would
+    stall the table's writers for nothing; any difference (maybe only a write since) is
+    compared again under the lock."""
+    try:
+        load(source, target, table)
+        source.rollback()
+        fence = commit_fence(replica.source, replica.names)
+        wait_for(replica, fence, timeout)
+        return fence.id if differences(target, table) == 0 else None
+    except DBAPIError:
+        return None  # the locked comparison fails the same way, and says why
 
 
 def _refused(name: str, lacking: int, rows: int, what: str, error: DBAPIError) -> CdcError:

@@ -265,6 +265,10 @@ def seed_rows_table(schema: str | None, table: str, columns: Sequence[str]) -> t
 SEED_ROWS = "audit_cdc_seed_rows"
 
 
+def analyze_seed_rows() -> str:
+    return f"ANALYZE {quote(SEED_ROWS)}"
+
+
 def set_trigger(schema: str | None, table: str, trigger: str, *, enabled: bool) -> str:
     """Off while the seed copies rows in (they are no change); back to ``ALWAYS`` after.  In
     the seed's transaction, so no other session sees the trigger off."""
