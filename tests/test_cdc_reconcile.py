@@ -204,3 +204,31 @@ def test_the_lost_slot_recovery_as_documented_makes_the_replica_and_trail_right(
         ("D", 1, 10),
     ]
     assert _rows(target, "SELECT id, value FROM acct ORDER BY id") == [(3, 3)]
+
+
+def test_a_new_subscription_seeded_from_the_install_baseline_locks_no_table(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    """The first run compares every table, without the SHARE lock first: a replica seeded from
+    the install's baseline equals the source, so a writer's open transaction does not stop it
+    (the lock could not be had within the timeout)."""
+    with source.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE acct (id integer PRIMARY KEY, value integer)")
+        connection.exec_driver_sql("INSERT INTO acct VALUES (1, 1), (2, 2)")
+    metadata = sa.MetaData(naming_convention={"audit.slot": f"cdc_{uuid.uuid4().hex[:12]}"})
+    acct = sa.Table(
+        "acct",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("value", sa.Integer),
+        info={"audit.options": {"enabled": True, "mode": "cdc"}},
+    )
+    metadata.create_all(source)
+    consumer = Consumer(source, target, metadata=metadata, timeout=10)
+    consumers.append(consumer)
+    with source.connect() as writer:
+        writer.execute(acct.insert().values(id=3, value=3))  # open: holds ROW EXCLUSIVE
+        consumer.run_once()
+        writer.commit()
+    consumer.run_once()
+    assert _trail(target, "acct") == [("B", 1, 1), ("B", 2, 2), ("I", 3, 3)]
