@@ -25,12 +25,10 @@ STALE = "no consumer writes its trail in this database"
 CDC = "captured by CDC"
 
 
-@pytest.fixture
-def source(logical_database_url: URL) -> Iterator[sa.Engine]:
-    engine = sa.create_engine(logical_database_url)
-    yield engine
-    drop_slot(engine, cdc_models.metadata)
-    engine.dispose()
+@pytest.fixture(autouse=True)
+def _slot_dropped(source: sa.Engine) -> Iterator[None]:
+    yield
+    drop_slot(source, cdc_models.metadata)
 
 
 @contextlib.contextmanager
