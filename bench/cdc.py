@@ -371,19 +371,20 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "cdc.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = header(result["run"])
-    lines += [
-        "| design | median tps | median paired ratio to unaudited | paired ratios (min-max) |",
-        "|---|---|---|---|",
-    ]
-    writer = result.get("writer", {})
-    for key, value in writer.get("median_tps", {}).items():
-        ratios = paired(writer["runs"], key)
-        lines.append(
-            f"| {key} | {value:.1f} | {writer['ratio_to_unaudited'][key]:.3f} "
-            f"| {min(ratios):.3f}-{max(ratios):.3f} |"
-        )
+    writer = result.get("writer")
+    if writer is not None:
+        lines += [
+            "| design | median tps | median paired ratio to unaudited | paired ratios (min-max) |",
+            "|---|---|---|---|",
+        ]
+        for key, value in writer["median_tps"].items():
+            ratios = paired(writer["runs"], key)
+            lines.append(
+                f"| {key} | {value:.1f} | {writer['ratio_to_unaudited'][key]:.3f} "
+                f"| {min(ratios):.3f}-{max(ratios):.3f} |"
+            )
+        lines.append("")
     consumer = result["consumer"]
-    lines.append("")
     lines.append(
         f"consumer (design 1): median {consumer['median']:,.0f} changes/s end to end; "
         f"at {consumer['rate_changes_per_second']} changes/s: lag median "
