@@ -18,6 +18,7 @@ from ..render import cdc_replica as replica_sql
 from ..render.sql import name_text
 from .apply_errors import acknowledge_apply_errors
 from .fence import commit_fence, delete_context, wait_for
+from .join_seed import seed_pending_joins
 from .replica import Replica
 from .seed import seed_replicas
 
@@ -51,10 +52,12 @@ class Apply:
             self._replica = replica
         replica = self._replica
         if replica.refresh():
-            self._compare_all = True  # the new tables' changes so far were skipped
+            self._compare_all = True  # tables installed before joins: their changes were skipped
         with self.target.connect() as connection:
             if self._seen is None:
                 self._seen = _highest(connection, audit_tables)
+        # Before the fence: the subscription is held at a join until it is seeded.
+        seed_pending_joins(replica)
         fence = commit_fence(self.source, replica.names)
         wait_for(replica, fence, self.timeout)
         seeded = seed_replicas(replica, self.timeout, compare_all=self._compare_all)

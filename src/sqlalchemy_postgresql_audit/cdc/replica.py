@@ -42,9 +42,10 @@ from ..declare.audit_table import AUDIT_TABLE_KEY
 from ..declare.cdc import CdcNames, cdc_names
 from ..declare.spec import AuditSpec
 from ..install.ddl import audited_tables, execute_statements, install_statements
-from ..install.publication import CONTEXT_COMMENT, refuse_failover_before_17
+from ..install.publication import CONTEXT_COMMENT, JOINS_COMMENT, refuse_failover_before_17
 from ..install.resolve import check_audit_tables, resolve_specs
 from ..render import cdc as sql
+from ..render import cdc_joins as joins_sql
 from ..render import cdc_replica as replica_sql
 from ..render.sql import literal
 from .claim import creating
@@ -108,6 +109,11 @@ class Replica:
                     *sql.context_trigger(
                         names.context_schema, names.context_table, _setting_types(pairs)
                     ),
+                    joins_sql.create_joins_table(
+                        names.context_schema, names.context_table, JOINS_COMMENT
+                    ),
+                    joins_sql.create_seeded_joins_table(names.context_schema),
+                    *joins_sql.join_trigger(names.context_schema, names.context_table),
                 ],
             )
             exists = connection.execute(_SUBSCRIPTION_EXISTS, {"name": self.subscription})
@@ -131,9 +137,7 @@ class Replica:
                     )
                 )
             )
-            seed_from_install(
-                source, connection, pairs, publication=names.publication, slot=names.slot
-            )
+            seed_from_install(source, connection, pairs, names=names)
             connection.execute(text(sql.enable_subscription(self.subscription)))
             source.rollback()
         return True
