@@ -239,3 +239,35 @@ def test_a_table_switched_from_trigger_mode_keeps_changes_made_before_the_consum
     ]
     # The source's trail keeps the trigger era, then the switch's baseline of every row.
     assert [row[0] for row in _account_trail(source)] == ["I", "I", "U", "B", "B"]
+
+
+def test_joins_the_subscription_skipped_before_it_applied_the_joins_table_are_left_to_the_copy(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    """A source set up before the joins table existed: the table's install creates it and
+    publishes it, but the subscription applies it only from the refresh on, so the apply worker
+    went past the join; the replica gets the rows as they are, not the install's."""
+    metadata = _started(source, target, consumers)
+    subscription = consumers[-1].metadata.naming_convention["audit.slot"]
+    with source.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE audit_cdc_context_joins")
+    with target.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.exec_driver_sql(
+            f"ALTER SUBSCRIPTION {subscription} REFRESH PUBLICATION WITH (copy_data = false)"
+        )
+    _ledger_with_rows(source)
+    ledger = _ledger(metadata)
+    Replica(source, target, metadata).prepare()  # else the worker waits for the target's table
+    metadata.create_all(source)
+    _changes_after_the_join(source, ledger)
+    with source.begin() as connection:
+        connection.execute(metadata.tables["account"].insert().values(id=1, owner="after"))
+    deadline = time.monotonic() + 60
+    while not _account_trail(target):  # the apply worker went past the join and the changes
+        assert time.monotonic() < deadline, "the apply worker never went past the join"
+        time.sleep(0.2)
+    deployed = Consumer(source, target, metadata=metadata, timeout=120)
+    consumers.append(deployed)
+    deployed.run_once()
+    assert _trail(target, "SELECT id, amount FROM ledger ORDER BY id") == [(1, 11), (3, 30), (4, 40)]
+    assert cdc_status(source, metadata, target).waiting_joins == ()

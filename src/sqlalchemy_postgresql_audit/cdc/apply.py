@@ -18,7 +18,7 @@ from ..render import cdc_replica as replica_sql
 from ..render.sql import name_text
 from .apply_errors import acknowledge_apply_errors
 from .fence import commit_fence, delete_context, wait_for
-from .join_seed import seed_pending_joins
+from .join_seed import joins_subscribed, seed_pending_joins
 from .replica import Replica
 from .seed import seed_replicas
 
@@ -51,13 +51,14 @@ class Apply:
                 self._seen = before
             self._replica = replica
         replica = self._replica
-        if replica.refresh():
+        refreshed = replica.refresh()
+        if refreshed:
             self._compare_all = True  # tables installed before joins: their changes were skipped
         with self.target.connect() as connection:
             if self._seen is None:
                 self._seen = _highest(connection, audit_tables)
         # Before the fence: the subscription is held at a join until it is seeded.
-        seed_pending_joins(replica)
+        seed_pending_joins(replica, passed=joins_subscribed(replica, refreshed))
         fence = commit_fence(self.source, replica.names)
         wait_for(replica, fence, self.timeout)
         seeded = seed_replicas(replica, self.timeout, compare_all=self._compare_all)

@@ -19,16 +19,22 @@ from ..declare.spec import AuditSpec
 from ..render import cdc_joins as sql
 from ..render.sql import name_text
 from .install_rows import seed_join
-from .joins import Join, pending
+from .joins import Join, pending, record_seeded
 from .replica import Replica
 
 _OID = text("SELECT CAST(pg_catalog.to_regclass(:table) AS oid)")
 
 
-def seed_pending_joins(replica: Replica) -> int:
+def seed_pending_joins(replica: Replica, *, passed: bool = False) -> int:
     """Seed the joins the target has not; returns how many versions were copied.  A join of a
     table this consumer's metadata does not declare, or that the subscription does not apply
-    yet, is left waiting (``cdc status`` names it)."""
+    yet, is left waiting (``cdc status`` names it).
+
+    ``passed``: the refresh just made the subscription apply the joins table itself (a source
+    installed by an older release meanwhile), so the apply worker skipped these joins and went
+    on: the install's rows are no longer the state its next change applies to, and the joins are
+    only recorded, leaving the rows to ``.seed``'s copy.  So is the join of a table no longer
+    on the source: nothing to copy, and nothing to wait for."""
     names = replica.names
     copied = 0
     with replica.source.connect() as source, replica.target.connect() as target:
@@ -38,11 +44,22 @@ def seed_pending_joins(replica: Replica) -> int:
             return 0
         declared = {_oid(source, name_text(t.schema, t.name)): (t, s) for t, s in replica.pairs()}
         for join in waiting:
-            pair = declared.get(_oid(source, join.table_name))
+            oid = _oid(source, join.table_name)
+            if passed or oid is None:
+                record_seeded(target, names, join, 0)
+                target.commit()
+                continue
+            pair = declared.get(oid)
             if pair is None or not _applied(target, replica, pair[0]):
                 continue
             copied += _seed(source, target, replica, pair, join)
     return copied
+
+
+def joins_subscribed(replica: Replica, refreshed: set[str]) -> bool:
+    """Whether ``refreshed`` (``Replica.refresh``'s tables) holds the joins table."""
+    joins = sql.joins_table(replica.names.context_table)
+    return any(name.rsplit(".", 1)[-1].strip('"') == joins for name in refreshed)
 
 
 def _seed(

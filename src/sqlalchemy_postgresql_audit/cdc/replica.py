@@ -142,10 +142,11 @@ class Replica:
             source.rollback()
         return True
 
-    def refresh(self) -> bool:
+    def refresh(self) -> set[str]:
         """Make the subscription apply the published tables it does not know yet (a table that
         joined CDC after the subscription was made: the apply worker would skip its changes
-        for good); returns whether it did, so the caller seeds as for a new subscription.
+        for good); returns them (regclass texts; none: it did not), so the caller seeds as for
+        a new subscription.
 
         Only when the target has every such table (a refresh fails on a missing one: a
         consumer with older models meets the apply worker's error instead) and the
@@ -159,18 +160,18 @@ class Replica:
         params = {"subscription": self.subscription}
         with creating(self.target), self.target.connect() as target:
             if not target.execute(text(replica_sql.SUBSCRIPTION_ENABLED), params).scalar():
-                return False
+                return set()
             subscribed = target.execute(text(replica_sql.SUBSCRIBED), params).scalars()
             unknown = published - set(subscribed)
             if not unknown:
-                return False
+                return set()
             existing = target.execute(text(replica_sql.EXISTING), {"names": sorted(unknown)})
             if set(existing.scalars()) != unknown:
-                return False
+                return set()
             target.rollback()
             autocommit = target.execution_options(isolation_level="AUTOCOMMIT")
             autocommit.execute(text(replica_sql.refresh_subscription(self.subscription)))
-        return True
+        return unknown
 
     def drop(self) -> None:
         """Drop the subscription on the target, leaving the source's slot (and its WAL) alone."""

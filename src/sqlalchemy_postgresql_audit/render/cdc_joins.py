@@ -18,7 +18,6 @@ replica that lacks its rows.
 from __future__ import annotations
 
 from ..declare.naming import fit_identifier
-from .cdc import enable_always
 from .sql import SEARCH_PATH, dollar_quote, literal, name_text, qualified, quote
 
 #: Appended to the context table's name: one row per table published for the first time, on the
@@ -114,7 +113,7 @@ def join_trigger(schema: str | None, context_table: str) -> tuple[str, ...]:
         f"DROP TRIGGER IF EXISTS {quote(JOIN_TRIGGER)} ON {on}",
         f"CREATE TRIGGER {quote(JOIN_TRIGGER)} BEFORE INSERT ON {on}\n"
         f"FOR EACH ROW EXECUTE FUNCTION {function}()",
-        enable_always(schema, joins, JOIN_TRIGGER),
+        f"ALTER TABLE {on} ENABLE ALWAYS TRIGGER {quote(JOIN_TRIGGER)}",
     )
 
 
