@@ -40,7 +40,7 @@ from ..render import cdc_joins as joins_sql
 from ..render import cdc_replica as replica_sql
 from ..render.sql import name_text
 from .copy import CHUNK_BYTES, copy_in, copy_out_to
-from .joins import Join, joins_of, record_seeded
+from .joins import Join, all_joins, joins_of, record_seeded
 
 #: Rows copied from the source stay in memory up to this size, then go to a temporary file.
 _SPOOL_BYTES = 32 << 20
@@ -54,8 +54,8 @@ def seed_from_install(
     names: CdcNames,
 ) -> int:
     """In the target's transaction creating the subscription: copy each table's install
-    baseline into its (empty) replica and trail, and record its joins seeded (the rows are
-    there, or left to ``.seed``'s copy); returns how many versions were copied."""
+    baseline into its (empty) replica and trail, and record every join so far seeded (the rows
+    are there, or left to ``.seed``'s copy); returns how many versions were copied."""
     copied = 0
     for table, spec in pairs:
         joined = joins_of(source, names, name_text(table.schema, table.name))
@@ -64,6 +64,10 @@ def seed_from_install(
         for join in joined:
             record_seeded(target, names, join, rows if join.xact == xid else 0)
         copied += rows
+    # Joins of tables these models do not declare (any more): none holds a new subscription
+    # for good, nor shows as waiting in ``cdc status``.
+    for join in all_joins(source, names):
+        record_seeded(target, names, join, 0)
     return copied
 
 
