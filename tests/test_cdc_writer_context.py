@@ -4,8 +4,11 @@ database has CDC, whenever that happened."""
 
 from __future__ import annotations
 
+import gc
 import uuid
+import weakref
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -165,3 +168,46 @@ def test_writes_to_trigger_mode_tables_alone_send_no_context_row(
     assert _context_rows(source) == 2
     assert Consumer(source, metadata=metadata, timeout=60).run_once() == 2
     assert _trail(source) == [("I", 1, "bob"), ("I", 4, "carol")]
+
+
+def test_the_answer_for_a_compiled_write_is_kept_beside_it_and_goes_with_it(
+    source: sa.Engine, models: tuple[sa.MetaData, sa.Table, sa.Table]
+) -> None:
+    """Whether a compiled statement writes a CDC table is worked out once per compiled
+    statement, kept outside SQLAlchemy's object (no attribute of ours on it), trusted only for
+    that object, and forgotten when SQLAlchemy's cache lets it go."""
+    from sqlalchemy_postgresql_audit.context import statements
+
+    metadata, ledger, _plain = models
+    metadata.create_all(source)
+    compiled: list[weakref.ref[Any]] = []
+
+    def grab(*args: Any) -> None:
+        if args[4].compiled is not None and args[4].compiled.isinsert:
+            compiled.append(weakref.ref(args[4].compiled))
+
+    engine = sa.create_engine(source.url)
+    sa.event.listen(engine, "before_cursor_execute", grab)
+    with audit_context(username="alice"), engine.begin() as connection:
+        connection.execute(ledger.insert().values(id=1))
+    write = compiled[0]()
+    assert write is not None
+    assert not [name for name in vars(write) if "audit" in name]
+    key = id(write)
+    assert statements._ANSWERS[key][0]() is write
+    # An entry under its id that another object left (ids are reused) is not its answer: the
+    # same write, from SQLAlchemy's cache, carries its context all the same.
+    other = sa.text("SELECT 1")
+    statements._ANSWERS[key] = (weakref.ref(other), statements._ANSWERS[key][1], False)
+    with audit_context(username="bob"), engine.begin() as connection:
+        connection.execute(ledger.insert().values(id=2))
+    assert compiled[1]() is write
+    assert statements._ANSWERS[key][0]() is write
+    assert _context_rows(source) == 2
+
+    del write
+    engine.clear_compiled_cache()
+    gc.collect()
+    assert compiled[0]() is None
+    assert key not in statements._ANSWERS
+    engine.dispose()

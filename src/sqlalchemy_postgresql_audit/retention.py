@@ -23,9 +23,8 @@ import datetime
 
 import sqlalchemy as sa
 
-from .declare.audit_table import AUDIT_TABLE_KEY, SPEC_KEY
-from .declare.declaration import declare_table
-from .declare.spec import AUDIT_CURRENT_USER, AUDIT_OPERATION, AUDIT_TIMESTAMP, AuditSpec
+from .declare.declaration import audited
+from .declare.spec import AUDIT_CURRENT_USER, AUDIT_OPERATION, AUDIT_TIMESTAMP
 from .errors import AuditError
 from .install.ddl import resolve_spec
 from .lifecycle.holds import held_reason
@@ -57,15 +56,7 @@ def purge_audit_history(
     (changes logged under ``default`` carry only the key), and is refused, naming the slot,
     when it does not.
     """
-    # Declared on demand, as the history API does: models defined before ``enable()`` (or
-    # options set late) are audited all the same.
-    declare_table(table, strict=True)
-    spec = table.info.get(SPEC_KEY)
-    audit_table = table.info.get(AUDIT_TABLE_KEY)
-    if not isinstance(spec, AuditSpec) or not isinstance(audit_table, sa.Table):
-        raise AuditError(
-            f"table {table.fullname!r} is not audited (no 'audit.options' with enabled=True)"
-        )
+    spec, audit_table = audited(table)
     if not isinstance(before, datetime.datetime):
         raise TypeError(f"before must be a datetime, got {before!r}")
     refuse_other_level(connection, "purge_audit_history")

@@ -82,7 +82,7 @@ def _activity(args: argparse.Namespace, ui: UI) -> int:
             moments = _resolve(connection, since), _resolve(connection, until)
             query = activity(tables, since=moments[0], until=moments[1], **where)
             changes = _read(connection, query, args.limit, _key_orders(connection, tables))
-            notes = [] if changes else _elsewhere(connection, tables)
+            notes = _elsewhere(connection, tables)
     finally:
         engine.dispose()
     if ui.json:
@@ -103,7 +103,7 @@ def _activity(args: argparse.Namespace, ui: UI) -> int:
 
 
 def _elsewhere(connection: sa.Connection, tables: list[sa.Table]) -> list[str]:
-    """For an empty answer: the CDC tables whose trail may be on the consumer's target."""
+    """The CDC tables whose trail is not written in this database, or may not be."""
     found = []
     for table in tables:
         shown = f"{table.schema}.{table.name}" if table.schema else f"public.{table.name}"

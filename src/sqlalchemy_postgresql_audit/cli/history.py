@@ -20,11 +20,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..cdc.written_here import trail_written_here
 from ..declare.audit_table import SPEC_KEY
-from ..declare.cdc import cdc_names
 from ..declare.spec import AuditSpec
 from ..history._redacted import Redacted
-from ..install.cdc_target import subscriptions
 from .base import EXIT_OK, CliError, Command, add_url_argument
 from .database import begin, create_engine
 from .lookup import (
@@ -75,7 +74,7 @@ def _history(args: argparse.Namespace, ui: UI) -> int:
             shown = qualified_name(connection, table)
             key = parse_key(table, key_text)
             found = versions(connection, table, key)
-            elsewhere = None if found else trail_elsewhere(connection, table, shown)
+            elsewhere = trail_elsewhere(connection, table, shown)
     finally:
         engine.dispose()
     if ui.json:
@@ -90,10 +89,10 @@ def _history(args: argparse.Namespace, ui: UI) -> int:
         ui.emit_json({"table": shown, "key": key, "versions": found, **note})
         return EXIT_OK
     row = f"{shown} {_key_text(key)}"
+    if elsewhere:
+        ui.warn(elsewhere)
     if not found:
         ui.line(f"no version of {row} is recorded", "warn")
-        if elsewhere:
-            ui.warn(elsewhere)
         return EXIT_OK
     settings = list(found[0]["context"])
     ui.line(f"{row}: {len(found)} version{'' if len(found) == 1 else 's'}", "head")
@@ -127,7 +126,7 @@ def _as_of(args: argparse.Namespace, ui: UI) -> int:
             moment = moment_for(connection, table, at)
             states = states_as_of(connection, table, moment, key)
             incomplete = removal_as_of(connection, table, moment, key, bool(states))
-            elsewhere = None if states else trail_elsewhere(connection, table, shown)
+            elsewhere = trail_elsewhere(connection, table, shown)
     finally:
         engine.dispose()
     if ui.json:
@@ -149,10 +148,10 @@ def _as_of(args: argparse.Namespace, ui: UI) -> int:
     what = shown if key is None else f"{shown} {_key_text(key)}"
     if incomplete:
         ui.warn(f"{what} as of {at.isoformat()}: {incomplete}")
+    if elsewhere:
+        ui.warn(elsewhere)
     if not states:
         ui.line(f"{what} had no rows at {at.isoformat()}", "warn")
-        if elsewhere:
-            ui.warn(elsewhere)
         return EXIT_OK
     count = len(states)
     ui.line(f"{what} as of {at.isoformat()}: {count} row{'' if count == 1 else 's'}", "head")
@@ -175,20 +174,34 @@ def _as_of(args: argparse.Namespace, ui: UI) -> int:
 
 
 def trail_elsewhere(connection: sa.Connection, table: sa.Table, shown: str) -> str | None:
-    """Why nothing was found here, for a CDC table whose audit table here is empty and that
-    this database is not design 1's target of: the trail may be on the consumer's target."""
+    """For a CDC table whose trail no consumer writes in this database (design 1's source):
+    where the trail is, whatever this database's audit table holds.  Install made that table
+    and may have recorded a baseline in it, or it holds the trail of trigger mode; nothing
+    writes it since capture moved to CDC, so what it shows is stale, never silently."""
     spec = table.info.get(SPEC_KEY)
     if not isinstance(spec, AuditSpec) or not spec.cdc:
         return None
-    names = cdc_names(table.metadata)
-    if names.publication in subscriptions(connection).get(names.slot, ()):
-        return None  # this is the target: its trail is here
-    audit = sa.table(spec.audit_table, schema=spec.schema or table.schema)
-    if connection.execute(sa.select(sa.exists().select_from(audit))).scalar():
+    here = trail_written_here(connection, table.metadata)
+    if here:
         return None
+    audit = sa.table(spec.audit_table, schema=spec.schema or table.schema)
+    if not connection.execute(sa.select(sa.exists().select_from(audit))).scalar():
+        return (
+            f"{shown} is captured by CDC and its audit table here is empty: its trail may be on "
+            "the consumer's target (see cdc status); read history there with --url TARGET"
+        )
+    if here is None:
+        return (
+            f"{shown} is captured by CDC, and this role may not read the consumer's progress "
+            "table, which says whether its trail is written in this database: if it is written "
+            "on the consumer's target (see cdc status), what this database shows stops where "
+            "CDC began; read history there with --url TARGET"
+        )
     return (
-        f"{shown} is captured by CDC and its audit table here is empty: its trail may be on the "
-        "consumer's target (see cdc status); read history there with --url TARGET"
+        f"{shown} is captured by CDC and no consumer writes its trail in this database: what "
+        "its audit table here shows stops where CDC began (install's baseline, or the trail "
+        "of trigger mode); its trail is on the consumer's target (see cdc status); read "
+        "history there with --url TARGET"
     )
 
 

@@ -11,18 +11,18 @@ a name ``audit_context`` sends again later in the transaction (``overridden``). 
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from sqlalchemy import Connection, Engine, event
+from sqlalchemy import Connection
+
+from .transaction_state import TRANSACTION_EDGES, listen_once, release, savepoint_depth
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 #: Keys in ``Connection.info``: the values sent, and ``[(savepoint name, values sent then)]``.
 _SENT = "sqlalchemy_postgresql_audit.explicit"
 _SAVEPOINTS = "sqlalchemy_postgresql_audit.explicit_savepoints"
-_INSTALL_LOCK = threading.Lock()
 
 
 def sent_settings(info: Mapping[str, Any]) -> Mapping[str, str]:
@@ -47,16 +47,7 @@ def overridden(info: dict[str, Any], names: Iterable[str]) -> None:
 
 
 def _install() -> None:
-    if event.contains(Engine, "savepoint", _savepoint):
-        return
-    with _INSTALL_LOCK:
-        if event.contains(Engine, "savepoint", _savepoint):
-            return
-        for name in ("begin", "commit", "rollback", "commit_twophase", "rollback_twophase"):
-            event.listen(Engine, name, _forget)
-        event.listen(Engine, "rollback_savepoint", _rollback_savepoint)
-        event.listen(Engine, "release_savepoint", _release_savepoint)
-        event.listen(Engine, "savepoint", _savepoint)
+    listen_once(_LISTENERS)
 
 
 def _forget(connection: Connection, *args: Any) -> None:
@@ -76,19 +67,23 @@ def _rollback_savepoint(connection: Connection, name: str, context: Any) -> None
         return
     info = connection.info
     stack = info.get(_SAVEPOINTS, [])
-    for depth in range(len(stack) - 1, -1, -1):
-        if stack[depth][0] == name:
-            del stack[depth + 1 :]
-            info[_SENT] = stack[depth][1]
-            return
-    info.pop(_SENT, None)  # taken before anything was recorded: nothing was sent before it
+    depth = savepoint_depth(stack, name)
+    if depth is None:
+        info.pop(_SENT, None)  # taken before anything was recorded: nothing was sent before it
+        return
+    del stack[depth + 1 :]
+    info[_SENT] = stack[depth][1]
 
 
 def _release_savepoint(connection: Connection, name: str, context: Any) -> None:
-    if connection.invalidated:
-        return
-    stack = connection.info.get(_SAVEPOINTS, [])
-    for depth in range(len(stack) - 1, -1, -1):
-        if stack[depth][0] == name:
-            del stack[depth:]
-            return
+    if not connection.invalidated:
+        release(connection.info.get(_SAVEPOINTS, []), name)
+
+
+#: Registered in this order: the last one tells whether all are (``listen_once``).
+_LISTENERS: tuple[tuple[str, Callable[..., Any]], ...] = (
+    *((edge, _forget) for edge in TRANSACTION_EDGES),
+    ("rollback_savepoint", _rollback_savepoint),
+    ("release_savepoint", _release_savepoint),
+    ("savepoint", _savepoint),
+)

@@ -39,12 +39,12 @@ from __future__ import annotations
 import contextvars
 import threading
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
 from typing import Any
 
-from sqlalchemy import Connection, Engine, String, bindparam, event, text
+from sqlalchemy import Connection, String, bindparam, text
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.engine.interfaces import ExecuteStyle
 from sqlalchemy.sql.expression import (
@@ -63,6 +63,7 @@ from .session import (
     refuse_autocommit,
 )
 from .statements import may_write_cdc
+from .transaction_state import TRANSACTION_EDGES, listen_once, release, savepoint_depth
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 _SAVEPOINT_STATEMENTS = (SavepointClause, RollbackToSavepointClause, ReleaseSavepointClause)
@@ -100,7 +101,6 @@ _CARRIED = "sqlalchemy_postgresql_audit.carried"
 _SAVEPOINTS = "sqlalchemy_postgresql_audit.savepoints"
 _PENDING = "sqlalchemy_postgresql_audit.pending"
 _PREFIX = "_audit_ctx"
-_INSTALL_LOCK = threading.Lock()
 
 
 class AuditContext:
@@ -225,18 +225,7 @@ def current_audit_values() -> Mapping[str, str]:
 
 
 def _install() -> None:
-    if event.contains(Engine, "before_cursor_execute", _before_cursor_execute):
-        return
-    with _INSTALL_LOCK:
-        if event.contains(Engine, "before_cursor_execute", _before_cursor_execute):
-            return
-        for name in ("begin", "commit", "rollback", "commit_twophase", "rollback_twophase"):
-            event.listen(Engine, name, _forget)
-        event.listen(Engine, "savepoint", _savepoint)
-        event.listen(Engine, "rollback_savepoint", _rollback_savepoint)
-        event.listen(Engine, "release_savepoint", _release_savepoint)
-        event.listen(Engine, "handle_error", _failed)
-        event.listen(Engine, "before_cursor_execute", _before_cursor_execute, retval=True)
+    listen_once(_LISTENERS, retval=("before_cursor_execute",))
 
 
 def _forget(connection: Connection, *args: Any) -> None:
@@ -267,23 +256,17 @@ def _rollback_savepoint(connection: Connection, name: str, context: Any) -> None
     info = connection.info
     info.pop(_PENDING, None)
     stack = info.get(_SAVEPOINTS, [])
-    for depth in range(len(stack) - 1, -1, -1):
-        if stack[depth][0] == name:
-            del stack[depth + 1 :]
-            info[_APPLIED], info[_CARRIED] = stack[depth][1], stack[depth][2]
-            return
-    # taken before the listeners existed: unknown, apply (and carry) all again
-    info[_APPLIED] = info[_CARRIED] = None
+    depth = savepoint_depth(stack, name)
+    if depth is None:  # taken before the listeners existed: unknown, apply (and carry) all again
+        info[_APPLIED] = info[_CARRIED] = None
+        return
+    del stack[depth + 1 :]
+    info[_APPLIED], info[_CARRIED] = stack[depth][1], stack[depth][2]
 
 
 def _release_savepoint(connection: Connection, name: str, context: Any) -> None:
-    if connection.invalidated:
-        return
-    stack = connection.info.get(_SAVEPOINTS, [])
-    for depth in range(len(stack) - 1, -1, -1):
-        if stack[depth][0] == name:
-            del stack[depth:]
-            return
+    if not connection.invalidated:
+        release(connection.info.get(_SAVEPOINTS, []), name)
 
 
 def _failed(error: ExceptionContext) -> None:
@@ -498,3 +481,14 @@ def _can_piggyback(
     if executemany and context.execute_style is not ExecuteStyle.INSERTMANYVALUES:
         return False
     return getattr(cursor, "name", None) is None
+
+
+#: Registered in this order: the last one tells whether all are (``listen_once``).
+_LISTENERS: tuple[tuple[str, Callable[..., Any]], ...] = (
+    *((edge, _forget) for edge in TRANSACTION_EDGES),
+    ("savepoint", _savepoint),
+    ("rollback_savepoint", _rollback_savepoint),
+    ("release_savepoint", _release_savepoint),
+    ("handle_error", _failed),
+    ("before_cursor_execute", _before_cursor_execute),
+)

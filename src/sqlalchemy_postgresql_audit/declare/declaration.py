@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import MetaData, Table
 
-from ..errors import AuditConfigurationError
+from ..errors import AuditConfigurationError, AuditError
 from ..render import render
 from .audit_table import (
     AUDIT_TABLE_KEY,
@@ -69,6 +69,21 @@ def declare_table(table: Table, *, strict: bool = False) -> Table | None:
         _store_spec(table, spec)
     remember(table)
     return audit_table
+
+
+def audited(table: Table) -> tuple[AuditSpec, Table]:
+    """``table``'s spec and audit table, declaring it first: the per-table APIs (purge, holds,
+    seals, archive, maintenance) see a model defined before ``enable()`` as audited, as the
+    entry points do.  Raises ``AuditError`` naming the table when its ``info`` does not ask for
+    auditing."""
+    declare_table(table, strict=True)
+    spec = table.info.get(SPEC_KEY)
+    audit_table = table.info.get(AUDIT_TABLE_KEY)
+    if not isinstance(spec, AuditSpec) or not isinstance(audit_table, Table):
+        raise AuditError(
+            f"table {table.fullname!r} is not audited (no 'audit.options' with enabled=True)"
+        )
+    return spec, audit_table
 
 
 def _options_to_declare(table: Table, *, strict: bool) -> AuditOptions | None:

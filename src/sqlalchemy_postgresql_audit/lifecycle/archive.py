@@ -29,8 +29,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
-from ..declare.audit_table import SPEC_KEY
-from ..declare.declaration import declared_tables
+from ..declare.declaration import audited, declared_tables
 from ..declare.naming import fit_identifier
 from ..declare.spec import AuditSpec
 from ..errors import AuditError
@@ -185,9 +184,7 @@ def _specs(target: sa.MetaData | sa.Table | Sequence[sa.Table] | None) -> list[A
         tables = target
     found = []
     for table in tables:
-        spec = table.info.get(SPEC_KEY)
-        if not isinstance(spec, AuditSpec):
-            raise AuditError(f"table {table.fullname!r} is not audited")
+        spec, _ = audited(table)
         found.append(spec)
     return found
 

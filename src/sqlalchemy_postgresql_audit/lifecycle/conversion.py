@@ -38,7 +38,8 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from ..declare.audit_table import AUDIT_TABLE_KEY, PARTITIONING_KEY, SPEC_KEY, Partitioning
+from ..declare.audit_table import PARTITIONING_KEY, Partitioning
+from ..declare.declaration import audited
 from ..declare.options import PartitionInterval
 from ..declare.spec import AUDIT_ID, AuditSpec
 from ..errors import AuditError
@@ -76,9 +77,9 @@ def partition_audit_table(
     """Convert the existing, unpartitioned audit table of ``table`` (declared with
     ``partition``) to a partitioned one, keeping its rows where they are.  Run ``maintain``
     afterwards to create the partitions ahead."""
-    spec = table.info.get(SPEC_KEY)
-    partitioning = table.info[AUDIT_TABLE_KEY].info.get(PARTITIONING_KEY) if spec else None
-    if not isinstance(spec, AuditSpec) or not isinstance(partitioning, Partitioning):
+    spec, audit_table = audited(table)
+    partitioning = audit_table.info.get(PARTITIONING_KEY)
+    if not isinstance(partitioning, Partitioning):
         raise AuditError(f"table {table.fullname!r} is not audited with the 'partition' option")
     with _connection(bind) as connection:
         spec = resolve_spec(connection, spec)

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from ..declare.audit_table import AUDIT_TABLE_KEY, SPEC_KEY
+from ..declare.declaration import audited
 from ..declare.spec import AuditSpec
 from ..errors import AuditError
 from ..install.adoption import refuse_foreign_holds_table
@@ -85,9 +85,7 @@ def _holds(schema: str | None) -> sa.TableClause:
 
 
 def _spec(connection: sa.Connection, table: sa.Table) -> AuditSpec:
-    spec = table.info.get(SPEC_KEY)
-    if not isinstance(spec, AuditSpec) or AUDIT_TABLE_KEY not in table.info:
-        raise AuditError(f"table {table.fullname!r} is not audited")
+    spec, _ = audited(table)
     return resolve_spec(connection, spec)
 
 

@@ -36,8 +36,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Mapper, Session
 
-from ..declare.audit_table import AUDIT_TABLE_KEY, SPEC_KEY
-from ..declare.declaration import declared_tables
+from ..declare.audit_table import SPEC_KEY
+from ..declare.declaration import audited, declared_tables
 from ..declare.spec import AUDIT_ID, AUDIT_OPERATION, AuditSpec
 from ..errors import AuditError
 from ..install.ddl import audited_tables, resolve_spec
@@ -134,10 +134,7 @@ def audited_targets(target: Any) -> list[sa.Table]:
     if isinstance(target, sa.MetaData):
         return [table for table, _ in audited_tables(target)]
     table = target if isinstance(target, sa.Table) else _mapped_table(target)
-    if not isinstance(table.info.get(SPEC_KEY), AuditSpec) or not isinstance(
-        table.info.get(AUDIT_TABLE_KEY), sa.Table
-    ):
-        raise AuditError(f"table {table.fullname!r} is not audited")
+    audited(table)
     return [table]
 
 

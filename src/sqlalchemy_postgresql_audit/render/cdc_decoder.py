@@ -140,6 +140,24 @@ def progress_table_exists(schema: str | None) -> str:
     return f"SELECT pg_catalog.to_regclass({name}) IS NOT NULL"
 
 
+def progress_readable(schema: str | None) -> str:
+    """No parameters.  NULL: no progress table; else whether this role may read it (only its
+    owner may: ``keep_private``), asked first because reading it without the right fails."""
+    name = literal(name_text(schema, PROGRESS_TABLE))
+    return (
+        f"SELECT pg_catalog.has_table_privilege(pg_catalog.to_regclass({name}), 'SELECT') "
+        f"WHERE pg_catalog.to_regclass({name}) IS NOT NULL"
+    )
+
+
+def progress_recorded(schema: str | None) -> str:
+    """Whether a consumer recorded anything for ``%(slot)s``: it writes the trail here."""
+    return (
+        f"SELECT EXISTS (SELECT FROM {always_qualified(schema, PROGRESS_TABLE)} "
+        "WHERE slot_name = %(slot)s)"
+    )
+
+
 def read_progress(schema: str | None) -> str:
     return (
         "SELECT end_lsn::pg_catalog.text, position, complete "
