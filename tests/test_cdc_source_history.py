@@ -18,6 +18,7 @@ from sqlalchemy.engine import URL
 import cdc_models
 from cdc_decoder_setup import drop_slot
 from cli_run import run, url_text
+from sqlalchemy_postgresql_audit import AuditError, history, restore
 from sqlalchemy_postgresql_audit.cdc import Consumer
 
 MODELS = "cdc_models:metadata"
@@ -154,3 +155,46 @@ def test_a_role_that_may_not_read_the_progress_table_is_told_it_cannot_know(
     assert done.returncode == 0, done.stderr
     assert "1 version" in done.stdout
     assert "this role may not read the consumer's progress table" in done.stderr
+
+
+def _restore_first_version(engine: sa.Engine) -> object:
+    """``restore`` of ledger row 1 to the first version its trail here holds."""
+    with engine.begin() as connection:
+        first = connection.execute(history(cdc_models.ledger, 1)).first()
+        assert first is not None
+        return restore(connection, cdc_models.ledger, 1, version=first.audit_id)
+
+
+def _amount(engine: sa.Engine) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(sa.select(cdc_models.ledger.c.amount)).scalar_one())
+
+
+def test_restore_is_refused_on_both_sides_of_design_1(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    """On the source the trail stopped at the baseline (restoring from it would write that old
+    value back without a word); on the target the table is the subscription's replica."""
+    _ledger_with_a_row_then_cdc(source)
+    consumer = Consumer(source, target, metadata=cdc_models.metadata, timeout=120)
+    consumers.append(consumer)
+    consumer.run_once()
+    _update(source)
+    assert consumer.run_once() == 1
+    with pytest.raises(AuditError, match="no consumer writes its trail in this database"):
+        _restore_first_version(source)
+    with pytest.raises(AuditError, match="this database is the target of its subscription"):
+        _restore_first_version(target)
+    assert (_amount(source), _amount(target)) == (5, 5)
+
+
+def test_restore_where_the_decoder_writes_the_trail_writes_the_row(source: sa.Engine) -> None:
+    _ledger_with_a_row_then_cdc(source)
+    consumer = Consumer(source, metadata=cdc_models.metadata, timeout=120)
+    with pytest.raises(AuditError, match="no consumer writes its trail in this database"):
+        _restore_first_version(source)  # before the decoder's first run: not written yet
+    consumer.run_once()
+    _update(source)
+    assert consumer.run_once() == 1
+    assert _restore_first_version(source) == "updated"
+    assert _amount(source) == 1

@@ -2,9 +2,11 @@
 module tells when they have done so.
 
 ``run_once`` commits an empty context row (a fence) on the source and waits until the target
-has applied it, which in commit order means everything committed before it (``.fence``); copies
-into the replica the source rows the stream never carried (``.seed``); then it deletes the
-context rows up to its fences on both sides and counts the audit rows written meanwhile.
+has applied it, which in commit order means everything committed before it (``.fence``);
+reconciles the replica with the source where the source changed outside the stream
+(``.seed``); then it deletes the context rows up to its fences on both sides and counts the
+audit rows written meanwhile.  When the apply worker fails during the wait, rows of a dropped
+partition that stop it are removed (``.stale``) and the wait goes on.
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ from ..declare.spec import AUDIT_ID
 from ..install.ddl import audited_tables
 from ..render import cdc_replica as replica_sql
 from ..render.sql import name_text
-from .apply_errors import acknowledge_apply_errors
+from .apply_errors import ApplyFailed, acknowledge_apply_errors
 from .fence import commit_fence, delete_context, wait_for
 from .join_seed import joins_subscribed, seed_pending_joins
 from .replica import Replica
 from .seed import seed_replicas
+from .stale import remove_stale_rows
 
 
 class Apply:
@@ -36,6 +39,8 @@ class Apply:
         self._replica: Replica | None = None
         self._seen: dict[str, int] | None = None
         self._compare_all = False
+        #: A new subscription: the stream may have lost changes (a lost slot's gap).
+        self._after_gap = False
 
     def run_once(self) -> int:
         """The audit rows written since the previous call, once everything committed on the
@@ -46,7 +51,7 @@ class Apply:
             with self.target.connect() as connection:
                 before = _highest(connection, audit_tables)
             # A new subscription (again, after a lost slot) may have missed rows of any table.
-            self._compare_all = replica.prepare()
+            self._compare_all = self._after_gap = replica.prepare()
             if self._compare_all:
                 self._seen = before
             self._replica = replica
@@ -60,9 +65,17 @@ class Apply:
         # Before the fence: the subscription is held at a join until it is seeded.
         seed_pending_joins(replica, passed=joins_subscribed(replica, refreshed))
         fence = commit_fence(self.source, replica.names)
-        wait_for(replica, fence, self.timeout)
-        seeded = seed_replicas(replica, self.timeout, compare_all=self._compare_all)
-        self._compare_all = False
+        try:
+            wait_for(replica, fence, self.timeout)
+        except ApplyFailed:
+            # Stale rows of a dropped partition may block it; its retry passes once removed.
+            if not remove_stale_rows(replica):
+                raise
+            wait_for(replica, fence, self.timeout)
+        seeded = seed_replicas(
+            replica, self.timeout, compare_all=self._compare_all, after_gap=self._after_gap
+        )
+        self._compare_all = self._after_gap = False
         for engine in (self.source, self.target):
             delete_context(engine, replica.names, max(fence.id, seeded))
         with self.target.begin() as connection:

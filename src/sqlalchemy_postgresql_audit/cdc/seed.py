@@ -1,105 +1,143 @@
-"""Design 1: rows the stream never carried are copied into the replica, with a baseline.
+"""Design 1: the replica reconciled with the source, by key and values, with a baseline.
 
-A subscription replicates changes; rows a source table held before it joined the publication
-(a table switched to CDC) or that a partition brought when it was attached never passed through
-the slot.  The replica lacks them, and the apply worker skips an UPDATE or DELETE it finds no
-row for, without an error (PostgreSQL up to 17 does not even log it by default): those changes
-would leave no audit row.
+A subscription replicates changes; what happens to a source table outside them never reaches
+the replica: rows it held before it joined the publication (a table switched to CDC), rows a
+partition brought when it was attached, a partition detached or dropped (its rows stay in the
+replica), one reloaded for the same keys with new values, every change of a lost slot's gap.
+The apply worker skips an UPDATE or DELETE it finds no row for, without an error (PostgreSQL up
+to 17 does not even log it by default), and stops on an INSERT whose key a stale row holds.
 
 So when it creates the subscription, first meets a table, or what decides the stream's rows
 changed on the source since (the table, its membership of the publication, its leaf
-partitions: ``SOURCE_SIGNATURE``, recorded on the target), the consumer compares the two sides
-and copies what the replica lacks:
+partitions: ``.signature``, recorded on the target), the consumer makes the replica equal to
+the source (``.reconcile``):
 
-0. the row counts are compared without a lock, once the replica holds every change committed
-   before the source's count; when they match (the usual case of a premade empty partition)
-   nothing else is done;
-1. the source table is locked ``IN SHARE MODE`` (its writers wait, its readers do not);
-2. a fence committed after the lock is awaited on the target, so the replica holds every change
+0. nothing is done when the source table and its replica are both empty, or when the leaves
+   only gained empty partitions (a premade partition): nothing came outside the stream;
+1. the source's rows are compared without a lock, once the replica holds every change
+   committed before they were read: when nothing differs (a new subscription seeded from the
+   install's baseline), nothing else is done; otherwise, from scratch:
+2. the source table is locked ``IN SHARE MODE`` (its writers wait, its readers do not);
+3. a fence committed after the lock is awaited on the target, so the replica holds every change
    committed before the lock;
-3. when the row counts differ, the source's rows are copied into a temporary table on the
-   target, and the ones the replica lacks (by key; a table without one by whole row) are
-   inserted with the audit triggers off and recorded as ``B`` baseline versions, in one target
-   transaction, which commits before the source's lock is released.
+4. the source's rows are copied into a temporary table on the target and compared by key and
+   values; rows the replica lacks or holds with other values get the source's, recorded as
+   ``B`` baseline versions, rows the source lacks are removed, in one target transaction, which
+   commits before the source's lock is released.
 
-It refuses, naming the table and how many rows the replica lacks, when the lock cannot be had
-within the consumer's timeout, the role may not take it, or the copy fails (a table without a
-key whose columns have no equality, such as ``json``).
+It refuses, naming the table, when the lock cannot be had within the consumer's timeout, the
+role may not take it, or the copy fails (a table without a key whose columns have no equality,
+such as ``json``).
 """
 
 from __future__ import annotations
 
-import tempfile
+import logging
 
 from sqlalchemy import Connection, Table, text
 from sqlalchemy.exc import DBAPIError
 
 from ..declare.spec import AuditSpec
-from ..install.resolve import resolve_specs
+from ..render import cdc_reconcile as reconcile_sql
 from ..render import cdc_replica as sql
 from ..render.sql import name_text
-from .copy import CHUNK_BYTES, copy_in, copy_out_to
 from .errors import CdcError, is_transient
 from .fence import commit_fence, wait_for
+from .reconcile import differences, load, reconcile
 from .replica import Replica
+from .signature import Signature, oid_array, signatures
 
-#: Rows copied from the source stay in memory up to this size, then go to a temporary file.
-_SPOOL_BYTES = 32 << 20
+_log = logging.getLogger(__name__)
+
+#: ``audit_operation`` recorded for a replica row the source lacks, after a lost slot.
+REMOVED_IN_GAP_CODE = "D"
 
 
-def seed_replicas(replica: Replica, timeout: float, *, compare_all: bool = False) -> int:
-    """Copy into each replica table the source rows it lacks (each gets a ``B`` version), where
-    the source changed since the last comparison (every table with ``compare_all``: a new
-    subscription).  Returns the id of the last fence it committed (0: none), so the caller
-    deletes the context rows up to it."""
-    names = replica.names
-    pairs = replica.pairs()
-    with replica.source.connect() as source:
-        signatures = {
-            name_text(table.schema, table.name): source.execute(
-                text(sql.SOURCE_SIGNATURE),
-                {"table": name_text(table.schema, table.name), "publication": names.publication},
-            ).scalar()
-            for table, _ in pairs
-        }
-    with replica.target.connect() as target:
-        rows = target.execute(text(sql.seeded_signatures(names.context_schema)))
-        recorded = {str(row[0]): str(row[1]) for row in rows}
+def seed_replicas(
+    replica: Replica, timeout: float, *, compare_all: bool = False, after_gap: bool = False
+) -> int:
+    """Reconcile each replica table with the source where the source changed outside the
+    stream since the last comparison (every table with ``compare_all``: a new subscription, a
+    refresh).  ``after_gap`` (a new subscription: the stream may have lost changes) records
+    the rows the source lacks as ``D`` versions.  Returns the id of the last fence it
+    committed (0: none), so the caller deletes the context rows up to it."""
+    now, recorded = signatures(replica)
     fence = 0
-    for table, spec in pairs:
+    for table, spec in replica.pairs():
         name = name_text(table.schema, table.name)
-        signature = signatures[name]
+        signature = now[name]
         if signature is None:
             continue  # not on the source (yet): no row of it can be missing
-        if compare_all or recorded.get(name) != signature:
-            fence = max(fence, _seed(replica, table, spec, str(signature), timeout))
+        previous = recorded.get(name)
+        if not compare_all and previous == signature:
+            continue
+        if not compare_all and previous is not None and _only_empty_leaves_added(
+            replica, previous, signature
+        ):
+            with replica.target.begin() as target:
+                _record(target, replica, name, signature.text, 0)
+            continue
+        removed_code = REMOVED_IN_GAP_CODE if after_gap else None
+        # A partition attached with rows, detached or dropped: the replica surely differs.
+        likely_equal = previous is None or previous == signature
+        fence = max(
+            fence,
+            _seed(replica, table, spec, signature.text, timeout, removed_code, likely_equal),
+        )
     return fence
 
 
-def _seed(replica: Replica, table: Table, spec: AuditSpec, signature: str, timeout: float) -> int:
-    """Compare one table, copy what its replica lacks; the fence's id (0: none needed)."""
+def _only_empty_leaves_added(replica: Replica, previous: Signature, now: Signature) -> bool:
+    """Whether the table only gained leaf partitions, all empty (a premade partition): the
+    stream carried every row since, and the SHARE lock would stall the table's writers for
+    nothing."""
+    before, after = previous.leaves, now.leaves
+    if before is None or after is None or previous.table != now.table or not before <= after:
+        return False
+    added = after - before
+    if not added:
+        return False
+    with replica.source.connect() as source:
+        leaves = source.execute(text(reconcile_sql.LEAF_NAMES), {"oids": oid_array(added)})
+        return not any(
+            source.execute(text(reconcile_sql.has_rows(schema, leaf))).scalar()
+            for schema, leaf in leaves.all()
+        )
+
+
+def _seed(
+    replica: Replica,
+    table: Table,
+    spec: AuditSpec,
+    signature: str,
+    timeout: float,
+    removed_code: str | None,
+    likely_equal: bool,
+) -> int:
+    """Reconcile one table under the source's lock, first without it when ``likely_equal``;
+    the fence's id (0: none needed)."""
     name = name_text(table.schema, table.name)
     count = text(sql.count_rows(table.schema, table.name))
     with replica.source.connect() as source, replica.target.connect() as target:
         source_rows = int(source.execute(count).scalar_one())
+        replica_rows = int(target.execute(count).scalar_one())
         source.rollback()
-        if source_rows == 0:
-            # Rows inserted from now on pass through the slot, which the subscription reads.
+        if source_rows == 0 and replica_rows == 0:
+            # Rows inserted from now on pass through the slot, which the subscription reads;
+            # a stale row would already be in the replica.
             _record(target, replica, name, signature, 0)
             target.commit()
             return 0
-        # First without the lock, once the replica holds what was committed before the count:
-        # a change of the table's leaves (a premade empty partition) usually lacks nothing,
-        # and the lock would stall the table's writers for nothing.
-        fence = commit_fence(replica.source, replica.names)
-        wait_for(replica, fence, timeout)
-        lacking = source_rows - int(target.execute(count).scalar_one())
         target.rollback()
-        if lacking == 0 and int(source.execute(count).scalar_one()) == source_rows:
-            source.rollback()
+        lacking = source_rows - replica_rows
+        equal_at = None
+        if likely_equal:
+            equal_at = _equal_unlocked(replica, source, target, table, timeout)
+        if equal_at is not None:
             _record(target, replica, name, signature, 0)
             target.commit()
-            return fence.id
+            return equal_at
+        target.rollback()
         source.rollback()
         try:
             source.execute(
@@ -112,62 +150,56 @@ def _seed(replica: Replica, table: Table, spec: AuditSpec, signature: str, timeo
         fence = commit_fence(replica.source, replica.names)
         wait_for(replica, fence, timeout)
         try:
-            copied = _copy_missing(source, target, replica, table, spec)
+            load(source, target, table)
+            done = reconcile(target, table, spec, removed_code=removed_code)
         except DBAPIError as error:
             raise _refused(name, lacking, source_rows, "the copy failed", error) from error
-        _record(target, replica, name, signature, copied)
+        _record(target, replica, name, signature, done.changed)
         target.commit()
         source.commit()
+    if done.removed:
+        _log.warning(
+            "change-data-capture replica of table %s: removed %d row(s) the source no longer "
+            "has (%s)",
+            name,
+            done.removed,
+            "recorded as D versions: deleted while the stream was lost"
+            if removed_code
+            else "a partition detached or dropped; not recorded, as in trigger mode",
+        )
     return fence.id
+
+
+def _equal_unlocked(
+    replica: Replica, source: Connection, target: Connection, table: Table, timeout: float
+) -> int | None:
+    """Whether the source's rows as of now equal the replica's once it holds every change
+    committed before them (the fence's id), or ``None``.  Equal, the replica is right (a new
+    subscription seeded from the install's baseline, a table met again) and the lock would
+    stall the table's writers for nothing; any difference (maybe only a write since) is
+    compared again under the lock."""
+    try:
+        load(source, target, table)
+        source.rollback()
+        fence = commit_fence(replica.source, replica.names)
+        wait_for(replica, fence, timeout)
+        return fence.id if differences(target, table) == 0 else None
+    except DBAPIError:
+        return None  # the locked comparison fails the same way, and says why
 
 
 def _refused(name: str, lacking: int, rows: int, what: str, error: DBAPIError) -> CdcError:
     """Transient when the cause is (a lock wait that timed out, a lost connection)."""
     refused = CdcError(
         f"cannot seed the target's replica of table {name}: about {max(lacking, 0)} of its "
-        f"{rows} source rows are not in it (older than the slot, or brought by an attached "
-        "partition), so their UPDATEs and DELETEs would leave no audit row.  Seeding locks "
-        f"the source table IN SHARE MODE and copies them, and {what}: "
+        f"{rows} source rows are not in it, or differ (older than the slot, brought by an "
+        "attached partition, or changed while the stream was lost), so their UPDATEs and "
+        "DELETEs would leave no audit row or a wrong one.  Seeding locks the source table IN "
+        f"SHARE MODE and compares the rows, and {what}: "
         f"{str(getattr(error, 'orig', error)).strip()}"
     )
     refused.transient = is_transient(error)
     return refused
-
-
-def _copy_missing(
-    source: Connection, target: Connection, replica: Replica, table: Table, spec: AuditSpec
-) -> int:
-    """Under the source's lock, with the replica caught up: insert the rows it lacks."""
-    count = text(sql.count_rows(table.schema, table.name))
-    if source.execute(count).scalar_one() == target.execute(count).scalar_one():
-        return 0
-    columns = [c.name for c in table.columns if c.computed is None]
-    for setting in sql.COPY_SETTINGS:
-        source.exec_driver_sql(setting)
-        target.exec_driver_sql(setting)
-    create, copy = sql.seed_rows_table(table.schema, table.name, columns)
-    target.exec_driver_sql(create)
-    # Spooled, and sent a chunk at a time: a large table's rows never sit in memory whole.
-    with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as spool:
-        copy_out_to(source, sql.copy_out(table.schema, table.name, columns), {}, spool)
-        spool.seek(0)
-        copy_in(target, copy, iter(lambda: spool.read(CHUNK_BYTES), b""))
-    (capture,) = resolve_specs(target, [spec.capture_spec])
-    triggers = [trigger.name for trigger in capture.triggers]
-    for trigger in triggers:
-        target.exec_driver_sql(sql.set_trigger(table.schema, table.name, trigger, enabled=False))
-    insert = sql.insert_missing(
-        capture.schema,
-        capture.table,
-        capture.audit_table,
-        columns,
-        capture.columns,
-        [c.name for c in table.primary_key.columns],
-    )
-    copied = int(target.exec_driver_sql(insert).scalar_one())
-    for trigger in triggers:
-        target.exec_driver_sql(sql.set_trigger(table.schema, table.name, trigger, enabled=True))
-    return copied
 
 
 def _record(target: Connection, replica: Replica, name: str, signature: str, rows: int) -> None:

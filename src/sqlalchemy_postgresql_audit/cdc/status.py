@@ -40,11 +40,13 @@ RECOVER_LOST_SLOT = (
     "(Consumer.drop); drop the slot on the source (pg_drop_replication_slot); install again "
     "(install_audit_triggers or cdc.create_slot creates a new slot); with the decoder "
     "(design 2), delete its progress row of this slot (table audit_cdc_progress), which it "
-    "otherwise refuses as a gap; with a subscription, the consumer copies the rows the "
-    "replica lacks on its next run; then record "
-    "a baseline of each CDC table where its trail is (record_baseline), so the gap is visible "
-    "in its history.  Raise max_slot_wal_keep_size, or watch 'cdc status', so it does not "
-    "happen again"
+    "otherwise refuses as a gap; with a subscription, the consumer's next run (its new "
+    "subscription) compares each replica table with the source by key and values and records "
+    "the gap's result: rows changed or inserted in the gap as B versions, rows deleted in it "
+    "as D versions with the values the replica held (it logs how many), so the history shows "
+    "the gap; with the decoder, record a baseline of each CDC table (record_baseline), so the "
+    "gap is visible in its history.  Raise max_slot_wal_keep_size, or watch 'cdc status', so "
+    "it does not happen again"
 )
 
 

@@ -52,6 +52,7 @@ from sqlalchemy.types import UserDefinedType
 
 from ..declare.cdc import cdc_names
 from ..errors import AuditError
+from ..render.cdc_decoder import PROGRESS_TABLE
 from ..render.sql import name_text
 from ._target import Audited
 
@@ -115,6 +116,49 @@ def written_here(xmin: Any) -> Any:
     behind = (newest % _WRAP - cast(cast(xmin, Text), BigInteger) + _WRAP + _HALF) % _WRAP - _HALF
     full = cast(cast(func.greatest(newest - behind, 0), Text), _XID8)
     return func.coalesce(func.pg_catalog.pg_xact_status(full) == "in progress", False)
+
+
+#: Bound: ``slot``, ``publication``, ``progress``.  Seen from this database, where a CDC
+#: table's trail is written: whether this is design 1's target (a subscription named after the
+#: slot reads the publication: the table here is its replica), and whether a consumer records
+#: its runs here (the progress table exists: the decoder, or design 1's target).
+_TRAIL_HERE = text(
+    "SELECT EXISTS (SELECT FROM pg_catalog.pg_subscription s "
+    "JOIN pg_catalog.pg_database d ON d.oid OPERATOR(pg_catalog.=) s.subdbid "
+    "WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database() "
+    "AND s.subname OPERATOR(pg_catalog.=) :slot "
+    "AND CAST(:publication AS pg_catalog.text) OPERATOR(pg_catalog.=) ANY (s.subpublications)), "
+    "pg_catalog.to_regclass(:progress) IS NOT NULL"
+)
+
+
+def refuse_trail_elsewhere(target: Audited, what: str) -> Generator[Executable, Any, None]:
+    """Steps that refuse to write a CDC table from the trail in this database when that trail
+    is not the table's: on design 1's source the audit table stopped where CDC began (the
+    trail is written on the target), and on design 1's target the table is the subscription's
+    replica, which a write would make differ from the source."""
+    if not target.spec.cdc:
+        return
+    names = cdc_names(target.source.metadata)
+    found = yield _TRAIL_HERE.bindparams(
+        slot=names.slot, publication=names.publication, progress=name_text(None, PROGRESS_TABLE)
+    )
+    replica, consumer_here = found.one()
+    table = name_text(target.source.schema, target.source.name)
+    if replica:
+        raise AuditError(
+            f"{what} of CDC table {table!r}: this database is the target of its subscription "
+            f"{names.slot!r}, where the table is a replica of the source's; a write here would "
+            "make it differ from the source. Read the version here (history) and write it on "
+            "the source database"
+        )
+    if not consumer_here:
+        raise AuditError(
+            f"{what} of CDC table {table!r}: no consumer writes its trail in this database (with "
+            "a replica on another server, the trail is written there), so the audit table here "
+            "stopped where CDC began. Read the version on the consumer's target (history) and "
+            "write it here"
+        )
 
 
 def wait_for_consumer(target: Audited, timeout: float) -> Generator[Executable, Any, bool]:

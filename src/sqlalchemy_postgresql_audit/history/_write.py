@@ -35,7 +35,7 @@ from sqlalchemy.ext.compiler import compiles
 from ..declare.spec import AUDIT_CURRENT_USER, AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP
 from ..errors import AuditError
 from ..render import lock_against_writes
-from ._decoded import DEFAULT_TIMEOUT, wait_for_consumer, written_here
+from ._decoded import DEFAULT_TIMEOUT, refuse_trail_elsewhere, wait_for_consumer, written_here
 from ._hashing import recorded_hash
 from ._queries import (
     STATE_OPERATIONS,
@@ -143,6 +143,7 @@ def _restore_steps(
             f"restore of table {target.name!r}, key {key!r}: give exactly one of 'at' (a moment) "
             f"or 'version' (an audit_id from history()), got at={at!r}, version={version!r}"
         )
+    yield from refuse_trail_elsewhere(target, "restore")
     if version is None:
         assert at is not None
         state = (yield _state_at(target, key, at)).mappings().first()

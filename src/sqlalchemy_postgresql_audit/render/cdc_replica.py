@@ -89,15 +89,17 @@ def record_signature(schema: str | None) -> str:
 
 #: Bound: ``table`` (regclass text).  What decides which rows the stream carried for a source
 #: table: the table itself, its membership of the publication (``publication``), and its leaf
-#: partitions (one attached with rows brings rows no INSERT carried).
+#: partitions, by oid (one attached with rows brings rows no INSERT carried; one dropped and
+#: made again under its name leaves its rows in the replica).
 SOURCE_SIGNATURE = (
     "SELECT pg_catalog.concat_ws(':', c.oid, "
     "(SELECT r.oid FROM pg_catalog.pg_publication_rel r "
     "JOIN pg_catalog.pg_publication p ON p.oid OPERATOR(pg_catalog.=) r.prpubid "
     "WHERE p.pubname OPERATOR(pg_catalog.=) :publication "
     "AND r.prrelid OPERATOR(pg_catalog.=) c.oid), "
-    "pg_catalog.array_to_string(ARRAY(SELECT t.relid FROM pg_catalog.pg_partition_tree(c.oid) t "
-    "WHERE t.isleaf AND t.relid OPERATOR(pg_catalog.<>) c.oid ORDER BY t.relid), ',')) "
+    "pg_catalog.array_to_string(ARRAY(SELECT CAST(t.relid AS pg_catalog.oid) "
+    "FROM pg_catalog.pg_partition_tree(c.oid) t "
+    "WHERE t.isleaf AND t.relid OPERATOR(pg_catalog.<>) c.oid ORDER BY 1), ',')) "
     "FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(:table)"
 )
 #: Bound: ``publications``.  On the source: the tables its publications hold, quoted.
@@ -261,6 +263,10 @@ def seed_rows_table(schema: str | None, table: str, columns: Sequence[str]) -> t
 
 #: The temporary table the source's rows are copied into on the target.
 SEED_ROWS = "audit_cdc_seed_rows"
+
+
+def analyze_seed_rows() -> str:
+    return f"ANALYZE {quote(SEED_ROWS)}"
 
 
 def set_trigger(schema: str | None, table: str, trigger: str, *, enabled: bool) -> str:

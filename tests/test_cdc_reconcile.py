@@ -1,0 +1,234 @@
+"""Design 1's seed makes the replica equal to the source by key and values, not by row counts:
+partitions detached, attached, reloaded for the same keys, dropped and created again, and the
+changes of a lost slot's gap.  Two real servers: the source and the target."""
+
+from __future__ import annotations
+
+import uuid
+
+import sqlalchemy as sa
+
+from sqlalchemy_postgresql_audit import record_baseline
+from sqlalchemy_postgresql_audit.cdc import Consumer, create_slot
+
+
+def _measure(partition_by: str = "RANGE (id)") -> tuple[sa.MetaData, sa.Table]:
+    metadata = sa.MetaData(naming_convention={"audit.slot": f"cdc_{uuid.uuid4().hex[:12]}"})
+    measure = sa.Table(
+        "measure",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("value", sa.Integer),
+        postgresql_partition_by=partition_by,
+        info={"audit.options": {"enabled": True, "mode": "cdc"}},
+    )
+    return metadata, measure
+
+
+def _rows(engine: sa.Engine, query: str) -> list[tuple[object, ...]]:
+    with engine.connect() as connection:
+        return [tuple(row) for row in connection.exec_driver_sql(query)]
+
+
+def _trail(engine: sa.Engine, table: str = "measure") -> list[tuple[object, ...]]:
+    return _rows(
+        engine, f"SELECT audit_operation, id, value FROM {table}_audit ORDER BY audit_id"
+    )
+
+
+def _low_partition(source: sa.Engine, measure: sa.Table, values: dict[int, int]) -> None:
+    with source.begin() as connection:
+        connection.exec_driver_sql(
+            "CREATE TABLE measure_low PARTITION OF measure FOR VALUES FROM (0) TO (100)"
+        )
+        for id_, value in values.items():
+            connection.execute(measure.insert().values(id=id_, value=value))
+
+
+def test_a_partition_swapped_for_one_with_as_many_rows_is_reconciled(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    """Monthly retention: one partition detached, another attached with as many rows, in one
+    transaction.  The counts match; the keys do not."""
+    metadata, measure = _measure()
+    metadata.create_all(source)
+    _low_partition(source, measure, {1: 1, 2: 1})
+    consumer = Consumer(source, target, metadata=metadata, timeout=120)
+    consumers.append(consumer)
+    assert consumer.run_once() == 2
+    with source.begin() as connection:
+        connection.exec_driver_sql("ALTER TABLE measure DETACH PARTITION measure_low")
+        connection.exec_driver_sql("CREATE TABLE measure_high (id integer NOT NULL, value integer)")
+        connection.exec_driver_sql("INSERT INTO measure_high VALUES (150, 1), (151, 1)")
+        connection.exec_driver_sql(
+            "ALTER TABLE measure ATTACH PARTITION measure_high FOR VALUES FROM (100) TO (200)"
+        )
+    assert consumer.run_once() == 2
+    with source.begin() as connection:
+        connection.execute(measure.update().where(measure.c.id == 150).values(value=2))
+        connection.execute(measure.delete().where(measure.c.id == 151))
+    assert consumer.run_once() == 2
+    # The detached rows leave the replica unrecorded, as trigger mode records no detach.
+    assert _trail(target) == [
+        ("I", 1, 1),
+        ("I", 2, 1),
+        ("B", 150, 1),
+        ("B", 151, 1),
+        ("U", 150, 2),
+        ("D", 151, 1),
+    ]
+    assert _rows(target, "SELECT id, value FROM measure ORDER BY id") == [(150, 2)]
+
+
+def test_a_partition_reloaded_for_the_same_keys_replaces_the_replicas_values(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    """A month reloaded with corrected data: same keys, new values, recorded as B versions,
+    so a later DELETE records the value the row held."""
+    metadata, measure = _measure()
+    metadata.create_all(source)
+    _low_partition(source, measure, {1: 1, 2: 1})
+    consumer = Consumer(source, target, metadata=metadata, timeout=120)
+    consumers.append(consumer)
+    assert consumer.run_once() == 2
+    with source.begin() as connection:
+        connection.exec_driver_sql("ALTER TABLE measure DETACH PARTITION measure_low")
+        connection.exec_driver_sql("DROP TABLE measure_low")
+        connection.exec_driver_sql("CREATE TABLE measure_new (id integer NOT NULL, value integer)")
+        connection.exec_driver_sql("INSERT INTO measure_new VALUES (1, 50), (2, 60), (3, 70)")
+        connection.exec_driver_sql(
+            "ALTER TABLE measure ATTACH PARTITION measure_new FOR VALUES FROM (0) TO (100)"
+        )
+    assert consumer.run_once() == 3
+    with source.begin() as connection:
+        connection.execute(measure.update().where(measure.c.id == 2).values(value=61))
+        connection.execute(measure.delete().where(measure.c.id == 1))
+    assert consumer.run_once() == 2
+    assert _trail(target) == [
+        ("I", 1, 1),
+        ("I", 2, 1),
+        ("B", 1, 50),
+        ("B", 2, 60),
+        ("B", 3, 70),
+        ("U", 2, 61),
+        ("D", 1, 50),
+    ]
+
+
+def test_a_key_back_in_a_partition_created_again_does_not_halt_the_trail(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    """A tenant leaves (its partition detached and dropped) and comes back before the consumer
+    runs: the replica's stale row would stop the apply worker on a duplicate key, and with it
+    every CDC table's trail."""
+    metadata, measure = _measure("LIST (id)")
+    other = sa.Table(
+        "other",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("value", sa.Integer),
+        info={"audit.options": {"enabled": True, "mode": "cdc"}},
+    )
+    metadata.create_all(source)
+    with source.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE measure_t1 PARTITION OF measure FOR VALUES IN (1)")
+        connection.execute(measure.insert().values(id=1, value=1))
+    consumer = Consumer(source, target, metadata=metadata, timeout=120)
+    consumers.append(consumer)
+    assert consumer.run_once() == 1
+    with source.begin() as connection:
+        connection.exec_driver_sql("ALTER TABLE measure DETACH PARTITION measure_t1")
+        connection.exec_driver_sql("DROP TABLE measure_t1")
+    with source.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE measure_t1 PARTITION OF measure FOR VALUES IN (1)")
+        connection.execute(measure.insert().values(id=1, value=2))
+    with source.begin() as connection:
+        connection.execute(other.insert().values(id=7, value=7))
+    assert consumer.run_once() == 2
+    assert _trail(target) == [("I", 1, 1), ("I", 1, 2)]
+    assert _trail(target, "other") == [("I", 7, 7)]
+    with source.begin() as connection:
+        connection.execute(measure.update().values(value=3))
+    assert consumer.run_once() == 1
+    assert _trail(target)[-1] == ("U", 1, 3)
+
+
+def test_the_lost_slot_recovery_as_documented_makes_the_replica_and_trail_right(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    """The steps of ``cdc status``'s recovery text, on a gap that updated, deleted and inserted
+    rows: the new subscription's run records the gap's result (B for rows present, D for rows
+    gone), so the history and later changes hold the values the rows held."""
+    metadata = sa.MetaData(naming_convention={"audit.slot": f"cdc_{uuid.uuid4().hex[:12]}"})
+    acct = sa.Table(
+        "acct",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("value", sa.Integer),
+        info={"audit.options": {"enabled": True, "mode": "cdc"}},
+    )
+    metadata.create_all(source)
+    consumer = Consumer(source, target, metadata=metadata, timeout=120)
+    consumers.append(consumer)
+    consumer.run_once()
+    with source.begin() as connection:
+        connection.execute(acct.insert().values([{"id": 1, "value": 1}, {"id": 2, "value": 2}]))
+    assert consumer.run_once() == 2
+    slot = metadata.naming_convention["audit.slot"]
+    with target.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.exec_driver_sql(f'ALTER SUBSCRIPTION "{slot}" DISABLE')  # the target down
+    with source.begin() as connection:  # the gap
+        connection.execute(acct.update().where(acct.c.id == 1).values(value=10))
+        connection.execute(acct.delete().where(acct.c.id == 2))
+        connection.execute(acct.insert().values(id=3, value=3))
+    # The recovery: drop the subscription, drop the slot, make it again, run the consumer,
+    # record a baseline where the trail is.
+    consumer.drop()
+    with source.begin() as connection:
+        connection.execute(sa.text("SELECT pg_drop_replication_slot(:slot)"), {"slot": slot})
+    create_slot(source, metadata)
+    recovered = Consumer(source, target, metadata=metadata, timeout=120)
+    consumers.append(recovered)
+    assert recovered.run_once() == 3
+    with target.begin() as connection:
+        assert record_baseline(connection, acct) == 0
+    with source.begin() as connection:
+        connection.execute(acct.delete().where(acct.c.id == 1))
+    assert recovered.run_once() == 1
+    assert _trail(target, "acct") == [
+        ("I", 1, 1),
+        ("I", 2, 2),
+        ("D", 2, 2),
+        ("B", 1, 10),
+        ("B", 3, 3),
+        ("D", 1, 10),
+    ]
+    assert _rows(target, "SELECT id, value FROM acct ORDER BY id") == [(3, 3)]
+
+
+def test_a_new_subscription_seeded_from_the_install_baseline_locks_no_table(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    """The first run compares every table, without the SHARE lock first: a replica seeded from
+    the install's baseline equals the source, so a writer's open transaction does not stop it
+    (the lock could not be had within the timeout)."""
+    with source.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE acct (id integer PRIMARY KEY, value integer)")
+        connection.exec_driver_sql("INSERT INTO acct VALUES (1, 1), (2, 2)")
+    metadata = sa.MetaData(naming_convention={"audit.slot": f"cdc_{uuid.uuid4().hex[:12]}"})
+    acct = sa.Table(
+        "acct",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("value", sa.Integer),
+        info={"audit.options": {"enabled": True, "mode": "cdc"}},
+    )
+    metadata.create_all(source)
+    consumer = Consumer(source, target, metadata=metadata, timeout=10)
+    consumers.append(consumer)
+    with source.connect() as writer:
+        writer.execute(acct.insert().values(id=3, value=3))  # open: holds ROW EXCLUSIVE
+        consumer.run_once()
+        writer.commit()
+    consumer.run_once()
+    assert _trail(target, "acct") == [("B", 1, 1), ("B", 2, 2), ("I", 3, 3)]
