@@ -133,3 +133,29 @@ def test_a_writer_with_replication_is_refused_by_name(
         connection.exec_driver_sql(f'ALTER ROLE "{writer}" REPLICATION')
     with pytest.raises(sa.exc.DBAPIError, match=f"role .*{writer}.* REPLICATION"):
         grant_least_privilege(engine, metadata, writers=[writer])
+
+
+def test_least_privilege_leaves_writers_no_right_on_the_joins_table(
+    installed: tuple[sa.Engine, sa.MetaData],
+    logical_database_url: URL,
+    make_role: Callable[[str], str],
+) -> None:
+    """A join a writer could add would hold design 1's subscription, and so the whole trail."""
+    engine, metadata = installed
+    writer = make_role("cdc_writer")
+    with engine.begin() as connection:  # a hostile pre-state: default privileges to everyone
+        connection.exec_driver_sql("GRANT ALL ON audit_cdc_context_joins TO PUBLIC")
+    grant_least_privilege(engine, metadata, writers=[writer])
+    with engine.connect() as connection:
+        assert _rights(connection, writer, "audit_cdc_context_joins") == set()
+    as_writer = sa.create_engine(logical_database_url.set(username=writer))
+    try:
+        with (
+            pytest.raises(sa.exc.ProgrammingError, match="permission denied"),
+            as_writer.begin() as connection,
+        ):
+            connection.exec_driver_sql(
+                "INSERT INTO audit_cdc_context_joins (table_name) VALUES ('ledger')"
+            )
+    finally:
+        as_writer.dispose()

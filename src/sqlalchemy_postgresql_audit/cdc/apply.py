@@ -20,6 +20,7 @@ from ..render import cdc_replica as replica_sql
 from ..render.sql import name_text
 from .apply_errors import ApplyFailed, acknowledge_apply_errors
 from .fence import commit_fence, delete_context, wait_for
+from .join_seed import joins_subscribed, seed_pending_joins
 from .replica import Replica
 from .seed import seed_replicas
 from .stale import remove_stale_rows
@@ -55,11 +56,14 @@ class Apply:
                 self._seen = before
             self._replica = replica
         replica = self._replica
-        if replica.refresh():
-            self._compare_all = True  # the new tables' changes so far were skipped
+        refreshed = replica.refresh()
+        if refreshed:
+            self._compare_all = True  # tables installed before joins: their changes were skipped
         with self.target.connect() as connection:
             if self._seen is None:
                 self._seen = _highest(connection, audit_tables)
+        # Before the fence: the subscription is held at a join until it is seeded.
+        seed_pending_joins(replica, passed=joins_subscribed(replica, refreshed))
         fence = commit_fence(self.source, replica.names)
         try:
             wait_for(replica, fence, self.timeout)

@@ -13,6 +13,9 @@ records the apply worker's error count on the target, and ``cdc status`` reports
 errors since: a run that succeeds shows the apply worker works again.  The missing-row
 conflicts stay until the statistics are reset, since no later run brings back the change they
 lost.
+
+A table that joined CDC holds the apply worker at its join until a consumer seeds it
+(``.join_seed``): expected, and reported as such, not as a failure.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from sqlalchemy import Connection, text
 from ..render import cdc_replica as sql
 from ..render.sql import name_text
 from .errors import CdcError
+from .joins import pending
 from .replica import Replica
 
 
@@ -52,6 +56,16 @@ def apply_failed(replica: Replica, errors: int) -> CdcError:
             "them (its first run adds them to the replica and the audit table), or add them on "
             "the target by hand and call sqlalchemy_postgresql_audit.cdc.install_capture("
             "connection, metadata) in the same transaction"
+        )
+    with replica.source.connect() as source, replica.target.connect() as target:
+        waiting = pending(source, target, replica.names)
+    if waiting:
+        tables = ", ".join(dict.fromkeys(join.table_name for join in waiting))
+        return ApplyFailed(
+            f"subscription {replica.subscription!r} is waiting for the consumer to seed "
+            f"{tables}, which joined change-data-capture: this consumer's models do not "
+            "declare it (or the subscription does not apply it yet), so no later change "
+            "reaches the trail.  Run the consumer with models that declare it"
         )
     return ApplyFailed(
         f"subscription {replica.subscription!r}: the apply worker failed {errors} time(s) "

@@ -52,6 +52,7 @@ from ..render.cdc_decoder import (
     WAL_POSITION,
     present_rows,
 )
+from ..render.cdc_joins import joins_table
 from ..render.cdc_locks import SLOT_READER
 from ..render.sql import name_text
 from .changes import DecoderError, Entry, any_key_moved, audit_rows, wanted_keys
@@ -193,11 +194,15 @@ class Decoder:
         self.batch_bytes = batch_bytes
         self.progress_schema = progress_schema
         self.context_table = context_table
+        self._joins_table = joins_table(context_table)
         self._specs: dict[tuple[str, str], AuditSpec] | None = None
         self._plans: dict[int, TablePlan | None] = {}
         self._relations: dict[int, Relation] = {}
         #: Relations that are the context table (looked up for every change).
         self._context_oids: set[int] = set()
+        #: Relations that are design 1's joins table (``render.cdc_joins``), in the context
+        #: publication: nothing to record here.
+        self._join_oids: set[int] = set()
         self._previous = PreviousVersions()
         self._progress_table_checked = False
         self._log_snapshots = True
@@ -464,6 +469,8 @@ class Decoder:
         for data in read.messages:
             message = parse_message(data)
             if isinstance(message, Change):
+                if message.relation in self._join_oids:
+                    continue
                 if message.relation in context_oids:
                     if message.new is not None:
                         columns = self._relations[message.relation].columns
@@ -494,6 +501,10 @@ class Decoder:
                     context_oids.add(message.oid)
                 else:
                     context_oids.discard(message.oid)
+                if message.name == self._joins_table:
+                    self._join_oids.add(message.oid)
+                else:
+                    self._join_oids.discard(message.oid)
                 self._plans[message.oid] = self._plan(target, read.specs, message)
             elif isinstance(message, Truncate):
                 for oid in message.relations:
@@ -624,7 +635,7 @@ class Decoder:
     def _plan(
         self, target: Connection, specs: dict[tuple[str, str], AuditSpec], relation: Relation
     ) -> TablePlan | None:
-        if relation.name == self.context_table:
+        if relation.name in (self.context_table, self._joins_table):
             return None
         spec = specs.get((relation.schema, relation.name))
         if spec is None:

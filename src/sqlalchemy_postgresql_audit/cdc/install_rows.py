@@ -1,25 +1,28 @@
-"""Design 1: a new subscription's replica starts from the install's baseline, before it
-applies anything.
+"""Design 1: a replica starts from the install's baseline, before the subscription applies
+any later change of its table.
 
 The transaction that adds a table to the publication also records, under a lock that keeps its
-writers waiting until it commits, a ``B`` version of each row in the source's audit table
-(``install.publication.baseline_statements``).  Changes committed before it are not in the
-slot's stream (decoded with a catalog where the table was not published yet) and are in those
-rows; every change committed after it is in the stream.  So those rows are exactly what the
-stream's first change of the table applies to.
+writers waiting until it commits, a ``B`` version of every row in the source's audit table and
+the table's row in the joins table (``install.publication.baseline_statements``).  Changes
+committed before it are not in the slot's stream (decoded with a catalog where the table was
+not published yet) and are in those rows; every change committed after it is in the stream.
+So those rows are exactly what the stream's first change of the table applies to.
 
 A new subscription is created disabled; the install's rows go into the replica (its audit
-triggers off) and, as the same ``B`` versions, into the target's trail; then the subscription
-is enabled: all in one target transaction, so a consumer killed on the way leaves nothing and
-the next one starts again.  An UPDATE or DELETE committed between the install and the
-consumer's first run then finds its row, and is recorded.
+triggers off) and, as the same ``B`` versions, into the target's trail; the table's joins are
+recorded seeded; then the subscription is enabled: all in one target transaction, so a
+consumer killed on the way leaves nothing and the next one starts again.  A table that joins
+later holds the subscription at its join until a run seeds it the same way (``seed_join``,
+called by ``.join_seed``).  An UPDATE or DELETE committed between the install and the
+consumer's run then finds its row, and is recorded.
 
-Where those rows cannot be trusted to be the whole state, the table is left to ``.seed``'s copy
-(rows as they are when it runs): the publication's row was made by a transaction the slot has
-passed (a slot made again), the source's audit table holds rows of other transactions (a table
-switched from trigger mode, whose older rows had versions and got no ``B``), the replica already
-holds rows, the audit table does not record every column as it is (redaction, exclusion), or
-the consumer's role may not read it.
+Where those rows cannot be trusted to be the whole state, the join is recorded seeded all the
+same and the table is left to ``.seed``'s copy (rows as they are when it runs): the
+publication's row was made by a transaction the slot has passed (a slot made again), or by
+another transaction than the join's (an install in a savepoint); an install made before the
+joins table existed (it recorded only rows without a version) and the audit table holds rows of
+other transactions; the replica already holds rows; the audit table does not record every
+column as it is (redaction, exclusion); or the consumer's role may not read it.
 """
 
 from __future__ import annotations
@@ -29,12 +32,15 @@ import tempfile
 from sqlalchemy import Connection, Table, text
 
 from ..declare.audit_table import AUDIT_TABLE_KEY
+from ..declare.cdc import CdcNames
 from ..declare.spec import AUDIT_ID, AuditSpec
 from ..install.resolve import resolve_specs
 from ..render import cdc_install_rows as sql
+from ..render import cdc_joins as joins_sql
 from ..render import cdc_replica as replica_sql
 from ..render.sql import name_text
 from .copy import CHUNK_BYTES, copy_in, copy_out_to
+from .joins import Join, all_joins, joins_of, record_seeded
 
 #: Rows copied from the source stay in memory up to this size, then go to a temporary file.
 _SPOOL_BYTES = 32 << 20
@@ -45,17 +51,70 @@ def seed_from_install(
     target: Connection,
     pairs: list[tuple[Table, AuditSpec]],
     *,
-    publication: str,
-    slot: str,
+    names: CdcNames,
 ) -> int:
     """In the target's transaction creating the subscription: copy each table's install
-    baseline into its (empty) replica and trail; returns how many versions were copied."""
+    baseline into its (empty) replica and trail, and record every join so far seeded (the rows
+    are there, or left to ``.seed``'s copy); returns how many versions were copied."""
     copied = 0
     for table, spec in pairs:
-        xid = _install_transaction(source, target, table, spec, publication, slot)
-        if xid is not None:
-            copied += _copy(source, target, table, spec, xid)
+        joined = joins_of(source, names, name_text(table.schema, table.name))
+        xid = _install_transaction(source, target, table, spec, names, {j.xact for j in joined})
+        rows = 0 if xid is None else _copy(source, target, table, spec, xid)
+        for join in joined:
+            record_seeded(target, names, join, rows if join.xact == xid else 0)
+        copied += rows
+    # Joins of tables these models do not declare (any more): none holds a new subscription
+    # for good, nor shows as waiting in ``cdc status``.
+    for join in all_joins(source, names):
+        record_seeded(target, names, join, 0)
     return copied
+
+
+def seed_join(
+    source: Connection,
+    target: Connection,
+    table: Table,
+    spec: AuditSpec,
+    join: Join,
+    *,
+    names: CdcNames,
+) -> int:
+    """In one target transaction, after the subscription learnt the table (a refresh): copy
+    the baseline of the transaction that published it into its replica and trail, and record
+    the join seeded, so the apply worker held at it goes on; returns how many versions were
+    copied.  Where the baseline cannot be trusted to be the whole state (see the module), the
+    join is recorded all the same and ``.seed``'s copy gives the replica its rows."""
+    rows = 0
+    audit = table.info[AUDIT_TABLE_KEY]
+    published = source.execute(
+        text(sql.PUBLISHED_BY),
+        {"publication": names.publication, "table": name_text(table.schema, table.name)},
+    ).scalar()
+    readable = source.execute(
+        text(joins_sql.MAY_READ), {"audit": name_text(audit.schema, audit.name)}
+    ).scalar()
+    if (
+        published == join.xact
+        and readable
+        and _whole_rows(table, spec)
+        and _replica_empty(target, table)
+    ):
+        rows = _copy(source, target, table, spec, join.xact)
+    record_seeded(target, names, join, rows)
+    return rows
+
+
+def _whole_rows(table: Table, spec: AuditSpec) -> bool:
+    """Whether the audit table records every stored column as it is (no redaction, no
+    exclusion)."""
+    stored = {c.name for c in table.columns if c.computed is None}
+    return not spec.redacted and stored <= set(spec.columns)
+
+
+def _replica_empty(target: Connection, table: Table) -> bool:
+    count = text(replica_sql.count_rows(table.schema, table.name))
+    return not target.execute(count).scalar_one()
 
 
 def _install_transaction(
@@ -63,30 +122,32 @@ def _install_transaction(
     target: Connection,
     table: Table,
     spec: AuditSpec,
-    publication: str,
-    slot: str,
+    names: CdcNames,
+    joined: set[int],
 ) -> int | None:
-    """The id of the transaction whose baseline is the table's whole state, or None."""
+    """The id of the transaction whose baseline is the table's whole state, or None.  A
+    transaction the joins table names recorded every row; one of an install made before joins
+    existed recorded only the rows without a version, so it counts only when the audit table
+    holds nothing else."""
     audit = table.info[AUDIT_TABLE_KEY]
-    stored = {c.name for c in table.columns if c.computed is None}
-    if spec.redacted or not stored <= set(spec.columns):
+    if not _whole_rows(table, spec):
         return None
     xid = source.execute(
         text(sql.INSTALL_TRANSACTION),
         {
-            "slot": slot,
-            "publication": publication,
+            "slot": names.slot,
+            "publication": names.publication,
             "table": name_text(table.schema, table.name),
             "audit": name_text(audit.schema, audit.name),
         },
     ).scalar()
     if xid is None:
         return None
-    others = source.execute(text(sql.other_versions(audit.schema, audit.name)), {"xid": xid})
-    if others.scalar():
-        return None
-    count = text(replica_sql.count_rows(table.schema, table.name))
-    if target.execute(count).scalar_one():
+    if int(xid) not in joined:
+        others = source.execute(text(sql.other_versions(audit.schema, audit.name)), {"xid": xid})
+        if others.scalar():
+            return None
+    if not _replica_empty(target, table):
         return None
     return int(xid)
 

@@ -42,9 +42,10 @@ from ..declare.audit_table import AUDIT_TABLE_KEY
 from ..declare.cdc import CdcNames, cdc_names
 from ..declare.spec import AuditSpec
 from ..install.ddl import audited_tables, execute_statements, install_statements
-from ..install.publication import CONTEXT_COMMENT, refuse_failover_before_17
+from ..install.publication import CONTEXT_COMMENT, JOINS_COMMENT, refuse_failover_before_17
 from ..install.resolve import check_audit_tables, resolve_specs
 from ..render import cdc as sql
+from ..render import cdc_joins as joins_sql
 from ..render import cdc_replica as replica_sql
 from ..render.sql import literal
 from .claim import creating
@@ -108,6 +109,11 @@ class Replica:
                     *sql.context_trigger(
                         names.context_schema, names.context_table, _setting_types(pairs)
                     ),
+                    joins_sql.create_joins_table(
+                        names.context_schema, names.context_table, JOINS_COMMENT
+                    ),
+                    joins_sql.create_seeded_joins_table(names.context_schema),
+                    *joins_sql.join_trigger(names.context_schema, names.context_table),
                 ],
             )
             exists = connection.execute(_SUBSCRIPTION_EXISTS, {"name": self.subscription})
@@ -131,17 +137,16 @@ class Replica:
                     )
                 )
             )
-            seed_from_install(
-                source, connection, pairs, publication=names.publication, slot=names.slot
-            )
+            seed_from_install(source, connection, pairs, names=names)
             connection.execute(text(sql.enable_subscription(self.subscription)))
             source.rollback()
         return True
 
-    def refresh(self) -> bool:
+    def refresh(self) -> set[str]:
         """Make the subscription apply the published tables it does not know yet (a table that
         joined CDC after the subscription was made: the apply worker would skip its changes
-        for good); returns whether it did, so the caller seeds as for a new subscription.
+        for good); returns them (regclass texts; none: it did not), so the caller seeds as for
+        a new subscription.
 
         Only when the target has every such table (a refresh fails on a missing one: a
         consumer with older models meets the apply worker's error instead) and the
@@ -155,18 +160,18 @@ class Replica:
         params = {"subscription": self.subscription}
         with creating(self.target), self.target.connect() as target:
             if not target.execute(text(replica_sql.SUBSCRIPTION_ENABLED), params).scalar():
-                return False
+                return set()
             subscribed = target.execute(text(replica_sql.SUBSCRIBED), params).scalars()
             unknown = published - set(subscribed)
             if not unknown:
-                return False
+                return set()
             existing = target.execute(text(replica_sql.EXISTING), {"names": sorted(unknown)})
             if set(existing.scalars()) != unknown:
-                return False
+                return set()
             target.rollback()
             autocommit = target.execution_options(isolation_level="AUTOCOMMIT")
             autocommit.execute(text(replica_sql.refresh_subscription(self.subscription)))
-        return True
+        return unknown
 
     def drop(self) -> None:
         """Drop the subscription on the target, leaving the source's slot (and its WAL) alone."""

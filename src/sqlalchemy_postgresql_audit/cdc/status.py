@@ -22,6 +22,7 @@ from ..render import cdc as sql
 from .apply_errors import apply_errors_since_success, missing_row_conflicts
 from .claim import claim_holder
 from .errors import sqlstate
+from .joins import pending
 from .progress import Health, load_health
 
 #: How long the trail may stand still while the slot holds WAL it has not confirmed before
@@ -82,6 +83,9 @@ class CdcStatus:
     subscription_failover: bool | None = None
     #: Design 1: what the target's subscription statistics report (``.apply_errors``).
     replica_problems: tuple[str, ...] = ()
+    #: Design 1: tables that joined CDC and whose replica the consumer has not seeded yet: the
+    #: subscription is held at the first one's join (``.join_seed``), on purpose.
+    waiting_joins: tuple[str, ...] = ()
     #: The consumer's last error, of the runs that failed in a row since one succeeded.
     last_error: str | None = None
     last_error_at: datetime | None = None
@@ -133,7 +137,15 @@ class CdcStatus:
                 "logical replication worker slots (see the WARNING in its log): raise "
                 "max_logical_replication_workers and max_worker_processes, then restart it"
             )
-        if self.apply_error_count:
+        if self.waiting_joins:
+            found.append(
+                f"subscription {self.subscription!r} is waiting for the consumer to seed "
+                f"{', '.join(self.waiting_joins)}: the table joined change-data-capture, and "
+                "the subscription applies no later change until its rows are in the target's "
+                "replica (none is lost meanwhile).  Run the consumer with models that declare "
+                "it (sqlalchemy-postgresql-audit cdc run)"
+            )
+        elif self.apply_error_count:
             found.append(
                 f"subscription {self.subscription!r}: {self.apply_error_count} apply errors "
                 "since the consumer's last successful run (the messages are in the target's "
@@ -284,6 +296,8 @@ def cdc_status(source: Engine, metadata: MetaData, target: Engine | None = None)
             ).scalar()
         replica_problems = missing_row_conflicts(connection, names.slot)
         recent = apply_errors_since_success(connection, names.context_schema, names.slot)
+        with source.connect() as on_source:
+            waiting = pending(on_source, connection, names)
     if subscription is None:
         return found
     return replace(
@@ -295,6 +309,7 @@ def cdc_status(source: Engine, metadata: MetaData, target: Engine | None = None)
         sync_error_count=None if errors is None else int(errors.sync_error_count),
         subscription_failover=subscription_failover,
         replica_problems=replica_problems,
+        waiting_joins=tuple(dict.fromkeys(join.table_name for join in waiting)),
     )
 
 

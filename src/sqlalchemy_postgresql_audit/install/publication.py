@@ -30,6 +30,7 @@ from ..declare.naming import SLOT_FAILOVER_KEY, SLOT_KEY
 from ..declare.spec import AuditSpec
 from ..errors import AuditConfigurationError
 from ..render import cdc as sql
+from ..render import cdc_joins as joins
 from ..render import cdc_truncate as truncate
 from ..render.baseline import render_baseline
 from ..render.sql import name_text
@@ -51,6 +52,8 @@ from .watch import column_state
 
 #: The context table's comment: marks it as the library's (Alembic never drops it).
 CONTEXT_COMMENT = "audit context of change-data-capture writes" + AUDIT_TABLE_COMMENT_SUFFIX
+#: The joins table's comment (``render.cdc_joins``).
+JOINS_COMMENT = "tables that joined change-data-capture" + AUDIT_TABLE_COMMENT_SUFFIX
 
 
 def source_statements(names: CdcNames, pairs: Iterable[tuple[Table, AuditSpec]]) -> list[str]:
@@ -59,6 +62,10 @@ def source_statements(names: CdcNames, pairs: Iterable[tuple[Table, AuditSpec]])
     statements = [
         sql.create_context_table(names.context_schema, names.context_table, CONTEXT_COMMENT),
         sql.create_context_publication(
+            names.context_publication, names.context_schema, names.context_table
+        ),
+        joins.create_joins_table(names.context_schema, names.context_table, JOINS_COMMENT),
+        joins.publish_joins_table(
             names.context_publication, names.context_schema, names.context_table
         ),
         sql.create_publication(names.publication),
@@ -202,10 +209,12 @@ _PUBLISHED = text(sql.PUBLISHED).bindparams(bindparam("tables", type_=ARRAY(Text
 def baseline_statements(
     connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]]
 ) -> list[str]:
-    """The baseline of the rows without a version in the trail, for the CDC tables of
-    ``pairs`` (resolved specs) that installing publishes (``first_published``, whatever their
-    replica identity; a table without a key has none) and the published ones it switches from
-    ``FULL`` to ``default`` (``switched_to_default``).
+    """The baseline of the CDC tables of ``pairs`` (resolved specs) that installing publishes
+    (``first_published``, whatever their replica identity; a table without a key has none): a
+    ``B`` version of every row, whatever the trail holds (a table switched from trigger mode
+    too), and its row in the joins table (``render.cdc_joins``); and of the rows without a
+    version in the trail of the published ones it switches from ``FULL`` to ``default``
+    (``switched_to_default``).
 
     Run in the installing transaction, after publishing: the baseline locks each table
     ``IN SHARE MODE`` (adding it to the publication does not block its writers) until it
@@ -217,18 +226,23 @@ def baseline_statements(
       UPDATE or DELETE of a row the trail never saw and stop for good: the WAL of a DELETE
       holds only the key); under ``FULL`` the trail may have lost versions (a purge, a
       retention), which nothing rebuilt from while the WAL carried whole old rows;
-    - design 1's consumer seeds a new subscription's replica with it (``cdc.install_rows``),
-      before the subscription applies anything: written by the transaction that published the
-      table, it is found by that transaction's id.
+    - design 1's consumer seeds its replica with it (``cdc.install_rows``) before the
+      subscription applies any later change of the table: written by the transaction that
+      published the table, it is found by that transaction's id, which the joins row names and
+      at which the target holds the subscription until the consumer has seeded the table.
+      Every row, so it is the table's whole state whatever the trail held before.
     """
     first = first_published(connection, pairs)
     switched = switched_to_default(connection, pairs)
     return [
         *(
             statement
-            for _, spec in first
+            for table, spec in first
             if spec.key_columns
-            for statement in render_baseline(spec)
+            for statement in (
+                *render_baseline(spec, every_row=True),
+                _record_join(cdc_names(table.metadata), spec),
+            )
         ),
         *(
             statement
@@ -237,6 +251,10 @@ def baseline_statements(
             for statement in render_baseline(spec)
         ),
     ]
+
+
+def _record_join(names: CdcNames, spec: AuditSpec) -> str:
+    return joins.record_join(names.context_schema, names.context_table, _table_text(spec))
 
 
 def switched_to_default(

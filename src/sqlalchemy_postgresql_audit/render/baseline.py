@@ -28,9 +28,12 @@ def lock_against_writes(schema: str | None, table: str) -> str:
     return f"LOCK TABLE {always_qualified(schema, table)} IN SHARE MODE"
 
 
-def render_baseline(spec: AuditSpec) -> tuple[str, ...]:
+def render_baseline(spec: AuditSpec, *, every_row: bool = False) -> tuple[str, ...]:
     """``LOCK`` the source table against writes, then insert the missing first versions in key
-    order (so their ``audit_id`` order is the key order)."""
+    order (so their ``audit_id`` order is the key order).
+
+    ``every_row``: a version of every row, whatever the trail holds (a CDC table published for
+    the first time: design 1's consumer starts its replica from exactly these rows)."""
     spec = resolved(spec)
     if not spec.key_columns:
         raise ValueError(f"audit spec of {spec.table!r}: a baseline needs key_columns")
@@ -61,11 +64,15 @@ def render_baseline(spec: AuditSpec) -> tuple[str, ...]:
         f"WHERE r.{operation} = {literal(RESTART_CODE)}"
     )
     since_restart = f"a.{audit_id} > COALESCE(({restart}), 0)"
+    missing = (
+        "true"
+        if every_row
+        else f"NOT EXISTS (SELECT FROM {audit} AS a WHERE {same_key} AND {since_restart})"
+    )
     return (
         lock_against_writes(spec.schema, spec.table),
         f"INSERT INTO {audit} ({', '.join(columns)})\n"
         f"SELECT {', '.join(values)}\nFROM {source} AS s\n"
-        f"WHERE NOT EXISTS (SELECT FROM {audit} AS a WHERE {same_key} AND {since_restart})"
-        f"{leaving_cdc_condition(spec)}\n"
+        f"WHERE {missing}{leaving_cdc_condition(spec)}\n"
         f"ORDER BY {', '.join(f's.{always_quote(k)}' for k in spec.key_columns)}",
     )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from .cdc_joins import joins_table
 from .sql import SEARCH_PATH, dollar_quote, literal, name_text, qualified, quote, regclass
 
 #: What the CDC publication publishes.  TRUNCATE is replicated, and the apply worker runs the
@@ -159,8 +160,9 @@ def create_context_table(schema: str | None, table: str, comment: str) -> str:
 def context_grants(
     schema: str | None, table: str, progress: str, writers: tuple[str, ...]
 ) -> tuple[str, ...]:
-    """Least privilege on the context table and the decoder's progress table (``progress``,
-    a table name in the same schema, if it exists yet), for the role names ``writers``.
+    """Least privilege on the context table, the decoder's progress table (``progress``, a
+    table name in the same schema, if it exists yet) and design 1's joins table (a join a writer
+    added would hold the subscription), for the role names ``writers``.
 
     A writer may insert the ``settings`` column of context rows and nothing else: not read
     other writers' context, not delete rows before a consumer saw them, not set ``writer`` or
@@ -175,7 +177,8 @@ DECLARE
   writers CONSTANT pg_catalog.regrole[] := ARRAY[{roles}]::pg_catalog.regrole[];
   tables CONSTANT pg_catalog.oid[] := ARRAY[
     pg_catalog.to_regclass({literal(name_text(schema, table))}),
-    pg_catalog.to_regclass({literal(name_text(schema, progress))})]::pg_catalog.oid[];
+    pg_catalog.to_regclass({literal(name_text(schema, progress))}),
+    pg_catalog.to_regclass({literal(name_text(schema, joins_table(table)))})]::pg_catalog.oid[];
   problem text;
   revoke_sql text;
 BEGIN

@@ -27,6 +27,15 @@ INSTALL_TRANSACTION = (
     "AND pg_catalog.has_table_privilege(pg_catalog.to_regclass(:audit), 'SELECT')"
 )
 
+#: Bound: ``publication``, ``table`` (regclass text).  The id of the transaction that added the
+#: table to the publication (its row of ``pg_publication_rel``), whatever the slot's position.
+PUBLISHED_BY = (
+    "SELECT CAST(CAST(r.xmin AS text) AS bigint) FROM pg_catalog.pg_publication_rel AS r "
+    "JOIN pg_catalog.pg_publication AS p ON p.oid OPERATOR(pg_catalog.=) r.prpubid "
+    "WHERE p.pubname OPERATOR(pg_catalog.=) :publication "
+    "AND r.prrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(:table)"
+)
+
 
 def other_versions(schema: str | None, audit_table: str) -> str:
     """Whether the source's audit table holds a row another transaction wrote (the trigger's
