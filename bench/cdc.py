@@ -123,7 +123,9 @@ def reset(source: sa.Engine) -> None:
             "WHERE database = current_database() AND NOT active"
         )
         connection.exec_driver_sql("DROP PUBLICATION IF EXISTS audit_cdc, audit_cdc_context")
-        connection.exec_driver_sql("DROP TABLE IF EXISTS audit_cdc_context")
+        connection.exec_driver_sql(
+            "DROP TABLE IF EXISTS audit_cdc_context, audit_cdc_context_joins"
+        )
         for (statement,) in connection.execute(
             sa.text(
                 "SELECT format('DROP FUNCTION %s CASCADE', p.oid::regprocedure) FROM pg_proc p "
@@ -255,7 +257,9 @@ def consumer_throughput(
     metadata.drop_all(source)
     metadata.drop_all(target)  # a replica left by an earlier run would refuse the same keys
     with target.begin() as connection:
-        connection.exec_driver_sql("DROP TABLE IF EXISTS audit_cdc_context")
+        connection.exec_driver_sql(
+            "DROP TABLE IF EXISTS audit_cdc_context, audit_cdc_context_joins"
+        )
     metadata.create_all(source)
     consumer = Consumer(source, target, metadata=metadata, timeout=3600)
     try:
