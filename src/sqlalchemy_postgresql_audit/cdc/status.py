@@ -130,7 +130,14 @@ class CdcStatus:
             )
         if self.subscription_enabled is False:
             found.append(f"subscription {self.subscription!r} is disabled")
-        elif self.subscription_enabled and self.apply_worker_pid is None:
+        elif (
+            self.subscription_enabled
+            and self.apply_worker_pid is None
+            and not self.waiting_joins
+            and not self.apply_error_count
+        ):
+            # After an apply error the worker is gone until its retry: that is the error's
+            # problem (below), not a lack of worker slots.
             found.append(
                 f"subscription {self.subscription!r} is enabled but has no apply worker: "
                 "nothing reaches the trail.  When it lasts, the target server is out of "
