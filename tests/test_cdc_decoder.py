@@ -521,8 +521,15 @@ def test_a_published_table_the_metadata_does_not_audit_stops_the_decoder(
         with engine.begin() as connection:
             connection.execute(table.insert().values(id=1))
             connection.exec_driver_sql("INSERT INTO stray VALUES (1)")
-        with pytest.raises(UndeclaredTable, match=r"table public\.stray is in publication\(s\) "):
+        with pytest.raises(
+            UndeclaredTable, match=r"table public\.stray is in publication\(s\) "
+        ) as stopped:
             decoder(engine, table.metadata).run_once()
+        # both causes, each with its fix: models older than the migration, or another
+        # metadata sharing the publication
+        assert "restart the consumer with those models" in str(stopped.value)
+        assert "another metadata in this database shares the publication" in str(stopped.value)
+        assert "'audit.publication' and 'audit.slot'" in str(stopped.value)
         assert trail(engine, table) == []
 
 

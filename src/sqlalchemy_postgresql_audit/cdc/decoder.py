@@ -31,6 +31,7 @@ from typing import IO
 from sqlalchemy import Connection, Engine, MetaData, text
 from sqlalchemy.exc import DBAPIError
 
+from ..declare.naming import PUBLICATION_KEY, SLOT_KEY
 from ..declare.spec import AuditSpec
 from ..errors import AuditError
 from ..install.ddl import audited_tables
@@ -625,10 +626,13 @@ class Decoder:
             raise UndeclaredTable(
                 f"{relation.schema}.{relation.name}",
                 f"table {relation.schema}.{relation.name} is in publication(s) {names} but "
-                "this consumer's metadata does not declare it a CDC table: it joined the "
-                "publication after the consumer started (a migration ran before the models "
-                "that declare it were deployed).  Restart the consumer with models that "
-                "declare it; the trail goes on from its first change, which is not skipped",
+                "this consumer's metadata does not declare it a CDC table.  Either a "
+                "migration published it before the models that declare it were deployed: "
+                "restart the consumer with those models (the trail goes on from the table's "
+                "first change, which is not skipped); or another metadata in this database "
+                "shares the publication: give each metadata its own naming-convention keys "
+                f"{PUBLICATION_KEY!r} and {SLOT_KEY!r} (see 'One publication per metadata' "
+                "in the CDC docs)",
             )
         return plan
 

@@ -35,6 +35,7 @@ from ..cdc.status import leftover_slot
 from ..declare.audit_table import AUDIT_TABLE_KEY, PARTITIONING_KEY, Partitioning
 from ..declare.cdc import cdc_names
 from ..declare.spec import AuditSpec
+from ..install import leaving
 from ..install.catalog import (
     IndexState,
     InstalledAudit,
@@ -109,6 +110,7 @@ def table_states(
             objects = not_installed(spec, default)
         elif (schema, spec.table) in tables:
             objects = watched(spec, _find(spec, installed, default), default)
+            objects += _double_capture(connection, source, schema, spec.table, default)
         if (schema, spec.audit_table) in tables:
             objects += _governed(connection, source, spec, schema)
         if (schema, spec.table) not in tables:
@@ -226,6 +228,14 @@ def _captured(
     )
 
 
+def _double_capture(
+    connection: sa.Connection, source: sa.Table, schema: str, table: str, default: str
+) -> list[Watched]:
+    """A trigger-mode table still in its metadata's CDC publication (``install.leaving``)."""
+    reason = leaving.double_captures(connection, source.metadata, default).get((schema, table))
+    return [Watched("capture", f"capture of {table}", OUTDATED, (reason,))] if reason else []
+
+
 def _find(spec: AuditSpec, installed: list[InstalledAudit], default: str) -> InstalledAudit:
     """The installation ``compare`` matched to ``spec``: by function name, else by table."""
     schema = spec.schema or default
@@ -302,10 +312,11 @@ def _check(args: argparse.Namespace, ui: UI) -> int:
         with owner_rights(engine, "check", audit_tables), begin(engine) as connection:
             states = table_states(connection, pairs)
             leftover = leftover_slot(connection, metadata)
+            unaudited = leaving.unaudited_captures(connection, metadata, default_schema(connection))
     finally:
         engine.dispose()
     counts = Counter(state.status for state in states)
-    problems = [leftover] if leftover else []
+    problems = [leftover, *unaudited] if leftover else unaudited
     in_sync = set(counts) <= {OK} and not problems
     if ui.json:
         ui.emit_json(

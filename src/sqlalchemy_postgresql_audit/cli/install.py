@@ -20,7 +20,7 @@ from ..declare.audit_table import AUDIT_TABLE_KEY
 from ..declare.cdc import cdc_names
 from ..declare.spec import AuditSpec
 from ..history import record_baseline
-from ..install import publication
+from ..install import leaving, publication
 from ..install.catalog import default_schema
 from ..install.ddl import (
     as_script,
@@ -98,6 +98,7 @@ def _install(args: argparse.Namespace, ui: UI) -> int:
                     f"not in the database: {', '.join(absent)} "
                     "(create the tables first; install audits existing tables)"
                 )
+            leaving.refuse_shared_publication(connection, pairs, default)
             # the CDC slot first: PostgreSQL makes it only before the transaction writes
             publication.prepare(connection, pairs)
             created = []
@@ -138,6 +139,7 @@ def _install(args: argparse.Namespace, ui: UI) -> int:
                 for source, spec in captured
                 if source not in without_trail and (source in first or source in given_trail)
             }
+            execute_statements(connection, leaving.declared_statements(connection, pairs, default))
     finally:
         engine.dispose()
     installed = [_name(spec, default) for _, spec in pairs]

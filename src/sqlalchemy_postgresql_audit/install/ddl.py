@@ -20,7 +20,7 @@ from ..declare.audit_table import AUDIT_TABLE_KEY, SPEC_KEY
 from ..declare.declaration import declare_metadata
 from ..declare.spec import AuditSpec
 from ..render import render
-from . import publication
+from . import leaving, publication
 from .catalog import default_schema
 from .leftovers import leftover_statements
 from .resolve import check_audit_tables, resolve_specs
@@ -120,14 +120,18 @@ def install(connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]]) ->
     """Resolve, check and install the specs of ``pairs`` on ``connection``, replacing the
     audit triggers that would be left beside them (``.leftovers``: 0.5.x, older declarations).
     A CDC table published here for the first time gets the baseline of the rows it holds
-    (``publication.baseline_statements``), as the CLI's ``install`` and a migration record."""
+    (``publication.baseline_statements``), as the CLI's ``install`` and a migration record; a
+    table that left CDC leaves its publication (``.leaving``), and a publication another
+    metadata shares is refused before anything is written."""
     if not pairs:
         return
+    default = default_schema(connection)
+    leaving.refuse_shared_publication(connection, pairs, default)  # before the slot is made
     publication.prepare(connection, pairs)  # the CDC slot, before anything is written
     resolved = resolve_specs(connection, [spec for _, spec in pairs])
     check_audit_tables(connection, resolved)
     resolved_pairs = [(table, spec) for (table, _), spec in zip(pairs, resolved, strict=True)]
-    leftovers = leftover_statements(connection, resolved_pairs, default_schema(connection))
+    leftovers = leftover_statements(connection, resolved_pairs, default)
     # read before publishing: which CDC tables this installation publishes first
     baselines = publication.baseline_statements(connection, resolved_pairs)
     execute_statements(
@@ -137,6 +141,8 @@ def install(connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]]) ->
             *install_statements(resolved),
             *publication.install_statements(resolved_pairs),
             *baselines,
+            # after the triggers: a table leaving CDC keeps one trail, then leaves
+            *leaving.leaving_statements(connection, resolved_pairs, default),
         ],
     )
 
@@ -175,7 +181,9 @@ def before_metadata_create(
     """
     if tables is None:
         return
-    publication.prepare(connection, list(audited_tables(metadata)))
+    audited = list(audited_tables(metadata))
+    leaving.refuse_shared_publication(connection, audited, default_schema(connection))
+    publication.prepare(connection, audited)
     creating = set(tables)
     pairs = [
         (source, source.info[AUDIT_TABLE_KEY])
