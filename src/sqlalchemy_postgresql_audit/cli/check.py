@@ -110,7 +110,7 @@ def table_states(
             objects = not_installed(spec, default)
         elif (schema, spec.table) in tables:
             objects = watched(spec, _find(spec, installed, default), default)
-            objects += _double_capture(connection, source, schema, spec.table, default)
+            objects += _double_capture(connection, source, schema, spec.table)
         if (schema, spec.audit_table) in tables:
             objects += _governed(connection, source, spec, schema)
         if (schema, spec.table) not in tables:
@@ -229,10 +229,10 @@ def _captured(
 
 
 def _double_capture(
-    connection: sa.Connection, source: sa.Table, schema: str, table: str, default: str
+    connection: sa.Connection, source: sa.Table, schema: str, table: str
 ) -> list[Watched]:
     """A trigger-mode table still in its metadata's CDC publication (``install.leaving``)."""
-    reason = leaving.double_captures(connection, source.metadata, default).get((schema, table))
+    reason = leaving.double_captures(connection, source.metadata).get((schema, table))
     return [Watched("capture", f"capture of {table}", OUTDATED, (reason,))] if reason else []
 
 
@@ -312,7 +312,7 @@ def _check(args: argparse.Namespace, ui: UI) -> int:
         with owner_rights(engine, "check", audit_tables), begin(engine) as connection:
             states = table_states(connection, pairs)
             leftover = leftover_slot(connection, metadata)
-            unaudited = leaving.unaudited_captures(connection, metadata, default_schema(connection))
+            unaudited = leaving.unaudited_captures(connection, metadata)
     finally:
         engine.dispose()
     counts = Counter(state.status for state in states)

@@ -98,7 +98,7 @@ def _install(args: argparse.Namespace, ui: UI) -> int:
                     f"not in the database: {', '.join(absent)} "
                     "(create the tables first; install audits existing tables)"
                 )
-            leaving.refuse_shared_publication(connection, pairs, default)
+            leaving.refuse_shared_publication(connection, pairs)
             # the CDC slot first: PostgreSQL makes it only before the transaction writes
             publication.prepare(connection, pairs)
             created = []
@@ -139,7 +139,7 @@ def _install(args: argparse.Namespace, ui: UI) -> int:
                 for source, spec in captured
                 if source not in without_trail and (source in first or source in given_trail)
             }
-            execute_statements(connection, leaving.declared_statements(connection, pairs, default))
+            execute_statements(connection, leaving.declared_statements(connection, pairs))
     finally:
         engine.dispose()
     installed = [_name(spec, default) for _, spec in pairs]

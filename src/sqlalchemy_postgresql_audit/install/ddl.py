@@ -126,7 +126,7 @@ def install(connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]]) ->
     if not pairs:
         return
     default = default_schema(connection)
-    leaving.refuse_shared_publication(connection, pairs, default)  # before the slot is made
+    leaving.refuse_shared_publication(connection, pairs)  # before the slot is made
     publication.prepare(connection, pairs)  # the CDC slot, before anything is written
     resolved = resolve_specs(connection, [spec for _, spec in pairs])
     check_audit_tables(connection, resolved)
@@ -142,7 +142,7 @@ def install(connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]]) ->
             *publication.install_statements(resolved_pairs),
             *baselines,
             # after the triggers: a table leaving CDC keeps one trail, then leaves
-            *leaving.leaving_statements(connection, resolved_pairs, default),
+            *leaving.leaving_statements(connection, resolved_pairs),
         ],
     )
 
@@ -182,7 +182,7 @@ def before_metadata_create(
     if tables is None:
         return
     audited = list(audited_tables(metadata))
-    leaving.refuse_shared_publication(connection, audited, default_schema(connection))
+    leaving.refuse_shared_publication(connection, audited)
     publication.prepare(connection, audited)
     creating = set(tables)
     pairs = [

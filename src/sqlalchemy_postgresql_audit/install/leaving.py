@@ -19,6 +19,7 @@ that give each metadata a publication of its own.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import Connection, MetaData, Table, text
 
@@ -31,7 +32,7 @@ from ..errors import AuditError
 from ..render import cdc as sql
 from ..render import cdc_truncate as truncate
 from ..render.baseline import render_baseline
-from .resolve import resolve_specs
+from .resolve import resolve_schemas, resolve_specs
 
 Name = tuple[str, str]
 
@@ -64,38 +65,53 @@ def _metadatas(pairs: Sequence[tuple[Table, AuditSpec]]) -> list[MetaData]:
     return list(found.values())
 
 
-def _specs(metadata: MetaData) -> list[AuditSpec]:
-    """The specs of ``metadata``'s audited tables (declaring what is undeclared first)."""
-    declare_metadata(metadata)
-    specs = (table.info.get(SPEC_KEY) for table in metadata.tables.values())
-    return [spec for spec in specs if isinstance(spec, AuditSpec)]
+@dataclass(frozen=True)
+class _Declared:
+    """A metadata's tables as the database names them (schemas resolved as a spec's are)."""
+
+    tables: frozenset[Name]
+    audited: frozenset[Name]
+    cdc: frozenset[Name]
 
 
-def _declared(metadata: MetaData, default: str) -> set[Name]:
-    return {(table.schema or default, table.name) for table in metadata.tables.values()}
+def _declared(connection: Connection, metadata: MetaData) -> _Declared:
+    declare_metadata(metadata)  # every table whose info asks for auditing gets its spec
+    tables = list(metadata.tables.values())
+    names = resolve_schemas(connection, [(table.schema, table.name) for table in tables])
+    named = [
+        ((str(schema), name), table.info.get(SPEC_KEY))
+        for (schema, name), table in zip(names, tables, strict=True)
+    ]
+    return _Declared(
+        tables=frozenset(name for name, _ in named),
+        audited=frozenset(name for name, spec in named if isinstance(spec, AuditSpec)),
+        cdc=frozenset(name for name, spec in named if isinstance(spec, AuditSpec) and spec.cdc),
+    )
 
 
-def _cdc_tables(metadata: MetaData, default: str) -> set[Name]:
-    return {(spec.schema or default, spec.table) for spec in _specs(metadata) if spec.cdc}
+def _is_cdc(table: Table) -> bool:
+    spec = table.info.get(SPEC_KEY)
+    return isinstance(spec, AuditSpec) and spec.cdc
 
 
 def refuse_shared_publication(
-    connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]], default: str
+    connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]]
 ) -> None:
     """Raise ``SharedPublication`` when a metadata of ``pairs`` that declares CDC tables finds
     its publication holding a table it does not declare.  Run before anything is written (and
     before the slot is made): the refusal then leaves nothing behind."""
     for metadata in _metadatas(pairs):
-        if not _cdc_tables(metadata, default):
+        declare_metadata(metadata)
+        if not any(_is_cdc(table) for table in metadata.tables.values()):
             continue  # a trigger-only metadata publishes nothing: another's CDC tables are fine
         publication = cdc_names(metadata).publication
-        foreign = _published(connection, publication) - _declared(metadata, default)
+        foreign = _published(connection, publication) - _declared(connection, metadata).tables
         if foreign:
             raise SharedPublication(publication, [f"{s}.{t}" for s, t in sorted(foreign)])
 
 
 def leaving_statements(
-    connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]], default: str
+    connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]]
 ) -> list[str]:
     """For each metadata of ``pairs`` (resolved specs, installed in this transaction), what
     takes its tables that left CDC out of its publication: a trigger-mode table of ``pairs``
@@ -108,62 +124,52 @@ def leaving_statements(
         published = _published(connection, publication)
         if not published:
             continue
-        audited = {(spec.schema or default, spec.table) for spec in _specs(metadata)}
+        declared = _declared(connection, metadata)
         installing = {
-            (spec.schema or default, spec.table): spec
+            (str(spec.schema), spec.table): spec
             for table, spec in pairs
             if table.metadata is metadata and not spec.cdc
         }
-        for name in sorted(published & _declared(metadata, default)):
+        for name in sorted(published & declared.tables):
             spec = installing.get(name)
             if spec is not None and spec.key_columns:
                 statements += render_baseline(spec)
-            if spec is not None or name not in audited:
-                statements += [
-                    sql.drop_table(publication, *name),
-                    truncate.drop_guard(*name),
-                ]
+            if spec is not None or name not in declared.audited:
+                statements += [sql.drop_table(publication, *name), truncate.drop_guard(*name)]
     return statements
 
 
 def declared_statements(
-    connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]], default: str
+    connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]]
 ) -> list[str]:
     """``leaving_statements`` of ``pairs`` as declared (the CLI installs table by table)."""
     resolved = resolve_specs(connection, [spec for _, spec in pairs])
-    resolved_pairs = [(table, spec) for (table, _), spec in zip(pairs, resolved, strict=True)]
-    return leaving_statements(connection, resolved_pairs, default)
+    return leaving_statements(
+        connection, [(table, spec) for (table, _), spec in zip(pairs, resolved, strict=True)]
+    )
 
 
-def double_captures(connection: Connection, metadata: MetaData, default: str) -> dict[Name, str]:
+def double_captures(connection: Connection, metadata: MetaData) -> dict[Name, str]:
     """For ``check``: each trigger-mode table of ``metadata`` still in its CDC publication, with
     why that is drift (its trigger and the CDC consumer both record its changes)."""
     publication = cdc_names(metadata).publication
-    left = _still_published(connection, metadata, default)
-    triggered = {(spec.schema or default, spec.table) for spec in _specs(metadata)}
-    return {
-        name: (
-            f"still in CDC publication {publication!r}: every change is recorded twice, by "
-            "the trigger and by the CDC consumer (install again to take it out)"
-        )
-        for name in left & triggered
-    }
+    declared = _declared(connection, metadata)
+    left = (_published(connection, publication) & declared.audited) - declared.cdc
+    reason = (
+        f"still in CDC publication {publication!r}: every change is recorded twice, by the "
+        "trigger and by the CDC consumer (install again to take it out)"
+    )
+    return dict.fromkeys(left, reason)
 
 
-def unaudited_captures(connection: Connection, metadata: MetaData, default: str) -> list[str]:
+def unaudited_captures(connection: Connection, metadata: MetaData) -> list[str]:
     """For ``check``: each table of ``metadata`` declared unaudited but still in its CDC
     publication (the consumer still records it, or stops at it)."""
     publication = cdc_names(metadata).publication
-    left = _still_published(connection, metadata, default)
-    audited = {(spec.schema or default, spec.table) for spec in _specs(metadata)}
+    declared = _declared(connection, metadata)
+    left = (_published(connection, publication) & declared.tables) - declared.audited
     return [
         f"{schema}.{table} is declared unaudited but is still in CDC publication "
         f"{publication!r}: the CDC consumer still records it (install again to take it out)"
-        for schema, table in sorted(left - audited)
+        for schema, table in sorted(left)
     ]
-
-
-def _still_published(connection: Connection, metadata: MetaData, default: str) -> set[Name]:
-    """The tables of ``metadata`` in its CDC publication that it does not declare CDC tables."""
-    published = _published(connection, cdc_names(metadata).publication)
-    return (published & _declared(metadata, default)) - _cdc_tables(metadata, default)

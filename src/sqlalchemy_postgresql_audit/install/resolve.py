@@ -27,12 +27,21 @@ def resolve_specs(bind: Connection | None, specs: Sequence[AuditSpec]) -> list[A
     """
     if bind is None:
         return list(specs)
-    translate = bind.get_execution_options().get("schema_translate_map") or {}
-    translated = [
-        replace(spec, schema=translate[spec.schema]) if spec.schema in translate else spec
-        for spec in specs
+    schemas = resolve_schemas(bind, [(spec.schema, spec.table) for spec in specs])
+    return [
+        spec if spec.schema == schema else replace(spec, schema=schema)
+        for spec, (schema, _) in zip(specs, schemas, strict=True)
     ]
-    unqualified = sorted({spec.table for spec in translated if spec.schema is None})
+
+
+def resolve_schemas(
+    bind: Connection, names: Sequence[tuple[str | None, str]]
+) -> list[tuple[str | None, str]]:
+    """Each ``(schema, table)`` with its schema resolved as ``resolve_specs`` resolves a
+    spec's (for tables that are not audited, or not by this metadata's specs)."""
+    translate = bind.get_execution_options().get("schema_translate_map") or {}
+    translated = [(translate.get(schema, schema), table) for schema, table in names]
+    unqualified = sorted({table for schema, table in translated if schema is None})
     if not unqualified:
         return translated
     found: dict[str, str] = {
@@ -40,8 +49,8 @@ def resolve_specs(bind: Connection | None, specs: Sequence[AuditSpec]) -> list[A
     }
     fallback = bind.execute(_CREATION_SCHEMA).scalar()
     return [
-        replace(spec, schema=found.get(spec.table, fallback)) if spec.schema is None else spec
-        for spec in translated
+        (found.get(table, fallback) if schema is None else schema, table)
+        for schema, table in translated
     ]
 
 
