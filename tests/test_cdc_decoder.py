@@ -527,7 +527,7 @@ def test_a_published_table_the_metadata_does_not_audit_stops_the_decoder(
             decoder(engine, table.metadata).run_once()
         # both causes, each with its fix: models older than the migration, or another
         # metadata sharing the publication
-        assert "restart the consumer with those models" in str(stopped.value)
+        assert "restart the consumer with models that declare it" in str(stopped.value)
         assert "another metadata in this database shares the publication" in str(stopped.value)
         assert "'audit.publication' and 'audit.slot'" in str(stopped.value)
         assert trail(engine, table) == []

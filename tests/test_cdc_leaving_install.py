@@ -263,3 +263,16 @@ def test_each_metadata_with_its_own_publication_and_slot_keeps_its_own_trail(
         assert _published(source, "items_cdc") == ["items"]
     finally:
         drop_slot(source, second)
+
+
+def test_models_that_publish_nothing_new_install_again_beside_a_newer_table(
+    source: sa.Engine, slot: str
+) -> None:
+    """An instance of the previous release running ``create_all`` at start after a migration
+    published a newer CDC table publishes nothing: it is not refused (its consumer waits at
+    the new table until it runs with the new models)."""
+    _models(slot, CDC).create_all(source)  # the new release: account and keep
+    previous = _models(slot, CDC, keep=False)
+    previous.create_all(source)
+    install_audit_triggers(previous, source)
+    assert _published(source) == ["account", "keep"]

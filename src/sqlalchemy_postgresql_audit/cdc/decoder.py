@@ -628,11 +628,11 @@ class Decoder:
                 f"table {relation.schema}.{relation.name} is in publication(s) {names} but "
                 "this consumer's metadata does not declare it a CDC table.  Either a "
                 "migration published it before the models that declare it were deployed: "
-                "restart the consumer with those models (the trail goes on from the table's "
-                "first change, which is not skipped); or another metadata in this database "
-                "shares the publication: give each metadata its own naming-convention keys "
-                f"{PUBLICATION_KEY!r} and {SLOT_KEY!r} (see 'One publication per metadata' "
-                "in the CDC docs)",
+                "restart the consumer with models that declare it (the trail goes on from the "
+                "table's first change, which is not skipped); or another metadata in this "
+                "database shares the publication: give each metadata its own "
+                f"naming-convention keys {PUBLICATION_KEY!r} and {SLOT_KEY!r} (see 'One "
+                "publication per metadata' in the CDC docs)",
             )
         return plan
 

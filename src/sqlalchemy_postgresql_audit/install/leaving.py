@@ -97,16 +97,22 @@ def _is_cdc(table: Table) -> bool:
 def refuse_shared_publication(
     connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]]
 ) -> None:
-    """Raise ``SharedPublication`` when a metadata of ``pairs`` that declares CDC tables finds
-    its publication holding a table it does not declare.  Run before anything is written (and
-    before the slot is made): the refusal then leaves nothing behind."""
+    """Raise ``SharedPublication`` when a metadata of ``pairs`` would publish a CDC table into
+    a publication holding a table it does not declare.  Run before anything is written (and
+    before the slot is made): the refusal then leaves nothing behind.
+
+    Only an install that publishes a table is refused: installing again models whose tables
+    are all published already (an instance of the previous release running ``create_all`` at
+    start while a migration has published a newer table) changes nothing there."""
     for metadata in _metadatas(pairs):
         declare_metadata(metadata)
         if not any(_is_cdc(table) for table in metadata.tables.values()):
             continue  # a trigger-only metadata publishes nothing: another's CDC tables are fine
         publication = cdc_names(metadata).publication
-        foreign = _published(connection, publication) - _declared(connection, metadata).tables
-        if foreign:
+        published = _published(connection, publication)
+        declared = _declared(connection, metadata)
+        foreign = published - declared.tables
+        if foreign and declared.cdc - published:
             raise SharedPublication(publication, [f"{s}.{t}" for s, t in sorted(foreign)])
 
 
