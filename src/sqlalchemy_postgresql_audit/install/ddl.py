@@ -125,13 +125,12 @@ def install(connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]]) ->
     metadata shares is refused before anything is written."""
     if not pairs:
         return
-    default = default_schema(connection)
     leaving.refuse_shared_publication(connection, pairs)  # before the slot is made
     publication.prepare(connection, pairs)  # the CDC slot, before anything is written
     resolved = resolve_specs(connection, [spec for _, spec in pairs])
     check_audit_tables(connection, resolved)
     resolved_pairs = [(table, spec) for (table, _), spec in zip(pairs, resolved, strict=True)]
-    leftovers = leftover_statements(connection, resolved_pairs, default)
+    leftovers = leftover_statements(connection, resolved_pairs, default_schema(connection))
     # read before publishing: which CDC tables this installation publishes first
     baselines = publication.baseline_statements(connection, resolved_pairs)
     execute_statements(

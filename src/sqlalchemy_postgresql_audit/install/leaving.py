@@ -11,9 +11,9 @@ audited at all leaves without a trigger: auditing it stops, as declared.
 
 A published table the metadata does not declare at all is not this install's to take out: it
 is another metadata's (two applications in one database sharing the default publication, whose
-decoders would then each stop at the other's tables) or a newer deploy's.  Installing CDC
-tables into such a publication is refused, naming the tables and the naming-convention keys
-that give each metadata a publication of its own.
+decoders would then each stop at the other's tables) or a newer deploy's.  Installing that
+would publish a CDC table into such a publication is refused, naming the tables and the
+naming-convention keys that give each metadata a publication of its own.
 """
 
 from __future__ import annotations
