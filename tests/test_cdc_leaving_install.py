@@ -243,6 +243,41 @@ def test_a_second_metadata_sharing_the_publication_is_refused_before_anything_is
         drop_slot(source, second)
 
 
+ITEMS_MODULE = """\
+import sqlalchemy as sa
+
+metadata = sa.MetaData(naming_convention={{"audit.slot": {slot!r}}})
+sa.Table(
+    "items", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    info={{"audit.options": {{"enabled": True, "mode": "cdc"}}}},
+)
+"""
+
+
+def test_the_cli_install_refuses_a_shared_publication_before_making_the_slot(
+    tmp_path: Path, source: sa.Engine, slot: str
+) -> None:
+    _models(slot, CDC, keep=False).create_all(source)
+    with source.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE items (id int PRIMARY KEY)")
+    (tmp_path / "lvi_items.py").write_text(ITEMS_MODULE.format(slot=f"{slot}_b"))
+    try:
+        installed = run(
+            "install", "lvi_items:metadata", "--url", url_text(source.url), path=tmp_path
+        )
+        assert installed.returncode != 0
+        assert "publication 'audit_cdc' holds public.account" in installed.stderr
+        with source.connect() as connection:
+            made = connection.exec_driver_sql(
+                "SELECT slot_name FROM pg_replication_slots WHERE slot_name = %s", (f"{slot}_b",)
+            ).all()
+        assert made == []
+        assert _published(source) == ["account"]
+    finally:
+        drop_slot(source, sa.MetaData(naming_convention={"audit.slot": f"{slot}_b"}))
+
+
 def test_each_metadata_with_its_own_publication_and_slot_keeps_its_own_trail(
     source: sa.Engine, slot: str
 ) -> None:
