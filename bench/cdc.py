@@ -24,7 +24,8 @@ committed in transactions of 1,000 (design 1: subscription, apply worker, row tr
 changes/s end to end.  Then pgbench at a fixed ``--rate`` of single-row upserts (each its own
 transaction, one change) for ``--duration`` seconds with the subscription running, sampling the slot's lag (bytes
 and the walsender's flush lag) every 0.2 s.  Medians throughout; results in
-``bench/results/cdc.json`` and ``cdc.md``.
+``cdc.json`` and ``cdc.md`` of ``--out`` (``bench/results`` by default), the Markdown headed by
+the date, the versions, the load average before and after and the command.
 """
 
 from __future__ import annotations
@@ -32,12 +33,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
+import shlex
 import shutil
 import statistics
 import subprocess
+import sys
 import threading
 import time
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +123,9 @@ def reset(source: sa.Engine) -> None:
             "WHERE database = current_database() AND NOT active"
         )
         connection.exec_driver_sql("DROP PUBLICATION IF EXISTS audit_cdc, audit_cdc_context")
-        connection.exec_driver_sql("DROP TABLE IF EXISTS audit_cdc_context")
+        connection.exec_driver_sql(
+            "DROP TABLE IF EXISTS audit_cdc_context, audit_cdc_context_joins"
+        )
         for (statement,) in connection.execute(
             sa.text(
                 "SELECT format('DROP FUNCTION %s CASCADE', p.oid::regprocedure) FROM pg_proc p "
@@ -142,6 +149,19 @@ def install(source: sa.Engine, design: str) -> None:
     audit.install_audit_triggers(metadata, source)
 
 
+def settle(source: sa.Engine) -> None:
+    """Vacuum and checkpoint after installing, before the writers run, for every design alike.
+
+    Installing a CDC table that holds rows records their baseline in its audit table (500,000
+    ``pgbench_accounts`` rows at scale 5): without this, the checkpoint writing those pages and
+    the autovacuum their insert triggers would run during the CDC designs' runs and be counted
+    as what their writers pay.
+    """
+    with source.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.exec_driver_sql("VACUUM ANALYZE")
+        connection.exec_driver_sql("CHECKPOINT")
+
+
 def writer_cost(args: argparse.Namespace, source: sa.Engine) -> dict[str, Any]:
     script = Path("/tmp") / f"cdc-context-{uuid.uuid4().hex}.sql"
     script.write_text(CONTEXT_SCRIPT)
@@ -153,6 +173,7 @@ def writer_cost(args: argparse.Namespace, source: sa.Engine) -> dict[str, Any]:
             for sync in ("off", "on"):
                 reset(source)
                 install(source, design)
+                settle(source)
                 extra = ["-f", str(script), "-D", f"scale={args.scale}"]
                 output = pgbench(
                     args, *options, *(extra if design == "cdc+context" else ()), sync=sync
@@ -167,14 +188,58 @@ def writer_cost(args: argparse.Namespace, source: sa.Engine) -> dict[str, Any]:
     medians = {key: statistics.median(values) for key, values in runs.items()}
     # Paired: each run against the unaudited run of the same round and setting, so that load
     # from elsewhere on a shared machine cancels out; the median of those ratios.
-    ratios = {
-        key: statistics.median(
-            value / runs[f"unaudited sync={key.rsplit('=', 1)[1]}"][round_]
-            for round_, value in enumerate(values)
-        )
-        for key, values in runs.items()
-    }
+    ratios = {key: statistics.median(paired(runs, key)) for key in runs}
     return {"runs": runs, "median_tps": medians, "ratio_to_unaudited": ratios}
+
+
+def paired(runs: dict[str, list[float]], key: str) -> list[float]:
+    """Each round's tps of ``key`` over the unaudited tps of the same round and setting."""
+    baseline = runs[f"unaudited sync={key.rsplit('=', 1)[1]}"]
+    return [value / baseline[round_] for round_, value in enumerate(runs[key])]
+
+
+def describe(source: sa.Engine, load_before: tuple[float, ...]) -> dict[str, Any]:
+    """What the numbers were measured on: a shared machine shows in the load averages."""
+    with source.connect() as connection:
+        version = connection.exec_driver_sql("SHOW server_version").scalar()
+    return {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "postgresql": version,
+        "python": platform.python_version(),
+        "sqlalchemy": sa.__version__,
+        "cpus": os.cpu_count(),
+        "load_before": [round(x, 2) for x in load_before],
+        "load_after": [round(x, 2) for x in os.getloadavg()],
+        "command": shlex.join(["bench/cdc.py", *_public(sys.argv[1:])]),
+    }
+
+
+def _public(argv: list[str]) -> list[str]:
+    """The command line without host names and users: only what shapes the measurement."""
+    hidden = {"--source", "--target", "--pgbench", "--out"}
+    kept: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg.split("=", 1)[0] in hidden:
+            skip = "=" not in arg
+        else:
+            kept.append(arg)
+    return kept
+
+
+def header(run: dict[str, Any]) -> list[str]:
+    return [
+        "# CDC: writer cost (pgbench TPC-B) and consumer (design 1)",
+        "",
+        f"- date: {run['date']}",
+        f"- PostgreSQL {run['postgresql']}, Python {run['python']}, SQLAlchemy {run['sqlalchemy']}",
+        f"- machine: {run['cpus']} CPUs; load average (1, 5, 15 min) before "
+        f"{run['load_before']}, after {run['load_after']}",
+        f"- command: `{run['command']}`",
+        "",
+    ]
 
 
 def consumer_throughput(
@@ -192,7 +257,9 @@ def consumer_throughput(
     metadata.drop_all(source)
     metadata.drop_all(target)  # a replica left by an earlier run would refuse the same keys
     with target.begin() as connection:
-        connection.exec_driver_sql("DROP TABLE IF EXISTS audit_cdc_context")
+        connection.exec_driver_sql(
+            "DROP TABLE IF EXISTS audit_cdc_context, audit_cdc_context_joins"
+        )
     metadata.create_all(source)
     consumer = Consumer(source, target, metadata=metadata, timeout=3600)
     try:
@@ -291,7 +358,9 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=2_000)
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--skip-writer", action="store_true")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for cdc.{json,md}")
     args = parser.parse_args()
+    load_before = os.getloadavg()
     args.source_url = make_url(args.source)
     audit.enable()
     source = sa.create_engine(args.source_url, poolclass=sa.NullPool)
@@ -302,20 +371,31 @@ def main() -> None:
     if not args.skip_writer:
         result["writer"] = writer_cost(args, source)
     result["consumer"] = consumer_throughput(args, source, target)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "cdc.json").write_text(json.dumps(result, indent=2) + "\n")
-    lines = ["| design | median tps | median paired ratio to unaudited |", "|---|---|---|"]
-    for key, value in result.get("writer", {}).get("median_tps", {}).items():
-        lines.append(f"| {key} | {value:.1f} | {result['writer']['ratio_to_unaudited'][key]:.3f} |")
+    result["run"] = describe(source, load_before)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "cdc.json").write_text(json.dumps(result, indent=2) + "\n")
+    lines = header(result["run"])
+    writer = result.get("writer")
+    if writer is not None:
+        lines += [
+            "| design | median tps | median paired ratio to unaudited | paired ratios (min-max) |",
+            "|---|---|---|---|",
+        ]
+        for key, value in writer["median_tps"].items():
+            ratios = paired(writer["runs"], key)
+            lines.append(
+                f"| {key} | {value:.1f} | {writer['ratio_to_unaudited'][key]:.3f} "
+                f"| {min(ratios):.3f}-{max(ratios):.3f} |"
+            )
+        lines.append("")
     consumer = result["consumer"]
-    lines.append("")
     lines.append(
         f"consumer (design 1): median {consumer['median']:,.0f} changes/s end to end; "
         f"at {consumer['rate_changes_per_second']} changes/s: lag median "
         f"{consumer['lag_seconds_median']} s, max {consumer['lag_seconds_max']} s, "
         f"median {consumer['lag_bytes_median']} bytes"
     )
-    (RESULTS / "cdc.md").write_text("\n".join(lines) + "\n")
+    (args.out / "cdc.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 

@@ -23,7 +23,7 @@ import datetime
 
 import sqlalchemy as sa
 
-from .declare.declaration import audited
+from .declare.declaration import declared_audit
 from .declare.spec import AUDIT_CURRENT_USER, AUDIT_OPERATION, AUDIT_TIMESTAMP
 from .errors import AuditError
 from .install.ddl import resolve_spec
@@ -56,7 +56,7 @@ def purge_audit_history(
     (changes logged under ``default`` carry only the key), and is refused, naming the slot,
     when it does not.
     """
-    spec, audit_table = audited(table)
+    spec, audit_table = declared_audit(table)
     if not isinstance(before, datetime.datetime):
         raise TypeError(f"before must be a datetime, got {before!r}")
     refuse_other_level(connection, "purge_audit_history")

@@ -10,9 +10,10 @@ ORM) looks at each INSERT, UPDATE and DELETE construct built on a ``Table`` decl
 it: neither by the active ``audit_context`` / ``default_context`` nor by ``set_session_vars``
 in the same transaction (``scope.settings_for_next_write``).
 
-**Cost.**  No query.  Measured on psycopg2, the listener takes about 0.3 µs per write statement
-on another table, and 2 to 2.5 µs on a CDC table with a required setting (its settings looked
-up among the values the process knows), next to about 200 µs for a one-row INSERT.
+**Cost.**  No query.  Measured on psycopg2 through SQLAlchemy's event dispatch
+(``bench/writer_listeners.py``), the listener takes about 1.3 µs per write statement on another
+table, and 2.5 µs on a CDC table with a required setting (its settings looked up among the
+values the process knows), next to about 200 µs for a one-row INSERT.
 
 **Not refused** (recorded with the setting NULL): textual SQL (``text("INSERT ...")``,
 ``exec_driver_sql``) and statements on a lightweight ``sqlalchemy.table()``, which are not

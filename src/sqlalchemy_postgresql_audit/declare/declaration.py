@@ -71,7 +71,7 @@ def declare_table(table: Table, *, strict: bool = False) -> Table | None:
     return audit_table
 
 
-def audited(table: Table) -> tuple[AuditSpec, Table]:
+def declared_audit(table: Table) -> tuple[AuditSpec, Table]:
     """``table``'s spec and audit table, declaring it first: the per-table APIs (purge, holds,
     seals, archive, maintenance) see a model defined before ``enable()`` as audited, as the
     entry points do.  Raises ``AuditError`` naming the table when its ``info`` does not ask for

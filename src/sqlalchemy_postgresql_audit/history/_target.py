@@ -19,8 +19,7 @@ from sqlalchemy.exc import NoInspectionAvailable
 from sqlalchemy.orm import InstanceState, Mapper, configure_mappers
 from sqlalchemy.orm.exc import UnmappedColumnError
 
-from ..declare.audit_table import AUDIT_TABLE_KEY, SPEC_KEY
-from ..declare.declaration import declare_table
+from ..declare.declaration import declared_audit
 from ..declare.spec import AUDIT_TIMESTAMP, AuditSpec
 from ..errors import AuditError
 
@@ -117,13 +116,7 @@ def audited(target: object) -> Audited:
         configure_mappers()  # versions set attributes on new instances: instrument them first
     # Declared lazily, as install and the runtime check do: models imported before the
     # listeners were enabled (or options set late) are audited all the same.
-    declare_table(source, strict=True)
-    spec = source.info.get(SPEC_KEY)
-    audit = source.info.get(AUDIT_TABLE_KEY)
-    if not isinstance(spec, AuditSpec) or not isinstance(audit, Table):
-        raise AuditError(
-            f"table {source.fullname!r} is not audited (no 'audit.options' with enabled=True)"
-        )
+    spec, audit = declared_audit(source)
     if not spec.key_columns:
         raise AuditError(
             f"table {source.fullname!r} has no primary key: the history API identifies rows by it"

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, make_url
 
-from ..declare.declaration import audited, declared_tables
+from ..declare.declaration import declared_audit, declared_tables
 from ..declare.naming import fit_identifier
 from ..declare.spec import AuditSpec
 from ..errors import AuditError
@@ -184,7 +184,7 @@ def _specs(target: sa.MetaData | sa.Table | Sequence[sa.Table] | None) -> list[A
         tables = target
     found = []
     for table in tables:
-        spec, _ = audited(table)
+        spec, _ = declared_audit(table)
         found.append(spec)
     return found
 

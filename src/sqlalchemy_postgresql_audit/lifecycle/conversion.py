@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from ..declare.audit_table import PARTITIONING_KEY, Partitioning
-from ..declare.declaration import audited
+from ..declare.declaration import declared_audit
 from ..declare.options import PartitionInterval
 from ..declare.spec import AUDIT_ID, AuditSpec
 from ..errors import AuditError
@@ -77,7 +77,7 @@ def partition_audit_table(
     """Convert the existing, unpartitioned audit table of ``table`` (declared with
     ``partition``) to a partitioned one, keeping its rows where they are.  Run ``maintain``
     afterwards to create the partitions ahead."""
-    spec, audit_table = audited(table)
+    spec, audit_table = declared_audit(table)
     partitioning = audit_table.info.get(PARTITIONING_KEY)
     if not isinstance(partitioning, Partitioning):
         raise AuditError(f"table {table.fullname!r} is not audited with the 'partition' option")

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from ..declare.declaration import audited
+from ..declare.declaration import declared_audit
 from ..declare.spec import AuditSpec
 from ..errors import AuditError
 from ..install.adoption import refuse_foreign_holds_table
@@ -85,7 +85,7 @@ def _holds(schema: str | None) -> sa.TableClause:
 
 
 def _spec(connection: sa.Connection, table: sa.Table) -> AuditSpec:
-    spec, _ = audited(table)
+    spec, _ = declared_audit(table)
     return resolve_spec(connection, spec)
 
 

@@ -53,7 +53,7 @@ from ..declare.audit_table import (
     Partitioning,
     is_audit_table,
 )
-from ..declare.declaration import audited, declared_tables
+from ..declare.declaration import declared_audit, declared_tables
 from ..declare.options import PartitionInterval
 from ..declare.spec import AUDIT_CURRENT_USER, AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP, AuditSpec
 from ..errors import AuditError
@@ -230,7 +230,7 @@ def _partitioned(target: sa.MetaData | sa.Table | None) -> Iterator[tuple[sa.Tab
     if isinstance(target, sa.MetaData):
         tables: Sequence[sa.Table] = [table for table, _ in audited_tables(target)]
     elif isinstance(target, sa.Table):
-        audited(target)
+        declared_audit(target)
         tables = [target]
     elif target is None:
         tables = declared_tables()

@@ -37,7 +37,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Mapper, Session
 
 from ..declare.audit_table import SPEC_KEY
-from ..declare.declaration import audited, declared_tables
+from ..declare.declaration import declared_audit, declared_tables
 from ..declare.spec import AUDIT_ID, AUDIT_OPERATION, AuditSpec
 from ..errors import AuditError
 from ..install.ddl import audited_tables, resolve_spec
@@ -134,7 +134,7 @@ def audited_targets(target: Any) -> list[sa.Table]:
     if isinstance(target, sa.MetaData):
         return [table for table, _ in audited_tables(target)]
     table = target if isinstance(target, sa.Table) else _mapped_table(target)
-    audited(table)
+    declared_audit(table)
     return [table]
 
 
