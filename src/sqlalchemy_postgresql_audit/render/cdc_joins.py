@@ -36,13 +36,16 @@ def joins_table(context_table: str) -> str:
 
 def create_joins_table(schema: str | None, context_table: str, comment: str) -> str:
     """``table_name``: the table's qualified name as text (``regclass`` input); ``xact``: the id
-    of the transaction that published it and wrote its ``B`` rows."""
+    of the transaction that published it and wrote its ``B`` rows, as the 32 bits a row's
+    ``xmin`` and ``pg_publication_rel.xmin`` hold (the full id carries the epoch in its high bits
+    on a server past 2^32 transactions, and would never equal them)."""
     name = qualified(schema, joins_table(context_table))
     return (
         f"CREATE TABLE IF NOT EXISTS {name} (\n"
         "  table_name pg_catalog.text NOT NULL,\n"
         "  xact bigint NOT NULL\n"
-        "    DEFAULT CAST(CAST(pg_catalog.pg_current_xact_id() AS text) AS bigint),\n"
+        "    DEFAULT CAST(CAST(pg_catalog.pg_current_xact_id() AS text) AS bigint)"
+        " OPERATOR(pg_catalog.%) 4294967296,\n"
         "  joined_at timestamptz NOT NULL DEFAULT pg_catalog.now(),\n"
         "  PRIMARY KEY (table_name, xact)\n"
         f");\nCOMMENT ON TABLE {name} IS {literal(comment)}"
