@@ -14,7 +14,10 @@ recorded seeded; then the subscription is enabled: all in one target transaction
 consumer killed on the way leaves nothing and the next one starts again.  A table that joins
 later holds the subscription at its join until a run seeds it the same way (``seed_join``,
 called by ``.join_seed``).  An UPDATE or DELETE committed between the install and the
-consumer's run then finds its row, and is recorded.
+consumer's run then finds its row, and is recorded.  A join recorded for a table published
+before (a partition attached with rows: ``.attach``) names the versions of that partition's
+rows alone: they are copied the same way, replacing any replica row with their keys (a stale
+row of a partition detached earlier), whatever else the replica holds.
 
 Where those rows cannot be trusted to be the whole state, the join is recorded seeded all the
 same and the table is left to ``.seed``'s copy (rows as they are when it runs): the
@@ -35,6 +38,7 @@ from ..declare.audit_table import AUDIT_TABLE_KEY
 from ..declare.cdc import CdcNames
 from ..declare.spec import AUDIT_ID, AuditSpec
 from ..install.resolve import resolve_specs
+from ..render import cdc_attach as attach_sql
 from ..render import cdc_install_rows as sql
 from ..render import cdc_joins as joins_sql
 from ..render import cdc_replica as replica_sql
@@ -94,13 +98,14 @@ def seed_join(
     readable = source.execute(
         text(joins_sql.MAY_READ), {"audit": name_text(audit.schema, audit.name)}
     ).scalar()
-    if (
-        published == join.xact
-        and readable
-        and _whole_rows(table, spec)
-        and _replica_empty(target, table)
-    ):
-        rows = _copy(source, target, table, spec, join.xact)
+    if readable and _whole_rows(table, spec):
+        if published == join.xact:
+            if _replica_empty(target, table):
+                rows = _copy(source, target, table, spec, join.xact)
+        else:
+            # A join of a table published before (``.attach``): only the versions of the
+            # attached partition's rows, which replace any row the replica holds with their keys.
+            rows = _copy(source, target, table, spec, join.xact, replace=True)
     record_seeded(target, names, join, rows)
     return rows
 
@@ -152,7 +157,15 @@ def _install_transaction(
     return int(xid)
 
 
-def _copy(source: Connection, target: Connection, table: Table, spec: AuditSpec, xid: int) -> int:
+def _copy(
+    source: Connection,
+    target: Connection,
+    table: Table,
+    spec: AuditSpec,
+    xid: int,
+    *,
+    replace: bool = False,
+) -> int:
     audit = table.info[AUDIT_TABLE_KEY]
     columns = [AUDIT_ID, *(c.name for c in audit.columns if c.name != AUDIT_ID)]
     for setting in replica_sql.COPY_SETTINGS:
@@ -172,6 +185,9 @@ def _copy(source: Connection, target: Connection, table: Table, spec: AuditSpec,
         target.exec_driver_sql(
             replica_sql.set_trigger(table.schema, table.name, trigger, enabled=False)
         )
+    if replace:
+        key = [c.name for c in table.primary_key.columns]
+        target.exec_driver_sql(attach_sql.replace_rows(table.schema, table.name, key))
     insert = sql.insert_install_rows(
         table.schema,
         table.name,
