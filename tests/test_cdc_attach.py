@@ -90,6 +90,22 @@ def test_changes_of_an_attached_partitions_rows_before_the_next_run_are_recorded
     assert [tuple(r) for r in replica] == [(1, 1), (150, 2)]
 
 
+def test_a_partition_attached_before_the_first_run_holds_the_new_subscription_until_seeded(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    """The subscription is made after the ATTACH, from the install's baseline: the stream it
+    starts from holds the ATTACH and the changes after it, so the partition's rows are copied
+    when the apply worker reaches the ATTACH, not recorded as seeded with the install's."""
+    metadata, measure = _measure()
+    metadata.create_all(source)
+    _attach_high(source, measure)
+    _change_high(source)
+    consumer = Consumer(source, target, metadata=metadata, timeout=120)
+    consumers.append(consumer)
+    assert consumer.run_once() == 4
+    assert _trail(target) == [("B", 150, 1), ("B", 151, 1), ("U", 150, 2), ("D", 151, 1)]
+
+
 def test_an_attached_partitions_rows_replace_the_replicas_stale_rows_with_their_keys(
     source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
 ) -> None:

@@ -59,19 +59,28 @@ def seed_from_install(
 ) -> int:
     """In the target's transaction creating the subscription: copy each table's install
     baseline into its (empty) replica and trail, and record every join so far seeded (the rows
-    are there, or left to ``.seed``'s copy); returns how many versions were copied."""
+    are there, or left to ``.seed``'s copy); returns how many versions were copied.
+
+    A later join of a table seeded from its install (a partition attached with rows:
+    ``.attach``) is in the stream the subscription starts from: it is left waiting, so the
+    apply worker holds there until ``.join_seed`` copies that partition's rows (this run)."""
     copied = 0
+    later: set[Join] = set()
     for table, spec in pairs:
         joined = joins_of(source, names, name_text(table.schema, table.name))
         xid = _install_transaction(source, target, table, spec, names, {j.xact for j in joined})
         rows = 0 if xid is None else _copy(source, target, table, spec, xid)
         for join in joined:
-            record_seeded(target, names, join, rows if join.xact == xid else 0)
+            if xid is not None and join.xact > xid:
+                later.add(join)
+            else:
+                record_seeded(target, names, join, rows if join.xact == xid else 0)
         copied += rows
     # Joins of tables these models do not declare (any more): none holds a new subscription
     # for good, nor shows as waiting in ``cdc status``.
     for join in all_joins(source, names):
-        record_seeded(target, names, join, 0)
+        if join not in later:
+            record_seeded(target, names, join, 0)
     return copied
 
 
