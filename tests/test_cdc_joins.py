@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from sqlalchemy_postgresql_audit import install_audit_triggers
-from sqlalchemy_postgresql_audit.cdc import Consumer
+from sqlalchemy_postgresql_audit.cdc import CdcError, Consumer
 from sqlalchemy_postgresql_audit.cdc.replica import Replica
 from sqlalchemy_postgresql_audit.cdc.status import cdc_status
 
@@ -292,3 +292,21 @@ def test_joins_the_subscription_skipped_before_it_applied_the_joins_table_are_le
     deployed.run_once()
     assert _trail(target, "SELECT id, amount FROM ledger ORDER BY id") == [(1, 11), (3, 30), (4, 40)]
     assert cdc_status(source, metadata, target).waiting_joins == ()
+
+
+def test_a_new_subscription_with_models_lacking_a_published_table_names_it(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    """PostgreSQL refuses the subscription with a bare "relation ... does not exist": the
+    consumer names the table and the two ways to get there."""
+    slot = _slot()
+    migrated = _metadata(slot)
+    _account(migrated)
+    _ledger(migrated)
+    migrated.create_all(source)
+    older = _metadata(slot)
+    _account(older)
+    consumer = Consumer(source, target, metadata=older, timeout=60)
+    consumers.append(consumer)
+    with pytest.raises(CdcError, match=r"hold public\.ledger, which this consumer"):
+        consumer.run_once()
