@@ -24,7 +24,9 @@ same and the table is left to ``.seed``'s copy (rows as they are when it runs): 
 publication's row was made by a transaction the slot has passed (a slot made again), or by
 another transaction than the join's (an install in a savepoint); an install made before the
 joins table existed (it recorded only rows without a version) and the audit table holds rows of
-other transactions; the replica already holds rows; the audit table does not record every
+other transactions; a new subscription's replica already holds rows (a join clears the rows
+of an earlier life of the table instead: DROP TABLE and leaving the publication never reach the
+replica); the audit table does not record every
 column as it is (redaction, exclusion); or the consumer's role may not read it.
 """
 
@@ -109,8 +111,9 @@ def seed_join(
     ).scalar()
     if readable and _whole_rows(table, spec):
         if published == join.xact:
-            if _replica_empty(target, table):
-                rows = _copy(source, target, table, spec, join.xact)
+            # The table's whole state when it was published: what the replica holds of it
+            # comes from before (a table dropped and made again, or back in CDC), and goes.
+            rows = _copy(source, target, table, spec, join.xact, clear=True)
         else:
             # A join of a table published before (``.attach``): only the versions of the
             # attached partition's rows, which replace any row the replica holds with their keys.
@@ -174,6 +177,7 @@ def _copy(
     xid: int,
     *,
     replace: bool = False,
+    clear: bool = False,
 ) -> int:
     audit = table.info[AUDIT_TABLE_KEY]
     columns = [AUDIT_ID, *(c.name for c in audit.columns if c.name != AUDIT_ID)]
@@ -194,6 +198,8 @@ def _copy(
         target.exec_driver_sql(
             replica_sql.set_trigger(table.schema, table.name, trigger, enabled=False)
         )
+    if clear:
+        target.exec_driver_sql(sql.clear_rows(table.schema, table.name))
     if replace:
         key = [c.name for c in table.primary_key.columns]
         target.exec_driver_sql(attach_sql.replace_rows(table.schema, table.name, key))
