@@ -1,6 +1,7 @@
 """A table switched between CDC and a trigger mode through Alembic keeps one continuous trail:
-no restart marker (``R``) and no baseline (``B``) in either direction, and the history API
-compares versions across the switch."""
+no restart marker (``R``) and no baseline (``B``) when it leaves CDC, and the history API
+compares versions across the switch.  Coming back publishes it again, which records a ``B`` of
+every row and its join (``op.record_cdc_join``, as ``install_audit_triggers`` does)."""
 
 from __future__ import annotations
 
@@ -68,7 +69,7 @@ def test_a_table_leaving_cdc_and_coming_back_keeps_one_trail(
         project.upgrade(cdc)
         _write(source, "UPDATE account SET owner = 'b2' WHERE id = 2")
         Consumer(source, metadata=cdc, timeout=60).run_once()
-        assert _trail(source)[3:] == [("U", 2, "b2")]
+        assert _trail(source)[3:] == [("B", 1, "a2"), ("B", 2, "b"), ("U", 2, "b2")]
     finally:
         drop_slot(source, cdc)
 
@@ -111,10 +112,11 @@ def test_the_downgrade_of_a_switch_to_cdc_keeps_one_trail(
         Consumer(source, metadata=cdc, timeout=60).run_once()
         project.downgrade(statement, "-1")
         _write(source, "UPDATE account SET owner = 'a3' WHERE id = 1")
-        assert _trail(source) == [("I", 1, "a"), ("U", 1, "a2"), ("U", 1, "a3")]
+        # the switch's B (its every-row baseline, as install_audit_triggers records), no R
+        assert _trail(source) == [("I", 1, "a"), ("B", 1, "a"), ("U", 1, "a2"), ("U", 1, "a3")]
         with source.connect() as connection:
             versions = connection.execute(history(account, 1)).all()
-        assert [v.audit_operation for v in versions] == ["I", "U", "U"]
+        assert [v.audit_operation for v in versions] == ["I", "B", "U", "U"]
     finally:
         drop_slot(source, cdc)
 
@@ -143,6 +145,7 @@ def test_a_table_leaving_cdc_whose_trail_was_written_elsewhere_restarts_here(
         _write(source, "UPDATE account SET owner = 'a2' WHERE id = 1")
         assert _trail(source) == [
             ("I", 1, "a"),
+            ("B", 1, "a"),  # the switch to CDC's baseline, which design 1's replica starts from
             ("R", None, None),
             ("B", 1, "a1"),
             ("B", 2, "b"),

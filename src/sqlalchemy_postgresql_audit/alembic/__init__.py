@@ -2,7 +2,8 @@
 
 Importing this module (``enable()`` does it when Alembic is installed) registers the operations
 ``op.create_audit_trigger``, ``op.replace_audit_trigger``, ``op.drop_audit_trigger``,
-``op.record_audit_baseline``, ``op.partition_audit_table`` (with its reverse) and
+``op.record_audit_baseline``, ``op.record_cdc_join``, ``op.partition_audit_table`` (with its
+reverse) and
 ``op.drop_audit_key_trigger`` / ``op.create_audit_key_trigger`` (around a key retype), their
 renderers, and the autogenerate comparators (one before Alembic's table comparison, one after),
 exactly once per process.  No ``alembic.plugins``

@@ -3,10 +3,11 @@
 ``op.publish_audit_table`` adds a table to its publication (creating the publications and the
 context table when missing) with the replica identity it needs; ``op.unpublish_audit_table``
 takes it out.  Each reverses the other, so downgrades undo exactly.  The comparator emits them
-where the publication differs from the declared CDC tables (drift).  The logical slot is not
-made in a migration (PostgreSQL creates one only in a transaction that has not written):
-``install_audit_triggers``, ``create_all`` or ``cdc.create_slot`` make it, and until then the
-runtime check refuses writes to CDC tables and ``check`` reports them missing.
+where the publication differs from the declared CDC tables (drift), and after publishing a
+table for the first time ``op.record_cdc_join`` (``.cdc_join``: its rows and its join).  The
+logical slot is not made in a migration (PostgreSQL creates one only in a transaction that
+has not written): ``install_audit_triggers``, ``create_all`` or ``cdc.create_slot`` make it,
+and until then the runtime check refuses writes to CDC tables and ``check`` reports them missing.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from ..declare.cdc import CdcNames, cdc_names, replica_identity
 from ..declare.naming import fit_identifier
 from ..install.compare import compare_publication
 from ..install.ddl import AuditDDL, audited_tables
-from ..install.publication import CONTEXT_COMMENT, option_drifts
+from ..install.publication import CONTEXT_COMMENT, JOINS_COMMENT, option_drifts
 from ..render import cdc as sql
+from ..render import cdc_joins as joins
 from ..render import cdc_truncate as truncate
 from ..render.cdc import REPLICA_IDENTITIES
+from .cdc_join import RecordCdcJoinOp
 from .ops import KeepAuditBaselineOp, RecordAuditBaselineOp
 
 IMPORT = "import sqlalchemy_postgresql_audit.alembic  # noqa: F401  (registers op.*_audit_table)"
@@ -135,6 +138,10 @@ def _publish(operations: Operations, operation: PublishAuditTableOp) -> None:
         sql.create_context_publication(
             names.context_publication, names.context_schema, names.context_table
         ),
+        joins.create_joins_table(names.context_schema, names.context_table, JOINS_COMMENT),
+        joins.publish_joins_table(
+            names.context_publication, names.context_schema, names.context_table
+        ),
         sql.create_publication(names.publication),
         sql.set_publication_options(names.publication),
         sql.replica_identity(operation.schema, operation.table_name, operation.replica_identity),
@@ -229,6 +236,16 @@ def publication_operations(
         operations.append(
             PublishAuditTableOp(key[1], replaces_identity=replaced, **arguments(key, declared[key]))
         )
+        # Published for the first time: its rows and its join, in the publishing transaction
+        # (``cdc_join``), whether the migration creates the table or it holds rows already.
+        if key not in published and key in specs and specs[key].key_columns:
+            operations.append(
+                RecordCdcJoinOp(
+                    specs[key],
+                    context_schema=names.context_schema,
+                    context_table=names.context_table,
+                )
+            )
         # Leaving FULL, the decoder rebuilds old rows from the trail, which may have lost
         # versions meanwhile (a purge): the rows it lacks get a baseline, in whichever
         # direction of the migration leaves FULL (the reverse of a kept baseline records one).

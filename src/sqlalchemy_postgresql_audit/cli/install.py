@@ -6,7 +6,8 @@ tables audited; ``--no-tables`` leaves only functions and triggers.  ``install``
 in one transaction, table by table so that hundreds of tables show progress.  For a CDC table
 (``mode="cdc"``) it installs what ``install_audit_triggers`` does: the slot first (PostgreSQL
 makes one only before the transaction writes), then the publication, replica identity and
-context table, and a baseline of the rows the trail does not hold yet.
+context table, and the baseline ``install_audit_triggers`` records: for a table published for
+the first time, every row and its join (``publication.join_statements``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ..history import record_baseline
 from ..install import leaving, publication
 from ..install.catalog import default_schema
 from ..install.ddl import (
+    AuditDDL,
     as_script,
     execute_statements,
     install_statements,
@@ -128,16 +130,23 @@ def _install(args: argparse.Namespace, ui: UI) -> int:
                 ui.progress(done, len(pairs), "installed")
             # the publication, replica identity and context table of the CDC tables; rows
             # older than the trail get a baseline in the same transaction (the table is locked
-            # until it commits), or the decoder could not rebuild their old values: when the
-            # table is first published, or its audit table was just created
-            # or switched from FULL to DEFAULT (the trail may have lost versions meanwhile)
+            # until it commits), or the decoder could not rebuild their old values.  A table
+            # first published gets what install_audit_triggers records: every row and its join
+            # (design 1's target holds its subscription there until the replica is seeded).
+            # A table whose audit table was just created, or switched from FULL to DEFAULT
+            # (the trail may have lost versions meanwhile), gets the rows the trail lacks.
             first = {source for source, _ in publication.first_published(connection, captured)}
-            first |= {s for s, _ in publication.switched_to_default(connection, captured)}
+            switched = {s for s, _ in publication.switched_to_default(connection, captured)}
             execute_statements(connection, publication.install_statements(captured))
             baselines = {
-                _name(spec, default): record_baseline(connection, source)
+                _name(spec, default): (
+                    _record_join(connection, source, spec)
+                    if source in first and spec.key_columns
+                    else record_baseline(connection, source)
+                )
                 for source, spec in captured
-                if source not in without_trail and (source in first or source in given_trail)
+                if source not in without_trail
+                and (source in first or source in switched or source in given_trail)
             }
             execute_statements(connection, leaving.declared_statements(connection, pairs))
     finally:
@@ -157,6 +166,18 @@ def _install(args: argparse.Namespace, ui: UI) -> int:
             "existing rows recorded as baseline (the trail is written by 'cdc run')"
         )
     return EXIT_OK
+
+
+def _record_join(connection: sa.Connection, source: sa.Table, spec: AuditSpec) -> int:
+    """The statements ``install_audit_triggers`` runs for a CDC table published for the first
+    time (``publication.join_statements``); how many ``B`` versions they recorded."""
+    names = cdc_names(source.metadata)
+    statements = publication.join_statements(names.context_schema, names.context_table, spec)
+    *lock, rows = statements.baseline
+    execute_statements(connection, lock)
+    count = connection.execute(AuditDDL(rows)).rowcount
+    execute_statements(connection, [statements.join])
+    return count
 
 
 def _captured(

@@ -20,7 +20,7 @@ first change committed while a publication it was asked for did not exist yet.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ARRAY, Connection, MetaData, Table, Text, bindparam, text
 
@@ -239,10 +239,7 @@ def baseline_statements(
             statement
             for table, spec in first
             if spec.key_columns
-            for statement in (
-                *render_baseline(spec, every_row=True),
-                _record_join(cdc_names(table.metadata), spec),
-            )
+            for statement in _join_statements(cdc_names(table.metadata), spec).all()
         ),
         *(
             statement
@@ -253,8 +250,32 @@ def baseline_statements(
     ]
 
 
-def _record_join(names: CdcNames, spec: AuditSpec) -> str:
-    return joins.record_join(names.context_schema, names.context_table, _table_text(spec))
+class JoinStatements(NamedTuple):
+    """What the transaction publishing a CDC table for the first time records of it
+    (``baseline_statements``), after publishing it; Alembic's ``op.record_cdc_join`` and the
+    CLI's ``install`` run the same."""
+
+    #: ``LOCK`` the table, then the ``INSERT`` of a ``B`` version of every row (last).
+    baseline: tuple[str, ...]
+    #: The table's row in the joins table (``render.cdc_joins``), naming this transaction.
+    join: str
+
+    def all(self) -> tuple[str, ...]:
+        return (*self.baseline, self.join)
+
+
+def _join_statements(names: CdcNames, spec: AuditSpec) -> JoinStatements:
+    return join_statements(names.context_schema, names.context_table, spec)
+
+
+def join_statements(
+    context_schema: str | None, context_table: str, spec: AuditSpec
+) -> JoinStatements:
+    """For a resolved ``spec`` with a key, whose context table is ``context_table``."""
+    return JoinStatements(
+        render_baseline(spec, every_row=True),
+        joins.record_join(context_schema, context_table, _table_text(spec)),
+    )
 
 
 def switched_to_default(

@@ -208,7 +208,11 @@ def latest_versions(
     to text would not for ``boolean`` or ``inet``).  The history index (key, ``audit_id``)
     serves it."""
     key_names = [always_quote(k) for k, _ in keys]
-    wanted = ", ".join(f"%(k{i})s::pg_catalog.text[]" for i in range(len(keys)))
+    # ``ROWS FROM``: the several-array ``unnest`` is a FROM-clause form that exists only
+    # unqualified, while ``pg_catalog.unnest`` takes one array.
+    wanted = ", ".join(
+        f"pg_catalog.unnest(%(k{i})s::pg_catalog.text[])" for i in range(len(keys))
+    )
     matches = " AND ".join(
         f"a.{name} = w.k{i}::{type_name}"
         for i, (name, (_, type_name)) in enumerate(zip(key_names, keys, strict=True))
@@ -223,7 +227,7 @@ def latest_versions(
     return (
         f"SELECT DISTINCT ON ({order}) a.audit_operation, {values} "
         f"FROM {always_qualified(schema, audit_table)} AS a "
-        f"JOIN pg_catalog.unnest({wanted}) AS w({aliases}) ON {matches} "
+        f"JOIN ROWS FROM ({wanted}) AS w({aliases}) ON {matches} "
         f"ORDER BY {order}, a.audit_id DESC"
     )
 
