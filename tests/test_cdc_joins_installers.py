@@ -153,9 +153,29 @@ def test_a_new_table_a_migration_creates_records_its_inserts_before_the_consumer
     ) == [("I", 1, 10), ("I", 2, 20), ("U", 1, 11)]
 
 
+#: ``cdc_models`` with the table published before (install refuses models that lack a table of
+#: the publication when they publish another: ``install.leaving``).
+WITH_ACCOUNT = """\
+import sqlalchemy as sa
+from cdc_models import metadata
+
+sa.Table(
+    "account", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("owner", sa.Text, nullable=False),
+    sa.Column("balance", sa.Integer),
+    info={"audit.options": {"enabled": True, "mode": "cdc"}},
+)
+"""
+
+
 @pytest.mark.parametrize("subscribed_before", [False, True])
 def test_the_cli_install_of_a_table_with_trigger_era_history_keeps_changes_before_the_consumer(
-    source: sa.Engine, target: sa.Engine, consumers: list[Consumer], subscribed_before: bool
+    tmp_path: Path,
+    source: sa.Engine,
+    target: sa.Engine,
+    consumers: list[Consumer],
+    subscribed_before: bool,
 ) -> None:
     slot = cdc_models.metadata.naming_convention["audit.slot"]
     assert isinstance(slot, str)
@@ -170,7 +190,9 @@ def test_the_cli_install_of_a_table_with_trigger_era_history_keeps_changes_befor
         "INSERT INTO ledger VALUES (1, 10), (2, 20)",
         "UPDATE ledger SET amount = 11 WHERE id = 1",
     )
-    installed = run("install", "cdc_models:metadata", "--url", url_text(source.url), "--json")
+    (tmp_path / "cdc_with_account.py").write_text(WITH_ACCOUNT)
+    models = "cdc_with_account:metadata" if subscribed_before else "cdc_models:metadata"
+    installed = run("install", models, "--url", url_text(source.url), "--json", path=tmp_path)
     assert installed.returncode == 0, installed.stderr
     assert [capture["baseline_rows"] for capture in json.loads(installed.stdout)["cdc"]] == [2]
     _execute(
