@@ -46,6 +46,7 @@ from ..render.cdc_decoder import (
     OUTPUT_SETTINGS,
     PEEK,
     PROGRESS_TABLE,
+    PUBLICATIONS_OF_TABLE,
     RESTART_LAG,
     TABLE_COLUMNS,
     UNLOCK_SLOT,
@@ -621,7 +622,7 @@ class Decoder:
         plan = self._plans.get(oid)
         if plan is None:
             relation = self._relations[oid]
-            names = ", ".join(map(repr, self._publication_names))
+            names = ", ".join(map(repr, self._holding(relation)))
             raise UndeclaredTable(
                 f"{relation.schema}.{relation.name}",
                 f"table {relation.schema}.{relation.name} is in publication(s) {names} but "
@@ -631,6 +632,20 @@ class Decoder:
                 "declare it; the trail goes on from its first change, which is not skipped",
             )
         return plan
+
+    def _holding(self, relation: Relation) -> list[str]:
+        """The decoder's publications that hold ``relation`` (all of them when the catalog no
+        longer says: it may have been unpublished since)."""
+        with self.source.connect() as source:
+            found = source.execute(
+                text(PUBLICATIONS_OF_TABLE),
+                {
+                    "schema": relation.schema,
+                    "table": relation.name,
+                    "publications": self._publication_names,
+                },
+            ).scalars()
+            return [str(name) for name in found] or self._publication_names
 
     def _plan(
         self, target: Connection, specs: dict[tuple[str, str], AuditSpec], relation: Relation
