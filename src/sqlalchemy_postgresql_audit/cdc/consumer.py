@@ -139,7 +139,7 @@ class Consumer:
         self._recorded_error: BaseException | None = None
 
     def run_once(self) -> int:
-        """Return the number of changes written into the trail since the previous call, once
+        """Return the number of audit rows written into the trail since the previous call, once
         everything committed on the source before this call is in it.
 
         With a subscription (``subscribes``), PostgreSQL writes the trail also between calls and

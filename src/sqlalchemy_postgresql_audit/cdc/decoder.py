@@ -209,7 +209,7 @@ class Decoder:
         self._log_snapshots = True
         #: One decoder per slot (``.claim``): taken by ``run_once`` and ``run``.
         self.claim = SlotClaim(source, slot)
-        #: Changes written so far (a batch written again after a failed COPY counts once).
+        #: Audit rows written so far (a batch written again after a failed COPY counts once).
         self._flushed = 0
         #: When this decoder last recorded its progress (``time.monotonic``).
         self._recorded_at = -math.inf
@@ -219,7 +219,9 @@ class Decoder:
     # -- public -------------------------------------------------------------------------------
 
     def run_once(self) -> int:
-        """Write every change committed before the call; return how many were written.
+        """Write every change committed before the call; return how many audit rows were
+        written (a change not recorded, by ``operations`` or ``skip_unchanged``, counts none;
+        a key change recorded as ``K`` and ``U``, two), as design 1 counts.
 
         Raises ``SlotInUse`` when another consumer holds the slot."""
         with self.claim.held():
@@ -536,7 +538,7 @@ class Decoder:
         target.commit()
         # Old rows read back from the trail must read as the WAL writes them.
         target.exec_driver_sql(OUTPUT_SETTINGS)
-        self._flushed += trail.changes
+        self._flushed += sum(len(lines) for lines in trail.segments.values())
         self._recorded_at = time.monotonic()
         trail.changes = trail.size = 0
         trail.segments.clear()
