@@ -1,9 +1,9 @@
-"""Models with a CDC table and a trigger-mode table (imported by the command line's
-subprocess): design 1's target holds only the first one's trail."""
+"""Models mixing a CDC table and a trigger-mode table, for ``check`` on design 1's target
+(imported by the subprocess)."""
 
 import sqlalchemy as sa
 
-metadata = sa.MetaData(naming_convention={"audit.slot": "cdc_mixed_models"})
+metadata = sa.MetaData(naming_convention={"audit.slot": "cdc_cli_mixed"})
 ledger = sa.Table(
     "ledger",
     metadata,
@@ -11,10 +11,9 @@ ledger = sa.Table(
     sa.Column("amount", sa.Integer),
     info={"audit.options": {"enabled": True, "mode": "cdc"}},
 )
-item = sa.Table(
-    "item",
+items = sa.Table(
+    "items",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("name", sa.Text),
-    info={"audit.options": {"enabled": True}},
+    info={"audit.options": {"enabled": True, "mode": "row"}},
 )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -136,15 +137,23 @@ def _fresh_database(server: URL) -> Iterator[URL]:
         yield server.set(database=name)
     finally:
         with admin.connect() as connection:
-            # A test that replicates may leave a subscription's slot or worker behind.
-            connection.execute(
-                sa.text(
-                    "SELECT pg_catalog.pg_drop_replication_slot(slot_name)"
-                    " FROM pg_catalog.pg_replication_slots WHERE database = :d AND NOT active"
-                ),
-                {"d": name},
-            )
-            connection.execute(sa.text(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
+            # A test that replicates may leave a subscription's slot or worker behind; the
+            # walsender of a subscription just dropped may still hold its slot a moment.
+            for attempt in range(50):
+                connection.execute(
+                    sa.text(
+                        "SELECT pg_catalog.pg_drop_replication_slot(slot_name)"
+                        " FROM pg_catalog.pg_replication_slots WHERE database = :d AND NOT active"
+                    ),
+                    {"d": name},
+                )
+                try:
+                    connection.execute(sa.text(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
+                    break
+                except sa.exc.OperationalError:
+                    if attempt == 49:
+                        raise
+                    time.sleep(0.1)
         admin.dispose()
 
 

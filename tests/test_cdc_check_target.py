@@ -11,12 +11,14 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
+import cdc_mixed_models
 import cdc_models
 from cdc_decoder_setup import drop_slot
 from cli_run import run, url_text
 from sqlalchemy_postgresql_audit.cdc import Consumer
 
 MODELS = "cdc_models:metadata"
+MIXED = "cdc_mixed_models:metadata"
 
 
 @pytest.fixture
@@ -114,3 +116,38 @@ def test_check_on_the_target_reports_a_table_the_subscription_does_not_apply(
         assert any("does not apply this table's changes" in d for d in state["details"])
     finally:
         consumer.drop()
+
+
+def test_check_on_design_1s_target_says_trigger_mode_tables_are_audited_on_the_source(
+    logical_database_url: URL, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    """Only CDC tables are copied to the target: the metadata's trigger-mode tables are not
+    there by design, which is not drift; on the source they are checked as before."""
+    source = sa.create_engine(logical_database_url)
+    try:
+        cdc_mixed_models.metadata.create_all(source)
+        consumer = Consumer(source, target, metadata=cdc_mixed_models.metadata, timeout=120)
+        consumers.append(consumer)
+        with source.begin() as connection:
+            connection.execute(cdc_mixed_models.ledger.insert().values(id=1, amount=5))
+            connection.execute(cdc_mixed_models.items.insert().values(id=1))
+        assert consumer.run_once() == 1
+        done = run("check", MIXED, "--url", url_text(target.url), "--json")
+        assert done.returncode == 0, done.stdout
+        states = {s["table"]: s for s in json.loads(done.stdout)["tables"]}
+        assert states["ledger"]["status"] == "ok"
+        assert states["items"]["status"] == "on-source"
+        assert "not on this target: trigger mode, audited on the source" in (
+            states["items"]["details"][0]
+        )
+        text = run("check", MIXED, "--url", url_text(target.url))
+        assert text.returncode == 0 and "2 tables: 1 ok, 1 on-source" in text.stdout, text.stdout
+        assert run("check", MIXED, "--url", url_text(source.url)).returncode == 0
+
+        with source.begin() as connection:  # a trigger-mode table gone from the source is
+            connection.exec_driver_sql("DROP TABLE items")  # still missing there
+        on_source = run("check", MIXED, "--url", url_text(source.url), "--json")
+        states = {s["table"]: s for s in json.loads(on_source.stdout)["tables"]}
+        assert (on_source.returncode, states["items"]["status"]) == (1, "missing")
+    finally:
+        source.dispose()

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from sqlalchemy_postgresql_audit import install_audit_triggers
-from sqlalchemy_postgresql_audit.cdc import Consumer
+from sqlalchemy_postgresql_audit.cdc import CdcError, Consumer
 from sqlalchemy_postgresql_audit.cdc.replica import Replica
 from sqlalchemy_postgresql_audit.cdc.status import cdc_status
 
@@ -292,3 +292,64 @@ def test_joins_the_subscription_skipped_before_it_applied_the_joins_table_are_le
     deployed.run_once()
     assert _trail(target, "SELECT id, amount FROM ledger ORDER BY id") == [(1, 11), (3, 30), (4, 40)]
     assert cdc_status(source, metadata, target).waiting_joins == ()
+
+
+def test_a_new_subscription_with_models_lacking_a_published_table_names_it(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    """PostgreSQL refuses the subscription with a bare "relation ... does not exist": the
+    consumer names the table and the two ways to get there."""
+    slot = _slot()
+    migrated = _metadata(slot)
+    _account(migrated)
+    _ledger(migrated)
+    migrated.create_all(source)
+    older = _metadata(slot)
+    _account(older)
+    consumer = Consumer(source, target, metadata=older, timeout=60)
+    consumers.append(consumer)
+    with pytest.raises(CdcError, match=r"hold public\.ledger, which this consumer"):
+        consumer.run_once()
+
+
+def test_a_table_dropped_and_made_again_replaces_its_old_rows_in_the_replica(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    """DROP TABLE never reaches the replica: the join of the table made again brings its whole
+    state, and the old table's rows go, so no change is applied onto them."""
+    metadata = _started(source, target, consumers)
+    account = metadata.tables["account"]
+    with source.begin() as connection:
+        connection.execute(
+            account.insert(),
+            [{"id": i, "owner": o, "balance": i} for i, o in ((1, "a"), (2, "b"), (3, "c"))],
+        )
+    assert consumers[0].run_once() == 3
+    with source.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE account, account_audit")
+        connection.exec_driver_sql(
+            "CREATE TABLE account (id integer PRIMARY KEY, owner text NOT NULL, balance integer)"
+        )
+        connection.exec_driver_sql("INSERT INTO account VALUES (1, 'x', 100), (4, 'y', 400)")
+    metadata.create_all(source)
+    with source.begin() as connection:
+        connection.execute(account.delete().where(account.c.id == 1))
+    with source.begin() as connection:
+        connection.execute(account.update().where(account.c.id == 4).values(balance=401))
+    with source.begin() as connection:
+        connection.execute(account.insert().values(id=2, owner="z", balance=222))
+    deployed = Consumer(source, target, metadata=metadata, timeout=120)
+    consumers.append(deployed)
+    deployed.run_once()
+    assert _account_trail(target) == [
+        ("I", 1, "a", 1),
+        ("I", 2, "b", 2),
+        ("I", 3, "c", 3),
+        ("B", 1, "x", 100),
+        ("B", 4, "y", 400),
+        ("D", 1, "x", 100),
+        ("U", 4, "y", 401),
+        ("I", 2, "z", 222),
+    ]
+    rows = _trail(target, "SELECT id, owner, balance FROM account ORDER BY id")
+    assert rows == [(2, "z", 222), (4, "y", 401)]

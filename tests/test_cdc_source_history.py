@@ -214,19 +214,19 @@ def test_activity_on_design_1s_target_skips_the_trigger_mode_tables_saying_where
     consumer.run_once()
     with source.begin() as connection:
         connection.execute(cdc_mixed_models.ledger.insert().values(id=1, amount=2))
-        connection.execute(cdc_mixed_models.item.insert().values(id=1, name="n"))
+        connection.execute(cdc_mixed_models.items.insert().values(id=1))
     assert consumer.run_once() == 1
     done = run("activity", mixed, "--url", url_text(target.url), "--json")
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert [c["table"] for c in report["changes"]] == ["public.ledger"]
     assert report["notes"] == [
-        "public.item is captured by triggers: its trail is in the source database, not on "
+        "public.items is captured by triggers: its trail is in the source database, not on "
         "this CDC target; read it there with --url SOURCE"
     ]
-    only = run("activity", mixed, "--table", "item", "--url", url_text(target.url))
+    only = run("activity", mixed, "--table", "items", "--url", url_text(target.url))
     assert only.returncode != 0
-    assert "public.item is captured by triggers" in only.stderr
+    assert "public.items is captured by triggers" in only.stderr
     here = run("activity", mixed, "--url", url_text(source.url), "--json")
     assert here.returncode == 0, here.stderr
-    assert "public.item" in [c["table"] for c in json.loads(here.stdout)["changes"]]
+    assert "public.items" in [c["table"] for c in json.loads(here.stdout)["changes"]]

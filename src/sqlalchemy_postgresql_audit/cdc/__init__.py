@@ -9,8 +9,16 @@ decoder (``.decoder``).
 
 from __future__ import annotations
 
+from .attach import record_attached
 from .consumer import Consumer, create_slot
 from .errors import CdcError, SlotInUse
 from .replica import install_capture
 
-__all__ = ["CdcError", "Consumer", "SlotInUse", "create_slot", "install_capture"]
+__all__ = [
+    "CdcError",
+    "Consumer",
+    "SlotInUse",
+    "create_slot",
+    "install_capture",
+    "record_attached",
+]

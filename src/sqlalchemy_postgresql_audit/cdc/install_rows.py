@@ -14,14 +14,19 @@ recorded seeded; then the subscription is enabled: all in one target transaction
 consumer killed on the way leaves nothing and the next one starts again.  A table that joins
 later holds the subscription at its join until a run seeds it the same way (``seed_join``,
 called by ``.join_seed``).  An UPDATE or DELETE committed between the install and the
-consumer's run then finds its row, and is recorded.
+consumer's run then finds its row, and is recorded.  A join recorded for a table published
+before (a partition attached with rows: ``.attach``) names the versions of that partition's
+rows alone: they are copied the same way, replacing any replica row with their keys (a stale
+row of a partition detached earlier), whatever else the replica holds.
 
 Where those rows cannot be trusted to be the whole state, the join is recorded seeded all the
 same and the table is left to ``.seed``'s copy (rows as they are when it runs): the
 publication's row was made by a transaction the slot has passed (a slot made again), or by
 another transaction than the join's (an install in a savepoint); an install made before the
 joins table existed (it recorded only rows without a version) and the audit table holds rows of
-other transactions; the replica already holds rows; the audit table does not record every
+other transactions; a new subscription's replica already holds rows (a join clears the rows
+of an earlier life of the table instead: DROP TABLE and leaving the publication never reach the
+replica); the audit table does not record every
 column as it is (redaction, exclusion); or the consumer's role may not read it.
 """
 
@@ -35,6 +40,7 @@ from ..declare.audit_table import AUDIT_TABLE_KEY
 from ..declare.cdc import CdcNames
 from ..declare.spec import AUDIT_ID, AuditSpec
 from ..install.resolve import resolve_specs
+from ..render import cdc_attach as attach_sql
 from ..render import cdc_install_rows as sql
 from ..render import cdc_joins as joins_sql
 from ..render import cdc_replica as replica_sql
@@ -55,19 +61,28 @@ def seed_from_install(
 ) -> int:
     """In the target's transaction creating the subscription: copy each table's install
     baseline into its (empty) replica and trail, and record every join so far seeded (the rows
-    are there, or left to ``.seed``'s copy); returns how many versions were copied."""
+    are there, or left to ``.seed``'s copy); returns how many versions were copied.
+
+    A later join of a table seeded from its install (a partition attached with rows:
+    ``.attach``) is in the stream the subscription starts from: it is left waiting, so the
+    apply worker holds there until ``.join_seed`` copies that partition's rows (this run)."""
     copied = 0
+    later: set[Join] = set()
     for table, spec in pairs:
         joined = joins_of(source, names, name_text(table.schema, table.name))
         xid = _install_transaction(source, target, table, spec, names, {j.xact for j in joined})
         rows = 0 if xid is None else _copy(source, target, table, spec, xid)
         for join in joined:
-            record_seeded(target, names, join, rows if join.xact == xid else 0)
+            if xid is not None and join.xact > xid:
+                later.add(join)
+            else:
+                record_seeded(target, names, join, rows if join.xact == xid else 0)
         copied += rows
     # Joins of tables these models do not declare (any more): none holds a new subscription
     # for good, nor shows as waiting in ``cdc status``.
     for join in all_joins(source, names):
-        record_seeded(target, names, join, 0)
+        if join not in later:
+            record_seeded(target, names, join, 0)
     return copied
 
 
@@ -94,13 +109,15 @@ def seed_join(
     readable = source.execute(
         text(joins_sql.MAY_READ), {"audit": name_text(audit.schema, audit.name)}
     ).scalar()
-    if (
-        published == join.xact
-        and readable
-        and _whole_rows(table, spec)
-        and _replica_empty(target, table)
-    ):
-        rows = _copy(source, target, table, spec, join.xact)
+    if readable and _whole_rows(table, spec):
+        if published == join.xact:
+            # The table's whole state when it was published: what the replica holds of it
+            # comes from before (a table dropped and made again, or back in CDC), and goes.
+            rows = _copy(source, target, table, spec, join.xact, clear=True)
+        else:
+            # A join of a table published before (``.attach``): only the versions of the
+            # attached partition's rows, which replace any row the replica holds with their keys.
+            rows = _copy(source, target, table, spec, join.xact, replace=True)
     record_seeded(target, names, join, rows)
     return rows
 
@@ -152,7 +169,16 @@ def _install_transaction(
     return int(xid)
 
 
-def _copy(source: Connection, target: Connection, table: Table, spec: AuditSpec, xid: int) -> int:
+def _copy(
+    source: Connection,
+    target: Connection,
+    table: Table,
+    spec: AuditSpec,
+    xid: int,
+    *,
+    replace: bool = False,
+    clear: bool = False,
+) -> int:
     audit = table.info[AUDIT_TABLE_KEY]
     columns = [AUDIT_ID, *(c.name for c in audit.columns if c.name != AUDIT_ID)]
     for setting in replica_sql.COPY_SETTINGS:
@@ -172,6 +198,11 @@ def _copy(source: Connection, target: Connection, table: Table, spec: AuditSpec,
         target.exec_driver_sql(
             replica_sql.set_trigger(table.schema, table.name, trigger, enabled=False)
         )
+    if clear:
+        target.exec_driver_sql(sql.clear_rows(table.schema, table.name))
+    if replace:
+        key = [c.name for c in table.primary_key.columns]
+        target.exec_driver_sql(attach_sql.replace_rows(table.schema, table.name, key))
     insert = sql.insert_install_rows(
         table.schema,
         table.name,

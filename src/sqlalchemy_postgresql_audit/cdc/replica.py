@@ -49,6 +49,7 @@ from ..render import cdc_joins as joins_sql
 from ..render import cdc_replica as replica_sql
 from ..render.sql import literal
 from .claim import creating
+from .errors import CdcError
 from .install_rows import seed_from_install
 from .owner import claim_target
 
@@ -123,6 +124,7 @@ class Replica:
         # Disabled until the replica holds the install's baseline, in one transaction: the
         # apply worker would skip the UPDATEs and DELETEs of rows it lacks (``.install_rows``).
         with self.source.connect() as source, self.target.begin() as connection:
+            _refuse_undeclared(source, connection, names)
             connection.execute(
                 text(
                     sql.create_subscription(
@@ -179,6 +181,26 @@ class Replica:
             if autocommit.execute(_SUBSCRIPTION_EXISTS, {"name": self.subscription}).scalar():
                 for statement in sql.drop_subscription(self.subscription):
                     autocommit.execute(text(statement))
+
+
+def _refuse_undeclared(source: Connection, target: Connection, names: CdcNames) -> None:
+    """A subscription cannot be made while the source publishes a table the target lacks
+    (PostgreSQL's bare "relation ... does not exist"): name the tables and the two ways to get
+    there."""
+    published = source.execute(
+        text(replica_sql.PUBLISHED), {"publications": list(names.publications)}
+    ).scalars()
+    wanted = sorted(set(published))
+    present = set(target.execute(text(replica_sql.EXISTING), {"names": wanted}).scalars())
+    missing = [name for name in wanted if name not in present]
+    if missing:
+        raise CdcError(
+            f"the source's publications {', '.join(names.publications)} hold "
+            f"{', '.join(missing)}, which this consumer's models do not declare as CDC tables: "
+            "run the consumer with the models the source was migrated to, or, if another "
+            "MetaData shares the publication, give each its own 'audit.publication' (and "
+            "'audit.slot') naming convention"
+        )
 
 
 def _create_schemas(

@@ -1,10 +1,12 @@
 """Which statements a CDC context row must ride in front of: those that may write a CDC table.
 
 A compiled INSERT, UPDATE or DELETE (also nested in a common table expression) does when the
-table it writes is a CDC table; one writing a trigger-mode table does not (its trigger reads
-the settings), nor does a compiled SELECT or DDL.  A written table SQLAlchemy knows no audit
-spec for (reflected, ``sa.table(...)``) is taken for a CDC table when a declared CDC table has
-its name: a context row too many costs a row, one too few loses the context.
+table it writes is a CDC table, or when a foreign key's ``ON DELETE``/``ON UPDATE`` action
+carries its change on to one (``cascades``); one writing a trigger-mode table otherwise does
+not (its trigger reads the settings), nor does a compiled SELECT or DDL.  A written table
+SQLAlchemy knows no audit spec for (reflected, ``sa.table(...)``) is taken for a CDC table
+when a declared CDC table has its name: a context row too many costs a row, one too few loses
+the context.
 
 Textual and driver SQL is not parsed: it may write unless each of its statements starts like a
 plain read or transaction control (``SELECT``, ``SHOW``, ``SET``, ``BEGIN``, ...), so
@@ -27,7 +29,8 @@ from sqlalchemy.sql.elements import TextClause
 from ..declare.audit_table import SPEC_KEY
 from ..declare.declaration import specs_stored
 from ..declare.spec import AuditSpec
-from ..declare.written import nested_writes, written_table
+from ..declare.written import nested_writes, operations_of, written_table
+from .cascades import reaches_cdc
 from .cdc_row import cdc_table_names
 
 #: The first word of textual SQL that cannot change a row.  ``WITH`` and ``EXPLAIN`` are not
@@ -145,13 +148,15 @@ def _statements(statement: str) -> list[str]:
 
 
 def _writes_cdc(write: Any) -> bool:
-    """Whether the INSERT, UPDATE or DELETE construct ``write`` writes a CDC table."""
+    """Whether the INSERT, UPDATE or DELETE construct ``write`` writes a CDC table, itself
+    or through a foreign key's ``ON DELETE``/``ON UPDATE`` action (``cascades``)."""
     table = written_table(write)
     if table is None:
         table = _plain_table(write)
     if table is None:
         return True  # a target this module cannot name (``sa.table(...)``): send the row
-    return _is_cdc_table(table)
+    operations = operations_of(write) or frozenset({"UPDATE", "DELETE"})  # unknown: may both
+    return _is_cdc_table(table) or reaches_cdc(table, operations)
 
 
 def _plain_table(write: Any) -> Table | None:

@@ -28,16 +28,21 @@ def lock_against_writes(schema: str | None, table: str) -> str:
     return f"LOCK TABLE {always_qualified(schema, table)} IN SHARE MODE"
 
 
-def render_baseline(spec: AuditSpec, *, every_row: bool = False) -> tuple[str, ...]:
+def render_baseline(
+    spec: AuditSpec, *, every_row: bool = False, rows_of: tuple[str, str] | None = None
+) -> tuple[str, ...]:
     """``LOCK`` the source table against writes, then insert the missing first versions in key
     order (so their ``audit_id`` order is the key order).
 
     ``every_row``: a version of every row, whatever the trail holds (a CDC table published for
-    the first time: design 1's consumer starts its replica from exactly these rows)."""
+    the first time: design 1's consumer starts its replica from exactly these rows).
+    ``rows_of``: (schema, name) of the one partition whose rows are recorded (one attached in
+    this transaction: ``render.cdc_attach``), locked instead of the whole table."""
     spec = resolved(spec)
     if not spec.key_columns:
         raise ValueError(f"audit spec of {spec.table!r}: a baseline needs key_columns")
-    source = always_qualified(spec.schema, spec.table)
+    schema, table = rows_of or (spec.schema, spec.table)
+    source = always_qualified(schema, table)
     audit = always_qualified(spec.schema, spec.audit_table)
     columns = [
         always_quote(AUDIT_OPERATION),
@@ -70,7 +75,7 @@ def render_baseline(spec: AuditSpec, *, every_row: bool = False) -> tuple[str, .
         else f"NOT EXISTS (SELECT FROM {audit} AS a WHERE {same_key} AND {since_restart})"
     )
     return (
-        lock_against_writes(spec.schema, spec.table),
+        lock_against_writes(schema, table),
         f"INSERT INTO {audit} ({', '.join(columns)})\n"
         f"SELECT {', '.join(values)}\nFROM {source} AS s\n"
         f"WHERE {missing}{leaving_cdc_condition(spec)}\n"

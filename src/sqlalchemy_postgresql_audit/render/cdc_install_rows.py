@@ -97,3 +97,11 @@ def insert_install_rows(
         f"SELECT {audit_names} FROM {rows}{order} RETURNING 1) "
         "SELECT (SELECT count(*) FROM added), (SELECT count(*) FROM baseline)"
     )
+
+
+def clear_rows(schema: str | None, table: str) -> str:
+    """Target side, before the versions of a table's join go in: the replica's rows of an
+    earlier life of the table (published before, left or dropped, published again): the
+    join's versions are its whole state, and DROP TABLE or leaving the publication never
+    reached the replica."""
+    return f"DELETE FROM {qualified(schema, table)}"
