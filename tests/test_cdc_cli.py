@@ -202,7 +202,7 @@ def test_run_with_a_subscription_says_what_its_count_leaves_out(
         consumer.run_once()  # the trail holds the five rows before the command runs
         once = run("cdc", "run", MODELS, "--source", source, "--target", target, "--once")
         assert once.returncode == 0, once.stderr
-        assert "caught up: 0 changes applied while this run waited" in once.stdout
+        assert "caught up: 0 audit rows written while this run waited" in once.stdout
         assert "between runs" in once.stdout
     finally:
         consumer.drop()

@@ -381,7 +381,7 @@ def test_truncate_rows_records_the_rows_the_trail_holds(engine: sa.Engine, ident
             connection.exec_driver_sql("TRUNCATE parcel")
             connection.execute(table.insert().values(id=1, place="again"))
             connection.execute(table.update().values(place="again2"))
-        assert decoder(engine, table.metadata).run_once() == 8  # a TRUNCATE is one change
+        assert decoder(engine, table.metadata).run_once() == 9  # audit rows: two T
         assert trail(engine, table) == [
             ("I", 3, "p3"),
             ("I", 1, "p1"),
@@ -462,7 +462,7 @@ def test_tables_are_matched_by_schema_qualified_name_and_quoted(
             connection.execute(table.insert().values(Id=1, note="n"))
             connection.execute(table.update().values(Id=2))
             connection.execute(table.delete())
-        assert decoder(engine, metadata).run_once() == 3
+        assert decoder(engine, metadata).run_once() == 4  # audit rows: a K and a U
         audit = metadata.tables["Shop.order line_audit"]
         with engine.connect() as connection:
             rows = connection.execute(
@@ -521,9 +521,8 @@ def test_a_published_table_the_metadata_does_not_audit_stops_the_decoder(
         with engine.begin() as connection:
             connection.execute(table.insert().values(id=1))
             connection.exec_driver_sql("INSERT INTO stray VALUES (1)")
-        with pytest.raises(
-            UndeclaredTable, match=r"table public\.stray is in publication\(s\) "
-        ) as stopped:
+        stray = r"table public\.stray is in publication\(s\) 'audit_cdc' but "  # it alone
+        with pytest.raises(UndeclaredTable, match=stray) as stopped:
             decoder(engine, table.metadata).run_once()
         # both causes, each with its fix: models older than the migration, or another
         # metadata sharing the publication

@@ -495,3 +495,37 @@ def test_status_says_whether_a_consumer_runs_on_the_slot(engine: sa.Engine) -> N
         drop_slot(engine, table)
     assert not worker.is_alive() and failed == []
     assert cdc_status(engine, table.metadata).consumer == "not running"
+
+
+def test_the_decoders_run_once_counts_audit_rows_written_not_changes_decoded(
+    source: sa.Engine,
+) -> None:
+    """Design 2 counts as design 1 does: a change not recorded (an operation left out, an
+    UPDATE that changed nothing) counts none, a key change (``K`` and ``U``) two."""
+    metadata = sa.MetaData(naming_convention={"audit.slot": f"cdc_{uuid.uuid4().hex[:12]}"})
+    table = sa.Table(
+        "picked",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("v", sa.Text),
+        info={
+            "audit.options": {
+                "enabled": True,
+                "mode": "cdc",
+                "operations": ["INSERT", "UPDATE"],
+                "skip_unchanged": True,
+            }
+        },
+    )
+    metadata.create_all(source)
+    with source.begin() as connection:
+        connection.execute(table.insert(), [{"id": 1, "v": "a"}, {"id": 2, "v": "b"}])
+        connection.execute(table.update().where(table.c.id == 1).values(v="a"))  # unchanged
+        connection.execute(table.update().where(table.c.id == 2).values(v="c"))
+        connection.execute(table.update().where(table.c.id == 2).values(id=3))  # K and U
+        connection.execute(table.delete().where(table.c.id == 1))  # not recorded
+    with Consumer(source, metadata=metadata, timeout=120) as consumer:
+        written = consumer.run_once()
+    with source.connect() as connection:
+        rows = connection.exec_driver_sql("SELECT count(*) FROM picked_audit").scalar()
+    assert (written, rows) == (5, 5)

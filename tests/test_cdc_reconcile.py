@@ -232,3 +232,53 @@ def test_a_new_subscription_seeded_from_the_install_baseline_locks_no_table(
         writer.commit()
     consumer.run_once()
     assert _trail(target, "acct") == [("B", 1, 1), ("B", 2, 2), ("I", 3, 3)]
+
+
+
+class _Point(sa.types.UserDefinedType[str]):
+    cache_ok = True
+
+    def get_col_spec(self, **kw: object) -> str:
+        return "point"
+
+
+def test_rows_of_a_table_without_key_whose_columns_have_no_equality_are_seeded(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    """``json`` and ``point`` have no equality operator: the keyless comparison matches rows
+    by their text image, so the seed compares them (duplicates counted) and the trail starts.
+    (Their UPDATEs and DELETEs cannot be applied: PostgreSQL's apply worker finds a keyless
+    row by equality of every column.)"""
+    metadata = sa.MetaData(naming_convention={"audit.slot": f"cdc_{uuid.uuid4().hex[:12]}"})
+    log = sa.Table(
+        "log",
+        metadata,
+        sa.Column("k", sa.Integer),
+        sa.Column("doc", sa.JSON),
+        sa.Column("at", _Point),
+        info={"audit.options": {"enabled": True, "mode": "cdc"}},
+    )
+    metadata.create_all(source)
+    with source.begin() as connection:
+        connection.execute(
+            log.insert(),
+            [
+                {"k": 1, "doc": {"a": 1}, "at": None},
+                {"k": 1, "doc": {"a": 1}, "at": None},
+                {"k": 2, "doc": None, "at": "(1,2)"},
+            ],
+        )
+    consumer = Consumer(source, target, metadata=metadata, timeout=120)
+    consumers.append(consumer)
+    consumer.run_once()
+    with source.begin() as connection:
+        connection.execute(log.insert().values(k=3, doc=[3]))
+    consumer.run_once()
+    query = "SELECT audit_operation, k, doc::text, at::text FROM log_audit ORDER BY audit_id"
+    assert _rows(target, query) == [
+        ("I", 1, '{"a": 1}', None),
+        ("I", 1, '{"a": 1}', None),
+        ("I", 2, "null", "(1,2)"),
+        ("I", 3, "[3]", None),
+    ]
+    assert _rows(target, "SELECT count(*) FROM log") == [(4,)]

@@ -198,3 +198,35 @@ def test_restore_where_the_decoder_writes_the_trail_writes_the_row(source: sa.En
     assert consumer.run_once() == 1
     assert _restore_first_version(source) == "updated"
     assert _amount(source) == 1
+
+
+def test_activity_on_design_1s_target_skips_the_trigger_mode_tables_saying_where_they_are(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    """The target holds the CDC tables' trails only: a trigger-mode table of the same models
+    has no audit table there, and is named with where its trail is, not a crash."""
+    import cdc_mixed_models
+
+    mixed = "cdc_mixed_models:metadata"
+    cdc_mixed_models.metadata.create_all(source)
+    consumer = Consumer(source, target, metadata=cdc_mixed_models.metadata, timeout=120)
+    consumers.append(consumer)
+    consumer.run_once()
+    with source.begin() as connection:
+        connection.execute(cdc_mixed_models.ledger.insert().values(id=1, amount=2))
+        connection.execute(cdc_mixed_models.items.insert().values(id=1))
+    assert consumer.run_once() == 1
+    done = run("activity", mixed, "--url", url_text(target.url), "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert [c["table"] for c in report["changes"]] == ["public.ledger"]
+    assert report["notes"] == [
+        "public.items is captured by triggers: its trail is in the source database, not on "
+        "this CDC target; read it there with --url SOURCE"
+    ]
+    only = run("activity", mixed, "--table", "items", "--url", url_text(target.url))
+    assert only.returncode != 0
+    assert "public.items is captured by triggers" in only.stderr
+    here = run("activity", mixed, "--url", url_text(source.url), "--json")
+    assert here.returncode == 0, here.stderr
+    assert "public.items" in [c["table"] for c in json.loads(here.stdout)["changes"]]

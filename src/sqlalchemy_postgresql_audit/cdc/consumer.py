@@ -35,6 +35,7 @@ from .errors import CdcError, ConsumerArgumentError, SlotInUse, describe, is_tra
 from .fence import delete_context
 from .progress import record_run_caught_up, record_run_failed, refresh_run_caught_up
 from .replica import Replica
+from .status import slot_on_the_target
 
 __all__ = ["CdcError", "Consumer", "create_slot"]
 
@@ -138,7 +139,7 @@ class Consumer:
         self._recorded_error: BaseException | None = None
 
     def run_once(self) -> int:
-        """Return the number of changes written into the trail since the previous call, once
+        """Return the number of audit rows written into the trail since the previous call, once
         everything committed on the source before this call is in it.
 
         With a subscription (``subscribes``), PostgreSQL writes the trail also between calls and
@@ -160,11 +161,22 @@ class Consumer:
     def _run_once(self) -> int:
         if not self._installed:
             _require_installed(self.source, self.metadata)
+            self._warn_of_a_slot_on_the_target()
             self._installed = True
         with self._claimed():
             if self._same_database():
                 return self._decode_once()
             return self._replicate_once()
+
+    def _warn_of_a_slot_on_the_target(self) -> None:
+        """Design 1: a slot of this metadata's name on the target holds its WAL for ever;
+        said at WARNING at the first run (``cdc status --target`` says it too)."""
+        if self.target is None or self._same_database():
+            return
+        with self.target.connect() as connection:
+            found = slot_on_the_target(connection, cdc_names(self.metadata).slot)
+        if found is not None:
+            _log.warning("change-data-capture consumer: %s", found)
 
     def run(self, interval: float = 1.0) -> None:
         """``run_once`` until ``stop()`` (for a worker thread), waiting ``interval`` seconds

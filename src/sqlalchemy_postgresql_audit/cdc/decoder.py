@@ -47,6 +47,7 @@ from ..render.cdc_decoder import (
     OUTPUT_SETTINGS,
     PEEK,
     PROGRESS_TABLE,
+    PUBLICATIONS_OF_TABLE,
     RESTART_LAG,
     TABLE_COLUMNS,
     UNLOCK_SLOT,
@@ -209,7 +210,7 @@ class Decoder:
         self._log_snapshots = True
         #: One decoder per slot (``.claim``): taken by ``run_once`` and ``run``.
         self.claim = SlotClaim(source, slot)
-        #: Changes written so far (a batch written again after a failed COPY counts once).
+        #: Audit rows written so far (a batch written again after a failed COPY counts once).
         self._flushed = 0
         #: When this decoder last recorded its progress (``time.monotonic``).
         self._recorded_at = -math.inf
@@ -219,7 +220,9 @@ class Decoder:
     # -- public -------------------------------------------------------------------------------
 
     def run_once(self) -> int:
-        """Write every change committed before the call; return how many were written.
+        """Write every change committed before the call; return how many audit rows were
+        written (a change not recorded, by ``operations`` or ``skip_unchanged``, counts none;
+        a key change recorded as ``K`` and ``U``, two), as design 1 counts.
 
         Raises ``SlotInUse`` when another consumer holds the slot."""
         with self.claim.held():
@@ -536,7 +539,7 @@ class Decoder:
         target.commit()
         # Old rows read back from the trail must read as the WAL writes them.
         target.exec_driver_sql(OUTPUT_SETTINGS)
-        self._flushed += trail.changes
+        self._flushed += sum(len(lines) for lines in trail.segments.values())
         self._recorded_at = time.monotonic()
         trail.changes = trail.size = 0
         trail.segments.clear()
@@ -622,7 +625,7 @@ class Decoder:
         plan = self._plans.get(oid)
         if plan is None:
             relation = self._relations[oid]
-            names = ", ".join(map(repr, self._publication_names))
+            names = ", ".join(map(repr, self._holding(relation)))
             raise UndeclaredTable(
                 f"{relation.schema}.{relation.name}",
                 f"table {relation.schema}.{relation.name} is in publication(s) {names} but "
@@ -635,6 +638,20 @@ class Decoder:
                 "publication per metadata' in the CDC docs)",
             )
         return plan
+
+    def _holding(self, relation: Relation) -> list[str]:
+        """The decoder's publications that hold ``relation`` (all of them when the catalog no
+        longer says: it may have been unpublished since)."""
+        with self.source.connect() as source:
+            found = source.execute(
+                text(PUBLICATIONS_OF_TABLE),
+                {
+                    "schema": relation.schema,
+                    "table": relation.name,
+                    "publications": self._publication_names,
+                },
+            ).scalars()
+            return [str(name) for name in found] or self._publication_names
 
     def _plan(
         self, target: Connection, specs: dict[tuple[str, str], AuditSpec], relation: Relation

@@ -26,8 +26,7 @@ the source (``.reconcile``):
    commits before the source's lock is released.
 
 It refuses, naming the table, when the lock cannot be had within the consumer's timeout, the
-role may not take it, or the copy fails (a table without a key whose columns have no equality,
-such as ``json``).
+role may not take it, or the copy fails.
 """
 
 from __future__ import annotations

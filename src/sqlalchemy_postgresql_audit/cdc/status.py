@@ -228,6 +228,25 @@ def leftover_slot(connection: Connection, metadata: MetaData) -> str | None:
     return _leftover(slot, None if found.retained_bytes is None else int(found.retained_bytes))
 
 
+def slot_on_the_target(target: Connection, slot: str) -> str | None:
+    """Design 1: the problem of a slot of the metadata's name for the TARGET database (the
+    models installed there too, ``create_all`` on both): no consumer reads it, and it keeps
+    the target's WAL for ever.  The consumer makes on the target all it needs, never a slot.
+    ``None`` when there is none."""
+    found = target.execute(text(sql.SLOT_STATUS), {"slot": slot}).first()
+    if found is None or not found.here:
+        return None
+    database = target.execute(text("SELECT pg_catalog.current_database()")).scalar()
+    return (
+        f"slot {slot!r} exists in the target database {database!r} too (the models were "
+        "installed there as well: create_all or install on the target): nothing consumes it, "
+        f"and it retains {found.retained_bytes} bytes of the target's WAL, growing with every "
+        "write there, until the disk fills or max_slot_wal_keep_size invalidates it.  The "
+        "consumer creates on the target what it needs; drop it there: "
+        f"SELECT pg_drop_replication_slot('{slot}')"
+    )
+
+
 def _declares_cdc(metadata: MetaData) -> bool:
     return any(spec.cdc for _, spec in audited_tables(metadata))
 
@@ -306,11 +325,14 @@ def cdc_status(source: Engine, metadata: MetaData, target: Engine | None = None)
                 text(sql.SUBSCRIPTION_FAILOVER), {"subscription": names.slot}
             ).scalar()
         replica_problems = missing_row_conflicts(connection, names.slot)
+        left_on_target = slot_on_the_target(connection, names.slot)
+        if left_on_target is not None:
+            replica_problems = (left_on_target, *replica_problems)
         recent = apply_errors_since_success(connection, names.context_schema, names.slot)
         with source.connect() as on_source:
             waiting = pending(on_source, connection, names)
     if subscription is None:
-        return found
+        return replace(found, replica_problems=(left_on_target,) if left_on_target else ())
     return replace(
         found,
         subscription=names.slot,

@@ -21,6 +21,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..cdc.written_here import trail_written_here
 from ..declare.audit_table import AUDIT_TABLE_KEY, SPEC_KEY
 from ..declare.spec import AUDIT_CURRENT_USER, AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP
 from ..history import activity
@@ -79,10 +80,13 @@ def _activity(args: argparse.Namespace, ui: UI) -> int:
     try:
         with begin(engine) as connection:
             tables = _tables(connection, args.target, args.table)
+            absent: list[str] = []
+            if args.target is not None:
+                tables, absent = _here(connection, tables)
             moments = _resolve(connection, since), _resolve(connection, until)
             query = activity(tables, since=moments[0], until=moments[1], **where)
             changes = _read(connection, query, args.limit, _key_orders(connection, tables))
-            notes = _elsewhere(connection, tables)
+            notes = absent + _elsewhere(connection, tables)
     finally:
         engine.dispose()
     if ui.json:
@@ -100,6 +104,30 @@ def _activity(args: argparse.Namespace, ui: UI) -> int:
         for note in notes:
             ui.line(note, "warn")
     return EXIT_OK
+
+
+def _here(connection: sa.Connection, tables: list[sa.Table]) -> tuple[list[sa.Table], list[str]]:
+    """The tables whose trail this database holds, and a note for each of the others: design
+    1's target has the CDC tables' audit tables only, the trigger-mode tables' trails are on
+    the source (their audit table missing there is no error of the target)."""
+    if not tables or trail_written_here(connection, tables[0].metadata) is not True:
+        return tables, []
+    inspector = sa.inspect(connection)
+    kept, notes = [], []
+    for table in tables:
+        spec = table.info[SPEC_KEY]
+        schema = spec.schema or table.schema
+        if spec.cdc or inspector.has_table(spec.audit_table, schema=schema):
+            kept.append(table)
+            continue
+        shown = f"{schema}.{table.name}" if schema else f"public.{table.name}"
+        notes.append(
+            f"{shown} is captured by triggers: its trail is in the source database, not on "
+            "this CDC target; read it there with --url SOURCE"
+        )
+    if not kept:
+        raise CliError("; ".join(notes))
+    return kept, notes
 
 
 def _elsewhere(connection: sa.Connection, tables: list[sa.Table]) -> list[str]:

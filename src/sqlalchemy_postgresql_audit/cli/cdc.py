@@ -99,13 +99,13 @@ def _run(args: argparse.Namespace, ui: UI) -> int:
                 ui.emit_json({"written": written})
             elif consumer.subscribes:
                 ui.line(
-                    f"caught up: {written} changes applied while this run waited (the "
+                    f"caught up: {written} audit rows written while this run waited (the "
                     "subscription writes the trail also between runs; those are in the "
                     "trail, not in this number)",
                     "ok",
                 )
             else:
-                ui.line(f"caught up: {written} changes written", "ok")
+                ui.line(f"caught up: {written} audit rows written", "ok")
             return EXIT_OK
         consumer.run(interval=args.interval)
         return EXIT_OK

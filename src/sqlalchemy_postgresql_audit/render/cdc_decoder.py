@@ -14,6 +14,16 @@ from .sql import always_qualified, always_quote, literal, name_text
 #: The decoder's progress table, one row per slot, in the target.
 PROGRESS_TABLE = "audit_cdc_progress"
 
+#: Bound: ``schema``, ``table``, ``publications`` (a list).  Which of the decoder's publications
+#: hold the table: a table the metadata does not declare is named with those only.
+PUBLICATIONS_OF_TABLE = (
+    "SELECT pubname FROM pg_catalog.pg_publication_tables "
+    "WHERE schemaname OPERATOR(pg_catalog.=) :schema "
+    "AND tablename OPERATOR(pg_catalog.=) :table "
+    "AND pubname OPERATOR(pg_catalog.=) ANY (CAST(:publications AS pg_catalog.text[])) "
+    "ORDER BY pubname"
+)
+
 #: Output functions write dates, intervals and floats the way COPY's input reads them back
 #: exactly, whatever the server's, database's or role's defaults (set per transaction: the peek on
 #: the source, and the target's, which reads old rows back from the trail).

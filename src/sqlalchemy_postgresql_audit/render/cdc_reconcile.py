@@ -2,7 +2,8 @@
 values, on the target, against the source's rows copied into a temporary table
 (``cdc_replica.SEED_ROWS``).
 
-Rows with the same key are compared by their binary image (``record_image_ne``, what
+Rows of a table without a key are matched by their text image (``row_image``), the only one
+that groups.  Rows with the same key are compared by their binary image (``record_image_ne``, what
 ``REFRESH MATERIALIZED VIEW CONCURRENTLY`` uses), in one session of the target, against a
 temporary table shaped like the replica: a column without equality (``json``) compares too, the
 two servers' collations never meet, and a value that prints differently (``1.5``, ``1.50``)
@@ -14,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..declare.spec import AUDIT_CURRENT_USER, AUDIT_OPERATION, AUDIT_TIMESTAMP
-from .cdc_replica import SEED_ROWS
+from .cdc_replica import SEED_ROWS, row_image
 from .sql import WRITER, literal, qualified, quote
 
 #: The temporary table of the source's keys and the leaf partition each lives in.
@@ -88,12 +89,12 @@ def remove_extra(
             f"RETURNING {', '.join(f'r.{quote(c)}' for c in columns)}"
         )
     else:
-        same = " AND ".join(f"r.{quote(c)} IS NOT DISTINCT FROM s.{quote(c)}" for c in columns)
+        image = row_image(columns)
         change = (
             f"DELETE FROM {replica} WHERE ctid = ANY (ARRAY(SELECT r.ctid FROM "
-            f"(SELECT ctid, {names}, row_number() OVER (PARTITION BY {names}) AS n "
-            f"FROM {replica}) AS r LEFT JOIN (SELECT {names}, count(*) AS c "
-            f"FROM {quote(SEED_ROWS)} GROUP BY {names}) AS s ON {same} "
+            f"(SELECT ctid, {image} AS i, row_number() OVER (PARTITION BY {image}) AS n "
+            f"FROM {replica}) AS r LEFT JOIN (SELECT {image} AS i, count(*) AS c "
+            f"FROM {quote(SEED_ROWS)} GROUP BY 1) AS s ON s.i = r.i "
             f"WHERE r.n > COALESCE(s.c, 0))) RETURNING {names}"
         )
     return _recorded(change, code, schema, audit_table, audited, key)
@@ -127,12 +128,12 @@ def differences(schema: str | None, table: str, columns: Sequence[str], key: Seq
     ``audit_id``, which counts what a run wrote)."""
     replica = qualified(schema, table)
     seed = quote(SEED_ROWS)
-    names = ", ".join(quote(c) for c in columns)
     if not key:
+        image = row_image(columns)
         return (
-            f"SELECT (SELECT count(*) FROM (SELECT {names} FROM {replica} EXCEPT ALL "
-            f"SELECT {names} FROM {seed}) AS extra) + (SELECT count(*) FROM (SELECT {names} "
-            f"FROM {seed} EXCEPT ALL SELECT {names} FROM {replica}) AS missing)"
+            f"SELECT (SELECT count(*) FROM (SELECT {image} FROM {replica} EXCEPT ALL "
+            f"SELECT {image} FROM {seed}) AS extra) + (SELECT count(*) FROM (SELECT {image} "
+            f"FROM {seed} EXCEPT ALL SELECT {image} FROM {replica}) AS missing)"
         )
     return (
         f"SELECT (SELECT count(*) FROM {replica} AS r WHERE NOT EXISTS "

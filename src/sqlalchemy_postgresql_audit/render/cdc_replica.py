@@ -276,6 +276,12 @@ def set_trigger(schema: str | None, table: str, trigger: str, *, enabled: bool) 
     return f"ALTER TABLE {qualified(schema, table)} {state} TRIGGER {quote(trigger)}"
 
 
+def row_image(columns: Sequence[str]) -> str:
+    """A keyless row's text image, what its copies are grouped and matched by: every type
+    has one (``json``, ``point`` and ``xml`` have no equality to group by), NULL included."""
+    return f"CAST(ROW({', '.join(quote(c) for c in columns)}) AS pg_catalog.text) COLLATE \"C\""
+
+
 def insert_missing(
     schema: str | None,
     table: str,
@@ -296,7 +302,14 @@ def insert_missing(
             f"WHERE NOT EXISTS (SELECT FROM {replica} AS r WHERE {same})"
         )
     else:
-        missing = f"SELECT {names} FROM {quote(SEED_ROWS)} EXCEPT ALL SELECT {names} FROM {replica}"
+        image = row_image(columns)
+        seeded = ", ".join(f"s.{quote(c)}" for c in columns)
+        missing = (
+            f"SELECT {seeded} FROM (SELECT *, {image} AS audit_cdc_image, row_number() OVER "
+            f"(PARTITION BY {image}) AS audit_cdc_n FROM {quote(SEED_ROWS)}) AS s "
+            f"LEFT JOIN (SELECT {image} AS i, count(*) AS c FROM {replica} GROUP BY 1) AS r "
+            "ON r.i = s.audit_cdc_image WHERE s.audit_cdc_n > COALESCE(r.c, 0)"
+        )
     audit_columns = [AUDIT_OPERATION, AUDIT_TIMESTAMP, AUDIT_CURRENT_USER, *audited]
     values = [literal(BASELINE_CODE), "pg_catalog.now()", WRITER, *(quote(c) for c in audited)]
     order = f" ORDER BY {', '.join(quote(k) for k in key)}" if key else ""
