@@ -30,8 +30,7 @@ from ..render import cdc_truncate as truncate
 from ..render.cdc import REPLICA_IDENTITIES
 from .cdc_join import RecordCdcJoinOp
 from .ops import KeepAuditBaselineOp, RecordAuditBaselineOp
-
-IMPORT = "import sqlalchemy_postgresql_audit.alembic  # noqa: F401  (registers op.*_audit_table)"
+from .render import IMPORT
 
 _IDENTITIES = text(sql.REPLICA_IDENTITY_OF).bindparams(
     bindparam("schemas", type_=ARRAY(Text())), bindparam("tables", type_=ARRAY(Text()))

@@ -29,7 +29,9 @@ from .ops import (
     spec_arguments,
 )
 
-IMPORT = "import sqlalchemy_postgresql_audit.alembic  # noqa: F401  (registers op.*_audit_trigger)"
+#: The one import a revision needs for every ``op.*`` this package registers (one line, however
+#: many kinds of operation the revision holds).
+IMPORT = "import sqlalchemy_postgresql_audit.alembic  # noqa: F401  (registers the audit op.*)"
 
 
 def _call(
