@@ -308,7 +308,7 @@ def test_a_new_subscription_with_models_lacking_a_published_table_names_it(
     _account(older)
     consumer = Consumer(source, target, metadata=older, timeout=60)
     consumers.append(consumer)
-    with pytest.raises(CdcError, match=r"hold public\.ledger, which this consumer"):
+    with pytest.raises(CdcError, match=r"hold public\.ledger, which the target lacks"):
         consumer.run_once()
 
 

@@ -196,10 +196,12 @@ def _refuse_undeclared(source: Connection, target: Connection, names: CdcNames) 
     if missing:
         raise CdcError(
             f"the source's publications {', '.join(names.publications)} hold "
-            f"{', '.join(missing)}, which this consumer's models do not declare as CDC tables: "
-            "run the consumer with the models the source was migrated to, or, if another "
-            "MetaData shares the publication, give each its own 'audit.publication' (and "
-            "'audit.slot') naming convention"
+            f"{', '.join(missing)}, which the target lacks under those names: the consumer's "
+            "models do not declare them as CDC tables (run it with the models the source was "
+            "migrated to; or another MetaData shares the publication: give each its own "
+            "'audit.publication' and 'audit.slot'), or the source placed them in a schema by "
+            "its search_path that the models leave out (the replica is made under the models' "
+            "names: give the tables schema=)"
         )
 
 
