@@ -225,3 +225,44 @@ def test_record_attached_refuses_what_it_cannot_record(source: sa.Engine) -> Non
                 record_attached(connection, measure, "measure_high")
     finally:
         drop_slot(source, metadata)
+
+
+def test_record_attached_twice_records_the_rows_once(source: sa.Engine) -> None:
+    """A second call in the same transaction (a retrying helper) adds no second version."""
+    metadata, measure = _measure(replica_identity="default")
+    metadata.create_all(source)
+    try:
+        with source.begin() as connection:
+            connection.exec_driver_sql(HIGH)
+            connection.exec_driver_sql("INSERT INTO measure_high VALUES (150, 1), (151, 1)")
+            connection.exec_driver_sql(ATTACH_HIGH)
+            assert record_attached(connection, measure, "measure_high") == 2
+            assert record_attached(connection, measure, "measure_high") == 0
+        assert _trail(source) == [("B", 150, 1), ("B", 151, 1)]
+    finally:
+        drop_slot(source, metadata)
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["DELETE FROM measure WHERE id = 151", "UPDATE measure SET id = 51 WHERE id = 151"],
+    ids=["deleted", "moved-out"],
+)
+def test_record_attached_refuses_rows_deleted_after_the_attach(
+    source: sa.Engine, change: str
+) -> None:
+    """A deleted row leaves nothing to see; its DELETE is in the stream while it would be in no
+    baseline (design 1 loses it, the decoder stops at it)."""
+    metadata, measure = _measure(replica_identity="default")
+    metadata.create_all(source)
+    try:
+        _low_partition(source)
+        with source.begin() as connection:
+            connection.exec_driver_sql(HIGH)
+            connection.exec_driver_sql("INSERT INTO measure_high VALUES (150, 1), (151, 1)")
+            connection.exec_driver_sql(ATTACH_HIGH)
+            connection.exec_driver_sql(change)
+            with pytest.raises(AuditError, match="this transaction deleted rows of it"):
+                record_attached(connection, measure, "measure_high")
+    finally:
+        drop_slot(source, metadata)

@@ -86,6 +86,19 @@ def record_attached(connection: Connection, table: Table, partition: Table | str
             f"{where}: this transaction wrote its rows after attaching it; call "
             "record_attached right after the ATTACH"
         )
+    if connection.execute(
+        text(sql.DELETED_HERE), {"partition": name_text(schema, name)}
+    ).scalar():
+        raise AuditError(
+            f"{where}: this transaction deleted rows of it (or moved them to another "
+            "partition); attach it and call record_attached in a transaction that changes none "
+            "of its rows, then change them"
+        )
+    recorded_already = sql.recorded_here(
+        spec.schema, spec.audit_table, schema, name, list(spec.key_columns)
+    )
+    if connection.execute(text(recorded_already)).scalar():
+        return 0  # this transaction recorded them already (a second call, or the install)
     lock, insert = render_baseline(spec, every_row=True, rows_of=(schema, name))
     connection.exec_driver_sql(lock)
     recorded = connection.exec_driver_sql(insert).rowcount

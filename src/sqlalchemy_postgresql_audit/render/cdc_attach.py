@@ -15,8 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..declare.spec import AUDIT_OPERATION
+from .baseline import BASELINE_CODE
 from .cdc_install_rows import INSTALL_ROWS
-from .sql import qualified, quote
+from .sql import literal, qualified, quote
 
 _WRAP, _HALF = 1 << 32, 1 << 31
 
@@ -73,6 +75,31 @@ def written_since_attached(schema: str, partition: str) -> str:
         f"SELECT EXISTS (SELECT FROM {qualified(schema, partition)} AS s "
         f"WHERE {written_here('s.xmin')} "
         f"AND CAST(CAST(s.cmin AS text) AS bigint) OPERATOR(pg_catalog.>) ({since}))"
+    )
+
+
+#: Bound: ``partition`` (regclass text).  Whether this transaction deleted rows of the
+#: partition (a DELETE, or an UPDATE that moved a row to another partition): a deleted row
+#: leaves nothing to see, and if it was deleted after the ATTACH its DELETE is in the stream
+#: while its row is in no baseline.
+DELETED_HERE = (
+    "SELECT COALESCE(n_tup_del OPERATOR(pg_catalog.>) 0, false) "
+    "FROM pg_catalog.pg_stat_xact_all_tables "
+    "WHERE relid OPERATOR(pg_catalog.=) CAST(:partition AS pg_catalog.regclass)"
+)
+
+
+def recorded_here(
+    schema: str | None, audit_table: str, partition_schema: str, partition: str, key: Sequence[str]
+) -> str:
+    """Whether this transaction already recorded a ``B`` version of a row of the partition (a
+    second call, or an install in the same transaction, which records every row)."""
+    same_key = " AND ".join(f"a.{quote(k)} = s.{quote(k)}" for k in key)
+    return (
+        f"SELECT EXISTS (SELECT FROM {qualified(schema, audit_table)} AS a "
+        f"JOIN {qualified(partition_schema, partition)} AS s ON {same_key} "
+        f"WHERE a.{quote(AUDIT_OPERATION)} = {literal(BASELINE_CODE)} "
+        f"AND {written_here('a.xmin')})"
     )
 
 
