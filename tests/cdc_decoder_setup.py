@@ -5,6 +5,7 @@ names install used."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -37,15 +38,34 @@ def published(engine: sa.Engine, metadata: sa.MetaData, identity: str = "FULL") 
 
 
 def drop_slot(engine: sa.Engine, metadata: sa.MetaData) -> None:
+    drop_slot_named(engine, cdc_names(metadata).slot)
+
+
+def drop_slot_named(engine: sa.Engine, slot: str) -> None:
+    """Drop ``slot`` if it exists, once no process holds it: the walsender of a subscription
+    just dropped on the target lets go of it a moment later."""
+    deadline = time.monotonic() + 30
     with engine.connect() as connection:
-        connection.execute(
-            sa.text(
-                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
-                " WHERE slot_name = :s"
-            ),
-            {"s": cdc_names(metadata).slot},
-        )
-        connection.commit()
+        while True:
+            active = connection.execute(
+                sa.text("SELECT active FROM pg_replication_slots WHERE slot_name = :s"),
+                {"s": slot},
+            ).scalar()
+            if active is None:
+                return
+            if not active:
+                connection.execute(
+                    sa.text(
+                        "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"
+                        " WHERE slot_name = :s AND NOT active"
+                    ),
+                    {"s": slot},
+                )
+                connection.commit()
+                continue
+            connection.commit()
+            assert time.monotonic() < deadline, f"slot {slot} is still held"
+            time.sleep(0.1)
 
 
 def decoder(engine: sa.Engine, metadata: sa.MetaData, **options: int) -> Decoder:

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from alembic_env import make_project
+from cdc_decoder_setup import drop_slot_named
 from sqlalchemy_postgresql_audit.cdc import Consumer, create_slot
 
 
@@ -162,12 +163,7 @@ def test_an_alembic_upgrade_adding_a_column_while_the_decoder_runs(
         assert any(row[3] is None for row in trail)
     finally:
         consumer.stop()
-        with source.connect() as connection:
-            connection.exec_driver_sql(
-                f"SELECT pg_drop_replication_slot('{slot}') "
-                f"FROM pg_replication_slots WHERE slot_name = '{slot}'"
-            )
-            connection.commit()
+        drop_slot_named(source, slot)
         source.dispose()
 
 
@@ -204,11 +200,6 @@ def test_an_alembic_upgrade_of_the_source_reaches_design_1_through_the_new_consu
         assert any(row[3] == "red" for row in trail)
     finally:
         consumers[0].drop()
-        with source.connect() as connection:
-            connection.exec_driver_sql(
-                f"SELECT pg_drop_replication_slot('{slot}') "
-                f"FROM pg_replication_slots WHERE slot_name = '{slot}'"
-            )
-            connection.commit()
+        drop_slot_named(source, slot)
         source.dispose()
         target.dispose()
