@@ -14,9 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..declare.spec import AUDIT_CURRENT_USER, AUDIT_OPERATION, AUDIT_TIMESTAMP
-from .cdc_replica import SEED_ROWS, row_image
-from .sql import WRITER, literal, qualified, quote
+from .cdc_replica import SEED_ROWS, record_versions, row_image
+from .sql import qualified, quote
 
 #: The temporary table of the source's keys and the leaf partition each lives in.
 STALE_KEYS = "audit_cdc_stale_keys"
@@ -56,16 +55,8 @@ def _recorded(
     a ``code`` version in the audit table (none when ``code`` is ``None``); its row count."""
     if code is None:
         return f"WITH changed AS ({change}) SELECT count(*) FROM changed"
-    audit_columns = [AUDIT_OPERATION, AUDIT_TIMESTAMP, AUDIT_CURRENT_USER, *audited]
-    values = [literal(code), "pg_catalog.now()", WRITER, *(quote(c) for c in audited)]
-    order = f" ORDER BY {', '.join(quote(k) for k in key)}" if key else ""
-    return (
-        f"WITH changed AS ({change}), "
-        f"recorded AS (INSERT INTO {qualified(schema, audit_table)} "
-        f"({', '.join(quote(c) for c in audit_columns)}) "
-        f"SELECT {', '.join(values)} FROM changed{order} RETURNING 1) "
-        "SELECT count(*) FROM changed"
-    )
+    recorded = record_versions(schema, audit_table, audited, key, code, "changed")
+    return f"WITH changed AS ({change}), recorded AS ({recorded}) SELECT count(*) FROM changed"
 
 
 def remove_extra(

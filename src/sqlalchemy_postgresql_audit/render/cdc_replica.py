@@ -310,13 +310,28 @@ def insert_missing(
             f"LEFT JOIN (SELECT {image} AS i, count(*) AS c FROM {replica} GROUP BY 1) AS r "
             "ON r.i = s.audit_cdc_image WHERE s.audit_cdc_n > COALESCE(r.c, 0)"
         )
-    audit_columns = [AUDIT_OPERATION, AUDIT_TIMESTAMP, AUDIT_CURRENT_USER, *audited]
-    values = [literal(BASELINE_CODE), "pg_catalog.now()", WRITER, *(quote(c) for c in audited)]
-    order = f" ORDER BY {', '.join(quote(k) for k in key)}" if key else ""
+    recorded = record_versions(schema, audit_table, audited, key, BASELINE_CODE, "added")
     return (
         f"WITH added AS (INSERT INTO {replica} ({names}) {missing} RETURNING *), "
-        f"baseline AS (INSERT INTO {qualified(schema, audit_table)} "
+        f"baseline AS ({recorded}) SELECT count(*) FROM baseline"
+    )
+
+
+def record_versions(
+    schema: str | None,
+    audit_table: str,
+    audited: Sequence[str],
+    key: Sequence[str],
+    code: str,
+    rows: str,
+) -> str:
+    """An INSERT of each row of the CTE ``rows`` (the replica's columns) as a ``code`` version
+    in the audit table, in key order (so ``audit_id`` follows it), returning 1 per version."""
+    audit_columns = [AUDIT_OPERATION, AUDIT_TIMESTAMP, AUDIT_CURRENT_USER, *audited]
+    values = [literal(code), "pg_catalog.now()", WRITER, *(quote(c) for c in audited)]
+    order = f" ORDER BY {', '.join(quote(k) for k in key)}" if key else ""
+    return (
+        f"INSERT INTO {qualified(schema, audit_table)} "
         f"({', '.join(quote(c) for c in audit_columns)}) "
-        f"SELECT {', '.join(values)} FROM added{order} RETURNING 1) "
-        "SELECT count(*) FROM baseline"
+        f"SELECT {', '.join(values)} FROM {rows}{order} RETURNING 1"
     )
