@@ -21,6 +21,7 @@ an attached partition) are copied in with a baseline once the subscription runs 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -175,12 +176,30 @@ class Replica:
             autocommit.execute(text(replica_sql.refresh_subscription(self.subscription)))
         return unknown
 
-    def drop(self) -> None:
-        """Drop the subscription on the target, leaving the source's slot (and its WAL) alone."""
+    def drop(self, release_timeout: float = 30.0) -> None:
+        """Drop the subscription on the target, leaving the source's slot (and its WAL) alone.
+
+        Returns once the source's walsender has let go of the slot (it exits a moment after
+        the subscription's worker), so the next step of a recovery, dropping the slot, does not
+        fail with "replication slot ... is active"; after ``release_timeout`` seconds it
+        raises, naming the process that still holds it."""
         with self.target.connect().execution_options(isolation_level="AUTOCOMMIT") as autocommit:
-            if autocommit.execute(_SUBSCRIPTION_EXISTS, {"name": self.subscription}).scalar():
-                for statement in sql.drop_subscription(self.subscription):
-                    autocommit.execute(text(statement))
+            if not autocommit.execute(_SUBSCRIPTION_EXISTS, {"name": self.subscription}).scalar():
+                return
+            for statement in sql.drop_subscription(self.subscription):
+                autocommit.execute(text(statement))
+        deadline = time.monotonic() + release_timeout
+        with self.source.connect().execution_options(isolation_level="AUTOCOMMIT") as source:
+            while (
+                holder := source.execute(text(sql.SLOT_HOLDER), {"slot": self.names.slot}).scalar()
+            ) is not None:
+                if time.monotonic() > deadline:
+                    raise CdcError(
+                        f"the subscription {self.subscription!r} is dropped, but process "
+                        f"{holder} on the source still holds slot {self.names.slot!r} after "
+                        f"{release_timeout:g} s; drop the slot once it is released"
+                    )
+                time.sleep(0.1)
 
 
 def _refuse_undeclared(source: Connection, target: Connection, names: CdcNames) -> None:

@@ -536,6 +536,13 @@ def drop_subscription(subscription: str) -> tuple[str, ...]:
     )
 
 
+#: Bound: ``slot``.  On the source: the process holding the slot, NULL when none does (or no
+#: such slot exists).
+SLOT_HOLDER = (
+    "SELECT active_pid FROM pg_catalog.pg_replication_slots "
+    "WHERE slot_name OPERATOR(pg_catalog.=) :slot AND active"
+)
+
 #: Bound: ``slot``, ``subscription``.  On the source: how far the consumer is behind, in bytes
 #: (confirmed) and seconds (its last reported flush), and how much WAL the slot holds back.
 SLOT_STATUS = (
