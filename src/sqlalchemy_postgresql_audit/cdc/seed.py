@@ -3,14 +3,15 @@
 A subscription replicates changes; what happens to a source table outside them never reaches
 the replica: rows it held before it joined the publication (a table switched to CDC), rows a
 partition brought when it was attached, a partition detached or dropped (its rows stay in the
-replica), one reloaded for the same keys with new values, every change of a lost slot's gap.
+replica), one reloaded for the same keys with new values, detached, edited and attached again,
+or truncated (a TRUNCATE of a partition is not published), every change of a lost slot's gap.
 The apply worker skips an UPDATE or DELETE it finds no row for, without an error (PostgreSQL up
 to 17 does not even log it by default), and stops on an INSERT whose key a stale row holds.
 
 So when it creates the subscription, first meets a table, or what decides the stream's rows
 changed on the source since (the table, its membership of the publication, its leaf
-partitions: ``.signature``, recorded on the target), the consumer makes the replica equal to
-the source (``.reconcile``):
+partitions and their versions: ``.signature``, recorded on the target), the consumer makes the
+replica equal to the source (``.reconcile``):
 
 0. nothing is done when the source table and its replica are both empty, or when the leaves
    only gained empty partitions (a premade partition): nothing came outside the stream;
@@ -68,17 +69,19 @@ def seed_replicas(
         if signature is None:
             continue  # not on the source (yet): no row of it can be missing
         previous = recorded.get(name)
-        if not compare_all and previous == signature:
+        always = compare_all
+        if not always and previous == signature:
             continue
-        if not compare_all and previous is not None and _only_empty_leaves_added(
+        if not always and previous is not None and _only_empty_leaves_added(
             replica, previous, signature
         ):
             with replica.target.begin() as target:
                 _record(target, replica, name, signature.text, 0)
             continue
         removed_code = REMOVED_IN_GAP_CODE if after_gap else None
-        # A partition attached with rows, detached or dropped: the replica surely differs.
-        likely_equal = previous is None or previous == signature
+        # A partition attached with rows, detached or dropped: the replica surely differs.  The
+        # same leaves in other versions may well not (a column added, a grant, a VACUUM FULL).
+        likely_equal = previous is None or _same_leaves(previous, signature)
         fence = max(
             fence,
             _seed(replica, table, spec, signature.text, timeout, removed_code, likely_equal),
@@ -86,14 +89,21 @@ def seed_replicas(
     return fence
 
 
+def _same_leaves(previous: Signature, now: Signature) -> bool:
+    """The same table, publication membership and leaf partitions, maybe in other versions."""
+    return previous.table == now.table and previous.leaves == now.leaves
+
+
 def _only_empty_leaves_added(replica: Replica, previous: Signature, now: Signature) -> bool:
-    """Whether the table only gained leaf partitions, all empty (a premade partition): the
-    stream carried every row since, and the SHARE lock would stall the table's writers for
-    nothing."""
-    before, after = previous.leaves, now.leaves
-    if before is None or after is None or previous.table != now.table or not before <= after:
+    """Whether the table only gained leaf partitions, all empty (a premade partition), the
+    others in the versions last compared: the stream carried every row since, and the SHARE
+    lock would stall the table's writers for nothing."""
+    before, after = previous.leaf_versions, now.leaf_versions
+    if before is None or after is None or previous.table != now.table:
         return False
-    added = after - before
+    if any(not version or after.get(oid) != version for oid, version in before.items()):
+        return False  # a leaf left, changed outside the stream, or of an unknown version
+    added = after.keys() - before.keys()
     if not added:
         return False
     with replica.source.connect() as source:
@@ -164,7 +174,7 @@ def _seed(
             done.removed,
             "recorded as D versions: deleted while the stream was lost"
             if removed_code
-            else "a partition detached or dropped; not recorded, as in trigger mode",
+            else "a partition detached, dropped or truncated; not recorded, as in trigger mode",
         )
     return fence.id
 

@@ -1,14 +1,18 @@
 """Design 1: what decides the rows the stream carried for a source table, now and when its
 replica was last compared (``render.cdc_replica.SOURCE_SIGNATURE``: the table's oid, its
-``pg_publication_rel`` oid, then its leaf partitions' oids, the last part always present).
+``pg_publication_rel`` oid, then its leaf partitions as ``oid@version``, the last part always
+present).
 
 Comparing the two says what happened on the source outside the stream: leaves that left (a
-partition detached or dropped, whose rows the replica keeps) or joined (an attached one may
-bring rows the replica lacks).
+partition detached or dropped, whose rows the replica keeps), joined (an attached one may
+bring rows the replica lacks), or stayed with another version (detached, edited and attached
+again, or truncated: a TRUNCATE of a partition is not published).  A signature recorded by an
+older release has leaves without versions (or names, not oids): unknown, so compared once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Set
 from dataclasses import dataclass
 
 from sqlalchemy import text
@@ -28,16 +32,26 @@ class Signature:
         return self.text.rpartition(":")[0]
 
     @property
-    def leaves(self) -> frozenset[int] | None:
-        """``None`` when not oids (recorded by an older release, by name): unknown."""
+    def leaf_versions(self) -> dict[int, str] | None:
+        """Each leaf partition's oid and version (``""``: recorded by an older release, without
+        one: unknown); ``None`` when not oids (recorded by name): unknown."""
         listed = self.text.rpartition(":")[2]
-        oids = [oid for oid in listed.split(",") if oid]
-        if not all(oid.isdigit() for oid in oids):
-            return None
-        return frozenset(int(oid) for oid in oids)
+        versions = {}
+        for leaf in filter(None, listed.split(",")):
+            oid, _, version = leaf.partition("@")
+            if not oid.isdigit():
+                return None
+            versions[int(oid)] = version
+        return versions
+
+    @property
+    def leaves(self) -> frozenset[int] | None:
+        """The leaf partitions' oids; ``None`` when unknown."""
+        versions = self.leaf_versions
+        return None if versions is None else frozenset(versions)
 
 
-def oid_array(oids: frozenset[int]) -> str:
+def oid_array(oids: Set[int]) -> str:
     """``oids`` as the text of a PostgreSQL array, for a bound parameter."""
     return "{" + ",".join(str(oid) for oid in sorted(oids)) + "}"
 

@@ -89,17 +89,29 @@ def record_signature(schema: str | None) -> str:
 
 #: Bound: ``table`` (regclass text).  What decides which rows the stream carried for a source
 #: table: the table itself, its membership of the publication (``publication``), and its leaf
-#: partitions, by oid (one attached with rows brings rows no INSERT carried; one dropped and
-#: made again under its name leaves its rows in the replica).
+#: partitions, each as ``oid@xmin.xmin...`` (one attached with rows brings rows no INSERT
+#: carried; one dropped and made again under its name leaves its rows in the replica).  The
+#: ``xmin`` of the ``pg_class`` rows of the leaf and of its ancestors below the root tell a
+#: leaf changed outside the stream while keeping its oid: ATTACH and DETACH write the attached
+#: table's row, and TRUNCATE (never published for a partition) a new relfilenode into it, while
+#: the stream's INSERT, UPDATE, DELETE and (auto)VACUUM or ANALYZE leave it (they update it in
+#: place); an intermediate partition detached and attached again changes only its own row.
 SOURCE_SIGNATURE = (
     "SELECT pg_catalog.concat_ws(':', c.oid, "
     "(SELECT r.oid FROM pg_catalog.pg_publication_rel r "
     "JOIN pg_catalog.pg_publication p ON p.oid OPERATOR(pg_catalog.=) r.prpubid "
     "WHERE p.pubname OPERATOR(pg_catalog.=) :publication "
     "AND r.prrelid OPERATOR(pg_catalog.=) c.oid), "
-    "pg_catalog.array_to_string(ARRAY(SELECT CAST(t.relid AS pg_catalog.oid) "
+    "pg_catalog.array_to_string(ARRAY("
+    "SELECT CAST(CAST(t.relid AS pg_catalog.oid) AS pg_catalog.text) "
+    "OPERATOR(pg_catalog.||) '@' OPERATOR(pg_catalog.||) "
+    "(SELECT pg_catalog.string_agg(CAST(v.xmin AS pg_catalog.text), '.' ORDER BY a.n) "
+    "FROM pg_catalog.pg_partition_ancestors(t.relid) WITH ORDINALITY AS a(relid, n) "
+    "JOIN pg_catalog.pg_class v ON v.oid OPERATOR(pg_catalog.=) a.relid "
+    "WHERE a.relid OPERATOR(pg_catalog.<>) c.oid) "
     "FROM pg_catalog.pg_partition_tree(c.oid) t "
-    "WHERE t.isleaf AND t.relid OPERATOR(pg_catalog.<>) c.oid ORDER BY 1), ',')) "
+    "WHERE t.isleaf AND t.relid OPERATOR(pg_catalog.<>) c.oid "
+    "ORDER BY CAST(t.relid AS pg_catalog.oid)), ',')) "
     "FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(:table)"
 )
 #: Bound: ``publications``.  On the source: the tables its publications hold, quoted.
