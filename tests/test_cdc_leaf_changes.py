@@ -1,7 +1,8 @@
 """Design 1 compares a replica table with the source when the source changed it outside the
 stream, and only then: a partition detached, edited and attached again, or truncated (neither
 changes the table's leaf partitions, and a TRUNCATE of a partition is not published), is
-compared at the next run.  Two real servers: the source and the target."""
+compared at the next run; a table joining CDC is compared alone, the tables already running
+are left alone.  Two real servers: the source and the target."""
 
 from __future__ import annotations
 
@@ -62,6 +63,16 @@ def _started(
     consumers.append(consumer)
     assert consumer.run_once() == len(ids)
     return consumer, measure
+
+
+def _plain(metadata: sa.MetaData, name: str) -> sa.Table:
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("value", sa.Integer),
+        info={"audit.options": {"enabled": True, "mode": "cdc"}},
+    )
 
 
 _LOW = "CREATE TABLE measure_low PARTITION OF measure FOR VALUES FROM (0) TO (100)"
@@ -156,3 +167,49 @@ def test_a_signature_recorded_without_leaf_versions_is_compared_once(
     (recorded,) = _rows(target, "SELECT signature FROM audit_cdc_seeded")
     versions = Signature(str(recorded[0])).leaf_versions
     assert versions is not None and len(versions) == 2 and all(versions.values())
+
+
+def _replica_drifted(target: sa.Engine) -> None:
+    """``account``'s replica holds another value for row 2, unrecorded: only a comparison of
+    the table would notice (and take its SHARE lock, its unlocked try differing)."""
+    with target.begin() as connection:
+        triggers = connection.exec_driver_sql(
+            "SELECT tgname FROM pg_catalog.pg_trigger "
+            "WHERE tgrelid = 'account'::regclass AND tgenabled = 'A'"
+        ).scalars().all()
+        connection.exec_driver_sql("ALTER TABLE account DISABLE TRIGGER USER")
+        connection.exec_driver_sql("UPDATE account SET value = 20 WHERE id = 2")
+        for trigger in triggers:
+            connection.exec_driver_sql(f'ALTER TABLE account ENABLE ALWAYS TRIGGER "{trigger}"')
+
+
+def test_a_table_joining_is_compared_alone_the_running_ones_are_left_to_their_writers(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    """A deploy adds an unrelated CDC table: the run seeds and compares it, and leaves the
+    table already running alone.  Compared, that table would be locked IN SHARE MODE (its
+    replica differs), which a writer's open transaction holds off: the run would wait for it,
+    then fail."""
+    metadata = sa.MetaData(naming_convention={"audit.slot": f"cdc_{uuid.uuid4().hex[:12]}"})
+    account = _plain(metadata, "account")
+    metadata.create_all(source)
+    _run(source, "INSERT INTO account VALUES (1, 1), (2, 2)")
+    consumer = Consumer(source, target, metadata=metadata, timeout=120)
+    consumers.append(consumer)
+    assert consumer.run_once() == 2
+    _replica_drifted(target)
+    ledger = _plain(metadata, "ledger")
+    _run(source, "CREATE TABLE ledger (id integer PRIMARY KEY, value integer)")
+    _run(source, "INSERT INTO ledger VALUES (1, 10)")
+    metadata.create_all(source)
+    deployed = Consumer(source, target, metadata=metadata, timeout=10)
+    consumers.append(deployed)
+    with source.connect() as writer:
+        writer.execute(account.insert().values(id=3, value=3))  # open: holds ROW EXCLUSIVE
+        assert deployed.run_once() == 1
+        writer.commit()
+    with source.begin() as connection:
+        connection.execute(ledger.update().values(value=11))
+    assert deployed.run_once() == 2
+    assert _trail(target, "ledger") == [("B", 1, 10), ("U", 1, 11)]
+    assert _trail(target, "account") == [("I", 1, 1), ("I", 2, 2), ("I", 3, 3)]

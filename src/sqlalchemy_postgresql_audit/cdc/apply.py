@@ -38,7 +38,12 @@ class Apply:
         self.timeout = timeout
         self._replica: Replica | None = None
         self._seen: dict[str, int] | None = None
+        #: A new subscription: every table is compared at the next seed.
         self._compare_all = False
+        #: Tables refreshed into the subscription since the last seed: its apply worker skipped
+        #: their changes until then (tables published before the joins existed, or joins it
+        #: went past), so each is compared at the next seed; the other tables are not.
+        self._refreshed: set[str] = set()
         #: A new subscription: the stream may have lost changes (a lost slot's gap).
         self._after_gap = False
 
@@ -57,8 +62,7 @@ class Apply:
             self._replica = replica
         replica = self._replica
         refreshed = replica.refresh()
-        if refreshed:
-            self._compare_all = True  # tables installed before joins: their changes were skipped
+        self._refreshed |= refreshed
         with self.target.connect() as connection:
             if self._seen is None:
                 self._seen = _highest(connection, audit_tables)
@@ -73,9 +77,14 @@ class Apply:
                 raise
             wait_for(replica, fence, self.timeout)
         seeded = seed_replicas(
-            replica, self.timeout, compare_all=self._compare_all, after_gap=self._after_gap
+            replica,
+            self.timeout,
+            compare_all=self._compare_all,
+            refreshed=self._refreshed,
+            after_gap=self._after_gap,
         )
         self._compare_all = self._after_gap = False
+        self._refreshed = set()
         for engine in (self.source, self.target):
             delete_context(engine, replica.names, max(fence.id, seeded))
         with self.target.begin() as connection:

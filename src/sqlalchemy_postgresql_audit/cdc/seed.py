@@ -8,10 +8,11 @@ or truncated (a TRUNCATE of a partition is not published), every change of a los
 The apply worker skips an UPDATE or DELETE it finds no row for, without an error (PostgreSQL up
 to 17 does not even log it by default), and stops on an INSERT whose key a stale row holds.
 
-So when it creates the subscription, first meets a table, or what decides the stream's rows
-changed on the source since (the table, its membership of the publication, its leaf
-partitions and their versions: ``.signature``, recorded on the target), the consumer makes the
-replica equal to the source (``.reconcile``):
+So when it creates the subscription, first meets a table (a table that joined, refreshed into
+the subscription), or what decides the stream's rows changed on the source since (the table,
+its membership of the publication, its leaf partitions and their versions: ``.signature``,
+recorded on the target), the consumer makes the replica equal to the source
+(``.reconcile``); every other table is left alone, its writers undisturbed:
 
 0. nothing is done when the source table and its replica are both empty, or when the leaves
    only gained empty partitions (a premade partition): nothing came outside the stream;
@@ -33,6 +34,7 @@ role may not take it, or the copy fails.
 from __future__ import annotations
 
 import logging
+from collections.abc import Set
 
 from sqlalchemy import Connection, Table, text
 from sqlalchemy.exc import DBAPIError
@@ -45,7 +47,7 @@ from .errors import CdcError, is_transient
 from .fence import commit_fence, wait_for
 from .reconcile import differences, load, reconcile
 from .replica import Replica
-from .signature import Signature, oid_array, signatures
+from .signature import Signature, oid_array, oids, signatures
 
 _log = logging.getLogger(__name__)
 
@@ -54,14 +56,21 @@ REMOVED_IN_GAP_CODE = "D"
 
 
 def seed_replicas(
-    replica: Replica, timeout: float, *, compare_all: bool = False, after_gap: bool = False
+    replica: Replica,
+    timeout: float,
+    *,
+    compare_all: bool = False,
+    refreshed: Set[str] = frozenset(),
+    after_gap: bool = False,
 ) -> int:
     """Reconcile each replica table with the source where the source changed outside the
-    stream since the last comparison (every table with ``compare_all``: a new subscription, a
-    refresh).  ``after_gap`` (a new subscription: the stream may have lost changes) records
-    the rows the source lacks as ``D`` versions.  Returns the id of the last fence it
-    committed (0: none), so the caller deletes the context rows up to it."""
+    stream since the last comparison, and the tables of ``refreshed`` (regclass texts: the
+    subscription applies them only since its refresh) or, with ``compare_all`` (a new
+    subscription), every table.  ``after_gap`` (a new subscription: the stream may have lost
+    changes) records the rows the source lacks as ``D`` versions.  Returns the id of the last
+    fence it committed (0: none), so the caller deletes the context rows up to it."""
     now, recorded = signatures(replica)
+    refreshed_oids = oids(replica, refreshed)
     fence = 0
     for table, spec in replica.pairs():
         name = name_text(table.schema, table.name)
@@ -69,7 +78,7 @@ def seed_replicas(
         if signature is None:
             continue  # not on the source (yet): no row of it can be missing
         previous = recorded.get(name)
-        always = compare_all
+        always = compare_all or signature.oid in refreshed_oids
         if not always and previous == signature:
             continue
         if not always and previous is not None and _only_empty_leaves_added(

@@ -27,6 +27,11 @@ class Signature:
     text: str
 
     @property
+    def oid(self) -> int:
+        """The source table's oid (a signature read now, not recorded by an older release)."""
+        return int(self.text.partition(":")[0])
+
+    @property
     def table(self) -> str:
         """The table's and its publication membership's part."""
         return self.text.rpartition(":")[0]
@@ -54,6 +59,15 @@ class Signature:
 def oid_array(oids: Set[int]) -> str:
     """``oids`` as the text of a PostgreSQL array, for a bound parameter."""
     return "{" + ",".join(str(oid) for oid in sorted(oids)) + "}"
+
+
+def oids(replica: Replica, names: Set[str]) -> frozenset[int]:
+    """The source's oids of the tables ``names`` (regclass texts) that exist."""
+    if not names:
+        return frozenset()
+    with replica.source.connect() as source:
+        found = source.execute(text(sql.OIDS), {"names": sorted(names)}).scalars()
+        return frozenset(int(oid) for oid in found)
 
 
 def signatures(replica: Replica) -> tuple[dict[str, Signature | None], dict[str, Signature]]:

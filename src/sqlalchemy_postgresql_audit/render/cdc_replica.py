@@ -146,6 +146,12 @@ def refresh_subscription(subscription: str) -> str:
     return f"ALTER SUBSCRIPTION {quote(subscription)} REFRESH PUBLICATION WITH (copy_data = false)"
 
 
+#: Bound: ``names`` (regclass texts).  The oids of those that exist.
+OIDS = (
+    "SELECT CAST(pg_catalog.to_regclass(n.name) AS pg_catalog.oid) "
+    "FROM pg_catalog.unnest(CAST(:names AS text[])) AS n(name) "
+    "WHERE pg_catalog.to_regclass(n.name) IS NOT NULL"
+)
 #: Bound: ``names`` (regclass texts).  Which of them exist, without an error for those that do
 #: not (a probe of a missing table is an ERROR line in the server's log).
 EXISTING = (
