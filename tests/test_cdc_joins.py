@@ -11,7 +11,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from sqlalchemy_postgresql_audit import install_audit_triggers
+from sqlalchemy_postgresql_audit import install_audit_triggers, maintain
 from sqlalchemy_postgresql_audit.cdc import CdcError, Consumer
 from sqlalchemy_postgresql_audit.cdc.replica import Replica
 from sqlalchemy_postgresql_audit.cdc.status import cdc_status
@@ -139,6 +139,33 @@ def test_a_join_on_a_source_past_its_first_transaction_id_epoch_is_seeded_from_i
     deployed = Consumer(epoch_source, target, metadata=metadata, timeout=120)
     consumers.append(deployed)
     assert deployed.run_once() == 6
+    assert _ledger_trail(target) == _EXPECTED
+
+
+def test_a_join_whose_baseline_maintain_moved_is_seeded_from_its_rows(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    """``maintain`` on the source (its schedule) before the consumer's next run drains the
+    install's versions out of the DEFAULT partition of a partitioned audit table: other rows,
+    another ``xmin``, the same values.  The join still finds them."""
+    metadata = _started(source, target, consumers)
+    _ledger_with_rows(source)
+    ledger = _ledger(metadata, partition="week")
+    metadata.create_all(source)
+    with source.connect() as connection:
+        before = connection.exec_driver_sql(
+            "SELECT count(*) FROM ONLY ledger_audit_default"
+        ).scalar_one()
+    maintain(source, metadata)
+    with source.connect() as connection:
+        after = connection.exec_driver_sql(
+            "SELECT count(*) FROM ONLY ledger_audit_default"
+        ).scalar_one()
+    assert (before, after) == (3, 0)  # the versions were moved
+    _changes_after_the_join(source, ledger)
+    deployed = Consumer(source, target, metadata=metadata, timeout=120)
+    consumers.append(deployed)
+    deployed.run_once()
     assert _ledger_trail(target) == _EXPECTED
 
 

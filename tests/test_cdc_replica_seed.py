@@ -571,8 +571,10 @@ def test_status_reports_apply_errors_only_since_the_last_successful_run(
     consumer = Consumer(source, target, metadata=metadata, timeout=120)
     consumers.append(consumer)
     consumer.run_once()
-    with target.begin() as connection:  # a row in the way of the next applied INSERT
-        connection.exec_driver_sql("INSERT INTO account VALUES (1, 'in the way', NULL)")
+    with target.begin() as connection:  # a constraint in the way of the next applied INSERT
+        connection.exec_driver_sql(
+            "ALTER TABLE account ADD CONSTRAINT in_the_way CHECK (owner <> 'a')"
+        )
     with source.begin() as connection:
         connection.execute(account.insert().values(id=1, owner="a"))
     deadline = time.monotonic() + 60
@@ -582,7 +584,7 @@ def test_status_reports_apply_errors_only_since_the_last_successful_run(
     problems = cdc_status(source, metadata, target).problems
     assert any("apply errors" in p and "pg_stat_reset_subscription_stats" in p for p in problems)
     with target.begin() as connection:
-        connection.exec_driver_sql("DELETE FROM account WHERE owner = 'in the way'")
+        connection.exec_driver_sql("ALTER TABLE account DROP CONSTRAINT in_the_way")
     consumer.run_once()
     status = cdc_status(source, metadata, target)
     assert (status.apply_error_count, status.problems) == (0, ())

@@ -44,7 +44,7 @@ from ..render import cdc_attach as attach_sql
 from ..render import cdc_install_rows as sql
 from ..render import cdc_joins as joins_sql
 from ..render import cdc_replica as replica_sql
-from ..render.sql import name_text
+from ..render.sql import name_text, qualified
 from .copy import CHUNK_BYTES, copy_in, copy_out_to
 from .joins import Join, all_joins, joins_of, record_seeded
 
@@ -71,7 +71,7 @@ def seed_from_install(
     for table, spec in pairs:
         joined = joins_of(source, names, name_text(table.schema, table.name))
         xid = _install_transaction(source, target, table, spec, names, {j.xact for j in joined})
-        rows = 0 if xid is None else _copy(source, target, table, spec, xid)
+        rows = 0 if xid is None else _copy(source, target, table, spec, xid, names, bool(joined))
         for join in joined:
             if xid is not None and join.xact > xid:
                 later.add(join)
@@ -113,11 +113,11 @@ def seed_join(
         if published == join.xact:
             # The table's whole state when it was published: what the replica holds of it
             # comes from before (a table dropped and made again, or back in CDC), and goes.
-            rows = _copy(source, target, table, spec, join.xact, clear=True)
+            rows = _copy(source, target, table, spec, join.xact, names, True, clear=True)
         else:
             # A join of a table published before (``.attach``): only the versions of the
             # attached partition's rows, which replace any row the replica holds with their keys.
-            rows = _copy(source, target, table, spec, join.xact, replace=True)
+            rows = _copy(source, target, table, spec, join.xact, names, True, replace=True)
     record_seeded(target, names, join, rows)
     return rows
 
@@ -175,11 +175,20 @@ def _copy(
     table: Table,
     spec: AuditSpec,
     xid: int,
+    names: CdcNames,
+    joined: bool,
     *,
     replace: bool = False,
     clear: bool = False,
 ) -> int:
+    """Copy transaction ``xid``'s ``B`` versions into the replica and the trail; ``joined``:
+    the source's joins table names that transaction (so it exists)."""
     audit = table.info[AUDIT_TABLE_KEY]
+    joins = (
+        qualified(names.context_schema, joins_sql.joins_table(names.context_table))
+        if joined
+        else None
+    )
     columns = [AUDIT_ID, *(c.name for c in audit.columns if c.name != AUDIT_ID)]
     for setting in replica_sql.COPY_SETTINGS:
         source.exec_driver_sql(setting)
@@ -188,7 +197,10 @@ def _copy(
     target.exec_driver_sql(create)
     with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as spool:
         copy_out_to(
-            source, sql.copy_install_rows(audit.schema, audit.name, columns), {"xid": xid}, spool
+            source,
+            sql.copy_install_rows(audit.schema, audit.name, columns, joins),
+            {"xid": xid, "table": name_text(table.schema, table.name)},
+            spool,
         )
         spool.seek(0)
         copy_in(target, copy, iter(lambda: spool.read(CHUNK_BYTES), b""))

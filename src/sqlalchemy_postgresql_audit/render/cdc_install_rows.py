@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..declare.spec import AUDIT_ID, AUDIT_OPERATION
+from ..declare.spec import AUDIT_ID, AUDIT_OPERATION, AUDIT_TIMESTAMP
 from .baseline import BASELINE_CODE
 from .sql import literal, qualified, quote
 
@@ -47,13 +47,27 @@ def other_versions(schema: str | None, audit_table: str) -> str:
     )
 
 
-def copy_install_rows(schema: str | None, audit_table: str, columns: Sequence[str]) -> str:
-    """The install's ``B`` versions (``columns`` of the audit table, ``audit_id`` first)."""
+def copy_install_rows(
+    schema: str | None, audit_table: str, columns: Sequence[str], joins: str | None
+) -> str:
+    """The install's ``B`` versions (``columns`` of the audit table, ``audit_id`` first).
+
+    Bound: ``xid``, and with ``joins`` (the qualified joins table) ``table`` (regclass text).
+    Found by the transaction that wrote them (``xmin``) or, where a joins row names it, by
+    that transaction's timestamp (the versions' ``now()`` is the joins row's ``joined_at``): a
+    drain of the DEFAULT partition by ``maintain``, or a conversion to a partitioned audit
+    table, moves them into other rows with another ``xmin`` but the same values."""
     names = ", ".join(quote(c) for c in columns)
+    written = "CAST(CAST(a.xmin AS text) AS bigint) = %(xid)s"
+    if joins is not None:
+        joined_at = (
+            f"(SELECT j.joined_at FROM {joins} AS j WHERE j.xact = %(xid)s "
+            "AND pg_catalog.to_regclass(j.table_name) = pg_catalog.to_regclass(%(table)s))"
+        )
+        written = f"({written} OR a.{quote(AUDIT_TIMESTAMP)} = {joined_at})"
     return (
         f"COPY (SELECT {names} FROM {qualified(schema, audit_table)} AS a "
-        f"WHERE a.{quote(AUDIT_OPERATION)} = {literal(BASELINE_CODE)} "
-        "AND CAST(CAST(a.xmin AS text) AS bigint) = %(xid)s "
+        f"WHERE a.{quote(AUDIT_OPERATION)} = {literal(BASELINE_CODE)} AND {written} "
         f"ORDER BY a.{quote(AUDIT_ID)}) TO STDOUT"
     )
 
