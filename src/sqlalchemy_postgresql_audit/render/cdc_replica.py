@@ -94,8 +94,9 @@ def record_signature(schema: str | None) -> str:
 #: ``xmin`` of the ``pg_class`` rows of the leaf and of its ancestors below the root tell a
 #: leaf changed outside the stream while keeping its oid: ATTACH and DETACH write the attached
 #: table's row, and TRUNCATE (never published for a partition) a new relfilenode into it, while
-#: the stream's INSERT, UPDATE, DELETE and (auto)VACUUM or ANALYZE leave it (they update it in
-#: place); an intermediate partition detached and attached again changes only its own row.
+#: the stream's INSERT, UPDATE and DELETE leave it alone and (auto)VACUUM or ANALYZE update it
+#: in place (checked on PostgreSQL 15 and 18); an intermediate partition detached and attached
+#: again changes only its own row.
 SOURCE_SIGNATURE = (
     "SELECT pg_catalog.concat_ws(':', c.oid, "
     "(SELECT r.oid FROM pg_catalog.pg_publication_rel r "
