@@ -52,6 +52,7 @@ from sqlalchemy.engine import URL, make_url
 import sqlalchemy_postgresql_audit as audit
 from sqlalchemy_postgresql_audit.cdc import Consumer
 from sqlalchemy_postgresql_audit.cdc.status import cdc_status
+from sqlalchemy_postgresql_audit.render import cdc_stale as stale_sql
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TABLES = ("pgbench_accounts", "pgbench_branches", "pgbench_tellers", "pgbench_history")
@@ -264,8 +265,15 @@ def consumer_throughput(
     consumer = Consumer(source, target, metadata=metadata, timeout=3600)
     try:
         consumer.run_once()
-        samples = []
-        for round_ in range(args.rounds):
+        samples: list[float] = []
+        without_replacing: list[float] = []
+        for round_ in range(args.rounds * 2 if args.replacing_ab else args.rounds):
+            replacing = not args.replacing_ab or round_ % 2 == 0
+            with target.begin() as connection:
+                connection.exec_driver_sql(
+                    f"ALTER TABLE bench_item {'ENABLE ALWAYS' if replacing else 'DISABLE'} "
+                    f"TRIGGER {stale_sql.INSERT_TRIGGER}"
+                )
             base = round_ * args.changes
             with source.begin() as connection:
                 for start in range(0, args.changes, 1000):
@@ -279,13 +287,18 @@ def consumer_throughput(
             began = time.perf_counter()
             written = consumer.run_once()
             elapsed = time.perf_counter() - began
-            samples.append(written / elapsed)
+            (samples if replacing else without_replacing).append(written / elapsed)
             print(
-                f"consumer: {written} changes in {elapsed:.2f} s = {written / elapsed:,.0f}/s",
+                f"consumer{'' if replacing else ' (stale-row trigger off)'}: {written} changes "
+                f"in {elapsed:.2f} s = {written / elapsed:,.0f}/s",
                 flush=True,
             )
         lag = sustained_lag(args, source, metadata)
-        return {"changes_per_second": samples, "median": statistics.median(samples), **lag}
+        result = {"changes_per_second": samples, "median": statistics.median(samples), **lag}
+        if without_replacing:
+            result["without_replacing"] = without_replacing
+            result["median_without_replacing"] = statistics.median(without_replacing)
+        return result
     finally:
         consumer.drop()
         metadata.drop_all(source)
@@ -358,6 +371,11 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=2_000)
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--skip-writer", action="store_true")
+    parser.add_argument(
+        "--replacing-ab",
+        action="store_true",
+        help="alternate consumer rounds with the stale-row trigger on the replica off (its cost)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for cdc.{json,md}")
     args = parser.parse_args()
     load_before = os.getloadavg()
@@ -395,6 +413,12 @@ def main() -> None:
         f"{consumer['lag_seconds_median']} s, max {consumer['lag_seconds_max']} s, "
         f"median {consumer['lag_bytes_median']} bytes"
     )
+    if "median_without_replacing" in consumer:
+        lines.append(
+            f"consumer with the stale-row trigger off (alternate rounds): median "
+            f"{consumer['median_without_replacing']:,.0f} changes/s; ratio with/without "
+            f"{consumer['median'] / consumer['median_without_replacing']:.3f}"
+        )
     (args.out / "cdc.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

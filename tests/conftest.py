@@ -61,8 +61,14 @@ def _embedded_server(prefix: str, *, xid_epoch: int = 0) -> Iterator[URL]:
         try:
             url = make_url(server.get_uri()).set(drivername="postgresql+psycopg2")
             admin = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+            settings = dict(LOGICAL_SETTINGS)
+            if xid_epoch:
+                # Started again by hand below, without the wheel's options: only its socket,
+                # no TCP port (two test sessions on one machine would both take 5432).
+                settings["listen_addresses"] = ""
+                settings["unix_socket_directories"] = str(url.query["host"])
             with admin.connect() as connection:
-                for name, value in LOGICAL_SETTINGS.items():  # constants of this file
+                for name, value in settings.items():  # constants of this file and the wheel's
                     connection.exec_driver_sql(f"ALTER SYSTEM SET {name} = '{value}'")
             admin.dispose()
             pg_ctl(["-w", "-m", "fast", "restart"], pgdata=server.pgdata, user=server.system_user)

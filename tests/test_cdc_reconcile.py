@@ -4,36 +4,11 @@ changes of a lost slot's gap.  Two real servers: the source and the target."""
 
 from __future__ import annotations
 
-import uuid
-
 import sqlalchemy as sa
 
+from cdc_replica_setup import cdc_metadata, cdc_table, measure_models, rows, trail
 from sqlalchemy_postgresql_audit import record_baseline
 from sqlalchemy_postgresql_audit.cdc import Consumer, create_slot
-
-
-def _measure(partition_by: str = "RANGE (id)") -> tuple[sa.MetaData, sa.Table]:
-    metadata = sa.MetaData(naming_convention={"audit.slot": f"cdc_{uuid.uuid4().hex[:12]}"})
-    measure = sa.Table(
-        "measure",
-        metadata,
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-        sa.Column("value", sa.Integer),
-        postgresql_partition_by=partition_by,
-        info={"audit.options": {"enabled": True, "mode": "cdc"}},
-    )
-    return metadata, measure
-
-
-def _rows(engine: sa.Engine, query: str) -> list[tuple[object, ...]]:
-    with engine.connect() as connection:
-        return [tuple(row) for row in connection.exec_driver_sql(query)]
-
-
-def _trail(engine: sa.Engine, table: str = "measure") -> list[tuple[object, ...]]:
-    return _rows(
-        engine, f"SELECT audit_operation, id, value FROM {table}_audit ORDER BY audit_id"
-    )
 
 
 def _low_partition(source: sa.Engine, measure: sa.Table, values: dict[int, int]) -> None:
@@ -50,7 +25,7 @@ def test_a_partition_swapped_for_one_with_as_many_rows_is_reconciled(
 ) -> None:
     """Monthly retention: one partition detached, another attached with as many rows, in one
     transaction.  The counts match; the keys do not."""
-    metadata, measure = _measure()
+    metadata, measure = measure_models()
     metadata.create_all(source)
     _low_partition(source, measure, {1: 1, 2: 1})
     consumer = Consumer(source, target, metadata=metadata, timeout=120)
@@ -69,7 +44,7 @@ def test_a_partition_swapped_for_one_with_as_many_rows_is_reconciled(
         connection.execute(measure.delete().where(measure.c.id == 151))
     assert consumer.run_once() == 2
     # The detached rows leave the replica unrecorded, as trigger mode records no detach.
-    assert _trail(target) == [
+    assert trail(target) == [
         ("I", 1, 1),
         ("I", 2, 1),
         ("B", 150, 1),
@@ -77,7 +52,7 @@ def test_a_partition_swapped_for_one_with_as_many_rows_is_reconciled(
         ("U", 150, 2),
         ("D", 151, 1),
     ]
-    assert _rows(target, "SELECT id, value FROM measure ORDER BY id") == [(150, 2)]
+    assert rows(target, "SELECT id, value FROM measure ORDER BY id") == [(150, 2)]
 
 
 def test_a_partition_reloaded_for_the_same_keys_replaces_the_replicas_values(
@@ -85,7 +60,7 @@ def test_a_partition_reloaded_for_the_same_keys_replaces_the_replicas_values(
 ) -> None:
     """A month reloaded with corrected data: same keys, new values, recorded as B versions,
     so a later DELETE records the value the row held."""
-    metadata, measure = _measure()
+    metadata, measure = measure_models()
     metadata.create_all(source)
     _low_partition(source, measure, {1: 1, 2: 1})
     consumer = Consumer(source, target, metadata=metadata, timeout=120)
@@ -104,7 +79,7 @@ def test_a_partition_reloaded_for_the_same_keys_replaces_the_replicas_values(
         connection.execute(measure.update().where(measure.c.id == 2).values(value=61))
         connection.execute(measure.delete().where(measure.c.id == 1))
     assert consumer.run_once() == 2
-    assert _trail(target) == [
+    assert trail(target) == [
         ("I", 1, 1),
         ("I", 2, 1),
         ("B", 1, 50),
@@ -115,20 +90,14 @@ def test_a_partition_reloaded_for_the_same_keys_replaces_the_replicas_values(
     ]
 
 
-def test_a_key_back_in_a_partition_created_again_does_not_halt_the_trail(
+def test_a_key_back_in_a_partition_created_again_does_not_halt_thetrail(
     source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
 ) -> None:
     """A tenant leaves (its partition detached and dropped) and comes back before the consumer
     runs: the replica's stale row would stop the apply worker on a duplicate key, and with it
     every CDC table's trail."""
-    metadata, measure = _measure("LIST (id)")
-    other = sa.Table(
-        "other",
-        metadata,
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-        sa.Column("value", sa.Integer),
-        info={"audit.options": {"enabled": True, "mode": "cdc"}},
-    )
+    metadata, measure = measure_models("LIST (id)")
+    other = cdc_table(metadata, "other")
     metadata.create_all(source)
     with source.begin() as connection:
         connection.exec_driver_sql("CREATE TABLE measure_t1 PARTITION OF measure FOR VALUES IN (1)")
@@ -145,12 +114,12 @@ def test_a_key_back_in_a_partition_created_again_does_not_halt_the_trail(
     with source.begin() as connection:
         connection.execute(other.insert().values(id=7, value=7))
     assert consumer.run_once() == 2
-    assert _trail(target) == [("I", 1, 1), ("I", 1, 2)]
-    assert _trail(target, "other") == [("I", 7, 7)]
+    assert trail(target) == [("I", 1, 1), ("I", 1, 2)]
+    assert trail(target, "other") == [("I", 7, 7)]
     with source.begin() as connection:
         connection.execute(measure.update().values(value=3))
     assert consumer.run_once() == 1
-    assert _trail(target)[-1] == ("U", 1, 3)
+    assert trail(target)[-1] == ("U", 1, 3)
 
 
 def test_the_lost_slot_recovery_as_documented_makes_the_replica_and_trail_right(
@@ -159,14 +128,8 @@ def test_the_lost_slot_recovery_as_documented_makes_the_replica_and_trail_right(
     """The steps of ``cdc status``'s recovery text, on a gap that updated, deleted and inserted
     rows: the new subscription's run records the gap's result (B for rows present, D for rows
     gone), so the history and later changes hold the values the rows held."""
-    metadata = sa.MetaData(naming_convention={"audit.slot": f"cdc_{uuid.uuid4().hex[:12]}"})
-    acct = sa.Table(
-        "acct",
-        metadata,
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-        sa.Column("value", sa.Integer),
-        info={"audit.options": {"enabled": True, "mode": "cdc"}},
-    )
+    metadata = cdc_metadata()
+    acct = cdc_table(metadata, "acct")
     metadata.create_all(source)
     consumer = Consumer(source, target, metadata=metadata, timeout=120)
     consumers.append(consumer)
@@ -195,7 +158,7 @@ def test_the_lost_slot_recovery_as_documented_makes_the_replica_and_trail_right(
     with source.begin() as connection:
         connection.execute(acct.delete().where(acct.c.id == 1))
     assert recovered.run_once() == 1
-    assert _trail(target, "acct") == [
+    assert trail(target, "acct") == [
         ("I", 1, 1),
         ("I", 2, 2),
         ("D", 2, 2),
@@ -203,7 +166,7 @@ def test_the_lost_slot_recovery_as_documented_makes_the_replica_and_trail_right(
         ("B", 3, 3),
         ("D", 1, 10),
     ]
-    assert _rows(target, "SELECT id, value FROM acct ORDER BY id") == [(3, 3)]
+    assert rows(target, "SELECT id, value FROM acct ORDER BY id") == [(3, 3)]
 
 
 def test_a_new_subscription_seeded_from_the_install_baseline_locks_no_table(
@@ -215,14 +178,8 @@ def test_a_new_subscription_seeded_from_the_install_baseline_locks_no_table(
     with source.begin() as connection:
         connection.exec_driver_sql("CREATE TABLE acct (id integer PRIMARY KEY, value integer)")
         connection.exec_driver_sql("INSERT INTO acct VALUES (1, 1), (2, 2)")
-    metadata = sa.MetaData(naming_convention={"audit.slot": f"cdc_{uuid.uuid4().hex[:12]}"})
-    acct = sa.Table(
-        "acct",
-        metadata,
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-        sa.Column("value", sa.Integer),
-        info={"audit.options": {"enabled": True, "mode": "cdc"}},
-    )
+    metadata = cdc_metadata()
+    acct = cdc_table(metadata, "acct")
     metadata.create_all(source)
     consumer = Consumer(source, target, metadata=metadata, timeout=10)
     consumers.append(consumer)
@@ -231,8 +188,7 @@ def test_a_new_subscription_seeded_from_the_install_baseline_locks_no_table(
         consumer.run_once()
         writer.commit()
     consumer.run_once()
-    assert _trail(target, "acct") == [("B", 1, 1), ("B", 2, 2), ("I", 3, 3)]
-
+    assert trail(target, "acct") == [("B", 1, 1), ("B", 2, 2), ("I", 3, 3)]
 
 
 class _Point(sa.types.UserDefinedType[str]):
@@ -249,7 +205,7 @@ def test_rows_of_a_table_without_key_whose_columns_have_no_equality_are_seeded(
     by their text image, so the seed compares them (duplicates counted) and the trail starts.
     (Their UPDATEs and DELETEs cannot be applied: PostgreSQL's apply worker finds a keyless
     row by equality of every column.)"""
-    metadata = sa.MetaData(naming_convention={"audit.slot": f"cdc_{uuid.uuid4().hex[:12]}"})
+    metadata = cdc_metadata()
     log = sa.Table(
         "log",
         metadata,
@@ -275,10 +231,10 @@ def test_rows_of_a_table_without_key_whose_columns_have_no_equality_are_seeded(
         connection.execute(log.insert().values(k=3, doc=[3]))
     consumer.run_once()
     query = "SELECT audit_operation, k, doc::text, at::text FROM log_audit ORDER BY audit_id"
-    assert _rows(target, query) == [
+    assert rows(target, query) == [
         ("I", 1, '{"a": 1}', None),
         ("I", 1, '{"a": 1}', None),
         ("I", 2, "null", "(1,2)"),
         ("I", 3, "[3]", None),
     ]
-    assert _rows(target, "SELECT count(*) FROM log") == [(4,)]
+    assert rows(target, "SELECT count(*) FROM log") == [(4,)]

@@ -20,6 +20,7 @@ from sqlalchemy_postgresql_audit.declare.options import CAPTURES
 from sqlalchemy_postgresql_audit.render import (
     NEW_ROWS,
     OLD_ROWS,
+    cdc_stale,
     cdc_truncate,
     guard_function,
     qualified,
@@ -184,5 +185,28 @@ def test_the_cdc_partition_truncate_guard_passes_plpgsql_check(checker: sa.Engin
         connection.exec_driver_sql(cdc_truncate.guard_function("public").replace("%", "%%"))
         found = findings(
             connection, f"public.{cdc_truncate.GUARD_FUNCTION}", "measure_1", None, None
+        )
+    assert found == []
+
+
+def test_the_cdc_stale_row_replacement_passes_plpgsql_check(checker: sa.Engine) -> None:
+    """``render.cdc_stale``'s functions, on a replica table with a two-column key."""
+    with checker.begin() as connection:
+        connection.exec_driver_sql(
+            "CREATE TABLE reading (site int, id int, value text, PRIMARY KEY (site, id))"
+        )
+        connection.exec_driver_sql("CREATE TABLE reading_audit (audit_id bigint)")
+        statements = (
+            cdc_stale.create_replaced_table("public"),
+            cdc_stale.quiet_function("public"),
+            *cdc_stale.quiet_versions("public", "public", "reading_audit"),
+            *cdc_stale.replace_stale("public", "public", "reading", ["site", "id"], []),
+        )
+        for statement in statements:
+            connection.exec_driver_sql(statement.replace("%", "%%"))
+        replacing = f"public.{cdc_stale.function_name('public', 'reading')}"
+        found = findings(connection, replacing, "reading", None, None)
+        found += findings(
+            connection, f"public.{cdc_stale.QUIET_FUNCTION}", "reading_audit", None, None
         )
     assert found == []

@@ -5,8 +5,8 @@ module tells when they have done so.
 has applied it, which in commit order means everything committed before it (``.fence``);
 reconciles the replica with the source where the source changed outside the stream
 (``.seed``); then it deletes the context rows up to its fences on both sides and counts the
-audit rows written meanwhile.  When the apply worker fails during the wait, rows of a dropped
-partition that stop it are removed (``.stale``) and the wait goes on.
+audit rows written meanwhile.  A replica row the source lost outside the stream does not stop
+the apply worker: the target's triggers replace it (``render.cdc_stale``).
 """
 
 from __future__ import annotations
@@ -18,12 +18,11 @@ from ..declare.spec import AUDIT_ID
 from ..install.ddl import audited_tables
 from ..render import cdc_replica as replica_sql
 from ..render.sql import name_text
-from .apply_errors import ApplyFailed, acknowledge_apply_errors
+from .apply_errors import acknowledge_apply_errors
 from .fence import commit_fence, delete_context, wait_for
 from .join_seed import joins_subscribed, seed_pending_joins
 from .replica import Replica
 from .seed import seed_replicas
-from .stale import remove_stale_rows
 
 
 class Apply:
@@ -65,13 +64,7 @@ class Apply:
         # Before the fence: the subscription is held at a join until it is seeded.
         seed_pending_joins(replica, passed=joins_subscribed(replica, refreshed))
         fence = commit_fence(self.source, replica.names)
-        try:
-            wait_for(replica, fence, self.timeout)
-        except ApplyFailed:
-            # Stale rows of a dropped partition may block it; its retry passes once removed.
-            if not remove_stale_rows(replica):
-                raise
-            wait_for(replica, fence, self.timeout)
+        wait_for(replica, fence, self.timeout)
         seeded = seed_replicas(
             replica, self.timeout, compare_all=self._compare_all, after_gap=self._after_gap
         )
@@ -82,7 +75,7 @@ class Apply:
             acknowledge_apply_errors(connection, replica.names.context_schema, replica.subscription)
         with self.target.connect() as connection:
             now = _highest(connection, audit_tables)
-        written = sum(now[name] - self._seen.get(name, 0) for name in now)
+            written = _written_since(connection, audit_tables, self._seen, now)
         self._seen = now
         return written
 
@@ -110,3 +103,22 @@ def _highest(connection: Connection, audit_tables: dict[str, Table]) -> dict[str
         highest[name] = int(value or 0)
     connection.rollback()
     return highest
+
+
+def _written_since(
+    connection: Connection,
+    audit_tables: dict[str, Table],
+    seen: dict[str, int],
+    now: dict[str, int],
+) -> int:
+    """The audit rows between ``seen`` and ``now`` (highest ids): counted, not subtracted, as
+    a replaced stale row's version takes an id and is dropped (``render.cdc_stale``)."""
+    written = 0
+    for name, table in audit_tables.items():
+        low, high = seen.get(name, 0), now[name]
+        if high > low:
+            column = table.c[AUDIT_ID]
+            query = select(func.count()).where(column > low, column <= high)
+            written += int(connection.execute(query).scalar_one())
+    connection.rollback()
+    return written

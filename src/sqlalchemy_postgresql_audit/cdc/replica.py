@@ -27,12 +27,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     Column,
     Connection,
     Engine,
     MetaData,
     PrimaryKeyConstraint,
     Table,
+    Text,
+    bindparam,
     inspect,
     text,
 )
@@ -42,13 +45,15 @@ from sqlalchemy.schema import DefaultClause
 from ..declare.audit_table import AUDIT_TABLE_KEY
 from ..declare.cdc import CdcNames, cdc_names
 from ..declare.spec import AuditSpec
+from ..install.catalog import default_schema
 from ..install.ddl import audited_tables, execute_statements, install_statements
 from ..install.publication import CONTEXT_COMMENT, JOINS_COMMENT, refuse_failover_before_17
 from ..install.resolve import check_audit_tables, resolve_specs
 from ..render import cdc as sql
 from ..render import cdc_joins as joins_sql
 from ..render import cdc_replica as replica_sql
-from ..render.sql import literal
+from ..render import cdc_stale as stale_sql
+from ..render.sql import literal, name_text
 from .claim import creating
 from .errors import CdcError
 from .install_rows import seed_from_install
@@ -57,6 +62,11 @@ from .owner import claim_target
 _SUBSCRIPTION_EXISTS = text(
     "SELECT EXISTS (SELECT FROM pg_catalog.pg_subscription "
     "WHERE subname OPERATOR(pg_catalog.=) :name)"
+)
+
+
+_KEY_TYPE_SCHEMAS = text(stale_sql.KEY_TYPE_SCHEMAS).bindparams(
+    bindparam("key", type_=ARRAY(Text()))
 )
 
 
@@ -102,6 +112,7 @@ class Replica:
             connection.exec_driver_sql(replica_sql.create_apply_seen_table(names.context_schema))
             _create_tables(connection, pairs)
             _install_capture(connection, pairs)
+            _install_stale_replacement(connection, names, pairs)
             execute_statements(
                 connection,
                 [
@@ -345,6 +356,37 @@ def _install_capture(connection: Connection, pairs: Sequence[tuple[Table, AuditS
     statements = list(install_statements(specs))
     for spec in specs:
         statements += [sql.enable_always(spec.schema, spec.table, t.name) for t in spec.triggers]
+    execute_statements(connection, statements)
+
+
+def _install_stale_replacement(
+    connection: Connection, names: CdcNames, pairs: Sequence[tuple[Table, AuditSpec]]
+) -> None:
+    """A stale replica row never stops the apply worker (``render.cdc_stale``): the triggers on
+    each replica table with an immediate key, and on each audit table the one that keeps the
+    removal out of the trail.  A deferrable key is left alone: the source may pass through two
+    rows of one key inside a statement, so a row on the incoming key is not proof of a stale
+    one."""
+    default = default_schema(connection)
+    context = names.context_schema or default
+    statements = [
+        stale_sql.create_replaced_table(context),
+        stale_sql.quiet_function(context),
+    ]
+    for table, _ in pairs:
+        audit_table = table.info[AUDIT_TABLE_KEY]
+        statements += stale_sql.quiet_versions(
+            context, audit_table.schema or default, audit_table.name
+        )
+        key = [c.name for c in table.primary_key.columns]
+        if not key or table.primary_key.deferrable:
+            continue
+        type_schemas = connection.execute(
+            _KEY_TYPE_SCHEMAS, {"table": name_text(table.schema, table.name), "key": key}
+        ).scalars()
+        statements += stale_sql.replace_stale(
+            context, table.schema or default, table.name, key, list(type_schemas)
+        )
     execute_statements(connection, statements)
 
 

@@ -17,11 +17,6 @@ from collections.abc import Sequence
 from .cdc_replica import SEED_ROWS, record_versions, row_image
 from .sql import qualified, quote
 
-#: The temporary table of the source's keys and the leaf partition each lives in.
-STALE_KEYS = "audit_cdc_stale_keys"
-#: Its column holding the leaf's oid.
-LEAF_COLUMN = "audit_cdc_leaf"
-
 #: Bound: ``oids`` (text, ``{1,2}``).  The schema and name of the leaf partitions given.
 LEAF_NAMES = (
     "SELECT n.nspname, c.relname FROM pg_catalog.pg_class c "
@@ -133,35 +128,4 @@ def differences(schema: str | None, table: str, columns: Sequence[str], key: Seq
         f"(SELECT FROM {replica} AS r WHERE {_same_key(key, 's', 'r')})) + "
         f"(SELECT count(*) FROM {replica} AS r JOIN {seed} AS s ON {_same_key(key, 's', 'r')} "
         f"WHERE pg_catalog.record_image_ne({_row('r', columns)}, {_row('s', columns)}))"
-    )
-
-
-def stale_keys_table(schema: str | None, table: str, key: Sequence[str]) -> tuple[str, str]:
-    """A temporary table of the replica's key columns and a leaf's oid, and the COPY that
-    fills it from ``copy_keys_with_leaf``."""
-    names = ", ".join(quote(k) for k in key)
-    return (
-        f"CREATE TEMPORARY TABLE {quote(STALE_KEYS)} ON COMMIT DROP AS "
-        f"SELECT {names}, CAST(NULL AS pg_catalog.oid) AS {quote(LEAF_COLUMN)} "
-        f"FROM {qualified(schema, table)} WITH NO DATA",
-        f"COPY {quote(STALE_KEYS)} ({names}, {quote(LEAF_COLUMN)}) FROM STDIN",
-    )
-
-
-def copy_keys_with_leaf(schema: str | None, table: str, key: Sequence[str]) -> str:
-    """On the source: each row's key and the leaf partition it lives in."""
-    names = ", ".join(quote(k) for k in key)
-    return f"COPY (SELECT {names}, tableoid FROM {qualified(schema, table)}) TO STDOUT"
-
-
-def delete_moved_to_new_leaves(schema: str | None, table: str, key: Sequence[str]) -> str:
-    """Bound: ``kept`` (text, ``{1,2}``: the leaves the replica was last compared with that
-    the source still has).  Delete the replica rows whose key the source now holds in another
-    leaf: a partition attached or created since, whose rows the replica's stale copies block.
-    Returns how many."""
-    return (
-        f"WITH changed AS (DELETE FROM {qualified(schema, table)} AS r WHERE EXISTS "
-        f"(SELECT FROM {quote(STALE_KEYS)} AS s WHERE {_same_key(key, 's', 'r')} "
-        f"AND NOT s.{quote(LEAF_COLUMN)} OPERATOR(pg_catalog.=) "
-        "ANY (CAST(:kept AS pg_catalog.oid[]))) RETURNING 1) SELECT count(*) FROM changed"
     )

@@ -1,0 +1,140 @@
+"""Design 1: a replica row the source lost outside the stream (a partition dropped or truncated)
+never stops the apply worker when its key comes back; the row is replaced, recorded nowhere in
+the trail (as trigger mode records nothing for a dropped partition) and kept as a marker.  Two
+real servers: the source and the target."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from cdc_replica_setup import cdc_table, measure_models, rows, run_ddl, trail
+from sqlalchemy_postgresql_audit.cdc import Consumer
+
+
+def _running_with_a_default_partition(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer], *statements: str
+) -> tuple[sa.Table, sa.Table, Consumer]:
+    """``measure`` by LIST with ``measure_t1`` (key 1) and a DEFAULT partition, ``statements``
+    run, and the consumer's first run done."""
+    metadata, measure = measure_models("LIST (id)")
+    other = cdc_table(metadata, "other")
+    metadata.create_all(source)
+    run_ddl(
+        source,
+        "CREATE TABLE measure_t1 PARTITION OF measure FOR VALUES IN (1)",
+        "CREATE TABLE measure_rest PARTITION OF measure DEFAULT",
+        *statements,
+    )
+    consumer = Consumer(source, target, metadata=metadata, timeout=60)
+    consumers.append(consumer)
+    consumer.run_once()
+    return measure, other, consumer
+
+
+def test_a_key_back_in_the_default_partition_replaces_the_stale_row(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    """A month dropped, then a late row of it lands in the DEFAULT partition: the replica's
+    copy of the dropped row must not stop the apply worker (and every CDC table's trail)."""
+    measure, other, consumer = _running_with_a_default_partition(
+        source, target, consumers, "INSERT INTO measure VALUES (1, 1), (5, 5)"
+    )
+    run_ddl(
+        source,
+        "ALTER TABLE measure DETACH PARTITION measure_t1",
+        "DROP TABLE measure_t1",
+    )
+    with source.begin() as connection:
+        connection.execute(measure.insert().values(id=1, value=2))
+        connection.execute(other.insert().values(id=7, value=7))
+    assert consumer.run_once() == 2
+    assert trail(target) == [("I", 1, 1), ("I", 5, 5), ("I", 1, 2)]
+    assert trail(target, "other") == [("I", 7, 7)]
+    assert rows(target, "SELECT id, value FROM measure ORDER BY id") == [(1, 2), (5, 5)]
+    assert rows(target, "SELECT table_name, row_image FROM audit_cdc_replaced_rows") == [
+        ("public.measure", {"id": 1, "value": 1})
+    ]
+
+
+def test_a_key_back_after_its_leaf_was_truncated_replaces_the_stale_row(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    """TRUNCATE of a leaf partition is not replicated (the publication publishes via the root):
+    a key of it inserted again must not stop the trail."""
+    metadata, measure = measure_models("RANGE (id)")
+    other = cdc_table(metadata, "other")
+    metadata.create_all(source)
+    run_ddl(
+        source,
+        "CREATE TABLE measure_low PARTITION OF measure FOR VALUES FROM (0) TO (100)",
+        "CREATE TABLE measure_high PARTITION OF measure FOR VALUES FROM (100) TO (200)",
+        "INSERT INTO measure VALUES (1, 1), (2, 1), (150, 1)",
+    )
+    consumer = Consumer(source, target, metadata=metadata, timeout=60)
+    consumers.append(consumer)
+    assert consumer.run_once() == 3
+    run_ddl(source, "TRUNCATE measure_low")  # made after the install: no guard refuses it
+    with source.begin() as connection:
+        connection.execute(measure.insert().values(id=1, value=9))
+        connection.execute(other.insert().values(id=7, value=7))
+    consumer.run_once()
+    assert trail(target)[:4] == [("I", 1, 1), ("I", 2, 1), ("I", 150, 1), ("I", 1, 9)]
+    assert trail(target, "other") == [("I", 7, 7)]
+    assert (1, 9) in rows(target, "SELECT id, value FROM measure ORDER BY id")
+
+
+def test_only_the_stale_row_goes_live_rows_of_new_partitions_keep_their_changes(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    """A tenant's partition dropped and made again while another tenant's new partition is
+    written: the UPDATE of the other tenant's row, waiting behind the stale key, is recorded as
+    an UPDATE (not found missing and skipped)."""
+    metadata, _ = measure_models("LIST (id)")
+    metadata.create_all(source)
+    run_ddl(
+        source,
+        "CREATE TABLE measure_t1 PARTITION OF measure FOR VALUES IN (1)",
+        "INSERT INTO measure VALUES (1, 1)",
+    )
+    consumer = Consumer(source, target, metadata=metadata, timeout=60)
+    consumers.append(consumer)
+    assert consumer.run_once() == 1
+    run_ddl(
+        source,
+        "ALTER TABLE measure DETACH PARTITION measure_t1",
+        "DROP TABLE measure_t1",
+    )
+    run_ddl(
+        source,
+        "CREATE TABLE measure_t3 PARTITION OF measure FOR VALUES IN (3)",
+        "INSERT INTO measure VALUES (3, 3)",
+    )
+    run_ddl(
+        source,
+        "CREATE TABLE measure_t1 PARTITION OF measure FOR VALUES IN (1)",
+        "INSERT INTO measure VALUES (1, 2)",
+    )
+    run_ddl(source, "UPDATE measure SET value = 33 WHERE id = 3")
+    consumer.run_once()
+    assert trail(target) == [("I", 1, 1), ("I", 3, 3), ("I", 1, 2), ("U", 3, 33)]
+    assert rows(target, "SELECT id, value FROM measure ORDER BY id") == [(1, 2), (3, 33)]
+
+
+def test_a_key_changed_onto_a_stale_key_is_applied(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    """An UPDATE moving a row onto the key of a row its dropped partition took away."""
+    _, _, consumer = _running_with_a_default_partition(
+        source, target, consumers, "INSERT INTO measure VALUES (1, 1), (6, 6)"
+    )
+    run_ddl(
+        source,
+        "ALTER TABLE measure DETACH PARTITION measure_t1",
+        "DROP TABLE measure_t1",
+        "UPDATE measure SET id = 1 WHERE id = 6",
+    )
+    consumer.run_once()
+    assert rows(target, "SELECT id, value FROM measure ORDER BY id") == [(1, 6)]
+    assert rows(target, "SELECT count(*) FROM audit_cdc_replaced_rows") == [(1,)]
+    assert trail(target)[:2] == [("I", 1, 1), ("I", 6, 6)]
+    assert ("D", 1, 1) not in trail(target)
