@@ -204,3 +204,80 @@ def test_the_cli_install_of_a_table_with_trigger_era_history_keeps_changes_befor
     assert _trail(
         target, "SELECT audit_operation, id, amount FROM ledger_audit ORDER BY audit_id"
     ) == [("B", 1, 11), ("B", 2, 20), ("U", 1, 12), ("D", 2, 20)]
+
+
+def test_the_downgrade_of_a_migration_leaving_cdc_records_the_join_it_publishes_again(
+    tmp_path: Path, source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    """Back into CDC after a trigger-mode era: the downgrade's ``op.publish_audit_table`` is
+    followed by ``op.record_cdc_join`` as the upgrade that first published the table has it, so
+    the changes made between the downgrade and the consumer's next run are all recorded."""
+    slot = f"cdc_{uuid.uuid4().hex[:12]}"
+    project = make_project(tmp_path, source.url)
+    captured = _models(slot, (_account, "cdc"))
+    create_slot(source, captured)
+    project.revision(captured, "cdc")
+    project.upgrade(captured)
+    _execute(source, "INSERT INTO account VALUES (1, 'a', NULL)")
+    _run(source, target, consumers, captured)
+    triggers = _models(slot, (_account, "row"))
+    migration = project.revision(triggers, "leave")
+    downgrade = migration[migration.index("def downgrade") :]
+    published = re.search(r"op\.publish_audit_table\(\s+'account',", downgrade)
+    joined = re.search(r"op\.record_cdc_join\(\s+'account',", downgrade)
+    assert published and joined and published.start() < joined.start()
+    project.upgrade(triggers)
+    _execute(
+        source,
+        "INSERT INTO account VALUES (2, 'b', NULL)",
+        "UPDATE account SET owner = 'a2' WHERE id = 1",
+    )
+    project.downgrade(captured)
+    _execute(
+        source, "UPDATE account SET owner = 'a2!' WHERE id = 1", "DELETE FROM account WHERE id = 2"
+    )
+    _run(source, target, consumers, captured)
+    assert _trail(
+        target, "SELECT audit_operation, id, owner FROM account_audit ORDER BY audit_id"
+    ) == [
+        ("I", 1, "a"),
+        ("B", 1, "a2"),
+        ("B", 2, "b"),
+        ("U", 1, "a2!"),
+        ("D", 2, "b"),
+    ]
+
+
+def test_the_downgrade_of_a_table_no_longer_audited_says_where_its_join_belongs(
+    tmp_path: Path, source: sa.Engine
+) -> None:
+    """The models of a migration that stops auditing a CDC table hold no declaration to write
+    its ``op.record_cdc_join`` from: the downgrade says so right after publishing it again."""
+    slot = f"cdc_{uuid.uuid4().hex[:12]}"
+    project = make_project(tmp_path, source.url)
+    captured = _models(slot, (_account, "cdc"), (_ledger, "cdc"))
+    create_slot(source, captured)
+    project.revision(captured, "cdc")
+    project.upgrade(captured)
+    off = _models(slot, (_ledger, "cdc"))
+    sa.Table(
+        "account",
+        off,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("owner", sa.Text, nullable=False),
+        sa.Column("balance", sa.Integer),
+        info={"audit.options": {"enabled": False, "mode": "cdc"}},
+    )
+    migration = project.revision(off, "off")
+    downgrade = migration[migration.index("def downgrade") :]
+    published = re.search(r"op\.publish_audit_table\(\s+'account',", downgrade)
+    assert published is not None
+    said = "# audit account: published again above, but these models no longer audit it"
+    assert said in downgrade[published.end() :]
+    assert "op.record_cdc_join(" not in downgrade
+    project.upgrade(off)
+    project.downgrade(captured)  # the comment runs as nothing; the table is published again
+    with source.connect() as connection:
+        assert connection.exec_driver_sql(
+            "SELECT count(*) FROM pg_publication_tables WHERE tablename = 'account'"
+        ).scalar() == 1

@@ -18,7 +18,7 @@ from sqlalchemy.engine import URL
 import cdc_models
 from cdc_decoder_setup import drop_slot
 from cli_run import run, url_text
-from sqlalchemy_postgresql_audit import AuditError, history, restore
+from sqlalchemy_postgresql_audit import AuditError, history, record_baseline, restore
 from sqlalchemy_postgresql_audit.cdc import Consumer
 
 MODELS = "cdc_models:metadata"
@@ -186,6 +186,35 @@ def test_restore_is_refused_on_both_sides_of_design_1(
     with pytest.raises(AuditError, match="this database is the target of its subscription"):
         _restore_first_version(target)
     assert (_amount(source), _amount(target)) == (5, 5)
+
+
+def test_record_baseline_is_refused_on_design_1s_source_and_recorded_on_its_target(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    """On the source the versions would go into an audit table nothing reads, the count
+    telling of versions the trail never gets; on the target, where the trail is, it runs."""
+    _ledger_with_a_row_then_cdc(source)
+    consumer = Consumer(source, target, metadata=cdc_models.metadata, timeout=120)
+    consumers.append(consumer)
+    consumer.run_once()
+    _update(source)
+    consumer.run_once()
+    audit = "SELECT audit_operation, amount FROM ledger_audit ORDER BY audit_id"
+    with source.connect() as connection:
+        before = [tuple(r) for r in connection.exec_driver_sql(audit)]
+    with source.begin() as connection, pytest.raises(AuditError) as refused:
+        record_baseline(connection, cdc_models.ledger)
+    message = str(refused.value)
+    slot = cdc_models.metadata.naming_convention["audit.slot"]
+    assert message.startswith(
+        """record_baseline of CDC table '"ledger"': no consumer writes its trail in this """
+        f"database: its slot {slot!r} is read from elsewhere"
+    )
+    assert "Record it on the consumer's target" in message
+    with source.connect() as connection:
+        assert [tuple(r) for r in connection.exec_driver_sql(audit)] == before == [("B", 1)]
+    with target.begin() as connection:  # the trail explains every row: nothing to record
+        assert record_baseline(connection, cdc_models.ledger) == 0
 
 
 def test_restore_where_the_decoder_writes_the_trail_writes_the_row(source: sa.Engine) -> None:

@@ -12,6 +12,7 @@ and until then the runtime check refuses writes to CDC tables and ``check`` repo
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from alembic.autogenerate import renderers
@@ -28,7 +29,7 @@ from ..render import cdc as sql
 from ..render import cdc_joins as joins
 from ..render import cdc_truncate as truncate
 from ..render.cdc import REPLICA_IDENTITIES
-from .cdc_join import RecordCdcJoinOp
+from .cdc_join import KeepCdcJoinOp, RecordCdcJoinOp, UnjoinedCdcOp
 from .ops import KeepAuditBaselineOp, RecordAuditBaselineOp
 from .render import IMPORT
 
@@ -221,15 +222,25 @@ def publication_operations(
             "replica_identity": identity,
         }
 
-    operations: list[ops.MigrateOperation] = [
-        UnpublishAuditTableOp(key[1], **arguments(key, identities.get(key, "default")))
-        for key in changes.unpublish
-    ]
-    specs = {
-        (spec.schema or default, spec.table): spec
-        for _, spec in audited_tables(metadata)
-        if spec.cdc
-    }
+    audited = {(spec.schema or default, spec.table): spec for _, spec in audited_tables(metadata)}
+    specs = {key: spec for key, spec in audited.items() if spec.cdc}
+    operations: list[ops.MigrateOperation] = []
+    for key in changes.unpublish:
+        # Its downgrade publishes it again: its rows and its join then, as when it was first
+        # published (``cdc_join``), after the publish, that is before the unpublish here.
+        left = audited.get(key)
+        if left is None:
+            operations.append(UnjoinedCdcOp(key[1], arguments(key, "default")["schema"]))
+        elif left.key_columns:
+            operations.append(
+                KeepCdcJoinOp(
+                    replace(left, cdc=True),
+                    context_schema=names.context_schema,
+                    context_table=names.context_table,
+                )
+            )
+        identity = identities.get(key, "default")
+        operations.append(UnpublishAuditTableOp(key[1], **arguments(key, identity)))
     for key in changes.publish:
         replaced = _replaced(key, declared[key], published, identities)
         operations.append(

@@ -12,7 +12,11 @@ needs the hold too: its INSERTs would be).  Both go through the migration's tran
 or offline (``--sql``); they must be in the transaction that publishes the table.
 
 The downgrade keeps them (``KeepCdcJoinOp``): baseline versions are history, and a join row
-only says when the table was published.
+only says when the table was published.  A migration that takes a table out of CDC has the
+same pair the other way round: its downgrade publishes the table again, and so records its rows
+and its join after that ``op.publish_audit_table`` (a table the models no longer audit has no
+declaration to write them from: the downgrade says so where the call belongs,
+``UnjoinedCdcOp``).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 
 from alembic.autogenerate import renderers
 from alembic.autogenerate.api import AutogenContext
-from alembic.operations import Operations
+from alembic.operations import MigrateOperation, Operations
 
 from ..declare.spec import AuditSpec
 from ..install.publication import join_statements
@@ -101,3 +105,39 @@ def _render_join(autogen_context: AutogenContext, operation: RecordCdcJoinOp) ->
 @renderers.dispatch_for(KeepCdcJoinOp)
 def _render_keep_join(autogen_context: AutogenContext, operation: KeepCdcJoinOp) -> str:
     return f"# audit {operation.spec.table}: its baseline versions and join are history, kept"
+
+
+class UnjoinedCdcOp(MigrateOperation):
+    """Before the ``op.unpublish_audit_table`` of a table the models no longer audit: nothing
+    to do.  Its reverse, after the downgrade's ``op.publish_audit_table``, is where that
+    table's ``op.record_cdc_join`` belongs, which only its declaration can write."""
+
+    def __init__(self, table_name: str, schema: str | None, *, downgrade: bool = False) -> None:
+        self.table_name = table_name
+        self.schema = schema
+        self.downgrade = downgrade
+
+    def to_diff_tuple(self) -> tuple[Any, ...]:
+        return ("unjoined_cdc", self.schema, self.table_name)
+
+    def reverse(self) -> UnjoinedCdcOp:
+        return UnjoinedCdcOp(self.table_name, self.schema, downgrade=not self.downgrade)
+
+
+@renderers.dispatch_for(UnjoinedCdcOp)
+def _render_unjoined(autogen_context: AutogenContext, operation: UnjoinedCdcOp) -> str:
+    if not operation.downgrade:
+        return (
+            f"# audit {operation.table_name}: leaves change-data-capture; its baseline "
+            "versions and join are history, kept"
+        )
+    return "\n".join(
+        (
+            f"# audit {operation.table_name}: published again above, but these models no "
+            "longer audit it, so its",
+            "# op.record_cdc_join (its rows and its join) cannot be written here: copy it from "
+            "the",
+            "# migration that first published it, or design 1 skips the changes made before the",
+            "# consumer's next run",
+        )
+    )

@@ -36,6 +36,7 @@ from .fence import delete_context
 from .progress import record_run_caught_up, record_run_failed, refresh_run_caught_up
 from .replica import Replica
 from .status import slot_on_the_target
+from .subscription_guard import refuse_unholdable
 
 __all__ = ["CdcError", "Consumer", "create_slot"]
 
@@ -349,6 +350,9 @@ class Consumer:
 
     def _replicate_once(self) -> int:
         assert self.target is not None
+        # Before the wait, which could only time out: a subscription that a join's hold
+        # disables, or that is disabled at a join, stops the trail for good.
+        refuse_unholdable(self.source, self.target, cdc_names(self.metadata))
         if self._apply is None:
             self._apply = Apply(self.source, self.target, self.metadata, timeout=self.timeout)
         return self._apply.run_once()

@@ -24,6 +24,11 @@ from .claim import claim_holder
 from .errors import sqlstate
 from .joins import pending
 from .progress import Health, load_health
+from .subscription_guard import (
+    disable_on_error_problem,
+    disabled_at_join_problem,
+    subscription_settings,
+)
 
 #: How long the trail may stand still while the slot holds WAL it has not confirmed before
 #: ``cdc status`` calls the consumer stalled.  A running consumer moves it every few seconds
@@ -69,6 +74,9 @@ class CdcStatus:
     retained_bytes: int | None = None
     subscription: str | None = None
     subscription_enabled: bool | None = None
+    #: Whether an apply error disables the subscription (PostgreSQL 15+): a join's hold then
+    #: stops the trail (``.subscription_guard``).
+    disable_on_error: bool | None = None
     apply_worker_pid: int | None = None
     apply_error_count: int | None = None
     sync_error_count: int | None = None
@@ -132,7 +140,13 @@ class CdcStatus:
                 "there.  Start the consumer (sqlalchemy-postgresql-audit cdc run MODULE:METADATA "
                 "--source URL --target URL)"
             )
-        if self.subscription_enabled is False:
+        if self.disable_on_error and self.subscription is not None:
+            enabled = bool(self.subscription_enabled)
+            found.append(disable_on_error_problem(self.subscription, enabled=enabled))
+        elif self.subscription_enabled is False and self.waiting_joins:
+            assert self.subscription is not None
+            found.append(disabled_at_join_problem(self.subscription, self.waiting_joins))
+        elif self.subscription_enabled is False:
             found.append(f"subscription {self.subscription!r} is disabled")
         elif (
             self.subscription_enabled
@@ -149,13 +163,14 @@ class CdcStatus:
                 "max_logical_replication_workers and max_worker_processes, then restart it"
             )
         if self.waiting_joins:
-            found.append(
-                f"subscription {self.subscription!r} is waiting for the consumer to seed "
-                f"{', '.join(self.waiting_joins)}: the table joined change-data-capture, and "
-                "the subscription applies no later change until its rows are in the target's "
-                "replica (none is lost meanwhile).  Run the consumer with models that declare "
-                "it (sqlalchemy-postgresql-audit cdc run)"
-            )
+            if self.subscription_enabled and not self.disable_on_error:  # else: said above
+                found.append(
+                    f"subscription {self.subscription!r} is waiting for the consumer to seed "
+                    f"{', '.join(self.waiting_joins)}: the table joined change-data-capture, "
+                    "and the subscription applies no later change until its rows are in the "
+                    "target's replica (none is lost meanwhile).  Run the consumer with models "
+                    "that declare it (sqlalchemy-postgresql-audit cdc run)"
+                )
         elif self.apply_error_count:
             found.append(
                 f"subscription {self.subscription!r}: {self.apply_error_count} apply errors "
@@ -324,6 +339,7 @@ def cdc_status(source: Engine, metadata: MetaData, target: Engine | None = None)
             subscription_failover = connection.execute(
                 text(sql.SUBSCRIPTION_FAILOVER), {"subscription": names.slot}
             ).scalar()
+        settings = subscription_settings(connection, names.slot)
         replica_problems = missing_row_conflicts(connection, names.slot)
         left_on_target = slot_on_the_target(connection, names.slot)
         if left_on_target is not None:
@@ -337,6 +353,7 @@ def cdc_status(source: Engine, metadata: MetaData, target: Engine | None = None)
         found,
         subscription=names.slot,
         subscription_enabled=bool(subscription.enabled),
+        disable_on_error=None if settings is None else bool(settings.disable_on_error),
         apply_worker_pid=subscription.pid,
         apply_error_count=recent,
         sync_error_count=None if errors is None else int(errors.sync_error_count),

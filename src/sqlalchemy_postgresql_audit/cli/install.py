@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from ..declare.audit_table import AUDIT_TABLE_KEY
 from ..declare.cdc import cdc_names
 from ..declare.spec import AuditSpec
-from ..history import record_baseline
+from ..history import record_install_baseline
 from ..install import leaving, publication
 from ..install.catalog import default_schema
 from ..install.ddl import (
@@ -142,7 +142,7 @@ def _install(args: argparse.Namespace, ui: UI) -> int:
                 _name(spec, default): (
                     _record_join(connection, source, spec)
                     if source in first and spec.key_columns
-                    else record_baseline(connection, source)
+                    else record_install_baseline(connection, source)
                 )
                 for source, spec in captured
                 if source not in without_trail

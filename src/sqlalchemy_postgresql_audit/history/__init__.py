@@ -13,7 +13,14 @@ from ._model import AuditRecord, audit_model
 from ._redacted import REDACTED, Hashed, Redacted
 from ._removed import IncompleteHistory, RemovedHistory, aremoved_history, removed_history
 from ._versions import Operation, Version
-from ._write import Restored, arecord_baseline, arestore, record_baseline, restore
+from ._write import (
+    Restored,
+    arecord_baseline,
+    arestore,
+    record_baseline,
+    record_install_baseline,
+    restore,
+)
 
 __all__ = [
     "REDACTED",
@@ -34,6 +41,7 @@ __all__ = [
     "changes",
     "history",
     "record_baseline",
+    "record_install_baseline",
     "removed_history",
     "restore",
 ]

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Generator
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import (
     BigInteger,
@@ -120,31 +120,59 @@ def written_here(xmin: Any) -> Any:
 
 #: Bound: ``slot``, ``publication``, ``progress``.  Seen from this database, where a CDC
 #: table's trail is written: whether this is design 1's target (a subscription named after the
-#: slot reads the publication: the table here is its replica), and whether a consumer records
-#: its runs here (the progress table exists: the decoder, or design 1's target).
+#: slot reads the publication: the table here is its replica); whether a consumer records its
+#: runs here (the progress table exists: the decoder, or design 1's target); and whether the
+#: slot of this database has been read by something else than a decoder here (transactions
+#: decoded, or a walsender streaming it now: design 1's subscription), so that this database,
+#: with no progress table, is design 1's source and not a decoder's before its first run.
 _TRAIL_HERE = text(
     "SELECT EXISTS (SELECT FROM pg_catalog.pg_subscription s "
     "JOIN pg_catalog.pg_database d ON d.oid OPERATOR(pg_catalog.=) s.subdbid "
     "WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database() "
     "AND s.subname OPERATOR(pg_catalog.=) :slot "
     "AND CAST(:publication AS pg_catalog.text) OPERATOR(pg_catalog.=) ANY (s.subpublications)), "
-    "pg_catalog.to_regclass(:progress) IS NOT NULL"
+    "pg_catalog.to_regclass(:progress) IS NOT NULL, "
+    "EXISTS (SELECT FROM pg_catalog.pg_replication_slots r "
+    "LEFT JOIN pg_catalog.pg_stat_replication_slots t "
+    "ON t.slot_name OPERATOR(pg_catalog.=) r.slot_name "
+    "WHERE r.slot_name OPERATOR(pg_catalog.=) :slot "
+    "AND r.database OPERATOR(pg_catalog.=) pg_catalog.current_database() "
+    "AND (t.total_txns OPERATOR(pg_catalog.>) 0 OR EXISTS (SELECT FROM "
+    "pg_catalog.pg_stat_replication w WHERE w.pid OPERATOR(pg_catalog.=) r.active_pid)))"
 )
 
 
-def refuse_trail_elsewhere(target: Audited, what: str) -> Generator[Executable, Any, None]:
-    """Steps that refuse to write a CDC table from the trail in this database when that trail
-    is not the table's: on design 1's source the audit table stopped where CDC began (the
-    trail is written on the target), and on design 1's target the table is the subscription's
-    replica, which a write would make differ from the source."""
+def refuse_trail_elsewhere(
+    target: Audited, what: str, *, writes: Literal["table", "trail"] = "table"
+) -> Generator[Executable, Any, None]:
+    """Steps that refuse to write a CDC table (``writes="table"``: ``restore``) or its audit
+    table (``writes="trail"``: ``record_baseline``) where the table's trail is not written.
+
+    Design 1's source: its audit table stopped where CDC began (the trail is written on the
+    target), so a version read there is stale and one recorded there is read by nothing.  A
+    table is refused here when no consumer records its runs in this database; its audit table
+    only once the slot shows it is read from elsewhere (a decoder that has not run yet will
+    write its trail here, starting from the versions recorded before).  Design 1's target:
+    the table is the subscription's replica, which a write would make differ from the source;
+    its audit table is the trail."""
     if not target.spec.cdc:
         return
     names = cdc_names(target.source.metadata)
     found = yield _TRAIL_HERE.bindparams(
         slot=names.slot, publication=names.publication, progress=name_text(None, PROGRESS_TABLE)
     )
-    replica, consumer_here = found.one()
+    replica, consumer_here, read_elsewhere = found.one()
     table = name_text(target.source.schema, target.source.name)
+    if writes == "trail":
+        if not consumer_here and read_elsewhere:
+            raise AuditError(
+                f"{what} of CDC table {table!r}: no consumer writes its trail in this database: "
+                f"its slot {names.slot!r} is read from elsewhere (design 1: the trail is written "
+                "on the consumer's target), so versions recorded in its audit table here are "
+                "read by nothing and the trail would not hold them. Record it on the consumer's "
+                "target (a connection to the target database, or --url TARGET)"
+            )
+        return
     if replica:
         raise AuditError(
             f"{what} of CDC table {table!r}: this database is the target of its subscription "

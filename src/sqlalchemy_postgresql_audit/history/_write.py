@@ -239,8 +239,12 @@ async def arestore(
     return result
 
 
-def _baseline_steps(target: Audited, timeout: float = DEFAULT_TIMEOUT) -> _Steps:
+def _baseline_steps(
+    target: Audited, timeout: float = DEFAULT_TIMEOUT, *, installing: bool = False
+) -> _Steps:
     source, audit, spec = target.source, target.audit, target.spec
+    if not installing:  # installing records its baseline wherever it installs
+        yield from refuse_trail_elsewhere(target, "record_baseline", writes="trail")
     # Writers wait until the baseline commits, so no change falls between the snapshot read
     # here and the triggers' next audit row.
     yield text(lock_against_writes(source.schema, source.name))
@@ -346,9 +350,18 @@ def record_baseline(bind: _Executes, target: object, *, timeout: float = DEFAULT
     On a change-data-capture table, whose trail its consumer writes after the fact, it first
     waits (after the lock) until the consumer has written every change of the table committed
     before it, up to ``timeout`` seconds, then raises ``AuditError`` naming the slot ("run the
-    consumer first"); rows older than the slot never make it wait (``._decoded``).
+    consumer first"); rows older than the slot never make it wait (``._decoded``).  On design
+    1's source, where the trail is not written (its consumer's target is), it raises
+    ``AuditError`` saying to record it there.
     """
     count: int = _run(bind, _baseline_steps(audited(target), timeout))
+    return count
+
+
+def record_install_baseline(bind: _Executes, target: object) -> int:
+    """``record_baseline`` as installing records it, in the installing transaction, on design
+    1's source too: as ``install_audit_triggers`` records its baselines there."""
+    count: int = _run(bind, _baseline_steps(audited(target), installing=True))
     return count
 
 

@@ -22,6 +22,7 @@ each table keeps its own ``maintain`` from applying retention there.
 from __future__ import annotations
 
 import re
+import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -107,9 +108,15 @@ def subscribe_archive(
     publication: str = PUBLICATION,
     name: str = SUBSCRIPTION,
     create_slot: bool = True,
+    copy_timeout: float = 600.0,
 ) -> None:
     """Subscribe the archive database (``archive``, where the audit tables exist already) to
-    the publication of the database at ``source_url``; the existing rows are copied first.
+    the publication of the database at ``source_url``; the existing rows are copied first,
+    and it returns once they are (``AuditError`` after ``copy_timeout`` seconds).
+
+    Wait for it before ``maintain`` runs on the source: the initial copy reads the rows as
+    they were when it began, through the partitions that exist when it reads them, so a
+    drain of the DEFAULT partition in between would hide the rows it moved from the copy.
 
     The slot on the source is named like the subscription.  Into a database of the *same*
     cluster as the source, pass ``create_slot=False`` after creating the slot on the source
@@ -137,6 +144,23 @@ def subscribe_archive(
     # CREATE SUBSCRIPTION that creates its slot cannot run inside a transaction block.
     with archive.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         _run(connection, statement)
+        _wait_for_copy(connection, name, copy_timeout)
+
+
+def _wait_for_copy(connection: sa.Connection, name: str, timeout: float) -> None:
+    """Until every table of subscription ``name`` has its initial rows."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = connection.execute(sa.text(sql.UNSYNCED), {"name": name}).one()
+        if not state.subscribed or not state.copying:
+            return
+        if time.monotonic() > deadline:
+            raise AuditError(
+                f"subscription {name!r}: {state.copying} table(s) still copying their "
+                f"initial rows after {timeout:g} s (see pg_subscription_rel and the archive's "
+                "server log); do not run maintain on the source until they are copied"
+            )
+        time.sleep(0.2)
 
 
 _SLOT = sa.text("SELECT database FROM pg_catalog.pg_replication_slots WHERE slot_name = :name")

@@ -72,3 +72,18 @@ def conninfo(parts: dict[str, str]) -> str:
         return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
     return " ".join(f"{key}={value(text)}" for key, text in parts.items())
+
+
+#: Bound: ``name``.  On the archive: the subscription's tables whose initial copy has not
+#: finished (``r`` ready and ``s`` synchronized have their rows), and the subscription's
+#: existence (no row at all: it is gone).
+UNSYNCED = (
+    "SELECT s.oid IS NOT NULL AS subscribed, pg_catalog.count(r.srrelid) FILTER "
+    "(WHERE r.srsubstate OPERATOR(pg_catalog.<>) ALL ('{r,s}'::pg_catalog.\"char\"[])) "
+    "AS copying FROM (SELECT 1) AS one LEFT JOIN pg_catalog.pg_subscription AS s "
+    "ON s.subname OPERATOR(pg_catalog.=) :name "
+    "AND s.subdbid OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database AS d "
+    "WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()) "
+    "LEFT JOIN pg_catalog.pg_subscription_rel AS r ON r.srsubid OPERATOR(pg_catalog.=) s.oid "
+    "GROUP BY s.oid"
+)
