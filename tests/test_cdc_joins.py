@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from sqlalchemy_postgresql_audit import install_audit_triggers, maintain
 from sqlalchemy_postgresql_audit.cdc import CdcError, Consumer
+from sqlalchemy_postgresql_audit.cdc.joins import committed_after
 from sqlalchemy_postgresql_audit.cdc.replica import Replica
 from sqlalchemy_postgresql_audit.cdc.status import cdc_status
 
@@ -380,3 +381,12 @@ def test_a_table_dropped_and_made_again_replaces_its_old_rows_in_the_replica(
     ]
     rows = _trail(target, "SELECT id, owner, balance FROM account ORDER BY id")
     assert rows == [(2, "z", 222), (4, "y", 401)]
+
+
+def test_a_join_recorded_after_the_transaction_counter_wrapped_is_later() -> None:
+    """Joins record 32 bits of a transaction id: one recorded after the counter passed 2^32
+    is later than the install, as PostgreSQL compares them (modulo 2^32)."""
+    install = 2**32 - 10
+    assert committed_after(5, install)
+    assert not committed_after(install, 5)
+    assert committed_after(install + 1, install) and not committed_after(install, install)

@@ -5,10 +5,12 @@ real servers: the source and the target."""
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
-from cdc_replica_setup import cdc_table, measure_models, rows, run_ddl, trail
+from cdc_replica_setup import cdc_metadata, cdc_table, measure_models, rows, run_ddl, trail
 from sqlalchemy_postgresql_audit.cdc import Consumer
+from sqlalchemy_postgresql_audit.cdc.apply_errors import ApplyFailed
 
 
 def _running_with_a_default_partition(
@@ -51,8 +53,8 @@ def test_a_key_back_in_the_default_partition_replaces_the_stale_row(
     assert trail(target) == [("I", 1, 1), ("I", 5, 5), ("I", 1, 2)]
     assert trail(target, "other") == [("I", 7, 7)]
     assert rows(target, "SELECT id, value FROM measure ORDER BY id") == [(1, 2), (5, 5)]
-    assert rows(target, "SELECT table_name, row_image FROM audit_cdc_replaced_rows") == [
-        ("public.measure", {"id": 1, "value": 1})
+    assert rows(target, "SELECT table_name FROM audit_cdc_replaced_rows") == [
+        ('"public"."measure"',)
     ]
 
 
@@ -138,3 +140,75 @@ def test_a_key_changed_onto_a_stale_key_is_applied(
     assert rows(target, "SELECT count(*) FROM audit_cdc_replaced_rows") == [(1,)]
     assert trail(target)[:2] == [("I", 1, 1), ("I", 6, 6)]
     assert ("D", 1, 1) not in trail(target)
+
+
+class _Num(sa.types.UserDefinedType[int]):
+    """``app.num``, a domain over integer in a schema of its own."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: object) -> str:
+        return "app.num"
+
+
+def test_a_key_of_a_type_in_another_schema_is_compared_with_its_own_equality(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    """The replacement compares keys with the operator the key's index uses, named with its
+    schema (the apply worker runs with an empty search path; no planted operator is called)."""
+    for engine in (source, target):
+        run_ddl(engine, "CREATE SCHEMA app", "CREATE DOMAIN app.num AS integer")
+    metadata = cdc_metadata()
+    measure = sa.Table(
+        "measure",
+        metadata,
+        sa.Column("id", _Num, primary_key=True, autoincrement=False),
+        sa.Column("value", sa.Integer),
+        postgresql_partition_by="LIST (id)",
+        info={"audit.options": {"enabled": True, "mode": "cdc"}},
+    )
+    metadata.create_all(source)
+    run_ddl(
+        source,
+        "CREATE TABLE measure_t1 PARTITION OF measure FOR VALUES IN (1)",
+        "CREATE TABLE measure_rest PARTITION OF measure DEFAULT",
+        "INSERT INTO measure VALUES (1, 1)",
+    )
+    consumer = Consumer(source, target, metadata=metadata, timeout=60)
+    consumers.append(consumer)
+    consumer.run_once()
+    run_ddl(source, "ALTER TABLE measure DETACH PARTITION measure_t1", "DROP TABLE measure_t1")
+    with source.begin() as connection:
+        connection.execute(measure.insert().values(id=1, value=2))
+    consumer.run_once()
+    assert trail(target) == [("I", 1, 1), ("I", 1, 2)]
+
+
+def test_a_key_the_models_declare_narrower_than_the_sources_stays_an_apply_error(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    """Models keyed on ``id`` where the source's key is ``(id, site)``: a second row with the
+    same ``id`` is no stale row; it must stop the apply worker loudly, never delete the first."""
+    run_ddl(
+        source,
+        "CREATE TABLE reading (id integer, site integer, value integer, PRIMARY KEY (id, site))",
+    )
+    metadata = cdc_metadata()
+    reading = sa.Table(
+        "reading",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("site", sa.Integer),
+        sa.Column("value", sa.Integer),
+        info={"audit.options": {"enabled": True, "mode": "cdc"}},
+    )
+    metadata.create_all(source)
+    consumer = Consumer(source, target, metadata=metadata, timeout=15)
+    consumers.append(consumer)
+    consumer.run_once()
+    with source.begin() as connection:
+        connection.execute(reading.insert().values(id=1, site=1, value=1))
+        connection.execute(reading.insert().values(id=1, site=2, value=2))
+    with pytest.raises(ApplyFailed):
+        consumer.run_once()
+    assert rows(target, "SELECT count(*) FROM audit_cdc_replaced_rows") == [(0,)]

@@ -200,7 +200,12 @@ def test_the_cdc_stale_row_replacement_passes_plpgsql_check(checker: sa.Engine) 
             cdc_stale.create_replaced_table("public"),
             cdc_stale.quiet_function("public"),
             *cdc_stale.quiet_versions("public", "public", "reading_audit"),
-            *cdc_stale.replace_stale("public", "public", "reading", ["site", "id"], []),
+            *cdc_stale.replace_stale(
+                "public",
+                "public",
+                "reading",
+                [("site", "OPERATOR(pg_catalog.=)"), ("id", "OPERATOR(pg_catalog.=)")],
+            ),
         )
         for statement in statements:
             connection.exec_driver_sql(statement.replace("%", "%%"))

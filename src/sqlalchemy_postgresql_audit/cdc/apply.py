@@ -5,8 +5,9 @@ module tells when they have done so.
 has applied it, which in commit order means everything committed before it (``.fence``);
 reconciles the replica with the source where the source changed outside the stream
 (``.seed``); then it deletes the context rows up to its fences on both sides and counts the
-audit rows written meanwhile.  A replica row the source lost outside the stream does not stop
-the apply worker: the target's triggers replace it (``render.cdc_stale``).
+audit rows written meanwhile.  When the apply worker fails while it waits, and the source lost
+rows outside the stream, the stale-row replacement is switched on until the comparison ran
+(``.stale``).
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from ..declare.spec import AUDIT_ID
 from ..install.ddl import audited_tables
 from ..render import cdc_replica as replica_sql
 from ..render.sql import name_text
-from .apply_errors import acknowledge_apply_errors
+from .apply_errors import ApplyFailed, acknowledge_apply_errors
 from .fence import commit_fence, delete_context, wait_for
 from .join_seed import joins_subscribed, seed_pending_joins
 from .replica import Replica
 from .seed import seed_replicas
+from .stale import lost_rows_outside_the_stream, start_replacing, stop_replacing
 
 
 class Apply:
@@ -68,14 +70,28 @@ class Apply:
         # Before the fence: the subscription is held at a join until it is seeded.
         seed_pending_joins(replica, passed=joins_subscribed(replica, refreshed))
         fence = commit_fence(self.source, replica.names)
-        wait_for(replica, fence, self.timeout)
-        seeded = seed_replicas(
-            replica,
-            self.timeout,
-            compare_all=self._compare_all,
-            refreshed=self._refreshed,
-            after_gap=self._after_gap,
-        )
+        replacing = self._after_gap  # the gap's deleted keys may come back in the stream
+        if replacing:
+            start_replacing(replica)
+        try:
+            try:
+                wait_for(replica, fence, self.timeout)
+            except ApplyFailed:
+                if replacing or not lost_rows_outside_the_stream(replica):
+                    raise
+                replacing = True
+                start_replacing(replica)  # the worker's next try replaces the stale row
+                wait_for(replica, fence, self.timeout)
+            seeded = seed_replicas(
+                replica,
+                self.timeout,
+                compare_all=self._compare_all,
+                refreshed=self._refreshed,
+                after_gap=self._after_gap,
+            )
+        finally:
+            if replacing:
+                stop_replacing(replica)
         self._compare_all = self._after_gap = False
         self._refreshed = set()
         for engine in (self.source, self.target):

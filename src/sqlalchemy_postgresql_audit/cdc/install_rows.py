@@ -46,7 +46,7 @@ from ..render import cdc_joins as joins_sql
 from ..render import cdc_replica as replica_sql
 from ..render.sql import name_text, qualified
 from .copy import CHUNK_BYTES, copy_in, copy_out_to
-from .joins import Join, all_joins, joins_of, record_seeded
+from .joins import Join, all_joins, committed_after, joins_of, record_seeded
 
 #: Rows copied from the source stay in memory up to this size, then go to a temporary file.
 _SPOOL_BYTES = 32 << 20
@@ -73,7 +73,7 @@ def seed_from_install(
         xid = _install_transaction(source, target, table, spec, names, {j.xact for j in joined})
         rows = 0 if xid is None else _copy(source, target, table, spec, xid, names, bool(joined))
         for join in joined:
-            if xid is not None and join.xact > xid:
+            if xid is not None and committed_after(join.xact, xid):
                 later.add(join)
             else:
                 record_seeded(target, names, join, rows if join.xact == xid else 0)

@@ -32,6 +32,12 @@ class Join:
     xact: int
 
 
+def committed_after(xact: int, other: int) -> bool:
+    """Whether 32-bit transaction id ``xact`` is later than ``other``, as PostgreSQL compares
+    them: modulo 2^32, within 2^31 (a join recorded after the counter wrapped is later)."""
+    return 0 < (xact - other) % 2**32 < 2**31
+
+
 def _exists(connection: Connection, schema: str | None, table: str) -> bool:
     found = connection.execute(text(replica_sql.EXISTING), {"names": [name_text(schema, table)]})
     return found.first() is not None

@@ -27,15 +27,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
-    ARRAY,
     Column,
     Connection,
     Engine,
     MetaData,
     PrimaryKeyConstraint,
     Table,
-    Text,
-    bindparam,
     inspect,
     text,
 )
@@ -62,11 +59,6 @@ from .owner import claim_target
 _SUBSCRIPTION_EXISTS = text(
     "SELECT EXISTS (SELECT FROM pg_catalog.pg_subscription "
     "WHERE subname OPERATOR(pg_catalog.=) :name)"
-)
-
-
-_KEY_TYPE_SCHEMAS = text(stale_sql.KEY_TYPE_SCHEMAS).bindparams(
-    bindparam("key", type_=ARRAY(Text()))
 )
 
 
@@ -112,7 +104,8 @@ class Replica:
             connection.exec_driver_sql(replica_sql.create_apply_seen_table(names.context_schema))
             _create_tables(connection, pairs)
             _install_capture(connection, pairs)
-            _install_stale_replacement(connection, names, pairs)
+            with self.source.connect() as source:
+                install_stale_replacement(connection, source, names, pairs)
             execute_statements(
                 connection,
                 [
@@ -359,35 +352,68 @@ def _install_capture(connection: Connection, pairs: Sequence[tuple[Table, AuditS
     execute_statements(connection, statements)
 
 
-def _install_stale_replacement(
-    connection: Connection, names: CdcNames, pairs: Sequence[tuple[Table, AuditSpec]]
-) -> None:
-    """A stale replica row never stops the apply worker (``render.cdc_stale``): the triggers on
-    each replica table with an immediate key, and on each audit table the one that keeps the
-    removal out of the trail.  A deferrable key is left alone: the source may pass through two
-    rows of one key inside a statement, so a row on the incoming key is not proof of a stale
-    one."""
+def install_stale_replacement(
+    connection: Connection,
+    source: Connection,
+    names: CdcNames,
+    pairs: Sequence[tuple[Table, AuditSpec]],
+) -> list[tuple[str, str]]:
+    """The triggers that replace a stale replica row (``render.cdc_stale``), disabled, on each
+    replica whose key is the source's own immediate primary key (dropped from one whose key no
+    longer is), and on each audit table the one that keeps a removal out of the trail; returns
+    the replicas (schema, table) that have them."""
     default = default_schema(connection)
     context = names.context_schema or default
-    statements = [
-        stale_sql.create_replaced_table(context),
-        stale_sql.quiet_function(context),
-    ]
+    statements = [stale_sql.create_replaced_table(context), stale_sql.quiet_function(context)]
+    execute_statements(connection, statements)
+    planted = (
+        connection.execute(
+            text(stale_sql.NOT_OWNED), {"tables": [name_text(context, stale_sql.REPLACED_TABLE)]}
+        )
+        .scalars()
+        .all()
+    )
+    if planted:
+        raise CdcError(
+            f"table {planted[0]} on the target is owned by another role than the consumer's: "
+            "its triggers would run as the subscription's apply worker; drop it (the consumer "
+            "makes it)"
+        )
+    statements = []
+    installed = []
     for table, _ in pairs:
         audit_table = table.info[AUDIT_TABLE_KEY]
         statements += stale_sql.quiet_versions(
             context, audit_table.schema or default, audit_table.name
         )
-        key = [c.name for c in table.primary_key.columns]
-        if not key or table.primary_key.deferrable:
-            continue
-        type_schemas = connection.execute(
-            _KEY_TYPE_SCHEMAS, {"table": name_text(table.schema, table.name), "key": key}
-        ).scalars()
-        statements += stale_sql.replace_stale(
-            context, table.schema or default, table.name, key, list(type_schemas)
-        )
+        schema = table.schema or default
+        key = _replaceable_key(connection, source, schema, table.name)
+        if key is None:
+            statements += stale_sql.drop_replacing(schema, table.name)
+        else:
+            statements += stale_sql.replace_stale(context, schema, table.name, key)
+            installed.append((schema, table.name))
     execute_statements(connection, statements)
+    return installed
+
+
+def _replaceable_key(
+    target: Connection, source: Connection, schema: str, table: str
+) -> list[stale_sql.KeyColumn] | None:
+    """The replica's key columns with their equality operators, when a row on the incoming key
+    proves a stale one: the replica's key is the source's primary key, neither deferrable (the
+    source may pass through two rows of one key inside a statement)."""
+    name = name_text(schema, table)
+    replica = target.execute(text(stale_sql.KEY_OPERATORS), {"table": name}).all()
+    on_source = source.execute(text(stale_sql.SOURCE_KEY), {"table": name}).all()
+    if (
+        not replica
+        or [r.attname for r in replica] != [s.attname for s in on_source]
+        or any(r.condeferrable for r in replica)
+        or any(s.condeferrable for s in on_source)
+    ):
+        return None
+    return [(r.attname, stale_sql.qualified_operator(r.nspname, r.oprname)) for r in replica]
 
 
 def _libpq(url: URL) -> dict[str, object]:

@@ -1,0 +1,58 @@
+"""Design 1: the stale-row replacement (``render.cdc_stale``) switched on only while the source is
+known to have lost rows outside the stream, and until the comparison has run.
+
+The source loses rows without a DELETE in the stream when a partition is dropped, detached or
+truncated, or when a new subscription starts after a lost slot's gap.  The replica keeps them,
+and a later INSERT of one of their keys stops the apply worker.  While the consumer waits for
+its fence and the worker fails, the consumer looks at the tables' signatures (``.signature``):
+when one changed outside the stream since the last comparison (a leaf left, or came back in
+another version; the table made again), it switches the replacement on, the worker's next try
+applies the change, and the comparison at the end of the run makes the replica right; then
+the replacement goes off again.  Otherwise the error stays an error: with the replacement on
+for good, a key the models declare narrower than the source's, or one made deferrable on the
+source since the consumer started, would make a live row look stale.  Switching on installs
+the triggers again first, so a key changed since then is seen.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from ..render import cdc_stale as sql
+from ..render.sql import name_text
+from .replica import Replica, install_stale_replacement
+from .signature import signatures
+
+
+def lost_rows_outside_the_stream(replica: Replica) -> bool:
+    """Whether a table's source changed outside the stream since its replica was compared."""
+    now, recorded = signatures(replica)
+    for name, current in now.items():
+        previous = recorded.get(name)
+        if current is None or previous is None:
+            continue  # not there yet, or never compared: its join or first comparison copies it
+        if current.table != previous.table:
+            return True  # made again, or published again
+        before, after = previous.leaf_versions, current.leaf_versions
+        if before is None or after is None:
+            return True  # recorded by an older release: unknown
+        if any(not version or after.get(oid) != version for oid, version in before.items()):
+            return True  # a leaf left, or came back in another version
+    return False
+
+
+def start_replacing(replica: Replica) -> None:
+    with replica.target.begin() as target, replica.source.connect() as source:
+        installed = install_stale_replacement(target, source, replica.names, replica.pairs())
+        for schema, table in installed:
+            for statement in sql.switch(schema, table, enabled=True):
+                target.exec_driver_sql(statement)
+
+
+def stop_replacing(replica: Replica) -> None:
+    with replica.target.begin() as target:
+        for table, _ in replica.pairs():
+            name = name_text(table.schema, table.name)
+            if target.execute(text(sql.HAS_REPLACING), {"table": name}).scalar():
+                for statement in sql.switch(table.schema, table.name, enabled=False):
+                    target.exec_driver_sql(statement)
