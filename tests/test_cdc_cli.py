@@ -226,7 +226,7 @@ def test_run_once_gives_up_after_its_timeout_and_status_shows_why(
         arguments = ("--source", source, "--target", target, "--once", "--timeout", "1")
         once = run("cdc", "run", MODELS, *arguments)
         assert once.returncode == 2, once.stdout + once.stderr
-        assert "1.0 s" in once.stderr
+        assert "1.0 s" in once.stderr and "it is disabled on the target" in once.stderr
         status = run("cdc", "status", MODELS, "--source", source, "--target", target, "--json")
         assert status.returncode == 1, status.stdout + status.stderr
         found = json.loads(status.stdout)

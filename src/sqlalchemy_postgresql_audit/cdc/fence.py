@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine, text
 from ..declare.cdc import CdcNames
 from ..render import cdc as sql
 from ..render import cdc_replica as replica_sql
+from ..render.sql import quote
 from .apply_errors import apply_failed
 from .errors import CdcError
 from .replica import Replica
@@ -68,10 +69,21 @@ def wait_for(replica: Replica, fence: Fence, timeout: float) -> None:
             if time.monotonic() > deadline:
                 raise CdcError(
                     f"subscription {replica.subscription!r} did not apply the source's "
-                    f"changes within {timeout} s; see 'sqlalchemy-postgresql-audit cdc "
-                    "status' and the target's server log"
+                    f"changes within {timeout} s{_disabled(target, replica.subscription)}; see "
+                    "'sqlalchemy-postgresql-audit cdc status' and the target's server log"
                 )
             time.sleep(POLL_SECONDS)
+
+
+def _disabled(target: Connection, subscription: str) -> str:
+    """Why a wait timed out when the subscription is disabled (nothing applies then)."""
+    enabled = target.execute(
+        text(replica_sql.SUBSCRIPTION_ENABLED), {"subscription": subscription}
+    ).scalar()
+    target.rollback()
+    if enabled is not False:
+        return ""
+    return f": it is disabled on the target (ALTER SUBSCRIPTION {quote(subscription)} ENABLE)"
 
 
 class _Workerless:
@@ -99,6 +111,9 @@ class _Workerless:
         elif self.since is None:
             self.since = now
         elif now - self.since > NO_WORKER_SECONDS:
+            disabled = _disabled(target, self.subscription)
+            if disabled:
+                raise CdcError(f"subscription {self.subscription!r} applies nothing{disabled}")
             error = CdcError(
                 f"subscription {self.subscription!r} has had no apply worker for "
                 f"{now - self.since:.0f} s: the target server may be out of logical replication "

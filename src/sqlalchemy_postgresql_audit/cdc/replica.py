@@ -42,19 +42,18 @@ from sqlalchemy.schema import DefaultClause
 from ..declare.audit_table import AUDIT_TABLE_KEY
 from ..declare.cdc import CdcNames, cdc_names
 from ..declare.spec import AuditSpec
-from ..install.catalog import default_schema
 from ..install.ddl import audited_tables, execute_statements, install_statements
 from ..install.publication import CONTEXT_COMMENT, JOINS_COMMENT, refuse_failover_before_17
 from ..install.resolve import check_audit_tables, resolve_specs
 from ..render import cdc as sql
 from ..render import cdc_joins as joins_sql
 from ..render import cdc_replica as replica_sql
-from ..render import cdc_stale as stale_sql
-from ..render.sql import literal, name_text
+from ..render.sql import literal
 from .claim import creating
 from .errors import CdcError
 from .install_rows import seed_from_install
 from .owner import claim_target
+from .stale_triggers import prepare_stale_replacement
 
 _SUBSCRIPTION_EXISTS = text(
     "SELECT EXISTS (SELECT FROM pg_catalog.pg_subscription "
@@ -105,7 +104,7 @@ class Replica:
             _create_tables(connection, pairs)
             _install_capture(connection, pairs)
             with self.source.connect() as source:
-                install_stale_replacement(connection, source, names, pairs)
+                prepare_stale_replacement(connection, source, names, pairs)
             execute_statements(
                 connection,
                 [
@@ -350,70 +349,6 @@ def _install_capture(connection: Connection, pairs: Sequence[tuple[Table, AuditS
     for spec in specs:
         statements += [sql.enable_always(spec.schema, spec.table, t.name) for t in spec.triggers]
     execute_statements(connection, statements)
-
-
-def install_stale_replacement(
-    connection: Connection,
-    source: Connection,
-    names: CdcNames,
-    pairs: Sequence[tuple[Table, AuditSpec]],
-) -> list[tuple[str, str]]:
-    """The triggers that replace a stale replica row (``render.cdc_stale``), disabled, on each
-    replica whose key is the source's own immediate primary key (dropped from one whose key no
-    longer is), and on each audit table the one that keeps a removal out of the trail; returns
-    the replicas (schema, table) that have them."""
-    default = default_schema(connection)
-    context = names.context_schema or default
-    statements = [stale_sql.create_replaced_table(context), stale_sql.quiet_function(context)]
-    execute_statements(connection, statements)
-    planted = (
-        connection.execute(
-            text(stale_sql.NOT_OWNED), {"tables": [name_text(context, stale_sql.REPLACED_TABLE)]}
-        )
-        .scalars()
-        .all()
-    )
-    if planted:
-        raise CdcError(
-            f"table {planted[0]} on the target is owned by another role than the consumer's: "
-            "its triggers would run as the subscription's apply worker; drop it (the consumer "
-            "makes it)"
-        )
-    statements = []
-    installed = []
-    for table, _ in pairs:
-        audit_table = table.info[AUDIT_TABLE_KEY]
-        statements += stale_sql.quiet_versions(
-            context, audit_table.schema or default, audit_table.name
-        )
-        schema = table.schema or default
-        key = _replaceable_key(connection, source, schema, table.name)
-        if key is None:
-            statements += stale_sql.drop_replacing(schema, table.name)
-        else:
-            statements += stale_sql.replace_stale(context, schema, table.name, key)
-            installed.append((schema, table.name))
-    execute_statements(connection, statements)
-    return installed
-
-
-def _replaceable_key(
-    target: Connection, source: Connection, schema: str, table: str
-) -> list[stale_sql.KeyColumn] | None:
-    """The replica's key columns with their equality operators, when a row on the incoming key
-    proves a stale one: the replica's key is the source's primary key, neither deferrable (the
-    source may pass through two rows of one key inside a statement)."""
-    name = name_text(schema, table)
-    replica = target.execute(text(stale_sql.KEY_OPERATORS), {"table": name}).all()
-    on_source = source.execute(text(stale_sql.SOURCE_KEY), {"table": name}).all()
-    if (
-        not replica
-        or [r.attname for r in replica] != [s.attname for s in on_source]
-        or any(r.condeferrable for r in replica)
-        or any(s.condeferrable for s in on_source)
-    ):
-        return None
-    return [(r.attname, stale_sql.qualified_operator(r.nspname, r.oprname)) for r in replica]
 
 
 def _libpq(url: URL) -> dict[str, object]:

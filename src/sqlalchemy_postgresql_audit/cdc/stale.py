@@ -20,8 +20,9 @@ from sqlalchemy import text
 
 from ..render import cdc_stale as sql
 from ..render.sql import name_text
-from .replica import Replica, install_stale_replacement
+from .replica import Replica
 from .signature import signatures
+from .stale_triggers import replacing_triggers
 
 
 def lost_rows_outside_the_stream(replica: Replica) -> bool:
@@ -42,16 +43,16 @@ def lost_rows_outside_the_stream(replica: Replica) -> bool:
 
 
 def start_replacing(replica: Replica) -> None:
-    with replica.target.begin() as target, replica.source.connect() as source:
-        installed = install_stale_replacement(target, source, replica.names, replica.pairs())
-        for schema, table in installed:
-            for statement in sql.switch(schema, table, enabled=True):
-                target.exec_driver_sql(statement)
+    """Each replica's replacing triggers made again and switched on, one table at a time."""
+    for table, _ in replica.pairs():
+        with replica.target.begin() as target, replica.source.connect() as source:
+            replacing_triggers(target, source, replica.names, table, on=True)
 
 
 def stop_replacing(replica: Replica) -> None:
-    with replica.target.begin() as target:
-        for table, _ in replica.pairs():
+    """Each replica's replacing triggers off, one table at a time."""
+    for table, _ in replica.pairs():
+        with replica.target.begin() as target:
             name = name_text(table.schema, table.name)
             if target.execute(text(sql.HAS_REPLACING), {"table": name}).scalar():
                 for statement in sql.switch(table.schema, table.name, enabled=False):
