@@ -266,14 +266,15 @@ def consumer_throughput(
     try:
         consumer.run_once()
         samples: list[float] = []
-        without_replacing: list[float] = []
+        replacing_on: list[float] = []
         for round_ in range(args.rounds * 2 if args.replacing_ab else args.rounds):
-            replacing = not args.replacing_ab or round_ % 2 == 0
-            with target.begin() as connection:
-                connection.exec_driver_sql(
-                    f"ALTER TABLE bench_item {'ENABLE ALWAYS' if replacing else 'DISABLE'} "
-                    f"TRIGGER {stale_sql.INSERT_TRIGGER}"
-                )
+            # The stale-row triggers are off unless the source lost rows outside the stream;
+            # with --replacing-ab every other round has them on, to measure what they cost.
+            replacing = args.replacing_ab and round_ % 2 == 1
+            if args.replacing_ab:
+                with target.begin() as connection:
+                    for statement in stale_sql.switch(None, "bench_item", enabled=replacing):
+                        connection.exec_driver_sql(statement)
             base = round_ * args.changes
             with source.begin() as connection:
                 for start in range(0, args.changes, 1000):
@@ -287,19 +288,19 @@ def consumer_throughput(
             began = time.perf_counter()
             written = consumer.run_once()
             elapsed = time.perf_counter() - began
-            (samples if replacing else without_replacing).append(written / elapsed)
+            (replacing_on if replacing else samples).append(written / elapsed)
             print(
-                f"consumer{'' if replacing else ' (stale-row trigger off)'}: {written} changes "
+                f"consumer{' (stale-row triggers on)' if replacing else ''}: {written} changes "
                 f"in {elapsed:.2f} s = {written / elapsed:,.0f}/s",
                 flush=True,
             )
         lag = sustained_lag(args, source, metadata)
         result = {"changes_per_second": samples, "median": statistics.median(samples), **lag}
-        if without_replacing:
-            result["without_replacing"] = without_replacing
-            result["median_without_replacing"] = statistics.median(without_replacing)
+        if replacing_on:
+            result["replacing_on"] = replacing_on
+            result["median_replacing_on"] = statistics.median(replacing_on)
             result["paired_ratio_median"] = statistics.median(
-                on / off for on, off in zip(samples, without_replacing, strict=True)
+                on / off for on, off in zip(replacing_on, samples, strict=True)
             )
         return result
     finally:
@@ -377,7 +378,7 @@ def main() -> None:
     parser.add_argument(
         "--replacing-ab",
         action="store_true",
-        help="alternate consumer rounds with the stale-row trigger on the replica off (its cost)",
+        help="alternate consumer rounds with the stale-row triggers on (what they cost while on)",
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for cdc.{json,md}")
     args = parser.parse_args()
@@ -416,10 +417,10 @@ def main() -> None:
         f"{consumer['lag_seconds_median']} s, max {consumer['lag_seconds_max']} s, "
         f"median {consumer['lag_bytes_median']} bytes"
     )
-    if "median_without_replacing" in consumer:
+    if "median_replacing_on" in consumer:
         lines.append(
-            f"consumer with the stale-row trigger off (alternate rounds): median "
-            f"{consumer['median_without_replacing']:,.0f} changes/s; paired ratio with/without "
+            f"consumer with the stale-row triggers on (alternate rounds): median "
+            f"{consumer['median_replacing_on']:,.0f} changes/s; paired ratio on/off "
             f"(median) {consumer['paired_ratio_median']:.3f}"
         )
     (args.out / "cdc.md").write_text("\n".join(lines) + "\n")
