@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from cdc_replica_setup import cdc_metadata, cdc_table, measure_models, rows, trail
 from sqlalchemy_postgresql_audit import record_baseline
 from sqlalchemy_postgresql_audit.cdc import Consumer, create_slot
+from sqlalchemy_postgresql_audit.cdc.replica import Replica
 
 
 def _low_partition(source: sa.Engine, measure: sa.Table, values: dict[int, int]) -> None:
@@ -122,12 +123,12 @@ def test_a_key_back_in_a_partition_created_again_does_not_halt_thetrail(
     assert trail(target)[-1] == ("U", 1, 3)
 
 
-def test_the_lost_slot_recovery_as_documented_makes_the_replica_and_trail_right(
+def _lost_slot_recovered(
     source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
-) -> None:
-    """The steps of ``cdc status``'s recovery text, on a gap that updated, deleted and inserted
-    rows: the new subscription's run records the gap's result (B for rows present, D for rows
-    gone), so the history and later changes hold the values the rows held."""
+) -> tuple[sa.MetaData, sa.Table]:
+    """Design 1 on ``acct`` (rows 1 and 2), the target down during a gap that updated 1,
+    deleted 2 and inserted 3, then the recovery's steps up to the new slot: the subscription
+    dropped, the slot dropped and made again."""
     metadata = cdc_metadata()
     acct = cdc_table(metadata, "acct")
     metadata.create_all(source)
@@ -144,29 +145,47 @@ def test_the_lost_slot_recovery_as_documented_makes_the_replica_and_trail_right(
         connection.execute(acct.update().where(acct.c.id == 1).values(value=10))
         connection.execute(acct.delete().where(acct.c.id == 2))
         connection.execute(acct.insert().values(id=3, value=3))
-    # The recovery: drop the subscription, drop the slot, make it again, run the consumer,
-    # record a baseline where the trail is.
     consumer.drop()
     with source.begin() as connection:
         connection.execute(sa.text("SELECT pg_drop_replication_slot(:slot)"), {"slot": slot})
     create_slot(source, metadata)
+    return metadata, acct
+
+
+_GAP_RECORDED = [("I", 1, 1), ("I", 2, 2), ("D", 2, 2), ("B", 1, 10), ("B", 3, 3)]
+
+
+def test_the_lost_slot_recovery_as_documented_makes_the_replica_and_trail_right(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    """The steps of ``cdc status``'s recovery text, on a gap that updated, deleted and inserted
+    rows: the new subscription's run records the gap's result (B for rows present, D for rows
+    gone), so the history and later changes hold the values the rows held."""
+    metadata, acct = _lost_slot_recovered(source, target, consumers)
     recovered = Consumer(source, target, metadata=metadata, timeout=120)
     consumers.append(recovered)
     assert recovered.run_once() == 3
-    with target.begin() as connection:
+    with target.begin() as connection:  # the recovery's last step: a baseline where the trail is
         assert record_baseline(connection, acct) == 0
     with source.begin() as connection:
         connection.execute(acct.delete().where(acct.c.id == 1))
     assert recovered.run_once() == 1
-    assert trail(target, "acct") == [
-        ("I", 1, 1),
-        ("I", 2, 2),
-        ("D", 2, 2),
-        ("B", 1, 10),
-        ("B", 3, 3),
-        ("D", 1, 10),
-    ]
+    assert trail(target, "acct") == [*_GAP_RECORDED, ("D", 1, 10)]
     assert rows(target, "SELECT id, value FROM acct ORDER BY id") == [(3, 3)]
+
+
+def test_a_consumer_killed_before_the_new_subscriptions_first_comparison_leaves_it_to_the_next(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    """The recovery's consumer made the subscription and was gone before its first run
+    compared: the next consumer still compares every table and records the gap."""
+    metadata, _ = _lost_slot_recovered(source, target, consumers)
+    assert Replica(source, target, metadata).prepare()  # the subscription, then killed
+    restarted = Consumer(source, target, metadata=metadata, timeout=120)
+    consumers.append(restarted)
+    restarted.run_once()
+    assert trail(target, "acct") == _GAP_RECORDED
+    assert rows(target, "SELECT id, value FROM acct ORDER BY id") == [(1, 10), (3, 3)]
 
 
 def test_a_new_subscription_seeded_from_the_install_baseline_locks_no_table(

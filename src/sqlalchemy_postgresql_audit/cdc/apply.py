@@ -56,9 +56,11 @@ class Apply:
             replica = Replica(self.source, self.target, self.metadata)
             with self.target.connect() as connection:
                 before = _highest(connection, audit_tables)
-            # A new subscription (again, after a lost slot) may have missed rows of any table.
-            self._compare_all = self._after_gap = replica.prepare()
-            if self._compare_all:
+            # A new subscription (again, after a lost slot) may have missed rows of any table;
+            # so may one whose consumer was killed before its first comparison.
+            new = replica.prepare()
+            self._compare_all = self._after_gap = new or replica.first_comparison_pending()
+            if new:
                 self._seen = before
             self._replica = replica
         replica = self._replica
@@ -92,6 +94,8 @@ class Apply:
         finally:
             if replacing:
                 stop_replacing(replica)
+        if self._after_gap:
+            replica.first_comparison_done()
         self._compare_all = self._after_gap = False
         self._refreshed = set()
         for engine in (self.source, self.target):

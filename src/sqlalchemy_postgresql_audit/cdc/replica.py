@@ -46,6 +46,7 @@ from ..install.ddl import audited_tables, execute_statements, install_statements
 from ..install.publication import CONTEXT_COMMENT, JOINS_COMMENT, refuse_failover_before_17
 from ..install.resolve import check_audit_tables, resolve_specs
 from ..render import cdc as sql
+from ..render import cdc_gap as gap_sql
 from ..render import cdc_joins as joins_sql
 from ..render import cdc_replica as replica_sql
 from ..render.sql import literal
@@ -101,6 +102,7 @@ class Replica:
             claim_target(self.source, connection, names)
             connection.exec_driver_sql(replica_sql.create_seeded_table(names.context_schema))
             connection.exec_driver_sql(replica_sql.create_apply_seen_table(names.context_schema))
+            connection.exec_driver_sql(gap_sql.create_pending_table(names.context_schema))
             _create_tables(connection, pairs)
             _install_capture(connection, pairs)
             with self.source.connect() as source:
@@ -144,9 +146,25 @@ class Replica:
                 )
             )
             seed_from_install(source, connection, pairs, names=names)
+            connection.execute(
+                text(gap_sql.record_pending(names.context_schema)),
+                {"subscription": self.subscription},
+            )
             connection.execute(text(sql.enable_subscription(self.subscription)))
             source.rollback()
         return True
+
+    def first_comparison_pending(self) -> bool:
+        """Whether the subscription's first comparison (after a possible gap) is still to run,
+        though the consumer that created it is gone (``render.cdc_gap``)."""
+        with self.target.connect() as target:
+            query = text(gap_sql.pending(self.names.context_schema))
+            return bool(target.execute(query, {"subscription": self.subscription}).scalar())
+
+    def first_comparison_done(self) -> None:
+        with self.target.begin() as target:
+            query = text(gap_sql.clear_pending(self.names.context_schema))
+            target.execute(query, {"subscription": self.subscription})
 
     def refresh(self) -> set[str]:
         """Make the subscription apply the published tables it does not know yet (a table that
