@@ -6,42 +6,11 @@ are left alone.  Two real servers: the source and the target."""
 
 from __future__ import annotations
 
-import uuid
-
 import sqlalchemy as sa
 
+from cdc_replica_setup import cdc_metadata, cdc_table, measure_models, rows, run_ddl, trail
 from sqlalchemy_postgresql_audit.cdc import Consumer
 from sqlalchemy_postgresql_audit.cdc.signature import Signature
-
-
-def _measure(metadata: sa.MetaData | None = None) -> tuple[sa.MetaData, sa.Table]:
-    metadata = metadata or sa.MetaData(
-        naming_convention={"audit.slot": f"cdc_{uuid.uuid4().hex[:12]}"}
-    )
-    measure = sa.Table(
-        "measure",
-        metadata,
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-        sa.Column("value", sa.Integer),
-        postgresql_partition_by="RANGE (id)",
-        info={"audit.options": {"enabled": True, "mode": "cdc"}},
-    )
-    return metadata, measure
-
-
-def _rows(engine: sa.Engine, query: str) -> list[tuple[object, ...]]:
-    with engine.connect() as connection:
-        return [tuple(row) for row in connection.exec_driver_sql(query)]
-
-
-def _trail(engine: sa.Engine, table: str = "measure") -> list[tuple[object, ...]]:
-    return _rows(engine, f"SELECT audit_operation, id, value FROM {table}_audit ORDER BY audit_id")
-
-
-def _run(source: sa.Engine, *statements: str) -> None:
-    with source.begin() as connection:
-        for statement in statements:
-            connection.exec_driver_sql(statement)
 
 
 def _started(
@@ -53,9 +22,9 @@ def _started(
 ) -> tuple[Consumer, sa.Table]:
     """``measure`` with ``partitions`` (made after the install, as monthly ones are) and rows
     ``ids`` of value 1, all in the trail."""
-    metadata, measure = _measure()
+    metadata, measure = measure_models()
     metadata.create_all(source)
-    _run(source, *partitions)
+    run_ddl(source, *partitions)
     with source.begin() as connection:
         for id_ in ids:
             connection.execute(measure.insert().values(id=id_, value=1))
@@ -63,16 +32,6 @@ def _started(
     consumers.append(consumer)
     assert consumer.run_once() == len(ids)
     return consumer, measure
-
-
-def _plain(metadata: sa.MetaData, name: str) -> sa.Table:
-    return sa.Table(
-        name,
-        metadata,
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
-        sa.Column("value", sa.Integer),
-        info={"audit.options": {"enabled": True, "mode": "cdc"}},
-    )
 
 
 _LOW = "CREATE TABLE measure_low PARTITION OF measure FOR VALUES FROM (0) TO (100)"
@@ -87,8 +46,8 @@ def test_a_partition_detached_edited_and_attached_again_is_reconciled(
     the corrections as B versions and removes the deleted row unrecorded (trigger mode records
     nothing of a detached partition), so later changes of its rows are recorded."""
     consumer, measure = _started(source, target, consumers, (_LOW,))
-    assert _trail(target) == [("I", 1, 1), ("I", 2, 1), ("I", 3, 1)]
-    _run(
+    assert trail(target) == [("I", 1, 1), ("I", 2, 1), ("I", 3, 1)]
+    run_ddl(
         source,
         "ALTER TABLE measure DETACH PARTITION measure_low",
         "UPDATE measure_low SET value = 50 WHERE id = 1",
@@ -97,14 +56,14 @@ def test_a_partition_detached_edited_and_attached_again_is_reconciled(
         "ALTER TABLE measure ATTACH PARTITION measure_low FOR VALUES FROM (0) TO (100)",
     )
     assert consumer.run_once() == 2
-    assert _rows(target, "SELECT id, value FROM measure ORDER BY id") == [(1, 50), (3, 1), (4, 40)]
+    assert rows(target, "SELECT id, value FROM measure ORDER BY id") == [(1, 50), (3, 1), (4, 40)]
     with source.begin() as connection:
         connection.execute(measure.update().where(measure.c.id == 4).values(value=41))
     with source.begin() as connection:
         connection.execute(measure.delete().where(measure.c.id == 1))
     assert consumer.run_once() == 2
-    assert _trail(target)[3:] == [("B", 1, 50), ("B", 4, 40), ("U", 4, 41), ("D", 1, 50)]
-    assert _rows(target, "SELECT id, value FROM measure ORDER BY id") == [(3, 1), (4, 41)]
+    assert trail(target)[3:] == [("B", 1, 50), ("B", 4, 40), ("U", 4, 41), ("D", 1, 50)]
+    assert rows(target, "SELECT id, value FROM measure ORDER BY id") == [(3, 1), (4, 41)]
 
 
 def test_a_sub_partition_edited_while_its_parent_partition_was_detached_is_reconciled(
@@ -122,14 +81,14 @@ def test_a_sub_partition_edited_while_its_parent_partition_was_detached_is_recon
             "CREATE TABLE measure_low_a PARTITION OF measure_low FOR VALUES FROM (0) TO (100)",
         ),
     )
-    _run(
+    run_ddl(
         source,
         "ALTER TABLE measure DETACH PARTITION measure_low",
         "UPDATE measure_low SET value = 60 WHERE id = 3",
         "ALTER TABLE measure ATTACH PARTITION measure_low FOR VALUES FROM (0) TO (100)",
     )
     assert consumer.run_once() == 1
-    assert _trail(target)[-1] == ("B", 3, 60)
+    assert trail(target)[-1] == ("B", 3, 60)
 
 
 def test_a_truncated_partition_leaves_the_replica_at_the_next_run_unrecorded(
@@ -140,15 +99,15 @@ def test_a_truncated_partition_leaves_the_replica_at_the_next_run_unrecorded(
     only for the table itself), so the run removes the rows from the replica unrecorded; a key
     inserted again is then an I, and the trail goes on."""
     consumer, measure = _started(source, target, consumers, (_LOW, _HIGH), (1, 2, 3, 150))
-    assert _trail(target) == [("I", 1, 1), ("I", 2, 1), ("I", 3, 1), ("I", 150, 1)]
-    _run(source, "TRUNCATE measure_low")
+    assert trail(target) == [("I", 1, 1), ("I", 2, 1), ("I", 3, 1), ("I", 150, 1)]
+    run_ddl(source, "TRUNCATE measure_low")
     assert consumer.run_once() == 0
-    assert _rows(target, "SELECT id, value FROM measure ORDER BY id") == [(150, 1)]
+    assert rows(target, "SELECT id, value FROM measure ORDER BY id") == [(150, 1)]
     with source.begin() as connection:
         connection.execute(measure.insert().values(id=1, value=9))
     assert consumer.run_once() == 1
-    assert _trail(target)[4:] == [("I", 1, 9)]
-    assert _rows(target, "SELECT id, value FROM measure ORDER BY id") == [(1, 9), (150, 1)]
+    assert trail(target)[4:] == [("I", 1, 9)]
+    assert rows(target, "SELECT id, value FROM measure ORDER BY id") == [(1, 9), (150, 1)]
 
 
 def test_a_signature_recorded_without_leaf_versions_is_compared_once(
@@ -161,10 +120,10 @@ def test_a_signature_recorded_without_leaf_versions_is_compared_once(
         connection.exec_driver_sql(
             "UPDATE audit_cdc_seeded SET signature = regexp_replace(signature, '@[0-9.]+', '', 'g')"
         )
-    _run(source, "TRUNCATE measure_low")
+    run_ddl(source, "TRUNCATE measure_low")
     assert consumer.run_once() == 0
-    assert _rows(target, "SELECT id, value FROM measure ORDER BY id") == [(150, 1)]
-    (recorded,) = _rows(target, "SELECT signature FROM audit_cdc_seeded")
+    assert rows(target, "SELECT id, value FROM measure ORDER BY id") == [(150, 1)]
+    (recorded,) = rows(target, "SELECT signature FROM audit_cdc_seeded")
     versions = Signature(str(recorded[0])).leaf_versions
     assert versions is not None and len(versions) == 2 and all(versions.values())
 
@@ -173,10 +132,14 @@ def _replica_drifted(target: sa.Engine) -> None:
     """``account``'s replica holds another value for row 2, unrecorded: only a comparison of
     the table would notice (and take its SHARE lock, its unlocked try differing)."""
     with target.begin() as connection:
-        triggers = connection.exec_driver_sql(
-            "SELECT tgname FROM pg_catalog.pg_trigger "
-            "WHERE tgrelid = 'account'::regclass AND tgenabled = 'A'"
-        ).scalars().all()
+        triggers = (
+            connection.exec_driver_sql(
+                "SELECT tgname FROM pg_catalog.pg_trigger "
+                "WHERE tgrelid = 'account'::regclass AND tgenabled = 'A'"
+            )
+            .scalars()
+            .all()
+        )
         connection.exec_driver_sql("ALTER TABLE account DISABLE TRIGGER USER")
         connection.exec_driver_sql("UPDATE account SET value = 20 WHERE id = 2")
         for trigger in triggers:
@@ -190,17 +153,17 @@ def test_a_table_joining_is_compared_alone_the_running_ones_are_left_to_their_wr
     table already running alone.  Compared, that table would be locked IN SHARE MODE (its
     replica differs), which a writer's open transaction holds off: the run would wait for it,
     then fail."""
-    metadata = sa.MetaData(naming_convention={"audit.slot": f"cdc_{uuid.uuid4().hex[:12]}"})
-    account = _plain(metadata, "account")
+    metadata = cdc_metadata()
+    account = cdc_table(metadata, "account")
     metadata.create_all(source)
-    _run(source, "INSERT INTO account VALUES (1, 1), (2, 2)")
+    run_ddl(source, "INSERT INTO account VALUES (1, 1), (2, 2)")
     consumer = Consumer(source, target, metadata=metadata, timeout=120)
     consumers.append(consumer)
     assert consumer.run_once() == 2
     _replica_drifted(target)
-    ledger = _plain(metadata, "ledger")
-    _run(source, "CREATE TABLE ledger (id integer PRIMARY KEY, value integer)")
-    _run(source, "INSERT INTO ledger VALUES (1, 10)")
+    ledger = cdc_table(metadata, "ledger")
+    run_ddl(source, "CREATE TABLE ledger (id integer PRIMARY KEY, value integer)")
+    run_ddl(source, "INSERT INTO ledger VALUES (1, 10)")
     metadata.create_all(source)
     deployed = Consumer(source, target, metadata=metadata, timeout=10)
     consumers.append(deployed)
@@ -211,5 +174,5 @@ def test_a_table_joining_is_compared_alone_the_running_ones_are_left_to_their_wr
     with source.begin() as connection:
         connection.execute(ledger.update().values(value=11))
     assert deployed.run_once() == 2
-    assert _trail(target, "ledger") == [("B", 1, 10), ("U", 1, 11)]
-    assert _trail(target, "account") == [("I", 1, 1), ("I", 2, 2), ("I", 3, 3)]
+    assert trail(target, "ledger") == [("B", 1, 10), ("U", 1, 11)]
+    assert trail(target, "account") == [("I", 1, 1), ("I", 2, 2), ("I", 3, 3)]
