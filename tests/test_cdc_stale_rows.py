@@ -5,11 +5,13 @@ real servers: the source and the target."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 import sqlalchemy as sa
 
 from cdc_replica_setup import cdc_metadata, cdc_table, measure_models, rows, run_ddl, trail
-from sqlalchemy_postgresql_audit.cdc import Consumer
+from sqlalchemy_postgresql_audit.cdc import CdcError, Consumer
 from sqlalchemy_postgresql_audit.cdc.apply_errors import ApplyFailed
 
 
@@ -212,3 +214,82 @@ def test_a_key_the_models_declare_narrower_than_the_sources_stays_an_apply_error
     with pytest.raises(ApplyFailed):
         consumer.run_once()
     assert rows(target, "SELECT count(*) FROM audit_cdc_replaced_rows") == [(0,)]
+
+
+def test_a_partition_made_after_the_last_comparison_then_truncated_does_not_stop_the_trail(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    """A partition the last comparison never saw, filled, truncated, and one of its keys
+    inserted again: the leaf that came since is the evidence."""
+    metadata, measure = measure_models("LIST (id)")
+    metadata.create_all(source)
+    run_ddl(source, "CREATE TABLE measure_rest PARTITION OF measure DEFAULT")
+    consumer = Consumer(source, target, metadata=metadata, timeout=60)
+    consumers.append(consumer)
+    consumer.run_once()
+    run_ddl(
+        source,
+        "CREATE TABLE measure_t1 PARTITION OF measure FOR VALUES IN (1)",
+        "INSERT INTO measure VALUES (1, 1)",
+    )
+    run_ddl(source, "TRUNCATE measure_t1")  # made after the install: no guard refuses it
+    with source.begin() as connection:
+        connection.execute(measure.insert().values(id=1, value=2))
+    consumer.run_once()
+    assert trail(target) == [("I", 1, 1), ("I", 1, 2)]
+    assert rows(target, "SELECT id, value FROM measure") == [(1, 2)]
+
+
+def test_a_key_the_models_type_otherwise_than_the_source_gets_no_replacing_triggers(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    """Models typing the key otherwise than the source (a domain for ``integer`` here; ``citext``
+    for ``text`` would make other rows equal): a row on its key proves nothing stale."""
+    for engine in (source, target):
+        run_ddl(engine, "CREATE SCHEMA app", "CREATE DOMAIN app.num AS integer")
+    run_ddl(source, "CREATE TABLE acct (id integer PRIMARY KEY, value integer)")
+    metadata = cdc_metadata()
+    sa.Table(
+        "acct",
+        metadata,
+        sa.Column("id", _Num, primary_key=True, autoincrement=False),
+        sa.Column("value", sa.Integer),
+        info={"audit.options": {"enabled": True, "mode": "cdc"}},
+    )
+    cdc_table(metadata, "other")
+    metadata.create_all(source)
+    consumer = Consumer(source, target, metadata=metadata, timeout=60)
+    consumers.append(consumer)
+    consumer.run_once()
+    replacing = rows(
+        target,
+        "SELECT tgrelid::regclass::text FROM pg_trigger "
+        "WHERE tgname = 'audit_cdc_replace_stale' ORDER BY 1",
+    )
+    assert replacing == [("other",)]
+
+
+@pytest.mark.parametrize("planted", ["audit_cdc_first_comparison", "audit_cdc_replaced_rows"])
+def test_a_table_another_role_made_first_on_the_target_is_refused_by_name(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer], planted: str
+) -> None:
+    """A role that may create in the target's schema makes one of the consumer's tables first
+    (with a trigger of its own, it would run as the consumer or the apply worker): the consumer
+    refuses before it writes anything, naming the table."""
+    role = f"planter_{uuid.uuid4().hex[:8]}"
+    run_ddl(target, f"CREATE ROLE {role}", f"GRANT CREATE ON SCHEMA public TO {role}")
+    try:
+        run_ddl(target, f"SET ROLE {role}", f"CREATE TABLE {planted} (id integer)", "RESET ROLE")
+        metadata = cdc_metadata()
+        cdc_table(metadata, "acct")
+        metadata.create_all(source)
+        consumer = Consumer(source, target, metadata=metadata, timeout=60)
+        consumers.append(consumer)
+        with pytest.raises(CdcError, match=f"{planted}.*owned by another role"):
+            consumer.run_once()
+        assert rows(target, "SELECT count(*) FROM pg_subscription") == [(0,)]
+    finally:
+        run_ddl(
+            target, f"DROP TABLE IF EXISTS {planted}", f"REVOKE ALL ON SCHEMA public FROM {role}"
+        )
+        run_ddl(target, f"DROP ROLE {role}")

@@ -24,7 +24,7 @@ from .fence import commit_fence, delete_context, wait_for
 from .join_seed import joins_subscribed, seed_pending_joins
 from .replica import Replica
 from .seed import seed_replicas
-from .stale import lost_rows_outside_the_stream, start_replacing, stop_replacing
+from .stale import changed_outside_the_stream, start_replacing, stop_replacing
 
 
 class Apply:
@@ -72,17 +72,19 @@ class Apply:
         # Before the fence: the subscription is held at a join until it is seeded.
         seed_pending_joins(replica, passed=joins_subscribed(replica, refreshed))
         fence = commit_fence(self.source, replica.names)
-        replacing = self._after_gap  # the gap's deleted keys may come back in the stream
-        if replacing:
+        # A new subscription's gap may have deleted keys that come back in the stream.
+        replacing: set[str] | None = None if self._after_gap else set()
+        if replacing is None:
             start_replacing(replica)
         try:
             try:
                 wait_for(replica, fence, self.timeout)
             except ApplyFailed:
-                if replacing or not lost_rows_outside_the_stream(replica):
+                changed = changed_outside_the_stream(replica)
+                if replacing is None or not changed:
                     raise
-                replacing = True
-                start_replacing(replica)  # the worker's next try replaces the stale row
+                replacing = changed
+                start_replacing(replica, changed)  # the worker's next try replaces the row
                 wait_for(replica, fence, self.timeout)
             seeded = seed_replicas(
                 replica,
@@ -92,8 +94,8 @@ class Apply:
                 after_gap=self._after_gap,
             )
         finally:
-            if replacing:
-                stop_replacing(replica)
+            if replacing is None or replacing:
+                stop_replacing(replica, replacing)
         if self._after_gap:
             replica.first_comparison_done()
         self._compare_all = self._after_gap = False

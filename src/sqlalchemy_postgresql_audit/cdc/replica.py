@@ -49,12 +49,13 @@ from ..render import cdc as sql
 from ..render import cdc_gap as gap_sql
 from ..render import cdc_joins as joins_sql
 from ..render import cdc_replica as replica_sql
-from ..render.sql import literal
+from ..render import cdc_stale as stale_sql
+from ..render.sql import literal, name_text
 from .claim import creating
 from .errors import CdcError
 from .install_rows import seed_from_install
 from .owner import claim_target
-from .stale_triggers import prepare_stale_replacement
+from .stale_triggers import prepare_stale_replacement, refuse_planted
 
 _SUBSCRIPTION_EXISTS = text(
     "SELECT EXISTS (SELECT FROM pg_catalog.pg_subscription "
@@ -99,34 +100,42 @@ class Replica:
                 refuse_failover_before_17(source, [table.name for table, _ in pairs], failover=True)
         with self.target.begin() as connection:
             _create_schemas(connection, names, pairs)
-            claim_target(self.source, connection, names)
-            connection.exec_driver_sql(replica_sql.create_seeded_table(names.context_schema))
-            connection.exec_driver_sql(replica_sql.create_apply_seen_table(names.context_schema))
-            connection.exec_driver_sql(gap_sql.create_pending_table(names.context_schema))
-            _create_tables(connection, pairs)
-            _install_capture(connection, pairs)
-            with self.source.connect() as source:
-                prepare_stale_replacement(connection, source, names, pairs)
+            context = names.context_schema
             execute_statements(
                 connection,
                 [
-                    sql.create_context_table(
-                        names.context_schema, names.context_table, CONTEXT_COMMENT
-                    ),
-                    *sql.context_trigger(
-                        names.context_schema, names.context_table, _setting_types(pairs)
-                    ),
-                    joins_sql.create_joins_table(
-                        names.context_schema, names.context_table, JOINS_COMMENT
-                    ),
-                    joins_sql.create_seeded_joins_table(names.context_schema),
-                    *joins_sql.join_trigger(names.context_schema, names.context_table),
+                    replica_sql.create_source_table(context),
+                    replica_sql.create_seeded_table(context),
+                    replica_sql.create_apply_seen_table(context),
+                    gap_sql.create_pending_table(context),
+                    stale_sql.create_replaced_table(context),
+                    sql.create_context_table(context, names.context_table, CONTEXT_COMMENT),
+                    joins_sql.create_joins_table(context, names.context_table, JOINS_COMMENT),
+                    joins_sql.create_seeded_joins_table(context),
                 ],
             )
-            exists = connection.execute(_SUBSCRIPTION_EXISTS, {"name": self.subscription})
-            if exists.scalar():
-                return False
+            _create_tables(connection, pairs)
+            # Before anything writes to them: a table another role made first under one of
+            # these names would run its triggers as this role, or as the apply worker.
+            refuse_planted(connection, _made_here(names, pairs))
+            claim_target(self.source, connection, names)
+            _install_capture(connection, pairs)
+            execute_statements(
+                connection,
+                [
+                    *sql.context_trigger(context, names.context_table, _setting_types(pairs)),
+                    *joins_sql.join_trigger(context, names.context_table),
+                ],
+            )
+            exists = bool(
+                connection.execute(_SUBSCRIPTION_EXISTS, {"name": self.subscription}).scalar()
+            )
             target_version = connection.dialect.server_version_info or (0,)
+        # One table's lock per transaction: a busy apply worker holds a replica's, then wants
+        # its audit table's (``.stale_triggers``).
+        prepare_stale_replacement(self.source, self.target, names, pairs)
+        if exists:
+            return False
         # Disabled until the replica holds the install's baseline, in one transaction: the
         # apply worker would skip the UPDATEs and DELETEs of rows it lacks (``.install_rows``).
         with self.source.connect() as source, self.target.begin() as connection:
@@ -243,6 +252,28 @@ def _refuse_undeclared(source: Connection, target: Connection, names: CdcNames) 
             "its search_path that the models leave out (the replica is made under the models' "
             "names: give the tables schema=)"
         )
+
+
+def _made_here(names: CdcNames, pairs: Sequence[tuple[Table, AuditSpec]]) -> list[str]:
+    """The tables the consumer makes on the target and writes to (regclass texts)."""
+    context = names.context_schema
+    made = [
+        name_text(context, table)
+        for table in (
+            replica_sql.SOURCE_TABLE,
+            replica_sql.SEEDED_TABLE,
+            replica_sql.APPLY_SEEN_TABLE,
+            gap_sql.PENDING_TABLE,
+            stale_sql.REPLACED_TABLE,
+            names.context_table,
+            joins_sql.joins_table(names.context_table),
+            joins_sql.SEEDED_JOINS_TABLE,
+        )
+    ]
+    for table, _ in pairs:
+        audit = table.info[AUDIT_TABLE_KEY]
+        made += [name_text(table.schema, table.name), name_text(audit.schema, audit.name)]
+    return made
 
 
 def _create_schemas(

@@ -2,17 +2,17 @@
 disabled: the marker table, the audit tables' trigger that keeps a removal out of the trail,
 and on each replica whose key proves a row stale the replacing triggers.
 
-The consumer's start makes them all in its preparing transaction; switching the replacement on
-(``.stale``) makes each replica's triggers again in a transaction of its own, holding one
-table's lock at a time: the apply worker, retrying, holds the replica's and then wants the
-audit table's, so a transaction holding both in the other order would deadlock with it.
+The consumer's start makes them, and switching the replacement on (``.stale``) makes each
+replica's triggers again, one table per transaction: the apply worker holds a replica's lock and
+then wants its audit table's (or another replica's), so a transaction holding several could
+deadlock with it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, Table, text
+from sqlalchemy import Connection, Engine, Table, text
 
 from ..declare.audit_table import AUDIT_TABLE_KEY
 from ..declare.cdc import CdcNames
@@ -24,30 +24,39 @@ from ..render.sql import name_text
 from .errors import CdcError
 
 
-def prepare_stale_replacement(
-    target: Connection,
-    source: Connection,
-    names: CdcNames,
-    pairs: Sequence[tuple[Table, AuditSpec]],
-) -> None:
-    """Everything, disabled, in the consumer's preparing transaction."""
-    default = default_schema(target)
-    context = names.context_schema or default
-    execute_statements(target, [sql.create_replaced_table(context), sql.quiet_function(context)])
-    replaced = name_text(context, sql.REPLACED_TABLE)
-    if target.execute(text(sql.NOT_OWNED), {"tables": [replaced]}).first() is not None:
+def refuse_planted(target: Connection, tables: Sequence[str]) -> None:
+    """Refuse, naming it, a table of ``tables`` (regclass texts) another role owns: made first
+    under the name by a role that may create in the schema, its triggers would run as whoever
+    writes to it (this role, or the apply worker)."""
+    planted = target.execute(text(sql.NOT_OWNED), {"tables": list(tables)}).scalars().all()
+    if planted:
         raise CdcError(
-            f"table {replaced} on the target is owned by another role than the consumer's: "
-            "its triggers would run as the subscription's apply worker; drop it (the consumer "
-            "makes it)"
+            f"table {planted[0]} on the target is owned by another role than the consumer's: "
+            "its triggers would run as the consumer or as the subscription's apply worker.  "
+            "The consumer makes the tables it writes to on the target: drop it, or have it "
+            "owned by the consumer's role"
         )
-    statements: list[str] = []
+
+
+def prepare_stale_replacement(
+    source: Engine, target: Engine, names: CdcNames, pairs: Sequence[tuple[Table, AuditSpec]]
+) -> None:
+    """Everything, disabled, at the consumer's start: the function that drops a removal's
+    version and its trigger on each audit table, then each replica's triggers; one table per
+    transaction."""
+    with target.begin() as connection:
+        default = default_schema(connection)
+        context = names.context_schema or default
+        execute_statements(connection, [sql.quiet_function(context)])
     for table, _ in pairs:
-        audit_table = table.info[AUDIT_TABLE_KEY]
-        statements += sql.quiet_versions(context, audit_table.schema or default, audit_table.name)
-    execute_statements(target, statements)
+        audit = table.info[AUDIT_TABLE_KEY]
+        with target.begin() as connection:
+            execute_statements(
+                connection, sql.quiet_versions(context, audit.schema or default, audit.name)
+            )
     for table, _ in pairs:
-        replacing_triggers(target, source, names, table)
+        with target.begin() as connection, source.connect() as on_source:
+            replacing_triggers(connection, on_source, names, table)
 
 
 def replacing_triggers(
@@ -72,14 +81,16 @@ def _replaceable_key(
     target: Connection, source: Connection, schema: str, table: str
 ) -> list[sql.KeyColumn] | None:
     """The replica's key columns with their equality operators, when a row on the incoming key
-    proves a stale one: the replica's key is the source's primary key, neither deferrable (the
-    source may pass through two rows of one key inside a statement)."""
+    proves a stale one: the replica's key is the source's primary key (columns, types and
+    collations), neither deferrable (the source may pass through two rows of one key inside a
+    statement)."""
     name = name_text(schema, table)
     replica = target.execute(text(sql.KEY_OPERATORS), {"table": name}).all()
     on_source = source.execute(text(sql.SOURCE_KEY), {"table": name}).all()
     if (
         not replica
-        or [r.attname for r in replica] != [s.attname for s in on_source]
+        or [(r.attname, r.type, r.collation) for r in replica]
+        != [(s.attname, s.type, s.collation) for s in on_source]
         or any(r.condeferrable for r in replica)
         or any(s.condeferrable for s in on_source)
     ):

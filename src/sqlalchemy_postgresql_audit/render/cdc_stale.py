@@ -156,12 +156,19 @@ def quiet_versions(
     )
 
 
+#: A key column's type and collation, as both servers name them: a key the models type
+#: otherwise than the source (``citext`` for ``text``) makes other rows equal.
+_TYPE = "pg_catalog.format_type(a.atttypid, a.atttypmod)"
+_COLLATION = (
+    "CAST(CAST(NULLIF(a.attcollation, 0) AS pg_catalog.regcollation) AS pg_catalog.text)"
+)
+
 #: Bound: ``table`` (a regclass text).  On the target: the replica's primary key, each column
 #: with the schema and name of the equality operator of its index's operator class, in key
 #: order, and whether the key is deferrable.
 KEY_OPERATORS = (
-    "SELECT a.attname, n.nspname, o.oprname, k.condeferrable "
-    "FROM pg_catalog.pg_constraint AS k "
+    f"SELECT a.attname, {_TYPE} AS type, {_COLLATION} AS collation, n.nspname, o.oprname, "
+    "k.condeferrable FROM pg_catalog.pg_constraint AS k "
     "JOIN pg_catalog.pg_index AS i ON i.indexrelid OPERATOR(pg_catalog.=) k.conindid "
     "CROSS JOIN LATERAL pg_catalog.generate_subscripts(i.indkey, 1) AS s(position) "
     "JOIN pg_catalog.pg_attribute AS a ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid "
@@ -190,7 +197,8 @@ def qualified_operator(schema: str, name: str) -> str:
 #: Bound: ``table`` (a regclass text).  On the source: its primary key's columns in key order
 #: and whether it is deferrable (a partitioned table's key is its parent's).
 SOURCE_KEY = (
-    "SELECT a.attname, k.condeferrable FROM pg_catalog.pg_constraint AS k "
+    f"SELECT a.attname, {_TYPE} AS type, {_COLLATION} AS collation, k.condeferrable "
+    "FROM pg_catalog.pg_constraint AS k "
     "CROSS JOIN LATERAL pg_catalog.unnest(k.conkey) WITH ORDINALITY AS u(attnum, position) "
     "JOIN pg_catalog.pg_attribute AS a ON a.attrelid OPERATOR(pg_catalog.=) k.conrelid "
     "AND a.attnum OPERATOR(pg_catalog.=) u.attnum "
