@@ -47,3 +47,15 @@ def run_ddl(engine: sa.Engine, *statements: str) -> None:
     with engine.begin() as connection:
         for statement in statements:
             connection.exec_driver_sql(statement)
+
+
+def column_type(spec: str) -> sa.types.UserDefinedType[object]:
+    """A column type SQLAlchemy does not know, by its SQL text (``point``, ``app.num``)."""
+
+    class Named(sa.types.UserDefinedType[object]):
+        cache_ok = True
+
+        def get_col_spec(self, **kw: object) -> str:
+            return spec
+
+    return Named()

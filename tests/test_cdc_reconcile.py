@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from cdc_replica_setup import cdc_metadata, cdc_table, measure_models, rows, trail
+from cdc_replica_setup import cdc_metadata, cdc_table, column_type, measure_models, rows, trail
 from sqlalchemy_postgresql_audit import record_baseline
 from sqlalchemy_postgresql_audit.cdc import Consumer, create_slot
 from sqlalchemy_postgresql_audit.cdc.replica import Replica
@@ -210,13 +210,6 @@ def test_a_new_subscription_seeded_from_the_install_baseline_locks_no_table(
     assert trail(target, "acct") == [("B", 1, 1), ("B", 2, 2), ("I", 3, 3)]
 
 
-class _Point(sa.types.UserDefinedType[str]):
-    cache_ok = True
-
-    def get_col_spec(self, **kw: object) -> str:
-        return "point"
-
-
 def test_rows_of_a_table_without_key_whose_columns_have_no_equality_are_seeded(
     source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
 ) -> None:
@@ -230,7 +223,7 @@ def test_rows_of_a_table_without_key_whose_columns_have_no_equality_are_seeded(
         metadata,
         sa.Column("k", sa.Integer),
         sa.Column("doc", sa.JSON),
-        sa.Column("at", _Point),
+        sa.Column("at", column_type("point")),
         info={"audit.options": {"enabled": True, "mode": "cdc"}},
     )
     metadata.create_all(source)

@@ -10,7 +10,15 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from cdc_replica_setup import cdc_metadata, cdc_table, measure_models, rows, run_ddl, trail
+from cdc_replica_setup import (
+    cdc_metadata,
+    cdc_table,
+    column_type,
+    measure_models,
+    rows,
+    run_ddl,
+    trail,
+)
 from sqlalchemy_postgresql_audit.cdc import CdcError, Consumer
 from sqlalchemy_postgresql_audit.cdc.apply_errors import ApplyFailed
 
@@ -144,15 +152,6 @@ def test_a_key_changed_onto_a_stale_key_is_applied(
     assert ("D", 1, 1) not in trail(target)
 
 
-class _Num(sa.types.UserDefinedType[int]):
-    """``app.num``, a domain over integer in a schema of its own."""
-
-    cache_ok = True
-
-    def get_col_spec(self, **kw: object) -> str:
-        return "app.num"
-
-
 def test_a_key_of_a_type_in_another_schema_is_compared_with_its_own_equality(
     source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
 ) -> None:
@@ -164,7 +163,7 @@ def test_a_key_of_a_type_in_another_schema_is_compared_with_its_own_equality(
     measure = sa.Table(
         "measure",
         metadata,
-        sa.Column("id", _Num, primary_key=True, autoincrement=False),
+        sa.Column("id", column_type("app.num"), primary_key=True, autoincrement=False),
         sa.Column("value", sa.Integer),
         postgresql_partition_by="LIST (id)",
         info={"audit.options": {"enabled": True, "mode": "cdc"}},
@@ -252,7 +251,7 @@ def test_a_key_the_models_type_otherwise_than_the_source_gets_no_replacing_trigg
     sa.Table(
         "acct",
         metadata,
-        sa.Column("id", _Num, primary_key=True, autoincrement=False),
+        sa.Column("id", column_type("app.num"), primary_key=True, autoincrement=False),
         sa.Column("value", sa.Integer),
         info={"audit.options": {"enabled": True, "mode": "cdc"}},
     )
