@@ -21,11 +21,11 @@ from .errors import CdcError
 
 
 def claim_target(source: Engine, target: Connection, names: CdcNames) -> None:
-    """Record ``source`` as the target's source, or refuse when another one is recorded."""
+    """Record ``source`` as the target's source, or refuse when another one is recorded (its
+    claim table made by the caller, ``replica.Replica.prepare``, with the others it checks)."""
     with source.connect() as connection:
         identity = connection.execute(text(sql.SOURCE_IDENTITY)).one()
     schema = names.context_schema
-    target.exec_driver_sql(sql.create_source_table(schema))
     claims = target.execute(text(sql.CLAIM_SCHEMAS), {"table": sql.SOURCE_TABLE}).scalars()
     recorded = [
         row for claim in claims for row in target.execute(text(sql.recorded_sources(claim)))
