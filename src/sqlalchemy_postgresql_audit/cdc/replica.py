@@ -114,12 +114,10 @@ class Replica:
                     joins_sql.create_seeded_joins_table(context),
                 ],
             )
-            _create_tables(connection, pairs)
             # Before anything writes to them: a table another role made first under one of
             # these names would run its triggers as this role, or as the apply worker.
-            refuse_planted(connection, _made_here(names, pairs))
+            refuse_planted(connection, _context_tables(names))
             claim_target(self.source, connection, names)
-            _install_capture(connection, pairs)
             execute_statements(
                 connection,
                 [
@@ -131,8 +129,12 @@ class Replica:
                 connection.execute(_SUBSCRIPTION_EXISTS, {"name": self.subscription}).scalar()
             )
             target_version = connection.dialect.server_version_info or (0,)
-        # One table's lock per transaction: a busy apply worker holds a replica's, then wants
-        # its audit table's (``.stale_triggers``).
+        # One table's locks per transaction, and its replica's before its audit table's: a
+        # busy apply worker holds a replica's, then wants its audit table's, and its source
+        # transaction may go on to another table (``.stale_triggers`` likewise).
+        for pair in pairs:
+            with self.target.begin() as connection:
+                _make_table(connection, pair)
         prepare_stale_replacement(self.source, self.target, names, pairs)
         if exists:
             return False
@@ -254,10 +256,11 @@ def _refuse_undeclared(source: Connection, target: Connection, names: CdcNames) 
         )
 
 
-def _made_here(names: CdcNames, pairs: Sequence[tuple[Table, AuditSpec]]) -> list[str]:
-    """The tables the consumer makes on the target and writes to (regclass texts)."""
+def _context_tables(names: CdcNames) -> list[str]:
+    """The tables the consumer makes next to the context table and writes to (regclass
+    texts)."""
     context = names.context_schema
-    made = [
+    return [
         name_text(context, table)
         for table in (
             replica_sql.SOURCE_TABLE,
@@ -270,10 +273,25 @@ def _made_here(names: CdcNames, pairs: Sequence[tuple[Table, AuditSpec]]) -> lis
             joins_sql.SEEDED_JOINS_TABLE,
         )
     ]
-    for table, _ in pairs:
-        audit = table.info[AUDIT_TABLE_KEY]
-        made += [name_text(table.schema, table.name), name_text(audit.schema, audit.name)]
-    return made
+
+
+def _make_table(connection: Connection, pair: tuple[Table, AuditSpec]) -> None:
+    """A CDC table's replica and audit table where missing or behind the models, and its
+    capture triggers, in one transaction: the apply worker never writes a replica without
+    them."""
+    table, _ = pair
+    audit = table.info[AUDIT_TABLE_KEY]
+    own = [name_text(table.schema, table.name), name_text(audit.schema, audit.name)]
+    # Before the lock and again once made: made first by another role, a table would run its
+    # triggers as this role, or as the apply worker.
+    refuse_planted(connection, own)
+    if inspect(connection).has_table(table.name, schema=table.schema):
+        connection.exec_driver_sql(
+            replica_sql.lock_against_the_apply_worker(table.schema, table.name)
+        )
+    _create_tables(connection, [pair])
+    refuse_planted(connection, own)
+    _install_capture(connection, [pair])
 
 
 def _create_schemas(

@@ -261,6 +261,12 @@ def lock_share(schema: str | None, table: str) -> str:
     return f"LOCK TABLE {qualified(schema, table)} IN SHARE MODE"
 
 
+def lock_against_the_apply_worker(schema: str | None, table: str) -> str:
+    """The replica, before its audit table: the apply worker writes a replica, then its trigger
+    the audit table, and a consumer starting must take them in that order."""
+    return f"LOCK TABLE {qualified(schema, table)} IN SHARE ROW EXCLUSIVE MODE"
+
+
 def count_rows(schema: str | None, table: str) -> str:
     return f"SELECT count(*) FROM {qualified(schema, table)}"
 
