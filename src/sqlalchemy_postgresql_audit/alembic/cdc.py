@@ -22,8 +22,10 @@ from sqlalchemy import ARRAY, Connection, MetaData, Text, bindparam, text
 
 from ..declare.cdc import CdcNames, cdc_names, replica_identity
 from ..declare.naming import fit_identifier
+from ..errors import AuditConfigurationError
 from ..install.compare import compare_publication
 from ..install.ddl import AuditDDL, audited_tables
+from ..install.planted import planted
 from ..install.publication import CONTEXT_COMMENT, JOINS_COMMENT, option_drifts
 from ..render import cdc as sql
 from ..render import cdc_joins as joins
@@ -151,6 +153,12 @@ def _publish(operations: Operations, operation: PublishAuditTableOp) -> None:
     ]
     for statement in statements:
         operations.execute(AuditDDL(statement))
+    # Before ``op.record_cdc_join`` writes to the joins table (online: offline, no database
+    # answers): not a table another role made first under the name (``install.planted``).
+    if not operations.get_context().as_sql:
+        problem = planted(operations.get_bind(), names)
+        if problem is not None:
+            raise AuditConfigurationError(operation.table_name, "mode", problem)
 
 
 @Operations.implementation_for(UnpublishAuditTableOp)

@@ -26,6 +26,7 @@ from sqlalchemy.engine import URL
 
 from ..declare.cdc import cdc_names
 from ..install.ddl import audited_tables
+from ..install.planted import foreign_code, source_tables
 from ..install.publication import ensure_slot
 from ..render import cdc as sql
 from .apply import Apply
@@ -78,6 +79,16 @@ def _require_installed(source: Engine, metadata: MetaData) -> None:
             "install_audit_triggers, an Alembic migration, or 'sqlalchemy-postgresql-audit "
             "install MODULE:METADATA --url URL')"
         )
+    # The writers, the installer and this consumer write to them: code the library did not
+    # make there would run as each (the consumer's role may not be the owner's, so any owner).
+    with source.connect() as connection:
+        problems = [foreign_code(table) for table in source_tables(connection, names)]
+    for problem in problems:
+        if problem is not None:
+            raise CdcError(
+                f"refusing to start: {problem}.  Drop what is not the library's (or the table, "
+                "and install again)"
+            )
 
 
 def _check_arguments(metadata: MetaData, timeout: float) -> None:

@@ -138,6 +138,7 @@ def _install(args: argparse.Namespace, ui: UI) -> int:
             first = {source for source, _ in publication.first_published(connection, captured)}
             switched = {s for s, _ in publication.switched_to_default(connection, captured)}
             execute_statements(connection, publication.install_statements(captured))
+            publication.refuse_planted(connection, captured)  # before the joins are written
             baselines = {
                 _name(spec, default): (
                     _record_join(connection, source, spec)

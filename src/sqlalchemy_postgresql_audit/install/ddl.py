@@ -139,6 +139,13 @@ def install(connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]]) ->
             *leftovers,
             *install_statements(resolved),
             *publication.install_statements(resolved_pairs),
+        ],
+    )
+    # before the baselines write to the joins table: not a table another role made first
+    publication.refuse_planted(connection, resolved_pairs)
+    execute_statements(
+        connection,
+        [
             *baselines,
             # after the triggers: a table leaving CDC keeps one trail, then leaves
             *leaving.leaving_statements(connection, resolved_pairs),

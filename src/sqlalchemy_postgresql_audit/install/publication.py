@@ -48,6 +48,7 @@ from .compare import (
     publication_option_drifts,
     replica_identity_drifts,
 )
+from .planted import planted
 from .watch import column_state
 
 #: The context table's comment: marks it as the library's (Alembic never drops it).
@@ -383,6 +384,20 @@ def prepare(connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]]) ->
             by_slot.setdefault(cdc_names(table.metadata), []).append(table.name)
     for names, tables in by_slot.items():
         ensure_slot(connection, names, tables)
+
+
+def refuse_planted(connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]]) -> None:
+    """After ``install_statements`` made the context and joins tables, before anything writes
+    to them: refuse one another role made first, or carrying code the library did not make
+    (``.planted``), naming it, its owner and the remedy."""
+    by_names: dict[CdcNames, list[str]] = {}
+    for table, spec in pairs:
+        if spec.cdc:
+            by_names.setdefault(cdc_names(table.metadata), []).append(table.name)
+    for names, tables in by_names.items():
+        problem = planted(connection, names)
+        if problem is not None:
+            raise AuditConfigurationError(tables[0], "mode", problem)
 
 
 def slot_statements(pairs: Sequence[tuple[Table, AuditSpec]]) -> list[str]:
