@@ -19,11 +19,13 @@ from cdc_decoder_setup import drop_slot
 from cli_run import run, url_text
 from sqlalchemy_postgresql_audit import AuditConfigurationError, install_audit_triggers
 from sqlalchemy_postgresql_audit.cdc import CdcError, Consumer, create_slot
+from sqlalchemy_postgresql_audit.cdc.progress import PROGRESS_COMMENT
 from sqlalchemy_postgresql_audit.declare.cdc import cdc_names
 from sqlalchemy_postgresql_audit.install.ddl import AuditDDL
 from sqlalchemy_postgresql_audit.install.publication import CONTEXT_COMMENT, JOINS_COMMENT
 from sqlalchemy_postgresql_audit.render import cdc as cdc_sql
 from sqlalchemy_postgresql_audit.render import cdc_joins
+from sqlalchemy_postgresql_audit.render.cdc_decoder import PROGRESS_TABLE, create_progress_table
 
 
 def _models() -> sa.MetaData:
@@ -205,6 +207,48 @@ def test_installing_again_by_the_same_role_and_by_a_granted_one_goes_on(
             connection.exec_driver_sql(f'REVOKE "{earlier}" FROM CURRENT_USER')
     with source.begin() as connection:
         connection.execute(sa.text("INSERT INTO parcel VALUES (1, 'here')"))
+    consumer = Consumer(source, metadata=metadata)
+    try:
+        assert consumer.run_once() == 1
+    finally:
+        consumer.close()
+
+
+def test_the_decoder_refuses_a_progress_table_another_role_made_first(
+    source: sa.Engine, metadata: sa.MetaData, make_role: Callable[[str], str]
+) -> None:
+    """The decoder writes its progress (and the run's health) into a table made with ``IF NOT
+    EXISTS``: one another role made first would run its triggers as the consumer, and its owner
+    could move the progress past changes."""
+    metadata.create_all(source)
+    planter = make_role("planter")
+    with source.begin() as connection:
+        connection.exec_driver_sql(f'GRANT CREATE ON SCHEMA public TO "{planter}"')
+        connection.exec_driver_sql(f'SET LOCAL ROLE "{planter}"')
+        connection.exec_driver_sql("CREATE TABLE planted_log (who text)")
+        connection.exec_driver_sql("GRANT INSERT ON planted_log TO PUBLIC")
+        connection.exec_driver_sql(
+            "CREATE FUNCTION planted() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN "
+            "INSERT INTO public.planted_log VALUES (current_user); RETURN NULL; END$$"
+        )
+        for statement in create_progress_table(None, PROGRESS_COMMENT):
+            connection.exec_driver_sql(statement)
+        connection.exec_driver_sql(
+            f"CREATE TRIGGER planted AFTER INSERT OR UPDATE ON {PROGRESS_TABLE} "
+            "FOR EACH ROW EXECUTE FUNCTION planted()"
+        )
+    with source.begin() as connection:
+        connection.execute(sa.text("INSERT INTO parcel VALUES (1, 'here')"))
+    consumer = Consumer(source, metadata=metadata)
+    try:
+        with pytest.raises(CdcError, match=f"progress table {PROGRESS_TABLE} is owned by role"):
+            consumer.run_once()
+    finally:
+        consumer.close()
+    assert _ran(source) == []
+    with source.begin() as connection:  # handed to the consumer's role, it is its own
+        connection.exec_driver_sql(f"DROP TRIGGER planted ON {PROGRESS_TABLE}")
+        connection.exec_driver_sql(f"ALTER TABLE {PROGRESS_TABLE} OWNER TO CURRENT_USER")
     consumer = Consumer(source, metadata=metadata)
     try:
         assert consumer.run_once() == 1

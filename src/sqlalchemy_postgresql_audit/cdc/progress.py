@@ -15,6 +15,7 @@ from datetime import datetime
 from sqlalchemy import Connection
 
 from ..declare.audit_table import AUDIT_TABLE_COMMENT_SUFFIX
+from ..install.planted import catalog_tables
 from ..render.cdc_decoder import (
     PROGRESS_OTHER_RIGHTS,
     PROGRESS_TABLE,
@@ -33,6 +34,7 @@ from ..render.cdc_health import (
 )
 from ..render.sql import name_text
 from .claim import lock_creating
+from .errors import CdcError
 from .pgoutput import format_lsn, parse_lsn
 
 
@@ -61,7 +63,13 @@ def ensure_progress_table(connection: Connection, schema: str | None) -> None:
     """Create the progress table unless it exists, and add the consumer's health columns
     (``.render.cdc_health``) to one an older release made; under the creation lock, looking
     again once it is held, so two consumers starting together (on other slots: they share the
-    table) neither fail on each other's table nor replace its grants and comment."""
+    table) neither fail on each other's table nor replace its grants and comment.  Then refuse
+    one another role made first (``refuse_planted_progress``), before anything writes to it."""
+    _ensure(connection, schema)
+    refuse_planted_progress(connection, schema)
+
+
+def _ensure(connection: Connection, schema: str | None) -> None:
     if _complete(connection, schema):
         return
     lock_creating(connection)
@@ -72,6 +80,28 @@ def ensure_progress_table(connection: Connection, schema: str | None) -> None:
             connection.exec_driver_sql(statement)
     for statement in add_health_columns(schema):
         connection.exec_driver_sql(statement)
+
+
+def refuse_planted_progress(connection: Connection, schema: str | None) -> None:
+    """Refuse a progress table owned by a role this one neither is nor was granted, or carrying
+    code the library never makes there (``install.planted``): made first under the name by a
+    role that may create in the schema, its triggers would run as the consumer, and its owner
+    could move the progress row past changes the trail never got."""
+    for table in catalog_tables(connection, [name_text(schema, PROGRESS_TABLE)]):
+        if not table.owned:
+            raise CdcError(
+                f"the consumer's progress table {table.name} is owned by role {table.owner!r}, "
+                "which the consumer's role neither is nor was granted: made first under the "
+                "name, its triggers would run as the consumer, and its owner could move the "
+                f"progress past changes the trail never got.  Drop it, or ALTER TABLE "
+                f"{table.name} OWNER TO the consumer's role"
+            )
+        if table.foreign_code:
+            raise CdcError(
+                f"the consumer's progress table {table.name} carries "
+                f"{', '.join(table.foreign_code)}, which the library never makes there: it "
+                "would run as the consumer.  Drop what is not the library's"
+            )
 
 
 def _complete(connection: Connection, schema: str | None) -> bool:

@@ -33,10 +33,17 @@ class SourceTable(NamedTuple):
 
 def source_tables(connection: Connection, names: CdcNames) -> list[SourceTable]:
     """The context and joins tables of ``names`` that exist."""
-    tables = [
-        name_text(names.context_schema, names.context_table),
-        name_text(names.context_schema, joins_table(names.context_table)),
-    ]
+    return catalog_tables(
+        connection,
+        [
+            name_text(names.context_schema, names.context_table),
+            name_text(names.context_schema, joins_table(names.context_table)),
+        ],
+    )
+
+
+def catalog_tables(connection: Connection, tables: list[str]) -> list[SourceTable]:
+    """Those of ``tables`` (regclass texts) that exist, as the catalog has them."""
     rows: Any = connection.execute(text(sql.SOURCE_TABLES), {"tables": tables})
     return [SourceTable(*row) for row in rows]
 
