@@ -15,6 +15,7 @@ One pass, one stage per module: ``.options`` validates ``info`` into frozen ``Au
 
 from __future__ import annotations
 
+import threading
 import weakref
 from typing import Any
 
@@ -152,8 +153,13 @@ def declared_specs() -> list[AuditSpec]:
 
 
 def declared_tables() -> list[Table]:
-    """Every audited table declared in this process and still alive (its spec in ``info``)."""
-    return [table for table in list(_DECLARED) if isinstance(table.info.get(SPEC_KEY), AuditSpec)]
+    """Every audited table declared in this process and still alive (its spec in ``info``).
+
+    Read on the write path (the context listener) while another thread may be declaring:
+    copied under the lock, since a set growing during the copy fails it."""
+    with _DECLARING:
+        tables = list(_DECLARED)
+    return [table for table in tables if isinstance(table.info.get(SPEC_KEY), AuditSpec)]
 
 
 def specs_stored() -> int:
@@ -166,7 +172,9 @@ _SPECS_STORED = 0
 
 def remember(table: Table) -> None:
     """Record ``table`` as declared (weakly: a dropped MetaData is forgotten)."""
-    _DECLARED.add(table)
+    with _DECLARING:
+        _DECLARED.add(table)
 
 
 _DECLARED: weakref.WeakSet[Table] = weakref.WeakSet()
+_DECLARING = threading.Lock()
