@@ -196,6 +196,16 @@ def second_database_url(second_server_url: URL) -> Iterator[URL]:
 
 
 @pytest.fixture
+def other_target(second_server_url: URL) -> Iterator[sa.Engine]:
+    """Another design-1 target: a second fresh database on the target's server."""
+    _require_logical(second_server_url)
+    with _fresh_database(second_server_url) as url:
+        engine = sa.create_engine(url)
+        yield engine
+        engine.dispose()
+
+
+@pytest.fixture
 def logical_database_url(database_url: URL) -> URL:
     """The test's database, on a server that can publish changes (``wal_level = logical``)."""
     _require_logical(database_url)

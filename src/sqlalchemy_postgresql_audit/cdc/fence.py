@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Engine, text
 from ..declare.cdc import CdcNames
 from ..render import cdc as sql
 from ..render import cdc_replica as replica_sql
+from ..render import cdc_subscription as subscription_sql
 from ..render.sql import quote
 from .apply_errors import apply_failed
 from .errors import CdcError
@@ -78,7 +79,7 @@ def wait_for(replica: Replica, fence: Fence, timeout: float) -> None:
 def _disabled(target: Connection, subscription: str) -> str:
     """Why a wait timed out when the subscription is disabled (nothing applies then)."""
     enabled = target.execute(
-        text(replica_sql.SUBSCRIPTION_ENABLED), {"subscription": subscription}
+        text(subscription_sql.SUBSCRIPTION_ENABLED), {"subscription": subscription}
     ).scalar()
     target.rollback()
     if enabled is not False:

@@ -20,9 +20,10 @@ from ..render import cdc_replica as sql
 from .errors import CdcError
 
 
-def claim_target(source: Engine, target: Connection, names: CdcNames) -> None:
+def claim_target(source: Engine, target: Connection, names: CdcNames) -> bool:
     """Record ``source`` as the target's source, or refuse when another one is recorded (its
-    claim table made by the caller, ``replica.Replica.prepare``, with the others it checks)."""
+    claim table made by the caller, ``replica.Replica.prepare``, with the others it checks).
+    Whether it was recorded before."""
     with source.connect() as connection:
         identity = connection.execute(text(sql.SOURCE_IDENTITY)).one()
     schema = names.context_schema
@@ -43,4 +44,30 @@ def claim_target(source: Engine, target: Connection, names: CdcNames) -> None:
     target.execute(
         text(sql.claim_source(schema)),
         {"system_identifier": identity.system_identifier, "database": identity.database},
+    )
+    return bool(recorded)
+
+
+def refuse_slot_read_elsewhere(source: Engine, target: Connection, names: CdcNames) -> None:
+    """Before a target that never held this source's trail subscribes to the slot: refuse a
+    slot something else reads, or has read.  A second target on one slot is not refused by
+    PostgreSQL: its subscription waits while the first streams, takes the slot whenever the
+    first is down, and each trail silently lacks what the other got."""
+    with source.connect() as connection:
+        found = connection.execute(text(sql.SLOT_READ), {"slot": names.slot}).first()
+    if found is None or (found.active_pid is None and not found.decoded):
+        return
+    now = (
+        f"is streamed now (walsender pid {found.active_pid})"
+        if found.active_pid is not None
+        else f"has been read before ({found.decoded} transactions decoded)"
+    )
+    raise CdcError(
+        f"slot {names.slot!r} of database {source.url.database!r} {now}, by another "
+        f"subscription or consumer, and target database {target.engine.url.database!r} never "
+        "held this source's trail: two readers of one slot split the trail between them, each "
+        "missing what the other got.  Run the consumer against the target that holds the "
+        "trail; to move the trail here, drop that subscription (Consumer.drop() with the old "
+        "target), then drop the slot and create it again (cdc create-slot): this target then "
+        "starts from the source's rows"
     )

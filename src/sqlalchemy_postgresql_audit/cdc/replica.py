@@ -50,17 +50,15 @@ from ..render import cdc_gap as gap_sql
 from ..render import cdc_joins as joins_sql
 from ..render import cdc_replica as replica_sql
 from ..render import cdc_stale as stale_sql
+from ..render import cdc_subscription as subscription_sql
 from ..render.sql import literal, name_text
 from .claim import creating
 from .errors import CdcError
 from .install_rows import seed_from_install
-from .owner import claim_target
+from .owner import claim_target, refuse_slot_read_elsewhere
 from .stale_triggers import prepare_stale_replacement, refuse_planted
 
-_SUBSCRIPTION_EXISTS = text(
-    "SELECT EXISTS (SELECT FROM pg_catalog.pg_subscription "
-    "WHERE subname OPERATOR(pg_catalog.=) :name)"
-)
+_SUBSCRIPTION_EXISTS = text(subscription_sql.SUBSCRIPTION_EXISTS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +115,7 @@ class Replica:
             # Before anything writes to them: a table another role made first under one of
             # these names would run its triggers as this role, or as the apply worker.
             refuse_planted(connection, _context_tables(names))
-            claim_target(self.source, connection, names)
+            held_before = claim_target(self.source, connection, names)
             execute_statements(
                 connection,
                 [
@@ -126,8 +124,12 @@ class Replica:
                 ],
             )
             exists = bool(
-                connection.execute(_SUBSCRIPTION_EXISTS, {"name": self.subscription}).scalar()
+                connection.execute(
+                    _SUBSCRIPTION_EXISTS, {"subscription": self.subscription}
+                ).scalar()
             )
+            if not exists and not held_before:
+                refuse_slot_read_elsewhere(self.source, connection, names)
             target_version = connection.dialect.server_version_info or (0,)
         # One table's locks per transaction, and its replica's before its audit table's: a
         # busy apply worker holds a replica's, then wants its audit table's, and its source
@@ -194,7 +196,7 @@ class Replica:
             )
         params = {"subscription": self.subscription}
         with creating(self.target), self.target.connect() as target:
-            if not target.execute(text(replica_sql.SUBSCRIPTION_ENABLED), params).scalar():
+            if not target.execute(text(subscription_sql.SUBSCRIPTION_ENABLED), params).scalar():
                 return set()
             subscribed = target.execute(text(replica_sql.SUBSCRIBED), params).scalars()
             unknown = published - set(subscribed)
@@ -216,7 +218,9 @@ class Replica:
         fail with "replication slot ... is active"; after ``release_timeout`` seconds it
         raises, naming the process that still holds it."""
         with self.target.connect().execution_options(isolation_level="AUTOCOMMIT") as autocommit:
-            if not autocommit.execute(_SUBSCRIPTION_EXISTS, {"name": self.subscription}).scalar():
+            if not autocommit.execute(
+                _SUBSCRIPTION_EXISTS, {"subscription": self.subscription}
+            ).scalar():
                 return
             for statement in sql.drop_subscription(self.subscription):
                 autocommit.execute(text(statement))

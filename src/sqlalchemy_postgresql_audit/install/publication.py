@@ -31,6 +31,7 @@ from ..declare.spec import AuditSpec
 from ..errors import AuditConfigurationError
 from ..render import cdc as sql
 from ..render import cdc_joins as joins
+from ..render import cdc_subscription as subscription_sql
 from ..render import cdc_truncate as truncate
 from ..render.baseline import render_baseline
 from ..render.sql import name_text
@@ -97,6 +98,25 @@ def removal_statements(names: CdcNames, pairs: Iterable[tuple[Table, AuditSpec]]
     ]
 
 
+def _refuse_the_target(connection: Connection, names: CdcNames, tables: Sequence[str]) -> None:
+    """Design 1's target holds the trail through its consumer, which makes there all it needs:
+    installing the models there would make a slot nothing reads, keeping the target's WAL."""
+    found = connection.execute(
+        text(subscription_sql.TARGET_OF),
+        {"subscription": names.slot, "publication": names.publication},
+    ).scalar()
+    if found:
+        database = connection.engine.url.database
+        raise AuditConfigurationError(
+            tables[0] if tables else "(cdc)",
+            "mode",
+            f"is 'cdc', but database {database!r} is the target of its trail (subscription "
+            f"{names.slot!r} reads publication {names.publication!r} here): install the models "
+            "on the source database; the consumer makes the replica, audit tables and triggers "
+            "here, and a slot made here would keep this server's WAL with nothing reading it",
+        )
+
+
 def ensure_slot(connection: Connection, names: CdcNames, tables: Sequence[str]) -> None:
     """Create the logical slot of ``names`` unless it exists (a failover slot when asked);
     refuse a lost one, and a server whose ``wal_level`` cannot decode (naming the CDC tables
@@ -107,6 +127,7 @@ def ensure_slot(connection: Connection, names: CdcNames, tables: Sequence[str]) 
     An existing slot is left as it is, failover or not (``cdc status`` reports a difference).
     """
     slot, failover = names.slot, names.failover
+    _refuse_the_target(connection, names, tables)
     state = connection.execute(text(sql.SLOT_STATE), {"slot": slot}).first()
     if state is not None:
         if not state.here:

@@ -50,6 +50,18 @@ CLAIM_SCHEMAS = (
 )
 
 
+#: Bound: ``slot``.  On the source: the walsender streaming the slot now, if any, and how many
+#: transactions were decoded from it (the statistics PostgreSQL 14+ keeps per slot).
+SLOT_READ = (
+    "SELECT r.active_pid, COALESCE(t.total_txns, 0) AS decoded "
+    "FROM pg_catalog.pg_replication_slots AS r "
+    "LEFT JOIN pg_catalog.pg_stat_replication_slots AS t "
+    "ON t.slot_name OPERATOR(pg_catalog.=) r.slot_name "
+    "WHERE r.slot_name OPERATOR(pg_catalog.=) :slot "
+    "AND r.database OPERATOR(pg_catalog.=) pg_catalog.current_database()"
+)
+
+
 def recorded_sources(schema: str | None) -> str:
     return f"SELECT system_identifier, database FROM {qualified(schema, SOURCE_TABLE)}"
 
@@ -132,11 +144,6 @@ SUBSCRIBED = (
     "JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) r.srrelid "
     "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
     "WHERE s.subname OPERATOR(pg_catalog.=) :subscription"
-)
-#: Bound: ``subscription``.  Whether it is enabled (a disabled one cannot be refreshed).
-SUBSCRIPTION_ENABLED = (
-    "SELECT subenabled FROM pg_catalog.pg_subscription "
-    "WHERE subname OPERATOR(pg_catalog.=) :subscription"
 )
 
 

@@ -15,6 +15,20 @@ _THIS_DATABASE = (
     "WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database())"
 )
 
+#: Bound: ``subscription``.  Whether this database has it (``pg_subscription`` is shared by
+#: the server's databases: another target database on the server may have one of that name).
+SUBSCRIPTION_EXISTS = f"SELECT EXISTS (SELECT FROM pg_catalog.pg_subscription {_THIS_DATABASE})"
+#: Bound: ``subscription``.  Whether this database's is enabled (a disabled one cannot be
+#: refreshed).
+SUBSCRIPTION_ENABLED = f"SELECT subenabled FROM pg_catalog.pg_subscription {_THIS_DATABASE}"
+
+#: Bound: ``subscription``, ``publication``.  Whether this database is design 1's target of
+#: that slot's trail: the consumer names its subscription after the slot.
+TARGET_OF = (
+    f"SELECT EXISTS (SELECT FROM pg_catalog.pg_subscription {_THIS_DATABASE} "
+    "AND CAST(:publication AS pg_catalog.text) OPERATOR(pg_catalog.=) ANY (subpublications))"
+)
+
 #: Bound: ``subscription``.  On the target (PostgreSQL 15+): whether the subscription is
 #: enabled, and whether an apply error disables it (``disable_on_error``); no row when there is
 #: no such subscription in this database.
