@@ -157,7 +157,7 @@ def test_a_missing_slot_is_named_with_create_slot_and_the_command_makes_it(
             engine.begin() as connection,
         ):
             connection.execute(cdc_models.ledger.insert().values(id=1))
-        made = run("cdc", "create-slot", MODELS, "--url", url_text(engine.url))
+        made = run("cdc", "create-slot", MODELS, "--source", url_text(engine.url))
         assert made.returncode == 0, made.stderr
         assert _scalars(engine, "SELECT slot_name FROM pg_replication_slots") == [SLOT]
     finally:

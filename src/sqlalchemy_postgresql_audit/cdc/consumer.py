@@ -76,8 +76,9 @@ def _require_installed(source: Engine, metadata: MetaData) -> None:
         raise CdcError(
             f"change-data-capture is not installed in database {source.url.database!r}: no "
             f"{', no '.join(missing)}.  Install the CDC tables first (create_all, "
-            "install_audit_triggers, an Alembic migration, or 'sqlalchemy-postgresql-audit "
-            "install MODULE:METADATA --url URL')"
+            "install_audit_triggers, or 'sqlalchemy-postgresql-audit install MODULE:METADATA "
+            "--url URL'; an Alembic migration makes all but the slot: then "
+            "'sqlalchemy-postgresql-audit cdc create-slot MODULE:METADATA --source URL')"
         )
     # The writers, the installer and this consumer write to them: code the library did not
     # make there would run as each (the consumer's role may not be the owner's, so any owner).

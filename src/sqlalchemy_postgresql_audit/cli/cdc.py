@@ -7,8 +7,8 @@ everything committed before it started is in the trail (with a subscription, fai
 ``--timeout`` seconds); without it, it runs until interrupted, riding out lost connections.
 ``cdc status`` exits 1 when the slot is missing or invalidated, the subscription is failing,
 ``--target`` holds no subscription, the consumer's last run failed, or the trail has stood
-still while the slot holds WAL.  ``cdc create-slot TARGET --url URL`` creates the slot
-(what an Alembic migration cannot: a slot is made only before a transaction writes).
+still while the slot holds WAL.  ``cdc create-slot TARGET --source URL`` (or ``--url``) creates
+the slot (what an Alembic migration cannot: a slot is made only before a transaction writes).
 
 ``cdc run`` refuses before it starts, naming the slot and what to do, when the slot is missing,
 lost or decodes another database: PostgreSQL's own error would name an internal table.
@@ -17,6 +17,7 @@ lost or decodes another database: PostgreSQL's own error would name an internal 
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import asdict
 
 from sqlalchemy import MetaData
@@ -26,10 +27,10 @@ from ..cdc.status import CdcStatus, cdc_status
 from .base import (
     EXIT_DRIFT,
     EXIT_OK,
+    URL_ENV,
     CliError,
     Command,
     add_target_argument,
-    add_url_argument,
 )
 from .database import create_engine
 from .target import load_metadata
@@ -58,7 +59,15 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     for flag in ("--json", "--no-color", "--debug"):
         slot.add_argument(flag, action="store_true", default=argparse.SUPPRESS)
     add_target_argument(slot)
-    add_url_argument(slot)
+    # --source, as ``cdc run`` and ``cdc status`` name the database the slot is in
+    slot.add_argument(
+        "--url",
+        "--source",
+        dest="url",
+        default=os.environ.get(URL_ENV) or None,
+        required=not os.environ.get(URL_ENV),
+        help=f"SQLAlchemy URL of the source database (default: ${URL_ENV})",
+    )
     run.add_argument("--once", action="store_true", help="return once caught up")
     run.add_argument("--interval", type=float, default=1.0, help="seconds between rounds")
     run.add_argument(
@@ -123,7 +132,7 @@ def _require_slot(found: CdcStatus, models: str) -> None:
             f"slot {found.slot!r} does not exist on database {found.database!r}: change-data-"
             f"capture is not installed there and CDC writes are not captured.  Run {install} "
             f"(or, after an Alembic migration, sqlalchemy-postgresql-audit cdc create-slot "
-            f"{models} --url SOURCE)"
+            f"{models} --source SOURCE)"
         )
     if found.problems and found.slot_database != found.database:
         raise CliError(found.problems[0])

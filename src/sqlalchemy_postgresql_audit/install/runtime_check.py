@@ -265,7 +265,7 @@ def _check_captured(
         f"slot {names.slot!r} is missing or lost, so the write was not sent: no consumer would "
         "see it.  A missing slot (an Alembic migration cannot create one): run "
         "sqlalchemy_postgresql_audit.cdc.create_slot(engine, metadata) once, or "
-        "sqlalchemy-postgresql-audit cdc create-slot MODULE:METADATA --url URL.  A lost slot: "
+        "sqlalchemy-postgresql-audit cdc create-slot MODULE:METADATA --source URL.  A lost slot: "
         "see sqlalchemy-postgresql-audit cdc status for how to recover.  A table not in the "
         "publication: install (create_all, install_audit_triggers, "
         "sqlalchemy-postgresql-audit install, or an Alembic migration generated with the "
