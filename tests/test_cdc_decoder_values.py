@@ -172,7 +172,9 @@ def acct_with(*columns: sa.Column[Any]) -> sa.Table:
     )
 
 
-def test_a_column_dropped_while_running_is_recorded_null(engine: sa.Engine) -> None:
+def test_a_column_dropped_while_running_is_recorded_null(
+    engine: sa.Engine, caplog: pytest.LogCaptureFixture
+) -> None:
     table = acct_with(sa.Column("legacy", sa.Text))
     with published(engine, table.metadata, "DEFAULT"):
         running = decoder(engine, table.metadata)  # started with the models before the drop
@@ -184,12 +186,40 @@ def test_a_column_dropped_while_running_is_recorded_null(engine: sa.Engine) -> N
         with engine.begin() as connection:
             connection.exec_driver_sql("INSERT INTO acct (id, v) VALUES (2, 2)")
             connection.exec_driver_sql("UPDATE acct SET v = 10 WHERE id = 1")
-        assert running.run_once() == 2
+        with caplog.at_level(logging.WARNING):
+            assert running.run_once() == 2
+        warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert [w for w in warned if "['legacy'] are no longer published (dropped?)" in w]
         assert trail(engine, table, "audit_operation", "id", "v", "legacy") == [
             ("I", 1, 1, "old"),
             ("I", 2, 2, None),
             ("U", 1, 10, None),
         ]
+
+
+def test_changes_from_before_a_column_was_added_are_recorded_null_without_a_warning(
+    engine: sa.Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The consumer deployed with the models of after a migration adding a column decodes the
+    changes committed before it: the column did not exist, it was not dropped."""
+    before = acct_with()
+    with published(engine, before.metadata, "DEFAULT"):
+        with engine.begin() as connection:
+            connection.execute(before.insert().values(id=1, v=1))
+            connection.exec_driver_sql("ALTER TABLE acct ADD COLUMN colour text")
+            connection.exec_driver_sql("ALTER TABLE acct_audit ADD COLUMN colour text")
+        with engine.begin() as connection:
+            connection.exec_driver_sql("INSERT INTO acct VALUES (2, 2, 'red')")
+        after = acct_with(sa.Column("colour", sa.Text))
+        with caplog.at_level(logging.INFO):
+            assert decoder(engine, after.metadata).run_once() == 2
+        assert trail(engine, after, "audit_operation", "id", "colour") == [
+            ("I", 1, None),
+            ("I", 2, "red"),
+        ]
+        logged = [(r.levelno, r.getMessage()) for r in caplog.records]
+        assert not [m for level, m in logged if level >= logging.WARNING and "colour" in m]
+        assert [m for _, m in logged if "before column(s) ['colour'] were added" in m]
 
 
 def test_a_recorded_generated_column_stops_the_decoder_by_name(engine: sa.Engine) -> None:

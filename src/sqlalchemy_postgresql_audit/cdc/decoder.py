@@ -41,11 +41,11 @@ from ..render.cdc_decoder import (
     ADVANCE,
     CONFIRMED,
     FLUSH_POSITION,
-    GENERATED_COLUMNS,
     LOCK_SLOT,
     LOG_SNAPSHOT,
     OUTPUT_SETTINGS,
     PEEK,
+    PRESENT_COLUMNS,
     PROGRESS_TABLE,
     PUBLICATIONS_OF_TABLE,
     RESTART_LAG,
@@ -697,23 +697,34 @@ class Decoder:
 
     def _check_missing(self, relation: Relation, missing: list[str]) -> None:
         """Recorded columns the relation lacks: a generated column's value is not in the WAL
-        (an error: it would always be NULL); a column dropped while the decoder runs is
-        recorded as NULL from then on, as in trigger mode after the migration."""
+        (an error: it would always be NULL); a column added since these changes were written
+        (the models are newer) or dropped while the decoder runs is recorded as NULL, as in
+        trigger mode before and after the migration."""
         name = name_text(relation.schema, relation.name)
         with self.source.connect() as source:
-            rows = source.exec_driver_sql(GENERATED_COLUMNS, {"table": name, "columns": missing})
-            generated = [r[0] for r in rows]
+            rows = source.exec_driver_sql(PRESENT_COLUMNS, {"table": name, "columns": missing})
+            present = {r[0]: bool(r[1]) for r in rows}
+        generated = [c for c in missing if present.get(c)]
         if generated:
             raise DecoderError(
                 f"table {relation.schema}.{relation.name}: column(s) {generated!r} are recorded "
                 "but not published (a generated column's value is not in the WAL); leave them "
                 "out with 'exclude_columns'"
             )
-        log.warning(
-            "table %s: column(s) %r are no longer published (dropped?): recorded as NULL",
-            name,
-            missing,
-        )
+        added = [c for c in missing if c in present]
+        if added:
+            log.info(
+                "table %s: changes written before column(s) %r were added: recorded with them NULL",
+                name,
+                added,
+            )
+        dropped = [c for c in missing if c not in present]
+        if dropped:
+            log.warning(
+                "table %s: column(s) %r are no longer published (dropped?): recorded as NULL",
+                name,
+                dropped,
+            )
 
 
 #: The decoder advances its slot only to a position its progress row records, so that a slot

@@ -113,10 +113,11 @@ TABLE_COLUMNS = (
 
 #: Which of ``%(columns)s`` are generated columns of ``%(table)s`` (their values are not
 #: published).
-GENERATED_COLUMNS = (
-    "SELECT a.attname FROM pg_catalog.pg_attribute a "
-    "WHERE a.attrelid = pg_catalog.to_regclass(%(table)s) AND a.attname = ANY(%(columns)s) "
-    "AND a.attgenerated <> '' AND NOT a.attisdropped"
+PRESENT_COLUMNS = (
+    "SELECT a.attname, a.attgenerated OPERATOR(pg_catalog.<>) '' AS generated "
+    "FROM pg_catalog.pg_attribute a "
+    "WHERE a.attrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(%(table)s) "
+    "AND a.attname OPERATOR(pg_catalog.=) ANY(%(columns)s) AND NOT a.attisdropped"
 )
 
 
