@@ -52,6 +52,7 @@ from ..render import cdc_replica as replica_sql
 from ..render import cdc_stale as stale_sql
 from ..render.sql import literal, name_text
 from .claim import creating
+from .column_check import refuse_stricter_columns
 from .errors import CdcError
 from .install_rows import seed_from_install
 from .owner import claim_target
@@ -118,6 +119,10 @@ class Replica:
             # Before anything writes to them: a table another role made first under one of
             # these names would run its triggers as this role, or as the apply worker.
             refuse_planted(connection, _made_here(names, pairs))
+            # Before the subscription: a column stricter than the source's would stop the
+            # apply worker for good (the refusal rolls back what this transaction made).
+            with self.source.connect() as source:
+                refuse_stricter_columns(source, connection, pairs)
             claim_target(self.source, connection, names)
             _install_capture(connection, pairs)
             execute_statements(
