@@ -44,6 +44,8 @@ class _Column:
     not_null: bool
     type: _Type
     base: _Type
+    #: A domain without constraints: it holds every value of its base.
+    alias: bool
     shown: str
     labels: tuple[str, ...]
 
@@ -96,6 +98,7 @@ def _column(row: Any) -> _Column:
         not_null=row["not_null"],
         type=_Type(row["type_schema"], row["type_name"], row["typmod"]),
         base=_Type(row["base_schema"], row["base_name"], row["base_typmod"]),
+        alias=row["alias"],
         shown=row["shown"] + (" NOT NULL" if row["not_null"] else ""),
         labels=tuple(row["labels"]),
     )
@@ -105,7 +108,8 @@ def _problem(source: _Column, target: _Column) -> str:
     """What is wrong with ``target`` holding ``source``'s values ("" when nothing)."""
     if target.not_null and not source.not_null:
         return " (the source allows NULL)"
-    if not any(_fits(t, target.type) for t in (source.type, source.base)):
+    holds = (target.type, target.base) if target.alias else (target.type,)
+    if not any(_fits(s, t) for s in (source.type, source.base) for t in holds):
         return " (another type, or a stricter modifier)"
     missing = [label for label in source.labels if label not in target.labels]
     if missing:

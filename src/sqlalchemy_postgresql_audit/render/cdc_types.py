@@ -5,14 +5,16 @@ than the source's (``cdc.column_check``).
 A type is named by its schema and ``typname`` (``format_type``'s text depends on the
 search_path) with the column's typmod; ``format_type`` only for the message.  A domain (or an
 array of a domain, one level) also gives its base type: the audit table mirrors a domain as its
-base type, and a replica typed by the base accepts whatever the domain does.
+base type, a replica typed by the base accepts whatever the domain does, and a domain without
+constraints accepts whatever its base does.
 """
 
 from __future__ import annotations
 
 #: Bound: ``tables`` (regclass texts).  One row per column of those that exist: the table's
 #: name as given, the column's name, whether it is NOT NULL, its type (schema, name, typmod,
-#: shown), its base type if a domain (else the same), and the labels of its enum (or of its
+#: shown), its base type if a domain (else the same), whether it is a domain without
+#: constraints (its base's values, all of them), and the labels of its enum (or of its
 #: array's element enum), in order; none for any other type.
 COLUMN_TYPES = (
     "SELECT n.name AS table_name, a.attname AS column_name, a.attnotnull AS not_null, "
@@ -22,6 +24,9 @@ COLUMN_TYPES = (
     "CASE WHEN t.typtype OPERATOR(pg_catalog.=) 'd' THEN t.typtypmod "
     "WHEN e.typtype OPERATOR(pg_catalog.=) 'd' THEN e.typtypmod "
     "ELSE a.atttypmod END AS base_typmod, "
+    "t.typtype OPERATOR(pg_catalog.=) 'd' AND NOT t.typnotnull AND NOT EXISTS ("
+    "SELECT FROM pg_catalog.pg_constraint AS k WHERE k.contypid OPERATOR(pg_catalog.=) t.oid) "
+    "AS alias, "
     "ARRAY(SELECT l.enumlabel FROM pg_catalog.pg_enum AS l "
     "WHERE l.enumtypid OPERATOR(pg_catalog.=) CASE WHEN b.typelem OPERATOR(pg_catalog.<>) 0 "
     "AND b.typlen OPERATOR(pg_catalog.=) -1 THEN b.typelem ELSE b.oid END "
