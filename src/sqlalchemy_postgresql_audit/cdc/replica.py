@@ -307,9 +307,8 @@ def _create_tables(connection: Connection, pairs: Sequence[tuple[Table, AuditSpe
             schema=source.schema,
         )
         replica.create(connection, checkfirst=True)
-        audit_table = source.info[AUDIT_TABLE_KEY]
-        if not inspect(connection).has_table(audit_table.name, schema=audit_table.schema):
-            audit_table.create(connection)
+        # checkfirst for its types too: SQLAlchemy 2.0 would create the replica's enum again.
+        source.info[AUDIT_TABLE_KEY].create(connection, checkfirst=True)
 
 
 def _add_missing_columns(connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]]) -> None:
