@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from cdc_replica_setup import cdc_metadata, rows, run_ddl
+from cdc_replica_setup import cdc_metadata, column_type, rows, run_ddl
 from sqlalchemy_postgresql_audit.cdc import CdcError, Consumer
 
 
@@ -101,6 +101,17 @@ def test_an_enum_model_missing_a_label_of_the_source_is_refused(
         consumer.run_once()
     assert _nothing_made(target)
     assert rows(target, "SELECT to_regtype('level')") == [(None,)]
+
+
+def test_a_domain_with_a_check_over_the_source_type_is_refused(
+    source: sa.Engine, target: sa.Engine, consumers: list[Consumer]
+) -> None:
+    """A domain without constraints holds every value of its base; one with a CHECK does not."""
+    run_ddl(target, "CREATE SCHEMA app", "CREATE DOMAIN app.pos AS integer CHECK (VALUE > 0)")
+    _, consumer = _consumer(source, target, consumers, sa.Integer, column_type("app.pos"))
+    with pytest.raises(CdcError, match=r'"item"\.value is app\.pos where the source\'s'):
+        consumer.run_once()
+    assert _nothing_made(target)
 
 
 def test_a_replica_made_earlier_is_compared_as_the_target_holds_it(
