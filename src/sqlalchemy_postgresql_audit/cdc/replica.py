@@ -53,6 +53,7 @@ from ..render import cdc_stale as stale_sql
 from ..render import cdc_subscription as subscription_sql
 from ..render.sql import literal, name_text
 from .claim import creating
+from .column_check import refuse_stricter_columns
 from .errors import CdcError
 from .install_rows import seed_from_install
 from .owner import claim_target, refuse_slot_read_elsewhere
@@ -135,8 +136,8 @@ class Replica:
         # busy apply worker holds a replica's, then wants its audit table's, and its source
         # transaction may go on to another table (``.stale_triggers`` likewise).
         for pair in pairs:
-            with self.target.begin() as connection:
-                _make_table(connection, pair)
+            with self.target.begin() as connection, self.source.connect() as source:
+                _make_table(connection, source, pair)
         prepare_stale_replacement(self.source, self.target, names, pairs)
         if exists:
             return False
@@ -279,10 +280,11 @@ def _context_tables(names: CdcNames) -> list[str]:
     ]
 
 
-def _make_table(connection: Connection, pair: tuple[Table, AuditSpec]) -> None:
+def _make_table(connection: Connection, source: Connection, pair: tuple[Table, AuditSpec]) -> None:
     """A CDC table's replica and audit table where missing or behind the models, and its
     capture triggers, in one transaction: the apply worker never writes a replica without
-    them."""
+    them.  A column stricter than the source's is refused before the subscription (it would
+    stop the apply worker for good); the refusal rolls back what the transaction made."""
     table, _ = pair
     audit = table.info[AUDIT_TABLE_KEY]
     own = [name_text(table.schema, table.name), name_text(audit.schema, audit.name)]
@@ -295,6 +297,7 @@ def _make_table(connection: Connection, pair: tuple[Table, AuditSpec]) -> None:
         )
     _create_tables(connection, [pair])
     refuse_planted(connection, own)
+    refuse_stricter_columns(source, connection, [pair])
     _install_capture(connection, [pair])
 
 
@@ -324,9 +327,8 @@ def _create_tables(connection: Connection, pairs: Sequence[tuple[Table, AuditSpe
             schema=source.schema,
         )
         replica.create(connection, checkfirst=True)
-        audit_table = source.info[AUDIT_TABLE_KEY]
-        if not inspect(connection).has_table(audit_table.name, schema=audit_table.schema):
-            audit_table.create(connection)
+        # checkfirst for its types too: SQLAlchemy 2.0 would create the replica's enum again.
+        source.info[AUDIT_TABLE_KEY].create(connection, checkfirst=True)
 
 
 def _add_missing_columns(connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]]) -> None:
