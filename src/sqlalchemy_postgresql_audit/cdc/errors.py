@@ -84,6 +84,10 @@ def describe(error: BaseException) -> str:
     return f"{type(cause).__name__}: {text}"
 
 
+#: The SQLSTATE of a right the role lacks.
+INSUFFICIENT_PRIVILEGE = "42501"
+
+
 def sqlstate(error: BaseException) -> str | None:
     """The SQLSTATE of a driver error, whichever driver (psycopg2's ``pgcode``, psycopg's
     ``sqlstate``)."""

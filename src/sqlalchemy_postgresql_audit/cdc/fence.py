@@ -14,14 +14,15 @@ import time
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError
 
 from ..declare.cdc import CdcNames
 from ..render import cdc as sql
 from ..render import cdc_replica as replica_sql
 from ..render import cdc_subscription as subscription_sql
-from ..render.sql import quote
+from ..render.sql import name_text, quote
 from .apply_errors import apply_failed
-from .errors import CdcError
+from .errors import INSUFFICIENT_PRIVILEGE, CdcError, sqlstate
 from .replica import Replica
 
 #: How often the wait looks at the target while it waits.
@@ -42,9 +43,19 @@ class Fence:
 def commit_fence(source: Engine, names: CdcNames) -> Fence:
     """Commit one empty context row, after everything committed before the call."""
     insert = sql.insert_context(names.context_schema, names.context_table) + " RETURNING id"
-    with source.begin() as connection:
-        lsn = connection.execute(text(replica_sql.WAL_INSERT_POSITION)).scalar_one()
-        fence = connection.execute(text(insert), {"_audit_ctx_settings": "{}"}).scalar_one()
+    try:
+        with source.begin() as connection:
+            lsn = connection.execute(text(replica_sql.WAL_INSERT_POSITION)).scalar_one()
+            fence = connection.execute(text(insert), {"_audit_ctx_settings": "{}"}).scalar_one()
+    except DBAPIError as error:
+        if sqlstate(error) != INSUFFICIENT_PRIVILEGE:
+            raise
+        raise CdcError(
+            f"the consumer's role may not insert into the source's context table "
+            f"{name_text(names.context_schema, names.context_table)}: design 1 commits an "
+            "empty context row there at each run, as a fence the target's apply must reach.  "
+            "GRANT INSERT (settings) ON it TO the consumer's role"
+        ) from error
     return Fence(int(fence), str(lsn))
 
 
