@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import URL
 
 import cdc_models
 from alembic_env import make_project
@@ -41,13 +40,6 @@ def _models() -> sa.MetaData:
 
 
 @pytest.fixture
-def source(logical_database_url: URL) -> Iterator[sa.Engine]:
-    engine = sa.create_engine(logical_database_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
 def metadata(source: sa.Engine) -> Iterator[sa.MetaData]:
     made = _models()
     yield made
@@ -62,13 +54,21 @@ def _names(metadata: sa.MetaData) -> tuple[str, str]:
 def _plant(source: sa.Engine, make_role: Callable[[str], str], table: str) -> str:
     """A role allowed to create in ``public`` makes ``table`` (the context or the joins table,
     as installing makes it) first, with a trigger logging who runs it; returns the role."""
-    planter = make_role("planter")
     context = cdc_names(_models()).context_table
     create = (
         cdc_sql.create_context_table(None, context, CONTEXT_COMMENT)
         if table == context
         else cdc_joins.create_joins_table(None, context, JOINS_COMMENT)
     )
+    return _planted_by_a_role(source, make_role, table, [create])
+
+
+def _planted_by_a_role(
+    source: sa.Engine, make_role: Callable[[str], str], table: str, create: list[str]
+) -> str:
+    """A role allowed to create in ``public`` runs ``create`` (making ``table``) and puts a
+    trigger logging who runs it on the table; returns the role."""
+    planter = make_role("planter")
     with source.begin() as connection:
         connection.exec_driver_sql(f'GRANT CREATE ON SCHEMA public TO "{planter}"')
         connection.exec_driver_sql(f'SET LOCAL ROLE "{planter}"')
@@ -78,9 +78,10 @@ def _plant(source: sa.Engine, make_role: Callable[[str], str], table: str) -> st
             "CREATE FUNCTION planted() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN "
             "INSERT INTO public.planted_log VALUES (current_user); RETURN NULL; END$$"
         )
-        connection.execute(AuditDDL(create))
+        for statement in create:
+            connection.execute(AuditDDL(statement))
         connection.exec_driver_sql(
-            f"CREATE TRIGGER planted AFTER INSERT OR DELETE ON {table} "
+            f"CREATE TRIGGER planted AFTER INSERT OR UPDATE OR DELETE ON {table} "
             "FOR EACH ROW EXECUTE FUNCTION planted()"
         )
     return planter
@@ -221,22 +222,9 @@ def test_the_decoder_refuses_a_progress_table_another_role_made_first(
     EXISTS``: one another role made first would run its triggers as the consumer, and its owner
     could move the progress past changes."""
     metadata.create_all(source)
-    planter = make_role("planter")
-    with source.begin() as connection:
-        connection.exec_driver_sql(f'GRANT CREATE ON SCHEMA public TO "{planter}"')
-        connection.exec_driver_sql(f'SET LOCAL ROLE "{planter}"')
-        connection.exec_driver_sql("CREATE TABLE planted_log (who text)")
-        connection.exec_driver_sql("GRANT INSERT ON planted_log TO PUBLIC")
-        connection.exec_driver_sql(
-            "CREATE FUNCTION planted() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN "
-            "INSERT INTO public.planted_log VALUES (current_user); RETURN NULL; END$$"
-        )
-        for statement in create_progress_table(None, PROGRESS_COMMENT):
-            connection.exec_driver_sql(statement)
-        connection.exec_driver_sql(
-            f"CREATE TRIGGER planted AFTER INSERT OR UPDATE ON {PROGRESS_TABLE} "
-            "FOR EACH ROW EXECUTE FUNCTION planted()"
-        )
+    _planted_by_a_role(
+        source, make_role, PROGRESS_TABLE, list(create_progress_table(None, PROGRESS_COMMENT))
+    )
     with source.begin() as connection:
         connection.execute(sa.text("INSERT INTO parcel VALUES (1, 'here')"))
     consumer = Consumer(source, metadata=metadata)
