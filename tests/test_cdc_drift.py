@@ -102,6 +102,41 @@ def test_publication_options_changed_by_hand_are_drift_refused_and_put_back(
         fresh.dispose()
 
 
+@pytest.mark.parametrize(
+    "narrowed", ["account WHERE (id > 100)", "account (id)"], ids=["row filter", "column list"]
+)
+def test_a_table_published_with_a_row_filter_or_column_list_is_refused_and_put_back(
+    source: tuple[sa.Engine, sa.MetaData, sa.Table], narrowed: str
+) -> None:
+    """PostgreSQL 15+ can publish part of a table's rows or columns: the rest of its changes
+    would never reach a consumer (a row missing from the trail, a column recorded NULL)."""
+    engine, metadata, account = source
+    with engine.begin() as connection:
+        connection.exec_driver_sql("ALTER PUBLICATION audit_cdc DROP TABLE account")
+        connection.exec_driver_sql(f"ALTER PUBLICATION audit_cdc ADD TABLE {narrowed}")
+    status, details = _check(engine, metadata)
+    assert status != "ok" and "audit_cdc" in details
+    fresh = sa.create_engine(engine.url)  # a new pool: the runtime check asks again
+    try:
+        with (
+            pytest.raises(AuditConfigurationError, match="row filter or column list"),
+            fresh.begin() as connection,
+        ):
+            connection.execute(account.insert().values(id=1, owner="a"))
+        install_audit_triggers(metadata, engine)
+        with engine.connect() as connection:
+            whole = connection.exec_driver_sql(
+                "SELECT prqual IS NULL AND prattrs IS NULL FROM pg_publication_rel "
+                "WHERE prrelid = 'account'::regclass"
+            ).scalar_one()
+        assert whole
+        assert _check(engine, metadata)[0] == "ok"
+        with fresh.begin() as connection:
+            connection.execute(account.insert().values(id=1, owner="a"))
+    finally:
+        fresh.dispose()
+
+
 def test_alembic_republishes_when_the_publication_options_drifted(
     tmp_path: Path, logical_database_url: URL
 ) -> None:

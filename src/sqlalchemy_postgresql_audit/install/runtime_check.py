@@ -261,13 +261,14 @@ def _check_captured(
         table.name,
         OPTIONS_KEY,
         f"captures {where} by change-data-capture (mode='cdc'), but in the database of "
-        f"{connection.engine} it is not in publication {names.publication!r} or the logical "
-        f"slot {names.slot!r} is missing or lost, so the write was not sent: no consumer would "
-        "see it.  A missing slot (an Alembic migration cannot create one): run "
+        f"{connection.engine} it is not in publication {names.publication!r} (or is there "
+        f"with a row filter or column list), or the logical slot {names.slot!r} is missing or "
+        "lost, so the write was not sent: no consumer would see it (or all of it).  A missing "
+        "slot (an Alembic migration cannot create one): run "
         "sqlalchemy_postgresql_audit.cdc.create_slot(engine, metadata) once, or "
         "sqlalchemy-postgresql-audit cdc create-slot MODULE:METADATA --source URL.  A lost slot: "
         "see sqlalchemy-postgresql-audit cdc status for how to recover.  A table not in the "
-        "publication: install (create_all, install_audit_triggers, "
+        "publication, or only in part: install (create_all, install_audit_triggers, "
         "sqlalchemy-postgresql-audit install, or an Alembic migration generated with the "
         "library imported in env.py).  Or opt out on purpose with the execution option "
         f"{RUNTIME_CHECK_OPTION}=False",

@@ -41,13 +41,27 @@ def _publication_exists(publication: str) -> str:
     )
 
 
-def _member(publication: str, schema: str | None, table: str) -> str:
+def _member(publication: str, schema: str | None, table: str, *, narrowed: bool = False) -> str:
+    """Whether the table is in the publication (``narrowed``: with a row filter or a column
+    list, which publish only part of its changes)."""
     return (
         "EXISTS (SELECT FROM pg_catalog.pg_publication_rel r "
         "JOIN pg_catalog.pg_publication p ON p.oid OPERATOR(pg_catalog.=) r.prpubid "
         f"WHERE p.pubname OPERATOR(pg_catalog.=) {literal(publication)} "
-        f"AND r.prrelid OPERATOR(pg_catalog.=) {regclass(schema, table)})"
+        f"AND r.prrelid OPERATOR(pg_catalog.=) {regclass(schema, table)}"
+        + (f" AND NOT {WHOLE}" if narrowed else "")
+        + ")"
     )
+
+
+#: Of a ``pg_publication_rel`` row ``r``: the table is published whole, with neither a row
+#: filter nor a column list (PostgreSQL 15+ may set them by hand: rows or columns of its
+#: changes then never reach a consumer).  Read through ``to_jsonb`` so the columns need not
+#: exist (14).
+WHOLE = (
+    "((pg_catalog.to_jsonb(r) OPERATOR(pg_catalog.->>) 'prqual') IS NULL "
+    "AND (pg_catalog.to_jsonb(r) OPERATOR(pg_catalog.->>) 'prattrs') IS NULL)"
+)
 
 
 def create_publication(publication: str) -> str:
@@ -95,7 +109,12 @@ PUBLICATION_OPTIONS = (
 
 
 def add_table(publication: str, schema: str | None, table: str) -> str:
+    """Publish the table whole: a row filter or column list set by hand is taken off (the
+    table leaves and comes back in one transaction)."""
     return _do(
+        f"  IF {_member(publication, schema, table, narrowed=True)} THEN\n"
+        f"    ALTER PUBLICATION {quote(publication)} DROP TABLE {qualified(schema, table)};\n"
+        "  END IF;\n"
         f"  IF NOT {_member(publication, schema, table)} THEN\n"
         f"    ALTER PUBLICATION {quote(publication)} ADD TABLE {qualified(schema, table)};\n"
         "  END IF;\n"
@@ -335,7 +354,7 @@ PUBLISHED = (
     "WHERE EXISTS (SELECT FROM pg_catalog.pg_publication_rel r "
     "JOIN pg_catalog.pg_publication p ON p.oid OPERATOR(pg_catalog.=) r.prpubid "
     "WHERE p.pubname OPERATOR(pg_catalog.=) :publication "
-    "AND r.prrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(t.name)) "
+    f"AND r.prrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(t.name) AND {WHOLE}) "
     "OR EXISTS (SELECT FROM pg_catalog.pg_publication p "
     "WHERE p.pubname OPERATOR(pg_catalog.=) :publication AND p.puballtables)"
 )
