@@ -43,7 +43,7 @@ from ..declare.spec import AuditSpec
 from ..render import cdc_reconcile as reconcile_sql
 from ..render import cdc_replica as sql
 from ..render.sql import name_text
-from .errors import CdcError, is_transient
+from .errors import INSUFFICIENT_PRIVILEGE, CdcError, is_transient, sqlstate
 from .fence import commit_fence, wait_for
 from .reconcile import differences, load, reconcile
 from .replica import Replica
@@ -137,7 +137,16 @@ def _seed(
     name = name_text(table.schema, table.name)
     count = text(sql.count_rows(table.schema, table.name))
     with replica.source.connect() as source, replica.target.connect() as target:
-        source_rows = int(source.execute(count).scalar_one())
+        try:
+            source_rows = int(source.execute(count).scalar_one())
+        except DBAPIError as error:
+            if sqlstate(error) != INSUFFICIENT_PRIVILEGE:
+                raise
+            raise CdcError(
+                f"the consumer's role may not read source table {name}: design 1 compares it "
+                "with its replica (a new subscription, a table that joined, a partition changed "
+                f"outside the stream).  GRANT SELECT ON {name} TO the consumer's role"
+            ) from error
         replica_rows = int(target.execute(count).scalar_one())
         source.rollback()
         if source_rows == 0 and replica_rows == 0:
