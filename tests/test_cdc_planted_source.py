@@ -106,8 +106,8 @@ def test_create_all_refuses_a_context_table_another_role_made_first(
     planter = _plant(source, make_role, table)
     with pytest.raises(AuditConfigurationError) as refused:
         metadata.create_all(source)  # installs what it creates
-    assert f"table {table} on the source is owned by role '{planter}'" in str(refused.value)
-    assert f"ALTER TABLE {table} OWNER TO" in str(refused.value)
+    assert f"table public.{table} on the source is owned by role '{planter}'" in str(refused.value)
+    assert f"ALTER TABLE public.{table} OWNER TO" in str(refused.value)
     assert _ran(source) == [] and _rows(source, table) == 0
 
 
@@ -124,7 +124,7 @@ def test_the_command_line_install_refuses_a_planted_joins_table(
     finally:
         drop_slot(source, cdc_models.metadata)
     assert done.returncode != 0
-    assert f"table {joins} on the source is owned by role '{planter}'" in done.stderr
+    assert f"table public.{joins} on the source is owned by role '{planter}'" in done.stderr
     assert _ran(source) == [] and _rows(source, joins) == 0
 
 
@@ -179,7 +179,7 @@ def test_the_consumer_refuses_a_context_table_given_code_later(
         connection.exec_driver_sql(added.format(table=context))
     consumer = Consumer(source, metadata=metadata)
     try:
-        with pytest.raises(CdcError, match=f"table {context} on the source carries {named}"):
+        with pytest.raises(CdcError, match=f"table public.{context} on the source carries {named}"):
             consumer.run_once()
     finally:
         consumer.close()
@@ -229,7 +229,7 @@ def test_the_decoder_refuses_a_progress_table_another_role_made_first(
         connection.execute(sa.text("INSERT INTO parcel VALUES (1, 'here')"))
     consumer = Consumer(source, metadata=metadata)
     try:
-        with pytest.raises(CdcError, match=f"progress table {PROGRESS_TABLE} is owned by role"):
+        with pytest.raises(CdcError, match=f"progress table public.{PROGRESS_TABLE} is owned by role"):
             consumer.run_once()
     finally:
         consumer.close()
