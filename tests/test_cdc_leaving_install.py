@@ -311,21 +311,3 @@ def test_models_that_publish_nothing_new_install_again_beside_a_newer_table(
     previous.create_all(source)
     install_audit_triggers(previous, source)
     assert _published(source) == ["account", "keep"]
-
-
-def test_one_metadata_installed_for_two_tenants_is_not_refused_as_shared(
-    source: sa.Engine, slot: str
-) -> None:
-    """One MetaData per tenant schema through ``schema_translate_map`` (docs: many tenants):
-    the other tenant's table is the metadata's own, not another metadata's."""
-    metadata = _models(slot, CDC, keep=False)
-    with source.begin() as connection:
-        connection.exec_driver_sql("CREATE SCHEMA tenant_a; CREATE SCHEMA tenant_b")
-    for tenant in ("tenant_a", "tenant_b"):
-        metadata.create_all(source.execution_options(schema_translate_map={None: tenant}))
-    with source.connect() as connection:
-        published = connection.exec_driver_sql(
-            "SELECT schemaname FROM pg_publication_tables "
-            "WHERE pubname = 'audit_cdc' AND tablename = 'account' ORDER BY 1"
-        ).scalars()
-        assert list(published) == ["tenant_a", "tenant_b"]

@@ -27,6 +27,7 @@ from ..install.compare import compare_publication
 from ..install.ddl import AuditDDL, audited_tables
 from ..install.planted import planted
 from ..install.publication import CONTEXT_COMMENT, JOINS_COMMENT, option_drifts
+from ..install.translated import refuse_translated_table
 from ..render import cdc as sql
 from ..render import cdc_joins as joins
 from ..render import cdc_truncate as truncate
@@ -135,6 +136,8 @@ class UnpublishAuditTableOp(_PublicationOperation):
 @Operations.implementation_for(PublishAuditTableOp)
 def _publish(operations: Operations, operation: PublishAuditTableOp) -> None:
     names = operation.names()
+    if not operations.get_context().as_sql:  # offline, no connection translates the schema
+        refuse_translated_table(operations.get_bind(), operation.table_name, operation.schema)
     statements = [
         sql.create_context_table(names.context_schema, names.context_table, CONTEXT_COMMENT),
         sql.create_context_publication(

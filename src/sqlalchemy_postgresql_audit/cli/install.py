@@ -32,6 +32,7 @@ from ..install.ddl import (
     uninstall_statements,
 )
 from ..install.leftovers import leftover_statements
+from ..install.translated import refuse_translated
 from .base import (
     EXIT_OK,
     CliError,
@@ -100,6 +101,7 @@ def _install(args: argparse.Namespace, ui: UI) -> int:
                     f"not in the database: {', '.join(absent)} "
                     "(create the tables first; install audits existing tables)"
                 )
+            refuse_translated(connection, pairs)
             leaving.refuse_shared_publication(connection, pairs)
             # the CDC slot first: PostgreSQL makes it only before the transaction writes
             publication.prepare(connection, pairs)

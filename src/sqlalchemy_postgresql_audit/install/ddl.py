@@ -24,6 +24,7 @@ from . import leaving, publication
 from .catalog import default_schema
 from .leftovers import leftover_statements
 from .resolve import check_audit_tables, resolve_specs
+from .translated import refuse_translated
 
 
 class AuditDDL(ExecutableDDLElement):
@@ -125,6 +126,7 @@ def install(connection: Connection, pairs: Sequence[tuple[Table, AuditSpec]]) ->
     metadata shares is refused before anything is written."""
     if not pairs:
         return
+    refuse_translated(connection, pairs)  # before anything is written
     leaving.refuse_shared_publication(connection, pairs)  # before the slot is made
     publication.prepare(connection, pairs)  # the CDC slot, before anything is written
     resolved = resolve_specs(connection, [spec for _, spec in pairs])
@@ -188,6 +190,7 @@ def before_metadata_create(
     if tables is None:
         return
     audited = list(audited_tables(metadata))
+    refuse_translated(connection, audited)
     leaving.refuse_shared_publication(connection, audited)
     publication.prepare(connection, audited)
     creating = set(tables)

@@ -111,10 +111,7 @@ def refuse_shared_publication(
         publication = cdc_names(metadata).publication
         published = _published(connection, publication)
         declared = _declared(connection, metadata)
-        # A published table named like one the metadata declares is its own in another schema
-        # (one MetaData installed per tenant through ``schema_translate_map``), not another's.
-        names = {table for _, table in declared.tables}
-        foreign = {(s, t) for s, t in published - declared.tables if t not in names}
+        foreign = published - declared.tables
         if foreign and declared.cdc - published:
             raise SharedPublication(publication, [f"{s}.{t}" for s, t in sorted(foreign)])
 

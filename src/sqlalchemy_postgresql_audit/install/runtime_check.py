@@ -241,9 +241,19 @@ def _check_captured(
     connection: Connection, state: _EngineState, table: Table, key: _Key, spec: AuditSpec
 ) -> None:
     """A CDC table is audited when it is published, with every operation, and the slot holds
-    its changes."""
+    its changes; never through a ``schema_translate_map`` that moves it (``.translated``: no
+    consumer writes the trail of a tenant's table, even one an older release published)."""
     names = cdc_names(table.metadata)
     where = ".".join(part for part in key if part)
+    if key[0] != table.schema:
+        raise AuditConfigurationError(
+            table.name,
+            OPTIONS_KEY,
+            f"captures {table.name} by change-data-capture (mode='cdc'), which does not follow "
+            f"schema_translate_map, and this write goes to {where}: no consumer would write its "
+            "trail, so the write was not sent.  Declare each tenant's tables with schema=, or "
+            "use a trigger mode for tables written through schema_translate_map",
+        )
     if not unpublished(connection, names.publication, names.slot, [replace(spec, schema=key[0])]):
         drifts = option_drifts(connection, names.publication)
         if not drifts:
