@@ -1,5 +1,6 @@
 """The context table taken out of its publication by hand, or the publication's INSERTs switched
-off: every write's request context (``audit_context``) would be lost from the trail, silently.
+off: every write's request context (``audit_context``) would be lost from the trail, silently
+(and with the joins table out of it, the tables joining CDC).
 The runtime check refuses CDC writes, ``check`` and ``cdc status`` report it (exit 1), and
 installing again puts it back (design 2)."""
 
@@ -13,13 +14,14 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
+from alembic_env import make_project
 from cli_run import run, url_text
 from sqlalchemy_postgresql_audit import (
     AuditConfigurationError,
     audit_context,
     install_audit_triggers,
 )
-from sqlalchemy_postgresql_audit.cdc import Consumer
+from sqlalchemy_postgresql_audit.cdc import Consumer, create_slot
 
 _MODELS = """
 import sqlalchemy as sa
@@ -43,6 +45,10 @@ _CHANGES = {
         "ALTER PUBLICATION audit_cdc_context DROP TABLE audit_cdc_context",
         "audit_cdc_context is not in the context publication 'audit_cdc_context'",
     ),
+    "joins dropped": (
+        "ALTER PUBLICATION audit_cdc_context DROP TABLE audit_cdc_context_joins",
+        "audit_cdc_context_joins is not in the context publication 'audit_cdc_context'",
+    ),
     "narrowed": (
         "ALTER PUBLICATION audit_cdc_context SET (publish = 'update')",
         "the context publication 'audit_cdc_context' has publish insert off",
@@ -50,15 +56,20 @@ _CHANGES = {
 }
 
 
+def _metadata(slot: str) -> sa.MetaData:
+    scope: dict[str, object] = {}
+    exec(_MODELS.format(slot=slot), scope)  # the models the CLI imports, in this process
+    metadata = scope["metadata"]
+    assert isinstance(metadata, sa.MetaData)
+    return metadata
+
+
 @pytest.fixture
 def models(logical_database_url: URL, tmp_path: Path) -> Iterator[tuple[sa.Engine, sa.Table]]:
     """``account`` (CDC) installed, its models in ``tmp_path/ctx_models.py`` for the CLI."""
     slot = f"cdc_{uuid.uuid4().hex[:12]}"
     (tmp_path / "ctx_models.py").write_text(_MODELS.format(slot=slot))
-    scope: dict[str, object] = {}
-    exec(_MODELS.format(slot=slot), scope)  # the same models in this process
-    account = scope["account"]
-    assert isinstance(account, sa.Table)
+    account = _metadata(slot).tables["account"]
     engine = sa.create_engine(logical_database_url)
     account.metadata.create_all(engine)
     yield engine, account
@@ -120,3 +131,31 @@ def test_context_publication_changed_by_hand_is_refused_reported_and_put_back(
             "SELECT id, audit_username FROM account_audit ORDER BY audit_id"
         ).all()
     assert trail == [(2, "kept")]
+
+
+@pytest.mark.parametrize("change", ["dropped", "narrowed"])
+def test_alembic_puts_the_context_publication_back(
+    tmp_path: Path, logical_database_url: URL, change: str
+) -> None:
+    slot = f"cdc_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(logical_database_url)
+    project = make_project(tmp_path, engine.url)
+    try:
+        create_slot(engine, _metadata(slot))
+        project.revision(_metadata(slot), "cdc")
+        project.upgrade(_metadata(slot))
+        project.check(_metadata(slot))
+        with engine.begin() as connection:
+            connection.exec_driver_sql(_CHANGES[change][0])
+        assert "op.publish_audit_table(" in project.revision(_metadata(slot), "drift")
+        project.upgrade(_metadata(slot))
+        project.check(_metadata(slot))
+        _write(engine.url, _metadata(slot).tables["account"], 1, "kept")
+    finally:
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                "WHERE slot_name = %s",
+                (slot,),
+            )
+        engine.dispose()
