@@ -26,7 +26,7 @@ from ..errors import AuditConfigurationError
 from ..install.compare import compare_publication
 from ..install.ddl import AuditDDL, audited_tables
 from ..install.planted import planted
-from ..install.publication import CONTEXT_COMMENT, JOINS_COMMENT, option_drifts
+from ..install.publication import CONTEXT_COMMENT, JOINS_COMMENT, context_drifts, option_drifts
 from ..install.translated import refuse_translated_table
 from ..render import cdc as sql
 from ..render import cdc_joins as joins
@@ -221,7 +221,12 @@ def publication_operations(
             _IDENTITIES, {"schemas": [k[0] for k in keys], "tables": [k[1] for k in keys]}
         )
     }
-    drifted = option_drifts(connection, names.publication) if declared else []
+    # The context publication changed by hand too: publishing puts it back.
+    drifted = (
+        [*option_drifts(connection, names.publication), *context_drifts(connection, names)]
+        if declared
+        else []
+    )
     changes = compare_publication(declared, published, identities, drifted)
 
     def arguments(key: tuple[str, str], identity: str) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from ..declare.cdc import cdc_names
 from ..declare.naming import SLOT_FAILOVER_KEY
 from ..install.ddl import audited_tables
-from ..install.publication import FAILOVER_VERSION
+from ..install.publication import FAILOVER_VERSION, context_drifts
 from ..render import cdc as sql
 from .apply_errors import apply_errors_since_success, missing_row_conflicts
 from .claim import claim_holder
@@ -112,6 +112,9 @@ class CdcStatus:
     #: Whether the metadata declares a CDC table: a slot of a metadata that declares none is
     #: a leftover holding WAL (``leftover_slot``).
     declares_cdc: bool = True
+    #: How the context publication fails to carry the request context of writes, taken out or
+    #: narrowed by hand (``install.publication.context_drifts``): the trail records none.
+    context_problems: tuple[str, ...] = ()
 
     @property
     def problems(self) -> tuple[str, ...]:
@@ -120,6 +123,7 @@ class CdcStatus:
             if self.slot_exists and self.slot_database == self.database:
                 found.append(_leftover(self.slot, self.retained_bytes))
             return (*found, *self.replica_problems)
+        found += self.context_problems
         if not self.slot_exists:
             found.append(f"slot {self.slot!r} does not exist: CDC writes are not captured")
         elif self.slot_database != self.database:
@@ -285,6 +289,7 @@ def cdc_status(source: Engine, metadata: MetaData, target: Engine | None = None)
         holder = claim_holder(connection, names.slot)
         consumer = "not running" if holder is None else f"running: {holder}"
         number, version = connection.execute(text(sql.SERVER_VERSION)).one()
+        context = tuple(context_drifts(connection, names)) if declares and slot is not None else ()
         failover = None
         if slot is not None and int(number) >= FAILOVER_VERSION:
             failover = connection.execute(text(sql.SLOT_FAILOVER), {"slot": names.slot}).first()
@@ -315,6 +320,7 @@ def cdc_status(source: Engine, metadata: MetaData, target: Engine | None = None)
         synchronized_standby_slots=None if failover is None else failover.standby_slots,
         consumer=consumer,
         declares_cdc=declares,
+        context_problems=context,
     )
     if target is None or _identity(target) == _identity(source):
         health = _health(source, names.slot)

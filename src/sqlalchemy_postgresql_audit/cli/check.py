@@ -59,7 +59,7 @@ from ..install.compare import (
 )
 from ..install.ddl import resolve_spec
 from ..install.exposure import exposure, replica_setters
-from ..install.publication import captured_states, unpublished
+from ..install.publication import captured_states, context_state, unpublished
 from ..install.watch import exposure_states, index_states, privilege_states, replica_states
 from ..lifecycle.coverage import GAP, coverage, coverage_watched, registration_watched
 from ..lifecycle.holds import holds_watched
@@ -238,6 +238,7 @@ def _captured(
         )
     else:
         objects = captured_states(connection, names.publication, source, spec, schema)
+        objects.append(context_state(connection, names))
         status, details = _status(objects)
         if status == OK:
             details = [f"captured by change-data-capture (publication {names.publication!r})"]

@@ -423,7 +423,8 @@ def compare_publication(
 ) -> PublicationChanges:
     """``declared``: each CDC table and the replica identity it needs (``"default"`` /
     ``"full"``); ``published``: the publication's tables; ``identities``: each declared table's
-    identity in the database; ``option_drifts``: ``publication_option_drifts``.  A declared
+    identity in the database; ``option_drifts``: ``publication_option_drifts`` (and the
+    context publication's, ``publication.context_drifts``).  A declared
     table missing from the publication, or with another identity, is (re)published; every
     declared table is when the publication's options drifted (publishing puts them back); a
     published table no longer declared is taken out."""

@@ -4,7 +4,8 @@ A CDC table (``mode="cdc"``) gets no audit trigger; what makes it audited is tha
 reach a consumer: it belongs to the CDC publication and a logical slot holds the WAL since
 before its first write.  Installing (``create_all``, ``install_audit_triggers``, Alembic) adds
 both; the runtime check and ``check`` refuse or report a CDC table without them, naming it,
-and a publication whose options were changed by hand (``option_drifts``).  ``check`` also
+and a publication whose options were changed by hand (``option_drifts``), or a context
+publication no longer carrying the request context (``context_drifts``).  ``check`` also
 reports what else decides whether every change is captured (``captured_states``).  Each
 partition of a partitioned CDC table gets a guard refusing a TRUNCATE of it alone, which
 PostgreSQL would not publish (``render.cdc_truncate``).
@@ -359,6 +360,56 @@ def option_drifts(connection: Connection, publication: str) -> list[str]:
     """How ``publication``'s options differ from what installing sets (each one names the
     publication and the option); empty when they match or it does not exist."""
     return publication_option_drifts(publication, publication_options(connection, publication))
+
+
+_CONTEXT_PUBLISHED = text(sql.CONTEXT_PUBLISHED).bindparams(
+    bindparam("tables", type_=ARRAY(Text()))
+)
+
+
+def context_drifts(connection: Connection, names: CdcNames) -> list[str]:
+    """How the context publication fails to carry what a consumer needs from the source: the
+    context table's INSERTs (the request context of writes, ``audit_context``) and the joins
+    table's (``render.cdc_joins``).  Taken out of it, or its INSERTs switched off, by hand, the
+    trail would record no context, silently.  Each names the table, the publication and the
+    remedy; empty when installed as installing makes it."""
+    publication = names.context_publication
+    tables = (names.context_table, joins.joins_table(names.context_table))
+    shown = [".".join(part for part in (names.context_schema, t) if part) for t in tables]
+    regclasses = [name_text(names.context_schema, table) for table in tables]
+    rows = connection.execute(
+        _CONTEXT_PUBLISHED, {"publication": publication, "tables": regclasses}
+    ).all()
+    if rows[0].pubinsert is None:
+        return [
+            f"the context publication {publication!r} does not exist, so the request context "
+            f"of writes ({shown[0]}) would not reach the trail (install again to make it)"
+        ]
+    drifts = [
+        f"{name} is not in the context publication {publication!r}, so "
+        + ("the request context of writes" if name == shown[0] else "the tables joining CDC")
+        + " would not reach the trail (install again to put it back)"
+        for name, row in zip(shown, rows, strict=True)
+        if not row.member
+    ]
+    if not rows[0].pubinsert:
+        drifts.append(
+            f"the context publication {publication!r} has publish insert off, so the request "
+            f"context of writes ({shown[0]}) would not reach the trail (install again to put "
+            "it back)"
+        )
+    return drifts
+
+
+def context_state(connection: Connection, names: CdcNames) -> Watched:
+    """For ``check``: the context publication (``context_drifts``)."""
+    drifts = context_drifts(connection, names)
+    return Watched(
+        "context publication",
+        names.context_publication,
+        OUTDATED if drifts else OK,
+        tuple(drifts),
+    )
 
 
 def captured_states(

@@ -64,7 +64,7 @@ from ..errors import AuditConfigurationError
 from ..render import COMMENT_MARKER
 from ..render.key_trigger import ROW_BRANCH
 from .legacy import legacy_trigger_name
-from .publication import option_drifts, unpublished
+from .publication import context_drifts, option_drifts, unpublished
 
 log = logging.getLogger(__name__)
 
@@ -240,9 +240,10 @@ def _check(
 def _check_captured(
     connection: Connection, state: _EngineState, table: Table, key: _Key, spec: AuditSpec
 ) -> None:
-    """A CDC table is audited when it is published, with every operation, and the slot holds
-    its changes; never through a ``schema_translate_map`` that moves it (``.translated``: no
-    consumer writes the trail of a tenant's table, even one an older release published)."""
+    """A CDC table is audited when it is published, with every operation, the slot holds its
+    changes, and the context publication carries the request context of its writes; never
+    through a ``schema_translate_map`` that moves it (``.translated``: no consumer writes the
+    trail of a tenant's table, even one an older release published)."""
     names = cdc_names(table.metadata)
     where = ".".join(part for part in key if part)
     if key[0] != table.schema:
@@ -256,6 +257,7 @@ def _check_captured(
         )
     if not unpublished(connection, names.publication, names.slot, [replace(spec, schema=key[0])]):
         drifts = option_drifts(connection, names.publication)
+        drifts += context_drifts(connection, names)
         if not drifts:
             state.cleared[key] = frozenset(ALL_OPERATIONS)
             return

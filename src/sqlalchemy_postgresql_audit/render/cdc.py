@@ -251,10 +251,15 @@ END
 def create_context_publication(publication: str, schema: str | None, table: str) -> str:
     """INSERTs only: consumed rows are deleted on the source without reaching any consumer.
     The publication may exist empty (``create_empty_context_publication``, made before the
-    slot), so the table is added when it is not a member."""
+    slot), so the table is added when it is not a member; and with INSERT published again when
+    it was switched off by hand (the context of every write would be lost)."""
     return _do(
         f"  IF NOT {_publication_exists(publication)} THEN\n"
         f"    CREATE PUBLICATION {quote(publication)} WITH (publish = {literal('insert')});\n"
+        "  END IF;\n"
+        "  IF EXISTS (SELECT FROM pg_catalog.pg_publication "
+        f"WHERE pubname OPERATOR(pg_catalog.=) {literal(publication)} AND NOT pubinsert) THEN\n"
+        f"    ALTER PUBLICATION {quote(publication)} SET (publish = {literal('insert')});\n"
         "  END IF;\n"
         f"  IF NOT {_member(publication, schema, table)} THEN\n"
         f"    ALTER PUBLICATION {quote(publication)} ADD TABLE {qualified(schema, table)};\n"
@@ -357,6 +362,17 @@ PUBLISHED = (
     f"AND r.prrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(t.name) AND {WHOLE}) "
     "OR EXISTS (SELECT FROM pg_catalog.pg_publication p "
     "WHERE p.pubname OPERATOR(pg_catalog.=) :publication AND p.puballtables)"
+)
+#: Bound: ``publication``, ``tables`` (regclass text of the context and joins tables).  Per
+#: table: whether it is in the context publication, and whether that publishes INSERTs (NULL
+#: when the publication does not exist).
+CONTEXT_PUBLISHED = (
+    "SELECT t.name, p.pubinsert, p.puballtables OR EXISTS (SELECT FROM "
+    "pg_catalog.pg_publication_rel r WHERE r.prpubid OPERATOR(pg_catalog.=) p.oid "
+    "AND r.prrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(t.name)) AS member "
+    "FROM pg_catalog.unnest(CAST(:tables AS text[])) WITH ORDINALITY AS t(name, position) "
+    "LEFT JOIN pg_catalog.pg_publication p ON p.pubname OPERATOR(pg_catalog.=) :publication "
+    "ORDER BY t.position"
 )
 #: What a writer adds in front of its first statement.  Bound: ``_audit_ctx_settings`` (JSON
 #: text), prefixed like the writer's ``set_config`` parameters so it cannot meet a statement's.
