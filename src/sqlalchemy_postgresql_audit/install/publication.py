@@ -386,7 +386,8 @@ def context_drifts(connection: Connection, names: CdcNames) -> list[str]:
             f"of writes ({shown[0]}) would not reach the trail (install again to make it)"
         ]
     drifts = [
-        f"{name} is not in the context publication {publication!r}, so "
+        f"{name} is not in the context publication {publication!r} (or only with a row "
+        "filter or column list), so "
         + ("the request context of writes" if name == shown[0] else "the tables joining CDC")
         + " would not reach the trail (install again to put it back)"
         for name, row in zip(shown, rows, strict=True)

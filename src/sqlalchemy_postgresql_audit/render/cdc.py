@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from .cdc_joins import joins_table
+from .publication_members import WHOLE, member, publish_whole
 from .sql import SEARCH_PATH, dollar_quote, literal, name_text, qualified, quote, regclass
 
 #: What the CDC publication publishes.  TRUNCATE is replicated, and the apply worker runs the
@@ -39,29 +40,6 @@ def _publication_exists(publication: str) -> str:
         "EXISTS (SELECT FROM pg_catalog.pg_publication "
         f"WHERE pubname OPERATOR(pg_catalog.=) {literal(publication)})"
     )
-
-
-def _member(publication: str, schema: str | None, table: str, *, narrowed: bool = False) -> str:
-    """Whether the table is in the publication (``narrowed``: with a row filter or a column
-    list, which publish only part of its changes)."""
-    return (
-        "EXISTS (SELECT FROM pg_catalog.pg_publication_rel r "
-        "JOIN pg_catalog.pg_publication p ON p.oid OPERATOR(pg_catalog.=) r.prpubid "
-        f"WHERE p.pubname OPERATOR(pg_catalog.=) {literal(publication)} "
-        f"AND r.prrelid OPERATOR(pg_catalog.=) {regclass(schema, table)}"
-        + (f" AND NOT {WHOLE}" if narrowed else "")
-        + ")"
-    )
-
-
-#: Of a ``pg_publication_rel`` row ``r``: the table is published whole, with neither a row
-#: filter nor a column list (PostgreSQL 15+ may set them by hand: rows or columns of its
-#: changes then never reach a consumer).  Read through ``to_jsonb`` so the columns need not
-#: exist (14).
-WHOLE = (
-    "((pg_catalog.to_jsonb(r) OPERATOR(pg_catalog.->>) 'prqual') IS NULL "
-    "AND (pg_catalog.to_jsonb(r) OPERATOR(pg_catalog.->>) 'prattrs') IS NULL)"
-)
 
 
 def create_publication(publication: str) -> str:
@@ -109,21 +87,13 @@ PUBLICATION_OPTIONS = (
 
 
 def add_table(publication: str, schema: str | None, table: str) -> str:
-    """Publish the table whole: a row filter or column list set by hand is taken off (the
-    table leaves and comes back in one transaction)."""
-    return _do(
-        f"  IF {_member(publication, schema, table, narrowed=True)} THEN\n"
-        f"    ALTER PUBLICATION {quote(publication)} DROP TABLE {qualified(schema, table)};\n"
-        "  END IF;\n"
-        f"  IF NOT {_member(publication, schema, table)} THEN\n"
-        f"    ALTER PUBLICATION {quote(publication)} ADD TABLE {qualified(schema, table)};\n"
-        "  END IF;\n"
-    )
+    """Publish the table whole (``publication_members.publish_whole``)."""
+    return _do(publish_whole(publication, schema, table))
 
 
 def drop_table(publication: str, schema: str | None, table: str) -> str:
     return _do(
-        f"  IF {_member(publication, schema, table)} THEN\n"
+        f"  IF {member(publication, schema, table)} THEN\n"
         f"    ALTER PUBLICATION {quote(publication)} DROP TABLE {qualified(schema, table)};\n"
         "  END IF;\n"
     )
@@ -260,10 +230,7 @@ def create_context_publication(publication: str, schema: str | None, table: str)
         "  IF EXISTS (SELECT FROM pg_catalog.pg_publication "
         f"WHERE pubname OPERATOR(pg_catalog.=) {literal(publication)} AND NOT pubinsert) THEN\n"
         f"    ALTER PUBLICATION {quote(publication)} SET (publish = {literal('insert')});\n"
-        "  END IF;\n"
-        f"  IF NOT {_member(publication, schema, table)} THEN\n"
-        f"    ALTER PUBLICATION {quote(publication)} ADD TABLE {qualified(schema, table)};\n"
-        "  END IF;\n"
+        "  END IF;\n" + publish_whole(publication, schema, table)
     )
 
 
@@ -369,7 +336,8 @@ PUBLISHED = (
 CONTEXT_PUBLISHED = (
     "SELECT t.name, p.pubinsert, p.puballtables OR EXISTS (SELECT FROM "
     "pg_catalog.pg_publication_rel r WHERE r.prpubid OPERATOR(pg_catalog.=) p.oid "
-    "AND r.prrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(t.name)) AS member "
+    "AND r.prrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(t.name) "
+    f"AND {WHOLE}) AS member "
     "FROM pg_catalog.unnest(CAST(:tables AS text[])) WITH ORDINALITY AS t(name, position) "
     "LEFT JOIN pg_catalog.pg_publication p ON p.pubname OPERATOR(pg_catalog.=) :publication "
     "ORDER BY t.position"

@@ -221,9 +221,7 @@ def latest_versions(
     key_names = [always_quote(k) for k, _ in keys]
     # ``ROWS FROM``: the several-array ``unnest`` is a FROM-clause form that exists only
     # unqualified, while ``pg_catalog.unnest`` takes one array.
-    wanted = ", ".join(
-        f"pg_catalog.unnest(%(k{i})s::pg_catalog.text[])" for i in range(len(keys))
-    )
+    wanted = ", ".join(f"pg_catalog.unnest(%(k{i})s::pg_catalog.text[])" for i in range(len(keys)))
     matches = " AND ".join(
         f"a.{name} = w.k{i}::{type_name}"
         for i, (name, (_, type_name)) in enumerate(zip(key_names, keys, strict=True))

@@ -18,7 +18,8 @@ replica that lacks its rows.
 from __future__ import annotations
 
 from ..declare.naming import fit_identifier
-from .sql import SEARCH_PATH, dollar_quote, literal, name_text, qualified, quote
+from .publication_members import publish_whole
+from .sql import SEARCH_PATH, dollar_quote, literal, qualified, quote
 
 #: Appended to the context table's name: one row per table published for the first time, on the
 #: source (replicated to the target).
@@ -53,21 +54,9 @@ def create_joins_table(schema: str | None, context_table: str, comment: str) -> 
 
 
 def publish_joins_table(publication: str, schema: str | None, context_table: str) -> str:
-    """Add the joins table to the context publication (insert-only) when it is not a member."""
-    joins = joins_table(context_table)
-    table = qualified(schema, joins)
-    member = (
-        "EXISTS (SELECT FROM pg_catalog.pg_publication_rel AS r "
-        "JOIN pg_catalog.pg_publication AS p ON p.oid OPERATOR(pg_catalog.=) r.prpubid "
-        f"WHERE p.pubname OPERATOR(pg_catalog.=) {literal(publication)} "
-        f"AND r.prrelid OPERATOR(pg_catalog.=) "
-        f"CAST({literal(name_text(schema, joins))} AS pg_catalog.regclass))"
-    )
-    return (
-        f"DO $audit$\nBEGIN\n  IF NOT {member} THEN\n"
-        f"    ALTER PUBLICATION {quote(publication)} ADD TABLE {table};\n"
-        "  END IF;\nEND\n$audit$"
-    )
+    """Add the joins table, whole, to the context publication (insert-only)."""
+    body = publish_whole(publication, schema, joins_table(context_table))
+    return f"DO $audit$\nBEGIN\n{body}END\n$audit$"
 
 
 def record_join(schema: str | None, context_table: str, table_name: str) -> str:
@@ -155,6 +144,4 @@ SUBSCRIBES = (
     "AND r.srrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(:table))"
 )
 #: Bound: ``audit`` (regclass text).  Whether the consumer's role may read the audit table.
-MAY_READ = (
-    "SELECT pg_catalog.has_table_privilege(pg_catalog.to_regclass(:audit), 'SELECT')"
-)
+MAY_READ = "SELECT pg_catalog.has_table_privilege(pg_catalog.to_regclass(:audit), 'SELECT')"

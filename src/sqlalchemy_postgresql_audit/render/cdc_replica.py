@@ -311,7 +311,7 @@ def set_trigger(schema: str | None, table: str, trigger: str, *, enabled: bool) 
 def row_image(columns: Sequence[str]) -> str:
     """A keyless row's text image, what its copies are grouped and matched by: every type
     has one (``json``, ``point`` and ``xml`` have no equality to group by), NULL included."""
-    return f"CAST(ROW({', '.join(quote(c) for c in columns)}) AS pg_catalog.text) COLLATE \"C\""
+    return f'CAST(ROW({", ".join(quote(c) for c in columns)}) AS pg_catalog.text) COLLATE "C"'
 
 
 def insert_missing(

@@ -159,9 +159,7 @@ def quiet_versions(
 #: A key column's type and collation, as both servers name them: a key the models type
 #: otherwise than the source (``citext`` for ``text``) makes other rows equal.
 _TYPE = "pg_catalog.format_type(a.atttypid, a.atttypmod)"
-_COLLATION = (
-    "CAST(CAST(NULLIF(a.attcollation, 0) AS pg_catalog.regcollation) AS pg_catalog.text)"
-)
+_COLLATION = "CAST(CAST(NULLIF(a.attcollation, 0) AS pg_catalog.regcollation) AS pg_catalog.text)"
 
 #: Bound: ``table`` (a regclass text).  On the target: the replica's primary key, each column
 #: with the schema and name of the equality operator of its index's operator class, in key
