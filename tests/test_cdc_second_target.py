@@ -55,6 +55,16 @@ def test_a_second_target_on_a_slot_another_target_reads_is_refused(
     assert second.run_once() == 1
     assert trail(other_target, "account") == [("B", 1, 2), ("U", 1, 3)]
 
+    # The old target, run again by an old deploy, no longer reads the slot: refused.
+    again = Consumer(source, target, metadata=metadata, timeout=30)
+    consumers.append(again)
+    with pytest.raises(CdcError, match="two readers of one slot split the trail"):
+        again.run_once()
+    with source.begin() as connection:
+        connection.execute(account.update().values(value=4))
+    assert second.run_once() == 1
+    assert trail(other_target, "account")[-1] == ("U", 1, 4)
+
 
 
 def test_installing_the_models_on_the_target_is_refused_once_it_holds_the_trail(

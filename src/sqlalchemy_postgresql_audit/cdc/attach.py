@@ -86,9 +86,7 @@ def record_attached(connection: Connection, table: Table, partition: Table | str
             f"{where}: this transaction wrote its rows after attaching it; call "
             "record_attached right after the ATTACH"
         )
-    if connection.execute(
-        text(sql.DELETED_HERE), {"partition": name_text(schema, name)}
-    ).scalar():
+    if connection.execute(text(sql.DELETED_HERE), {"partition": name_text(schema, name)}).scalar():
         raise AuditError(
             f"{where}: this transaction deleted rows of it (or moved them to another "
             "partition); attach it and call record_attached in a transaction that changes none "

@@ -20,10 +20,9 @@ from ..render import cdc_replica as sql
 from .errors import CdcError
 
 
-def claim_target(source: Engine, target: Connection, names: CdcNames) -> bool:
+def claim_target(source: Engine, target: Connection, names: CdcNames) -> None:
     """Record ``source`` as the target's source, or refuse when another one is recorded (its
-    claim table made by the caller, ``replica.Replica.prepare``, with the others it checks).
-    Whether it was recorded before."""
+    claim table made by the caller, ``replica.Replica.prepare``, with the others it checks)."""
     with source.connect() as connection:
         identity = connection.execute(text(sql.SOURCE_IDENTITY)).one()
     schema = names.context_schema
@@ -45,14 +44,17 @@ def claim_target(source: Engine, target: Connection, names: CdcNames) -> bool:
         text(sql.claim_source(schema)),
         {"system_identifier": identity.system_identifier, "database": identity.database},
     )
-    return bool(recorded)
 
 
 def refuse_slot_read_elsewhere(source: Engine, target: Connection, names: CdcNames) -> None:
-    """Before a target that never held this source's trail subscribes to the slot: refuse a
-    slot something else reads, or has read.  A second target on one slot is not refused by
+    """Before a target subscribes to the slot, unless it reads it already (its record of the
+    slot, kept from its subscription's creation until ``Consumer.drop()``): refuse a slot
+    something else reads, or has read.  A second target on one slot is not refused by
     PostgreSQL: its subscription waits while the first streams, takes the slot whenever the
     first is down, and each trail silently lacks what the other got."""
+    recorded = text(sql.slot_recorded(names.context_schema))
+    if target.execute(recorded, {"slot": names.slot}).scalar():
+        return
     with source.connect() as connection:
         found = connection.execute(text(sql.SLOT_READ), {"slot": names.slot}).first()
     if found is None or (found.active_pid is None and not found.decoded):
@@ -64,8 +66,8 @@ def refuse_slot_read_elsewhere(source: Engine, target: Connection, names: CdcNam
     )
     raise CdcError(
         f"slot {names.slot!r} of database {source.url.database!r} {now}, by another "
-        f"subscription or consumer, and target database {target.engine.url.database!r} never "
-        "held this source's trail: two readers of one slot split the trail between them, each "
+        f"subscription or consumer, and target database {target.engine.url.database!r} does "
+        "not read it: two readers of one slot split the trail between them, each "
         "missing what the other got.  Run the consumer against the target that holds the "
         "trail; to move the trail here, drop that subscription (Consumer.drop() with the old "
         "target), then drop the slot and create it again (cdc create-slot): this target then "

@@ -104,6 +104,7 @@ class Replica:
                 connection,
                 [
                     replica_sql.create_source_table(context),
+                    replica_sql.create_slots_table(context),
                     replica_sql.create_seeded_table(context),
                     replica_sql.create_apply_seen_table(context),
                     gap_sql.create_pending_table(context),
@@ -116,7 +117,7 @@ class Replica:
             # Before anything writes to them: a table another role made first under one of
             # these names would run its triggers as this role, or as the apply worker.
             refuse_planted(connection, _context_tables(names))
-            held_before = claim_target(self.source, connection, names)
+            claim_target(self.source, connection, names)
             execute_statements(
                 connection,
                 [
@@ -129,7 +130,9 @@ class Replica:
                     _SUBSCRIPTION_EXISTS, {"subscription": self.subscription}
                 ).scalar()
             )
-            if not exists and not held_before:
+            if exists:  # made by an earlier release, or before its record was kept
+                connection.execute(text(replica_sql.record_slot(context)), {"slot": names.slot})
+            else:
                 refuse_slot_read_elsewhere(self.source, connection, names)
             target_version = connection.dialect.server_version_info or (0,)
         # One table's locks per transaction, and its replica's before its audit table's: a
@@ -158,6 +161,9 @@ class Replica:
                         enabled=False,
                     )
                 )
+            )
+            connection.execute(
+                text(replica_sql.record_slot(names.context_schema)), {"slot": names.slot}
             )
             seed_from_install(source, connection, pairs, names=names)
             connection.execute(
@@ -225,6 +231,12 @@ class Replica:
                 return
             for statement in sql.drop_subscription(self.subscription):
                 autocommit.execute(text(statement))
+            # The trail moves away: this target no longer reads the slot (``.owner``).
+            context = self.names.context_schema
+            if autocommit.execute(text(replica_sql.slots_table_exists(context))).scalar():
+                autocommit.execute(
+                    text(replica_sql.forget_slot(context)), {"slot": self.names.slot}
+                )
         deadline = time.monotonic() + release_timeout
         with self.source.connect().execution_options(isolation_level="AUTOCOMMIT") as source:
             while (
@@ -269,6 +281,7 @@ def _context_tables(names: CdcNames) -> list[str]:
         name_text(context, table)
         for table in (
             replica_sql.SOURCE_TABLE,
+            replica_sql.SLOTS_TABLE,
             replica_sql.SEEDED_TABLE,
             replica_sql.APPLY_SEEN_TABLE,
             gap_sql.PENDING_TABLE,

@@ -81,8 +81,10 @@ def seed_replicas(
         always = compare_all or signature.oid in refreshed_oids
         if not always and previous == signature:
             continue
-        if not always and previous is not None and _only_empty_leaves_added(
-            replica, previous, signature
+        if (
+            not always
+            and previous is not None
+            and _only_empty_leaves_added(replica, previous, signature)
         ):
             with replica.target.begin() as target:
                 _record(target, replica, name, signature.text, 0)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from ..declare.spec import AUDIT_CURRENT_USER, AUDIT_OPERATION, AUDIT_TIMESTAMP
 from .baseline import BASELINE_CODE
-from .sql import WRITER, literal, qualified, quote
+from .sql import WRITER, literal, name_text, qualified, quote
 
 #: The target's record of the one source database whose trail it holds.
 SOURCE_TABLE = "audit_cdc_source"
@@ -28,6 +28,44 @@ SOURCE_IDENTITY = (
 
 def create_schema(schema: str) -> str:
     return f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}"
+
+
+#: The target's record of the slots its subscriptions read (one slot feeds one target): a
+#: row from the subscription's creation until ``Consumer.drop()`` (moving the trail away).
+SLOTS_TABLE = "audit_cdc_slots"
+
+
+def create_slots_table(schema: str | None) -> str:
+    return (
+        f"CREATE TABLE IF NOT EXISTS {qualified(schema, SLOTS_TABLE)} (\n"
+        "  slot text PRIMARY KEY,\n"
+        "  subscribed_at timestamptz NOT NULL DEFAULT pg_catalog.now()\n)"
+    )
+
+
+def record_slot(schema: str | None) -> str:
+    """Bound: ``slot``."""
+    return (
+        f"INSERT INTO {qualified(schema, SLOTS_TABLE)} (slot) VALUES (:slot) ON CONFLICT DO NOTHING"
+    )
+
+
+def forget_slot(schema: str | None) -> str:
+    """Bound: ``slot``."""
+    return f"DELETE FROM {qualified(schema, SLOTS_TABLE)} WHERE slot OPERATOR(pg_catalog.=) :slot"
+
+
+def slots_table_exists(schema: str | None) -> str:
+    """Whether the target has the record (one an older release made has none)."""
+    return f"SELECT pg_catalog.to_regclass({literal(name_text(schema, SLOTS_TABLE))}) IS NOT NULL"
+
+
+def slot_recorded(schema: str | None) -> str:
+    """Bound: ``slot``."""
+    return (
+        f"SELECT EXISTS (SELECT FROM {qualified(schema, SLOTS_TABLE)} "
+        "WHERE slot OPERATOR(pg_catalog.=) :slot)"
+    )
 
 
 def create_source_table(schema: str | None) -> str:
