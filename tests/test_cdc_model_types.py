@@ -134,8 +134,18 @@ def test_a_replica_made_earlier_is_compared_as_the_target_holds_it(
         (sa.String(10), sa.String(20), "ten chars!"),
         (sa.String(10), sa.Text, "ten chars!"),
         (sa.Numeric(10, 2), sa.Numeric, "12345678.91"),
+        (sa.Numeric(12, 4), sa.Numeric(14, 4), "12345678.9123"),
+        (sa.Integer, sa.BigInteger, 2147483647),
+        (sa.SmallInteger, sa.Integer, 32767),
     ],
-    ids=["longer-varchar", "text-over-varchar", "unconstrained-numeric"],
+    ids=[
+        "longer-varchar",
+        "text-over-varchar",
+        "unconstrained-numeric",
+        "more-precise-numeric",
+        "bigint-over-integer",
+        "integer-over-smallint",
+    ],
 )
 def test_models_laxer_than_the_source_run_and_record_the_row(
     source: sa.Engine,
@@ -143,11 +153,28 @@ def test_models_laxer_than_the_source_run_and_record_the_row(
     consumers: list[Consumer],
     source_type: Any,
     model_type: Any,
-    value: str,
+    value: object,
 ) -> None:
     table, consumer = _consumer(source, target, consumers, source_type, model_type)
     with source.begin() as connection:
         connection.execute(table.insert().values(id=1, value=value))
     assert consumer.run_once() == 1
     got = rows(target, "SELECT audit_operation, id, CAST(value AS text) FROM item_audit")
-    assert got == [("I", 1, value)]
+    assert got == [("I", 1, str(value))]
+
+
+@pytest.mark.parametrize(
+    ("source_type", "model_type"),
+    [(sa.Numeric(12, 4), sa.Numeric(14, 2)), (sa.BigInteger, sa.Integer)],
+    ids=["fewer-decimals", "narrower-integer"],
+)
+def test_a_numeric_model_that_would_round_or_overflow_is_refused(
+    source: sa.Engine,
+    target: sa.Engine,
+    consumers: list[Consumer],
+    source_type: Any,
+    model_type: Any,
+) -> None:
+    _, consumer = _consumer(source, target, consumers, source_type, model_type)
+    with pytest.raises(CdcError, match=r'"item"\.value is '):
+        consumer.run_once()

@@ -30,6 +30,11 @@ _LENGTH_TYPES = frozenset({"varchar", "_varchar", "varbit", "_varbit"})
 #: ``char(n)``: its trailing blanks are dropped on the way to text).
 _TEXTS = {"text": ("text", "varchar"), "_text": ("_text", "_varchar")}
 _TEXTS["varchar"], _TEXTS["_varchar"] = _TEXTS["text"], _TEXTS["_text"]
+#: Wider integers hold every value of narrower ones (a model moved to ``BigInteger`` before
+#: the migration that widens the source).
+_WIDER_INTEGERS = {"int2": ("int4", "int8"), "int4": ("int8",)}
+_WIDER_INTEGERS |= {f"_{k}": tuple(f"_{t}" for t in v) for k, v in _WIDER_INTEGERS.items()}
+_NUMERICS = frozenset({"numeric", "_numeric"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,11 +124,24 @@ def _problem(source: _Column, target: _Column) -> str:
 
 def _fits(source: _Type, target: _Type) -> bool:
     """Whether every value of ``source`` is one of ``target``, unchanged: the same type with no
-    modifier or the same, a longer maximal length, or ``text`` and ``varchar`` for each
-    other when the target has no length."""
+    modifier or the same, a longer maximal length, more precision at the same scale, a wider
+    integer, or ``text`` and ``varchar`` for each other when the target has no length."""
     builtin = source.schema == target.schema == "pg_catalog"
     if (source.schema, source.name) == (target.schema, target.name):
         if target.typmod in (-1, source.typmod):
             return True
+        if builtin and source.name in _NUMERICS:
+            return _more_digits(source.typmod, target.typmod)
         return builtin and source.name in _LENGTH_TYPES and -1 < source.typmod <= target.typmod
+    if builtin and target.name in _WIDER_INTEGERS.get(source.name, ()):
+        return True
     return builtin and target.typmod == -1 and target.name in _TEXTS.get(source.name, ())
+
+
+def _more_digits(source: int, target: int) -> bool:
+    """``numeric(p, s)`` modifiers: the same scale, at least as much precision (``numeric``
+    stores ``((p << 16) | s) + 4``)."""
+    if source < 0:
+        return False
+    source, target = source - 4, target - 4
+    return (source & 0xFFFF) == (target & 0xFFFF) and (target >> 16) >= (source >> 16)
