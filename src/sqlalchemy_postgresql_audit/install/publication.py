@@ -27,7 +27,7 @@ from sqlalchemy import ARRAY, Connection, MetaData, Table, Text, bindparam, text
 
 from ..declare.audit_table import AUDIT_TABLE_COMMENT_SUFFIX
 from ..declare.cdc import CdcNames, cdc_names, replica_identity
-from ..declare.naming import SLOT_FAILOVER_KEY, SLOT_KEY
+from ..declare.naming import PUBLICATION_KEY, SLOT_FAILOVER_KEY, SLOT_KEY
 from ..declare.spec import AuditSpec
 from ..errors import AuditConfigurationError
 from ..render import cdc as sql
@@ -114,7 +114,9 @@ def _refuse_the_target(connection: Connection, names: CdcNames, tables: Sequence
             f"is 'cdc', but database {database!r} is the target of its trail (subscription "
             f"{names.slot!r} reads publication {names.publication!r} here): install the models "
             "on the source database; the consumer makes the replica, audit tables and triggers "
-            "here, and a slot made here would keep this server's WAL with nothing reading it",
+            "here, and a slot made here would keep this server's WAL with nothing reading it.  "
+            "Models of another trail that only share the default names: give them their own "
+            f"{SLOT_KEY!r} and {PUBLICATION_KEY!r} naming-convention keys",
         )
 
 

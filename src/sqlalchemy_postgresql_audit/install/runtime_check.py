@@ -266,8 +266,9 @@ def _check_captured(
             OPTIONS_KEY,
             f"captures {where} by change-data-capture (mode='cdc'), but in the database of "
             f"{connection.engine} {'; '.join(drifts)}, so the write was not sent.  Install "
-            "again (create_all, install_audit_triggers, or an Alembic migration), or opt out "
-            f"on purpose with the execution option {RUNTIME_CHECK_OPTION}=False",
+            "again (install_audit_triggers, sqlalchemy-postgresql-audit install, or an Alembic "
+            "migration; create_all installs only the tables it creates), or opt out on purpose "
+            f"with the execution option {RUNTIME_CHECK_OPTION}=False",
         )
     raise AuditConfigurationError(
         table.name,
@@ -280,9 +281,10 @@ def _check_captured(
         "sqlalchemy_postgresql_audit.cdc.create_slot(engine, metadata) once, or "
         "sqlalchemy-postgresql-audit cdc create-slot MODULE:METADATA --source URL.  A lost slot: "
         "see sqlalchemy-postgresql-audit cdc status for how to recover.  A table not in the "
-        "publication, or only in part: install (create_all, install_audit_triggers, "
+        "publication, or only in part: install (install_audit_triggers, "
         "sqlalchemy-postgresql-audit install, or an Alembic migration generated with the "
-        "library imported in env.py).  Or opt out on purpose with the execution option "
+        "library imported in env.py; create_all installs only the tables it creates).  Or opt "
+        "out on purpose with the execution option "
         f"{RUNTIME_CHECK_OPTION}=False",
     )
 
