@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from alembic_env import make_project
+from cdc_decoder_setup import drop_slot_named
 from cli_run import run, url_text
 from sqlalchemy_postgresql_audit import (
     AuditConfigurationError,
@@ -80,12 +81,7 @@ def models(logical_database_url: URL, tmp_path: Path) -> Iterator[tuple[sa.Engin
     engine = sa.create_engine(logical_database_url)
     account.metadata.create_all(engine)
     yield engine, account
-    with engine.begin() as connection:
-        connection.exec_driver_sql(
-            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-            "WHERE slot_name = %s",
-            (slot,),
-        )
+    drop_slot_named(engine, slot)
     engine.dispose()
 
 
@@ -119,7 +115,9 @@ def test_context_publication_changed_by_hand_is_refused_reported_and_put_back(
     with engine.begin() as connection:
         connection.exec_driver_sql(statement)
 
-    with pytest.raises(AuditConfigurationError, match=rf"account.*{re.escape(reason)}.*install again"):
+    with pytest.raises(
+        AuditConfigurationError, match=rf"account.*{re.escape(reason)}.*install again"
+    ):
         _write(engine.url, account, 1, "lost")
     for code, output in _reports(url, tmp_path):
         assert code == 1, output
@@ -159,10 +157,5 @@ def test_alembic_puts_the_context_publication_back(
         project.check(_metadata(slot))
         _write(engine.url, _metadata(slot).tables["account"], 1, "kept")
     finally:
-        with engine.begin() as connection:
-            connection.exec_driver_sql(
-                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-                "WHERE slot_name = %s",
-                (slot,),
-            )
+        drop_slot_named(engine, slot)
         engine.dispose()

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from alembic_env import make_project
+from cdc_decoder_setup import drop_slot_named
 from sqlalchemy_postgresql_audit import (
     AuditConfigurationError,
     install_audit_triggers,
@@ -42,12 +43,7 @@ def source(logical_database_url: URL) -> Iterator[tuple[sa.Engine, sa.MetaData, 
     metadata, table = _models(slot)
     metadata.create_all(engine)
     yield engine, metadata, table
-    with engine.begin() as connection:
-        connection.exec_driver_sql(
-            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-            "WHERE slot_name = %s",
-            (slot,),
-        )
+    drop_slot_named(engine, slot)
     engine.dispose()
 
 
@@ -156,12 +152,7 @@ def test_alembic_republishes_when_the_publication_options_drifted(
         assert _publication(engine) == (True,) * 5
         project.check(_models(slot)[0])
     finally:
-        with engine.begin() as connection:
-            connection.exec_driver_sql(
-                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-                "WHERE slot_name = %s",
-                (slot,),
-            )
+        drop_slot_named(engine, slot)
         engine.dispose()
 
 
@@ -200,12 +191,7 @@ def partitioned(
             "CREATE TABLE measure_2 PARTITION OF measure FOR VALUES FROM (100) TO (200)"
         )
     yield engine, metadata, measure
-    with engine.begin() as connection:
-        connection.exec_driver_sql(
-            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-            "WHERE slot_name = %s",
-            (slot,),
-        )
+    drop_slot_named(engine, slot)
     engine.dispose()
 
 
