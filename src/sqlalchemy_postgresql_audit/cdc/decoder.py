@@ -61,7 +61,7 @@ from .changes import DecoderError, Entry, any_key_moved, audit_rows, wanted_keys
 from .claim import SlotClaim
 from .context_check import ContextCheck, is_bad_input
 from .copy import copy_in, copy_out, copy_out_to
-from .errors import CdcError, SlotInUse
+from .errors import INSUFFICIENT_PRIVILEGE, CdcError, SlotInUse, sqlstate
 from .key_moves import move_of, writes_k
 from .pgoutput import (
     Begin,
@@ -381,7 +381,7 @@ class Decoder:
         try:
             source.exec_driver_sql(LOG_SNAPSHOT)
         except DBAPIError as error:
-            if _sqlstate(error) != "42501":  # insufficient_privilege
+            if sqlstate(error) != INSUFFICIENT_PRIVILEGE:
                 raise
             savepoint.rollback()
             self._log_snapshots = False
@@ -769,13 +769,7 @@ def _lock_key(schema: str | None, slot: str) -> int:
 
 def _slot_in_use(error: Exception) -> bool:
     """``object_in_use``: the slot is active for another process."""
-    return _sqlstate(error) == "55006"
-
-
-def _sqlstate(error: Exception) -> str | None:
-    original = getattr(error, "orig", error)
-    code = getattr(original, "pgcode", None) or getattr(original, "sqlstate", None)
-    return code or getattr(error, "pgcode", None) or getattr(error, "sqlstate", None)
+    return sqlstate(error) == "55006"
 
 
 _IDENTITIES = {"d": "DEFAULT", "i": "USING INDEX", "n": "NOTHING", "f": "FULL"}

@@ -21,7 +21,7 @@ from ..install.publication import FAILOVER_VERSION, context_drifts
 from ..render import cdc as sql
 from .apply_errors import apply_errors_since_success, missing_row_conflicts
 from .claim import claim_holder
-from .errors import sqlstate
+from .errors import INSUFFICIENT_PRIVILEGE, sqlstate
 from .joins import pending
 from .progress import Health, load_health
 from .subscription_guard import (
@@ -376,7 +376,7 @@ def _health(engine: Engine, slot: str) -> Health | None:
         try:
             return load_health(connection, None, slot)
         except DBAPIError as error:
-            if sqlstate(error) != "42501":  # insufficient_privilege
+            if sqlstate(error) != INSUFFICIENT_PRIVILEGE:
                 raise
             return None
 
